@@ -1,0 +1,222 @@
+//! Wiring: `Application::build` opens the database, restores the router, binds the listener; `run_until` serves until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{random_secret, AuthKeys, Tickets};
+use crate::clock::Clock;
+use crate::engine_task::{self, counsellor_key, EngineHandle};
+use crate::hub::Hub;
+use crate::relay::{self, RelayHandle};
+use crate::routing::Input;
+use crate::store::helplines::Helpline;
+use crate::store::Store;
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: String,
+    /// `sqlite:PATH` or `postgres://…`.
+    pub database_url: String,
+    /// HS256 key for access tokens; when None, one is generated once and kept in the database.
+    pub jwt_secret: Option<String>,
+    pub token_ttl: Duration,
+    /// Seed demo accounts (and helplines) if missing.
+    pub demo: bool,
+    /// How often to look for disabled accounts whose sockets must close.
+    pub account_check_every: Duration,
+}
+
+impl Settings {
+    /// Defaults for a database URL: loopback, port 0, 12-hour tokens (a night shift), no demo data.
+    pub fn for_database(database_url: impl Into<String>) -> Settings {
+        Settings {
+            listen: "127.0.0.1:0".into(),
+            database_url: database_url.into(),
+            jwt_secret: None,
+            token_ttl: Duration::from_secs(12 * 3600),
+            demo: false,
+            account_check_every: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Shared handles, cloned into every request and session.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub hub: Arc<Hub>,
+    pub engine: EngineHandle,
+    pub relay: RelayHandle,
+    pub auth: Arc<AuthKeys>,
+    pub tickets: Arc<Tickets>,
+    pub clock: Clock,
+    pub helplines: Arc<Vec<Helpline>>,
+    /// Becomes true when the server is shutting down.
+    pub shutdown: watch::Receiver<bool>,
+    pub sessions: Arc<Sessions>,
+}
+
+/// Counts live WebSocket sessions, so shutdown can wait for them to finish.
+#[derive(Default)]
+pub struct Sessions {
+    live: AtomicUsize,
+    idle: Notify,
+}
+
+/// Held by a session while it runs.
+pub struct SessionGuard(Arc<Sessions>);
+
+impl Sessions {
+    pub fn enter(self: &Arc<Self>) -> SessionGuard {
+        self.live.fetch_add(1, Ordering::SeqCst);
+        SessionGuard(self.clone())
+    }
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+    async fn all_done(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.live() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        if self.0.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    shutdown_tx: watch::Sender<bool>,
+    engine_task: tokio::task::JoinHandle<()>,
+    relay_task: tokio::task::JoinHandle<()>,
+}
+
+impl Application {
+    /// Connects and migrates the database, seeds helplines (and demo accounts), restores the router, binds.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let store = Store::connect(&settings.database_url).await.context("opening the database")?;
+        store.migrate().await.context("migrating the database")?;
+        let clock = Clock::new();
+        crate::demo::seed_helplines(&store).await?;
+        if settings.demo {
+            crate::demo::seed_accounts(&store, clock.now_ms()).await?;
+        }
+        let secret = match &settings.jwt_secret {
+            Some(s) if !s.is_empty() => s.clone(),
+            _ => store.secret_or_create("jwt_hs256", clock.now_ms(), random_secret).await?,
+        };
+        let auth = Arc::new(AuthKeys::new(secret.as_bytes(), settings.token_ttl));
+        let helplines = store.helplines().await?;
+        let hub = Arc::new(Hub::new());
+        let (relay, relay_task) = relay::spawn(store.clone(), hub.clone(), clock).await?;
+        let (engine, engine_task) = engine_task::spawn(store.clone(), hub.clone(), relay.clone(), clock, &helplines).await?;
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let state = AppState {
+            store,
+            hub,
+            engine,
+            relay,
+            auth,
+            tickets: Arc::new(Tickets::default()),
+            clock,
+            helplines: Arc::new(helplines),
+            shutdown,
+            sessions: Arc::new(Sessions::default()),
+        };
+        tokio::spawn(watch_disabled_accounts(state.clone(), settings.account_check_every));
+        let listener = TcpListener::bind(&settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+        Ok(Application { listener, state, shutdown_tx, engine_task, relay_task })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully: stop accepting, tell every
+    /// socket to reconnect, let sessions finish, drain the relay and router (every write finished), close the database.
+    pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Application { listener, state, shutdown_tx, engine_task, relay_task } = self;
+        let router = crate::http::router()
+            .layer(RequestBodyLimitLayer::new(crate::http::MAX_BODY_BYTES))
+            .layer(TraceLayer::new_for_http())
+            .with_state(state.clone());
+        let stop = shutdown_tx.clone();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                signal.await;
+                tracing::info!("shutting down: no new connections; asking clients to reconnect");
+                let _ = stop.send(true);
+            })
+            .await
+            .context("serving")?;
+        let _ = shutdown_tx.send(true);
+        if tokio::time::timeout(Duration::from_secs(10), state.sessions.all_done()).await.is_err() {
+            tracing::warn!(live = state.sessions.live(), "sessions still open after 10 s; closing anyway");
+        }
+        let store = state.store.clone();
+        drop(state);
+        let _ = engine_task.await;
+        let _ = relay_task.await;
+        store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Closes the sockets of accounts disabled while connected (by `helpline user disable` or an admin),
+/// and takes them out of routing.
+async fn watch_disabled_accounts(state: AppState, every: Duration) {
+    let mut shutdown = state.shutdown.clone();
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = crate::ws::stopping(&mut shutdown) => return,
+        }
+        let online = state.hub.online_agents();
+        if online.is_empty() {
+            continue;
+        }
+        let disabled = match state.store.disabled_users().await {
+            Ok(d) => d,
+            Err(err) => {
+                tracing::warn!(error = %err, "checking disabled accounts failed");
+                continue;
+            }
+        };
+        for user in online.into_iter().filter(|u| disabled.contains(u)) {
+            tracing::info!(user = %user, "account disabled: closing its sockets");
+            state.hub.close_agent(&user, crate::ws::close::REVOKED, "account disabled");
+            if let Some(key) = counsellor_key(&user) {
+                state.engine.input(Input::RemoveCounsellor { counsellor: key }).await;
+            }
+        }
+    }
+}

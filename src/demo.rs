@@ -1,0 +1,113 @@
+//! Seed data: the three helplines (always, if missing) and the demo accounts listed in the README (`serve --demo`).
+
+use crate::auth::hash_password;
+use crate::store::helplines::Helpline;
+use crate::store::users::{NewUser, Role};
+use crate::store::{Store, StoreError};
+
+/// The three national helplines with their own languages and settings.
+pub fn default_helplines() -> Vec<Helpline> {
+    let children = Helpline::with_defaults("children", "Children's helpline 116 111", &["ro", "ru", "uk", "en"]);
+    // Persons with disabilities may need longer to answer a reconnect prompt or type: a longer grace period.
+    let mut disability =
+        Helpline::with_defaults("disability", "Helpline for persons with disabilities", &["ro", "ru", "en"]);
+    disability.caller_grace_ms = 300_000;
+    // A victim may have to hide the phone mid-chat: the longest grace period.
+    let mut family_violence = Helpline::with_defaults(
+        "family_violence",
+        "Helpline for victims of family violence and violence against women",
+        &["ro", "ru", "uk"],
+    );
+    family_violence.caller_grace_ms = 600_000;
+    vec![children, disability, family_violence]
+}
+
+/// Inserts the default helplines that are missing; never overwrites an operator's settings.
+pub async fn seed_helplines(store: &Store) -> Result<(), StoreError> {
+    for h in default_helplines() {
+        if store.insert_helpline_if_missing(&h).await? {
+            tracing::info!(helpline = %h.name, "created helpline");
+        }
+    }
+    Ok(())
+}
+
+/// A demo account: (username, display name, role, helplines, backup helplines, languages).
+pub struct DemoAccount {
+    pub username: &'static str,
+    pub display_name: &'static str,
+    pub role: Role,
+    pub helplines: &'static [&'static str],
+    pub backup_helplines: &'static [&'static str],
+    pub languages: &'static [&'static str],
+}
+
+/// The demo accounts; each one's password is `<username>-demo`.
+pub const DEMO_ACCOUNTS: &[DemoAccount] = &[
+    DemoAccount {
+        username: "ana",
+        display_name: "Ana",
+        role: Role::Counsellor,
+        helplines: &["children", "disability"],
+        backup_helplines: &["family_violence"],
+        languages: &["ro", "ru", "en"],
+    },
+    DemoAccount {
+        username: "ion",
+        display_name: "Ion",
+        role: Role::Counsellor,
+        helplines: &["family_violence", "children"],
+        backup_helplines: &[],
+        languages: &["ro", "ru"],
+    },
+    DemoAccount {
+        username: "olena",
+        display_name: "Olena",
+        role: Role::Counsellor,
+        helplines: &["disability", "family_violence"],
+        backup_helplines: &["children"],
+        languages: &["uk", "ru", "en"],
+    },
+    DemoAccount {
+        username: "maria",
+        display_name: "Maria (supervisor)",
+        role: Role::Supervisor,
+        helplines: &["children", "disability", "family_violence"],
+        backup_helplines: &[],
+        languages: &["ro", "ru", "uk", "en"],
+    },
+    DemoAccount {
+        username: "admin",
+        display_name: "Administrator",
+        role: Role::Admin,
+        helplines: &[],
+        backup_helplines: &[],
+        languages: &["ro", "en"],
+    },
+];
+
+/// Creates the demo accounts that are missing.
+pub async fn seed_accounts(store: &Store, now: i64) -> anyhow::Result<()> {
+    for a in DEMO_ACCOUNTS {
+        if store.user_with_hash(a.username).await?.is_some() {
+            continue;
+        }
+        let password = format!("{}-demo", a.username);
+        let password_hash = hash_password(&password).map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
+        let to_vec = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let user = NewUser {
+            username: a.username.into(),
+            display_name: a.display_name.into(),
+            password_hash,
+            role: a.role,
+            helplines: to_vec(a.helplines),
+            backup_helplines: to_vec(a.backup_helplines),
+            languages: to_vec(a.languages),
+            capacity: 3,
+        };
+        let created = store.create_user(&user, now).await?;
+        store.audit(now, "demo", "user_add", Some(&created.id), Some(a.role.as_str())).await?;
+        tracing::info!(username = a.username, "created demo account");
+    }
+    Ok(())
+}

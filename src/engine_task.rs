@@ -1,0 +1,460 @@
+//! The one task that owns the routing engine: feeds it inputs with the time, commits its outputs, then tells people.
+//!
+//! Order of every step: `engine.handle(now, input)` → the step's changes committed in
+//! one transaction → offers, positions and status frames sent, and conversation
+//! events handed to the relay. Nobody hears of a step before it is stored.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::Clock;
+use crate::hub::Hub;
+use crate::protocol::{AgentStatus, ErrorCode, ServerEvent};
+use crate::relay::{RelayCommand, RelayHandle};
+use crate::routing::{
+    ContactId, CounsellorId, CounsellorProfile, EndReason, Engine, EngineConfig, HelplineConfig, Input, NewContact,
+    Output, Rejection, RevokeReason, Snapshot, Status, StatusReason,
+};
+use crate::store::contacts::{Change, ContactRecord};
+use crate::store::helplines::Helpline;
+use crate::store::users::User;
+use crate::store::Store;
+
+/// Requests to the engine task.
+#[derive(Debug)]
+pub enum EngineCommand {
+    /// A plain engine input.
+    Input(Input),
+    /// A new contact (already stored): queue it, then send the caller `queued` before anything else.
+    StartContact { contact: NewContact, resume_token: String, done: oneshot::Sender<()> },
+    /// A caller's first socket came back or last socket dropped.
+    CallerPresence { contact: ContactId, online: bool },
+    /// A counsellor's first socket opened: their profile, and the status they last chose.
+    CounsellorOnline { profile: CounsellorProfile, status: Status },
+    /// A copy of the engine's state.
+    Snapshot(oneshot::Sender<Snapshot>),
+}
+
+/// A cheap handle to the engine task.
+#[derive(Clone, Debug)]
+pub struct EngineHandle {
+    tx: mpsc::Sender<EngineCommand>,
+}
+
+impl EngineHandle {
+    /// Sends a command; false if the engine task has stopped.
+    pub async fn send(&self, cmd: EngineCommand) -> bool {
+        self.tx.send(cmd).await.is_ok()
+    }
+
+    pub async fn input(&self, input: Input) -> bool {
+        self.send(EngineCommand::Input(input)).await
+    }
+
+    pub async fn snapshot(&self) -> Option<Snapshot> {
+        let (tx, rx) = oneshot::channel();
+        self.send(EngineCommand::Snapshot(tx)).await;
+        rx.await.ok()
+    }
+}
+
+/// Converts between the database's UUID strings and the engine's numeric ids.
+pub fn parse_uuid(s: &str) -> Option<u128> {
+    uuid::Uuid::parse_str(s).ok().map(|u| u.as_u128())
+}
+pub fn contact_key(s: &str) -> Option<ContactId> {
+    parse_uuid(s).map(ContactId)
+}
+pub fn counsellor_key(s: &str) -> Option<CounsellorId> {
+    parse_uuid(s).map(CounsellorId)
+}
+pub fn contact_str(id: ContactId) -> String {
+    uuid::Uuid::from_u128(id.0).to_string()
+}
+pub fn counsellor_str(id: CounsellorId) -> String {
+    uuid::Uuid::from_u128(id.0).to_string()
+}
+
+/// The engine's view of a helpline's settings.
+pub fn engine_config(helplines: &[Helpline]) -> EngineConfig {
+    EngineConfig {
+        helplines: helplines
+            .iter()
+            .map(|h| HelplineConfig {
+                name: h.name.clone(),
+                ring_timeout_ms: h.ring_timeout_ms,
+                backup_after_ms: h.backup_after_ms,
+                sla_at_risk_ms: h.sla_at_risk_ms,
+                sla_target_ms: h.sla_target_ms,
+                caller_grace_ms: h.caller_grace_ms,
+            })
+            .collect(),
+        misses_before_away: 2,
+    }
+}
+
+/// The engine's view of an account.
+pub fn profile_of(user: &User) -> Option<CounsellorProfile> {
+    Some(CounsellorProfile {
+        id: counsellor_key(&user.id)?,
+        helplines: user.helplines.iter().cloned().collect::<BTreeSet<_>>(),
+        backup_helplines: user.backup_helplines.iter().cloned().collect(),
+        languages: user.languages.iter().cloned().collect(),
+        capacity: u32::try_from(user.capacity.max(0)).unwrap_or(3),
+    })
+}
+
+pub fn status_of(s: AgentStatus) -> Status {
+    match s {
+        AgentStatus::Available => Status::Available,
+        AgentStatus::Away => Status::Away,
+        AgentStatus::Offline => Status::Offline,
+    }
+}
+
+pub fn agent_status(s: Status) -> AgentStatus {
+    match s {
+        Status::Available => AgentStatus::Available,
+        Status::Away => AgentStatus::Away,
+        Status::Offline => AgentStatus::Offline,
+    }
+}
+
+/// The engine as a contact restored from the database sees it.
+fn restored(c: &ContactRecord) -> Option<NewContact> {
+    Some(NewContact {
+        id: contact_key(&c.id)?,
+        helpline: c.helpline.clone(),
+        language: c.language.clone(),
+        priority: i32::try_from(c.priority).unwrap_or(0),
+        queued_at: c.queued_at,
+        caller_connected: false,
+    })
+}
+
+struct EngineTask {
+    engine: Engine,
+    store: Store,
+    hub: Arc<Hub>,
+    relay: RelayHandle,
+    clock: Clock,
+}
+
+/// Builds the engine from the database (waiting contacts with their original arrival
+/// times, open conversations with their counsellors) and starts its task.
+pub async fn spawn(
+    store: Store,
+    hub: Arc<Hub>,
+    relay: RelayHandle,
+    clock: Clock,
+    helplines: &[Helpline],
+) -> Result<(EngineHandle, tokio::task::JoinHandle<()>), crate::store::StoreError> {
+    let mut engine = Engine::new(engine_config(helplines));
+    let now = clock.now_ms();
+    let open = store.open_contacts().await?;
+    let (mut queued, mut active) = (0, 0);
+    for c in &open {
+        let Some(contact) = restored(c) else { continue };
+        let input = match c.counsellor_id.as_deref().and_then(counsellor_key) {
+            Some(counsellor) if c.state == "active" => {
+                active += 1;
+                Input::ContactRestoredAssigned { contact, counsellor, answered_at: c.answered_at.unwrap_or(now) }
+            }
+            _ => {
+                queued += 1;
+                Input::ContactQueued(contact)
+            }
+        };
+        // Nobody is connected yet, so restoring makes no offers; SLA outputs are re-derived later.
+        let _ = engine.handle(now, input);
+    }
+    if queued + active > 0 {
+        tracing::info!(queued, active, "restored open contacts");
+    }
+    let (tx, rx) = mpsc::channel(4096);
+    let task = EngineTask { engine, store, hub, relay, clock };
+    let join = tokio::spawn(task.run(rx));
+    Ok((EngineHandle { tx }, join))
+}
+
+impl EngineTask {
+    async fn run(mut self, mut rx: mpsc::Receiver<EngineCommand>) {
+        loop {
+            let deadline = self.engine.next_deadline().map(|ms| self.clock.instant_at(ms));
+            let cmd = tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => cmd,
+                    None => break,
+                },
+                _ = sleep_until_opt(deadline) => EngineCommand::Input(Input::Tick),
+            };
+            self.command(cmd).await;
+        }
+        tracing::debug!("engine task stopped");
+    }
+
+    async fn command(&mut self, cmd: EngineCommand) {
+        match cmd {
+            EngineCommand::Input(input) => {
+                let mut changes = Vec::new();
+                let mut confirm = None;
+                if let Input::SetStatus { counsellor, status } = &input {
+                    let before = self.engine.counsellor(*counsellor).map(|c| c.status);
+                    if before.is_some() && before != Some(*status) {
+                        changes.push(Change::CounsellorStatus {
+                            counsellor: counsellor_str(*counsellor),
+                            status: agent_status(*status).as_str(),
+                            reason: None,
+                            at: self.clock.now_ms(),
+                        });
+                    }
+                    if before.is_some() {
+                        confirm = Some((*counsellor, *status));
+                    }
+                }
+                self.step(input, changes).await;
+                if let Some((c, status)) = confirm {
+                    self.hub.event_to_agent(
+                        &counsellor_str(c),
+                        &ServerEvent::Status { status: agent_status(status), reason: None },
+                    );
+                }
+            }
+            EngineCommand::StartContact { contact, resume_token, done } => {
+                let id = contact.id;
+                let now = self.clock.now_ms();
+                let outputs = self.engine.handle(now, Input::ContactQueued(contact));
+                let position = self.engine.position(id).unwrap_or(1);
+                self.hub.event_to_caller(
+                    &contact_str(id),
+                    &ServerEvent::Queued { contact_id: contact_str(id), resume_token, position },
+                );
+                let _ = done.send(());
+                self.apply(now, outputs, Vec::new()).await;
+            }
+            EngineCommand::CallerPresence { contact, online } => {
+                let now = self.clock.now_ms();
+                let input =
+                    if online { Input::CallerConnected { contact } } else { Input::CallerDisconnected { contact } };
+                let known = self.engine.position(contact).is_some() || self.engine.assigned_counsellor(contact).is_some();
+                let changes = if known {
+                    vec![Change::Event {
+                        contact: contact_str(contact),
+                        at: now,
+                        kind: if online { "caller_reconnected" } else { "caller_disconnected" },
+                        counsellor: None,
+                        detail: None,
+                    }]
+                } else {
+                    Vec::new()
+                };
+                self.step(input, changes).await;
+                if known {
+                    self.relay.send(RelayCommand::CallerPresence { contact: contact_str(contact), online }).await;
+                }
+                if let (true, Some(position)) = (online, self.engine.position(contact)) {
+                    self.hub.event_to_caller(
+                        &contact_str(contact),
+                        &ServerEvent::Position { contact_id: contact_str(contact), position },
+                    );
+                }
+            }
+            EngineCommand::CounsellorOnline { profile, status } => {
+                let id = profile.id;
+                let now = self.clock.now_ms();
+                let mut outputs = self.engine.handle(now, Input::UpsertCounsellor(profile));
+                outputs.extend(self.engine.handle(now, Input::CounsellorConnected { counsellor: id }));
+                outputs.extend(self.engine.handle(now, Input::SetStatus { counsellor: id, status }));
+                self.apply(now, outputs, Vec::new()).await;
+            }
+            EngineCommand::Snapshot(reply) => {
+                let _ = reply.send(self.engine.snapshot());
+            }
+        }
+    }
+
+    /// One engine step: handle, commit, notify.
+    async fn step(&mut self, input: Input, changes: Vec<Change>) {
+        let now = self.clock.now_ms();
+        let outputs = self.engine.handle(now, input);
+        self.apply(now, outputs, changes).await;
+    }
+
+    /// Commits the outputs' changes (with `extra` first), then carries out their notifications.
+    async fn apply(&mut self, now: i64, outputs: Vec<Output>, mut changes: Vec<Change>) {
+        changes.extend(outputs.iter().filter_map(|o| change_of(now, o)));
+        if !self.commit(&changes).await {
+            return;
+        }
+        for output in outputs {
+            self.notify(now, output).await;
+        }
+    }
+
+    /// Commits with retries for a short while; false if the database stayed unreachable.
+    async fn commit(&self, changes: &[Change]) -> bool {
+        let mut delay = Duration::from_millis(50);
+        for attempt in 1..=6 {
+            match self.store.apply_changes(changes).await {
+                Ok(()) => return true,
+                Err(err) => {
+                    tracing::error!(error = %err, attempt, "committing a routing step failed");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+            }
+        }
+        tracing::error!(n = changes.len(), "routing step not stored; its notifications are dropped");
+        false
+    }
+
+    async fn notify(&self, now: i64, output: Output) {
+        match output {
+            Output::Offer { contact, counsellor, helpline, language, queued_at, expires_at, as_backup } => {
+                self.hub.event_to_agent(
+                    &counsellor_str(counsellor),
+                    &ServerEvent::Offer {
+                        contact_id: contact_str(contact),
+                        helpline,
+                        language,
+                        waited_ms: (now - queued_at).max(0),
+                        expires_in_ms: (expires_at - now).max(0),
+                        backup: as_backup,
+                    },
+                );
+            }
+            Output::OfferRevoked { contact, counsellor, reason } => {
+                let reason = match reason {
+                    RevokeReason::Expired => "expired",
+                    RevokeReason::ContactGone => "contact_gone",
+                    RevokeReason::CounsellorUnavailable => "unavailable",
+                };
+                self.hub.event_to_agent(
+                    &counsellor_str(counsellor),
+                    &ServerEvent::OfferRevoked { contact_id: contact_str(contact), reason: reason.into() },
+                );
+            }
+            Output::OfferDeclined { .. } => {}
+            Output::Assigned { contact, counsellor, .. } => {
+                self.relay
+                    .send(RelayCommand::Assigned { contact: contact_str(contact), counsellor: counsellor_str(counsellor) })
+                    .await;
+            }
+            Output::StatusChanged { counsellor, status, reason } => {
+                let reason = match reason {
+                    StatusReason::MissedOffers => "missed_offers",
+                };
+                self.hub.event_to_agent(
+                    &counsellor_str(counsellor),
+                    &ServerEvent::Status { status: agent_status(status), reason: Some(reason.into()) },
+                );
+            }
+            Output::Positions { positions } => {
+                for (contact, position) in positions {
+                    let id = contact_str(contact);
+                    self.hub.event_to_caller(&id, &ServerEvent::Position { contact_id: id.clone(), position });
+                }
+            }
+            Output::SlaAtRisk { .. } | Output::SlaBreached { .. } | Output::BackupOverflow { .. } => {}
+            Output::Ended { contact, reason, .. } => {
+                self.relay.send(RelayCommand::Ended { contact: contact_str(contact), reason: end_reason(reason) }).await;
+            }
+            Output::Rejected { counsellor, contact, rejection } => {
+                let (code, message) = match rejection {
+                    Rejection::NoSuchOffer => (ErrorCode::NoSuchOffer, "that offer is no longer ringing for you"),
+                    Rejection::UnknownContact => (ErrorCode::UnknownContact, "no such open contact"),
+                    Rejection::NotAssigned => (ErrorCode::UnknownContact, "that contact is not assigned to you"),
+                    Rejection::UnknownCounsellor => (ErrorCode::NotAllowed, "you are not set up to take contacts"),
+                };
+                self.hub.event_to_agent(
+                    &counsellor_str(counsellor),
+                    &ServerEvent::error_about(code, message, contact_str(contact)),
+                );
+            }
+        }
+    }
+}
+
+fn end_reason(r: EndReason) -> &'static str {
+    match r {
+        EndReason::CallerEnded => "caller_ended",
+        EndReason::CounsellorEnded => "counsellor_ended",
+        EndReason::CallerLost => "caller_lost",
+    }
+}
+
+/// The durable record of an output, if it has one.
+fn change_of(now: i64, output: &Output) -> Option<Change> {
+    Some(match output {
+        Output::Offer { contact, counsellor, expires_at, as_backup, .. } => Change::Offered {
+            contact: contact_str(*contact),
+            counsellor: counsellor_str(*counsellor),
+            at: now,
+            expires_at: *expires_at,
+            as_backup: *as_backup,
+        },
+        Output::OfferRevoked { contact, counsellor, reason } => Change::OfferClosed {
+            contact: contact_str(*contact),
+            counsellor: counsellor_str(*counsellor),
+            outcome: if *reason == RevokeReason::Expired { "expired" } else { "revoked" },
+            at: now,
+        },
+        Output::OfferDeclined { contact, counsellor } => Change::OfferClosed {
+            contact: contact_str(*contact),
+            counsellor: counsellor_str(*counsellor),
+            outcome: "declined",
+            at: now,
+        },
+        Output::Assigned { contact, counsellor, answered_at } => Change::Assigned {
+            contact: contact_str(*contact),
+            counsellor: counsellor_str(*counsellor),
+            at: *answered_at,
+        },
+        Output::StatusChanged { counsellor, status, reason } => Change::CounsellorStatus {
+            counsellor: counsellor_str(*counsellor),
+            status: agent_status(*status).as_str(),
+            reason: Some(match reason {
+                StatusReason::MissedOffers => "missed_offers",
+            }),
+            at: now,
+        },
+        Output::SlaAtRisk { contact, waited_ms } => Change::Event {
+            contact: contact_str(*contact),
+            at: now,
+            kind: "sla_at_risk",
+            counsellor: None,
+            detail: Some(waited_ms.to_string()),
+        },
+        Output::SlaBreached { contact, waited_ms } => Change::Event {
+            contact: contact_str(*contact),
+            at: now,
+            kind: "sla_breached",
+            counsellor: None,
+            detail: Some(waited_ms.to_string()),
+        },
+        Output::BackupOverflow { contact } => Change::Event {
+            contact: contact_str(*contact),
+            at: now,
+            kind: "backup_overflow",
+            counsellor: None,
+            detail: None,
+        },
+        Output::Ended { contact, reason, abandoned, .. } => Change::Ended {
+            contact: contact_str(*contact),
+            at: now,
+            reason: end_reason(*reason),
+            abandoned: *abandoned,
+        },
+        Output::Positions { .. } | Output::Rejected { .. } => return None,
+    })
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,76 @@
+//! One error type for the HTTP edge: a stable code, a message for people, and the HTTP status it maps to.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::protocol::ErrorCode;
+use crate::store::StoreError;
+
+/// An error as clients see it. Internal details go to the log, never into the message.
+#[derive(Debug, Clone)]
+pub struct AppError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl AppError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> AppError {
+        AppError { code, message: message.into() }
+    }
+    pub fn unauthorized(message: impl Into<String>) -> AppError {
+        AppError::new(ErrorCode::Unauthorized, message)
+    }
+    pub fn forbidden(message: impl Into<String>) -> AppError {
+        AppError::new(ErrorCode::Forbidden, message)
+    }
+    pub fn bad_field(message: impl Into<String>) -> AppError {
+        AppError::new(ErrorCode::BadField, message)
+    }
+    pub fn internal() -> AppError {
+        AppError::new(ErrorCode::Internal, "internal error; nothing was changed")
+    }
+
+    /// The HTTP status for this error's code.
+    pub fn status(&self) -> StatusCode {
+        match self.code {
+            ErrorCode::BadJson | ErrorCode::UnknownType | ErrorCode::BadField => StatusCode::BAD_REQUEST,
+            ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::Unauthorized | ErrorCode::BadToken => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden | ErrorCode::NotAllowed => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound | ErrorCode::UnknownContact | ErrorCode::UnknownHelpline | ErrorCode::NoSuchOffer => {
+                StatusCode::NOT_FOUND
+            }
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.code, self.message)
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => AppError::new(ErrorCode::NotFound, "not found"),
+            StoreError::Conflict(what) => AppError::new(ErrorCode::Conflict, what),
+            other => {
+                tracing::error!(error = %other, "storage error");
+                AppError::internal()
+            }
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "code": self.code, "message": self.message });
+        (self.status(), Json(body)).into_response()
+    }
+}

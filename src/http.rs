@@ -1,0 +1,187 @@
+//! HTTP routes: health, login, WebSocket tickets, public helpline list, and the contact record for supervisors.
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::auth::{dummy_hash, verify_password, Claims};
+use crate::error::AppError;
+use crate::protocol::ErrorCode;
+use crate::store::users::{Role, User};
+
+/// Largest request body accepted (bytes).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/ws-ticket", post(ws_ticket))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/helplines", get(helplines))
+        .route("/api/v1/contacts/{id}", get(contact))
+        .route("/ws/caller", get(crate::ws::caller::upgrade))
+        .route("/ws/agent", get(crate::ws::agent::upgrade))
+}
+
+async fn index() -> Html<&'static str> {
+    Html(
+        "<!doctype html><meta charset=utf-8><title>helpline</title>\
+         <h1>helpline is running</h1>\
+         <p>WebSockets: <code>/ws/caller</code> (chat widget), <code>/ws/agent</code> (counsellor console). \
+         API: <code>POST /api/v1/auth/login</code>, <code>POST /api/v1/ws-ticket</code>, <code>GET /api/v1/helplines</code>. \
+         Health: <a href=/healthz>/healthz</a>, <a href=/readyz>/readyz</a>.</p>",
+    )
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the database answers.
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.store.ping().await {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Serialize, Debug)]
+pub struct LoginResponse {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+    pub user: User,
+}
+
+/// `POST /api/v1/auth/login`: username and password → access token.
+async fn login(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Json<LoginResponse>, AppError> {
+    let req: LoginRequest =
+        serde_json::from_slice(&body).map_err(|e| AppError::new(ErrorCode::BadField, format!("bad login body: {e}")))?;
+    let found = state.store.user_with_hash(&req.username).await?;
+    let (user, hash) = match found {
+        Some((u, h)) => (Some(u), h),
+        None => (None, dummy_hash().to_string()),
+    };
+    let password = req.password;
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.unwrap_or(false);
+    let now = state.clock.now_ms();
+    let user = match user {
+        Some(u) if ok && !u.disabled => u,
+        _ => {
+            let _ = state.store.audit(now, "anonymous", "login_failed", Some(&req.username), None).await;
+            return Err(AppError::unauthorized("wrong username or password, or the account is disabled"));
+        }
+    };
+    let (token, _) = state.auth.issue(&user.id, user.role, now).map_err(|e| {
+        tracing::error!(error = %e, "issuing a token failed");
+        AppError::internal()
+    })?;
+    state.store.audit(now, &user.id, "login", Some(&user.id), None).await?;
+    Ok(Json(LoginResponse {
+        access_token: token,
+        token_type: "Bearer".into(),
+        expires_in: state.auth.token_ttl.as_secs(),
+        user,
+    }))
+}
+
+/// An authenticated account (from `Authorization: Bearer …`), still enabled.
+pub struct AuthUser {
+    pub user: User,
+    pub claims: Claims,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers).ok_or_else(|| AppError::unauthorized("missing bearer token"))?;
+        let claims = state.auth.verify(token).ok_or_else(|| AppError::unauthorized("invalid or expired token"))?;
+        let user = enabled_user(state, &claims.sub).await?;
+        Ok(AuthUser { user, claims })
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
+    Some(token.trim())
+}
+
+async fn enabled_user(state: &AppState, id: &str) -> Result<User, AppError> {
+    match state.store.user(id).await? {
+        Some(u) if !u.disabled => Ok(u),
+        _ => Err(AppError::unauthorized("account unknown or disabled")),
+    }
+}
+
+/// Authenticates a WebSocket upgrade: a single-use ticket, or a bearer header.
+pub async fn authenticate_socket(state: &AppState, headers: &HeaderMap, ticket: Option<&str>) -> Result<User, AppError> {
+    let claims = match (ticket, bearer(headers)) {
+        (Some(t), _) => state.tickets.redeem(t).ok_or_else(|| AppError::unauthorized("ticket unknown, used or expired"))?,
+        (None, Some(token)) => state.auth.verify(token).ok_or_else(|| AppError::unauthorized("invalid or expired token"))?,
+        (None, None) => return Err(AppError::unauthorized("a ticket or a bearer token is required")),
+    };
+    enabled_user(state, &claims.sub).await
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct TicketResponse {
+    pub ticket: String,
+    pub expires_in: u64,
+}
+
+/// `POST /api/v1/ws-ticket`: a single-use ticket (30 s) to open `/ws/agent?ticket=…`.
+async fn ws_ticket(State(state): State<AppState>, auth: AuthUser) -> Json<TicketResponse> {
+    let ticket = state.tickets.issue(auth.claims);
+    Json(TicketResponse { ticket, expires_in: crate::auth::TICKET_TTL.as_secs() })
+}
+
+async fn me(auth: AuthUser) -> Json<User> {
+    Json(auth.user)
+}
+
+#[derive(Serialize)]
+struct PublicHelpline<'a> {
+    name: &'a str,
+    display_name: &'a str,
+    languages: &'a [String],
+}
+
+/// `GET /api/v1/helplines`: what the chat widget may offer (no settings).
+async fn helplines(State(state): State<AppState>) -> Response {
+    let list: Vec<PublicHelpline> = state
+        .helplines
+        .iter()
+        .map(|h| PublicHelpline { name: &h.name, display_name: &h.display_name, languages: &h.languages })
+        .collect();
+    Json(list).into_response()
+}
+
+/// `GET /api/v1/contacts/{id}`: a contact's record and event log, for supervisors and admins (audited).
+async fn contact(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Response, AppError> {
+    if !matches!(auth.user.role, Role::Supervisor | Role::Admin) {
+        return Err(AppError::forbidden("supervisors and admins only"));
+    }
+    let record = state.store.contact(&id).await?.ok_or_else(|| AppError::new(ErrorCode::NotFound, "no such contact"))?;
+    let events = state.store.contact_events(&id).await?;
+    state.store.audit(state.clock.now_ms(), &auth.user.id, "view_contact", Some(&id), None).await?;
+    Ok(Json(serde_json::json!({ "contact": record, "events": events })).into_response())
+}

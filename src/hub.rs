@@ -1,0 +1,198 @@
+//! The connection registry: which sockets belong to which caller contact and which counsellor, and delivery to them.
+//!
+//! Each socket has a bounded outbox. Delivery never waits: a socket whose outbox is
+//! full is cut off (its session closes the socket, and the client resumes), so one
+//! slow phone never slows the hub.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::{mpsc, Notify};
+
+use crate::protocol::ServerEvent;
+
+/// Frames one socket may have waiting before it counts as too slow.
+pub const OUTBOX_CAPACITY: usize = 512;
+
+/// A socket's id, unique in this process.
+pub type ConnId = u64;
+
+/// What a session is asked to do with its socket.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// Send this text frame.
+    Frame(Utf8Bytes),
+    /// Send this `contact_ended` frame; the caller's session forgets the contact.
+    Ended { contact_id: String, frame: Utf8Bytes },
+    /// Send a close frame and stop (account disabled, shutdown).
+    Close { code: u16, reason: &'static str },
+}
+
+/// The sending half of a socket's outbox.
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    pub id: ConnId,
+    tx: mpsc::Sender<Outgoing>,
+    overflow: Arc<Notify>,
+}
+
+/// The receiving half, owned by the socket's session.
+pub struct Inbox {
+    pub rx: mpsc::Receiver<Outgoing>,
+    /// Notified when the outbox overflowed: the session must close the socket.
+    pub overflow: Arc<Notify>,
+}
+
+impl Outbox {
+    /// Queues an outgoing item; returns false (and flags the overflow) when the socket is too slow or gone.
+    pub fn push(&self, item: Outgoing) -> bool {
+        match self.tx.try_send(item) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.overflow.notify_one();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    pub fn send(&self, event: &ServerEvent) -> bool {
+        self.push(Outgoing::Frame(event.to_json().into()))
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// Registry of live sockets.
+#[derive(Default)]
+pub struct Hub {
+    next_id: AtomicU64,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Caller sockets by contact id.
+    callers: HashMap<String, BTreeMap<ConnId, Outbox>>,
+    /// Counsellor sockets by user id.
+    agents: HashMap<String, BTreeMap<ConnId, Outbox>>,
+}
+
+impl Hub {
+    pub fn new() -> Hub {
+        Hub::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave the maps inconsistent (single inserts/removes).
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A new outbox/inbox pair for a socket.
+    pub fn new_connection(&self) -> (Outbox, Inbox) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
+        let overflow = Arc::new(Notify::new());
+        (Outbox { id, tx, overflow: overflow.clone() }, Inbox { rx, overflow })
+    }
+
+    /// Registers a caller socket for a contact; returns how many it now has.
+    pub fn attach_caller(&self, contact: &str, outbox: Outbox) -> usize {
+        let mut inner = self.lock();
+        let conns = inner.callers.entry(contact.to_string()).or_default();
+        conns.insert(outbox.id, outbox);
+        conns.len()
+    }
+
+    /// Removes a caller socket; returns how many the contact still has.
+    pub fn detach_caller(&self, contact: &str, conn: ConnId) -> usize {
+        let mut inner = self.lock();
+        let Some(conns) = inner.callers.get_mut(contact) else { return 0 };
+        conns.remove(&conn);
+        let left = conns.len();
+        if left == 0 {
+            inner.callers.remove(contact);
+        }
+        left
+    }
+
+    pub fn caller_online(&self, contact: &str) -> bool {
+        self.lock().callers.get(contact).is_some_and(|c| !c.is_empty())
+    }
+
+    /// Registers a counsellor socket; returns how many the counsellor now has.
+    pub fn attach_agent(&self, user: &str, outbox: Outbox) -> usize {
+        let mut inner = self.lock();
+        let conns = inner.agents.entry(user.to_string()).or_default();
+        conns.insert(outbox.id, outbox);
+        conns.len()
+    }
+
+    /// Removes a counsellor socket; returns how many the counsellor still has.
+    pub fn detach_agent(&self, user: &str, conn: ConnId) -> usize {
+        let mut inner = self.lock();
+        let Some(conns) = inner.agents.get_mut(user) else { return 0 };
+        conns.remove(&conn);
+        let left = conns.len();
+        if left == 0 {
+            inner.agents.remove(user);
+        }
+        left
+    }
+
+    pub fn agent_online(&self, user: &str) -> bool {
+        self.lock().agents.get(user).is_some_and(|c| !c.is_empty())
+    }
+
+    /// The user ids with at least one counsellor socket.
+    pub fn online_agents(&self) -> Vec<String> {
+        self.lock().agents.keys().cloned().collect()
+    }
+
+    /// Sends to every socket of a contact's caller, except `skip`.
+    pub fn to_caller(&self, contact: &str, item: Outgoing, skip: Option<ConnId>) {
+        let outboxes: Vec<Outbox> = self.lock().callers.get(contact).map(|c| c.values().cloned().collect()).unwrap_or_default();
+        for o in outboxes.iter().filter(|o| Some(o.id) != skip) {
+            o.push(item.clone());
+        }
+    }
+
+    /// Sends to every socket of a counsellor, except `skip`.
+    pub fn to_agent(&self, user: &str, item: Outgoing, skip: Option<ConnId>) {
+        let outboxes: Vec<Outbox> = self.lock().agents.get(user).map(|c| c.values().cloned().collect()).unwrap_or_default();
+        for o in outboxes.iter().filter(|o| Some(o.id) != skip) {
+            o.push(item.clone());
+        }
+    }
+
+    pub fn event_to_caller(&self, contact: &str, event: &ServerEvent) {
+        self.to_caller(contact, Outgoing::Frame(event.to_json().into()), None);
+    }
+
+    pub fn event_to_agent(&self, user: &str, event: &ServerEvent) {
+        self.to_agent(user, Outgoing::Frame(event.to_json().into()), None);
+    }
+
+    /// Closes every socket of a counsellor (account disabled).
+    pub fn close_agent(&self, user: &str, code: u16, reason: &'static str) {
+        self.to_agent(user, Outgoing::Close { code, reason }, None);
+    }
+
+    /// Asks every socket to close (shutdown).
+    pub fn close_all(&self, code: u16, reason: &'static str) {
+        let inner = self.lock();
+        for o in inner.callers.values().chain(inner.agents.values()).flat_map(|c| c.values()) {
+            o.push(Outgoing::Close { code, reason });
+        }
+    }
+
+    /// Number of open sockets (callers, counsellors).
+    pub fn counts(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.callers.values().map(BTreeMap::len).sum(), inner.agents.values().map(BTreeMap::len).sum())
+    }
+}

@@ -1,0 +1,31 @@
+//! helpline: a 24/7 helpline and chat contact-centre backend.
+//!
+//! # Layout
+//! - [`cli`]: the `helpline` command (serve, migrate, user).
+//! - [`app`]: wiring: settings, shared state, build and graceful shutdown.
+//! - [`routing`]: the pure routing engine (no I/O, no clock).
+//! - [`engine_task`]: the one task that owns the engine, commits its steps, then notifies.
+//! - [`relay`]: the conversation task: message group commits, acks, ordered delivery.
+//! - [`hub`]: the registry of live sockets and their bounded outboxes.
+//! - [`ws`]: the WebSocket endpoints (caller, counsellor) and the session loop.
+//! - [`http`]: REST routes (login, tickets, health).
+//! - [`protocol`]: every WebSocket frame, as serde-tagged enums.
+//! - [`store`]: persistence on SQLite or PostgreSQL, one module per concern.
+//! - [`auth`]: passwords, tokens, tickets.
+//! - [`error`], [`clock`], [`telemetry`], [`demo`]: cross-cutting pieces.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod demo;
+pub mod engine_task;
+pub mod error;
+pub mod http;
+pub mod hub;
+pub mod protocol;
+pub mod relay;
+pub mod routing;
+pub mod store;
+pub mod telemetry;
+pub mod ws;

@@ -1,0 +1,5 @@
+//! The `helpline` binary: see `helpline --help`.
+
+fn main() -> std::process::ExitCode {
+    helpline::cli::main()
+}

@@ -1,0 +1,434 @@
+//! The WebSocket protocol: every frame a client or the server sends, as serde-tagged enums (`{"type": …}`), and their decoding.
+//!
+//! `docs/protocol.md` shows each message with an example; the tests at the bottom
+//! keep the list of known `type` names in step with the enums.
+
+use serde::{Deserialize, Serialize};
+
+/// Largest text frame accepted from a client (bytes).
+pub const MAX_FRAME_BYTES: usize = 16 * 1024;
+/// Longest chat message text accepted (characters).
+pub const MAX_TEXT_CHARS: usize = 4000;
+/// Longest client id accepted (bytes).
+pub const MAX_CLIENT_ID_BYTES: usize = 64;
+
+/// Frames a caller (the chat widget) sends on `/ws/caller`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CallerRequest {
+    /// Open a new contact in a helpline's queue.
+    Start { helpline: String, language: Option<String> },
+    /// Come back after a drop: the token from `queued`, and the last seq the widget has shown.
+    Resume {
+        resume_token: String,
+        #[serde(default)]
+        last_seq: i64,
+    },
+    /// Send a chat message. `client_id` is the widget's own id for it: a repeat is stored once.
+    Message { client_id: String, text: String },
+    /// The caller is typing (`active: false` when they stop).
+    Typing {
+        #[serde(default = "yes")]
+        active: bool,
+    },
+    /// The caller leaves: the contact ends (waiting: abandoned).
+    End {},
+    /// Application-level keepalive; answered with `pong`.
+    Ping {},
+}
+
+/// Frames a counsellor's console sends on `/ws/agent`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AgentRequest {
+    /// Set one's own status: `available`, `away` or `offline`.
+    Status { status: AgentStatus },
+    Accept { contact_id: String },
+    Decline { contact_id: String },
+    /// Close a conversation.
+    End { contact_id: String },
+    Message { contact_id: String, client_id: String, text: String },
+    Typing {
+        contact_id: String,
+        #[serde(default = "yes")]
+        active: bool,
+    },
+    Ping {},
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A counsellor's chosen status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    Available,
+    Away,
+    Offline,
+}
+
+impl AgentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentStatus::Available => "available",
+            AgentStatus::Away => "away",
+            AgentStatus::Offline => "offline",
+        }
+    }
+    pub fn parse(s: &str) -> Option<AgentStatus> {
+        match s {
+            "available" => Some(AgentStatus::Available),
+            "away" => Some(AgentStatus::Away),
+            "offline" => Some(AgentStatus::Offline),
+            _ => None,
+        }
+    }
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Party {
+    Caller,
+    Counsellor,
+    System,
+}
+
+impl Party {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Party::Caller => "caller",
+            Party::Counsellor => "counsellor",
+            Party::System => "system",
+        }
+    }
+    pub fn parse(s: &str) -> Party {
+        match s {
+            "caller" => Party::Caller,
+            "counsellor" => Party::Counsellor,
+            _ => Party::System,
+        }
+    }
+}
+
+/// A stored message as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageView {
+    pub contact_id: String,
+    pub seq: i64,
+    pub from: Party,
+    pub text: String,
+    /// RFC 3339, UTC, milliseconds.
+    pub at: String,
+    /// The sender's idempotency key, so a sender can match its own pending messages.
+    pub client_id: String,
+}
+
+/// An open conversation, as listed in a counsellor's `hello`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationSummary {
+    pub contact_id: String,
+    pub helpline: String,
+    pub language: String,
+    pub queued_at: String,
+    pub answered_at: Option<String>,
+    /// Whether the caller's socket is connected now.
+    pub caller_online: bool,
+}
+
+/// Frames the server sends, to callers and counsellors alike.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerEvent {
+    // ----- to callers
+    /// The contact is stored and waiting. Keep `resume_token` (in memory) to resume after a drop.
+    Queued { contact_id: String, resume_token: String, position: u32 },
+    /// The caller's place in the queue changed.
+    Position { contact_id: String, position: u32 },
+    /// A counsellor accepted: the conversation starts.
+    Connected { contact_id: String, counsellor: String },
+    /// Answer to `resume`: the contact's state now. Missed messages follow as `message` frames.
+    Resumed {
+        contact_id: String,
+        /// `queued` or `active`.
+        state: String,
+        position: Option<u32>,
+        counsellor: Option<String>,
+    },
+
+    // ----- to counsellors
+    /// First frame on every counsellor connection: who you are, your status, your open conversations.
+    Hello {
+        user_id: String,
+        username: String,
+        display_name: String,
+        status: AgentStatus,
+        capacity: i64,
+        helplines: Vec<String>,
+        backup_helplines: Vec<String>,
+        languages: Vec<String>,
+        conversations: Vec<ConversationSummary>,
+    },
+    /// A contact is ringing for you: `accept` or `decline` within `expires_in_ms`.
+    Offer {
+        contact_id: String,
+        helpline: String,
+        language: String,
+        waited_ms: i64,
+        expires_in_ms: i64,
+        /// True when offered to you as a backup counsellor of this helpline.
+        backup: bool,
+    },
+    /// The offer stopped ringing: `expired`, `contact_gone` or `unavailable`.
+    OfferRevoked { contact_id: String, reason: String },
+    /// The conversation is yours; `history` holds every message so far, in seq order.
+    Assigned {
+        contact_id: String,
+        helpline: String,
+        language: String,
+        queued_at: String,
+        answered_at: String,
+        caller_online: bool,
+        history: Vec<MessageView>,
+    },
+    /// Your status changed (by you, or by the router: `reason` says why).
+    Status { status: AgentStatus, reason: Option<String> },
+    /// The caller's connection dropped (`online: false`) or came back.
+    CallerPresence { contact_id: String, online: bool },
+
+    // ----- to both
+    /// A chat message, stored under `seq`.
+    Message(MessageView),
+    /// Your message `client_id` is committed to the database as `seq`.
+    Ack { contact_id: String, client_id: String, seq: i64 },
+    /// The other side is typing.
+    Typing { contact_id: String, from: Party, active: bool },
+    /// The contact ended: `caller_ended`, `counsellor_ended` or `caller_lost`.
+    ContactEnded { contact_id: String, reason: String },
+    /// The server is going away: reconnect (and resume) in a moment.
+    Reconnect { reason: String },
+    Pong {},
+    /// Something you sent was refused. `code` is stable; `message` is for people.
+    Error {
+        code: ErrorCode,
+        message: String,
+        /// The `client_id` or `contact_id` the error is about, when there is one.
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none", default)]
+        reference: Option<String>,
+    },
+}
+
+impl ServerEvent {
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> ServerEvent {
+        ServerEvent::Error { code, message: message.into(), reference: None }
+    }
+    pub fn error_about(code: ErrorCode, message: impl Into<String>, reference: impl Into<String>) -> ServerEvent {
+        ServerEvent::Error { code, message: message.into(), reference: Some(reference.into()) }
+    }
+    /// The JSON text of this frame.
+    pub fn to_json(&self) -> String {
+        // Serializing these plain structs cannot fail (no maps with non-string keys, no custom Serialize).
+        serde_json::to_string(self).unwrap_or_else(|_| r#"{"type":"error","code":"internal","message":"encoding"}"#.into())
+    }
+}
+
+/// Stable error codes of `error` frames (and of HTTP error bodies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not JSON (or not a JSON object), or is binary.
+    BadJson,
+    /// The `type` is missing or not one this endpoint knows.
+    UnknownType,
+    /// A field is missing, of the wrong type, unknown, or out of range.
+    BadField,
+    /// The frame or text is larger than allowed.
+    TooLarge,
+    /// Not allowed in this state or for this user (e.g. `message` before `start`).
+    NotAllowed,
+    /// No such contact, or not yours.
+    UnknownContact,
+    /// The offer is no longer ringing for you.
+    NoSuchOffer,
+    /// The resume token is not valid (unknown, or the contact has ended).
+    BadToken,
+    /// No such helpline, or the language is not served by it.
+    UnknownHelpline,
+    /// Too many frames too fast.
+    RateLimited,
+    /// Authentication missing or invalid (HTTP 401).
+    Unauthorized,
+    /// Authenticated but not permitted (HTTP 403).
+    Forbidden,
+    /// Not found (HTTP 404).
+    NotFound,
+    /// Already exists (HTTP 409).
+    Conflict,
+    /// The server is busy or shutting down; try again.
+    Unavailable,
+    /// Something failed on the server; nothing was acknowledged.
+    Internal,
+}
+
+/// Why a frame could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// The `type` names each request enum knows, for telling `unknown_type` from `bad_field`.
+pub trait KnownTypes {
+    const TYPES: &'static [&'static str];
+}
+
+impl KnownTypes for CallerRequest {
+    const TYPES: &'static [&'static str] = &["start", "resume", "message", "typing", "end", "ping"];
+}
+
+impl KnownTypes for AgentRequest {
+    const TYPES: &'static [&'static str] = &["status", "accept", "decline", "end", "message", "typing", "ping"];
+}
+
+/// Decodes a client's text frame into a request, with a stable error code when it cannot.
+pub fn decode<T: serde::de::DeserializeOwned + KnownTypes>(text: &str) -> Result<T, DecodeError> {
+    if text.len() > MAX_FRAME_BYTES {
+        return Err(DecodeError {
+            code: ErrorCode::TooLarge,
+            message: format!("frames are limited to {MAX_FRAME_BYTES} bytes"),
+        });
+    }
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| DecodeError { code: ErrorCode::BadJson, message: format!("not JSON: {e}") })?;
+    let Some(obj) = value.as_object() else {
+        return Err(DecodeError { code: ErrorCode::BadJson, message: "expected a JSON object".into() });
+    };
+    match obj.get("type").and_then(|t| t.as_str()) {
+        None => {
+            return Err(DecodeError { code: ErrorCode::UnknownType, message: "missing \"type\"".into() });
+        }
+        Some(t) if !T::TYPES.contains(&t) => {
+            return Err(DecodeError {
+                code: ErrorCode::UnknownType,
+                message: format!("unknown type {t:?}; expected one of {}", T::TYPES.join(", ")),
+            });
+        }
+        Some(_) => {}
+    }
+    serde_json::from_value(value).map_err(|e| DecodeError { code: ErrorCode::BadField, message: e.to_string() })
+}
+
+/// Formats milliseconds since the Unix epoch as RFC 3339 (UTC, milliseconds).
+pub fn rfc3339(ms: i64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// Validates a chat message's text and client id; returns the trimmed text.
+pub fn check_message(client_id: &str, text: &str) -> Result<(), DecodeError> {
+    if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_BYTES {
+        return Err(DecodeError {
+            code: ErrorCode::BadField,
+            message: format!("client_id must be 1 to {MAX_CLIENT_ID_BYTES} bytes"),
+        });
+    }
+    if text.trim().is_empty() {
+        return Err(DecodeError { code: ErrorCode::BadField, message: "text is empty".into() });
+    }
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(DecodeError {
+            code: ErrorCode::TooLarge,
+            message: format!("text is limited to {MAX_TEXT_CHARS} characters"),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn type_of<T: Serialize>(v: &T) -> String {
+        serde_json::to_value(v).unwrap()["type"].as_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn caller_type_list_matches_the_enum() {
+        let all = [
+            CallerRequest::Start { helpline: "children".into(), language: None },
+            CallerRequest::Resume { resume_token: "t".into(), last_seq: 0 },
+            CallerRequest::Message { client_id: "c".into(), text: "x".into() },
+            CallerRequest::Typing { active: true },
+            CallerRequest::End {},
+            CallerRequest::Ping {},
+        ];
+        let names: Vec<String> = all.iter().map(type_of).collect();
+        assert_eq!(names, CallerRequest::TYPES);
+    }
+
+    #[test]
+    fn agent_type_list_matches_the_enum() {
+        let all = [
+            AgentRequest::Status { status: AgentStatus::Available },
+            AgentRequest::Accept { contact_id: "c".into() },
+            AgentRequest::Decline { contact_id: "c".into() },
+            AgentRequest::End { contact_id: "c".into() },
+            AgentRequest::Message { contact_id: "c".into(), client_id: "c".into(), text: "x".into() },
+            AgentRequest::Typing { contact_id: "c".into(), active: true },
+            AgentRequest::Ping {},
+        ];
+        let names: Vec<String> = all.iter().map(type_of).collect();
+        assert_eq!(names, AgentRequest::TYPES);
+    }
+
+    #[test]
+    fn decode_errors_have_stable_codes() {
+        let code = |s: &str| decode::<CallerRequest>(s).unwrap_err().code;
+        assert_eq!(code("{not json"), ErrorCode::BadJson);
+        assert_eq!(code("[1,2]"), ErrorCode::BadJson);
+        assert_eq!(code(r#"{"helpline":"children"}"#), ErrorCode::UnknownType);
+        assert_eq!(code(r#"{"type":"launch"}"#), ErrorCode::UnknownType);
+        assert_eq!(code(r#"{"type":"start"}"#), ErrorCode::BadField);
+        assert_eq!(code(r#"{"type":"start","helpline":7}"#), ErrorCode::BadField);
+        assert_eq!(code(r#"{"type":"end","extra":1}"#), ErrorCode::BadField);
+        let big = format!(r#"{{"type":"message","client_id":"a","text":"{}"}}"#, "x".repeat(MAX_FRAME_BYTES));
+        assert_eq!(code(&big), ErrorCode::TooLarge);
+        assert_eq!(
+            decode::<CallerRequest>(r#"{"type":"resume","resume_token":"abc"}"#).unwrap(),
+            CallerRequest::Resume { resume_token: "abc".into(), last_seq: 0 }
+        );
+    }
+
+    #[test]
+    fn message_checks() {
+        assert!(check_message("a", "hello").is_ok());
+        assert_eq!(check_message("", "hello").unwrap_err().code, ErrorCode::BadField);
+        assert_eq!(check_message("a", "   ").unwrap_err().code, ErrorCode::BadField);
+        assert_eq!(check_message("a", &"é".repeat(MAX_TEXT_CHARS + 1)).unwrap_err().code, ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn server_events_are_flat_tagged_json() {
+        let ev = ServerEvent::Ack { contact_id: "c1".into(), client_id: "m1".into(), seq: 3 };
+        assert_eq!(ev.to_json(), r#"{"type":"ack","contact_id":"c1","client_id":"m1","seq":3}"#);
+        let msg = ServerEvent::Message(MessageView {
+            contact_id: "c1".into(),
+            seq: 1,
+            from: Party::Caller,
+            text: "hi".into(),
+            at: rfc3339(0),
+            client_id: "m1".into(),
+        });
+        assert_eq!(
+            msg.to_json(),
+            r#"{"type":"message","contact_id":"c1","seq":1,"from":"caller","text":"hi","at":"1970-01-01T00:00:00Z","client_id":"m1"}"#
+        );
+        let err = ServerEvent::error(ErrorCode::BadJson, "x");
+        assert_eq!(err.to_json(), r#"{"type":"error","code":"bad_json","message":"x"}"#);
+    }
+}

@@ -1,0 +1,376 @@
+//! The conversation relay: one task that stores chat messages in group commits, acknowledges them, and delivers them in seq order.
+//!
+//! It is the only writer of messages and the only sender of conversation frames
+//! (`message`, `connected`, `assigned`, `contact_ended`, `resumed`), so everything a
+//! party sees of a conversation arrives in one order, and a history read here is
+//! never overtaken by a live message.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::Clock;
+use crate::hub::{ConnId, Hub, Outbox, Outgoing};
+use crate::protocol::{rfc3339, ConversationSummary, ErrorCode, MessageView, Party, ServerEvent};
+use crate::store::contacts::ContactRecord;
+use crate::store::messages::{NewMessage, StoredMessage};
+use crate::store::users::User;
+use crate::store::Store;
+
+/// Most messages committed in one transaction.
+pub const MAX_BATCH: usize = 256;
+
+/// Requests to the relay task.
+#[derive(Debug)]
+pub enum RelayCommand {
+    /// A caller started a contact on this socket.
+    Open { contact: String, outbox: Outbox, done: oneshot::Sender<()> },
+    /// A caller came back: send `resumed` and every message after `last_seq`, then attach the socket.
+    Resume { contact: ContactRecord, last_seq: i64, outbox: Outbox, done: oneshot::Sender<bool> },
+    /// A counsellor connected: send `hello` and an `assigned` (with history) per open conversation, then attach.
+    AgentSync { user: User, status: crate::protocol::AgentStatus, outbox: Outbox, done: oneshot::Sender<()> },
+    /// Store a message, ack it to `outbox`, deliver it to the other party.
+    Post { contact: String, party: Party, sender_id: Option<String>, client_id: String, text: String, outbox: Outbox },
+    /// Pass a typing indicator to the other party.
+    Typing { contact: String, party: Party, sender_id: Option<String>, active: bool },
+    /// The router assigned a contact (committed): tell the caller and give the counsellor the history.
+    Assigned { contact: String, counsellor: String },
+    /// The contact ended (committed).
+    Ended { contact: String, reason: &'static str },
+    /// The caller's connection dropped or came back.
+    CallerPresence { contact: String, online: bool },
+}
+
+/// A cheap handle to the relay task.
+#[derive(Clone, Debug)]
+pub struct RelayHandle {
+    tx: mpsc::Sender<RelayCommand>,
+}
+
+impl RelayHandle {
+    /// Sends a command; false if the relay has stopped (shutdown).
+    pub async fn send(&self, cmd: RelayCommand) -> bool {
+        self.tx.send(cmd).await.is_ok()
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Conversation {
+    counsellor: Option<String>,
+}
+
+struct Relay {
+    store: Store,
+    hub: std::sync::Arc<Hub>,
+    clock: Clock,
+    open: HashMap<String, Conversation>,
+    names: HashMap<String, String>,
+}
+
+struct Pending {
+    message: NewMessage,
+    outbox: Outbox,
+}
+
+/// Starts the relay task with the open conversations restored from the database.
+pub async fn spawn(
+    store: Store,
+    hub: std::sync::Arc<Hub>,
+    clock: Clock,
+) -> Result<(RelayHandle, tokio::task::JoinHandle<()>), crate::store::StoreError> {
+    let mut open = HashMap::new();
+    for c in store.open_contacts().await? {
+        open.insert(c.id.clone(), Conversation { counsellor: c.counsellor_id.clone() });
+    }
+    let (tx, rx) = mpsc::channel(4096);
+    let relay = Relay { store, hub, clock, open, names: HashMap::new() };
+    let task = tokio::spawn(relay.run(rx));
+    Ok((RelayHandle { tx }, task))
+}
+
+impl Relay {
+    async fn run(mut self, mut rx: mpsc::Receiver<RelayCommand>) {
+        let mut commands = Vec::with_capacity(MAX_BATCH);
+        // Ends when every handle is dropped; what was queued is still written.
+        while rx.recv_many(&mut commands, MAX_BATCH).await > 0 {
+            let mut batch: Vec<Pending> = Vec::new();
+            for cmd in commands.drain(..) {
+                match cmd {
+                    RelayCommand::Post { contact, party, sender_id, client_id, text, outbox } => {
+                        if let Some(p) = self.admit(contact, party, sender_id, client_id, text, outbox) {
+                            batch.push(p);
+                        }
+                    }
+                    other => {
+                        self.flush(&mut batch).await;
+                        self.handle(other).await;
+                    }
+                }
+            }
+            self.flush(&mut batch).await;
+        }
+    }
+
+    /// Checks that the sender may post to this conversation; refuses with an error frame otherwise.
+    fn admit(
+        &self,
+        contact: String,
+        party: Party,
+        sender_id: Option<String>,
+        client_id: String,
+        text: String,
+        outbox: Outbox,
+    ) -> Option<Pending> {
+        let allowed = match (self.open.get(&contact), party) {
+            (Some(_), Party::Caller) => true,
+            (Some(conv), Party::Counsellor) => conv.counsellor.is_some() && conv.counsellor == sender_id,
+            _ => false,
+        };
+        if !allowed {
+            outbox.send(&ServerEvent::error_about(
+                ErrorCode::UnknownContact,
+                "no open conversation of yours with that contact",
+                client_id,
+            ));
+            return None;
+        }
+        Some(Pending {
+            message: NewMessage {
+                contact_id: contact,
+                sender: party.as_str(),
+                sender_id,
+                client_id,
+                body: text,
+                at: self.clock.now_ms(),
+            },
+            outbox,
+        })
+    }
+
+    /// Commits a batch, then acks and delivers each message in seq order.
+    async fn flush(&mut self, batch: &mut Vec<Pending>) {
+        if batch.is_empty() {
+            return;
+        }
+        let messages: Vec<NewMessage> = batch.iter().map(|p| p.message.clone()).collect();
+        let mut result = self.store.insert_messages(&messages).await;
+        // One retry after a short pause covers a busy database; after that the senders are told
+        // nothing was stored, and they send again with the same client ids.
+        if result.is_err() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            result = self.store.insert_messages(&messages).await;
+        }
+        match result {
+            Ok(stored) => {
+                for (pending, s) in batch.drain(..).zip(stored) {
+                    pending.outbox.send(&ServerEvent::Ack {
+                        contact_id: s.message.contact_id.clone(),
+                        client_id: s.message.client_id.clone(),
+                        seq: s.message.seq,
+                    });
+                    if !s.duplicate {
+                        self.deliver(&s.message, Some(pending.outbox.id));
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, n = batch.len(), "storing messages failed");
+                for pending in batch.drain(..) {
+                    pending.outbox.send(&ServerEvent::error_about(
+                        ErrorCode::Unavailable,
+                        "the message was not stored; send it again",
+                        pending.message.client_id,
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Sends a stored message to both parties' sockets, except the one it came from.
+    fn deliver(&self, m: &StoredMessage, origin: Option<ConnId>) {
+        let frame = Outgoing::Frame(ServerEvent::Message(view(m)).to_json().into());
+        self.hub.to_caller(&m.contact_id, frame.clone(), origin);
+        if let Some(counsellor) = self.open.get(&m.contact_id).and_then(|c| c.counsellor.as_ref()) {
+            self.hub.to_agent(counsellor, frame, origin);
+        }
+    }
+
+    async fn handle(&mut self, cmd: RelayCommand) {
+        match cmd {
+            RelayCommand::Post { .. } => {}
+            RelayCommand::Open { contact, outbox, done } => {
+                self.open.entry(contact.clone()).or_default();
+                self.hub.attach_caller(&contact, outbox);
+                let _ = done.send(());
+            }
+            RelayCommand::Resume { contact, last_seq, outbox, done } => {
+                let ok = self.resume(contact, last_seq, outbox).await;
+                let _ = done.send(ok);
+            }
+            RelayCommand::AgentSync { user, status, outbox, done } => {
+                self.agent_sync(user, status, outbox).await;
+                let _ = done.send(());
+            }
+            RelayCommand::Typing { contact, party, sender_id, active } => {
+                let Some(conv) = self.open.get(&contact) else { return };
+                let frame = ServerEvent::Typing { contact_id: contact.clone(), from: party, active };
+                match party {
+                    Party::Caller => {
+                        if let Some(c) = &conv.counsellor {
+                            self.hub.event_to_agent(c, &frame);
+                        }
+                    }
+                    _ => {
+                        if conv.counsellor.is_some() && conv.counsellor == sender_id {
+                            self.hub.event_to_caller(&contact, &frame);
+                        }
+                    }
+                }
+            }
+            RelayCommand::Assigned { contact, counsellor } => self.assigned(contact, counsellor).await,
+            RelayCommand::Ended { contact, reason } => {
+                let conv = self.open.remove(&contact).unwrap_or_default();
+                let frame = ServerEvent::ContactEnded { contact_id: contact.clone(), reason: reason.to_string() };
+                self.hub.to_caller(
+                    &contact,
+                    Outgoing::Ended { contact_id: contact.clone(), frame: frame.to_json().into() },
+                    None,
+                );
+                if let Some(c) = conv.counsellor {
+                    self.hub.event_to_agent(&c, &frame);
+                }
+            }
+            RelayCommand::CallerPresence { contact, online } => {
+                if let Some(c) = self.open.get(&contact).and_then(|c| c.counsellor.clone()) {
+                    self.hub.event_to_agent(&c, &ServerEvent::CallerPresence { contact_id: contact, online });
+                }
+            }
+        }
+    }
+
+    async fn resume(&mut self, contact: ContactRecord, last_seq: i64, outbox: Outbox) -> bool {
+        let Some(conv) = self.open.get(&contact.id).cloned() else {
+            return false;
+        };
+        let missed = match self.store.messages_after(&contact.id, last_seq.max(0)).await {
+            Ok(m) => m,
+            Err(err) => {
+                tracing::error!(error = %err, "loading messages for resume failed");
+                return false;
+            }
+        };
+        let counsellor = match &conv.counsellor {
+            Some(id) => Some(self.display_name(id).await),
+            None => None,
+        };
+        outbox.send(&ServerEvent::Resumed {
+            contact_id: contact.id.clone(),
+            state: if conv.counsellor.is_some() { "active".into() } else { "queued".into() },
+            position: None,
+            counsellor,
+        });
+        for m in &missed {
+            outbox.send(&ServerEvent::Message(view(m)));
+        }
+        self.hub.attach_caller(&contact.id, outbox);
+        true
+    }
+
+    async fn agent_sync(&mut self, user: User, status: crate::protocol::AgentStatus, outbox: Outbox) {
+        self.names.insert(user.id.clone(), user.display_name.clone());
+        let mine: Vec<String> = self
+            .open
+            .iter()
+            .filter(|(_, c)| c.counsellor.as_deref() == Some(user.id.as_str()))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut assigned = Vec::new();
+        let mut summaries = Vec::new();
+        for id in mine {
+            match self.assigned_frame(&id).await {
+                Some((summary, frame)) => {
+                    summaries.push(summary);
+                    assigned.push(frame);
+                }
+                None => tracing::warn!(contact = %id, "open conversation missing from the database"),
+            }
+        }
+        summaries.sort_by(|a, b| a.answered_at.cmp(&b.answered_at));
+        outbox.send(&ServerEvent::Hello {
+            user_id: user.id.clone(),
+            username: user.username.clone(),
+            display_name: user.display_name.clone(),
+            status,
+            capacity: user.capacity,
+            helplines: user.helplines.clone(),
+            backup_helplines: user.backup_helplines.clone(),
+            languages: user.languages.clone(),
+            conversations: summaries,
+        });
+        for frame in &assigned {
+            outbox.send(frame);
+        }
+        self.hub.attach_agent(&user.id, outbox);
+    }
+
+    async fn assigned(&mut self, contact: String, counsellor: String) {
+        self.open.entry(contact.clone()).or_default().counsellor = Some(counsellor.clone());
+        let name = self.display_name(&counsellor).await;
+        self.hub.event_to_caller(&contact, &ServerEvent::Connected { contact_id: contact.clone(), counsellor: name });
+        match self.assigned_frame(&contact).await {
+            Some((_, frame)) => self.hub.event_to_agent(&counsellor, &frame),
+            None => tracing::error!(contact = %contact, "assigned contact missing from the database"),
+        }
+    }
+
+    /// The `assigned` frame for a conversation, with its whole history.
+    async fn assigned_frame(&self, contact: &str) -> Option<(ConversationSummary, ServerEvent)> {
+        let record = self.store.contact(contact).await.ok().flatten()?;
+        let history = self.store.messages_after(contact, 0).await.ok()?;
+        let caller_online = self.hub.caller_online(contact);
+        let answered_at = record.answered_at.unwrap_or(record.queued_at);
+        let summary = ConversationSummary {
+            contact_id: record.id.clone(),
+            helpline: record.helpline.clone(),
+            language: record.language.clone(),
+            queued_at: rfc3339(record.queued_at),
+            answered_at: record.answered_at.map(rfc3339),
+            caller_online,
+        };
+        let frame = ServerEvent::Assigned {
+            contact_id: record.id,
+            helpline: record.helpline,
+            language: record.language,
+            queued_at: rfc3339(record.queued_at),
+            answered_at: rfc3339(answered_at),
+            caller_online,
+            history: history.iter().map(view).collect(),
+        };
+        Some((summary, frame))
+    }
+
+    async fn display_name(&mut self, user: &str) -> String {
+        if let Some(n) = self.names.get(user) {
+            return n.clone();
+        }
+        let name = match self.store.user(user).await {
+            Ok(Some(u)) => u.display_name,
+            _ => "Counsellor".to_string(),
+        };
+        self.names.insert(user.to_string(), name.clone());
+        name
+    }
+}
+
+/// A stored message as clients see it.
+pub fn view(m: &StoredMessage) -> MessageView {
+    MessageView {
+        contact_id: m.contact_id.clone(),
+        seq: m.seq,
+        from: Party::parse(&m.sender),
+        text: m.body.clone(),
+        at: rfc3339(m.at),
+        client_id: m.client_id.clone(),
+    }
+}

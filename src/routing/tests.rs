@@ -1,0 +1,1712 @@
+//! Scenario tests (virtual time, exact outputs) and property tests over random input sequences.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+
+use super::*;
+
+// ----- helpers ------------------------------------------------------------------------------
+
+fn t(ms: i64) -> Millis {
+    ms
+}
+
+fn c(n: u128) -> CounsellorId {
+    CounsellorId(n)
+}
+
+fn x(n: u128) -> ContactId {
+    ContactId(n)
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// A first-line profile with capacity 3.
+fn profile(id: u128, helplines: &[&str], languages: &[&str]) -> CounsellorProfile {
+    CounsellorProfile {
+        id: c(id),
+        helplines: set(helplines),
+        backup_helplines: BTreeSet::new(),
+        languages: set(languages),
+        capacity: 3,
+    }
+}
+
+fn children_ro(id: u128) -> CounsellorProfile {
+    profile(id, &["children"], &["ro"])
+}
+
+fn engine() -> Engine {
+    Engine::new(EngineConfig {
+        helplines: ["children", "disability", "family_violence"]
+            .into_iter()
+            .map(HelplineConfig::with_defaults)
+            .collect(),
+        misses_before_away: 2,
+    })
+}
+
+/// Upsert, connect and set Available at `now`; returns the outputs of the last step.
+fn online(e: &mut Engine, now: Millis, p: CounsellorProfile) -> Vec<Output> {
+    let id = p.id;
+    assert_eq!(e.handle(now, Input::UpsertCounsellor(p)), vec![]);
+    assert_eq!(
+        e.handle(now, Input::CounsellorConnected { counsellor: id }),
+        vec![]
+    );
+    e.handle(
+        now,
+        Input::SetStatus {
+            counsellor: id,
+            status: Status::Available,
+        },
+    )
+}
+
+fn contact(id: u128, helpline: &str, language: &str, queued_at: Millis) -> NewContact {
+    NewContact {
+        id: x(id),
+        helpline: helpline.into(),
+        language: language.into(),
+        priority: 0,
+        queued_at,
+        caller_connected: true,
+    }
+}
+
+fn chat(id: u128, queued_at: Millis) -> Input {
+    Input::ContactQueued(contact(id, "children", "ro", queued_at))
+}
+
+fn offer_full(
+    contact: u128,
+    counsellor: u128,
+    helpline: &str,
+    language: &str,
+    queued_at: Millis,
+    expires_at: Millis,
+    as_backup: bool,
+) -> Output {
+    Output::Offer {
+        contact: x(contact),
+        counsellor: c(counsellor),
+        helpline: helpline.into(),
+        language: language.into(),
+        queued_at,
+        expires_at,
+        as_backup,
+    }
+}
+
+/// A first-line offer of a `children`/`ro` contact.
+fn offer(contact: u128, counsellor: u128, queued_at: Millis, expires_at: Millis) -> Output {
+    offer_full(
+        contact, counsellor, "children", "ro", queued_at, expires_at, false,
+    )
+}
+
+fn positions(ps: &[(u128, u32)]) -> Output {
+    Output::Positions {
+        positions: ps.iter().map(|&(id, p)| (x(id), p)).collect(),
+    }
+}
+
+fn accept(counsellor: u128, contact: u128) -> Input {
+    Input::Accept {
+        counsellor: c(counsellor),
+        contact: x(contact),
+    }
+}
+
+fn decline(counsellor: u128, contact: u128) -> Input {
+    Input::Decline {
+        counsellor: c(counsellor),
+        contact: x(contact),
+    }
+}
+
+fn assigned(contact: u128, counsellor: u128, at: Millis) -> Output {
+    Output::Assigned {
+        contact: x(contact),
+        counsellor: c(counsellor),
+        answered_at: at,
+    }
+}
+
+fn revoked(contact: u128, counsellor: u128, reason: RevokeReason) -> Output {
+    Output::OfferRevoked {
+        contact: x(contact),
+        counsellor: c(counsellor),
+        reason,
+    }
+}
+
+fn rejected(counsellor: u128, contact: u128, rejection: Rejection) -> Output {
+    Output::Rejected {
+        counsellor: c(counsellor),
+        contact: x(contact),
+        rejection,
+    }
+}
+
+fn at_risk(contact: u128, waited_ms: Millis) -> Output {
+    Output::SlaAtRisk {
+        contact: x(contact),
+        waited_ms,
+    }
+}
+
+fn breached(contact: u128, waited_ms: Millis) -> Output {
+    Output::SlaBreached {
+        contact: x(contact),
+        waited_ms,
+    }
+}
+
+fn overflow(contact: u128) -> Output {
+    Output::BackupOverflow {
+        contact: x(contact),
+    }
+}
+
+fn status(counsellor: u128, status: Status) -> Input {
+    Input::SetStatus {
+        counsellor: c(counsellor),
+        status,
+    }
+}
+
+// ----- scenarios ----------------------------------------------------------------------------
+
+#[test]
+fn happy_path() {
+    let mut e = engine();
+    assert_eq!(online(&mut e, t(0), children_ro(1)), vec![]);
+    assert_eq!(e.next_deadline(), None);
+    assert_eq!(
+        e.handle(t(1_000), chat(1, t(1_000))),
+        vec![offer(1, 1, t(1_000), t(9_000)), positions(&[(1, 1)])]
+    );
+    assert_eq!(e.position(x(1)), Some(1));
+    assert_eq!(e.next_deadline(), Some(t(9_000)));
+    // A second contact waits behind the first (the counsellor rings with one offer at a time).
+    assert_eq!(
+        e.handle(t(1_500), chat(2, t(1_500))),
+        vec![positions(&[(2, 2)])]
+    );
+    assert_eq!(
+        e.handle(t(3_000), accept(1, 1)),
+        vec![
+            assigned(1, 1, t(3_000)),
+            offer(2, 1, t(1_500), t(11_000)),
+            positions(&[(2, 1)])
+        ]
+    );
+    assert_eq!(e.position(x(1)), None);
+    assert_eq!(e.assigned_counsellor(x(1)), Some(c(1)));
+    let v = e.counsellor(c(1)).expect("known");
+    assert_eq!(v.active, vec![x(1)]);
+    assert_eq!(v.ringing, Some(x(2)));
+    assert_eq!(v.idle_since, t(3_000));
+    // A repeated accept is ignored; the snapshot shows both contacts.
+    assert_eq!(e.handle(t(3_100), accept(1, 1)), vec![]);
+    let s = e.snapshot();
+    assert_eq!(s.assigned.len(), 1);
+    assert_eq!(s.assigned[0].answered_at, t(3_000));
+    assert_eq!(s.waiting.len(), 1);
+    assert_eq!(s.waiting[0].offered_to, Some(c(1)));
+    assert_eq!(s.waiting[0].position, 1);
+}
+
+#[test]
+fn ring_no_answer_goes_to_next_longest_idle() {
+    let mut e = engine();
+    online(&mut e, t(0), children_ro(1));
+    online(&mut e, t(500), children_ro(2));
+    assert_eq!(
+        e.handle(t(1_000), chat(1, t(1_000))),
+        vec![offer(1, 1, t(1_000), t(9_000)), positions(&[(1, 1)])]
+    );
+    assert_eq!(e.next_deadline(), Some(t(9_000)));
+    assert_eq!(e.handle(t(8_999), Input::Tick), vec![]);
+    assert_eq!(
+        e.handle(t(9_000), Input::Tick),
+        vec![
+            revoked(1, 1, RevokeReason::Expired),
+            offer(1, 2, t(1_000), t(17_000))
+        ]
+    );
+    assert_eq!(e.counsellor(c(1)).map(|v| v.consecutive_misses), Some(1));
+    assert_eq!(e.next_deadline(), Some(t(11_000)));
+    assert_eq!(
+        e.handle(t(11_000), Input::Tick),
+        vec![at_risk(1, 10_000), overflow(1)]
+    );
+    assert_eq!(e.next_deadline(), Some(t(16_000)));
+    assert_eq!(e.handle(t(16_000), Input::Tick), vec![breached(1, 15_000)]);
+    assert_eq!(e.next_deadline(), Some(t(17_000)));
+    // Both have now missed it once; c1's cooldown is over, so it rings c1 again.
+    assert_eq!(
+        e.handle(t(17_000), Input::Tick),
+        vec![
+            revoked(1, 2, RevokeReason::Expired),
+            offer(1, 1, t(1_000), t(25_000))
+        ]
+    );
+    assert_eq!(e.next_deadline(), Some(t(25_000)));
+}
+
+#[test]
+fn decline_goes_to_next_at_once() {
+    let mut e = engine();
+    online(&mut e, t(0), children_ro(1));
+    online(&mut e, t(100), children_ro(2));
+    e.handle(t(1_000), chat(1, t(1_000)));
+    assert_eq!(
+        e.handle(t(2_000), decline(1, 1)),
+        vec![
+            Output::OfferDeclined {
+                contact: x(1),
+                counsellor: c(1)
+            },
+            offer(1, 2, t(1_000), t(10_000))
+        ]
+    );
+    // A second decline of the same offer is stale.
+    assert_eq!(
+        e.handle(t(2_100), decline(1, 1)),
+        vec![rejected(1, 1, Rejection::NoSuchOffer)]
+    );
+}
+
+#[test]
+fn single_decliner_is_reoffered_after_cooldown() {
+    let mut e = engine();
+    online(&mut e, t(0), children_ro(1));
+    assert_eq!(
+        e.handle(t(0), chat(1, t(0))),
+        vec![offer(1, 1, t(0), t(8_000)), positions(&[(1, 1)])]
+    );
+    assert_eq!(
+        e.handle(t(1_000), decline(1, 1)),
+        vec![Output::OfferDeclined {
+            contact: x(1),
+            counsellor: c(1)
+        }]
+    );
+    assert_eq!(e.next_deadline(), Some(t(9_000)));
+    assert_eq!(e.handle(t(8_999), Input::Tick), vec![]);
+    assert_eq!(
+        e.handle(t(9_000), Input::Tick),
+        vec![offer(1, 1, t(0), t(17_000))]
+    );
+    assert_eq!(e.counsellor(c(1)).map(|v| v.consecutive_misses), Some(0));
+}
+
+#[test]
+fn away_after_two_misses_in_a_row() {
+    let mut e = engine();
+    online(&mut e, t(0), children_ro(1));
+    e.handle(t(0), chat(1, t(0)));
+    assert_eq!(
+        e.handle(t(8_000), Input::Tick),
+        vec![revoked(1, 1, RevokeReason::Expired)]
+    );
+    assert_eq!(
+        e.handle(t(10_000), Input::Tick),
+        vec![at_risk(1, 10_000), overflow(1)]
+    );
+    assert_eq!(e.handle(t(15_000), Input::Tick), vec![breached(1, 15_000)]);
+    assert_eq!(e.next_deadline(), Some(t(16_000)));
+    assert_eq!(
+        e.handle(t(16_000), Input::Tick),
+        vec![offer(1, 1, t(0), t(24_000))]
+    );
+    assert_eq!(
+        e.handle(t(24_000), Input::Tick),
+        vec![
+            revoked(1, 1, RevokeReason::Expired),
+            Output::StatusChanged {
+                counsellor: c(1),
+                status: Status::Away,
+                reason: StatusReason::MissedOffers
+            }
+        ]
+    );
+    let v = e.counsellor(c(1)).expect("known");
+    assert_eq!((v.status, v.consecutive_misses), (Status::Away, 2));
+    // Back to Available: misses reset, but the cooldown for this contact still applies.
+    assert_eq!(e.handle(t(25_000), status(1, Status::Available)), vec![]);
+    assert_eq!(e.counsellor(c(1)).map(|v| v.consecutive_misses), Some(0));
+    assert_eq!(e.next_deadline(), Some(t(32_000)));
+    assert_eq!(
+        e.handle(t(32_000), Input::Tick),
+        vec![offer(1, 1, t(0), t(40_000))]
+    );
+}
+
+#[test]
+fn accept_or_decline_between_misses_resets_count() {
+    let mut e = engine();
+    online(&mut e, t(0), children_ro(1));
+    e.handle(t(0), chat(1, t(0)));
+    assert_eq!(
+        e.handle(t(8_000), Input::Tick),
+        vec![revoked(1, 1, RevokeReason::Expired)]
+    );
+    // x2 is untried by c1: offered at once. Accepting it resets the misses.
+    assert_eq!(
+        e.handle(t(8_000), chat(2, t(8_000))),
+        vec![offer(2, 1, t(8_000), t(16_000)), positions(&[(2, 2)])]
+    );
+    assert_eq!(
+        e.handle(t(9_000), accept(1, 2)),
+        vec![assigned(2, 1, t(9_000))]
+    );
+    assert_eq!(e.counsellor(c(1)).map(|v| v.consecutive_misses), Some(0));
+    assert_eq!(
+        e.handle(t(10_000), Input::Tick),
+        vec![at_risk(1, 10_000), overflow(1)]
+    );
+    assert_eq!(e.handle(t(15_000), Input::Tick), vec![breached(1, 15_000)]);
+    assert_eq!(
+        e.handle(t(16_000), Input::Tick),
+        vec![offer(1, 1, t(0), t(24_000))]
+    );
+    // One miss only: still available.
+    assert_eq!(
+        e.handle(t(24_000), Input::Tick),
+        vec![revoked(1, 1, RevokeReason::Expired)]
+    );
+    let v = e.counsellor(c(1)).expect("known");
+    assert_eq!((v.status, v.consecutive_misses), (Status::Available, 1));
+    // A decline also resets.
+    e.handle(t(24_000), chat(3, t(24_000)));
+    assert_eq!(e.counsellor(c(1)).and_then(|v| v.ringing), Some(x(3)));
+    e.handle(t(25_000), decline(1, 3));
+    assert_eq!(e.counsellor(c(1)).map(|v| v.consecutive_misses), Some(0));
+}
+
+#[test]
+fn backup_gets_offer_only_after_overflow() {
+    let mut e = engine();
+    let mut p = profile(1, &["disability"], &["ro"]);
+    p.backup_helplines = set(&["children"]);
+    online(&mut e, t(0), p);
+    assert_eq!(e.handle(t(0), chat(1, t(0))), vec![positions(&[(1, 1)])]);
+    assert_eq!(e.next_deadline(), Some(t(10_000)));
+    assert_eq!(e.handle(t(9_999), Input::Tick), vec![]);
+    assert_eq!(
+        e.handle(t(10_000), Input::Tick),
+        vec![
+            at_risk(1, 10_000),
+            overflow(1),
+            offer_full(1, 1, "children", "ro", t(0), t(18_000), true)
+        ]
+    );
+    // A first-line counsellor gets a contact at once, with as_backup = false.
+    assert_eq!(
+        e.handle(
+            t(11_000),
+            Input::ContactQueued(contact(2, "disability", "ro", t(11_000)))
+        ),
+        vec![positions(&[(2, 1)])]
+    );
+    assert_eq!(
+        e.handle(t(12_000), accept(1, 1)),
+        vec![
+            assigned(1, 1, t(12_000)),
+            offer_full(2, 1, "disability", "ro", t(11_000), t(20_000), false)
+        ]
+    );
+}
+
+#[test]
+fn sla_events_once_and_not_after_answer() {
+    let mut e = engine();
+    assert_eq!(e.handle(t(0), chat(1, t(0))), vec![positions(&[(1, 1)])]);
+    assert_eq!(e.handle(t(0), chat(2, t(0))), vec![positions(&[(2, 2)])]);
+    online(&mut e, t(1_000), children_ro(1));
+    assert_eq!(e.counsellor(c(1)).and_then(|v| v.ringing), Some(x(1)));
+    assert_eq!(
+        e.handle(t(5_000), accept(1, 1)),
+        vec![
+            assigned(1, 1, t(5_000)),
+            offer(2, 1, t(0), t(13_000)),
+            positions(&[(2, 1)])
+        ]
+    );
+    assert_eq!(
+        e.handle(t(10_000), Input::Tick),
+        vec![at_risk(2, 10_000), overflow(2)]
+    );
+    assert_eq!(e.handle(t(10_000), Input::Tick), vec![]);
+    assert_eq!(
+        e.handle(t(13_000), Input::Tick),
+        vec![revoked(2, 1, RevokeReason::Expired)]
+    );
+    assert_eq!(e.handle(t(15_000), Input::Tick), vec![breached(2, 15_000)]);
+    assert_eq!(e.next_deadline(), Some(t(21_000)));
+    assert_eq!(
+        e.handle(t(21_000), Input::Tick),
+        vec![offer(2, 1, t(0), t(29_000))]
+    );
+    assert_eq!(
+        e.handle(t(22_000), accept(1, 2)),
+        vec![assigned(2, 1, t(22_000))]
+    );
+    assert_eq!(e.next_deadline(), None);
+    assert_eq!(e.handle(t(60_000), Input::Tick), vec![]);
+}
+
+#[test]
+fn late_tick_processes_deadlines_in_time_order() {
+    let mut e = engine();
+    e.handle(t(0), chat(1, t(0)));
+    e.handle(t(2_000), chat(2, t(2_000)));
+    assert_eq!(
+        e.handle(t(30_000), Input::Tick),
+        vec![
+            at_risk(1, 30_000),
+            overflow(1),
+            at_risk(2, 28_000),
+            overflow(2),
+            breached(1, 30_000),
+            breached(2, 28_000)
+        ]
+    );
+}
+
+#[test]
+fn longest_idle_first() {
+    let mut e = engine();
+    e.handle(t(0), Input::UpsertCounsellor(children_ro(1)));
+    e.handle(t(0), Input::UpsertCounsellor(children_ro(2)));
+    for id in [1, 2] {
+        e.handle(t(0), Input::CounsellorConnected { counsellor: c(id) });
+    }
+    e.handle(t(100), status(2, Status::Available));
+    e.handle(t(200), status(1, Status::Available));
+    assert_eq!(
+        e.handle(t(1_000), chat(1, t(1_000))),
+        vec![offer(1, 2, t(1_000), t(9_000)), positions(&[(1, 1)])]
+    );
+}
+
+#[test]
+fn fewest_active_first() {
+    let mut e = engine();
+    online(&mut e, t(0), children_ro(1));
+    e.handle(t(100), chat(1, t(100)));
+    e.handle(t(200), accept(1, 1));
+    // c1 has been idle longer (since 200, c2 since 300) but carries one contact: c2 gets it.
+    online(&mut e, t(300), children_ro(2));
+    assert_eq!(
+        e.handle(t(1_000), chat(2, t(1_000))),
+        vec![offer(2, 2, t(1_000), t(9_000)), positions(&[(2, 1)])]
+    );
+}
+
+#[test]
+fn priority_then_fifo() {
+    let mut e = engine();
+    assert_eq!(e.handle(t(0), chat(1, t(0))), vec![positions(&[(1, 1)])]);
+    assert_eq!(
+        e.handle(t(100), chat(2, t(100))),
+        vec![positions(&[(2, 2)])]
+    );
+    let mut urgent = contact(3, "children", "ro", t(200));
+    urgent.priority = 1;
+    assert_eq!(
+        e.handle(t(200), Input::ContactQueued(urgent)),
+        vec![positions(&[(3, 1), (1, 2), (2, 3)])]
+    );
+    // Same queued_at: id order.
+    assert_eq!(
+        e.handle(t(300), chat(5, t(100))),
+        vec![positions(&[(5, 4)])]
+    );
+    assert_eq!(
+        e.handle(t(300), chat(4, t(100))),
+        vec![positions(&[(4, 4), (5, 5)])]
+    );
+    // A contact in another helpline has its own positions.
+    assert_eq!(
+        e.handle(
+            t(300),
+            Input::ContactQueued(contact(6, "disability", "ro", t(300)))
+        ),
+        vec![positions(&[(6, 1)])]
+    );
+    assert_eq!(
+        online(&mut e, t(400), children_ro(1)),
+        vec![offer(3, 1, t(200), t(8_400))]
+    );
+    assert_eq!(
+        online(&mut e, t(400), children_ro(2)),
+        vec![offer(1, 2, t(0), t(8_400))]
+    );
+    // Escalating x2 moves it ahead in the queue (positions change) but keeps the ringing offers.
+    assert_eq!(
+        e.handle(
+            t(500),
+            Input::SetPriority {
+                contact: x(2),
+                priority: 5
+            }
+        ),
+        vec![positions(&[(2, 1), (3, 2), (1, 3)])]
+    );
+    // Setting the priority of an unknown contact is ignored.
+    assert_eq!(
+        e.handle(
+            t(500),
+            Input::SetPriority {
+                contact: x(99),
+                priority: 5
+            }
+        ),
+        vec![]
+    );
+    assert_eq!(e.position(x(6)), Some(1));
+}
+
+#[test]
+fn language_and_helpline_matching() {
+    let mut e = engine();
+    online(&mut e, t(0), profile(1, &["children"], &["ru"]));
+    online(&mut e, t(0), profile(2, &["disability"], &["ro"]));
+    assert_eq!(
+        e.handle(t(100), chat(1, t(100))),
+        vec![positions(&[(1, 1)])]
+    );
+    assert_eq!(
+        online(
+            &mut e,
+            t(200),
+            profile(3, &["children", "disability"], &["ro", "ru"])
+        ),
+        vec![offer(1, 3, t(100), t(8_200))]
+    );
+    assert_eq!(
+        e.handle(
+            t(300),
+            Input::ContactQueued(contact(2, "children", "ru", t(300)))
+        ),
+        vec![
+            offer_full(2, 1, "children", "ru", t(300), t(8_300), false),
+            positions(&[(2, 2)])
+        ]
+    );
+    // An unknown helpline uses the defaults.
+    online(&mut e, t(400), profile(4, &["elderly"], &["ro"]));
+    assert_eq!(
+        e.handle(
+            t(500),
+            Input::ContactQueued(contact(3, "elderly", "ro", t(500)))
+        ),
+        vec![
+            offer_full(3, 4, "elderly", "ro", t(500), t(8_500), false),
+            positions(&[(3, 1)])
+        ]
+    );
+}
+
+#[test]
+fn capacity_limit_respected() {
+    let mut e = engine();
+    online(&mut e, t(0), children_ro(1));
+    for id in 1..=3 {
+        e.handle(t(id as i64 * 100), chat(id, t(id as i64 * 100)));
+        assert_eq!(
+            e.handle(t(id as i64 * 100), accept(1, id)),
+            vec![assigned(id, 1, t(id as i64 * 100))]
+        );
+    }
+    assert_eq!(
+        e.handle(t(1_000), chat(4, t(1_000))),
+        vec![positions(&[(4, 1)])]
+    );
+    assert_eq!(e.counsellor(c(1)).map(|v| v.active.len()), Some(3));
+    assert_eq!(
+        e.handle(
+            t(2_000),
+            Input::EndByCounsellor {
+                counsellor: c(1),
+                contact: x(2)
+            }
+        ),
+        vec![
+            Output::Ended {
+                contact: x(2),
+                counsellor: Some(c(1)),
+                reason: EndReason::CounsellorEnded,
+                abandoned: false
+            },
+            offer(4, 1, t(1_000), t(10_000))
+        ]
+    );
+    assert_eq!(e.counsellor(c(1)).map(|v| v.idle_since), Some(t(2_000)));
+    // Lowering capacity below active revokes the ringing offer but evicts nobody.
+    let mut p = children_ro(1);
+    p.capacity = 1;
+    assert_eq!(
+        e.handle(t(2_500), Input::UpsertCounsellor(p)),
+        vec![revoked(4, 1, RevokeReason::CounsellorUnavailable)]
+    );
+    assert_eq!(e.counsellor(c(1)).map(|v| v.active), Some(vec![x(1), x(3)]));
+}
+
+#[test]
+fn caller_grace_waiting() {
+    let mut e = engine();
+    e.handle(t(0), chat(1, t(0)));
+    assert_eq!(
+        e.handle(t(1_000), Input::CallerDisconnected { contact: x(1) }),
+        vec![]
+    );
+    assert!(!e.snapshot().waiting[0].caller_connected);
+    // A disconnected waiting caller keeps its place and is still offered.
+    assert_eq!(
+        online(&mut e, t(2_000), children_ro(1)),
+        vec![offer(1, 1, t(0), t(10_000))]
+    );
+    assert_eq!(
+        e.handle(t(50_000), Input::CallerConnected { contact: x(1) }),
+        vec![
+            revoked(1, 1, RevokeReason::Expired),
+            at_risk(1, 50_000),
+            overflow(1),
+            breached(1, 50_000),
+            // c1 was tried at 10 000 (the expiry is processed at its own time), cooldown long over.
+            offer(1, 1, t(0), t(58_000)),
+        ]
+    );
+    assert_eq!(
+        e.handle(t(51_000), status(1, Status::Offline)),
+        vec![revoked(1, 1, RevokeReason::CounsellorUnavailable)]
+    );
+    assert_eq!(e.next_deadline(), None);
+    assert_eq!(e.position(x(1)), Some(1));
+    assert_eq!(
+        e.handle(t(200_000), Input::CallerDisconnected { contact: x(1) }),
+        vec![]
+    );
+    assert_eq!(e.next_deadline(), Some(t(320_000)));
+    assert_eq!(e.handle(t(319_999), Input::Tick), vec![]);
+    assert_eq!(
+        e.handle(t(320_000), Input::Tick),
+        vec![Output::Ended {
+            contact: x(1),
+            counsellor: None,
+            reason: EndReason::CallerLost,
+            abandoned: true
+        }]
+    );
+    assert_eq!(e.position(x(1)), None);
+    assert_eq!(e.next_deadline(), None);
+    assert_eq!(
+        e.handle(t(320_001), Input::EndByCaller { contact: x(1) }),
+        vec![]
+    );
+}
+
+#[test]
+fn caller_grace_assigned_and_ringing() {
+    let mut e = engine();
+    online(&mut e, t(0), children_ro(1));
+    e.handle(t(0), chat(1, t(0)));
+    e.handle(t(1_000), accept(1, 1));
+    e.handle(t(2_000), Input::CallerDisconnected { contact: x(1) });
+    assert_eq!(
+        e.handle(t(2_000), chat(2, t(2_000))),
+        vec![offer(2, 1, t(2_000), t(10_000)), positions(&[(2, 1)])]
+    );
+    e.handle(t(3_000), Input::CallerDisconnected { contact: x(2) });
+    assert_eq!(
+        e.handle(t(4_000), accept(1, 2)),
+        vec![assigned(2, 1, t(4_000))]
+    );
+    e.handle(t(5_000), Input::CallerConnected { contact: x(2) });
+    assert_eq!(e.next_deadline(), Some(t(122_000)));
+    assert_eq!(
+        e.handle(t(122_000), Input::Tick),
+        vec![Output::Ended {
+            contact: x(1),
+            counsellor: Some(c(1)),
+            reason: EndReason::CallerLost,
+            abandoned: false
+        }]
+    );
+    assert_eq!(e.next_deadline(), None);
+    // The caller ending while ringing revokes the offer.
+    e.handle(t(123_000), chat(3, t(123_000)));
+    assert_eq!(
+        e.handle(t(124_000), Input::EndByCaller { contact: x(3) }),
+        vec![
+            revoked(3, 1, RevokeReason::ContactGone),
+            Output::Ended {
+                contact: x(3),
+                counsellor: None,
+                reason: EndReason::CallerEnded,
+                abandoned: true
+            }
+        ]
+    );
+    assert_eq!(
+        e.handle(t(125_000), Input::EndByCaller { contact: x(2) }),
+        vec![Output::Ended {
+            contact: x(2),
+            counsellor: Some(c(1)),
+            reason: EndReason::CallerEnded,
+            abandoned: false
+        }]
+    );
+    assert_eq!(
+        e.counsellor(c(1)).map(|v| (v.active.len(), v.idle_since)),
+        Some((0, t(125_000)))
+    );
+}
+
+#[test]
+fn restart_restore() {
+    let mut e = engine();
+    let now = t(100_000);
+    let mut a = contact(1, "children", "ro", t(90_000));
+    a.caller_connected = false;
+    let mut b = contact(2, "children", "ro", t(80_000));
+    b.caller_connected = false;
+    assert_eq!(
+        e.handle(now, Input::ContactQueued(a)),
+        vec![at_risk(1, 10_000), overflow(1), positions(&[(1, 1)])]
+    );
+    assert_eq!(
+        e.handle(now, Input::ContactQueued(b)),
+        vec![
+            at_risk(2, 20_000),
+            overflow(2),
+            breached(2, 20_000),
+            positions(&[(2, 1), (1, 2)])
+        ]
+    );
+    // The same id again: ignored.
+    assert_eq!(e.handle(now, chat(2, now)), vec![]);
+    // Restored conversations of an unknown counsellor create them offline; capacity counts once upserted.
+    for id in [3, 4] {
+        assert_eq!(
+            e.handle(
+                now,
+                Input::ContactRestoredAssigned {
+                    contact: contact(id, "children", "ro", t(50_000)),
+                    counsellor: c(1),
+                    answered_at: t(55_000),
+                }
+            ),
+            vec![]
+        );
+    }
+    let v = e.counsellor(c(1)).expect("created");
+    assert_eq!(
+        (v.status, v.connected, v.capacity),
+        (Status::Offline, false, 0)
+    );
+    assert_eq!(v.active, vec![x(3), x(4)]);
+    assert_eq!(e.assigned_counsellor(x(3)), Some(c(1)));
+    let mut p = children_ro(1);
+    p.capacity = 2;
+    assert_eq!(online(&mut e, t(101_000), p), vec![]);
+    assert_eq!(
+        e.handle(t(102_000), Input::EndByCaller { contact: x(3) }),
+        vec![
+            Output::Ended {
+                contact: x(3),
+                counsellor: Some(c(1)),
+                reason: EndReason::CallerEnded,
+                abandoned: false
+            },
+            offer(2, 1, t(80_000), t(110_000))
+        ]
+    );
+    // x1 keeps its answer clock: breach at 105 000; both callers' grace ends at 220 000.
+    assert_eq!(e.next_deadline(), Some(t(105_000)));
+    assert_eq!(e.handle(t(105_000), Input::Tick), vec![breached(1, 15_000)]);
+    e.handle(t(106_000), accept(1, 2));
+    assert_eq!(
+        e.handle(t(220_000), Input::Tick),
+        vec![
+            Output::Ended {
+                contact: x(1),
+                counsellor: None,
+                reason: EndReason::CallerLost,
+                abandoned: true
+            },
+            Output::Ended {
+                contact: x(2),
+                counsellor: Some(c(1)),
+                reason: EndReason::CallerLost,
+                abandoned: false
+            },
+        ]
+    );
+}
+
+#[test]
+fn counsellor_unavailable_while_ringing_and_stale_requests() {
+    let mut e = engine();
+    online(&mut e, t(0), children_ro(1));
+    online(&mut e, t(100), children_ro(2));
+    e.handle(t(1_000), chat(1, t(1_000)));
+    assert_eq!(
+        e.handle(t(2_000), Input::CounsellorDisconnected { counsellor: c(1) }),
+        vec![
+            revoked(1, 1, RevokeReason::CounsellorUnavailable),
+            offer(1, 2, t(1_000), t(10_000))
+        ]
+    );
+    assert_eq!(
+        e.handle(t(2_100), accept(1, 1)),
+        vec![rejected(1, 1, Rejection::NoSuchOffer)]
+    );
+    assert_eq!(
+        e.handle(t(2_100), accept(9, 1)),
+        vec![rejected(9, 1, Rejection::UnknownCounsellor)]
+    );
+    assert_eq!(
+        e.handle(t(2_100), accept(2, 7)),
+        vec![rejected(2, 7, Rejection::UnknownContact)]
+    );
+    assert_eq!(
+        e.handle(t(3_000), accept(2, 1)),
+        vec![assigned(1, 2, t(3_000))]
+    );
+    assert_eq!(
+        e.handle(t(3_100), accept(1, 1)),
+        vec![rejected(1, 1, Rejection::NoSuchOffer)]
+    );
+    assert_eq!(
+        e.handle(
+            t(3_200),
+            Input::EndByCounsellor {
+                counsellor: c(1),
+                contact: x(1)
+            }
+        ),
+        vec![rejected(1, 1, Rejection::NotAssigned)]
+    );
+    assert_eq!(
+        e.handle(
+            t(3_200),
+            Input::EndByCounsellor {
+                counsellor: c(9),
+                contact: x(1)
+            }
+        ),
+        vec![rejected(9, 1, Rejection::UnknownCounsellor)]
+    );
+    assert_eq!(
+        e.handle(
+            t(3_200),
+            Input::EndByCounsellor {
+                counsellor: c(2),
+                contact: x(8)
+            }
+        ),
+        vec![rejected(2, 8, Rejection::UnknownContact)]
+    );
+    // Unknown counsellors are silently ignored elsewhere.
+    assert_eq!(e.handle(t(3_300), status(9, Status::Available)), vec![]);
+    assert_eq!(
+        e.handle(t(3_300), Input::CounsellorConnected { counsellor: c(9) }),
+        vec![]
+    );
+    assert_eq!(
+        e.handle(t(3_300), Input::RemoveCounsellor { counsellor: c(9) }),
+        vec![]
+    );
+}
+
+#[test]
+fn away_remove_and_profile_change_revoke_without_marking_tried() {
+    let mut e = engine();
+    online(&mut e, t(0), children_ro(1));
+    e.handle(t(1_000), chat(1, t(1_000)));
+    assert_eq!(
+        e.handle(t(1_500), status(1, Status::Away)),
+        vec![revoked(1, 1, RevokeReason::CounsellorUnavailable)]
+    );
+    // Not tried: offered again as soon as they are back.
+    assert_eq!(
+        e.handle(t(2_000), status(1, Status::Available)),
+        vec![offer(1, 1, t(1_000), t(10_000))]
+    );
+    assert_eq!(
+        e.handle(
+            t(2_500),
+            Input::UpsertCounsellor(profile(1, &["children"], &["ru"]))
+        ),
+        vec![revoked(1, 1, RevokeReason::CounsellorUnavailable)]
+    );
+    assert_eq!(
+        e.handle(t(3_000), Input::UpsertCounsellor(children_ro(1))),
+        vec![offer(1, 1, t(1_000), t(11_000))]
+    );
+    assert_eq!(
+        e.handle(t(3_500), Input::RemoveCounsellor { counsellor: c(1) }),
+        vec![revoked(1, 1, RevokeReason::CounsellorUnavailable)]
+    );
+    assert_eq!(e.counsellor(c(1)).map(|v| v.removed), Some(true));
+    assert_eq!(
+        e.handle(t(3_600), accept(1, 1)),
+        vec![rejected(1, 1, Rejection::UnknownCounsellor)]
+    );
+    // Re-upserting re-enables them.
+    assert_eq!(
+        e.handle(t(4_000), Input::UpsertCounsellor(children_ro(1))),
+        vec![offer(1, 1, t(1_000), t(12_000))]
+    );
+    // Same status again: nothing.
+    assert_eq!(e.handle(t(4_100), status(1, Status::Available)), vec![]);
+    assert_eq!(e.counsellor(c(1)).map(|v| v.idle_since), Some(t(2_000)));
+}
+
+#[test]
+fn time_going_backwards_uses_last_now() {
+    let mut e = engine();
+    online(&mut e, t(10_000), children_ro(1));
+    assert_eq!(
+        e.handle(t(5_000), chat(1, t(10_000))),
+        vec![offer(1, 1, t(10_000), t(18_000)), positions(&[(1, 1)])]
+    );
+}
+
+// ----- properties ---------------------------------------------------------------------------
+
+const HELPLINES: [&str; 3] = ["a", "b", "c"];
+const LANGUAGES: [&str; 2] = ["ro", "ru"];
+
+fn prop_config() -> EngineConfig {
+    EngineConfig {
+        helplines: vec![
+            HelplineConfig::with_defaults("a"),
+            HelplineConfig {
+                name: "b".into(),
+                ring_timeout_ms: 5_000,
+                backup_after_ms: 4_000,
+                sla_at_risk_ms: 8_000,
+                sla_target_ms: 12_000,
+                caller_grace_ms: 30_000,
+            },
+        ],
+        misses_before_away: 2,
+    }
+}
+
+fn prop_config_for(h: &str) -> HelplineConfig {
+    prop_config()
+        .helplines
+        .into_iter()
+        .find(|c| c.name == h)
+        .unwrap_or_else(|| HelplineConfig::with_defaults(h))
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Upsert {
+        c: u8,
+        first: u8,
+        backup: u8,
+        langs: u8,
+        cap: u32,
+    },
+    Remove {
+        c: u8,
+    },
+    Connect {
+        c: u8,
+    },
+    Disconnect {
+        c: u8,
+    },
+    Status {
+        c: u8,
+        s: u8,
+    },
+    Queue {
+        h: u8,
+        l: u8,
+        prio: i32,
+        back: i64,
+        connected: bool,
+    },
+    Restore {
+        h: u8,
+        l: u8,
+        c: u8,
+        connected: bool,
+    },
+    Accept {
+        c: u8,
+        x: u8,
+    },
+    AcceptRinging {
+        x: u8,
+    },
+    Decline {
+        c: u8,
+        x: u8,
+    },
+    DeclineRinging {
+        x: u8,
+    },
+    EndByCounsellor {
+        c: u8,
+        x: u8,
+    },
+    EndOwn {
+        x: u8,
+    },
+    EndByCaller {
+        x: u8,
+    },
+    CallerDisconnected {
+        x: u8,
+    },
+    CallerConnected {
+        x: u8,
+    },
+    Priority {
+        x: u8,
+        p: i32,
+    },
+    Tick {
+        dt: i64,
+    },
+    TickAtDeadline,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0u8..5, 0u8..8, 0u8..8, 0u8..4, prop_oneof![1 => Just(0u32), 4 => 1u32..4])
+            .prop_map(|(c, first, backup, langs, cap)| Op::Upsert { c, first, backup, langs, cap }),
+        1 => (0u8..5).prop_map(|c| Op::Remove { c }),
+        2 => (0u8..5).prop_map(|c| Op::Connect { c }),
+        1 => (0u8..5).prop_map(|c| Op::Disconnect { c }),
+        3 => (0u8..5, 0u8..4).prop_map(|(c, s)| Op::Status { c, s }),
+        5 => (0u8..3, 0u8..2, -1i32..2, prop_oneof![3 => Just(0i64), 1 => 0i64..40_000], any::<bool>())
+            .prop_map(|(h, l, prio, back, connected)| Op::Queue { h, l, prio, back, connected }),
+        1 => (0u8..3, 0u8..2, 0u8..5, any::<bool>())
+            .prop_map(|(h, l, c, connected)| Op::Restore { h, l, c, connected }),
+        1 => (0u8..5, any::<u8>()).prop_map(|(c, x)| Op::Accept { c, x }),
+        4 => any::<u8>().prop_map(|x| Op::AcceptRinging { x }),
+        1 => (0u8..5, any::<u8>()).prop_map(|(c, x)| Op::Decline { c, x }),
+        2 => any::<u8>().prop_map(|x| Op::DeclineRinging { x }),
+        1 => (0u8..5, any::<u8>()).prop_map(|(c, x)| Op::EndByCounsellor { c, x }),
+        2 => any::<u8>().prop_map(|x| Op::EndOwn { x }),
+        1 => any::<u8>().prop_map(|x| Op::EndByCaller { x }),
+        1 => any::<u8>().prop_map(|x| Op::CallerDisconnected { x }),
+        1 => any::<u8>().prop_map(|x| Op::CallerConnected { x }),
+        1 => (any::<u8>(), -2i32..3).prop_map(|(x, p)| Op::Priority { x, p }),
+        4 => prop_oneof![0i64..3_000, 0i64..40_000].prop_map(|dt| Op::Tick { dt }),
+        3 => Just(Op::TickAtDeadline),
+    ]
+}
+
+fn mask_set<const N: usize>(mask: u8, names: [&str; N]) -> BTreeSet<String> {
+    names
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1 << i) != 0)
+        .map(|(_, n)| n.to_string())
+        .collect()
+}
+
+/// What the test knows independently of the engine, built from the outputs alone.
+#[derive(Default)]
+struct Model {
+    live: BTreeSet<ContactId>,
+    ended: BTreeSet<ContactId>,
+    answered: BTreeSet<ContactId>,
+    at_risk: BTreeSet<ContactId>,
+    breached: BTreeSet<ContactId>,
+    /// Ringing offers: contact -> (counsellor, expires_at).
+    ringing: BTreeMap<ContactId, (CounsellorId, Millis)>,
+    tried: BTreeMap<(ContactId, CounsellorId), Millis>,
+    positions: BTreeMap<ContactId, u32>,
+    /// Counsellors whose capacity was lowered or who got restored contacts: may exceed capacity.
+    may_exceed: BTreeSet<CounsellorId>,
+    capacity: BTreeMap<CounsellorId, u32>,
+    contacts: Vec<ContactId>,
+}
+
+/// Whether `cv` may be offered `w` at `now` (ignoring ringing and tried); `Some(as_backup)`.
+fn model_eligible(cv: &CounsellorView, w: &WaitingView, now: Millis) -> Option<bool> {
+    if cv.removed
+        || !cv.connected
+        || cv.status != Status::Available
+        || cv.active.len() as u64 >= u64::from(cv.capacity)
+        || !cv.languages.contains(&w.language)
+    {
+        return None;
+    }
+    if cv.helplines.contains(&w.helpline) {
+        return Some(false);
+    }
+    let cfg = prop_config_for(&w.helpline);
+    if cv.backup_helplines.contains(&w.helpline) && now - w.queued_at >= cfg.backup_after_ms {
+        return Some(true);
+    }
+    None
+}
+
+fn counsellor_id(c: u8, n: u8) -> CounsellorId {
+    if c < n {
+        CounsellorId(u128::from(c) + 1)
+    } else {
+        CounsellorId(99)
+    }
+}
+
+fn pick(m: &Model, i: u8) -> ContactId {
+    if m.contacts.is_empty() {
+        ContactId(999)
+    } else {
+        m.contacts[usize::from(i) % m.contacts.len()]
+    }
+}
+
+/// A contact ringing now, if any (else any contact).
+fn pick_ringing(m: &Model, i: u8) -> ContactId {
+    let ringing: Vec<ContactId> = m.ringing.keys().copied().collect();
+    if ringing.is_empty() {
+        pick(m, i)
+    } else {
+        ringing[usize::from(i) % ringing.len()]
+    }
+}
+
+/// A contact in conversation, if any (else any contact).
+fn pick_assigned(m: &Model, e: &Engine, i: u8) -> ContactId {
+    let assigned: Vec<ContactId> = e.snapshot().assigned.iter().map(|a| a.contact).collect();
+    if assigned.is_empty() {
+        pick(m, i)
+    } else {
+        assigned[usize::from(i) % assigned.len()]
+    }
+}
+
+fn to_input(
+    op: &Op,
+    e: &Engine,
+    m: &mut Model,
+    now: &mut Millis,
+    n: u8,
+    next_id: &mut u128,
+) -> Input {
+    let cid = |c: u8| counsellor_id(c, n);
+    match *op {
+        Op::Upsert {
+            c,
+            first,
+            backup,
+            langs,
+            cap,
+        } => {
+            let id = cid(c);
+            if m.capacity.get(&id).is_some_and(|&old| cap < old) {
+                m.may_exceed.insert(id);
+            }
+            m.capacity.insert(id, cap);
+            Input::UpsertCounsellor(CounsellorProfile {
+                id,
+                helplines: mask_set(first, HELPLINES),
+                backup_helplines: mask_set(backup, HELPLINES),
+                languages: mask_set(langs, LANGUAGES),
+                capacity: cap,
+            })
+        }
+        Op::Remove { c } => Input::RemoveCounsellor { counsellor: cid(c) },
+        Op::Connect { c } => Input::CounsellorConnected { counsellor: cid(c) },
+        Op::Disconnect { c } => Input::CounsellorDisconnected { counsellor: cid(c) },
+        Op::Status { c, s } => Input::SetStatus {
+            counsellor: cid(c),
+            status: match s {
+                0 | 1 => Status::Available,
+                2 => Status::Away,
+                _ => Status::Offline,
+            },
+        },
+        Op::Queue {
+            h,
+            l,
+            prio,
+            back,
+            connected,
+        } => {
+            *next_id += 1;
+            let id = ContactId(*next_id);
+            m.contacts.push(id);
+            m.live.insert(id);
+            Input::ContactQueued(NewContact {
+                id,
+                helpline: HELPLINES[usize::from(h)].into(),
+                language: LANGUAGES[usize::from(l)].into(),
+                priority: prio,
+                queued_at: now.saturating_sub(back),
+                caller_connected: connected,
+            })
+        }
+        Op::Restore { h, l, c, connected } => {
+            *next_id += 1;
+            let id = ContactId(*next_id);
+            m.contacts.push(id);
+            m.live.insert(id);
+            m.answered.insert(id);
+            let counsellor = cid(c);
+            m.may_exceed.insert(counsellor);
+            Input::ContactRestoredAssigned {
+                contact: NewContact {
+                    id,
+                    helpline: HELPLINES[usize::from(h)].into(),
+                    language: LANGUAGES[usize::from(l)].into(),
+                    priority: 0,
+                    queued_at: now.saturating_sub(30_000),
+                    caller_connected: connected,
+                },
+                counsellor,
+                answered_at: now.saturating_sub(10_000),
+            }
+        }
+        Op::Accept { c, x } => Input::Accept {
+            counsellor: cid(c),
+            contact: pick(m, x),
+        },
+        Op::AcceptRinging { x } => {
+            let contact = pick_ringing(m, x);
+            let counsellor = m.ringing.get(&contact).map_or(CounsellorId(1), |r| r.0);
+            Input::Accept {
+                counsellor,
+                contact,
+            }
+        }
+        Op::Decline { c, x } => Input::Decline {
+            counsellor: cid(c),
+            contact: pick(m, x),
+        },
+        Op::DeclineRinging { x } => {
+            let contact = pick_ringing(m, x);
+            let counsellor = m.ringing.get(&contact).map_or(CounsellorId(1), |r| r.0);
+            Input::Decline {
+                counsellor,
+                contact,
+            }
+        }
+        Op::EndByCounsellor { c, x } => Input::EndByCounsellor {
+            counsellor: cid(c),
+            contact: pick(m, x),
+        },
+        Op::EndOwn { x } => {
+            let contact = pick_assigned(m, e, x);
+            let counsellor = e.assigned_counsellor(contact).unwrap_or(CounsellorId(1));
+            Input::EndByCounsellor {
+                counsellor,
+                contact,
+            }
+        }
+        Op::EndByCaller { x } => Input::EndByCaller {
+            contact: pick(m, x),
+        },
+        Op::CallerDisconnected { x } => Input::CallerDisconnected {
+            contact: pick(m, x),
+        },
+        Op::CallerConnected { x } => Input::CallerConnected {
+            contact: pick(m, x),
+        },
+        Op::Priority { x, p } => Input::SetPriority {
+            contact: pick(m, x),
+            priority: p,
+        },
+        Op::Tick { dt } => {
+            *now = now.saturating_add(dt);
+            Input::Tick
+        }
+        Op::TickAtDeadline => {
+            *now = e.next_deadline().unwrap_or(now.saturating_add(1));
+            Input::Tick
+        }
+    }
+}
+
+/// Check one handle's outputs against the model and the snapshots before and after.
+fn check_step(
+    m: &mut Model,
+    now: Millis,
+    before: &Snapshot,
+    out: &[Output],
+    e: &Engine,
+) -> Result<(), TestCaseError> {
+    let after = e.snapshot();
+    let cv_after: BTreeMap<CounsellorId, &CounsellorView> =
+        after.counsellors.iter().map(|v| (v.id, v)).collect();
+    let cv_before: BTreeMap<CounsellorId, &CounsellorView> =
+        before.counsellors.iter().map(|v| (v.id, v)).collect();
+    let waiting: BTreeMap<ContactId, &WaitingView> =
+        after.waiting.iter().map(|w| (w.contact, w)).collect();
+
+    let mut seen_positions = false;
+    let mut offers_made = Vec::new();
+    for o in out {
+        prop_assert!(!seen_positions, "Positions must be last: {:?}", out);
+        match o {
+            Output::Offer {
+                contact,
+                counsellor,
+                ..
+            } => {
+                prop_assert!(m.live.contains(contact), "offer of unknown {:?}", contact);
+                prop_assert!(
+                    !m.answered.contains(contact),
+                    "offer of assigned {:?}",
+                    contact
+                );
+                prop_assert!(
+                    !m.ringing.contains_key(contact),
+                    "two offers for {:?}",
+                    contact
+                );
+                prop_assert!(
+                    !m.ringing.values().any(|r| r.0 == *counsellor),
+                    "{:?} rings twice",
+                    counsellor
+                );
+                offers_made.push(o.clone());
+                if let Output::Offer { expires_at, .. } = o {
+                    m.ringing.insert(*contact, (*counsellor, *expires_at));
+                }
+            }
+            Output::OfferRevoked {
+                contact,
+                counsellor,
+                reason,
+            } => {
+                prop_assert!(offers_made.is_empty(), "revocation after offers: {:?}", out);
+                let r = m.ringing.remove(contact);
+                prop_assert_eq!(r.map(|r| r.0), Some(*counsellor));
+                if *reason == RevokeReason::Expired {
+                    let (_, exp) = r.unwrap_or((*counsellor, now));
+                    prop_assert!(exp <= now);
+                    m.tried.insert((*contact, *counsellor), exp);
+                }
+            }
+            Output::OfferDeclined {
+                contact,
+                counsellor,
+            } => {
+                let r = m.ringing.remove(contact);
+                prop_assert_eq!(r.map(|r| r.0), Some(*counsellor));
+                m.tried.insert((*contact, *counsellor), now);
+            }
+            Output::Assigned {
+                contact,
+                counsellor,
+                answered_at,
+            } => {
+                prop_assert_eq!(*answered_at, now);
+                let r = m.ringing.remove(contact);
+                prop_assert_eq!(r.map(|r| r.0), Some(*counsellor));
+                prop_assert!(m.answered.insert(*contact), "assigned twice");
+                let b = cv_before.get(counsellor);
+                prop_assert!(
+                    b.is_some_and(|b| (b.active.len() as u64) < u64::from(b.capacity)),
+                    "assigned to a full counsellor"
+                );
+            }
+            Output::Ended {
+                contact,
+                counsellor,
+                abandoned,
+                ..
+            } => {
+                prop_assert!(
+                    m.live.remove(contact),
+                    "Ended for a contact not live: {:?}",
+                    contact
+                );
+                prop_assert!(m.ended.insert(*contact), "Ended twice");
+                prop_assert!(!m.ringing.contains_key(contact), "ended while ringing");
+                prop_assert_eq!(*abandoned, counsellor.is_none());
+                prop_assert_eq!(*abandoned, !m.answered.contains(contact));
+                m.positions.remove(contact);
+            }
+            Output::SlaAtRisk { contact, waited_ms } => {
+                let right_wait = waiting.get(contact).is_none_or(|w| {
+                    *waited_ms == now - w.queued_at
+                        && *waited_ms >= prop_config_for(&w.helpline).sla_at_risk_ms
+                });
+                prop_assert!(right_wait, "wrong waited_ms");
+                prop_assert!(m.live.contains(contact) && !m.answered.contains(contact));
+                prop_assert!(m.at_risk.insert(*contact), "SlaAtRisk twice");
+            }
+            Output::SlaBreached { contact, waited_ms } => {
+                let right_wait = waiting.get(contact).is_none_or(|w| {
+                    *waited_ms == now - w.queued_at
+                        && *waited_ms >= prop_config_for(&w.helpline).sla_target_ms
+                });
+                prop_assert!(right_wait, "wrong waited_ms");
+                prop_assert!(m.live.contains(contact) && !m.answered.contains(contact));
+                prop_assert!(m.breached.insert(*contact), "SlaBreached twice");
+            }
+            Output::BackupOverflow { contact } => {
+                prop_assert!(m.live.contains(contact) && !m.answered.contains(contact));
+            }
+            Output::Positions { positions } => {
+                seen_positions = true;
+                prop_assert!(!positions.is_empty());
+                for (id, p) in positions {
+                    prop_assert!(
+                        m.positions.get(id) != Some(p),
+                        "unchanged position reported"
+                    );
+                    m.positions.insert(*id, *p);
+                }
+            }
+            Output::StatusChanged { .. } | Output::Rejected { .. } => {}
+        }
+    }
+    m.positions.retain(|id, _| waiting.contains_key(id));
+
+    // No contact lost; engine and model agree on who is where.
+    let in_engine: BTreeSet<ContactId> = after
+        .waiting
+        .iter()
+        .map(|w| w.contact)
+        .chain(after.assigned.iter().map(|a| a.contact))
+        .collect();
+    prop_assert_eq!(&in_engine, &m.live);
+    for a in &after.assigned {
+        prop_assert!(m.answered.contains(&a.contact));
+        prop_assert!(cv_after
+            .get(&a.counsellor)
+            .is_some_and(|c| c.active.contains(&a.contact)));
+    }
+    let total_active: usize = after.counsellors.iter().map(|c| c.active.len()).sum();
+    prop_assert_eq!(total_active, after.assigned.len());
+
+    // Ringing state is consistent and matches the output stream.
+    for w in &after.waiting {
+        prop_assert!(!m.answered.contains(&w.contact));
+        prop_assert_eq!(w.offered_to, m.ringing.get(&w.contact).map(|r| r.0));
+        if let Some(cid) = w.offered_to {
+            prop_assert_eq!(cv_after.get(&cid).and_then(|c| c.ringing), Some(w.contact));
+        }
+        prop_assert_eq!(m.positions.get(&w.contact), Some(&w.position));
+        prop_assert_eq!(e.position(w.contact), Some(w.position));
+    }
+    for cv in &after.counsellors {
+        if let Some(xid) = cv.ringing {
+            prop_assert_eq!(waiting.get(&xid).and_then(|w| w.offered_to), Some(cv.id));
+        }
+        if !m.may_exceed.contains(&cv.id) {
+            prop_assert!(
+                cv.active.len() as u64 <= u64::from(cv.capacity),
+                "over capacity"
+            );
+        }
+    }
+
+    // Every ringing offer is still held by an eligible counsellor (others were revoked).
+    for w in &after.waiting {
+        if let Some(cid) = w.offered_to {
+            let cv = cv_after.get(&cid);
+            prop_assert!(
+                cv.is_some_and(|cv| model_eligible(cv, w, now).is_some()),
+                "{:?} keeps ringing with {:?} while ineligible",
+                cid,
+                w.contact
+            );
+        }
+    }
+
+    // Every offer made went to a counsellor eligible at that moment.
+    for o in &offers_made {
+        if let Output::Offer {
+            contact,
+            counsellor,
+            expires_at,
+            as_backup,
+            helpline,
+            ..
+        } = o
+        {
+            let w = waiting.get(contact);
+            let cv = cv_after.get(counsellor);
+            prop_assert!(w.is_some() && cv.is_some());
+            if let (Some(w), Some(cv)) = (w, cv) {
+                prop_assert_eq!(
+                    model_eligible(cv, w, now),
+                    Some(*as_backup),
+                    "offer to ineligible"
+                );
+                if let Some(&tried_at) = m.tried.get(&(*contact, *counsellor)) {
+                    prop_assert!(now >= tried_at + prop_config_for(helpline).ring_timeout_ms);
+                }
+            }
+            prop_assert_eq!(*expires_at, now + prop_config_for(helpline).ring_timeout_ms);
+        }
+    }
+
+    // Work conservation.
+    for w in after.waiting.iter().filter(|w| w.offered_to.is_none()) {
+        let ring = prop_config_for(&w.helpline).ring_timeout_ms;
+        for cv in after.counsellors.iter().filter(|c| c.ringing.is_none()) {
+            let cooling = m
+                .tried
+                .get(&(w.contact, cv.id))
+                .is_some_and(|&at| now < at + ring);
+            prop_assert!(
+                cooling || model_eligible(cv, w, now).is_none(),
+                "{:?} idles while {:?} waits",
+                cv.id,
+                w.contact
+            );
+        }
+    }
+
+    // Deadlines: in the future, and a Tick there makes progress.
+    if let Some(d) = e.next_deadline() {
+        prop_assert!(d > now, "deadline {} not after now {}", d, now);
+        // Nothing is due before the deadline...
+        if d - 1 > now {
+            let mut early = e.clone();
+            let o = early.handle(d - 1, Input::Tick);
+            prop_assert!(
+                o.is_empty(),
+                "something was due before next_deadline {}: {:?}",
+                d,
+                o
+            );
+        }
+        // ...and a Tick at it makes progress.
+        let mut probe = e.clone();
+        let o = probe.handle(d, Input::Tick);
+        let later = probe.next_deadline().is_none_or(|d2| d2 > d);
+        prop_assert!(!o.is_empty() || later, "Tick at deadline made no progress");
+    }
+    Ok(())
+}
+
+proptest! {
+    // No regression files: this folder is also built from a scratch crate, which must not write outside it.
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn invariants_hold_over_random_sequences(
+        n in 2u8..=4,
+        setup in prop::collection::vec((1u8..8, 0u8..8, 1u8..4, 1u32..4), 4),
+        ops in prop::collection::vec((0i64..2_000, op()), 1..60),
+    ) {
+        let mut e = Engine::new(prop_config());
+        let mut m = Model::default();
+        let mut now: Millis = 1_000_000;
+        let mut next_id = 0u128;
+        // Most counsellors start online with a random (non-empty) profile.
+        let mut script: Vec<(i64, Op)> = Vec::new();
+        for (i, &(first, backup, langs, cap)) in setup.iter().enumerate().take(usize::from(n)) {
+            let c = i as u8;
+            script.push((0, Op::Upsert { c, first, backup, langs, cap }));
+            script.push((0, Op::Connect { c }));
+            script.push((0, Op::Status { c, s: 0 }));
+        }
+        script.extend(ops.iter().cloned());
+        for (dt, op) in &script {
+            now += dt;
+            let before = e.snapshot();
+            let input = to_input(op, &e, &mut m, &mut now, n, &mut next_id);
+            let out = e.handle(now, input);
+            check_step(&mut m, now, &before, &out, &e)?;
+        }
+    }
+
+    #[test]
+    fn same_inputs_same_outputs(
+        n in 2u8..=4,
+        ops in prop::collection::vec((0i64..2_000, op()), 1..40),
+    ) {
+        let run = || {
+            let mut e = Engine::new(prop_config());
+            let mut m = Model::default();
+            let mut now: Millis = 0;
+            let mut next_id = 0u128;
+            let mut all = Vec::new();
+            for (dt, op) in &ops {
+                now += dt;
+                let input = to_input(op, &e, &mut m, &mut now, n, &mut next_id);
+                let out = e.handle(now, input);
+                for o in &out {
+                    if let Output::Offer { contact, counsellor, expires_at, .. } = o {
+                        m.ringing.insert(*contact, (*counsellor, *expires_at));
+                    }
+                }
+                all.push(out);
+            }
+            (all, e.snapshot())
+        };
+        prop_assert_eq!(run(), run());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Extreme times and nonsensical timings must not panic (no overflow, no unwrap).
+    #[test]
+    fn never_panics_on_extreme_values(
+        timings in prop::collection::vec(
+            prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(0i64), -5i64..5, any::<i64>()],
+            5,
+        ),
+        misses in 0u32..3,
+        steps in prop::collection::vec(
+            (prop_oneof![Just(i64::MIN), Just(i64::MAX), any::<i64>(), 0i64..20_000], op()),
+            1..40,
+        ),
+    ) {
+        let mut e = Engine::new(EngineConfig {
+            helplines: vec![HelplineConfig {
+                name: "a".into(),
+                ring_timeout_ms: timings[0],
+                backup_after_ms: timings[1],
+                sla_at_risk_ms: timings[2],
+                sla_target_ms: timings[3],
+                caller_grace_ms: timings[4],
+            }],
+            misses_before_away: misses,
+        });
+        let mut m = Model::default();
+        let mut next_id = 0u128;
+        for (at, op) in &steps {
+            let mut now = *at;
+            let input = to_input(op, &e, &mut m, &mut now, 3, &mut next_id);
+            let _ = e.handle(now, input);
+            let _ = e.snapshot();
+            let _ = e.next_deadline();
+        }
+        for (i, &at) in steps.iter().map(|(at, _)| at).enumerate() {
+            let id = ContactId(1_000 + i as u128);
+            let _ = e.handle(at, Input::ContactQueued(NewContact {
+                id,
+                helpline: HELPLINES[i % 3].into(),
+                language: "ro".into(),
+                priority: i32::MIN,
+                queued_at: at,
+                caller_connected: i % 2 == 0,
+            }));
+            let _ = e.handle(at, Input::Tick);
+            let _ = e.position(id);
+        }
+        let _ = e.handle(i64::MAX, Input::Tick);
+        let _ = e.snapshot();
+    }
+}

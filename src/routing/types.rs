@@ -1,0 +1,276 @@
+//! The engine's vocabulary: identifiers, time, configuration, and the closed sets of inputs and outputs.
+//!
+//! Nothing here knows about tokio, sockets, databases or serde: the server converts
+//! to and from these types at its edges.
+
+use std::collections::BTreeSet;
+
+/// Milliseconds since the Unix epoch. The engine never reads a clock: every call
+/// to [`super::Engine::handle`] is given `now`, and stored arrival times are
+/// plain timestamps, so a restarted server can hand back the original ones.
+pub type Millis = i64;
+
+/// A contact (a chat or, later, a call) as the engine knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ContactId(pub u128);
+
+/// A counsellor's account id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CounsellorId(pub u128);
+
+/// A helpline's short name (`children`, `disability`, `family_violence`).
+pub type Helpline = String;
+/// A language code (`ro`, `ru`, `uk`, `en`).
+pub type Language = String;
+
+/// What a counsellor chose (or was set to): only `Available` counsellors get offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    Available,
+    Away,
+    Offline,
+}
+
+/// Per-helpline timings, all in milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelplineConfig {
+    pub name: Helpline,
+    /// Ring-no-answer: an offer not accepted within this is revoked (default 8 s).
+    pub ring_timeout_ms: Millis,
+    /// From this wait on, backup counsellors of this helpline are eligible too (default 10 s).
+    pub backup_after_ms: Millis,
+    /// Wait at which [`Output::SlaAtRisk`] is emitted (default 10 s).
+    pub sla_at_risk_ms: Millis,
+    /// Wait at which [`Output::SlaBreached`] is emitted: the answer target (default 15 s).
+    pub sla_target_ms: Millis,
+    /// How long a dropped caller has to come back before the contact is abandoned (default 120 s).
+    pub caller_grace_ms: Millis,
+}
+
+impl HelplineConfig {
+    /// The defaults named in the product's promise: 8 s ring, backups and "at risk" at 10 s, 15 s target, 120 s grace.
+    pub fn with_defaults(name: impl Into<Helpline>) -> Self {
+        Self {
+            name: name.into(),
+            ring_timeout_ms: 8_000,
+            backup_after_ms: 10_000,
+            sla_at_risk_ms: 10_000,
+            sla_target_ms: 15_000,
+            caller_grace_ms: 120_000,
+        }
+    }
+}
+
+/// Engine-wide settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    pub helplines: Vec<HelplineConfig>,
+    /// Consecutive expired offers after which a counsellor is set `Away` (default 2).
+    pub misses_before_away: u32,
+}
+
+/// A counsellor's profile: what they serve and how much they can carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounsellorProfile {
+    pub id: CounsellorId,
+    /// Helplines this counsellor serves first-line.
+    pub helplines: BTreeSet<Helpline>,
+    /// Helplines this counsellor backs up: eligible once a contact has waited `backup_after_ms`.
+    pub backup_helplines: BTreeSet<Helpline>,
+    pub languages: BTreeSet<Language>,
+    /// Concurrent contacts (chats) at most; default 3.
+    pub capacity: u32,
+}
+
+/// A new contact joining its helpline's queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewContact {
+    pub id: ContactId,
+    pub helpline: Helpline,
+    pub language: Language,
+    /// Higher is served first; 0 is normal.
+    pub priority: i32,
+    /// When the contact entered the queue. On a restart this is the original time,
+    /// earlier than `now`; the answer clock (SLA events, backup overflow) runs from it.
+    pub queued_at: Millis,
+    /// Whether the caller is connected now (false for contacts restored after a restart:
+    /// their grace period starts at `now`).
+    pub caller_connected: bool,
+}
+
+/// Why a contact ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    /// The caller ended it (while waiting this counts as abandoned).
+    CallerEnded,
+    /// The counsellor closed the conversation.
+    CounsellorEnded,
+    /// The caller dropped and did not come back within the grace period.
+    CallerLost,
+}
+
+/// Why an offer was taken back from a counsellor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RevokeReason {
+    /// Not accepted within the ring timeout.
+    Expired,
+    /// The contact ended (caller left) while the offer was ringing.
+    ContactGone,
+    /// The counsellor went away, offline or disconnected while it was ringing.
+    CounsellorUnavailable,
+}
+
+/// Why a status was changed by the engine rather than by the counsellor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StatusReason {
+    /// `misses_before_away` offers in a row expired.
+    MissedOffers,
+}
+
+/// A request the engine refuses; the server maps it to an `error` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rejection {
+    /// No offer of this contact is ringing for this counsellor (expired, revoked, never made).
+    NoSuchOffer,
+    /// The contact is not one the engine knows (ended, or never existed).
+    UnknownContact,
+    /// The contact is not assigned to this counsellor.
+    NotAssigned,
+    /// The counsellor is not known to the engine (never upserted, or removed).
+    UnknownCounsellor,
+}
+
+/// Everything that can happen to the engine. A closed set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Add or update a counsellor's profile (on connect, or when an admin changes it).
+    /// Keeps their status, connection, assignments and idle time.
+    UpsertCounsellor(CounsellorProfile),
+    /// A counsellor's account was disabled or deleted: offers revoked, they get no more.
+    /// Their open contacts stay assigned to them until ended.
+    RemoveCounsellor {
+        counsellor: CounsellorId,
+    },
+    /// A counsellor's first socket opened / last socket closed. Only connected counsellors get offers;
+    /// a ringing offer to one who disconnects is revoked at once.
+    CounsellorConnected {
+        counsellor: CounsellorId,
+    },
+    CounsellorDisconnected {
+        counsellor: CounsellorId,
+    },
+    /// The counsellor set their status. Becoming `Available` starts their idle time and resets misses.
+    SetStatus {
+        counsellor: CounsellorId,
+        status: Status,
+    },
+    /// A contact joins its queue (new, or restored after a restart).
+    ContactQueued(NewContact),
+    /// Restore, after a restart, a contact that was already assigned (in conversation).
+    ContactRestoredAssigned {
+        contact: NewContact,
+        counsellor: CounsellorId,
+        answered_at: Millis,
+    },
+    /// The counsellor accepts a ringing offer.
+    Accept {
+        counsellor: CounsellorId,
+        contact: ContactId,
+    },
+    /// The counsellor declines a ringing offer: it goes to the next counsellor at once.
+    Decline {
+        counsellor: CounsellorId,
+        contact: ContactId,
+    },
+    /// The counsellor ends an assigned contact.
+    EndByCounsellor {
+        counsellor: CounsellorId,
+        contact: ContactId,
+    },
+    /// The caller ends (waiting: abandoned; in conversation: ended).
+    EndByCaller {
+        contact: ContactId,
+    },
+    /// The caller's last socket dropped: the grace clock starts.
+    CallerDisconnected {
+        contact: ContactId,
+    },
+    /// The caller came back (resumed) within the grace period.
+    CallerConnected {
+        contact: ContactId,
+    },
+    /// Move a waiting contact's priority (escalation, supervisor).
+    SetPriority {
+        contact: ContactId,
+        priority: i32,
+    },
+    /// Time passed; the server sends this at [`super::Engine::next_deadline`].
+    Tick,
+}
+
+/// Everything the engine asks the world to do, in the order it must be done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Ring this counsellor with this contact until `expires_at`.
+    Offer {
+        contact: ContactId,
+        counsellor: CounsellorId,
+        helpline: Helpline,
+        language: Language,
+        queued_at: Millis,
+        expires_at: Millis,
+        /// True when the counsellor is eligible only as a backup for this helpline.
+        as_backup: bool,
+    },
+    /// Stop ringing this counsellor.
+    OfferRevoked {
+        contact: ContactId,
+        counsellor: CounsellorId,
+        reason: RevokeReason,
+    },
+    /// The counsellor declined; recorded for reports (no message needed to the counsellor).
+    OfferDeclined {
+        contact: ContactId,
+        counsellor: CounsellorId,
+    },
+    /// The contact is now in conversation with this counsellor.
+    Assigned {
+        contact: ContactId,
+        counsellor: CounsellorId,
+        answered_at: Millis,
+    },
+    /// The engine changed a counsellor's status (e.g. away after missed offers).
+    StatusChanged {
+        counsellor: CounsellorId,
+        status: Status,
+        reason: StatusReason,
+    },
+    /// Waiting contacts whose queue position changed: (contact, 1-based position in its helpline's queue).
+    Positions { positions: Vec<(ContactId, u32)> },
+    /// The contact has waited `sla_at_risk_ms` without an answer.
+    SlaAtRisk {
+        contact: ContactId,
+        waited_ms: Millis,
+    },
+    /// The contact has waited `sla_target_ms` without an answer.
+    SlaBreached {
+        contact: ContactId,
+        waited_ms: Millis,
+    },
+    /// The contact's wait passed `backup_after_ms`: backup counsellors are now eligible.
+    BackupOverflow { contact: ContactId },
+    /// The contact ended. `counsellor` is set if it was in conversation;
+    /// `abandoned` when it ended while still waiting.
+    Ended {
+        contact: ContactId,
+        counsellor: Option<CounsellorId>,
+        reason: EndReason,
+        abandoned: bool,
+    },
+    /// A counsellor's request was refused.
+    Rejected {
+        counsellor: CounsellorId,
+        contact: ContactId,
+        rejection: Rejection,
+    },
+}

@@ -1,0 +1,184 @@
+//! Contacts (chats, later calls): their lifecycle times, offers and the event log, written in one transaction per routing step.
+
+use super::{new_id, on_pool, Store, StoreResult};
+
+/// A contact as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct ContactRecord {
+    pub id: String,
+    pub channel: String,
+    pub helpline: String,
+    pub language: String,
+    pub priority: i64,
+    /// `queued`, `active`, `ended` or `abandoned`.
+    pub state: String,
+    pub queued_at: i64,
+    pub first_offered_at: Option<i64>,
+    pub answered_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub counsellor_id: Option<String>,
+    pub end_reason: Option<String>,
+}
+
+impl ContactRecord {
+    pub fn is_open(&self) -> bool {
+        self.state == "queued" || self.state == "active"
+    }
+}
+
+/// A new contact entering a queue.
+#[derive(Debug, Clone)]
+pub struct NewContactRecord {
+    pub id: String,
+    pub channel: String,
+    pub helpline: String,
+    pub language: String,
+    pub priority: i64,
+    pub resume_token_hash: String,
+    pub queued_at: i64,
+}
+
+/// One durable consequence of a routing step. A step's changes are committed together,
+/// before anybody is told about them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Offered { contact: String, counsellor: String, at: i64, expires_at: i64, as_backup: bool },
+    /// The ringing offer of `contact` to `counsellor` ended with `outcome` (`declined`, `expired`, `revoked`).
+    OfferClosed { contact: String, counsellor: String, outcome: &'static str, at: i64 },
+    Assigned { contact: String, counsellor: String, at: i64 },
+    Ended { contact: String, at: i64, reason: &'static str, abandoned: bool },
+    /// A line in the contact's event log (SLA events, caller drops, resumes, …).
+    Event { contact: String, at: i64, kind: &'static str, counsellor: Option<String>, detail: Option<String> },
+    CounsellorStatus { counsellor: String, status: &'static str, reason: Option<&'static str>, at: i64 },
+}
+
+/// A line of a contact's event log.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct ContactEvent {
+    pub at: i64,
+    pub kind: String,
+    pub counsellor_id: Option<String>,
+    pub detail: Option<String>,
+}
+
+const CONTACT_COLUMNS: &str = "id, channel, helpline, language, priority, state, queued_at, first_offered_at, \
+     answered_at, ended_at, counsellor_id, end_reason";
+
+macro_rules! event_sql {
+    () => {
+        "INSERT INTO contact_events (id, contact_id, at, kind, counsellor_id, detail) VALUES ($1, $2, $3, $4, $5, $6)"
+    };
+}
+
+impl Store {
+    /// Stores a new queued contact and its `queued` event.
+    pub async fn create_contact(&self, c: &NewContactRecord) -> StoreResult<()> {
+        on_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            sqlx::query("INSERT INTO contacts (id, channel, helpline, language, priority, state, resume_token_hash, queued_at)
+                         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7)")
+                .bind(&c.id).bind(&c.channel).bind(&c.helpline).bind(&c.language).bind(c.priority)
+                .bind(&c.resume_token_hash).bind(c.queued_at)
+                .execute(&mut *tx).await?;
+            sqlx::query(event_sql!()).bind(new_id()).bind(&c.id).bind(c.queued_at).bind("queued")
+                .bind(None::<String>).bind(None::<String>).execute(&mut *tx).await?;
+            tx.commit().await
+        }.await)?;
+        Ok(())
+    }
+
+    pub async fn contact(&self, id: &str) -> StoreResult<Option<ContactRecord>> {
+        let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1");
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
+    }
+
+    /// The contact whose resume token hashes to `hash`.
+    pub async fn contact_by_token_hash(&self, hash: &str) -> StoreResult<Option<ContactRecord>> {
+        let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE resume_token_hash = $1");
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(hash).fetch_optional(pool).await)?)
+    }
+
+    /// Contacts still waiting or in conversation, oldest first: what a restarted router restores.
+    pub async fn open_contacts(&self) -> StoreResult<Vec<ContactRecord>> {
+        let sql = format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE state IN ('queued', 'active') ORDER BY queued_at, id"
+        );
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)?)
+    }
+
+    /// A counsellor's open conversations, oldest first.
+    pub async fn active_contacts_of(&self, counsellor: &str) -> StoreResult<Vec<ContactRecord>> {
+        let sql = format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE state = 'active' AND counsellor_id = $1 ORDER BY answered_at, id"
+        );
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(counsellor).fetch_all(pool).await)?)
+    }
+
+    /// The contact's event log, in order.
+    pub async fn contact_events(&self, contact: &str) -> StoreResult<Vec<ContactEvent>> {
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT at, kind, counsellor_id, detail FROM contact_events WHERE contact_id = $1 ORDER BY at, id")
+            .bind(contact).fetch_all(pool).await)?)
+    }
+
+    /// Commits a routing step's changes in one transaction.
+    pub async fn apply_changes(&self, changes: &[Change]) -> StoreResult<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        on_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            for change in changes {
+                match change {
+                    Change::Offered { contact, counsellor, at, expires_at, as_backup } => {
+                        sqlx::query("INSERT INTO offers (id, contact_id, counsellor_id, offered_at, expires_at, as_backup)
+                                     VALUES ($1, $2, $3, $4, $5, $6)")
+                            .bind(new_id()).bind(contact).bind(counsellor).bind(at).bind(expires_at).bind(as_backup)
+                            .execute(&mut *tx).await?;
+                        sqlx::query("UPDATE contacts SET first_offered_at = $1 WHERE id = $2 AND first_offered_at IS NULL")
+                            .bind(at).bind(contact).execute(&mut *tx).await?;
+                        sqlx::query(event_sql!()).bind(new_id()).bind(contact).bind(at).bind("offered")
+                            .bind(counsellor).bind(as_backup.then_some("backup")).execute(&mut *tx).await?;
+                    }
+                    Change::OfferClosed { contact, counsellor, outcome, at } => {
+                        sqlx::query("UPDATE offers SET outcome = $1, responded_at = $2
+                                     WHERE contact_id = $3 AND counsellor_id = $4 AND outcome IS NULL")
+                            .bind(outcome).bind(at).bind(contact).bind(counsellor).execute(&mut *tx).await?;
+                        sqlx::query(event_sql!()).bind(new_id()).bind(contact).bind(at).bind(format!("offer_{outcome}"))
+                            .bind(counsellor).bind(None::<String>).execute(&mut *tx).await?;
+                    }
+                    Change::Assigned { contact, counsellor, at } => {
+                        sqlx::query("UPDATE offers SET outcome = 'accepted', responded_at = $1
+                                     WHERE contact_id = $2 AND counsellor_id = $3 AND outcome IS NULL")
+                            .bind(at).bind(contact).bind(counsellor).execute(&mut *tx).await?;
+                        sqlx::query("UPDATE contacts SET state = 'active', answered_at = $1, counsellor_id = $2 WHERE id = $3")
+                            .bind(at).bind(counsellor).bind(contact).execute(&mut *tx).await?;
+                        sqlx::query(event_sql!()).bind(new_id()).bind(contact).bind(at).bind("answered")
+                            .bind(counsellor).bind(None::<String>).execute(&mut *tx).await?;
+                    }
+                    Change::Ended { contact, at, reason, abandoned } => {
+                        let state = if *abandoned { "abandoned" } else { "ended" };
+                        sqlx::query("UPDATE offers SET outcome = 'revoked', responded_at = $1 WHERE contact_id = $2 AND outcome IS NULL")
+                            .bind(at).bind(contact).execute(&mut *tx).await?;
+                        sqlx::query("UPDATE contacts SET state = $1, ended_at = $2, end_reason = $3 WHERE id = $4")
+                            .bind(state).bind(at).bind(reason).bind(contact).execute(&mut *tx).await?;
+                        sqlx::query(event_sql!()).bind(new_id()).bind(contact).bind(at).bind(state)
+                            .bind(None::<String>).bind(Some(reason)).execute(&mut *tx).await?;
+                    }
+                    Change::Event { contact, at, kind, counsellor, detail } => {
+                        sqlx::query(event_sql!()).bind(new_id()).bind(contact).bind(at).bind(kind)
+                            .bind(counsellor).bind(detail).execute(&mut *tx).await?;
+                    }
+                    Change::CounsellorStatus { counsellor, status, reason, at } => {
+                        sqlx::query("UPDATE users SET status = $1 WHERE id = $2")
+                            .bind(status).bind(counsellor).execute(&mut *tx).await?;
+                        sqlx::query("INSERT INTO status_changes (id, user_id, at, status, reason) VALUES ($1, $2, $3, $4, $5)")
+                            .bind(new_id()).bind(counsellor).bind(at).bind(status).bind(reason).execute(&mut *tx).await?;
+                    }
+                }
+            }
+            tx.commit().await
+        }.await)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,170 @@
+//! Persistence: one `Store` handle over SQLite (embedded default) or PostgreSQL, one submodule per concern.
+//!
+//! Every query is written once, in SQL both engines accept (`$1` placeholders,
+//! BIGINT integers, TEXT ids), and run on whichever pool is configured through
+//! the [`on_pool!`] macro, which expands the same code for each driver.
+
+pub mod contacts;
+pub mod helplines;
+pub mod messages;
+pub mod secrets;
+pub mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+/// Errors from storage. Callers map them to `AppError`; the details go to the log, never to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("bad database url: {0}")]
+    BadUrl(String),
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// Maps a unique-constraint violation to `Conflict`, leaving other errors as they are.
+    pub(crate) fn from_insert(err: sqlx::Error, what: &str) -> Self {
+        if let sqlx::Error::Database(db) = &err {
+            if db.is_unique_violation() {
+                return StoreError::Conflict(what.to_string());
+            }
+        }
+        StoreError::Sqlx(err)
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A cheap-to-clone handle on the database pool.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: Pool,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same code against whichever pool the store holds: `on_pool!(self, pool => expr)`.
+/// `pool` is bound to `&SqlitePool` or `&PgPool`, so `sqlx::query(..).execute(pool)` type-checks in both arms.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl Store {
+    /// Connects to `url`: `sqlite:path` / `sqlite://path` (created if missing) or `postgres://…`.
+    /// SQLite runs in WAL mode with `synchronous=FULL`: a commit is on disk before it returns.
+    pub async fn connect(url: &str) -> StoreResult<Store> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts)
+                .await?;
+            Ok(Store { pool: Pool::Postgres(pool) })
+        } else if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)
+                .map_err(|e| StoreError::BadUrl(e.to_string()))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts)
+                .await?;
+            Ok(Store { pool: Pool::Sqlite(pool) })
+        } else {
+            Err(StoreError::BadUrl(format!(
+                "expected sqlite:PATH or postgres://…, got {:?}",
+                url.split(':').next().unwrap_or_default()
+            )))
+        }
+    }
+
+    /// Applies the embedded migrations (idempotent).
+    pub async fn migrate(&self) -> StoreResult<()> {
+        on_pool!(self, pool => MIGRATOR.run(pool).await)?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// True when the database answers a trivial query (for `/readyz`).
+    pub async fn ping(&self) -> bool {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ())).is_ok()
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+
+    /// Appends one line to the audit log.
+    pub async fn audit(&self, at: i64, actor: &str, action: &str, target: Option<&str>, detail: Option<&str>) -> StoreResult<()> {
+        on_pool!(self, pool => sqlx::query(
+            "INSERT INTO audit_log (id, at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(new_id()).bind(at).bind(actor).bind(action).bind(target).bind(detail)
+            .execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Audit lines about one target, oldest first (for tests and admin tools).
+    pub async fn audit_for(&self, target: &str) -> StoreResult<Vec<(String, String)>> {
+        let rows: Vec<(String, String)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT actor, action FROM audit_log WHERE target = $1 ORDER BY id")
+            .bind(target).fetch_all(pool).await)?;
+        Ok(rows)
+    }
+}
+
+/// A new time-ordered row id (UUIDv7, hyphenated).
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Splits a stored comma-separated list.
+pub(crate) fn split_list(s: &str) -> Vec<String> {
+    s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_string).collect()
+}
+
+/// Joins a list for storage.
+pub(crate) fn join_list<S: AsRef<str>>(items: &[S]) -> String {
+    items.iter().map(|s| s.as_ref()).collect::<Vec<_>>().join(",")
+}

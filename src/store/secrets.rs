@@ -1,0 +1,17 @@
+//! Secrets the server generates once and keeps in its database (e.g. the JWT signing key when none is configured).
+
+use super::{on_pool, Store, StoreResult};
+
+impl Store {
+    /// Returns the secret called `name`, creating it with `generate()` the first time.
+    /// Safe against two nodes racing: the first insert wins and both read it back.
+    pub async fn secret_or_create(&self, name: &str, now: i64, generate: impl FnOnce() -> String) -> StoreResult<String> {
+        let value = generate();
+        on_pool!(self, pool => sqlx::query(
+            "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+            .bind(name).bind(&value).bind(now).execute(pool).await.map(|_| ()))?;
+        let (stored,): (String,) = on_pool!(self, pool => sqlx::query_as(
+            "SELECT value FROM server_secrets WHERE name = $1").bind(name).fetch_one(pool).await)?;
+        Ok(stored)
+    }
+}

@@ -1,0 +1,165 @@
+//! Accounts: counsellors, supervisors and admins, with what they serve and their chosen status.
+
+use super::{join_list, new_id, on_pool, split_list, Store, StoreError, StoreResult};
+
+/// An account's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Counsellor,
+    Supervisor,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Counsellor => "counsellor",
+            Role::Supervisor => "supervisor",
+            Role::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "counsellor" => Some(Role::Counsellor),
+            "supervisor" => Some(Role::Supervisor),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// An account as stored (the password hash stays in the store module).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub helplines: Vec<String>,
+    pub backup_helplines: Vec<String>,
+    pub languages: Vec<String>,
+    pub capacity: i64,
+    /// The status the counsellor last chose: `available`, `away` or `offline`.
+    pub status: String,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+/// What is needed to create an account.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub helplines: Vec<String>,
+    pub backup_helplines: Vec<String>,
+    pub languages: Vec<String>,
+    pub capacity: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    username: String,
+    display_name: String,
+    role: String,
+    helplines: String,
+    backup_helplines: String,
+    languages: String,
+    capacity: i64,
+    status: String,
+    disabled: bool,
+    created_at: i64,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        User {
+            id: r.id,
+            username: r.username,
+            display_name: r.display_name,
+            role: Role::parse(&r.role).unwrap_or(Role::Counsellor),
+            helplines: split_list(&r.helplines),
+            backup_helplines: split_list(&r.backup_helplines),
+            languages: split_list(&r.languages),
+            capacity: r.capacity,
+            status: r.status,
+            disabled: r.disabled,
+            created_at: r.created_at,
+        }
+    }
+}
+
+const USER_COLUMNS: &str =
+    "id, username, display_name, role, helplines, backup_helplines, languages, capacity, status, disabled, created_at";
+
+impl Store {
+    /// Creates an account; `Conflict` if the username is taken.
+    pub async fn create_user(&self, u: &NewUser, now: i64) -> StoreResult<User> {
+        let id = new_id();
+        let res = on_pool!(self, pool => sqlx::query(
+            "INSERT INTO users (id, username, display_name, password_hash, role, helplines, backup_helplines,
+                 languages, capacity, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+            .bind(&id).bind(&u.username).bind(&u.display_name).bind(&u.password_hash).bind(u.role.as_str())
+            .bind(join_list(&u.helplines)).bind(join_list(&u.backup_helplines)).bind(join_list(&u.languages))
+            .bind(u.capacity).bind(now)
+            .execute(pool).await.map(|_| ()));
+        res.map_err(|e| StoreError::from_insert(e, "username taken"))?;
+        self.user(&id).await?.ok_or(StoreError::NotFound)
+    }
+
+    pub async fn user(&self, id: &str) -> StoreResult<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let row: Option<UserRow> = on_pool!(self, pool =>
+            sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
+        Ok(row.map(User::from))
+    }
+
+    /// The account and its password hash, for login.
+    pub async fn user_with_hash(&self, username: &str) -> StoreResult<Option<(User, String)>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
+        let row: Option<UserRow> = on_pool!(self, pool =>
+            sqlx::query_as(&sql).bind(username).fetch_optional(pool).await)?;
+        let Some(row) = row else { return Ok(None) };
+        let (hash,): (String,) = on_pool!(self, pool => sqlx::query_as(
+            "SELECT password_hash FROM users WHERE id = $1").bind(&row.id).fetch_one(pool).await)?;
+        Ok(Some((User::from(row), hash)))
+    }
+
+    pub async fn users(&self) -> StoreResult<Vec<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY username");
+        let rows: Vec<UserRow> = on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)?;
+        Ok(rows.into_iter().map(User::from).collect())
+    }
+
+    /// Disables (or re-enables) an account by username; returns the account.
+    pub async fn set_user_disabled(&self, username: &str, disabled: bool) -> StoreResult<User> {
+        let done = on_pool!(self, pool => sqlx::query("UPDATE users SET disabled = $1 WHERE username = $2")
+            .bind(disabled).bind(username).execute(pool).await.map(|r| r.rows_affected()))?;
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.user_with_hash(username).await?.map(|(u, _)| u).ok_or(StoreError::NotFound)
+    }
+
+    /// The ids among `ids` whose accounts are disabled or gone (to close their sockets).
+    pub async fn disabled_users(&self) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = on_pool!(self, pool =>
+            sqlx::query_as("SELECT id FROM users WHERE disabled = TRUE").fetch_all(pool).await)?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// Records a counsellor's status (chosen, or set by the router) and logs the change.
+    pub async fn set_user_status(&self, id: &str, status: &str, reason: Option<&str>, at: i64) -> StoreResult<()> {
+        on_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE users SET status = $1 WHERE id = $2").bind(status).bind(id).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO status_changes (id, user_id, at, status, reason) VALUES ($1, $2, $3, $4, $5)")
+                .bind(new_id()).bind(id).bind(at).bind(status).bind(reason).execute(&mut *tx).await?;
+            tx.commit().await
+        }.await)?;
+        Ok(())
+    }
+}

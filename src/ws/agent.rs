@@ -1,0 +1,143 @@
+//! The counsellor's socket (`/ws/agent`, authenticated at the upgrade): status, offers, conversations.
+
+use std::collections::HashMap;
+
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::oneshot;
+
+use super::{limited, run_session, Handler};
+use crate::app::AppState;
+use crate::engine_task::{contact_key, counsellor_key, profile_of, status_of, EngineCommand};
+use crate::error::AppError;
+use crate::hub::Outbox;
+use crate::protocol::{check_message, decode, AgentRequest, AgentStatus, ErrorCode, Party, ServerEvent};
+use crate::relay::RelayCommand;
+use crate::routing::{CounsellorId, Input};
+use crate::store::users::User;
+
+/// `GET /ws/agent?ticket=…` or with `Authorization: Bearer …`: refused (401) before the upgrade without valid credentials.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let user = match crate::http::authenticate_socket(&state, &headers, query.get("ticket").map(String::as_str)).await {
+        Ok(user) => user,
+        Err(err) => return err.into_response(),
+    };
+    let Some(key) = counsellor_key(&user.id) else {
+        return AppError::internal().into_response();
+    };
+    limited(ws).on_upgrade(move |socket| serve(socket, state, user, key))
+}
+
+async fn serve(socket: WebSocket, state: AppState, user: User, key: CounsellorId) {
+    let (me, inbox) = state.hub.new_connection();
+    let status = AgentStatus::parse(&user.status).unwrap_or(AgentStatus::Offline);
+    let first = !state.hub.agent_online(&user.id);
+    let (done, synced) = oneshot::channel();
+    let sync = RelayCommand::AgentSync { user: user.clone(), status, outbox: me.clone(), done };
+    if !state.relay.send(sync).await || synced.await.is_err() {
+        return;
+    }
+    if first {
+        if let Some(profile) = profile_of(&user) {
+            state.engine.send(EngineCommand::CounsellorOnline { profile, status: status_of(status) }).await;
+        }
+    }
+    tracing::info!(user = %user.username, "counsellor connected");
+    let mut session = AgentSession { state: state.clone(), me: me.clone(), user, key };
+    run_session(socket, me, inbox, &mut session, &state).await;
+}
+
+struct AgentSession {
+    state: AppState,
+    me: Outbox,
+    user: User,
+    key: CounsellorId,
+}
+
+impl AgentSession {
+    fn error_about(&self, code: ErrorCode, message: impl Into<String>, reference: impl Into<String>) {
+        self.me.send(&ServerEvent::error_about(code, message, reference));
+    }
+
+    /// Parses a contact id from the console, or answers `unknown_contact`.
+    fn contact(&self, contact_id: &str) -> Option<crate::routing::ContactId> {
+        let key = contact_key(contact_id);
+        if key.is_none() {
+            self.error_about(ErrorCode::UnknownContact, "no such contact", contact_id);
+        }
+        key
+    }
+}
+
+impl Handler for AgentSession {
+    async fn on_text(&mut self, text: &str) {
+        let request = match decode::<AgentRequest>(text) {
+            Ok(r) => r,
+            Err(e) => {
+                self.me.send(&ServerEvent::error(e.code, e.message));
+                return;
+            }
+        };
+        let counsellor = self.key;
+        match request {
+            AgentRequest::Status { status } => {
+                self.state.engine.input(Input::SetStatus { counsellor, status: status_of(status) }).await;
+            }
+            AgentRequest::Accept { contact_id } => {
+                if let Some(contact) = self.contact(&contact_id) {
+                    self.state.engine.input(Input::Accept { counsellor, contact }).await;
+                }
+            }
+            AgentRequest::Decline { contact_id } => {
+                if let Some(contact) = self.contact(&contact_id) {
+                    self.state.engine.input(Input::Decline { counsellor, contact }).await;
+                }
+            }
+            AgentRequest::End { contact_id } => {
+                if let Some(contact) = self.contact(&contact_id) {
+                    self.state.engine.input(Input::EndByCounsellor { counsellor, contact }).await;
+                }
+            }
+            AgentRequest::Message { contact_id, client_id, text } => {
+                if let Err(e) = check_message(&client_id, &text) {
+                    return self.error_about(e.code, e.message, client_id);
+                }
+                let cmd = RelayCommand::Post {
+                    contact: contact_id,
+                    party: Party::Counsellor,
+                    sender_id: Some(self.user.id.clone()),
+                    client_id,
+                    text,
+                    outbox: self.me.clone(),
+                };
+                self.state.relay.send(cmd).await;
+            }
+            AgentRequest::Typing { contact_id, active } => {
+                let cmd = RelayCommand::Typing {
+                    contact: contact_id,
+                    party: Party::Counsellor,
+                    sender_id: Some(self.user.id.clone()),
+                    active,
+                };
+                self.state.relay.send(cmd).await;
+            }
+            AgentRequest::Ping {} => {
+                self.me.send(&ServerEvent::Pong {});
+            }
+        }
+    }
+
+    async fn on_close(&mut self) {
+        if self.state.hub.detach_agent(&self.user.id, self.me.id) == 0 {
+            self.state.engine.input(Input::CounsellorDisconnected { counsellor: self.key }).await;
+            tracing::info!(user = %self.user.username, "counsellor disconnected");
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The caller's socket (`/ws/caller`, anonymous): start or resume a contact, chat, end.
+
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use tokio::sync::oneshot;
+
+use super::{limited, run_session, Handler};
+use crate::app::AppState;
+use crate::auth::{random_token, token_hash};
+use crate::engine_task::{contact_key, EngineCommand};
+use crate::hub::Outbox;
+use crate::protocol::{check_message, decode, CallerRequest, ErrorCode, Party, ServerEvent};
+use crate::relay::RelayCommand;
+use crate::routing::{ContactId, Input, NewContact};
+use crate::store::contacts::NewContactRecord;
+
+/// `GET /ws/caller`: anyone may open a chat.
+pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    limited(ws).on_upgrade(move |socket| serve(socket, state))
+}
+
+async fn serve(socket: WebSocket, state: AppState) {
+    let (me, inbox) = state.hub.new_connection();
+    let mut session = CallerSession { state: state.clone(), me: me.clone(), contact: None };
+    run_session(socket, me, inbox, &mut session, &state).await;
+}
+
+struct CallerSession {
+    state: AppState,
+    me: Outbox,
+    /// The contact this socket speaks for, once started or resumed: (string id, engine id).
+    contact: Option<(String, ContactId)>,
+}
+
+impl CallerSession {
+    fn error(&self, code: ErrorCode, message: impl Into<String>) {
+        self.me.send(&ServerEvent::error(code, message));
+    }
+
+    async fn start(&mut self, helpline: String, language: Option<String>) {
+        if self.contact.is_some() {
+            return self.error(ErrorCode::NotAllowed, "this connection already has a contact; end it first");
+        }
+        let Some(h) = self.state.helplines.iter().find(|h| h.name == helpline) else {
+            let names: Vec<&str> = self.state.helplines.iter().map(|h| h.name.as_str()).collect();
+            return self.error(ErrorCode::UnknownHelpline, format!("unknown helpline; one of {}", names.join(", ")));
+        };
+        let language = match language {
+            Some(l) if h.languages.contains(&l) => l,
+            Some(_) => {
+                return self.error(
+                    ErrorCode::UnknownHelpline,
+                    format!("this helpline answers in {}", h.languages.join(", ")),
+                )
+            }
+            None => h.languages.first().cloned().unwrap_or_else(|| "ro".into()),
+        };
+        let id = uuid::Uuid::now_v7();
+        let resume_token = random_token(24);
+        let now = self.state.clock.now_ms();
+        let record = NewContactRecord {
+            id: id.to_string(),
+            channel: "chat".into(),
+            helpline: h.name.clone(),
+            language: language.clone(),
+            priority: 0,
+            resume_token_hash: token_hash(&resume_token),
+            queued_at: now,
+        };
+        if let Err(err) = self.state.store.create_contact(&record).await {
+            tracing::error!(error = %err, "storing a new contact failed");
+            return self.error(ErrorCode::Unavailable, "could not open the chat; try again");
+        }
+        let key = ContactId(id.as_u128());
+        let (done, opened) = oneshot::channel();
+        self.state.relay.send(RelayCommand::Open { contact: record.id.clone(), outbox: self.me.clone(), done }).await;
+        let _ = opened.await;
+        self.contact = Some((record.id.clone(), key));
+        let contact =
+            NewContact { id: key, helpline: h.name.clone(), language, priority: 0, queued_at: now, caller_connected: true };
+        let (done, queued) = oneshot::channel();
+        self.state.engine.send(EngineCommand::StartContact { contact, resume_token, done }).await;
+        let _ = queued.await;
+    }
+
+    async fn resume(&mut self, resume_token: String, last_seq: i64) {
+        if self.contact.is_some() {
+            return self.error(ErrorCode::NotAllowed, "this connection already has a contact");
+        }
+        let found = self.state.store.contact_by_token_hash(&token_hash(&resume_token)).await;
+        let record = match found {
+            Ok(Some(r)) if r.is_open() => r,
+            Ok(_) => return self.error(ErrorCode::BadToken, "no open chat for that token; start a new one"),
+            Err(err) => {
+                tracing::error!(error = %err, "resume lookup failed");
+                return self.error(ErrorCode::Unavailable, "could not resume; try again");
+            }
+        };
+        let Some(key) = contact_key(&record.id) else {
+            return self.error(ErrorCode::BadToken, "no open chat for that token");
+        };
+        let id = record.id.clone();
+        let (done, resumed) = oneshot::channel();
+        self.state.relay.send(RelayCommand::Resume { contact: record, last_seq, outbox: self.me.clone(), done }).await;
+        if !resumed.await.unwrap_or(false) {
+            return self.error(ErrorCode::BadToken, "no open chat for that token; start a new one");
+        }
+        self.contact = Some((id, key));
+        self.state.engine.send(EngineCommand::CallerPresence { contact: key, online: true }).await;
+    }
+}
+
+impl Handler for CallerSession {
+    async fn on_text(&mut self, text: &str) {
+        let request = match decode::<CallerRequest>(text) {
+            Ok(r) => r,
+            Err(e) => return self.error(e.code, e.message),
+        };
+        match request {
+            CallerRequest::Start { helpline, language } => self.start(helpline, language).await,
+            CallerRequest::Resume { resume_token, last_seq } => self.resume(resume_token, last_seq).await,
+            CallerRequest::Message { client_id, text } => {
+                let Some((contact, _)) = &self.contact else {
+                    return self.error(ErrorCode::NotAllowed, "start or resume a chat first");
+                };
+                if let Err(e) = check_message(&client_id, &text) {
+                    self.me.send(&ServerEvent::error_about(e.code, e.message, client_id));
+                    return;
+                }
+                let cmd = RelayCommand::Post {
+                    contact: contact.clone(),
+                    party: Party::Caller,
+                    sender_id: None,
+                    client_id,
+                    text,
+                    outbox: self.me.clone(),
+                };
+                self.state.relay.send(cmd).await;
+            }
+            CallerRequest::Typing { active } => {
+                if let Some((contact, _)) = &self.contact {
+                    let cmd = RelayCommand::Typing { contact: contact.clone(), party: Party::Caller, sender_id: None, active };
+                    self.state.relay.send(cmd).await;
+                }
+            }
+            CallerRequest::End {} => {
+                let Some((_, key)) = self.contact else {
+                    return self.error(ErrorCode::NotAllowed, "there is no chat to end");
+                };
+                self.state.engine.input(Input::EndByCaller { contact: key }).await;
+            }
+            CallerRequest::Ping {} => {
+                self.me.send(&ServerEvent::Pong {});
+            }
+        }
+    }
+
+    fn on_ended(&mut self, contact_id: &str) {
+        if self.contact.as_ref().is_some_and(|(id, _)| id == contact_id) {
+            if let Some((id, _)) = self.contact.take() {
+                self.state.hub.detach_caller(&id, self.me.id);
+            }
+        }
+    }
+
+    async fn on_close(&mut self) {
+        if let Some((id, key)) = self.contact.take() {
+            if self.state.hub.detach_caller(&id, self.me.id) == 0 {
+                self.state.engine.send(EngineCommand::CallerPresence { contact: key, online: false }).await;
+            }
+        }
+    }
+}

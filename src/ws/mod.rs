@@ -1,0 +1,131 @@
+//! WebSocket endpoints: the upgrade (limits, authentication) and the session loop shared by callers and counsellors.
+
+pub mod agent;
+pub mod caller;
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use tokio::time::Instant;
+
+use crate::app::AppState;
+use crate::hub::{Inbox, Outbox, Outgoing};
+use crate::protocol::{ErrorCode, ServerEvent, MAX_FRAME_BYTES};
+
+/// Largest message the WebSocket layer reads at all; bigger ones close the socket (1009).
+/// Between [`MAX_FRAME_BYTES`] and this, the session answers `too_large` and lives on.
+pub const HARD_MESSAGE_LIMIT: usize = 64 * 1024;
+/// Read buffer per socket: 4 KiB instead of the library's 128 KiB (about 9 KB of memory per idle socket instead of 137 KB).
+pub const READ_BUFFER: usize = 4 * 1024;
+/// Write buffer per socket.
+pub const WRITE_BUFFER: usize = 4 * 1024;
+/// How often the server pings an idle socket.
+pub const PING_EVERY: Duration = Duration::from_secs(15);
+/// A socket silent (no frame, no pong) for this long is closed: the phone is gone.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Close codes the server uses.
+pub mod close {
+    /// Server restarting: reconnect and resume.
+    pub const RESTART: u16 = 1012;
+    /// The socket fell too far behind; reconnect and resume.
+    pub const TOO_SLOW: u16 = 4008;
+    /// The account was disabled or logged out.
+    pub const REVOKED: u16 = 4003;
+    /// Silent for too long.
+    pub const IDLE: u16 = 4000;
+}
+
+/// Applies the explicit limits and buffers to an upgrade.
+pub fn limited(ws: WebSocketUpgrade) -> WebSocketUpgrade {
+    ws.max_message_size(HARD_MESSAGE_LIMIT)
+        .max_frame_size(HARD_MESSAGE_LIMIT)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(HARD_MESSAGE_LIMIT * 4)
+}
+
+/// What a session does with the frames of its socket.
+pub trait Handler: Send {
+    /// A text frame arrived (size already checked).
+    fn on_text(&mut self, text: &str) -> impl std::future::Future<Output = ()> + Send;
+    /// A `contact_ended` went out for this contact.
+    fn on_ended(&mut self, _contact_id: &str) {}
+    /// The socket is gone (after the loop, before the task ends).
+    fn on_close(&mut self) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// Runs a socket until it closes: frames in go to the handler; the outbox goes out;
+/// pings keep it alive; shutdown asks the client to reconnect.
+pub async fn run_session<H: Handler>(
+    mut socket: WebSocket,
+    me: Outbox,
+    mut inbox: Inbox,
+    handler: &mut H,
+    state: &AppState,
+) {
+    let _live = state.sessions.enter();
+    let mut shutdown = state.shutdown.clone();
+    let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+    let mut last_heard = Instant::now();
+    let close_with: Option<(u16, &'static str)> = loop {
+        tokio::select! {
+            incoming = socket.recv() => {
+                last_heard = Instant::now();
+                match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        if text.len() > MAX_FRAME_BYTES {
+                            me.send(&ServerEvent::error(ErrorCode::TooLarge, format!("frames are limited to {MAX_FRAME_BYTES} bytes")));
+                        } else {
+                            handler.on_text(text.as_str()).await;
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        me.send(&ServerEvent::error(ErrorCode::BadJson, "binary frames are not accepted; send JSON text"));
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Err(err)) => {
+                        tracing::debug!(error = %err, "socket error");
+                        break None;
+                    }
+                }
+            }
+            out = inbox.rx.recv() => match out {
+                Some(Outgoing::Frame(text)) => {
+                    if socket.send(Message::Text(text)).await.is_err() { break None; }
+                }
+                Some(Outgoing::Ended { contact_id, frame }) => {
+                    handler.on_ended(&contact_id);
+                    if socket.send(Message::Text(frame)).await.is_err() { break None; }
+                }
+                Some(Outgoing::Close { code, reason }) => break Some((code, reason)),
+                None => break None,
+            },
+            _ = inbox.overflow.notified() => break Some((close::TOO_SLOW, "too slow: reconnect and resume")),
+            _ = ping.tick() => {
+                if last_heard.elapsed() > IDLE_TIMEOUT {
+                    break Some((close::IDLE, "idle"));
+                }
+                if socket.send(Message::Ping(Default::default())).await.is_err() { break None; }
+            }
+            _ = stopping(&mut shutdown) => {
+                let bye = ServerEvent::Reconnect { reason: "server restarting".into() };
+                let _ = socket.send(Message::Text(bye.to_json().into())).await;
+                break Some((close::RESTART, "server restarting"));
+            }
+        }
+    };
+    if let Some((code, reason)) = close_with {
+        let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+    }
+    drop(me);
+    handler.on_close().await;
+}
+
+/// Completes when the server starts shutting down.
+pub async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    if shutdown.wait_for(|stop| *stop).await.is_err() {
+        // The sender is gone: the server is going away too.
+    }
+}
