@@ -200,7 +200,7 @@ impl EngineTask {
         match cmd {
             EngineCommand::Input(input) => {
                 let mut changes = Vec::new();
-                let mut confirm = None;
+                let mut announce = Vec::new();
                 if let Input::SetStatus { counsellor, status } = &input {
                     let before = self.engine.counsellor(*counsellor).map(|c| c.status);
                     if before.is_some() && before != Some(*status) {
@@ -212,16 +212,13 @@ impl EngineTask {
                         });
                     }
                     if before.is_some() {
-                        confirm = Some((*counsellor, *status));
+                        let confirm = ServerEvent::Status { status: agent_status(*status), reason: None };
+                        announce.push((counsellor_str(*counsellor), confirm));
                     }
                 }
-                self.step(input, changes).await;
-                if let Some((c, status)) = confirm {
-                    self.hub.event_to_agent(
-                        &counsellor_str(c),
-                        &ServerEvent::Status { status: agent_status(status), reason: None },
-                    );
-                }
+                let now = self.clock.now_ms();
+                let outputs = self.engine.handle(now, input);
+                self.apply(now, outputs, changes, announce).await;
             }
             EngineCommand::StartContact { contact, resume_token, done } => {
                 let id = contact.id;
@@ -233,7 +230,18 @@ impl EngineTask {
                     &ServerEvent::Queued { contact_id: contact_str(id), resume_token, position },
                 );
                 let _ = done.send(());
-                self.apply(now, outputs, Vec::new()).await;
+                // The caller just got its position in `queued`: no `position` frame repeating it.
+                let outputs = outputs
+                    .into_iter()
+                    .filter_map(|o| match o {
+                        Output::Positions { positions } => {
+                            let rest: Vec<_> = positions.into_iter().filter(|(c, _)| *c != id).collect();
+                            (!rest.is_empty()).then_some(Output::Positions { positions: rest })
+                        }
+                        other => Some(other),
+                    })
+                    .collect();
+                self.apply(now, outputs, Vec::new(), Vec::new()).await;
             }
             EngineCommand::CallerPresence { contact, online } => {
                 let now = self.clock.now_ms();
@@ -268,7 +276,7 @@ impl EngineTask {
                 let mut outputs = self.engine.handle(now, Input::UpsertCounsellor(profile));
                 outputs.extend(self.engine.handle(now, Input::CounsellorConnected { counsellor: id }));
                 outputs.extend(self.engine.handle(now, Input::SetStatus { counsellor: id, status }));
-                self.apply(now, outputs, Vec::new()).await;
+                self.apply(now, outputs, Vec::new(), Vec::new()).await;
             }
             EngineCommand::Snapshot(reply) => {
                 let _ = reply.send(self.engine.snapshot());
@@ -280,14 +288,18 @@ impl EngineTask {
     async fn step(&mut self, input: Input, changes: Vec<Change>) {
         let now = self.clock.now_ms();
         let outputs = self.engine.handle(now, input);
-        self.apply(now, outputs, changes).await;
+        self.apply(now, outputs, changes, Vec::new()).await;
     }
 
-    /// Commits the outputs' changes (with `extra` first), then carries out their notifications.
-    async fn apply(&mut self, now: i64, outputs: Vec<Output>, mut changes: Vec<Change>) {
+    /// Commits `changes` and the outputs' changes in one transaction, then sends the `announce`
+    /// frames to counsellors, then carries out the outputs' notifications.
+    async fn apply(&mut self, now: i64, outputs: Vec<Output>, mut changes: Vec<Change>, announce: Vec<(String, ServerEvent)>) {
         changes.extend(outputs.iter().filter_map(|o| change_of(now, o)));
         if !self.commit(&changes).await {
             return;
+        }
+        for (user, frame) in announce {
+            self.hub.event_to_agent(&user, &frame);
         }
         for output in outputs {
             self.notify(now, output).await;

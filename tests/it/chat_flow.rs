@@ -1,0 +1,186 @@
+//! End to end: a counsellor and a caller, from login to the stored contact, over real sockets.
+
+use helpline::store::users::Role;
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp};
+
+crate::on_both_backends!(chat_end_to_end, caller_typing_while_waiting_is_kept, counsellor_reconnect_gets_hello_and_history);
+
+async fn chat_end_to_end(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    app.add_user("ana", Role::Counsellor, &["children"], &["ro", "en"], 3).await;
+
+    // The counsellor logs in and goes available.
+    let (mut agent, hello) = app.agent("ana").await;
+    assert_eq!(hello["type"], "hello");
+    assert_eq!(hello["username"], "ana");
+    assert_eq!(hello["conversations"], json!([]));
+    agent.send(json!({"type": "status", "status": "available"})).await;
+    assert_eq!(agent.expect("status").await["status"], "available");
+
+    // A caller starts a chat.
+    let mut caller = app.caller().await;
+    caller.send(json!({"type": "start", "helpline": "children", "language": "ro"})).await;
+    let queued = caller.expect("queued").await;
+    let contact_id = queued["contact_id"].as_str().unwrap().to_string();
+    let resume_token = queued["resume_token"].as_str().unwrap().to_string();
+    assert_eq!(queued["position"], 1);
+    assert!(resume_token.len() >= 22, "at least 128 random bits");
+
+    // The counsellor is offered the contact and accepts.
+    let offer = agent.expect("offer").await;
+    assert_eq!(offer["contact_id"], contact_id.as_str());
+    assert_eq!(offer["helpline"], "children");
+    assert_eq!(offer["language"], "ro");
+    assert_eq!(offer["backup"], false);
+    assert!(offer["expires_in_ms"].as_i64().unwrap() <= 8_000);
+    agent.send(json!({"type": "accept", "contact_id": contact_id})).await;
+    let assigned = agent.expect("assigned").await;
+    assert_eq!(assigned["contact_id"], contact_id.as_str());
+    assert_eq!(assigned["history"], json!([]));
+    let connected = caller.expect("connected").await;
+    assert_eq!(connected["counsellor"], "ana display");
+
+    // Messages both ways, each acknowledged with its seq, delivered to the other side.
+    caller.send(json!({"type": "message", "client_id": "c1", "text": "Bună, am nevoie de ajutor"})).await;
+    let ack = caller.expect("ack").await;
+    assert_eq!((ack["client_id"].as_str(), ack["seq"].as_i64()), (Some("c1"), Some(1)));
+    let got = agent.expect("message").await;
+    assert_eq!((got["seq"].as_i64(), got["from"].as_str()), (Some(1), Some("caller")));
+    assert_eq!(got["text"], "Bună, am nevoie de ajutor");
+
+    agent.send(json!({"type": "message", "contact_id": contact_id, "client_id": "a1", "text": "Sunt aici. Ce s-a întâmplat?"})).await;
+    let ack = agent.expect("ack").await;
+    assert_eq!(ack["seq"], 2);
+    let got = caller.expect("message").await;
+    assert_eq!((got["seq"].as_i64(), got["from"].as_str()), (Some(2), Some("counsellor")));
+
+    // A repeated client_id gets the same ack and is stored once.
+    caller.send(json!({"type": "message", "client_id": "c1", "text": "Bună, am nevoie de ajutor"})).await;
+    let again = caller.expect("ack").await;
+    assert_eq!((again["client_id"].as_str(), again["seq"].as_i64()), (Some("c1"), Some(1)));
+
+    // The caller's connection drops; meanwhile the counsellor writes twice.
+    caller.close().await;
+    assert_eq!(agent.expect("caller_presence").await["online"], false);
+    for (i, text) in ["Ești în siguranță acum?", "Sunt aici cât ai nevoie."].iter().enumerate() {
+        agent.send(json!({"type": "message", "contact_id": contact_id, "client_id": format!("a{}", i + 2), "text": text})).await;
+        agent.expect("ack").await;
+    }
+
+    // It resumes having seen seq 2: it gets exactly seq 3 and 4, in order, nothing twice.
+    let mut caller = app.caller().await;
+    caller.send(json!({"type": "resume", "resume_token": resume_token, "last_seq": 2})).await;
+    let resumed = caller.recv().await;
+    assert_eq!(resumed["type"], "resumed");
+    assert_eq!(resumed["state"], "active");
+    assert_eq!(resumed["counsellor"], "ana display");
+    let m3 = caller.recv().await;
+    let m4 = caller.recv().await;
+    assert_eq!((m3["type"].as_str(), m3["seq"].as_i64()), (Some("message"), Some(3)));
+    assert_eq!((m4["type"].as_str(), m4["seq"].as_i64()), (Some("message"), Some(4)));
+    assert_eq!(m4["text"], "Sunt aici cât ai nevoie.");
+    assert_eq!(agent.expect("caller_presence").await["online"], true);
+
+    // The conversation goes on after the resume.
+    caller.send(json!({"type": "message", "client_id": "c2", "text": "Da, mulțumesc"})).await;
+    assert_eq!(caller.expect("ack").await["seq"], 5);
+    assert_eq!(agent.expect("message").await["seq"], 5);
+
+    // The caller ends; both sides are told.
+    caller.send(json!({"type": "end"})).await;
+    assert_eq!(caller.expect("contact_ended").await["reason"], "caller_ended");
+    let ended = agent.expect("contact_ended").await;
+    assert_eq!(ended["contact_id"], contact_id.as_str());
+
+    // The stored contact has its times, in order, and every message once.
+    let c = app.store.contact(&contact_id).await.unwrap().unwrap();
+    assert_eq!(c.state, "ended");
+    assert_eq!(c.end_reason.as_deref(), Some("caller_ended"));
+    let (queued_at, offered, answered, ended) =
+        (c.queued_at, c.first_offered_at.unwrap(), c.answered_at.unwrap(), c.ended_at.unwrap());
+    assert!(queued_at <= offered && offered <= answered && answered <= ended, "{c:?}");
+    let messages = app.store.messages_after(&contact_id, 0).await.unwrap();
+    let seqs: Vec<i64> = messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    let kinds: Vec<String> = app.store.contact_events(&contact_id).await.unwrap().into_iter().map(|e| e.kind).collect();
+    for k in ["queued", "offered", "answered", "caller_disconnected", "caller_reconnected", "ended"] {
+        assert!(kinds.iter().any(|x| x == k), "event {k} missing from {kinds:?}");
+    }
+}
+
+async fn caller_typing_while_waiting_is_kept(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    app.add_user("ion", Role::Counsellor, &["family_violence"], &["ro"], 3).await;
+
+    // Nobody is available: the caller waits and writes.
+    let mut caller = app.caller().await;
+    caller.send(json!({"type": "start", "helpline": "family_violence"})).await;
+    let queued = caller.expect("queued").await;
+    let contact_id = queued["contact_id"].as_str().unwrap().to_string();
+    caller.send(json!({"type": "message", "client_id": "w1", "text": "El e acasă, nu pot vorbi la telefon"})).await;
+    assert_eq!(caller.expect("ack").await["seq"], 1);
+
+    // The counsellor comes, accepts, and sees what was written while waiting.
+    let mut agent = app.available_agent("ion").await;
+    let offer = agent.expect("offer").await;
+    assert_eq!(offer["language"], "ro", "the helpline's first language is the default");
+    agent.send(json!({"type": "accept", "contact_id": contact_id})).await;
+    let assigned = agent.expect("assigned").await;
+    let history = assigned["history"].as_array().unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0]["text"], "El e acasă, nu pot vorbi la telefon");
+    caller.expect("connected").await;
+
+    // Typing goes both ways.
+    caller.send(json!({"type": "typing"})).await;
+    let typing = agent.recv().await;
+    assert_eq!((typing["type"].as_str(), typing["from"].as_str()), (Some("typing"), Some("caller")));
+    agent.send(json!({"type": "typing", "contact_id": contact_id, "active": false})).await;
+    let typing = caller.recv().await;
+    assert_eq!((typing["type"].as_str(), typing["active"].as_bool()), (Some("typing"), Some(false)));
+
+    // The counsellor ends the conversation.
+    agent.send(json!({"type": "end", "contact_id": contact_id})).await;
+    assert_eq!(agent.expect("contact_ended").await["reason"], "counsellor_ended");
+    assert_eq!(caller.expect("contact_ended").await["reason"], "counsellor_ended");
+    // After the end the caller's socket can start again, and its old contact takes no messages.
+    caller.send(json!({"type": "message", "client_id": "late", "text": "hello?"})).await;
+    assert_eq!(caller.expect("error").await["code"], "not_allowed");
+}
+
+async fn counsellor_reconnect_gets_hello_and_history(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    app.add_user("olena", Role::Counsellor, &["disability"], &["uk"], 3).await;
+    let mut agent = app.available_agent("olena").await;
+    let mut caller = app.caller().await;
+    caller.send(json!({"type": "start", "helpline": "disability", "language": "uk"})).await;
+    let contact_id = caller.expect("queued").await["contact_id"].as_str().unwrap().to_string();
+    agent.expect("offer").await;
+    agent.send(json!({"type": "accept", "contact_id": contact_id})).await;
+    agent.expect("assigned").await;
+    caller.expect("connected").await;
+    caller.send(json!({"type": "message", "client_id": "1", "text": "Привіт"})).await;
+    caller.expect("ack").await;
+    agent.expect("message").await;
+
+    // The laptop sleeps: the socket drops. Messages keep arriving meanwhile.
+    agent.close().await;
+    caller.send(json!({"type": "message", "client_id": "2", "text": "Ви тут?"})).await;
+    assert_eq!(caller.expect("ack").await["seq"], 2);
+
+    // On reconnect: hello with the open conversation, then its whole history.
+    let (mut agent, hello) = app.agent("olena").await;
+    assert_eq!(hello["status"], "available", "the chosen status is kept");
+    let convs = hello["conversations"].as_array().unwrap();
+    assert_eq!(convs.len(), 1);
+    assert_eq!(convs[0]["contact_id"], contact_id.as_str());
+    assert_eq!(convs[0]["caller_online"], true);
+    let assigned = agent.expect("assigned").await;
+    let seqs: Vec<i64> = assigned["history"].as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, vec![1, 2]);
+    agent.send(json!({"type": "message", "contact_id": contact_id, "client_id": "r1", "text": "Так, я тут"})).await;
+    assert_eq!(agent.expect("ack").await["seq"], 3);
+    assert_eq!(caller.expect("message").await["seq"], 3);
+}

@@ -1,0 +1,339 @@
+//! Test harness: start the real server on a random port over SQLite or PostgreSQL, and talk to it with real clients.
+
+use std::sync::Once;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use helpline::app::{Application, Settings};
+use helpline::auth::hash_password;
+use helpline::store::helplines::Helpline;
+use helpline::store::users::{NewUser, Role};
+use helpline::store::Store;
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for an expected frame before failing.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates `sqlite` and `postgres` tests that run the same scenario `fn(Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+fn init_tracing() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            helpline::telemetry::init(helpline::telemetry::LogFormat::Text);
+        }
+    });
+}
+
+/// The PostgreSQL server used for tests (a database is created per test on it).
+pub fn postgres_admin_url() -> String {
+    std::env::var("HELPLINE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// True when PostgreSQL tests must run (CI): an unreachable server then fails the test instead of skipping it.
+fn postgres_required() -> bool {
+    std::env::var_os("CI").is_some() || std::env::var_os("HELPLINE_REQUIRE_POSTGRES").is_some()
+}
+
+/// A database for one test; a PostgreSQL one is dropped when this is dropped.
+pub struct TestDb {
+    pub url: String,
+    pg_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    /// A fresh, empty database; None (with a SKIPPED line) when PostgreSQL is not reachable outside CI.
+    pub async fn new(backend: Backend) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite:{}", dir.path().join("helpline.db").display());
+                Some(TestDb { url, pg_name: None, _dir: Some(dir) })
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url();
+                let conn = tokio::time::timeout(Duration::from_secs(5), sqlx::PgPool::connect(&admin)).await;
+                let pool = match conn {
+                    Ok(Ok(pool)) => pool,
+                    other => {
+                        let why = match other {
+                            Ok(Err(e)) => e.to_string(),
+                            Err(_) => "timed out".into(),
+                            Ok(Ok(_)) => unreachable!(),
+                        };
+                        if postgres_required() {
+                            panic!("PostgreSQL is required in CI but {admin} is unreachable: {why}");
+                        }
+                        eprintln!("SKIPPED: PostgreSQL test (no server at {admin}: {why}); set HELPLINE_TEST_POSTGRES");
+                        return None;
+                    }
+                };
+                let name = format!("helpline_it_{}", uuid::Uuid::new_v4().simple());
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.expect("create test database");
+                pool.close().await;
+                let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
+                Some(TestDb { url: format!("{base}/{name}"), pg_name: Some(name), _dir: None })
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else { return };
+        let admin = postgres_admin_url();
+        // Drop runs inside the test's runtime: do the async cleanup on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await;
+                    pool.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A running server, in this process.
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub store: Store,
+    pub http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pub db: TestDb,
+}
+
+impl TestApp {
+    /// Starts a server on a fresh database with the default helplines.
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Starts a server, letting the test change the helplines' settings first (e.g. shorter timeouts).
+    pub async fn spawn_with(backend: Backend, tune: impl FnOnce(&mut Vec<Helpline>)) -> Option<TestApp> {
+        init_tracing();
+        let db = TestDb::new(backend).await?;
+        let store = Store::connect(&db.url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let mut helplines = helpline::demo::default_helplines();
+        tune(&mut helplines);
+        for h in &helplines {
+            store.upsert_helpline(h).await.expect("helpline");
+        }
+        Some(Self::start(db, store).await)
+    }
+
+    async fn start(db: TestDb, store: Store) -> TestApp {
+        let mut settings = Settings::for_database(db.url.clone());
+        settings.jwt_secret = Some("test-secret-test-secret-test-secret".into());
+        settings.account_check_every = Duration::from_millis(100);
+        let app = Application::build(settings).await.expect("build");
+        let addr = app.local_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        TestApp { addr, store, http: reqwest::Client::new(), stop: Some(stop), server: Some(server), db }
+    }
+
+    /// Stops the server gracefully and starts a new one on the same database.
+    pub async fn restart(mut self) -> TestApp {
+        self.shutdown().await;
+        let db = std::mem::replace(&mut self.db, TestDb { url: String::new(), pg_name: None, _dir: None });
+        let store = Store::connect(&db.url).await.expect("reconnect");
+        Self::start(db, store).await
+    }
+
+    /// Graceful shutdown (as on SIGTERM); waits until the server has finished.
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server result");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Creates an account directly in the store.
+    pub async fn add_user(&self, username: &str, role: Role, helplines: &[&str], languages: &[&str], capacity: i64) {
+        add_user(&self.store, username, role, helplines, &[], languages, capacity).await;
+    }
+
+    /// Logs in over HTTP; returns the access token.
+    pub async fn login(&self, username: &str) -> String {
+        let res = self
+            .http
+            .post(self.url("/api/v1/auth/login"))
+            .json(&json!({ "username": username, "password": format!("{username}-password") }))
+            .send()
+            .await
+            .expect("login request");
+        assert_eq!(res.status(), 200, "login of {username}");
+        let body: Value = res.json().await.expect("login json");
+        body["access_token"].as_str().expect("token").to_string()
+    }
+
+    /// A counsellor's socket, authenticated with a fresh ticket; the `hello` is read and returned.
+    pub async fn agent(&self, username: &str) -> (Ws, Value) {
+        let token = self.login(username).await;
+        let mut ws = self.agent_with_token(&token).await;
+        let hello = ws.expect("hello").await;
+        (ws, hello)
+    }
+
+    pub async fn agent_with_token(&self, token: &str) -> Ws {
+        let res = self
+            .http
+            .post(self.url("/api/v1/ws-ticket"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("ticket request");
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.expect("ticket json");
+        let ticket = body["ticket"].as_str().expect("ticket");
+        Ws::connect(&format!("ws://{}/ws/agent?ticket={ticket}", self.addr)).await
+    }
+
+    /// An agent who logs in, connects and goes available; returns the socket after the status confirmation.
+    pub async fn available_agent(&self, username: &str) -> Ws {
+        let (mut ws, _) = self.agent(username).await;
+        ws.send(json!({"type": "status", "status": "available"})).await;
+        let status = ws.expect("status").await;
+        assert_eq!(status["status"], "available");
+        ws
+    }
+
+    /// A caller's socket.
+    pub async fn caller(&self) -> Ws {
+        Ws::connect(&format!("ws://{}/ws/caller", self.addr)).await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Creates an account with password `<username>-password`.
+pub async fn add_user(
+    store: &Store,
+    username: &str,
+    role: Role,
+    helplines: &[&str],
+    backup: &[&str],
+    languages: &[&str],
+    capacity: i64,
+) -> String {
+    let to_vec = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let user = NewUser {
+        username: username.into(),
+        display_name: format!("{username} display"),
+        password_hash: hash_password(&format!("{username}-password")).expect("hash"),
+        role,
+        helplines: to_vec(helplines),
+        backup_helplines: to_vec(backup),
+        languages: to_vec(languages),
+        capacity,
+    };
+    store.create_user(&user, 0).await.expect("create user").id
+}
+
+/// A WebSocket client speaking JSON text frames.
+pub struct Ws {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Ws {
+    pub async fn connect(url: &str) -> Ws {
+        let request = url.into_client_request().expect("request");
+        let (stream, _) = tokio_tungstenite::connect_async(request).await.expect("websocket connect");
+        Ws { stream }
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.stream.send(Message::Text(v.to_string().into())).await.expect("send");
+    }
+
+    pub async fn send_raw(&mut self, m: Message) {
+        self.stream.send(m).await.expect("send raw");
+    }
+
+    /// The next JSON frame (pings are answered by the library and skipped).
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            let next = tokio::time::timeout(FRAME_TIMEOUT, self.stream.next()).await.expect("timed out waiting for a frame");
+            match next {
+                Some(Ok(Message::Text(t))) => return serde_json::from_str(t.as_str()).expect("server sent JSON"),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Reads frames until one of `kind` arrives, skipping `position` and `typing` updates; panics on anything else.
+    pub async fn expect(&mut self, kind: &str) -> Value {
+        loop {
+            let v = self.recv().await;
+            if v["type"] == kind {
+                return v;
+            }
+            if v["type"] == "position" || v["type"] == "typing" || v["type"] == "caller_presence" {
+                continue;
+            }
+            panic!("expected a {kind:?} frame, got {v}");
+        }
+    }
+
+    /// Reads until the server closes the socket; returns the close code.
+    pub async fn closed(&mut self) -> Option<u16> {
+        loop {
+            let next = tokio::time::timeout(FRAME_TIMEOUT, self.stream.next()).await.expect("timed out waiting for close");
+            match next {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}

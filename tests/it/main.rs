@@ -1,0 +1,13 @@
+//! The integration suite: one test binary that starts the real server and talks to it over HTTP and WebSockets.
+//!
+//! Every scenario runs twice, on SQLite and on PostgreSQL (`HELPLINE_TEST_POSTGRES`,
+//! default `postgres://postgres@127.0.0.1:5432/test`). Outside CI an unreachable
+//! PostgreSQL is reported as SKIPPED; with `CI` set it fails the test.
+
+mod helpers;
+
+mod accounts;
+mod bad_input;
+mod chat_flow;
+mod durability;
+mod routing_live;
