@@ -12,6 +12,7 @@
 //! - [`protocol`]: every WebSocket frame, as serde-tagged enums.
 //! - [`store`]: persistence on SQLite or PostgreSQL, one module per concern.
 //! - [`auth`]: passwords, tokens, tickets.
+//! - [`web`]: the embedded browser front ends (chat widget, console, dashboard).
 //! - [`error`], [`clock`], [`telemetry`], [`demo`]: cross-cutting pieces.
 
 pub mod app;
@@ -28,4 +29,5 @@ pub mod relay;
 pub mod routing;
 pub mod store;
 pub mod telemetry;
+pub mod web;
 pub mod ws;
