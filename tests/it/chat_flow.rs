@@ -5,7 +5,12 @@ use serde_json::json;
 
 use crate::helpers::{Backend, TestApp};
 
-crate::on_both_backends!(chat_end_to_end, caller_typing_while_waiting_is_kept, counsellor_reconnect_gets_hello_and_history);
+crate::on_both_backends!(
+    chat_end_to_end,
+    caller_typing_while_waiting_is_kept,
+    counsellor_reconnect_gets_hello_and_history,
+    graceful_restart_keeps_everything
+);
 
 async fn chat_end_to_end(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else { return };
@@ -183,4 +188,40 @@ async fn counsellor_reconnect_gets_hello_and_history(backend: Backend) {
     agent.send(json!({"type": "message", "contact_id": contact_id, "client_id": "r1", "text": "Так, я тут"})).await;
     assert_eq!(agent.expect("ack").await["seq"], 3);
     assert_eq!(caller.expect("message").await["seq"], 3);
+}
+
+async fn graceful_restart_keeps_everything(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    app.add_user("ana", Role::Counsellor, &["children"], &["ro"], 3).await;
+    let mut agent = app.available_agent("ana").await;
+    let mut caller = app.caller().await;
+    caller.send(json!({"type": "start", "helpline": "children"})).await;
+    let queued = caller.expect("queued").await;
+    let (contact_id, token) =
+        (queued["contact_id"].as_str().unwrap().to_string(), queued["resume_token"].as_str().unwrap().to_string());
+    agent.expect("offer").await;
+    agent.send(json!({"type": "accept", "contact_id": contact_id})).await;
+    agent.expect("assigned").await;
+    caller.expect("connected").await;
+    caller.send(json!({"type": "message", "client_id": "1", "text": "before the restart"})).await;
+    caller.expect("ack").await;
+    agent.expect("message").await;
+
+    // SIGTERM-like shutdown: both sockets are told to reconnect, then closed with 1012.
+    let restarting = tokio::spawn(async move { app.restart().await });
+    assert_eq!(caller.expect("reconnect").await["reason"], "server restarting");
+    assert_eq!(caller.closed().await, Some(helpline::ws::close::RESTART));
+    assert_eq!(agent.expect("reconnect").await["type"], "reconnect");
+    let app = restarting.await.unwrap();
+
+    let mut caller = app.caller().await;
+    caller.send(json!({"type": "resume", "resume_token": token, "last_seq": 0})).await;
+    assert_eq!(caller.recv().await["state"], "active");
+    assert_eq!(caller.recv().await["text"], "before the restart");
+    let (mut agent, hello) = app.agent("ana").await;
+    assert_eq!(hello["conversations"][0]["contact_id"], contact_id.as_str());
+    agent.expect("assigned").await;
+    agent.send(json!({"type": "message", "contact_id": contact_id, "client_id": "2", "text": "after"})).await;
+    assert_eq!(agent.expect("ack").await["seq"], 2);
+    assert_eq!(caller.expect("message").await["seq"], 2);
 }

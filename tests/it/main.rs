@@ -9,5 +9,6 @@ mod helpers;
 mod accounts;
 mod bad_input;
 mod chat_flow;
+mod cli;
 mod durability;
 mod routing_live;
