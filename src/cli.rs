@@ -36,6 +36,8 @@ pub enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Replay an arrival pattern through the routing engine in virtual time against a roster.
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -125,6 +127,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(cmd) => user(&cli.database, cmd).await,
+        Command::Simulate(args) => crate::simulate::run(&cli.database, args).await,
     }
 }
 

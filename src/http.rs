@@ -30,6 +30,8 @@ pub fn router() -> Router<AppState> {
         .route("/ws/caller", get(crate::ws::caller::upgrade))
         .route("/ws/agent", get(crate::ws::agent::upgrade))
         .merge(crate::web::router())
+        .merge(crate::reports::router())
+        .merge(crate::staffing::router())
 }
 
 async fn index() -> Html<&'static str> {

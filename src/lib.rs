@@ -12,6 +12,7 @@
 //! - [`protocol`]: every WebSocket frame, as serde-tagged enums.
 //! - [`store`]: persistence on SQLite or PostgreSQL, one module per concern.
 //! - [`auth`]: passwords, tokens, tickets.
+//! - [`metrics`], [`reports`], [`staffing`], [`simulate`]: figures (one definition), reports, Erlang C, roster simulation.
 //! - [`web`]: the embedded browser front ends (chat widget, console, dashboard).
 //! - [`error`], [`clock`], [`telemetry`], [`demo`]: cross-cutting pieces.
 
@@ -24,9 +25,13 @@ pub mod engine_task;
 pub mod error;
 pub mod http;
 pub mod hub;
+pub mod metrics;
 pub mod protocol;
 pub mod relay;
+pub mod reports;
 pub mod routing;
+pub mod simulate;
+pub mod staffing;
 pub mod store;
 pub mod telemetry;
 pub mod web;
