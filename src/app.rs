@@ -146,6 +146,7 @@ impl Application {
             sessions: Arc::new(Sessions::default()),
         };
         tokio::spawn(watch_disabled_accounts(state.clone(), settings.account_check_every));
+        tokio::spawn(crate::supervise::run_feed(state.clone()));
         let listener = TcpListener::bind(&settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
         Ok(Application { listener, state, shutdown_tx, engine_task, relay_task })
     }

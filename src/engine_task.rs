@@ -12,11 +12,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::hub::Hub;
-use crate::protocol::{AgentStatus, ErrorCode, ServerEvent};
+use crate::protocol::{rfc3339, AgentStatus, ErrorCode, ServerEvent};
 use crate::relay::{RelayCommand, RelayHandle};
 use crate::routing::{
     ContactId, CounsellorId, CounsellorProfile, EndReason, Engine, EngineConfig, HelplineConfig, Input, NewContact,
-    Output, Rejection, RevokeReason, Snapshot, Status, StatusReason,
+    Output, Refusal, Rejection, RevokeReason, Snapshot, Status, StatusReason,
 };
 use crate::store::contacts::{Change, ContactRecord};
 use crate::store::helplines::Helpline;
@@ -34,6 +34,9 @@ pub enum EngineCommand {
     CallerPresence { contact: ContactId, online: bool },
     /// A counsellor's first socket opened: their profile, and the status they last chose.
     CounsellorOnline { profile: CounsellorProfile, status: Status },
+    /// A supervisor's intervention (`SetStatus`, `SetPriority`, `OfferTo`, `Transfer`): the reply says
+    /// whether the engine refused it.
+    Intervene { input: Input, reply: oneshot::Sender<Result<(), Refusal>> },
     /// A copy of the engine's state.
     Snapshot(oneshot::Sender<Snapshot>),
 }
@@ -199,26 +202,21 @@ impl EngineTask {
     async fn command(&mut self, cmd: EngineCommand) {
         match cmd {
             EngineCommand::Input(input) => {
-                let mut changes = Vec::new();
-                let mut announce = Vec::new();
-                if let Input::SetStatus { counsellor, status } = &input {
-                    let before = self.engine.counsellor(*counsellor).map(|c| c.status);
-                    if before.is_some() && before != Some(*status) {
-                        changes.push(Change::CounsellorStatus {
-                            counsellor: counsellor_str(*counsellor),
-                            status: agent_status(*status).as_str(),
-                            reason: None,
-                            at: self.clock.now_ms(),
-                        });
-                    }
-                    if before.is_some() {
-                        let confirm = ServerEvent::Status { status: agent_status(*status), reason: None };
-                        announce.push((counsellor_str(*counsellor), confirm));
-                    }
-                }
+                let (changes, announce) = self.status_change(&input, None);
                 let now = self.clock.now_ms();
                 let outputs = self.engine.handle(now, input);
                 self.apply(now, outputs, changes, announce).await;
+            }
+            EngineCommand::Intervene { input, reply } => {
+                let (changes, announce) = self.status_change(&input, Some("supervisor"));
+                let now = self.clock.now_ms();
+                let outputs = self.engine.handle(now, input);
+                let refused = outputs.iter().find_map(|o| match o {
+                    Output::Refused { refusal, .. } => Some(*refusal),
+                    _ => None,
+                });
+                self.apply(now, outputs, changes, announce).await;
+                let _ = reply.send(refused.map_or(Ok(()), Err));
             }
             EngineCommand::StartContact { contact, resume_token, done } => {
                 let id = contact.id;
@@ -284,6 +282,25 @@ impl EngineTask {
         }
     }
 
+    /// For a `SetStatus` that changes something: the durable change and the confirmation frame.
+    fn status_change(&self, input: &Input, reason: Option<&'static str>) -> (Vec<Change>, Vec<(String, ServerEvent)>) {
+        let Input::SetStatus { counsellor, status } = input else { return (Vec::new(), Vec::new()) };
+        let Some(before) = self.engine.counsellor(*counsellor).map(|c| c.status) else {
+            return (Vec::new(), Vec::new());
+        };
+        let mut changes = Vec::new();
+        if before != *status {
+            changes.push(Change::CounsellorStatus {
+                counsellor: counsellor_str(*counsellor),
+                status: agent_status(*status).as_str(),
+                reason,
+                at: self.clock.now_ms(),
+            });
+        }
+        let confirm = ServerEvent::Status { status: agent_status(*status), reason: reason.map(str::to_string) };
+        (changes, vec![(counsellor_str(*counsellor), confirm)])
+    }
+
     /// One engine step: handle, commit, notify.
     async fn step(&mut self, input: Input, changes: Vec<Change>) {
         let now = self.clock.now_ms();
@@ -343,6 +360,7 @@ impl EngineTask {
                     RevokeReason::Expired => "expired",
                     RevokeReason::ContactGone => "contact_gone",
                     RevokeReason::CounsellorUnavailable => "unavailable",
+                    RevokeReason::Moved => "moved",
                 };
                 self.hub.event_to_agent(
                     &counsellor_str(counsellor),
@@ -359,6 +377,17 @@ impl EngineTask {
                 let reason = match reason {
                     StatusReason::MissedOffers => "missed_offers",
                 };
+                self.hub.event_to_supervisors(
+                    None,
+                    &ServerEvent::Alert {
+                        kind: "counsellor_away".into(),
+                        helpline: None,
+                        contact_id: None,
+                        counsellor_id: Some(counsellor_str(counsellor)),
+                        message: "set away after two offers in a row rang out".into(),
+                        at: rfc3339(now),
+                    },
+                );
                 self.hub.event_to_agent(
                     &counsellor_str(counsellor),
                     &ServerEvent::Status { status: agent_status(status), reason: Some(reason.into()) },
@@ -370,10 +399,36 @@ impl EngineTask {
                     self.hub.event_to_caller(&id, &ServerEvent::Position { contact_id: id.clone(), position });
                 }
             }
-            Output::SlaAtRisk { .. } | Output::SlaBreached { .. } | Output::BackupOverflow { .. } => {}
+            Output::SlaAtRisk { contact, waited_ms } | Output::SlaBreached { contact, waited_ms } => {
+                let breached = matches!(output, Output::SlaBreached { .. });
+                let helpline = self.engine.helpline_of(contact).map(str::to_string);
+                self.hub.event_to_supervisors(
+                    helpline.as_deref(),
+                    &ServerEvent::Alert {
+                        kind: if breached { "wait_15s" } else { "wait_10s" }.into(),
+                        helpline: helpline.clone(),
+                        contact_id: Some(contact_str(contact)),
+                        counsellor_id: None,
+                        message: format!("waiting {} s without an answer", waited_ms / 1000),
+                        at: rfc3339(now),
+                    },
+                );
+            }
+            Output::BackupOverflow { .. } => {}
             Output::Ended { contact, reason, .. } => {
                 self.relay.send(RelayCommand::Ended { contact: contact_str(contact), reason: end_reason(reason) }).await;
             }
+            Output::Transferred { contact, from, to, helpline } => {
+                self.relay
+                    .send(RelayCommand::Transferred {
+                        contact: contact_str(contact),
+                        from: counsellor_str(from),
+                        to: to.map(counsellor_str),
+                        helpline,
+                    })
+                    .await;
+            }
+            Output::Refused { .. } => {}
             Output::Rejected { counsellor, contact, rejection } => {
                 let (code, message) = match rejection {
                     Rejection::NoSuchOffer => (ErrorCode::NoSuchOffer, "that offer is no longer ringing for you"),
@@ -460,7 +515,14 @@ fn change_of(now: i64, output: &Output) -> Option<Change> {
             reason: end_reason(*reason),
             abandoned: *abandoned,
         },
-        Output::Positions { .. } | Output::Rejected { .. } => return None,
+        Output::Transferred { contact, from, to, helpline } => Change::Transferred {
+            contact: contact_str(*contact),
+            from: counsellor_str(*from),
+            to: to.map(counsellor_str),
+            helpline: helpline.clone(),
+            at: now,
+        },
+        Output::Positions { .. } | Output::Rejected { .. } | Output::Refused { .. } => return None,
     })
 }
 

@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/contacts/{id}", get(contact))
         .route("/ws/caller", get(crate::ws::caller::upgrade))
         .route("/ws/agent", get(crate::ws::agent::upgrade))
+        .route("/ws/supervisor", get(crate::ws::supervisor::upgrade))
         .merge(crate::web::router())
         .merge(crate::reports::router())
         .merge(crate::staffing::router())

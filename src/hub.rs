@@ -80,6 +80,8 @@ struct Inner {
     callers: HashMap<String, BTreeMap<ConnId, Outbox>>,
     /// Counsellor sockets by user id.
     agents: HashMap<String, BTreeMap<ConnId, Outbox>>,
+    /// Supervisor sockets, with the helplines each may see (None: all).
+    supervisors: BTreeMap<ConnId, (Outbox, Option<Vec<String>>)>,
 }
 
 impl Hub {
@@ -177,6 +179,34 @@ impl Hub {
         self.to_agent(user, Outgoing::Frame(event.to_json().into()), None);
     }
 
+    /// Registers a supervisor socket that sees `helplines` (None: all).
+    pub fn attach_supervisor(&self, outbox: Outbox, helplines: Option<Vec<String>>) {
+        self.lock().supervisors.insert(outbox.id, (outbox, helplines));
+    }
+
+    pub fn detach_supervisor(&self, conn: ConnId) {
+        self.lock().supervisors.remove(&conn);
+    }
+
+    /// The supervisor sockets and what each may see.
+    pub fn supervisors(&self) -> Vec<(Outbox, Option<Vec<String>>)> {
+        self.lock().supervisors.values().cloned().collect()
+    }
+
+    /// Sends a frame about `helpline` to every supervisor who may see it.
+    pub fn event_to_supervisors(&self, helpline: Option<&str>, event: &ServerEvent) {
+        let text: Utf8Bytes = event.to_json().into();
+        for (outbox, scope) in self.supervisors() {
+            let visible = match (&scope, helpline) {
+                (None, _) | (_, None) => true,
+                (Some(list), Some(h)) => list.iter().any(|x| x == h),
+            };
+            if visible {
+                outbox.push(Outgoing::Frame(text.clone()));
+            }
+        }
+    }
+
     /// Closes every socket of a counsellor (account disabled).
     pub fn close_agent(&self, user: &str, code: u16, reason: &'static str) {
         self.to_agent(user, Outgoing::Close { code, reason }, None);
@@ -188,11 +218,18 @@ impl Hub {
         for o in inner.callers.values().chain(inner.agents.values()).flat_map(|c| c.values()) {
             o.push(Outgoing::Close { code, reason });
         }
+        for (o, _) in inner.supervisors.values() {
+            o.push(Outgoing::Close { code, reason });
+        }
     }
 
-    /// Number of open sockets (callers, counsellors).
-    pub fn counts(&self) -> (usize, usize) {
+    /// Number of open sockets (callers, counsellors, supervisors).
+    pub fn counts(&self) -> (usize, usize, usize) {
         let inner = self.lock();
-        (inner.callers.values().map(BTreeMap::len).sum(), inner.agents.values().map(BTreeMap::len).sum())
+        (
+            inner.callers.values().map(BTreeMap::len).sum(),
+            inner.agents.values().map(BTreeMap::len).sum(),
+            inner.supervisors.len(),
+        )
     }
 }

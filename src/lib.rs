@@ -6,6 +6,7 @@
 //! - [`routing`]: the pure routing engine (no I/O, no clock).
 //! - [`engine_task`]: the one task that owns the engine, commits its steps, then notifies.
 //! - [`relay`]: the conversation task: message group commits, acks, ordered delivery.
+//! - [`supervise`]: the supervisors' live board, built every second.
 //! - [`hub`]: the registry of live sockets and their bounded outboxes.
 //! - [`ws`]: the WebSocket endpoints (caller, counsellor) and the session loop.
 //! - [`http`]: REST routes (login, tickets, health).
@@ -33,6 +34,7 @@ pub mod routing;
 pub mod simulate;
 pub mod staffing;
 pub mod store;
+pub mod supervise;
 pub mod telemetry;
 pub mod web;
 pub mod ws;

@@ -60,6 +60,35 @@ fn yes() -> bool {
     true
 }
 
+/// Frames a supervisor's dashboard sends on `/ws/supervisor`. Every intervention is audited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SupervisorRequest {
+    /// Set a counsellor's status (the counsellor is told it was a supervisor).
+    SetStatus { counsellor_id: String, status: AgentStatus },
+    /// Move a waiting contact to the front of its queue.
+    ToFront { contact_id: String },
+    /// Ring a waiting contact for a named counsellor.
+    OfferTo { contact_id: String, counsellor_id: String },
+    /// Move a conversation to another counsellor, or back into a helpline's queue (give exactly one).
+    Transfer { contact_id: String, counsellor_id: Option<String>, helpline: Option<String> },
+    /// Watch a conversation silently.
+    Monitor { contact_id: String },
+    Unmonitor { contact_id: String },
+    /// A message only the counsellor sees.
+    Whisper { contact_id: String, text: String },
+    /// Join the conversation: the caller sees you join, and you may write (`message`).
+    Join { contact_id: String },
+    /// Write in a conversation you joined.
+    Message { contact_id: String, client_id: String, text: String },
+    Ping {},
+}
+
+impl KnownTypes for SupervisorRequest {
+    const TYPES: &'static [&'static str] =
+        &["set_status", "to_front", "offer_to", "transfer", "monitor", "unmonitor", "whisper", "join", "message", "ping"];
+}
+
 /// A counsellor's chosen status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -138,8 +167,8 @@ pub struct ConversationSummary {
     pub caller_online: bool,
 }
 
-/// Frames the server sends, to callers and counsellors alike.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Frames the server sends, to callers, counsellors and supervisors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent {
     // ----- to callers
@@ -197,6 +226,33 @@ pub enum ServerEvent {
     Status { status: AgentStatus, reason: Option<String> },
     /// The caller's connection dropped (`online: false`) or came back.
     CallerPresence { contact_id: String, online: bool },
+    /// A supervisor's message for you only (the caller never sees it).
+    Whisper { contact_id: String, from: String, text: String, at: String },
+
+    // ----- to supervisors
+    /// The live board: sent on connect and every second.
+    Dashboard(Box<crate::supervise::Dashboard>),
+    /// Something a supervisor should see now: `wait_10s`, `wait_15s`, `counsellor_away`, `service_level_low`.
+    Alert {
+        kind: String,
+        helpline: Option<String>,
+        contact_id: Option<String>,
+        counsellor_id: Option<String>,
+        message: String,
+        at: String,
+    },
+    /// Your intervention was carried out (and audited).
+    Done {
+        request: String,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none", default)]
+        reference: Option<String>,
+    },
+    /// You are watching this conversation: its history; every new message follows as `message`.
+    Monitoring { contact_id: String, counsellor: Option<String>, history: Vec<MessageView> },
+
+    // ----- to callers, on a transfer
+    /// A supervisor moved you to another helpline's queue: you are waiting again (`position` follows).
+    Transferred { contact_id: String, helpline: String },
 
     // ----- to both
     /// A chat message, stored under `seq`.
@@ -384,6 +440,25 @@ mod tests {
         ];
         let names: Vec<String> = all.iter().map(type_of).collect();
         assert_eq!(names, AgentRequest::TYPES);
+    }
+
+    #[test]
+    fn supervisor_type_list_matches_the_enum() {
+        let c = || "c".to_string();
+        let all = [
+            SupervisorRequest::SetStatus { counsellor_id: c(), status: AgentStatus::Away },
+            SupervisorRequest::ToFront { contact_id: c() },
+            SupervisorRequest::OfferTo { contact_id: c(), counsellor_id: c() },
+            SupervisorRequest::Transfer { contact_id: c(), counsellor_id: None, helpline: None },
+            SupervisorRequest::Monitor { contact_id: c() },
+            SupervisorRequest::Unmonitor { contact_id: c() },
+            SupervisorRequest::Whisper { contact_id: c(), text: c() },
+            SupervisorRequest::Join { contact_id: c() },
+            SupervisorRequest::Message { contact_id: c(), client_id: c(), text: c() },
+            SupervisorRequest::Ping {},
+        ];
+        let names: Vec<String> = all.iter().map(type_of).collect();
+        assert_eq!(names, SupervisorRequest::TYPES);
     }
 
     #[test]

@@ -40,6 +40,16 @@ pub enum RelayCommand {
     Ended { contact: String, reason: &'static str },
     /// The caller's connection dropped or came back.
     CallerPresence { contact: String, online: bool },
+    /// A supervisor moved the conversation (committed): to counsellor `to`, or back into `helpline`'s queue.
+    Transferred { contact: String, from: String, to: Option<String>, helpline: String },
+    /// A supervisor watches a conversation silently: history now, then every message.
+    Monitor { contact: String, outbox: Outbox, done: oneshot::Sender<bool> },
+    /// Stop watching.
+    Unmonitor { contact: String, conn: ConnId },
+    /// A message only the counsellor (and monitoring supervisors) see.
+    Whisper { contact: String, from_name: String, text: String, outbox: Outbox, done: oneshot::Sender<bool> },
+    /// A supervisor joins the conversation: the caller sees a second person join, and the supervisor may write.
+    Join { contact: String, supervisor: String, name: String, outbox: Outbox, done: oneshot::Sender<bool> },
 }
 
 /// A cheap handle to the relay task.
@@ -58,6 +68,17 @@ impl RelayHandle {
 #[derive(Debug, Default, Clone)]
 struct Conversation {
     counsellor: Option<String>,
+    /// Supervisors who joined and may write.
+    joined: Vec<String>,
+    /// Supervisor sockets watching (monitor or join).
+    watchers: Vec<Outbox>,
+}
+
+impl Conversation {
+    fn may_write(&self, sender: Option<&str>) -> bool {
+        let Some(sender) = sender else { return false };
+        self.counsellor.as_deref() == Some(sender) || self.joined.iter().any(|j| j == sender)
+    }
 }
 
 struct Relay {
@@ -81,7 +102,7 @@ pub async fn spawn(
 ) -> Result<(RelayHandle, tokio::task::JoinHandle<()>), crate::store::StoreError> {
     let mut open = HashMap::new();
     for c in store.open_contacts().await? {
-        open.insert(c.id.clone(), Conversation { counsellor: c.counsellor_id.clone() });
+        open.insert(c.id.clone(), Conversation { counsellor: c.counsellor_id.clone(), ..Default::default() });
     }
     let (tx, rx) = mpsc::channel(4096);
     let relay = Relay { store, hub, clock, open, names: HashMap::new() };
@@ -124,7 +145,7 @@ impl Relay {
     ) -> Option<Pending> {
         let allowed = match (self.open.get(&contact), party) {
             (Some(_), Party::Caller) => true,
-            (Some(conv), Party::Counsellor) => conv.counsellor.is_some() && conv.counsellor == sender_id,
+            (Some(conv), Party::Counsellor) => conv.may_write(sender_id.as_deref()),
             _ => false,
         };
         if !allowed {
@@ -191,8 +212,12 @@ impl Relay {
     fn deliver(&self, m: &StoredMessage, origin: Option<ConnId>) {
         let frame = Outgoing::Frame(ServerEvent::Message(view(m)).to_json().into());
         self.hub.to_caller(&m.contact_id, frame.clone(), origin);
-        if let Some(counsellor) = self.open.get(&m.contact_id).and_then(|c| c.counsellor.as_ref()) {
-            self.hub.to_agent(counsellor, frame, origin);
+        let Some(conv) = self.open.get(&m.contact_id) else { return };
+        if let Some(counsellor) = &conv.counsellor {
+            self.hub.to_agent(counsellor, frame.clone(), origin);
+        }
+        for w in conv.watchers.iter().filter(|w| Some(w.id) != origin) {
+            w.push(frame.clone());
         }
     }
 
@@ -240,11 +265,134 @@ impl Relay {
                 if let Some(c) = conv.counsellor {
                     self.hub.event_to_agent(&c, &frame);
                 }
+                for w in &conv.watchers {
+                    w.send(&frame);
+                }
+            }
+            RelayCommand::Transferred { contact, from, to, helpline } => self.transferred(contact, from, to, helpline).await,
+            RelayCommand::Monitor { contact, outbox, done } => {
+                let ok = self.watch(&contact, outbox).await;
+                let _ = done.send(ok);
+            }
+            RelayCommand::Unmonitor { contact, conn } => {
+                if let Some(conv) = self.open.get_mut(&contact) {
+                    conv.watchers.retain(|w| w.id != conn);
+                }
+            }
+            RelayCommand::Whisper { contact, from_name, text, outbox, done } => {
+                let ok = self.whisper(&contact, from_name, text, &outbox).await;
+                let _ = done.send(ok);
+            }
+            RelayCommand::Join { contact, supervisor, name, outbox, done } => {
+                let ok = self.join(contact, supervisor, name, outbox).await;
+                let _ = done.send(ok);
             }
             RelayCommand::CallerPresence { contact, online } => {
                 if let Some(c) = self.open.get(&contact).and_then(|c| c.counsellor.clone()) {
                     self.hub.event_to_agent(&c, &ServerEvent::CallerPresence { contact_id: contact, online });
                 }
+            }
+        }
+    }
+
+    async fn transferred(&mut self, contact: String, from: String, to: Option<String>, helpline: String) {
+        let ended = ServerEvent::ContactEnded { contact_id: contact.clone(), reason: "transferred".into() };
+        self.hub.event_to_agent(&from, &ended);
+        let Some(conv) = self.open.get_mut(&contact) else { return };
+        conv.counsellor = to.clone();
+        match to {
+            Some(to) => self.assigned(contact, to).await,
+            None => {
+                let frame = ServerEvent::Transferred { contact_id: contact.clone(), helpline };
+                self.hub.event_to_caller(&contact, &frame);
+            }
+        }
+    }
+
+    /// Adds a supervisor socket as a watcher; sends the conversation so far.
+    async fn watch(&mut self, contact: &str, outbox: Outbox) -> bool {
+        if !self.open.contains_key(contact) {
+            return false;
+        }
+        let history = match self.store.messages_after(contact, 0).await {
+            Ok(h) => h,
+            Err(err) => {
+                tracing::error!(error = %err, "loading history for a monitor failed");
+                return false;
+            }
+        };
+        let Some(conv) = self.open.get_mut(contact) else { return false };
+        let counsellor = conv.counsellor.clone();
+        conv.watchers.retain(|w| !w.is_closed());
+        if !conv.watchers.iter().any(|w| w.id == outbox.id) {
+            conv.watchers.push(outbox.clone());
+        }
+        let counsellor = match counsellor {
+            Some(id) => Some(self.display_name(&id).await),
+            None => None,
+        };
+        outbox.send(&ServerEvent::Monitoring {
+            contact_id: contact.to_string(),
+            counsellor,
+            history: history.iter().map(view).collect(),
+        });
+        true
+    }
+
+    async fn whisper(&mut self, contact: &str, from_name: String, text: String, outbox: &Outbox) -> bool {
+        let Some(counsellor) = self.open.get(contact).and_then(|c| c.counsellor.clone()) else {
+            return false;
+        };
+        let at = self.clock.now_ms();
+        let change = crate::store::contacts::Change::Event {
+            contact: contact.to_string(),
+            at,
+            kind: "whisper",
+            counsellor: Some(counsellor.clone()),
+            detail: Some(format!("{from_name}: {text}")),
+        };
+        if let Err(err) = self.store.apply_changes(&[change]).await {
+            tracing::error!(error = %err, "storing a whisper failed");
+            return false;
+        }
+        let frame = ServerEvent::Whisper { contact_id: contact.to_string(), from: from_name, text, at: rfc3339(at) };
+        self.hub.event_to_agent(&counsellor, &frame);
+        if let Some(conv) = self.open.get(contact) {
+            for w in conv.watchers.iter().filter(|w| w.id != outbox.id) {
+                w.send(&frame);
+            }
+        }
+        true
+    }
+
+    /// A supervisor joins: watcher and writer, announced to both parties by a stored system message.
+    async fn join(&mut self, contact: String, supervisor: String, name: String, outbox: Outbox) -> bool {
+        if !self.watch(&contact, outbox).await {
+            return false;
+        }
+        if let Some(conv) = self.open.get_mut(&contact) {
+            if !conv.joined.contains(&supervisor) {
+                conv.joined.push(supervisor.clone());
+            }
+        }
+        let notice = NewMessage {
+            contact_id: contact.clone(),
+            sender: "system",
+            sender_id: Some(supervisor.clone()),
+            client_id: format!("join-{supervisor}-{}", self.clock.now_ms()),
+            body: format!("{name} joined the conversation"),
+            at: self.clock.now_ms(),
+        };
+        match self.store.insert_messages(&[notice]).await {
+            Ok(stored) => {
+                for s in stored {
+                    self.deliver(&s.message, None);
+                }
+                true
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "storing a join notice failed");
+                false
             }
         }
     }

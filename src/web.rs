@@ -126,7 +126,9 @@ mod tests {
 
     #[test]
     fn pages_and_assets_are_embedded() {
-        for name in ["chat.html", "agent.html", "assets/chat.js", "assets/agent.js", "assets/chat.css", "assets/agent.css"] {
+        for name in
+            ["chat.html", "agent.html", "assets/chat.js", "assets/agent.js", "assets/chat.css", "assets/agent.css"]
+        {
             assert!(Assets::get(name).is_some(), "{name} is not embedded");
         }
         assert_eq!(Assets::get("assets/chat.js").unwrap().metadata.mimetype(), "text/javascript");

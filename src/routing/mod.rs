@@ -48,6 +48,7 @@ impl Timings {
 struct Counsellor {
     profile: CounsellorProfile,
     status: Status,
+    status_since: Millis,
     connected: bool,
     removed: bool,
     active: BTreeSet<ContactId>,
@@ -61,6 +62,7 @@ impl Counsellor {
         Self {
             profile,
             status: Status::Offline,
+            status_since: now,
             connected: false,
             removed: false,
             active: BTreeSet::new(),
@@ -78,6 +80,7 @@ impl Counsellor {
         CounsellorView {
             id: self.profile.id,
             status: self.status,
+            status_since: self.status_since,
             connected: self.connected,
             removed: self.removed,
             capacity: self.profile.capacity,
@@ -105,6 +108,9 @@ struct Waiting {
     offer: Option<Ring>,
     /// Counsellors who declined or let an offer expire, with when.
     tried: BTreeMap<CounsellorId, Millis>,
+    /// A supervisor moved this contact to this counsellor: only they are rung, until they answer,
+    /// decline or miss it.
+    pinned: Option<CounsellorId>,
     backup_done: bool,
     at_risk_done: bool,
     breached_done: bool,
@@ -275,6 +281,12 @@ impl Engine {
         Some(u32::try_from(ahead).unwrap_or(u32::MAX - 1) + 1)
     }
 
+    /// The helpline a known contact is in (waiting or in conversation).
+    #[must_use]
+    pub fn helpline_of(&self, contact: ContactId) -> Option<&str> {
+        self.contacts.get(&contact).map(|x| x.info.helpline.as_str())
+    }
+
     /// The counsellor an assigned contact is with; `None` if waiting or unknown.
     #[must_use]
     pub fn assigned_counsellor(&self, contact: ContactId) -> Option<CounsellorId> {
@@ -393,12 +405,13 @@ impl Engine {
     /// Whether `c` may ring with `x` at `now`, ignoring whether `c` is already ringing and
     /// the tried rule. `Some(as_backup)` when eligible.
     fn eligible(&self, c: &Counsellor, x: &Contact, now: Millis) -> Option<bool> {
-        if c.removed
-            || !c.connected
-            || c.status != Status::Available
-            || !c.has_room()
-            || !c.profile.languages.contains(&x.info.language)
-        {
+        if c.removed || !c.connected || c.status != Status::Available || !c.has_room() {
+            return None;
+        }
+        if let Some(pinned) = x.waiting().and_then(|w| w.pinned) {
+            return (pinned == c.profile.id).then_some(false);
+        }
+        if !c.profile.languages.contains(&x.info.language) {
             return None;
         }
         if c.profile.helplines.contains(&x.info.helpline) {
@@ -609,6 +622,7 @@ impl Engine {
                     return;
                 }
                 w.offer = None;
+                w.pinned = None;
                 w.tried.insert(r.counsellor, at);
                 out.push(Output::OfferRevoked {
                     contact: id,
@@ -623,6 +637,7 @@ impl Engine {
                     c.misses = c.misses.saturating_add(1);
                     if limit > 0 && c.misses >= limit && c.status != Status::Away {
                         c.status = Status::Away;
+                        c.status_since = at;
                         out.push(Output::StatusChanged {
                             counsellor: r.counsellor,
                             status: Status::Away,
@@ -660,11 +675,17 @@ impl Engine {
             }
             Input::CounsellorConnected { counsellor } => {
                 if let Some(c) = self.counsellors.get_mut(&counsellor) {
-                    c.connected = true;
+                    if !c.connected {
+                        c.connected = true;
+                        c.status_since = now;
+                    }
                 }
             }
             Input::CounsellorDisconnected { counsellor } => {
                 if let Some(c) = self.counsellors.get_mut(&counsellor) {
+                    if c.connected {
+                        c.status_since = now;
+                    }
                     c.connected = false;
                     self.revoke_ring(counsellor, RevokeReason::CounsellorUnavailable, out);
                 }
@@ -677,6 +698,7 @@ impl Engine {
                     return;
                 }
                 c.status = status;
+                c.status_since = now;
                 if status == Status::Available {
                     c.misses = 0;
                     c.idle_since = now;
@@ -761,7 +783,95 @@ impl Engine {
                     }
                 }
             }
+            Input::OfferTo { contact, counsellor } => self.offer_to(contact, counsellor, out),
+            Input::Transfer { contact, to } => self.transfer(now, contact, to, out),
             Input::Tick => {}
+        }
+    }
+
+    /// Pin a waiting contact to a named counsellor (a supervisor's move); dispatch rings them.
+    fn offer_to(&mut self, xid: ContactId, cid: CounsellorId, out: &mut Vec<Output>) {
+        let refuse = |refusal| Output::Refused { contact: xid, refusal };
+        let Some(x) = self.contacts.get(&xid) else {
+            out.push(refuse(Refusal::UnknownContact));
+            return;
+        };
+        let Some(w) = x.waiting() else {
+            out.push(refuse(Refusal::NotWaiting));
+            return;
+        };
+        let ringing_target = w.offer.is_some_and(|r| r.counsellor == cid);
+        let target_ok = self.counsellors.get(&cid).is_some_and(|c| {
+            !c.removed
+                && c.connected
+                && c.status == Status::Available
+                && (c.ringing.is_none() || c.ringing == Some(xid))
+                && c.has_room()
+        });
+        if !target_ok {
+            out.push(refuse(Refusal::TargetUnavailable));
+            return;
+        }
+        if ringing_target {
+            return;
+        }
+        if let Some(r) = w.offer {
+            self.revoke_ring(r.counsellor, RevokeReason::Moved, out);
+        }
+        if let Some(w) = self.contacts.get_mut(&xid).and_then(Contact::waiting_mut) {
+            w.pinned = Some(cid);
+            w.tried.remove(&cid);
+        }
+    }
+
+    /// Move a contact in conversation to another counsellor, or back into a helpline's queue.
+    fn transfer(&mut self, now: Millis, xid: ContactId, to: TransferTarget, out: &mut Vec<Output>) {
+        let refuse = |refusal| Output::Refused { contact: xid, refusal };
+        let Some(x) = self.contacts.get(&xid) else {
+            out.push(refuse(Refusal::UnknownContact));
+            return;
+        };
+        let Stage::Assigned { counsellor: from, answered_at } = x.stage else {
+            out.push(refuse(Refusal::NotAssigned));
+            return;
+        };
+        match to {
+            TransferTarget::Counsellor(cid) => {
+                let ok = cid != from
+                    && self.counsellors.get(&cid).is_some_and(|c| !c.removed && c.connected && c.has_room());
+                if !ok {
+                    out.push(refuse(Refusal::TargetUnavailable));
+                    return;
+                }
+                if let Some(c) = self.counsellors.get_mut(&from) {
+                    c.active.remove(&xid);
+                    c.idle_since = now;
+                }
+                if let Some(c) = self.counsellors.get_mut(&cid) {
+                    c.active.insert(xid);
+                    c.idle_since = now;
+                }
+                let helpline = x.info.helpline.clone();
+                if let Some(x) = self.contacts.get_mut(&xid) {
+                    x.stage = Stage::Assigned { counsellor: cid, answered_at };
+                }
+                out.push(Output::Transferred { contact: xid, from, to: Some(cid), helpline });
+                // Taking the contact may have filled the new counsellor's last slot.
+                self.recheck_ring(cid, now, out);
+            }
+            TransferTarget::Helpline(helpline) => {
+                if let Some(c) = self.counsellors.get_mut(&from) {
+                    c.active.remove(&xid);
+                    c.idle_since = now;
+                }
+                if let Some(x) = self.contacts.get_mut(&xid) {
+                    x.info.helpline = helpline.clone();
+                    x.info.queued_at = now;
+                    x.info.priority = x.info.priority.max(PRIORITY_TRANSFER);
+                    x.stage = Stage::Waiting(Waiting::default());
+                }
+                out.push(Output::Transferred { contact: xid, from, to: None, helpline });
+            }
         }
     }
 
@@ -866,6 +976,7 @@ impl Engine {
         }
         if let Some(w) = self.contacts.get_mut(&xid).and_then(Contact::waiting_mut) {
             w.offer = None;
+            w.pinned = None;
             w.tried.insert(cid, now);
         }
         if let Some(c) = self.counsellors.get_mut(&cid) {

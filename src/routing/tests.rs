@@ -987,6 +987,75 @@ fn time_going_backwards_uses_last_now() {
 const HELPLINES: [&str; 3] = ["a", "b", "c"];
 const LANGUAGES: [&str; 2] = ["ro", "ru"];
 
+#[test]
+fn supervisor_offer_to_rings_only_the_named_counsellor() {
+    let mut e = engine();
+    online(&mut e, t(0), children_ro(1));
+    // Counsellor 2 speaks Russian only: normally not eligible for a Romanian contact.
+    online(&mut e, t(1), profile(2, &["disability"], &["ru"]));
+    let out = e.handle(t(10), chat(7, t(10)));
+    assert_eq!(out[0], offer(7, 1, 10, 8_010));
+    // The supervisor moves it to counsellor 2: 1 stops ringing (moved, not tried), 2 rings.
+    let out = e.handle(t(20), Input::OfferTo { contact: x(7), counsellor: c(2) });
+    assert_eq!(out[0], revoked(7, 1, RevokeReason::Moved));
+    assert_eq!(out[1], offer(7, 2, 10, 8_020));
+    // Counsellor 2 declines: normal routing resumes at once, back to counsellor 1.
+    let out = e.handle(t(30), decline(2, 7));
+    assert_eq!(out[1], offer(7, 1, 10, 8_030));
+    // A refused move: unknown contact, contact no longer waiting, counsellor not available.
+    assert_eq!(
+        e.handle(t(40), Input::OfferTo { contact: x(99), counsellor: c(2) }),
+        vec![Output::Refused { contact: x(99), refusal: Refusal::UnknownContact }]
+    );
+    e.handle(t(50), accept(1, 7));
+    assert_eq!(
+        e.handle(t(60), Input::OfferTo { contact: x(7), counsellor: c(2) }),
+        vec![Output::Refused { contact: x(7), refusal: Refusal::NotWaiting }]
+    );
+    e.handle(t(70), chat(8, t(70)));
+    e.handle(t(71), status(2, Status::Away));
+    let out = e.handle(t(80), Input::OfferTo { contact: x(8), counsellor: c(2) });
+    assert_eq!(out, vec![Output::Refused { contact: x(8), refusal: Refusal::TargetUnavailable }]);
+}
+
+#[test]
+fn supervisor_transfer_to_counsellor_and_to_helpline() {
+    let mut e = engine();
+    online(&mut e, t(0), children_ro(1));
+    online(&mut e, t(1), profile(2, &["family_violence"], &["ro"]));
+    e.handle(t(10), chat(7, t(10)));
+    e.handle(t(20), accept(1, 7));
+    // To counsellor 2: capacity moves with it; the answer time is kept.
+    let out = e.handle(t(30), Input::Transfer { contact: x(7), to: TransferTarget::Counsellor(c(2)) });
+    assert_eq!(
+        out,
+        vec![Output::Transferred { contact: x(7), from: c(1), to: Some(c(2)), helpline: "children".into() }]
+    );
+    assert_eq!(e.assigned_counsellor(x(7)), Some(c(2)));
+    assert!(e.counsellor(c(1)).unwrap().active.is_empty());
+    assert_eq!(e.counsellor(c(2)).unwrap().active, vec![x(7)]);
+    // To the family-violence helpline's queue: waiting again, ahead of new contacts, offered to a
+    // counsellor of that helpline (2 is the only one, and has room).
+    let out = e.handle(t(40), Input::Transfer { contact: x(7), to: TransferTarget::Helpline("family_violence".into()) });
+    assert_eq!(
+        out[0],
+        Output::Transferred { contact: x(7), from: c(2), to: None, helpline: "family_violence".into() }
+    );
+    assert_eq!(out[1], offer_full(7, 2, "family_violence", "ro", 40, 8_040, false));
+    let w = &e.snapshot().waiting[0];
+    assert_eq!((w.priority, w.queued_at), (PRIORITY_TRANSFER, 40));
+    // Refusals: not in conversation; target is the same counsellor.
+    assert_eq!(
+        e.handle(t(50), Input::Transfer { contact: x(7), to: TransferTarget::Counsellor(c(1)) }),
+        vec![Output::Refused { contact: x(7), refusal: Refusal::NotAssigned }]
+    );
+    e.handle(t(60), accept(2, 7));
+    assert_eq!(
+        e.handle(t(70), Input::Transfer { contact: x(7), to: TransferTarget::Counsellor(c(2)) }),
+        vec![Output::Refused { contact: x(7), refusal: Refusal::TargetUnavailable }]
+    );
+}
+
 fn prop_config() -> EngineConfig {
     EngineConfig {
         helplines: vec![
@@ -1399,6 +1468,9 @@ fn check_step(
                     prop_assert!(exp <= now);
                     m.tried.insert((*contact, *counsellor), exp);
                 }
+            }
+            Output::Transferred { .. } | Output::Refused { .. } => {
+                prop_assert!(false, "supervisor outputs without supervisor inputs: {:?}", o);
             }
             Output::OfferDeclined {
                 contact,

@@ -118,6 +118,35 @@ pub enum RevokeReason {
     ContactGone,
     /// The counsellor went away, offline or disconnected while it was ringing.
     CounsellorUnavailable,
+    /// A supervisor moved the contact to another counsellor.
+    Moved,
+}
+
+/// Where a supervisor transfers an assigned contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferTarget {
+    /// Straight to this counsellor (who must be connected and have room).
+    Counsellor(CounsellorId),
+    /// Back into this helpline's queue, ahead of new contacts ([`PRIORITY_TRANSFER`]).
+    Helpline(Helpline),
+}
+
+/// Priority a contact transferred to another helpline's queue gets (at least).
+pub const PRIORITY_TRANSFER: i32 = 50;
+/// Priority of a contact a supervisor moved to the front of its queue.
+pub const PRIORITY_FRONT: i32 = 100;
+
+/// Why a supervisor's request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// The contact is not known (ended, or never existed).
+    UnknownContact,
+    /// The contact is not waiting (already answered).
+    NotWaiting,
+    /// The contact is not in conversation.
+    NotAssigned,
+    /// The named counsellor is unknown, removed, disconnected, not available, ringing, or full.
+    TargetUnavailable,
 }
 
 /// Why a status was changed by the engine rather than by the counsellor.
@@ -204,6 +233,12 @@ pub enum Input {
         contact: ContactId,
         priority: i32,
     },
+    /// A supervisor moves a waiting contact to a named counsellor: it rings for them only
+    /// (helpline and language are the supervisor's call) until they answer, decline or miss it;
+    /// then normal routing resumes.
+    OfferTo { contact: ContactId, counsellor: CounsellorId },
+    /// A supervisor transfers a contact in conversation to another counsellor or helpline.
+    Transfer { contact: ContactId, to: TransferTarget },
     /// Time passed; the server sends this at [`super::Engine::next_deadline`].
     Tick,
 }
@@ -267,6 +302,15 @@ pub enum Output {
         reason: EndReason,
         abandoned: bool,
     },
+    /// A contact in conversation moved: to counsellor `to`, or (`to: None`) back into `helpline`'s queue.
+    Transferred {
+        contact: ContactId,
+        from: CounsellorId,
+        to: Option<CounsellorId>,
+        helpline: Helpline,
+    },
+    /// A supervisor's request (`OfferTo`, `Transfer`) was refused.
+    Refused { contact: ContactId, refusal: Refusal },
     /// A counsellor's request was refused.
     Rejected {
         counsellor: CounsellorId,

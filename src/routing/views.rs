@@ -9,6 +9,8 @@ use super::types::{ContactId, CounsellorId, Helpline, Language, Millis, Status};
 pub struct CounsellorView {
     pub id: CounsellorId,
     pub status: Status,
+    /// Since when the counsellor has had this status and connection state.
+    pub status_since: Millis,
     /// At least one socket open.
     pub connected: bool,
     /// Removed by an admin: gets no offers (open contacts stay until ended).

@@ -50,6 +50,8 @@ pub enum Change {
     /// A line in the contact's event log (SLA events, caller drops, resumes, …).
     Event { contact: String, at: i64, kind: &'static str, counsellor: Option<String>, detail: Option<String> },
     CounsellorStatus { counsellor: String, status: &'static str, reason: Option<&'static str>, at: i64 },
+    /// A supervisor moved a conversation: to counsellor `to`, or (None) back into `helpline`'s queue.
+    Transferred { contact: String, from: String, to: Option<String>, helpline: String, at: i64 },
 }
 
 /// A line of a contact's event log.
@@ -168,6 +170,21 @@ impl Store {
                     Change::Event { contact, at, kind, counsellor, detail } => {
                         sqlx::query(event_sql!()).bind(new_id()).bind(contact).bind(at).bind(kind)
                             .bind(counsellor).bind(detail).execute(&mut *tx).await?;
+                    }
+                    Change::Transferred { contact, from, to, helpline, at } => {
+                        match to {
+                            Some(to) => {
+                                sqlx::query("UPDATE contacts SET counsellor_id = $1 WHERE id = $2")
+                                    .bind(to).bind(contact).execute(&mut *tx).await?;
+                            }
+                            None => {
+                                sqlx::query("UPDATE contacts SET state = 'queued', counsellor_id = NULL, helpline = $1 WHERE id = $2")
+                                    .bind(helpline).bind(contact).execute(&mut *tx).await?;
+                            }
+                        }
+                        let detail = format!("{from} -> {}", to.as_deref().unwrap_or(helpline));
+                        sqlx::query(event_sql!()).bind(new_id()).bind(contact).bind(at).bind("transferred")
+                            .bind(to.as_deref()).bind(detail).execute(&mut *tx).await?;
                     }
                     Change::CounsellorStatus { counsellor, status, reason, at } => {
                         sqlx::query("UPDATE users SET status = $1 WHERE id = $2")

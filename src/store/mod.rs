@@ -56,7 +56,7 @@ pub enum Backend {
 /// A cheap-to-clone handle on the database pool.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: Pool,
+    pub(crate) pool: Pool,
 }
 
 #[derive(Clone, Debug)]

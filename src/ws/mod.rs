@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod caller;
+pub mod supervisor;
 
 use std::time::Duration;
 

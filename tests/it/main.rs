@@ -11,4 +11,7 @@ mod bad_input;
 mod chat_flow;
 mod cli;
 mod durability;
+mod reports;
 mod routing_live;
+mod staffing;
+mod supervisor;

@@ -1,0 +1,307 @@
+//! The server under test: a spawned `helpline serve`, an external one, one in this process, or the bare relay.
+
+use std::io::BufRead;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use helpline::auth::{hash_password, random_secret, AuthKeys};
+use helpline::protocol::ServerEvent;
+use helpline::store::users::{NewUser, Role};
+use helpline::store::Store;
+use serde_json::json;
+
+use crate::client::{self, Ws};
+
+/// The password of every counsellor the load tool creates.
+pub const LOAD_PASSWORD: &str = "load-test-password";
+
+/// What kind of server it is.
+pub enum Kind {
+    /// The real server, with direct access to its database (to create counsellors and mint tokens).
+    Helpline { store: Store, auth: AuthKeys },
+    /// The in-memory bare relay: any username logs in.
+    Bare,
+}
+
+/// A counsellor account the tool can connect as.
+#[derive(Debug, Clone)]
+pub struct Counsellor {
+    pub username: String,
+    pub id: String,
+    pub token: String,
+}
+
+pub struct Target {
+    pub addr: SocketAddr,
+    /// The server's process (for /proc figures).
+    pub pid: u32,
+    pub kind: Kind,
+    /// `helpline (sqlite)`, `helpline (postgres)`, `bare`.
+    pub label: String,
+    pub http: reqwest::Client,
+    child: Option<Child>,
+    _dir: Option<tempfile::TempDir>,
+    pg_drop: Option<(String, String)>,
+}
+
+fn label_of(url: &str) -> String {
+    if url.starts_with("postgres") {
+        "helpline (postgres)".into()
+    } else {
+        "helpline (sqlite)".into()
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("http client")
+}
+
+/// Creates the schema, the helplines and the signing key; returns the store and the keys.
+async fn prepare(url: &str) -> anyhow::Result<(Store, AuthKeys)> {
+    let store = Store::connect(url).await.with_context(|| format!("opening {url}"))?;
+    store.migrate().await.context("migrating")?;
+    helpline::demo::seed_helplines(&store).await?;
+    let now = now_ms();
+    let secret = store.secret_or_create("jwt_hs256", now, random_secret).await?;
+    Ok((store, AuthKeys::new(secret.as_bytes(), Duration::from_secs(12 * 3600))))
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Starts a child process and waits for its `… listening on http://ADDR` line on stdout.
+fn spawn_and_parse(mut cmd: Command, marker: &str) -> anyhow::Result<(Child, SocketAddr)> {
+    cmd.stdout(Stdio::piped()).stdin(Stdio::null());
+    let mut child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let mut sent = false;
+        // Keep draining stdout so the child never blocks on a full pipe.
+        while let Some(Ok(line)) = lines.next() {
+            if !sent {
+                sent = line_has_addr(&line);
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = match rx.recv_timeout(left) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                bail!("the server did not print its address (looking for {marker:?})");
+            }
+        };
+        if let Some(rest) = line.split(marker).nth(1) {
+            let addr = rest.split_whitespace().next().unwrap_or_default();
+            let addr: SocketAddr = addr.parse().with_context(|| format!("parsing address in {line:?}"))?;
+            return Ok((child, addr));
+        }
+    }
+}
+
+fn line_has_addr(line: &str) -> bool {
+    line.contains("listening on http://")
+}
+
+impl Target {
+    /// Starts `BINARY --database URL serve --listen 127.0.0.1:0` on a fresh database:
+    /// a temporary SQLite file when `database` is None, or a new database on the given PostgreSQL server.
+    pub async fn spawn_helpline(binary: &Path, database: Option<&str>) -> anyhow::Result<Target> {
+        let (url, dir, pg_drop) = match database {
+            None => {
+                let dir = tempfile::tempdir()?;
+                let url = format!("sqlite:{}", dir.path().join("helpline.db").display());
+                (url, Some(dir), None)
+            }
+            Some(u) if u.starts_with("postgres") => {
+                let name = format!("helpline_load_{}", uuid::Uuid::new_v4().simple());
+                let pool = sqlx::PgPool::connect(u).await.with_context(|| format!("connecting to {u}"))?;
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await?;
+                pool.close().await;
+                let base = u.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or_else(|| u.to_string());
+                (format!("{base}/{name}"), None, Some((u.to_string(), name)))
+            }
+            Some(u) => (u.to_string(), None, None),
+        };
+        let (store, auth) = prepare(&url).await?;
+        let mut cmd = Command::new(binary);
+        cmd.args(["--database", &url, "serve", "--listen", "127.0.0.1:0"]);
+        cmd.env("RUST_LOG", std::env::var("HELPLINE_LOAD_SERVER_LOG").unwrap_or_else(|_| "warn".into()));
+        cmd.env_remove("HELPLINE_JWT_SECRET");
+        let (child, addr) = spawn_and_parse(cmd, "listening on http://")?;
+        let pid = child.id();
+        Ok(Target {
+            addr,
+            pid,
+            kind: Kind::Helpline { store, auth },
+            label: label_of(&url),
+            http: http(),
+            child: Some(child),
+            _dir: dir,
+            pg_drop,
+        })
+    }
+
+    /// A helpline already running at `addr` on database `url` (the tool creates counsellors there).
+    /// Tokens are signed with the key kept in the database, so the server must not run with `HELPLINE_JWT_SECRET`.
+    pub async fn external(addr: SocketAddr, url: &str, pid: u32) -> anyhow::Result<Target> {
+        let (store, auth) = prepare(url).await?;
+        Ok(Target { addr, pid, kind: Kind::Helpline { store, auth }, label: label_of(url), http: http(), child: None, _dir: None, pg_drop: None })
+    }
+
+    /// A helpline running in this process (tests): its store and signing secret.
+    pub fn in_process(addr: SocketAddr, store: Store, jwt_secret: &str, label: &str) -> Target {
+        let auth = AuthKeys::new(jwt_secret.as_bytes(), Duration::from_secs(3600));
+        Target {
+            addr,
+            pid: std::process::id(),
+            kind: Kind::Helpline { store, auth },
+            label: label.into(),
+            http: http(),
+            child: None,
+            _dir: None,
+            pg_drop: None,
+        }
+    }
+
+    /// Starts the bare relay as a child process (`EXE bare-server`), so its CPU and RSS are its own.
+    pub fn spawn_bare(exe: &Path) -> anyhow::Result<Target> {
+        let mut cmd = Command::new(exe);
+        cmd.args(["bare-server", "--listen", "127.0.0.1:0"]);
+        let (child, addr) = spawn_and_parse(cmd, "listening on http://")?;
+        let pid = child.id();
+        Ok(Target { addr, pid, kind: Kind::Bare, label: "bare".into(), http: http(), child: Some(child), _dir: None, pg_drop: None })
+    }
+
+    /// The bare relay inside this process (tests).
+    pub async fn bare_in_process() -> anyhow::Result<Target> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(crate::bare::serve(listener));
+        Ok(Target { addr, pid: std::process::id(), kind: Kind::Bare, label: "bare".into(), http: http(), child: None, _dir: None, pg_drop: None })
+    }
+
+    pub fn is_bare(&self) -> bool {
+        matches!(self.kind, Kind::Bare)
+    }
+
+    /// Creates `n` counsellors (`{prefix}{i}`) serving all helplines and languages with this capacity,
+    /// and gives each an access token (minted with the server's key; no Argon2 login per account).
+    pub async fn counsellors(&self, prefix: &str, n: usize, capacity: i64) -> anyhow::Result<Vec<Counsellor>> {
+        match &self.kind {
+            Kind::Bare => Ok((0..n)
+                .map(|i| {
+                    let u = format!("{prefix}{i}");
+                    Counsellor { username: u.clone(), id: u.clone(), token: u }
+                })
+                .collect()),
+            Kind::Helpline { store, auth } => {
+                let hash = tokio::task::spawn_blocking(|| hash_password(LOAD_PASSWORD)).await?.map_err(|e| anyhow!("hash: {e}"))?;
+                let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+                let mut out = Vec::with_capacity(n);
+                for i in 0..n {
+                    let username = format!("{prefix}{i}");
+                    let user = NewUser {
+                        username: username.clone(),
+                        display_name: format!("Counsellor {i}"),
+                        password_hash: hash.clone(),
+                        role: Role::Counsellor,
+                        helplines: list(&["children", "disability", "family_violence"]),
+                        backup_helplines: vec![],
+                        languages: list(&["ro", "ru", "uk", "en"]),
+                        capacity,
+                    };
+                    let created = store.create_user(&user, now_ms()).await.with_context(|| format!("creating {username}"))?;
+                    let (token, _) = auth.issue(&created.id, Role::Counsellor, now_ms())?;
+                    out.push(Counsellor { username, id: created.id, token });
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Logs in over HTTP (Argon2 on the server): for checking the login path, not needed for load.
+    pub async fn login(&self, username: &str, password: &str) -> anyhow::Result<String> {
+        let res = self
+            .http
+            .post(format!("http://{}/api/v1/auth/login", self.addr))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await?;
+        if !res.status().is_success() {
+            bail!("login of {username}: HTTP {}", res.status());
+        }
+        let body: serde_json::Value = res.json().await?;
+        body["access_token"].as_str().map(str::to_string).ok_or_else(|| anyhow!("no access_token"))
+    }
+
+    /// A counsellor's socket: ticket, upgrade, `hello` read.
+    pub async fn agent_socket(&self, c: &Counsellor, source: Option<IpAddr>) -> anyhow::Result<Ws> {
+        let res = self
+            .http
+            .post(format!("http://{}/api/v1/ws-ticket", self.addr))
+            .bearer_auth(&c.token)
+            .send()
+            .await
+            .context("ticket request")?;
+        if !res.status().is_success() {
+            bail!("ticket for {}: HTTP {}", c.username, res.status());
+        }
+        let body: serde_json::Value = res.json().await?;
+        let ticket = body["ticket"].as_str().ok_or_else(|| anyhow!("no ticket"))?;
+        let mut ws = client::connect(self.addr, &format!("/ws/agent?ticket={ticket}"), source).await?;
+        client::expect(&mut ws, Duration::from_secs(30), |e| matches!(e, ServerEvent::Hello { .. }).then_some(())).await?;
+        Ok(ws)
+    }
+
+    /// Stops a spawned server (SIGTERM, then SIGKILL after 15 s).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                    _ => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops the server and drops a PostgreSQL database the tool created.
+    pub async fn shutdown(mut self) {
+        self.stop();
+        if let Kind::Helpline { store, .. } = &self.kind {
+            store.close().await;
+        }
+        if let Some((admin, name)) = self.pg_drop.take() {
+            if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await;
+                pool.close().await;
+            }
+        }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,275 @@
+//! The supervisors' live board: built every second from the engine's snapshot and the figures, sent to every supervisor socket.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::engine_task::{agent_status, contact_str, counsellor_str};
+use crate::metrics::{figures, Figures};
+use crate::protocol::{rfc3339, AgentStatus, ServerEvent};
+use crate::routing::{CounsellorView, Snapshot, Status};
+
+/// How often the board is sent.
+pub const BOARD_EVERY: Duration = Duration::from_secs(1);
+
+/// The whole board, as one `dashboard` frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dashboard {
+    pub at: String,
+    pub helplines: Vec<HelplineBoard>,
+    pub counsellors: Vec<CounsellorBoard>,
+    /// All helplines this supervisor sees, together.
+    pub overall: Windows,
+}
+
+/// Figures over the last 15 minutes, the last hour and today (since midnight UTC).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Windows {
+    pub last_15m: FiguresView,
+    pub last_hour: FiguresView,
+    pub today: FiguresView,
+}
+
+/// [`Figures`] as sent to the board.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct FiguresView {
+    pub offered: i64,
+    pub answered: i64,
+    pub answered_in_target: i64,
+    pub abandoned: i64,
+    pub abandoned_short: i64,
+    pub service_level: Option<f64>,
+    pub asa_ms: Option<f64>,
+    pub abandonment_rate: Option<f64>,
+    pub aht_ms: Option<f64>,
+    pub occupancy: Option<f64>,
+}
+
+impl From<Figures> for FiguresView {
+    fn from(f: Figures) -> Self {
+        FiguresView {
+            offered: f.offered,
+            answered: f.answered,
+            answered_in_target: f.answered_in_target,
+            abandoned: f.abandoned,
+            abandoned_short: f.abandoned_short,
+            service_level: f.service_level,
+            asa_ms: f.asa_ms,
+            abandonment_rate: f.abandonment_rate,
+            aht_ms: f.aht_ms,
+            occupancy: f.occupancy,
+        }
+    }
+}
+
+/// One helpline's part of the board.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HelplineBoard {
+    pub name: String,
+    pub display_name: String,
+    pub waiting: Vec<WaitingBoard>,
+    pub longest_wait_ms: i64,
+    /// Counsellors serving this helpline first-line, by state.
+    pub available: usize,
+    pub busy: usize,
+    pub away: usize,
+    pub offline: usize,
+    pub service_level_target_pct: i64,
+    pub figures: Windows,
+    /// Waiting contacts by language.
+    pub waiting_by_language: HashMap<String, usize>,
+}
+
+/// A waiting contact on the board.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingBoard {
+    pub contact_id: String,
+    pub language: String,
+    pub priority: i32,
+    pub position: u32,
+    pub waited_ms: i64,
+    /// Ringing for this counsellor (user id) now.
+    pub offered_to: Option<String>,
+    pub caller_online: bool,
+}
+
+/// A counsellor on the board.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounsellorBoard {
+    pub user_id: String,
+    pub display_name: String,
+    /// `available` (free room), `busy` (at capacity), `away` or `offline` (chosen, or disconnected).
+    pub state: String,
+    pub status: AgentStatus,
+    pub connected: bool,
+    pub active: Vec<String>,
+    pub capacity: u32,
+    pub ringing: Option<String>,
+    pub in_state_ms: i64,
+    pub helplines: Vec<String>,
+    pub languages: Vec<String>,
+}
+
+/// The board state of a counsellor: what a supervisor needs at a glance.
+pub fn state_of(c: &CounsellorView) -> &'static str {
+    if !c.connected || c.removed || c.status == Status::Offline {
+        "offline"
+    } else if c.status == Status::Away {
+        "away"
+    } else if (c.active.len() as u64) >= u64::from(c.capacity) {
+        "busy"
+    } else {
+        "available"
+    }
+}
+
+/// Start of the current UTC day, in ms.
+fn midnight(now: i64) -> i64 {
+    now - now.rem_euclid(86_400_000)
+}
+
+async fn windows(state: &AppState, helpline: Option<&str>, now: i64) -> Windows {
+    let get = |from: i64| async move { figures(&state.store, helpline, from, now + 1).await.unwrap_or_default().into() };
+    Windows {
+        last_15m: get(now - 15 * 60_000).await,
+        last_hour: get(now - 3_600_000).await,
+        today: get(midnight(now)).await,
+    }
+}
+
+/// Builds the whole board (every helpline); each supervisor is sent the part they may see.
+pub async fn build(state: &AppState, snapshot: &Snapshot, names: &HashMap<String, String>) -> Dashboard {
+    let now = state.clock.now_ms();
+    let mut helplines = Vec::new();
+    for h in state.helplines.iter() {
+        let waiting: Vec<WaitingBoard> = snapshot
+            .waiting
+            .iter()
+            .filter(|w| w.helpline == h.name)
+            .map(|w| WaitingBoard {
+                contact_id: contact_str(w.contact),
+                language: w.language.clone(),
+                priority: w.priority,
+                position: w.position,
+                waited_ms: (now - w.queued_at).max(0),
+                offered_to: w.offered_to.map(counsellor_str),
+                caller_online: w.caller_connected,
+            })
+            .collect();
+        let mut by_language = HashMap::new();
+        for w in &waiting {
+            *by_language.entry(w.language.clone()).or_insert(0) += 1;
+        }
+        let serving = snapshot.counsellors.iter().filter(|c| c.helplines.contains(&h.name));
+        let (mut available, mut busy, mut away, mut offline) = (0, 0, 0, 0);
+        for c in serving {
+            match state_of(c) {
+                "available" => available += 1,
+                "busy" => busy += 1,
+                "away" => away += 1,
+                _ => offline += 1,
+            }
+        }
+        helplines.push(HelplineBoard {
+            name: h.name.clone(),
+            display_name: h.display_name.clone(),
+            longest_wait_ms: waiting.iter().map(|w| w.waited_ms).max().unwrap_or(0),
+            waiting,
+            available,
+            busy,
+            away,
+            offline,
+            service_level_target_pct: h.service_level_target_pct,
+            figures: windows(state, Some(&h.name), now).await,
+            waiting_by_language: by_language,
+        });
+    }
+    let counsellors = snapshot
+        .counsellors
+        .iter()
+        .filter(|c| !c.removed || !c.active.is_empty())
+        .map(|c| {
+            let id = counsellor_str(c.id);
+            CounsellorBoard {
+                display_name: names.get(&id).cloned().unwrap_or_else(|| id.clone()),
+                user_id: id,
+                state: state_of(c).into(),
+                status: agent_status(c.status),
+                connected: c.connected,
+                active: c.active.iter().copied().map(contact_str).collect(),
+                capacity: c.capacity,
+                ringing: c.ringing.map(contact_str),
+                in_state_ms: (now - c.status_since).max(0),
+                helplines: c.helplines.iter().cloned().collect(),
+                languages: c.languages.iter().cloned().collect(),
+            }
+        })
+        .collect();
+    Dashboard { at: rfc3339(now), helplines, counsellors, overall: windows(state, None, now).await }
+}
+
+/// The part of the board a supervisor who sees `scope` (None: all) may see.
+pub fn scoped(board: &Dashboard, scope: Option<&[String]>) -> Dashboard {
+    let Some(scope) = scope else { return board.clone() };
+    let mut b = board.clone();
+    b.helplines.retain(|h| scope.contains(&h.name));
+    b.counsellors.retain(|c| c.helplines.iter().any(|h| scope.contains(h)));
+    b
+}
+
+/// Sends the board to every supervisor socket every second, and a `service_level_low` alert when a
+/// helpline's last-15-minute service level falls under its target (once, until it recovers).
+pub async fn run_feed(state: AppState) {
+    let mut shutdown = state.shutdown.clone();
+    let mut tick = tokio::time::interval(BOARD_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut names: HashMap<String, String> = HashMap::new();
+    let mut low: HashMap<String, bool> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = crate::ws::stopping(&mut shutdown) => return,
+        }
+        let supervisors = state.hub.supervisors();
+        if supervisors.is_empty() {
+            continue;
+        }
+        let Some(snapshot) = state.engine.snapshot().await else { return };
+        for c in &snapshot.counsellors {
+            let id = counsellor_str(c.id);
+            if !names.contains_key(&id) {
+                if let Ok(Some(u)) = state.store.user(&id).await {
+                    names.insert(id, u.display_name);
+                }
+            }
+        }
+        let board = build(&state, &snapshot, &names).await;
+        for h in &board.helplines {
+            let target = h.service_level_target_pct as f64 / 100.0;
+            let is_low = h.figures.last_15m.service_level.is_some_and(|sl| sl < target);
+            let was_low = low.insert(h.name.clone(), is_low).unwrap_or(false);
+            if is_low && !was_low {
+                state.hub.event_to_supervisors(
+                    Some(&h.name),
+                    &ServerEvent::Alert {
+                        kind: "service_level_low".into(),
+                        helpline: Some(h.name.clone()),
+                        contact_id: None,
+                        counsellor_id: None,
+                        message: format!(
+                            "service level {:.0} % over the last 15 minutes, under the {} % target",
+                            h.figures.last_15m.service_level.unwrap_or(0.0) * 100.0,
+                            h.service_level_target_pct
+                        ),
+                        at: board.at.clone(),
+                    },
+                );
+            }
+        }
+        for (outbox, scope) in supervisors {
+            outbox.send(&ServerEvent::Dashboard(Box::new(scoped(&board, scope.as_deref()))));
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The browser front ends (`/chat`, `/agent`) in real headless Chromium, against the real server.
+//!
+//! Starts the server in this process (SQLite in a temporary directory, demo accounts), then runs
+//! `node --test` in `tests/browser/` with `HELPLINE_URL` pointing at it, streaming its output, and
+//! expects it to pass. Needs node, `tests/browser/node_modules` (`npm ci` there) and Chromium at
+//! `/usr/bin/chromium` (or `HELPLINE_CHROMIUM`). Without them the test prints `SKIPPED: …` and passes,
+//! except in CI (`CI` set), where it fails.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use helpline::app::{Application, Settings};
+
+/// The whole node run may take this long before it is killed.
+const NODE_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("browser")
+}
+
+fn chromium() -> PathBuf {
+    std::env::var_os("HELPLINE_CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
+/// What is missing to run the browser tests, if anything.
+fn missing_prerequisite() -> Option<String> {
+    let node = std::process::Command::new("node").arg("--version").output();
+    match node {
+        Ok(out) if out.status.success() => {}
+        _ => return Some("node is not installed (node 20 or later is needed)".into()),
+    }
+    if !browser_dir().join("node_modules").join("playwright-core").is_dir()
+        || !browser_dir().join("node_modules").join("axe-core").is_dir()
+    {
+        return Some("tests/browser/node_modules is missing: run `npm ci` in tests/browser".into());
+    }
+    if !chromium().exists() {
+        return Some(format!("{} is missing: apt-get install chromium", chromium().display()));
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_front_ends() {
+    if let Some(why) = missing_prerequisite() {
+        if std::env::var_os("CI").is_some() {
+            panic!("browser tests cannot run in CI: {why}");
+        }
+        eprintln!("SKIPPED: browser tests ({why})");
+        return;
+    }
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = Settings::for_database(format!("sqlite:{}", dir.path().join("helpline.db").display()));
+    settings.demo = true;
+    settings.jwt_secret = Some("browser-test-secret-browser-test-secret".into());
+    let app = Application::build(settings).await.expect("build the server");
+    let addr = app.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+
+    let url = format!("http://{addr}");
+    eprintln!("browser tests against {url}");
+    // stdout and stderr are inherited: node's report streams as it runs.
+    // HELPLINE_BROWSER_TESTS narrows the run to some files, e.g. `tests/chat_flow.test.mjs`.
+    let files = std::env::var("HELPLINE_BROWSER_TESTS").unwrap_or_else(|_| "tests/".into());
+    let mut child = tokio::process::Command::new("node")
+        .args(["--test", "--test-concurrency=1", "--test-reporter=spec"])
+        .args(files.split_whitespace())
+        .current_dir(browser_dir())
+        .env("HELPLINE_URL", &url)
+        .env("HELPLINE_CHROMIUM", chromium())
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start node");
+    let status = match tokio::time::timeout(NODE_TIMEOUT, child.wait()).await {
+        Ok(status) => status.expect("wait for node"),
+        Err(_) => {
+            let _ = child.kill().await;
+            panic!("the browser tests took longer than {NODE_TIMEOUT:?}");
+        }
+    };
+
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
+    assert!(status.success(), "node --test failed ({status}): see its output above");
+}

@@ -1,0 +1,427 @@
+//! `GET /api/v1/reports/summary`: figures checked against hand-computed ones, equal to `metrics::figures`
+//! for the same window, CSV, and bad input. Contacts are written through the Store (as the router does).
+
+use helpline::metrics::{self, Figures};
+use helpline::store::contacts::{Change, NewContactRecord};
+use helpline::store::users::Role;
+use helpline::store::Store;
+use serde_json::Value;
+
+use crate::helpers::{add_user, Backend, TestApp};
+
+crate::on_both_backends!(
+    summary_matches_hand_computed_figures,
+    summary_rejects_bad_input,
+    sql_and_rust_classify_contacts_alike
+);
+
+const SEC: i64 = 1_000;
+const MIN: i64 = 60 * SEC;
+const HOUR: i64 = 60 * MIN;
+const DAY: i64 = 24 * HOUR;
+/// 2026-11-02T00:00:00Z, a Monday.
+const T0: i64 = 1_793_577_600_000;
+
+struct Script<'a> {
+    store: &'a Store,
+    counsellor: String,
+    n: u32,
+}
+
+impl Script<'_> {
+    async fn queue(&mut self, helpline: &str, language: &str, channel: &str, queued_at: i64) -> String {
+        self.n += 1;
+        let id = format!("00000000-0000-7000-8000-{:012}", self.n);
+        let c = NewContactRecord {
+            id: id.clone(),
+            channel: channel.into(),
+            helpline: helpline.into(),
+            language: language.into(),
+            priority: 0,
+            resume_token_hash: format!("hash-{id}"),
+            queued_at,
+        };
+        self.store.create_contact(&c).await.expect("create contact");
+        id
+    }
+
+    async fn answer(&self, id: &str, at: i64) {
+        let change = Change::Assigned { contact: id.into(), counsellor: self.counsellor.clone(), at };
+        self.store.apply_changes(&[change]).await.expect("assign");
+    }
+
+    async fn end(&self, id: &str, at: i64, abandoned: bool) {
+        let reason = if abandoned { "caller_ended" } else { "counsellor_ended" };
+        self.store.apply_changes(&[Change::Ended { contact: id.into(), at, reason, abandoned }]).await.expect("end");
+    }
+
+    /// A contact answered after `wait` and ended `handle` later (None: still in conversation).
+    async fn answered(&mut self, helpline: &str, language: &str, channel: &str, q: i64, wait: i64, handle: Option<i64>) {
+        let id = self.queue(helpline, language, channel, q).await;
+        self.answer(&id, q + wait).await;
+        if let Some(h) = handle {
+            self.end(&id, q + wait + h, false).await;
+        }
+    }
+
+    async fn abandoned(&mut self, helpline: &str, language: &str, q: i64, after: i64) {
+        let id = self.queue(helpline, language, "chat", q).await;
+        self.end(&id, q + after, true).await;
+    }
+}
+
+async fn get(app: &TestApp, token: &str, query: &str) -> reqwest::Response {
+    app.http.get(app.url(&format!("/api/v1/reports/summary?{query}"))).bearer_auth(token).send().await.expect("request")
+}
+
+async fn json(app: &TestApp, token: &str, query: &str) -> Value {
+    let res = get(app, token, query).await;
+    assert_eq!(res.status(), 200, "{query}");
+    res.json().await.expect("json")
+}
+
+fn close(v: &Value, expected: f64) -> bool {
+    v.as_f64().is_some_and(|x| (x - expected).abs() < 1e-9)
+}
+
+/// Checks the counts and ratios of a figures object.
+#[track_caller]
+fn check(
+    f: &Value,
+    counts: [i64; 5],
+    sl: Option<f64>,
+    asa_ms: Option<f64>,
+    abandonment: Option<f64>,
+    aht_ms: Option<f64>,
+) {
+    let got = ["offered", "answered", "answered_in_target", "abandoned", "abandoned_short"].map(|k| f[k].as_i64().unwrap());
+    assert_eq!(got, counts, "counts in {f}");
+    for (key, want) in [("service_level", sl), ("asa_ms", asa_ms), ("abandonment_rate", abandonment), ("aht_ms", aht_ms)] {
+        match want {
+            Some(x) => assert!(close(&f[key], x), "{key}: want {x}, got {} in {f}", f[key]),
+            None => assert!(f[key].is_null(), "{key}: want null in {f}"),
+        }
+    }
+}
+
+async fn scenario(app: &TestApp) -> (String, String) {
+    let store = &app.store;
+    let ana = add_user(store, "ana", Role::Counsellor, &["children"], &[], &["ro", "ru", "uk", "en"], 3).await;
+    add_user(store, "maria", Role::Supervisor, &[], &[], &[], 1).await;
+    add_user(store, "ion", Role::Counsellor, &["disability"], &[], &["ro"], 1).await;
+    // ana: available 09:00-12:00 on day 1, from 09:00 on day 2 on (never changes again).
+    store.set_user_status(&ana, "available", None, T0 + 9 * HOUR).await.unwrap();
+    store.set_user_status(&ana, "offline", None, T0 + 12 * HOUR).await.unwrap();
+    store.set_user_status(&ana, "available", None, T0 + DAY + 9 * HOUR).await.unwrap();
+    let mut s = Script { store, counsellor: ana.clone(), n: 0 };
+    let at = |h: i64, m: i64| T0 + h * HOUR + m * MIN;
+    // Day 1, children.
+    s.answered("children", "ro", "chat", at(10, 0), 4 * SEC, Some(600 * SEC)).await; // 1: in target
+    s.answered("children", "ru", "chat", at(10, 5), 20 * SEC, Some(300 * SEC)).await; // 2: late
+    s.abandoned("children", "ro", at(10, 10), 3 * SEC).await; // 3: short abandon
+    s.abandoned("children", "ro", at(10, 20), 30 * SEC).await; // 4: abandoned
+    s.answered("children", "en", "phone", at(11, 0), 15 * SEC, Some(900 * SEC)).await; // 5: exactly 15 s: in target
+    // Day 1, disability (answered by ana too).
+    s.answered("disability", "ro", "chat", at(10, 30), 8 * SEC, Some(200 * SEC)).await; // 8
+    // Day 2, children.
+    s.answered("children", "ro", "chat", at(24 + 9, 0), 10 * SEC, None).await; // 6: still in conversation
+    s.queue("children", "uk", "chat", at(24 + 9, 30)).await; // 7: still waiting, long past the target
+    // Outside the window: the day before, and the day after.
+    s.answered("children", "ro", "chat", T0 - HOUR, SEC, Some(60 * SEC)).await;
+    s.answered("children", "ro", "chat", T0 + 2 * DAY, SEC, Some(60 * SEC)).await;
+    let maria = app.login("maria").await;
+    let ion = app.login("ion").await;
+    (maria, ion)
+}
+
+async fn summary_matches_hand_computed_figures(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let (maria, _) = scenario(&app).await;
+    let window = format!("from={}&to={}", T0, T0 + 2 * DAY);
+
+    let r = json(&app, &maria, &format!("helpline=children&{window}&by=day")).await;
+    assert_eq!(r["helpline"], "children");
+    assert_eq!(r["from_time"], "2026-11-02T00:00:00Z");
+    assert_eq!(r["targets"]["children"], 15_000);
+    // Total: offered 7; answered 1, 2, 5, 6; in target 1 (4 s), 5 (15 s), 6 (10 s); abandoned 3 (short), 4.
+    // SL = 3 / (7 − 1 short) ; ASA = (4 + 20 + 15 + 10) / 4 s ; abandonment = (2 − 1) / (4 + 2 − 1) ;
+    // AHT = (600 + 300 + 900) / 3 s (6 is still in conversation).
+    let total = &r["total"]["figures"];
+    check(total, [7, 4, 3, 2, 1], Some(0.5), Some(12_250.0), Some(0.2), Some(600_000.0));
+    assert_eq!((total["waiting"].as_i64(), total["waiting_in_target"].as_i64()), (Some(1), Some(0)));
+    assert_eq!((total["in_conversation"].as_i64(), total["handled"].as_i64()), (Some(1), Some(3)));
+    // Occupancy (ana, the children's first-line counsellor; all her conversations count, the disability
+    // one too): day 1 busy 616 s (chats 1 and 2 overlap: 10:00:04-10:10:20) + 200 s + 900 s of 3 h
+    // available; day 2 busy from 09:00:10 to the window's end, of 15 h available.
+    let day1 = (616.0 + 200.0 + 900.0) / 10_800.0;
+    let day2 = 53_990.0 / 54_000.0;
+    assert!(close(&total["occupancy"], (1_716.0 + 53_990.0) / 64_800.0), "{total}");
+
+    let buckets = r["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 2);
+    assert_eq!(buckets[1]["start_time"], "2026-11-03T00:00:00Z");
+    check(&buckets[0]["figures"], [5, 3, 2, 2, 1], Some(0.5), Some(13_000.0), Some(0.25), Some(600_000.0));
+    check(&buckets[1]["figures"], [2, 1, 1, 0, 0], Some(0.5), Some(10_000.0), Some(0.0), None);
+    assert!(close(&buckets[0]["figures"]["occupancy"], day1));
+    assert!(close(&buckets[1]["figures"]["occupancy"], day2));
+
+    // By language and channel.
+    let lang = &r["total"]["by_language"];
+    check(&lang["ro"], [4, 2, 2, 2, 1], Some(2.0 / 3.0), Some(7_000.0), Some(1.0 / 3.0), Some(600_000.0));
+    check(&lang["ru"], [1, 1, 0, 0, 0], Some(0.0), Some(20_000.0), Some(0.0), Some(300_000.0));
+    check(&lang["en"], [1, 1, 1, 0, 0], Some(1.0), Some(15_000.0), Some(0.0), Some(900_000.0));
+    check(&lang["uk"], [1, 0, 0, 0, 0], Some(0.0), None, None, None);
+    check(&r["total"]["by_channel"]["phone"], [1, 1, 1, 0, 0], Some(1.0), Some(15_000.0), Some(0.0), Some(900_000.0));
+    check(&r["total"]["by_channel"]["chat"], [6, 3, 2, 2, 1], Some(0.4), Some(34_000.0 / 3.0), Some(0.25), Some(450_000.0));
+
+    // The same numbers as metrics::figures for the same window (and the same "as of").
+    let as_of = r["as_of"].as_i64().unwrap();
+    for (helpline, query) in [(Some("children"), "helpline=children&"), (None, "")] {
+        let r = json(&app, &maria, &format!("{query}{window}&by=hour")).await;
+        let f: Figures = metrics::figures_at(&app.store, helpline, T0, T0 + 2 * DAY, as_of).await.unwrap();
+        let want = serde_json::to_value(&f).unwrap();
+        let mut got = r["total"]["figures"].clone();
+        // `as_of` differs between the two requests only for contacts still waiting within target: none here.
+        assert_eq!(got.as_object_mut().unwrap().len(), want.as_object().unwrap().len());
+        assert_eq!(got, want, "report total vs metrics::figures for {helpline:?}");
+        assert_eq!(r["buckets"].as_array().unwrap().len(), 48);
+        // Hour 10:00-11:00 of day 1 holds contacts 1-4 (and 8 without a helpline filter).
+        let ten = &r["buckets"][10]["figures"];
+        assert_eq!(ten["offered"], if helpline.is_some() { 4 } else { 5 });
+    }
+    // Without a filter: the disability contact joins (answered in 8 s, handled 200 s).
+    let all = json(&app, &maria, &window).await;
+    check(&all["total"]["figures"], [8, 5, 4, 2, 1], Some(4.0 / 7.0), Some(57_000.0 / 5.0), Some(1.0 / 6.0), Some(500_000.0));
+
+    // RFC 3339 with an offset gives the same window.
+    let r2 = json(&app, &maria, "helpline=children&from=2026-11-02T02:00:00%2B02:00&to=2026-11-04T00:00:00Z").await;
+    assert_eq!(r2["total"]["figures"]["offered"], 7);
+
+    // CSV: a header, a line per bucket and per channel and language, then the total.
+    let res = get(&app, &maria, &format!("helpline=children&{window}&by=day&format=csv")).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let body = res.text().await.unwrap();
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines[0], helpline::reports::CSV_HEADER);
+    assert_eq!(lines[1], "bucket,2026-11-02T00:00:00Z,2026-11-03T00:00:00Z,all,,5,3,2,2,1,0,0.5,13000,0.25,600000,0.158889");
+    let total_line = lines.iter().find(|l| l.starts_with("total,") && l.contains(",all,")).expect("total line");
+    assert!(total_line.starts_with("total,2026-11-02T00:00:00Z,2026-11-04T00:00:00Z,all,,7,4,3,2,1,1,0.5,12250,0.2,600000,"), "{total_line}");
+    assert!(lines.iter().any(|l| l.starts_with("total,") && l.contains(",language,uk,1,0,0,0,0,1,0,")), "{body}");
+    let columns = lines[0].split(',').count();
+    assert!(lines.iter().all(|l| l.split(',').count() == columns), "{body}");
+}
+
+async fn summary_rejects_bad_input(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let (maria, ion) = scenario(&app).await;
+    let cases: &[(&str, &str)] = &[
+        ("helpline=pizza", "helpline"),
+        ("from=1000&to=1000", "before"),
+        ("from=2000&to=1000", "before"),
+        ("from=2025-01-01T00:00:00Z&to=2026-01-03T00:00:00Z", "366 days"),
+        ("from=yesterday", "from"),
+        ("to=2026-13-45", "to"),
+        ("by=week", "by"),
+        ("format=xml", "format"),
+        ("utc_offset=Europe/Chisinau", "utc_offset"),
+        ("colour=red", "unknown parameter"),
+        ("from=%FF%FE", "from"),
+    ];
+    for (query, names) in cases {
+        let res = get(&app, &maria, query).await;
+        assert_eq!(res.status(), 400, "{query}");
+        let body: Value = res.json().await.expect("JSON error body");
+        assert_eq!(body["code"], "bad_field", "{query}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(names), "{query}: {message}");
+    }
+    // Counsellors may not read reports; nobody may without a token.
+    assert_eq!(get(&app, &ion, "").await.status(), 403);
+    let res = app.http.get(app.url("/api/v1/reports/summary")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+/// The grouped SQL (`metrics::TALLY_SQL`) and the per-row Rust (`metrics::Tally::add`) give the same
+/// figures on random contacts of every kind, some still waiting within their target.
+async fn sql_and_rust_classify_contacts_alike(backend: Backend) {
+    use rand::{Rng, SeedableRng};
+    let Some(app) = TestApp::spawn_with(backend, |hs| {
+        // A helpline with another target, so the per-helpline target matters.
+        if let Some(h) = hs.iter_mut().find(|h| h.name == "disability") {
+            h.sla_target_ms = 8_000;
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    let ana = add_user(&app.store, "ana", Role::Counsellor, &["children"], &[], &["ro"], 3).await;
+    let mut s = Script { store: &app.store, counsellor: ana, n: 0 };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let as_of = T0 + 2 * HOUR;
+    for _ in 0..120 {
+        let helpline = ["children", "disability", "family_violence"][rng.gen_range(0..3)];
+        let language = ["ro", "ru", "uk"][rng.gen_range(0..3)];
+        let q = as_of - rng.gen_range(0..2 * HOUR);
+        let wait = rng.gen_range(0..25 * SEC);
+        match rng.gen_range(0..5) {
+            0 => s.abandoned(helpline, language, q, rng.gen_range(0..12 * SEC)).await,
+            1 => {
+                // Waiting: some within their target at `as_of`.
+                let q = as_of - rng.gen_range(0..30 * SEC);
+                s.queue(helpline, language, "chat", q).await;
+            }
+            2 => s.answered(helpline, language, "chat", q.min(as_of - wait), wait, None).await,
+            _ => s.answered(helpline, language, "chat", q, wait, Some(rng.gen_range(0..20 * MIN))).await,
+        }
+    }
+    let rows = metrics::fetch_contacts(&app.store, T0, as_of + 1).await.unwrap();
+    assert_eq!(rows.len(), 120);
+    let targets: std::collections::HashMap<String, i64> =
+        app.store.helplines().await.unwrap().into_iter().map(|h| (h.name, h.sla_target_ms)).collect();
+    for helpline in [None, Some("children"), Some("disability")] {
+        let times: Vec<_> = rows
+            .iter()
+            .filter(|r| helpline.is_none_or(|h| r.helpline == h))
+            .map(|r| r.times(targets[&r.helpline]))
+            .collect();
+        let mut want = metrics::compute(&times, &metrics::Rules::as_of(as_of));
+        let mut got = metrics::figures_at(&app.store, helpline, T0, as_of + 1, as_of).await.unwrap();
+        assert!(want.waiting_in_target > 0 && want.abandoned_short > 0 && want.in_conversation > 0, "{want:?}");
+        // Percentiles need the rows; occupancy is not a per-contact figure.
+        (want.answer_p50_ms, want.answer_p90_ms, want.answer_p99_ms) = (None, None, None);
+        got.occupancy = None;
+        assert_eq!(got, want, "{helpline:?}");
+    }
+}
+
+/// Not run by default: `cargo test --release --test it reports::year_of_contacts -- --ignored --nocapture`
+/// (set `REPORT_BENCH_ROWS`, default 1 000 000). Fills a year of contacts with SQL, then times the report.
+mod year_of_contacts {
+    use std::time::Instant;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore]
+    async fn sqlite() {
+        bench(Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore]
+    async fn postgres() {
+        bench(Backend::Postgres).await
+    }
+
+    async fn bench(backend: Backend) {
+        let Some(app) = TestApp::spawn(backend).await else { return };
+        let n: i64 = std::env::var("REPORT_BENCH_ROWS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+        add_user(&app.store, "maria", Role::Supervisor, &[], &[], &[], 1).await;
+        let start = T0 - 365 * DAY;
+        let step = 365 * DAY / n;
+        let t = Instant::now();
+        let users: Vec<String> = (0..50).map(|i| format!("c{i:02}")).collect();
+        for (i, u) in users.iter().enumerate() {
+            let h = ["children", "disability", "family_violence"][i % 3];
+            let sql = "INSERT INTO users (id, username, display_name, password_hash, role, helplines, languages, created_at)
+                       VALUES ($1, $1, $1, 'x', 'counsellor', $2, 'ro,ru', 0)";
+            match backend {
+                Backend::Sqlite => {
+                    let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
+                    sqlx::query(sql).bind(u).bind(h).execute(&pool).await.unwrap();
+                    sqlx::query("INSERT INTO status_changes (id, user_id, at, status) VALUES ($1, $1, $2, 'available')")
+                        .bind(u).bind(start).execute(&pool).await.unwrap();
+                }
+                Backend::Postgres => {
+                    let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+                    sqlx::query(sql).bind(u).bind(h).execute(&pool).await.unwrap();
+                    sqlx::query("INSERT INTO status_changes (id, user_id, at, status) VALUES ($1, $1, $2, 'available')")
+                        .bind(u).bind(start).execute(&pool).await.unwrap();
+                }
+            }
+        }
+        // i → helpline i % 3, language i % 4, 1 in 20 abandoned (1 in 3 of those short), waits 0-29 s, chats 5-15 min.
+        let select = |i: &str, cat: &dyn Fn(&[&str]) -> String| {
+            format!(
+                "SELECT 'x' || {i}, 'chat',
+                   CASE {i} % 3 WHEN 0 THEN 'children' WHEN 1 THEN 'disability' ELSE 'family_violence' END,
+                   CASE {i} % 4 WHEN 0 THEN 'ro' WHEN 1 THEN 'ru' WHEN 2 THEN 'uk' ELSE 'en' END,
+                   0,
+                   CASE WHEN {i} % 20 = 0 THEN 'abandoned' ELSE 'ended' END,
+                   'h' || {i},
+                   {start} + {i} * {step},
+                   CASE WHEN {i} % 20 = 0 THEN NULL ELSE {start} + {i} * {step} + ({i} * 7919) % 30000 END,
+                   CASE WHEN {i} % 20 = 0 THEN {start} + {i} * {step} + ({i} % 3) * 4000
+                        ELSE {start} + {i} * {step} + ({i} * 7919) % 30000 + 300000 + ({i} * 104729) % 600000 END,
+                   CASE WHEN {i} % 20 = 0 THEN NULL ELSE {} END,
+                   CASE WHEN {i} % 20 = 0 THEN 'caller_ended' ELSE 'counsellor_ended' END",
+                cat(&[])
+            )
+        };
+        let cols = "INSERT INTO contacts (id, channel, helpline, language, priority, state, resume_token_hash,
+                    queued_at, answered_at, ended_at, counsellor_id, end_reason)";
+        match backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
+                let body = select("i", &|_| "'c' || substr('0' || (i % 50), -2, 2)".to_string());
+                let sql = format!(
+                    "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {}) {cols} {body} FROM n",
+                    n - 1
+                );
+                sqlx::query(&sql).execute(&pool).await.unwrap();
+                sqlx::query("ANALYZE").execute(&pool).await.unwrap();
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+                let body = select("i", &|_| "'c' || lpad((i % 50)::text, 2, '0')".to_string());
+                let sql = format!("{cols} {body} FROM generate_series(0::bigint, {}::bigint) AS i", n - 1);
+                sqlx::query(&sql).execute(&pool).await.unwrap();
+                sqlx::query("VACUUM ANALYZE contacts").execute(&pool).await.unwrap();
+            }
+        }
+        eprintln!("{backend:?}: inserted {n} contacts in {:.1} s", t.elapsed().as_secs_f64());
+        let maria = app.login("maria").await;
+        let from = start;
+        let to = T0;
+        for query in [
+            format!("from={from}&to={to}&by=day"),
+            format!("from={from}&to={to}&by=day"),
+            format!("helpline=children&from={from}&to={to}&by=day"),
+            format!("from={from}&to={to}&by=hour"),
+            format!("from={from}&to={to}&by=day&format=csv"),
+            format!("from={}&to={to}&by=hour", to - DAY),
+        ] {
+            let t = Instant::now();
+            let res = get(&app, &maria, &query).await;
+            assert_eq!(res.status(), 200);
+            let bytes = res.bytes().await.unwrap().len();
+            eprintln!("{backend:?}: {query}: {:.0} ms, {bytes} bytes", t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let t = Instant::now();
+        let f = metrics::figures_at(&app.store, None, from, to, to).await.unwrap();
+        eprintln!(
+            "{backend:?}: metrics::figures over the year {:.0} ms; offered {} SL {:?} occupancy {:?}",
+            t.elapsed().as_secs_f64() * 1000.0,
+            f.offered,
+            f.service_level,
+            f.occupancy
+        );
+        let t = Instant::now();
+        let tallies = metrics::fetch_tallies(&app.store, from, DAY, from, to, to).await.unwrap();
+        eprintln!("{backend:?}: grouped tally query: {} groups in {:.0} ms", tallies.len(), t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        let p = metrics::fetch_presence(&app.store, from, to).await.unwrap();
+        eprintln!("{backend:?}: presence: {} conversations in {:.0} ms", p.conversations.len(), t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        let o = p.occupancy(None, &helpline::reports::bucket_bounds(from, to, helpline::reports::By::Day, time::UtcOffset::UTC), to);
+        eprintln!("{backend:?}: occupancy over {} days: {:.0} ms", o.len(), t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        let rows = metrics::fetch_contacts(&app.store, from, to).await.unwrap();
+        eprintln!("{backend:?}: fetching the {} rows themselves: {:.0} ms", rows.len(), t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        let f = metrics::figures(&app.store, Some("children"), to - 15 * MIN, to).await.unwrap();
+        eprintln!("{backend:?}: live figures, last 15 min: {:.1} ms ({} offered)", t.elapsed().as_secs_f64() * 1000.0, f.offered);
+    }
+}

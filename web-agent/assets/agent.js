@@ -1,0 +1,977 @@
+// The counsellor console: sign in, set a status, answer offers, hold several conversations at once.
+//
+// The access token is kept in memory and in this tab's sessionStorage (so a reload does not sign the
+// counsellor out; it is gone when the tab closes or on Sign out). Never cookies or localStorage.
+// When the socket drops, a banner says so and the console reconnects by itself with a fresh ticket;
+// the server's hello + assigned{history} rebuild every pane, while drafts in the reply boxes stay.
+//
+// Caller and counsellor text is always put into the page with textContent, never as HTML.
+
+const TOKEN_KEY = 'helpline.console.token';
+const PING_EVERY_MS = 15000;
+const SILENT_LIMIT_MS = 35000;
+const TYPING_REPEAT_MS = 3000;
+const TYPING_IDLE_MS = 4000;
+const LANGUAGES = { ro: 'Romanian', ru: 'Russian', uk: 'Ukrainian', en: 'English' };
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  token: null,
+  ws: null,
+  me: null,
+  status: null,
+  signingOut: false,
+  retries: 0,
+  retryTimer: null,
+  lastHeard: 0,
+  /** helpline name -> display name */
+  helplines: new Map(),
+  /** contact_id -> { offer, el, deadline } in arrival order */
+  offers: new Map(),
+  /** contact_id -> conversation (see conversation()) */
+  convs: new Map(),
+  active: null,
+  audio: null,
+};
+
+// ----- small helpers ----------------------------------------------------------
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'class') node.className = v;
+    else if (k === 'text') node.textContent = v;
+    else if (k === 'dataset') Object.assign(node.dataset, v);
+    else if (k.startsWith('aria-') || k === 'role' || k === 'for' || k === 'tabindex') node.setAttribute(k, v);
+    else node[k] = v;
+  }
+  node.append(...children);
+  return node;
+}
+
+function helplineName(name) {
+  return state.helplines.get(name) || name;
+}
+
+function languageName(code) {
+  return LANGUAGES[code] || code;
+}
+
+function duration(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  const m = Math.floor(s / 60);
+  return m ? `${m} min ${s % 60} s` : `${s} s`;
+}
+
+function timeOf(at) {
+  return (at ? new Date(at) : new Date()).toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit' });
+}
+
+function newClientId() {
+  const bytes = new Uint8Array(12);
+  crypto.getRandomValues(bytes);
+  return `c${Date.now().toString(36)}-${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+}
+
+function announce(text) {
+  // Re-set so the same text is read again.
+  $('alert').textContent = '';
+  setTimeout(() => {
+    $('alert').textContent = text;
+  }, 50);
+}
+
+function setBanner(text, good = false) {
+  const b = $('banner');
+  b.classList.toggle('good', good);
+  b.textContent = text;
+}
+
+function setConn(s) {
+  const c = $('conn');
+  c.dataset.state = s;
+  c.textContent = { online: 'Connected', connecting: 'Connecting…', lost: 'Reconnecting…' }[s];
+}
+
+function updateTitle() {
+  const offers = state.offers.size;
+  let unread = 0;
+  for (const c of state.convs.values()) unread += c.unread;
+  const n = offers + unread;
+  document.title = n ? `(${n}) Helpline console` : 'Helpline console';
+}
+
+// ----- sign in and out ----------------------------------------------------------
+
+function unlockAudio() {
+  try {
+    if (!state.audio) state.audio = new AudioContext();
+    if (state.audio.state === 'suspended') state.audio.resume();
+  } catch {
+    state.audio = null;
+  }
+}
+
+/** Two short tones: a new chat is ringing. */
+function beep() {
+  const ctx = state.audio;
+  if (!ctx) return;
+  try {
+    const t0 = ctx.currentTime;
+    for (const [start, freq] of [[0, 880], [0.22, 1175]]) {
+      const osc = ctx.createOscillator();
+      const gain = ctx.createGain();
+      osc.type = 'sine';
+      osc.frequency.value = freq;
+      gain.gain.setValueAtTime(0.0001, t0 + start);
+      gain.gain.exponentialRampToValueAtTime(0.25, t0 + start + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, t0 + start + 0.18);
+      osc.connect(gain).connect(ctx.destination);
+      osc.start(t0 + start);
+      osc.stop(t0 + start + 0.2);
+    }
+  } catch {
+    /* no sound; the visual alert remains */
+  }
+}
+
+async function onLogin(event) {
+  event.preventDefault();
+  unlockAudio();
+  const username = $('username').value.trim();
+  const password = $('password').value;
+  const error = $('login-error');
+  error.textContent = '';
+  if (!username || !password) {
+    error.textContent = 'Enter your username and password.';
+    return;
+  }
+  $('login').disabled = true;
+  try {
+    const res = await fetch('/api/v1/auth/login', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username, password }),
+      cache: 'no-store',
+    });
+    if (res.status === 401) {
+      error.textContent = 'Wrong username or password, or the account is disabled.';
+      $('password').select();
+      return;
+    }
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const body = await res.json();
+    $('password').value = '';
+    signedIn(body.access_token);
+  } catch {
+    error.textContent = 'The server cannot be reached. Try again in a moment.';
+  } finally {
+    $('login').disabled = false;
+  }
+}
+
+function signedIn(token) {
+  state.token = token;
+  state.signingOut = false;
+  try {
+    sessionStorage.setItem(TOKEN_KEY, token);
+  } catch {
+    /* memory only */
+  }
+  $('login-screen').hidden = true;
+  $('console').hidden = false;
+  $('me').hidden = false;
+  loadHelplines();
+  connect();
+}
+
+function signOut(message) {
+  state.signingOut = true;
+  clearTimeout(state.retryTimer);
+  const ws = state.ws;
+  state.ws = null;
+  if (ws) ws.close(1000);
+  state.token = null;
+  try {
+    sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    /* nothing stored */
+  }
+  for (const id of [...state.offers.keys()]) removeOffer(id);
+  for (const c of state.convs.values()) {
+    c.tab.remove();
+    c.pane.remove();
+  }
+  state.convs.clear();
+  state.active = null;
+  refreshEmpty();
+  setBanner('');
+  $('console').hidden = true;
+  $('me').hidden = true;
+  $('login-screen').hidden = false;
+  $('login-error').textContent = message || '';
+  $('username').focus();
+  updateTitle();
+}
+
+async function loadHelplines() {
+  try {
+    const res = await fetch('/api/v1/helplines', { cache: 'no-store' });
+    if (!res.ok) return;
+    for (const h of await res.json()) state.helplines.set(h.name, h.display_name);
+    for (const c of state.convs.values()) renderInfo(c);
+    for (const o of state.offers.values()) renderOffer(o);
+  } catch {
+    /* names stay as codes */
+  }
+}
+
+// ----- the socket -------------------------------------------------------------
+
+async function ticket() {
+  const res = await fetch('/api/v1/ws-ticket', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${state.token}` },
+    cache: 'no-store',
+  });
+  if (res.status === 401) {
+    const e = new Error('unauthorized');
+    e.unauthorized = true;
+    throw e;
+  }
+  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  return (await res.json()).ticket;
+}
+
+function socketUrl(path) {
+  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}`;
+}
+
+function send(frame) {
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) {
+    state.ws.send(JSON.stringify(frame));
+    return true;
+  }
+  return false;
+}
+
+let connecting = false;
+
+async function connect() {
+  clearTimeout(state.retryTimer);
+  state.retryTimer = null;
+  if (connecting || state.signingOut || !state.token) return;
+  if (state.ws && state.ws.readyState <= WebSocket.OPEN) return;
+  connecting = true;
+  setConn(state.retries ? 'lost' : 'connecting');
+  let t;
+  try {
+    t = await ticket();
+  } catch (e) {
+    connecting = false;
+    if (e.unauthorized) {
+      signOut('Your session has expired. Please sign in again.');
+      return;
+    }
+    lost();
+    return;
+  }
+  connecting = false;
+  if (state.signingOut || !state.token) return;
+  const ws = new WebSocket(socketUrl(`/ws/agent?ticket=${encodeURIComponent(t)}`));
+  state.ws = ws;
+  ws.addEventListener('open', () => {
+    if (ws === state.ws) state.lastHeard = Date.now();
+  });
+  ws.addEventListener('message', (e) => {
+    if (ws !== state.ws) return;
+    state.lastHeard = Date.now();
+    let f;
+    try {
+      f = JSON.parse(e.data);
+    } catch {
+      return;
+    }
+    handle(f);
+  });
+  ws.addEventListener('close', (e) => {
+    if (ws !== state.ws) return;
+    if (e.code === 4003) {
+      signOut('Your account was disabled or signed out.');
+      return;
+    }
+    lost();
+  });
+}
+
+/** The socket is gone: show the banner and try again, sooner at first. */
+function lost() {
+  const old = state.ws;
+  state.ws = null;
+  if (old) {
+    try {
+      old.close();
+    } catch {
+      /* closing already */
+    }
+  }
+  if (state.signingOut || !state.token) return;
+  setConn('lost');
+  setBanner('Connection lost. Reconnecting by itself… Your drafts are kept; messages you send now go out when it is back.');
+  for (const id of [...state.offers.keys()]) removeOffer(id);
+  const delay = Math.min(5000, 500 * 2 ** state.retries) * (0.75 + Math.random() * 0.5);
+  state.retries += 1;
+  state.retryTimer = setTimeout(connect, delay);
+}
+
+function reconnectNow() {
+  if (state.signingOut || !state.token) return;
+  if (state.ws && state.ws.readyState <= WebSocket.OPEN) return;
+  state.retries = Math.min(state.retries, 1);
+  connect();
+}
+
+function heartbeat() {
+  if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return;
+  if (Date.now() - state.lastHeard > SILENT_LIMIT_MS) {
+    lost();
+    return;
+  }
+  send({ type: 'ping' });
+}
+
+function handle(f) {
+  switch (f.type) {
+    case 'hello':
+      onHello(f);
+      break;
+    case 'status':
+      setStatus(f.status);
+      if (f.reason === 'missed_offers') {
+        setBanner('You were set to Away because incoming chats went unanswered. Choose Available when you are ready.');
+        announce('Your status was set to Away after missed chats.');
+      }
+      break;
+    case 'offer':
+      onOffer(f);
+      break;
+    case 'offer_revoked':
+      if (state.offers.has(f.contact_id)) {
+        removeOffer(f.contact_id);
+        const why = { expired: 'it was not answered in time', contact_gone: 'the caller left', unavailable: 'you are no longer available' }[f.reason];
+        announce(`Incoming chat withdrawn${why ? `: ${why}` : ''}.`);
+      }
+      break;
+    case 'assigned':
+      onAssigned(f);
+      break;
+    case 'message':
+      onMessage(f);
+      break;
+    case 'ack':
+      onAck(f);
+      break;
+    case 'typing':
+      if (f.from === 'caller') showTyping(state.convs.get(f.contact_id), f.active);
+      break;
+    case 'caller_presence':
+      onPresence(f.contact_id, f.online);
+      break;
+    case 'contact_ended':
+      onEnded(f.contact_id, f.reason);
+      break;
+    case 'error':
+      onError(f);
+      break;
+    default:
+      break;
+  }
+}
+
+function onHello(f) {
+  state.retries = 0;
+  state.me = f;
+  $('me-name').textContent = f.display_name;
+  setConn('online');
+  if ($('banner').textContent) {
+    setBanner('Connected again.', true);
+    setTimeout(() => {
+      if ($('banner').classList.contains('good')) setBanner('');
+    }, 4000);
+  }
+  setStatus(f.status);
+  for (const id of [...state.offers.keys()]) removeOffer(id);
+  const open = new Set(f.conversations.map((c) => c.contact_id));
+  for (const c of state.convs.values()) {
+    if (!open.has(c.id) && !c.ended) markEnded(c, null);
+  }
+  for (const s of f.conversations) {
+    const c = conversation(s.contact_id, s);
+    c.callerOnline = s.caller_online;
+    c.syncing = true;
+    renderInfo(c);
+  }
+}
+
+function setStatus(status) {
+  state.status = status;
+  for (const r of document.querySelectorAll('input[name="status"]')) r.checked = r.value === status;
+}
+
+// ----- offers -----------------------------------------------------------------
+
+function onOffer(f) {
+  removeOffer(f.contact_id);
+  const o = { offer: f, deadline: Date.now() + f.expires_in_ms, el: null };
+  const accept = el('button', { type: 'button', class: 'accept' }, 'Accept ', el('kbd', { text: 'Alt+A' }));
+  const decline = el('button', { type: 'button', class: 'secondary decline' }, 'Decline ', el('kbd', { text: 'Alt+D' }));
+  accept.addEventListener('click', () => acceptOffer(f.contact_id));
+  decline.addEventListener('click', () => declineOffer(f.contact_id));
+  const headingId = `offer-h-${f.contact_id}`;
+  o.el = el(
+    'article',
+    { class: 'offer', 'aria-labelledby': headingId, dataset: { contactId: f.contact_id } },
+    el('h3', { id: headingId, text: f.backup ? 'Incoming chat (as backup)' : 'Incoming chat' }),
+    el('p', { class: 'what' }),
+    el('p', { class: 'countdown' }),
+    el('div', { class: 'buttons' }, accept, decline),
+  );
+  state.offers.set(f.contact_id, o);
+  $('offer-list').append(o.el);
+  renderOffer(o);
+  refreshEmpty();
+  updateTitle();
+  beep();
+  announce(`Incoming chat: ${helplineName(f.helpline)}, ${languageName(f.language)}. Alt+A to accept.`);
+}
+
+function renderOffer(o) {
+  const f = o.offer;
+  o.el.querySelector('.what').textContent =
+    `${helplineName(f.helpline)} · ${languageName(f.language)} · waited ${duration(f.waited_ms)}`;
+  const left = o.deadline - Date.now();
+  o.el.querySelector('.countdown').textContent = left > 0 ? `Expires in ${Math.ceil(left / 1000)} s` : 'Expiring…';
+}
+
+function tickOffers() {
+  for (const o of state.offers.values()) renderOffer(o);
+}
+
+function removeOffer(id) {
+  const o = state.offers.get(id);
+  if (!o) return;
+  const hadFocus = o.el.contains(document.activeElement);
+  o.el.remove();
+  state.offers.delete(id);
+  refreshEmpty();
+  updateTitle();
+  if (hadFocus) {
+    const next = $('offer-list').querySelector('button.accept');
+    if (next) next.focus();
+  }
+}
+
+function acceptOffer(id) {
+  const o = state.offers.get(id);
+  if (!o || !send({ type: 'accept', contact_id: id })) return;
+  o.accepting = true;
+  o.el.classList.add('busy');
+  for (const b of o.el.querySelectorAll('button')) b.disabled = true;
+  o.el.querySelector('.countdown').textContent = 'Accepting…';
+}
+
+function declineOffer(id) {
+  if (!state.offers.has(id)) return;
+  send({ type: 'decline', contact_id: id });
+  removeOffer(id);
+  announce('Declined.');
+}
+
+function oldestOffer() {
+  for (const [id, o] of state.offers) if (!o.accepting) return id;
+  return null;
+}
+
+// ----- conversations ----------------------------------------------------------
+
+/** The conversation for a contact, with its tab and pane (made on first use). */
+function conversation(id, info = {}) {
+  let c = state.convs.get(id);
+  if (c) {
+    Object.assign(c.info, info);
+    return c;
+  }
+  c = {
+    id,
+    info: { ...info },
+    unread: 0,
+    callerOnline: info.caller_online ?? true,
+    ended: false,
+    syncing: false,
+    shown: new Set(),
+    /** client_id -> { el, text, seq, state } of own messages */
+    own: new Map(),
+    pending: [],
+    typingSentAt: 0,
+    typingStop: null,
+    typingHide: null,
+  };
+  const tabId = `tab-${id}`;
+  const paneId = `pane-${id}`;
+  c.tab = el(
+    'button',
+    { type: 'button', class: 'tab', role: 'tab', id: tabId, 'aria-controls': paneId, 'aria-selected': 'false', tabindex: '-1', dataset: { contactId: id } },
+    el('span', { class: 'label' }),
+    el('span', { class: 'visually-hidden ended-mark' }),
+    el('span', { class: 'offline' }),
+    el('span', { class: 'unread', hidden: true }, el('span', { class: 'count' }), el('span', { class: 'visually-hidden', text: ' unread' })),
+  );
+  c.tab.addEventListener('click', () => select(id, false));
+  c.tab.addEventListener('keydown', onTabKey);
+
+  const textId = `text-${id}`;
+  const logId = `log-${id}`;
+  c.log = el('div', { class: 'log', role: 'log', id: logId, 'aria-live': 'polite', 'aria-relevant': 'additions', 'aria-label': 'Messages', tabindex: '0' });
+  c.typing = el('p', { class: 'typing' });
+  c.text = el('textarea', { id: textId, rows: 3, maxLength: 4000, autocomplete: 'off' });
+  c.sendButton = el('button', { type: 'submit', text: 'Send' });
+  c.form = el(
+    'form',
+    { class: 'composer', noValidate: true },
+    el('label', { for: textId, text: 'Reply' }),
+    el('div', { class: 'row' }, c.text, c.sendButton),
+  );
+  c.endButton = el('button', { type: 'button', class: 'danger end', text: 'End conversation' });
+  c.closeButton = el('button', { type: 'button', class: 'secondary close', text: 'Close tab' });
+  c.endedText = el('p');
+  c.endedNote = el('div', { class: 'ended-note', role: 'status', hidden: true }, c.endedText, c.closeButton);
+  c.infoList = el('dl', { class: 'info' });
+  c.heading = el('h3', { class: 'pane-title' });
+  c.pane = el(
+    'section',
+    { class: 'pane', role: 'tabpanel', id: paneId, 'aria-labelledby': tabId, hidden: true, dataset: { contactId: id } },
+    el('div', { class: 'pane-head' }, el('div', {}, c.heading, c.infoList), c.endButton),
+    c.log,
+    c.typing,
+    c.form,
+    c.endedNote,
+  );
+  c.form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    sendReply(c);
+  });
+  c.text.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      sendReply(c);
+    }
+  });
+  c.text.addEventListener('input', () => onTyping(c));
+  c.endButton.addEventListener('click', () => {
+    if (!c.ended) send({ type: 'end', contact_id: c.id });
+  });
+  c.closeButton.addEventListener('click', () => closeConversation(c));
+  state.convs.set(id, c);
+  $('tabs').append(c.tab);
+  $('panes').append(c.pane);
+  renderInfo(c);
+  refreshEmpty();
+  if (!state.active) select(id, false);
+  return c;
+}
+
+function renderInfo(c) {
+  const i = c.info;
+  const label = `${helplineName(i.helpline || '')} · ${(i.language || '').toUpperCase()}`;
+  c.tab.querySelector('.label').textContent = label;
+  c.tab.querySelector('.offline').textContent = c.ended || c.callerOnline ? '' : ' (caller offline)';
+  // The tab's accessible name is its visible text (plus hidden words that explain the marks).
+  c.tab.querySelector('.ended-mark').textContent = c.ended ? ' (ended)' : '';
+  const unread = c.tab.querySelector('.unread');
+  unread.hidden = !c.unread;
+  unread.querySelector('.count').textContent = c.unread ? ` ${c.unread}` : '';
+  c.tab.classList.toggle('ended', c.ended);
+  c.heading.textContent = `Caller on ${helplineName(i.helpline || '')}`;
+  const waited = i.queued_at && i.answered_at ? duration(Date.parse(i.answered_at) - Date.parse(i.queued_at)) : '–';
+  const presence = el('dd', { class: 'presence', text: c.ended ? 'conversation ended' : c.callerOnline ? 'connected' : 'connection lost — they may come back' });
+  presence.dataset.online = String(c.callerOnline || c.ended);
+  c.infoList.replaceChildren(
+    el('dt', { text: 'Helpline' }), el('dd', { text: helplineName(i.helpline || '') }),
+    el('dt', { text: 'Language' }), el('dd', { text: languageName(i.language || '') }),
+    el('dt', { text: 'Waited' }), el('dd', { text: waited }),
+    el('dt', { text: 'Started' }), el('dd', { text: i.answered_at ? timeOf(i.answered_at) : '–' }),
+    el('dt', { text: 'Caller' }), presence,
+  );
+}
+
+function refreshEmpty() {
+  $('no-offers').hidden = state.offers.size > 0;
+  $('no-conversations').hidden = state.convs.size > 0;
+}
+
+function select(id, focusText) {
+  const c = state.convs.get(id);
+  if (!c) return;
+  state.active = id;
+  for (const other of state.convs.values()) {
+    const on = other.id === id;
+    other.tab.setAttribute('aria-selected', String(on));
+    other.tab.tabIndex = on ? 0 : -1;
+    other.pane.hidden = !on;
+  }
+  c.unread = 0;
+  renderInfo(c);
+  updateTitle();
+  c.log.scrollTop = c.log.scrollHeight;
+  if (focusText && !c.ended) c.text.focus();
+}
+
+function onTabKey(e) {
+  const ids = [...state.convs.keys()];
+  const at = ids.indexOf(state.active);
+  let next = null;
+  if (e.key === 'ArrowRight') next = ids[(at + 1) % ids.length];
+  else if (e.key === 'ArrowLeft') next = ids[(at - 1 + ids.length) % ids.length];
+  else if (e.key === 'Home') next = ids[0];
+  else if (e.key === 'End') next = ids[ids.length - 1];
+  if (next) {
+    e.preventDefault();
+    select(next, false);
+    state.convs.get(next).tab.focus();
+  }
+}
+
+function cycle(step) {
+  const ids = [...state.convs.keys()];
+  if (!ids.length) return;
+  const at = ids.indexOf(state.active);
+  const next = ids[(at + step + ids.length) % ids.length];
+  select(next, true);
+}
+
+function closeConversation(c) {
+  const ids = [...state.convs.keys()];
+  const at = ids.indexOf(c.id);
+  c.tab.remove();
+  c.pane.remove();
+  state.convs.delete(c.id);
+  if (state.active === c.id) {
+    state.active = null;
+    const rest = [...state.convs.keys()];
+    if (rest.length) select(rest[Math.min(at, rest.length - 1)], true);
+  }
+  refreshEmpty();
+  updateTitle();
+  if (!state.convs.size) $('offers-heading').focus?.();
+}
+
+function onAssigned(f) {
+  const wasOffered = state.offers.has(f.contact_id);
+  removeOffer(f.contact_id);
+  const isNew = !state.convs.has(f.contact_id);
+  const c = conversation(f.contact_id, {
+    helpline: f.helpline,
+    language: f.language,
+    queued_at: f.queued_at,
+    answered_at: f.answered_at,
+  });
+  c.callerOnline = f.caller_online;
+  c.syncing = false;
+  // Rebuild the log from the server's history; own messages not yet stored stay at the end, pending.
+  c.log.replaceChildren();
+  c.shown.clear();
+  for (const m of f.history) renderMessage(c, m);
+  for (const id of c.pending) {
+    const m = c.own.get(id);
+    if (m) place(c, m.el, null);
+  }
+  flushPending(c);
+  renderInfo(c);
+  if (wasOffered || (isNew && !state.active)) {
+    select(c.id, wasOffered);
+    if (wasOffered) announce(`Conversation started: ${helplineName(f.helpline)}, ${languageName(f.language)}.`);
+  } else if (isNew && state.active !== c.id) {
+    c.unread = f.history.filter((m) => m.from === 'caller').length;
+    renderInfo(c);
+  }
+  updateTitle();
+}
+
+function messageElement(mine, from, text, at) {
+  const who = from === 'caller' ? 'Caller' : from === 'counsellor' ? (mine ? 'You' : 'Counsellor') : 'System';
+  const meta = el('span', { class: 'meta', dataset: { at: at || new Date().toISOString() } });
+  meta.textContent = timeOf(at);
+  return el(
+    'div',
+    { class: mine ? 'msg mine' : 'msg theirs' },
+    el('span', { class: 'who', text: who }),
+    el('p', { class: 'text', text }),
+    meta,
+  );
+}
+
+function setState(c, m, s) {
+  m.state = s;
+  const meta = m.el.querySelector('.meta');
+  const label = { sending: 'sending…', sent: 'sent', delivered: 'delivered', failed: 'not sent' }[s];
+  meta.textContent = `${timeOf(meta.dataset.at)} · ${label}`;
+  meta.dataset.state = s;
+  m.el.classList.toggle('failed', s === 'failed');
+}
+
+/**
+ * Puts a node in a conversation's log in seq order; own messages not yet stored (no seq) stay at the
+ * bottom, so what arrives meanwhile is shown where the server stored it.
+ */
+function place(c, node, seq) {
+  const log = c.log;
+  const nearBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
+  let before = null;
+  if (seq != null) {
+    node.dataset.seq = String(seq);
+    for (const child of log.children) {
+      if (child === node) continue;
+      if (child.dataset.seq === undefined || Number(child.dataset.seq) > seq) {
+        before = child;
+        break;
+      }
+    }
+  }
+  if (before) log.insertBefore(node, before);
+  else if (node.parentNode !== log || node.nextSibling) log.append(node);
+  if (nearBottom || node.classList.contains('mine')) log.scrollTop = log.scrollHeight;
+}
+
+function addNote(c, text) {
+  let highest = 0;
+  for (const s of c.shown) highest = Math.max(highest, s);
+  place(c, el('p', { class: 'note', text }), highest + 0.5);
+}
+
+/** Shows one stored message (from history or live) unless its seq is already shown. */
+function renderMessage(c, m) {
+  if (c.shown.has(m.seq)) return false;
+  c.shown.add(m.seq);
+  if (m.from === 'counsellor') {
+    const own = c.own.get(m.client_id);
+    if (own) {
+      own.seq = m.seq;
+      c.pending = c.pending.filter((x) => x !== m.client_id);
+      // It is in the log again (the log was rebuilt, or it arrived before the ack).
+      place(c, own.el, m.seq);
+      setState(c, own, c.callerOnline ? 'delivered' : 'sent');
+      return true;
+    }
+    // Written from another session of this account (or before a reload).
+    const node = messageElement(true, 'counsellor', m.text, m.at);
+    const entry = { el: node, text: m.text, seq: m.seq, state: 'sent' };
+    c.own.set(m.client_id, entry);
+    place(c, node, m.seq);
+    setState(c, entry, 'sent');
+    return true;
+  }
+  place(c, messageElement(false, m.from, m.text, m.at), m.seq);
+  return true;
+}
+
+function onMessage(f) {
+  const c = state.convs.get(f.contact_id);
+  if (!c || c.syncing) return;
+  const fresh = renderMessage(c, f);
+  if (fresh && f.from === 'caller') {
+    showTyping(c, false);
+    if (state.active !== c.id || document.hidden) {
+      c.unread += 1;
+      renderInfo(c);
+      updateTitle();
+    }
+  }
+}
+
+function onAck(f) {
+  const c = state.convs.get(f.contact_id);
+  if (!c) return;
+  const m = c.own.get(f.client_id);
+  if (!m || m.seq != null) return;
+  m.seq = f.seq;
+  c.shown.add(f.seq);
+  c.pending = c.pending.filter((x) => x !== f.client_id);
+  place(c, m.el, f.seq);
+  // Stored; the relay pushed it to the caller's socket at once if one is connected.
+  setState(c, m, c.callerOnline ? 'delivered' : 'sent');
+}
+
+function sendReply(c) {
+  const text = c.text.value;
+  if (!text.trim() || c.ended) return;
+  if ([...text].length > 4000) {
+    setBanner('The message is too long (4000 characters at most).');
+    return;
+  }
+  c.text.value = '';
+  stopTyping(c);
+  const clientId = newClientId();
+  const node = messageElement(true, 'counsellor', text);
+  const m = { el: node, text, seq: null, state: 'sending' };
+  c.own.set(clientId, m);
+  c.pending.push(clientId);
+  place(c, node, null);
+  setState(c, m, 'sending');
+  send({ type: 'message', contact_id: c.id, client_id: clientId, text });
+}
+
+function flushPending(c) {
+  for (const id of c.pending) {
+    const m = c.own.get(id);
+    if (m && m.state !== 'failed') send({ type: 'message', contact_id: c.id, client_id: id, text: m.text });
+  }
+}
+
+function onTyping(c) {
+  if (c.ended) return;
+  const now = Date.now();
+  if (now - c.typingSentAt > TYPING_REPEAT_MS) {
+    c.typingSentAt = now;
+    send({ type: 'typing', contact_id: c.id, active: true });
+  }
+  clearTimeout(c.typingStop);
+  c.typingStop = setTimeout(() => stopTyping(c), TYPING_IDLE_MS);
+}
+
+function stopTyping(c) {
+  clearTimeout(c.typingStop);
+  if (c.typingSentAt) {
+    c.typingSentAt = 0;
+    send({ type: 'typing', contact_id: c.id, active: false });
+  }
+}
+
+function showTyping(c, active) {
+  if (!c) return;
+  clearTimeout(c.typingHide);
+  c.typing.textContent = active ? 'The caller is typing…' : '';
+  if (active) c.typingHide = setTimeout(() => showTyping(c, false), 10000);
+}
+
+function onPresence(id, online) {
+  const c = state.convs.get(id);
+  if (!c) return;
+  c.callerOnline = online;
+  if (online) {
+    // The caller's widget resumed and was sent everything it missed.
+    for (const m of c.own.values()) if (m.state === 'sent') setState(c, m, 'delivered');
+  }
+  addNote(c, online ? 'The caller is connected again.' : 'The caller’s connection dropped. They may come back.');
+  renderInfo(c);
+}
+
+function markEnded(c, reason) {
+  c.ended = true;
+  const why = {
+    caller_ended: 'The caller ended the conversation.',
+    counsellor_ended: 'You ended the conversation.',
+    caller_lost: 'The caller’s connection was lost for too long.',
+  }[reason] || 'The conversation has ended.';
+  c.endedText.textContent = why;
+  c.endedNote.hidden = false;
+  c.form.hidden = true;
+  c.endButton.hidden = true;
+  showTyping(c, false);
+  renderInfo(c);
+  return why;
+}
+
+function onEnded(id, reason) {
+  const c = state.convs.get(id);
+  if (!c) {
+    removeOffer(id);
+    return;
+  }
+  const why = markEnded(c, reason);
+  if (state.active !== c.id) announce(`${helplineName(c.info.helpline)}: ${why}`);
+}
+
+function onError(f) {
+  if (f.code === 'no_such_offer' && f.ref) {
+    removeOffer(f.ref);
+    announce('That chat is no longer ringing for you.');
+    return;
+  }
+  if (f.ref) {
+    for (const c of state.convs.values()) {
+      const m = c.own.get(f.ref);
+      if (m && m.seq == null) {
+        if (f.code === 'unavailable' || f.code === 'rate_limited') setTimeout(() => flushPending(c), 2000);
+        else {
+          c.pending = c.pending.filter((x) => x !== f.ref);
+          setState(c, m, 'failed');
+        }
+        return;
+      }
+    }
+    const o = state.offers.get(f.ref);
+    if (o) removeOffer(f.ref);
+  }
+  setBanner(`The server refused that: ${f.message}`);
+}
+
+// ----- keyboard ---------------------------------------------------------------
+
+function onKey(e) {
+  if (!e.altKey || e.ctrlKey || e.metaKey || $('console').hidden) return;
+  if (e.code === 'KeyA') {
+    const id = oldestOffer();
+    if (id) acceptOffer(id);
+    e.preventDefault();
+  } else if (e.code === 'KeyD') {
+    const id = oldestOffer();
+    if (id) declineOffer(id);
+    e.preventDefault();
+  } else if (e.code === 'KeyN') {
+    cycle(e.shiftKey ? -1 : 1);
+    e.preventDefault();
+  }
+}
+
+// ----- start up ---------------------------------------------------------------
+
+function init() {
+  $('login-form').addEventListener('submit', onLogin);
+  $('signout').addEventListener('click', () => signOut(''));
+  for (const r of document.querySelectorAll('input[name="status"]')) {
+    r.addEventListener('change', () => {
+      unlockAudio();
+      if (!send({ type: 'status', status: r.value })) {
+        setStatus(state.status);
+        setBanner('Not connected: the status was not changed. Try again when the connection is back.');
+      }
+    });
+  }
+  document.addEventListener('keydown', onKey);
+  document.addEventListener('pointerdown', unlockAudio, { once: true });
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden) {
+      const c = state.convs.get(state.active);
+      if (c && c.unread) {
+        c.unread = 0;
+        renderInfo(c);
+        updateTitle();
+      }
+      reconnectNow();
+    }
+  });
+  window.addEventListener('online', reconnectNow);
+  setInterval(tickOffers, 1000);
+  setInterval(heartbeat, PING_EVERY_MS);
+  let saved = null;
+  try {
+    saved = sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    /* none */
+  }
+  if (saved) signedIn(saved);
+  else $('username').focus();
+}
+
+init();

@@ -1,0 +1,749 @@
+// The caller's chat widget: choose a helpline and language, wait, chat, end; survive network drops; quick exit.
+//
+// Privacy: nothing is written to cookies or localStorage. The resume token (and only it, with the
+// contact's helpline and language) is kept in sessionStorage so that a reload of this tab resumes the
+// chat; it is gone when the tab closes, when the chat ends, and on quick exit. Message texts are
+// never stored in the browser: after a reload they are fetched again from the server.
+//
+// Caller and counsellor text is always put into the page with textContent, never as HTML.
+
+import { STRINGS, HELPLINE_NAMES, LANGUAGE_NAMES, UI_LANGUAGES } from './chat-i18n.js';
+
+/** Where quick exit goes: a neutral site. `location.replace` so Back does not come back here. */
+export const EXIT_URL = 'https://weather.com/';
+const STORE_KEY = 'helpline.chat.resume';
+const PING_EVERY_MS = 15000;
+const SILENT_LIMIT_MS = 35000;
+const TYPING_REPEAT_MS = 3000;
+const TYPING_IDLE_MS = 4000;
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+
+let ui = pickUiLanguage();
+let helplines = [];
+
+const chat = {
+  ws: null,
+  /** 'start' (choosing), 'connecting', 'waiting', 'active', 'ended' */
+  phase: 'start',
+  helpline: null,
+  language: null,
+  token: null,
+  contactId: null,
+  counsellor: null,
+  position: null,
+  endReason: null,
+  /** Seqs already in the log: a message is never shown twice. */
+  shown: new Set(),
+  /** Highest seq such that every seq up to it is shown: what a resume asks from. */
+  lastSeq: 0,
+  /** Own messages by client_id: { el, text, seq, state }. */
+  own: new Map(),
+  /** client_ids sent but not acknowledged, in the order written. */
+  pending: [],
+  retries: 0,
+  retryTimer: null,
+  lastHeard: 0,
+  exiting: false,
+  typingSentAt: 0,
+  typingStop: null,
+  typingHide: null,
+};
+
+// ----- language ---------------------------------------------------------------
+
+function pickUiLanguage() {
+  const asked = params.get('lang');
+  if (UI_LANGUAGES.includes(asked)) return asked;
+  for (const l of navigator.languages || [navigator.language || '']) {
+    const base = String(l).slice(0, 2).toLowerCase();
+    if (UI_LANGUAGES.includes(base)) return base;
+  }
+  return 'ro';
+}
+
+function t(key, vars = {}) {
+  const s = (STRINGS[ui] && STRINGS[ui][key]) ?? STRINGS.en[key] ?? key;
+  return s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ''));
+}
+
+function helplineName(h) {
+  return (HELPLINE_NAMES[h.name] && HELPLINE_NAMES[h.name][ui]) || h.display_name || h.name;
+}
+
+function applyLanguage() {
+  document.documentElement.lang = ui;
+  $('ui-lang').value = ui;
+  for (const el of document.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
+  for (const el of document.querySelectorAll('[data-state]')) el.textContent = stateLabel(el.dataset.state, el.dataset.at);
+  renderHelplineChoice();
+  renderStatusLine();
+  if (chat.phase === 'ended') renderEnded();
+}
+
+// ----- start screen -----------------------------------------------------------
+
+async function loadHelplines() {
+  $('loading').hidden = false;
+  $('retry').hidden = true;
+  $('start-error').textContent = '';
+  try {
+    const res = await fetch('/api/v1/helplines', { cache: 'no-store', credentials: 'omit' });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    helplines = await res.json();
+  } catch {
+    $('loading').hidden = true;
+    $('start-error').textContent = t('unreachable');
+    $('retry').hidden = false;
+    return;
+  }
+  $('loading').hidden = true;
+  const fixed = helplines.find((h) => h.name === params.get('helpline'));
+  chat.helpline = fixed ? fixed.name : chat.helpline;
+  $('start-form').hidden = false;
+  renderHelplineChoice();
+}
+
+function fixedHelpline() {
+  return helplines.find((h) => h.name === params.get('helpline')) || null;
+}
+
+function renderHelplineChoice() {
+  if (!helplines.length) return;
+  const fixed = fixedHelpline();
+  $('helpline-choice').hidden = Boolean(fixed);
+  $('helpline-fixed').hidden = !fixed;
+  if (fixed) {
+    $('helpline-fixed').textContent = helplineName(fixed);
+  } else {
+    const list = $('helpline-list');
+    list.replaceChildren();
+    for (const h of helplines) {
+      const label = document.createElement('label');
+      label.className = 'choice';
+      const input = document.createElement('input');
+      input.type = 'radio';
+      input.name = 'helpline';
+      input.value = h.name;
+      input.checked = chat.helpline === h.name;
+      input.addEventListener('change', () => {
+        chat.helpline = h.name;
+        renderLanguageChoice();
+      });
+      const span = document.createElement('span');
+      span.textContent = helplineName(h);
+      label.append(input, span);
+      list.append(label);
+    }
+  }
+  renderLanguageChoice();
+}
+
+function renderLanguageChoice() {
+  const h = helplines.find((x) => x.name === chat.helpline);
+  const langs = h ? h.languages : [...new Set(helplines.flatMap((x) => x.languages))];
+  const select = $('chat-lang');
+  const previous = select.value || chat.language;
+  select.replaceChildren();
+  for (const code of langs) {
+    const o = document.createElement('option');
+    o.value = code;
+    o.lang = code;
+    o.textContent = LANGUAGE_NAMES[code] || code;
+    select.append(o);
+  }
+  const wanted = [previous, params.get('lang'), ui].find((l) => l && langs.includes(l));
+  if (wanted) select.value = wanted;
+}
+
+function onStart(event) {
+  event.preventDefault();
+  const fixed = fixedHelpline();
+  const helpline = fixed ? fixed.name : chat.helpline;
+  if (!helpline) {
+    $('start-error').textContent = t('pickHelpline');
+    const first = document.querySelector('#helpline-list input');
+    if (first) first.focus();
+    return;
+  }
+  $('start-error').textContent = '';
+  resetConversation();
+  chat.helpline = helpline;
+  chat.language = $('chat-lang').value || null;
+  chat.phase = 'connecting';
+  showScreen('chat');
+  renderStatusLine();
+  $('text').focus();
+  connect();
+}
+
+// ----- screens ----------------------------------------------------------------
+
+function showScreen(name) {
+  for (const s of ['start', 'chat', 'ended']) $(`screen-${s}`).hidden = s !== name;
+}
+
+function renderStatusLine() {
+  const line = $('status-line');
+  let text = '';
+  if (chat.phase === 'connecting') text = t('connecting');
+  else if (chat.phase === 'waiting') {
+    text = chat.position ? `${t('waiting')} ${t('position', { n: chat.position })}` : t('waiting');
+  } else if (chat.phase === 'active') text = t('talkingWith', { name: chat.counsellor || t('counsellor') });
+  if (line.textContent !== text) line.textContent = text;
+}
+
+function renderEnded() {
+  const key = { caller_ended: 'endedByYou', counsellor_ended: 'endedByCounsellor', caller_lost: 'endedLost' }[chat.endReason];
+  $('ended-reason').textContent = key ? t(key) : '';
+}
+
+function resetConversation() {
+  chat.token = null;
+  chat.contactId = null;
+  chat.counsellor = null;
+  chat.position = null;
+  chat.endReason = null;
+  chat.shown.clear();
+  chat.lastSeq = 0;
+  chat.own.clear();
+  chat.pending = [];
+  $('messages').replaceChildren();
+  $('typing').textContent = '';
+  $('text').value = '';
+}
+
+// ----- the socket -------------------------------------------------------------
+
+function socketUrl(path) {
+  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}`;
+}
+
+function send(frame) {
+  if (chat.ws && chat.ws.readyState === WebSocket.OPEN) {
+    chat.ws.send(JSON.stringify(frame));
+    return true;
+  }
+  return false;
+}
+
+function connect() {
+  clearTimeout(chat.retryTimer);
+  chat.retryTimer = null;
+  if (chat.phase === 'ended' || chat.exiting) return;
+  if (chat.ws && chat.ws.readyState <= WebSocket.OPEN) return;
+  const ws = new WebSocket(socketUrl('/ws/caller'));
+  chat.ws = ws;
+  ws.addEventListener('open', () => {
+    if (ws !== chat.ws) return;
+    chat.lastHeard = Date.now();
+    if (chat.token) {
+      ws.send(JSON.stringify({ type: 'resume', resume_token: chat.token, last_seq: chat.lastSeq }));
+    } else {
+      const start = { type: 'start', helpline: chat.helpline };
+      if (chat.language) start.language = chat.language;
+      ws.send(JSON.stringify(start));
+    }
+  });
+  ws.addEventListener('message', (e) => {
+    if (ws !== chat.ws) return;
+    chat.lastHeard = Date.now();
+    let frame;
+    try {
+      frame = JSON.parse(e.data);
+    } catch {
+      return;
+    }
+    handle(frame);
+  });
+  ws.addEventListener('close', () => {
+    if (ws !== chat.ws) return;
+    dropped();
+  });
+}
+
+/** The socket is gone (closed, or silent too long): say so and come back. */
+function dropped() {
+  const old = chat.ws;
+  chat.ws = null;
+  if (old) {
+    try {
+      old.close();
+    } catch {
+      /* already closing */
+    }
+  }
+  if (chat.phase === 'ended' || chat.exiting) return;
+  $('banner').classList.remove('good');
+  $('banner').textContent = t('reconnecting');
+  const delay = Math.min(5000, 500 * 2 ** chat.retries) * (0.75 + Math.random() * 0.5);
+  chat.retries += 1;
+  clearTimeout(chat.retryTimer);
+  chat.retryTimer = setTimeout(connect, delay);
+}
+
+function reconnectNow() {
+  if (chat.phase === 'ended' || chat.phase === 'start' || chat.exiting) return;
+  if (chat.ws && chat.ws.readyState <= WebSocket.OPEN) return;
+  chat.retries = 0;
+  connect();
+}
+
+function heartbeat() {
+  if (!chat.ws || chat.ws.readyState !== WebSocket.OPEN) return;
+  if (Date.now() - chat.lastHeard > SILENT_LIMIT_MS) {
+    dropped();
+    return;
+  }
+  send({ type: 'ping' });
+}
+
+function backOnline() {
+  chat.retries = 0;
+  const banner = $('banner');
+  if (banner.textContent) {
+    banner.classList.add('good');
+    banner.textContent = t('reconnected');
+    setTimeout(() => {
+      if (banner.classList.contains('good')) {
+        banner.textContent = '';
+        banner.classList.remove('good');
+      }
+    }, 4000);
+  }
+}
+
+function remember() {
+  try {
+    sessionStorage.setItem(
+      STORE_KEY,
+      JSON.stringify({ token: chat.token, helpline: chat.helpline, language: chat.language }),
+    );
+  } catch {
+    /* storage disabled: a reload then starts over */
+  }
+}
+
+function forget() {
+  try {
+    sessionStorage.removeItem(STORE_KEY);
+  } catch {
+    /* nothing stored */
+  }
+}
+
+function handle(f) {
+  switch (f.type) {
+    case 'queued':
+      chat.token = f.resume_token;
+      chat.contactId = f.contact_id;
+      chat.position = f.position;
+      chat.phase = 'waiting';
+      remember();
+      backOnline();
+      renderStatusLine();
+      if (!$('messages').querySelector('.note.waiting-hint')) addNote(t('waitingHint'), 'waiting-hint');
+      flushPending();
+      break;
+    case 'position':
+      chat.position = f.position;
+      renderStatusLine();
+      break;
+    case 'connected':
+      chat.phase = 'active';
+      chat.counsellor = f.counsellor;
+      renderStatusLine();
+      addNote(t('talkingWith', { name: f.counsellor }));
+      for (const m of chat.own.values()) if (m.state === 'sent') setState(m, 'delivered');
+      break;
+    case 'resumed':
+      chat.contactId = f.contact_id;
+      if (f.state === 'active') {
+        chat.phase = 'active';
+        chat.counsellor = f.counsellor || chat.counsellor;
+      } else {
+        chat.phase = 'waiting';
+        if (f.position) chat.position = f.position;
+      }
+      if ($('screen-chat').hidden) showScreen('chat');
+      backOnline();
+      renderStatusLine();
+      flushPending();
+      break;
+    case 'message':
+      onMessage(f);
+      break;
+    case 'ack':
+      onAck(f);
+      break;
+    case 'typing':
+      if (f.from === 'counsellor') showTyping(f.active);
+      break;
+    case 'contact_ended':
+      ended(f.reason);
+      break;
+    case 'reconnect':
+      // The server is restarting: it closes the socket; the close handler resumes.
+      break;
+    case 'error':
+      onError(f);
+      break;
+    default:
+      break;
+  }
+}
+
+// ----- messages ---------------------------------------------------------------
+
+function newClientId() {
+  const bytes = new Uint8Array(12);
+  crypto.getRandomValues(bytes);
+  return `w${Date.now().toString(36)}-${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+}
+
+function timeOf(at) {
+  const d = at ? new Date(at) : new Date();
+  return d.toLocaleTimeString(ui, { hour: '2-digit', minute: '2-digit' });
+}
+
+function stateLabel(state, at) {
+  const key = { sending: 'sending', sent: 'sent', delivered: 'delivered', failed: 'failed', received: '' }[state];
+  const time = at ? timeOf(at) : '';
+  return key ? `${time} · ${t(key)}` : time;
+}
+
+function messageElement(mine, text, at) {
+  const el = document.createElement('div');
+  el.className = mine ? 'msg mine' : 'msg theirs';
+  const who = document.createElement('span');
+  who.className = 'who';
+  who.dataset.i18n = mine ? 'you' : 'counsellor';
+  who.textContent = t(who.dataset.i18n);
+  const body = document.createElement('p');
+  body.className = 'text';
+  body.textContent = text;
+  const meta = document.createElement('span');
+  meta.className = 'meta';
+  meta.dataset.at = at || new Date().toISOString();
+  el.append(who, body, meta);
+  return el;
+}
+
+function setState(m, state) {
+  m.state = state;
+  const meta = m.el.querySelector('.meta');
+  meta.dataset.state = state;
+  meta.textContent = stateLabel(state, meta.dataset.at);
+  m.el.classList.toggle('failed', state === 'failed');
+}
+
+/**
+ * Puts a node in the log in seq order: messages the server has stored (with a seq) in seq order, own
+ * messages not yet stored (no seq) at the bottom. So after a drop, what the counsellor wrote meanwhile
+ * comes before what the caller wrote offline, as the server stored them.
+ */
+function place(node, seq) {
+  const log = $('messages');
+  const nearBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
+  let before = null;
+  if (seq != null) {
+    node.dataset.seq = String(seq);
+    for (const child of log.children) {
+      if (child === node) continue;
+      if (child.dataset.seq === undefined || Number(child.dataset.seq) > seq) {
+        before = child;
+        break;
+      }
+    }
+  }
+  if (before) log.insertBefore(node, before);
+  else if (node.parentNode !== log || node.nextSibling) log.append(node);
+  if (nearBottom || node.classList.contains('mine')) log.scrollTop = log.scrollHeight;
+}
+
+function addNote(text, extraClass) {
+  const p = document.createElement('p');
+  p.className = extraClass ? `note ${extraClass}` : 'note';
+  p.textContent = text;
+  let highest = 0;
+  for (const s of chat.shown) highest = Math.max(highest, s);
+  place(p, highest + 0.5);
+}
+
+function markShown(seq) {
+  chat.shown.add(seq);
+  while (chat.shown.has(chat.lastSeq + 1)) chat.lastSeq += 1;
+}
+
+function onMessage(f) {
+  if (f.contact_id && chat.contactId && f.contact_id !== chat.contactId) return;
+  if (chat.shown.has(f.seq)) return;
+  if (f.from === 'caller') {
+    const mine = chat.own.get(f.client_id);
+    if (mine) {
+      // Our own message, stored before the drop: its ack was lost, the resume brought it back.
+      acknowledged(mine, f.client_id, f.seq);
+      return;
+    }
+    // Written before a reload of this tab: shown from the server's copy.
+    const el = messageElement(true, f.text, f.at);
+    const m = { el, text: f.text, seq: f.seq, state: 'sent' };
+    chat.own.set(f.client_id, m);
+    setState(m, chat.phase === 'active' ? 'delivered' : 'sent');
+    place(el, f.seq);
+    markShown(f.seq);
+    return;
+  }
+  showTyping(false);
+  const el = messageElement(false, f.text, f.at);
+  const meta = el.querySelector('.meta');
+  meta.dataset.state = 'received';
+  meta.textContent = stateLabel('received', f.at);
+  place(el, f.seq);
+  markShown(f.seq);
+}
+
+function acknowledged(m, clientId, seq) {
+  m.seq = seq;
+  chat.pending = chat.pending.filter((id) => id !== clientId);
+  // Stored on the server; with a counsellor in the conversation it is on their screen at once
+  // (or comes with the conversation's history when they reconnect).
+  setState(m, chat.phase === 'active' ? 'delivered' : 'sent');
+  place(m.el, seq);
+  markShown(seq);
+}
+
+function onAck(f) {
+  const m = chat.own.get(f.client_id);
+  if (!m) return;
+  if (m.seq == null) acknowledged(m, f.client_id, f.seq);
+}
+
+function sendText(text) {
+  const clientId = newClientId();
+  const el = messageElement(true, text);
+  const m = { el, text, seq: null, state: 'sending' };
+  chat.own.set(clientId, m);
+  chat.pending.push(clientId);
+  setState(m, 'sending');
+  place(el, null);
+  if (chat.contactId) send({ type: 'message', client_id: clientId, text });
+}
+
+/** Sends again every message not yet acknowledged, with its own client_id: the server stores each once. */
+function flushPending() {
+  for (const id of chat.pending) {
+    const m = chat.own.get(id);
+    if (m && m.state !== 'failed') send({ type: 'message', client_id: id, text: m.text });
+  }
+}
+
+function onError(f) {
+  const m = f.ref ? chat.own.get(f.ref) : null;
+  if (m && m.seq == null) {
+    if (f.code === 'too_large' || f.code === 'bad_field') {
+      chat.pending = chat.pending.filter((id) => id !== f.ref);
+      setState(m, 'failed');
+    } else if (f.code === 'unavailable' || f.code === 'rate_limited') {
+      setTimeout(flushPending, 2000);
+    }
+    return;
+  }
+  if (f.code === 'bad_token') {
+    // The chat ended while we were away.
+    ended(null);
+  } else if (f.code === 'unknown_helpline') {
+    chat.phase = 'start';
+    const ws = chat.ws;
+    chat.ws = null;
+    if (ws) ws.close(1000);
+    showScreen('start');
+    $('start-error').textContent = t('unknownHelpline');
+  }
+}
+
+function onSubmit(event) {
+  event.preventDefault();
+  const box = $('text');
+  const text = box.value;
+  if (!text.trim() || chat.phase === 'ended') return;
+  if ([...text].length > 4000) {
+    $('banner').textContent = t('tooLong');
+    return;
+  }
+  box.value = '';
+  stopTyping();
+  sendText(text);
+  box.focus();
+}
+
+// ----- typing -----------------------------------------------------------------
+
+function onInput() {
+  if (!chat.contactId) return;
+  const now = Date.now();
+  if (now - chat.typingSentAt > TYPING_REPEAT_MS) {
+    chat.typingSentAt = now;
+    send({ type: 'typing', active: true });
+  }
+  clearTimeout(chat.typingStop);
+  chat.typingStop = setTimeout(stopTyping, TYPING_IDLE_MS);
+}
+
+function stopTyping() {
+  clearTimeout(chat.typingStop);
+  if (chat.typingSentAt) {
+    chat.typingSentAt = 0;
+    send({ type: 'typing', active: false });
+  }
+}
+
+function showTyping(active) {
+  clearTimeout(chat.typingHide);
+  $('typing').textContent = active ? t('typing') : '';
+  if (active) chat.typingHide = setTimeout(() => showTyping(false), 10000);
+}
+
+// ----- ending -----------------------------------------------------------------
+
+function ended(reason) {
+  chat.phase = 'ended';
+  chat.endReason = reason;
+  forget();
+  clearTimeout(chat.retryTimer);
+  const ws = chat.ws;
+  chat.ws = null;
+  if (ws) ws.close(1000);
+  $('banner').textContent = '';
+  showTyping(false);
+  renderStatusLine();
+  renderEnded();
+  showScreen('ended');
+  $('ended-heading').focus();
+}
+
+function onEnd() {
+  if (!send({ type: 'end' })) ended('caller_ended');
+}
+
+function onNewChat() {
+  resetConversation();
+  chat.phase = 'start';
+  showScreen('start');
+  const first = document.querySelector('#start-form input, #start-form select');
+  if (first) first.focus();
+}
+
+// ----- quick exit -------------------------------------------------------------
+
+/**
+ * Ends the contact if the socket is up, forgets the resume token, blanks the page at once, and replaces
+ * this history entry with a neutral site (the top page, when the widget is in a frame).
+ */
+function quickExit() {
+  if (chat.exiting) return;
+  chat.exiting = true;
+  clearTimeout(chat.retryTimer);
+  try {
+    if (chat.ws && chat.ws.readyState === WebSocket.OPEN && chat.contactId && chat.phase !== 'ended') {
+      chat.ws.send(JSON.stringify({ type: 'end' }));
+      chat.ws.close(1000);
+    }
+  } catch {
+    /* going anyway */
+  }
+  forget();
+  try {
+    sessionStorage.clear();
+  } catch {
+    /* nothing stored */
+  }
+  document.title = 'Weather';
+  document.body.replaceChildren();
+  try {
+    window.top.location.replace(EXIT_URL);
+  } catch {
+    window.location.replace(EXIT_URL);
+  }
+}
+
+/** Shift pressed three times in a row (nothing else between, within 2 s): quick exit. */
+function watchShift() {
+  let count = 0;
+  let first = 0;
+  document.addEventListener(
+    'keydown',
+    (e) => {
+      if (e.key !== 'Shift' || e.repeat || e.ctrlKey || e.altKey || e.metaKey) {
+        if (e.key !== 'Shift') count = 0;
+        return;
+      }
+      const now = Date.now();
+      if (count === 0 || now - first > 2000) {
+        count = 0;
+        first = now;
+      }
+      count += 1;
+      if (count >= 3) {
+        count = 0;
+        quickExit();
+      }
+    },
+    true,
+  );
+}
+
+// ----- start up ---------------------------------------------------------------
+
+function restore() {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(STORE_KEY) || 'null');
+    if (saved && saved.token) return saved;
+  } catch {
+    /* nothing usable */
+  }
+  return null;
+}
+
+function init() {
+  $('quick-exit').addEventListener('click', quickExit);
+  watchShift();
+  $('ui-lang').addEventListener('change', (e) => {
+    ui = e.target.value;
+    applyLanguage();
+  });
+  $('start-form').addEventListener('submit', onStart);
+  $('retry').addEventListener('click', loadHelplines);
+  $('composer').addEventListener('submit', onSubmit);
+  $('text').addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      $('composer').requestSubmit();
+    }
+  });
+  $('text').addEventListener('input', onInput);
+  $('end').addEventListener('click', onEnd);
+  $('new-chat').addEventListener('click', onNewChat);
+  window.addEventListener('online', reconnectNow);
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible') reconnectNow();
+  });
+  setInterval(heartbeat, PING_EVERY_MS);
+
+  applyLanguage();
+  const saved = restore();
+  loadHelplines();
+  if (saved) {
+    // This tab was reloaded during a chat: resume it; the server sends the whole conversation again.
+    chat.token = saved.token;
+    chat.helpline = saved.helpline;
+    chat.language = saved.language;
+    chat.phase = 'connecting';
+    showScreen('chat');
+    renderStatusLine();
+    connect();
+  }
+}
+
+init();
