@@ -168,6 +168,10 @@ impl Application {
             .layer(TraceLayer::new_for_http())
             .with_state(state.clone());
         let stop = shutdown_tx.clone();
+        // Small frames must not wait for Nagle's algorithm: every chat message is latency-sensitive.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 signal.await;

@@ -6,13 +6,14 @@
 //!
 //! - `GET /chat`: the caller's chat widget (also embeddable in an `<iframe>`; `?helpline=…&lang=…`).
 //! - `GET /agent`: the counsellor console.
-//! - `GET /assets/{path}`: scripts, styles and icons of both.
+//! - `GET /supervisor`: the supervisors' live dashboard (also for a wall screen: `?wall=1`).
+//! - `GET /assets/{path}`: scripts, styles and icons of all three.
 //!
 //! Every response carries a strict Content-Security-Policy (no inline scripts or styles,
 //! sockets to this host only), `Cache-Control: no-store` (nothing of the chat is left in
 //! the browser's cache), `Referrer-Policy: no-referrer` (the neutral site a caller's quick
 //! exit opens learns nothing of where they came from) and `X-Content-Type-Options: nosniff`.
-//! Only the caller widget may be framed by other sites; the console may not be framed at all.
+//! Only the caller widget may be framed by other sites; the console and the dashboard may not be framed at all.
 
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -32,7 +33,7 @@ struct Assets;
 enum Framing {
     /// Any site (the chat widget is meant to be embedded on the helplines' own sites).
     Anyone,
-    /// No one (the console: against clickjacking).
+    /// No one (the console and the dashboard: against clickjacking).
     Nobody,
 }
 
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/chat", get(|headers: HeaderMap| async move { page("chat.html", &headers, Framing::Anyone) }))
         .route("/agent", get(|headers: HeaderMap| async move { page("agent.html", &headers, Framing::Nobody) }))
+        .route("/supervisor", get(|headers: HeaderMap| async move { page("supervisor.html", &headers, Framing::Nobody) }))
         .route("/assets/{*path}", get(asset))
 }
 
@@ -126,9 +128,17 @@ mod tests {
 
     #[test]
     fn pages_and_assets_are_embedded() {
-        for name in
-            ["chat.html", "agent.html", "assets/chat.js", "assets/agent.js", "assets/chat.css", "assets/agent.css"]
-        {
+        for name in [
+            "chat.html",
+            "agent.html",
+            "supervisor.html",
+            "assets/chat.js",
+            "assets/agent.js",
+            "assets/supervisor.js",
+            "assets/chat.css",
+            "assets/agent.css",
+            "assets/supervisor.css",
+        ] {
             assert!(Assets::get(name).is_some(), "{name} is not embedded");
         }
         assert_eq!(Assets::get("assets/chat.js").unwrap().metadata.mimetype(), "text/javascript");

@@ -1,6 +1,6 @@
 //! Contacts (chats, later calls): their lifecycle times, offers and the event log, written in one transaction per routing step.
 
-use super::{new_id, on_pool, Store, StoreResult};
+use super::{BeginWrite, new_id, on_pool, Store, StoreResult};
 
 /// A contact as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -76,7 +76,7 @@ impl Store {
     /// Stores a new queued contact and its `queued` event.
     pub async fn create_contact(&self, c: &NewContactRecord) -> StoreResult<()> {
         on_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("INSERT INTO contacts (id, channel, helpline, language, priority, state, resume_token_hash, queued_at)
                          VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7)")
                 .bind(&c.id).bind(&c.channel).bind(&c.helpline).bind(&c.language).bind(c.priority)
@@ -129,7 +129,7 @@ impl Store {
             return Ok(());
         }
         on_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             for change in changes {
                 match change {
                     Change::Offered { contact, counsellor, at, expires_at, as_backup } => {

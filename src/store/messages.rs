@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::{on_pool, Store, StoreResult};
+use super::{on_pool, BeginWrite, Store, StoreResult};
 
 /// A message to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,17 +48,10 @@ impl Store {
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE contact_id = $1 AND sender = $2 AND client_id = $3"
         );
         on_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let mut next_seq: HashMap<&str, i64> = HashMap::new();
             let mut out = Vec::with_capacity(batch.len());
             for m in batch {
-                let earlier: Option<StoredMessage> = sqlx::query_as(&select_dup)
-                    .bind(&m.contact_id).bind(m.sender).bind(&m.client_id)
-                    .fetch_optional(&mut *tx).await?;
-                if let Some(message) = earlier {
-                    out.push(Stored { message, duplicate: true });
-                    continue;
-                }
                 let seq = match next_seq.get(m.contact_id.as_str()) {
                     Some(s) => *s,
                     None => {
@@ -68,11 +61,23 @@ impl Store {
                         max + 1
                     }
                 };
-                sqlx::query("INSERT INTO messages (contact_id, seq, sender, sender_id, client_id, body, at)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                // One statement in the common case; a repeat (same sender and client id) inserts
+                // nothing, keeps the seq free for the next message, and returns the earlier copy.
+                let inserted: Option<(i64,)> = sqlx::query_as(
+                    "INSERT INTO messages (contact_id, seq, sender, sender_id, client_id, body, at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (contact_id, sender, client_id) DO NOTHING RETURNING seq")
                     .bind(&m.contact_id).bind(seq).bind(m.sender).bind(&m.sender_id)
                     .bind(&m.client_id).bind(&m.body).bind(m.at)
-                    .execute(&mut *tx).await?;
+                    .fetch_optional(&mut *tx).await?;
+                if inserted.is_none() {
+                    let earlier: StoredMessage = sqlx::query_as(&select_dup)
+                        .bind(&m.contact_id).bind(m.sender).bind(&m.client_id)
+                        .fetch_one(&mut *tx).await?;
+                    next_seq.insert(&m.contact_id, seq);
+                    out.push(Stored { message: earlier, duplicate: true });
+                    continue;
+                }
                 next_seq.insert(&m.contact_id, seq + 1);
                 out.push(Stored {
                     message: StoredMessage {
