@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/me", get(me))
         .route("/api/v1/helplines", get(helplines))
         .route("/api/v1/contacts/{id}", get(contact))
+        .route("/api/v1/caller/end", post(caller_end))
         .route("/ws/caller", get(crate::ws::caller::upgrade))
         .route("/ws/agent", get(crate::ws::agent::upgrade))
         .route("/ws/supervisor", get(crate::ws::supervisor::upgrade))
@@ -39,6 +40,8 @@ async fn index() -> Html<&'static str> {
     Html(
         "<!doctype html><meta charset=utf-8><title>helpline</title>\
          <h1>helpline is running</h1>\
+         <ul><li><a href=/chat>Chat with a counsellor</a> (the caller's widget)</li>\
+         <li><a href=/agent>Counsellor console</a></li><li><a href=/supervisor>Supervisor dashboard</a></li></ul>\
          <p>WebSockets: <code>/ws/caller</code> (chat widget), <code>/ws/agent</code> (counsellor console). \
          API: <code>POST /api/v1/auth/login</code>, <code>POST /api/v1/ws-ticket</code>, <code>GET /api/v1/helplines</code>. \
          Health: <a href=/healthz>/healthz</a>, <a href=/readyz>/readyz</a>.</p>",
@@ -188,4 +191,25 @@ async fn contact(State(state): State<AppState>, auth: AuthUser, Path(id): Path<S
     let events = state.store.contact_events(&id).await?;
     state.store.audit(state.clock.now_ms(), &auth.user.id, "view_contact", Some(&id), None).await?;
     Ok(Json(serde_json::json!({ "contact": record, "events": events })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallerEnd {
+    resume_token: String,
+}
+
+/// `POST /api/v1/caller/end {resume_token}`: ends a caller's contact without a socket (the widget's
+/// quick exit sends it with `navigator.sendBeacon` while the page is being replaced). 204 whether or not
+/// the token matched an open contact, so it tells a guesser nothing.
+async fn caller_end(State(state): State<AppState>, body: axum::body::Bytes) -> Result<StatusCode, AppError> {
+    let req: CallerEnd = serde_json::from_slice(&body)
+        .map_err(|e| AppError::new(ErrorCode::BadField, format!("expected {{\"resume_token\": …}}: {e}")))?;
+    let hash = crate::auth::token_hash(&req.resume_token);
+    if let Some(contact) = state.store.contact_by_token_hash(&hash).await? {
+        if let (true, Some(key)) = (contact.is_open(), crate::engine_task::contact_key(&contact.id)) {
+            state.engine.input(crate::routing::Input::EndByCaller { contact: key }).await;
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -10,7 +10,8 @@ crate::on_both_backends!(
     caller_typing_while_waiting_is_kept,
     counsellor_reconnect_gets_hello_and_history,
     graceful_restart_keeps_everything,
-    concurrent_writers_lose_nothing
+    concurrent_writers_lose_nothing,
+    caller_end_by_beacon
 );
 
 async fn chat_end_to_end(backend: Backend) {
@@ -274,4 +275,20 @@ async fn concurrent_writers_lose_nothing(backend: Backend) {
         let stored = app.store.messages_after(&contact_id, 0).await.unwrap();
         assert_eq!(stored.len(), 15);
     }
+}
+
+/// Quick exit without a socket: the widget's beacon ends the contact; a wrong token learns nothing.
+async fn caller_end_by_beacon(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let mut caller = app.caller().await;
+    caller.send(json!({"type": "start", "helpline": "family_violence"})).await;
+    let queued = caller.expect("queued").await;
+    let contact_id = queued["contact_id"].as_str().unwrap().to_string();
+    let end = |body: String| app.http.post(app.url("/api/v1/caller/end")).body(body).send();
+    assert_eq!(end(json!({"resume_token": "guess"}).to_string()).await.unwrap().status(), 204);
+    assert_eq!(end("nonsense".into()).await.unwrap().status(), 400);
+    assert_eq!(end(json!({"resume_token": queued["resume_token"]}).to_string()).await.unwrap().status(), 204);
+    assert_eq!(caller.expect("contact_ended").await["reason"], "caller_ended");
+    let c = app.store.contact(&contact_id).await.unwrap().unwrap();
+    assert_eq!(c.state, "abandoned");
 }
