@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::hub::Hub;
 use crate::protocol::{rfc3339, AgentStatus, ErrorCode, ServerEvent};
 use crate::relay::{RelayCommand, RelayHandle};
+use crate::stats::METRICS;
 use crate::routing::{
     ContactId, CounsellorId, CounsellorProfile, EndReason, Engine, EngineConfig, HelplineConfig, Input, NewContact,
     Output, Refusal, Rejection, RevokeReason, Snapshot, Status, StatusReason,
@@ -140,6 +141,8 @@ fn restored(c: &ContactRecord) -> Option<NewContact> {
 
 struct EngineTask {
     engine: Engine,
+    /// Contacts offered at least once and not yet answered or ended: (helpline, queued_at), for the metrics.
+    offered: std::collections::HashMap<ContactId, (String, i64)>,
     store: Store,
     hub: Arc<Hub>,
     relay: RelayHandle,
@@ -178,7 +181,7 @@ pub async fn spawn(
         tracing::info!(queued, active, "restored open contacts");
     }
     let (tx, rx) = mpsc::channel(4096);
-    let task = EngineTask { engine, store, hub, relay, clock };
+    let task = EngineTask { engine, offered: Default::default(), store, hub, relay, clock };
     let join = tokio::spawn(task.run(rx));
     Ok((EngineHandle { tx }, join))
 }
@@ -327,8 +330,14 @@ impl EngineTask {
     async fn commit(&self, changes: &[Change]) -> bool {
         let mut delay = Duration::from_millis(50);
         for attempt in 1..=6 {
+            let started = std::time::Instant::now();
             match self.store.apply_changes(changes).await {
-                Ok(()) => return true,
+                Ok(()) => {
+                    if !changes.is_empty() {
+                        METRICS.commit("routing", started.elapsed());
+                    }
+                    return true;
+                }
                 Err(err) => {
                     tracing::error!(error = %err, attempt, "committing a routing step failed");
                     tokio::time::sleep(delay).await;
@@ -340,9 +349,11 @@ impl EngineTask {
         false
     }
 
-    async fn notify(&self, now: i64, output: Output) {
+    async fn notify(&mut self, now: i64, output: Output) {
         match output {
             Output::Offer { contact, counsellor, helpline, language, queued_at, expires_at, as_backup } => {
+                METRICS.offer(&helpline);
+                self.offered.insert(contact, (helpline.clone(), queued_at));
                 self.hub.event_to_agent(
                     &counsellor_str(counsellor),
                     &ServerEvent::Offer {
@@ -368,7 +379,10 @@ impl EngineTask {
                 );
             }
             Output::OfferDeclined { .. } => {}
-            Output::Assigned { contact, counsellor, .. } => {
+            Output::Assigned { contact, counsellor, answered_at } => {
+                if let Some((helpline, queued_at)) = self.offered.remove(&contact) {
+                    METRICS.answer(&helpline, answered_at - queued_at);
+                }
                 self.relay
                     .send(RelayCommand::Assigned { contact: contact_str(contact), counsellor: counsellor_str(counsellor) })
                     .await;
@@ -415,7 +429,12 @@ impl EngineTask {
                 );
             }
             Output::BackupOverflow { .. } => {}
-            Output::Ended { contact, reason, .. } => {
+            Output::Ended { contact, reason, abandoned, .. } => {
+                let offered = self.offered.remove(&contact);
+                if abandoned {
+                    let helpline = offered.map(|(h, _)| h).or_else(|| self.engine.helpline_of(contact).map(str::to_string));
+                    METRICS.abandon(helpline.as_deref().unwrap_or("unknown"));
+                }
                 self.relay.send(RelayCommand::Ended { contact: contact_str(contact), reason: end_reason(reason) }).await;
             }
             Output::Transferred { contact, from, to, helpline } => {

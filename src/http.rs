@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/", get(index))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::stats::metrics))
         .route("/api/v1/auth/login", post(login))
         .route("/api/v1/ws-ticket", post(ws_ticket))
         .route("/api/v1/me", get(me))

@@ -14,6 +14,7 @@
 //! - [`store`]: persistence on SQLite or PostgreSQL, one module per concern.
 //! - [`auth`]: passwords, tokens, tickets.
 //! - [`metrics`], [`reports`], [`staffing`], [`simulate`]: figures (one definition), reports, Erlang C, roster simulation.
+//! - [`stats`]: Prometheus metrics at `/metrics`.
 //! - [`web`]: the embedded browser front ends (chat widget, console, dashboard).
 //! - [`error`], [`clock`], [`telemetry`], [`demo`]: cross-cutting pieces.
 
@@ -33,6 +34,7 @@ pub mod reports;
 pub mod routing;
 pub mod simulate;
 pub mod staffing;
+pub mod stats;
 pub mod store;
 pub mod supervise;
 pub mod telemetry;

@@ -175,7 +175,12 @@ impl Relay {
             return;
         }
         let messages: Vec<NewMessage> = batch.iter().map(|p| p.message.clone()).collect();
+        let started = std::time::Instant::now();
         let mut result = self.store.insert_messages(&messages).await;
+        if result.is_ok() {
+            crate::stats::METRICS.commit("messages", started.elapsed());
+            crate::stats::METRICS.messages.inc_by(messages.len() as u64);
+        }
         // One retry after a short pause covers a busy database; after that the senders are told
         // nothing was stored, and they send again with the same client ids.
         if result.is_err() {

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{Backend, TestApp, Ws};
 
-crate::on_both_backends!(board_alerts_and_interventions, supervisor_socket_refuses_counsellors);
+crate::on_both_backends!(board_alerts_and_interventions, supervisor_socket_refuses_counsellors, prometheus_metrics);
 
 /// A supervisor socket for `username`.
 async fn supervisor(app: &TestApp, username: &str) -> Ws {
@@ -182,4 +182,41 @@ async fn supervisor_socket_refuses_counsellors(backend: Backend) {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status().as_u16(), 401),
         other => panic!("expected 401, got {:?}", other.map(|_| ())),
     }
+}
+
+/// Prometheus metrics: the counters move with real traffic and the gauges read the live state.
+async fn prometheus_metrics(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    app.add_user("ana", Role::Counsellor, &["disability"], &["en"], 3).await;
+    let mut waiting = app.caller().await;
+    waiting.send(json!({"type": "start", "helpline": "family_violence"})).await;
+    waiting.expect("queued").await;
+    let mut agent = app.available_agent("ana").await;
+    let mut caller = app.caller().await;
+    caller.send(json!({"type": "start", "helpline": "disability", "language": "en"})).await;
+    let contact_id = caller.expect("queued").await["contact_id"].as_str().unwrap().to_string();
+    agent.expect("offer").await;
+    agent.send(json!({"type": "accept", "contact_id": contact_id})).await;
+    agent.expect("assigned").await;
+    caller.expect("connected").await;
+    caller.send(json!({"type": "message", "client_id": "1", "text": "hello"})).await;
+    caller.expect("ack").await;
+
+    let body = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let value = |prefix: &str| -> f64 {
+        body.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{prefix} missing from\n{body}"))
+    };
+    assert!(value("helpline_offers_total{helpline=\"disability\"}") >= 1.0);
+    assert!(value("helpline_answered_total{helpline=\"disability\"}") >= 1.0);
+    assert!(value("helpline_time_to_answer_seconds_count{helpline=\"disability\"}") >= 1.0);
+    assert!(value("helpline_messages_total") >= 1.0);
+    assert!(value("helpline_db_commit_seconds_count{what=\"messages\"}") >= 1.0);
+    assert_eq!(value("helpline_queue_waiting{helpline=\"family_violence\"}"), 1.0, "this server's own queue");
+    assert_eq!(value("helpline_sockets{kind=\"caller\"}"), 2.0);
+    assert_eq!(value("helpline_counsellors{state=\"available\"}"), 1.0);
+    assert!(!body.contains("hello"), "no conversation text in metrics");
 }

@@ -1,0 +1,120 @@
+//! Prometheus metrics: counters and histograms recorded where things happen, gauges read at scrape time; `GET /metrics`.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::app::AppState;
+
+type Labels = Vec<(String, String)>;
+
+fn label(key: &str, value: &str) -> Labels {
+    vec![(key.to_string(), value.to_string())]
+}
+
+fn answer_histogram() -> Histogram {
+    // 0.25 s … 128 s: the 15 s target sits in the middle.
+    Histogram::new(exponential_buckets(0.25, 2.0, 10))
+}
+
+fn commit_histogram() -> Histogram {
+    // 0.1 ms … 3.3 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+/// The process's metrics (one registry per process, as Prometheus expects).
+pub struct Metrics {
+    registry: Registry,
+    pub offers: Family<Labels, Counter>,
+    pub answered: Family<Labels, Counter>,
+    pub abandoned: Family<Labels, Counter>,
+    pub time_to_answer: Family<Labels, Histogram, fn() -> Histogram>,
+    pub commit_seconds: Family<Labels, Histogram, fn() -> Histogram>,
+    pub messages: Counter,
+    pub queue_waiting: Family<Labels, Gauge>,
+    pub longest_wait: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub counsellors: Family<Labels, Gauge>,
+    pub sockets: Family<Labels, Gauge>,
+}
+
+/// The metrics of this process.
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let mut registry = Registry::with_prefix("helpline");
+    let m = Metrics {
+        offers: Family::default(),
+        answered: Family::default(),
+        abandoned: Family::default(),
+        time_to_answer: Family::new_with_constructor(answer_histogram),
+        commit_seconds: Family::new_with_constructor(commit_histogram),
+        messages: Counter::default(),
+        queue_waiting: Family::default(),
+        longest_wait: Family::default(),
+        counsellors: Family::default(),
+        sockets: Family::default(),
+        registry: Registry::default(),
+    };
+    registry.register("offers", "Offers rung to counsellors", m.offers.clone());
+    registry.register("answered", "Contacts answered (assigned to a counsellor)", m.answered.clone());
+    registry.register("abandoned", "Contacts that ended while waiting", m.abandoned.clone());
+    registry.register("time_to_answer_seconds", "Queue entry to answer", m.time_to_answer.clone());
+    registry.register("db_commit_seconds", "Database commit time of routing steps and message batches", m.commit_seconds.clone());
+    registry.register("messages", "Chat messages stored", m.messages.clone());
+    registry.register("queue_waiting", "Contacts waiting now", m.queue_waiting.clone());
+    registry.register("queue_longest_wait_seconds", "Longest wait now", m.longest_wait.clone());
+    registry.register("counsellors", "Counsellors by board state", m.counsellors.clone());
+    registry.register("sockets", "Open WebSockets by kind", m.sockets.clone());
+    Metrics { registry, ..m }
+});
+
+impl Metrics {
+    pub fn offer(&self, helpline: &str) {
+        self.offers.get_or_create(&label("helpline", helpline)).inc();
+    }
+    pub fn answer(&self, helpline: &str, waited_ms: i64) {
+        self.answered.get_or_create(&label("helpline", helpline)).inc();
+        self.time_to_answer.get_or_create(&label("helpline", helpline)).observe(waited_ms.max(0) as f64 / 1000.0);
+    }
+    pub fn abandon(&self, helpline: &str) {
+        self.abandoned.get_or_create(&label("helpline", helpline)).inc();
+    }
+    /// Records how long a commit of `what` (`routing` or `messages`) took.
+    pub fn commit(&self, what: &str, took: Duration) {
+        self.commit_seconds.get_or_create(&label("what", what)).observe(took.as_secs_f64());
+    }
+}
+
+/// `GET /metrics`: the Prometheus text format. Contains no personal data; restrict it at the proxy anyway.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let m = &*METRICS;
+    if let Some(snapshot) = state.engine.snapshot().await {
+        let now = state.clock.now_ms();
+        for h in state.helplines.iter() {
+            let waiting: Vec<_> = snapshot.waiting.iter().filter(|w| w.helpline == h.name).collect();
+            let longest = waiting.iter().map(|w| now - w.queued_at).max().unwrap_or(0).max(0);
+            m.queue_waiting.get_or_create(&label("helpline", &h.name)).set(waiting.len() as i64);
+            m.longest_wait.get_or_create(&label("helpline", &h.name)).set(longest as f64 / 1000.0);
+        }
+        for state_name in ["available", "busy", "away", "offline"] {
+            let n = snapshot.counsellors.iter().filter(|c| crate::supervise::state_of(c) == state_name).count();
+            m.counsellors.get_or_create(&label("state", state_name)).set(n as i64);
+        }
+    }
+    let (callers, agents, supervisors) = state.hub.counts();
+    m.sockets.get_or_create(&label("kind", "caller")).set(callers as i64);
+    m.sockets.get_or_create(&label("kind", "counsellor")).set(agents as i64);
+    m.sockets.get_or_create(&label("kind", "supervisor")).set(supervisors as i64);
+    let mut body = String::new();
+    if encode(&mut body, &m.registry).is_err() {
+        body = "# encoding failed\n".into();
+    }
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+}
