@@ -35,6 +35,9 @@ pub struct Settings {
     pub demo: bool,
     /// How often to look for disabled accounts whose sockets must close.
     pub account_check_every: Duration,
+    /// Origins allowed to open the caller socket (exact, e.g. `https://www.116111.md`). Empty: only
+    /// pages served by this server (Origin matching Host), and clients that send no Origin.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Settings {
@@ -47,6 +50,7 @@ impl Settings {
             token_ttl: Duration::from_secs(12 * 3600),
             demo: false,
             account_check_every: Duration::from_secs(1),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -65,6 +69,8 @@ pub struct AppState {
     /// Becomes true when the server is shutting down.
     pub shutdown: watch::Receiver<bool>,
     pub sessions: Arc<Sessions>,
+    /// See [`Settings::allowed_origins`].
+    pub allowed_origins: Arc<Vec<String>>,
 }
 
 /// Counts live WebSocket sessions, so shutdown can wait for them to finish.
@@ -144,6 +150,7 @@ impl Application {
             helplines: Arc::new(helplines),
             shutdown,
             sessions: Arc::new(Sessions::default()),
+            allowed_origins: Arc::new(settings.allowed_origins.clone()),
         };
         tokio::spawn(watch_disabled_accounts(state.clone(), settings.account_check_every));
         tokio::spawn(crate::supervise::run_feed(state.clone()));

@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// Seed the demo accounts listed in the README (only those missing).
     #[arg(long)]
     pub demo: bool,
+    /// Web origins allowed to embed the chat widget's socket, comma-separated (e.g. https://www.116111.md).
+    /// Without it, only pages served by this server may open caller sockets.
+    #[arg(long, env = "HELPLINE_ALLOWED_ORIGINS", default_value = "")]
+    pub allowed_origins: String,
     /// Lifetime of access tokens, in seconds.
     #[arg(long, env = "HELPLINE_TOKEN_TTL_SECS", default_value_t = 12 * 3600)]
     pub token_ttl_secs: u64,
@@ -153,6 +157,7 @@ async fn serve(database: String, args: ServeArgs) -> anyhow::Result<()> {
         token_ttl: Duration::from_secs(args.token_ttl_secs.max(60)),
         demo: args.demo,
         account_check_every: Duration::from_secs(1),
+        allowed_origins: split_list(&args.allowed_origins),
     };
     let app = Application::build(settings).await?;
     let addr = app.local_addr();

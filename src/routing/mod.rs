@@ -7,7 +7,18 @@
 //! backup thresholds, caller grace ends) in time order, (2) the input itself, (3) timers
 //! made due by the input (e.g. a restored contact queued long ago), (4) dispatch of
 //! waiting contacts to eligible counsellors, (5) changed queue positions.
+//!
+//! # Cost
+//!
+//! The engine is incremental: it keeps indexes ([`index::Index`]) that every state change
+//! updates — the waiting queue of each helpline in order, un-offered waiting contacts by
+//! (helpline, language), free counsellors by (helpline, language) ordered best first, and
+//! every pending timer — so a step costs O(log n) per contact or counsellor it touches, plus
+//! the positions it reports (a contact joining or leaving a queue moves everyone behind it).
+//! Behaviour is that of the straightforward full-scan engine kept in `reference.rs`; the
+//! equivalence property tests compare the two step by step.
 
+mod index;
 mod types;
 mod views;
 
@@ -15,10 +26,17 @@ pub use types::*;
 pub use views::*;
 
 #[cfg(test)]
+mod equivalence;
+#[cfg(test)]
+mod reference;
+#[cfg(test)]
 mod tests;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+
+use index::{FreeKey, Index, QueueKey};
 
 /// The per-helpline timings the engine uses, with nonsensical values clamped.
 #[derive(Debug, Clone, Copy)]
@@ -74,6 +92,20 @@ impl Counsellor {
 
     fn has_room(&self) -> bool {
         (self.active.len() as u64) < u64::from(self.profile.capacity)
+    }
+
+    /// Whether this counsellor could be rung now (by some contact): the dispatch candidates.
+    fn is_free(&self) -> bool {
+        self.ringing.is_none()
+            && !self.removed
+            && self.connected
+            && self.status == Status::Available
+            && self.has_room()
+    }
+
+    /// Best first: fewest active, longest idle, smallest id.
+    fn free_key(&self) -> FreeKey {
+        (self.active.len(), self.idle_since, self.profile.id)
     }
 
     fn view(&self) -> CounsellorView {
@@ -157,7 +189,7 @@ impl Contact {
     }
 
     /// Global queue order: priority descending, then FIFO, then id.
-    fn queue_key(&self) -> (Reverse<i32>, Millis, ContactId) {
+    fn queue_key(&self) -> QueueKey {
         (
             Reverse(self.info.priority),
             self.info.queued_at,
@@ -176,6 +208,14 @@ enum TimerKind {
     Grace,
 }
 
+/// The timings of `helpline` (defaults for a helpline not configured).
+fn timings_of(helplines: &BTreeMap<Helpline, HelplineConfig>, helpline: &str) -> Timings {
+    match helplines.get(helpline) {
+        Some(c) => Timings::from_config(c),
+        None => Timings::from_config(&HelplineConfig::with_defaults(String::new())),
+    }
+}
+
 /// The routing engine. See the module docs and [`Engine::handle`].
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -185,8 +225,9 @@ pub struct Engine {
     now: Millis,
     counsellors: BTreeMap<CounsellorId, Counsellor>,
     contacts: BTreeMap<ContactId, Contact>,
-    /// Positions last reported in an [`Output::Positions`].
-    reported: BTreeMap<ContactId, u32>,
+    /// Derived from `counsellors` and `contacts`; changed only through `cmut`, `xmut` and the
+    /// insert/remove helpers. Holds the positions last reported in an [`Output::Positions`].
+    ix: Index,
 }
 
 impl Engine {
@@ -203,7 +244,7 @@ impl Engine {
             now: Millis::MIN,
             counsellors: BTreeMap::new(),
             contacts: BTreeMap::new(),
-            reported: BTreeMap::new(),
+            ix: Index::default(),
         }
     }
 
@@ -230,39 +271,19 @@ impl Engine {
     /// Always later than the last `now` handled.
     #[must_use]
     pub fn next_deadline(&self) -> Option<Millis> {
-        let mut best: Option<Millis> = None;
-        let mut consider = |t: Millis| {
-            best = Some(best.map_or(t, |b| b.min(t)));
-        };
-        for x in self.contacts.values() {
-            if let Some(g) = x.grace_until {
-                consider(g);
-            }
-            let Some(w) = x.waiting() else { continue };
-            let tm = self.timings(&x.info.helpline);
-            let q = x.info.queued_at;
-            if !w.backup_done {
-                consider(q.saturating_add(tm.backup_after));
-            }
-            if !w.at_risk_done {
-                consider(q.saturating_add(tm.at_risk));
-            }
-            if !w.breached_done {
-                consider(q.saturating_add(tm.target));
-            }
-            match w.offer {
-                Some(r) => consider(r.expires_at),
-                None => {
-                    for &at in w.tried.values() {
-                        let ready = at.saturating_add(tm.ring_timeout);
-                        if ready > self.now {
-                            consider(ready);
-                        }
-                    }
-                }
-            }
+        let timer = self.ix.timers.first().map(|&(at, _, _)| at);
+        // Cooldowns already over do not count (they wait for a counsellor, not for time).
+        let after_now = (self.now, ContactId(u128::MAX), CounsellorId(u128::MAX));
+        let cooldown = self
+            .ix
+            .cooldowns
+            .range((Bound::Excluded(after_now), Bound::Unbounded))
+            .next()
+            .map(|&(at, _, _)| at);
+        match (timer, cooldown) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        best
     }
 
     /// 1-based position of a waiting contact in its helpline's queue; `None` if not waiting.
@@ -270,15 +291,8 @@ impl Engine {
     pub fn position(&self, contact: ContactId) -> Option<u32> {
         let x = self.contacts.get(&contact)?;
         x.waiting()?;
-        let key = x.queue_key();
-        let ahead = self
-            .contacts
-            .values()
-            .filter(|y| {
-                y.waiting().is_some() && y.info.helpline == x.info.helpline && y.queue_key() < key
-            })
-            .count();
-        Some(u32::try_from(ahead).unwrap_or(u32::MAX - 1) + 1)
+        let p = *self.ix.queues.get(x.info.helpline.as_str())?.get(&x.queue_key())?;
+        Some(p)
     }
 
     /// The helpline a known contact is in (waiting or in conversation).
@@ -303,14 +317,16 @@ impl Engine {
     /// assigned by contact id, counsellors by id.
     #[must_use]
     pub fn snapshot(&self) -> Snapshot {
-        let positions = self.positions();
-        let mut waiting: Vec<WaitingView> = positions
-            .iter()
-            .filter_map(|(id, &(_, position))| {
-                let x = self.contacts.get(id)?;
+        let waiting = self
+            .ix
+            .queues
+            .values()
+            .flat_map(|queue| queue.iter())
+            .filter_map(|(&(_, _, id), &position)| {
+                let x = self.contacts.get(&id)?;
                 let w = x.waiting()?;
                 Some(WaitingView {
-                    contact: *id,
+                    contact: id,
                     helpline: x.info.helpline.clone(),
                     language: x.info.language.clone(),
                     priority: x.info.priority,
@@ -321,7 +337,6 @@ impl Engine {
                 })
             })
             .collect();
-        waiting.sort_by(|a, b| (&a.helpline, a.position).cmp(&(&b.helpline, b.position)));
         let assigned = self
             .contacts
             .values()
@@ -349,55 +364,92 @@ impl Engine {
         }
     }
 
-    // ----- configuration and order -------------------------------------------------
+    // ----- configuration and state changes ---------------------------------------------
 
     fn timings(&self, helpline: &str) -> Timings {
-        match self.helplines.get(helpline) {
-            Some(c) => Timings::from_config(c),
-            None => Timings::from_config(&HelplineConfig::with_defaults(String::new())),
+        timings_of(&self.helplines, helpline)
+    }
+
+    /// Change a contact (no-op if unknown), keeping the indexes in step.
+    fn xmut<R>(&mut self, id: ContactId, f: impl FnOnce(&mut Contact) -> R) -> Option<R> {
+        let x = self.contacts.get_mut(&id)?;
+        let old = self.ix.remove_contact(timings_of(&self.helplines, &x.info.helpline), x);
+        let r = f(x);
+        self.ix.add_contact(timings_of(&self.helplines, &x.info.helpline), x, old);
+        Some(r)
+    }
+
+    /// Change a waiting contact's queue state (no-op unless waiting).
+    fn wmut(&mut self, id: ContactId, f: impl FnOnce(&mut Waiting)) {
+        self.xmut(id, |x| {
+            if let Some(w) = x.waiting_mut() {
+                f(w);
+            }
+        });
+    }
+
+    /// Change a counsellor (no-op if unknown), keeping the indexes in step.
+    fn cmut<R>(&mut self, id: CounsellorId, f: impl FnOnce(&mut Counsellor) -> R) -> Option<R> {
+        let c = self.counsellors.get_mut(&id)?;
+        self.ix.remove_counsellor(c);
+        let r = f(c);
+        self.ix.add_counsellor(c);
+        Some(r)
+    }
+
+    fn insert_counsellor(&mut self, c: Counsellor) {
+        let id = c.profile.id;
+        if let Some(old) = self.counsellors.get(&id) {
+            self.ix.remove_counsellor(old);
         }
+        self.ix.add_counsellor(&c);
+        self.counsellors.insert(id, c);
     }
 
-    /// Waiting contacts in global order (priority desc, `queued_at` asc, id asc).
-    fn waiting_order(&self) -> Vec<ContactId> {
-        let mut keys: Vec<_> = self
-            .contacts
-            .values()
-            .filter(|x| x.waiting().is_some())
-            .map(Contact::queue_key)
-            .collect();
-        keys.sort();
-        keys.into_iter().map(|(_, _, id)| id).collect()
+    fn insert_contact(&mut self, x: Contact) {
+        let id = x.info.id;
+        let tm = self.timings(&x.info.helpline);
+        let old = match self.contacts.get(&id) {
+            Some(old) => self.ix.remove_contact(timings_of(&self.helplines, &old.info.helpline), old),
+            None => None,
+        };
+        self.ix.left_queue(old);
+        self.ix.add_contact(tm, &x, None);
+        self.contacts.insert(id, x);
     }
 
-    /// Current position of every waiting contact, with its helpline.
-    fn positions(&self) -> BTreeMap<ContactId, (Helpline, u32)> {
-        let mut counters: BTreeMap<&str, u32> = BTreeMap::new();
-        let mut result = BTreeMap::new();
-        for id in self.waiting_order() {
-            if let Some(x) = self.contacts.get(&id) {
-                let n = counters.entry(x.info.helpline.as_str()).or_insert(0);
-                *n = n.saturating_add(1);
-                result.insert(id, (x.info.helpline.clone(), *n));
+    fn remove_contact(&mut self, id: ContactId) -> Option<Contact> {
+        let x = self.contacts.remove(&id)?;
+        let old = self.ix.remove_contact(self.timings(&x.info.helpline), &x);
+        self.ix.left_queue(old);
+        Some(x)
+    }
+
+    /// Report the positions that changed since the last report: only in helplines whose queue
+    /// changed, and there only from the first place that changed.
+    fn report_positions(&mut self, out: &mut Vec<Output>) {
+        if self.ix.dirty.is_empty() {
+            return;
+        }
+        let dirty = std::mem::take(&mut self.ix.dirty);
+        let mut changed: Vec<(ContactId, u32)> = Vec::new();
+        for (h, from) in dirty {
+            let Some(queue) = self.ix.queues.get_mut(&h) else {
+                continue;
+            };
+            // Everyone ahead of `from` kept their place, and their reported position is current.
+            let mut n = queue.range(..from).next_back().map_or(0, |(_, &p)| p);
+            for (&(_, _, id), reported) in queue.range_mut(from..) {
+                n = n.saturating_add(1);
+                if *reported != n {
+                    *reported = n;
+                    changed.push((id, n));
+                }
             }
         }
-        result
-    }
-
-    fn report_positions(&mut self, out: &mut Vec<Output>) {
-        let current = self.positions();
-        let mut changed: Vec<(&Helpline, u32, ContactId)> = current
-            .iter()
-            .filter(|(id, (_, p))| self.reported.get(id) != Some(p))
-            .map(|(id, (h, p))| (h, *p, *id))
-            .collect();
-        changed.sort();
         if !changed.is_empty() {
-            out.push(Output::Positions {
-                positions: changed.into_iter().map(|(_, p, id)| (id, p)).collect(),
-            });
+            out.push(Output::Positions { positions: changed });
         }
-        self.reported = current.into_iter().map(|(id, (_, p))| (id, p)).collect();
     }
 
     // ----- eligibility and dispatch ------------------------------------------------
@@ -426,90 +478,155 @@ impl Engine {
         None
     }
 
-    /// Offer every waiting, un-ringing contact (in global order) to its best eligible counsellor.
-    fn dispatch(&mut self, now: Millis, out: &mut Vec<Output>) {
-        /// Best first: fewest active, longest idle, smallest id.
-        type Key = (usize, Millis, CounsellorId);
-        // Counsellors who could take an offer of some contact now.
-        let mut free: Vec<CounsellorId> = self
-            .counsellors
-            .iter()
-            .filter(|(_, c)| {
-                c.ringing.is_none()
-                    && !c.removed
-                    && c.connected
-                    && c.status == Status::Available
-                    && c.has_room()
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for id in self.waiting_order() {
-            if free.is_empty() {
-                break;
+    /// The best free counsellor to ring with waiting contact `x` at `now`: the best (fewest
+    /// active, longest idle, smallest id) eligible one not yet tried, else the best whose retry
+    /// cooldown is over. `Some((counsellor, as_backup))`.
+    fn best_counsellor(&self, x: &Contact, w: &Waiting, now: Millis, tm: Timings) -> Option<(CounsellorId, bool)> {
+        let cooled = |at: Millis| now >= at.saturating_add(tm.ring_timeout);
+        if let Some(p) = w.pinned {
+            if !self.counsellors.get(&p)?.is_free() {
+                return None;
             }
-            let Some(x) = self.contacts.get(&id) else {
-                continue;
+            return match w.tried.get(&p) {
+                Some(&at) if !cooled(at) => None,
+                _ => Some((p, false)),
             };
-            let Some(w) = x.waiting() else { continue };
-            if w.offer.is_some() {
-                continue;
-            }
-            let tm = self.timings(&x.info.helpline);
-            let mut untried: Option<(Key, bool)> = None;
-            let mut retry: Option<(Key, bool)> = None;
-            for cid in &free {
-                let Some(c) = self.counsellors.get(cid) else {
-                    continue;
-                };
-                let Some(as_backup) = self.eligible(c, x, now) else {
-                    continue;
-                };
-                let key = (c.active.len(), c.idle_since, *cid);
-                let slot = match w.tried.get(cid) {
-                    None => &mut untried,
-                    Some(&at) if now >= at.saturating_add(tm.ring_timeout) => &mut retry,
-                    Some(_) => continue,
-                };
-                if slot.as_ref().is_none_or(|(k, _)| key < *k) {
-                    *slot = Some((key, as_backup));
+        }
+        let (h, l) = (x.info.helpline.as_str(), x.info.language.as_str());
+        let waited = now.saturating_sub(x.info.queued_at);
+        let first = index::nested_get(&self.ix.free_first, h, l);
+        let backup = if waited >= tm.backup_after {
+            index::nested_get(&self.ix.free_backup, h, l)
+        } else {
+            None
+        };
+        let mut untried: Option<(FreeKey, bool)> = None;
+        let mut retry: Option<(FreeKey, bool)> = None;
+        for (set, as_backup) in [(first, false), (backup, true)] {
+            // In key order: the first untried one is this set's best; tried ones before it
+            // (at most |tried|) are the retry candidates.
+            for &key in set.into_iter().flatten() {
+                match w.tried.get(&key.2) {
+                    None => {
+                        if untried.is_none_or(|(k, _)| key < k) {
+                            untried = Some((key, as_backup));
+                        }
+                        break;
+                    }
+                    Some(&at) if cooled(at) => {
+                        if retry.is_none_or(|(k, _)| key < k) {
+                            retry = Some((key, as_backup));
+                        }
+                    }
+                    Some(_) => {}
                 }
             }
-            let Some(((_, _, cid), as_backup)) = untried.or(retry) else {
-                continue;
-            };
-            let expires_at = now.saturating_add(tm.ring_timeout);
-            let offer = Output::Offer {
-                contact: id,
-                counsellor: cid,
-                helpline: x.info.helpline.clone(),
-                language: x.info.language.clone(),
-                queued_at: x.info.queued_at,
-                expires_at,
-                as_backup,
-            };
-            if let Some(w) = self.contacts.get_mut(&id).and_then(Contact::waiting_mut) {
-                w.offer = Some(Ring {
-                    counsellor: cid,
-                    expires_at,
-                });
-            }
-            if let Some(c) = self.counsellors.get_mut(&cid) {
-                c.ringing = Some(id);
-            }
-            free.retain(|f| *f != cid);
-            out.push(offer);
         }
+        untried.or(retry).map(|((_, _, cid), as_backup)| (cid, as_backup))
+    }
+
+    /// Offer every waiting, un-ringing contact (in global order) to its best eligible counsellor.
+    ///
+    /// Only contacts some free counsellor could take are visited: un-offered contacts of the
+    /// (helpline, language) pairs a free counsellor serves, and contacts pinned to a free
+    /// counsellor, merged in global queue order; it stops when no counsellor is free.
+    fn dispatch(&mut self, now: Millis, out: &mut Vec<Output>) {
+        enum Source {
+            Pair(Helpline, Language),
+            Pinned(CounsellorId),
+        }
+        if self.ix.free_count == 0 {
+            return;
+        }
+        let mut sources: Vec<Source> = Vec::new();
+        for (h, by_lang) in &self.ix.unoffered {
+            for l in by_lang.keys() {
+                if self.ix.has_free(h, l) {
+                    sources.push(Source::Pair(h.clone(), l.clone()));
+                }
+            }
+        }
+        for p in self.ix.pinned.keys() {
+            if self.counsellors.get(p).is_some_and(Counsellor::is_free) {
+                sources.push(Source::Pinned(*p));
+            }
+        }
+        // The next un-visited contact of each source, merged: key -> source.
+        let mut heads: BTreeMap<QueueKey, usize> = BTreeMap::new();
+        let next_of = |ix: &Index, s: &Source, after: Option<QueueKey>| -> Option<QueueKey> {
+            let set = match s {
+                Source::Pair(h, l) => index::nested_get(&ix.unoffered, h, l)?,
+                Source::Pinned(p) => ix.pinned.get(p)?,
+            };
+            match after {
+                None => set.first().copied(),
+                Some(k) => set.range((Bound::Excluded(k), Bound::Unbounded)).next().copied(),
+            }
+        };
+        for (i, s) in sources.iter().enumerate() {
+            if let Some(k) = next_of(&self.ix, s, None) {
+                heads.insert(k, i);
+            }
+        }
+        while self.ix.free_count > 0 {
+            let Some((key, i)) = heads.pop_first() else {
+                break;
+            };
+            let source = &sources[i];
+            // A source nobody free can serve any more is dropped.
+            let live = match source {
+                Source::Pair(h, l) => self.ix.has_free(h, l),
+                Source::Pinned(p) => self.counsellors.get(p).is_some_and(Counsellor::is_free),
+            };
+            if !live {
+                continue;
+            }
+            if let Some(k) = next_of(&self.ix, source, Some(key)) {
+                heads.insert(k, i);
+            }
+            self.try_offer(now, key.2, out);
+        }
+    }
+
+    /// Ring the best eligible free counsellor with waiting contact `id`, if there is one.
+    fn try_offer(&mut self, now: Millis, id: ContactId, out: &mut Vec<Output>) {
+        let Some(x) = self.contacts.get(&id) else {
+            return;
+        };
+        let Some(w) = x.waiting() else { return };
+        if w.offer.is_some() {
+            return;
+        }
+        let tm = self.timings(&x.info.helpline);
+        let Some((cid, as_backup)) = self.best_counsellor(x, w, now, tm) else {
+            return;
+        };
+        let expires_at = now.saturating_add(tm.ring_timeout);
+        let offer = Output::Offer {
+            contact: id,
+            counsellor: cid,
+            helpline: x.info.helpline.clone(),
+            language: x.info.language.clone(),
+            queued_at: x.info.queued_at,
+            expires_at,
+            as_backup,
+        };
+        self.wmut(id, |w| {
+            w.offer = Some(Ring {
+                counsellor: cid,
+                expires_at,
+            });
+        });
+        self.cmut(cid, |c| c.ringing = Some(id));
+        out.push(offer);
     }
 
     /// Take back the offer ringing for `cid`, if any, without marking it tried.
     fn revoke_ring(&mut self, cid: CounsellorId, reason: RevokeReason, out: &mut Vec<Output>) {
-        let Some(c) = self.counsellors.get_mut(&cid) else {
+        let Some(Some(xid)) = self.cmut(cid, |c| c.ringing.take()) else {
             return;
         };
-        let Some(xid) = c.ringing.take() else { return };
-        if let Some(w) = self.contacts.get_mut(&xid).and_then(Contact::waiting_mut) {
-            w.offer = None;
-        }
+        self.wmut(xid, |w| w.offer = None);
         out.push(Output::OfferRevoked {
             contact: xid,
             counsellor: cid,
@@ -536,42 +653,8 @@ impl Engine {
 
     /// Process every timer due at or before `now`, earliest first.
     fn run_timers(&mut self, now: Millis, out: &mut Vec<Output>) {
-        let mut due: Vec<(Millis, TimerKind, ContactId)> = Vec::new();
-        for x in self.contacts.values() {
-            let id = x.info.id;
-            if let Some(g) = x.grace_until {
-                if g <= now {
-                    due.push((g, TimerKind::Grace, id));
-                }
-            }
-            let Some(w) = x.waiting() else { continue };
-            let tm = self.timings(&x.info.helpline);
-            let q = x.info.queued_at;
-            let mut check = |done: bool, at: Millis, kind: TimerKind| {
-                if !done && at <= now {
-                    due.push((at, kind, id));
-                }
-            };
-            check(
-                w.backup_done,
-                q.saturating_add(tm.backup_after),
-                TimerKind::Backup,
-            );
-            check(
-                w.at_risk_done,
-                q.saturating_add(tm.at_risk),
-                TimerKind::AtRisk,
-            );
-            check(
-                w.breached_done,
-                q.saturating_add(tm.target),
-                TimerKind::Breached,
-            );
-            if let Some(r) = w.offer {
-                check(false, r.expires_at, TimerKind::Expiry);
-            }
-        }
-        due.sort();
+        let last = (now, TimerKind::Grace, ContactId(u128::MAX));
+        let due: Vec<(Millis, TimerKind, ContactId)> = self.ix.timers.range(..=last).copied().collect();
         for (at, kind, id) in due {
             self.fire(now, at, kind, id, out);
         }
@@ -586,7 +669,7 @@ impl Engine {
         id: ContactId,
         out: &mut Vec<Output>,
     ) {
-        let Some(x) = self.contacts.get_mut(&id) else {
+        let Some(x) = self.contacts.get(&id) else {
             return;
         };
         let waited = now.saturating_sub(x.info.queued_at);
@@ -596,21 +679,21 @@ impl Engine {
             }
             return;
         }
-        let Some(w) = x.waiting_mut() else { return };
+        let Some(w) = x.waiting() else { return };
         match kind {
             TimerKind::Backup if !w.backup_done => {
-                w.backup_done = true;
+                self.wmut(id, |w| w.backup_done = true);
                 out.push(Output::BackupOverflow { contact: id });
             }
             TimerKind::AtRisk if !w.at_risk_done => {
-                w.at_risk_done = true;
+                self.wmut(id, |w| w.at_risk_done = true);
                 out.push(Output::SlaAtRisk {
                     contact: id,
                     waited_ms: waited,
                 });
             }
             TimerKind::Breached if !w.breached_done => {
-                w.breached_done = true;
+                self.wmut(id, |w| w.breached_done = true);
                 out.push(Output::SlaBreached {
                     contact: id,
                     waited_ms: waited,
@@ -621,16 +704,18 @@ impl Engine {
                 if r.expires_at != at {
                     return;
                 }
-                w.offer = None;
-                w.pinned = None;
-                w.tried.insert(r.counsellor, at);
+                self.wmut(id, |w| {
+                    w.offer = None;
+                    w.pinned = None;
+                    w.tried.insert(r.counsellor, at);
+                });
                 out.push(Output::OfferRevoked {
                     contact: id,
                     counsellor: r.counsellor,
                     reason: RevokeReason::Expired,
                 });
                 let limit = self.misses_before_away;
-                if let Some(c) = self.counsellors.get_mut(&r.counsellor) {
+                let away = self.cmut(r.counsellor, |c| {
                     if c.ringing == Some(id) {
                         c.ringing = None;
                     }
@@ -638,12 +723,17 @@ impl Engine {
                     if limit > 0 && c.misses >= limit && c.status != Status::Away {
                         c.status = Status::Away;
                         c.status_since = at;
-                        out.push(Output::StatusChanged {
-                            counsellor: r.counsellor,
-                            status: Status::Away,
-                            reason: StatusReason::MissedOffers,
-                        });
+                        true
+                    } else {
+                        false
                     }
+                });
+                if away == Some(true) {
+                    out.push(Output::StatusChanged {
+                        counsellor: r.counsellor,
+                        status: Status::Away,
+                        reason: StatusReason::MissedOffers,
+                    });
                 }
             }
             _ => {}
@@ -656,53 +746,56 @@ impl Engine {
         match input {
             Input::UpsertCounsellor(profile) => {
                 let id = profile.id;
-                match self.counsellors.get_mut(&id) {
-                    Some(c) => {
+                if self.counsellors.contains_key(&id) {
+                    self.cmut(id, |c| {
                         c.profile = profile;
                         c.removed = false;
-                        self.recheck_ring(id, now, out);
-                    }
-                    None => {
-                        self.counsellors.insert(id, Counsellor::new(profile, now));
-                    }
+                    });
+                    self.recheck_ring(id, now, out);
+                } else {
+                    self.insert_counsellor(Counsellor::new(profile, now));
                 }
             }
             Input::RemoveCounsellor { counsellor } => {
-                if let Some(c) = self.counsellors.get_mut(&counsellor) {
-                    c.removed = true;
+                if self.cmut(counsellor, |c| c.removed = true).is_some() {
                     self.revoke_ring(counsellor, RevokeReason::CounsellorUnavailable, out);
                 }
             }
             Input::CounsellorConnected { counsellor } => {
-                if let Some(c) = self.counsellors.get_mut(&counsellor) {
+                self.cmut(counsellor, |c| {
                     if !c.connected {
                         c.connected = true;
                         c.status_since = now;
                     }
-                }
+                });
             }
             Input::CounsellorDisconnected { counsellor } => {
-                if let Some(c) = self.counsellors.get_mut(&counsellor) {
+                let known = self.cmut(counsellor, |c| {
                     if c.connected {
                         c.status_since = now;
                     }
                     c.connected = false;
+                });
+                if known.is_some() {
                     self.revoke_ring(counsellor, RevokeReason::CounsellorUnavailable, out);
                 }
             }
             Input::SetStatus { counsellor, status } => {
-                let Some(c) = self.counsellors.get_mut(&counsellor) else {
+                let Some(c) = self.counsellors.get(&counsellor) else {
                     return;
                 };
                 if c.status == status {
                     return;
                 }
-                c.status = status;
-                c.status_since = now;
-                if status == Status::Available {
-                    c.misses = 0;
-                    c.idle_since = now;
-                } else {
+                self.cmut(counsellor, |c| {
+                    c.status = status;
+                    c.status_since = now;
+                    if status == Status::Available {
+                        c.misses = 0;
+                        c.idle_since = now;
+                    }
+                });
+                if status != Status::Available {
                     self.revoke_ring(counsellor, RevokeReason::CounsellorUnavailable, out);
                 }
             }
@@ -712,14 +805,11 @@ impl Engine {
                 }
                 let grace_until = (!info.caller_connected)
                     .then(|| now.saturating_add(self.timings(&info.helpline).grace));
-                self.contacts.insert(
-                    info.id,
-                    Contact {
-                        info,
-                        grace_until,
-                        stage: Stage::Waiting(Waiting::default()),
-                    },
-                );
+                self.insert_contact(Contact {
+                    info,
+                    grace_until,
+                    stage: Stage::Waiting(Waiting::default()),
+                });
             }
             Input::ContactRestoredAssigned {
                 contact,
@@ -763,25 +853,25 @@ impl Engine {
                     return;
                 };
                 let grace = self.timings(&x.info.helpline).grace;
-                if let Some(x) = self.contacts.get_mut(&contact) {
+                self.xmut(contact, |x| {
                     x.info.caller_connected = false;
                     if x.grace_until.is_none() {
                         x.grace_until = Some(now.saturating_add(grace));
                     }
-                }
+                });
             }
             Input::CallerConnected { contact } => {
-                if let Some(x) = self.contacts.get_mut(&contact) {
+                self.xmut(contact, |x| {
                     x.info.caller_connected = true;
                     x.grace_until = None;
-                }
+                });
             }
             Input::SetPriority { contact, priority } => {
-                if let Some(x) = self.contacts.get_mut(&contact) {
+                self.xmut(contact, |x| {
                     if x.waiting().is_some() {
                         x.info.priority = priority;
                     }
-                }
+                });
             }
             Input::OfferTo { contact, counsellor } => self.offer_to(contact, counsellor, out),
             Input::Transfer { contact, to } => self.transfer(now, contact, to, out),
@@ -818,10 +908,10 @@ impl Engine {
         if let Some(r) = w.offer {
             self.revoke_ring(r.counsellor, RevokeReason::Moved, out);
         }
-        if let Some(w) = self.contacts.get_mut(&xid).and_then(Contact::waiting_mut) {
+        self.wmut(xid, |w| {
             w.pinned = Some(cid);
             w.tried.remove(&cid);
-        }
+        });
     }
 
     /// Move a contact in conversation to another counsellor, or back into a helpline's queue.
@@ -843,33 +933,31 @@ impl Engine {
                     out.push(refuse(Refusal::TargetUnavailable));
                     return;
                 }
-                if let Some(c) = self.counsellors.get_mut(&from) {
+                let helpline = x.info.helpline.clone();
+                self.cmut(from, |c| {
                     c.active.remove(&xid);
                     c.idle_since = now;
-                }
-                if let Some(c) = self.counsellors.get_mut(&cid) {
+                });
+                self.cmut(cid, |c| {
                     c.active.insert(xid);
                     c.idle_since = now;
-                }
-                let helpline = x.info.helpline.clone();
-                if let Some(x) = self.contacts.get_mut(&xid) {
-                    x.stage = Stage::Assigned { counsellor: cid, answered_at };
-                }
+                });
+                self.xmut(xid, |x| x.stage = Stage::Assigned { counsellor: cid, answered_at });
                 out.push(Output::Transferred { contact: xid, from, to: Some(cid), helpline });
                 // Taking the contact may have filled the new counsellor's last slot.
                 self.recheck_ring(cid, now, out);
             }
             TransferTarget::Helpline(helpline) => {
-                if let Some(c) = self.counsellors.get_mut(&from) {
+                self.cmut(from, |c| {
                     c.active.remove(&xid);
                     c.idle_since = now;
-                }
-                if let Some(x) = self.contacts.get_mut(&xid) {
+                });
+                self.xmut(xid, |x| {
                     x.info.helpline = helpline.clone();
                     x.info.queued_at = now;
                     x.info.priority = x.info.priority.max(PRIORITY_TRANSFER);
                     x.stage = Stage::Waiting(Waiting::default());
-                }
+                });
                 out.push(Output::Transferred { contact: xid, from, to: None, helpline });
             }
         }
@@ -889,7 +977,7 @@ impl Engine {
         let id = info.id;
         let grace_until = (!info.caller_connected)
             .then(|| now.saturating_add(self.timings(&info.helpline).grace));
-        let c = self.counsellors.entry(cid).or_insert_with(|| {
+        if !self.counsellors.contains_key(&cid) {
             let empty = CounsellorProfile {
                 id: cid,
                 helplines: BTreeSet::new(),
@@ -897,21 +985,20 @@ impl Engine {
                 languages: BTreeSet::new(),
                 capacity: 0,
             };
-            Counsellor::new(empty, now)
+            self.insert_counsellor(Counsellor::new(empty, now));
+        }
+        self.cmut(cid, |c| {
+            c.active.insert(id);
+            c.idle_since = c.idle_since.max(answered_at.min(now));
         });
-        c.active.insert(id);
-        c.idle_since = c.idle_since.max(answered_at.min(now));
-        self.contacts.insert(
-            id,
-            Contact {
-                info,
-                grace_until,
-                stage: Stage::Assigned {
-                    counsellor: cid,
-                    answered_at,
-                },
+        self.insert_contact(Contact {
+            info,
+            grace_until,
+            stage: Stage::Assigned {
+                counsellor: cid,
+                answered_at,
             },
-        );
+        });
         // The restored contact may have filled the counsellor's last slot.
         self.recheck_ring(cid, now, out);
     }
@@ -946,18 +1033,18 @@ impl Engine {
                 return;
             }
         }
-        if let Some(x) = self.contacts.get_mut(&xid) {
+        self.xmut(xid, |x| {
             x.stage = Stage::Assigned {
                 counsellor: cid,
                 answered_at: now,
             };
-        }
-        if let Some(c) = self.counsellors.get_mut(&cid) {
+        });
+        self.cmut(cid, |c| {
             c.ringing = None;
             c.active.insert(xid);
             c.misses = 0;
             c.idle_since = now;
-        }
+        });
         out.push(Output::Assigned {
             contact: xid,
             counsellor: cid,
@@ -974,15 +1061,15 @@ impl Engine {
             });
             return;
         }
-        if let Some(w) = self.contacts.get_mut(&xid).and_then(Contact::waiting_mut) {
+        self.wmut(xid, |w| {
             w.offer = None;
             w.pinned = None;
             w.tried.insert(cid, now);
-        }
-        if let Some(c) = self.counsellors.get_mut(&cid) {
+        });
+        self.cmut(cid, |c| {
             c.ringing = None;
             c.misses = 0;
-        }
+        });
         out.push(Output::OfferDeclined {
             contact: xid,
             counsellor: cid,
@@ -997,18 +1084,17 @@ impl Engine {
         reason: EndReason,
         out: &mut Vec<Output>,
     ) {
-        let Some(x) = self.contacts.remove(&id) else {
+        let Some(x) = self.remove_contact(id) else {
             return;
         };
-        self.reported.remove(&id);
         match x.stage {
             Stage::Waiting(w) => {
                 if let Some(r) = w.offer {
-                    if let Some(c) = self.counsellors.get_mut(&r.counsellor) {
+                    self.cmut(r.counsellor, |c| {
                         if c.ringing == Some(id) {
                             c.ringing = None;
                         }
-                    }
+                    });
                     out.push(Output::OfferRevoked {
                         contact: id,
                         counsellor: r.counsellor,
@@ -1023,10 +1109,10 @@ impl Engine {
                 });
             }
             Stage::Assigned { counsellor, .. } => {
-                if let Some(c) = self.counsellors.get_mut(&counsellor) {
+                self.cmut(counsellor, |c| {
                     c.active.remove(&id);
                     c.idle_since = now;
-                }
+                });
                 out.push(Output::Ended {
                     contact: id,
                     counsellor: Some(counsellor),
@@ -1035,5 +1121,42 @@ impl Engine {
                 });
             }
         }
+    }
+
+    /// Whether the indexes are exactly what the state implies (for tests).
+    #[cfg(test)]
+    fn index_consistent(&self) -> Result<(), String> {
+        let mut fresh = Index::default();
+        for c in self.counsellors.values() {
+            fresh.add_counsellor(c);
+        }
+        for x in self.contacts.values() {
+            fresh.add_contact(self.timings(&x.info.helpline), x, None);
+        }
+        let strip = |ix: &Index| {
+            let mut ix = ix.clone();
+            ix.dirty.clear();
+            for q in ix.queues.values_mut() {
+                for p in q.values_mut() {
+                    *p = 0;
+                }
+            }
+            ix
+        };
+        if strip(&fresh) != strip(&self.ix) {
+            return Err(format!("index out of step:\nfresh {fresh:#?}\nkept {:#?}", self.ix));
+        }
+        if !self.ix.dirty.is_empty() {
+            return Err("dirty helplines left after a step".into());
+        }
+        // Reported positions are the current ones.
+        for q in self.ix.queues.values() {
+            for (n, p) in q.values().enumerate() {
+                if u64::from(*p) != n as u64 + 1 {
+                    return Err(format!("stale reported position {p}, current {}", n + 1));
+                }
+            }
+        }
+        Ok(())
     }
 }

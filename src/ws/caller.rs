@@ -2,12 +2,14 @@
 
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use tokio::sync::oneshot;
 
 use super::{limited, run_session, Handler};
 use crate::app::AppState;
 use crate::auth::{random_token, token_hash};
+use crate::error::AppError;
 use crate::engine_task::{contact_key, EngineCommand};
 use crate::hub::Outbox;
 use crate::protocol::{check_message, decode, CallerRequest, ErrorCode, Party, ServerEvent};
@@ -15,9 +17,29 @@ use crate::relay::RelayCommand;
 use crate::routing::{ContactId, Input, NewContact};
 use crate::store::contacts::NewContactRecord;
 
-/// `GET /ws/caller`: anyone may open a chat.
-pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+/// `GET /ws/caller`: anyone may open a chat, from a page of an allowed origin (403 otherwise).
+pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    if !origin_allowed(&headers, &state.allowed_origins) {
+        return AppError::forbidden("this page may not open a chat here").into_response();
+    }
     limited(ws).on_upgrade(move |socket| serve(socket, state))
+}
+
+/// Whether a browser page may open a caller socket: no `Origin` (not a browser), an origin on the
+/// allow-list (exact match), or, without a list, a page served by this server (`Origin` host = `Host`).
+pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    if allowed.iter().any(|a| a == origin) {
+        return true;
+    }
+    if !allowed.is_empty() {
+        return false;
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+    matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
 }
 
 async fn serve(socket: WebSocket, state: AppState) {

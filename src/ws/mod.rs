@@ -25,8 +25,46 @@ pub const PING_EVERY: Duration = Duration::from_secs(15);
 /// A socket silent (no frame, no pong) for this long is closed: the phone is gone.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 
+/// Frames a socket may send in a burst, and per second after that: far above any person's typing,
+/// far below a script's flood.
+pub const RATE_BURST: f64 = 40.0;
+pub const RATE_PER_SEC: f64 = 20.0;
+/// Refused frames in a row after which the socket is closed.
+pub const RATE_STRIKES: u32 = 20;
+
+/// A token bucket per socket.
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+    strikes: u32,
+}
+
+impl Bucket {
+    fn new() -> Bucket {
+        Bucket { tokens: RATE_BURST, last: Instant::now(), strikes: 0 }
+    }
+
+    /// Takes a token; false when the socket is over its rate.
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * RATE_PER_SEC;
+        self.tokens = (self.tokens + refill).min(RATE_BURST);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.strikes = 0;
+            true
+        } else {
+            self.strikes += 1;
+            false
+        }
+    }
+}
+
 /// Close codes the server uses.
 pub mod close {
+    /// Kept sending faster than the rate limit.
+    pub const RATE_LIMITED: u16 = 4029;
     /// Server restarting: reconnect and resume.
     pub const RESTART: u16 = 1012;
     /// The socket fell too far behind; reconnect and resume.
@@ -69,10 +107,21 @@ pub async fn run_session<H: Handler>(
     let mut shutdown = state.shutdown.clone();
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     let mut last_heard = Instant::now();
+    let mut bucket = Bucket::new();
     let close_with: Option<(u16, &'static str)> = loop {
         tokio::select! {
             incoming = socket.recv() => {
                 last_heard = Instant::now();
+                let is_data = matches!(incoming, Some(Ok(Message::Text(_) | Message::Binary(_))));
+                if is_data && !bucket.take() {
+                    if bucket.strikes >= RATE_STRIKES {
+                        break Some((close::RATE_LIMITED, "too many frames"));
+                    }
+                    if bucket.strikes == 1 {
+                        me.send(&ServerEvent::error(ErrorCode::RateLimited, "too many frames; slow down"));
+                    }
+                    continue;
+                }
                 match incoming {
                     Some(Ok(Message::Text(text))) => {
                         if text.len() > MAX_FRAME_BYTES {
@@ -118,6 +167,16 @@ pub async fn run_session<H: Handler>(
         }
     };
     if let Some((code, reason)) = close_with {
+        // What was already queued (an error saying why, a contact_ended) goes out before the close.
+        while let Ok(item) = inbox.rx.try_recv() {
+            let frame = match item {
+                Outgoing::Frame(text) | Outgoing::Ended { frame: text, .. } => text,
+                Outgoing::Close { .. } => break,
+            };
+            if socket.send(Message::Text(frame)).await.is_err() {
+                break;
+            }
+        }
         let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
     }
     drop(me);

@@ -6,7 +6,14 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{Backend, TestApp, Ws};
 
-crate::on_both_backends!(caller_bad_frames, agent_bad_frames, oversized_frames, unauthenticated_agent_upgrades_are_refused);
+crate::on_both_backends!(
+    caller_bad_frames,
+    agent_bad_frames,
+    oversized_frames,
+    unauthenticated_agent_upgrades_are_refused,
+    frame_flood_is_rate_limited,
+    foreign_origins_are_refused
+);
 
 /// Sends a raw text frame and returns the error frame it provokes.
 async fn error_for(ws: &mut Ws, raw: &str) -> Value {
@@ -190,4 +197,70 @@ impl SendRawIgnoreErrors for tokio_tungstenite::WebSocketStream<tokio_tungstenit
         use futures_util::SinkExt;
         self.send(Message::Text(text.into())).await.map_err(|_| ())
     }
+}
+
+/// A script flooding frames gets `rate_limited`, then its socket closes; others are not affected.
+async fn frame_flood_is_rate_limited(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let mut flood = app.caller().await;
+    // A burst over the bucket: the frames past it are refused with one `rate_limited` error.
+    for _ in 0..50 {
+        flood.send_raw(Message::Text(r#"{"type":"ping"}"#.into())).await;
+    }
+    let mut pongs = 0;
+    loop {
+        let v = flood.recv().await;
+        match v["type"].as_str() {
+            Some("pong") => pongs += 1,
+            Some("error") => {
+                assert_eq!(v["code"], "rate_limited");
+                break;
+            }
+            _ => panic!("unexpected {v}"),
+        }
+    }
+    assert!((30..=45).contains(&pongs), "about the burst size answered, got {pongs}");
+    // Going on flooding closes the socket (4029; the close may also arrive as a reset, since the
+    // server stops reading the rest of the flood).
+    for _ in 0..100 {
+        if futures_util::SinkExt::send(&mut flood.stream, Message::Text(r#"{"type":"ping"}"#.into())).await.is_err() {
+            break;
+        }
+    }
+    let code = loop {
+        match futures_util::StreamExt::next(&mut flood.stream).await {
+            Some(Ok(Message::Close(f))) => break f.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break None,
+        }
+    };
+    assert!(code.is_none() || code == Some(helpline::ws::close::RATE_LIMITED), "closed with {code:?}");
+    // Everyone else is fine.
+    let mut calm = app.caller().await;
+    still_usable(&mut calm).await;
+    healthy(&app).await;
+}
+
+/// Only pages of this server (or the configured origins) may open caller sockets.
+async fn foreign_origins_are_refused(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("ws://{}/ws/caller", app.addr);
+    let with_origin = |origin: &str| {
+        let mut req = url.as_str().into_client_request().unwrap();
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+        req
+    };
+    match tokio_tungstenite::connect_async(with_origin("https://evil.example")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status().as_u16(), 403),
+        other => panic!("expected 403, got {:?}", other.map(|_| ())),
+    }
+    let same = format!("http://{}", app.addr);
+    assert!(tokio_tungstenite::connect_async(with_origin(&same)).await.is_ok(), "the server's own pages may");
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert("origin", "https://www.116111.md".parse().unwrap());
+    headers.insert("host", "chat.116111.md".parse().unwrap());
+    assert!(helpline::ws::caller::origin_allowed(&headers, &["https://www.116111.md".into()]));
+    assert!(!helpline::ws::caller::origin_allowed(&headers, &["https://other.md".into()]));
+    assert!(!helpline::ws::caller::origin_allowed(&headers, &[]));
 }
