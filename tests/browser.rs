@@ -1,6 +1,8 @@
-//! The browser front ends (`/chat`, `/agent`) in real headless Chromium, against the real server.
+//! The browser front ends (`/chat`, `/agent`, `/supervisor`) in real headless Chromium, against the real server.
 //!
-//! Starts the server in this process (SQLite in a temporary directory, demo accounts), then runs
+//! Starts the server in this process (SQLite in a temporary directory, demo accounts; the family
+//! violence helpline's wait alerts come after 1 s and 2 s instead of 10 s and 15 s, so the dashboard
+//! test sees a waiting row turn amber and red without waiting 15 s), then runs
 //! `node --test` in `tests/browser/` with `HELPLINE_URL` pointing at it, streaming its output, and
 //! expects it to pass. Needs node, `tests/browser/node_modules` (`npm ci` there) and Chromium at
 //! `/usr/bin/chromium` (or `HELPLINE_CHROMIUM`). Without them the test prints `SKIPPED: …` and passes,
@@ -11,6 +13,25 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use helpline::app::{Application, Settings};
+use helpline::store::Store;
+
+/// The helpline whose answer clock is shortened for the dashboard test (see [`tune_helplines`]).
+const FAST_HELPLINE: &str = "family_violence";
+
+/// Seeds the helplines before the server starts, with `FAST_HELPLINE`'s at-risk and target times
+/// shortened to 1 s and 2 s (only its `wait_10s`/`wait_15s` alerts and its service level change;
+/// ringing, backup and grace times stay as they are).
+async fn tune_helplines(database_url: &str) {
+    let store = Store::connect(database_url).await.expect("connect the test database");
+    store.migrate().await.expect("migrate the test database");
+    for mut h in helpline::demo::default_helplines() {
+        if h.name == FAST_HELPLINE {
+            h.sla_at_risk_ms = 1_000;
+            h.sla_target_ms = 2_000;
+        }
+        store.upsert_helpline(&h).await.expect("seed a helpline");
+    }
+}
 
 /// The whole node run may take this long before it is killed.
 const NODE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -52,7 +73,9 @@ async fn browser_front_ends() {
     }
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut settings = Settings::for_database(format!("sqlite:{}", dir.path().join("helpline.db").display()));
+    let database_url = format!("sqlite:{}", dir.path().join("helpline.db").display());
+    tune_helplines(&database_url).await;
+    let mut settings = Settings::for_database(database_url);
     settings.demo = true;
     settings.jwt_secret = Some("browser-test-secret-browser-test-secret".into());
     let app = Application::build(settings).await.expect("build the server");

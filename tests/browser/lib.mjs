@@ -227,3 +227,18 @@ export async function screenshot(p, name, { docs } = {}) {
   }
   return file;
 }
+
+// ----- the supervisors' dashboard ---------------------------------------------
+
+/** Opens the dashboard (`query` e.g. `?wall=1`), signs in as maria and waits for the live board. */
+export async function supervisor(ctx, query = '') {
+  const p = await page(ctx);
+  p.frames = recordFrames(p);
+  await p.goto(`${BASE}/supervisor${query}`);
+  await p.getByLabel('Username').fill('maria');
+  await p.getByLabel('Password').fill('maria-demo');
+  await p.getByRole('button', { name: 'Sign in' }).click();
+  await p.locator('#conn[data-state="online"]').waitFor();
+  await p.locator('.helpline[data-helpline="family_violence"]').waitFor();
+  return p;
+}

@@ -6,6 +6,10 @@
 // the server's hello + assigned{history} rebuild every pane, while drafts in the reply boxes stay.
 //
 // Caller and counsellor text is always put into the page with textContent, never as HTML.
+//
+// Supervisors may whisper (shown here only, never to the caller) and join a conversation; messages a
+// supervisor writes carry a client_id starting with SUPERVISOR_PREFIX (see supervisor.js), so they are
+// labelled "Supervisor" rather than taken for this counsellor's own.
 
 const TOKEN_KEY = 'helpline.console.token';
 const PING_EVERY_MS = 15000;
@@ -13,6 +17,7 @@ const SILENT_LIMIT_MS = 35000;
 const TYPING_REPEAT_MS = 3000;
 const TYPING_IDLE_MS = 4000;
 const LANGUAGES = { ro: 'Romanian', ru: 'Russian', uk: 'Ukrainian', en: 'English' };
+const SUPERVISOR_PREFIX = 'sup-';
 
 const $ = (id) => document.getElementById(id);
 
@@ -381,6 +386,9 @@ function handle(f) {
     case 'contact_ended':
       onEnded(f.contact_id, f.reason);
       break;
+    case 'whisper':
+      onWhisper(f);
+      break;
     case 'error':
       onError(f);
       break;
@@ -699,7 +707,7 @@ function onAssigned(f) {
 }
 
 function messageElement(mine, from, text, at) {
-  const who = from === 'caller' ? 'Caller' : from === 'counsellor' ? (mine ? 'You' : 'Counsellor') : 'System';
+  const who = from === 'caller' ? 'Caller' : from === 'counsellor' ? (mine ? 'You' : 'Counsellor') : from === 'supervisor' ? 'Supervisor' : 'System';
   const meta = el('span', { class: 'meta', dataset: { at: at || new Date().toISOString() } });
   meta.textContent = timeOf(at);
   return el(
@@ -753,6 +761,10 @@ function addNote(c, text) {
 function renderMessage(c, m) {
   if (c.shown.has(m.seq)) return false;
   c.shown.add(m.seq);
+  if (m.from === 'counsellor' && (m.client_id || '').startsWith(SUPERVISOR_PREFIX)) {
+    place(c, messageElement(false, 'supervisor', m.text, m.at), m.seq);
+    return true;
+  }
   if (m.from === 'counsellor') {
     const own = c.own.get(m.client_id);
     if (own) {
@@ -773,6 +785,27 @@ function renderMessage(c, m) {
   }
   place(c, messageElement(false, m.from, m.text, m.at), m.seq);
   return true;
+}
+
+/** A supervisor's whisper: for this counsellor only (the caller never gets it). */
+function onWhisper(f) {
+  const c = state.convs.get(f.contact_id);
+  if (!c) return;
+  let highest = 0;
+  for (const s of c.shown) highest = Math.max(highest, s);
+  const node = el(
+    'div',
+    { class: 'note whisper' },
+    el('strong', { text: `Whisper from ${f.from} (only you see this): ` }),
+    el('span', { class: 'text', text: f.text }),
+  );
+  place(c, node, highest + 0.5);
+  if (state.active !== c.id || document.hidden) {
+    c.unread += 1;
+    renderInfo(c);
+    updateTitle();
+  }
+  announce(`Whisper from ${f.from}: ${f.text}`);
 }
 
 function onMessage(f) {
@@ -872,6 +905,7 @@ function markEnded(c, reason) {
     caller_ended: 'The caller ended the conversation.',
     counsellor_ended: 'You ended the conversation.',
     caller_lost: 'The caller’s connection was lost for too long.',
+    transferred: 'A supervisor transferred the conversation.',
   }[reason] || 'The conversation has ended.';
   c.endedText.textContent = why;
   c.endedNote.hidden = false;

@@ -495,6 +495,15 @@ function onMessage(f) {
     markShown(f.seq);
     return;
   }
+  if (f.from === 'system') {
+    // A notice from the server (e.g. a supervisor joined): a line of its own, not a counsellor's message.
+    const note = document.createElement('p');
+    note.className = 'note';
+    note.textContent = f.text;
+    place(note, f.seq);
+    markShown(f.seq);
+    return;
+  }
   showTyping(false);
   const el = messageElement(false, f.text, f.at);
   const meta = el.querySelector('.meta');

@@ -1,0 +1,1276 @@
+// The supervisors' dashboard: the live board (waiting callers, service level, counsellors), alerts,
+// and interventions (move to front, offer to, transfer, monitor, whisper, join and write).
+//
+// The access token is kept in memory and in this tab's sessionStorage, as in the console. The board
+// comes over /ws/supervisor once a second; between frames the waiting times and times in state are
+// counted on in the page, so they tick smoothly. The chart of today by hour comes from the reports
+// endpoint, once a minute. Alerts are acknowledged in this page only (nothing is sent to the server).
+// When the socket drops, the page reconnects by itself with a fresh ticket and watches again what it
+// was watching.
+//
+// `?wall=1` (or the Wall mode button) hides every control: large type for a screen on the wall.
+//
+// Caller and counsellor text is always put into the page with textContent, never as HTML.
+
+const TOKEN_KEY = 'helpline.supervisor.token';
+const PING_EVERY_MS = 15000;
+/** The board comes every second: this long without any frame means the socket is dead. */
+const SILENT_LIMIT_MS = 10000;
+/** The board is marked as stale after this long without a new one. */
+const STALE_MS = 3000;
+const CHART_EVERY_MS = 60000;
+/** A waiting row turns amber, then red, after these waits (or sooner, when the server's alerts say so). */
+const AMBER_MS = 10000;
+const RED_MS = 15000;
+const MAX_ALERTS = 100;
+/** Supervisors' own messages carry this client_id prefix, so the console can tell them from its own. */
+const CLIENT_PREFIX = 'sup-';
+const LANGUAGES = { ro: 'Romanian', ru: 'Russian', uk: 'Ukrainian', en: 'English' };
+const STATES = [
+  ['available', 'Available'],
+  ['busy', 'Busy (full)'],
+  ['away', 'Away'],
+  ['offline', 'Offline'],
+];
+const ALERT_KINDS = {
+  wait_10s: 'Waiting over 10 s',
+  wait_15s: 'Waiting over 15 s',
+  counsellor_away: 'Counsellor set away',
+  service_level_low: 'Service level low',
+};
+const SVG = 'http://www.w3.org/2000/svg';
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  token: null,
+  me: null,
+  ws: null,
+  signingOut: false,
+  retries: 0,
+  retryTimer: null,
+  lastHeard: 0,
+  /** performance.now() when the last board arrived */
+  boardAt: 0,
+  board: null,
+  /** helpline name -> its card (see helplineCard()) */
+  cards: new Map(),
+  /** user_id -> latest counsellor entry of the board */
+  counsellors: new Map(),
+  /** user_id -> { el, entry } */
+  counsellorRows: new Map(),
+  /** contact_id -> 1 (wait_10s seen) or 2 (wait_15s seen) */
+  alertLevel: new Map(),
+  alerts: [],
+  alertSeq: 0,
+  /** contact_id -> monitor pane (see monitorPane()) */
+  monitors: new Map(),
+  chartTimer: null,
+  wall: false,
+};
+
+// ----- small helpers ----------------------------------------------------------
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'class') node.className = v;
+    else if (k === 'text') node.textContent = v;
+    else if (k === 'dataset') Object.assign(node.dataset, v);
+    else if (k.startsWith('aria-') || k === 'role' || k === 'for' || k === 'tabindex' || k === 'scope') node.setAttribute(k, v);
+    else node[k] = v;
+  }
+  node.append(...children);
+  return node;
+}
+
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'text') node.textContent = v;
+    else node.setAttribute(k, String(v));
+  }
+  node.append(...children);
+  return node;
+}
+
+function languageName(code) {
+  return LANGUAGES[code] || code;
+}
+
+function helplineName(name) {
+  return state.cards.get(name)?.displayName || name || '';
+}
+
+function counsellorName(id) {
+  return state.counsellors.get(id)?.display_name || 'a counsellor';
+}
+
+/** 0:07, 1:23, 12:05: minutes and seconds, for waits. */
+function clock(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
+
+/** 45 s, 3 min, 1 h 20 min: for times in a state. */
+function span(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+function pct(ratio) {
+  return ratio == null ? '–' : `${Math.round(ratio * 100)} %`;
+}
+
+function seconds(ms) {
+  return ms == null ? '–' : `${Math.round(ms / 1000)} s`;
+}
+
+function timeOf(at) {
+  return (at ? new Date(at) : new Date()).toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+function shortId(id) {
+  return id.slice(-6);
+}
+
+function newClientId() {
+  const bytes = new Uint8Array(12);
+  crypto.getRandomValues(bytes);
+  return `${CLIENT_PREFIX}${Date.now().toString(36)}-${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+}
+
+function setBanner(text, good = false) {
+  const b = $('banner');
+  b.classList.toggle('good', good);
+  b.textContent = text;
+}
+
+/** A short visible (and announced) line about what just happened. */
+function notice(text, error = false) {
+  const n = $('notice');
+  n.classList.toggle('error', error);
+  n.textContent = text;
+  clearTimeout(notice.timer);
+  notice.timer = setTimeout(() => {
+    if (n.textContent === text) n.textContent = '';
+  }, 8000);
+}
+
+function setConn(s) {
+  const c = $('conn');
+  c.dataset.state = s;
+  c.textContent = { online: 'Live', connecting: 'Connecting…', lost: 'Reconnecting…' }[s];
+}
+
+function updateTitle() {
+  const n = state.alerts.filter((a) => !a.acked).length;
+  document.title = n ? `(${n}) Helpline supervisor` : 'Helpline supervisor';
+  const badge = $('alert-count');
+  badge.hidden = !n;
+  badge.textContent = n ? `${n} new` : '';
+}
+
+// ----- wall mode --------------------------------------------------------------
+
+function setWall(on) {
+  state.wall = on;
+  document.body.classList.toggle('wall', on);
+  $('wall').setAttribute('aria-pressed', String(on));
+  $('wall').textContent = on ? 'Leave wall mode' : 'Wall mode';
+  const url = new URL(location.href);
+  if (on) url.searchParams.set('wall', '1');
+  else url.searchParams.delete('wall');
+  history.replaceState(null, '', url);
+}
+
+// ----- sign in and out ----------------------------------------------------------
+
+function mayUse(user) {
+  return user && (user.role === 'supervisor' || user.role === 'admin');
+}
+
+async function onLogin(event) {
+  event.preventDefault();
+  const username = $('username').value.trim();
+  const password = $('password').value;
+  const error = $('login-error');
+  error.textContent = '';
+  if (!username || !password) {
+    error.textContent = 'Enter your username and password.';
+    return;
+  }
+  $('login').disabled = true;
+  try {
+    const res = await fetch('/api/v1/auth/login', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username, password }),
+      cache: 'no-store',
+    });
+    if (res.status === 401) {
+      error.textContent = 'Wrong username or password, or the account is disabled.';
+      $('password').select();
+      return;
+    }
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const body = await res.json();
+    $('password').value = '';
+    if (!mayUse(body.user)) {
+      error.textContent = 'This page is for supervisors and administrators. Counsellors use the console at /agent.';
+      return;
+    }
+    signedIn(body.access_token, body.user);
+  } catch {
+    error.textContent = 'The server cannot be reached. Try again in a moment.';
+  } finally {
+    $('login').disabled = false;
+  }
+}
+
+function signedIn(token, user) {
+  state.token = token;
+  state.me = user;
+  state.signingOut = false;
+  try {
+    sessionStorage.setItem(TOKEN_KEY, token);
+  } catch {
+    /* memory only */
+  }
+  $('me-name').textContent = user.display_name;
+  $('login-screen').hidden = true;
+  $('board').hidden = false;
+  for (const id of ['me-name', 'conn', 'updated', 'signout']) $(id).hidden = false;
+  connect();
+  loadCharts();
+  clearInterval(state.chartTimer);
+  state.chartTimer = setInterval(loadCharts, CHART_EVERY_MS);
+}
+
+async function resumeSession(token) {
+  try {
+    const res = await fetch('/api/v1/me', { headers: { authorization: `Bearer ${token}` }, cache: 'no-store' });
+    if (res.ok) {
+      const user = await res.json();
+      if (mayUse(user)) {
+        signedIn(token, user);
+        return;
+      }
+    }
+  } catch {
+    /* sign in again */
+  }
+  try {
+    sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    /* nothing stored */
+  }
+  $('username').focus();
+}
+
+function signOut(message) {
+  state.signingOut = true;
+  clearTimeout(state.retryTimer);
+  clearInterval(state.chartTimer);
+  const ws = state.ws;
+  state.ws = null;
+  if (ws) ws.close(1000);
+  state.token = null;
+  state.me = null;
+  try {
+    sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    /* nothing stored */
+  }
+  for (const m of state.monitors.values()) m.section.remove();
+  state.monitors.clear();
+  for (const c of state.cards.values()) c.section.remove();
+  state.cards.clear();
+  for (const r of state.counsellorRows.values()) r.el.remove();
+  state.counsellorRows.clear();
+  state.counsellors.clear();
+  $('counsellor-groups').replaceChildren();
+  state.alerts = [];
+  $('alert-list').replaceChildren();
+  state.board = null;
+  refreshEmpty();
+  updateTitle();
+  setBanner('');
+  $('board').hidden = true;
+  for (const id of ['me-name', 'conn', 'updated', 'signout']) $(id).hidden = true;
+  $('login-screen').hidden = false;
+  $('login-error').textContent = message || '';
+  $('username').focus();
+}
+
+// ----- the socket -------------------------------------------------------------
+
+async function ticket() {
+  const res = await fetch('/api/v1/ws-ticket', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${state.token}` },
+    cache: 'no-store',
+  });
+  if (res.status === 401) {
+    const e = new Error('unauthorized');
+    e.unauthorized = true;
+    throw e;
+  }
+  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  return (await res.json()).ticket;
+}
+
+function socketUrl(path) {
+  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}`;
+}
+
+function send(frame) {
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) {
+    state.ws.send(JSON.stringify(frame));
+    return true;
+  }
+  return false;
+}
+
+/** Sends an intervention, or says that it cannot go out now. */
+function act(frame) {
+  if (send(frame)) return true;
+  notice('Not connected: nothing was sent. Try again when the connection is back.', true);
+  return false;
+}
+
+let connecting = false;
+
+async function connect() {
+  clearTimeout(state.retryTimer);
+  state.retryTimer = null;
+  if (connecting || state.signingOut || !state.token) return;
+  if (state.ws && state.ws.readyState <= WebSocket.OPEN) return;
+  connecting = true;
+  setConn(state.retries ? 'lost' : 'connecting');
+  let t;
+  try {
+    t = await ticket();
+  } catch (e) {
+    connecting = false;
+    if (e.unauthorized) {
+      signOut('Your session has expired. Please sign in again.');
+      return;
+    }
+    lost();
+    return;
+  }
+  connecting = false;
+  if (state.signingOut || !state.token) return;
+  const ws = new WebSocket(socketUrl(`/ws/supervisor?ticket=${encodeURIComponent(t)}`));
+  state.ws = ws;
+  ws.addEventListener('open', () => {
+    if (ws !== state.ws) return;
+    state.lastHeard = Date.now();
+    // Watch again what was watched before the drop (the server forgets watchers with the socket).
+    for (const m of state.monitors.values()) {
+      if (!m.ended) {
+        m.syncing = true;
+        send({ type: 'monitor', contact_id: m.id });
+      }
+    }
+  });
+  ws.addEventListener('message', (e) => {
+    if (ws !== state.ws) return;
+    state.lastHeard = Date.now();
+    let f;
+    try {
+      f = JSON.parse(e.data);
+    } catch {
+      return;
+    }
+    handle(f);
+  });
+  ws.addEventListener('close', (e) => {
+    if (ws !== state.ws) return;
+    if (e.code === 4003) {
+      signOut('Your account was disabled or signed out.');
+      return;
+    }
+    lost();
+  });
+}
+
+/** The socket is gone: say so and try again, sooner at first. */
+function lost() {
+  const old = state.ws;
+  state.ws = null;
+  if (old) {
+    try {
+      old.close();
+    } catch {
+      /* closing already */
+    }
+  }
+  if (state.signingOut || !state.token) return;
+  setConn('lost');
+  setBanner('Connection lost. Reconnecting by itself… The board below is not live until it is back.');
+  const delay = Math.min(5000, 500 * 2 ** state.retries) * (0.75 + Math.random() * 0.5);
+  state.retries += 1;
+  state.retryTimer = setTimeout(connect, delay);
+}
+
+function reconnectNow() {
+  if (state.signingOut || !state.token) return;
+  if (state.ws && state.ws.readyState <= WebSocket.OPEN) return;
+  state.retries = Math.min(state.retries, 1);
+  connect();
+}
+
+/** True (and reconnecting) when the open socket has been silent too long: the board stopped coming. */
+function silent() {
+  if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return false;
+  if (Date.now() - state.lastHeard > SILENT_LIMIT_MS) {
+    lost();
+    return true;
+  }
+  return false;
+}
+
+function heartbeat() {
+  if (!state.ws || state.ws.readyState !== WebSocket.OPEN || silent()) return;
+  send({ type: 'ping' });
+}
+
+function handle(f) {
+  switch (f.type) {
+    case 'dashboard':
+      onBoard(f);
+      break;
+    case 'alert':
+      onAlert(f);
+      break;
+    case 'done':
+      onDone(f);
+      break;
+    case 'monitoring':
+      onMonitoring(f);
+      break;
+    case 'message':
+      onMessage(f);
+      break;
+    case 'whisper':
+      onWhisper(f);
+      break;
+    case 'ack':
+      onAck(f);
+      break;
+    case 'contact_ended':
+      onEnded(f.contact_id, f.reason);
+      break;
+    case 'error':
+      onError(f);
+      break;
+    case 'reconnect':
+      lost();
+      break;
+    default:
+      break;
+  }
+}
+
+// ----- the board --------------------------------------------------------------
+
+function onBoard(f) {
+  if ($('banner').textContent && !$('banner').classList.contains('good')) {
+    setBanner('Connected again: the board is live.', true);
+    setTimeout(() => {
+      if ($('banner').classList.contains('good')) setBanner('');
+    }, 4000);
+  }
+  state.retries = 0;
+  setConn('online');
+  state.board = f;
+  state.boardAt = performance.now();
+  state.counsellors = new Map(f.counsellors.map((c) => [c.user_id, c]));
+  const seen = new Set();
+  for (const h of f.helplines) {
+    seen.add(h.name);
+    renderHelpline(helplineCard(h), h);
+  }
+  for (const [name, card] of state.cards) {
+    if (!seen.has(name)) {
+      card.section.remove();
+      state.cards.delete(name);
+    }
+  }
+  renderCounsellors(f.counsellors);
+  for (const m of state.monitors.values()) renderMonitorHead(m);
+  tick();
+}
+
+/** The card of a helpline (made on first sight). */
+function helplineCard(h) {
+  let card = state.cards.get(h.name);
+  if (card) {
+    card.displayName = h.display_name;
+    return card;
+  }
+  const base = `hl-${h.name}`;
+  card = { name: h.name, displayName: h.display_name, rows: new Map(), chart: null };
+  card.heading = el('h2', { id: `${base}-h`, tabindex: '-1', text: h.display_name });
+  card.slValue = el('p', { class: 'sl-value' });
+  card.slTarget = el('p', { class: 'sl-target' });
+  card.sl = el('div', { class: 'sl' }, el('p', { class: 'sl-label', text: 'Service level today' }), card.slValue, card.slTarget);
+  card.stats = el('dl', { class: 'stats' });
+  card.staff = el('p', { class: 'staff' });
+  card.waitingCount = el('span', { class: 'waiting-count' });
+  card.longest = el('dd', { class: 'longest' });
+  card.empty = el('p', { class: 'empty', text: 'Nobody is waiting.' });
+  card.tbody = el('tbody');
+  card.table = el(
+    'table',
+    { class: 'waiting', hidden: true },
+    el('caption', { class: 'visually-hidden', text: `Callers waiting for ${h.display_name}` }),
+    el(
+      'thead',
+      {},
+      el(
+        'tr',
+        {},
+        el('th', { scope: 'col', text: 'Place' }),
+        el('th', { scope: 'col', text: 'Waiting' }),
+        el('th', { scope: 'col', text: 'Caller' }),
+        el('th', { scope: 'col', class: 'control', text: 'Actions' }),
+      ),
+    ),
+    card.tbody,
+  );
+  card.chartBox = el('figure', { class: 'chart' }, el('figcaption', { text: 'Today by hour' }), el('p', { class: 'empty', text: 'Loading…' }));
+  card.section = el(
+    'section',
+    { class: 'helpline', 'aria-labelledby': card.heading.id, dataset: { helpline: h.name } },
+    card.heading,
+    el('div', { class: 'figures' }, card.sl, card.stats),
+    card.staff,
+    el('h3', {}, 'Waiting now: ', card.waitingCount),
+    card.empty,
+    card.table,
+    card.chartBox,
+  );
+  state.cards.set(h.name, card);
+  // Keep the board's order of helplines.
+  $('helplines').append(card.section);
+  loadChart(card);
+  return card;
+}
+
+function renderHelpline(card, h) {
+  card.heading.textContent = h.display_name;
+  const today = h.figures.today;
+  const target = h.service_level_target_pct;
+  const sl = today.service_level;
+  card.slValue.textContent = pct(sl);
+  const level = sl == null ? 'none' : sl * 100 >= target ? 'ok' : 'low';
+  card.sl.dataset.level = level;
+  card.slTarget.textContent = `target ${target} %${level === 'low' ? ' · below target' : level === 'ok' ? ' · on target' : ' · no contacts yet'}`;
+  const q = h.figures.last_15m;
+  card.stats.replaceChildren(
+    el('dt', { text: 'Longest wait' }), card.longest,
+    el('dt', { text: 'Last 15 min' }), el('dd', { text: `${pct(q.service_level)} in target · ${q.offered} offered` }),
+    el('dt', { text: 'Answered today' }), el('dd', { text: `${today.answered} of ${today.offered}` }),
+    el('dt', { text: 'Abandoned today' }), el('dd', { text: `${today.abandoned} (${pct(today.abandonment_rate)})` }),
+    el('dt', { text: 'Average answer' }), el('dd', { text: seconds(today.asa_ms) }),
+  );
+  card.staff.replaceChildren(
+    ...[['available', h.available], ['busy', h.busy], ['away', h.away], ['offline', h.offline]].map(([s, n]) =>
+      el('span', { class: 'chip', dataset: { state: s } }, el('strong', { text: String(n) }), ` ${s}`),
+    ),
+  );
+  card.waitingCount.textContent = String(h.waiting.length);
+  // New contacts today: redraw the chart soon (at most every 10 s), not only on the minute.
+  const stamp = `${today.offered}/${today.answered}/${today.abandoned}`;
+  if (card.stamp !== undefined && stamp !== card.stamp && performance.now() - (card.loadedAt || 0) > 10000) loadChart(card);
+  card.stamp = stamp;
+
+  const seen = new Set();
+  for (const w of h.waiting) {
+    seen.add(w.contact_id);
+    let row = card.rows.get(w.contact_id);
+    if (!row) row = waitingRow(card, w);
+    row.w = w;
+    row.baseWaited = w.waited_ms;
+    renderRow(card, row);
+  }
+  for (const [id, row] of card.rows) {
+    if (seen.has(id)) continue;
+    const hadFocus = row.el.contains(document.activeElement);
+    row.el.remove();
+    card.rows.delete(id);
+    state.alertLevel.delete(id);
+    if (hadFocus) card.heading.focus();
+  }
+  // Keep the rows in queue order (moving only what is out of place, so focus stays where it is).
+  const ordered = [...h.waiting].sort((a, b) => a.position - b.position).map((w) => card.rows.get(w.contact_id).el);
+  ordered.forEach((node, i) => {
+    if (card.tbody.children[i] !== node) card.tbody.insertBefore(node, card.tbody.children[i] || null);
+  });
+  card.empty.hidden = h.waiting.length > 0;
+  card.table.hidden = h.waiting.length === 0;
+}
+
+function waitingRow(card, w) {
+  const id = w.contact_id;
+  const row = { id, w, baseWaited: w.waited_ms, level: '', optionsKey: '' };
+  row.position = el('td', { class: 'position' });
+  row.language = el('span', { class: 'language' });
+  row.age = el('span', { class: 'age-value' });
+  row.levelText = el('span', { class: 'level-text' });
+  row.stateText = el('span', { class: 'state' });
+  const front = el('button', { type: 'button', class: 'secondary front', text: 'Move to front' });
+  front.addEventListener('click', () => {
+    if (act({ type: 'to_front', contact_id: id })) notice('Moving to the front…');
+  });
+  const selectId = `offer-${id}`;
+  row.select = el('select', { id: selectId, class: 'offer-to' });
+  row.offerGroup = el('span', { class: 'offer-group', hidden: true }, el('label', { for: selectId, class: 'visually-hidden', text: 'Offer to' }), row.select);
+  const offer = el('button', { type: 'button', class: 'secondary offer', text: 'Offer' });
+  row.offerGroup.append(offer);
+  offer.addEventListener('click', () => {
+    const to = row.select.value;
+    if (!to) {
+      notice('Nobody is available to offer this caller to.', true);
+      return;
+    }
+    if (act({ type: 'offer_to', contact_id: id, counsellor_id: to })) notice(`Offering to ${counsellorName(to)}…`);
+  });
+  row.el = el(
+    'tr',
+    { dataset: { contactId: id, level: 'ok' } },
+    row.position,
+    el('td', { class: 'age' }, row.age, row.levelText),
+    el('td', { class: 'caller' }, row.language, row.stateText),
+    el('td', { class: 'control' }, el('div', { class: 'actions' }, front, row.offerGroup)),
+  );
+  card.rows.set(id, row);
+  return row;
+}
+
+function renderRow(card, row) {
+  const w = row.w;
+  row.position.textContent = String(w.position);
+  row.language.textContent = languageName(w.language);
+  const bits = [];
+  if (w.offered_to) bits.push(`ringing for ${counsellorName(w.offered_to)}`);
+  if (w.priority > 0) bits.push('moved to front');
+  if (!w.caller_online) bits.push('caller offline');
+  row.stateText.textContent = bits.join(' · ') || 'waiting';
+  // Who may be offered this caller: connected counsellors with room (the server checks the rest).
+  const options = [...state.counsellors.values()]
+    .filter((c) => c.connected && c.state === 'available')
+    .sort((a, b) => a.display_name.localeCompare(b.display_name));
+  const key = options.map((c) => c.user_id).join(',');
+  if (key !== row.optionsKey) {
+    row.optionsKey = key;
+    const keep = row.select.value;
+    row.select.replaceChildren(...options.map((c) => el('option', { value: c.user_id, text: c.display_name })));
+    if (options.some((c) => c.user_id === keep)) row.select.value = keep;
+    // Offer only when someone could take it.
+    row.offerGroup.hidden = !options.length;
+  }
+}
+
+/** Counts on between board frames: waiting times, longest waits, times in state, staleness. */
+function tick() {
+  if (!state.board) return;
+  const since = performance.now() - state.boardAt;
+  for (const card of state.cards.values()) {
+    let longest = 0;
+    for (const row of card.rows.values()) {
+      const age = row.baseWaited + since;
+      longest = Math.max(longest, age);
+      const text = clock(age);
+      if (row.age.textContent !== text) row.age.textContent = text;
+      const alerted = state.alertLevel.get(row.id) || 0;
+      const level = age >= RED_MS || alerted >= 2 ? 'red' : age >= AMBER_MS || alerted >= 1 ? 'amber' : 'ok';
+      if (row.level !== level) {
+        row.level = level;
+        row.el.dataset.level = level;
+        row.levelText.textContent = { ok: '', amber: ' at risk', red: ' over target' }[level];
+      }
+    }
+    const text = card.rows.size ? clock(longest) : '–';
+    if (card.longest.textContent !== text) card.longest.textContent = text;
+  }
+  for (const r of state.counsellorRows.values()) {
+    const text = `for ${span(r.entry.in_state_ms + since)}`;
+    if (r.time.textContent !== text) r.time.textContent = text;
+  }
+  const stale = since > STALE_MS;
+  const updated = $('updated');
+  updated.dataset.stale = String(stale);
+  const text = stale ? `Board ${Math.round(since / 1000)} s old` : `Updated ${timeOf(state.board.at)}`;
+  if (updated.textContent !== text) updated.textContent = text;
+}
+
+// ----- counsellors ------------------------------------------------------------
+
+function renderCounsellors(list) {
+  const groups = $('counsellor-groups');
+  if (!groups.children.length) {
+    for (const [key, label] of STATES) {
+      const h = el('h3', { id: `group-${key}-h` }, label, ' ', el('span', { class: 'group-count' }));
+      const ul = el('ul', { class: 'people', 'aria-labelledby': h.id });
+      groups.append(el('div', { class: 'group', dataset: { state: key } }, h, ul));
+    }
+  }
+  const seen = new Set();
+  for (const c of list) {
+    seen.add(c.user_id);
+    let r = state.counsellorRows.get(c.user_id);
+    if (!r) r = counsellorRow(c);
+    r.entry = c;
+    renderCounsellor(r);
+  }
+  for (const [id, r] of state.counsellorRows) {
+    if (!seen.has(id)) {
+      r.el.remove();
+      state.counsellorRows.delete(id);
+    }
+  }
+  for (const group of groups.children) {
+    const key = group.dataset.state;
+    const ul = group.querySelector('ul');
+    const members = list
+      .filter((c) => c.state === key)
+      .sort((a, b) => a.display_name.localeCompare(b.display_name))
+      .map((c) => state.counsellorRows.get(c.user_id).el);
+    members.forEach((node, i) => {
+      if (ul.children[i] !== node) ul.insertBefore(node, ul.children[i] || null);
+    });
+    group.querySelector('.group-count').textContent = `(${members.length})`;
+  }
+}
+
+function counsellorRow(c) {
+  const r = { id: c.user_id, entry: c, activeKey: null };
+  r.name = el('span', { class: 'name' });
+  r.time = el('span', { class: 'in-state' });
+  r.load = el('span', { class: 'load' });
+  r.ring = el('span', { class: 'ring' });
+  r.convs = el('ul', { class: 'convs' });
+  r.el = el('li', { class: 'person', dataset: { userId: c.user_id } }, el('p', { class: 'line' }, r.name, ' ', r.time, ' ', r.load, ' ', r.ring), r.convs);
+  state.counsellorRows.set(c.user_id, r);
+  return r;
+}
+
+function renderCounsellor(r) {
+  const c = r.entry;
+  r.el.dataset.state = c.state;
+  r.name.textContent = c.display_name;
+  r.load.textContent = c.connected ? `${c.active.length}/${c.capacity} chats` : c.active.length ? `${c.active.length} chats, disconnected` : '';
+  r.ring.textContent = c.ringing ? 'ringing' : '';
+  r.ring.hidden = !c.ringing;
+  const key = c.active.join(',');
+  if (key === r.activeKey) return;
+  r.activeKey = key;
+  const focused = document.activeElement?.closest?.('.convs li')?.dataset.contactId;
+  r.convs.replaceChildren(
+    ...c.active.map((id) => {
+      const watch = el('button', { type: 'button', class: 'secondary monitor control', text: 'Monitor', 'aria-label': `Monitor conversation ${shortId(id)} with ${c.display_name}` });
+      watch.addEventListener('click', () => startMonitor(id));
+      return el('li', { dataset: { contactId: id } }, el('span', { class: 'conv-id', text: `Conversation ${shortId(id)}` }), watch);
+    }),
+  );
+  if (focused) r.convs.querySelector(`li[data-contact-id="${CSS.escape(focused)}"] button`)?.focus();
+}
+
+// ----- alerts -----------------------------------------------------------------
+
+function onAlert(f) {
+  if (f.contact_id && (f.kind === 'wait_10s' || f.kind === 'wait_15s')) {
+    const level = f.kind === 'wait_15s' ? 2 : 1;
+    state.alertLevel.set(f.contact_id, Math.max(level, state.alertLevel.get(f.contact_id) || 0));
+    tick();
+  }
+  const a = { id: ++state.alertSeq, frame: f, acked: false };
+  const what = ALERT_KINDS[f.kind] || f.kind;
+  const where = [];
+  if (f.helpline) where.push(helplineName(f.helpline));
+  if (f.counsellor_id) where.push(counsellorName(f.counsellor_id));
+  if (f.contact_id) where.push(`caller ${shortId(f.contact_id)}`);
+  a.ack = el('button', { type: 'button', class: 'secondary ack control', text: 'Acknowledge', 'aria-label': `Acknowledge: ${what}, ${where.join(', ')}` });
+  a.ack.addEventListener('click', () => acknowledge(a));
+  a.state = el('span', { class: 'ack-state' });
+  a.el = el(
+    'li',
+    { class: 'alert', dataset: { kind: f.kind, alertId: String(a.id), contactId: f.contact_id || '' } },
+    el('p', { class: 'alert-head' }, el('time', { dateTime: f.at, text: timeOf(f.at) }), ' ', el('strong', { text: what }), ' ', a.state),
+    el('p', { class: 'alert-body', text: `${where.join(' · ')}${where.length ? ': ' : ''}${f.message}` }),
+    a.ack,
+  );
+  state.alerts.unshift(a);
+  $('alert-list').prepend(a.el);
+  while (state.alerts.length > MAX_ALERTS) state.alerts.pop().el.remove();
+  refreshEmpty();
+  updateTitle();
+  notice(`Alert: ${what}${where.length ? `, ${where.join(', ')}` : ''}.`);
+}
+
+function acknowledge(a) {
+  if (a.acked) return;
+  a.acked = true;
+  a.el.classList.add('acked');
+  a.state.textContent = `· acknowledged ${timeOf()}`;
+  const hadFocus = a.ack === document.activeElement;
+  a.ack.remove();
+  updateTitle();
+  if (hadFocus) {
+    const next = state.alerts.find((x) => !x.acked);
+    if (next) next.ack.focus();
+    else $('alerts-heading').focus?.();
+  }
+}
+
+// ----- monitoring, whisper, join ----------------------------------------------
+
+function startMonitor(id) {
+  let m = state.monitors.get(id);
+  if (!m) m = monitorPane(id);
+  m.syncing = true;
+  m.status.textContent = 'Opening…';
+  act({ type: 'monitor', contact_id: id });
+  m.heading.focus();
+}
+
+function monitorPane(id) {
+  const m = { id, ended: false, joined: false, syncing: false, shown: new Set(), own: new Map(), pending: [], whispers: [], counsellor: null };
+  const base = `mon-${id}`;
+  m.heading = el('h3', { id: `${base}-h`, tabindex: '-1', text: `Conversation ${shortId(id)}` });
+  // Not a live region: #notice already announces what happened.
+  m.status = el('p', { class: 'mon-status' });
+  m.log = el('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions', 'aria-label': `Messages of conversation ${shortId(id)}`, tabindex: '0' });
+
+  m.whisperText = el('textarea', { id: `${base}-whisper`, rows: 2, maxLength: 4000, autocomplete: 'off' });
+  m.whisperForm = el(
+    'form',
+    { class: 'composer whisper-form', noValidate: true },
+    el('label', { for: m.whisperText.id, text: 'Whisper to the counsellor (the caller never sees it)' }),
+    el('div', { class: 'row' }, m.whisperText, el('button', { type: 'submit', text: 'Whisper' })),
+  );
+  m.whisperForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    sendWhisper(m);
+  });
+
+  m.writeText = el('textarea', { id: `${base}-write`, rows: 2, maxLength: 4000, autocomplete: 'off' });
+  m.writeForm = el(
+    'form',
+    { class: 'composer write-form', noValidate: true, hidden: true },
+    el('label', { for: m.writeText.id, text: 'Write in the conversation (the caller and the counsellor see it)' }),
+    el('div', { class: 'row' }, m.writeText, el('button', { type: 'submit', text: 'Send' })),
+  );
+  m.writeForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    sendMessage(m);
+  });
+  for (const [area, fn] of [[m.whisperText, sendWhisper], [m.writeText, sendMessage]]) {
+    area.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        fn(m);
+      }
+    });
+  }
+
+  m.joinButton = el('button', { type: 'button', class: 'join', text: 'Join the conversation' });
+  m.joinButton.addEventListener('click', () => {
+    if (act({ type: 'join', contact_id: id })) m.status.textContent = 'Joining…';
+  });
+
+  m.transferSelect = el('select', { id: `${base}-transfer` });
+  const transfer = el('button', { type: 'button', class: 'secondary transfer', text: 'Transfer' });
+  transfer.addEventListener('click', () => {
+    const [kind, target] = m.transferSelect.value.split(':');
+    if (!target) return;
+    const frame = kind === 'c' ? { type: 'transfer', contact_id: id, counsellor_id: target } : { type: 'transfer', contact_id: id, helpline: target };
+    if (act(frame)) m.status.textContent = 'Transferring…';
+  });
+  m.transferForm = el(
+    'div',
+    { class: 'transfer-row' },
+    el('label', { for: m.transferSelect.id, text: 'Transfer to' }),
+    m.transferSelect,
+    transfer,
+  );
+
+  m.stopButton = el('button', { type: 'button', class: 'secondary stop', text: 'Stop monitoring' });
+  m.stopButton.addEventListener('click', () => stopMonitor(m));
+
+  m.section = el(
+    'section',
+    { class: 'monitor', 'aria-labelledby': m.heading.id, dataset: { contactId: id } },
+    el('div', { class: 'mon-head' }, m.heading, m.stopButton),
+    m.status,
+    m.log,
+    m.whisperForm,
+    el('div', { class: 'mon-actions' }, m.joinButton, m.transferForm),
+    m.writeForm,
+  );
+  state.monitors.set(id, m);
+  $('monitor-list').append(m.section);
+  refreshEmpty();
+  renderMonitorHead(m);
+  return m;
+}
+
+/** The pane's heading and transfer targets, from the board. */
+function renderMonitorHead(m) {
+  let owner = null;
+  for (const c of state.counsellors.values()) if (c.active.includes(m.id)) owner = c;
+  const who = owner ? owner.display_name : m.counsellor;
+  m.heading.textContent = `Conversation ${shortId(m.id)}${who ? ` with ${who}` : ''}`;
+  const options = [];
+  for (const c of [...state.counsellors.values()].sort((a, b) => a.display_name.localeCompare(b.display_name))) {
+    if (c.connected && c.state === 'available' && c !== owner) options.push([`c:${c.user_id}`, `${c.display_name} (counsellor)`]);
+  }
+  for (const card of state.cards.values()) options.push([`h:${card.name}`, `${card.displayName} (back to its queue)`]);
+  const key = options.map((o) => o[0]).join(',');
+  if (key !== m.transferKey) {
+    m.transferKey = key;
+    const keep = m.transferSelect.value;
+    m.transferSelect.replaceChildren(...options.map(([value, text]) => el('option', { value, text })));
+    if (options.some((o) => o[0] === keep)) m.transferSelect.value = keep;
+  }
+}
+
+function stopMonitor(m) {
+  if (!m.ended) send({ type: 'unmonitor', contact_id: m.id });
+  const hadFocus = m.section.contains(document.activeElement);
+  m.section.remove();
+  state.monitors.delete(m.id);
+  refreshEmpty();
+  if (hadFocus) $('monitors-heading').focus();
+}
+
+function onMonitoring(f) {
+  const m = state.monitors.get(f.contact_id) || monitorPane(f.contact_id);
+  m.syncing = false;
+  m.counsellor = f.counsellor;
+  m.log.replaceChildren();
+  m.shown.clear();
+  for (const msg of f.history) renderMessage(m, msg);
+  for (const id of m.pending) {
+    const own = m.own.get(id);
+    if (own) place(m, own.el, null);
+  }
+  // Own messages written during a drop go out now, with their original client_id.
+  if (m.joined) for (const id of m.pending) send({ type: 'message', contact_id: m.id, client_id: id, text: m.own.get(id).text });
+  m.status.textContent = m.joined ? 'You have joined: the caller and the counsellor see what you write.' : 'Watching silently: nobody is told.';
+  renderMonitorHead(m);
+}
+
+function messageElement(who, cls, text, at) {
+  return el(
+    'div',
+    { class: `msg ${cls}` },
+    el('span', { class: 'who', text: who }),
+    el('p', { class: 'text', text }),
+    el('span', { class: 'meta', text: at ? timeOf(at) : '' }),
+  );
+}
+
+function place(m, node, seq) {
+  const log = m.log;
+  const nearBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
+  let before = null;
+  if (seq != null) {
+    node.dataset.seq = String(seq);
+    for (const child of log.children) {
+      if (child === node) continue;
+      if (child.dataset.seq === undefined || Number(child.dataset.seq) > seq) {
+        before = child;
+        break;
+      }
+    }
+  }
+  if (before) log.insertBefore(node, before);
+  else if (node.parentNode !== log || node.nextSibling) log.append(node);
+  if (nearBottom) log.scrollTop = log.scrollHeight;
+}
+
+function highestSeq(m) {
+  let highest = 0;
+  for (const s of m.shown) highest = Math.max(highest, s);
+  return highest;
+}
+
+function renderMessage(m, msg) {
+  if (m.shown.has(msg.seq)) return;
+  m.shown.add(msg.seq);
+  const own = m.own.get(msg.client_id);
+  if (own) {
+    own.seq = msg.seq;
+    m.pending = m.pending.filter((x) => x !== msg.client_id);
+    own.meta.textContent = `${timeOf(msg.at)} · sent`;
+    place(m, own.el, msg.seq);
+    return;
+  }
+  const who =
+    msg.from === 'caller' ? 'Caller' : msg.from === 'system' ? 'System' : msg.client_id.startsWith(CLIENT_PREFIX) ? 'Supervisor' : m.counsellor || 'Counsellor';
+  const cls = msg.from === 'caller' ? 'theirs caller' : msg.from === 'system' ? 'theirs system' : 'mine counsellor';
+  place(m, messageElement(who, cls, msg.text, msg.at), msg.seq);
+}
+
+function onMessage(f) {
+  const m = state.monitors.get(f.contact_id);
+  if (!m || m.syncing) return;
+  renderMessage(m, f);
+}
+
+function whisperNote(m, from, text, at) {
+  const node = el('div', { class: 'note whisper' }, el('strong', { text: `Whisper from ${from}: ` }), el('span', { class: 'text', text }), el('span', { class: 'meta', text: ` ${timeOf(at)}` }));
+  place(m, node, highestSeq(m) + 0.5);
+}
+
+function onWhisper(f) {
+  const m = state.monitors.get(f.contact_id);
+  if (m) whisperNote(m, f.from, f.text, f.at);
+}
+
+function sendWhisper(m) {
+  const text = m.whisperText.value;
+  if (!text.trim() || m.ended) return;
+  if (!act({ type: 'whisper', contact_id: m.id, text })) return;
+  m.whispers.push(text);
+  m.whisperText.value = '';
+  m.status.textContent = 'Whispering…';
+}
+
+function sendMessage(m) {
+  const text = m.writeText.value;
+  if (!text.trim() || m.ended || !m.joined) return;
+  const clientId = newClientId();
+  const meta = el('span', { class: 'meta', text: 'sending…' });
+  const node = el('div', { class: 'msg mine own' }, el('span', { class: 'who', text: 'You' }), el('p', { class: 'text', text }), meta);
+  m.own.set(clientId, { el: node, meta, text, seq: null });
+  m.pending.push(clientId);
+  place(m, node, null);
+  m.writeText.value = '';
+  send({ type: 'message', contact_id: m.id, client_id: clientId, text });
+}
+
+function onAck(f) {
+  const m = state.monitors.get(f.contact_id);
+  const own = m?.own.get(f.client_id);
+  if (!own || own.seq != null) return;
+  own.seq = f.seq;
+  m.shown.add(f.seq);
+  m.pending = m.pending.filter((x) => x !== f.client_id);
+  own.meta.textContent = `${timeOf()} · sent`;
+  place(m, own.el, f.seq);
+}
+
+function onEnded(id, reason) {
+  const m = state.monitors.get(id);
+  if (!m) return;
+  m.ended = true;
+  const why = { caller_ended: 'The caller ended the conversation.', counsellor_ended: 'The counsellor ended the conversation.', caller_lost: 'The caller’s connection was lost for too long.' }[reason] || 'The conversation has ended.';
+  m.status.textContent = why;
+  m.section.classList.add('ended');
+  for (const part of [m.whisperForm, m.writeForm, m.joinButton, m.transferForm]) part.hidden = true;
+  m.stopButton.textContent = 'Close';
+}
+
+// ----- answers to interventions ----------------------------------------------
+
+function onDone(f) {
+  const id = f.ref;
+  const m = id ? state.monitors.get(id) : null;
+  switch (f.request) {
+    case 'whisper':
+      if (m) {
+        const text = m.whispers.shift();
+        if (text != null) whisperNote(m, 'you', text, null);
+        m.status.textContent = 'Whisper delivered to the counsellor only.';
+      }
+      notice('Whisper delivered to the counsellor.');
+      break;
+    case 'join':
+      if (m) {
+        m.joined = true;
+        m.joinButton.hidden = true;
+        m.writeForm.hidden = false;
+        m.status.textContent = 'You have joined: the caller and the counsellor see what you write.';
+        m.writeText.focus();
+      }
+      notice('You joined the conversation.');
+      break;
+    case 'transfer':
+      notice('Transferred.');
+      // Ask again: the pane's heading shows who has the conversation now.
+      if (m && !m.ended) send({ type: 'monitor', contact_id: m.id });
+      break;
+    case 'to_front':
+      notice('Moved to the front of the queue.');
+      break;
+    case 'offer_to':
+      notice('Offered: it is ringing for the counsellor.');
+      break;
+    case 'set_status':
+      notice('Status changed.');
+      break;
+    default:
+      break;
+  }
+}
+
+function onError(f) {
+  const ref = f.ref;
+  for (const m of state.monitors.values()) {
+    const own = ref ? m.own.get(ref) : null;
+    if (own && own.seq == null) {
+      m.pending = m.pending.filter((x) => x !== ref);
+      own.meta.textContent = `not sent: ${f.message}`;
+      own.el.classList.add('failed');
+      return;
+    }
+  }
+  const m = ref ? state.monitors.get(ref) : null;
+  if (m) {
+    m.syncing = false;
+    if (m.whispers.length && m.status.textContent === 'Whispering…') m.whispers.shift();
+    m.status.textContent = `Refused: ${f.message}.`;
+    if (f.code === 'unknown_contact' && !m.shown.size && !m.joined) onEnded(m.id, null);
+  }
+  notice(`The server refused that: ${f.message}.`, true);
+}
+
+// ----- the chart of today by hour ---------------------------------------------
+
+/** The browser's UTC offset as ±HH:MM (the chart's hours are local hours). */
+function utcOffset(date) {
+  const minutes = -date.getTimezoneOffset();
+  const sign = minutes < 0 ? '-' : '+';
+  const a = Math.abs(minutes);
+  return `${sign}${String(Math.floor(a / 60)).padStart(2, '0')}:${String(a % 60).padStart(2, '0')}`;
+}
+
+function loadCharts() {
+  for (const card of state.cards.values()) loadChart(card);
+}
+
+async function loadChart(card) {
+  if (!state.token) return;
+  card.loadedAt = performance.now();
+  const now = new Date();
+  const midnight = new Date(now.getFullYear(), now.getMonth(), now.getDate());
+  const q = new URLSearchParams({
+    helpline: card.name,
+    from: String(midnight.getTime()),
+    to: String(now.getTime() + 1),
+    by: 'hour',
+    format: 'json',
+    utc_offset: utcOffset(now),
+  });
+  try {
+    const res = await fetch(`/api/v1/reports/summary?${q}`, { headers: { authorization: `Bearer ${state.token}` }, cache: 'no-store' });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    drawChart(card, await res.json(), midnight.getTime());
+  } catch {
+    if (!card.chart) card.chartBox.querySelector('.empty')?.replaceChildren('The chart cannot be loaded now; it is tried again every minute.');
+  }
+}
+
+/** Bars of contacts offered per hour of today, the part answered within target in green. */
+function drawChart(card, summary, midnight) {
+  const hours = Array.from({ length: 24 }, () => ({ offered: 0, inTarget: 0, sl: null }));
+  for (const b of summary.buckets) {
+    const h = Math.floor((b.start - midnight) / 3600000);
+    if (h < 0 || h > 23) continue;
+    hours[h].offered += b.figures.offered;
+    hours[h].inTarget += b.figures.answered_in_target;
+    hours[h].sl = b.figures.service_level;
+  }
+  const max = Math.max(1, ...hours.map((h) => h.offered));
+  const W = 480;
+  const H = 150;
+  const top = 14;
+  const bottom = 22;
+  const left = 26;
+  const slot = (W - left) / 24;
+  const plot = H - top - bottom;
+  const titleId = `${card.section.dataset.helpline}-chart-title`;
+  const descId = `${card.section.dataset.helpline}-chart-desc`;
+  const total = summary.total.figures;
+  let busiest = 0;
+  hours.forEach((h, i) => {
+    if (h.offered > hours[busiest].offered) busiest = i;
+  });
+  const desc = total.offered
+    ? `${total.offered} contacts offered today, ${total.answered_in_target} answered within target (${pct(total.service_level)}). Busiest hour: ${String(busiest).padStart(2, '0')}:00 with ${hours[busiest].offered}.`
+    : 'No contacts yet today.';
+  const chart = svg(
+    'svg',
+    { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-labelledby': `${titleId} ${descId}`, class: 'bars', preserveAspectRatio: 'xMidYMid meet' },
+    svg('title', { id: titleId, text: `${card.displayName}: contacts by hour today` }),
+    svg('desc', { id: descId, text: desc }),
+    svg('line', { x1: left, y1: top + plot, x2: W, y2: top + plot, class: 'axis' }),
+    svg('text', { x: left - 4, y: top + 4, class: 'tick', 'text-anchor': 'end', text: String(max) }),
+    svg('text', { x: left - 4, y: top + plot, class: 'tick', 'text-anchor': 'end', text: '0' }),
+  );
+  const nowHour = new Date().getHours();
+  hours.forEach((h, i) => {
+    const x = left + i * slot + 2;
+    const w = slot - 4;
+    const hAll = (h.offered / max) * plot;
+    const hIn = (h.inTarget / max) * plot;
+    const g = svg('g', { class: i === nowHour ? 'hour now' : 'hour' }, svg('title', { text: `${String(i).padStart(2, '0')}:00 — ${h.offered} offered, ${h.inTarget} answered within target` }));
+    if (h.offered) {
+      g.append(svg('rect', { x, y: top + plot - hAll, width: w, height: hAll, class: 'bar-all' }));
+      if (h.inTarget) g.append(svg('rect', { x, y: top + plot - hIn, width: w, height: hIn, class: 'bar-in' }));
+    }
+    if (i % 3 === 0) g.append(svg('text', { x: x + w / 2, y: H - 6, class: 'tick', 'text-anchor': 'middle', text: String(i).padStart(2, '0') }));
+    chart.append(g);
+  });
+  const legend = el(
+    'p',
+    { class: 'legend' },
+    el('span', { class: 'key in' }),
+    ' answered within target ',
+    el('span', { class: 'key all' }),
+    ' other contacts',
+  );
+  card.chart = chart;
+  card.chartBox.replaceChildren(el('figcaption', { text: `Today by hour (${summary.utc_offset})` }), chart, legend);
+}
+
+// ----- start up ---------------------------------------------------------------
+
+function refreshEmpty() {
+  $('no-alerts').hidden = state.alerts.length > 0;
+  $('no-monitors').hidden = state.monitors.size > 0;
+}
+
+function init() {
+  $('login-form').addEventListener('submit', onLogin);
+  $('signout').addEventListener('click', () => signOut(''));
+  $('wall').addEventListener('click', () => setWall(!state.wall));
+  setWall(new URLSearchParams(location.search).get('wall') === '1');
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden) reconnectNow();
+  });
+  window.addEventListener('online', reconnectNow);
+  setInterval(tick, 250);
+  setInterval(heartbeat, PING_EVERY_MS);
+  setInterval(silent, 2000);
+  refreshEmpty();
+  let saved = null;
+  try {
+    saved = sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    /* none */
+  }
+  if (saved) resumeSession(saved);
+  else $('username').focus();
+}
+
+init();
