@@ -77,6 +77,9 @@ pub struct HelplineBoard {
     pub away: usize,
     pub offline: usize,
     pub service_level_target_pct: i64,
+    /// The helpline's answer-clock thresholds: a wait is "at risk" from the first, "over target" from the second.
+    pub sla_at_risk_ms: i64,
+    pub sla_target_ms: i64,
     pub figures: Windows,
     /// Waiting contacts by language.
     pub waiting_by_language: HashMap<String, usize>,
@@ -182,6 +185,8 @@ pub async fn build(state: &AppState, snapshot: &Snapshot, names: &HashMap<String
             away,
             offline,
             service_level_target_pct: h.service_level_target_pct,
+            sla_at_risk_ms: h.sla_at_risk_ms,
+            sla_target_ms: h.sla_target_ms,
             figures: windows(state, Some(&h.name), now).await,
             waiting_by_language: by_language,
         });

@@ -565,6 +565,9 @@ function helplineCard(h) {
 
 function renderHelpline(card, h) {
   card.heading.textContent = h.display_name;
+  // The helpline's own thresholds (the server sends them; older servers did not).
+  card.amberMs = h.sla_at_risk_ms ?? AMBER_MS;
+  card.redMs = h.sla_target_ms ?? RED_MS;
   const today = h.figures.today;
   const target = h.service_level_target_pct;
   const sl = today.service_level;
@@ -690,7 +693,7 @@ function tick() {
       const text = clock(age);
       if (row.age.textContent !== text) row.age.textContent = text;
       const alerted = state.alertLevel.get(row.id) || 0;
-      const level = age >= RED_MS || alerted >= 2 ? 'red' : age >= AMBER_MS || alerted >= 1 ? 'amber' : 'ok';
+      const level = age >= (card.redMs ?? RED_MS) || alerted >= 2 ? 'red' : age >= (card.amberMs ?? AMBER_MS) || alerted >= 1 ? 'amber' : 'ok';
       if (row.level !== level) {
         row.level = level;
         row.el.dataset.level = level;
