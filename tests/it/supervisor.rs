@@ -65,6 +65,7 @@ async fn board_alerts_and_interventions(backend: Backend) {
     assert_eq!(first["type"], "dashboard", "the board comes at once");
     let names: Vec<&str> = first["helplines"].as_array().unwrap().iter().map(|h| h["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["children"], "a supervisor sees only their helplines");
+    assert_eq!((first["helplines"][0]["sla_at_risk_ms"].as_i64(), first["helplines"][0]["sla_target_ms"].as_i64()), (Some(300), Some(600)));
 
     // A caller waits: the board shows the contact, then the 10 s and 15 s alerts (300/600 ms here).
     let mut caller = app.caller().await;
