@@ -242,12 +242,11 @@ pub async fn run_feed(state: AppState) {
             continue;
         }
         let Some(snapshot) = state.engine.snapshot().await else { return };
-        for c in &snapshot.counsellors {
-            let id = counsellor_str(c.id);
-            if !names.contains_key(&id) {
-                if let Ok(Some(u)) = state.store.user(&id).await {
-                    names.insert(id, u.display_name);
-                }
+        let unnamed: Vec<String> =
+            snapshot.counsellors.iter().map(|c| counsellor_str(c.id)).filter(|id| !names.contains_key(id)).collect();
+        for id in unnamed {
+            if let Ok(Some(u)) = state.store.user(&id).await {
+                names.insert(id, u.display_name);
             }
         }
         let board = build(&state, &snapshot, &names).await;

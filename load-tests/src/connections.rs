@@ -98,6 +98,7 @@ async fn idle(ws: &mut Ws, phase: &mut watch::Receiver<u8>, until: u8) -> anyhow
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one socket's whole life; the arguments are its scenario's knobs
 async fn life(
     i: usize,
     addr: SocketAddr,

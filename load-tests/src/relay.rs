@@ -393,7 +393,7 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> anyhow::Result<Vec<Report
                 let measured = intended.duration_since(start) >= opts.warmup;
                 let tag = if measured { si.to_string() } else { "w".into() };
                 let conv = (k % n as u64) as usize;
-                let from_caller = (k / n as u64) % 2 == 0;
+                let from_caller = (k / n as u64).is_multiple_of(2);
                 let (caller_tx, agent_tx, contact) = &convs[conv];
                 let client_id = format!("{tag}:{k}:{t_us}");
                 if from_caller {

@@ -21,7 +21,7 @@ pub const LOAD_PASSWORD: &str = "load-test-password";
 /// What kind of server it is.
 pub enum Kind {
     /// The real server, with direct access to its database (to create counsellors and mint tokens).
-    Helpline { store: Store, auth: AuthKeys },
+    Helpline { store: Store, auth: Box<AuthKeys> },
     /// The in-memory bare relay: any username logs in.
     Bare,
 }
@@ -142,7 +142,7 @@ impl Target {
         Ok(Target {
             addr,
             pid,
-            kind: Kind::Helpline { store, auth },
+            kind: Kind::Helpline { store, auth: Box::new(auth) },
             label: label_of(&url),
             http: http(),
             child: Some(child),
@@ -155,7 +155,7 @@ impl Target {
     /// Tokens are signed with the key kept in the database, so the server must not run with `HELPLINE_JWT_SECRET`.
     pub async fn external(addr: SocketAddr, url: &str, pid: u32) -> anyhow::Result<Target> {
         let (store, auth) = prepare(url).await?;
-        Ok(Target { addr, pid, kind: Kind::Helpline { store, auth }, label: label_of(url), http: http(), child: None, _dir: None, pg_drop: None })
+        Ok(Target { addr, pid, kind: Kind::Helpline { store, auth: Box::new(auth) }, label: label_of(url), http: http(), child: None, _dir: None, pg_drop: None })
     }
 
     /// A helpline running in this process (tests): its store and signing secret.
@@ -164,7 +164,7 @@ impl Target {
         Target {
             addr,
             pid: std::process::id(),
-            kind: Kind::Helpline { store, auth },
+            kind: Kind::Helpline { store, auth: Box::new(auth) },
             label: label.into(),
             http: http(),
             child: None,
