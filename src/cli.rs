@@ -163,9 +163,10 @@ async fn serve(database: String, args: ServeArgs) -> anyhow::Result<()> {
     let addr = app.local_addr();
     tracing::info!(%addr, database = %describe(&database), "helpline listening");
     println!("helpline is listening on http://{addr}  (database: {})", describe(&database));
-    println!("  caller chat socket:      ws://{addr}/ws/caller");
-    println!("  counsellor socket:       ws://{addr}/ws/agent   (log in: POST http://{addr}/api/v1/auth/login)");
-    println!("  health:                  http://{addr}/healthz  http://{addr}/readyz");
+    println!("  counsellor console:    http://{addr}/agent");
+    println!("  caller chat widget:    http://{addr}/chat");
+    println!("  supervisor dashboard:  http://{addr}/supervisor");
+    println!("  health and metrics:    http://{addr}/healthz  /readyz  /metrics");
     if args.demo {
         println!("  demo accounts (password = <username>-demo): ana, ion, olena (counsellors), maria (supervisor), admin");
     }
