@@ -36,8 +36,8 @@ pub enum EngineCommand {
     /// A counsellor's first socket opened: their profile, and the status they last chose.
     CounsellorOnline { profile: CounsellorProfile, status: Status },
     /// A supervisor's intervention (`SetStatus`, `SetPriority`, `OfferTo`, `Transfer`): the reply says
-    /// whether the engine refused it.
-    Intervene { input: Input, reply: oneshot::Sender<Result<(), Refusal>> },
+    /// whether it was carried out (and stored).
+    Intervene { input: Input, reply: oneshot::Sender<Result<(), InterveneError>> },
     /// A copy of the engine's state.
     Snapshot(oneshot::Sender<Snapshot>),
 }
@@ -186,46 +186,92 @@ pub async fn spawn(
     Ok((EngineHandle { tx }, join))
 }
 
+/// Most commands handled in one batch (one commit).
+pub const MAX_BATCH: usize = 256;
+
+/// Why an intervention was not carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterveneError {
+    /// The engine refused it.
+    Refused(Refusal),
+    /// The database did not take the step: nothing happened that anyone was told of.
+    NotStored,
+}
+
+/// What a batch of steps does once its changes are committed, in order.
+enum After {
+    /// A frame to a counsellor.
+    Announce(String, ServerEvent),
+    /// Carry out an engine output (frames, relay commands, metrics).
+    Notify(i64, Output),
+    Relay(RelayCommand),
+    /// A frame to a caller.
+    ToCaller(String, ServerEvent),
+    Reply(oneshot::Sender<Result<(), InterveneError>>, Result<(), InterveneError>),
+}
+
+/// The changes and follow-ups of the steps handled since the last commit.
+#[derive(Default)]
+struct Batch {
+    changes: Vec<Change>,
+    after: Vec<After>,
+}
+
+impl Batch {
+    /// Adds a step: its extra changes and announcements, then its outputs' changes and notifications.
+    fn step(&mut self, now: i64, outputs: Vec<Output>, changes: Vec<Change>, announce: Vec<(String, ServerEvent)>) {
+        self.changes.extend(changes);
+        self.changes.extend(outputs.iter().filter_map(|o| change_of(now, o)));
+        self.after.extend(announce.into_iter().map(|(user, frame)| After::Announce(user, frame)));
+        self.after.extend(outputs.into_iter().map(|o| After::Notify(now, o)));
+    }
+}
+
 impl EngineTask {
+    /// Takes every command waiting (up to [`MAX_BATCH`]), handles them in order, commits all their
+    /// changes in one transaction (group commit), then tells people, in order.
     async fn run(mut self, mut rx: mpsc::Receiver<EngineCommand>) {
+        let mut commands = Vec::with_capacity(MAX_BATCH);
         loop {
             let deadline = self.engine.next_deadline().map(|ms| self.clock.instant_at(ms));
-            let cmd = tokio::select! {
-                cmd = rx.recv() => match cmd {
-                    Some(cmd) => cmd,
-                    None => break,
-                },
-                _ = sleep_until_opt(deadline) => EngineCommand::Input(Input::Tick),
-            };
-            self.command(cmd).await;
+            tokio::select! {
+                n = rx.recv_many(&mut commands, MAX_BATCH) => if n == 0 { break },
+                _ = sleep_until_opt(deadline) => commands.push(EngineCommand::Input(Input::Tick)),
+            }
+            let mut batch = Batch::default();
+            for cmd in commands.drain(..) {
+                self.command(cmd, &mut batch);
+            }
+            self.flush(batch).await;
         }
         tracing::debug!("engine task stopped");
     }
 
-    async fn command(&mut self, cmd: EngineCommand) {
+    fn command(&mut self, cmd: EngineCommand, batch: &mut Batch) {
         match cmd {
             EngineCommand::Input(input) => {
                 let (changes, announce) = self.status_change(&input, None);
                 let now = self.clock.now_ms();
                 let outputs = self.engine.handle(now, input);
-                self.apply(now, outputs, changes, announce).await;
+                batch.step(now, outputs, changes, announce);
             }
             EngineCommand::Intervene { input, reply } => {
                 let (changes, announce) = self.status_change(&input, Some("supervisor"));
                 let now = self.clock.now_ms();
                 let outputs = self.engine.handle(now, input);
                 let refused = outputs.iter().find_map(|o| match o {
-                    Output::Refused { refusal, .. } => Some(*refusal),
+                    Output::Refused { refusal, .. } => Some(InterveneError::Refused(*refusal)),
                     _ => None,
                 });
-                self.apply(now, outputs, changes, announce).await;
-                let _ = reply.send(refused.map_or(Ok(()), Err));
+                batch.step(now, outputs, changes, announce);
+                batch.after.push(After::Reply(reply, refused.map_or(Ok(()), Err)));
             }
             EngineCommand::StartContact { contact, resume_token, done } => {
                 let id = contact.id;
                 let now = self.clock.now_ms();
                 let outputs = self.engine.handle(now, Input::ContactQueued(contact));
                 let position = self.engine.position(id).unwrap_or(1);
+                // The contact row is committed already: the caller hears `queued` first, at once.
                 self.hub.event_to_caller(
                     &contact_str(id),
                     &ServerEvent::Queued { contact_id: contact_str(id), resume_token, position },
@@ -242,7 +288,7 @@ impl EngineTask {
                         other => Some(other),
                     })
                     .collect();
-                self.apply(now, outputs, Vec::new(), Vec::new()).await;
+                batch.step(now, outputs, Vec::new(), Vec::new());
             }
             EngineCommand::CallerPresence { contact, online } => {
                 let now = self.clock.now_ms();
@@ -260,15 +306,14 @@ impl EngineTask {
                 } else {
                     Vec::new()
                 };
-                self.step(input, changes).await;
+                let outputs = self.engine.handle(now, input);
+                batch.step(now, outputs, changes, Vec::new());
                 if known {
-                    self.relay.send(RelayCommand::CallerPresence { contact: contact_str(contact), online }).await;
+                    batch.after.push(After::Relay(RelayCommand::CallerPresence { contact: contact_str(contact), online }));
                 }
                 if let (true, Some(position)) = (online, self.engine.position(contact)) {
-                    self.hub.event_to_caller(
-                        &contact_str(contact),
-                        &ServerEvent::Position { contact_id: contact_str(contact), position },
-                    );
+                    let frame = ServerEvent::Position { contact_id: contact_str(contact), position };
+                    batch.after.push(After::ToCaller(contact_str(contact), frame));
                 }
             }
             EngineCommand::CounsellorOnline { profile, status } => {
@@ -277,7 +322,7 @@ impl EngineTask {
                 let mut outputs = self.engine.handle(now, Input::UpsertCounsellor(profile));
                 outputs.extend(self.engine.handle(now, Input::CounsellorConnected { counsellor: id }));
                 outputs.extend(self.engine.handle(now, Input::SetStatus { counsellor: id, status }));
-                self.apply(now, outputs, Vec::new(), Vec::new()).await;
+                batch.step(now, outputs, Vec::new(), Vec::new());
             }
             EngineCommand::Snapshot(reply) => {
                 let _ = reply.send(self.engine.snapshot());
@@ -304,25 +349,23 @@ impl EngineTask {
         (changes, vec![(counsellor_str(*counsellor), confirm)])
     }
 
-    /// One engine step: handle, commit, notify.
-    async fn step(&mut self, input: Input, changes: Vec<Change>) {
-        let now = self.clock.now_ms();
-        let outputs = self.engine.handle(now, input);
-        self.apply(now, outputs, changes, Vec::new()).await;
-    }
-
-    /// Commits `changes` and the outputs' changes in one transaction, then sends the `announce`
-    /// frames to counsellors, then carries out the outputs' notifications.
-    async fn apply(&mut self, now: i64, outputs: Vec<Output>, mut changes: Vec<Change>, announce: Vec<(String, ServerEvent)>) {
-        changes.extend(outputs.iter().filter_map(|o| change_of(now, o)));
-        if !self.commit(&changes).await {
-            return;
-        }
-        for (user, frame) in announce {
-            self.hub.event_to_agent(&user, &frame);
-        }
-        for output in outputs {
-            self.notify(now, output).await;
+    /// Commits the batch's changes in one transaction, then carries out its follow-ups in order.
+    /// If the database stays unreachable nobody is told anything (interventions hear `NotStored`).
+    async fn flush(&mut self, batch: Batch) {
+        let stored = self.commit(&batch.changes).await;
+        for after in batch.after {
+            match after {
+                After::Reply(reply, result) => {
+                    let _ = reply.send(if stored { result } else { Err(InterveneError::NotStored) });
+                }
+                _ if !stored => {}
+                After::Announce(user, frame) => self.hub.event_to_agent(&user, &frame),
+                After::Notify(now, output) => self.notify(now, output).await,
+                After::Relay(cmd) => {
+                    self.relay.send(cmd).await;
+                }
+                After::ToCaller(contact, frame) => self.hub.event_to_caller(&contact, &frame),
+            }
         }
     }
 

@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 
 use super::{limited, run_session, Handler};
 use crate::app::AppState;
-use crate::engine_task::{contact_key, counsellor_key, status_of, EngineCommand};
+use crate::engine_task::{contact_key, counsellor_key, status_of, EngineCommand, InterveneError};
 use crate::error::AppError;
 use crate::hub::Outbox;
 use crate::protocol::{check_message, decode, ErrorCode, Party, ServerEvent, SupervisorRequest};
@@ -113,7 +113,11 @@ impl SupervisorSession {
         }
         match answer.await {
             Ok(Ok(())) => true,
-            Ok(Err(refusal)) => {
+            Ok(Err(InterveneError::NotStored)) => {
+                self.error(ErrorCode::Unavailable, "the database did not take it; nothing changed", reference);
+                false
+            }
+            Ok(Err(InterveneError::Refused(refusal))) => {
                 let (code, message) = match refusal {
                     Refusal::UnknownContact => (ErrorCode::UnknownContact, "the contact has ended"),
                     Refusal::NotWaiting => (ErrorCode::NotAllowed, "the contact is no longer waiting"),
