@@ -43,30 +43,96 @@ fn config() -> EngineConfig {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Upsert { c: u8, first: u8, backup: u8, langs: u8, cap: u32 },
-    Remove { c: u8 },
-    Connect { c: u8 },
-    Disconnect { c: u8 },
-    Status { c: u8, s: u8 },
-    Queue { x: u8, h: u8, l: u8, prio: i32, back: i64, connected: bool },
-    Restore { x: u8, h: u8, l: u8, c: u8, connected: bool, back: i64 },
-    Accept { c: u8, x: u8 },
-    AcceptRinging { i: u8 },
-    Decline { c: u8, x: u8 },
-    DeclineRinging { i: u8 },
-    EndByCounsellor { c: u8, x: u8 },
-    EndOwn { i: u8 },
-    EndByCaller { x: u8 },
-    CallerDisconnected { x: u8 },
-    CallerConnected { x: u8 },
-    Priority { x: u8, p: i32 },
-    OfferTo { x: u8, c: u8 },
-    TransferTo { i: u8, c: u8 },
-    TransferToHelpline { i: u8, h: u8 },
-    Tick { dt: i64 },
+    Upsert {
+        c: u8,
+        first: u8,
+        backup: u8,
+        langs: u8,
+        cap: u32,
+    },
+    Remove {
+        c: u8,
+    },
+    Connect {
+        c: u8,
+    },
+    Disconnect {
+        c: u8,
+    },
+    Status {
+        c: u8,
+        s: u8,
+    },
+    Queue {
+        x: u8,
+        h: u8,
+        l: u8,
+        prio: i32,
+        back: i64,
+        connected: bool,
+    },
+    Restore {
+        x: u8,
+        h: u8,
+        l: u8,
+        c: u8,
+        connected: bool,
+        back: i64,
+    },
+    Accept {
+        c: u8,
+        x: u8,
+    },
+    AcceptRinging {
+        i: u8,
+    },
+    Decline {
+        c: u8,
+        x: u8,
+    },
+    DeclineRinging {
+        i: u8,
+    },
+    EndByCounsellor {
+        c: u8,
+        x: u8,
+    },
+    EndOwn {
+        i: u8,
+    },
+    EndByCaller {
+        x: u8,
+    },
+    CallerDisconnected {
+        x: u8,
+    },
+    CallerConnected {
+        x: u8,
+    },
+    Priority {
+        x: u8,
+        p: i32,
+    },
+    OfferTo {
+        x: u8,
+        c: u8,
+    },
+    TransferTo {
+        i: u8,
+        c: u8,
+    },
+    TransferToHelpline {
+        i: u8,
+        h: u8,
+    },
+    Tick {
+        dt: i64,
+    },
     TickAtDeadline,
     /// A `now` earlier than the last one (the engine must use the last one).
-    Backwards { dt: i64 },
+    Backwards {
+        dt: i64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -126,9 +192,16 @@ fn nth<T: Copy>(items: &[T], i: u8) -> Option<T> {
 /// The input for `op`, chosen from the reference engine's state; moves `now`.
 fn to_input(op: &Op, r: &reference::Engine, now: &mut Millis) -> Input {
     let snap = r.snapshot();
-    let ringing: Vec<(ContactId, CounsellorId)> =
-        snap.waiting.iter().filter_map(|w| Some((w.contact, w.offered_to?))).collect();
-    let assigned: Vec<(ContactId, CounsellorId)> = snap.assigned.iter().map(|a| (a.contact, a.counsellor)).collect();
+    let ringing: Vec<(ContactId, CounsellorId)> = snap
+        .waiting
+        .iter()
+        .filter_map(|w| Some((w.contact, w.offered_to?)))
+        .collect();
+    let assigned: Vec<(ContactId, CounsellorId)> = snap
+        .assigned
+        .iter()
+        .map(|a| (a.contact, a.counsellor))
+        .collect();
     let info = |x: u8, h: u8, l: u8, prio: i32, queued_at: Millis, connected: bool| NewContact {
         id: xid(x),
         helpline: HELPLINES[usize::from(h)].into(),
@@ -138,7 +211,13 @@ fn to_input(op: &Op, r: &reference::Engine, now: &mut Millis) -> Input {
         caller_connected: connected,
     };
     match *op {
-        Op::Upsert { c, first, backup, langs, cap } => Input::UpsertCounsellor(CounsellorProfile {
+        Op::Upsert {
+            c,
+            first,
+            backup,
+            langs,
+            cap,
+        } => Input::UpsertCounsellor(CounsellorProfile {
             id: cid(c),
             helplines: mask_set(first, HELPLINES),
             backup_helplines: mask_set(backup, HELPLINES),
@@ -156,34 +235,77 @@ fn to_input(op: &Op, r: &reference::Engine, now: &mut Millis) -> Input {
                 _ => Status::Offline,
             },
         },
-        Op::Queue { x, h, l, prio, back, connected } => {
-            Input::ContactQueued(info(x, h, l, prio, now.saturating_sub(back), connected))
-        }
-        Op::Restore { x, h, l, c, connected, back } => Input::ContactRestoredAssigned {
-            contact: info(x, h, l, 0, now.saturating_sub(back.saturating_add(5_000)), connected),
+        Op::Queue {
+            x,
+            h,
+            l,
+            prio,
+            back,
+            connected,
+        } => Input::ContactQueued(info(x, h, l, prio, now.saturating_sub(back), connected)),
+        Op::Restore {
+            x,
+            h,
+            l,
+            c,
+            connected,
+            back,
+        } => Input::ContactRestoredAssigned {
+            contact: info(
+                x,
+                h,
+                l,
+                0,
+                now.saturating_sub(back.saturating_add(5_000)),
+                connected,
+            ),
             counsellor: cid(c),
             answered_at: now.saturating_sub(back),
         },
-        Op::Accept { c, x } => Input::Accept { counsellor: cid(c), contact: xid(x) },
+        Op::Accept { c, x } => Input::Accept {
+            counsellor: cid(c),
+            contact: xid(x),
+        },
         Op::AcceptRinging { i } => {
             let (contact, counsellor) = nth(&ringing, i).unwrap_or((xid(0), cid(0)));
-            Input::Accept { counsellor, contact }
+            Input::Accept {
+                counsellor,
+                contact,
+            }
         }
-        Op::Decline { c, x } => Input::Decline { counsellor: cid(c), contact: xid(x) },
+        Op::Decline { c, x } => Input::Decline {
+            counsellor: cid(c),
+            contact: xid(x),
+        },
         Op::DeclineRinging { i } => {
             let (contact, counsellor) = nth(&ringing, i).unwrap_or((xid(0), cid(0)));
-            Input::Decline { counsellor, contact }
+            Input::Decline {
+                counsellor,
+                contact,
+            }
         }
-        Op::EndByCounsellor { c, x } => Input::EndByCounsellor { counsellor: cid(c), contact: xid(x) },
+        Op::EndByCounsellor { c, x } => Input::EndByCounsellor {
+            counsellor: cid(c),
+            contact: xid(x),
+        },
         Op::EndOwn { i } => {
             let (contact, counsellor) = nth(&assigned, i).unwrap_or((xid(0), cid(0)));
-            Input::EndByCounsellor { counsellor, contact }
+            Input::EndByCounsellor {
+                counsellor,
+                contact,
+            }
         }
         Op::EndByCaller { x } => Input::EndByCaller { contact: xid(x) },
         Op::CallerDisconnected { x } => Input::CallerDisconnected { contact: xid(x) },
         Op::CallerConnected { x } => Input::CallerConnected { contact: xid(x) },
-        Op::Priority { x, p } => Input::SetPriority { contact: xid(x), priority: p },
-        Op::OfferTo { x, c } => Input::OfferTo { contact: xid(x), counsellor: cid(c) },
+        Op::Priority { x, p } => Input::SetPriority {
+            contact: xid(x),
+            priority: p,
+        },
+        Op::OfferTo { x, c } => Input::OfferTo {
+            contact: xid(x),
+            counsellor: cid(c),
+        },
         Op::TransferTo { i, c } => Input::Transfer {
             contact: nth(&assigned, i).map_or(xid(0), |a| a.0),
             to: TransferTarget::Counsellor(cid(c)),
@@ -208,7 +330,11 @@ fn to_input(op: &Op, r: &reference::Engine, now: &mut Millis) -> Input {
 }
 
 /// Run both engines over the same inputs; fail at the first step where they differ.
-fn run_both(config: EngineConfig, start: Millis, script: &[(i64, Op)]) -> Result<(), TestCaseError> {
+fn run_both(
+    config: EngineConfig,
+    start: Millis,
+    script: &[(i64, Op)],
+) -> Result<(), TestCaseError> {
     let mut fast = Engine::new(config.clone());
     let mut slow = reference::Engine::new(config);
     let mut now = start;
@@ -217,12 +343,37 @@ fn run_both(config: EngineConfig, start: Millis, script: &[(i64, Op)]) -> Result
         let input = to_input(op, &slow, &mut now);
         let expected = slow.handle(now, input.clone());
         let got = fast.handle(now, input.clone());
-        prop_assert_eq!(&got, &expected, "step {}: outputs differ for {:?} at {}", step, input, now);
-        prop_assert_eq!(fast.snapshot(), slow.snapshot(), "step {}: snapshots differ after {:?}", step, input);
-        prop_assert_eq!(fast.next_deadline(), slow.next_deadline(), "step {}: deadlines differ after {:?}", step, input);
+        prop_assert_eq!(
+            &got,
+            &expected,
+            "step {}: outputs differ for {:?} at {}",
+            step,
+            input,
+            now
+        );
+        prop_assert_eq!(
+            fast.snapshot(),
+            slow.snapshot(),
+            "step {}: snapshots differ after {:?}",
+            step,
+            input
+        );
+        prop_assert_eq!(
+            fast.next_deadline(),
+            slow.next_deadline(),
+            "step {}: deadlines differ after {:?}",
+            step,
+            input
+        );
         for x in 0..=CONTACTS {
             let id = xid(x);
-            prop_assert_eq!(fast.position(id), slow.position(id), "step {}: position of {:?}", step, id);
+            prop_assert_eq!(
+                fast.position(id),
+                slow.position(id),
+                "step {}: position of {:?}",
+                step,
+                id
+            );
             prop_assert_eq!(fast.helpline_of(id), slow.helpline_of(id));
             prop_assert_eq!(fast.assigned_counsellor(id), slow.assigned_counsellor(id));
         }
@@ -230,7 +381,9 @@ fn run_both(config: EngineConfig, start: Millis, script: &[(i64, Op)]) -> Result
             prop_assert_eq!(fast.counsellor(cid(c)), slow.counsellor(cid(c)));
         }
         if let Err(e) = fast.index_consistent() {
-            return Err(TestCaseError::fail(format!("step {step}: after {input:?}: {e}")));
+            return Err(TestCaseError::fail(format!(
+                "step {step}: after {input:?}: {e}"
+            )));
         }
     }
     Ok(())
@@ -241,7 +394,16 @@ fn setup(profiles: &[(u8, u8, u8, u32)]) -> Vec<(i64, Op)> {
     let mut script = Vec::new();
     for (i, &(first, backup, langs, cap)) in profiles.iter().enumerate() {
         let c = i as u8;
-        script.push((0, Op::Upsert { c, first, backup, langs, cap }));
+        script.push((
+            0,
+            Op::Upsert {
+                c,
+                first,
+                backup,
+                langs,
+                cap,
+            },
+        ));
         script.push((0, Op::Connect { c }));
         script.push((0, Op::Status { c, s: 0 }));
     }

@@ -7,7 +7,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Contact, ContactId, Counsellor, CounsellorId, Helpline, Language, Millis, TimerKind, Timings};
+use super::{
+    Contact, ContactId, Counsellor, CounsellorId, Helpline, Language, Millis, TimerKind, Timings,
+};
 
 /// Queue order: priority descending, then FIFO, then id.
 pub(super) type QueueKey = (std::cmp::Reverse<i32>, Millis, ContactId);
@@ -61,7 +63,9 @@ fn nested_insert<K: Ord>(m: &mut ByHelplineLanguage<K>, h: &str, l: &str, k: K) 
 /// Remove `k`, dropping sets and maps that become empty (so a present set is never empty).
 fn nested_remove<K: Ord>(m: &mut ByHelplineLanguage<K>, h: &str, l: &str, k: &K) {
     let Some(by_lang) = m.get_mut(h) else { return };
-    let Some(set) = by_lang.get_mut(l) else { return };
+    let Some(set) = by_lang.get_mut(l) else {
+        return;
+    };
     set.remove(k);
     if set.is_empty() {
         by_lang.remove(l);
@@ -71,7 +75,11 @@ fn nested_remove<K: Ord>(m: &mut ByHelplineLanguage<K>, h: &str, l: &str, k: &K)
     }
 }
 
-pub(super) fn nested_get<'a, K>(m: &'a ByHelplineLanguage<K>, h: &str, l: &str) -> Option<&'a BTreeSet<K>> {
+pub(super) fn nested_get<'a, K>(
+    m: &'a ByHelplineLanguage<K>,
+    h: &str,
+    l: &str,
+) -> Option<&'a BTreeSet<K>> {
     m.get(h)?.get(l)
 }
 
@@ -101,13 +109,16 @@ impl Index {
         };
         let q = x.info.queued_at;
         if !w.backup_done {
-            self.timers.insert((q.saturating_add(tm.backup_after), TimerKind::Backup, id));
+            self.timers
+                .insert((q.saturating_add(tm.backup_after), TimerKind::Backup, id));
         }
         if !w.at_risk_done {
-            self.timers.insert((q.saturating_add(tm.at_risk), TimerKind::AtRisk, id));
+            self.timers
+                .insert((q.saturating_add(tm.at_risk), TimerKind::AtRisk, id));
         }
         if !w.breached_done {
-            self.timers.insert((q.saturating_add(tm.target), TimerKind::Breached, id));
+            self.timers
+                .insert((q.saturating_add(tm.target), TimerKind::Breached, id));
         }
         let key = x.queue_key();
         let h = x.info.helpline.as_str();
@@ -128,7 +139,8 @@ impl Index {
                 queue.insert(key, reported);
             }
             None => {
-                self.queues.insert(h.to_owned(), BTreeMap::from([(key, reported)]));
+                self.queues
+                    .insert(h.to_owned(), BTreeMap::from([(key, reported)]));
             }
         }
         match w.offer {
@@ -137,7 +149,8 @@ impl Index {
             }
             None => {
                 for (&cid, &at) in &w.tried {
-                    self.cooldowns.insert((at.saturating_add(tm.ring_timeout), id, cid));
+                    self.cooldowns
+                        .insert((at.saturating_add(tm.ring_timeout), id, cid));
                 }
                 match w.pinned {
                     Some(p) => {
@@ -160,13 +173,16 @@ impl Index {
         let w = x.waiting()?;
         let q = x.info.queued_at;
         if !w.backup_done {
-            self.timers.remove(&(q.saturating_add(tm.backup_after), TimerKind::Backup, id));
+            self.timers
+                .remove(&(q.saturating_add(tm.backup_after), TimerKind::Backup, id));
         }
         if !w.at_risk_done {
-            self.timers.remove(&(q.saturating_add(tm.at_risk), TimerKind::AtRisk, id));
+            self.timers
+                .remove(&(q.saturating_add(tm.at_risk), TimerKind::AtRisk, id));
         }
         if !w.breached_done {
-            self.timers.remove(&(q.saturating_add(tm.target), TimerKind::Breached, id));
+            self.timers
+                .remove(&(q.saturating_add(tm.target), TimerKind::Breached, id));
         }
         let key = x.queue_key();
         let h = x.info.helpline.as_str();
@@ -176,7 +192,8 @@ impl Index {
             }
             None => {
                 for (&cid, &at) in &w.tried {
-                    self.cooldowns.remove(&(at.saturating_add(tm.ring_timeout), id, cid));
+                    self.cooldowns
+                        .remove(&(at.saturating_add(tm.ring_timeout), id, cid));
                 }
                 match w.pinned {
                     Some(p) => {
@@ -228,7 +245,11 @@ impl Index {
         self.free_count += 1;
         let key = c.free_key();
         Self::counsellor_entries(c, |backup, h, l| {
-            let m = if backup { &mut self.free_backup } else { &mut self.free_first };
+            let m = if backup {
+                &mut self.free_backup
+            } else {
+                &mut self.free_first
+            };
             nested_insert(m, h, l, key);
         });
     }
@@ -241,13 +262,18 @@ impl Index {
         self.free_count = self.free_count.saturating_sub(1);
         let key = c.free_key();
         Self::counsellor_entries(c, |backup, h, l| {
-            let m = if backup { &mut self.free_backup } else { &mut self.free_first };
+            let m = if backup {
+                &mut self.free_backup
+            } else {
+                &mut self.free_first
+            };
             nested_remove(m, h, l, &key);
         });
     }
 
     /// Whether some free counsellor serves (h, l), first-line or as a backup.
     pub(super) fn has_free(&self, h: &str, l: &str) -> bool {
-        nested_get(&self.free_first, h, l).is_some() || nested_get(&self.free_backup, h, l).is_some()
+        nested_get(&self.free_first, h, l).is_some()
+            || nested_get(&self.free_backup, h, l).is_some()
     }
 }
