@@ -77,9 +77,9 @@ pub struct Hub {
 #[derive(Default)]
 struct Inner {
     /// Caller sockets by contact id.
-    callers: HashMap<String, BTreeMap<ConnId, Outbox>>,
+    callers: Registry,
     /// Counsellor sockets by user id.
-    agents: HashMap<String, BTreeMap<ConnId, Outbox>>,
+    agents: Registry,
     /// Supervisor sockets, with the helplines each may see (None: all).
     supervisors: BTreeMap<ConnId, (Outbox, Option<Vec<String>>)>,
 }
@@ -104,22 +104,12 @@ impl Hub {
 
     /// Registers a caller socket for a contact; returns how many it now has.
     pub fn attach_caller(&self, contact: &str, outbox: Outbox) -> usize {
-        let mut inner = self.lock();
-        let conns = inner.callers.entry(contact.to_string()).or_default();
-        conns.insert(outbox.id, outbox);
-        conns.len()
+        attach(&mut self.lock().callers, contact, outbox)
     }
 
     /// Removes a caller socket; returns how many the contact still has.
     pub fn detach_caller(&self, contact: &str, conn: ConnId) -> usize {
-        let mut inner = self.lock();
-        let Some(conns) = inner.callers.get_mut(contact) else { return 0 };
-        conns.remove(&conn);
-        let left = conns.len();
-        if left == 0 {
-            inner.callers.remove(contact);
-        }
-        left
+        detach(&mut self.lock().callers, contact, conn)
     }
 
     pub fn caller_online(&self, contact: &str) -> bool {
@@ -128,22 +118,12 @@ impl Hub {
 
     /// Registers a counsellor socket; returns how many the counsellor now has.
     pub fn attach_agent(&self, user: &str, outbox: Outbox) -> usize {
-        let mut inner = self.lock();
-        let conns = inner.agents.entry(user.to_string()).or_default();
-        conns.insert(outbox.id, outbox);
-        conns.len()
+        attach(&mut self.lock().agents, user, outbox)
     }
 
     /// Removes a counsellor socket; returns how many the counsellor still has.
     pub fn detach_agent(&self, user: &str, conn: ConnId) -> usize {
-        let mut inner = self.lock();
-        let Some(conns) = inner.agents.get_mut(user) else { return 0 };
-        conns.remove(&conn);
-        let left = conns.len();
-        if left == 0 {
-            inner.agents.remove(user);
-        }
-        left
+        detach(&mut self.lock().agents, user, conn)
     }
 
     pub fn agent_online(&self, user: &str) -> bool {
@@ -157,18 +137,14 @@ impl Hub {
 
     /// Sends to every socket of a contact's caller, except `skip`.
     pub fn to_caller(&self, contact: &str, item: Outgoing, skip: Option<ConnId>) {
-        let outboxes: Vec<Outbox> = self.lock().callers.get(contact).map(|c| c.values().cloned().collect()).unwrap_or_default();
-        for o in outboxes.iter().filter(|o| Some(o.id) != skip) {
-            o.push(item.clone());
-        }
+        let outboxes = sockets(&self.lock().callers, contact);
+        push_all(&outboxes, item, skip);
     }
 
     /// Sends to every socket of a counsellor, except `skip`.
     pub fn to_agent(&self, user: &str, item: Outgoing, skip: Option<ConnId>) {
-        let outboxes: Vec<Outbox> = self.lock().agents.get(user).map(|c| c.values().cloned().collect()).unwrap_or_default();
-        for o in outboxes.iter().filter(|o| Some(o.id) != skip) {
-            o.push(item.clone());
-        }
+        let outboxes = sockets(&self.lock().agents, user);
+        push_all(&outboxes, item, skip);
     }
 
     pub fn event_to_caller(&self, contact: &str, event: &ServerEvent) {
@@ -231,5 +207,34 @@ impl Hub {
             inner.agents.values().map(BTreeMap::len).sum(),
             inner.supervisors.len(),
         )
+    }
+}
+
+type Registry = HashMap<String, BTreeMap<ConnId, Outbox>>;
+
+fn attach(registry: &mut Registry, key: &str, outbox: Outbox) -> usize {
+    let conns = registry.entry(key.to_string()).or_default();
+    conns.insert(outbox.id, outbox);
+    conns.len()
+}
+
+fn detach(registry: &mut Registry, key: &str, conn: ConnId) -> usize {
+    let Some(conns) = registry.get_mut(key) else { return 0 };
+    conns.remove(&conn);
+    let left = conns.len();
+    if left == 0 {
+        registry.remove(key);
+    }
+    left
+}
+
+/// A copy of the outboxes under `key`, so delivery happens outside the lock.
+fn sockets(registry: &Registry, key: &str) -> Vec<Outbox> {
+    registry.get(key).map(|c| c.values().cloned().collect()).unwrap_or_default()
+}
+
+fn push_all(outboxes: &[Outbox], item: Outgoing, skip: Option<ConnId>) {
+    for o in outboxes.iter().filter(|o| Some(o.id) != skip) {
+        o.push(item.clone());
     }
 }

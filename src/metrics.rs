@@ -27,7 +27,7 @@ pub const DEFAULT_TARGET_MS: i64 = 15_000;
 pub const OCCUPANCY_LOOKBACK_MS: i64 = 24 * 3_600_000;
 
 /// Figures over a time window, per `docs/metrics.md`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Figures {
     /// Contacts that entered a queue in the window.
     pub offered: i64,

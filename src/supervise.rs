@@ -24,44 +24,12 @@ pub struct Dashboard {
     pub overall: Windows,
 }
 
-/// Figures over the last 15 minutes, the last hour and today (since midnight UTC).
+/// Figures over the last 15 minutes, the last hour and today (since midnight UTC), as defined in `docs/metrics.md`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Windows {
-    pub last_15m: FiguresView,
-    pub last_hour: FiguresView,
-    pub today: FiguresView,
-}
-
-/// [`Figures`] as sent to the board.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct FiguresView {
-    pub offered: i64,
-    pub answered: i64,
-    pub answered_in_target: i64,
-    pub abandoned: i64,
-    pub abandoned_short: i64,
-    pub service_level: Option<f64>,
-    pub asa_ms: Option<f64>,
-    pub abandonment_rate: Option<f64>,
-    pub aht_ms: Option<f64>,
-    pub occupancy: Option<f64>,
-}
-
-impl From<Figures> for FiguresView {
-    fn from(f: Figures) -> Self {
-        FiguresView {
-            offered: f.offered,
-            answered: f.answered,
-            answered_in_target: f.answered_in_target,
-            abandoned: f.abandoned,
-            abandoned_short: f.abandoned_short,
-            service_level: f.service_level,
-            asa_ms: f.asa_ms,
-            abandonment_rate: f.abandonment_rate,
-            aht_ms: f.aht_ms,
-            occupancy: f.occupancy,
-        }
-    }
+    pub last_15m: Figures,
+    pub last_hour: Figures,
+    pub today: Figures,
 }
 
 /// One helpline's part of the board.
@@ -134,7 +102,7 @@ fn midnight(now: i64) -> i64 {
 }
 
 async fn windows(state: &AppState, helpline: Option<&str>, now: i64) -> Windows {
-    let get = |from: i64| async move { figures(&state.store, helpline, from, now + 1).await.unwrap_or_default().into() };
+    let get = |from: i64| async move { figures(&state.store, helpline, from, now + 1).await.unwrap_or_default() };
     Windows {
         last_15m: get(now - 15 * 60_000).await,
         last_hour: get(now - 3_600_000).await,
