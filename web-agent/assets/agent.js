@@ -1,7 +1,7 @@
 // The counsellor console: sign in, set a status, answer offers, hold several conversations at once.
 //
-// The access token is kept in memory and in this tab's sessionStorage (so a reload does not sign the
-// counsellor out; it is gone when the tab closes or on Sign out). Never cookies or localStorage.
+// The access token is kept in memory and in this tab's sessionStorage (see staff.js: so a reload does not
+// sign the counsellor out; it is gone when the tab closes or on Sign out). Never cookies or localStorage.
 // When the socket drops, a banner says so and the console reconnects by itself with a fresh ticket;
 // the server's hello + assigned{history} rebuild every pane, while drafts in the reply boxes stay.
 //
@@ -11,25 +11,21 @@
 // supervisor writes carry a client_id starting with SUPERVISOR_PREFIX (see supervisor.js), so they are
 // labelled "Supervisor" rather than taken for this counsellor's own.
 
+import { $, el, timeOf, newClientId, setBanner, bannerBackOnline, placeInLog, highestSeq, onEnter } from './common.js';
+import { languageName, mountLogin, submitLogin, showLogin, saveToken, savedToken, forgetToken, setConn, staffSocket } from './staff.js';
+
 const TOKEN_KEY = 'helpline.console.token';
 const PING_EVERY_MS = 15000;
 const SILENT_LIMIT_MS = 35000;
 const TYPING_REPEAT_MS = 3000;
 const TYPING_IDLE_MS = 4000;
-const LANGUAGES = { ro: 'Romanian', ru: 'Russian', uk: 'Ukrainian', en: 'English' };
 const SUPERVISOR_PREFIX = 'sup-';
-
-const $ = (id) => document.getElementById(id);
 
 const state = {
   token: null,
-  ws: null,
   me: null,
   status: null,
   signingOut: false,
-  retries: 0,
-  retryTimer: null,
-  lastHeard: 0,
   /** helpline name -> display name */
   helplines: new Map(),
   /** contact_id -> { offer, el, deadline } in arrival order */
@@ -42,25 +38,8 @@ const state = {
 
 // ----- small helpers ----------------------------------------------------------
 
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === 'class') node.className = v;
-    else if (k === 'text') node.textContent = v;
-    else if (k === 'dataset') Object.assign(node.dataset, v);
-    else if (k.startsWith('aria-') || k === 'role' || k === 'for' || k === 'tabindex') node.setAttribute(k, v);
-    else node[k] = v;
-  }
-  node.append(...children);
-  return node;
-}
-
 function helplineName(name) {
   return state.helplines.get(name) || name;
-}
-
-function languageName(code) {
-  return LANGUAGES[code] || code;
 }
 
 function duration(ms) {
@@ -69,34 +48,12 @@ function duration(ms) {
   return m ? `${m} min ${s % 60} s` : `${s} s`;
 }
 
-function timeOf(at) {
-  return (at ? new Date(at) : new Date()).toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit' });
-}
-
-function newClientId() {
-  const bytes = new Uint8Array(12);
-  crypto.getRandomValues(bytes);
-  return `c${Date.now().toString(36)}-${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
-}
-
 function announce(text) {
   // Re-set so the same text is read again.
   $('alert').textContent = '';
   setTimeout(() => {
     $('alert').textContent = text;
   }, 50);
-}
-
-function setBanner(text, good = false) {
-  const b = $('banner');
-  b.classList.toggle('good', good);
-  b.textContent = text;
-}
-
-function setConn(s) {
-  const c = $('conn');
-  c.dataset.state = s;
-  c.textContent = { online: 'Connected', connecting: 'Connecting…', lost: 'Reconnecting…' }[s];
 }
 
 function updateTitle() {
@@ -141,68 +98,27 @@ function beep() {
   }
 }
 
-async function onLogin(event) {
-  event.preventDefault();
+function onLogin(event) {
   unlockAudio();
-  const username = $('username').value.trim();
-  const password = $('password').value;
-  const error = $('login-error');
-  error.textContent = '';
-  if (!username || !password) {
-    error.textContent = 'Enter your username and password.';
-    return;
-  }
-  $('login').disabled = true;
-  try {
-    const res = await fetch('/api/v1/auth/login', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username, password }),
-      cache: 'no-store',
-    });
-    if (res.status === 401) {
-      error.textContent = 'Wrong username or password, or the account is disabled.';
-      $('password').select();
-      return;
-    }
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    const body = await res.json();
-    $('password').value = '';
-    signedIn(body.access_token);
-  } catch {
-    error.textContent = 'The server cannot be reached. Try again in a moment.';
-  } finally {
-    $('login').disabled = false;
-  }
+  return submitLogin(event, (body) => signedIn(body.access_token));
 }
 
 function signedIn(token) {
   state.token = token;
   state.signingOut = false;
-  try {
-    sessionStorage.setItem(TOKEN_KEY, token);
-  } catch {
-    /* memory only */
-  }
+  saveToken(TOKEN_KEY, token);
   $('login-screen').hidden = true;
   $('console').hidden = false;
   $('me').hidden = false;
   loadHelplines();
-  connect();
+  socket.connect();
 }
 
 function signOut(message) {
   state.signingOut = true;
-  clearTimeout(state.retryTimer);
-  const ws = state.ws;
-  state.ws = null;
-  if (ws) ws.close(1000);
+  socket.close(1000);
   state.token = null;
-  try {
-    sessionStorage.removeItem(TOKEN_KEY);
-  } catch {
-    /* nothing stored */
-  }
+  forgetToken(TOKEN_KEY);
   for (const id of [...state.offers.keys()]) removeOffer(id);
   for (const c of state.convs.values()) {
     c.tab.remove();
@@ -214,9 +130,7 @@ function signOut(message) {
   setBanner('');
   $('console').hidden = true;
   $('me').hidden = true;
-  $('login-screen').hidden = false;
-  $('login-error').textContent = message || '';
-  $('username').focus();
+  showLogin(message);
   updateTitle();
 }
 
@@ -234,116 +148,22 @@ async function loadHelplines() {
 
 // ----- the socket -------------------------------------------------------------
 
-async function ticket() {
-  const res = await fetch('/api/v1/ws-ticket', {
-    method: 'POST',
-    headers: { authorization: `Bearer ${state.token}` },
-    cache: 'no-store',
-  });
-  if (res.status === 401) {
-    const e = new Error('unauthorized');
-    e.unauthorized = true;
-    throw e;
-  }
-  if (!res.ok) throw new Error(`HTTP ${res.status}`);
-  return (await res.json()).ticket;
-}
-
-function socketUrl(path) {
-  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}`;
-}
+/** The socket: a fresh ticket each time; when it drops, a banner, and it comes back by itself. */
+const socket = staffSocket({
+  path: '/ws/agent',
+  state,
+  signOut,
+  onlineLabel: 'Connected',
+  silentMs: SILENT_LIMIT_MS,
+  onFrame: (f) => handle(f),
+  onLost: () => {
+    setBanner('Connection lost. Reconnecting by itself… Your drafts are kept; messages you send now go out when it is back.');
+    for (const id of [...state.offers.keys()]) removeOffer(id);
+  },
+});
 
 function send(frame) {
-  if (state.ws && state.ws.readyState === WebSocket.OPEN) {
-    state.ws.send(JSON.stringify(frame));
-    return true;
-  }
-  return false;
-}
-
-let connecting = false;
-
-async function connect() {
-  clearTimeout(state.retryTimer);
-  state.retryTimer = null;
-  if (connecting || state.signingOut || !state.token) return;
-  if (state.ws && state.ws.readyState <= WebSocket.OPEN) return;
-  connecting = true;
-  setConn(state.retries ? 'lost' : 'connecting');
-  let t;
-  try {
-    t = await ticket();
-  } catch (e) {
-    connecting = false;
-    if (e.unauthorized) {
-      signOut('Your session has expired. Please sign in again.');
-      return;
-    }
-    lost();
-    return;
-  }
-  connecting = false;
-  if (state.signingOut || !state.token) return;
-  const ws = new WebSocket(socketUrl(`/ws/agent?ticket=${encodeURIComponent(t)}`));
-  state.ws = ws;
-  ws.addEventListener('open', () => {
-    if (ws === state.ws) state.lastHeard = Date.now();
-  });
-  ws.addEventListener('message', (e) => {
-    if (ws !== state.ws) return;
-    state.lastHeard = Date.now();
-    let f;
-    try {
-      f = JSON.parse(e.data);
-    } catch {
-      return;
-    }
-    handle(f);
-  });
-  ws.addEventListener('close', (e) => {
-    if (ws !== state.ws) return;
-    if (e.code === 4003) {
-      signOut('Your account was disabled or signed out.');
-      return;
-    }
-    lost();
-  });
-}
-
-/** The socket is gone: show the banner and try again, sooner at first. */
-function lost() {
-  const old = state.ws;
-  state.ws = null;
-  if (old) {
-    try {
-      old.close();
-    } catch {
-      /* closing already */
-    }
-  }
-  if (state.signingOut || !state.token) return;
-  setConn('lost');
-  setBanner('Connection lost. Reconnecting by itself… Your drafts are kept; messages you send now go out when it is back.');
-  for (const id of [...state.offers.keys()]) removeOffer(id);
-  const delay = Math.min(5000, 500 * 2 ** state.retries) * (0.75 + Math.random() * 0.5);
-  state.retries += 1;
-  state.retryTimer = setTimeout(connect, delay);
-}
-
-function reconnectNow() {
-  if (state.signingOut || !state.token) return;
-  if (state.ws && state.ws.readyState <= WebSocket.OPEN) return;
-  state.retries = Math.min(state.retries, 1);
-  connect();
-}
-
-function heartbeat() {
-  if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return;
-  if (Date.now() - state.lastHeard > SILENT_LIMIT_MS) {
-    lost();
-    return;
-  }
-  send({ type: 'ping' });
+  return socket.send(frame);
 }
 
 function handle(f) {
@@ -398,16 +218,11 @@ function handle(f) {
 }
 
 function onHello(f) {
-  state.retries = 0;
+  socket.retries = 0;
   state.me = f;
   $('me-name').textContent = f.display_name;
-  setConn('online');
-  if ($('banner').textContent) {
-    setBanner('Connected again.', true);
-    setTimeout(() => {
-      if ($('banner').classList.contains('good')) setBanner('');
-    }, 4000);
-  }
+  setConn('online', 'Connected');
+  bannerBackOnline('Connected again.');
   setStatus(f.status);
   for (const id of [...state.offers.keys()]) removeOffer(id);
   const open = new Set(f.conversations.map((c) => c.contact_id));
@@ -569,12 +384,7 @@ function conversation(id, info = {}) {
     e.preventDefault();
     sendReply(c);
   });
-  c.text.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
-      e.preventDefault();
-      sendReply(c);
-    }
-  });
+  onEnter(c.text, () => sendReply(c));
   c.text.addEventListener('input', () => onTyping(c));
   c.endButton.addEventListener('click', () => {
     if (!c.ended) send({ type: 'end', contact_id: c.id });
@@ -733,28 +543,11 @@ function setState(c, m, s) {
  * bottom, so what arrives meanwhile is shown where the server stored it.
  */
 function place(c, node, seq) {
-  const log = c.log;
-  const nearBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
-  let before = null;
-  if (seq != null) {
-    node.dataset.seq = String(seq);
-    for (const child of log.children) {
-      if (child === node) continue;
-      if (child.dataset.seq === undefined || Number(child.dataset.seq) > seq) {
-        before = child;
-        break;
-      }
-    }
-  }
-  if (before) log.insertBefore(node, before);
-  else if (node.parentNode !== log || node.nextSibling) log.append(node);
-  if (nearBottom || node.classList.contains('mine')) log.scrollTop = log.scrollHeight;
+  placeInLog(c.log, node, seq);
 }
 
 function addNote(c, text) {
-  let highest = 0;
-  for (const s of c.shown) highest = Math.max(highest, s);
-  place(c, el('p', { class: 'note', text }), highest + 0.5);
+  place(c, el('p', { class: 'note', text }), highestSeq(c.shown) + 0.5);
 }
 
 /** Shows one stored message (from history or live) unless its seq is already shown. */
@@ -791,15 +584,13 @@ function renderMessage(c, m) {
 function onWhisper(f) {
   const c = state.convs.get(f.contact_id);
   if (!c) return;
-  let highest = 0;
-  for (const s of c.shown) highest = Math.max(highest, s);
   const node = el(
     'div',
     { class: 'note whisper' },
     el('strong', { text: `Whisper from ${f.from} (only you see this): ` }),
     el('span', { class: 'text', text: f.text }),
   );
-  place(c, node, highest + 0.5);
+  place(c, node, highestSeq(c.shown) + 0.5);
   if (state.active !== c.id || document.hidden) {
     c.unread += 1;
     renderInfo(c);
@@ -844,7 +635,7 @@ function sendReply(c) {
   }
   c.text.value = '';
   stopTyping(c);
-  const clientId = newClientId();
+  const clientId = newClientId('c');
   const node = messageElement(true, 'counsellor', text);
   const m = { el: node, text, seq: null, state: 'sending' };
   c.own.set(clientId, m);
@@ -971,6 +762,7 @@ function onKey(e) {
 // ----- start up ---------------------------------------------------------------
 
 function init() {
+  mountLogin();
   $('login-form').addEventListener('submit', onLogin);
   $('signout').addEventListener('click', () => signOut(''));
   for (const r of document.querySelectorAll('input[name="status"]')) {
@@ -992,18 +784,13 @@ function init() {
         renderInfo(c);
         updateTitle();
       }
-      reconnectNow();
+      socket.reconnectNow();
     }
   });
-  window.addEventListener('online', reconnectNow);
+  window.addEventListener('online', () => socket.reconnectNow());
   setInterval(tickOffers, 1000);
-  setInterval(heartbeat, PING_EVERY_MS);
-  let saved = null;
-  try {
-    saved = sessionStorage.getItem(TOKEN_KEY);
-  } catch {
-    /* none */
-  }
+  setInterval(() => socket.heartbeat(), PING_EVERY_MS);
+  const saved = savedToken(TOKEN_KEY);
   if (saved) signedIn(saved);
   else $('username').focus();
 }

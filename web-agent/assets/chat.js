@@ -8,6 +8,7 @@
 // Caller and counsellor text is always put into the page with textContent, never as HTML.
 
 import { STRINGS, HELPLINE_NAMES, LANGUAGE_NAMES, UI_LANGUAGES } from './chat-i18n.js';
+import { $, el, timeOf as clockTime, newClientId, setBanner, bannerBackOnline, placeInLog, highestSeq, onEnter, LiveSocket } from './common.js';
 
 /** Where quick exit goes: a neutral site. `location.replace` so Back does not come back here. */
 export const EXIT_URL = 'https://weather.com/';
@@ -17,14 +18,12 @@ const SILENT_LIMIT_MS = 35000;
 const TYPING_REPEAT_MS = 3000;
 const TYPING_IDLE_MS = 4000;
 
-const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 
 let ui = pickUiLanguage();
 let helplines = [];
 
 const chat = {
-  ws: null,
   /** 'start' (choosing), 'connecting', 'waiting', 'active', 'ended' */
   phase: 'start',
   helpline: null,
@@ -42,9 +41,6 @@ const chat = {
   own: new Map(),
   /** client_ids sent but not acknowledged, in the order written. */
   pending: [],
-  retries: 0,
-  retryTimer: null,
-  lastHeard: 0,
   exiting: false,
   typingSentAt: 0,
   typingStop: null,
@@ -75,8 +71,8 @@ function helplineName(h) {
 function applyLanguage() {
   document.documentElement.lang = ui;
   $('ui-lang').value = ui;
-  for (const el of document.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
-  for (const el of document.querySelectorAll('[data-state]')) el.textContent = stateLabel(el.dataset.state, el.dataset.at);
+  for (const node of document.querySelectorAll('[data-i18n]')) node.textContent = t(node.dataset.i18n);
+  for (const node of document.querySelectorAll('[data-state]')) node.textContent = stateLabel(node.dataset.state, node.dataset.at);
   renderHelplineChoice();
   renderStatusLine();
   if (chat.phase === 'ended') renderEnded();
@@ -175,7 +171,7 @@ function onStart(event) {
   showScreen('chat');
   renderStatusLine();
   $('text').focus();
-  connect();
+  socket.connect();
 }
 
 // ----- screens ----------------------------------------------------------------
@@ -216,28 +212,12 @@ function resetConversation() {
 
 // ----- the socket -------------------------------------------------------------
 
-function socketUrl(path) {
-  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}`;
-}
-
-function send(frame) {
-  if (chat.ws && chat.ws.readyState === WebSocket.OPEN) {
-    chat.ws.send(JSON.stringify(frame));
-    return true;
-  }
-  return false;
-}
-
-function connect() {
-  clearTimeout(chat.retryTimer);
-  chat.retryTimer = null;
-  if (chat.phase === 'ended' || chat.exiting) return;
-  if (chat.ws && chat.ws.readyState <= WebSocket.OPEN) return;
-  const ws = new WebSocket(socketUrl('/ws/caller'));
-  chat.ws = ws;
-  ws.addEventListener('open', () => {
-    if (ws !== chat.ws) return;
-    chat.lastHeard = Date.now();
+/** The socket: resumes (or starts) on every connect; when it drops, a banner, and it comes back by itself. */
+const socket = new LiveSocket({
+  path: () => '/ws/caller',
+  active: () => chat.phase !== 'ended' && !chat.exiting,
+  silentMs: SILENT_LIMIT_MS,
+  onOpen: (ws) => {
     if (chat.token) {
       ws.send(JSON.stringify({ type: 'resume', resume_token: chat.token, last_seq: chat.lastSeq }));
     } else {
@@ -245,73 +225,23 @@ function connect() {
       if (chat.language) start.language = chat.language;
       ws.send(JSON.stringify(start));
     }
-  });
-  ws.addEventListener('message', (e) => {
-    if (ws !== chat.ws) return;
-    chat.lastHeard = Date.now();
-    let frame;
-    try {
-      frame = JSON.parse(e.data);
-    } catch {
-      return;
-    }
-    handle(frame);
-  });
-  ws.addEventListener('close', () => {
-    if (ws !== chat.ws) return;
-    dropped();
-  });
-}
+  },
+  onFrame: (f) => handle(f),
+  onLost: () => setBanner(t('reconnecting')),
+});
 
-/** The socket is gone (closed, or silent too long): say so and come back. */
-function dropped() {
-  const old = chat.ws;
-  chat.ws = null;
-  if (old) {
-    try {
-      old.close();
-    } catch {
-      /* already closing */
-    }
-  }
-  if (chat.phase === 'ended' || chat.exiting) return;
-  $('banner').classList.remove('good');
-  $('banner').textContent = t('reconnecting');
-  const delay = Math.min(5000, 500 * 2 ** chat.retries) * (0.75 + Math.random() * 0.5);
-  chat.retries += 1;
-  clearTimeout(chat.retryTimer);
-  chat.retryTimer = setTimeout(connect, delay);
+function send(frame) {
+  return socket.send(frame);
 }
 
 function reconnectNow() {
-  if (chat.phase === 'ended' || chat.phase === 'start' || chat.exiting) return;
-  if (chat.ws && chat.ws.readyState <= WebSocket.OPEN) return;
-  chat.retries = 0;
-  connect();
-}
-
-function heartbeat() {
-  if (!chat.ws || chat.ws.readyState !== WebSocket.OPEN) return;
-  if (Date.now() - chat.lastHeard > SILENT_LIMIT_MS) {
-    dropped();
-    return;
-  }
-  send({ type: 'ping' });
+  if (chat.phase === 'start') return;
+  socket.reconnectNow(0);
 }
 
 function backOnline() {
-  chat.retries = 0;
-  const banner = $('banner');
-  if (banner.textContent) {
-    banner.classList.add('good');
-    banner.textContent = t('reconnected');
-    setTimeout(() => {
-      if (banner.classList.contains('good')) {
-        banner.textContent = '';
-        banner.classList.remove('good');
-      }
-    }, 4000);
-  }
+  socket.retries = 0;
+  bannerBackOnline(t('reconnected'));
 }
 
 function remember() {
@@ -396,15 +326,8 @@ function handle(f) {
 
 // ----- messages ---------------------------------------------------------------
 
-function newClientId() {
-  const bytes = new Uint8Array(12);
-  crypto.getRandomValues(bytes);
-  return `w${Date.now().toString(36)}-${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
-}
-
 function timeOf(at) {
-  const d = at ? new Date(at) : new Date();
-  return d.toLocaleTimeString(ui, { hour: '2-digit', minute: '2-digit' });
+  return clockTime(at, { locale: ui });
 }
 
 function stateLabel(state, at) {
@@ -414,20 +337,10 @@ function stateLabel(state, at) {
 }
 
 function messageElement(mine, text, at) {
-  const el = document.createElement('div');
-  el.className = mine ? 'msg mine' : 'msg theirs';
-  const who = document.createElement('span');
-  who.className = 'who';
-  who.dataset.i18n = mine ? 'you' : 'counsellor';
+  const who = el('span', { class: 'who', dataset: { i18n: mine ? 'you' : 'counsellor' } });
   who.textContent = t(who.dataset.i18n);
-  const body = document.createElement('p');
-  body.className = 'text';
-  body.textContent = text;
-  const meta = document.createElement('span');
-  meta.className = 'meta';
-  meta.dataset.at = at || new Date().toISOString();
-  el.append(who, body, meta);
-  return el;
+  const meta = el('span', { class: 'meta', dataset: { at: at || new Date().toISOString() } });
+  return el('div', { class: mine ? 'msg mine' : 'msg theirs' }, who, el('p', { class: 'text', text }), meta);
 }
 
 function setState(m, state) {
@@ -439,36 +352,15 @@ function setState(m, state) {
 }
 
 /**
- * Puts a node in the log in seq order: messages the server has stored (with a seq) in seq order, own
- * messages not yet stored (no seq) at the bottom. So after a drop, what the counsellor wrote meanwhile
- * comes before what the caller wrote offline, as the server stored them.
+ * Puts a node in the log in seq order (see placeInLog): so after a drop, what the counsellor wrote
+ * meanwhile comes before what the caller wrote offline, as the server stored them.
  */
 function place(node, seq) {
-  const log = $('messages');
-  const nearBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
-  let before = null;
-  if (seq != null) {
-    node.dataset.seq = String(seq);
-    for (const child of log.children) {
-      if (child === node) continue;
-      if (child.dataset.seq === undefined || Number(child.dataset.seq) > seq) {
-        before = child;
-        break;
-      }
-    }
-  }
-  if (before) log.insertBefore(node, before);
-  else if (node.parentNode !== log || node.nextSibling) log.append(node);
-  if (nearBottom || node.classList.contains('mine')) log.scrollTop = log.scrollHeight;
+  placeInLog($('messages'), node, seq);
 }
 
 function addNote(text, extraClass) {
-  const p = document.createElement('p');
-  p.className = extraClass ? `note ${extraClass}` : 'note';
-  p.textContent = text;
-  let highest = 0;
-  for (const s of chat.shown) highest = Math.max(highest, s);
-  place(p, highest + 0.5);
+  place(el('p', { class: extraClass ? `note ${extraClass}` : 'note', text }), highestSeq(chat.shown) + 0.5);
 }
 
 function markShown(seq) {
@@ -487,29 +379,26 @@ function onMessage(f) {
       return;
     }
     // Written before a reload of this tab: shown from the server's copy.
-    const el = messageElement(true, f.text, f.at);
-    const m = { el, text: f.text, seq: f.seq, state: 'sent' };
+    const node = messageElement(true, f.text, f.at);
+    const m = { el: node, text: f.text, seq: f.seq, state: 'sent' };
     chat.own.set(f.client_id, m);
     setState(m, chat.phase === 'active' ? 'delivered' : 'sent');
-    place(el, f.seq);
+    place(node, f.seq);
     markShown(f.seq);
     return;
   }
   if (f.from === 'system') {
     // A notice from the server (e.g. a supervisor joined): a line of its own, not a counsellor's message.
-    const note = document.createElement('p');
-    note.className = 'note';
-    note.textContent = f.text;
-    place(note, f.seq);
+    place(el('p', { class: 'note', text: f.text }), f.seq);
     markShown(f.seq);
     return;
   }
   showTyping(false);
-  const el = messageElement(false, f.text, f.at);
-  const meta = el.querySelector('.meta');
+  const node = messageElement(false, f.text, f.at);
+  const meta = node.querySelector('.meta');
   meta.dataset.state = 'received';
   meta.textContent = stateLabel('received', f.at);
-  place(el, f.seq);
+  place(node, f.seq);
   markShown(f.seq);
 }
 
@@ -530,13 +419,13 @@ function onAck(f) {
 }
 
 function sendText(text) {
-  const clientId = newClientId();
-  const el = messageElement(true, text);
-  const m = { el, text, seq: null, state: 'sending' };
+  const clientId = newClientId('w');
+  const node = messageElement(true, text);
+  const m = { el: node, text, seq: null, state: 'sending' };
   chat.own.set(clientId, m);
   chat.pending.push(clientId);
   setState(m, 'sending');
-  place(el, null);
+  place(node, null);
   if (chat.contactId) send({ type: 'message', client_id: clientId, text });
 }
 
@@ -564,9 +453,7 @@ function onError(f) {
     ended(null);
   } else if (f.code === 'unknown_helpline') {
     chat.phase = 'start';
-    const ws = chat.ws;
-    chat.ws = null;
-    if (ws) ws.close(1000);
+    socket.close(1000);
     showScreen('start');
     $('start-error').textContent = t('unknownHelpline');
   }
@@ -620,10 +507,7 @@ function ended(reason) {
   chat.phase = 'ended';
   chat.endReason = reason;
   forget();
-  clearTimeout(chat.retryTimer);
-  const ws = chat.ws;
-  chat.ws = null;
-  if (ws) ws.close(1000);
+  socket.close(1000);
   $('banner').textContent = '';
   showTyping(false);
   renderStatusLine();
@@ -653,12 +537,9 @@ function onNewChat() {
 function quickExit() {
   if (chat.exiting) return;
   chat.exiting = true;
-  clearTimeout(chat.retryTimer);
+  clearTimeout(socket.retryTimer);
   try {
-    if (chat.ws && chat.ws.readyState === WebSocket.OPEN && chat.contactId && chat.phase !== 'ended') {
-      chat.ws.send(JSON.stringify({ type: 'end' }));
-      chat.ws.close(1000);
-    }
+    if (chat.contactId && chat.phase !== 'ended' && socket.send({ type: 'end' })) socket.ws.close(1000);
   } catch {
     /* going anyway */
   }
@@ -725,12 +606,7 @@ function init() {
   $('start-form').addEventListener('submit', onStart);
   $('retry').addEventListener('click', loadHelplines);
   $('composer').addEventListener('submit', onSubmit);
-  $('text').addEventListener('keydown', (e) => {
-    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
-      e.preventDefault();
-      $('composer').requestSubmit();
-    }
-  });
+  onEnter($('text'), () => $('composer').requestSubmit());
   $('text').addEventListener('input', onInput);
   $('end').addEventListener('click', onEnd);
   $('new-chat').addEventListener('click', onNewChat);
@@ -738,7 +614,7 @@ function init() {
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'visible') reconnectNow();
   });
-  setInterval(heartbeat, PING_EVERY_MS);
+  setInterval(() => socket.heartbeat(), PING_EVERY_MS);
 
   applyLanguage();
   const saved = restore();
@@ -751,7 +627,7 @@ function init() {
     chat.phase = 'connecting';
     showScreen('chat');
     renderStatusLine();
-    connect();
+    socket.connect();
   }
 }
 

@@ -12,6 +12,9 @@
 //
 // Caller and counsellor text is always put into the page with textContent, never as HTML.
 
+import { $, el, timeOf as clockTime, newClientId, setBanner, bannerBackOnline, placeInLog, highestSeq, onEnter } from './common.js';
+import { languageName, mountLogin, submitLogin, showLogin, saveToken, savedToken, forgetToken, setConn, staffSocket } from './staff.js';
+
 const TOKEN_KEY = 'helpline.supervisor.token';
 const PING_EVERY_MS = 15000;
 /** The board comes every second: this long without any frame means the socket is dead. */
@@ -25,7 +28,6 @@ const RED_MS = 15000;
 const MAX_ALERTS = 100;
 /** Supervisors' own messages carry this client_id prefix, so the console can tell them from its own. */
 const CLIENT_PREFIX = 'sup-';
-const LANGUAGES = { ro: 'Romanian', ru: 'Russian', uk: 'Ukrainian', en: 'English' };
 const STATES = [
   ['available', 'Available'],
   ['busy', 'Busy (full)'],
@@ -40,16 +42,10 @@ const ALERT_KINDS = {
 };
 const SVG = 'http://www.w3.org/2000/svg';
 
-const $ = (id) => document.getElementById(id);
-
 const state = {
   token: null,
   me: null,
-  ws: null,
   signingOut: false,
-  retries: 0,
-  retryTimer: null,
-  lastHeard: 0,
   /** performance.now() when the last board arrived */
   boardAt: 0,
   board: null,
@@ -71,19 +67,6 @@ const state = {
 
 // ----- small helpers ----------------------------------------------------------
 
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === 'class') node.className = v;
-    else if (k === 'text') node.textContent = v;
-    else if (k === 'dataset') Object.assign(node.dataset, v);
-    else if (k.startsWith('aria-') || k === 'role' || k === 'for' || k === 'tabindex' || k === 'scope') node.setAttribute(k, v);
-    else node[k] = v;
-  }
-  node.append(...children);
-  return node;
-}
-
 function svg(tag, attrs = {}, ...children) {
   const node = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -92,10 +75,6 @@ function svg(tag, attrs = {}, ...children) {
   }
   node.append(...children);
   return node;
-}
-
-function languageName(code) {
-  return LANGUAGES[code] || code;
 }
 
 function helplineName(name) {
@@ -130,23 +109,11 @@ function seconds(ms) {
 }
 
 function timeOf(at) {
-  return (at ? new Date(at) : new Date()).toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  return clockTime(at, { seconds: true });
 }
 
 function shortId(id) {
   return id.slice(-6);
-}
-
-function newClientId() {
-  const bytes = new Uint8Array(12);
-  crypto.getRandomValues(bytes);
-  return `${CLIENT_PREFIX}${Date.now().toString(36)}-${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
-}
-
-function setBanner(text, good = false) {
-  const b = $('banner');
-  b.classList.toggle('good', good);
-  b.textContent = text;
 }
 
 /** A short visible (and announced) line about what just happened. */
@@ -158,12 +125,6 @@ function notice(text, error = false) {
   notice.timer = setTimeout(() => {
     if (n.textContent === text) n.textContent = '';
   }, 8000);
-}
-
-function setConn(s) {
-  const c = $('conn');
-  c.dataset.state = s;
-  c.textContent = { online: 'Live', connecting: 'Connecting…', lost: 'Reconnecting…' }[s];
 }
 
 function updateTitle() {
@@ -193,58 +154,24 @@ function mayUse(user) {
   return user && (user.role === 'supervisor' || user.role === 'admin');
 }
 
-async function onLogin(event) {
-  event.preventDefault();
-  const username = $('username').value.trim();
-  const password = $('password').value;
-  const error = $('login-error');
-  error.textContent = '';
-  if (!username || !password) {
-    error.textContent = 'Enter your username and password.';
-    return;
-  }
-  $('login').disabled = true;
-  try {
-    const res = await fetch('/api/v1/auth/login', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username, password }),
-      cache: 'no-store',
-    });
-    if (res.status === 401) {
-      error.textContent = 'Wrong username or password, or the account is disabled.';
-      $('password').select();
-      return;
-    }
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    const body = await res.json();
-    $('password').value = '';
-    if (!mayUse(body.user)) {
-      error.textContent = 'This page is for supervisors and administrators. Counsellors use the console at /agent.';
-      return;
-    }
+function onLogin(event) {
+  return submitLogin(event, (body) => {
+    if (!mayUse(body.user)) return 'This page is for supervisors and administrators. Counsellors use the console at /agent.';
     signedIn(body.access_token, body.user);
-  } catch {
-    error.textContent = 'The server cannot be reached. Try again in a moment.';
-  } finally {
-    $('login').disabled = false;
-  }
+    return null;
+  });
 }
 
 function signedIn(token, user) {
   state.token = token;
   state.me = user;
   state.signingOut = false;
-  try {
-    sessionStorage.setItem(TOKEN_KEY, token);
-  } catch {
-    /* memory only */
-  }
+  saveToken(TOKEN_KEY, token);
   $('me-name').textContent = user.display_name;
   $('login-screen').hidden = true;
   $('board').hidden = false;
   for (const id of ['me-name', 'conn', 'updated', 'signout']) $(id).hidden = false;
-  connect();
+  socket.connect();
   loadCharts();
   clearInterval(state.chartTimer);
   state.chartTimer = setInterval(loadCharts, CHART_EVERY_MS);
@@ -263,28 +190,17 @@ async function resumeSession(token) {
   } catch {
     /* sign in again */
   }
-  try {
-    sessionStorage.removeItem(TOKEN_KEY);
-  } catch {
-    /* nothing stored */
-  }
+  forgetToken(TOKEN_KEY);
   $('username').focus();
 }
 
 function signOut(message) {
   state.signingOut = true;
-  clearTimeout(state.retryTimer);
   clearInterval(state.chartTimer);
-  const ws = state.ws;
-  state.ws = null;
-  if (ws) ws.close(1000);
+  socket.close(1000);
   state.token = null;
   state.me = null;
-  try {
-    sessionStorage.removeItem(TOKEN_KEY);
-  } catch {
-    /* nothing stored */
-  }
+  forgetToken(TOKEN_KEY);
   for (const m of state.monitors.values()) m.section.remove();
   state.monitors.clear();
   for (const c of state.cards.values()) c.section.remove();
@@ -301,75 +217,19 @@ function signOut(message) {
   setBanner('');
   $('board').hidden = true;
   for (const id of ['me-name', 'conn', 'updated', 'signout']) $(id).hidden = true;
-  $('login-screen').hidden = false;
-  $('login-error').textContent = message || '';
-  $('username').focus();
+  showLogin(message);
 }
 
 // ----- the socket -------------------------------------------------------------
 
-async function ticket() {
-  const res = await fetch('/api/v1/ws-ticket', {
-    method: 'POST',
-    headers: { authorization: `Bearer ${state.token}` },
-    cache: 'no-store',
-  });
-  if (res.status === 401) {
-    const e = new Error('unauthorized');
-    e.unauthorized = true;
-    throw e;
-  }
-  if (!res.ok) throw new Error(`HTTP ${res.status}`);
-  return (await res.json()).ticket;
-}
-
-function socketUrl(path) {
-  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}`;
-}
-
-function send(frame) {
-  if (state.ws && state.ws.readyState === WebSocket.OPEN) {
-    state.ws.send(JSON.stringify(frame));
-    return true;
-  }
-  return false;
-}
-
-/** Sends an intervention, or says that it cannot go out now. */
-function act(frame) {
-  if (send(frame)) return true;
-  notice('Not connected: nothing was sent. Try again when the connection is back.', true);
-  return false;
-}
-
-let connecting = false;
-
-async function connect() {
-  clearTimeout(state.retryTimer);
-  state.retryTimer = null;
-  if (connecting || state.signingOut || !state.token) return;
-  if (state.ws && state.ws.readyState <= WebSocket.OPEN) return;
-  connecting = true;
-  setConn(state.retries ? 'lost' : 'connecting');
-  let t;
-  try {
-    t = await ticket();
-  } catch (e) {
-    connecting = false;
-    if (e.unauthorized) {
-      signOut('Your session has expired. Please sign in again.');
-      return;
-    }
-    lost();
-    return;
-  }
-  connecting = false;
-  if (state.signingOut || !state.token) return;
-  const ws = new WebSocket(socketUrl(`/ws/supervisor?ticket=${encodeURIComponent(t)}`));
-  state.ws = ws;
-  ws.addEventListener('open', () => {
-    if (ws !== state.ws) return;
-    state.lastHeard = Date.now();
+/** The socket: a fresh ticket each time; when it drops, a banner, and it comes back by itself. */
+const socket = staffSocket({
+  path: '/ws/supervisor',
+  state,
+  signOut,
+  onlineLabel: 'Live',
+  silentMs: SILENT_LIMIT_MS,
+  onOpen: () => {
     // Watch again what was watched before the drop (the server forgets watchers with the socket).
     for (const m of state.monitors.values()) {
       if (!m.ended) {
@@ -377,67 +237,20 @@ async function connect() {
         send({ type: 'monitor', contact_id: m.id });
       }
     }
-  });
-  ws.addEventListener('message', (e) => {
-    if (ws !== state.ws) return;
-    state.lastHeard = Date.now();
-    let f;
-    try {
-      f = JSON.parse(e.data);
-    } catch {
-      return;
-    }
-    handle(f);
-  });
-  ws.addEventListener('close', (e) => {
-    if (ws !== state.ws) return;
-    if (e.code === 4003) {
-      signOut('Your account was disabled or signed out.');
-      return;
-    }
-    lost();
-  });
+  },
+  onFrame: (f) => handle(f),
+  onLost: () => setBanner('Connection lost. Reconnecting by itself… The board below is not live until it is back.'),
+});
+
+function send(frame) {
+  return socket.send(frame);
 }
 
-/** The socket is gone: say so and try again, sooner at first. */
-function lost() {
-  const old = state.ws;
-  state.ws = null;
-  if (old) {
-    try {
-      old.close();
-    } catch {
-      /* closing already */
-    }
-  }
-  if (state.signingOut || !state.token) return;
-  setConn('lost');
-  setBanner('Connection lost. Reconnecting by itself… The board below is not live until it is back.');
-  const delay = Math.min(5000, 500 * 2 ** state.retries) * (0.75 + Math.random() * 0.5);
-  state.retries += 1;
-  state.retryTimer = setTimeout(connect, delay);
-}
-
-function reconnectNow() {
-  if (state.signingOut || !state.token) return;
-  if (state.ws && state.ws.readyState <= WebSocket.OPEN) return;
-  state.retries = Math.min(state.retries, 1);
-  connect();
-}
-
-/** True (and reconnecting) when the open socket has been silent too long: the board stopped coming. */
-function silent() {
-  if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return false;
-  if (Date.now() - state.lastHeard > SILENT_LIMIT_MS) {
-    lost();
-    return true;
-  }
+/** Sends an intervention, or says that it cannot go out now. */
+function act(frame) {
+  if (send(frame)) return true;
+  notice('Not connected: nothing was sent. Try again when the connection is back.', true);
   return false;
-}
-
-function heartbeat() {
-  if (!state.ws || state.ws.readyState !== WebSocket.OPEN || silent()) return;
-  send({ type: 'ping' });
 }
 
 function handle(f) {
@@ -470,7 +283,7 @@ function handle(f) {
       onError(f);
       break;
     case 'reconnect':
-      lost();
+      socket.lost();
       break;
     default:
       break;
@@ -480,14 +293,9 @@ function handle(f) {
 // ----- the board --------------------------------------------------------------
 
 function onBoard(f) {
-  if ($('banner').textContent && !$('banner').classList.contains('good')) {
-    setBanner('Connected again: the board is live.', true);
-    setTimeout(() => {
-      if ($('banner').classList.contains('good')) setBanner('');
-    }, 4000);
-  }
-  state.retries = 0;
-  setConn('online');
+  bannerBackOnline('Connected again: the board is live.');
+  socket.retries = 0;
+  setConn('online', 'Live');
   state.board = f;
   state.boardAt = performance.now();
   state.counsellors = new Map(f.counsellors.map((c) => [c.user_id, c]));
@@ -875,14 +683,7 @@ function monitorPane(id) {
     e.preventDefault();
     sendMessage(m);
   });
-  for (const [area, fn] of [[m.whisperText, sendWhisper], [m.writeText, sendMessage]]) {
-    area.addEventListener('keydown', (e) => {
-      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
-        e.preventDefault();
-        fn(m);
-      }
-    });
-  }
+  for (const [area, fn] of [[m.whisperText, sendWhisper], [m.writeText, sendMessage]]) onEnter(area, () => fn(m));
 
   m.joinButton = el('button', { type: 'button', class: 'join', text: 'Join the conversation' });
   m.joinButton.addEventListener('click', () => {
@@ -982,28 +783,8 @@ function messageElement(who, cls, text, at) {
 }
 
 function place(m, node, seq) {
-  const log = m.log;
-  const nearBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
-  let before = null;
-  if (seq != null) {
-    node.dataset.seq = String(seq);
-    for (const child of log.children) {
-      if (child === node) continue;
-      if (child.dataset.seq === undefined || Number(child.dataset.seq) > seq) {
-        before = child;
-        break;
-      }
-    }
-  }
-  if (before) log.insertBefore(node, before);
-  else if (node.parentNode !== log || node.nextSibling) log.append(node);
-  if (nearBottom) log.scrollTop = log.scrollHeight;
-}
-
-function highestSeq(m) {
-  let highest = 0;
-  for (const s of m.shown) highest = Math.max(highest, s);
-  return highest;
+  // Own messages do not pull the log down: the supervisor may be reading further up.
+  placeInLog(m.log, node, seq, { followMine: false });
 }
 
 function renderMessage(m, msg) {
@@ -1031,7 +812,7 @@ function onMessage(f) {
 
 function whisperNote(m, from, text, at) {
   const node = el('div', { class: 'note whisper' }, el('strong', { text: `Whisper from ${from}: ` }), el('span', { class: 'text', text }), el('span', { class: 'meta', text: ` ${timeOf(at)}` }));
-  place(m, node, highestSeq(m) + 0.5);
+  place(m, node, highestSeq(m.shown) + 0.5);
 }
 
 function onWhisper(f) {
@@ -1051,7 +832,7 @@ function sendWhisper(m) {
 function sendMessage(m) {
   const text = m.writeText.value;
   if (!text.trim() || m.ended || !m.joined) return;
-  const clientId = newClientId();
+  const clientId = newClientId(CLIENT_PREFIX);
   const meta = el('span', { class: 'meta', text: 'sending…' });
   const node = el('div', { class: 'msg mine own' }, el('span', { class: 'who', text: 'You' }), el('p', { class: 'text', text }), meta);
   m.own.set(clientId, { el: node, meta, text, seq: null });
@@ -1254,24 +1035,20 @@ function refreshEmpty() {
 }
 
 function init() {
+  mountLogin();
   $('login-form').addEventListener('submit', onLogin);
   $('signout').addEventListener('click', () => signOut(''));
   $('wall').addEventListener('click', () => setWall(!state.wall));
   setWall(new URLSearchParams(location.search).get('wall') === '1');
   document.addEventListener('visibilitychange', () => {
-    if (!document.hidden) reconnectNow();
+    if (!document.hidden) socket.reconnectNow();
   });
-  window.addEventListener('online', reconnectNow);
+  window.addEventListener('online', () => socket.reconnectNow());
   setInterval(tick, 250);
-  setInterval(heartbeat, PING_EVERY_MS);
-  setInterval(silent, 2000);
+  setInterval(() => socket.heartbeat(), PING_EVERY_MS);
+  setInterval(() => socket.silent(), 2000);
   refreshEmpty();
-  let saved = null;
-  try {
-    saved = sessionStorage.getItem(TOKEN_KEY);
-  } catch {
-    /* none */
-  }
+  const saved = savedToken(TOKEN_KEY);
   if (saved) resumeSession(saved);
   else $('username').focus();
 }

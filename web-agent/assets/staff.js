@@ -1,0 +1,165 @@
+// Shared by the staff pages only (the counsellor console and the supervisors' dashboard; never the caller
+// widget): the sign-in form, the access token in this tab's sessionStorage, the connection chip, and the
+// socket that asks for a fresh one-time ticket before each connect.
+//
+// The access token is kept in memory and in this tab's sessionStorage (so a reload does not sign out; it is
+// gone when the tab closes or on Sign out). Never cookies or localStorage.
+
+import { $, el, LiveSocket } from './common.js';
+
+export const LANGUAGES = { ro: 'Romanian', ru: 'Russian', uk: 'Ukrainian', en: 'English' };
+
+export function languageName(code) {
+  return LANGUAGES[code] || code;
+}
+
+// ----- the sign-in form ---------------------------------------------------------
+
+/** Puts the sign-in section (hidden again once signed in) at the start of `<main>`. */
+export function mountLogin() {
+  const field = (id, label, input) => el('div', { class: 'field' }, el('label', { for: id, text: label }), input);
+  const username = el('input', { id: 'username', type: 'text', name: 'username', autocomplete: 'username', required: true });
+  username.setAttribute('autocapitalize', 'none');
+  username.setAttribute('spellcheck', 'false');
+  const password = el('input', { id: 'password', type: 'password', name: 'password', autocomplete: 'current-password', required: true });
+  const section = el(
+    'section',
+    { id: 'login-screen', class: 'login', 'aria-labelledby': 'login-heading' },
+    el('h2', { id: 'login-heading', text: 'Sign in' }),
+    el(
+      'form',
+      { id: 'login-form', noValidate: true },
+      field('username', 'Username', username),
+      field('password', 'Password', password),
+      el('p', { id: 'login-error', class: 'error', role: 'alert' }),
+      el('button', { id: 'login', type: 'submit', text: 'Sign in' }),
+    ),
+  );
+  $('main').prepend(section);
+}
+
+/**
+ * Handles the sign-in form's submit. `done(body)` gets the server's answer (`access_token`, `user`) and
+ * returns a message to show when this page will not take it (nothing when it signed in).
+ */
+export async function submitLogin(event, done) {
+  event.preventDefault();
+  const username = $('username').value.trim();
+  const password = $('password').value;
+  const error = $('login-error');
+  error.textContent = '';
+  if (!username || !password) {
+    error.textContent = 'Enter your username and password.';
+    return;
+  }
+  $('login').disabled = true;
+  try {
+    const res = await fetch('/api/v1/auth/login', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username, password }),
+      cache: 'no-store',
+    });
+    if (res.status === 401) {
+      error.textContent = 'Wrong username or password, or the account is disabled.';
+      $('password').select();
+      return;
+    }
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const body = await res.json();
+    $('password').value = '';
+    const refused = done(body);
+    if (refused) error.textContent = refused;
+  } catch {
+    error.textContent = 'The server cannot be reached. Try again in a moment.';
+  } finally {
+    $('login').disabled = false;
+  }
+}
+
+/** Back to the sign-in form, with why (or nothing). */
+export function showLogin(message) {
+  $('login-screen').hidden = false;
+  $('login-error').textContent = message || '';
+  $('username').focus();
+}
+
+// ----- the token ------------------------------------------------------------------
+
+export function saveToken(key, token) {
+  try {
+    sessionStorage.setItem(key, token);
+  } catch {
+    /* memory only */
+  }
+}
+
+export function savedToken(key) {
+  try {
+    return sessionStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
+export function forgetToken(key) {
+  try {
+    sessionStorage.removeItem(key);
+  } catch {
+    /* nothing stored */
+  }
+}
+
+// ----- the socket ---------------------------------------------------------------
+
+/** The connection chip in the top bar. */
+export function setConn(s, onlineLabel) {
+  const c = $('conn');
+  c.dataset.state = s;
+  c.textContent = { online: onlineLabel, connecting: 'Connecting…', lost: 'Reconnecting…' }[s];
+}
+
+/** A one-time ticket for the socket (the token itself never goes in a URL). Throws `unauthorized` on 401. */
+async function ticket(token) {
+  const res = await fetch('/api/v1/ws-ticket', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}` },
+    cache: 'no-store',
+  });
+  if (res.status === 401) {
+    const e = new Error('unauthorized');
+    e.unauthorized = true;
+    throw e;
+  }
+  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  return (await res.json()).ticket;
+}
+
+/**
+ * The staff socket at `path` (/ws/agent, /ws/supervisor) for `state` (`token`, `signingOut`): a fresh
+ * ticket before each connect; an expired session or a disabled account signs out (`signOut(message)`);
+ * otherwise it reconnects by itself. `onlineLabel` is what the chip says when connected; the other options
+ * go to LiveSocket.
+ */
+export function staffSocket({ path, state, signOut, onlineLabel, ...options }) {
+  return new LiveSocket({
+    ...options,
+    active: () => !state.signingOut && Boolean(state.token),
+    onConnecting: (retries) => setConn(retries ? 'lost' : 'connecting', onlineLabel),
+    path: async () => `${path}?ticket=${encodeURIComponent(await ticket(state.token))}`,
+    onPathError: (e) => {
+      if (!e.unauthorized) return false;
+      signOut('Your session has expired. Please sign in again.');
+      return true;
+    },
+    onClose: (e) => {
+      if (e.code !== 4003) return false;
+      signOut('Your account was disabled or signed out.');
+      return true;
+    },
+    onLost: () => {
+      setConn('lost', onlineLabel);
+      options.onLost?.();
+    },
+  });
+}
