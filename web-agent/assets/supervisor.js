@@ -623,7 +623,8 @@ function onAlert(f) {
   while (state.alerts.length > MAX_ALERTS) state.alerts.pop().el.remove();
   refreshEmpty();
   updateTitle();
-  notice(`Alert: ${what}${where.length ? `, ${where.join(', ')}` : ''}.`);
+  // Announced in a live region of its own, so an alert never hides the answer to a supervisor's action.
+  $('alert-announce').textContent = `Alert: ${what}${where.length ? `, ${where.join(', ')}` : ''}.`;
 }
 
 function acknowledge(a) {
