@@ -153,7 +153,9 @@ impl Store {
                         sqlx::query("UPDATE offers SET outcome = 'accepted', responded_at = $1
                                      WHERE contact_id = $2 AND counsellor_id = $3 AND outcome IS NULL")
                             .bind(at).bind(contact).bind(counsellor).execute(&mut *tx).await?;
-                        sqlx::query("UPDATE contacts SET state = 'active', answered_at = $1, counsellor_id = $2 WHERE id = $3")
+                        // `answered_at` is the first answer: a contact transferred back to a queue and
+                        // answered again keeps it (ASA and service level count the caller's first wait).
+                        sqlx::query("UPDATE contacts SET state = 'active', answered_at = COALESCE(answered_at, $1), counsellor_id = $2 WHERE id = $3")
                             .bind(at).bind(counsellor).bind(contact).execute(&mut *tx).await?;
                         sqlx::query(event_sql!()).bind(new_id()).bind(contact).bind(at).bind("answered")
                             .bind(counsellor).bind(None::<String>).execute(&mut *tx).await?;

@@ -5,7 +5,12 @@ use serde_json::{json, Value};
 
 use crate::helpers::{Backend, TestApp, Ws};
 
-crate::on_both_backends!(board_alerts_and_interventions, supervisor_socket_refuses_counsellors, prometheus_metrics);
+crate::on_both_backends!(
+    board_alerts_and_interventions,
+    supervisor_socket_refuses_counsellors,
+    prometheus_metrics,
+    transfer_to_helpline_keeps_first_answer
+);
 
 /// A supervisor socket for `username`.
 async fn supervisor(app: &TestApp, username: &str) -> Ws {
@@ -220,4 +225,42 @@ async fn prometheus_metrics(backend: Backend) {
     assert_eq!(value("helpline_sockets{kind=\"caller\"}"), 2.0);
     assert_eq!(value("helpline_counsellors{state=\"available\"}"), 1.0);
     assert!(!body.contains("hello"), "no conversation text in metrics");
+}
+
+/// A conversation transferred back into another helpline's queue waits again, ahead of new contacts,
+/// is answered there with its history, and keeps its first answer time.
+async fn transfer_to_helpline_keeps_first_answer(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    app.add_user("maria", Role::Supervisor, &[], &["ro"], 3).await;
+    app.add_user("ana", Role::Counsellor, &["children"], &["ro"], 3).await;
+    app.add_user("ion", Role::Counsellor, &["family_violence"], &["ro"], 3).await;
+    let mut ana = app.available_agent("ana").await;
+    let mut caller = app.caller().await;
+    caller.send(json!({"type": "start", "helpline": "children"})).await;
+    let contact_id = caller.expect("queued").await["contact_id"].as_str().unwrap().to_string();
+    ana.expect("offer").await;
+    ana.send(json!({"type": "accept", "contact_id": contact_id})).await;
+    ana.expect("assigned").await;
+    caller.expect("connected").await;
+    caller.send(json!({"type": "message", "client_id": "1", "text": "mama e în pericol"})).await;
+    caller.expect("ack").await;
+    ana.expect("message").await;
+    let first_answer = app.store.contact(&contact_id).await.unwrap().unwrap().answered_at;
+
+    let mut sup = supervisor(&app, "maria").await;
+    sup.send(json!({"type": "transfer", "contact_id": contact_id, "helpline": "family_violence"})).await;
+    until(&mut sup, "done", |d| d["request"] == "transfer").await;
+    assert_eq!(ana.expect("contact_ended").await["reason"], "transferred");
+    let moved = caller.expect("transferred").await;
+    assert_eq!(moved["helpline"], "family_violence");
+    assert_eq!(app.store.contact(&contact_id).await.unwrap().unwrap().state, "queued");
+
+    let mut ion = app.available_agent("ion").await;
+    assert_eq!(ion.expect("offer").await["contact_id"], contact_id.as_str());
+    ion.send(json!({"type": "accept", "contact_id": contact_id})).await;
+    let assigned = ion.expect("assigned").await;
+    assert_eq!(assigned["history"][0]["text"], "mama e în pericol");
+    assert_eq!(caller.expect("connected").await["counsellor"], "ion display");
+    let c = app.store.contact(&contact_id).await.unwrap().unwrap();
+    assert_eq!((c.state.as_str(), c.helpline.as_str(), c.answered_at), ("active", "family_violence", first_answer));
 }
