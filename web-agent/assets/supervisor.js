@@ -1,5 +1,6 @@
 // The supervisors' dashboard: the live board (waiting callers, service level, counsellors), alerts,
-// and interventions (move to front, offer to, transfer, monitor, whisper, join and write).
+// and interventions (move to front, offer to, transfer, monitor, whisper, join and write, set a
+// counsellor's status).
 //
 // The access token is kept in memory and in this tab's sessionStorage, as in the console. The board
 // comes over /ws/supervisor once a second; between frames the waiting times and times in state are
@@ -34,6 +35,12 @@ const STATES = [
   ['away', 'Away'],
   ['offline', 'Offline'],
 ];
+/** What a supervisor may set a counsellor's status to (`set_status`). */
+const STATUSES = [
+  ['available', 'Available'],
+  ['away', 'Away'],
+  ['offline', 'Offline'],
+];
 const ALERT_KINDS = {
   wait_10s: 'Waiting over 10 s',
   wait_15s: 'Waiting over 15 s',
@@ -55,6 +62,8 @@ const state = {
   counsellors: new Map(),
   /** user_id -> { el, entry } */
   counsellorRows: new Map(),
+  /** user_id -> the status asked for with set_status, until the server answers */
+  statusAsked: new Map(),
   /** contact_id -> 1 (wait_10s seen) or 2 (wait_15s seen) */
   alertLevel: new Map(),
   alerts: [],
@@ -208,6 +217,7 @@ function signOut(message) {
   for (const r of state.counsellorRows.values()) r.el.remove();
   state.counsellorRows.clear();
   state.counsellors.clear();
+  state.statusAsked.clear();
   $('counsellor-groups').replaceChildren();
   state.alerts = [];
   $('alert-list').replaceChildren();
@@ -547,6 +557,9 @@ function renderCounsellors(list) {
       state.counsellorRows.delete(id);
     }
   }
+  // A row moves to another group when its state changes: keep the focus on the control it had.
+  const focused = document.activeElement;
+  const keep = focused && groups.contains(focused) ? focused : null;
   for (const group of groups.children) {
     const key = group.dataset.state;
     const ul = group.querySelector('ul');
@@ -559,6 +572,7 @@ function renderCounsellors(list) {
     });
     group.querySelector('.group-count').textContent = `(${members.length})`;
   }
+  if (keep && keep.isConnected && document.activeElement !== keep) keep.focus();
 }
 
 function counsellorRow(c) {
@@ -568,7 +582,29 @@ function counsellorRow(c) {
   r.load = el('span', { class: 'load' });
   r.ring = el('span', { class: 'ring' });
   r.convs = el('ul', { class: 'convs' });
-  r.el = el('li', { class: 'person', dataset: { userId: c.user_id } }, el('p', { class: 'line' }, r.name, ' ', r.time, ' ', r.load, ' ', r.ring), r.convs);
+  // Set the counsellor's status (they are told it was a supervisor); hidden on the wall.
+  const selectId = `status-${c.user_id}`;
+  r.statusLabel = el('label', { for: selectId, class: 'visually-hidden' });
+  r.statusSelect = el('select', { id: selectId, class: 'status-select' }, ...STATUSES.map(([value, text]) => el('option', { value, text })));
+  r.statusSelect.value = c.status;
+  r.statusShown = c.status;
+  r.setButton = el('button', { type: 'button', class: 'secondary set-status', text: 'Set' });
+  r.setButton.addEventListener('click', () => {
+    const status = r.statusSelect.value;
+    const name = r.entry.display_name;
+    if (act({ type: 'set_status', counsellor_id: r.id, status })) {
+      state.statusAsked.set(r.id, status);
+      notice(`Setting ${name} to ${status}…`);
+    }
+  });
+  r.statusControl = el('div', { class: 'status-control control' }, r.statusLabel, r.statusSelect, r.setButton);
+  r.el = el(
+    'li',
+    { class: 'person', dataset: { userId: c.user_id } },
+    el('p', { class: 'line' }, r.name, ' ', r.time, ' ', r.load, ' ', r.ring),
+    r.statusControl,
+    r.convs,
+  );
   state.counsellorRows.set(c.user_id, r);
   return r;
 }
@@ -580,6 +616,13 @@ function renderCounsellor(r) {
   r.load.textContent = c.connected ? `${c.active.length}/${c.capacity} chats` : c.active.length ? `${c.active.length} chats, disconnected` : '';
   r.ring.textContent = c.ringing ? 'ringing' : '';
   r.ring.hidden = !c.ringing;
+  r.statusLabel.textContent = `Status for ${c.display_name}`;
+  r.setButton.setAttribute('aria-label', `Set status for ${c.display_name}`);
+  // Follow the server's status, unless the supervisor is choosing one right now.
+  if (c.status !== r.statusShown) {
+    r.statusShown = c.status;
+    if (document.activeElement !== r.statusSelect) r.statusSelect.value = c.status;
+  }
   const key = c.active.join(',');
   if (key === r.activeKey) return;
   r.activeKey = key;
@@ -900,9 +943,12 @@ function onDone(f) {
     case 'offer_to':
       notice('Offered: it is ringing for the counsellor.');
       break;
-    case 'set_status':
-      notice('Status changed.');
+    case 'set_status': {
+      const status = state.statusAsked.get(id);
+      state.statusAsked.delete(id);
+      notice(status ? `${counsellorName(id)} is now ${status}.` : 'Status changed.');
       break;
+    }
     default:
       break;
   }
@@ -910,6 +956,7 @@ function onDone(f) {
 
 function onError(f) {
   const ref = f.ref;
+  if (ref) state.statusAsked.delete(ref);
   for (const m of state.monitors.values()) {
     const own = ref ? m.own.get(ref) : null;
     if (own && own.seq == null) {

@@ -1,5 +1,5 @@
 // The supervisors' dashboard: a caller's wait turning amber and red, then leaving the board when answered;
-// monitor, whisper (to the counsellor only), join and write; move to front; alerts; wall mode;
+// monitor, whisper (to the counsellor only), join and write; set a counsellor away; move to front; alerts; wall mode;
 // reconnection; axe; the screenshot docs/screenshots/supervisor.png.
 //
 // tests/browser.rs shortens the family violence helpline's at-risk and target times to 1 s and 2 s, so
@@ -117,9 +117,22 @@ test('a wait turns amber and red and leaves when answered; monitor, whisper, joi
   assert.equal(await fromSup.locator('.who').textContent(), 'Supervisor');
   await mon.locator('.msg.own .meta', { hasText: 'sent' }).waitFor();
 
-  // Ion steps away; two more callers wait; the second is moved to the front.
-  await agent.getByRole('radio', { name: 'Away' }).check();
+  // Maria sets Ion away from the dashboard: his console shows Away, his row moves to the Away group,
+  // and the focus stays on the control she used.
+  const ionStatus = sup.getByLabel('Status for Ion', { exact: true });
+  assert.equal(await ionStatus.inputValue(), 'available');
+  await ionStatus.selectOption('away');
+  await sup.getByRole('button', { name: 'Set status for Ion', exact: true }).click();
+  await sup.locator('#notice', { hasText: 'Ion is now away.' }).waitFor();
+  await agent.locator('input[name="status"][value="away"]:checked').waitFor();
   await ionRow.and(sup.locator('[data-state="away"]')).waitFor();
+  await sup.locator('.group[data-state="away"] .person', { hasText: 'Ion' }).waitFor();
+  assert.equal(await ionStatus.inputValue(), 'away');
+  assert.equal(await sup.evaluate(() => document.activeElement?.getAttribute('aria-label')), 'Set status for Ion', 'focus kept');
+  assert.ok(sup.frames.some((f) => f.type === 'done' && f.request === 'set_status'), 'the server confirmed');
+  await assertAccessible(sup, 'the dashboard, a counsellor set away');
+
+  // Two more callers wait (Ion is away); the second is moved to the front.
   const second = await caller(callerCtx, 'family_violence', 'ru');
   const third = await caller(callerCtx, 'family_violence', 'ro');
   const thirdRow = sup.locator(`tr[data-contact-id="${third.contactId}"]`);
@@ -150,6 +163,7 @@ test('a wait turns amber and red and leaves when answered; monitor, whisper, joi
   await sup.getByRole('button', { name: 'Wall mode' }).click();
   assert.ok(await mon.isHidden(), 'no monitor panes on the wall');
   assert.ok(await thirdRow.getByRole('button', { name: 'Move to front' }).isHidden(), 'no actions on the wall');
+  assert.ok(await ionRow.locator('.status-control').isHidden(), 'no status control on the wall');
   assert.match(sup.url(), /wall=1/);
   await assertAccessible(sup, 'the dashboard in wall mode');
   await screenshot(sup, 'supervisor-wall');
