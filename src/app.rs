@@ -38,6 +38,8 @@ pub struct Settings {
     /// Origins allowed to open the caller socket (exact, e.g. `https://www.116111.md`). Empty: only
     /// pages served by this server (Origin matching Host), and clients that send no Origin.
     pub allowed_origins: Vec<String>,
+    /// Per-socket frame rate limit.
+    pub rate_limit: crate::ws::RateLimit,
 }
 
 impl Settings {
@@ -51,6 +53,7 @@ impl Settings {
             demo: false,
             account_check_every: Duration::from_secs(1),
             allowed_origins: Vec::new(),
+            rate_limit: crate::ws::RateLimit::default(),
         }
     }
 }
@@ -71,6 +74,7 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     /// See [`Settings::allowed_origins`].
     pub allowed_origins: Arc<Vec<String>>,
+    pub rate_limit: crate::ws::RateLimit,
 }
 
 /// Counts live WebSocket sessions, so shutdown can wait for them to finish.
@@ -151,6 +155,7 @@ impl Application {
             shutdown,
             sessions: Arc::new(Sessions::default()),
             allowed_origins: Arc::new(settings.allowed_origins.clone()),
+            rate_limit: settings.rate_limit,
         };
         tokio::spawn(watch_disabled_accounts(state.clone(), settings.account_check_every));
         tokio::spawn(crate::supervise::run_feed(state.clone()));

@@ -52,6 +52,12 @@ pub struct ServeArgs {
     /// Without it, only pages served by this server may open caller sockets.
     #[arg(long, env = "HELPLINE_ALLOWED_ORIGINS", default_value = "")]
     pub allowed_origins: String,
+    /// Frames per second one socket may send after its burst (0: unlimited, for load tests only).
+    #[arg(long, env = "HELPLINE_WS_RATE_PER_SEC", default_value_t = crate::ws::RATE_PER_SEC)]
+    pub ws_rate_per_sec: f64,
+    /// Frames one socket may send in a burst.
+    #[arg(long, env = "HELPLINE_WS_BURST", default_value_t = crate::ws::RATE_BURST)]
+    pub ws_burst: f64,
     /// Lifetime of access tokens, in seconds.
     #[arg(long, env = "HELPLINE_TOKEN_TTL_SECS", default_value_t = 12 * 3600)]
     pub token_ttl_secs: u64,
@@ -158,6 +164,7 @@ async fn serve(database: String, args: ServeArgs) -> anyhow::Result<()> {
         demo: args.demo,
         account_check_every: Duration::from_secs(1),
         allowed_origins: split_list(&args.allowed_origins),
+        rate_limit: crate::ws::RateLimit { burst: args.ws_burst, per_sec: args.ws_rate_per_sec },
     };
     let app = Application::build(settings).await?;
     let addr = app.local_addr();

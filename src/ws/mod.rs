@@ -25,30 +25,47 @@ pub const PING_EVERY: Duration = Duration::from_secs(15);
 /// A socket silent (no frame, no pong) for this long is closed: the phone is gone.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 
-/// Frames a socket may send in a burst, and per second after that: far above any person's typing,
-/// far below a script's flood.
+/// Default frames a socket may send in a burst, and per second after that: far above any person's
+/// typing, far below a script's flood. Set with `--ws-burst` / `--ws-rate-per-sec`.
 pub const RATE_BURST: f64 = 40.0;
 pub const RATE_PER_SEC: f64 = 20.0;
+
+/// A per-socket frame rate limit; `per_sec <= 0` means unlimited (load tests of the relay's ceiling).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    pub burst: f64,
+    pub per_sec: f64,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit { burst: RATE_BURST, per_sec: RATE_PER_SEC }
+    }
+}
 /// Refused frames in a row after which the socket is closed.
 pub const RATE_STRIKES: u32 = 20;
 
 /// A token bucket per socket.
 struct Bucket {
+    limit: RateLimit,
     tokens: f64,
     last: Instant,
     strikes: u32,
 }
 
 impl Bucket {
-    fn new() -> Bucket {
-        Bucket { tokens: RATE_BURST, last: Instant::now(), strikes: 0 }
+    fn new(limit: RateLimit) -> Bucket {
+        Bucket { limit, tokens: limit.burst, last: Instant::now(), strikes: 0 }
     }
 
     /// Takes a token; false when the socket is over its rate.
     fn take(&mut self) -> bool {
+        if self.limit.per_sec <= 0.0 {
+            return true;
+        }
         let now = Instant::now();
-        let refill = now.duration_since(self.last).as_secs_f64() * RATE_PER_SEC;
-        self.tokens = (self.tokens + refill).min(RATE_BURST);
+        let refill = now.duration_since(self.last).as_secs_f64() * self.limit.per_sec;
+        self.tokens = (self.tokens + refill).min(self.limit.burst.max(1.0));
         self.last = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -107,7 +124,7 @@ pub async fn run_session<H: Handler>(
     let mut shutdown = state.shutdown.clone();
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     let mut last_heard = Instant::now();
-    let mut bucket = Bucket::new();
+    let mut bucket = Bucket::new(state.rate_limit);
     let close_with: Option<(u16, &'static str)> = loop {
         tokio::select! {
             incoming = socket.recv() => {
