@@ -13,7 +13,7 @@ use crate::app::AppState;
 use crate::engine_task::{contact_key, counsellor_key, profile_of, status_of, EngineCommand};
 use crate::error::AppError;
 use crate::hub::Outbox;
-use crate::protocol::{check_message, decode, AgentRequest, AgentStatus, ErrorCode, Party, ServerEvent};
+use crate::protocol::{check_message, AgentRequest, AgentStatus, ErrorCode, Party, ServerEvent};
 use crate::relay::RelayCommand;
 use crate::routing::{CounsellorId, Input};
 use crate::store::users::User;
@@ -77,14 +77,9 @@ impl AgentSession {
 }
 
 impl Handler for AgentSession {
-    async fn on_text(&mut self, text: &str) {
-        let request = match decode::<AgentRequest>(text) {
-            Ok(r) => r,
-            Err(e) => {
-                self.me.send(&ServerEvent::error(e.code, e.message));
-                return;
-            }
-        };
+    type Request = AgentRequest;
+
+    async fn on_request(&mut self, request: AgentRequest) {
         let counsellor = self.key;
         match request {
             AgentRequest::Status { status } => {

@@ -12,7 +12,7 @@ use crate::auth::{random_token, token_hash};
 use crate::error::AppError;
 use crate::engine_task::{contact_key, EngineCommand};
 use crate::hub::Outbox;
-use crate::protocol::{check_message, decode, CallerRequest, ErrorCode, Party, ServerEvent};
+use crate::protocol::{check_message, CallerRequest, ErrorCode, Party, ServerEvent};
 use crate::relay::RelayCommand;
 use crate::routing::{ContactId, Input, NewContact};
 use crate::store::contacts::NewContactRecord;
@@ -134,11 +134,9 @@ impl CallerSession {
 }
 
 impl Handler for CallerSession {
-    async fn on_text(&mut self, text: &str) {
-        let request = match decode::<CallerRequest>(text) {
-            Ok(r) => r,
-            Err(e) => return self.error(e.code, e.message),
-        };
+    type Request = CallerRequest;
+
+    async fn on_request(&mut self, request: CallerRequest) {
         match request {
             CallerRequest::Start { helpline, language } => self.start(helpline, language).await,
             CallerRequest::Resume { resume_token, last_seq } => self.resume(resume_token, last_seq).await,

@@ -103,8 +103,10 @@ pub fn limited(ws: WebSocketUpgrade) -> WebSocketUpgrade {
 
 /// What a session does with the frames of its socket.
 pub trait Handler: Send {
-    /// A text frame arrived (size already checked).
-    fn on_text(&mut self, text: &str) -> impl std::future::Future<Output = ()> + Send;
+    /// The frames this socket accepts (one of the request enums of [`crate::protocol`]).
+    type Request: serde::de::DeserializeOwned + crate::protocol::KnownTypes + Send;
+    /// A frame arrived and decoded (undecodable frames are answered with an `error` by the loop).
+    fn on_request(&mut self, request: Self::Request) -> impl std::future::Future<Output = ()> + Send;
     /// A `contact_ended` went out for this contact.
     fn on_ended(&mut self, _contact_id: &str) {}
     /// The socket is gone (after the loop, before the task ends).
@@ -144,7 +146,12 @@ pub async fn run_session<H: Handler>(
                         if text.len() > MAX_FRAME_BYTES {
                             me.send(&ServerEvent::error(ErrorCode::TooLarge, format!("frames are limited to {MAX_FRAME_BYTES} bytes")));
                         } else {
-                            handler.on_text(text.as_str()).await;
+                            match crate::protocol::decode::<H::Request>(text.as_str()) {
+                                Ok(request) => handler.on_request(request).await,
+                                Err(e) => {
+                                    me.send(&ServerEvent::error(e.code, e.message));
+                                }
+                            }
                         }
                     }
                     Some(Ok(Message::Binary(_))) => {

@@ -13,7 +13,7 @@ use crate::app::AppState;
 use crate::engine_task::{contact_key, counsellor_key, status_of, EngineCommand, InterveneError};
 use crate::error::AppError;
 use crate::hub::Outbox;
-use crate::protocol::{check_message, decode, ErrorCode, Party, ServerEvent, SupervisorRequest};
+use crate::protocol::{check_message, ErrorCode, Party, ServerEvent, SupervisorRequest};
 use crate::relay::RelayCommand;
 use crate::routing::{Input, Refusal, TransferTarget, PRIORITY_FRONT};
 use crate::store::users::{Role, User};
@@ -146,14 +146,9 @@ impl SupervisorSession {
 }
 
 impl Handler for SupervisorSession {
-    async fn on_text(&mut self, text: &str) {
-        let request = match decode::<SupervisorRequest>(text) {
-            Ok(r) => r,
-            Err(e) => {
-                self.me.send(&ServerEvent::error(e.code, e.message));
-                return;
-            }
-        };
+    type Request = SupervisorRequest;
+
+    async fn on_request(&mut self, request: SupervisorRequest) {
         match request {
             SupervisorRequest::Ping {} => {
                 self.me.send(&ServerEvent::Pong {});
