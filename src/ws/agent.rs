@@ -25,9 +25,9 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let user = match crate::http::authenticate_socket(&state, &headers, query.get("ticket").map(String::as_str)).await {
+    let user = match super::staff_user(&state, &query, &headers).await {
         Ok(user) => user,
-        Err(err) => return err.into_response(),
+        Err(refused) => return refused,
     };
     let Some(key) = counsellor_key(&user.id) else {
         return AppError::internal().into_response();

@@ -92,6 +92,19 @@ pub mod close {
     pub const IDLE: u16 = 4000;
 }
 
+/// Authenticates a staff socket's upgrade (`?ticket=` or `Authorization: Bearer`): the enabled
+/// account, or the 401 response to send instead of upgrading.
+pub async fn staff_user(
+    state: &AppState,
+    query: &std::collections::HashMap<String, String>,
+    headers: &axum::http::HeaderMap,
+) -> Result<crate::store::users::User, axum::response::Response> {
+    use axum::response::IntoResponse;
+    crate::http::authenticate_socket(state, headers, query.get("ticket").map(String::as_str))
+        .await
+        .map_err(IntoResponse::into_response)
+}
+
 /// Applies the explicit limits and buffers to an upgrade.
 pub fn limited(ws: WebSocketUpgrade) -> WebSocketUpgrade {
     ws.max_message_size(HARD_MESSAGE_LIMIT)

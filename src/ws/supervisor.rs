@@ -25,9 +25,9 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let user = match crate::http::authenticate_socket(&state, &headers, query.get("ticket").map(String::as_str)).await {
+    let user = match super::staff_user(&state, &query, &headers).await {
         Ok(user) => user,
-        Err(err) => return err.into_response(),
+        Err(refused) => return refused,
     };
     if !matches!(user.role, Role::Supervisor | Role::Admin) {
         return AppError::forbidden("supervisors and admins only").into_response();
