@@ -30,6 +30,8 @@ pub struct Settings {
     pub database_url: String,
     /// HS256 key for access tokens; when None, one is generated once and kept in the database.
     pub jwt_secret: Option<String>,
+    /// The key being rotated out: tokens it signed are still accepted (by their `kid`) until they expire.
+    pub jwt_previous_secret: Option<String>,
     pub token_ttl: Duration,
     /// Seed demo accounts (and helplines) if missing.
     pub demo: bool,
@@ -40,6 +42,8 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     /// Per-socket frame rate limit.
     pub rate_limit: crate::ws::RateLimit,
+    /// Per-address limits: sockets, new chats, logins; trusted proxies.
+    pub guard: crate::guard::GuardSettings,
 }
 
 impl Settings {
@@ -49,11 +53,13 @@ impl Settings {
             listen: "127.0.0.1:0".into(),
             database_url: database_url.into(),
             jwt_secret: None,
+            jwt_previous_secret: None,
             token_ttl: Duration::from_secs(12 * 3600),
             demo: false,
             account_check_every: Duration::from_secs(1),
             allowed_origins: Vec::new(),
             rate_limit: crate::ws::RateLimit::default(),
+            guard: crate::guard::GuardSettings::default(),
         }
     }
 }
@@ -75,6 +81,8 @@ pub struct AppState {
     /// See [`Settings::allowed_origins`].
     pub allowed_origins: Arc<Vec<String>>,
     pub rate_limit: crate::ws::RateLimit,
+    /// Per-address abuse limits.
+    pub guard: Arc<crate::guard::Guard>,
 }
 
 /// Counts live WebSocket sessions, so shutdown can wait for them to finish.
@@ -137,7 +145,8 @@ impl Application {
             Some(s) if !s.is_empty() => s.clone(),
             _ => store.secret_or_create("jwt_hs256", clock.now_ms(), random_secret).await?,
         };
-        let auth = Arc::new(AuthKeys::new(secret.as_bytes(), settings.token_ttl));
+        let previous = settings.jwt_previous_secret.clone().unwrap_or_default();
+        let auth = Arc::new(AuthKeys::new(secret.as_bytes(), settings.token_ttl).with_previous(previous.as_bytes()));
         let helplines = store.helplines().await?;
         let hub = Arc::new(Hub::new());
         let (relay, relay_task) = relay::spawn(store.clone(), hub.clone(), clock).await?;
@@ -156,9 +165,11 @@ impl Application {
             sessions: Arc::new(Sessions::default()),
             allowed_origins: Arc::new(settings.allowed_origins.clone()),
             rate_limit: settings.rate_limit,
+            guard: Arc::new(crate::guard::Guard::new(settings.guard.clone())),
         };
         tokio::spawn(watch_disabled_accounts(state.clone(), settings.account_check_every));
         tokio::spawn(crate::supervise::run_feed(state.clone()));
+        tokio::spawn(forget_idle_limits(state.clone()));
         let listener = TcpListener::bind(&settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
         Ok(Application { listener, state, shutdown_tx, engine_task, relay_task })
     }
@@ -184,7 +195,8 @@ impl Application {
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(listener, router)
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, service)
             .with_graceful_shutdown(async move {
                 signal.await;
                 tracing::info!("shutting down: no new connections; asking clients to reconnect");
@@ -206,8 +218,8 @@ impl Application {
     }
 }
 
-/// Closes the sockets of accounts disabled while connected (by `helpline user disable` or an admin),
-/// and takes them out of routing.
+/// Closes the sockets of accounts disabled (by `helpline user disable` or an admin) or logged out
+/// while connected, and takes them out of routing. Runs every `every` (1 s by default).
 async fn watch_disabled_accounts(state: AppState, every: Duration) {
     let mut shutdown = state.shutdown.clone();
     let mut tick = tokio::time::interval(every);
@@ -217,7 +229,7 @@ async fn watch_disabled_accounts(state: AppState, every: Duration) {
             _ = tick.tick() => {}
             _ = crate::ws::stopping(&mut shutdown) => return,
         }
-        let online = state.hub.online_agents();
+        let online = state.hub.online_staff();
         if online.is_empty() {
             continue;
         }
@@ -230,10 +242,30 @@ async fn watch_disabled_accounts(state: AppState, every: Duration) {
         };
         for user in online.into_iter().filter(|u| disabled.contains(u)) {
             tracing::info!(user = %user, "account disabled: closing its sockets");
-            state.hub.close_agent(&user, crate::ws::close::REVOKED, "account disabled");
-            if let Some(key) = counsellor_key(&user) {
-                state.engine.input(Input::RemoveCounsellor { counsellor: key }).await;
-            }
+            cut_off(&state, &user, "account disabled").await;
+        }
+    }
+}
+
+/// Closes every staff socket of an account and takes it out of routing (it keeps its open contacts until they end).
+pub async fn cut_off(state: &AppState, user: &str, reason: &'static str) {
+    state.hub.close_staff(user, crate::ws::close::REVOKED, reason);
+    if let Some(key) = counsellor_key(user) {
+        if state.hub.agent_online(user) {
+            state.engine.input(Input::RemoveCounsellor { counsellor: key }).await;
+        }
+    }
+}
+
+/// Every minute, drops the rate-limit state of addresses that have been quiet (so a flood from
+/// many addresses does not grow memory for ever).
+async fn forget_idle_limits(state: AppState) {
+    let mut shutdown = state.shutdown.clone();
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => state.guard.forget_idle(),
+            _ = crate::ws::stopping(&mut shutdown) => return,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Authentication: argon2 password hashes, HS256 access tokens (algorithm pinned, iss/aud/exp checked), and single-use WebSocket tickets.
+//! Authentication: argon2 password hashes, HS256 access tokens (RFC 8725: algorithm pinned, explicit `typ`, `kid` with a rotation overlap, iss/aud/exp/nbf checked), and single-use WebSocket tickets.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,6 +21,9 @@ pub const AUDIENCE: &str = "helpline";
 pub const TICKET_TTL: Duration = Duration::from_secs(30);
 /// Clock leeway when checking `exp`/`nbf`, set explicitly.
 pub const LEEWAY_SECS: u64 = 5;
+/// The explicit type of access tokens (RFC 9068), checked on every token: a token of another
+/// kind (an ID token, another service's JWT signed with a shared key) is not an access token.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 /// The claims of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,13 +36,22 @@ pub struct Claims {
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,
+    /// When it was issued, in milliseconds (logout voids tokens issued before it, to the millisecond).
+    #[serde(default)]
+    pub iat_ms: i64,
 }
 
 /// Signing and verification keys, with the validation rules pinned.
+///
+/// Rotation: start the server with the new key and the old one as `previous`
+/// (`HELPLINE_JWT_PREVIOUS_SECRET`) for at least one token lifetime; tokens name their key in
+/// `kid`, so both verify during the overlap, and only the new key signs.
 #[derive(Clone)]
 pub struct AuthKeys {
+    kid: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    previous: Option<(String, DecodingKey)>,
     validation: Validation,
     pub token_ttl: Duration,
 }
@@ -60,11 +72,26 @@ impl AuthKeys {
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECS;
         AuthKeys {
+            kid: key_id(secret),
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+            previous: None,
             validation,
             token_ttl,
         }
+    }
+
+    /// Also accepts tokens signed with `previous` (named by its `kid`) during a key rotation.
+    pub fn with_previous(mut self, previous: &[u8]) -> AuthKeys {
+        if !previous.is_empty() && key_id(previous) != self.kid {
+            self.previous = Some((key_id(previous), DecodingKey::from_secret(previous)));
+        }
+        self
+    }
+
+    /// The `kid` of the signing key.
+    pub fn key_id(&self) -> &str {
+        &self.kid
     }
 
     /// Issues an access token for an account, valid from `now_ms` for `token_ttl`.
@@ -78,15 +105,34 @@ impl AuthKeys {
             iat: now,
             nbf: now,
             exp: now + i64::try_from(self.token_ttl.as_secs()).unwrap_or(3600),
+            iat_ms: now_ms,
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some(ACCESS_TOKEN_TYP.into());
+        header.kid = Some(self.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)?;
         Ok((token, claims))
     }
 
-    /// Verifies a token: signature (HS256 only), `iss`, `aud`, `exp`, `nbf`.
+    /// Verifies a token: `typ` (access token), `kid` (the current or the previous key), signature
+    /// (HS256 only), `iss`, `aud`, `exp`, `nbf`.
     pub fn verify(&self, token: &str) -> Option<Claims> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok().map(|d| d.claims)
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if header.alg != Algorithm::HS256 || header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
+            return None;
+        }
+        let key = match (header.kid.as_deref(), &self.previous) {
+            (Some(kid), _) if kid == self.kid => &self.decoding,
+            (Some(kid), Some((previous, key))) if kid == previous => key,
+            _ => return None,
+        };
+        jsonwebtoken::decode::<Claims>(token, key, &self.validation).ok().map(|d| d.claims)
     }
+}
+
+/// A key's public name: the first 16 hex digits of its SHA-256 (names the key, reveals nothing of it).
+fn key_id(secret: &[u8]) -> String {
+    Sha256::digest(secret).iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Generates a new random secret: 256 bits, URL-safe base64.
@@ -179,6 +225,30 @@ mod tests {
     }
 
     #[test]
+    fn tokens_are_typed_and_keys_rotate_with_an_overlap() {
+        let now = crate::clock::Clock::new().now_ms();
+        let old = AuthKeys::new(b"old-key", Duration::from_secs(60));
+        let (old_token, old_claims) = old.issue("u1", Role::Counsellor, now).unwrap();
+        let header = jsonwebtoken::decode_header(&old_token).unwrap();
+        assert_eq!(header.typ.as_deref(), Some(ACCESS_TOKEN_TYP));
+        assert_eq!(header.kid.as_deref(), Some(old.key_id()));
+        let rotated = AuthKeys::new(b"new-key", Duration::from_secs(60)).with_previous(b"old-key");
+        assert_eq!(rotated.verify(&old_token), Some(old_claims), "the previous key verifies during the overlap");
+        let (new_token, _) = rotated.issue("u1", Role::Counsellor, now).unwrap();
+        assert_eq!(jsonwebtoken::decode_header(&new_token).unwrap().kid.as_deref(), Some(rotated.key_id()));
+        let after = AuthKeys::new(b"new-key", Duration::from_secs(60));
+        assert_eq!(after.verify(&old_token), None, "after the overlap the old key is gone");
+        assert!(after.verify(&new_token).is_some());
+        // A JWT of another type signed with the same key is not an access token.
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = Some(after.key_id().to_string());
+        h.typ = Some("JWT".into());
+        let claims = after.verify(&new_token).unwrap();
+        let untyped = jsonwebtoken::encode(&h, &claims, &EncodingKey::from_secret(b"new-key")).unwrap();
+        assert_eq!(after.verify(&untyped), None);
+    }
+
+    #[test]
     fn passwords_verify() {
         let h = hash_password("correct horse").unwrap();
         assert!(verify_password("correct horse", &h));
@@ -197,6 +267,7 @@ mod tests {
             iat: 0,
             nbf: 0,
             exp: 0,
+            iat_ms: 0,
         };
         let ticket = t.issue(claims.clone());
         assert!(ticket.len() >= 22, "128 bits at least");

@@ -61,6 +61,21 @@ pub struct ServeArgs {
     /// Lifetime of access tokens, in seconds.
     #[arg(long, env = "HELPLINE_TOKEN_TTL_SECS", default_value_t = 12 * 3600)]
     pub token_ttl_secs: u64,
+    /// Addresses of load balancers whose X-Forwarded-For is believed, comma-separated.
+    #[arg(long, env = "HELPLINE_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+    /// Open WebSockets per client address (IPv4, or IPv6 /64) at most; 0: no limit.
+    #[arg(long, env = "HELPLINE_SOCKETS_PER_IP", default_value_t = crate::guard::SOCKETS_PER_IP)]
+    pub sockets_per_ip: u32,
+    /// New chats one client address may start per minute; 0: no limit.
+    #[arg(long, env = "HELPLINE_CONTACTS_PER_IP_PER_MIN", default_value_t = crate::guard::CONTACTS_PER_IP_PER_MIN)]
+    pub contacts_per_ip_per_min: u32,
+    /// Login attempts per client address per minute; 0: no limit.
+    #[arg(long, env = "HELPLINE_LOGINS_PER_IP_PER_MIN", default_value_t = crate::guard::LOGINS_PER_IP_PER_MIN)]
+    pub logins_per_ip_per_min: u32,
+    /// Failed logins per account name per minute, from anywhere, before it is locked for a while; 0: no limit.
+    #[arg(long, env = "HELPLINE_LOGINS_PER_ACCOUNT_PER_MIN", default_value_t = crate::guard::LOGINS_PER_ACCOUNT_PER_MIN)]
+    pub logins_per_account_per_min: u32,
 }
 
 #[derive(Subcommand, Debug)]
@@ -147,6 +162,14 @@ async fn open(url: &str) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// A comma-separated list of IP addresses; a bad one is a startup error that names it.
+fn parse_addresses(list: &str) -> anyhow::Result<Vec<std::net::IpAddr>> {
+    split_list(list)
+        .iter()
+        .map(|a| a.parse().map_err(|_| anyhow::anyhow!("--trusted-proxies: {a:?} is not an IP address")))
+        .collect()
+}
+
 /// The database URL without any password, for messages.
 fn describe(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -160,11 +183,19 @@ async fn serve(database: String, args: ServeArgs) -> anyhow::Result<()> {
         listen: args.listen,
         database_url: database.clone(),
         jwt_secret: std::env::var("HELPLINE_JWT_SECRET").ok(),
+        jwt_previous_secret: std::env::var("HELPLINE_JWT_PREVIOUS_SECRET").ok(),
         token_ttl: Duration::from_secs(args.token_ttl_secs.max(60)),
         demo: args.demo,
         account_check_every: Duration::from_secs(1),
         allowed_origins: split_list(&args.allowed_origins),
         rate_limit: crate::ws::RateLimit { burst: args.ws_burst, per_sec: args.ws_rate_per_sec },
+        guard: crate::guard::GuardSettings {
+            trusted_proxies: parse_addresses(&args.trusted_proxies)?,
+            sockets_per_ip: args.sockets_per_ip,
+            contacts_per_ip_per_min: args.contacts_per_ip_per_min,
+            logins_per_ip_per_min: args.logins_per_ip_per_min,
+            logins_per_account_per_min: args.logins_per_account_per_min,
+        },
     };
     let app = Application::build(settings).await?;
     let addr = app.local_addr();

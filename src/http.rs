@@ -1,6 +1,6 @@
 //! HTTP routes: health, login, WebSocket tickets, public helpline list, and the contact record for supervisors.
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(readyz))
         .route("/metrics", get(crate::stats::metrics))
         .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/logout", post(logout))
         .route("/api/v1/ws-ticket", post(ws_ticket))
         .route("/api/v1/me", get(me))
         .route("/api/v1/helplines", get(helplines))
@@ -79,9 +80,20 @@ pub struct LoginResponse {
 }
 
 /// `POST /api/v1/auth/login`: username and password → access token.
-async fn login(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Json<LoginResponse>, AppError> {
+/// Attempts are limited per address and per account name ([`crate::guard`]): a guesser gets 429, not more tries.
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<LoginResponse>, AppError> {
     let req: LoginRequest =
         serde_json::from_slice(&body).map_err(|e| AppError::new(ErrorCode::BadField, format!("bad login body: {e}")))?;
+    if state.guard.login_attempt(state.guard.client_ip(peer, &headers), &req.username).is_err() {
+        let now = state.clock.now_ms();
+        let _ = state.store.audit(now, "anonymous", "login_throttled", Some(&req.username), None).await;
+        return Err(AppError::new(ErrorCode::RateLimited, "too many login attempts; wait a minute and try again"));
+    }
     let found = state.store.user_with_hash(&req.username).await?;
     let (user, hash) = match found {
         Some((u, h)) => (Some(u), h),
@@ -93,6 +105,7 @@ async fn login(State(state): State<AppState>, body: axum::body::Bytes) -> Result
     let user = match user {
         Some(u) if ok && !u.disabled => u,
         _ => {
+            state.guard.login_failed(&req.username);
             let _ = state.store.audit(now, "anonymous", "login_failed", Some(&req.username), None).await;
             return Err(AppError::unauthorized("wrong username or password, or the account is disabled"));
         }
@@ -122,7 +135,7 @@ impl FromRequestParts<AppState> for AuthUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers).ok_or_else(|| AppError::unauthorized("missing bearer token"))?;
         let claims = state.auth.verify(token).ok_or_else(|| AppError::unauthorized("invalid or expired token"))?;
-        let user = enabled_user(state, &claims.sub).await?;
+        let user = enabled_user(state, &claims).await?;
         Ok(AuthUser { user, claims })
     }
 }
@@ -133,11 +146,26 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     Some(token.trim())
 }
 
-async fn enabled_user(state: &AppState, id: &str) -> Result<User, AppError> {
-    match state.store.user(id).await? {
-        Some(u) if !u.disabled => Ok(u),
-        _ => Err(AppError::unauthorized("account unknown or disabled")),
+/// The account a token speaks for: it must exist, be enabled, and not have logged out since the token was issued.
+async fn enabled_user(state: &AppState, claims: &Claims) -> Result<User, AppError> {
+    let user = match state.store.user(&claims.sub).await? {
+        Some(u) if !u.disabled => u,
+        _ => return Err(AppError::unauthorized("account unknown or disabled")),
+    };
+    match state.store.sessions_revoked_at(&user.id).await? {
+        Some(revoked) if claims.iat_ms < revoked => Err(AppError::unauthorized("logged out; log in again")),
+        _ => Ok(user),
     }
+}
+
+/// `POST /api/v1/auth/logout`: voids every token of the account issued until now and closes its
+/// open consoles and dashboards (the disabled-account watcher's path; within a second).
+async fn logout(State(state): State<AppState>, auth: AuthUser) -> Result<StatusCode, AppError> {
+    let now = state.clock.now_ms();
+    state.store.revoke_sessions(&auth.user.id, now + 1).await?;
+    state.store.audit(now, &auth.user.id, "logout", Some(&auth.user.id), None).await?;
+    state.hub.close_staff(&auth.user.id, crate::ws::close::REVOKED, "logged out");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Authenticates a WebSocket upgrade: a single-use ticket, or a bearer header.
@@ -147,7 +175,7 @@ pub async fn authenticate_socket(state: &AppState, headers: &HeaderMap, ticket: 
         (None, Some(token)) => state.auth.verify(token).ok_or_else(|| AppError::unauthorized("invalid or expired token"))?,
         (None, None) => return Err(AppError::unauthorized("a ticket or a bearer token is required")),
     };
-    enabled_user(state, &claims.sub).await
+    enabled_user(state, &claims).await
 }
 
 #[derive(Serialize, Deserialize, Debug)]

@@ -82,6 +82,9 @@ struct Inner {
     agents: Registry,
     /// Supervisor sockets, with the helplines each may see (None: all).
     supervisors: BTreeMap<ConnId, (Outbox, Option<Vec<String>>)>,
+    /// Every staff socket (counsellor console, supervisor dashboard) by user id: what logout and
+    /// disabling an account close.
+    staff: Registry,
 }
 
 impl Hub {
@@ -128,6 +131,29 @@ impl Hub {
 
     pub fn agent_online(&self, user: &str) -> bool {
         self.lock().agents.get(user).is_some_and(|c| !c.is_empty())
+    }
+
+    /// Registers any staff socket under its account (see [`Hub::close_staff`]).
+    pub fn attach_staff(&self, user: &str, outbox: Outbox) {
+        attach(&mut self.lock().staff, user, outbox);
+    }
+
+    pub fn detach_staff(&self, user: &str, conn: ConnId) {
+        detach(&mut self.lock().staff, user, conn);
+    }
+
+    /// The user ids with at least one staff socket open.
+    pub fn online_staff(&self) -> Vec<String> {
+        self.lock().staff.iter().filter(|(_, c)| !c.is_empty()).map(|(u, _)| u.clone()).collect()
+    }
+
+    /// Closes every staff socket of an account (logout, account disabled).
+    pub fn close_staff(&self, user: &str, code: u16, reason: &'static str) {
+        if let Some(conns) = self.lock().staff.get(user) {
+            for o in conns.values() {
+                o.push(Outgoing::Close { code, reason });
+            }
+        }
     }
 
     /// The user ids with at least one counsellor socket.

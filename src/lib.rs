@@ -13,6 +13,7 @@
 //! - [`protocol`]: every WebSocket frame, as serde-tagged enums.
 //! - [`store`]: persistence on SQLite or PostgreSQL, one module per concern.
 //! - [`auth`]: passwords, tokens, tickets.
+//! - [`guard`]: per-address abuse limits (sockets, new chats, logins) and the client address behind proxies.
 //! - [`metrics`], [`reports`], [`staffing`], [`simulate`]: figures (one definition), reports, Erlang C, roster simulation.
 //! - [`stats`]: Prometheus metrics at `/metrics`.
 //! - [`web`]: the embedded browser front ends (chat widget, console, dashboard).
@@ -25,6 +26,7 @@ pub mod clock;
 pub mod demo;
 pub mod engine_task;
 pub mod error;
+pub mod guard;
 pub mod http;
 pub mod hub;
 pub mod metrics;

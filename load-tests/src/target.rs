@@ -137,6 +137,9 @@ impl Target {
         cmd.args(["--database", &url, "serve", "--listen", "127.0.0.1:0"]);
         cmd.env("RUST_LOG", std::env::var("HELPLINE_LOAD_SERVER_LOG").unwrap_or_else(|_| "warn".into()));
         cmd.env_remove("HELPLINE_JWT_SECRET");
+        // The load comes from a handful of loopback addresses: the per-address abuse limits
+        // (sockets, new chats per minute) would measure the guard, not the hub's capacity.
+        cmd.env("HELPLINE_SOCKETS_PER_IP", "0").env("HELPLINE_CONTACTS_PER_IP_PER_MIN", "0");
         let (child, addr) = spawn_and_parse(cmd, "listening on http://")?;
         let pid = child.id();
         Ok(Target {

@@ -8,6 +8,7 @@ pub mod contacts;
 pub mod helplines;
 pub mod messages;
 pub mod secrets;
+pub mod sessions;
 pub mod users;
 
 use std::str::FromStr;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::oneshot;
@@ -21,21 +21,22 @@ use crate::store::users::User;
 /// `GET /ws/agent?ticket=…` or with `Authorization: Bearer …`: refused (401) before the upgrade without valid credentials.
 pub async fn upgrade(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let user = match super::staff_user(&state, &query, &headers).await {
-        Ok(user) => user,
+    let (user, slot) = match super::staff_user(&state, peer, &query, &headers).await {
+        Ok(found) => found,
         Err(refused) => return refused,
     };
     let Some(key) = counsellor_key(&user.id) else {
         return AppError::internal().into_response();
     };
-    limited(ws).on_upgrade(move |socket| serve(socket, state, user, key))
+    limited(ws).on_upgrade(move |socket| serve(socket, state, user, key, slot))
 }
 
-async fn serve(socket: WebSocket, state: AppState, user: User, key: CounsellorId) {
+async fn serve(socket: WebSocket, state: AppState, user: User, key: CounsellorId, _slot: crate::guard::SocketSlot) {
     let (me, inbox) = state.hub.new_connection();
     let status = AgentStatus::parse(&user.status).unwrap_or(AgentStatus::Offline);
     let first = !state.hub.agent_online(&user.id);
@@ -49,6 +50,7 @@ async fn serve(socket: WebSocket, state: AppState, user: User, key: CounsellorId
             state.engine.send(EngineCommand::CounsellorOnline { profile, status: status_of(status) }).await;
         }
     }
+    state.hub.attach_staff(&user.id, me.clone());
     tracing::info!(user = %user.username, "counsellor connected");
     let mut session = AgentSession { state: state.clone(), me: me.clone(), user, key };
     run_session(socket, me, inbox, &mut session, &state).await;
@@ -130,6 +132,7 @@ impl Handler for AgentSession {
     }
 
     async fn on_close(&mut self) {
+        self.state.hub.detach_staff(&self.user.id, self.me.id);
         if self.state.hub.detach_agent(&self.user.id, self.me.id) == 0 {
             self.state.engine.input(Input::CounsellorDisconnected { counsellor: self.key }).await;
             tracing::info!(user = %self.user.username, "counsellor disconnected");

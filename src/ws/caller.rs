@@ -1,7 +1,9 @@
 //! The caller's socket (`/ws/caller`, anonymous): start or resume a contact, chat, end.
 
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::oneshot;
@@ -10,6 +12,7 @@ use super::{limited, run_session, Handler};
 use crate::app::AppState;
 use crate::auth::{random_token, token_hash};
 use crate::error::AppError;
+use crate::guard::SocketSlot;
 use crate::engine_task::{contact_key, EngineCommand};
 use crate::hub::Outbox;
 use crate::protocol::{check_message, CallerRequest, ErrorCode, Party, ServerEvent};
@@ -17,12 +20,23 @@ use crate::relay::RelayCommand;
 use crate::routing::{ContactId, Input, NewContact};
 use crate::store::contacts::NewContactRecord;
 
-/// `GET /ws/caller`: anyone may open a chat, from a page of an allowed origin (403 otherwise).
-pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+/// `GET /ws/caller`: anyone may open a chat, from a page of an allowed origin (403 otherwise),
+/// while their address has fewer than its limit of sockets open (429 otherwise).
+pub async fn upgrade(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     if !origin_allowed(&headers, &state.allowed_origins) {
         return AppError::forbidden("this page may not open a chat here").into_response();
     }
-    limited(ws).on_upgrade(move |socket| serve(socket, state))
+    let ip = state.guard.client_ip(peer, &headers);
+    let slot = match super::socket_slot(&state, ip) {
+        Ok(slot) => slot,
+        Err(refused) => return refused.into_response(),
+    };
+    limited(ws).on_upgrade(move |socket| serve(socket, state, ip, slot))
 }
 
 /// Whether a browser page may open a caller socket: no `Origin` (not a browser), an origin on the
@@ -42,15 +56,17 @@ pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
 }
 
-async fn serve(socket: WebSocket, state: AppState) {
+async fn serve(socket: WebSocket, state: AppState, ip: IpAddr, _slot: SocketSlot) {
     let (me, inbox) = state.hub.new_connection();
-    let mut session = CallerSession { state: state.clone(), me: me.clone(), contact: None };
+    let mut session = CallerSession { state: state.clone(), me: me.clone(), ip, contact: None };
     run_session(socket, me, inbox, &mut session, &state).await;
 }
 
 struct CallerSession {
     state: AppState,
     me: Outbox,
+    /// The caller's network (for the new-chats-per-minute limit; never stored).
+    ip: IpAddr,
     /// The contact this socket speaks for, once started or resumed: (string id, engine id).
     contact: Option<(String, ContactId)>,
 }
@@ -78,6 +94,14 @@ impl CallerSession {
             }
             None => h.languages.first().cloned().unwrap_or_else(|| "ro".into()),
         };
+        if self.state.guard.new_contact(self.ip).is_err() {
+            tracing::warn!(helpline = %h.name, "new chats from one address over the per-minute limit; refused");
+            return self.error(
+                ErrorCode::RateLimited,
+                "Many chats are being started from your network right now. Please wait a minute and try again; \
+                 if you are in danger, call 112.",
+            );
+        }
         let id = uuid::Uuid::now_v7();
         let resume_token = random_token(24);
         let now = self.state.clock.now_ms();

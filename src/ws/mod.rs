@@ -94,15 +94,27 @@ pub mod close {
 
 /// Authenticates a staff socket's upgrade (`?ticket=` or `Authorization: Bearer`): the enabled
 /// account, or the 401 response to send instead of upgrading.
+/// Staff sockets count against their address's socket limit too (an office shares one address; the limit is generous).
 pub async fn staff_user(
     state: &AppState,
+    peer: std::net::SocketAddr,
     query: &std::collections::HashMap<String, String>,
     headers: &axum::http::HeaderMap,
-) -> Result<crate::store::users::User, axum::response::Response> {
+) -> Result<(crate::store::users::User, crate::guard::SocketSlot), axum::response::Response> {
     use axum::response::IntoResponse;
-    crate::http::authenticate_socket(state, headers, query.get("ticket").map(String::as_str))
+    let slot = socket_slot(state, state.guard.client_ip(peer, headers)).map_err(IntoResponse::into_response)?;
+    let user = crate::http::authenticate_socket(state, headers, query.get("ticket").map(String::as_str))
         .await
-        .map_err(IntoResponse::into_response)
+        .map_err(IntoResponse::into_response)?;
+    Ok((user, slot))
+}
+
+/// A place for one more socket from `ip`, or the 429 error to answer instead of upgrading.
+pub fn socket_slot(state: &AppState, ip: std::net::IpAddr) -> Result<crate::guard::SocketSlot, crate::error::AppError> {
+    state.guard.open_socket(ip).map_err(|_| {
+        tracing::warn!("sockets from one address over the limit; upgrade refused");
+        crate::error::AppError::new(ErrorCode::RateLimited, "too many connections from your network; try again shortly")
+    })
 }
 
 /// Applies the explicit limits and buffers to an upgrade.

@@ -3,7 +3,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::oneshot;
@@ -21,18 +21,19 @@ use crate::store::users::{Role, User};
 /// `GET /ws/supervisor?ticket=…` (or bearer header): supervisors and admins only (403 otherwise).
 pub async fn upgrade(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let user = match super::staff_user(&state, &query, &headers).await {
-        Ok(user) => user,
+    let (user, slot) = match super::staff_user(&state, peer, &query, &headers).await {
+        Ok(found) => found,
         Err(refused) => return refused,
     };
     if !matches!(user.role, Role::Supervisor | Role::Admin) {
         return AppError::forbidden("supervisors and admins only").into_response();
     }
-    limited(ws).on_upgrade(move |socket| serve(socket, state, user))
+    limited(ws).on_upgrade(move |socket| serve(socket, state, user, slot))
 }
 
 /// The helplines a user may supervise: admins all; supervisors their own (all, if they list none).
@@ -43,7 +44,7 @@ pub fn scope_of(user: &User) -> Option<Vec<String>> {
     }
 }
 
-async fn serve(socket: WebSocket, state: AppState, user: User) {
+async fn serve(socket: WebSocket, state: AppState, user: User, _slot: crate::guard::SocketSlot) {
     let (me, inbox) = state.hub.new_connection();
     let scope = scope_of(&user);
     // The board at once, then every second from the feed.
@@ -52,6 +53,7 @@ async fn serve(socket: WebSocket, state: AppState, user: User) {
         me.send(&ServerEvent::Dashboard(Box::new(crate::supervise::scoped(&board, scope.as_deref()))));
     }
     state.hub.attach_supervisor(me.clone(), scope.clone());
+    state.hub.attach_staff(&user.id, me.clone());
     tracing::info!(user = %user.username, "supervisor connected");
     let mut session = SupervisorSession { state: state.clone(), me: me.clone(), user, scope, watching: BTreeSet::new() };
     run_session(socket, me, inbox, &mut session, &state).await;
@@ -277,6 +279,7 @@ impl Handler for SupervisorSession {
 
     async fn on_close(&mut self) {
         self.state.hub.detach_supervisor(self.me.id);
+        self.state.hub.detach_staff(&self.user.id, self.me.id);
         for contact in std::mem::take(&mut self.watching) {
             self.state.relay.send(RelayCommand::Unmonitor { contact, conn: self.me.id }).await;
         }

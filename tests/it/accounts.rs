@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{Backend, TestApp};
 
-crate::on_both_backends!(login_and_roles, disabled_account_is_cut_off);
+crate::on_both_backends!(login_and_roles, disabled_account_is_cut_off, disabled_supervisor_is_cut_off, logout_closes_sockets_and_voids_tokens);
 
 async fn login_and_roles(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else { return };
@@ -81,4 +81,60 @@ async fn disabled_account_is_cut_off(backend: Backend) {
     let mut caller = app.caller().await;
     caller.send(json!({"type": "start", "helpline": "children"})).await;
     assert_eq!(caller.expect("queued").await["position"], 1);
+}
+
+/// Opens a supervisor dashboard socket with a fresh ticket for `token`.
+async fn dashboard(app: &TestApp, token: &str) -> crate::helpers::Ws {
+    let res = app.http.post(app.url("/api/v1/ws-ticket")).bearer_auth(token).send().await.unwrap();
+    let ticket = res.json::<Value>().await.unwrap()["ticket"].as_str().unwrap().to_string();
+    crate::helpers::Ws::connect(&format!("ws://{}/ws/supervisor?ticket={ticket}", app.addr)).await
+}
+
+async fn disabled_supervisor_is_cut_off(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    app.add_user("maria", Role::Supervisor, &["children"], &["ro"], 3).await;
+    let token = app.login("maria").await;
+    let mut board = dashboard(&app, &token).await;
+    board.expect("dashboard").await;
+    app.store.set_user_disabled("maria", true).await.unwrap();
+    assert_eq!(board.closed().await, Some(helpline::ws::close::REVOKED), "a disabled supervisor's dashboard closes too");
+}
+
+/// Logout voids every token issued before it and closes the account's console and dashboard sockets;
+/// logging in again works.
+async fn logout_closes_sockets_and_voids_tokens(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    app.add_user("ana", Role::Counsellor, &["children"], &["ro"], 3).await;
+    app.add_user("maria", Role::Supervisor, &["children"], &["ro"], 3).await;
+    let token = app.login("ana").await;
+    let mut console = app.agent_with_token(&token).await;
+    console.expect("hello").await;
+    let mut second_console = app.agent_with_token(&token).await;
+    second_console.expect("hello").await;
+    let sup = app.login("maria").await;
+    let mut board = dashboard(&app, &sup).await;
+    board.expect("dashboard").await;
+
+    let res = app.http.post(app.url("/api/v1/auth/logout")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(console.closed().await, Some(helpline::ws::close::REVOKED));
+    assert_eq!(second_console.closed().await, Some(helpline::ws::close::REVOKED));
+    let res = app.http.get(app.url("/api/v1/me")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 401, "the token is void after logout");
+    let res = app.http.post(app.url("/api/v1/ws-ticket")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    // Someone else's dashboard is untouched.
+    board.send(json!({"type": "ping"})).await;
+    assert_eq!(board.expect("pong").await["type"], "pong");
+    // A new login gets a working token at once.
+    let fresh = app.login("ana").await;
+    let res = app.http.get(app.url("/api/v1/me")).bearer_auth(&fresh).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let audit = app.store.audit_for(&app_user_id(&app, &fresh).await).await.unwrap();
+    assert!(audit.iter().any(|(_, action)| action == "logout"), "{audit:?}");
+}
+
+async fn app_user_id(app: &TestApp, token: &str) -> String {
+    let me: Value = app.http.get(app.url("/api/v1/me")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+    me["id"].as_str().unwrap().to_string()
 }

@@ -22,7 +22,7 @@ struct Server {
 impl Server {
     async fn start(db_url: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_helpline"))
-            .args(["--database", db_url, "serve", "--listen", "127.0.0.1:0"])
+            .args(["--database", db_url, "serve", "--listen", "127.0.0.1:0", "--trusted-proxies", "127.0.0.1"])
             .env("HELPLINE_JWT_SECRET", "durability-test-secret-durability")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -69,7 +69,7 @@ impl Server {
     }
 
     async fn caller(&self) -> Ws {
-        Ws::connect(&format!("ws://{}/ws/caller", self.addr)).await
+        Ws::connect_from(&format!("ws://{}/ws/caller", self.addr), &crate::helpers::caller_address()).await
     }
 
     async fn sigkill(mut self) {

@@ -156,6 +156,9 @@ impl TestApp {
         let mut settings = Settings::for_database(db.url.clone());
         settings.jwt_secret = Some("test-secret-test-secret-test-secret".into());
         settings.account_check_every = Duration::from_millis(100);
+        // Callers reach the test server "through a proxy" on loopback, each with its own address
+        // (see `caller_address`), so the per-address limits stay at their defaults in every test.
+        settings.guard.trusted_proxies = vec![std::net::Ipv4Addr::LOCALHOST.into()];
         let app = Application::build(settings).await.expect("build");
         let addr = app.local_addr();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -237,9 +240,9 @@ impl TestApp {
         ws
     }
 
-    /// A caller's socket.
+    /// A caller's socket, from an address of its own (a person on their own phone).
     pub async fn caller(&self) -> Ws {
-        Ws::connect(&format!("ws://{}/ws/caller", self.addr)).await
+        Ws::connect_from(&format!("ws://{}/ws/caller", self.addr), &caller_address()).await
     }
 }
 
@@ -275,6 +278,13 @@ pub async fn add_user(
     store.create_user(&user, 0).await.expect("create user").id
 }
 
+/// A fresh client address for a caller (10.x.y.z), different on every call.
+pub fn caller_address() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("10.{}.{}.{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff)
+}
+
 /// A WebSocket client speaking JSON text frames.
 pub struct Ws {
     pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -283,6 +293,14 @@ pub struct Ws {
 impl Ws {
     pub async fn connect(url: &str) -> Ws {
         let request = url.into_client_request().expect("request");
+        let (stream, _) = tokio_tungstenite::connect_async(request).await.expect("websocket connect");
+        Ws { stream }
+    }
+
+    /// Connects as a client at `address`, as a trusted proxy on loopback would forward it (`X-Forwarded-For`).
+    pub async fn connect_from(url: &str, address: &str) -> Ws {
+        let mut request = url.into_client_request().expect("request");
+        request.headers_mut().insert("x-forwarded-for", address.parse().expect("header value"));
         let (stream, _) = tokio_tungstenite::connect_async(request).await.expect("websocket connect");
         Ws { stream }
     }

@@ -7,6 +7,7 @@
 mod helpers;
 
 mod accounts;
+mod adversarial;
 mod bad_input;
 mod chat_flow;
 mod cli;

@@ -12,7 +12,7 @@
 // labelled "Supervisor" rather than taken for this counsellor's own.
 
 import { $, el, timeOf, newClientId, setBanner, bannerBackOnline, placeInLog, highestSeq, onEnter } from './common.js';
-import { languageName, mountLogin, submitLogin, showLogin, saveToken, savedToken, forgetToken, setConn, staffSocket } from './staff.js';
+import { languageName, mountLogin, submitLogin, showLogin, saveToken, savedToken, forgetToken, revokeToken, setConn, staffSocket } from './staff.js';
 
 const TOKEN_KEY = 'helpline.console.token';
 const PING_EVERY_MS = 15000;
@@ -115,6 +115,8 @@ function signedIn(token) {
 }
 
 function signOut(message) {
+  // A chosen sign-out (no message) also voids the token on the server; a forced one (expired, disabled) has nothing left to void.
+  if (!message) revokeToken(state.token);
   state.signingOut = true;
   socket.close(1000);
   state.token = null;

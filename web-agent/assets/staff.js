@@ -102,6 +102,13 @@ export function savedToken(key) {
   }
 }
 
+/** Tells the server to void this token and close this account's sockets (Sign out). Best effort: the
+ * page forgets the token either way. `keepalive` lets the request finish while the page changes. */
+export function revokeToken(token) {
+  if (!token) return;
+  fetch('/api/v1/auth/logout', { method: 'POST', headers: { authorization: `Bearer ${token}` }, keepalive: true }).catch(() => {});
+}
+
 export function forgetToken(key) {
   try {
     sessionStorage.removeItem(key);

@@ -14,7 +14,7 @@
 // Caller and counsellor text is always put into the page with textContent, never as HTML.
 
 import { $, el, timeOf as clockTime, newClientId, setBanner, bannerBackOnline, placeInLog, highestSeq, onEnter } from './common.js';
-import { languageName, mountLogin, submitLogin, showLogin, saveToken, savedToken, forgetToken, setConn, staffSocket } from './staff.js';
+import { languageName, mountLogin, submitLogin, showLogin, saveToken, savedToken, forgetToken, revokeToken, setConn, staffSocket } from './staff.js';
 
 const TOKEN_KEY = 'helpline.supervisor.token';
 const PING_EVERY_MS = 15000;
@@ -204,6 +204,8 @@ async function resumeSession(token) {
 }
 
 function signOut(message) {
+  // A chosen sign-out (no message) also voids the token on the server; a forced one (expired, disabled) has nothing left to void.
+  if (!message) revokeToken(state.token);
   state.signingOut = true;
   clearInterval(state.chartTimer);
   socket.close(1000);
