@@ -439,8 +439,8 @@ impl EngineTask {
             }
             Output::OfferRevoked { contact, counsellor, reason } => {
                 // The exchange may be ringing for this offer: stop it (a call that is gone needs nothing).
-                if let (Some(call), false) = (self.calls.get(&contact), reason == RevokeReason::ContactGone) {
-                    self.hub.gateways.send(&call.gateway_id, TelephonyCommand::Cancel { call_id: call.call_id.clone() });
+                if reason != RevokeReason::ContactGone {
+                    self.cancel_call(contact);
                 }
                 let reason = match reason {
                     RevokeReason::Expired => "expired",
@@ -453,7 +453,7 @@ impl EngineTask {
                     &ServerEvent::OfferRevoked { contact_id: contact_str(contact), reason: reason.into() },
                 );
             }
-            Output::OfferDeclined { .. } => {}
+            Output::OfferDeclined { contact, .. } => self.cancel_call(contact),
             Output::Assigned { contact, counsellor, answered_at } => {
                 if let Some((helpline, queued_at)) = self.offered.remove(&contact) {
                     METRICS.answer(&helpline, answered_at - queued_at);
@@ -545,6 +545,13 @@ impl EngineTask {
 }
 
 impl EngineTask {
+    /// For a call whose offer stopped ringing unanswered: tell its exchange to stop ringing.
+    fn cancel_call(&self, contact: ContactId) {
+        if let Some(call) = self.calls.get(&contact) {
+            self.hub.gateways.send(&call.gateway_id, TelephonyCommand::Cancel { call_id: call.call_id.clone() });
+        }
+    }
+
     /// For a call now with `counsellor` (committed): tell its exchange to bridge it to their extension.
     async fn connect_call(&self, contact: ContactId, counsellor: CounsellorId) {
         let Some(call) = self.calls.get(&contact) else { return };

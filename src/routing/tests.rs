@@ -1215,6 +1215,16 @@ struct Model {
 }
 
 /// Whether `cv` may be offered `w` at `now` (ignoring ringing and tried); `Some(as_backup)`.
+/// In the property tests, every third contact is a call ...
+fn is_test_call(x: ContactId) -> bool {
+    x.0.is_multiple_of(3)
+}
+
+/// ... and counsellors with even ids have an extension.
+fn has_extension(c: CounsellorId) -> bool {
+    c.0.is_multiple_of(2)
+}
+
 fn model_eligible(cv: &CounsellorView, w: &WaitingView, now: Millis) -> Option<bool> {
     if cv.removed
         || !cv.connected
@@ -1222,6 +1232,11 @@ fn model_eligible(cv: &CounsellorView, w: &WaitingView, now: Millis) -> Option<b
         || cv.active.len() as u64 >= u64::from(cv.capacity)
         || !cv.languages.contains(&w.language)
     {
+        return None;
+    }
+    // Calls are every third contact id; counsellors with even ids have an extension.
+    let on_call = cv.active.iter().any(|&a| is_test_call(a));
+    if on_call || (is_test_call(w.contact) && !has_extension(cv.id)) {
         return None;
     }
     if cv.helplines.contains(&w.helpline) {
@@ -1299,7 +1314,7 @@ fn to_input(
                 languages: mask_set(langs, LANGUAGES),
                 capacity: cap,
                 // Every other counsellor has an extension.
-                takes_calls: id.0 % 2 == 0,
+                takes_calls: has_extension(id),
             })
         }
         Op::Remove { c } => Input::RemoveCounsellor { counsellor: cid(c) },
@@ -1327,7 +1342,7 @@ fn to_input(
             Input::ContactQueued(NewContact {
                 id,
                 // Every third contact is a call.
-                channel: if id.0 % 3 == 0 { Channel::Call } else { Channel::Chat },
+                channel: if is_test_call(id) { Channel::Call } else { Channel::Chat },
                 helpline: HELPLINES[usize::from(h)].into(),
                 language: LANGUAGES[usize::from(l)].into(),
                 priority: prio,
@@ -1346,7 +1361,7 @@ fn to_input(
             Input::ContactRestoredAssigned {
                 contact: NewContact {
                     id,
-                    channel: if id.0 % 3 == 0 { Channel::Call } else { Channel::Chat },
+                    channel: if is_test_call(id) { Channel::Call } else { Channel::Chat },
                     helpline: HELPLINES[usize::from(h)].into(),
                     language: LANGUAGES[usize::from(l)].into(),
                     priority: 0,
@@ -1447,11 +1462,11 @@ fn check_step(
                 // Calls (every third id) ring only counsellors with an extension (even ids), and
                 // nobody on a call is rung with anything (no helpline here allows chats on a call).
                 let on_call = cv_after.get(counsellor).is_some_and(|v| {
-                    v.ringing == Some(*contact) && v.active.iter().any(|a| a.0 % 3 == 0)
+                    v.ringing == Some(*contact) && v.active.iter().any(|&a| is_test_call(a))
                 });
                 prop_assert!(!on_call, "{:?} rung with {:?} while on a call", counsellor, contact);
-                if contact.0 % 3 == 0 {
-                    prop_assert!(counsellor.0 % 2 == 0, "call {:?} offered to {:?} without an extension", contact, counsellor);
+                if is_test_call(*contact) {
+                    prop_assert!(has_extension(*counsellor), "call {:?} offered to {:?} without an extension", contact, counsellor);
                 }
                 prop_assert!(
                     !m.answered.contains(contact),
