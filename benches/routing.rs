@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use helpline::routing::{
-    ContactId, CounsellorId, CounsellorProfile, Engine, EngineConfig, HelplineConfig, Input, NewContact, Output, Status,
+    Channel, ContactId, CounsellorId, CounsellorProfile, Engine, EngineConfig, HelplineConfig, Input, NewContact, Output, Status,
 };
 
 const NOW: i64 = 1_700_000_000_000;
@@ -49,6 +49,7 @@ fn counsellor(i: u128) -> CounsellorId {
 fn contact(helpline: &str, id: u128, queued_at: i64) -> NewContact {
     NewContact {
         id: ContactId(id),
+        channel: Channel::Chat,
         helpline: helpline.into(),
         language: "ro".into(),
         priority: 0,
@@ -68,6 +69,7 @@ fn with_counsellors(c: usize) -> Engine {
             backup_helplines: BTreeSet::new(),
             languages: set(&["ro"]),
             capacity: 3,
+            takes_calls: false,
         };
         e.handle(NOW, Input::UpsertCounsellor(profile));
         e.handle(NOW, Input::CounsellorConnected { counsellor: id });

@@ -1,4 +1,4 @@
-//! The `helpline` command line: `serve`, `migrate`, `user add|list|disable|enable`.
+//! The `helpline` command line: `serve`, `migrate`, `user add|list|disable|enable`, `gateway add|list|revoke`, `number set|list`.
 
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
@@ -38,6 +38,30 @@ pub enum Command {
     User(UserCommand),
     /// Replay an arrival pattern through the routing engine in virtual time against a roster.
     Simulate(crate::simulate::SimulateArgs),
+    /// Manage telephone exchanges (gateways) and their service tokens.
+    #[command(subcommand)]
+    Gateway(GatewayCommand),
+    /// Manage the dialled-number map (which helpline a called number reaches).
+    #[command(subcommand)]
+    Number(NumberCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GatewayCommand {
+    /// Register an exchange; prints its service token once (only its hash is stored).
+    Add { name: String },
+    /// List exchanges.
+    List,
+    /// Revoke an exchange's token: its sockets and webhooks are refused from now on.
+    Revoke { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NumberCommand {
+    /// Map a dialled number to a helpline (`*`: numbers not listed).
+    Set { number: String, helpline: String },
+    /// Show the map.
+    List,
 }
 
 #[derive(Args, Debug)]
@@ -117,6 +141,9 @@ pub struct UserAdd {
     /// Concurrent chats at most.
     #[arg(long, default_value_t = 3)]
     pub capacity: i64,
+    /// Phone extension for calls (counsellors without one are never offered calls).
+    #[arg(long)]
+    pub extension: Option<String>,
     /// Read the password from standard input (required: passwords never go on the command line).
     #[arg(long)]
     pub password_stdin: bool,
@@ -153,6 +180,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(cmd) => user(&cli.database, cmd).await,
         Command::Simulate(args) => crate::simulate::run(&cli.database, args).await,
+        Command::Gateway(cmd) => gateway(&cli.database, cmd).await,
+        Command::Number(cmd) => number(&cli.database, cmd).await,
     }
 }
 
@@ -259,6 +288,10 @@ async fn user(database: &str, cmd: UserCommand) -> anyhow::Result<()> {
             if password.chars().count() < 8 {
                 bail!("the password must have at least 8 characters");
             }
+            let extension = a.extension.as_deref().map(str::trim).filter(|e| !e.is_empty());
+            if extension.is_some_and(|e| e.len() > 32 || !e.chars().all(|c| c.is_ascii_alphanumeric() || "*#+-_.".contains(c))) {
+                bail!("an extension is up to 32 characters of digits, letters and * # + - _ .");
+            }
             if !(1..=50).contains(&a.capacity) {
                 bail!("capacity must be between 1 and 50");
             }
@@ -285,29 +318,96 @@ async fn user(database: &str, cmd: UserCommand) -> anyhow::Result<()> {
                 Err(StoreError::Conflict(_)) => bail!("username {:?} is taken", a.username),
                 other => other?,
             };
+            if extension.is_some() {
+                store.set_user_extension(&created.id, extension).await?;
+            }
             store.audit(now, "cli", "user_add", Some(&created.id), Some(a.role.as_str())).await?;
             println!("created {} ({}) id {}", created.username, created.role.as_str(), created.id);
         }
         UserCommand::List => {
-            println!("{:<20} {:<11} {:<9} {:<32} {:<12} {:>3}", "USERNAME", "ROLE", "STATE", "HELPLINES", "LANGUAGES", "CAP");
+            println!(
+                "{:<20} {:<11} {:<9} {:<32} {:<12} {:>3} {:<8}",
+                "USERNAME", "ROLE", "STATE", "HELPLINES", "LANGUAGES", "CAP", "EXT"
+            );
             for u in store.users().await? {
                 let mut helplines = u.helplines.join(",");
                 if !u.backup_helplines.is_empty() {
                     helplines.push_str(&format!(" (+{})", u.backup_helplines.join(",")));
                 }
                 println!(
-                    "{:<20} {:<11} {:<9} {:<32} {:<12} {:>3}",
+                    "{:<20} {:<11} {:<9} {:<32} {:<12} {:>3} {:<8}",
                     u.username,
                     u.role.as_str(),
                     if u.disabled { "disabled" } else { "enabled" },
                     helplines,
                     u.languages.join(","),
-                    u.capacity
+                    u.capacity,
+                    u.extension.as_deref().unwrap_or("-")
                 );
             }
         }
         UserCommand::Disable { username } => set_disabled(&store, &username, true, now).await?,
         UserCommand::Enable { username } => set_disabled(&store, &username, false, now).await?,
+    }
+    Ok(())
+}
+
+async fn gateway(database: &str, cmd: GatewayCommand) -> anyhow::Result<()> {
+    let store = open(database).await?;
+    let now = Clock::new().now_ms();
+    match cmd {
+        GatewayCommand::Add { name } => {
+            if !valid_username(&name) {
+                bail!("gateway names are 1-64 characters of a-z, 0-9, '.', '_' and '-'");
+            }
+            let token = crate::auth::random_token(32);
+            let created = match store.create_gateway(&name, &crate::auth::token_hash(&token), now).await {
+                Err(StoreError::Conflict(_)) => bail!("gateway {name:?} exists"),
+                other => other?,
+            };
+            store.audit(now, "cli", "gateway_add", Some(&created.id), Some(&name)).await?;
+            println!("created gateway {name} id {}", created.id);
+            println!("service token (shown once; the exchange sends it as `Authorization: Bearer …`):");
+            println!("{token}");
+        }
+        GatewayCommand::List => {
+            println!("{:<24} {:<38} {:<8}", "NAME", "ID", "STATE");
+            for g in store.gateways().await? {
+                println!("{:<24} {:<38} {:<8}", g.name, g.id, if g.revoked_at.is_some() { "revoked" } else { "active" });
+            }
+        }
+        GatewayCommand::Revoke { name } => {
+            match store.revoke_gateway(&name, now).await {
+                Err(StoreError::NotFound) => bail!("no gateway {name:?}"),
+                other => other?,
+            }
+            store.audit(now, "cli", "gateway_revoke", None, Some(&name)).await?;
+            println!("revoked gateway {name}");
+        }
+    }
+    Ok(())
+}
+
+async fn number(database: &str, cmd: NumberCommand) -> anyhow::Result<()> {
+    let store = open(database).await?;
+    crate::demo::seed_helplines(&store).await?;
+    match cmd {
+        NumberCommand::Set { number, helpline } => {
+            let digits = crate::telephony::normalise_number(&number);
+            let key = if number == crate::store::helplines::DEFAULT_NUMBER { number.clone() } else {
+                digits.ok_or_else(|| anyhow::anyhow!("a dialled number needs digits (or `*` for the default)"))?
+            };
+            if store.helpline(&helpline).await?.is_none() {
+                bail!("unknown helpline {helpline:?}");
+            }
+            store.set_dialled_number(&key, &helpline).await?;
+            println!("{key} -> {helpline}");
+        }
+        NumberCommand::List => {
+            for (number, helpline) in store.dialled_numbers().await? {
+                println!("{number:<20} {helpline}");
+            }
+        }
     }
     Ok(())
 }

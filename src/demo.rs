@@ -22,15 +22,32 @@ pub fn default_helplines() -> Vec<Helpline> {
     vec![children, disability, family_violence]
 }
 
-/// Inserts the default helplines that are missing; never overwrites an operator's settings.
+/// The demo dialled-number map: 116 111 reaches the children's helpline, two (made-up) free
+/// numbers the other two, and any other number (`*`) the children's helpline.
+pub const DEFAULT_DIALLED_NUMBERS: &[(&str, &str)] = &[
+    ("116111", "children"),
+    ("080011111", "disability"),
+    ("080088008", "family_violence"),
+    (crate::store::helplines::DEFAULT_NUMBER, "children"),
+];
+
+/// Inserts the default helplines (and their dialled numbers) that are missing; never overwrites an operator's settings.
 pub async fn seed_helplines(store: &Store) -> Result<(), StoreError> {
     for h in default_helplines() {
         if store.insert_helpline_if_missing(&h).await? {
             tracing::info!(helpline = %h.name, "created helpline");
         }
     }
+    for (number, helpline) in DEFAULT_DIALLED_NUMBERS {
+        if store.helpline(helpline).await?.is_some() {
+            store.insert_dialled_number_if_missing(number, helpline).await?;
+        }
+    }
     Ok(())
 }
+
+/// Phone extensions of the demo counsellors.
+pub const DEMO_EXTENSIONS: &[(&str, &str)] = &[("ana", "201"), ("ion", "202"), ("olena", "203")];
 
 /// A demo account: (username, display name, role, helplines, backup helplines, languages).
 pub struct DemoAccount {
@@ -106,6 +123,9 @@ pub async fn seed_accounts(store: &Store, now: i64) -> anyhow::Result<()> {
             capacity: 3,
         };
         let created = store.create_user(&user, now).await?;
+        if let Some((_, ext)) = DEMO_EXTENSIONS.iter().find(|(u, _)| *u == a.username) {
+            store.set_user_extension(&created.id, Some(ext)).await?;
+        }
         store.audit(now, "demo", "user_add", Some(&created.id), Some(a.role.as_str())).await?;
         tracing::info!(username = a.username, "created demo account");
     }

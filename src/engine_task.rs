@@ -12,14 +12,17 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::hub::Hub;
-use crate::protocol::{rfc3339, AgentStatus, ErrorCode, ServerEvent};
+use crate::protocol::{rfc3339, AgentStatus, ErrorCode, Repeat, ServerEvent, TelephonyCommand};
+use crate::telephony::REPEAT_DAYS;
 use crate::relay::{RelayCommand, RelayHandle};
 use crate::stats::METRICS;
 use crate::routing::{
+    Channel,
     ContactId, CounsellorId, CounsellorProfile, EndReason, Engine, EngineConfig, HelplineConfig, Input, NewContact,
     Output, Refusal, Rejection, RevokeReason, Snapshot, Status, StatusReason,
 };
 use crate::store::contacts::{Change, ContactRecord};
+use crate::telephony::CallInfo;
 use crate::store::helplines::Helpline;
 use crate::store::users::User;
 use crate::store::Store;
@@ -40,6 +43,8 @@ pub enum EngineCommand {
     Intervene { input: Input, reply: oneshot::Sender<Result<(), InterveneError>> },
     /// A copy of the engine's state.
     Snapshot(oneshot::Sender<Snapshot>),
+    /// A new call (already stored): queue it; `done` once queued.
+    StartCall { contact: NewContact, call: CallInfo, done: oneshot::Sender<()> },
 }
 
 /// A cheap handle to the engine task.
@@ -94,6 +99,8 @@ pub fn engine_config(helplines: &[Helpline]) -> EngineConfig {
                 sla_at_risk_ms: h.sla_at_risk_ms,
                 sla_target_ms: h.sla_target_ms,
                 caller_grace_ms: h.caller_grace_ms,
+                chat_while_on_call: h.chat_while_on_call,
+                calls_first: h.calls_first,
             })
             .collect(),
         misses_before_away: 2,
@@ -108,6 +115,7 @@ pub fn profile_of(user: &User) -> Option<CounsellorProfile> {
         backup_helplines: user.backup_helplines.iter().cloned().collect(),
         languages: user.languages.iter().cloned().collect(),
         capacity: u32::try_from(user.capacity.max(0)).unwrap_or(3),
+        takes_calls: user.extension.as_deref().is_some_and(|e| !e.trim().is_empty()),
     })
 }
 
@@ -131,6 +139,7 @@ pub fn agent_status(s: Status) -> AgentStatus {
 fn restored(c: &ContactRecord) -> Option<NewContact> {
     Some(NewContact {
         id: contact_key(&c.id)?,
+        channel: if c.channel == "call" { Channel::Call } else { Channel::Chat },
         helpline: c.helpline.clone(),
         language: c.language.clone(),
         priority: i32::try_from(c.priority).unwrap_or(0),
@@ -143,6 +152,8 @@ struct EngineTask {
     engine: Engine,
     /// Contacts offered at least once and not yet answered or ended: (helpline, queued_at), for the metrics.
     offered: std::collections::HashMap<ContactId, (String, i64)>,
+    /// Open calls: where their `connect` and `cancel` go.
+    calls: std::collections::HashMap<ContactId, CallInfo>,
     store: Store,
     hub: Arc<Hub>,
     relay: RelayHandle,
@@ -180,8 +191,14 @@ pub async fn spawn(
     if queued + active > 0 {
         tracing::info!(queued, active, "restored open contacts");
     }
+    let mut calls = std::collections::HashMap::new();
+    for c in store.open_calls().await? {
+        if let (Some(key), Some(gateway_id)) = (contact_key(&c.contact_id), c.gateway_id) {
+            calls.insert(key, CallInfo { gateway_id, call_id: c.call_id, caller_last2: c.caller_last2, repeat: 0 });
+        }
+    }
     let (tx, rx) = mpsc::channel(4096);
-    let task = EngineTask { engine, offered: Default::default(), store, hub, relay, clock };
+    let task = EngineTask { engine, offered: Default::default(), calls, store, hub, relay, clock };
     let join = tokio::spawn(task.run(rx));
     Ok((EngineHandle { tx }, join))
 }
@@ -327,6 +344,13 @@ impl EngineTask {
             EngineCommand::Snapshot(reply) => {
                 let _ = reply.send(self.engine.snapshot());
             }
+            EngineCommand::StartCall { contact, call, done } => {
+                let now = self.clock.now_ms();
+                self.calls.insert(contact.id, call);
+                let outputs = self.engine.handle(now, Input::ContactQueued(contact));
+                let _ = done.send(());
+                batch.step(now, outputs, Vec::new(), Vec::new());
+            }
         }
     }
 
@@ -397,6 +421,7 @@ impl EngineTask {
             Output::Offer { contact, counsellor, helpline, language, queued_at, expires_at, as_backup } => {
                 METRICS.offer(&helpline);
                 self.offered.insert(contact, (helpline.clone(), queued_at));
+                let call = self.calls.get(&contact);
                 self.hub.event_to_agent(
                     &counsellor_str(counsellor),
                     &ServerEvent::Offer {
@@ -406,10 +431,17 @@ impl EngineTask {
                         waited_ms: (now - queued_at).max(0),
                         expires_in_ms: (expires_at - now).max(0),
                         backup: as_backup,
+                        channel: if call.is_some() { "call" } else { "chat" }.into(),
+                        caller_last2: call.and_then(|c| c.caller_last2.clone()),
+                        repeat: call.filter(|c| c.repeat > 0).map(|c| Repeat { contacts: c.repeat, days: REPEAT_DAYS }),
                     },
                 );
             }
             Output::OfferRevoked { contact, counsellor, reason } => {
+                // The exchange may be ringing for this offer: stop it (a call that is gone needs nothing).
+                if reason != RevokeReason::ContactGone {
+                    self.cancel_call(contact);
+                }
                 let reason = match reason {
                     RevokeReason::Expired => "expired",
                     RevokeReason::ContactGone => "contact_gone",
@@ -421,11 +453,12 @@ impl EngineTask {
                     &ServerEvent::OfferRevoked { contact_id: contact_str(contact), reason: reason.into() },
                 );
             }
-            Output::OfferDeclined { .. } => {}
+            Output::OfferDeclined { contact, .. } => self.cancel_call(contact),
             Output::Assigned { contact, counsellor, answered_at } => {
                 if let Some((helpline, queued_at)) = self.offered.remove(&contact) {
                     METRICS.answer(&helpline, answered_at - queued_at);
                 }
+                self.connect_call(contact, counsellor).await;
                 self.relay
                     .send(RelayCommand::Assigned { contact: contact_str(contact), counsellor: counsellor_str(counsellor) })
                     .await;
@@ -473,6 +506,7 @@ impl EngineTask {
             }
             Output::BackupOverflow { .. } => {}
             Output::Ended { contact, reason, abandoned, .. } => {
+                self.calls.remove(&contact);
                 let offered = self.offered.remove(&contact);
                 if abandoned {
                     let helpline = offered.map(|(h, _)| h).or_else(|| self.engine.helpline_of(contact).map(str::to_string));
@@ -481,6 +515,9 @@ impl EngineTask {
                 self.relay.send(RelayCommand::Ended { contact: contact_str(contact), reason: end_reason(reason) }).await;
             }
             Output::Transferred { contact, from, to, helpline } => {
+                if let Some(to) = to {
+                    self.connect_call(contact, to).await;
+                }
                 self.relay
                     .send(RelayCommand::Transferred {
                         contact: contact_str(contact),
@@ -503,6 +540,36 @@ impl EngineTask {
                     &ServerEvent::error_about(code, message, contact_str(contact)),
                 );
             }
+        }
+    }
+}
+
+impl EngineTask {
+    /// For a call whose offer stopped ringing unanswered: tell its exchange to stop ringing.
+    fn cancel_call(&self, contact: ContactId) {
+        if let Some(call) = self.calls.get(&contact) {
+            self.hub.gateways.send(&call.gateway_id, TelephonyCommand::Cancel { call_id: call.call_id.clone() });
+        }
+    }
+
+    /// For a call now with `counsellor` (committed): tell its exchange to bridge it to their extension.
+    async fn connect_call(&self, contact: ContactId, counsellor: CounsellorId) {
+        let Some(call) = self.calls.get(&contact) else { return };
+        let id = counsellor_str(counsellor);
+        let extension = match self.store.user(&id).await {
+            Ok(Some(user)) => user.extension,
+            Ok(None) => None,
+            Err(err) => {
+                tracing::error!(error = %err, "reading a counsellor's extension failed");
+                None
+            }
+        };
+        match extension {
+            Some(extension) => self.hub.gateways.send(
+                &call.gateway_id,
+                TelephonyCommand::Connect { call_id: call.call_id.clone(), counsellor: id, extension },
+            ),
+            None => tracing::error!(counsellor = %id, call_id = %call.call_id, "call assigned to a counsellor without an extension"),
         }
     }
 }

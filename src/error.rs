@@ -38,7 +38,11 @@ impl AppError {
             ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Unauthorized | ErrorCode::BadToken => StatusCode::UNAUTHORIZED,
             ErrorCode::Forbidden | ErrorCode::NotAllowed => StatusCode::FORBIDDEN,
-            ErrorCode::NotFound | ErrorCode::UnknownContact | ErrorCode::UnknownHelpline | ErrorCode::NoSuchOffer => {
+            ErrorCode::NotFound
+            | ErrorCode::UnknownContact
+            | ErrorCode::UnknownHelpline
+            | ErrorCode::NoSuchOffer
+            | ErrorCode::UnknownCall => {
                 StatusCode::NOT_FOUND
             }
             ErrorCode::Conflict => StatusCode::CONFLICT,

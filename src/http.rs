@@ -36,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .merge(crate::web::router())
         .merge(crate::reports::router())
         .merge(crate::staffing::router())
+        .merge(crate::telephony::router())
 }
 
 async fn index() -> Html<&'static str> {
@@ -140,7 +141,7 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
     Some(token.trim())

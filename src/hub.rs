@@ -72,6 +72,8 @@ impl Outbox {
 pub struct Hub {
     next_id: AtomicU64,
     inner: Mutex<Inner>,
+    /// Telephone exchanges' sockets and waiting commands.
+    pub gateways: crate::telephony::Gateways,
 }
 
 #[derive(Default)]

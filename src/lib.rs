@@ -40,5 +40,6 @@ pub mod stats;
 pub mod store;
 pub mod supervise;
 pub mod telemetry;
+pub mod telephony;
 pub mod web;
 pub mod ws;

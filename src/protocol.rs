@@ -60,6 +60,129 @@ fn yes() -> bool {
     true
 }
 
+fn chat() -> String {
+    "chat".into()
+}
+
+/// A repeat caller: `contacts` earlier contacts from the same number in the last `days` days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repeat {
+    pub contacts: i64,
+    pub days: i64,
+}
+
+/// A time from a telephone exchange: RFC 3339 (`"2026-11-23T10:00:00.250Z"`) or milliseconds
+/// since the Unix epoch. Sent back as RFC 3339.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct At(pub i64);
+
+impl Serialize for At {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&rfc3339(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for At {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Ms(i64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Ms(ms) => Ok(At(ms)),
+            Raw::Text(t) => parse_rfc3339(&t)
+                .map(At)
+                .ok_or_else(|| serde::de::Error::custom(format!("{t:?} is not an RFC 3339 time"))),
+        }
+    }
+}
+
+/// Parses an RFC 3339 time into milliseconds since the Unix epoch.
+pub fn parse_rfc3339(t: &str) -> Option<i64> {
+    let dt = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(dt.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// Who hung up a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallParty {
+    Caller,
+    Counsellor,
+    /// The exchange itself (a timeout, a transfer out, a fault).
+    System,
+}
+
+impl CallParty {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallParty::Caller => "caller",
+            CallParty::Counsellor => "counsellor",
+            CallParty::System => "system",
+        }
+    }
+}
+
+/// Events a telephone exchange's adapter sends, on `/ws/telephony` or to `POST /api/v1/telephony/events`.
+/// `event_id` is the exchange's own id: a repeated one is acknowledged again and changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TelephonyEvent {
+    /// A call reached the exchange's queue. `caller` is the number (hashed at once, never stored);
+    /// `language` the IVR's choice, if any.
+    CallOffered {
+        event_id: String,
+        call_id: String,
+        dialled: String,
+        #[serde(default)]
+        caller: Option<String>,
+        #[serde(default)]
+        language: Option<String>,
+        at: At,
+    },
+    /// The counsellor's phone leg picked up: the conversation starts.
+    CallAnswered { event_id: String, call_id: String, at: At },
+    /// The call ended (`by`: `caller`, `counsellor` or `system`).
+    CallEnded { event_id: String, call_id: String, by: CallParty, at: At },
+    /// The caller hung up while waiting.
+    CallAbandoned { event_id: String, call_id: String, at: At },
+    /// Keepalive; answered with `pong`.
+    Ping {},
+}
+
+impl KnownTypes for TelephonyEvent {
+    const TYPES: &'static [&'static str] = &["call_offered", "call_answered", "call_ended", "call_abandoned", "ping"];
+}
+
+/// What the server sends an exchange.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TelephonyCommand {
+    /// Event `event_id` is stored (sent again for a repeat).
+    Ack { event_id: String },
+    /// Bridge the call to this counsellor's extension (they accepted it).
+    Connect { call_id: String, counsellor: String, extension: String },
+    /// Stop ringing for this call: the counsellor it was offered to did not take it in time.
+    Cancel { call_id: String },
+    Pong {},
+    /// An event was refused or is about an unknown call. `code` is stable.
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none", default)]
+        reference: Option<String>,
+    },
+}
+
+impl TelephonyCommand {
+    /// The JSON text of this frame.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| r#"{"type":"error","code":"internal","message":"encoding"}"#.into())
+    }
+}
+
 /// Frames a supervisor's dashboard sends on `/ws/supervisor`. Every intervention is audited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -209,6 +332,15 @@ pub enum ServerEvent {
         expires_in_ms: i64,
         /// True when offered to you as a backup counsellor of this helpline.
         backup: bool,
+        /// `chat` or `call` (a call: accepting it rings your extension).
+        #[serde(default = "chat")]
+        channel: String,
+        /// A call's caller number, last two digits (never more).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        caller_last2: Option<String>,
+        /// A call from a number that reached the helplines before: how often, over how many days.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        repeat: Option<Repeat>,
     },
     /// The offer stopped ringing: `expired`, `contact_gone` or `unavailable`.
     OfferRevoked { contact_id: String, reason: String },
@@ -324,6 +456,8 @@ pub enum ErrorCode {
     Conflict,
     /// The server is busy or shutting down; try again.
     Unavailable,
+    /// A telephony event names a `call_id` this server does not know (stored as an orphan).
+    UnknownCall,
     /// Something failed on the server; nothing was acknowledged.
     Internal,
 }
@@ -459,6 +593,34 @@ mod tests {
         ];
         let names: Vec<String> = all.iter().map(type_of).collect();
         assert_eq!(names, SupervisorRequest::TYPES);
+    }
+
+    #[test]
+    fn telephony_type_list_matches_the_enum() {
+        let c = || "c".to_string();
+        let all = [
+            TelephonyEvent::CallOffered { event_id: c(), call_id: c(), dialled: c(), caller: None, language: None, at: At(0) },
+            TelephonyEvent::CallAnswered { event_id: c(), call_id: c(), at: At(0) },
+            TelephonyEvent::CallEnded { event_id: c(), call_id: c(), by: CallParty::Caller, at: At(0) },
+            TelephonyEvent::CallAbandoned { event_id: c(), call_id: c(), at: At(0) },
+            TelephonyEvent::Ping {},
+        ];
+        let names: Vec<String> = all.iter().map(type_of).collect();
+        assert_eq!(names, TelephonyEvent::TYPES);
+    }
+
+    #[test]
+    fn telephony_times_are_rfc3339_or_milliseconds() {
+        let ev = |at: &str| decode::<TelephonyEvent>(&format!(r#"{{"type":"call_abandoned","event_id":"e","call_id":"c","at":{at}}}"#));
+        let ms = |ev: Result<TelephonyEvent, DecodeError>| match ev {
+            Ok(TelephonyEvent::CallAbandoned { at, .. }) => Some(at.0),
+            _ => None,
+        };
+        assert_eq!(ms(ev("1500")), Some(1500));
+        assert_eq!(ms(ev(r#""1970-01-01T00:00:01.500Z""#)), Some(1500));
+        assert_eq!(ev(r#""yesterday""#).unwrap_err().code, ErrorCode::BadField);
+        let bad_by = decode::<TelephonyEvent>(r#"{"type":"call_ended","event_id":"e","call_id":"c","by":"cat","at":1}"#);
+        assert_eq!(bad_by.unwrap_err().code, ErrorCode::BadField);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::metrics::{self, Conversation, Figures, StatusChange};
 use crate::routing::{
-    ContactId, CounsellorId, CounsellorProfile, Engine, EngineConfig, HelplineConfig, Input, NewContact, Output,
+    Channel, ContactId, CounsellorId, CounsellorProfile, Engine, EngineConfig, HelplineConfig, Input, NewContact, Output,
     RevokeReason, Status,
 };
 
@@ -154,6 +154,7 @@ pub fn simulate(
             backup_helplines: set(&m.backup_helplines),
             languages: set(&m.languages),
             capacity: m.capacity,
+            takes_calls: false,
         };
         engine.handle(start, Input::UpsertCounsellor(profile));
         engine.handle(start, Input::CounsellorConnected { counsellor: cid(i) });
@@ -192,6 +193,7 @@ pub fn simulate(
                         }
                         Input::ContactQueued(NewContact {
                             id: xid(i),
+                            channel: Channel::Chat,
                             helpline: a.helpline.clone(),
                             language: a.language.clone(),
                             priority: 0,
@@ -392,17 +394,7 @@ pub fn parse_roster(text: &str) -> anyhow::Result<Vec<Member>> {
 
 /// The three helplines' engine settings (the product defaults).
 pub fn default_helplines() -> Vec<HelplineConfig> {
-    crate::demo::default_helplines()
-        .into_iter()
-        .map(|h| HelplineConfig {
-            name: h.name,
-            ring_timeout_ms: h.ring_timeout_ms,
-            backup_after_ms: h.backup_after_ms,
-            sla_at_risk_ms: h.sla_at_risk_ms,
-            sla_target_ms: h.sla_target_ms,
-            caller_grace_ms: h.caller_grace_ms,
-        })
-        .collect()
+    crate::engine_task::engine_config(&crate::demo::default_helplines()).helplines
 }
 
 fn pct(v: Option<f64>) -> String {

@@ -69,6 +69,9 @@ impl Inner {
                     waited_ms: 0,
                     expires_in_ms: 8000,
                     backup: false,
+                    channel: "chat".into(),
+                    caller_last2: None,
+                    repeat: None,
                 }));
             }
         }

@@ -26,6 +26,9 @@ fn config() -> EngineConfig {
                 sla_at_risk_ms: 8_000,
                 sla_target_ms: 12_000,
                 caller_grace_ms: 30_000,
+                // Chats alongside a call; calls queue with chats in plain FIFO.
+                chat_while_on_call: true,
+                calls_first: false,
             },
             // Nonsensical values: clamped ring timeout, backups at once, SLA events already due.
             HelplineConfig {
@@ -35,6 +38,8 @@ fn config() -> EngineConfig {
                 sla_at_risk_ms: 0,
                 sla_target_ms: 3_000,
                 caller_grace_ms: -5,
+                chat_while_on_call: true,
+                calls_first: true,
             },
         ],
         misses_before_away: 2,
@@ -49,6 +54,8 @@ enum Op {
         backup: u8,
         langs: u8,
         cap: u32,
+        /// Has an extension (takes calls).
+        calls: bool,
     },
     Remove {
         c: u8,
@@ -70,6 +77,7 @@ enum Op {
         prio: i32,
         back: i64,
         connected: bool,
+        call: bool,
     },
     Restore {
         x: u8,
@@ -78,6 +86,7 @@ enum Op {
         c: u8,
         connected: bool,
         back: i64,
+        call: bool,
     },
     Accept {
         c: u8,
@@ -139,16 +148,16 @@ fn op() -> impl Strategy<Value = Op> {
     let c = || 0u8..=COUNSELLORS; // COUNSELLORS itself is an unknown counsellor
     let x = || 0u8..=CONTACTS;
     prop_oneof![
-        3 => (c(), 0u8..16, 0u8..16, 0u8..4, prop_oneof![1 => Just(0u32), 4 => 1u32..4])
-            .prop_map(|(c, first, backup, langs, cap)| Op::Upsert { c, first, backup, langs, cap }),
+        3 => (c(), 0u8..16, 0u8..16, 0u8..4, prop_oneof![1 => Just(0u32), 4 => 1u32..4], any::<bool>())
+            .prop_map(|(c, first, backup, langs, cap, calls)| Op::Upsert { c, first, backup, langs, cap, calls }),
         1 => c().prop_map(|c| Op::Remove { c }),
         2 => c().prop_map(|c| Op::Connect { c }),
         1 => c().prop_map(|c| Op::Disconnect { c }),
         3 => (c(), 0u8..4).prop_map(|(c, s)| Op::Status { c, s }),
-        6 => (x(), 0u8..4, 0u8..2, -1i32..3, prop_oneof![3 => Just(0i64), 1 => 0i64..40_000], any::<bool>())
-            .prop_map(|(x, h, l, prio, back, connected)| Op::Queue { x, h, l, prio, back, connected }),
-        1 => (x(), 0u8..4, 0u8..2, c(), any::<bool>(), 0i64..40_000)
-            .prop_map(|(x, h, l, c, connected, back)| Op::Restore { x, h, l, c, connected, back }),
+        6 => (x(), 0u8..4, 0u8..2, -1i32..3, prop_oneof![3 => Just(0i64), 1 => 0i64..40_000], any::<bool>(), any::<bool>())
+            .prop_map(|(x, h, l, prio, back, connected, call)| Op::Queue { x, h, l, prio, back, connected, call }),
+        1 => (x(), 0u8..4, 0u8..2, c(), any::<bool>(), 0i64..40_000, any::<bool>())
+            .prop_map(|(x, h, l, c, connected, back, call)| Op::Restore { x, h, l, c, connected, back, call }),
         1 => (c(), x()).prop_map(|(c, x)| Op::Accept { c, x }),
         4 => any::<u8>().prop_map(|i| Op::AcceptRinging { i }),
         1 => (c(), x()).prop_map(|(c, x)| Op::Decline { c, x }),
@@ -202,8 +211,9 @@ fn to_input(op: &Op, r: &reference::Engine, now: &mut Millis) -> Input {
         .iter()
         .map(|a| (a.contact, a.counsellor))
         .collect();
-    let info = |x: u8, h: u8, l: u8, prio: i32, queued_at: Millis, connected: bool| NewContact {
+    let info = |x: u8, h: u8, l: u8, prio: i32, queued_at: Millis, connected: bool, call: bool| NewContact {
         id: xid(x),
+        channel: if call { Channel::Call } else { Channel::Chat },
         helpline: HELPLINES[usize::from(h)].into(),
         language: LANGUAGES[usize::from(l)].into(),
         priority: prio,
@@ -217,12 +227,14 @@ fn to_input(op: &Op, r: &reference::Engine, now: &mut Millis) -> Input {
             backup,
             langs,
             cap,
+            calls,
         } => Input::UpsertCounsellor(CounsellorProfile {
             id: cid(c),
             helplines: mask_set(first, HELPLINES),
             backup_helplines: mask_set(backup, HELPLINES),
             languages: mask_set(langs, LANGUAGES),
             capacity: cap,
+            takes_calls: calls,
         }),
         Op::Remove { c } => Input::RemoveCounsellor { counsellor: cid(c) },
         Op::Connect { c } => Input::CounsellorConnected { counsellor: cid(c) },
@@ -242,7 +254,8 @@ fn to_input(op: &Op, r: &reference::Engine, now: &mut Millis) -> Input {
             prio,
             back,
             connected,
-        } => Input::ContactQueued(info(x, h, l, prio, now.saturating_sub(back), connected)),
+            call,
+        } => Input::ContactQueued(info(x, h, l, prio, now.saturating_sub(back), connected, call)),
         Op::Restore {
             x,
             h,
@@ -250,6 +263,7 @@ fn to_input(op: &Op, r: &reference::Engine, now: &mut Millis) -> Input {
             c,
             connected,
             back,
+            call,
         } => Input::ContactRestoredAssigned {
             contact: info(
                 x,
@@ -258,6 +272,7 @@ fn to_input(op: &Op, r: &reference::Engine, now: &mut Millis) -> Input {
                 0,
                 now.saturating_sub(back.saturating_add(5_000)),
                 connected,
+                call,
             ),
             counsellor: cid(c),
             answered_at: now.saturating_sub(back),
@@ -402,6 +417,7 @@ fn setup(profiles: &[(u8, u8, u8, u32)]) -> Vec<(i64, Op)> {
                 backup,
                 langs,
                 cap,
+                calls: i % 2 == 0,
             },
         ));
         script.push((0, Op::Connect { c }));
@@ -436,6 +452,7 @@ proptest! {
             5,
         ),
         misses in 0u32..3,
+        flags in (any::<bool>(), any::<bool>()),
         start in prop_oneof![Just(i64::MIN), Just(i64::MAX - 50_000), Just(0i64), any::<i64>()],
         profiles in prop::collection::vec((1u8..16, 0u8..16, 1u8..4, 1u32..4), 0..=usize::from(COUNSELLORS)),
         ops in prop::collection::vec((prop_oneof![0i64..2_000, Just(i64::MAX)], op()), 1..80),
@@ -448,6 +465,8 @@ proptest! {
                 sla_at_risk_ms: timings[2],
                 sla_target_ms: timings[3],
                 caller_grace_ms: timings[4],
+                chat_while_on_call: flags.0,
+                calls_first: flags.1,
             }],
             misses_before_away: misses,
         };

@@ -8,11 +8,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    Contact, ContactId, Counsellor, CounsellorId, Helpline, Language, Millis, TimerKind, Timings,
+    Channel, Contact, ContactId, Counsellor, CounsellorId, Helpline, Language, Millis, TimerKind,
+    Timings,
 };
 
-/// Queue order: priority descending, then FIFO, then id.
-pub(super) type QueueKey = (std::cmp::Reverse<i32>, Millis, ContactId);
+/// Queue order: priority descending, then channel rank (calls first where the helpline says so),
+/// then FIFO, then id.
+pub(super) type QueueKey = (std::cmp::Reverse<i32>, u8, Millis, ContactId);
 /// Free counsellors, best first: fewest active, longest idle, smallest id.
 pub(super) type FreeKey = (usize, Millis, CounsellorId);
 /// A waiting contact's place in its helpline's queue, with the position last reported for it
@@ -20,6 +22,18 @@ pub(super) type FreeKey = (usize, Millis, CounsellorId);
 pub(super) type QueueSlot = (Helpline, QueueKey, u32);
 
 type ByHelplineLanguage<K> = BTreeMap<Helpline, BTreeMap<Language, BTreeSet<K>>>;
+/// One map per channel (`[chat, call]`, see [`ch`]).
+type PerChannel<T> = [T; 2];
+
+/// The slot of a channel in a [`PerChannel`] array.
+pub(super) fn ch(channel: Channel) -> usize {
+    match channel {
+        Channel::Chat => 0,
+        Channel::Call => 1,
+    }
+}
+
+const CHANNELS: [Channel; 2] = [Channel::Chat, Channel::Call];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Index {
@@ -29,20 +43,23 @@ pub(super) struct Index {
     /// Helplines whose queue changed since positions were last reported, with the smallest key
     /// that joined or left (positions ahead of it are unchanged).
     pub(super) dirty: BTreeMap<Helpline, QueueKey>,
-    /// Waiting contacts with no offer ringing and not pinned, by helpline and language.
-    pub(super) unoffered: ByHelplineLanguage<QueueKey>,
+    /// Waiting contacts with no offer ringing and not pinned, by channel, helpline and language.
+    pub(super) unoffered: PerChannel<ByHelplineLanguage<QueueKey>>,
     /// Waiting contacts with no offer ringing, pinned by a supervisor to a counsellor.
     pub(super) pinned: BTreeMap<CounsellorId, BTreeSet<QueueKey>>,
     /// Every pending timer: (due, kind, contact), in firing order.
     pub(super) timers: BTreeSet<(Millis, TimerKind, ContactId)>,
     /// Retry cooldowns of un-offered waiting contacts: (ready at, contact, counsellor who was tried).
     pub(super) cooldowns: BTreeSet<(Millis, ContactId, CounsellorId)>,
-    /// Free counsellors (see `Counsellor::is_free`) by first-line helpline and language.
-    pub(super) free_first: ByHelplineLanguage<FreeKey>,
-    /// Free counsellors by backup helpline (not also first-line) and language.
-    pub(super) free_backup: ByHelplineLanguage<FreeKey>,
+    /// Free counsellors (see `Counsellor::is_free`) who may ring with a contact of that channel
+    /// (see `Counsellor::takes`), by channel, first-line helpline and language.
+    pub(super) free_first: PerChannel<ByHelplineLanguage<FreeKey>>,
+    /// Free counsellors by channel, backup helpline (not also first-line) and language.
+    pub(super) free_backup: PerChannel<ByHelplineLanguage<FreeKey>>,
     /// Number of free counsellors.
     pub(super) free_count: usize,
+    /// Configuration: helplines whose chats may go to a counsellor on a call.
+    pub(super) chat_on_call: BTreeSet<Helpline>,
 }
 
 fn nested_insert<K: Ord>(m: &mut ByHelplineLanguage<K>, h: &str, l: &str, k: K) {
@@ -156,7 +173,12 @@ impl Index {
                     Some(p) => {
                         self.pinned.entry(p).or_default().insert(key);
                     }
-                    None => nested_insert(&mut self.unoffered, h, &x.info.language, key),
+                    None => nested_insert(
+                        &mut self.unoffered[ch(x.info.channel)],
+                        h,
+                        &x.info.language,
+                        key,
+                    ),
                 }
             }
         }
@@ -204,7 +226,12 @@ impl Index {
                             }
                         }
                     }
-                    None => nested_remove(&mut self.unoffered, h, &x.info.language, &key),
+                    None => nested_remove(
+                        &mut self.unoffered[ch(x.info.channel)],
+                        h,
+                        &x.info.language,
+                        &key,
+                    ),
                 }
             }
         }
@@ -223,16 +250,23 @@ impl Index {
         }
     }
 
-    fn counsellor_entries(c: &Counsellor, mut f: impl FnMut(bool, &str, &str)) {
+    /// Calls `f(channel slot, backup, helpline, language)` for every free-counsellor entry of `c`.
+    fn counsellor_entries(
+        chat_on_call: &BTreeSet<Helpline>,
+        c: &Counsellor,
+        mut f: impl FnMut(usize, bool, &str, &str),
+    ) {
         let p = &c.profile;
-        for h in &p.helplines {
-            for l in &p.languages {
-                f(false, h, l);
-            }
-        }
-        for h in p.backup_helplines.difference(&p.helplines) {
-            for l in &p.languages {
-                f(true, h, l);
+        for channel in CHANNELS {
+            let first = p.helplines.iter().map(|h| (false, h));
+            let backup = p.backup_helplines.difference(&p.helplines).map(|h| (true, h));
+            for (is_backup, h) in first.chain(backup) {
+                if !c.takes(channel, chat_on_call.contains(h)) {
+                    continue;
+                }
+                for l in &p.languages {
+                    f(ch(channel), is_backup, h, l);
+                }
             }
         }
     }
@@ -244,12 +278,9 @@ impl Index {
         }
         self.free_count += 1;
         let key = c.free_key();
-        Self::counsellor_entries(c, |backup, h, l| {
-            let m = if backup {
-                &mut self.free_backup
-            } else {
-                &mut self.free_first
-            };
+        let (first, backup) = (&mut self.free_first, &mut self.free_backup);
+        Self::counsellor_entries(&self.chat_on_call, c, |k, is_backup, h, l| {
+            let m = if is_backup { &mut backup[k] } else { &mut first[k] };
             nested_insert(m, h, l, key);
         });
     }
@@ -261,19 +292,16 @@ impl Index {
         }
         self.free_count = self.free_count.saturating_sub(1);
         let key = c.free_key();
-        Self::counsellor_entries(c, |backup, h, l| {
-            let m = if backup {
-                &mut self.free_backup
-            } else {
-                &mut self.free_first
-            };
+        let (first, backup) = (&mut self.free_first, &mut self.free_backup);
+        Self::counsellor_entries(&self.chat_on_call, c, |k, is_backup, h, l| {
+            let m = if is_backup { &mut backup[k] } else { &mut first[k] };
             nested_remove(m, h, l, &key);
         });
     }
 
-    /// Whether some free counsellor serves (h, l), first-line or as a backup.
-    pub(super) fn has_free(&self, h: &str, l: &str) -> bool {
-        nested_get(&self.free_first, h, l).is_some()
-            || nested_get(&self.free_backup, h, l).is_some()
+    /// Whether some free counsellor takes (channel, h, l), first-line or as a backup.
+    pub(super) fn has_free(&self, k: usize, h: &str, l: &str) -> bool {
+        nested_get(&self.free_first[k], h, l).is_some()
+            || nested_get(&self.free_backup[k], h, l).is_some()
     }
 }

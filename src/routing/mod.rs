@@ -70,6 +70,8 @@ struct Counsellor {
     connected: bool,
     removed: bool,
     active: BTreeSet<ContactId>,
+    /// The calls among `active`.
+    calls: BTreeSet<ContactId>,
     ringing: Option<ContactId>,
     idle_since: Millis,
     misses: u32,
@@ -84,6 +86,7 @@ impl Counsellor {
             connected: false,
             removed: false,
             active: BTreeSet::new(),
+            calls: BTreeSet::new(),
             ringing: None,
             idle_since: now,
             misses: 0,
@@ -101,6 +104,30 @@ impl Counsellor {
             && self.connected
             && self.status == Status::Available
             && self.has_room()
+    }
+
+    /// Whether they may ring with a contact of `channel` (room and status aside): a call needs an
+    /// extension and no call already; a chat needs no call, unless `chat_on_call` (its helpline's
+    /// setting).
+    fn takes(&self, channel: Channel, chat_on_call: bool) -> bool {
+        match channel {
+            Channel::Call => self.profile.takes_calls && self.calls.is_empty(),
+            Channel::Chat => chat_on_call || self.calls.is_empty(),
+        }
+    }
+
+    /// Takes contact `id` of `channel` into conversation.
+    fn take(&mut self, id: ContactId, channel: Channel) {
+        self.active.insert(id);
+        if channel == Channel::Call {
+            self.calls.insert(id);
+        }
+    }
+
+    /// Lets go of contact `id` (ended or moved).
+    fn release(&mut self, id: ContactId) {
+        self.active.remove(&id);
+        self.calls.remove(&id);
     }
 
     /// Best first: fewest active, longest idle, smallest id.
@@ -161,6 +188,9 @@ enum Stage {
 #[derive(Debug, Clone)]
 struct Contact {
     info: NewContact,
+    /// Place of its channel in its helpline's queue order: 0 for calls of a `calls_first`
+    /// helpline, 1 otherwise.
+    rank: u8,
     /// When the disconnected caller's grace period ends.
     grace_until: Option<Millis>,
     stage: Stage,
@@ -188,10 +218,11 @@ impl Contact {
         }
     }
 
-    /// Global queue order: priority descending, then FIFO, then id.
+    /// Global queue order: priority descending, then channel rank, then FIFO, then id.
     fn queue_key(&self) -> QueueKey {
         (
             Reverse(self.info.priority),
+            self.rank,
             self.info.queued_at,
             self.info.id,
         )
@@ -208,12 +239,23 @@ enum TimerKind {
     Grace,
 }
 
+/// The queue rank of a contact of `channel` in `helpline` (calls first unless the helpline says otherwise).
+fn rank_of(helplines: &BTreeMap<Helpline, HelplineConfig>, helpline: &str, channel: Channel) -> u8 {
+    let calls_first = helplines.get(helpline).is_none_or(|c| c.calls_first);
+    u8::from(!(channel == Channel::Call && calls_first))
+}
+
 /// The timings of `helpline` (defaults for a helpline not configured).
 fn timings_of(helplines: &BTreeMap<Helpline, HelplineConfig>, helpline: &str) -> Timings {
     match helplines.get(helpline) {
         Some(c) => Timings::from_config(c),
         None => Timings::from_config(&HelplineConfig::with_defaults(String::new())),
     }
+}
+
+/// The helplines whose chats may go to a counsellor on a call.
+fn chat_on_call(helplines: &BTreeMap<Helpline, HelplineConfig>) -> BTreeSet<Helpline> {
+    helplines.values().filter(|c| c.chat_while_on_call).map(|c| c.name.clone()).collect()
 }
 
 /// The routing engine. See the module docs and [`Engine::handle`].
@@ -238,13 +280,17 @@ impl Engine {
         for h in config.helplines {
             helplines.entry(h.name.clone()).or_insert(h);
         }
+        let ix = Index {
+            chat_on_call: chat_on_call(&helplines),
+            ..Index::default()
+        };
         Self {
             helplines,
             misses_before_away: config.misses_before_away,
             now: Millis::MIN,
             counsellors: BTreeMap::new(),
             contacts: BTreeMap::new(),
-            ix: Index::default(),
+            ix,
         }
     }
 
@@ -322,7 +368,7 @@ impl Engine {
             .queues
             .values()
             .flat_map(|queue| queue.iter())
-            .filter_map(|(&(_, _, id), &position)| {
+            .filter_map(|(&(_, _, _, id), &position)| {
                 let x = self.contacts.get(&id)?;
                 let w = x.waiting()?;
                 Some(WaitingView {
@@ -439,7 +485,7 @@ impl Engine {
             };
             // Everyone ahead of `from` kept their place, and their reported position is current.
             let mut n = queue.range(..from).next_back().map_or(0, |(_, &p)| p);
-            for (&(_, _, id), reported) in queue.range_mut(from..) {
+            for (&(_, _, _, id), reported) in queue.range_mut(from..) {
                 n = n.saturating_add(1);
                 if *reported != n {
                     *reported = n;
@@ -460,6 +506,9 @@ impl Engine {
         if c.removed || !c.connected || c.status != Status::Available || !c.has_room() {
             return None;
         }
+        if !self.takes(c, x) {
+            return None;
+        }
         if let Some(pinned) = x.waiting().and_then(|w| w.pinned) {
             return (pinned == c.profile.id).then_some(false);
         }
@@ -478,13 +527,19 @@ impl Engine {
         None
     }
 
+    /// Whether `c` may take `x`'s channel now (see `Counsellor::takes`).
+    fn takes(&self, c: &Counsellor, x: &Contact) -> bool {
+        c.takes(x.info.channel, self.ix.chat_on_call.contains(&x.info.helpline))
+    }
+
     /// The best free counsellor to ring with waiting contact `x` at `now`: the best (fewest
     /// active, longest idle, smallest id) eligible one not yet tried, else the best whose retry
     /// cooldown is over. `Some((counsellor, as_backup))`.
     fn best_counsellor(&self, x: &Contact, w: &Waiting, now: Millis, tm: Timings) -> Option<(CounsellorId, bool)> {
         let cooled = |at: Millis| now >= at.saturating_add(tm.ring_timeout);
         if let Some(p) = w.pinned {
-            if !self.counsellors.get(&p)?.is_free() {
+            let c = self.counsellors.get(&p)?;
+            if !c.is_free() || !self.takes(c, x) {
                 return None;
             }
             return match w.tried.get(&p) {
@@ -493,10 +548,11 @@ impl Engine {
             };
         }
         let (h, l) = (x.info.helpline.as_str(), x.info.language.as_str());
+        let k = index::ch(x.info.channel);
         let waited = now.saturating_sub(x.info.queued_at);
-        let first = index::nested_get(&self.ix.free_first, h, l);
+        let first = index::nested_get(&self.ix.free_first[k], h, l);
         let backup = if waited >= tm.backup_after {
-            index::nested_get(&self.ix.free_backup, h, l)
+            index::nested_get(&self.ix.free_backup[k], h, l)
         } else {
             None
         };
@@ -532,17 +588,19 @@ impl Engine {
     /// counsellor, merged in global queue order; it stops when no counsellor is free.
     fn dispatch(&mut self, now: Millis, out: &mut Vec<Output>) {
         enum Source {
-            Pair(Helpline, Language),
+            Pair(usize, Helpline, Language),
             Pinned(CounsellorId),
         }
         if self.ix.free_count == 0 {
             return;
         }
         let mut sources: Vec<Source> = Vec::new();
-        for (h, by_lang) in &self.ix.unoffered {
-            for l in by_lang.keys() {
-                if self.ix.has_free(h, l) {
-                    sources.push(Source::Pair(h.clone(), l.clone()));
+        for (k, unoffered) in self.ix.unoffered.iter().enumerate() {
+            for (h, by_lang) in unoffered {
+                for l in by_lang.keys() {
+                    if self.ix.has_free(k, h, l) {
+                        sources.push(Source::Pair(k, h.clone(), l.clone()));
+                    }
                 }
             }
         }
@@ -555,7 +613,7 @@ impl Engine {
         let mut heads: BTreeMap<QueueKey, usize> = BTreeMap::new();
         let next_of = |ix: &Index, s: &Source, after: Option<QueueKey>| -> Option<QueueKey> {
             let set = match s {
-                Source::Pair(h, l) => index::nested_get(&ix.unoffered, h, l)?,
+                Source::Pair(k, h, l) => index::nested_get(&ix.unoffered[*k], h, l)?,
                 Source::Pinned(p) => ix.pinned.get(p)?,
             };
             match after {
@@ -575,7 +633,7 @@ impl Engine {
             let source = &sources[i];
             // A source nobody free can serve any more is dropped.
             let live = match source {
-                Source::Pair(h, l) => self.ix.has_free(h, l),
+                Source::Pair(k, h, l) => self.ix.has_free(*k, h, l),
                 Source::Pinned(p) => self.counsellors.get(p).is_some_and(Counsellor::is_free),
             };
             if !live {
@@ -584,7 +642,7 @@ impl Engine {
             if let Some(k) = next_of(&self.ix, source, Some(key)) {
                 heads.insert(k, i);
             }
-            self.try_offer(now, key.2, out);
+            self.try_offer(now, key.3, out);
         }
     }
 
@@ -806,6 +864,7 @@ impl Engine {
                 let grace_until = (!info.caller_connected)
                     .then(|| now.saturating_add(self.timings(&info.helpline).grace));
                 self.insert_contact(Contact {
+                    rank: rank_of(&self.helplines, &info.helpline, info.channel),
                     info,
                     grace_until,
                     stage: Stage::Waiting(Waiting::default()),
@@ -897,6 +956,7 @@ impl Engine {
                 && c.status == Status::Available
                 && (c.ringing.is_none() || c.ringing == Some(xid))
                 && c.has_room()
+                && self.takes(c, x)
         });
         if !target_ok {
             out.push(refuse(Refusal::TargetUnavailable));
@@ -928,18 +988,22 @@ impl Engine {
         match to {
             TransferTarget::Counsellor(cid) => {
                 let ok = cid != from
-                    && self.counsellors.get(&cid).is_some_and(|c| !c.removed && c.connected && c.has_room());
+                    && self
+                        .counsellors
+                        .get(&cid)
+                        .is_some_and(|c| !c.removed && c.connected && c.has_room() && self.takes(c, x));
                 if !ok {
                     out.push(refuse(Refusal::TargetUnavailable));
                     return;
                 }
                 let helpline = x.info.helpline.clone();
+                let channel = x.info.channel;
                 self.cmut(from, |c| {
-                    c.active.remove(&xid);
+                    c.release(xid);
                     c.idle_since = now;
                 });
                 self.cmut(cid, |c| {
-                    c.active.insert(xid);
+                    c.take(xid, channel);
                     c.idle_since = now;
                 });
                 self.xmut(xid, |x| x.stage = Stage::Assigned { counsellor: cid, answered_at });
@@ -948,11 +1012,13 @@ impl Engine {
                 self.recheck_ring(cid, now, out);
             }
             TransferTarget::Helpline(helpline) => {
+                let rank = rank_of(&self.helplines, &helpline, x.info.channel);
                 self.cmut(from, |c| {
-                    c.active.remove(&xid);
+                    c.release(xid);
                     c.idle_since = now;
                 });
                 self.xmut(xid, |x| {
+                    x.rank = rank;
                     x.info.helpline = helpline.clone();
                     x.info.queued_at = now;
                     x.info.priority = x.info.priority.max(PRIORITY_TRANSFER);
@@ -984,14 +1050,17 @@ impl Engine {
                 backup_helplines: BTreeSet::new(),
                 languages: BTreeSet::new(),
                 capacity: 0,
+                takes_calls: false,
             };
             self.insert_counsellor(Counsellor::new(empty, now));
         }
+        let channel = info.channel;
         self.cmut(cid, |c| {
-            c.active.insert(id);
+            c.take(id, channel);
             c.idle_since = c.idle_since.max(answered_at.min(now));
         });
         self.insert_contact(Contact {
+            rank: rank_of(&self.helplines, &info.helpline, channel),
             info,
             grace_until,
             stage: Stage::Assigned {
@@ -1033,15 +1102,18 @@ impl Engine {
                 return;
             }
         }
-        self.xmut(xid, |x| {
+        let Some(channel) = self.xmut(xid, |x| {
             x.stage = Stage::Assigned {
                 counsellor: cid,
                 answered_at: now,
             };
-        });
+            x.info.channel
+        }) else {
+            return;
+        };
         self.cmut(cid, |c| {
             c.ringing = None;
-            c.active.insert(xid);
+            c.take(xid, channel);
             c.misses = 0;
             c.idle_since = now;
         });
@@ -1110,7 +1182,7 @@ impl Engine {
             }
             Stage::Assigned { counsellor, .. } => {
                 self.cmut(counsellor, |c| {
-                    c.active.remove(&id);
+                    c.release(id);
                     c.idle_since = now;
                 });
                 out.push(Output::Ended {
@@ -1126,7 +1198,10 @@ impl Engine {
     /// Whether the indexes are exactly what the state implies (for tests).
     #[cfg(test)]
     fn index_consistent(&self) -> Result<(), String> {
-        let mut fresh = Index::default();
+        let mut fresh = Index {
+            chat_on_call: chat_on_call(&self.helplines),
+            ..Index::default()
+        };
         for c in self.counsellors.values() {
             fresh.add_counsellor(c);
         }

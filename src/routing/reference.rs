@@ -148,10 +148,14 @@ impl Contact {
         }
     }
 
-    /// Global queue order: priority descending, then FIFO, then id.
-    fn queue_key(&self) -> (Reverse<i32>, Millis, ContactId) {
+    /// Global queue order: priority descending, then calls before chats (unless the helpline
+    /// is configured otherwise), then FIFO, then id.
+    fn queue_key(&self, helplines: &BTreeMap<Helpline, HelplineConfig>) -> (Reverse<i32>, u8, Millis, ContactId) {
+        let calls_first = helplines.get(&self.info.helpline).is_none_or(|c| c.calls_first);
+        let rank = if self.info.channel == Channel::Call && calls_first { 0 } else { 1 };
         (
             Reverse(self.info.priority),
+            rank,
             self.info.queued_at,
             self.info.id,
         )
@@ -262,12 +266,14 @@ impl Engine {
     pub fn position(&self, contact: ContactId) -> Option<u32> {
         let x = self.contacts.get(&contact)?;
         x.waiting()?;
-        let key = x.queue_key();
+        let key = x.queue_key(&self.helplines);
         let ahead = self
             .contacts
             .values()
             .filter(|y| {
-                y.waiting().is_some() && y.info.helpline == x.info.helpline && y.queue_key() < key
+                y.waiting().is_some()
+                    && y.info.helpline == x.info.helpline
+                    && y.queue_key(&self.helplines) < key
             })
             .count();
         Some(u32::try_from(ahead).unwrap_or(u32::MAX - 1) + 1)
@@ -356,10 +362,10 @@ impl Engine {
             .contacts
             .values()
             .filter(|x| x.waiting().is_some())
-            .map(Contact::queue_key)
+            .map(|x| x.queue_key(&self.helplines))
             .collect();
         keys.sort();
-        keys.into_iter().map(|(_, _, id)| id).collect()
+        keys.into_iter().map(|(_, _, _, id)| id).collect()
     }
 
     /// Current position of every waiting contact, with its helpline.
@@ -400,6 +406,9 @@ impl Engine {
         if c.removed || !c.connected || c.status != Status::Available || !c.has_room() {
             return None;
         }
+        if !self.takes(c, x) {
+            return None;
+        }
         if let Some(pinned) = x.waiting().and_then(|w| w.pinned) {
             return (pinned == c.profile.id).then_some(false);
         }
@@ -416,6 +425,25 @@ impl Engine {
             return Some(true);
         }
         None
+    }
+
+    /// Whether `c` may take a contact of `x`'s channel: a call needs an extension and no call in
+    /// conversation; a chat needs no call in conversation, unless its helpline allows it.
+    fn takes(&self, c: &Counsellor, x: &Contact) -> bool {
+        let on_call = c
+            .active
+            .iter()
+            .any(|id| self.contacts.get(id).is_some_and(|y| y.info.channel == Channel::Call));
+        match x.info.channel {
+            Channel::Call => c.profile.takes_calls && !on_call,
+            Channel::Chat => {
+                !on_call
+                    || self
+                        .helplines
+                        .get(&x.info.helpline)
+                        .is_some_and(|h| h.chat_while_on_call)
+            }
+        }
     }
 
     /// Offer every waiting, un-ringing contact (in global order) to its best eligible counsellor.
@@ -799,6 +827,7 @@ impl Engine {
                 && c.status == Status::Available
                 && (c.ringing.is_none() || c.ringing == Some(xid))
                 && c.has_room()
+                && self.takes(c, x)
         });
         if !target_ok {
             out.push(refuse(Refusal::TargetUnavailable));
@@ -830,7 +859,10 @@ impl Engine {
         match to {
             TransferTarget::Counsellor(cid) => {
                 let ok = cid != from
-                    && self.counsellors.get(&cid).is_some_and(|c| !c.removed && c.connected && c.has_room());
+                    && self
+                        .counsellors
+                        .get(&cid)
+                        .is_some_and(|c| !c.removed && c.connected && c.has_room() && self.takes(c, x));
                 if !ok {
                     out.push(refuse(Refusal::TargetUnavailable));
                     return;
@@ -888,6 +920,7 @@ impl Engine {
                 backup_helplines: BTreeSet::new(),
                 languages: BTreeSet::new(),
                 capacity: 0,
+                takes_calls: false,
             };
             Counsellor::new(empty, now)
         });

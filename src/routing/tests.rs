@@ -32,6 +32,7 @@ fn profile(id: u128, helplines: &[&str], languages: &[&str]) -> CounsellorProfil
         backup_helplines: BTreeSet::new(),
         languages: set(languages),
         capacity: 3,
+        takes_calls: false,
     }
 }
 
@@ -69,6 +70,7 @@ fn online(e: &mut Engine, now: Millis, p: CounsellorProfile) -> Vec<Output> {
 fn contact(id: u128, helpline: &str, language: &str, queued_at: Millis) -> NewContact {
     NewContact {
         id: x(id),
+        channel: Channel::Chat,
         helpline: helpline.into(),
         language: language.into(),
         priority: 0,
@@ -1067,6 +1069,8 @@ fn prop_config() -> EngineConfig {
                 sla_at_risk_ms: 8_000,
                 sla_target_ms: 12_000,
                 caller_grace_ms: 30_000,
+                chat_while_on_call: false,
+                calls_first: true,
             },
         ],
         misses_before_away: 2,
@@ -1211,6 +1215,16 @@ struct Model {
 }
 
 /// Whether `cv` may be offered `w` at `now` (ignoring ringing and tried); `Some(as_backup)`.
+/// In the property tests, every third contact is a call ...
+fn is_test_call(x: ContactId) -> bool {
+    x.0.is_multiple_of(3)
+}
+
+/// ... and counsellors with even ids have an extension.
+fn has_extension(c: CounsellorId) -> bool {
+    c.0.is_multiple_of(2)
+}
+
 fn model_eligible(cv: &CounsellorView, w: &WaitingView, now: Millis) -> Option<bool> {
     if cv.removed
         || !cv.connected
@@ -1218,6 +1232,11 @@ fn model_eligible(cv: &CounsellorView, w: &WaitingView, now: Millis) -> Option<b
         || cv.active.len() as u64 >= u64::from(cv.capacity)
         || !cv.languages.contains(&w.language)
     {
+        return None;
+    }
+    // Calls are every third contact id; counsellors with even ids have an extension.
+    let on_call = cv.active.iter().any(|&a| is_test_call(a));
+    if on_call || (is_test_call(w.contact) && !has_extension(cv.id)) {
         return None;
     }
     if cv.helplines.contains(&w.helpline) {
@@ -1294,6 +1313,8 @@ fn to_input(
                 backup_helplines: mask_set(backup, HELPLINES),
                 languages: mask_set(langs, LANGUAGES),
                 capacity: cap,
+                // Every other counsellor has an extension.
+                takes_calls: has_extension(id),
             })
         }
         Op::Remove { c } => Input::RemoveCounsellor { counsellor: cid(c) },
@@ -1320,6 +1341,8 @@ fn to_input(
             m.live.insert(id);
             Input::ContactQueued(NewContact {
                 id,
+                // Every third contact is a call.
+                channel: if is_test_call(id) { Channel::Call } else { Channel::Chat },
                 helpline: HELPLINES[usize::from(h)].into(),
                 language: LANGUAGES[usize::from(l)].into(),
                 priority: prio,
@@ -1338,6 +1361,7 @@ fn to_input(
             Input::ContactRestoredAssigned {
                 contact: NewContact {
                     id,
+                    channel: if is_test_call(id) { Channel::Call } else { Channel::Chat },
                     helpline: HELPLINES[usize::from(h)].into(),
                     language: LANGUAGES[usize::from(l)].into(),
                     priority: 0,
@@ -1435,6 +1459,15 @@ fn check_step(
                 ..
             } => {
                 prop_assert!(m.live.contains(contact), "offer of unknown {:?}", contact);
+                // Calls (every third id) ring only counsellors with an extension (even ids), and
+                // nobody on a call is rung with anything (no helpline here allows chats on a call).
+                let on_call = cv_after.get(counsellor).is_some_and(|v| {
+                    v.ringing == Some(*contact) && v.active.iter().any(|&a| is_test_call(a))
+                });
+                prop_assert!(!on_call, "{:?} rung with {:?} while on a call", counsellor, contact);
+                if is_test_call(*contact) {
+                    prop_assert!(has_extension(*counsellor), "call {:?} offered to {:?} without an extension", contact, counsellor);
+                }
                 prop_assert!(
                     !m.answered.contains(contact),
                     "offer of assigned {:?}",
@@ -1753,6 +1786,8 @@ proptest! {
                 sla_at_risk_ms: timings[2],
                 sla_target_ms: timings[3],
                 caller_grace_ms: timings[4],
+                chat_while_on_call: false,
+                calls_first: true,
             }],
             misses_before_away: misses,
         });
@@ -1769,6 +1804,7 @@ proptest! {
             let id = ContactId(1_000 + i as u128);
             let _ = e.handle(at, Input::ContactQueued(NewContact {
                 id,
+                channel: Channel::Chat,
                 helpline: HELPLINES[i % 3].into(),
                 language: "ro".into(),
                 priority: i32::MIN,
@@ -1781,4 +1817,143 @@ proptest! {
         let _ = e.handle(i64::MAX, Input::Tick);
         let _ = e.snapshot();
     }
+}
+
+// ----- calls ----------------------------------------------------------------------------------
+
+fn with_extension(id: u128) -> CounsellorProfile {
+    CounsellorProfile {
+        takes_calls: true,
+        ..children_ro(id)
+    }
+}
+
+fn call(id: u128, queued_at: Millis) -> Input {
+    Input::ContactQueued(NewContact {
+        channel: Channel::Call,
+        ..contact(id, "children", "ro", queued_at)
+    })
+}
+
+fn offered_to(out: &[Output]) -> Vec<(ContactId, CounsellorId)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Offer {
+                contact,
+                counsellor,
+                ..
+            } => Some((*contact, *counsellor)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_call_is_never_offered_to_a_counsellor_without_an_extension() {
+    let mut e = engine();
+    online(&mut e, t(0), children_ro(1));
+    let out = e.handle(t(1_000), call(10, t(1_000)));
+    assert_eq!(offered_to(&out), vec![]);
+    // A chat still goes to them.
+    let out = e.handle(t(1_100), chat(11, t(1_100)));
+    assert_eq!(offered_to(&out), vec![(x(11), c(1))]);
+    // A counsellor with an extension gets the call.
+    let out = online(&mut e, t(2_000), with_extension(2));
+    assert_eq!(offered_to(&out), vec![(x(10), c(2))]);
+}
+
+#[test]
+fn a_counsellor_on_a_call_gets_no_other_call_and_no_chat() {
+    let mut e = engine();
+    online(&mut e, t(0), with_extension(1));
+    let out = e.handle(t(1_000), call(10, t(1_000)));
+    assert_eq!(offered_to(&out), vec![(x(10), c(1))]);
+    e.handle(t(2_000), accept(1, 10));
+    // Room for two more contacts, but on a call: neither the call nor the chat rings for them.
+    let out = e.handle(t(3_000), call(11, t(3_000)));
+    assert_eq!(offered_to(&out), vec![]);
+    let out = e.handle(t(3_100), chat(12, t(3_100)));
+    assert_eq!(offered_to(&out), vec![]);
+    // Another counsellor with an extension takes the waiting call first (calls rank above chats).
+    let out = online(&mut e, t(4_000), with_extension(2));
+    assert_eq!(offered_to(&out), vec![(x(11), c(2))]);
+    // The first call ends: the chat goes to the counsellor now free of calls.
+    let out = e.handle(
+        t(5_000),
+        Input::EndByCaller { contact: x(10) },
+    );
+    assert_eq!(offered_to(&out), vec![(x(12), c(1))]);
+}
+
+#[test]
+fn a_helpline_may_allow_chats_during_a_call() {
+    let mut config = HelplineConfig::with_defaults("children");
+    config.chat_while_on_call = true;
+    let mut e = Engine::new(EngineConfig {
+        helplines: vec![config],
+        misses_before_away: 2,
+    });
+    online(&mut e, t(0), with_extension(1));
+    e.handle(t(1_000), call(10, t(1_000)));
+    e.handle(t(2_000), accept(1, 10));
+    let out = e.handle(t(3_000), chat(12, t(3_000)));
+    assert_eq!(offered_to(&out), vec![(x(12), c(1))]);
+    // But never a second call.
+    e.handle(t(3_500), accept(1, 12));
+    let out = e.handle(t(4_000), call(13, t(4_000)));
+    assert_eq!(offered_to(&out), vec![]);
+}
+
+#[test]
+fn calls_rank_above_chats_at_equal_priority_unless_the_helpline_says_otherwise() {
+    for calls_first in [true, false] {
+        let mut config = HelplineConfig::with_defaults("children");
+        config.calls_first = calls_first;
+        let mut e = Engine::new(EngineConfig {
+            helplines: vec![config],
+            misses_before_away: 2,
+        });
+        e.handle(t(1_000), chat(10, t(1_000)));
+        e.handle(t(2_000), call(11, t(2_000)));
+        assert_eq!(e.position(x(11)), Some(if calls_first { 1 } else { 2 }));
+        let out = online(&mut e, t(3_000), with_extension(1));
+        let first = if calls_first { x(11) } else { x(10) };
+        assert_eq!(offered_to(&out), vec![(first, c(1))]);
+        // A chat of higher priority still goes first.
+        let mut e2 = e.clone();
+        e2.handle(t(3_100), Input::SetPriority { contact: x(10), priority: 5 });
+        assert_eq!(e2.position(x(10)), Some(1));
+    }
+}
+
+#[test]
+fn a_call_not_picked_up_moves_to_the_next_counsellor() {
+    let mut e = engine();
+    online(&mut e, t(0), with_extension(1));
+    online(&mut e, t(100), with_extension(2));
+    let out = e.handle(t(1_000), call(10, t(1_000)));
+    assert_eq!(offered_to(&out), vec![(x(10), c(1))]);
+    let out = e.handle(t(9_000), Input::Tick);
+    assert!(out.contains(&Output::OfferRevoked {
+        contact: x(10),
+        counsellor: c(1),
+        reason: RevokeReason::Expired,
+    }));
+    assert_eq!(offered_to(&out), vec![(x(10), c(2))]);
+}
+
+#[test]
+fn losing_the_extension_revokes_a_ringing_call() {
+    let mut e = engine();
+    online(&mut e, t(0), with_extension(1));
+    e.handle(t(1_000), call(10, t(1_000)));
+    let out = e.handle(t(2_000), Input::UpsertCounsellor(children_ro(1)));
+    assert_eq!(
+        out,
+        vec![Output::OfferRevoked {
+            contact: x(10),
+            counsellor: c(1),
+            reason: RevokeReason::CounsellorUnavailable,
+        }]
+    );
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 /// plain timestamps, so a restarted server can hand back the original ones.
 pub type Millis = i64;
 
-/// A contact (a chat or, later, a call) as the engine knows it.
+/// A contact (a chat or a call) as the engine knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ContactId(pub u128);
 
@@ -22,6 +22,14 @@ pub struct CounsellorId(pub u128);
 pub type Helpline = String;
 /// A language code (`ro`, `ru`, `uk`, `en`).
 pub type Language = String;
+
+/// How a contact reaches the helpline. Calls are audio in the telephone exchange; chats are relayed here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Channel {
+    #[default]
+    Chat,
+    Call,
+}
 
 /// What a counsellor chose (or was set to): only `Available` counsellors get offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,6 +53,10 @@ pub struct HelplineConfig {
     pub sla_target_ms: Millis,
     /// How long a dropped caller has to come back before the contact is abandoned (default 120 s).
     pub caller_grace_ms: Millis,
+    /// Whether a counsellor on a call may still be offered this helpline's chats (default false).
+    pub chat_while_on_call: bool,
+    /// Whether this helpline's calls go ahead of its chats of equal priority (default true).
+    pub calls_first: bool,
 }
 
 impl HelplineConfig {
@@ -57,6 +69,8 @@ impl HelplineConfig {
             sla_at_risk_ms: 10_000,
             sla_target_ms: 15_000,
             caller_grace_ms: 120_000,
+            chat_while_on_call: false,
+            calls_first: true,
         }
     }
 }
@@ -80,12 +94,18 @@ pub struct CounsellorProfile {
     pub languages: BTreeSet<Language>,
     /// Concurrent contacts (chats) at most; default 3.
     pub capacity: u32,
+    /// Whether they can take calls (their account has a phone extension). Without one they are
+    /// never offered a call.
+    pub takes_calls: bool,
 }
 
 /// A new contact joining its helpline's queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewContact {
     pub id: ContactId,
+    /// A chat or a call. A counsellor with a call (in conversation or ringing) gets no other call
+    /// and, unless the chat's helpline says `chat_while_on_call`, no new chat.
+    pub channel: Channel,
     pub helpline: Helpline,
     pub language: Language,
     /// Higher is served first; 0 is normal.

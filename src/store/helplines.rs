@@ -15,6 +15,10 @@ pub struct Helpline {
     pub sla_target_ms: i64,
     pub caller_grace_ms: i64,
     pub service_level_target_pct: i64,
+    /// Whether a counsellor on a call may still be offered this helpline's chats.
+    pub chat_while_on_call: bool,
+    /// Whether calls go ahead of chats of equal priority.
+    pub calls_first: bool,
 }
 
 impl Helpline {
@@ -30,6 +34,8 @@ impl Helpline {
             sla_target_ms: 15_000,
             caller_grace_ms: 120_000,
             service_level_target_pct: 90,
+            chat_while_on_call: false,
+            calls_first: true,
         }
     }
 }
@@ -45,6 +51,8 @@ struct HelplineRow {
     sla_target_ms: i64,
     caller_grace_ms: i64,
     service_level_target_pct: i64,
+    chat_while_on_call: bool,
+    calls_first: bool,
 }
 
 impl From<HelplineRow> for Helpline {
@@ -59,6 +67,8 @@ impl From<HelplineRow> for Helpline {
             sla_target_ms: r.sla_target_ms,
             caller_grace_ms: r.caller_grace_ms,
             service_level_target_pct: r.service_level_target_pct,
+            chat_while_on_call: r.chat_while_on_call,
+            calls_first: r.calls_first,
         }
     }
 }
@@ -69,16 +79,19 @@ impl Store {
         let languages = join_list(&h.languages);
         on_pool!(self, pool => sqlx::query(
             "INSERT INTO helplines (name, display_name, languages, ring_timeout_ms, backup_after_ms,
-                 sla_at_risk_ms, sla_target_ms, caller_grace_ms, service_level_target_pct)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 sla_at_risk_ms, sla_target_ms, caller_grace_ms, service_level_target_pct,
+                 chat_while_on_call, calls_first)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (name) DO UPDATE SET display_name = excluded.display_name,
                  languages = excluded.languages, ring_timeout_ms = excluded.ring_timeout_ms,
                  backup_after_ms = excluded.backup_after_ms, sla_at_risk_ms = excluded.sla_at_risk_ms,
                  sla_target_ms = excluded.sla_target_ms, caller_grace_ms = excluded.caller_grace_ms,
-                 service_level_target_pct = excluded.service_level_target_pct")
+                 service_level_target_pct = excluded.service_level_target_pct,
+                 chat_while_on_call = excluded.chat_while_on_call, calls_first = excluded.calls_first")
             .bind(&h.name).bind(&h.display_name).bind(&languages).bind(h.ring_timeout_ms)
             .bind(h.backup_after_ms).bind(h.sla_at_risk_ms).bind(h.sla_target_ms)
             .bind(h.caller_grace_ms).bind(h.service_level_target_pct)
+            .bind(h.chat_while_on_call).bind(h.calls_first)
             .execute(pool).await.map(|_| ()))?;
         Ok(())
     }
@@ -103,5 +116,45 @@ impl Store {
         let row: Option<HelplineRow> = on_pool!(self, pool =>
             sqlx::query_as("SELECT * FROM helplines WHERE name = $1").bind(name).fetch_optional(pool).await)?;
         Ok(row.map(Helpline::from))
+    }
+}
+
+/// The entry of the dialled-number map that catches numbers not listed.
+pub const DEFAULT_NUMBER: &str = "*";
+
+impl Store {
+    /// The helpline a dialled number reaches: its own entry, else `None` (see [`Store::default_call_helpline`]).
+    pub async fn helpline_for_number(&self, number: &str) -> StoreResult<Option<String>> {
+        let row: Option<(String,)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT helpline FROM dialled_numbers WHERE number = $1").bind(number).fetch_optional(pool).await)?;
+        Ok(row.map(|r| r.0))
+    }
+
+    /// The helpline that answers calls to numbers not in the map (the `*` entry).
+    pub async fn default_call_helpline(&self) -> StoreResult<Option<String>> {
+        self.helpline_for_number(DEFAULT_NUMBER).await
+    }
+
+    /// Maps a dialled number (or `*`) to a helpline, replacing any earlier mapping.
+    pub async fn set_dialled_number(&self, number: &str, helpline: &str) -> StoreResult<()> {
+        on_pool!(self, pool => sqlx::query(
+            "INSERT INTO dialled_numbers (number, helpline) VALUES ($1, $2)
+             ON CONFLICT (number) DO UPDATE SET helpline = excluded.helpline")
+            .bind(number).bind(helpline).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Adds a mapping only if the number has none (seeding never overwrites an operator's map).
+    pub async fn insert_dialled_number_if_missing(&self, number: &str, helpline: &str) -> StoreResult<()> {
+        on_pool!(self, pool => sqlx::query(
+            "INSERT INTO dialled_numbers (number, helpline) VALUES ($1, $2) ON CONFLICT (number) DO NOTHING")
+            .bind(number).bind(helpline).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// The whole map, by number.
+    pub async fn dialled_numbers(&self) -> StoreResult<Vec<(String, String)>> {
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT number, helpline FROM dialled_numbers ORDER BY number").fetch_all(pool).await)?)
     }
 }

@@ -4,7 +4,9 @@
 //! BIGINT integers, TEXT ids), and run on whichever pool is configured through
 //! the [`on_pool!`] macro, which expands the same code for each driver.
 
+pub mod calls;
 pub mod contacts;
+pub mod gateways;
 pub mod helplines;
 pub mod messages;
 pub mod secrets;

@@ -44,6 +44,8 @@ pub struct User {
     pub status: String,
     pub disabled: bool,
     pub created_at: i64,
+    /// Phone extension the exchange rings for this counsellor's calls; None: never offered calls.
+    pub extension: Option<String>,
 }
 
 /// What is needed to create an account.
@@ -72,6 +74,7 @@ struct UserRow {
     status: String,
     disabled: bool,
     created_at: i64,
+    extension: Option<String>,
 }
 
 impl From<UserRow> for User {
@@ -88,12 +91,13 @@ impl From<UserRow> for User {
             status: r.status,
             disabled: r.disabled,
             created_at: r.created_at,
+            extension: r.extension,
         }
     }
 }
 
 const USER_COLUMNS: &str =
-    "id, username, display_name, role, helplines, backup_helplines, languages, capacity, status, disabled, created_at";
+    "id, username, display_name, role, helplines, backup_helplines, languages, capacity, status, disabled, created_at, extension";
 
 impl Store {
     /// Creates an account; `Conflict` if the username is taken.
@@ -142,6 +146,13 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         self.user_with_hash(username).await?.map(|(u, _)| u).ok_or(StoreError::NotFound)
+    }
+
+    /// Sets (or clears) an account's phone extension.
+    pub async fn set_user_extension(&self, id: &str, extension: Option<&str>) -> StoreResult<()> {
+        on_pool!(self, pool => sqlx::query("UPDATE users SET extension = $1 WHERE id = $2")
+            .bind(extension).bind(id).execute(pool).await.map(|_| ()))?;
+        Ok(())
     }
 
     /// The ids among `ids` whose accounts are disabled or gone (to close their sockets).

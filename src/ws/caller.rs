@@ -17,7 +17,7 @@ use crate::engine_task::{contact_key, EngineCommand};
 use crate::hub::Outbox;
 use crate::protocol::{check_message, CallerRequest, ErrorCode, Party, ServerEvent};
 use crate::relay::RelayCommand;
-use crate::routing::{ContactId, Input, NewContact};
+use crate::routing::{Channel, ContactId, Input, NewContact};
 use crate::store::contacts::NewContactRecord;
 
 /// `GET /ws/caller`: anyone may open a chat, from a page of an allowed origin (403 otherwise),
@@ -124,7 +124,7 @@ impl CallerSession {
         let _ = opened.await;
         self.contact = Some((record.id.clone(), key));
         let contact =
-            NewContact { id: key, helpline: h.name.clone(), language, priority: 0, queued_at: now, caller_connected: true };
+            NewContact { id: key, channel: Channel::Chat, helpline: h.name.clone(), language, priority: 0, queued_at: now, caller_connected: true };
         let (done, queued) = oneshot::channel();
         self.state.engine.send(EngineCommand::StartContact { contact, resume_token, done }).await;
         let _ = queued.await;

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod caller;
 pub mod supervisor;
+pub mod telephony;
 
 use std::time::Duration;
 

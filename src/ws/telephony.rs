@@ -1,0 +1,60 @@
+//! The telephone exchange's socket (`/ws/telephony`, gateway token checked at the upgrade): call events in, `ack`/`connect`/`cancel` out.
+
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+
+use super::{limited, run_session, Handler, RateLimit};
+use crate::app::AppState;
+use crate::hub::{Outbox, Outgoing};
+use crate::protocol::TelephonyEvent;
+use crate::store::gateways::Gateway;
+
+/// An exchange sends an event per call step, far more than a person types: its own, higher limit.
+const EXCHANGE_RATE: RateLimit = RateLimit { burst: 2_000.0, per_sec: 1_000.0 };
+
+/// `GET /ws/telephony` with `Authorization: Bearer <gateway token>`: refused (401) before the upgrade otherwise.
+pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    let gateway = match crate::telephony::authenticate_gateway(&state, &headers).await {
+        Ok(g) => g,
+        Err(e) => return e.into_response(),
+    };
+    limited(ws).on_upgrade(move |socket| serve(socket, state, gateway))
+}
+
+async fn serve(socket: WebSocket, mut state: AppState, gateway: Gateway) {
+    let (me, inbox) = state.hub.new_connection();
+    state.hub.gateways.attach(&gateway.id, me.clone());
+    // Commands that waited while no socket was open go out first.
+    for command in state.hub.gateways.take_pending(&gateway.id) {
+        me.push(Outgoing::Frame(command.to_json().into()));
+    }
+    tracing::info!(gateway = %gateway.name, "telephony gateway connected");
+    if state.rate_limit.per_sec > 0.0 {
+        state.rate_limit = EXCHANGE_RATE;
+    }
+    let mut session = ExchangeSession { state: state.clone(), me: me.clone(), gateway };
+    run_session(socket, me, inbox, &mut session, &state).await;
+}
+
+struct ExchangeSession {
+    state: AppState,
+    me: Outbox,
+    gateway: Gateway,
+}
+
+impl Handler for ExchangeSession {
+    type Request = TelephonyEvent;
+
+    async fn on_request(&mut self, event: TelephonyEvent) {
+        for frame in crate::telephony::handle_event(&self.state, &self.gateway, event).await {
+            self.me.push(Outgoing::Frame(frame.to_json().into()));
+        }
+    }
+
+    async fn on_close(&mut self) {
+        self.state.hub.gateways.detach(&self.gateway.id, self.me.id);
+        tracing::info!(gateway = %self.gateway.name, "telephony gateway disconnected");
+    }
+}
