@@ -128,10 +128,11 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let store = Store::connect(&settings.database_url).await.context("opening the database")?;
         store.migrate().await.context("migrating the database")?;
-        let clock = Clock::new();
+        let clock = Clock::adjustable();
         crate::demo::seed_helplines(&store).await?;
         if settings.demo {
             crate::demo::seed_accounts(&store, clock.now_ms()).await?;
+            crate::demo::seed_services(&store, clock.now_ms()).await?;
         }
         let secret = match &settings.jwt_secret {
             Some(s) if !s.is_empty() => s.clone(),
@@ -159,6 +160,7 @@ impl Application {
         };
         tokio::spawn(watch_disabled_accounts(state.clone(), settings.account_check_every));
         tokio::spawn(crate::supervise::run_feed(state.clone()));
+        tokio::spawn(crate::api::escalations::run_ack_watch(state.clone()));
         let listener = TcpListener::bind(&settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
         Ok(Application { listener, state, shutdown_tx, engine_task, relay_task })
     }
@@ -184,7 +186,7 @@ impl Application {
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(listener, router)
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 signal.await;
                 tracing::info!("shutting down: no new connections; asking clients to reconnect");

@@ -1,4 +1,4 @@
-//! The `helpline` command line: `serve`, `migrate`, `user add|list|disable|enable`.
+//! The `helpline` command line: `serve`, `migrate`, `user add|list|disable|enable`, `service add|list`.
 
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
@@ -36,6 +36,9 @@ pub enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage the placement services registry.
+    #[command(subcommand)]
+    Service(crate::service_cli::ServiceCommand),
     /// Replay an arrival pattern through the routing engine in virtual time against a roster.
     Simulate(crate::simulate::SimulateArgs),
 }
@@ -102,6 +105,9 @@ pub struct UserAdd {
     /// Concurrent chats at most.
     #[arg(long, default_value_t = 3)]
     pub capacity: i64,
+    /// Districts a case manager covers, comma-separated (new cases there are assigned to them).
+    #[arg(long, default_value = "")]
+    pub districts: String,
     /// Read the password from standard input (required: passwords never go on the command line).
     #[arg(long)]
     pub password_stdin: bool,
@@ -137,6 +143,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(cmd) => user(&cli.database, cmd).await,
+        Command::Service(cmd) => crate::service_cli::run(&open(&cli.database).await?, cmd).await,
         Command::Simulate(args) => crate::simulate::run(&cli.database, args).await,
     }
 }
@@ -254,6 +261,10 @@ async fn user(database: &str, cmd: UserCommand) -> anyhow::Result<()> {
                 Err(StoreError::Conflict(_)) => bail!("username {:?} is taken", a.username),
                 other => other?,
             };
+            let districts = split_list(&a.districts);
+            if !districts.is_empty() {
+                store.set_user_districts(&created.id, &districts).await?;
+            }
             store.audit(now, "cli", "user_add", Some(&created.id), Some(a.role.as_str())).await?;
             println!("created {} ({}) id {}", created.username, created.role.as_str(), created.id);
         }

@@ -35,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .merge(crate::web::router())
         .merge(crate::reports::router())
         .merge(crate::staffing::router())
+        .merge(crate::api::router())
 }
 
 async fn index() -> Html<&'static str> {
