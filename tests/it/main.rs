@@ -8,6 +8,7 @@ mod helpers;
 
 mod accounts;
 mod bad_input;
+mod cases;
 mod chat_flow;
 mod cli;
 mod durability;
