@@ -161,7 +161,8 @@ pub async fn acknowledge_as(state: &AppState, staff: &Staff, id: &str) -> Result
         return Err(AppError::new(ErrorCode::NotFound, "no such escalation"));
     };
     // After the 2-minute broadcast every supervisor may acknowledge; before, those of its helpline.
-    if !staff.supervises(&e.helpline) && !(e.broadcast_at.is_some() && staff.user.role == Role::Supervisor) {
+    let may = staff.supervises(&e.helpline) || (e.broadcast_at.is_some() && staff.user.role == Role::Supervisor);
+    if !may {
         return Err(staff.refuse(state, "acknowledge", id, AppError::forbidden("not a helpline you supervise")).await);
     }
     let first = state.store.acknowledge_escalation(id, staff.id(), state.clock.now_ms()).await?;

@@ -175,7 +175,7 @@ impl Store {
             let allowed: Option<(String,)> = sqlx::query_as("SELECT helplines FROM services WHERE id = $1")
                 .bind(&p.service_id).fetch_optional(&mut *tx).await?;
             let Some((helplines,)) = allowed else { return Ok(Outcome::NoService) };
-            if !split_list(&helplines).iter().any(|h| *h == p.helpline) {
+            if !split_list(&helplines).contains(&p.helpline) {
                 return Ok(Outcome::NotAllowed);
             }
             let taken = sqlx::query("UPDATE services SET in_use = in_use + 1 WHERE id = $1 AND in_use < capacity")

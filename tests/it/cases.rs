@@ -170,10 +170,10 @@ async fn live_escalation_to_placement_and_overdue_case(backend: Backend) {
     let listed = |v: &Value| v["cases"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
     assert!(listed(&call(&app, &maria_token, "GET", "/api/v1/cases?due=overdue", None).await.1).is_empty());
     app.clock.advance(2 * DAY_MS + 12 * 3_600_000);
-    assert_eq!(listed(&call(&app, &vera_token, "GET", "/api/v1/cases?due=24h", None).await.1), [case_id.clone()], "due within 24 h");
+    assert_eq!(listed(&call(&app, &vera_token, "GET", "/api/v1/cases?due=24h", None).await.1), [case_id.as_str()], "due within 24 h");
     app.clock.advance(DAY_MS);
     for token in [&maria_token, &vera_token] {
-        assert_eq!(listed(&call(&app, token, "GET", "/api/v1/cases?due=overdue", None).await.1), [case_id.clone()]);
+        assert_eq!(listed(&call(&app, token, "GET", "/api/v1/cases?due=overdue", None).await.1), [case_id.as_str()]);
     }
     assert!(listed(&call(&app, &petru_token, "GET", "/api/v1/cases?due=overdue", None).await.1).is_empty(), "other helplines' supervisors do not see it");
 
