@@ -136,10 +136,11 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let store = Store::connect(&settings.database_url).await.context("opening the database")?;
         store.migrate().await.context("migrating the database")?;
-        let clock = Clock::new();
+        let clock = Clock::adjustable();
         crate::demo::seed_helplines(&store).await?;
         if settings.demo {
             crate::demo::seed_accounts(&store, clock.now_ms()).await?;
+            crate::demo::seed_services(&store, clock.now_ms()).await?;
         }
         let secret = match &settings.jwt_secret {
             Some(s) if !s.is_empty() => s.clone(),
@@ -170,6 +171,7 @@ impl Application {
         tokio::spawn(watch_disabled_accounts(state.clone(), settings.account_check_every));
         tokio::spawn(crate::supervise::run_feed(state.clone()));
         tokio::spawn(forget_idle_limits(state.clone()));
+        tokio::spawn(crate::api::escalations::run_ack_watch(state.clone()));
         let listener = TcpListener::bind(&settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
         Ok(Application { listener, state, shutdown_tx, engine_task, relay_task })
     }

@@ -1,4 +1,4 @@
-//! The `helpline` command line: `serve`, `migrate`, `user add|list|disable|enable`, `gateway add|list|revoke`, `number set|list`.
+//! The `helpline` command line: `serve`, `migrate`, `user add|list|disable|enable`, `gateway add|list|revoke`, `number set|list`, `service add|list`.
 
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
@@ -36,6 +36,9 @@ pub enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage the placement services registry.
+    #[command(subcommand)]
+    Service(crate::service_cli::ServiceCommand),
     /// Replay an arrival pattern through the routing engine in virtual time against a roster.
     Simulate(crate::simulate::SimulateArgs),
     /// Manage telephone exchanges (gateways) and their service tokens.
@@ -144,6 +147,9 @@ pub struct UserAdd {
     /// Phone extension for calls (counsellors without one are never offered calls).
     #[arg(long)]
     pub extension: Option<String>,
+    /// Districts a case manager covers, comma-separated (new cases there are assigned to them).
+    #[arg(long, default_value = "")]
+    pub districts: String,
     /// Read the password from standard input (required: passwords never go on the command line).
     #[arg(long)]
     pub password_stdin: bool,
@@ -179,6 +185,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(cmd) => user(&cli.database, cmd).await,
+        Command::Service(cmd) => crate::service_cli::run(&open(&cli.database).await?, cmd).await,
         Command::Simulate(args) => crate::simulate::run(&cli.database, args).await,
         Command::Gateway(cmd) => gateway(&cli.database, cmd).await,
         Command::Number(cmd) => number(&cli.database, cmd).await,
@@ -320,6 +327,10 @@ async fn user(database: &str, cmd: UserCommand) -> anyhow::Result<()> {
             };
             if extension.is_some() {
                 store.set_user_extension(&created.id, extension).await?;
+            }
+            let districts = split_list(&a.districts);
+            if !districts.is_empty() {
+                store.set_user_districts(&created.id, &districts).await?;
             }
             store.audit(now, "cli", "user_add", Some(&created.id), Some(a.role.as_str())).await?;
             println!("created {} ({}) id {}", created.username, created.role.as_str(), created.id);

@@ -1,30 +1,56 @@
 //! Wall-clock milliseconds derived from tokio's clock, so paused-time tests move it too.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-/// Milliseconds since the Unix epoch, read from one anchor pair (wall time, tokio instant).
+/// Milliseconds since the Unix epoch, read from one anchor pair (wall time, tokio instant), plus an
+/// offset that only [`Clock::advance`] moves (tests jump days ahead to reach deadlines without sleeping).
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     base_wall_ms: i64,
     base: Instant,
+    /// Shared by every copy of an adjustable clock (one allocation per server, kept for the process's
+    /// life); None for a plain clock.
+    offset: Option<&'static AtomicI64>,
 }
 
 impl Clock {
     pub fn new() -> Clock {
         let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        Clock { base_wall_ms: i64::try_from(wall.as_millis()).unwrap_or(i64::MAX / 2), base: Instant::now() }
+        Clock {
+            base_wall_ms: i64::try_from(wall.as_millis()).unwrap_or(i64::MAX / 2),
+            base: Instant::now(),
+            offset: None,
+        }
+    }
+
+    /// A clock that [`Clock::advance`] can move (the server's: one per server).
+    pub fn adjustable() -> Clock {
+        Clock { offset: Some(Box::leak(Box::new(AtomicI64::new(0)))), ..Clock::new() }
+    }
+
+    /// Moves an adjustable clock (and every copy of it) `ms` ahead: deadlines, timers and listings see
+    /// the new time. A plain clock does not move.
+    pub fn advance(&self, ms: i64) {
+        if let Some(offset) = self.offset {
+            offset.fetch_add(ms, Ordering::SeqCst);
+        }
+    }
+
+    fn offset_ms(&self) -> i64 {
+        self.offset.map_or(0, |o| o.load(Ordering::SeqCst))
     }
 
     /// Now, in milliseconds since the Unix epoch.
     pub fn now_ms(&self) -> i64 {
-        self.base_wall_ms + i64::try_from(self.base.elapsed().as_millis()).unwrap_or(0)
+        self.base_wall_ms + self.offset_ms() + i64::try_from(self.base.elapsed().as_millis()).unwrap_or(0)
     }
 
     /// The tokio instant at which the wall clock reads `ms` (now, if that is past).
     pub fn instant_at(&self, ms: i64) -> Instant {
-        let offset = ms.saturating_sub(self.base_wall_ms).max(0);
+        let offset = ms.saturating_sub(self.base_wall_ms + self.offset_ms()).max(0);
         let target = self.base + Duration::from_millis(u64::try_from(offset).unwrap_or(0));
         target.max(Instant::now())
     }

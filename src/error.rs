@@ -12,11 +12,18 @@ use crate::store::StoreError;
 pub struct AppError {
     pub code: ErrorCode,
     pub message: String,
+    /// Extra fields merged into the HTTP body (e.g. `fields` of an invalid form, `allowed` stages).
+    pub details: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl AppError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> AppError {
-        AppError { code, message: message.into() }
+        AppError { code, message: message.into(), details: None }
+    }
+    /// The same error with an extra field in its HTTP body.
+    pub fn with(mut self, key: &str, value: serde_json::Value) -> AppError {
+        self.details.get_or_insert_with(Default::default).insert(key.to_string(), value);
+        self
     }
     pub fn unauthorized(message: impl Into<String>) -> AppError {
         AppError::new(ErrorCode::Unauthorized, message)
@@ -45,7 +52,8 @@ impl AppError {
             | ErrorCode::UnknownCall => {
                 StatusCode::NOT_FOUND
             }
-            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::Conflict | ErrorCode::ServiceFull | ErrorCode::StageOrder => StatusCode::CONFLICT,
+            ErrorCode::InvalidForm => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -74,8 +82,12 @@ impl From<StoreError> for AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "code": self.code, "message": self.message });
-        let mut response = (self.status(), Json(body)).into_response();
+        let status = self.status();
+        let mut body = serde_json::json!({ "code": self.code, "message": self.message });
+        if let (Some(extra), Some(obj)) = (self.details, body.as_object_mut()) {
+            obj.extend(extra);
+        }
+        let mut response = (status, Json(body)).into_response();
         if self.code == ErrorCode::RateLimited {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("60"));
         }

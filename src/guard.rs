@@ -106,9 +106,14 @@ impl Guard {
     /// The client's network: the peer address, or, when the peer is a trusted proxy, the last
     /// `X-Forwarded-For` hop that is not one of our proxies. IPv6 is cut to its /64.
     pub fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+        network(self.client_addr(peer, headers))
+    }
+
+    /// The client's own address (not cut to its network): for the audit log of staff actions.
+    pub fn client_addr(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
         let peer_ip = canonical(peer.ip());
         if !self.settings.trusted_proxies.iter().any(|p| canonical(*p) == peer_ip) {
-            return network(peer_ip);
+            return peer_ip;
         }
         let hops: Vec<IpAddr> = headers
             .get_all("x-forwarded-for")
@@ -118,13 +123,11 @@ impl Guard {
             .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
             .map(canonical)
             .collect();
-        let client = hops
-            .iter()
+        hops.iter()
             .rev()
             .find(|hop| !self.settings.trusted_proxies.iter().any(|p| canonical(*p) == **hop))
             .copied()
-            .unwrap_or(peer_ip);
-        network(client)
+            .unwrap_or(peer_ip)
     }
 
     /// A place for one more socket from `ip`, or `Err(Over::Sockets)` when it has too many open.

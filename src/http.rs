@@ -37,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .merge(crate::reports::router())
         .merge(crate::staffing::router())
         .merge(crate::telephony::router())
+        .merge(crate::api::router())
 }
 
 async fn index() -> Html<&'static str> {

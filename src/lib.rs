@@ -10,6 +10,7 @@
 //! - [`hub`]: the registry of live sockets and their bounded outboxes.
 //! - [`ws`]: the WebSocket endpoints (caller, counsellor) and the session loop.
 //! - [`http`]: REST routes (login, tickets, health).
+//! - [`api`], [`casework`]: the casework REST API (forms, escalations, services, placements, cases, audit, OpenAPI) and its rules.
 //! - [`protocol`]: every WebSocket frame, as serde-tagged enums.
 //! - [`store`]: persistence on SQLite or PostgreSQL, one module per concern.
 //! - [`auth`]: passwords, tokens, tickets.
@@ -19,9 +20,11 @@
 //! - [`web`]: the embedded browser front ends (chat widget, console, dashboard).
 //! - [`error`], [`clock`], [`telemetry`], [`demo`]: cross-cutting pieces.
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod casework;
 pub mod clock;
 pub mod demo;
 pub mod engine_task;
@@ -34,6 +37,7 @@ pub mod protocol;
 pub mod relay;
 pub mod reports;
 pub mod routing;
+pub mod service_cli;
 pub mod simulate;
 pub mod staffing;
 pub mod stats;

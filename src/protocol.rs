@@ -54,6 +54,17 @@ pub enum AgentRequest {
         active: bool,
     },
     Ping {},
+    /// Escalate a contact you handle: `kind` is `emergency_placement`, `child_protection` or
+    /// `emergency_services`; `risk` one of `none`…`imminent`. Answered with `escalated`.
+    Escalate {
+        contact_id: String,
+        kind: String,
+        risk: String,
+        reason: String,
+        /// The person's district, to suggest services near them first.
+        #[serde(default)]
+        district: Option<String>,
+    },
 }
 
 fn yes() -> bool {
@@ -205,11 +216,13 @@ pub enum SupervisorRequest {
     /// Write in a conversation you joined.
     Message { contact_id: String, client_id: String, text: String },
     Ping {},
+    /// Acknowledge an escalation alert (stops it going to every supervisor after 2 minutes).
+    Acknowledge { escalation_id: String },
 }
 
 impl KnownTypes for SupervisorRequest {
     const TYPES: &'static [&'static str] =
-        &["set_status", "to_front", "offer_to", "transfer", "monitor", "unmonitor", "whisper", "join", "message", "ping"];
+        &["set_status", "to_front", "offer_to", "transfer", "monitor", "unmonitor", "whisper", "join", "message", "ping", "acknowledge"];
 }
 
 /// A counsellor's chosen status.
@@ -288,6 +301,35 @@ pub struct ConversationSummary {
     pub answered_at: Option<String>,
     /// Whether the caller's socket is connected now.
     pub caller_online: bool,
+}
+
+/// An escalation as supervisors see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscalationView {
+    pub escalation_id: String,
+    pub contact_id: String,
+    pub helpline: String,
+    pub kind: String,
+    pub risk: String,
+    pub reason: String,
+    pub district: Option<String>,
+    pub counsellor_id: String,
+    pub at: String,
+    /// Sent to every supervisor (imminent risk, or not acknowledged in time), not only the helpline's.
+    pub everyone: bool,
+}
+
+/// A placement service with a free place, as suggested to a counsellor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSuggestion {
+    pub service_id: String,
+    pub name: String,
+    pub kind: String,
+    pub district: String,
+    pub address: String,
+    pub phone: String,
+    pub admission_24_7: bool,
+    pub free: i64,
 }
 
 /// Frames the server sends, to callers, counsellors and supervisors.
@@ -379,6 +421,12 @@ pub enum ServerEvent {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none", default)]
         reference: Option<String>,
     },
+    /// An escalation from a counsellor, for the supervisors of its helpline at once (and for every
+    /// supervisor when `imminent`, or when nobody acknowledged it within 2 minutes: `everyone`).
+    Escalation(EscalationView),
+    /// To the counsellor: the escalation is stored and supervisors are alerted; for an emergency
+    /// placement, the services with a free place that fit, the person's district first.
+    Escalated { escalation_id: String, contact_id: String, kind: String, risk: String, suggestions: Vec<ServiceSuggestion> },
     /// You are watching this conversation: its history; every new message follows as `message`.
     Monitoring { contact_id: String, counsellor: Option<String>, history: Vec<MessageView> },
 
@@ -460,6 +508,12 @@ pub enum ErrorCode {
     UnknownCall,
     /// Something failed on the server; nothing was acknowledged.
     Internal,
+    /// A contact form misses required fields or has unknown values: every field's error is named (HTTP 422).
+    InvalidForm,
+    /// The service has no free place (HTTP 409); the next suggestion comes with the error.
+    ServiceFull,
+    /// A case stage change out of order (HTTP 409); the allowed next stages come with the error.
+    StageOrder,
 }
 
 /// Why a frame could not be decoded.
@@ -479,7 +533,7 @@ impl KnownTypes for CallerRequest {
 }
 
 impl KnownTypes for AgentRequest {
-    const TYPES: &'static [&'static str] = &["status", "accept", "decline", "end", "message", "typing", "ping"];
+    const TYPES: &'static [&'static str] = &["status", "accept", "decline", "end", "message", "typing", "ping", "escalate"];
 }
 
 /// Decodes a client's text frame into a request, with a stable error code when it cannot.
@@ -571,6 +625,7 @@ mod tests {
             AgentRequest::Message { contact_id: "c".into(), client_id: "c".into(), text: "x".into() },
             AgentRequest::Typing { contact_id: "c".into(), active: true },
             AgentRequest::Ping {},
+            AgentRequest::Escalate { contact_id: "c".into(), kind: "k".into(), risk: "r".into(), reason: "x".into(), district: None },
         ];
         let names: Vec<String> = all.iter().map(type_of).collect();
         assert_eq!(names, AgentRequest::TYPES);
@@ -590,6 +645,7 @@ mod tests {
             SupervisorRequest::Join { contact_id: c() },
             SupervisorRequest::Message { contact_id: c(), client_id: c(), text: c() },
             SupervisorRequest::Ping {},
+            SupervisorRequest::Acknowledge { escalation_id: c() },
         ];
         let names: Vec<String> = all.iter().map(type_of).collect();
         assert_eq!(names, SupervisorRequest::TYPES);

@@ -4,12 +4,16 @@
 //! BIGINT integers, TEXT ids), and run on whichever pool is configured through
 //! the [`on_pool!`] macro, which expands the same code for each driver.
 
+pub mod audit;
 pub mod calls;
+pub mod cases;
 pub mod contacts;
+pub mod forms;
 pub mod gateways;
 pub mod helplines;
 pub mod messages;
 pub mod secrets;
+pub mod services;
 pub mod sessions;
 pub mod users;
 

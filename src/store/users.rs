@@ -9,6 +9,9 @@ pub enum Role {
     Counsellor,
     Supervisor,
     Admin,
+    /// A social worker who manages case files in their districts.
+    #[value(name = "case_manager")]
+    CaseManager,
 }
 
 impl Role {
@@ -17,6 +20,7 @@ impl Role {
             Role::Counsellor => "counsellor",
             Role::Supervisor => "supervisor",
             Role::Admin => "admin",
+            Role::CaseManager => "case_manager",
         }
     }
     pub fn parse(s: &str) -> Option<Role> {
@@ -24,6 +28,7 @@ impl Role {
             "counsellor" => Some(Role::Counsellor),
             "supervisor" => Some(Role::Supervisor),
             "admin" => Some(Role::Admin),
+            "case_manager" => Some(Role::CaseManager),
             _ => None,
         }
     }
@@ -172,5 +177,19 @@ impl Store {
             tx.commit().await
         }.await)?;
         Ok(())
+    }
+
+    /// Sets the districts a case manager covers (new cases there are assigned to them).
+    pub async fn set_user_districts(&self, id: &str, districts: &[String]) -> StoreResult<()> {
+        on_pool!(self, pool => sqlx::query("UPDATE users SET districts = $1 WHERE id = $2")
+            .bind(join_list(districts)).bind(id).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// The districts an account covers.
+    pub async fn user_districts(&self, id: &str) -> StoreResult<Vec<String>> {
+        let row: Option<(String,)> = on_pool!(self, pool => sqlx::query_as("SELECT districts FROM users WHERE id = $1")
+            .bind(id).fetch_optional(pool).await)?;
+        Ok(row.map(|r| split_list(&r.0)).unwrap_or_default())
     }
 }

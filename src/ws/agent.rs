@@ -128,6 +128,22 @@ impl Handler for AgentSession {
             AgentRequest::Ping {} => {
                 self.me.send(&ServerEvent::Pong {});
             }
+            AgentRequest::Escalate { contact_id, kind, risk, reason, district } => {
+                let staff = crate::api::Staff::on_socket(self.user.clone(), "agent");
+                let req = crate::api::escalations::EscalateRequest { contact_id: contact_id.clone(), kind, risk, reason, district };
+                match crate::api::escalations::escalate(&self.state, &staff, req).await {
+                    Ok((e, suggestions)) => {
+                        self.me.send(&ServerEvent::Escalated {
+                            escalation_id: e.id,
+                            contact_id: e.contact_id,
+                            kind: e.kind,
+                            risk: e.risk,
+                            suggestions,
+                        });
+                    }
+                    Err(err) => self.error_about(err.code, err.message, contact_id),
+                }
+            }
         }
     }
 

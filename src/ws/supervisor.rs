@@ -274,6 +274,13 @@ impl Handler for SupervisorSession {
                 };
                 self.state.relay.send(cmd).await;
             }
+            SupervisorRequest::Acknowledge { escalation_id } => {
+                let staff = crate::api::Staff::on_socket(self.user.clone(), "supervisor");
+                match crate::api::escalations::acknowledge_as(&self.state, &staff, &escalation_id).await {
+                    Ok(_) => self.done("acknowledge", &escalation_id),
+                    Err(err) => self.error(err.code, err.message, &escalation_id),
+                }
+            }
         }
     }
 

@@ -5,7 +5,7 @@ use std::process::{Command, Output, Stdio};
 
 use crate::helpers::{Backend, TestDb};
 
-crate::on_both_backends!(user_commands);
+crate::on_both_backends!(user_commands, casework_commands);
 
 fn helpline(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_helpline"))
@@ -83,4 +83,35 @@ async fn user_commands(backend: Backend) {
     assert!(!user.disabled);
     let actions: Vec<String> = store.audit_for(&user.id).await.unwrap().into_iter().map(|(_, a)| a).collect();
     assert_eq!(actions, ["user_add", "user_disable", "user_enable"]);
+}
+
+/// `user add --role case_manager --districts`, `service add|list`, with their errors.
+async fn casework_commands(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else { return };
+    let url = db.url.clone();
+    let check_url = db.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let m = helpline(&url, &["migrate"], None);
+        assert!(m.status.success(), "{}", text(&m));
+        let add = ["user", "add", "--username", "vera", "--role", "case_manager", "--districts", "Cahul,Orhei", "--password-stdin"];
+        let o = helpline(&url, &add, Some("a long passphrase\n"));
+        assert!(o.status.success() && text(&o).contains("created vera (case_manager)"), "{}", text(&o));
+        let service = ["service", "add", "--name", "Centrul Cahul", "--kind", "family_violence_centre", "--district", "Cahul",
+            "--capacity", "4", "--in-use", "1", "--always-open", "--helplines", "family_violence"];
+        let o = helpline(&url, &service, None);
+        assert!(o.status.success() && text(&o).contains("added Centrul Cahul"), "{}", text(&o));
+        let mut bad = service.to_vec();
+        bad[5] = "castle";
+        let o = helpline(&url, &bad, None);
+        assert!(!o.status.success() && text(&o).contains("kind must be one of"), "{}", text(&o));
+        let o = helpline(&url, &["service", "list"], None);
+        assert!(o.status.success() && text(&o).contains("3/4"), "free/capacity listed: {}", text(&o));
+    })
+    .await
+    .expect("cli");
+    let store = helpline::store::Store::connect(&check_url).await.unwrap();
+    let (vera, _) = store.user_with_hash("vera").await.unwrap().unwrap();
+    assert_eq!(vera.role, helpline::store::users::Role::CaseManager);
+    assert_eq!(store.user_districts(&vera.id).await.unwrap(), ["Cahul", "Orhei"]);
+    store.close().await;
 }

@@ -127,6 +127,8 @@ pub struct TestApp {
     pub addr: std::net::SocketAddr,
     pub store: Store,
     pub http: reqwest::Client,
+    /// The server's clock: `clock.advance(ms)` moves server time ahead (deadlines, timers) without sleeping.
+    pub clock: helpline::clock::Clock,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     pub db: TestDb,
@@ -161,11 +163,12 @@ impl TestApp {
         settings.guard.trusted_proxies = vec![std::net::Ipv4Addr::LOCALHOST.into()];
         let app = Application::build(settings).await.expect("build");
         let addr = app.local_addr();
+        let clock = app.state().clock;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
         }));
-        TestApp { addr, store, http: reqwest::Client::new(), stop: Some(stop), server: Some(server), db }
+        TestApp { addr, store, http: reqwest::Client::new(), clock, stop: Some(stop), server: Some(server), db }
     }
 
     /// Stops the server gracefully and starts a new one on the same database.

@@ -9,6 +9,7 @@ mod helpers;
 mod accounts;
 mod adversarial;
 mod bad_input;
+mod cases;
 mod chat_flow;
 mod cli;
 mod durability;

@@ -13,7 +13,7 @@ crate::on_both_backends!(
 );
 
 /// A supervisor socket for `username`.
-async fn supervisor(app: &TestApp, username: &str) -> Ws {
+pub(crate) async fn supervisor(app: &TestApp, username: &str) -> Ws {
     let token = app.login(username).await;
     let res = app.http.post(app.url("/api/v1/ws-ticket")).bearer_auth(&token).send().await.unwrap();
     let ticket = res.json::<Value>().await.unwrap()["ticket"].as_str().unwrap().to_string();

@@ -1,0 +1,39 @@
+//! `GET /api/v1/audit`: the append-only audit log, for admins.
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+use super::Staff;
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::protocol::rfc3339;
+use crate::store::audit::AuditQuery;
+
+#[derive(Deserialize)]
+pub struct AuditParams {
+    target: Option<String>,
+    actor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/audit?target=&actor=&limit=`: newest first (admins only; reading it is audited too).
+pub async fn list(State(state): State<AppState>, staff: Staff, Query(q): Query<AuditParams>) -> Result<Response, AppError> {
+    if !staff.is_admin() {
+        return Err(staff.refuse(&state, "audit_read", "audit_log", AppError::forbidden("admins only")).await);
+    }
+    let query = AuditQuery { target: q.target, actor: q.actor, since: None, limit: q.limit.unwrap_or(200) };
+    let lines = state.store.audit_lines(&query).await?;
+    staff.audit(&state, "audit_read", "audit_log", query.target.as_deref()).await;
+    let lines: Vec<serde_json::Value> = lines
+        .into_iter()
+        .map(|l| {
+            serde_json::json!({
+                "id": l.id, "at": rfc3339(l.at), "actor": l.actor, "action": l.action,
+                "target": l.target, "detail": l.detail, "source": l.source,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "lines": lines })).into_response())
+}

@@ -1,0 +1,280 @@
+//! Case files: numbers allocated per helpline and year, stages with deadlines, linked contacts,
+//! identifying details kept apart, and entries (assessments, notes, referrals, stage changes).
+
+use super::{new_id, on_pool, split_list, BeginWrite, Store, StoreResult};
+
+/// A case file as stored (no identifying details: those are in [`PersonDetails`]).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct CaseRecord {
+    pub id: String,
+    pub number: String,
+    pub helpline: String,
+    pub stage: String,
+    /// The pseudonym shown everywhere (e.g. `Person FV-2026-000123`).
+    pub person_label: String,
+    pub district: Option<String>,
+    pub opened_by: String,
+    pub case_manager_id: Option<String>,
+    pub opened_at: i64,
+    /// When the current deadline falls (None once closed).
+    pub due_at: Option<i64>,
+    /// What is due: `case_file`, `initial_assessment`, ….
+    pub due_what: Option<String>,
+    pub updated_at: i64,
+}
+
+/// What opening a case needs.
+#[derive(Debug, Clone)]
+pub struct NewCase {
+    pub helpline: String,
+    pub person_label: Option<String>,
+    pub district: Option<String>,
+    pub opened_by: String,
+    pub contact_id: Option<String>,
+    pub at: i64,
+}
+
+/// The identifying details of a case's person, shown only to the case's own roles.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonDetails {
+    pub full_name: Option<String>,
+    pub birth_date: Option<String>,
+    pub address: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// An assessment, note, referral or stage change.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct CaseEntry {
+    pub id: String,
+    pub kind: String,
+    /// JSON text.
+    pub body: String,
+    pub author_id: String,
+    pub at: i64,
+}
+
+/// Which cases to list by deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// Every case that is not closed.
+    Any,
+    /// Past their deadline.
+    Overdue,
+    /// Due within the next 24 hours (not yet overdue).
+    Within24h,
+}
+
+pub(crate) const CASE_COLUMNS: &str = "id, number, helpline, stage, person_label, district, opened_by, case_manager_id, \
+     opened_at, due_at, due_what, updated_at";
+
+/// Opens a case inside the write transaction `$tx` (number, case manager by district, deadline, the
+/// contact linked); evaluates to the `CaseRecord`. Used alone and by a placement's reservation.
+macro_rules! open_case_in {
+    ($tx:ident, $new:expr) => {{
+        let new: &$crate::store::cases::NewCase = $new;
+        let (prefix, case_file_ms): (String, i64) =
+            sqlx::query_as("SELECT case_prefix, case_file_due_ms FROM helplines WHERE name = $1")
+                .bind(&new.helpline)
+                .fetch_one(&mut *$tx)
+                .await?;
+        let year = $crate::casework::year_of(new.at);
+        let (seq,): (i64,) = sqlx::query_as(
+            "INSERT INTO case_counters (helpline, year, last) VALUES ($1, $2, 1)
+             ON CONFLICT (helpline, year) DO UPDATE SET last = case_counters.last + 1 RETURNING last",
+        )
+        .bind(&new.helpline)
+        .bind(i64::from(year))
+        .fetch_one(&mut *$tx)
+        .await?;
+        let number = $crate::casework::case_number(&$crate::casework::case_prefix(&new.helpline, &prefix), year, seq);
+        let managers: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT u.id, u.districts, (SELECT COUNT(*) FROM cases c WHERE c.case_manager_id = u.id AND c.stage <> 'closed')
+             FROM users u WHERE u.role = 'case_manager' AND u.disabled = FALSE ORDER BY u.id",
+        )
+        .fetch_all(&mut *$tx)
+        .await?;
+        let case_manager_id = $crate::store::cases::pick_case_manager(new.district.as_deref(), &managers);
+        let (due_what, due_ms) = $crate::casework::Stage::Open.deadline(case_file_ms).unwrap_or(("case_file", case_file_ms));
+        let record = $crate::store::cases::CaseRecord {
+            id: $crate::store::new_id(),
+            person_label: new.person_label.clone().filter(|l| !l.trim().is_empty()).unwrap_or_else(|| format!("Person {number}")),
+            number,
+            helpline: new.helpline.clone(),
+            stage: "open".into(),
+            district: new.district.clone(),
+            opened_by: new.opened_by.clone(),
+            case_manager_id,
+            opened_at: new.at,
+            due_at: Some(new.at + due_ms),
+            due_what: Some(due_what.to_string()),
+            updated_at: new.at,
+        };
+        sqlx::query(
+            "INSERT INTO cases (id, number, helpline, stage, person_label, district, opened_by, case_manager_id,
+                 opened_at, due_at, due_what, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&record.id).bind(&record.number).bind(&record.helpline).bind(&record.stage).bind(&record.person_label)
+        .bind(&record.district).bind(&record.opened_by).bind(&record.case_manager_id).bind(record.opened_at)
+        .bind(record.due_at).bind(&record.due_what).bind(record.updated_at)
+        .execute(&mut *$tx)
+        .await?;
+        if let Some(contact) = &new.contact_id {
+            sqlx::query("INSERT INTO case_contacts (case_id, contact_id, linked_at, linked_by) VALUES ($1, $2, $3, $4)")
+                .bind(&record.id).bind(contact).bind(new.at).bind(&new.opened_by)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        sqlx::query("INSERT INTO case_entries (id, case_id, kind, body, author_id, at) VALUES ($1, $2, 'stage', $3, $4, $5)")
+            .bind($crate::store::new_id()).bind(&record.id).bind(r#"{"to":"open"}"#).bind(&new.opened_by).bind(new.at)
+            .execute(&mut *$tx)
+            .await?;
+        record
+    }};
+}
+pub(crate) use open_case_in;
+
+/// The case manager for a new case in `district`: among those covering it, the one with the fewest open cases.
+pub(crate) fn pick_case_manager(district: Option<&str>, managers: &[(String, String, i64)]) -> Option<String> {
+    let district = district?.trim().to_lowercase();
+    managers
+        .iter()
+        .filter(|(_, districts, _)| split_list(districts).iter().any(|d| d.to_lowercase() == district))
+        .min_by_key(|(id, _, open)| (*open, id.clone()))
+        .map(|(id, _, _)| id.clone())
+}
+
+impl Store {
+    /// Opens a case (by hand, from a contact).
+    pub async fn open_case(&self, new: &NewCase) -> StoreResult<CaseRecord> {
+        let record = on_pool!(self, pool => async {
+            let mut tx = pool.begin_write().await?;
+            let record = open_case_in!(tx, new);
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(record)
+        }.await)?;
+        Ok(record)
+    }
+
+    pub async fn case(&self, id: &str) -> StoreResult<Option<CaseRecord>> {
+        let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1");
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
+    }
+
+    /// Cases that are not closed, by deadline (soonest first), filtered by `due` at `now`.
+    pub async fn cases_due(&self, due: Due, now: i64) -> StoreResult<Vec<CaseRecord>> {
+        // Every variant binds `now` and `now + 24 h`, so the same two parameters serve all three texts.
+        let filter = match due {
+            Due::Any => "$1 = $1 AND $2 = $2",
+            Due::Overdue => "due_at <= $1 AND $2 = $2",
+            Due::Within24h => "due_at > $1 AND due_at <= $2",
+        };
+        let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE stage <> 'closed' AND {filter} ORDER BY due_at, number");
+        let until = now + crate::casework::DAY_MS;
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(now).bind(until).fetch_all(pool).await)?)
+    }
+
+    /// The contacts linked to a case, in the order they were linked.
+    pub async fn case_contacts(&self, case_id: &str) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT contact_id FROM case_contacts WHERE case_id = $1 ORDER BY linked_at, contact_id")
+            .bind(case_id).fetch_all(pool).await)?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// The cases a contact is linked to.
+    pub async fn cases_of_contact(&self, contact_id: &str) -> StoreResult<Vec<CaseRecord>> {
+        let sql = format!(
+            "SELECT {CASE_COLUMNS} FROM cases WHERE id IN (SELECT case_id FROM case_contacts WHERE contact_id = $1) ORDER BY opened_at"
+        );
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(contact_id).fetch_all(pool).await)?)
+    }
+
+    /// Links one more contact; `Conflict` if it already is.
+    pub async fn link_case_contact(&self, case_id: &str, contact_id: &str, by: &str, at: i64) -> StoreResult<()> {
+        let res = on_pool!(self, pool => sqlx::query(
+            "INSERT INTO case_contacts (case_id, contact_id, linked_at, linked_by) VALUES ($1, $2, $3, $4)")
+            .bind(case_id).bind(contact_id).bind(at).bind(by).execute(pool).await.map(|_| ()));
+        res.map_err(|e| super::StoreError::from_insert(e, "the contact is already linked to this case"))
+    }
+
+    pub async fn case_entries(&self, case_id: &str) -> StoreResult<Vec<CaseEntry>> {
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT id, kind, body, author_id, at FROM case_entries WHERE case_id = $1 ORDER BY at, id")
+            .bind(case_id).fetch_all(pool).await)?)
+    }
+
+    /// Adds an assessment, note or referral; returns its id.
+    pub async fn add_case_entry(&self, case_id: &str, kind: &str, body: &str, author: &str, at: i64) -> StoreResult<String> {
+        let id = new_id();
+        on_pool!(self, pool => async {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("INSERT INTO case_entries (id, case_id, kind, body, author_id, at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(&id).bind(case_id).bind(kind).bind(body).bind(author).bind(at).execute(&mut *tx).await?;
+            sqlx::query("UPDATE cases SET updated_at = $1 WHERE id = $2").bind(at).bind(case_id).execute(&mut *tx).await?;
+            tx.commit().await
+        }.await)?;
+        Ok(id)
+    }
+
+    /// Moves a case from stage `from` to `to` with its new deadline; false if the case was no longer
+    /// at `from` (someone else moved it first). The change is an entry too.
+    pub async fn set_case_stage(
+        &self,
+        case_id: &str,
+        from: &str,
+        to: &str,
+        due: Option<(&str, i64)>,
+        author: &str,
+        at: i64,
+    ) -> StoreResult<bool> {
+        let body = serde_json::json!({ "from": from, "to": to }).to_string();
+        let moved = on_pool!(self, pool => async {
+            let mut tx = pool.begin_write().await?;
+            let n = sqlx::query("UPDATE cases SET stage = $1, due_at = $2, due_what = $3, updated_at = $4 WHERE id = $5 AND stage = $6")
+                .bind(to).bind(due.map(|d| d.1)).bind(due.map(|d| d.0)).bind(at).bind(case_id).bind(from)
+                .execute(&mut *tx).await?.rows_affected();
+            if n == 1 {
+                sqlx::query("INSERT INTO case_entries (id, case_id, kind, body, author_id, at) VALUES ($1, $2, 'stage', $3, $4, $5)")
+                    .bind(new_id()).bind(case_id).bind(&body).bind(author).bind(at).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(n == 1)
+        }.await)?;
+        Ok(moved)
+    }
+
+    /// Assigns (or unassigns) the case manager.
+    pub async fn set_case_manager(&self, case_id: &str, manager: Option<&str>, at: i64) -> StoreResult<()> {
+        on_pool!(self, pool => sqlx::query("UPDATE cases SET case_manager_id = $1, updated_at = $2 WHERE id = $3")
+            .bind(manager).bind(at).bind(case_id).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    pub async fn case_person(&self, case_id: &str) -> StoreResult<PersonDetails> {
+        let row: Option<PersonDetails> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT full_name, birth_date, address, phone FROM case_people WHERE case_id = $1")
+            .bind(case_id).fetch_optional(pool).await)?;
+        Ok(row.unwrap_or_default())
+    }
+
+    pub async fn set_case_person(&self, case_id: &str, p: &PersonDetails, at: i64) -> StoreResult<()> {
+        on_pool!(self, pool => sqlx::query(
+            "INSERT INTO case_people (case_id, full_name, birth_date, address, phone, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (case_id) DO UPDATE SET full_name = excluded.full_name, birth_date = excluded.birth_date,
+                 address = excluded.address, phone = excluded.phone, updated_at = excluded.updated_at")
+            .bind(case_id).bind(&p.full_name).bind(&p.birth_date).bind(&p.address).bind(&p.phone).bind(at)
+            .execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// A helpline's case file deadline after an emergency placement (ms; 3 days by default).
+    pub async fn case_file_due_ms(&self, helpline: &str) -> StoreResult<i64> {
+        let row: Option<(i64,)> = on_pool!(self, pool => sqlx::query_as("SELECT case_file_due_ms FROM helplines WHERE name = $1")
+            .bind(helpline).fetch_optional(pool).await)?;
+        Ok(row.map_or(3 * crate::casework::DAY_MS, |r| r.0))
+    }
+}

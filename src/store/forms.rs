@@ -1,0 +1,148 @@
+//! Contact forms (the counsellor's wrap-up of a contact) and escalations raised from contacts.
+
+use super::{on_pool, BeginWrite, Store, StoreResult};
+
+/// A contact's form as stored: `data` is the JSON of [`crate::casework::ContactForm`].
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct FormRecord {
+    pub contact_id: String,
+    pub helpline: String,
+    pub counsellor_id: String,
+    pub data: String,
+    pub risk: Option<String>,
+    /// `draft` or `submitted`.
+    pub status: String,
+    pub updated_at: i64,
+    pub submitted_at: Option<i64>,
+}
+
+/// An escalation as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct EscalationRecord {
+    pub id: String,
+    pub contact_id: String,
+    pub helpline: String,
+    pub kind: String,
+    pub risk: String,
+    pub reason: String,
+    pub district: Option<String>,
+    pub counsellor_id: String,
+    pub created_at: i64,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<i64>,
+    pub broadcast_at: Option<i64>,
+}
+
+const ESCALATION_COLUMNS: &str = "id, contact_id, helpline, kind, risk, reason, district, counsellor_id, created_at, \
+     acknowledged_by, acknowledged_at, broadcast_at";
+
+/// The priority a contact gets when its risk is imminent (the same as a supervisor's "to front").
+pub const IMMINENT_PRIORITY: i64 = crate::routing::PRIORITY_FRONT as i64;
+
+/// Raises a contact's stored priority to [`IMMINENT_PRIORITY`] inside a transaction.
+macro_rules! raise_priority {
+    ($tx:ident, $contact:expr) => {
+        sqlx::query("UPDATE contacts SET priority = $1 WHERE id = $2 AND priority < $1")
+            .bind(IMMINENT_PRIORITY)
+            .bind($contact)
+            .execute(&mut *$tx)
+            .await?;
+    };
+}
+
+impl Store {
+    /// Saves a form (draft or submitted); returns the risk it had before (to alert on a new `imminent`).
+    pub async fn save_form(&self, f: &FormRecord) -> StoreResult<Option<String>> {
+        let before = on_pool!(self, pool => async {
+            let mut tx = pool.begin_write().await?;
+            let before: Option<(Option<String>,)> = sqlx::query_as("SELECT risk FROM contact_forms WHERE contact_id = $1")
+                .bind(&f.contact_id).fetch_optional(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO contact_forms (contact_id, helpline, counsellor_id, data, risk, status, updated_at, submitted_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (contact_id) DO UPDATE SET data = excluded.data, risk = excluded.risk,
+                     status = excluded.status, updated_at = excluded.updated_at,
+                     submitted_at = COALESCE(contact_forms.submitted_at, excluded.submitted_at)")
+                .bind(&f.contact_id).bind(&f.helpline).bind(&f.counsellor_id).bind(&f.data).bind(&f.risk)
+                .bind(&f.status).bind(f.updated_at).bind(f.submitted_at)
+                .execute(&mut *tx).await?;
+            if f.risk.as_deref() == Some("imminent") {
+                raise_priority!(tx, &f.contact_id);
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(before.and_then(|b| b.0))
+        }.await)?;
+        Ok(before)
+    }
+
+    pub async fn form(&self, contact_id: &str) -> StoreResult<Option<FormRecord>> {
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT contact_id, helpline, counsellor_id, data, risk, status, updated_at, submitted_at
+             FROM contact_forms WHERE contact_id = $1").bind(contact_id).fetch_optional(pool).await)?)
+    }
+
+    /// A counsellor's ended contacts whose form is not submitted yet (their open wrap-ups), oldest first.
+    pub async fn incomplete_forms(&self, counsellor: &str) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT c.id FROM contacts c LEFT JOIN contact_forms f ON f.contact_id = c.id
+             WHERE c.counsellor_id = $1 AND c.state = 'ended' AND (f.status IS NULL OR f.status <> 'submitted')
+             ORDER BY c.ended_at, c.id").bind(counsellor).fetch_all(pool).await)?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// Stores an escalation; an `imminent` one raises the contact's stored priority in the same transaction.
+    pub async fn create_escalation(&self, e: &EscalationRecord) -> StoreResult<()> {
+        on_pool!(self, pool => async {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(
+                "INSERT INTO escalations (id, contact_id, helpline, kind, risk, reason, district, counsellor_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+                .bind(&e.id).bind(&e.contact_id).bind(&e.helpline).bind(&e.kind).bind(&e.risk).bind(&e.reason)
+                .bind(&e.district).bind(&e.counsellor_id).bind(e.created_at)
+                .execute(&mut *tx).await?;
+            if e.risk == "imminent" {
+                raise_priority!(tx, &e.contact_id);
+            }
+            tx.commit().await
+        }.await)?;
+        Ok(())
+    }
+
+    pub async fn escalation(&self, id: &str) -> StoreResult<Option<EscalationRecord>> {
+        let sql = format!("SELECT {ESCALATION_COLUMNS} FROM escalations WHERE id = $1");
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
+    }
+
+    /// Escalations not acknowledged yet, oldest first.
+    pub async fn open_escalations(&self) -> StoreResult<Vec<EscalationRecord>> {
+        let sql = format!("SELECT {ESCALATION_COLUMNS} FROM escalations WHERE acknowledged_at IS NULL ORDER BY created_at, id");
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)?)
+    }
+
+    /// Marks an escalation acknowledged; false if it already was (by someone else, or before).
+    pub async fn acknowledge_escalation(&self, id: &str, by: &str, at: i64) -> StoreResult<bool> {
+        let n = on_pool!(self, pool => sqlx::query(
+            "UPDATE escalations SET acknowledged_by = $1, acknowledged_at = $2 WHERE id = $3 AND acknowledged_at IS NULL")
+            .bind(by).bind(at).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Claims the escalations created before `before`, unacknowledged and not yet sent to every
+    /// supervisor: marks them broadcast at `now` and returns them (each is claimed once).
+    pub async fn claim_unacknowledged(&self, before: i64, now: i64) -> StoreResult<Vec<EscalationRecord>> {
+        let sql = format!(
+            "UPDATE escalations SET broadcast_at = $1
+             WHERE acknowledged_at IS NULL AND broadcast_at IS NULL AND created_at <= $2
+             RETURNING {ESCALATION_COLUMNS}"
+        );
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(now).bind(before).fetch_all(pool).await)?)
+    }
+
+    /// Marks an escalation as already sent to every supervisor (an `imminent` one goes to all at once).
+    pub async fn mark_broadcast(&self, id: &str, at: i64) -> StoreResult<()> {
+        on_pool!(self, pool => sqlx::query("UPDATE escalations SET broadcast_at = $1 WHERE id = $2 AND broadcast_at IS NULL")
+            .bind(at).bind(id).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+}
+

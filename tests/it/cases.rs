@@ -1,0 +1,385 @@
+//! Escalation and casework over the real server: a live escalation to an emergency placement and its case deadline, the race for the last place, contact forms, and every role against every object kind with the audit log checked.
+
+use helpline::store::audit::AuditQuery;
+use helpline::store::contacts::{Change, NewContactRecord};
+use helpline::store::users::Role;
+use serde_json::{json, Value};
+
+use crate::helpers::{add_user, Backend, TestApp, Ws, FRAME_TIMEOUT};
+use crate::supervisor::supervisor;
+
+crate::on_both_backends!(
+    live_escalation_to_placement_and_overdue_case,
+    race_for_the_last_place,
+    contact_form_drafts_and_required_fields,
+    access_every_role_every_object
+);
+
+const DAY_MS: i64 = 86_400_000;
+
+/// An HTTP call with a bearer token; returns the status and the JSON body (Null when empty).
+async fn call(app: &TestApp, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let url = app.url(path);
+    let req = match method {
+        "GET" => app.http.get(url),
+        "POST" => app.http.post(url),
+        "PUT" => app.http.put(url),
+        other => panic!("method {other}"),
+    };
+    let req = match body {
+        Some(b) => req.json(&b),
+        None => req,
+    };
+    let res = req.bearer_auth(token).send().await.expect("request");
+    let status = res.status().as_u16();
+    let text = res.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Reads frames until one of `kind` matching `pred` (anything else is skipped: boards, other alerts).
+async fn frame(ws: &mut Ws, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "no {kind} frame in time");
+        let v = ws.recv().await;
+        if v["type"] == kind && pred(&v) {
+            return v;
+        }
+    }
+}
+
+/// True if a frame of `kind` arrives within `ms` (other frames skipped).
+async fn arrives(ws: &mut Ws, kind: &str, ms: u64) -> bool {
+    tokio::time::timeout(std::time::Duration::from_millis(ms), frame(ws, kind, |_| true)).await.is_ok()
+}
+
+async fn user_id(app: &TestApp, username: &str) -> String {
+    app.store.user_with_hash(username).await.unwrap().unwrap().0.id
+}
+
+async fn case_manager(app: &TestApp, username: &str, districts: &[&str]) -> String {
+    let id = add_user(&app.store, username, Role::CaseManager, &[], &[], &["ro"], 1).await;
+    let districts: Vec<String> = districts.iter().map(|d| d.to_string()).collect();
+    app.store.set_user_districts(&id, &districts).await.unwrap();
+    id
+}
+
+/// A contact handled (answered, then ended) by `counsellor`, written straight to the store.
+async fn handled_contact(app: &TestApp, helpline: &str, counsellor: &str) -> String {
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = app.clock.now_ms();
+    let new = NewContactRecord {
+        id: id.clone(),
+        channel: "chat".into(),
+        helpline: helpline.into(),
+        language: "ro".into(),
+        priority: 0,
+        resume_token_hash: format!("hash-{id}"),
+        queued_at: now,
+    };
+    app.store.create_contact(&new).await.unwrap();
+    let changes = [
+        Change::Assigned { contact: id.clone(), counsellor: counsellor.into(), at: now },
+        Change::Ended { contact: id.clone(), at: now + 1, reason: "counsellor_ended", abandoned: false },
+    ];
+    app.store.apply_changes(&changes).await.unwrap();
+    id
+}
+
+/// Adds a service as the admin; returns its id.
+async fn service(app: &TestApp, admin: &str, name: &str, kind: &str, district: &str, capacity: i64, helplines: &[&str]) -> String {
+    let body = json!({"name": name, "kind": kind, "district": district, "capacity": capacity, "helplines": helplines, "admission_24_7": true});
+    let (status, s) = call(app, admin, "POST", "/api/v1/services", Some(body)).await;
+    assert_eq!(status, 201, "{s}");
+    s["id"].as_str().unwrap().to_string()
+}
+
+async fn in_use(app: &TestApp, id: &str) -> i64 {
+    app.store.service(id).await.unwrap().unwrap().in_use
+}
+
+async fn live_escalation_to_placement_and_overdue_case(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    app.add_user("ana", Role::Counsellor, &["family_violence"], &["ro"], 3).await;
+    app.add_user("ion", Role::Counsellor, &["family_violence"], &["ro"], 3).await;
+    app.add_user("maria", Role::Supervisor, &["family_violence"], &["ro"], 3).await;
+    app.add_user("petru", Role::Supervisor, &["children"], &["ro"], 3).await;
+    app.add_user("root", Role::Admin, &[], &["ro"], 3).await;
+    let vera = case_manager(&app, "vera", &["Cahul"]).await;
+    let admin = app.login("root").await;
+    let cahul = service(&app, &admin, "Centrul Cahul", "family_violence_centre", "Cahul", 2, &["family_violence"]).await;
+    let chisinau = service(&app, &admin, "Centrul Chișinău", "family_violence_centre", "Chișinău", 5, &["family_violence"]).await;
+    let children_only = service(&app, &admin, "Casa Cahul", "community_home_children", "Cahul", 5, &["children"]).await;
+
+    let mut maria = supervisor(&app, "maria").await;
+    let mut petru = supervisor(&app, "petru").await;
+    frame(&mut maria, "dashboard", |_| true).await;
+    frame(&mut petru, "dashboard", |_| true).await;
+
+    // A live chat: the caller writes, Ana answers.
+    let mut caller = app.caller().await;
+    caller.send(json!({"type": "start", "helpline": "family_violence"})).await;
+    let contact = caller.expect("queued").await["contact_id"].as_str().unwrap().to_string();
+    let mut ana = app.available_agent("ana").await;
+    ana.expect("offer").await;
+    ana.send(json!({"type": "accept", "contact_id": contact})).await;
+    ana.expect("assigned").await;
+    caller.expect("connected").await;
+
+    // Ion may not escalate Ana's contact.
+    let mut ion = app.available_agent("ion").await;
+    ion.send(json!({"type": "escalate", "contact_id": contact, "kind": "emergency_placement", "risk": "high", "reason": "x"})).await;
+    let refused = ion.expect("error").await;
+    assert_eq!((refused["code"].as_str(), refused["ref"].as_str()), (Some("unknown_contact"), Some(contact.as_str())));
+
+    // Ana escalates to emergency placement: suggestions fit, the person's district first.
+    ana.send(json!({"type": "escalate", "contact_id": contact, "kind": "emergency_placement", "risk": "high",
+                    "reason": "she cannot go home tonight with two children", "district": "Cahul"})).await;
+    let escalated = ana.expect("escalated").await;
+    let escalation = escalated["escalation_id"].as_str().unwrap().to_string();
+    let suggested: Vec<&str> = escalated["suggestions"].as_array().unwrap().iter().map(|s| s["service_id"].as_str().unwrap()).collect();
+    assert_eq!(suggested, [cahul.as_str(), chisinau.as_str()], "fitting services, Cahul first, never the children's home {children_only}");
+
+    // The helpline's supervisor is alerted at once; the children's supervisor is not.
+    let alert = frame(&mut maria, "escalation", |_| true).await;
+    assert_eq!((alert["escalation_id"].as_str(), alert["contact_id"].as_str()), (Some(escalation.as_str()), Some(contact.as_str())));
+    assert_eq!((alert["kind"].as_str(), alert["risk"].as_str(), alert["everyone"].as_bool()), (Some("emergency_placement"), Some("high"), Some(false)));
+    assert!(!arrives(&mut petru, "escalation", 300).await, "only the helpline's supervisors at first");
+
+    // A place is reserved in the first suggestion: the case opens, linked, due 3 days later, assigned by district.
+    let ana_token = app.login("ana").await;
+    let (status, placed) = call(&app, &ana_token, "POST", "/api/v1/placements", Some(json!({"service_id": suggested[0], "escalation_id": escalation}))).await;
+    assert_eq!(status, 201, "{placed}");
+    assert_eq!(placed["placement"]["status"], "requested");
+    let case = &placed["case"];
+    let number = case["number"].as_str().unwrap();
+    assert!(number.starts_with("FV-") && number.ends_with("-000001"), "{number}");
+    let placed_at = placed["placement"]["created_at"].as_i64().unwrap();
+    assert_eq!(case["due_at_ms"].as_i64(), Some(placed_at + 3 * DAY_MS));
+    assert_eq!((case["due_what"].as_str(), case["case_manager_id"].as_str()), (Some("case_file"), Some(vera.as_str())));
+    let case_id = case["id"].as_str().unwrap().to_string();
+    let (_, full) = call(&app, &ana_token, "GET", &format!("/api/v1/cases/{case_id}"), None).await;
+    assert_eq!(full["contacts"], json!([contact]));
+    assert_eq!(full["placements"][0]["escalation_id"], escalation.as_str());
+    assert_eq!(in_use(&app, &cahul).await, 1);
+
+    // Not overdue yet; then the clock passes the deadline.
+    let maria_token = app.login("maria").await;
+    let vera_token = app.login("vera").await;
+    let petru_token = app.login("petru").await;
+    let listed = |v: &Value| v["cases"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert!(listed(&call(&app, &maria_token, "GET", "/api/v1/cases?due=overdue", None).await.1).is_empty());
+    app.clock.advance(2 * DAY_MS + 12 * 3_600_000);
+    assert_eq!(listed(&call(&app, &vera_token, "GET", "/api/v1/cases?due=24h", None).await.1), [case_id.as_str()], "due within 24 h");
+    app.clock.advance(DAY_MS);
+    for token in [&maria_token, &vera_token] {
+        assert_eq!(listed(&call(&app, token, "GET", "/api/v1/cases?due=overdue", None).await.1), [case_id.as_str()]);
+    }
+    assert!(listed(&call(&app, &petru_token, "GET", "/api/v1/cases?due=overdue", None).await.1).is_empty(), "other helplines' supervisors do not see it");
+
+    // Unacknowledged for more than 2 minutes: every supervisor is told.
+    let broadcast = frame(&mut petru, "escalation", |a| a["escalation_id"] == escalation.as_str()).await;
+    assert_eq!(broadcast["everyone"], true);
+    maria.send(json!({"type": "acknowledge", "escalation_id": escalation})).await;
+    frame(&mut maria, "done", |d| d["request"] == "acknowledge" && d["ref"] == escalation.as_str()).await;
+    let esc = app.store.escalation(&escalation).await.unwrap().unwrap();
+    assert_eq!(esc.acknowledged_by.as_deref(), Some(user_id(&app, "maria").await.as_str()));
+
+    // Imminent risk: every supervisor at once, and the contact's priority raised.
+    ana.send(json!({"type": "escalate", "contact_id": contact, "kind": "emergency_services", "risk": "imminent", "reason": "he is at the door"})).await;
+    let imminent = ana.expect("escalated").await;
+    assert_eq!(imminent["suggestions"], json!([]));
+    let alert = frame(&mut petru, "escalation", |a| a["risk"] == "imminent").await;
+    assert_eq!(alert["everyone"], true);
+    assert_eq!(app.store.contact(&contact).await.unwrap().unwrap().priority, 100);
+    let audit = app.store.audit_for(&contact).await.unwrap();
+    assert!(audit.iter().filter(|(_, a)| a == "escalate").count() == 2 && audit.iter().any(|(_, a)| a == "escalate_denied"), "{audit:?}");
+}
+
+async fn race_for_the_last_place(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let ana = add_user(&app.store, "ana", Role::Counsellor, &["family_violence"], &[], &["ro"], 3).await;
+    let ion = add_user(&app.store, "ion", Role::Counsellor, &["family_violence"], &[], &["ro"], 3).await;
+    app.add_user("root", Role::Admin, &[], &["ro"], 3).await;
+    let admin = app.login("root").await;
+    let last = service(&app, &admin, "Centrul Cahul", "family_violence_centre", "Cahul", 1, &["family_violence"]).await;
+    let next = service(&app, &admin, "Centrul Bălți", "family_violence_centre", "Bălți", 3, &["family_violence"]).await;
+    let (ana_token, ion_token) = (app.login("ana").await, app.login("ion").await);
+
+    // Two counsellors, eight requests each, all at once, for one place.
+    let mut racers = Vec::new();
+    for i in 0..16 {
+        let (token, who) = if i % 2 == 0 { (ana_token.clone(), ana.clone()) } else { (ion_token.clone(), ion.clone()) };
+        let contact = handled_contact(&app, "family_violence", &who).await;
+        let body = json!({"service_id": last, "contact_id": contact, "district": "Cahul"});
+        let (http, url) = (app.http.clone(), app.url("/api/v1/placements"));
+        racers.push(tokio::spawn(async move {
+            let res = http.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut won = 0;
+    for r in racers {
+        let (status, body) = r.await.unwrap();
+        match status {
+            201 => won += 1,
+            409 => {
+                assert_eq!(body["code"], "service_full", "{body}");
+                assert_eq!(body["next_suggestion"]["service_id"], next.as_str(), "the loser gets the next suggestion");
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(won, 1, "exactly one reservation wins the last place");
+    assert_eq!(in_use(&app, &last).await, 1, "capacity never exceeded");
+
+    // Leaving frees the place; a full service refuses with nothing written.
+    let winner = app.store.audit_lines(&AuditQuery { limit: 1000, ..Default::default() }).await.unwrap();
+    let placement = winner.iter().find(|l| l.action == "placement_reserve").unwrap().target.clone().unwrap();
+    let token = if winner.iter().any(|l| l.action == "placement_reserve" && l.actor == ana) { &ana_token } else { &ion_token };
+    let (status, p) = call(&app, token, "POST", &format!("/api/v1/placements/{placement}/status"), Some(json!({"status": "left"}))).await;
+    assert_eq!((status, p["code"].as_str()), (409, Some("conflict")), "requested → left is not allowed: {p}");
+    assert_eq!(p["allowed"], json!(["admitted", "cancelled"]));
+    for status in ["admitted", "left"] {
+        let (code, p) = call(&app, token, "POST", &format!("/api/v1/placements/{placement}/status"), Some(json!({"status": status}))).await;
+        assert_eq!((code, p["status"].as_str()), (200, Some(status)));
+    }
+    assert_eq!(in_use(&app, &last).await, 0, "leaving frees the place");
+    let contact = handled_contact(&app, "family_violence", &ana).await;
+    let (status, _) = call(&app, &ana_token, "POST", "/api/v1/placements", Some(json!({"service_id": last, "contact_id": contact}))).await;
+    assert_eq!(status, 201);
+
+    // A service the helpline may not use: refused with the reason, nothing written.
+    let children = service(&app, &admin, "Casa", "community_home_children", "Cahul", 5, &["children"]).await;
+    let (status, body) = call(&app, &ana_token, "POST", "/api/v1/placements", Some(json!({"service_id": children, "contact_id": contact}))).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("not_allowed")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("family_violence"));
+    assert_eq!(in_use(&app, &children).await, 0);
+}
+
+async fn contact_form_drafts_and_required_fields(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let ana = add_user(&app.store, "ana", Role::Counsellor, &["family_violence"], &[], &["ro"], 3).await;
+    app.add_user("maria", Role::Supervisor, &["family_violence"], &["ro"], 3).await;
+    let mut maria = supervisor(&app, "maria").await;
+    let token = app.login("ana").await;
+    let (status, taxonomy) = call(&app, &token, "GET", "/api/v1/helplines/family_violence/taxonomy", None).await;
+    assert_eq!(status, 200);
+    let codes: Vec<&str> = taxonomy["categories"].as_array().unwrap().iter().map(|c| c["code"].as_str().unwrap()).collect();
+    assert!(codes.contains(&"violence.family") && codes.contains(&"violence.economic") && !codes.contains(&"violence.child_labour"));
+
+    // The chat ended; its wrap-up stays open until the form is submitted.
+    let contact = handled_contact(&app, "family_violence", &ana).await;
+    let (_, open) = call(&app, &token, "GET", "/api/v1/contact-forms/incomplete", None).await;
+    assert_eq!(open["contacts"], json!([contact]));
+
+    // Submitting an empty form names every missing field; an unknown category is named too.
+    let path = format!("/api/v1/contacts/{contact}/form");
+    let (status, err) = call(&app, &token, "PUT", &path, Some(json!({"draft": false, "form": {}}))).await;
+    assert_eq!((status, err["code"].as_str()), (422, Some("invalid_form")));
+    let fields: Vec<&str> = err["fields"].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(fields, ["age_group", "caller_type", "categories", "gender", "outcome", "risk", "summary"]);
+    let (status, err) = call(&app, &token, "PUT", &path, Some(json!({"draft": true, "form": {"categories": ["violence.family", "aliens"]}}))).await;
+    assert_eq!((status, err["fields"]["categories"].as_str()), (422, Some("unknown: aliens")));
+
+    // A draft is saved as typed and read back (after a reconnect, by any console); imminent risk alerts at once.
+    let draft = json!({"caller_type": "person_concerned", "categories": ["violence.family"], "risk": "imminent"});
+    let (status, saved) = call(&app, &token, "PUT", &path, Some(json!({"draft": true, "form": draft}))).await;
+    assert_eq!((status, saved["status"].as_str()), (200, Some("draft")));
+    let alert = frame(&mut maria, "alert", |a| a["kind"] == "risk_imminent").await;
+    assert_eq!(alert["contact_id"], contact.as_str());
+    let token2 = app.login("ana").await;
+    let (_, read) = call(&app, &token2, "GET", &path, None).await;
+    assert_eq!((read["status"].as_str(), read["form"]["risk"].as_str()), (Some("draft"), Some("imminent")));
+    assert_eq!(read["form"]["categories"], json!(["violence.family"]));
+
+    // Submitted with every required field: the wrap-up closes.
+    let full = json!({"caller_type": "person_concerned", "age_group": "25_59", "gender": "female", "district": "Orhei",
+                      "categories": ["violence.family"], "summary": "Safety plan made.", "outcome": "escalated", "risk": "high"});
+    let (status, done) = call(&app, &token, "PUT", &path, Some(json!({"form": full}))).await;
+    assert_eq!((status, done["status"].as_str()), (200, Some("submitted")), "{done}");
+    let (_, open) = call(&app, &token, "GET", "/api/v1/contact-forms/incomplete", None).await;
+    assert_eq!(open["contacts"], json!([]));
+    // A submitted form stays complete: a later "draft" missing fields is refused.
+    let (status, _) = call(&app, &token, "PUT", &path, Some(json!({"draft": true, "form": {"risk": "low"}}))).await;
+    assert_eq!(status, 422);
+    let actions: Vec<String> = app.store.audit_for(&contact).await.unwrap().into_iter().map(|(_, a)| a).collect();
+    assert_eq!(actions, ["form_draft", "form_read", "form_submit"]);
+}
+
+async fn access_every_role_every_object(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let ana = add_user(&app.store, "ana", Role::Counsellor, &["family_violence"], &[], &["ro"], 3).await;
+    app.add_user("ion", Role::Counsellor, &["family_violence"], &["ro"], 3).await;
+    app.add_user("maria", Role::Supervisor, &["family_violence"], &["ro"], 3).await;
+    app.add_user("petru", Role::Supervisor, &["children"], &["ro"], 3).await;
+    app.add_user("root", Role::Admin, &[], &["ro"], 3).await;
+    let vera = case_manager(&app, "vera", &["Cahul"]).await;
+    case_manager(&app, "nina", &["Bălți"]).await;
+    let admin = app.login("root").await;
+    let svc = service(&app, &admin, "Centrul Cahul", "family_violence_centre", "Cahul", 3, &["family_violence"]).await;
+
+    let contact = handled_contact(&app, "family_violence", &ana).await;
+    let ana_token = app.login("ana").await;
+    let form = json!({"draft": true, "form": {"summary": "first words"}});
+    assert_eq!(call(&app, &ana_token, "PUT", &format!("/api/v1/contacts/{contact}/form"), Some(form)).await.0, 200);
+    let (status, placed) = call(&app, &ana_token, "POST", "/api/v1/placements", Some(json!({"service_id": svc, "contact_id": contact, "district": "Cahul"}))).await;
+    assert_eq!(status, 201);
+    let placement = placed["placement"]["id"].as_str().unwrap().to_string();
+    let case = placed["case"]["id"].as_str().unwrap().to_string();
+    assert_eq!(placed["case"]["case_manager_id"], vera.as_str());
+    assert_eq!(call(&app, &ana_token, "PUT", &format!("/api/v1/cases/{case}/person"), Some(json!({"full_name": "Elena R."}))).await.0, 204);
+
+    // (path, audit target, audited action) × expected status for ana, ion, vera, nina, maria, petru, root.
+    let users = ["ana", "ion", "vera", "nina", "maria", "petru", "root"];
+    let form_path = format!("/api/v1/contacts/{contact}/form");
+    let case_path = format!("/api/v1/cases/{case}");
+    let person_path = format!("/api/v1/cases/{case}/person");
+    let placement_path = format!("/api/v1/placements/{placement}");
+    let reads: [(&str, &str, &str, [u16; 7]); 5] = [
+        (&form_path, &contact, "form_read", [200, 404, 200, 404, 200, 404, 200]),
+        (&case_path, &case, "case_read", [200, 404, 200, 404, 200, 404, 200]),
+        (&person_path, &case, "case_person_read", [200, 404, 200, 404, 403, 404, 200]),
+        (&placement_path, &placement, "placement_read", [200, 404, 200, 404, 200, 404, 200]),
+        ("/api/v1/audit", "audit_log", "audit_read", [403, 403, 403, 403, 403, 403, 200]),
+    ];
+    for (path, target, action, expected) in reads {
+        for (username, want) in users.iter().zip(expected) {
+            let token = app.login(username).await;
+            let (status, body) = call(&app, &token, "GET", path, None).await;
+            assert_eq!(status, want, "{username} GET {path}: {body}");
+            let audited = if want == 200 { action.to_string() } else { format!("{action}_denied") };
+            let actor = user_id(&app, username).await;
+            let lines = app.store.audit_lines(&AuditQuery { target: Some(target.to_string()), actor: Some(actor), since: None, limit: 100 }).await.unwrap();
+            assert!(lines.iter().any(|l| l.action == audited && l.source.as_deref().is_some_and(|s| s.starts_with("http"))), "{username} {path}: no {audited} line in {lines:?}");
+        }
+    }
+    let (status, person) = call(&app, &app.login("vera").await, "GET", &person_path, None).await;
+    assert_eq!((status, person["full_name"].as_str()), (200, Some("Elena R.")), "the case manager sees the details");
+    let (_, as_supervisor) = call(&app, &app.login("maria").await, "GET", &case_path, None).await;
+    assert!(!as_supervisor.to_string().contains("Elena"), "identifying details stay out of the case record");
+
+    // Writes: services (admins), stage changes (case manager, supervisors, admins; in order only).
+    for (username, want) in users.iter().zip([403, 403, 403, 403, 403, 403, 201]) {
+        let body = json!({"name": "X", "kind": "maternal_centre", "district": "Orhei", "capacity": 1, "helplines": ["family_violence"]});
+        let (status, _) = call(&app, &app.login(username).await, "POST", "/api/v1/services", Some(body)).await;
+        assert_eq!(status, want, "{username} adds a service");
+    }
+    let stage_path = format!("/api/v1/cases/{case}/stage");
+    for (username, want) in [("ion", 404), ("nina", 404), ("petru", 404), ("ana", 403), ("vera", 200)] {
+        let (status, body) = call(&app, &app.login(username).await, "POST", &stage_path, Some(json!({"stage": "initial_assessment"}))).await;
+        assert_eq!(status, want, "{username} moves the case: {body}");
+    }
+    let (status, body) = call(&app, &app.login("maria").await, "POST", &stage_path, Some(json!({"stage": "monitoring"}))).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("stage_order")));
+    assert_eq!(body["allowed"], json!(["comprehensive_assessment", "closed"]));
+    let actions: Vec<(String, String)> = app.store.audit_for(&case).await.unwrap();
+    assert!(actions.contains(&(vera.clone(), "case_stage".into())), "{actions:?}");
+    assert!(actions.contains(&(ana.clone(), "case_stage_denied".into())));
+
+    // The admin reads the audit log over HTTP: every access to the case is there.
+    let (_, log) = call(&app, &admin, "GET", &format!("/api/v1/audit?target={case}&limit=500"), None).await;
+    let lines = log["lines"].as_array().unwrap();
+    assert!(lines.iter().any(|l| l["action"] == "case_open" && l["actor"] == ana.as_str()));
+    assert!(lines.iter().all(|l| l["source"].as_str().is_some_and(|s| s.starts_with("http"))));
+}
