@@ -254,10 +254,12 @@ function onOffer(f) {
   accept.addEventListener('click', () => acceptOffer(f.contact_id));
   decline.addEventListener('click', () => declineOffer(f.contact_id));
   const headingId = `offer-h-${f.contact_id}`;
+  // A phone call rings on the counsellor's phone (extension) once accepted; the console only routes it.
+  const kind = f.channel === 'call' ? 'call' : 'chat';
   o.el = el(
     'article',
     { class: 'offer', 'aria-labelledby': headingId, dataset: { contactId: f.contact_id } },
-    el('h3', { id: headingId, text: f.backup ? 'Incoming chat (as backup)' : 'Incoming chat' }),
+    el('h3', { id: headingId, text: f.backup ? `Incoming ${kind} (as backup)` : `Incoming ${kind}` }),
     el('p', { class: 'what' }),
     el('p', { class: 'countdown' }),
     el('div', { class: 'buttons' }, accept, decline),
@@ -268,13 +270,16 @@ function onOffer(f) {
   refreshEmpty();
   updateTitle();
   beep();
-  announce(`Incoming chat: ${helplineName(f.helpline)}, ${languageName(f.language)}. Alt+A to accept.`);
+  announce(`Incoming ${kind}: ${helplineName(f.helpline)}, ${languageName(f.language)}. Alt+A to accept.`);
 }
 
 function renderOffer(o) {
   const f = o.offer;
+  const call = f.channel === 'call'
+    ? ` · phone …${f.caller_last2 || '??'}${f.repeat && f.repeat.contacts ? ` · ${f.repeat.contacts} earlier contacts in ${f.repeat.days} days` : ''}`
+    : '';
   o.el.querySelector('.what').textContent =
-    `${helplineName(f.helpline)} · ${languageName(f.language)} · waited ${duration(f.waited_ms)}`;
+    `${helplineName(f.helpline)} · ${languageName(f.language)} · waited ${duration(f.waited_ms)}${call}`;
   const left = o.deadline - Date.now();
   o.el.querySelector('.countdown').textContent = left > 0 ? `Expires in ${Math.ceil(left / 1000)} s` : 'Expiring…';
 }
