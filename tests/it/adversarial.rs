@@ -14,7 +14,8 @@ crate::on_both_backends!(
     password_guessing_is_throttled,
     forged_tokens_are_refused,
     sql_metacharacters_are_plain_text,
-    no_conversation_text_in_logs
+    no_conversation_text_in_logs,
+    oversized_bodies_are_refused
 );
 
 /// A flooder's script starts 60 chats from one address while five real callers (each on their own
@@ -355,4 +356,19 @@ async fn start_and_answer(caller: &mut Ws, agent: &mut Ws) -> String {
     agent.expect("assigned").await;
     caller.expect("connected").await;
     contact
+}
+
+/// A request body over 64 KiB is refused with 413 before any handler reads it; the server lives on.
+async fn oversized_bodies_are_refused(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    app.add_user("ana", Role::Counsellor, &["children"], &["ro"], 3).await;
+    // The server closes a connection whose body it refused; a client of its own keeps the shared pool clean.
+    let http = reqwest::Client::new();
+    let huge = json!({"username": "ana", "password": "x".repeat(80 * 1024)});
+    let res = http.post(app.url("/api/v1/auth/login")).json(&huge).send().await.expect("login");
+    assert_eq!(res.status(), 413);
+    let http = reqwest::Client::new();
+    let res = http.post(app.url("/api/v1/caller/end")).body("y".repeat(80 * 1024)).send().await.expect("end");
+    assert_eq!(res.status(), 413);
+    app.login("ana").await;
 }
