@@ -37,6 +37,8 @@ pub struct Settings {
     pub demo: bool,
     /// How often to look for disabled accounts whose sockets must close.
     pub account_check_every: Duration,
+    /// How often settled hours are rolled up for reports (`None`: never in the background).
+    pub report_rollup_every: Option<Duration>,
     /// Origins allowed to open the caller socket (exact, e.g. `https://www.116111.md`). Empty: only
     /// pages served by this server (Origin matching Host), and clients that send no Origin.
     pub allowed_origins: Vec<String>,
@@ -57,6 +59,7 @@ impl Settings {
             token_ttl: Duration::from_secs(12 * 3600),
             demo: false,
             account_check_every: Duration::from_secs(1),
+            report_rollup_every: Some(Duration::from_secs(300)),
             allowed_origins: Vec::new(),
             rate_limit: crate::ws::RateLimit::default(),
             guard: crate::guard::GuardSettings::default(),
@@ -171,6 +174,9 @@ impl Application {
         tokio::spawn(watch_disabled_accounts(state.clone(), settings.account_check_every));
         tokio::spawn(crate::supervise::run_feed(state.clone()));
         tokio::spawn(forget_idle_limits(state.clone()));
+        if let Some(every) = settings.report_rollup_every {
+            tokio::spawn(roll_up_reports(state.clone(), every));
+        }
         tokio::spawn(crate::api::escalations::run_ack_watch(state.clone()));
         let listener = TcpListener::bind(&settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
         Ok(Application { listener, state, shutdown_tx, engine_task, relay_task })
@@ -255,6 +261,32 @@ pub async fn cut_off(state: &AppState, user: &str, reason: &'static str) {
     if let Some(key) = counsellor_key(user) {
         if state.hub.agent_online(user) {
             state.engine.input(Input::RemoveCounsellor { counsellor: key }).await;
+        }
+    }
+}
+
+/// At start and then `every` (five minutes by default), rolls up the settled hours reports need ([`crate::rollup`]), a month
+/// of hours per step so that a first run on a big database does not hold the write lock for long.
+async fn roll_up_reports(state: AppState, every: Duration) {
+    let mut shutdown = state.shutdown.clone();
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = crate::ws::stopping(&mut shutdown) => return,
+        }
+        loop {
+            match crate::rollup::roll_up(&state.store, state.clock.now_ms(), 24 * 31).await {
+                Ok(p) if p.remaining > 0 && p.rolled > 0 => tokio::task::yield_now().await,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "report roll-up failed; reports stay correct (computed live)");
+                    break;
+                }
+            }
+            if *shutdown.borrow() {
+                return;
+            }
         }
     }
 }

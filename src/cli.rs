@@ -47,6 +47,8 @@ pub enum Command {
     /// Manage the dialled-number map (which helpline a called number reaches).
     #[command(subcommand)]
     Number(NumberCommand),
+    /// Roll up every settled hour for reports now, with progress (the server also does it every five minutes).
+    Rollup,
 }
 
 #[derive(Subcommand, Debug)]
@@ -103,6 +105,9 @@ pub struct ServeArgs {
     /// Failed logins per account name per minute, from anywhere, before it is locked for a while; 0: no limit.
     #[arg(long, env = "HELPLINE_LOGINS_PER_ACCOUNT_PER_MIN", default_value_t = crate::guard::LOGINS_PER_ACCOUNT_PER_MIN)]
     pub logins_per_account_per_min: u32,
+    /// Seconds between roll-ups of settled hours for reports; 0: only with `helpline rollup`.
+    #[arg(long, env = "HELPLINE_REPORT_ROLLUP_EVERY_SECS", default_value_t = 300)]
+    pub report_rollup_every_secs: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -189,6 +194,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(args) => crate::simulate::run(&cli.database, args).await,
         Command::Gateway(cmd) => gateway(&cli.database, cmd).await,
         Command::Number(cmd) => number(&cli.database, cmd).await,
+        Command::Rollup => crate::rollup::run_to_completion(&open(&cli.database).await?).await,
     }
 }
 
@@ -223,6 +229,7 @@ async fn serve(database: String, args: ServeArgs) -> anyhow::Result<()> {
         token_ttl: Duration::from_secs(args.token_ttl_secs.max(60)),
         demo: args.demo,
         account_check_every: Duration::from_secs(1),
+        report_rollup_every: (args.report_rollup_every_secs > 0).then(|| Duration::from_secs(args.report_rollup_every_secs)),
         allowed_origins: split_list(&args.allowed_origins),
         rate_limit: crate::ws::RateLimit { burst: args.ws_burst, per_sec: args.ws_rate_per_sec },
         guard: crate::guard::GuardSettings {

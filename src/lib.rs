@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod relay;
 pub mod reports;
+pub mod rollup;
 pub mod routing;
 pub mod service_cli;
 pub mod simulate;

@@ -261,10 +261,28 @@ pub fn occupancy_series(
     bounds: &[i64],
     as_of_ms: i64,
 ) -> Vec<Occupancy> {
+    let mut out = vec![Occupancy::default(); bounds.len().saturating_sub(1)];
+    for per_bucket in occupancy_by_counsellor(conversations, changes, bounds, as_of_ms).values() {
+        for (o, c) in out.iter_mut().zip(per_bucket) {
+            o.busy_ms += c.busy_ms;
+            o.staffed_ms += c.staffed_ms;
+        }
+    }
+    out
+}
+
+/// [`occupancy_series`] per counsellor (its sum over counsellors is the series): what the hourly
+/// roll-ups store, since both sums are additive over counsellors and over time.
+pub fn occupancy_by_counsellor(
+    conversations: &[Conversation],
+    changes: &[StatusChange],
+    bounds: &[i64],
+    as_of_ms: i64,
+) -> BTreeMap<String, Vec<Occupancy>> {
     let buckets = bounds.len().saturating_sub(1);
-    let mut out = vec![Occupancy::default(); buckets];
+    let mut result = BTreeMap::new();
     if buckets == 0 {
-        return out;
+        return result;
     }
     let horizon = bounds[buckets].min(as_of_ms);
     let mut busy: BTreeMap<&str, Vec<(i64, i64)>> = BTreeMap::new();
@@ -303,10 +321,12 @@ pub fn occupancy_series(
         let mut staffed = available.remove(w).unwrap_or_default();
         staffed.extend_from_slice(&busy_spans);
         let staffed = merge(staffed);
+        let mut out = vec![Occupancy::default(); buckets];
         spread(&busy_spans, bounds, horizon, &mut out, |o, d| o.busy_ms += d);
         spread(&staffed, bounds, horizon, &mut out, |o, d| o.staffed_ms += d);
+        result.insert(w.to_string(), out);
     }
-    out
+    result
 }
 
 /// Sorts and merges overlapping or touching intervals.
@@ -378,13 +398,12 @@ pub async fn fetch_contacts(store: &Store, from_ms: i64, to_ms: i64) -> StoreRes
     Ok(on_pool!(store, pool => sqlx::query_as(CONTACTS_SQL).bind(from_ms).bind(to_ms).fetch_all(pool).await)?)
 }
 
-/// [`Tally::add`] in SQL, for a year of contacts without shipping a million rows to Rust: one line per
-/// (bucket, helpline, channel, language) with the tally's counts and sums. Bucket = (queued_at − $1) / $2;
-/// window `[$3, $4)`; $5 = short abandon (ms); $6 = as of (ms); the target is the helpline's `sla_target_ms`.
-/// Each CASE below is one branch of `Tally::add`; `tests/it/reports.rs` checks both give the same figures
-/// on random contacts, on SQLite and PostgreSQL. Uses the `contacts_queued_at` index.
-pub const TALLY_SQL: &str = "SELECT (c.queued_at - $1) / $2 AS bucket, c.helpline, c.channel, c.language,
-  COUNT(*) AS offered,
+/// The sums of [`TALLY_SQL`] (each CASE is one branch of `Tally::add`), over contacts `c` joined with
+/// their helpline `h`; $5 = short abandon (ms), $6 = as of (ms). Transfers and escalations are counted
+/// per contact from `contact_events` and `escalations`.
+macro_rules! tally_sums {
+    () => {
+        "COUNT(*) AS offered,
   CAST(SUM(CASE WHEN c.state = 'abandoned' OR (c.answered_at IS NULL AND c.ended_at IS NOT NULL) THEN 1 ELSE 0 END) AS BIGINT) AS abandoned,
   CAST(SUM(CASE WHEN (c.state = 'abandoned' OR (c.answered_at IS NULL AND c.ended_at IS NOT NULL))
                  AND c.ended_at - c.queued_at < $5 THEN 1 ELSE 0 END) AS BIGINT) AS abandoned_short,
@@ -399,32 +418,67 @@ pub const TALLY_SQL: &str = "SELECT (c.queued_at - $1) / $2 AS bucket, c.helplin
                  THEN c.ended_at - c.answered_at ELSE 0 END) AS BIGINT) AS handle_ms_sum,
   CAST(SUM(CASE WHEN c.state <> 'abandoned' AND c.answered_at IS NULL AND c.ended_at IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS waiting,
   CAST(SUM(CASE WHEN c.state <> 'abandoned' AND c.answered_at IS NULL AND c.ended_at IS NULL
-                 AND $6 - c.queued_at <= h.sla_target_ms THEN 1 ELSE 0 END) AS BIGINT) AS waiting_in_target
-FROM contacts c JOIN helplines h ON h.name = c.helpline
-WHERE c.queued_at >= $3 AND c.queued_at < $4
-GROUP BY 1, 2, 3, 4";
-
-/// One line of [`TALLY_SQL`].
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct TallyRow {
-    pub bucket: i64,
-    pub helpline: String,
-    pub channel: String,
-    pub language: String,
-    offered: i64,
-    abandoned: i64,
-    abandoned_short: i64,
-    answered: i64,
-    answered_in_target: i64,
-    answer_ms_sum: i64,
-    handled: i64,
-    handle_ms_sum: i64,
-    waiting: i64,
-    waiting_in_target: i64,
+                 AND $6 - c.queued_at <= h.sla_target_ms THEN 1 ELSE 0 END) AS BIGINT) AS waiting_in_target,
+  CAST(SUM((SELECT COUNT(*) FROM contact_events e WHERE e.contact_id = c.id AND e.kind = 'transferred')) AS BIGINT) AS transfers,
+  CAST(SUM((SELECT COUNT(*) FROM escalations x WHERE x.contact_id = c.id)) AS BIGINT) AS escalations"
+    };
 }
 
-impl TallyRow {
-    /// The tally this line stands for (no percentiles: the answer times stay in the database).
+/// [`Tally::add`] in SQL, for a year of contacts without shipping a million rows to Rust: one line per
+/// (bucket, helpline, channel, language) with the tally's counts and sums. Bucket = (queued_at − $1) / $2;
+/// window `[$3, $4)`; $5 = short abandon (ms); $6 = as of (ms); the target is the helpline's `sla_target_ms`.
+/// Each CASE is one branch of `Tally::add`; `tests/it/reports.rs` checks both give the same figures
+/// on random contacts, on SQLite and PostgreSQL. Uses the `contacts_queued_at` index.
+pub const TALLY_SQL: &str = concat!(
+    "SELECT (c.queued_at - $1) / $2 AS bucket, c.helpline, c.channel, c.language, ",
+    tally_sums!(),
+    " FROM contacts c JOIN helplines h ON h.name = c.helpline
+WHERE c.queued_at >= $3 AND c.queued_at < $4
+GROUP BY 1, 2, 3, 4"
+);
+
+/// [`TALLY_SQL`] per (bucket, helpline, category of the contact's submitted form), on SQLite: a contact
+/// with several categories counts once in each.
+pub const CATEGORY_TALLY_SQL_SQLITE: &str = concat!(
+    "SELECT (c.queued_at - $1) / $2 AS bucket, c.helpline, CAST(cat.value AS TEXT) AS category, ",
+    tally_sums!(),
+    " FROM contacts c JOIN helplines h ON h.name = c.helpline
+JOIN contact_forms f ON f.contact_id = c.id AND f.status = 'submitted'
+JOIN json_each(f.data, '$.categories') AS cat
+WHERE c.queued_at >= $3 AND c.queued_at < $4
+GROUP BY 1, 2, 3"
+);
+
+/// [`CATEGORY_TALLY_SQL_SQLITE`] in PostgreSQL's JSON dialect (the one query the two engines write apart).
+pub const CATEGORY_TALLY_SQL_POSTGRES: &str = concat!(
+    "SELECT (c.queued_at - $1) / $2 AS bucket, c.helpline, cat.value AS category, ",
+    tally_sums!(),
+    " FROM contacts c JOIN helplines h ON h.name = c.helpline
+JOIN contact_forms f ON f.contact_id = c.id AND f.status = 'submitted'
+CROSS JOIN LATERAL jsonb_array_elements_text(COALESCE(f.data::jsonb -> 'categories', '[]'::jsonb)) AS cat(value)
+WHERE c.queued_at >= $3 AND c.queued_at < $4
+GROUP BY 1, 2, 3"
+);
+
+/// The counts and sums of one line of [`TALLY_SQL`] (or of a roll-up).
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct TallyCounts {
+    pub offered: i64,
+    pub abandoned: i64,
+    pub abandoned_short: i64,
+    pub answered: i64,
+    pub answered_in_target: i64,
+    pub answer_ms_sum: i64,
+    pub handled: i64,
+    pub handle_ms_sum: i64,
+    pub waiting: i64,
+    pub waiting_in_target: i64,
+    pub transfers: i64,
+    pub escalations: i64,
+}
+
+impl TallyCounts {
+    /// The tally these counts stand for (no percentiles: the answer times stay in the database).
     pub fn tally(&self) -> Tally {
         Tally {
             offered: self.offered,
@@ -441,6 +495,39 @@ impl TallyRow {
             answer_times: None,
         }
     }
+
+    /// Nothing in these counts can still change: no contact waiting or in conversation.
+    pub fn settled(&self) -> bool {
+        self.waiting == 0 && self.answered == self.handled
+    }
+}
+
+/// One line of [`TALLY_SQL`].
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TallyRow {
+    pub bucket: i64,
+    pub helpline: String,
+    pub channel: String,
+    pub language: String,
+    #[sqlx(flatten)]
+    pub counts: TallyCounts,
+}
+
+impl TallyRow {
+    /// The tally this line stands for.
+    pub fn tally(&self) -> Tally {
+        self.counts.tally()
+    }
+}
+
+/// One line of the category tally.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CategoryRow {
+    pub bucket: i64,
+    pub helpline: String,
+    pub category: String,
+    #[sqlx(flatten)]
+    pub counts: TallyCounts,
 }
 
 impl Tally {
@@ -481,6 +568,25 @@ pub async fn fetch_tallies(
         .fetch_all(pool).await)?)
 }
 
+/// Like [`fetch_tallies`], per (bucket, helpline, category of the submitted contact form).
+pub async fn fetch_category_tallies(
+    store: &Store,
+    origin_ms: i64,
+    bucket_ms: i64,
+    from_ms: i64,
+    to_ms: i64,
+    as_of_ms: i64,
+) -> StoreResult<Vec<CategoryRow>> {
+    let sql = match store.backend() {
+        crate::store::Backend::Sqlite => CATEGORY_TALLY_SQL_SQLITE,
+        crate::store::Backend::Postgres => CATEGORY_TALLY_SQL_POSTGRES,
+    };
+    Ok(on_pool!(store, pool => sqlx::query_as(sql)
+        .bind(origin_ms).bind(bucket_ms.max(1)).bind(from_ms).bind(to_ms)
+        .bind(SHORT_ABANDON_MS).bind(as_of_ms)
+        .fetch_all(pool).await)?)
+}
+
 /// Conversations overlapping `[$2, $3)` whose contact was queued from $1 (= $2 − [`OCCUPANCY_LOOKBACK_MS`]) on.
 pub const CONVERSATIONS_SQL: &str = "SELECT counsellor_id, answered_at, ended_at FROM contacts \
      WHERE queued_at >= $1 AND queued_at < $3 AND answered_at IS NOT NULL AND counsellor_id IS NOT NULL \
@@ -516,13 +622,19 @@ pub async fn fetch_presence(store: &Store, from_ms: i64, to_ms: i64) -> StoreRes
         .chain(inside)
         .map(|(counsellor, at, status)| StatusChange { counsellor, at, available: status == "available" })
         .collect();
+    let staff = fetch_staff(store).await?;
+    Ok(Presence { conversations, status_changes, staff })
+}
+
+/// First-line counsellors per helpline name (whom a helpline's occupancy is about).
+pub async fn fetch_staff(store: &Store) -> StoreResult<HashMap<String, BTreeSet<String>>> {
     let mut staff: HashMap<String, BTreeSet<String>> = HashMap::new();
     for u in store.users().await? {
         for h in &u.helplines {
             staff.entry(h.clone()).or_default().insert(u.id.clone());
         }
     }
-    Ok(Presence { conversations, status_changes, staff })
+    Ok(staff)
 }
 
 impl Presence {

@@ -1,4 +1,7 @@
-//! `GET /api/v1/reports/summary`: figures by hour or day, channel and language, as JSON or CSV.
+//! `GET /api/v1/reports/summary`: figures by hour or day, channel, language and category, with transfers and escalations, as JSON or CSV.
+//!
+//! Settled whole hours come from the hourly roll-ups ([`crate::rollup`]), the rest of the range from the
+//! same queries run live; both give the same lines, so a report does not depend on which hours are rolled up.
 //!
 //! The figures are those of [`crate::metrics`]: one grouped query ([`metrics::TALLY_SQL`], the SQL
 //! twin of [`metrics::Tally::add`]) gives the counts per (bucket, helpline, channel, language); they are
@@ -6,7 +9,7 @@
 //! occupancy per bucket comes from [`metrics::occupancy_series`]. Its total is the same as
 //! `metrics::figures` for the same window.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -21,7 +24,8 @@ use time::{OffsetDateTime, UtcOffset};
 use crate::app::AppState;
 use crate::error::AppError;
 use crate::http::AuthUser;
-use crate::metrics::{self, Figures, Tally};
+use crate::metrics::{self, CategoryRow, Figures, Occupancy, Tally, TallyRow};
+use crate::rollup;
 use crate::store::users::Role;
 
 /// The longest range a report may cover.
@@ -50,12 +54,19 @@ impl By {
     }
 }
 
-/// Figures of one group, with their breakdown by channel and by language.
+/// Figures of one group, with their breakdown by channel, language and category.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Breakdown {
     pub figures: Figures,
+    /// Transfers of these contacts to another counsellor or helpline.
+    pub transfers: i64,
+    /// Escalations raised on these contacts.
+    pub escalations: i64,
     pub by_channel: BTreeMap<String, Figures>,
     pub by_language: BTreeMap<String, Figures>,
+    /// Per category of the submitted contact form (a contact with two categories counts in both;
+    /// contacts without a submitted form are in none).
+    pub by_category: BTreeMap<String, Figures>,
 }
 
 /// One hour or day (the first and last are cut to the requested range).
@@ -229,42 +240,103 @@ pub fn bucket_bounds(from: i64, to: i64, by: By, offset: UtcOffset) -> Vec<i64> 
     bounds
 }
 
-/// Accumulates one group and its channel and language breakdowns.
+/// Accumulates one group and its channel, language and category breakdowns.
 #[derive(Default)]
 struct GroupTally {
     all: Tally,
+    transfers: i64,
+    escalations: i64,
     channel: BTreeMap<String, Tally>,
     language: BTreeMap<String, Tally>,
+    category: BTreeMap<String, Tally>,
+    occupancy: Occupancy,
 }
 
 impl GroupTally {
-    fn add(&mut self, row: &metrics::TallyRow, tally: &Tally) {
-        self.all.merge(tally);
-        self.channel.entry(row.channel.clone()).or_default().merge(tally);
-        self.language.entry(row.language.clone()).or_default().merge(tally);
+    fn add(&mut self, row: &TallyRow) {
+        let tally = row.tally();
+        self.all.merge(&tally);
+        self.transfers += row.counts.transfers;
+        self.escalations += row.counts.escalations;
+        self.channel.entry(row.channel.clone()).or_default().merge(&tally);
+        self.language.entry(row.language.clone()).or_default().merge(&tally);
     }
 
-    fn finish(&self, occupancy: Option<f64>) -> Breakdown {
+    fn add_category(&mut self, row: &CategoryRow) {
+        self.category.entry(row.category.clone()).or_default().merge(&row.counts.tally());
+    }
+
+    fn add_occupancy(&mut self, o: &Occupancy) {
+        self.occupancy.busy_ms += o.busy_ms;
+        self.occupancy.staffed_ms += o.staffed_ms;
+    }
+
+    fn finish(&self) -> Breakdown {
         let mut figures = self.all.figures();
-        figures.occupancy = occupancy;
+        figures.occupancy = self.occupancy.ratio();
         let map = |m: &BTreeMap<String, Tally>| m.iter().map(|(k, t)| (k.clone(), t.figures())).collect();
-        Breakdown { figures, by_channel: map(&self.channel), by_language: map(&self.language) }
+        Breakdown {
+            figures,
+            transfers: self.transfers,
+            escalations: self.escalations,
+            by_channel: map(&self.channel),
+            by_language: map(&self.language),
+            by_category: map(&self.category),
+        }
     }
 }
 
-/// What a report is made of, read from the database.
+/// What a report is made of, read from the database: the roll-ups of whole settled hours
+/// ([`crate::rollup`]) and, for the rest of the range, the same queries run live.
 pub struct ReportData {
-    pub tallies: Vec<metrics::TallyRow>,
-    pub presence: metrics::Presence,
+    pub tallies: Vec<TallyRow>,
+    pub categories: Vec<CategoryRow>,
+    /// Busy and staffed time per bucket and counsellor.
+    pub occupancy: Vec<BTreeMap<String, Occupancy>>,
+    /// First-line counsellors per helpline (whose occupancy a helpline's report shows).
+    pub staff: HashMap<String, BTreeSet<String>>,
     pub targets: BTreeMap<String, i64>,
     pub as_of_ms: i64,
 }
 
-/// Reads a report's data: one grouped query over contacts, then what occupancy needs.
+/// Reads a report's data: roll-ups where the hours are settled, grouped queries for the rest.
 pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: i64) -> Result<ReportData, AppError> {
     let origin = bucket_origin(req.from, req.by, req.offset);
-    let tallies = metrics::fetch_tallies(store, origin, req.by.ms(), req.from, req.to, as_of_ms).await?;
-    let presence = metrics::fetch_presence(store, req.from, req.to).await?;
+    let len = req.by.ms();
+    let bounds = bucket_bounds(req.from, req.to, req.by, req.offset);
+    let mut occupancy: Vec<BTreeMap<String, Occupancy>> = vec![BTreeMap::new(); bounds.len() - 1];
+    let mut add_occupancy = |bucket: usize, who: &str, busy_ms: i64, staffed_ms: i64| {
+        if let Some(b) = occupancy.get_mut(bucket) {
+            let o = b.entry(who.to_string()).or_default();
+            o.busy_ms += busy_ms;
+            o.staffed_ms += staffed_ms;
+        }
+    };
+    // Roll-ups are whole UTC hours: they serve every offset in whole hours.
+    let rolled = if req.offset.whole_seconds() % 3600 == 0 {
+        rollup::rolled(store, origin, len, req.from, req.to).await?
+    } else {
+        rollup::Rolled::default()
+    };
+    for (bucket, who, busy_ms, staffed_ms) in &rolled.occupancy {
+        add_occupancy(usize::try_from(*bucket).unwrap_or(usize::MAX), who, *busy_ms, *staffed_ms);
+    }
+    let (mut tallies, mut categories) = (rolled.tallies, rolled.categories);
+    for (a, z) in rollup::live_ranges(req.from, req.to, &rolled.hours) {
+        tallies.extend(metrics::fetch_tallies(store, origin, len, a, z, as_of_ms).await?);
+        categories.extend(metrics::fetch_category_tallies(store, origin, len, a, z, as_of_ms).await?);
+        let presence = metrics::fetch_presence(store, a, z).await?;
+        let inner: Vec<i64> =
+            std::iter::once(a).chain(bounds.iter().copied().filter(|b| *b > a && *b < z)).chain(std::iter::once(z)).collect();
+        let series = metrics::occupancy_by_counsellor(&presence.conversations, &presence.status_changes, &inner, as_of_ms);
+        for (who, per_bucket) in &series {
+            for (i, o) in per_bucket.iter().enumerate() {
+                let bucket = bounds.partition_point(|b| *b <= inner[i]).saturating_sub(1);
+                add_occupancy(bucket, who, o.busy_ms, o.staffed_ms);
+            }
+        }
+    }
+    let staff = metrics::fetch_staff(store).await?;
     let targets = store
         .helplines()
         .await?
@@ -272,7 +344,7 @@ pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: 
         .filter(|h| req.helpline.as_deref().is_none_or(|x| x == h.name))
         .map(|h| (h.name, h.sla_target_ms))
         .collect();
-    Ok(ReportData { tallies, presence, targets, as_of_ms })
+    Ok(ReportData { tallies, categories, occupancy, staff, targets, as_of_ms })
 }
 
 /// Builds the report: SQL bucket `k` is `[bounds[k], bounds[k+1])`.
@@ -281,15 +353,28 @@ pub fn build(data: &ReportData, req: &SummaryRequest) -> Summary {
     let bounds = bucket_bounds(req.from, req.to, req.by, req.offset);
     let mut total = GroupTally::default();
     let mut buckets: Vec<GroupTally> = (1..bounds.len()).map(|_| GroupTally::default()).collect();
+    let bucket = |b: i64| usize::try_from(b).ok();
     for row in data.tallies.iter().filter(|r| helpline.is_none_or(|h| r.helpline == h)) {
-        let tally = row.tally();
-        total.add(row, &tally);
-        if let Some(b) = usize::try_from(row.bucket).ok().and_then(|i| buckets.get_mut(i)) {
-            b.add(row, &tally);
+        total.add(row);
+        if let Some(b) = bucket(row.bucket).and_then(|i| buckets.get_mut(i)) {
+            b.add(row);
         }
     }
-    let occupancy = data.presence.occupancy(helpline, &bounds, data.as_of_ms);
-    let total_occupancy = data.presence.occupancy(helpline, &[req.from, req.to], data.as_of_ms)[0].ratio();
+    for row in data.categories.iter().filter(|r| helpline.is_none_or(|h| r.helpline == h)) {
+        total.add_category(row);
+        if let Some(b) = bucket(row.bucket).and_then(|i| buckets.get_mut(i)) {
+            b.add_category(row);
+        }
+    }
+    // A helpline's occupancy is that of its first-line counsellors (all their conversations count).
+    let empty = BTreeSet::new();
+    let staff = helpline.map(|h| data.staff.get(h).unwrap_or(&empty));
+    for (b, per_counsellor) in buckets.iter_mut().zip(&data.occupancy) {
+        for o in per_counsellor.iter().filter(|(who, _)| staff.is_none_or(|s| s.contains(*who))).map(|(_, o)| o) {
+            b.add_occupancy(o);
+            total.add_occupancy(o);
+        }
+    }
     let buckets = buckets
         .iter()
         .enumerate()
@@ -298,7 +383,7 @@ pub fn build(data: &ReportData, req: &SummaryRequest) -> Summary {
             end: bounds[i + 1],
             start_time: format_time(bounds[i], req.offset),
             end_time: format_time(bounds[i + 1], req.offset),
-            breakdown: t.finish(occupancy.get(i).and_then(|o| o.ratio())),
+            breakdown: t.finish(),
         })
         .collect();
     Summary {
@@ -312,14 +397,14 @@ pub fn build(data: &ReportData, req: &SummaryRequest) -> Summary {
         as_of: data.as_of_ms,
         short_abandon_ms: metrics::SHORT_ABANDON_MS,
         targets: data.targets.clone(),
-        total: total.finish(total_occupancy),
+        total: total.finish(),
         buckets,
     }
 }
 
 /// The CSV header of [`to_csv`].
 pub const CSV_HEADER: &str = "scope,start,end,dimension,value,offered,answered,answered_in_target,abandoned,\
-abandoned_short,waiting,service_level,asa_ms,abandonment_rate,aht_ms,occupancy";
+abandoned_short,waiting,service_level,asa_ms,abandonment_rate,aht_ms,occupancy,transfers,escalations";
 
 /// The report as CSV: one line per bucket (dimension `all`) and per channel and language in it,
 /// then the same for the total (scope `total`).
@@ -328,12 +413,12 @@ pub fn to_csv(s: &Summary) -> String {
     out.push_str(CSV_HEADER);
     out.push('\n');
     let mut group = |scope: &str, start: &str, end: &str, b: &Breakdown| {
-        line(&mut out, scope, start, end, "all", "", &b.figures);
-        for (k, f) in &b.by_channel {
-            line(&mut out, scope, start, end, "channel", k, f);
-        }
-        for (k, f) in &b.by_language {
-            line(&mut out, scope, start, end, "language", k, f);
+        let counts = format!("{},{}", b.transfers, b.escalations);
+        line(&mut out, scope, start, end, "all", "", &b.figures, &counts);
+        for (dimension, map) in [("channel", &b.by_channel), ("language", &b.by_language), ("category", &b.by_category)] {
+            for (k, f) in map {
+                line(&mut out, scope, start, end, dimension, k, f, ",");
+            }
         }
     };
     for b in &s.buckets {
@@ -343,12 +428,14 @@ pub fn to_csv(s: &Summary) -> String {
     out
 }
 
-fn line(out: &mut String, scope: &str, start: &str, end: &str, dimension: &str, value: &str, f: &Figures) {
+/// One CSV line; `counts` are the transfers and escalations columns (empty for a breakdown line).
+#[allow(clippy::too_many_arguments)]
+fn line(out: &mut String, scope: &str, start: &str, end: &str, dimension: &str, value: &str, f: &Figures, counts: &str) {
     use std::fmt::Write;
     let num = |v: Option<f64>| v.map(|x| format!("{}", (x * 1e6).round() / 1e6)).unwrap_or_default();
     let _ = writeln!(
         out,
-        "{scope},{start},{end},{dimension},{},{},{},{},{},{},{},{},{},{},{},{}",
+        "{scope},{start},{end},{dimension},{},{},{},{},{},{},{},{},{},{},{},{},{counts}",
         csv_field(value),
         f.offered,
         f.answered,

@@ -76,6 +76,8 @@ impl From<HelplineRow> for Helpline {
 impl Store {
     /// Creates or replaces a helpline's settings.
     pub async fn upsert_helpline(&self, h: &Helpline) -> StoreResult<()> {
+        // The answer target decides what "answered in target" means in every rolled-up hour.
+        let target_changed = self.helpline(&h.name).await?.is_some_and(|old| old.sla_target_ms != h.sla_target_ms);
         let languages = join_list(&h.languages);
         on_pool!(self, pool => sqlx::query(
             "INSERT INTO helplines (name, display_name, languages, ring_timeout_ms, backup_after_ms,
@@ -93,6 +95,9 @@ impl Store {
             .bind(h.caller_grace_ms).bind(h.service_level_target_pct)
             .bind(h.chat_while_on_call).bind(h.calls_first)
             .execute(pool).await.map(|_| ()))?;
+        if target_changed {
+            self.clear_rollups().await?;
+        }
         Ok(())
     }
 

@@ -158,6 +158,8 @@ impl TestApp {
         let mut settings = Settings::for_database(db.url.clone());
         settings.jwt_secret = Some("test-secret-test-secret-test-secret".into());
         settings.account_check_every = Duration::from_millis(100);
+        // Report tests roll hours up themselves (`helpline::rollup::roll_up`), when they choose.
+        settings.report_rollup_every = None;
         // Callers reach the test server "through a proxy" on loopback, each with its own address
         // (see `caller_address`), so the per-address limits stay at their defaults in every test.
         settings.guard.trusted_proxies = vec![std::net::Ipv4Addr::LOCALHOST.into()];

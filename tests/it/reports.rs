@@ -11,6 +11,7 @@ use crate::helpers::{add_user, Backend, TestApp};
 
 crate::on_both_backends!(
     summary_matches_hand_computed_figures,
+    rolled_up_hours_give_the_same_reports_as_live_queries,
     summary_rejects_bad_input,
     sql_and_rust_classify_contacts_alike
 );
@@ -204,12 +205,156 @@ async fn summary_matches_hand_computed_figures(backend: Backend) {
     let body = res.text().await.unwrap();
     let lines: Vec<&str> = body.lines().collect();
     assert_eq!(lines[0], helpline::reports::CSV_HEADER);
-    assert_eq!(lines[1], "bucket,2026-11-02T00:00:00Z,2026-11-03T00:00:00Z,all,,5,3,2,2,1,0,0.5,13000,0.25,600000,0.158889");
+    assert_eq!(lines[1], "bucket,2026-11-02T00:00:00Z,2026-11-03T00:00:00Z,all,,5,3,2,2,1,0,0.5,13000,0.25,600000,0.158889,0,0");
     let total_line = lines.iter().find(|l| l.starts_with("total,") && l.contains(",all,")).expect("total line");
     assert!(total_line.starts_with("total,2026-11-02T00:00:00Z,2026-11-04T00:00:00Z,all,,7,4,3,2,1,1,0.5,12250,0.2,600000,"), "{total_line}");
     assert!(lines.iter().any(|l| l.starts_with("total,") && l.contains(",language,uk,1,0,0,0,0,1,0,")), "{body}");
     let columns = lines[0].split(',').count();
     assert!(lines.iter().all(|l| l.split(',').count() == columns), "{body}");
+}
+
+/// The reports for `windows`, without `as_of` (the request's time: nothing in these windows depends on it).
+async fn reports(app: &TestApp, token: &str, windows: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for w in windows {
+        let res = get(app, token, w).await;
+        assert_eq!(res.status(), 200, "{w}");
+        let body = res.text().await.unwrap();
+        out.push(match serde_json::from_str::<Value>(&body) {
+            Ok(mut v) => {
+                v.as_object_mut().unwrap().remove("as_of");
+                v.to_string()
+            }
+            Err(_) => body,
+        });
+    }
+    out
+}
+
+/// Runs one SQL statement on the test's database.
+async fn execute(app: &TestApp, sql: &str) {
+    match app.store.backend() {
+        helpline::store::Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        helpline::store::Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+    }
+}
+
+/// The id `Script` gave its n-th contact.
+fn nth(n: u32) -> String {
+    format!("00000000-0000-7000-8000-{n:012}")
+}
+
+/// Every report (by hour and day, one helpline or all, offsets in whole and half hours, edges inside hours)
+/// is the same whether its hours were rolled up or computed live; an hour with an open conversation stays
+/// live; a form submitted after the roll-up is counted (its hour is recounted); a changed answer target
+/// drops the roll-ups. Categories, transfers and escalations are counted.
+async fn rolled_up_hours_give_the_same_reports_as_live_queries(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let (maria, _) = scenario(&app).await;
+    let store = &app.store;
+    let ana = store.users().await.unwrap().into_iter().find(|u| u.username == "ana").unwrap().id;
+    let form = |n: u32, categories: &[&str]| helpline::store::forms::FormRecord {
+        contact_id: nth(n),
+        helpline: if n == 6 { "disability" } else { "children" }.into(),
+        counsellor_id: ana.clone(),
+        data: serde_json::json!({ "categories": categories, "risk": "low" }).to_string(),
+        risk: Some("low".into()),
+        status: "submitted".into(),
+        updated_at: T0 + DAY,
+        submitted_at: Some(T0 + DAY),
+    };
+    // Contact 1: two categories, transferred once; contact 2: one category and an escalation; contact 5: a draft only.
+    store.save_form(&form(1, &["violence_physical", "mental_health"])).await.unwrap();
+    store.save_form(&form(2, &["mental_health"])).await.unwrap();
+    store.save_form(&helpline::store::forms::FormRecord { status: "draft".into(), submitted_at: None, ..form(5, &["neglect"]) })
+        .await
+        .unwrap();
+    let transfer = Change::Transferred {
+        contact: nth(1),
+        from: ana.clone(),
+        to: Some(ana.clone()),
+        helpline: "children".into(),
+        at: T0 + 10 * HOUR + MIN,
+    };
+    store.apply_changes(&[transfer]).await.unwrap();
+    store
+        .create_escalation(&helpline::store::forms::EscalationRecord {
+            id: "00000000-0000-7000-9000-000000000001".into(),
+            contact_id: nth(2),
+            helpline: "children".into(),
+            kind: "child_protection".into(),
+            risk: "high".into(),
+            reason: "test".into(),
+            district: None,
+            counsellor_id: ana.clone(),
+            created_at: T0 + 10 * HOUR + 6 * MIN,
+            acknowledged_by: None,
+            acknowledged_at: None,
+            broadcast_at: None,
+        })
+        .await
+        .unwrap();
+
+    let windows = [
+        format!("from={}&to={}&by=day", T0, T0 + 2 * DAY),
+        format!("from={}&to={}&by=hour", T0, T0 + 2 * DAY),
+        format!("helpline=children&from={}&to={}&by=hour", T0 - DAY, T0 + 3 * DAY),
+        format!("helpline=disability&from={}&to={}&by=day", T0, T0 + 2 * DAY),
+        format!("from={}&to={}&by=day&utc_offset=%2B02:00", T0 - 2 * HOUR, T0 + 2 * DAY - 2 * HOUR),
+        format!("from={}&to={}&by=day&utc_offset=%2B05:30", T0, T0 + 2 * DAY),
+        format!("helpline=children&from={}&to={}&by=hour", T0 + 10 * HOUR + 7 * MIN, T0 + DAY + 9 * HOUR + 45 * MIN),
+        format!("from={}&to={}&by=day&format=csv", T0, T0 + 2 * DAY),
+    ];
+    let live = reports(&app, &maria, &windows).await;
+    let day1: Value = serde_json::from_str(&live[0]).unwrap();
+    let total = &day1["total"];
+    assert_eq!((total["transfers"].as_i64(), total["escalations"].as_i64()), (Some(1), Some(1)), "{total}");
+    let categories = &total["by_category"];
+    assert_eq!(categories["mental_health"]["offered"], 2, "{categories}");
+    assert_eq!(categories["violence_physical"]["answered"], 1, "{categories}");
+    assert!(categories.get("neglect").is_none(), "a draft's categories do not count: {categories}");
+    assert!(live[7].lines().any(|l| l.starts_with("total,") && l.contains(",category,mental_health,2,2,1,")), "{}", live[7]);
+
+    // Roll up everything settled: day 2 from 09:00 on has an open conversation and stays live.
+    let now = app.clock.now_ms();
+    let p = helpline::rollup::roll_up(store, now, 1_000_000).await.unwrap();
+    assert!(p.rolled >= 30 && p.open > 0 && p.remaining == 0, "{p:?}");
+    let again = helpline::rollup::roll_up(store, now, 1_000_000).await.unwrap();
+    assert_eq!(again.rolled, 0, "rolled-up hours are not rolled up again: {again:?}");
+    assert_eq!(reports(&app, &maria, &windows).await, live, "reports over rolled-up hours");
+    // They are read from the roll-up: a (deliberately wrong) change there shows in the report.
+    let bump = |by: i64| {
+        format!("UPDATE report_hour_tallies SET offered = offered + {by} WHERE hour = {} AND language = 'ru'", T0 + 10 * HOUR)
+    };
+    execute(&app, &bump(100)).await;
+    let r = json(&app, &maria, &windows[0]).await;
+    assert_eq!(r["buckets"][0]["figures"]["offered"], 106, "{}", r["buckets"][0]);
+    execute(&app, &bump(-100)).await;
+
+    // A form submitted late for contact 5 (day 1, 11:00) drops that hour's roll-up; live and rolled agree again.
+    store.save_form(&form(5, &["neglect"])).await.unwrap();
+    let with_neglect = reports(&app, &maria, &windows).await;
+    assert_ne!(with_neglect, live);
+    assert!(with_neglect[0].contains("neglect"));
+    let p = helpline::rollup::roll_up(store, now, 1_000_000).await.unwrap();
+    assert_eq!(p.rolled, 1, "only the hour of the late form is recounted: {p:?}");
+    assert_eq!(reports(&app, &maria, &windows).await, with_neglect);
+
+    // A new answer target drops every roll-up (then nothing is rolled up until the next run).
+    let mut children = store.helpline("children").await.unwrap().unwrap();
+    children.sla_target_ms = 5_000;
+    store.upsert_helpline(&children).await.unwrap();
+    let stricter = reports(&app, &maria, &windows).await;
+    helpline::rollup::roll_up(store, now, 1_000_000).await.unwrap();
+    assert_eq!(reports(&app, &maria, &windows).await, stricter);
+    let r: Value = serde_json::from_str(&stricter[0]).unwrap();
+    assert_eq!(r["total"]["figures"]["answered_in_target"], 2, "4 s and 8 s (disability) within 5 s and 15 s");
 }
 
 async fn summary_rejects_bad_input(backend: Backend) {
@@ -297,7 +442,8 @@ async fn sql_and_rust_classify_contacts_alike(backend: Backend) {
 }
 
 /// Not run by default: `cargo test --release --test it reports::year_of_contacts -- --ignored --nocapture`
-/// (set `REPORT_BENCH_ROWS`, default 1 000 000). Fills a year of contacts with SQL, then times the report.
+/// (set `REPORT_BENCH_ROWS`, default 1 000 000). Fills a year of contacts and their forms with SQL, times
+/// the reports live, rolls the hours up (timed), times them again and checks both gave the same answers.
 mod year_of_contacts {
     use std::time::Instant;
 
@@ -381,24 +527,55 @@ mod year_of_contacts {
                 sqlx::query("VACUUM ANALYZE contacts").execute(&pool).await.unwrap();
             }
         }
-        eprintln!("{backend:?}: inserted {n} contacts in {:.1} s", t.elapsed().as_secs_f64());
+        // Every answered contact has a submitted form with one or two categories.
+        let forms = "INSERT INTO contact_forms (contact_id, helpline, counsellor_id, data, risk, status, updated_at, submitted_at)
+            SELECT id, helpline, counsellor_id,
+                   CASE WHEN queued_at % 3 = 0 THEN '{\"categories\":[\"mental_health\",\"family_relationships\"]}'
+                        ELSE '{\"categories\":[\"violence_emotional\"]}' END,
+                   'low', 'submitted', ended_at, ended_at
+            FROM contacts WHERE counsellor_id IS NOT NULL";
+        match backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
+                sqlx::query(forms).execute(&pool).await.unwrap();
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+                sqlx::query(forms).execute(&pool).await.unwrap();
+                sqlx::query("VACUUM ANALYZE contact_forms").execute(&pool).await.unwrap();
+            }
+        }
+        eprintln!("{backend:?}: inserted {n} contacts and their forms in {:.1} s", t.elapsed().as_secs_f64());
         let maria = app.login("maria").await;
         let from = start;
         let to = T0;
-        for query in [
+        let queries = [
             format!("from={from}&to={to}&by=day"),
             format!("from={from}&to={to}&by=day"),
             format!("helpline=children&from={from}&to={to}&by=day"),
             format!("from={from}&to={to}&by=hour"),
             format!("from={from}&to={to}&by=day&format=csv"),
             format!("from={}&to={to}&by=hour", to - DAY),
-        ] {
-            let t = Instant::now();
-            let res = get(&app, &maria, &query).await;
-            assert_eq!(res.status(), 200);
-            let bytes = res.bytes().await.unwrap().len();
-            eprintln!("{backend:?}: {query}: {:.0} ms, {bytes} bytes", t.elapsed().as_secs_f64() * 1000.0);
+        ];
+        let mut answers = Vec::new();
+        for when in ["live", "rolled up"] {
+            if when == "rolled up" {
+                let t = Instant::now();
+                let p = helpline::rollup::roll_up(&app.store, app.clock.now_ms(), usize::MAX).await.unwrap();
+                eprintln!("{backend:?}: rolled up {} hours in {:.1} s ({p:?})", p.rolled, t.elapsed().as_secs_f64());
+            }
+            let mut got = Vec::new();
+            for query in &queries {
+                let t = Instant::now();
+                let res = get(&app, &maria, query).await;
+                assert_eq!(res.status(), 200);
+                let body = res.text().await.unwrap();
+                eprintln!("{backend:?} {when}: {query}: {:.0} ms, {} bytes", t.elapsed().as_secs_f64() * 1000.0, body.len());
+                got.push(body.split(",\"as_of\":").next().unwrap_or_default().to_string() + &body[body.find(",\"short_abandon_ms\"").unwrap_or(0)..]);
+            }
+            answers.push(got);
         }
+        assert_eq!(answers[0], answers[1], "the same reports, live and rolled up");
         let t = Instant::now();
         let f = metrics::figures_at(&app.store, None, from, to, to).await.unwrap();
         eprintln!(
