@@ -576,6 +576,24 @@ mod year_of_contacts {
             answers.push(got);
         }
         assert_eq!(answers[0], answers[1], "the same reports, live and rolled up");
+        // Where a rolled-up year report spends its time: reading, then building the JSON.
+        let q: std::collections::HashMap<String, String> =
+            [("from", from.to_string()), ("to", to.to_string()), ("by", "day".to_string())].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let known = vec!["children".to_string(), "disability".to_string(), "family_violence".to_string()];
+        let req = helpline::reports::parse_request(&q, &known, to).unwrap();
+        let t = Instant::now();
+        let data = helpline::reports::fetch(&app.store, &req, app.clock.now_ms()).await.unwrap();
+        let fetched = t.elapsed().as_secs_f64() * 1000.0;
+        let t = Instant::now();
+        let summary = helpline::reports::build(&data, &req);
+        let built = t.elapsed().as_secs_f64() * 1000.0;
+        let t = Instant::now();
+        let json = serde_json::to_vec(&summary).unwrap();
+        eprintln!(
+            "{backend:?} rolled up, year by day: fetch {fetched:.0} ms, build {built:.0} ms, JSON {:.0} ms ({} bytes)",
+            t.elapsed().as_secs_f64() * 1000.0,
+            json.len()
+        );
         let t = Instant::now();
         let f = metrics::figures_at(&app.store, None, from, to, to).await.unwrap();
         eprintln!(
