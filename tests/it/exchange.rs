@@ -61,10 +61,10 @@ impl Exchange {
         self.ws.close().await;
     }
 
-    /// A fresh event id.
+    /// A fresh event id, unique across connections (an adapter that reconnects keeps counting).
     pub fn event_id(&mut self) -> String {
         self.next_event += 1;
-        format!("ev-{}", self.next_event)
+        format!("ev-{}-{}", self.next_event, uuid::Uuid::new_v4().simple())
     }
 
     pub async fn send(&mut self, v: Value) {

@@ -495,7 +495,7 @@ async fn waiting_calls_keep_repeat_count_and_earlier_contacts_after_a_restart(ba
     let earlier = earlier_call(&server.http, &base, &ana_token, "children", "069444333", now_ms() - 3_600_000, "earlier talk", "violence.bullying").await;
     // The same caller calls again while nobody is on duty: the call waits.
     let mut pbx = Exchange::connect_to(&server.addr, &token, true).await;
-    pbx.offer("again", "116111", "+373 69 444 333", now_ms()).await;
+    pbx.offer("again", "116111", "069 444 333", now_ms()).await;
     assert!(store.open_calls().await.unwrap().iter().any(|c| c.call_id == "again"));
 
     // Power cut; the same database, a new process: nothing of the call is in memory any more.
@@ -598,6 +598,7 @@ async fn stale_connects_are_superseded_and_never_sent(backend: Backend) {
 
     // The call ends before the exchange acknowledged the connect: it is stale too.
     pbx.hang_up("s1", "caller", now_ms()).await;
+    wait_for_state(&app, &contact, "ended").await;
     commands_become(&app.store, &gateway, "s1", &[("connect", false, true), ("connect", false, true)]).await;
     pbx.close().await;
     let mut pbx = Exchange::connect_acking(&app, &token).await;
