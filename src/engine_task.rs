@@ -12,7 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::hub::Hub;
-use crate::protocol::{rfc3339, AgentStatus, ErrorCode, Repeat, ServerEvent, TelephonyCommand};
+use crate::protocol::{rfc3339, AgentStatus, EarlierContact, ErrorCode, Repeat, ServerEvent, TelephonyCommand};
+use crate::store::commands::CommandChange;
 use crate::telephony::REPEAT_DAYS;
 use crate::relay::{RelayCommand, RelayHandle};
 use crate::stats::METRICS;
@@ -144,7 +145,8 @@ fn restored(c: &ContactRecord) -> Option<NewContact> {
         language: c.language.clone(),
         priority: i32::try_from(c.priority).unwrap_or(0),
         queued_at: c.queued_at,
-        caller_connected: false,
+        // A chat's caller must come back on a socket; a phone caller is still on the line at the exchange.
+        caller_connected: c.channel == "call",
     })
 }
 
@@ -194,7 +196,9 @@ pub async fn spawn(
     let mut calls = std::collections::HashMap::new();
     for c in store.open_calls().await? {
         if let (Some(key), Some(gateway_id)) = (contact_key(&c.contact_id), c.gateway_id) {
-            calls.insert(key, CallInfo { gateway_id, call_id: c.call_id, caller_last2: c.caller_last2, repeat: 0 });
+            // The repeat count and earlier contacts come from the database, as on the first offer.
+            let (repeat, earlier) = crate::telephony::caller_history(&store, &c.contact_id).await;
+            calls.insert(key, CallInfo { gateway_id, call_id: c.call_id, caller_last2: c.caller_last2, repeat, earlier });
         }
     }
     let (tx, rx) = mpsc::channel(4096);
@@ -375,8 +379,14 @@ impl EngineTask {
 
     /// Commits the batch's changes in one transaction, then carries out its follow-ups in order.
     /// If the database stays unreachable nobody is told anything (interventions hear `NotStored`).
-    async fn flush(&mut self, batch: Batch) {
+    /// Commands to telephone exchanges are part of the same transaction and are handed over first.
+    async fn flush(&mut self, mut batch: Batch) {
+        let commands = self.call_commands(&batch).await;
+        batch.changes.extend(commands.iter().cloned().map(Change::Command));
         let stored = self.commit(&batch.changes).await;
+        if stored {
+            self.deliver(commands).await;
+        }
         for after in batch.after {
             match after {
                 After::Reply(reply, result) => {
@@ -422,6 +432,10 @@ impl EngineTask {
                 METRICS.offer(&helpline);
                 self.offered.insert(contact, (helpline.clone(), queued_at));
                 let call = self.calls.get(&contact);
+                let earlier = match call {
+                    Some(call) => self.disclose_earlier(call, contact, counsellor, &helpline, now).await,
+                    None => Vec::new(),
+                };
                 self.hub.event_to_agent(
                     &counsellor_str(counsellor),
                     &ServerEvent::Offer {
@@ -434,14 +448,11 @@ impl EngineTask {
                         channel: if call.is_some() { "call" } else { "chat" }.into(),
                         caller_last2: call.and_then(|c| c.caller_last2.clone()),
                         repeat: call.filter(|c| c.repeat > 0).map(|c| Repeat { contacts: c.repeat, days: REPEAT_DAYS }),
+                        earlier,
                     },
                 );
             }
             Output::OfferRevoked { contact, counsellor, reason } => {
-                // The exchange may be ringing for this offer: stop it (a call that is gone needs nothing).
-                if reason != RevokeReason::ContactGone {
-                    self.cancel_call(contact);
-                }
                 let reason = match reason {
                     RevokeReason::Expired => "expired",
                     RevokeReason::ContactGone => "contact_gone",
@@ -453,12 +464,11 @@ impl EngineTask {
                     &ServerEvent::OfferRevoked { contact_id: contact_str(contact), reason: reason.into() },
                 );
             }
-            Output::OfferDeclined { contact, .. } => self.cancel_call(contact),
+            Output::OfferDeclined { .. } => {}
             Output::Assigned { contact, counsellor, answered_at } => {
                 if let Some((helpline, queued_at)) = self.offered.remove(&contact) {
                     METRICS.answer(&helpline, answered_at - queued_at);
                 }
-                self.connect_call(contact, counsellor).await;
                 self.relay
                     .send(RelayCommand::Assigned { contact: contact_str(contact), counsellor: counsellor_str(counsellor) })
                     .await;
@@ -515,9 +525,6 @@ impl EngineTask {
                 self.relay.send(RelayCommand::Ended { contact: contact_str(contact), reason: end_reason(reason) }).await;
             }
             Output::Transferred { contact, from, to, helpline } => {
-                if let Some(to) = to {
-                    self.connect_call(contact, to).await;
-                }
                 self.relay
                     .send(RelayCommand::Transferred {
                         contact: contact_str(contact),
@@ -545,33 +552,102 @@ impl EngineTask {
 }
 
 impl EngineTask {
-    /// For a call whose offer stopped ringing unanswered: tell its exchange to stop ringing.
-    fn cancel_call(&self, contact: ContactId) {
-        if let Some(call) = self.calls.get(&contact) {
-            self.hub.gateways.send(&call.gateway_id, TelephonyCommand::Cancel { call_id: call.call_id.clone() });
+    /// The commands to telephone exchanges a batch's outputs call for, in order, to be committed in
+    /// the batch's transaction: `cancel` when an offer of a call stops ringing unanswered,
+    /// `connect` when a call is assigned or transferred to a counsellor; a call offered again or
+    /// moved back to a queue makes a pending `connect` stale, and an ended call every pending command.
+    async fn call_commands(&self, batch: &Batch) -> Vec<CommandChange> {
+        let mut out = Vec::new();
+        for after in &batch.after {
+            let After::Notify(now, output) = after else { continue };
+            let now = *now;
+            let (contact, change) = match output {
+                Output::Offer { contact, .. } => (contact, CallStep::Stale(&["connect"])),
+                Output::OfferRevoked { contact, reason, .. } if *reason != RevokeReason::ContactGone => (contact, CallStep::Cancel),
+                Output::OfferDeclined { contact, .. } => (contact, CallStep::Cancel),
+                Output::Assigned { contact, counsellor, .. } => (contact, CallStep::Connect(*counsellor)),
+                Output::Transferred { contact, to: Some(to), .. } => (contact, CallStep::Connect(*to)),
+                Output::Transferred { contact, to: None, .. } => (contact, CallStep::Stale(&["connect"])),
+                Output::Ended { contact, .. } => (contact, CallStep::Stale(crate::store::commands::ALL_KINDS)),
+                _ => continue,
+            };
+            let Some(call) = self.calls.get(contact) else { continue };
+            let id = Some(contact_str(*contact));
+            out.push(match change {
+                CallStep::Stale(kinds) => {
+                    CommandChange::Supersede { gateway_id: call.gateway_id.clone(), call_id: call.call_id.clone(), kinds, at: now }
+                }
+                CallStep::Cancel => CommandChange::Issue(crate::telephony::new_command(call, id, now, &["connect"], |command_id, call_id| {
+                    TelephonyCommand::Cancel { command_id, call_id }
+                })),
+                CallStep::Connect(counsellor) => {
+                    let Some(extension) = self.extension(counsellor).await else {
+                        tracing::error!(counsellor = %counsellor_str(counsellor), call_id = %call.call_id, "call assigned to a counsellor without an extension");
+                        continue;
+                    };
+                    let counsellor = counsellor_str(counsellor);
+                    CommandChange::Issue(crate::telephony::new_command(call, id, now, &["connect"], |command_id, call_id| {
+                        TelephonyCommand::Connect { command_id, call_id, counsellor, extension }
+                    }))
+                }
+            });
         }
+        out
     }
 
-    /// For a call now with `counsellor` (committed): tell its exchange to bridge it to their extension.
-    async fn connect_call(&self, contact: ContactId, counsellor: CounsellorId) {
-        let Some(call) = self.calls.get(&contact) else { return };
-        let id = counsellor_str(counsellor);
-        let extension = match self.store.user(&id).await {
-            Ok(Some(user)) => user.extension,
-            Ok(None) => None,
+    async fn extension(&self, counsellor: CounsellorId) -> Option<String> {
+        match self.store.user(&counsellor_str(counsellor)).await {
+            Ok(user) => user.and_then(|u| u.extension).filter(|e| !e.trim().is_empty()),
             Err(err) => {
                 tracing::error!(error = %err, "reading a counsellor's extension failed");
                 None
             }
-        };
-        match extension {
-            Some(extension) => self.hub.gateways.send(
-                &call.gateway_id,
-                TelephonyCommand::Connect { call_id: call.call_id.clone(), counsellor: id, extension },
-            ),
-            None => tracing::error!(counsellor = %id, call_id = %call.call_id, "call assigned to a counsellor without an extension"),
         }
     }
+
+    /// Hands the committed commands to their exchanges, leaving out any a later one in the same
+    /// batch made stale.
+    async fn deliver(&self, changes: Vec<CommandChange>) {
+        let now = self.clock.now_ms();
+        for (i, change) in changes.iter().enumerate() {
+            let CommandChange::Issue(c) = change else { continue };
+            if changes[i + 1..].iter().any(|later| later.supersedes(&c.gateway_id, &c.call_id, c.kind)) {
+                continue;
+            }
+            crate::telephony::deliver(&self.store, &self.hub, now, &c.gateway_id, &c.id, &c.frame).await;
+        }
+    }
+
+    /// The earlier contacts of a repeat caller this offer may show: those of the offer's helpline,
+    /// each audited as a read of its form by the counsellor offered the call. If the audit cannot
+    /// be written, none are shown.
+    async fn disclose_earlier(
+        &self,
+        call: &CallInfo,
+        contact: ContactId,
+        counsellor: CounsellorId,
+        helpline: &str,
+        now: i64,
+    ) -> Vec<EarlierContact> {
+        let shown: Vec<EarlierContact> = call.earlier.iter().filter(|e| e.helpline == helpline).cloned().collect();
+        let reader = counsellor_str(counsellor);
+        let detail = format!("shown in the offer of call {}", contact_str(contact));
+        for e in &shown {
+            if let Err(err) = self.store.audit_from(now, &reader, "form_read", Some(&e.contact_id), Some(&detail), "call offer").await {
+                tracing::error!(error = %err, "auditing a repeat caller's history failed; the offer shows none");
+                return Vec::new();
+            }
+        }
+        shown
+    }
+}
+
+/// What a routing output means for a call's commands.
+enum CallStep {
+    /// Pending commands of these kinds are stale.
+    Stale(&'static [&'static str]),
+    Cancel,
+    Connect(CounsellorId),
 }
 
 fn end_reason(r: EndReason) -> &'static str {

@@ -65,6 +65,12 @@ pub enum AgentRequest {
         #[serde(default)]
         district: Option<String>,
     },
+    /// Put the caller of your own active phone call on hold (the exchange gets `hold`).
+    CallHold { contact_id: String },
+    /// Take the caller of your own active phone call off hold (the exchange gets `unhold`).
+    CallResume { contact_id: String },
+    /// Hang up your own active phone call (the exchange gets `hangup`; its `call_ended` closes the record).
+    CallHangup { contact_id: String },
 }
 
 fn yes() -> bool {
@@ -81,6 +87,25 @@ pub struct Repeat {
     pub contacts: i64,
     pub days: i64,
 }
+
+/// An earlier contact of a repeat caller on the same helpline, as shown in a call's offer: from its
+/// submitted contact form (the summary shortened to [`EARLIER_SUMMARY_CHARS`] characters).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarlierContact {
+    pub contact_id: String,
+    pub helpline: String,
+    /// When the contact started (RFC 3339).
+    pub at: String,
+    pub categories: Vec<String>,
+    pub risk: Option<String>,
+    pub outcome: Option<String>,
+    pub summary: Option<String>,
+}
+
+/// Longest summary of an earlier contact shown in an offer (characters).
+pub const EARLIER_SUMMARY_CHARS: usize = 280;
+/// Most earlier contacts shown in an offer.
+pub const EARLIER_CONTACTS: usize = 3;
 
 /// A time from a telephone exchange: RFC 3339 (`"2026-11-23T10:00:00.250Z"`) or milliseconds
 /// since the Unix epoch. Sent back as RFC 3339.
@@ -161,10 +186,13 @@ pub enum TelephonyEvent {
     CallAbandoned { event_id: String, call_id: String, at: At },
     /// Keepalive; answered with `pong`.
     Ping {},
+    /// The exchange carried out (or took charge of) command `command_id`: it is never sent again.
+    CommandAck { command_id: String },
 }
 
 impl KnownTypes for TelephonyEvent {
-    const TYPES: &'static [&'static str] = &["call_offered", "call_answered", "call_ended", "call_abandoned", "ping"];
+    const TYPES: &'static [&'static str] =
+        &["call_offered", "call_answered", "call_ended", "call_abandoned", "ping", "command_ack"];
 }
 
 /// What the server sends an exchange.
@@ -173,10 +201,17 @@ impl KnownTypes for TelephonyEvent {
 pub enum TelephonyCommand {
     /// Event `event_id` is stored (sent again for a repeat).
     Ack { event_id: String },
-    /// Bridge the call to this counsellor's extension (they accepted it).
-    Connect { call_id: String, counsellor: String, extension: String },
+    /// Bridge the call to this counsellor's extension (they accepted it). Every command carries a
+    /// `command_id`: it is sent until the exchange answers `command_ack {command_id}`.
+    Connect { command_id: String, call_id: String, counsellor: String, extension: String },
     /// Stop ringing for this call: the counsellor it was offered to did not take it in time.
-    Cancel { call_id: String },
+    Cancel { command_id: String, call_id: String },
+    /// Put the caller on hold (the counsellor pressed Hold).
+    Hold { command_id: String, call_id: String },
+    /// Take the caller off hold.
+    Unhold { command_id: String, call_id: String },
+    /// Hang up the call (the counsellor pressed Hang up); the exchange then sends `call_ended {by: "counsellor"}`.
+    Hangup { command_id: String, call_id: String },
     Pong {},
     /// An event was refused or is about an unknown call. `code` is stable.
     Error {
@@ -191,6 +226,20 @@ impl TelephonyCommand {
     /// The JSON text of this frame.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| r#"{"type":"error","code":"internal","message":"encoding"}"#.into())
+    }
+
+    /// The `type` of a command frame (`connect`, `cancel`, `hold`, `unhold`, `hangup`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TelephonyCommand::Ack { .. } => "ack",
+            TelephonyCommand::Connect { .. } => "connect",
+            TelephonyCommand::Cancel { .. } => "cancel",
+            TelephonyCommand::Hold { .. } => "hold",
+            TelephonyCommand::Unhold { .. } => "unhold",
+            TelephonyCommand::Hangup { .. } => "hangup",
+            TelephonyCommand::Pong {} => "pong",
+            TelephonyCommand::Error { .. } => "error",
+        }
     }
 }
 
@@ -301,6 +350,9 @@ pub struct ConversationSummary {
     pub answered_at: Option<String>,
     /// Whether the caller's socket is connected now.
     pub caller_online: bool,
+    /// `chat` or `call` (a phone call: the console shows Hold, Resume and Hang up).
+    #[serde(default = "chat")]
+    pub channel: String,
 }
 
 /// An escalation as supervisors see it.
@@ -383,7 +435,14 @@ pub enum ServerEvent {
         /// A call from a number that reached the helplines before: how often, over how many days.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         repeat: Option<Repeat>,
+        /// A repeat caller's last contacts on this helpline (at most 3, newest first), from their
+        /// submitted forms; each one shown is audited as a read of that form.
+        #[serde(skip_serializing_if = "Vec::is_empty", default)]
+        earlier: Vec<EarlierContact>,
     },
+    /// Your `call_hold`, `call_resume` or `call_hangup` is stored and on its way to the exchange
+    /// (`action`: `hold`, `resume` or `hangup`).
+    CallControl { contact_id: String, action: String },
     /// The offer stopped ringing: `expired`, `contact_gone` or `unavailable`.
     OfferRevoked { contact_id: String, reason: String },
     /// The conversation is yours; `history` holds every message so far, in seq order.
@@ -395,6 +454,9 @@ pub enum ServerEvent {
         answered_at: String,
         caller_online: bool,
         history: Vec<MessageView>,
+        /// `chat` or `call`.
+        #[serde(default = "chat")]
+        channel: String,
     },
     /// Your status changed (by you, or by the router: `reason` says why).
     Status { status: AgentStatus, reason: Option<String> },
@@ -533,7 +595,8 @@ impl KnownTypes for CallerRequest {
 }
 
 impl KnownTypes for AgentRequest {
-    const TYPES: &'static [&'static str] = &["status", "accept", "decline", "end", "message", "typing", "ping", "escalate"];
+    const TYPES: &'static [&'static str] =
+        &["status", "accept", "decline", "end", "message", "typing", "ping", "escalate", "call_hold", "call_resume", "call_hangup"];
 }
 
 /// Decodes a client's text frame into a request, with a stable error code when it cannot.
@@ -626,6 +689,9 @@ mod tests {
             AgentRequest::Typing { contact_id: "c".into(), active: true },
             AgentRequest::Ping {},
             AgentRequest::Escalate { contact_id: "c".into(), kind: "k".into(), risk: "r".into(), reason: "x".into(), district: None },
+            AgentRequest::CallHold { contact_id: "c".into() },
+            AgentRequest::CallResume { contact_id: "c".into() },
+            AgentRequest::CallHangup { contact_id: "c".into() },
         ];
         let names: Vec<String> = all.iter().map(type_of).collect();
         assert_eq!(names, AgentRequest::TYPES);
@@ -660,6 +726,7 @@ mod tests {
             TelephonyEvent::CallEnded { event_id: c(), call_id: c(), by: CallParty::Caller, at: At(0) },
             TelephonyEvent::CallAbandoned { event_id: c(), call_id: c(), at: At(0) },
             TelephonyEvent::Ping {},
+            TelephonyEvent::CommandAck { command_id: c() },
         ];
         let names: Vec<String> = all.iter().map(type_of).collect();
         assert_eq!(names, TelephonyEvent::TYPES);

@@ -490,6 +490,7 @@ impl Relay {
             queued_at: rfc3339(record.queued_at),
             answered_at: record.answered_at.map(rfc3339),
             caller_online,
+            channel: record.channel.clone(),
         };
         let frame = ServerEvent::Assigned {
             contact_id: record.id,
@@ -499,6 +500,7 @@ impl Relay {
             answered_at: rfc3339(answered_at),
             caller_online,
             history: history.iter().map(view).collect(),
+            channel: record.channel,
         };
         Some((summary, frame))
     }

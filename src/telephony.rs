@@ -1,11 +1,11 @@
-//! Phone calls: the gateway interface for telephone exchanges (events in, `connect`/`cancel` out), caller-number hashing, call records and offline calls.
+//! Phone calls: the gateway interface for telephone exchanges (events in, durable commands out), caller-number hashing, repeat callers' history, console call controls, call records and offline calls.
 //!
 //! The audio stays in the exchange. An exchange's adapter authenticates with its service token
 //! (`helpline gateway add NAME`) and sends events on `/ws/telephony` or `POST /api/v1/telephony/events`.
 //! Every event is stored (once: its `event_id` is remembered) before it is acknowledged; a call
 //! becomes a contact with channel `call` and is routed by the same engine as chats.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
 use axum::extract::{Path, State};
@@ -23,9 +23,13 @@ use crate::engine_task::{contact_key, counsellor_key, EngineCommand};
 use crate::error::AppError;
 use crate::hub::{Outbox, Outgoing};
 use crate::http::AuthUser;
-use crate::protocol::{decode, parse_rfc3339, At, ErrorCode, TelephonyCommand, TelephonyEvent};
+use crate::casework::DAY_MS;
+use crate::protocol::{
+    decode, parse_rfc3339, At, EarlierContact, ErrorCode, TelephonyCommand, TelephonyEvent, EARLIER_CONTACTS, EARLIER_SUMMARY_CHARS,
+};
 use crate::routing::{Channel, Input, NewContact};
-use crate::store::calls::{CallEvent, CallRecord, NewCall, Stored};
+use crate::store::calls::{CallEvent, CallRecord, EarlierForm, NewCall, Stored};
+use crate::store::commands::{Acked, NewCommand};
 use crate::store::contacts::NewContactRecord;
 use crate::store::gateways::Gateway;
 use crate::store::new_id;
@@ -33,75 +37,193 @@ use crate::store::users::Role;
 
 /// Repeat callers are counted over this many days.
 pub const REPEAT_DAYS: i64 = 30;
-/// Commands kept for a gateway with no socket open, until its next webhook call collects them.
-pub const MAX_PENDING: usize = 1024;
 /// Name of the HMAC key for caller numbers in `server_secrets`.
 const CALLER_KEY: &str = "caller_number_hmac";
 
-/// Where commands for each exchange go: its open sockets, else a short queue the next webhook response carries.
+/// The exchanges' open sockets. Commands themselves live in the database (`store::commands`)
+/// until acknowledged; this only hands them to a socket, at most once per socket.
 #[derive(Default)]
 pub struct Gateways {
-    inner: Mutex<GatewaysInner>,
+    inner: Mutex<HashMap<String, Vec<GatewaySocket>>>,
 }
 
-#[derive(Default)]
-struct GatewaysInner {
-    sockets: HashMap<String, Vec<Outbox>>,
-    pending: HashMap<String, VecDeque<TelephonyCommand>>,
+/// Command ids remembered per socket (so a command is not handed to the same socket twice).
+const SENT_MEMORY: usize = 65_536;
+
+struct GatewaySocket {
+    outbox: Outbox,
+    /// The exchange acknowledges commands (else handing one over counts as its acknowledgement).
+    acks: bool,
+    sent: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl GatewaySocket {
+    /// Queues the frame unless this socket had it already; false when the socket is gone or too slow.
+    fn push(&mut self, id: &str, frame: &str) -> bool {
+        if self.sent.contains(id) {
+            return true;
+        }
+        if !self.outbox.push(Outgoing::Frame(frame.to_string().into())) {
+            return false;
+        }
+        self.sent.insert(id.to_string());
+        self.order.push_back(id.to_string());
+        if self.order.len() > SENT_MEMORY {
+            if let Some(old) = self.order.pop_front() {
+                self.sent.remove(&old);
+            }
+        }
+        true
+    }
 }
 
 impl Gateways {
-    fn lock(&self) -> std::sync::MutexGuard<'_, GatewaysInner> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<GatewaySocket>>> {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn attach(&self, gateway: &str, outbox: Outbox) {
-        self.lock().sockets.entry(gateway.to_string()).or_default().push(outbox);
+    pub fn attach(&self, gateway: &str, outbox: Outbox, acks: bool) {
+        let socket = GatewaySocket { outbox, acks, sent: HashSet::new(), order: VecDeque::new() };
+        self.lock().entry(gateway.to_string()).or_default().push(socket);
     }
 
     pub fn detach(&self, gateway: &str, conn: crate::hub::ConnId) {
         let mut inner = self.lock();
-        if let Some(list) = inner.sockets.get_mut(gateway) {
-            list.retain(|o| o.id != conn && !o.is_closed());
+        if let Some(list) = inner.get_mut(gateway) {
+            list.retain(|s| s.outbox.id != conn && !s.outbox.is_closed());
             if list.is_empty() {
-                inner.sockets.remove(gateway);
+                inner.remove(gateway);
             }
         }
     }
 
-    /// Sends a command to the exchange: on its newest open socket, else kept for its next webhook call.
-    pub fn send(&self, gateway: &str, command: TelephonyCommand) {
+    /// The exchange sent a `command_ack`: from now on its commands wait for acknowledgements.
+    pub fn set_acks(&self, gateway: &str) {
+        for socket in self.lock().get_mut(gateway).into_iter().flatten() {
+            socket.acks = true;
+        }
+    }
+
+    /// Hands a stored command to the exchange's newest open socket (`conn`: to that socket only).
+    /// `Some(acks)` when handed over; None when no socket took it (it waits in the database).
+    pub fn push(&self, gateway: &str, conn: Option<crate::hub::ConnId>, id: &str, frame: &str) -> Option<bool> {
         let mut inner = self.lock();
-        let text = command.to_json();
-        if let Some(list) = inner.sockets.get_mut(gateway) {
-            list.retain(|o| !o.is_closed());
-            if list.iter().rev().any(|o| o.push(Outgoing::Frame(text.clone().into()))) {
-                return;
-            }
-        }
-        let queue = inner.pending.entry(gateway.to_string()).or_default();
-        if queue.len() >= MAX_PENDING {
-            tracing::error!(gateway, "telephony command queue full; dropping the oldest command");
-            queue.pop_front();
-        }
-        queue.push_back(command);
+        let list = inner.get_mut(gateway)?;
+        list.retain(|s| !s.outbox.is_closed());
+        list.iter_mut()
+            .rev()
+            .filter(|s| conn.is_none_or(|c| s.outbox.id == c))
+            .find_map(|s| s.push(id, frame).then_some(s.acks))
     }
+}
 
-    /// Commands waiting for a gateway without a socket (handed out once).
-    pub fn take_pending(&self, gateway: &str) -> Vec<TelephonyCommand> {
-        self.lock().pending.remove(gateway).map(Vec::from).unwrap_or_default()
+/// Hands a command just committed to its exchange, if a socket is open. An exchange that does not
+/// acknowledge commands has it marked acknowledged once handed over (at most once, as it expects).
+pub async fn deliver(state_store: &crate::store::Store, hub: &crate::hub::Hub, now: i64, gateway: &str, id: &str, frame: &str) {
+    if hub.gateways.push(gateway, None, id, frame) == Some(false) {
+        if let Err(err) = state_store.commands_handed_over(gateway, &[id.to_string()], now).await {
+            tracing::error!(error = %err, gateway, "marking a command handed over failed; it will be sent again");
+        }
+    }
+}
+
+/// A socket of `gateway` opened: every command it has not acknowledged goes out first, in order.
+pub async fn deliver_pending(state: &AppState, gateway: &str, conn: crate::hub::ConnId) {
+    let pending = match state.store.pending_commands(gateway).await {
+        Ok(p) => p,
+        Err(err) => {
+            tracing::error!(error = %err, gateway, "reading pending telephony commands failed; they go out on the next connection");
+            return;
+        }
+    };
+    let mut handed = Vec::new();
+    for command in pending {
+        match state.hub.gateways.push(gateway, Some(conn), &command.id, &command.frame) {
+            Some(false) => handed.push(command.id),
+            Some(true) => {}
+            None => break,
+        }
+    }
+    if let Err(err) = state.store.commands_handed_over(gateway, &handed, state.clock.now_ms()).await {
+        tracing::error!(error = %err, gateway, "marking commands handed over failed; they will be sent again");
+    }
+}
+
+/// A new command for a call, as stored and sent: `make` builds the frame from the command id.
+pub fn new_command(
+    call: &CallInfo,
+    contact: Option<String>,
+    now: i64,
+    supersedes: &'static [&'static str],
+    make: impl FnOnce(String, String) -> TelephonyCommand,
+) -> NewCommand {
+    let id = new_id();
+    let command = make(id.clone(), call.call_id.clone());
+    NewCommand {
+        id,
+        gateway_id: call.gateway_id.clone(),
+        call_id: call.call_id.clone(),
+        contact_id: contact,
+        kind: command.kind(),
+        frame: command.to_json(),
+        created_at: now,
+        supersedes,
     }
 }
 
 /// A call's routing facts the engine task keeps while the call is open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallInfo {
-    /// None for a call without a gateway (never routed: offline records).
     pub gateway_id: String,
     pub call_id: String,
     pub caller_last2: Option<String>,
     /// Earlier contacts from the same number in the last [`REPEAT_DAYS`] days.
     pub repeat: i64,
+    /// The latest of them on the call's helpline with a submitted form, newest first.
+    pub earlier: Vec<EarlierContact>,
+}
+
+/// A call's repeat count and earlier contacts, from stored data (the same after a restart). A
+/// failed read is logged and shows nothing: the call is routed all the same.
+pub async fn caller_history(store: &crate::store::Store, contact_id: &str) -> (i64, Vec<EarlierContact>) {
+    match store.caller_history(contact_id, REPEAT_DAYS * DAY_MS, EARLIER_CONTACTS as i64).await {
+        Ok((n, forms)) => (n, forms.into_iter().map(earlier_contact).collect()),
+        Err(err) => {
+            tracing::error!(error = %err, contact = contact_id, "reading a caller's history failed; the offer shows none");
+            (0, Vec::new())
+        }
+    }
+}
+
+/// What an offer shows of an earlier contact's submitted form.
+fn earlier_contact(f: EarlierForm) -> EarlierContact {
+    let form: serde_json::Value = serde_json::from_str(&f.data).unwrap_or_default();
+    let text = |key: &str| form.get(key).and_then(|v| v.as_str()).map(str::to_string);
+    let categories = form
+        .get("categories")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    EarlierContact {
+        contact_id: f.contact_id,
+        helpline: f.helpline,
+        at: crate::protocol::rfc3339(f.queued_at),
+        categories,
+        risk: f.risk.or_else(|| text("risk")),
+        outcome: text("outcome"),
+        summary: text("summary").map(|s| shorten(s.trim(), EARLIER_SUMMARY_CHARS)),
+    }
+}
+
+/// At most `max` characters, with `…` when cut.
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }
 
 /// The caller's number reduced to its digits (`+373 22 123-456` → `37322123456`); None when withheld.
@@ -153,6 +275,7 @@ pub async fn handle_event(state: &AppState, gateway: &Gateway, event: TelephonyE
         | TelephonyEvent::CallEnded { event_id, .. }
         | TelephonyEvent::CallAbandoned { event_id, .. } => event_id.clone(),
         TelephonyEvent::Ping {} => return vec![TelephonyCommand::Pong {}],
+        TelephonyEvent::CommandAck { command_id } => return command_ack(state, gateway, command_id).await,
     };
     if event_id.is_empty() || event_id.len() > 128 {
         return vec![error_frame(ErrorCode::BadField, "event_id must be 1 to 128 bytes", &event_id)];
@@ -160,6 +283,24 @@ pub async fn handle_event(state: &AppState, gateway: &Gateway, event: TelephonyE
     match apply(state, gateway, event).await {
         Ok(frames) => frames,
         Err(e) => vec![error_frame(e.code, e.message, &event_id)],
+    }
+}
+
+/// `command_ack`: the command is never sent again (a repeat changes nothing); unknown ids get `error`.
+async fn command_ack(state: &AppState, gateway: &Gateway, command_id: &str) -> Vec<TelephonyCommand> {
+    if command_id.is_empty() || command_id.len() > 64 {
+        return vec![error_frame(ErrorCode::BadField, "command_id must be 1 to 64 bytes", command_id)];
+    }
+    match state.store.ack_command(&gateway.id, command_id, state.clock.now_ms()).await {
+        Ok(Acked::Now | Acked::Before) => {
+            state.hub.gateways.set_acks(&gateway.id);
+            Vec::new()
+        }
+        Ok(Acked::Unknown) => vec![error_frame(ErrorCode::NotFound, "no such command for this exchange", command_id)],
+        Err(e) => {
+            let e = AppError::from(e);
+            vec![error_frame(e.code, e.message, command_id)]
+        }
     }
 }
 
@@ -173,6 +314,7 @@ async fn apply(state: &AppState, gateway: &Gateway, event: TelephonyEvent) -> Re
         TelephonyEvent::CallEnded { event_id, call_id, by, at } => (event_id, call_id, at, CallEvent::Ended { by: by.as_str() }),
         TelephonyEvent::CallAbandoned { event_id, call_id, at } => (event_id, call_id, at, CallEvent::Abandoned),
         TelephonyEvent::Ping {} => return Ok(vec![TelephonyCommand::Pong {}]),
+        TelephonyEvent::CommandAck { command_id } => return Ok(command_ack(state, gateway, &command_id).await),
     };
     check_call_id(&call_id)?;
     let ack = TelephonyCommand::Ack { event_id: event_id.clone() };
@@ -270,12 +412,12 @@ async fn offered(
         offered_at: at.0,
         config_error,
     };
-    let since = at.0.saturating_sub(REPEAT_DAYS * 24 * 3600 * 1000);
     let ack = TelephonyCommand::Ack { event_id: event_id.clone() };
-    let repeat = match state.store.record_call_offered(&event_id, now, &call, since).await? {
-        Stored::New(n) => n,
+    match state.store.record_call_offered(&event_id, now, &call).await? {
+        Stored::New(()) => {}
         Stored::Repeat | Stored::Orphan => return Ok(vec![ack]),
-    };
+    }
+    let (repeat, earlier) = caller_history(&state.store, &id).await;
     let key = contact_key(&id).ok_or_else(AppError::internal)?;
     let contact = NewContact {
         id: key,
@@ -286,7 +428,7 @@ async fn offered(
         queued_at: now,
         caller_connected: true,
     };
-    let info = CallInfo { gateway_id: gateway.id.clone(), call_id, caller_last2: last2, repeat };
+    let info = CallInfo { gateway_id: gateway.id.clone(), call_id, caller_last2: last2, repeat, earlier };
     let (done, queued) = oneshot::channel();
     state.engine.send(EngineCommand::StartCall { contact, call: info, done }).await;
     let _ = queued.await;
@@ -307,7 +449,7 @@ async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: axum::
     let gateway = authenticate_gateway(&state, &headers).await?;
     let text = std::str::from_utf8(&body).map_err(|_| AppError::new(ErrorCode::BadJson, "the body is not UTF-8"))?;
     let event: TelephonyEvent = decode(text).map_err(|e| AppError::new(e.code, e.message))?;
-    let mut frames = handle_event(&state, &gateway, event).await;
+    let frames = handle_event(&state, &gateway, event).await;
     let refused = frames.first().and_then(|f| match f {
         TelephonyCommand::Error { code, message, .. } => Some(AppError::new(*code, message.clone())),
         _ => None,
@@ -315,8 +457,89 @@ async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: axum::
     if let Some(e) = refused {
         return Err(e);
     }
-    frames.extend(state.hub.gateways.take_pending(&gateway.id));
+    let mut frames: Vec<serde_json::Value> = frames.iter().filter_map(|f| serde_json::to_value(f).ok()).collect();
+    frames.extend(pending_for_webhook(&state, &gateway).await);
     Ok(Json(serde_json::json!({ "frames": frames })).into_response())
+}
+
+/// The commands a webhook answer carries: every one not acknowledged yet, oldest first (again in
+/// each answer until acknowledged). For an exchange that does not acknowledge commands, being in
+/// an answer counts as acknowledged.
+async fn pending_for_webhook(state: &AppState, gateway: &Gateway) -> Vec<serde_json::Value> {
+    let read = async {
+        let pending = state.store.pending_commands(&gateway.id).await?;
+        let acks = state.store.gateway_acks_commands(&gateway.id).await?;
+        Ok::<_, crate::store::StoreError>((pending, acks))
+    };
+    let (pending, acks) = match read.await {
+        Ok(found) => found,
+        Err(err) => {
+            tracing::error!(error = %err, gateway = %gateway.name, "reading pending commands failed; they come with a later answer");
+            return Vec::new();
+        }
+    };
+    if !acks {
+        let ids: Vec<String> = pending.iter().map(|c| c.id.clone()).collect();
+        if let Err(err) = state.store.commands_handed_over(&gateway.id, &ids, state.clock.now_ms()).await {
+            tracing::error!(error = %err, gateway = %gateway.name, "marking commands handed over failed");
+        }
+    }
+    pending.into_iter().filter_map(|c| serde_json::from_str(&c.frame).ok()).collect()
+}
+
+/// What a counsellor asks of their own active call from the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallAction {
+    Hold,
+    Resume,
+    Hangup,
+}
+
+impl CallAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallAction::Hold => "hold",
+            CallAction::Resume => "resume",
+            CallAction::Hangup => "hangup",
+        }
+    }
+}
+
+/// `call_hold`, `call_resume`, `call_hangup` from a counsellor: only on their own active call
+/// still connected at the exchange. Stores the command (`hold`, `unhold`, `hangup`) with a line in
+/// the contact's log, then hands it to the exchange. The exchange's `call_ended` closes the record.
+pub async fn call_control(state: &AppState, counsellor: &str, contact_id: &str, action: CallAction) -> Result<(), AppError> {
+    let not_yours = || AppError::new(ErrorCode::UnknownContact, "no such active call of yours");
+    let contact = state.store.contact(contact_id).await?.ok_or_else(not_yours)?;
+    if contact.state != "active" || contact.counsellor_id.as_deref() != Some(counsellor) {
+        return Err(not_yours());
+    }
+    if contact.channel != "call" {
+        return Err(AppError::new(ErrorCode::NotAllowed, "this conversation is a chat, not a phone call"));
+    }
+    let record = state.store.call_record(contact_id).await?.ok_or_else(not_yours)?;
+    let Some(gateway_id) = record.gateway_id else {
+        return Err(AppError::new(ErrorCode::NotAllowed, "this call was recorded offline"));
+    };
+    if record.ended_at.is_some() {
+        return Err(AppError::new(ErrorCode::NotAllowed, "the call has already ended at the exchange"));
+    }
+    let call = CallInfo { gateway_id, call_id: record.call_id, caller_last2: None, repeat: 0, earlier: Vec::new() };
+    let now = state.clock.now_ms();
+    const HOLDS: &[&str] = &["hold", "unhold"];
+    let command = new_command(&call, Some(contact_id.to_string()), now, HOLDS, |command_id, call_id| match action {
+        CallAction::Hold => TelephonyCommand::Hold { command_id, call_id },
+        CallAction::Resume => TelephonyCommand::Unhold { command_id, call_id },
+        CallAction::Hangup => TelephonyCommand::Hangup { command_id, call_id },
+    });
+    let log = match action {
+        CallAction::Hold => "call_hold",
+        CallAction::Resume => "call_resume",
+        CallAction::Hangup => "call_hangup",
+    };
+    state.store.issue_command(&command, Some((log, counsellor))).await?;
+    deliver(&state.store, &state.hub, now, &command.gateway_id, &command.id, &command.frame).await;
+    Ok(())
 }
 
 /// `GET /api/v1/calls/{contact_id}`: a call's record, for supervisors and admins (audited).

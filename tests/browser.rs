@@ -3,7 +3,8 @@
 //! Starts the server in this process (SQLite in a temporary directory, demo accounts; the family
 //! violence helpline's wait alerts come after 1 s and 2 s instead of 10 s and 15 s, so the dashboard
 //! test sees a waiting row turn amber and red without waiting 15 s), then runs
-//! `node --test` in `tests/browser/` with `HELPLINE_URL` pointing at it, streaming its output, and
+//! `node --test` in `tests/browser/` with `HELPLINE_URL` pointing at it (and `HELPLINE_GATEWAY_TOKEN`, a
+//! telephony gateway's token for the simulated exchange), streaming its output, and
 //! expects it to pass. Needs node, `tests/browser/node_modules` (`npm ci` there) and Chromium at
 //! `/usr/bin/chromium` (or `HELPLINE_CHROMIUM`). Without them the test prints `SKIPPED: …` and passes,
 //! except in CI (`CI` set), where it fails.
@@ -31,7 +32,11 @@ async fn tune_helplines(database_url: &str) {
         }
         store.upsert_helpline(&h).await.expect("seed a helpline");
     }
+    store.create_gateway("browser-pbx", &helpline::auth::token_hash(GATEWAY_TOKEN), 0).await.expect("a gateway");
 }
+
+/// The service token of the simulated telephone exchange `call_controls.test.mjs` drives over the webhook.
+const GATEWAY_TOKEN: &str = "browser-test-gateway-token-0123456789";
 
 /// The whole node run may take this long before it is killed.
 const NODE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -98,6 +103,7 @@ async fn browser_front_ends() {
         .args(files.split_whitespace())
         .current_dir(browser_dir())
         .env("HELPLINE_URL", &url)
+        .env("HELPLINE_GATEWAY_TOKEN", GATEWAY_TOKEN)
         .env("HELPLINE_CHROMIUM", chromium())
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())

@@ -72,6 +72,7 @@ impl Inner {
                     channel: "chat".into(),
                     caller_last2: None,
                     repeat: None,
+                    earlier: Vec::new(),
                 }));
             }
         }
@@ -226,6 +227,7 @@ async fn agent_session(mut socket: WebSocket, bare: Bare, name: String) {
                         answered_at: rfc3339(now_ms()),
                         caller_online: true,
                         history: vec![],
+                        channel: "chat".into(),
                     }));
                     if let Some((_, c)) = &conv.caller {
                         let _ = c.send(frame(&ServerEvent::Connected { contact_id: contact, counsellor: name.clone() }));

@@ -55,6 +55,17 @@ pub struct NewCall {
     pub config_error: Option<String>,
 }
 
+/// An earlier contact's submitted form, for a repeat caller's offer.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct EarlierForm {
+    pub contact_id: String,
+    pub helpline: String,
+    pub queued_at: i64,
+    /// The form's JSON.
+    pub data: String,
+    pub risk: Option<String>,
+}
+
 /// What the exchange said happened to a known call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallEvent<'a> {
@@ -107,9 +118,8 @@ const EVENT_SQL: &str = "INSERT INTO telephony_events (gateway_id, event_id, rec
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (gateway_id, event_id) DO NOTHING";
 
 impl Store {
-    /// Stores a `call_offered` (event id, contact, call, log) in one transaction. `New(n)`: `n`
-    /// earlier contacts from the same caller since `repeat_since`.
-    pub async fn record_call_offered(&self, event_id: &str, received_at: i64, c: &NewCall, repeat_since: i64) -> StoreResult<Stored<i64>> {
+    /// Stores a `call_offered` (event id, contact, call, log) in one transaction.
+    pub async fn record_call_offered(&self, event_id: &str, received_at: i64, c: &NewCall) -> StoreResult<Stored<()>> {
         let x = &c.contact;
         let stored = on_pool!(self, pool => async {
             let mut tx = pool.begin_write().await?;
@@ -122,11 +132,6 @@ impl Store {
                 tx.commit().await?;
                 return Ok::<_, sqlx::Error>(Stored::Repeat);
             }
-            let (repeat,): (i64,) = match &c.caller_hash {
-                Some(h) => sqlx::query_as("SELECT COUNT(*) FROM calls WHERE caller_hash = $1 AND offered_at >= $2")
-                    .bind(h).bind(repeat_since).fetch_one(&mut *tx).await?,
-                None => (0,),
-            };
             sqlx::query("INSERT INTO contacts (id, channel, helpline, language, priority, state, resume_token_hash, queued_at)
                          VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7)")
                 .bind(&x.id).bind(&x.channel).bind(&x.helpline).bind(&x.language).bind(x.priority)
@@ -140,7 +145,7 @@ impl Store {
                 log!(tx, &x.id, x.queued_at, "config_error", Some(problem.as_str())).await?;
             }
             tx.commit().await?;
-            Ok(Stored::New(repeat))
+            Ok(Stored::New(()))
         }.await)?;
         Ok(stored)
     }
@@ -251,6 +256,31 @@ impl Store {
             CALL_COLUMNS.split(", ").map(|c| format!("k.{c}")).collect::<Vec<_>>().join(", ")
         );
         Ok(on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)?)
+    }
+
+    /// A call's caller history, worked out from stored data only (so the same after a restart):
+    /// how many other calls came from the same number hash in the `window_ms` before this one, and
+    /// the submitted forms of the latest `limit` of them on this call's helpline, newest first.
+    pub async fn caller_history(&self, contact_id: &str, window_ms: i64, limit: i64) -> StoreResult<(i64, Vec<EarlierForm>)> {
+        let (count,): (i64,) = on_pool!(self, pool => sqlx::query_as(
+            "SELECT COUNT(*) FROM calls k JOIN calls e ON e.caller_hash = k.caller_hash
+             WHERE k.contact_id = $1 AND e.contact_id <> k.contact_id
+               AND e.offered_at >= k.offered_at - $2 AND e.offered_at <= k.offered_at")
+            .bind(contact_id).bind(window_ms).fetch_one(pool).await)?;
+        if count == 0 {
+            return Ok((0, Vec::new()));
+        }
+        let forms: Vec<EarlierForm> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT c.id AS contact_id, c.helpline, c.queued_at, f.data, f.risk
+             FROM calls k
+             JOIN contacts me ON me.id = k.contact_id
+             JOIN calls e ON e.caller_hash = k.caller_hash AND e.contact_id <> k.contact_id
+             JOIN contacts c ON c.id = e.contact_id AND c.helpline = me.helpline
+             JOIN contact_forms f ON f.contact_id = c.id AND f.status = 'submitted'
+             WHERE k.contact_id = $1 AND e.offered_at >= k.offered_at - $2 AND e.offered_at <= k.offered_at
+             ORDER BY e.offered_at DESC, c.id DESC LIMIT $3")
+            .bind(contact_id).bind(window_ms).bind(limit).fetch_all(pool).await)?;
+        Ok((count, forms))
     }
 
     /// Events an exchange sent for calls this server did not know (for operators), oldest first: (gateway, event id, kind, call id).

@@ -52,6 +52,8 @@ pub enum Change {
     CounsellorStatus { counsellor: String, status: &'static str, reason: Option<&'static str>, at: i64 },
     /// A supervisor moved a conversation: to counsellor `to`, or (None) back into `helpline`'s queue.
     Transferred { contact: String, from: String, to: Option<String>, helpline: String, at: i64 },
+    /// A command to a telephone exchange (stored with the step that caused it), or stale ones superseded.
+    Command(super::commands::CommandChange),
 }
 
 /// A line of a contact's event log.
@@ -187,6 +189,9 @@ impl Store {
                         let detail = format!("{from} -> {}", to.as_deref().unwrap_or(helpline));
                         sqlx::query(event_sql!()).bind(new_id()).bind(contact).bind(at).bind("transferred")
                             .bind(to.as_deref()).bind(detail).execute(&mut *tx).await?;
+                    }
+                    Change::Command(command) => {
+                        super::commands::apply_command_change!(tx, command).await?;
                     }
                     Change::CounsellorStatus { counsellor, status, reason, at } => {
                         sqlx::query("UPDATE users SET status = $1 WHERE id = $2")

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod calls;
 pub mod cases;
+pub mod commands;
 pub mod contacts;
 pub mod forms;
 pub mod gateways;

@@ -17,6 +17,7 @@ use crate::protocol::{check_message, AgentRequest, AgentStatus, ErrorCode, Party
 use crate::relay::RelayCommand;
 use crate::routing::{CounsellorId, Input};
 use crate::store::users::User;
+use crate::telephony::CallAction;
 
 /// `GET /ws/agent?ticket=…` or with `Authorization: Bearer …`: refused (401) before the upgrade without valid credentials.
 pub async fn upgrade(
@@ -75,6 +76,18 @@ impl AgentSession {
             self.error_about(ErrorCode::UnknownContact, "no such contact", contact_id);
         }
         key
+    }
+}
+
+impl AgentSession {
+    /// Hold, resume or hang up one's own active call: `call_control` once the command is stored, else `error`.
+    async fn call_control(&self, contact_id: String, action: CallAction) {
+        match crate::telephony::call_control(&self.state, &self.user.id, &contact_id, action).await {
+            Ok(()) => {
+                self.me.send(&ServerEvent::CallControl { contact_id, action: action.as_str().into() });
+            }
+            Err(err) => self.error_about(err.code, err.message, contact_id),
+        }
     }
 }
 
@@ -144,6 +157,9 @@ impl Handler for AgentSession {
                     Err(err) => self.error_about(err.code, err.message, contact_id),
                 }
             }
+            AgentRequest::CallHold { contact_id } => self.call_control(contact_id, CallAction::Hold).await,
+            AgentRequest::CallResume { contact_id } => self.call_control(contact_id, CallAction::Resume).await,
+            AgentRequest::CallHangup { contact_id } => self.call_control(contact_id, CallAction::Hangup).await,
         }
     }
 

@@ -12,15 +12,15 @@ use crate::helpers::{add_user, Backend, TestDb, Ws, FRAME_TIMEOUT};
 
 crate::on_both_backends!(sigkill_loses_nothing, sigterm_tells_clients_to_reconnect);
 
-/// The `helpline` binary running as a child process.
-struct Server {
+/// The `helpline` binary running as a child process (also used by the telephony restart tests).
+pub(crate) struct Server {
     child: Child,
-    addr: String,
-    http: reqwest::Client,
+    pub(crate) addr: String,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Server {
-    async fn start(db_url: &str) -> Server {
+    pub(crate) async fn start(db_url: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_helpline"))
             .args(["--database", db_url, "serve", "--listen", "127.0.0.1:0", "--trusted-proxies", "127.0.0.1"])
             .env("HELPLINE_JWT_SECRET", "durability-test-secret-durability")
@@ -48,7 +48,7 @@ impl Server {
         Server { child, addr, http: reqwest::Client::new() }
     }
 
-    async fn login_agent(&self, username: &str) -> Ws {
+    pub(crate) async fn login_agent(&self, username: &str) -> Ws {
         let res = self
             .http
             .post(format!("http://{}/api/v1/auth/login", self.addr))
@@ -72,7 +72,7 @@ impl Server {
         Ws::connect_from(&format!("ws://{}/ws/caller", self.addr), &crate::helpers::caller_address()).await
     }
 
-    async fn sigkill(mut self) {
+    pub(crate) async fn sigkill(mut self) {
         self.child.start_kill().expect("SIGKILL");
         let status = self.child.wait().await.expect("wait");
         assert!(!status.success(), "killed, not exited");

@@ -31,17 +31,40 @@ pub struct Exchange {
 }
 
 impl Exchange {
+    /// An adapter that does not acknowledge commands (written before `command_ack` existed).
     pub async fn connect(app: &TestApp, token: &str) -> Exchange {
-        let mut request = format!("ws://{}/ws/telephony", app.addr).into_client_request().expect("request");
+        Self::connect_to(&app.addr.to_string(), token, false).await
+    }
+
+    /// An adapter that acknowledges commands (`?command_acks=true`).
+    pub async fn connect_acking(app: &TestApp, token: &str) -> Exchange {
+        Self::connect_to(&app.addr.to_string(), token, true).await
+    }
+
+    /// Connects to the server at `addr` (`host:port`).
+    pub async fn connect_to(addr: &str, token: &str, acks: bool) -> Exchange {
+        let query = if acks { "?command_acks=true" } else { "" };
+        let mut request = format!("ws://{addr}/ws/telephony{query}").into_client_request().expect("request");
         request.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
         let (stream, _) = tokio_tungstenite::connect_async(request).await.expect("gateway socket");
         Exchange { ws: Ws { stream }, held: VecDeque::new(), next_event: 0 }
     }
 
-    /// A fresh event id.
+    /// Acknowledges a command frame (`connect`, `cancel`, `hold`, …) by its `command_id`.
+    pub async fn ack_command(&mut self, command: &Value) {
+        let id = command["command_id"].as_str().expect("a command carries a command_id");
+        self.send(json!({"type": "command_ack", "command_id": id})).await;
+    }
+
+    /// The adapter goes away (its socket closes).
+    pub async fn close(self) {
+        self.ws.close().await;
+    }
+
+    /// A fresh event id, unique across connections (an adapter that reconnects keeps counting).
     pub fn event_id(&mut self) -> String {
         self.next_event += 1;
-        format!("ev-{}", self.next_event)
+        format!("ev-{}-{}", self.next_event, uuid::Uuid::new_v4().simple())
     }
 
     pub async fn send(&mut self, v: Value) {

@@ -3,8 +3,9 @@
 use helpline::store::users::Role;
 use serde_json::{json, Value};
 
+use crate::durability::Server;
 use crate::exchange::{add_gateway, now_ms, Exchange};
-use crate::helpers::{Backend, TestApp, Ws};
+use crate::helpers::{Backend, TestApp, TestDb, Ws, FRAME_TIMEOUT};
 
 crate::on_both_backends!(
     a_call_is_offered_connected_answered_and_recorded,
@@ -14,6 +15,12 @@ crate::on_both_backends!(
     bad_gateway_input_is_refused_or_stored_as_an_orphan,
     the_webhook_takes_the_same_events,
     a_counsellor_records_an_offline_call,
+    a_repeat_callers_offer_shows_their_earlier_contacts_on_this_helpline_audited,
+    waiting_calls_keep_repeat_count_and_earlier_contacts_after_a_restart,
+    commands_wait_in_the_database_until_acknowledged_across_a_restart,
+    stale_connects_are_superseded_and_never_sent,
+    counsellors_hold_resume_and_hang_up_their_own_calls,
+    webhook_answers_carry_commands_until_acknowledged,
 );
 
 /// A counsellor serving the children's helpline in Romanian, with an extension.
@@ -49,7 +56,9 @@ async fn a_call_is_offered_connected_answered_and_recorded(backend: Backend) {
     assert!(offer.get("repeat").is_none(), "a first call is no repeat: {offer}");
     ana.send(json!({"type": "accept", "contact_id": contact})).await;
     ana.expect("assigned").await;
-    let connect = pbx.expect("connect").await;
+    let mut connect = pbx.expect("connect").await;
+    assert!(connect["command_id"].as_str().is_some_and(|id| !id.is_empty()), "{connect}");
+    connect.as_object_mut().unwrap().remove("command_id");
     assert_eq!(connect, json!({"type": "connect", "call_id": "call-1", "counsellor": ana_id, "extension": "201"}));
 
     pbx.answer("call-1", t0 + 4_000).await;
@@ -145,7 +154,8 @@ async fn a_counsellor_on_a_call_gets_no_other_call_and_an_unanswered_call_moves_
     pbx.offer("c1", "116111", "069000001", t0).await;
     let (c1, _) = call_offer(&mut ana).await;
     assert_eq!(ana.expect("offer_revoked").await["reason"], "expired");
-    assert_eq!(pbx.expect("cancel").await, json!({"type": "cancel", "call_id": "c1"}));
+    let cancel = pbx.expect("cancel").await;
+    assert_eq!((cancel["call_id"].as_str(), cancel["command_id"].is_string()), (Some("c1"), true), "{cancel}");
     let (again, _) = call_offer(&mut ion).await;
     assert_eq!(again, c1);
     ion.send(json!({"type": "accept", "contact_id": c1})).await;
@@ -352,4 +362,377 @@ async fn a_counsellor_records_an_offline_call(backend: Backend) {
     // Without a login: 401.
     let res = app.http.post(app.url("/api/v1/contacts")).json(&json!({})).send().await.unwrap();
     assert_eq!(res.status(), 401);
+}
+
+// ----- repeat callers' history, durable commands, console call controls (session 3)
+
+/// A complete contact form (children's or family violence helpline).
+fn form(summary: &str, category: &str) -> Value {
+    json!({"caller_type": "person_concerned", "age_group": "15_17", "gender": "female", "categories": [category],
+           "summary": summary, "outcome": "counselling", "risk": "medium"})
+}
+
+/// Records an answered offline call from `caller` at `started` as the counsellor with `token` and
+/// submits its form; returns the contact id. `base` is `http://host:port`.
+#[allow(clippy::too_many_arguments)]
+async fn earlier_call(http: &reqwest::Client, base: &str, token: &str, helpline: &str, caller: &str, started: i64, summary: &str, category: &str) -> String {
+    let at = helpline::protocol::rfc3339;
+    let res = http.post(format!("{base}/api/v1/contacts")).bearer_auth(token)
+        .json(&json!({"channel": "call", "helpline": helpline, "language": "ro", "caller": caller,
+                      "started_at": at(started), "answered_at": at(started + 5_000), "ended_at": at(started + 60_000)}))
+        .send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    let contact = res.json::<Value>().await.unwrap()["contact_id"].as_str().unwrap().to_string();
+    let res = http.put(format!("{base}/api/v1/contacts/{contact}/form")).bearer_auth(token)
+        .json(&json!({"form": form(summary, category)})).send().await.unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap_or_default());
+    contact
+}
+
+/// Whether `reader` has an audited `form_read` of `contact`'s form.
+async fn read_audited(store: &helpline::store::Store, contact: &str, reader: &str) -> bool {
+    store.audit_for(contact).await.unwrap().iter().any(|(actor, action)| actor == reader && action == "form_read")
+}
+
+async fn a_repeat_callers_offer_shows_their_earlier_contacts_on_this_helpline_audited(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let ana_id = counsellor(&app, "ana", Some("201")).await;
+    let eva_id = crate::helpers::add_user(&app.store, "eva", Role::Counsellor, &["family_violence"], &[], &["ro"], 3).await;
+    let (ana_token, eva_token) = (app.login("ana").await, app.login("eva").await);
+    let base = app.url("");
+    let number = "+373 69 555 111";
+    let t0 = now_ms() - 5 * 3_600_000;
+    // Four earlier calls to the children's line, each with a submitted form; one to another helpline.
+    let long = "x".repeat(400);
+    let mut children = Vec::new();
+    for (i, summary) in ["first talk", "second talk", "third talk", long.as_str()].into_iter().enumerate() {
+        let started = t0 + i as i64 * 3_600_000;
+        children.push(earlier_call(&app.http, &base, &ana_token, "children", number, started, summary, "violence.bullying").await);
+    }
+    let other = earlier_call(&app.http, &base, &eva_token, "family_violence", number, t0 + 4 * 3_600_000 + 60_000, "not for the children's line", "violence.family").await;
+
+    let mut ana = app.available_agent("ana").await;
+    let token = add_gateway(&app, "pbx").await;
+    let mut pbx = Exchange::connect(&app, &token).await;
+    pbx.offer("live", "116111", "+37369555111", now_ms()).await;
+    let (_, offer) = call_offer(&mut ana).await;
+    assert_eq!(offer["repeat"], json!({"contacts": 5, "days": 30}), "every earlier call from the number counts: {offer}");
+    let earlier = offer["earlier"].as_array().expect("earlier contacts in the offer");
+    let ids: Vec<&str> = earlier.iter().map(|e| e["contact_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [children[3].as_str(), children[2].as_str(), children[1].as_str()], "the last three, newest first, this helpline only");
+    let newest = &earlier[0];
+    assert_eq!((newest["helpline"].as_str(), newest["risk"].as_str(), newest["outcome"].as_str()), (Some("children"), Some("medium"), Some("counselling")));
+    assert_eq!(newest["categories"], json!(["violence.bullying"]));
+    let summary = newest["summary"].as_str().unwrap();
+    assert_eq!((summary.chars().count(), summary.ends_with('…')), (helpline::protocol::EARLIER_SUMMARY_CHARS, true), "a short summary");
+    assert_eq!(earlier[1]["summary"], "third talk");
+    assert!(newest["at"].as_str().is_some_and(|at| helpline::protocol::parse_rfc3339(at) == Some(t0 + 3 * 3_600_000)), "{newest}");
+    assert!(!offer.to_string().contains("children's line"), "another helpline's form is never shown");
+
+    // Each form shown is audited as read by the counsellor it was shown to; the others are not.
+    for shown in &children[1..] {
+        assert!(read_audited(&app.store, shown, &ana_id).await, "disclosure of {shown} audited");
+    }
+    assert!(!read_audited(&app.store, &children[0], &ana_id).await);
+    assert!(!read_audited(&app.store, &other, &ana_id).await);
+    assert!(!read_audited(&app.store, &other, &eva_id).await);
+
+    // A first-time caller's offer carries no history.
+    ana.send(json!({"type": "decline", "contact_id": offer["contact_id"]})).await;
+    pbx.abandon("live", now_ms()).await;
+    pbx.offer("new", "116111", "+37369000777", now_ms()).await;
+    let (_, offer) = call_offer(&mut ana).await;
+    assert!(offer.get("earlier").is_none() && offer.get("repeat").is_none(), "{offer}");
+}
+
+/// A fresh database with the helplines, Ana (extension 201) and a gateway: (db, store, Ana's id, gateway token, gateway id).
+async fn prepare_calls(backend: Backend) -> Option<(TestDb, helpline::store::Store, String, String, String)> {
+    let db = TestDb::new(backend).await?;
+    let store = helpline::store::Store::connect(&db.url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    helpline::demo::seed_helplines(&store).await.expect("seed");
+    let ana = crate::helpers::add_user(&store, "ana", Role::Counsellor, &["children"], &[], &["ro"], 3).await;
+    store.set_user_extension(&ana, Some("201")).await.expect("extension");
+    let token = format!("pbx-token-{}", uuid::Uuid::new_v4().simple());
+    let gateway = store.create_gateway("pbx", &helpline::auth::token_hash(&token), 0).await.expect("gateway");
+    Some((db, store, ana, token, gateway.id))
+}
+
+async fn login_at(server: &Server, username: &str) -> String {
+    let res = server.http.post(format!("http://{}/api/v1/auth/login", server.addr))
+        .json(&json!({"username": username, "password": format!("{username}-password")})).send().await.unwrap();
+    res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string()
+}
+
+/// Ana's console on `server`, available.
+async fn ana_available(server: &Server) -> Ws {
+    let mut ana = server.login_agent("ana").await;
+    ana.expect("hello").await;
+    ana.send(json!({"type": "status", "status": "available"})).await;
+    ana.expect("status").await;
+    ana
+}
+
+/// Polls the stored commands of a call until they are `want` (kind, acknowledged, superseded).
+async fn commands_become(store: &helpline::store::Store, gateway: &str, call_id: &str, want: &[(&str, bool, bool)]) {
+    let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
+    loop {
+        let got = store.call_commands(gateway, call_id).await.unwrap();
+        let got: Vec<(&str, bool, bool)> = got.iter().map(|(k, a, s)| (k.as_str(), *a, *s)).collect();
+        if got == want {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "commands of {call_id}: {got:?}, expected {want:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn waiting_calls_keep_repeat_count_and_earlier_contacts_after_a_restart(backend: Backend) {
+    let Some((db, store, ana_id, token, _)) = prepare_calls(backend).await else { return };
+    let server = Server::start(&db.url).await;
+    let base = format!("http://{}", server.addr);
+    let ana_token = login_at(&server, "ana").await;
+    let earlier = earlier_call(&server.http, &base, &ana_token, "children", "069444333", now_ms() - 3_600_000, "earlier talk", "violence.bullying").await;
+    // The same caller calls again while nobody is on duty: the call waits.
+    let mut pbx = Exchange::connect_to(&server.addr, &token, true).await;
+    pbx.offer("again", "116111", "069 444 333", now_ms()).await;
+    assert!(store.open_calls().await.unwrap().iter().any(|c| c.call_id == "again"));
+
+    // Power cut; the same database, a new process: nothing of the call is in memory any more.
+    server.sigkill().await;
+    drop(pbx);
+    let server = Server::start(&db.url).await;
+    let mut ana = ana_available(&server).await;
+    let (_, offer) = call_offer(&mut ana).await;
+    assert_eq!(offer["repeat"], json!({"contacts": 1, "days": 30}), "{offer}");
+    assert_eq!(offer["caller_last2"], "33");
+    assert_eq!(offer["earlier"][0]["contact_id"], earlier.as_str());
+    assert_eq!(offer["earlier"][0]["summary"], "earlier talk");
+    assert!(read_audited(&store, &earlier, &ana_id).await, "the disclosure after the restart is audited");
+}
+
+async fn commands_wait_in_the_database_until_acknowledged_across_a_restart(backend: Backend) {
+    let Some((db, store, ana_id, token, gateway)) = prepare_calls(backend).await else { return };
+    let server = Server::start(&db.url).await;
+    let mut pbx = Exchange::connect_to(&server.addr, &token, true).await;
+    pbx.offer("k1", "116111", "069111000", now_ms()).await;
+    // The exchange's socket goes down; Ana accepts the call meanwhile.
+    pbx.close().await;
+    let mut ana = ana_available(&server).await;
+    let (contact, _) = call_offer(&mut ana).await;
+    ana.send(json!({"type": "accept", "contact_id": contact})).await;
+    ana.expect("assigned").await;
+    commands_become(&store, &gateway, "k1", &[("connect", false, false)]).await;
+
+    // The server dies before the exchange is back; a new process on the same database.
+    server.sigkill().await;
+    let server = Server::start(&db.url).await;
+    let mut pbx = Exchange::connect_to(&server.addr, &token, true).await;
+    let connect = pbx.expect("connect").await;
+    assert_eq!((connect["call_id"].as_str(), connect["extension"].as_str()), (Some("k1"), Some("201")));
+    assert_eq!(connect["counsellor"], ana_id.as_str());
+    assert!(pbx.quiet().await.is_empty(), "the connect comes exactly once");
+    // Not acknowledged: it comes again on the next connection, the same command.
+    pbx.close().await;
+    let mut pbx = Exchange::connect_to(&server.addr, &token, true).await;
+    let again = pbx.expect("connect").await;
+    assert_eq!(again["command_id"], connect["command_id"]);
+    pbx.ack_command(&again).await;
+    assert!(pbx.quiet().await.is_empty(), "an acknowledgement gets no answer");
+    commands_become(&store, &gateway, "k1", &[("connect", true, false)]).await;
+    // Acknowledged: never sent again, not after a reconnect, not after a restart.
+    pbx.ack_command(&again).await;
+    assert!(pbx.quiet().await.is_empty(), "a repeated acknowledgement changes nothing");
+    pbx.close().await;
+    let mut pbx = Exchange::connect_to(&server.addr, &token, true).await;
+    assert!(pbx.quiet().await.is_empty());
+    server.sigkill().await;
+    let server = Server::start(&db.url).await;
+    let mut pbx = Exchange::connect_to(&server.addr, &token, true).await;
+    assert!(pbx.quiet().await.is_empty());
+    // An unknown command id is an error with a stable code; the socket goes on.
+    pbx.send(json!({"type": "command_ack", "command_id": "no-such-command"})).await;
+    let err = pbx.expect("error").await;
+    assert_eq!((err["code"].as_str(), err["ref"].as_str()), (Some("not_found"), Some("no-such-command")));
+    assert!(pbx.quiet().await.is_empty());
+}
+
+/// Reads a supervisor socket until the `done` of `request`, skipping the board and alerts.
+async fn done(sup: &mut Ws, request: &str) {
+    loop {
+        let v = sup.recv().await;
+        if v["type"] == "done" && v["request"] == request {
+            return;
+        }
+        assert!(["dashboard", "alert"].contains(&v["type"].as_str().unwrap_or("")), "unexpected {v}");
+    }
+}
+
+async fn stale_connects_are_superseded_and_never_sent(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    counsellor(&app, "ana", Some("201")).await;
+    let ion_id = counsellor(&app, "ion", Some("202")).await;
+    crate::helpers::add_user(&app.store, "maria", Role::Supervisor, &["children"], &[], &["ro"], 3).await;
+    let mut ana = app.available_agent("ana").await;
+    let mut ion = app.available_agent("ion").await;
+    let token = add_gateway(&app, "pbx").await;
+    let gateway = app.store.gateways().await.unwrap().into_iter().find(|g| g.name == "pbx").unwrap().id;
+    let mut pbx = Exchange::connect_acking(&app, &token).await;
+    pbx.offer("s1", "116111", "069222333", now_ms()).await;
+    pbx.close().await;
+    let (contact, _) = call_offer(&mut ana).await;
+    ana.send(json!({"type": "accept", "contact_id": contact})).await;
+    ana.expect("assigned").await;
+    commands_become(&app.store, &gateway, "s1", &[("connect", false, false)]).await;
+
+    // A supervisor moves the call to Ion before the exchange is back: Ana's connect is stale.
+    let mut sup = crate::supervisor::supervisor(&app, "maria").await;
+    sup.send(json!({"type": "transfer", "contact_id": contact, "counsellor_id": ion_id})).await;
+    done(&mut sup, "transfer").await;
+    ion.expect("assigned").await;
+    commands_become(&app.store, &gateway, "s1", &[("connect", false, true), ("connect", false, false)]).await;
+    let mut pbx = Exchange::connect_acking(&app, &token).await;
+    let connect = pbx.expect("connect").await;
+    assert_eq!((connect["extension"].as_str(), connect["counsellor"].as_str()), (Some("202"), Some(ion_id.as_str())));
+    assert!(pbx.quiet().await.is_empty(), "the superseded connect is not sent");
+
+    // The call ends before the exchange acknowledged the connect: it is stale too.
+    pbx.hang_up("s1", "caller", now_ms()).await;
+    wait_for_state(&app, &contact, "ended").await;
+    commands_become(&app.store, &gateway, "s1", &[("connect", false, true), ("connect", false, true)]).await;
+    pbx.close().await;
+    let mut pbx = Exchange::connect_acking(&app, &token).await;
+    assert!(pbx.quiet().await.is_empty(), "nothing is sent for an ended call");
+}
+
+async fn counsellors_hold_resume_and_hang_up_their_own_calls(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    counsellor(&app, "ana", Some("201")).await;
+    counsellor(&app, "ion", Some("202")).await;
+    let mut ana = app.available_agent("ana").await;
+    let mut ion = app.available_agent("ion").await;
+    let token = add_gateway(&app, "pbx").await;
+    let mut pbx = Exchange::connect_acking(&app, &token).await;
+    let t0 = now_ms();
+    pbx.offer("h1", "116111", "069333444", t0).await;
+    let (call, _) = call_offer(&mut ana).await;
+    ana.send(json!({"type": "accept", "contact_id": call})).await;
+    ana.expect("assigned").await;
+    let connect = pbx.expect("connect").await;
+    pbx.ack_command(&connect).await;
+    pbx.answer("h1", t0 + 2_000).await;
+
+    for (request, action, command) in [("call_hold", "hold", "hold"), ("call_resume", "resume", "unhold")] {
+        ana.send(json!({"type": request, "contact_id": call})).await;
+        let confirmed = ana.expect("call_control").await;
+        assert_eq!((confirmed["contact_id"].as_str(), confirmed["action"].as_str()), (Some(call.as_str()), Some(action)));
+        let frame = pbx.expect(command).await;
+        assert_eq!(frame["call_id"], "h1");
+        pbx.ack_command(&frame).await;
+    }
+
+    // Not one's own call, not a call, not a contact: an error with a stable code, nothing sent.
+    ion.send(json!({"type": "call_hangup", "contact_id": call})).await;
+    let err = ion.expect("error").await;
+    assert_eq!((err["code"].as_str(), err["ref"].as_str()), (Some("unknown_contact"), Some(call.as_str())));
+    let mut caller = app.caller().await;
+    caller.send(json!({"type": "start", "helpline": "children"})).await;
+    let chat = caller.expect("queued").await["contact_id"].as_str().unwrap().to_string();
+    assert_eq!(ion.expect("offer").await["contact_id"], chat.as_str(), "Ana is on a call: the chat goes to Ion");
+    ion.send(json!({"type": "accept", "contact_id": chat})).await;
+    ion.expect("assigned").await;
+    ion.send(json!({"type": "call_hold", "contact_id": chat})).await;
+    assert_eq!(ion.expect("error").await["code"], "not_allowed");
+    ana.send(json!({"type": "call_hold", "contact_id": "not-a-contact"})).await;
+    assert_eq!(ana.expect("error").await["code"], "unknown_contact");
+    ana.send(json!({"type": "call_hold"})).await;
+    assert_eq!(ana.expect("error").await["code"], "bad_field");
+    assert!(pbx.quiet().await.is_empty(), "nothing reached the exchange");
+
+    // Hang up: the exchange hangs up and reports the end, which closes the record as usual.
+    ana.send(json!({"type": "call_hangup", "contact_id": call})).await;
+    assert_eq!(ana.expect("call_control").await["action"], "hangup");
+    let hangup = pbx.expect("hangup").await;
+    assert_eq!(hangup["call_id"], "h1");
+    pbx.ack_command(&hangup).await;
+    pbx.hang_up("h1", "counsellor", t0 + 62_000).await;
+    assert_eq!(ana.expect("contact_ended").await["contact_id"], call.as_str());
+    let record = call_record(&app, &call).await;
+    assert_eq!((record.outcome.as_deref(), record.ended_by.as_deref(), record.talk_ms), (Some("answered"), Some("counsellor"), Some(60_000)));
+    let kinds: Vec<String> = app.store.contact_events(&call).await.unwrap().into_iter().map(|e| e.kind).collect();
+    for kind in ["call_hold", "call_resume", "call_hangup"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} logged: {kinds:?}");
+    }
+    // The call is over: no more controls.
+    ana.send(json!({"type": "call_hold", "contact_id": call})).await;
+    assert_eq!(ana.expect("error").await["code"], "unknown_contact");
+    let gateway = app.store.gateways().await.unwrap().into_iter().find(|g| g.name == "pbx").unwrap().id;
+    commands_become(&app.store, &gateway, "h1", &[("connect", true, false), ("hold", true, false), ("unhold", true, false), ("hangup", true, false)]).await;
+}
+
+async fn webhook_answers_carry_commands_until_acknowledged(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    counsellor(&app, "ana", Some("201")).await;
+    let mut ana = app.available_agent("ana").await;
+    let token = add_gateway(&app, "cloud").await;
+    let post = |body: Value| {
+        let req = app.http.post(app.url("/api/v1/telephony/events")).bearer_auth(&token).json(&body);
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    // The adapter acknowledges commands: it says so with its first `command_ack` (even of an
+    // unknown id it gets a 404, but a known one switches it over).
+    let t0 = now_ms();
+    let offered = json!({"type": "call_offered", "event_id": "w1", "call_id": "k1", "dialled": "116111", "caller": "069111222", "at": t0});
+    assert_eq!(post(offered).await.0, 200);
+    let (contact, _) = call_offer(&mut ana).await;
+    ana.send(json!({"type": "accept", "contact_id": contact})).await;
+    ana.expect("assigned").await;
+    let (_, body) = post(json!({"type": "ping"})).await;
+    let connect = body["frames"].as_array().unwrap().iter().find(|f| f["type"] == "connect").cloned().expect("connect");
+    // This exchange acknowledges: from now on commands wait for it.
+    let (status, body) = post(json!({"type": "command_ack", "command_id": connect["command_id"]})).await;
+    assert_eq!((status, body["frames"].clone()), (200, json!([])), "handed over already (it had not declared acknowledgements)");
+    let (status, body) = post(json!({"type": "command_ack", "command_id": "nope"})).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+
+    // A second call: its connect comes in every answer until acknowledged.
+    pbx_offer_by_webhook(&post, "w2", "k2", t0).await;
+    let (_, body) = post(json!({"type": "call_ended", "event_id": "w3", "call_id": "k1", "by": "caller", "at": t0 + 9_000})).await;
+    assert_eq!(body["frames"][0], json!({"type": "ack", "event_id": "w3"}));
+    // The end (relay) and the next offer (router) come from two actors: either may arrive first.
+    let (mut ended, mut second) = (false, None);
+    while !ended || second.is_none() {
+        let frame = ana.recv().await;
+        match frame["type"].as_str() {
+            Some("contact_ended") => ended = true,
+            Some("offer") => second = frame["contact_id"].as_str().map(str::to_string),
+            _ => panic!("unexpected {frame}"),
+        }
+    }
+    let second = second.unwrap();
+    ana.send(json!({"type": "accept", "contact_id": second})).await;
+    ana.expect("assigned").await;
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let (_, body) = post(json!({"type": "ping"})).await;
+        let connects: Vec<Value> = body["frames"].as_array().unwrap().iter().filter(|f| f["type"] == "connect").cloned().collect();
+        assert_eq!(connects.len(), 1, "{body}");
+        assert_eq!(connects[0]["call_id"], "k2");
+        seen.push(connects[0]["command_id"].clone());
+    }
+    assert_eq!(seen[0], seen[1], "the same command again");
+    assert_eq!(post(json!({"type": "command_ack", "command_id": seen[0]})).await.1["frames"], json!([]));
+    assert_eq!(post(json!({"type": "ping"})).await.1["frames"], json!([{"type": "pong"}]));
+}
+
+async fn pbx_offer_by_webhook<F, Fut>(post: &F, event_id: &str, call_id: &str, at: i64)
+where
+    F: Fn(Value) -> Fut,
+    Fut: std::future::Future<Output = (u16, Value)>,
+{
+    let (status, body) = post(json!({"type": "call_offered", "event_id": event_id, "call_id": call_id, "dialled": "116111", "caller": "069555666", "at": at})).await;
+    assert_eq!((status, body["frames"][0]["type"].as_str()), (200, Some("ack")));
 }

@@ -13,6 +13,7 @@
 
 import { $, el, timeOf, newClientId, setBanner, bannerBackOnline, placeInLog, highestSeq, onEnter } from './common.js';
 import { languageName, mountLogin, submitLogin, showLogin, saveToken, savedToken, forgetToken, revokeToken, setConn, staffSocket } from './staff.js';
+import { showEarlier, callControls, renderCallControls, onCallControl } from './agent-call.js';
 
 const TOKEN_KEY = 'helpline.console.token';
 const PING_EVERY_MS = 15000;
@@ -211,6 +212,9 @@ function handle(f) {
     case 'whisper':
       onWhisper(f);
       break;
+    case 'call_control':
+      onCallControl(f, state.convs);
+      break;
     case 'error':
       onError(f);
       break;
@@ -233,6 +237,7 @@ function onHello(f) {
   }
   for (const s of f.conversations) {
     const c = conversation(s.contact_id, s);
+    callControls(c, s.channel, send);
     c.callerOnline = s.caller_online;
     c.syncing = true;
     renderInfo(c);
@@ -267,6 +272,7 @@ function onOffer(f) {
   state.offers.set(f.contact_id, o);
   $('offer-list').append(o.el);
   renderOffer(o);
+  showEarlier(o.el, f);
   refreshEmpty();
   updateTitle();
   beep();
@@ -428,6 +434,7 @@ function renderInfo(c) {
     el('dt', { text: 'Started' }), el('dd', { text: i.answered_at ? timeOf(i.answered_at) : '–' }),
     el('dt', { text: 'Caller' }), presence,
   );
+  renderCallControls(c);
 }
 
 function refreshEmpty() {
@@ -501,6 +508,7 @@ function onAssigned(f) {
     queued_at: f.queued_at,
     answered_at: f.answered_at,
   });
+  callControls(c, f.channel, send);
   c.callerOnline = f.caller_online;
   c.syncing = false;
   // Rebuild the log from the server's history; own messages not yet stored stay at the end, pending.
