@@ -80,7 +80,8 @@ export function contactForm(c, ctx) {
     destroyed: false,
   };
   const headingId = `cf-h-${c.id}`;
-  f.status = el('p', { class: 'form-status', role: 'status' });
+  // Not a live region: it changes with every pause in typing. What matters is announced (ctx.announce) or an alert.
+  f.status = el('p', { class: 'form-status' });
   f.body = el('div', { class: 'form-fields' }, el('p', { class: 'empty', text: 'Loading the form…' }));
   f.formError = el('p', { class: 'error form-error', role: 'alert' });
   f.submit = el('button', { type: 'submit', class: 'submit-form', text: 'Submit form' });
@@ -305,6 +306,7 @@ async function pump(f) {
     f.busy = false;
     f.submit.disabled = false;
     if (f.destroyed) return;
+    if (res.status !== 0 && res.status < 500) f.failing = false;
     if (res.status === 200) {
       const wasImminent = f.risk === 'imminent';
       f.risk = form.risk || null;
@@ -329,6 +331,8 @@ async function pump(f) {
     } else if (res.status === 0 || res.status >= 500) {
       // Kept in the page; sent again (the last version of everything typed) when the server answers.
       setStatus(f, `${submit ? 'Not submitted' : 'Not saved'} yet: the server cannot be reached. Trying again…`);
+      if (!f.failing) f.ctx.announce('The contact form cannot be saved now: it is kept here and tried again.');
+      f.failing = true;
       if (!f.next) f.next = kind;
       clearTimeout(f.timer);
       f.timer = setTimeout(() => pump(f), RETRY_MS);
