@@ -123,7 +123,7 @@ export async function refreshWrapups() {
   const items = res.body.wrapups || [];
   list.replaceChildren(
     ...items.map((w) => {
-      const open = el('button', { type: 'button', class: 'secondary open-wrapup', text: 'Open form', 'aria-label': `Open the form of the ${ctx.helplineName(w.helpline)} contact that ended at ${w.ended_at ? timeOf(w.ended_at) : '–'}` });
+      const open = el('button', { type: 'button', class: 'secondary open-wrapup', text: 'Open form', 'aria-label': `Open form: ${ctx.helplineName(w.helpline)}, ended at ${w.ended_at ? timeOf(w.ended_at) : '–'}` });
       open.addEventListener('click', () => ctx.openWrapup(w));
       const what = `${ctx.helplineName(w.helpline)} · ${languageName(w.language)}${w.channel === 'call' ? ' · call' : ''}`;
       const when = w.ended_at ? `ended ${timeOf(w.ended_at)}` : 'ended';

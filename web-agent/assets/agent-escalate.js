@@ -210,7 +210,7 @@ function placed(e, s, body) {
     c ? el('p', { class: 'case-line' }, 'Case ', el('strong', { class: 'case-number', text: c.number }), ` opened${due}.`) : el('p', { text: 'No case file was opened.' }),
   );
   e.resultHeading.textContent = 'Emergency placement: place reserved';
-  e.resultText.textContent = c ? `Case number ${c.number}.` : '';
+  e.resultText.textContent = '';
   e.resultHeading.focus();
   e.ctx.announce(`Place reserved at ${s.name}. Case ${c ? c.number : ''}.`);
   if (c) e.ctx.caseOpened(c);

@@ -86,10 +86,12 @@ test('form draft survives a reload; escalation, a taken place, the next one rese
   await agent.locator(`.tab[data-contact-id="${id}"] .risk-mark`).waitFor();
 
   // Escalate, by keyboard: the panel opens on the kind; the form's risk and district are filled in.
-  const toggle = p.getByRole('button', { name: 'Escalate…' });
+  const toggle = p.locator('.escalate-toggle');
+  assert.equal(await toggle.textContent(), 'Escalate…');
   await toggle.focus();
   await agent.keyboard.press('Enter');
   assert.equal(await toggle.getAttribute('aria-expanded'), 'true');
+  assert.equal(await toggle.textContent(), 'Cancel escalation');
   assert.equal(await agent.evaluate(() => document.activeElement.value), 'emergency_placement');
   await valueIs(agent, `#esc-${id}-risk`, 'imminent');
   await valueIs(agent, `#esc-${id}-district`, 'Briceni');
@@ -143,6 +145,7 @@ test('form draft survives a reload; escalation, a taken place, the next one rese
 
   // The supervisor acknowledges (REST): gone from the open escalations for everyone.
   await assertAccessible(sup, 'the dashboard with an escalation');
+  await sup.locator('#escalations').scrollIntoViewIfNeeded();
   await screenshot(sup, 'supervisor-casework', { docs: 'supervisor-casework.png' });
   const openBefore = await api('/api/v1/escalations', { token: maria });
   assert.ok(openBefore.body.escalations.some((e) => e.contact_id === id));
@@ -157,6 +160,15 @@ test('form draft survives a reload; escalation, a taken place, the next one rese
   await p.getByRole('button', { name: 'Close tab' }).click();
   await p.getByText('Submit the contact form first').waitFor();
   assert.ok(await p.isVisible(), 'the pane stays');
+
+  // After a reload the ended conversation is no longer open, but its wrap-up is listed: Open form.
+  await agent.reload();
+  await agent.locator('#conn[data-state="online"]').waitFor();
+  const wrapup = agent.locator(`#wrapups li[data-contact-id="${id}"]`);
+  await wrapup.getByText('draft saved').waitFor();
+  await wrapup.getByRole('button', { name: /^Open form/ }).click();
+  await valueIs(agent, `#cf-summary-${id}`, 'Cannot go home tonight with her two children.');
+  assert.equal(await agent.evaluate(() => document.activeElement.id), `cf-h-${id}`, 'focus on the form');
 
   // Submitting names each missing field next to it.
   await form.getByRole('button', { name: 'Submit form' }).click();
