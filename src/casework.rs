@@ -262,17 +262,71 @@ impl Stage {
         }
     }
 
-    /// The deadline that starts when a case enters this stage: what is due, and in how long.
-    /// `case_file_ms` is the helpline's case file setting (3 days by default).
-    pub fn deadline(self, case_file_ms: i64) -> Option<(&'static str, i64)> {
+    /// The deadline that starts when a case enters this stage: what is due, and in how long, from the
+    /// helpline's settings (`deadlines`; [`StageDeadlines::default`] when it set none).
+    pub fn deadline(self, deadlines: &StageDeadlines) -> Option<(&'static str, i64)> {
+        Some((self.due_what()?, deadlines.get(self)?))
+    }
+
+    /// What falls due while a case is at this stage (`None` once closed).
+    pub fn due_what(self) -> Option<&'static str> {
         match self {
-            Stage::Open => Some(("case_file", case_file_ms)),
-            Stage::InitialAssessment => Some(("initial_assessment", 3 * DAY_MS)),
-            Stage::ComprehensiveAssessment => Some(("comprehensive_assessment", 30 * DAY_MS)),
-            Stage::InterventionPlan => Some(("intervention_plan", 7 * DAY_MS)),
-            Stage::Monitoring => Some(("monitoring_review", 90 * DAY_MS)),
+            Stage::Open => Some("case_file"),
+            Stage::InitialAssessment => Some("initial_assessment"),
+            Stage::ComprehensiveAssessment => Some("comprehensive_assessment"),
+            Stage::InterventionPlan => Some("intervention_plan"),
+            Stage::Monitoring => Some("monitoring_review"),
             Stage::Closed => None,
         }
+    }
+}
+
+/// The stages that carry a deadline, in order (every stage but `closed`).
+pub const TIMED_STAGES: [Stage; 5] =
+    [Stage::Open, Stage::InitialAssessment, Stage::ComprehensiveAssessment, Stage::InterventionPlan, Stage::Monitoring];
+
+/// Longest time a helpline may give a stage (days).
+pub const MAX_STAGE_DAYS: i64 = 365;
+
+/// How long each stage of a helpline's cases may take (ms), per helpline: `open` is the case file
+/// (due after an emergency placement or an opening), then one deadline per stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageDeadlines {
+    /// Indexed like [`TIMED_STAGES`].
+    pub ms: [i64; 5],
+}
+
+impl Default for StageDeadlines {
+    /// Case file 3 days, initial assessment 3 days, comprehensive assessment 30 days, intervention plan
+    /// 7 days, monitoring review 90 days.
+    fn default() -> Self {
+        StageDeadlines { ms: [3 * DAY_MS, 3 * DAY_MS, 30 * DAY_MS, 7 * DAY_MS, 90 * DAY_MS] }
+    }
+}
+
+impl StageDeadlines {
+    /// The defaults with a helpline's case file deadline.
+    pub fn with_case_file(case_file_ms: i64) -> Self {
+        let mut d = StageDeadlines::default();
+        d.ms[0] = case_file_ms;
+        d
+    }
+
+    /// How long `stage` may take (`None` for `closed`).
+    pub fn get(&self, stage: Stage) -> Option<i64> {
+        TIMED_STAGES.iter().position(|s| *s == stage).map(|i| self.ms[i])
+    }
+
+    /// Sets how many days `stage` may take: 1 to [`MAX_STAGE_DAYS`]; `closed` has no deadline.
+    pub fn set_days(&mut self, stage: Stage, days: i64) -> Result<(), String> {
+        let Some(i) = TIMED_STAGES.iter().position(|s| *s == stage) else {
+            return Err(format!("{} has no deadline", stage.as_str()));
+        };
+        if !(1..=MAX_STAGE_DAYS).contains(&days) {
+            return Err(format!("{}: days must be 1 to {MAX_STAGE_DAYS}, not {days}", stage.as_str()));
+        }
+        self.ms[i] = days * DAY_MS;
+        Ok(())
     }
 }
 
@@ -367,9 +421,25 @@ mod tests {
         for s in Stage::ALL {
             assert!(s.check(s).is_err(), "{s:?} to itself");
             assert_eq!(Stage::parse(s.as_str()), Some(s));
-            assert_eq!(s.deadline(3 * DAY_MS).is_none(), s == Stage::Closed);
+            assert_eq!(s.deadline(&StageDeadlines::default()).is_none(), s == Stage::Closed);
         }
-        assert_eq!(Stage::Open.deadline(5 * DAY_MS), Some(("case_file", 5 * DAY_MS)));
+        assert_eq!(Stage::Open.deadline(&StageDeadlines::with_case_file(5 * DAY_MS)), Some(("case_file", 5 * DAY_MS)));
+    }
+
+    #[test]
+    fn stage_deadlines_default_and_per_helpline() {
+        let d = StageDeadlines::default();
+        let days: Vec<i64> = TIMED_STAGES.iter().map(|s| d.get(*s).unwrap() / DAY_MS).collect();
+        assert_eq!(days, [3, 3, 30, 7, 90]);
+        assert_eq!(d.get(Stage::Closed), None);
+        let mut d = StageDeadlines::with_case_file(2 * DAY_MS);
+        d.set_days(Stage::InitialAssessment, 5).unwrap();
+        assert_eq!(Stage::InitialAssessment.deadline(&d), Some(("initial_assessment", 5 * DAY_MS)));
+        assert_eq!(Stage::Open.deadline(&d), Some(("case_file", 2 * DAY_MS)));
+        assert_eq!(Stage::Monitoring.deadline(&d), Some(("monitoring_review", 90 * DAY_MS)));
+        assert!(d.set_days(Stage::Closed, 3).is_err());
+        assert!(d.set_days(Stage::Monitoring, 0).is_err());
+        assert!(d.set_days(Stage::Monitoring, MAX_STAGE_DAYS + 1).is_err());
     }
 
     #[test]

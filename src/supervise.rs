@@ -76,6 +76,10 @@ pub struct CounsellorBoard {
     pub status: AgentStatus,
     pub connected: bool,
     pub active: Vec<String>,
+    /// Open conversations whose priority was raised (escalated at imminent risk, or the form's risk set
+    /// to `imminent`): the dashboard marks them.
+    #[serde(default)]
+    pub urgent: Vec<String>,
     pub capacity: u32,
     pub ringing: Option<String>,
     pub in_state_ms: i64,
@@ -159,6 +163,8 @@ pub async fn build(state: &AppState, snapshot: &Snapshot, names: &HashMap<String
             waiting_by_language: by_language,
         });
     }
+    let urgent: std::collections::HashSet<_> =
+        snapshot.assigned.iter().filter(|a| a.priority >= crate::routing::PRIORITY_FRONT).map(|a| a.contact).collect();
     let counsellors = snapshot
         .counsellors
         .iter()
@@ -172,6 +178,7 @@ pub async fn build(state: &AppState, snapshot: &Snapshot, names: &HashMap<String
                 status: agent_status(c.status),
                 connected: c.connected,
                 active: c.active.iter().copied().map(contact_str).collect(),
+                urgent: c.active.iter().copied().filter(|x| urgent.contains(x)).map(contact_str).collect(),
                 capacity: c.capacity,
                 ringing: c.ringing.map(contact_str),
                 in_state_ms: (now - c.status_since).max(0),

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{hidden, parse_body, visible_case, visible_contact, Staff};
 use crate::app::AppState;
-use crate::casework::{Stage, REFERRAL_KINDS};
+use crate::casework::{Stage, StageDeadlines, DAY_MS, REFERRAL_KINDS, TIMED_STAGES};
 use crate::error::AppError;
 use crate::protocol::{rfc3339, ErrorCode};
 use crate::store::cases::{CaseRecord, Due, NewCase, PersonDetails};
@@ -139,9 +139,9 @@ pub async fn stage(
         return Err(AppError::new(ErrorCode::StageOrder, format!("a case at {} cannot move to {}", from.as_str(), to.as_str()))
             .with("allowed", serde_json::json!(allowed)));
     }
-    let case_file_ms = state.store.case_file_due_ms(&case.helpline).await?;
+    let deadlines = state.store.stage_deadlines(&case.helpline).await?;
     let now = state.clock.now_ms();
-    let due = to.deadline(case_file_ms).map(|(what, ms)| (what, now + ms));
+    let due = to.deadline(&deadlines).map(|(what, ms)| (what, now + ms));
     if !state.store.set_case_stage(&id, from.as_str(), to.as_str(), due, staff.id(), now).await? {
         return Err(AppError::new(ErrorCode::Conflict, "the case moved meanwhile; read it again"));
     }
@@ -274,4 +274,65 @@ pub async fn set_manager(
     staff.audit(&state, "case_assign", &id, req.user_id.as_deref()).await;
     let case = state.store.case(&id).await?.ok_or_else(|| hidden("case"))?;
     Ok(Json(case_view(&case)).into_response())
+}
+
+/// A helpline's stage deadlines as the API shows them: per stage, what falls due and in how many days.
+fn deadlines_view(helpline: &str, d: &StageDeadlines) -> serde_json::Value {
+    let stages: Vec<serde_json::Value> = TIMED_STAGES
+        .iter()
+        .map(|s| {
+            let ms = d.get(*s).unwrap_or_default();
+            serde_json::json!({ "stage": s.as_str(), "due": s.due_what(), "ms": ms, "days": ms as f64 / DAY_MS as f64 })
+        })
+        .collect();
+    serde_json::json!({ "helpline": helpline, "stages": stages })
+}
+
+fn known_helpline(state: &AppState, name: &str) -> Result<(), AppError> {
+    if state.helplines.iter().any(|h| h.name == name) {
+        Ok(())
+    } else {
+        Err(AppError::new(ErrorCode::UnknownHelpline, "no such helpline"))
+    }
+}
+
+/// `GET /api/v1/helplines/{name}/case-deadlines`: how many days each case stage may take (any staff).
+pub async fn deadlines(State(state): State<AppState>, _staff: Staff, Path(name): Path<String>) -> Result<Response, AppError> {
+    known_helpline(&state, &name)?;
+    let d = state.store.stage_deadlines(&name).await?;
+    Ok(Json(deadlines_view(&name, &d)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetDeadlines {
+    /// Stage → days (1 to 365); stages not named keep their setting.
+    days: std::collections::BTreeMap<String, i64>,
+}
+
+/// `PUT /api/v1/helplines/{name}/case-deadlines {days: {stage: n}}` (admins): sets how many days the
+/// named stages may take (`open` is the case file). Applies to stages entered from now on (audited).
+pub async fn set_deadlines(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    if !staff.is_admin() {
+        return Err(staff.refuse(&state, "case_deadlines_set", &name, AppError::forbidden("admins only")).await);
+    }
+    known_helpline(&state, &name)?;
+    let req: SetDeadlines = parse_body(&body)?;
+    let mut d = state.store.stage_deadlines(&name).await?;
+    for (stage, days) in &req.days {
+        let Some(s) = Stage::parse(stage) else {
+            let all: Vec<&str> = TIMED_STAGES.iter().map(|s| s.as_str()).collect();
+            return Err(AppError::bad_field(format!("unknown stage {stage:?}; expected one of {}", all.join(", "))));
+        };
+        d.set_days(s, *days).map_err(AppError::bad_field)?;
+    }
+    state.store.set_stage_deadlines(&name, &d, staff.id(), state.clock.now_ms()).await?;
+    let detail: Vec<String> = req.days.iter().map(|(s, n)| format!("{s}={n}d")).collect();
+    staff.audit(&state, "case_deadlines_set", &name, Some(&detail.join(" "))).await;
+    Ok(Json(deadlines_view(&name, &d)).into_response())
 }

@@ -110,11 +110,13 @@ async fn imminent_from_form(state: &AppState, staff: &Staff, helpline: &str, con
     );
 }
 
-/// `GET /api/v1/contact-forms/incomplete`: your ended contacts whose form is not submitted yet.
+/// `GET /api/v1/contact-forms/incomplete`: your ended contacts whose form is not submitted yet (`contacts`:
+/// their ids; `wrapups`: each with its helpline, language, channel, end time and form status).
 pub async fn incomplete(State(state): State<AppState>, staff: Staff) -> Result<Response, AppError> {
     if staff.user.role != Role::Counsellor && !staff.is_admin() && staff.user.role != Role::Supervisor {
         return Err(AppError::forbidden("counsellors only"));
     }
-    let ids = state.store.incomplete_forms(staff.id()).await?;
-    Ok(Json(serde_json::json!({ "contacts": ids })).into_response())
+    let wrapups = state.store.incomplete_forms(staff.id()).await?;
+    let ids: Vec<&str> = wrapups.iter().map(|w| w.contact_id.as_str()).collect();
+    Ok(Json(serde_json::json!({ "contacts": ids, "wrapups": wrapups })).into_response())
 }

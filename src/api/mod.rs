@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/helplines/{name}/taxonomy", get(forms::taxonomy))
+        .route("/api/v1/helplines/{name}/case-deadlines", get(cases::deadlines).put(cases::set_deadlines))
         .route("/api/v1/contacts/{id}/form", get(forms::read).put(forms::save))
         .route("/api/v1/contact-forms/incomplete", get(forms::incomplete))
         .route("/api/v1/escalations", get(escalations::list).post(escalations::create))

@@ -22,6 +22,8 @@ const fn op(method: &'static str, path: &'static str, summary: &'static str, bod
 const OPS: &[Op] = &[
     op("get", "/api/v1/openapi.json", "This document.", None, "200"),
     op("get", "/api/v1/helplines/{name}/taxonomy", "The contact form's vocabularies and categories for a helpline.", None, "200"),
+    op("get", "/api/v1/helplines/{name}/case-deadlines", "How many days each case stage may take in a helpline (`open`: the case file).", None, "200"),
+    op("put", "/api/v1/helplines/{name}/case-deadlines", "Set how many days case stages may take (admins): `{days: {stage: n}}`, 1 to 365.", Some("SetDeadlines"), "200"),
     op("get", "/api/v1/contacts/{id}/form", "A contact's form or draft (audited).", None, "200"),
     op("put", "/api/v1/contacts/{id}/form", "Save a draft (`draft: true`) or submit; 422 `invalid_form` names every bad field.", Some("SaveForm"), "200"),
     op("get", "/api/v1/contact-forms/incomplete", "Your ended contacts whose form is not submitted (open wrap-ups).", None, "200"),
@@ -88,6 +90,9 @@ fn schemas() -> Value {
         "PersonDetails": { "type": "object", "properties": {
             "full_name": opt_text, "birth_date": opt_text, "address": opt_text, "phone": opt_text } },
         "SetCaseManager": { "type": "object", "properties": { "user_id": opt_text } },
+        "SetDeadlines": { "type": "object", "required": ["days"], "properties": {
+            "days": { "type": "object", "description": "stage (open, initial_assessment, comprehensive_assessment, intervention_plan, monitoring) → days, 1 to 365",
+                      "additionalProperties": { "type": "integer", "minimum": 1, "maximum": 365 } } } },
     })
 }
 

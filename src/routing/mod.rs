@@ -395,6 +395,7 @@ impl Engine {
                     counsellor,
                     helpline: x.info.helpline.clone(),
                     language: x.info.language.clone(),
+                    priority: x.info.priority,
                     queued_at: x.info.queued_at,
                     answered_at,
                     caller_connected: x.info.caller_connected,
@@ -926,11 +927,8 @@ impl Engine {
                 });
             }
             Input::SetPriority { contact, priority } => {
-                self.xmut(contact, |x| {
-                    if x.waiting().is_some() {
-                        x.info.priority = priority;
-                    }
-                });
+                // A contact in conversation keeps it: it applies if the contact goes back to a queue.
+                self.xmut(contact, |x| x.info.priority = priority);
             }
             Input::OfferTo { contact, counsellor } => self.offer_to(contact, counsellor, out),
             Input::Transfer { contact, to } => self.transfer(now, contact, to, out),

@@ -332,6 +332,7 @@ impl Engine {
                     counsellor,
                     helpline: x.info.helpline.clone(),
                     language: x.info.language.clone(),
+                    priority: x.info.priority,
                     queued_at: x.info.queued_at,
                     answered_at,
                     caller_connected: x.info.caller_connected,
@@ -798,9 +799,7 @@ impl Engine {
             }
             Input::SetPriority { contact, priority } => {
                 if let Some(x) = self.contacts.get_mut(&contact) {
-                    if x.waiting().is_some() {
-                        x.info.priority = priority;
-                    }
+                    x.info.priority = priority;
                 }
             }
             Input::OfferTo { contact, counsellor } => self.offer_to(contact, counsellor, out),

@@ -1058,6 +1058,24 @@ fn supervisor_transfer_to_counsellor_and_to_helpline() {
     );
 }
 
+#[test]
+fn imminent_risk_in_conversation_keeps_the_counsellor_and_goes_first_if_transferred_back() {
+    let mut e = engine();
+    online(&mut e, t(0), children_ro(1));
+    e.handle(t(10), chat(7, t(10)));
+    e.handle(t(20), accept(1, 7));
+    // Raised during the conversation: nothing moves, the snapshot shows it.
+    assert_eq!(e.handle(t(30), Input::SetPriority { contact: x(7), priority: PRIORITY_FRONT }), vec![]);
+    assert_eq!(e.assigned_counsellor(x(7)), Some(c(1)));
+    assert_eq!(e.snapshot().assigned[0].priority, PRIORITY_FRONT);
+    // Transferred back to a queue, it keeps the front priority (not only the transfer priority).
+    e.handle(t(40), chat(8, t(40)));
+    e.handle(t(45), Input::SetPriority { contact: x(8), priority: PRIORITY_TRANSFER + 10 });
+    e.handle(t(50), Input::Transfer { contact: x(7), to: TransferTarget::Helpline("children".into()) });
+    let w = &e.snapshot().waiting;
+    assert_eq!((w[0].contact, w[0].priority), (x(7), PRIORITY_FRONT), "{w:?}");
+}
+
 fn prop_config() -> EngineConfig {
     EngineConfig {
         helplines: vec![

@@ -248,7 +248,9 @@ pub enum Input {
     CallerConnected {
         contact: ContactId,
     },
-    /// Move a waiting contact's priority (escalation, supervisor).
+    /// Set a contact's priority (escalation, imminent risk, supervisor): a waiting contact moves in its
+    /// queue; a contact in conversation keeps its counsellor and takes the priority back to a queue if
+    /// it is transferred there.
     SetPriority {
         contact: ContactId,
         priority: i32,

@@ -51,6 +51,8 @@ pub struct AssignedView {
     pub counsellor: CounsellorId,
     pub helpline: Helpline,
     pub language: Language,
+    /// Raised by an escalation or imminent risk during the conversation (see `Input::SetPriority`).
+    pub priority: i32,
     pub queued_at: Millis,
     pub answered_at: Millis,
     pub caller_connected: bool,

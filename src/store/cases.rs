@@ -2,6 +2,7 @@
 //! identifying details kept apart, and entries (assessments, notes, referrals, stage changes).
 
 use super::{new_id, on_pool, split_list, BeginWrite, Store, StoreResult};
+use crate::casework::{Stage, StageDeadlines, TIMED_STAGES};
 
 /// A case file as stored (no identifying details: those are in [`PersonDetails`]).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -96,7 +97,7 @@ macro_rules! open_case_in {
         .fetch_all(&mut *$tx)
         .await?;
         let case_manager_id = $crate::store::cases::pick_case_manager(new.district.as_deref(), &managers);
-        let (due_what, due_ms) = $crate::casework::Stage::Open.deadline(case_file_ms).unwrap_or(("case_file", case_file_ms));
+        let (due_what, due_ms) = $crate::casework::Stage::Open.deadline(&$crate::casework::StageDeadlines::with_case_file(case_file_ms)).unwrap_or(("case_file", case_file_ms));
         let record = $crate::store::cases::CaseRecord {
             id: $crate::store::new_id(),
             person_label: new.person_label.clone().filter(|l| !l.trim().is_empty()).unwrap_or_else(|| format!("Person {number}")),
@@ -271,10 +272,38 @@ impl Store {
 }
 
 impl Store {
-    /// A helpline's case file deadline after an emergency placement (ms; 3 days by default).
-    pub async fn case_file_due_ms(&self, helpline: &str) -> StoreResult<i64> {
-        let row: Option<(i64,)> = on_pool!(self, pool => sqlx::query_as("SELECT case_file_due_ms FROM helplines WHERE name = $1")
+    /// A helpline's case stage deadlines: its case file setting (`helplines.case_file_due_ms`, 3 days by
+    /// default) and the stages it set (`case_stage_deadlines`), the defaults for the others.
+    pub async fn stage_deadlines(&self, helpline: &str) -> StoreResult<StageDeadlines> {
+        let case_file: Option<(i64,)> = on_pool!(self, pool => sqlx::query_as("SELECT case_file_due_ms FROM helplines WHERE name = $1")
             .bind(helpline).fetch_optional(pool).await)?;
-        Ok(row.map_or(3 * crate::casework::DAY_MS, |r| r.0))
+        let mut d = case_file.map_or_else(StageDeadlines::default, |r| StageDeadlines::with_case_file(r.0));
+        let rows: Vec<(String, i64)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT stage, due_ms FROM case_stage_deadlines WHERE helpline = $1").bind(helpline).fetch_all(pool).await)?;
+        for (stage, ms) in rows {
+            if let Some(i) = Stage::parse(&stage).and_then(|s| TIMED_STAGES.iter().position(|t| *t == s)) {
+                d.ms[i] = ms;
+            }
+        }
+        Ok(d)
+    }
+
+    /// Stores a helpline's stage deadlines in one transaction (the case file's in `helplines`).
+    pub async fn set_stage_deadlines(&self, helpline: &str, d: &StageDeadlines, by: &str, at: i64) -> StoreResult<()> {
+        on_pool!(self, pool => async {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("UPDATE helplines SET case_file_due_ms = $1 WHERE name = $2")
+                .bind(d.ms[0]).bind(helpline).execute(&mut *tx).await?;
+            for (stage, ms) in TIMED_STAGES.iter().zip(d.ms).skip(1) {
+                sqlx::query(
+                    "INSERT INTO case_stage_deadlines (helpline, stage, due_ms, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (helpline, stage) DO UPDATE SET due_ms = excluded.due_ms, updated_at = excluded.updated_at,
+                         updated_by = excluded.updated_by")
+                    .bind(helpline).bind(stage.as_str()).bind(ms).bind(at).bind(by)
+                    .execute(&mut *tx).await?;
+            }
+            tx.commit().await
+        }.await)?;
+        Ok(())
     }
 }

@@ -16,6 +16,18 @@ pub struct FormRecord {
     pub submitted_at: Option<i64>,
 }
 
+/// An ended contact whose form is not submitted yet: an open wrap-up.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct Wrapup {
+    pub contact_id: String,
+    pub helpline: String,
+    pub language: String,
+    pub channel: String,
+    pub ended_at: Option<i64>,
+    /// `draft`, or None when nothing was saved yet.
+    pub form_status: Option<String>,
+}
+
 /// An escalation as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
 pub struct EscalationRecord {
@@ -83,12 +95,12 @@ impl Store {
     }
 
     /// A counsellor's ended contacts whose form is not submitted yet (their open wrap-ups), oldest first.
-    pub async fn incomplete_forms(&self, counsellor: &str) -> StoreResult<Vec<String>> {
-        let rows: Vec<(String,)> = on_pool!(self, pool => sqlx::query_as(
-            "SELECT c.id FROM contacts c LEFT JOIN contact_forms f ON f.contact_id = c.id
+    pub async fn incomplete_forms(&self, counsellor: &str) -> StoreResult<Vec<Wrapup>> {
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT c.id AS contact_id, c.helpline, c.language, c.channel, c.ended_at, f.status AS form_status
+             FROM contacts c LEFT JOIN contact_forms f ON f.contact_id = c.id
              WHERE c.counsellor_id = $1 AND c.state = 'ended' AND (f.status IS NULL OR f.status <> 'submitted')
-             ORDER BY c.ended_at, c.id").bind(counsellor).fetch_all(pool).await)?;
-        Ok(rows.into_iter().map(|r| r.0).collect())
+             ORDER BY c.ended_at, c.id").bind(counsellor).fetch_all(pool).await)?)
     }
 
     /// Stores an escalation; an `imminent` one raises the contact's stored priority in the same transaction.

@@ -12,7 +12,9 @@ crate::on_both_backends!(
     live_escalation_to_placement_and_overdue_case,
     race_for_the_last_place,
     contact_form_drafts_and_required_fields,
-    access_every_role_every_object
+    access_every_role_every_object,
+    stage_deadlines_per_helpline,
+    imminent_risk_during_a_live_conversation
 );
 
 const DAY_MS: i64 = 86_400_000;
@@ -382,4 +384,127 @@ async fn access_every_role_every_object(backend: Backend) {
     let lines = log["lines"].as_array().unwrap();
     assert!(lines.iter().any(|l| l["action"] == "case_open" && l["actor"] == ana.as_str()));
     assert!(lines.iter().all(|l| l["source"].as_str().is_some_and(|s| s.starts_with("http"))));
+}
+
+/// A helpline's case stage deadlines: the defaults, admins change them over REST (others refused,
+/// bad values named), a stage change sets the next deadline from them, and the due lists follow.
+async fn stage_deadlines_per_helpline(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let ana = add_user(&app.store, "ana", Role::Counsellor, &["family_violence"], &[], &["ro"], 3).await;
+    app.add_user("maria", Role::Supervisor, &["family_violence"], &["ro"], 3).await;
+    app.add_user("root", Role::Admin, &[], &["ro"], 3).await;
+    let (admin, maria, ana_token) = (app.login("root").await, app.login("maria").await, app.login("ana").await);
+    let days = |v: &Value| -> Vec<(String, f64)> {
+        v["stages"].as_array().unwrap().iter().map(|s| (s["stage"].as_str().unwrap().to_string(), s["days"].as_f64().unwrap())).collect()
+    };
+    let path = "/api/v1/helplines/family_violence/case-deadlines";
+    let (status, defaults) = call(&app, &maria, "GET", path, None).await;
+    assert_eq!(status, 200, "{defaults}");
+    let expected: Vec<(String, f64)> = [("open", 3.0), ("initial_assessment", 3.0), ("comprehensive_assessment", 30.0), ("intervention_plan", 7.0), ("monitoring", 90.0)]
+        .iter().map(|(s, d)| (s.to_string(), *d)).collect();
+    assert_eq!(days(&defaults), expected);
+    assert_eq!(defaults["stages"][0]["due"], "case_file");
+
+    // Only admins change them; bad stages and values are named; nothing changes on a refusal.
+    let change = json!({"days": {"initial_assessment": 5, "monitoring": 60}});
+    for token in [&maria, &ana_token] {
+        assert_eq!(call(&app, token, "PUT", path, Some(change.clone())).await.0, 403);
+    }
+    for (bad, word) in [(json!({"days": {"closed": 2}}), "closed"), (json!({"days": {"planning": 2}}), "planning"), (json!({"days": {"monitoring": 0}}), "monitoring")] {
+        let (status, err) = call(&app, &admin, "PUT", path, Some(bad)).await;
+        assert_eq!((status, err["code"].as_str()), (400, Some("bad_field")), "{err}");
+        assert!(err["message"].as_str().unwrap().contains(word), "{err}");
+    }
+    assert_eq!(call(&app, &admin, "PUT", "/api/v1/helplines/nowhere/case-deadlines", Some(change.clone())).await.0, 404);
+    assert_eq!(days(&call(&app, &admin, "GET", path, None).await.1), expected);
+    let (status, set) = call(&app, &admin, "PUT", path, Some(change)).await;
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(days(&set)[1], ("initial_assessment".to_string(), 5.0));
+    assert_eq!(days(&set)[4], ("monitoring".to_string(), 60.0));
+    let (_, children) = call(&app, &admin, "GET", "/api/v1/helplines/children/case-deadlines", None).await;
+    assert_eq!(days(&children), expected, "other helplines keep the defaults");
+    let audit = app.store.audit_for("family_violence").await.unwrap();
+    assert!(audit.iter().any(|(_, a)| a == "case_deadlines_set") && audit.iter().filter(|(_, a)| a == "case_deadlines_set_denied").count() == 2, "{audit:?}");
+
+    // A case opened by hand: the case file is due in 3 days; its next stage in 5 (the new setting).
+    let contact = handled_contact(&app, "family_violence", &ana).await;
+    let (status, case) = call(&app, &ana_token, "POST", "/api/v1/cases", Some(json!({"contact_id": contact}))).await;
+    assert_eq!(status, 201, "{case}");
+    let id = case["id"].as_str().unwrap().to_string();
+    assert_eq!(case["due_at_ms"].as_i64().unwrap() - case["opened_at_ms"].as_i64().unwrap(), 3 * DAY_MS);
+    app.clock.advance(DAY_MS);
+    let before = app.clock.now_ms();
+    let (status, moved) = call(&app, &maria, "POST", &format!("/api/v1/cases/{id}/stage"), Some(json!({"stage": "initial_assessment"}))).await;
+    assert_eq!(status, 200, "{moved}");
+    let after = app.clock.now_ms();
+    assert_eq!(moved["due_what"], "initial_assessment");
+    let due = moved["due_at_ms"].as_i64().unwrap();
+    assert!((before + 5 * DAY_MS..=after + 5 * DAY_MS).contains(&due), "due {due} is 5 days after the change ({before}..{after})");
+
+    // The due lists follow the new deadline: not due after 3 days (the default would have been), due
+    // within 24 h after 4.5, overdue after 5.
+    let listed = |v: &Value| v["cases"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    app.clock.advance(3 * DAY_MS + 1);
+    assert!(listed(&call(&app, &maria, "GET", "/api/v1/cases?due=overdue", None).await.1).is_empty());
+    assert!(listed(&call(&app, &maria, "GET", "/api/v1/cases?due=24h", None).await.1).is_empty());
+    app.clock.advance(DAY_MS + DAY_MS / 2);
+    assert_eq!(listed(&call(&app, &maria, "GET", "/api/v1/cases?due=24h", None).await.1), [id.as_str()]);
+    app.clock.advance(DAY_MS / 2);
+    assert_eq!(listed(&call(&app, &maria, "GET", "/api/v1/cases?due=overdue", None).await.1), [id.as_str()]);
+
+    // The case file setting applies to cases opened from then on.
+    assert_eq!(call(&app, &admin, "PUT", path, Some(json!({"days": {"open": 2}}))).await.0, 200);
+    let contact = handled_contact(&app, "family_violence", &ana).await;
+    let (_, case) = call(&app, &ana_token, "POST", "/api/v1/cases", Some(json!({"contact_id": contact}))).await;
+    assert_eq!(case["due_at_ms"].as_i64().unwrap() - case["opened_at_ms"].as_i64().unwrap(), 2 * DAY_MS);
+}
+
+/// Risk `imminent` on a contact already in conversation (not only a waiting one): the helpline's
+/// supervisors are alerted at once, the board marks the conversation, and if it goes back to a queue
+/// it goes first.
+async fn imminent_risk_during_a_live_conversation(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    app.add_user("ana", Role::Counsellor, &["family_violence"], &["ro"], 3).await;
+    app.add_user("maria", Role::Supervisor, &["family_violence"], &["ro"], 3).await;
+    let mut maria = supervisor(&app, "maria").await;
+    frame(&mut maria, "dashboard", |_| true).await;
+    let mut caller = app.caller().await;
+    caller.send(json!({"type": "start", "helpline": "family_violence"})).await;
+    let contact = caller.expect("queued").await["contact_id"].as_str().unwrap().to_string();
+    let mut ana = app.available_agent("ana").await;
+    ana.expect("offer").await;
+    ana.send(json!({"type": "accept", "contact_id": contact})).await;
+    ana.expect("assigned").await;
+    caller.expect("connected").await;
+    let ana_id = user_id(&app, "ana").await;
+    let marked = |b: &Value| b["counsellors"].as_array().unwrap().iter().any(|c| c["urgent"].as_array().unwrap().iter().any(|u| u == contact.as_str()));
+    let board = frame(&mut maria, "dashboard", |b| b["counsellors"].as_array().is_some_and(|c| !c.is_empty())).await;
+    assert!(!marked(&board), "nothing marked before");
+
+    // The counsellor sets the risk in the draft while the chat goes on.
+    let token = app.login("ana").await;
+    let form = json!({"draft": true, "form": {"risk": "imminent", "summary": "he is coming back tonight"}});
+    let (status, saved) = call(&app, &token, "PUT", &format!("/api/v1/contacts/{contact}/form"), Some(form)).await;
+    assert_eq!(status, 200, "{saved}");
+    let alert = frame(&mut maria, "alert", |a| a["kind"] == "risk_imminent").await;
+    assert_eq!((alert["contact_id"].as_str(), alert["counsellor_id"].as_str()), (Some(contact.as_str()), Some(ana_id.as_str())));
+    assert_eq!(alert["helpline"], "family_violence");
+    let stored = app.store.contact(&contact).await.unwrap().unwrap();
+    assert_eq!((stored.state.as_str(), stored.priority), ("active", 100), "still in conversation, priority raised");
+    frame(&mut maria, "dashboard", marked).await;
+
+    // Saving the same risk again does not alert again.
+    let form = json!({"draft": true, "form": {"risk": "imminent", "summary": "he is coming back tonight; she is packing"}});
+    assert_eq!(call(&app, &token, "PUT", &format!("/api/v1/contacts/{contact}/form"), Some(form)).await.0, 200);
+    assert!(!arrives(&mut maria, "alert", 300).await, "one alert per change to imminent");
+
+    // Transferred back to the queue, it goes ahead of everyone (front, not only transfer priority).
+    maria.send(json!({"type": "transfer", "contact_id": contact, "helpline": "family_violence"})).await;
+    frame(&mut maria, "done", |d| d["request"] == "transfer").await;
+    let board = frame(&mut maria, "dashboard", |b| {
+        b["helplines"].as_array().unwrap().iter().any(|h| h["waiting"].as_array().unwrap().iter().any(|w| w["contact_id"] == contact.as_str()))
+    })
+    .await;
+    let fv = board["helplines"].as_array().unwrap().iter().find(|h| h["name"] == "family_violence").unwrap();
+    assert_eq!(fv["waiting"][0]["priority"], 100, "{fv}");
 }

@@ -14,6 +14,8 @@
 import { $, el, timeOf, newClientId, setBanner, bannerBackOnline, placeInLog, highestSeq, onEnter } from './common.js';
 import { languageName, mountLogin, submitLogin, showLogin, saveToken, savedToken, forgetToken, revokeToken, setConn, staffSocket } from './staff.js';
 import { showEarlier, callControls, renderCallControls, onCallControl } from './agent-call.js';
+// Casework (contact form, escalation, wrap-ups, my cases): see agent-casework.js.
+import { initCasework, caseworkOnline, caseworkSignedOut, mountCasework, unmountCasework, caseworkFrame, caseworkError, caseworkEnded, mayClose } from './agent-casework.js';
 
 const TOKEN_KEY = 'helpline.console.token';
 const PING_EVERY_MS = 15000;
@@ -124,10 +126,12 @@ function signOut(message) {
   forgetToken(TOKEN_KEY);
   for (const id of [...state.offers.keys()]) removeOffer(id);
   for (const c of state.convs.values()) {
+    unmountCasework(c);
     c.tab.remove();
     c.pane.remove();
   }
   state.convs.clear();
+  caseworkSignedOut();
   state.active = null;
   refreshEmpty();
   setBanner('');
@@ -215,6 +219,9 @@ function handle(f) {
     case 'call_control':
       onCallControl(f, state.convs);
       break;
+    case 'escalated':
+      caseworkFrame(f);
+      break;
     case 'error':
       onError(f);
       break;
@@ -242,6 +249,7 @@ function onHello(f) {
     c.syncing = true;
     renderInfo(c);
   }
+  caseworkOnline();
 }
 
 function setStatus(status) {
@@ -402,10 +410,13 @@ function conversation(id, info = {}) {
   c.endButton.addEventListener('click', () => {
     if (!c.ended) send({ type: 'end', contact_id: c.id });
   });
-  c.closeButton.addEventListener('click', () => closeConversation(c));
+  c.closeButton.addEventListener('click', () => {
+    if (mayClose(c)) closeConversation(c);
+  });
   state.convs.set(id, c);
   $('tabs').append(c.tab);
   $('panes').append(c.pane);
+  mountCasework(c);
   renderInfo(c);
   refreshEmpty();
   if (!state.active) select(id, false);
@@ -485,6 +496,7 @@ function cycle(step) {
 function closeConversation(c) {
   const ids = [...state.convs.keys()];
   const at = ids.indexOf(c.id);
+  unmountCasework(c);
   c.tab.remove();
   c.pane.remove();
   state.convs.delete(c.id);
@@ -719,6 +731,7 @@ function markEnded(c, reason) {
   c.endButton.hidden = true;
   showTyping(c, false);
   renderInfo(c);
+  caseworkEnded(c);
   return why;
 }
 
@@ -733,6 +746,7 @@ function onEnded(id, reason) {
 }
 
 function onError(f) {
+  if (caseworkError(f)) return;
   if (f.code === 'no_such_offer' && f.ref) {
     removeOffer(f.ref);
     announce('That chat is no longer ringing for you.');
@@ -754,6 +768,19 @@ function onError(f) {
     if (o) removeOffer(f.ref);
   }
   setBanner(`The server refused that: ${f.message}`);
+}
+
+// ----- casework: an ended contact's wrap-up ---------------------------------------
+
+/** Opens the pane of an ended contact whose form is not submitted (from the wrap-ups list). */
+function openWrapup(w) {
+  let c = state.convs.get(w.contact_id);
+  if (!c) {
+    c = conversation(w.contact_id, { helpline: w.helpline, language: w.language });
+    markEnded(c, null);
+  }
+  select(c.id, false);
+  c.cf?.heading.focus();
 }
 
 // ----- keyboard ---------------------------------------------------------------
@@ -778,6 +805,14 @@ function onKey(e) {
 
 function init() {
   mountLogin();
+  initCasework({
+    token: () => state.token,
+    send,
+    announce,
+    helplineName,
+    openWrapup,
+    conversations: () => state.convs,
+  });
   $('login-form').addEventListener('submit', onLogin);
   $('signout').addEventListener('click', () => signOut(''));
   for (const r of document.querySelectorAll('input[name="status"]')) {

@@ -170,3 +170,49 @@ export function staffSocket({ path, state, signOut, onlineLabel, ...options }) {
     },
   });
 }
+
+// ----- the REST API ---------------------------------------------------------------
+
+/**
+ * Calls the REST API with the access token: `{ status, body }` (body parsed when JSON, else null).
+ * A network failure answers status 0, so callers say "not reachable" and try again.
+ */
+export async function apiCall(token, path, { method = 'GET', body } = {}) {
+  const headers = { authorization: `Bearer ${token}` };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  try {
+    const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store' });
+    let parsed = null;
+    if ((res.headers.get('content-type') || '').startsWith('application/json')) {
+      try {
+        parsed = await res.json();
+      } catch {
+        parsed = null;
+      }
+    }
+    return { status: res.status, body: parsed };
+  } catch {
+    return { status: 0, body: null };
+  }
+}
+
+/** The words for a code from the casework vocabularies: `person_concerned` → "Person concerned". */
+export function codeLabel(code) {
+  const special = {
+    '0_9': '0–9', '10_14': '10–14', '15_17': '15–17', '18_24': '18–24', '25_59': '25–59', '60_plus': '60 and over',
+    emergency_placement: 'Emergency placement', child_protection: 'Child protection',
+    emergency_services: 'Emergency services (police or ambulance called)',
+    family_violence_centre: 'Assistance and protection centre (family violence)', maternal_centre: 'Maternal centre',
+    community_home_children: 'Community home for children', family_type_home: 'Family-type children’s home',
+    elderly_disability_centre: 'Placement centre (elderly, disability)',
+    case_file: 'case file', monitoring_review: 'monitoring review',
+  };
+  if (special[code]) return special[code];
+  const words = String(code || '').replaceAll('_', ' ');
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+/** A date and time for deadlines: "Tue 24 Nov, 14:05". */
+export function dateTime(at) {
+  return new Date(at).toLocaleString('en-GB', { weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' });
+}

@@ -15,6 +15,8 @@
 
 import { $, el, timeOf as clockTime, newClientId, setBanner, bannerBackOnline, placeInLog, highestSeq, onEnter } from './common.js';
 import { languageName, mountLogin, submitLogin, showLogin, saveToken, savedToken, forgetToken, revokeToken, setConn, staffSocket } from './staff.js';
+// Casework (escalations to acknowledge, case deadlines): see supervisor-cases.js.
+import { initCases, casesOnline, casesSignedOut, onEscalation } from './supervisor-cases.js';
 
 const TOKEN_KEY = 'helpline.supervisor.token';
 const PING_EVERY_MS = 15000;
@@ -46,6 +48,7 @@ const ALERT_KINDS = {
   wait_15s: 'Waiting over 15 s',
   counsellor_away: 'Counsellor set away',
   service_level_low: 'Service level low',
+  risk_imminent: 'Imminent risk',
 };
 const SVG = 'http://www.w3.org/2000/svg';
 
@@ -182,6 +185,7 @@ function signedIn(token, user) {
   for (const id of ['me-name', 'conn', 'updated', 'signout']) $(id).hidden = false;
   socket.connect();
   loadCharts();
+  casesOnline();
   clearInterval(state.chartTimer);
   state.chartTimer = setInterval(loadCharts, CHART_EVERY_MS);
 }
@@ -224,6 +228,7 @@ function signOut(message) {
   state.alerts = [];
   $('alert-list').replaceChildren();
   state.board = null;
+  casesSignedOut();
   refreshEmpty();
   updateTitle();
   setBanner('');
@@ -242,6 +247,8 @@ const socket = staffSocket({
   onlineLabel: 'Live',
   silentMs: SILENT_LIMIT_MS,
   onOpen: () => {
+    // Escalations that came while the socket was down are fetched again.
+    if (socket.retries) casesOnline();
     // Watch again what was watched before the drop (the server forgets watchers with the socket).
     for (const m of state.monitors.values()) {
       if (!m.ended) {
@@ -272,6 +279,9 @@ function handle(f) {
       break;
     case 'alert':
       onAlert(f);
+      break;
+    case 'escalation':
+      onEscalation(f);
       break;
     case 'done':
       onDone(f);
@@ -625,7 +635,8 @@ function renderCounsellor(r) {
     r.statusShown = c.status;
     if (document.activeElement !== r.statusSelect) r.statusSelect.value = c.status;
   }
-  const key = c.active.join(',');
+  const urgent = new Set(c.urgent || []);
+  const key = `${c.active.join(',')}|${[...urgent].join(',')}`;
   if (key === r.activeKey) return;
   r.activeKey = key;
   const focused = document.activeElement?.closest?.('.convs li')?.dataset.contactId;
@@ -633,7 +644,8 @@ function renderCounsellor(r) {
     ...c.active.map((id) => {
       const watch = el('button', { type: 'button', class: 'secondary monitor control', text: 'Monitor', 'aria-label': `Monitor conversation ${shortId(id)} with ${c.display_name}` });
       watch.addEventListener('click', () => startMonitor(id));
-      return el('li', { dataset: { contactId: id } }, el('span', { class: 'conv-id', text: `Conversation ${shortId(id)}` }), watch);
+      const risk = urgent.has(id) ? el('span', { class: 'urgent', text: 'imminent risk' }) : '';
+      return el('li', { dataset: { contactId: id, urgent: String(urgent.has(id)) } }, el('span', { class: 'conv-id', text: `Conversation ${shortId(id)}` }), ' ', risk, watch);
     }),
   );
   if (focused) r.convs.querySelector(`li[data-contact-id="${CSS.escape(focused)}"] button`)?.focus();
@@ -1086,6 +1098,15 @@ function refreshEmpty() {
 
 function init() {
   mountLogin();
+  initCases({
+    token: () => state.token,
+    helplineName,
+    counsellorName,
+    notice,
+    announce: (text) => {
+      $('alert-announce').textContent = text;
+    },
+  });
   $('login-form').addEventListener('submit', onLogin);
   $('signout').addEventListener('click', () => signOut(''));
   $('wall').addEventListener('click', () => setWall(!state.wall));

@@ -108,6 +108,18 @@ test('the widget and the console have no serious or critical axe violations', as
   const third = await caller(callerCtx, 'children', 'ru');
   await agent.locator(`.offer[data-contact-id="${third.contactId}"]`).waitFor();
   await assertAccessible(agent, 'the console, with conversations and an offer');
+  // Each conversation's contact form and escalation: every control reachable by its label (casework.test.mjs does the rest).
+  for (const label of ['Caller type', 'Age group (person concerned)', 'Gender (person concerned)', 'Region or district', 'Outcome']) {
+    assert.equal(await firstPane.getByLabel(label, { exact: true }).count(), 1, label);
+  }
+  await firstPane.getByRole('group', { name: 'Categories' }).getByRole('checkbox').first().waitFor();
+  await firstPane.getByRole('group', { name: 'Risk' }).getByRole('radio', { name: /Imminent/ }).waitFor();
+  const escalate = firstPane.getByRole('button', { name: 'Escalate…' });
+  assert.equal(await escalate.getAttribute('aria-expanded'), 'false');
+  await escalate.click();
+  assert.equal(await escalate.getAttribute('aria-expanded'), 'true');
+  await assertAccessible(agent, 'the console, with the escalation panel open');
+  await firstPane.getByRole('button', { name: 'Cancel escalation' }).click();
   await screenshot(agent, 'agent', { docs: 'agent.png' });
   await agent.keyboard.press('Alt+D');
   await agent.locator(`.offer[data-contact-id="${third.contactId}"]`).waitFor({ state: 'detached' });

@@ -1,0 +1,167 @@
+// Casework in the counsellor console: per conversation, the contact form (agent-form.js) and the
+// escalation with placement (agent-escalate.js); beside the conversations, the open wrap-ups (ended
+// contacts whose form is not submitted: the tab cannot be closed until it is) and "My cases" (the cases
+// this counsellor opened, due and overdue marked). agent.js calls the hooks below from small sections.
+//
+// Text is put into the page with textContent only.
+
+import { $, el, timeOf } from './common.js';
+import { apiCall, codeLabel, dateTime, languageName } from './staff.js';
+import { contactForm, dropForm, district } from './agent-form.js';
+import { escalation, onEscalated, onEscalateError } from './agent-escalate.js';
+
+const REFRESH_MS = 60000;
+const DAY_MS = 86400000;
+
+let ctx = null;
+let timer = null;
+
+/**
+ * Starts casework for the console. `context`: `token()`, `send(frame)`, `announce(text)`,
+ * `helplineName(name)`, `openWrapup(wrapup)` (opens an ended contact's pane), `conversations()`.
+ */
+export function initCasework(context) {
+  ctx = context;
+  $('cases-refresh').addEventListener('click', () => refreshCases(true));
+}
+
+/** Signed in (or back after a drop): the side lists, now and every minute. */
+export function caseworkOnline() {
+  refreshCases(false);
+  refreshWrapups();
+  clearInterval(timer);
+  timer = setInterval(() => {
+    refreshCases(false);
+    refreshWrapups();
+  }, REFRESH_MS);
+}
+
+export function caseworkSignedOut() {
+  clearInterval(timer);
+  timer = null;
+  $('my-cases').replaceChildren();
+  $('wrapups').replaceChildren();
+  $('no-cases').hidden = false;
+  $('no-wrapups').hidden = false;
+  $('cases-checked').textContent = '';
+}
+
+// ----- per conversation ---------------------------------------------------------
+
+/** Adds the contact form and the escalation to a new conversation's pane. */
+export function mountCasework(c) {
+  const own = {
+    token: ctx.token,
+    send: ctx.send,
+    announce: ctx.announce,
+    changed: (f) => formChanged(c, f),
+    risk: () => c.cf?.risk || '',
+    district: () => district(c.cf),
+    caseOpened: () => refreshCases(false),
+  };
+  c.cf = contactForm(c, own);
+  c.esc = escalation(c, own);
+  c.casework = el('div', { class: 'casework' }, c.esc.section, c.cf.section);
+  c.pane.append(c.casework);
+}
+
+export function unmountCasework(c) {
+  if (c.cf) dropForm(c.cf);
+}
+
+function formChanged(c, f) {
+  c.tab.classList.toggle('imminent', f.risk === 'imminent');
+  c.pane.classList.toggle('imminent', f.risk === 'imminent');
+  c.tab.querySelector('.risk-mark')?.remove();
+  if (f.risk === 'imminent') c.tab.append(el('span', { class: 'risk-mark', text: ' imminent risk' }));
+  if (c.ended) refreshWrapups();
+  if (f.submitted) c.closeHint?.remove();
+}
+
+/** The `escalated` frame: to its conversation's escalation section. */
+export function caseworkFrame(f) {
+  if (f.type !== 'escalated') return false;
+  const c = ctx.conversations().get(f.contact_id);
+  if (c?.esc) onEscalated(c.esc, f);
+  return true;
+}
+
+/** An `error` frame: true when it answered an escalation (shown in its section). */
+export function caseworkError(f) {
+  const c = f.ref ? ctx.conversations().get(f.ref) : null;
+  return Boolean(c?.esc && onEscalateError(c.esc, f));
+}
+
+/** The conversation ended: its wrap-up stays open until the form is submitted. */
+export function caseworkEnded(c) {
+  refreshWrapups();
+  if (c.cf && !c.cf.submitted) c.cf.heading.textContent = 'Contact form (to submit: the wrap-up is open)';
+}
+
+/**
+ * Whether an ended conversation's tab may close: only once its form is submitted (the server keeps the
+ * wrap-up open until then). Otherwise says so, next to the Close button, and moves to the form.
+ */
+export function mayClose(c) {
+  if (!c.cf || c.cf.submitted) return true;
+  if (!c.closeHint || !c.closeHint.isConnected) {
+    c.closeHint = el('p', { class: 'error close-hint', role: 'alert', text: 'Submit the contact form first: the wrap-up stays open until it is submitted.' });
+    c.endedNote.append(c.closeHint);
+  }
+  c.cf.heading.focus();
+  return false;
+}
+
+// ----- the side lists -----------------------------------------------------------
+
+/** The open wrap-ups: ended contacts whose form is not submitted, each with a button to its form. */
+export async function refreshWrapups() {
+  if (!ctx || !ctx.token()) return;
+  const res = await apiCall(ctx.token(), '/api/v1/contact-forms/incomplete');
+  if (res.status !== 200) return;
+  const list = $('wrapups');
+  const items = res.body.wrapups || [];
+  list.replaceChildren(
+    ...items.map((w) => {
+      const open = el('button', { type: 'button', class: 'secondary open-wrapup', text: 'Open form', 'aria-label': `Open form: ${ctx.helplineName(w.helpline)}, ended at ${w.ended_at ? timeOf(w.ended_at) : '–'}` });
+      open.addEventListener('click', () => ctx.openWrapup(w));
+      const what = `${ctx.helplineName(w.helpline)} · ${languageName(w.language)}${w.channel === 'call' ? ' · call' : ''}`;
+      const when = w.ended_at ? `ended ${timeOf(w.ended_at)}` : 'ended';
+      return el(
+        'li',
+        { class: 'wrapup', dataset: { contactId: w.contact_id } },
+        el('p', { text: what }),
+        el('p', { class: 'muted', text: `${when} · ${w.form_status === 'draft' ? 'draft saved' : 'no form yet'}` }),
+        open,
+      );
+    }),
+  );
+  $('no-wrapups').hidden = items.length > 0;
+  $('wrapups-count').textContent = items.length ? ` (${items.length})` : '';
+}
+
+/** My cases: the open cases this counsellor opened, soonest deadline first, overdue and due within 24 h marked. */
+export async function refreshCases(byHand) {
+  if (!ctx || !ctx.token()) return;
+  const res = await apiCall(ctx.token(), '/api/v1/cases');
+  if (res.status !== 200) {
+    if (byHand) $('cases-checked').textContent = 'The cases cannot be loaded now; try again in a moment.';
+    return;
+  }
+  const now = Date.parse(res.body.now);
+  const cases = res.body.cases || [];
+  $('my-cases').replaceChildren(
+    ...cases.map((c) => {
+      const due = c.due_at_ms == null ? 'none' : c.due_at_ms <= now ? 'overdue' : c.due_at_ms <= now + DAY_MS ? 'soon' : 'later';
+      const mark = { overdue: 'Overdue', soon: 'Due within 24 h' }[due];
+      return el(
+        'li',
+        { class: 'case', dataset: { caseId: c.id, due } },
+        el('p', {}, el('strong', { class: 'case-number', text: c.number }), ' ', mark ? el('span', { class: `due-mark ${due}`, text: mark }) : ''),
+        el('p', { class: 'muted', text: `${ctx.helplineName(c.helpline)} · ${codeLabel(c.stage)}${c.due_at ? ` · ${codeLabel(c.due_what || '')} due ${dateTime(c.due_at)}` : ''}` }),
+      );
+    }),
+  );
+  $('no-cases').hidden = cases.length > 0;
+  $('cases-checked').textContent = `Checked at ${timeOf(now)}.`;
+}
