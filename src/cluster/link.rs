@@ -78,7 +78,8 @@ pub struct Link {
     pub keys: Keys,
     hub: Arc<Hub>,
     me: Weak<Link>,
-    local: RwLock<Option<Local>>,
+    /// The local queues while this node leads, and until when its lease is surely still valid.
+    local: RwLock<Option<(Local, tokio::time::Instant)>>,
     out: mpsc::Sender<Publish>,
     pending: Mutex<HashMap<ReplyId, Pending>>,
     next_req: AtomicU64,
@@ -118,17 +119,44 @@ impl Link {
         link
     }
 
-    /// Installs (leader) or removes (follower) the local engine and relay queues.
-    pub fn set_local(&self, local: Option<Local>) {
+    /// Installs (leader, lease valid until `until`) or removes (follower) the local engine and relay queues.
+    pub fn set_local(&self, local: Option<(Local, tokio::time::Instant)>) {
         *self.local.write().unwrap_or_else(|p| p.into_inner()) = local;
     }
 
+    /// A renewal went through: the lease is valid until `until`.
+    pub fn extend(&self, until: tokio::time::Instant) {
+        if let Some((_, valid)) = self.local.write().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            *valid = until;
+        }
+    }
+
+    /// The local queues, only while the lease is surely ours: a leader that was paused past its
+    /// lease neither routes nor serves commands (its writes would be fenced anyway; this also stops
+    /// its reads and frames) until it has renewed or stepped down.
     fn local(&self) -> Option<Local> {
-        self.local.read().unwrap_or_else(|p| p.into_inner()).clone()
+        let local = self.local.read().unwrap_or_else(|p| p.into_inner());
+        local.as_ref().filter(|(_, until)| tokio::time::Instant::now() < *until).map(|(l, _)| l.clone())
+    }
+
+    /// Where a command goes now: the local queues (leading, lease valid), or None (following). While
+    /// this node leads but its lease is in doubt (a late renewal, a pause), waits for the renewal or
+    /// the step-down instead of guessing.
+    async fn route(&self) -> Option<Local> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(local) = self.local() {
+                return Some(local);
+            }
+            if !self.is_leader() || tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn is_leader(&self) -> bool {
-        self.local().is_some()
+        self.local.read().unwrap_or_else(|p| p.into_inner()).is_some()
     }
 
     /// Drops every reply this node waits for: the sessions waiting hear "no answer".
@@ -181,7 +209,8 @@ impl Link {
         tokio::spawn(async move {
             let value = rx.await.ok().and_then(|t| serde_json::to_value(map(t)).ok());
             if let Some(link) = link.upgrade() {
-                link.to_node(&node, &NodeItem::Reply { req, value });
+                let item = NodeItem::Reply { req, answered: value.is_some(), value: value.unwrap_or_default() };
+                link.to_node(&node, &item);
             }
         });
         tx
@@ -226,7 +255,7 @@ impl Link {
 
     /// An engine command from a session of this node: to the local engine on the leader, else over Redis.
     pub async fn engine(&self, cmd: EngineCommand) -> bool {
-        if let Some(local) = self.local() {
+        if let Some(local) = self.route().await {
             return local.engine.send(cmd).await.is_ok();
         }
         let (wire, reqs) = match cmd {
@@ -275,7 +304,7 @@ impl Link {
 
     /// A relay command from a session of this node: to the local relay on the leader, else over Redis.
     pub async fn relay(&self, cmd: RelayCommand) -> bool {
-        if let Some(local) = self.local() {
+        if let Some(local) = self.route().await {
             return local.relay.send(cmd).await.is_ok();
         }
         let (wire, reqs) = match cmd {
@@ -355,7 +384,7 @@ impl Link {
         if !self.first_time(&env.id) {
             return;
         }
-        let Some(local) = self.local() else { return };
+        let Some(local) = self.route().await else { return };
         let from = env.from.as_str();
         match env.cmd {
             Wire::Detach { caller, key, conn } => self.hub.detach_remote(caller, &key, conn),
@@ -456,10 +485,10 @@ impl Link {
             NodeItem::Close { conn, code } => {
                 self.hub.push_local(conn, Outgoing::Close { code, reason: close_reason(code) });
             }
-            NodeItem::Reply { req, value } => {
+            NodeItem::Reply { req, answered, value } => {
                 let p = self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&req);
                 if let Some(p) = p {
-                    p(value);
+                    p(answered.then_some(value));
                 }
             }
         }

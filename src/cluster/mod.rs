@@ -182,7 +182,10 @@ impl Cluster {
                     let started = tokio::time::Instant::now();
                     let mut redis = self.redis.clone();
                     match lease::renew(&mut redis, &self.keys, &lead.value, self.lease_ms()).await {
-                        Ok(true) => lead.valid_until = started + self.settings.lease - every,
+                        Ok(true) => {
+                            lead.valid_until = started + self.settings.lease - every;
+                            self.link.extend(lead.valid_until);
+                        }
                         Ok(false) => self.step_down(&mut leadership, "the lease is held by another node").await,
                         Err(err) => {
                             tracing::warn!(error = %err, "renewing the lease failed");
@@ -260,11 +263,10 @@ impl Cluster {
             }
         };
         let value = lease::value(&self.node, token);
-        match self.lead(token).await {
+        let valid_until = started + self.settings.lease - self.settings.lease / 3;
+        match self.lead(token, valid_until).await {
             Ok((stop_reader, tasks)) => {
-                let every = self.settings.lease / 3;
-                *leadership =
-                    Some(Leadership { token, value, stop_reader, tasks, valid_until: started + self.settings.lease - every });
+                *leadership = Some(Leadership { token, value, stop_reader, tasks, valid_until });
                 self.observe(&self.node, token);
                 tracing::info!(node = %self.node, token, "took the lead: routing engine rebuilt from the database");
             }
@@ -276,7 +278,7 @@ impl Cluster {
     }
 
     /// Raises the fence, rebuilds the engine and relay from PostgreSQL on a fenced store, and starts reading commands.
-    async fn lead(&self, token: i64) -> anyhow::Result<(watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>)> {
+    async fn lead(&self, token: i64, valid_until: tokio::time::Instant) -> anyhow::Result<(watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>)> {
         if !self.store.raise_fence(token, &self.node, self.clock.now_ms()).await? {
             anyhow::bail!("the fence is already at or above token {token}");
         }
@@ -294,7 +296,7 @@ impl Cluster {
         let start = format!("{}-0", secs * 1000 + micros / 1000);
         let (stop_reader, stopped) = watch::channel(false);
         let reads = connect(&self.client, true).await?;
-        self.link.set_local(Some(Local { engine, relay }));
+        self.link.set_local(Some((Local { engine, relay }, valid_until)));
         tokio::spawn(link::command_reader(self.link.clone(), reads, start, stopped));
         Ok((stop_reader, vec![engine_task, relay_task]))
     }

@@ -115,8 +115,8 @@ pub enum NodeItem {
     Frame { conn: ConnId, text: String },
     Ended { conn: ConnId, contact: String, text: String },
     Close { conn: ConnId, code: u16 },
-    /// `value` None: the command was dropped without an answer.
-    Reply { req: ReplyId, value: Option<serde_json::Value> },
+    /// `answered` false: the command was dropped without an answer (`value` is then null, as is a unit answer).
+    Reply { req: ReplyId, answered: bool, value: serde_json::Value },
 }
 
 fn agent_status(s: crate::routing::Status) -> AgentStatus {

@@ -412,8 +412,9 @@ async fn leader_killed_another_takes_over_and_nothing_is_lost() {
 
     // Power cut on the leader.
     let killed_at = Instant::now();
+    let killed = leader.id.clone();
     leader.sigkill().await;
-    let new_leader = settled(&followers, &admin, None).await;
+    let new_leader = settled(&followers, &admin, Some(&killed)).await;
     let takeover = killed_at.elapsed();
     println!("cluster: new leader {new_leader} took over {} ms after the SIGKILL (lease {LEASE_MS} ms)", takeover.as_millis());
     assert!(takeover < Duration::from_millis(LEASE_MS * 2 + 1000), "takeover within the lease time (+ a renew period): {takeover:?}");
