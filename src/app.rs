@@ -46,6 +46,8 @@ pub struct Settings {
     pub rate_limit: crate::ws::RateLimit,
     /// Per-address limits: sockets, new chats, logins; trusted proxies.
     pub guard: crate::guard::GuardSettings,
+    /// Cluster mode (PostgreSQL and Redis); None: a single node.
+    pub cluster: Option<crate::cluster::ClusterSettings>,
 }
 
 impl Settings {
@@ -63,6 +65,7 @@ impl Settings {
             allowed_origins: Vec::new(),
             rate_limit: crate::ws::RateLimit::default(),
             guard: crate::guard::GuardSettings::default(),
+            cluster: None,
         }
     }
 }
@@ -86,6 +89,8 @@ pub struct AppState {
     pub rate_limit: crate::ws::RateLimit,
     /// Per-address abuse limits.
     pub guard: Arc<crate::guard::Guard>,
+    /// This node's cluster membership (cluster mode only).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// Counts live WebSocket sessions, so shutdown can wait for them to finish.
@@ -130,8 +135,9 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     shutdown_tx: watch::Sender<bool>,
-    engine_task: tokio::task::JoinHandle<()>,
-    relay_task: tokio::task::JoinHandle<()>,
+    /// The engine and relay tasks of a single node (in cluster mode they belong to the leadership).
+    engine_task: Option<tokio::task::JoinHandle<()>>,
+    relay_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -152,9 +158,26 @@ impl Application {
         let previous = settings.jwt_previous_secret.clone().unwrap_or_default();
         let auth = Arc::new(AuthKeys::new(secret.as_bytes(), settings.token_ttl).with_previous(previous.as_bytes()));
         let helplines = store.helplines().await?;
-        let hub = Arc::new(Hub::new());
-        let (relay, relay_task) = relay::spawn(store.clone(), hub.clone(), clock).await?;
-        let (engine, engine_task) = engine_task::spawn(store.clone(), hub.clone(), relay.clone(), clock, &helplines).await?;
+        let (hub, engine, relay, engine_task, relay_task, cluster) = match &settings.cluster {
+            None => {
+                let hub = Arc::new(Hub::new());
+                let (relay, relay_task) = relay::spawn(store.clone(), hub.clone(), clock).await?;
+                let (engine, engine_task) =
+                    engine_task::spawn(store.clone(), hub.clone(), relay.clone(), clock, &helplines).await?;
+                (hub, engine, relay, Some(engine_task), Some(relay_task), None)
+            }
+            Some(cluster) => {
+                // Socket ids are carried between nodes: each node numbers from a random base.
+                let hub = Arc::new(Hub::with_id_base(u64::from(rand::random::<u32>()) << 24));
+                let cluster =
+                    crate::cluster::Cluster::start(cluster.clone(), store.clone(), hub.clone(), clock, helplines.clone())
+                        .await
+                        .context("joining the cluster")?;
+                let engine = EngineHandle::clustered(cluster.link.clone());
+                let relay = RelayHandle::clustered(cluster.link.clone());
+                (hub, engine, relay, None, None, Some(cluster))
+            }
+        };
         let (shutdown_tx, shutdown) = watch::channel(false);
         let state = AppState {
             store,
@@ -170,6 +193,7 @@ impl Application {
             allowed_origins: Arc::new(settings.allowed_origins.clone()),
             rate_limit: settings.rate_limit,
             guard: Arc::new(crate::guard::Guard::new(settings.guard.clone())),
+            cluster,
         };
         tokio::spawn(watch_disabled_accounts(state.clone(), settings.account_check_every));
         tokio::spawn(crate::supervise::run_feed(state.clone()));
@@ -179,6 +203,9 @@ impl Application {
         }
         tokio::spawn(crate::api::escalations::run_ack_watch(state.clone()));
         let listener = TcpListener::bind(&settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+        if let (Some(cluster), Ok(addr)) = (&state.cluster, listener.local_addr()) {
+            cluster.set_address(addr.to_string());
+        }
         Ok(Application { listener, state, shutdown_tx, engine_task, relay_task })
     }
 
@@ -217,9 +244,16 @@ impl Application {
             tracing::warn!(live = state.sessions.live(), "sessions still open after 10 s; closing anyway");
         }
         let store = state.store.clone();
+        if let Some(cluster) = &state.cluster {
+            cluster.leave().await;
+        }
         drop(state);
-        let _ = engine_task.await;
-        let _ = relay_task.await;
+        if let Some(task) = engine_task {
+            let _ = task.await;
+        }
+        if let Some(task) = relay_task {
+            let _ = task.await;
+        }
         store.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -108,6 +108,19 @@ pub struct ServeArgs {
     /// Seconds between roll-ups of settled hours for reports; 0: only with `helpline rollup`.
     #[arg(long, env = "HELPLINE_REPORT_ROLLUP_EVERY_SECS", default_value_t = 300)]
     pub report_rollup_every_secs: u64,
+    /// Cluster mode: `redis://HOST:PORT`. With a PostgreSQL database, this node joins the cluster
+    /// of every node using the same database, Redis and prefix.
+    #[arg(long = "redis", env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Cluster mode: this node's id (unique in the cluster; default: random).
+    #[arg(long, env = "HELPLINE_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Cluster mode: the leader lease in milliseconds; a dead leader is replaced within it.
+    #[arg(long, env = "HELPLINE_LEASE_MS", default_value_t = 5000)]
+    pub lease_ms: u64,
+    /// Cluster mode: prefix of every Redis key (several clusters can share one Redis).
+    #[arg(long, env = "HELPLINE_REDIS_PREFIX", default_value = "helpline")]
+    pub redis_prefix: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -239,6 +252,12 @@ async fn serve(database: String, args: ServeArgs) -> anyhow::Result<()> {
             logins_per_ip_per_min: args.logins_per_ip_per_min,
             logins_per_account_per_min: args.logins_per_account_per_min,
         },
+        cluster: args.redis_url.filter(|u| !u.is_empty()).map(|url| crate::cluster::ClusterSettings {
+            redis_url: url,
+            node_id: args.node_id,
+            lease: Duration::from_millis(args.lease_ms.max(300)),
+            prefix: args.redis_prefix,
+        }),
     };
     let app = Application::build(settings).await?;
     let addr = app.local_addr();

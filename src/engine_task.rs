@@ -48,16 +48,38 @@ pub enum EngineCommand {
     StartCall { contact: NewContact, call: CallInfo, done: oneshot::Sender<()> },
 }
 
-/// A cheap handle to the engine task.
+/// A cheap handle to the engine task: this process's, or (cluster mode) the leader's, wherever it runs.
 #[derive(Clone, Debug)]
 pub struct EngineHandle {
-    tx: mpsc::Sender<EngineCommand>,
+    route: EngineRoute,
+}
+
+#[derive(Clone, Debug)]
+enum EngineRoute {
+    Local(mpsc::Sender<EngineCommand>),
+    Cluster(Arc<crate::cluster::link::Link>),
 }
 
 impl EngineHandle {
+    /// Cluster mode: commands go to the leader's engine task (local channel or Redis).
+    pub fn clustered(link: Arc<crate::cluster::link::Link>) -> EngineHandle {
+        EngineHandle { route: EngineRoute::Cluster(link) }
+    }
+
+    /// The engine task's queue, when it runs in this process.
+    pub fn local_sender(&self) -> Option<mpsc::Sender<EngineCommand>> {
+        match &self.route {
+            EngineRoute::Local(tx) => Some(tx.clone()),
+            EngineRoute::Cluster(_) => None,
+        }
+    }
+
     /// Sends a command; false if the engine task has stopped.
     pub async fn send(&self, cmd: EngineCommand) -> bool {
-        self.tx.send(cmd).await.is_ok()
+        match &self.route {
+            EngineRoute::Local(tx) => tx.send(cmd).await.is_ok(),
+            EngineRoute::Cluster(link) => link.engine(cmd).await,
+        }
     }
 
     pub async fn input(&self, input: Input) -> bool {
@@ -204,7 +226,7 @@ pub async fn spawn(
     let (tx, rx) = mpsc::channel(4096);
     let task = EngineTask { engine, offered: Default::default(), calls, store, hub, relay, clock };
     let join = tokio::spawn(task.run(rx));
-    Ok((EngineHandle { tx }, join))
+    Ok((EngineHandle { route: EngineRoute::Local(tx) }, join))
 }
 
 /// Most commands handled in one batch (one commit).
@@ -414,6 +436,10 @@ impl EngineTask {
                         METRICS.commit("routing", started.elapsed());
                     }
                     return true;
+                }
+                Err(crate::store::StoreError::Fenced) => {
+                    tracing::error!("routing step refused: a newer leader holds the lease; nothing of it is announced");
+                    return false;
                 }
                 Err(err) => {
                     tracing::error!(error = %err, attempt, "committing a routing step failed");

@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/ws/agent", get(crate::ws::agent::upgrade))
         .route("/ws/supervisor", get(crate::ws::supervisor::upgrade))
         .merge(crate::web::router())
+        .merge(crate::cluster::router())
         .merge(crate::reports::router())
         .merge(crate::staffing::router())
         .merge(crate::telephony::router())
@@ -57,13 +58,17 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: the database answers.
+/// Readiness: the database answers (and, in cluster mode, Redis).
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.store.ping().await {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+    if !state.store.ping().await {
+        return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response();
     }
+    if let Some(cluster) = &state.cluster {
+        if !cluster.redis_ready().await {
+            return (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable").into_response();
+        }
+    }
+    (StatusCode::OK, "ready").into_response()
 }
 
 #[derive(Deserialize)]

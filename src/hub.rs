@@ -30,13 +30,27 @@ pub enum Outgoing {
     Close { code: u16, reason: &'static str },
 }
 
-/// The sending half of a socket's outbox.
+/// The sending half of a socket's outbox: a socket of this process, or (cluster mode, on the
+/// leader) a socket held by another node, reached through [`RemotePush`].
 #[derive(Clone, Debug)]
 pub struct Outbox {
     pub id: ConnId,
-    tx: mpsc::Sender<Outgoing>,
-    overflow: Arc<Notify>,
+    sink: Sink,
 }
+
+#[derive(Clone, Debug)]
+enum Sink {
+    Local { tx: mpsc::Sender<Outgoing>, overflow: Arc<Notify> },
+    Remote { node: Arc<str>, link: Arc<dyn RemotePush> },
+}
+
+/// Cluster mode: carries an outgoing item to socket `conn` on node `node` (never waits).
+pub trait RemotePush: Send + Sync + std::fmt::Debug {
+    fn push(&self, node: &str, conn: ConnId, item: Outgoing) -> bool;
+}
+
+/// Cluster mode: a socket of this node was detached from a contact (caller) or an account (counsellor).
+pub type DetachHook = Box<dyn Fn(bool, &str, ConnId) + Send + Sync>;
 
 /// The receiving half, owned by the socket's session.
 pub struct Inbox {
@@ -48,13 +62,30 @@ pub struct Inbox {
 impl Outbox {
     /// Queues an outgoing item; returns false (and flags the overflow) when the socket is too slow or gone.
     pub fn push(&self, item: Outgoing) -> bool {
-        match self.tx.try_send(item) {
+        let (tx, overflow) = match &self.sink {
+            Sink::Local { tx, overflow } => (tx, overflow),
+            Sink::Remote { node, link } => return link.push(node, self.id, item),
+        };
+        match tx.try_send(item) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.overflow.notify_one();
+                overflow.notify_one();
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// A socket `conn` held by node `node`, reached through `link` (cluster mode).
+    pub fn remote(node: Arc<str>, conn: ConnId, link: Arc<dyn RemotePush>) -> Outbox {
+        Outbox { id: conn, sink: Sink::Remote { node, link } }
+    }
+
+    /// The node holding this socket when it is another node's (cluster mode).
+    pub fn remote_node(&self) -> Option<&str> {
+        match &self.sink {
+            Sink::Local { .. } => None,
+            Sink::Remote { node, .. } => Some(node),
         }
     }
 
@@ -63,7 +94,10 @@ impl Outbox {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        match &self.sink {
+            Sink::Local { tx, .. } => tx.is_closed(),
+            Sink::Remote { .. } => false,
+        }
     }
 }
 
@@ -74,6 +108,8 @@ pub struct Hub {
     inner: Mutex<Inner>,
     /// Telephone exchanges' sockets and waiting commands.
     pub gateways: crate::telephony::Gateways,
+    /// Cluster mode: tells the leader when a socket of this node is detached.
+    detach_hook: std::sync::OnceLock<DetachHook>,
 }
 
 #[derive(Default)]
@@ -87,11 +123,56 @@ struct Inner {
     /// Every staff socket (counsellor console, supervisor dashboard) by user id: what logout and
     /// disabling an account close.
     staff: Registry,
+    /// Every socket of this process by id, until its session ends (cluster mode delivers by id).
+    local: HashMap<ConnId, Outbox>,
 }
 
 impl Hub {
     pub fn new() -> Hub {
         Hub::default()
+    }
+
+    /// A hub whose socket ids start at `base` (cluster mode: ids unique across nodes).
+    pub fn with_id_base(base: u64) -> Hub {
+        let hub = Hub::default();
+        hub.next_id.store(base, Ordering::Relaxed);
+        hub
+    }
+
+    /// Cluster mode: `hook(is_caller, key, conn)` runs on every detach of a caller or counsellor socket.
+    pub fn set_detach_hook(&self, hook: DetachHook) {
+        let _ = self.detach_hook.set(hook);
+    }
+
+    fn detached(&self, caller: bool, key: &str, conn: ConnId) {
+        if let Some(hook) = self.detach_hook.get() {
+            hook(caller, key, conn);
+        }
+    }
+
+    /// Queues an item for socket `conn` of this process; false if it is gone.
+    pub fn push_local(&self, conn: ConnId, item: Outgoing) -> bool {
+        let outbox = self.lock().local.get(&conn).cloned();
+        outbox.is_some_and(|o| o.push(item))
+    }
+
+    /// The outbox of socket `conn` of this process.
+    pub fn local_outbox(&self, conn: ConnId) -> Option<Outbox> {
+        self.lock().local.get(&conn).cloned()
+    }
+
+    /// Forgets a socket whose session has ended.
+    pub fn forget(&self, conn: ConnId) {
+        self.lock().local.remove(&conn);
+    }
+
+    /// Asks every socket of this process to close (cluster mode: the leader changed; clients resume).
+    pub fn close_local(&self, code: u16, reason: &'static str) -> usize {
+        let all: Vec<Outbox> = self.lock().local.values().cloned().collect();
+        for o in &all {
+            o.push(Outgoing::Close { code, reason });
+        }
+        all.len()
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -104,7 +185,9 @@ impl Hub {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
         let overflow = Arc::new(Notify::new());
-        (Outbox { id, tx, overflow: overflow.clone() }, Inbox { rx, overflow })
+        let outbox = Outbox { id, sink: Sink::Local { tx, overflow: overflow.clone() } };
+        self.lock().local.insert(id, outbox.clone());
+        (outbox, Inbox { rx, overflow })
     }
 
     /// Registers a caller socket for a contact; returns how many it now has.
@@ -114,7 +197,9 @@ impl Hub {
 
     /// Removes a caller socket; returns how many the contact still has.
     pub fn detach_caller(&self, contact: &str, conn: ConnId) -> usize {
-        detach(&mut self.lock().callers, contact, conn)
+        let left = detach(&mut self.lock().callers, contact, conn);
+        self.detached(true, contact, conn);
+        left
     }
 
     pub fn caller_online(&self, contact: &str) -> bool {
@@ -128,7 +213,15 @@ impl Hub {
 
     /// Removes a counsellor socket; returns how many the counsellor still has.
     pub fn detach_agent(&self, user: &str, conn: ConnId) -> usize {
-        detach(&mut self.lock().agents, user, conn)
+        let left = detach(&mut self.lock().agents, user, conn);
+        self.detached(false, user, conn);
+        left
+    }
+
+    /// Removes a socket of another node (cluster mode, on the leader), without running the detach hook.
+    pub fn detach_remote(&self, caller: bool, key: &str, conn: ConnId) {
+        let mut inner = self.lock();
+        detach(if caller { &mut inner.callers } else { &mut inner.agents }, key, conn);
     }
 
     pub fn agent_online(&self, user: &str) -> bool {

@@ -7,6 +7,7 @@
 //! - [`engine_task`]: the one task that owns the engine, commits its steps, then notifies.
 //! - [`relay`]: the conversation task: message group commits, acks, ordered delivery.
 //! - [`supervise`]: the supervisors' live board, built every second.
+//! - [`cluster`]: cluster mode on PostgreSQL and Redis: leader lease with a fencing token, forwarding between nodes.
 //! - [`hub`]: the registry of live sockets and their bounded outboxes.
 //! - [`ws`]: the WebSocket endpoints (caller, counsellor) and the session loop.
 //! - [`http`]: REST routes (login, tickets, health).
@@ -26,6 +27,7 @@ pub mod auth;
 pub mod cli;
 pub mod casework;
 pub mod clock;
+pub mod cluster;
 pub mod demo;
 pub mod engine_task;
 pub mod error;

@@ -52,16 +52,38 @@ pub enum RelayCommand {
     Join { contact: String, supervisor: String, name: String, outbox: Outbox, done: oneshot::Sender<bool> },
 }
 
-/// A cheap handle to the relay task.
+/// A cheap handle to the relay task: this process's, or (cluster mode) the leader's, wherever it runs.
 #[derive(Clone, Debug)]
 pub struct RelayHandle {
-    tx: mpsc::Sender<RelayCommand>,
+    route: RelayRoute,
+}
+
+#[derive(Clone, Debug)]
+enum RelayRoute {
+    Local(mpsc::Sender<RelayCommand>),
+    Cluster(std::sync::Arc<crate::cluster::link::Link>),
 }
 
 impl RelayHandle {
+    /// Cluster mode: commands go to the leader's relay task (local channel or Redis).
+    pub fn clustered(link: std::sync::Arc<crate::cluster::link::Link>) -> RelayHandle {
+        RelayHandle { route: RelayRoute::Cluster(link) }
+    }
+
+    /// The relay task's queue, when it runs in this process.
+    pub fn local_sender(&self) -> Option<mpsc::Sender<RelayCommand>> {
+        match &self.route {
+            RelayRoute::Local(tx) => Some(tx.clone()),
+            RelayRoute::Cluster(_) => None,
+        }
+    }
+
     /// Sends a command; false if the relay has stopped (shutdown).
     pub async fn send(&self, cmd: RelayCommand) -> bool {
-        self.tx.send(cmd).await.is_ok()
+        match &self.route {
+            RelayRoute::Local(tx) => tx.send(cmd).await.is_ok(),
+            RelayRoute::Cluster(link) => link.relay(cmd).await,
+        }
     }
 }
 
@@ -107,7 +129,7 @@ pub async fn spawn(
     let (tx, rx) = mpsc::channel(4096);
     let relay = Relay { store, hub, clock, open, names: HashMap::new() };
     let task = tokio::spawn(relay.run(rx));
-    Ok((RelayHandle { tx }, task))
+    Ok((RelayHandle { route: RelayRoute::Local(tx) }, task))
 }
 
 impl Relay {

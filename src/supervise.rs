@@ -216,7 +216,8 @@ pub async fn run_feed(state: AppState) {
         if supervisors.is_empty() {
             continue;
         }
-        let Some(snapshot) = state.engine.snapshot().await else { return };
+        // None: the engine stopped (shutdown), or, in cluster mode, it runs on another node.
+        let Some(snapshot) = state.engine.snapshot().await else { continue };
         let unnamed: Vec<String> =
             snapshot.counsellors.iter().map(|c| counsellor_str(c.id)).filter(|id| !names.contains_key(id)).collect();
         for id in unnamed {

@@ -3,7 +3,7 @@
 use super::{BeginWrite, new_id, on_pool, Store, StoreResult};
 
 /// A contact as stored.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct ContactRecord {
     pub id: String,
     pub channel: String,
@@ -132,6 +132,7 @@ impl Store {
         }
         on_pool!(self, pool => async {
             let mut tx = pool.begin_write().await?;
+            super::cluster::fence_check!(self, tx);
             for change in changes {
                 match change {
                     Change::Offered { contact, counsellor, at, expires_at, as_backup } => {
@@ -201,7 +202,8 @@ impl Store {
                     }
                 }
             }
-            tx.commit().await
+            tx.commit().await?;
+            Ok::<(), super::StoreError>(())
         }.await)?;
         Ok(())
     }

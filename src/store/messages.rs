@@ -49,6 +49,7 @@ impl Store {
         );
         on_pool!(self, pool => async {
             let mut tx = pool.begin_write().await?;
+            super::cluster::fence_check!(self, tx);
             let mut next_seq: HashMap<&str, i64> = HashMap::new();
             let mut out = Vec::with_capacity(batch.len());
             for m in batch {
@@ -93,8 +94,8 @@ impl Store {
                 });
             }
             tx.commit().await?;
-            Ok::<_, sqlx::Error>(out)
-        }.await).map_err(Into::into)
+            Ok::<_, super::StoreError>(out)
+        }.await)
     }
 
     /// The contact's messages with seq greater than `after`, in order.

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod calls;
 pub mod cases;
 pub mod commands;
+pub mod cluster;
 pub mod contacts;
 pub mod forms;
 pub mod gateways;
@@ -38,6 +39,10 @@ pub enum StoreError {
     Sqlx(#[from] sqlx::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Cluster mode: this node's fencing token is no longer the current one (a newer leader took
+    /// over); the write was refused and nothing was stored.
+    #[error("fenced: a newer leader holds the routing lease")]
+    Fenced,
 }
 
 impl StoreError {
@@ -65,6 +70,8 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) pool: Pool,
+    /// Cluster mode, on the leader: the fencing token its routing and message writes must still hold.
+    pub(crate) fence: Option<cluster::FenceToken>,
 }
 
 #[derive(Clone, Debug)]
@@ -114,13 +121,17 @@ impl Store {
     /// SQLite runs in WAL mode with `synchronous=FULL`: a commit is on disk before it returns.
     pub async fn connect(url: &str) -> StoreResult<Store> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+            // A transaction left open by a paused process (a cluster leader stopped mid-commit) must
+            // not hold its locks for ever: the server ends it after 5 s.
+            let opts = PgConnectOptions::from_str(url)
+                .map_err(|e| StoreError::BadUrl(e.to_string()))?
+                .options([("idle_in_transaction_session_timeout", "5000")]);
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(opts)
                 .await?;
-            Ok(Store { pool: Pool::Postgres(pool) })
+            Ok(Store { pool: Pool::Postgres(pool), fence: None })
         } else if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
                 .map_err(|e| StoreError::BadUrl(e.to_string()))?
@@ -134,7 +145,7 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(opts)
                 .await?;
-            Ok(Store { pool: Pool::Sqlite(pool) })
+            Ok(Store { pool: Pool::Sqlite(pool), fence: None })
         } else {
             Err(StoreError::BadUrl(format!(
                 "expected sqlite:PATH or postgres://…, got {:?}",

@@ -35,7 +35,7 @@ impl Role {
 }
 
 /// An account as stored (the password hash stays in the store module).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct User {
     pub id: String,
     pub username: String,

@@ -229,6 +229,7 @@ pub async fn run_session<H: Handler>(
         }
         let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
     }
+    state.hub.forget(me.id);
     drop(me);
     handler.on_close().await;
 }

@@ -12,6 +12,7 @@ mod bad_input;
 mod cases;
 mod chat_flow;
 mod cli;
+mod cluster;
 mod durability;
 mod exchange;
 mod reports;

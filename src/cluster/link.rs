@@ -1,0 +1,675 @@
+//! The traffic between nodes: commands forwarded to the leader's engine and relay, and frames and replies back to the node holding a socket.
+//!
+//! Every node has one stream of items for its sockets (`<prefix>:node:<id>`), read by
+//! [`node_reader`]; the leader reads the command stream (`<prefix>:cmd`) with
+//! [`command_reader`]. One publisher task per node writes both, in order, pipelined.
+//! Redis Streams keep entries across a reader's reconnect; a command carries an id, and
+//! the leader handles each id once.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::streams::StreamReadReply;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::wire::{Envelope, NodeItem, ReplyId, Wire, WireContact, WireEngine, WireInput, WireIntervene, WireProfile, WireRelay};
+use crate::engine_task::{EngineCommand, InterveneError};
+use crate::hub::{ConnId, Hub, Outbox, Outgoing, RemotePush};
+use crate::relay::RelayCommand;
+use crate::telephony::CallInfo;
+
+/// Entries kept per stream (approximate trimming): far more than any backlog a live reader has.
+const STREAM_MAXLEN: usize = 100_000;
+/// Command ids remembered by the leader to drop repeats.
+const SEEN_IDS: usize = 50_000;
+/// Items waiting for the publisher at most; past that new ones are dropped (and the socket resumes).
+const OUTBOX: usize = 65_536;
+
+/// Redis key names under a prefix.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    pub prefix: String,
+}
+
+impl Keys {
+    pub fn commands(&self) -> String {
+        format!("{}:cmd", self.prefix)
+    }
+    pub fn node(&self, node: &str) -> String {
+        format!("{}:node:{node}", self.prefix)
+    }
+    pub fn lease(&self) -> String {
+        format!("{}:lease", self.prefix)
+    }
+    pub fn token(&self) -> String {
+        format!("{}:token", self.prefix)
+    }
+    pub fn nodes(&self) -> String {
+        format!("{}:nodes", self.prefix)
+    }
+    pub fn node_info(&self) -> String {
+        format!("{}:nodeinfo", self.prefix)
+    }
+}
+
+/// What the publisher writes.
+enum Publish {
+    Command { json: String, reqs: Vec<ReplyId> },
+    ToNode { node: String, json: String },
+}
+
+type Pending = Box<dyn FnOnce(Option<serde_json::Value>) + Send>;
+
+/// The leader's engine and relay queues, while this node is the leader.
+#[derive(Clone)]
+pub struct Local {
+    pub engine: mpsc::Sender<EngineCommand>,
+    pub relay: mpsc::Sender<RelayCommand>,
+}
+
+/// This node's end of the traffic between nodes.
+pub struct Link {
+    pub node: Arc<str>,
+    pub keys: Keys,
+    hub: Arc<Hub>,
+    me: Weak<Link>,
+    /// The local queues while this node leads, and until when its lease is surely still valid.
+    local: RwLock<Option<(Local, tokio::time::Instant)>>,
+    out: mpsc::Sender<Publish>,
+    pending: Mutex<HashMap<ReplyId, Pending>>,
+    next_req: AtomicU64,
+    seen: Mutex<(HashSet<String>, VecDeque<String>)>,
+    /// Milliseconds (stream id time) of the last entry read from the command stream / this node's stream.
+    pub commands_read_ms: AtomicI64,
+    pub items_read_ms: AtomicI64,
+    /// False while this node's stream cannot be read (Redis unreachable).
+    pub redis_ok: AtomicBool,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link").field("node", &self.node).finish_non_exhaustive()
+    }
+}
+
+impl Link {
+    /// A link for node `node`; its publisher writes through `conn`.
+    pub fn start(node: &str, keys: Keys, hub: Arc<Hub>, conn: ConnectionManager) -> Arc<Link> {
+        let (out, rx) = mpsc::channel(OUTBOX);
+        let link = Arc::new_cyclic(|me| Link {
+            node: node.into(),
+            keys,
+            hub,
+            me: me.clone(),
+            local: RwLock::new(None),
+            out,
+            pending: Mutex::new(HashMap::new()),
+            next_req: AtomicU64::new(rand::random::<u32>() as u64),
+            seen: Mutex::new((HashSet::new(), VecDeque::new())),
+            commands_read_ms: AtomicI64::new(0),
+            items_read_ms: AtomicI64::new(0),
+            redis_ok: AtomicBool::new(true),
+        });
+        tokio::spawn(publisher(link.clone(), conn, rx));
+        link
+    }
+
+    /// Installs (leader, lease valid until `until`) or removes (follower) the local engine and relay queues.
+    pub fn set_local(&self, local: Option<(Local, tokio::time::Instant)>) {
+        *self.local.write().unwrap_or_else(|p| p.into_inner()) = local;
+    }
+
+    /// A renewal went through: the lease is valid until `until`.
+    pub fn extend(&self, until: tokio::time::Instant) {
+        if let Some((_, valid)) = self.local.write().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            *valid = until;
+        }
+    }
+
+    /// The local queues, only while the lease is surely ours: a leader that was paused past its
+    /// lease neither routes nor serves commands (its writes would be fenced anyway; this also stops
+    /// its reads and frames) until it has renewed or stepped down.
+    fn local(&self) -> Option<Local> {
+        let local = self.local.read().unwrap_or_else(|p| p.into_inner());
+        local.as_ref().filter(|(_, until)| tokio::time::Instant::now() < *until).map(|(l, _)| l.clone())
+    }
+
+    /// Where a command goes now: the local queues (leading, lease valid), or None (following). While
+    /// this node leads but its lease is in doubt (a late renewal, a pause), waits for the renewal or
+    /// the step-down instead of guessing.
+    async fn route(&self) -> Option<Local> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(local) = self.local() {
+                return Some(local);
+            }
+            if !self.is_leader() || tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.local.read().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
+    /// Drops every reply this node waits for: the sessions waiting hear "no answer".
+    pub fn fail_pending(&self) {
+        let all: Vec<Pending> = self.pending.lock().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, p)| p).collect();
+        for p in all {
+            p(None);
+        }
+    }
+
+    fn fail(&self, reqs: &[ReplyId]) {
+        for req in reqs {
+            let p = self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(req);
+            if let Some(p) = p {
+                p(None);
+            }
+        }
+    }
+
+    /// Registers a reply channel; the leader's answer (a `W`) is mapped to the channel's type.
+    fn register<W, T>(&self, tx: oneshot::Sender<T>, map: impl FnOnce(W) -> T + Send + 'static) -> ReplyId
+    where
+        W: DeserializeOwned,
+        T: Send + 'static,
+    {
+        let req = self.next_req.fetch_add(1, Ordering::Relaxed);
+        let call: Pending = Box::new(move |value| {
+            if let Some(w) = value.and_then(|v| serde_json::from_value::<W>(v).ok()) {
+                let _ = tx.send(map(w));
+            }
+        });
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(req, call);
+        req
+    }
+
+    /// On the leader: a reply channel whose answer goes back to `node` as request `req`.
+    fn replier<T: Serialize + Send + 'static>(&self, node: &str, req: ReplyId) -> oneshot::Sender<T> {
+        self.replier_map(node, req, |t: T| t)
+    }
+
+    fn replier_map<T: Send + 'static, W: Serialize>(
+        &self,
+        node: &str,
+        req: ReplyId,
+        map: impl FnOnce(T) -> W + Send + 'static,
+    ) -> oneshot::Sender<T> {
+        let (tx, rx) = oneshot::channel::<T>();
+        let link = self.me.clone();
+        let node = node.to_string();
+        tokio::spawn(async move {
+            let value = rx.await.ok().and_then(|t| serde_json::to_value(map(t)).ok());
+            if let Some(link) = link.upgrade() {
+                let item = NodeItem::Reply { req, answered: value.is_some(), value: value.unwrap_or_default() };
+                link.to_node(&node, &item);
+            }
+        });
+        tx
+    }
+
+    fn remote_outbox(&self, node: &str, conn: ConnId) -> Outbox {
+        if node == &*self.node {
+            if let Some(o) = self.hub.local_outbox(conn) {
+                return o;
+            }
+        }
+        let me: Arc<dyn RemotePush> = match self.me.upgrade() {
+            Some(me) => me,
+            None => return self.hub.new_connection().0,
+        };
+        Outbox::remote(node.into(), conn, me)
+    }
+
+    fn to_node(&self, node: &str, item: &NodeItem) -> bool {
+        let Ok(json) = serde_json::to_string(item) else { return false };
+        match self.out.try_send(Publish::ToNode { node: node.to_string(), json }) {
+            Ok(()) => true,
+            Err(_) => {
+                tracing::error!("cluster publisher queue full or gone: an item for another node was dropped");
+                false
+            }
+        }
+    }
+
+    async fn forward(&self, cmd: Wire, reqs: Vec<ReplyId>) -> bool {
+        let env = Envelope { id: uuid::Uuid::new_v4().simple().to_string(), from: self.node.to_string(), cmd };
+        let Ok(json) = serde_json::to_string(&env) else {
+            self.fail(&reqs);
+            return false;
+        };
+        if self.out.send(Publish::Command { json, reqs: reqs.clone() }).await.is_err() {
+            self.fail(&reqs);
+            return false;
+        }
+        true
+    }
+
+    /// An engine command from a session of this node: to the local engine on the leader, else over Redis.
+    pub async fn engine(&self, cmd: EngineCommand) -> bool {
+        if let Some(local) = self.route().await {
+            return local.engine.send(cmd).await.is_ok();
+        }
+        let (wire, reqs) = match cmd {
+            EngineCommand::Input(input) => match WireInput::from_input(&input) {
+                Some(w) => (WireEngine::Input(w), vec![]),
+                None => return false,
+            },
+            EngineCommand::StartContact { contact, resume_token, done } => {
+                let done = self.register(done, |(): ()| ());
+                (WireEngine::StartContact { contact: WireContact::from_contact(&contact), resume_token, done }, vec![done])
+            }
+            EngineCommand::CallerPresence { contact, online } => {
+                (WireEngine::CallerPresence { contact: crate::engine_task::contact_str(contact), online }, vec![])
+            }
+            EngineCommand::CounsellorOnline { profile, status } => (
+                WireEngine::CounsellorOnline {
+                    profile: WireProfile::from_profile(&profile),
+                    status: crate::engine_task::agent_status(status),
+                },
+                vec![],
+            ),
+            EngineCommand::Intervene { input, reply } => {
+                let Some(input) = WireInput::from_input(&input) else { return false };
+                let reply = self.register(reply, WireIntervene::into_result);
+                (WireEngine::Intervene { input, reply }, vec![reply])
+            }
+            // The board is built from the leader's engine; a follower has no copy (its sender is dropped: None).
+            EngineCommand::Snapshot(_) => return false,
+            EngineCommand::StartCall { contact, call, done } => {
+                let done = self.register(done, |(): ()| ());
+                (
+                    WireEngine::StartCall {
+                        contact: WireContact::from_contact(&contact),
+                        gateway_id: call.gateway_id,
+                        call_id: call.call_id,
+                        caller_last2: call.caller_last2,
+                        repeat: call.repeat,
+                        done,
+                    },
+                    vec![done],
+                )
+            }
+        };
+        self.forward(Wire::Engine(wire), reqs).await
+    }
+
+    /// A relay command from a session of this node: to the local relay on the leader, else over Redis.
+    pub async fn relay(&self, cmd: RelayCommand) -> bool {
+        if let Some(local) = self.route().await {
+            return local.relay.send(cmd).await.is_ok();
+        }
+        let (wire, reqs) = match cmd {
+            RelayCommand::Open { contact, outbox, done } => {
+                let done = self.register(done, |(): ()| ());
+                (WireRelay::Open { contact, outbox: outbox.id, done }, vec![done])
+            }
+            RelayCommand::Resume { contact, last_seq, outbox, done } => {
+                let done = self.register(done, |ok: bool| ok);
+                (WireRelay::Resume { contact, last_seq, outbox: outbox.id, done }, vec![done])
+            }
+            RelayCommand::AgentSync { user, status, outbox, done } => {
+                let done = self.register(done, |(): ()| ());
+                (WireRelay::AgentSync { user, status, outbox: outbox.id, done }, vec![done])
+            }
+            RelayCommand::Post { contact, party, sender_id, client_id, text, outbox } => {
+                (WireRelay::Post { contact, party, sender_id, client_id, text, outbox: outbox.id }, vec![])
+            }
+            RelayCommand::Typing { contact, party, sender_id, active } => {
+                (WireRelay::Typing { contact, party, sender_id, active }, vec![])
+            }
+            RelayCommand::Monitor { contact, outbox, done } => {
+                let done = self.register(done, |ok: bool| ok);
+                (WireRelay::Monitor { contact, outbox: outbox.id, done }, vec![done])
+            }
+            RelayCommand::Unmonitor { contact, conn } => (WireRelay::Unmonitor { contact, conn }, vec![]),
+            RelayCommand::Whisper { contact, from_name, text, outbox, done } => {
+                let done = self.register(done, |ok: bool| ok);
+                (WireRelay::Whisper { contact, from_name, text, outbox: outbox.id, done }, vec![done])
+            }
+            RelayCommand::Join { contact, supervisor, name, outbox, done } => {
+                let done = self.register(done, |ok: bool| ok);
+                (WireRelay::Join { contact, supervisor, name, outbox: outbox.id, done }, vec![done])
+            }
+            // Conversation events come from the leader's own engine task, never from a session.
+            RelayCommand::Assigned { .. }
+            | RelayCommand::Ended { .. }
+            | RelayCommand::CallerPresence { .. }
+            | RelayCommand::Transferred { .. } => return false,
+        };
+        self.forward(Wire::Relay(wire), reqs).await
+    }
+
+    /// A socket of this node was detached: the leader's registry forgets it too.
+    pub fn detached(&self, caller: bool, key: &str, conn: ConnId) {
+        if self.is_leader() {
+            return;
+        }
+        let env = Envelope {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            from: self.node.to_string(),
+            cmd: Wire::Detach { caller, key: key.to_string(), conn },
+        };
+        if let Ok(json) = serde_json::to_string(&env) {
+            let _ = self.out.try_send(Publish::Command { json, reqs: vec![] });
+        }
+    }
+
+    /// True the first time a command id is seen.
+    fn first_time(&self, id: &str) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.0.contains(id) {
+            return false;
+        }
+        seen.0.insert(id.to_string());
+        seen.1.push_back(id.to_string());
+        if seen.1.len() > SEEN_IDS {
+            if let Some(old) = seen.1.pop_front() {
+                seen.0.remove(&old);
+            }
+        }
+        true
+    }
+
+    /// On the leader: carries out a command forwarded by node `env.from`.
+    async fn dispatch(&self, env: Envelope) {
+        if !self.first_time(&env.id) {
+            return;
+        }
+        let Some(local) = self.route().await else { return };
+        let from = env.from.as_str();
+        match env.cmd {
+            Wire::Detach { caller, key, conn } => self.hub.detach_remote(caller, &key, conn),
+            Wire::Engine(cmd) => {
+                let cmd = match cmd {
+                    WireEngine::Input(input) => match input.into_input() {
+                        Some(input) => EngineCommand::Input(input),
+                        None => return,
+                    },
+                    WireEngine::StartContact { contact, resume_token, done } => {
+                        let Some(contact) = contact.into_contact() else { return };
+                        EngineCommand::StartContact { contact, resume_token, done: self.replier(from, done) }
+                    }
+                    WireEngine::CallerPresence { contact, online } => {
+                        let Some(contact) = crate::engine_task::contact_key(&contact) else { return };
+                        EngineCommand::CallerPresence { contact, online }
+                    }
+                    WireEngine::CounsellorOnline { profile, status } => {
+                        let Some(profile) = profile.into_profile() else { return };
+                        EngineCommand::CounsellorOnline { profile, status: crate::engine_task::status_of(status) }
+                    }
+                    WireEngine::Intervene { input, reply } => {
+                        let Some(input) = input.into_input() else { return };
+                        let reply = self.replier_map(from, reply, |r: Result<(), InterveneError>| WireIntervene::from_result(r));
+                        EngineCommand::Intervene { input, reply }
+                    }
+                    WireEngine::StartCall { contact, gateway_id, call_id, caller_last2, repeat, done } => {
+                        let Some(contact) = contact.into_contact() else { return };
+                        let call = CallInfo { gateway_id, call_id, caller_last2, repeat };
+                        EngineCommand::StartCall { contact, call, done: self.replier(from, done) }
+                    }
+                };
+                let _ = local.engine.send(cmd).await;
+            }
+            Wire::Relay(cmd) => {
+                let cmd = match cmd {
+                    WireRelay::Open { contact, outbox, done } => {
+                        RelayCommand::Open { contact, outbox: self.remote_outbox(from, outbox), done: self.replier(from, done) }
+                    }
+                    WireRelay::Resume { contact, last_seq, outbox, done } => RelayCommand::Resume {
+                        contact,
+                        last_seq,
+                        outbox: self.remote_outbox(from, outbox),
+                        done: self.replier(from, done),
+                    },
+                    WireRelay::AgentSync { user, status, outbox, done } => RelayCommand::AgentSync {
+                        user,
+                        status,
+                        outbox: self.remote_outbox(from, outbox),
+                        done: self.replier(from, done),
+                    },
+                    WireRelay::Post { contact, party, sender_id, client_id, text, outbox } => RelayCommand::Post {
+                        contact,
+                        party,
+                        sender_id,
+                        client_id,
+                        text,
+                        outbox: self.remote_outbox(from, outbox),
+                    },
+                    WireRelay::Typing { contact, party, sender_id, active } => {
+                        RelayCommand::Typing { contact, party, sender_id, active }
+                    }
+                    WireRelay::Monitor { contact, outbox, done } => RelayCommand::Monitor {
+                        contact,
+                        outbox: self.remote_outbox(from, outbox),
+                        done: self.replier(from, done),
+                    },
+                    WireRelay::Unmonitor { contact, conn } => RelayCommand::Unmonitor { contact, conn },
+                    WireRelay::Whisper { contact, from_name, text, outbox, done } => RelayCommand::Whisper {
+                        contact,
+                        from_name,
+                        text,
+                        outbox: self.remote_outbox(from, outbox),
+                        done: self.replier(from, done),
+                    },
+                    WireRelay::Join { contact, supervisor, name, outbox, done } => RelayCommand::Join {
+                        contact,
+                        supervisor,
+                        name,
+                        outbox: self.remote_outbox(from, outbox),
+                        done: self.replier(from, done),
+                    },
+                };
+                let _ = local.relay.send(cmd).await;
+            }
+        }
+    }
+
+    /// An item read from this node's stream: to one of its sockets, or a reply to a waiting session.
+    fn deliver(&self, item: NodeItem) {
+        match item {
+            NodeItem::Frame { conn, text } => {
+                self.hub.push_local(conn, Outgoing::Frame(text.into()));
+            }
+            NodeItem::Ended { conn, contact, text } => {
+                self.hub.push_local(conn, Outgoing::Ended { contact_id: contact, frame: text.into() });
+            }
+            NodeItem::Close { conn, code } => {
+                self.hub.push_local(conn, Outgoing::Close { code, reason: close_reason(code) });
+            }
+            NodeItem::Reply { req, answered, value } => {
+                let p = self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&req);
+                if let Some(p) = p {
+                    p(answered.then_some(value));
+                }
+            }
+        }
+    }
+}
+
+impl RemotePush for Link {
+    fn push(&self, node: &str, conn: ConnId, item: Outgoing) -> bool {
+        let item = match item {
+            Outgoing::Frame(text) => NodeItem::Frame { conn, text: text.as_str().to_string() },
+            Outgoing::Ended { contact_id, frame } => NodeItem::Ended { conn, contact: contact_id, text: frame.as_str().to_string() },
+            Outgoing::Close { code, .. } => NodeItem::Close { conn, code },
+        };
+        self.to_node(node, &item)
+    }
+}
+
+/// The reason sent with a close code that came from another node.
+fn close_reason(code: u16) -> &'static str {
+    use crate::ws::close;
+    match code {
+        close::REVOKED => "account disabled",
+        close::TOO_SLOW => "too slow: reconnect and resume",
+        close::RATE_LIMITED => "too many frames",
+        close::IDLE => "idle",
+        _ => "reconnect and resume",
+    }
+}
+
+/// Writes commands and node items in order, a batch per pipeline. A batch that cannot be written
+/// is retried once; then its commands' waiting sessions hear "no answer" and the items are lost
+/// (the node whose items they were resynchronises its sockets when its own reads fail).
+async fn publisher(link: Arc<Link>, mut conn: ConnectionManager, mut rx: mpsc::Receiver<Publish>) {
+    let mut batch = Vec::with_capacity(256);
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        let mut pipe = redis::pipe();
+        for p in &batch {
+            let (key, json) = match p {
+                Publish::Command { json, .. } => (link.keys.commands(), json),
+                Publish::ToNode { node, json } => (link.keys.node(node), json),
+            };
+            pipe.cmd("XADD").arg(key).arg("MAXLEN").arg("~").arg(STREAM_MAXLEN).arg("*").arg("d").arg(json).ignore();
+        }
+        let mut result: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+        if let Err(err) = &result {
+            tracing::warn!(error = %err, "writing to Redis failed; retrying once");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            result = pipe.query_async(&mut conn).await;
+        }
+        if let Err(err) = result {
+            tracing::error!(error = %err, n = batch.len(), "writing to Redis failed: commands not forwarded");
+            for p in &batch {
+                if let Publish::Command { reqs, .. } = p {
+                    link.fail(reqs);
+                }
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// The millisecond part of a stream entry id.
+fn id_ms(id: &str) -> i64 {
+    id.split('-').next().and_then(|ms| ms.parse().ok()).unwrap_or(0)
+}
+
+fn entry_json(map: &HashMap<String, redis::Value>) -> Option<String> {
+    redis::from_redis_value_ref::<String>(map.get("d")?).ok()
+}
+
+/// Reads `key` from `start` on, handing each entry's JSON to `handle`, until `stop` turns true.
+/// `on_error(true)` after a failed read, `on_error(false)` after the next good one.
+async fn read_stream(
+    mut conn: ConnectionManager,
+    key: String,
+    start: String,
+    mut stop: watch::Receiver<bool>,
+    mut handle: impl FnMut(String, i64) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+    mut on_error: impl FnMut(bool),
+) {
+    let mut last = start;
+    let mut failing = false;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let mut xread = redis::cmd("XREAD");
+        xread
+            .arg("COUNT")
+            .arg(512)
+            .arg("BLOCK")
+            .arg(1000)
+            .arg("STREAMS")
+            .arg(&key)
+            .arg(&last);
+        let read = xread.query_async::<Option<StreamReadReply>>(&mut conn);
+        let reply = tokio::select! {
+            r = read => r,
+            _ = stop.changed() => return,
+        };
+        match reply {
+            Ok(reply) => {
+                if failing {
+                    failing = false;
+                    on_error(false);
+                }
+                for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
+                    last = entry.id.clone();
+                    if let Some(json) = entry_json(&entry.map) {
+                        if let Some(fut) = handle(json, id_ms(&entry.id)) {
+                            fut.await;
+                        }
+                    }
+                }
+            }
+            Err(err) => {
+                if !failing {
+                    tracing::warn!(error = %err, stream = %key, "reading from Redis failed");
+                    failing = true;
+                    on_error(true);
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Every node: delivers the items on its own stream. After Redis was unreachable (items may be
+/// lost), it asks its sockets to reconnect and resume: they resynchronise from PostgreSQL.
+pub async fn node_reader(link: Arc<Link>, conn: ConnectionManager, stop: watch::Receiver<bool>) {
+    let key = link.keys.node(&link.node);
+    let deliver = link.clone();
+    let errors = link.clone();
+    read_stream(
+        conn,
+        key,
+        "0-0".into(),
+        stop,
+        move |json, ms| {
+            deliver.items_read_ms.store(ms, Ordering::Relaxed);
+            match serde_json::from_str::<NodeItem>(&json) {
+                Ok(item) => deliver.deliver(item),
+                Err(err) => tracing::error!(error = %err, "undecodable item on this node's stream"),
+            }
+            None
+        },
+        move |failed| {
+            errors.redis_ok.store(!failed, Ordering::SeqCst);
+            if !failed {
+                let n = errors.hub.close_local(crate::ws::close::RESTART, "reconnect and resume");
+                errors.fail_pending();
+                tracing::warn!(sockets = n, "Redis is back: sockets asked to resume (frames may have been lost)");
+            }
+        },
+    )
+    .await;
+}
+
+/// The leader: carries out the commands forwarded by other nodes, from `start` on, until `stop`.
+pub async fn command_reader(link: Arc<Link>, conn: ConnectionManager, start: String, stop: watch::Receiver<bool>) {
+    let key = link.keys.commands();
+    let run = link.clone();
+    read_stream(
+        conn,
+        key,
+        start,
+        stop,
+        move |json, ms| {
+            run.commands_read_ms.store(ms, Ordering::Relaxed);
+            match serde_json::from_str::<Envelope>(&json) {
+                Ok(env) => {
+                    let link = run.clone();
+                    Some(Box::pin(async move { link.dispatch(env).await }))
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "undecodable command on the command stream");
+                    None
+                }
+            }
+        },
+        |_| {},
+    )
+    .await;
+}

@@ -1,0 +1,409 @@
+//! Cluster mode: several nodes on one PostgreSQL and one Redis; one leader (by lease and fencing token) runs the engine and the relay.
+//!
+//! Every node serves sockets. The node holding the Redis lease runs the engine task and
+//! the relay task exactly as a single node does, on a store fenced with its token;
+//! the others forward their sessions' commands to it ([`link`]) and deliver what it
+//! sends to the sockets they hold. When the leader changes, the new one rebuilds the
+//! engine from PostgreSQL (as after a restart) and every node asks its sockets to
+//! reconnect and resume, which re-attaches them to the new leader.
+
+pub mod lease;
+pub mod link;
+pub mod wire;
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::app::AppState;
+use crate::clock::Clock;
+use crate::error::AppError;
+use crate::hub::Hub;
+use crate::store::cluster::FenceToken;
+use crate::store::helplines::Helpline;
+use crate::store::users::Role;
+use crate::store::{Backend, Store};
+use link::{Keys, Link, Local};
+
+/// Default lease: a dead leader is replaced within this.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(5);
+
+/// How a node joins a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// `redis://HOST:PORT[/DB]`.
+    pub redis_url: String,
+    /// This node's id (unique in the cluster); None: a random one.
+    pub node_id: Option<String>,
+    /// The leader lease; renewed every third of it.
+    pub lease: Duration,
+    /// Prefix of every Redis key (several clusters, or tests, can share one Redis).
+    pub prefix: String,
+}
+
+impl ClusterSettings {
+    pub fn new(redis_url: impl Into<String>) -> ClusterSettings {
+        ClusterSettings { redis_url: redis_url.into(), node_id: None, lease: DEFAULT_LEASE, prefix: "helpline".into() }
+    }
+}
+
+/// What this node leads while it is the leader.
+struct Leadership {
+    token: i64,
+    value: String,
+    stop_reader: watch::Sender<bool>,
+    /// The engine and relay tasks: they end once their queues close.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// When the lease may have run out in Redis if no renewal got through since.
+    valid_until: tokio::time::Instant,
+}
+
+/// This node's membership of the cluster.
+pub struct Cluster {
+    pub node: String,
+    settings: ClusterSettings,
+    keys: Keys,
+    client: redis::Client,
+    redis: ConnectionManager,
+    pub link: Arc<Link>,
+    store: Store,
+    hub: Arc<Hub>,
+    clock: Clock,
+    helplines: Vec<Helpline>,
+    address: Mutex<String>,
+    leadership: tokio::sync::Mutex<Option<Leadership>>,
+    /// The holder last seen: (node, token).
+    seen: Mutex<Option<(String, i64)>>,
+    stop: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("node", &self.node).finish_non_exhaustive()
+    }
+}
+
+/// A connection to Redis that reconnects by itself; `reads` for blocking stream reads.
+async fn connect(client: &redis::Client, reads: bool) -> redis::RedisResult<ConnectionManager> {
+    let timeout = if reads { Duration::from_secs(5) } else { Duration::from_secs(2) };
+    let config = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(timeout))
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_max_delay(Duration::from_millis(500));
+    client.get_connection_manager_with_config(config).await
+}
+
+impl Cluster {
+    /// Joins the cluster: connects to Redis, starts the link and the lease loop. The node is a
+    /// follower until it wins the lease (at once, if nobody holds it).
+    pub async fn start(
+        settings: ClusterSettings,
+        store: Store,
+        hub: Arc<Hub>,
+        clock: Clock,
+        helplines: Vec<Helpline>,
+    ) -> anyhow::Result<Arc<Cluster>> {
+        if store.backend() != Backend::Postgres {
+            anyhow::bail!("cluster mode needs PostgreSQL (DATABASE_URL=postgres://…): SQLite is one machine's");
+        }
+        let client = redis::Client::open(settings.redis_url.as_str()).context("bad REDIS_URL")?;
+        let mut redis = connect(&client, false).await.context("connecting to Redis")?;
+        let node = settings.node_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
+        let keys = Keys { prefix: settings.prefix.clone() };
+        // Items left on this node's stream by an earlier process of the same id were for sockets that are gone.
+        let _: () = redis::cmd("DEL").arg(keys.node(&node)).query_async(&mut redis).await.context("Redis")?;
+        let link = Link::start(&node, keys.clone(), hub.clone(), redis.clone());
+        let weak = Arc::downgrade(&link);
+        hub.set_detach_hook(Box::new(move |caller, key, conn| {
+            if let Some(link) = weak.upgrade() {
+                link.detached(caller, key, conn);
+            }
+        }));
+        let (stop, stopped) = watch::channel(false);
+        let reads = connect(&client, true).await.context("connecting to Redis")?;
+        tokio::spawn(link::node_reader(link.clone(), reads, stopped.clone()));
+        let cluster = Arc::new(Cluster {
+            node,
+            settings,
+            keys,
+            client,
+            redis,
+            link,
+            store,
+            hub,
+            clock,
+            helplines,
+            address: Mutex::new(String::new()),
+            leadership: tokio::sync::Mutex::new(None),
+            seen: Mutex::new(None),
+            stop,
+        });
+        tracing::info!(node = %cluster.node, "joined the cluster as a follower");
+        tokio::spawn(cluster.clone().run(stopped));
+        Ok(cluster)
+    }
+
+    /// The address this node serves on (shown in the node list).
+    pub fn set_address(&self, addr: String) {
+        *self.address.lock().unwrap_or_else(|p| p.into_inner()) = addr;
+    }
+
+    fn lease_ms(&self) -> u64 {
+        self.settings.lease.as_millis().max(300) as u64
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.link.is_leader()
+    }
+
+    /// The lease loop: heartbeat, renew (leader) or watch and take over (follower), every third of the lease.
+    async fn run(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
+        let every = self.settings.lease / 3;
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stopped.wait_for(|s| *s) => return,
+            }
+            self.heartbeat().await;
+            let mut leadership = self.leadership.lock().await;
+            match leadership.as_mut() {
+                Some(lead) => {
+                    let started = tokio::time::Instant::now();
+                    let mut redis = self.redis.clone();
+                    match lease::renew(&mut redis, &self.keys, &lead.value, self.lease_ms()).await {
+                        Ok(true) => {
+                            lead.valid_until = started + self.settings.lease - every;
+                            self.link.extend(lead.valid_until);
+                        }
+                        Ok(false) => self.step_down(&mut leadership, "the lease is held by another node").await,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "renewing the lease failed");
+                            if tokio::time::Instant::now() >= lead.valid_until {
+                                self.step_down(&mut leadership, "the lease could not be renewed in time").await;
+                            }
+                        }
+                    }
+                }
+                None => self.follow(&mut leadership).await,
+            }
+        }
+    }
+
+    async fn heartbeat(&self) {
+        let now = self.clock.now_ms();
+        let info = json!({
+            "address": *self.address.lock().unwrap_or_else(|p| p.into_inner()),
+            "leader": self.is_leader(),
+        });
+        let mut redis = self.redis.clone();
+        let done: redis::RedisResult<()> = redis::pipe()
+            .cmd("ZADD").arg(self.keys.nodes()).arg(now).arg(&self.node).ignore()
+            .cmd("HSET").arg(self.keys.node_info()).arg(&self.node).arg(info.to_string()).ignore()
+            .cmd("ZREMRANGEBYSCORE").arg(self.keys.nodes()).arg("-inf").arg(now - 3_600_000).ignore()
+            .query_async(&mut redis)
+            .await;
+        if let Err(err) = done {
+            tracing::warn!(error = %err, "cluster heartbeat failed");
+        }
+    }
+
+    /// A follower's tick: notice a new leader, or take the lease when it is free.
+    async fn follow(&self, leadership: &mut Option<Leadership>) {
+        let mut redis = self.redis.clone();
+        match lease::current(&mut redis, &self.keys).await {
+            Ok(Some((node, token, _))) => self.observe(&node, token),
+            Ok(None) => self.try_lead(leadership).await,
+            Err(err) => tracing::warn!(error = %err, "reading the lease failed"),
+        }
+    }
+
+    /// Records the holder; when it changed, asks this node's sockets to reconnect and resume (so the
+    /// new leader's relay knows them) and drops replies the old leader will never send.
+    fn observe(&self, node: &str, token: i64) {
+        let changed = {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            let changed = seen.as_ref().is_none_or(|(n, t)| n != node || *t != token);
+            *seen = Some((node.to_string(), token));
+            changed
+        };
+        if changed {
+            let sockets = self.hub.close_local(crate::ws::close::RESTART, "reconnect and resume");
+            self.link.fail_pending();
+            tracing::info!(leader = %node, token, sockets, "the cluster has a new leader");
+        }
+    }
+
+    async fn try_lead(&self, leadership: &mut Option<Leadership>) {
+        let floor = match self.store.fence().await {
+            Ok((token, _)) => token,
+            Err(err) => {
+                tracing::warn!(error = %err, "reading the fence failed: not taking the lead");
+                return;
+            }
+        };
+        let mut redis = self.redis.clone();
+        let started = tokio::time::Instant::now();
+        let token = match lease::acquire(&mut redis, &self.keys, &self.node, self.lease_ms(), floor).await {
+            Ok(Some(token)) => token,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::warn!(error = %err, "taking the lease failed");
+                return;
+            }
+        };
+        let value = lease::value(&self.node, token);
+        let valid_until = started + self.settings.lease - self.settings.lease / 3;
+        match self.lead(token, valid_until).await {
+            Ok((stop_reader, tasks)) => {
+                *leadership = Some(Leadership { token, value, stop_reader, tasks, valid_until });
+                self.observe(&self.node, token);
+                tracing::info!(node = %self.node, token, "took the lead: routing engine rebuilt from the database");
+            }
+            Err(err) => {
+                tracing::error!(error = %err, token, "could not take the lead; giving the lease back");
+                let _ = lease::release(&mut redis, &self.keys, &value).await;
+            }
+        }
+    }
+
+    /// Raises the fence, rebuilds the engine and relay from PostgreSQL on a fenced store, and starts reading commands.
+    async fn lead(&self, token: i64, valid_until: tokio::time::Instant) -> anyhow::Result<(watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>)> {
+        if !self.store.raise_fence(token, &self.node, self.clock.now_ms()).await? {
+            anyhow::bail!("the fence is already at or above token {token}");
+        }
+        let store = self.store.fenced(FenceToken::new(token));
+        let (relay, relay_task) = crate::relay::spawn(store.clone(), self.hub.clone(), self.clock).await?;
+        let (engine, engine_task) =
+            crate::engine_task::spawn(store, self.hub.clone(), relay.clone(), self.clock, &self.helplines).await?;
+        let (Some(engine), Some(relay)) = (engine.local_sender(), relay.local_sender()) else {
+            anyhow::bail!("engine or relay not local");
+        };
+        // Commands from now on (Redis's clock): older ones were for the previous leader, whose
+        // sockets are asked to resume, so their senders send again what was not acknowledged.
+        let mut redis = self.redis.clone();
+        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut redis).await?;
+        let start = format!("{}-0", secs * 1000 + micros / 1000);
+        let (stop_reader, stopped) = watch::channel(false);
+        let reads = connect(&self.client, true).await?;
+        self.link.set_local(Some((Local { engine, relay }, valid_until)));
+        tokio::spawn(link::command_reader(self.link.clone(), reads, start, stopped));
+        Ok((stop_reader, vec![engine_task, relay_task]))
+    }
+
+    /// Stops leading: the engine and relay queues close (whatever they still commit is refused by
+    /// the fence), the lease is given back if still ours, and this node's sockets resume elsewhere.
+    async fn step_down(&self, leadership: &mut Option<Leadership>, why: &str) {
+        let Some(lead) = leadership.take() else { return };
+        tracing::warn!(node = %self.node, token = lead.token, why, "stepping down as leader");
+        self.link.set_local(None);
+        let _ = lead.stop_reader.send(true);
+        let mut redis = self.redis.clone();
+        let _ = lease::release(&mut redis, &self.keys, &lead.value).await;
+        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.hub.close_local(crate::ws::close::RESTART, "reconnect and resume");
+        self.link.fail_pending();
+    }
+
+    /// Leaves the cluster (graceful shutdown): lets the engine and relay finish their writes, then
+    /// gives the lease back so another node takes over at once.
+    pub async fn leave(&self) {
+        let _ = self.stop.send(true);
+        let mut leadership = self.leadership.lock().await;
+        if let Some(lead) = leadership.take() {
+            self.link.set_local(None);
+            let _ = lead.stop_reader.send(true);
+            for task in lead.tasks {
+                let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+            }
+            let mut redis = self.redis.clone();
+            let _ = lease::release(&mut redis, &self.keys, &lead.value).await;
+            tracing::info!(node = %self.node, "left the cluster; lease released");
+        }
+    }
+
+    /// True when Redis answers (for `/readyz`).
+    pub async fn redis_ready(&self) -> bool {
+        let mut redis = self.redis.clone();
+        let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut redis).await;
+        pong.is_ok() && self.link.redis_ok.load(Ordering::SeqCst)
+    }
+
+    /// What `GET /api/v1/cluster` shows.
+    pub async fn status(&self) -> anyhow::Result<serde_json::Value> {
+        let mut redis = self.redis.clone();
+        let now = self.clock.now_ms();
+        let holder = lease::current(&mut redis, &self.keys).await?;
+        let beats: Vec<(String, i64)> =
+            redis::cmd("ZRANGE").arg(self.keys.nodes()).arg(0).arg(-1).arg("WITHSCORES").query_async(&mut redis).await?;
+        let infos: std::collections::HashMap<String, String> =
+            redis::cmd("HGETALL").arg(self.keys.node_info()).query_async(&mut redis).await?;
+        let alive_within = self.settings.lease.as_millis() as i64;
+        let nodes: Vec<serde_json::Value> = beats
+            .into_iter()
+            .filter(|(_, at)| now - at <= alive_within)
+            .map(|(id, at)| {
+                let info: serde_json::Value = infos.get(&id).and_then(|i| serde_json::from_str(i).ok()).unwrap_or_default();
+                json!({ "id": id, "address": info["address"], "leader": info["leader"], "last_seen_ms_ago": (now - at).max(0) })
+            })
+            .collect();
+        let last_ms = |key: String| {
+            let mut redis = self.redis.clone();
+            async move {
+                let last: Vec<(String, std::collections::HashMap<String, String>)> =
+                    redis::cmd("XREVRANGE").arg(key).arg("+").arg("-").arg("COUNT").arg(1).query_async(&mut redis).await.unwrap_or_default();
+                last.first().and_then(|(id, _)| id.split('-').next()?.parse::<i64>().ok()).unwrap_or(0)
+            }
+        };
+        let commands_written = last_ms(self.keys.commands()).await;
+        let items_written = last_ms(self.keys.node(&self.node)).await;
+        let (fence, fence_holder) = self.store.fence().await?;
+        let lag = |written: i64, read: i64| (written - read).max(0);
+        let sees = self.seen.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|(node, _)| node.clone());
+        Ok(json!({
+            "node": self.node,
+            "role": if self.is_leader() { "leader" } else { "follower" },
+            "sees_leader": sees,
+            "redis_ok": self.link.redis_ok.load(Ordering::SeqCst),
+            "leader": holder.as_ref().map(|(node, token, left)| json!({ "node": node, "token": token, "lease_ms_left": left })),
+            "lease_ms": self.lease_ms(),
+            "fence": { "token": fence, "holder": fence_holder },
+            "nodes": nodes,
+            "lag": {
+                "commands_ms": if self.is_leader() { Some(lag(commands_written, self.link.commands_read_ms.load(Ordering::Relaxed))) } else { None },
+                "this_node_items_ms": lag(items_written, self.link.items_read_ms.load(Ordering::Relaxed)),
+            },
+        }))
+    }
+}
+
+/// `GET /api/v1/cluster` (admins): nodes, leader, lease, fencing token, stream lag. 404 on a single node.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/cluster", get(cluster_status))
+}
+
+async fn cluster_status(State(state): State<AppState>, auth: crate::http::AuthUser) -> Result<Response, AppError> {
+    if auth.user.role != Role::Admin {
+        return Err(AppError::forbidden("admins only"));
+    }
+    let Some(cluster) = &state.cluster else {
+        return Err(AppError::new(crate::protocol::ErrorCode::NotFound, "this server runs as a single node"));
+    };
+    match cluster.status().await {
+        Ok(status) => Ok(Json(status).into_response()),
+        Err(err) => {
+            tracing::warn!(error = %err, "cluster status unavailable");
+            Err(AppError::new(crate::protocol::ErrorCode::Unavailable, "Redis or the database is unreachable"))
+        }
+    }
+}

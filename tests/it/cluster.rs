@@ -1,0 +1,652 @@
+//! Cluster mode on PostgreSQL and Redis: the lease and its fence, three nodes as child processes of the real binary, failover under SIGKILL and SIGSTOP, and Redis going away.
+//!
+//! PostgreSQL and Redis only (`HELPLINE_TEST_POSTGRES`, `HELPLINE_TEST_REDIS`, default
+//! `redis://127.0.0.1:6379`). Each test uses a Redis key prefix of its own, so they run
+//! in parallel on one Redis. Outside CI (`CI` / `HELPLINE_REQUIRE_POSTGRES` unset) a
+//! missing service is reported as SKIPPED.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use helpline::cluster::lease;
+use helpline::cluster::link::Keys;
+use helpline::store::cluster::FenceToken;
+use helpline::store::contacts::{Change, NewContactRecord};
+use helpline::store::messages::NewMessage;
+use helpline::store::users::Role;
+use helpline::store::{Store, StoreError};
+use redis::aio::ConnectionManager;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+
+use crate::helpers::{add_user, Backend, TestDb, Ws, FRAME_TIMEOUT};
+
+/// Lease used by the multi-node tests: short, so failovers are quick.
+const LEASE_MS: u64 = 1500;
+
+fn redis_url() -> String {
+    std::env::var("HELPLINE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn services_required() -> bool {
+    std::env::var_os("CI").is_some() || std::env::var_os("HELPLINE_REQUIRE_POSTGRES").is_some()
+}
+
+/// A connection to the test Redis; None (SKIPPED) when it is absent outside CI.
+async fn redis() -> Option<ConnectionManager> {
+    let url = redis_url();
+    let client = redis::Client::open(url.as_str()).expect("redis url");
+    match tokio::time::timeout(Duration::from_secs(5), client.get_connection_manager()).await {
+        Ok(Ok(conn)) => Some(conn),
+        other => {
+            let why = match other {
+                Ok(Err(e)) => e.to_string(),
+                _ => "timed out".into(),
+            };
+            if services_required() {
+                panic!("Redis is required in CI but {url} is unreachable: {why}");
+            }
+            eprintln!("SKIPPED: cluster test (no Redis at {url}: {why}); set HELPLINE_TEST_REDIS");
+            None
+        }
+    }
+}
+
+fn fresh_prefix() -> String {
+    format!("helpline-it-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A PostgreSQL database with the helplines, two counsellors and an admin; and Redis.
+async fn prepare() -> Option<(TestDb, Store, ConnectionManager)> {
+    let conn = redis().await?;
+    let db = TestDb::new(Backend::Postgres).await?;
+    let store = Store::connect(&db.url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    helpline::demo::seed_helplines(&store).await.expect("seed");
+    add_user(&store, "ana", Role::Counsellor, &["children"], &[], &["ro"], 1).await;
+    add_user(&store, "ion", Role::Counsellor, &["children"], &[], &["ro"], 3).await;
+    add_user(&store, "root", Role::Admin, &[], &[], &[], 0).await;
+    Some((db, store, conn))
+}
+
+// ---------------------------------------------------------------------------------------------
+// (1) The lease and the fence, at the library level.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_has_one_holder_rising_tokens_and_fenced_writes() {
+    let Some(mut conn) = redis().await else { return };
+    let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+    let store = Store::connect(&db.url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    helpline::demo::seed_helplines(&store).await.expect("seed");
+    let keys = Keys { prefix: fresh_prefix() };
+
+    // Ten nodes race for a free lease: exactly one wins.
+    let mut racers = Vec::new();
+    for i in 0..10 {
+        let mut c = conn.clone();
+        let k = keys.clone();
+        racers.push(tokio::spawn(async move { lease::acquire(&mut c, &k, &format!("n{i}"), 60_000, 0).await.expect("acquire") }));
+    }
+    let mut winners = Vec::new();
+    for r in racers {
+        if let Some(token) = r.await.expect("racer") {
+            winners.push(token);
+        }
+    }
+    assert_eq!(winners.len(), 1, "one holder at a time");
+    let (holder, t1, left) = lease::current(&mut conn, &keys).await.expect("current").expect("held");
+    assert_eq!(t1, winners[0]);
+    assert!(left > 0 && left <= 60_000);
+
+    // The holder raises the fence and writes.
+    assert!(store.raise_fence(t1, &holder, 1).await.expect("raise"));
+    let old = store.fenced(FenceToken::new(t1));
+    let contact = new_contact(&store).await;
+    old.apply_changes(&[event(&contact, "first")]).await.expect("the current leader writes");
+    old.insert_messages(&[message(&contact, "m1")]).await.expect("the current leader stores messages");
+
+    // The holder pauses past its lease; another node takes over with a higher token.
+    let value = lease::value(&holder, t1);
+    let _: () = redis::cmd("DEL").arg(keys.lease()).query_async(&mut conn).await.expect("expire");
+    assert!(!lease::renew(&mut conn, &keys, &value, 60_000).await.expect("renew"), "a lost lease is not renewed");
+    let t2 = lease::acquire(&mut conn, &keys, "other", 60_000, 0).await.expect("acquire").expect("free");
+    assert!(t2 > t1, "tokens rise: {t2} > {t1}");
+    assert!(store.raise_fence(t2, "other", 2).await.expect("raise"));
+    assert!(!store.raise_fence(t1, &holder, 3).await.expect("raise"), "the fence never goes down");
+
+    // The old holder's writes are refused by PostgreSQL, and nothing of them is stored.
+    let refused = old.apply_changes(&[event(&contact, "stale")]).await;
+    assert!(matches!(refused, Err(StoreError::Fenced)), "stale routing write refused: {refused:?}");
+    let refused = old.insert_messages(&[message(&contact, "m2")]).await;
+    assert!(matches!(refused, Err(StoreError::Fenced)), "stale message write refused");
+    let kinds: Vec<String> = store.contact_events(&contact).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert!(kinds.contains(&"first".to_string()) && !kinds.contains(&"stale".to_string()), "{kinds:?}");
+    assert_eq!(store.messages_after(&contact, 0).await.unwrap().len(), 1);
+    let new = store.fenced(FenceToken::new(t2));
+    new.apply_changes(&[event(&contact, "fresh")]).await.expect("the new leader writes");
+
+    // Redis loses its data (restart without persistence): the next token still rises above PostgreSQL's.
+    let _: () = redis::cmd("DEL").arg(keys.lease()).arg(keys.token()).query_async(&mut conn).await.expect("wipe");
+    let (floor, _) = store.fence().await.expect("fence");
+    let t3 = lease::acquire(&mut conn, &keys, "third", 60_000, floor).await.expect("acquire").expect("free");
+    assert!(t3 > t2, "after a Redis wipe the token still rises: {t3} > {t2}");
+    assert!(store.raise_fence(t3, "third", 4).await.expect("raise"));
+    let _: () = redis::cmd("DEL").arg(keys.lease()).arg(keys.token()).query_async(&mut conn).await.expect("cleanup");
+}
+
+async fn new_contact(store: &Store) -> String {
+    let id = uuid::Uuid::now_v7().to_string();
+    let record = NewContactRecord {
+        id: id.clone(),
+        channel: "chat".into(),
+        helpline: "children".into(),
+        language: "ro".into(),
+        priority: 0,
+        resume_token_hash: format!("hash-{id}"),
+        queued_at: 1,
+    };
+    store.create_contact(&record).await.expect("contact");
+    id
+}
+
+fn event(contact: &str, kind: &'static str) -> Change {
+    Change::Event { contact: contact.into(), at: 2, kind, counsellor: None, detail: None }
+}
+
+fn message(contact: &str, client_id: &str) -> NewMessage {
+    NewMessage {
+        contact_id: contact.into(),
+        sender: "caller",
+        sender_id: None,
+        client_id: client_id.into(),
+        body: "text".into(),
+        at: 3,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nodes as child processes of the real binary.
+
+struct Node {
+    id: String,
+    child: Child,
+    addr: String,
+    http: reqwest::Client,
+}
+
+impl Node {
+    async fn start(db_url: &str, redis_url: &str, prefix: &str, id: &str) -> Node {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_helpline"))
+            .args(["--database", db_url, "serve", "--listen", "127.0.0.1:0", "--trusted-proxies", "127.0.0.1"])
+            .args(["--redis", redis_url, "--node-id", id, "--redis-prefix", prefix, "--lease-ms", &LEASE_MS.to_string()])
+            .env("HELPLINE_JWT_SECRET", "cluster-test-secret-cluster-test-secret")
+            .env("RUST_LOG", std::env::var("TEST_NODE_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start helpline");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = tokio::time::timeout(FRAME_TIMEOUT, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(rest) = line.strip_prefix("helpline is listening on http://") {
+                    return rest.split_whitespace().next().map(str::to_string);
+                }
+            }
+            None
+        })
+        .await
+        .expect("node start timed out")
+        .expect("node printed its address");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Node { id: id.to_string(), child, addr, http: reqwest::Client::new() }
+    }
+
+    async fn token(&self, username: &str) -> String {
+        let res = self
+            .http
+            .post(format!("http://{}/api/v1/auth/login", self.addr))
+            .json(&json!({"username": username, "password": format!("{username}-password")}))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(res.status(), 200, "login of {username} on {}", self.id);
+        res.json::<Value>().await.expect("json")["access_token"].as_str().expect("token").to_string()
+    }
+
+    /// A counsellor's socket on this node; the `hello` is read and returned.
+    async fn agent(&self, username: &str) -> (Ws, Value) {
+        let token = self.token(username).await;
+        let res = self
+            .http
+            .post(format!("http://{}/api/v1/ws-ticket", self.addr))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("ticket");
+        let ticket = res.json::<Value>().await.expect("json")["ticket"].as_str().expect("ticket").to_string();
+        let mut ws = Ws::connect(&format!("ws://{}/ws/agent?ticket={ticket}", self.addr)).await;
+        let hello = ws.expect("hello").await;
+        (ws, hello)
+    }
+
+    async fn available_agent(&self, username: &str) -> Ws {
+        let (mut ws, _) = self.agent(username).await;
+        ws.send(json!({"type": "status", "status": "available"})).await;
+        assert_eq!(ws.expect("status").await["status"], "available");
+        ws
+    }
+
+    async fn caller(&self) -> Ws {
+        Ws::connect_from(&format!("ws://{}/ws/caller", self.addr), &crate::helpers::caller_address()).await
+    }
+
+    /// `GET /api/v1/cluster` as the admin; None while the node cannot answer.
+    async fn status(&self, admin: &str) -> Option<Value> {
+        let res = self
+            .http
+            .get(format!("http://{}/api/v1/cluster", self.addr))
+            .bearer_auth(admin)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        if res.status() != 200 {
+            return None;
+        }
+        res.json().await.ok()
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.id().expect("pid").to_string();
+        let ok = std::process::Command::new("kill").args([sig, &pid]).status().expect("kill").success();
+        assert!(ok, "kill {sig} {pid}");
+    }
+
+    async fn sigkill(mut self) {
+        self.child.start_kill().expect("SIGKILL");
+        let status = self.child.wait().await.expect("wait");
+        assert!(!status.success());
+    }
+}
+
+/// Three nodes on one database and Redis prefix, once every node sees the same leader: (leader, followers).
+async fn three_nodes(db: &TestDb, redis_url: &str, prefix: &str) -> (Node, Vec<Node>, String) {
+    let mut nodes = Vec::new();
+    for id in ["n1", "n2", "n3"] {
+        nodes.push(Node::start(&db.url, redis_url, prefix, id).await);
+    }
+    let admin = nodes[0].token("root").await;
+    let leader = settled(&nodes, &admin, None).await;
+    let i = nodes.iter().position(|n| n.id == leader).expect("leader is one of the nodes");
+    let leader = nodes.remove(i);
+    (leader, nodes, admin)
+}
+
+/// Waits until every node answers, names the same leader (not `not`) and follows it; returns its id.
+async fn settled(nodes: &[Node], admin: &str, not: Option<&str>) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut leaders = Vec::new();
+        for n in nodes {
+            let Some(s) = n.status(admin).await else { break };
+            let leader = s["leader"]["node"].as_str().unwrap_or_default().to_string();
+            if s["sees_leader"].as_str() != Some(leader.as_str()) || (s["role"] == "leader") != (leader == n.id) {
+                break;
+            }
+            leaders.push(leader);
+        }
+        if leaders.len() == nodes.len() && leaders.windows(2).all(|w| w[0] == w[1]) && !leaders[0].is_empty() && not != Some(leaders[0].as_str()) {
+            return leaders[0].clone();
+        }
+        assert!(Instant::now() < deadline, "the cluster did not settle on a leader");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A caller starts a chat; returns (socket, contact id, resume token).
+async fn start_chat(node: &Node) -> (Ws, String, String) {
+    let mut caller = node.caller().await;
+    caller.send(json!({"type": "start", "helpline": "children"})).await;
+    let queued = caller.expect("queued").await;
+    (caller, queued["contact_id"].as_str().unwrap().to_string(), queued["resume_token"].as_str().unwrap().to_string())
+}
+
+/// Caller and counsellor exchange `n` messages each way, starting at `from`; returns the acked seqs.
+async fn chat(caller: &mut Ws, agent: &mut Ws, contact: &str, tag: &str, n: usize) -> Vec<i64> {
+    let mut acked = Vec::new();
+    for i in 0..n {
+        caller.send(json!({"type": "message", "client_id": format!("{tag}c{i}"), "text": format!("caller {tag} {i}")})).await;
+        let ack = caller.expect("ack").await;
+        let seq = ack["seq"].as_i64().unwrap();
+        acked.push(seq);
+        let got = agent.expect("message").await;
+        assert_eq!((got["seq"].as_i64().unwrap(), got["from"].as_str().unwrap()), (seq, "caller"));
+        agent.send(json!({"type": "message", "contact_id": contact, "client_id": format!("{tag}a{i}"), "text": format!("counsellor {tag} {i}")})).await;
+        let seq = agent.expect("ack").await["seq"].as_i64().unwrap();
+        acked.push(seq);
+        let got = caller.expect("message").await;
+        assert_eq!((got["seq"].as_i64().unwrap(), got["from"].as_str().unwrap()), (seq, "counsellor"));
+    }
+    acked
+}
+
+/// The caller resumes on `node`; returns the socket and its `resumed` frame (the missed messages follow).
+async fn resume(node: &Node, token: &str, last_seq: i64) -> (Ws, Value) {
+    let mut caller = node.caller().await;
+    caller.send(json!({"type": "resume", "resume_token": token, "last_seq": last_seq})).await;
+    let resumed = caller.expect("resumed").await;
+    (caller, resumed)
+}
+
+// ---------------------------------------------------------------------------------------------
+// (2) A caller on one node, a counsellor on another, the engine on a third.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_and_counsellor_on_different_nodes_chat() {
+    let Some((db, store, _conn)) = prepare().await else { return };
+    let prefix = fresh_prefix();
+    let (leader, followers, admin) = three_nodes(&db, &redis_url(), &prefix).await;
+    let (a, b) = (&followers[0], &followers[1]);
+
+    let mut ana = b.available_agent("ana").await;
+    let (mut caller, contact, _) = start_chat(a).await;
+    let offer = ana.expect("offer").await;
+    assert_eq!(offer["contact_id"], contact.as_str());
+    ana.send(json!({"type": "accept", "contact_id": contact})).await;
+    let assigned = ana.expect("assigned").await;
+    assert_eq!(assigned["contact_id"], contact.as_str());
+    assert!(caller.expect("connected").await["counsellor"].as_str().unwrap().contains("ana"));
+
+    let acked = chat(&mut caller, &mut ana, &contact, "x", 5).await;
+    assert_eq!(acked, (1..=10).collect::<Vec<_>>(), "acks in seq order, both ways");
+    // Typing crosses nodes too.
+    caller.send(json!({"type": "typing", "active": true})).await;
+    let typing = ana.recv().await;
+    assert_eq!((typing["type"].as_str(), typing["active"].as_bool()), (Some("typing"), Some(true)));
+
+    // The counsellor ends it; the caller hears it on the other node.
+    ana.send(json!({"type": "end", "contact_id": contact})).await;
+    assert_eq!(caller.expect("contact_ended").await["reason"], "counsellor_ended");
+    assert_eq!(store.messages_after(&contact, 0).await.unwrap().len(), 10);
+
+    let status = a.status(&admin).await.expect("status");
+    assert_eq!(status["nodes"].as_array().unwrap().len(), 3, "{status}");
+    assert_eq!(status["leader"]["node"], leader.id.as_str());
+    assert_eq!(status["fence"]["token"], status["leader"]["token"]);
+    drop(leader);
+}
+
+// ---------------------------------------------------------------------------------------------
+// (3) The leader killed with SIGKILL under live chats and waiting contacts.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_killed_another_takes_over_and_nothing_is_lost() {
+    let Some((db, store, _conn)) = prepare().await else { return };
+    let prefix = fresh_prefix();
+    let (leader, followers, admin) = three_nodes(&db, &redis_url(), &prefix).await;
+    let (a, b) = (&followers[0], &followers[1]);
+
+    // Ana (capacity 1) on A chats with a caller on B; two more callers wait; one rings for Ion, unanswered.
+    let mut ana = a.available_agent("ana").await;
+    let (mut caller, chat_id, chat_token) = start_chat(b).await;
+    ana.expect("offer").await;
+    ana.send(json!({"type": "accept", "contact_id": chat_id})).await;
+    ana.expect("assigned").await;
+    caller.expect("connected").await;
+    let acked = chat(&mut caller, &mut ana, &chat_id, "k", 3).await;
+    let (mut w1, id1, token1) = start_chat(b).await;
+    let (_w2, id2, _) = start_chat(a).await;
+    let mut ion = b.available_agent("ion").await;
+    let ringing = ion.expect("offer").await;
+    assert_eq!(ringing["contact_id"], id1.as_str(), "the oldest waiting contact rings first");
+    let queued_at = [
+        store.contact(&id1).await.unwrap().unwrap().queued_at,
+        store.contact(&id2).await.unwrap().unwrap().queued_at,
+    ];
+    let token_before = a.status(&admin).await.expect("status")["leader"]["token"].as_i64().unwrap();
+
+    // Power cut on the leader.
+    let killed_at = Instant::now();
+    let killed = leader.id.clone();
+    leader.sigkill().await;
+    let new_leader = settled(&followers, &admin, Some(&killed)).await;
+    let takeover = killed_at.elapsed();
+    println!("cluster: new leader {new_leader} took over {} ms after the SIGKILL (lease {LEASE_MS} ms)", takeover.as_millis());
+    assert!(takeover < Duration::from_millis(LEASE_MS * 2 + 1000), "takeover within the lease time (+ a renew period): {takeover:?}");
+    let status = a.status(&admin).await.expect("status");
+    assert!(status["leader"]["token"].as_i64().unwrap() > token_before, "a higher fencing token: {status}");
+
+    // Every socket is asked to resume on its node; they come back.
+    for ws in [&mut ana, &mut caller, &mut w1, &mut ion] {
+        assert_eq!(ws.closed().await, Some(helpline::ws::close::RESTART));
+    }
+    let (mut caller, resumed) = resume(b, &chat_token, 0).await;
+    assert_eq!(resumed["state"], "active");
+    let mut seqs = Vec::new();
+    for _ in 0..acked.len() {
+        let m = caller.expect("message").await;
+        seqs.push(m["seq"].as_i64().unwrap());
+    }
+    assert_eq!(seqs, acked, "every acknowledged message, once, in order");
+    let (mut w1, resumed) = resume(b, &token1, 0).await;
+    assert_eq!(resumed["state"], "queued");
+
+    let (mut ana, hello) = a.agent("ana").await;
+    assert_eq!(hello["conversations"][0]["contact_id"], chat_id.as_str());
+    assert_eq!(ana.expect("assigned").await["history"].as_array().unwrap().len(), acked.len());
+    ana.send(json!({"type": "message", "contact_id": chat_id, "client_id": "after", "text": "still here"})).await;
+    assert_eq!(ana.expect("ack").await["seq"], acked.len() as i64 + 1);
+    assert_eq!(caller.expect("message").await["seq"], acked.len() as i64 + 1);
+
+    // Ion comes back: both waiting contacts are offered again, oldest first, each answered once.
+    let (mut ion, _) = b.agent("ion").await;
+    ion.send(json!({"type": "status", "status": "available"})).await;
+    let (mut offered, mut assigned) = (Vec::new(), Vec::new());
+    while assigned.len() < 2 {
+        let frame = ion.recv().await;
+        match frame["type"].as_str() {
+            Some("offer") => {
+                let id = frame["contact_id"].as_str().unwrap().to_string();
+                if offered.is_empty() {
+                    println!("cluster: waiting contact re-offered {} ms after the SIGKILL", killed_at.elapsed().as_millis());
+                }
+                assert!(frame["waited_ms"].as_i64().unwrap() > 0, "the answer clock runs from the original arrival");
+                ion.send(json!({"type": "accept", "contact_id": id})).await;
+                offered.push(id);
+            }
+            Some("assigned") => assigned.push(frame["contact_id"].as_str().unwrap().to_string()),
+            Some("status") => {}
+            _ => panic!("unexpected frame {frame}"),
+        }
+    }
+    assert_eq!(offered, vec![id1.clone(), id2.clone()], "offered again, oldest first");
+    assert_eq!(w1.expect("connected").await["contact_id"], id1.as_str());
+    for (id, at) in [(&id1, queued_at[0]), (&id2, queued_at[1])] {
+        let c = store.contact(id).await.unwrap().unwrap();
+        assert_eq!((c.queued_at, c.state.as_str()), (at, "active"), "kept its arrival time");
+        let answers = store.contact_events(id).await.unwrap().into_iter().filter(|e| e.kind == "answered").count();
+        assert_eq!(answers, 1, "assigned once");
+    }
+    assert_eq!(store.messages_after(&chat_id, 0).await.unwrap().len(), acked.len() + 1, "nothing lost, nothing doubled");
+}
+
+// ---------------------------------------------------------------------------------------------
+// (4) The leader paused (SIGSTOP) until another took over, then resumed (SIGCONT): it assigns nothing.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_old_leader_is_fenced() {
+    let Some((db, store, _conn)) = prepare().await else { return };
+    let prefix = fresh_prefix();
+    let (leader, followers, admin) = three_nodes(&db, &redis_url(), &prefix).await;
+    let (a, b) = (&followers[0], &followers[1]);
+
+    // Ion's console is on the leader; a caller on A rings for him.
+    let mut ion = leader.available_agent("ion").await;
+    let (mut caller, contact, token) = start_chat(a).await;
+    assert_eq!(ion.expect("offer").await["contact_id"], contact.as_str());
+
+    leader.signal("-STOP");
+    let paused_at = Instant::now();
+    let new_leader = settled(&followers, &admin, Some(&leader.id)).await;
+    println!("cluster: {new_leader} took over {} ms after the SIGSTOP", paused_at.elapsed().as_millis());
+
+    // The caller's node asked it to resume; Ana answers it through the new leader.
+    assert_eq!(caller.closed().await, Some(helpline::ws::close::RESTART));
+    let (mut caller, resumed) = resume(a, &token, 0).await;
+    assert_eq!(resumed["state"], "queued");
+    let mut ana = b.available_agent("ana").await;
+    assert_eq!(ana.expect("offer").await["contact_id"], contact.as_str());
+    ana.send(json!({"type": "accept", "contact_id": contact})).await;
+    ana.expect("assigned").await;
+    caller.expect("connected").await;
+
+    // The old leader wakes up; Ion accepts the offer it still shows him, at once.
+    leader.signal("-CONT");
+    ion.send(json!({"type": "accept", "contact_id": contact})).await;
+    // He is never told it is his: his socket is closed (reconnect and resume) without an `assigned`.
+    loop {
+        let next = tokio::time::timeout(FRAME_TIMEOUT, futures_util::StreamExt::next(&mut ion.stream)).await.expect("old leader closes");
+        match next {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                assert_ne!(v["type"], "assigned", "a fenced leader assigned a contact: {v}");
+            }
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) | None | Some(Err(_)) => break,
+            Some(Ok(_)) => {}
+        }
+    }
+    // The database agrees: answered once, by Ana.
+    let c = store.contact(&contact).await.unwrap().unwrap();
+    let ana_id = store.user_with_hash("ana").await.unwrap().unwrap().0.id;
+    assert_eq!(c.counsellor_id.as_deref(), Some(ana_id.as_str()));
+    let answered: Vec<_> = store.contact_events(&contact).await.unwrap().into_iter().filter(|e| e.kind == "answered").collect();
+    assert_eq!(answered.len(), 1, "{answered:?}");
+    // The old leader is a follower now, and the chat goes on.
+    let deadline = Instant::now() + FRAME_TIMEOUT;
+    while leader.status(&admin).await.is_none_or(|s| s["role"] != "follower") {
+        assert!(Instant::now() < deadline, "the old leader stepped down");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let acked = chat(&mut caller, &mut ana, &contact, "p", 1).await;
+    assert_eq!(acked, vec![1, 2]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// (5) Redis restarted: simulated with a proxy in front of the shared Redis that drops every
+// connection, refuses new ones for a second and wipes this test's keys (a restart without
+// persistence), then lets them through again.
+
+struct RedisProxy {
+    addr: String,
+    down: tokio::sync::watch::Sender<u64>,
+}
+
+impl RedisProxy {
+    async fn start(upstream: String) -> RedisProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().unwrap().to_string();
+        let (down, generation) = tokio::sync::watch::channel(0u64);
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else { return };
+                let mut generation = generation.clone();
+                let born = *generation.borrow_and_update();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    // Refuse while "restarting" (an odd generation).
+                    if born % 2 == 1 {
+                        return;
+                    }
+                    let Ok(server) = TcpStream::connect(&upstream).await else { return };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    tokio::select! {
+                        _ = tokio::io::copy(&mut cr, &mut sw) => {}
+                        _ = tokio::io::copy(&mut sr, &mut cw) => {}
+                        _ = generation.changed() => {}
+                    }
+                });
+            }
+        });
+        RedisProxy { addr, down }
+    }
+
+    /// Drops every connection, refuses new ones for `pause`, wipes the keys under `prefix`.
+    async fn restart(&self, conn: &mut ConnectionManager, prefix: &str, pause: Duration) {
+        self.down.send_modify(|g| *g += 1);
+        let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(conn).await.expect("keys");
+        if !keys.is_empty() {
+            let _: () = redis::cmd("DEL").arg(keys).query_async(conn).await.expect("wipe");
+        }
+        tokio::time::sleep(pause).await;
+        self.down.send_modify(|g| *g += 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_loses_nothing_acknowledged() {
+    let Some((db, store, mut conn)) = prepare().await else { return };
+    let upstream = redis_url().trim_start_matches("redis://").trim_end_matches('/').to_string();
+    let proxy = RedisProxy::start(upstream).await;
+    let prefix = fresh_prefix();
+    let (leader, followers, admin) = three_nodes(&db, &format!("redis://{}", proxy.addr), &prefix).await;
+    let (a, b) = (&followers[0], &followers[1]);
+
+    let mut ana = a.available_agent("ana").await;
+    let (mut caller, contact, token) = start_chat(b).await;
+    ana.expect("offer").await;
+    ana.send(json!({"type": "accept", "contact_id": contact})).await;
+    ana.expect("assigned").await;
+    caller.expect("connected").await;
+    let acked = chat(&mut caller, &mut ana, &contact, "r", 3).await;
+    let (mut waiting, waiting_id, waiting_token) = start_chat(a).await;
+    let token_before = a.status(&admin).await.expect("status")["leader"]["token"].as_i64().unwrap();
+
+    proxy.restart(&mut conn, &prefix, Duration::from_millis(1000)).await;
+    let nodes = [&leader, a, b];
+    // Every node reconnects and the cluster settles again, with a higher token.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut ok = 0;
+        let mut token = 0;
+        for n in nodes {
+            if let Some(s) = n.status(&admin).await {
+                if s["nodes"].as_array().is_some_and(|l| l.len() == 3)
+                    && s["sees_leader"] == s["leader"]["node"]
+                    && s["redis_ok"] == true
+                {
+                    ok += 1;
+                    token = s["leader"]["token"].as_i64().unwrap_or(0);
+                }
+            }
+        }
+        if ok == 3 && token > token_before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cluster did not recover from the Redis restart");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Sockets were asked to resume; everything acknowledged is there, and the chat goes on.
+    for ws in [&mut ana, &mut caller, &mut waiting] {
+        assert_eq!(ws.closed().await, Some(helpline::ws::close::RESTART));
+    }
+    let (mut caller, resumed) = resume(b, &token, 0).await;
+    assert_eq!(resumed["state"], "active");
+    for seq in &acked {
+        assert_eq!(caller.expect("message").await["seq"], *seq);
+    }
+    let (mut ana, _) = a.agent("ana").await;
+    assert_eq!(ana.expect("assigned").await["history"].as_array().unwrap().len(), acked.len());
+    let more = chat(&mut caller, &mut ana, &contact, "s", 1).await;
+    assert_eq!(more, vec![acked.len() as i64 + 1, acked.len() as i64 + 2]);
+    let (_waiting, resumed) = resume(a, &waiting_token, 0).await;
+    assert_eq!(resumed["state"], "queued");
+    assert_eq!(store.contact(&waiting_id).await.unwrap().unwrap().state, "queued", "the waiting contact still waits");
+    assert_eq!(store.messages_after(&contact, 0).await.unwrap().len(), acked.len() + 2);
+}
