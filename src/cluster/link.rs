@@ -293,6 +293,7 @@ impl Link {
                         call_id: call.call_id,
                         caller_last2: call.caller_last2,
                         repeat: call.repeat,
+                        earlier: call.earlier,
                         done,
                     },
                     vec![done],
@@ -411,9 +412,9 @@ impl Link {
                         let reply = self.replier_map(from, reply, |r: Result<(), InterveneError>| WireIntervene::from_result(r));
                         EngineCommand::Intervene { input, reply }
                     }
-                    WireEngine::StartCall { contact, gateway_id, call_id, caller_last2, repeat, done } => {
+                    WireEngine::StartCall { contact, gateway_id, call_id, caller_last2, repeat, earlier, done } => {
                         let Some(contact) = contact.into_contact() else { return };
-                        let call = CallInfo { gateway_id, call_id, caller_last2, repeat };
+                        let call = CallInfo { gateway_id, call_id, caller_last2, repeat, earlier };
                         EngineCommand::StartCall { contact, call, done: self.replier(from, done) }
                     }
                 };

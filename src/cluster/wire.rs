@@ -42,7 +42,16 @@ pub enum WireEngine {
     CallerPresence { contact: String, online: bool },
     CounsellorOnline { profile: WireProfile, status: AgentStatus },
     Intervene { input: WireInput, reply: ReplyId },
-    StartCall { contact: WireContact, gateway_id: String, call_id: String, caller_last2: Option<String>, repeat: i64, done: ReplyId },
+    StartCall {
+        contact: WireContact,
+        gateway_id: String,
+        call_id: String,
+        caller_last2: Option<String>,
+        repeat: i64,
+        #[serde(default)]
+        earlier: Vec<crate::protocol::EarlierContact>,
+        done: ReplyId,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
