@@ -98,13 +98,13 @@ test('the widget and the console have no serious or critical axe violations', as
     /disabilities · RO/,
     'tabs are named by their visible text',
   );
-  await firstPane.locator('textarea').fill('Hi, I am Ana. I am here and I have time. You are safe to write here.');
-  await firstPane.locator('textarea').press('Enter');
+  await firstPane.locator('.composer textarea').fill('Hi, I am Ana. I am here and I have time. You are safe to write here.');
+  await firstPane.locator('.composer textarea').press('Enter');
   await first.page.locator('.msg.theirs .text').first().waitFor();
   await say(first.page, 'Thank you. Can I write slowly?');
   await firstPane.locator('.msg .text', { hasText: 'write slowly' }).waitFor();
   await second.page.locator('#text').pressSequentially('Cum', { delay: 10 });
-  await firstPane.locator('textarea').fill('Of course, take your time.');
+  await firstPane.locator('.composer textarea').fill('Of course, take your time.');
   const third = await caller(callerCtx, 'children', 'ru');
   await agent.locator(`.offer[data-contact-id="${third.contactId}"]`).waitFor();
   await assertAccessible(agent, 'the console, with conversations and an offer');
@@ -114,12 +114,13 @@ test('the widget and the console have no serious or critical axe violations', as
   }
   await firstPane.getByRole('group', { name: 'Categories' }).getByRole('checkbox').first().waitFor();
   await firstPane.getByRole('group', { name: 'Risk' }).getByRole('radio', { name: /Imminent/ }).waitFor();
-  const escalate = firstPane.getByRole('button', { name: 'Escalate…' });
+  const escalate = firstPane.locator('.escalate-toggle');
   assert.equal(await escalate.getAttribute('aria-expanded'), 'false');
-  await escalate.click();
+  await firstPane.getByRole('button', { name: 'Escalate…' }).click();
   assert.equal(await escalate.getAttribute('aria-expanded'), 'true');
   await assertAccessible(agent, 'the console, with the escalation panel open');
   await firstPane.getByRole('button', { name: 'Cancel escalation' }).click();
+  assert.equal(await escalate.getAttribute('aria-expanded'), 'false');
   await screenshot(agent, 'agent', { docs: 'agent.png' });
   await agent.keyboard.press('Alt+D');
   await agent.locator(`.offer[data-contact-id="${third.contactId}"]`).waitFor({ state: 'detached' });

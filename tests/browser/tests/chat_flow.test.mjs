@@ -40,8 +40,8 @@ test('chat: offer, accept, messages both ways, caller and counsellor drops, coun
   await conv.getByText('The caller is typing…').waitFor();
   await chat.locator('#text').fill('');
 
-  await conv.locator('textarea').fill('Bună, sunt aici. Ce s-a întâmplat?');
-  await conv.locator('textarea').press('Enter');
+  await conv.locator('.composer textarea').fill('Bună, sunt aici. Ce s-a întâmplat?');
+  await conv.locator('.composer textarea').press('Enter');
   await chat.locator('.msg.theirs .text', { hasText: 'Bună, sunt aici. Ce s-a întâmplat?' }).waitFor();
   await conv.locator('.msg.mine .meta[data-state="delivered"]').waitFor();
   await screenshot(chat, 'chat-conversation');
@@ -56,8 +56,8 @@ test('chat: offer, accept, messages both ways, caller and counsellor drops, coun
 
   // Meanwhile the counsellor writes twice, and the caller writes once (it stays "sending").
   for (const text of ['Ești în siguranță acum?', 'Sunt aici cât ai nevoie.']) {
-    await conv.locator('textarea').fill(text);
-    await conv.locator('textarea').press('Enter');
+    await conv.locator('.composer textarea').fill(text);
+    await conv.locator('.composer textarea').press('Enter');
   }
   await conv.locator('.msg.mine .meta[data-state="sent"]').nth(1).waitFor();
   await say(chat, 'Da, acum sunt bine');
@@ -85,18 +85,18 @@ test('chat: offer, accept, messages both ways, caller and counsellor drops, coun
   assert.equal(await chat.locator('.msg.mine .meta[data-state="delivered"]').count(), 2);
 
   // ----- the counsellor's connection drops; the draft in the reply box survives --------------
-  await conv.locator('textarea').fill('Draft typed while the network is down');
+  await conv.locator('.composer textarea').fill('Draft typed while the network is down');
   await cutSockets(agent);
   await agent.locator('#banner', { hasText: 'Connection lost' }).waitFor();
   await agent.locator('#banner', { hasText: 'Connected again.' }).waitFor();
   await agent.locator('#conn[data-state="online"]').waitFor();
-  assert.equal(await conv.locator('textarea').inputValue(), 'Draft typed while the network is down');
+  assert.equal(await conv.locator('.composer textarea').inputValue(), 'Draft typed while the network is down');
   assert.deepEqual(await conv.locator('.log .msg .text').allTextContents(), callerTexts);
   assert.equal(await agent.locator('.pane').count(), 1, 'one pane per conversation after the rebuild');
 
   // The conversation goes on after both drops.
-  await conv.locator('textarea').fill('Mă bucur. Putem vorbi oricând.');
-  await conv.locator('textarea').press('Enter');
+  await conv.locator('.composer textarea').fill('Mă bucur. Putem vorbi oricând.');
+  await conv.locator('.composer textarea').press('Enter');
   await chat.locator('.msg.theirs .text', { hasText: 'Mă bucur. Putem vorbi oricând.' }).waitFor();
   await screenshot(agent, 'agent-conversation');
 
@@ -125,8 +125,8 @@ test('chat: a reload of the tab resumes the conversation from the server', { tim
   await chat.getByText('You are talking with Ana.').first().waitFor();
   await say(chat, 'first');
   await conv.locator('.msg .text', { hasText: 'first' }).waitFor();
-  await conv.locator('textarea').fill('second');
-  await conv.locator('textarea').press('Enter');
+  await conv.locator('.composer textarea').fill('second');
+  await conv.locator('.composer textarea').press('Enter');
   await chat.locator('.msg .text', { hasText: 'second' }).waitFor();
 
   // Only the resume token is in sessionStorage; no texts.

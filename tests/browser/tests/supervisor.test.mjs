@@ -99,8 +99,8 @@ test('a wait turns amber and red and leaves when answered; monitor, whisper, joi
   assert.equal(await agent.locator('.note.whisper img').count(), 0, 'no element made from whisper text');
   await mon.locator('.note.whisper', { hasText: 'Ask if she is safe now' }).waitFor();
   // Ion writes after the whisper: when the caller has that, she would have had the whisper too.
-  await conv.locator('textarea').fill('Ești în siguranță acum?');
-  await conv.locator('textarea').press('Enter');
+  await conv.locator('.composer textarea').fill('Ești în siguranță acum?');
+  await conv.locator('.composer textarea').press('Enter');
   await first.page.locator('.msg .text', { hasText: 'Ești în siguranță acum?' }).waitFor();
   assert.ok(!(await first.page.locator('body').textContent()).includes('Ask if she is safe'), 'the caller page never shows the whisper');
   assert.ok(!first.frames.some((f) => f.type === 'whisper' || JSON.stringify(f).includes('Ask if she is safe')), 'no whisper frame reached the caller');

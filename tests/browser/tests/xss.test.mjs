@@ -26,8 +26,8 @@ test('an XSS payload renders as text on both sides and runs nothing', async () =
   await say(chat, PAYLOAD);
   await conv.locator('.msg.theirs .text').first().waitFor();
   // Counsellor -> caller.
-  await conv.locator('textarea').fill(PAYLOAD);
-  await conv.locator('textarea').press('Enter');
+  await conv.locator('.composer textarea').fill(PAYLOAD);
+  await conv.locator('.composer textarea').press('Enter');
   await chat.locator('.msg.theirs .text').first().waitFor();
   await conv.locator('.msg.mine .meta[data-state="delivered"]').waitFor();
   await chat.locator('.msg.mine .meta[data-state="delivered"]').waitFor();
