@@ -5,7 +5,6 @@
 //! in parallel on one Redis. Outside CI (`CI` / `HELPLINE_REQUIRE_POSTGRES` unset) a
 //! missing service is reported as SKIPPED.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use helpline::cluster::lease;
@@ -17,9 +16,8 @@ use helpline::store::users::Role;
 use helpline::store::{Store, StoreError};
 use redis::aio::ConnectionManager;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::helpers::{add_user, Backend, TestDb, Ws, FRAME_TIMEOUT};
 
@@ -179,30 +177,11 @@ struct Node {
 
 impl Node {
     async fn start(db_url: &str, redis_url: &str, prefix: &str, id: &str) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_helpline"))
-            .args(["--database", db_url, "serve", "--listen", "127.0.0.1:0", "--trusted-proxies", "127.0.0.1"])
-            .args(["--redis", redis_url, "--node-id", id, "--redis-prefix", prefix, "--lease-ms", &LEASE_MS.to_string()])
-            .env("HELPLINE_JWT_SECRET", "cluster-test-secret-cluster-test-secret")
-            .env("RUST_LOG", std::env::var("TEST_NODE_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start helpline");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = tokio::time::timeout(FRAME_TIMEOUT, async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(rest) = line.strip_prefix("helpline is listening on http://") {
-                    return rest.split_whitespace().next().map(str::to_string);
-                }
-            }
-            None
-        })
-        .await
-        .expect("node start timed out")
-        .expect("node printed its address");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let lease = LEASE_MS.to_string();
+        let log = std::env::var("TEST_NODE_LOG").unwrap_or_else(|_| "warn".into());
+        let flags = ["--redis", redis_url, "--node-id", id, "--redis-prefix", prefix, "--lease-ms", &lease];
+        let (child, addr) =
+            crate::durability::spawn_helpline(db_url, &flags, "cluster-test-secret-cluster-test-secret", &log).await;
         Node { id: id.to_string(), child, addr, http: reqwest::Client::new() }
     }
 

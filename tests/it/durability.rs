@@ -19,32 +19,39 @@ pub(crate) struct Server {
     pub(crate) http: reqwest::Client,
 }
 
+/// Starts the built `helpline` binary on `db_url` with `extra` serve flags; returns the child and the
+/// address it printed (stdout is drained so the child never blocks on a full pipe).
+pub(crate) async fn spawn_helpline(db_url: &str, extra: &[&str], secret: &str, log: &str) -> (tokio::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_helpline"))
+        .args(["--database", db_url, "serve", "--listen", "127.0.0.1:0", "--trusted-proxies", "127.0.0.1"])
+        .args(extra)
+        .env("HELPLINE_JWT_SECRET", secret)
+        .env("RUST_LOG", log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start helpline");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = tokio::time::timeout(FRAME_TIMEOUT, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.strip_prefix("helpline is listening on http://") {
+                return rest.split_whitespace().next().map(str::to_string);
+            }
+        }
+        None
+    })
+    .await
+    .expect("server start timed out")
+    .expect("server printed its address");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
 impl Server {
     pub(crate) async fn start(db_url: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_helpline"))
-            .args(["--database", db_url, "serve", "--listen", "127.0.0.1:0", "--trusted-proxies", "127.0.0.1"])
-            .env("HELPLINE_JWT_SECRET", "durability-test-secret-durability")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start helpline");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = tokio::time::timeout(FRAME_TIMEOUT, async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(rest) = line.strip_prefix("helpline is listening on http://") {
-                    return rest.split_whitespace().next().map(str::to_string);
-                }
-            }
-            None
-        })
-        .await
-        .expect("server start timed out")
-        .expect("server printed its address");
-        // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (child, addr) = spawn_helpline(db_url, &[], "durability-test-secret-durability", "warn").await;
         Server { child, addr, http: reqwest::Client::new() }
     }
 
