@@ -55,6 +55,7 @@ fn contact(helpline: &str, id: u128, queued_at: i64) -> NewContact {
         priority: 0,
         queued_at,
         caller_connected: true,
+        senior_only: false,
     }
 }
 
@@ -70,6 +71,7 @@ fn with_counsellors(c: usize) -> Engine {
             languages: set(&["ro"]),
             capacity: 3,
             takes_calls: false,
+            senior: false,
         };
         e.handle(NOW, Input::UpsertCounsellor(profile));
         e.handle(NOW, Input::CounsellorConnected { counsellor: id });

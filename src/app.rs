@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,13 +32,21 @@ pub struct Settings {
     pub jwt_secret: Option<String>,
     /// The key being rotated out: tokens it signed are still accepted (by their `kid`) until they expire.
     pub jwt_previous_secret: Option<String>,
+    /// Lifetime of access tokens (default 15 minutes; the pages refresh them before they expire).
     pub token_ttl: Duration,
+    /// How long a login lasts through refreshes (default 12 hours, a night shift).
+    pub refresh_ttl: Duration,
     /// Seed demo accounts (and helplines) if missing.
     pub demo: bool,
     /// How often to look for disabled accounts whose sockets must close.
     pub account_check_every: Duration,
     /// How often settled hours are rolled up for reports (`None`: never in the background).
     pub report_rollup_every: Option<Duration>,
+    /// Delete the conversations of contacts without a case this many days after they ended
+    /// ([`crate::retention`]); None: keep them.
+    pub retention_days: Option<u32>,
+    /// How often retention runs (when `retention_days` is set).
+    pub retention_every: Duration,
     /// Origins allowed to open the caller socket (exact, e.g. `https://www.116111.md`). Empty: only
     /// pages served by this server (Origin matching Host), and clients that send no Origin.
     pub allowed_origins: Vec<String>,
@@ -48,27 +56,37 @@ pub struct Settings {
     pub guard: crate::guard::GuardSettings,
     /// Cluster mode (PostgreSQL and Redis); None: a single node.
     pub cluster: Option<crate::cluster::ClusterSettings>,
+    /// Ping interval and idle timeout of every socket.
+    pub keepalive: crate::ws::Keepalive,
 }
 
 impl Settings {
-    /// Defaults for a database URL: loopback, port 0, 12-hour tokens (a night shift), no demo data.
+    /// Defaults for a database URL: loopback, port 0, 15-minute access tokens refreshed for up to
+    /// 12 hours (a night shift), no demo data.
     pub fn for_database(database_url: impl Into<String>) -> Settings {
         Settings {
             listen: "127.0.0.1:0".into(),
             database_url: database_url.into(),
             jwt_secret: None,
             jwt_previous_secret: None,
-            token_ttl: Duration::from_secs(12 * 3600),
+            token_ttl: crate::auth::DEFAULT_ACCESS_TTL,
+            refresh_ttl: crate::auth::DEFAULT_REFRESH_TTL,
             demo: false,
             account_check_every: Duration::from_secs(1),
             report_rollup_every: Some(Duration::from_secs(300)),
+            retention_days: None,
+            retention_every: RETENTION_EVERY,
             allowed_origins: Vec::new(),
             rate_limit: crate::ws::RateLimit::default(),
             guard: crate::guard::GuardSettings::default(),
             cluster: None,
+            keepalive: crate::ws::Keepalive::default(),
         }
     }
 }
+
+/// How often the server runs retention (`--retention-days`).
+pub const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
 /// Shared handles, cloned into every request and session.
 #[derive(Clone)]
@@ -91,6 +109,31 @@ pub struct AppState {
     pub guard: Arc<crate::guard::Guard>,
     /// This node's cluster membership (cluster mode only).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// False while the database does not answer (checked every second): sessions refuse what needs
+    /// it at once, with `unavailable`, and `/readyz` answers 503.
+    pub db_up: Arc<AtomicBool>,
+    pub keepalive: crate::ws::Keepalive,
+}
+
+/// Every second: whether the database answers ([`AppState::db_up`]).
+async fn watch_database(state: AppState) {
+    let mut shutdown = state.shutdown.clone();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = crate::ws::stopping(&mut shutdown) => return,
+        }
+        let up = state.store.ping().await;
+        if state.db_up.swap(up, Ordering::SeqCst) != up {
+            if up {
+                tracing::warn!("the database answers again: accepting work");
+            } else {
+                tracing::error!("the database does not answer: refusing what needs it (unavailable) until it does");
+            }
+        }
+    }
 }
 
 /// Counts live WebSocket sessions, so shutdown can wait for them to finish.
@@ -156,7 +199,11 @@ impl Application {
             _ => store.secret_or_create("jwt_hs256", clock.now_ms(), random_secret).await?,
         };
         let previous = settings.jwt_previous_secret.clone().unwrap_or_default();
-        let auth = Arc::new(AuthKeys::new(secret.as_bytes(), settings.token_ttl).with_previous(previous.as_bytes()));
+        let auth = Arc::new(
+            AuthKeys::new(secret.as_bytes(), settings.token_ttl)
+                .with_previous(previous.as_bytes())
+                .with_refresh_ttl(settings.refresh_ttl),
+        );
         let helplines = store.helplines().await?;
         let (hub, engine, relay, engine_task, relay_task, cluster) = match &settings.cluster {
             None => {
@@ -194,7 +241,10 @@ impl Application {
             rate_limit: settings.rate_limit,
             guard: Arc::new(crate::guard::Guard::new(settings.guard.clone())),
             cluster,
+            db_up: Arc::new(AtomicBool::new(true)),
+            keepalive: settings.keepalive,
         };
+        tokio::spawn(watch_database(state.clone()));
         tokio::spawn(watch_disabled_accounts(state.clone(), settings.account_check_every));
         tokio::spawn(crate::supervise::run_feed(state.clone()));
         tokio::spawn(forget_idle_limits(state.clone()));
@@ -202,6 +252,9 @@ impl Application {
             tokio::spawn(roll_up_reports(state.clone(), every));
         }
         tokio::spawn(crate::api::escalations::run_ack_watch(state.clone()));
+        if let Some(days) = settings.retention_days {
+            tokio::spawn(crate::retention::run_periodically(state.clone(), days, settings.retention_every));
+        }
         let listener = TcpListener::bind(&settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
         if let (Some(cluster), Ok(addr)) = (&state.cluster, listener.local_addr()) {
             cluster.set_address(addr.to_string());
@@ -248,8 +301,14 @@ impl Application {
             cluster.leave().await;
         }
         drop(state);
+        // The engine task waits for a database that is away (see `EngineTask::commit`); it ends once
+        // every handle is gone. A session stuck past the wait above still holds one: stop waiting then.
         if let Some(task) = engine_task {
-            let _ = task.await;
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(15), task).await.is_err() {
+                tracing::warn!("router still waiting for the database after 15 s; stopping it (a restart restores from the database)");
+                abort.abort();
+            }
         }
         if let Some(task) = relay_task {
             let _ = task.await;
@@ -299,16 +358,29 @@ pub async fn cut_off(state: &AppState, user: &str, reason: &'static str) {
     }
 }
 
-/// At start and then `every` (five minutes by default), rolls up the settled hours reports need ([`crate::rollup`]), a month
-/// of hours per step so that a first run on a big database does not hold the write lock for long.
-async fn roll_up_reports(state: AppState, every: Duration) {
+/// Runs `step` at once and then every `period` (missed ticks are not made up), until the server
+/// shuts down. For the server's housekeeping: roll-ups, retention, forgetting idle limits.
+pub(crate) async fn every<F, Fut>(state: &AppState, period: Duration, mut step: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
     let mut shutdown = state.shutdown.clone();
-    let mut tick = tokio::time::interval(every);
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = crate::ws::stopping(&mut shutdown) => return,
         }
+        step().await;
+    }
+}
+
+/// At start and then `every` (five minutes by default), rolls up the settled hours reports need ([`crate::rollup`]), a month
+/// of hours per step so that a first run on a big database does not hold the write lock for long.
+async fn roll_up_reports(state: AppState, period: Duration) {
+    every(&state, period, || async {
         loop {
             match crate::rollup::roll_up(&state.store, state.clock.now_ms(), 24 * 31).await {
                 Ok(p) if p.remaining > 0 && p.rolled > 0 => tokio::task::yield_now().await,
@@ -318,22 +390,16 @@ async fn roll_up_reports(state: AppState, every: Duration) {
                     break;
                 }
             }
-            if *shutdown.borrow() {
+            if *state.shutdown.borrow() {
                 return;
             }
         }
-    }
+    })
+    .await;
 }
 
 /// Every minute, drops the rate-limit state of addresses that have been quiet (so a flood from
 /// many addresses does not grow memory for ever).
 async fn forget_idle_limits(state: AppState) {
-    let mut shutdown = state.shutdown.clone();
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => state.guard.forget_idle(),
-            _ = crate::ws::stopping(&mut shutdown) => return,
-        }
-    }
+    every(&state, Duration::from_secs(60), || async { state.guard.forget_idle() }).await;
 }

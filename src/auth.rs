@@ -1,4 +1,4 @@
-//! Authentication: argon2 password hashes, HS256 access tokens (RFC 8725: algorithm pinned, explicit `typ`, `kid` with a rotation overlap, iss/aud/exp/nbf checked), and single-use WebSocket tickets.
+//! Authentication: argon2 password hashes, short-lived HS256 access tokens (RFC 8725: algorithm pinned, explicit `typ`, `kid` with a rotation overlap, iss/aud/exp/nbf checked against the server clock), opaque refresh tokens, and single-use WebSocket tickets.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,6 +24,10 @@ pub const LEEWAY_SECS: u64 = 5;
 /// The explicit type of access tokens (RFC 9068), checked on every token: a token of another
 /// kind (an ID token, another service's JWT signed with a shared key) is not an access token.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+/// Default lifetime of access tokens: short, so a stolen one is worth little; the pages refresh them.
+pub const DEFAULT_ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
+/// Default lifetime of a login through refreshes: a night shift.
+pub const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(12 * 3600);
 
 /// The claims of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,11 +58,17 @@ pub struct AuthKeys {
     previous: Option<(String, DecodingKey)>,
     validation: Validation,
     pub token_ttl: Duration,
+    /// How long a login lasts through refreshes: a refresh token family expires this long after the
+    /// login that started it, however often it is rotated.
+    pub refresh_ttl: Duration,
 }
 
 impl std::fmt::Debug for AuthKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthKeys").field("token_ttl", &self.token_ttl).finish_non_exhaustive()
+        f.debug_struct("AuthKeys")
+            .field("token_ttl", &self.token_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -69,7 +79,9 @@ impl AuthKeys {
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-        validation.validate_nbf = true;
+        // `exp` and `nbf` are checked in `verify_at` against the server's clock (the one that issued them).
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.leeway = LEEWAY_SECS;
         AuthKeys {
             kid: key_id(secret),
@@ -78,7 +90,14 @@ impl AuthKeys {
             previous: None,
             validation,
             token_ttl,
+            refresh_ttl: DEFAULT_REFRESH_TTL,
         }
+    }
+
+    /// Sets how long a login lasts through refreshes.
+    pub fn with_refresh_ttl(mut self, refresh_ttl: Duration) -> AuthKeys {
+        self.refresh_ttl = refresh_ttl;
+        self
     }
 
     /// Also accepts tokens signed with `previous` (named by its `kid`) during a key rotation.
@@ -114,9 +133,14 @@ impl AuthKeys {
         Ok((token, claims))
     }
 
-    /// Verifies a token: `typ` (access token), `kid` (the current or the previous key), signature
-    /// (HS256 only), `iss`, `aud`, `exp`, `nbf`.
+    /// Verifies a token now (by the system clock); see [`AuthKeys::verify_at`].
     pub fn verify(&self, token: &str) -> Option<Claims> {
+        self.verify_at(token, crate::clock::Clock::new().now_ms())
+    }
+
+    /// Verifies a token at `now_ms`: `typ` (access token), `kid` (the current or the previous key),
+    /// signature (HS256 only), `iss`, `aud`, then `exp` and `nbf` with [`LEEWAY_SECS`] of leeway.
+    pub fn verify_at(&self, token: &str, now_ms: i64) -> Option<Claims> {
         let header = jsonwebtoken::decode_header(token).ok()?;
         if header.alg != Algorithm::HS256 || header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
             return None;
@@ -126,7 +150,9 @@ impl AuthKeys {
             (Some(kid), Some((previous, key))) if kid == previous => key,
             _ => return None,
         };
-        jsonwebtoken::decode::<Claims>(token, key, &self.validation).ok().map(|d| d.claims)
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation).ok()?.claims;
+        let (now, leeway) = (now_ms.div_euclid(1000), i64::try_from(LEEWAY_SECS).unwrap_or(0));
+        (claims.exp > now.saturating_sub(leeway) && claims.nbf <= now.saturating_add(leeway)).then_some(claims)
     }
 }
 
@@ -246,6 +272,17 @@ mod tests {
         let claims = after.verify(&new_token).unwrap();
         let untyped = jsonwebtoken::encode(&h, &claims, &EncodingKey::from_secret(b"new-key")).unwrap();
         assert_eq!(after.verify(&untyped), None);
+    }
+
+    #[test]
+    fn expiry_and_not_before_are_checked_against_the_given_clock() {
+        let keys = AuthKeys::new(b"secret-one", Duration::from_secs(900));
+        let t0 = 1_800_000_000_000;
+        let (token, claims) = keys.issue("u1", Role::Counsellor, t0).unwrap();
+        assert_eq!(keys.verify_at(&token, t0 + 899_000), Some(claims.clone()));
+        assert_eq!(keys.verify_at(&token, t0 + 900_000 + 4_000), Some(claims), "within the leeway");
+        assert_eq!(keys.verify_at(&token, t0 + 900_000 + 5_000), None, "expired");
+        assert_eq!(keys.verify_at(&token, t0 - 6_000), None, "not yet valid");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The `helpline` command line: `serve`, `migrate`, `user add|list|disable|enable`, `gateway add|list|revoke`, `number set|list`, `service add|list`.
+//! The `helpline` command line: `serve`, `migrate`, `user add|list|disable|enable`, `gateway add|list|revoke`, `number set|list`, `service add|list`, `audit verify`, `rollup`, `retention`.
 
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
@@ -49,6 +49,25 @@ pub enum Command {
     Number(NumberCommand),
     /// Roll up every settled hour for reports now, with progress (the server also does it every five minutes).
     Rollup,
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Delete now, with progress, the conversations of contacts without a case that ended more than
+    /// `--days` days ago (the server does it every hour with `serve --retention-days`); case data is kept.
+    Retention(RetentionArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RetentionArgs {
+    /// The retention period in days (at least 1).
+    #[arg(long, env = "HELPLINE_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub days: u32,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Walk the audit log's hash chain; exit 1 and name the first broken line if it was tampered with.
+    Verify,
 }
 
 #[derive(Subcommand, Debug)]
@@ -87,9 +106,18 @@ pub struct ServeArgs {
     /// Frames one socket may send in a burst.
     #[arg(long, env = "HELPLINE_WS_BURST", default_value_t = crate::ws::RATE_BURST)]
     pub ws_burst: f64,
-    /// Lifetime of access tokens, in seconds.
-    #[arg(long, env = "HELPLINE_TOKEN_TTL_SECS", default_value_t = 12 * 3600)]
+    /// Seconds between pings on every socket.
+    #[arg(long, env = "HELPLINE_WS_PING_SECS", default_value_t = crate::ws::PING_EVERY.as_secs())]
+    pub ws_ping_secs: u64,
+    /// A socket silent this many seconds (no frame, no pong) is closed (4000).
+    #[arg(long, env = "HELPLINE_WS_IDLE_TIMEOUT_SECS", default_value_t = crate::ws::IDLE_TIMEOUT.as_secs())]
+    pub ws_idle_timeout_secs: u64,
+    /// Lifetime of access tokens, in seconds (the console and dashboard refresh them before they expire).
+    #[arg(long, env = "HELPLINE_TOKEN_TTL_SECS", default_value_t = 15 * 60)]
     pub token_ttl_secs: u64,
+    /// How long a login lasts through refreshes, in seconds (refresh tokens rotate on every use).
+    #[arg(long, env = "HELPLINE_REFRESH_TTL_SECS", default_value_t = 12 * 3600)]
+    pub refresh_ttl_secs: u64,
     /// Addresses of load balancers whose X-Forwarded-For is believed, comma-separated.
     #[arg(long, env = "HELPLINE_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
@@ -105,6 +133,10 @@ pub struct ServeArgs {
     /// Failed logins per account name per minute, from anywhere, before it is locked for a while; 0: no limit.
     #[arg(long, env = "HELPLINE_LOGINS_PER_ACCOUNT_PER_MIN", default_value_t = crate::guard::LOGINS_PER_ACCOUNT_PER_MIN)]
     pub logins_per_account_per_min: u32,
+    /// Delete the conversations of contacts without a case this many days after they ended (checked
+    /// every hour); 0: keep them (the default; set your jurisdiction's period).
+    #[arg(long, env = "HELPLINE_RETENTION_DAYS", default_value_t = 0)]
+    pub retention_days: u32,
     /// Seconds between roll-ups of settled hours for reports; 0: only with `helpline rollup`.
     #[arg(long, env = "HELPLINE_REPORT_ROLLUP_EVERY_SECS", default_value_t = 300)]
     pub report_rollup_every_secs: u64,
@@ -165,6 +197,9 @@ pub struct UserAdd {
     /// Phone extension for calls (counsellors without one are never offered calls).
     #[arg(long)]
     pub extension: Option<String>,
+    /// A senior counsellor: takes the contacts of callers a supervisor routed to seniors instead of blocking.
+    #[arg(long)]
+    pub senior: bool,
     /// Districts a case manager covers, comma-separated (new cases there are assigned to them).
     #[arg(long, default_value = "")]
     pub districts: String,
@@ -208,6 +243,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gateway(cmd) => gateway(&cli.database, cmd).await,
         Command::Number(cmd) => number(&cli.database, cmd).await,
         Command::Rollup => crate::rollup::run_to_completion(&open(&cli.database).await?).await,
+        Command::Audit(AuditCommand::Verify) => audit_verify(&cli.database).await,
+        Command::Retention(args) => crate::retention::run_to_completion(&open(&cli.database).await?, args.days).await,
     }
 }
 
@@ -240,9 +277,12 @@ async fn serve(database: String, args: ServeArgs) -> anyhow::Result<()> {
         jwt_secret: std::env::var("HELPLINE_JWT_SECRET").ok(),
         jwt_previous_secret: std::env::var("HELPLINE_JWT_PREVIOUS_SECRET").ok(),
         token_ttl: Duration::from_secs(args.token_ttl_secs.max(60)),
+        refresh_ttl: Duration::from_secs(args.refresh_ttl_secs.max(args.token_ttl_secs).max(60)),
         demo: args.demo,
         account_check_every: Duration::from_secs(1),
         report_rollup_every: (args.report_rollup_every_secs > 0).then(|| Duration::from_secs(args.report_rollup_every_secs)),
+        retention_days: (args.retention_days > 0).then_some(args.retention_days),
+        retention_every: crate::app::RETENTION_EVERY,
         allowed_origins: split_list(&args.allowed_origins),
         rate_limit: crate::ws::RateLimit { burst: args.ws_burst, per_sec: args.ws_rate_per_sec },
         guard: crate::guard::GuardSettings {
@@ -258,6 +298,10 @@ async fn serve(database: String, args: ServeArgs) -> anyhow::Result<()> {
             lease: Duration::from_millis(args.lease_ms.max(300)),
             prefix: args.redis_prefix,
         }),
+        keepalive: crate::ws::Keepalive {
+            ping_every: Duration::from_secs(args.ws_ping_secs.max(1)),
+            idle_timeout: Duration::from_secs(args.ws_idle_timeout_secs.max(2)),
+        },
     };
     let app = Application::build(settings).await?;
     let addr = app.local_addr();
@@ -354,6 +398,9 @@ async fn user(database: &str, cmd: UserCommand) -> anyhow::Result<()> {
             if extension.is_some() {
                 store.set_user_extension(&created.id, extension).await?;
             }
+            if a.senior {
+                store.set_user_senior(&created.id, true).await?;
+            }
             let districts = split_list(&a.districts);
             if !districts.is_empty() {
                 store.set_user_districts(&created.id, &districts).await?;
@@ -447,6 +494,22 @@ async fn number(database: &str, cmd: NumberCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `helpline audit verify`: prints the chain's length and head, or fails (exit 1) naming the first broken line.
+async fn audit_verify(database: &str) -> anyhow::Result<()> {
+    let store = open(database).await?;
+    let report = store.verify_audit_chain().await?;
+    match &report.first_break {
+        None => {
+            println!("audit log intact: {} lines, head {}", report.lines, report.head);
+            Ok(())
+        }
+        Some(b) => {
+            let at = b.seq.map_or_else(|| "a line outside the chain".to_string(), |s| format!("line {s}"));
+            bail!("audit log broken at {at} (id {}): {}; the {} lines before it are intact", b.id, b.problem, report.lines)
+        }
+    }
 }
 
 async fn set_disabled(store: &Store, username: &str, disabled: bool, now: i64) -> anyhow::Result<()> {

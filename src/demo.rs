@@ -46,6 +46,9 @@ pub async fn seed_helplines(store: &Store) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The demo's senior counsellor: takes the contacts of callers a supervisor routed to seniors.
+pub const DEMO_SENIORS: &[&str] = &["ion"];
+
 /// Phone extensions of the demo counsellors.
 pub const DEMO_EXTENSIONS: &[(&str, &str)] = &[("ana", "201"), ("ion", "202"), ("olena", "203")];
 
@@ -133,6 +136,9 @@ pub async fn seed_accounts(store: &Store, now: i64) -> anyhow::Result<()> {
         let created = store.create_user(&user, now).await?;
         if let Some((_, ext)) = DEMO_EXTENSIONS.iter().find(|(u, _)| *u == a.username) {
             store.set_user_extension(&created.id, Some(ext)).await?;
+        }
+        if DEMO_SENIORS.contains(&a.username) {
+            store.set_user_senior(&created.id, true).await?;
         }
         if a.role == Role::CaseManager {
             store.set_user_districts(&created.id, &DEMO_CASE_DISTRICTS.iter().map(|d| d.to_string()).collect::<Vec<_>>()).await?;

@@ -46,6 +46,10 @@ pub enum EngineCommand {
     Snapshot(oneshot::Sender<Snapshot>),
     /// A new call (already stored): queue it; `done` once queued.
     StartCall { contact: NewContact, call: CallInfo, done: oneshot::Sender<()> },
+    /// Cluster mode, after a leader change: sockets that stayed open on their nodes are connected
+    /// again, silently (no frames, no events): callers of these contacts, counsellors with their
+    /// profile and the status they last chose.
+    Reattach { callers: Vec<ContactId>, counsellors: Vec<(CounsellorProfile, Status)> },
 }
 
 /// A cheap handle to the engine task: this process's, or (cluster mode) the leader's, wherever it runs.
@@ -139,6 +143,7 @@ pub fn profile_of(user: &User) -> Option<CounsellorProfile> {
         languages: user.languages.iter().cloned().collect(),
         capacity: u32::try_from(user.capacity.max(0)).unwrap_or(3),
         takes_calls: user.extension.as_deref().is_some_and(|e| !e.trim().is_empty()),
+        senior: user.senior,
     })
 }
 
@@ -169,6 +174,7 @@ fn restored(c: &ContactRecord) -> Option<NewContact> {
         queued_at: c.queued_at,
         // A chat's caller must come back on a socket; a phone caller is still on the line at the exchange.
         caller_connected: c.channel == "call",
+        senior_only: c.senior_only,
     })
 }
 
@@ -182,6 +188,8 @@ struct EngineTask {
     hub: Arc<Hub>,
     relay: RelayHandle,
     clock: Clock,
+    /// Tells the task when the server is stopping (no handle left).
+    handles: mpsc::WeakSender<EngineCommand>,
 }
 
 /// Builds the engine from the database (waiting contacts with their original arrival
@@ -224,13 +232,15 @@ pub async fn spawn(
         }
     }
     let (tx, rx) = mpsc::channel(4096);
-    let task = EngineTask { engine, offered: Default::default(), calls, store, hub, relay, clock };
+    let task = EngineTask { engine, offered: Default::default(), calls, store, hub, relay, clock, handles: tx.downgrade() };
     let join = tokio::spawn(task.run(rx));
     Ok((EngineHandle { route: EngineRoute::Local(tx) }, join))
 }
 
 /// Most commands handled in one batch (one commit).
 pub const MAX_BATCH: usize = 256;
+/// Longest pause between attempts to commit a routing step while the database is away.
+pub const COMMIT_RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// Why an intervention was not carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,7 +295,12 @@ impl EngineTask {
             for cmd in commands.drain(..) {
                 self.command(cmd, &mut batch);
             }
-            self.flush(batch).await;
+            if !self.flush(batch).await && self.store.is_fenced() {
+                // Cluster mode: the engine now holds steps the database does not (or a newer leader
+                // exists). It stops; its node steps down, and the next leader rebuilds from the database.
+                tracing::error!("a routing step was not stored: the engine stops and this node gives up the lead");
+                break;
+            }
         }
         tracing::debug!("engine task stopped");
     }
@@ -359,13 +374,16 @@ impl EngineTask {
                     batch.after.push(After::ToCaller(contact_str(contact), frame));
                 }
             }
-            EngineCommand::CounsellorOnline { profile, status } => {
-                let id = profile.id;
+            EngineCommand::CounsellorOnline { profile, status } => self.counsellor_online(profile, status, batch),
+            EngineCommand::Reattach { callers, counsellors } => {
                 let now = self.clock.now_ms();
-                let mut outputs = self.engine.handle(now, Input::UpsertCounsellor(profile));
-                outputs.extend(self.engine.handle(now, Input::CounsellorConnected { counsellor: id }));
-                outputs.extend(self.engine.handle(now, Input::SetStatus { counsellor: id, status }));
-                batch.step(now, outputs, Vec::new(), Vec::new());
+                for contact in callers {
+                    let outputs = self.engine.handle(now, Input::CallerConnected { contact });
+                    batch.step(now, outputs, Vec::new(), Vec::new());
+                }
+                for (profile, status) in counsellors {
+                    self.counsellor_online(profile, status, batch);
+                }
             }
             EngineCommand::Snapshot(reply) => {
                 let _ = reply.send(self.engine.snapshot());
@@ -378,6 +396,16 @@ impl EngineTask {
                 batch.step(now, outputs, Vec::new(), Vec::new());
             }
         }
+    }
+
+    /// A counsellor's first socket: their profile, connected, with the status they last chose.
+    fn counsellor_online(&mut self, profile: CounsellorProfile, status: Status, batch: &mut Batch) {
+        let id = profile.id;
+        let now = self.clock.now_ms();
+        let mut outputs = self.engine.handle(now, Input::UpsertCounsellor(profile));
+        outputs.extend(self.engine.handle(now, Input::CounsellorConnected { counsellor: id }));
+        outputs.extend(self.engine.handle(now, Input::SetStatus { counsellor: id, status }));
+        batch.step(now, outputs, Vec::new(), Vec::new());
     }
 
     /// For a `SetStatus` that changes something: the durable change and the confirmation frame.
@@ -400,9 +428,10 @@ impl EngineTask {
     }
 
     /// Commits the batch's changes in one transaction, then carries out its follow-ups in order.
-    /// If the database stays unreachable nobody is told anything (interventions hear `NotStored`).
+    /// While the database is away this waits (see [`EngineTask::commit`]); at shutdown nobody is told anything (interventions hear `NotStored`).
     /// Commands to telephone exchanges are part of the same transaction and are handed over first.
-    async fn flush(&mut self, mut batch: Batch) {
+    /// False when the batch's changes were not stored.
+    async fn flush(&mut self, mut batch: Batch) -> bool {
         let commands = self.call_commands(&batch).await;
         batch.changes.extend(commands.iter().cloned().map(Change::Command));
         let stored = self.commit(&batch.changes).await;
@@ -423,17 +452,26 @@ impl EngineTask {
                 After::ToCaller(contact, frame) => self.hub.event_to_caller(&contact, &frame),
             }
         }
+        stored
     }
 
-    /// Commits with retries for a short while; false if the database stayed unreachable.
+    /// Commits, retrying until the database takes it; false only if the server stops first.
+    ///
+    /// The engine has already taken these steps in memory, so giving up would leave it and the
+    /// database telling different stories (an `accept` assigned in memory but never announced: a
+    /// caller waiting for ever). So the task waits for the database, however long it is away, and
+    /// the commands behind it wait in its queue; nobody is told anything until it is stored.
     async fn commit(&self, changes: &[Change]) -> bool {
         let mut delay = Duration::from_millis(50);
-        for attempt in 1..=6 {
+        for attempt in 1u64.. {
             let started = std::time::Instant::now();
             match self.store.apply_changes(changes).await {
                 Ok(()) => {
                     if !changes.is_empty() {
                         METRICS.commit("routing", started.elapsed());
+                    }
+                    if attempt > 1 {
+                        tracing::warn!(attempt, "routing step stored after the database came back");
                     }
                     return true;
                 }
@@ -442,14 +480,24 @@ impl EngineTask {
                     return false;
                 }
                 Err(err) => {
-                    tracing::error!(error = %err, attempt, "committing a routing step failed");
+                    if attempt.is_power_of_two() {
+                        tracing::error!(error = %err, attempt, "committing a routing step failed; retrying");
+                    }
+                    if self.stopping() {
+                        break;
+                    }
                     tokio::time::sleep(delay).await;
-                    delay *= 2;
+                    delay = (delay * 2).min(COMMIT_RETRY_MAX);
                 }
             }
         }
-        tracing::error!(n = changes.len(), "routing step not stored; its notifications are dropped");
+        tracing::error!(n = changes.len(), "server stopping: routing step not stored, nobody told; a restart restores from the database");
         false
+    }
+
+    /// True once every handle to this task is gone (the server is shutting down).
+    fn stopping(&self) -> bool {
+        self.handles.strong_count() == 0
     }
 
     async fn notify(&mut self, now: i64, output: Output) {

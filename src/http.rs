@@ -1,4 +1,4 @@
-//! HTTP routes: health, login, WebSocket tickets, public helpline list, and the contact record for supervisors.
+//! HTTP routes: health, login, token refresh and logout, WebSocket tickets, public helpline list, and the contact record for supervisors.
 
 use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -12,6 +12,7 @@ use crate::app::AppState;
 use crate::auth::{dummy_hash, verify_password, Claims};
 use crate::error::AppError;
 use crate::protocol::ErrorCode;
+use crate::store::sessions::Refresh;
 use crate::store::users::{Role, User};
 
 /// Largest request body accepted (bytes).
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(crate::stats::metrics))
         .route("/api/v1/auth/login", post(login))
         .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/auth/refresh", post(refresh))
         .route("/api/v1/ws-ticket", post(ws_ticket))
         .route("/api/v1/me", get(me))
         .route("/api/v1/helplines", get(helplines))
@@ -39,6 +41,8 @@ pub fn router() -> Router<AppState> {
         .merge(crate::staffing::router())
         .merge(crate::telephony::router())
         .merge(crate::api::router())
+        .merge(crate::abuse::router())
+        .merge(crate::privacy::router())
 }
 
 async fn index() -> Html<&'static str> {
@@ -58,14 +62,19 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: the database answers (and, in cluster mode, Redis).
+/// Readiness: the database answers (within 2 s), the last durable write went through and, in
+/// cluster mode, Redis answers. Not ready: 503 with `{"code": "unavailable", "message": …}`.
 async fn readyz(State(state): State<AppState>) -> Response {
-    if !state.store.ping().await {
-        return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response();
+    let answers = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await.unwrap_or(false);
+    if !answers || !state.db_up.load(std::sync::atomic::Ordering::SeqCst) {
+        return AppError::new(ErrorCode::Unavailable, "database unreachable").into_response();
+    }
+    if !state.store.writes_ok() {
+        return AppError::new(ErrorCode::Unavailable, "database writes are failing").into_response();
     }
     if let Some(cluster) = &state.cluster {
         if !cluster.redis_ready().await {
-            return (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable").into_response();
+            return AppError::new(ErrorCode::Unavailable, "redis unreachable").into_response();
         }
     }
     (StatusCode::OK, "ready").into_response()
@@ -83,6 +92,10 @@ pub struct LoginResponse {
     pub access_token: String,
     pub token_type: String,
     pub expires_in: u64,
+    /// Opaque, single use: `POST /api/v1/auth/refresh` trades it for a new access token and a new refresh token.
+    pub refresh_token: String,
+    /// Seconds until the login ends, however often it is refreshed.
+    pub refresh_expires_in: u64,
     pub user: User,
 }
 
@@ -117,17 +130,65 @@ async fn login(
             return Err(AppError::unauthorized("wrong username or password, or the account is disabled"));
         }
     };
+    let refresh_token = crate::auth::random_token(32);
+    let family = crate::store::new_id();
+    let refresh_until = now.saturating_add(i64::try_from(state.auth.refresh_ttl.as_millis()).unwrap_or(i64::MAX));
+    state.store.create_refresh_token(&crate::auth::token_hash(&refresh_token), &family, &user.id, now, refresh_until).await?;
+    state.store.audit(now, &user.id, "login", Some(&user.id), None).await?;
+    tokens(&state, user, refresh_token, refresh_until, now)
+}
+
+/// The answer to a login or a refresh: a new access token, and the refresh token that comes with it.
+fn tokens(state: &AppState, user: User, refresh_token: String, refresh_until: i64, now: i64) -> Result<Json<LoginResponse>, AppError> {
     let (token, _) = state.auth.issue(&user.id, user.role, now).map_err(|e| {
         tracing::error!(error = %e, "issuing a token failed");
         AppError::internal()
     })?;
-    state.store.audit(now, &user.id, "login", Some(&user.id), None).await?;
     Ok(Json(LoginResponse {
         access_token: token,
         token_type: "Bearer".into(),
         expires_in: state.auth.token_ttl.as_secs(),
+        refresh_token,
+        refresh_expires_in: u64::try_from(refresh_until.saturating_sub(now) / 1000).unwrap_or(0),
         user,
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// `POST /api/v1/auth/refresh {refresh_token}`: a new access token and a new refresh token; the one
+/// presented is used up. A refresh token presented a second time means a copy is in other hands:
+/// its whole family (every token descended from that login) is revoked, and the attempt audited.
+/// 401 for an unknown, expired, revoked or reused token, and for a disabled or logged-out account.
+async fn refresh(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Json<LoginResponse>, AppError> {
+    let req: RefreshRequest = serde_json::from_slice(&body)
+        .map_err(|e| AppError::new(ErrorCode::BadField, format!("expected {{\"refresh_token\": …}}: {e}")))?;
+    let now = state.clock.now_ms();
+    let next = crate::auth::random_token(32);
+    let hash = crate::auth::token_hash(&req.refresh_token);
+    let refused = || AppError::unauthorized("the session has ended; sign in again");
+    match state.store.rotate_refresh_token(&hash, &crate::auth::token_hash(&next), now).await? {
+        Refresh::Refused => Err(refused()),
+        Refresh::Reused { user_id, family_id } => {
+            tracing::warn!(user = %user_id, "a used refresh token was presented again: its family is revoked");
+            state.store.audit(now, &user_id, "refresh_reuse", Some(&user_id), Some(&family_id)).await?;
+            Err(refused())
+        }
+        Refresh::Rotated { user_id, family_id: _, expires_at } => {
+            let user = match state.store.user(&user_id).await? {
+                Some(u) if !u.disabled => u,
+                _ => {
+                    state.store.revoke_refresh_tokens(&user_id, now).await?;
+                    return Err(refused());
+                }
+            };
+            tokens(&state, user, next, expires_at, now)
+        }
+    }
 }
 
 /// An authenticated account (from `Authorization: Bearer …`), still enabled.
@@ -141,7 +202,8 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers).ok_or_else(|| AppError::unauthorized("missing bearer token"))?;
-        let claims = state.auth.verify(token).ok_or_else(|| AppError::unauthorized("invalid or expired token"))?;
+        let claims =
+            state.auth.verify_at(token, state.clock.now_ms()).ok_or_else(|| AppError::unauthorized("invalid or expired token"))?;
         let user = enabled_user(state, &claims).await?;
         Ok(AuthUser { user, claims })
     }
@@ -165,11 +227,12 @@ async fn enabled_user(state: &AppState, claims: &Claims) -> Result<User, AppErro
     }
 }
 
-/// `POST /api/v1/auth/logout`: voids every token of the account issued until now and closes its
-/// open consoles and dashboards (the disabled-account watcher's path; within a second).
+/// `POST /api/v1/auth/logout`: voids every token of the account issued until now (access and refresh
+/// tokens) and closes its open consoles and dashboards (the disabled-account watcher's path; within a second).
 async fn logout(State(state): State<AppState>, auth: AuthUser) -> Result<StatusCode, AppError> {
     let now = state.clock.now_ms();
     state.store.revoke_sessions(&auth.user.id, now + 1).await?;
+    state.store.revoke_refresh_tokens(&auth.user.id, now).await?;
     state.store.audit(now, &auth.user.id, "logout", Some(&auth.user.id), None).await?;
     state.hub.close_staff(&auth.user.id, crate::ws::close::REVOKED, "logged out");
     Ok(StatusCode::NO_CONTENT)
@@ -179,7 +242,9 @@ async fn logout(State(state): State<AppState>, auth: AuthUser) -> Result<StatusC
 pub async fn authenticate_socket(state: &AppState, headers: &HeaderMap, ticket: Option<&str>) -> Result<User, AppError> {
     let claims = match (ticket, bearer(headers)) {
         (Some(t), _) => state.tickets.redeem(t).ok_or_else(|| AppError::unauthorized("ticket unknown, used or expired"))?,
-        (None, Some(token)) => state.auth.verify(token).ok_or_else(|| AppError::unauthorized("invalid or expired token"))?,
+        (None, Some(token)) => {
+            state.auth.verify_at(token, state.clock.now_ms()).ok_or_else(|| AppError::unauthorized("invalid or expired token"))?
+        }
         (None, None) => return Err(AppError::unauthorized("a ticket or a bearer token is required")),
     };
     enabled_user(state, &claims).await

@@ -24,6 +24,9 @@ pub type ConnId = u64;
 pub enum Outgoing {
     /// Send this text frame.
     Frame(Utf8Bytes),
+    /// Send these text frames, in order: a resume's missed messages, as one item, so that a long
+    /// history does not overflow the outbox (it is already in memory; the socket takes it at its pace).
+    Frames(Vec<Utf8Bytes>),
     /// Send this `contact_ended` frame; the caller's session forgets the contact.
     Ended { contact_id: String, frame: Utf8Bytes },
     /// Send a close frame and stop (account disabled, shutdown).
@@ -51,6 +54,19 @@ pub trait RemotePush: Send + Sync + std::fmt::Debug {
 
 /// Cluster mode: a socket of this node was detached from a contact (caller) or an account (counsellor).
 pub type DetachHook = Box<dyn Fn(bool, &str, ConnId) + Send + Sync>;
+
+/// What a socket of this process speaks for with the engine and relay: what cluster mode registers
+/// again with a new leader, so that the socket stays open through a leader change.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Role {
+    /// A caller's socket of this contact.
+    Caller { contact: String },
+    /// A counsellor's console of this account.
+    Agent { user: String },
+}
+
+/// Cluster mode: carries a frame for supervisors (`helpline`: what it is about, None: everyone) to the other nodes.
+pub type SupervisorHook = Box<dyn Fn(Option<&str>, &Utf8Bytes) + Send + Sync>;
 
 /// The receiving half, owned by the socket's session.
 pub struct Inbox {
@@ -110,6 +126,8 @@ pub struct Hub {
     pub gateways: crate::telephony::Gateways,
     /// Cluster mode: tells the leader when a socket of this node is detached.
     detach_hook: std::sync::OnceLock<DetachHook>,
+    /// Cluster mode: sends supervisor frames to the other nodes' supervisors.
+    supervisor_hook: std::sync::OnceLock<SupervisorHook>,
 }
 
 #[derive(Default)]
@@ -125,6 +143,8 @@ struct Inner {
     staff: Registry,
     /// Every socket of this process by id, until its session ends (cluster mode delivers by id).
     local: HashMap<ConnId, Outbox>,
+    /// What each socket of this process is registered as (cluster mode re-registers them with a new leader).
+    roles: HashMap<ConnId, Role>,
 }
 
 impl Hub {
@@ -163,7 +183,37 @@ impl Hub {
 
     /// Forgets a socket whose session has ended.
     pub fn forget(&self, conn: ConnId) {
-        self.lock().local.remove(&conn);
+        let mut inner = self.lock();
+        inner.local.remove(&conn);
+        inner.roles.remove(&conn);
+    }
+
+    /// Records what socket `conn` of this process speaks for (see [`Role`]).
+    pub fn set_role(&self, conn: ConnId, role: Role) {
+        let mut inner = self.lock();
+        if inner.local.contains_key(&conn) {
+            inner.roles.insert(conn, role);
+        }
+    }
+
+    /// The sockets of this process with a role: what a new leader must know of this node.
+    pub fn roles(&self) -> Vec<(ConnId, Role)> {
+        let mut all: Vec<(ConnId, Role)> = self.lock().roles.iter().map(|(c, r)| (*c, r.clone())).collect();
+        all.sort_by_key(|(c, _)| *c);
+        all
+    }
+
+    /// Cluster mode, at a takeover: forgets which sockets (of any node) belong to which contact and
+    /// counsellor; the nodes register their live sockets again with the new leader.
+    pub fn reset_routes(&self) {
+        let mut inner = self.lock();
+        inner.callers.clear();
+        inner.agents.clear();
+    }
+
+    /// Cluster mode: `hook(helpline, frame)` runs on every frame for supervisors sent on this node.
+    pub fn set_supervisor_hook(&self, hook: SupervisorHook) {
+        let _ = self.supervisor_hook.set(hook);
     }
 
     /// Asks every socket of this process to close (cluster mode: the leader changed; clients resume).
@@ -197,7 +247,13 @@ impl Hub {
 
     /// Removes a caller socket; returns how many the contact still has.
     pub fn detach_caller(&self, contact: &str, conn: ConnId) -> usize {
-        let left = detach(&mut self.lock().callers, contact, conn);
+        let left = {
+            let mut inner = self.lock();
+            if inner.roles.get(&conn).is_some_and(|r| matches!(r, Role::Caller { contact: c } if c == contact)) {
+                inner.roles.remove(&conn);
+            }
+            detach(&mut inner.callers, contact, conn)
+        };
         self.detached(true, contact, conn);
         left
     }
@@ -213,7 +269,13 @@ impl Hub {
 
     /// Removes a counsellor socket; returns how many the counsellor still has.
     pub fn detach_agent(&self, user: &str, conn: ConnId) -> usize {
-        let left = detach(&mut self.lock().agents, user, conn);
+        let left = {
+            let mut inner = self.lock();
+            if inner.roles.get(&conn).is_some_and(|r| matches!(r, Role::Agent { user: u } if u == user)) {
+                inner.roles.remove(&conn);
+            }
+            detach(&mut inner.agents, user, conn)
+        };
         self.detached(false, user, conn);
         left
     }
@@ -290,9 +352,17 @@ impl Hub {
         self.lock().supervisors.values().cloned().collect()
     }
 
-    /// Sends a frame about `helpline` to every supervisor who may see it.
+    /// Sends a frame about `helpline` to every supervisor who may see it (cluster mode: on every node).
     pub fn event_to_supervisors(&self, helpline: Option<&str>, event: &ServerEvent) {
         let text: Utf8Bytes = event.to_json().into();
+        if let Some(hook) = self.supervisor_hook.get() {
+            hook(helpline, &text);
+        }
+        self.text_to_supervisors(helpline, text);
+    }
+
+    /// Sends a frame about `helpline` to every supervisor of this process who may see it.
+    pub fn text_to_supervisors(&self, helpline: Option<&str>, text: Utf8Bytes) {
         for (outbox, scope) in self.supervisors() {
             let visible = match (&scope, helpline) {
                 (None, _) | (_, None) => true,

@@ -15,12 +15,14 @@
 //! - [`protocol`]: every WebSocket frame, as serde-tagged enums.
 //! - [`store`]: persistence on SQLite or PostgreSQL, one module per concern.
 //! - [`auth`]: passwords, tokens, tickets.
+//! - [`abuse`]: abusive contacts: flags, blocks of a caller's keyed identifier, routing to senior counsellors.
 //! - [`guard`]: per-address abuse limits (sockets, new chats, logins) and the client address behind proxies.
 //! - [`metrics`], [`reports`], [`staffing`], [`simulate`]: figures (one definition), reports, Erlang C, roster simulation.
 //! - [`stats`]: Prometheus metrics at `/metrics`.
 //! - [`web`]: the embedded browser front ends (chat widget, console, dashboard).
 //! - [`error`], [`clock`], [`telemetry`], [`demo`]: cross-cutting pieces.
 
+pub mod abuse;
 pub mod api;
 pub mod app;
 pub mod auth;
@@ -31,13 +33,17 @@ pub mod cluster;
 pub mod demo;
 pub mod engine_task;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod guard;
 pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod protocol;
 pub mod relay;
+pub mod privacy;
 pub mod reports;
+pub mod retention;
 pub mod rollup;
 pub mod routing;
 pub mod service_cli;

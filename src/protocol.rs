@@ -71,6 +71,9 @@ pub enum AgentRequest {
     CallResume { contact_id: String },
     /// Hang up your own active phone call (the exchange gets `hangup`; its `call_ended` closes the record).
     CallHangup { contact_id: String },
+    /// Flag a contact you handled as abusive (a supervisor may then block the caller, or route them
+    /// to senior counsellors). Answered with `flagged`.
+    FlagAbusive { contact_id: String, reason: String },
 }
 
 fn yes() -> bool {
@@ -212,6 +215,9 @@ pub enum TelephonyCommand {
     Unhold { command_id: String, call_id: String },
     /// Hang up the call (the counsellor pressed Hang up); the exchange then sends `call_ended {by: "counsellor"}`.
     Hangup { command_id: String, call_id: String },
+    /// Do not queue this call (`reason`: `blocked`, the caller's number is blocked for this helpline):
+    /// the exchange plays its calm announcement and ends the call.
+    Reject { call_id: String, reason: String },
     Pong {},
     /// An event was refused or is about an unknown call. `code` is stable.
     Error {
@@ -237,6 +243,7 @@ impl TelephonyCommand {
             TelephonyCommand::Hold { .. } => "hold",
             TelephonyCommand::Unhold { .. } => "unhold",
             TelephonyCommand::Hangup { .. } => "hangup",
+            TelephonyCommand::Reject { .. } => "reject",
             TelephonyCommand::Pong {} => "pong",
             TelephonyCommand::Error { .. } => "error",
         }
@@ -395,6 +402,9 @@ pub enum ServerEvent {
     Position { contact_id: String, position: u32 },
     /// A counsellor accepted: the conversation starts.
     Connected { contact_id: String, counsellor: String },
+    /// The chat cannot be taken (`reason`: `unavailable`); `message` says so calmly, in the chat's
+    /// language, and names the emergency number. Not an error: nothing the caller did wrong is implied.
+    Closed { reason: String, message: String },
     /// Answer to `resume`: the contact's state now. Missed messages follow as `message` frames.
     Resumed {
         contact_id: String,
@@ -489,6 +499,8 @@ pub enum ServerEvent {
     /// To the counsellor: the escalation is stored and supervisors are alerted; for an emergency
     /// placement, the services with a free place that fit, the person's district first.
     Escalated { escalation_id: String, contact_id: String, kind: String, risk: String, suggestions: Vec<ServiceSuggestion> },
+    /// To the counsellor: your flag is stored and the helpline's supervisors are alerted.
+    Flagged { flag_id: String, contact_id: String },
     /// You are watching this conversation: its history; every new message follows as `message`.
     Monitoring { contact_id: String, counsellor: Option<String>, history: Vec<MessageView> },
 
@@ -595,8 +607,9 @@ impl KnownTypes for CallerRequest {
 }
 
 impl KnownTypes for AgentRequest {
-    const TYPES: &'static [&'static str] =
-        &["status", "accept", "decline", "end", "message", "typing", "ping", "escalate", "call_hold", "call_resume", "call_hangup"];
+    const TYPES: &'static [&'static str] = &[
+        "status", "accept", "decline", "end", "message", "typing", "ping", "escalate", "call_hold", "call_resume", "call_hangup", "flag_abusive",
+    ];
 }
 
 /// Decodes a client's text frame into a request, with a stable error code when it cannot.
@@ -692,6 +705,7 @@ mod tests {
             AgentRequest::CallHold { contact_id: "c".into() },
             AgentRequest::CallResume { contact_id: "c".into() },
             AgentRequest::CallHangup { contact_id: "c".into() },
+            AgentRequest::FlagAbusive { contact_id: "c".into(), reason: "x".into() },
         ];
         let names: Vec<String> = all.iter().map(type_of).collect();
         assert_eq!(names, AgentRequest::TYPES);

@@ -27,7 +27,7 @@ pub enum RelayCommand {
     /// A caller started a contact on this socket.
     Open { contact: String, outbox: Outbox, done: oneshot::Sender<()> },
     /// A caller came back: send `resumed` and every message after `last_seq`, then attach the socket.
-    Resume { contact: ContactRecord, last_seq: i64, outbox: Outbox, done: oneshot::Sender<bool> },
+    Resume { contact: ContactRecord, last_seq: i64, outbox: Outbox, done: oneshot::Sender<ResumeOutcome> },
     /// A counsellor connected: send `hello` and an `assigned` (with history) per open conversation, then attach.
     AgentSync { user: User, status: crate::protocol::AgentStatus, outbox: Outbox, done: oneshot::Sender<()> },
     /// Store a message, ack it to `outbox`, deliver it to the other party.
@@ -50,6 +50,18 @@ pub enum RelayCommand {
     Whisper { contact: String, from_name: String, text: String, outbox: Outbox, done: oneshot::Sender<bool> },
     /// A supervisor joins the conversation: the caller sees a second person join, and the supervisor may write.
     Join { contact: String, supervisor: String, name: String, outbox: Outbox, done: oneshot::Sender<bool> },
+}
+
+/// What became of a caller's resume (crosses the cluster link as JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResumeOutcome {
+    /// `resumed` and the missed messages went out; the socket is attached.
+    Resumed,
+    /// The contact is not open (ended): the token is spent.
+    NotOpen,
+    /// The history could not be read (database away): nothing changed; try again.
+    Unavailable,
 }
 
 /// A cheap handle to the relay task: this process's, or (cluster mode) the leader's, wherever it runs.
@@ -109,6 +121,15 @@ struct Relay {
     clock: Clock,
     open: HashMap<String, Conversation>,
     names: HashMap<String, String>,
+    /// Messages whose commit was reported as failed (contact, sender, client id): committed or not, nobody knows.
+    unsure: std::collections::HashSet<(String, &'static str, String)>,
+}
+
+/// Most failed messages remembered in [`Relay::unsure`].
+const MAX_UNSURE: usize = 10_000;
+
+fn unsure_key(m: &NewMessage) -> (String, &'static str, String) {
+    (m.contact_id.clone(), m.sender, m.client_id.clone())
 }
 
 struct Pending {
@@ -127,7 +148,7 @@ pub async fn spawn(
         open.insert(c.id.clone(), Conversation { counsellor: c.counsellor_id.clone(), ..Default::default() });
     }
     let (tx, rx) = mpsc::channel(4096);
-    let relay = Relay { store, hub, clock, open, names: HashMap::new() };
+    let relay = Relay { store, hub, clock, open, names: HashMap::new(), unsure: Default::default() };
     let task = tokio::spawn(relay.run(rx));
     Ok((RelayHandle { route: RelayRoute::Local(tx) }, task))
 }
@@ -217,13 +238,20 @@ impl Relay {
                         client_id: s.message.client_id.clone(),
                         seq: s.message.seq,
                     });
-                    if !s.duplicate {
+                    // A repeat is not delivered again, unless its first try was reported as failed:
+                    // that transaction may have committed with its answer lost, and then nobody has seen it.
+                    let unsure = !self.unsure.is_empty() && self.unsure.remove(&unsure_key(&pending.message));
+                    if !s.duplicate || unsure {
                         self.deliver(&s.message, Some(pending.outbox.id));
                     }
                 }
             }
             Err(err) => {
                 tracing::error!(error = %err, n = batch.len(), "storing messages failed");
+                if self.unsure.len() + batch.len() > MAX_UNSURE {
+                    self.unsure.clear();
+                }
+                self.unsure.extend(batch.iter().map(|p| unsure_key(&p.message)));
                 for pending in batch.drain(..) {
                     pending.outbox.send(&ServerEvent::error_about(
                         ErrorCode::Unavailable,
@@ -424,15 +452,15 @@ impl Relay {
         }
     }
 
-    async fn resume(&mut self, contact: ContactRecord, last_seq: i64, outbox: Outbox) -> bool {
+    async fn resume(&mut self, contact: ContactRecord, last_seq: i64, outbox: Outbox) -> ResumeOutcome {
         let Some(conv) = self.open.get(&contact.id).cloned() else {
-            return false;
+            return ResumeOutcome::NotOpen;
         };
         let missed = match self.store.messages_after(&contact.id, last_seq.max(0)).await {
             Ok(m) => m,
             Err(err) => {
                 tracing::error!(error = %err, "loading messages for resume failed");
-                return false;
+                return ResumeOutcome::Unavailable;
             }
         };
         let counsellor = match &conv.counsellor {
@@ -445,11 +473,11 @@ impl Relay {
             position: None,
             counsellor,
         });
-        for m in &missed {
-            outbox.send(&ServerEvent::Message(view(m)));
+        if !missed.is_empty() {
+            outbox.push(Outgoing::Frames(missed.iter().map(|m| ServerEvent::Message(view(m)).to_json().into()).collect()));
         }
         self.hub.attach_caller(&contact.id, outbox);
-        true
+        ResumeOutcome::Resumed
     }
 
     async fn agent_sync(&mut self, user: User, status: crate::protocol::AgentStatus, outbox: Outbox) {

@@ -9,7 +9,7 @@
 //! occupancy per bucket comes from [`metrics::occupancy_series`]. Its total is the same as
 //! `metrics::figures` for the same window.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -30,6 +30,9 @@ use crate::store::users::Role;
 
 /// The longest range a report may cover.
 pub const MAX_RANGE_MS: i64 = 366 * DAY_MS;
+/// The longest range a report by hour may cover: 31 days, 744 buckets (a year by hour would be 8,784
+/// buckets and tens of megabytes of JSON; ask by day, or for one month at a time).
+pub const MAX_HOURLY_RANGE_MS: i64 = 31 * DAY_MS;
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
@@ -209,6 +212,13 @@ pub fn parse_request(q: &HashMap<String, String>, known: &[String], now_ms: i64)
         Some("hour") => By::Hour,
         Some(other) => return Err(AppError::bad_field(format!("by: expected hour or day, got {other:?}"))),
     };
+    if by == By::Hour && to - from > MAX_HOURLY_RANGE_MS {
+        return Err(AppError::bad_field(format!(
+            "range: at most {} days per report by hour, asked for {:.1} days (ask by=day, or a month at a time)",
+            MAX_HOURLY_RANGE_MS / DAY_MS,
+            (to - from) as f64 / DAY_MS as f64
+        )));
+    }
     let csv = match q.get("format").map(String::as_str) {
         None | Some("json") => false,
         Some("csv") => true,
@@ -286,15 +296,15 @@ impl GroupTally {
     }
 }
 
-/// What a report is made of, read from the database: the roll-ups of whole settled hours
+/// What a report is made of, read from the database: the roll-ups of whole settled hours and days
 /// ([`crate::rollup`]) and, for the rest of the range, the same queries run live.
 pub struct ReportData {
+    /// Tally lines (of the report's helpline, or of all).
     pub tallies: Vec<TallyRow>,
     pub categories: Vec<CategoryRow>,
-    /// Busy and staffed time per bucket and counsellor.
-    pub occupancy: Vec<BTreeMap<String, Occupancy>>,
-    /// First-line counsellors per helpline (whose occupancy a helpline's report shows).
-    pub staff: HashMap<String, BTreeSet<String>>,
+    /// Busy and staffed time per bucket, summed over the counsellors the report is about (a helpline's
+    /// first-line counsellors, or everyone).
+    pub occupancy: Vec<Occupancy>,
     pub targets: BTreeMap<String, i64>,
     pub as_of_ms: i64,
 }
@@ -304,39 +314,46 @@ pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: 
     let origin = bucket_origin(req.from, req.by, req.offset);
     let len = req.by.ms();
     let bounds = bucket_bounds(req.from, req.to, req.by, req.offset);
-    let mut occupancy: Vec<BTreeMap<String, Occupancy>> = vec![BTreeMap::new(); bounds.len() - 1];
-    let mut add_occupancy = |bucket: usize, who: &str, busy_ms: i64, staffed_ms: i64| {
-        if let Some(b) = occupancy.get_mut(bucket) {
-            let o = b.entry(who.to_string()).or_default();
+    // A helpline's occupancy is that of its first-line counsellors (all their conversations count).
+    let staff = match req.helpline.as_deref() {
+        Some(h) => Some(metrics::fetch_staff(store).await?.remove(h).unwrap_or_default()),
+        None => None,
+    };
+    let scope = rollup::Scope { helpline: req.helpline.as_deref(), staff: staff.as_ref() };
+    let mut occupancy = vec![Occupancy::default(); bounds.len() - 1];
+    let mut add_occupancy = |bucket: usize, busy_ms: i64, staffed_ms: i64| {
+        if let Some(o) = occupancy.get_mut(bucket) {
             o.busy_ms += busy_ms;
             o.staffed_ms += staffed_ms;
         }
     };
     // Roll-ups are whole UTC hours: they serve every offset in whole hours.
     let rolled = if req.offset.whole_seconds() % 3600 == 0 {
-        rollup::rolled(store, origin, len, req.from, req.to).await?
+        rollup::rolled(store, origin, len, req.from, req.to, scope).await?
     } else {
         rollup::Rolled::default()
     };
-    for (bucket, who, busy_ms, staffed_ms) in &rolled.occupancy {
-        add_occupancy(usize::try_from(*bucket).unwrap_or(usize::MAX), who, *busy_ms, *staffed_ms);
+    for (bucket, busy_ms, staffed_ms) in &rolled.occupancy {
+        add_occupancy(usize::try_from(*bucket).unwrap_or(usize::MAX), *busy_ms, *staffed_ms);
     }
     let (mut tallies, mut categories) = (rolled.tallies, rolled.categories);
+    let in_scope = |h: &str| scope.helpline.is_none_or(|x| x == h);
     for (a, z) in rollup::live_ranges(req.from, req.to, &rolled.hours) {
-        tallies.extend(metrics::fetch_tallies(store, origin, len, a, z, as_of_ms).await?);
-        categories.extend(metrics::fetch_category_tallies(store, origin, len, a, z, as_of_ms).await?);
+        tallies.extend(metrics::fetch_tallies(store, origin, len, a, z, as_of_ms).await?.into_iter().filter(|r| in_scope(&r.helpline)));
+        categories.extend(
+            metrics::fetch_category_tallies(store, origin, len, a, z, as_of_ms).await?.into_iter().filter(|r| in_scope(&r.helpline)),
+        );
         let presence = metrics::fetch_presence(store, a, z).await?;
         let inner: Vec<i64> =
             std::iter::once(a).chain(bounds.iter().copied().filter(|b| *b > a && *b < z)).chain(std::iter::once(z)).collect();
         let series = metrics::occupancy_by_counsellor(&presence.conversations, &presence.status_changes, &inner, as_of_ms);
-        for (who, per_bucket) in &series {
+        for (_, per_bucket) in series.iter().filter(|(who, _)| scope.staff.is_none_or(|s| s.contains(*who))) {
             for (i, o) in per_bucket.iter().enumerate() {
                 let bucket = bounds.partition_point(|b| *b <= inner[i]).saturating_sub(1);
-                add_occupancy(bucket, who, o.busy_ms, o.staffed_ms);
+                add_occupancy(bucket, o.busy_ms, o.staffed_ms);
             }
         }
     }
-    let staff = metrics::fetch_staff(store).await?;
     let targets = store
         .helplines()
         .await?
@@ -344,7 +361,7 @@ pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: 
         .filter(|h| req.helpline.as_deref().is_none_or(|x| x == h.name))
         .map(|h| (h.name, h.sla_target_ms))
         .collect();
-    Ok(ReportData { tallies, categories, occupancy, staff, targets, as_of_ms })
+    Ok(ReportData { tallies, categories, occupancy, targets, as_of_ms })
 }
 
 /// Builds the report: SQL bucket `k` is `[bounds[k], bounds[k+1])`.
@@ -366,14 +383,9 @@ pub fn build(data: &ReportData, req: &SummaryRequest) -> Summary {
             b.add_category(row);
         }
     }
-    // A helpline's occupancy is that of its first-line counsellors (all their conversations count).
-    let empty = BTreeSet::new();
-    let staff = helpline.map(|h| data.staff.get(h).unwrap_or(&empty));
-    for (b, per_counsellor) in buckets.iter_mut().zip(&data.occupancy) {
-        for o in per_counsellor.iter().filter(|(who, _)| staff.is_none_or(|s| s.contains(*who))).map(|(_, o)| o) {
-            b.add_occupancy(o);
-            total.add_occupancy(o);
-        }
+    for (b, o) in buckets.iter_mut().zip(&data.occupancy) {
+        b.add_occupancy(o);
+        total.add_occupancy(o);
     }
     let buckets = buckets
         .iter()
@@ -525,6 +537,8 @@ mod tests {
         assert!(err(&[("helpline", "pizza")]).contains("helpline"));
         assert!(err(&[("from", "10"), ("to", "10")]).contains("before"));
         assert!(err(&[("from", "0"), ("to", "31708800001")]).contains("366 days"));
+        assert!(err(&[("from", "0"), ("to", "2678400001"), ("by", "hour")]).contains("31 days per report by hour"));
+        assert!(parse_request(&q(&[("from", "0"), ("to", "2678400000"), ("by", "hour")]), &known(), now).is_ok());
         assert!(err(&[("by", "week")]).contains("by"));
         assert!(err(&[("format", "xml")]).contains("format"));
         assert!(err(&[("utc_offset", "CET")]).contains("utc_offset"));

@@ -10,6 +10,11 @@
 //! What can still change a settled hour is written in the same transaction as its roll-up is dropped
 //! ([`invalidate_hour_of_contact!`]): a contact form saved later (its categories), a late escalation. A
 //! helpline's answer target changing drops every roll-up ([`crate::store::Store::clear_rollups`]).
+//!
+//! Over the hours, a daily layer: a UTC day whose 24 hours are all rolled up is summed once more per day
+//! ([`roll_up`] does it after the hours, from the hourly rows), so a report by day (UTC) over a year reads
+//! 365 rows per group instead of 8,760. A day's rows exist only while all its hours' rows do: dropping an
+//! hour drops its day in the same transaction, and the day is summed again once the hour is back.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,7 +22,7 @@ use crate::metrics::{self, CategoryRow, Occupancy, TallyRow};
 use crate::store::{on_pool, BeginWrite, Store, StoreResult};
 
 pub const HOUR_MS: i64 = 3_600_000;
-const DAY_MS: i64 = 24 * HOUR_MS;
+pub const DAY_MS: i64 = 24 * HOUR_MS;
 /// An hour is rolled up once it ended this long ago; the last hour stays live.
 pub const SETTLE_MS: i64 = HOUR_MS;
 
@@ -30,18 +35,30 @@ pub struct Progress {
     pub open: usize,
     /// Settled-looking hours not looked at yet (call again).
     pub remaining: usize,
+    /// Days summed from their 24 rolled-up hours by this call.
+    pub days: usize,
 }
 
-/// Drops the roll-up of the hour a contact was queued in, inside a write transaction `$tx`, so the next
-/// roll-up recounts it. Used by every late change to what reports count (forms, escalations).
+/// The hourly layer's tables; `report_rollup_hours` first (see [`roll_up_days`] on locking).
+pub(crate) const HOUR_TABLES: [&str; 4] = ["report_rollup_hours", "report_hour_tallies", "report_hour_categories", "report_hour_occupancy"];
+/// The daily layer's tables.
+pub(crate) const DAY_TABLES: [&str; 4] = ["report_rollup_days", "report_day_tallies", "report_day_categories", "report_day_occupancy"];
+
+/// Drops the roll-up of the hour a contact was queued in, and of its day, inside a write transaction `$tx`,
+/// so the next roll-up recounts them. Used by every late change to what reports count (forms, escalations).
+/// The hour goes first: a concurrent [`roll_up_days`] either sees it gone or holds it until its day is
+/// written, and then this drops that day.
 macro_rules! invalidate_hour_of_contact {
     ($tx:ident, $contact:expr) => {
-        for table in ["report_rollup_hours", "report_hour_tallies", "report_hour_categories", "report_hour_occupancy"] {
-            let sql = format!(
-                "DELETE FROM {table} WHERE hour = (SELECT queued_at - queued_at % {} FROM contacts WHERE id = $1)",
-                $crate::rollup::HOUR_MS
-            );
-            sqlx::query(&sql).bind($contact).execute(&mut *$tx).await?;
+        for (tables, key, len) in
+            [($crate::rollup::HOUR_TABLES, "hour", $crate::rollup::HOUR_MS), ($crate::rollup::DAY_TABLES, "day", $crate::rollup::DAY_MS)]
+        {
+            for table in tables {
+                let sql = format!(
+                    "DELETE FROM {table} WHERE {key} = (SELECT queued_at - queued_at % {len} FROM contacts WHERE id = $1)"
+                );
+                sqlx::query(&sql).bind($contact).execute(&mut *$tx).await?;
+            }
         }
     };
 }
@@ -52,7 +69,8 @@ fn floor_hour(t: i64) -> i64 {
 }
 
 /// Rolls up at most `max_hours` settled hours that are not rolled up yet, oldest first, one day per
-/// transaction. Safe to run from several places at once (each hour's rows are replaced as a whole).
+/// transaction, then every day whose 24 hours are rolled up ([`roll_up_days`]). Safe to run from several
+/// places at once (each hour's and day's rows are replaced as a whole).
 pub async fn roll_up(store: &Store, now_ms: i64, max_hours: usize) -> StoreResult<Progress> {
     let end = floor_hour(now_ms - SETTLE_MS);
     let first: (Option<i64>, Option<i64>) = on_pool!(store, pool => sqlx::query_as(
@@ -64,6 +82,12 @@ pub async fn roll_up(store: &Store, now_ms: i64, max_hours: usize) -> StoreResul
     if first >= end {
         return Ok(Progress::default());
     }
+    let mut progress = roll_up_hours(store, first, end, now_ms, max_hours).await?;
+    progress.days = roll_up_days(store, now_ms).await?;
+    Ok(progress)
+}
+
+async fn roll_up_hours(store: &Store, first: i64, end: i64, now_ms: i64, max_hours: usize) -> StoreResult<Progress> {
     let done: Vec<(i64,)> = on_pool!(store, pool => sqlx::query_as(
         "SELECT hour FROM report_rollup_hours WHERE hour >= $1 AND hour < $2")
         .bind(first).bind(end).fetch_all(pool).await)?;
@@ -81,6 +105,72 @@ pub async fn roll_up(store: &Store, now_ms: i64, max_hours: usize) -> StoreResul
         progress.remaining -= hours.len();
     }
     Ok(progress)
+}
+
+/// Sums every day whose 24 hours are rolled up but which is not rolled up itself, from the hourly rows,
+/// a month of days per transaction. Returns the number of days written.
+///
+/// In the transaction, the day's 24 `report_rollup_hours` rows are touched first (`UPDATE`, which locks
+/// them on PostgreSQL; SQLite's write transactions are serial anyway): if one was dropped meanwhile, the
+/// day is skipped, and a drop that comes later waits for this transaction and then drops the day too.
+pub async fn roll_up_days(store: &Store, now_ms: i64) -> StoreResult<usize> {
+    let complete: Vec<(i64,)> = on_pool!(store, pool => sqlx::query_as(&format!(
+        "SELECT hour - hour % {DAY_MS} FROM report_rollup_hours GROUP BY hour - hour % {DAY_MS} HAVING COUNT(*) = 24"))
+        .fetch_all(pool).await)?;
+    let done: Vec<(i64,)> = on_pool!(store, pool => sqlx::query_as("SELECT day FROM report_rollup_days").fetch_all(pool).await)?;
+    let done: BTreeSet<i64> = done.into_iter().map(|r| r.0).collect();
+    let todo: Vec<i64> = complete.into_iter().map(|r| r.0).filter(|d| !done.contains(d)).collect();
+    const COUNTS: &str =
+        "offered, abandoned, abandoned_short, answered, answered_in_target, answer_ms_sum, handled, handle_ms_sum, transfers, escalations";
+    const SUMS: &str = "CAST(SUM(offered) AS BIGINT), CAST(SUM(abandoned) AS BIGINT), CAST(SUM(abandoned_short) AS BIGINT),
+        CAST(SUM(answered) AS BIGINT), CAST(SUM(answered_in_target) AS BIGINT), CAST(SUM(answer_ms_sum) AS BIGINT),
+        CAST(SUM(handled) AS BIGINT), CAST(SUM(handle_ms_sum) AS BIGINT), CAST(SUM(transfers) AS BIGINT),
+        CAST(SUM(escalations) AS BIGINT)";
+    let inserts = [
+        format!(
+            "INSERT INTO report_day_tallies (day, helpline, channel, language, {COUNTS})
+             SELECT $1, helpline, channel, language, {SUMS} FROM report_hour_tallies WHERE hour >= $1 AND hour < $2
+             GROUP BY helpline, channel, language"
+        ),
+        format!(
+            "INSERT INTO report_day_categories (day, helpline, category, {COUNTS})
+             SELECT $1, helpline, category, {SUMS} FROM report_hour_categories WHERE hour >= $1 AND hour < $2
+             GROUP BY helpline, category"
+        ),
+        "INSERT INTO report_day_occupancy (day, counsellor_id, busy_ms, staffed_ms)
+         SELECT $1, counsellor_id, CAST(SUM(busy_ms) AS BIGINT), CAST(SUM(staffed_ms) AS BIGINT)
+         FROM report_hour_occupancy WHERE hour >= $1 AND hour < $2 GROUP BY counsellor_id"
+            .to_string(),
+    ];
+    let mut written = 0;
+    for days in todo.chunks(31) {
+        written += on_pool!(store, pool => async {
+            let mut tx = pool.begin_write().await?;
+            let mut written = 0;
+            for &day in days {
+                let held = sqlx::query("UPDATE report_rollup_hours SET rolled_at = rolled_at WHERE hour >= $1 AND hour < $2")
+                    .bind(day).bind(day + DAY_MS).execute(&mut *tx).await?;
+                if held.rows_affected() != 24 {
+                    continue;
+                }
+                for table in DAY_TABLES {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE day = $1")).bind(day).execute(&mut *tx).await?;
+                }
+                for sql in &inserts {
+                    sqlx::query(sql).bind(day).bind(day + DAY_MS).execute(&mut *tx).await?;
+                }
+                sqlx::query("INSERT INTO report_rollup_days (day, rolled_at) VALUES ($1, $2)")
+                    .bind(day).bind(now_ms).execute(&mut *tx).await?;
+                written += 1;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(written)
+        }.await)?;
+    }
+    if written > 0 {
+        tracing::debug!(days = written, "report days rolled up");
+    }
+    Ok(written)
 }
 
 /// Binds the settled counts of a tally line (waiting ones are 0 in a settled hour).
@@ -132,7 +222,7 @@ async fn roll_up_day(store: &Store, day: i64, hours: &[i64], now_ms: i64) -> Sto
     let (lo, hi) = (settled[0], settled[settled.len() - 1]);
     on_pool!(store, pool => async {
         let mut tx = pool.begin_write().await?;
-        for table in ["report_rollup_hours", "report_hour_tallies", "report_hour_categories", "report_hour_occupancy"] {
+        for table in HOUR_TABLES {
             for h in &settled {
                 sqlx::query(&format!("DELETE FROM {table} WHERE hour = $1")).bind(h).execute(&mut *tx).await?;
             }
@@ -172,18 +262,19 @@ async fn roll_up_day(store: &Store, day: i64, hours: &[i64], now_ms: i64) -> Sto
         tx.commit().await
     }.await)?;
     tracing::debug!(from = lo, to = hi + HOUR_MS, hours = settled.len(), "report hours rolled up");
-    Ok(Progress { rolled: settled.len(), open: hours.len() - settled.len(), remaining: 0 })
+    Ok(Progress { rolled: settled.len(), open: hours.len() - settled.len(), ..Progress::default() })
 }
 
 
 /// `helpline rollup`: rolls up every settled hour, a month at a time, printing progress to stderr.
 pub async fn run_to_completion(store: &Store) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let mut rolled = 0;
+    let (mut rolled, mut days) = (0, 0);
     let open = loop {
         let now = crate::clock::Clock::new().now_ms();
         let p = roll_up(store, now, 24 * 31).await?;
         rolled += p.rolled;
+        days += p.days;
         eprintln!(
             "rolled up {rolled} hours, {} to go ({:.1} s)",
             p.remaining,
@@ -193,7 +284,9 @@ pub async fn run_to_completion(store: &Store) -> anyhow::Result<()> {
             break p.open;
         }
     };
-    println!("report roll-ups: {rolled} hours rolled up; {open} hours left live (a contact in them is still open)");
+    println!(
+        "report roll-ups: {rolled} hours and {days} days rolled up; {open} hours left live (a contact in them is still open)"
+    );
     Ok(())
 }
 
@@ -212,36 +305,131 @@ pub struct Rolled {
     pub hours: BTreeSet<i64>,
     pub tallies: Vec<TallyRow>,
     pub categories: Vec<CategoryRow>,
-    /// (bucket, counsellor, busy_ms, staffed_ms)
-    pub occupancy: Vec<(i64, String, i64, i64)>,
+    /// (bucket, busy_ms, staffed_ms), summed over the counsellors asked for.
+    pub occupancy: Vec<(i64, i64, i64)>,
 }
 
-/// Reads the roll-ups of the whole hours in `[from, to)`.
-pub async fn rolled(store: &Store, origin: i64, bucket_ms: i64, from: i64, to: i64) -> StoreResult<Rolled> {
-    let (a, b) = (from.div_euclid(HOUR_MS) * HOUR_MS + if from % HOUR_MS == 0 { 0 } else { HOUR_MS }, floor_hour(to));
+/// Whose figures a report reads: one helpline's contacts or all; the occupancy of some counsellors or all.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    pub helpline: Option<&'a str>,
+    /// None: every counsellor.
+    pub staff: Option<&'a BTreeSet<String>>,
+}
+
+/// Reads the roll-ups of the whole hours in `[from, to)` for `scope`: from the daily layer for the UTC days
+/// a bucket holds whole (buckets of whole days aligned to UTC), from the hourly layer for the rest.
+pub async fn rolled(store: &Store, origin: i64, bucket_ms: i64, from: i64, to: i64, scope: Scope<'_>) -> StoreResult<Rolled> {
+    let (a, b) = (ceil_to(from, HOUR_MS), floor_hour(to));
     if a >= b {
-        return Ok(Rolled { hours: BTreeSet::new(), tallies: vec![], categories: vec![], occupancy: vec![] });
+        return Ok(Rolled::default());
     }
     let bucket_ms = bucket_ms.max(1);
     let hours: Vec<(i64,)> = on_pool!(store, pool => sqlx::query_as(
         "SELECT hour FROM report_rollup_hours WHERE hour >= $1 AND hour < $2").bind(a).bind(b).fetch_all(pool).await)?;
+    let mut day_ranges = Vec::new();
+    let (da, db) = (ceil_to(a, DAY_MS), b.div_euclid(DAY_MS) * DAY_MS);
+    if bucket_ms % DAY_MS == 0 && origin.rem_euclid(DAY_MS) == 0 && da < db {
+        let days: Vec<(i64,)> = on_pool!(store, pool => sqlx::query_as(
+            "SELECT day FROM report_rollup_days WHERE day >= $1 AND day < $2 ORDER BY day").bind(da).bind(db).fetch_all(pool).await)?;
+        for (day,) in days {
+            match day_ranges.last_mut() {
+                Some((_, end)) if *end == day => *end = day + DAY_MS,
+                _ => day_ranges.push((day, day + DAY_MS)),
+            }
+        }
+    }
+    let mut hour_ranges = Vec::new();
+    let mut at = a;
+    for &(d, e) in &day_ranges {
+        if d > at {
+            hour_ranges.push((at, d));
+        }
+        at = e;
+    }
+    if at < b {
+        hour_ranges.push((at, b));
+    }
+    let mut out = Rolled { hours: hours.into_iter().map(|r| r.0).collect(), ..Rolled::default() };
+    for (layer, ranges) in [("hour", &hour_ranges), ("day", &day_ranges)] {
+        if !ranges.is_empty() {
+            read_layer(store, layer, origin, bucket_ms, ranges, scope, &mut out).await?;
+        }
+    }
+    Ok(out)
+}
+
+/// `t` rounded up to a multiple of `len`.
+fn ceil_to(t: i64, len: i64) -> i64 {
+    let floor = t.div_euclid(len) * len;
+    if floor == t {
+        t
+    } else {
+        floor + len
+    }
+}
+
+/// Adds the rows of one layer (`hour` or `day`: tables `report_{layer}_*`) over `ranges` to `out`.
+async fn read_layer(
+    store: &Store,
+    layer: &str,
+    origin: i64,
+    bucket_ms: i64,
+    ranges: &[(i64, i64)],
+    scope: Scope<'_>,
+    out: &mut Rolled,
+) -> StoreResult<()> {
+    // Numbers computed here, not text from a request: they go into the SQL as literals.
+    let within = ranges.iter().map(|(a, b)| format!("({layer} >= {a} AND {layer} < {b})")).collect::<Vec<_>>().join(" OR ");
+    let bucket = format!("({layer} - {origin}) / {bucket_ms}");
+    let helpline = if scope.helpline.is_some() { " AND helpline = $1" } else { "" };
     let tally_sql = format!(
-        "SELECT (hour - $1) / $2 AS bucket, helpline, channel, language, {ROLLED_SUMS}
-         FROM report_hour_tallies WHERE hour >= $3 AND hour < $4 GROUP BY 1, 2, 3, 4"
+        "SELECT {bucket} AS bucket, helpline, channel, language, {ROLLED_SUMS}
+         FROM report_{layer}_tallies WHERE ({within}){helpline} GROUP BY 1, 2, 3, 4"
     );
-    let tallies = on_pool!(store, pool => sqlx::query_as(&tally_sql)
-        .bind(origin).bind(bucket_ms).bind(a).bind(b).fetch_all(pool).await)?;
     let category_sql = format!(
-        "SELECT (hour - $1) / $2 AS bucket, helpline, category, {ROLLED_SUMS}
-         FROM report_hour_categories WHERE hour >= $3 AND hour < $4 GROUP BY 1, 2, 3"
+        "SELECT {bucket} AS bucket, helpline, category, {ROLLED_SUMS}
+         FROM report_{layer}_categories WHERE ({within}){helpline} GROUP BY 1, 2, 3"
     );
-    let categories = on_pool!(store, pool => sqlx::query_as(&category_sql)
-        .bind(origin).bind(bucket_ms).bind(a).bind(b).fetch_all(pool).await)?;
-    let occupancy = on_pool!(store, pool => sqlx::query_as(
-        "SELECT (hour - $1) / $2 AS bucket, counsellor_id, CAST(SUM(busy_ms) AS BIGINT), CAST(SUM(staffed_ms) AS BIGINT)
-         FROM report_hour_occupancy WHERE hour >= $3 AND hour < $4 GROUP BY 1, 2")
-        .bind(origin).bind(bucket_ms).bind(a).bind(b).fetch_all(pool).await)?;
-    Ok(Rolled { hours: hours.into_iter().map(|r| r.0).collect(), tallies, categories, occupancy })
+    let tallies: Vec<TallyRow> = on_pool!(store, pool => {
+        let mut q = sqlx::query_as(&tally_sql);
+        if let Some(h) = scope.helpline {
+            q = q.bind(h);
+        }
+        q.fetch_all(pool).await
+    })?;
+    let categories: Vec<CategoryRow> = on_pool!(store, pool => {
+        let mut q = sqlx::query_as(&category_sql);
+        if let Some(h) = scope.helpline {
+            q = q.bind(h);
+        }
+        q.fetch_all(pool).await
+    })?;
+    out.tallies.extend(tallies);
+    out.categories.extend(categories);
+    let staff: Vec<&String> = scope.staff.map(|s| s.iter().collect()).unwrap_or_default();
+    if scope.staff.is_some() && staff.is_empty() {
+        return Ok(());
+    }
+    let among = if scope.staff.is_some() {
+        let marks = (1..=staff.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        format!(" AND counsellor_id IN ({marks})")
+    } else {
+        String::new()
+    };
+    let occupancy_sql = format!(
+        "SELECT {bucket} AS bucket, CAST(SUM(busy_ms) AS BIGINT), CAST(SUM(staffed_ms) AS BIGINT)
+         FROM report_{layer}_occupancy WHERE ({within}){among} GROUP BY 1"
+    );
+    let occupancy: Vec<(i64, i64, i64)> = on_pool!(store, pool => {
+        let mut q = sqlx::query_as(&occupancy_sql);
+        for who in &staff {
+            q = q.bind(*who);
+        }
+        q.fetch_all(pool).await
+    })?;
+    out.occupancy.extend(occupancy);
+    Ok(())
 }
 
 /// The parts of `[from, to)` not covered by the rolled-up `hours`, in order.
@@ -265,7 +453,7 @@ impl Store {
     pub async fn clear_rollups(&self) -> StoreResult<()> {
         on_pool!(self, pool => async {
             let mut tx = pool.begin_write().await?;
-            for table in ["report_rollup_hours", "report_hour_tallies", "report_hour_categories", "report_hour_occupancy"] {
+            for table in HOUR_TABLES.into_iter().chain(DAY_TABLES) {
                 sqlx::query(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
             }
             tx.commit().await

@@ -155,6 +155,7 @@ pub fn simulate(
             languages: set(&m.languages),
             capacity: m.capacity,
             takes_calls: false,
+            senior: false,
         };
         engine.handle(start, Input::UpsertCounsellor(profile));
         engine.handle(start, Input::CounsellorConnected { counsellor: cid(i) });
@@ -199,6 +200,7 @@ pub fn simulate(
                             priority: 0,
                             queued_at: t,
                             caller_connected: true,
+                            senior_only: false,
                         })
                     }
                     Event::Accept(i, c) => Input::Accept { counsellor: cid(c), contact: xid(i) },

@@ -212,8 +212,9 @@ pub async fn run_feed(state: AppState) {
             _ = tick.tick() => {}
             _ = crate::ws::stopping(&mut shutdown) => return,
         }
-        let supervisors = state.hub.supervisors();
-        if supervisors.is_empty() {
+        // Cluster mode: the leader builds the board for the other nodes' supervisors too.
+        let peers = state.cluster.as_ref().filter(|c| c.is_leader() && c.link.peers_want_board());
+        if state.hub.supervisors().is_empty() && peers.is_none() {
             continue;
         }
         // None: the engine stopped (shutdown), or, in cluster mode, it runs on another node.
@@ -248,8 +249,16 @@ pub async fn run_feed(state: AppState) {
                 );
             }
         }
-        for (outbox, scope) in supervisors {
-            outbox.send(&ServerEvent::Dashboard(Box::new(scoped(&board, scope.as_deref()))));
+        send_board(&state.hub, &board);
+        if let Some(cluster) = peers {
+            cluster.link.board_to_peers(&board);
         }
+    }
+}
+
+/// Sends every supervisor socket of this process the part of the board they may see.
+pub fn send_board(hub: &crate::hub::Hub, board: &Dashboard) {
+    for (outbox, scope) in hub.supervisors() {
+        outbox.send(&ServerEvent::Dashboard(Box::new(scoped(board, scope.as_deref()))));
     }
 }

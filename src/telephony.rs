@@ -45,7 +45,12 @@ const CALLER_KEY: &str = "caller_number_hmac";
 #[derive(Default)]
 pub struct Gateways {
     inner: Mutex<HashMap<String, Vec<GatewaySocket>>>,
+    /// Cluster mode: tells the other nodes that an exchange has a command no socket here took.
+    wake_hook: std::sync::OnceLock<WakeHook>,
 }
+
+/// Cluster mode: `hook(gateway)` wakes the other nodes for an exchange's pending commands.
+pub type WakeHook = Box<dyn Fn(&str) + Send + Sync>;
 
 /// Command ids remembered per socket (so a command is not handed to the same socket twice).
 const SENT_MEMORY: usize = 65_536;
@@ -81,6 +86,21 @@ impl GatewaySocket {
 impl Gateways {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<GatewaySocket>>> {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Cluster mode: `hook(gateway)` runs when a command of `gateway` found no socket on this node.
+    pub fn set_wake_hook(&self, hook: WakeHook) {
+        let _ = self.wake_hook.set(hook);
+    }
+
+    /// The exchanges with a socket open here.
+    pub fn ids(&self) -> Vec<String> {
+        self.lock().iter().filter(|(_, list)| list.iter().any(|s| !s.outbox.is_closed())).map(|(g, _)| g.clone()).collect()
+    }
+
+    /// Whether this node holds a socket of `gateway`.
+    pub fn connected(&self, gateway: &str) -> bool {
+        self.lock().get(gateway).is_some_and(|list| list.iter().any(|s| !s.outbox.is_closed()))
     }
 
     pub fn attach(&self, gateway: &str, outbox: Outbox, acks: bool) {
@@ -120,17 +140,39 @@ impl Gateways {
 
 /// Hands a command just committed to its exchange, if a socket is open. An exchange that does not
 /// acknowledge commands has it marked acknowledged once handed over (at most once, as it expects).
+/// Cluster mode: with no socket of the exchange on this node, the other nodes are woken to hand
+/// over its pending commands ([`deliver_pending`]) to the sockets they hold.
 pub async fn deliver(state_store: &crate::store::Store, hub: &crate::hub::Hub, now: i64, gateway: &str, id: &str, frame: &str) {
-    if hub.gateways.push(gateway, None, id, frame) == Some(false) {
-        if let Err(err) = state_store.commands_handed_over(gateway, &[id.to_string()], now).await {
-            tracing::error!(error = %err, gateway, "marking a command handed over failed; it will be sent again");
+    match hub.gateways.push(gateway, None, id, frame) {
+        Some(false) => {
+            if let Err(err) = state_store.commands_handed_over(gateway, &[id.to_string()], now).await {
+                tracing::error!(error = %err, gateway, "marking a command handed over failed; it will be sent again");
+            }
+        }
+        Some(true) => {}
+        None => {
+            if let Some(wake) = hub.gateways.wake_hook.get() {
+                wake(gateway);
+            }
         }
     }
 }
 
 /// A socket of `gateway` opened: every command it has not acknowledged goes out first, in order.
 pub async fn deliver_pending(state: &AppState, gateway: &str, conn: crate::hub::ConnId) {
-    let pending = match state.store.pending_commands(gateway).await {
+    deliver_pending_to(&state.store, &state.hub, state.clock.now_ms(), gateway, Some(conn)).await;
+}
+
+/// Hands every command of `gateway` not yet acknowledged to its socket `conn` of this node (None:
+/// its newest), in order, each at most once per socket.
+pub async fn deliver_pending_to(
+    store: &crate::store::Store,
+    hub: &crate::hub::Hub,
+    now: i64,
+    gateway: &str,
+    conn: Option<crate::hub::ConnId>,
+) {
+    let pending = match store.pending_commands(gateway).await {
         Ok(p) => p,
         Err(err) => {
             tracing::error!(error = %err, gateway, "reading pending telephony commands failed; they go out on the next connection");
@@ -139,13 +181,13 @@ pub async fn deliver_pending(state: &AppState, gateway: &str, conn: crate::hub::
     };
     let mut handed = Vec::new();
     for command in pending {
-        match state.hub.gateways.push(gateway, Some(conn), &command.id, &command.frame) {
+        match hub.gateways.push(gateway, conn, &command.id, &command.frame) {
             Some(false) => handed.push(command.id),
             Some(true) => {}
             None => break,
         }
     }
-    if let Err(err) = state.store.commands_handed_over(gateway, &handed, state.clock.now_ms()).await {
+    if let Err(err) = store.commands_handed_over(gateway, &handed, now).await {
         tracing::error!(error = %err, gateway, "marking commands handed over failed; they will be sent again");
     }
 }
@@ -391,6 +433,15 @@ async fn offered(
     // The IVR's language when the helpline serves it; otherwise the helpline's first language.
     let language = language.filter(|l| h.languages.contains(l)).or_else(|| h.languages.first().cloned()).unwrap_or_default();
     let (hash, last2) = caller_identity(state, caller.as_deref()).await?;
+    let senior_only = match crate::abuse::call_door(state, hash.as_deref(), &helpline, now).await {
+        crate::abuse::Door::Open { senior_only } => senior_only,
+        crate::abuse::Door::Refused { block_id } => {
+            state.store.record_blocked_call(&block_id, &gateway.id, &event_id, &call_id, now, at.0).await?;
+            tracing::info!(gateway = %gateway.name, %call_id, %helpline, "a call from a blocked number was rejected");
+            let reject = TelephonyCommand::Reject { call_id, reason: "blocked".into() };
+            return Ok(vec![TelephonyCommand::Ack { event_id }, reject]);
+        }
+    };
     let id = new_id();
     let record = NewContactRecord {
         id: id.clone(),
@@ -411,6 +462,7 @@ async fn offered(
         caller_last2: last2.clone(),
         offered_at: at.0,
         config_error,
+        senior_only,
     };
     let ack = TelephonyCommand::Ack { event_id: event_id.clone() };
     match state.store.record_call_offered(&event_id, now, &call).await? {
@@ -427,6 +479,7 @@ async fn offered(
         priority: 0,
         queued_at: now,
         caller_connected: true,
+        senior_only,
     };
     let info = CallInfo { gateway_id: gateway.id.clone(), call_id, caller_last2: last2, repeat, earlier };
     let (done, queued) = oneshot::channel();

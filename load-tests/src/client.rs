@@ -7,6 +7,7 @@ use anyhow::{anyhow, bail, Context};
 use futures_util::{SinkExt, StreamExt};
 use helpline::protocol::ServerEvent;
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
@@ -42,6 +43,11 @@ impl Sources {
 
 /// Opens a WebSocket to `ws://addr{path}` from `source` (if given).
 pub async fn connect(addr: SocketAddr, path: &str, source: Option<IpAddr>) -> anyhow::Result<Ws> {
+    connect_with(addr, path, source, &[]).await
+}
+
+/// [`connect`] with extra request headers (`Authorization`, `Sec-WebSocket-Protocol`, …).
+pub async fn connect_with(addr: SocketAddr, path: &str, source: Option<IpAddr>, headers: &[(&'static str, &str)]) -> anyhow::Result<Ws> {
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     if let Some(ip) = source {
         socket.bind(SocketAddr::new(ip, 0)).with_context(|| format!("binding source {ip}"))?;
@@ -52,9 +58,13 @@ pub async fn connect(addr: SocketAddr, path: &str, source: Option<IpAddr>) -> an
         .with_context(|| format!("connecting to {addr}"))?;
     tcp.set_nodelay(true)?;
     let url = format!("ws://{addr}{path}");
+    let mut req = url.as_str().into_client_request()?;
+    for (k, v) in headers {
+        req.headers_mut().insert(*k, v.parse().with_context(|| format!("header {k}"))?);
+    }
     let (ws, _) = tokio::time::timeout(
         Duration::from_secs(10),
-        tokio_tungstenite::client_async_with_config(url.as_str(), tcp, Some(config())),
+        tokio_tungstenite::client_async_with_config(req, tcp, Some(config())),
     )
     .await
     .map_err(|_| anyhow!("websocket handshake with {addr} timed out"))?

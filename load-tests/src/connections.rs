@@ -240,7 +240,7 @@ pub async fn run(target: &Target, opts: &ConnOpts) -> anyhow::Result<Report> {
     });
     let mut rep = Report::new("connections", &target.label);
     rep.param("sockets", k).param("sources", opts.sources.0.len());
-    let server = Meter::start(target.pid);
+    let server = target.meter();
     let me = Meter::start(std::process::id());
     tokio::time::sleep(opts.settle).await;
     let rss0 = rss(target.pid);

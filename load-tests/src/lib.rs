@@ -8,9 +8,12 @@
 pub mod bare;
 pub mod client;
 pub mod connections;
+pub mod day;
 pub mod procfs;
 pub mod relay;
 pub mod report;
 pub mod routing;
 pub mod stats;
+pub mod supervisors;
 pub mod target;
+pub mod xmpp;

@@ -9,9 +9,11 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use helpline_load::client::Sources;
 use helpline_load::connections::{self, ConnOpts};
+use helpline_load::day::{self, DayOpts};
 use helpline_load::relay::{self, RelayOpts};
 use helpline_load::report::{ratios, Report};
 use helpline_load::routing::{self, RoutingOpts};
+use helpline_load::supervisors::{self, SupervisorOpts};
 use helpline_load::target::Target;
 
 #[derive(Parser, Debug)]
@@ -49,9 +51,48 @@ struct TargetArgs {
     /// Pid of the running server, for its CPU and RSS from /proc.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// With --spawn-server and a PostgreSQL --database: start a cluster of this many nodes on this
+    /// Redis (`redis://127.0.0.1:6379`); clients are spread over the nodes.
+    #[arg(long, requires = "spawn_server")]
+    redis: Option<String>,
+    /// Nodes of the cluster (with --redis).
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
     /// Spread client sockets over this many source addresses 127.0.0.2… (0: the kernel picks).
     #[arg(long, default_value_t = 0)]
     sources: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+struct RelayArgs {
+    #[arg(long, default_value_t = 100)]
+    conversations: usize,
+    /// Messages per second (all conversations together); a comma-separated list runs one step per rate.
+    #[arg(long, value_delimiter = ',', default_value = "1000")]
+    rate: Vec<f64>,
+    /// Seconds per step.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds at the start of each step that are not timed.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Bytes of text per message.
+    #[arg(long, default_value_t = 200)]
+    size: usize,
+}
+
+impl RelayArgs {
+    fn opts(&self, sources_n: usize) -> RelayOpts {
+        RelayOpts {
+            conversations: self.conversations,
+            rates: self.rate.clone(),
+            duration: Duration::from_secs_f64(self.duration),
+            warmup: Duration::from_secs_f64(self.warmup),
+            size: self.size,
+            sources: sources(sources_n),
+            ..RelayOpts::default()
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -60,23 +101,69 @@ enum Cmd {
     Relay {
         #[command(flatten)]
         target: TargetArgs,
-        #[arg(long, default_value_t = 100)]
-        conversations: usize,
-        /// Messages per second (all conversations together); a comma-separated list runs one step per rate.
-        #[arg(long, value_delimiter = ',', default_value = "1000")]
-        rate: Vec<f64>,
-        /// Seconds per step.
-        #[arg(long, default_value_t = 10.0)]
-        duration: f64,
-        /// Seconds at the start of each step that are not timed.
-        #[arg(long, default_value_t = 1.0)]
-        warmup: f64,
-        /// Bytes of text per message.
-        #[arg(long, default_value_t = 200)]
-        size: usize,
+        #[command(flatten)]
+        relay: RelayArgs,
         /// Also run the same steps against the bare relay first, and print ratios.
         #[arg(long)]
         compare_bare: bool,
+        /// Also run the steps against a real peer (`prosody`: started with --peer-script), and print ratios.
+        #[arg(long, value_parser = ["prosody"])]
+        compare_peer: Option<String>,
+        /// Rates for the peer (default: the same as --rate); a saturated peer's backlog would spill into later steps.
+        #[arg(long, value_delimiter = ',')]
+        peer_rate: Vec<f64>,
+        /// The script that installs, configures and runs the peer.
+        #[arg(long, default_value = "load-tests/peer/prosody.sh")]
+        peer_script: PathBuf,
+    },
+    /// S supervisors watching the board while `relay` runs: staleness of the board and the extra server CPU.
+    Supervisors {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        relay: RelayArgs,
+        #[arg(long, default_value_t = 100)]
+        supervisors: usize,
+        /// Milliseconds between probe contacts (each waits on the board until its caller leaves).
+        #[arg(long, default_value_t = 500)]
+        probe_every_ms: u64,
+    },
+    /// A mixed day faster than real time: chats and calls (through an exchange socket), peaks,
+    /// abandonment, escalations; service level and answer times end to end.
+    Day {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[arg(long, default_value_t = 30)]
+        counsellors: usize,
+        /// Chats at once per counsellor.
+        #[arg(long, default_value_t = 2)]
+        capacity: i64,
+        /// Real seconds per simulated hour.
+        #[arg(long, default_value_t = 2.0)]
+        hour_secs: f64,
+        #[arg(long, default_value_t = 24)]
+        hours: usize,
+        #[arg(long, default_value_t = 0)]
+        first_hour: usize,
+        /// Contacts per real second at the busiest regular hour (the 21h spike is 1.6 times that).
+        #[arg(long, default_value_t = 6.0)]
+        peak_rate: f64,
+        #[arg(long, default_value_t = 0.4)]
+        call_share: f64,
+        #[arg(long, default_value = "200..1500")]
+        accept_delay_ms: String,
+        /// Mean handling time (exponential), real ms.
+        #[arg(long, default_value_t = 4000)]
+        handle_ms: u64,
+        /// Mean caller patience before giving up (exponential), real ms.
+        #[arg(long, default_value_t = 8000)]
+        patience_ms: u64,
+        /// Share of conversations escalated.
+        #[arg(long, default_value_t = 0.05)]
+        escalate: f64,
+        /// Service level threshold, real ms (15 s compressed like the human times).
+        #[arg(long, default_value_t = 1500)]
+        sl_ms: u64,
     },
     /// Counsellors available; Poisson contact arrivals; offers, accepts, assignments/s.
     Routing {
@@ -138,6 +225,12 @@ async fn open_target(t: &TargetArgs) -> anyhow::Result<Target> {
         if !bin.exists() {
             bail!("{} not found: build it (`cargo build --release -p helpline`) or pass --server-bin", bin.display());
         }
+        if let Some(redis) = &t.redis {
+            if !t.database.as_deref().unwrap_or_default().starts_with("postgres") {
+                bail!("a cluster (--redis) needs a PostgreSQL --database");
+            }
+            return Target::spawn_nodes(&bin, t.database.as_deref(), t.nodes, Some(redis)).await;
+        }
         return Target::spawn_helpline(&bin, t.database.as_deref()).await;
     }
     let (Some(addr), Some(db)) = (t.addr, &t.database) else {
@@ -179,16 +272,59 @@ async fn run(cli: Cli) -> anyhow::Result<Vec<Report>> {
             println!("bare relay is listening on http://{}", listener.local_addr()?);
             helpline_load::bare::serve_with_capacity(listener, capacity).await;
         }
-        Cmd::Relay { target, conversations, rate, duration, warmup, size, compare_bare } => {
-            let opts = RelayOpts {
-                conversations,
-                rates: rate,
-                duration: Duration::from_secs_f64(duration),
-                warmup: Duration::from_secs_f64(warmup),
-                size,
+        Cmd::Day {
+            target,
+            counsellors,
+            capacity,
+            hour_secs,
+            hours,
+            first_hour,
+            peak_rate,
+            call_share,
+            accept_delay_ms,
+            handle_ms,
+            patience_ms,
+            escalate,
+            sl_ms,
+        } => {
+            let opts = DayOpts {
+                counsellors,
+                capacity,
+                hour: Duration::from_secs_f64(hour_secs),
+                hours,
+                first_hour: first_hour % 24,
+                peak_rate,
+                call_share,
+                accept_delay: parse_range(&accept_delay_ms)?,
+                handle: Duration::from_millis(handle_ms),
+                patience: Duration::from_millis(patience_ms),
+                escalate,
+                sl_target: Duration::from_millis(sl_ms),
                 sources: sources(target.sources),
-                ..RelayOpts::default()
+                ..DayOpts::default()
             };
+            let t = open_target(&target).await?;
+            let r = day::run(&t, &opts).await?;
+            print!("{}", r.table());
+            reports.push(r);
+            t.shutdown().await;
+        }
+        Cmd::Supervisors { target, relay, supervisors, probe_every_ms } => {
+            let opts = SupervisorOpts {
+                supervisors,
+                relay: relay.opts(target.sources),
+                probe_every: Duration::from_millis(probe_every_ms.max(10)),
+                ..SupervisorOpts::default()
+            };
+            let t = open_target(&target).await?;
+            for r in supervisors::run(&t, &opts).await? {
+                print!("{}", r.table());
+                reports.push(r);
+            }
+            t.shutdown().await;
+        }
+        Cmd::Relay { target, relay, compare_bare, compare_peer, peer_rate, peer_script } => {
+            let opts = relay.opts(target.sources);
             if compare_bare && !target.bare {
                 let bare = Target::spawn_bare(&std::env::current_exe()?)?;
                 for r in relay::run(&bare, &opts).await? {
@@ -196,6 +332,33 @@ async fn run(cli: Cli) -> anyhow::Result<Vec<Report>> {
                     reports.push(r);
                 }
                 bare.shutdown().await;
+            }
+            if compare_peer.is_some() {
+                if !peer_script.exists() {
+                    bail!("{} not found: run from the repository root or pass --peer-script", peer_script.display());
+                }
+                let mut peer = Target::spawn_prosody(&peer_script)?;
+                let mut popts = opts.clone();
+                if !peer_rate.is_empty() {
+                    popts.rates = peer_rate;
+                }
+                // The peer's SQLite: Prosody sets no PRAGMA; the library's compiled default applies.
+                let sync = "synchronous=FULL (SQLite's default; Prosody sets no PRAGMA)";
+                let mut peer_reports = relay::run(&peer, &popts).await?;
+                peer.stop();
+                let archive = peer.prosody_archive().await;
+                for r in &mut peer_reports {
+                    match &archive {
+                        Ok((mode, rows)) => {
+                            r.notes.push(format!("peer durability: archive in SQLite, journal_mode={mode}, {sync}; {rows} archive rows after the run (one per party per message)"));
+                            r.figures.insert("peer_archive_rows".into(), *rows as f64);
+                        }
+                        Err(e) => r.notes.push(format!("peer archive not readable: {e:#}")),
+                    }
+                    print!("{}", r.table());
+                }
+                reports.extend(peer_reports);
+                peer.shutdown().await;
             }
             let t = open_target(&target).await?;
             for r in relay::run(&t, &opts).await? {
@@ -273,7 +436,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let failed = reports.iter().any(|r| !r.failures().is_empty());
+    // A peer that cannot keep up leaves messages unacknowledged after the drain: that is its figure, not our failure.
+    let failed = reports.iter().filter(|r| !r.is_peer()).any(|r| !r.failures().is_empty());
     rt.shutdown_timeout(Duration::from_secs(1));
     if failed {
         ExitCode::from(1)

@@ -67,23 +67,41 @@ pub struct Usage {
     pub hwm_kib: u64,
 }
 
-/// Measures a process from `start` to `finish`.
+/// Measures a process (or several, summed) from `start` to `finish`.
 pub struct Meter {
-    pid: u32,
+    pids: Vec<u32>,
     at: Instant,
     first: Option<ProcSample>,
 }
 
+/// The sum of several processes' counters (None if none is there).
+fn sample_sum(pids: &[u32]) -> Option<ProcSample> {
+    let all: Vec<ProcSample> = pids.iter().filter_map(|p| sample(*p)).collect();
+    if all.is_empty() {
+        return None;
+    }
+    Some(all.iter().fold(ProcSample::default(), |a, s| ProcSample {
+        cpu_s: a.cpu_s + s.cpu_s,
+        rss_kib: a.rss_kib + s.rss_kib,
+        hwm_kib: a.hwm_kib + s.hwm_kib,
+        threads: a.threads + s.threads,
+    }))
+}
+
 impl Meter {
     pub fn start(pid: u32) -> Meter {
-        Meter { pid, at: Instant::now(), first: sample(pid) }
+        Meter::start_many(&[pid])
+    }
+    /// Several processes (the nodes of a cluster): CPU and memory are summed.
+    pub fn start_many(pids: &[u32]) -> Meter {
+        Meter { pids: pids.to_vec(), at: Instant::now(), first: sample_sum(pids) }
     }
     pub fn finish(&self) -> Usage {
-        let last = sample(self.pid).unwrap_or_default();
+        let last = sample_sum(&self.pids).unwrap_or_default();
         let first = self.first.unwrap_or_default();
         let secs = self.at.elapsed().as_secs_f64().max(1e-9);
         Usage {
-            pid: self.pid,
+            pid: self.pids.first().copied().unwrap_or(0),
             cpu_pct: 100.0 * (last.cpu_s - first.cpu_s).max(0.0) / secs,
             rss_start_kib: first.rss_kib,
             rss_end_kib: last.rss_kib,

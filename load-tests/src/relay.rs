@@ -7,7 +7,7 @@
 //! by the other side, seqs strictly increasing on every socket, and each conversation's acked seqs
 //! exactly 1..n.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +24,8 @@ use crate::client::{self, Sources, Ws};
 use crate::procfs::Meter;
 use crate::report::Report;
 use crate::stats::Hist;
-use crate::target::Target;
+use crate::target::{Kind, Target, LOAD_PASSWORD};
+use crate::xmpp;
 
 #[derive(Debug, Clone)]
 pub struct RelayOpts {
@@ -40,6 +41,9 @@ pub struct RelayOpts {
     pub drain: Duration,
     pub sources: Sources,
     pub setup_concurrency: usize,
+    /// Notified once every conversation is open, before the first step (the `supervisors` scenario
+    /// starts its probes then, so a probe contact is never offered to a relay counsellor).
+    pub ready: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Default for RelayOpts {
@@ -53,6 +57,7 @@ impl Default for RelayOpts {
             drain: Duration::from_secs(10),
             sources: Sources(vec![]),
             setup_concurrency: 32,
+            ready: None,
         }
     }
 }
@@ -115,13 +120,158 @@ fn parse_client_id(id: &str) -> Option<(Option<usize>, u64, u64)> {
     Some((step.parse().ok(), k, t))
 }
 
+/// How a reader speaks to its server.
+enum Proto {
+    /// helpline's JSON frames: `ack {client_id, seq}`, `message {client_id, seq}`.
+    Helpline,
+    /// XMPP (the Prosody peer): `<message id=…>`, and `<a h=…/>` acknowledging every stanza this
+    /// socket sent so far (`pending` holds the client ids sent and not yet acknowledged, in order);
+    /// the server's `<r/>` is answered on `reply` with the number of stanzas received.
+    Xmpp { pending: Pending, reply: mpsc::UnboundedSender<String> },
+}
+
+/// Client ids sent on one XMPP socket and not yet acknowledged, oldest first.
+type Pending = Arc<std::sync::Mutex<VecDeque<String>>>;
+
+impl ReaderOut {
+    fn fail(&mut self, e: impl Into<String>) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(e.into());
+        }
+    }
+
+    /// An ack of message `client_id` read at `now_us` (`seq` when the server numbers messages).
+    fn on_ack(&mut self, shared: &Shared, client_id: &str, seq: Option<i64>, now_us: u64) {
+        let Some((step, k, t)) = parse_client_id(client_id) else {
+            self.unexpected += 1;
+            return;
+        };
+        if let Some(s) = step {
+            ReaderOut::hist(&mut self.ack, s).record_us(now_us.saturating_sub(t));
+        }
+        if let Some(cell) = shared.state.get(k as usize) {
+            cell.fetch_add(ACK, Ordering::Relaxed);
+        }
+        if let Some(si) = shared.step_of(k) {
+            let st = &shared.steps[si];
+            st.acked.fetch_add(1, Ordering::Relaxed);
+            st.last_ack_us.fetch_max(now_us, Ordering::Relaxed);
+        }
+        if let Some(seq) = seq {
+            self.acked.push(((k % shared.n as u64) as u32, seq));
+        }
+    }
+
+    /// Message `client_id` delivered to the other side at `now_us`; returns its index k.
+    fn on_delivery(&mut self, shared: &Shared, client_id: &str, now_us: u64) -> Option<u64> {
+        let Some((step, k, t)) = parse_client_id(client_id) else {
+            self.unexpected += 1;
+            return None;
+        };
+        if let Some(s) = step {
+            ReaderOut::hist(&mut self.oneway, s).record_us(now_us.saturating_sub(t));
+        }
+        if let Some(cell) = shared.state.get(k as usize) {
+            cell.fetch_add(RECV, Ordering::Relaxed);
+        }
+        if let Some(si) = shared.step_of(k) {
+            shared.steps[si].received.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(k)
+    }
+
+    fn on_json(&mut self, shared: &Shared, text: &str, now_us: u64, last_seq: &mut HashMap<String, i64>) {
+        let ev = match client::parse(text) {
+            Ok(ev) => ev,
+            Err(e) => return self.fail(e.to_string()),
+        };
+        match ev {
+            ServerEvent::Ack { client_id, seq, .. } => self.on_ack(shared, &client_id, Some(seq), now_us),
+            ServerEvent::Message(m) => {
+                let last = last_seq.entry(m.contact_id.clone()).or_insert(0);
+                if m.seq <= *last {
+                    self.out_of_order += 1;
+                }
+                *last = (*last).max(m.seq);
+                self.on_delivery(shared, &m.client_id, now_us);
+            }
+            ServerEvent::Error { code, message, .. } => self.fail(format!("error frame {code:?}: {message}")),
+            ServerEvent::ContactEnded { contact_id, reason } => self.fail(format!("contact {contact_id} ended: {reason}")),
+            ServerEvent::Reconnect { .. } => self.fail("server asked to reconnect"),
+            _ => {}
+        }
+    }
+
+    /// One XMPP stanza. `received` counts the stanzas the server sent (for `<a h=…/>`),
+    /// `acked` how many of ours the server acknowledged so far, `last_k` the last message index
+    /// delivered per conversation (they must come in the order they were sent).
+    fn on_xmpp(&mut self, shared: &Shared, text: &str, now_us: u64, proto: &Proto, st: &mut XmppState) {
+        let Proto::Xmpp { pending, reply } = proto else { return };
+        match xmpp::element(text) {
+            "message" => {
+                st.received += 1;
+                if xmpp::attr(text, "type") == Some("error") {
+                    return self.fail(format!("message bounced: {text}"));
+                }
+                let Some(id) = xmpp::attr(text, "id") else {
+                    self.unexpected += 1;
+                    return;
+                };
+                if let Some(k) = self.on_delivery(shared, id, now_us) {
+                    let conv = k % shared.n as u64;
+                    let last = st.last_k.entry(conv).or_insert(k);
+                    if k < *last {
+                        self.out_of_order += 1;
+                    }
+                    *last = (*last).max(k);
+                }
+            }
+            "iq" | "presence" => st.received += 1,
+            "r" => {
+                let _ = reply.send(xmpp::answer_ack(st.received));
+            }
+            "a" => {
+                let Some(h) = xmpp::attr(text, "h").and_then(|h| h.parse::<u64>().ok()) else {
+                    return self.fail(format!("bad ack {text}"));
+                };
+                // h counts modulo 2^32 (XEP-0198); a load run stays far below.
+                let newly = h.saturating_sub(st.acked);
+                st.acked = st.acked.max(h);
+                let ids: Vec<String> = {
+                    let mut q = pending.lock().unwrap_or_else(|e| e.into_inner());
+                    let take = (newly as usize).min(q.len());
+                    q.drain(..take).collect()
+                };
+                if (ids.len() as u64) < newly {
+                    self.fail(format!("the server acknowledged {newly} stanzas, {} were sent", ids.len()));
+                }
+                for id in ids {
+                    self.on_ack(shared, &id, None, now_us);
+                }
+            }
+            "stream:error" | "close" => self.fail(format!("the server closed the stream: {text}")),
+            _ => {}
+        }
+    }
+}
+
+#[derive(Default)]
+struct XmppState {
+    received: u64,
+    acked: u64,
+    last_k: HashMap<u64, u64>,
+}
+
 async fn reader(
     mut rx: futures_util::stream::SplitStream<Ws>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
+    proto: Proto,
 ) -> ReaderOut {
     let mut out = ReaderOut::default();
     let mut last_seq: HashMap<String, i64> = HashMap::new();
+    let mut xs = XmppState::default();
     loop {
         let next = tokio::select! {
             m = rx.next() => m,
@@ -130,84 +280,26 @@ async fn reader(
         let text = match next {
             Some(Ok(Message::Text(t))) => t,
             Some(Ok(Message::Close(_))) | None => {
-                out.errors += 1;
-                out.first_error.get_or_insert_with(|| "socket closed by the server".into());
+                out.fail("socket closed by the server");
                 break;
             }
             Some(Err(e)) => {
-                out.errors += 1;
-                out.first_error.get_or_insert_with(|| format!("socket error: {e}"));
+                out.fail(format!("socket error: {e}"));
                 break;
             }
             Some(Ok(_)) => continue,
         };
         let now_us = shared.t0.elapsed().as_micros() as u64;
-        let ev = match client::parse(text.as_str()) {
-            Ok(ev) => ev,
-            Err(e) => {
-                out.errors += 1;
-                out.first_error.get_or_insert_with(|| e.to_string());
-                continue;
-            }
-        };
-        match ev {
-            ServerEvent::Ack { client_id, seq, .. } => {
-                let Some((step, k, t)) = parse_client_id(&client_id) else {
-                    out.unexpected += 1;
-                    continue;
-                };
-                if let Some(s) = step {
-                    ReaderOut::hist(&mut out.ack, s).record_us(now_us.saturating_sub(t));
-                }
-                if let Some(cell) = shared.state.get(k as usize) {
-                    cell.fetch_add(ACK, Ordering::Relaxed);
-                }
-                if let Some(si) = shared.step_of(k) {
-                    let st = &shared.steps[si];
-                    st.acked.fetch_add(1, Ordering::Relaxed);
-                    st.last_ack_us.fetch_max(now_us, Ordering::Relaxed);
-                }
-                out.acked.push(((k % shared.n as u64) as u32, seq));
-            }
-            ServerEvent::Message(m) => {
-                let last = last_seq.entry(m.contact_id.clone()).or_insert(0);
-                if m.seq <= *last {
-                    out.out_of_order += 1;
-                }
-                *last = (*last).max(m.seq);
-                let Some((step, k, t)) = parse_client_id(&m.client_id) else {
-                    out.unexpected += 1;
-                    continue;
-                };
-                if let Some(s) = step {
-                    ReaderOut::hist(&mut out.oneway, s).record_us(now_us.saturating_sub(t));
-                }
-                if let Some(cell) = shared.state.get(k as usize) {
-                    cell.fetch_add(RECV, Ordering::Relaxed);
-                }
-                if let Some(si) = shared.step_of(k) {
-                    shared.steps[si].received.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            ServerEvent::Error { code, message, .. } => {
-                out.errors += 1;
-                out.first_error.get_or_insert_with(|| format!("error frame {code:?}: {message}"));
-            }
-            ServerEvent::ContactEnded { contact_id, reason } => {
-                out.errors += 1;
-                out.first_error.get_or_insert_with(|| format!("contact {contact_id} ended: {reason}"));
-            }
-            ServerEvent::Reconnect { .. } => {
-                out.errors += 1;
-                out.first_error.get_or_insert_with(|| "server asked to reconnect".into());
-            }
-            _ => {}
+        match &proto {
+            Proto::Helpline => out.on_json(&shared, text.as_str(), now_us, &mut last_seq),
+            Proto::Xmpp { .. } => out.on_xmpp(&shared, text.as_str(), now_us, &proto, &mut xs),
         }
     }
     out
 }
 
-async fn writer(mut tx: futures_util::stream::SplitSink<Ws, Message>, mut rx: mpsc::UnboundedReceiver<String>) {
+/// Sends every queued frame on the socket, batching what is already queued into one flush.
+pub(crate) async fn writer(mut tx: futures_util::stream::SplitSink<Ws, Message>, mut rx: mpsc::UnboundedReceiver<String>) {
     while let Some(first) = rx.recv().await {
         if tx.feed(Message::Text(first.into())).await.is_err() {
             return;
@@ -240,7 +332,8 @@ async fn open_conversations(target: &Target, opts: &RelayOpts) -> anyhow::Result
     // Counsellors connect and go available.
     let agents: Vec<anyhow::Result<Ws>> = stream::iter(counsellors.iter().enumerate())
         .map(|(i, c)| async move {
-            let mut ws = target.agent_socket(c, opts.sources.pick(i)).await?;
+            // In a cluster the counsellor and the caller of a conversation are on different nodes.
+            let mut ws = target.agent_socket_on(target.node(i), c, opts.sources.pick(i)).await?;
             client::send_json(&mut ws, &json!({"type": "status", "status": "available"})).await?;
             client::expect(&mut ws, Duration::from_secs(30), |e| matches!(e, ServerEvent::Status { .. }).then_some(())).await?;
             Ok(ws)
@@ -280,7 +373,7 @@ async fn open_conversations(target: &Target, opts: &RelayOpts) -> anyhow::Result
     // Callers start and wait to be connected.
     let callers: Vec<anyhow::Result<(String, Ws)>> = stream::iter(0..n)
         .map(|i| async move {
-            let mut ws = client::connect(target.addr, "/ws/caller", opts.sources.pick(i)).await?;
+            let mut ws = client::connect(target.node(i + 1), "/ws/caller", opts.sources.pick(i)).await?;
             client::send_json(&mut ws, &json!({"type": "start", "helpline": "children", "language": "ro"})).await?;
             let contact = client::expect(&mut ws, Duration::from_secs(60), |e| match e {
                 ServerEvent::Queued { contact_id, .. } => Some(contact_id.clone()),
@@ -320,15 +413,94 @@ async fn open_conversations(target: &Target, opts: &RelayOpts) -> anyhow::Result
     Ok((agents, conversations))
 }
 
+/// The sending half of one socket (its reader runs on its own).
+#[derive(Clone)]
+struct Endpoint {
+    tx: mpsc::UnboundedSender<String>,
+    /// XMPP only: client ids sent and not yet acknowledged.
+    pending: Option<Pending>,
+}
+
+/// One conversation, ready to send on.
+struct Pair {
+    caller: Endpoint,
+    agent: Endpoint,
+    /// helpline: the contact id; XMPP: the caller's full JID.
+    contact: String,
+    /// XMPP: the counsellor's full JID.
+    agent_jid: String,
+}
+
+impl Pair {
+    fn send(&self, from_caller: bool, client_id: &str, text: &str) {
+        match (&self.caller.pending, from_caller) {
+            (None, true) => {
+                let _ = self.caller.tx.send(format!(r#"{{"type":"message","client_id":"{client_id}","text":"{text}"}}"#));
+            }
+            (None, false) => {
+                let contact = &self.contact;
+                let _ = self.agent.tx.send(format!(
+                    r#"{{"type":"message","contact_id":"{contact}","client_id":"{client_id}","text":"{text}"}}"#
+                ));
+            }
+            (Some(_), _) => {
+                let (ep, to) = if from_caller { (&self.caller, &self.agent_jid) } else { (&self.agent, &self.contact) };
+                if let Some(p) = &ep.pending {
+                    p.lock().unwrap_or_else(|e| e.into_inner()).push_back(client_id.to_string());
+                }
+                let _ = ep.tx.send(xmpp::message(to, client_id, text));
+                let _ = ep.tx.send(xmpp::REQUEST_ACK.to_string());
+            }
+        }
+    }
+}
+
+enum Opened {
+    Helpline(Vec<Ws>, Vec<Conversation>),
+    Xmpp(Vec<XmppPair>),
+}
+
+struct XmppPair {
+    caller: Ws,
+    caller_jid: String,
+    agent: Ws,
+    agent_jid: String,
+}
+
+/// The peer: two registered XMPP users per conversation, logged in over WebSocket.
+async fn open_xmpp_pairs(target: &Target, opts: &RelayOpts) -> anyhow::Result<Vec<XmppPair>> {
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let run = &run[..8];
+    let pairs: Vec<anyhow::Result<XmppPair>> = stream::iter(0..opts.conversations)
+        .map(|i| async move {
+            let src = opts.sources.pick(i);
+            let (caller, caller_jid) = xmpp::login(target.addr, &format!("c{run}{i}"), LOAD_PASSWORD, true, src).await?;
+            let (agent, agent_jid) = xmpp::login(target.addr, &format!("a{run}{i}"), LOAD_PASSWORD, true, src).await?;
+            Ok(XmppPair { caller, caller_jid, agent, agent_jid })
+        })
+        .buffered(opts.setup_concurrency)
+        .collect()
+        .await;
+    pairs.into_iter().collect::<anyhow::Result<_>>().context("logging in to the XMPP peer")
+}
+
 /// Runs the scenario: one report per rate.
 pub async fn run(target: &Target, opts: &RelayOpts) -> anyhow::Result<Vec<Report>> {
     if opts.conversations == 0 || opts.rates.is_empty() {
         bail!("need at least one conversation and one rate");
     }
     let setup_started = Instant::now();
-    let (agents, conversations) = open_conversations(target, opts).await?;
+    let opened = if matches!(target.kind, Kind::Prosody) {
+        Opened::Xmpp(open_xmpp_pairs(target, opts).await?)
+    } else {
+        let (agents, conversations) = open_conversations(target, opts).await?;
+        Opened::Helpline(agents, conversations)
+    };
     let setup_s = setup_started.elapsed().as_secs_f64();
-    let n = conversations.len();
+    let n = match &opened {
+        Opened::Helpline(_, c) => c.len(),
+        Opened::Xmpp(p) => p.len(),
+    };
     let capacity: u64 = opts.rates.iter().map(|r| (r * opts.duration.as_secs_f64()).ceil() as u64 + 1).sum();
     let shared = Arc::new(Shared {
         t0: Instant::now(),
@@ -348,22 +520,37 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> anyhow::Result<Vec<Report
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut readers = Vec::new();
-    let mut agent_out = Vec::new();
-    for ws in agents {
+    let mut attach = |ws: Ws, xmpp: bool| {
         let (sink, rx) = ws.split();
         let (tx, wrx) = mpsc::unbounded_channel();
         tokio::spawn(writer(sink, wrx));
-        readers.push(tokio::spawn(reader(rx, shared.clone(), stop_rx.clone())));
-        agent_out.push(tx);
+        let pending: Option<Pending> = xmpp.then(Pending::default);
+        let proto = match &pending {
+            Some(p) => Proto::Xmpp { pending: p.clone(), reply: tx.clone() },
+            None => Proto::Helpline,
+        };
+        readers.push(tokio::spawn(reader(rx, shared.clone(), stop_rx.clone(), proto)));
+        Endpoint { tx, pending }
+    };
+    let mut convs: Vec<Pair> = Vec::new();
+    match opened {
+        Opened::Helpline(agents, conversations) => {
+            let agent_eps: Vec<Endpoint> = agents.into_iter().map(|ws| attach(ws, false)).collect();
+            for c in conversations {
+                let caller = attach(c.caller, false);
+                convs.push(Pair { caller, agent: agent_eps[c.agent].clone(), contact: c.contact_id, agent_jid: String::new() });
+            }
+        }
+        Opened::Xmpp(pairs) => {
+            for p in pairs {
+                let caller = attach(p.caller, true);
+                let agent = attach(p.agent, true);
+                convs.push(Pair { caller, agent, contact: p.caller_jid, agent_jid: p.agent_jid });
+            }
+        }
     }
-    // Per conversation: (caller sender, counsellor sender, contact id).
-    let mut convs = Vec::new();
-    for c in conversations {
-        let (sink, rx) = c.caller.split();
-        let (tx, wrx) = mpsc::unbounded_channel();
-        tokio::spawn(writer(sink, wrx));
-        readers.push(tokio::spawn(reader(rx, shared.clone(), stop_rx.clone())));
-        convs.push((tx, agent_out[c.agent].clone(), c.contact_id));
+    if let Some(r) = &opts.ready {
+        r.notify_one();
     }
     let text: String = "x".repeat(opts.size.max(1));
     let mut k: u64 = 0;
@@ -374,7 +561,7 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> anyhow::Result<Vec<Report
         let total = (rate * opts.duration.as_secs_f64()).round() as u64;
         step.k_start.store(k, Ordering::Relaxed);
         step.k_end.store(k + total, Ordering::Relaxed);
-        let server = Meter::start(target.pid);
+        let server = target.meter();
         let me = Meter::start(std::process::id());
         let start = Instant::now();
         let start_us = shared.t0.elapsed().as_micros() as u64;
@@ -394,15 +581,7 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> anyhow::Result<Vec<Report
                 let tag = if measured { si.to_string() } else { "w".into() };
                 let conv = (k % n as u64) as usize;
                 let from_caller = (k / n as u64).is_multiple_of(2);
-                let (caller_tx, agent_tx, contact) = &convs[conv];
-                let client_id = format!("{tag}:{k}:{t_us}");
-                if from_caller {
-                    let _ = caller_tx.send(format!(r#"{{"type":"message","client_id":"{client_id}","text":"{text}"}}"#));
-                } else {
-                    let _ = agent_tx.send(format!(
-                        r#"{{"type":"message","contact_id":"{contact}","client_id":"{client_id}","text":"{text}"}}"#
-                    ));
-                }
+                convs[conv].send(from_caller, &format!("{tag}:{k}:{t_us}"), &text);
                 k += 1;
                 sent += 1;
             }
@@ -429,12 +608,13 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> anyhow::Result<Vec<Report
         outs.push(r.await.map_err(|e| anyhow!("reader task: {e}"))?);
     }
     // Close the conversations (best effort), then let the sockets go.
-    for (_, agent_tx, contact) in &convs {
-        let _ = agent_tx.send(json!({"type": "end", "contact_id": contact}).to_string());
+    for p in &convs {
+        if p.agent.pending.is_none() {
+            let _ = p.agent.tx.send(json!({"type": "end", "contact_id": p.contact}).to_string());
+        }
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(convs);
-    drop(agent_out);
 
     // Checks shared by all steps.
     let errors: u64 = outs.iter().map(|o| o.errors).sum();

@@ -32,7 +32,7 @@ pub struct Report {
 
 /// Counters that must be zero for a run to pass.
 pub const MUST_BE_ZERO: &[&str] =
-    &["errors", "lost", "duplicated", "out_of_order", "double_offers", "double_rings", "over_capacity", "bad_acks"];
+    &["errors", "lost", "duplicated", "out_of_order", "double_offers", "double_rings", "over_capacity", "bad_acks", "unseen_by_supervisors"];
 
 impl Report {
     pub fn new(scenario: &str, target: &str) -> Report {
@@ -107,37 +107,78 @@ impl Report {
     }
 }
 
-/// Ratio lines `helpline / bare` for matching steps of the same run.
+/// Targets that are baselines, not the system under test.
+fn is_baseline(target: &str) -> bool {
+    target == "bare" || target.starts_with("prosody")
+}
+
+impl Report {
+    /// A run against a real peer (Prosody), not against helpline or the bare relay.
+    pub fn is_peer(&self) -> bool {
+        self.target.starts_with("prosody")
+    }
+}
+
+fn ratio(x: f64, y: f64) -> String {
+    if y > 0.0 && x / y < 0.1 {
+        format!("{:.4}x", x / y)
+    } else if y > 0.0 {
+        format!("{:.2}x", x / y)
+    } else {
+        "-".into()
+    }
+}
+
+/// Ratio lines `helpline / bare` and `helpline / prosody` for matching steps (same scenario and
+/// rate) of the same run, and the best throughput of each against each baseline's best.
 pub fn ratios(reports: &[Report]) -> Vec<String> {
     let mut lines = Vec::new();
-    for r in reports.iter().filter(|r| r.target != "bare") {
-        let Some(b) = reports
+    for r in reports.iter().filter(|r| !is_baseline(&r.target)) {
+        for b in reports
             .iter()
-            .find(|b| b.target == "bare" && b.scenario == r.scenario && b.params.get("rate") == r.params.get("rate"))
-        else {
-            continue;
-        };
-        let mut parts = Vec::new();
-        for (name, l) in &r.latencies {
-            if let Some(bl) = b.latencies.get(name) {
-                let ratio = |x: f64, y: f64| if y > 0.0 { format!("{:.1}x", x / y) } else { "-".into() };
-                parts.push(format!(
-                    "{name}: p50 {} p99 {} p99.9 {}",
-                    ratio(l.p50_ms, bl.p50_ms),
-                    ratio(l.p99_ms, bl.p99_ms),
-                    ratio(l.p999_ms, bl.p999_ms)
-                ));
+            .filter(|b| is_baseline(&b.target) && b.scenario == r.scenario && b.params.get("rate") == r.params.get("rate"))
+        {
+            let mut parts = Vec::new();
+            for (name, l) in &r.latencies {
+                if let Some(bl) = b.latencies.get(name) {
+                    parts.push(format!(
+                        "{name}: p50 {} p99 {} p99.9 {}",
+                        ratio(l.p50_ms, bl.p50_ms),
+                        ratio(l.p99_ms, bl.p99_ms),
+                        ratio(l.p999_ms, bl.p999_ms)
+                    ));
+                }
             }
-        }
-        if b.throughput > 0.0 {
-            parts.push(format!("throughput {:.2}x", r.throughput / b.throughput));
-        }
-        if let (Some(s), Some(bs)) = (&r.server, &b.server) {
-            if bs.cpu_pct > 0.0 {
-                parts.push(format!("server cpu {:.1}x", s.cpu_pct / bs.cpu_pct));
+            if b.throughput > 0.0 {
+                parts.push(format!("throughput {}", ratio(r.throughput, b.throughput)));
             }
+            if let (Some(s), Some(bs)) = (&r.server, &b.server) {
+                if bs.cpu_pct > 0.0 {
+                    parts.push(format!("server cpu {}", ratio(s.cpu_pct, bs.cpu_pct)));
+                }
+            }
+            lines.push(format!(
+                "ratio {} / {} at rate {}: {}",
+                r.target,
+                b.target,
+                r.params.get("rate").cloned().unwrap_or_default(),
+                parts.join("; ")
+            ));
         }
-        lines.push(format!("ratio {} / bare at rate {}: {}", r.target, r.params.get("rate").cloned().unwrap_or_default(), parts.join("; ")));
+    }
+    // Best acked throughput of any step: the saturation figure when the steps reach it.
+    let best = |pred: &dyn Fn(&Report) -> bool| {
+        reports.iter().filter(|r| pred(r) && r.throughput_unit == "acked msg/s").map(|r| r.throughput).fold(0.0f64, f64::max)
+    };
+    let mut targets: Vec<&str> = reports.iter().filter(|r| r.scenario == "relay").map(|r| r.target.as_str()).collect();
+    targets.sort_unstable();
+    targets.dedup();
+    for t in targets.iter().filter(|t| !is_baseline(t)) {
+        let mine = best(&|r: &Report| r.target == *t);
+        for b in targets.iter().filter(|b| is_baseline(b)) {
+            let theirs = best(&|r: &Report| r.target == *b);
+            lines.push(format!("ratio {t} / {b}, best acked msg/s of the run: {mine:.0} / {theirs:.0} = {}", ratio(mine, theirs)));
+        }
     }
     lines
 }

@@ -356,7 +356,7 @@ pub async fn run(target: &Target, opts: &RoutingOpts) -> anyhow::Result<Report> 
     for (i, ws) in sockets.into_iter().enumerate() {
         agents.push(tokio::spawn(counsellor(i, ws, shared.clone(), opts.clone(), stop_rx.clone())));
     }
-    let server = Meter::start(target.pid);
+    let server = target.meter();
     let me = Meter::start(std::process::id());
     let start = Instant::now();
     let mut callers = Vec::new();

@@ -14,6 +14,7 @@ use helpline::store::Store;
 use serde_json::json;
 
 use crate::client::{self, Ws};
+use crate::procfs::Meter;
 
 /// The password of every counsellor the load tool creates.
 pub const LOAD_PASSWORD: &str = "load-test-password";
@@ -24,6 +25,8 @@ pub enum Kind {
     Helpline { store: Store, auth: Box<AuthKeys> },
     /// The in-memory bare relay: any username logs in.
     Bare,
+    /// The peer: Prosody (XMPP over WebSocket), its archive in SQLite (`load-tests/peer/prosody.sh`).
+    Prosody,
 }
 
 /// A counsellor account the tool can connect as.
@@ -45,6 +48,10 @@ pub struct Target {
     child: Option<Child>,
     _dir: Option<tempfile::TempDir>,
     pg_drop: Option<(String, String)>,
+    /// Cluster mode: every node's address (the first is `addr`); empty for one server.
+    nodes: Vec<SocketAddr>,
+    /// Cluster mode: the other nodes' processes.
+    others: Vec<Child>,
 }
 
 fn label_of(url: &str) -> String {
@@ -74,7 +81,7 @@ pub fn now_ms() -> i64 {
 }
 
 /// Starts a child process and waits for its `… listening on http://ADDR` line on stdout.
-fn spawn_and_parse(mut cmd: Command, marker: &str) -> anyhow::Result<(Child, SocketAddr)> {
+fn spawn_and_parse(mut cmd: Command, marker: &str) -> anyhow::Result<(Child, SocketAddr, String)> {
     cmd.stdout(Stdio::piped()).stdin(Stdio::null());
     let mut child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
     let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
@@ -103,7 +110,7 @@ fn spawn_and_parse(mut cmd: Command, marker: &str) -> anyhow::Result<(Child, Soc
         if let Some(rest) = line.split(marker).nth(1) {
             let addr = rest.split_whitespace().next().unwrap_or_default();
             let addr: SocketAddr = addr.parse().with_context(|| format!("parsing address in {line:?}"))?;
-            return Ok((child, addr));
+            return Ok((child, addr, line));
         }
     }
 }
@@ -116,6 +123,13 @@ impl Target {
     /// Starts `BINARY --database URL serve --listen 127.0.0.1:0` on a fresh database:
     /// a temporary SQLite file when `database` is None, or a new database on the given PostgreSQL server.
     pub async fn spawn_helpline(binary: &Path, database: Option<&str>) -> anyhow::Result<Target> {
+        Target::spawn_nodes(binary, database, 1, None).await
+    }
+
+    /// Starts `nodes` helpline processes on one fresh database; with `redis`, as a cluster
+    /// (`--redis URL --node-id load-N`, a key prefix of their own). The first node started is
+    /// normally the leader; clients are spread over all of them.
+    pub async fn spawn_nodes(binary: &Path, database: Option<&str>, nodes: usize, redis: Option<&str>) -> anyhow::Result<Target> {
         let (url, dir, pg_drop) = match database {
             None => {
                 let dir = tempfile::tempdir()?;
@@ -133,32 +147,66 @@ impl Target {
             Some(u) => (u.to_string(), None, None),
         };
         let (store, auth) = prepare(&url).await?;
-        let mut cmd = Command::new(binary);
-        cmd.args(["--database", &url, "serve", "--listen", "127.0.0.1:0"]);
-        cmd.env("RUST_LOG", std::env::var("HELPLINE_LOAD_SERVER_LOG").unwrap_or_else(|_| "warn".into()));
-        cmd.env_remove("HELPLINE_JWT_SECRET");
-        // The load comes from a handful of loopback addresses: the per-address abuse limits
-        // (sockets, new chats per minute) would measure the guard, not the hub's capacity.
-        cmd.env("HELPLINE_SOCKETS_PER_IP", "0").env("HELPLINE_CONTACTS_PER_IP_PER_MIN", "0");
-        let (child, addr) = spawn_and_parse(cmd, "listening on http://")?;
+        let prefix = format!("helpline-load-{}", uuid::Uuid::new_v4().simple());
+        let mut started = Vec::new();
+        for i in 0..nodes.max(1) {
+            let mut cmd = Command::new(binary);
+            cmd.args(["--database", &url, "serve", "--listen", "127.0.0.1:0"]);
+            if let Some(r) = redis {
+                cmd.args(["--redis", r, "--node-id", &format!("load-{i}")]).env("HELPLINE_REDIS_PREFIX", &prefix);
+            }
+            cmd.env("RUST_LOG", std::env::var("HELPLINE_LOAD_SERVER_LOG").unwrap_or_else(|_| "warn".into()));
+            cmd.env_remove("HELPLINE_JWT_SECRET");
+            // The load comes from a handful of loopback addresses: the per-address abuse limits
+            // (sockets, new chats per minute) would measure the guard, not the hub's capacity.
+            cmd.env("HELPLINE_SOCKETS_PER_IP", "0").env("HELPLINE_CONTACTS_PER_IP_PER_MIN", "0");
+            let (child, addr, _) = spawn_and_parse(cmd, "listening on http://")?;
+            started.push((child, addr));
+        }
+        let (child, addr) = started.remove(0);
+        let mut label = label_of(&url);
+        let nodes: Vec<SocketAddr> = if redis.is_some() {
+            label = format!("helpline (postgres, {} nodes)", started.len() + 1);
+            std::iter::once(addr).chain(started.iter().map(|(_, a)| *a)).collect()
+        } else {
+            vec![]
+        };
         let pid = child.id();
         Ok(Target {
             addr,
             pid,
             kind: Kind::Helpline { store, auth: Box::new(auth) },
-            label: label_of(&url),
+            label,
             http: http(),
             child: Some(child),
             _dir: dir,
             pg_drop,
+            nodes,
+            others: started.into_iter().map(|(c, _)| c).collect(),
         })
+    }
+
+    /// Node `i` (modulo the number of nodes) a client should use: spreads clients over a cluster.
+    pub fn node(&self, i: usize) -> SocketAddr {
+        if self.nodes.is_empty() {
+            self.addr
+        } else {
+            self.nodes[i % self.nodes.len()]
+        }
+    }
+
+    /// CPU and memory of every server process (all nodes of a cluster, summed) from now on.
+    pub fn meter(&self) -> Meter {
+        let mut pids = vec![self.pid];
+        pids.extend(self.others.iter().map(|c| c.id()));
+        Meter::start_many(&pids)
     }
 
     /// A helpline already running at `addr` on database `url` (the tool creates counsellors there).
     /// Tokens are signed with the key kept in the database, so the server must not run with `HELPLINE_JWT_SECRET`.
     pub async fn external(addr: SocketAddr, url: &str, pid: u32) -> anyhow::Result<Target> {
         let (store, auth) = prepare(url).await?;
-        Ok(Target { addr, pid, kind: Kind::Helpline { store, auth: Box::new(auth) }, label: label_of(url), http: http(), child: None, _dir: None, pg_drop: None })
+        Ok(Target { addr, pid, kind: Kind::Helpline { store, auth: Box::new(auth) }, label: label_of(url), http: http(), child: None, _dir: None, pg_drop: None, nodes: vec![], others: vec![] })
     }
 
     /// A helpline running in this process (tests): its store and signing secret.
@@ -173,6 +221,8 @@ impl Target {
             child: None,
             _dir: None,
             pg_drop: None,
+            nodes: vec![],
+            others: vec![],
         }
     }
 
@@ -180,9 +230,39 @@ impl Target {
     pub fn spawn_bare(exe: &Path) -> anyhow::Result<Target> {
         let mut cmd = Command::new(exe);
         cmd.args(["bare-server", "--listen", "127.0.0.1:0"]);
-        let (child, addr) = spawn_and_parse(cmd, "listening on http://")?;
+        let (child, addr, _) = spawn_and_parse(cmd, "listening on http://")?;
         let pid = child.id();
-        Ok(Target { addr, pid, kind: Kind::Bare, label: "bare".into(), http: http(), child: Some(child), _dir: None, pg_drop: None })
+        Ok(Target { addr, pid, kind: Kind::Bare, label: "bare".into(), http: http(), child: Some(child), _dir: None, pg_drop: None, nodes: vec![], others: vec![] })
+    }
+
+    /// Starts the Prosody peer with `script` (`load-tests/peer/prosody.sh DIR HTTP_PORT C2S_PORT`) in a
+    /// temporary directory. `pid` is Prosody's own process (the script prints it), for CPU and RSS.
+    pub fn spawn_prosody(script: &Path) -> anyhow::Result<Target> {
+        let dir = tempfile::tempdir()?;
+        let free_port = || -> anyhow::Result<u16> { Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()) };
+        let (http_port, c2s_port) = (free_port()?, free_port()?);
+        let mut cmd = Command::new("bash");
+        cmd.arg(script).arg(dir.path()).arg(http_port.to_string()).arg(c2s_port.to_string());
+        let (child, addr, line) = spawn_and_parse(cmd, "listening on http://")?;
+        let pid = line
+            .split(" pid ")
+            .nth(1)
+            .and_then(|p| p.trim().parse().ok())
+            .ok_or_else(|| anyhow!("no pid in {line:?}"))?;
+        Ok(Target { addr, pid, kind: Kind::Prosody, label: "prosody (sqlite)".into(), http: http(), child: Some(child), _dir: Some(dir), pg_drop: None, nodes: vec![], others: vec![] })
+    }
+
+    /// Prosody only, after [`Target::stop`]: what its archive holds and how SQLite was set up
+    /// (`journal_mode` as stored in the file; Prosody sets no `synchronous`, so SQLite's default applies).
+    pub async fn prosody_archive(&self) -> anyhow::Result<(String, i64)> {
+        let dir = self._dir.as_ref().ok_or_else(|| anyhow!("no data directory"))?;
+        let file = dir.path().join("data").join("prosody.sqlite");
+        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&file).read_only(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.with_context(|| format!("opening {}", file.display()))?;
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&pool).await?;
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM prosodyarchive WHERE store = 'archive'").fetch_one(&pool).await?;
+        pool.close().await;
+        Ok((mode, rows))
     }
 
     /// The bare relay inside this process (tests).
@@ -190,7 +270,7 @@ impl Target {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         tokio::spawn(crate::bare::serve(listener));
-        Ok(Target { addr, pid: std::process::id(), kind: Kind::Bare, label: "bare".into(), http: http(), child: None, _dir: None, pg_drop: None })
+        Ok(Target { addr, pid: std::process::id(), kind: Kind::Bare, label: "bare".into(), http: http(), child: None, _dir: None, pg_drop: None, nodes: vec![], others: vec![] })
     }
 
     pub fn is_bare(&self) -> bool {
@@ -200,7 +280,13 @@ impl Target {
     /// Creates `n` counsellors (`{prefix}{i}`) serving all helplines and languages with this capacity,
     /// and gives each an access token (minted with the server's key; no Argon2 login per account).
     pub async fn counsellors(&self, prefix: &str, n: usize, capacity: i64) -> anyhow::Result<Vec<Counsellor>> {
+        self.accounts(prefix, n, capacity, Role::Counsellor).await
+    }
+
+    /// Creates `n` accounts with this role (see [`Target::counsellors`]); supervisors see every helpline.
+    pub async fn accounts(&self, prefix: &str, n: usize, capacity: i64, role: Role) -> anyhow::Result<Vec<Counsellor>> {
         match &self.kind {
+            Kind::Prosody => bail!("the peer has no counsellors (the relay scenario logs in XMPP users)"),
             Kind::Bare => Ok((0..n)
                 .map(|i| {
                     let u = format!("{prefix}{i}");
@@ -217,19 +303,34 @@ impl Target {
                         username: username.clone(),
                         display_name: format!("Counsellor {i}"),
                         password_hash: hash.clone(),
-                        role: Role::Counsellor,
-                        helplines: list(&["children", "disability", "family_violence"]),
+                        role,
+                        helplines: if role == Role::Counsellor { list(&["children", "disability", "family_violence"]) } else { vec![] },
                         backup_helplines: vec![],
                         languages: list(&["ro", "ru", "uk", "en"]),
                         capacity,
                     };
                     let created = store.create_user(&user, now_ms()).await.with_context(|| format!("creating {username}"))?;
-                    let (token, _) = auth.issue(&created.id, Role::Counsellor, now_ms())?;
+                    let (token, _) = auth.issue(&created.id, role, now_ms())?;
                     out.push(Counsellor { username, id: created.id, token });
                 }
                 Ok(out)
             }
         }
+    }
+
+    /// Gives a counsellor a phone extension (only counsellors with one are offered calls).
+    pub async fn set_extension(&self, c: &Counsellor, extension: &str) -> anyhow::Result<()> {
+        let Kind::Helpline { store, .. } = &self.kind else { bail!("only helpline has extensions") };
+        store.set_user_extension(&c.id, Some(extension)).await.context("setting an extension")?;
+        Ok(())
+    }
+
+    /// Registers a telephone exchange (`helpline gateway add NAME`) and returns its service token.
+    pub async fn gateway(&self, name: &str) -> anyhow::Result<String> {
+        let Kind::Helpline { store, .. } = &self.kind else { bail!("only helpline has gateways") };
+        let token = random_secret();
+        store.create_gateway(name, &helpline::auth::token_hash(&token), now_ms()).await.context("creating a gateway")?;
+        Ok(token)
     }
 
     /// Logs in over HTTP (Argon2 on the server): for checking the login path, not needed for load.
@@ -249,9 +350,25 @@ impl Target {
 
     /// A counsellor's socket: ticket, upgrade, `hello` read.
     pub async fn agent_socket(&self, c: &Counsellor, source: Option<IpAddr>) -> anyhow::Result<Ws> {
+        self.agent_socket_on(self.addr, c, source).await
+    }
+
+    /// [`Target::agent_socket`] on a given node (the ticket is asked from the same node).
+    pub async fn agent_socket_on(&self, node: SocketAddr, c: &Counsellor, source: Option<IpAddr>) -> anyhow::Result<Ws> {
+        let mut ws = self.staff_socket_on(node, c, "/ws/agent", source).await?;
+        client::expect(&mut ws, Duration::from_secs(30), |e| matches!(e, ServerEvent::Hello { .. }).then_some(())).await?;
+        Ok(ws)
+    }
+
+    /// A staff socket (`/ws/agent`, `/ws/supervisor`) opened with a single-use ticket.
+    pub async fn staff_socket(&self, c: &Counsellor, path: &str, source: Option<IpAddr>) -> anyhow::Result<Ws> {
+        self.staff_socket_on(self.addr, c, path, source).await
+    }
+
+    async fn staff_socket_on(&self, node: SocketAddr, c: &Counsellor, path: &str, source: Option<IpAddr>) -> anyhow::Result<Ws> {
         let res = self
             .http
-            .post(format!("http://{}/api/v1/ws-ticket", self.addr))
+            .post(format!("http://{node}/api/v1/ws-ticket"))
             .bearer_auth(&c.token)
             .send()
             .await
@@ -261,14 +378,14 @@ impl Target {
         }
         let body: serde_json::Value = res.json().await?;
         let ticket = body["ticket"].as_str().ok_or_else(|| anyhow!("no ticket"))?;
-        let mut ws = client::connect(self.addr, &format!("/ws/agent?ticket={ticket}"), source).await?;
-        client::expect(&mut ws, Duration::from_secs(30), |e| matches!(e, ServerEvent::Hello { .. }).then_some(())).await?;
-        Ok(ws)
+        client::connect(node, &format!("{path}?ticket={ticket}"), source).await
     }
 
     /// Stops a spawned server (SIGTERM, then SIGKILL after 15 s).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        let others: Vec<Child> = self.others.drain(..).collect();
+        // Followers first: stopping the leader first would make them take over.
+        for mut child in others.into_iter().chain(self.child.take()) {
             // SAFETY: kill(2) on our own child's pid.
             unsafe {
                 libc::kill(child.id() as i32, libc::SIGTERM);

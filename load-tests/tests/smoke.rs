@@ -1,6 +1,8 @@
 //! CI smoke mode: the real server in this process (temporary SQLite, port 0), then `relay` and
 //! `routing` at low rates for a few seconds each, and the bare relay once. Fails on any error, lost
 //! or duplicated message, out-of-order delivery, double offer or over-capacity assignment.
+//! Also `supervisors` (every probe contact seen on every board) and a short `day` of chats and
+//! calls through an exchange socket (every event acknowledged, every contact answered).
 //! Not a timing test: no latency thresholds.
 
 use std::time::Duration;
@@ -9,7 +11,9 @@ use helpline::app::{Application, Settings};
 use helpline::store::Store;
 use helpline_load::relay::{self, RelayOpts};
 use helpline_load::report::Report;
+use helpline_load::day::{self, DayOpts};
 use helpline_load::routing::{self, RoutingOpts};
+use helpline_load::supervisors::{self, SupervisorOpts};
 use helpline_load::target::Target;
 
 const SECRET: &str = "smoke-test-secret-smoke-test-secret";
@@ -111,4 +115,52 @@ async fn relay_on_the_bare_baseline_works_too() {
         check(&r);
         assert_eq!(r.counter("received"), r.counter("sent"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisors_see_every_probe_while_relay_runs() {
+    let server = start().await;
+    let mut relay = relay_opts();
+    relay.conversations = 4;
+    relay.rates = vec![50.0];
+    let opts = SupervisorOpts { supervisors: 2, relay, probe_every: Duration::from_millis(400), ..SupervisorOpts::default() };
+    let reports = supervisors::run(&server.target, &opts).await.expect("supervisors scenario");
+    assert_eq!(reports.len(), 2, "one step without and one with supervisors");
+    for r in &reports {
+        check(r);
+        assert_eq!(r.counter("received"), r.counter("sent"));
+    }
+    let watched = &reports[1];
+    assert_eq!(watched.scenario, "supervisors");
+    assert!(watched.counter("probes") > 0, "probes were opened");
+    assert!(watched.counter("dashboards") > 0, "the supervisors got boards");
+    assert_eq!(watched.latencies["state -> board"].count, watched.counter("probes") * 2, "every probe seen by both supervisors");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_day_of_chats_and_calls_answers_every_patient_contact() {
+    let server = start().await;
+    let opts = DayOpts {
+        counsellors: 4,
+        hours: 3,
+        first_hour: 19,
+        hour: Duration::from_millis(700),
+        peak_rate: 4.0,
+        accept_delay: (Duration::from_millis(10), Duration::from_millis(100)),
+        handle: Duration::from_millis(300),
+        // Patient callers: every contact must be answered.
+        patience: Duration::from_secs(600),
+        escalate: 0.3,
+        drain: Duration::from_secs(30),
+        ..DayOpts::default()
+    };
+    let r = day::run(&server.target, &opts).await.expect("day scenario");
+    check(&r);
+    assert!(r.counter("arrivals") > 0);
+    assert_eq!(r.counter("answered"), r.counter("arrivals"), "every contact answered");
+    assert_eq!(r.counter("unacked_events"), 0);
+    assert_eq!(r.counter("escalated"), r.counter("escalations"), "every escalation confirmed");
+    assert_eq!(r.figures.get("server_today_offered").copied(), Some(r.counter("arrivals") as f64), "the server counted the same contacts");
+    server.stop().await;
 }

@@ -1,4 +1,4 @@
-//! `GET /api/v1/audit`: the append-only audit log, for admins.
+//! `GET /api/v1/audit`: the append-only audit log, and `GET /api/v1/audit/verify`: its hash chain checked; for admins.
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -36,4 +36,23 @@ pub async fn list(State(state): State<AppState>, staff: Staff, Query(q): Query<A
         })
         .collect();
     Ok(Json(serde_json::json!({ "lines": lines })).into_response())
+}
+
+/// `GET /api/v1/audit/verify`: walks the audit log's hash chain (admins only; audited). 200 either way:
+/// `{"intact": true, "lines": n, "head": "…"}`, or `"intact": false` with `first_break` naming the first
+/// line that was edited, removed or slipped in (`seq`, `id`, `problem`).
+pub async fn verify(State(state): State<AppState>, staff: Staff) -> Result<Response, AppError> {
+    if !staff.is_admin() {
+        return Err(staff.refuse(&state, "audit_verify", "audit_log", AppError::forbidden("admins only")).await);
+    }
+    let report = state.store.verify_audit_chain().await?;
+    if let Some(b) = &report.first_break {
+        tracing::error!(seq = ?b.seq, id = %b.id, problem = %b.problem, "the audit log's hash chain is broken");
+    }
+    let detail = if report.intact() { "intact".to_string() } else { "broken".to_string() };
+    staff.audit(&state, "audit_verify", "audit_log", Some(&detail)).await;
+    Ok(Json(serde_json::json!({
+        "intact": report.intact(), "lines": report.lines, "head": report.head, "first_break": report.first_break,
+    }))
+    .into_response())
 }

@@ -87,22 +87,19 @@ pub async fn open(State(state): State<AppState>, staff: Staff, body: axum::body:
     Ok((StatusCode::CREATED, Json(case_view(&case))).into_response())
 }
 
+/// A case entry as the API shows it (its JSON body parsed).
+pub fn entry_view(e: &crate::store::cases::CaseEntry) -> serde_json::Value {
+    serde_json::json!({
+        "id": e.id, "kind": e.kind, "author_id": e.author_id, "at": rfc3339(e.at),
+        "body": serde_json::from_str::<serde_json::Value>(&e.body).unwrap_or_default(),
+    })
+}
+
 /// `GET /api/v1/cases/{id}`: the case, linked contacts, entries and placements (audited).
 pub async fn read(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
     let case = visible_case(&state, &staff, &id, "case_read").await?;
     let contacts = state.store.case_contacts(&id).await?;
-    let entries: Vec<serde_json::Value> = state
-        .store
-        .case_entries(&id)
-        .await?
-        .into_iter()
-        .map(|e| {
-            serde_json::json!({
-                "id": e.id, "kind": e.kind, "author_id": e.author_id, "at": rfc3339(e.at),
-                "body": serde_json::from_str::<serde_json::Value>(&e.body).unwrap_or_default(),
-            })
-        })
-        .collect();
+    let entries: Vec<serde_json::Value> = state.store.case_entries(&id).await?.iter().map(entry_view).collect();
     let placements = state.store.placements_of_case(&id).await?;
     staff.audit(&state, "case_read", &id, None).await;
     Ok(Json(serde_json::json!({

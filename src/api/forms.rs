@@ -21,7 +21,7 @@ pub async fn taxonomy(State(state): State<AppState>, _staff: Staff, Path(name): 
     Ok(Json(casework::taxonomy(&name)).into_response())
 }
 
-fn view(contact_id: &str, record: Option<&FormRecord>) -> serde_json::Value {
+pub(crate) fn view(contact_id: &str, record: Option<&FormRecord>) -> serde_json::Value {
     match record {
         Some(r) => serde_json::json!({
             "contact_id": contact_id,

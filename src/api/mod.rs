@@ -47,6 +47,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/cases/{id}/person", get(cases::person).put(cases::set_person))
         .route("/api/v1/cases/{id}/case-manager", put(cases::set_manager))
         .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/audit/verify", get(audit::verify))
 }
 
 /// An authenticated account, and where its request came from (for the audit log).
@@ -98,6 +99,15 @@ impl Staff {
         if let Err(err) = state.store.audit_from(now, &self.user.id, action, Some(target), detail, &self.source).await {
             tracing::error!(error = %err, action, "audit write failed");
         }
+    }
+
+    /// Writes an audit line or fails: for reads that must not happen unaudited (exports, reveals).
+    pub async fn audit_or_refuse(&self, state: &AppState, action: &str, target: &str, detail: Option<&str>) -> Result<(), AppError> {
+        let now = state.clock.now_ms();
+        state.store.audit_from(now, &self.user.id, action, Some(target), detail, &self.source).await.map_err(|err| {
+            tracing::error!(error = %err, action, "audit write failed; the request is refused");
+            AppError::new(ErrorCode::Unavailable, "the audit log cannot be written now; try again")
+        })
     }
 
     /// Audits a refused access and returns the error to answer with.

@@ -47,6 +47,7 @@ const OPS: &[Op] = &[
     op("put", "/api/v1/cases/{id}/person", "Set identifying details (the case's own roles only).", Some("PersonDetails"), "204"),
     op("put", "/api/v1/cases/{id}/case-manager", "Assign a case manager (supervisors, admins).", Some("SetCaseManager"), "200"),
     op("get", "/api/v1/audit", "The audit log, newest first (admins): `?target=&actor=&limit=`.", None, "200"),
+    op("get", "/api/v1/audit/verify", "Walks the audit log's hash chain (admins; audited): `intact`, or the first broken line.", None, "200"),
 ];
 
 fn strings(list: &[&str]) -> Value {

@@ -18,9 +18,11 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::wire::{Envelope, NodeItem, ReplyId, Wire, WireContact, WireEngine, WireInput, WireIntervene, WireProfile, WireRelay};
-use crate::engine_task::{EngineCommand, InterveneError};
-use crate::hub::{ConnId, Hub, Outbox, Outgoing, RemotePush};
+use crate::engine_task::{contact_key, profile_of, status_of, EngineCommand, InterveneError};
+use crate::hub::{ConnId, Hub, Outbox, Outgoing, RemotePush, Role};
+use crate::protocol::AgentStatus;
 use crate::relay::RelayCommand;
+use crate::store::Store;
 use crate::telephony::CallInfo;
 
 /// Entries kept per stream (approximate trimming): far more than any backlog a live reader has.
@@ -55,12 +57,26 @@ impl Keys {
     pub fn node_info(&self) -> String {
         format!("{}:nodeinfo", self.prefix)
     }
+    /// The id of the last command-stream entry the leader has handed to its engine and relay.
+    pub fn progress(&self) -> String {
+        format!("{}:cmd_done", self.prefix)
+    }
+}
+
+/// Another live node, as its last heartbeat describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub id: String,
+    /// It has supervisor sockets (it wants the board).
+    pub supervisors: bool,
 }
 
 /// What the publisher writes.
 enum Publish {
     Command { json: String, reqs: Vec<ReplyId> },
     ToNode { node: String, json: String },
+    /// The leader has handed the command stream up to this entry id to its engine and relay.
+    Progress { id: String },
 }
 
 type Pending = Box<dyn FnOnce(Option<serde_json::Value>) + Send>;
@@ -77,6 +93,9 @@ pub struct Link {
     pub node: Arc<str>,
     pub keys: Keys,
     hub: Arc<Hub>,
+    /// For reading accounts when counsellors' sockets rejoin a new leader, and exchanges' commands.
+    store: Store,
+    clock: crate::clock::Clock,
     me: Weak<Link>,
     /// The local queues while this node leads, and until when its lease is surely still valid.
     local: RwLock<Option<(Local, tokio::time::Instant)>>,
@@ -89,6 +108,10 @@ pub struct Link {
     pub items_read_ms: AtomicI64,
     /// False while this node's stream cannot be read (Redis unreachable).
     pub redis_ok: AtomicBool,
+    /// The highest leader token this node has registered its sockets with ([`Wire::Rejoin`]).
+    rejoined: AtomicI64,
+    /// The other live nodes (from the heartbeats).
+    peers: RwLock<Vec<Peer>>,
 }
 
 impl std::fmt::Debug for Link {
@@ -99,12 +122,14 @@ impl std::fmt::Debug for Link {
 
 impl Link {
     /// A link for node `node`; its publisher writes through `conn`.
-    pub fn start(node: &str, keys: Keys, hub: Arc<Hub>, conn: ConnectionManager) -> Arc<Link> {
+    pub fn start(node: &str, keys: Keys, hub: Arc<Hub>, store: Store, clock: crate::clock::Clock, conn: ConnectionManager) -> Arc<Link> {
         let (out, rx) = mpsc::channel(OUTBOX);
         let link = Arc::new_cyclic(|me| Link {
             node: node.into(),
             keys,
             hub,
+            store,
+            clock,
             me: me.clone(),
             local: RwLock::new(None),
             out,
@@ -114,6 +139,8 @@ impl Link {
             commands_read_ms: AtomicI64::new(0),
             items_read_ms: AtomicI64::new(0),
             redis_ok: AtomicBool::new(true),
+            rejoined: AtomicI64::new(0),
+            peers: RwLock::new(Vec::new()),
         });
         tokio::spawn(publisher(link.clone(), conn, rx));
         link
@@ -283,7 +310,8 @@ impl Link {
                 (WireEngine::Intervene { input, reply }, vec![reply])
             }
             // The board is built from the leader's engine; a follower has no copy (its sender is dropped: None).
-            EngineCommand::Snapshot(_) => return false,
+            // Reattach is the leader's own, after a rejoin.
+            EngineCommand::Snapshot(_) | EngineCommand::Reattach { .. } => return false,
             EngineCommand::StartCall { contact, call, done } => {
                 let done = self.register(done, |(): ()| ());
                 (
@@ -314,7 +342,7 @@ impl Link {
                 (WireRelay::Open { contact, outbox: outbox.id, done }, vec![done])
             }
             RelayCommand::Resume { contact, last_seq, outbox, done } => {
-                let done = self.register(done, |ok: bool| ok);
+                let done = self.register(done, |outcome: crate::relay::ResumeOutcome| outcome);
                 (WireRelay::Resume { contact, last_seq, outbox: outbox.id, done }, vec![done])
             }
             RelayCommand::AgentSync { user, status, outbox, done } => {
@@ -389,6 +417,7 @@ impl Link {
         let from = env.from.as_str();
         match env.cmd {
             Wire::Detach { caller, key, conn } => self.hub.detach_remote(caller, &key, conn),
+            Wire::Rejoin { sockets, .. } => self.rejoin(from, sockets, &local).await,
             Wire::Engine(cmd) => {
                 let cmd = match cmd {
                     WireEngine::Input(input) => match input.into_input() {
@@ -480,6 +509,9 @@ impl Link {
             NodeItem::Frame { conn, text } => {
                 self.hub.push_local(conn, Outgoing::Frame(text.into()));
             }
+            NodeItem::Frames { conn, texts } => {
+                self.hub.push_local(conn, Outgoing::Frames(texts.into_iter().map(Into::into).collect()));
+            }
             NodeItem::Ended { conn, contact, text } => {
                 self.hub.push_local(conn, Outgoing::Ended { contact_id: contact, frame: text.into() });
             }
@@ -492,6 +524,157 @@ impl Link {
                     p(answered.then_some(value));
                 }
             }
+            NodeItem::Rejoin { token } => self.rejoin_leader(token),
+            NodeItem::GatewayWake { gateway } => {
+                if self.hub.gateways.connected(&gateway) {
+                    let (store, hub, now) = (self.store.clone(), self.hub.clone(), self.clock.now_ms());
+                    tokio::spawn(async move { crate::telephony::deliver_pending_to(&store, &hub, now, &gateway, None).await });
+                }
+            }
+            NodeItem::Supervisors { helpline, text } => self.hub.text_to_supervisors(helpline.as_deref(), text.into()),
+            NodeItem::Board { json } => match serde_json::from_str::<crate::supervise::Dashboard>(&json) {
+                Ok(board) => crate::supervise::send_board(&self.hub, &board),
+                Err(err) => tracing::error!(error = %err, "undecodable supervisor board from the leader"),
+            },
+        }
+    }
+
+    /// A follower: registers this node's live sockets with the leader holding `token`, once per
+    /// token (on its request, or on noticing it), so that they stay open through the leader change.
+    pub fn rejoin_leader(&self, token: i64) {
+        if self.rejoined.fetch_max(token, Ordering::SeqCst) >= token {
+            return;
+        }
+        let sockets = self.hub.roles();
+        tracing::info!(token, sockets = sockets.len(), "registering this node's sockets with the new leader");
+        let env = Envelope { id: uuid::Uuid::new_v4().simple().to_string(), from: self.node.to_string(), cmd: Wire::Rejoin { token, sockets } };
+        match serde_json::to_string(&env) {
+            Ok(json) => {
+                if self.out.try_send(Publish::Command { json, reqs: vec![] }).is_err() {
+                    tracing::error!("cluster publisher queue full: sockets not registered with the new leader");
+                }
+            }
+            Err(err) => tracing::error!(error = %err, "encoding a rejoin failed"),
+        }
+    }
+
+    /// On the leader: registers node `from`'s live sockets (this node's own too) in the registry, and
+    /// connects their callers and counsellors in the engine, silently. Idempotent.
+    pub async fn rejoin(&self, from: &str, sockets: Vec<(ConnId, Role)>, local: &Local) {
+        let mut callers = Vec::new();
+        let mut users: Vec<String> = Vec::new();
+        for (conn, role) in sockets {
+            let outbox = self.remote_outbox(from, conn);
+            match role {
+                Role::Caller { contact } => {
+                    let Some(key) = contact_key(&contact) else { continue };
+                    self.hub.attach_caller(&contact, outbox);
+                    callers.push(key);
+                }
+                Role::Agent { user } => {
+                    self.hub.attach_agent(&user, outbox);
+                    if !users.contains(&user) {
+                        users.push(user);
+                    }
+                }
+            }
+        }
+        let mut counsellors = Vec::new();
+        for id in users {
+            match self.store.user(&id).await {
+                Ok(Some(user)) if !user.disabled => {
+                    let status = AgentStatus::parse(&user.status).unwrap_or(AgentStatus::Offline);
+                    if let Some(profile) = profile_of(&user) {
+                        counsellors.push((profile, status_of(status)));
+                    }
+                }
+                Ok(_) => {}
+                Err(err) => tracing::error!(error = %err, user = %id, "reading a rejoining counsellor failed"),
+            }
+        }
+        tracing::info!(node = %from, callers = callers.len(), counsellors = counsellors.len(), "sockets rejoined");
+        if !callers.is_empty() || !counsellors.is_empty() {
+            let _ = local.engine.send(EngineCommand::Reattach { callers, counsellors }).await;
+        }
+    }
+
+    /// A new leader, before it serves commands: reads the command stream from `start` for at most
+    /// `wait`, registering the sockets of the nodes in `expect` as their rejoins arrive, so that the
+    /// commands waiting since the old leader stopped find every live socket registered.
+    pub async fn await_rejoins(&self, conn: &mut ConnectionManager, start: &str, mut expect: HashSet<String>, wait: Duration, local: &Local) {
+        let deadline = tokio::time::Instant::now() + wait;
+        let key = self.keys.commands();
+        let mut last = start.to_string();
+        while !expect.is_empty() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let mut xread = redis::cmd("XREAD");
+            xread.arg("COUNT").arg(512).arg("BLOCK").arg(left.as_millis().max(1) as u64).arg("STREAMS").arg(&key).arg(&last);
+            let reply = match tokio::time::timeout(left + Duration::from_millis(200), xread.query_async::<Option<StreamReadReply>>(conn)).await {
+                Ok(Ok(reply)) => reply,
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "reading rejoins failed");
+                    break;
+                }
+                Err(_) => break,
+            };
+            for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
+                last = entry.id.clone();
+                let Some(json) = entry_json(&entry.map) else { continue };
+                let Ok(env) = serde_json::from_str::<Envelope>(&json) else { continue };
+                if let Wire::Rejoin { sockets, .. } = env.cmd {
+                    if self.first_time(&env.id) {
+                        expect.remove(&env.from);
+                        self.rejoin(&env.from, sockets, local).await;
+                    }
+                }
+            }
+        }
+        if !expect.is_empty() {
+            tracing::warn!(nodes = ?expect, "nodes did not rejoin at once; their sockets are registered when their rejoin is read");
+        }
+    }
+
+    /// A new leader asks node `node` to register its live sockets ([`NodeItem::Rejoin`]).
+    pub fn request_rejoin(&self, node: &str, token: i64) {
+        self.to_node(node, &NodeItem::Rejoin { token });
+    }
+
+    /// The other live nodes (refreshed by the heartbeat).
+    pub fn set_peers(&self, peers: Vec<Peer>) {
+        *self.peers.write().unwrap_or_else(|p| p.into_inner()) = peers;
+    }
+
+    pub fn peers(&self) -> Vec<Peer> {
+        self.peers.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Some other node has supervisors (it wants the board).
+    pub fn peers_want_board(&self) -> bool {
+        self.peers.read().unwrap_or_else(|p| p.into_inner()).iter().any(|p| p.supervisors)
+    }
+
+    /// A frame for supervisors, to every other live node (alerts are not repeated by a later board).
+    pub fn supervisors_to_peers(&self, helpline: Option<&str>, text: &str) {
+        for peer in self.peers() {
+            self.to_node(&peer.id, &NodeItem::Supervisors { helpline: helpline.map(str::to_string), text: text.to_string() });
+        }
+    }
+
+    /// A command of exchange `gateway` found no socket on this node: the other nodes hand it over.
+    pub fn wake_gateway(&self, gateway: &str) {
+        for peer in self.peers() {
+            self.to_node(&peer.id, &NodeItem::GatewayWake { gateway: gateway.to_string() });
+        }
+    }
+
+    /// The leader's board, to every other node with supervisors (a lost one is replaced by the next, a second later).
+    pub fn board_to_peers(&self, board: &crate::supervise::Dashboard) {
+        let Ok(json) = serde_json::to_string(board) else { return };
+        for peer in self.peers().into_iter().filter(|p| p.supervisors) {
+            self.to_node(&peer.id, &NodeItem::Board { json: json.clone() });
         }
     }
 }
@@ -500,6 +683,7 @@ impl RemotePush for Link {
     fn push(&self, node: &str, conn: ConnId, item: Outgoing) -> bool {
         let item = match item {
             Outgoing::Frame(text) => NodeItem::Frame { conn, text: text.as_str().to_string() },
+            Outgoing::Frames(texts) => NodeItem::Frames { conn, texts: texts.iter().map(|t| t.as_str().to_string()).collect() },
             Outgoing::Ended { contact_id, frame } => NodeItem::Ended { conn, contact: contact_id, text: frame.as_str().to_string() },
             Outgoing::Close { code, .. } => NodeItem::Close { conn, code },
         };
@@ -530,6 +714,10 @@ async fn publisher(link: Arc<Link>, mut conn: ConnectionManager, mut rx: mpsc::R
             let (key, json) = match p {
                 Publish::Command { json, .. } => (link.keys.commands(), json),
                 Publish::ToNode { node, json } => (link.keys.node(node), json),
+                Publish::Progress { id } => {
+                    pipe.cmd("SET").arg(link.keys.progress()).arg(id).ignore();
+                    continue;
+                }
             };
             pipe.cmd("XADD").arg(key).arg("MAXLEN").arg("~").arg(STREAM_MAXLEN).arg("*").arg("d").arg(json).ignore();
         }
@@ -552,7 +740,7 @@ async fn publisher(link: Arc<Link>, mut conn: ConnectionManager, mut rx: mpsc::R
 }
 
 /// The millisecond part of a stream entry id.
-fn id_ms(id: &str) -> i64 {
+pub fn id_ms(id: &str) -> i64 {
     id.split('-').next().and_then(|ms| ms.parse().ok()).unwrap_or(0)
 }
 
@@ -569,6 +757,7 @@ async fn read_stream(
     mut stop: watch::Receiver<bool>,
     mut handle: impl FnMut(String, i64) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
     mut on_error: impl FnMut(bool),
+    mut after_batch: impl FnMut(&str),
 ) {
     let mut last = start;
     let mut failing = false;
@@ -596,6 +785,7 @@ async fn read_stream(
                     failing = false;
                     on_error(false);
                 }
+                let before = last.clone();
                 for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
                     last = entry.id.clone();
                     if let Some(json) = entry_json(&entry.map) {
@@ -603,6 +793,9 @@ async fn read_stream(
                             fut.await;
                         }
                     }
+                }
+                if last != before {
+                    after_batch(&last);
                 }
             }
             Err(err) => {
@@ -644,14 +837,35 @@ pub async fn node_reader(link: Arc<Link>, conn: ConnectionManager, stop: watch::
                 tracing::warn!(sockets = n, "Redis is back: sockets asked to resume (frames may have been lost)");
             }
         },
+        |_| {},
     )
     .await;
+}
+
+/// How often a node hands its exchanges' pending commands over in any case: what repairs a lost wake-up.
+const GATEWAY_SWEEP: Duration = Duration::from_secs(2);
+
+/// Every node: every [`GATEWAY_SWEEP`], the pending commands of each exchange with a socket here go
+/// to it (each at most once per socket), so a wake-up lost between nodes delays a command, never loses it.
+pub async fn gateway_sweep(link: Arc<Link>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(GATEWAY_SWEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        for gateway in link.hub.gateways.ids() {
+            crate::telephony::deliver_pending_to(&link.store, &link.hub, link.clock.now_ms(), &gateway, None).await;
+        }
+    }
 }
 
 /// The leader: carries out the commands forwarded by other nodes, from `start` on, until `stop`.
 pub async fn command_reader(link: Arc<Link>, conn: ConnectionManager, start: String, stop: watch::Receiver<bool>) {
     let key = link.keys.commands();
     let run = link.clone();
+    let progress = link.clone();
     read_stream(
         conn,
         key,
@@ -671,6 +885,12 @@ pub async fn command_reader(link: Arc<Link>, conn: ConnectionManager, start: Str
             }
         },
         |_| {},
+        // Where a next leader starts reading: only while this node surely still leads.
+        move |last| {
+            if progress.local().is_some() {
+                let _ = progress.out.try_send(Publish::Progress { id: last.to_string() });
+            }
+        },
     )
     .await;
 }

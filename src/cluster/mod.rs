@@ -4,8 +4,8 @@
 //! the relay task exactly as a single node does, on a store fenced with its token;
 //! the others forward their sessions' commands to it ([`link`]) and deliver what it
 //! sends to the sockets they hold. When the leader changes, the new one rebuilds the
-//! engine from PostgreSQL (as after a restart) and every node asks its sockets to
-//! reconnect and resume, which re-attaches them to the new leader.
+//! engine from PostgreSQL (as after a restart) and every node registers its live sockets
+//! with it again ([`wire::Wire::Rejoin`]): they stay open.
 
 pub mod lease;
 pub mod link;
@@ -121,16 +121,29 @@ impl Cluster {
         let keys = Keys { prefix: settings.prefix.clone() };
         // Items left on this node's stream by an earlier process of the same id were for sockets that are gone.
         let _: () = redis::cmd("DEL").arg(keys.node(&node)).query_async(&mut redis).await.context("Redis")?;
-        let link = Link::start(&node, keys.clone(), hub.clone(), redis.clone());
+        let link = Link::start(&node, keys.clone(), hub.clone(), store.clone(), clock, redis.clone());
         let weak = Arc::downgrade(&link);
         hub.set_detach_hook(Box::new(move |caller, key, conn| {
             if let Some(link) = weak.upgrade() {
                 link.detached(caller, key, conn);
             }
         }));
+        let weak = Arc::downgrade(&link);
+        hub.set_supervisor_hook(Box::new(move |helpline, text| {
+            if let Some(link) = weak.upgrade() {
+                link.supervisors_to_peers(helpline, text.as_str());
+            }
+        }));
+        let weak = Arc::downgrade(&link);
+        hub.gateways.set_wake_hook(Box::new(move |gateway| {
+            if let Some(link) = weak.upgrade() {
+                link.wake_gateway(gateway);
+            }
+        }));
         let (stop, stopped) = watch::channel(false);
         let reads = connect(&client, true).await.context("connecting to Redis")?;
         tokio::spawn(link::node_reader(link.clone(), reads, stopped.clone()));
+        tokio::spawn(link::gateway_sweep(link.clone(), stopped.clone()));
         let cluster = Arc::new(Cluster {
             node,
             settings,
@@ -178,6 +191,13 @@ impl Cluster {
             self.heartbeat().await;
             let mut leadership = self.leadership.lock().await;
             match leadership.as_mut() {
+                Some(lead) if lead.tasks.iter().any(|t| t.is_finished()) => {
+                    // The engine stopped: a routing step could not be stored. With the lease still
+                    // ours the database is unreachable, and the sockets stay; else we were fenced.
+                    let mut redis = self.redis.clone();
+                    let ours = lease::current(&mut redis, &self.keys).await.ok().flatten().is_some_and(|(n, t, _)| n == self.node && t == lead.token);
+                    self.step_down(&mut leadership, "a routing step was not stored", !ours).await;
+                }
                 Some(lead) => {
                     let started = tokio::time::Instant::now();
                     let mut redis = self.redis.clone();
@@ -186,11 +206,11 @@ impl Cluster {
                             lead.valid_until = started + self.settings.lease - every;
                             self.link.extend(lead.valid_until);
                         }
-                        Ok(false) => self.step_down(&mut leadership, "the lease is held by another node").await,
+                        Ok(false) => self.step_down(&mut leadership, "the lease is held by another node", true).await,
                         Err(err) => {
                             tracing::warn!(error = %err, "renewing the lease failed");
                             if tokio::time::Instant::now() >= lead.valid_until {
-                                self.step_down(&mut leadership, "the lease could not be renewed in time").await;
+                                self.step_down(&mut leadership, "the lease could not be renewed in time", true).await;
                             }
                         }
                     }
@@ -200,21 +220,37 @@ impl Cluster {
         }
     }
 
+    /// Writes this node's heartbeat and reads the other live nodes' (for the board and alerts).
     async fn heartbeat(&self) {
         let now = self.clock.now_ms();
         let info = json!({
             "address": *self.address.lock().unwrap_or_else(|p| p.into_inner()),
             "leader": self.is_leader(),
+            "supervisors": self.hub.counts().2,
         });
         let mut redis = self.redis.clone();
-        let done: redis::RedisResult<()> = redis::pipe()
+        let alive_since = now - self.settings.lease.as_millis() as i64;
+        let done: redis::RedisResult<(Vec<String>, std::collections::HashMap<String, String>)> = redis::pipe()
             .cmd("ZADD").arg(self.keys.nodes()).arg(now).arg(&self.node).ignore()
             .cmd("HSET").arg(self.keys.node_info()).arg(&self.node).arg(info.to_string()).ignore()
             .cmd("ZREMRANGEBYSCORE").arg(self.keys.nodes()).arg("-inf").arg(now - 3_600_000).ignore()
+            .cmd("ZRANGEBYSCORE").arg(self.keys.nodes()).arg(alive_since).arg("+inf")
+            .cmd("HGETALL").arg(self.keys.node_info())
             .query_async(&mut redis)
             .await;
-        if let Err(err) = done {
-            tracing::warn!(error = %err, "cluster heartbeat failed");
+        match done {
+            Ok((alive, infos)) => {
+                let peers = alive
+                    .into_iter()
+                    .filter(|id| *id != self.node)
+                    .map(|id| {
+                        let info: serde_json::Value = infos.get(&id).and_then(|i| serde_json::from_str(i).ok()).unwrap_or_default();
+                        link::Peer { supervisors: info["supervisors"].as_u64().unwrap_or(0) > 0, id }
+                    })
+                    .collect();
+                self.link.set_peers(peers);
+            }
+            Err(err) => tracing::warn!(error = %err, "cluster heartbeat failed"),
         }
     }
 
@@ -228,8 +264,8 @@ impl Cluster {
         }
     }
 
-    /// Records the holder; when it changed, asks this node's sockets to reconnect and resume (so the
-    /// new leader's relay knows them) and drops replies the old leader will never send.
+    /// Records the holder; when it changed, drops replies the old leader will never send and (on a
+    /// follower) registers this node's live sockets with the new leader, so they stay open.
     fn observe(&self, node: &str, token: i64) {
         let changed = {
             let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
@@ -238,9 +274,11 @@ impl Cluster {
             changed
         };
         if changed {
-            let sockets = self.hub.close_local(crate::ws::close::RESTART, "reconnect and resume");
             self.link.fail_pending();
-            tracing::info!(leader = %node, token, sockets, "the cluster has a new leader");
+            if node != self.node {
+                self.link.rejoin_leader(token);
+            }
+            tracing::info!(leader = %node, token, "the cluster has a new leader");
         }
     }
 
@@ -253,6 +291,15 @@ impl Cluster {
             }
         };
         let mut redis = self.redis.clone();
+        // Where to read commands from if no leader recorded its progress: from before the lease is
+        // taken (Redis's clock), so that the other nodes' rejoins, sent once they see it taken, are read.
+        let before: (i64, i64) = match redis::cmd("TIME").query_async(&mut redis).await {
+            Ok(time) => time,
+            Err(err) => {
+                tracing::warn!(error = %err, "reading Redis's clock failed");
+                return;
+            }
+        };
         let started = tokio::time::Instant::now();
         let token = match lease::acquire(&mut redis, &self.keys, &self.node, self.lease_ms(), floor).await {
             Ok(Some(token)) => token,
@@ -264,7 +311,9 @@ impl Cluster {
         };
         let value = lease::value(&self.node, token);
         let valid_until = started + self.settings.lease - self.settings.lease / 3;
-        match self.lead(token, valid_until).await {
+        let previous = self.seen.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|(node, _)| node.clone());
+        let now_ms = before.0 * 1000 + before.1 / 1000;
+        match self.lead(token, valid_until, now_ms, previous).await {
             Ok((stop_reader, tasks)) => {
                 *leadership = Some(Leadership { token, value, stop_reader, tasks, valid_until });
                 self.observe(&self.node, token);
@@ -277,11 +326,21 @@ impl Cluster {
         }
     }
 
-    /// Raises the fence, rebuilds the engine and relay from PostgreSQL on a fenced store, and starts reading commands.
-    async fn lead(&self, token: i64, valid_until: tokio::time::Instant) -> anyhow::Result<(watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>)> {
+    /// Raises the fence, rebuilds the engine and relay from PostgreSQL on a fenced store, registers
+    /// the live sockets of every node again, and starts reading commands where the last leader stopped.
+    /// `redis_ms`: Redis's clock before the lease was taken; `previous`: the last leader.
+    async fn lead(
+        &self,
+        token: i64,
+        valid_until: tokio::time::Instant,
+        redis_ms: i64,
+        previous: Option<String>,
+    ) -> anyhow::Result<(watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>)> {
         if !self.store.raise_fence(token, &self.node, self.clock.now_ms()).await? {
             anyhow::bail!("the fence is already at or above token {token}");
         }
+        // Which socket is whose is registered again below, by every node.
+        self.hub.reset_routes();
         let store = self.store.fenced(FenceToken::new(token));
         let (relay, relay_task) = crate::relay::spawn(store.clone(), self.hub.clone(), self.clock).await?;
         let (engine, engine_task) =
@@ -289,21 +348,39 @@ impl Cluster {
         let (Some(engine), Some(relay)) = (engine.local_sender(), relay.local_sender()) else {
             anyhow::bail!("engine or relay not local");
         };
-        // Commands from now on (Redis's clock): older ones were for the previous leader, whose
-        // sockets are asked to resume, so their senders send again what was not acknowledged.
+        // Commands from where the last leader recorded it had handed them over (at most a minute
+        // back); without a record, from before the lease was taken. Commands handed over but not yet
+        // recorded are carried out again: messages are stored once by client id, inputs are idempotent.
         let mut redis = self.redis.clone();
-        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut redis).await?;
-        let start = format!("{}-0", secs * 1000 + micros / 1000);
+        let done: Option<String> = redis::cmd("GET").arg(self.keys.progress()).query_async(&mut redis).await?;
+        let oldest = redis_ms - 60_000;
+        let start = match done {
+            Some(id) if link::id_ms(&id) >= oldest => id,
+            Some(_) => format!("{oldest}-0"),
+            None => format!("{redis_ms}-0"),
+        };
+        let local = Local { engine, relay };
+        // The live sockets: this node's at once; the other nodes' as their rejoins arrive (asked
+        // for here; each also rejoins on noticing the new lease), before any other command is read.
+        let peers: std::collections::HashSet<String> =
+            self.link.peers().into_iter().map(|p| p.id).filter(|id| Some(id) != previous.as_ref()).collect();
+        for peer in &peers {
+            self.link.request_rejoin(peer, token);
+        }
+        self.link.rejoin(&self.node, self.hub.roles(), &local).await;
+        let mut reads = connect(&self.client, true).await?;
+        self.link.await_rejoins(&mut reads, &start, peers, self.settings.lease / 4, &local).await;
         let (stop_reader, stopped) = watch::channel(false);
-        let reads = connect(&self.client, true).await?;
-        self.link.set_local(Some((Local { engine, relay }, valid_until)));
+        self.link.set_local(Some((local, valid_until)));
         tokio::spawn(link::command_reader(self.link.clone(), reads, start, stopped));
         Ok((stop_reader, vec![engine_task, relay_task]))
     }
 
     /// Stops leading: the engine and relay queues close (whatever they still commit is refused by
-    /// the fence), the lease is given back if still ours, and this node's sockets resume elsewhere.
-    async fn step_down(&self, leadership: &mut Option<Leadership>, why: &str) {
+    /// the fence) and the lease is given back if still ours. `close`: this node's sockets are asked to
+    /// resume (it lost the lease: it was paused or cut off, and what they show may be stale); otherwise
+    /// they stay open and register with the next leader like every other node's.
+    async fn step_down(&self, leadership: &mut Option<Leadership>, why: &str, close: bool) {
         let Some(lead) = leadership.take() else { return };
         tracing::warn!(node = %self.node, token = lead.token, why, "stepping down as leader");
         self.link.set_local(None);
@@ -311,7 +388,10 @@ impl Cluster {
         let mut redis = self.redis.clone();
         let _ = lease::release(&mut redis, &self.keys, &lead.value).await;
         *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        self.hub.close_local(crate::ws::close::RESTART, "reconnect and resume");
+        self.hub.reset_routes();
+        if close {
+            self.hub.close_local(crate::ws::close::RESTART, "reconnect and resume");
+        }
         self.link.fail_pending();
     }
 

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine_task::{contact_key, contact_str, counsellor_key, counsellor_str, status_of};
-use crate::hub::ConnId;
+use crate::hub::{ConnId, Role};
 use crate::protocol::{AgentStatus, Party};
 use crate::routing::{Channel, ContactId, CounsellorProfile, Input, NewContact, Refusal, TransferTarget};
 use crate::store::contacts::ContactRecord;
@@ -28,6 +28,9 @@ pub enum Wire {
     Relay(WireRelay),
     /// A socket of the sending node was detached from a caller's contact or a counsellor's account.
     Detach { caller: bool, key: String, conn: ConnId },
+    /// The sending node's live sockets, registered again with the leader holding `token` (after a
+    /// leader change): the sockets stay open. Idempotent.
+    Rejoin { token: i64, sockets: Vec<(ConnId, Role)> },
 }
 
 /// A socket held by the sending node.
@@ -95,6 +98,9 @@ pub struct WireContact {
     pub priority: i32,
     pub queued_at: i64,
     pub caller_connected: bool,
+    /// For senior counsellors only (a `senior` block); absent from nodes that predate it.
+    #[serde(default)]
+    pub senior_only: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -105,6 +111,8 @@ pub struct WireProfile {
     pub languages: Vec<String>,
     pub capacity: u32,
     pub takes_calls: bool,
+    #[serde(default)]
+    pub senior: bool,
 }
 
 /// A reply to a forwarded command: an intervention's outcome.
@@ -122,10 +130,20 @@ pub enum WireIntervene {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum NodeItem {
     Frame { conn: ConnId, text: String },
+    Frames { conn: ConnId, texts: Vec<String> },
     Ended { conn: ConnId, contact: String, text: String },
     Close { conn: ConnId, code: u16 },
     /// `answered` false: the command was dropped without an answer (`value` is then null, as is a unit answer).
     Reply { req: ReplyId, answered: bool, value: serde_json::Value },
+    /// The leader holding `token` asks this node to register its live sockets with it ([`Wire::Rejoin`]).
+    Rejoin { token: i64 },
+    /// A frame for this node's supervisors who may see `helpline` (None: all of them).
+    Supervisors { helpline: Option<String>, text: String },
+    /// The leader's whole supervisor board (a `Dashboard`, JSON): each supervisor gets the part they may see.
+    Board { json: String },
+    /// Exchange `gateway` has commands no socket took where they were committed: hand its pending
+    /// commands to its socket here, if any (a wake-up: the commands themselves are in PostgreSQL).
+    GatewayWake { gateway: String },
 }
 
 fn agent_status(s: crate::routing::Status) -> AgentStatus {
@@ -207,6 +225,7 @@ impl WireContact {
             priority: c.priority,
             queued_at: c.queued_at,
             caller_connected: c.caller_connected,
+            senior_only: c.senior_only,
         }
     }
 
@@ -219,6 +238,7 @@ impl WireContact {
             priority: self.priority,
             queued_at: self.queued_at,
             caller_connected: self.caller_connected,
+            senior_only: self.senior_only,
         })
     }
 }
@@ -232,6 +252,7 @@ impl WireProfile {
             languages: p.languages.iter().cloned().collect(),
             capacity: p.capacity,
             takes_calls: p.takes_calls,
+            senior: p.senior,
         }
     }
 
@@ -243,6 +264,7 @@ impl WireProfile {
             languages: self.languages.into_iter().collect(),
             capacity: self.capacity,
             takes_calls: self.takes_calls,
+            senior: self.senior,
         })
     }
 }

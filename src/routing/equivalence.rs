@@ -56,6 +56,7 @@ enum Op {
         cap: u32,
         /// Has an extension (takes calls).
         calls: bool,
+        senior: bool,
     },
     Remove {
         c: u8,
@@ -78,6 +79,8 @@ enum Op {
         back: i64,
         connected: bool,
         call: bool,
+        /// Only seniors may take it.
+        senior_only: bool,
     },
     Restore {
         x: u8,
@@ -148,14 +151,14 @@ fn op() -> impl Strategy<Value = Op> {
     let c = || 0u8..=COUNSELLORS; // COUNSELLORS itself is an unknown counsellor
     let x = || 0u8..=CONTACTS;
     prop_oneof![
-        3 => (c(), 0u8..16, 0u8..16, 0u8..4, prop_oneof![1 => Just(0u32), 4 => 1u32..4], any::<bool>())
-            .prop_map(|(c, first, backup, langs, cap, calls)| Op::Upsert { c, first, backup, langs, cap, calls }),
+        3 => (c(), 0u8..16, 0u8..16, 0u8..4, prop_oneof![1 => Just(0u32), 4 => 1u32..4], any::<bool>(), any::<bool>())
+            .prop_map(|(c, first, backup, langs, cap, calls, senior)| Op::Upsert { c, first, backup, langs, cap, calls, senior }),
         1 => c().prop_map(|c| Op::Remove { c }),
         2 => c().prop_map(|c| Op::Connect { c }),
         1 => c().prop_map(|c| Op::Disconnect { c }),
         3 => (c(), 0u8..4).prop_map(|(c, s)| Op::Status { c, s }),
-        6 => (x(), 0u8..4, 0u8..2, -1i32..3, prop_oneof![3 => Just(0i64), 1 => 0i64..40_000], any::<bool>(), any::<bool>())
-            .prop_map(|(x, h, l, prio, back, connected, call)| Op::Queue { x, h, l, prio, back, connected, call }),
+        6 => (x(), 0u8..4, 0u8..2, -1i32..3, prop_oneof![3 => Just(0i64), 1 => 0i64..40_000], any::<bool>(), any::<bool>(), prop_oneof![3 => Just(false), 1 => Just(true)])
+            .prop_map(|(x, h, l, prio, back, connected, call, senior_only)| Op::Queue { x, h, l, prio, back, connected, call, senior_only }),
         1 => (x(), 0u8..4, 0u8..2, c(), any::<bool>(), 0i64..40_000, any::<bool>())
             .prop_map(|(x, h, l, c, connected, back, call)| Op::Restore { x, h, l, c, connected, back, call }),
         1 => (c(), x()).prop_map(|(c, x)| Op::Accept { c, x }),
@@ -211,7 +214,7 @@ fn to_input(op: &Op, r: &reference::Engine, now: &mut Millis) -> Input {
         .iter()
         .map(|a| (a.contact, a.counsellor))
         .collect();
-    let info = |x: u8, h: u8, l: u8, prio: i32, queued_at: Millis, connected: bool, call: bool| NewContact {
+    let info = |x: u8, h: u8, l: u8, prio: i32, queued_at: Millis, connected: bool, call: bool, senior_only: bool| NewContact {
         id: xid(x),
         channel: if call { Channel::Call } else { Channel::Chat },
         helpline: HELPLINES[usize::from(h)].into(),
@@ -219,6 +222,7 @@ fn to_input(op: &Op, r: &reference::Engine, now: &mut Millis) -> Input {
         priority: prio,
         queued_at,
         caller_connected: connected,
+        senior_only,
     };
     match *op {
         Op::Upsert {
@@ -228,6 +232,7 @@ fn to_input(op: &Op, r: &reference::Engine, now: &mut Millis) -> Input {
             langs,
             cap,
             calls,
+            senior,
         } => Input::UpsertCounsellor(CounsellorProfile {
             id: cid(c),
             helplines: mask_set(first, HELPLINES),
@@ -235,6 +240,7 @@ fn to_input(op: &Op, r: &reference::Engine, now: &mut Millis) -> Input {
             languages: mask_set(langs, LANGUAGES),
             capacity: cap,
             takes_calls: calls,
+            senior,
         }),
         Op::Remove { c } => Input::RemoveCounsellor { counsellor: cid(c) },
         Op::Connect { c } => Input::CounsellorConnected { counsellor: cid(c) },
@@ -255,7 +261,8 @@ fn to_input(op: &Op, r: &reference::Engine, now: &mut Millis) -> Input {
             back,
             connected,
             call,
-        } => Input::ContactQueued(info(x, h, l, prio, now.saturating_sub(back), connected, call)),
+            senior_only,
+        } => Input::ContactQueued(info(x, h, l, prio, now.saturating_sub(back), connected, call, senior_only)),
         Op::Restore {
             x,
             h,
@@ -273,6 +280,8 @@ fn to_input(op: &Op, r: &reference::Engine, now: &mut Millis) -> Input {
                 now.saturating_sub(back.saturating_add(5_000)),
                 connected,
                 call,
+                // A restored conversation may be senior-only too (the contact with the seniors' rule).
+                x % 2 == 0,
             ),
             counsellor: cid(c),
             answered_at: now.saturating_sub(back),
@@ -418,6 +427,7 @@ fn setup(profiles: &[(u8, u8, u8, u32)]) -> Vec<(i64, Op)> {
                 langs,
                 cap,
                 calls: i % 2 == 0,
+                senior: i % 3 == 0,
             },
         ));
         script.push((0, Op::Connect { c }));
@@ -428,7 +438,7 @@ fn setup(profiles: &[(u8, u8, u8, u32)]) -> Vec<(i64, Op)> {
 
 proptest! {
     // No regression files: this folder is also built from a scratch crate, which must not write outside it.
-    #![proptest_config(ProptestConfig { cases: 768, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(super::tests::fuzz_config(768))]
 
     #[test]
     fn incremental_engine_matches_reference(
@@ -442,7 +452,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(super::tests::fuzz_config(256))]
 
     /// Random (also nonsensical) timings and extreme times.
     #[test]

@@ -22,8 +22,9 @@ pub(super) type FreeKey = (usize, Millis, CounsellorId);
 pub(super) type QueueSlot = (Helpline, QueueKey, u32);
 
 type ByHelplineLanguage<K> = BTreeMap<Helpline, BTreeMap<Language, BTreeSet<K>>>;
-/// One map per channel (`[chat, call]`, see [`ch`]).
-type PerChannel<T> = [T; 2];
+/// One map per kind of contact: `[chat, call, senior-only chat, senior-only call]` (see [`slot`]).
+/// A senior counsellor is indexed under all four, others under the first two.
+type PerChannel<T> = [T; 4];
 
 /// The slot of a channel in a [`PerChannel`] array.
 pub(super) fn ch(channel: Channel) -> usize {
@@ -31,6 +32,11 @@ pub(super) fn ch(channel: Channel) -> usize {
         Channel::Chat => 0,
         Channel::Call => 1,
     }
+}
+
+/// The slot of a kind of contact (channel, and whether only seniors may take it) in a [`PerChannel`] array.
+pub(super) fn slot(channel: Channel, senior_only: bool) -> usize {
+    ch(channel) + if senior_only { 2 } else { 0 }
 }
 
 const CHANNELS: [Channel; 2] = [Channel::Chat, Channel::Call];
@@ -43,7 +49,7 @@ pub(super) struct Index {
     /// Helplines whose queue changed since positions were last reported, with the smallest key
     /// that joined or left (positions ahead of it are unchanged).
     pub(super) dirty: BTreeMap<Helpline, QueueKey>,
-    /// Waiting contacts with no offer ringing and not pinned, by channel, helpline and language.
+    /// Waiting contacts with no offer ringing and not pinned, by slot (channel, senior-only), helpline and language.
     pub(super) unoffered: PerChannel<ByHelplineLanguage<QueueKey>>,
     /// Waiting contacts with no offer ringing, pinned by a supervisor to a counsellor.
     pub(super) pinned: BTreeMap<CounsellorId, BTreeSet<QueueKey>>,
@@ -51,10 +57,10 @@ pub(super) struct Index {
     pub(super) timers: BTreeSet<(Millis, TimerKind, ContactId)>,
     /// Retry cooldowns of un-offered waiting contacts: (ready at, contact, counsellor who was tried).
     pub(super) cooldowns: BTreeSet<(Millis, ContactId, CounsellorId)>,
-    /// Free counsellors (see `Counsellor::is_free`) who may ring with a contact of that channel
-    /// (see `Counsellor::takes`), by channel, first-line helpline and language.
+    /// Free counsellors (see `Counsellor::is_free`) who may ring with a contact of that slot
+    /// (see `Counsellor::takes`; senior-only slots: seniors only), by slot, first-line helpline and language.
     pub(super) free_first: PerChannel<ByHelplineLanguage<FreeKey>>,
-    /// Free counsellors by channel, backup helpline (not also first-line) and language.
+    /// Free counsellors by slot, backup helpline (not also first-line) and language.
     pub(super) free_backup: PerChannel<ByHelplineLanguage<FreeKey>>,
     /// Number of free counsellors.
     pub(super) free_count: usize,
@@ -174,7 +180,7 @@ impl Index {
                         self.pinned.entry(p).or_default().insert(key);
                     }
                     None => nested_insert(
-                        &mut self.unoffered[ch(x.info.channel)],
+                        &mut self.unoffered[slot(x.info.channel, x.info.senior_only)],
                         h,
                         &x.info.language,
                         key,
@@ -227,7 +233,7 @@ impl Index {
                         }
                     }
                     None => nested_remove(
-                        &mut self.unoffered[ch(x.info.channel)],
+                        &mut self.unoffered[slot(x.info.channel, x.info.senior_only)],
                         h,
                         &x.info.language,
                         &key,
@@ -250,14 +256,17 @@ impl Index {
         }
     }
 
-    /// Calls `f(channel slot, backup, helpline, language)` for every free-counsellor entry of `c`.
+    /// Calls `f(slot, backup, helpline, language)` for every free-counsellor entry of `c`.
     fn counsellor_entries(
         chat_on_call: &BTreeSet<Helpline>,
         c: &Counsellor,
         mut f: impl FnMut(usize, bool, &str, &str),
     ) {
         let p = &c.profile;
-        for channel in CHANNELS {
+        for (channel, senior_only) in CHANNELS.into_iter().flat_map(|c| [(c, false), (c, true)]) {
+            if senior_only && !p.senior {
+                continue;
+            }
             let first = p.helplines.iter().map(|h| (false, h));
             let backup = p.backup_helplines.difference(&p.helplines).map(|h| (true, h));
             for (is_backup, h) in first.chain(backup) {
@@ -265,7 +274,7 @@ impl Index {
                     continue;
                 }
                 for l in &p.languages {
-                    f(ch(channel), is_backup, h, l);
+                    f(slot(channel, senior_only), is_backup, h, l);
                 }
             }
         }
@@ -299,7 +308,7 @@ impl Index {
         });
     }
 
-    /// Whether some free counsellor takes (channel, h, l), first-line or as a backup.
+    /// Whether some free counsellor takes (slot, h, l), first-line or as a backup.
     pub(super) fn has_free(&self, k: usize, h: &str, l: &str) -> bool {
         nested_get(&self.free_first[k], h, l).is_some()
             || nested_get(&self.free_backup[k], h, l).is_some()

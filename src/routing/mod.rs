@@ -30,7 +30,7 @@ mod equivalence;
 #[cfg(test)]
 mod reference;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
@@ -528,9 +528,11 @@ impl Engine {
         None
     }
 
-    /// Whether `c` may take `x`'s channel now (see `Counsellor::takes`).
+    /// Whether `c` may take `x`'s channel now (see `Counsellor::takes`), and, for a senior-only
+    /// contact, whether `c` is senior.
     fn takes(&self, c: &Counsellor, x: &Contact) -> bool {
-        c.takes(x.info.channel, self.ix.chat_on_call.contains(&x.info.helpline))
+        (!x.info.senior_only || c.profile.senior)
+            && c.takes(x.info.channel, self.ix.chat_on_call.contains(&x.info.helpline))
     }
 
     /// The best free counsellor to ring with waiting contact `x` at `now`: the best (fewest
@@ -549,7 +551,7 @@ impl Engine {
             };
         }
         let (h, l) = (x.info.helpline.as_str(), x.info.language.as_str());
-        let k = index::ch(x.info.channel);
+        let k = index::slot(x.info.channel, x.info.senior_only);
         let waited = now.saturating_sub(x.info.queued_at);
         let first = index::nested_get(&self.ix.free_first[k], h, l);
         let backup = if waited >= tm.backup_after {
@@ -1049,6 +1051,7 @@ impl Engine {
                 languages: BTreeSet::new(),
                 capacity: 0,
                 takes_calls: false,
+                senior: false,
             };
             self.insert_counsellor(Counsellor::new(empty, now));
         }

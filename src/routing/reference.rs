@@ -428,9 +428,13 @@ impl Engine {
         None
     }
 
-    /// Whether `c` may take a contact of `x`'s channel: a call needs an extension and no call in
-    /// conversation; a chat needs no call in conversation, unless its helpline allows it.
+    /// Whether `c` may take a contact of `x`'s channel: a senior-only contact needs a senior; a call
+    /// needs an extension and no call in conversation; a chat needs no call in conversation, unless
+    /// its helpline allows it.
     fn takes(&self, c: &Counsellor, x: &Contact) -> bool {
+        if x.info.senior_only && !c.profile.senior {
+            return false;
+        }
         let on_call = c
             .active
             .iter()
@@ -920,6 +924,7 @@ impl Engine {
                 languages: BTreeSet::new(),
                 capacity: 0,
                 takes_calls: false,
+                senior: false,
             };
             Counsellor::new(empty, now)
         });

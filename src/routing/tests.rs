@@ -33,6 +33,7 @@ fn profile(id: u128, helplines: &[&str], languages: &[&str]) -> CounsellorProfil
         languages: set(languages),
         capacity: 3,
         takes_calls: false,
+        senior: false,
     }
 }
 
@@ -76,6 +77,7 @@ fn contact(id: u128, helpline: &str, language: &str, queued_at: Millis) -> NewCo
         priority: 0,
         queued_at,
         caller_connected: true,
+        senior_only: false,
     }
 }
 
@@ -986,6 +988,16 @@ fn time_going_backwards_uses_last_now() {
 
 // ----- properties ---------------------------------------------------------------------------
 
+/// Cases per property: `HELPLINE_FUZZ_CASES` when set (the long fuzz run, see docs/security.md), else `default`.
+pub(crate) fn fuzz_cases(default: u32) -> u32 {
+    std::env::var("HELPLINE_FUZZ_CASES").ok().and_then(|v| v.trim().parse().ok()).filter(|&n| n > 0).unwrap_or(default)
+}
+
+/// A property's configuration: [`fuzz_cases`] cases, no regression files (failures print their input).
+pub(crate) fn fuzz_config(default: u32) -> ProptestConfig {
+    ProptestConfig { cases: fuzz_cases(default), failure_persistence: None, ..ProptestConfig::default() }
+}
+
 const HELPLINES: [&str; 3] = ["a", "b", "c"];
 const LANGUAGES: [&str; 2] = ["ro", "ru"];
 
@@ -1243,6 +1255,16 @@ fn has_extension(c: CounsellorId) -> bool {
     c.0.is_multiple_of(2)
 }
 
+/// Every fifth contact is senior-only (its caller was routed to senior counsellors) ...
+fn is_test_senior_only(x: ContactId) -> bool {
+    x.0.is_multiple_of(5)
+}
+
+/// ... and counsellors 1, 4, 7, … are senior.
+fn is_test_senior(c: CounsellorId) -> bool {
+    c.0 % 3 == 1
+}
+
 fn model_eligible(cv: &CounsellorView, w: &WaitingView, now: Millis) -> Option<bool> {
     if cv.removed
         || !cv.connected
@@ -1255,6 +1277,9 @@ fn model_eligible(cv: &CounsellorView, w: &WaitingView, now: Millis) -> Option<b
     // Calls are every third contact id; counsellors with even ids have an extension.
     let on_call = cv.active.iter().any(|&a| is_test_call(a));
     if on_call || (is_test_call(w.contact) && !has_extension(cv.id)) {
+        return None;
+    }
+    if is_test_senior_only(w.contact) && !is_test_senior(cv.id) {
         return None;
     }
     if cv.helplines.contains(&w.helpline) {
@@ -1333,6 +1358,7 @@ fn to_input(
                 capacity: cap,
                 // Every other counsellor has an extension.
                 takes_calls: has_extension(id),
+                senior: is_test_senior(id),
             })
         }
         Op::Remove { c } => Input::RemoveCounsellor { counsellor: cid(c) },
@@ -1366,6 +1392,7 @@ fn to_input(
                 priority: prio,
                 queued_at: now.saturating_sub(back),
                 caller_connected: connected,
+                senior_only: is_test_senior_only(id),
             })
         }
         Op::Restore { h, l, c, connected } => {
@@ -1385,6 +1412,7 @@ fn to_input(
                     priority: 0,
                     queued_at: now.saturating_sub(30_000),
                     caller_connected: connected,
+                    senior_only: is_test_senior_only(id),
                 },
                 counsellor,
                 answered_at: now.saturating_sub(10_000),
@@ -1485,6 +1513,10 @@ fn check_step(
                 prop_assert!(!on_call, "{:?} rung with {:?} while on a call", counsellor, contact);
                 if is_test_call(*contact) {
                     prop_assert!(has_extension(*counsellor), "call {:?} offered to {:?} without an extension", contact, counsellor);
+                }
+                // A senior-only contact is never offered to a counsellor who is not senior.
+                if is_test_senior_only(*contact) {
+                    prop_assert!(is_test_senior(*counsellor), "senior-only {:?} offered to {:?}, not senior", contact, counsellor);
                 }
                 prop_assert!(
                     !m.answered.contains(contact),
@@ -1722,32 +1754,41 @@ fn check_step(
 
 proptest! {
     // No regression files: this folder is also built from a scratch crate, which must not write outside it.
-    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(fuzz_config(512))]
 
     #[test]
     fn invariants_hold_over_random_sequences(
         n in 2u8..=4,
         setup in prop::collection::vec((1u8..8, 0u8..8, 1u8..4, 1u32..4), 4),
-        ops in prop::collection::vec((0i64..2_000, op()), 1..60),
+        // The third number sets the clock back for that step: the engine must act at its last `now`.
+        ops in prop::collection::vec((0i64..2_000, op(), prop_oneof![6 => Just(0i64), 1 => 1i64..50_000]), 1..60),
     ) {
         let mut e = Engine::new(prop_config());
         let mut m = Model::default();
         let mut now: Millis = 1_000_000;
         let mut next_id = 0u128;
         // Most counsellors start online with a random (non-empty) profile.
-        let mut script: Vec<(i64, Op)> = Vec::new();
+        let mut script: Vec<(i64, Op, i64)> = Vec::new();
         for (i, &(first, backup, langs, cap)) in setup.iter().enumerate().take(usize::from(n)) {
             let c = i as u8;
-            script.push((0, Op::Upsert { c, first, backup, langs, cap }));
-            script.push((0, Op::Connect { c }));
-            script.push((0, Op::Status { c, s: 0 }));
+            script.push((0, Op::Upsert { c, first, backup, langs, cap }, 0));
+            script.push((0, Op::Connect { c }, 0));
+            script.push((0, Op::Status { c, s: 0 }, 0));
         }
         script.extend(ops.iter().cloned());
-        for (dt, op) in &script {
-            now += dt;
+        for (dt, op, back) in &script {
             let before = e.snapshot();
-            let input = to_input(op, &e, &mut m, &mut now, n, &mut next_id);
-            let out = e.handle(now, input);
+            let out = if *back > 0 {
+                // A clock set back (NTP, a VM resumed): an earlier time than the last step's; the
+                // engine must go on at the last one, which is what the model checks against.
+                let mut ignored = now;
+                let input = to_input(op, &e, &mut m, &mut ignored, n, &mut next_id);
+                e.handle(now - back, input)
+            } else {
+                now += dt;
+                let input = to_input(op, &e, &mut m, &mut now, n, &mut next_id);
+                e.handle(now, input)
+            };
             check_step(&mut m, now, &before, &out, &e)?;
         }
     }
@@ -1781,7 +1822,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(fuzz_config(256))]
 
     /// Extreme times and nonsensical timings must not panic (no overflow, no unwrap).
     #[test]
@@ -1828,6 +1869,7 @@ proptest! {
                 priority: i32::MIN,
                 queued_at: at,
                 caller_connected: i % 2 == 0,
+                senior_only: i % 4 == 0,
             }));
             let _ = e.handle(at, Input::Tick);
             let _ = e.position(id);
@@ -1974,4 +2016,57 @@ fn losing_the_extension_revokes_a_ringing_call() {
             reason: RevokeReason::CounsellorUnavailable,
         }]
     );
+}
+
+// ----- senior-only contacts ------------------------------------------------------------------
+
+fn senior(id: u128) -> CounsellorProfile {
+    CounsellorProfile {
+        senior: true,
+        ..children_ro(id)
+    }
+}
+
+fn senior_only(id: u128, queued_at: Millis) -> Input {
+    Input::ContactQueued(NewContact {
+        senior_only: true,
+        ..contact(id, "children", "ro", queued_at)
+    })
+}
+
+#[test]
+fn a_senior_only_contact_waits_for_a_senior_and_raises_the_usual_alerts() {
+    let mut e = engine();
+    // A free counsellor who is not senior, idle longest: never rung with it.
+    online(&mut e, t(0), children_ro(1));
+    let out = e.handle(t(1_000), senior_only(10, t(1_000)));
+    assert_eq!(offered_to(&out), vec![]);
+    let out = e.handle(t(11_000), Input::Tick);
+    assert!(out.contains(&Output::SlaAtRisk { contact: x(10), waited_ms: 10_000 }), "{out:?}");
+    let out = e.handle(t(16_000), Input::Tick);
+    assert!(out.contains(&Output::SlaBreached { contact: x(10), waited_ms: 15_000 }), "{out:?}");
+    // A supervisor cannot ring the non-senior with it either.
+    let out = e.handle(t(16_500), Input::OfferTo { contact: x(10), counsellor: c(1) });
+    assert_eq!(out, vec![Output::Refused { contact: x(10), refusal: Refusal::TargetUnavailable }]);
+    // An ordinary contact still goes to the non-senior at once.
+    let out = e.handle(t(17_000), Input::ContactQueued(contact(11, "children", "ro", t(17_000))));
+    assert_eq!(offered_to(&out), vec![(x(11), c(1))]);
+    // A senior comes online: rung at once.
+    let out = online(&mut e, t(18_000), senior(2));
+    assert_eq!(offered_to(&out), vec![(x(10), c(2))]);
+}
+
+#[test]
+fn a_senior_only_conversation_is_not_transferred_to_a_non_senior() {
+    let mut e = engine();
+    online(&mut e, t(0), senior(1));
+    online(&mut e, t(0), children_ro(2));
+    let out = e.handle(t(1_000), senior_only(10, t(1_000)));
+    assert_eq!(offered_to(&out), vec![(x(10), c(1))]);
+    e.handle(t(2_000), Input::Accept { counsellor: c(1), contact: x(10) });
+    let out = e.handle(t(3_000), Input::Transfer { contact: x(10), to: TransferTarget::Counsellor(c(2)) });
+    assert_eq!(out, vec![Output::Refused { contact: x(10), refusal: Refusal::TargetUnavailable }]);
+    // Back into the queue it stays senior-only: the free non-senior is not rung, the senior is.
+    let out = e.handle(t(4_000), Input::Transfer { contact: x(10), to: TransferTarget::Helpline("children".into()) });
+    assert_eq!(offered_to(&out), vec![(x(10), c(1))]);
 }

@@ -97,6 +97,8 @@ pub struct CounsellorProfile {
     /// Whether they can take calls (their account has a phone extension). Without one they are
     /// never offered a call.
     pub takes_calls: bool,
+    /// A senior counsellor: the only kind offered `senior_only` contacts.
+    pub senior: bool,
 }
 
 /// A new contact joining its helpline's queue.
@@ -116,6 +118,9 @@ pub struct NewContact {
     /// Whether the caller is connected now (false for contacts restored after a restart:
     /// their grace period starts at `now`).
     pub caller_connected: bool,
+    /// Offered only to senior counsellors (a supervisor routed this caller to them instead of
+    /// blocking). With no senior free it waits, and the usual SLA events fire.
+    pub senior_only: bool,
 }
 
 /// Why a contact ended.

@@ -1,6 +1,18 @@
-//! The append-only audit log: who did what to which object, when, and from where; read by admins.
+//! The append-only audit log: who did what to which object, when, and from where; read by admins. Tamper-evident: every line is chained to the one before by a SHA-256 hash.
+//!
+//! Line `seq` (1, 2, …) stores `prev_hash` (line `seq - 1`'s hash, or [`GENESIS`]) and
+//! `hash = SHA-256(prev_hash "\n" canonical)`, where `canonical` is the JSON array
+//! `[seq, id, at, actor, action, target, detail, source]`. Lines are appended under the write lock
+//! (SQLite `BEGIN IMMEDIATE`, PostgreSQL `LOCK TABLE … IN EXCLUSIVE MODE`), so the chain is one line
+//! long on both engines. Editing, deleting or inserting a line breaks the chain from that line on,
+//! and [`Store::verify_audit_chain`] names the first broken line.
 
-use super::{new_id, on_pool, Store, StoreResult};
+use sha2::{Digest, Sha256};
+
+use super::{new_id, on_pool, Backend, BeginWrite, Store, StoreResult};
+
+/// The `prev_hash` of the first line.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// One line of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -23,6 +35,111 @@ pub struct AuditQuery {
     pub limit: i64,
 }
 
+/// A line with its place in the chain.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct ChainedLine {
+    seq: Option<i64>,
+    prev_hash: Option<String>,
+    hash: Option<String>,
+    id: String,
+    at: i64,
+    actor: String,
+    action: String,
+    target: Option<String>,
+    detail: Option<String>,
+    source: Option<String>,
+}
+
+/// The first line where the chain is broken.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChainBreak {
+    /// The line's place (None for a line outside the chain).
+    pub seq: Option<i64>,
+    pub id: String,
+    pub problem: String,
+}
+
+/// What walking the chain found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChainReport {
+    /// Lines checked (up to the first break).
+    pub lines: i64,
+    /// The last good line's hash.
+    pub head: String,
+    pub first_break: Option<ChainBreak>,
+}
+
+impl ChainReport {
+    pub fn intact(&self) -> bool {
+        self.first_break.is_none()
+    }
+}
+
+/// The hash of a line: SHA-256 over the previous hash and the line's canonical content, hex.
+#[allow(clippy::too_many_arguments)]
+pub fn line_hash(
+    prev_hash: &str,
+    seq: i64,
+    id: &str,
+    at: i64,
+    actor: &str,
+    action: &str,
+    target: Option<&str>,
+    detail: Option<&str>,
+    source: Option<&str>,
+) -> String {
+    // A JSON array of plain values: one spelling for one content (strings escaped the same way every time).
+    let canonical = serde_json::json!([seq, id, at, actor, action, target, detail, source]).to_string();
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(b"\n");
+    h.update(canonical.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl ChainedLine {
+    fn expected_hash(&self, prev: &str, seq: i64) -> String {
+        line_hash(
+            prev,
+            seq,
+            &self.id,
+            self.at,
+            &self.actor,
+            &self.action,
+            self.target.as_deref(),
+            self.detail.as_deref(),
+            self.source.as_deref(),
+        )
+    }
+}
+
+const CHAIN_COLUMNS: &str = "seq, prev_hash, hash, id, at, actor, action, target, detail, source";
+
+/// Appends lines to the chain inside a write transaction that holds the audit log's lock.
+macro_rules! append_lines {
+    ($store:expr, $tx:ident, $lines:expr) => {{
+        if $store.backend() == Backend::Postgres {
+            sqlx::query("LOCK TABLE audit_log IN EXCLUSIVE MODE").execute(&mut *$tx).await?;
+        }
+        let last: Option<(i64, String)> = sqlx::query_as(
+            "SELECT seq, hash FROM audit_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *$tx).await?;
+        let (mut seq, mut prev) = last.unwrap_or((0, GENESIS.to_string()));
+        for l in $lines {
+            seq += 1;
+            let hash = l.expected_hash(&prev, seq);
+            sqlx::query(
+                "INSERT INTO audit_log (id, at, actor, action, target, detail, source, seq, prev_hash, hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, prev_hash = excluded.prev_hash, hash = excluded.hash")
+                .bind(&l.id).bind(l.at).bind(&l.actor).bind(&l.action).bind(&l.target).bind(&l.detail).bind(&l.source)
+                .bind(seq).bind(&prev).bind(&hash)
+                .execute(&mut *$tx).await?;
+            prev = hash;
+        }
+    }};
+}
+
 impl Store {
     /// Appends one line with its source (client address, or the socket it came on). Lines are never
     /// updated or deleted.
@@ -35,11 +152,99 @@ impl Store {
         detail: Option<&str>,
         source: &str,
     ) -> StoreResult<()> {
-        on_pool!(self, pool => sqlx::query(
-            "INSERT INTO audit_log (id, at, actor, action, target, detail, source) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(new_id()).bind(at).bind(actor).bind(action).bind(target).bind(detail).bind(source)
-            .execute(pool).await.map(|_| ()))?;
+        self.append_audit(at, actor, action, target, detail, Some(source)).await
+    }
+
+    /// Appends one line at the end of the chain, under the write lock.
+    pub(crate) async fn append_audit(
+        &self,
+        at: i64,
+        actor: &str,
+        action: &str,
+        target: Option<&str>,
+        detail: Option<&str>,
+        source: Option<&str>,
+    ) -> StoreResult<()> {
+        let line = ChainedLine {
+            seq: None,
+            prev_hash: None,
+            hash: None,
+            id: new_id(),
+            at,
+            actor: actor.to_string(),
+            action: action.to_string(),
+            target: target.map(str::to_string),
+            detail: detail.map(str::to_string),
+            source: source.map(str::to_string),
+        };
+        on_pool!(self, pool => async {
+            let mut tx = pool.begin_write().await?;
+            append_lines!(self, tx, [&line]);
+            tx.commit().await
+        }.await)?;
         Ok(())
+    }
+
+    /// Chains the lines written before the chain existed (in id order), once: only while no line is
+    /// chained yet. A line slipped in later stays outside the chain, and verification names it.
+    pub(crate) async fn seal_audit_log(&self) -> StoreResult<()> {
+        let (chained, loose): (i64, i64) = on_pool!(self, pool => sqlx::query_as(
+            "SELECT COUNT(seq), COUNT(*) - COUNT(seq) FROM audit_log").fetch_one(pool).await)?;
+        if chained > 0 || loose == 0 {
+            return Ok(());
+        }
+        let sql = format!("SELECT {CHAIN_COLUMNS} FROM audit_log WHERE seq IS NULL ORDER BY id");
+        on_pool!(self, pool => async {
+            let mut tx = pool.begin_write().await?;
+            // Checked again under the lock: another process may have sealed them meanwhile.
+            let (chained_now,): (i64,) = sqlx::query_as("SELECT COUNT(seq) FROM audit_log").fetch_one(&mut *tx).await?;
+            if chained_now == 0 {
+                let lines: Vec<ChainedLine> = sqlx::query_as(&sql).fetch_all(&mut *tx).await?;
+                append_lines!(self, tx, lines.iter());
+            }
+            tx.commit().await
+        }.await)?;
+        tracing::info!(lines = loose, "audit log: earlier lines chained");
+        Ok(())
+    }
+
+    /// Walks the chain from the first line: each line's place, its link to the line before, and its
+    /// hash over its content; then looks for lines outside the chain. Stops at the first break.
+    pub async fn verify_audit_chain(&self) -> StoreResult<ChainReport> {
+        const PAGE: i64 = 1000;
+        let mut prev = GENESIS.to_string();
+        let mut expected = 1i64;
+        let sql = format!("SELECT {CHAIN_COLUMNS} FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2");
+        let broken = |l: &ChainedLine, problem: String| ChainBreak { seq: l.seq, id: l.id.clone(), problem };
+        loop {
+            let page: Vec<ChainedLine> =
+                on_pool!(self, pool => sqlx::query_as(&sql).bind(expected).bind(PAGE).fetch_all(pool).await)?;
+            let n = page.len();
+            for l in page {
+                let seq = l.seq.unwrap_or_default();
+                let problem = if seq != expected {
+                    Some(format!("line {expected} is missing (the next line is {seq})"))
+                } else if l.prev_hash.as_deref() != Some(prev.as_str()) {
+                    Some(format!("its prev_hash does not match line {}'s hash", expected - 1))
+                } else if l.hash.as_deref() != Some(l.expected_hash(&prev, seq).as_str()) {
+                    Some("its content does not match its hash (edited)".to_string())
+                } else {
+                    None
+                };
+                if let Some(problem) = problem {
+                    return Ok(ChainReport { lines: expected - 1, head: prev, first_break: Some(broken(&l, problem)) });
+                }
+                prev = l.hash.unwrap_or_default();
+                expected += 1;
+            }
+            if i64::try_from(n).unwrap_or(0) < PAGE {
+                break;
+            }
+        }
+        let loose_sql = format!("SELECT {CHAIN_COLUMNS} FROM audit_log WHERE seq IS NULL ORDER BY id LIMIT 1");
+        let loose: Option<ChainedLine> = on_pool!(self, pool => sqlx::query_as(&loose_sql).fetch_optional(pool).await)?;
+        let first_break = loose.map(|l| broken(&l, "it is outside the chain (inserted directly)".to_string()));
+        Ok(ChainReport { lines: expected - 1, head: prev, first_break })
     }
 
     /// Audit lines, newest first.
@@ -51,5 +256,25 @@ impl Store {
             .bind(q.target.as_deref()).bind(q.actor.as_deref()).bind(q.since.unwrap_or(0)).bind(q.limit.clamp(1, 1000))
             .fetch_all(pool).await)?;
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_hash_covers_every_field_and_the_previous_hash() {
+        let h = |prev: &str, detail: Option<&str>| line_hash(prev, 1, "id", 5, "actor", "action", Some("t"), detail, None);
+        let base = h(GENESIS, Some("d"));
+        assert_eq!(base.len(), 64);
+        assert_eq!(base, h(GENESIS, Some("d")), "deterministic");
+        assert_ne!(base, h(GENESIS, Some("e")), "content");
+        assert_ne!(base, h(GENESIS, None), "a null is not an empty value");
+        assert_ne!(base, h(&base, Some("d")), "the previous hash");
+        // Fields cannot be shifted into one another.
+        let a = line_hash(GENESIS, 1, "id", 5, "ab", "c", None, None, None);
+        let b = line_hash(GENESIS, 1, "id", 5, "a", "bc", None, None, None);
+        assert_ne!(a, b);
     }
 }

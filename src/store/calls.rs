@@ -53,6 +53,8 @@ pub struct NewCall {
     pub offered_at: i64,
     /// A configuration problem to log on the contact (e.g. an unknown dialled number).
     pub config_error: Option<String>,
+    /// For senior counsellors only (the number is under a `senior` block); stored with the contact.
+    pub senior_only: bool,
 }
 
 /// An earlier contact's submitted form, for a repeat caller's offer.
@@ -132,10 +134,10 @@ impl Store {
                 tx.commit().await?;
                 return Ok::<_, sqlx::Error>(Stored::Repeat);
             }
-            sqlx::query("INSERT INTO contacts (id, channel, helpline, language, priority, state, resume_token_hash, queued_at)
-                         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7)")
+            sqlx::query("INSERT INTO contacts (id, channel, helpline, language, priority, state, resume_token_hash, queued_at, senior_only)
+                         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8)")
                 .bind(&x.id).bind(&x.channel).bind(&x.helpline).bind(&x.language).bind(x.priority)
-                .bind(&x.resume_token_hash).bind(x.queued_at).execute(&mut *tx).await?;
+                .bind(&x.resume_token_hash).bind(x.queued_at).bind(c.senior_only).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO calls (contact_id, gateway_id, call_id, dialled, caller_hash, caller_last2, offered_at)
                          VALUES ($1, $2, $3, $4, $5, $6, $7)")
                 .bind(&x.id).bind(&c.gateway_id).bind(&c.call_id).bind(&c.dialled).bind(&c.caller_hash)

@@ -137,6 +137,7 @@ impl Store {
     }
 
     /// The exchange acknowledges a command; from now on the exchange counts as one that acknowledges.
+    /// An acknowledged command counts as carried out, never as superseded, whatever raced it.
     pub async fn ack_command(&self, gateway_id: &str, command_id: &str, at: i64) -> StoreResult<Acked> {
         let acked = on_pool!(self, pool => async {
             let mut tx = pool.begin_write().await?;
@@ -147,7 +148,9 @@ impl Store {
                 None => Acked::Unknown,
                 Some((Some(_),)) => Acked::Before,
                 Some((None,)) => {
-                    sqlx::query("UPDATE telephony_commands SET acked_at = $1 WHERE id = $2")
+                    // The exchange carried it out, even if a later step had made it stale meanwhile
+                    // (an ack racing a newer `unhold` or the call's end): the ack wins.
+                    sqlx::query("UPDATE telephony_commands SET acked_at = $1, superseded_at = NULL WHERE id = $2")
                         .bind(at).bind(command_id).execute(&mut *tx).await?;
                     Acked::Now
                 }

@@ -1,6 +1,6 @@
 //! Contacts (chats, later calls): their lifecycle times, offers and the event log, written in one transaction per routing step.
 
-use super::{BeginWrite, new_id, on_pool, Store, StoreResult};
+use super::{BeginWrite, new_id, on_pool, Store, StoreError, StoreResult};
 
 /// A contact as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
@@ -18,6 +18,8 @@ pub struct ContactRecord {
     pub ended_at: Option<i64>,
     pub counsellor_id: Option<String>,
     pub end_reason: Option<String>,
+    /// Routed only to senior counsellors (the caller is under a `senior` block).
+    pub senior_only: bool,
 }
 
 impl ContactRecord {
@@ -66,7 +68,7 @@ pub struct ContactEvent {
 }
 
 const CONTACT_COLUMNS: &str = "id, channel, helpline, language, priority, state, queued_at, first_offered_at, \
-     answered_at, ended_at, counsellor_id, end_reason";
+     answered_at, ended_at, counsellor_id, end_reason, senior_only";
 
 macro_rules! event_sql {
     () => {
@@ -77,18 +79,26 @@ macro_rules! event_sql {
 impl Store {
     /// Stores a new queued contact and its `queued` event.
     pub async fn create_contact(&self, c: &NewContactRecord) -> StoreResult<()> {
-        on_pool!(self, pool => async {
+        self.create_contact_from(c, None, false).await
+    }
+
+    /// Stores a new queued contact with its caller's keyed identifier (a chat's client-network
+    /// HMAC) and whether only seniors may take it, and its `queued` event.
+    pub async fn create_contact_from(&self, c: &NewContactRecord, caller_hash: Option<&str>, senior_only: bool) -> StoreResult<()> {
+        let result = on_pool!(self, pool => async {
             let mut tx = pool.begin_write().await?;
-            sqlx::query("INSERT INTO contacts (id, channel, helpline, language, priority, state, resume_token_hash, queued_at)
-                         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7)")
+            sqlx::query("INSERT INTO contacts (id, channel, helpline, language, priority, state, resume_token_hash, queued_at,
+                             caller_hash, senior_only)
+                         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9)")
                 .bind(&c.id).bind(&c.channel).bind(&c.helpline).bind(&c.language).bind(c.priority)
-                .bind(&c.resume_token_hash).bind(c.queued_at)
+                .bind(&c.resume_token_hash).bind(c.queued_at).bind(caller_hash).bind(senior_only)
                 .execute(&mut *tx).await?;
             sqlx::query(event_sql!()).bind(new_id()).bind(&c.id).bind(c.queued_at).bind("queued")
                 .bind(None::<String>).bind(None::<String>).execute(&mut *tx).await?;
             tx.commit().await
-        }.await)?;
-        Ok(())
+        }.await).map_err(StoreError::from);
+        self.note_write(&result);
+        result
     }
 
     pub async fn contact(&self, id: &str) -> StoreResult<Option<ContactRecord>> {
@@ -130,6 +140,12 @@ impl Store {
         if changes.is_empty() {
             return Ok(());
         }
+        let result = self.apply_changes_once(changes).await;
+        self.note_write(&result);
+        result
+    }
+
+    async fn apply_changes_once(&self, changes: &[Change]) -> StoreResult<()> {
         on_pool!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             super::cluster::fence_check!(self, tx);

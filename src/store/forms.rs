@@ -45,7 +45,7 @@ pub struct EscalationRecord {
     pub broadcast_at: Option<i64>,
 }
 
-const ESCALATION_COLUMNS: &str = "id, contact_id, helpline, kind, risk, reason, district, counsellor_id, created_at, \
+pub(super) const ESCALATION_COLUMNS: &str = "id, contact_id, helpline, kind, risk, reason, district, counsellor_id, created_at, \
      acknowledged_by, acknowledged_at, broadcast_at";
 
 /// The priority a contact gets when its risk is imminent (the same as a supervisor's "to front").

@@ -44,6 +44,12 @@ impl Store {
     /// its seq, or the earlier copy if it is a repeat. Messages of one contact get consecutive
     /// seqs in the order given.
     pub async fn insert_messages(&self, batch: &[NewMessage]) -> StoreResult<Vec<Stored>> {
+        let result = self.insert_messages_once(batch).await;
+        self.note_write(&result);
+        result
+    }
+
+    async fn insert_messages_once(&self, batch: &[NewMessage]) -> StoreResult<Vec<Stored>> {
         let select_dup = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE contact_id = $1 AND sender = $2 AND client_id = $3"
         );

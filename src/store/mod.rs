@@ -4,6 +4,7 @@
 //! BIGINT integers, TEXT ids), and run on whichever pool is configured through
 //! the [`on_pool!`] macro, which expands the same code for each driver.
 
+pub mod abuse;
 pub mod audit;
 pub mod calls;
 pub mod cases;
@@ -14,6 +15,8 @@ pub mod forms;
 pub mod gateways;
 pub mod helplines;
 pub mod messages;
+pub mod privacy;
+pub mod retention;
 pub mod secrets;
 pub mod services;
 pub mod sessions;
@@ -72,6 +75,32 @@ pub struct Store {
     pub(crate) pool: Pool,
     /// Cluster mode, on the leader: the fencing token its routing and message writes must still hold.
     pub(crate) fence: Option<cluster::FenceToken>,
+    /// Whether the last durable writes went through (for `/readyz`).
+    health: std::sync::Arc<WriteHealth>,
+}
+
+/// How long a failed write keeps `/readyz` at "not ready" when no write has succeeded since.
+/// (A write that succeeds clears it at once; without traffic the flag ages out, and the next failure sets it again.)
+pub const WRITE_FAILURE_MEMORY: Duration = Duration::from_secs(30);
+
+/// The outcome of the durable writes (messages, routing steps, new contacts): a database that
+/// answers `SELECT 1` but cannot write (a lock held elsewhere, a full disk) is not ready either.
+#[derive(Debug, Default)]
+struct WriteHealth {
+    /// When the last write failed, if none has succeeded since.
+    failing: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl WriteHealth {
+    fn note(&self, ok: bool) {
+        let mut failing = self.failing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *failing = if ok { None } else { Some(std::time::Instant::now()) };
+    }
+
+    fn ok(&self) -> bool {
+        let failing = self.failing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        failing.is_none_or(|at| at.elapsed() > WRITE_FAILURE_MEMORY)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -131,7 +160,7 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(opts)
                 .await?;
-            Ok(Store { pool: Pool::Postgres(pool), fence: None })
+            Ok(Store { pool: Pool::Postgres(pool), fence: None, health: Default::default() })
         } else if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
                 .map_err(|e| StoreError::BadUrl(e.to_string()))?
@@ -145,7 +174,7 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(opts)
                 .await?;
-            Ok(Store { pool: Pool::Sqlite(pool), fence: None })
+            Ok(Store { pool: Pool::Sqlite(pool), fence: None, health: Default::default() })
         } else {
             Err(StoreError::BadUrl(format!(
                 "expected sqlite:PATH or postgres://…, got {:?}",
@@ -154,10 +183,11 @@ impl Store {
         }
     }
 
-    /// Applies the embedded migrations (idempotent).
+    /// Applies the embedded migrations (idempotent), then chains audit lines written before the
+    /// audit log's hash chain existed (once).
     pub async fn migrate(&self) -> StoreResult<()> {
         on_pool!(self, pool => MIGRATOR.run(pool).await)?;
-        Ok(())
+        self.seal_audit_log().await
     }
 
     pub fn backend(&self) -> Backend {
@@ -168,8 +198,26 @@ impl Store {
     }
 
     /// True when the database answers a trivial query (for `/readyz`).
+    /// True when the database answers within two seconds.
     pub async fn ping(&self) -> bool {
-        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ())).is_ok()
+        let ping = async { on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ())) };
+        matches!(tokio::time::timeout(std::time::Duration::from_secs(2), ping).await, Ok(Ok(())))
+    }
+
+    /// Cluster mode: this store's writes are fenced (it is a leader's).
+    pub fn is_fenced(&self) -> bool {
+        self.fence.is_some()
+    }
+
+    /// False while durable writes fail: the last one failed (less than [`WRITE_FAILURE_MEMORY`] ago) and none has succeeded since.
+    pub fn writes_ok(&self) -> bool {
+        self.health.ok()
+    }
+
+    /// Records the outcome of a durable write (see [`Store::writes_ok`]). A write refused by the
+    /// cluster fence is not a database failure: the database answered.
+    pub(crate) fn note_write<T>(&self, result: &StoreResult<T>) {
+        self.health.note(matches!(result, Ok(_) | Err(StoreError::Fenced)));
     }
 
     /// Closes the pool, waiting for connections in use to be returned.
@@ -177,13 +225,9 @@ impl Store {
         on_pool!(self, pool => pool.close().await)
     }
 
-    /// Appends one line to the audit log.
+    /// Appends one line to the audit log (at the end of its hash chain).
     pub async fn audit(&self, at: i64, actor: &str, action: &str, target: Option<&str>, detail: Option<&str>) -> StoreResult<()> {
-        on_pool!(self, pool => sqlx::query(
-            "INSERT INTO audit_log (id, at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(new_id()).bind(at).bind(actor).bind(action).bind(target).bind(detail)
-            .execute(pool).await.map(|_| ()))?;
-        Ok(())
+        self.append_audit(at, actor, action, target, detail, None).await
     }
 
     /// Audit lines about one target, oldest first (for tests and admin tools).

@@ -79,7 +79,7 @@ pub struct PlacementRecord {
     pub updated_at: i64,
 }
 
-const PLACEMENT_COLUMNS: &str =
+pub(super) const PLACEMENT_COLUMNS: &str =
     "id, service_id, helpline, contact_id, escalation_id, case_id, status, requested_by, created_at, updated_at";
 
 /// A reservation request.

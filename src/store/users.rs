@@ -51,6 +51,8 @@ pub struct User {
     pub created_at: i64,
     /// Phone extension the exchange rings for this counsellor's calls; None: never offered calls.
     pub extension: Option<String>,
+    /// A senior counsellor: takes the contacts of callers routed to seniors instead of blocked.
+    pub senior: bool,
 }
 
 /// What is needed to create an account.
@@ -80,6 +82,7 @@ struct UserRow {
     disabled: bool,
     created_at: i64,
     extension: Option<String>,
+    senior: bool,
 }
 
 impl From<UserRow> for User {
@@ -97,12 +100,13 @@ impl From<UserRow> for User {
             disabled: r.disabled,
             created_at: r.created_at,
             extension: r.extension,
+            senior: r.senior,
         }
     }
 }
 
 const USER_COLUMNS: &str =
-    "id, username, display_name, role, helplines, backup_helplines, languages, capacity, status, disabled, created_at, extension";
+    "id, username, display_name, role, helplines, backup_helplines, languages, capacity, status, disabled, created_at, extension, senior";
 
 impl Store {
     /// Creates an account; `Conflict` if the username is taken.
@@ -143,14 +147,29 @@ impl Store {
         Ok(rows.into_iter().map(User::from).collect())
     }
 
-    /// Disables (or re-enables) an account by username; returns the account.
+    /// Disables (or re-enables) an account by username; returns the account. Disabling also voids
+    /// the account's refresh tokens (re-enabling does not bring them back).
     pub async fn set_user_disabled(&self, username: &str, disabled: bool) -> StoreResult<User> {
         let done = on_pool!(self, pool => sqlx::query("UPDATE users SET disabled = $1 WHERE username = $2")
             .bind(disabled).bind(username).execute(pool).await.map(|r| r.rows_affected()))?;
         if done == 0 {
             return Err(StoreError::NotFound);
         }
+        if disabled {
+            // The store reads no clock: a revoked token records its own creation time as the revocation.
+            on_pool!(self, pool => sqlx::query(
+                "UPDATE refresh_tokens SET revoked_at = created_at
+                 WHERE revoked_at IS NULL AND user_id = (SELECT id FROM users WHERE username = $1)")
+                .bind(username).execute(pool).await.map(|_| ()))?;
+        }
         self.user_with_hash(username).await?.map(|(u, _)| u).ok_or(StoreError::NotFound)
+    }
+
+    /// Marks an account senior (or not): seniors take the contacts of callers routed to them.
+    pub async fn set_user_senior(&self, id: &str, senior: bool) -> StoreResult<()> {
+        on_pool!(self, pool => sqlx::query("UPDATE users SET senior = $1 WHERE id = $2")
+            .bind(senior).bind(id).execute(pool).await.map(|_| ()))?;
+        Ok(())
     }
 
     /// Sets (or clears) an account's phone extension.

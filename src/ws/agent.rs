@@ -12,7 +12,7 @@ use super::{limited, run_session, Handler};
 use crate::app::AppState;
 use crate::engine_task::{contact_key, counsellor_key, profile_of, status_of, EngineCommand};
 use crate::error::AppError;
-use crate::hub::Outbox;
+use crate::hub::{Outbox, Role};
 use crate::protocol::{check_message, AgentRequest, AgentStatus, ErrorCode, Party, ServerEvent};
 use crate::relay::RelayCommand;
 use crate::routing::{CounsellorId, Input};
@@ -52,6 +52,7 @@ async fn serve(socket: WebSocket, state: AppState, user: User, key: CounsellorId
         }
     }
     state.hub.attach_staff(&user.id, me.clone());
+    state.hub.set_role(me.id, Role::Agent { user: user.id.clone() });
     tracing::info!(user = %user.username, "counsellor connected");
     let mut session = AgentSession { state: state.clone(), me: me.clone(), user, key };
     run_session(socket, me, inbox, &mut session, &state).await;
@@ -93,6 +94,22 @@ impl AgentSession {
 
 impl Handler for AgentSession {
     type Request = AgentRequest;
+
+    fn needs_store(request: &AgentRequest) -> Option<String> {
+        Some(match request {
+            AgentRequest::Typing { .. } | AgentRequest::Ping {} => return None,
+            AgentRequest::Message { client_id, .. } => client_id.clone(),
+            AgentRequest::Status { .. } => String::new(),
+            AgentRequest::Accept { contact_id }
+            | AgentRequest::Decline { contact_id }
+            | AgentRequest::End { contact_id }
+            | AgentRequest::Escalate { contact_id, .. }
+            | AgentRequest::CallHold { contact_id }
+            | AgentRequest::CallResume { contact_id }
+            | AgentRequest::CallHangup { contact_id }
+            | AgentRequest::FlagAbusive { contact_id, .. } => contact_id.clone(),
+        })
+    }
 
     async fn on_request(&mut self, request: AgentRequest) {
         let counsellor = self.key;
@@ -160,6 +177,15 @@ impl Handler for AgentSession {
             AgentRequest::CallHold { contact_id } => self.call_control(contact_id, CallAction::Hold).await,
             AgentRequest::CallResume { contact_id } => self.call_control(contact_id, CallAction::Resume).await,
             AgentRequest::CallHangup { contact_id } => self.call_control(contact_id, CallAction::Hangup).await,
+            AgentRequest::FlagAbusive { contact_id, reason } => {
+                let staff = crate::api::Staff::on_socket(self.user.clone(), "agent");
+                match crate::abuse::flag(&self.state, &staff, &contact_id, &reason).await {
+                    Ok(f) => {
+                        self.me.send(&ServerEvent::Flagged { flag_id: f.id, contact_id: f.contact_id });
+                    }
+                    Err(err) => self.error_about(err.code, err.message, contact_id),
+                }
+            }
         }
     }
 

@@ -14,9 +14,9 @@ use crate::auth::{random_token, token_hash};
 use crate::error::AppError;
 use crate::guard::SocketSlot;
 use crate::engine_task::{contact_key, EngineCommand};
-use crate::hub::Outbox;
+use crate::hub::{Outbox, Role};
 use crate::protocol::{check_message, CallerRequest, ErrorCode, Party, ServerEvent};
-use crate::relay::RelayCommand;
+use crate::relay::{RelayCommand, ResumeOutcome};
 use crate::routing::{Channel, ContactId, Input, NewContact};
 use crate::store::contacts::NewContactRecord;
 
@@ -102,9 +102,21 @@ impl CallerSession {
                  if you are in danger, call 112.",
             );
         }
+        let now = self.state.clock.now_ms();
+        let (caller_hash, senior_only) = match crate::abuse::chat_door(&self.state, self.ip, &h.name, now).await {
+            (hash, crate::abuse::Door::Open { senior_only }) => (hash, senior_only),
+            (_, crate::abuse::Door::Refused { block_id }) => {
+                tracing::info!(helpline = %h.name, "a chat from a blocked caller was refused calmly");
+                if let Err(err) = self.state.store.record_blocked_chat(&block_id, now).await {
+                    tracing::warn!(error = %err, "recording a blocked chat failed");
+                }
+                let message = crate::abuse::unavailable_message(&language).to_string();
+                self.me.send(&ServerEvent::Closed { reason: "unavailable".into(), message });
+                return;
+            }
+        };
         let id = uuid::Uuid::now_v7();
         let resume_token = random_token(24);
-        let now = self.state.clock.now_ms();
         let record = NewContactRecord {
             id: id.to_string(),
             channel: "chat".into(),
@@ -114,7 +126,7 @@ impl CallerSession {
             resume_token_hash: token_hash(&resume_token),
             queued_at: now,
         };
-        if let Err(err) = self.state.store.create_contact(&record).await {
+        if let Err(err) = self.state.store.create_contact_from(&record, caller_hash.as_deref(), senior_only).await {
             tracing::error!(error = %err, "storing a new contact failed");
             return self.error(ErrorCode::Unavailable, "could not open the chat; try again");
         }
@@ -122,9 +134,10 @@ impl CallerSession {
         let (done, opened) = oneshot::channel();
         self.state.relay.send(RelayCommand::Open { contact: record.id.clone(), outbox: self.me.clone(), done }).await;
         let _ = opened.await;
+        self.state.hub.set_role(self.me.id, Role::Caller { contact: record.id.clone() });
         self.contact = Some((record.id.clone(), key));
         let contact =
-            NewContact { id: key, channel: Channel::Chat, helpline: h.name.clone(), language, priority: 0, queued_at: now, caller_connected: true };
+            NewContact { id: key, channel: Channel::Chat, helpline: h.name.clone(), language, priority: 0, queued_at: now, caller_connected: true, senior_only };
         let (done, queued) = oneshot::channel();
         self.state.engine.send(EngineCommand::StartContact { contact, resume_token, done }).await;
         let _ = queued.await;
@@ -149,9 +162,16 @@ impl CallerSession {
         let id = record.id.clone();
         let (done, resumed) = oneshot::channel();
         self.state.relay.send(RelayCommand::Resume { contact: record, last_seq, outbox: self.me.clone(), done }).await;
-        if !resumed.await.unwrap_or(false) {
-            return self.error(ErrorCode::BadToken, "no open chat for that token; start a new one");
+        match resumed.await {
+            Ok(ResumeOutcome::Resumed) => {}
+            Ok(ResumeOutcome::Unavailable) | Err(_) => {
+                return self.error(ErrorCode::Unavailable, "could not resume; try again");
+            }
+            Ok(ResumeOutcome::NotOpen) => {
+                return self.error(ErrorCode::BadToken, "no open chat for that token; start a new one");
+            }
         }
+        self.state.hub.set_role(self.me.id, Role::Caller { contact: id.clone() });
         self.contact = Some((id, key));
         self.state.engine.send(EngineCommand::CallerPresence { contact: key, online: true }).await;
     }
@@ -159,6 +179,14 @@ impl CallerSession {
 
 impl Handler for CallerSession {
     type Request = CallerRequest;
+
+    fn needs_store(request: &CallerRequest) -> Option<String> {
+        match request {
+            CallerRequest::Message { client_id, .. } => Some(client_id.clone()),
+            CallerRequest::Start { .. } | CallerRequest::Resume { .. } | CallerRequest::End {} => Some(String::new()),
+            CallerRequest::Typing { .. } | CallerRequest::Ping {} => None,
+        }
+    }
 
     async fn on_request(&mut self, request: CallerRequest) {
         match request {

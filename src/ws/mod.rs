@@ -26,6 +26,26 @@ pub const PING_EVERY: Duration = Duration::from_secs(15);
 /// A socket silent (no frame, no pong) for this long is closed: the phone is gone.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 
+/// How long a socket that fell behind (or is being closed) gets to take its last frames and the close frame.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(10);
+
+/// How long a socket the server closed waits for the client's close frame (the session is over by then).
+pub const CLOSE_HANDSHAKE: Duration = Duration::from_secs(5);
+
+/// Ping interval and idle timeout of every socket (defaults [`PING_EVERY`], [`IDLE_TIMEOUT`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    pub ping_every: Duration,
+    /// Silent this long: closed (4000). A frame that cannot be written for this long: closed (4008).
+    pub idle_timeout: Duration,
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Keepalive { ping_every: PING_EVERY, idle_timeout: IDLE_TIMEOUT }
+    }
+}
+
 /// Default frames a socket may send in a burst, and per second after that: far above any person's
 /// typing, far below a script's flood. Set with `--ws-burst` / `--ws-rate-per-sec`.
 pub const RATE_BURST: f64 = 40.0;
@@ -135,6 +155,11 @@ pub trait Handler: Send {
     fn on_request(&mut self, request: Self::Request) -> impl std::future::Future<Output = ()> + Send;
     /// A `contact_ended` went out for this contact.
     fn on_ended(&mut self, _contact_id: &str) {}
+    /// While the database does not answer, a request that needs it is refused at once with
+    /// `unavailable`: Some(reference for the error frame, maybe empty); None: it goes ahead.
+    fn needs_store(_request: &Self::Request) -> Option<String> {
+        None
+    }
     /// The socket is gone (after the loop, before the task ends).
     fn on_close(&mut self) -> impl std::future::Future<Output = ()> + Send;
 }
@@ -150,7 +175,8 @@ pub async fn run_session<H: Handler>(
 ) {
     let _live = state.sessions.enter();
     let mut shutdown = state.shutdown.clone();
-    let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+    let Keepalive { ping_every, idle_timeout } = state.keepalive;
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     let mut last_heard = Instant::now();
     let mut bucket = Bucket::new(state.rate_limit);
     let close_with: Option<(u16, &'static str)> = loop {
@@ -173,7 +199,12 @@ pub async fn run_session<H: Handler>(
                             me.send(&ServerEvent::error(ErrorCode::TooLarge, format!("frames are limited to {MAX_FRAME_BYTES} bytes")));
                         } else {
                             match crate::protocol::decode::<H::Request>(text.as_str()) {
-                                Ok(request) => handler.on_request(request).await,
+                                Ok(request) => match H::needs_store(&request) {
+                                    Some(reference) if !state.db_up.load(std::sync::atomic::Ordering::SeqCst) => {
+                                        me.send(&unavailable(reference));
+                                    }
+                                    _ => handler.on_request(request).await,
+                                },
                                 Err(e) => {
                                     me.send(&ServerEvent::error(e.code, e.message));
                                 }
@@ -192,46 +223,130 @@ pub async fn run_session<H: Handler>(
                 }
             }
             out = inbox.rx.recv() => match out {
-                Some(Outgoing::Frame(text)) => {
-                    if socket.send(Message::Text(text)).await.is_err() { break None; }
+                Some(Outgoing::Frame(text)) => match write(&mut socket, Message::Text(text), &inbox, idle_timeout).await {
+                    Written::Yes => {}
+                    Written::Gone => break None,
+                    Written::TooSlow => break Some((close::TOO_SLOW, "too slow: reconnect and resume")),
+                },
+                Some(Outgoing::Frames(texts)) => {
+                    let mut outcome = Written::Yes;
+                    for text in texts {
+                        outcome = write(&mut socket, Message::Text(text), &inbox, idle_timeout).await;
+                        if !matches!(outcome, Written::Yes) {
+                            break;
+                        }
+                    }
+                    match outcome {
+                        Written::Yes => {}
+                        Written::Gone => break None,
+                        Written::TooSlow => break Some((close::TOO_SLOW, "too slow: reconnect and resume")),
+                    }
                 }
                 Some(Outgoing::Ended { contact_id, frame }) => {
                     handler.on_ended(&contact_id);
-                    if socket.send(Message::Text(frame)).await.is_err() { break None; }
+                    match write(&mut socket, Message::Text(frame), &inbox, idle_timeout).await {
+                        Written::Yes => {}
+                        Written::Gone => break None,
+                        Written::TooSlow => break Some((close::TOO_SLOW, "too slow: reconnect and resume")),
+                    }
                 }
                 Some(Outgoing::Close { code, reason }) => break Some((code, reason)),
                 None => break None,
             },
             _ = inbox.overflow.notified() => break Some((close::TOO_SLOW, "too slow: reconnect and resume")),
             _ = ping.tick() => {
-                if last_heard.elapsed() > IDLE_TIMEOUT {
+                if last_heard.elapsed() > idle_timeout {
                     break Some((close::IDLE, "idle"));
                 }
-                if socket.send(Message::Ping(Default::default())).await.is_err() { break None; }
+                match write(&mut socket, Message::Ping(Default::default()), &inbox, idle_timeout).await {
+                    Written::Yes => {}
+                    Written::Gone => break None,
+                    Written::TooSlow => break Some((close::TOO_SLOW, "too slow: reconnect and resume")),
+                }
             }
             _ = stopping(&mut shutdown) => {
                 let bye = ServerEvent::Reconnect { reason: "server restarting".into() };
-                let _ = socket.send(Message::Text(bye.to_json().into())).await;
+                let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Text(bye.to_json().into()))).await;
                 break Some((close::RESTART, "server restarting"));
             }
         }
     };
-    if let Some((code, reason)) = close_with {
-        // What was already queued (an error saying why, a contact_ended) goes out before the close.
-        while let Ok(item) = inbox.rx.try_recv() {
-            let frame = match item {
-                Outgoing::Frame(text) | Outgoing::Ended { frame: text, .. } => text,
-                Outgoing::Close { .. } => break,
-            };
-            if socket.send(Message::Text(frame)).await.is_err() {
-                break;
-            }
-        }
-        let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
-    }
+    // The session ends first (the other party is told at once, e.g. that the caller's connection
+    // dropped); only then do the last frames and the close frame go out.
     state.hub.forget(me.id);
     drop(me);
     handler.on_close().await;
+    // Bounded: a client that does not read must not hold the session (and its place) for ever.
+    let said_close = match close_with {
+        Some((code, reason)) => tokio::time::timeout(CLOSE_GRACE, async {
+            // What was already queued (an error saying why, a contact_ended) goes out before the
+            // close; not to a socket that fell behind: it resumes and gets its messages from history.
+            if code != close::TOO_SLOW {
+                while let Ok(item) = inbox.rx.try_recv() {
+                    let frames = match item {
+                        Outgoing::Frame(text) | Outgoing::Ended { frame: text, .. } => vec![text],
+                        Outgoing::Frames(texts) => texts,
+                        Outgoing::Close { .. } => break,
+                    };
+                    for frame in frames {
+                        if socket.send(Message::Text(frame)).await.is_err() {
+                            return false;
+                        }
+                    }
+                }
+            }
+            socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await.is_ok()
+        })
+        .await
+        .unwrap_or(false),
+        None => false,
+    };
+    if said_close {
+        // The closing handshake (RFC 6455 §7.1.1): wait, bounded, for the client's close frame before
+        // dropping the connection. Dropping it at once resets the connection as soon as the client
+        // writes anything (a pong to a ping it had not read yet), and a client that reads late then
+        // gets that reset instead of the close code and the frames before it. The session is over
+        // (its place and its count are given back); only the connection waits, on its own.
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+                while let Some(Ok(message)) = socket.recv().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        });
+    }
+}
+
+/// How a write to the socket ended.
+enum Written {
+    Yes,
+    /// The connection is gone.
+    Gone,
+    /// The client stopped reading: its outbox overflowed, or one frame could not be written for the idle timeout.
+    TooSlow,
+}
+
+/// Writes one frame; gives up when the client falls too far behind meanwhile, so a client that
+/// stops reading is cut off (and resumes) instead of holding its session for ever.
+async fn write(socket: &mut WebSocket, message: Message, inbox: &Inbox, limit: Duration) -> Written {
+    tokio::select! {
+        sent = socket.send(message) => if sent.is_ok() { Written::Yes } else { Written::Gone },
+        _ = inbox.overflow.notified() => Written::TooSlow,
+        _ = tokio::time::sleep(limit) => Written::TooSlow,
+    }
+}
+
+/// The answer to a request that needs the database while it does not answer: nothing was done or stored.
+fn unavailable(reference: String) -> ServerEvent {
+    let message = "the service cannot store anything right now; nothing was done: try again in a moment";
+    if reference.is_empty() {
+        ServerEvent::error(ErrorCode::Unavailable, message)
+    } else {
+        ServerEvent::error_about(ErrorCode::Unavailable, message, reference)
+    }
 }
 
 /// Completes when the server starts shutting down.

@@ -166,14 +166,15 @@ async fn live_escalation_to_placement_and_overdue_case(backend: Backend) {
     assert_eq!(in_use(&app, &cahul).await, 1);
 
     // Not overdue yet; then the clock passes the deadline.
+    // (Access tokens expire by the server's clock: after days pass, everyone logs in again.)
     let maria_token = app.login("maria").await;
-    let vera_token = app.login("vera").await;
-    let petru_token = app.login("petru").await;
     let listed = |v: &Value| v["cases"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
     assert!(listed(&call(&app, &maria_token, "GET", "/api/v1/cases?due=overdue", None).await.1).is_empty());
     app.clock.advance(2 * DAY_MS + 12 * 3_600_000);
+    let vera_token = app.login("vera").await;
     assert_eq!(listed(&call(&app, &vera_token, "GET", "/api/v1/cases?due=24h", None).await.1), [case_id.as_str()], "due within 24 h");
     app.clock.advance(DAY_MS);
+    let (maria_token, vera_token, petru_token) = (app.login("maria").await, app.login("vera").await, app.login("petru").await);
     for token in [&maria_token, &vera_token] {
         assert_eq!(listed(&call(&app, token, "GET", "/api/v1/cases?due=overdue", None).await.1), [case_id.as_str()]);
     }
@@ -433,6 +434,8 @@ async fn stage_deadlines_per_helpline(backend: Backend) {
     let id = case["id"].as_str().unwrap().to_string();
     assert_eq!(case["due_at_ms"].as_i64().unwrap() - case["opened_at_ms"].as_i64().unwrap(), 3 * DAY_MS);
     app.clock.advance(DAY_MS);
+    // (Access tokens expire by the server's clock: after time passes, everyone logs in again.)
+    let maria = app.login("maria").await;
     let before = app.clock.now_ms();
     let (status, moved) = call(&app, &maria, "POST", &format!("/api/v1/cases/{id}/stage"), Some(json!({"stage": "initial_assessment"}))).await;
     assert_eq!(status, 200, "{moved}");
@@ -445,14 +448,18 @@ async fn stage_deadlines_per_helpline(backend: Backend) {
     // within 24 h after 4.5, overdue after 5.
     let listed = |v: &Value| v["cases"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
     app.clock.advance(3 * DAY_MS + 1);
+    let maria = app.login("maria").await;
     assert!(listed(&call(&app, &maria, "GET", "/api/v1/cases?due=overdue", None).await.1).is_empty());
     assert!(listed(&call(&app, &maria, "GET", "/api/v1/cases?due=24h", None).await.1).is_empty());
     app.clock.advance(DAY_MS + DAY_MS / 2);
+    let maria = app.login("maria").await;
     assert_eq!(listed(&call(&app, &maria, "GET", "/api/v1/cases?due=24h", None).await.1), [id.as_str()]);
     app.clock.advance(DAY_MS / 2);
+    let maria = app.login("maria").await;
     assert_eq!(listed(&call(&app, &maria, "GET", "/api/v1/cases?due=overdue", None).await.1), [id.as_str()]);
 
     // The case file setting applies to cases opened from then on.
+    let (admin, ana_token) = (app.login("root").await, app.login("ana").await);
     assert_eq!(call(&app, &admin, "PUT", path, Some(json!({"days": {"open": 2}}))).await.0, 200);
     let contact = handled_contact(&app, "family_violence", &ana).await;
     let (_, case) = call(&app, &ana_token, "POST", "/api/v1/cases", Some(json!({"contact_id": contact}))).await;

@@ -115,3 +115,30 @@ async fn casework_commands(backend: Backend) {
     assert_eq!(store.user_districts(&vera.id).await.unwrap(), ["Cahul", "Orhei"]);
     store.close().await;
 }
+
+/// `helpline simulate` plays a week of Poisson traffic through the real engine (capacity 1, no abandonment,
+/// answered at once: Erlang C's assumptions) and its service level and occupancy agree with Erlang C's.
+/// λ = 180/h, AHT 240 s: A = 12 Erlangs on 15 counsellors. (How long a week takes: BENCHMARKS.md.)
+#[test]
+fn simulate_a_week_agrees_with_erlang_c() {
+    let args = [
+        "simulate", "--rate-per-hour", "180", "--aht-s", "240", "--hours", "168", "--counsellors", "15",
+        "--helplines", "children", "--languages", "ro", "--answer-delay-s", "0", "--json",
+    ];
+    let out = helpline("sqlite::memory:", &args, None);
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let f = &report["figures"];
+    let offered = f["offered"].as_i64().unwrap();
+    assert!((29_000..31_500).contains(&offered), "about 180 × 168 contacts: {offered}");
+    assert_eq!((f["answered"].as_i64(), f["abandoned"].as_i64()), (Some(offered), Some(0)), "{f}");
+    assert_eq!((report["end_ms"].as_i64().unwrap() - report["start_ms"].as_i64().unwrap()) / 3_600_000, 168, "a week");
+    let erlang = helpline::staffing::service_level(15, 12.0, 240.0, 15.0);
+    let sl = f["service_level"].as_f64().unwrap();
+    assert!((sl - erlang).abs() < 0.03, "simulated SL {sl:.4}, Erlang C {erlang:.4}");
+    let asa = helpline::staffing::asa_s(15, 12.0, 240.0) * 1000.0;
+    let got = f["asa_ms"].as_f64().unwrap();
+    assert!((got - asa).abs() < 0.2 * asa, "simulated ASA {got:.0} ms, Erlang C {asa:.0} ms");
+    let occupancy = f["occupancy"].as_f64().unwrap();
+    assert!((occupancy - 0.8).abs() < 0.03, "occupancy {occupancy:.3}, A ÷ m = 0.8");
+}

@@ -19,7 +19,9 @@ use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Child;
 
+use crate::exchange::{now_ms, Exchange};
 use crate::helpers::{add_user, Backend, TestDb, Ws, FRAME_TIMEOUT};
+use crate::supervisor::{until, waiting_ids};
 
 /// Lease used by the multi-node tests: short, so failovers are quick.
 const LEASE_MS: u64 = 1500;
@@ -197,8 +199,8 @@ impl Node {
         res.json::<Value>().await.expect("json")["access_token"].as_str().expect("token").to_string()
     }
 
-    /// A counsellor's socket on this node; the `hello` is read and returned.
-    async fn agent(&self, username: &str) -> (Ws, Value) {
+    /// A staff socket (`/ws/agent`, `/ws/supervisor`) of `username` on this node.
+    async fn staff(&self, username: &str, path: &str) -> Ws {
         let token = self.token(username).await;
         let res = self
             .http
@@ -208,7 +210,12 @@ impl Node {
             .await
             .expect("ticket");
         let ticket = res.json::<Value>().await.expect("json")["ticket"].as_str().expect("ticket").to_string();
-        let mut ws = Ws::connect(&format!("ws://{}/ws/agent?ticket={ticket}", self.addr)).await;
+        Ws::connect(&format!("ws://{}{path}?ticket={ticket}", self.addr)).await
+    }
+
+    /// A counsellor's socket on this node; the `hello` is read and returned.
+    async fn agent(&self, username: &str) -> (Ws, Value) {
+        let mut ws = self.staff(username, "/ws/agent").await;
         let hello = ws.expect("hello").await;
         (ws, hello)
     }
@@ -240,6 +247,12 @@ impl Node {
         res.json().await.ok()
     }
 
+    /// The status `GET /readyz` answers.
+    async fn readyz(&self) -> u16 {
+        let res = self.http.get(format!("http://{}/readyz", self.addr)).timeout(Duration::from_secs(5)).send().await;
+        res.map(|r| r.status().as_u16()).unwrap_or(0)
+    }
+
     fn signal(&self, sig: &str) {
         let pid = self.child.id().expect("pid").to_string();
         let ok = std::process::Command::new("kill").args([sig, &pid]).status().expect("kill").success();
@@ -255,9 +268,14 @@ impl Node {
 
 /// Three nodes on one database and Redis prefix, once every node sees the same leader: (leader, followers).
 async fn three_nodes(db: &TestDb, redis_url: &str, prefix: &str) -> (Node, Vec<Node>, String) {
+    three_nodes_on(&db.url, redis_url, prefix).await
+}
+
+/// [`three_nodes`] on the database at `db_url`.
+async fn three_nodes_on(db_url: &str, redis_url: &str, prefix: &str) -> (Node, Vec<Node>, String) {
     let mut nodes = Vec::new();
     for id in ["n1", "n2", "n3"] {
-        nodes.push(Node::start(&db.url, redis_url, prefix, id).await);
+        nodes.push(Node::start(db_url, redis_url, prefix, id).await);
     }
     let admin = nodes[0].token("root").await;
     let leader = settled(&nodes, &admin, None).await;
@@ -293,6 +311,18 @@ async fn start_chat(node: &Node) -> (Ws, String, String) {
     caller.send(json!({"type": "start", "helpline": "children"})).await;
     let queued = caller.expect("queued").await;
     (caller, queued["contact_id"].as_str().unwrap().to_string(), queued["resume_token"].as_str().unwrap().to_string())
+}
+
+/// Ana, available on `agent_node`, answers a caller who starts a chat on `caller_node`: (Ana's
+/// socket, the caller's, the contact id, its resume token).
+async fn answered_chat(agent_node: &Node, caller_node: &Node) -> (Ws, Ws, String, String) {
+    let mut ana = agent_node.available_agent("ana").await;
+    let (mut caller, contact, token) = start_chat(caller_node).await;
+    assert_eq!(ana.expect("offer").await["contact_id"], contact.as_str());
+    ana.send(json!({"type": "accept", "contact_id": contact})).await;
+    ana.expect("assigned").await;
+    caller.expect("connected").await;
+    (ana, caller, contact, token)
 }
 
 /// Caller and counsellor exchange `n` messages each way, starting at `from`; returns the acked seqs.
@@ -371,14 +401,9 @@ async fn leader_killed_another_takes_over_and_nothing_is_lost() {
     let (a, b) = (&followers[0], &followers[1]);
 
     // Ana (capacity 1) on A chats with a caller on B; two more callers wait; one rings for Ion, unanswered.
-    let mut ana = a.available_agent("ana").await;
-    let (mut caller, chat_id, chat_token) = start_chat(b).await;
-    ana.expect("offer").await;
-    ana.send(json!({"type": "accept", "contact_id": chat_id})).await;
-    ana.expect("assigned").await;
-    caller.expect("connected").await;
+    let (mut ana, mut caller, chat_id, chat_token) = answered_chat(a, b).await;
     let acked = chat(&mut caller, &mut ana, &chat_id, "k", 3).await;
-    let (mut w1, id1, token1) = start_chat(b).await;
+    let (mut w1, id1, _) = start_chat(b).await;
     let (_w2, id2, _) = start_chat(a).await;
     let mut ion = b.available_agent("ion").await;
     let ringing = ion.expect("offer").await;
@@ -400,31 +425,24 @@ async fn leader_killed_another_takes_over_and_nothing_is_lost() {
     let status = a.status(&admin).await.expect("status");
     assert!(status["leader"]["token"].as_i64().unwrap() > token_before, "a higher fencing token: {status}");
 
-    // Every socket is asked to resume on its node; they come back.
-    for ws in [&mut ana, &mut caller, &mut w1, &mut ion] {
-        assert_eq!(ws.closed().await, Some(helpline::ws::close::RESTART));
-    }
-    let (mut caller, resumed) = resume(b, &chat_token, 0).await;
+    // The sockets on the surviving nodes stay open and go on working: the chat continues both ways
+    // on the same sockets, with the next seqs.
+    let after = chat(&mut caller, &mut ana, &chat_id, "after", 1).await;
+    assert_eq!(after, vec![acked.len() as i64 + 1, acked.len() as i64 + 2], "the chat goes on after the failover");
+
+    // A caller who resumes (a socket that did drop) gets every acknowledged message, once, in order.
+    let (mut again, resumed) = resume(b, &chat_token, 0).await;
     assert_eq!(resumed["state"], "active");
     let mut seqs = Vec::new();
-    for _ in 0..acked.len() {
-        let m = caller.expect("message").await;
+    for _ in 0..acked.len() + 2 {
+        let m = again.expect("message").await;
         seqs.push(m["seq"].as_i64().unwrap());
     }
-    assert_eq!(seqs, acked, "every acknowledged message, once, in order");
-    let (mut w1, resumed) = resume(b, &token1, 0).await;
-    assert_eq!(resumed["state"], "queued");
+    assert_eq!(seqs, (1..=acked.len() as i64 + 2).collect::<Vec<_>>(), "every acknowledged message, once, in order");
+    again.close().await;
 
-    let (mut ana, hello) = a.agent("ana").await;
-    assert_eq!(hello["conversations"][0]["contact_id"], chat_id.as_str());
-    assert_eq!(ana.expect("assigned").await["history"].as_array().unwrap().len(), acked.len());
-    ana.send(json!({"type": "message", "contact_id": chat_id, "client_id": "after", "text": "still here"})).await;
-    assert_eq!(ana.expect("ack").await["seq"], acked.len() as i64 + 1);
-    assert_eq!(caller.expect("message").await["seq"], acked.len() as i64 + 1);
-
-    // Ion comes back: both waiting contacts are offered again, oldest first, each answered once.
-    let (mut ion, _) = b.agent("ion").await;
-    ion.send(json!({"type": "status", "status": "available"})).await;
+    // Ion, still connected and available, is offered both waiting contacts again, oldest first,
+    // each answered once; the waiting caller's socket hears `connected`.
     let (mut offered, mut assigned) = (Vec::new(), Vec::new());
     while assigned.len() < 2 {
         let frame = ion.recv().await;
@@ -451,7 +469,62 @@ async fn leader_killed_another_takes_over_and_nothing_is_lost() {
         let answers = store.contact_events(id).await.unwrap().into_iter().filter(|e| e.kind == "answered").count();
         assert_eq!(answers, 1, "assigned once");
     }
-    assert_eq!(store.messages_after(&chat_id, 0).await.unwrap().len(), acked.len() + 1, "nothing lost, nothing doubled");
+    assert_eq!(store.messages_after(&chat_id, 0).await.unwrap().len(), acked.len() + 2, "nothing lost, nothing doubled");
+}
+
+// ---------------------------------------------------------------------------------------------
+// (3b) A supervisor on a follower: the board and the alerts come from the leader, over Redis.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisor_on_a_follower_sees_a_wait_appear_and_go() {
+    let Some((db, store, _conn)) = prepare().await else { return };
+    // Short answer clocks, so that the wait alerts come within the test.
+    for mut h in store.helplines().await.expect("helplines") {
+        h.sla_at_risk_ms = 300;
+        h.sla_target_ms = 600;
+        store.upsert_helpline(&h).await.expect("helpline");
+    }
+    let prefix = fresh_prefix();
+    let (leader, followers, _admin) = three_nodes(&db, &redis_url(), &prefix).await;
+    let (a, b) = (&followers[0], &followers[1]);
+
+    // The supervisor's dashboard is on A, the caller on B, the engine on the leader.
+    let mut sup = a.staff("root", "/ws/supervisor").await;
+    let empty = until(&mut sup, "dashboard", |_| true).await;
+    assert!(waiting_ids(&empty, "children").is_empty(), "{empty}");
+    let (mut caller, contact, _) = start_chat(b).await;
+    // The wait appears on the board on A, and the alerts of the leader's engine reach A, in order
+    // (an alert may come before the next board).
+    let (mut shown, mut alerts) = (None, Vec::new());
+    let deadline = Instant::now() + FRAME_TIMEOUT;
+    while shown.is_none() || alerts.len() < 2 {
+        assert!(Instant::now() < deadline, "board {shown:?}, alerts {alerts:?}");
+        let v = sup.recv().await;
+        match v["type"].as_str() {
+            Some("dashboard") if waiting_ids(&v, "children").contains(&contact) => shown = Some(v),
+            Some("alert") if v["contact_id"] == contact.as_str() => {
+                assert_eq!(v["helpline"], "children", "{v}");
+                alerts.push(v["kind"].as_str().unwrap_or_default().to_string());
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(alerts, ["wait_10s", "wait_15s"]);
+    let board = shown.unwrap_or_default();
+    let helpline = board["helplines"].as_array().unwrap().iter().find(|h| h["name"] == "children").unwrap().clone();
+    assert_eq!(helpline["waiting"][0]["caller_online"], true, "{helpline}");
+
+    // Ana (on B) answers; the wait leaves the board on A.
+    let mut ana = b.available_agent("ana").await;
+    assert_eq!(ana.expect("offer").await["contact_id"], contact.as_str());
+    ana.send(json!({"type": "accept", "contact_id": contact})).await;
+    ana.expect("assigned").await;
+    caller.expect("connected").await;
+    let board = until(&mut sup, "dashboard", |d| !waiting_ids(d, "children").contains(&contact)).await;
+    let ana_id = store.user_with_hash("ana").await.unwrap().unwrap().0.id;
+    let row = board["counsellors"].as_array().unwrap().iter().find(|c| c["user_id"] == ana_id.as_str()).cloned();
+    assert!(row.is_some_and(|r| r["active"].as_array().unwrap().iter().any(|c| c == contact.as_str())), "{board}");
+    drop(leader);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -466,7 +539,7 @@ async fn paused_old_leader_is_fenced() {
 
     // Ion's console is on the leader; a caller on A rings for him.
     let mut ion = leader.available_agent("ion").await;
-    let (mut caller, contact, token) = start_chat(a).await;
+    let (mut caller, contact, _) = start_chat(a).await;
     assert_eq!(ion.expect("offer").await["contact_id"], contact.as_str());
 
     leader.signal("-STOP");
@@ -474,10 +547,7 @@ async fn paused_old_leader_is_fenced() {
     let new_leader = settled(&followers, &admin, Some(&leader.id)).await;
     println!("cluster: {new_leader} took over {} ms after the SIGSTOP", paused_at.elapsed().as_millis());
 
-    // The caller's node asked it to resume; Ana answers it through the new leader.
-    assert_eq!(caller.closed().await, Some(helpline::ws::close::RESTART));
-    let (mut caller, resumed) = resume(a, &token, 0).await;
-    assert_eq!(resumed["state"], "queued");
+    // The caller's socket on A stays open; Ana answers it through the new leader.
     let mut ana = b.available_agent("ana").await;
     assert_eq!(ana.expect("offer").await["contact_id"], contact.as_str());
     ana.send(json!({"type": "accept", "contact_id": contact})).await;
@@ -520,13 +590,16 @@ async fn paused_old_leader_is_fenced() {
 // connection, refuses new ones for a second and wipes this test's keys (a restart without
 // persistence), then lets them through again.
 
-struct RedisProxy {
+/// A TCP proxy a test can cut: while cut, every connection through it is dropped and new ones are
+/// closed at once (as a server that went away).
+struct TcpProxy {
     addr: String,
+    /// Odd while cut.
     down: tokio::sync::watch::Sender<u64>,
 }
 
-impl RedisProxy {
-    async fn start(upstream: String) -> RedisProxy {
+impl TcpProxy {
+    async fn start(upstream: String) -> TcpProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().unwrap().to_string();
         let (down, generation) = tokio::sync::watch::channel(0u64);
@@ -552,18 +625,27 @@ impl RedisProxy {
                 });
             }
         });
-        RedisProxy { addr, down }
+        TcpProxy { addr, down }
     }
 
-    /// Drops every connection, refuses new ones for `pause`, wipes the keys under `prefix`.
-    async fn restart(&self, conn: &mut ConnectionManager, prefix: &str, pause: Duration) {
-        self.down.send_modify(|g| *g += 1);
+    fn cut(&self) {
+        self.down.send_modify(|g| *g += 1 - *g % 2);
+    }
+
+    fn restore(&self) {
+        self.down.send_modify(|g| *g += *g % 2);
+    }
+
+    /// Redis restarting without persistence: connections dropped, new ones refused for `pause`, the
+    /// keys under `prefix` wiped.
+    async fn restart_redis(&self, conn: &mut ConnectionManager, prefix: &str, pause: Duration) {
+        self.cut();
         let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(conn).await.expect("keys");
         if !keys.is_empty() {
             let _: () = redis::cmd("DEL").arg(keys).query_async(conn).await.expect("wipe");
         }
         tokio::time::sleep(pause).await;
-        self.down.send_modify(|g| *g += 1);
+        self.restore();
     }
 }
 
@@ -571,22 +653,17 @@ impl RedisProxy {
 async fn redis_restart_loses_nothing_acknowledged() {
     let Some((db, store, mut conn)) = prepare().await else { return };
     let upstream = redis_url().trim_start_matches("redis://").trim_end_matches('/').to_string();
-    let proxy = RedisProxy::start(upstream).await;
+    let proxy = TcpProxy::start(upstream).await;
     let prefix = fresh_prefix();
     let (leader, followers, admin) = three_nodes(&db, &format!("redis://{}", proxy.addr), &prefix).await;
     let (a, b) = (&followers[0], &followers[1]);
 
-    let mut ana = a.available_agent("ana").await;
-    let (mut caller, contact, token) = start_chat(b).await;
-    ana.expect("offer").await;
-    ana.send(json!({"type": "accept", "contact_id": contact})).await;
-    ana.expect("assigned").await;
-    caller.expect("connected").await;
+    let (mut ana, mut caller, contact, token) = answered_chat(a, b).await;
     let acked = chat(&mut caller, &mut ana, &contact, "r", 3).await;
     let (mut waiting, waiting_id, waiting_token) = start_chat(a).await;
     let token_before = a.status(&admin).await.expect("status")["leader"]["token"].as_i64().unwrap();
 
-    proxy.restart(&mut conn, &prefix, Duration::from_millis(1000)).await;
+    proxy.restart_redis(&mut conn, &prefix, Duration::from_millis(1000)).await;
     let nodes = [&leader, a, b];
     // Every node reconnects and the cluster settles again, with a higher token.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -628,4 +705,122 @@ async fn redis_restart_loses_nothing_acknowledged() {
     assert_eq!(resumed["state"], "queued");
     assert_eq!(store.contact(&waiting_id).await.unwrap().unwrap().state, "queued", "the waiting contact still waits");
     assert_eq!(store.messages_after(&contact, 0).await.unwrap().len(), acked.len() + 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// (6) PostgreSQL unreachable (a proxy in front of it, cut): every node says so on /readyz and
+// refuses what needs it with `unavailable`, acknowledges nothing, and recovers by itself.
+
+/// `url` with its host and port replaced by `addr`; and the original host:port.
+fn via(url: &str, addr: &str) -> (String, String) {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (user, host) = authority.rsplit_once('@').map_or(("", authority), |(u, h)| (u, h));
+    let host = if host.contains(':') { host.to_string() } else { format!("{host}:5432") };
+    let user = if user.is_empty() { String::new() } else { format!("{user}@") };
+    (format!("{scheme}://{user}{addr}/{path}"), host)
+}
+
+/// Polls until every node's `/readyz` answers `status`.
+async fn all_ready(nodes: &[&Node], status: u16) {
+    let deadline = Instant::now() + FRAME_TIMEOUT;
+    loop {
+        let mut seen = Vec::new();
+        for n in nodes {
+            seen.push(n.readyz().await);
+        }
+        if seen.iter().all(|s| *s == status) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "/readyz answered {seen:?}, not all {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_unreachable_refuses_then_recovers() {
+    let Some((db, store, _conn)) = prepare().await else { return };
+    let (_, upstream) = via(&db.url, "");
+    let proxy = TcpProxy::start(upstream).await;
+    let (url, _) = via(&db.url, &proxy.addr);
+    let prefix = fresh_prefix();
+    let (leader, followers, _admin) = three_nodes_on(&url, &redis_url(), &prefix).await;
+    let (a, b) = (&followers[0], &followers[1]);
+
+    let (mut ana, mut caller, contact, _) = answered_chat(a, b).await;
+    assert_eq!(chat(&mut caller, &mut ana, &contact, "pg", 1).await, vec![1, 2]);
+
+    proxy.cut();
+    let nodes = [&leader, a, b];
+    all_ready(&nodes, 503).await;
+    // Nothing is acknowledged: each party hears, by name, that its message was not stored.
+    caller.send(json!({"type": "message", "client_id": "while-down-c", "text": "are you there?"})).await;
+    let refused = caller.expect("error").await;
+    assert_eq!((refused["code"].as_str(), refused["ref"].as_str()), (Some("unavailable"), Some("while-down-c")), "{refused}");
+    ana.send(json!({"type": "message", "contact_id": contact, "client_id": "while-down-a", "text": "yes"})).await;
+    let refused = ana.expect("error").await;
+    assert_eq!((refused["code"].as_str(), refused["ref"].as_str()), (Some("unavailable"), Some("while-down-a")), "{refused}");
+    // A new chat is refused too, with the same code.
+    let mut late = a.caller().await;
+    late.send(json!({"type": "start", "helpline": "children"})).await;
+    assert_eq!(late.expect("error").await["code"], "unavailable");
+
+    // PostgreSQL comes back: the nodes see it by themselves, and the chat goes on, on the same
+    // sockets; the refused messages, sent again, are stored once each.
+    proxy.restore();
+    all_ready(&nodes, 200).await;
+    caller.send(json!({"type": "message", "client_id": "while-down-c", "text": "are you there?"})).await;
+    assert_eq!(caller.expect("ack").await["seq"], 3);
+    assert_eq!(ana.expect("message").await["seq"], 3);
+    ana.send(json!({"type": "message", "contact_id": contact, "client_id": "while-down-a", "text": "yes"})).await;
+    assert_eq!(ana.expect("ack").await["seq"], 4);
+    assert_eq!(caller.expect("message").await["seq"], 4);
+    late.send(json!({"type": "start", "helpline": "children"})).await;
+    assert_eq!(late.expect("queued").await["position"], 1);
+    let stored: Vec<String> = store.messages_after(&contact, 0).await.unwrap().into_iter().map(|m| m.client_id).collect();
+    assert_eq!(stored, ["pgc0", "pga0", "while-down-c", "while-down-a"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// (7) A telephone exchange connected to a follower: its calls are routed by the leader, and the
+// commands for them (`connect`, a counsellor's `hold`) reach it from wherever they are committed.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_on_a_follower_gets_its_commands() {
+    let Some((db, store, _conn)) = prepare().await else { return };
+    let ana_id = store.user_with_hash("ana").await.unwrap().unwrap().0.id;
+    store.set_user_extension(&ana_id, Some("201")).await.expect("extension");
+    let token = format!("pbx-token-{}", uuid::Uuid::new_v4().simple());
+    store.create_gateway("pbx", &helpline::auth::token_hash(&token), 0).await.expect("gateway");
+    let prefix = fresh_prefix();
+    let (leader, followers, _admin) = three_nodes(&db, &redis_url(), &prefix).await;
+    let (a, b) = (&followers[0], &followers[1]);
+
+    // The exchange is on A, Ana's console on B, the engine on the leader.
+    let mut pbx = Exchange::connect_to(&a.addr, &token, true).await;
+    let mut ana = b.available_agent("ana").await;
+    let t0 = now_ms();
+    pbx.offer("x1", "116111", "069111222", t0).await;
+    let offer = ana.expect("offer").await;
+    assert_eq!(offer["channel"], "call", "{offer}");
+    let call = offer["contact_id"].as_str().unwrap().to_string();
+    ana.send(json!({"type": "accept", "contact_id": call})).await;
+    ana.expect("assigned").await;
+    let connect = pbx.expect("connect").await;
+    assert_eq!((connect["call_id"].as_str(), connect["extension"].as_str()), (Some("x1"), Some("201")), "{connect}");
+    pbx.ack_command(&connect).await;
+    pbx.answer("x1", t0 + 1_000).await;
+
+    // Ana (on B) puts the call on hold: the command is committed on B and reaches the exchange on A.
+    ana.send(json!({"type": "call_hold", "contact_id": call})).await;
+    assert_eq!(ana.expect("call_control").await["action"], "hold");
+    let hold = pbx.expect("hold").await;
+    assert_eq!(hold["call_id"], "x1");
+    pbx.ack_command(&hold).await;
+
+    pbx.hang_up("x1", "caller", t0 + 9_000).await;
+    assert_eq!(ana.expect("contact_ended").await["contact_id"], call.as_str());
+    let record = store.call_record(&call).await.expect("read").expect("call record");
+    assert_eq!(record.outcome.as_deref(), Some("answered"));
+    drop(leader);
 }

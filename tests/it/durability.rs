@@ -12,9 +12,9 @@ use crate::helpers::{add_user, Backend, TestDb, Ws, FRAME_TIMEOUT};
 
 crate::on_both_backends!(sigkill_loses_nothing, sigterm_tells_clients_to_reconnect);
 
-/// The `helpline` binary running as a child process (also used by the telephony restart tests).
+/// The `helpline` binary running as a child process (also used by the telephony restart tests and `faults`).
 pub(crate) struct Server {
-    child: Child,
+    pub(crate) child: Child,
     pub(crate) addr: String,
     pub(crate) http: reqwest::Client,
 }
@@ -75,7 +75,7 @@ impl Server {
         Ws::connect(&format!("ws://{}/ws/agent?ticket={ticket}", self.addr)).await
     }
 
-    async fn caller(&self) -> Ws {
+    pub(crate) async fn caller(&self) -> Ws {
         Ws::connect_from(&format!("ws://{}/ws/caller", self.addr), &crate::helpers::caller_address()).await
     }
 

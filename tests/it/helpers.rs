@@ -70,6 +70,11 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// An SQLite database at `path` (its directory is the caller's to clean up).
+    pub fn sqlite_at(path: &std::path::Path) -> TestDb {
+        TestDb { url: format!("sqlite:{}", path.display()), pg_name: None, _dir: None }
+    }
+
     /// A fresh, empty database; None (with a SKIPPED line) when PostgreSQL is not reachable outside CI.
     pub async fn new(backend: Backend) -> Option<TestDb> {
         match backend {
@@ -144,6 +149,19 @@ impl TestApp {
 
     /// Starts a server, letting the test change the helplines' settings first (e.g. shorter timeouts).
     pub async fn spawn_with(backend: Backend, tune: impl FnOnce(&mut Vec<Helpline>)) -> Option<TestApp> {
+        let (db, store) = Self::prepare(backend, tune).await?;
+        Some(Self::start(db, store).await)
+    }
+
+    /// Starts a server with the default helplines, letting the test change the server's settings
+    /// (e.g. run retention every 100 ms).
+    pub async fn spawn_with_settings(backend: Backend, tune: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+        let (db, store) = Self::prepare(backend, |_| {}).await?;
+        Some(Self::start_tuned(db, store, tune).await)
+    }
+
+    /// A fresh, migrated database with the (tuned) default helplines.
+    async fn prepare(backend: Backend, tune: impl FnOnce(&mut Vec<Helpline>)) -> Option<(TestDb, Store)> {
         init_tracing();
         let db = TestDb::new(backend).await?;
         let store = Store::connect(&db.url).await.expect("connect");
@@ -153,10 +171,17 @@ impl TestApp {
         for h in &helplines {
             store.upsert_helpline(h).await.expect("helpline");
         }
-        Some(Self::start(db, store).await)
+        Some((db, store))
     }
 
     async fn start(db: TestDb, store: Store) -> TestApp {
+        Self::start_tuned(db, store, |_| {}).await
+    }
+
+    /// Starts a server on `db` (already migrated; `store` is the test's own handle on it), with the
+    /// test's changes to the settings (e.g. a `database_url` that goes through a proxy).
+    pub async fn start_tuned(db: TestDb, store: Store, tune: impl FnOnce(&mut Settings)) -> TestApp {
+        init_tracing();
         let mut settings = Settings::for_database(db.url.clone());
         settings.jwt_secret = Some("test-secret-test-secret-test-secret".into());
         settings.account_check_every = Duration::from_millis(100);
@@ -165,6 +190,7 @@ impl TestApp {
         // Callers reach the test server "through a proxy" on loopback, each with its own address
         // (see `caller_address`), so the per-address limits stay at their defaults in every test.
         settings.guard.trusted_proxies = vec![std::net::Ipv4Addr::LOCALHOST.into()];
+        tune(&mut settings);
         let app = Application::build(settings).await.expect("build");
         let addr = app.local_addr();
         let clock = app.state().clock;
@@ -322,8 +348,14 @@ impl Ws {
 
     /// The next JSON frame (pings are answered by the library and skipped).
     pub async fn recv(&mut self) -> Value {
+        self.recv_by(tokio::time::Instant::now() + FRAME_TIMEOUT).await
+    }
+
+    /// The next text frame, by `deadline` at the latest: the server's pings (every 15 s) do not
+    /// extend the wait, so a frame that never comes fails the test instead of hanging it.
+    async fn recv_by(&mut self, deadline: tokio::time::Instant) -> Value {
         loop {
-            let next = tokio::time::timeout(FRAME_TIMEOUT, self.stream.next()).await.expect("timed out waiting for a frame");
+            let next = tokio::time::timeout_at(deadline, self.stream.next()).await.expect("timed out waiting for a frame");
             match next {
                 Some(Ok(Message::Text(t))) => return serde_json::from_str(t.as_str()).expect("server sent JSON"),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
@@ -332,10 +364,12 @@ impl Ws {
         }
     }
 
-    /// Reads frames until one of `kind` arrives, skipping `position` and `typing` updates; panics on anything else.
+    /// Reads frames until one of `kind` arrives (within [`FRAME_TIMEOUT`] in all), skipping `position`
+    /// and `typing` updates; panics on anything else.
     pub async fn expect(&mut self, kind: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
         loop {
-            let v = self.recv().await;
+            let v = self.recv_by(deadline).await;
             if v["type"] == kind {
                 return v;
             }
@@ -348,8 +382,9 @@ impl Ws {
 
     /// Reads until the server closes the socket; returns the close code.
     pub async fn closed(&mut self) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
         loop {
-            let next = tokio::time::timeout(FRAME_TIMEOUT, self.stream.next()).await.expect("timed out waiting for close");
+            let next = tokio::time::timeout_at(deadline, self.stream.next()).await.expect("timed out waiting for close");
             match next {
                 Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
                 Some(Ok(_)) => continue,

@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod abuse;
 mod accounts;
 mod adversarial;
 mod bad_input;
@@ -15,6 +16,8 @@ mod cli;
 mod cluster;
 mod durability;
 mod exchange;
+mod privacy;
+mod faults;
 mod reports;
 mod routing_live;
 mod staffing;

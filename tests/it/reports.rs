@@ -13,7 +13,8 @@ crate::on_both_backends!(
     summary_matches_hand_computed_figures,
     rolled_up_hours_give_the_same_reports_as_live_queries,
     summary_rejects_bad_input,
-    sql_and_rust_classify_contacts_alike
+    sql_and_rust_classify_contacts_alike,
+    a_scripted_day_through_the_engine_gives_the_hand_computed_figures_live_and_in_reports
 );
 
 const SEC: i64 = 1_000;
@@ -245,6 +246,21 @@ async fn execute(app: &TestApp, sql: &str) {
     }
 }
 
+/// The days in `[from, to)` the daily roll-up layer holds.
+async fn rolled_days(app: &TestApp, from: i64, to: i64) -> Vec<i64> {
+    let sql = format!("SELECT day FROM report_rollup_days WHERE day >= {from} AND day < {to} ORDER BY day");
+    match app.store.backend() {
+        helpline::store::Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
+            sqlx::query_scalar(&sql).fetch_all(&pool).await.unwrap()
+        }
+        helpline::store::Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+            sqlx::query_scalar(&sql).fetch_all(&pool).await.unwrap()
+        }
+    }
+}
+
 /// The id `Script` gave its n-th contact.
 fn nth(n: u32) -> String {
     format!("00000000-0000-7000-8000-{n:012}")
@@ -283,23 +299,21 @@ async fn rolled_up_hours_give_the_same_reports_as_live_queries(backend: Backend)
         at: T0 + 10 * HOUR + MIN,
     };
     store.apply_changes(&[transfer]).await.unwrap();
-    store
-        .create_escalation(&helpline::store::forms::EscalationRecord {
-            id: "00000000-0000-7000-9000-000000000001".into(),
-            contact_id: nth(2),
-            helpline: "children".into(),
-            kind: "child_protection".into(),
-            risk: "high".into(),
-            reason: "test".into(),
-            district: None,
-            counsellor_id: ana.clone(),
-            created_at: T0 + 10 * HOUR + 6 * MIN,
-            acknowledged_by: None,
-            acknowledged_at: None,
-            broadcast_at: None,
-        })
-        .await
-        .unwrap();
+    let escalation = helpline::store::forms::EscalationRecord {
+        id: "00000000-0000-7000-9000-000000000001".into(),
+        contact_id: nth(2),
+        helpline: "children".into(),
+        kind: "child_protection".into(),
+        risk: "high".into(),
+        reason: "test".into(),
+        district: None,
+        counsellor_id: ana.clone(),
+        created_at: T0 + 10 * HOUR + 6 * MIN,
+        acknowledged_by: None,
+        acknowledged_at: None,
+        broadcast_at: None,
+    };
+    store.create_escalation(&escalation).await.unwrap();
 
     let windows = [
         format!("from={}&to={}&by=day", T0, T0 + 2 * DAY),
@@ -310,6 +324,13 @@ async fn rolled_up_hours_give_the_same_reports_as_live_queries(backend: Backend)
         format!("from={}&to={}&by=day&utc_offset=%2B05:30", T0, T0 + 2 * DAY),
         format!("helpline=children&from={}&to={}&by=hour", T0 + 10 * HOUR + 7 * MIN, T0 + DAY + 9 * HOUR + 45 * MIN),
         format!("from={}&to={}&by=day&format=csv", T0, T0 + 2 * DAY),
+        // Days from the daily layer between hours and live parts: a day before the first rolled-up one,
+        // the first day cut at 06:00, an open day, settled empty days after it. (Ana's conversation from
+        // day 2 stays open for weeks, beyond occupancy's 24-hour look-back: after day 3 her occupancy
+        // depends on where a window starts, live or not, so only ion's helpline goes further.)
+        format!("helpline=children&from={}&to={}&by=day", T0 - DAY, T0 + 3 * DAY),
+        format!("from={}&to={}&by=day&format=csv", T0 + 6 * HOUR, T0 + 3 * DAY),
+        format!("helpline=disability&from={}&to={}&by=day&format=csv", T0 - 2 * DAY, T0 + 6 * DAY),
     ];
     let live = reports(&app, &maria, &windows).await;
     let day1: Value = serde_json::from_str(&live[0]).unwrap();
@@ -321,30 +342,56 @@ async fn rolled_up_hours_give_the_same_reports_as_live_queries(backend: Backend)
     assert!(categories.get("neglect").is_none(), "a draft's categories do not count: {categories}");
     assert!(live[7].lines().any(|l| l.starts_with("total,") && l.contains(",category,mental_health,2,2,1,")), "{}", live[7]);
 
-    // Roll up everything settled: day 2 from 09:00 on has an open conversation and stays live.
+    // Roll up everything settled: day 2 from 09:00 on has an open conversation and stays live (and the
+    // day after it, whose occupancy sees that conversation); day 1 and the days after are summed per day.
     let now = app.clock.now_ms();
     let p = helpline::rollup::roll_up(store, now, 1_000_000).await.unwrap();
-    assert!(p.rolled >= 30 && p.open > 0 && p.remaining == 0, "{p:?}");
+    assert!(p.rolled >= 30 && p.open > 0 && p.remaining == 0 && p.days >= 4, "{p:?}");
     let again = helpline::rollup::roll_up(store, now, 1_000_000).await.unwrap();
-    assert_eq!(again.rolled, 0, "rolled-up hours are not rolled up again: {again:?}");
-    assert_eq!(reports(&app, &maria, &windows).await, live, "reports over rolled-up hours");
-    // They are read from the roll-up: a (deliberately wrong) change there shows in the report.
-    let bump = |by: i64| {
-        format!("UPDATE report_hour_tallies SET offered = offered + {by} WHERE hour = {} AND language = 'ru'", T0 + 10 * HOUR)
+    assert_eq!((again.rolled, again.days), (0, 0), "rolled-up hours and days are not rolled up again: {again:?}");
+    assert_eq!(rolled_days(&app, T0 - DAY, T0 + 6 * DAY).await, [0, 3, 4, 5].map(|d| T0 + d * DAY), "day 1, then the days after the open one");
+    assert_eq!(reports(&app, &maria, &windows).await, live, "reports over rolled-up hours and days");
+    // They are read from the roll-ups: a (deliberately wrong) change there shows in the report, in the
+    // hourly layer for a report by hour, in the daily one for a report by day.
+    let bump = |layer: &str, at: i64, by: i64| {
+        format!("UPDATE report_{layer}_tallies SET offered = offered + {by} WHERE {layer} = {at} AND language = 'ru'")
     };
-    execute(&app, &bump(100)).await;
+    execute(&app, &bump("hour", T0 + 10 * HOUR, 100)).await;
+    let r = json(&app, &maria, &windows[1]).await;
+    assert_eq!(r["buckets"][10]["figures"]["offered"], 105, "{}", r["buckets"][10]);
+    let r = json(&app, &maria, &windows[0]).await;
+    assert_eq!(r["buckets"][0]["figures"]["offered"], 6, "a report by day reads the day: {}", r["buckets"][0]);
+    execute(&app, &bump("hour", T0 + 10 * HOUR, -100)).await;
+    execute(&app, &bump("day", T0, 100)).await;
     let r = json(&app, &maria, &windows[0]).await;
     assert_eq!(r["buckets"][0]["figures"]["offered"], 106, "{}", r["buckets"][0]);
-    execute(&app, &bump(-100)).await;
+    execute(&app, &bump("day", T0, -100)).await;
 
     // A form submitted late for contact 5 (day 1, 11:00) drops that hour's roll-up; live and rolled agree again.
     store.save_form(&form(5, &["neglect"])).await.unwrap();
     let with_neglect = reports(&app, &maria, &windows).await;
     assert_ne!(with_neglect, live);
     assert!(with_neglect[0].contains("neglect"));
+    assert_eq!(rolled_days(&app, T0 - DAY, T0 + 6 * DAY).await, [3, 4, 5].map(|d| T0 + d * DAY), "the late form's day is dropped with its hour");
     let p = helpline::rollup::roll_up(store, now, 1_000_000).await.unwrap();
-    assert_eq!(p.rolled, 1, "only the hour of the late form is recounted: {p:?}");
+    assert_eq!((p.rolled, p.days), (1, 1), "only the hour and day of the late form are recounted: {p:?}");
     assert_eq!(reports(&app, &maria, &windows).await, with_neglect);
+    // So does a late escalation (contact 4, day 1, 10:20).
+    store
+        .create_escalation(&helpline::store::forms::EscalationRecord {
+            id: "00000000-0000-7000-9000-000000000002".into(),
+            contact_id: nth(4),
+            created_at: T0 + DAY + HOUR,
+            ..escalation.clone()
+        })
+        .await
+        .unwrap();
+    let escalated = reports(&app, &maria, &windows).await;
+    assert_ne!(escalated, with_neglect);
+    assert_eq!(rolled_days(&app, T0 - DAY, T0 + 6 * DAY).await, [3, 4, 5].map(|d| T0 + d * DAY));
+    let p = helpline::rollup::roll_up(store, now, 1_000_000).await.unwrap();
+    assert_eq!((p.rolled, p.days), (1, 1), "{p:?}");
+    assert_eq!(reports(&app, &maria, &windows).await, escalated);
 
     // A new answer target drops every roll-up (then nothing is rolled up until the next run).
     let mut children = store.helpline("children").await.unwrap().unwrap();
@@ -365,6 +412,7 @@ async fn summary_rejects_bad_input(backend: Backend) {
         ("from=1000&to=1000", "before"),
         ("from=2000&to=1000", "before"),
         ("from=2025-01-01T00:00:00Z&to=2026-01-03T00:00:00Z", "366 days"),
+        ("from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:01Z&by=hour", "at most 31 days per report by hour"),
         ("from=yesterday", "from"),
         ("to=2026-13-45", "to"),
         ("by=week", "by"),
@@ -438,6 +486,75 @@ async fn sql_and_rust_classify_contacts_alike(backend: Backend) {
         (want.answer_p50_ms, want.answer_p90_ms, want.answer_p99_ms) = (None, None, None);
         got.occupancy = None;
         assert_eq!(got, want, "{helpline:?}");
+    }
+}
+
+/// The scripted day of `simulate::tests::scripted_day_matches_hand_computed_figures`, played through the real
+/// routing engine in virtual time (one counsellor, capacity 1, who accepts 2 s after an offer rings), stored
+/// as the engine task stores it, then read back as the live board reads figures (`metrics::figures`) and
+/// as reports do (live, then rolled up). By hand, from the script:
+/// - 00:00:00 #1, handle 60 s: answered at 2 s (wait 2 s), ends at 62 s;
+/// - 00:00:10 #2, handle 30 s: waits for #1, answered at 64 s (wait 54 s), ends at 94 s;
+/// - 00:00:20 #3, patience 3 s: abandons at 23 s (short); 00:00:30 #4, patience 20 s: abandons at 50 s;
+/// - 12:00:00 #5, handle 100 s: answered at 12:00:02 (wait 2 s), ends at 12:01:42.
+///
+/// Offered 5, answered 3 (2 within 15 s), abandoned 2 (1 short): SL = 2 / (5 − 1); ASA = (2 + 54 + 2) / 3 s;
+/// abandonment = (2 − 1) / (3 + 2 − 1); AHT = (60 + 30 + 100) / 3 s; occupancy = 190 s busy of the
+/// 43 302 s the counsellor was available (the run's length).
+async fn a_scripted_day_through_the_engine_gives_the_hand_computed_figures_live_and_in_reports(backend: Backend) {
+    use helpline::simulate;
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let store = &app.store;
+    let ana = add_user(store, "ana", Role::Counsellor, &["children"], &[], &["ro"], 1).await;
+    add_user(store, "maria", Role::Supervisor, &[], &[], &[], 1).await;
+    let script = [(0, 60, ""), (10, 30, ""), (20, 60, "3"), (30, 60, "20"), (43_200, 100, "")];
+    let mut csv = String::from("queued_at_ms,helpline,language,handle_s,patience_s\n");
+    for (at_s, handle_s, patience_s) in script {
+        csv.push_str(&format!("{},children,ro,{handle_s},{patience_s}\n", T0 + at_s * SEC));
+    }
+    let arrivals = simulate::parse_arrivals(&csv).unwrap();
+    let roster = simulate::parse_roster("name,helplines,languages,capacity\nana,children,ro,1\n").unwrap();
+    let out = simulate::simulate(&arrivals, &roster, &simulate::default_helplines(), 2 * SEC, &mut |_, _| {});
+    assert_eq!((out.start_ms, out.end_ms), (T0, T0 + 43_302 * SEC));
+
+    // Stored as the engine task stores a day: contacts, assignments, ends; the counsellor available for the run.
+    store.set_user_status(&ana, "available", None, out.start_ms).await.unwrap();
+    let mut s = Script { store, counsellor: ana.clone(), n: 0 };
+    for c in &out.contacts {
+        let id = s.queue(&c.helpline, "ro", "chat", c.queued_at).await;
+        if let Some(at) = c.answered_at {
+            s.answer(&id, at).await;
+        }
+        s.end(&id, c.ended_at.expect("every scripted contact ends"), c.abandoned).await;
+    }
+    store.set_user_status(&ana, "offline", None, out.end_ms).await.unwrap();
+
+    let want = |f: &Value| {
+        check(f, [5, 3, 2, 2, 1], Some(0.5), Some(58_000.0 / 3.0), Some(0.25), Some(190_000.0 / 3.0));
+        assert!(close(&f["occupancy"], 190.0 / 43_302.0), "{f}");
+    };
+    // The simulator's own figures, and the live figures over the stored day.
+    want(&serde_json::to_value(&out.figures).unwrap());
+    let live = metrics::figures_at(store, Some("children"), T0, T0 + DAY, T0 + 2 * DAY).await.unwrap();
+    want(&serde_json::to_value(&live).unwrap());
+    // Reports by hour and by day, live and from the roll-ups.
+    let maria = app.login("maria").await;
+    let by_hour = format!("helpline=children&from={T0}&to={}&by=hour", T0 + DAY);
+    let by_day = format!("from={}&to={}&by=day", T0 - DAY, T0 + 2 * DAY);
+    for when in ["live", "rolled up"] {
+        if when == "rolled up" {
+            let p = helpline::rollup::roll_up(store, app.clock.now_ms(), 1_000_000).await.unwrap();
+            assert!(p.rolled >= 24 && p.days >= 1, "{p:?}");
+        }
+        let r = json(&app, &maria, &by_hour).await;
+        want(&r["total"]["figures"]);
+        // 00:00-01:00: #1-#4; SL = 1 (#1) / (4 − 1 short). 12:00-13:00: #5.
+        check(&r["buckets"][0]["figures"], [4, 2, 1, 2, 1], Some(1.0 / 3.0), Some(28_000.0), Some(1.0 / 3.0), Some(45_000.0));
+        check(&r["buckets"][12]["figures"], [1, 1, 1, 0, 0], Some(1.0), Some(2_000.0), Some(0.0), Some(100_000.0));
+        let r = json(&app, &maria, &by_day).await;
+        want(&r["buckets"][1]["figures"]);
+        want(&r["total"]["figures"]);
+        assert_eq!(r["buckets"][0]["figures"]["offered"], 0, "{when}");
     }
 }
 
@@ -549,12 +666,17 @@ mod year_of_contacts {
         let maria = app.login("maria").await;
         let from = start;
         let to = T0;
+        let month = to - 31 * DAY;
         let queries = [
             format!("from={from}&to={to}&by=day"),
             format!("from={from}&to={to}&by=day"),
             format!("helpline=children&from={from}&to={to}&by=day"),
-            format!("from={from}&to={to}&by=hour"),
             format!("from={from}&to={to}&by=day&format=csv"),
+            format!("helpline=children&from={from}&to={to}&by=day&format=csv"),
+            format!("from={from}&to={to}&by=day&utc_offset=%2B02:00"),
+            format!("helpline=children&from={from}&to={to}&by=day&utc_offset=%2B02:00&format=csv"),
+            format!("from={month}&to={to}&by=hour"),
+            format!("helpline=children&from={month}&to={to}&by=hour&format=csv"),
             format!("from={}&to={to}&by=hour", to - DAY),
         ];
         let mut answers = Vec::new();

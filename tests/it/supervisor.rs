@@ -21,7 +21,7 @@ pub(crate) async fn supervisor(app: &TestApp, username: &str) -> Ws {
 }
 
 /// Reads until a frame of `kind` satisfying `pred` arrives, skipping the board and other alerts.
-async fn until(ws: &mut Ws, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn until(ws: &mut Ws, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let deadline = tokio::time::Instant::now() + crate::helpers::FRAME_TIMEOUT;
     let mut last = Value::Null;
     loop {
@@ -38,7 +38,7 @@ async fn until(ws: &mut Ws, kind: &str, pred: impl Fn(&Value) -> bool) -> Value 
     }
 }
 
-fn waiting_ids(board: &Value, helpline: &str) -> Vec<String> {
+pub(crate) fn waiting_ids(board: &Value, helpline: &str) -> Vec<String> {
     board["helplines"]
         .as_array()
         .unwrap()

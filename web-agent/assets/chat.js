@@ -191,7 +191,9 @@ function renderStatusLine() {
 }
 
 function renderEnded() {
-  const key = { caller_ended: 'endedByYou', counsellor_ended: 'endedByCounsellor', caller_lost: 'endedLost' }[chat.endReason];
+  const key = { caller_ended: 'endedByYou', counsellor_ended: 'endedByCounsellor', caller_lost: 'endedLost', unavailable: 'unavailable' }[
+    chat.endReason
+  ];
   $('ended-reason').textContent = key ? t(key) : '';
 }
 
@@ -312,6 +314,10 @@ function handle(f) {
       break;
     case 'contact_ended':
       ended(f.reason);
+      break;
+    case 'closed':
+      // The chat cannot be taken now: said calmly, with the emergency number (never as an error).
+      ended('unavailable');
       break;
     case 'reconnect':
       // The server is restarting: it closes the socket; the close handler resumes.

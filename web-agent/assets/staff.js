@@ -3,7 +3,9 @@
 // socket that asks for a fresh one-time ticket before each connect.
 //
 // The access token is kept in memory and in this tab's sessionStorage (so a reload does not sign out; it is
-// gone when the tab closes or on Sign out). Never cookies or localStorage.
+// gone when the tab closes or on Sign out). Never cookies or localStorage. Access tokens are short (15
+// minutes): a minute before one expires, the page trades its refresh token (single use, rotated every
+// time) for a new pair at /api/v1/auth/refresh and puts the new access token in the page's `state.token`.
 
 import { $, el, LiveSocket } from './common.js';
 
@@ -68,6 +70,7 @@ export async function submitLogin(event, done) {
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const body = await res.json();
     $('password').value = '';
+    session.pending = body;
     const refused = done(body);
     if (refused) error.textContent = refused;
   } catch {
@@ -86,20 +89,103 @@ export function showLogin(message) {
 
 // ----- the token ------------------------------------------------------------------
 
-export function saveToken(key, token) {
+/** This page's session: where its tokens are kept, the refresh token, when the access token expires. */
+const session = { key: null, refresh: null, expiresAt: 0, timer: null, state: null, inflight: null, pending: null };
+
+/** Refresh this long before the access token expires. */
+const REFRESH_AHEAD_MS = 60_000;
+
+function store(key, value) {
   try {
-    sessionStorage.setItem(key, token);
+    if (value === null) sessionStorage.removeItem(key);
+    else sessionStorage.setItem(key, value);
   } catch {
     /* memory only */
   }
 }
 
-export function savedToken(key) {
+function stored(key) {
   try {
     return sessionStorage.getItem(key);
   } catch {
     return null;
   }
+}
+
+/** Keeps a fresh pair of tokens (from a login or a refresh) and plans the next refresh. */
+function keep(body) {
+  session.refresh = body.refresh_token || null;
+  session.expiresAt = Date.now() + (Number(body.expires_in) || 0) * 1000;
+  if (session.key) {
+    store(`${session.key}.refresh`, session.refresh);
+    store(`${session.key}.expires`, String(session.expiresAt));
+  }
+  plan();
+}
+
+/** Sets the timer for the next refresh (a minute before expiry; at once if that is past). */
+function plan() {
+  clearTimeout(session.timer);
+  if (!session.refresh || !session.state) return;
+  const wait = Math.max(1000, session.expiresAt - Date.now() - REFRESH_AHEAD_MS);
+  session.timer = setTimeout(() => refreshNow(), wait);
+}
+
+/**
+ * Trades the refresh token for a new pair; resolves true when the page has a fresh access token. Several
+ * callers at once share one request (a refresh token is single use: a second request would be a reuse).
+ */
+export function refreshNow() {
+  if (session.inflight) return session.inflight;
+  if (!session.refresh) return Promise.resolve(false);
+  session.inflight = (async () => {
+    try {
+      const res = await fetch('/api/v1/auth/refresh', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ refresh_token: session.refresh }),
+        cache: 'no-store',
+      });
+      if (res.status === 401) {
+        // The login is over (expired, signed out, disabled): the next request signs the page out.
+        session.refresh = null;
+        if (session.key) store(`${session.key}.refresh`, null);
+        return false;
+      }
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const body = await res.json();
+      if (session.state) session.state.token = body.access_token;
+      if (session.key) store(session.key, body.access_token);
+      keep(body);
+      return true;
+    } catch {
+      // Offline for a moment: try again shortly, while the refresh token lasts.
+      clearTimeout(session.timer);
+      session.timer = setTimeout(() => refreshNow(), 15_000);
+      return false;
+    } finally {
+      session.inflight = null;
+    }
+  })();
+  return session.inflight;
+}
+
+export function saveToken(key, token) {
+  store(key, token);
+  session.key = key;
+  if (session.pending && session.pending.access_token === token) {
+    keep(session.pending);
+    session.pending = null;
+  } else if (!session.refresh) {
+    // A reload: the refresh token kept in this tab.
+    session.refresh = stored(`${key}.refresh`);
+    session.expiresAt = Number(stored(`${key}.expires`)) || 0;
+    plan();
+  }
+}
+
+export function savedToken(key) {
+  return stored(key);
 }
 
 /** Tells the server to void this token and close this account's sockets (Sign out). Best effort: the
@@ -110,11 +196,10 @@ export function revokeToken(token) {
 }
 
 export function forgetToken(key) {
-  try {
-    sessionStorage.removeItem(key);
-  } catch {
-    /* nothing stored */
-  }
+  for (const k of [key, `${key}.refresh`, `${key}.expires`]) store(k, null);
+  clearTimeout(session.timer);
+  session.refresh = null;
+  session.expiresAt = 0;
 }
 
 // ----- the socket ---------------------------------------------------------------
@@ -149,11 +234,21 @@ async function ticket(token) {
  * go to LiveSocket.
  */
 export function staffSocket({ path, state, signOut, onlineLabel, ...options }) {
+  session.state = state;
+  plan();
   return new LiveSocket({
     ...options,
     active: () => !state.signingOut && Boolean(state.token),
     onConnecting: (retries) => setConn(retries ? 'lost' : 'connecting', onlineLabel),
-    path: async () => `${path}?ticket=${encodeURIComponent(await ticket(state.token))}`,
+    path: async () => {
+      try {
+        return `${path}?ticket=${encodeURIComponent(await ticket(state.token))}`;
+      } catch (e) {
+        // An access token that expired while the laptop slept: refresh once, then try again.
+        if (!e.unauthorized || !(await refreshNow())) throw e;
+        return `${path}?ticket=${encodeURIComponent(await ticket(state.token))}`;
+      }
+    },
     onPathError: (e) => {
       if (!e.unauthorized) return false;
       signOut('Your session has expired. Please sign in again.');
