@@ -172,6 +172,22 @@ impl Store {
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
                 .acquire_timeout(Duration::from_secs(10))
+                // A COMMIT refused by SQLite (a full disk: SQLITE_FULL) leaves sqlx counting a
+                // transaction that SQLite has already rolled back, so the ROLLBACK queued when the
+                // transaction is dropped fails and every later `BEGIN IMMEDIATE` on that connection
+                // is refused ("non-zero transaction depth"). Such a connection is closed on release
+                // (the ping first runs the queued rollback); a fresh one replaces it.
+                .after_release(|conn, _meta| {
+                    Box::pin(async move {
+                        use sqlx::Connection;
+                        conn.ping().await?;
+                        let clean = !conn.is_in_transaction();
+                        if !clean {
+                            tracing::warn!("closing a database connection left inside a failed transaction");
+                        }
+                        Ok(clean)
+                    })
+                })
                 .connect_with(opts)
                 .await?;
             Ok(Store { pool: Pool::Sqlite(pool), fence: None, health: Default::default() })
