@@ -669,16 +669,31 @@ pub async fn figures_at(
     to_ms: i64,
     as_of_ms: i64,
 ) -> StoreResult<Figures> {
-    let mut tally = Tally::new();
-    for row in fetch_tallies(store, from_ms, to_ms - from_ms, from_ms, to_ms, as_of_ms).await? {
-        if helpline.is_none_or(|h| row.helpline == h) {
+    let (per_helpline, all) = figures_split_at(store, helpline.as_slice(), from_ms, to_ms, as_of_ms).await?;
+    Ok(per_helpline.into_iter().next().unwrap_or(all))
+}
+
+/// [`figures_at`] for each of `helplines` and for all of them, from one read of the window (a
+/// supervisor board needs every helpline's figures each second: one query pair, not one per helpline).
+pub async fn figures_split_at(
+    store: &Store,
+    helplines: &[&str],
+    from_ms: i64,
+    to_ms: i64,
+    as_of_ms: i64,
+) -> StoreResult<(Vec<Figures>, Figures)> {
+    let rows = fetch_tallies(store, from_ms, to_ms - from_ms, from_ms, to_ms, as_of_ms).await?;
+    let presence = fetch_presence(store, from_ms, to_ms).await?;
+    let figures_of = |helpline: Option<&str>| {
+        let mut tally = Tally::new();
+        for row in rows.iter().filter(|row| helpline.is_none_or(|h| row.helpline == h)) {
             tally.merge(&row.tally());
         }
-    }
-    let mut f = tally.figures();
-    let presence = fetch_presence(store, from_ms, to_ms).await?;
-    f.occupancy = presence.occupancy(helpline, &[from_ms, to_ms], as_of_ms)[0].ratio();
-    Ok(f)
+        let mut f = tally.figures();
+        f.occupancy = presence.occupancy(helpline, &[from_ms, to_ms], as_of_ms)[0].ratio();
+        f
+    };
+    Ok((helplines.iter().map(|h| figures_of(Some(h))).collect(), figures_of(None)))
 }
 
 #[cfg(test)]

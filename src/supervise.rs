@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
 use crate::engine_task::{agent_status, contact_str, counsellor_str};
-use crate::metrics::{figures, Figures};
+use crate::metrics::Figures;
 use crate::protocol::{rfc3339, AgentStatus, ServerEvent};
 use crate::routing::{CounsellorView, Snapshot, Status};
 
@@ -105,20 +105,34 @@ fn midnight(now: i64) -> i64 {
     now - now.rem_euclid(86_400_000)
 }
 
-async fn windows(state: &AppState, helpline: Option<&str>, now: i64) -> Windows {
-    let get = |from: i64| async move { figures(&state.store, helpline, from, now + 1).await.unwrap_or_default() };
-    Windows {
-        last_15m: get(now - 15 * 60_000).await,
-        last_hour: get(now - 3_600_000).await,
-        today: get(midnight(now)).await,
-    }
+/// The three windows' figures of every helpline (in `state.helplines` order) and overall: one read per window.
+async fn windows(state: &AppState, now: i64) -> (Vec<Windows>, Windows) {
+    let names: Vec<&str> = state.helplines.iter().map(|h| h.name.as_str()).collect();
+    let get = |from: i64| {
+        let names = &names;
+        async move {
+            crate::metrics::figures_split_at(&state.store, names, from, now + 1, now)
+                .await
+                .unwrap_or_else(|_| (vec![Figures::default(); names.len()], Figures::default()))
+        }
+    };
+    let (last_15m, last_hour, today) = (get(now - 15 * 60_000).await, get(now - 3_600_000).await, get(midnight(now)).await);
+    let per_helpline = (0..names.len())
+        .map(|i| Windows {
+            last_15m: last_15m.0[i].clone(),
+            last_hour: last_hour.0[i].clone(),
+            today: today.0[i].clone(),
+        })
+        .collect();
+    (per_helpline, Windows { last_15m: last_15m.1, last_hour: last_hour.1, today: today.1 })
 }
 
 /// Builds the whole board (every helpline); each supervisor is sent the part they may see.
 pub async fn build(state: &AppState, snapshot: &Snapshot, names: &HashMap<String, String>) -> Dashboard {
     let now = state.clock.now_ms();
+    let (mut per_helpline, overall) = windows(state, now).await;
     let mut helplines = Vec::new();
-    for h in state.helplines.iter() {
+    for (h, figures) in state.helplines.iter().zip(per_helpline.drain(..)) {
         let waiting: Vec<WaitingBoard> = snapshot
             .waiting
             .iter()
@@ -159,7 +173,7 @@ pub async fn build(state: &AppState, snapshot: &Snapshot, names: &HashMap<String
             service_level_target_pct: h.service_level_target_pct,
             sla_at_risk_ms: h.sla_at_risk_ms,
             sla_target_ms: h.sla_target_ms,
-            figures: windows(state, Some(&h.name), now).await,
+            figures,
             waiting_by_language: by_language,
         });
     }
@@ -187,7 +201,7 @@ pub async fn build(state: &AppState, snapshot: &Snapshot, names: &HashMap<String
             }
         })
         .collect();
-    Dashboard { at: rfc3339(now), helplines, counsellors, overall: windows(state, None, now).await }
+    Dashboard { at: rfc3339(now), helplines, counsellors, overall }
 }
 
 /// The part of the board a supervisor who sees `scope` (None: all) may see.
@@ -256,9 +270,15 @@ pub async fn run_feed(state: AppState) {
     }
 }
 
-/// Sends every supervisor socket of this process the part of the board they may see.
+/// Sends every supervisor socket of this process the part of the board they may see. The board is
+/// serialised once per distinct scope, not once per socket (a wall of 100 screens costs one JSON).
 pub fn send_board(hub: &crate::hub::Hub, board: &Dashboard) {
+    let mut frames: HashMap<Option<Vec<String>>, axum::extract::ws::Utf8Bytes> = HashMap::new();
     for (outbox, scope) in hub.supervisors() {
-        outbox.send(&ServerEvent::Dashboard(Box::new(scoped(board, scope.as_deref()))));
+        let frame = frames
+            .entry(scope)
+            .or_insert_with_key(|scope| ServerEvent::Dashboard(Box::new(scoped(board, scope.as_deref()))).to_json().into())
+            .clone();
+        outbox.push(crate::hub::Outgoing::Frame(frame));
     }
 }
