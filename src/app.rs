@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,13 +109,10 @@ pub struct AppState {
     pub guard: Arc<crate::guard::Guard>,
     /// This node's cluster membership (cluster mode only).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
-    /// False while the database does not answer (checked every second): sessions refuse what needs
-    /// it at once, with `unavailable`, and `/readyz` answers 503.
-    pub db_up: Arc<AtomicBool>,
     pub keepalive: crate::ws::Keepalive,
 }
 
-/// Every second: whether the database answers ([`AppState::db_up`]).
+/// Every second: whether the database answers ([`Store::answering`](crate::store::Store::answering)).
 async fn watch_database(state: AppState) {
     let mut shutdown = state.shutdown.clone();
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -125,8 +122,9 @@ async fn watch_database(state: AppState) {
             _ = tick.tick() => {}
             _ = crate::ws::stopping(&mut shutdown) => return,
         }
+        let checked_from = std::time::Instant::now();
         let up = state.store.ping().await;
-        if state.db_up.swap(up, Ordering::SeqCst) != up {
+        if state.store.set_answering(up, checked_from) {
             if up {
                 tracing::warn!("the database answers again: accepting work");
             } else {
@@ -241,7 +239,6 @@ impl Application {
             rate_limit: settings.rate_limit,
             guard: Arc::new(crate::guard::Guard::new(settings.guard.clone())),
             cluster,
-            db_up: Arc::new(AtomicBool::new(true)),
             keepalive: settings.keepalive,
         };
         tokio::spawn(watch_database(state.clone()));

@@ -66,7 +66,7 @@ async fn healthz() -> &'static str {
 /// cluster mode, Redis answers. Not ready: 503 with `{"code": "unavailable", "message": …}`.
 async fn readyz(State(state): State<AppState>) -> Response {
     let answers = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await.unwrap_or(false);
-    if !answers || !state.db_up.load(std::sync::atomic::Ordering::SeqCst) {
+    if !answers || !state.store.answering() {
         return AppError::new(ErrorCode::Unavailable, "database unreachable").into_response();
     }
     if !state.store.writes_ok() {

@@ -89,12 +89,22 @@ pub const WRITE_FAILURE_MEMORY: Duration = Duration::from_secs(30);
 struct WriteHealth {
     /// When the last write failed, if none has succeeded since.
     failing: std::sync::Mutex<Option<std::time::Instant>>,
+    /// The database did not answer the server's last check ([`Store::set_answering`]) and no write
+    /// has gone through since.
+    unreachable: std::sync::atomic::AtomicBool,
+    /// When a durable write last went through.
+    last_ok: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl WriteHealth {
     fn note(&self, ok: bool) {
         let mut failing = self.failing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         *failing = if ok { None } else { Some(std::time::Instant::now()) };
+        if ok {
+            // A write went through: the database is back, whatever the last check said.
+            *self.last_ok.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(std::time::Instant::now());
+            self.unreachable.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 
     fn ok(&self) -> bool {
@@ -225,6 +235,26 @@ impl Store {
         self.fence.is_some()
     }
 
+    /// False while the database is known to be unreachable: its last check failed (see
+    /// [`Store::set_answering`]) and no durable write has gone through since. Sessions then refuse what
+    /// needs the database at once, with `unavailable`, and `/readyz` answers 503.
+    pub fn answering(&self) -> bool {
+        !self.health.unreachable.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Records the outcome of a check of the database (`ping`, every second) begun at `checked_from`;
+    /// returns whether the state changed. A failed check is ignored when a write went through after
+    /// it began (a check that timed out while the database came back must not shut it out again).
+    pub fn set_answering(&self, up: bool, checked_from: std::time::Instant) -> bool {
+        if !up {
+            let last_ok = *self.health.last_ok.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if last_ok.is_some_and(|at| at > checked_from) {
+                return false;
+            }
+        }
+        self.health.unreachable.swap(!up, std::sync::atomic::Ordering::SeqCst) == up
+    }
+
     /// False while durable writes fail: the last one failed (less than [`WRITE_FAILURE_MEMORY`] ago) and none has succeeded since.
     pub fn writes_ok(&self) -> bool {
         self.health.ok()
@@ -268,4 +298,26 @@ pub(crate) fn split_list(s: &str) -> Vec<String> {
 /// Joins a list for storage.
 pub(crate) fn join_list<S: AsRef<str>>(items: &[S]) -> String {
     items.iter().map(|s| s.as_ref()).collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_write_that_goes_through_overrides_a_failed_check_begun_before_it() {
+        let store = Store::connect("sqlite::memory:").await.expect("connect");
+        assert!(store.answering(), "a new store is taken as answering");
+        let begun = std::time::Instant::now();
+        store.note_write(&Ok::<(), StoreError>(()));
+        assert!(!store.set_answering(false, begun), "a check older than a good write changes nothing");
+        assert!(store.answering());
+        assert!(store.set_answering(false, std::time::Instant::now()), "a newer failed check marks it unreachable");
+        assert!(!store.answering());
+        store.note_write(&Err::<(), StoreError>(StoreError::Fenced));
+        assert!(store.answering(), "a fenced write is an answer from the database");
+        assert!(store.set_answering(false, std::time::Instant::now()));
+        store.note_write(&Ok::<(), StoreError>(()));
+        assert!(store.answering(), "a write that goes through ends the outage at once");
+    }
 }

@@ -200,7 +200,7 @@ pub async fn run_session<H: Handler>(
                         } else {
                             match crate::protocol::decode::<H::Request>(text.as_str()) {
                                 Ok(request) => match H::needs_store(&request) {
-                                    Some(reference) if !state.db_up.load(std::sync::atomic::Ordering::SeqCst) => {
+                                    Some(reference) if !state.store.answering() => {
                                         me.send(&unavailable(reference));
                                     }
                                     _ => handler.on_request(request).await,
