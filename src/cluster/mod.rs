@@ -367,7 +367,7 @@ impl Cluster {
         for peer in &peers {
             self.link.request_rejoin(peer, token);
         }
-        self.link.rejoin(&self.node, self.hub.roles(), &local).await;
+        self.link.rejoin(&self.node, self.hub.roles(), self.hub.watches(), &local).await;
         let mut reads = connect(&self.client, true).await?;
         self.link.await_rejoins(&mut reads, &start, peers, self.settings.lease / 4, &local).await;
         let (stop_reader, stopped) = watch::channel(false);

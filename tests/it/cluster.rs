@@ -528,6 +528,71 @@ async fn supervisor_on_a_follower_sees_a_wait_appear_and_go() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// (3c) Supervisors watching a conversation from followers keep it through a leader change: the
+// one who monitors still sees every later message, once; the one who joined can still write.
+
+/// The `message` frames a supervisor socket gets until the one with seq `last` (boards, alerts and
+/// replies skipped): their seqs, in the order they came.
+async fn seqs_until(sup: &mut Ws, last: i64) -> Vec<i64> {
+    let mut seqs = Vec::new();
+    let deadline = Instant::now() + FRAME_TIMEOUT;
+    while seqs.last() != Some(&last) {
+        assert!(Instant::now() < deadline, "no message {last} in time; got {seqs:?}");
+        let v = sup.recv().await;
+        match v["type"].as_str() {
+            Some("message") => seqs.push(v["seq"].as_i64().unwrap()),
+            Some("dashboard" | "alert" | "done" | "ack" | "typing" | "caller_presence") => {}
+            _ => panic!("unexpected frame for a supervisor: {v} (messages so far {seqs:?})"),
+        }
+    }
+    seqs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisors_watching_from_followers_survive_a_leader_kill() {
+    let Some((db, store, _conn)) = prepare().await else { return };
+    add_user(&store, "sue", Role::Supervisor, &["children"], &[], &[], 0).await;
+    let prefix = fresh_prefix();
+    let (leader, followers, admin) = three_nodes(&db, &redis_url(), &prefix).await;
+    let (a, b) = (&followers[0], &followers[1]);
+
+    // Ana on A chats with a caller on B; the admin monitors from A, Sue joins from B.
+    let (mut ana, mut caller, contact, _) = answered_chat(a, b).await;
+    assert_eq!(chat(&mut caller, &mut ana, &contact, "w", 1).await, vec![1, 2]);
+    let mut watcher = a.staff("root", "/ws/supervisor").await;
+    watcher.send(json!({"type": "monitor", "contact_id": contact})).await;
+    assert_eq!(until(&mut watcher, "monitoring", |_| true).await["history"].as_array().unwrap().len(), 2);
+    let mut sue = b.staff("sue", "/ws/supervisor").await;
+    sue.send(json!({"type": "join", "contact_id": contact})).await;
+    until(&mut sue, "done", |d| d["request"] == "join").await;
+    assert_eq!(caller.expect("message").await["from"], "system");
+    assert_eq!(ana.expect("message").await["seq"], 3);
+    assert_eq!(seqs_until(&mut watcher, 3).await, vec![3]);
+
+    // Power cut on the leader; another takes over.
+    let killed = leader.id.clone();
+    leader.sigkill().await;
+    let new_leader = settled(&followers, &admin, Some(&killed)).await;
+    println!("cluster: {new_leader} leads; the supervisors' sockets on the followers stayed open");
+
+    // The chat goes on; the supervisor who joined still writes, and the caller and Ana see it.
+    assert_eq!(chat(&mut caller, &mut ana, &contact, "after", 1).await, vec![4, 5]);
+    sue.send(json!({"type": "message", "contact_id": contact, "client_id": "sue-1", "text": "Sunt aici și eu."})).await;
+    let seqs = seqs_until(&mut sue, 5).await;
+    assert_eq!(until(&mut sue, "ack", |_| true).await["seq"], 6, "the joined supervisor writes after the failover (saw {seqs:?})");
+    let from_sue = caller.expect("message").await;
+    assert_eq!((from_sue["seq"].as_i64(), from_sue["text"].as_str()), (Some(6), Some("Sunt aici și eu.")));
+    assert_eq!(ana.expect("message").await["seq"], 6);
+    // One more from Ana: the monitoring supervisor has seen every message since the join, once, in order.
+    ana.send(json!({"type": "message", "contact_id": contact, "client_id": "after-last", "text": "bine"})).await;
+    assert_eq!(ana.expect("ack").await["seq"], 7);
+    assert_eq!(caller.expect("message").await["seq"], 7);
+    assert_eq!(seqs_until(&mut watcher, 7).await, vec![4, 5, 6, 7], "every later message, once");
+    assert_eq!(seqs_until(&mut sue, 7).await, vec![7], "the joined supervisor sees the conversation go on");
+    assert_eq!(store.messages_after(&contact, 0).await.unwrap().len(), 7);
+}
+
+// ---------------------------------------------------------------------------------------------
 // (4) The leader paused (SIGSTOP) until another took over, then resumed (SIGCONT): it assigns nothing.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
