@@ -208,6 +208,8 @@ impl Application {
         let (hub, engine, relay, engine_task, relay_task, cluster) = match &settings.cluster {
             None => {
                 let hub = Arc::new(Hub::new());
+                // The exchanges' sockets that held commands are gone with the last process.
+                store.release_node_commands(crate::telephony::LOCAL_NODE).await?;
                 let (relay, relay_task) = relay::spawn(store.clone(), hub.clone(), clock).await?;
                 let (engine, engine_task) =
                     engine_task::spawn(store.clone(), hub.clone(), relay.clone(), clock, &helplines).await?;

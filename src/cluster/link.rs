@@ -863,9 +863,11 @@ pub async fn node_reader(link: Arc<Link>, conn: ConnectionManager, stop: watch::
 /// How often a node hands its exchanges' pending commands over in any case: what repairs a lost wake-up.
 const GATEWAY_SWEEP: Duration = Duration::from_secs(2);
 
-/// Every node: every [`GATEWAY_SWEEP`], the pending commands of each exchange with a socket here go
-/// to it (each at most once per socket), so a wake-up lost between nodes delays a command, never loses it.
-pub async fn gateway_sweep(link: Arc<Link>, mut stop: watch::Receiver<bool>) {
+/// Every node: every [`GATEWAY_SWEEP`], for each exchange with a socket here, the claims of nodes
+/// no longer alive (not seen for `dead_after`) are released, and the pending commands no socket
+/// holds go to its socket here (each at most once per socket), so a wake-up lost between nodes, or a
+/// node that died holding commands, delays a command, never loses it.
+pub async fn gateway_sweep(link: Arc<Link>, dead_after: Duration, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(GATEWAY_SWEEP);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -873,8 +875,12 @@ pub async fn gateway_sweep(link: Arc<Link>, mut stop: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
+        let now = link.clock.now_ms();
+        let alive: Vec<String> = link.peers().into_iter().map(|p| p.id).collect();
         for gateway in link.hub.gateways.ids() {
-            crate::telephony::deliver_pending_to(&link.store, &link.hub, link.clock.now_ms(), &gateway, None).await;
+            let dead_before = now - dead_after.as_millis() as i64;
+            crate::telephony::release_stale(&link.store, &link.hub, &gateway, &alive, dead_before).await;
+            crate::telephony::deliver_pending_to(&link.store, &link.hub, now, &gateway, None).await;
         }
     }
 }

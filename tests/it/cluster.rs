@@ -889,3 +889,74 @@ async fn exchange_on_a_follower_gets_its_commands() {
     assert_eq!(record.outcome.as_deref(), Some("answered"));
     drop(leader);
 }
+
+// ---------------------------------------------------------------------------------------------
+// (8) An exchange connected to two nodes: each command is handed to one of its sockets only, and to
+// the other only once that one closed without acknowledging it.
+
+/// Frames the exchange gets over `window` (it keeps asking: ping, pong), with nothing expected:
+/// the sweeps of every node (every 2 s) run meanwhile, so a command handed to a second socket shows.
+async fn commands_within(pbx: &mut Exchange, window: Duration) -> Vec<Value> {
+    let until = Instant::now() + window;
+    let mut got = Vec::new();
+    while Instant::now() < until {
+        got.extend(pbx.quiet().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_on_two_nodes_gets_each_command_once() {
+    let Some((db, store, _conn)) = prepare().await else { return };
+    let ana_id = store.user_with_hash("ana").await.unwrap().unwrap().0.id;
+    store.set_user_extension(&ana_id, Some("201")).await.expect("extension");
+    let token = format!("pbx-token-{}", uuid::Uuid::new_v4().simple());
+    let gateway = store.create_gateway("pbx", &helpline::auth::token_hash(&token), 0).await.expect("gateway");
+    let prefix = fresh_prefix();
+    let (leader, followers, _admin) = three_nodes(&db, &redis_url(), &prefix).await;
+    let (a, b) = (&followers[0], &followers[1]);
+
+    // The exchange holds a socket on A and one on B; Ana's console is on B; the engine on the leader.
+    let mut on_a = Exchange::connect_to(&a.addr, &token, true).await;
+    let mut on_b = Exchange::connect_to(&b.addr, &token, true).await;
+    let mut ana = b.available_agent("ana").await;
+    let t0 = now_ms();
+    on_a.offer("d1", "116111", "069777888", t0).await;
+    let call = ana.expect("offer").await["contact_id"].as_str().unwrap().to_string();
+    ana.send(json!({"type": "accept", "contact_id": call})).await;
+    ana.expect("assigned").await;
+
+    // The `connect` is committed on the leader, which holds no socket of the exchange: it reaches one
+    // of the two sockets, and, unacknowledged through several sweeps of both nodes, never the other.
+    let (connect, holder_is_a) = tokio::select! {
+        c = on_a.expect("connect") => (c, true),
+        c = on_b.expect("connect") => (c, false),
+    };
+    assert_eq!(connect["call_id"], "d1");
+    let (holder, other) = if holder_is_a { (&mut on_a, &mut on_b) } else { (&mut on_b, &mut on_a) };
+    let window = Duration::from_millis(5_000);
+    let (seen_holder, seen_other) = tokio::join!(commands_within(holder, window), commands_within(other, window));
+    assert!(seen_holder.is_empty(), "the holding socket got nothing more: {seen_holder:?}");
+    assert!(seen_other.is_empty(), "the other socket got nothing: {seen_other:?}");
+    holder.ack_command(&connect).await;
+    on_a.answer("d1", t0 + 1_000).await;
+
+    // Ana (on B) puts the call on hold: B holds a socket of the exchange, which gets the command.
+    ana.send(json!({"type": "call_hold", "contact_id": call})).await;
+    assert_eq!(ana.expect("call_control").await["action"], "hold");
+    let hold = on_b.expect("hold").await;
+    assert!(on_a.quiet().await.is_empty(), "one socket only");
+    // B's socket closes before acknowledging it: the same command goes to the socket on A, once.
+    on_b.close().await;
+    let again = on_a.expect("hold").await;
+    assert_eq!(again["command_id"], hold["command_id"], "the same command, on the other socket");
+    on_a.ack_command(&again).await;
+    assert!(commands_within(&mut on_a, Duration::from_millis(2_500)).await.is_empty(), "handed over once");
+
+    on_a.hang_up("d1", "caller", t0 + 9_000).await;
+    assert_eq!(ana.expect("contact_ended").await["contact_id"], call.as_str());
+    let kinds: Vec<(String, bool, bool)> = store.call_commands(&gateway.id, "d1").await.unwrap();
+    assert_eq!(kinds, [("connect".to_string(), true, false), ("hold".to_string(), true, false)]);
+    drop(leader);
+}
