@@ -253,6 +253,21 @@ pub async fn release_stale(store: &crate::store::Store, hub: &crate::hub::Hub, g
     released
 }
 
+/// For every exchange with a socket here: releases the stale claims ([`release_stale`]), then hands
+/// the pending commands no socket holds to its socket here. Run every few seconds (by the cluster
+/// link on each node, by the server on a single node), so a lost wake-up or a claim whose release
+/// failed delays a command, never loses it.
+pub async fn sweep(store: &crate::store::Store, hub: &crate::hub::Hub, now: i64, alive: &[String], dead_before: i64) {
+    for gateway in hub.gateways.ids() {
+        // Mostly nothing waits: a read, and no write transaction.
+        if store.pending_commands(&gateway).await.is_ok_and(|p| p.is_empty()) {
+            continue;
+        }
+        release_stale(store, hub, &gateway, alive, dead_before).await;
+        deliver_pending_to(store, hub, now, &gateway, None).await;
+    }
+}
+
 /// A socket of `gateway` closed: the commands it held unacknowledged go to another socket of the
 /// exchange, here or (woken) on another node.
 pub async fn socket_closed(store: &crate::store::Store, hub: &crate::hub::Hub, now: i64, gateway: &str, conn: crate::hub::ConnId) {

@@ -861,7 +861,7 @@ pub async fn node_reader(link: Arc<Link>, conn: ConnectionManager, stop: watch::
 }
 
 /// How often a node hands its exchanges' pending commands over in any case: what repairs a lost wake-up.
-const GATEWAY_SWEEP: Duration = Duration::from_secs(2);
+pub const GATEWAY_SWEEP: Duration = Duration::from_secs(2);
 
 /// Every node: every [`GATEWAY_SWEEP`], for each exchange with a socket here, the claims of nodes
 /// no longer alive (not seen for `dead_after`) are released, and the pending commands no socket
@@ -877,11 +877,7 @@ pub async fn gateway_sweep(link: Arc<Link>, dead_after: Duration, mut stop: watc
         }
         let now = link.clock.now_ms();
         let alive: Vec<String> = link.peers().into_iter().map(|p| p.id).collect();
-        for gateway in link.hub.gateways.ids() {
-            let dead_before = now - dead_after.as_millis() as i64;
-            crate::telephony::release_stale(&link.store, &link.hub, &gateway, &alive, dead_before).await;
-            crate::telephony::deliver_pending_to(&link.store, &link.hub, now, &gateway, None).await;
-        }
+        crate::telephony::sweep(&link.store, &link.hub, now, &alive, now - dead_after.as_millis() as i64).await;
     }
 }
 

@@ -450,7 +450,11 @@ async fn leader_killed_another_takes_over_and_nothing_is_lost() {
             Some("offer") => {
                 let id = frame["contact_id"].as_str().unwrap().to_string();
                 if offered.is_empty() {
-                    println!("cluster: waiting contact re-offered {} ms after the SIGKILL", killed_at.elapsed().as_millis());
+                    let reoffered = killed_at.elapsed();
+                    println!("cluster: waiting contact re-offered {} ms after the SIGKILL", reoffered.as_millis());
+                    // The takeover (bounded above) plus the new leader's wait for the rejoins (a quarter
+                    // of the lease) and a margin for a loaded machine.
+                    assert!(reoffered < takeover + Duration::from_millis(LEASE_MS + 5_000), "re-offered {reoffered:?} after the SIGKILL");
                 }
                 assert!(frame["waited_ms"].as_i64().unwrap() > 0, "the answer clock runs from the original arrival");
                 ion.send(json!({"type": "accept", "contact_id": id})).await;
@@ -766,10 +770,26 @@ async fn redis_restart_loses_nothing_acknowledged() {
     assert_eq!(ana.expect("assigned").await["history"].as_array().unwrap().len(), acked.len());
     let more = chat(&mut caller, &mut ana, &contact, "s", 1).await;
     assert_eq!(more, vec![acked.len() as i64 + 1, acked.len() as i64 + 2]);
-    let (_waiting, resumed) = resume(a, &waiting_token, 0).await;
+    let (mut waiting, resumed) = resume(a, &waiting_token, 0).await;
     assert_eq!(resumed["state"], "queued");
     assert_eq!(store.contact(&waiting_id).await.unwrap().unwrap().state, "queued", "the waiting contact still waits");
     assert_eq!(store.messages_after(&contact, 0).await.unwrap().len(), acked.len() + 2);
+
+    // The waiting contact is offered once a counsellor is free, with its answer clock running from
+    // its arrival, and answered once.
+    let queued_at = store.contact(&waiting_id).await.unwrap().unwrap().queued_at;
+    let mut ion = b.available_agent("ion").await;
+    let offer = ion.expect("offer").await;
+    assert_eq!(offer["contact_id"], waiting_id.as_str());
+    println!("cluster: after the Redis restart the waiting contact was offered having waited {} ms", offer["waited_ms"]);
+    assert!(offer["waited_ms"].as_i64().unwrap() > 1000, "the answer clock runs from the original arrival: {offer}");
+    ion.send(json!({"type": "accept", "contact_id": waiting_id})).await;
+    ion.expect("assigned").await;
+    waiting.expect("connected").await;
+    let c = store.contact(&waiting_id).await.unwrap().unwrap();
+    assert_eq!((c.queued_at, c.state.as_str()), (queued_at, "active"), "kept its arrival time");
+    let answers = store.contact_events(&waiting_id).await.unwrap().into_iter().filter(|e| e.kind == "answered").count();
+    assert_eq!(answers, 1, "assigned once");
 }
 
 // ---------------------------------------------------------------------------------------------
