@@ -206,6 +206,8 @@ impl Application {
         let (hub, engine, relay, engine_task, relay_task, cluster) = match &settings.cluster {
             None => {
                 let hub = Arc::new(Hub::new());
+                // The exchanges' sockets that held commands are gone with the last process.
+                store.release_node_commands(crate::telephony::LOCAL_NODE).await?;
                 let (relay, relay_task) = relay::spawn(store.clone(), hub.clone(), clock).await?;
                 let (engine, engine_task) =
                     engine_task::spawn(store.clone(), hub.clone(), relay.clone(), clock, &helplines).await?;
@@ -245,6 +247,10 @@ impl Application {
         tokio::spawn(watch_disabled_accounts(state.clone(), settings.account_check_every));
         tokio::spawn(crate::supervise::run_feed(state.clone()));
         tokio::spawn(forget_idle_limits(state.clone()));
+        if state.cluster.is_none() {
+            // (In cluster mode the link sweeps, knowing which nodes are alive.)
+            tokio::spawn(sweep_gateways(state.clone()));
+        }
         if let Some(every) = settings.report_rollup_every {
             tokio::spawn(roll_up_reports(state.clone(), every));
         }
@@ -391,6 +397,14 @@ async fn roll_up_reports(state: AppState, period: Duration) {
                 return;
             }
         }
+    })
+    .await;
+}
+
+/// Every [`crate::cluster::link::GATEWAY_SWEEP`], hands the exchanges' commands that no socket holds to their sockets.
+async fn sweep_gateways(state: AppState) {
+    every(&state, crate::cluster::link::GATEWAY_SWEEP, || async {
+        crate::telephony::sweep(&state.store, &state.hub, state.clock.now_ms(), &[], 0).await;
     })
     .await;
 }

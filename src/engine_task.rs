@@ -688,7 +688,7 @@ impl EngineTask {
             if changes[i + 1..].iter().any(|later| later.supersedes(&c.gateway_id, &c.call_id, c.kind)) {
                 continue;
             }
-            crate::telephony::deliver(&self.store, &self.hub, now, &c.gateway_id, &c.id, &c.frame).await;
+            crate::telephony::deliver(&self.store, &self.hub, now, &c.gateway_id, &c.id).await;
         }
     }
 

@@ -145,6 +145,18 @@ struct Inner {
     local: HashMap<ConnId, Outbox>,
     /// What each socket of this process is registered as (cluster mode re-registers them with a new leader).
     roles: HashMap<ConnId, Role>,
+    /// The conversations each supervisor socket of this process watches, and as whom it joined
+    /// them (None: monitor only): also registered again with a new leader in cluster mode.
+    watches: HashMap<ConnId, BTreeMap<String, Option<String>>>,
+}
+
+/// A conversation a supervisor socket of this process watches (see [`Hub::watches`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Watch {
+    pub conn: ConnId,
+    pub contact: String,
+    /// The supervisor's user id when they joined (may write), None when they only monitor.
+    pub joined: Option<String>,
 }
 
 impl Hub {
@@ -186,6 +198,7 @@ impl Hub {
         let mut inner = self.lock();
         inner.local.remove(&conn);
         inner.roles.remove(&conn);
+        inner.watches.remove(&conn);
     }
 
     /// Records what socket `conn` of this process speaks for (see [`Role`]).
@@ -200,6 +213,42 @@ impl Hub {
     pub fn roles(&self) -> Vec<(ConnId, Role)> {
         let mut all: Vec<(ConnId, Role)> = self.lock().roles.iter().map(|(c, r)| (*c, r.clone())).collect();
         all.sort_by_key(|(c, _)| *c);
+        all
+    }
+
+    /// Records that supervisor socket `conn` of this process watches `contact` (monitor), or joined it
+    /// as `joined`; a join is kept when the same socket monitors again.
+    pub fn set_watch(&self, conn: ConnId, contact: &str, joined: Option<String>) {
+        let mut inner = self.lock();
+        if inner.local.contains_key(&conn) {
+            let entry = inner.watches.entry(conn).or_default().entry(contact.to_string()).or_default();
+            if joined.is_some() {
+                *entry = joined;
+            }
+        }
+    }
+
+    /// Supervisor socket `conn` stopped watching `contact`.
+    pub fn unset_watch(&self, conn: ConnId, contact: &str) {
+        let mut inner = self.lock();
+        if let Some(watches) = inner.watches.get_mut(&conn) {
+            watches.remove(contact);
+            if watches.is_empty() {
+                inner.watches.remove(&conn);
+            }
+        }
+    }
+
+    /// The conversations watched by supervisor sockets of this process: what a new leader's relay
+    /// must know of this node so that they keep receiving them (cluster mode).
+    pub fn watches(&self) -> Vec<Watch> {
+        let inner = self.lock();
+        let mut all: Vec<Watch> = inner
+            .watches
+            .iter()
+            .flat_map(|(conn, w)| w.iter().map(|(contact, joined)| Watch { conn: *conn, contact: contact.clone(), joined: joined.clone() }))
+            .collect();
+        all.sort_by(|a, b| (a.conn, &a.contact).cmp(&(b.conn, &b.contact)));
         all
     }
 

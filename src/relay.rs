@@ -50,6 +50,9 @@ pub enum RelayCommand {
     Whisper { contact: String, from_name: String, text: String, outbox: Outbox, done: oneshot::Sender<bool> },
     /// A supervisor joins the conversation: the caller sees a second person join, and the supervisor may write.
     Join { contact: String, supervisor: String, name: String, outbox: Outbox, done: oneshot::Sender<bool> },
+    /// Cluster mode, on a new leader: a supervisor socket of a surviving node watched (monitor) or
+    /// joined (`joined`: the supervisor) this conversation with the last leader: it goes on, silently.
+    Rewatch { contact: String, outbox: Outbox, joined: Option<String> },
 }
 
 /// What became of a caller's resume (crosses the cluster link as JSON).
@@ -342,6 +345,23 @@ impl Relay {
                 let ok = self.join(contact, supervisor, name, outbox).await;
                 let _ = done.send(ok);
             }
+            RelayCommand::Rewatch { contact, outbox, joined } => match self.open.get_mut(&contact) {
+                Some(conv) => {
+                    if !conv.watchers.iter().any(|w| w.id == outbox.id) {
+                        conv.watchers.push(outbox);
+                    }
+                    if let Some(supervisor) = joined.filter(|s| !conv.joined.contains(s)) {
+                        conv.joined.push(supervisor);
+                    }
+                }
+                // It ended while no leader could tell the watcher.
+                None => {
+                    if let Ok(Some(record)) = self.store.contact(&contact).await.map(|r| r.filter(|r| !r.is_open())) {
+                        let reason = record.end_reason.unwrap_or_else(|| "ended".into());
+                        outbox.send(&ServerEvent::ContactEnded { contact_id: contact, reason });
+                    }
+                }
+            },
             RelayCommand::CallerPresence { contact, online } => {
                 if let Some(c) = self.open.get(&contact).and_then(|c| c.counsellor.clone()) {
                     self.hub.event_to_agent(&c, &ServerEvent::CallerPresence { contact_id: contact, online });

@@ -47,7 +47,12 @@ pub struct Gateways {
     inner: Mutex<HashMap<String, Vec<GatewaySocket>>>,
     /// Cluster mode: tells the other nodes that an exchange has a command no socket here took.
     wake_hook: std::sync::OnceLock<WakeHook>,
+    /// This process in delivery claims: the cluster node's id, or [`LOCAL_NODE`].
+    node: std::sync::OnceLock<String>,
 }
+
+/// The node name in delivery claims on a single node.
+pub const LOCAL_NODE: &str = "local";
 
 /// Cluster mode: `hook(gateway)` wakes the other nodes for an exchange's pending commands.
 pub type WakeHook = Box<dyn Fn(&str) + Send + Sync>;
@@ -93,6 +98,23 @@ impl Gateways {
         let _ = self.wake_hook.set(hook);
     }
 
+    /// Cluster mode: this node's id, in the delivery claims of commands handed to its sockets.
+    pub fn set_node(&self, node: &str) {
+        let _ = self.node.set(node.to_string());
+    }
+
+    /// This process in delivery claims.
+    pub fn node(&self) -> &str {
+        self.node.get().map_or(LOCAL_NODE, String::as_str)
+    }
+
+    /// The socket of `gateway` here that a command goes to: `conn` if open, else the newest open one.
+    fn pick(&self, gateway: &str, conn: Option<crate::hub::ConnId>) -> Option<crate::hub::ConnId> {
+        let inner = self.lock();
+        let list = inner.get(gateway)?;
+        list.iter().rev().filter(|s| !s.outbox.is_closed()).map(|s| s.outbox.id).find(|id| conn.is_none_or(|c| c == *id))
+    }
+
     /// The exchanges with a socket open here.
     pub fn ids(&self) -> Vec<String> {
         self.lock().iter().filter(|(_, list)| list.iter().any(|s| !s.outbox.is_closed())).map(|(g, _)| g.clone()).collect()
@@ -125,46 +147,38 @@ impl Gateways {
         }
     }
 
-    /// Hands a stored command to the exchange's newest open socket (`conn`: to that socket only).
-    /// `Some(acks)` when handed over; None when no socket took it (it waits in the database).
-    pub fn push(&self, gateway: &str, conn: Option<crate::hub::ConnId>, id: &str, frame: &str) -> Option<bool> {
+    /// Hands a stored command to socket `conn` of the exchange. `Some(acks)` when handed over;
+    /// None when the socket is gone or too slow (the command waits in the database).
+    fn push(&self, gateway: &str, conn: crate::hub::ConnId, id: &str, frame: &str) -> Option<bool> {
         let mut inner = self.lock();
         let list = inner.get_mut(gateway)?;
         list.retain(|s| !s.outbox.is_closed());
-        list.iter_mut()
-            .rev()
-            .filter(|s| conn.is_none_or(|c| s.outbox.id == c))
-            .find_map(|s| s.push(id, frame).then_some(s.acks))
+        list.iter_mut().find(|s| s.outbox.id == conn).and_then(|s| s.push(id, frame).then_some(s.acks))
     }
 }
 
-/// Hands a command just committed to its exchange, if a socket is open. An exchange that does not
-/// acknowledge commands has it marked acknowledged once handed over (at most once, as it expects).
-/// Cluster mode: with no socket of the exchange on this node, the other nodes are woken to hand
-/// over its pending commands ([`deliver_pending`]) to the sockets they hold.
-pub async fn deliver(state_store: &crate::store::Store, hub: &crate::hub::Hub, now: i64, gateway: &str, id: &str, frame: &str) {
-    match hub.gateways.push(gateway, None, id, frame) {
-        Some(false) => {
-            if let Err(err) = state_store.commands_handed_over(gateway, &[id.to_string()], now).await {
-                tracing::error!(error = %err, gateway, "marking a command handed over failed; it will be sent again");
-            }
-        }
-        Some(true) => {}
-        None => {
-            if let Some(wake) = hub.gateways.wake_hook.get() {
-                wake(gateway);
-            }
+/// Hands a command just committed to its exchange, if a socket of it is open here (and no other
+/// socket holds the command). An exchange that does not acknowledge commands has it marked
+/// acknowledged once handed over (at most once, as it expects). Cluster mode: with no socket of the
+/// exchange on this node, the other nodes are woken to hand over its pending commands
+/// ([`deliver_pending_to`]) to the sockets they hold.
+pub async fn deliver(state_store: &crate::store::Store, hub: &crate::hub::Hub, now: i64, gateway: &str, id: &str) {
+    if !hand_over(state_store, hub, now, gateway, None, Some(id)).await {
+        if let Some(wake) = hub.gateways.wake_hook.get() {
+            wake(gateway);
         }
     }
 }
 
-/// A socket of `gateway` opened: every command it has not acknowledged goes out first, in order.
+/// A socket of `gateway` opened: every command it has not acknowledged goes out first, in order
+/// (those another open socket holds excepted).
 pub async fn deliver_pending(state: &AppState, gateway: &str, conn: crate::hub::ConnId) {
+    release_stale(&state.store, &state.hub, gateway, &[], 0).await;
     deliver_pending_to(&state.store, &state.hub, state.clock.now_ms(), gateway, Some(conn)).await;
 }
 
-/// Hands every command of `gateway` not yet acknowledged to its socket `conn` of this node (None:
-/// its newest), in order, each at most once per socket.
+/// Hands every command of `gateway` not yet acknowledged, and held by no other socket, to its
+/// socket `conn` of this node (None: its newest), in order, each at most once per socket.
 pub async fn deliver_pending_to(
     store: &crate::store::Store,
     hub: &crate::hub::Hub,
@@ -172,23 +186,103 @@ pub async fn deliver_pending_to(
     gateway: &str,
     conn: Option<crate::hub::ConnId>,
 ) {
-    let pending = match store.pending_commands(gateway).await {
-        Ok(p) => p,
+    hand_over(store, hub, now, gateway, conn, None).await;
+}
+
+/// Claims the pending commands of `gateway` (only `only`, if given) for socket `conn` here (None:
+/// the newest), then hands it those it holds. One socket at a time holds a command, whatever node
+/// its socket is on: the exchange never gets a command on two sockets at once, and gets it on
+/// another socket only once the one that held it closed unacknowledged. False when no socket of the
+/// exchange is open here.
+async fn hand_over(
+    store: &crate::store::Store,
+    hub: &crate::hub::Hub,
+    now: i64,
+    gateway: &str,
+    conn: Option<crate::hub::ConnId>,
+    only: Option<&str>,
+) -> bool {
+    let Some(conn) = hub.gateways.pick(gateway, conn) else { return false };
+    let held = match store.claim_commands(gateway, hub.gateways.node(), conn, only, now).await {
+        Ok(held) => held,
         Err(err) => {
-            tracing::error!(error = %err, gateway, "reading pending telephony commands failed; they go out on the next connection");
-            return;
+            tracing::error!(error = %err, gateway, "claiming telephony commands failed; they go out with the next sweep or connection");
+            return true;
         }
     };
     let mut handed = Vec::new();
-    for command in pending {
+    for command in held {
         match hub.gateways.push(gateway, conn, &command.id, &command.frame) {
             Some(false) => handed.push(command.id),
             Some(true) => {}
+            // Gone or too slow: its session closes and releases what it holds.
             None => break,
         }
     }
     if let Err(err) = store.commands_handed_over(gateway, &handed, now).await {
         tracing::error!(error = %err, gateway, "marking commands handed over failed; they will be sent again");
+    }
+    true
+}
+
+/// Releases the claims on `gateway`'s commands that no open socket stands behind: those of sockets
+/// of this node that are closed (a release that failed), and (cluster mode) those of nodes not in
+/// `alive` made before `dead_before` (the node died; a node that just started may not be in
+/// `alive` yet). True when some were released.
+pub async fn release_stale(store: &crate::store::Store, hub: &crate::hub::Hub, gateway: &str, alive: &[String], dead_before: i64) -> bool {
+    let holders = match store.command_holders(gateway).await {
+        Ok(h) => h,
+        Err(err) => {
+            tracing::warn!(error = %err, gateway, "reading who holds telephony commands failed");
+            return false;
+        }
+    };
+    let me = hub.gateways.node();
+    let mut released = false;
+    for (node, conn, at) in holders {
+        let stale = if node == me {
+            hub.gateways.pick(gateway, Some(conn)).is_none()
+        } else {
+            !alive.contains(&node) && at < dead_before
+        };
+        if stale {
+            tracing::warn!(gateway, node = %node, conn, "releasing telephony commands held by a socket that is gone");
+            released |= store.release_commands(gateway, &node, conn).await.is_ok_and(|n| n > 0);
+        }
+    }
+    released
+}
+
+/// For every exchange with a socket here: releases the stale claims ([`release_stale`]), then hands
+/// the pending commands no socket holds to its socket here. Run every few seconds (by the cluster
+/// link on each node, by the server on a single node), so a lost wake-up or a claim whose release
+/// failed delays a command, never loses it.
+pub async fn sweep(store: &crate::store::Store, hub: &crate::hub::Hub, now: i64, alive: &[String], dead_before: i64) {
+    for gateway in hub.gateways.ids() {
+        // Mostly nothing waits: a read, and no write transaction.
+        if store.pending_commands(&gateway).await.is_ok_and(|p| p.is_empty()) {
+            continue;
+        }
+        release_stale(store, hub, &gateway, alive, dead_before).await;
+        deliver_pending_to(store, hub, now, &gateway, None).await;
+    }
+}
+
+/// A socket of `gateway` closed: the commands it held unacknowledged go to another socket of the
+/// exchange, here or (woken) on another node.
+pub async fn socket_closed(store: &crate::store::Store, hub: &crate::hub::Hub, now: i64, gateway: &str, conn: crate::hub::ConnId) {
+    hub.gateways.detach(gateway, conn);
+    match store.release_commands(gateway, hub.gateways.node(), conn).await {
+        Ok(0) => {}
+        Ok(_) => {
+            if !hand_over(store, hub, now, gateway, None, None).await {
+                if let Some(wake) = hub.gateways.wake_hook.get() {
+                    wake(gateway);
+                }
+            }
+        }
+        // The node's next start, or the other nodes once it is gone, release them.
+        Err(err) => tracing::error!(error = %err, gateway, "releasing a closed socket's telephony commands failed"),
     }
 }
 
@@ -591,7 +685,7 @@ pub async fn call_control(state: &AppState, counsellor: &str, contact_id: &str, 
         CallAction::Hangup => "call_hangup",
     };
     state.store.issue_command(&command, Some((log, counsellor))).await?;
-    deliver(&state.store, &state.hub, now, &command.gateway_id, &command.id, &command.frame).await;
+    deliver(&state.store, &state.hub, now, &command.gateway_id, &command.id).await;
     Ok(())
 }
 

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::wire::{Envelope, NodeItem, ReplyId, Wire, WireContact, WireEngine, WireInput, WireIntervene, WireProfile, WireRelay};
 use crate::engine_task::{contact_key, profile_of, status_of, EngineCommand, InterveneError};
-use crate::hub::{ConnId, Hub, Outbox, Outgoing, RemotePush, Role};
+use crate::hub::{ConnId, Hub, Outbox, Outgoing, RemotePush, Role, Watch};
 use crate::protocol::AgentStatus;
 use crate::relay::RelayCommand;
 use crate::store::Store;
@@ -372,7 +372,9 @@ impl Link {
             RelayCommand::Assigned { .. }
             | RelayCommand::Ended { .. }
             | RelayCommand::CallerPresence { .. }
-            | RelayCommand::Transferred { .. } => return false,
+            | RelayCommand::Transferred { .. }
+            // Rewatch is the leader's own, after a rejoin.
+            | RelayCommand::Rewatch { .. } => return false,
         };
         self.forward(Wire::Relay(wire), reqs).await
     }
@@ -417,7 +419,7 @@ impl Link {
         let from = env.from.as_str();
         match env.cmd {
             Wire::Detach { caller, key, conn } => self.hub.detach_remote(caller, &key, conn),
-            Wire::Rejoin { sockets, .. } => self.rejoin(from, sockets, &local).await,
+            Wire::Rejoin { sockets, watches, .. } => self.rejoin(from, sockets, watches, &local).await,
             Wire::Engine(cmd) => {
                 let cmd = match cmd {
                     WireEngine::Input(input) => match input.into_input() {
@@ -545,9 +547,10 @@ impl Link {
         if self.rejoined.fetch_max(token, Ordering::SeqCst) >= token {
             return;
         }
-        let sockets = self.hub.roles();
-        tracing::info!(token, sockets = sockets.len(), "registering this node's sockets with the new leader");
-        let env = Envelope { id: uuid::Uuid::new_v4().simple().to_string(), from: self.node.to_string(), cmd: Wire::Rejoin { token, sockets } };
+        let (sockets, watches) = (self.hub.roles(), self.hub.watches());
+        tracing::info!(token, sockets = sockets.len(), watches = watches.len(), "registering this node's sockets with the new leader");
+        let cmd = Wire::Rejoin { token, sockets, watches };
+        let env = Envelope { id: uuid::Uuid::new_v4().simple().to_string(), from: self.node.to_string(), cmd };
         match serde_json::to_string(&env) {
             Ok(json) => {
                 if self.out.try_send(Publish::Command { json, reqs: vec![] }).is_err() {
@@ -558,9 +561,10 @@ impl Link {
         }
     }
 
-    /// On the leader: registers node `from`'s live sockets (this node's own too) in the registry, and
-    /// connects their callers and counsellors in the engine, silently. Idempotent.
-    pub async fn rejoin(&self, from: &str, sockets: Vec<(ConnId, Role)>, local: &Local) {
+    /// On the leader: registers node `from`'s live sockets (this node's own too) in the registry,
+    /// connects their callers and counsellors in the engine, silently, and hands the conversations
+    /// its supervisor sockets watch to the relay, silently too. Idempotent.
+    pub async fn rejoin(&self, from: &str, sockets: Vec<(ConnId, Role)>, watches: Vec<Watch>, local: &Local) {
         let mut callers = Vec::new();
         let mut users: Vec<String> = Vec::new();
         for (conn, role) in sockets {
@@ -579,22 +583,36 @@ impl Link {
                 }
             }
         }
-        let mut counsellors = Vec::new();
-        for id in users {
-            match self.store.user(&id).await {
-                Ok(Some(user)) if !user.disabled => {
-                    let status = AgentStatus::parse(&user.status).unwrap_or(AgentStatus::Offline);
-                    if let Some(profile) = profile_of(&user) {
-                        counsellors.push((profile, status_of(status)));
-                    }
+        // Every rejoining counsellor's account in one read.
+        let accounts = if users.is_empty() {
+            Vec::new()
+        } else {
+            match self.store.users_by_ids(&users).await {
+                Ok(found) => found,
+                Err(err) => {
+                    tracing::error!(error = %err, counsellors = users.len(), "reading the rejoining counsellors failed");
+                    Vec::new()
                 }
-                Ok(_) => {}
-                Err(err) => tracing::error!(error = %err, user = %id, "reading a rejoining counsellor failed"),
             }
-        }
-        tracing::info!(node = %from, callers = callers.len(), counsellors = counsellors.len(), "sockets rejoined");
+        };
+        // In the order their sockets came, as when they were read one by one.
+        let mut accounts = accounts;
+        accounts.sort_by_key(|user| users.iter().position(|u| *u == user.id));
+        let counsellors: Vec<_> = accounts
+            .iter()
+            .filter(|user| !user.disabled)
+            .filter_map(|user| {
+                let status = AgentStatus::parse(&user.status).unwrap_or(AgentStatus::Offline);
+                profile_of(user).map(|profile| (profile, status_of(status)))
+            })
+            .collect();
+        tracing::info!(node = %from, callers = callers.len(), counsellors = counsellors.len(), watches = watches.len(), "sockets rejoined");
         if !callers.is_empty() || !counsellors.is_empty() {
             let _ = local.engine.send(EngineCommand::Reattach { callers, counsellors }).await;
+        }
+        for Watch { conn, contact, joined } in watches {
+            let outbox = self.remote_outbox(from, conn);
+            let _ = local.relay.send(RelayCommand::Rewatch { contact, outbox, joined }).await;
         }
     }
 
@@ -624,10 +642,10 @@ impl Link {
                 last = entry.id.clone();
                 let Some(json) = entry_json(&entry.map) else { continue };
                 let Ok(env) = serde_json::from_str::<Envelope>(&json) else { continue };
-                if let Wire::Rejoin { sockets, .. } = env.cmd {
+                if let Wire::Rejoin { sockets, watches, .. } = env.cmd {
                     if self.first_time(&env.id) {
                         expect.remove(&env.from);
-                        self.rejoin(&env.from, sockets, local).await;
+                        self.rejoin(&env.from, sockets, watches, local).await;
                     }
                 }
             }
@@ -843,11 +861,13 @@ pub async fn node_reader(link: Arc<Link>, conn: ConnectionManager, stop: watch::
 }
 
 /// How often a node hands its exchanges' pending commands over in any case: what repairs a lost wake-up.
-const GATEWAY_SWEEP: Duration = Duration::from_secs(2);
+pub const GATEWAY_SWEEP: Duration = Duration::from_secs(2);
 
-/// Every node: every [`GATEWAY_SWEEP`], the pending commands of each exchange with a socket here go
-/// to it (each at most once per socket), so a wake-up lost between nodes delays a command, never loses it.
-pub async fn gateway_sweep(link: Arc<Link>, mut stop: watch::Receiver<bool>) {
+/// Every node: every [`GATEWAY_SWEEP`], for each exchange with a socket here, the claims of nodes
+/// no longer alive (not seen for `dead_after`) are released, and the pending commands no socket
+/// holds go to its socket here (each at most once per socket), so a wake-up lost between nodes, or a
+/// node that died holding commands, delays a command, never loses it.
+pub async fn gateway_sweep(link: Arc<Link>, dead_after: Duration, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(GATEWAY_SWEEP);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -855,9 +875,9 @@ pub async fn gateway_sweep(link: Arc<Link>, mut stop: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        for gateway in link.hub.gateways.ids() {
-            crate::telephony::deliver_pending_to(&link.store, &link.hub, link.clock.now_ms(), &gateway, None).await;
-        }
+        let now = link.clock.now_ms();
+        let alive: Vec<String> = link.peers().into_iter().map(|p| p.id).collect();
+        crate::telephony::sweep(&link.store, &link.hub, now, &alive, now - dead_after.as_millis() as i64).await;
     }
 }
 

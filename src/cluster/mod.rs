@@ -121,6 +121,9 @@ impl Cluster {
         let keys = Keys { prefix: settings.prefix.clone() };
         // Items left on this node's stream by an earlier process of the same id were for sockets that are gone.
         let _: () = redis::cmd("DEL").arg(keys.node(&node)).query_async(&mut redis).await.context("Redis")?;
+        // So were the exchanges' commands it held.
+        hub.gateways.set_node(&node);
+        store.release_node_commands(&node).await.context("releasing this node's telephony commands")?;
         let link = Link::start(&node, keys.clone(), hub.clone(), store.clone(), clock, redis.clone());
         let weak = Arc::downgrade(&link);
         hub.set_detach_hook(Box::new(move |caller, key, conn| {
@@ -143,7 +146,7 @@ impl Cluster {
         let (stop, stopped) = watch::channel(false);
         let reads = connect(&client, true).await.context("connecting to Redis")?;
         tokio::spawn(link::node_reader(link.clone(), reads, stopped.clone()));
-        tokio::spawn(link::gateway_sweep(link.clone(), stopped.clone()));
+        tokio::spawn(link::gateway_sweep(link.clone(), settings.lease * 2, stopped.clone()));
         let cluster = Arc::new(Cluster {
             node,
             settings,
@@ -367,7 +370,7 @@ impl Cluster {
         for peer in &peers {
             self.link.request_rejoin(peer, token);
         }
-        self.link.rejoin(&self.node, self.hub.roles(), &local).await;
+        self.link.rejoin(&self.node, self.hub.roles(), self.hub.watches(), &local).await;
         let mut reads = connect(&self.client, true).await?;
         self.link.await_rejoins(&mut reads, &start, peers, self.settings.lease / 4, &local).await;
         let (stop_reader, stopped) = watch::channel(false);

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine_task::{contact_key, contact_str, counsellor_key, counsellor_str, status_of};
-use crate::hub::{ConnId, Role};
+use crate::hub::{ConnId, Role, Watch};
 use crate::protocol::{AgentStatus, Party};
 use crate::routing::{Channel, ContactId, CounsellorProfile, Input, NewContact, Refusal, TransferTarget};
 use crate::store::contacts::ContactRecord;
@@ -29,8 +29,14 @@ pub enum Wire {
     /// A socket of the sending node was detached from a caller's contact or a counsellor's account.
     Detach { caller: bool, key: String, conn: ConnId },
     /// The sending node's live sockets, registered again with the leader holding `token` (after a
-    /// leader change): the sockets stay open. Idempotent.
-    Rejoin { token: i64, sockets: Vec<(ConnId, Role)> },
+    /// leader change): the sockets stay open. Idempotent. `watches`: the conversations its
+    /// supervisor sockets monitor or joined (absent from nodes that predate it).
+    Rejoin {
+        token: i64,
+        sockets: Vec<(ConnId, Role)>,
+        #[serde(default)]
+        watches: Vec<Watch>,
+    },
 }
 
 /// A socket held by the sending node.

@@ -182,6 +182,67 @@ impl Store {
         Ok(())
     }
 
+    /// Claims for socket `conn` of node `node` every pending command of `gateway` (only `only`, if
+    /// given) that no other socket holds, and returns the ones it holds now, oldest first: what it
+    /// alone may hand to the exchange. One transaction; a concurrent claim by another node waits for
+    /// it and then finds the commands taken.
+    pub async fn claim_commands(
+        &self,
+        gateway_id: &str,
+        node: &str,
+        conn: u64,
+        only: Option<&str>,
+        at: i64,
+    ) -> StoreResult<Vec<PendingCommand>> {
+        let conn = conn as i64;
+        let pending = "gateway_id = $1 AND acked_at IS NULL AND superseded_at IS NULL AND ($2 = '' OR id = $2)";
+        let claim = format!(
+            "UPDATE telephony_commands SET handed_node = $3, handed_conn = $4, handed_at = $5
+             WHERE {pending} AND (handed_node IS NULL OR (handed_node = $3 AND handed_conn = $4))"
+        );
+        let held = format!(
+            "SELECT id, call_id, kind, frame FROM telephony_commands
+             WHERE {pending} AND handed_node = $3 AND handed_conn = $4 ORDER BY created_at, id"
+        );
+        let only = only.unwrap_or("");
+        Ok(on_pool!(self, pool => async {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(&claim).bind(gateway_id).bind(only).bind(node).bind(conn).bind(at).execute(&mut *tx).await?;
+            let held: Vec<PendingCommand> =
+                sqlx::query_as(&held).bind(gateway_id).bind(only).bind(node).bind(conn).fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(held)
+        }.await)?)
+    }
+
+    /// Releases the commands socket `conn` of node `node` holds and has not had acknowledged (it
+    /// closed): another socket may be handed them. Returns how many.
+    pub async fn release_commands(&self, gateway_id: &str, node: &str, conn: u64) -> StoreResult<u64> {
+        Ok(on_pool!(self, pool => sqlx::query(
+            "UPDATE telephony_commands SET handed_node = NULL, handed_conn = NULL, handed_at = NULL
+             WHERE gateway_id = $1 AND handed_node = $2 AND handed_conn = $3 AND acked_at IS NULL")
+            .bind(gateway_id).bind(node).bind(conn as i64).execute(pool).await.map(|r| r.rows_affected()))?)
+    }
+
+    /// Releases every claim of node `node` (all exchanges): the node starts again, so the sockets
+    /// that held them are gone.
+    pub async fn release_node_commands(&self, node: &str) -> StoreResult<u64> {
+        Ok(on_pool!(self, pool => sqlx::query(
+            "UPDATE telephony_commands SET handed_node = NULL, handed_conn = NULL, handed_at = NULL
+             WHERE handed_node = $1 AND acked_at IS NULL")
+            .bind(node).execute(pool).await.map(|r| r.rows_affected()))?)
+    }
+
+    /// Who holds `gateway`'s pending commands: (node, socket id, latest claim time) per socket.
+    pub async fn command_holders(&self, gateway_id: &str) -> StoreResult<Vec<(String, u64, i64)>> {
+        let rows: Vec<(String, i64, i64)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT handed_node, handed_conn, MAX(handed_at) FROM telephony_commands
+             WHERE gateway_id = $1 AND handed_node IS NOT NULL AND acked_at IS NULL AND superseded_at IS NULL
+             GROUP BY handed_node, handed_conn")
+            .bind(gateway_id).fetch_all(pool).await)?;
+        Ok(rows.into_iter().map(|(node, conn, at)| (node, conn as u64, at)).collect())
+    }
+
     /// Marks the exchange as one that acknowledges commands (it said so when connecting).
     pub async fn set_gateway_acks_commands(&self, gateway_id: &str) -> StoreResult<()> {
         on_pool!(self, pool => sqlx::query("UPDATE gateways SET acks_commands = TRUE WHERE id = $1 AND acks_commands = FALSE")

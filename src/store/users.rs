@@ -130,6 +130,24 @@ impl Store {
         Ok(row.map(User::from))
     }
 
+    /// The accounts with these ids (unknown ids are left out), in one query per 500 ids.
+    pub async fn users_by_ids(&self, ids: &[String]) -> StoreResult<Vec<User>> {
+        let mut all = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id IN ({})", marks.join(", "));
+            let rows: Vec<UserRow> = on_pool!(self, pool => {
+                let mut query = sqlx::query_as(&sql);
+                for id in chunk {
+                    query = query.bind(id);
+                }
+                query.fetch_all(pool).await
+            })?;
+            all.extend(rows.into_iter().map(User::from));
+        }
+        Ok(all)
+    }
+
     /// The account and its password hash, for login.
     pub async fn user_with_hash(&self, username: &str) -> StoreResult<Option<(User, String)>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");

@@ -214,11 +214,13 @@ impl Handler for SupervisorSession {
                 let cmd = RelayCommand::Monitor { contact: contact_id.clone(), outbox: self.me.clone(), done };
                 if self.relay_ok(cmd, ok, &contact_id).await {
                     self.watching.insert(contact_id.clone());
+                    self.state.hub.set_watch(self.me.id, &contact_id, None);
                     self.audit("monitor", &contact_id, None).await;
                 }
             }
             SupervisorRequest::Unmonitor { contact_id } => {
                 self.watching.remove(&contact_id);
+                self.state.hub.unset_watch(self.me.id, &contact_id);
                 self.state.relay.send(RelayCommand::Unmonitor { contact: contact_id.clone(), conn: self.me.id }).await;
                 self.done("unmonitor", &contact_id);
             }
@@ -256,6 +258,7 @@ impl Handler for SupervisorSession {
                 };
                 if self.relay_ok(cmd, ok, &contact_id).await {
                     self.watching.insert(contact_id.clone());
+                    self.state.hub.set_watch(self.me.id, &contact_id, Some(self.user.id.clone()));
                     self.audit("join", &contact_id, None).await;
                     self.done("join", &contact_id);
                 }
@@ -288,6 +291,7 @@ impl Handler for SupervisorSession {
         self.state.hub.detach_supervisor(self.me.id);
         self.state.hub.detach_staff(&self.user.id, self.me.id);
         for contact in std::mem::take(&mut self.watching) {
+            self.state.hub.unset_watch(self.me.id, &contact);
             self.state.relay.send(RelayCommand::Unmonitor { contact, conn: self.me.id }).await;
         }
     }

@@ -71,7 +71,8 @@ impl Handler for ExchangeSession {
     }
 
     async fn on_close(&mut self) {
-        self.state.hub.gateways.detach(&self.gateway.id, self.me.id);
+        let now = self.state.clock.now_ms();
+        crate::telephony::socket_closed(&self.state.store, &self.state.hub, now, &self.gateway.id, self.me.id).await;
         tracing::info!(gateway = %self.gateway.name, "telephony gateway disconnected");
     }
 }

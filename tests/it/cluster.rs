@@ -450,7 +450,11 @@ async fn leader_killed_another_takes_over_and_nothing_is_lost() {
             Some("offer") => {
                 let id = frame["contact_id"].as_str().unwrap().to_string();
                 if offered.is_empty() {
-                    println!("cluster: waiting contact re-offered {} ms after the SIGKILL", killed_at.elapsed().as_millis());
+                    let reoffered = killed_at.elapsed();
+                    println!("cluster: waiting contact re-offered {} ms after the SIGKILL", reoffered.as_millis());
+                    // The takeover (bounded above) plus the new leader's wait for the rejoins (a quarter
+                    // of the lease) and a margin for a loaded machine.
+                    assert!(reoffered < takeover + Duration::from_millis(LEASE_MS + 5_000), "re-offered {reoffered:?} after the SIGKILL");
                 }
                 assert!(frame["waited_ms"].as_i64().unwrap() > 0, "the answer clock runs from the original arrival");
                 ion.send(json!({"type": "accept", "contact_id": id})).await;
@@ -525,6 +529,71 @@ async fn supervisor_on_a_follower_sees_a_wait_appear_and_go() {
     let row = board["counsellors"].as_array().unwrap().iter().find(|c| c["user_id"] == ana_id.as_str()).cloned();
     assert!(row.is_some_and(|r| r["active"].as_array().unwrap().iter().any(|c| c == contact.as_str())), "{board}");
     drop(leader);
+}
+
+// ---------------------------------------------------------------------------------------------
+// (3c) Supervisors watching a conversation from followers keep it through a leader change: the
+// one who monitors still sees every later message, once; the one who joined can still write.
+
+/// The `message` frames a supervisor socket gets until the one with seq `last` (boards, alerts and
+/// replies skipped): their seqs, in the order they came.
+async fn seqs_until(sup: &mut Ws, last: i64) -> Vec<i64> {
+    let mut seqs = Vec::new();
+    let deadline = Instant::now() + FRAME_TIMEOUT;
+    while seqs.last() != Some(&last) {
+        assert!(Instant::now() < deadline, "no message {last} in time; got {seqs:?}");
+        let v = sup.recv().await;
+        match v["type"].as_str() {
+            Some("message") => seqs.push(v["seq"].as_i64().unwrap()),
+            Some("dashboard" | "alert" | "done" | "ack" | "typing" | "caller_presence") => {}
+            _ => panic!("unexpected frame for a supervisor: {v} (messages so far {seqs:?})"),
+        }
+    }
+    seqs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisors_watching_from_followers_survive_a_leader_kill() {
+    let Some((db, store, _conn)) = prepare().await else { return };
+    add_user(&store, "sue", Role::Supervisor, &["children"], &[], &[], 0).await;
+    let prefix = fresh_prefix();
+    let (leader, followers, admin) = three_nodes(&db, &redis_url(), &prefix).await;
+    let (a, b) = (&followers[0], &followers[1]);
+
+    // Ana on A chats with a caller on B; the admin monitors from A, Sue joins from B.
+    let (mut ana, mut caller, contact, _) = answered_chat(a, b).await;
+    assert_eq!(chat(&mut caller, &mut ana, &contact, "w", 1).await, vec![1, 2]);
+    let mut watcher = a.staff("root", "/ws/supervisor").await;
+    watcher.send(json!({"type": "monitor", "contact_id": contact})).await;
+    assert_eq!(until(&mut watcher, "monitoring", |_| true).await["history"].as_array().unwrap().len(), 2);
+    let mut sue = b.staff("sue", "/ws/supervisor").await;
+    sue.send(json!({"type": "join", "contact_id": contact})).await;
+    until(&mut sue, "done", |d| d["request"] == "join").await;
+    assert_eq!(caller.expect("message").await["from"], "system");
+    assert_eq!(ana.expect("message").await["seq"], 3);
+    assert_eq!(seqs_until(&mut watcher, 3).await, vec![3]);
+
+    // Power cut on the leader; another takes over.
+    let killed = leader.id.clone();
+    leader.sigkill().await;
+    let new_leader = settled(&followers, &admin, Some(&killed)).await;
+    println!("cluster: {new_leader} leads; the supervisors' sockets on the followers stayed open");
+
+    // The chat goes on; the supervisor who joined still writes, and the caller and Ana see it.
+    assert_eq!(chat(&mut caller, &mut ana, &contact, "after", 1).await, vec![4, 5]);
+    sue.send(json!({"type": "message", "contact_id": contact, "client_id": "sue-1", "text": "Sunt aici și eu."})).await;
+    let seqs = seqs_until(&mut sue, 5).await;
+    assert_eq!(until(&mut sue, "ack", |_| true).await["seq"], 6, "the joined supervisor writes after the failover (saw {seqs:?})");
+    let from_sue = caller.expect("message").await;
+    assert_eq!((from_sue["seq"].as_i64(), from_sue["text"].as_str()), (Some(6), Some("Sunt aici și eu.")));
+    assert_eq!(ana.expect("message").await["seq"], 6);
+    // One more from Ana: the monitoring supervisor has seen every message since the join, once, in order.
+    ana.send(json!({"type": "message", "contact_id": contact, "client_id": "after-last", "text": "bine"})).await;
+    assert_eq!(ana.expect("ack").await["seq"], 7);
+    assert_eq!(caller.expect("message").await["seq"], 7);
+    assert_eq!(seqs_until(&mut watcher, 7).await, vec![4, 5, 6, 7], "every later message, once");
+    assert_eq!(seqs_until(&mut sue, 7).await, vec![7], "the joined supervisor sees the conversation go on");
+    assert_eq!(store.messages_after(&contact, 0).await.unwrap().len(), 7);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -701,10 +770,26 @@ async fn redis_restart_loses_nothing_acknowledged() {
     assert_eq!(ana.expect("assigned").await["history"].as_array().unwrap().len(), acked.len());
     let more = chat(&mut caller, &mut ana, &contact, "s", 1).await;
     assert_eq!(more, vec![acked.len() as i64 + 1, acked.len() as i64 + 2]);
-    let (_waiting, resumed) = resume(a, &waiting_token, 0).await;
+    let (mut waiting, resumed) = resume(a, &waiting_token, 0).await;
     assert_eq!(resumed["state"], "queued");
     assert_eq!(store.contact(&waiting_id).await.unwrap().unwrap().state, "queued", "the waiting contact still waits");
     assert_eq!(store.messages_after(&contact, 0).await.unwrap().len(), acked.len() + 2);
+
+    // The waiting contact is offered once a counsellor is free, with its answer clock running from
+    // its arrival, and answered once.
+    let queued_at = store.contact(&waiting_id).await.unwrap().unwrap().queued_at;
+    let mut ion = b.available_agent("ion").await;
+    let offer = ion.expect("offer").await;
+    assert_eq!(offer["contact_id"], waiting_id.as_str());
+    println!("cluster: after the Redis restart the waiting contact was offered having waited {} ms", offer["waited_ms"]);
+    assert!(offer["waited_ms"].as_i64().unwrap() > 1000, "the answer clock runs from the original arrival: {offer}");
+    ion.send(json!({"type": "accept", "contact_id": waiting_id})).await;
+    ion.expect("assigned").await;
+    waiting.expect("connected").await;
+    let c = store.contact(&waiting_id).await.unwrap().unwrap();
+    assert_eq!((c.queued_at, c.state.as_str()), (queued_at, "active"), "kept its arrival time");
+    let answers = store.contact_events(&waiting_id).await.unwrap().into_iter().filter(|e| e.kind == "answered").count();
+    assert_eq!(answers, 1, "assigned once");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -822,5 +907,76 @@ async fn exchange_on_a_follower_gets_its_commands() {
     assert_eq!(ana.expect("contact_ended").await["contact_id"], call.as_str());
     let record = store.call_record(&call).await.expect("read").expect("call record");
     assert_eq!(record.outcome.as_deref(), Some("answered"));
+    drop(leader);
+}
+
+// ---------------------------------------------------------------------------------------------
+// (8) An exchange connected to two nodes: each command is handed to one of its sockets only, and to
+// the other only once that one closed without acknowledging it.
+
+/// Frames the exchange gets over `window` (it keeps asking: ping, pong), with nothing expected:
+/// the sweeps of every node (every 2 s) run meanwhile, so a command handed to a second socket shows.
+async fn commands_within(pbx: &mut Exchange, window: Duration) -> Vec<Value> {
+    let until = Instant::now() + window;
+    let mut got = Vec::new();
+    while Instant::now() < until {
+        got.extend(pbx.quiet().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_on_two_nodes_gets_each_command_once() {
+    let Some((db, store, _conn)) = prepare().await else { return };
+    let ana_id = store.user_with_hash("ana").await.unwrap().unwrap().0.id;
+    store.set_user_extension(&ana_id, Some("201")).await.expect("extension");
+    let token = format!("pbx-token-{}", uuid::Uuid::new_v4().simple());
+    let gateway = store.create_gateway("pbx", &helpline::auth::token_hash(&token), 0).await.expect("gateway");
+    let prefix = fresh_prefix();
+    let (leader, followers, _admin) = three_nodes(&db, &redis_url(), &prefix).await;
+    let (a, b) = (&followers[0], &followers[1]);
+
+    // The exchange holds a socket on A and one on B; Ana's console is on B; the engine on the leader.
+    let mut on_a = Exchange::connect_to(&a.addr, &token, true).await;
+    let mut on_b = Exchange::connect_to(&b.addr, &token, true).await;
+    let mut ana = b.available_agent("ana").await;
+    let t0 = now_ms();
+    on_a.offer("d1", "116111", "069777888", t0).await;
+    let call = ana.expect("offer").await["contact_id"].as_str().unwrap().to_string();
+    ana.send(json!({"type": "accept", "contact_id": call})).await;
+    ana.expect("assigned").await;
+
+    // The `connect` is committed on the leader, which holds no socket of the exchange: it reaches one
+    // of the two sockets, and, unacknowledged through several sweeps of both nodes, never the other.
+    let (connect, holder_is_a) = tokio::select! {
+        c = on_a.expect("connect") => (c, true),
+        c = on_b.expect("connect") => (c, false),
+    };
+    assert_eq!(connect["call_id"], "d1");
+    let (holder, other) = if holder_is_a { (&mut on_a, &mut on_b) } else { (&mut on_b, &mut on_a) };
+    let window = Duration::from_millis(5_000);
+    let (seen_holder, seen_other) = tokio::join!(commands_within(holder, window), commands_within(other, window));
+    assert!(seen_holder.is_empty(), "the holding socket got nothing more: {seen_holder:?}");
+    assert!(seen_other.is_empty(), "the other socket got nothing: {seen_other:?}");
+    holder.ack_command(&connect).await;
+    on_a.answer("d1", t0 + 1_000).await;
+
+    // Ana (on B) puts the call on hold: B holds a socket of the exchange, which gets the command.
+    ana.send(json!({"type": "call_hold", "contact_id": call})).await;
+    assert_eq!(ana.expect("call_control").await["action"], "hold");
+    let hold = on_b.expect("hold").await;
+    assert!(on_a.quiet().await.is_empty(), "one socket only");
+    // B's socket closes before acknowledging it: the same command goes to the socket on A, once.
+    on_b.close().await;
+    let again = on_a.expect("hold").await;
+    assert_eq!(again["command_id"], hold["command_id"], "the same command, on the other socket");
+    on_a.ack_command(&again).await;
+    assert!(commands_within(&mut on_a, Duration::from_millis(2_500)).await.is_empty(), "handed over once");
+
+    on_a.hang_up("d1", "caller", t0 + 9_000).await;
+    assert_eq!(ana.expect("contact_ended").await["contact_id"], call.as_str());
+    let kinds: Vec<(String, bool, bool)> = store.call_commands(&gateway.id, "d1").await.unwrap();
+    assert_eq!(kinds, [("connect".to_string(), true, false), ("hold".to_string(), true, false)]);
     drop(leader);
 }

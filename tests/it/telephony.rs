@@ -21,6 +21,7 @@ crate::on_both_backends!(
     stale_connects_are_superseded_and_never_sent,
     counsellors_hold_resume_and_hang_up_their_own_calls,
     webhook_answers_carry_commands_until_acknowledged,
+    an_exchange_with_two_sockets_gets_a_command_on_one_until_it_closes,
 );
 
 /// A counsellor serving the children's helpline in Romanian, with an extension.
@@ -742,4 +743,35 @@ where
 {
     let (status, body) = post(json!({"type": "call_offered", "event_id": event_id, "call_id": call_id, "dialled": "116111", "caller": "069555666", "at": at})).await;
     assert_eq!((status, body["frames"][0]["type"].as_str()), (200, Some("ack")));
+}
+
+/// An exchange with two sockets open: a command goes to one (the newest), never to the other while
+/// that one is open; once it closes unacknowledged, the same command goes to the other, once.
+async fn an_exchange_with_two_sockets_gets_a_command_on_one_until_it_closes(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    counsellor(&app, "ana", Some("201")).await;
+    let mut ana = app.available_agent("ana").await;
+    let token = add_gateway(&app, "pbx").await;
+    let mut first = Exchange::connect_acking(&app, &token).await;
+    assert!(first.quiet().await.is_empty());
+    let mut second = Exchange::connect_acking(&app, &token).await;
+    assert!(second.quiet().await.is_empty());
+    first.offer("t1", "116111", "069888999", now_ms()).await;
+    let (call, _) = call_offer(&mut ana).await;
+    ana.send(json!({"type": "accept", "contact_id": call})).await;
+    ana.expect("assigned").await;
+    let connect = second.expect("connect").await;
+    assert!(first.quiet().await.is_empty(), "one socket only");
+    // A third socket opens while the second still holds the command: it is not handed over again.
+    let mut third = Exchange::connect_acking(&app, &token).await;
+    assert!(third.quiet().await.is_empty(), "held by an open socket");
+    // The second closes without acknowledging it: the newest open socket gets it, once.
+    second.close().await;
+    let again = third.expect("connect").await;
+    assert_eq!(again["command_id"], connect["command_id"]);
+    third.ack_command(&again).await;
+    assert!(third.quiet().await.is_empty());
+    assert!(first.quiet().await.is_empty(), "never on two open sockets");
+    third.hang_up("t1", "caller", now_ms()).await;
+    assert_eq!(ana.expect("contact_ended").await["contact_id"], call.as_str());
 }
