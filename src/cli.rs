@@ -212,6 +212,10 @@ pub struct UserAdd {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
+    if let Err(err) = configure_failpoints(std::env::var("FAILPOINTS").ok().as_deref()) {
+        eprintln!("error: FAILPOINTS: {err}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
@@ -226,6 +230,17 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Arms the fault injection points named in `spec` (`name=actions;name=actions`, the `fail` crate's
+/// syntax), for the failure tests; an operator never sets it. A bad spec is refused, naming the problem.
+fn configure_failpoints(spec: Option<&str>) -> Result<(), String> {
+    for part in spec.unwrap_or_default().split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, actions) = part.split_once('=').ok_or_else(|| format!("expected name=actions, got {part:?}"))?;
+        fail::cfg(name.trim(), actions.trim())?;
+        tracing::warn!(failpoint = name.trim(), actions = actions.trim(), "fault injection point armed");
+    }
+    Ok(())
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -521,4 +536,20 @@ async fn set_disabled(store: &Store, username: &str, disabled: bool, now: i64) -
     store.audit(now, "cli", action, Some(&user.id), None).await?;
     println!("{} {}", if disabled { "disabled" } else { "enabled" }, user.username);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::configure_failpoints;
+
+    #[test]
+    fn failpoints_are_armed_from_a_spec_and_a_bad_one_is_refused() {
+        assert_eq!(configure_failpoints(None), Ok(()));
+        assert_eq!(configure_failpoints(Some(" ; ")), Ok(()));
+        assert_eq!(configure_failpoints(Some("cli-test-point=return(x)")), Ok(()));
+        assert_eq!(fail::eval("cli-test-point", |arg| arg), Some(Some("x".to_string())));
+        assert!(configure_failpoints(Some("no-equals-sign")).unwrap_err().contains("name=actions"));
+        assert!(configure_failpoints(Some("cli-test-point=explode")).is_err(), "an unknown action is refused");
+        fail::remove("cli-test-point");
+    }
 }

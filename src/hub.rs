@@ -148,6 +148,20 @@ struct Inner {
     /// The conversations each supervisor socket of this process watches, and as whom it joined
     /// them (None: monitor only): also registered again with a new leader in cluster mode.
     watches: HashMap<ConnId, BTreeMap<String, Option<String>>>,
+    /// Cluster mode, while this node follows: the newest message seq each socket of this process
+    /// was sent, per conversation (see [`Hub::note_seen`]). A socket without an entry is unknown.
+    seen: HashMap<ConnId, HashMap<String, i64>>,
+    /// Whether [`Inner::seen`] is kept: on a follower in cluster mode, never on a leader.
+    tracking_seen: bool,
+}
+
+/// Cluster mode: the newest message seq socket `conn` of a node was sent in conversation `contact`.
+/// A new leader sends it every message committed after `seq` (by a leader that died before it could).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Seen {
+    pub conn: ConnId,
+    pub contact: String,
+    pub seq: i64,
 }
 
 /// A conversation a supervisor socket of this process watches (see [`Hub::watches`]).
@@ -199,14 +213,53 @@ impl Hub {
         inner.local.remove(&conn);
         inner.roles.remove(&conn);
         inner.watches.remove(&conn);
+        inner.seen.remove(&conn);
     }
 
-    /// Records what socket `conn` of this process speaks for (see [`Role`]).
-    pub fn set_role(&self, conn: ConnId, role: Role) {
+    /// Records what socket `conn` of this process speaks for (see [`Role`]). `seen`: for a caller,
+    /// the newest message it already has (0 on a new chat, its `last_seq` on a resume).
+    pub fn set_role(&self, conn: ConnId, role: Role, seen: i64) {
         let mut inner = self.lock();
         if inner.local.contains_key(&conn) {
+            if let (true, Role::Caller { contact }) = (inner.tracking_seen, &role) {
+                let seq = inner.seen.entry(conn).or_default().entry(contact.clone()).or_insert(seen);
+                *seq = (*seq).max(seen);
+            }
             inner.roles.insert(conn, role);
         }
+    }
+
+    /// Cluster mode: starts (a follower) or stops (a leader, whose sockets are sent to directly)
+    /// keeping what each socket was sent; stopping forgets it all and returns it.
+    pub fn track_seen(&self, on: bool) -> Vec<Seen> {
+        let mut inner = self.lock();
+        inner.tracking_seen = on;
+        if on {
+            return Vec::new();
+        }
+        let all = seen_list(&inner.seen);
+        inner.seen.clear();
+        all
+    }
+
+    /// Cluster mode, on a follower: socket `conn` of this process was sent message `seq` (or a
+    /// history up to it) of conversation `contact`.
+    pub fn note_seen(&self, conn: ConnId, contact: &str, seq: i64) {
+        let mut inner = self.lock();
+        if inner.tracking_seen && inner.local.contains_key(&conn) {
+            let entry = inner.seen.entry(conn).or_default();
+            match entry.get_mut(contact) {
+                Some(s) => *s = (*s).max(seq),
+                None => {
+                    entry.insert(contact.to_string(), seq);
+                }
+            }
+        }
+    }
+
+    /// What each socket of this process was sent, per conversation (see [`Hub::note_seen`]).
+    pub fn seen(&self) -> Vec<Seen> {
+        seen_list(&self.lock().seen)
     }
 
     /// The sockets of this process with a role: what a new leader must know of this node.
@@ -471,6 +524,15 @@ fn detach(registry: &mut Registry, key: &str, conn: ConnId) -> usize {
 /// A copy of the outboxes under `key`, so delivery happens outside the lock.
 fn sockets(registry: &Registry, key: &str) -> Vec<Outbox> {
     registry.get(key).map(|c| c.values().cloned().collect()).unwrap_or_default()
+}
+
+fn seen_list(seen: &HashMap<ConnId, HashMap<String, i64>>) -> Vec<Seen> {
+    let mut all: Vec<Seen> = seen
+        .iter()
+        .flat_map(|(conn, m)| m.iter().map(|(contact, seq)| Seen { conn: *conn, contact: contact.clone(), seq: *seq }))
+        .collect();
+    all.sort_by(|a, b| (a.conn, &a.contact).cmp(&(b.conn, &b.contact)));
+    all
 }
 
 fn push_all(outboxes: &[Outbox], item: Outgoing, skip: Option<ConnId>) {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
-use crate::hub::{ConnId, Hub, Outbox, Outgoing};
+use crate::hub::{ConnId, Hub, Outbox, Outgoing, Role};
 use crate::protocol::{rfc3339, ConversationSummary, ErrorCode, MessageView, Party, ServerEvent};
 use crate::store::contacts::ContactRecord;
 use crate::store::messages::{NewMessage, StoredMessage};
@@ -52,7 +52,19 @@ pub enum RelayCommand {
     Join { contact: String, supervisor: String, name: String, outbox: Outbox, done: oneshot::Sender<bool> },
     /// Cluster mode, on a new leader: a supervisor socket of a surviving node watched (monitor) or
     /// joined (`joined`: the supervisor) this conversation with the last leader: it goes on, silently.
-    Rewatch { contact: String, outbox: Outbox, joined: Option<String> },
+    Rewatch { contact: String, outbox: Outbox, joined: Option<String>, after: Option<i64> },
+    /// Cluster mode, on a new leader: a node's sockets register again; each is sent the messages
+    /// committed after the newest it was sent, then attached (see [`Rejoining`]).
+    Rejoin { sockets: Vec<Rejoining>, done: oneshot::Sender<()> },
+}
+
+/// Cluster mode: a socket of a surviving node registering with a new leader ([`RelayCommand::Rejoin`]).
+#[derive(Debug)]
+pub struct Rejoining {
+    pub outbox: Outbox,
+    pub role: Role,
+    /// The newest message seq it was sent, per conversation (its node's record; none: unknown).
+    pub seen: Vec<(String, i64)>,
 }
 
 /// What became of a caller's resume (crosses the cluster link as JSON).
@@ -233,6 +245,17 @@ impl Relay {
             tokio::time::sleep(Duration::from_millis(200)).await;
             result = self.store.insert_messages(&messages).await;
         }
+        // Fault injection for the failover tests: `FAILPOINTS=relay-after-commit=return(TEXT)` kills
+        // the process right after committing a batch with a message containing TEXT, before anyone
+        // hears of it (a leader dying between its commit and sending on).
+        if result.is_ok() {
+            if let Some(Some(text)) = fail::eval("relay-after-commit", |arg| arg) {
+                if batch.iter().any(|p| p.message.body.contains(&text)) {
+                    tracing::error!("fault injection: dying after a commit, before acknowledging or delivering it");
+                    std::process::abort();
+                }
+            }
+        }
         match result {
             Ok(stored) => {
                 for (pending, s) in batch.drain(..).zip(stored) {
@@ -345,8 +368,16 @@ impl Relay {
                 let ok = self.join(contact, supervisor, name, outbox).await;
                 let _ = done.send(ok);
             }
-            RelayCommand::Rewatch { contact, outbox, joined } => match self.open.get_mut(&contact) {
-                Some(conv) => {
+            RelayCommand::Rejoin { sockets, done } => {
+                self.rejoin(sockets).await;
+                let _ = done.send(());
+            }
+            RelayCommand::Rewatch { contact, outbox, joined, after } => match self.open.get_mut(&contact) {
+                Some(_) => {
+                    if let Some(after) = after {
+                        self.catch_up(&contact, after, &outbox).await;
+                    }
+                    let Some(conv) = self.open.get_mut(&contact) else { return };
                     if !conv.watchers.iter().any(|w| w.id == outbox.id) {
                         conv.watchers.push(outbox);
                     }
@@ -381,6 +412,67 @@ impl Relay {
                 let frame = ServerEvent::Transferred { contact_id: contact.clone(), helpline };
                 self.hub.event_to_caller(&contact, &frame);
             }
+        }
+    }
+
+    /// Cluster mode, on a new leader: sends each rejoining socket the messages of its open
+    /// conversations committed after the newest it was sent (the last leader may have died between
+    /// a commit and sending it on), then attaches it: one step, so no new message comes between.
+    async fn rejoin(&mut self, sockets: Vec<Rejoining>) {
+        let plans: Vec<Vec<(String, i64)>> = sockets
+            .iter()
+            .map(|s| {
+                s.seen
+                    .iter()
+                    .filter(|(contact, _)| match (&s.role, self.open.get(contact)) {
+                        (_, None) => false,
+                        (Role::Caller { contact: mine }, Some(_)) => mine == contact,
+                        (Role::Agent { user }, Some(conv)) => conv.counsellor.as_deref() == Some(user.as_str()),
+                    })
+                    .cloned()
+                    .collect()
+            })
+            .collect();
+        let mut wanted: Vec<String> = plans.iter().flatten().map(|(c, _)| c.clone()).collect();
+        wanted.sort();
+        wanted.dedup();
+        let latest = if wanted.is_empty() {
+            HashMap::new()
+        } else {
+            match self.store.latest_seqs(&wanted).await {
+                Ok(latest) => latest,
+                Err(err) => {
+                    tracing::error!(error = %err, conversations = wanted.len(), "reading the newest messages for rejoining sockets failed");
+                    HashMap::new()
+                }
+            }
+        };
+        for (socket, plan) in sockets.into_iter().zip(plans) {
+            for (contact, after) in plan {
+                if latest.get(&contact).is_some_and(|newest| *newest > after) {
+                    self.catch_up(&contact, after, &socket.outbox).await;
+                }
+            }
+            match socket.role {
+                Role::Caller { contact } => {
+                    self.hub.attach_caller(&contact, socket.outbox);
+                }
+                Role::Agent { user } => {
+                    self.hub.attach_agent(&user, socket.outbox);
+                }
+            }
+        }
+    }
+
+    /// Sends `outbox` the messages of `contact` after seq `after`, as one item.
+    async fn catch_up(&self, contact: &str, after: i64, outbox: &Outbox) {
+        match self.store.messages_after(contact, after).await {
+            Ok(missed) if !missed.is_empty() => {
+                tracing::info!(contact, after, missed = missed.len(), "sending a rejoining socket the messages it missed");
+                outbox.push(Outgoing::Frames(missed.iter().map(|m| ServerEvent::Message(view(m)).to_json().into()).collect()));
+            }
+            Ok(_) => {}
+            Err(err) => tracing::error!(error = %err, contact, "reading the messages a rejoining socket missed failed"),
         }
     }
 

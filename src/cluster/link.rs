@@ -19,9 +19,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::wire::{Envelope, NodeItem, ReplyId, Wire, WireContact, WireEngine, WireInput, WireIntervene, WireProfile, WireRelay};
 use crate::engine_task::{contact_key, profile_of, status_of, EngineCommand, InterveneError};
-use crate::hub::{ConnId, Hub, Outbox, Outgoing, RemotePush, Role, Watch};
+use crate::hub::{ConnId, Hub, Outbox, Outgoing, RemotePush, Role, Seen, Watch};
 use crate::protocol::AgentStatus;
-use crate::relay::RelayCommand;
+use crate::relay::{Rejoining, RelayCommand};
 use crate::store::Store;
 use crate::telephony::CallInfo;
 
@@ -373,8 +373,9 @@ impl Link {
             | RelayCommand::Ended { .. }
             | RelayCommand::CallerPresence { .. }
             | RelayCommand::Transferred { .. }
-            // Rewatch is the leader's own, after a rejoin.
-            | RelayCommand::Rewatch { .. } => return false,
+            // Rewatch and Rejoin are the leader's own, after a rejoin.
+            | RelayCommand::Rewatch { .. }
+            | RelayCommand::Rejoin { .. } => return false,
         };
         self.forward(Wire::Relay(wire), reqs).await
     }
@@ -419,7 +420,7 @@ impl Link {
         let from = env.from.as_str();
         match env.cmd {
             Wire::Detach { caller, key, conn } => self.hub.detach_remote(caller, &key, conn),
-            Wire::Rejoin { sockets, watches, .. } => self.rejoin(from, sockets, watches, &local).await,
+            Wire::Rejoin { sockets, watches, seen, .. } => self.rejoin(from, sockets, watches, seen, &local).await,
             Wire::Engine(cmd) => {
                 let cmd = match cmd {
                     WireEngine::Input(input) => match input.into_input() {
@@ -509,9 +510,13 @@ impl Link {
     fn deliver(&self, item: NodeItem) {
         match item {
             NodeItem::Frame { conn, text } => {
+                self.note_seen(conn, &text);
                 self.hub.push_local(conn, Outgoing::Frame(text.into()));
             }
             NodeItem::Frames { conn, texts } => {
+                for text in &texts {
+                    self.note_seen(conn, text);
+                }
                 self.hub.push_local(conn, Outgoing::Frames(texts.into_iter().map(Into::into).collect()));
             }
             NodeItem::Ended { conn, contact, text } => {
@@ -541,15 +546,22 @@ impl Link {
         }
     }
 
+    /// Keeps the newest message seq a frame for socket `conn` carries (see [`Hub::note_seen`]).
+    fn note_seen(&self, conn: ConnId, frame: &str) {
+        if let Some((contact, seq)) = seq_of(frame) {
+            self.hub.note_seen(conn, &contact, seq);
+        }
+    }
+
     /// A follower: registers this node's live sockets with the leader holding `token`, once per
     /// token (on its request, or on noticing it), so that they stay open through the leader change.
     pub fn rejoin_leader(&self, token: i64) {
         if self.rejoined.fetch_max(token, Ordering::SeqCst) >= token {
             return;
         }
-        let (sockets, watches) = (self.hub.roles(), self.hub.watches());
+        let (sockets, watches, seen) = (self.hub.roles(), self.hub.watches(), self.hub.seen());
         tracing::info!(token, sockets = sockets.len(), watches = watches.len(), "registering this node's sockets with the new leader");
-        let cmd = Wire::Rejoin { token, sockets, watches };
+        let cmd = Wire::Rejoin { token, sockets, watches, seen };
         let env = Envelope { id: uuid::Uuid::new_v4().simple().to_string(), from: self.node.to_string(), cmd };
         match serde_json::to_string(&env) {
             Ok(json) => {
@@ -564,23 +576,34 @@ impl Link {
     /// On the leader: registers node `from`'s live sockets (this node's own too) in the registry,
     /// connects their callers and counsellors in the engine, silently, and hands the conversations
     /// its supervisor sockets watch to the relay, silently too. Idempotent.
-    pub async fn rejoin(&self, from: &str, sockets: Vec<(ConnId, Role)>, watches: Vec<Watch>, local: &Local) {
+    pub async fn rejoin(&self, from: &str, sockets: Vec<(ConnId, Role)>, watches: Vec<Watch>, seen: Vec<Seen>, local: &Local) {
+        let mut seen_by_conn: HashMap<ConnId, Vec<(String, i64)>> = HashMap::new();
+        for Seen { conn, contact, seq } in seen {
+            seen_by_conn.entry(conn).or_default().push((contact, seq));
+        }
         let mut callers = Vec::new();
         let mut users: Vec<String> = Vec::new();
+        let mut rejoining = Vec::with_capacity(sockets.len());
         for (conn, role) in sockets {
-            let outbox = self.remote_outbox(from, conn);
-            match role {
+            match &role {
                 Role::Caller { contact } => {
-                    let Some(key) = contact_key(&contact) else { continue };
-                    self.hub.attach_caller(&contact, outbox);
+                    let Some(key) = contact_key(contact) else { continue };
                     callers.push(key);
                 }
                 Role::Agent { user } => {
-                    self.hub.attach_agent(&user, outbox);
-                    if !users.contains(&user) {
-                        users.push(user);
+                    if !users.contains(user) {
+                        users.push(user.clone());
                     }
                 }
+            }
+            let seen = seen_by_conn.remove(&conn).unwrap_or_default();
+            rejoining.push(Rejoining { outbox: self.remote_outbox(from, conn), role, seen });
+        }
+        // The relay sends each socket what it missed and attaches it; the engine hears of them after.
+        if !rejoining.is_empty() {
+            let (done, attached) = oneshot::channel();
+            if local.relay.send(RelayCommand::Rejoin { sockets: rejoining, done }).await.is_ok() {
+                let _ = attached.await;
             }
         }
         // Every rejoining counsellor's account in one read.
@@ -612,7 +635,8 @@ impl Link {
         }
         for Watch { conn, contact, joined } in watches {
             let outbox = self.remote_outbox(from, conn);
-            let _ = local.relay.send(RelayCommand::Rewatch { contact, outbox, joined }).await;
+            let after = seen_by_conn.get(&conn).and_then(|s| s.iter().find(|(c, _)| *c == contact)).map(|(_, seq)| *seq);
+            let _ = local.relay.send(RelayCommand::Rewatch { contact, outbox, joined, after }).await;
         }
     }
 
@@ -642,10 +666,10 @@ impl Link {
                 last = entry.id.clone();
                 let Some(json) = entry_json(&entry.map) else { continue };
                 let Ok(env) = serde_json::from_str::<Envelope>(&json) else { continue };
-                if let Wire::Rejoin { sockets, watches, .. } = env.cmd {
+                if let Wire::Rejoin { sockets, watches, seen, .. } = env.cmd {
                     if self.first_time(&env.id) {
                         expect.remove(&env.from);
-                        self.rejoin(&env.from, sockets, watches, local).await;
+                        self.rejoin(&env.from, sockets, watches, seen, local).await;
                     }
                 }
             }
@@ -710,6 +734,29 @@ impl RemotePush for Link {
 }
 
 /// The reason sent with a close code that came from another node.
+/// The conversation and newest message seq a frame gives its socket, if it carries messages:
+/// `message` and `ack` (its seq), `assigned` and `monitoring` (the last of the history, 0 if none).
+fn seq_of(frame: &str) -> Option<(String, i64)> {
+    const CARRY: [&str; 4] = [r#"{"type":"message","#, r#"{"type":"ack","#, r#"{"type":"assigned","#, r#"{"type":"monitoring","#];
+    if !CARRY.iter().any(|start| frame.starts_with(start)) {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct SeqOnly {
+        seq: i64,
+    }
+    #[derive(serde::Deserialize)]
+    struct Carrier {
+        contact_id: String,
+        seq: Option<i64>,
+        #[serde(default)]
+        history: Vec<SeqOnly>,
+    }
+    let c: Carrier = serde_json::from_str(frame).ok()?;
+    let seq = c.seq.unwrap_or_else(|| c.history.last().map_or(0, |m| m.seq));
+    Some((c.contact_id, seq))
+}
+
 fn close_reason(code: u16) -> &'static str {
     use crate::ws::close;
     match code {
@@ -913,4 +960,34 @@ pub async fn command_reader(link: Arc<Link>, conn: ConnectionManager, start: Str
         },
     )
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seq_of;
+    use crate::protocol::{MessageView, Party, ServerEvent};
+
+    fn message(seq: i64) -> MessageView {
+        MessageView {
+            contact_id: "c-1".into(),
+            seq,
+            from: Party::Caller,
+            text: "{\"type\":\"ack\",\"seq\":99}".into(),
+            at: "2026-11-23T10:00:00.000Z".into(),
+            client_id: "k1".into(),
+        }
+    }
+
+    #[test]
+    fn frames_that_carry_messages_give_their_conversation_and_newest_seq() {
+        let seq = |e: ServerEvent| seq_of(&e.to_json());
+        assert_eq!(seq(ServerEvent::Message(message(7))), Some(("c-1".into(), 7)));
+        assert_eq!(seq(ServerEvent::Ack { contact_id: "c-1".into(), client_id: "k".into(), seq: 8 }), Some(("c-1".into(), 8)));
+        let monitoring = |history| ServerEvent::Monitoring { contact_id: "c-1".into(), counsellor: None, history };
+        assert_eq!(seq(monitoring(vec![message(1), message(2)])), Some(("c-1".into(), 2)));
+        assert_eq!(seq(monitoring(vec![])), Some(("c-1".into(), 0)), "an empty history: seen up to 0");
+        let whisper = ServerEvent::Whisper { contact_id: "c-1".into(), from: "S".into(), text: "x".into(), at: "t".into() };
+        assert_eq!(seq(whisper), None, "frames without messages carry nothing");
+        assert_eq!(seq_of("{\"type\":\"message\",\"broken"), None, "a frame that does not parse carries nothing");
+    }
 }

@@ -126,6 +126,8 @@ impl Cluster {
         store.release_node_commands(&node).await.context("releasing this node's telephony commands")?;
         let link = Link::start(&node, keys.clone(), hub.clone(), store.clone(), clock, redis.clone());
         let weak = Arc::downgrade(&link);
+        // A follower keeps what each of its sockets was sent, for the next leader (see `Hub::note_seen`).
+        hub.track_seen(true);
         hub.set_detach_hook(Box::new(move |caller, key, conn| {
             if let Some(link) = weak.upgrade() {
                 link.detached(caller, key, conn);
@@ -324,6 +326,7 @@ impl Cluster {
             }
             Err(err) => {
                 tracing::error!(error = %err, token, "could not take the lead; giving the lease back");
+                self.hub.track_seen(true);
                 let _ = lease::release(&mut redis, &self.keys, &value).await;
             }
         }
@@ -342,7 +345,9 @@ impl Cluster {
         if !self.store.raise_fence(token, &self.node, self.clock.now_ms()).await? {
             anyhow::bail!("the fence is already at or above token {token}");
         }
-        // Which socket is whose is registered again below, by every node.
+        // Which socket is whose is registered again below, by every node; this node's own sockets
+        // are sent to directly from now on (what they were sent is no longer kept).
+        let seen = self.hub.track_seen(false);
         self.hub.reset_routes();
         let store = self.store.fenced(FenceToken::new(token));
         let (relay, relay_task) = crate::relay::spawn(store.clone(), self.hub.clone(), self.clock).await?;
@@ -370,7 +375,7 @@ impl Cluster {
         for peer in &peers {
             self.link.request_rejoin(peer, token);
         }
-        self.link.rejoin(&self.node, self.hub.roles(), self.hub.watches(), &local).await;
+        self.link.rejoin(&self.node, self.hub.roles(), self.hub.watches(), seen, &local).await;
         let mut reads = connect(&self.client, true).await?;
         self.link.await_rejoins(&mut reads, &start, peers, self.settings.lease / 4, &local).await;
         let (stop_reader, stopped) = watch::channel(false);
@@ -392,6 +397,7 @@ impl Cluster {
         let _ = lease::release(&mut redis, &self.keys, &lead.value).await;
         *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.hub.reset_routes();
+        self.hub.track_seen(true);
         if close {
             self.hub.close_local(crate::ws::close::RESTART, "reconnect and resume");
         }

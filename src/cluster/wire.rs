@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine_task::{contact_key, contact_str, counsellor_key, counsellor_str, status_of};
-use crate::hub::{ConnId, Role, Watch};
+use crate::hub::{ConnId, Role, Seen, Watch};
 use crate::protocol::{AgentStatus, Party};
 use crate::routing::{Channel, ContactId, CounsellorProfile, Input, NewContact, Refusal, TransferTarget};
 use crate::store::contacts::ContactRecord;
@@ -36,6 +36,10 @@ pub enum Wire {
         sockets: Vec<(ConnId, Role)>,
         #[serde(default)]
         watches: Vec<Watch>,
+        /// The newest message each socket was sent, per conversation: the new leader sends what
+        /// came after (a dying leader may have committed messages it never sent on).
+        #[serde(default)]
+        seen: Vec<Seen>,
     },
 }
 

@@ -104,6 +104,27 @@ impl Store {
         }.await)
     }
 
+    /// The newest message seq of each of `contacts` that has messages (one read per 500).
+    pub async fn latest_seqs(&self, contacts: &[String]) -> StoreResult<HashMap<String, i64>> {
+        let mut all = HashMap::with_capacity(contacts.len());
+        for chunk in contacts.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT contact_id, MAX(seq) FROM messages WHERE contact_id IN ({}) GROUP BY contact_id",
+                marks.join(", ")
+            );
+            let rows: Vec<(String, i64)> = on_pool!(self, pool => {
+                let mut query = sqlx::query_as(&sql);
+                for id in chunk {
+                    query = query.bind(id);
+                }
+                query.fetch_all(pool).await
+            })?;
+            all.extend(rows);
+        }
+        Ok(all)
+    }
+
     /// The contact's messages with seq greater than `after`, in order.
     pub async fn messages_after(&self, contact: &str, after: i64) -> StoreResult<Vec<StoredMessage>> {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE contact_id = $1 AND seq > $2 ORDER BY seq");

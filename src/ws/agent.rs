@@ -52,7 +52,7 @@ async fn serve(socket: WebSocket, state: AppState, user: User, key: CounsellorId
         }
     }
     state.hub.attach_staff(&user.id, me.clone());
-    state.hub.set_role(me.id, Role::Agent { user: user.id.clone() });
+    state.hub.set_role(me.id, Role::Agent { user: user.id.clone() }, 0);
     tracing::info!(user = %user.username, "counsellor connected");
     let mut session = AgentSession { state: state.clone(), me: me.clone(), user, key };
     run_session(socket, me, inbox, &mut session, &state).await;

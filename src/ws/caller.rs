@@ -134,7 +134,7 @@ impl CallerSession {
         let (done, opened) = oneshot::channel();
         self.state.relay.send(RelayCommand::Open { contact: record.id.clone(), outbox: self.me.clone(), done }).await;
         let _ = opened.await;
-        self.state.hub.set_role(self.me.id, Role::Caller { contact: record.id.clone() });
+        self.state.hub.set_role(self.me.id, Role::Caller { contact: record.id.clone() }, 0);
         self.contact = Some((record.id.clone(), key));
         let contact =
             NewContact { id: key, channel: Channel::Chat, helpline: h.name.clone(), language, priority: 0, queued_at: now, caller_connected: true, senior_only };
@@ -171,7 +171,7 @@ impl CallerSession {
                 return self.error(ErrorCode::BadToken, "no open chat for that token; start a new one");
             }
         }
-        self.state.hub.set_role(self.me.id, Role::Caller { contact: id.clone() });
+        self.state.hub.set_role(self.me.id, Role::Caller { contact: id.clone() }, last_seq.max(0));
         self.contact = Some((id, key));
         self.state.engine.send(EngineCommand::CallerPresence { contact: key, online: true }).await;
     }

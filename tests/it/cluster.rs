@@ -179,11 +179,16 @@ struct Node {
 
 impl Node {
     async fn start(db_url: &str, redis_url: &str, prefix: &str, id: &str) -> Node {
+        Node::start_with(db_url, redis_url, prefix, id, &[]).await
+    }
+
+    /// A node with environment variables `env` (e.g. `FAILPOINTS`).
+    async fn start_with(db_url: &str, redis_url: &str, prefix: &str, id: &str, env: &[(&str, &str)]) -> Node {
         let lease = LEASE_MS.to_string();
         let log = std::env::var("TEST_NODE_LOG").unwrap_or_else(|_| "warn".into());
         let flags = ["--redis", redis_url, "--node-id", id, "--redis-prefix", prefix, "--lease-ms", &lease];
-        let (child, addr) =
-            crate::durability::spawn_helpline(db_url, &flags, "cluster-test-secret-cluster-test-secret", &log).await;
+        let secret = "cluster-test-secret-cluster-test-secret";
+        let (child, addr) = crate::durability::spawn_helpline_with(db_url, &flags, env, secret, &log).await;
         Node { id: id.to_string(), child, addr, http: reqwest::Client::new() }
     }
 
@@ -594,6 +599,59 @@ async fn supervisors_watching_from_followers_survive_a_leader_kill() {
     assert_eq!(seqs_until(&mut watcher, 7).await, vec![4, 5, 6, 7], "every later message, once");
     assert_eq!(seqs_until(&mut sue, 7).await, vec![7], "the joined supervisor sees the conversation go on");
     assert_eq!(store.messages_after(&contact, 0).await.unwrap().len(), 7);
+}
+
+/// The message a leader armed with `FAILPOINTS` commits and then dies, before acknowledging or sending it on.
+const FATAL_TEXT: &str = "the leader dies after committing this";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_committed_by_a_dying_leader_reaches_the_sockets_that_stayed_open() {
+    let Some((db, store, _conn)) = prepare().await else { return };
+    let prefix = fresh_prefix();
+    // n1 leads (it starts alone), armed to die right after the commit of FATAL_TEXT.
+    let failpoint = format!("relay-after-commit=return({FATAL_TEXT})");
+    let leader = Node::start_with(&db.url, &redis_url(), &prefix, "n1", &[("FAILPOINTS", failpoint.as_str())]).await;
+    let admin = leader.token("root").await;
+    assert_eq!(settled(std::slice::from_ref(&leader), &admin, None).await, "n1");
+    let followers = vec![
+        Node::start(&db.url, &redis_url(), &prefix, "n2").await,
+        Node::start(&db.url, &redis_url(), &prefix, "n3").await,
+    ];
+    let mut all = followers;
+    all.push(leader);
+    assert_eq!(settled(&all, &admin, None).await, "n1");
+    let leader = all.pop().expect("n1");
+    let (a, b) = (&all[0], &all[1]);
+
+    // Ana on A chats with a caller on B; the admin monitors from A.
+    let (mut ana, mut caller, contact, _) = answered_chat(a, b).await;
+    assert_eq!(chat(&mut caller, &mut ana, &contact, "k", 2).await, vec![1, 2, 3, 4]);
+    let mut watcher = a.staff("root", "/ws/supervisor").await;
+    watcher.send(json!({"type": "monitor", "contact_id": contact})).await;
+    assert_eq!(until(&mut watcher, "monitoring", |_| true).await["history"].as_array().unwrap().len(), 4);
+
+    // The caller's next message is committed as seq 5, and the leader dies before anyone hears of it.
+    caller.send(json!({"type": "message", "client_id": "fatal", "text": FATAL_TEXT})).await;
+    let mut leader = leader;
+    let status = tokio::time::timeout(FRAME_TIMEOUT, leader.child.wait()).await.expect("the armed leader died").expect("wait");
+    assert!(!status.success(), "the leader was killed by its fault injection point");
+    let new_leader = settled(&all, &admin, Some("n1")).await;
+    println!("cluster: {new_leader} leads after n1 died between a commit and sending it on");
+
+    // The sockets that stayed open get it from the new leader, once, before anything newer: Ana and
+    // the supervisor as the caller's message, the caller as its own (what a resume would give it).
+    let got = ana.expect("message").await;
+    assert_eq!((got["seq"].as_i64(), got["text"].as_str(), got["from"].as_str()), (Some(5), Some(FATAL_TEXT), Some("caller")));
+    let own = caller.expect("message").await;
+    assert_eq!((own["seq"].as_i64(), own["client_id"].as_str()), (Some(5), Some("fatal")));
+    assert_eq!(seqs_until(&mut watcher, 5).await, vec![5]);
+    // Sent again with the same client id (its ack was lost), it is acknowledged as seq 5, not stored twice.
+    caller.send(json!({"type": "message", "client_id": "fatal", "text": FATAL_TEXT})).await;
+    assert_eq!(caller.expect("ack").await["seq"], 5);
+    // The chat goes on with the next seqs; nobody sees seq 5 twice.
+    assert_eq!(chat(&mut caller, &mut ana, &contact, "after", 1).await, vec![6, 7]);
+    assert_eq!(seqs_until(&mut watcher, 7).await, vec![6, 7], "the supervisor sees every message once");
+    assert_eq!(store.messages_after(&contact, 0).await.unwrap().len(), 7, "nothing lost, nothing doubled");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -22,9 +22,21 @@ pub(crate) struct Server {
 /// Starts the built `helpline` binary on `db_url` with `extra` serve flags; returns the child and the
 /// address it printed (stdout is drained so the child never blocks on a full pipe).
 pub(crate) async fn spawn_helpline(db_url: &str, extra: &[&str], secret: &str, log: &str) -> (tokio::process::Child, String) {
+    spawn_helpline_with(db_url, extra, &[], secret, log).await
+}
+
+/// [`spawn_helpline`] with environment variables `env` (e.g. `FAILPOINTS`).
+pub(crate) async fn spawn_helpline_with(
+    db_url: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    secret: &str,
+    log: &str,
+) -> (tokio::process::Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_helpline"))
         .args(["--database", db_url, "serve", "--listen", "127.0.0.1:0", "--trusted-proxies", "127.0.0.1"])
         .args(extra)
+        .envs(env.iter().copied())
         .env("HELPLINE_JWT_SECRET", secret)
         .env("RUST_LOG", log)
         .stdout(Stdio::piped())
