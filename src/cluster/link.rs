@@ -22,6 +22,7 @@ use crate::engine_task::{contact_key, profile_of, status_of, EngineCommand, Inte
 use crate::hub::{ConnId, Hub, Outbox, Outgoing, RemotePush, Role, Seen, Watch};
 use crate::protocol::AgentStatus;
 use crate::relay::{Rejoining, RelayCommand};
+use crate::routing::Input;
 use crate::store::Store;
 use crate::telephony::CallInfo;
 
@@ -424,6 +425,13 @@ impl Link {
             Wire::Engine(cmd) => {
                 let cmd = match cmd {
                     WireEngine::Input(input) => match input.into_input() {
+                        // A console closed on that node, but the counsellor has another open (on any
+                        // node: its detach came first on the same stream): they are still connected.
+                        Some(Input::CounsellorDisconnected { counsellor })
+                            if self.hub.agent_online(&crate::engine_task::counsellor_str(counsellor)) =>
+                        {
+                            return
+                        }
                         Some(input) => EngineCommand::Input(input),
                         None => return,
                     },

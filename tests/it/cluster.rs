@@ -601,6 +601,25 @@ async fn supervisors_watching_from_followers_survive_a_leader_kill() {
     assert_eq!(store.messages_after(&contact, 0).await.unwrap().len(), 7);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counsellor_with_consoles_on_two_nodes_stays_online_when_one_closes() {
+    let Some((db, _store, _conn)) = prepare().await else { return };
+    let prefix = fresh_prefix();
+    let (_leader, followers, _admin) = three_nodes(&db, &redis_url(), &prefix).await;
+    let (a, b) = (&followers[0], &followers[1]);
+
+    // Ion, available, has a console on A and another on B (a desk and a laptop); he closes the one on A.
+    let ion_a = a.available_agent("ion").await;
+    let (mut ion_b, hello) = b.agent("ion").await;
+    assert_eq!(hello["status"], "available");
+    ion_a.close().await;
+
+    // A caller arrives: Ion is still connected (on B) and is offered the chat there.
+    let (_caller, contact, _) = start_chat(a).await;
+    let offer = ion_b.expect("offer").await;
+    assert_eq!(offer["contact_id"], contact.as_str(), "the counsellor's other console still gets offers");
+}
+
 /// The message a leader armed with `FAILPOINTS` commits and then dies, before acknowledging or sending it on.
 const FATAL_TEXT: &str = "the leader dies after committing this";
 
