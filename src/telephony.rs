@@ -253,7 +253,28 @@ pub async fn release_stale(store: &crate::store::Store, hub: &crate::hub::Hub, g
     released
 }
 
-/// For every exchange with a socket here: releases the stale claims ([`release_stale`]), then hands
+/// How long a socket of an exchange that acknowledges commands may hold one unacknowledged before it
+/// is closed ([`close_unresponsive`]): far shorter than the idle timeout, since a caller is waiting.
+pub const ACK_WAIT_MS: i64 = 10_000;
+
+/// Closes this node's sockets of `gateway` that have held a command unacknowledged for longer than
+/// [`ACK_WAIT_MS`] at `now` (a half-open socket, or a stuck adapter): their commands are released
+/// when they close and go to another socket of the exchange. True when one was closed.
+pub async fn close_unresponsive(store: &crate::store::Store, hub: &crate::hub::Hub, gateway: &str, now: i64) -> bool {
+    let Ok(holders) = store.command_holders(gateway).await else { return false };
+    let me = hub.gateways.node();
+    let mut closed = false;
+    for (node, conn, oldest) in holders {
+        if node == me && oldest < now - ACK_WAIT_MS && hub.gateways.pick(gateway, Some(conn)).is_some() {
+            tracing::warn!(gateway, conn, waited_ms = now - oldest, "an exchange's socket left a command unacknowledged: closing it");
+            closed |= hub.push_local(conn, Outgoing::Close { code: crate::ws::close::UNACKNOWLEDGED, reason: "command not acknowledged" });
+        }
+    }
+    closed
+}
+
+/// For every exchange with a socket here: closes sockets that sit on a command unacknowledged
+/// ([`close_unresponsive`]), releases the stale claims ([`release_stale`]), then hands
 /// the pending commands no socket holds to its socket here. Run every few seconds (by the cluster
 /// link on each node, by the server on a single node), so a lost wake-up or a claim whose release
 /// failed delays a command, never loses it.
@@ -263,6 +284,7 @@ pub async fn sweep(store: &crate::store::Store, hub: &crate::hub::Hub, now: i64,
         if store.pending_commands(&gateway).await.is_ok_and(|p| p.is_empty()) {
             continue;
         }
+        close_unresponsive(store, hub, &gateway, now).await;
         release_stale(store, hub, &gateway, alive, dead_before).await;
         deliver_pending_to(store, hub, now, &gateway, None).await;
     }

@@ -197,7 +197,8 @@ impl Store {
         let conn = conn as i64;
         let pending = "gateway_id = $1 AND acked_at IS NULL AND superseded_at IS NULL AND ($2 = '' OR id = $2)";
         let claim = format!(
-            "UPDATE telephony_commands SET handed_node = $3, handed_conn = $4, handed_at = $5
+            "UPDATE telephony_commands SET handed_node = $3, handed_conn = $4,
+                 handed_at = CASE WHEN handed_node IS NULL THEN $5 ELSE handed_at END
              WHERE {pending} AND (handed_node IS NULL OR (handed_node = $3 AND handed_conn = $4))"
         );
         let held = format!(
@@ -233,10 +234,11 @@ impl Store {
             .bind(node).execute(pool).await.map(|r| r.rows_affected()))?)
     }
 
-    /// Who holds `gateway`'s pending commands: (node, socket id, latest claim time) per socket.
+    /// Who holds `gateway`'s pending commands: (node, socket id, when it was handed the oldest it
+    /// holds unacknowledged) per socket.
     pub async fn command_holders(&self, gateway_id: &str) -> StoreResult<Vec<(String, u64, i64)>> {
         let rows: Vec<(String, i64, i64)> = on_pool!(self, pool => sqlx::query_as(
-            "SELECT handed_node, handed_conn, MAX(handed_at) FROM telephony_commands
+            "SELECT handed_node, handed_conn, MIN(handed_at) FROM telephony_commands
              WHERE gateway_id = $1 AND handed_node IS NOT NULL AND acked_at IS NULL AND superseded_at IS NULL
              GROUP BY handed_node, handed_conn")
             .bind(gateway_id).fetch_all(pool).await)?;

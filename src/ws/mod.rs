@@ -111,6 +111,9 @@ pub mod close {
     pub const REVOKED: u16 = 4003;
     /// Silent for too long.
     pub const IDLE: u16 = 4000;
+    /// An exchange's socket left a command unacknowledged too long (it may be half-open): the
+    /// command goes to another of its sockets; reconnect.
+    pub const UNACKNOWLEDGED: u16 = 4010;
 }
 
 /// Authenticates a staff socket's upgrade (`?ticket=` or `Authorization: Bearer`): the enabled

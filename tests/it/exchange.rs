@@ -56,6 +56,11 @@ impl Exchange {
         self.send(json!({"type": "command_ack", "command_id": id})).await;
     }
 
+    /// Reads until the server closes the socket; returns the close code.
+    pub async fn closed(&mut self) -> Option<u16> {
+        self.ws.closed().await
+    }
+
     /// The adapter goes away (its socket closes).
     pub async fn close(self) {
         self.ws.close().await;

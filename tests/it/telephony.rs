@@ -22,6 +22,7 @@ crate::on_both_backends!(
     counsellors_hold_resume_and_hang_up_their_own_calls,
     webhook_answers_carry_commands_until_acknowledged,
     an_exchange_with_two_sockets_gets_a_command_on_one_until_it_closes,
+    a_socket_that_sits_on_a_command_unacknowledged_is_closed_and_another_gets_it,
 );
 
 /// A counsellor serving the children's helpline in Romanian, with an extension.
@@ -774,4 +775,33 @@ async fn an_exchange_with_two_sockets_gets_a_command_on_one_until_it_closes(back
     assert!(first.quiet().await.is_empty(), "never on two open sockets");
     third.hang_up("t1", "caller", now_ms()).await;
     assert_eq!(ana.expect("contact_ended").await["contact_id"], call.as_str());
+}
+
+/// A half-open socket (or a stuck adapter) holds a command without acknowledging it: after
+/// `ACK_WAIT_MS` the server closes it (4010) and the exchange's other socket gets the command,
+/// instead of the caller waiting out the 45 s idle timeout.
+async fn a_socket_that_sits_on_a_command_unacknowledged_is_closed_and_another_gets_it(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    counsellor(&app, "ana", Some("201")).await;
+    let mut ana = app.available_agent("ana").await;
+    let token = add_gateway(&app, "pbx").await;
+    let mut first = Exchange::connect_acking(&app, &token).await;
+    assert!(first.quiet().await.is_empty());
+    let mut stuck = Exchange::connect_acking(&app, &token).await;
+    assert!(stuck.quiet().await.is_empty());
+    first.offer("u1", "116111", "069777888", now_ms()).await;
+    let (call, _) = call_offer(&mut ana).await;
+    ana.send(json!({"type": "accept", "contact_id": call})).await;
+    ana.expect("assigned").await;
+    let connect = stuck.expect("connect").await;
+    // Within the wait, nothing moves: the socket may still be carrying it out.
+    assert!(first.quiet().await.is_empty(), "one socket only, within the wait");
+    app.clock.advance(helpline::telephony::ACK_WAIT_MS + 1_000);
+    assert_eq!(stuck.closed().await, Some(4010), "the socket sitting on the command is closed");
+    let again = first.expect("connect").await;
+    assert_eq!(again["command_id"], connect["command_id"], "the same command, on the other socket");
+    first.ack_command(&again).await;
+    assert!(first.quiet().await.is_empty());
+    let gateway = app.store.gateways().await.unwrap().into_iter().find(|g| g.name == "pbx").expect("pbx").id;
+    commands_become(&app.store, &gateway, "u1", &[("connect", true, false)]).await;
 }
