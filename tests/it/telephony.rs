@@ -746,22 +746,38 @@ where
     assert_eq!((status, body["frames"][0]["type"].as_str()), (200, Some("ack")));
 }
 
-/// An exchange with two sockets open: a command goes to one (the newest), never to the other while
-/// that one is open; once it closes unacknowledged, the same command goes to the other, once.
-async fn an_exchange_with_two_sockets_gets_a_command_on_one_until_it_closes(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
-    counsellor(&app, "ana", Some("201")).await;
+/// Ana (extension 201, available) and an exchange `pbx` with two acknowledging sockets open: call
+/// `call_id` is offered on the first, Ana accepts it, and its `connect` goes to the second (the newest).
+struct TwoSockets {
+    token: String,
+    ana: Ws,
+    first: Exchange,
+    second: Exchange,
+    call: String,
+    connect: Value,
+}
+
+async fn connect_on_the_newest_of_two(app: &TestApp, call_id: &str) -> TwoSockets {
+    counsellor(app, "ana", Some("201")).await;
     let mut ana = app.available_agent("ana").await;
-    let token = add_gateway(&app, "pbx").await;
-    let mut first = Exchange::connect_acking(&app, &token).await;
+    let token = add_gateway(app, "pbx").await;
+    let mut first = Exchange::connect_acking(app, &token).await;
     assert!(first.quiet().await.is_empty());
-    let mut second = Exchange::connect_acking(&app, &token).await;
+    let mut second = Exchange::connect_acking(app, &token).await;
     assert!(second.quiet().await.is_empty());
-    first.offer("t1", "116111", "069888999", now_ms()).await;
+    first.offer(call_id, "116111", "069888999", now_ms()).await;
     let (call, _) = call_offer(&mut ana).await;
     ana.send(json!({"type": "accept", "contact_id": call})).await;
     ana.expect("assigned").await;
     let connect = second.expect("connect").await;
+    TwoSockets { token, ana, first, second, call, connect }
+}
+
+/// An exchange with two sockets open: a command goes to one (the newest), never to the other while
+/// that one is open; once it closes unacknowledged, the same command goes to the other, once.
+async fn an_exchange_with_two_sockets_gets_a_command_on_one_until_it_closes(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let TwoSockets { token, mut ana, mut first, second, call, connect } = connect_on_the_newest_of_two(&app, "t1").await;
     assert!(first.quiet().await.is_empty(), "one socket only");
     // A third socket opens while the second still holds the command: it is not handed over again.
     let mut third = Exchange::connect_acking(&app, &token).await;
@@ -782,18 +798,7 @@ async fn an_exchange_with_two_sockets_gets_a_command_on_one_until_it_closes(back
 /// instead of the caller waiting out the 45 s idle timeout.
 async fn a_socket_that_sits_on_a_command_unacknowledged_is_closed_and_another_gets_it(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else { return };
-    counsellor(&app, "ana", Some("201")).await;
-    let mut ana = app.available_agent("ana").await;
-    let token = add_gateway(&app, "pbx").await;
-    let mut first = Exchange::connect_acking(&app, &token).await;
-    assert!(first.quiet().await.is_empty());
-    let mut stuck = Exchange::connect_acking(&app, &token).await;
-    assert!(stuck.quiet().await.is_empty());
-    first.offer("u1", "116111", "069777888", now_ms()).await;
-    let (call, _) = call_offer(&mut ana).await;
-    ana.send(json!({"type": "accept", "contact_id": call})).await;
-    ana.expect("assigned").await;
-    let connect = stuck.expect("connect").await;
+    let TwoSockets { mut first, second: mut stuck, connect, .. } = connect_on_the_newest_of_two(&app, "u1").await;
     // Within the wait, nothing moves: the socket may still be carrying it out.
     assert!(first.quiet().await.is_empty(), "one socket only, within the wait");
     app.clock.advance(helpline::telephony::ACK_WAIT_MS + 1_000);
