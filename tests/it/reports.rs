@@ -821,6 +821,8 @@ mod year_of_contacts {
             format!("helpline=children&from={from}&to={to}&by=day&format=csv"),
             format!("from={from}&to={to}&by=day&utc_offset=%2B02:00"),
             format!("helpline=children&from={from}&to={to}&by=day&utc_offset=%2B02:00&format=csv"),
+            format!("from={from}&to={to}&by=day&utc_offset=%2B05:30"),
+            format!("helpline=children&from={from}&to={to}&by=day&utc_offset=-05:00"),
             format!("from={month}&to={to}&by=hour"),
             format!("helpline=children&from={month}&to={to}&by=hour&format=csv"),
             format!("from={}&to={to}&by=hour", to - DAY),
@@ -883,6 +885,35 @@ mod year_of_contacts {
         let t = Instant::now();
         let rows = metrics::fetch_contacts(&app.store, from, to).await.unwrap();
         eprintln!("{backend:?}: fetching the {} rows themselves: {:.0} ms", rows.len(), t.elapsed().as_secs_f64() * 1000.0);
+        if backend == Backend::Postgres {
+            // The plans of what a report runs (item: no sequential scan over a year).
+            let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+            sqlx::query("SET jit = off").execute(&pool).await.unwrap();
+            let hours: Vec<String> = (0..365).flat_map(|d| [22, 23].map(move |h| (from + d * DAY + h * HOUR).to_string())).collect();
+            let plans = [
+                ("day layer, a year", format!(
+                    "SELECT (day - {from}) / {DAY} AS bucket, helpline, channel, language, SUM(offered) FROM report_day_tallies
+                     WHERE (day >= {from} AND day < {to}) GROUP BY 1, 2, 3, 4")),
+                ("hour layer, 730 edge hours", format!(
+                    "SELECT (hour - {from}) / {DAY} AS bucket, SUM(busy_ms), SUM(staffed_ms) FROM report_hour_occupancy
+                     WHERE hour IN ({}) GROUP BY 1", hours.join(", "))),
+                ("live tallies, one hour", metrics::TALLY_SQL
+                    .replace("$1", &from.to_string()).replace("$2", &HOUR.to_string())
+                    .replace("$3", &(to - HOUR).to_string()).replace("$4", &to.to_string())
+                    .replace("$5", "5000").replace("$6", &to.to_string())),
+                ("live categories, one hour", metrics::CATEGORY_TALLY_SQL_POSTGRES
+                    .replace("$1", &from.to_string()).replace("$2", &HOUR.to_string())
+                    .replace("$3", &(to - HOUR).to_string()).replace("$4", &to.to_string())
+                    .replace("$5", "5000").replace("$6", &to.to_string())),
+                ("live conversations, one hour", metrics::CONVERSATIONS_SQL
+                    .replace("$1", &(to - HOUR - DAY).to_string()).replace("$2", &(to - HOUR).to_string()).replace("$3", &to.to_string())),
+            ];
+            for (what, sql) in plans {
+                let rows: Vec<(String,)> = sqlx::query_as(&format!("EXPLAIN (ANALYZE, COSTS OFF) {sql}")).fetch_all(&pool).await.unwrap();
+                let plan: Vec<String> = rows.into_iter().map(|r| r.0).collect();
+                eprintln!("Postgres plan, {what}:\n  {}", plan.join("\n  "));
+            }
+        }
         let t = Instant::now();
         let f = metrics::figures(&app.store, Some("children"), to - 15 * MIN, to).await.unwrap();
         eprintln!("{backend:?}: live figures, last 15 min: {:.1} ms ({} offered)", t.elapsed().as_secs_f64() * 1000.0, f.offered);
