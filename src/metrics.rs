@@ -664,7 +664,9 @@ pub async fn fetch_tallies(
     as_of_ms: i64,
 ) -> StoreResult<Vec<TallyRow>> {
     let mut reading = Reading::snapshot(store).await?;
-    fetch_tallies_in(&mut reading, origin_ms, bucket_ms, &[(from_ms, to_ms)], as_of_ms).await
+    let rows = fetch_tallies_in(&mut reading, origin_ms, bucket_ms, &[(from_ms, to_ms)], as_of_ms).await?;
+    reading.commit().await?;
+    Ok(rows)
 }
 
 /// [`fetch_tallies`] over contacts queued in any of `ranges` (sorted, disjoint), in one query, inside `reading`.
@@ -696,7 +698,9 @@ pub async fn fetch_category_tallies(
     as_of_ms: i64,
 ) -> StoreResult<Vec<CategoryRow>> {
     let mut reading = Reading::snapshot(store).await?;
-    fetch_category_tallies_in(&mut reading, origin_ms, bucket_ms, &[(from_ms, to_ms)], as_of_ms).await
+    let rows = fetch_category_tallies_in(&mut reading, origin_ms, bucket_ms, &[(from_ms, to_ms)], as_of_ms).await?;
+    reading.commit().await?;
+    Ok(rows)
 }
 
 /// [`fetch_category_tallies`] over contacts queued in any of `ranges`, in one query, inside `reading`.
