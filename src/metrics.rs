@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use crate::store::{on_pool, Store, StoreResult};
+use crate::store::{on_pool, BeginWrite, Pool, Store, StoreResult};
 
 /// A contact abandoned less than this long after it was queued is a *short abandon*: counted apart,
 /// left out of service level and abandonment rate (a misdial, or a caller who changed their mind).
@@ -364,6 +364,68 @@ fn spread(spans: &[(i64, i64)], bounds: &[i64], horizon: i64, out: &mut [Occupan
 
 // ----- from the database --------------------------------------------------------------------
 
+/// One transaction that every read of a report, or of a roll-up, goes through, so that they all see one
+/// state of the database: a roll-up committing meanwhile cannot make a report count a contact twice (in
+/// the roll-up and live) or not at all, and a late change cannot slip between a roll-up's read and its write.
+pub enum Reading {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Runs the same code on the connection of a [`Reading`]: `on_reading!(reading, conn => expr)`, where
+/// `conn` is `&mut SqliteConnection` or `&mut PgConnection` (use it as `&mut *conn`).
+macro_rules! on_reading {
+    ($reading:expr, $conn:ident => $body:expr) => {
+        match $reading {
+            $crate::metrics::Reading::Sqlite(tx) => {
+                let $conn: &mut sqlx::SqliteConnection = &mut *tx;
+                $body
+            }
+            $crate::metrics::Reading::Postgres(tx) => {
+                let $conn: &mut sqlx::PgConnection = &mut *tx;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_reading;
+
+impl Reading {
+    /// A read-only snapshot: on PostgreSQL `REPEATABLE READ READ ONLY` (one snapshot for every statement);
+    /// on SQLite (WAL) a deferred transaction, whose snapshot is taken by its first read and kept to its end.
+    pub async fn snapshot(store: &Store) -> StoreResult<Reading> {
+        Ok(match &store.pool {
+            Pool::Sqlite(pool) => Reading::Sqlite(pool.begin().await?),
+            Pool::Postgres(pool) => {
+                Reading::Postgres(pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?)
+            }
+        })
+    }
+
+    /// A write transaction (SQLite: `BEGIN IMMEDIATE`, so nobody else writes until it ends).
+    pub async fn write(store: &Store) -> StoreResult<Reading> {
+        Ok(match &store.pool {
+            Pool::Sqlite(pool) => Reading::Sqlite(pool.begin_write().await?),
+            Pool::Postgres(pool) => Reading::Postgres(pool.begin_write().await?),
+        })
+    }
+
+    pub fn backend(&self) -> crate::store::Backend {
+        match self {
+            Reading::Sqlite(_) => crate::store::Backend::Sqlite,
+            Reading::Postgres(_) => crate::store::Backend::Postgres,
+        }
+    }
+
+    pub async fn commit(self) -> StoreResult<()> {
+        match self {
+            Reading::Sqlite(tx) => tx.commit().await?,
+            Reading::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+}
+
 /// A contact row: what the pure functions need, with the dimensions reports break figures down by.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ContactRow {
@@ -433,7 +495,7 @@ pub const TALLY_SQL: &str = concat!(
     "SELECT (c.queued_at - $1) / $2 AS bucket, c.helpline, c.channel, c.language, ",
     tally_sums!(),
     " FROM contacts c JOIN helplines h ON h.name = c.helpline
-WHERE c.queued_at >= $3 AND c.queued_at < $4
+WHERE c.queued_at >= $3 AND c.queued_at < $4 /*AND ranges*/
 GROUP BY 1, 2, 3, 4"
 );
 
@@ -445,7 +507,7 @@ pub const CATEGORY_TALLY_SQL_SQLITE: &str = concat!(
     " FROM contacts c JOIN helplines h ON h.name = c.helpline
 JOIN contact_forms f ON f.contact_id = c.id AND f.status = 'submitted'
 JOIN json_each(f.data, '$.categories') AS cat
-WHERE c.queued_at >= $3 AND c.queued_at < $4
+WHERE c.queued_at >= $3 AND c.queued_at < $4 /*AND ranges*/
 GROUP BY 1, 2, 3"
 );
 
@@ -456,9 +518,32 @@ pub const CATEGORY_TALLY_SQL_POSTGRES: &str = concat!(
     " FROM contacts c JOIN helplines h ON h.name = c.helpline
 JOIN contact_forms f ON f.contact_id = c.id AND f.status = 'submitted'
 CROSS JOIN LATERAL jsonb_array_elements_text(COALESCE(f.data::jsonb -> 'categories', '[]'::jsonb)) AS cat(value)
-WHERE c.queued_at >= $3 AND c.queued_at < $4
+WHERE c.queued_at >= $3 AND c.queued_at < $4 /*AND ranges*/
 GROUP BY 1, 2, 3"
 );
+
+/// `sql` (one of the tally queries above) restricted to contacts queued in one of `ranges` (sorted,
+/// disjoint; computed numbers, never request text, so they go in as literals), with `[$3, $4)` their hull.
+/// Several ranges are a table `r` the contacts are joined with (an index range scan per range, on both
+/// engines, where a long `OR` could make a planner scan the whole window).
+fn within_ranges(sql: &str, ranges: &[(i64, i64)]) -> String {
+    if ranges.len() <= 1 {
+        return sql.to_string();
+    }
+    let rows = ranges.iter().map(|(a, b)| format!("(CAST({a} AS BIGINT), CAST({b} AS BIGINT))")).collect::<Vec<_>>().join(", ");
+    format!(
+        "WITH r(a, b) AS (VALUES {rows}) {}",
+        sql.replacen("FROM contacts c", "FROM r JOIN contacts c ON c.queued_at >= r.a AND c.queued_at < r.b", 1)
+    )
+}
+
+/// The hull of sorted ranges (`(0, 0)` when there are none).
+fn hull(ranges: &[(i64, i64)]) -> (i64, i64) {
+    match (ranges.first(), ranges.last()) {
+        (Some(first), Some(last)) => (first.0, last.1),
+        _ => (0, 0),
+    }
+}
 
 /// The counts and sums of one line of [`TALLY_SQL`] (or of a roll-up).
 #[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
@@ -478,6 +563,22 @@ pub struct TallyCounts {
 }
 
 impl TallyCounts {
+    /// Adds `sign` × another line's counts (a roll-up read with a minus sign is taken away).
+    pub fn add(&mut self, o: &TallyCounts, sign: i64) {
+        self.offered += sign * o.offered;
+        self.abandoned += sign * o.abandoned;
+        self.abandoned_short += sign * o.abandoned_short;
+        self.answered += sign * o.answered;
+        self.answered_in_target += sign * o.answered_in_target;
+        self.answer_ms_sum += sign * o.answer_ms_sum;
+        self.handled += sign * o.handled;
+        self.handle_ms_sum += sign * o.handle_ms_sum;
+        self.waiting += sign * o.waiting;
+        self.waiting_in_target += sign * o.waiting_in_target;
+        self.transfers += sign * o.transfers;
+        self.escalations += sign * o.escalations;
+    }
+
     /// The tally these counts stand for (no percentiles: the answer times stay in the database).
     pub fn tally(&self) -> Tally {
         Tally {
@@ -562,10 +663,29 @@ pub async fn fetch_tallies(
     to_ms: i64,
     as_of_ms: i64,
 ) -> StoreResult<Vec<TallyRow>> {
-    Ok(on_pool!(store, pool => sqlx::query_as(TALLY_SQL)
+    let mut reading = Reading::snapshot(store).await?;
+    let rows = fetch_tallies_in(&mut reading, origin_ms, bucket_ms, &[(from_ms, to_ms)], as_of_ms).await?;
+    reading.commit().await?;
+    Ok(rows)
+}
+
+/// [`fetch_tallies`] over contacts queued in any of `ranges` (sorted, disjoint), in one query, inside `reading`.
+pub async fn fetch_tallies_in(
+    reading: &mut Reading,
+    origin_ms: i64,
+    bucket_ms: i64,
+    ranges: &[(i64, i64)],
+    as_of_ms: i64,
+) -> StoreResult<Vec<TallyRow>> {
+    if ranges.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (from_ms, to_ms) = hull(ranges);
+    let sql = within_ranges(TALLY_SQL, ranges);
+    Ok(on_reading!(reading, conn => sqlx::query_as(&sql)
         .bind(origin_ms).bind(bucket_ms.max(1)).bind(from_ms).bind(to_ms)
         .bind(SHORT_ABANDON_MS).bind(as_of_ms)
-        .fetch_all(pool).await)?)
+        .fetch_all(&mut *conn).await)?)
 }
 
 /// Like [`fetch_tallies`], per (bucket, helpline, category of the submitted contact form).
@@ -577,14 +697,33 @@ pub async fn fetch_category_tallies(
     to_ms: i64,
     as_of_ms: i64,
 ) -> StoreResult<Vec<CategoryRow>> {
-    let sql = match store.backend() {
+    let mut reading = Reading::snapshot(store).await?;
+    let rows = fetch_category_tallies_in(&mut reading, origin_ms, bucket_ms, &[(from_ms, to_ms)], as_of_ms).await?;
+    reading.commit().await?;
+    Ok(rows)
+}
+
+/// [`fetch_category_tallies`] over contacts queued in any of `ranges`, in one query, inside `reading`.
+pub async fn fetch_category_tallies_in(
+    reading: &mut Reading,
+    origin_ms: i64,
+    bucket_ms: i64,
+    ranges: &[(i64, i64)],
+    as_of_ms: i64,
+) -> StoreResult<Vec<CategoryRow>> {
+    if ranges.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (from_ms, to_ms) = hull(ranges);
+    let base = match reading.backend() {
         crate::store::Backend::Sqlite => CATEGORY_TALLY_SQL_SQLITE,
         crate::store::Backend::Postgres => CATEGORY_TALLY_SQL_POSTGRES,
     };
-    Ok(on_pool!(store, pool => sqlx::query_as(sql)
+    let sql = within_ranges(base, ranges);
+    Ok(on_reading!(reading, conn => sqlx::query_as(&sql)
         .bind(origin_ms).bind(bucket_ms.max(1)).bind(from_ms).bind(to_ms)
         .bind(SHORT_ABANDON_MS).bind(as_of_ms)
-        .fetch_all(pool).await)?)
+        .fetch_all(&mut *conn).await)?)
 }
 
 /// Conversations overlapping `[$2, $3)` whose contact was queued from $1 (= $2 − [`OCCUPANCY_LOOKBACK_MS`]) on.
@@ -604,26 +743,34 @@ pub struct Presence {
 
 /// Reads conversations, status changes and staff for occupancy over `[from_ms, to_ms)`.
 pub async fn fetch_presence(store: &Store, from_ms: i64, to_ms: i64) -> StoreResult<Presence> {
-    let rows: Vec<(String, i64, Option<i64>)> = on_pool!(store, pool => sqlx::query_as(CONVERSATIONS_SQL)
+    let mut reading = Reading::snapshot(store).await?;
+    let mut presence = fetch_presence_in(&mut reading, from_ms, to_ms).await?;
+    reading.commit().await?;
+    presence.staff = fetch_staff(store).await?;
+    Ok(presence)
+}
+
+/// [`fetch_presence`] inside `reading`, without the staff.
+pub async fn fetch_presence_in(reading: &mut Reading, from_ms: i64, to_ms: i64) -> StoreResult<Presence> {
+    let rows: Vec<(String, i64, Option<i64>)> = on_reading!(reading, conn => sqlx::query_as(CONVERSATIONS_SQL)
         .bind(from_ms.saturating_sub(OCCUPANCY_LOOKBACK_MS)).bind(from_ms).bind(to_ms)
-        .fetch_all(pool).await)?;
+        .fetch_all(&mut *conn).await)?;
     let conversations =
         rows.into_iter().map(|(counsellor, answered_at, ended_at)| Conversation { counsellor, answered_at, ended_at }).collect();
-    let inside: Vec<(String, i64, String)> = on_pool!(store, pool => sqlx::query_as(
+    let inside: Vec<(String, i64, String)> = on_reading!(reading, conn => sqlx::query_as(
         "SELECT user_id, at, status FROM status_changes WHERE at >= $1 AND at < $2 ORDER BY at, id")
-        .bind(from_ms).bind(to_ms).fetch_all(pool).await)?;
-    let before: Vec<(String, i64, String)> = on_pool!(store, pool => sqlx::query_as(
+        .bind(from_ms).bind(to_ms).fetch_all(&mut *conn).await)?;
+    let before: Vec<(String, i64, String)> = on_reading!(reading, conn => sqlx::query_as(
         "SELECT s.user_id, s.at, s.status FROM status_changes s
          WHERE s.at < $1 AND s.at = (SELECT MAX(t.at) FROM status_changes t WHERE t.user_id = s.user_id AND t.at < $1)
          ORDER BY s.at, s.id")
-        .bind(from_ms).fetch_all(pool).await)?;
+        .bind(from_ms).fetch_all(&mut *conn).await)?;
     let status_changes = before
         .into_iter()
         .chain(inside)
         .map(|(counsellor, at, status)| StatusChange { counsellor, at, available: status == "available" })
         .collect();
-    let staff = fetch_staff(store).await?;
-    Ok(Presence { conversations, status_changes, staff })
+    Ok(Presence { conversations, status_changes, staff: HashMap::new() })
 }
 
 /// First-line counsellors per helpline name (whom a helpline's occupancy is about).
@@ -682,8 +829,11 @@ pub async fn figures_split_at(
     to_ms: i64,
     as_of_ms: i64,
 ) -> StoreResult<(Vec<Figures>, Figures)> {
-    let rows = fetch_tallies(store, from_ms, to_ms - from_ms, from_ms, to_ms, as_of_ms).await?;
-    let presence = fetch_presence(store, from_ms, to_ms).await?;
+    let mut reading = Reading::snapshot(store).await?;
+    let rows = fetch_tallies_in(&mut reading, from_ms, to_ms - from_ms, &[(from_ms, to_ms)], as_of_ms).await?;
+    let mut presence = fetch_presence_in(&mut reading, from_ms, to_ms).await?;
+    reading.commit().await?;
+    presence.staff = fetch_staff(store).await?;
     let figures_of = |helpline: Option<&str>| {
         let mut tally = Tally::new();
         for row in rows.iter().filter(|row| helpline.is_none_or(|h| row.helpline == h)) {

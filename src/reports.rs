@@ -309,7 +309,9 @@ pub struct ReportData {
     pub as_of_ms: i64,
 }
 
-/// Reads a report's data: roll-ups where the hours are settled, grouped queries for the rest.
+/// Reads a report's data: roll-ups where the hours are settled, grouped queries for the rest, every read in
+/// one snapshot ([`metrics::Reading`]): a roll-up committing meanwhile cannot make the report count a
+/// contact twice (rolled up and live) or not at all.
 pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: i64) -> Result<ReportData, AppError> {
     let origin = bucket_origin(req.from, req.by, req.offset);
     let len = req.by.ms();
@@ -319,6 +321,13 @@ pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: 
         Some(h) => Some(metrics::fetch_staff(store).await?.remove(h).unwrap_or_default()),
         None => None,
     };
+    let targets = store
+        .helplines()
+        .await?
+        .into_iter()
+        .filter(|h| req.helpline.as_deref().is_none_or(|x| x == h.name))
+        .map(|h| (h.name, h.sla_target_ms))
+        .collect();
     let scope = rollup::Scope { helpline: req.helpline.as_deref(), staff: staff.as_ref() };
     let mut occupancy = vec![Occupancy::default(); bounds.len() - 1];
     let mut add_occupancy = |bucket: usize, busy_ms: i64, staffed_ms: i64| {
@@ -327,23 +336,26 @@ pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: 
             o.staffed_ms += staffed_ms;
         }
     };
-    // Roll-ups are whole UTC hours: they serve every offset in whole hours.
-    let rolled = if req.offset.whole_seconds() % 3600 == 0 {
-        rollup::rolled(store, origin, len, req.from, req.to, scope).await?
-    } else {
-        rollup::Rolled::default()
-    };
+    let mut reading = metrics::Reading::snapshot(store).await?;
+    // Roll-ups are whole UTC hours and days: at any offset, the hours a bucket holds whole come from them.
+    let rolled = rollup::rolled(&mut reading, origin, len, &bounds, scope).await?;
     for (bucket, busy_ms, staffed_ms) in &rolled.occupancy {
         add_occupancy(usize::try_from(*bucket).unwrap_or(usize::MAX), *busy_ms, *staffed_ms);
     }
     let (mut tallies, mut categories) = (rolled.tallies, rolled.categories);
     let in_scope = |h: &str| scope.helpline.is_none_or(|x| x == h);
-    for (a, z) in rollup::live_ranges(req.from, req.to, &rolled.hours) {
-        tallies.extend(metrics::fetch_tallies(store, origin, len, a, z, as_of_ms).await?.into_iter().filter(|r| in_scope(&r.helpline)));
-        categories.extend(
-            metrics::fetch_category_tallies(store, origin, len, a, z, as_of_ms).await?.into_iter().filter(|r| in_scope(&r.helpline)),
-        );
-        let presence = metrics::fetch_presence(store, a, z).await?;
+    let live = rollup::live_ranges(req.from, req.to, &rolled.hours);
+    tallies.extend(
+        metrics::fetch_tallies_in(&mut reading, origin, len, &live, as_of_ms).await?.into_iter().filter(|r| in_scope(&r.helpline)),
+    );
+    categories.extend(
+        metrics::fetch_category_tallies_in(&mut reading, origin, len, &live, as_of_ms)
+            .await?
+            .into_iter()
+            .filter(|r| in_scope(&r.helpline)),
+    );
+    for &(a, z) in &live {
+        let presence = metrics::fetch_presence_in(&mut reading, a, z).await?;
         let inner: Vec<i64> =
             std::iter::once(a).chain(bounds.iter().copied().filter(|b| *b > a && *b < z)).chain(std::iter::once(z)).collect();
         let series = metrics::occupancy_by_counsellor(&presence.conversations, &presence.status_changes, &inner, as_of_ms);
@@ -354,13 +366,7 @@ pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: 
             }
         }
     }
-    let targets = store
-        .helplines()
-        .await?
-        .into_iter()
-        .filter(|h| req.helpline.as_deref().is_none_or(|x| x == h.name))
-        .map(|h| (h.name, h.sla_target_ms))
-        .collect();
+    reading.commit().await?;
     Ok(ReportData { tallies, categories, occupancy, targets, as_of_ms })
 }
 

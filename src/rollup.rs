@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::metrics::{self, CategoryRow, Occupancy, TallyRow};
+use crate::metrics::{self, on_reading, CategoryRow, Occupancy, Reading, TallyCounts, TallyRow};
 use crate::store::{on_pool, BeginWrite, Store, StoreResult};
 
 pub const HOUR_MS: i64 = 3_600_000;
@@ -48,8 +48,13 @@ pub(crate) const DAY_TABLES: [&str; 4] = ["report_rollup_days", "report_day_tall
 /// so the next roll-up recounts them. Used by every late change to what reports count (forms, escalations).
 /// The hour goes first: a concurrent [`roll_up_days`] either sees it gone or holds it until its day is
 /// written, and then this drops that day.
+///
+/// It first takes the lock of the contact's day ([`DayLock`]), which a roll-up of that day holds from before
+/// its read to its commit: a roll-up either sees this change (it commits first) or its rows are dropped here
+/// after it commits; a change can never land between a roll-up's read and its write.
 macro_rules! invalidate_hour_of_contact {
     ($tx:ident, $contact:expr) => {
+        $crate::rollup::DayLock::lock_day_of_contact(&mut *$tx, $contact).await?;
         for (tables, key, len) in
             [($crate::rollup::HOUR_TABLES, "hour", $crate::rollup::HOUR_MS), ($crate::rollup::DAY_TABLES, "day", $crate::rollup::DAY_MS)]
         {
@@ -64,6 +69,90 @@ macro_rules! invalidate_hour_of_contact {
 }
 pub(crate) use invalidate_hour_of_contact;
 
+/// PostgreSQL advisory lock class of the roll-up locks ("ROLL"); key = the UTC day's number, or [`ALL_DAYS`].
+const LOCK_CLASS: i32 = 0x524f_4c4c;
+/// The key every roll-up holds shared and [`Store::clear_rollups`] takes alone.
+const ALL_DAYS: i32 = -1;
+
+/// The roll-up locks, in a write transaction. On PostgreSQL, transaction-scoped advisory locks: a roll-up
+/// holds its UTC day's lock (and [`ALL_DAYS`] shared) from before its read to its commit, a late change
+/// takes the lock of its contact's day, dropping every roll-up takes [`ALL_DAYS`] alone. On SQLite
+/// nothing: write transactions begin `IMMEDIATE`, so they are serial already.
+pub(crate) trait DayLock {
+    /// The lock of the UTC day the contact was queued in (nothing if there is no such contact).
+    async fn lock_day_of_contact(&mut self, contact: &str) -> Result<(), sqlx::Error>;
+    /// A roll-up's locks on UTC day `day` (ms).
+    async fn lock_day(&mut self, day: i64) -> Result<(), sqlx::Error>;
+    /// Every day at once (no roll-up runs until the transaction ends).
+    async fn lock_all_days(&mut self) -> Result<(), sqlx::Error>;
+}
+
+impl DayLock for sqlx::SqliteConnection {
+    async fn lock_day_of_contact(&mut self, _contact: &str) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+    async fn lock_day(&mut self, _day: i64) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+    async fn lock_all_days(&mut self) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+}
+
+impl DayLock for sqlx::PgConnection {
+    async fn lock_day_of_contact(&mut self, contact: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(&format!(
+            "SELECT pg_advisory_xact_lock($1, CAST(queued_at / {DAY_MS} AS INTEGER)) FROM contacts WHERE id = $2"
+        ))
+        .bind(LOCK_CLASS)
+        .bind(contact)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+    async fn lock_day(&mut self, day: i64) -> Result<(), sqlx::Error> {
+        let key = i32::try_from(day.div_euclid(DAY_MS)).unwrap_or(i32::MAX);
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2), pg_advisory_xact_lock($1, $3)")
+            .bind(LOCK_CLASS)
+            .bind(ALL_DAYS)
+            .bind(key)
+            .execute(self)
+            .await?;
+        Ok(())
+    }
+    async fn lock_all_days(&mut self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)").bind(LOCK_CLASS).bind(ALL_DAYS).execute(self).await?;
+        Ok(())
+    }
+}
+
+/// `col IN (…)` for the units in `units` (sorted hour or day starts; computed numbers, never request
+/// text), runs of 8 or more consecutive units as ranges; `FALSE`-like `1 = 0` for none.
+fn unit_filter(col: &str, units: &[i64], len: i64) -> String {
+    let mut terms = Vec::new();
+    let mut singles = Vec::new();
+    let mut i = 0;
+    while i < units.len() {
+        let mut j = i;
+        while j + 1 < units.len() && units[j + 1] == units[j] + len {
+            j += 1;
+        }
+        if j - i + 1 >= 8 {
+            terms.push(format!("({col} >= {} AND {col} < {})", units[i], units[j] + len));
+        } else {
+            singles.extend(units[i..=j].iter().map(|u| u.to_string()));
+        }
+        i = j + 1;
+    }
+    if !singles.is_empty() {
+        terms.push(format!("{col} IN ({})", singles.join(", ")));
+    }
+    if terms.is_empty() {
+        return "1 = 0".to_string();
+    }
+    format!("({})", terms.join(" OR "))
+}
+
 fn floor_hour(t: i64) -> i64 {
     t.div_euclid(HOUR_MS) * HOUR_MS
 }
@@ -72,6 +161,23 @@ fn floor_hour(t: i64) -> i64 {
 /// transaction, then every day whose 24 hours are rolled up ([`roll_up_days`]). Safe to run from several
 /// places at once (each hour's and day's rows are replaced as a whole).
 pub async fn roll_up(store: &Store, now_ms: i64, max_hours: usize) -> StoreResult<Progress> {
+    roll_up_pausing(store, now_ms, max_hours, None).await
+}
+
+/// For tests: where [`roll_up_pausing`] stops, between reading a day's hours and writing their roll-up.
+#[doc(hidden)]
+pub struct Pause {
+    /// The UTC day (start, ms) to stop at.
+    pub day: i64,
+    /// Notified when the roll-up of `day` has read its hours.
+    pub reached: std::sync::Arc<tokio::sync::Notify>,
+    /// The roll-up waits for this before it writes.
+    pub resume: std::sync::Arc<tokio::sync::Notify>,
+}
+
+/// [`roll_up`], stopping at `pause` (tests: a late change sent while a roll-up is between read and write).
+#[doc(hidden)]
+pub async fn roll_up_pausing(store: &Store, now_ms: i64, max_hours: usize, pause: Option<&Pause>) -> StoreResult<Progress> {
     let end = floor_hour(now_ms - SETTLE_MS);
     let first: (Option<i64>, Option<i64>) = on_pool!(store, pool => sqlx::query_as(
         "SELECT (SELECT MIN(queued_at) FROM contacts), (SELECT MIN(at) FROM status_changes)")
@@ -82,12 +188,19 @@ pub async fn roll_up(store: &Store, now_ms: i64, max_hours: usize) -> StoreResul
     if first >= end {
         return Ok(Progress::default());
     }
-    let mut progress = roll_up_hours(store, first, end, now_ms, max_hours).await?;
+    let mut progress = roll_up_hours(store, first, end, now_ms, max_hours, pause).await?;
     progress.days = roll_up_days(store, now_ms).await?;
     Ok(progress)
 }
 
-async fn roll_up_hours(store: &Store, first: i64, end: i64, now_ms: i64, max_hours: usize) -> StoreResult<Progress> {
+async fn roll_up_hours(
+    store: &Store,
+    first: i64,
+    end: i64,
+    now_ms: i64,
+    max_hours: usize,
+    pause: Option<&Pause>,
+) -> StoreResult<Progress> {
     let done: Vec<(i64,)> = on_pool!(store, pool => sqlx::query_as(
         "SELECT hour FROM report_rollup_hours WHERE hour >= $1 AND hour < $2")
         .bind(first).bind(end).fetch_all(pool).await)?;
@@ -99,7 +212,7 @@ async fn roll_up_hours(store: &Store, first: i64, end: i64, now_ms: i64, max_hou
         by_day.entry(h.div_euclid(DAY_MS) * DAY_MS).or_default().push(h);
     }
     for (day, hours) in by_day {
-        let chunk = roll_up_day(store, day, &hours, now_ms).await?;
+        let chunk = roll_up_day(store, day, &hours, now_ms, pause.filter(|p| p.day == day)).await?;
         progress.rolled += chunk.rolled;
         progress.open += chunk.open;
         progress.remaining -= hours.len();
@@ -110,9 +223,9 @@ async fn roll_up_hours(store: &Store, first: i64, end: i64, now_ms: i64, max_hou
 /// Sums every day whose 24 hours are rolled up but which is not rolled up itself, from the hourly rows,
 /// a month of days per transaction. Returns the number of days written.
 ///
-/// In the transaction, the day's 24 `report_rollup_hours` rows are touched first (`UPDATE`, which locks
-/// them on PostgreSQL; SQLite's write transactions are serial anyway): if one was dropped meanwhile, the
-/// day is skipped, and a drop that comes later waits for this transaction and then drops the day too.
+/// In the transaction, the day's lock is taken first ([`DayLock`]), then its 24 `report_rollup_hours` rows
+/// counted: if one was dropped meanwhile, the day is skipped, and a drop that comes later waits for this
+/// transaction and then drops the day too.
 pub async fn roll_up_days(store: &Store, now_ms: i64) -> StoreResult<usize> {
     let complete: Vec<(i64,)> = on_pool!(store, pool => sqlx::query_as(&format!(
         "SELECT hour - hour % {DAY_MS} FROM report_rollup_hours GROUP BY hour - hour % {DAY_MS} HAVING COUNT(*) = 24"))
@@ -148,9 +261,10 @@ pub async fn roll_up_days(store: &Store, now_ms: i64) -> StoreResult<usize> {
             let mut tx = pool.begin_write().await?;
             let mut written = 0;
             for &day in days {
-                let held = sqlx::query("UPDATE report_rollup_hours SET rolled_at = rolled_at WHERE hour >= $1 AND hour < $2")
-                    .bind(day).bind(day + DAY_MS).execute(&mut *tx).await?;
-                if held.rows_affected() != 24 {
+                DayLock::lock_day(&mut *tx, day).await?;
+                let (held,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM report_rollup_hours WHERE hour >= $1 AND hour < $2")
+                    .bind(day).bind(day + DAY_MS).fetch_one(&mut *tx).await?;
+                if held != 24 {
                     continue;
                 }
                 for table in DAY_TABLES {
@@ -189,12 +303,20 @@ macro_rules! push_counts {
     };
 }
 
-/// Everything the live queries say about the hours of one day, then the settled ones written at once.
-async fn roll_up_day(store: &Store, day: i64, hours: &[i64], now_ms: i64) -> StoreResult<Progress> {
+/// Everything the live queries say about the hours of one day, then the settled ones written at once: the
+/// read and the write in one write transaction that holds the day's lock ([`DayLock`]) throughout, so a late
+/// change to one of these hours either is read here or drops the rows written here once this commits.
+async fn roll_up_day(store: &Store, day: i64, hours: &[i64], now_ms: i64, pause: Option<&Pause>) -> StoreResult<Progress> {
     let to = day + DAY_MS;
-    let tallies = metrics::fetch_tallies(store, day, HOUR_MS, day, to, now_ms).await?;
-    let categories = metrics::fetch_category_tallies(store, day, HOUR_MS, day, to, now_ms).await?;
-    let presence = metrics::fetch_presence(store, day, to).await?;
+    let mut tx = Reading::write(store).await?;
+    on_reading!(&mut tx, conn => DayLock::lock_day(&mut *conn, day).await)?;
+    let tallies = metrics::fetch_tallies_in(&mut tx, day, HOUR_MS, &[(day, to)], now_ms).await?;
+    let categories = metrics::fetch_category_tallies_in(&mut tx, day, HOUR_MS, &[(day, to)], now_ms).await?;
+    let presence = metrics::fetch_presence_in(&mut tx, day, to).await?;
+    if let Some(p) = pause {
+        p.reached.notify_one();
+        p.resume.notified().await;
+    }
     let bounds: Vec<i64> = (0..=24).map(|i| day + i * HOUR_MS).collect();
     let occupancy = metrics::occupancy_by_counsellor(&presence.conversations, &presence.status_changes, &bounds, now_ms);
 
@@ -206,6 +328,7 @@ async fn roll_up_day(store: &Store, day: i64, hours: &[i64], now_ms: i64) -> Sto
     }
     let settled: Vec<i64> = hours.iter().copied().filter(|h| !open.contains(h)).collect();
     if settled.is_empty() {
+        tx.commit().await?;
         return Ok(Progress { open: hours.len(), ..Progress::default() });
     }
     let tally_rows: Vec<&TallyRow> = tallies.iter().filter(|r| settled.contains(&hour_of(r.bucket))).collect();
@@ -220,12 +343,11 @@ async fn roll_up_day(store: &Store, day: i64, hours: &[i64], now_ms: i64) -> Sto
         }
     }
     let (lo, hi) = (settled[0], settled[settled.len() - 1]);
-    on_pool!(store, pool => async {
-        let mut tx = pool.begin_write().await?;
+    // One statement per table for all the hours (re-rolling a month is 4 deletes a day, not 96).
+    let which = unit_filter("hour", &settled, HOUR_MS);
+    on_reading!(&mut tx, conn => async {
         for table in HOUR_TABLES {
-            for h in &settled {
-                sqlx::query(&format!("DELETE FROM {table} WHERE hour = $1")).bind(h).execute(&mut *tx).await?;
-            }
+            sqlx::query(&format!("DELETE FROM {table} WHERE {which}")).execute(&mut *conn).await?;
         }
         for part in tally_rows.chunks(500) {
             let mut q = sqlx::QueryBuilder::new(
@@ -235,7 +357,7 @@ async fn roll_up_day(store: &Store, day: i64, hours: &[i64], now_ms: i64) -> Sto
                 b.push_bind(hour_of(r.bucket)).push_bind(&r.helpline).push_bind(&r.channel).push_bind(&r.language);
                 push_counts!(b, r.counts);
             });
-            q.build().execute(&mut *tx).await?;
+            q.build().execute(&mut *conn).await?;
         }
         for part in category_rows.chunks(500) {
             let mut q = sqlx::QueryBuilder::new(
@@ -245,26 +367,26 @@ async fn roll_up_day(store: &Store, day: i64, hours: &[i64], now_ms: i64) -> Sto
                 b.push_bind(hour_of(r.bucket)).push_bind(&r.helpline).push_bind(&r.category);
                 push_counts!(b, r.counts);
             });
-            q.build().execute(&mut *tx).await?;
+            q.build().execute(&mut *conn).await?;
         }
         for part in occupancy_rows.chunks(1000) {
             let mut q = sqlx::QueryBuilder::new("INSERT INTO report_hour_occupancy (hour, counsellor_id, busy_ms, staffed_ms) ");
             q.push_values(part, |mut b, (h, who, o)| {
                 b.push_bind(*h).push_bind(*who).push_bind(o.busy_ms).push_bind(o.staffed_ms);
             });
-            q.build().execute(&mut *tx).await?;
+            q.build().execute(&mut *conn).await?;
         }
         let mut q = sqlx::QueryBuilder::new("INSERT INTO report_rollup_hours (hour, rolled_at) ");
         q.push_values(&settled, |mut b, h| {
             b.push_bind(*h).push_bind(now_ms);
         });
-        q.build().execute(&mut *tx).await?;
-        tx.commit().await
+        q.build().execute(&mut *conn).await?;
+        Ok::<_, sqlx::Error>(())
     }.await)?;
+    tx.commit().await?;
     tracing::debug!(from = lo, to = hi + HOUR_MS, hours = settled.len(), "report hours rolled up");
     Ok(Progress { rolled: settled.len(), open: hours.len() - settled.len(), ..Progress::default() })
 }
-
 
 /// `helpline rollup`: rolls up every settled hour, a month at a time, printing progress to stderr.
 pub async fn run_to_completion(store: &Store) -> anyhow::Result<()> {
@@ -298,10 +420,10 @@ const ROLLED_SUMS: &str = "CAST(SUM(offered) AS BIGINT) AS offered, CAST(SUM(aba
  CAST(0 AS BIGINT) AS waiting, CAST(0 AS BIGINT) AS waiting_in_target,
  CAST(SUM(transfers) AS BIGINT) AS transfers, CAST(SUM(escalations) AS BIGINT) AS escalations";
 
-/// What the roll-ups hold for whole hours in `[from, to)`, in report buckets of `bucket_ms` from `origin`.
+/// What the roll-ups hold for the report's range, in its buckets.
 #[derive(Default)]
 pub struct Rolled {
-    /// The rolled-up hours (the rest of the range is computed live).
+    /// The hours counted from the roll-ups (the rest of the range is computed live).
     pub hours: BTreeSet<i64>,
     pub tallies: Vec<TallyRow>,
     pub categories: Vec<CategoryRow>,
@@ -317,46 +439,118 @@ pub struct Scope<'a> {
     pub staff: Option<&'a BTreeSet<String>>,
 }
 
-/// Reads the roll-ups of the whole hours in `[from, to)` for `scope`: from the daily layer for the UTC days
-/// a bucket holds whole (buckets of whole days aligned to UTC), from the hourly layer for the rest.
-pub async fn rolled(store: &Store, origin: i64, bucket_ms: i64, from: i64, to: i64, scope: Scope<'_>) -> StoreResult<Rolled> {
+/// Reads, inside `reading`, what the roll-ups hold for a report whose buckets are `bounds` (its range cut
+/// into buckets of `bucket_ms` counted from `origin`, the first and last cut to the range).
+///
+/// Every rolled-up hour that lies whole inside one bucket counts from the roll-ups (`Rolled::hours`); the
+/// rest (hours not rolled up, and hours a bucket bound cuts, at offsets that are not whole hours) the caller
+/// computes live. By day, at any UTC offset, a local day is read from the UTC day holding most of it:
+/// local day `[D + s, D + s + 24 h)` = UTC day D − its hours before `D + s` + the next day's hours before
+/// `D + 24 h + s` (or, when s > 12 h, UTC day D + 24 h − its hours from `D + 24 h + s` + D's hours from
+/// `D + s`). All sums are additive, so this is exact; lines that net to nothing are dropped, as the live
+/// queries would not give them.
+pub async fn rolled(reading: &mut Reading, origin: i64, bucket_ms: i64, bounds: &[i64], scope: Scope<'_>) -> StoreResult<Rolled> {
+    let (Some(&from), Some(&to)) = (bounds.first(), bounds.last()) else {
+        return Ok(Rolled::default());
+    };
     let (a, b) = (ceil_to(from, HOUR_MS), floor_hour(to));
     if a >= b {
         return Ok(Rolled::default());
     }
-    let bucket_ms = bucket_ms.max(1);
-    let hours: Vec<(i64,)> = on_pool!(store, pool => sqlx::query_as(
-        "SELECT hour FROM report_rollup_hours WHERE hour >= $1 AND hour < $2").bind(a).bind(b).fetch_all(pool).await)?;
-    let mut day_ranges = Vec::new();
-    let (da, db) = (ceil_to(a, DAY_MS), b.div_euclid(DAY_MS) * DAY_MS);
-    if bucket_ms % DAY_MS == 0 && origin.rem_euclid(DAY_MS) == 0 && da < db {
-        let days: Vec<(i64,)> = on_pool!(store, pool => sqlx::query_as(
-            "SELECT day FROM report_rollup_days WHERE day >= $1 AND day < $2 ORDER BY day").bind(da).bind(db).fetch_all(pool).await)?;
-        for (day,) in days {
-            match day_ranges.last_mut() {
-                Some((_, end)) if *end == day => *end = day + DAY_MS,
-                _ => day_ranges.push((day, day + DAY_MS)),
+    let by_day = bucket_ms == DAY_MS;
+    let (ra, rb) = if by_day { (a.div_euclid(DAY_MS) * DAY_MS, ceil_to(b, DAY_MS)) } else { (a, b) };
+    let rolled_hours: Vec<(i64,)> = on_reading!(reading, conn => sqlx::query_as(
+        "SELECT hour FROM report_rollup_hours WHERE hour >= $1 AND hour < $2").bind(ra).bind(rb).fetch_all(&mut *conn).await)?;
+    let rolled_hours: BTreeSet<i64> = rolled_hours.into_iter().map(|r| r.0).collect();
+    // A bucket bound strictly inside the hour: the hour is split between two buckets.
+    let cut = |h: i64| {
+        let i = bounds.partition_point(|x| *x <= h);
+        i < bounds.len() && bounds[i] < h + HOUR_MS
+    };
+    let covered: BTreeSet<i64> = rolled_hours.range(a..b).copied().filter(|h| !cut(*h)).collect();
+    let mut plus_hours = covered.clone();
+    let mut minus_hours: Vec<i64> = Vec::new();
+    let mut days: Vec<i64> = Vec::new();
+    // Local days start `s` into UTC days; `e0` is the UTC day holding the first one's start.
+    let s = origin.rem_euclid(DAY_MS);
+    let e0 = origin - s;
+    // The whole hours of a UTC day before the local day's start (part A, bucket k − 1) and after it (B, k).
+    let (na, b_start) = (floor_hour(s) / HOUR_MS, ceil_to(s, HOUR_MS));
+    let nb = (DAY_MS - b_start) / HOUR_MS;
+    let (part, shift) = if nb >= na { ((b_start, DAY_MS), 0) } else { ((0, floor_hour(s)), -1) };
+    if by_day {
+        let rolled_days: Vec<(i64,)> = on_reading!(reading, conn => sqlx::query_as(
+            "SELECT day FROM report_rollup_days WHERE day >= $1 AND day < $2 ORDER BY day").bind(ra).bind(rb).fetch_all(&mut *conn).await)?;
+        for (day,) in rolled_days {
+            let all: Vec<i64> = (0..24).map(|i| day + i * HOUR_MS).collect();
+            let inside = |h: &i64| (part.0..part.1).contains(&(h - day));
+            // Its hours in the bucket must all count from the roll-ups, and every hour be rolled up.
+            if !all.iter().all(|h| rolled_hours.contains(h)) || !all.iter().filter(|h| inside(h)).all(|h| covered.contains(h)) {
+                continue;
+            }
+            days.push(day);
+            for h in all {
+                if inside(&h) {
+                    plus_hours.remove(&h);
+                } else {
+                    minus_hours.push(h);
+                }
             }
         }
     }
-    let mut hour_ranges = Vec::new();
-    let mut at = a;
-    for &(d, e) in &day_ranges {
-        if d > at {
-            hour_ranges.push((at, d));
+    let mut net = Net::default();
+    let plus_hours: Vec<i64> = plus_hours.into_iter().collect();
+    let reads = [
+        ("hour", format!("(hour - {origin}) / {bucket_ms}"), unit_filter("hour", &plus_hours, HOUR_MS), 1, plus_hours.is_empty()),
+        (
+            "day",
+            format!("(day - {e0}) / {DAY_MS} + {shift}"),
+            unit_filter("day", &days, DAY_MS),
+            1,
+            days.is_empty(),
+        ),
+        (
+            "hour",
+            format!("(hour - hour % {DAY_MS} - {e0}) / {DAY_MS} + {shift}"),
+            unit_filter("hour", &minus_hours, HOUR_MS),
+            -1,
+            minus_hours.is_empty(),
+        ),
+    ];
+    for (layer, bucket, within, sign, empty) in reads {
+        if !empty {
+            read_layer(reading, layer, &bucket, &within, sign, scope, &mut net).await?;
         }
-        at = e;
     }
-    if at < b {
-        hour_ranges.push((at, b));
+    Ok(net.finish(covered))
+}
+
+/// Roll-up lines summed with their signs, per line key.
+#[derive(Default)]
+struct Net {
+    tallies: BTreeMap<(i64, String, String, String), TallyCounts>,
+    categories: BTreeMap<(i64, String, String), TallyCounts>,
+    occupancy: BTreeMap<i64, (i64, i64)>,
+}
+
+impl Net {
+    /// The lines that still count contacts (a line netting to none would not come from the live queries).
+    fn finish(self, hours: BTreeSet<i64>) -> Rolled {
+        let tallies = self
+            .tallies
+            .into_iter()
+            .filter(|(_, c)| c.offered != 0)
+            .map(|((bucket, helpline, channel, language), counts)| TallyRow { bucket, helpline, channel, language, counts })
+            .collect();
+        let categories = self
+            .categories
+            .into_iter()
+            .filter(|(_, c)| c.offered != 0)
+            .map(|((bucket, helpline, category), counts)| CategoryRow { bucket, helpline, category, counts })
+            .collect();
+        let occupancy = self.occupancy.into_iter().map(|(b, (busy, staffed))| (b, busy, staffed)).collect();
+        Rolled { hours, tallies, categories, occupancy }
     }
-    let mut out = Rolled { hours: hours.into_iter().map(|r| r.0).collect(), ..Rolled::default() };
-    for (layer, ranges) in [("hour", &hour_ranges), ("day", &day_ranges)] {
-        if !ranges.is_empty() {
-            read_layer(store, layer, origin, bucket_ms, ranges, scope, &mut out).await?;
-        }
-    }
-    Ok(out)
 }
 
 /// `t` rounded up to a multiple of `len`.
@@ -369,44 +563,47 @@ fn ceil_to(t: i64, len: i64) -> i64 {
     }
 }
 
-/// Adds the rows of one layer (`hour` or `day`: tables `report_{layer}_*`) over `ranges` to `out`.
+/// Adds `sign` × the rows of one layer (`hour` or `day`: tables `report_{layer}_*`) matching `within`, in
+/// buckets given by the SQL expression `bucket`, to `net`.
 async fn read_layer(
-    store: &Store,
+    reading: &mut Reading,
     layer: &str,
-    origin: i64,
-    bucket_ms: i64,
-    ranges: &[(i64, i64)],
+    bucket: &str,
+    within: &str,
+    sign: i64,
     scope: Scope<'_>,
-    out: &mut Rolled,
+    net: &mut Net,
 ) -> StoreResult<()> {
     // Numbers computed here, not text from a request: they go into the SQL as literals.
-    let within = ranges.iter().map(|(a, b)| format!("({layer} >= {a} AND {layer} < {b})")).collect::<Vec<_>>().join(" OR ");
-    let bucket = format!("({layer} - {origin}) / {bucket_ms}");
     let helpline = if scope.helpline.is_some() { " AND helpline = $1" } else { "" };
     let tally_sql = format!(
         "SELECT {bucket} AS bucket, helpline, channel, language, {ROLLED_SUMS}
-         FROM report_{layer}_tallies WHERE ({within}){helpline} GROUP BY 1, 2, 3, 4"
+         FROM report_{layer}_tallies WHERE {within}{helpline} GROUP BY 1, 2, 3, 4"
     );
     let category_sql = format!(
         "SELECT {bucket} AS bucket, helpline, category, {ROLLED_SUMS}
-         FROM report_{layer}_categories WHERE ({within}){helpline} GROUP BY 1, 2, 3"
+         FROM report_{layer}_categories WHERE {within}{helpline} GROUP BY 1, 2, 3"
     );
-    let tallies: Vec<TallyRow> = on_pool!(store, pool => {
+    let tallies: Vec<TallyRow> = on_reading!(reading, conn => {
         let mut q = sqlx::query_as(&tally_sql);
         if let Some(h) = scope.helpline {
             q = q.bind(h);
         }
-        q.fetch_all(pool).await
+        q.fetch_all(&mut *conn).await
     })?;
-    let categories: Vec<CategoryRow> = on_pool!(store, pool => {
+    let categories: Vec<CategoryRow> = on_reading!(reading, conn => {
         let mut q = sqlx::query_as(&category_sql);
         if let Some(h) = scope.helpline {
             q = q.bind(h);
         }
-        q.fetch_all(pool).await
+        q.fetch_all(&mut *conn).await
     })?;
-    out.tallies.extend(tallies);
-    out.categories.extend(categories);
+    for r in tallies {
+        net.tallies.entry((r.bucket, r.helpline, r.channel, r.language)).or_default().add(&r.counts, sign);
+    }
+    for r in categories {
+        net.categories.entry((r.bucket, r.helpline, r.category)).or_default().add(&r.counts, sign);
+    }
     let staff: Vec<&String> = scope.staff.map(|s| s.iter().collect()).unwrap_or_default();
     if scope.staff.is_some() && staff.is_empty() {
         return Ok(());
@@ -419,16 +616,20 @@ async fn read_layer(
     };
     let occupancy_sql = format!(
         "SELECT {bucket} AS bucket, CAST(SUM(busy_ms) AS BIGINT), CAST(SUM(staffed_ms) AS BIGINT)
-         FROM report_{layer}_occupancy WHERE ({within}){among} GROUP BY 1"
+         FROM report_{layer}_occupancy WHERE {within}{among} GROUP BY 1"
     );
-    let occupancy: Vec<(i64, i64, i64)> = on_pool!(store, pool => {
+    let occupancy: Vec<(i64, i64, i64)> = on_reading!(reading, conn => {
         let mut q = sqlx::query_as(&occupancy_sql);
         for who in &staff {
             q = q.bind(*who);
         }
-        q.fetch_all(pool).await
+        q.fetch_all(&mut *conn).await
     })?;
-    out.occupancy.extend(occupancy);
+    for (bucket, busy, staffed) in occupancy {
+        let o = net.occupancy.entry(bucket).or_default();
+        o.0 += sign * busy;
+        o.1 += sign * staffed;
+    }
     Ok(())
 }
 
@@ -453,6 +654,7 @@ impl Store {
     pub async fn clear_rollups(&self) -> StoreResult<()> {
         on_pool!(self, pool => async {
             let mut tx = pool.begin_write().await?;
+            DayLock::lock_all_days(&mut *tx).await?;
             for table in HOUR_TABLES.into_iter().chain(DAY_TABLES) {
                 sqlx::query(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
             }
@@ -465,7 +667,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::TallyCounts;
 
     #[test]
     fn live_ranges_are_the_gaps_between_rolled_hours() {

@@ -161,10 +161,11 @@ impl Store {
     pub async fn connect(url: &str) -> StoreResult<Store> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             // A transaction left open by a paused process (a cluster leader stopped mid-commit) must
-            // not hold its locks for ever: the server ends it after 5 s.
+            // not hold its locks for ever: the server ends it after 5 s. JIT compilation is off: our
+            // queries are short, and compiling them cost more than running them (reports, roll-ups).
             let opts = PgConnectOptions::from_str(url)
                 .map_err(|e| StoreError::BadUrl(e.to_string()))?
-                .options([("idle_in_transaction_session_timeout", "5000")]);
+                .options([("idle_in_transaction_session_timeout", "5000"), ("jit", "off")]);
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))

@@ -14,7 +14,9 @@ crate::on_both_backends!(
     rolled_up_hours_give_the_same_reports_as_live_queries,
     summary_rejects_bad_input,
     sql_and_rust_classify_contacts_alike,
-    a_scripted_day_through_the_engine_gives_the_hand_computed_figures_live_and_in_reports
+    a_scripted_day_through_the_engine_gives_the_hand_computed_figures_live_and_in_reports,
+    local_days_from_the_daily_layer_give_the_same_reports_at_every_offset,
+    a_roll_up_waits_for_a_late_change_in_flight
 );
 
 const SEC: i64 = 1_000;
@@ -404,6 +406,150 @@ async fn rolled_up_hours_give_the_same_reports_as_live_queries(backend: Backend)
     assert_eq!(r["total"]["figures"]["answered_in_target"], 2, "4 s and 8 s (disability) within 5 s and 15 s");
 }
 
+/// Six days of contacts around the clock (every hour a UTC offset may cut a day at: 22:00, 18:30, 05:00,
+/// 10:00, 12:00…), all ended, some with forms (categories), a counsellor available throughout.
+async fn six_days(app: &TestApp) -> String {
+    let store = &app.store;
+    let ana = add_user(store, "ana", Role::Counsellor, &["children"], &[], &["ro", "ru", "uk"], 3).await;
+    add_user(store, "maria", Role::Supervisor, &[], &[], &[], 1).await;
+    store.set_user_status(&ana, "available", None, T0 - DAY).await.unwrap();
+    let mut s = Script { store, counsellor: ana.clone(), n: 0 };
+    let mut i = 0i64;
+    for day in 0..6 {
+        for hour in [0, 1, 4, 5, 9, 10, 11, 12, 13, 17, 18, 19, 21, 22, 23] {
+            for minute in [5, 29, 31, 44, 58] {
+                i += 1;
+                let q = T0 + day * DAY + hour * HOUR + minute * MIN;
+                let helpline = if i % 3 == 0 { "disability" } else { "children" };
+                let language = ["ro", "ru", "uk"][(i % 3) as usize];
+                if i % 7 == 0 {
+                    s.abandoned(helpline, language, q, (i % 4) * 3 * SEC).await;
+                } else {
+                    let channel = if i % 5 == 0 { "phone" } else { "chat" };
+                    s.answered(helpline, language, channel, q, (i * 7) % 25 * SEC, Some((60 + i % 600) * SEC)).await;
+                    if i % 4 == 0 {
+                        let categories: &[&str] = if i % 8 == 0 { &["mental_health", "neglect"] } else { &["bullying"] };
+                        store
+                            .save_form(&helpline::store::forms::FormRecord {
+                                contact_id: nth(s.n),
+                                helpline: helpline.into(),
+                                counsellor_id: ana.clone(),
+                                data: serde_json::json!({ "categories": categories, "risk": "low" }).to_string(),
+                                risk: Some("low".into()),
+                                status: "submitted".into(),
+                                updated_at: q + HOUR,
+                                submitted_at: Some(q + HOUR),
+                            })
+                            .await
+                            .unwrap();
+                    }
+                }
+            }
+        }
+    }
+    app.login("maria").await
+}
+
+/// A report by day at any UTC offset reads local days from the daily layer (the UTC day holding most of
+/// each, plus and minus the edge hours; the hours an offset in half or quarter hours cuts are counted live)
+/// and gives the same bytes as the live queries; the day rows are really read (a deliberate change in one
+/// shows in the report at every offset).
+async fn local_days_from_the_daily_layer_give_the_same_reports_at_every_offset(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let maria = six_days(&app).await;
+    let offsets = ["Z", "%2B02:00", "-05:00", "%2B05:30", "%2B05:45", "%2B14:00", "-12:00", "-09:30"];
+    let mut windows = Vec::new();
+    for o in offsets {
+        windows.push(format!("from={}&to={}&by=day&utc_offset={o}", T0 - DAY, T0 + 7 * DAY));
+        windows.push(format!("helpline=children&from={}&to={}&by=day&utc_offset={o}&format=csv", T0 - DAY, T0 + 7 * DAY));
+        // Edges inside hours.
+        windows.push(format!("from={}&to={}&by=day&utc_offset={o}", T0 + 5 * HOUR + 17 * MIN, T0 + 5 * DAY + 3 * HOUR + 11 * MIN));
+        windows.push(format!("helpline=disability&from={}&to={}&by=hour&utc_offset={o}", T0 + 2 * DAY, T0 + 3 * DAY + 7 * MIN));
+    }
+    let live = reports(&app, &maria, &windows).await;
+    let first: Value = serde_json::from_str(&live[0]).unwrap();
+    assert_eq!(first["total"]["figures"]["offered"], 6 * 15 * 5, "{}", first["total"]);
+    assert!(first["total"]["by_category"]["neglect"]["offered"].as_i64().unwrap() > 0);
+
+    let p = helpline::rollup::roll_up(&app.store, app.clock.now_ms(), 1_000_000).await.unwrap();
+    assert!(p.open == 0 && p.remaining == 0 && p.days >= 8, "{p:?}");
+    assert_eq!(rolled_days(&app, T0, T0 + 6 * DAY).await, (0..6).map(|d| T0 + d * DAY).collect::<Vec<_>>());
+    let rolled = reports(&app, &maria, &windows).await;
+    for (i, (l, r)) in live.iter().zip(&rolled).enumerate() {
+        assert_eq!(l, r, "live and rolled up differ for {}", windows[i]);
+    }
+    // The day rows are read: 1,000 more contacts in UTC day 3's rows show in every offset's report.
+    let bump = |by: i64| {
+        format!(
+            "UPDATE report_day_tallies SET offered = offered + {by} WHERE day = {} AND helpline = 'children' AND language = 'ru' AND channel = 'chat'",
+            T0 + 3 * DAY
+        )
+    };
+    execute(&app, &bump(1_000)).await;
+    for o in offsets {
+        let w = format!("from={}&to={}&by=day&utc_offset={o}", T0 - DAY, T0 + 7 * DAY);
+        let r = json(&app, &maria, &w).await;
+        assert_eq!(r["total"]["figures"]["offered"], 6 * 15 * 5 + 1_000, "{w}: the day layer is read");
+    }
+    execute(&app, &bump(-1_000)).await;
+    assert_eq!(reports(&app, &maria, &windows).await, live);
+}
+
+/// A late form sent while a roll-up has read its day but not yet written it waits for the roll-up, then
+/// drops what it wrote: the reports from roll-ups count the form (before the fix, the roll-up's read was
+/// outside its write transaction and unlocked, the form slipped in between, and the roll-up kept a stale hour).
+async fn a_roll_up_waits_for_a_late_change_in_flight(backend: Backend) {
+    use std::sync::Arc;
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let (maria, _) = scenario(&app).await;
+    let store = app.store.clone();
+    let ana = store.users().await.unwrap().into_iter().find(|u| u.username == "ana").unwrap().id;
+    let windows = [
+        format!("helpline=children&from={}&to={}&by=day", T0, T0 + DAY),
+        format!("helpline=children&from={}&to={}&by=hour", T0, T0 + DAY),
+    ];
+    // The roll-up stops between its read and its write of day 1 (the day of the scenario's contacts).
+    let pause = Arc::new(helpline::rollup::Pause {
+        day: T0,
+        reached: Arc::new(tokio::sync::Notify::new()),
+        resume: Arc::new(tokio::sync::Notify::new()),
+    });
+    let now = app.clock.now_ms();
+    let rolling = {
+        let (store, pause) = (store.clone(), pause.clone());
+        tokio::spawn(async move { helpline::rollup::roll_up_pausing(&store, now, 1_000_000, Some(&pause)).await })
+    };
+    pause.reached.notified().await;
+    // A form for contact 1 (day 1, 10:00) is submitted now: it must wait for the roll-up.
+    let late = {
+        let store = store.clone();
+        let form = helpline::store::forms::FormRecord {
+            contact_id: nth(1),
+            helpline: "children".into(),
+            counsellor_id: ana.clone(),
+            data: serde_json::json!({ "categories": ["late_category"], "risk": "low" }).to_string(),
+            risk: Some("low".into()),
+            status: "submitted".into(),
+            updated_at: T0 + DAY,
+            submitted_at: Some(T0 + DAY),
+        };
+        tokio::spawn(async move { store.save_form(&form).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let finished_early = late.is_finished();
+    pause.resume.notify_one();
+    let p = rolling.await.unwrap().unwrap();
+    assert!(p.rolled >= 24, "{p:?}");
+    late.await.unwrap().unwrap();
+    assert!(!finished_early, "the late form must wait for the roll-up that read its hour");
+    // The form counts in the report, whichever hours are rolled up: its hour was dropped after the roll-up.
+    let after = reports(&app, &maria, &windows).await;
+    assert!(after[0].contains("late_category"), "{}", after[0]);
+    let p = helpline::rollup::roll_up(&store, now, 1_000_000).await.unwrap();
+    assert_eq!(p.rolled, 1, "the late form's hour is rolled up again: {p:?}");
+    assert_eq!(reports(&app, &maria, &windows).await, after);
+}
+
 async fn summary_rejects_bad_input(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else { return };
     let (maria, ion) = scenario(&app).await;
@@ -675,6 +821,8 @@ mod year_of_contacts {
             format!("helpline=children&from={from}&to={to}&by=day&format=csv"),
             format!("from={from}&to={to}&by=day&utc_offset=%2B02:00"),
             format!("helpline=children&from={from}&to={to}&by=day&utc_offset=%2B02:00&format=csv"),
+            format!("from={from}&to={to}&by=day&utc_offset=%2B05:30"),
+            format!("helpline=children&from={from}&to={to}&by=day&utc_offset=-05:00"),
             format!("from={month}&to={to}&by=hour"),
             format!("helpline=children&from={month}&to={to}&by=hour&format=csv"),
             format!("from={}&to={to}&by=hour", to - DAY),
@@ -737,6 +885,35 @@ mod year_of_contacts {
         let t = Instant::now();
         let rows = metrics::fetch_contacts(&app.store, from, to).await.unwrap();
         eprintln!("{backend:?}: fetching the {} rows themselves: {:.0} ms", rows.len(), t.elapsed().as_secs_f64() * 1000.0);
+        if backend == Backend::Postgres {
+            // The plans of what a report runs (item: no sequential scan over a year).
+            let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+            sqlx::query("SET jit = off").execute(&pool).await.unwrap();
+            let hours: Vec<String> = (0..365).flat_map(|d| [22, 23].map(move |h| (from + d * DAY + h * HOUR).to_string())).collect();
+            let plans = [
+                ("day layer, a year", format!(
+                    "SELECT (day - {from}) / {DAY} AS bucket, helpline, channel, language, SUM(offered) FROM report_day_tallies
+                     WHERE (day >= {from} AND day < {to}) GROUP BY 1, 2, 3, 4")),
+                ("hour layer, 730 edge hours", format!(
+                    "SELECT (hour - {from}) / {DAY} AS bucket, SUM(busy_ms), SUM(staffed_ms) FROM report_hour_occupancy
+                     WHERE hour IN ({}) GROUP BY 1", hours.join(", "))),
+                ("live tallies, one hour", metrics::TALLY_SQL
+                    .replace("$1", &from.to_string()).replace("$2", &HOUR.to_string())
+                    .replace("$3", &(to - HOUR).to_string()).replace("$4", &to.to_string())
+                    .replace("$5", "5000").replace("$6", &to.to_string())),
+                ("live categories, one hour", metrics::CATEGORY_TALLY_SQL_POSTGRES
+                    .replace("$1", &from.to_string()).replace("$2", &HOUR.to_string())
+                    .replace("$3", &(to - HOUR).to_string()).replace("$4", &to.to_string())
+                    .replace("$5", "5000").replace("$6", &to.to_string())),
+                ("live conversations, one hour", metrics::CONVERSATIONS_SQL
+                    .replace("$1", &(to - HOUR - DAY).to_string()).replace("$2", &(to - HOUR).to_string()).replace("$3", &to.to_string())),
+            ];
+            for (what, sql) in plans {
+                let rows: Vec<(String,)> = sqlx::query_as(&format!("EXPLAIN (ANALYZE, COSTS OFF) {sql}")).fetch_all(&pool).await.unwrap();
+                let plan: Vec<String> = rows.into_iter().map(|r| r.0).collect();
+                eprintln!("Postgres plan, {what}:\n  {}", plan.join("\n  "));
+            }
+        }
         let t = Instant::now();
         let f = metrics::figures(&app.store, Some("children"), to - 15 * MIN, to).await.unwrap();
         eprintln!("{backend:?}: live figures, last 15 min: {:.1} ms ({} offered)", t.elapsed().as_secs_f64() * 1000.0, f.offered);
