@@ -368,7 +368,7 @@ async fn message_batches_mix_contacts_and_repeats(backend: Backend) {
         vec![
             (sa + 1, false, "new a"),
             (1, false, "new c"),
-            (2, true, "t1"),
+            (1, true, "t1"), // x1 was a's first message (x0 was b's)
             (sb + 1, false, "new b"),
             (sa + 1, true, "new a"),
             (2, false, "new c 2"),
