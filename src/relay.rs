@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::hub::{ConnId, Hub, Outbox, Outgoing, Role};
 use crate::protocol::{rfc3339, ConversationSummary, ErrorCode, MessageView, Party, ServerEvent};
 use crate::store::contacts::ContactRecord;
-use crate::store::messages::{NewMessage, StoredMessage};
+use crate::store::messages::{NewMessage, NextSeqs, StoredMessage};
 use crate::store::users::User;
 use crate::store::Store;
 
@@ -136,6 +136,8 @@ struct Relay {
     clock: Clock,
     open: HashMap<String, Conversation>,
     names: HashMap<String, String>,
+    /// The next seq of each open conversation written to (see [`NextSeqs`]).
+    seqs: NextSeqs,
     /// Messages whose commit was reported as failed (contact, sender, client id): committed or not, nobody knows.
     unsure: std::collections::HashSet<(String, &'static str, String)>,
 }
@@ -147,9 +149,17 @@ fn unsure_key(m: &NewMessage) -> (String, &'static str, String) {
     (m.contact_id.clone(), m.sender, m.client_id.clone())
 }
 
-struct Pending {
-    message: NewMessage,
-    outbox: Outbox,
+/// Messages admitted and not yet committed, with the socket each came from.
+#[derive(Default)]
+struct Batch {
+    messages: Vec<NewMessage>,
+    outboxes: Vec<Outbox>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
 }
 
 /// Starts the relay task with the open conversations restored from the database.
@@ -163,7 +173,7 @@ pub async fn spawn(
         open.insert(c.id.clone(), Conversation { counsellor: c.counsellor_id.clone(), ..Default::default() });
     }
     let (tx, rx) = mpsc::channel(4096);
-    let relay = Relay { store, hub, clock, open, names: HashMap::new(), unsure: Default::default() };
+    let relay = Relay { store, hub, clock, open, names: HashMap::new(), seqs: NextSeqs::default(), unsure: Default::default() };
     let task = tokio::spawn(relay.run(rx));
     Ok((RelayHandle { route: RelayRoute::Local(tx) }, task))
 }
@@ -173,12 +183,13 @@ impl Relay {
         let mut commands = Vec::with_capacity(MAX_BATCH);
         // Ends when every handle is dropped; what was queued is still written.
         while rx.recv_many(&mut commands, MAX_BATCH).await > 0 {
-            let mut batch: Vec<Pending> = Vec::new();
+            let mut batch = Batch::default();
             for cmd in commands.drain(..) {
                 match cmd {
                     RelayCommand::Post { contact, party, sender_id, client_id, text, outbox } => {
-                        if let Some(p) = self.admit(contact, party, sender_id, client_id, text, outbox) {
-                            batch.push(p);
+                        if let Some(message) = self.admit(contact, party, sender_id, client_id, text, &outbox) {
+                            batch.messages.push(message);
+                            batch.outboxes.push(outbox);
                         }
                     }
                     other => {
@@ -199,8 +210,8 @@ impl Relay {
         sender_id: Option<String>,
         client_id: String,
         text: String,
-        outbox: Outbox,
-    ) -> Option<Pending> {
+        outbox: &Outbox,
+    ) -> Option<NewMessage> {
         let allowed = match (self.open.get(&contact), party) {
             (Some(_), Party::Caller) => true,
             (Some(conv), Party::Counsellor) => conv.may_write(sender_id.as_deref()),
@@ -214,79 +225,76 @@ impl Relay {
             ));
             return None;
         }
-        Some(Pending {
-            message: NewMessage {
-                contact_id: contact,
-                sender: party.as_str(),
-                sender_id,
-                client_id,
-                body: text,
-                at: self.clock.now_ms(),
-            },
-            outbox,
-        })
+        Some(NewMessage { contact_id: contact, sender: party.as_str(), sender_id, client_id, body: text, at: self.clock.now_ms() })
     }
 
     /// Commits a batch, then acks and delivers each message in seq order.
-    async fn flush(&mut self, batch: &mut Vec<Pending>) {
+    async fn flush(&mut self, batch: &mut Batch) {
         if batch.is_empty() {
             return;
         }
-        let messages: Vec<NewMessage> = batch.iter().map(|p| p.message.clone()).collect();
         let started = std::time::Instant::now();
-        let mut result = self.store.insert_messages(&messages).await;
+        let mut result = self.store.store_messages(&batch.messages, &mut self.seqs).await;
         if result.is_ok() {
             crate::stats::METRICS.commit("messages", started.elapsed());
-            crate::stats::METRICS.messages.inc_by(messages.len() as u64);
+            crate::stats::METRICS.messages.inc_by(batch.messages.len() as u64);
         }
         // One retry after a short pause covers a busy database; after that the senders are told
-        // nothing was stored, and they send again with the same client ids.
+        // nothing was stored, and they send again with the same client ids. The failed try may have
+        // committed with its answer lost: a repeat found by the retry (or later) is delivered then.
         if result.is_err() {
+            self.remember_unsure(&batch.messages);
             tokio::time::sleep(Duration::from_millis(200)).await;
-            result = self.store.insert_messages(&messages).await;
+            result = self.store.store_messages(&batch.messages, &mut self.seqs).await;
         }
         // Fault injection for the failover tests: `FAILPOINTS=relay-after-commit=return(TEXT)` kills
         // the process right after committing a batch with a message containing TEXT, before anyone
         // hears of it (a leader dying between its commit and sending on).
         if result.is_ok() {
             if let Some(Some(text)) = fail::eval("relay-after-commit", |arg| arg) {
-                if batch.iter().any(|p| p.message.body.contains(&text)) {
+                if batch.messages.iter().any(|m| m.body.contains(&text)) {
                     tracing::error!("fault injection: dying after a commit, before acknowledging or delivering it");
                     std::process::abort();
                 }
             }
         }
+        let messages = std::mem::take(&mut batch.messages);
+        let outboxes = std::mem::take(&mut batch.outboxes);
         match result {
             Ok(stored) => {
-                for (pending, s) in batch.drain(..).zip(stored) {
-                    pending.outbox.send(&ServerEvent::Ack {
+                for ((message, outbox), s) in messages.iter().zip(outboxes).zip(stored) {
+                    outbox.send(&ServerEvent::Ack {
                         contact_id: s.message.contact_id.clone(),
                         client_id: s.message.client_id.clone(),
                         seq: s.message.seq,
                     });
                     // A repeat is not delivered again, unless its first try was reported as failed:
                     // that transaction may have committed with its answer lost, and then nobody has seen it.
-                    let unsure = !self.unsure.is_empty() && self.unsure.remove(&unsure_key(&pending.message));
+                    let unsure = !self.unsure.is_empty() && self.unsure.remove(&unsure_key(message));
                     if !s.duplicate || unsure {
-                        self.deliver(&s.message, Some(pending.outbox.id));
+                        self.deliver(&s.message, Some(outbox.id));
                     }
                 }
             }
             Err(err) => {
-                tracing::error!(error = %err, n = batch.len(), "storing messages failed");
-                if self.unsure.len() + batch.len() > MAX_UNSURE {
-                    self.unsure.clear();
-                }
-                self.unsure.extend(batch.iter().map(|p| unsure_key(&p.message)));
-                for pending in batch.drain(..) {
-                    pending.outbox.send(&ServerEvent::error_about(
+                tracing::error!(error = %err, n = messages.len(), "storing messages failed");
+                for (message, outbox) in messages.into_iter().zip(outboxes) {
+                    outbox.send(&ServerEvent::error_about(
                         ErrorCode::Unavailable,
                         "the message was not stored; send it again",
-                        pending.message.client_id,
+                        message.client_id,
                     ));
                 }
             }
         }
+    }
+
+    /// Remembers messages whose commit was reported as failed (see [`Relay::unsure`]).
+    fn remember_unsure(&mut self, messages: &[NewMessage]) {
+        if self.unsure.len() + messages.len() > MAX_UNSURE {
+            self.unsure.clear();
+        }
+        self.unsure.extend(messages.iter().map(unsure_key));
     }
 
     /// Sends a stored message to both parties' sockets, except the one it came from.
@@ -337,6 +345,7 @@ impl Relay {
             RelayCommand::Assigned { contact, counsellor } => self.assigned(contact, counsellor).await,
             RelayCommand::Ended { contact, reason } => {
                 let conv = self.open.remove(&contact).unwrap_or_default();
+                self.seqs.forget(&contact);
                 let frame = ServerEvent::ContactEnded { contact_id: contact.clone(), reason: reason.to_string() };
                 self.hub.to_caller(
                     &contact,
@@ -550,7 +559,7 @@ impl Relay {
             body: format!("{name} joined the conversation"),
             at: self.clock.now_ms(),
         };
-        match self.store.insert_messages(&[notice]).await {
+        match self.store.store_messages(&[notice], &mut self.seqs).await {
             Ok(stored) => {
                 for s in stored {
                     self.deliver(&s.message, None);

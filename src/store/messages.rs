@@ -17,6 +17,21 @@ pub struct NewMessage {
     pub at: i64,
 }
 
+impl NewMessage {
+    /// This message as stored with `seq`.
+    fn stored(&self, seq: i64) -> StoredMessage {
+        StoredMessage {
+            contact_id: self.contact_id.clone(),
+            seq,
+            sender: self.sender.to_string(),
+            sender_id: self.sender_id.clone(),
+            client_id: self.client_id.clone(),
+            body: self.body.clone(),
+            at: self.at,
+        }
+    }
+}
+
 /// A stored message.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
 pub struct StoredMessage {
@@ -39,28 +54,105 @@ pub struct Stored {
 
 const MESSAGE_COLUMNS: &str = "contact_id, seq, sender, sender_id, client_id, body, at";
 
+/// Most rows in one multi-row `INSERT`: 7 bound parameters a row, 896 in all, under SQLite's
+/// smallest limit (999). A batch goes in chunks of powers of two (128, 64, …, 1), so each
+/// connection prepares at most eight `INSERT` texts.
+pub const MAX_ROWS_PER_INSERT: usize = 128;
+
+/// The next seq of each contact the relay wrote to (it is the only writer of messages), so that a
+/// batch needs no `MAX(seq)` read. A contact missing is read from the database on first use; the
+/// relay forgets a contact when it ends, and every contact of a batch whose commit failed (it may
+/// have committed with its answer lost). A wrong entry cannot write a gap or a second copy: a seq
+/// already taken is refused by the primary key, and the batch fails (and is retried from the database).
+#[derive(Debug, Default)]
+pub struct NextSeqs(HashMap<String, i64>);
+
+impl NextSeqs {
+    /// Forgets a contact (ended, or its last commit's outcome is unknown).
+    pub fn forget(&mut self, contact: &str) {
+        self.0.remove(contact);
+    }
+
+    /// The next seq known for `contact`, if any.
+    pub fn get(&self, contact: &str) -> Option<i64> {
+        self.0.get(contact).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The `INSERT` of `rows` messages: `($1, …, $7), ($8, …)`, repeats skipped, new rows' seqs returned.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::with_capacity(120 + rows * 40);
+    sql.push_str("INSERT INTO messages (contact_id, seq, sender, sender_id, client_id, body, at) VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        let b = r * 7;
+        sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7));
+    }
+    sql.push_str(" ON CONFLICT (contact_id, sender, client_id) DO NOTHING RETURNING seq");
+    sql
+}
+
+/// Sizes of the `INSERT`s for a batch of `n`: powers of two, largest first, at most [`MAX_ROWS_PER_INSERT`].
+fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if n == 0 {
+            return None;
+        }
+        let size = if n >= MAX_ROWS_PER_INSERT { MAX_ROWS_PER_INSERT } else { 1 << (usize::BITS - 1 - n.leading_zeros()) };
+        n -= size;
+        Some(size)
+    })
+}
+
 impl Store {
     /// Stores a batch of messages in one transaction (group commit) and returns, for each,
     /// its seq, or the earlier copy if it is a repeat. Messages of one contact get consecutive
-    /// seqs in the order given.
+    /// seqs in the order given. (Reads each contact's last seq; the relay uses [`Store::store_messages`].)
     pub async fn insert_messages(&self, batch: &[NewMessage]) -> StoreResult<Vec<Stored>> {
-        let result = self.insert_messages_once(batch).await;
+        self.store_messages(batch, &mut NextSeqs::default()).await
+    }
+
+    /// [`Store::insert_messages`] with the next seqs known in `next`, which it keeps up to date:
+    /// entries are added on commit, and the batch's contacts are forgotten when it fails.
+    pub async fn store_messages(&self, batch: &[NewMessage], next: &mut NextSeqs) -> StoreResult<Vec<Stored>> {
+        let result = self.store_messages_once(batch, next).await;
+        if result.is_err() {
+            for m in batch {
+                next.forget(&m.contact_id);
+            }
+        }
         self.note_write(&result);
         result
     }
 
-    async fn insert_messages_once(&self, batch: &[NewMessage]) -> StoreResult<Vec<Stored>> {
+    async fn store_messages_once(&self, batch: &[NewMessage], next: &mut NextSeqs) -> StoreResult<Vec<Stored>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
         let select_dup = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE contact_id = $1 AND sender = $2 AND client_id = $3"
         );
         on_pool!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             super::cluster::fence_check!(self, tx);
-            let mut next_seq: HashMap<&str, i64> = HashMap::new();
-            let mut out = Vec::with_capacity(batch.len());
+            // The first seq of each contact in this batch: known, or read once.
+            let mut first: HashMap<&str, i64> = HashMap::new();
             for m in batch {
-                let seq = match next_seq.get(m.contact_id.as_str()) {
-                    Some(s) => *s,
+                if first.contains_key(m.contact_id.as_str()) {
+                    continue;
+                }
+                let seq = match next.get(&m.contact_id) {
+                    Some(s) => s,
                     None => {
                         let (max,): (i64,) = sqlx::query_as(
                             "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE contact_id = $1")
@@ -68,8 +160,52 @@ impl Store {
                         max + 1
                     }
                 };
-                // One statement in the common case; a repeat (same sender and client id) inserts
-                // nothing, keeps the seq free for the next message, and returns the earlier copy.
+                first.insert(&m.contact_id, seq);
+            }
+
+            // The common case: no repeats. Consecutive seqs, a few multi-row INSERTs.
+            let mut seqs = Vec::with_capacity(batch.len());
+            let mut next_seq = first.clone();
+            for m in batch {
+                let s = next_seq.entry(&m.contact_id).or_insert(1);
+                seqs.push(*s);
+                *s += 1;
+            }
+            let mut all_new = true;
+            let mut at = 0;
+            for size in chunk_sizes(batch.len()) {
+                let sql = insert_sql(size);
+                let mut q = sqlx::query_as::<_, (i64,)>(&sql);
+                for (m, seq) in batch[at..at + size].iter().zip(&seqs[at..at + size]) {
+                    q = q.bind(&m.contact_id).bind(*seq).bind(m.sender).bind(&m.sender_id)
+                        .bind(&m.client_id).bind(&m.body).bind(m.at);
+                }
+                let inserted = q.fetch_all(&mut *tx).await?;
+                at += size;
+                if inserted.len() < size {
+                    all_new = false;
+                    break;
+                }
+            }
+            if all_new {
+                tx.commit().await?;
+                let out = batch.iter().zip(seqs).map(|(m, seq)| Stored { message: m.stored(seq), duplicate: false }).collect();
+                for (contact, seq) in next_seq {
+                    next.0.insert(contact.to_string(), seq);
+                }
+                return Ok::<_, super::StoreError>(out);
+            }
+
+            // A repeat (same contact, sender and client id as a stored message, or as an earlier
+            // one of this batch): undo, and go one message at a time; a repeat inserts nothing,
+            // keeps the seq free for the next message, and gets the earlier copy.
+            tx.rollback().await?;
+            let mut tx = pool.begin_write().await?;
+            super::cluster::fence_check!(self, tx);
+            let mut next_seq = first;
+            let mut out = Vec::with_capacity(batch.len());
+            for m in batch {
+                let seq = next_seq.get(m.contact_id.as_str()).copied().unwrap_or(1);
                 let inserted: Option<(i64,)> = sqlx::query_as(
                     "INSERT INTO messages (contact_id, seq, sender, sender_id, client_id, body, at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -81,25 +217,16 @@ impl Store {
                     let earlier: StoredMessage = sqlx::query_as(&select_dup)
                         .bind(&m.contact_id).bind(m.sender).bind(&m.client_id)
                         .fetch_one(&mut *tx).await?;
-                    next_seq.insert(&m.contact_id, seq);
                     out.push(Stored { message: earlier, duplicate: true });
                     continue;
                 }
                 next_seq.insert(&m.contact_id, seq + 1);
-                out.push(Stored {
-                    message: StoredMessage {
-                        contact_id: m.contact_id.clone(),
-                        seq,
-                        sender: m.sender.to_string(),
-                        sender_id: m.sender_id.clone(),
-                        client_id: m.client_id.clone(),
-                        body: m.body.clone(),
-                        at: m.at,
-                    },
-                    duplicate: false,
-                });
+                out.push(Stored { message: m.stored(seq), duplicate: false });
             }
             tx.commit().await?;
+            for (contact, seq) in next_seq {
+                next.0.insert(contact.to_string(), seq);
+            }
             Ok::<_, super::StoreError>(out)
         }.await)
     }

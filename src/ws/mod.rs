@@ -7,7 +7,8 @@ pub mod telephony;
 
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use futures_util::SinkExt;
 use tokio::time::Instant;
 
 use crate::app::AppState;
@@ -225,37 +226,21 @@ pub async fn run_session<H: Handler>(
                     }
                 }
             }
-            out = inbox.rx.recv() => match out {
-                Some(Outgoing::Frame(text)) => match write(&mut socket, Message::Text(text), &inbox, idle_timeout).await {
+            out = inbox.rx.recv() => {
+                let Some(first) = out else { break None };
+                // Everything queued now goes out in one write (fed, then flushed once), so a busy
+                // socket costs one system call per burst, not one per frame.
+                let mut frames = Vec::new();
+                let close_after = take_burst(first, &mut inbox, handler, &mut frames);
+                match write_frames(&mut socket, frames, &inbox, idle_timeout).await {
                     Written::Yes => {}
                     Written::Gone => break None,
                     Written::TooSlow => break Some((close::TOO_SLOW, "too slow: reconnect and resume")),
-                },
-                Some(Outgoing::Frames(texts)) => {
-                    let mut outcome = Written::Yes;
-                    for text in texts {
-                        outcome = write(&mut socket, Message::Text(text), &inbox, idle_timeout).await;
-                        if !matches!(outcome, Written::Yes) {
-                            break;
-                        }
-                    }
-                    match outcome {
-                        Written::Yes => {}
-                        Written::Gone => break None,
-                        Written::TooSlow => break Some((close::TOO_SLOW, "too slow: reconnect and resume")),
-                    }
                 }
-                Some(Outgoing::Ended { contact_id, frame }) => {
-                    handler.on_ended(&contact_id);
-                    match write(&mut socket, Message::Text(frame), &inbox, idle_timeout).await {
-                        Written::Yes => {}
-                        Written::Gone => break None,
-                        Written::TooSlow => break Some((close::TOO_SLOW, "too slow: reconnect and resume")),
-                    }
+                if let Some(close) = close_after {
+                    break Some(close);
                 }
-                Some(Outgoing::Close { code, reason }) => break Some((code, reason)),
-                None => break None,
-            },
+            }
             _ = inbox.overflow.notified() => break Some((close::TOO_SLOW, "too slow: reconnect and resume")),
             _ = ping.tick() => {
                 if last_heard.elapsed() > idle_timeout {
@@ -332,8 +317,62 @@ enum Written {
     TooSlow,
 }
 
-/// Writes one frame; gives up when the client falls too far behind meanwhile, so a client that
+/// Most frames taken from the outbox for one write (a resume's history may hold more: it is written
+/// in bursts of this many).
+pub const BURST: usize = 64;
+
+/// Takes `first` and whatever else is queued (up to [`BURST`] items) into `frames`, in order; stops
+/// at a close request, which it returns (the frames before it go out first).
+fn take_burst<H: Handler>(
+    first: Outgoing,
+    inbox: &mut Inbox,
+    handler: &mut H,
+    frames: &mut Vec<Utf8Bytes>,
+) -> Option<(u16, &'static str)> {
+    let mut item = first;
+    for _ in 0..BURST {
+        match item {
+            Outgoing::Frame(text) => frames.push(text),
+            Outgoing::Frames(texts) => frames.extend(texts),
+            Outgoing::Ended { contact_id, frame } => {
+                handler.on_ended(&contact_id);
+                frames.push(frame);
+            }
+            Outgoing::Close { code, reason } => return Some((code, reason)),
+        }
+        match inbox.rx.try_recv() {
+            Ok(next) => item = next,
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// Writes frames, in bursts of [`BURST`] with one flush each; gives up when the client falls too far
+/// behind meanwhile (its outbox overflows, or a burst cannot be written for `limit`), so a client that
 /// stops reading is cut off (and resumes) instead of holding its session for ever.
+async fn write_frames(socket: &mut WebSocket, frames: Vec<Utf8Bytes>, inbox: &Inbox, limit: Duration) -> Written {
+    let mut frames = frames.into_iter().peekable();
+    while frames.peek().is_some() {
+        let burst = async {
+            for text in frames.by_ref().take(BURST) {
+                socket.feed(Message::Text(text)).await?;
+            }
+            socket.flush().await
+        };
+        let outcome = tokio::select! {
+            sent = burst => if sent.is_ok() { Written::Yes } else { Written::Gone },
+            _ = inbox.overflow.notified() => Written::TooSlow,
+            _ = tokio::time::sleep(limit) => Written::TooSlow,
+        };
+        if !matches!(outcome, Written::Yes) {
+            return outcome;
+        }
+    }
+    Written::Yes
+}
+
+/// Writes one frame (see [`write_frames`]).
 async fn write(socket: &mut WebSocket, message: Message, inbox: &Inbox, limit: Duration) -> Written {
     tokio::select! {
         sent = socket.send(message) => if sent.is_ok() { Written::Yes } else { Written::Gone },

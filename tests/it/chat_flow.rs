@@ -1,6 +1,9 @@
 //! End to end: a counsellor and a caller, from login to the stored contact, over real sockets.
 
+use helpline::store::contacts::NewContactRecord;
+use helpline::store::messages::{NewMessage, NextSeqs, MAX_ROWS_PER_INSERT};
 use helpline::store::users::Role;
+use helpline::store::Store;
 use serde_json::json;
 
 use crate::helpers::{Backend, TestApp};
@@ -11,7 +14,8 @@ crate::on_both_backends!(
     counsellor_reconnect_gets_hello_and_history,
     graceful_restart_keeps_everything,
     concurrent_writers_lose_nothing,
-    caller_end_by_beacon
+    caller_end_by_beacon,
+    message_batches_mix_contacts_and_repeats
 );
 
 async fn chat_end_to_end(backend: Backend) {
@@ -291,4 +295,105 @@ async fn caller_end_by_beacon(backend: Backend) {
     assert_eq!(caller.expect("contact_ended").await["reason"], "caller_ended");
     let c = app.store.contact(&contact_id).await.unwrap().unwrap();
     assert_eq!(c.state, "abandoned");
+}
+
+async fn stored_contact(store: &Store) -> String {
+    let id = uuid::Uuid::now_v7().to_string();
+    let record = NewContactRecord {
+        id: id.clone(),
+        channel: "chat".into(),
+        helpline: "children".into(),
+        language: "ro".into(),
+        priority: 0,
+        resume_token_hash: format!("hash-{id}"),
+        queued_at: 1,
+    };
+    store.create_contact(&record).await.expect("contact");
+    id
+}
+
+fn caller_message(contact: &str, client_id: &str, text: &str) -> NewMessage {
+    NewMessage {
+        contact_id: contact.into(),
+        sender: "caller",
+        sender_id: None,
+        client_id: client_id.into(),
+        body: text.into(),
+        at: 3,
+    }
+}
+
+/// The relay's batch write (`Store::store_messages` with the next seqs kept in memory): several
+/// contacts mixed in one batch, more messages than one multi-row INSERT takes, repeats of stored
+/// messages and of an earlier message of the same batch. Seqs stay per contact, from 1, gap-free, in
+/// the order given; a repeat gets the earlier copy and stores nothing; the known seqs are kept; a
+/// stale known seq (another writer) is refused by the database, nothing of that batch is stored, and
+/// the next try reads the seq again.
+async fn message_batches_mix_contacts_and_repeats(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let store = &app.store;
+    let (a, b, c) = (stored_contact(store).await, stored_contact(store).await, stored_contact(store).await);
+    let mut next = NextSeqs::default();
+
+    // A first batch: a and b interleaved, more rows than one INSERT takes (power-of-two chunks).
+    let n = MAX_ROWS_PER_INSERT + 37;
+    let batch: Vec<NewMessage> =
+        (0..n).map(|i| caller_message(if i % 3 == 0 { &b } else { &a }, &format!("x{i}"), &format!("t{i}"))).collect();
+    let stored = store.store_messages(&batch, &mut next).await.expect("first batch");
+    assert_eq!(stored.len(), n);
+    let (mut sa, mut sb) = (0, 0);
+    for (i, s) in stored.iter().enumerate() {
+        assert!(!s.duplicate);
+        let expected = if i % 3 == 0 { sb += 1; sb } else { sa += 1; sa };
+        assert_eq!(s.message.seq, expected, "message {i}");
+        assert_eq!(s.message.client_id, format!("x{i}"));
+    }
+    assert_eq!((next.get(&a), next.get(&b), next.get(&c)), (Some(sa + 1), Some(sb + 1), None));
+
+    // A second batch mixing new messages (c is new to the relay), repeats of stored ones (with
+    // another text: the earlier copy wins), and a repeat of an earlier message of this batch.
+    let batch = vec![
+        caller_message(&a, "y1", "new a"),
+        caller_message(&c, "z1", "new c"),
+        caller_message(&a, "x1", "changed"),
+        caller_message(&b, "y1", "new b"),
+        caller_message(&a, "y1", "again"),
+        caller_message(&c, "z2", "new c 2"),
+        caller_message(&a, "y2", "new a 2"),
+    ];
+    let stored = store.store_messages(&batch, &mut next).await.expect("batch with repeats");
+    let got: Vec<(i64, bool, &str)> = stored.iter().map(|s| (s.message.seq, s.duplicate, s.message.body.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (sa + 1, false, "new a"),
+            (1, false, "new c"),
+            (1, true, "t1"), // x1 was a's first message (x0 was b's)
+            (sb + 1, false, "new b"),
+            (sa + 1, true, "new a"),
+            (2, false, "new c 2"),
+            (sa + 2, false, "new a 2"),
+        ]
+    );
+    assert_eq!((next.get(&a), next.get(&b), next.get(&c)), (Some(sa + 3), Some(sb + 2), Some(3)));
+
+    // Another writer (not the relay) adds to a behind the relay's back: the relay's known seq is
+    // stale; its batch is refused whole (nothing of b's message is stored either), a's is forgotten,
+    // and the next try is numbered from the database.
+    store.insert_messages(&[caller_message(&a, "other", "elsewhere")]).await.expect("other writer");
+    let batch = vec![caller_message(&b, "w1", "b w1"), caller_message(&a, "w2", "a w2")];
+    assert!(store.store_messages(&batch, &mut next).await.is_err(), "a seq already taken is refused");
+    assert_eq!((next.get(&a), next.get(&b)), (None, None));
+    let stored = store.store_messages(&batch, &mut next).await.expect("after reading the seqs again");
+    assert_eq!(stored.iter().map(|s| s.message.seq).collect::<Vec<_>>(), vec![sb + 2, sa + 4]);
+
+    // What is stored: every contact numbered 1..n without a gap, each client id once.
+    for (contact, count) in [(&a, sa + 4), (&b, sb + 2), (&c, 2)] {
+        let all = store.messages_after(contact, 0).await.expect("read");
+        assert_eq!(all.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=count).collect::<Vec<_>>());
+        let mut ids: Vec<&str> = all.iter().map(|m| m.client_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len() as i64, count, "each client id once");
+    }
 }
