@@ -150,6 +150,15 @@ fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo / 1.6, hi * 1.6)
 }
 
+/// Axis numbers without a needless ".0": 0.5, 2, 1000.
+fn fmt_num(v: f64) -> String {
+    if v >= 10.0 || v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
 type Err = Box<dyn std::error::Error + Send + Sync>;
 
 fn draw_relay(path: &Path, pts: &[&Point]) -> Result<(), Err> {
@@ -169,6 +178,9 @@ fn draw_relay(path: &Path, pts: &[&Point]) -> Result<(), Err> {
         .y_label_area_size(70)
         .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())?;
     c.configure_mesh()
+        .x_labels(6)
+        .x_label_formatter(&|v| fmt_num(*v))
+        .y_label_formatter(&|v| fmt_num(*v))
         .x_desc("offered msg/s")
         .y_desc("ms")
         .label_style(("sans-serif", 15))
@@ -201,6 +213,10 @@ fn draw_relay(path: &Path, pts: &[&Point]) -> Result<(), Err> {
         .y_label_area_size(70)
         .build_cartesian_2d((t0..t1).log_scale(), (t0..t1).log_scale())?;
     c.configure_mesh()
+        .x_labels(6)
+        .y_labels(6)
+        .x_label_formatter(&|v| fmt_num(*v))
+        .y_label_formatter(&|v| fmt_num(*v))
         .x_desc("offered msg/s")
         .y_desc("acked msg/s")
         .label_style(("sans-serif", 15))
@@ -260,6 +276,7 @@ fn draw_backends(path: &Path, groups: &[(String, Vec<(String, f64)>)]) -> Result
                 String::new()
             }
         })
+        .y_label_formatter(&|v| fmt_num(*v))
         .y_desc("ms")
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 17))
