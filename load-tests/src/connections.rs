@@ -175,6 +175,12 @@ async fn life(
     if let Err(e) = idle(&mut ws, &mut phase, 2).await {
         return shared.fail(format!("socket {i} (idle with contact): {e:#}"));
     }
+    // Without a storm the run goes from phase 1 straight to 3: end the contact, nothing to resume.
+    if *phase.borrow() >= 3 {
+        let _ = client::send_json(&mut ws, &json!({"type": "end"})).await;
+        let _ = ws.close(None).await;
+        return;
+    }
     // Phase 2: the storm. Drop the TCP connection without a close frame.
     drop(ws);
     let r: anyhow::Result<Ws> = async {
