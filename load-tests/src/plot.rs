@@ -420,7 +420,7 @@ mod tests {
         std::fs::write(&file, doc.to_string()).expect("write");
         let out = dir.path().join("png");
         let font_here = FONT_CANDIDATES.iter().any(|f| Path::new(f).exists());
-        match render(&[file.clone()], &out, &PlotOpts::default()) {
+        match render(std::slice::from_ref(&file), &out, &PlotOpts::default()) {
             Ok(written) => {
                 assert!(font_here);
                 assert_eq!(written.len(), 2);
