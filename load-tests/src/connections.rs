@@ -79,21 +79,40 @@ impl Shared {
     }
 }
 
+/// A frame read while a socket waits: an error frame or a closed socket ends the wait.
+fn checked(m: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) -> anyhow::Result<()> {
+    match m {
+        Some(Ok(Message::Text(t))) => {
+            if let Ok(ServerEvent::Error { code, message, .. }) = client::parse(t.as_str()) {
+                anyhow::bail!("error frame {code:?}: {message}");
+            }
+            Ok(())
+        }
+        Some(Ok(_)) => Ok(()),
+        Some(Err(e)) => anyhow::bail!("socket error: {e}"),
+        None => anyhow::bail!("socket closed"),
+    }
+}
+
 /// Reads (and so answers pings) until the phase reaches `until`.
 async fn idle(ws: &mut Ws, phase: &mut watch::Receiver<u8>, until: u8) -> anyhow::Result<()> {
     loop {
         tokio::select! {
-            m = ws.next() => match m {
-                Some(Ok(Message::Text(t))) => {
-                    if let Ok(ServerEvent::Error { code, message, .. }) = client::parse(t.as_str()) {
-                        anyhow::bail!("error frame {code:?}: {message}");
-                    }
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => anyhow::bail!("socket error: {e}"),
-                None => anyhow::bail!("socket closed"),
-            },
+            m = ws.next() => checked(m)?,
             r = phase.wait_for(|p| *p >= until) => { r?; return Ok(()); }
+        }
+    }
+}
+
+/// Waits for a permit while reading the socket (and so answering pings): a socket left unread for
+/// longer than the server's idle timeout (45 s) is closed by the server.
+async fn permit_reading<'a>(ws: &mut Ws, sem: &'a Semaphore) -> anyhow::Result<tokio::sync::SemaphorePermit<'a>> {
+    let acquire = sem.acquire();
+    tokio::pin!(acquire);
+    loop {
+        tokio::select! {
+            p = &mut acquire => return Ok(p?),
+            m = ws.next() => checked(m)?,
         }
     }
 }
@@ -121,9 +140,13 @@ async fn life(
     if let Err(e) = idle(&mut ws, &mut phase, 1).await {
         return shared.fail(format!("socket {i} (idle): {e:#}"));
     }
-    // Phase 1: start a contact (and write once).
+    // Phase 1: start a contact (and write once). Waiting for a turn can take longer than the server's
+    // idle timeout (19,000 sockets on a busy machine): keep reading, so its pings are answered.
     let token = {
-        let _p = sem.acquire().await;
+        let _p = match permit_reading(&mut ws, &sem).await {
+            Ok(p) => p,
+            Err(e) => return shared.fail(format!("socket {i} (waiting to start): {e:#}")),
+        };
         let r: anyhow::Result<String> = async {
             client::send_json(&mut ws, &json!({"type": "start", "helpline": "children", "language": "ro"})).await?;
             let token = client::expect(&mut ws, t, |e| match e {
@@ -151,6 +174,12 @@ async fn life(
     shared.c.started.fetch_add(1, Ordering::Relaxed);
     if let Err(e) = idle(&mut ws, &mut phase, 2).await {
         return shared.fail(format!("socket {i} (idle with contact): {e:#}"));
+    }
+    // Without a storm the run goes from phase 1 straight to 3: end the contact, nothing to resume.
+    if *phase.borrow() >= 3 {
+        let _ = client::send_json(&mut ws, &json!({"type": "end"})).await;
+        let _ = ws.close(None).await;
+        return;
     }
     // Phase 2: the storm. Drop the TCP connection without a close frame.
     drop(ws);

@@ -9,6 +9,7 @@ pub mod bare;
 pub mod client;
 pub mod connections;
 pub mod day;
+pub mod plot;
 pub mod procfs;
 pub mod relay;
 pub mod report;

@@ -198,6 +198,25 @@ enum Cmd {
         #[arg(long, default_value_t = 512)]
         storm_concurrency: usize,
     },
+    /// PNG charts from JSON results (`--json` of earlier runs): relay latency and throughput against
+    /// the offered rate per target, and SQLite / PostgreSQL / three nodes side by side.
+    Plot {
+        /// JSON result files; for a step present in several, the first file wins.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Directory for the PNGs (`relay-latency.png`, `backends.png`).
+        #[arg(short = 'o', long, default_value = "docs/bench")]
+        out: PathBuf,
+        /// Relay rate (msg/s) compared across backends.
+        #[arg(long, default_value_t = 2000.0)]
+        relay_rate: f64,
+        /// Routing λ (contacts/s) compared across backends.
+        #[arg(long, default_value_t = 100.0)]
+        routing_rate: f64,
+        /// A TrueType font for the text (default: DejaVu Sans or Liberation Sans if installed).
+        #[arg(long)]
+        font: Option<PathBuf>,
+    },
     /// Run the bare in-memory relay (used by --bare and --compare-bare).
     BareServer {
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -267,6 +286,12 @@ fn machine() -> serde_json::Value {
 async fn run(cli: Cli) -> anyhow::Result<Vec<Report>> {
     let mut reports = Vec::new();
     match cli.command {
+        Cmd::Plot { files, out, relay_rate, routing_rate, font } => {
+            let opts = helpline_load::plot::PlotOpts { relay_rate, routing_rate, font };
+            for f in helpline_load::plot::render(&files, &out, &opts)? {
+                println!("wrote {}", f.display());
+            }
+        }
         Cmd::BareServer { listen, capacity } => {
             let listener = tokio::net::TcpListener::bind(&listen).await?;
             println!("bare relay is listening on http://{}", listener.local_addr()?);

@@ -335,7 +335,8 @@ pub async fn run(target: &Target, opts: &RoutingOpts) -> anyhow::Result<Report> 
     let counsellors = target.counsellors(&format!("routing-{}-", &run[..8]), opts.counsellors, opts.capacity).await?;
     let sockets: Vec<anyhow::Result<client::Ws>> = stream::iter(counsellors.iter().enumerate())
         .map(|(i, c)| async move {
-            let mut ws = target.agent_socket(c, opts.sources.pick(i)).await?;
+            // Cluster: counsellor i on node i mod N (callers are spread the same way, shifted by one).
+            let mut ws = target.agent_socket_on(target.node(i), c, opts.sources.pick(i)).await?;
             client::send_json(&mut ws, &json!({"type": "status", "status": "available"})).await?;
             client::expect(&mut ws, Duration::from_secs(30), |e| matches!(e, ServerEvent::Status { .. }).then_some(())).await?;
             Ok(ws)
@@ -371,7 +372,9 @@ pub async fn run(target: &Target, opts: &RoutingOpts) -> anyhow::Result<Report> 
         }
         tokio::time::sleep_until((start + next).into()).await;
         shared.c.arrivals.fetch_add(1, Ordering::Relaxed);
-        callers.push(tokio::spawn(caller(i, target.addr, opts.sources.pick(i as usize), shared.clone(), within)));
+        // Cluster: caller i on node i+1 mod N, so most offers and accepts cross nodes.
+        let node = target.node(i as usize + 1);
+        callers.push(tokio::spawn(caller(i, node, opts.sources.pick(i as usize), shared.clone(), within)));
         i += 1;
     }
     let arrivals_s = start.elapsed().as_secs_f64();
