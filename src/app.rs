@@ -123,9 +123,9 @@ async fn watch_database(state: AppState) {
             _ = crate::ws::stopping(&mut shutdown) => return,
         }
         let checked_from = std::time::Instant::now();
-        let up = state.store.ping().await;
-        if state.store.set_answering(up, checked_from) {
-            if up {
+        let check = state.store.check().await;
+        if state.store.set_answering(check, checked_from) {
+            if state.store.answering() {
                 tracing::warn!("the database answers again: accepting work");
             } else {
                 tracing::error!("the database does not answer: refusing what needs it (unavailable) until it does");

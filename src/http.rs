@@ -62,11 +62,12 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: the database answers (within 2 s), the last durable write went through and, in
+/// Readiness: the database answers (within 2 s, or is busy with writes that go through), the last durable write went through and, in
 /// cluster mode, Redis answers. Not ready: 503 with `{"code": "unavailable", "message": …}`.
 async fn readyz(State(state): State<AppState>) -> Response {
-    let answers = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await.unwrap_or(false);
-    if !answers || !state.store.answering() {
+    let checked_from = std::time::Instant::now();
+    let check = state.store.check().await;
+    if state.store.check_says_down(check, checked_from) || !state.store.answering() {
         return AppError::new(ErrorCode::Unavailable, "database unreachable").into_response();
     }
     if !state.store.writes_ok() {

@@ -83,6 +83,20 @@ pub struct Store {
 /// (A write that succeeds clears it at once; without traffic the flag ages out, and the next failure sets it again.)
 pub const WRITE_FAILURE_MEMORY: Duration = Duration::from_secs(30);
 
+/// What a check of the database gave ([`Store::check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    Answered,
+    /// It answered with an error (connection refused, I/O error, …).
+    Failed,
+    /// No answer within the time: down, or the server too busy to get a connection (see [`BUSY_GRACE`]).
+    TimedOut,
+}
+
+/// A check that times out within this long after a durable write went through means the server is
+/// busy, not cut off from its database (see [`Store::check_says_down`]).
+pub const BUSY_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The outcome of the durable writes (messages, routing steps, new contacts): a database that
 /// answers `SELECT 1` but cannot write (a lock held elsewhere, a full disk) is not ready either.
 #[derive(Debug, Default)]
@@ -224,11 +238,27 @@ impl Store {
         }
     }
 
-    /// True when the database answers a trivial query (for `/readyz`).
-    /// True when the database answers within two seconds.
-    pub async fn ping(&self) -> bool {
+    /// Asks the database `SELECT 1`, waiting at most 2 s (see [`Check`]).
+    pub async fn check(&self) -> Check {
         let ping = async { on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ())) };
-        matches!(tokio::time::timeout(std::time::Duration::from_secs(2), ping).await, Ok(Ok(())))
+        match tokio::time::timeout(std::time::Duration::from_secs(2), ping).await {
+            Ok(Ok(())) => Check::Answered,
+            Ok(Err(_)) => Check::Failed,
+            Err(_) => Check::TimedOut,
+        }
+    }
+
+    /// Whether a check begun at `checked_from` that gave `check` says the database is down: an error
+    /// does, unless a durable write went through after the check began; no answer within the time
+    /// does only when no durable write has gone through for [`BUSY_GRACE`] either (a server that
+    /// is overloaded, with writes still going through, is busy, not cut off from its database).
+    pub fn check_says_down(&self, check: Check, checked_from: std::time::Instant) -> bool {
+        let last_ok = *self.health.last_ok.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match check {
+            Check::Answered => false,
+            Check::Failed => last_ok.is_none_or(|at| at <= checked_from),
+            Check::TimedOut => last_ok.is_none_or(|at| at + BUSY_GRACE <= checked_from),
+        }
     }
 
     /// Cluster mode: this store's writes are fenced (it is a leader's).
@@ -243,16 +273,15 @@ impl Store {
         !self.health.unreachable.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Records the outcome of a check of the database (`ping`, every second) begun at `checked_from`;
-    /// returns whether the state changed. A failed check is ignored when a write went through after
-    /// it began (a check that timed out while the database came back must not shut it out again).
-    pub fn set_answering(&self, up: bool, checked_from: std::time::Instant) -> bool {
-        if !up {
-            let last_ok = *self.health.last_ok.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if last_ok.is_some_and(|at| at > checked_from) {
-                return false;
-            }
-        }
+    /// Records the outcome of a check of the database (every second) begun at `checked_from`;
+    /// returns whether the state changed. A check that does not say the database is down
+    /// ([`Store::check_says_down`]) while it did not answer changes nothing.
+    pub fn set_answering(&self, check: Check, checked_from: std::time::Instant) -> bool {
+        let up = match check {
+            Check::Answered => true,
+            _ if self.check_says_down(check, checked_from) => false,
+            _ => return false,
+        };
         self.health.unreachable.swap(!up, std::sync::atomic::Ordering::SeqCst) == up
     }
 
@@ -311,14 +340,29 @@ mod tests {
         assert!(store.answering(), "a new store is taken as answering");
         let begun = std::time::Instant::now();
         store.note_write(&Ok::<(), StoreError>(()));
-        assert!(!store.set_answering(false, begun), "a check older than a good write changes nothing");
+        assert!(!store.set_answering(Check::Failed, begun), "a check older than a good write changes nothing");
         assert!(store.answering());
-        assert!(store.set_answering(false, std::time::Instant::now()), "a newer failed check marks it unreachable");
+        assert!(store.set_answering(Check::Failed, std::time::Instant::now()), "a newer failed check marks it unreachable");
         assert!(!store.answering());
         store.note_write(&Err::<(), StoreError>(StoreError::Fenced));
         assert!(store.answering(), "a fenced write is an answer from the database");
-        assert!(store.set_answering(false, std::time::Instant::now()));
+        assert!(store.set_answering(Check::Failed, std::time::Instant::now()));
         store.note_write(&Ok::<(), StoreError>(()));
         assert!(store.answering(), "a write that goes through ends the outage at once");
+    }
+
+    #[tokio::test]
+    async fn a_check_that_times_out_while_writes_go_through_is_busy_not_down() {
+        let store = Store::connect("sqlite::memory:").await.expect("connect");
+        store.note_write(&Ok::<(), StoreError>(()));
+        let now = std::time::Instant::now();
+        assert!(!store.set_answering(Check::TimedOut, now), "writes went through a moment ago: busy, not down");
+        assert!(store.answering());
+        let later = now + BUSY_GRACE + std::time::Duration::from_secs(1);
+        assert!(store.check_says_down(Check::TimedOut, later), "no write for longer than the grace: down");
+        assert!(store.set_answering(Check::TimedOut, later));
+        assert!(!store.answering());
+        assert!(store.set_answering(Check::Answered, later), "an answer ends it");
+        assert!(store.answering());
     }
 }
