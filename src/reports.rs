@@ -354,13 +354,15 @@ pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: 
             .into_iter()
             .filter(|r| in_scope(&r.helpline)),
     );
-    for &(a, z) in &live {
-        let presence = metrics::fetch_presence_in(&mut reading, a, z).await?;
-        let inner: Vec<i64> =
-            std::iter::once(a).chain(bounds.iter().copied().filter(|b| *b > a && *b < z)).chain(std::iter::once(z)).collect();
+    // The live ranges' occupancy from ONE presence read over their span (at an offset that is not a
+    // whole hour there is a cut hour per day: one read each was a scan each); the spans between them
+    // were counted from the roll-ups and are skipped.
+    if let (Some(&(first, _)), Some(&(_, last))) = (live.first(), live.last()) {
+        let presence = metrics::fetch_presence_in(&mut reading, first, last).await?;
+        let (inner, counted) = live_segments(&live, &bounds);
         let series = metrics::occupancy_by_counsellor(&presence.conversations, &presence.status_changes, &inner, as_of_ms);
         for (_, per_bucket) in series.iter().filter(|(who, _)| scope.staff.is_none_or(|s| s.contains(*who))) {
-            for (i, o) in per_bucket.iter().enumerate() {
+            for (i, o) in per_bucket.iter().enumerate().filter(|(i, _)| counted[*i]) {
                 let bucket = bounds.partition_point(|b| *b <= inner[i]).saturating_sub(1);
                 add_occupancy(bucket, o.busy_ms, o.staffed_ms);
             }
@@ -371,6 +373,28 @@ pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: 
 }
 
 /// Builds the report: SQL bucket `k` is `[bounds[k], bounds[k+1])`.
+/// The points cutting the live ranges `live` (sorted, disjoint) at every bucket bound inside them,
+/// and for each segment between two consecutive points whether it lies in a live range (true) or
+/// in the gap between two of them (false).
+fn live_segments(live: &[(i64, i64)], bounds: &[i64]) -> (Vec<i64>, Vec<bool>) {
+    let (mut points, mut counted): (Vec<i64>, Vec<bool>) = (Vec::new(), Vec::new());
+    for &(a, z) in live {
+        match points.last() {
+            None => points.push(a),
+            Some(&end) if end == a => {}
+            Some(_) => {
+                counted.push(false);
+                points.push(a);
+            }
+        }
+        for b in bounds.iter().copied().filter(|b| *b > a && *b < z).chain(std::iter::once(z)) {
+            counted.push(true);
+            points.push(b);
+        }
+    }
+    (points, counted)
+}
+
 pub fn build(data: &ReportData, req: &SummaryRequest) -> Summary {
     let helpline = req.helpline.as_deref();
     let bounds = bucket_bounds(req.from, req.to, req.by, req.offset);
@@ -551,6 +575,14 @@ mod tests {
         assert!(err(&[("form", "1")]).contains("unknown parameter"));
         // 366 days exactly is allowed.
         assert!(parse_request(&q(&[("from", "0"), ("to", "31622400000")]), &known(), now).is_ok());
+    }
+
+    #[test]
+    fn live_ranges_are_cut_at_bucket_bounds_with_the_gaps_between_them_skipped() {
+        let (points, counted) = live_segments(&[(0, 10), (10, 20), (30, 40)], &[0, 5, 15, 35, 50]);
+        assert_eq!(points, vec![0, 5, 10, 15, 20, 30, 35, 40]);
+        assert_eq!(counted, vec![true, true, true, true, false, true, true]);
+        assert_eq!(live_segments(&[], &[0, 5]), (vec![], vec![]));
     }
 
     #[test]
