@@ -1,9 +1,7 @@
 //! End to end: a counsellor and a caller, from login to the stored contact, over real sockets.
 
-use helpline::store::contacts::NewContactRecord;
 use helpline::store::messages::{NewMessage, NextSeqs, MAX_ROWS_PER_INSERT};
 use helpline::store::users::Role;
-use helpline::store::Store;
 use serde_json::json;
 
 use crate::helpers::{Backend, TestApp};
@@ -297,20 +295,6 @@ async fn caller_end_by_beacon(backend: Backend) {
     assert_eq!(c.state, "abandoned");
 }
 
-async fn stored_contact(store: &Store) -> String {
-    let id = uuid::Uuid::now_v7().to_string();
-    let record = NewContactRecord {
-        id: id.clone(),
-        channel: "chat".into(),
-        helpline: "children".into(),
-        language: "ro".into(),
-        priority: 0,
-        resume_token_hash: format!("hash-{id}"),
-        queued_at: 1,
-    };
-    store.create_contact(&record).await.expect("contact");
-    id
-}
 
 fn caller_message(contact: &str, client_id: &str, text: &str) -> NewMessage {
     NewMessage {
@@ -332,7 +316,7 @@ fn caller_message(contact: &str, client_id: &str, text: &str) -> NewMessage {
 async fn message_batches_mix_contacts_and_repeats(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else { return };
     let store = &app.store;
-    let (a, b, c) = (stored_contact(store).await, stored_contact(store).await, stored_contact(store).await);
+    let (a, b, c) = (crate::helpers::stored_contact(store).await, crate::helpers::stored_contact(store).await, crate::helpers::stored_contact(store).await);
     let mut next = NextSeqs::default();
 
     // A first batch: a and b interleaved, more rows than one INSERT takes (power-of-two chunks).

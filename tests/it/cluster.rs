@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use helpline::cluster::lease;
 use helpline::cluster::link::Keys;
 use helpline::store::cluster::FenceToken;
-use helpline::store::contacts::{Change, NewContactRecord};
+use helpline::store::contacts::Change;
 use helpline::store::messages::NewMessage;
 use helpline::store::users::Role;
 use helpline::store::{Store, StoreError};
@@ -104,7 +104,7 @@ async fn lease_has_one_holder_rising_tokens_and_fenced_writes() {
     // The holder raises the fence and writes.
     assert!(store.raise_fence(t1, &holder, 1).await.expect("raise"));
     let old = store.fenced(FenceToken::new(t1));
-    let contact = new_contact(&store).await;
+    let contact = crate::helpers::stored_contact(&store).await;
     old.apply_changes(&[event(&contact, "first")]).await.expect("the current leader writes");
     old.insert_messages(&[message(&contact, "m1")]).await.expect("the current leader stores messages");
 
@@ -137,20 +137,6 @@ async fn lease_has_one_holder_rising_tokens_and_fenced_writes() {
     let _: () = redis::cmd("DEL").arg(keys.lease()).arg(keys.token()).query_async(&mut conn).await.expect("cleanup");
 }
 
-async fn new_contact(store: &Store) -> String {
-    let id = uuid::Uuid::now_v7().to_string();
-    let record = NewContactRecord {
-        id: id.clone(),
-        channel: "chat".into(),
-        helpline: "children".into(),
-        language: "ro".into(),
-        priority: 0,
-        resume_token_hash: format!("hash-{id}"),
-        queued_at: 1,
-    };
-    store.create_contact(&record).await.expect("contact");
-    id
-}
 
 fn event(contact: &str, kind: &'static str) -> Change {
     Change::Event { contact: contact.into(), at: 2, kind, counsellor: None, detail: None }

@@ -397,3 +397,19 @@ impl Ws {
         let _ = self.stream.close(None).await;
     }
 }
+
+/// A waiting chat contact on the children's helpline stored directly (queued at 1 ms); its id.
+pub async fn stored_contact(store: &helpline::store::Store) -> String {
+    let id = uuid::Uuid::now_v7().to_string();
+    let record = helpline::store::contacts::NewContactRecord {
+        id: id.clone(),
+        channel: "chat".into(),
+        helpline: "children".into(),
+        language: "ro".into(),
+        priority: 0,
+        resume_token_hash: format!("hash-{id}"),
+        queued_at: 1,
+    };
+    store.create_contact(&record).await.expect("contact");
+    id
+}
