@@ -524,18 +524,41 @@ GROUP BY 1, 2, 3"
 
 /// `sql` (one of the tally queries above) restricted to contacts queued in one of `ranges` (sorted,
 /// disjoint; computed numbers, never request text, so they go in as literals), with `[$3, $4)` their hull.
-/// Several ranges are a table `r` the contacts are joined with (an index range scan per range, on both
-/// engines, where a long `OR` could make a planner scan the whole window).
-fn within_ranges(sql: &str, ranges: &[(i64, i64)]) -> String {
+/// Several ranges are a table `r` driving the query: for each range, one index range scan of
+/// `contacts_queued_at`. The join order is forced, as each planner chose otherwise and visited every
+/// contact of the hull once per range (a year by day at +05:30 has 365 cut hours: 365 million rows,
+/// 60–400 s): SQLite's `CROSS JOIN` keeps its left table the outer loop, PostgreSQL's `LATERAL`
+/// subquery (with `OFFSET 0`, so it is not flattened) is scanned once per range. The hull stays as a
+/// filter (`+c.queued_at`: no index is chosen for it).
+fn within_ranges(sql: &str, ranges: &[(i64, i64)], backend: crate::store::Backend) -> String {
     if ranges.len() <= 1 {
         return sql.to_string();
     }
-    let rows = ranges.iter().map(|(a, b)| format!("(CAST({a} AS BIGINT), CAST({b} AS BIGINT))")).collect::<Vec<_>>().join(", ");
-    format!(
-        "WITH r(a, b) AS (VALUES {rows}) {}",
-        sql.replacen("FROM contacts c", "FROM r JOIN contacts c ON c.queued_at >= r.a AND c.queued_at < r.b", 1)
-    )
+    let driven = match backend {
+        crate::store::Backend::Sqlite => sql
+            .replacen(CONTACTS_OF_HELPLINES, "FROM r CROSS JOIN contacts c CROSS JOIN helplines h", 1)
+            .replacen(IN_HULL, "WHERE h.name = c.helpline AND c.queued_at >= r.a AND c.queued_at < r.b AND +c.queued_at >= $3 AND +c.queued_at < $4", 1)
+            // and the forms after their contacts (else each range scans every submitted form)
+            .replace("\nJOIN ", "\nCROSS JOIN "),
+        crate::store::Backend::Postgres => sql.replacen(
+            CONTACTS_OF_HELPLINES,
+            "FROM r CROSS JOIN LATERAL (SELECT * FROM contacts WHERE queued_at >= r.a AND queued_at < r.b OFFSET 0) c
+             JOIN helplines h ON h.name = c.helpline",
+            1,
+        ),
+    };
+    format!("{} {driven}", ranges_table(ranges))
 }
+
+/// `WITH r(a, b) AS (VALUES …)`: sorted ranges as a table (computed numbers, never request text).
+fn ranges_table(ranges: &[(i64, i64)]) -> String {
+    let rows = ranges.iter().map(|(a, b)| format!("(CAST({a} AS BIGINT), CAST({b} AS BIGINT))")).collect::<Vec<_>>().join(", ");
+    format!("WITH r(a, b) AS (VALUES {rows})")
+}
+
+/// What [`within_ranges`] rewrites in each tally query (a unit test checks every query holds both).
+const CONTACTS_OF_HELPLINES: &str = "FROM contacts c JOIN helplines h ON h.name = c.helpline";
+const IN_HULL: &str = "WHERE c.queued_at >= $3 AND c.queued_at < $4";
 
 /// The hull of sorted ranges (`(0, 0)` when there are none).
 fn hull(ranges: &[(i64, i64)]) -> (i64, i64) {
@@ -681,7 +704,7 @@ pub async fn fetch_tallies_in(
         return Ok(Vec::new());
     }
     let (from_ms, to_ms) = hull(ranges);
-    let sql = within_ranges(TALLY_SQL, ranges);
+    let sql = within_ranges(TALLY_SQL, ranges, reading.backend());
     Ok(on_reading!(reading, conn => sqlx::query_as(&sql)
         .bind(origin_ms).bind(bucket_ms.max(1)).bind(from_ms).bind(to_ms)
         .bind(SHORT_ABANDON_MS).bind(as_of_ms)
@@ -719,7 +742,7 @@ pub async fn fetch_category_tallies_in(
         crate::store::Backend::Sqlite => CATEGORY_TALLY_SQL_SQLITE,
         crate::store::Backend::Postgres => CATEGORY_TALLY_SQL_POSTGRES,
     };
-    let sql = within_ranges(base, ranges);
+    let sql = within_ranges(base, ranges, reading.backend());
     Ok(on_reading!(reading, conn => sqlx::query_as(&sql)
         .bind(origin_ms).bind(bucket_ms.max(1)).bind(from_ms).bind(to_ms)
         .bind(SHORT_ABANDON_MS).bind(as_of_ms)
@@ -750,11 +773,41 @@ pub async fn fetch_presence(store: &Store, from_ms: i64, to_ms: i64) -> StoreRes
     Ok(presence)
 }
 
+/// [`CONVERSATIONS_SQL`] for each of several ranges (sorted, disjoint), driven by them as the tally
+/// queries are ([`within_ranges`]): `DISTINCT`, as a conversation of more than a day can overlap two.
+fn conversations_over_ranges(ranges: &[(i64, i64)], backend: crate::store::Backend) -> String {
+    let overlaps = format!(
+        "queued_at >= r.a - {OCCUPANCY_LOOKBACK_MS} AND queued_at < r.b AND answered_at IS NOT NULL AND counsellor_id IS NOT NULL \
+         AND answered_at < r.b AND (ended_at IS NULL OR ended_at > r.a)"
+    );
+    let from = match backend {
+        crate::store::Backend::Sqlite => format!("FROM r CROSS JOIN contacts WHERE {overlaps}"),
+        crate::store::Backend::Postgres => format!(
+            "FROM r CROSS JOIN LATERAL (SELECT id, counsellor_id, answered_at, ended_at FROM contacts WHERE {overlaps} OFFSET 0) c"
+        ),
+    };
+    format!("{} SELECT DISTINCT id, counsellor_id, answered_at, ended_at {from}", ranges_table(ranges))
+}
+
 /// [`fetch_presence`] inside `reading`, without the staff.
 pub async fn fetch_presence_in(reading: &mut Reading, from_ms: i64, to_ms: i64) -> StoreResult<Presence> {
-    let rows: Vec<(String, i64, Option<i64>)> = on_reading!(reading, conn => sqlx::query_as(CONVERSATIONS_SQL)
-        .bind(from_ms.saturating_sub(OCCUPANCY_LOOKBACK_MS)).bind(from_ms).bind(to_ms)
-        .fetch_all(&mut *conn).await)?;
+    fetch_presence_over(reading, &[(from_ms, to_ms)]).await
+}
+
+/// [`fetch_presence_in`] for several ranges (sorted, disjoint) in one read: the conversations overlapping
+/// any of them, the status changes over their hull and each counsellor's last one before it.
+pub async fn fetch_presence_over(reading: &mut Reading, ranges: &[(i64, i64)]) -> StoreResult<Presence> {
+    let (from_ms, to_ms) = hull(ranges);
+    let rows: Vec<(String, i64, Option<i64>)> = if ranges.len() <= 1 {
+        on_reading!(reading, conn => sqlx::query_as(CONVERSATIONS_SQL)
+            .bind(from_ms.saturating_sub(OCCUPANCY_LOOKBACK_MS)).bind(from_ms).bind(to_ms)
+            .fetch_all(&mut *conn).await)?
+    } else {
+        let sql = conversations_over_ranges(ranges, reading.backend());
+        let rows: Vec<(String, String, i64, Option<i64>)> =
+            on_reading!(reading, conn => sqlx::query_as(&sql).fetch_all(&mut *conn).await)?;
+        rows.into_iter().map(|(_, counsellor, answered_at, ended_at)| (counsellor, answered_at, ended_at)).collect()
+    };
     let conversations =
         rows.into_iter().map(|(counsellor, answered_at, ended_at)| Conversation { counsellor, answered_at, ended_at }).collect();
     let inside: Vec<(String, i64, String)> = on_reading!(reading, conn => sqlx::query_as(
@@ -849,6 +902,24 @@ pub async fn figures_split_at(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_tally_query_is_driven_by_its_ranges_on_both_engines() {
+        use crate::store::Backend;
+        let ranges = [(0, 10), (20, 30)];
+        for sql in [TALLY_SQL, CATEGORY_TALLY_SQL_SQLITE, CATEGORY_TALLY_SQL_POSTGRES] {
+            assert!(sql.contains(CONTACTS_OF_HELPLINES) && sql.contains(IN_HULL), "{sql}");
+            assert_eq!(within_ranges(sql, &ranges[..1], Backend::Sqlite), sql, "one range needs no table");
+            let lite = within_ranges(sql, &ranges, Backend::Sqlite);
+            assert!(lite.starts_with("WITH r(a, b) AS (VALUES (CAST(0 AS BIGINT), CAST(10 AS BIGINT)), (CAST(20"), "{lite}");
+            assert!(lite.contains("FROM r CROSS JOIN contacts c CROSS JOIN helplines h"), "{lite}");
+            assert!(lite.contains("c.queued_at >= r.a AND c.queued_at < r.b AND +c.queued_at >= $3"), "{lite}");
+            assert!(!lite.contains(CONTACTS_OF_HELPLINES) && !lite.contains("\nJOIN "), "{lite}");
+            let pg = within_ranges(sql, &ranges, Backend::Postgres);
+            assert!(pg.contains("CROSS JOIN LATERAL (SELECT * FROM contacts WHERE queued_at >= r.a AND queued_at < r.b OFFSET 0) c"), "{pg}");
+            assert!(!pg.contains(CONTACTS_OF_HELPLINES), "{pg}");
+        }
+    }
 
     fn contact(q: i64, a: Option<i64>, e: Option<i64>, abandoned: bool) -> ContactTimes {
         ContactTimes { queued_at: q, answered_at: a, ended_at: e, abandoned, target_ms: 15_000 }

@@ -354,11 +354,11 @@ pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: 
             .into_iter()
             .filter(|r| in_scope(&r.helpline)),
     );
-    // The live ranges' occupancy from ONE presence read over their span (at an offset that is not a
-    // whole hour there is a cut hour per day: one read each was a scan each); the spans between them
-    // were counted from the roll-ups and are skipped.
-    if let (Some(&(first, _)), Some(&(_, last))) = (live.first(), live.last()) {
-        let presence = metrics::fetch_presence_in(&mut reading, first, last).await?;
+    // The live ranges' occupancy from ONE presence read (at an offset that is not a whole hour there is
+    // a cut hour per day: one read each was a scan each): the conversations overlapping any of them, an
+    // index range scan per range; the spans between them were counted from the roll-ups and are skipped.
+    if !live.is_empty() {
+        let presence = metrics::fetch_presence_over(&mut reading, &live).await?;
         let (inner, counted) = live_segments(&live, &bounds);
         let series = metrics::occupancy_by_counsellor(&presence.conversations, &presence.status_changes, &inner, as_of_ms);
         for (_, per_bucket) in series.iter().filter(|(who, _)| scope.staff.is_none_or(|s| s.contains(*who))) {

@@ -705,7 +705,8 @@ async fn a_scripted_day_through_the_engine_gives_the_hand_computed_figures_live_
 }
 
 /// Not run by default: `cargo test --release --test it reports::year_of_contacts -- --ignored --nocapture`
-/// (set `REPORT_BENCH_ROWS`, default 1 000 000). Fills a year of contacts and their forms with SQL, times
+/// (set `REPORT_BENCH_ROWS`, default 1 000 000; `REPORT_BENCH_ONLY=+05:30,by=hour` times only the queries holding one of
+/// these strings). Fills a year of contacts and their forms with SQL, times
 /// the reports live, rolls the hours up (timed), times them again and checks both gave the same answers.
 mod year_of_contacts {
     use std::time::Instant;
@@ -827,6 +828,11 @@ mod year_of_contacts {
             format!("helpline=children&from={month}&to={to}&by=hour&format=csv"),
             format!("from={}&to={to}&by=hour", to - DAY),
         ];
+        // REPORT_BENCH_ONLY=+05:30,by=hour times only the queries holding one of these strings.
+        let only: Vec<String> = std::env::var("REPORT_BENCH_ONLY")
+            .map(|s| s.split(',').map(|p| p.replace('+', "%2B")).collect())
+            .unwrap_or_default();
+        let queries: Vec<String> = queries.into_iter().filter(|q| only.is_empty() || only.iter().any(|o| q.contains(o.as_str()))).collect();
         let mut answers = Vec::new();
         for when in ["live", "rolled up"] {
             if when == "rolled up" {
