@@ -336,6 +336,7 @@ pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: 
             o.staffed_ms += staffed_ms;
         }
     };
+    let started = std::time::Instant::now();
     let mut reading = metrics::Reading::snapshot(store).await?;
     // Roll-ups are whole UTC hours and days: at any offset, the hours a bucket holds whole come from them.
     let rolled = rollup::rolled(&mut reading, origin, len, &bounds, scope).await?;
@@ -345,6 +346,7 @@ pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: 
     let (mut tallies, mut categories) = (rolled.tallies, rolled.categories);
     let in_scope = |h: &str| scope.helpline.is_none_or(|x| x == h);
     let live = rollup::live_ranges(req.from, req.to, &rolled.hours);
+    let rolled_at = started.elapsed();
     tallies.extend(
         metrics::fetch_tallies_in(&mut reading, origin, len, &live, as_of_ms).await?.into_iter().filter(|r| in_scope(&r.helpline)),
     );
@@ -354,6 +356,7 @@ pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: 
             .into_iter()
             .filter(|r| in_scope(&r.helpline)),
     );
+    let tallied_at = started.elapsed();
     // The live ranges' occupancy from ONE presence read (at an offset that is not a whole hour there is
     // a cut hour per day: one read each was a scan each): the conversations overlapping any of them, an
     // index range scan per range; the spans between them were counted from the roll-ups and are skipped.
@@ -369,6 +372,13 @@ pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: 
         }
     }
     reading.commit().await?;
+    tracing::debug!(
+        rolled_ms = rolled_at.as_millis() as u64,
+        live_ranges = live.len(),
+        live_tallies_ms = (tallied_at - rolled_at).as_millis() as u64,
+        live_occupancy_ms = (started.elapsed() - tallied_at).as_millis() as u64,
+        "report read"
+    );
     Ok(ReportData { tallies, categories, occupancy, targets, as_of_ms })
 }
 

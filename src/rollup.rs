@@ -126,8 +126,14 @@ impl DayLock for sqlx::PgConnection {
     }
 }
 
+/// Consecutive units from which [`unit_filter`] writes a range instead of listing them: two days of
+/// hours. A month by hour is one range; the edge hours of local days (runs of at most 23) stay in the
+/// `IN` list: at −09:30, 730 runs of 9–10 hours as an `OR` of ranges made the planners test every row
+/// against every range (2.8 s on SQLite, 4.6 s on PostgreSQL for a year by day).
+const RUN_AS_RANGE: usize = 48;
+
 /// `col IN (…)` for the units in `units` (sorted hour or day starts; computed numbers, never request
-/// text), runs of 8 or more consecutive units as ranges; `FALSE`-like `1 = 0` for none.
+/// text), runs of [`RUN_AS_RANGE`] or more consecutive units as ranges; `FALSE`-like `1 = 0` for none.
 fn unit_filter(col: &str, units: &[i64], len: i64) -> String {
     let mut terms = Vec::new();
     let mut singles = Vec::new();
@@ -137,7 +143,7 @@ fn unit_filter(col: &str, units: &[i64], len: i64) -> String {
         while j + 1 < units.len() && units[j + 1] == units[j] + len {
             j += 1;
         }
-        if j - i + 1 >= 8 {
+        if j - i + 1 >= RUN_AS_RANGE {
             terms.push(format!("({col} >= {} AND {col} < {})", units[i], units[j] + len));
         } else {
             singles.extend(units[i..=j].iter().map(|u| u.to_string()));
@@ -667,6 +673,20 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unit_filters_list_short_runs_and_write_long_ones_as_ranges() {
+        let h = |i: i64| i * HOUR_MS;
+        assert_eq!(unit_filter("hour", &[], HOUR_MS), "1 = 0");
+        // Ten-hour runs (the edge hours of local days at -09:30) stay a list.
+        let edges: Vec<i64> = (0..3).flat_map(|d| (0..10).map(move |i| h(24 * d + i))).collect();
+        let f = unit_filter("hour", &edges, HOUR_MS);
+        assert!(f.starts_with("(hour IN (0, 3600000, ") && !f.contains(">="), "{f}");
+        // Two days of hours and more: one range, with the singles beside it.
+        let mut month: Vec<i64> = (0..48).map(h).collect();
+        month.push(h(50));
+        assert_eq!(unit_filter("hour", &month, HOUR_MS), format!("((hour >= 0 AND hour < {}) OR hour IN ({}))", h(48), h(50)));
+    }
 
     #[test]
     fn live_ranges_are_the_gaps_between_rolled_hours() {

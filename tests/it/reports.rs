@@ -726,6 +726,8 @@ mod year_of_contacts {
     }
 
     async fn bench(backend: Backend) {
+        // Where each report's time goes (`report read`: roll-ups, live tallies, live occupancy).
+        let _ = tracing_subscriber::fmt().with_env_filter("helpline::reports=debug").with_writer(std::io::stderr).try_init();
         let Some(app) = TestApp::spawn(backend).await else { return };
         let n: i64 = std::env::var("REPORT_BENCH_ROWS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
         add_user(&app.store, "maria", Role::Supervisor, &[], &[], &[], 1).await;
@@ -823,6 +825,8 @@ mod year_of_contacts {
             format!("from={from}&to={to}&by=day&utc_offset=%2B02:00"),
             format!("helpline=children&from={from}&to={to}&by=day&utc_offset=%2B02:00&format=csv"),
             format!("from={from}&to={to}&by=day&utc_offset=%2B05:30"),
+            format!("helpline=children&from={from}&to={to}&by=day&utc_offset=%2B05:45&format=csv"),
+            format!("from={from}&to={to}&by=day&utc_offset=-09:30"),
             format!("helpline=children&from={from}&to={to}&by=day&utc_offset=-05:00"),
             format!("from={month}&to={to}&by=hour"),
             format!("helpline=children&from={month}&to={to}&by=hour&format=csv"),
