@@ -268,6 +268,9 @@ enum After {
 struct Batch {
     changes: Vec<Change>,
     after: Vec<After>,
+    /// Waiting contacts whose queue position changed in one of the steps: each caller hears its
+    /// position once per batch, after the rest (see [`EngineTask::flush`]).
+    moved: BTreeSet<ContactId>,
 }
 
 impl Batch {
@@ -276,7 +279,12 @@ impl Batch {
         self.changes.extend(changes);
         self.changes.extend(outputs.iter().filter_map(|o| change_of(now, o)));
         self.after.extend(announce.into_iter().map(|(user, frame)| After::Announce(user, frame)));
-        self.after.extend(outputs.into_iter().map(|o| After::Notify(now, o)));
+        for output in outputs {
+            match output {
+                Output::Positions { positions } => self.moved.extend(positions.into_iter().map(|(contact, _)| contact)),
+                other => self.after.push(After::Notify(now, other)),
+            }
+        }
     }
 }
 
@@ -452,6 +460,17 @@ impl EngineTask {
                 After::ToCaller(contact, frame) => self.hub.event_to_caller(&contact, &frame),
             }
         }
+        // Positions last, as they stand after the whole batch, to those still waiting: when the
+        // queue is long and moves fast (every assignment moves everyone behind), one frame per
+        // caller per batch instead of one per step (each step of a batch of 200 moved thousands).
+        if stored {
+            for contact in batch.moved {
+                if let Some(position) = self.engine.position(contact) {
+                    let id = contact_str(contact);
+                    self.hub.event_to_caller(&id, &ServerEvent::Position { contact_id: id.clone(), position });
+                }
+            }
+        }
         stored
     }
 
@@ -567,12 +586,8 @@ impl EngineTask {
                     &ServerEvent::Status { status: agent_status(status), reason: Some(reason.into()) },
                 );
             }
-            Output::Positions { positions } => {
-                for (contact, position) in positions {
-                    let id = contact_str(contact);
-                    self.hub.event_to_caller(&id, &ServerEvent::Position { contact_id: id.clone(), position });
-                }
-            }
+            // Gathered per batch by `Batch::step` and sent at the end of `flush`.
+            Output::Positions { .. } => {}
             Output::SlaAtRisk { contact, waited_ms } | Output::SlaBreached { contact, waited_ms } => {
                 let breached = matches!(output, Output::SlaBreached { .. });
                 let helpline = self.engine.helpline_of(contact).map(str::to_string);
@@ -809,5 +824,23 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_tells_each_moved_caller_once_and_keeps_every_other_output_in_order() {
+        let (a, b) = (ContactId(1), ContactId(2));
+        let mut batch = Batch::default();
+        // Three steps of one batch: the queue moves twice, and an offer in between.
+        batch.step(0, vec![Output::Positions { positions: vec![(a, 3), (b, 4)] }], Vec::new(), Vec::new());
+        batch.step(1, vec![Output::Ended { contact: ContactId(9), counsellor: None, reason: crate::routing::EndReason::CallerEnded, abandoned: true }], Vec::new(), Vec::new());
+        batch.step(2, vec![Output::Positions { positions: vec![(a, 2), (b, 3)] }], Vec::new(), Vec::new());
+        assert_eq!(batch.moved, BTreeSet::from([a, b]), "each moved contact once, however often it moved");
+        assert_eq!(batch.after.len(), 1, "the positions are not among the step-by-step notifications");
+        assert!(matches!(batch.after[0], After::Notify(1, Output::Ended { .. })));
     }
 }

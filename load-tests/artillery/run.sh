@@ -31,7 +31,7 @@ TICKS=$(getconf CLK_TCK)
 echo "helpline at $ADDR (pid $SERVER); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 C0=$(cpu); T0=$(date +%s.%N)
 sed -e "s/duration: 30/duration: $DURATION/" -e "s/arrivalRate: 20/arrivalRate: $ARRIVAL/" "$HERE/caller-acks.yml" >"$TMP/run.yml"
-"$HERE/node_modules/.bin/artillery" run --target "ws://$ADDR/ws/caller" --output "$TMP/report.json" "$TMP/run.yml" >"$TMP/artillery.out" 2>&1 || { grep -i "WS receive" "$TMP/artillery.out" | tail -8 >&2; tail -30 "$TMP/artillery.out" >&2; exit 1; }
+DEBUG=${ARTILLERY_DEBUG:-} "$HERE/node_modules/.bin/artillery" run --target "ws://$ADDR/ws/caller" --output "$TMP/report.json" "$TMP/run.yml" >"$TMP/artillery.out" 2>&1 || { (grep -i "WS receive" "$TMP/artillery.out" || true) | tail -8 >&2; tail -30 "$TMP/artillery.out" >&2; cp "$TMP/artillery.out" "${TMPDIR:-/tmp}/artillery-failed.out"; exit 1; }
 C1=$(cpu); T1=$(date +%s.%N)
 node -e '
 const r = require(process.argv[1]).aggregate;

@@ -22,6 +22,12 @@ pub const HARD_MESSAGE_LIMIT: usize = 64 * 1024;
 pub const READ_BUFFER: usize = 4 * 1024;
 /// Write buffer per socket.
 pub const WRITE_BUFFER: usize = 4 * 1024;
+/// Most bytes a socket's write buffer may hold: at least the largest frame the server writes, a
+/// supervisor's board, which grows with the helpline (about 150 bytes per waiting contact and per
+/// counsellor: 2,500 waiting are 380 KB). A bigger frame could never be written, and the socket was
+/// dropped. Memory is only taken while such a frame is being written; a client that stops reading
+/// is cut off by its outbox and the idle timeout, not by this.
+pub const MAX_WRITE_BUFFER: usize = 16 * 1024 * 1024;
 /// How often the server pings an idle socket.
 pub const PING_EVERY: Duration = Duration::from_secs(15);
 /// A socket silent (no frame, no pong) for this long is closed: the phone is gone.
@@ -148,7 +154,7 @@ pub fn limited(ws: WebSocketUpgrade) -> WebSocketUpgrade {
         .max_frame_size(HARD_MESSAGE_LIMIT)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
-        .max_write_buffer_size(HARD_MESSAGE_LIMIT * 4)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
 }
 
 /// What a session does with the frames of its socket.
