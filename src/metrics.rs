@@ -330,7 +330,7 @@ pub fn occupancy_by_counsellor(
 }
 
 /// Sorts and merges overlapping or touching intervals.
-fn merge(mut spans: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+pub(crate) fn merge(mut spans: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
     spans.sort_unstable();
     let mut merged: Vec<(i64, i64)> = Vec::with_capacity(spans.len());
     for (s, e) in spans {

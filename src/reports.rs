@@ -1,7 +1,8 @@
 //! `GET /api/v1/reports/summary`: figures by hour or day, channel, language and category, with transfers and escalations, as JSON or CSV.
 //!
-//! Settled whole hours come from the hourly roll-ups ([`crate::rollup`]), the rest of the range from the
-//! same queries run live; both give the same lines, so a report does not depend on which hours are rolled up.
+//! Settled hours come from the roll-ups ([`crate::rollup`]: by day, hour, or quarter hour where a local
+//! day's start or the range's edge cuts an hour), the rest of the range from the same queries run live;
+//! both give the same lines, so a report does not depend on which hours are rolled up.
 //!
 //! The figures are those of [`crate::metrics`]: one grouped query ([`metrics::TALLY_SQL`], the SQL
 //! twin of [`metrics::Tally::add`]) gives the counts per (bucket, helpline, channel, language); they are
@@ -345,7 +346,7 @@ pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: 
     }
     let (mut tallies, mut categories) = (rolled.tallies, rolled.categories);
     let in_scope = |h: &str| scope.helpline.is_none_or(|x| x == h);
-    let live = rollup::live_ranges(req.from, req.to, &rolled.hours);
+    let live = rollup::live_ranges(req.from, req.to, &rolled.covered);
     let rolled_at = started.elapsed();
     tallies.extend(
         metrics::fetch_tallies_in(&mut reading, origin, len, &live, as_of_ms).await?.into_iter().filter(|r| in_scope(&r.helpline)),

@@ -11,6 +11,10 @@
 //! ([`invalidate_hour_of_contact!`]): a contact form saved later (its categories), a late escalation. A
 //! helpline's answer target changing drops every roll-up ([`crate::store::Store::clear_rollups`]).
 //!
+//! Beside each hour, its four quarters ([`QUARTER_TABLES`]), written and dropped with it: every UTC offset in
+//! use is a whole number of quarters, so where a local day's start cuts an hour (+05:30, +05:45, −09:30)
+//! the hour is read from its quarters instead of being computed live.
+//!
 //! Over the hours, a daily layer: a UTC day whose 24 hours are all rolled up is summed once more per day
 //! ([`roll_up`] does it after the hours, from the hourly rows), so a report by day (UTC) over a year reads
 //! 365 rows per group instead of 8,760. A day's rows exist only while all its hours' rows do: dropping an
@@ -22,6 +26,8 @@ use crate::metrics::{self, on_reading, CategoryRow, Occupancy, Reading, TallyCou
 use crate::store::{on_pool, BeginWrite, Store, StoreResult};
 
 pub const HOUR_MS: i64 = 3_600_000;
+/// Rolled-up hours are also stored by quarter: every UTC offset in use is a whole number of quarters.
+pub const QUARTER_MS: i64 = HOUR_MS / 4;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
 /// An hour is rolled up once it ended this long ago; the last hour stays live.
 pub const SETTLE_MS: i64 = HOUR_MS;
@@ -41,6 +47,8 @@ pub struct Progress {
 
 /// The hourly layer's tables; `report_rollup_hours` first (see [`roll_up_days`] on locking).
 pub(crate) const HOUR_TABLES: [&str; 4] = ["report_rollup_hours", "report_hour_tallies", "report_hour_categories", "report_hour_occupancy"];
+/// The quarter-hour layer's tables: the quarters of every rolled-up hour (listed in `report_rollup_hours`).
+pub(crate) const QUARTER_TABLES: [&str; 3] = ["report_quarter_tallies", "report_quarter_categories", "report_quarter_occupancy"];
 /// The daily layer's tables.
 pub(crate) const DAY_TABLES: [&str; 4] = ["report_rollup_days", "report_day_tallies", "report_day_categories", "report_day_occupancy"];
 
@@ -55,12 +63,17 @@ pub(crate) const DAY_TABLES: [&str; 4] = ["report_rollup_days", "report_day_tall
 macro_rules! invalidate_hour_of_contact {
     ($tx:ident, $contact:expr) => {
         $crate::rollup::DayLock::lock_day_of_contact(&mut *$tx, $contact).await?;
-        for (tables, key, len) in
-            [($crate::rollup::HOUR_TABLES, "hour", $crate::rollup::HOUR_MS), ($crate::rollup::DAY_TABLES, "day", $crate::rollup::DAY_MS)]
-        {
+        // Each layer's rows from the start of the contact's hour (or day) to its end: one row per table
+        // for the hour and day layers, the hour's four for the quarter layer.
+        for (tables, key, len) in [
+            (&$crate::rollup::HOUR_TABLES[..], "hour", $crate::rollup::HOUR_MS),
+            (&$crate::rollup::QUARTER_TABLES[..], "quarter", $crate::rollup::HOUR_MS),
+            (&$crate::rollup::DAY_TABLES[..], "day", $crate::rollup::DAY_MS),
+        ] {
             for table in tables {
                 let sql = format!(
-                    "DELETE FROM {table} WHERE {key} = (SELECT queued_at - queued_at % {len} FROM contacts WHERE id = $1)"
+                    "DELETE FROM {table} WHERE {key} >= (SELECT queued_at - queued_at % {len} FROM contacts WHERE id = $1)
+                     AND {key} < (SELECT queued_at - queued_at % {len} + {len} FROM contacts WHERE id = $1)"
                 );
                 sqlx::query(&sql).bind($contact).execute(&mut *$tx).await?;
             }
@@ -309,78 +322,118 @@ macro_rules! push_counts {
     };
 }
 
-/// Everything the live queries say about the hours of one day, then the settled ones written at once: the
-/// read and the write in one write transaction that holds the day's lock ([`DayLock`]) throughout, so a late
-/// change to one of these hours either is read here or drops the rows written here once this commits.
+/// Everything the live queries say about the quarters of one day, then the settled hours written at once,
+/// by quarter and by hour (the sums of their quarters): the read and the write in one write transaction
+/// that holds the day's lock ([`DayLock`]) throughout, so a late change to one of these hours either is
+/// read here or drops the rows written here once this commits.
 async fn roll_up_day(store: &Store, day: i64, hours: &[i64], now_ms: i64, pause: Option<&Pause>) -> StoreResult<Progress> {
     let to = day + DAY_MS;
     let mut tx = Reading::write(store).await?;
     on_reading!(&mut tx, conn => DayLock::lock_day(&mut *conn, day).await)?;
-    let tallies = metrics::fetch_tallies_in(&mut tx, day, HOUR_MS, &[(day, to)], now_ms).await?;
-    let categories = metrics::fetch_category_tallies_in(&mut tx, day, HOUR_MS, &[(day, to)], now_ms).await?;
+    let tallies = metrics::fetch_tallies_in(&mut tx, day, QUARTER_MS, &[(day, to)], now_ms).await?;
+    let categories = metrics::fetch_category_tallies_in(&mut tx, day, QUARTER_MS, &[(day, to)], now_ms).await?;
     let presence = metrics::fetch_presence_in(&mut tx, day, to).await?;
     if let Some(p) = pause {
         p.reached.notify_one();
         p.resume.notified().await;
     }
-    let bounds: Vec<i64> = (0..=24).map(|i| day + i * HOUR_MS).collect();
+    let bounds: Vec<i64> = (0..=DAY_MS / QUARTER_MS).map(|i| day + i * QUARTER_MS).collect();
     let occupancy = metrics::occupancy_by_counsellor(&presence.conversations, &presence.status_changes, &bounds, now_ms);
 
-    let hour_of = |bucket: i64| day + bucket * HOUR_MS;
-    let mut open: BTreeSet<i64> = tallies.iter().filter(|r| !r.counts.settled()).map(|r| hour_of(r.bucket)).collect();
+    let quarter_of = |bucket: i64| day + bucket * QUARTER_MS;
+    let mut open: BTreeSet<i64> = tallies.iter().filter(|r| !r.counts.settled()).map(|r| floor_hour(quarter_of(r.bucket))).collect();
     for c in presence.conversations.iter().filter(|c| c.ended_at.is_none()) {
         // An open conversation makes every hour from its answer on unsettled.
         open.extend(hours.iter().copied().filter(|h| h + HOUR_MS > c.answered_at));
     }
-    let settled: Vec<i64> = hours.iter().copied().filter(|h| !open.contains(h)).collect();
+    let settled: BTreeSet<i64> = hours.iter().copied().filter(|h| !open.contains(h)).collect();
     if settled.is_empty() {
         tx.commit().await?;
         return Ok(Progress { open: hours.len(), ..Progress::default() });
     }
-    let tally_rows: Vec<&TallyRow> = tallies.iter().filter(|r| settled.contains(&hour_of(r.bucket))).collect();
-    let category_rows: Vec<&CategoryRow> = categories.iter().filter(|r| settled.contains(&hour_of(r.bucket))).collect();
-    let mut occupancy_rows: Vec<(i64, &str, Occupancy)> = Vec::new();
-    for (who, per_hour) in &occupancy {
-        for (i, o) in per_hour.iter().enumerate() {
-            let h = day + i as i64 * HOUR_MS;
-            if (o.busy_ms > 0 || o.staffed_ms > 0) && settled.contains(&h) {
-                occupancy_rows.push((h, who.as_str(), *o));
+    let is_settled = |quarter: i64| settled.contains(&floor_hour(quarter));
+    // Quarter lines keyed (quarter, line key); hour lines summed from them.
+    let quarter_tallies: BTreeMap<(i64, &str, &str, &str), &TallyCounts> = tallies
+        .iter()
+        .filter(|r| is_settled(quarter_of(r.bucket)))
+        .map(|r| ((quarter_of(r.bucket), r.helpline.as_str(), r.channel.as_str(), r.language.as_str()), &r.counts))
+        .collect();
+    let quarter_categories: BTreeMap<(i64, &str, &str), &TallyCounts> = categories
+        .iter()
+        .filter(|r| is_settled(quarter_of(r.bucket)))
+        .map(|r| ((quarter_of(r.bucket), r.helpline.as_str(), r.category.as_str()), &r.counts))
+        .collect();
+    let mut quarter_occupancy: BTreeMap<(i64, &str), Occupancy> = BTreeMap::new();
+    for (who, per_quarter) in &occupancy {
+        for (i, o) in per_quarter.iter().enumerate() {
+            let q = day + i as i64 * QUARTER_MS;
+            if (o.busy_ms > 0 || o.staffed_ms > 0) && is_settled(q) {
+                quarter_occupancy.insert((q, who.as_str()), *o);
             }
         }
     }
+    let mut hour_tallies: BTreeMap<(i64, &str, &str, &str), TallyCounts> = BTreeMap::new();
+    for ((q, helpline, channel, language), counts) in &quarter_tallies {
+        hour_tallies.entry((floor_hour(*q), helpline, channel, language)).or_default().add(counts, 1);
+    }
+    let mut hour_categories: BTreeMap<(i64, &str, &str), TallyCounts> = BTreeMap::new();
+    for ((q, helpline, category), counts) in &quarter_categories {
+        hour_categories.entry((floor_hour(*q), helpline, category)).or_default().add(counts, 1);
+    }
+    let mut hour_occupancy: BTreeMap<(i64, &str), Occupancy> = BTreeMap::new();
+    for ((q, who), o) in &quarter_occupancy {
+        let h = hour_occupancy.entry((floor_hour(*q), who)).or_default();
+        h.busy_ms += o.busy_ms;
+        h.staffed_ms += o.staffed_ms;
+    }
+    let settled: Vec<i64> = settled.into_iter().collect();
+    let quarters: Vec<i64> = settled.iter().flat_map(|h| (0..4).map(move |i| h + i * QUARTER_MS)).collect();
     let (lo, hi) = (settled[0], settled[settled.len() - 1]);
-    // One statement per table for all the hours (re-rolling a month is 4 deletes a day, not 96).
-    let which = unit_filter("hour", &settled, HOUR_MS);
+    // One statement per table for all the hours (re-rolling a month is 7 deletes a day, not 7 × 24).
+    let which_hours = unit_filter("hour", &settled, HOUR_MS);
+    let which_quarters = unit_filter("quarter", &quarters, QUARTER_MS);
     on_reading!(&mut tx, conn => async {
         for table in HOUR_TABLES {
-            sqlx::query(&format!("DELETE FROM {table} WHERE {which}")).execute(&mut *conn).await?;
+            sqlx::query(&format!("DELETE FROM {table} WHERE {which_hours}")).execute(&mut *conn).await?;
         }
-        for part in tally_rows.chunks(500) {
-            let mut q = sqlx::QueryBuilder::new(
-                "INSERT INTO report_hour_tallies (hour, helpline, channel, language, offered, abandoned, abandoned_short,
-                 answered, answered_in_target, answer_ms_sum, handled, handle_ms_sum, transfers, escalations) ");
-            q.push_values(part, |mut b, r| {
-                b.push_bind(hour_of(r.bucket)).push_bind(&r.helpline).push_bind(&r.channel).push_bind(&r.language);
-                push_counts!(b, r.counts);
-            });
-            q.build().execute(&mut *conn).await?;
+        for table in QUARTER_TABLES {
+            sqlx::query(&format!("DELETE FROM {table} WHERE {which_quarters}")).execute(&mut *conn).await?;
         }
-        for part in category_rows.chunks(500) {
-            let mut q = sqlx::QueryBuilder::new(
-                "INSERT INTO report_hour_categories (hour, helpline, category, offered, abandoned, abandoned_short,
-                 answered, answered_in_target, answer_ms_sum, handled, handle_ms_sum, transfers, escalations) ");
-            q.push_values(part, |mut b, r| {
-                b.push_bind(hour_of(r.bucket)).push_bind(&r.helpline).push_bind(&r.category);
-                push_counts!(b, r.counts);
-            });
-            q.build().execute(&mut *conn).await?;
+        for (unit, rows) in [("hour", hour_tallies.iter().map(|(k, c)| (*k, c)).collect::<Vec<_>>()),
+                             ("quarter", quarter_tallies.iter().map(|(k, c)| (*k, *c)).collect())] {
+            for part in rows.chunks(500) {
+                let mut q = sqlx::QueryBuilder::new(format!(
+                    "INSERT INTO report_{unit}_tallies ({unit}, helpline, channel, language, offered, abandoned, abandoned_short,
+                     answered, answered_in_target, answer_ms_sum, handled, handle_ms_sum, transfers, escalations) "));
+                q.push_values(part, |mut b, ((at, helpline, channel, language), counts)| {
+                    b.push_bind(*at).push_bind(*helpline).push_bind(*channel).push_bind(*language);
+                    push_counts!(b, counts);
+                });
+                q.build().execute(&mut *conn).await?;
+            }
         }
-        for part in occupancy_rows.chunks(1000) {
-            let mut q = sqlx::QueryBuilder::new("INSERT INTO report_hour_occupancy (hour, counsellor_id, busy_ms, staffed_ms) ");
-            q.push_values(part, |mut b, (h, who, o)| {
-                b.push_bind(*h).push_bind(*who).push_bind(o.busy_ms).push_bind(o.staffed_ms);
-            });
-            q.build().execute(&mut *conn).await?;
+        for (unit, rows) in [("hour", hour_categories.iter().map(|(k, c)| (*k, c)).collect::<Vec<_>>()),
+                             ("quarter", quarter_categories.iter().map(|(k, c)| (*k, *c)).collect())] {
+            for part in rows.chunks(500) {
+                let mut q = sqlx::QueryBuilder::new(format!(
+                    "INSERT INTO report_{unit}_categories ({unit}, helpline, category, offered, abandoned, abandoned_short,
+                     answered, answered_in_target, answer_ms_sum, handled, handle_ms_sum, transfers, escalations) "));
+                q.push_values(part, |mut b, ((at, helpline, category), counts)| {
+                    b.push_bind(*at).push_bind(*helpline).push_bind(*category);
+                    push_counts!(b, counts);
+                });
+                q.build().execute(&mut *conn).await?;
+            }
+        }
+        for (unit, rows) in [("hour", hour_occupancy.into_iter().collect::<Vec<_>>()), ("quarter", quarter_occupancy.into_iter().collect())] {
+            for part in rows.chunks(1000) {
+                let mut q = sqlx::QueryBuilder::new(format!(
+                    "INSERT INTO report_{unit}_occupancy ({unit}, counsellor_id, busy_ms, staffed_ms) "));
+                q.push_values(part, |mut b, ((at, who), o)| {
+                    b.push_bind(*at).push_bind(*who).push_bind(o.busy_ms).push_bind(o.staffed_ms);
+                });
+                q.build().execute(&mut *conn).await?;
+            }
         }
         let mut q = sqlx::QueryBuilder::new("INSERT INTO report_rollup_hours (hour, rolled_at) ");
         q.push_values(&settled, |mut b, h| {
@@ -429,8 +482,9 @@ const ROLLED_SUMS: &str = "CAST(SUM(offered) AS BIGINT) AS offered, CAST(SUM(aba
 /// What the roll-ups hold for the report's range, in its buckets.
 #[derive(Default)]
 pub struct Rolled {
-    /// The hours counted from the roll-ups (the rest of the range is computed live).
-    pub hours: BTreeSet<i64>,
+    /// The parts of the range counted from the roll-ups (sorted, disjoint `[start, end)`; the rest of the
+    /// range is computed live).
+    pub covered: Vec<(i64, i64)>,
     pub tallies: Vec<TallyRow>,
     pub categories: Vec<CategoryRow>,
     /// (bucket, busy_ms, staffed_ms), summed over the counsellors asked for.
@@ -448,25 +502,30 @@ pub struct Scope<'a> {
 /// Reads, inside `reading`, what the roll-ups hold for a report whose buckets are `bounds` (its range cut
 /// into buckets of `bucket_ms` counted from `origin`, the first and last cut to the range).
 ///
-/// Every rolled-up hour that lies whole inside one bucket counts from the roll-ups (`Rolled::hours`); the
-/// rest (hours not rolled up, and hours a bucket bound cuts, at offsets that are not whole hours) the caller
-/// computes live. By day, at any UTC offset, a local day is read from the UTC day holding most of it:
-/// local day `[D + s, D + s + 24 h)` = UTC day D − its hours before `D + s` + the next day's hours before
-/// `D + 24 h + s` (or, when s > 12 h, UTC day D + 24 h − its hours from `D + 24 h + s` + D's hours from
-/// `D + s`). All sums are additive, so this is exact; lines that net to nothing are dropped, as the live
-/// queries would not give them.
+/// Every rolled-up hour that lies whole inside one bucket counts from the hourly roll-ups; a rolled-up hour
+/// that a bucket bound or the range's edge cuts at a whole quarter (at offsets like +05:30 or +05:45, every
+/// local day's start) counts from its quarters, each in its bucket; the rest (hours not rolled up, cuts
+/// inside a quarter) the caller computes live ([`Rolled::covered`] says what is counted here). By day, at
+/// any UTC offset, a local day is read from the UTC day holding most of it: local day `[D + s, D + s + 24 h)`
+/// = UTC day D − its hours before `D + s` + the next day's hours before `D + 24 h + s` (or, when s > 12 h,
+/// UTC day D + 24 h − its hours from `D + 24 h + s` + D's hours from `D + s`); an hour cut by `D + s` is
+/// taken away whole and its quarters added to their days. All sums are additive, so this is exact; lines
+/// that net to nothing are dropped, as the live queries would not give them.
 pub async fn rolled(reading: &mut Reading, origin: i64, bucket_ms: i64, bounds: &[i64], scope: Scope<'_>) -> StoreResult<Rolled> {
     let (Some(&from), Some(&to)) = (bounds.first(), bounds.last()) else {
         return Ok(Rolled::default());
     };
+    // The whole hours in the range, and every hour it touches.
     let (a, b) = (ceil_to(from, HOUR_MS), floor_hour(to));
-    if a >= b {
+    let (touched_from, touched_to) = (floor_hour(from), ceil_to(to, HOUR_MS));
+    if touched_from >= touched_to {
         return Ok(Rolled::default());
     }
-    let by_day = bucket_ms == DAY_MS;
+    let by_day = bucket_ms == DAY_MS && a < b;
     let (ra, rb) = if by_day { (a.div_euclid(DAY_MS) * DAY_MS, ceil_to(b, DAY_MS)) } else { (a, b) };
     let rolled_hours: Vec<(i64,)> = on_reading!(reading, conn => sqlx::query_as(
-        "SELECT hour FROM report_rollup_hours WHERE hour >= $1 AND hour < $2").bind(ra).bind(rb).fetch_all(&mut *conn).await)?;
+        "SELECT hour FROM report_rollup_hours WHERE hour >= $1 AND hour < $2")
+        .bind(ra.min(touched_from)).bind(rb.max(touched_to)).fetch_all(&mut *conn).await)?;
     let rolled_hours: BTreeSet<i64> = rolled_hours.into_iter().map(|r| r.0).collect();
     // A bucket bound strictly inside the hour: the hour is split between two buckets.
     let cut = |h: i64| {
@@ -474,6 +533,16 @@ pub async fn rolled(reading: &mut Reading, origin: i64, bucket_ms: i64, bounds: 
         i < bounds.len() && bounds[i] < h + HOUR_MS
     };
     let covered: BTreeSet<i64> = rolled_hours.range(a..b).copied().filter(|h| !cut(*h)).collect();
+    // The other rolled-up hours the range touches, where every cut (bucket bounds, the range's edges) falls
+    // on a quarter: their quarters in the range.
+    let mut quarters: Vec<i64> = Vec::new();
+    for &h in rolled_hours.range(touched_from..touched_to).filter(|h| !covered.contains(h)) {
+        let (lo, hi) = (h.max(from), (h + HOUR_MS).min(to));
+        let inside = bounds.iter().filter(|x| **x > lo && **x < hi);
+        if [lo, hi].iter().chain(inside).all(|x| x.rem_euclid(QUARTER_MS) == 0) {
+            quarters.extend((lo..hi).step_by(QUARTER_MS as usize));
+        }
+    }
     let mut plus_hours = covered.clone();
     let mut minus_hours: Vec<i64> = Vec::new();
     let mut days: Vec<i64> = Vec::new();
@@ -509,6 +578,13 @@ pub async fn rolled(reading: &mut Reading, origin: i64, bucket_ms: i64, bounds: 
     let reads = [
         ("hour", format!("(hour - {origin}) / {bucket_ms}"), unit_filter("hour", &plus_hours, HOUR_MS), 1, plus_hours.is_empty()),
         (
+            "quarter",
+            format!("(quarter - {origin}) / {bucket_ms}"),
+            unit_filter("quarter", &quarters, QUARTER_MS),
+            1,
+            quarters.is_empty(),
+        ),
+        (
             "day",
             format!("(day - {e0}) / {DAY_MS} + {shift}"),
             unit_filter("day", &days, DAY_MS),
@@ -528,7 +604,13 @@ pub async fn rolled(reading: &mut Reading, origin: i64, bucket_ms: i64, bounds: 
             read_layer(reading, layer, &bucket, &within, sign, scope, &mut net).await?;
         }
     }
-    Ok(net.finish(covered))
+    let spans = covered.iter().map(|h| (*h, HOUR_MS)).chain(quarters.iter().map(|q| (*q, QUARTER_MS)));
+    Ok(net.finish(merge_spans(spans)))
+}
+
+/// Spans `(start, len)` as sorted, disjoint `[start, end)` ranges, touching ones joined.
+fn merge_spans(spans: impl Iterator<Item = (i64, i64)>) -> Vec<(i64, i64)> {
+    metrics::merge(spans.map(|(at, len)| (at, at + len)).collect())
 }
 
 /// Roll-up lines summed with their signs, per line key.
@@ -541,7 +623,7 @@ struct Net {
 
 impl Net {
     /// The lines that still count contacts (a line netting to none would not come from the live queries).
-    fn finish(self, hours: BTreeSet<i64>) -> Rolled {
+    fn finish(self, covered: Vec<(i64, i64)>) -> Rolled {
         let tallies = self
             .tallies
             .into_iter()
@@ -555,7 +637,7 @@ impl Net {
             .map(|((bucket, helpline, category), counts)| CategoryRow { bucket, helpline, category, counts })
             .collect();
         let occupancy = self.occupancy.into_iter().map(|(b, (busy, staffed))| (b, busy, staffed)).collect();
-        Rolled { hours, tallies, categories, occupancy }
+        Rolled { covered, tallies, categories, occupancy }
     }
 }
 
@@ -639,15 +721,15 @@ async fn read_layer(
     Ok(())
 }
 
-/// The parts of `[from, to)` not covered by the rolled-up `hours`, in order.
-pub fn live_ranges(from: i64, to: i64, hours: &BTreeSet<i64>) -> Vec<(i64, i64)> {
+/// The parts of `[from, to)` not `covered` (sorted, disjoint ranges), in order.
+pub fn live_ranges(from: i64, to: i64, covered: &[(i64, i64)]) -> Vec<(i64, i64)> {
     let mut out = Vec::new();
     let mut at = from;
-    for &h in hours.range(from..to) {
-        if h > at {
-            out.push((at, h));
+    for &(a, z) in covered.iter().filter(|(a, z)| *z > from && *a < to) {
+        if a > at {
+            out.push((at, a));
         }
-        at = at.max(h + HOUR_MS);
+        at = at.max(z);
     }
     if at < to {
         out.push((at, to));
@@ -661,7 +743,7 @@ impl Store {
         on_pool!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             DayLock::lock_all_days(&mut *tx).await?;
-            for table in HOUR_TABLES.into_iter().chain(DAY_TABLES) {
+            for table in HOUR_TABLES.into_iter().chain(QUARTER_TABLES).chain(DAY_TABLES) {
                 sqlx::query(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
             }
             tx.commit().await
@@ -689,13 +771,19 @@ mod tests {
     }
 
     #[test]
-    fn live_ranges_are_the_gaps_between_rolled_hours() {
+    fn live_ranges_are_the_gaps_between_rolled_hours_and_quarters() {
         let h = |i: i64| i * HOUR_MS;
-        let rolled: BTreeSet<i64> = [h(1), h(2), h(4)].into_iter().collect();
+        let q = QUARTER_MS;
+        let rolled = merge_spans([(h(1), HOUR_MS), (h(2), HOUR_MS), (h(4), HOUR_MS)].into_iter());
+        assert_eq!(rolled, vec![(h(1), h(3)), (h(4), h(5))]);
         assert_eq!(live_ranges(h(0) + 5, h(6), &rolled), vec![(5, h(1)), (h(3), h(4)), (h(5), h(6))]);
         assert_eq!(live_ranges(h(1), h(3), &rolled), vec![]);
         assert_eq!(live_ranges(h(1), h(3) + 7, &rolled), vec![(h(3), h(3) + 7)]);
         assert_eq!(live_ranges(h(7), h(9), &rolled), vec![(h(7), h(9))]);
+        // The quarters of a cut hour join the hours around them.
+        let with_quarters = merge_spans([(h(1), HOUR_MS), (h(2) + q, q), (h(2) + 2 * q, q), (h(2), q)].into_iter());
+        assert_eq!(with_quarters, vec![(h(1), h(2) + 3 * q)]);
+        assert_eq!(live_ranges(h(1), h(3), &with_quarters), vec![(h(2) + 3 * q, h(3))]);
     }
 
     #[test]

@@ -451,9 +451,9 @@ async fn six_days(app: &TestApp) -> String {
 }
 
 /// A report by day at any UTC offset reads local days from the daily layer (the UTC day holding most of
-/// each, plus and minus the edge hours; the hours an offset in half or quarter hours cuts are counted live)
-/// and gives the same bytes as the live queries; the day rows are really read (a deliberate change in one
-/// shows in the report at every offset).
+/// each, plus and minus the edge hours; the hours an offset in half or quarter hours cuts come from their
+/// quarters) and gives the same bytes as the live queries; the day and quarter rows are really read (a
+/// deliberate change in one shows in the reports at the offsets that read it, and only there).
 async fn local_days_from_the_daily_layer_give_the_same_reports_at_every_offset(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else { return };
     let maria = six_days(&app).await;
@@ -465,6 +465,9 @@ async fn local_days_from_the_daily_layer_give_the_same_reports_at_every_offset(b
         // Edges inside hours.
         windows.push(format!("from={}&to={}&by=day&utc_offset={o}", T0 + 5 * HOUR + 17 * MIN, T0 + 5 * DAY + 3 * HOUR + 11 * MIN));
         windows.push(format!("helpline=disability&from={}&to={}&by=hour&utc_offset={o}", T0 + 2 * DAY, T0 + 3 * DAY + 7 * MIN));
+        // Edges on quarters inside hours (read from the quarter layer).
+        windows.push(format!("from={}&to={}&by=day&utc_offset={o}&format=csv", T0 + 5 * HOUR + 15 * MIN, T0 + 5 * DAY + 3 * HOUR + 45 * MIN));
+        windows.push(format!("helpline=children&from={}&to={}&by=hour&utc_offset={o}", T0 + 2 * DAY + 30 * MIN, T0 + 3 * DAY + 45 * MIN));
     }
     let live = reports(&app, &maria, &windows).await;
     let first: Value = serde_json::from_str(&live[0]).unwrap();
@@ -493,6 +496,38 @@ async fn local_days_from_the_daily_layer_give_the_same_reports_at_every_offset(b
     }
     execute(&app, &bump(-1_000)).await;
     assert_eq!(reports(&app, &maria, &windows).await, live);
+
+    // The quarter rows are read where an offset cuts an hour: local days start at 18:30 UTC at +05:30,
+    // 18:15 at +05:45 (the 18:30 quarter of UTC day 3 is read at both) and 09:30 at -09:30 (its 09:45).
+    let (q1830, q0945) = (T0 + 3 * DAY + 18 * HOUR + 30 * MIN, T0 + 3 * DAY + 9 * HOUR + 45 * MIN);
+    let lines = |q: i64| format!("SELECT COUNT(*) FROM report_quarter_tallies WHERE quarter = {q}");
+    let (n1830, n0945) = (scalar(&app, &lines(q1830)).await, scalar(&app, &lines(q0945)).await);
+    assert!(n1830 > 0 && n0945 > 0, "six_days has contacts in both quarters");
+    let bump = |q: i64, by: i64| format!("UPDATE report_quarter_tallies SET offered = offered + {by} WHERE quarter = {q}");
+    execute(&app, &bump(q1830, 1_000)).await;
+    execute(&app, &bump(q0945, 1_000)).await;
+    for (o, more) in [("Z", 0), ("%2B02:00", 0), ("%2B05:30", n1830), ("%2B05:45", n1830), ("-09:30", n0945)] {
+        let w = format!("from={}&to={}&by=day&utc_offset={o}", T0 - DAY, T0 + 7 * DAY);
+        let r = json(&app, &maria, &w).await;
+        assert_eq!(r["total"]["figures"]["offered"], 6 * 15 * 5 + 1_000 * more, "{w}: quarters read where hours are cut");
+    }
+    execute(&app, &bump(q1830, -1_000)).await;
+    execute(&app, &bump(q0945, -1_000)).await;
+    assert_eq!(reports(&app, &maria, &windows).await, live);
+}
+
+/// One number from the test's database.
+async fn scalar(app: &TestApp, sql: &str) -> i64 {
+    match app.store.backend() {
+        helpline::store::Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
+        }
+        helpline::store::Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
+        }
+    }
 }
 
 /// A late form sent while a roll-up has read its day but not yet written it waits for the roll-up, then
