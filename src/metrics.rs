@@ -395,7 +395,7 @@ impl Reading {
     /// on SQLite (WAL) a deferred transaction, whose snapshot is taken by its first read and kept to its end.
     pub async fn snapshot(store: &Store) -> StoreResult<Reading> {
         Ok(match &store.pool {
-            Pool::Sqlite(pool) => Reading::Sqlite(pool.begin().await?),
+            Pool::Sqlite { read: pool, .. } => Reading::Sqlite(pool.begin().await?),
             Pool::Postgres(pool) => {
                 Reading::Postgres(pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?)
             }
@@ -405,7 +405,7 @@ impl Reading {
     /// A write transaction (SQLite: `BEGIN IMMEDIATE`, so nobody else writes until it ends).
     pub async fn write(store: &Store) -> StoreResult<Reading> {
         Ok(match &store.pool {
-            Pool::Sqlite(pool) => Reading::Sqlite(pool.begin_write().await?),
+            Pool::Sqlite { write: pool, .. } => Reading::Sqlite(pool.begin_write().await?),
             Pool::Postgres(pool) => Reading::Postgres(pool.begin_write().await?),
         })
     }

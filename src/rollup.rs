@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::metrics::{self, on_reading, CategoryRow, Occupancy, Reading, TallyCounts, TallyRow};
-use crate::store::{on_pool, BeginWrite, Store, StoreResult};
+use crate::store::{on_pool, on_writer, BeginWrite, Store, StoreResult};
 
 pub const HOUR_MS: i64 = 3_600_000;
 /// Rolled-up hours are also stored by quarter: every UTC offset in use is a whole number of quarters.
@@ -276,7 +276,7 @@ pub async fn roll_up_days(store: &Store, now_ms: i64) -> StoreResult<usize> {
     ];
     let mut written = 0;
     for days in todo.chunks(31) {
-        written += on_pool!(store, pool => async {
+        written += on_writer!(store, pool => async {
             let mut tx = pool.begin_write().await?;
             let mut written = 0;
             for &day in days {
@@ -740,7 +740,7 @@ pub fn live_ranges(from: i64, to: i64, covered: &[(i64, i64)]) -> Vec<(i64, i64)
 impl Store {
     /// Drops every roll-up (a helpline's answer target changed): hours are recounted in the background.
     pub async fn clear_rollups(&self) -> StoreResult<()> {
-        on_pool!(self, pool => async {
+        on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             DayLock::lock_all_days(&mut *tx).await?;
             for table in HOUR_TABLES.into_iter().chain(QUARTER_TABLES).chain(DAY_TABLES) {

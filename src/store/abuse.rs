@@ -1,6 +1,6 @@
 //! Abusive contacts: counsellors' flags, blocks of a caller's keyed identifier (never the identifier in clear), and the contacts a block refused.
 
-use super::{new_id, on_pool, BeginWrite, Store, StoreResult};
+use super::{new_id, on_pool, on_writer, BeginWrite, Store, StoreResult};
 
 /// A counsellor's flag on a contact.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -154,7 +154,7 @@ impl Store {
         received_at: i64,
         at: i64,
     ) -> StoreResult<bool> {
-        let fresh = on_pool!(self, pool => async {
+        let fresh = on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             let fresh = sqlx::query(
                 "INSERT INTO telephony_events (gateway_id, event_id, received_at, kind, call_id, at)

@@ -9,7 +9,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{new_id, on_pool, Backend, BeginWrite, Store, StoreResult};
+use super::{new_id, on_pool, on_writer, Backend, BeginWrite, Store, StoreResult};
 
 /// The `prev_hash` of the first line.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -177,7 +177,7 @@ impl Store {
             detail: detail.map(str::to_string),
             source: source.map(str::to_string),
         };
-        on_pool!(self, pool => async {
+        on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             append_lines!(self, tx, [&line]);
             tx.commit().await
@@ -194,7 +194,7 @@ impl Store {
             return Ok(());
         }
         let sql = format!("SELECT {CHAIN_COLUMNS} FROM audit_log WHERE seq IS NULL ORDER BY id");
-        on_pool!(self, pool => async {
+        on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             // Checked again under the lock: another process may have sealed them meanwhile.
             let (chained_now,): (i64,) = sqlx::query_as("SELECT COUNT(seq) FROM audit_log").fetch_one(&mut *tx).await?;

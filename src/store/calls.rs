@@ -1,7 +1,7 @@
 //! Call records (contacts with channel `call`) and the exchanges' event log: each event stored once, in one transaction with its effect.
 
 use super::contacts::NewContactRecord;
-use super::{new_id, on_pool, BeginWrite, Store, StoreResult};
+use super::{new_id, on_pool, on_writer, BeginWrite, Store, StoreResult};
 
 /// A call as recorded. Times are the exchange's (milliseconds since the Unix epoch).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -123,7 +123,7 @@ impl Store {
     /// Stores a `call_offered` (event id, contact, call, log) in one transaction.
     pub async fn record_call_offered(&self, event_id: &str, received_at: i64, c: &NewCall) -> StoreResult<Stored<()>> {
         let x = &c.contact;
-        let stored = on_pool!(self, pool => async {
+        let stored = on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             let fresh = sqlx::query(EVENT_SQL).bind(&c.gateway_id).bind(event_id).bind(received_at)
                 .bind("call_offered").bind(&c.call_id).bind(c.offered_at)
@@ -164,7 +164,7 @@ impl Store {
         at: i64,
         event: CallEvent<'_>,
     ) -> StoreResult<Stored<CallContact>> {
-        let stored = on_pool!(self, pool => async {
+        let stored = on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             let fresh = sqlx::query(EVENT_SQL).bind(gateway_id).bind(event_id).bind(received_at)
                 .bind(event.kind()).bind(call_id).bind(at).execute(&mut *tx).await?.rows_affected() == 1;
@@ -225,7 +225,7 @@ impl Store {
     /// Stores a call a counsellor handled outside the system (contact, call record, log line) in one transaction.
     pub async fn record_offline_call(&self, x: &NewContactRecord, call: &CallRecord, counsellor: &str, recorded_at: i64) -> StoreResult<()> {
         let state = if call.answered_at.is_some() { "ended" } else { "abandoned" };
-        on_pool!(self, pool => async {
+        on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             sqlx::query("INSERT INTO contacts (id, channel, helpline, language, priority, state, resume_token_hash, queued_at,
                              answered_at, ended_at, counsellor_id, end_reason)

@@ -1,7 +1,7 @@
 //! Case files: numbers allocated per helpline and year, stages with deadlines, linked contacts,
 //! identifying details kept apart, and entries (assessments, notes, referrals, stage changes).
 
-use super::{new_id, on_pool, split_list, BeginWrite, Store, StoreResult};
+use super::{new_id, on_pool, on_writer, split_list, BeginWrite, Store, StoreResult};
 use crate::casework::{Stage, StageDeadlines, TIMED_STAGES};
 
 /// A case file as stored (no identifying details: those are in [`PersonDetails`]).
@@ -149,7 +149,7 @@ pub(crate) fn pick_case_manager(district: Option<&str>, managers: &[(String, Str
 impl Store {
     /// Opens a case (by hand, from a contact).
     pub async fn open_case(&self, new: &NewCase) -> StoreResult<CaseRecord> {
-        let record = on_pool!(self, pool => async {
+        let record = on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             let record = open_case_in!(tx, new);
             tx.commit().await?;
@@ -209,7 +209,7 @@ impl Store {
     /// Adds an assessment, note or referral; returns its id.
     pub async fn add_case_entry(&self, case_id: &str, kind: &str, body: &str, author: &str, at: i64) -> StoreResult<String> {
         let id = new_id();
-        on_pool!(self, pool => async {
+        on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             sqlx::query("INSERT INTO case_entries (id, case_id, kind, body, author_id, at) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(&id).bind(case_id).bind(kind).bind(body).bind(author).bind(at).execute(&mut *tx).await?;
@@ -231,7 +231,7 @@ impl Store {
         at: i64,
     ) -> StoreResult<bool> {
         let body = serde_json::json!({ "from": from, "to": to }).to_string();
-        let moved = on_pool!(self, pool => async {
+        let moved = on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             let n = sqlx::query("UPDATE cases SET stage = $1, due_at = $2, due_what = $3, updated_at = $4 WHERE id = $5 AND stage = $6")
                 .bind(to).bind(due.map(|d| d.1)).bind(due.map(|d| d.0)).bind(at).bind(case_id).bind(from)
@@ -290,7 +290,7 @@ impl Store {
 
     /// Stores a helpline's stage deadlines in one transaction (the case file's in `helplines`).
     pub async fn set_stage_deadlines(&self, helpline: &str, d: &StageDeadlines, by: &str, at: i64) -> StoreResult<()> {
-        on_pool!(self, pool => async {
+        on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE helplines SET case_file_due_ms = $1 WHERE name = $2")
                 .bind(d.ms[0]).bind(helpline).execute(&mut *tx).await?;

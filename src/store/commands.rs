@@ -1,6 +1,6 @@
 //! Durable commands to telephone exchanges: stored with the step that caused them, pending until the exchange acknowledges them, superseded when a later step makes them stale.
 
-use super::{new_id, on_pool, BeginWrite, Store, StoreResult};
+use super::{new_id, on_pool, on_writer, BeginWrite, Store, StoreResult};
 
 /// Every command kind.
 pub const ALL_KINDS: &[&str] = &["connect", "cancel", "hold", "unhold", "hangup"];
@@ -107,7 +107,7 @@ impl Store {
     /// log (`log`: kind and counsellor), in one transaction.
     pub async fn issue_command(&self, command: &NewCommand, log: Option<(&str, &str)>) -> StoreResult<()> {
         let change = CommandChange::Issue(command.clone());
-        on_pool!(self, pool => async {
+        on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             apply_command_change!(tx, &change).await?;
             if let (Some((kind, counsellor)), Some(contact)) = (log, &command.contact_id) {
@@ -139,7 +139,7 @@ impl Store {
     /// The exchange acknowledges a command; from now on the exchange counts as one that acknowledges.
     /// An acknowledged command counts as carried out, never as superseded, whatever raced it.
     pub async fn ack_command(&self, gateway_id: &str, command_id: &str, at: i64) -> StoreResult<Acked> {
-        let acked = on_pool!(self, pool => async {
+        let acked = on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             let found: Option<(Option<i64>,)> = sqlx::query_as(
                 "SELECT acked_at FROM telephony_commands WHERE id = $1 AND gateway_id = $2")
@@ -171,7 +171,7 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
-        on_pool!(self, pool => async {
+        on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             for id in ids {
                 sqlx::query("UPDATE telephony_commands SET acked_at = $1 WHERE id = $2 AND gateway_id = $3 AND acked_at IS NULL")
@@ -206,7 +206,7 @@ impl Store {
              WHERE {pending} AND handed_node = $3 AND handed_conn = $4 ORDER BY created_at, id"
         );
         let only = only.unwrap_or("");
-        Ok(on_pool!(self, pool => async {
+        Ok(on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             sqlx::query(&claim).bind(gateway_id).bind(only).bind(node).bind(conn).bind(at).execute(&mut *tx).await?;
             let held: Vec<PendingCommand> =

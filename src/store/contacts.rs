@@ -1,6 +1,6 @@
 //! Contacts (chats, later calls): their lifecycle times, offers and the event log, written in one transaction per routing step.
 
-use super::{BeginWrite, new_id, on_pool, Store, StoreError, StoreResult};
+use super::{BeginWrite, new_id, on_pool, on_writer, Store, StoreError, StoreResult};
 
 /// A contact as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
@@ -85,7 +85,7 @@ impl Store {
     /// Stores a new queued contact with its caller's keyed identifier (a chat's client-network
     /// HMAC) and whether only seniors may take it, and its `queued` event.
     pub async fn create_contact_from(&self, c: &NewContactRecord, caller_hash: Option<&str>, senior_only: bool) -> StoreResult<()> {
-        let result = on_pool!(self, pool => async {
+        let result = on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             sqlx::query("INSERT INTO contacts (id, channel, helpline, language, priority, state, resume_token_hash, queued_at,
                              caller_hash, senior_only)
@@ -146,7 +146,7 @@ impl Store {
     }
 
     async fn apply_changes_once(&self, changes: &[Change]) -> StoreResult<()> {
-        on_pool!(self, pool => async {
+        on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             super::cluster::fence_check!(self, tx);
             for change in changes {

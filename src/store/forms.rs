@@ -1,6 +1,6 @@
 //! Contact forms (the counsellor's wrap-up of a contact) and escalations raised from contacts.
 
-use super::{on_pool, BeginWrite, Store, StoreResult};
+use super::{on_pool, on_writer, BeginWrite, Store, StoreResult};
 
 /// A contact's form as stored: `data` is the JSON of [`crate::casework::ContactForm`].
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -65,7 +65,7 @@ macro_rules! raise_priority {
 impl Store {
     /// Saves a form (draft or submitted); returns the risk it had before (to alert on a new `imminent`).
     pub async fn save_form(&self, f: &FormRecord) -> StoreResult<Option<String>> {
-        let before = on_pool!(self, pool => async {
+        let before = on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             let before: Option<(Option<String>,)> = sqlx::query_as("SELECT risk FROM contact_forms WHERE contact_id = $1")
                 .bind(&f.contact_id).fetch_optional(&mut *tx).await?;
@@ -105,7 +105,7 @@ impl Store {
 
     /// Stores an escalation; an `imminent` one raises the contact's stored priority in the same transaction.
     pub async fn create_escalation(&self, e: &EscalationRecord) -> StoreResult<()> {
-        on_pool!(self, pool => async {
+        on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO escalations (id, contact_id, helpline, kind, risk, reason, district, counsellor_id, created_at)

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::{on_pool, BeginWrite, Store, StoreResult};
+use super::{on_pool, on_writer, BeginWrite, Store, StoreResult};
 
 /// A message to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,7 +151,7 @@ impl Store {
         let select_dup = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE contact_id = $1 AND sender = $2 AND client_id = $3"
         );
-        on_pool!(self, pool => async {
+        on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             super::cluster::fence_check!(self, tx);
             // The first seq of each contact in this batch: known, or read once.

@@ -2,7 +2,7 @@
 //! the retention period. The contact row stays (times, helpline, channel, outcome: reports and
 //! roll-ups do not change), marked `purged_at`; its form, flags and call record stay too.
 
-use super::{on_pool, BeginWrite, Store, StoreResult};
+use super::{on_pool, on_writer, BeginWrite, Store, StoreResult};
 
 /// Which contacts are due: ended (or abandoned) before `cutoff`, not yet purged, linked to no case
 /// (neither by `case_contacts` nor by a placement), and not the contact of a block still in force at
@@ -37,7 +37,7 @@ impl Store {
     /// kept).
     pub async fn purge_step(&self, cutoff: i64, now: i64, batch: i64) -> StoreResult<PurgeStep> {
         let pick = format!("SELECT c.id {DUE} ORDER BY c.queued_at, c.id LIMIT $3");
-        let (contacts, messages) = on_pool!(self, pool => async {
+        let (contacts, messages) = on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             let ids: Vec<(String,)> = sqlx::query_as(&pick).bind(cutoff).bind(now).bind(batch.max(1)).fetch_all(&mut *tx).await?;
             let mut messages = 0;

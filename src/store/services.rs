@@ -2,7 +2,7 @@
 //! one conditional update in the transaction that writes the placement (and opens its case).
 
 use super::cases::{open_case_in, CaseRecord, NewCase, CASE_COLUMNS};
-use super::{join_list, new_id, on_pool, split_list, BeginWrite, Store, StoreError, StoreResult};
+use super::{join_list, new_id, on_pool, on_writer, split_list, BeginWrite, Store, StoreError, StoreResult};
 
 /// A placement service.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -170,7 +170,7 @@ impl Store {
     /// it, takes a place with `in_use = in_use + 1 WHERE in_use < capacity` (so concurrent reservations
     /// never exceed capacity), writes the placement and opens (or links) its case. All or nothing.
     pub async fn reserve_place(&self, p: &NewPlacement) -> Result<Reserved, ReserveError> {
-        let outcome = on_pool!(self, pool => async {
+        let outcome = on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             let allowed: Option<(String,)> = sqlx::query_as("SELECT helplines FROM services WHERE id = $1")
                 .bind(&p.service_id).fetch_optional(&mut *tx).await?;
@@ -231,7 +231,7 @@ impl Store {
     /// transaction. False if the placement was no longer at `from`.
     pub async fn set_placement_status(&self, id: &str, from: &str, to: &str, at: i64) -> StoreResult<bool> {
         let frees = matches!(to, "left" | "cancelled");
-        let moved = on_pool!(self, pool => async {
+        let moved = on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             let n = sqlx::query("UPDATE placements SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4")
                 .bind(to).bind(at).bind(id).bind(from).execute(&mut *tx).await?.rows_affected();

@@ -1,6 +1,6 @@
 //! Sessions: logout refuses every access token of the account issued before that moment; refresh tokens (stored hashed, rotated on each use, a reused one revokes its family).
 
-use super::{on_pool, BeginWrite, Store, StoreResult};
+use super::{on_pool, on_writer, BeginWrite, Store, StoreResult};
 
 impl Store {
     /// Records that the account's tokens issued before `at` (ms) are void.
@@ -47,7 +47,7 @@ impl Store {
     /// Uses the refresh token hashed `hash` once, in one write transaction: a valid one is marked used
     /// and replaced by `new_hash` in its family; one used before revokes its family.
     pub async fn rotate_refresh_token(&self, hash: &str, new_hash: &str, now: i64) -> StoreResult<Refresh> {
-        let outcome = on_pool!(self, pool => async {
+        let outcome = on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             let row: Option<RefreshRow> = sqlx::query_as(
                 "SELECT family_id, user_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1")

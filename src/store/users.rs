@@ -1,6 +1,6 @@
 //! Accounts: counsellors, supervisors and admins, with what they serve and their chosen status.
 
-use super::{BeginWrite, join_list, new_id, on_pool, split_list, Store, StoreError, StoreResult};
+use super::{BeginWrite, join_list, new_id, on_pool, on_writer, split_list, Store, StoreError, StoreResult};
 
 /// An account's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
@@ -206,7 +206,7 @@ impl Store {
 
     /// Records a counsellor's status (chosen, or set by the router) and logs the change.
     pub async fn set_user_status(&self, id: &str, status: &str, reason: Option<&str>, at: i64) -> StoreResult<()> {
-        on_pool!(self, pool => async {
+        on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE users SET status = $1 WHERE id = $2").bind(status).bind(id).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO status_changes (id, user_id, at, status, reason) VALUES ($1, $2, $3, $4, $5)")
