@@ -244,9 +244,6 @@ impl Application {
             keepalive: settings.keepalive,
         };
         tokio::spawn(watch_database(state.clone()));
-        if state.store.backend() == crate::store::Backend::Sqlite {
-            tokio::spawn(checkpoint_wal(state.clone()));
-        }
         tokio::spawn(watch_disabled_accounts(state.clone(), settings.account_check_every));
         tokio::spawn(crate::supervise::run_feed(state.clone()));
         tokio::spawn(forget_idle_limits(state.clone()));
@@ -408,17 +405,6 @@ async fn roll_up_reports(state: AppState, period: Duration) {
 async fn sweep_gateways(state: AppState) {
     every(&state, crate::cluster::link::GATEWAY_SWEEP, || async {
         crate::telephony::sweep(&state.store, &state.hub, state.clock.now_ms(), &[], 0).await;
-    })
-    .await;
-}
-
-/// SQLite: checkpoints the write-ahead log every [`crate::store::CHECKPOINT_EVERY`], off every
-/// commit's path (the connections do not checkpoint on their own).
-async fn checkpoint_wal(state: AppState) {
-    every(&state, crate::store::CHECKPOINT_EVERY, || async {
-        if let Err(e) = state.store.checkpoint().await {
-            tracing::warn!(error = %e, "checkpointing the write-ahead log failed; trying again in a second");
-        }
     })
     .await;
 }

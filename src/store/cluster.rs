@@ -44,7 +44,7 @@ pub(crate) use fence_check;
 impl Store {
     /// A clone of this store whose routing and message writes are refused once `token` is no longer current.
     pub fn fenced(&self, token: FenceToken) -> Store {
-        Store { pool: self.pool.clone(), fence: Some(token), health: self.health.clone() }
+        Store { pool: self.pool.clone(), fence: Some(token), health: self.health.clone(), creations: self.creations.clone() }
     }
 
     /// Raises the fence to `token` for `holder` (a takeover); false if it is already at or above it

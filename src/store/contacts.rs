@@ -85,6 +85,8 @@ impl Store {
     /// Stores a new queued contact with its caller's keyed identifier (a chat's client-network
     /// HMAC) and whether only seniors may take it, and its `queued` event.
     pub async fn create_contact_from(&self, c: &NewContactRecord, caller_hash: Option<&str>, senior_only: bool) -> StoreResult<()> {
+        // Never closed, so the wait cannot fail; if it somehow did, storing without a turn is still correct.
+        let _turn = self.creations.acquire().await.ok();
         let result = on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             sqlx::query("INSERT INTO contacts (id, channel, helpline, language, priority, state, resume_token_hash, queued_at,

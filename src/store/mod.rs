@@ -77,15 +77,20 @@ pub struct Store {
     pub(crate) fence: Option<cluster::FenceToken>,
     /// Whether the last durable writes went through (for `/readyz`).
     health: std::sync::Arc<WriteHealth>,
+    /// New contacts being stored at once, at most [`CREATIONS_AT_ONCE`]: writers queue in order
+    /// ([`Pool::Sqlite`]), so when chats arrive faster than they can be stored the rest wait here,
+    /// not in front of the routing steps (accepts, offers), which would otherwise queue behind every
+    /// new chat and let offers run out while their accepts wait.
+    pub(crate) creations: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// How many new contacts may wait for the database at once (see [`Store::creations`]).
+pub const CREATIONS_AT_ONCE: usize = 4;
 
 /// How long SQLite's one writer connection waits for the database lock held by another process before
 /// its write fails (`unavailable`). Writers queued behind it in the pool wait their turn on top, at most
 /// the pool's acquire timeout (10 s): a 10 s wait here made a queue of five writers take a minute.
 pub const WRITER_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// How often the server checkpoints an SQLite database's write-ahead log ([`Store::checkpoint`]).
-pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// How long a failed write keeps `/readyz` at "not ready" when no write has succeeded since.
 /// (A write that succeeds clears it at once; without traffic the flag ages out, and the next failure sets it again.)
@@ -192,6 +197,10 @@ impl BeginWrite for PgPool {
     }
 }
 
+fn creations_gate() -> std::sync::Arc<tokio::sync::Semaphore> {
+    std::sync::Arc::new(tokio::sync::Semaphore::new(CREATIONS_AT_ONCE))
+}
+
 /// The options of an SQLite pool of at most `connections`.
 fn sqlite_pool(connections: u32) -> SqlitePoolOptions {
     SqlitePoolOptions::new()
@@ -233,19 +242,13 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(opts)
                 .await?;
-            Ok(Store { pool: Pool::Postgres(pool), fence: None, health: Default::default() })
+            Ok(Store { pool: Pool::Postgres(pool), fence: None, health: Default::default(), creations: creations_gate() })
         } else if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
                 .map_err(|e| StoreError::BadUrl(e.to_string()))?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
-                // No checkpoint inside a commit: SQLite's automatic one (every 1,000 pages of WAL) ran
-                // in whichever commit crossed the mark, copying the pages and syncing the database file
-                // while every writer behind it waited. The server checkpoints in the background instead
-                // ([`Store::checkpoint`], every [`CHECKPOINT_EVERY`]); the last connection to close
-                // checkpoints what is left (a command-line run, a stopping server).
-                .pragma("wal_autocheckpoint", "0")
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -255,7 +258,7 @@ impl Store {
             // `sqlite3`), and in-process writers queue behind the one waiting, each for its turn.
             let opts = opts.busy_timeout(WRITER_BUSY_TIMEOUT);
             let write = if in_memory { read.clone() } else { sqlite_pool(1).connect_with(opts).await? };
-            Ok(Store { pool: Pool::Sqlite { read, write }, fence: None, health: Default::default() })
+            Ok(Store { pool: Pool::Sqlite { read, write }, fence: None, health: Default::default(), creations: creations_gate() })
         } else {
             Err(StoreError::BadUrl(format!(
                 "expected sqlite:PATH or postgres://…, got {:?}",
@@ -299,16 +302,6 @@ impl Store {
             Check::Failed => last_ok.is_none_or(|at| at <= checked_from),
             Check::TimedOut => last_ok.is_none_or(|at| at + BUSY_GRACE <= checked_from),
         }
-    }
-
-    /// SQLite: copies the write-ahead log's committed pages into the database file without waiting for
-    /// or blocking anyone (`PRAGMA wal_checkpoint(PASSIVE)`, on a reader connection: writers go on
-    /// appending meanwhile, and the log starts over once a checkpoint has caught up with it). Returns the
-    /// log's pages and those now in the database; PostgreSQL: nothing to do.
-    pub async fn checkpoint(&self) -> StoreResult<Option<(i64, i64)>> {
-        let Pool::Sqlite { read, .. } = &self.pool else { return Ok(None) };
-        let (_busy, log, done): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(read).await?;
-        Ok(Some((log, done)))
     }
 
     /// Cluster mode: this store's writes are fenced (it is a leader's).
@@ -404,28 +397,50 @@ mod tests {
         assert!(store.answering(), "a write that goes through ends the outage at once");
     }
 
-    /// Commits do not checkpoint (the WAL keeps what they wrote); `Store::checkpoint` copies all of it
-    /// into the database, and writes go to the writers' pool, reads see them at once.
+    /// Writes go through the writers' pool, one connection; readers see its commits at once.
     #[tokio::test]
-    async fn commits_leave_the_log_to_the_background_checkpoint() {
+    async fn one_writer_connection_and_readers_see_its_commits() {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite:{}", dir.path().join("h.db").display());
         let store = Store::connect(&url).await.expect("connect");
         store.migrate().await.expect("migrate");
         let Pool::Sqlite { read, write } = &store.pool else { panic!("sqlite") };
-        let (auto,): (i64,) = sqlx::query_as("PRAGMA wal_autocheckpoint").fetch_one(write).await.expect("pragma");
-        assert_eq!(auto, 0, "no checkpoint inside a commit");
         assert_eq!(write.options().get_max_connections(), 1, "one writer");
-        for i in 0..300 {
-            store.audit(i, "test", "fill", Some("target"), Some(&"x".repeat(2_000))).await.expect("write");
+        assert!(read.options().get_max_connections() > 1, "several readers");
+        let writes = (0..50).map(|i| {
+            let store = store.clone();
+            async move { store.audit(i, "test", "fill", Some("target"), Some("x")).await }
+        });
+        for result in futures_util::future::join_all(writes).await {
+            result.expect("concurrent writes queue for the writer, none is refused");
         }
-        assert_eq!(store.audit_for("target").await.expect("read").len(), 300, "readers see the writer's commits");
-        let (log, done) = store.checkpoint().await.expect("checkpoint").expect("sqlite");
-        assert!(log > 100, "300 commits of 2 KB stayed in the log: {log} pages");
-        assert_eq!(done, log, "a checkpoint with nobody reading copies the whole log");
-        let (_, log_after, _): (i64, i64, i64) =
-            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(read).await.expect("pragma");
-        assert!(log_after <= log);
+        assert_eq!(store.audit_for("target").await.expect("read").len(), 50, "readers see the writer's commits");
+    }
+
+    /// A new contact waits for one of [`CREATIONS_AT_ONCE`] turns before it queues for the writer.
+    #[tokio::test]
+    async fn new_contacts_take_turns_before_they_queue_for_the_writer() {
+        let store = Store::connect("sqlite::memory:").await.expect("connect");
+        store.migrate().await.expect("migrate");
+        crate::demo::seed_helplines(&store).await.expect("seed");
+        let turns = store.creations.clone().acquire_many_owned(CREATIONS_AT_ONCE as u32).await.expect("all turns");
+        let record = contacts::NewContactRecord {
+            id: new_id(),
+            channel: "chat".into(),
+            helpline: "children".into(),
+            language: "ro".into(),
+            priority: 0,
+            resume_token_hash: "h".into(),
+            queued_at: 1,
+        };
+        let create = store.create_contact(&record);
+        tokio::pin!(create);
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(100), &mut create).await;
+        assert!(waited.is_err(), "every turn is taken: the new contact waits");
+        assert!(store.contact(&record.id).await.expect("read").is_none());
+        drop(turns);
+        create.await.expect("stored once a turn is free");
+        assert!(store.contact(&record.id).await.expect("read").is_some());
     }
 
     #[tokio::test]
