@@ -43,12 +43,14 @@ MATRIX=(
   "relay-sat-5000|relay --spawn-server --compare-bare --conversations 1000 --rate 5000 --duration $D --sources 2"
   "relay-sat-8000|relay --spawn-server --compare-bare --conversations 1000 --rate 8000 --duration $D --sources 2"
   "relay-sat-12000|relay --spawn-server --compare-bare --conversations 1000 --rate 12000 --duration $D --sources 2"
+  "relay-sat-16000|relay --spawn-server --compare-bare --conversations 1000 --rate 16000 --duration $D --sources 2"
+  "relay-sat-20000|relay --spawn-server --compare-bare --conversations 1000 --rate 20000 --duration $D --sources 2"
   # the floor's own ceiling: the bare relay alone at rates helpline does not reach
   "relay-bare-ceiling|relay --bare --conversations 1000 --rate 25000,40000 --duration $D --sources 2"
   # the peer: helpline, the bare relay and Prosody in one run (100 conversations: 200 XMPP accounts)
   # (5,000 msg/s over 100 conversations is 25 frames/s per socket: above the per-socket limit of 20/s,
   # which is turned off for this step only, as the server's --ws-rate-per-sec allows)
-  "relay-peer|relay --spawn-server --compare-bare --compare-peer prosody --conversations 100 --rate 50,200,2000,5000 --peer-rate 50,200,400 --duration $D|HELPLINE_WS_RATE_PER_SEC=0"
+  "relay-peer|relay --spawn-server --compare-bare --compare-peer prosody --conversations 100 --rate 50,200,2000,5000,10000,15000 --peer-rate 50,200,400 --duration $D|HELPLINE_WS_RATE_PER_SEC=0"
   # routing: the goal, then saturation (accept at once, short conversations)
   "routing-goal|routing --spawn-server --counsellors 1000 --rate 100 --duration $D --sources 2"
   "routing-sat-1000|routing --spawn-server --counsellors 1000 --rate 1000 --duration 5 --accept-delay-ms 0..0 --hold-ms 1000 --sources 2"
@@ -135,7 +137,7 @@ done
 if [ -n "$PLOT_OUT" ]; then
   # Order matters: for a step present in several files the first wins (the goal runs first).
   files=()
-  for f in relay-goal relay-sat-3000 relay-sat-5000 relay-sat-8000 relay-sat-12000 relay-bare-ceiling relay-peer \
+  for f in relay-goal relay-sat-3000 relay-sat-5000 relay-sat-8000 relay-sat-12000 relay-sat-16000 relay-sat-20000 relay-bare-ceiling relay-peer \
     relay-goal-pg relay-sat-5000-pg relay-goal-3nodes relay-sat-5000-3nodes \
     routing-goal routing-goal-pg routing-goal-3nodes; do
     [ -s "$RESULTS/$f.json" ] && files+=("$RESULTS/$f.json")
