@@ -40,6 +40,33 @@ pub struct NewContactRecord {
     pub queued_at: i64,
 }
 
+/// A new contact waiting to be stored with its group ([`Store::create_contact_from`]).
+pub(crate) struct Created {
+    record: NewContactRecord,
+    caller_hash: Option<String>,
+    senior_only: bool,
+}
+
+/// The group commit of new contacts: those waiting for the next group, and the lock held while a
+/// group is committed.
+#[derive(Default)]
+pub(crate) struct Creations {
+    pub(crate) pending: std::sync::Mutex<Vec<(Created, tokio::sync::oneshot::Sender<StoreResult<()>>)>>,
+    pub(crate) committing: tokio::sync::Mutex<()>,
+    /// Groups committed (tests).
+    pub(crate) groups: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for Creations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Creations").finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// One durable consequence of a routing step. A step's changes are committed together,
 /// before anybody is told about them.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,23 +111,50 @@ impl Store {
 
     /// Stores a new queued contact with its caller's keyed identifier (a chat's client-network
     /// HMAC) and whether only seniors may take it, and its `queued` event.
+    ///
+    /// Contacts are stored in groups (group commit): the first to arrive while no group is being
+    /// committed commits every contact waiting then, in one transaction, and tells each its outcome; the
+    /// ones arriving meanwhile wait and form the next group. At 1,000 new chats a second that is a few
+    /// dozen transactions instead of a thousand, and routing steps queue for the one writer
+    /// ([`super::Pool::Sqlite`]) behind at most one group of new contacts. A group that fails fails each of
+    /// its contacts (each caller is asked to try again).
     pub async fn create_contact_from(&self, c: &NewContactRecord, caller_hash: Option<&str>, senior_only: bool) -> StoreResult<()> {
-        // Never closed, so the wait cannot fail; if it somehow did, storing without a turn is still correct.
-        let _turn = self.creations.acquire().await.ok();
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        let row = Created { record: c.clone(), caller_hash: caller_hash.map(str::to_string), senior_only };
+        lock(&self.creations.pending).push((row, tx));
+        let _committing = self.creations.committing.lock().await;
+        // The group before ours may have taken this contact: its outcome is here already (or, if that
+        // group's commit was abandoned midway, its sender is gone: not stored as far as anyone knows).
+        match rx.try_recv() {
+            Ok(result) => return result,
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                return Err(StoreError::GroupFailed("its group was not committed".into()))
+            }
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
+        }
+        let group = std::mem::take(&mut *lock(&self.creations.pending));
+        self.creations.groups.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let result = on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
-            sqlx::query("INSERT INTO contacts (id, channel, helpline, language, priority, state, resume_token_hash, queued_at,
-                             caller_hash, senior_only)
-                         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9)")
-                .bind(&c.id).bind(&c.channel).bind(&c.helpline).bind(&c.language).bind(c.priority)
-                .bind(&c.resume_token_hash).bind(c.queued_at).bind(caller_hash).bind(senior_only)
-                .execute(&mut *tx).await?;
-            sqlx::query(event_sql!()).bind(new_id()).bind(&c.id).bind(c.queued_at).bind("queued")
-                .bind(None::<String>).bind(None::<String>).execute(&mut *tx).await?;
+            for (row, _) in &group {
+                let c = &row.record;
+                sqlx::query("INSERT INTO contacts (id, channel, helpline, language, priority, state, resume_token_hash, queued_at,
+                                 caller_hash, senior_only)
+                             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9)")
+                    .bind(&c.id).bind(&c.channel).bind(&c.helpline).bind(&c.language).bind(c.priority)
+                    .bind(&c.resume_token_hash).bind(c.queued_at).bind(&row.caller_hash).bind(row.senior_only)
+                    .execute(&mut *tx).await?;
+                sqlx::query(event_sql!()).bind(new_id()).bind(&c.id).bind(c.queued_at).bind("queued")
+                    .bind(None::<String>).bind(None::<String>).execute(&mut *tx).await?;
+            }
             tx.commit().await
         }.await).map_err(StoreError::from);
         self.note_write(&result);
-        result
+        let shared = result.as_ref().map_err(|e| e.to_string()).map(|_| ());
+        for (_, tx) in group {
+            let _ = tx.send(shared.clone().map_err(StoreError::GroupFailed));
+        }
+        rx.try_recv().unwrap_or_else(|_| result.and(Err(StoreError::GroupFailed("not in its group".into()))))
     }
 
     pub async fn contact(&self, id: &str) -> StoreResult<Option<ContactRecord>> {

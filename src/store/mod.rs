@@ -46,6 +46,9 @@ pub enum StoreError {
     /// over); the write was refused and nothing was stored.
     #[error("fenced: a newer leader holds the routing lease")]
     Fenced,
+    /// A write stored together with others failed (the error the group's commit got).
+    #[error("stored in a group that failed: {0}")]
+    GroupFailed(String),
 }
 
 impl StoreError {
@@ -77,15 +80,9 @@ pub struct Store {
     pub(crate) fence: Option<cluster::FenceToken>,
     /// Whether the last durable writes went through (for `/readyz`).
     health: std::sync::Arc<WriteHealth>,
-    /// New contacts being stored at once, at most [`CREATIONS_AT_ONCE`]: writers queue in order
-    /// ([`Pool::Sqlite`]), so when chats arrive faster than they can be stored the rest wait here,
-    /// not in front of the routing steps (accepts, offers), which would otherwise queue behind every
-    /// new chat and let offers run out while their accepts wait.
-    pub(crate) creations: std::sync::Arc<tokio::sync::Semaphore>,
+    /// New contacts are stored in groups, one transaction at a time ([`contacts::Creations`]).
+    pub(crate) creations: std::sync::Arc<contacts::Creations>,
 }
-
-/// How many new contacts may wait for the database at once (see [`Store::creations`]).
-pub const CREATIONS_AT_ONCE: usize = 4;
 
 /// How long SQLite's one writer connection waits for the database lock held by another process before
 /// its write fails (`unavailable`). Writers queued behind it in the pool wait their turn on top, at most
@@ -197,10 +194,6 @@ impl BeginWrite for PgPool {
     }
 }
 
-fn creations_gate() -> std::sync::Arc<tokio::sync::Semaphore> {
-    std::sync::Arc::new(tokio::sync::Semaphore::new(CREATIONS_AT_ONCE))
-}
-
 /// The options of an SQLite pool of at most `connections`.
 fn sqlite_pool(connections: u32) -> SqlitePoolOptions {
     SqlitePoolOptions::new()
@@ -242,7 +235,7 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(opts)
                 .await?;
-            Ok(Store { pool: Pool::Postgres(pool), fence: None, health: Default::default(), creations: creations_gate() })
+            Ok(Store { pool: Pool::Postgres(pool), fence: None, health: Default::default(), creations: Default::default() })
         } else if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
                 .map_err(|e| StoreError::BadUrl(e.to_string()))?
@@ -258,7 +251,7 @@ impl Store {
             // `sqlite3`), and in-process writers queue behind the one waiting, each for its turn.
             let opts = opts.busy_timeout(WRITER_BUSY_TIMEOUT);
             let write = if in_memory { read.clone() } else { sqlite_pool(1).connect_with(opts).await? };
-            Ok(Store { pool: Pool::Sqlite { read, write }, fence: None, health: Default::default(), creations: creations_gate() })
+            Ok(Store { pool: Pool::Sqlite { read, write }, fence: None, health: Default::default(), creations: Default::default() })
         } else {
             Err(StoreError::BadUrl(format!(
                 "expected sqlite:PATH or postgres://…, got {:?}",
@@ -417,30 +410,61 @@ mod tests {
         assert_eq!(store.audit_for("target").await.expect("read").len(), 50, "readers see the writer's commits");
     }
 
-    /// A new contact waits for one of [`CREATIONS_AT_ONCE`] turns before it queues for the writer.
-    #[tokio::test]
-    async fn new_contacts_take_turns_before_they_queue_for_the_writer() {
-        let store = Store::connect("sqlite::memory:").await.expect("connect");
-        store.migrate().await.expect("migrate");
-        crate::demo::seed_helplines(&store).await.expect("seed");
-        let turns = store.creations.clone().acquire_many_owned(CREATIONS_AT_ONCE as u32).await.expect("all turns");
-        let record = contacts::NewContactRecord {
+    fn new_chat(n: u64) -> contacts::NewContactRecord {
+        contacts::NewContactRecord {
             id: new_id(),
             channel: "chat".into(),
             helpline: "children".into(),
             language: "ro".into(),
             priority: 0,
-            resume_token_hash: "h".into(),
+            resume_token_hash: format!("token {n}"),
             queued_at: 1,
-        };
-        let create = store.create_contact(&record);
-        tokio::pin!(create);
-        let waited = tokio::time::timeout(std::time::Duration::from_millis(100), &mut create).await;
-        assert!(waited.is_err(), "every turn is taken: the new contact waits");
-        assert!(store.contact(&record.id).await.expect("read").is_none());
-        drop(turns);
-        create.await.expect("stored once a turn is free");
-        assert!(store.contact(&record.id).await.expect("read").is_some());
+        }
+    }
+
+    /// New contacts arriving while one group commits are stored together in the next group (one
+    /// transaction), and each hears its own outcome; a group that fails fails each of its contacts.
+    #[tokio::test]
+    async fn new_contacts_arriving_together_are_stored_in_one_group() {
+        let store = Store::connect("sqlite::memory:").await.expect("connect");
+        store.migrate().await.expect("migrate");
+        crate::demo::seed_helplines(&store).await.expect("seed");
+        // Hold the group lock, as a group being committed would; 20 chats arrive meanwhile.
+        let committing = store.creations.committing.lock().await;
+        let records: Vec<_> = (0..20).map(new_chat).collect();
+        let mut waiting: Vec<_> = records
+            .iter()
+            .map(|r| {
+                let (store, r) = (store.clone(), r.clone());
+                tokio::spawn(async move { store.create_contact(&r).await })
+            })
+            .collect();
+        while store.creations.pending.lock().unwrap_or_else(|p| p.into_inner()).len() < 20 {
+            tokio::task::yield_now().await;
+        }
+        drop(committing);
+        for w in waiting.drain(..) {
+            w.await.expect("task").expect("stored");
+        }
+        assert_eq!(store.creations.groups.load(std::sync::atomic::Ordering::SeqCst), 1, "one transaction for all 20");
+        for r in &records {
+            assert!(store.contact(&r.id).await.expect("read").is_some());
+        }
+        // A group with a row the database refuses (an id already stored) fails for every contact in it.
+        let committing = store.creations.committing.lock().await;
+        let fresh = new_chat(99);
+        let (a, b) = (store.clone(), store.clone());
+        let (repeat, fresh_clone) = (records[0].clone(), fresh.clone());
+        let first = tokio::spawn(async move { a.create_contact(&repeat).await });
+        let second = tokio::spawn(async move { b.create_contact(&fresh_clone).await });
+        while store.creations.pending.lock().unwrap_or_else(|p| p.into_inner()).len() < 2 {
+            tokio::task::yield_now().await;
+        }
+        drop(committing);
+        assert!(first.await.expect("task").is_err());
+        assert!(second.await.expect("task").is_err(), "stored with a failing row: refused too, to be tried again");
+        assert!(store.contact(&fresh.id).await.expect("read").is_none(), "nothing of a failed group is stored");
+        store.create_contact(&fresh).await.expect("alone it is stored");
     }
 
     #[tokio::test]
