@@ -250,15 +250,19 @@ async fn execute(app: &TestApp, sql: &str) {
 
 /// The days in `[from, to)` the daily roll-up layer holds.
 async fn rolled_days(app: &TestApp, from: i64, to: i64) -> Vec<i64> {
-    let sql = format!("SELECT day FROM report_rollup_days WHERE day >= {from} AND day < {to} ORDER BY day");
+    numbers(app, &format!("SELECT day FROM report_rollup_days WHERE day >= {from} AND day < {to} ORDER BY day")).await
+}
+
+/// The numbers one SQL query gives on the test's database (one per row).
+async fn numbers(app: &TestApp, sql: &str) -> Vec<i64> {
     match app.store.backend() {
         helpline::store::Backend::Sqlite => {
             let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
-            sqlx::query_scalar(&sql).fetch_all(&pool).await.unwrap()
+            sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap()
         }
         helpline::store::Backend::Postgres => {
             let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
-            sqlx::query_scalar(&sql).fetch_all(&pool).await.unwrap()
+            sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap()
         }
     }
 }
@@ -501,7 +505,7 @@ async fn local_days_from_the_daily_layer_give_the_same_reports_at_every_offset(b
     // 18:15 at +05:45 (the 18:30 quarter of UTC day 3 is read at both) and 09:30 at -09:30 (its 09:45).
     let (q1830, q0945) = (T0 + 3 * DAY + 18 * HOUR + 30 * MIN, T0 + 3 * DAY + 9 * HOUR + 45 * MIN);
     let lines = |q: i64| format!("SELECT COUNT(*) FROM report_quarter_tallies WHERE quarter = {q}");
-    let (n1830, n0945) = (scalar(&app, &lines(q1830)).await, scalar(&app, &lines(q0945)).await);
+    let (n1830, n0945) = (numbers(&app, &lines(q1830)).await[0], numbers(&app, &lines(q0945)).await[0]);
     assert!(n1830 > 0 && n0945 > 0, "six_days has contacts in both quarters");
     let bump = |q: i64, by: i64| format!("UPDATE report_quarter_tallies SET offered = offered + {by} WHERE quarter = {q}");
     execute(&app, &bump(q1830, 1_000)).await;
@@ -516,19 +520,6 @@ async fn local_days_from_the_daily_layer_give_the_same_reports_at_every_offset(b
     assert_eq!(reports(&app, &maria, &windows).await, live);
 }
 
-/// One number from the test's database.
-async fn scalar(app: &TestApp, sql: &str) -> i64 {
-    match app.store.backend() {
-        helpline::store::Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
-        }
-        helpline::store::Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
-        }
-    }
-}
 
 /// A late form sent while a roll-up has read its day but not yet written it waits for the roll-up, then
 /// drops what it wrote: the reports from roll-ups count the form (before the fix, the roll-up's read was
