@@ -67,6 +67,25 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Most contact-event lines in one `INSERT` (6 parameters each).
+const EVENTS_PER_INSERT: usize = 128;
+
+/// A line of a contact's event log, to be written with the rest of its transaction's lines.
+struct Event<'a> {
+    id: String,
+    contact: &'a str,
+    at: i64,
+    kind: String,
+    counsellor: Option<&'a str>,
+    detail: Option<String>,
+}
+
+impl<'a> Event<'a> {
+    fn new(contact: &'a str, at: i64, kind: impl Into<String>, counsellor: Option<&'a str>, detail: Option<&str>) -> Event<'a> {
+        Event { id: new_id(), contact, at, kind: kind.into(), counsellor, detail: detail.map(str::to_string) }
+    }
+}
+
 /// One durable consequence of a routing step. A step's changes are committed together,
 /// before anybody is told about them.
 #[derive(Debug, Clone, PartialEq)]
@@ -205,6 +224,10 @@ impl Store {
         on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             super::cluster::fence_check!(self, tx);
+            // Each change's line in the contacts' event logs, written together after the changes:
+            // a few multi-row INSERTs instead of one statement each (every statement is a round trip
+            // to the database's thread).
+            let mut events: Vec<Event> = Vec::with_capacity(changes.len());
             for change in changes {
                 match change {
                     Change::Offered { contact, counsellor, at, expires_at, as_backup } => {
@@ -214,15 +237,13 @@ impl Store {
                             .execute(&mut *tx).await?;
                         sqlx::query("UPDATE contacts SET first_offered_at = $1 WHERE id = $2 AND first_offered_at IS NULL")
                             .bind(at).bind(contact).execute(&mut *tx).await?;
-                        sqlx::query(event_sql!()).bind(new_id()).bind(contact).bind(at).bind("offered")
-                            .bind(counsellor).bind(as_backup.then_some("backup")).execute(&mut *tx).await?;
+                        events.push(Event::new(contact, *at, "offered", Some(counsellor), as_backup.then_some("backup")));
                     }
                     Change::OfferClosed { contact, counsellor, outcome, at } => {
                         sqlx::query("UPDATE offers SET outcome = $1, responded_at = $2
                                      WHERE contact_id = $3 AND counsellor_id = $4 AND outcome IS NULL")
                             .bind(outcome).bind(at).bind(contact).bind(counsellor).execute(&mut *tx).await?;
-                        sqlx::query(event_sql!()).bind(new_id()).bind(contact).bind(at).bind(format!("offer_{outcome}"))
-                            .bind(counsellor).bind(None::<String>).execute(&mut *tx).await?;
+                        events.push(Event::new(contact, *at, format!("offer_{outcome}"), Some(counsellor), None));
                     }
                     Change::Assigned { contact, counsellor, at } => {
                         sqlx::query("UPDATE offers SET outcome = 'accepted', responded_at = $1
@@ -232,8 +253,7 @@ impl Store {
                         // answered again keeps it (ASA and service level count the caller's first wait).
                         sqlx::query("UPDATE contacts SET state = 'active', answered_at = COALESCE(answered_at, $1), counsellor_id = $2 WHERE id = $3")
                             .bind(at).bind(counsellor).bind(contact).execute(&mut *tx).await?;
-                        sqlx::query(event_sql!()).bind(new_id()).bind(contact).bind(at).bind("answered")
-                            .bind(counsellor).bind(None::<String>).execute(&mut *tx).await?;
+                        events.push(Event::new(contact, *at, "answered", Some(counsellor), None));
                     }
                     Change::Ended { contact, at, reason, abandoned } => {
                         let state = if *abandoned { "abandoned" } else { "ended" };
@@ -241,12 +261,10 @@ impl Store {
                             .bind(at).bind(contact).execute(&mut *tx).await?;
                         sqlx::query("UPDATE contacts SET state = $1, ended_at = $2, end_reason = $3 WHERE id = $4")
                             .bind(state).bind(at).bind(reason).bind(contact).execute(&mut *tx).await?;
-                        sqlx::query(event_sql!()).bind(new_id()).bind(contact).bind(at).bind(state)
-                            .bind(None::<String>).bind(Some(reason)).execute(&mut *tx).await?;
+                        events.push(Event::new(contact, *at, state, None, Some(reason)));
                     }
                     Change::Event { contact, at, kind, counsellor, detail } => {
-                        sqlx::query(event_sql!()).bind(new_id()).bind(contact).bind(at).bind(kind)
-                            .bind(counsellor).bind(detail).execute(&mut *tx).await?;
+                        events.push(Event::new(contact, *at, *kind, counsellor.as_deref(), detail.as_deref()));
                     }
                     Change::Transferred { contact, from, to, helpline, at } => {
                         match to {
@@ -260,8 +278,7 @@ impl Store {
                             }
                         }
                         let detail = format!("{from} -> {}", to.as_deref().unwrap_or(helpline));
-                        sqlx::query(event_sql!()).bind(new_id()).bind(contact).bind(at).bind("transferred")
-                            .bind(to.as_deref()).bind(detail).execute(&mut *tx).await?;
+                        events.push(Event::new(contact, *at, "transferred", to.as_deref(), Some(&detail)));
                     }
                     Change::Command(command) => {
                         super::commands::apply_command_change!(tx, command).await?;
@@ -273,6 +290,13 @@ impl Store {
                             .bind(new_id()).bind(counsellor).bind(at).bind(status).bind(reason).execute(&mut *tx).await?;
                     }
                 }
+            }
+            for part in events.chunks(EVENTS_PER_INSERT) {
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO contact_events (id, contact_id, at, kind, counsellor_id, detail) ");
+                q.push_values(part, |mut b, e| {
+                    b.push_bind(&e.id).push_bind(e.contact).push_bind(e.at).push_bind(&e.kind).push_bind(e.counsellor).push_bind(e.detail.as_deref());
+                });
+                q.build().execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok::<(), super::StoreError>(())

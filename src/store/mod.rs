@@ -467,6 +467,35 @@ mod tests {
         store.create_contact(&fresh).await.expect("alone it is stored");
     }
 
+    /// A routing batch's event-log lines are written several to a statement, more than one statement's
+    /// worth included, in order, each once.
+    #[tokio::test]
+    async fn a_batch_of_changes_writes_every_event_line_in_order() {
+        let store = Store::connect("sqlite::memory:").await.expect("connect");
+        store.migrate().await.expect("migrate");
+        crate::demo::seed_helplines(&store).await.expect("seed");
+        let chat = new_chat(1);
+        store.create_contact(&chat).await.expect("stored");
+        const KINDS: [&str; 3] = ["sla_at_risk", "sla_breached", "caller_disconnected"];
+        let changes: Vec<contacts::Change> = (0..300)
+            .map(|i| contacts::Change::Event {
+                contact: chat.id.clone(),
+                at: 10 + i,
+                kind: KINDS[(i % 3) as usize],
+                counsellor: None,
+                detail: Some(format!("line {i}")),
+            })
+            .collect();
+        store.apply_changes(&changes).await.expect("one transaction");
+        let events = store.contact_events(&chat.id).await.expect("read");
+        assert_eq!(events.len(), 301, "the queued line and the 300 of the batch");
+        assert_eq!(events[0].kind, "queued");
+        for (i, e) in events[1..].iter().enumerate() {
+            assert_eq!((e.at, e.detail.as_deref()), (10 + i as i64, Some(format!("line {i}").as_str())));
+            assert_eq!(e.kind, KINDS[i % 3]);
+        }
+    }
+
     #[tokio::test]
     async fn a_check_that_times_out_while_writes_go_through_is_busy_not_down() {
         let store = Store::connect("sqlite::memory:").await.expect("connect");
