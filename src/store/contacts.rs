@@ -116,9 +116,17 @@ pub struct ContactEvent {
 const CONTACT_COLUMNS: &str = "id, channel, helpline, language, priority, state, queued_at, first_offered_at, \
      answered_at, ended_at, counsellor_id, end_reason, senior_only";
 
-macro_rules! event_sql {
-    () => {
-        "INSERT INTO contact_events (id, contact_id, at, kind, counsellor_id, detail) VALUES ($1, $2, $3, $4, $5, $6)"
+/// Writes `$events` (a slice of [`Event`]) inside the transaction `$tx`: a few multi-row `INSERT`s,
+/// not a statement per line (every statement is a round trip to the database's thread).
+macro_rules! write_events {
+    ($tx:ident, $events:expr) => {
+        for part in $events.chunks(EVENTS_PER_INSERT) {
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO contact_events (id, contact_id, at, kind, counsellor_id, detail) ");
+            q.push_values(part, |mut b, e| {
+                b.push_bind(&e.id).push_bind(e.contact).push_bind(e.at).push_bind(&e.kind).push_bind(e.counsellor).push_bind(e.detail.as_deref());
+            });
+            q.build().execute(&mut *$tx).await?;
+        }
     };
 }
 
@@ -163,9 +171,9 @@ impl Store {
                     .bind(&c.id).bind(&c.channel).bind(&c.helpline).bind(&c.language).bind(c.priority)
                     .bind(&c.resume_token_hash).bind(c.queued_at).bind(&row.caller_hash).bind(row.senior_only)
                     .execute(&mut *tx).await?;
-                sqlx::query(event_sql!()).bind(new_id()).bind(&c.id).bind(c.queued_at).bind("queued")
-                    .bind(None::<String>).bind(None::<String>).execute(&mut *tx).await?;
             }
+            let queued: Vec<Event> = group.iter().map(|(row, _)| Event::new(&row.record.id, row.record.queued_at, "queued", None, None)).collect();
+            write_events!(tx, queued);
             tx.commit().await
         }.await).map_err(StoreError::from);
         self.note_write(&result);
@@ -224,9 +232,7 @@ impl Store {
         on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             super::cluster::fence_check!(self, tx);
-            // Each change's line in the contacts' event logs, written together after the changes:
-            // a few multi-row INSERTs instead of one statement each (every statement is a round trip
-            // to the database's thread).
+            // Each change's line in the contacts' event logs, written together after the changes.
             let mut events: Vec<Event> = Vec::with_capacity(changes.len());
             for change in changes {
                 match change {
@@ -291,13 +297,7 @@ impl Store {
                     }
                 }
             }
-            for part in events.chunks(EVENTS_PER_INSERT) {
-                let mut q = sqlx::QueryBuilder::new("INSERT INTO contact_events (id, contact_id, at, kind, counsellor_id, detail) ");
-                q.push_values(part, |mut b, e| {
-                    b.push_bind(&e.id).push_bind(e.contact).push_bind(e.at).push_bind(&e.kind).push_bind(e.counsellor).push_bind(e.detail.as_deref());
-                });
-                q.build().execute(&mut *tx).await?;
-            }
+            write_events!(tx, events);
             tx.commit().await?;
             Ok::<(), super::StoreError>(())
         }.await)?;
