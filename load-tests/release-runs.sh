@@ -98,6 +98,15 @@ mkdir -p "$RESULTS"
   printf 'step\tstarted_utc\tloadavg_1m_before\tloadavg_1m_after\tseconds\texit\n'
 } >"$RESULTS/steps.tsv"
 
+summarise_log() {
+  local log=$1 warns errors
+  warns=$(grep -c ' WARN ' "$log" || true)
+  errors=$(grep -c 'ERROR' "$log" || true)
+  echo "server log: $warns warnings, $errors errors ($(wc -l <"$log") lines in $(basename "$log"), not committed)"
+  # The most frequent messages, without the timestamp and colour codes.
+  sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^[0-9T:.Z-]* *//' "$log" | grep -E 'WARN|ERROR' | sort | uniq -c | sort -rn | head -n 5 | sed 's/^/  /'
+}
+
 loadavg() { cut -d' ' -f1 /proc/loadavg; }
 total=0
 for row in "${MATRIX[@]}"; do want "${row%%|*}" && total=$((total + 1)); done
@@ -123,8 +132,12 @@ for row in "${MATRIX[@]}"; do
   t0=$(date +%s)
   echo "== [$i/$total] $name  (load average $before, $started): ${envs:+$envs }helpline-load $args"
   # shellcheck disable=SC2086 # the arguments are split on purpose
-  env $envs "$BIN" --json "$RESULTS/$name.json" $args >"$RESULTS/$name.txt" 2>&1
+  # The report (stdout) is kept; the server's log (stderr) goes to a .log file that .gitignore keeps
+  # out of the repository, summarised at the end of the report: how many warnings and errors, and the
+  # most frequent messages.
+  env $envs "$BIN" --json "$RESULTS/$name.json" $args >"$RESULTS/$name.txt" 2>"$RESULTS/$name.log"
   rc=$?
+  summarise_log "$RESULTS/$name.log" >>"$RESULTS/$name.txt"
   secs=$(($(date +%s) - t0))
   after=$(loadavg)
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$started" "$before" "$after" "$secs" "$rc" >>"$RESULTS/steps.tsv"

@@ -234,7 +234,17 @@ pub fn main() -> ExitCode {
 
 /// Arms the fault injection points named in `spec` (`name=actions;name=actions`, the `fail` crate's
 /// syntax), for the failure tests; an operator never sets it. A bad spec is refused, naming the problem.
+///
+/// Only a test build has fault injection points (the `fail` crate's `failpoints` feature is a
+/// dev-dependency feature, so `cargo test` turns it on and a release build does not): a release binary
+/// ignores `FAILPOINTS`, with a warning, so a test setting copied into production arms nothing.
 fn configure_failpoints(spec: Option<&str>) -> Result<(), String> {
+    if !fail::has_failpoints() {
+        if spec.is_some_and(|s| !s.trim().is_empty()) {
+            tracing::warn!("FAILPOINTS is set but this build has no fault injection points: ignored");
+        }
+        return Ok(());
+    }
     for part in spec.unwrap_or_default().split(';').map(str::trim).filter(|p| !p.is_empty()) {
         let (name, actions) = part.split_once('=').ok_or_else(|| format!("expected name=actions, got {part:?}"))?;
         fail::cfg(name.trim(), actions.trim())?;

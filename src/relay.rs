@@ -250,7 +250,8 @@ impl Relay {
         // Fault injection for the failover tests: `FAILPOINTS=relay-after-commit=return(TEXT)` kills
         // the process right after committing a batch with a message containing TEXT, before anyone
         // hears of it (a leader dying between its commit and sending on).
-        if result.is_ok() {
+        // Only test builds have the point (`fail::has_failpoints` is a constant: this is compiled out).
+        if fail::has_failpoints() && result.is_ok() {
             if let Some(Some(text)) = fail::eval("relay-after-commit", |arg| arg) {
                 if batch.messages.iter().any(|m| m.body.contains(&text)) {
                     tracing::error!("fault injection: dying after a commit, before acknowledging or delivering it");
