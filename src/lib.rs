@@ -1,58 +1,32 @@
 //! helpline: a 24/7 helpline and chat contact-centre backend.
 //!
 //! # Layout
-//! - [`cli`]: the `helpline` command (serve, migrate, user).
-//! - [`app`]: wiring: settings, shared state, build and graceful shutdown.
-//! - [`routing`]: the pure routing engine (no I/O, no clock).
-//! - [`engine_task`]: the one task that owns the engine, commits its steps, then notifies.
-//! - [`relay`]: the conversation task: message group commits, acks, ordered delivery.
-//! - [`supervise`]: the supervisors' live board, built every second.
-//! - [`cluster`]: cluster mode on PostgreSQL and Redis: leader lease with a fencing token, forwarding between nodes.
-//! - [`hub`]: the registry of live sockets and their bounded outboxes.
-//! - [`ws`]: the WebSocket endpoints (caller, counsellor) and the session loop.
-//! - [`http`]: REST routes (login, tickets, health).
-//! - [`api`], [`casework`]: the casework REST API (forms, escalations, services, placements, cases, audit, OpenAPI) and its rules.
-//! - [`protocol`]: every WebSocket frame, as serde-tagged enums.
-//! - [`store`]: persistence on SQLite or PostgreSQL, one module per concern.
-//! - [`auth`]: passwords, tokens, tickets.
-//! - [`abuse`]: abusive contacts: flags, blocks of a caller's keyed identifier, routing to senior counsellors.
-//! - [`guard`]: per-address abuse limits (sockets, new chats, logins) and the client address behind proxies.
-//! - [`metrics`], [`reports`], [`staffing`], [`simulate`]: figures (one definition), reports, Erlang C, roster simulation.
-//! - [`stats`]: Prometheus metrics at `/metrics`.
-//! - [`web`]: the embedded browser front ends (chat widget, console, dashboard).
-//! - [`error`], [`clock`], [`telemetry`], [`demo`]: cross-cutting pieces.
+//! The layers, from the edges down (`ARCHITECTURE.md`, section Layers, has the rules; a test enforces them):
+//! - [`app`]: the binary: command line, settings, wiring (`Application::build`, `run_until`), the background loops, demo data.
+//! - [`edge`]: the HTTP router and the generic REST routes, the WebSocket sessions, the embedded front ends, the OpenAPI document.
+//! - Domains, each with its rules, its services and its thin HTTP handlers:
+//!   [`casework`] (contact forms, escalations, services, placements, cases, audit),
+//!   [`telephony`] (telephone exchanges: events, call control, call records),
+//!   [`supervision`] (the live board, the figures, reports, roll-ups, staffing, simulation),
+//!   [`safety`] (abusive contacts, access requests, retention).
+//! - [`state`]: what edges and domains share: `AppState` (the handles), `AppError`, the request extractors.
+//! - [`cluster`]: cluster mode on PostgreSQL and Redis: the leader lease, forwarding between nodes.
+//! - [`chat`]: the chat core: the engine task, the relay, the socket registry, the exchanges' command delivery.
+//! - [`auth`]: passwords, tokens, tickets, per-address limits.
+//! - [`store`]: persistence on SQLite or PostgreSQL, one module per concern; all SQL lives here.
+//! - Leaves: [`protocol`] (every WebSocket frame), [`routing`] (the pure routing engine), [`clock`].
 
-pub mod abuse;
-pub mod api;
 pub mod app;
 pub mod auth;
-pub mod cli;
 pub mod casework;
+pub mod chat;
 pub mod clock;
 pub mod cluster;
-pub mod demo;
-pub mod engine_task;
-pub mod error;
-#[cfg(test)]
-mod fuzz;
-pub mod guard;
-pub mod http;
-pub mod hub;
-pub mod metrics;
+pub mod edge;
 pub mod protocol;
-pub mod relay;
-pub mod privacy;
-pub mod reports;
-pub mod retention;
-pub mod rollup;
 pub mod routing;
-pub mod service_cli;
-pub mod simulate;
-pub mod staffing;
-pub mod stats;
+pub mod safety;
+pub mod state;
 pub mod store;
-pub mod supervise;
-pub mod telemetry;
+pub mod supervision;
 pub mod telephony;
-pub mod web;
-pub mod ws;

@@ -1,5 +1,5 @@
 //! The `helpline` binary: see `helpline --help`.
 
 fn main() -> std::process::ExitCode {
-    helpline::cli::main()
+    helpline::app::cli::main()
 }

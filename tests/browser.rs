@@ -25,7 +25,7 @@ const FAST_HELPLINE: &str = "family_violence";
 async fn tune_helplines(database_url: &str) {
     let store = Store::connect(database_url).await.expect("connect the test database");
     store.migrate().await.expect("migrate the test database");
-    for mut h in helpline::demo::default_helplines() {
+    for mut h in helpline::store::defaults::default_helplines() {
         if h.name == FAST_HELPLINE {
             h.sla_at_risk_ms = 1_000;
             h.sla_target_ms = 2_000;

@@ -70,7 +70,7 @@ fn http() -> reqwest::Client {
 async fn prepare(url: &str) -> anyhow::Result<(Store, AuthKeys)> {
     let store = Store::connect(url).await.with_context(|| format!("opening {url}"))?;
     store.migrate().await.context("migrating")?;
-    helpline::demo::seed_helplines(&store).await?;
+    helpline::store::defaults::seed_helplines(&store).await?;
     let now = now_ms();
     let secret = store.secret_or_create("jwt_hs256", now, random_secret).await?;
     Ok((store, AuthKeys::new(secret.as_bytes(), Duration::from_secs(12 * 3600))))

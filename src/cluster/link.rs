@@ -18,13 +18,13 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::wire::{Envelope, NodeItem, ReplyId, Wire, WireContact, WireEngine, WireInput, WireIntervene, WireProfile, WireRelay};
-use crate::engine_task::{contact_key, profile_of, status_of, EngineCommand, InterveneError};
-use crate::hub::{ConnId, Hub, Outbox, Outgoing, RemotePush, Role, Seen, Watch};
+use crate::chat::engine_task::{contact_key, profile_of, status_of, EngineCommand, InterveneError};
+use crate::chat::hub::{ConnId, Hub, Outbox, Outgoing, RemotePush, Role, Seen, Watch};
 use crate::protocol::AgentStatus;
-use crate::relay::{Rejoining, RelayCommand};
+use crate::chat::relay::{Rejoining, RelayCommand};
 use crate::routing::Input;
 use crate::store::Store;
-use crate::telephony::CallInfo;
+use crate::chat::exchange::CallInfo;
 
 /// Entries kept per stream (approximate trimming): far more than any backlog a live reader has.
 const STREAM_MAXLEN: usize = 100_000;
@@ -296,12 +296,12 @@ impl Link {
                 (WireEngine::StartContact { contact: WireContact::from_contact(&contact), resume_token, done }, vec![done])
             }
             EngineCommand::CallerPresence { contact, online } => {
-                (WireEngine::CallerPresence { contact: crate::engine_task::contact_str(contact), online }, vec![])
+                (WireEngine::CallerPresence { contact: crate::chat::engine_task::contact_str(contact), online }, vec![])
             }
             EngineCommand::CounsellorOnline { profile, status } => (
                 WireEngine::CounsellorOnline {
                     profile: WireProfile::from_profile(&profile),
-                    status: crate::engine_task::agent_status(status),
+                    status: crate::chat::engine_task::agent_status(status),
                 },
                 vec![],
             ),
@@ -343,7 +343,7 @@ impl Link {
                 (WireRelay::Open { contact, outbox: outbox.id, done }, vec![done])
             }
             RelayCommand::Resume { contact, last_seq, outbox, done } => {
-                let done = self.register(done, |outcome: crate::relay::ResumeOutcome| outcome);
+                let done = self.register(done, |outcome: crate::chat::relay::ResumeOutcome| outcome);
                 (WireRelay::Resume { contact, last_seq, outbox: outbox.id, done }, vec![done])
             }
             RelayCommand::AgentSync { user, status, outbox, done } => {
@@ -428,7 +428,7 @@ impl Link {
                         // A console closed on that node, but the counsellor has another open (on any
                         // node: its detach came first on the same stream): they are still connected.
                         Some(Input::CounsellorDisconnected { counsellor })
-                            if self.hub.agent_online(&crate::engine_task::counsellor_str(counsellor)) =>
+                            if self.hub.agent_online(&crate::chat::engine_task::counsellor_str(counsellor)) =>
                         {
                             return
                         }
@@ -440,12 +440,12 @@ impl Link {
                         EngineCommand::StartContact { contact, resume_token, done: self.replier(from, done) }
                     }
                     WireEngine::CallerPresence { contact, online } => {
-                        let Some(contact) = crate::engine_task::contact_key(&contact) else { return };
+                        let Some(contact) = crate::chat::engine_task::contact_key(&contact) else { return };
                         EngineCommand::CallerPresence { contact, online }
                     }
                     WireEngine::CounsellorOnline { profile, status } => {
                         let Some(profile) = profile.into_profile() else { return };
-                        EngineCommand::CounsellorOnline { profile, status: crate::engine_task::status_of(status) }
+                        EngineCommand::CounsellorOnline { profile, status: crate::chat::engine_task::status_of(status) }
                     }
                     WireEngine::Intervene { input, reply } => {
                         let Some(input) = input.into_input() else { return };
@@ -543,12 +543,12 @@ impl Link {
             NodeItem::GatewayWake { gateway } => {
                 if self.hub.gateways.connected(&gateway) {
                     let (store, hub, now) = (self.store.clone(), self.hub.clone(), self.clock.now_ms());
-                    tokio::spawn(async move { crate::telephony::deliver_pending_to(&store, &hub, now, &gateway, None).await });
+                    tokio::spawn(async move { crate::chat::exchange::deliver_pending_to(&store, &hub, now, &gateway, None).await });
                 }
             }
             NodeItem::Supervisors { helpline, text } => self.hub.text_to_supervisors(helpline.as_deref(), text.into()),
-            NodeItem::Board { json } => match serde_json::from_str::<crate::supervise::Dashboard>(&json) {
-                Ok(board) => crate::supervise::send_board(&self.hub, &board),
+            NodeItem::Board { json } => match serde_json::from_str::<crate::protocol::board::Dashboard>(&json) {
+                Ok(board) => self.hub.board_to_supervisors(&board),
                 Err(err) => tracing::error!(error = %err, "undecodable supervisor board from the leader"),
             },
         }
@@ -721,11 +721,20 @@ impl Link {
     }
 
     /// The leader's board, to every other node with supervisors (a lost one is replaced by the next, a second later).
-    pub fn board_to_peers(&self, board: &crate::supervise::Dashboard) {
+    pub fn board_to_peers(&self, board: &crate::protocol::board::Dashboard) {
         let Ok(json) = serde_json::to_string(board) else { return };
         for peer in self.peers().into_iter().filter(|p| p.supervisors) {
             self.to_node(&peer.id, &NodeItem::Board { json: json.clone() });
         }
+    }
+}
+
+impl crate::chat::forward::Forward for Link {
+    fn engine(&self, cmd: EngineCommand) -> crate::chat::forward::Sent<'_> {
+        Box::pin(Link::engine(self, cmd))
+    }
+    fn relay(&self, cmd: RelayCommand) -> crate::chat::forward::Sent<'_> {
+        Box::pin(Link::relay(self, cmd))
     }
 }
 
@@ -766,7 +775,7 @@ fn seq_of(frame: &str) -> Option<(String, i64)> {
 }
 
 fn close_reason(code: u16) -> &'static str {
-    use crate::ws::close;
+    use crate::protocol::close;
     match code {
         close::REVOKED => "account disabled",
         close::TOO_SLOW => "too slow: reconnect and resume",
@@ -905,7 +914,7 @@ pub async fn node_reader(link: Arc<Link>, conn: ConnectionManager, stop: watch::
         move |failed| {
             errors.redis_ok.store(!failed, Ordering::SeqCst);
             if !failed {
-                let n = errors.hub.close_local(crate::ws::close::RESTART, "reconnect and resume");
+                let n = errors.hub.close_local(crate::protocol::close::RESTART, "reconnect and resume");
                 errors.fail_pending();
                 tracing::warn!(sockets = n, "Redis is back: sockets asked to resume (frames may have been lost)");
             }
@@ -916,7 +925,7 @@ pub async fn node_reader(link: Arc<Link>, conn: ConnectionManager, stop: watch::
 }
 
 /// How often a node hands its exchanges' pending commands over in any case: what repairs a lost wake-up.
-pub const GATEWAY_SWEEP: Duration = Duration::from_secs(2);
+pub use crate::chat::exchange::GATEWAY_SWEEP;
 
 /// Every node: every [`GATEWAY_SWEEP`], for each exchange with a socket here, the claims of nodes
 /// no longer alive (not seen for `dead_after`) are released, and the pending commands no socket
@@ -932,7 +941,7 @@ pub async fn gateway_sweep(link: Arc<Link>, dead_after: Duration, mut stop: watc
         }
         let now = link.clock.now_ms();
         let alive: Vec<String> = link.peers().into_iter().map(|p| p.id).collect();
-        crate::telephony::sweep(&link.store, &link.hub, now, &alive, now - dead_after.as_millis() as i64).await;
+        crate::chat::exchange::sweep(&link.store, &link.hub, now, &alive, now - dead_after.as_millis() as i64).await;
     }
 }
 

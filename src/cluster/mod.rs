@@ -16,21 +16,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::app::AppState;
 use crate::clock::Clock;
-use crate::error::AppError;
-use crate::hub::Hub;
+use crate::chat::hub::Hub;
 use crate::store::cluster::FenceToken;
 use crate::store::helplines::Helpline;
-use crate::store::users::Role;
 use crate::store::{Backend, Store};
 use link::{Keys, Link, Local};
 
@@ -350,9 +343,9 @@ impl Cluster {
         let seen = self.hub.track_seen(false);
         self.hub.reset_routes();
         let store = self.store.fenced(FenceToken::new(token));
-        let (relay, relay_task) = crate::relay::spawn(store.clone(), self.hub.clone(), self.clock).await?;
+        let (relay, relay_task) = crate::chat::relay::spawn(store.clone(), self.hub.clone(), self.clock).await?;
         let (engine, engine_task) =
-            crate::engine_task::spawn(store, self.hub.clone(), relay.clone(), self.clock, &self.helplines).await?;
+            crate::chat::engine_task::spawn(store, self.hub.clone(), relay.clone(), self.clock, &self.helplines).await?;
         let (Some(engine), Some(relay)) = (engine.local_sender(), relay.local_sender()) else {
             anyhow::bail!("engine or relay not local");
         };
@@ -399,7 +392,7 @@ impl Cluster {
         self.hub.reset_routes();
         self.hub.track_seen(true);
         if close {
-            self.hub.close_local(crate::ws::close::RESTART, "reconnect and resume");
+            self.hub.close_local(crate::protocol::close::RESTART, "reconnect and resume");
         }
         self.link.fail_pending();
     }
@@ -476,23 +469,3 @@ impl Cluster {
     }
 }
 
-/// `GET /api/v1/cluster` (admins): nodes, leader, lease, fencing token, stream lag. 404 on a single node.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/cluster", get(cluster_status))
-}
-
-async fn cluster_status(State(state): State<AppState>, auth: crate::http::AuthUser) -> Result<Response, AppError> {
-    if auth.user.role != Role::Admin {
-        return Err(AppError::forbidden("admins only"));
-    }
-    let Some(cluster) = &state.cluster else {
-        return Err(AppError::new(crate::protocol::ErrorCode::NotFound, "this server runs as a single node"));
-    };
-    match cluster.status().await {
-        Ok(status) => Ok(Json(status).into_response()),
-        Err(err) => {
-            tracing::warn!(error = %err, "cluster status unavailable");
-            Err(AppError::new(crate::protocol::ErrorCode::Unavailable, "Redis or the database is unreachable"))
-        }
-    }
-}

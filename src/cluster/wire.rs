@@ -5,8 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine_task::{contact_key, contact_str, counsellor_key, counsellor_str, status_of};
-use crate::hub::{ConnId, Role, Seen, Watch};
+use crate::chat::engine_task::{contact_key, contact_str, counsellor_key, counsellor_str, status_of};
+use crate::chat::hub::{ConnId, Role, Seen, Watch};
 use crate::protocol::{AgentStatus, Party};
 use crate::routing::{Channel, ContactId, CounsellorProfile, Input, NewContact, Refusal, TransferTarget};
 use crate::store::contacts::ContactRecord;
@@ -157,7 +157,7 @@ pub enum NodeItem {
 }
 
 fn agent_status(s: crate::routing::Status) -> AgentStatus {
-    crate::engine_task::agent_status(s)
+    crate::chat::engine_task::agent_status(s)
 }
 
 impl WireInput {
@@ -280,8 +280,8 @@ impl WireProfile {
 }
 
 impl WireIntervene {
-    pub fn from_result(r: Result<(), crate::engine_task::InterveneError>) -> WireIntervene {
-        use crate::engine_task::InterveneError as E;
+    pub fn from_result(r: Result<(), crate::chat::engine_task::InterveneError>) -> WireIntervene {
+        use crate::chat::engine_task::InterveneError as E;
         match r {
             Ok(()) => WireIntervene::Done,
             Err(E::Refused(Refusal::UnknownContact)) => WireIntervene::UnknownContact,
@@ -292,8 +292,8 @@ impl WireIntervene {
         }
     }
 
-    pub fn into_result(self) -> Result<(), crate::engine_task::InterveneError> {
-        use crate::engine_task::InterveneError as E;
+    pub fn into_result(self) -> Result<(), crate::chat::engine_task::InterveneError> {
+        use crate::chat::engine_task::InterveneError as E;
         match self {
             WireIntervene::Done => Ok(()),
             WireIntervene::UnknownContact => Err(E::Refused(Refusal::UnknownContact)),

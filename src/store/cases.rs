@@ -2,7 +2,6 @@
 //! identifying details kept apart, and entries (assessments, notes, referrals, stage changes).
 
 use super::{new_id, on_pool, on_writer, split_list, BeginWrite, Store, StoreResult};
-use crate::casework::{Stage, StageDeadlines, TIMED_STAGES};
 
 /// A case file as stored (no identifying details: those are in [`PersonDetails`]).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -27,12 +26,27 @@ pub struct CaseRecord {
 /// What opening a case needs.
 #[derive(Debug, Clone)]
 pub struct NewCase {
+    /// How the case is numbered and when its first deadline falls (the casework rules, handed in).
+    pub rules: CaseRules,
     pub helpline: String,
     pub person_label: Option<String>,
     pub district: Option<String>,
     pub opened_by: String,
     pub contact_id: Option<String>,
     pub at: i64,
+}
+
+/// The casework rules a new case needs inside the transaction that takes its helpline's next number:
+/// the store applies them and does not know them (`casework::CASE_RULES`).
+#[derive(Debug, Clone, Copy)]
+pub struct CaseRules {
+    /// The year a case opened at this time (ms) is numbered in.
+    pub year_of: fn(at: i64) -> i32,
+    /// The case number: from the helpline, its prefix setting (`helplines.case_prefix`, may be empty),
+    /// the year and the year's sequence number.
+    pub number: fn(helpline: &str, prefix_setting: &str, year: i32, seq: i64) -> String,
+    /// The first deadline (what is due, and in how many ms) from the helpline's case file setting.
+    pub first_deadline: fn(case_file_ms: i64) -> (&'static str, i64),
 }
 
 /// The identifying details of a case's person, shown only to the case's own roles.
@@ -80,7 +94,7 @@ macro_rules! open_case_in {
                 .bind(&new.helpline)
                 .fetch_one(&mut *$tx)
                 .await?;
-        let year = $crate::casework::year_of(new.at);
+        let year = (new.rules.year_of)(new.at);
         let (seq,): (i64,) = sqlx::query_as(
             "INSERT INTO case_counters (helpline, year, last) VALUES ($1, $2, 1)
              ON CONFLICT (helpline, year) DO UPDATE SET last = case_counters.last + 1 RETURNING last",
@@ -89,7 +103,7 @@ macro_rules! open_case_in {
         .bind(i64::from(year))
         .fetch_one(&mut *$tx)
         .await?;
-        let number = $crate::casework::case_number(&$crate::casework::case_prefix(&new.helpline, &prefix), year, seq);
+        let number = (new.rules.number)(&new.helpline, &prefix, year, seq);
         let managers: Vec<(String, String, i64)> = sqlx::query_as(
             "SELECT u.id, u.districts, (SELECT COUNT(*) FROM cases c WHERE c.case_manager_id = u.id AND c.stage <> 'closed')
              FROM users u WHERE u.role = 'case_manager' AND u.disabled = FALSE ORDER BY u.id",
@@ -97,7 +111,7 @@ macro_rules! open_case_in {
         .fetch_all(&mut *$tx)
         .await?;
         let case_manager_id = $crate::store::cases::pick_case_manager(new.district.as_deref(), &managers);
-        let (due_what, due_ms) = $crate::casework::Stage::Open.deadline(&$crate::casework::StageDeadlines::with_case_file(case_file_ms)).unwrap_or(("case_file", case_file_ms));
+        let (due_what, due_ms) = (new.rules.first_deadline)(case_file_ms);
         let record = $crate::store::cases::CaseRecord {
             id: $crate::store::new_id(),
             person_label: new.person_label.clone().filter(|l| !l.trim().is_empty()).unwrap_or_else(|| format!("Person {number}")),
@@ -172,7 +186,7 @@ impl Store {
             Due::Within24h => "due_at > $1 AND due_at <= $2",
         };
         let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE stage <> 'closed' AND {filter} ORDER BY due_at, number");
-        let until = now + crate::casework::DAY_MS;
+        let until = now + 86_400_000;
         Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(now).bind(until).fetch_all(pool).await)?)
     }
 
@@ -272,34 +286,28 @@ impl Store {
 }
 
 impl Store {
-    /// A helpline's case stage deadlines: its case file setting (`helplines.case_file_due_ms`, 3 days by
-    /// default) and the stages it set (`case_stage_deadlines`), the defaults for the others.
-    pub async fn stage_deadlines(&self, helpline: &str) -> StoreResult<StageDeadlines> {
+    /// A helpline's case stage deadline settings: its case file setting (`helplines.case_file_due_ms`;
+    /// None: no such helpline) and the stages it set (`case_stage_deadlines`: stage name, ms).
+    pub async fn stage_deadline_settings(&self, helpline: &str) -> StoreResult<(Option<i64>, Vec<(String, i64)>)> {
         let case_file: Option<(i64,)> = on_pool!(self, pool => sqlx::query_as("SELECT case_file_due_ms FROM helplines WHERE name = $1")
             .bind(helpline).fetch_optional(pool).await)?;
-        let mut d = case_file.map_or_else(StageDeadlines::default, |r| StageDeadlines::with_case_file(r.0));
         let rows: Vec<(String, i64)> = on_pool!(self, pool => sqlx::query_as(
             "SELECT stage, due_ms FROM case_stage_deadlines WHERE helpline = $1").bind(helpline).fetch_all(pool).await)?;
-        for (stage, ms) in rows {
-            if let Some(i) = Stage::parse(&stage).and_then(|s| TIMED_STAGES.iter().position(|t| *t == s)) {
-                d.ms[i] = ms;
-            }
-        }
-        Ok(d)
+        Ok((case_file.map(|r| r.0), rows))
     }
 
-    /// Stores a helpline's stage deadlines in one transaction (the case file's in `helplines`).
-    pub async fn set_stage_deadlines(&self, helpline: &str, d: &StageDeadlines, by: &str, at: i64) -> StoreResult<()> {
+    /// Stores a helpline's stage deadline settings in one transaction (the case file's in `helplines`).
+    pub async fn set_stage_deadline_settings(&self, helpline: &str, case_file_ms: i64, stages: &[(&str, i64)], by: &str, at: i64) -> StoreResult<()> {
         on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE helplines SET case_file_due_ms = $1 WHERE name = $2")
-                .bind(d.ms[0]).bind(helpline).execute(&mut *tx).await?;
-            for (stage, ms) in TIMED_STAGES.iter().zip(d.ms).skip(1) {
+                .bind(case_file_ms).bind(helpline).execute(&mut *tx).await?;
+            for (stage, ms) in stages {
                 sqlx::query(
                     "INSERT INTO case_stage_deadlines (helpline, stage, due_ms, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5)
                      ON CONFLICT (helpline, stage) DO UPDATE SET due_ms = excluded.due_ms, updated_at = excluded.updated_at,
                          updated_by = excluded.updated_by")
-                    .bind(helpline).bind(stage.as_str()).bind(ms).bind(at).bind(by)
+                    .bind(helpline).bind(*stage).bind(*ms).bind(at).bind(by)
                     .execute(&mut *tx).await?;
             }
             tx.commit().await

@@ -81,7 +81,7 @@ impl Store {
             if f.risk.as_deref() == Some("imminent") {
                 raise_priority!(tx, &f.contact_id);
             }
-            crate::rollup::invalidate_hour_of_contact!(tx, &f.contact_id);
+            crate::store::rollup::invalidate_hour_of_contact!(tx, &f.contact_id);
             tx.commit().await?;
             Ok::<_, sqlx::Error>(before.and_then(|b| b.0))
         }.await)?;
@@ -116,7 +116,7 @@ impl Store {
             if e.risk == "imminent" {
                 raise_priority!(tx, &e.contact_id);
             }
-            crate::rollup::invalidate_hour_of_contact!(tx, &e.contact_id);
+            crate::store::rollup::invalidate_hour_of_contact!(tx, &e.contact_id);
             tx.commit().await
         }.await)?;
         Ok(())

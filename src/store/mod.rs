@@ -4,6 +4,7 @@
 //! BIGINT integers, TEXT ids), and run on whichever pool is configured through
 //! the [`on_pool!`] macro, which expands the same code for each driver.
 
+pub mod defaults;
 pub mod abuse;
 pub mod audit;
 pub mod calls;
@@ -11,12 +12,14 @@ pub mod cases;
 pub mod commands;
 pub mod cluster;
 pub mod contacts;
+pub mod figures;
 pub mod forms;
 pub mod gateways;
 pub mod helplines;
 pub mod messages;
 pub mod privacy;
 pub mod retention;
+pub mod rollup;
 pub mod secrets;
 pub mod services;
 pub mod sessions;
@@ -428,7 +431,7 @@ mod tests {
     async fn new_contacts_arriving_together_are_stored_in_one_group() {
         let store = Store::connect("sqlite::memory:").await.expect("connect");
         store.migrate().await.expect("migrate");
-        crate::demo::seed_helplines(&store).await.expect("seed");
+        crate::store::defaults::seed_helplines(&store).await.expect("seed");
         // Hold the group lock, as a group being committed would; 20 chats arrive meanwhile.
         let committing = store.creations.committing.lock().await;
         let records: Vec<_> = (0..20).map(new_chat).collect();
@@ -473,7 +476,7 @@ mod tests {
     async fn a_batch_of_changes_writes_every_event_line_in_order() {
         let store = Store::connect("sqlite::memory:").await.expect("connect");
         store.migrate().await.expect("migrate");
-        crate::demo::seed_helplines(&store).await.expect("seed");
+        crate::store::defaults::seed_helplines(&store).await.expect("seed");
         let chat = new_chat(1);
         store.create_contact(&chat).await.expect("stored");
         const KINDS: [&str; 3] = ["sla_at_risk", "sla_breached", "caller_disconnected"];

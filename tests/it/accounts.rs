@@ -65,7 +65,7 @@ async fn disabled_account_is_cut_off(backend: Backend) {
 
     app.store.set_user_disabled("ana", true).await.unwrap();
     // The live socket is closed (the server checks every 100 ms in tests, every second in production).
-    assert_eq!(agent.closed().await, Some(helpline::ws::close::REVOKED));
+    assert_eq!(agent.closed().await, Some(helpline::edge::ws::close::REVOKED));
     // The old token no longer opens anything, and logging in fails.
     let res = app.http.post(app.url("/api/v1/ws-ticket")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(res.status(), 401);
@@ -97,7 +97,7 @@ async fn disabled_supervisor_is_cut_off(backend: Backend) {
     let mut board = dashboard(&app, &token).await;
     board.expect("dashboard").await;
     app.store.set_user_disabled("maria", true).await.unwrap();
-    assert_eq!(board.closed().await, Some(helpline::ws::close::REVOKED), "a disabled supervisor's dashboard closes too");
+    assert_eq!(board.closed().await, Some(helpline::edge::ws::close::REVOKED), "a disabled supervisor's dashboard closes too");
 }
 
 /// Logout voids every token issued before it and closes the account's console and dashboard sockets;
@@ -117,8 +117,8 @@ async fn logout_closes_sockets_and_voids_tokens(backend: Backend) {
 
     let res = app.http.post(app.url("/api/v1/auth/logout")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(res.status(), 204);
-    assert_eq!(console.closed().await, Some(helpline::ws::close::REVOKED));
-    assert_eq!(second_console.closed().await, Some(helpline::ws::close::REVOKED));
+    assert_eq!(console.closed().await, Some(helpline::edge::ws::close::REVOKED));
+    assert_eq!(second_console.closed().await, Some(helpline::edge::ws::close::REVOKED));
     let res = app.http.get(app.url("/api/v1/me")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(res.status(), 401, "the token is void after logout");
     let res = app.http.post(app.url("/api/v1/ws-ticket")).bearer_auth(&token).send().await.unwrap();

@@ -43,7 +43,7 @@ async fn chat_flood_does_not_push_real_callers_out(backend: Backend) {
         }
         flood.push(ws);
     }
-    assert_eq!(queued, helpline::guard::CONTACTS_PER_IP_PER_MIN, "the flood gets its per-minute quota, no more");
+    assert_eq!(queued, helpline::auth::guard::CONTACTS_PER_IP_PER_MIN, "the flood gets its per-minute quota, no more");
     assert_eq!(refused, 60 - queued);
     let mut real = Vec::new();
     for _ in 0..5 {
@@ -113,7 +113,7 @@ async fn connection_attempts_from_one_address_are_capped(backend: Backend) {
         other += x;
     }
     println!("10,000 attempts from one address: {} open, {limited} refused with 429, {other} other failures", open.len());
-    assert_eq!(open.len(), helpline::guard::SOCKETS_PER_IP as usize, "exactly the per-address limit stays open");
+    assert_eq!(open.len(), helpline::auth::guard::SOCKETS_PER_IP as usize, "exactly the per-address limit stays open");
     assert_eq!(limited + open.len(), attempts, "every other attempt is refused with 429");
     assert_eq!(other, 0);
     // A caller on another address starts a chat as if nothing happened.
@@ -146,7 +146,7 @@ async fn password_guessing_is_throttled(backend: Backend) {
             .json(&json!({"username": user, "password": password}))
             .send()
     };
-    for i in 0..=helpline::guard::LOGINS_PER_ACCOUNT_PER_MIN {
+    for i in 0..=helpline::auth::guard::LOGINS_PER_ACCOUNT_PER_MIN {
         let res = attempt("ana", &format!("guess-{i}")).await.expect("login");
         assert_eq!(res.status(), 401, "guess {i} is just wrong");
     }
@@ -160,7 +160,7 @@ async fn password_guessing_is_throttled(backend: Backend) {
     let audit = app.store.audit_for("ana").await.expect("audit");
     let failed = audit.iter().filter(|a| a.1 == "login_failed").count();
     let throttled = audit.iter().filter(|a| a.1 == "login_throttled").count();
-    assert_eq!(failed as u32, helpline::guard::LOGINS_PER_ACCOUNT_PER_MIN + 1);
+    assert_eq!(failed as u32, helpline::auth::guard::LOGINS_PER_ACCOUNT_PER_MIN + 1);
     assert_eq!(throttled, 2, "both refused attempts are in the audit log");
 }
 
@@ -262,7 +262,7 @@ async fn no_conversation_text_in_logs(backend: Backend) {
     {
         let store = helpline::store::Store::connect(&db.url).await.expect("store");
         store.migrate().await.expect("migrate");
-        helpline::demo::seed_helplines(&store).await.expect("helplines");
+        helpline::store::defaults::seed_helplines(&store).await.expect("helplines");
         add_user(&store, "ana", Role::Counsellor, &["children"], &[], &["ro"], 3).await;
         store.close().await;
     }

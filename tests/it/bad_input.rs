@@ -234,7 +234,7 @@ async fn frame_flood_is_rate_limited(backend: Backend) {
             Some(Err(_)) | None => break None,
         }
     };
-    assert!(code.is_none() || code == Some(helpline::ws::close::RATE_LIMITED), "closed with {code:?}");
+    assert!(code.is_none() || code == Some(helpline::edge::ws::close::RATE_LIMITED), "closed with {code:?}");
     // Everyone else is fine.
     let mut calm = app.caller().await;
     still_usable(&mut calm).await;
@@ -260,7 +260,7 @@ async fn foreign_origins_are_refused(backend: Backend) {
     let mut headers = axum::http::HeaderMap::new();
     headers.insert("origin", "https://www.116111.md".parse().unwrap());
     headers.insert("host", "chat.116111.md".parse().unwrap());
-    assert!(helpline::ws::caller::origin_allowed(&headers, &["https://www.116111.md".into()]));
-    assert!(!helpline::ws::caller::origin_allowed(&headers, &["https://other.md".into()]));
-    assert!(!helpline::ws::caller::origin_allowed(&headers, &[]));
+    assert!(helpline::edge::ws::caller::origin_allowed(&headers, &["https://www.116111.md".into()]));
+    assert!(!helpline::edge::ws::caller::origin_allowed(&headers, &["https://other.md".into()]));
+    assert!(!helpline::edge::ws::caller::origin_allowed(&headers, &[]));
 }

@@ -214,7 +214,7 @@ async fn graceful_restart_keeps_everything(backend: Backend) {
     // SIGTERM-like shutdown: both sockets are told to reconnect, then closed with 1012.
     let restarting = tokio::spawn(async move { app.restart().await });
     assert_eq!(caller.expect("reconnect").await["reason"], "server restarting");
-    assert_eq!(caller.closed().await, Some(helpline::ws::close::RESTART));
+    assert_eq!(caller.closed().await, Some(helpline::edge::ws::close::RESTART));
     assert_eq!(agent.expect("reconnect").await["type"], "reconnect");
     let app = restarting.await.unwrap();
 

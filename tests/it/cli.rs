@@ -133,10 +133,10 @@ fn simulate_a_week_agrees_with_erlang_c() {
     assert!((29_000..31_500).contains(&offered), "about 180 × 168 contacts: {offered}");
     assert_eq!((f["answered"].as_i64(), f["abandoned"].as_i64()), (Some(offered), Some(0)), "{f}");
     assert_eq!((report["end_ms"].as_i64().unwrap() - report["start_ms"].as_i64().unwrap()) / 3_600_000, 168, "a week");
-    let erlang = helpline::staffing::service_level(15, 12.0, 240.0, 15.0);
+    let erlang = helpline::supervision::staffing::service_level(15, 12.0, 240.0, 15.0);
     let sl = f["service_level"].as_f64().unwrap();
     assert!((sl - erlang).abs() < 0.03, "simulated SL {sl:.4}, Erlang C {erlang:.4}");
-    let asa = helpline::staffing::asa_s(15, 12.0, 240.0) * 1000.0;
+    let asa = helpline::supervision::staffing::asa_s(15, 12.0, 240.0) * 1000.0;
     let got = f["asa_ms"].as_f64().unwrap();
     assert!((got - asa).abs() < 0.2 * asa, "simulated ASA {got:.0} ms, Erlang C {asa:.0} ms");
     let occupancy = f["occupancy"].as_f64().unwrap();

@@ -64,7 +64,7 @@ async fn prepare() -> Option<(TestDb, Store, ConnectionManager)> {
     let db = TestDb::new(Backend::Postgres).await?;
     let store = Store::connect(&db.url).await.expect("connect");
     store.migrate().await.expect("migrate");
-    helpline::demo::seed_helplines(&store).await.expect("seed");
+    helpline::store::defaults::seed_helplines(&store).await.expect("seed");
     add_user(&store, "ana", Role::Counsellor, &["children"], &[], &["ro"], 1).await;
     add_user(&store, "ion", Role::Counsellor, &["children"], &[], &["ro"], 3).await;
     add_user(&store, "root", Role::Admin, &[], &[], &[], 0).await;
@@ -80,7 +80,7 @@ async fn lease_has_one_holder_rising_tokens_and_fenced_writes() {
     let Some(db) = TestDb::new(Backend::Postgres).await else { return };
     let store = Store::connect(&db.url).await.expect("connect");
     store.migrate().await.expect("migrate");
-    helpline::demo::seed_helplines(&store).await.expect("seed");
+    helpline::store::defaults::seed_helplines(&store).await.expect("seed");
     let keys = Keys { prefix: fresh_prefix() };
 
     // Ten nodes race for a free lease: exactly one wins.
@@ -822,7 +822,7 @@ async fn redis_restart_loses_nothing_acknowledged() {
 
     // Sockets were asked to resume; everything acknowledged is there, and the chat goes on.
     for ws in [&mut ana, &mut caller, &mut waiting] {
-        assert_eq!(ws.closed().await, Some(helpline::ws::close::RESTART));
+        assert_eq!(ws.closed().await, Some(helpline::edge::ws::close::RESTART));
     }
     let (mut caller, resumed) = resume(b, &token, 0).await;
     assert_eq!(resumed["state"], "active");

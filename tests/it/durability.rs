@@ -102,7 +102,7 @@ async fn prepare(backend: Backend) -> Option<(TestDb, Store)> {
     let db = TestDb::new(backend).await?;
     let store = Store::connect(&db.url).await.expect("connect");
     store.migrate().await.expect("migrate");
-    helpline::demo::seed_helplines(&store).await.expect("seed");
+    helpline::store::defaults::seed_helplines(&store).await.expect("seed");
     add_user(&store, "ana", Role::Counsellor, &["children"], &[], &["ro"], 1).await;
     add_user(&store, "ion", Role::Counsellor, &["children"], &[], &["ro"], 3).await;
     Some((db, store))
@@ -234,7 +234,7 @@ async fn sigterm_tells_clients_to_reconnect(backend: Backend) {
     assert!(status.success());
     for ws in [&mut ana, &mut caller] {
         assert_eq!(ws.expect("reconnect").await["type"], "reconnect");
-        assert_eq!(ws.closed().await, Some(helpline::ws::close::RESTART));
+        assert_eq!(ws.closed().await, Some(helpline::edge::ws::close::RESTART));
     }
     let exit = tokio::time::timeout(FRAME_TIMEOUT, server.child.wait()).await.expect("exits").expect("wait");
     assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");

@@ -210,7 +210,7 @@ async fn sigkill_under_load_loses_nothing(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else { return };
     let store = Store::connect(&db.url).await.expect("connect");
     store.migrate().await.expect("migrate");
-    helpline::demo::seed_helplines(&store).await.expect("seed");
+    helpline::store::defaults::seed_helplines(&store).await.expect("seed");
     let day: Vec<String> = (0..DAY_SHIFT).map(|i| format!("day{i:02}")).collect();
     let night: Vec<String> = (0..NIGHT_SHIFT).map(|i| format!("night{i}")).collect();
     let mut day_ids = Vec::new();
@@ -600,7 +600,7 @@ async fn database_outage_is_refused_clearly_and_recovers(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else { return };
     let store = Store::connect(&db.url).await.expect("connect");
     store.migrate().await.expect("migrate");
-    helpline::demo::seed_helplines(&store).await.expect("seed");
+    helpline::store::defaults::seed_helplines(&store).await.expect("seed");
     for name in ["ana", "ion"] {
         add_user(&store, name, Role::Counsellor, &["children"], &[], &["ro"], 1).await;
     }
@@ -770,7 +770,7 @@ async fn full_disk_under_sqlite() {
     let db = TestDb::sqlite_at(&disk.dir.path().join("helpline.db"));
     let store = Store::connect(&db.url).await.expect("connect");
     store.migrate().await.expect("migrate");
-    helpline::demo::seed_helplines(&store).await.expect("seed");
+    helpline::store::defaults::seed_helplines(&store).await.expect("seed");
     add_user(&store, "ana", Role::Counsellor, &["children"], &[], &["ro"], 2).await;
     // No per-socket rate limit: the test writes megabytes quickly to reach the end of the disk.
     let app = TestApp::start_tuned(db, store, |s| s.rate_limit.per_sec = 0.0).await;
@@ -869,7 +869,7 @@ async fn full_disk_under_sqlite() {
 /// A socket that sends nothing and answers no ping is closed with 4000 after the idle timeout
 /// (here 1 s, pings every 200 ms); a socket that answers pings stays open.
 async fn idle_socket_is_closed(backend: Backend) {
-    let keepalive = helpline::ws::Keepalive { ping_every: Duration::from_millis(200), idle_timeout: Duration::from_secs(1) };
+    let keepalive = helpline::edge::ws::Keepalive { ping_every: Duration::from_millis(200), idle_timeout: Duration::from_secs(1) };
     let Some(app) = TestApp::spawn_with_settings(backend, |s| s.keepalive = keepalive).await else { return };
     let mut silent = app.caller().await;
     silent.send(json!({"type": "start", "helpline": "children"})).await;
@@ -904,7 +904,7 @@ async fn idle_socket_is_closed(backend: Backend) {
     };
     let closed_after = started.elapsed();
     assert_eq!(silent.expect("queued").await["contact_id"], contact.as_str());
-    assert_eq!(silent.closed().await, Some(helpline::ws::close::IDLE));
+    assert_eq!(silent.closed().await, Some(helpline::edge::ws::close::IDLE));
     println!(
         "FIGURES idle socket ({backend:?}): idle timeout 1 s (pings every 200 ms): closed with 4000 and the caller marked \
          disconnected {} ms after its last frame; a socket answering pings stayed open",
@@ -1057,7 +1057,7 @@ async fn slow_client_is_dropped_and_resumes(backend: Backend) {
             Some(Err(_)) | None => break None,
         }
     };
-    assert!(matches!(close, Some(helpline::ws::close::TOO_SLOW) | None), "dropped as too slow, got close code {close:?}");
+    assert!(matches!(close, Some(helpline::edge::ws::close::TOO_SLOW) | None), "dropped as too slow, got close code {close:?}");
     assert_eq!(seen, (1..=seen.len() as i64).collect::<Vec<_>>(), "what the slow caller read came in order");
     let shown = seen.len() as i64;
     assert!(shown < flood as i64 + 1, "the slow caller cannot have read everything before it was dropped");

@@ -47,7 +47,7 @@ fn init_tracing() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            helpline::telemetry::init(helpline::telemetry::LogFormat::Text);
+            helpline::app::telemetry::init(helpline::app::telemetry::LogFormat::Text);
         }
     });
 }
@@ -166,7 +166,7 @@ impl TestApp {
         let db = TestDb::new(backend).await?;
         let store = Store::connect(&db.url).await.expect("connect");
         store.migrate().await.expect("migrate");
-        let mut helplines = helpline::demo::default_helplines();
+        let mut helplines = helpline::store::defaults::default_helplines();
         tune(&mut helplines);
         for h in &helplines {
             store.upsert_helpline(h).await.expect("helpline");
@@ -185,7 +185,7 @@ impl TestApp {
         let mut settings = Settings::for_database(db.url.clone());
         settings.jwt_secret = Some("test-secret-test-secret-test-secret".into());
         settings.account_check_every = Duration::from_millis(100);
-        // Report tests roll hours up themselves (`helpline::rollup::roll_up`), when they choose.
+        // Report tests roll hours up themselves (`helpline::store::rollup::roll_up`), when they choose.
         settings.report_rollup_every = None;
         // Callers reach the test server "through a proxy" on loopback, each with its own address
         // (see `caller_address`), so the per-address limits stay at their defaults in every test.

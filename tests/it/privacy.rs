@@ -90,8 +90,8 @@ async fn retention_deletes_old_conversations_and_keeps_case_data(backend: Backen
 
     // A recent conversation is not due; a further run deletes nothing.
     let recent = chat_with_messages(&app, &mut ana, "o conversație nouă").await;
-    let totals = helpline::retention::run(&app.store, app.clock.now_ms(), 30, |_, _| {}).await.unwrap();
-    assert_eq!(totals, helpline::retention::Totals::default());
+    let totals = helpline::safety::retention::run(&app.store, app.clock.now_ms(), 30, |_, _| {}).await.unwrap();
+    assert_eq!(totals, helpline::safety::retention::Totals::default());
     assert_eq!(message_count(&app, &recent).await, 2);
     // Each run that deleted something is audited (actor: system).
     let q = helpline::store::audit::AuditQuery { actor: Some("system".into()), limit: 100, ..Default::default() };

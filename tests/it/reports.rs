@@ -1,7 +1,7 @@
-//! `GET /api/v1/reports/summary`: figures checked against hand-computed ones, equal to `metrics::figures`
+//! `GET /api/v1/reports/summary`: figures checked against hand-computed ones, equal to `figures::figures`
 //! for the same window, CSV, and bad input. Contacts are written through the Store (as the router does).
 
-use helpline::metrics::{self, Figures};
+use helpline::store::figures::{self, Figures};
 use helpline::store::contacts::{Change, NewContactRecord};
 use helpline::store::users::Role;
 use helpline::store::Store;
@@ -178,16 +178,16 @@ async fn summary_matches_hand_computed_figures(backend: Backend) {
     check(&r["total"]["by_channel"]["phone"], [1, 1, 1, 0, 0], Some(1.0), Some(15_000.0), Some(0.0), Some(900_000.0));
     check(&r["total"]["by_channel"]["chat"], [6, 3, 2, 2, 1], Some(0.4), Some(34_000.0 / 3.0), Some(0.25), Some(450_000.0));
 
-    // The same numbers as metrics::figures for the same window (and the same "as of").
+    // The same numbers as figures::figures for the same window (and the same "as of").
     let as_of = r["as_of"].as_i64().unwrap();
     for (helpline, query) in [(Some("children"), "helpline=children&"), (None, "")] {
         let r = json(&app, &maria, &format!("{query}{window}&by=hour")).await;
-        let f: Figures = metrics::figures_at(&app.store, helpline, T0, T0 + 2 * DAY, as_of).await.unwrap();
+        let f: Figures = figures::figures_at(&app.store, helpline, T0, T0 + 2 * DAY, as_of).await.unwrap();
         let want = serde_json::to_value(&f).unwrap();
         let mut got = r["total"]["figures"].clone();
         // `as_of` differs between the two requests only for contacts still waiting within target: none here.
         assert_eq!(got.as_object_mut().unwrap().len(), want.as_object().unwrap().len());
-        assert_eq!(got, want, "report total vs metrics::figures for {helpline:?}");
+        assert_eq!(got, want, "report total vs figures::figures for {helpline:?}");
         assert_eq!(r["buckets"].as_array().unwrap().len(), 48);
         // Hour 10:00-11:00 of day 1 holds contacts 1-4 (and 8 without a helpline filter).
         let ten = &r["buckets"][10]["figures"];
@@ -207,7 +207,7 @@ async fn summary_matches_hand_computed_figures(backend: Backend) {
     assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
     let body = res.text().await.unwrap();
     let lines: Vec<&str> = body.lines().collect();
-    assert_eq!(lines[0], helpline::reports::CSV_HEADER);
+    assert_eq!(lines[0], helpline::supervision::reports::CSV_HEADER);
     assert_eq!(lines[1], "bucket,2026-11-02T00:00:00Z,2026-11-03T00:00:00Z,all,,5,3,2,2,1,0,0.5,13000,0.25,600000,0.158889,0,0");
     let total_line = lines.iter().find(|l| l.starts_with("total,") && l.contains(",all,")).expect("total line");
     assert!(total_line.starts_with("total,2026-11-02T00:00:00Z,2026-11-04T00:00:00Z,all,,7,4,3,2,1,1,0.5,12250,0.2,600000,"), "{total_line}");
@@ -351,9 +351,9 @@ async fn rolled_up_hours_give_the_same_reports_as_live_queries(backend: Backend)
     // Roll up everything settled: day 2 from 09:00 on has an open conversation and stays live (and the
     // day after it, whose occupancy sees that conversation); day 1 and the days after are summed per day.
     let now = app.clock.now_ms();
-    let p = helpline::rollup::roll_up(store, now, 1_000_000).await.unwrap();
+    let p = helpline::store::rollup::roll_up(store, now, 1_000_000).await.unwrap();
     assert!(p.rolled >= 30 && p.open > 0 && p.remaining == 0 && p.days >= 4, "{p:?}");
-    let again = helpline::rollup::roll_up(store, now, 1_000_000).await.unwrap();
+    let again = helpline::store::rollup::roll_up(store, now, 1_000_000).await.unwrap();
     assert_eq!((again.rolled, again.days), (0, 0), "rolled-up hours and days are not rolled up again: {again:?}");
     assert_eq!(rolled_days(&app, T0 - DAY, T0 + 6 * DAY).await, [0, 3, 4, 5].map(|d| T0 + d * DAY), "day 1, then the days after the open one");
     assert_eq!(reports(&app, &maria, &windows).await, live, "reports over rolled-up hours and days");
@@ -379,7 +379,7 @@ async fn rolled_up_hours_give_the_same_reports_as_live_queries(backend: Backend)
     assert_ne!(with_neglect, live);
     assert!(with_neglect[0].contains("neglect"));
     assert_eq!(rolled_days(&app, T0 - DAY, T0 + 6 * DAY).await, [3, 4, 5].map(|d| T0 + d * DAY), "the late form's day is dropped with its hour");
-    let p = helpline::rollup::roll_up(store, now, 1_000_000).await.unwrap();
+    let p = helpline::store::rollup::roll_up(store, now, 1_000_000).await.unwrap();
     assert_eq!((p.rolled, p.days), (1, 1), "only the hour and day of the late form are recounted: {p:?}");
     assert_eq!(reports(&app, &maria, &windows).await, with_neglect);
     // So does a late escalation (contact 4, day 1, 10:20).
@@ -395,7 +395,7 @@ async fn rolled_up_hours_give_the_same_reports_as_live_queries(backend: Backend)
     let escalated = reports(&app, &maria, &windows).await;
     assert_ne!(escalated, with_neglect);
     assert_eq!(rolled_days(&app, T0 - DAY, T0 + 6 * DAY).await, [3, 4, 5].map(|d| T0 + d * DAY));
-    let p = helpline::rollup::roll_up(store, now, 1_000_000).await.unwrap();
+    let p = helpline::store::rollup::roll_up(store, now, 1_000_000).await.unwrap();
     assert_eq!((p.rolled, p.days), (1, 1), "{p:?}");
     assert_eq!(reports(&app, &maria, &windows).await, escalated);
 
@@ -404,7 +404,7 @@ async fn rolled_up_hours_give_the_same_reports_as_live_queries(backend: Backend)
     children.sla_target_ms = 5_000;
     store.upsert_helpline(&children).await.unwrap();
     let stricter = reports(&app, &maria, &windows).await;
-    helpline::rollup::roll_up(store, now, 1_000_000).await.unwrap();
+    helpline::store::rollup::roll_up(store, now, 1_000_000).await.unwrap();
     assert_eq!(reports(&app, &maria, &windows).await, stricter);
     let r: Value = serde_json::from_str(&stricter[0]).unwrap();
     assert_eq!(r["total"]["figures"]["answered_in_target"], 2, "4 s and 8 s (disability) within 5 s and 15 s");
@@ -478,7 +478,7 @@ async fn local_days_from_the_daily_layer_give_the_same_reports_at_every_offset(b
     assert_eq!(first["total"]["figures"]["offered"], 6 * 15 * 5, "{}", first["total"]);
     assert!(first["total"]["by_category"]["neglect"]["offered"].as_i64().unwrap() > 0);
 
-    let p = helpline::rollup::roll_up(&app.store, app.clock.now_ms(), 1_000_000).await.unwrap();
+    let p = helpline::store::rollup::roll_up(&app.store, app.clock.now_ms(), 1_000_000).await.unwrap();
     assert!(p.open == 0 && p.remaining == 0 && p.days >= 8, "{p:?}");
     assert_eq!(rolled_days(&app, T0, T0 + 6 * DAY).await, (0..6).map(|d| T0 + d * DAY).collect::<Vec<_>>());
     let rolled = reports(&app, &maria, &windows).await;
@@ -535,7 +535,7 @@ async fn a_roll_up_waits_for_a_late_change_in_flight(backend: Backend) {
         format!("helpline=children&from={}&to={}&by=hour", T0, T0 + DAY),
     ];
     // The roll-up stops between its read and its write of day 1 (the day of the scenario's contacts).
-    let pause = Arc::new(helpline::rollup::Pause {
+    let pause = Arc::new(helpline::store::rollup::Pause {
         day: T0,
         reached: Arc::new(tokio::sync::Notify::new()),
         resume: Arc::new(tokio::sync::Notify::new()),
@@ -543,7 +543,7 @@ async fn a_roll_up_waits_for_a_late_change_in_flight(backend: Backend) {
     let now = app.clock.now_ms();
     let rolling = {
         let (store, pause) = (store.clone(), pause.clone());
-        tokio::spawn(async move { helpline::rollup::roll_up_pausing(&store, now, 1_000_000, Some(&pause)).await })
+        tokio::spawn(async move { helpline::store::rollup::roll_up_pausing(&store, now, 1_000_000, Some(&pause)).await })
     };
     pause.reached.notified().await;
     // A form for contact 1 (day 1, 10:00) is submitted now: it must wait for the roll-up.
@@ -571,7 +571,7 @@ async fn a_roll_up_waits_for_a_late_change_in_flight(backend: Backend) {
     // The form counts in the report, whichever hours are rolled up: its hour was dropped after the roll-up.
     let after = reports(&app, &maria, &windows).await;
     assert!(after[0].contains("late_category"), "{}", after[0]);
-    let p = helpline::rollup::roll_up(&store, now, 1_000_000).await.unwrap();
+    let p = helpline::store::rollup::roll_up(&store, now, 1_000_000).await.unwrap();
     assert_eq!(p.rolled, 1, "the late form's hour is rolled up again: {p:?}");
     assert_eq!(reports(&app, &maria, &windows).await, after);
 }
@@ -607,7 +607,7 @@ async fn summary_rejects_bad_input(backend: Backend) {
     assert_eq!(res.status(), 401);
 }
 
-/// The grouped SQL (`metrics::TALLY_SQL`) and the per-row Rust (`metrics::Tally::add`) give the same
+/// The grouped SQL (`figures::TALLY_SQL`) and the per-row Rust (`figures::Tally::add`) give the same
 /// figures on random contacts of every kind, some still waiting within their target.
 async fn sql_and_rust_classify_contacts_alike(backend: Backend) {
     use rand::{Rng, SeedableRng};
@@ -641,7 +641,7 @@ async fn sql_and_rust_classify_contacts_alike(backend: Backend) {
             _ => s.answered(helpline, language, "chat", q, wait, Some(rng.gen_range(0..20 * MIN))).await,
         }
     }
-    let rows = metrics::fetch_contacts(&app.store, T0, as_of + 1).await.unwrap();
+    let rows = figures::fetch_contacts(&app.store, T0, as_of + 1).await.unwrap();
     assert_eq!(rows.len(), 120);
     let targets: std::collections::HashMap<String, i64> =
         app.store.helplines().await.unwrap().into_iter().map(|h| (h.name, h.sla_target_ms)).collect();
@@ -651,8 +651,8 @@ async fn sql_and_rust_classify_contacts_alike(backend: Backend) {
             .filter(|r| helpline.is_none_or(|h| r.helpline == h))
             .map(|r| r.times(targets[&r.helpline]))
             .collect();
-        let mut want = metrics::compute(&times, &metrics::Rules::as_of(as_of));
-        let mut got = metrics::figures_at(&app.store, helpline, T0, as_of + 1, as_of).await.unwrap();
+        let mut want = figures::compute(&times, &figures::Rules::as_of(as_of));
+        let mut got = figures::figures_at(&app.store, helpline, T0, as_of + 1, as_of).await.unwrap();
         assert!(want.waiting_in_target > 0 && want.abandoned_short > 0 && want.in_conversation > 0, "{want:?}");
         // Percentiles need the rows; occupancy is not a per-contact figure.
         (want.answer_p50_ms, want.answer_p90_ms, want.answer_p99_ms) = (None, None, None);
@@ -663,7 +663,7 @@ async fn sql_and_rust_classify_contacts_alike(backend: Backend) {
 
 /// The scripted day of `simulate::tests::scripted_day_matches_hand_computed_figures`, played through the real
 /// routing engine in virtual time (one counsellor, capacity 1, who accepts 2 s after an offer rings), stored
-/// as the engine task stores it, then read back as the live board reads figures (`metrics::figures`) and
+/// as the engine task stores it, then read back as the live board reads figures (`figures::figures`) and
 /// as reports do (live, then rolled up). By hand, from the script:
 /// - 00:00:00 #1, handle 60 s: answered at 2 s (wait 2 s), ends at 62 s;
 /// - 00:00:10 #2, handle 30 s: waits for #1, answered at 64 s (wait 54 s), ends at 94 s;
@@ -674,7 +674,7 @@ async fn sql_and_rust_classify_contacts_alike(backend: Backend) {
 /// abandonment = (2 − 1) / (3 + 2 − 1); AHT = (60 + 30 + 100) / 3 s; occupancy = 190 s busy of the
 /// 43 302 s the counsellor was available (the run's length).
 async fn a_scripted_day_through_the_engine_gives_the_hand_computed_figures_live_and_in_reports(backend: Backend) {
-    use helpline::simulate;
+    use helpline::supervision::simulate;
     let Some(app) = TestApp::spawn(backend).await else { return };
     let store = &app.store;
     let ana = add_user(store, "ana", Role::Counsellor, &["children"], &[], &["ro"], 1).await;
@@ -707,7 +707,7 @@ async fn a_scripted_day_through_the_engine_gives_the_hand_computed_figures_live_
     };
     // The simulator's own figures, and the live figures over the stored day.
     want(&serde_json::to_value(&out.figures).unwrap());
-    let live = metrics::figures_at(store, Some("children"), T0, T0 + DAY, T0 + 2 * DAY).await.unwrap();
+    let live = figures::figures_at(store, Some("children"), T0, T0 + DAY, T0 + 2 * DAY).await.unwrap();
     want(&serde_json::to_value(&live).unwrap());
     // Reports by hour and by day, live and from the roll-ups.
     let maria = app.login("maria").await;
@@ -715,7 +715,7 @@ async fn a_scripted_day_through_the_engine_gives_the_hand_computed_figures_live_
     let by_day = format!("from={}&to={}&by=day", T0 - DAY, T0 + 2 * DAY);
     for when in ["live", "rolled up"] {
         if when == "rolled up" {
-            let p = helpline::rollup::roll_up(store, app.clock.now_ms(), 1_000_000).await.unwrap();
+            let p = helpline::store::rollup::roll_up(store, app.clock.now_ms(), 1_000_000).await.unwrap();
             assert!(p.rolled >= 24 && p.days >= 1, "{p:?}");
         }
         let r = json(&app, &maria, &by_hour).await;
@@ -753,7 +753,7 @@ mod year_of_contacts {
 
     async fn bench(backend: Backend) {
         // Where each report's time goes (`report read`: roll-ups, live tallies, live occupancy).
-        let _ = tracing_subscriber::fmt().with_env_filter("helpline::reports=debug").with_writer(std::io::stderr).try_init();
+        let _ = tracing_subscriber::fmt().with_env_filter("helpline::supervision::reports=debug").with_writer(std::io::stderr).try_init();
         let Some(app) = TestApp::spawn(backend).await else { return };
         let n: i64 = std::env::var("REPORT_BENCH_ROWS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
         add_user(&app.store, "maria", Role::Supervisor, &[], &[], &[], 1).await;
@@ -867,7 +867,7 @@ mod year_of_contacts {
         for when in ["live", "rolled up"] {
             if when == "rolled up" {
                 let t = Instant::now();
-                let p = helpline::rollup::roll_up(&app.store, app.clock.now_ms(), usize::MAX).await.unwrap();
+                let p = helpline::store::rollup::roll_up(&app.store, app.clock.now_ms(), usize::MAX).await.unwrap();
                 eprintln!("{backend:?}: rolled up {} hours in {:.1} s ({p:?})", p.rolled, t.elapsed().as_secs_f64());
             }
             let mut got = Vec::new();
@@ -886,12 +886,12 @@ mod year_of_contacts {
         let q: std::collections::HashMap<String, String> =
             [("from", from.to_string()), ("to", to.to_string()), ("by", "day".to_string())].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         let known = vec!["children".to_string(), "disability".to_string(), "family_violence".to_string()];
-        let req = helpline::reports::parse_request(&q, &known, to).unwrap();
+        let req = helpline::supervision::reports::parse_request(&q, &known, to).unwrap();
         let t = Instant::now();
-        let data = helpline::reports::fetch(&app.store, &req, app.clock.now_ms()).await.unwrap();
+        let data = helpline::supervision::reports::fetch(&app.store, &req, app.clock.now_ms()).await.unwrap();
         let fetched = t.elapsed().as_secs_f64() * 1000.0;
         let t = Instant::now();
-        let summary = helpline::reports::build(&data, &req);
+        let summary = helpline::supervision::reports::build(&data, &req);
         let built = t.elapsed().as_secs_f64() * 1000.0;
         let t = Instant::now();
         let json = serde_json::to_vec(&summary).unwrap();
@@ -901,25 +901,25 @@ mod year_of_contacts {
             json.len()
         );
         let t = Instant::now();
-        let f = metrics::figures_at(&app.store, None, from, to, to).await.unwrap();
+        let f = figures::figures_at(&app.store, None, from, to, to).await.unwrap();
         eprintln!(
-            "{backend:?}: metrics::figures over the year {:.0} ms; offered {} SL {:?} occupancy {:?}",
+            "{backend:?}: figures::figures over the year {:.0} ms; offered {} SL {:?} occupancy {:?}",
             t.elapsed().as_secs_f64() * 1000.0,
             f.offered,
             f.service_level,
             f.occupancy
         );
         let t = Instant::now();
-        let tallies = metrics::fetch_tallies(&app.store, from, DAY, from, to, to).await.unwrap();
+        let tallies = figures::fetch_tallies(&app.store, from, DAY, from, to, to).await.unwrap();
         eprintln!("{backend:?}: grouped tally query: {} groups in {:.0} ms", tallies.len(), t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
-        let p = metrics::fetch_presence(&app.store, from, to).await.unwrap();
+        let p = figures::fetch_presence(&app.store, from, to).await.unwrap();
         eprintln!("{backend:?}: presence: {} conversations in {:.0} ms", p.conversations.len(), t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
-        let o = p.occupancy(None, &helpline::reports::bucket_bounds(from, to, helpline::reports::By::Day, time::UtcOffset::UTC), to);
+        let o = p.occupancy(None, &helpline::supervision::reports::bucket_bounds(from, to, helpline::supervision::reports::By::Day, time::UtcOffset::UTC), to);
         eprintln!("{backend:?}: occupancy over {} days: {:.0} ms", o.len(), t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
-        let rows = metrics::fetch_contacts(&app.store, from, to).await.unwrap();
+        let rows = figures::fetch_contacts(&app.store, from, to).await.unwrap();
         eprintln!("{backend:?}: fetching the {} rows themselves: {:.0} ms", rows.len(), t.elapsed().as_secs_f64() * 1000.0);
         if backend == Backend::Postgres {
             // The plans of what a report runs (item: no sequential scan over a year).
@@ -933,15 +933,15 @@ mod year_of_contacts {
                 ("hour layer, 730 edge hours", format!(
                     "SELECT (hour - {from}) / {DAY} AS bucket, SUM(busy_ms), SUM(staffed_ms) FROM report_hour_occupancy
                      WHERE hour IN ({}) GROUP BY 1", hours.join(", "))),
-                ("live tallies, one hour", metrics::TALLY_SQL
+                ("live tallies, one hour", figures::TALLY_SQL
                     .replace("$1", &from.to_string()).replace("$2", &HOUR.to_string())
                     .replace("$3", &(to - HOUR).to_string()).replace("$4", &to.to_string())
                     .replace("$5", "5000").replace("$6", &to.to_string())),
-                ("live categories, one hour", metrics::CATEGORY_TALLY_SQL_POSTGRES
+                ("live categories, one hour", figures::CATEGORY_TALLY_SQL_POSTGRES
                     .replace("$1", &from.to_string()).replace("$2", &HOUR.to_string())
                     .replace("$3", &(to - HOUR).to_string()).replace("$4", &to.to_string())
                     .replace("$5", "5000").replace("$6", &to.to_string())),
-                ("live conversations, one hour", metrics::CONVERSATIONS_SQL
+                ("live conversations, one hour", figures::CONVERSATIONS_SQL
                     .replace("$1", &(to - HOUR - DAY).to_string()).replace("$2", &(to - HOUR).to_string()).replace("$3", &to.to_string())),
             ];
             for (what, sql) in plans {
@@ -951,7 +951,7 @@ mod year_of_contacts {
             }
         }
         let t = Instant::now();
-        let f = metrics::figures(&app.store, Some("children"), to - 15 * MIN, to).await.unwrap();
+        let f = figures::figures(&app.store, Some("children"), to - 15 * MIN, to).await.unwrap();
         eprintln!("{backend:?}: live figures, last 15 min: {:.1} ms ({} offered)", t.elapsed().as_secs_f64() * 1000.0, f.offered);
     }
 }

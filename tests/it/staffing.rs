@@ -83,7 +83,7 @@ async fn staffing_from_given_figures_and_from_history(backend: Backend) {
     assert_eq!(h["aht_from"], "slot");
     near(&h["rate_per_hour"], 2.0, 1e-12);
     near(&h["aht_s"], 600.0, 1e-9);
-    let want = helpline::staffing::estimate(2.0, 600.0, 15.0, 0.9, 1);
+    let want = helpline::supervision::staffing::estimate(2.0, 600.0, 15.0, 0.9, 1);
     assert_eq!(h["servers"].as_u64(), want.servers.map(u64::from), "{h}");
     assert_eq!(h["counsellors"].as_u64(), want.counsellors.map(u64::from));
     near(&r["period_aht_s"], 600.0, 1e-9);

@@ -452,7 +452,7 @@ async fn prepare_calls(backend: Backend) -> Option<(TestDb, helpline::store::Sto
     let db = TestDb::new(backend).await?;
     let store = helpline::store::Store::connect(&db.url).await.expect("connect");
     store.migrate().await.expect("migrate");
-    helpline::demo::seed_helplines(&store).await.expect("seed");
+    helpline::store::defaults::seed_helplines(&store).await.expect("seed");
     let ana = crate::helpers::add_user(&store, "ana", Role::Counsellor, &["children"], &[], &["ro"], 3).await;
     store.set_user_extension(&ana, Some("201")).await.expect("extension");
     let token = format!("pbx-token-{}", uuid::Uuid::new_v4().simple());
@@ -801,7 +801,7 @@ async fn a_socket_that_sits_on_a_command_unacknowledged_is_closed_and_another_ge
     let TwoSockets { mut first, second: mut stuck, connect, .. } = connect_on_the_newest_of_two(&app, "u1").await;
     // Within the wait, nothing moves: the socket may still be carrying it out.
     assert!(first.quiet().await.is_empty(), "one socket only, within the wait");
-    app.clock.advance(helpline::telephony::ACK_WAIT_MS + 1_000);
+    app.clock.advance(helpline::chat::exchange::ACK_WAIT_MS + 1_000);
     assert_eq!(stuck.closed().await, Some(4010), "the socket sitting on the command is closed");
     let again = first.expect("connect").await;
     assert_eq!(again["command_id"], connect["command_id"], "the same command, on the other socket");

@@ -1,0 +1,565 @@
+//! The `helpline` command line: `serve`, `migrate`, `user add|list|disable|enable`, `gateway add|list|revoke`, `number set|list`, `service add|list`, `audit verify`, `rollup`, `retention`.
+
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::{Application, Settings};
+use crate::auth::hash_password;
+use crate::clock::Clock;
+use crate::store::users::{NewUser, Role};
+use crate::store::{split_list, Store, StoreError};
+use crate::app::telemetry::{self, LogFormat};
+
+#[derive(Parser, Debug)]
+#[command(name = "helpline", version, about = "24/7 helpline and chat contact-centre backend")]
+pub struct Cli {
+    /// Database: `sqlite:PATH` (created if missing) or `postgres://USER@HOST/DB`.
+    #[arg(long = "database", env = "DATABASE_URL", default_value = "sqlite:helpline.db", global = true)]
+    pub database: String,
+    /// Log format.
+    #[arg(long, env = "HELPLINE_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Create or update the database schema, then exit.
+    Migrate,
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage the placement services registry.
+    #[command(subcommand)]
+    Service(crate::app::service_cli::ServiceCommand),
+    /// Replay an arrival pattern through the routing engine in virtual time against a roster.
+    Simulate(crate::supervision::simulate::SimulateArgs),
+    /// Manage telephone exchanges (gateways) and their service tokens.
+    #[command(subcommand)]
+    Gateway(GatewayCommand),
+    /// Manage the dialled-number map (which helpline a called number reaches).
+    #[command(subcommand)]
+    Number(NumberCommand),
+    /// Roll up every settled hour for reports now, with progress (the server also does it every five minutes).
+    Rollup,
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Delete now, with progress, the conversations of contacts without a case that ended more than
+    /// `--days` days ago (the server does it every hour with `serve --retention-days`); case data is kept.
+    Retention(RetentionArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RetentionArgs {
+    /// The retention period in days (at least 1).
+    #[arg(long, env = "HELPLINE_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub days: u32,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Walk the audit log's hash chain; exit 1 and name the first broken line if it was tampered with.
+    Verify,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GatewayCommand {
+    /// Register an exchange; prints its service token once (only its hash is stored).
+    Add { name: String },
+    /// List exchanges.
+    List,
+    /// Revoke an exchange's token: its sockets and webhooks are refused from now on.
+    Revoke { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NumberCommand {
+    /// Map a dialled number to a helpline (`*`: numbers not listed).
+    Set { number: String, helpline: String },
+    /// Show the map.
+    List,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the log says which).
+    #[arg(long, env = "HELPLINE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Seed the demo accounts listed in the README (only those missing).
+    #[arg(long)]
+    pub demo: bool,
+    /// Web origins allowed to embed the chat widget's socket, comma-separated (e.g. https://www.116111.md).
+    /// Without it, only pages served by this server may open caller sockets.
+    #[arg(long, env = "HELPLINE_ALLOWED_ORIGINS", default_value = "")]
+    pub allowed_origins: String,
+    /// Frames per second one socket may send after its burst (0: unlimited, for load tests only).
+    #[arg(long, env = "HELPLINE_WS_RATE_PER_SEC", default_value_t = crate::edge::ws::RATE_PER_SEC)]
+    pub ws_rate_per_sec: f64,
+    /// Frames one socket may send in a burst.
+    #[arg(long, env = "HELPLINE_WS_BURST", default_value_t = crate::edge::ws::RATE_BURST)]
+    pub ws_burst: f64,
+    /// Seconds between pings on every socket.
+    #[arg(long, env = "HELPLINE_WS_PING_SECS", default_value_t = crate::edge::ws::PING_EVERY.as_secs())]
+    pub ws_ping_secs: u64,
+    /// A socket silent this many seconds (no frame, no pong) is closed (4000).
+    #[arg(long, env = "HELPLINE_WS_IDLE_TIMEOUT_SECS", default_value_t = crate::edge::ws::IDLE_TIMEOUT.as_secs())]
+    pub ws_idle_timeout_secs: u64,
+    /// Lifetime of access tokens, in seconds (the console and dashboard refresh them before they expire).
+    #[arg(long, env = "HELPLINE_TOKEN_TTL_SECS", default_value_t = 15 * 60)]
+    pub token_ttl_secs: u64,
+    /// How long a login lasts through refreshes, in seconds (refresh tokens rotate on every use).
+    #[arg(long, env = "HELPLINE_REFRESH_TTL_SECS", default_value_t = 12 * 3600)]
+    pub refresh_ttl_secs: u64,
+    /// Addresses of load balancers whose X-Forwarded-For is believed, comma-separated.
+    #[arg(long, env = "HELPLINE_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+    /// Open WebSockets per client address (IPv4, or IPv6 /64) at most; 0: no limit.
+    #[arg(long, env = "HELPLINE_SOCKETS_PER_IP", default_value_t = crate::auth::guard::SOCKETS_PER_IP)]
+    pub sockets_per_ip: u32,
+    /// New chats one client address may start per minute; 0: no limit.
+    #[arg(long, env = "HELPLINE_CONTACTS_PER_IP_PER_MIN", default_value_t = crate::auth::guard::CONTACTS_PER_IP_PER_MIN)]
+    pub contacts_per_ip_per_min: u32,
+    /// Login attempts per client address per minute; 0: no limit.
+    #[arg(long, env = "HELPLINE_LOGINS_PER_IP_PER_MIN", default_value_t = crate::auth::guard::LOGINS_PER_IP_PER_MIN)]
+    pub logins_per_ip_per_min: u32,
+    /// Failed logins per account name per minute, from anywhere, before it is locked for a while; 0: no limit.
+    #[arg(long, env = "HELPLINE_LOGINS_PER_ACCOUNT_PER_MIN", default_value_t = crate::auth::guard::LOGINS_PER_ACCOUNT_PER_MIN)]
+    pub logins_per_account_per_min: u32,
+    /// Delete the conversations of contacts without a case this many days after they ended (checked
+    /// every hour); 0: keep them (the default; set your jurisdiction's period).
+    #[arg(long, env = "HELPLINE_RETENTION_DAYS", default_value_t = 0)]
+    pub retention_days: u32,
+    /// Seconds between roll-ups of settled hours for reports; 0: only with `helpline rollup`.
+    #[arg(long, env = "HELPLINE_REPORT_ROLLUP_EVERY_SECS", default_value_t = 300)]
+    pub report_rollup_every_secs: u64,
+    /// Cluster mode: `redis://HOST:PORT`. With a PostgreSQL database, this node joins the cluster
+    /// of every node using the same database, Redis and prefix.
+    #[arg(long = "redis", env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Cluster mode: this node's id (unique in the cluster; default: random).
+    #[arg(long, env = "HELPLINE_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Cluster mode: the leader lease in milliseconds; a dead leader is replaced within it.
+    #[arg(long, env = "HELPLINE_LEASE_MS", default_value_t = 5000)]
+    pub lease_ms: u64,
+    /// Cluster mode: prefix of every Redis key (several clusters can share one Redis).
+    #[arg(long, env = "HELPLINE_REDIS_PREFIX", default_value = "helpline")]
+    pub redis_prefix: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create an account. The password is read from standard input (one line).
+    Add(UserAdd),
+    /// List accounts.
+    List,
+    /// Disable an account: it can no longer log in, and its open sockets close within seconds.
+    Disable {
+        #[arg(long)]
+        username: String,
+    },
+    /// Enable a disabled account again.
+    Enable {
+        #[arg(long)]
+        username: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct UserAdd {
+    #[arg(long)]
+    pub username: String,
+    #[arg(long, value_enum)]
+    pub role: Role,
+    /// Name shown to callers and colleagues (defaults to the username).
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// Helplines served first-line, comma-separated (children,disability,family_violence).
+    #[arg(long, default_value = "")]
+    pub helplines: String,
+    /// Helplines this counsellor backs up when a contact has waited 10 s.
+    #[arg(long, default_value = "")]
+    pub backup_helplines: String,
+    /// Languages spoken, comma-separated (ro,ru,uk,en).
+    #[arg(long, default_value = "")]
+    pub languages: String,
+    /// Concurrent chats at most.
+    #[arg(long, default_value_t = 3)]
+    pub capacity: i64,
+    /// Phone extension for calls (counsellors without one are never offered calls).
+    #[arg(long)]
+    pub extension: Option<String>,
+    /// A senior counsellor: takes the contacts of callers a supervisor routed to seniors instead of blocking.
+    #[arg(long)]
+    pub senior: bool,
+    /// Districts a case manager covers, comma-separated (new cases there are assigned to them).
+    #[arg(long, default_value = "")]
+    pub districts: String,
+    /// Read the password from standard input (required: passwords never go on the command line).
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    if let Err(err) = configure_failpoints(std::env::var("FAILPOINTS").ok().as_deref()) {
+        eprintln!("error: FAILPOINTS: {err}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Arms the fault injection points named in `spec` (`name=actions;name=actions`, the `fail` crate's
+/// syntax), for the failure tests; an operator never sets it. A bad spec is refused, naming the problem.
+///
+/// Only a test build has fault injection points (the `fail` crate's `failpoints` feature is a
+/// dev-dependency feature, so `cargo test` turns it on and a release build does not): a release binary
+/// ignores `FAILPOINTS`, with a warning, so a test setting copied into production arms nothing.
+fn configure_failpoints(spec: Option<&str>) -> Result<(), String> {
+    if !fail::has_failpoints() {
+        if spec.is_some_and(|s| !s.trim().is_empty()) {
+            tracing::warn!("FAILPOINTS is set but this build has no fault injection points: ignored");
+        }
+        return Ok(());
+    }
+    for part in spec.unwrap_or_default().split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, actions) = part.split_once('=').ok_or_else(|| format!("expected name=actions, got {part:?}"))?;
+        fail::cfg(name.trim(), actions.trim())?;
+        tracing::warn!(failpoint = name.trim(), actions = actions.trim(), "fault injection point armed");
+    }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(cli.database, args).await,
+        Command::Migrate => {
+            let store = open(&cli.database).await?;
+            crate::store::defaults::seed_helplines(&store).await?;
+            println!("database migrated: {}", describe(&cli.database));
+            Ok(())
+        }
+        Command::User(cmd) => user(&cli.database, cmd).await,
+        Command::Service(cmd) => crate::app::service_cli::run(&open(&cli.database).await?, cmd).await,
+        Command::Simulate(args) => crate::supervision::simulate::run(&cli.database, args).await,
+        Command::Gateway(cmd) => gateway(&cli.database, cmd).await,
+        Command::Number(cmd) => number(&cli.database, cmd).await,
+        Command::Rollup => crate::store::rollup::run_to_completion(&open(&cli.database).await?).await,
+        Command::Audit(AuditCommand::Verify) => audit_verify(&cli.database).await,
+        Command::Retention(args) => crate::safety::retention::run_to_completion(&open(&cli.database).await?, args.days).await,
+    }
+}
+
+async fn open(url: &str) -> anyhow::Result<Store> {
+    let store = Store::connect(url).await.with_context(|| format!("opening {}", describe(url)))?;
+    store.migrate().await.context("migrating")?;
+    Ok(store)
+}
+
+/// A comma-separated list of IP addresses; a bad one is a startup error that names it.
+fn parse_addresses(list: &str) -> anyhow::Result<Vec<std::net::IpAddr>> {
+    split_list(list)
+        .iter()
+        .map(|a| a.parse().map_err(|_| anyhow::anyhow!("--trusted-proxies: {a:?} is not an IP address")))
+        .collect()
+}
+
+/// The database URL without any password, for messages.
+fn describe(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://…{}", &url[..scheme], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+async fn serve(database: String, args: ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings {
+        listen: args.listen,
+        database_url: database.clone(),
+        jwt_secret: std::env::var("HELPLINE_JWT_SECRET").ok(),
+        jwt_previous_secret: std::env::var("HELPLINE_JWT_PREVIOUS_SECRET").ok(),
+        token_ttl: Duration::from_secs(args.token_ttl_secs.max(60)),
+        refresh_ttl: Duration::from_secs(args.refresh_ttl_secs.max(args.token_ttl_secs).max(60)),
+        demo: args.demo,
+        account_check_every: Duration::from_secs(1),
+        report_rollup_every: (args.report_rollup_every_secs > 0).then(|| Duration::from_secs(args.report_rollup_every_secs)),
+        retention_days: (args.retention_days > 0).then_some(args.retention_days),
+        retention_every: crate::app::RETENTION_EVERY,
+        allowed_origins: split_list(&args.allowed_origins),
+        rate_limit: crate::edge::ws::RateLimit { burst: args.ws_burst, per_sec: args.ws_rate_per_sec },
+        guard: crate::auth::guard::GuardSettings {
+            trusted_proxies: parse_addresses(&args.trusted_proxies)?,
+            sockets_per_ip: args.sockets_per_ip,
+            contacts_per_ip_per_min: args.contacts_per_ip_per_min,
+            logins_per_ip_per_min: args.logins_per_ip_per_min,
+            logins_per_account_per_min: args.logins_per_account_per_min,
+        },
+        cluster: args.redis_url.filter(|u| !u.is_empty()).map(|url| crate::cluster::ClusterSettings {
+            redis_url: url,
+            node_id: args.node_id,
+            lease: Duration::from_millis(args.lease_ms.max(300)),
+            prefix: args.redis_prefix,
+        }),
+        keepalive: crate::edge::ws::Keepalive {
+            ping_every: Duration::from_secs(args.ws_ping_secs.max(1)),
+            idle_timeout: Duration::from_secs(args.ws_idle_timeout_secs.max(2)),
+        },
+    };
+    let app = Application::build(settings).await?;
+    let addr = app.local_addr();
+    tracing::info!(%addr, database = %describe(&database), "helpline listening");
+    println!("helpline is listening on http://{addr}  (database: {})", describe(&database));
+    println!("  counsellor console:    http://{addr}/agent");
+    println!("  caller chat widget:    http://{addr}/chat");
+    println!("  supervisor dashboard:  http://{addr}/supervisor");
+    println!("  health and metrics:    http://{addr}/healthz  /readyz  /metrics");
+    if args.demo {
+        println!("  demo accounts (password = <username>-demo): ana, ion, olena (counsellors), maria (supervisor), admin");
+    }
+    app.run_until(shutdown_signal()).await
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+fn valid_username(u: &str) -> bool {
+    !u.is_empty()
+        && u.len() <= 64
+        && u.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+}
+
+async fn user(database: &str, cmd: UserCommand) -> anyhow::Result<()> {
+    let store = open(database).await?;
+    let now = Clock::new().now_ms();
+    match cmd {
+        UserCommand::Add(a) => {
+            if !valid_username(&a.username) {
+                bail!("usernames are 1-64 characters of a-z, 0-9, '.', '_' and '-'");
+            }
+            if !a.password_stdin {
+                bail!("pass --password-stdin and write the password on standard input");
+            }
+            if std::io::stdin().is_terminal() {
+                eprintln!("password (one line):");
+            }
+            let mut password = String::new();
+            std::io::stdin().lock().read_line(&mut password).context("reading the password")?;
+            let password = password.trim_end_matches(['\r', '\n']).to_string();
+            if password.chars().count() < 8 {
+                bail!("the password must have at least 8 characters");
+            }
+            let extension = a.extension.as_deref().map(str::trim).filter(|e| !e.is_empty());
+            if extension.is_some_and(|e| e.len() > 32 || !e.chars().all(|c| c.is_ascii_alphanumeric() || "*#+-_.".contains(c))) {
+                bail!("an extension is up to 32 characters of digits, letters and * # + - _ .");
+            }
+            if !(1..=50).contains(&a.capacity) {
+                bail!("capacity must be between 1 and 50");
+            }
+            let known: Vec<String> = store.helplines().await?.into_iter().map(|h| h.name).collect();
+            let helplines = split_list(&a.helplines);
+            let backup_helplines = split_list(&a.backup_helplines);
+            for h in helplines.iter().chain(&backup_helplines) {
+                if !known.contains(h) {
+                    bail!("unknown helpline {h:?}; known: {}", known.join(", "));
+                }
+            }
+            let password_hash = hash_password(&password).map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
+            let new = NewUser {
+                display_name: a.display_name.clone().unwrap_or_else(|| a.username.clone()),
+                username: a.username.clone(),
+                password_hash,
+                role: a.role,
+                helplines,
+                backup_helplines,
+                languages: split_list(&a.languages),
+                capacity: a.capacity,
+            };
+            let created = match store.create_user(&new, now).await {
+                Err(StoreError::Conflict(_)) => bail!("username {:?} is taken", a.username),
+                other => other?,
+            };
+            if extension.is_some() {
+                store.set_user_extension(&created.id, extension).await?;
+            }
+            if a.senior {
+                store.set_user_senior(&created.id, true).await?;
+            }
+            let districts = split_list(&a.districts);
+            if !districts.is_empty() {
+                store.set_user_districts(&created.id, &districts).await?;
+            }
+            store.audit(now, "cli", "user_add", Some(&created.id), Some(a.role.as_str())).await?;
+            println!("created {} ({}) id {}", created.username, created.role.as_str(), created.id);
+        }
+        UserCommand::List => {
+            println!(
+                "{:<20} {:<11} {:<9} {:<32} {:<12} {:>3} {:<8}",
+                "USERNAME", "ROLE", "STATE", "HELPLINES", "LANGUAGES", "CAP", "EXT"
+            );
+            for u in store.users().await? {
+                let mut helplines = u.helplines.join(",");
+                if !u.backup_helplines.is_empty() {
+                    helplines.push_str(&format!(" (+{})", u.backup_helplines.join(",")));
+                }
+                println!(
+                    "{:<20} {:<11} {:<9} {:<32} {:<12} {:>3} {:<8}",
+                    u.username,
+                    u.role.as_str(),
+                    if u.disabled { "disabled" } else { "enabled" },
+                    helplines,
+                    u.languages.join(","),
+                    u.capacity,
+                    u.extension.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        UserCommand::Disable { username } => set_disabled(&store, &username, true, now).await?,
+        UserCommand::Enable { username } => set_disabled(&store, &username, false, now).await?,
+    }
+    Ok(())
+}
+
+async fn gateway(database: &str, cmd: GatewayCommand) -> anyhow::Result<()> {
+    let store = open(database).await?;
+    let now = Clock::new().now_ms();
+    match cmd {
+        GatewayCommand::Add { name } => {
+            if !valid_username(&name) {
+                bail!("gateway names are 1-64 characters of a-z, 0-9, '.', '_' and '-'");
+            }
+            let token = crate::auth::random_token(32);
+            let created = match store.create_gateway(&name, &crate::auth::token_hash(&token), now).await {
+                Err(StoreError::Conflict(_)) => bail!("gateway {name:?} exists"),
+                other => other?,
+            };
+            store.audit(now, "cli", "gateway_add", Some(&created.id), Some(&name)).await?;
+            println!("created gateway {name} id {}", created.id);
+            println!("service token (shown once; the exchange sends it as `Authorization: Bearer …`):");
+            println!("{token}");
+        }
+        GatewayCommand::List => {
+            println!("{:<24} {:<38} {:<8}", "NAME", "ID", "STATE");
+            for g in store.gateways().await? {
+                println!("{:<24} {:<38} {:<8}", g.name, g.id, if g.revoked_at.is_some() { "revoked" } else { "active" });
+            }
+        }
+        GatewayCommand::Revoke { name } => {
+            match store.revoke_gateway(&name, now).await {
+                Err(StoreError::NotFound) => bail!("no gateway {name:?}"),
+                other => other?,
+            }
+            store.audit(now, "cli", "gateway_revoke", None, Some(&name)).await?;
+            println!("revoked gateway {name}");
+        }
+    }
+    Ok(())
+}
+
+async fn number(database: &str, cmd: NumberCommand) -> anyhow::Result<()> {
+    let store = open(database).await?;
+    crate::store::defaults::seed_helplines(&store).await?;
+    match cmd {
+        NumberCommand::Set { number, helpline } => {
+            let digits = crate::telephony::normalise_number(&number);
+            let key = if number == crate::store::helplines::DEFAULT_NUMBER { number.clone() } else {
+                digits.ok_or_else(|| anyhow::anyhow!("a dialled number needs digits (or `*` for the default)"))?
+            };
+            if store.helpline(&helpline).await?.is_none() {
+                bail!("unknown helpline {helpline:?}");
+            }
+            store.set_dialled_number(&key, &helpline).await?;
+            println!("{key} -> {helpline}");
+        }
+        NumberCommand::List => {
+            for (number, helpline) in store.dialled_numbers().await? {
+                println!("{number:<20} {helpline}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `helpline audit verify`: prints the chain's length and head, or fails (exit 1) naming the first broken line.
+async fn audit_verify(database: &str) -> anyhow::Result<()> {
+    let store = open(database).await?;
+    let report = store.verify_audit_chain().await?;
+    match &report.first_break {
+        None => {
+            println!("audit log intact: {} lines, head {}", report.lines, report.head);
+            Ok(())
+        }
+        Some(b) => {
+            let at = b.seq.map_or_else(|| "a line outside the chain".to_string(), |s| format!("line {s}"));
+            bail!("audit log broken at {at} (id {}): {}; the {} lines before it are intact", b.id, b.problem, report.lines)
+        }
+    }
+}
+
+async fn set_disabled(store: &Store, username: &str, disabled: bool, now: i64) -> anyhow::Result<()> {
+    let user = match store.set_user_disabled(username, disabled).await {
+        Err(StoreError::NotFound) => bail!("no account {username:?}"),
+        other => other?,
+    };
+    let action = if disabled { "user_disable" } else { "user_enable" };
+    store.audit(now, "cli", action, Some(&user.id), None).await?;
+    println!("{} {}", if disabled { "disabled" } else { "enabled" }, user.username);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::configure_failpoints;
+
+    #[test]
+    fn failpoints_are_armed_from_a_spec_and_a_bad_one_is_refused() {
+        assert_eq!(configure_failpoints(None), Ok(()));
+        assert_eq!(configure_failpoints(Some(" ; ")), Ok(()));
+        assert_eq!(configure_failpoints(Some("cli-test-point=return(x)")), Ok(()));
+        assert_eq!(fail::eval("cli-test-point", |arg| arg), Some(Some("x".to_string())));
+        assert!(configure_failpoints(Some("no-equals-sign")).unwrap_err().contains("name=actions"));
+        assert!(configure_failpoints(Some("cli-test-point=explode")).is_err(), "an unknown action is refused");
+        fail::remove("cli-test-point");
+    }
+}

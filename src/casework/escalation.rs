@@ -1,0 +1,159 @@
+//! Escalations: a counsellor raises one on a contact (the `escalate` frame or `POST /api/v1/escalations`),
+//! supervisors of its helpline hear of it at once (every supervisor when the risk is imminent, or after
+//! 2 minutes unacknowledged), and an emergency placement gets the services with a free place.
+
+use serde::Deserialize;
+
+use crate::casework::{self, ACK_WITHIN_MS};
+use crate::chat::engine_task::contact_key;
+use crate::chat::hub::Hub;
+use crate::protocol::{rfc3339, ErrorCode, EscalationView, ServerEvent, ServiceSuggestion};
+use crate::routing::{Input, PRIORITY_FRONT};
+use crate::state::access::{check_text, Staff};
+use crate::state::error::AppError;
+use crate::state::AppState;
+use crate::store::forms::EscalationRecord;
+use crate::store::new_id;
+use crate::store::services::ServiceRecord;
+use crate::store::users::Role;
+use crate::store::Store;
+
+/// What an escalation needs (the `escalate` frame, or `POST /api/v1/escalations`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalateRequest {
+    pub contact_id: String,
+    pub kind: String,
+    pub risk: String,
+    pub reason: String,
+    #[serde(default)]
+    pub district: Option<String>,
+}
+
+pub fn view(e: &EscalationRecord, everyone: bool) -> EscalationView {
+    EscalationView {
+        escalation_id: e.id.clone(),
+        contact_id: e.contact_id.clone(),
+        helpline: e.helpline.clone(),
+        kind: e.kind.clone(),
+        risk: e.risk.clone(),
+        reason: e.reason.clone(),
+        district: e.district.clone(),
+        counsellor_id: e.counsellor_id.clone(),
+        at: rfc3339(e.created_at),
+        everyone,
+    }
+}
+
+pub fn suggestion(s: &ServiceRecord) -> ServiceSuggestion {
+    ServiceSuggestion {
+        service_id: s.id.clone(),
+        name: s.name.clone(),
+        kind: s.kind.clone(),
+        district: s.district.clone(),
+        address: s.address.clone(),
+        phone: s.phone.clone(),
+        admission_24_7: s.admission_24_7,
+        free: s.free(),
+    }
+}
+
+/// Services with a free place that fit a helpline's escalation, the person's district first.
+pub async fn suggest(state: &AppState, helpline: &str, district: Option<&str>) -> Result<Vec<ServiceSuggestion>, AppError> {
+    let list = state.store.suggestions(helpline, casework::fitting_service_kinds(helpline), district).await?;
+    Ok(list.iter().map(suggestion).collect())
+}
+
+/// Puts a contact at the front of its queue if it is waiting (a live conversation keeps its counsellor;
+/// its stored priority was raised with the escalation or form).
+pub async fn raise_priority(state: &AppState, contact_id: &str) {
+    if let Some(key) = contact_key(contact_id) {
+        state.engine.input(Input::SetPriority { contact: key, priority: PRIORITY_FRONT }).await;
+    }
+}
+
+/// Escalates a contact: checks it is this counsellor's (or a supervisor's in scope), stores it, alerts
+/// supervisors, and returns it with placement suggestions.
+pub async fn escalate(
+    state: &AppState,
+    staff: &Staff,
+    req: EscalateRequest,
+) -> Result<(EscalationRecord, Vec<ServiceSuggestion>), AppError> {
+    if !casework::ESCALATION_KINDS.contains(&req.kind.as_str()) {
+        return Err(AppError::bad_field(format!("kind must be one of {}", casework::ESCALATION_KINDS.join(", "))));
+    }
+    if !casework::RISKS.contains(&req.risk.as_str()) {
+        return Err(AppError::bad_field(format!("risk must be one of {}", casework::RISKS.join(", "))));
+    }
+    let reason = check_text("reason", &req.reason, 2000)?;
+    let district = match req.district.as_deref() {
+        Some(d) if !d.trim().is_empty() => Some(check_text("district", d, 100)?),
+        _ => None,
+    };
+    let contact = state.store.contact(&req.contact_id).await?;
+    let contact = match contact {
+        Some(c) if c.counsellor_id.as_deref() == Some(staff.id()) || staff.supervises(&c.helpline) => c,
+        _ => {
+            let refused = AppError::new(ErrorCode::UnknownContact, "no such contact, or not yours to escalate");
+            return Err(staff.refuse(state, "escalate", &req.contact_id, refused).await);
+        }
+    };
+    let record = EscalationRecord {
+        id: new_id(),
+        contact_id: contact.id.clone(),
+        helpline: contact.helpline.clone(),
+        kind: req.kind,
+        risk: req.risk,
+        reason,
+        district,
+        counsellor_id: staff.id().to_string(),
+        created_at: state.clock.now_ms(),
+        acknowledged_by: None,
+        acknowledged_at: None,
+        broadcast_at: None,
+    };
+    state.store.create_escalation(&record).await?;
+    staff.audit(state, "escalate", &contact.id, Some(&format!("{} {} {}", record.id, record.kind, record.risk))).await;
+    let imminent = record.risk == "imminent";
+    if imminent {
+        raise_priority(state, &contact.id).await;
+        state.store.mark_broadcast(&record.id, record.created_at).await?;
+    }
+    let helpline = (!imminent).then_some(record.helpline.as_str());
+    state.hub.event_to_supervisors(helpline, &ServerEvent::Escalation(view(&record, imminent)));
+    let suggestions = if record.kind == "emergency_placement" {
+        suggest(state, &record.helpline, record.district.as_deref()).await?
+    } else {
+        Vec::new()
+    };
+    Ok((record, suggestions))
+}
+
+/// Acknowledges an escalation for a supervisor (socket or REST); false if already acknowledged.
+pub async fn acknowledge_as(state: &AppState, staff: &Staff, id: &str) -> Result<bool, AppError> {
+    let Some(e) = state.store.escalation(id).await? else {
+        return Err(AppError::new(ErrorCode::NotFound, "no such escalation"));
+    };
+    // After the 2-minute broadcast every supervisor may acknowledge; before, those of its helpline.
+    let may = staff.supervises(&e.helpline) || (e.broadcast_at.is_some() && staff.user.role == Role::Supervisor);
+    if !may {
+        return Err(staff.refuse(state, "acknowledge", id, AppError::forbidden("not a helpline you supervise")).await);
+    }
+    let first = state.store.acknowledge_escalation(id, staff.id(), state.clock.now_ms()).await?;
+    staff.audit(state, "acknowledge", id, None).await;
+    Ok(first)
+}
+
+/// One step of the acknowledgement watch (every second, from `app::loops`): escalations
+/// unacknowledged for 2 minutes (by the server clock) go to every supervisor, once.
+pub async fn alert_unacknowledged(store: &Store, hub: &Hub, now: i64) {
+    match store.claim_unacknowledged(now - ACK_WITHIN_MS, now).await {
+        Ok(due) => {
+            for e in due {
+                tracing::warn!(escalation = %e.id, helpline = %e.helpline, "escalation unacknowledged for 2 minutes: alerting every supervisor");
+                hub.event_to_supervisors(None, &ServerEvent::Escalation(view(&e, true)));
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "checking unacknowledged escalations failed"),
+    }
+}

@@ -1,0 +1,846 @@
+//! The one task that owns the routing engine: feeds it inputs with the time, commits its outputs, then tells people.
+//!
+//! Order of every step: `engine.handle(now, input)` → the step's changes committed in
+//! one transaction → offers, positions and status frames sent, and conversation
+//! events handed to the relay. Nobody hears of a step before it is stored.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::Clock;
+use crate::chat::hub::Hub;
+use crate::protocol::{rfc3339, AgentStatus, EarlierContact, ErrorCode, Repeat, ServerEvent, TelephonyCommand};
+use crate::store::commands::CommandChange;
+use crate::chat::exchange::REPEAT_DAYS;
+use crate::chat::relay::{RelayCommand, RelayHandle};
+use crate::chat::counters::METRICS;
+use crate::routing::{
+    Channel,
+    ContactId, CounsellorId, CounsellorProfile, EndReason, Engine, EngineConfig, HelplineConfig, Input, NewContact,
+    Output, Refusal, Rejection, RevokeReason, Snapshot, Status, StatusReason,
+};
+use crate::store::contacts::{Change, ContactRecord};
+use crate::chat::exchange::CallInfo;
+use crate::store::helplines::Helpline;
+use crate::store::users::User;
+use crate::store::Store;
+
+/// Requests to the engine task.
+#[derive(Debug)]
+pub enum EngineCommand {
+    /// A plain engine input.
+    Input(Input),
+    /// A new contact (already stored): queue it, then send the caller `queued` before anything else.
+    StartContact { contact: NewContact, resume_token: String, done: oneshot::Sender<()> },
+    /// A caller's first socket came back or last socket dropped.
+    CallerPresence { contact: ContactId, online: bool },
+    /// A counsellor's first socket opened: their profile, and the status they last chose.
+    CounsellorOnline { profile: CounsellorProfile, status: Status },
+    /// A supervisor's intervention (`SetStatus`, `SetPriority`, `OfferTo`, `Transfer`): the reply says
+    /// whether it was carried out (and stored).
+    Intervene { input: Input, reply: oneshot::Sender<Result<(), InterveneError>> },
+    /// A copy of the engine's state.
+    Snapshot(oneshot::Sender<Snapshot>),
+    /// A new call (already stored): queue it; `done` once queued.
+    StartCall { contact: NewContact, call: CallInfo, done: oneshot::Sender<()> },
+    /// Cluster mode, after a leader change: sockets that stayed open on their nodes are connected
+    /// again, silently (no frames, no events): callers of these contacts, counsellors with their
+    /// profile and the status they last chose.
+    Reattach { callers: Vec<ContactId>, counsellors: Vec<(CounsellorProfile, Status)> },
+}
+
+/// A cheap handle to the engine task: this process's, or (cluster mode) the leader's, wherever it runs.
+#[derive(Clone, Debug)]
+pub struct EngineHandle {
+    route: EngineRoute,
+}
+
+#[derive(Clone, Debug)]
+enum EngineRoute {
+    Local(mpsc::Sender<EngineCommand>),
+    Cluster(Arc<dyn crate::chat::forward::Forward>),
+}
+
+impl EngineHandle {
+    /// Cluster mode: commands go to the leader's engine task (local channel or Redis).
+    pub fn clustered(link: Arc<dyn crate::chat::forward::Forward>) -> EngineHandle {
+        EngineHandle { route: EngineRoute::Cluster(link) }
+    }
+
+    /// The engine task's queue, when it runs in this process.
+    pub fn local_sender(&self) -> Option<mpsc::Sender<EngineCommand>> {
+        match &self.route {
+            EngineRoute::Local(tx) => Some(tx.clone()),
+            EngineRoute::Cluster(_) => None,
+        }
+    }
+
+    /// Sends a command; false if the engine task has stopped.
+    pub async fn send(&self, cmd: EngineCommand) -> bool {
+        match &self.route {
+            EngineRoute::Local(tx) => tx.send(cmd).await.is_ok(),
+            EngineRoute::Cluster(link) => link.engine(cmd).await,
+        }
+    }
+
+    pub async fn input(&self, input: Input) -> bool {
+        self.send(EngineCommand::Input(input)).await
+    }
+
+    pub async fn snapshot(&self) -> Option<Snapshot> {
+        let (tx, rx) = oneshot::channel();
+        self.send(EngineCommand::Snapshot(tx)).await;
+        rx.await.ok()
+    }
+}
+
+/// Converts between the database's UUID strings and the engine's numeric ids.
+pub fn parse_uuid(s: &str) -> Option<u128> {
+    uuid::Uuid::parse_str(s).ok().map(|u| u.as_u128())
+}
+pub fn contact_key(s: &str) -> Option<ContactId> {
+    parse_uuid(s).map(ContactId)
+}
+pub fn counsellor_key(s: &str) -> Option<CounsellorId> {
+    parse_uuid(s).map(CounsellorId)
+}
+pub fn contact_str(id: ContactId) -> String {
+    uuid::Uuid::from_u128(id.0).to_string()
+}
+pub fn counsellor_str(id: CounsellorId) -> String {
+    uuid::Uuid::from_u128(id.0).to_string()
+}
+
+/// The engine's view of a helpline's settings.
+pub fn engine_config(helplines: &[Helpline]) -> EngineConfig {
+    EngineConfig {
+        helplines: helplines
+            .iter()
+            .map(|h| HelplineConfig {
+                name: h.name.clone(),
+                ring_timeout_ms: h.ring_timeout_ms,
+                backup_after_ms: h.backup_after_ms,
+                sla_at_risk_ms: h.sla_at_risk_ms,
+                sla_target_ms: h.sla_target_ms,
+                caller_grace_ms: h.caller_grace_ms,
+                chat_while_on_call: h.chat_while_on_call,
+                calls_first: h.calls_first,
+            })
+            .collect(),
+        misses_before_away: 2,
+    }
+}
+
+/// The engine's view of an account.
+pub fn profile_of(user: &User) -> Option<CounsellorProfile> {
+    Some(CounsellorProfile {
+        id: counsellor_key(&user.id)?,
+        helplines: user.helplines.iter().cloned().collect::<BTreeSet<_>>(),
+        backup_helplines: user.backup_helplines.iter().cloned().collect(),
+        languages: user.languages.iter().cloned().collect(),
+        capacity: u32::try_from(user.capacity.max(0)).unwrap_or(3),
+        takes_calls: user.extension.as_deref().is_some_and(|e| !e.trim().is_empty()),
+        senior: user.senior,
+    })
+}
+
+pub fn status_of(s: AgentStatus) -> Status {
+    match s {
+        AgentStatus::Available => Status::Available,
+        AgentStatus::Away => Status::Away,
+        AgentStatus::Offline => Status::Offline,
+    }
+}
+
+pub fn agent_status(s: Status) -> AgentStatus {
+    match s {
+        Status::Available => AgentStatus::Available,
+        Status::Away => AgentStatus::Away,
+        Status::Offline => AgentStatus::Offline,
+    }
+}
+
+/// The engine as a contact restored from the database sees it.
+fn restored(c: &ContactRecord) -> Option<NewContact> {
+    Some(NewContact {
+        id: contact_key(&c.id)?,
+        channel: if c.channel == "call" { Channel::Call } else { Channel::Chat },
+        helpline: c.helpline.clone(),
+        language: c.language.clone(),
+        priority: i32::try_from(c.priority).unwrap_or(0),
+        queued_at: c.queued_at,
+        // A chat's caller must come back on a socket; a phone caller is still on the line at the exchange.
+        caller_connected: c.channel == "call",
+        senior_only: c.senior_only,
+    })
+}
+
+struct EngineTask {
+    engine: Engine,
+    /// Contacts offered at least once and not yet answered or ended: (helpline, queued_at), for the metrics.
+    offered: std::collections::HashMap<ContactId, (String, i64)>,
+    /// Open calls: where their `connect` and `cancel` go.
+    calls: std::collections::HashMap<ContactId, CallInfo>,
+    store: Store,
+    hub: Arc<Hub>,
+    relay: RelayHandle,
+    clock: Clock,
+    /// Tells the task when the server is stopping (no handle left).
+    handles: mpsc::WeakSender<EngineCommand>,
+}
+
+/// Builds the engine from the database (waiting contacts with their original arrival
+/// times, open conversations with their counsellors) and starts its task.
+pub async fn spawn(
+    store: Store,
+    hub: Arc<Hub>,
+    relay: RelayHandle,
+    clock: Clock,
+    helplines: &[Helpline],
+) -> Result<(EngineHandle, tokio::task::JoinHandle<()>), crate::store::StoreError> {
+    let mut engine = Engine::new(engine_config(helplines));
+    let now = clock.now_ms();
+    let open = store.open_contacts().await?;
+    let (mut queued, mut active) = (0, 0);
+    for c in &open {
+        let Some(contact) = restored(c) else { continue };
+        let input = match c.counsellor_id.as_deref().and_then(counsellor_key) {
+            Some(counsellor) if c.state == "active" => {
+                active += 1;
+                Input::ContactRestoredAssigned { contact, counsellor, answered_at: c.answered_at.unwrap_or(now) }
+            }
+            _ => {
+                queued += 1;
+                Input::ContactQueued(contact)
+            }
+        };
+        // Nobody is connected yet, so restoring makes no offers; SLA outputs are re-derived later.
+        let _ = engine.handle(now, input);
+    }
+    if queued + active > 0 {
+        tracing::info!(queued, active, "restored open contacts");
+    }
+    let mut calls = std::collections::HashMap::new();
+    for c in store.open_calls().await? {
+        if let (Some(key), Some(gateway_id)) = (contact_key(&c.contact_id), c.gateway_id) {
+            // The repeat count and earlier contacts come from the database, as on the first offer.
+            let (repeat, earlier) = crate::chat::exchange::caller_history(&store, &c.contact_id).await;
+            calls.insert(key, CallInfo { gateway_id, call_id: c.call_id, caller_last2: c.caller_last2, repeat, earlier });
+        }
+    }
+    let (tx, rx) = mpsc::channel(4096);
+    let task = EngineTask { engine, offered: Default::default(), calls, store, hub, relay, clock, handles: tx.downgrade() };
+    let join = tokio::spawn(task.run(rx));
+    Ok((EngineHandle { route: EngineRoute::Local(tx) }, join))
+}
+
+/// Most commands handled in one batch (one commit).
+pub const MAX_BATCH: usize = 256;
+/// Longest pause between attempts to commit a routing step while the database is away.
+pub const COMMIT_RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// Why an intervention was not carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterveneError {
+    /// The engine refused it.
+    Refused(Refusal),
+    /// The database did not take the step: nothing happened that anyone was told of.
+    NotStored,
+}
+
+/// What a batch of steps does once its changes are committed, in order.
+enum After {
+    /// A frame to a counsellor.
+    Announce(String, ServerEvent),
+    /// Carry out an engine output (frames, relay commands, metrics).
+    Notify(i64, Output),
+    Relay(RelayCommand),
+    /// A frame to a caller.
+    ToCaller(String, ServerEvent),
+    Reply(oneshot::Sender<Result<(), InterveneError>>, Result<(), InterveneError>),
+}
+
+/// The changes and follow-ups of the steps handled since the last commit.
+#[derive(Default)]
+struct Batch {
+    changes: Vec<Change>,
+    after: Vec<After>,
+    /// Waiting contacts whose queue position changed in one of the steps: each caller hears its
+    /// position once per batch, after the rest (see [`EngineTask::flush`]).
+    moved: BTreeSet<ContactId>,
+}
+
+impl Batch {
+    /// Adds a step: its extra changes and announcements, then its outputs' changes and notifications.
+    fn step(&mut self, now: i64, outputs: Vec<Output>, changes: Vec<Change>, announce: Vec<(String, ServerEvent)>) {
+        self.changes.extend(changes);
+        self.changes.extend(outputs.iter().filter_map(|o| change_of(now, o)));
+        self.after.extend(announce.into_iter().map(|(user, frame)| After::Announce(user, frame)));
+        for output in outputs {
+            match output {
+                Output::Positions { positions } => self.moved.extend(positions.into_iter().map(|(contact, _)| contact)),
+                other => self.after.push(After::Notify(now, other)),
+            }
+        }
+    }
+}
+
+impl EngineTask {
+    /// Takes every command waiting (up to [`MAX_BATCH`]), handles them in order, commits all their
+    /// changes in one transaction (group commit), then tells people, in order.
+    async fn run(mut self, mut rx: mpsc::Receiver<EngineCommand>) {
+        let mut commands = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let deadline = self.engine.next_deadline().map(|ms| self.clock.instant_at(ms));
+            tokio::select! {
+                n = rx.recv_many(&mut commands, MAX_BATCH) => if n == 0 { break },
+                _ = sleep_until_opt(deadline) => commands.push(EngineCommand::Input(Input::Tick)),
+            }
+            let mut batch = Batch::default();
+            for cmd in commands.drain(..) {
+                self.command(cmd, &mut batch);
+            }
+            if !self.flush(batch).await && self.store.is_fenced() {
+                // Cluster mode: the engine now holds steps the database does not (or a newer leader
+                // exists). It stops; its node steps down, and the next leader rebuilds from the database.
+                tracing::error!("a routing step was not stored: the engine stops and this node gives up the lead");
+                break;
+            }
+        }
+        tracing::debug!("engine task stopped");
+    }
+
+    fn command(&mut self, cmd: EngineCommand, batch: &mut Batch) {
+        match cmd {
+            EngineCommand::Input(input) => {
+                let (changes, announce) = self.status_change(&input, None);
+                let now = self.clock.now_ms();
+                let outputs = self.engine.handle(now, input);
+                batch.step(now, outputs, changes, announce);
+            }
+            EngineCommand::Intervene { input, reply } => {
+                let (changes, announce) = self.status_change(&input, Some("supervisor"));
+                let now = self.clock.now_ms();
+                let outputs = self.engine.handle(now, input);
+                let refused = outputs.iter().find_map(|o| match o {
+                    Output::Refused { refusal, .. } => Some(InterveneError::Refused(*refusal)),
+                    _ => None,
+                });
+                batch.step(now, outputs, changes, announce);
+                batch.after.push(After::Reply(reply, refused.map_or(Ok(()), Err)));
+            }
+            EngineCommand::StartContact { contact, resume_token, done } => {
+                let id = contact.id;
+                let now = self.clock.now_ms();
+                let outputs = self.engine.handle(now, Input::ContactQueued(contact));
+                let position = self.engine.position(id).unwrap_or(1);
+                // The contact row is committed already: the caller hears `queued` first, at once.
+                self.hub.event_to_caller(
+                    &contact_str(id),
+                    &ServerEvent::Queued { contact_id: contact_str(id), resume_token, position },
+                );
+                let _ = done.send(());
+                // The caller just got its position in `queued`: no `position` frame repeating it.
+                let outputs = outputs
+                    .into_iter()
+                    .filter_map(|o| match o {
+                        Output::Positions { positions } => {
+                            let rest: Vec<_> = positions.into_iter().filter(|(c, _)| *c != id).collect();
+                            (!rest.is_empty()).then_some(Output::Positions { positions: rest })
+                        }
+                        other => Some(other),
+                    })
+                    .collect();
+                batch.step(now, outputs, Vec::new(), Vec::new());
+            }
+            EngineCommand::CallerPresence { contact, online } => {
+                let now = self.clock.now_ms();
+                let input =
+                    if online { Input::CallerConnected { contact } } else { Input::CallerDisconnected { contact } };
+                let known = self.engine.position(contact).is_some() || self.engine.assigned_counsellor(contact).is_some();
+                let changes = if known {
+                    vec![Change::Event {
+                        contact: contact_str(contact),
+                        at: now,
+                        kind: if online { "caller_reconnected" } else { "caller_disconnected" },
+                        counsellor: None,
+                        detail: None,
+                    }]
+                } else {
+                    Vec::new()
+                };
+                let outputs = self.engine.handle(now, input);
+                batch.step(now, outputs, changes, Vec::new());
+                if known {
+                    batch.after.push(After::Relay(RelayCommand::CallerPresence { contact: contact_str(contact), online }));
+                }
+                if let (true, Some(position)) = (online, self.engine.position(contact)) {
+                    let frame = ServerEvent::Position { contact_id: contact_str(contact), position };
+                    batch.after.push(After::ToCaller(contact_str(contact), frame));
+                }
+            }
+            EngineCommand::CounsellorOnline { profile, status } => self.counsellor_online(profile, status, batch),
+            EngineCommand::Reattach { callers, counsellors } => {
+                let now = self.clock.now_ms();
+                for contact in callers {
+                    let outputs = self.engine.handle(now, Input::CallerConnected { contact });
+                    batch.step(now, outputs, Vec::new(), Vec::new());
+                }
+                for (profile, status) in counsellors {
+                    self.counsellor_online(profile, status, batch);
+                }
+            }
+            EngineCommand::Snapshot(reply) => {
+                let _ = reply.send(self.engine.snapshot());
+            }
+            EngineCommand::StartCall { contact, call, done } => {
+                let now = self.clock.now_ms();
+                self.calls.insert(contact.id, call);
+                let outputs = self.engine.handle(now, Input::ContactQueued(contact));
+                let _ = done.send(());
+                batch.step(now, outputs, Vec::new(), Vec::new());
+            }
+        }
+    }
+
+    /// A counsellor's first socket: their profile, connected, with the status they last chose.
+    fn counsellor_online(&mut self, profile: CounsellorProfile, status: Status, batch: &mut Batch) {
+        let id = profile.id;
+        let now = self.clock.now_ms();
+        let mut outputs = self.engine.handle(now, Input::UpsertCounsellor(profile));
+        outputs.extend(self.engine.handle(now, Input::CounsellorConnected { counsellor: id }));
+        outputs.extend(self.engine.handle(now, Input::SetStatus { counsellor: id, status }));
+        batch.step(now, outputs, Vec::new(), Vec::new());
+    }
+
+    /// For a `SetStatus` that changes something: the durable change and the confirmation frame.
+    fn status_change(&self, input: &Input, reason: Option<&'static str>) -> (Vec<Change>, Vec<(String, ServerEvent)>) {
+        let Input::SetStatus { counsellor, status } = input else { return (Vec::new(), Vec::new()) };
+        let Some(before) = self.engine.counsellor(*counsellor).map(|c| c.status) else {
+            return (Vec::new(), Vec::new());
+        };
+        let mut changes = Vec::new();
+        if before != *status {
+            changes.push(Change::CounsellorStatus {
+                counsellor: counsellor_str(*counsellor),
+                status: agent_status(*status).as_str(),
+                reason,
+                at: self.clock.now_ms(),
+            });
+        }
+        let confirm = ServerEvent::Status { status: agent_status(*status), reason: reason.map(str::to_string) };
+        (changes, vec![(counsellor_str(*counsellor), confirm)])
+    }
+
+    /// Commits the batch's changes in one transaction, then carries out its follow-ups in order.
+    /// While the database is away this waits (see [`EngineTask::commit`]); at shutdown nobody is told anything (interventions hear `NotStored`).
+    /// Commands to telephone exchanges are part of the same transaction and are handed over first.
+    /// False when the batch's changes were not stored.
+    async fn flush(&mut self, mut batch: Batch) -> bool {
+        let commands = self.call_commands(&batch).await;
+        batch.changes.extend(commands.iter().cloned().map(Change::Command));
+        let stored = self.commit(&batch.changes).await;
+        if stored {
+            self.deliver(commands).await;
+        }
+        for after in batch.after {
+            match after {
+                After::Reply(reply, result) => {
+                    let _ = reply.send(if stored { result } else { Err(InterveneError::NotStored) });
+                }
+                _ if !stored => {}
+                After::Announce(user, frame) => self.hub.event_to_agent(&user, &frame),
+                After::Notify(now, output) => self.notify(now, output).await,
+                After::Relay(cmd) => {
+                    self.relay.send(cmd).await;
+                }
+                After::ToCaller(contact, frame) => self.hub.event_to_caller(&contact, &frame),
+            }
+        }
+        // Positions last, as they stand after the whole batch, to those still waiting: when the
+        // queue is long and moves fast (every assignment moves everyone behind), one frame per
+        // caller per batch instead of one per step (each step of a batch of 200 moved thousands).
+        if stored {
+            for contact in batch.moved {
+                if let Some(position) = self.engine.position(contact) {
+                    let id = contact_str(contact);
+                    self.hub.event_to_caller(&id, &ServerEvent::Position { contact_id: id.clone(), position });
+                }
+            }
+        }
+        stored
+    }
+
+    /// Commits, retrying until the database takes it; false only if the server stops first.
+    ///
+    /// The engine has already taken these steps in memory, so giving up would leave it and the
+    /// database telling different stories (an `accept` assigned in memory but never announced: a
+    /// caller waiting for ever). So the task waits for the database, however long it is away, and
+    /// the commands behind it wait in its queue; nobody is told anything until it is stored.
+    async fn commit(&self, changes: &[Change]) -> bool {
+        let mut delay = Duration::from_millis(50);
+        for attempt in 1u64.. {
+            let started = std::time::Instant::now();
+            match self.store.apply_changes(changes).await {
+                Ok(()) => {
+                    if !changes.is_empty() {
+                        METRICS.commit("routing", started.elapsed());
+                    }
+                    if attempt > 1 {
+                        tracing::warn!(attempt, "routing step stored after the database came back");
+                    }
+                    return true;
+                }
+                Err(crate::store::StoreError::Fenced) => {
+                    tracing::error!("routing step refused: a newer leader holds the lease; nothing of it is announced");
+                    return false;
+                }
+                Err(err) => {
+                    if attempt.is_power_of_two() {
+                        tracing::error!(error = %err, attempt, "committing a routing step failed; retrying");
+                    }
+                    if self.stopping() {
+                        break;
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(COMMIT_RETRY_MAX);
+                }
+            }
+        }
+        tracing::error!(n = changes.len(), "server stopping: routing step not stored, nobody told; a restart restores from the database");
+        false
+    }
+
+    /// True once every handle to this task is gone (the server is shutting down).
+    fn stopping(&self) -> bool {
+        self.handles.strong_count() == 0
+    }
+
+    async fn notify(&mut self, now: i64, output: Output) {
+        match output {
+            Output::Offer { contact, counsellor, helpline, language, queued_at, expires_at, as_backup } => {
+                METRICS.offer(&helpline);
+                self.offered.insert(contact, (helpline.clone(), queued_at));
+                let call = self.calls.get(&contact);
+                let earlier = match call {
+                    Some(call) => self.disclose_earlier(call, contact, counsellor, &helpline, now).await,
+                    None => Vec::new(),
+                };
+                self.hub.event_to_agent(
+                    &counsellor_str(counsellor),
+                    &ServerEvent::Offer {
+                        contact_id: contact_str(contact),
+                        helpline,
+                        language,
+                        waited_ms: (now - queued_at).max(0),
+                        expires_in_ms: (expires_at - now).max(0),
+                        backup: as_backup,
+                        channel: if call.is_some() { "call" } else { "chat" }.into(),
+                        caller_last2: call.and_then(|c| c.caller_last2.clone()),
+                        repeat: call.filter(|c| c.repeat > 0).map(|c| Repeat { contacts: c.repeat, days: REPEAT_DAYS }),
+                        earlier,
+                    },
+                );
+            }
+            Output::OfferRevoked { contact, counsellor, reason } => {
+                let reason = match reason {
+                    RevokeReason::Expired => "expired",
+                    RevokeReason::ContactGone => "contact_gone",
+                    RevokeReason::CounsellorUnavailable => "unavailable",
+                    RevokeReason::Moved => "moved",
+                };
+                self.hub.event_to_agent(
+                    &counsellor_str(counsellor),
+                    &ServerEvent::OfferRevoked { contact_id: contact_str(contact), reason: reason.into() },
+                );
+            }
+            Output::OfferDeclined { .. } => {}
+            Output::Assigned { contact, counsellor, answered_at } => {
+                if let Some((helpline, queued_at)) = self.offered.remove(&contact) {
+                    METRICS.answer(&helpline, answered_at - queued_at);
+                }
+                self.relay
+                    .send(RelayCommand::Assigned { contact: contact_str(contact), counsellor: counsellor_str(counsellor) })
+                    .await;
+            }
+            Output::StatusChanged { counsellor, status, reason } => {
+                let reason = match reason {
+                    StatusReason::MissedOffers => "missed_offers",
+                };
+                self.hub.event_to_supervisors(
+                    None,
+                    &ServerEvent::Alert {
+                        kind: "counsellor_away".into(),
+                        helpline: None,
+                        contact_id: None,
+                        counsellor_id: Some(counsellor_str(counsellor)),
+                        message: "set away after two offers in a row rang out".into(),
+                        at: rfc3339(now),
+                    },
+                );
+                self.hub.event_to_agent(
+                    &counsellor_str(counsellor),
+                    &ServerEvent::Status { status: agent_status(status), reason: Some(reason.into()) },
+                );
+            }
+            // Gathered per batch by `Batch::step` and sent at the end of `flush`.
+            Output::Positions { .. } => {}
+            Output::SlaAtRisk { contact, waited_ms } | Output::SlaBreached { contact, waited_ms } => {
+                let breached = matches!(output, Output::SlaBreached { .. });
+                let helpline = self.engine.helpline_of(contact).map(str::to_string);
+                self.hub.event_to_supervisors(
+                    helpline.as_deref(),
+                    &ServerEvent::Alert {
+                        kind: if breached { "wait_15s" } else { "wait_10s" }.into(),
+                        helpline: helpline.clone(),
+                        contact_id: Some(contact_str(contact)),
+                        counsellor_id: None,
+                        message: format!("waiting {} s without an answer", waited_ms / 1000),
+                        at: rfc3339(now),
+                    },
+                );
+            }
+            Output::BackupOverflow { .. } => {}
+            Output::Ended { contact, reason, abandoned, .. } => {
+                self.calls.remove(&contact);
+                let offered = self.offered.remove(&contact);
+                if abandoned {
+                    let helpline = offered.map(|(h, _)| h).or_else(|| self.engine.helpline_of(contact).map(str::to_string));
+                    METRICS.abandon(helpline.as_deref().unwrap_or("unknown"));
+                }
+                self.relay.send(RelayCommand::Ended { contact: contact_str(contact), reason: end_reason(reason) }).await;
+            }
+            Output::Transferred { contact, from, to, helpline } => {
+                self.relay
+                    .send(RelayCommand::Transferred {
+                        contact: contact_str(contact),
+                        from: counsellor_str(from),
+                        to: to.map(counsellor_str),
+                        helpline,
+                    })
+                    .await;
+            }
+            Output::Refused { .. } => {}
+            Output::Rejected { counsellor, contact, rejection } => {
+                let (code, message) = match rejection {
+                    Rejection::NoSuchOffer => (ErrorCode::NoSuchOffer, "that offer is no longer ringing for you"),
+                    Rejection::UnknownContact => (ErrorCode::UnknownContact, "no such open contact"),
+                    Rejection::NotAssigned => (ErrorCode::UnknownContact, "that contact is not assigned to you"),
+                    Rejection::UnknownCounsellor => (ErrorCode::NotAllowed, "you are not set up to take contacts"),
+                };
+                self.hub.event_to_agent(
+                    &counsellor_str(counsellor),
+                    &ServerEvent::error_about(code, message, contact_str(contact)),
+                );
+            }
+        }
+    }
+}
+
+impl EngineTask {
+    /// The commands to telephone exchanges a batch's outputs call for, in order, to be committed in
+    /// the batch's transaction: `cancel` when an offer of a call stops ringing unanswered,
+    /// `connect` when a call is assigned or transferred to a counsellor; a call offered again or
+    /// moved back to a queue makes a pending `connect` stale, and an ended call every pending command.
+    async fn call_commands(&self, batch: &Batch) -> Vec<CommandChange> {
+        let mut out = Vec::new();
+        for after in &batch.after {
+            let After::Notify(now, output) = after else { continue };
+            let now = *now;
+            let (contact, change) = match output {
+                Output::Offer { contact, .. } => (contact, CallStep::Stale(&["connect"])),
+                Output::OfferRevoked { contact, reason, .. } if *reason != RevokeReason::ContactGone => (contact, CallStep::Cancel),
+                Output::OfferDeclined { contact, .. } => (contact, CallStep::Cancel),
+                Output::Assigned { contact, counsellor, .. } => (contact, CallStep::Connect(*counsellor)),
+                Output::Transferred { contact, to: Some(to), .. } => (contact, CallStep::Connect(*to)),
+                Output::Transferred { contact, to: None, .. } => (contact, CallStep::Stale(&["connect"])),
+                Output::Ended { contact, .. } => (contact, CallStep::Stale(crate::store::commands::ALL_KINDS)),
+                _ => continue,
+            };
+            let Some(call) = self.calls.get(contact) else { continue };
+            let id = Some(contact_str(*contact));
+            out.push(match change {
+                CallStep::Stale(kinds) => {
+                    CommandChange::Supersede { gateway_id: call.gateway_id.clone(), call_id: call.call_id.clone(), kinds, at: now }
+                }
+                CallStep::Cancel => CommandChange::Issue(crate::chat::exchange::new_command(call, id, now, &["connect"], |command_id, call_id| {
+                    TelephonyCommand::Cancel { command_id, call_id }
+                })),
+                CallStep::Connect(counsellor) => {
+                    let Some(extension) = self.extension(counsellor).await else {
+                        tracing::error!(counsellor = %counsellor_str(counsellor), call_id = %call.call_id, "call assigned to a counsellor without an extension");
+                        continue;
+                    };
+                    let counsellor = counsellor_str(counsellor);
+                    CommandChange::Issue(crate::chat::exchange::new_command(call, id, now, &["connect"], |command_id, call_id| {
+                        TelephonyCommand::Connect { command_id, call_id, counsellor, extension }
+                    }))
+                }
+            });
+        }
+        out
+    }
+
+    async fn extension(&self, counsellor: CounsellorId) -> Option<String> {
+        match self.store.user(&counsellor_str(counsellor)).await {
+            Ok(user) => user.and_then(|u| u.extension).filter(|e| !e.trim().is_empty()),
+            Err(err) => {
+                tracing::error!(error = %err, "reading a counsellor's extension failed");
+                None
+            }
+        }
+    }
+
+    /// Hands the committed commands to their exchanges, leaving out any a later one in the same
+    /// batch made stale.
+    async fn deliver(&self, changes: Vec<CommandChange>) {
+        let now = self.clock.now_ms();
+        for (i, change) in changes.iter().enumerate() {
+            let CommandChange::Issue(c) = change else { continue };
+            if changes[i + 1..].iter().any(|later| later.supersedes(&c.gateway_id, &c.call_id, c.kind)) {
+                continue;
+            }
+            crate::chat::exchange::deliver(&self.store, &self.hub, now, &c.gateway_id, &c.id).await;
+        }
+    }
+
+    /// The earlier contacts of a repeat caller this offer may show: those of the offer's helpline,
+    /// each audited as a read of its form by the counsellor offered the call. If the audit cannot
+    /// be written, none are shown.
+    async fn disclose_earlier(
+        &self,
+        call: &CallInfo,
+        contact: ContactId,
+        counsellor: CounsellorId,
+        helpline: &str,
+        now: i64,
+    ) -> Vec<EarlierContact> {
+        let shown: Vec<EarlierContact> = call.earlier.iter().filter(|e| e.helpline == helpline).cloned().collect();
+        let reader = counsellor_str(counsellor);
+        let detail = format!("shown in the offer of call {}", contact_str(contact));
+        for e in &shown {
+            if let Err(err) = self.store.audit_from(now, &reader, "form_read", Some(&e.contact_id), Some(&detail), "call offer").await {
+                tracing::error!(error = %err, "auditing a repeat caller's history failed; the offer shows none");
+                return Vec::new();
+            }
+        }
+        shown
+    }
+}
+
+/// What a routing output means for a call's commands.
+enum CallStep {
+    /// Pending commands of these kinds are stale.
+    Stale(&'static [&'static str]),
+    Cancel,
+    Connect(CounsellorId),
+}
+
+fn end_reason(r: EndReason) -> &'static str {
+    match r {
+        EndReason::CallerEnded => "caller_ended",
+        EndReason::CounsellorEnded => "counsellor_ended",
+        EndReason::CallerLost => "caller_lost",
+    }
+}
+
+/// The durable record of an output, if it has one.
+fn change_of(now: i64, output: &Output) -> Option<Change> {
+    Some(match output {
+        Output::Offer { contact, counsellor, expires_at, as_backup, .. } => Change::Offered {
+            contact: contact_str(*contact),
+            counsellor: counsellor_str(*counsellor),
+            at: now,
+            expires_at: *expires_at,
+            as_backup: *as_backup,
+        },
+        Output::OfferRevoked { contact, counsellor, reason } => Change::OfferClosed {
+            contact: contact_str(*contact),
+            counsellor: counsellor_str(*counsellor),
+            outcome: if *reason == RevokeReason::Expired { "expired" } else { "revoked" },
+            at: now,
+        },
+        Output::OfferDeclined { contact, counsellor } => Change::OfferClosed {
+            contact: contact_str(*contact),
+            counsellor: counsellor_str(*counsellor),
+            outcome: "declined",
+            at: now,
+        },
+        Output::Assigned { contact, counsellor, answered_at } => Change::Assigned {
+            contact: contact_str(*contact),
+            counsellor: counsellor_str(*counsellor),
+            at: *answered_at,
+        },
+        Output::StatusChanged { counsellor, status, reason } => Change::CounsellorStatus {
+            counsellor: counsellor_str(*counsellor),
+            status: agent_status(*status).as_str(),
+            reason: Some(match reason {
+                StatusReason::MissedOffers => "missed_offers",
+            }),
+            at: now,
+        },
+        Output::SlaAtRisk { contact, waited_ms } => Change::Event {
+            contact: contact_str(*contact),
+            at: now,
+            kind: "sla_at_risk",
+            counsellor: None,
+            detail: Some(waited_ms.to_string()),
+        },
+        Output::SlaBreached { contact, waited_ms } => Change::Event {
+            contact: contact_str(*contact),
+            at: now,
+            kind: "sla_breached",
+            counsellor: None,
+            detail: Some(waited_ms.to_string()),
+        },
+        Output::BackupOverflow { contact } => Change::Event {
+            contact: contact_str(*contact),
+            at: now,
+            kind: "backup_overflow",
+            counsellor: None,
+            detail: None,
+        },
+        Output::Ended { contact, reason, abandoned, .. } => Change::Ended {
+            contact: contact_str(*contact),
+            at: now,
+            reason: end_reason(*reason),
+            abandoned: *abandoned,
+        },
+        Output::Transferred { contact, from, to, helpline } => Change::Transferred {
+            contact: contact_str(*contact),
+            from: counsellor_str(*from),
+            to: to.map(counsellor_str),
+            helpline: helpline.clone(),
+            at: now,
+        },
+        Output::Positions { .. } | Output::Rejected { .. } | Output::Refused { .. } => return None,
+    })
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_tells_each_moved_caller_once_and_keeps_every_other_output_in_order() {
+        let (a, b) = (ContactId(1), ContactId(2));
+        let mut batch = Batch::default();
+        // Three steps of one batch: the queue moves twice, and an offer in between.
+        batch.step(0, vec![Output::Positions { positions: vec![(a, 3), (b, 4)] }], Vec::new(), Vec::new());
+        batch.step(1, vec![Output::Ended { contact: ContactId(9), counsellor: None, reason: crate::routing::EndReason::CallerEnded, abandoned: true }], Vec::new(), Vec::new());
+        batch.step(2, vec![Output::Positions { positions: vec![(a, 2), (b, 3)] }], Vec::new(), Vec::new());
+        assert_eq!(batch.moved, BTreeSet::from([a, b]), "each moved contact once, however often it moved");
+        assert_eq!(batch.after.len(), 1, "the positions are not among the step-by-step notifications");
+        assert!(matches!(batch.after[0], After::Notify(1, Output::Ended { .. })));
+    }
+}

@@ -1,0 +1,160 @@
+//! The web front ends (caller chat widget, counsellor console), embedded in the binary at build time.
+//!
+//! The files live in `web-agent/` (plain ES modules and CSS, no build step) and are
+//! compiled into the binary with `rust-embed`; debug builds read them from disk, so
+//! an edit shows on reload. Routes:
+//!
+//! - `GET /chat`: the caller's chat widget (also embeddable in an `<iframe>`; `?helpline=…&lang=…`).
+//! - `GET /agent`: the counsellor console.
+//! - `GET /supervisor`: the supervisors' live dashboard (also for a wall screen: `?wall=1`).
+//! - `GET /assets/{path}`: scripts, styles and icons of all three.
+//!
+//! Every response carries a strict Content-Security-Policy (no inline scripts or styles,
+//! sockets to this host only), `Cache-Control: no-store` (nothing of the chat is left in
+//! the browser's cache), `Referrer-Policy: no-referrer` (the neutral site a caller's quick
+//! exit opens learns nothing of where they came from) and `X-Content-Type-Options: nosniff`.
+//! Only the caller widget may be framed by other sites; the console and the dashboard may not be framed at all.
+
+use axum::extract::Path;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use rust_embed::RustEmbed;
+
+use crate::state::AppState;
+
+#[derive(RustEmbed)]
+#[folder = "web-agent/"]
+struct Assets;
+
+/// Who may put a page in a frame.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Framing {
+    /// Any site (the chat widget is meant to be embedded on the helplines' own sites).
+    Anyone,
+    /// No one (the console and the dashboard: against clickjacking).
+    Nobody,
+}
+
+/// Routes serving the embedded `web-agent/` assets.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/chat", get(|headers: HeaderMap| async move { page("chat.html", &headers, Framing::Anyone) }))
+        .route("/agent", get(|headers: HeaderMap| async move { page("agent.html", &headers, Framing::Nobody) }))
+        .route("/supervisor", get(|headers: HeaderMap| async move { page("supervisor.html", &headers, Framing::Nobody) }))
+        .route("/assets/{*path}", get(asset))
+}
+
+fn page(name: &str, headers: &HeaderMap, framing: Framing) -> Response {
+    serve(name, headers, framing)
+}
+
+async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
+    // Only plain relative names: no parent directories, no absolute or Windows paths, no HTML pages.
+    let safe = !path.is_empty()
+        && !path.starts_with('/')
+        && !path.contains('\\')
+        && path.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+        && !path.ends_with(".html");
+    if !safe {
+        return not_found();
+    }
+    serve(&format!("assets/{path}"), &headers, Framing::Anyone)
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, [(header::CACHE_CONTROL, "no-store")], "not found").into_response()
+}
+
+fn serve(name: &str, headers: &HeaderMap, framing: Framing) -> Response {
+    let Some(file) = Assets::get(name) else {
+        return not_found();
+    };
+    let mime = file.metadata.mimetype();
+    let content_type = if mime.starts_with("text/") || mime == "application/javascript" || mime == "image/svg+xml" {
+        format!("{mime}; charset=utf-8")
+    } else {
+        mime.to_string()
+    };
+    let mut response = (StatusCode::OK, file.data.into_owned()).into_response();
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if framing == Framing::Nobody {
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    h.insert(
+        header::HeaderName::from_static("permissions-policy"),
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&content_security_policy(headers, framing)) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    response
+}
+
+/// The page's CSP. Sockets may go to this host only (by the request's `Host`), when it is a plain host name;
+/// otherwise to any `ws:`/`wss:` origin (CSP level 2 browsers do not count `ws:` as `'self'`).
+fn content_security_policy(headers: &HeaderMap, framing: Framing) -> String {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).filter(|h| plain_host(h));
+    let sockets = match host {
+        Some(h) => format!("ws://{h} wss://{h}"),
+        None => "ws: wss:".to_string(),
+    };
+    let ancestors = match framing {
+        Framing::Anyone => "*",
+        Framing::Nobody => "'none'",
+    };
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; \
+         connect-src 'self' {sockets}; media-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors {ancestors}"
+    )
+}
+
+/// A host name or address with an optional port, and nothing that could break out of a header value or a CSP source.
+fn plain_host(h: &str) -> bool {
+    !h.is_empty() && h.len() <= 255 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_and_assets_are_embedded() {
+        for name in [
+            "chat.html",
+            "agent.html",
+            "supervisor.html",
+            "assets/chat.js",
+            "assets/agent.js",
+            "assets/supervisor.js",
+            "assets/chat.css",
+            "assets/agent.css",
+            "assets/supervisor.css",
+        ] {
+            assert!(Assets::get(name).is_some(), "{name} is not embedded");
+        }
+        assert_eq!(Assets::get("assets/chat.js").unwrap().metadata.mimetype(), "text/javascript");
+    }
+
+    #[test]
+    fn csp_names_the_host_only_when_it_is_plain() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        let csp = content_security_policy(&headers, Framing::Nobody);
+        assert!(csp.contains("connect-src 'self' ws://127.0.0.1:8080 wss://127.0.0.1:8080;"), "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"));
+        assert!(csp.contains("script-src 'self';"));
+        headers.insert(header::HOST, HeaderValue::from_static("evil; script-src *"));
+        let csp = content_security_policy(&headers, Framing::Anyone);
+        assert!(csp.contains("connect-src 'self' ws: wss:;"), "{csp}");
+        assert!(csp.ends_with("frame-ancestors *"));
+    }
+}

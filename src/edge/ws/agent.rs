@@ -1,0 +1,199 @@
+//! The counsellor's socket (`/ws/agent`, authenticated at the upgrade): status, offers, conversations.
+
+use std::collections::HashMap;
+
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::oneshot;
+
+use super::{limited, run_session, Handler};
+use crate::state::AppState;
+use crate::chat::engine_task::{contact_key, counsellor_key, profile_of, status_of, EngineCommand};
+use crate::state::error::AppError;
+use crate::chat::hub::{Outbox, Role};
+use crate::protocol::{check_message, AgentRequest, AgentStatus, ErrorCode, Party, ServerEvent};
+use crate::chat::relay::RelayCommand;
+use crate::routing::{CounsellorId, Input};
+use crate::store::users::User;
+use crate::telephony::CallAction;
+
+/// `GET /ws/agent?ticket=…` or with `Authorization: Bearer …`: refused (401) before the upgrade without valid credentials.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let (user, slot) = match super::staff_user(&state, peer, &query, &headers).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    let Some(key) = counsellor_key(&user.id) else {
+        return AppError::internal().into_response();
+    };
+    limited(ws).on_upgrade(move |socket| serve(socket, state, user, key, slot))
+}
+
+async fn serve(socket: WebSocket, state: AppState, user: User, key: CounsellorId, _slot: crate::auth::guard::SocketSlot) {
+    let (me, inbox) = state.hub.new_connection();
+    let status = AgentStatus::parse(&user.status).unwrap_or(AgentStatus::Offline);
+    let first = !state.hub.agent_online(&user.id);
+    let (done, synced) = oneshot::channel();
+    let sync = RelayCommand::AgentSync { user: user.clone(), status, outbox: me.clone(), done };
+    if !state.relay.send(sync).await || synced.await.is_err() {
+        return;
+    }
+    if first {
+        if let Some(profile) = profile_of(&user) {
+            state.engine.send(EngineCommand::CounsellorOnline { profile, status: status_of(status) }).await;
+        }
+    }
+    state.hub.attach_staff(&user.id, me.clone());
+    state.hub.set_role(me.id, Role::Agent { user: user.id.clone() }, 0);
+    tracing::info!(user = %user.username, "counsellor connected");
+    let mut session = AgentSession { state: state.clone(), me: me.clone(), user, key };
+    run_session(socket, me, inbox, &mut session, &state).await;
+}
+
+struct AgentSession {
+    state: AppState,
+    me: Outbox,
+    user: User,
+    key: CounsellorId,
+}
+
+impl AgentSession {
+    fn error_about(&self, code: ErrorCode, message: impl Into<String>, reference: impl Into<String>) {
+        self.me.send(&ServerEvent::error_about(code, message, reference));
+    }
+
+    /// Parses a contact id from the console, or answers `unknown_contact`.
+    fn contact(&self, contact_id: &str) -> Option<crate::routing::ContactId> {
+        let key = contact_key(contact_id);
+        if key.is_none() {
+            self.error_about(ErrorCode::UnknownContact, "no such contact", contact_id);
+        }
+        key
+    }
+}
+
+impl AgentSession {
+    /// Hold, resume or hang up one's own active call: `call_control` once the command is stored, else `error`.
+    async fn call_control(&self, contact_id: String, action: CallAction) {
+        match crate::telephony::call_control(&self.state, &self.user.id, &contact_id, action).await {
+            Ok(()) => {
+                self.me.send(&ServerEvent::CallControl { contact_id, action: action.as_str().into() });
+            }
+            Err(err) => self.error_about(err.code, err.message, contact_id),
+        }
+    }
+}
+
+impl Handler for AgentSession {
+    type Request = AgentRequest;
+
+    fn needs_store(request: &AgentRequest) -> Option<String> {
+        Some(match request {
+            AgentRequest::Typing { .. } | AgentRequest::Ping {} => return None,
+            AgentRequest::Message { client_id, .. } => client_id.clone(),
+            AgentRequest::Status { .. } => String::new(),
+            AgentRequest::Accept { contact_id }
+            | AgentRequest::Decline { contact_id }
+            | AgentRequest::End { contact_id }
+            | AgentRequest::Escalate { contact_id, .. }
+            | AgentRequest::CallHold { contact_id }
+            | AgentRequest::CallResume { contact_id }
+            | AgentRequest::CallHangup { contact_id }
+            | AgentRequest::FlagAbusive { contact_id, .. } => contact_id.clone(),
+        })
+    }
+
+    async fn on_request(&mut self, request: AgentRequest) {
+        let counsellor = self.key;
+        match request {
+            AgentRequest::Status { status } => {
+                self.state.engine.input(Input::SetStatus { counsellor, status: status_of(status) }).await;
+            }
+            AgentRequest::Accept { contact_id } => {
+                if let Some(contact) = self.contact(&contact_id) {
+                    self.state.engine.input(Input::Accept { counsellor, contact }).await;
+                }
+            }
+            AgentRequest::Decline { contact_id } => {
+                if let Some(contact) = self.contact(&contact_id) {
+                    self.state.engine.input(Input::Decline { counsellor, contact }).await;
+                }
+            }
+            AgentRequest::End { contact_id } => {
+                if let Some(contact) = self.contact(&contact_id) {
+                    self.state.engine.input(Input::EndByCounsellor { counsellor, contact }).await;
+                }
+            }
+            AgentRequest::Message { contact_id, client_id, text } => {
+                if let Err(e) = check_message(&client_id, &text) {
+                    return self.error_about(e.code, e.message, client_id);
+                }
+                let cmd = RelayCommand::Post {
+                    contact: contact_id,
+                    party: Party::Counsellor,
+                    sender_id: Some(self.user.id.clone()),
+                    client_id,
+                    text,
+                    outbox: self.me.clone(),
+                };
+                self.state.relay.send(cmd).await;
+            }
+            AgentRequest::Typing { contact_id, active } => {
+                let cmd = RelayCommand::Typing {
+                    contact: contact_id,
+                    party: Party::Counsellor,
+                    sender_id: Some(self.user.id.clone()),
+                    active,
+                };
+                self.state.relay.send(cmd).await;
+            }
+            AgentRequest::Ping {} => {
+                self.me.send(&ServerEvent::Pong {});
+            }
+            AgentRequest::Escalate { contact_id, kind, risk, reason, district } => {
+                let staff = crate::state::access::Staff::on_socket(self.user.clone(), "agent");
+                let req = crate::casework::escalation::EscalateRequest { contact_id: contact_id.clone(), kind, risk, reason, district };
+                match crate::casework::escalation::escalate(&self.state, &staff, req).await {
+                    Ok((e, suggestions)) => {
+                        self.me.send(&ServerEvent::Escalated {
+                            escalation_id: e.id,
+                            contact_id: e.contact_id,
+                            kind: e.kind,
+                            risk: e.risk,
+                            suggestions,
+                        });
+                    }
+                    Err(err) => self.error_about(err.code, err.message, contact_id),
+                }
+            }
+            AgentRequest::CallHold { contact_id } => self.call_control(contact_id, CallAction::Hold).await,
+            AgentRequest::CallResume { contact_id } => self.call_control(contact_id, CallAction::Resume).await,
+            AgentRequest::CallHangup { contact_id } => self.call_control(contact_id, CallAction::Hangup).await,
+            AgentRequest::FlagAbusive { contact_id, reason } => {
+                let staff = crate::state::access::Staff::on_socket(self.user.clone(), "agent");
+                match crate::safety::abuse::flag(&self.state, &staff, &contact_id, &reason).await {
+                    Ok(f) => {
+                        self.me.send(&ServerEvent::Flagged { flag_id: f.id, contact_id: f.contact_id });
+                    }
+                    Err(err) => self.error_about(err.code, err.message, contact_id),
+                }
+            }
+        }
+    }
+
+    async fn on_close(&mut self) {
+        self.state.hub.detach_staff(&self.user.id, self.me.id);
+        if self.state.hub.detach_agent(&self.user.id, self.me.id) == 0 {
+            self.state.engine.input(Input::CounsellorDisconnected { counsellor: self.key }).await;
+            tracing::info!(user = %self.user.username, "counsellor disconnected");
+        }
+    }
+}

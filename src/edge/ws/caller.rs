@@ -1,0 +1,246 @@
+//! The caller's socket (`/ws/caller`, anonymous): start or resume a contact, chat, end.
+
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::oneshot;
+
+use super::{limited, run_session, Handler};
+use crate::state::AppState;
+use crate::auth::{random_token, token_hash};
+use crate::state::error::AppError;
+use crate::auth::guard::SocketSlot;
+use crate::chat::engine_task::{contact_key, EngineCommand};
+use crate::chat::hub::{Outbox, Role};
+use crate::protocol::{check_message, CallerRequest, ErrorCode, Party, ServerEvent};
+use crate::chat::relay::{RelayCommand, ResumeOutcome};
+use crate::routing::{Channel, ContactId, Input, NewContact};
+use crate::store::contacts::NewContactRecord;
+
+/// `GET /ws/caller`: anyone may open a chat, from a page of an allowed origin (403 otherwise),
+/// while their address has fewer than its limit of sockets open (429 otherwise).
+pub async fn upgrade(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !origin_allowed(&headers, &state.allowed_origins) {
+        return AppError::forbidden("this page may not open a chat here").into_response();
+    }
+    let ip = state.guard.client_ip(peer, &headers);
+    let slot = match super::socket_slot(&state, ip) {
+        Ok(slot) => slot,
+        Err(refused) => return refused.into_response(),
+    };
+    limited(ws).on_upgrade(move |socket| serve(socket, state, ip, slot))
+}
+
+/// Whether a browser page may open a caller socket: no `Origin` (not a browser), an origin on the
+/// allow-list (exact match), or, without a list, a page served by this server (`Origin` host = `Host`).
+pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    if allowed.iter().any(|a| a == origin) {
+        return true;
+    }
+    if !allowed.is_empty() {
+        return false;
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+    matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
+}
+
+async fn serve(socket: WebSocket, state: AppState, ip: IpAddr, _slot: SocketSlot) {
+    let (me, inbox) = state.hub.new_connection();
+    let mut session = CallerSession { state: state.clone(), me: me.clone(), ip, contact: None };
+    run_session(socket, me, inbox, &mut session, &state).await;
+}
+
+struct CallerSession {
+    state: AppState,
+    me: Outbox,
+    /// The caller's network (for the new-chats-per-minute limit; never stored).
+    ip: IpAddr,
+    /// The contact this socket speaks for, once started or resumed: (string id, engine id).
+    contact: Option<(String, ContactId)>,
+}
+
+impl CallerSession {
+    fn error(&self, code: ErrorCode, message: impl Into<String>) {
+        self.me.send(&ServerEvent::error(code, message));
+    }
+
+    async fn start(&mut self, helpline: String, language: Option<String>) {
+        if self.contact.is_some() {
+            return self.error(ErrorCode::NotAllowed, "this connection already has a contact; end it first");
+        }
+        let Some(h) = self.state.helplines.iter().find(|h| h.name == helpline) else {
+            let names: Vec<&str> = self.state.helplines.iter().map(|h| h.name.as_str()).collect();
+            return self.error(ErrorCode::UnknownHelpline, format!("unknown helpline; one of {}", names.join(", ")));
+        };
+        let language = match language {
+            Some(l) if h.languages.contains(&l) => l,
+            Some(_) => {
+                return self.error(
+                    ErrorCode::UnknownHelpline,
+                    format!("this helpline answers in {}", h.languages.join(", ")),
+                )
+            }
+            None => h.languages.first().cloned().unwrap_or_else(|| "ro".into()),
+        };
+        if self.state.guard.new_contact(self.ip).is_err() {
+            tracing::warn!(helpline = %h.name, "new chats from one address over the per-minute limit; refused");
+            return self.error(
+                ErrorCode::RateLimited,
+                "Many chats are being started from your network right now. Please wait a minute and try again; \
+                 if you are in danger, call 112.",
+            );
+        }
+        let now = self.state.clock.now_ms();
+        let (caller_hash, senior_only) = match crate::safety::abuse::chat_door(&self.state, self.ip, &h.name, now).await {
+            (hash, crate::safety::abuse::Door::Open { senior_only }) => (hash, senior_only),
+            (_, crate::safety::abuse::Door::Refused { block_id }) => {
+                tracing::info!(helpline = %h.name, "a chat from a blocked caller was refused calmly");
+                if let Err(err) = self.state.store.record_blocked_chat(&block_id, now).await {
+                    tracing::warn!(error = %err, "recording a blocked chat failed");
+                }
+                let message = crate::safety::abuse::unavailable_message(&language).to_string();
+                self.me.send(&ServerEvent::Closed { reason: "unavailable".into(), message });
+                return;
+            }
+        };
+        let id = uuid::Uuid::now_v7();
+        let resume_token = random_token(24);
+        let record = NewContactRecord {
+            id: id.to_string(),
+            channel: "chat".into(),
+            helpline: h.name.clone(),
+            language: language.clone(),
+            priority: 0,
+            resume_token_hash: token_hash(&resume_token),
+            queued_at: now,
+        };
+        if let Err(err) = self.state.store.create_contact_from(&record, caller_hash.as_deref(), senior_only).await {
+            tracing::error!(error = %err, "storing a new contact failed");
+            return self.error(ErrorCode::Unavailable, "could not open the chat; try again");
+        }
+        let key = ContactId(id.as_u128());
+        let (done, opened) = oneshot::channel();
+        self.state.relay.send(RelayCommand::Open { contact: record.id.clone(), outbox: self.me.clone(), done }).await;
+        let _ = opened.await;
+        self.state.hub.set_role(self.me.id, Role::Caller { contact: record.id.clone() }, 0);
+        self.contact = Some((record.id.clone(), key));
+        let contact =
+            NewContact { id: key, channel: Channel::Chat, helpline: h.name.clone(), language, priority: 0, queued_at: now, caller_connected: true, senior_only };
+        let (done, queued) = oneshot::channel();
+        self.state.engine.send(EngineCommand::StartContact { contact, resume_token, done }).await;
+        let _ = queued.await;
+    }
+
+    async fn resume(&mut self, resume_token: String, last_seq: i64) {
+        if self.contact.is_some() {
+            return self.error(ErrorCode::NotAllowed, "this connection already has a contact");
+        }
+        let found = self.state.store.contact_by_token_hash(&token_hash(&resume_token)).await;
+        let record = match found {
+            Ok(Some(r)) if r.is_open() => r,
+            Ok(_) => return self.error(ErrorCode::BadToken, "no open chat for that token; start a new one"),
+            Err(err) => {
+                tracing::error!(error = %err, "resume lookup failed");
+                return self.error(ErrorCode::Unavailable, "could not resume; try again");
+            }
+        };
+        let Some(key) = contact_key(&record.id) else {
+            return self.error(ErrorCode::BadToken, "no open chat for that token");
+        };
+        let id = record.id.clone();
+        let (done, resumed) = oneshot::channel();
+        self.state.relay.send(RelayCommand::Resume { contact: record, last_seq, outbox: self.me.clone(), done }).await;
+        match resumed.await {
+            Ok(ResumeOutcome::Resumed) => {}
+            Ok(ResumeOutcome::Unavailable) | Err(_) => {
+                return self.error(ErrorCode::Unavailable, "could not resume; try again");
+            }
+            Ok(ResumeOutcome::NotOpen) => {
+                return self.error(ErrorCode::BadToken, "no open chat for that token; start a new one");
+            }
+        }
+        self.state.hub.set_role(self.me.id, Role::Caller { contact: id.clone() }, last_seq.max(0));
+        self.contact = Some((id, key));
+        self.state.engine.send(EngineCommand::CallerPresence { contact: key, online: true }).await;
+    }
+}
+
+impl Handler for CallerSession {
+    type Request = CallerRequest;
+
+    fn needs_store(request: &CallerRequest) -> Option<String> {
+        match request {
+            CallerRequest::Message { client_id, .. } => Some(client_id.clone()),
+            CallerRequest::Start { .. } | CallerRequest::Resume { .. } | CallerRequest::End {} => Some(String::new()),
+            CallerRequest::Typing { .. } | CallerRequest::Ping {} => None,
+        }
+    }
+
+    async fn on_request(&mut self, request: CallerRequest) {
+        match request {
+            CallerRequest::Start { helpline, language } => self.start(helpline, language).await,
+            CallerRequest::Resume { resume_token, last_seq } => self.resume(resume_token, last_seq).await,
+            CallerRequest::Message { client_id, text } => {
+                let Some((contact, _)) = &self.contact else {
+                    return self.error(ErrorCode::NotAllowed, "start or resume a chat first");
+                };
+                if let Err(e) = check_message(&client_id, &text) {
+                    self.me.send(&ServerEvent::error_about(e.code, e.message, client_id));
+                    return;
+                }
+                let cmd = RelayCommand::Post {
+                    contact: contact.clone(),
+                    party: Party::Caller,
+                    sender_id: None,
+                    client_id,
+                    text,
+                    outbox: self.me.clone(),
+                };
+                self.state.relay.send(cmd).await;
+            }
+            CallerRequest::Typing { active } => {
+                if let Some((contact, _)) = &self.contact {
+                    let cmd = RelayCommand::Typing { contact: contact.clone(), party: Party::Caller, sender_id: None, active };
+                    self.state.relay.send(cmd).await;
+                }
+            }
+            CallerRequest::End {} => {
+                let Some((_, key)) = self.contact else {
+                    return self.error(ErrorCode::NotAllowed, "there is no chat to end");
+                };
+                self.state.engine.input(Input::EndByCaller { contact: key }).await;
+            }
+            CallerRequest::Ping {} => {
+                self.me.send(&ServerEvent::Pong {});
+            }
+        }
+    }
+
+    fn on_ended(&mut self, contact_id: &str) {
+        if self.contact.as_ref().is_some_and(|(id, _)| id == contact_id) {
+            if let Some((id, _)) = self.contact.take() {
+                self.state.hub.detach_caller(&id, self.me.id);
+            }
+        }
+    }
+
+    async fn on_close(&mut self) {
+        if let Some((id, key)) = self.contact.take() {
+            if self.state.hub.detach_caller(&id, self.me.id) == 0 {
+                self.state.engine.send(EngineCommand::CallerPresence { contact: key, online: false }).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! WebSocket endpoints: the upgrade (limits, authentication) and the session loop shared by callers and counsellors.
+
+pub mod agent;
+pub mod caller;
+pub mod supervisor;
+pub mod telephony;
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use futures_util::SinkExt;
+use tokio::time::Instant;
+
+use crate::state::AppState;
+use crate::chat::hub::{Inbox, Outbox, Outgoing};
+use crate::state::stopping;
+use crate::protocol::{ErrorCode, ServerEvent, MAX_FRAME_BYTES};
+
+/// Largest message the WebSocket layer reads at all; bigger ones close the socket (1009).
+/// Between [`MAX_FRAME_BYTES`] and this, the session answers `too_large` and lives on.
+pub const HARD_MESSAGE_LIMIT: usize = 64 * 1024;
+/// Read buffer per socket: 2 KiB instead of the library's 128 KiB (137 KB of memory per idle socket).
+/// It is allocated whole for every socket and held while the socket lives, idle or not: at 4 KiB it was
+/// the second largest part of an idle socket (a heap profile of 3,000 sockets: the task 5.8 KB, this
+/// 4.1 KB, the outbox 1.8 KB). Chat frames are well under 2 KiB; a bigger one takes more reads.
+pub const READ_BUFFER: usize = 2 * 1024;
+/// Write buffer per socket.
+pub const WRITE_BUFFER: usize = 4 * 1024;
+/// Most bytes a socket's write buffer may hold: at least the largest frame the server writes, a
+/// supervisor's board, which grows with the helpline (about 150 bytes per waiting contact and per
+/// counsellor: 2,500 waiting are 380 KB). A bigger frame could never be written, and the socket was
+/// dropped. Memory is only taken while such a frame is being written; a client that stops reading
+/// is cut off by its outbox and the idle timeout, not by this.
+pub const MAX_WRITE_BUFFER: usize = 16 * 1024 * 1024;
+/// How long a socket that fell behind (or is being closed) gets to take its last frames and the close frame.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(10);
+
+/// How long a socket the server closed waits for the client's close frame (the session is over by then).
+pub const CLOSE_HANDSHAKE: Duration = Duration::from_secs(5);
+
+pub use crate::state::sockets::{Keepalive, RateLimit, IDLE_TIMEOUT, PING_EVERY, RATE_BURST, RATE_PER_SEC};
+
+/// Refused frames in a row after which the socket is closed.
+pub const RATE_STRIKES: u32 = 20;
+
+/// A token bucket per socket.
+struct Bucket {
+    limit: RateLimit,
+    tokens: f64,
+    last: Instant,
+    strikes: u32,
+}
+
+impl Bucket {
+    fn new(limit: RateLimit) -> Bucket {
+        Bucket { limit, tokens: limit.burst, last: Instant::now(), strikes: 0 }
+    }
+
+    /// Takes a token; false when the socket is over its rate.
+    fn take(&mut self) -> bool {
+        if self.limit.per_sec <= 0.0 {
+            return true;
+        }
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.limit.per_sec;
+        self.tokens = (self.tokens + refill).min(self.limit.burst.max(1.0));
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.strikes = 0;
+            true
+        } else {
+            self.strikes += 1;
+            false
+        }
+    }
+}
+
+pub use crate::protocol::close;
+
+/// Authenticates a staff socket's upgrade (`?ticket=` or `Authorization: Bearer`): the enabled
+/// account, or the 401 response to send instead of upgrading.
+/// Staff sockets count against their address's socket limit too (an office shares one address; the limit is generous).
+pub async fn staff_user(
+    state: &AppState,
+    peer: std::net::SocketAddr,
+    query: &std::collections::HashMap<String, String>,
+    headers: &axum::http::HeaderMap,
+) -> Result<(crate::store::users::User, crate::auth::guard::SocketSlot), axum::response::Response> {
+    use axum::response::IntoResponse;
+    let slot = socket_slot(state, state.guard.client_ip(peer, headers)).map_err(IntoResponse::into_response)?;
+    let user = crate::state::access::authenticate_socket(state, headers, query.get("ticket").map(String::as_str))
+        .await
+        .map_err(IntoResponse::into_response)?;
+    Ok((user, slot))
+}
+
+/// A place for one more socket from `ip`, or the 429 error to answer instead of upgrading.
+pub fn socket_slot(state: &AppState, ip: std::net::IpAddr) -> Result<crate::auth::guard::SocketSlot, crate::state::error::AppError> {
+    state.guard.open_socket(ip).map_err(|_| {
+        tracing::warn!("sockets from one address over the limit; upgrade refused");
+        crate::state::error::AppError::new(ErrorCode::RateLimited, "too many connections from your network; try again shortly")
+    })
+}
+
+/// Applies the explicit limits and buffers to an upgrade.
+pub fn limited(ws: WebSocketUpgrade) -> WebSocketUpgrade {
+    ws.max_message_size(HARD_MESSAGE_LIMIT)
+        .max_frame_size(HARD_MESSAGE_LIMIT)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
+}
+
+/// What a session does with the frames of its socket.
+pub trait Handler: Send {
+    /// The frames this socket accepts (one of the request enums of [`crate::protocol`]).
+    type Request: serde::de::DeserializeOwned + crate::protocol::KnownTypes + Send;
+    /// A frame arrived and decoded (undecodable frames are answered with an `error` by the loop).
+    fn on_request(&mut self, request: Self::Request) -> impl std::future::Future<Output = ()> + Send;
+    /// A `contact_ended` went out for this contact.
+    fn on_ended(&mut self, _contact_id: &str) {}
+    /// While the database does not answer, a request that needs it is refused at once with
+    /// `unavailable`: Some(reference for the error frame, maybe empty); None: it goes ahead.
+    fn needs_store(_request: &Self::Request) -> Option<String> {
+        None
+    }
+    /// The socket is gone (after the loop, before the task ends).
+    fn on_close(&mut self) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// Runs a socket until it closes: frames in go to the handler; the outbox goes out;
+/// pings keep it alive; shutdown asks the client to reconnect.
+pub async fn run_session<H: Handler>(
+    mut socket: WebSocket,
+    me: Outbox,
+    mut inbox: Inbox,
+    handler: &mut H,
+    state: &AppState,
+) {
+    let _live = state.sessions.enter();
+    let mut shutdown = state.shutdown.clone();
+    let Keepalive { ping_every, idle_timeout } = state.keepalive;
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    let mut last_heard = Instant::now();
+    let mut bucket = Bucket::new(state.rate_limit);
+    let close_with: Option<(u16, &'static str)> = loop {
+        tokio::select! {
+            incoming = socket.recv() => {
+                last_heard = Instant::now();
+                let is_data = matches!(incoming, Some(Ok(Message::Text(_) | Message::Binary(_))));
+                if is_data && !bucket.take() {
+                    if bucket.strikes >= RATE_STRIKES {
+                        break Some((close::RATE_LIMITED, "too many frames"));
+                    }
+                    if bucket.strikes == 1 {
+                        me.send(&ServerEvent::error(ErrorCode::RateLimited, "too many frames; slow down"));
+                    }
+                    continue;
+                }
+                match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        if text.len() > MAX_FRAME_BYTES {
+                            me.send(&ServerEvent::error(ErrorCode::TooLarge, format!("frames are limited to {MAX_FRAME_BYTES} bytes")));
+                        } else {
+                            match crate::protocol::decode::<H::Request>(text.as_str()) {
+                                Ok(request) => match H::needs_store(&request) {
+                                    Some(reference) if !state.store.answering() => {
+                                        me.send(&unavailable(reference));
+                                    }
+                                    _ => handler.on_request(request).await,
+                                },
+                                Err(e) => {
+                                    me.send(&ServerEvent::error(e.code, e.message));
+                                }
+                            }
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        me.send(&ServerEvent::error(ErrorCode::BadJson, "binary frames are not accepted; send JSON text"));
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Err(err)) => {
+                        tracing::debug!(error = %err, "socket error");
+                        break None;
+                    }
+                }
+            }
+            out = inbox.rx.recv() => {
+                let Some(first) = out else { break None };
+                // Everything queued now goes out in one write (fed, then flushed once), so a busy
+                // socket costs one system call per burst, not one per frame.
+                let mut frames = Vec::new();
+                let close_after = take_burst(first, &mut inbox, handler, &mut frames);
+                match write_frames(&mut socket, frames, &inbox, idle_timeout).await {
+                    Written::Yes => {}
+                    Written::Gone => break None,
+                    Written::TooSlow => break Some((close::TOO_SLOW, "too slow: reconnect and resume")),
+                }
+                if let Some(close) = close_after {
+                    break Some(close);
+                }
+            }
+            _ = inbox.overflow.notified() => break Some((close::TOO_SLOW, "too slow: reconnect and resume")),
+            _ = ping.tick() => {
+                if last_heard.elapsed() > idle_timeout {
+                    break Some((close::IDLE, "idle"));
+                }
+                match write(&mut socket, Message::Ping(Default::default()), &inbox, idle_timeout).await {
+                    Written::Yes => {}
+                    Written::Gone => break None,
+                    Written::TooSlow => break Some((close::TOO_SLOW, "too slow: reconnect and resume")),
+                }
+            }
+            _ = stopping(&mut shutdown) => {
+                let bye = ServerEvent::Reconnect { reason: "server restarting".into() };
+                let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Text(bye.to_json().into()))).await;
+                break Some((close::RESTART, "server restarting"));
+            }
+        }
+    };
+    // The session ends first (the other party is told at once, e.g. that the caller's connection
+    // dropped); only then do the last frames and the close frame go out.
+    state.hub.forget(me.id);
+    drop(me);
+    handler.on_close().await;
+    // Bounded: a client that does not read must not hold the session (and its place) for ever.
+    let said_close = match close_with {
+        Some((code, reason)) => tokio::time::timeout(CLOSE_GRACE, async {
+            // What was already queued (an error saying why, a contact_ended) goes out before the
+            // close; not to a socket that fell behind: it resumes and gets its messages from history.
+            if code != close::TOO_SLOW {
+                while let Ok(item) = inbox.rx.try_recv() {
+                    let frames = match item {
+                        Outgoing::Frame(text) | Outgoing::Ended { frame: text, .. } => vec![text],
+                        Outgoing::Frames(texts) => texts,
+                        Outgoing::Close { .. } => break,
+                    };
+                    for frame in frames {
+                        if socket.send(Message::Text(frame)).await.is_err() {
+                            return false;
+                        }
+                    }
+                }
+            }
+            socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await.is_ok()
+        })
+        .await
+        .unwrap_or(false),
+        None => false,
+    };
+    if said_close {
+        // The closing handshake (RFC 6455 §7.1.1): wait, bounded, for the client's close frame before
+        // dropping the connection. Dropping it at once resets the connection as soon as the client
+        // writes anything (a pong to a ping it had not read yet), and a client that reads late then
+        // gets that reset instead of the close code and the frames before it. The session is over
+        // (its place and its count are given back); only the connection waits, on its own.
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+                while let Some(Ok(message)) = socket.recv().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        });
+    }
+}
+
+/// How a write to the socket ended.
+enum Written {
+    Yes,
+    /// The connection is gone.
+    Gone,
+    /// The client stopped reading: its outbox overflowed, or one frame could not be written for the idle timeout.
+    TooSlow,
+}
+
+/// Most frames taken from the outbox for one write (a resume's history may hold more: it is written
+/// in bursts of this many).
+pub const BURST: usize = 64;
+
+/// Takes `first` and whatever else is queued (up to [`BURST`] items) into `frames`, in order; stops
+/// at a close request, which it returns (the frames before it go out first).
+fn take_burst<H: Handler>(
+    first: Outgoing,
+    inbox: &mut Inbox,
+    handler: &mut H,
+    frames: &mut Vec<Utf8Bytes>,
+) -> Option<(u16, &'static str)> {
+    let mut item = first;
+    for _ in 0..BURST {
+        match item {
+            Outgoing::Frame(text) => frames.push(text),
+            Outgoing::Frames(texts) => frames.extend(texts),
+            Outgoing::Ended { contact_id, frame } => {
+                handler.on_ended(&contact_id);
+                frames.push(frame);
+            }
+            Outgoing::Close { code, reason } => return Some((code, reason)),
+        }
+        match inbox.rx.try_recv() {
+            Ok(next) => item = next,
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// Writes frames, in bursts of [`BURST`] with one flush each; gives up when the client falls too far
+/// behind meanwhile (its outbox overflows, or a burst cannot be written for `limit`), so a client that
+/// stops reading is cut off (and resumes) instead of holding its session for ever.
+async fn write_frames(socket: &mut WebSocket, frames: Vec<Utf8Bytes>, inbox: &Inbox, limit: Duration) -> Written {
+    let mut frames = frames.into_iter().peekable();
+    while frames.peek().is_some() {
+        let burst = async {
+            for text in frames.by_ref().take(BURST) {
+                socket.feed(Message::Text(text)).await?;
+            }
+            socket.flush().await
+        };
+        let outcome = tokio::select! {
+            sent = burst => if sent.is_ok() { Written::Yes } else { Written::Gone },
+            _ = inbox.overflow.notified() => Written::TooSlow,
+            _ = tokio::time::sleep(limit) => Written::TooSlow,
+        };
+        if !matches!(outcome, Written::Yes) {
+            return outcome;
+        }
+    }
+    Written::Yes
+}
+
+/// Writes one frame (see [`write_frames`]).
+async fn write(socket: &mut WebSocket, message: Message, inbox: &Inbox, limit: Duration) -> Written {
+    tokio::select! {
+        sent = socket.send(message) => if sent.is_ok() { Written::Yes } else { Written::Gone },
+        _ = inbox.overflow.notified() => Written::TooSlow,
+        _ = tokio::time::sleep(limit) => Written::TooSlow,
+    }
+}
+
+/// The answer to a request that needs the database while it does not answer: nothing was done or stored.
+fn unavailable(reference: String) -> ServerEvent {
+    let message = "the service cannot store anything right now; nothing was done: try again in a moment";
+    if reference.is_empty() {
+        ServerEvent::error(ErrorCode::Unavailable, message)
+    } else {
+        ServerEvent::error_about(ErrorCode::Unavailable, message, reference)
+    }
+}

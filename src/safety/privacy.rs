@@ -1,0 +1,239 @@
+//! Privacy requests: the export of everything held on one contact or one case (access requests), and
+//! the break-glass reveal of what is stored about a caller's identifier. Both are audited before they
+//! answer: if the audit line cannot be written, nothing is shown.
+//!
+//! What a reveal can show, honestly: callers' numbers and addresses are never stored in clear (a call
+//! keeps an HMAC of the number and at most its last two digits; a chat keeps an HMAC of the client
+//! network), so a reveal cannot show a number. It shows the kind of identifier, the last two digits of
+//! a number, the exchange's own reference of the call (gateway and call id, which the exchange's call
+//! records can resolve where the law requires it), whether the same identifier reached the helplines
+//! before and which contacts share it, and the blocks on it. See `docs/security.md` (Privacy).
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::state::access::{check_text, hidden, parse_body, Staff};
+use crate::state::AppState;
+use crate::state::error::AppError;
+use crate::protocol::rfc3339;
+use crate::store::audit::AuditQuery;
+use crate::store::contacts::ContactRecord;
+use crate::store::users::Role;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/contacts/{id}/export", get(export_contact))
+        .route("/api/v1/cases/{id}/export", get(export_case))
+        .route("/api/v1/contacts/{id}/reveal", post(reveal))
+}
+
+/// Supervisors (of the object's helpline) and admins export; others get 403 (audited).
+async fn exporter(state: &AppState, staff: &Staff, action: &str, target: &str) -> Result<(), AppError> {
+    if matches!(staff.user.role, Role::Supervisor | Role::Admin) {
+        Ok(())
+    } else {
+        Err(staff.refuse(state, action, target, AppError::forbidden("supervisors and admins only")).await)
+    }
+}
+
+/// The audit lines about one object, oldest first (who read or changed it, from where).
+async fn audit_trail(state: &AppState, target: &str) -> Result<Vec<Value>, AppError> {
+    let q = AuditQuery { target: Some(target.to_string()), limit: 1000, ..AuditQuery::default() };
+    let mut lines = state.store.audit_lines(&q).await?;
+    lines.reverse();
+    Ok(lines
+        .iter()
+        .map(|l| json!({ "at": rfc3339(l.at), "actor": l.actor, "action": l.action, "detail": l.detail, "source": l.source }))
+        .collect())
+}
+
+/// Everything held on one contact.
+async fn contact_export(state: &AppState, contact: &ContactRecord) -> Result<Value, AppError> {
+    let id = contact.id.as_str();
+    let now = state.clock.now_ms();
+    let purged_at = state.store.purged_at(id).await?;
+    let messages: Vec<Value> = state
+        .store
+        .messages_after(id, 0)
+        .await?
+        .iter()
+        .map(|m| json!({ "seq": m.seq, "sender": m.sender, "sender_id": m.sender_id, "text": m.body, "at": rfc3339(m.at) }))
+        .collect();
+    let call = state.store.call_record(id).await?.map(|c| {
+        json!({
+            "gateway_id": c.gateway_id, "call_id": c.call_id, "dialled": c.dialled,
+            "caller_number": "not stored (a keyed hash only)", "caller_last_digits": c.caller_last2,
+            "offered_at": rfc3339(c.offered_at), "answered_at": c.answered_at.map(rfc3339), "ended_at": c.ended_at.map(rfc3339),
+            "ended_by": c.ended_by, "outcome": c.outcome, "wait_ms": c.wait_ms, "talk_ms": c.talk_ms, "offline": c.offline,
+        })
+    });
+    let form = state.store.form(id).await?;
+    let flag = state.store.flag_of(id).await?;
+    let blocks: Vec<Value> = state.store.blocks_of_contact(id).await?.iter().map(|b| crate::safety::abuse::block_view(b, now)).collect();
+    let cases: Vec<Value> =
+        state.store.cases_of_contact(id).await?.iter().map(|c| json!({ "case_id": c.id, "number": c.number })).collect();
+    Ok(json!({
+        "contact": {
+            "id": contact.id, "channel": contact.channel, "helpline": contact.helpline, "language": contact.language,
+            "state": contact.state, "queued_at": rfc3339(contact.queued_at),
+            "first_offered_at": contact.first_offered_at.map(rfc3339), "answered_at": contact.answered_at.map(rfc3339),
+            "ended_at": contact.ended_at.map(rfc3339), "counsellor_id": contact.counsellor_id, "end_reason": contact.end_reason,
+            "senior_only": contact.senior_only,
+            "caller_identifier": "not stored in clear (a keyed hash of the number or the client network)",
+        },
+        "conversation": {
+            "deleted_by_retention_at": purged_at.map(rfc3339),
+            "messages": messages,
+        },
+        "events": state.store.contact_events(id).await?,
+        "call": call,
+        "form": form.as_ref().map(|f| crate::casework::http::forms::view(id, Some(f))),
+        "escalations": state.store.escalations_of_contact(id).await?,
+        "flag": flag.as_ref().map(|f| crate::safety::abuse::flag_view(f, !blocks.is_empty())),
+        "blocks": blocks,
+        "placements": state.store.placements_of_contact(id).await?,
+        "cases": cases,
+        "audit": audit_trail(state, id).await?,
+    }))
+}
+
+/// `GET /api/v1/contacts/{id}/export`: everything held on one contact, as JSON, for an access request:
+/// the record, the conversation (or when retention deleted it), events, call record (never the number),
+/// form, escalations, flag, blocks, placements, the cases it is linked to, and the audit trail. For
+/// supervisors of its helpline and admins; audited (`contact_export`) before it answers.
+pub async fn export_contact(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
+    exporter(&state, &staff, "contact_export", &id).await?;
+    let contact = match state.store.contact(&id).await? {
+        Some(c) if staff.supervises(&c.helpline) => c,
+        _ => return Err(staff.refuse(&state, "contact_export", &id, hidden("contact")).await),
+    };
+    let body = contact_export(&state, &contact).await?;
+    staff.audit_or_refuse(&state, "contact_export", &id, None).await?;
+    Ok(Json(json!({ "exported_at": rfc3339(state.clock.now_ms()), "exported_by": staff.id(), "export": body })).into_response())
+}
+
+/// `GET /api/v1/cases/{id}/export`: everything held on one case: the case, its person's identifying
+/// details (only for the case's own roles and admins, as everywhere), entries, placements, the full
+/// export of every linked contact, and the audit trail. Supervisors of its helpline and admins; audited
+/// (`case_export`) before it answers.
+pub async fn export_case(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
+    exporter(&state, &staff, "case_export", &id).await?;
+    let case = match state.store.case(&id).await? {
+        Some(c) if staff.supervises(&c.helpline) => c,
+        _ => return Err(staff.refuse(&state, "case_export", &id, hidden("case")).await),
+    };
+    let person = if staff.sees_person(&case) {
+        json!(state.store.case_person(&id).await?)
+    } else {
+        json!({ "withheld": "identifying details are shown only to the case's own roles and admins" })
+    };
+    let entries: Vec<Value> = state.store.case_entries(&id).await?.iter().map(crate::casework::http::cases::entry_view).collect();
+    let mut contacts = Vec::new();
+    for contact_id in state.store.case_contacts(&id).await? {
+        if let Some(contact) = state.store.contact(&contact_id).await? {
+            contacts.push(contact_export(&state, &contact).await?);
+        }
+    }
+    let body = json!({
+        "case": crate::casework::http::cases::case_view(&case),
+        "person": person,
+        "entries": entries,
+        "placements": state.store.placements_of_case(&id).await?,
+        "contacts": contacts,
+        "audit": audit_trail(&state, &id).await?,
+    });
+    staff.audit_or_refuse(&state, "case_export", &id, None).await?;
+    Ok(Json(json!({ "exported_at": rfc3339(state.clock.now_ms()), "exported_by": staff.id(), "export": body })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevealRequest {
+    /// Why (the legal ground, the request's reference): required, kept in the audit log.
+    reason: String,
+}
+
+/// `POST /api/v1/contacts/{id}/reveal {reason}`: break-glass, for supervisors of the contact's helpline
+/// only (admins and counsellors: 403). Audited with the reason (`caller_reveal`) before it answers.
+/// Shows what is stored about the caller's identifier (see the module's documentation), never more.
+pub async fn reveal(State(state): State<AppState>, staff: Staff, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response, AppError> {
+    if staff.user.role != Role::Supervisor {
+        return Err(staff.refuse(&state, "caller_reveal", &id, AppError::forbidden("a break-glass reveal is for supervisors")).await);
+    }
+    let req: RevealRequest = parse_body(&body)?;
+    let reason = check_text("reason", &req.reason, 1000)?;
+    let contact = match state.store.contact(&id).await? {
+        Some(c) if staff.supervises(&c.helpline) => c,
+        _ => return Err(staff.refuse(&state, "caller_reveal", &id, hidden("contact")).await),
+    };
+    staff.audit_or_refuse(&state, "caller_reveal", &id, Some(&reason)).await?;
+    let now = state.clock.now_ms();
+    let Some(identifier) = state.store.caller_identifier(&id).await? else {
+        return Ok(Json(json!({
+            "contact_id": id, "channel": contact.channel, "identifier": null,
+            "explanation": "no identifier is stored for this caller (a withheld number, or a chat from before identifiers were kept)",
+            "same_caller": [], "blocks": [],
+        }))
+        .into_response());
+    };
+    let call = state.store.call_record(&id).await?;
+    let same: Vec<_> = state
+        .store
+        .contacts_with_identifier(identifier.kind, &identifier.hash)
+        .await?
+        .into_iter()
+        .filter(|c| c.contact_id != id && staff.supervises(&c.helpline))
+        .collect();
+    let earlier = same.iter().filter(|c| c.queued_at < contact.queued_at).count();
+    let same_view: Vec<Value> = same
+        .iter()
+        .map(|c| {
+            json!({
+                "contact_id": c.contact_id, "channel": c.channel, "helpline": c.helpline, "state": c.state,
+                "queued_at": rfc3339(c.queued_at), "ended_at": c.ended_at.map(rfc3339),
+                "conversation_deleted_at": c.purged_at.map(rfc3339),
+            })
+        })
+        .collect();
+    let blocks: Vec<Value> = state
+        .store
+        .blocks_on(identifier.kind, &identifier.hash)
+        .await?
+        .iter()
+        .filter(|b| staff.supervises(&b.helpline))
+        .map(|b| crate::safety::abuse::block_view(b, now))
+        .collect();
+    let (kind, explanation) = if identifier.kind == "number" {
+        (
+            "caller number",
+            "the number is not stored: only a keyed hash (which matches the same number again) and its last two digits. \
+             The telephone exchange's own call records can resolve `exchange_reference` to the number where the law requires it.",
+        )
+    } else {
+        (
+            "chat network",
+            "the client's address is not stored: only a keyed hash of its network (an IPv4 address or an IPv6 /64), which \
+             matches the same network again; several people can share one network (a school, a mobile operator).",
+        )
+    };
+    Ok(Json(json!({
+        "contact_id": id,
+        "channel": contact.channel,
+        "identifier": {
+            "kind": kind,
+            "stored_as": "HMAC-SHA256 with a server key",
+            "last_digits": call.as_ref().and_then(|c| c.caller_last2.clone()),
+        },
+        "exchange_reference": call.as_ref().map(|c| json!({ "gateway_id": c.gateway_id, "call_id": c.call_id, "offered_at": rfc3339(c.offered_at) })),
+        "explanation": explanation,
+        "called_before": earlier > 0,
+        "earlier_contacts": earlier,
+        "same_caller": same_view,
+        "blocks": blocks,
+    }))
+    .into_response())
+}

@@ -1,0 +1,40 @@
+//! Settings every socket session gets from the shared state: keepalive and the per-socket frame rate.
+
+use std::time::Duration;
+
+/// How often the server pings an idle socket.
+pub const PING_EVERY: Duration = Duration::from_secs(15);
+/// A socket silent (no frame, no pong) for this long is closed: the phone is gone.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Ping interval and idle timeout of every socket (defaults [`PING_EVERY`], [`IDLE_TIMEOUT`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    pub ping_every: Duration,
+    /// Silent this long: closed (4000). A frame that cannot be written for this long: closed (4008).
+    pub idle_timeout: Duration,
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Keepalive { ping_every: PING_EVERY, idle_timeout: IDLE_TIMEOUT }
+    }
+}
+
+/// Default frames a socket may send in a burst, and per second after that: far above any person's
+/// typing, far below a script's flood. Set with `--ws-burst` / `--ws-rate-per-sec`.
+pub const RATE_BURST: f64 = 40.0;
+pub const RATE_PER_SEC: f64 = 20.0;
+
+/// A per-socket frame rate limit; `per_sec <= 0` means unlimited (load tests of the relay's ceiling).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    pub burst: f64,
+    pub per_sec: f64,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit { burst: RATE_BURST, per_sec: RATE_PER_SEC }
+    }
+}
