@@ -14,7 +14,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use helpline::protocol::{rfc3339, AgentStatus, MessageView, Party, ServerEvent};
+use helpline::protocol::{rfc3339, CounsellorStatus, MessageView, Party, ServerEvent};
 use serde_json::{json, Value};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
@@ -193,7 +193,7 @@ async fn agent_session(mut socket: WebSocket, bare: Bare, name: String) {
         user_id: name.clone(),
         username: name.clone(),
         display_name: name.clone(),
-        status: AgentStatus::Offline,
+        status: CounsellorStatus::Offline,
         capacity: 3,
         helplines: vec!["children".into()],
         backup_helplines: vec![],
@@ -206,7 +206,7 @@ async fn agent_session(mut socket: WebSocket, bare: Bare, name: String) {
         let mut g = bare.lock();
         match v["type"].as_str() {
             Some("status") => {
-                let _ = tx.send(frame(&ServerEvent::Status { status: AgentStatus::Available, reason: None }));
+                let _ = tx.send(frame(&ServerEvent::Status { status: CounsellorStatus::Available, reason: None }));
                 let n = g.active.get(&name).copied().unwrap_or(0);
                 if n < g.capacity && !g.free.contains(&name) {
                     g.free.push_back(name.clone());

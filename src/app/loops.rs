@@ -155,7 +155,7 @@ async fn close_disabled_accounts(state: &AppState) {
 pub async fn cut_off(state: &AppState, user: &str, reason: &'static str) {
     state.hub.close_staff(user, crate::protocol::close::REVOKED, reason);
     if let Some(key) = counsellor_key(user) {
-        if state.hub.agent_online(user) {
+        if state.hub.counsellor_online(user) {
             state.engine.input(Input::RemoveCounsellor { counsellor: key }).await;
         }
     }

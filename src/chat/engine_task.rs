@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::chat::hub::Hub;
-use crate::protocol::{rfc3339, AgentStatus, EarlierContact, ErrorCode, Repeat, ServerEvent, TelephonyCommand};
+use crate::protocol::{rfc3339, CounsellorStatus, EarlierContact, ErrorCode, Repeat, ServerEvent, TelephonyCommand};
 use crate::store::commands::CommandChange;
 use crate::chat::exchange::REPEAT_DAYS;
 use crate::chat::relay::{RelayCommand, RelayHandle};
@@ -147,19 +147,19 @@ pub fn profile_of(user: &User) -> Option<CounsellorProfile> {
     })
 }
 
-pub fn status_of(s: AgentStatus) -> Status {
+pub fn status_of(s: CounsellorStatus) -> Status {
     match s {
-        AgentStatus::Available => Status::Available,
-        AgentStatus::Away => Status::Away,
-        AgentStatus::Offline => Status::Offline,
+        CounsellorStatus::Available => Status::Available,
+        CounsellorStatus::Away => Status::Away,
+        CounsellorStatus::Offline => Status::Offline,
     }
 }
 
-pub fn agent_status(s: Status) -> AgentStatus {
+pub fn counsellor_status(s: Status) -> CounsellorStatus {
     match s {
-        Status::Available => AgentStatus::Available,
-        Status::Away => AgentStatus::Away,
-        Status::Offline => AgentStatus::Offline,
+        Status::Available => CounsellorStatus::Available,
+        Status::Away => CounsellorStatus::Away,
+        Status::Offline => CounsellorStatus::Offline,
     }
 }
 
@@ -426,12 +426,12 @@ impl EngineTask {
         if before != *status {
             changes.push(Change::CounsellorStatus {
                 counsellor: counsellor_str(*counsellor),
-                status: agent_status(*status).as_str(),
+                status: counsellor_status(*status).as_str(),
                 reason,
                 at: self.clock.now_ms(),
             });
         }
-        let confirm = ServerEvent::Status { status: agent_status(*status), reason: reason.map(str::to_string) };
+        let confirm = ServerEvent::Status { status: counsellor_status(*status), reason: reason.map(str::to_string) };
         (changes, vec![(counsellor_str(*counsellor), confirm)])
     }
 
@@ -452,7 +452,7 @@ impl EngineTask {
                     let _ = reply.send(if stored { result } else { Err(InterveneError::NotStored) });
                 }
                 _ if !stored => {}
-                After::Announce(user, frame) => self.hub.event_to_agent(&user, &frame),
+                After::Announce(user, frame) => self.hub.event_to_counsellor(&user, &frame),
                 After::Notify(now, output) => self.notify(now, output).await,
                 After::Relay(cmd) => {
                     self.relay.send(cmd).await;
@@ -529,7 +529,7 @@ impl EngineTask {
                     Some(call) => self.disclose_earlier(call, contact, counsellor, &helpline, now).await,
                     None => Vec::new(),
                 };
-                self.hub.event_to_agent(
+                self.hub.event_to_counsellor(
                     &counsellor_str(counsellor),
                     &ServerEvent::Offer {
                         contact_id: contact_str(contact),
@@ -552,7 +552,7 @@ impl EngineTask {
                     RevokeReason::CounsellorUnavailable => "unavailable",
                     RevokeReason::Moved => "moved",
                 };
-                self.hub.event_to_agent(
+                self.hub.event_to_counsellor(
                     &counsellor_str(counsellor),
                     &ServerEvent::OfferRevoked { contact_id: contact_str(contact), reason: reason.into() },
                 );
@@ -581,9 +581,9 @@ impl EngineTask {
                         at: rfc3339(now),
                     },
                 );
-                self.hub.event_to_agent(
+                self.hub.event_to_counsellor(
                     &counsellor_str(counsellor),
-                    &ServerEvent::Status { status: agent_status(status), reason: Some(reason.into()) },
+                    &ServerEvent::Status { status: counsellor_status(status), reason: Some(reason.into()) },
                 );
             }
             // Gathered per batch by `Batch::step` and sent at the end of `flush`.
@@ -631,7 +631,7 @@ impl EngineTask {
                     Rejection::NotAssigned => (ErrorCode::UnknownContact, "that contact is not assigned to you"),
                     Rejection::UnknownCounsellor => (ErrorCode::NotAllowed, "you are not set up to take contacts"),
                 };
-                self.hub.event_to_agent(
+                self.hub.event_to_counsellor(
                     &counsellor_str(counsellor),
                     &ServerEvent::error_about(code, message, contact_str(contact)),
                 );
@@ -776,7 +776,7 @@ fn change_of(now: i64, output: &Output) -> Option<Change> {
         },
         Output::StatusChanged { counsellor, status, reason } => Change::CounsellorStatus {
             counsellor: counsellor_str(*counsellor),
-            status: agent_status(*status).as_str(),
+            status: counsellor_status(*status).as_str(),
             reason: Some(match reason {
                 StatusReason::MissedOffers => "missed_offers",
             }),

@@ -61,8 +61,10 @@ pub type DetachHook = Box<dyn Fn(bool, &str, ConnId) + Send + Sync>;
 pub enum Role {
     /// A caller's socket of this contact.
     Caller { contact: String },
-    /// A counsellor's console of this account.
-    Agent { user: String },
+    /// A counsellor's console of this account. (Named `Agent` between nodes, as releases before the
+    /// rename call it: nodes of both can run side by side.)
+    #[serde(rename = "Agent")]
+    Counsellor { user: String },
 }
 
 /// Cluster mode: carries a frame for supervisors (`helpline`: what it is about, None: everyone) to the other nodes.
@@ -135,7 +137,7 @@ struct Inner {
     /// Caller sockets by contact id.
     callers: Registry,
     /// Counsellor sockets by user id.
-    agents: Registry,
+    counsellors: Registry,
     /// Supervisor sockets, with the helplines each may see (None: all).
     supervisors: BTreeMap<ConnId, (Outbox, Option<Vec<String>>)>,
     /// Every staff socket (counsellor console, supervisor dashboard) by user id: what logout and
@@ -323,7 +325,7 @@ impl Hub {
     pub fn reset_routes(&self) {
         let mut inner = self.lock();
         inner.callers.clear();
-        inner.agents.clear();
+        inner.counsellors.clear();
     }
 
     /// Cluster mode: `hook(helpline, frame)` runs on every frame for supervisors sent on this node.
@@ -378,18 +380,18 @@ impl Hub {
     }
 
     /// Registers a counsellor socket; returns how many the counsellor now has.
-    pub fn attach_agent(&self, user: &str, outbox: Outbox) -> usize {
-        attach(&mut self.lock().agents, user, outbox)
+    pub fn attach_counsellor(&self, user: &str, outbox: Outbox) -> usize {
+        attach(&mut self.lock().counsellors, user, outbox)
     }
 
     /// Removes a counsellor socket; returns how many the counsellor still has.
-    pub fn detach_agent(&self, user: &str, conn: ConnId) -> usize {
+    pub fn detach_counsellor(&self, user: &str, conn: ConnId) -> usize {
         let left = {
             let mut inner = self.lock();
-            if inner.roles.get(&conn).is_some_and(|r| matches!(r, Role::Agent { user: u } if u == user)) {
+            if inner.roles.get(&conn).is_some_and(|r| matches!(r, Role::Counsellor { user: u } if u == user)) {
                 inner.roles.remove(&conn);
             }
-            detach(&mut inner.agents, user, conn)
+            detach(&mut inner.counsellors, user, conn)
         };
         self.detached(false, user, conn);
         left
@@ -398,11 +400,11 @@ impl Hub {
     /// Removes a socket of another node (cluster mode, on the leader), without running the detach hook.
     pub fn detach_remote(&self, caller: bool, key: &str, conn: ConnId) {
         let mut inner = self.lock();
-        detach(if caller { &mut inner.callers } else { &mut inner.agents }, key, conn);
+        detach(if caller { &mut inner.callers } else { &mut inner.counsellors }, key, conn);
     }
 
-    pub fn agent_online(&self, user: &str) -> bool {
-        self.lock().agents.get(user).is_some_and(|c| !c.is_empty())
+    pub fn counsellor_online(&self, user: &str) -> bool {
+        self.lock().counsellors.get(user).is_some_and(|c| !c.is_empty())
     }
 
     /// Registers any staff socket under its account (see [`Hub::close_staff`]).
@@ -429,8 +431,8 @@ impl Hub {
     }
 
     /// The user ids with at least one counsellor socket.
-    pub fn online_agents(&self) -> Vec<String> {
-        self.lock().agents.keys().cloned().collect()
+    pub fn online_counsellors(&self) -> Vec<String> {
+        self.lock().counsellors.keys().cloned().collect()
     }
 
     /// Sends to every socket of a contact's caller, except `skip`.
@@ -440,8 +442,8 @@ impl Hub {
     }
 
     /// Sends to every socket of a counsellor, except `skip`.
-    pub fn to_agent(&self, user: &str, item: Outgoing, skip: Option<ConnId>) {
-        let outboxes = sockets(&self.lock().agents, user);
+    pub fn to_counsellor(&self, user: &str, item: Outgoing, skip: Option<ConnId>) {
+        let outboxes = sockets(&self.lock().counsellors, user);
         push_all(&outboxes, item, skip);
     }
 
@@ -449,8 +451,8 @@ impl Hub {
         self.to_caller(contact, Outgoing::Frame(event.to_json().into()), None);
     }
 
-    pub fn event_to_agent(&self, user: &str, event: &ServerEvent) {
-        self.to_agent(user, Outgoing::Frame(event.to_json().into()), None);
+    pub fn event_to_counsellor(&self, user: &str, event: &ServerEvent) {
+        self.to_counsellor(user, Outgoing::Frame(event.to_json().into()), None);
     }
 
     /// Registers a supervisor socket that sees `helplines` (None: all).
@@ -490,14 +492,14 @@ impl Hub {
     }
 
     /// Closes every socket of a counsellor (account disabled).
-    pub fn close_agent(&self, user: &str, code: u16, reason: &'static str) {
-        self.to_agent(user, Outgoing::Close { code, reason }, None);
+    pub fn close_counsellor(&self, user: &str, code: u16, reason: &'static str) {
+        self.to_counsellor(user, Outgoing::Close { code, reason }, None);
     }
 
     /// Asks every socket to close (shutdown).
     pub fn close_all(&self, code: u16, reason: &'static str) {
         let inner = self.lock();
-        for o in inner.callers.values().chain(inner.agents.values()).flat_map(|c| c.values()) {
+        for o in inner.callers.values().chain(inner.counsellors.values()).flat_map(|c| c.values()) {
             o.push(Outgoing::Close { code, reason });
         }
         for (o, _) in inner.supervisors.values() {
@@ -510,7 +512,7 @@ impl Hub {
         let inner = self.lock();
         (
             inner.callers.values().map(BTreeMap::len).sum(),
-            inner.agents.values().map(BTreeMap::len).sum(),
+            inner.counsellors.values().map(BTreeMap::len).sum(),
             inner.supervisors.len(),
         )
     }

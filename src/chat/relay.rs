@@ -29,7 +29,7 @@ pub enum RelayCommand {
     /// A caller came back: send `resumed` and every message after `last_seq`, then attach the socket.
     Resume { contact: ContactRecord, last_seq: i64, outbox: Outbox, done: oneshot::Sender<ResumeOutcome> },
     /// A counsellor connected: send `hello` and an `assigned` (with history) per open conversation, then attach.
-    AgentSync { user: User, status: crate::protocol::AgentStatus, outbox: Outbox, done: oneshot::Sender<()> },
+    CounsellorSync { user: User, status: crate::protocol::CounsellorStatus, outbox: Outbox, done: oneshot::Sender<()> },
     /// Store a message, ack it to `outbox`, deliver it to the other party.
     Post { contact: String, party: Party, sender_id: Option<String>, client_id: String, text: String, outbox: Outbox },
     /// Pass a typing indicator to the other party.
@@ -304,7 +304,7 @@ impl Relay {
         self.hub.to_caller(&m.contact_id, frame.clone(), origin);
         let Some(conv) = self.open.get(&m.contact_id) else { return };
         if let Some(counsellor) = &conv.counsellor {
-            self.hub.to_agent(counsellor, frame.clone(), origin);
+            self.hub.to_counsellor(counsellor, frame.clone(), origin);
         }
         for w in conv.watchers.iter().filter(|w| Some(w.id) != origin) {
             w.push(frame.clone());
@@ -323,8 +323,8 @@ impl Relay {
                 let ok = self.resume(contact, last_seq, outbox).await;
                 let _ = done.send(ok);
             }
-            RelayCommand::AgentSync { user, status, outbox, done } => {
-                self.agent_sync(user, status, outbox).await;
+            RelayCommand::CounsellorSync { user, status, outbox, done } => {
+                self.counsellor_sync(user, status, outbox).await;
                 let _ = done.send(());
             }
             RelayCommand::Typing { contact, party, sender_id, active } => {
@@ -333,7 +333,7 @@ impl Relay {
                 match party {
                     Party::Caller => {
                         if let Some(c) = &conv.counsellor {
-                            self.hub.event_to_agent(c, &frame);
+                            self.hub.event_to_counsellor(c, &frame);
                         }
                     }
                     _ => {
@@ -354,7 +354,7 @@ impl Relay {
                     None,
                 );
                 if let Some(c) = conv.counsellor {
-                    self.hub.event_to_agent(&c, &frame);
+                    self.hub.event_to_counsellor(&c, &frame);
                 }
                 for w in &conv.watchers {
                     w.send(&frame);
@@ -405,7 +405,7 @@ impl Relay {
             },
             RelayCommand::CallerPresence { contact, online } => {
                 if let Some(c) = self.open.get(&contact).and_then(|c| c.counsellor.clone()) {
-                    self.hub.event_to_agent(&c, &ServerEvent::CallerPresence { contact_id: contact, online });
+                    self.hub.event_to_counsellor(&c, &ServerEvent::CallerPresence { contact_id: contact, online });
                 }
             }
         }
@@ -413,7 +413,7 @@ impl Relay {
 
     async fn transferred(&mut self, contact: String, from: String, to: Option<String>, helpline: String) {
         let ended = ServerEvent::ContactEnded { contact_id: contact.clone(), reason: "transferred".into() };
-        self.hub.event_to_agent(&from, &ended);
+        self.hub.event_to_counsellor(&from, &ended);
         let Some(conv) = self.open.get_mut(&contact) else { return };
         conv.counsellor = to.clone();
         match to {
@@ -437,7 +437,7 @@ impl Relay {
                     .filter(|(contact, _)| match (&s.role, self.open.get(contact)) {
                         (_, None) => false,
                         (Role::Caller { contact: mine }, Some(_)) => mine == contact,
-                        (Role::Agent { user }, Some(conv)) => conv.counsellor.as_deref() == Some(user.as_str()),
+                        (Role::Counsellor { user }, Some(conv)) => conv.counsellor.as_deref() == Some(user.as_str()),
                     })
                     .cloned()
                     .collect()
@@ -467,8 +467,8 @@ impl Relay {
                 Role::Caller { contact } => {
                     self.hub.attach_caller(&contact, socket.outbox);
                 }
-                Role::Agent { user } => {
-                    self.hub.attach_agent(&user, socket.outbox);
+                Role::Counsellor { user } => {
+                    self.hub.attach_counsellor(&user, socket.outbox);
                 }
             }
         }
@@ -533,7 +533,7 @@ impl Relay {
             return false;
         }
         let frame = ServerEvent::Whisper { contact_id: contact.to_string(), from: from_name, text, at: rfc3339(at) };
-        self.hub.event_to_agent(&counsellor, &frame);
+        self.hub.event_to_counsellor(&counsellor, &frame);
         if let Some(conv) = self.open.get(contact) {
             for w in conv.watchers.iter().filter(|w| w.id != outbox.id) {
                 w.send(&frame);
@@ -602,7 +602,7 @@ impl Relay {
         ResumeOutcome::Resumed
     }
 
-    async fn agent_sync(&mut self, user: User, status: crate::protocol::AgentStatus, outbox: Outbox) {
+    async fn counsellor_sync(&mut self, user: User, status: crate::protocol::CounsellorStatus, outbox: Outbox) {
         self.names.insert(user.id.clone(), user.display_name.clone());
         let mine: Vec<String> = self
             .open
@@ -636,7 +636,7 @@ impl Relay {
         for frame in &assigned {
             outbox.send(frame);
         }
-        self.hub.attach_agent(&user.id, outbox);
+        self.hub.attach_counsellor(&user.id, outbox);
     }
 
     async fn assigned(&mut self, contact: String, counsellor: String) {
@@ -644,7 +644,7 @@ impl Relay {
         let name = self.display_name(&counsellor).await;
         self.hub.event_to_caller(&contact, &ServerEvent::Connected { contact_id: contact.clone(), counsellor: name });
         match self.assigned_frame(&contact).await {
-            Some((_, frame)) => self.hub.event_to_agent(&counsellor, &frame),
+            Some((_, frame)) => self.hub.event_to_counsellor(&counsellor, &frame),
             None => tracing::error!(contact = %contact, "assigned contact missing from the database"),
         }
     }

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::wire::{Envelope, NodeItem, ReplyId, Wire, WireContact, WireEngine, WireInput, WireIntervene, WireProfile, WireRelay};
 use crate::chat::engine_task::{contact_key, profile_of, status_of, EngineCommand, InterveneError};
 use crate::chat::hub::{ConnId, Hub, Outbox, Outgoing, RemotePush, Role, Seen, Watch};
-use crate::protocol::AgentStatus;
+use crate::protocol::CounsellorStatus;
 use crate::chat::relay::{Rejoining, RelayCommand};
 use crate::routing::Input;
 use crate::store::Store;
@@ -301,7 +301,7 @@ impl Link {
             EngineCommand::CounsellorOnline { profile, status } => (
                 WireEngine::CounsellorOnline {
                     profile: WireProfile::from_profile(&profile),
-                    status: crate::chat::engine_task::agent_status(status),
+                    status: crate::chat::engine_task::counsellor_status(status),
                 },
                 vec![],
             ),
@@ -346,9 +346,9 @@ impl Link {
                 let done = self.register(done, |outcome: crate::chat::relay::ResumeOutcome| outcome);
                 (WireRelay::Resume { contact, last_seq, outbox: outbox.id, done }, vec![done])
             }
-            RelayCommand::AgentSync { user, status, outbox, done } => {
+            RelayCommand::CounsellorSync { user, status, outbox, done } => {
                 let done = self.register(done, |(): ()| ());
-                (WireRelay::AgentSync { user, status, outbox: outbox.id, done }, vec![done])
+                (WireRelay::CounsellorSync { user, status, outbox: outbox.id, done }, vec![done])
             }
             RelayCommand::Post { contact, party, sender_id, client_id, text, outbox } => {
                 (WireRelay::Post { contact, party, sender_id, client_id, text, outbox: outbox.id }, vec![])
@@ -428,7 +428,7 @@ impl Link {
                         // A console closed on that node, but the counsellor has another open (on any
                         // node: its detach came first on the same stream): they are still connected.
                         Some(Input::CounsellorDisconnected { counsellor })
-                            if self.hub.agent_online(&crate::chat::engine_task::counsellor_str(counsellor)) =>
+                            if self.hub.counsellor_online(&crate::chat::engine_task::counsellor_str(counsellor)) =>
                         {
                             return
                         }
@@ -471,7 +471,7 @@ impl Link {
                         outbox: self.remote_outbox(from, outbox),
                         done: self.replier(from, done),
                     },
-                    WireRelay::AgentSync { user, status, outbox, done } => RelayCommand::AgentSync {
+                    WireRelay::CounsellorSync { user, status, outbox, done } => RelayCommand::CounsellorSync {
                         user,
                         status,
                         outbox: self.remote_outbox(from, outbox),
@@ -598,7 +598,7 @@ impl Link {
                     let Some(key) = contact_key(contact) else { continue };
                     callers.push(key);
                 }
-                Role::Agent { user } => {
+                Role::Counsellor { user } => {
                     if !users.contains(user) {
                         users.push(user.clone());
                     }
@@ -633,7 +633,7 @@ impl Link {
             .iter()
             .filter(|user| !user.disabled)
             .filter_map(|user| {
-                let status = AgentStatus::parse(&user.status).unwrap_or(AgentStatus::Offline);
+                let status = CounsellorStatus::parse(&user.status).unwrap_or(CounsellorStatus::Offline);
                 profile_of(user).map(|profile| (profile, status_of(status)))
             })
             .collect();

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chat::engine_task::{contact_key, contact_str, counsellor_key, counsellor_str, status_of};
 use crate::chat::hub::{ConnId, Role, Seen, Watch};
-use crate::protocol::{AgentStatus, Party};
+use crate::protocol::{CounsellorStatus, Party};
 use crate::routing::{Channel, ContactId, CounsellorProfile, Input, NewContact, Refusal, TransferTarget};
 use crate::store::contacts::ContactRecord;
 use crate::store::users::User;
@@ -53,7 +53,7 @@ pub enum WireEngine {
     Input(WireInput),
     StartContact { contact: WireContact, resume_token: String, done: ReplyId },
     CallerPresence { contact: String, online: bool },
-    CounsellorOnline { profile: WireProfile, status: AgentStatus },
+    CounsellorOnline { profile: WireProfile, status: CounsellorStatus },
     Intervene { input: WireInput, reply: ReplyId },
     StartCall {
         contact: WireContact,
@@ -71,7 +71,8 @@ pub enum WireEngine {
 pub enum WireRelay {
     Open { contact: String, outbox: Socket, done: ReplyId },
     Resume { contact: ContactRecord, last_seq: i64, outbox: Socket, done: ReplyId },
-    AgentSync { user: User, status: AgentStatus, outbox: Socket, done: ReplyId },
+    #[serde(rename = "AgentSync")]
+    CounsellorSync { user: User, status: CounsellorStatus, outbox: Socket, done: ReplyId },
     Post { contact: String, party: Party, sender_id: Option<String>, client_id: String, text: String, outbox: Socket },
     Typing { contact: String, party: Party, sender_id: Option<String>, active: bool },
     Monitor { contact: String, outbox: Socket, done: ReplyId },
@@ -86,7 +87,7 @@ pub enum WireInput {
     RemoveCounsellor { counsellor: String },
     CounsellorConnected { counsellor: String },
     CounsellorDisconnected { counsellor: String },
-    SetStatus { counsellor: String, status: AgentStatus },
+    SetStatus { counsellor: String, status: CounsellorStatus },
     Accept { counsellor: String, contact: String },
     Decline { counsellor: String, contact: String },
     EndByCounsellor { counsellor: String, contact: String },
@@ -156,8 +157,8 @@ pub enum NodeItem {
     GatewayWake { gateway: String },
 }
 
-fn agent_status(s: crate::routing::Status) -> AgentStatus {
-    crate::chat::engine_task::agent_status(s)
+fn counsellor_status(s: crate::routing::Status) -> CounsellorStatus {
+    crate::chat::engine_task::counsellor_status(s)
 }
 
 impl WireInput {
@@ -170,7 +171,7 @@ impl WireInput {
             Input::CounsellorConnected { counsellor } => WireInput::CounsellorConnected { counsellor: c(counsellor) },
             Input::CounsellorDisconnected { counsellor } => WireInput::CounsellorDisconnected { counsellor: c(counsellor) },
             Input::SetStatus { counsellor, status } => {
-                WireInput::SetStatus { counsellor: c(counsellor), status: agent_status(*status) }
+                WireInput::SetStatus { counsellor: c(counsellor), status: counsellor_status(*status) }
             }
             Input::Accept { counsellor, contact } => WireInput::Accept { counsellor: c(counsellor), contact: k(contact) },
             Input::Decline { counsellor, contact } => WireInput::Decline { counsellor: c(counsellor), contact: k(contact) },

@@ -8,7 +8,7 @@
 use proptest::prelude::*;
 
 use crate::protocol::{
-    check_message, decode, AgentRequest, CallerRequest, DecodeError, ErrorCode, KnownTypes, ServerEvent,
+    check_message, decode, CounsellorRequest, CallerRequest, DecodeError, ErrorCode, KnownTypes, ServerEvent,
     SupervisorRequest, TelephonyEvent, MAX_FRAME_BYTES,
 };
 
@@ -82,7 +82,7 @@ fn check_error(text: &str, e: &DecodeError) -> Result<(), TestCaseError> {
 /// Every endpoint's decoder on one text.
 fn check_all(text: &str) -> Result<(), TestCaseError> {
     check::<CallerRequest>(text)?;
-    check::<AgentRequest>(text)?;
+    check::<CounsellorRequest>(text)?;
     check::<SupervisorRequest>(text)?;
     // Telephony times are re-encoded as RFC 3339, which cannot show every i64 of milliseconds:
     // the round trip is not a property there, only "typed or a stable code".
@@ -251,7 +251,7 @@ proptest! {
 fn seeds_are_valid_frames() {
     for seed in SEEDS {
         let ok = decode::<CallerRequest>(seed).is_ok()
-            || decode::<AgentRequest>(seed).is_ok()
+            || decode::<CounsellorRequest>(seed).is_ok()
             || decode::<SupervisorRequest>(seed).is_ok()
             || decode::<TelephonyEvent>(seed).is_ok();
         assert!(ok, "seed does not decode: {seed}");

@@ -34,7 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/caller/end", post(caller_end))
         .route("/api/v1/cluster", get(cluster_status))
         .route("/ws/caller", get(crate::edge::ws::caller::upgrade))
-        .route("/ws/agent", get(crate::edge::ws::agent::upgrade))
+        .route("/ws/agent", get(crate::edge::ws::counsellor::upgrade))
         .route("/ws/supervisor", get(crate::edge::ws::supervisor::upgrade))
         .route("/ws/telephony", get(crate::edge::ws::telephony::upgrade))
         .merge(crate::edge::assets::router())

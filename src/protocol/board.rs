@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::AgentStatus;
+use crate::protocol::CounsellorStatus;
 
 /// Figures over a time window, per `docs/metrics.md`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -104,7 +104,7 @@ pub struct CounsellorBoard {
     pub display_name: String,
     /// `available` (free room), `busy` (at capacity), `away` or `offline` (chosen, or disconnected).
     pub state: String,
-    pub status: AgentStatus,
+    pub status: CounsellorStatus,
     pub connected: bool,
     pub active: Vec<String>,
     /// Open conversations whose priority was raised (escalated at imminent risk, or the form's risk set

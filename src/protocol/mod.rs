@@ -59,9 +59,9 @@ pub enum CallerRequest {
 /// Frames a counsellor's console sends on `/ws/agent`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum AgentRequest {
+pub enum CounsellorRequest {
     /// Set one's own status: `available`, `away` or `offline`.
-    Status { status: AgentStatus },
+    Status { status: CounsellorStatus },
     Accept { contact_id: String },
     Decline { contact_id: String },
     /// Close a conversation.
@@ -274,7 +274,7 @@ impl TelephonyCommand {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SupervisorRequest {
     /// Set a counsellor's status (the counsellor is told it was a supervisor).
-    SetStatus { counsellor_id: String, status: AgentStatus },
+    SetStatus { counsellor_id: String, status: CounsellorStatus },
     /// Move a waiting contact to the front of its queue.
     ToFront { contact_id: String },
     /// Ring a waiting contact for a named counsellor.
@@ -303,25 +303,25 @@ impl KnownTypes for SupervisorRequest {
 /// A counsellor's chosen status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum AgentStatus {
+pub enum CounsellorStatus {
     Available,
     Away,
     Offline,
 }
 
-impl AgentStatus {
+impl CounsellorStatus {
     pub fn as_str(self) -> &'static str {
         match self {
-            AgentStatus::Available => "available",
-            AgentStatus::Away => "away",
-            AgentStatus::Offline => "offline",
+            CounsellorStatus::Available => "available",
+            CounsellorStatus::Away => "away",
+            CounsellorStatus::Offline => "offline",
         }
     }
-    pub fn parse(s: &str) -> Option<AgentStatus> {
+    pub fn parse(s: &str) -> Option<CounsellorStatus> {
         match s {
-            "available" => Some(AgentStatus::Available),
-            "away" => Some(AgentStatus::Away),
-            "offline" => Some(AgentStatus::Offline),
+            "available" => Some(CounsellorStatus::Available),
+            "away" => Some(CounsellorStatus::Away),
+            "offline" => Some(CounsellorStatus::Offline),
             _ => None,
         }
     }
@@ -439,7 +439,7 @@ pub enum ServerEvent {
         user_id: String,
         username: String,
         display_name: String,
-        status: AgentStatus,
+        status: CounsellorStatus,
         capacity: i64,
         helplines: Vec<String>,
         backup_helplines: Vec<String>,
@@ -488,7 +488,7 @@ pub enum ServerEvent {
         channel: String,
     },
     /// Your status changed (by you, or by the router: `reason` says why).
-    Status { status: AgentStatus, reason: Option<String> },
+    Status { status: CounsellorStatus, reason: Option<String> },
     /// The caller's connection dropped (`online: false`) or came back.
     CallerPresence { contact_id: String, online: bool },
     /// A supervisor's message for you only (the caller never sees it).
@@ -625,7 +625,7 @@ impl KnownTypes for CallerRequest {
     const TYPES: &'static [&'static str] = &["start", "resume", "message", "typing", "end", "ping"];
 }
 
-impl KnownTypes for AgentRequest {
+impl KnownTypes for CounsellorRequest {
     const TYPES: &'static [&'static str] = &[
         "status", "accept", "decline", "end", "message", "typing", "ping", "escalate", "call_hold", "call_resume", "call_hangup", "flag_abusive",
     ];
@@ -711,30 +711,30 @@ mod tests {
     }
 
     #[test]
-    fn agent_type_list_matches_the_enum() {
+    fn counsellor_type_list_matches_the_enum() {
         let all = [
-            AgentRequest::Status { status: AgentStatus::Available },
-            AgentRequest::Accept { contact_id: "c".into() },
-            AgentRequest::Decline { contact_id: "c".into() },
-            AgentRequest::End { contact_id: "c".into() },
-            AgentRequest::Message { contact_id: "c".into(), client_id: "c".into(), text: "x".into() },
-            AgentRequest::Typing { contact_id: "c".into(), active: true },
-            AgentRequest::Ping {},
-            AgentRequest::Escalate { contact_id: "c".into(), kind: "k".into(), risk: "r".into(), reason: "x".into(), district: None },
-            AgentRequest::CallHold { contact_id: "c".into() },
-            AgentRequest::CallResume { contact_id: "c".into() },
-            AgentRequest::CallHangup { contact_id: "c".into() },
-            AgentRequest::FlagAbusive { contact_id: "c".into(), reason: "x".into() },
+            CounsellorRequest::Status { status: CounsellorStatus::Available },
+            CounsellorRequest::Accept { contact_id: "c".into() },
+            CounsellorRequest::Decline { contact_id: "c".into() },
+            CounsellorRequest::End { contact_id: "c".into() },
+            CounsellorRequest::Message { contact_id: "c".into(), client_id: "c".into(), text: "x".into() },
+            CounsellorRequest::Typing { contact_id: "c".into(), active: true },
+            CounsellorRequest::Ping {},
+            CounsellorRequest::Escalate { contact_id: "c".into(), kind: "k".into(), risk: "r".into(), reason: "x".into(), district: None },
+            CounsellorRequest::CallHold { contact_id: "c".into() },
+            CounsellorRequest::CallResume { contact_id: "c".into() },
+            CounsellorRequest::CallHangup { contact_id: "c".into() },
+            CounsellorRequest::FlagAbusive { contact_id: "c".into(), reason: "x".into() },
         ];
         let names: Vec<String> = all.iter().map(type_of).collect();
-        assert_eq!(names, AgentRequest::TYPES);
+        assert_eq!(names, CounsellorRequest::TYPES);
     }
 
     #[test]
     fn supervisor_type_list_matches_the_enum() {
         let c = || "c".to_string();
         let all = [
-            SupervisorRequest::SetStatus { counsellor_id: c(), status: AgentStatus::Away },
+            SupervisorRequest::SetStatus { counsellor_id: c(), status: CounsellorStatus::Away },
             SupervisorRequest::ToFront { contact_id: c() },
             SupervisorRequest::OfferTo { contact_id: c(), counsellor_id: c() },
             SupervisorRequest::Transfer { contact_id: c(), counsellor_id: None, helpline: None },

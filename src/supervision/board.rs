@@ -5,7 +5,7 @@ use std::time::Duration;
 
 
 use crate::state::AppState;
-use crate::chat::engine_task::{agent_status, contact_str, counsellor_str};
+use crate::chat::engine_task::{counsellor_status, contact_str, counsellor_str};
 use crate::protocol::board::Figures;
 use crate::protocol::{rfc3339, ServerEvent};
 use crate::routing::{CounsellorView, Snapshot, Status};
@@ -117,7 +117,7 @@ pub async fn build(state: &AppState, snapshot: &Snapshot, names: &HashMap<String
                 display_name: names.get(&id).cloned().unwrap_or_else(|| id.clone()),
                 user_id: id,
                 state: state_of(c).into(),
-                status: agent_status(c.status),
+                status: counsellor_status(c.status),
                 connected: c.connected,
                 active: c.active.iter().copied().map(contact_str).collect(),
                 urgent: c.active.iter().copied().filter(|x| urgent.contains(x)).map(contact_str).collect(),

@@ -1,6 +1,6 @@
 //! WebSocket endpoints: the upgrade (limits, authentication) and the session loop shared by callers and counsellors.
 
-pub mod agent;
+pub mod counsellor;
 pub mod caller;
 pub mod supervisor;
 pub mod telephony;

@@ -13,7 +13,7 @@ use crate::state::AppState;
 use crate::chat::engine_task::{contact_key, counsellor_key, profile_of, status_of, EngineCommand};
 use crate::state::error::AppError;
 use crate::chat::hub::{Outbox, Role};
-use crate::protocol::{check_message, AgentRequest, AgentStatus, ErrorCode, Party, ServerEvent};
+use crate::protocol::{check_message, CounsellorRequest, CounsellorStatus, ErrorCode, Party, ServerEvent};
 use crate::chat::relay::RelayCommand;
 use crate::routing::{CounsellorId, Input};
 use crate::store::users::User;
@@ -39,10 +39,10 @@ pub async fn upgrade(
 
 async fn serve(socket: WebSocket, state: AppState, user: User, key: CounsellorId, _slot: crate::auth::guard::SocketSlot) {
     let (me, inbox) = state.hub.new_connection();
-    let status = AgentStatus::parse(&user.status).unwrap_or(AgentStatus::Offline);
-    let first = !state.hub.agent_online(&user.id);
+    let status = CounsellorStatus::parse(&user.status).unwrap_or(CounsellorStatus::Offline);
+    let first = !state.hub.counsellor_online(&user.id);
     let (done, synced) = oneshot::channel();
-    let sync = RelayCommand::AgentSync { user: user.clone(), status, outbox: me.clone(), done };
+    let sync = RelayCommand::CounsellorSync { user: user.clone(), status, outbox: me.clone(), done };
     if !state.relay.send(sync).await || synced.await.is_err() {
         return;
     }
@@ -52,20 +52,20 @@ async fn serve(socket: WebSocket, state: AppState, user: User, key: CounsellorId
         }
     }
     state.hub.attach_staff(&user.id, me.clone());
-    state.hub.set_role(me.id, Role::Agent { user: user.id.clone() }, 0);
+    state.hub.set_role(me.id, Role::Counsellor { user: user.id.clone() }, 0);
     tracing::info!(user = %user.username, "counsellor connected");
-    let mut session = AgentSession { state: state.clone(), me: me.clone(), user, key };
+    let mut session = CounsellorSession { state: state.clone(), me: me.clone(), user, key };
     run_session(socket, me, inbox, &mut session, &state).await;
 }
 
-struct AgentSession {
+struct CounsellorSession {
     state: AppState,
     me: Outbox,
     user: User,
     key: CounsellorId,
 }
 
-impl AgentSession {
+impl CounsellorSession {
     fn error_about(&self, code: ErrorCode, message: impl Into<String>, reference: impl Into<String>) {
         self.me.send(&ServerEvent::error_about(code, message, reference));
     }
@@ -80,7 +80,7 @@ impl AgentSession {
     }
 }
 
-impl AgentSession {
+impl CounsellorSession {
     /// Hold, resume or hang up one's own active call: `call_control` once the command is stored, else `error`.
     async fn call_control(&self, contact_id: String, action: CallAction) {
         match crate::telephony::call_control(&self.state, &self.user.id, &contact_id, action).await {
@@ -92,47 +92,47 @@ impl AgentSession {
     }
 }
 
-impl Handler for AgentSession {
-    type Request = AgentRequest;
+impl Handler for CounsellorSession {
+    type Request = CounsellorRequest;
 
-    fn needs_store(request: &AgentRequest) -> Option<String> {
+    fn needs_store(request: &CounsellorRequest) -> Option<String> {
         Some(match request {
-            AgentRequest::Typing { .. } | AgentRequest::Ping {} => return None,
-            AgentRequest::Message { client_id, .. } => client_id.clone(),
-            AgentRequest::Status { .. } => String::new(),
-            AgentRequest::Accept { contact_id }
-            | AgentRequest::Decline { contact_id }
-            | AgentRequest::End { contact_id }
-            | AgentRequest::Escalate { contact_id, .. }
-            | AgentRequest::CallHold { contact_id }
-            | AgentRequest::CallResume { contact_id }
-            | AgentRequest::CallHangup { contact_id }
-            | AgentRequest::FlagAbusive { contact_id, .. } => contact_id.clone(),
+            CounsellorRequest::Typing { .. } | CounsellorRequest::Ping {} => return None,
+            CounsellorRequest::Message { client_id, .. } => client_id.clone(),
+            CounsellorRequest::Status { .. } => String::new(),
+            CounsellorRequest::Accept { contact_id }
+            | CounsellorRequest::Decline { contact_id }
+            | CounsellorRequest::End { contact_id }
+            | CounsellorRequest::Escalate { contact_id, .. }
+            | CounsellorRequest::CallHold { contact_id }
+            | CounsellorRequest::CallResume { contact_id }
+            | CounsellorRequest::CallHangup { contact_id }
+            | CounsellorRequest::FlagAbusive { contact_id, .. } => contact_id.clone(),
         })
     }
 
-    async fn on_request(&mut self, request: AgentRequest) {
+    async fn on_request(&mut self, request: CounsellorRequest) {
         let counsellor = self.key;
         match request {
-            AgentRequest::Status { status } => {
+            CounsellorRequest::Status { status } => {
                 self.state.engine.input(Input::SetStatus { counsellor, status: status_of(status) }).await;
             }
-            AgentRequest::Accept { contact_id } => {
+            CounsellorRequest::Accept { contact_id } => {
                 if let Some(contact) = self.contact(&contact_id) {
                     self.state.engine.input(Input::Accept { counsellor, contact }).await;
                 }
             }
-            AgentRequest::Decline { contact_id } => {
+            CounsellorRequest::Decline { contact_id } => {
                 if let Some(contact) = self.contact(&contact_id) {
                     self.state.engine.input(Input::Decline { counsellor, contact }).await;
                 }
             }
-            AgentRequest::End { contact_id } => {
+            CounsellorRequest::End { contact_id } => {
                 if let Some(contact) = self.contact(&contact_id) {
                     self.state.engine.input(Input::EndByCounsellor { counsellor, contact }).await;
                 }
             }
-            AgentRequest::Message { contact_id, client_id, text } => {
+            CounsellorRequest::Message { contact_id, client_id, text } => {
                 if let Err(e) = check_message(&client_id, &text) {
                     return self.error_about(e.code, e.message, client_id);
                 }
@@ -146,7 +146,7 @@ impl Handler for AgentSession {
                 };
                 self.state.relay.send(cmd).await;
             }
-            AgentRequest::Typing { contact_id, active } => {
+            CounsellorRequest::Typing { contact_id, active } => {
                 let cmd = RelayCommand::Typing {
                     contact: contact_id,
                     party: Party::Counsellor,
@@ -155,10 +155,10 @@ impl Handler for AgentSession {
                 };
                 self.state.relay.send(cmd).await;
             }
-            AgentRequest::Ping {} => {
+            CounsellorRequest::Ping {} => {
                 self.me.send(&ServerEvent::Pong {});
             }
-            AgentRequest::Escalate { contact_id, kind, risk, reason, district } => {
+            CounsellorRequest::Escalate { contact_id, kind, risk, reason, district } => {
                 let staff = crate::state::access::Staff::on_socket(self.user.clone(), "agent");
                 let req = crate::casework::escalation::EscalateRequest { contact_id: contact_id.clone(), kind, risk, reason, district };
                 match crate::casework::escalation::escalate(&self.state, &staff, req).await {
@@ -174,10 +174,10 @@ impl Handler for AgentSession {
                     Err(err) => self.error_about(err.code, err.message, contact_id),
                 }
             }
-            AgentRequest::CallHold { contact_id } => self.call_control(contact_id, CallAction::Hold).await,
-            AgentRequest::CallResume { contact_id } => self.call_control(contact_id, CallAction::Resume).await,
-            AgentRequest::CallHangup { contact_id } => self.call_control(contact_id, CallAction::Hangup).await,
-            AgentRequest::FlagAbusive { contact_id, reason } => {
+            CounsellorRequest::CallHold { contact_id } => self.call_control(contact_id, CallAction::Hold).await,
+            CounsellorRequest::CallResume { contact_id } => self.call_control(contact_id, CallAction::Resume).await,
+            CounsellorRequest::CallHangup { contact_id } => self.call_control(contact_id, CallAction::Hangup).await,
+            CounsellorRequest::FlagAbusive { contact_id, reason } => {
                 let staff = crate::state::access::Staff::on_socket(self.user.clone(), "agent");
                 match crate::safety::abuse::flag(&self.state, &staff, &contact_id, &reason).await {
                     Ok(f) => {
@@ -191,7 +191,7 @@ impl Handler for AgentSession {
 
     async fn on_close(&mut self) {
         self.state.hub.detach_staff(&self.user.id, self.me.id);
-        if self.state.hub.detach_agent(&self.user.id, self.me.id) == 0 {
+        if self.state.hub.detach_counsellor(&self.user.id, self.me.id) == 0 {
             self.state.engine.input(Input::CounsellorDisconnected { counsellor: self.key }).await;
             tracing::info!(user = %self.user.username, "counsellor disconnected");
         }
