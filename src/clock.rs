@@ -61,3 +61,64 @@ impl Default for Clock {
         Clock::new()
     }
 }
+/// Paces a background loop: [`Ticker::next`] completes at once, then every `period`, and returns false
+/// once the server starts shutting down.
+#[derive(Debug)]
+pub struct Ticker {
+    interval: tokio::time::Interval,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Ticker {
+    /// Missed ticks (a slow step) are not made up: the next one comes a whole period later.
+    pub fn new(shutdown: tokio::sync::watch::Receiver<bool>, period: Duration) -> Ticker {
+        Ticker::with_missed(shutdown, period, tokio::time::MissedTickBehavior::Delay)
+    }
+
+    pub fn with_missed(shutdown: tokio::sync::watch::Receiver<bool>, period: Duration, missed: tokio::time::MissedTickBehavior) -> Ticker {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(missed);
+        Ticker { interval, shutdown }
+    }
+
+    /// Waits for the next tick; false when the server is shutting down.
+    pub async fn next(&mut self) -> bool {
+        let ticked = tokio::select! {
+            _ = self.interval.tick() => true,
+            _ = self.shutdown.wait_for(|stop| *stop) => false,
+        };
+        ticked && !*self.shutdown.borrow()
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ticker_ticks_at_once_then_every_period_and_stops_at_shutdown() {
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let mut ticker = Ticker::new(shutdown, Duration::from_secs(5));
+        let start = Instant::now();
+        assert!(ticker.next().await);
+        assert_eq!(start.elapsed(), Duration::ZERO, "the first tick comes at once");
+        assert!(ticker.next().await);
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+        // Shutdown while waiting for a tick: false at once, not at the next tick.
+        let waiting = tokio::spawn(async move { ticker.next().await });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.send(true).expect("the ticker listens");
+        assert!(!waiting.await.expect("no panic"));
+        assert_eq!(start.elapsed(), Duration::from_secs(6));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ticker_whose_server_is_gone_stops() {
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let mut ticker = Ticker::new(shutdown, Duration::from_secs(5));
+        assert!(ticker.next().await);
+        drop(stop);
+        assert!(!ticker.next().await);
+    }
+}

@@ -1,44 +1,16 @@
 //! The server's background loops, all started here ([`start`]) and all paced by one helper
-//! ([`Ticker`]): each runs its step at once and then every period until the server shuts down. The
+//! ([`Ticker`](crate::clock::Ticker)): each runs its step at once and then every period until the server shuts down. The
 //! steps themselves belong to their domains; this file only says how often and with what.
 
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
 use crate::app::Settings;
 use crate::chat::engine_task::counsellor_key;
+use crate::clock::Ticker;
 use crate::routing::Input;
 use crate::state::AppState;
-
-/// Paces a background loop: [`Ticker::next`] completes at once, then every `period`, and returns false
-/// once the server starts shutting down.
-pub struct Ticker {
-    interval: tokio::time::Interval,
-    shutdown: watch::Receiver<bool>,
-}
-
-impl Ticker {
-    /// Missed ticks (a slow step) are not made up: the next one comes a whole period later.
-    pub fn new(shutdown: watch::Receiver<bool>, period: Duration) -> Ticker {
-        Ticker::with_missed(shutdown, period, MissedTickBehavior::Delay)
-    }
-
-    pub fn with_missed(shutdown: watch::Receiver<bool>, period: Duration, missed: MissedTickBehavior) -> Ticker {
-        let mut interval = tokio::time::interval(period);
-        interval.set_missed_tick_behavior(missed);
-        Ticker { interval, shutdown }
-    }
-
-    /// Waits for the next tick; false when the server is shutting down.
-    pub async fn next(&mut self) -> bool {
-        tokio::select! {
-            _ = self.interval.tick() => !*self.shutdown.borrow(),
-            _ = crate::state::stopping(&mut self.shutdown) => false,
-        }
-    }
-}
 
 /// Starts every background loop of a built server.
 pub fn start(state: &AppState, settings: &Settings) {

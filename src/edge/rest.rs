@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/contacts/{id}", get(contact))
         .route("/api/v1/caller/end", post(caller_end))
         .route("/api/v1/cluster", get(cluster_status))
+        .route("/api/v1/openapi.json", get(crate::edge::openapi::document))
         .route("/ws/caller", get(crate::edge::ws::caller::upgrade))
         .route("/ws/agent", get(crate::edge::ws::counsellor::upgrade))
         .route("/ws/supervisor", get(crate::edge::ws::supervisor::upgrade))

@@ -14,7 +14,6 @@ use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/openapi.json", get(crate::edge::openapi::document))
         .route("/api/v1/helplines/{name}/taxonomy", get(forms::taxonomy))
         .route("/api/v1/helplines/{name}/case-deadlines", get(cases::deadlines).put(cases::set_deadlines))
         .route("/api/v1/contacts/{id}/form", get(forms::read).put(forms::save))
