@@ -163,7 +163,7 @@ impl Source {
         let mut rest = code.as_str();
         while let Some(at) = rest.find("#[utoipa::path(") {
             let after = &rest[at + "#[utoipa::path(".len()..];
-            let method = after.split(|c: char| c == ',' || c == ')').next().unwrap_or("").trim().to_string();
+            let method = after.split([',', ')']).next().unwrap_or("").trim().to_string();
             let path = after
                 .split_once("path = \"")
                 .and_then(|(_, p)| p.split_once('"'))
