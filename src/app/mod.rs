@@ -186,7 +186,7 @@ impl Application {
     /// socket to reconnect, let sessions finish, drain the relay and router (every write finished), close the database.
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let Application { listener, state, shutdown_tx, engine_task, relay_task } = self;
-        let router = crate::edge::rest::router()
+        let router = crate::edge::router()
             .layer(RequestBodyLimitLayer::new(crate::edge::rest::MAX_BODY_BYTES))
             .layer(TraceLayer::new_for_http())
             .with_state(state.clone());

@@ -19,7 +19,7 @@ use crate::store::users::Role;
 use crate::store::Store;
 
 /// What an escalation needs (the `escalate` frame, or `POST /api/v1/escalations`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EscalateRequest {
     pub contact_id: String,

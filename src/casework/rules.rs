@@ -127,7 +127,7 @@ pub fn taxonomy(helpline: &str) -> serde_json::Value {
 }
 
 /// The counsellor's form about a contact. Every field is optional while it is a draft.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactForm {
     pub caller_type: Option<String>,

@@ -18,9 +18,9 @@
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use rust_embed::RustEmbed;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::state::AppState;
 
@@ -38,18 +38,51 @@ enum Framing {
 }
 
 /// Routes serving the embedded `web-agent/` assets.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/chat", get(|headers: HeaderMap| async move { page("chat.html", &headers, Framing::Anyone) }))
-        .route("/agent", get(|headers: HeaderMap| async move { page("agent.html", &headers, Framing::Nobody) }))
-        .route("/supervisor", get(|headers: HeaderMap| async move { page("supervisor.html", &headers, Framing::Nobody) }))
-        .route("/assets/{*path}", get(asset))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(chat_page))
+        .routes(routes!(console_page))
+        .routes(routes!(dashboard_page))
+        .routes(routes!(asset))
 }
 
 fn page(name: &str, headers: &HeaderMap, framing: Framing) -> Response {
     serve(name, headers, framing)
 }
 
+/// `GET /chat`: the caller's chat widget.
+#[utoipa::path(get, path = "/chat", tag = "pages",
+    params(
+        ("helpline" = Option<String>, Query, description = "the helpline to chat with (read by the page)"),
+        ("lang" = Option<String>, Query, description = "the language (read by the page)"),
+    ),
+    responses((status = 200, description = "the caller's chat widget (may be framed by any site)", content_type = "text/html", body = String)))]
+async fn chat_page(headers: HeaderMap) -> Response {
+    page("chat.html", &headers, Framing::Anyone)
+}
+
+/// `GET /agent`: the counsellor console.
+#[utoipa::path(get, path = "/agent", tag = "pages",
+    responses((status = 200, description = "the counsellor console (never framed)", content_type = "text/html", body = String)))]
+async fn console_page(headers: HeaderMap) -> Response {
+    page("agent.html", &headers, Framing::Nobody)
+}
+
+/// `GET /supervisor`: the supervisors' live dashboard.
+#[utoipa::path(get, path = "/supervisor", tag = "pages",
+    params(("wall" = Option<String>, Query, description = "`1`: the wall-screen layout (read by the page)")),
+    responses((status = 200, description = "the supervisors' dashboard (never framed)", content_type = "text/html", body = String)))]
+async fn dashboard_page(headers: HeaderMap) -> Response {
+    page("supervisor.html", &headers, Framing::Nobody)
+}
+
+/// `GET /assets/{path}`: a script, style or icon of the pages.
+#[utoipa::path(get, path = "/assets/{*path}", tag = "pages",
+    params(("path" = String, Path, description = "the file under `web-agent/assets/`, e.g. `chat.js`")),
+    responses(
+        (status = 200, description = "the file, with its content type"),
+        (status = 404, description = "no such file (plain text `not found`)", content_type = "text/plain", body = String),
+    ))]
 async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
     // Only plain relative names: no parent directories, no absolute or Windows paths, no HTML pages.
     let safe = !path.is_empty()

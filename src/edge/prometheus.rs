@@ -10,6 +10,8 @@ use crate::state::AppState;
 use crate::supervision::board::state_of;
 
 /// `GET /metrics`: the Prometheus text format. Contains no personal data; restrict it at the proxy anyway.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "counters and gauges (docs/metrics.md)", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let m = &*METRICS;
     if let Some(snapshot) = state.engine.snapshot().await {

@@ -1,52 +1,54 @@
-//! HTTP routes: health, login, token refresh and logout, WebSocket tickets, public helpline list, and the contact record for supervisors.
+//! HTTP routes: health, login, token refresh and logout, WebSocket tickets, public helpline list, the
+//! contact record for supervisors, and the WebSocket upgrades. Each handler carries its OpenAPI
+//! description (`#[utoipa::path]`, see [`crate::edge::openapi`]).
 
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::state::access::AuthUser;
 use crate::state::AppState;
 use crate::auth::{dummy_hash, verify_password};
-use crate::state::error::AppError;
+use crate::state::error::{AppError, ErrorBody};
 use crate::protocol::ErrorCode;
 use crate::store::sessions::Refresh;
+use crate::store::contacts::{ContactEvent, ContactRecord};
 use crate::store::users::{Role, User};
 
 /// Largest request body accepted (bytes).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(index))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(crate::edge::prometheus::metrics))
-        .route("/api/v1/auth/login", post(login))
-        .route("/api/v1/auth/logout", post(logout))
-        .route("/api/v1/auth/refresh", post(refresh))
-        .route("/api/v1/ws-ticket", post(ws_ticket))
-        .route("/api/v1/me", get(me))
-        .route("/api/v1/helplines", get(helplines))
-        .route("/api/v1/contacts/{id}", get(contact))
-        .route("/api/v1/caller/end", post(caller_end))
-        .route("/api/v1/cluster", get(cluster_status))
-        .route("/api/v1/openapi.json", get(crate::edge::openapi::document))
-        .route("/ws/caller", get(crate::edge::ws::caller::upgrade))
-        .route("/ws/agent", get(crate::edge::ws::counsellor::upgrade))
-        .route("/ws/supervisor", get(crate::edge::ws::supervisor::upgrade))
-        .route("/ws/telephony", get(crate::edge::ws::telephony::upgrade))
-        .merge(crate::edge::assets::router())
-        .merge(crate::supervision::reports::router())
-        .merge(crate::supervision::staffing::router())
-        .merge(crate::telephony::router())
-        .merge(crate::casework::http::router())
-        .merge(crate::safety::abuse::router())
-        .merge(crate::safety::privacy::router())
+/// The edge's own routes: index, health, metrics, sign-in and tokens, the public helpline list, the
+/// contact record, the cluster status, and the WebSocket upgrades.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(index))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(crate::edge::prometheus::metrics))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(refresh))
+        .routes(routes!(ws_ticket))
+        .routes(routes!(me))
+        .routes(routes!(helplines))
+        .routes(routes!(contact))
+        .routes(routes!(caller_end))
+        .routes(routes!(cluster_status))
+        .routes(routes!(crate::edge::ws::caller::upgrade))
+        .routes(routes!(crate::edge::ws::counsellor::upgrade))
+        .routes(routes!(crate::edge::ws::supervisor::upgrade))
+        .routes(routes!(crate::edge::ws::telephony::upgrade))
 }
 
+/// The index page: links to the front ends.
+#[utoipa::path(get, path = "/", tag = "pages",
+    responses((status = 200, description = "a small HTML page linking the front ends", content_type = "text/html", body = String)))]
 async fn index() -> Html<&'static str> {
     Html(
         "<!doctype html><meta charset=utf-8><title>helpline</title>\
@@ -60,12 +62,19 @@ async fn index() -> Html<&'static str> {
 }
 
 /// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "`ok`", content_type = "text/plain", body = String)))]
 async fn healthz() -> &'static str {
     "ok"
 }
 
 /// Readiness: the database answers (within 2 s, or is busy with writes that go through), the last durable write went through and, in
 /// cluster mode, Redis answers. Not ready: 503 with `{"code": "unavailable", "message": …}`.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "`ready`", content_type = "text/plain", body = String),
+        (status = 503, description = "the database (or, in cluster mode, Redis) is unreachable, or writes are failing", body = ErrorBody),
+    ))]
 async fn readyz(State(state): State<AppState>) -> Response {
     let checked_from = std::time::Instant::now();
     let check = state.store.check().await;
@@ -83,14 +92,14 @@ async fn readyz(State(state): State<AppState>) -> Response {
     (StatusCode::OK, "ready").into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, ToSchema)]
 pub struct LoginResponse {
     pub access_token: String,
     pub token_type: String,
@@ -104,6 +113,13 @@ pub struct LoginResponse {
 
 /// `POST /api/v1/auth/login`: username and password → access token.
 /// Attempts are limited per address and per account name ([`crate::auth::guard`]): a guesser gets 429, not more tries.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "signed in", body = LoginResponse),
+        (status = 400, description = "`bad_field`: the body is not `{username, password}`", body = ErrorBody),
+        (status = 401, description = "wrong username or password, or the account is disabled", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many attempts from this address or for this account (`Retry-After: 60`)", body = ErrorBody),
+    ))]
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
@@ -157,7 +173,7 @@ fn tokens(state: &AppState, user: User, refresh_token: String, refresh_until: i6
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshRequest {
     refresh_token: String,
@@ -167,6 +183,12 @@ struct RefreshRequest {
 /// presented is used up. A refresh token presented a second time means a copy is in other hands:
 /// its whole family (every token descended from that login) is revoked, and the attempt audited.
 /// 401 for an unknown, expired, revoked or reused token, and for a disabled or logged-out account.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "a new access token and a new refresh token", body = LoginResponse),
+        (status = 400, description = "`bad_field`: the body is not `{refresh_token}`", body = ErrorBody),
+        (status = 401, description = "the refresh token is unknown, expired, revoked or reused, or the account is disabled or logged out", body = ErrorBody),
+    ))]
 async fn refresh(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Json<LoginResponse>, AppError> {
     let req: RefreshRequest = serde_json::from_slice(&body)
         .map_err(|e| AppError::new(ErrorCode::BadField, format!("expected {{\"refresh_token\": …}}: {e}")))?;
@@ -196,6 +218,8 @@ async fn refresh(State(state): State<AppState>, body: axum::body::Bytes) -> Resu
 
 /// `POST /api/v1/auth/logout`: voids every token of the account issued until now (access and refresh
 /// tokens) and closes its open consoles and dashboards (the disabled-account watcher's path; within a second).
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "every token of the account is void; its consoles and dashboards are closed")))]
 async fn logout(State(state): State<AppState>, auth: AuthUser) -> Result<StatusCode, AppError> {
     let now = state.clock.now_ms();
     state.store.revoke_sessions(&auth.user.id, now + 1).await?;
@@ -205,30 +229,42 @@ async fn logout(State(state): State<AppState>, auth: AuthUser) -> Result<StatusC
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, ToSchema)]
 pub struct TicketResponse {
     pub ticket: String,
     pub expires_in: u64,
 }
 
 /// `POST /api/v1/ws-ticket`: a single-use ticket (30 s) to open `/ws/agent?ticket=…`.
+#[utoipa::path(post, path = "/api/v1/ws-ticket", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, description = "a single-use ticket for `/ws/agent?ticket=…` or `/ws/supervisor?ticket=…`", body = TicketResponse)))]
 async fn ws_ticket(State(state): State<AppState>, auth: AuthUser) -> Json<TicketResponse> {
     let ticket = state.tickets.issue(auth.claims);
     Json(TicketResponse { ticket, expires_in: crate::auth::TICKET_TTL.as_secs() })
 }
 
+/// `GET /api/v1/me`: the signed-in account.
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, description = "the signed-in account", body = User)))]
 async fn me(auth: AuthUser) -> Json<User> {
     Json(auth.user)
 }
 
-#[derive(Serialize)]
+/// A helpline as the chat widget sees it.
+#[derive(Serialize, ToSchema)]
 struct PublicHelpline<'a> {
+    #[schema(value_type = String)]
     name: &'a str,
+    #[schema(value_type = String)]
     display_name: &'a str,
+    /// Languages served; the first is the default.
+    #[schema(value_type = Vec<String>)]
     languages: &'a [String],
 }
 
 /// `GET /api/v1/helplines`: what the chat widget may offer (no settings).
+#[utoipa::path(get, path = "/api/v1/helplines", tag = "public",
+    responses((status = 200, description = "the helplines and their languages", body = Vec<PublicHelpline>)))]
 async fn helplines(State(state): State<AppState>) -> Response {
     let list: Vec<PublicHelpline> = state
         .helplines
@@ -238,7 +274,21 @@ async fn helplines(State(state): State<AppState>) -> Response {
     Json(list).into_response()
 }
 
+/// A contact's record and its event log.
+#[derive(Serialize, ToSchema)]
+struct ContactAnswer {
+    contact: ContactRecord,
+    events: Vec<ContactEvent>,
+}
+
 /// `GET /api/v1/contacts/{id}`: a contact's record and event log, for supervisors and admins (audited).
+#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the contact's id")),
+    responses(
+        (status = 200, description = "the contact and its event log", body = ContactAnswer),
+        (status = 403, description = "supervisors and admins only", body = ErrorBody),
+        (status = 404, description = "no such contact", body = ErrorBody),
+    ))]
 async fn contact(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Response, AppError> {
     if !matches!(auth.user.role, Role::Supervisor | Role::Admin) {
         return Err(AppError::forbidden("supervisors and admins only"));
@@ -246,10 +296,10 @@ async fn contact(State(state): State<AppState>, auth: AuthUser, Path(id): Path<S
     let record = state.store.contact(&id).await?.ok_or_else(|| AppError::new(ErrorCode::NotFound, "no such contact"))?;
     let events = state.store.contact_events(&id).await?;
     state.store.audit(state.clock.now_ms(), &auth.user.id, "view_contact", Some(&id), None).await?;
-    Ok(Json(serde_json::json!({ "contact": record, "events": events })).into_response())
+    Ok(Json(ContactAnswer { contact: record, events }).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CallerEnd {
     resume_token: String,
@@ -258,6 +308,11 @@ struct CallerEnd {
 /// `POST /api/v1/caller/end {resume_token}`: ends a caller's contact without a socket (the widget's
 /// quick exit sends it with `navigator.sendBeacon` while the page is being replaced). 204 whether or not
 /// the token matched an open contact, so it tells a guesser nothing.
+#[utoipa::path(post, path = "/api/v1/caller/end", tag = "public", request_body = CallerEnd,
+    responses(
+        (status = 204, description = "ended if the token matched an open contact (the same answer either way)"),
+        (status = 400, description = "`bad_field`: the body is not `{resume_token}`", body = ErrorBody),
+    ))]
 async fn caller_end(State(state): State<AppState>, body: axum::body::Bytes) -> Result<StatusCode, AppError> {
     let req: CallerEnd = serde_json::from_slice(&body)
         .map_err(|e| AppError::new(ErrorCode::BadField, format!("expected {{\"resume_token\": …}}: {e}")))?;
@@ -271,6 +326,13 @@ async fn caller_end(State(state): State<AppState>, body: axum::body::Bytes) -> R
 }
 
 /// `GET /api/v1/cluster` (admins): nodes, leader, lease, fencing token, stream lag. 404 on a single node.
+#[utoipa::path(get, path = "/api/v1/cluster", tag = "operations", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "nodes, leader, lease, fencing token and stream lag (docs/deployment.md)", body = Object),
+        (status = 403, description = "admins only", body = ErrorBody),
+        (status = 404, description = "this server runs as a single node", body = ErrorBody),
+        (status = 503, description = "Redis or the database is unreachable", body = ErrorBody),
+    ))]
 async fn cluster_status(State(state): State<AppState>, auth: AuthUser) -> Result<Response, AppError> {
     if auth.user.role != Role::Admin {
         return Err(AppError::forbidden("admins only"));

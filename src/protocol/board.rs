@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::protocol::CounsellorStatus;
 
 /// Figures over a time window, per `docs/metrics.md`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Figures {
     /// Contacts that entered a queue in the window.
     pub offered: i64,

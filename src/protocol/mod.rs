@@ -164,7 +164,7 @@ pub fn parse_rfc3339(t: &str) -> Option<i64> {
 }
 
 /// Who hung up a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CallParty {
     Caller,
@@ -185,7 +185,7 @@ impl CallParty {
 
 /// Events a telephone exchange's adapter sends, on `/ws/telephony` or to `POST /api/v1/telephony/events`.
 /// `event_id` is the exchange's own id: a repeated one is acknowledged again and changes nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TelephonyEvent {
     /// A call reached the exchange's queue. `caller` is the number (hashed at once, never stored);
@@ -218,7 +218,7 @@ impl KnownTypes for TelephonyEvent {
 }
 
 /// What the server sends an exchange.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TelephonyCommand {
     /// Event `event_id` is stored (sent again for a repeat).
@@ -382,7 +382,7 @@ pub struct ConversationSummary {
 }
 
 /// An escalation as supervisors see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EscalationView {
     pub escalation_id: String,
     pub contact_id: String,
@@ -398,7 +398,7 @@ pub struct EscalationView {
 }
 
 /// A placement service with a free place, as suggested to a counsellor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServiceSuggestion {
     pub service_id: String,
     pub name: String,
@@ -564,7 +564,7 @@ impl ServerEvent {
 }
 
 /// Stable error codes of `error` frames (and of HTTP error bodies).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The frame is not JSON (or not a JSON object), or is binary.

@@ -12,13 +12,15 @@ use std::net::IpAddr;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::state::access::{check_text, parse_body, Staff};
 use crate::state::AppState;
-use crate::state::error::AppError;
+use crate::state::error::{AppError, ErrorBody};
 use crate::protocol::{rfc3339, ErrorCode, ServerEvent};
 use crate::store::abuse::{BlockRecord, FlagRecord};
 use crate::store::new_id;
@@ -100,9 +102,10 @@ pub async fn call_door(state: &AppState, hash: Option<&str>, helpline: &str, now
 // ----- flags ---------------------------------------------------------------------------------
 
 /// What a flag needs (the `flag_abusive` frame, or `POST /api/v1/contacts/{id}/flag`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlagRequest {
+    /// Why (at most 1000 characters).
     pub reason: String,
 }
 
@@ -153,6 +156,13 @@ pub(crate) fn flag_view(f: &FlagRecord, blocked: bool) -> serde_json::Value {
 }
 
 /// `POST /api/v1/contacts/{id}/flag {reason}`: the REST form of the `flag_abusive` frame.
+#[utoipa::path(post, path = "/api/v1/contacts/{id}/flag", tag = "safety", security(("bearer" = [])), request_body = FlagRequest,
+    params(("id" = String, Path, description = "the contact's id")),
+    responses(
+        (status = 201, description = "`{flag: {flag_id, contact_id, helpline, flagged_by, reason, at, blocked}}` (a contact keeps its first flag); supervisors are alerted", body = Object),
+        (status = 400, description = "`bad_field`", body = ErrorBody),
+        (status = 404, description = "`unknown_contact`: no such contact, or not one you handled", body = ErrorBody),
+    ))]
 pub async fn flag_contact(
     State(state): State<AppState>,
     staff: Staff,
@@ -164,7 +174,8 @@ pub async fn flag_contact(
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "flag": flag_view(&stored, false) }))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FlagsQuery {
     /// Days back (default 30).
     days: Option<i64>,
@@ -172,6 +183,11 @@ pub struct FlagsQuery {
 
 /// `GET /api/v1/flags?days=`: flagged contacts in the helplines you supervise, newest first, each
 /// saying whether a block made from it is in force.
+#[utoipa::path(get, path = "/api/v1/flags", tag = "safety", security(("bearer" = [])), params(FlagsQuery),
+    responses(
+        (status = 200, description = "`{flags: [{flag_id, contact_id, helpline, flagged_by, reason, at, blocked}]}`, newest first", body = Object),
+        (status = 403, description = "supervisors and admins only", body = ErrorBody),
+    ))]
 pub async fn list_flags(State(state): State<AppState>, staff: Staff, Query(q): Query<FlagsQuery>) -> Result<Response, AppError> {
     if !matches!(staff.user.role, Role::Supervisor | Role::Admin) {
         return Err(staff.refuse(&state, "flags_read", "contact_flags", AppError::forbidden("supervisors and admins only")).await);
@@ -194,7 +210,7 @@ pub async fn list_flags(State(state): State<AppState>, staff: Staff, Query(q): Q
 // ----- blocks --------------------------------------------------------------------------------
 
 /// `POST /api/v1/blocks`: made from a flagged contact; the identifier is the contact's caller's.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BlockRequest {
     pub contact_id: String,
@@ -256,6 +272,14 @@ pub(crate) fn block_view(b: &BlockRecord, now: i64) -> serde_json::Value {
 /// (or an admin) blocks its caller, for that helpline, for `duration`. The contact must be flagged.
 /// 201 with the block; 404 for a contact out of your helplines (audited); 409 when the contact is
 /// not flagged or its caller has no identifier (a withheld number).
+#[utoipa::path(post, path = "/api/v1/blocks", tag = "safety", security(("bearer" = [])), request_body = BlockRequest,
+    responses(
+        (status = 201, description = "`{block: {block_id, contact_id, helpline, identifier, mode, reason, reviewer, created_at, expires_at, lifted_at, lifted_by, lift_reason, active, attempts}}` (never the identifier itself)", body = Object),
+        (status = 400, description = "`bad_field`: mode, duration or reason", body = ErrorBody),
+        (status = 403, description = "supervisors and admins only", body = ErrorBody),
+        (status = 404, description = "no such contact in your helplines", body = ErrorBody),
+        (status = 409, description = "the contact is not flagged, or its caller cannot be recognised", body = ErrorBody),
+    ))]
 pub async fn create_block(State(state): State<AppState>, staff: Staff, body: axum::body::Bytes) -> Result<Response, AppError> {
     let req: BlockRequest = parse_body(&body)?;
     if !matches!(staff.user.role, Role::Supervisor | Role::Admin) {
@@ -300,7 +324,8 @@ pub async fn create_block(State(state): State<AppState>, staff: Staff, body: axu
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "block": block_view(&block, now) }))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BlocksQuery {
     /// Also blocks that expired or were lifted.
     #[serde(default)]
@@ -308,6 +333,11 @@ pub struct BlocksQuery {
 }
 
 /// `GET /api/v1/blocks?all=`: blocks in force (or all) in the helplines you supervise (audited).
+#[utoipa::path(get, path = "/api/v1/blocks", tag = "safety", security(("bearer" = [])), params(BlocksQuery),
+    responses(
+        (status = 200, description = "`{blocks: [...]}`, each as `POST /api/v1/blocks` answers it", body = Object),
+        (status = 403, description = "supervisors and admins only", body = ErrorBody),
+    ))]
 pub async fn list_blocks(State(state): State<AppState>, staff: Staff, Query(q): Query<BlocksQuery>) -> Result<Response, AppError> {
     if !matches!(staff.user.role, Role::Supervisor | Role::Admin) {
         return Err(staff.refuse(&state, "blocks_read", "caller_blocks", AppError::forbidden("supervisors and admins only")).await);
@@ -325,15 +355,25 @@ pub async fn list_blocks(State(state): State<AppState>, staff: Staff, Query(q): 
     Ok(Json(serde_json::json!({ "blocks": list })).into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LiftRequest {
+    /// Why the block is lifted early (kept with the block).
     #[serde(default)]
     reason: Option<String>,
 }
 
 /// `DELETE /api/v1/blocks/{id}` (optional body `{reason}`): lifts a block early (audited). 404 for a
 /// block out of your helplines; 409 when it was already lifted.
+#[utoipa::path(delete, path = "/api/v1/blocks/{id}", tag = "safety", security(("bearer" = [])),
+    request_body(content = Option<LiftRequest>, description = "optional"),
+    params(("id" = String, Path, description = "the block's id")),
+    responses(
+        (status = 200, description = "`{block: {...}}`, lifted", body = Object),
+        (status = 400, description = "`bad_field`", body = ErrorBody),
+        (status = 404, description = "no such block in your helplines", body = ErrorBody),
+        (status = 409, description = "the block was already lifted", body = ErrorBody),
+    ))]
 pub async fn lift_block(
     State(state): State<AppState>,
     staff: Staff,
@@ -358,12 +398,13 @@ pub async fn lift_block(
     Ok(Json(serde_json::json!({ "block": block_view(&lifted, now) })).into_response())
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/contacts/{id}/flag", post(flag_contact))
-        .route("/api/v1/flags", get(list_flags))
-        .route("/api/v1/blocks", get(list_blocks).post(create_block))
-        .route("/api/v1/blocks/{id}", delete(lift_block))
+/// The flag and block routes, each handler with its OpenAPI description (tag `safety`).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(flag_contact))
+        .routes(routes!(list_flags))
+        .routes(routes!(list_blocks, create_block))
+        .routes(routes!(lift_block))
 }
 
 #[cfg(test)]

@@ -11,24 +11,27 @@
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::state::access::{check_text, hidden, parse_body, Staff};
 use crate::state::AppState;
-use crate::state::error::AppError;
+use crate::state::error::{AppError, ErrorBody};
 use crate::protocol::rfc3339;
 use crate::store::audit::AuditQuery;
 use crate::store::contacts::ContactRecord;
 use crate::store::users::Role;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/contacts/{id}/export", get(export_contact))
-        .route("/api/v1/cases/{id}/export", get(export_case))
-        .route("/api/v1/contacts/{id}/reveal", post(reveal))
+/// The export and reveal routes, each handler with its OpenAPI description (tag `safety`).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(export_contact))
+        .routes(routes!(export_case))
+        .routes(routes!(reveal))
 }
 
 /// Supervisors (of the object's helpline) and admins export; others get 403 (audited).
@@ -105,6 +108,13 @@ async fn contact_export(state: &AppState, contact: &ContactRecord) -> Result<Val
 /// the record, the conversation (or when retention deleted it), events, call record (never the number),
 /// form, escalations, flag, blocks, placements, the cases it is linked to, and the audit trail. For
 /// supervisors of its helpline and admins; audited (`contact_export`) before it answers.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/export", tag = "safety", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the contact's id")),
+    responses(
+        (status = 200, description = "`{exported_at, exported_by, export: {contact, conversation, events, call, form, escalations, flag, blocks, placements, cases, audit}}`", body = Object),
+        (status = 403, description = "supervisors and admins only", body = ErrorBody),
+        (status = 404, description = "no such contact in your helplines", body = ErrorBody),
+    ))]
 pub async fn export_contact(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
     exporter(&state, &staff, "contact_export", &id).await?;
     let contact = match state.store.contact(&id).await? {
@@ -120,6 +130,13 @@ pub async fn export_contact(State(state): State<AppState>, staff: Staff, Path(id
 /// details (only for the case's own roles and admins, as everywhere), entries, placements, the full
 /// export of every linked contact, and the audit trail. Supervisors of its helpline and admins; audited
 /// (`case_export`) before it answers.
+#[utoipa::path(get, path = "/api/v1/cases/{id}/export", tag = "safety", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the case's id")),
+    responses(
+        (status = 200, description = "`{exported_at, exported_by, export: {case, person, entries, placements, contacts, audit}}`", body = Object),
+        (status = 403, description = "supervisors and admins only", body = ErrorBody),
+        (status = 404, description = "no such case in your helplines", body = ErrorBody),
+    ))]
 pub async fn export_case(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
     exporter(&state, &staff, "case_export", &id).await?;
     let case = match state.store.case(&id).await? {
@@ -131,7 +148,8 @@ pub async fn export_case(State(state): State<AppState>, staff: Staff, Path(id): 
     } else {
         json!({ "withheld": "identifying details are shown only to the case's own roles and admins" })
     };
-    let entries: Vec<Value> = state.store.case_entries(&id).await?.iter().map(crate::casework::http::cases::entry_view).collect();
+    let entries: Vec<crate::casework::http::cases::EntryView> =
+        state.store.case_entries(&id).await?.iter().map(crate::casework::http::cases::entry_view).collect();
     let mut contacts = Vec::new();
     for contact_id in state.store.case_contacts(&id).await? {
         if let Some(contact) = state.store.contact(&contact_id).await? {
@@ -150,7 +168,7 @@ pub async fn export_case(State(state): State<AppState>, staff: Staff, Path(id): 
     Ok(Json(json!({ "exported_at": rfc3339(state.clock.now_ms()), "exported_by": staff.id(), "export": body })).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RevealRequest {
     /// Why (the legal ground, the request's reference): required, kept in the audit log.
@@ -160,6 +178,14 @@ struct RevealRequest {
 /// `POST /api/v1/contacts/{id}/reveal {reason}`: break-glass, for supervisors of the contact's helpline
 /// only (admins and counsellors: 403). Audited with the reason (`caller_reveal`) before it answers.
 /// Shows what is stored about the caller's identifier (see the module's documentation), never more.
+#[utoipa::path(post, path = "/api/v1/contacts/{id}/reveal", tag = "safety", security(("bearer" = [])), request_body = RevealRequest,
+    params(("id" = String, Path, description = "the contact's id")),
+    responses(
+        (status = 200, description = "`{contact_id, channel, identifier, exchange_reference, explanation, called_before, earlier_contacts, same_caller, blocks}`: what is stored about the caller's identifier, never the number", body = Object),
+        (status = 400, description = "`bad_field`: a reason is required", body = ErrorBody),
+        (status = 403, description = "a break-glass reveal is for supervisors", body = ErrorBody),
+        (status = 404, description = "no such contact in your helplines", body = ErrorBody),
+    ))]
 pub async fn reveal(State(state): State<AppState>, staff: Staff, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response, AppError> {
     if staff.user.role != Role::Supervisor {
         return Err(staff.refuse(&state, "caller_reveal", &id, AppError::forbidden("a break-glass reveal is for supervisors")).await);

@@ -80,13 +80,27 @@ impl From<StoreError> for AppError {
     }
 }
 
+/// The body of every error answer, as `AppError` writes it: a stable `code` and a `message` for
+/// people. Some codes add fields: `invalid_form` (and a bad offline call record) `fields`, each bad
+/// field's error; `stage_order` and `conflict` `allowed`, what may come next; `service_full`
+/// `next_suggestion`, the next service with a free place.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The extra fields some codes add.
+    #[serde(flatten)]
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let mut body = serde_json::json!({ "code": self.code, "message": self.message });
-        if let (Some(extra), Some(obj)) = (self.details, body.as_object_mut()) {
-            obj.extend(extra);
-        }
+        let mut details = self.details.unwrap_or_default();
+        details.remove("code");
+        details.remove("message");
+        let body = ErrorBody { code: self.code, message: self.message, details };
         let mut response = (status, Json(body)).into_response();
         if self.code == ErrorCode::RateLimited {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("60"));

@@ -51,7 +51,7 @@ struct ChainedLine {
 }
 
 /// The first line where the chain is broken.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ChainBreak {
     /// The line's place (None for a line outside the chain).
     pub seq: Option<i64>,

@@ -4,7 +4,7 @@ use super::contacts::NewContactRecord;
 use super::{new_id, on_pool, on_writer, BeginWrite, Store, StoreResult};
 
 /// A call as recorded. Times are the exchange's (milliseconds since the Unix epoch).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct CallRecord {
     pub contact_id: String,
     pub gateway_id: Option<String>,

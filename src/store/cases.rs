@@ -50,7 +50,7 @@ pub struct CaseRules {
 }
 
 /// The identifying details of a case's person, shown only to the case's own roles.
-#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PersonDetails {
     pub full_name: Option<String>,

@@ -3,7 +3,7 @@
 use super::{BeginWrite, new_id, on_pool, on_writer, Store, StoreError, StoreResult};
 
 /// A contact as stored.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ContactRecord {
     pub id: String,
     pub channel: String,
@@ -105,7 +105,7 @@ pub enum Change {
 }
 
 /// A line of a contact's event log.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct ContactEvent {
     pub at: i64,
     pub kind: String,

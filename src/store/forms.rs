@@ -17,7 +17,7 @@ pub struct FormRecord {
 }
 
 /// An ended contact whose form is not submitted yet: an open wrap-up.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct Wrapup {
     pub contact_id: String,
     pub helpline: String,

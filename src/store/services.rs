@@ -5,7 +5,7 @@ use super::cases::{open_case_in, CaseRecord, NewCase, CASE_COLUMNS};
 use super::{join_list, new_id, on_pool, on_writer, split_list, BeginWrite, Store, StoreError, StoreResult};
 
 /// A placement service.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ServiceRecord {
     pub id: String,
     pub name: String,
@@ -64,7 +64,7 @@ impl From<ServiceRow> for ServiceRecord {
 const SERVICE_COLUMNS: &str = "id, name, kind, district, address, phone, admission_24_7, capacity, in_use, helplines, created_at";
 
 /// A placement as stored.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct PlacementRecord {
     pub id: String,
     pub service_id: String,

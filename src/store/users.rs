@@ -3,7 +3,7 @@
 use super::{BeginWrite, join_list, new_id, on_pool, on_writer, split_list, Store, StoreError, StoreResult};
 
 /// An account's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Counsellor,
@@ -35,7 +35,7 @@ impl Role {
 }
 
 /// An account as stored (the password hash stays in the store module).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct User {
     pub id: String,
     pub username: String,

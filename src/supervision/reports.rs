@@ -16,14 +16,16 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::state::AppState;
-use crate::state::error::AppError;
+use crate::state::error::{AppError, ErrorBody};
 use crate::state::access::AuthUser;
 use crate::store::figures::{self, CategoryRow, Figures, Occupancy, Tally, TallyRow};
 use crate::store::rollup;
@@ -37,12 +39,13 @@ pub const MAX_HOURLY_RANGE_MS: i64 = 31 * DAY_MS;
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/reports/summary", get(summary))
+/// The report route, with its OpenAPI description (tag `supervision`).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(summary))
 }
 
 /// Bucket length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum By {
     Hour,
@@ -59,7 +62,7 @@ impl By {
 }
 
 /// Figures of one group, with their breakdown by channel, language and category.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct Breakdown {
     pub figures: Figures,
     /// Transfers of these contacts to another counsellor or helpline.
@@ -74,7 +77,7 @@ pub struct Breakdown {
 }
 
 /// One hour or day (the first and last are cut to the requested range).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct Bucket {
     pub start: i64,
     pub end: i64,
@@ -85,7 +88,7 @@ pub struct Bucket {
 }
 
 /// The report.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct Summary {
     pub helpline: Option<String>,
     pub from: i64,
@@ -515,6 +518,24 @@ fn csv_field(v: &str) -> String {
 }
 
 /// `GET /api/v1/reports/summary?helpline=&from=&to=&by=hour|day&format=json|csv&utc_offset=+02:00`.
+/// `GET /api/v1/reports/summary`: figures by hour or day, channel, language and category, as JSON or CSV.
+#[utoipa::path(get, path = "/api/v1/reports/summary", tag = "supervision", security(("bearer" = [])),
+    params(
+        ("helpline" = Option<String>, Query, description = "one helpline (default: all)"),
+        ("from" = Option<String>, Query, description = "RFC 3339 or ms since the epoch (default: a day before `to`)"),
+        ("to" = Option<String>, Query, description = "RFC 3339 or ms since the epoch (default: now); at most 366 days after `from` (31 by hour)"),
+        ("by" = Option<String>, Query, description = "`day` (default) or `hour`"),
+        ("format" = Option<String>, Query, description = "`json` (default) or `csv`"),
+        ("utc_offset" = Option<String>, Query, description = "buckets at this offset: `Z` or ±HH:MM (default Z)"),
+    ),
+    responses(
+        (status = 200, description = "the report", content(
+            (Summary = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "`bad_field`: an unknown or bad parameter, or too long a range", body = ErrorBody),
+        (status = 403, description = "reports are for supervisors and admins", body = ErrorBody),
+    ))]
 async fn summary(
     State(state): State<AppState>,
     auth: AuthUser,

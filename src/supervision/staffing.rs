@@ -22,13 +22,15 @@ use std::collections::HashMap;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use time::UtcOffset;
 
 use crate::state::AppState;
-use crate::state::error::AppError;
+use crate::state::error::{AppError, ErrorBody};
 use crate::state::access::AuthUser;
 use crate::store::figures::{self, Tally};
 use crate::store::users::Role;
@@ -39,8 +41,9 @@ const WEEK_MS: i64 = 7 * DAY_MS;
 /// The most servers [`servers_needed`] will try before giving up.
 pub const MAX_SERVERS: u32 = 100_000;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/staffing", get(staffing))
+/// The staffing route, with its OpenAPI description (tag `supervision`).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(staffing))
 }
 
 // ----- Erlang C ------------------------------------------------------------------------------
@@ -107,7 +110,7 @@ pub fn servers_needed(erlangs: f64, aht_s: f64, answer_s: f64, target: f64) -> O
 }
 
 /// One hour's staffing estimate.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Estimate {
     pub rate_per_hour: f64,
     pub aht_s: f64,
@@ -148,7 +151,7 @@ pub fn estimate(rate_per_hour: f64, aht_s: f64, answer_s: f64, target: f64, conc
 // ----- the endpoint --------------------------------------------------------------------------
 
 /// An hour of the week with its history and estimate.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct HourOfWeek {
     /// `mon` … `sun`, at the requested UTC offset.
     pub weekday: &'static str,
@@ -310,11 +313,65 @@ pub fn weekly(
     (hours, period_aht_s)
 }
 
+/// The answer: one hour from given figures, or the 168 hours of the week from history.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Staffing {
+    OneHour(OneHour),
+    Week(Week),
+}
+
+/// One hour estimated from the given `rate_per_hour` and `aht_s`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OneHour {
+    pub target: f64,
+    pub answer_s: f64,
+    pub concurrency: u32,
+    pub method: &'static str,
+    pub estimate: Estimate,
+}
+
+/// Each hour of the week estimated from the last `weeks` weeks of contacts.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Week {
+    pub helpline: Option<String>,
+    pub weeks: u32,
+    pub from: i64,
+    pub to: i64,
+    pub target: f64,
+    pub answer_s: f64,
+    pub concurrency: u32,
+    pub utc_offset: String,
+    /// The AHT over all hours of the period (s), used for hours without handled contacts.
+    pub period_aht_s: Option<f64>,
+    /// The most counsellors any hour needs.
+    pub peak_counsellors: Option<u32>,
+    pub method: &'static str,
+    pub hours: Vec<HourOfWeek>,
+}
+
+/// `GET /api/v1/staffing`: counsellors needed per hour of the week (Erlang C), see the module's documentation.
+#[utoipa::path(get, path = "/api/v1/staffing", tag = "supervision", security(("bearer" = [])),
+    params(
+        ("helpline" = Option<String>, Query, description = "one helpline (default: all)"),
+        ("weeks" = Option<u32>, Query, description = "weeks of history, 1 to 52 (default 4)"),
+        ("target" = Option<f64>, Query, description = "service-level target, 0.9 or 90 (default: the helpline's)"),
+        ("answer_s" = Option<f64>, Query, description = "answered within this many seconds (default: the helpline's target)"),
+        ("concurrency" = Option<u32>, Query, description = "chats a counsellor carries at once, 1 to 50 (default 1)"),
+        ("rate_per_hour" = Option<f64>, Query, description = "compute one hour from this arrival rate instead (needs `aht_s`)"),
+        ("aht_s" = Option<f64>, Query, description = "average handle time in seconds"),
+        ("utc_offset" = Option<String>, Query, description = "hours of the week at this offset: `Z` or ±HH:MM (default Z)"),
+    ),
+    responses(
+        (status = 200, description = "the estimate", body = Staffing),
+        (status = 400, description = "`bad_field`: an unknown or bad parameter", body = ErrorBody),
+        (status = 403, description = "supervisors and admins only", body = ErrorBody),
+    ))]
 async fn staffing(
     State(state): State<AppState>,
     auth: AuthUser,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<Staffing>, AppError> {
     if !matches!(auth.user.role, Role::Supervisor | Role::Admin) {
         return Err(AppError::forbidden("staffing estimates are for supervisors and admins"));
     }
@@ -325,9 +382,12 @@ async fn staffing(
                   counsellors = max(1, ceil(servers / c)); see docs/metrics.md";
     if let (Some(rate), Some(aht)) = (req.rate_per_hour, req.aht_s) {
         let e = estimate(rate, aht, req.answer_s, req.target, req.concurrency);
-        return Ok(Json(serde_json::json!({
-            "target": req.target, "answer_s": req.answer_s, "concurrency": req.concurrency,
-            "method": method, "estimate": e,
+        return Ok(Json(Staffing::OneHour(OneHour {
+            target: req.target,
+            answer_s: req.answer_s,
+            concurrency: req.concurrency,
+            method,
+            estimate: e,
         })));
     }
     let to = state.clock.now_ms();
@@ -343,12 +403,19 @@ async fn staffing(
         .map(|r| (slot_of(origin + r.bucket * HOUR_MS, offset), r.tally()));
     let (hours, period_aht_s) = weekly(tallies, req.weeks, req.aht_s, req.answer_s, req.target, req.concurrency);
     let peak = hours.iter().filter_map(|h| h.estimate.counsellors).max();
-    Ok(Json(serde_json::json!({
-        "helpline": req.helpline, "weeks": req.weeks, "from": from, "to": to,
-        "target": req.target, "answer_s": req.answer_s, "concurrency": req.concurrency,
-        "utc_offset": crate::supervision::reports::format_offset(req.offset),
-        "period_aht_s": period_aht_s, "peak_counsellors": peak,
-        "method": method, "hours": hours,
+    Ok(Json(Staffing::Week(Week {
+        helpline: req.helpline,
+        weeks: req.weeks,
+        from,
+        to,
+        target: req.target,
+        answer_s: req.answer_s,
+        concurrency: req.concurrency,
+        utc_offset: crate::supervision::reports::format_offset(req.offset),
+        period_aht_s,
+        peak_counsellors: peak,
+        method,
+        hours,
     })))
 }
 

@@ -9,15 +9,17 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use tokio::sync::oneshot;
 
 use crate::chat::exchange::{caller_history, deliver, deliver_pending_to, new_command, release_stale, CallInfo, REPEAT_DAYS};
 use crate::state::AppState;
 use crate::chat::engine_task::{contact_key, counsellor_key, EngineCommand};
-use crate::state::error::AppError;
+use crate::state::error::{AppError, ErrorBody};
 use crate::state::access::AuthUser;
 use crate::protocol::{
     decode, parse_rfc3339, At, ErrorCode, TelephonyCommand, TelephonyEvent,
@@ -248,15 +250,45 @@ async fn offered(
     Ok(vec![ack])
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/telephony/events", post(webhook))
-        .route("/api/v1/contacts", post(record_offline))
-        .route("/api/v1/calls/{id}", get(call_record))
+/// The telephony routes, each handler with its OpenAPI description (tag `telephony`; the socket is
+/// [`crate::edge::ws::telephony`]).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(webhook))
+        .routes(routes!(record_offline))
+        .routes(routes!(call_record))
+}
+
+/// An exchange's time in the OpenAPI document: RFC 3339 or milliseconds since the epoch (sent back as RFC 3339).
+impl utoipa::PartialSchema for At {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, SchemaFormat, SchemaType, Type, KnownFormat};
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)).format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))))
+            .item(ObjectBuilder::new().schema_type(SchemaType::Type(Type::Integer)).format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))))
+            .description(Some("RFC 3339, or milliseconds since the Unix epoch"))
+            .into()
+    }
+}
+
+impl ToSchema for At {}
+
+/// The answer to a webhook event.
+#[derive(Serialize, ToSchema)]
+struct Frames {
+    /// What a socket would have received: `ack` (or an `error`), then every command not acknowledged yet, oldest first.
+    #[schema(value_type = Vec<TelephonyCommand>)]
+    frames: Vec<serde_json::Value>,
 }
 
 /// `POST /api/v1/telephony/events` (gateway bearer token): one event; the answer lists the frames
 /// a socket would have received (`ack`, an `error`, and commands waiting for this exchange).
+#[utoipa::path(post, path = "/api/v1/telephony/events", tag = "telephony", security(("gateway" = [])), request_body = TelephonyEvent,
+    responses(
+        (status = 200, description = "stored (once per `event_id`); the frames a socket would have received", body = Frames),
+        (status = 400, description = "`bad_json`, `unknown_type` or `bad_field`", body = ErrorBody),
+        (status = 404, description = "`unknown_call`: the event names a call this server does not know (stored as an orphan)", body = ErrorBody),
+    ))]
 async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, AppError> {
     let gateway = authenticate_gateway(&state, &headers).await?;
     let text = std::str::from_utf8(&body).map_err(|_| AppError::new(ErrorCode::BadJson, "the body is not UTF-8"))?;
@@ -271,7 +303,7 @@ async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: axum::
     }
     let mut frames: Vec<serde_json::Value> = frames.iter().filter_map(|f| serde_json::to_value(f).ok()).collect();
     frames.extend(pending_for_webhook(&state, &gateway).await);
-    Ok(Json(serde_json::json!({ "frames": frames })).into_response())
+    Ok(Json(Frames { frames }).into_response())
 }
 
 /// The commands a webhook answer carries: every one not acknowledged yet, oldest first (again in
@@ -355,6 +387,13 @@ pub async fn call_control(state: &AppState, counsellor: &str, contact_id: &str, 
 }
 
 /// `GET /api/v1/calls/{contact_id}`: a call's record, for supervisors and admins (audited).
+#[utoipa::path(get, path = "/api/v1/calls/{id}", tag = "contacts", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the call's contact id")),
+    responses(
+        (status = 200, description = "the call record", body = CallRecord),
+        (status = 403, description = "supervisors and admins only", body = ErrorBody),
+        (status = 404, description = "no such call", body = ErrorBody),
+    ))]
 async fn call_record(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Response, AppError> {
     if !matches!(auth.user.role, Role::Supervisor | Role::Admin) {
         return Err(AppError::forbidden("supervisors and admins only"));
@@ -365,9 +404,10 @@ async fn call_record(State(state): State<AppState>, auth: AuthUser, Path(id): Pa
 }
 
 /// A call handled outside the system, as a counsellor reports it.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct OfflineContact {
+    /// Only `call`.
     channel: String,
     helpline: String,
     #[serde(default)]
@@ -384,6 +424,13 @@ struct OfflineContact {
 
 /// `POST /api/v1/contacts` (counsellor): records a call handled outside the system (a backup
 /// phone during an outage) so statistics stay complete. 422 with `fields` for bad values.
+#[utoipa::path(post, path = "/api/v1/contacts", tag = "telephony", security(("bearer" = [])), request_body = OfflineContact,
+    responses(
+        (status = 201, description = "the call, recorded as offline", body = CallRecord),
+        (status = 400, description = "`bad_field`: the body does not parse", body = ErrorBody),
+        (status = 403, description = "counsellors record their own calls", body = ErrorBody),
+        (status = 422, description = "`bad_field` with `fields`: each bad field's error", body = ErrorBody),
+    ))]
 async fn record_offline(State(state): State<AppState>, auth: AuthUser, body: axum::body::Bytes) -> Result<Response, AppError> {
     if auth.user.role != Role::Counsellor {
         return Err(AppError::forbidden("counsellors record their own calls"));

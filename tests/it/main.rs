@@ -18,6 +18,7 @@ mod durability;
 mod exchange;
 mod privacy;
 mod faults;
+mod openapi;
 mod reports;
 mod routing_live;
 mod staffing;

@@ -4,43 +4,86 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{hidden, parse_body, visible_case, visible_contact, Staff};
 use crate::state::AppState;
 use crate::casework::{Stage, StageDeadlines, DAY_MS, REFERRAL_KINDS, TIMED_STAGES};
-use crate::state::error::AppError;
+use crate::state::error::{AppError, ErrorBody};
 use crate::protocol::{rfc3339, ErrorCode};
 use crate::store::cases::{CaseRecord, Due, NewCase, PersonDetails};
+use crate::store::services::PlacementRecord;
 use crate::store::users::Role;
 
 /// A case as the API shows it: the record, its times in RFC 3339 and the stages it may move to.
-pub fn case_view(c: &CaseRecord) -> serde_json::Value {
-    let next: Vec<&str> = Stage::parse(&c.stage).map(|s| s.next().iter().map(|n| n.as_str()).collect()).unwrap_or_default();
-    serde_json::json!({
-        "id": c.id,
-        "number": c.number,
-        "helpline": c.helpline,
-        "stage": c.stage,
-        "person_label": c.person_label,
-        "district": c.district,
-        "opened_by": c.opened_by,
-        "case_manager_id": c.case_manager_id,
-        "opened_at": rfc3339(c.opened_at),
-        "opened_at_ms": c.opened_at,
-        "due_at": c.due_at.map(rfc3339),
-        "due_at_ms": c.due_at,
-        "due_what": c.due_what,
-        "allowed_next": next,
-    })
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CaseView {
+    pub id: String,
+    pub number: String,
+    pub helpline: String,
+    /// `open`, `initial_assessment`, `comprehensive_assessment`, `intervention_plan`, `monitoring` or `closed`.
+    pub stage: String,
+    /// The pseudonym shown everywhere.
+    pub person_label: String,
+    pub district: Option<String>,
+    pub opened_by: String,
+    pub case_manager_id: Option<String>,
+    /// RFC 3339.
+    pub opened_at: String,
+    pub opened_at_ms: i64,
+    /// When the current deadline falls (RFC 3339; null once closed).
+    pub due_at: Option<String>,
+    pub due_at_ms: Option<i64>,
+    /// What is due: `case_file`, `initial_assessment`, ….
+    pub due_what: Option<String>,
+    /// The stages the case may move to next.
+    pub allowed_next: Vec<String>,
 }
 
-#[derive(Deserialize)]
+/// A case as the API shows it.
+pub fn case_view(c: &CaseRecord) -> CaseView {
+    let next: Vec<String> =
+        Stage::parse(&c.stage).map(|s| s.next().iter().map(|n| n.as_str().to_string()).collect()).unwrap_or_default();
+    CaseView {
+        id: c.id.clone(),
+        number: c.number.clone(),
+        helpline: c.helpline.clone(),
+        stage: c.stage.clone(),
+        person_label: c.person_label.clone(),
+        district: c.district.clone(),
+        opened_by: c.opened_by.clone(),
+        case_manager_id: c.case_manager_id.clone(),
+        opened_at: rfc3339(c.opened_at),
+        opened_at_ms: c.opened_at,
+        due_at: c.due_at.map(rfc3339),
+        due_at_ms: c.due_at,
+        due_what: c.due_what.clone(),
+        allowed_next: next,
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// `overdue`, or `24h` (due within a day); absent or `any`: every open case.
     due: Option<String>,
 }
 
+/// Open cases, soonest deadline first.
+#[derive(Serialize, ToSchema)]
+pub struct CaseList {
+    /// The time the deadlines were judged at (RFC 3339).
+    now: String,
+    cases: Vec<CaseView>,
+}
+
 /// `GET /api/v1/cases?due=overdue|24h`: open cases you may see (each listing audited), soonest deadline first.
+#[utoipa::path(get, path = "/api/v1/cases", tag = "casework", security(("bearer" = [])), params(ListQuery),
+    responses(
+        (status = 200, description = "open cases you may see, soonest deadline first", body = CaseList),
+        (status = 400, description = "`bad_field`: `due` is not `overdue` or `24h`", body = ErrorBody),
+    ))]
 pub async fn list(State(state): State<AppState>, staff: Staff, Query(q): Query<ListQuery>) -> Result<Response, AppError> {
     let due = match q.due.as_deref() {
         None | Some("") | Some("any") => Due::Any,
@@ -53,11 +96,11 @@ pub async fn list(State(state): State<AppState>, staff: Staff, Query(q): Query<L
     for c in &visible {
         staff.audit(&state, "case_list", &c.id, q.due.as_deref()).await;
     }
-    let cases: Vec<serde_json::Value> = visible.iter().map(case_view).collect();
-    Ok(Json(serde_json::json!({ "now": rfc3339(now), "cases": cases })).into_response())
+    let cases: Vec<CaseView> = visible.iter().map(case_view).collect();
+    Ok(Json(CaseList { now: rfc3339(now), cases }).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct OpenCase {
     contact_id: String,
@@ -68,6 +111,13 @@ struct OpenCase {
 }
 
 /// `POST /api/v1/cases {contact_id, district?, person_label?}`: opens a case by hand from a contact you may see.
+#[utoipa::path(post, path = "/api/v1/cases", tag = "casework", security(("bearer" = [])), request_body = OpenCase,
+    responses(
+        (status = 201, description = "the case opened", body = CaseView),
+        (status = 400, description = "`bad_field`", body = ErrorBody),
+        (status = 403, description = "case managers do not open cases", body = ErrorBody),
+        (status = 404, description = "no such contact, or not one you may see", body = ErrorBody),
+    ))]
 pub async fn open(State(state): State<AppState>, staff: Staff, body: axum::body::Bytes) -> Result<Response, AppError> {
     let req: OpenCase = parse_body(&body)?;
     if staff.user.role == Role::CaseManager {
@@ -89,33 +139,72 @@ pub async fn open(State(state): State<AppState>, staff: Staff, body: axum::body:
 }
 
 /// A case entry as the API shows it (its JSON body parsed).
-pub fn entry_view(e: &crate::store::cases::CaseEntry) -> serde_json::Value {
-    serde_json::json!({
-        "id": e.id, "kind": e.kind, "author_id": e.author_id, "at": rfc3339(e.at),
-        "body": serde_json::from_str::<serde_json::Value>(&e.body).unwrap_or_default(),
-    })
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EntryView {
+    pub id: String,
+    /// `assessment`, `note`, `referral` or `stage`.
+    pub kind: String,
+    pub author_id: String,
+    /// RFC 3339.
+    pub at: String,
+    /// The entry: `findings`, `text` or `service`, and the `stage` it was written at.
+    pub body: serde_json::Value,
+}
+
+/// A case entry as the API shows it.
+pub fn entry_view(e: &crate::store::cases::CaseEntry) -> EntryView {
+    EntryView {
+        id: e.id.clone(),
+        kind: e.kind.clone(),
+        author_id: e.author_id.clone(),
+        at: rfc3339(e.at),
+        body: serde_json::from_str::<serde_json::Value>(&e.body).unwrap_or_default(),
+    }
+}
+
+/// A case with what belongs to it.
+#[derive(Serialize, ToSchema)]
+pub struct CaseFile {
+    case: CaseView,
+    /// The linked contacts' ids.
+    contacts: Vec<String>,
+    entries: Vec<EntryView>,
+    placements: Vec<PlacementRecord>,
 }
 
 /// `GET /api/v1/cases/{id}`: the case, linked contacts, entries and placements (audited).
+#[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "casework", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the case's id")),
+    responses(
+        (status = 200, description = "the case, its linked contacts, entries and placements", body = CaseFile),
+        (status = 404, description = "no such case, or not one you may see", body = ErrorBody),
+    ))]
 pub async fn read(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
     let case = visible_case(&state, &staff, &id, "case_read").await?;
     let contacts = state.store.case_contacts(&id).await?;
-    let entries: Vec<serde_json::Value> = state.store.case_entries(&id).await?.iter().map(entry_view).collect();
+    let entries: Vec<EntryView> = state.store.case_entries(&id).await?.iter().map(entry_view).collect();
     let placements = state.store.placements_of_case(&id).await?;
     staff.audit(&state, "case_read", &id, None).await;
-    Ok(Json(serde_json::json!({
-        "case": case_view(&case), "contacts": contacts, "entries": entries, "placements": placements,
-    }))
-    .into_response())
+    Ok(Json(CaseFile { case: case_view(&case), contacts, entries, placements }).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetStage {
+    /// The next stage: one of the case's `allowed_next`.
     stage: String,
 }
 
 /// `POST /api/v1/cases/{id}/stage {stage}`: the next stage; out of order → 409 `stage_order` with `allowed`.
+#[utoipa::path(post, path = "/api/v1/cases/{id}/stage", tag = "casework", security(("bearer" = [])), request_body = SetStage,
+    params(("id" = String, Path, description = "the case's id")),
+    responses(
+        (status = 200, description = "the case at its new stage", body = CaseView),
+        (status = 400, description = "`bad_field`: no such stage", body = ErrorBody),
+        (status = 403, description = "the case manager or a supervisor moves a case", body = ErrorBody),
+        (status = 404, description = "no such case, or not one you may see", body = ErrorBody),
+        (status = 409, description = "`stage_order` (with `allowed`), or `conflict`: the case moved meanwhile", body = ErrorBody),
+    ))]
 pub async fn stage(
     State(state): State<AppState>,
     staff: Staff,
@@ -148,15 +237,31 @@ pub async fn stage(
     Ok(Json(case_view(&case)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewEntry {
+    /// `assessment`, `note` or `referral`.
     kind: String,
+    /// An assessment's `findings`, a note's `text`, or a referral's `service` (one of the referral kinds); at most 32 KiB.
     body: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The new entry's id.
+#[derive(Serialize, ToSchema)]
+pub struct EntryId {
+    id: String,
 }
 
 /// `POST /api/v1/cases/{id}/entries {kind, body}`: an `assessment` (with `findings`), a `note` (with
 /// `text`) or a `referral` (with `service`, one of the referral kinds).
+#[utoipa::path(post, path = "/api/v1/cases/{id}/entries", tag = "casework", security(("bearer" = [])), request_body = NewEntry,
+    params(("id" = String, Path, description = "the case's id")),
+    responses(
+        (status = 201, description = "the entry was added", body = EntryId),
+        (status = 400, description = "`bad_field`", body = ErrorBody),
+        (status = 404, description = "no such case, or not one you may see", body = ErrorBody),
+        (status = 413, description = "`too_large`: an entry is limited to 32 KiB", body = ErrorBody),
+    ))]
 pub async fn add_entry(
     State(state): State<AppState>,
     staff: Staff,
@@ -185,16 +290,23 @@ pub async fn add_entry(
     }
     let entry = state.store.add_case_entry(&id, &req.kind, &text, staff.id(), state.clock.now_ms()).await?;
     staff.audit(&state, "case_entry", &id, Some(&format!("{} {entry}", req.kind))).await;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "id": entry }))).into_response())
+    Ok((StatusCode::CREATED, Json(EntryId { id: entry })).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Link {
     contact_id: String,
 }
 
 /// `POST /api/v1/cases/{id}/contacts {contact_id}`: links one more contact (one you may see).
+#[utoipa::path(post, path = "/api/v1/cases/{id}/contacts", tag = "casework", security(("bearer" = [])), request_body = Link,
+    params(("id" = String, Path, description = "the case's id")),
+    responses(
+        (status = 204, description = "linked"),
+        (status = 403, description = "`not_allowed`: the contact belongs to another helpline", body = ErrorBody),
+        (status = 404, description = "no such case or contact, or not one you may see", body = ErrorBody),
+    ))]
 pub async fn link_contact(
     State(state): State<AppState>,
     staff: Staff,
@@ -213,6 +325,13 @@ pub async fn link_contact(
 }
 
 /// `GET /api/v1/cases/{id}/person`: identifying details, for the case's own roles only (audited).
+#[utoipa::path(get, path = "/api/v1/cases/{id}/person", tag = "casework", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the case's id")),
+    responses(
+        (status = 200, description = "the person's identifying details", body = PersonDetails),
+        (status = 403, description = "identifying details are for the case's own roles", body = ErrorBody),
+        (status = 404, description = "no such case, or not one you may see", body = ErrorBody),
+    ))]
 pub async fn person(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
     let case = visible_case(&state, &staff, &id, "case_person_read").await?;
     if !staff.sees_person(&case) {
@@ -224,6 +343,14 @@ pub async fn person(State(state): State<AppState>, staff: Staff, Path(id): Path<
 }
 
 /// `PUT /api/v1/cases/{id}/person {full_name?, birth_date?, address?, phone?}` (the case's own roles).
+#[utoipa::path(put, path = "/api/v1/cases/{id}/person", tag = "casework", security(("bearer" = [])), request_body = PersonDetails,
+    params(("id" = String, Path, description = "the case's id")),
+    responses(
+        (status = 204, description = "saved"),
+        (status = 400, description = "`bad_field`: each detail is limited to 300 characters", body = ErrorBody),
+        (status = 403, description = "identifying details are for the case's own roles", body = ErrorBody),
+        (status = 404, description = "no such case, or not one you may see", body = ErrorBody),
+    ))]
 pub async fn set_person(
     State(state): State<AppState>,
     staff: Staff,
@@ -244,13 +371,22 @@ pub async fn set_person(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetManager {
+    /// An enabled case manager; null: none.
     user_id: Option<String>,
 }
 
 /// `PUT /api/v1/cases/{id}/case-manager {user_id}`: supervisors of the helpline and admins assign a case manager.
+#[utoipa::path(put, path = "/api/v1/cases/{id}/case-manager", tag = "casework", security(("bearer" = [])), request_body = SetManager,
+    params(("id" = String, Path, description = "the case's id")),
+    responses(
+        (status = 200, description = "the case with its case manager", body = CaseView),
+        (status = 400, description = "`bad_field`: `user_id` is not an enabled case manager", body = ErrorBody),
+        (status = 403, description = "supervisors of the helpline and admins assign cases", body = ErrorBody),
+        (status = 404, description = "no such case, or not one you may see", body = ErrorBody),
+    ))]
 pub async fn set_manager(
     State(state): State<AppState>,
     staff: Staff,
@@ -274,16 +410,33 @@ pub async fn set_manager(
     Ok(Json(case_view(&case)).into_response())
 }
 
-/// A helpline's stage deadlines as the API shows them: per stage, what falls due and in how many days.
-fn deadlines_view(helpline: &str, d: &StageDeadlines) -> serde_json::Value {
-    let stages: Vec<serde_json::Value> = TIMED_STAGES
+/// A helpline's stage deadlines: per stage, what falls due and in how many days.
+#[derive(Serialize, ToSchema)]
+pub struct Deadlines {
+    helpline: String,
+    stages: Vec<StageDeadline>,
+}
+
+/// How long one stage may take.
+#[derive(Serialize, ToSchema)]
+pub struct StageDeadline {
+    stage: String,
+    /// What falls due at the end of it (`case_file`, `initial_assessment`, …).
+    due: Option<String>,
+    ms: i64,
+    days: f64,
+}
+
+/// A helpline's stage deadlines as the API shows them.
+fn deadlines_view(helpline: &str, d: &StageDeadlines) -> Deadlines {
+    let stages: Vec<StageDeadline> = TIMED_STAGES
         .iter()
         .map(|s| {
             let ms = d.get(*s).unwrap_or_default();
-            serde_json::json!({ "stage": s.as_str(), "due": s.due_what(), "ms": ms, "days": ms as f64 / DAY_MS as f64 })
+            StageDeadline { stage: s.as_str().to_string(), due: s.due_what().map(str::to_string), ms, days: ms as f64 / DAY_MS as f64 }
         })
         .collect();
-    serde_json::json!({ "helpline": helpline, "stages": stages })
+    Deadlines { helpline: helpline.to_string(), stages }
 }
 
 fn known_helpline(state: &AppState, name: &str) -> Result<(), AppError> {
@@ -295,13 +448,19 @@ fn known_helpline(state: &AppState, name: &str) -> Result<(), AppError> {
 }
 
 /// `GET /api/v1/helplines/{name}/case-deadlines`: how many days each case stage may take (any staff).
+#[utoipa::path(get, path = "/api/v1/helplines/{name}/case-deadlines", tag = "casework", security(("bearer" = [])),
+    params(("name" = String, Path, description = "the helpline's name")),
+    responses(
+        (status = 200, description = "how long each stage may take (`open`: the case file)", body = Deadlines),
+        (status = 404, description = "`unknown_helpline`", body = ErrorBody),
+    ))]
 pub async fn deadlines(State(state): State<AppState>, _staff: Staff, Path(name): Path<String>) -> Result<Response, AppError> {
     known_helpline(&state, &name)?;
     let d = crate::casework::stage_deadlines(&state.store, &name).await?;
     Ok(Json(deadlines_view(&name, &d)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetDeadlines {
     /// Stage → days (1 to 365); stages not named keep their setting.
@@ -310,6 +469,14 @@ struct SetDeadlines {
 
 /// `PUT /api/v1/helplines/{name}/case-deadlines {days: {stage: n}}` (admins): sets how many days the
 /// named stages may take (`open` is the case file). Applies to stages entered from now on (audited).
+#[utoipa::path(put, path = "/api/v1/helplines/{name}/case-deadlines", tag = "casework", security(("bearer" = [])), request_body = SetDeadlines,
+    params(("name" = String, Path, description = "the helpline's name")),
+    responses(
+        (status = 200, description = "the helpline's deadlines now", body = Deadlines),
+        (status = 400, description = "`bad_field`: an unknown stage, or days outside 1 to 365", body = ErrorBody),
+        (status = 403, description = "admins only", body = ErrorBody),
+        (status = 404, description = "`unknown_helpline`", body = ErrorBody),
+    ))]
 pub async fn set_deadlines(
     State(state): State<AppState>,
     staff: Staff,

@@ -3,17 +3,24 @@
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{parse_body, visible_contact, Staff};
 use crate::state::AppState;
 use crate::casework::{self, ContactForm};
-use crate::state::error::AppError;
+use crate::state::error::{AppError, ErrorBody};
 use crate::protocol::{rfc3339, ErrorCode, ServerEvent};
-use crate::store::forms::FormRecord;
+use crate::store::forms::{FormRecord, Wrapup};
 use crate::store::users::Role;
 
 /// `GET /api/v1/helplines/{name}/taxonomy`: the form's vocabularies and categories for one helpline.
+#[utoipa::path(get, path = "/api/v1/helplines/{name}/taxonomy", tag = "casework", security(("bearer" = [])),
+    params(("name" = String, Path, description = "the helpline's name")),
+    responses(
+        (status = 200, description = "the contact form's vocabularies (caller types, age groups, genders, outcomes, risks) and the helpline's categories", body = Object),
+        (status = 404, description = "`unknown_helpline`", body = ErrorBody),
+    ))]
 pub async fn taxonomy(State(state): State<AppState>, _staff: Staff, Path(name): Path<String>) -> Result<Response, AppError> {
     if !state.helplines.iter().any(|h| h.name == name) {
         return Err(AppError::new(ErrorCode::UnknownHelpline, "no such helpline"));
@@ -36,6 +43,12 @@ pub(crate) fn view(contact_id: &str, record: Option<&FormRecord>) -> serde_json:
 }
 
 /// `GET /api/v1/contacts/{id}/form`: the form (or the draft) of a contact (audited).
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/form", tag = "casework", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the contact's id")),
+    responses(
+        (status = 200, description = "`{contact_id, status, form, counsellor_id, updated_at, submitted_at}`; `status` is `none`, `draft` or `submitted`", body = Object),
+        (status = 404, description = "no such contact, or not one you may see", body = ErrorBody),
+    ))]
 pub async fn read(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
     visible_contact(&state, &staff, &id, "form_read").await?;
     let record = state.store.form(&id).await?;
@@ -43,7 +56,7 @@ pub async fn read(State(state): State<AppState>, staff: Staff, Path(id): Path<St
     Ok(Json(view(&id, record.as_ref())).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SaveForm {
     /// True: save as typed, only known values checked. False: submit; every required field must be there.
@@ -55,6 +68,15 @@ struct SaveForm {
 /// `PUT /api/v1/contacts/{id}/form {draft, form}`: saves a draft or submits the form. Only the
 /// counsellor who handled the contact (or a supervisor of its helpline) writes it. A submitted form
 /// stays submitted: later saves are checked as submissions. 422 `invalid_form` names every bad field.
+#[utoipa::path(put, path = "/api/v1/contacts/{id}/form", tag = "casework", security(("bearer" = [])), request_body = SaveForm,
+    params(("id" = String, Path, description = "the contact's id")),
+    responses(
+        (status = 200, description = "the saved form, as `GET` shows it", body = Object),
+        (status = 400, description = "`bad_field`: the body is not `{draft?, form}`", body = ErrorBody),
+        (status = 403, description = "only the counsellor who handled the contact (or a supervisor of its helpline) writes its form", body = ErrorBody),
+        (status = 404, description = "no such contact, or not one you may see", body = ErrorBody),
+        (status = 422, description = "`invalid_form`: `fields` names every bad field", body = ErrorBody),
+    ))]
 pub async fn save(
     State(state): State<AppState>,
     staff: Staff,
@@ -112,11 +134,21 @@ async fn imminent_from_form(state: &AppState, staff: &Staff, helpline: &str, con
 
 /// `GET /api/v1/contact-forms/incomplete`: your ended contacts whose form is not submitted yet (`contacts`:
 /// their ids; `wrapups`: each with its helpline, language, channel, end time and form status).
+#[utoipa::path(get, path = "/api/v1/contact-forms/incomplete", tag = "casework", security(("bearer" = [])),
+    responses((status = 200, description = "your open wrap-ups", body = Incomplete)))]
 pub async fn incomplete(State(state): State<AppState>, staff: Staff) -> Result<Response, AppError> {
     if staff.user.role != Role::Counsellor && !staff.is_admin() && staff.user.role != Role::Supervisor {
         return Err(AppError::forbidden("counsellors only"));
     }
     let wrapups = state.store.incomplete_forms(staff.id()).await?;
-    let ids: Vec<&str> = wrapups.iter().map(|w| w.contact_id.as_str()).collect();
-    Ok(Json(serde_json::json!({ "contacts": ids, "wrapups": wrapups })).into_response())
+    let contacts: Vec<String> = wrapups.iter().map(|w| w.contact_id.clone()).collect();
+    Ok(Json(Incomplete { contacts, wrapups }).into_response())
+}
+
+/// Your ended contacts whose form is not submitted yet.
+#[derive(Serialize, ToSchema)]
+pub struct Incomplete {
+    /// Their ids.
+    contacts: Vec<String>,
+    wrapups: Vec<Wrapup>,
 }

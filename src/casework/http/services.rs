@@ -4,12 +4,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{check_text, hidden, parse_body, Staff};
 use crate::state::AppState;
 use crate::casework::SERVICE_KINDS;
-use crate::state::error::AppError;
+use crate::state::error::{AppError, ErrorBody};
 use crate::protocol::ErrorCode;
 use crate::store::cases::NewCase;
 use crate::store::new_id;
@@ -17,7 +18,7 @@ use crate::store::services::{NewPlacement, PlacementRecord, ReserveError, Servic
 use crate::store::users::Role;
 
 /// A new service (`POST /api/v1/services`, `helpline service add`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewService {
     pub name: String,
@@ -73,13 +74,27 @@ fn staff_only(staff: &Staff) -> Result<(), AppError> {
     }
 }
 
+/// The placement services registry.
+#[derive(Serialize, ToSchema)]
+pub struct Services {
+    services: Vec<ServiceRecord>,
+}
+
 /// `GET /api/v1/services`: the registry with places in use (no personal data).
+#[utoipa::path(get, path = "/api/v1/services", tag = "casework", security(("bearer" = [])),
+    responses((status = 200, description = "the registry, with places in use", body = Services)))]
 pub async fn list(State(state): State<AppState>, staff: Staff) -> Result<Response, AppError> {
     staff_only(&staff)?;
-    Ok(Json(serde_json::json!({ "services": state.store.services().await? })).into_response())
+    Ok(Json(Services { services: state.store.services().await? }).into_response())
 }
 
 /// `GET /api/v1/services/{id}`.
+#[utoipa::path(get, path = "/api/v1/services/{id}", tag = "casework", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the service's id")),
+    responses(
+        (status = 200, description = "the service", body = ServiceRecord),
+        (status = 404, description = "no such service", body = ErrorBody),
+    ))]
 pub async fn one(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
     staff_only(&staff)?;
     let s = state.store.service(&id).await?.ok_or_else(|| hidden("service"))?;
@@ -87,6 +102,12 @@ pub async fn one(State(state): State<AppState>, staff: Staff, Path(id): Path<Str
 }
 
 /// `POST /api/v1/services`: admins add a service.
+#[utoipa::path(post, path = "/api/v1/services", tag = "casework", security(("bearer" = [])), request_body = NewService,
+    responses(
+        (status = 201, description = "the service added", body = ServiceRecord),
+        (status = 400, description = "`bad_field`: an unknown kind or helpline, a capacity outside 0 to 10000, …", body = ErrorBody),
+        (status = 403, description = "admins only", body = ErrorBody),
+    ))]
 pub async fn add(State(state): State<AppState>, staff: Staff, body: axum::body::Bytes) -> Result<Response, AppError> {
     if !staff.is_admin() {
         return Err(staff.refuse(&state, "service_add", "services", AppError::forbidden("admins only")).await);
@@ -99,7 +120,7 @@ pub async fn add(State(state): State<AppState>, staff: Staff, body: axum::body::
     Ok((StatusCode::CREATED, Json(record)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Reserve {
     service_id: String,
@@ -116,6 +137,14 @@ struct Reserve {
 /// `POST /api/v1/placements {service_id, escalation_id | contact_id, district?, person_label?}`:
 /// reserves a place atomically and opens the contact's case (or joins its open case). A full service:
 /// 409 `service_full` with `next_suggestion`; a service the helpline may not use: 403 `not_allowed`.
+#[utoipa::path(post, path = "/api/v1/placements", tag = "casework", security(("bearer" = [])), request_body = Reserve,
+    responses(
+        (status = 201, description = "the place is reserved; the contact's case was opened or joined", body = Reserved),
+        (status = 400, description = "`bad_field`: give `escalation_id` or `contact_id`", body = ErrorBody),
+        (status = 403, description = "`not_allowed`: the helpline may not place people in that service", body = ErrorBody),
+        (status = 404, description = "no such escalation, contact or service, or not yours", body = ErrorBody),
+        (status = 409, description = "`service_full`, with `next_suggestion`", body = ErrorBody),
+    ))]
 pub async fn reserve(State(state): State<AppState>, staff: Staff, body: axum::body::Bytes) -> Result<Response, AppError> {
     let req: Reserve = parse_body(&body)?;
     let escalation = match &req.escalation_id {
@@ -160,7 +189,7 @@ pub async fn reserve(State(state): State<AppState>, staff: Staff, body: axum::bo
                 staff.audit(&state, "case_open", &case.id, Some(&format!("{} by placement {}", case.number, p.id))).await;
             }
             let case = done.opened_case.clone().or(existing);
-            let body = serde_json::json!({ "placement": p, "case": case.map(|c| super::cases::case_view(&c)) });
+            let body = Reserved { placement: p.clone(), case: case.map(|c| super::cases::case_view(&c)) };
             Ok((StatusCode::CREATED, Json(body)).into_response())
         }
         Err(ReserveError::Full) => {
@@ -181,6 +210,13 @@ pub async fn reserve(State(state): State<AppState>, staff: Staff, body: axum::bo
     }
 }
 
+/// A reserved place and the case it belongs to.
+#[derive(Serialize, ToSchema)]
+pub struct Reserved {
+    placement: PlacementRecord,
+    case: Option<super::cases::CaseView>,
+}
+
 async fn visible_placement(state: &AppState, staff: &Staff, id: &str, action: &str) -> Result<PlacementRecord, AppError> {
     let p = state.store.placement(id).await?.ok_or_else(|| hidden("placement"))?;
     let case = match &p.case_id {
@@ -194,15 +230,22 @@ async fn visible_placement(state: &AppState, staff: &Staff, id: &str, action: &s
 }
 
 /// `GET /api/v1/placements/{id}` (audited).
+#[utoipa::path(get, path = "/api/v1/placements/{id}", tag = "casework", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the placement's id")),
+    responses(
+        (status = 200, description = "the placement", body = PlacementRecord),
+        (status = 404, description = "no such placement, or not one you may see", body = ErrorBody),
+    ))]
 pub async fn placement(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
     let p = visible_placement(&state, &staff, &id, "placement_read").await?;
     staff.audit(&state, "placement_read", &id, None).await;
     Ok(Json(p).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetStatus {
+    /// `admitted`, `left` or `cancelled`.
     status: String,
 }
 
@@ -217,6 +260,13 @@ pub fn next_statuses(status: &str) -> &'static [&'static str] {
 
 /// `POST /api/v1/placements/{id}/status {status}`: `requested → admitted | cancelled`, `admitted → left`;
 /// leaving or cancelling frees the place.
+#[utoipa::path(post, path = "/api/v1/placements/{id}/status", tag = "casework", security(("bearer" = [])), request_body = SetStatus,
+    params(("id" = String, Path, description = "the placement's id")),
+    responses(
+        (status = 200, description = "the placement with its new status", body = PlacementRecord),
+        (status = 404, description = "no such placement, or not one you may see", body = ErrorBody),
+        (status = 409, description = "`conflict`: not a next status (with `allowed`), or the placement changed meanwhile", body = ErrorBody),
+    ))]
 pub async fn set_status(
     State(state): State<AppState>,
     staff: Staff,

@@ -22,6 +22,14 @@ use crate::store::contacts::NewContactRecord;
 
 /// `GET /ws/caller`: anyone may open a chat, from a page of an allowed origin (403 otherwise),
 /// while their address has fewer than its limit of sockets open (429 otherwise).
+#[utoipa::path(get, path = "/ws/caller", tag = "websocket",
+    description = "The caller's chat socket (anonymous): `start` or `resume` a contact, chat, `end`. Frames: docs/protocol.md.",
+    responses(
+        (status = 101, description = "Switching Protocols: the socket is open; frames as in docs/protocol.md"),
+        (status = 400, description = "not a WebSocket upgrade request"),
+        (status = 403, description = "the page's origin may not open a chat here", body = crate::state::error::ErrorBody),
+        (status = 429, description = "too many sockets from this network", body = crate::state::error::ErrorBody),
+    ))]
 pub async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

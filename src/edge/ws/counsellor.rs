@@ -20,6 +20,16 @@ use crate::store::users::User;
 use crate::telephony::CallAction;
 
 /// `GET /ws/agent?ticket=…` or with `Authorization: Bearer …`: refused (401) before the upgrade without valid credentials.
+#[utoipa::path(get, path = "/ws/agent", tag = "websocket",
+    description = "The counsellor console's socket: offers, conversations, status. Frames: docs/protocol.md.",
+    params(("ticket" = Option<String>, Query, description = "a single-use ticket from `POST /api/v1/ws-ticket` (or send the bearer token)")),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 101, description = "Switching Protocols: the socket is open; frames as in docs/protocol.md"),
+        (status = 400, description = "not a WebSocket upgrade request"),
+        (status = 401, description = "no valid ticket or token", body = crate::state::error::ErrorBody),
+        (status = 429, description = "too many sockets from this network", body = crate::state::error::ErrorBody),
+    ))]
 pub async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,

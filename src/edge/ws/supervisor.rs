@@ -19,6 +19,17 @@ use crate::routing::{Input, Refusal, TransferTarget, PRIORITY_FRONT};
 use crate::store::users::{Role, User};
 
 /// `GET /ws/supervisor?ticket=…` (or bearer header): supervisors and admins only (403 otherwise).
+#[utoipa::path(get, path = "/ws/supervisor", tag = "websocket",
+    description = "The supervisors' dashboard socket: the live board, alerts, interventions. Frames: docs/protocol.md.",
+    params(("ticket" = Option<String>, Query, description = "a single-use ticket from `POST /api/v1/ws-ticket` (or send the bearer token)")),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 101, description = "Switching Protocols: the socket is open; frames as in docs/protocol.md"),
+        (status = 400, description = "not a WebSocket upgrade request"),
+        (status = 401, description = "no valid ticket or token", body = crate::state::error::ErrorBody),
+        (status = 403, description = "supervisors and admins only", body = crate::state::error::ErrorBody),
+        (status = 429, description = "too many sockets from this network", body = crate::state::error::ErrorBody),
+    ))]
 pub async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,

@@ -19,6 +19,15 @@ const EXCHANGE_RATE: RateLimit = RateLimit { burst: 2_000.0, per_sec: 1_000.0 };
 /// `GET /ws/telephony` with `Authorization: Bearer <gateway token>`: refused (401) before the upgrade otherwise.
 /// `?command_acks=true` declares an adapter that acknowledges commands (`command_ack`) from its
 /// very first command on; sending a `command_ack` declares it too.
+#[utoipa::path(get, path = "/ws/telephony", tag = "websocket",
+    description = "A telephone exchange's socket: call events and `command_ack`s in, `ack` and stored commands out. Frames: docs/telephony.md.",
+    params(("command_acks" = Option<bool>, Query, description = "`true`: this adapter acknowledges commands (`command_ack`) from its first command on")),
+    security(("gateway" = [])),
+    responses(
+        (status = 101, description = "Switching Protocols: the socket is open; frames as in docs/telephony.md"),
+        (status = 400, description = "not a WebSocket upgrade request"),
+        (status = 401, description = "no valid gateway token", body = crate::state::error::ErrorBody),
+    ))]
 pub async fn upgrade(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
