@@ -1,7 +1,7 @@
 //! Case files: numbers allocated per helpline and year, stages with deadlines, linked contacts,
 //! identifying details kept apart, and entries (assessments, notes, referrals, stage changes).
 
-use super::{new_id, on_pool, on_writer, split_list, BeginWrite, Store, StoreResult};
+use super::{both_engines, new_id, on_pool, on_writer, split_list, BeginWrite, Store, StoreResult};
 
 /// A case file as stored (no identifying details: those are in [`PersonDetails`]).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -84,15 +84,19 @@ pub enum Due {
 pub(crate) const CASE_COLUMNS: &str = "id, number, helpline, stage, person_label, district, opened_by, case_manager_id, \
      opened_at, due_at, due_what, updated_at";
 
-/// Opens a case inside the write transaction `$tx` (number, case manager by district, deadline, the
-/// contact linked); evaluates to the `CaseRecord`. Used alone and by a placement's reservation.
-macro_rules! open_case_in {
-    ($tx:ident, $new:expr) => {{
-        let new: &$crate::store::cases::NewCase = $new;
+/// Opening a case inside a write transaction (number, case manager by district, deadline, the contact
+/// linked). Used alone and by a placement's reservation.
+pub(crate) trait OpenCase {
+    /// Opens the case and returns its record.
+    async fn open_case_in(&mut self, new: &NewCase) -> Result<CaseRecord, sqlx::Error>;
+}
+
+both_engines!(impl OpenCase for sqlx::SqliteConnection, sqlx::PgConnection {
+    async fn open_case_in(&mut self, new: &NewCase) -> Result<CaseRecord, sqlx::Error> {
         let (prefix, case_file_ms): (String, i64) =
             sqlx::query_as("SELECT case_prefix, case_file_due_ms FROM helplines WHERE name = $1")
                 .bind(&new.helpline)
-                .fetch_one(&mut *$tx)
+                .fetch_one(&mut *self)
                 .await?;
         let year = (new.rules.year_of)(new.at);
         let (seq,): (i64,) = sqlx::query_as(
@@ -101,19 +105,19 @@ macro_rules! open_case_in {
         )
         .bind(&new.helpline)
         .bind(i64::from(year))
-        .fetch_one(&mut *$tx)
+        .fetch_one(&mut *self)
         .await?;
         let number = (new.rules.number)(&new.helpline, &prefix, year, seq);
         let managers: Vec<(String, String, i64)> = sqlx::query_as(
             "SELECT u.id, u.districts, (SELECT COUNT(*) FROM cases c WHERE c.case_manager_id = u.id AND c.stage <> 'closed')
              FROM users u WHERE u.role = 'case_manager' AND u.disabled = FALSE ORDER BY u.id",
         )
-        .fetch_all(&mut *$tx)
+        .fetch_all(&mut *self)
         .await?;
-        let case_manager_id = $crate::store::cases::pick_case_manager(new.district.as_deref(), &managers);
+        let case_manager_id = pick_case_manager(new.district.as_deref(), &managers);
         let (due_what, due_ms) = (new.rules.first_deadline)(case_file_ms);
-        let record = $crate::store::cases::CaseRecord {
-            id: $crate::store::new_id(),
+        let record = CaseRecord {
+            id: new_id(),
             person_label: new.person_label.clone().filter(|l| !l.trim().is_empty()).unwrap_or_else(|| format!("Person {number}")),
             number,
             helpline: new.helpline.clone(),
@@ -133,22 +137,21 @@ macro_rules! open_case_in {
         .bind(&record.id).bind(&record.number).bind(&record.helpline).bind(&record.stage).bind(&record.person_label)
         .bind(&record.district).bind(&record.opened_by).bind(&record.case_manager_id).bind(record.opened_at)
         .bind(record.due_at).bind(&record.due_what).bind(record.updated_at)
-        .execute(&mut *$tx)
+        .execute(&mut *self)
         .await?;
         if let Some(contact) = &new.contact_id {
             sqlx::query("INSERT INTO case_contacts (case_id, contact_id, linked_at, linked_by) VALUES ($1, $2, $3, $4)")
                 .bind(&record.id).bind(contact).bind(new.at).bind(&new.opened_by)
-                .execute(&mut *$tx)
+                .execute(&mut *self)
                 .await?;
         }
         sqlx::query("INSERT INTO case_entries (id, case_id, kind, body, author_id, at) VALUES ($1, $2, 'stage', $3, $4, $5)")
-            .bind($crate::store::new_id()).bind(&record.id).bind(r#"{"to":"open"}"#).bind(&new.opened_by).bind(new.at)
-            .execute(&mut *$tx)
+            .bind(new_id()).bind(&record.id).bind(r#"{"to":"open"}"#).bind(&new.opened_by).bind(new.at)
+            .execute(&mut *self)
             .await?;
-        record
-    }};
-}
-pub(crate) use open_case_in;
+        Ok(record)
+    }
+});
 
 /// The case manager for a new case in `district`: among those covering it, the one with the fewest open cases.
 pub(crate) fn pick_case_manager(district: Option<&str>, managers: &[(String, String, i64)]) -> Option<String> {
@@ -165,7 +168,7 @@ impl Store {
     pub async fn open_case(&self, new: &NewCase) -> StoreResult<CaseRecord> {
         let record = on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
-            let record = open_case_in!(tx, new);
+            let record = tx.open_case_in(new).await?;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(record)
         }.await)?;

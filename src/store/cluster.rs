@@ -1,9 +1,10 @@
-//! Cluster mode's fence in PostgreSQL: the current leader's fencing token, raised at takeover and checked by every leader write.
+//! Cluster mode's fence in PostgreSQL: the current leader's fencing token, raised at takeover and checked by every leader write
+//! (the leader's write transactions are [`LeaderTx`], which only [`Store::begin_leader_write`] opens, after the check).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use super::{on_pool, Store, StoreError, StoreResult};
+use super::{on_pool, BeginWrite, Pool, Store, StoreError, StoreResult};
 
 /// The token a leader's writes must still hold; shared by the store clones of one leadership.
 #[derive(Debug, Clone)]
@@ -18,8 +19,8 @@ impl FenceToken {
     }
 }
 
-/// Read at the start of a leader's write transaction. `FOR SHARE`: leader transactions do not wait
-/// for each other, but a takeover's `UPDATE` waits for those in flight, and those after it see the new token.
+/// Read at the start of a leader's write transaction on PostgreSQL. `FOR SHARE`: leader transactions do not
+/// wait for each other, but a takeover's `UPDATE` waits for those in flight, and those after it see the new token.
 pub(crate) const FENCE_CHECK: &str = "SELECT token FROM cluster_fence WHERE id = 1 FOR SHARE";
 
 /// Refuses the transaction unless `row` (from [`FENCE_CHECK`]) is `token`.
@@ -30,18 +31,93 @@ pub(crate) fn check(row: Option<(i64,)>, token: i64) -> Result<(), StoreError> {
     }
 }
 
-/// Runs the fence check inside an open transaction when the store is fenced (cluster leader).
-macro_rules! fence_check {
-    ($store:expr, $tx:expr) => {
-        if let Some(fence) = &$store.fence {
-            let row: Option<(i64,)> = sqlx::query_as($crate::store::cluster::FENCE_CHECK).fetch_optional(&mut *$tx).await?;
-            $crate::store::cluster::check(row, fence.get())?;
-        }
-    };
+/// Reading the fence row inside a write transaction.
+trait ReadFence {
+    async fn read_fence(&mut self) -> Result<Option<(i64,)>, sqlx::Error>;
 }
-pub(crate) use fence_check;
+
+impl ReadFence for sqlx::PgConnection {
+    async fn read_fence(&mut self) -> Result<Option<(i64,)>, sqlx::Error> {
+        sqlx::query_as(FENCE_CHECK).fetch_optional(self).await
+    }
+}
+
+/// SQLite is never fenced in practice (cluster mode needs PostgreSQL), and has no `FOR SHARE`: its write
+/// transactions begin `IMMEDIATE`, holding the database's one write lock, so a plain read serves.
+impl ReadFence for sqlx::SqliteConnection {
+    async fn read_fence(&mut self) -> Result<Option<(i64,)>, sqlx::Error> {
+        sqlx::query_as("SELECT token FROM cluster_fence WHERE id = 1").fetch_optional(self).await
+    }
+}
+
+/// A write transaction that [`Store::begin_leader_write`] opened: its fence was checked if the store is
+/// fenced. Its field is private to this module, so nothing else makes one out of a plain transaction;
+/// the leader's writes (routing steps, messages) are implemented for this type only.
+pub(crate) struct Fenced<DB: sqlx::Database>(sqlx::Transaction<'static, DB>);
+
+impl<DB: sqlx::Database> std::ops::Deref for Fenced<DB> {
+    type Target = DB::Connection;
+    fn deref(&self) -> &DB::Connection {
+        &self.0
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::DerefMut for Fenced<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        &mut self.0
+    }
+}
+
+/// Checks the fence inside `tx` when `fence` is set: refuses (and rolls back) unless it is still current.
+async fn fenced<DB>(mut tx: sqlx::Transaction<'static, DB>, fence: Option<&FenceToken>) -> StoreResult<Fenced<DB>>
+where
+    DB: sqlx::Database,
+    DB::Connection: ReadFence,
+{
+    if let Some(fence) = fence {
+        let row = tx.read_fence().await?;
+        check(row, fence.get())?;
+    }
+    Ok(Fenced(tx))
+}
+
+/// The leader's write transaction, on whichever engine the store runs: see [`Store::begin_leader_write`].
+pub(crate) enum LeaderTx {
+    Sqlite(Fenced<sqlx::Sqlite>),
+    Postgres(Fenced<sqlx::Postgres>),
+}
+
+impl LeaderTx {
+    pub(crate) async fn commit(self) -> StoreResult<()> {
+        match self {
+            LeaderTx::Sqlite(tx) => tx.0.commit().await?,
+            LeaderTx::Postgres(tx) => tx.0.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn rollback(self) -> StoreResult<()> {
+        match self {
+            LeaderTx::Sqlite(tx) => tx.0.rollback().await?,
+            LeaderTx::Postgres(tx) => tx.0.rollback().await?,
+        }
+        Ok(())
+    }
+}
 
 impl Store {
+    /// Begins a write transaction of the leader's (routing steps, messages): the only way to get a
+    /// [`LeaderTx`]. When the store is fenced (cluster mode, on the leader) it first reads the fence row
+    /// and refuses with [`StoreError::Fenced`] unless this store's token is still the current one; a
+    /// single node's store is not fenced and checks nothing.
+    pub(crate) async fn begin_leader_write(&self) -> StoreResult<LeaderTx> {
+        let fence = self.fence.as_ref();
+        Ok(match &self.pool {
+            Pool::Sqlite { write, .. } => LeaderTx::Sqlite(fenced(write.begin_write().await?, fence).await?),
+            Pool::Postgres(pool) => LeaderTx::Postgres(fenced(pool.begin_write().await?, fence).await?),
+        })
+    }
+
     /// A clone of this store whose routing and message writes are refused once `token` is no longer current.
     pub fn fenced(&self, token: FenceToken) -> Store {
         Store { pool: self.pool.clone(), fence: Some(token), health: self.health.clone(), creations: self.creations.clone() }

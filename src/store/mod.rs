@@ -175,6 +175,21 @@ macro_rules! on_writer {
 }
 pub(crate) use on_writer;
 
+/// Implements a trait for the SQLite and the PostgreSQL type given, with one body written once:
+/// `both_engines!(impl Trait for SqliteType, PgType { async fn … })`. It generates the two impls and
+/// nothing else; a call site calls the trait's methods and shows their `.await?` itself.
+macro_rules! both_engines {
+    (impl $trait:ident for $sqlite:ty, $postgres:ty { $($body:tt)* }) => {
+        impl $trait for $sqlite {
+            $($body)*
+        }
+        impl $trait for $postgres {
+            $($body)*
+        }
+    };
+}
+pub(crate) use both_engines;
+
 /// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken at the
 /// start, so a transaction that reads before it writes waits for the lock (busy timeout) instead of
 /// failing with "database is locked" when another connection commits in between.
