@@ -285,6 +285,40 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_support::{seeded, write_tx};
+
+    fn loose(id: &str, at: i64) -> ChainedLine {
+        ChainedLine {
+            seq: None,
+            prev_hash: None,
+            hash: None,
+            id: id.into(),
+            at,
+            actor: "admin".into(),
+            action: "test".into(),
+            target: Some("t".into()),
+            detail: None,
+            source: None,
+        }
+    }
+
+    /// `append_lines` chains lines after the last chained one, in order, in the caller's transaction.
+    #[tokio::test]
+    async fn appended_lines_continue_the_chain_in_order() {
+        let store = seeded().await;
+        store.audit(1, "admin", "first", Some("t"), None).await.expect("one line");
+        let mut tx = write_tx(&store).await;
+        tx.append_lines(&[loose("b-line", 2), loose("a-line", 3)]).await.expect("append");
+        tx.append_lines(&[]).await.expect("nothing to append");
+        tx.commit().await.expect("commit");
+        let report = store.verify_audit_chain().await.expect("verify");
+        assert!(report.intact(), "{report:?}");
+        assert_eq!(report.lines, 3);
+        let ids: Vec<String> = store.audit_lines(&AuditQuery { limit: 10, ..AuditQuery::default() }).await.expect("read").into_iter().map(|l| l.id).collect();
+        assert!(ids.contains(&"b-line".to_string()) && ids.contains(&"a-line".to_string()));
+        let seqs: Vec<(String, i64)> = on_pool!(store, pool => sqlx::query_as("SELECT id, seq FROM audit_log WHERE seq > 1 ORDER BY seq").fetch_all(pool).await).expect("read");
+        assert_eq!(seqs, vec![("b-line".to_string(), 2), ("a-line".to_string(), 3)], "in the order given");
+    }
 
     #[test]
     fn a_line_hash_covers_every_field_and_the_previous_hash() {

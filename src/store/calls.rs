@@ -302,7 +302,24 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::outcome;
+    use super::{outcome, CallLog};
+    use crate::store::test_support::{queued_chat, seeded, write_tx};
+
+    /// `log` appends a line without a counsellor to the contact's event log, in the caller's transaction.
+    #[tokio::test]
+    async fn a_call_log_line_has_no_counsellor() {
+        let store = seeded().await;
+        let contact = queued_chat(&store, 1).await;
+        let mut tx = write_tx(&store).await;
+        tx.log(&contact, 5, "call_ended", Some("caller")).await.expect("log");
+        tx.log(&contact, 6, "recorded_offline", None).await.expect("log");
+        tx.commit().await.expect("commit");
+        let lines: Vec<_> = store.contact_events(&contact).await.expect("read").into_iter().map(|e| (e.at, e.kind, e.counsellor_id, e.detail)).collect();
+        assert_eq!(
+            lines[1..],
+            [(5, "call_ended".to_string(), None, Some("caller".to_string())), (6, "recorded_offline".to_string(), None, None)]
+        );
+    }
 
     #[test]
     fn outcomes() {

@@ -318,3 +318,76 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::{queued_chat, seeded, write_tx};
+    use crate::store::users::{NewUser, Role};
+
+    fn new_case(helpline: &str, district: Option<&str>, contact: Option<&str>, by: &str) -> NewCase {
+        NewCase {
+            rules: CaseRules {
+                year_of: |_| 2026,
+                number: |helpline, prefix, year, seq| format!("{}-{year}-{seq:06}", if prefix.is_empty() { helpline } else { prefix }),
+                first_deadline: |case_file_ms| ("case_file", case_file_ms),
+            },
+            helpline: helpline.into(),
+            person_label: None,
+            district: district.map(str::to_string),
+            opened_by: by.into(),
+            contact_id: contact.map(str::to_string),
+            at: 1_000,
+        }
+    }
+
+    /// `open_case_in` numbers the case, picks the case manager of its district, links the contact and writes
+    /// the first stage entry, all in the caller's transaction; an error comes back to the caller (who
+    /// rolls back: nothing stays).
+    #[tokio::test]
+    async fn opening_a_case_in_a_transaction_numbers_links_and_assigns_it() {
+        let store = seeded().await;
+        let manager = store
+            .create_user(
+                &NewUser {
+                    username: "maria".into(),
+                    display_name: "Maria".into(),
+                    password_hash: "x".into(),
+                    role: Role::CaseManager,
+                    helplines: vec![],
+                    backup_helplines: vec![],
+                    languages: vec![],
+                    capacity: 1,
+                },
+                1,
+            )
+            .await
+            .expect("user");
+        store.set_user_districts(&manager.id, &["Cluj".into()]).await.expect("districts");
+        let contact = queued_chat(&store, 1).await;
+
+        let mut tx = write_tx(&store).await;
+        let first = tx.open_case_in(&new_case("children", Some("cluj"), Some(&contact), &manager.id)).await.expect("opened");
+        let second = tx.open_case_in(&new_case("children", Some("Iasi"), None, &manager.id)).await.expect("opened");
+        tx.commit().await.expect("commit");
+        assert_eq!((first.number.as_str(), second.number.as_str()), ("children-2026-000001", "children-2026-000002"));
+        assert_eq!(first.case_manager_id.as_deref(), Some(manager.id.as_str()), "the district's case manager");
+        assert_eq!(second.case_manager_id, None, "nobody covers Iasi");
+        let (case_file_ms, _) = store.stage_deadline_settings("children").await.expect("read");
+        let due = case_file_ms.map(|ms| 1_000 + ms);
+        assert_eq!(
+            (first.person_label.as_str(), first.due_at, first.due_what.as_deref()),
+            ("Person children-2026-000001", due, Some("case_file")),
+            "the first deadline from the helpline's case file setting"
+        );
+        assert_eq!(store.case(&first.id).await.expect("read"), Some(first.clone()));
+        assert_eq!(store.case_contacts(&first.id).await.expect("read"), vec![contact.clone()]);
+        assert_eq!(store.case_entries(&first.id).await.expect("read")[0].kind, "stage");
+
+        let mut tx = write_tx(&store).await;
+        let unknown = tx.open_case_in(&new_case("no such helpline", None, None, &manager.id)).await;
+        assert!(matches!(unknown, Err(sqlx::Error::RowNotFound)), "{unknown:?}");
+        tx.rollback().await.expect("rollback");
+        assert_eq!(store.cases_due(Due::Any, 0).await.expect("read").len(), 2, "nothing of the failed one");
+    }
+}

@@ -138,3 +138,60 @@ impl Store {
             .fetch_one(pool).await)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::contacts::Change;
+    use crate::store::messages::{NewMessage, NextSeqs};
+    use crate::store::test_support::{queued_chat, seeded};
+
+    fn line(contact: &str, detail: &str) -> Change {
+        Change::Event { contact: contact.into(), at: 2, kind: "sla_at_risk", counsellor: None, detail: Some(detail.into()) }
+    }
+
+    fn message(contact: &str, client_id: &str) -> NewMessage {
+        NewMessage { contact_id: contact.into(), sender: "caller", sender_id: None, client_id: client_id.into(), body: "text".into(), at: 3 }
+    }
+
+    #[test]
+    fn only_the_current_token_passes() {
+        assert!(check(Some((7,)), 7).is_ok());
+        assert!(matches!(check(Some((8,)), 7), Err(StoreError::Fenced)), "a newer leader");
+        assert!(matches!(check(Some((6,)), 7), Err(StoreError::Fenced)), "not raised to ours yet");
+        assert!(matches!(check(None, 7), Err(StoreError::Fenced)), "no fence row");
+    }
+
+    /// Every leader write opens its transaction through `begin_leader_write`: once a newer token is raised,
+    /// the older leader's routing steps and message batches are refused and nothing of them is stored.
+    #[tokio::test]
+    async fn a_stale_fence_token_refuses_every_leader_write_and_stores_nothing() {
+        let store = seeded().await;
+        let contact = queued_chat(&store, 1).await;
+        assert!(store.raise_fence(1, "a", 1).await.expect("raise"));
+        let old = store.fenced(FenceToken::new(1));
+        assert!(old.is_fenced() && !store.is_fenced());
+        old.apply_changes(&[line(&contact, "first")]).await.expect("the current leader writes");
+        old.insert_messages(&[message(&contact, "m1")]).await.expect("the current leader stores messages");
+
+        assert!(store.raise_fence(2, "b", 2).await.expect("raise"));
+        assert!(matches!(old.begin_leader_write().await, Err(StoreError::Fenced)));
+        let refused = old.apply_changes(&[line(&contact, "stale")]).await;
+        assert!(matches!(refused, Err(StoreError::Fenced)), "{refused:?}");
+        let refused = old.insert_messages(&[message(&contact, "m2")]).await;
+        assert!(matches!(refused, Err(StoreError::Fenced)), "{refused:?}");
+        // A batch with a repeat (the path that goes one message at a time) is refused as well.
+        let refused = old.store_messages(&[message(&contact, "m1"), message(&contact, "m3")], &mut NextSeqs::default()).await;
+        assert!(matches!(refused, Err(StoreError::Fenced)), "{refused:?}");
+        assert!(old.writes_ok(), "a fenced write is not a database failure");
+
+        let details: Vec<Option<String>> = store.contact_events(&contact).await.expect("read").into_iter().map(|e| e.detail).collect();
+        assert!(details.contains(&Some("first".into())) && !details.contains(&Some("stale".into())), "{details:?}");
+        assert_eq!(store.messages_after(&contact, 0).await.expect("read").len(), 1);
+
+        // The new token writes; a single node's store (not fenced) checks nothing.
+        store.fenced(FenceToken::new(2)).apply_changes(&[line(&contact, "fresh")]).await.expect("the new leader writes");
+        store.apply_changes(&[line(&contact, "single node")]).await.expect("not fenced");
+        store.insert_messages(&[message(&contact, "m4")]).await.expect("not fenced");
+    }
+}

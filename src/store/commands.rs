@@ -263,6 +263,43 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_support::{seeded, write_tx};
+
+    fn command(gateway: &str, id: &str, kind: &'static str, supersedes: &'static [&'static str], at: i64) -> CommandChange {
+        CommandChange::Issue(NewCommand {
+            id: id.into(),
+            gateway_id: gateway.into(),
+            call_id: "call".into(),
+            contact_id: None,
+            kind,
+            frame: format!("{{\"id\":\"{id}\"}}"),
+            created_at: at,
+            supersedes,
+        })
+    }
+
+    /// `apply_command_change` stores a command after superseding what it makes stale, and supersedes alone.
+    #[tokio::test]
+    async fn command_changes_issue_and_supersede_in_the_callers_transaction() {
+        let store = seeded().await;
+        let gw = store.create_gateway("exchange", "hash", 1).await.expect("gateway").id;
+        let gw = gw.as_str();
+        let mut tx = write_tx(&store).await;
+        tx.apply_command_change(&command(gw, "c1", "connect", &[], 1)).await.expect("issue");
+        tx.apply_command_change(&command(gw, "c2", "hold", &[], 2)).await.expect("issue");
+        tx.apply_command_change(&command(gw, "c3", "connect", &["connect"], 3)).await.expect("issue, superseding c1");
+        tx.commit().await.expect("commit");
+        let state = |rows: Vec<(String, bool, bool)>| rows.into_iter().map(|(k, _, superseded)| (k, superseded)).collect::<Vec<_>>();
+        let s = |k: &str, b| (k.to_string(), b);
+        assert_eq!(state(store.call_commands(gw, "call").await.expect("read")), vec![s("connect", true), s("hold", false), s("connect", false)]);
+
+        let mut tx = write_tx(&store).await;
+        let all = CommandChange::Supersede { gateway_id: gw.into(), call_id: "call".into(), kinds: &["connect", "hold"], at: 4 };
+        tx.apply_command_change(&all).await.expect("supersede");
+        tx.commit().await.expect("commit");
+        assert_eq!(state(store.call_commands(gw, "call").await.expect("read")), vec![s("connect", true), s("hold", true), s("connect", true)]);
+        assert!(store.pending_commands(gw).await.expect("read").is_empty());
+    }
 
     #[test]
     fn supersede_sql_lists_only_known_kinds() {

@@ -167,3 +167,24 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::{queued_chat, seeded, write_tx};
+
+    /// `raise_priority` raises a contact's stored priority to the imminent one and never lowers it.
+    #[tokio::test]
+    async fn raising_a_priority_never_lowers_it() {
+        let store = seeded().await;
+        let (low, high) = (queued_chat(&store, 1).await, queued_chat(&store, 2).await);
+        let mut tx = write_tx(&store).await;
+        sqlx::query("UPDATE contacts SET priority = $1 WHERE id = $2").bind(IMMINENT_PRIORITY + 1).bind(&high).execute(&mut *tx).await.expect("set");
+        tx.raise_priority(&low).await.expect("raise");
+        tx.raise_priority(&high).await.expect("raise");
+        tx.raise_priority("no such contact").await.expect("nothing to raise");
+        tx.commit().await.expect("commit");
+        let priority = |c: Option<crate::store::contacts::ContactRecord>| c.map(|c| c.priority);
+        assert_eq!(priority(store.contact(&low).await.expect("read")), Some(IMMINENT_PRIORITY));
+        assert_eq!(priority(store.contact(&high).await.expect("read")), Some(IMMINENT_PRIORITY + 1));
+    }
+}

@@ -312,6 +312,33 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_support::{queued_chat, seeded};
+
+    fn message(contact: &str, client_id: &str) -> NewMessage {
+        NewMessage { contact_id: contact.into(), sender: "caller", sender_id: None, client_id: client_id.into(), body: client_id.into(), at: 3 }
+    }
+
+    /// A batch without repeats goes in a few multi-row inserts; a batch with one (of a stored message, or of
+    /// an earlier one in the batch) is stored one message at a time, the repeat getting the earlier copy.
+    #[tokio::test]
+    async fn batches_number_messages_without_gaps_and_repeats_get_the_earlier_copy() {
+        let store = seeded().await;
+        let (a, b) = (queued_chat(&store, 1).await, queued_chat(&store, 2).await);
+        let mut next = NextSeqs::default();
+        let batch: Vec<NewMessage> = (0..200).map(|i| message(if i % 2 == 0 { &a } else { &b }, &format!("m{i}"))).collect();
+        let stored = store.store_messages(&batch, &mut next).await.expect("stored");
+        assert!(stored.iter().all(|s| !s.duplicate));
+        assert_eq!((stored[0].message.seq, stored[198].message.seq, stored[199].message.seq), (1, 100, 100));
+        assert_eq!((next.get(&a), next.get(&b)), (Some(101), Some(101)));
+
+        let repeats = [message(&a, "m0"), message(&a, "new"), message(&a, "new"), message(&b, "other")];
+        let stored = store.store_messages(&repeats, &mut next).await.expect("stored");
+        let got: Vec<(i64, bool)> = stored.iter().map(|s| (s.message.seq, s.duplicate)).collect();
+        assert_eq!(got, vec![(1, true), (101, false), (101, true), (101, false)]);
+        assert_eq!(stored[0].message.body, "m0", "the earlier copy");
+        assert_eq!((next.get(&a), next.get(&b)), (Some(102), Some(102)));
+        assert_eq!(store.messages_after(&a, 0).await.expect("read").len(), 101, "no gap, no second copy");
+    }
 
     #[test]
     fn batch_inserts_number_their_parameters_only_where_they_must() {

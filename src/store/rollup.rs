@@ -759,6 +759,66 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_support::{queued_chat, seeded, write_tx};
+
+    /// `push_counts` binds a line's counts in the roll-up tables' column order; `invalidate_hour_of_contact`
+    /// then drops the rows of the contact's hour (and quarters) and day, and only those.
+    #[tokio::test]
+    async fn counts_are_bound_in_column_order_and_a_late_change_drops_its_hour_and_day() {
+        let store = seeded().await;
+        let h = |i: i64| i * HOUR_MS;
+        let contact = queued_chat(&store, h(2) + 5 * 60_000).await;
+        let counts = TallyCounts {
+            offered: 1,
+            abandoned: 2,
+            abandoned_short: 3,
+            answered: 4,
+            answered_in_target: 5,
+            answer_ms_sum: 6,
+            handled: 7,
+            handle_ms_sum: 8,
+            waiting: 0,
+            waiting_in_target: 0,
+            transfers: 11,
+            escalations: 12,
+        };
+        let mut tx = write_tx(&store).await;
+        for (unit, rows) in [("hour", vec![h(1), h(2), h(3)]), ("quarter", vec![h(2), h(2) + QUARTER_MS, h(3)])] {
+            let mut q = sqlx::QueryBuilder::new(format!(
+                "INSERT INTO report_{unit}_tallies ({unit}, helpline, channel, language, offered, abandoned, abandoned_short,
+                 answered, answered_in_target, answer_ms_sum, handled, handle_ms_sum, transfers, escalations) "));
+            q.push_values(&rows, |mut b, at| {
+                b.push_bind(*at).push_bind("children").push_bind("chat").push_bind("ro");
+                push_counts(&mut b, &counts);
+            });
+            q.build().execute(&mut *tx).await.expect("insert");
+        }
+        for (table, key, at) in [("report_rollup_hours", "hour", h(1)), ("report_rollup_hours", "hour", h(2)), ("report_rollup_days", "day", 0), ("report_rollup_days", "day", DAY_MS)] {
+            sqlx::query(&format!("INSERT INTO {table} ({key}, rolled_at) VALUES ($1, 0)")).bind(at).execute(&mut *tx).await.expect("insert");
+        }
+        tx.commit().await.expect("commit");
+        let read: Vec<TallyCounts> = on_pool!(store, pool => sqlx::query_as(
+            "SELECT offered, abandoned, abandoned_short, answered, answered_in_target, answer_ms_sum, handled, handle_ms_sum,
+                    0 AS waiting, 0 AS waiting_in_target, transfers, escalations FROM report_hour_tallies WHERE hour = $1")
+            .bind(h(2)).fetch_all(pool).await).expect("read");
+        assert_eq!(read, vec![counts]);
+
+        let mut tx = write_tx(&store).await;
+        tx.invalidate_hour_of_contact(&contact).await.expect("invalidate");
+        tx.invalidate_hour_of_contact("no such contact").await.expect("nothing to drop");
+        tx.commit().await.expect("commit");
+        let units = |sql: &'static str| {
+            let store = store.clone();
+            async move {
+                let rows: Vec<(i64,)> = on_pool!(store, pool => sqlx::query_as(sql).fetch_all(pool).await).expect("read");
+                rows.into_iter().map(|r| r.0).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(units("SELECT hour FROM report_hour_tallies ORDER BY hour").await, vec![h(1), h(3)]);
+        assert_eq!(units("SELECT quarter FROM report_quarter_tallies ORDER BY quarter").await, vec![h(3)]);
+        assert_eq!(units("SELECT hour FROM report_rollup_hours ORDER BY hour").await, vec![h(1)]);
+        assert_eq!(units("SELECT day FROM report_rollup_days ORDER BY day").await, vec![DAY_MS]);
+    }
 
     #[test]
     fn unit_filters_list_short_runs_and_write_long_ones_as_ranges() {
