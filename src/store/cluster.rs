@@ -69,7 +69,7 @@ impl<DB: sqlx::Database> std::ops::DerefMut for Fenced<DB> {
 }
 
 /// Checks the fence inside `tx` when `fence` is set: refuses (and rolls back) unless it is still current.
-async fn fenced<DB>(mut tx: sqlx::Transaction<'static, DB>, fence: Option<&FenceToken>) -> StoreResult<Fenced<DB>>
+async fn check_fence<DB>(mut tx: sqlx::Transaction<'static, DB>, fence: Option<&FenceToken>) -> StoreResult<Fenced<DB>>
 where
     DB: sqlx::Database,
     DB::Connection: ReadFence,
@@ -113,8 +113,8 @@ impl Store {
     pub(crate) async fn begin_leader_write(&self) -> StoreResult<LeaderTx> {
         let fence = self.fence.as_ref();
         Ok(match &self.pool {
-            Pool::Sqlite { write, .. } => LeaderTx::Sqlite(fenced(write.begin_write().await?, fence).await?),
-            Pool::Postgres(pool) => LeaderTx::Postgres(fenced(pool.begin_write().await?, fence).await?),
+            Pool::Sqlite { write, .. } => LeaderTx::Sqlite(check_fence(write.begin_write().await?, fence).await?),
+            Pool::Postgres(pool) => LeaderTx::Postgres(check_fence(pool.begin_write().await?, fence).await?),
         })
     }
 
