@@ -9,7 +9,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{new_id, on_pool, on_writer, Backend, BeginWrite, Store, StoreResult};
+use super::{both_engines, new_id, on_pool, on_writer, BeginWrite, Store, StoreResult};
 
 /// The `prev_hash` of the first line.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -115,17 +115,39 @@ impl ChainedLine {
 
 const CHAIN_COLUMNS: &str = "seq, prev_hash, hash, id, at, actor, action, target, detail, source";
 
-/// Appends lines to the chain inside a write transaction that holds the audit log's lock.
-macro_rules! append_lines {
-    ($store:expr, $tx:ident, $lines:expr) => {{
-        if $store.backend() == Backend::Postgres {
-            sqlx::query("LOCK TABLE audit_log IN EXCLUSIVE MODE").execute(&mut *$tx).await?;
-        }
+/// The audit log's write lock, inside a write transaction. On PostgreSQL `LOCK TABLE … IN EXCLUSIVE MODE`;
+/// on SQLite nothing: write transactions begin `IMMEDIATE`, so they hold the database's one write lock.
+trait AuditLock {
+    async fn lock_audit_log(&mut self) -> Result<(), sqlx::Error>;
+}
+
+impl AuditLock for sqlx::SqliteConnection {
+    async fn lock_audit_log(&mut self) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+}
+
+impl AuditLock for sqlx::PgConnection {
+    async fn lock_audit_log(&mut self) -> Result<(), sqlx::Error> {
+        sqlx::query("LOCK TABLE audit_log IN EXCLUSIVE MODE").execute(self).await?;
+        Ok(())
+    }
+}
+
+/// Appending lines at the end of the chain, inside a write transaction.
+trait AppendLines {
+    /// Takes the audit log's lock ([`AuditLock`]), then chains `lines` after the last chained line, in order.
+    async fn append_lines(&mut self, lines: &[ChainedLine]) -> Result<(), sqlx::Error>;
+}
+
+both_engines!(impl AppendLines for sqlx::SqliteConnection, sqlx::PgConnection {
+    async fn append_lines(&mut self, lines: &[ChainedLine]) -> Result<(), sqlx::Error> {
+        self.lock_audit_log().await?;
         let last: Option<(i64, String)> = sqlx::query_as(
             "SELECT seq, hash FROM audit_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *$tx).await?;
+            .fetch_optional(&mut *self).await?;
         let (mut seq, mut prev) = last.unwrap_or((0, GENESIS.to_string()));
-        for l in $lines {
+        for l in lines {
             seq += 1;
             let hash = l.expected_hash(&prev, seq);
             sqlx::query(
@@ -134,11 +156,12 @@ macro_rules! append_lines {
                  ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, prev_hash = excluded.prev_hash, hash = excluded.hash")
                 .bind(&l.id).bind(l.at).bind(&l.actor).bind(&l.action).bind(&l.target).bind(&l.detail).bind(&l.source)
                 .bind(seq).bind(&prev).bind(&hash)
-                .execute(&mut *$tx).await?;
+                .execute(&mut *self).await?;
             prev = hash;
         }
-    }};
-}
+        Ok(())
+    }
+});
 
 impl Store {
     /// Appends one line with its source (client address, or the socket it came on). Lines are never
@@ -179,7 +202,7 @@ impl Store {
         };
         on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
-            append_lines!(self, tx, [&line]);
+            tx.append_lines(std::slice::from_ref(&line)).await?;
             tx.commit().await
         }.await)?;
         Ok(())
@@ -200,7 +223,7 @@ impl Store {
             let (chained_now,): (i64,) = sqlx::query_as("SELECT COUNT(seq) FROM audit_log").fetch_one(&mut *tx).await?;
             if chained_now == 0 {
                 let lines: Vec<ChainedLine> = sqlx::query_as(&sql).fetch_all(&mut *tx).await?;
-                append_lines!(self, tx, lines.iter());
+                tx.append_lines(&lines).await?;
             }
             tx.commit().await
         }.await)?;
@@ -262,6 +285,40 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_support::{seeded, write_tx};
+
+    fn loose(id: &str, at: i64) -> ChainedLine {
+        ChainedLine {
+            seq: None,
+            prev_hash: None,
+            hash: None,
+            id: id.into(),
+            at,
+            actor: "admin".into(),
+            action: "test".into(),
+            target: Some("t".into()),
+            detail: None,
+            source: None,
+        }
+    }
+
+    /// `append_lines` chains lines after the last chained one, in order, in the caller's transaction.
+    #[tokio::test]
+    async fn appended_lines_continue_the_chain_in_order() {
+        let store = seeded().await;
+        store.audit(1, "admin", "first", Some("t"), None).await.expect("one line");
+        let mut tx = write_tx(&store).await;
+        tx.append_lines(&[loose("b-line", 2), loose("a-line", 3)]).await.expect("append");
+        tx.append_lines(&[]).await.expect("nothing to append");
+        tx.commit().await.expect("commit");
+        let report = store.verify_audit_chain().await.expect("verify");
+        assert!(report.intact(), "{report:?}");
+        assert_eq!(report.lines, 3);
+        let ids: Vec<String> = store.audit_lines(&AuditQuery { limit: 10, ..AuditQuery::default() }).await.expect("read").into_iter().map(|l| l.id).collect();
+        assert!(ids.contains(&"b-line".to_string()) && ids.contains(&"a-line".to_string()));
+        let seqs: Vec<(String, i64)> = on_pool!(store, pool => sqlx::query_as("SELECT id, seq FROM audit_log WHERE seq > 1 ORDER BY seq").fetch_all(pool).await).expect("read");
+        assert_eq!(seqs, vec![("b-line".to_string(), 2), ("a-line".to_string(), 3)], "in the order given");
+    }
 
     #[test]
     fn a_line_hash_covers_every_field_and_the_previous_hash() {

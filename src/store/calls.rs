@@ -1,7 +1,7 @@
 //! Call records (contacts with channel `call`) and the exchanges' event log: each event stored once, in one transaction with its effect.
 
 use super::contacts::NewContactRecord;
-use super::{new_id, on_pool, on_writer, BeginWrite, Store, StoreResult};
+use super::{both_engines, new_id, on_pool, on_writer, BeginWrite, Store, StoreResult};
 
 /// A call as recorded. Times are the exchange's (milliseconds since the Unix epoch).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
@@ -106,14 +106,21 @@ pub enum Stored<T> {
     Orphan,
 }
 
-/// Appends a line to a contact's event log inside the transaction `tx`.
-macro_rules! log {
-    ($tx:expr, $contact:expr, $at:expr, $kind:expr, $detail:expr) => {
-        sqlx::query("INSERT INTO contact_events (id, contact_id, at, kind, counsellor_id, detail) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(new_id()).bind($contact).bind($at).bind($kind).bind(None::<String>).bind($detail)
-            .execute(&mut *$tx)
-    };
+/// A line in a contact's event log, written inside a write transaction.
+trait CallLog {
+    /// Appends a line (no counsellor) to `contact`'s event log.
+    async fn log(&mut self, contact: &str, at: i64, kind: &str, detail: Option<&str>) -> Result<(), sqlx::Error>;
 }
+
+both_engines!(impl CallLog for sqlx::SqliteConnection, sqlx::PgConnection {
+    async fn log(&mut self, contact: &str, at: i64, kind: &str, detail: Option<&str>) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO contact_events (id, contact_id, at, kind, counsellor_id, detail) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(new_id()).bind(contact).bind(at).bind(kind).bind(None::<String>).bind(detail)
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
+});
 
 /// `INSERT` of an event id, doing nothing when it is there already.
 const EVENT_SQL: &str = "INSERT INTO telephony_events (gateway_id, event_id, received_at, kind, call_id, at)
@@ -142,9 +149,9 @@ impl Store {
                          VALUES ($1, $2, $3, $4, $5, $6, $7)")
                 .bind(&x.id).bind(&c.gateway_id).bind(&c.call_id).bind(&c.dialled).bind(&c.caller_hash)
                 .bind(&c.caller_last2).bind(c.offered_at).execute(&mut *tx).await?;
-            log!(tx, &x.id, x.queued_at, "queued", None::<&str>).await?;
+            tx.log(&x.id, x.queued_at, "queued", None).await?;
             if let Some(problem) = &c.config_error {
-                log!(tx, &x.id, x.queued_at, "config_error", Some(problem.as_str())).await?;
+                tx.log(&x.id, x.queued_at, "config_error", Some(problem.as_str())).await?;
             }
             tx.commit().await?;
             Ok(Stored::New(()))
@@ -215,7 +222,7 @@ impl Store {
                 CallEvent::Ended { by } => Some(by),
                 _ => None,
             };
-            log!(tx, id, received_at, event.kind(), detail).await?;
+            tx.log(id, received_at, event.kind(), detail).await?;
             tx.commit().await?;
             Ok(Stored::New(contact))
         }.await)?;
@@ -239,7 +246,7 @@ impl Store {
                 .bind(&x.id).bind(&call.call_id).bind(&call.caller_hash).bind(&call.caller_last2).bind(call.offered_at)
                 .bind(call.answered_at).bind(call.ended_at).bind(&call.ended_by).bind(&call.outcome)
                 .bind(call.wait_ms).bind(call.talk_ms).execute(&mut *tx).await?;
-            log!(tx, &x.id, recorded_at, "recorded_offline", Some(counsellor)).await?;
+            tx.log(&x.id, recorded_at, "recorded_offline", Some(counsellor)).await?;
             tx.commit().await
         }.await)?;
         Ok(())
@@ -295,7 +302,24 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::outcome;
+    use super::{outcome, CallLog};
+    use crate::store::test_support::{queued_chat, seeded, write_tx};
+
+    /// `log` appends a line without a counsellor to the contact's event log, in the caller's transaction.
+    #[tokio::test]
+    async fn a_call_log_line_has_no_counsellor() {
+        let store = seeded().await;
+        let contact = queued_chat(&store, 1).await;
+        let mut tx = write_tx(&store).await;
+        tx.log(&contact, 5, "call_ended", Some("caller")).await.expect("log");
+        tx.log(&contact, 6, "recorded_offline", None).await.expect("log");
+        tx.commit().await.expect("commit");
+        let lines: Vec<_> = store.contact_events(&contact).await.expect("read").into_iter().map(|e| (e.at, e.kind, e.counsellor_id, e.detail)).collect();
+        assert_eq!(
+            lines[1..],
+            [(5, "call_ended".to_string(), None, Some("caller".to_string())), (6, "recorded_offline".to_string(), None, None)]
+        );
+    }
 
     #[test]
     fn outcomes() {

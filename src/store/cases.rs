@@ -1,7 +1,7 @@
 //! Case files: numbers allocated per helpline and year, stages with deadlines, linked contacts,
 //! identifying details kept apart, and entries (assessments, notes, referrals, stage changes).
 
-use super::{new_id, on_pool, on_writer, split_list, BeginWrite, Store, StoreResult};
+use super::{both_engines, new_id, on_pool, on_writer, split_list, BeginWrite, Store, StoreResult};
 
 /// A case file as stored (no identifying details: those are in [`PersonDetails`]).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -84,15 +84,19 @@ pub enum Due {
 pub(crate) const CASE_COLUMNS: &str = "id, number, helpline, stage, person_label, district, opened_by, case_manager_id, \
      opened_at, due_at, due_what, updated_at";
 
-/// Opens a case inside the write transaction `$tx` (number, case manager by district, deadline, the
-/// contact linked); evaluates to the `CaseRecord`. Used alone and by a placement's reservation.
-macro_rules! open_case_in {
-    ($tx:ident, $new:expr) => {{
-        let new: &$crate::store::cases::NewCase = $new;
+/// Opening a case inside a write transaction (number, case manager by district, deadline, the contact
+/// linked). Used alone and by a placement's reservation.
+pub(crate) trait OpenCase {
+    /// Opens the case and returns its record.
+    async fn open_case_in(&mut self, new: &NewCase) -> Result<CaseRecord, sqlx::Error>;
+}
+
+both_engines!(impl OpenCase for sqlx::SqliteConnection, sqlx::PgConnection {
+    async fn open_case_in(&mut self, new: &NewCase) -> Result<CaseRecord, sqlx::Error> {
         let (prefix, case_file_ms): (String, i64) =
             sqlx::query_as("SELECT case_prefix, case_file_due_ms FROM helplines WHERE name = $1")
                 .bind(&new.helpline)
-                .fetch_one(&mut *$tx)
+                .fetch_one(&mut *self)
                 .await?;
         let year = (new.rules.year_of)(new.at);
         let (seq,): (i64,) = sqlx::query_as(
@@ -101,19 +105,19 @@ macro_rules! open_case_in {
         )
         .bind(&new.helpline)
         .bind(i64::from(year))
-        .fetch_one(&mut *$tx)
+        .fetch_one(&mut *self)
         .await?;
         let number = (new.rules.number)(&new.helpline, &prefix, year, seq);
         let managers: Vec<(String, String, i64)> = sqlx::query_as(
             "SELECT u.id, u.districts, (SELECT COUNT(*) FROM cases c WHERE c.case_manager_id = u.id AND c.stage <> 'closed')
              FROM users u WHERE u.role = 'case_manager' AND u.disabled = FALSE ORDER BY u.id",
         )
-        .fetch_all(&mut *$tx)
+        .fetch_all(&mut *self)
         .await?;
-        let case_manager_id = $crate::store::cases::pick_case_manager(new.district.as_deref(), &managers);
+        let case_manager_id = pick_case_manager(new.district.as_deref(), &managers);
         let (due_what, due_ms) = (new.rules.first_deadline)(case_file_ms);
-        let record = $crate::store::cases::CaseRecord {
-            id: $crate::store::new_id(),
+        let record = CaseRecord {
+            id: new_id(),
             person_label: new.person_label.clone().filter(|l| !l.trim().is_empty()).unwrap_or_else(|| format!("Person {number}")),
             number,
             helpline: new.helpline.clone(),
@@ -133,22 +137,21 @@ macro_rules! open_case_in {
         .bind(&record.id).bind(&record.number).bind(&record.helpline).bind(&record.stage).bind(&record.person_label)
         .bind(&record.district).bind(&record.opened_by).bind(&record.case_manager_id).bind(record.opened_at)
         .bind(record.due_at).bind(&record.due_what).bind(record.updated_at)
-        .execute(&mut *$tx)
+        .execute(&mut *self)
         .await?;
         if let Some(contact) = &new.contact_id {
             sqlx::query("INSERT INTO case_contacts (case_id, contact_id, linked_at, linked_by) VALUES ($1, $2, $3, $4)")
                 .bind(&record.id).bind(contact).bind(new.at).bind(&new.opened_by)
-                .execute(&mut *$tx)
+                .execute(&mut *self)
                 .await?;
         }
         sqlx::query("INSERT INTO case_entries (id, case_id, kind, body, author_id, at) VALUES ($1, $2, 'stage', $3, $4, $5)")
-            .bind($crate::store::new_id()).bind(&record.id).bind(r#"{"to":"open"}"#).bind(&new.opened_by).bind(new.at)
-            .execute(&mut *$tx)
+            .bind(new_id()).bind(&record.id).bind(r#"{"to":"open"}"#).bind(&new.opened_by).bind(new.at)
+            .execute(&mut *self)
             .await?;
-        record
-    }};
-}
-pub(crate) use open_case_in;
+        Ok(record)
+    }
+});
 
 /// The case manager for a new case in `district`: among those covering it, the one with the fewest open cases.
 pub(crate) fn pick_case_manager(district: Option<&str>, managers: &[(String, String, i64)]) -> Option<String> {
@@ -165,7 +168,7 @@ impl Store {
     pub async fn open_case(&self, new: &NewCase) -> StoreResult<CaseRecord> {
         let record = on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
-            let record = open_case_in!(tx, new);
+            let record = tx.open_case_in(new).await?;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(record)
         }.await)?;
@@ -313,5 +316,78 @@ impl Store {
             tx.commit().await
         }.await)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::{queued_chat, seeded, write_tx};
+    use crate::store::users::{NewUser, Role};
+
+    fn new_case(helpline: &str, district: Option<&str>, contact: Option<&str>, by: &str) -> NewCase {
+        NewCase {
+            rules: CaseRules {
+                year_of: |_| 2026,
+                number: |helpline, prefix, year, seq| format!("{}-{year}-{seq:06}", if prefix.is_empty() { helpline } else { prefix }),
+                first_deadline: |case_file_ms| ("case_file", case_file_ms),
+            },
+            helpline: helpline.into(),
+            person_label: None,
+            district: district.map(str::to_string),
+            opened_by: by.into(),
+            contact_id: contact.map(str::to_string),
+            at: 1_000,
+        }
+    }
+
+    /// `open_case_in` numbers the case, picks the case manager of its district, links the contact and writes
+    /// the first stage entry, all in the caller's transaction; an error comes back to the caller (who
+    /// rolls back: nothing stays).
+    #[tokio::test]
+    async fn opening_a_case_in_a_transaction_numbers_links_and_assigns_it() {
+        let store = seeded().await;
+        let manager = store
+            .create_user(
+                &NewUser {
+                    username: "maria".into(),
+                    display_name: "Maria".into(),
+                    password_hash: "x".into(),
+                    role: Role::CaseManager,
+                    helplines: vec![],
+                    backup_helplines: vec![],
+                    languages: vec![],
+                    capacity: 1,
+                },
+                1,
+            )
+            .await
+            .expect("user");
+        store.set_user_districts(&manager.id, &["Cluj".into()]).await.expect("districts");
+        let contact = queued_chat(&store, 1).await;
+
+        let mut tx = write_tx(&store).await;
+        let first = tx.open_case_in(&new_case("children", Some("cluj"), Some(&contact), &manager.id)).await.expect("opened");
+        let second = tx.open_case_in(&new_case("children", Some("Iasi"), None, &manager.id)).await.expect("opened");
+        tx.commit().await.expect("commit");
+        assert_eq!((first.number.as_str(), second.number.as_str()), ("children-2026-000001", "children-2026-000002"));
+        assert_eq!(first.case_manager_id.as_deref(), Some(manager.id.as_str()), "the district's case manager");
+        assert_eq!(second.case_manager_id, None, "nobody covers Iasi");
+        let (case_file_ms, _) = store.stage_deadline_settings("children").await.expect("read");
+        let due = case_file_ms.map(|ms| 1_000 + ms);
+        assert_eq!(
+            (first.person_label.as_str(), first.due_at, first.due_what.as_deref()),
+            ("Person children-2026-000001", due, Some("case_file")),
+            "the first deadline from the helpline's case file setting"
+        );
+        assert_eq!(store.case(&first.id).await.expect("read"), Some(first.clone()));
+        assert_eq!(store.case_contacts(&first.id).await.expect("read"), vec![contact.clone()]);
+        assert_eq!(store.case_entries(&first.id).await.expect("read")[0].kind, "stage");
+
+        let mut tx = write_tx(&store).await;
+        let unknown = tx.open_case_in(&new_case("no such helpline", None, None, &manager.id)).await;
+        assert!(matches!(unknown, Err(sqlx::Error::RowNotFound)), "{unknown:?}");
+        tx.rollback().await.expect("rollback");
+        assert_eq!(store.cases_due(Due::Any, 0).await.expect("read").len(), 2, "nothing of the failed one");
     }
 }

@@ -1,6 +1,6 @@
 //! Durable commands to telephone exchanges: stored with the step that caused them, pending until the exchange acknowledges them, superseded when a later step makes them stale.
 
-use super::{new_id, on_pool, on_writer, BeginWrite, Store, StoreResult};
+use super::{both_engines, new_id, on_pool, on_writer, BeginWrite, Store, StoreResult};
 
 /// Every command kind.
 pub const ALL_KINDS: &[&str] = &["connect", "cancel", "hold", "unhold", "hangup"];
@@ -52,35 +52,35 @@ pub(crate) fn supersede_sql(kinds: &[&str]) -> String {
     )
 }
 
-/// Applies a [`CommandChange`] inside the write transaction `$tx` (either backend).
-macro_rules! apply_command_change {
-    ($tx:expr, $change:expr) => {
-        async {
-            use $crate::store::commands::{supersede_sql, CommandChange};
-            match $change {
-                CommandChange::Issue(n) => {
-                    if !n.supersedes.is_empty() {
-                        sqlx::query(&supersede_sql(n.supersedes))
-                            .bind(n.created_at).bind(&n.gateway_id).bind(&n.call_id)
-                            .execute(&mut *$tx).await?;
-                    }
-                    sqlx::query(
-                        "INSERT INTO telephony_commands (id, gateway_id, call_id, contact_id, kind, frame, created_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                        .bind(&n.id).bind(&n.gateway_id).bind(&n.call_id).bind(&n.contact_id).bind(n.kind)
-                        .bind(&n.frame).bind(n.created_at)
-                        .execute(&mut *$tx).await?;
-                }
-                CommandChange::Supersede { gateway_id, call_id, kinds, at } => {
-                    sqlx::query(&supersede_sql(kinds)).bind(*at).bind(gateway_id).bind(call_id)
-                        .execute(&mut *$tx).await?;
-                }
-            }
-            Ok::<_, sqlx::Error>(())
-        }
-    };
+/// Applying a [`CommandChange`] inside a write transaction.
+pub(crate) trait ApplyCommandChange {
+    async fn apply_command_change(&mut self, change: &CommandChange) -> Result<(), sqlx::Error>;
 }
-pub(crate) use apply_command_change;
+
+both_engines!(impl ApplyCommandChange for sqlx::SqliteConnection, sqlx::PgConnection {
+    async fn apply_command_change(&mut self, change: &CommandChange) -> Result<(), sqlx::Error> {
+        match change {
+            CommandChange::Issue(n) => {
+                if !n.supersedes.is_empty() {
+                    sqlx::query(&supersede_sql(n.supersedes))
+                        .bind(n.created_at).bind(&n.gateway_id).bind(&n.call_id)
+                        .execute(&mut *self).await?;
+                }
+                sqlx::query(
+                    "INSERT INTO telephony_commands (id, gateway_id, call_id, contact_id, kind, frame, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                    .bind(&n.id).bind(&n.gateway_id).bind(&n.call_id).bind(&n.contact_id).bind(n.kind)
+                    .bind(&n.frame).bind(n.created_at)
+                    .execute(&mut *self).await?;
+            }
+            CommandChange::Supersede { gateway_id, call_id, kinds, at } => {
+                sqlx::query(&supersede_sql(kinds)).bind(*at).bind(gateway_id).bind(call_id)
+                    .execute(&mut *self).await?;
+            }
+        }
+        Ok(())
+    }
+});
 
 /// A command waiting for its exchange's acknowledgement.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -109,7 +109,7 @@ impl Store {
         let change = CommandChange::Issue(command.clone());
         on_writer!(self, pool => async {
             let mut tx = pool.begin_write().await?;
-            apply_command_change!(tx, &change).await?;
+            tx.apply_command_change(&change).await?;
             if let (Some((kind, counsellor)), Some(contact)) = (log, &command.contact_id) {
                 sqlx::query("INSERT INTO contact_events (id, contact_id, at, kind, counsellor_id, detail) VALUES ($1, $2, $3, $4, $5, $6)")
                     .bind(new_id()).bind(contact).bind(command.created_at).bind(kind).bind(counsellor).bind(&command.id)
@@ -263,6 +263,43 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_support::{seeded, write_tx};
+
+    fn command(gateway: &str, id: &str, kind: &'static str, supersedes: &'static [&'static str], at: i64) -> CommandChange {
+        CommandChange::Issue(NewCommand {
+            id: id.into(),
+            gateway_id: gateway.into(),
+            call_id: "call".into(),
+            contact_id: None,
+            kind,
+            frame: format!("{{\"id\":\"{id}\"}}"),
+            created_at: at,
+            supersedes,
+        })
+    }
+
+    /// `apply_command_change` stores a command after superseding what it makes stale, and supersedes alone.
+    #[tokio::test]
+    async fn command_changes_issue_and_supersede_in_the_callers_transaction() {
+        let store = seeded().await;
+        let gw = store.create_gateway("exchange", "hash", 1).await.expect("gateway").id;
+        let gw = gw.as_str();
+        let mut tx = write_tx(&store).await;
+        tx.apply_command_change(&command(gw, "c1", "connect", &[], 1)).await.expect("issue");
+        tx.apply_command_change(&command(gw, "c2", "hold", &[], 2)).await.expect("issue");
+        tx.apply_command_change(&command(gw, "c3", "connect", &["connect"], 3)).await.expect("issue, superseding c1");
+        tx.commit().await.expect("commit");
+        let state = |rows: Vec<(String, bool, bool)>| rows.into_iter().map(|(k, _, superseded)| (k, superseded)).collect::<Vec<_>>();
+        let s = |k: &str, b| (k.to_string(), b);
+        assert_eq!(state(store.call_commands(gw, "call").await.expect("read")), vec![s("connect", true), s("hold", false), s("connect", false)]);
+
+        let mut tx = write_tx(&store).await;
+        let all = CommandChange::Supersede { gateway_id: gw.into(), call_id: "call".into(), kinds: &["connect", "hold"], at: 4 };
+        tx.apply_command_change(&all).await.expect("supersede");
+        tx.commit().await.expect("commit");
+        assert_eq!(state(store.call_commands(gw, "call").await.expect("read")), vec![s("connect", true), s("hold", true), s("connect", true)]);
+        assert!(store.pending_commands(gw).await.expect("read").is_empty());
+    }
 
     #[test]
     fn supersede_sql_lists_only_known_kinds() {

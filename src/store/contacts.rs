@@ -1,6 +1,8 @@
 //! Contacts (chats, later calls): their lifecycle times, offers and the event log, written in one transaction per routing step.
 
-use super::{BeginWrite, new_id, on_pool, on_writer, Store, StoreError, StoreResult};
+use super::cluster::{Fenced, LeaderTx};
+use super::commands::ApplyCommandChange;
+use super::{both_engines, new_id, on_pool, on_writer, BeginWrite, Store, StoreError, StoreResult};
 
 /// A contact as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -116,19 +118,103 @@ pub struct ContactEvent {
 const CONTACT_COLUMNS: &str = "id, channel, helpline, language, priority, state, queued_at, first_offered_at, \
      answered_at, ended_at, counsellor_id, end_reason, senior_only";
 
-/// Writes `$events` (a slice of [`Event`]) inside the transaction `$tx`: a few multi-row `INSERT`s,
-/// not a statement per line (every statement is a round trip to the database's thread).
-macro_rules! write_events {
-    ($tx:ident, $events:expr) => {
-        for part in $events.chunks(EVENTS_PER_INSERT) {
+/// Writing contact-event lines inside a write transaction.
+trait WriteEvents {
+    /// Writes `events`: a few multi-row `INSERT`s, not a statement per line (every statement is a round
+    /// trip to the database's thread).
+    async fn write_events(&mut self, events: &[Event<'_>]) -> Result<(), sqlx::Error>;
+}
+
+both_engines!(impl WriteEvents for sqlx::SqliteConnection, sqlx::PgConnection {
+    async fn write_events(&mut self, events: &[Event<'_>]) -> Result<(), sqlx::Error> {
+        for part in events.chunks(EVENTS_PER_INSERT) {
             let mut q = sqlx::QueryBuilder::new("INSERT INTO contact_events (id, contact_id, at, kind, counsellor_id, detail) ");
             q.push_values(part, |mut b, e| {
                 b.push_bind(&e.id).push_bind(e.contact).push_bind(e.at).push_bind(&e.kind).push_bind(e.counsellor).push_bind(e.detail.as_deref());
             });
-            q.build().execute(&mut *$tx).await?;
+            q.build().execute(&mut *self).await?;
         }
-    };
+        Ok(())
+    }
+});
+
+/// Writing a routing step's changes: implemented only for the leader's write transactions ([`Fenced`],
+/// which only [`Store::begin_leader_write`] opens, after the fence check).
+trait WriteChanges {
+    async fn write_changes(&mut self, changes: &[Change]) -> Result<(), sqlx::Error>;
 }
+
+both_engines!(impl WriteChanges for Fenced<sqlx::Sqlite>, Fenced<sqlx::Postgres> {
+    async fn write_changes(&mut self, changes: &[Change]) -> Result<(), sqlx::Error> {
+        let tx = &mut **self;
+        // Each change's line in the contacts' event logs, written together after the changes.
+        let mut events: Vec<Event> = Vec::with_capacity(changes.len());
+        for change in changes {
+            match change {
+                Change::Offered { contact, counsellor, at, expires_at, as_backup } => {
+                    sqlx::query("INSERT INTO offers (id, contact_id, counsellor_id, offered_at, expires_at, as_backup)
+                                 VALUES ($1, $2, $3, $4, $5, $6)")
+                        .bind(new_id()).bind(contact).bind(counsellor).bind(at).bind(expires_at).bind(as_backup)
+                        .execute(&mut *tx).await?;
+                    sqlx::query("UPDATE contacts SET first_offered_at = $1 WHERE id = $2 AND first_offered_at IS NULL")
+                        .bind(at).bind(contact).execute(&mut *tx).await?;
+                    events.push(Event::new(contact, *at, "offered", Some(counsellor), as_backup.then_some("backup")));
+                }
+                Change::OfferClosed { contact, counsellor, outcome, at } => {
+                    sqlx::query("UPDATE offers SET outcome = $1, responded_at = $2
+                                 WHERE contact_id = $3 AND counsellor_id = $4 AND outcome IS NULL")
+                        .bind(outcome).bind(at).bind(contact).bind(counsellor).execute(&mut *tx).await?;
+                    events.push(Event::new(contact, *at, format!("offer_{outcome}"), Some(counsellor), None));
+                }
+                Change::Assigned { contact, counsellor, at } => {
+                    sqlx::query("UPDATE offers SET outcome = 'accepted', responded_at = $1
+                                 WHERE contact_id = $2 AND counsellor_id = $3 AND outcome IS NULL")
+                        .bind(at).bind(contact).bind(counsellor).execute(&mut *tx).await?;
+                    // `answered_at` is the first answer: a contact transferred back to a queue and
+                    // answered again keeps it (ASA and service level count the caller's first wait).
+                    sqlx::query("UPDATE contacts SET state = 'active', answered_at = COALESCE(answered_at, $1), counsellor_id = $2 WHERE id = $3")
+                        .bind(at).bind(counsellor).bind(contact).execute(&mut *tx).await?;
+                    events.push(Event::new(contact, *at, "answered", Some(counsellor), None));
+                }
+                Change::Ended { contact, at, reason, abandoned } => {
+                    let state = if *abandoned { "abandoned" } else { "ended" };
+                    sqlx::query("UPDATE offers SET outcome = 'revoked', responded_at = $1 WHERE contact_id = $2 AND outcome IS NULL")
+                        .bind(at).bind(contact).execute(&mut *tx).await?;
+                    sqlx::query("UPDATE contacts SET state = $1, ended_at = $2, end_reason = $3 WHERE id = $4")
+                        .bind(state).bind(at).bind(reason).bind(contact).execute(&mut *tx).await?;
+                    events.push(Event::new(contact, *at, state, None, Some(reason)));
+                }
+                Change::Event { contact, at, kind, counsellor, detail } => {
+                    events.push(Event::new(contact, *at, *kind, counsellor.as_deref(), detail.as_deref()));
+                }
+                Change::Transferred { contact, from, to, helpline, at } => {
+                    match to {
+                        Some(to) => {
+                            sqlx::query("UPDATE contacts SET counsellor_id = $1 WHERE id = $2")
+                                .bind(to).bind(contact).execute(&mut *tx).await?;
+                        }
+                        None => {
+                            sqlx::query("UPDATE contacts SET state = 'queued', counsellor_id = NULL, helpline = $1 WHERE id = $2")
+                                .bind(helpline).bind(contact).execute(&mut *tx).await?;
+                        }
+                    }
+                    let detail = format!("{from} -> {}", to.as_deref().unwrap_or(helpline));
+                    events.push(Event::new(contact, *at, "transferred", to.as_deref(), Some(&detail)));
+                }
+                Change::Command(command) => {
+                    tx.apply_command_change(command).await?;
+                }
+                Change::CounsellorStatus { counsellor, status, reason, at } => {
+                    sqlx::query("UPDATE users SET status = $1 WHERE id = $2")
+                        .bind(status).bind(counsellor).execute(&mut *tx).await?;
+                    sqlx::query("INSERT INTO status_changes (id, user_id, at, status, reason) VALUES ($1, $2, $3, $4, $5)")
+                        .bind(new_id()).bind(counsellor).bind(at).bind(status).bind(reason).execute(&mut *tx).await?;
+                }
+            }
+        }
+        tx.write_events(&events).await
+    }
+});
 
 impl Store {
     /// Stores a new queued contact and its `queued` event.
@@ -173,7 +259,7 @@ impl Store {
                     .execute(&mut *tx).await?;
             }
             let queued: Vec<Event> = group.iter().map(|(row, _)| Event::new(&row.record.id, row.record.queued_at, "queued", None, None)).collect();
-            write_events!(tx, queued);
+            tx.write_events(&queued).await?;
             tx.commit().await
         }.await).map_err(StoreError::from);
         self.note_write(&result);
@@ -228,79 +314,13 @@ impl Store {
         result
     }
 
+    /// One leader's write transaction ([`Store::begin_leader_write`]: fenced in cluster mode).
     async fn apply_changes_once(&self, changes: &[Change]) -> StoreResult<()> {
-        on_writer!(self, pool => async {
-            let mut tx = pool.begin_write().await?;
-            super::cluster::fence_check!(self, tx);
-            // Each change's line in the contacts' event logs, written together after the changes.
-            let mut events: Vec<Event> = Vec::with_capacity(changes.len());
-            for change in changes {
-                match change {
-                    Change::Offered { contact, counsellor, at, expires_at, as_backup } => {
-                        sqlx::query("INSERT INTO offers (id, contact_id, counsellor_id, offered_at, expires_at, as_backup)
-                                     VALUES ($1, $2, $3, $4, $5, $6)")
-                            .bind(new_id()).bind(contact).bind(counsellor).bind(at).bind(expires_at).bind(as_backup)
-                            .execute(&mut *tx).await?;
-                        sqlx::query("UPDATE contacts SET first_offered_at = $1 WHERE id = $2 AND first_offered_at IS NULL")
-                            .bind(at).bind(contact).execute(&mut *tx).await?;
-                        events.push(Event::new(contact, *at, "offered", Some(counsellor), as_backup.then_some("backup")));
-                    }
-                    Change::OfferClosed { contact, counsellor, outcome, at } => {
-                        sqlx::query("UPDATE offers SET outcome = $1, responded_at = $2
-                                     WHERE contact_id = $3 AND counsellor_id = $4 AND outcome IS NULL")
-                            .bind(outcome).bind(at).bind(contact).bind(counsellor).execute(&mut *tx).await?;
-                        events.push(Event::new(contact, *at, format!("offer_{outcome}"), Some(counsellor), None));
-                    }
-                    Change::Assigned { contact, counsellor, at } => {
-                        sqlx::query("UPDATE offers SET outcome = 'accepted', responded_at = $1
-                                     WHERE contact_id = $2 AND counsellor_id = $3 AND outcome IS NULL")
-                            .bind(at).bind(contact).bind(counsellor).execute(&mut *tx).await?;
-                        // `answered_at` is the first answer: a contact transferred back to a queue and
-                        // answered again keeps it (ASA and service level count the caller's first wait).
-                        sqlx::query("UPDATE contacts SET state = 'active', answered_at = COALESCE(answered_at, $1), counsellor_id = $2 WHERE id = $3")
-                            .bind(at).bind(counsellor).bind(contact).execute(&mut *tx).await?;
-                        events.push(Event::new(contact, *at, "answered", Some(counsellor), None));
-                    }
-                    Change::Ended { contact, at, reason, abandoned } => {
-                        let state = if *abandoned { "abandoned" } else { "ended" };
-                        sqlx::query("UPDATE offers SET outcome = 'revoked', responded_at = $1 WHERE contact_id = $2 AND outcome IS NULL")
-                            .bind(at).bind(contact).execute(&mut *tx).await?;
-                        sqlx::query("UPDATE contacts SET state = $1, ended_at = $2, end_reason = $3 WHERE id = $4")
-                            .bind(state).bind(at).bind(reason).bind(contact).execute(&mut *tx).await?;
-                        events.push(Event::new(contact, *at, state, None, Some(reason)));
-                    }
-                    Change::Event { contact, at, kind, counsellor, detail } => {
-                        events.push(Event::new(contact, *at, *kind, counsellor.as_deref(), detail.as_deref()));
-                    }
-                    Change::Transferred { contact, from, to, helpline, at } => {
-                        match to {
-                            Some(to) => {
-                                sqlx::query("UPDATE contacts SET counsellor_id = $1 WHERE id = $2")
-                                    .bind(to).bind(contact).execute(&mut *tx).await?;
-                            }
-                            None => {
-                                sqlx::query("UPDATE contacts SET state = 'queued', counsellor_id = NULL, helpline = $1 WHERE id = $2")
-                                    .bind(helpline).bind(contact).execute(&mut *tx).await?;
-                            }
-                        }
-                        let detail = format!("{from} -> {}", to.as_deref().unwrap_or(helpline));
-                        events.push(Event::new(contact, *at, "transferred", to.as_deref(), Some(&detail)));
-                    }
-                    Change::Command(command) => {
-                        super::commands::apply_command_change!(tx, command).await?;
-                    }
-                    Change::CounsellorStatus { counsellor, status, reason, at } => {
-                        sqlx::query("UPDATE users SET status = $1 WHERE id = $2")
-                            .bind(status).bind(counsellor).execute(&mut *tx).await?;
-                        sqlx::query("INSERT INTO status_changes (id, user_id, at, status, reason) VALUES ($1, $2, $3, $4, $5)")
-                            .bind(new_id()).bind(counsellor).bind(at).bind(status).bind(reason).execute(&mut *tx).await?;
-                    }
-                }
-            }
-            write_events!(tx, events);
-            tx.commit().await?;
-            Ok::<(), super::StoreError>(())
-        }.await)?;
-        Ok(())
+        let mut tx = self.begin_leader_write().await?;
+        match &mut tx {
+            LeaderTx::Sqlite(t) => t.write_changes(changes).await?,
+            LeaderTx::Postgres(t) => t.write_changes(changes).await?,
+        }
+        tx.commit().await
     }
 }

@@ -1,6 +1,7 @@
 //! Contact forms (the counsellor's wrap-up of a contact) and escalations raised from contacts.
 
-use super::{on_pool, on_writer, BeginWrite, Store, StoreResult};
+use super::rollup::InvalidateHour;
+use super::{both_engines, on_pool, on_writer, BeginWrite, Store, StoreResult};
 
 /// A contact's form as stored: `data` is the JSON of [`crate::casework::ContactForm`].
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -51,16 +52,22 @@ pub(super) const ESCALATION_COLUMNS: &str = "id, contact_id, helpline, kind, ris
 /// The priority a contact gets when its risk is imminent (the same as a supervisor's "to front").
 pub const IMMINENT_PRIORITY: i64 = crate::routing::PRIORITY_FRONT as i64;
 
-/// Raises a contact's stored priority to [`IMMINENT_PRIORITY`] inside a transaction.
-macro_rules! raise_priority {
-    ($tx:ident, $contact:expr) => {
+/// Raising a contact's stored priority inside a write transaction.
+trait RaisePriority {
+    /// Raises the contact's stored priority to [`IMMINENT_PRIORITY`] (never lowers it).
+    async fn raise_priority(&mut self, contact: &str) -> Result<(), sqlx::Error>;
+}
+
+both_engines!(impl RaisePriority for sqlx::SqliteConnection, sqlx::PgConnection {
+    async fn raise_priority(&mut self, contact: &str) -> Result<(), sqlx::Error> {
         sqlx::query("UPDATE contacts SET priority = $1 WHERE id = $2 AND priority < $1")
             .bind(IMMINENT_PRIORITY)
-            .bind($contact)
-            .execute(&mut *$tx)
+            .bind(contact)
+            .execute(&mut *self)
             .await?;
-    };
-}
+        Ok(())
+    }
+});
 
 impl Store {
     /// Saves a form (draft or submitted); returns the risk it had before (to alert on a new `imminent`).
@@ -79,9 +86,9 @@ impl Store {
                 .bind(&f.status).bind(f.updated_at).bind(f.submitted_at)
                 .execute(&mut *tx).await?;
             if f.risk.as_deref() == Some("imminent") {
-                raise_priority!(tx, &f.contact_id);
+                tx.raise_priority(&f.contact_id).await?;
             }
-            crate::store::rollup::invalidate_hour_of_contact!(tx, &f.contact_id);
+            tx.invalidate_hour_of_contact(&f.contact_id).await?;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(before.and_then(|b| b.0))
         }.await)?;
@@ -114,9 +121,9 @@ impl Store {
                 .bind(&e.district).bind(&e.counsellor_id).bind(e.created_at)
                 .execute(&mut *tx).await?;
             if e.risk == "imminent" {
-                raise_priority!(tx, &e.contact_id);
+                tx.raise_priority(&e.contact_id).await?;
             }
-            crate::store::rollup::invalidate_hour_of_contact!(tx, &e.contact_id);
+            tx.invalidate_hour_of_contact(&e.contact_id).await?;
             tx.commit().await
         }.await)?;
         Ok(())
@@ -160,3 +167,24 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::{queued_chat, seeded, write_tx};
+
+    /// `raise_priority` raises a contact's stored priority to the imminent one and never lowers it.
+    #[tokio::test]
+    async fn raising_a_priority_never_lowers_it() {
+        let store = seeded().await;
+        let (low, high) = (queued_chat(&store, 1).await, queued_chat(&store, 2).await);
+        let mut tx = write_tx(&store).await;
+        sqlx::query("UPDATE contacts SET priority = $1 WHERE id = $2").bind(IMMINENT_PRIORITY + 1).bind(&high).execute(&mut *tx).await.expect("set");
+        tx.raise_priority(&low).await.expect("raise");
+        tx.raise_priority(&high).await.expect("raise");
+        tx.raise_priority("no such contact").await.expect("nothing to raise");
+        tx.commit().await.expect("commit");
+        let priority = |c: Option<crate::store::contacts::ContactRecord>| c.map(|c| c.priority);
+        assert_eq!(priority(store.contact(&low).await.expect("read")), Some(IMMINENT_PRIORITY));
+        assert_eq!(priority(store.contact(&high).await.expect("read")), Some(IMMINENT_PRIORITY + 1));
+    }
+}

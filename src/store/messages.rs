@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use super::{on_pool, on_writer, BeginWrite, Store, StoreResult};
+use super::cluster::{Fenced, LeaderTx};
+use super::{both_engines, on_pool, Store, StoreResult};
 
 /// A message to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +124,92 @@ fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
     })
 }
 
+/// Storing a batch of messages: implemented only for the leader's write transactions ([`Fenced`], which
+/// only [`Store::begin_leader_write`] opens, after the fence check).
+trait WriteMessages {
+    /// The first seq of each contact in `batch`: known in `next`, or read once.
+    async fn first_seqs<'b>(&mut self, batch: &'b [NewMessage], next: &NextSeqs) -> Result<HashMap<&'b str, i64>, sqlx::Error>;
+    /// Inserts `batch` with `seqs` in a few multi-row `INSERT`s; false as soon as one is a repeat (the
+    /// transaction is then to be rolled back).
+    async fn insert_new(&mut self, batch: &[NewMessage], seqs: &[i64], backend: super::Backend) -> Result<bool, sqlx::Error>;
+    /// Inserts `batch` one message at a time from the seqs in `next_seq`, which it advances: a repeat
+    /// inserts nothing and gets the earlier copy.
+    async fn insert_one_by_one<'b>(
+        &mut self,
+        batch: &'b [NewMessage],
+        next_seq: &mut HashMap<&'b str, i64>,
+    ) -> Result<Vec<Stored>, sqlx::Error>;
+}
+
+both_engines!(impl WriteMessages for Fenced<sqlx::Sqlite>, Fenced<sqlx::Postgres> {
+    async fn first_seqs<'b>(&mut self, batch: &'b [NewMessage], next: &NextSeqs) -> Result<HashMap<&'b str, i64>, sqlx::Error> {
+        let mut first: HashMap<&str, i64> = HashMap::new();
+        for m in batch {
+            if first.contains_key(m.contact_id.as_str()) {
+                continue;
+            }
+            let seq = match next.get(&m.contact_id) {
+                Some(s) => s,
+                None => {
+                    let (max,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE contact_id = $1")
+                        .bind(&m.contact_id)
+                        .fetch_one(&mut **self)
+                        .await?;
+                    max + 1
+                }
+            };
+            first.insert(&m.contact_id, seq);
+        }
+        Ok(first)
+    }
+
+    async fn insert_new(&mut self, batch: &[NewMessage], seqs: &[i64], backend: super::Backend) -> Result<bool, sqlx::Error> {
+        let mut at = 0;
+        for size in chunk_sizes(batch.len()) {
+            let sql = insert_sql(size, backend);
+            let mut q = sqlx::query_as::<_, (i64,)>(&sql);
+            for (m, seq) in batch[at..at + size].iter().zip(&seqs[at..at + size]) {
+                q = q.bind(&m.contact_id).bind(*seq).bind(m.sender).bind(&m.sender_id).bind(&m.client_id).bind(&m.body).bind(m.at);
+            }
+            let inserted = q.fetch_all(&mut **self).await?;
+            at += size;
+            if inserted.len() < size {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn insert_one_by_one<'b>(
+        &mut self,
+        batch: &'b [NewMessage],
+        next_seq: &mut HashMap<&'b str, i64>,
+    ) -> Result<Vec<Stored>, sqlx::Error> {
+        let select_dup = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE contact_id = $1 AND sender = $2 AND client_id = $3");
+        let mut out = Vec::with_capacity(batch.len());
+        for m in batch {
+            let seq = next_seq.get(m.contact_id.as_str()).copied().unwrap_or(1);
+            let inserted: Option<(i64,)> = sqlx::query_as(
+                "INSERT INTO messages (contact_id, seq, sender, sender_id, client_id, body, at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (contact_id, sender, client_id) DO NOTHING RETURNING seq")
+                .bind(&m.contact_id).bind(seq).bind(m.sender).bind(&m.sender_id)
+                .bind(&m.client_id).bind(&m.body).bind(m.at)
+                .fetch_optional(&mut **self).await?;
+            if inserted.is_none() {
+                let earlier: StoredMessage = sqlx::query_as(&select_dup)
+                    .bind(&m.contact_id).bind(m.sender).bind(&m.client_id)
+                    .fetch_one(&mut **self).await?;
+                out.push(Stored { message: earlier, duplicate: true });
+                continue;
+            }
+            next_seq.insert(&m.contact_id, seq + 1);
+            out.push(Stored { message: m.stored(seq), duplicate: false });
+        }
+        Ok(out)
+    }
+});
+
 impl Store {
     /// Stores a batch of messages in one transaction (group commit) and returns, for each,
     /// its seq, or the earlier copy if it is a repeat. Messages of one contact get consecutive
@@ -144,100 +231,54 @@ impl Store {
         result
     }
 
+    /// In the leader's write transactions ([`Store::begin_leader_write`]: fenced in cluster mode).
     async fn store_messages_once(&self, batch: &[NewMessage], next: &mut NextSeqs) -> StoreResult<Vec<Stored>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let select_dup = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE contact_id = $1 AND sender = $2 AND client_id = $3"
-        );
-        on_writer!(self, pool => async {
-            let mut tx = pool.begin_write().await?;
-            super::cluster::fence_check!(self, tx);
-            // The first seq of each contact in this batch: known, or read once.
-            let mut first: HashMap<&str, i64> = HashMap::new();
-            for m in batch {
-                if first.contains_key(m.contact_id.as_str()) {
-                    continue;
-                }
-                let seq = match next.get(&m.contact_id) {
-                    Some(s) => s,
-                    None => {
-                        let (max,): (i64,) = sqlx::query_as(
-                            "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE contact_id = $1")
-                            .bind(&m.contact_id).fetch_one(&mut *tx).await?;
-                        max + 1
-                    }
-                };
-                first.insert(&m.contact_id, seq);
-            }
+        let mut tx = self.begin_leader_write().await?;
+        let first = match &mut tx {
+            LeaderTx::Sqlite(t) => t.first_seqs(batch, next).await?,
+            LeaderTx::Postgres(t) => t.first_seqs(batch, next).await?,
+        };
 
-            // The common case: no repeats. Consecutive seqs, a few multi-row INSERTs.
-            let mut seqs = Vec::with_capacity(batch.len());
-            let mut next_seq = first.clone();
-            for m in batch {
-                let s = next_seq.entry(&m.contact_id).or_insert(1);
-                seqs.push(*s);
-                *s += 1;
-            }
-            let mut all_new = true;
-            let mut at = 0;
-            for size in chunk_sizes(batch.len()) {
-                let sql = insert_sql(size, self.backend());
-                let mut q = sqlx::query_as::<_, (i64,)>(&sql);
-                for (m, seq) in batch[at..at + size].iter().zip(&seqs[at..at + size]) {
-                    q = q.bind(&m.contact_id).bind(*seq).bind(m.sender).bind(&m.sender_id)
-                        .bind(&m.client_id).bind(&m.body).bind(m.at);
-                }
-                let inserted = q.fetch_all(&mut *tx).await?;
-                at += size;
-                if inserted.len() < size {
-                    all_new = false;
-                    break;
-                }
-            }
-            if all_new {
-                tx.commit().await?;
-                let out = batch.iter().zip(seqs).map(|(m, seq)| Stored { message: m.stored(seq), duplicate: false }).collect();
-                for (contact, seq) in next_seq {
-                    next.0.insert(contact.to_string(), seq);
-                }
-                return Ok::<_, super::StoreError>(out);
-            }
-
-            // A repeat (same contact, sender and client id as a stored message, or as an earlier
-            // one of this batch): undo, and go one message at a time; a repeat inserts nothing,
-            // keeps the seq free for the next message, and gets the earlier copy.
-            tx.rollback().await?;
-            let mut tx = pool.begin_write().await?;
-            super::cluster::fence_check!(self, tx);
-            let mut next_seq = first;
-            let mut out = Vec::with_capacity(batch.len());
-            for m in batch {
-                let seq = next_seq.get(m.contact_id.as_str()).copied().unwrap_or(1);
-                let inserted: Option<(i64,)> = sqlx::query_as(
-                    "INSERT INTO messages (contact_id, seq, sender, sender_id, client_id, body, at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)
-                     ON CONFLICT (contact_id, sender, client_id) DO NOTHING RETURNING seq")
-                    .bind(&m.contact_id).bind(seq).bind(m.sender).bind(&m.sender_id)
-                    .bind(&m.client_id).bind(&m.body).bind(m.at)
-                    .fetch_optional(&mut *tx).await?;
-                if inserted.is_none() {
-                    let earlier: StoredMessage = sqlx::query_as(&select_dup)
-                        .bind(&m.contact_id).bind(m.sender).bind(&m.client_id)
-                        .fetch_one(&mut *tx).await?;
-                    out.push(Stored { message: earlier, duplicate: true });
-                    continue;
-                }
-                next_seq.insert(&m.contact_id, seq + 1);
-                out.push(Stored { message: m.stored(seq), duplicate: false });
-            }
+        // The common case: no repeats. Consecutive seqs, a few multi-row INSERTs.
+        let mut seqs = Vec::with_capacity(batch.len());
+        let mut next_seq = first.clone();
+        for m in batch {
+            let s = next_seq.entry(&m.contact_id).or_insert(1);
+            seqs.push(*s);
+            *s += 1;
+        }
+        let backend = self.backend();
+        let all_new = match &mut tx {
+            LeaderTx::Sqlite(t) => t.insert_new(batch, &seqs, backend).await?,
+            LeaderTx::Postgres(t) => t.insert_new(batch, &seqs, backend).await?,
+        };
+        if all_new {
             tx.commit().await?;
+            let out = batch.iter().zip(seqs).map(|(m, seq)| Stored { message: m.stored(seq), duplicate: false }).collect();
             for (contact, seq) in next_seq {
                 next.0.insert(contact.to_string(), seq);
             }
-            Ok::<_, super::StoreError>(out)
-        }.await)
+            return Ok(out);
+        }
+
+        // A repeat (same contact, sender and client id as a stored message, or as an earlier
+        // one of this batch): undo, and go one message at a time; a repeat inserts nothing,
+        // keeps the seq free for the next message, and gets the earlier copy.
+        tx.rollback().await?;
+        let mut tx = self.begin_leader_write().await?;
+        let mut next_seq = first;
+        let out = match &mut tx {
+            LeaderTx::Sqlite(t) => t.insert_one_by_one(batch, &mut next_seq).await?,
+            LeaderTx::Postgres(t) => t.insert_one_by_one(batch, &mut next_seq).await?,
+        };
+        tx.commit().await?;
+        for (contact, seq) in next_seq {
+            next.0.insert(contact.to_string(), seq);
+        }
+        Ok(out)
     }
 
     /// The newest message seq of each of `contacts` that has messages (one read per 500).
@@ -271,6 +312,33 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_support::{queued_chat, seeded};
+
+    fn message(contact: &str, client_id: &str) -> NewMessage {
+        NewMessage { contact_id: contact.into(), sender: "caller", sender_id: None, client_id: client_id.into(), body: client_id.into(), at: 3 }
+    }
+
+    /// A batch without repeats goes in a few multi-row inserts; a batch with one (of a stored message, or of
+    /// an earlier one in the batch) is stored one message at a time, the repeat getting the earlier copy.
+    #[tokio::test]
+    async fn batches_number_messages_without_gaps_and_repeats_get_the_earlier_copy() {
+        let store = seeded().await;
+        let (a, b) = (queued_chat(&store, 1).await, queued_chat(&store, 2).await);
+        let mut next = NextSeqs::default();
+        let batch: Vec<NewMessage> = (0..200).map(|i| message(if i % 2 == 0 { &a } else { &b }, &format!("m{i}"))).collect();
+        let stored = store.store_messages(&batch, &mut next).await.expect("stored");
+        assert!(stored.iter().all(|s| !s.duplicate));
+        assert_eq!((stored[0].message.seq, stored[198].message.seq, stored[199].message.seq), (1, 100, 100));
+        assert_eq!((next.get(&a), next.get(&b)), (Some(101), Some(101)));
+
+        let repeats = [message(&a, "m0"), message(&a, "new"), message(&a, "new"), message(&b, "other")];
+        let stored = store.store_messages(&repeats, &mut next).await.expect("stored");
+        let got: Vec<(i64, bool)> = stored.iter().map(|s| (s.message.seq, s.duplicate)).collect();
+        assert_eq!(got, vec![(1, true), (101, false), (101, true), (101, false)]);
+        assert_eq!(stored[0].message.body, "m0", "the earlier copy");
+        assert_eq!((next.get(&a), next.get(&b)), (Some(102), Some(102)));
+        assert_eq!(store.messages_after(&a, 0).await.expect("read").len(), 101, "no gap, no second copy");
+    }
 
     #[test]
     fn batch_inserts_number_their_parameters_only_where_they_must() {

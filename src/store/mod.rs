@@ -2,7 +2,10 @@
 //!
 //! Every query is written once, in SQL both engines accept (`$1` placeholders,
 //! BIGINT integers, TEXT ids), and run on whichever pool is configured through
-//! the [`on_pool!`] macro, which expands the same code for each driver.
+//! the [`on_pool!`] macro, which expands the same code for each driver (it hides no `?` or `return`:
+//! those stay at the call site). What runs inside an open transaction is a method of a small trait
+//! implemented for both engines' connections with one body ([`both_engines!`]); the leader's writes
+//! run only in a [`cluster::LeaderTx`], which only [`Store::begin_leader_write`] opens (fenced).
 
 pub mod defaults;
 pub mod abuse;
@@ -174,6 +177,21 @@ macro_rules! on_writer {
     };
 }
 pub(crate) use on_writer;
+
+/// Implements a trait for the SQLite and the PostgreSQL type given, with one body written once:
+/// `both_engines!(impl Trait for SqliteType, PgType { async fn … })`. It generates the two impls and
+/// nothing else; a call site calls the trait's methods and shows their `.await?` itself.
+macro_rules! both_engines {
+    (impl $trait:ident for $sqlite:ty, $postgres:ty { $($body:tt)* }) => {
+        impl $trait for $sqlite {
+            $($body)*
+        }
+        impl $trait for $postgres {
+            $($body)*
+        }
+    };
+}
+pub(crate) use both_engines;
 
 /// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken at the
 /// start, so a transaction that reads before it writes waits for the lock (busy timeout) instead of
@@ -370,6 +388,41 @@ pub(crate) fn split_list(s: &str) -> Vec<String> {
 /// Joins a list for storage.
 pub(crate) fn join_list<S: AsRef<str>>(items: &[S]) -> String {
     items.iter().map(|s| s.as_ref()).collect::<Vec<_>>().join(",")
+}
+
+/// What the store's unit tests share: an in-memory SQLite store, migrated, with the default helplines.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    pub(crate) async fn seeded() -> Store {
+        let store = Store::connect("sqlite::memory:").await.expect("connect");
+        store.migrate().await.expect("migrate");
+        defaults::seed_helplines(&store).await.expect("seed");
+        store
+    }
+
+    /// A write transaction on the writers' pool (SQLite: `BEGIN IMMEDIATE`).
+    pub(crate) async fn write_tx(store: &Store) -> sqlx::Transaction<'static, sqlx::Sqlite> {
+        let Pool::Sqlite { write, .. } = &store.pool else { panic!("an SQLite store") };
+        write.begin_write().await.expect("begin")
+    }
+
+    /// A waiting chat on the children's helpline, queued at `queued_at`; its id.
+    pub(crate) async fn queued_chat(store: &Store, queued_at: i64) -> String {
+        let id = new_id();
+        let record = contacts::NewContactRecord {
+            id: id.clone(),
+            channel: "chat".into(),
+            helpline: "children".into(),
+            language: "ro".into(),
+            priority: 0,
+            resume_token_hash: format!("token {id}"),
+            queued_at,
+        };
+        store.create_contact(&record).await.expect("stored");
+        id
+    }
 }
 
 #[cfg(test)]

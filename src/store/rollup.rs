@@ -8,7 +8,7 @@
 //! (the partial hours at its edges, recent hours, hours with an open contact) live, with the same SQL.
 //!
 //! What can still change a settled hour is written in the same transaction as its roll-up is dropped
-//! ([`invalidate_hour_of_contact!`]): a contact form saved later (its categories), a late escalation. A
+//! ([`InvalidateHour::invalidate_hour_of_contact`]): a contact form saved later (its categories), a late escalation. A
 //! helpline's answer target changing drops every roll-up ([`crate::store::Store::clear_rollups`]).
 //!
 //! Beside each hour, its four quarters ([`QUARTER_TABLES`]), written and dropped with it: every UTC offset in
@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::store::figures::{self, on_reading, CategoryRow, Occupancy, Reading, TallyCounts, TallyRow};
-use crate::store::{on_pool, on_writer, BeginWrite, Store, StoreResult};
+use crate::store::{both_engines, on_pool, on_writer, BeginWrite, Store, StoreResult};
 
 pub const HOUR_MS: i64 = 3_600_000;
 /// Rolled-up hours are also stored by quarter: every UTC offset in use is a whole number of quarters.
@@ -52,7 +52,7 @@ pub(crate) const QUARTER_TABLES: [&str; 3] = ["report_quarter_tallies", "report_
 /// The daily layer's tables.
 pub(crate) const DAY_TABLES: [&str; 4] = ["report_rollup_days", "report_day_tallies", "report_day_categories", "report_day_occupancy"];
 
-/// Drops the roll-up of the hour a contact was queued in, and of its day, inside a write transaction `$tx`,
+/// Drops the roll-up of the hour a contact was queued in, and of its day, inside a write transaction,
 /// so the next roll-up recounts them. Used by every late change to what reports count (forms, escalations).
 /// The hour goes first: a concurrent [`roll_up_days`] either sees it gone or holds it until its day is
 /// written, and then this drops that day.
@@ -60,27 +60,28 @@ pub(crate) const DAY_TABLES: [&str; 4] = ["report_rollup_days", "report_day_tall
 /// It first takes the lock of the contact's day ([`DayLock`]), which a roll-up of that day holds from before
 /// its read to its commit: a roll-up either sees this change (it commits first) or its rows are dropped here
 /// after it commits; a change can never land between a roll-up's read and its write.
-macro_rules! invalidate_hour_of_contact {
-    ($tx:ident, $contact:expr) => {
-        $crate::store::rollup::DayLock::lock_day_of_contact(&mut *$tx, $contact).await?;
+pub(crate) trait InvalidateHour {
+    /// Drops the roll-up of the hour (its quarters) and the day `contact` was queued in.
+    async fn invalidate_hour_of_contact(&mut self, contact: &str) -> Result<(), sqlx::Error>;
+}
+
+both_engines!(impl InvalidateHour for sqlx::SqliteConnection, sqlx::PgConnection {
+    async fn invalidate_hour_of_contact(&mut self, contact: &str) -> Result<(), sqlx::Error> {
+        self.lock_day_of_contact(contact).await?;
         // Each layer's rows from the start of the contact's hour (or day) to its end: one row per table
         // for the hour and day layers, the hour's four for the quarter layer.
-        for (tables, key, len) in [
-            (&$crate::store::rollup::HOUR_TABLES[..], "hour", $crate::store::rollup::HOUR_MS),
-            (&$crate::store::rollup::QUARTER_TABLES[..], "quarter", $crate::store::rollup::HOUR_MS),
-            (&$crate::store::rollup::DAY_TABLES[..], "day", $crate::store::rollup::DAY_MS),
-        ] {
+        for (tables, key, len) in [(&HOUR_TABLES[..], "hour", HOUR_MS), (&QUARTER_TABLES[..], "quarter", HOUR_MS), (&DAY_TABLES[..], "day", DAY_MS)] {
             for table in tables {
                 let sql = format!(
                     "DELETE FROM {table} WHERE {key} >= (SELECT queued_at - queued_at % {len} FROM contacts WHERE id = $1)
                      AND {key} < (SELECT queued_at - queued_at % {len} + {len} FROM contacts WHERE id = $1)"
                 );
-                sqlx::query(&sql).bind($contact).execute(&mut *$tx).await?;
+                sqlx::query(&sql).bind(contact).execute(&mut *self).await?;
             }
         }
-    };
-}
-pub(crate) use invalidate_hour_of_contact;
+        Ok(())
+    }
+});
 
 /// PostgreSQL advisory lock class of the roll-up locks ("ROLL"); key = the UTC day's number, or [`ALL_DAYS`].
 const LOCK_CLASS: i32 = 0x524f_4c4c;
@@ -306,20 +307,23 @@ pub async fn roll_up_days(store: &Store, now_ms: i64) -> StoreResult<usize> {
     Ok(written)
 }
 
-/// Binds the settled counts of a tally line (waiting ones are 0 in a settled hour).
-macro_rules! push_counts {
-    ($b:ident, $c:expr) => {
-        $b.push_bind($c.offered)
-            .push_bind($c.abandoned)
-            .push_bind($c.abandoned_short)
-            .push_bind($c.answered)
-            .push_bind($c.answered_in_target)
-            .push_bind($c.answer_ms_sum)
-            .push_bind($c.handled)
-            .push_bind($c.handle_ms_sum)
-            .push_bind($c.transfers)
-            .push_bind($c.escalations)
-    };
+/// Binds the settled counts of a tally line (waiting ones are 0 in a settled hour), in the column order of
+/// the roll-up tables' `INSERT`s.
+fn push_counts<'args, DB>(b: &mut sqlx::query_builder::Separated<'_, 'args, DB, &'static str>, c: &TallyCounts)
+where
+    DB: sqlx::Database,
+    i64: 'args + sqlx::Encode<'args, DB> + sqlx::Type<DB>,
+{
+    b.push_bind(c.offered)
+        .push_bind(c.abandoned)
+        .push_bind(c.abandoned_short)
+        .push_bind(c.answered)
+        .push_bind(c.answered_in_target)
+        .push_bind(c.answer_ms_sum)
+        .push_bind(c.handled)
+        .push_bind(c.handle_ms_sum)
+        .push_bind(c.transfers)
+        .push_bind(c.escalations);
 }
 
 /// Everything the live queries say about the quarters of one day, then the settled hours written at once,
@@ -407,7 +411,7 @@ async fn roll_up_day(store: &Store, day: i64, hours: &[i64], now_ms: i64, pause:
                      answered, answered_in_target, answer_ms_sum, handled, handle_ms_sum, transfers, escalations) "));
                 q.push_values(part, |mut b, ((at, helpline, channel, language), counts)| {
                     b.push_bind(*at).push_bind(*helpline).push_bind(*channel).push_bind(*language);
-                    push_counts!(b, counts);
+                    push_counts(&mut b, counts);
                 });
                 q.build().execute(&mut *conn).await?;
             }
@@ -420,7 +424,7 @@ async fn roll_up_day(store: &Store, day: i64, hours: &[i64], now_ms: i64, pause:
                      answered, answered_in_target, answer_ms_sum, handled, handle_ms_sum, transfers, escalations) "));
                 q.push_values(part, |mut b, ((at, helpline, category), counts)| {
                     b.push_bind(*at).push_bind(*helpline).push_bind(*category);
-                    push_counts!(b, counts);
+                    push_counts(&mut b, counts);
                 });
                 q.build().execute(&mut *conn).await?;
             }
@@ -755,6 +759,66 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_support::{queued_chat, seeded, write_tx};
+
+    /// `push_counts` binds a line's counts in the roll-up tables' column order; `invalidate_hour_of_contact`
+    /// then drops the rows of the contact's hour (and quarters) and day, and only those.
+    #[tokio::test]
+    async fn counts_are_bound_in_column_order_and_a_late_change_drops_its_hour_and_day() {
+        let store = seeded().await;
+        let h = |i: i64| i * HOUR_MS;
+        let contact = queued_chat(&store, h(2) + 5 * 60_000).await;
+        let counts = TallyCounts {
+            offered: 1,
+            abandoned: 2,
+            abandoned_short: 3,
+            answered: 4,
+            answered_in_target: 5,
+            answer_ms_sum: 6,
+            handled: 7,
+            handle_ms_sum: 8,
+            waiting: 0,
+            waiting_in_target: 0,
+            transfers: 11,
+            escalations: 12,
+        };
+        let mut tx = write_tx(&store).await;
+        for (unit, rows) in [("hour", vec![h(1), h(2), h(3)]), ("quarter", vec![h(2), h(2) + QUARTER_MS, h(3)])] {
+            let mut q = sqlx::QueryBuilder::new(format!(
+                "INSERT INTO report_{unit}_tallies ({unit}, helpline, channel, language, offered, abandoned, abandoned_short,
+                 answered, answered_in_target, answer_ms_sum, handled, handle_ms_sum, transfers, escalations) "));
+            q.push_values(&rows, |mut b, at| {
+                b.push_bind(*at).push_bind("children").push_bind("chat").push_bind("ro");
+                push_counts(&mut b, &counts);
+            });
+            q.build().execute(&mut *tx).await.expect("insert");
+        }
+        for (table, key, at) in [("report_rollup_hours", "hour", h(1)), ("report_rollup_hours", "hour", h(2)), ("report_rollup_days", "day", 0), ("report_rollup_days", "day", DAY_MS)] {
+            sqlx::query(&format!("INSERT INTO {table} ({key}, rolled_at) VALUES ($1, 0)")).bind(at).execute(&mut *tx).await.expect("insert");
+        }
+        tx.commit().await.expect("commit");
+        let read: Vec<TallyCounts> = on_pool!(store, pool => sqlx::query_as(
+            "SELECT offered, abandoned, abandoned_short, answered, answered_in_target, answer_ms_sum, handled, handle_ms_sum,
+                    0 AS waiting, 0 AS waiting_in_target, transfers, escalations FROM report_hour_tallies WHERE hour = $1")
+            .bind(h(2)).fetch_all(pool).await).expect("read");
+        assert_eq!(read, vec![counts]);
+
+        let mut tx = write_tx(&store).await;
+        tx.invalidate_hour_of_contact(&contact).await.expect("invalidate");
+        tx.invalidate_hour_of_contact("no such contact").await.expect("nothing to drop");
+        tx.commit().await.expect("commit");
+        let units = |sql: &'static str| {
+            let store = store.clone();
+            async move {
+                let rows: Vec<(i64,)> = on_pool!(store, pool => sqlx::query_as(sql).fetch_all(pool).await).expect("read");
+                rows.into_iter().map(|r| r.0).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(units("SELECT hour FROM report_hour_tallies ORDER BY hour").await, vec![h(1), h(3)]);
+        assert_eq!(units("SELECT quarter FROM report_quarter_tallies ORDER BY quarter").await, vec![h(3)]);
+        assert_eq!(units("SELECT hour FROM report_rollup_hours ORDER BY hour").await, vec![h(1)]);
+        assert_eq!(units("SELECT day FROM report_rollup_days ORDER BY day").await, vec![DAY_MS]);
+    }
 
     #[test]
     fn unit_filters_list_short_runs_and_write_long_ones_as_ranges() {

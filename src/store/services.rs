@@ -1,7 +1,7 @@
 //! The placement services registry (capacity and places in use) and placements, whose reservation is
 //! one conditional update in the transaction that writes the placement (and opens its case).
 
-use super::cases::{open_case_in, CaseRecord, NewCase, CASE_COLUMNS};
+use super::cases::{CaseRecord, NewCase, OpenCase, CASE_COLUMNS};
 use super::{join_list, new_id, on_pool, on_writer, split_list, BeginWrite, Store, StoreError, StoreResult};
 
 /// A placement service.
@@ -184,7 +184,7 @@ impl Store {
                 return Ok(Outcome::Full);
             }
             let opened_case = match (&p.case_id, &p.open_case) {
-                (None, Some(new)) => Some(open_case_in!(tx, new)),
+                (None, Some(new)) => Some(tx.open_case_in(new).await?),
                 _ => None,
             };
             let placement = PlacementRecord {

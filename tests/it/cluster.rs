@@ -138,6 +138,60 @@ async fn lease_has_one_holder_rising_tokens_and_fenced_writes() {
 }
 
 
+/// The fence at the store level, without Redis: a takeover racing the old leader's writes, then every kind of
+/// leader write (routing steps, message batches with and without repeats) of the old token refused by
+/// PostgreSQL, leaving nothing; the new token and an unfenced store write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_fence_token_refuses_every_leader_write() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+    let store = Store::connect(&db.url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    helpline::store::defaults::seed_helplines(&store).await.expect("seed");
+    let contact = crate::helpers::stored_contact(&store).await;
+    assert!(store.raise_fence(1, "old", 1).await.expect("raise"));
+    let old = store.fenced(FenceToken::new(1));
+
+    // Writes in flight while a newer leader raises the fence: each is stored whole or refused whole.
+    let writes: Vec<_> = (0..20)
+        .map(|i| {
+            let (old, contact) = (old.clone(), contact.clone());
+            tokio::spawn(async move {
+                let change = Change::Event { contact, at: 2, kind: "sla_at_risk", counsellor: None, detail: Some(format!("racing {i}")) };
+                old.apply_changes(&[change]).await
+            })
+        })
+        .collect();
+    assert!(store.raise_fence(2, "new", 2).await.expect("raise"), "the takeover waits for the writes in flight, then raises");
+    let mut went_through = 0;
+    for w in writes {
+        match w.await.expect("task") {
+            Ok(()) => went_through += 1,
+            Err(StoreError::Fenced) => {}
+            Err(other) => panic!("a racing write failed otherwise: {other}"),
+        }
+    }
+    let racing = |events: &[helpline::store::contacts::ContactEvent]| {
+        events.iter().filter(|e| e.detail.as_deref().is_some_and(|d| d.starts_with("racing"))).count()
+    };
+    assert_eq!(racing(&store.contact_events(&contact).await.expect("read")), went_through, "stored exactly the writes that passed");
+
+    let refused = old.apply_changes(&[event(&contact, "stale")]).await;
+    assert!(matches!(refused, Err(StoreError::Fenced)), "stale routing write refused: {refused:?}");
+    let refused = old.insert_messages(&[message(&contact, "m1"), message(&contact, "m2")]).await;
+    assert!(matches!(refused, Err(StoreError::Fenced)), "stale message batch refused: {refused:?}");
+    let refused = old.insert_messages(&[message(&contact, "m1"), message(&contact, "m1")]).await;
+    assert!(matches!(refused, Err(StoreError::Fenced)), "stale batch with a repeat refused: {refused:?}");
+    let kinds: Vec<String> = store.contact_events(&contact).await.expect("read").into_iter().map(|e| e.kind).collect();
+    assert!(!kinds.contains(&"stale".to_string()), "{kinds:?}");
+    assert!(store.messages_after(&contact, 0).await.expect("read").is_empty());
+
+    let new = store.fenced(FenceToken::new(2));
+    new.apply_changes(&[event(&contact, "fresh")]).await.expect("the new leader writes");
+    new.insert_messages(&[message(&contact, "m1"), message(&contact, "m1")]).await.expect("the new leader stores messages");
+    store.apply_changes(&[event(&contact, "unfenced")]).await.expect("a store that is not fenced checks nothing");
+    assert_eq!(store.messages_after(&contact, 0).await.expect("read").len(), 1);
+}
+
 fn event(contact: &str, kind: &'static str) -> Change {
     Change::Event { contact: contact.into(), at: 2, kind, counsellor: None, detail: None }
 }
