@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::mpsc;
 
-use super::conversations::{AfterTransfer, Conversations, Member, Post, Socket, SocketId, Tell, To};
+use super::conversations::{Conversations, Member, Post, Socket, SocketId, Tell, To};
 use super::{view, Rejoining, RelayCommand, RelayHandle, ResumeOutcome, MAX_BATCH};
 use crate::chat::hub::{Hub, Outbox, Outgoing, Role};
 use crate::clock::Clock;
@@ -160,12 +160,12 @@ impl Relay {
                 self.tell(tell);
             }
             RelayCommand::Transferred { contact, from, to, helpline } => {
-                let (tell_from, next) = self.conversations.transferred(&contact, &from, to.as_deref(), &helpline);
-                self.tell(tell_from);
-                match next {
-                    Some(AfterTransfer::Assign(to)) => self.assigned(contact, to).await,
-                    Some(AfterTransfer::Queue(tell)) => self.tell(tell),
-                    None => {}
+                let (tells, assign) = self.conversations.transferred(&contact, &from, to.as_deref(), &helpline);
+                for tell in tells {
+                    self.tell(tell);
+                }
+                if let Some(to) = assign {
+                    self.assigned(contact, to).await;
                 }
             }
             RelayCommand::Monitor { contact, outbox, done } => {

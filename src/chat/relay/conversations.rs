@@ -86,15 +86,6 @@ pub enum Member<'a> {
     Counsellor(&'a str),
 }
 
-/// What follows a transfer, once the counsellor who had the conversation is told.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AfterTransfer<W> {
-    /// It went to this counsellor: as an assignment (the caller hears who, the counsellor gets the history).
-    Assign(String),
-    /// It went back to a queue: the caller is told.
-    Queue(Tell<W>),
-}
-
 #[derive(Debug, Clone)]
 struct Conversation<W> {
     counsellor: Option<String>,
@@ -306,27 +297,21 @@ impl<W: Socket> Conversations<W> {
     }
 
     /// A supervisor moved the conversation (committed) from counsellor `from` to counsellor `to`, or
-    /// back into `helpline`'s queue: `from` is told it ended for them, then what follows (None when
-    /// the conversation is no longer open).
-    pub fn transferred(
-        &mut self,
-        contact: &str,
-        from: &str,
-        to: Option<&str>,
-        helpline: &str,
-    ) -> (Tell<W>, Option<AfterTransfer<W>>) {
+    /// back into `helpline`'s queue: what to send, in order (`from` is told it ended for them; if it
+    /// went back to a queue, the caller is told), then the counsellor it is now assigned to, if it
+    /// is (the caller hears who, and they get the conversation with its history, as on an assignment).
+    pub fn transferred(&mut self, contact: &str, from: &str, to: Option<&str>, helpline: &str) -> (Vec<Tell<W>>, Option<String>) {
         let ended = ServerEvent::ContactEnded { contact_id: contact.to_string(), reason: "transferred".into() };
-        let tell_from = Tell { frame: ended, to: vec![To::Counsellor { user: from.to_string(), except: None }] };
-        let Some(conv) = self.open.get_mut(contact) else { return (tell_from, None) };
+        let mut tells = vec![Tell { frame: ended, to: vec![To::Counsellor { user: from.to_string(), except: None }] }];
+        let Some(conv) = self.open.get_mut(contact) else { return (tells, None) };
         conv.counsellor = to.map(str::to_string);
-        let next = match to {
-            Some(to) => AfterTransfer::Assign(to.to_string()),
-            None => AfterTransfer::Queue(Tell {
+        if to.is_none() {
+            tells.push(Tell {
                 frame: ServerEvent::Transferred { contact_id: contact.to_string(), helpline: helpline.to_string() },
                 to: vec![To::Caller { contact: contact.to_string(), except: None }],
-            }),
-        };
-        (tell_from, Some(next))
+            });
+        }
+        (tells, to.map(str::to_string))
     }
 
     /// The caller's connection dropped or came back: their counsellor is told.
@@ -618,16 +603,19 @@ mod tests {
         assert!(conv.typing("c1", Party::Counsellor, Some("ana"), true).is_some());
         assert_eq!(conv.conversations_of("ana"), vec!["c1".to_string()]);
         let (told, next) = conv.transferred("c1", "ana", Some("ion"), "children");
-        assert_eq!(told.to, vec![To::Counsellor { user: "ana".into(), except: None }]);
-        assert_eq!(next, Some(AfterTransfer::Assign("ion".into())));
+        assert_eq!(told.len(), 1);
+        assert_eq!(told[0].to, vec![To::Counsellor { user: "ana".into(), except: None }]);
+        assert_eq!(next.as_deref(), Some("ion"), "assigned to ion");
         assert_eq!(conv.counsellor_of("c1"), Some("ion"));
         let presence = conv.caller_presence("c1", false).expect("to ion");
         assert_eq!(presence.to, vec![To::Counsellor { user: "ion".into(), except: None }]);
-        let (_, next) = conv.transferred("c1", "ion", None, "family_violence");
-        assert!(matches!(next, Some(AfterTransfer::Queue(Tell { frame: ServerEvent::Transferred { .. }, .. }))));
+        let (told, next) = conv.transferred("c1", "ion", None, "family_violence");
+        assert_eq!(next, None);
+        assert!(matches!(&told[1].frame, ServerEvent::Transferred { helpline, .. } if helpline == "family_violence"));
+        assert_eq!(told[1].to, vec![To::Caller { contact: "c1".into(), except: None }]);
         assert_eq!(conv.counsellor("c1"), Some(None));
-        let (_, next) = conv.transferred("gone", "ion", None, "children");
-        assert_eq!(next, None, "the counsellor is told, nothing else");
+        let (told, next) = conv.transferred("gone", "ion", None, "children");
+        assert_eq!((told.len(), next), (1, None), "the counsellor is told, nothing else");
     }
 
     #[test]
