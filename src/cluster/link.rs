@@ -205,7 +205,7 @@ impl Link {
         }
     }
 
-    /// Registers a reply channel: the leader's answer to request id it returns is sent on it.
+    /// Registers a reply channel under a new request id (returned): the leader's answer to it is sent on the channel.
     fn register<T: Answer>(&self, tx: oneshot::Sender<T>) -> ReplyId {
         let req = self.next_req.fetch_add(1, Ordering::Relaxed);
         let call: Pending = Box::new(move |value| {
