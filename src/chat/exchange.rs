@@ -307,8 +307,9 @@ pub fn new_command(
     }
 }
 
-/// A call's routing facts the engine task keeps while the call is open.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A call's routing facts the engine task keeps while the call is open (they cross nodes with
+/// the `StartCall` command, in cluster mode).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallInfo {
     pub gateway_id: String,
     pub call_id: String,

@@ -13,18 +13,16 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use redis::streams::StreamReadReply;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::wire::{Envelope, NodeItem, ReplyId, Wire, WireContact, WireEngine, WireInput, WireIntervene, WireProfile, WireRelay};
-use crate::chat::engine_task::{contact_key, profile_of, status_of, EngineCommand, InterveneError};
+use super::wire::{self, CommandError, Envelope, ForNode, NodeItem, Remote, ReplyId, ToLeader, PROTOCOL, UNVERSIONED};
+use crate::chat::engine_task::{contact_key, profile_of, status_of, EngineCommand};
+use crate::chat::forward::{from_session, Answer, Local as Here, Translate};
 use crate::chat::hub::{ConnId, Hub, Outbox, Outgoing, RemotePush, Role, Seen, Watch};
-use crate::protocol::CounsellorStatus;
 use crate::chat::relay::{Rejoining, RelayCommand};
+use crate::protocol::CounsellorStatus;
 use crate::routing::Input;
 use crate::store::Store;
-use crate::chat::exchange::CallInfo;
 
 /// Entries kept per stream (approximate trimming): far more than any backlog a live reader has.
 const STREAM_MAXLEN: usize = 100_000;
@@ -109,10 +107,12 @@ pub struct Link {
     pub items_read_ms: AtomicI64,
     /// False while this node's stream cannot be read (Redis unreachable).
     pub redis_ok: AtomicBool,
-    /// The highest leader token this node has registered its sockets with ([`Wire::Rejoin`]).
+    /// The highest leader token this node has registered its sockets with ([`ToLeader::Rejoin`]).
     rejoined: AtomicI64,
     /// The other live nodes (from the heartbeats).
     peers: RwLock<Vec<Peer>>,
+    /// Entries of another protocol version refused so far, per (node or stream, version): for the log.
+    refusals: Mutex<HashMap<(String, u32), u64>>,
 }
 
 impl std::fmt::Debug for Link {
@@ -142,6 +142,7 @@ impl Link {
             redis_ok: AtomicBool::new(true),
             rejoined: AtomicI64::new(0),
             peers: RwLock::new(Vec::new()),
+            refusals: Mutex::new(HashMap::new()),
         });
         tokio::spawn(publisher(link.clone(), conn, rx));
         link
@@ -204,16 +205,12 @@ impl Link {
         }
     }
 
-    /// Registers a reply channel; the leader's answer (a `W`) is mapped to the channel's type.
-    fn register<W, T>(&self, tx: oneshot::Sender<T>, map: impl FnOnce(W) -> T + Send + 'static) -> ReplyId
-    where
-        W: DeserializeOwned,
-        T: Send + 'static,
-    {
+    /// Registers a reply channel under a new request id (returned): the leader's answer to it is sent on the channel.
+    fn register<T: Answer>(&self, tx: oneshot::Sender<T>) -> ReplyId {
         let req = self.next_req.fetch_add(1, Ordering::Relaxed);
         let call: Pending = Box::new(move |value| {
-            if let Some(w) = value.and_then(|v| serde_json::from_value::<W>(v).ok()) {
-                let _ = tx.send(map(w));
+            if let Some(answer) = value.and_then(|v| serde_json::from_value::<T>(v).ok()) {
+                let _ = tx.send(answer);
             }
         });
         self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(req, call);
@@ -221,21 +218,12 @@ impl Link {
     }
 
     /// On the leader: a reply channel whose answer goes back to `node` as request `req`.
-    fn replier<T: Serialize + Send + 'static>(&self, node: &str, req: ReplyId) -> oneshot::Sender<T> {
-        self.replier_map(node, req, |t: T| t)
-    }
-
-    fn replier_map<T: Send + 'static, W: Serialize>(
-        &self,
-        node: &str,
-        req: ReplyId,
-        map: impl FnOnce(T) -> W + Send + 'static,
-    ) -> oneshot::Sender<T> {
+    fn replier<T: Answer>(&self, node: &str, req: ReplyId) -> oneshot::Sender<T> {
         let (tx, rx) = oneshot::channel::<T>();
         let link = self.me.clone();
         let node = node.to_string();
         tokio::spawn(async move {
-            let value = rx.await.ok().and_then(|t| serde_json::to_value(map(t)).ok());
+            let value = rx.await.ok().and_then(|t| serde_json::to_value(t).ok());
             if let Some(link) = link.upgrade() {
                 let item = NodeItem::Reply { req, answered: value.is_some(), value: value.unwrap_or_default() };
                 link.to_node(&node, &item);
@@ -258,7 +246,11 @@ impl Link {
     }
 
     fn to_node(&self, node: &str, item: &NodeItem) -> bool {
-        let Ok(json) = serde_json::to_string(item) else { return false };
+        let Ok(json) = wire::encode_item(item) else { return false };
+        self.publish_to_node(node, json)
+    }
+
+    fn publish_to_node(&self, node: &str, json: String) -> bool {
         match self.out.try_send(Publish::ToNode { node: node.to_string(), json }) {
             Ok(()) => true,
             Err(_) => {
@@ -268,9 +260,13 @@ impl Link {
         }
     }
 
-    async fn forward(&self, cmd: Wire, reqs: Vec<ReplyId>) -> bool {
-        let env = Envelope { id: uuid::Uuid::new_v4().simple().to_string(), from: self.node.to_string(), cmd };
-        let Ok(json) = serde_json::to_string(&env) else {
+    /// A command for the leader, with its own id, as the command stream carries it.
+    fn envelope(&self, reqs: Vec<ReplyId>, command: ToLeader) -> serde_json::Result<String> {
+        wire::encode_command(uuid::Uuid::new_v4().simple().to_string(), self.node.to_string(), reqs, command)
+    }
+
+    async fn forward(&self, command: ToLeader, reqs: Vec<ReplyId>) -> bool {
+        let Ok(json) = self.envelope(reqs.clone(), command) else {
             self.fail(&reqs);
             return false;
         };
@@ -286,50 +282,17 @@ impl Link {
         if let Some(local) = self.route().await {
             return local.engine.send(cmd).await.is_ok();
         }
-        let (wire, reqs) = match cmd {
-            EngineCommand::Input(input) => match WireInput::from_input(&input) {
-                Some(w) => (WireEngine::Input(w), vec![]),
-                None => return false,
-            },
-            EngineCommand::StartContact { contact, resume_token, done } => {
-                let done = self.register(done, |(): ()| ());
-                (WireEngine::StartContact { contact: WireContact::from_contact(&contact), resume_token, done }, vec![done])
+        // The engine task's own inputs never come from another node.
+        if let EngineCommand::Input(input) | EngineCommand::Intervene { input, .. } = &cmd {
+            if !from_session(input) {
+                return false;
             }
-            EngineCommand::CallerPresence { contact, online } => {
-                (WireEngine::CallerPresence { contact: crate::chat::engine_task::contact_str(contact), online }, vec![])
-            }
-            EngineCommand::CounsellorOnline { profile, status } => (
-                WireEngine::CounsellorOnline {
-                    profile: WireProfile::from_profile(&profile),
-                    status: crate::chat::engine_task::counsellor_status(status),
-                },
-                vec![],
-            ),
-            EngineCommand::Intervene { input, reply } => {
-                let Some(input) = WireInput::from_input(&input) else { return false };
-                let reply = self.register(reply, WireIntervene::into_result);
-                (WireEngine::Intervene { input, reply }, vec![reply])
-            }
-            // The board is built from the leader's engine; a follower has no copy (its sender is dropped: None).
-            // Reattach is the leader's own, after a rejoin.
-            EngineCommand::Snapshot(_) | EngineCommand::Reattach { .. } => return false,
-            EngineCommand::StartCall { contact, call, done } => {
-                let done = self.register(done, |(): ()| ());
-                (
-                    WireEngine::StartCall {
-                        contact: WireContact::from_contact(&contact),
-                        gateway_id: call.gateway_id,
-                        call_id: call.call_id,
-                        caller_last2: call.caller_last2,
-                        repeat: call.repeat,
-                        earlier: call.earlier,
-                        done,
-                    },
-                    vec![done],
-                )
-            }
-        };
-        self.forward(Wire::Engine(wire), reqs).await
+        }
+        let mut leaving = Leaving { link: self, reqs: Vec::new() };
+        // The board is built from the leader's engine; a follower has no copy (its sender is dropped: None).
+        // Reattach is the leader's own, after a rejoin.
+        let Some(cmd) = cmd.translate(&mut leaving) else { return false };
+        self.forward(ToLeader::Engine(cmd), leaving.reqs).await
     }
 
     /// A relay command from a session of this node: to the local relay on the leader, else over Redis.
@@ -337,48 +300,10 @@ impl Link {
         if let Some(local) = self.route().await {
             return local.relay.send(cmd).await.is_ok();
         }
-        let (wire, reqs) = match cmd {
-            RelayCommand::Open { contact, outbox, done } => {
-                let done = self.register(done, |(): ()| ());
-                (WireRelay::Open { contact, outbox: outbox.id, done }, vec![done])
-            }
-            RelayCommand::Resume { contact, last_seq, outbox, done } => {
-                let done = self.register(done, |outcome: crate::chat::relay::ResumeOutcome| outcome);
-                (WireRelay::Resume { contact, last_seq, outbox: outbox.id, done }, vec![done])
-            }
-            RelayCommand::CounsellorSync { user, status, outbox, done } => {
-                let done = self.register(done, |(): ()| ());
-                (WireRelay::CounsellorSync { user, status, outbox: outbox.id, done }, vec![done])
-            }
-            RelayCommand::Post { contact, party, sender_id, client_id, text, outbox } => {
-                (WireRelay::Post { contact, party, sender_id, client_id, text, outbox: outbox.id }, vec![])
-            }
-            RelayCommand::Typing { contact, party, sender_id, active } => {
-                (WireRelay::Typing { contact, party, sender_id, active }, vec![])
-            }
-            RelayCommand::Monitor { contact, outbox, done } => {
-                let done = self.register(done, |ok: bool| ok);
-                (WireRelay::Monitor { contact, outbox: outbox.id, done }, vec![done])
-            }
-            RelayCommand::Unmonitor { contact, conn } => (WireRelay::Unmonitor { contact, conn }, vec![]),
-            RelayCommand::Whisper { contact, from_name, text, outbox, done } => {
-                let done = self.register(done, |ok: bool| ok);
-                (WireRelay::Whisper { contact, from_name, text, outbox: outbox.id, done }, vec![done])
-            }
-            RelayCommand::Join { contact, supervisor, name, outbox, done } => {
-                let done = self.register(done, |ok: bool| ok);
-                (WireRelay::Join { contact, supervisor, name, outbox: outbox.id, done }, vec![done])
-            }
-            // Conversation events come from the leader's own engine task, never from a session.
-            RelayCommand::Assigned { .. }
-            | RelayCommand::Ended { .. }
-            | RelayCommand::CallerPresence { .. }
-            | RelayCommand::Transferred { .. }
-            // Rewatch and Rejoin are the leader's own, after a rejoin.
-            | RelayCommand::Rewatch { .. }
-            | RelayCommand::Rejoin { .. } => return false,
-        };
-        self.forward(Wire::Relay(wire), reqs).await
+        let mut leaving = Leaving { link: self, reqs: Vec::new() };
+        // Conversation events come from the leader's own engine task, never from a session.
+        let Some(cmd) = cmd.translate(&mut leaving) else { return false };
+        self.forward(ToLeader::Relay(cmd), leaving.reqs).await
     }
 
     /// A socket of this node was detached: the leader's registry forgets it too.
@@ -386,12 +311,7 @@ impl Link {
         if self.is_leader() {
             return;
         }
-        let env = Envelope {
-            id: uuid::Uuid::new_v4().simple().to_string(),
-            from: self.node.to_string(),
-            cmd: Wire::Detach { caller, key: key.to_string(), conn },
-        };
-        if let Ok(json) = serde_json::to_string(&env) {
+        if let Ok(json) = self.envelope(Vec::new(), ToLeader::Detach { caller, key: key.to_string(), conn }) {
             let _ = self.out.try_send(Publish::Command { json, reqs: vec![] });
         }
     }
@@ -419,98 +339,87 @@ impl Link {
         }
         let Some(local) = self.route().await else { return };
         let from = env.from.as_str();
-        match env.cmd {
-            Wire::Detach { caller, key, conn } => self.hub.detach_remote(caller, &key, conn),
-            Wire::Rejoin { sockets, watches, seen, .. } => self.rejoin(from, sockets, watches, seen, &local).await,
-            Wire::Engine(cmd) => {
-                let cmd = match cmd {
-                    WireEngine::Input(input) => match input.into_input() {
-                        // A console closed on that node, but the counsellor has another open (on any
-                        // node: its detach came first on the same stream): they are still connected.
-                        Some(Input::CounsellorDisconnected { counsellor })
-                            if self.hub.counsellor_online(&crate::chat::engine_task::counsellor_str(counsellor)) =>
-                        {
-                            return
-                        }
-                        Some(input) => EngineCommand::Input(input),
-                        None => return,
-                    },
-                    WireEngine::StartContact { contact, resume_token, done } => {
-                        let Some(contact) = contact.into_contact() else { return };
-                        EngineCommand::StartContact { contact, resume_token, done: self.replier(from, done) }
+        let mut arriving = Arriving { link: self, from };
+        match env.command {
+            ToLeader::Detach { caller, key, conn } => self.hub.detach_remote(caller, &key, conn),
+            ToLeader::Rejoin { sockets, watches, seen, .. } => self.rejoin(from, sockets, watches, seen, &local).await,
+            ToLeader::Engine(cmd) => {
+                if let EngineCommand::Input(input) | EngineCommand::Intervene { input, .. } = &cmd {
+                    if !from_session(input) {
+                        tracing::warn!(node = %from, ?input, "an engine input only the leader makes came from another node: dropped");
+                        return;
                     }
-                    WireEngine::CallerPresence { contact, online } => {
-                        let Some(contact) = crate::chat::engine_task::contact_key(&contact) else { return };
-                        EngineCommand::CallerPresence { contact, online }
+                }
+                // A console closed on that node, but the counsellor has another open (on any
+                // node: its detach came first on the same stream): they are still connected.
+                if let EngineCommand::Input(Input::CounsellorDisconnected { counsellor }) = &cmd {
+                    if self.hub.counsellor_online(&crate::chat::engine_task::counsellor_str(*counsellor)) {
+                        return;
                     }
-                    WireEngine::CounsellorOnline { profile, status } => {
-                        let Some(profile) = profile.into_profile() else { return };
-                        EngineCommand::CounsellorOnline { profile, status: crate::chat::engine_task::status_of(status) }
-                    }
-                    WireEngine::Intervene { input, reply } => {
-                        let Some(input) = input.into_input() else { return };
-                        let reply = self.replier_map(from, reply, |r: Result<(), InterveneError>| WireIntervene::from_result(r));
-                        EngineCommand::Intervene { input, reply }
-                    }
-                    WireEngine::StartCall { contact, gateway_id, call_id, caller_last2, repeat, earlier, done } => {
-                        let Some(contact) = contact.into_contact() else { return };
-                        let call = CallInfo { gateway_id, call_id, caller_last2, repeat, earlier };
-                        EngineCommand::StartCall { contact, call, done: self.replier(from, done) }
-                    }
-                };
+                }
+                let Some(cmd) = cmd.translate(&mut arriving) else { return };
                 let _ = local.engine.send(cmd).await;
             }
-            Wire::Relay(cmd) => {
-                let cmd = match cmd {
-                    WireRelay::Open { contact, outbox, done } => {
-                        RelayCommand::Open { contact, outbox: self.remote_outbox(from, outbox), done: self.replier(from, done) }
-                    }
-                    WireRelay::Resume { contact, last_seq, outbox, done } => RelayCommand::Resume {
-                        contact,
-                        last_seq,
-                        outbox: self.remote_outbox(from, outbox),
-                        done: self.replier(from, done),
-                    },
-                    WireRelay::CounsellorSync { user, status, outbox, done } => RelayCommand::CounsellorSync {
-                        user,
-                        status,
-                        outbox: self.remote_outbox(from, outbox),
-                        done: self.replier(from, done),
-                    },
-                    WireRelay::Post { contact, party, sender_id, client_id, text, outbox } => RelayCommand::Post {
-                        contact,
-                        party,
-                        sender_id,
-                        client_id,
-                        text,
-                        outbox: self.remote_outbox(from, outbox),
-                    },
-                    WireRelay::Typing { contact, party, sender_id, active } => {
-                        RelayCommand::Typing { contact, party, sender_id, active }
-                    }
-                    WireRelay::Monitor { contact, outbox, done } => RelayCommand::Monitor {
-                        contact,
-                        outbox: self.remote_outbox(from, outbox),
-                        done: self.replier(from, done),
-                    },
-                    WireRelay::Unmonitor { contact, conn } => RelayCommand::Unmonitor { contact, conn },
-                    WireRelay::Whisper { contact, from_name, text, outbox, done } => RelayCommand::Whisper {
-                        contact,
-                        from_name,
-                        text,
-                        outbox: self.remote_outbox(from, outbox),
-                        done: self.replier(from, done),
-                    },
-                    WireRelay::Join { contact, supervisor, name, outbox, done } => RelayCommand::Join {
-                        contact,
-                        supervisor,
-                        name,
-                        outbox: self.remote_outbox(from, outbox),
-                        done: self.replier(from, done),
-                    },
-                };
+            ToLeader::Relay(cmd) => {
+                let Some(cmd) = cmd.translate(&mut arriving) else { return };
                 let _ = local.relay.send(cmd).await;
             }
+        }
+    }
+
+    /// On the leader: a command of another protocol version (`theirs`) from node `from` is not
+    /// carried out; the requests its node waits for on it are answered as refused, if that node
+    /// can read the answer (see [`wire`]).
+    fn refuse(&self, theirs: u32, from: Option<String>, replies: Vec<ReplyId>) {
+        let node = from.clone().unwrap_or_else(|| "unknown".into());
+        if self.count_refusal(&node, theirs) {
+            tracing::error!(
+                node = %node,
+                theirs,
+                ours = PROTOCOL,
+                "a command of another protocol version on the command stream: not carried out (nodes of two releases that cannot understand each other)"
+            );
+        }
+        match from {
+            Some(from) if theirs != UNVERSIONED && !replies.is_empty() => match wire::encode_refusal(replies) {
+                Ok(json) => {
+                    self.publish_to_node(&from, json);
+                }
+                Err(err) => tracing::error!(error = %err, "encoding a refusal failed"),
+            },
+            _ => {}
+        }
+    }
+
+    /// Counts a refusal of version `theirs` from `node`; true when it is worth a log line.
+    fn count_refusal(&self, node: &str, theirs: u32) -> bool {
+        let mut refusals = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        let n = refusals.entry((node.to_string(), theirs)).or_default();
+        *n += 1;
+        wire::worth_logging(*n)
+    }
+
+    /// An entry read from this node's stream.
+    fn read_entry(&self, json: &str) {
+        match wire::decode_node(json) {
+            Ok(ForNode::Item(item)) => self.deliver(item),
+            Ok(ForNode::Refused { by, replies }) => {
+                if self.count_refusal("leader", by) {
+                    tracing::error!(
+                        theirs = by,
+                        ours = PROTOCOL,
+                        requests = replies.len(),
+                        "the leader refused this node's commands: it speaks another protocol version"
+                    );
+                }
+                self.fail(&replies);
+            }
+            Ok(ForNode::Version { theirs }) => {
+                if self.count_refusal("items", theirs) {
+                    tracing::error!(theirs, ours = PROTOCOL, "an item of another protocol version on this node's stream: dropped");
+                }
+            }
+            Err(err) => tracing::error!(error = %err, "undecodable item on this node's stream"),
         }
     }
 
@@ -569,9 +478,7 @@ impl Link {
         }
         let (sockets, watches, seen) = (self.hub.roles(), self.hub.watches(), self.hub.seen());
         tracing::info!(token, sockets = sockets.len(), watches = watches.len(), "registering this node's sockets with the new leader");
-        let cmd = Wire::Rejoin { token, sockets, watches, seen };
-        let env = Envelope { id: uuid::Uuid::new_v4().simple().to_string(), from: self.node.to_string(), cmd };
-        match serde_json::to_string(&env) {
+        match self.envelope(Vec::new(), ToLeader::Rejoin { token, sockets, watches, seen }) {
             Ok(json) => {
                 if self.out.try_send(Publish::Command { json, reqs: vec![] }).is_err() {
                     tracing::error!("cluster publisher queue full: sockets not registered with the new leader");
@@ -673,8 +580,9 @@ impl Link {
             for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
                 last = entry.id.clone();
                 let Some(json) = entry_json(&entry.map) else { continue };
-                let Ok(env) = serde_json::from_str::<Envelope>(&json) else { continue };
-                if let Wire::Rejoin { sockets, watches, seen, .. } = env.cmd {
+                // Anything else (of this version or not) is read again by the command reader.
+                let Ok(env) = wire::decode_command(&json) else { continue };
+                if let ToLeader::Rejoin { sockets, watches, seen, .. } = env.command {
                     if self.first_time(&env.id) {
                         expect.remove(&env.from);
                         self.rejoin(&env.from, sockets, watches, seen, local).await;
@@ -735,6 +643,40 @@ impl crate::chat::forward::Forward for Link {
     }
     fn relay(&self, cmd: RelayCommand) -> crate::chat::forward::Sent<'_> {
         Box::pin(Link::relay(self, cmd))
+    }
+}
+
+/// A command leaving this node for the leader: sockets go as their ids, reply channels are
+/// registered as requests the leader's answers complete.
+struct Leaving<'a> {
+    link: &'a Link,
+    reqs: Vec<ReplyId>,
+}
+
+impl Translate<Here, Remote> for Leaving<'_> {
+    fn socket(&mut self, outbox: Outbox) -> ConnId {
+        outbox.id
+    }
+    fn reply<T: Answer>(&mut self, tx: oneshot::Sender<T>) -> ReplyId {
+        let req = self.link.register(tx);
+        self.reqs.push(req);
+        req
+    }
+}
+
+/// A command arriving at the leader from node `from`: its sockets are that node's, and answers go
+/// back to it as replies to its requests.
+struct Arriving<'a> {
+    link: &'a Link,
+    from: &'a str,
+}
+
+impl Translate<Remote, Here> for Arriving<'_> {
+    fn socket(&mut self, conn: ConnId) -> Outbox {
+        self.link.remote_outbox(self.from, conn)
+    }
+    fn reply<T: Answer>(&mut self, req: ReplyId) -> oneshot::Sender<T> {
+        self.link.replier(self.from, req)
     }
 }
 
@@ -905,10 +847,7 @@ pub async fn node_reader(link: Arc<Link>, conn: ConnectionManager, stop: watch::
         stop,
         move |json, ms| {
             deliver.items_read_ms.store(ms, Ordering::Relaxed);
-            match serde_json::from_str::<NodeItem>(&json) {
-                Ok(item) => deliver.deliver(item),
-                Err(err) => tracing::error!(error = %err, "undecodable item on this node's stream"),
-            }
+            deliver.read_entry(&json);
             None
         },
         move |failed| {
@@ -957,12 +896,16 @@ pub async fn command_reader(link: Arc<Link>, conn: ConnectionManager, start: Str
         stop,
         move |json, ms| {
             run.commands_read_ms.store(ms, Ordering::Relaxed);
-            match serde_json::from_str::<Envelope>(&json) {
+            match wire::decode_command(&json) {
                 Ok(env) => {
                     let link = run.clone();
                     Some(Box::pin(async move { link.dispatch(env).await }))
                 }
-                Err(err) => {
+                Err(CommandError::Version { theirs, from, replies }) => {
+                    run.refuse(theirs, from, replies);
+                    None
+                }
+                Err(CommandError::Undecodable(err)) => {
                     tracing::error!(error = %err, "undecodable command on the command stream");
                     None
                 }

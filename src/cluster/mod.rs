@@ -5,7 +5,7 @@
 //! the others forward their sessions' commands to it ([`link`]) and deliver what it
 //! sends to the sockets they hold. When the leader changes, the new one rebuilds the
 //! engine from PostgreSQL (as after a restart) and every node registers its live sockets
-//! with it again ([`wire::Wire::Rejoin`]): they stay open.
+//! with it again ([`wire::ToLeader::Rejoin`]): they stay open.
 
 pub mod lease;
 pub mod link;

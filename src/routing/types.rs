@@ -1,9 +1,12 @@
 //! The engine's vocabulary: identifiers, time, configuration, and the closed sets of inputs and outputs.
 //!
-//! Nothing here knows about tokio, sockets, databases or serde: the server converts
-//! to and from these types at its edges.
+//! Nothing here knows about tokio, sockets or databases: the server converts to and from these
+//! types at its edges. The inputs (and what they carry) derive serde, and nothing else of it, so
+//! that in cluster mode a command crosses to the leader's engine as it is.
 
 use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
 
 /// Milliseconds since the Unix epoch. The engine never reads a clock: every call
 /// to [`super::Engine::handle`] is given `now`, and stored arrival times are
@@ -11,11 +14,11 @@ use std::collections::BTreeSet;
 pub type Millis = i64;
 
 /// A contact (a chat or a call) as the engine knows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ContactId(pub u128);
 
 /// A counsellor's account id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct CounsellorId(pub u128);
 
 /// A helpline's short name (`children`, `disability`, `family_violence`).
@@ -24,7 +27,7 @@ pub type Helpline = String;
 pub type Language = String;
 
 /// How a contact reaches the helpline. Calls are audio in the telephone exchange; chats are relayed here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub enum Channel {
     #[default]
     Chat,
@@ -32,7 +35,7 @@ pub enum Channel {
 }
 
 /// What a counsellor chose (or was set to): only `Available` counsellors get offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Status {
     Available,
     Away,
@@ -84,7 +87,7 @@ pub struct EngineConfig {
 }
 
 /// A counsellor's profile: what they serve and how much they can carry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CounsellorProfile {
     pub id: CounsellorId,
     /// Helplines this counsellor serves first-line.
@@ -102,7 +105,7 @@ pub struct CounsellorProfile {
 }
 
 /// A new contact joining its helpline's queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewContact {
     pub id: ContactId,
     /// A chat or a call. A counsellor with a call (in conversation or ringing) gets no other call
@@ -148,7 +151,7 @@ pub enum RevokeReason {
 }
 
 /// Where a supervisor transfers an assigned contact.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TransferTarget {
     /// Straight to this counsellor (who must be connected and have room).
     Counsellor(CounsellorId),
@@ -162,7 +165,7 @@ pub const PRIORITY_TRANSFER: i32 = 50;
 pub const PRIORITY_FRONT: i32 = 100;
 
 /// Why a supervisor's request was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Refusal {
     /// The contact is not known (ended, or never existed).
     UnknownContact,
@@ -195,7 +198,7 @@ pub enum Rejection {
 }
 
 /// Everything that can happen to the engine. A closed set.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Input {
     /// Add or update a counsellor's profile (on connect, or when an admin changes it).
     /// Keeps their status, connection, assignments and idle time.

@@ -435,6 +435,60 @@ async fn caller_and_counsellor_on_different_nodes_chat() {
     drop(leader);
 }
 
+/// Writes a raw entry to a stream, as another node would.
+async fn xadd(conn: &mut ConnectionManager, key: &str, json: &Value) {
+    let _: String = redis::cmd("XADD").arg(key).arg("*").arg("d").arg(json.to_string()).query_async(conn).await.expect("XADD");
+}
+
+/// The first entry of `key` after the start, waiting up to five seconds.
+async fn first_entry(conn: &mut ConnectionManager, key: &str) -> Option<Value> {
+    let reply: Option<redis::streams::StreamReadReply> =
+        redis::cmd("XREAD").arg("BLOCK").arg(5000).arg("STREAMS").arg(key).arg("0-0").query_async(conn).await.expect("XREAD");
+    let entry = reply?.keys.into_iter().flat_map(|k| k.ids).next()?;
+    let text: String = redis::from_redis_value_ref(entry.map.get("d")?).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Nodes of two releases side by side: a command of another protocol version (or of a release
+/// before versions) is refused, never misread: the leader answers the requests its node waits for
+/// as refused, on that node's stream, and carries out nothing of it; the cluster goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_of_another_protocol_version_is_refused_not_misread() {
+    use helpline::cluster::wire::PROTOCOL;
+    let Some((db, store, mut conn)) = prepare().await else { return };
+    let prefix = fresh_prefix();
+    let node = Node::start(&db.url, &redis_url(), &prefix, "n1").await;
+    let admin = node.token("root").await;
+    settled(std::slice::from_ref(&node), &admin, None).await;
+    let (mut ana, mut caller, contact, _) = answered_chat(&node, &node).await;
+    let keys = Keys { prefix: prefix.clone() };
+
+    // A release before versions posts to the conversation, in its own form.
+    let post = |text: &str| json!({"Relay": {"Post": {
+        "contact": contact, "party": "caller", "sender_id": null, "client_id": text, "text": text, "outbox": 1
+    }}});
+    xadd(&mut conn, &keys.commands(), &json!({"id": "old-1", "from": "n0", "cmd": post("from an older release")})).await;
+    // A newer release posts in exactly this release's form, under its own version, and waits for
+    // request 77 (the outer fields are the same in every version).
+    let newer = json!({"v": PROTOCOL + 1, "id": "new-1", "from": "n9", "replies": [77], "command": post("from a newer release")});
+    xadd(&mut conn, &keys.commands(), &newer).await;
+
+    let refusal = first_entry(&mut conn, &keys.node("n9")).await.expect("the newer node hears its command was refused");
+    assert_eq!(refusal, json!({"v": PROTOCOL, "refused": {"replies": [77]}}));
+    // Neither was carried out: the next message is the conversation's first.
+    caller.send(json!({"type": "message", "client_id": "real", "text": "hello"})).await;
+    assert_eq!(caller.expect("ack").await["seq"], 1);
+    let got = ana.expect("message").await;
+    assert_eq!((got["seq"].as_i64(), got["text"].as_str()), (Some(1), Some("hello")));
+    let stored = store.messages_after(&contact, 0).await.expect("messages");
+    assert_eq!(stored.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), vec!["hello"]);
+    // The older release's node gets no answer it could not read.
+    let mut quiet: Option<redis::streams::StreamReadReply> =
+        redis::cmd("XREAD").arg("STREAMS").arg(keys.node("n0")).arg("0-0").query_async(&mut conn).await.expect("XREAD");
+    assert!(quiet.take().is_none_or(|r| r.keys.is_empty()), "nothing written for a release before versions");
+    drop(node);
+}
+
 // ---------------------------------------------------------------------------------------------
 // (3) The leader killed with SIGKILL under live chats and waiting contacts.
 

@@ -1,55 +1,86 @@
 //! The one task that owns the routing engine: feeds it inputs with the time, commits its outputs, then tells people.
 //!
-//! Order of every step: `engine.handle(now, input)` → the step's changes committed in
-//! one transaction → offers, positions and status frames sent, and conversation
-//! events handed to the relay. Nobody hears of a step before it is stored.
+//! Order of every batch: take the commands waiting → `engine.handle(now, input)` for each → the
+//! batch's changes (with the exchange commands its calls need) committed in one transaction →
+//! offers, positions and status frames sent, and conversation events handed to the relay. Nobody
+//! hears of a step before it is stored. What outputs mean as records and frames is in
+//! [`translate`], without I/O; this file is the loop and the I/O around it.
+
+pub mod translate;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::clock::Clock;
-use crate::chat::hub::Hub;
-use crate::protocol::{rfc3339, CounsellorStatus, EarlierContact, ErrorCode, Repeat, ServerEvent, TelephonyCommand};
-use crate::store::commands::CommandChange;
-use crate::chat::exchange::REPEAT_DAYS;
-use crate::chat::relay::{RelayCommand, RelayHandle};
 use crate::chat::counters::METRICS;
-use crate::routing::{
-    Channel,
-    ContactId, CounsellorId, CounsellorProfile, EndReason, Engine, EngineConfig, HelplineConfig, Input, NewContact,
-    Output, Refusal, Rejection, RevokeReason, Snapshot, Status, StatusReason,
-};
-use crate::store::contacts::{Change, ContactRecord};
 use crate::chat::exchange::CallInfo;
+use crate::chat::forward::{Local, Side, Translate};
+use crate::chat::hub::Hub;
+use crate::chat::relay::{RelayCommand, RelayHandle};
+use crate::clock::Clock;
+use crate::protocol::{EarlierContact, ServerEvent};
+use crate::routing::{ContactId, CounsellorId, CounsellorProfile, Engine, Input, NewContact, Output, Refusal, Snapshot, Status};
+use crate::store::commands::CommandChange;
+use crate::store::contacts::Change;
 use crate::store::helplines::Helpline;
-use crate::store::users::User;
 use crate::store::Store;
 
-/// Requests to the engine task.
-#[derive(Debug)]
-pub enum EngineCommand {
+pub use translate::{
+    contact_key, contact_str, counsellor_key, counsellor_status, counsellor_str, engine_config, parse_uuid, profile_of, status_of,
+};
+use translate::{CallStep, Facts, Notice};
+
+/// Requests to the engine task: plain data but for `S`'s reply channels (see
+/// [`crate::chat::forward::Side`]); the variants a session sends cross nodes as they are (serde),
+/// the others (`#[serde(skip)]`) are the leader's own.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "S::Reply<()>: Serialize, S::Reply<Result<(), InterveneError>>: Serialize",
+    deserialize = "S::Reply<()>: serde::de::DeserializeOwned, S::Reply<Result<(), InterveneError>>: serde::de::DeserializeOwned"
+))]
+pub enum EngineCommand<S: Side = Local> {
     /// A plain engine input.
     Input(Input),
     /// A new contact (already stored): queue it, then send the caller `queued` before anything else.
-    StartContact { contact: NewContact, resume_token: String, done: oneshot::Sender<()> },
+    StartContact { contact: NewContact, resume_token: String, done: S::Reply<()> },
     /// A caller's first socket came back or last socket dropped.
     CallerPresence { contact: ContactId, online: bool },
     /// A counsellor's first socket opened: their profile, and the status they last chose.
     CounsellorOnline { profile: CounsellorProfile, status: Status },
     /// A supervisor's intervention (`SetStatus`, `SetPriority`, `OfferTo`, `Transfer`): the reply says
     /// whether it was carried out (and stored).
-    Intervene { input: Input, reply: oneshot::Sender<Result<(), InterveneError>> },
-    /// A copy of the engine's state.
-    Snapshot(oneshot::Sender<Snapshot>),
+    Intervene { input: Input, reply: S::Reply<Result<(), InterveneError>> },
     /// A new call (already stored): queue it; `done` once queued.
-    StartCall { contact: NewContact, call: CallInfo, done: oneshot::Sender<()> },
+    StartCall { contact: NewContact, call: CallInfo, done: S::Reply<()> },
+    /// A copy of the engine's state (the leader's own: the board is built where the engine runs).
+    #[serde(skip)]
+    Snapshot(S::Reply<Snapshot>),
     /// Cluster mode, after a leader change: sockets that stayed open on their nodes are connected
     /// again, silently (no frames, no events): callers of these contacts, counsellors with their
     /// profile and the status they last chose.
+    #[serde(skip)]
     Reattach { callers: Vec<ContactId>, counsellors: Vec<(CounsellorProfile, Status)> },
+}
+
+impl<S: Side> EngineCommand<S> {
+    /// The same command on side `B`, its reply channels translated by `t`; None for the leader's
+    /// own commands, which never leave it.
+    pub fn translate<B: Side>(self, t: &mut impl Translate<S, B>) -> Option<EngineCommand<B>> {
+        Some(match self {
+            EngineCommand::Input(input) => EngineCommand::Input(input),
+            EngineCommand::StartContact { contact, resume_token, done } => {
+                EngineCommand::StartContact { contact, resume_token, done: t.reply(done) }
+            }
+            EngineCommand::CallerPresence { contact, online } => EngineCommand::CallerPresence { contact, online },
+            EngineCommand::CounsellorOnline { profile, status } => EngineCommand::CounsellorOnline { profile, status },
+            EngineCommand::Intervene { input, reply } => EngineCommand::Intervene { input, reply: t.reply(reply) },
+            EngineCommand::StartCall { contact, call, done } => EngineCommand::StartCall { contact, call, done: t.reply(done) },
+            EngineCommand::Snapshot(_) | EngineCommand::Reattach { .. } => return None,
+        })
+    }
 }
 
 /// A cheap handle to the engine task: this process's, or (cluster mode) the leader's, wherever it runs.
@@ -97,87 +128,6 @@ impl EngineHandle {
     }
 }
 
-/// Converts between the database's UUID strings and the engine's numeric ids.
-pub fn parse_uuid(s: &str) -> Option<u128> {
-    uuid::Uuid::parse_str(s).ok().map(|u| u.as_u128())
-}
-pub fn contact_key(s: &str) -> Option<ContactId> {
-    parse_uuid(s).map(ContactId)
-}
-pub fn counsellor_key(s: &str) -> Option<CounsellorId> {
-    parse_uuid(s).map(CounsellorId)
-}
-pub fn contact_str(id: ContactId) -> String {
-    uuid::Uuid::from_u128(id.0).to_string()
-}
-pub fn counsellor_str(id: CounsellorId) -> String {
-    uuid::Uuid::from_u128(id.0).to_string()
-}
-
-/// The engine's view of a helpline's settings.
-pub fn engine_config(helplines: &[Helpline]) -> EngineConfig {
-    EngineConfig {
-        helplines: helplines
-            .iter()
-            .map(|h| HelplineConfig {
-                name: h.name.clone(),
-                ring_timeout_ms: h.ring_timeout_ms,
-                backup_after_ms: h.backup_after_ms,
-                sla_at_risk_ms: h.sla_at_risk_ms,
-                sla_target_ms: h.sla_target_ms,
-                caller_grace_ms: h.caller_grace_ms,
-                chat_while_on_call: h.chat_while_on_call,
-                calls_first: h.calls_first,
-            })
-            .collect(),
-        misses_before_away: 2,
-    }
-}
-
-/// The engine's view of an account.
-pub fn profile_of(user: &User) -> Option<CounsellorProfile> {
-    Some(CounsellorProfile {
-        id: counsellor_key(&user.id)?,
-        helplines: user.helplines.iter().cloned().collect::<BTreeSet<_>>(),
-        backup_helplines: user.backup_helplines.iter().cloned().collect(),
-        languages: user.languages.iter().cloned().collect(),
-        capacity: u32::try_from(user.capacity.max(0)).unwrap_or(3),
-        takes_calls: user.extension.as_deref().is_some_and(|e| !e.trim().is_empty()),
-        senior: user.senior,
-    })
-}
-
-pub fn status_of(s: CounsellorStatus) -> Status {
-    match s {
-        CounsellorStatus::Available => Status::Available,
-        CounsellorStatus::Away => Status::Away,
-        CounsellorStatus::Offline => Status::Offline,
-    }
-}
-
-pub fn counsellor_status(s: Status) -> CounsellorStatus {
-    match s {
-        Status::Available => CounsellorStatus::Available,
-        Status::Away => CounsellorStatus::Away,
-        Status::Offline => CounsellorStatus::Offline,
-    }
-}
-
-/// The engine as a contact restored from the database sees it.
-fn restored(c: &ContactRecord) -> Option<NewContact> {
-    Some(NewContact {
-        id: contact_key(&c.id)?,
-        channel: if c.channel == "call" { Channel::Call } else { Channel::Chat },
-        helpline: c.helpline.clone(),
-        language: c.language.clone(),
-        priority: i32::try_from(c.priority).unwrap_or(0),
-        queued_at: c.queued_at,
-        // A chat's caller must come back on a socket; a phone caller is still on the line at the exchange.
-        caller_connected: c.channel == "call",
-        senior_only: c.senior_only,
-    })
-}
-
 struct EngineTask {
     engine: Engine,
     /// Contacts offered at least once and not yet answered or ended: (helpline, queued_at), for the metrics.
@@ -205,18 +155,11 @@ pub async fn spawn(
     let now = clock.now_ms();
     let open = store.open_contacts().await?;
     let (mut queued, mut active) = (0, 0);
-    for c in &open {
-        let Some(contact) = restored(c) else { continue };
-        let input = match c.counsellor_id.as_deref().and_then(counsellor_key) {
-            Some(counsellor) if c.state == "active" => {
-                active += 1;
-                Input::ContactRestoredAssigned { contact, counsellor, answered_at: c.answered_at.unwrap_or(now) }
-            }
-            _ => {
-                queued += 1;
-                Input::ContactQueued(contact)
-            }
-        };
+    for input in open.iter().filter_map(|c| translate::restore(c, now)) {
+        match input {
+            Input::ContactRestoredAssigned { .. } => active += 1,
+            _ => queued += 1,
+        }
         // Nobody is connected yet, so restoring makes no offers; SLA outputs are re-derived later.
         let _ = engine.handle(now, input);
     }
@@ -242,8 +185,8 @@ pub const MAX_BATCH: usize = 256;
 /// Longest pause between attempts to commit a routing step while the database is away.
 pub const COMMIT_RETRY_MAX: Duration = Duration::from_secs(1);
 
-/// Why an intervention was not carried out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why an intervention was not carried out (crosses the cluster link as JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InterveneError {
     /// The engine refused it.
     Refused(Refusal),
@@ -277,7 +220,7 @@ impl Batch {
     /// Adds a step: its extra changes and announcements, then its outputs' changes and notifications.
     fn step(&mut self, now: i64, outputs: Vec<Output>, changes: Vec<Change>, announce: Vec<(String, ServerEvent)>) {
         self.changes.extend(changes);
-        self.changes.extend(outputs.iter().filter_map(|o| change_of(now, o)));
+        self.changes.extend(outputs.iter().filter_map(|o| translate::change_of(now, o)));
         self.after.extend(announce.into_iter().map(|(user, frame)| After::Announce(user, frame)));
         for output in outputs {
             match output {
@@ -285,6 +228,14 @@ impl Batch {
                 other => self.after.push(After::Notify(now, other)),
             }
         }
+    }
+
+    /// The outputs of the batch's steps, with the time of each, in order.
+    fn outputs(&self) -> impl Iterator<Item = (i64, &Output)> {
+        self.after.iter().filter_map(|a| match a {
+            After::Notify(now, output) => Some((*now, output)),
+            _ => None,
+        })
     }
 }
 
@@ -313,6 +264,7 @@ impl EngineTask {
         tracing::debug!("engine task stopped");
     }
 
+    /// Steps the engine with one command; its changes and what follows go into the batch.
     fn command(&mut self, cmd: EngineCommand, batch: &mut Batch) {
         match cmd {
             EngineCommand::Input(input) => {
@@ -361,17 +313,7 @@ impl EngineTask {
                 let input =
                     if online { Input::CallerConnected { contact } } else { Input::CallerDisconnected { contact } };
                 let known = self.engine.position(contact).is_some() || self.engine.assigned_counsellor(contact).is_some();
-                let changes = if known {
-                    vec![Change::Event {
-                        contact: contact_str(contact),
-                        at: now,
-                        kind: if online { "caller_reconnected" } else { "caller_disconnected" },
-                        counsellor: None,
-                        detail: None,
-                    }]
-                } else {
-                    Vec::new()
-                };
+                let changes = if known { vec![translate::presence_event(contact, online, now)] } else { Vec::new() };
                 let outputs = self.engine.handle(now, input);
                 batch.step(now, outputs, changes, Vec::new());
                 if known {
@@ -418,21 +360,9 @@ impl EngineTask {
 
     /// For a `SetStatus` that changes something: the durable change and the confirmation frame.
     fn status_change(&self, input: &Input, reason: Option<&'static str>) -> (Vec<Change>, Vec<(String, ServerEvent)>) {
-        let Input::SetStatus { counsellor, status } = input else { return (Vec::new(), Vec::new()) };
-        let Some(before) = self.engine.counsellor(*counsellor).map(|c| c.status) else {
-            return (Vec::new(), Vec::new());
-        };
-        let mut changes = Vec::new();
-        if before != *status {
-            changes.push(Change::CounsellorStatus {
-                counsellor: counsellor_str(*counsellor),
-                status: counsellor_status(*status).as_str(),
-                reason,
-                at: self.clock.now_ms(),
-            });
-        }
-        let confirm = ServerEvent::Status { status: counsellor_status(*status), reason: reason.map(str::to_string) };
-        (changes, vec![(counsellor_str(*counsellor), confirm)])
+        let Input::SetStatus { counsellor, .. } = input else { return (Vec::new(), Vec::new()) };
+        let before = self.engine.counsellor(*counsellor).map(|c| c.status);
+        translate::status_change(before, input, reason, self.clock.now_ms())
     }
 
     /// Commits the batch's changes in one transaction, then carries out its follow-ups in order.
@@ -519,167 +449,78 @@ impl EngineTask {
         self.handles.strong_count() == 0
     }
 
+    /// A committed output: the metrics and what the task keeps, the audits an offer's history
+    /// needs, then its frames and conversation events (see [`translate::notices`]).
     async fn notify(&mut self, now: i64, output: Output) {
-        match output {
-            Output::Offer { contact, counsellor, helpline, language, queued_at, expires_at, as_backup } => {
-                METRICS.offer(&helpline);
-                self.offered.insert(contact, (helpline.clone(), queued_at));
-                let call = self.calls.get(&contact);
-                let earlier = match call {
-                    Some(call) => self.disclose_earlier(call, contact, counsellor, &helpline, now).await,
-                    None => Vec::new(),
-                };
-                self.hub.event_to_counsellor(
-                    &counsellor_str(counsellor),
-                    &ServerEvent::Offer {
-                        contact_id: contact_str(contact),
-                        helpline,
-                        language,
-                        waited_ms: (now - queued_at).max(0),
-                        expires_in_ms: (expires_at - now).max(0),
-                        backup: as_backup,
-                        channel: if call.is_some() { "call" } else { "chat" }.into(),
-                        caller_last2: call.and_then(|c| c.caller_last2.clone()),
-                        repeat: call.filter(|c| c.repeat > 0).map(|c| Repeat { contacts: c.repeat, days: REPEAT_DAYS }),
-                        earlier,
-                    },
-                );
+        self.account(&output);
+        let (earlier, helpline) = match &output {
+            Output::Offer { contact, counsellor, helpline, .. } => match self.calls.get(contact) {
+                Some(call) => (self.disclose_earlier(call, *contact, *counsellor, helpline, now).await, None),
+                None => (Vec::new(), None),
+            },
+            Output::SlaAtRisk { contact, .. } | Output::SlaBreached { contact, .. } => {
+                (Vec::new(), self.engine.helpline_of(*contact).map(str::to_string))
             }
-            Output::OfferRevoked { contact, counsellor, reason } => {
-                let reason = match reason {
-                    RevokeReason::Expired => "expired",
-                    RevokeReason::ContactGone => "contact_gone",
-                    RevokeReason::CounsellorUnavailable => "unavailable",
-                    RevokeReason::Moved => "moved",
-                };
-                self.hub.event_to_counsellor(
-                    &counsellor_str(counsellor),
-                    &ServerEvent::OfferRevoked { contact_id: contact_str(contact), reason: reason.into() },
-                );
-            }
-            Output::OfferDeclined { .. } => {}
-            Output::Assigned { contact, counsellor, answered_at } => {
-                if let Some((helpline, queued_at)) = self.offered.remove(&contact) {
-                    METRICS.answer(&helpline, answered_at - queued_at);
+            _ => (Vec::new(), None),
+        };
+        let call = match &output {
+            Output::Offer { contact, .. } => self.calls.get(contact),
+            _ => None,
+        };
+        for notice in translate::notices(now, output, Facts { call, earlier, helpline }) {
+            match notice {
+                Notice::Counsellor(user, frame) => self.hub.event_to_counsellor(&user, &frame),
+                Notice::Supervisors(helpline, frame) => self.hub.event_to_supervisors(helpline.as_deref(), &frame),
+                Notice::Relay(cmd) => {
+                    self.relay.send(cmd).await;
                 }
-                self.relay
-                    .send(RelayCommand::Assigned { contact: contact_str(contact), counsellor: counsellor_str(counsellor) })
-                    .await;
-            }
-            Output::StatusChanged { counsellor, status, reason } => {
-                let reason = match reason {
-                    StatusReason::MissedOffers => "missed_offers",
-                };
-                self.hub.event_to_supervisors(
-                    None,
-                    &ServerEvent::Alert {
-                        kind: "counsellor_away".into(),
-                        helpline: None,
-                        contact_id: None,
-                        counsellor_id: Some(counsellor_str(counsellor)),
-                        message: "set away after two offers in a row rang out".into(),
-                        at: rfc3339(now),
-                    },
-                );
-                self.hub.event_to_counsellor(
-                    &counsellor_str(counsellor),
-                    &ServerEvent::Status { status: counsellor_status(status), reason: Some(reason.into()) },
-                );
-            }
-            // Gathered per batch by `Batch::step` and sent at the end of `flush`.
-            Output::Positions { .. } => {}
-            Output::SlaAtRisk { contact, waited_ms } | Output::SlaBreached { contact, waited_ms } => {
-                let breached = matches!(output, Output::SlaBreached { .. });
-                let helpline = self.engine.helpline_of(contact).map(str::to_string);
-                self.hub.event_to_supervisors(
-                    helpline.as_deref(),
-                    &ServerEvent::Alert {
-                        kind: if breached { "wait_15s" } else { "wait_10s" }.into(),
-                        helpline: helpline.clone(),
-                        contact_id: Some(contact_str(contact)),
-                        counsellor_id: None,
-                        message: format!("waiting {} s without an answer", waited_ms / 1000),
-                        at: rfc3339(now),
-                    },
-                );
-            }
-            Output::BackupOverflow { .. } => {}
-            Output::Ended { contact, reason, abandoned, .. } => {
-                self.calls.remove(&contact);
-                let offered = self.offered.remove(&contact);
-                if abandoned {
-                    let helpline = offered.map(|(h, _)| h).or_else(|| self.engine.helpline_of(contact).map(str::to_string));
-                    METRICS.abandon(helpline.as_deref().unwrap_or("unknown"));
-                }
-                self.relay.send(RelayCommand::Ended { contact: contact_str(contact), reason: end_reason(reason) }).await;
-            }
-            Output::Transferred { contact, from, to, helpline } => {
-                self.relay
-                    .send(RelayCommand::Transferred {
-                        contact: contact_str(contact),
-                        from: counsellor_str(from),
-                        to: to.map(counsellor_str),
-                        helpline,
-                    })
-                    .await;
-            }
-            Output::Refused { .. } => {}
-            Output::Rejected { counsellor, contact, rejection } => {
-                let (code, message) = match rejection {
-                    Rejection::NoSuchOffer => (ErrorCode::NoSuchOffer, "that offer is no longer ringing for you"),
-                    Rejection::UnknownContact => (ErrorCode::UnknownContact, "no such open contact"),
-                    Rejection::NotAssigned => (ErrorCode::UnknownContact, "that contact is not assigned to you"),
-                    Rejection::UnknownCounsellor => (ErrorCode::NotAllowed, "you are not set up to take contacts"),
-                };
-                self.hub.event_to_counsellor(
-                    &counsellor_str(counsellor),
-                    &ServerEvent::error_about(code, message, contact_str(contact)),
-                );
             }
         }
     }
-}
 
-impl EngineTask {
+    /// The metrics of an output, and what the task keeps of offers and calls.
+    fn account(&mut self, output: &Output) {
+        match output {
+            Output::Offer { contact, helpline, queued_at, .. } => {
+                METRICS.offer(helpline);
+                self.offered.insert(*contact, (helpline.clone(), *queued_at));
+            }
+            Output::Assigned { contact, answered_at, .. } => {
+                if let Some((helpline, queued_at)) = self.offered.remove(contact) {
+                    METRICS.answer(&helpline, answered_at - queued_at);
+                }
+            }
+            Output::Ended { contact, abandoned, .. } => {
+                self.calls.remove(contact);
+                let offered = self.offered.remove(contact);
+                if *abandoned {
+                    let helpline = offered.map(|(h, _)| h).or_else(|| self.engine.helpline_of(*contact).map(str::to_string));
+                    METRICS.abandon(helpline.as_deref().unwrap_or("unknown"));
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// The commands to telephone exchanges a batch's outputs call for, in order, to be committed in
-    /// the batch's transaction: `cancel` when an offer of a call stops ringing unanswered,
-    /// `connect` when a call is assigned or transferred to a counsellor; a call offered again or
-    /// moved back to a queue makes a pending `connect` stale, and an ended call every pending command.
+    /// the batch's transaction (see [`translate::call_step`]); a `connect` reads the counsellor's
+    /// extension first.
     async fn call_commands(&self, batch: &Batch) -> Vec<CommandChange> {
         let mut out = Vec::new();
-        for after in &batch.after {
-            let After::Notify(now, output) = after else { continue };
-            let now = *now;
-            let (contact, change) = match output {
-                Output::Offer { contact, .. } => (contact, CallStep::Stale(&["connect"])),
-                Output::OfferRevoked { contact, reason, .. } if *reason != RevokeReason::ContactGone => (contact, CallStep::Cancel),
-                Output::OfferDeclined { contact, .. } => (contact, CallStep::Cancel),
-                Output::Assigned { contact, counsellor, .. } => (contact, CallStep::Connect(*counsellor)),
-                Output::Transferred { contact, to: Some(to), .. } => (contact, CallStep::Connect(*to)),
-                Output::Transferred { contact, to: None, .. } => (contact, CallStep::Stale(&["connect"])),
-                Output::Ended { contact, .. } => (contact, CallStep::Stale(crate::store::commands::ALL_KINDS)),
-                _ => continue,
+        for (now, output) in batch.outputs() {
+            let Some((contact, step)) = translate::call_step(output) else { continue };
+            let Some(call) = self.calls.get(&contact) else { continue };
+            let extension = match step {
+                CallStep::Connect(counsellor) => self.extension(counsellor).await,
+                _ => None,
             };
-            let Some(call) = self.calls.get(contact) else { continue };
-            let id = Some(contact_str(*contact));
-            out.push(match change {
-                CallStep::Stale(kinds) => {
-                    CommandChange::Supersede { gateway_id: call.gateway_id.clone(), call_id: call.call_id.clone(), kinds, at: now }
+            match (translate::call_command(call, contact, now, step, extension), step) {
+                (Some(change), _) => out.push(change),
+                (None, CallStep::Connect(counsellor)) => {
+                    tracing::error!(counsellor = %counsellor_str(counsellor), call_id = %call.call_id, "call assigned to a counsellor without an extension");
                 }
-                CallStep::Cancel => CommandChange::Issue(crate::chat::exchange::new_command(call, id, now, &["connect"], |command_id, call_id| {
-                    TelephonyCommand::Cancel { command_id, call_id }
-                })),
-                CallStep::Connect(counsellor) => {
-                    let Some(extension) = self.extension(counsellor).await else {
-                        tracing::error!(counsellor = %counsellor_str(counsellor), call_id = %call.call_id, "call assigned to a counsellor without an extension");
-                        continue;
-                    };
-                    let counsellor = counsellor_str(counsellor);
-                    CommandChange::Issue(crate::chat::exchange::new_command(call, id, now, &["connect"], |command_id, call_id| {
-                        TelephonyCommand::Connect { command_id, call_id, counsellor, extension }
-                    }))
-                }
-            });
+                (None, _) => {}
+            }
         }
         out
     }
@@ -731,95 +572,6 @@ impl EngineTask {
     }
 }
 
-/// What a routing output means for a call's commands.
-enum CallStep {
-    /// Pending commands of these kinds are stale.
-    Stale(&'static [&'static str]),
-    Cancel,
-    Connect(CounsellorId),
-}
-
-fn end_reason(r: EndReason) -> &'static str {
-    match r {
-        EndReason::CallerEnded => "caller_ended",
-        EndReason::CounsellorEnded => "counsellor_ended",
-        EndReason::CallerLost => "caller_lost",
-    }
-}
-
-/// The durable record of an output, if it has one.
-fn change_of(now: i64, output: &Output) -> Option<Change> {
-    Some(match output {
-        Output::Offer { contact, counsellor, expires_at, as_backup, .. } => Change::Offered {
-            contact: contact_str(*contact),
-            counsellor: counsellor_str(*counsellor),
-            at: now,
-            expires_at: *expires_at,
-            as_backup: *as_backup,
-        },
-        Output::OfferRevoked { contact, counsellor, reason } => Change::OfferClosed {
-            contact: contact_str(*contact),
-            counsellor: counsellor_str(*counsellor),
-            outcome: if *reason == RevokeReason::Expired { "expired" } else { "revoked" },
-            at: now,
-        },
-        Output::OfferDeclined { contact, counsellor } => Change::OfferClosed {
-            contact: contact_str(*contact),
-            counsellor: counsellor_str(*counsellor),
-            outcome: "declined",
-            at: now,
-        },
-        Output::Assigned { contact, counsellor, answered_at } => Change::Assigned {
-            contact: contact_str(*contact),
-            counsellor: counsellor_str(*counsellor),
-            at: *answered_at,
-        },
-        Output::StatusChanged { counsellor, status, reason } => Change::CounsellorStatus {
-            counsellor: counsellor_str(*counsellor),
-            status: counsellor_status(*status).as_str(),
-            reason: Some(match reason {
-                StatusReason::MissedOffers => "missed_offers",
-            }),
-            at: now,
-        },
-        Output::SlaAtRisk { contact, waited_ms } => Change::Event {
-            contact: contact_str(*contact),
-            at: now,
-            kind: "sla_at_risk",
-            counsellor: None,
-            detail: Some(waited_ms.to_string()),
-        },
-        Output::SlaBreached { contact, waited_ms } => Change::Event {
-            contact: contact_str(*contact),
-            at: now,
-            kind: "sla_breached",
-            counsellor: None,
-            detail: Some(waited_ms.to_string()),
-        },
-        Output::BackupOverflow { contact } => Change::Event {
-            contact: contact_str(*contact),
-            at: now,
-            kind: "backup_overflow",
-            counsellor: None,
-            detail: None,
-        },
-        Output::Ended { contact, reason, abandoned, .. } => Change::Ended {
-            contact: contact_str(*contact),
-            at: now,
-            reason: end_reason(*reason),
-            abandoned: *abandoned,
-        },
-        Output::Transferred { contact, from, to, helpline } => Change::Transferred {
-            contact: contact_str(*contact),
-            from: counsellor_str(*from),
-            to: to.map(counsellor_str),
-            helpline: helpline.clone(),
-            at: now,
-        },
-        Output::Positions { .. } | Output::Rejected { .. } | Output::Refused { .. } => return None,
-    })
-}
-
 async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
@@ -842,5 +594,6 @@ mod tests {
         assert_eq!(batch.moved, BTreeSet::from([a, b]), "each moved contact once, however often it moved");
         assert_eq!(batch.after.len(), 1, "the positions are not among the step-by-step notifications");
         assert!(matches!(batch.after[0], After::Notify(1, Output::Ended { .. })));
+        assert_eq!(batch.outputs().map(|(now, _)| now).collect::<Vec<_>>(), vec![1]);
     }
 }
