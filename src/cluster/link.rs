@@ -870,14 +870,9 @@ pub use crate::chat::exchange::GATEWAY_SWEEP;
 /// no longer alive (not seen for `dead_after`) are released, and the pending commands no socket
 /// holds go to its socket here (each at most once per socket), so a wake-up lost between nodes, or a
 /// node that died holding commands, delays a command, never loses it.
-pub async fn gateway_sweep(link: Arc<Link>, dead_after: Duration, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(GATEWAY_SWEEP);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
+pub async fn gateway_sweep(link: Arc<Link>, dead_after: Duration, stop: watch::Receiver<bool>) {
+    let mut ticker = crate::clock::Ticker::new(stop, GATEWAY_SWEEP);
+    while ticker.next().await {
         let now = link.clock.now_ms();
         let alive: Vec<String> = link.peers().into_iter().map(|p| p.id).collect();
         crate::chat::exchange::sweep(&link.store, &link.hub, now, &alive, now - dead_after.as_millis() as i64).await;

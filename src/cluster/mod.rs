@@ -177,15 +177,10 @@ impl Cluster {
     }
 
     /// The lease loop: heartbeat, renew (leader) or watch and take over (follower), every third of the lease.
-    async fn run(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
+    async fn run(self: Arc<Self>, stopped: watch::Receiver<bool>) {
         let every = self.settings.lease / 3;
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stopped.wait_for(|s| *s) => return,
-            }
+        let mut ticker = crate::clock::Ticker::new(stopped, every);
+        while ticker.next().await {
             self.heartbeat().await;
             let mut leadership = self.leadership.lock().await;
             match leadership.as_mut() {
