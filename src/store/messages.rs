@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use super::cluster::{Fenced, LeaderTx};
 use super::{both_engines, on_pool, Store, StoreResult};
 
-/// A message to store, not numbered yet (the relay numbers it: `chat::relay::conversations::NextSeqs`).
+/// A message to store, not numbered yet (its writer, the relay, numbers it; [`NewMessage::stored`] gives the row).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {
     pub contact_id: String,
