@@ -143,15 +143,16 @@ impl Store {
 mod tests {
     use super::*;
     use crate::store::contacts::Change;
-    use crate::store::messages::{NewMessage, NextSeqs};
+    use crate::store::messages::{NewMessage, StoredMessage};
     use crate::store::test_support::{queued_chat, seeded};
 
     fn line(contact: &str, detail: &str) -> Change {
         Change::Event { contact: contact.into(), at: 2, kind: "sla_at_risk", counsellor: None, detail: Some(detail.into()) }
     }
 
-    fn message(contact: &str, client_id: &str) -> NewMessage {
+    fn message(contact: &str, seq: i64, client_id: &str) -> StoredMessage {
         NewMessage { contact_id: contact.into(), sender: "caller", sender_id: None, client_id: client_id.into(), body: "text".into(), at: 3 }
+            .stored(seq)
     }
 
     #[test]
@@ -172,16 +173,16 @@ mod tests {
         let old = store.fenced(FenceToken::new(1));
         assert!(old.is_fenced() && !store.is_fenced());
         old.apply_changes(&[line(&contact, "first")]).await.expect("the current leader writes");
-        old.insert_messages(&[message(&contact, "m1")]).await.expect("the current leader stores messages");
+        old.write_messages(&[message(&contact, 1, "m1")]).await.expect("the current leader stores messages");
 
         assert!(store.raise_fence(2, "b", 2).await.expect("raise"));
         assert!(matches!(old.begin_leader_write().await, Err(StoreError::Fenced)));
         let refused = old.apply_changes(&[line(&contact, "stale")]).await;
         assert!(matches!(refused, Err(StoreError::Fenced)), "{refused:?}");
-        let refused = old.insert_messages(&[message(&contact, "m2")]).await;
+        let refused = old.write_messages(&[message(&contact, 2, "m2")]).await;
         assert!(matches!(refused, Err(StoreError::Fenced)), "{refused:?}");
-        // A batch with a repeat (the path that goes one message at a time) is refused as well.
-        let refused = old.store_messages(&[message(&contact, "m1"), message(&contact, "m3")], &mut NextSeqs::default()).await;
+        // A batch with a repeat (the path that reads the stored copies) is refused as well.
+        let refused = old.write_messages(&[message(&contact, 2, "m1"), message(&contact, 3, "m3")]).await;
         assert!(matches!(refused, Err(StoreError::Fenced)), "{refused:?}");
         assert!(old.writes_ok(), "a fenced write is not a database failure");
 
@@ -192,6 +193,6 @@ mod tests {
         // The new token writes; a single node's store (not fenced) checks nothing.
         store.fenced(FenceToken::new(2)).apply_changes(&[line(&contact, "fresh")]).await.expect("the new leader writes");
         store.apply_changes(&[line(&contact, "single node")]).await.expect("not fenced");
-        store.insert_messages(&[message(&contact, "m4")]).await.expect("not fenced");
+        store.write_messages(&[message(&contact, 2, "m4")]).await.expect("not fenced");
     }
 }

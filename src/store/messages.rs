@@ -1,11 +1,13 @@
-//! Conversation messages: numbered per contact without gaps, idempotent per sender and client id, written in batches.
+//! Conversation messages: written in batches of rows numbered by the relay; the store refuses a
+//! seq already taken and names the stored copies of repeats.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use super::cluster::{Fenced, LeaderTx};
 use super::{both_engines, on_pool, Store, StoreResult};
 
-/// A message to store.
+/// A message to store, not numbered yet (its writer, the relay, numbers it; [`NewMessage::stored`] gives the row).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {
     pub contact_id: String,
@@ -20,7 +22,7 @@ pub struct NewMessage {
 
 impl NewMessage {
     /// This message as stored with `seq`.
-    fn stored(&self, seq: i64) -> StoredMessage {
+    pub fn stored(&self, seq: i64) -> StoredMessage {
         StoredMessage {
             contact_id: self.contact_id.clone(),
             seq,
@@ -33,7 +35,7 @@ impl NewMessage {
     }
 }
 
-/// A stored message.
+/// A stored message (or one numbered, to be stored: a row of [`Store::write_messages`]).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
 pub struct StoredMessage {
     pub contact_id: String,
@@ -53,40 +55,22 @@ pub struct Stored {
     pub duplicate: bool,
 }
 
+/// What writing a batch's rows gave ([`Store::write_messages`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// Every row is stored (committed).
+    All,
+    /// Nothing is stored: some rows repeat a stored message's (contact, sender, client id). These
+    /// are the stored copies of every row that has one, in the rows' order.
+    Repeats(Vec<StoredMessage>),
+}
+
 const MESSAGE_COLUMNS: &str = "contact_id, seq, sender, sender_id, client_id, body, at";
 
 /// Most rows in one multi-row `INSERT`: 7 bound parameters a row, 896 in all, under SQLite's
 /// smallest limit (999). A batch goes in chunks of powers of two (128, 64, …, 1), so each
 /// connection prepares at most eight `INSERT` texts.
 pub const MAX_ROWS_PER_INSERT: usize = 128;
-
-/// The next seq of each contact the relay wrote to (it is the only writer of messages), so that a
-/// batch needs no `MAX(seq)` read. A contact missing is read from the database on first use; the
-/// relay forgets a contact when it ends, and every contact of a batch whose commit failed (it may
-/// have committed with its answer lost). A wrong entry cannot write a gap or a second copy: a seq
-/// already taken is refused by the primary key, and the batch fails (and is retried from the database).
-#[derive(Debug, Default)]
-pub struct NextSeqs(HashMap<String, i64>);
-
-impl NextSeqs {
-    /// Forgets a contact (ended, or its last commit's outcome is unknown).
-    pub fn forget(&mut self, contact: &str) {
-        self.0.remove(contact);
-    }
-
-    /// The next seq known for `contact`, if any.
-    pub fn get(&self, contact: &str) -> Option<i64> {
-        self.0.get(contact).copied()
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
 
 /// The `INSERT` of `rows` messages: `($1, …, $7), ($8, …)`, repeats skipped, new rows' seqs returned.
 /// On SQLite the parameters are anonymous (`?`, bound in order): sqlx looks up every numbered
@@ -124,52 +108,23 @@ fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
     })
 }
 
-/// Storing a batch of messages: implemented only for the leader's write transactions ([`Fenced`], which
+/// Writing a batch of rows: implemented only for the leader's write transactions ([`Fenced`], which
 /// only [`Store::begin_leader_write`] opens, after the fence check).
 trait WriteMessages {
-    /// The first seq of each contact in `batch`: known in `next`, or read once.
-    async fn first_seqs<'b>(&mut self, batch: &'b [NewMessage], next: &NextSeqs) -> Result<HashMap<&'b str, i64>, sqlx::Error>;
-    /// Inserts `batch` with `seqs` in a few multi-row `INSERT`s; false as soon as one is a repeat (the
+    /// Inserts `rows` in a few multi-row `INSERT`s; false as soon as one is a repeat (the
     /// transaction is then to be rolled back).
-    async fn insert_new(&mut self, batch: &[NewMessage], seqs: &[i64], backend: super::Backend) -> Result<bool, sqlx::Error>;
-    /// Inserts `batch` one message at a time from the seqs in `next_seq`, which it advances: a repeat
-    /// inserts nothing and gets the earlier copy.
-    async fn insert_one_by_one<'b>(
-        &mut self,
-        batch: &'b [NewMessage],
-        next_seq: &mut HashMap<&'b str, i64>,
-    ) -> Result<Vec<Stored>, sqlx::Error>;
+    async fn insert_rows<M: Borrow<StoredMessage> + Sync>(&mut self, rows: &[M], backend: super::Backend) -> Result<bool, sqlx::Error>;
 }
 
 both_engines!(impl WriteMessages for Fenced<sqlx::Sqlite>, Fenced<sqlx::Postgres> {
-    async fn first_seqs<'b>(&mut self, batch: &'b [NewMessage], next: &NextSeqs) -> Result<HashMap<&'b str, i64>, sqlx::Error> {
-        let mut first: HashMap<&str, i64> = HashMap::new();
-        for m in batch {
-            if first.contains_key(m.contact_id.as_str()) {
-                continue;
-            }
-            let seq = match next.get(&m.contact_id) {
-                Some(s) => s,
-                None => {
-                    let (max,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE contact_id = $1")
-                        .bind(&m.contact_id)
-                        .fetch_one(&mut **self)
-                        .await?;
-                    max + 1
-                }
-            };
-            first.insert(&m.contact_id, seq);
-        }
-        Ok(first)
-    }
-
-    async fn insert_new(&mut self, batch: &[NewMessage], seqs: &[i64], backend: super::Backend) -> Result<bool, sqlx::Error> {
+    async fn insert_rows<M: Borrow<StoredMessage> + Sync>(&mut self, rows: &[M], backend: super::Backend) -> Result<bool, sqlx::Error> {
         let mut at = 0;
-        for size in chunk_sizes(batch.len()) {
+        for size in chunk_sizes(rows.len()) {
             let sql = insert_sql(size, backend);
             let mut q = sqlx::query_as::<_, (i64,)>(&sql);
-            for (m, seq) in batch[at..at + size].iter().zip(&seqs[at..at + size]) {
-                q = q.bind(&m.contact_id).bind(*seq).bind(m.sender).bind(&m.sender_id).bind(&m.client_id).bind(&m.body).bind(m.at);
+            for m in &rows[at..at + size] {
+                let m = m.borrow();
+                q = q.bind(&m.contact_id).bind(m.seq).bind(&m.sender).bind(&m.sender_id).bind(&m.client_id).bind(&m.body).bind(m.at);
             }
             let inserted = q.fetch_all(&mut **self).await?;
             at += size;
@@ -179,106 +134,57 @@ both_engines!(impl WriteMessages for Fenced<sqlx::Sqlite>, Fenced<sqlx::Postgres
         }
         Ok(true)
     }
-
-    async fn insert_one_by_one<'b>(
-        &mut self,
-        batch: &'b [NewMessage],
-        next_seq: &mut HashMap<&'b str, i64>,
-    ) -> Result<Vec<Stored>, sqlx::Error> {
-        let select_dup = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE contact_id = $1 AND sender = $2 AND client_id = $3");
-        let mut out = Vec::with_capacity(batch.len());
-        for m in batch {
-            let seq = next_seq.get(m.contact_id.as_str()).copied().unwrap_or(1);
-            let inserted: Option<(i64,)> = sqlx::query_as(
-                "INSERT INTO messages (contact_id, seq, sender, sender_id, client_id, body, at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (contact_id, sender, client_id) DO NOTHING RETURNING seq")
-                .bind(&m.contact_id).bind(seq).bind(m.sender).bind(&m.sender_id)
-                .bind(&m.client_id).bind(&m.body).bind(m.at)
-                .fetch_optional(&mut **self).await?;
-            if inserted.is_none() {
-                let earlier: StoredMessage = sqlx::query_as(&select_dup)
-                    .bind(&m.contact_id).bind(m.sender).bind(&m.client_id)
-                    .fetch_one(&mut **self).await?;
-                out.push(Stored { message: earlier, duplicate: true });
-                continue;
-            }
-            next_seq.insert(&m.contact_id, seq + 1);
-            out.push(Stored { message: m.stored(seq), duplicate: false });
-        }
-        Ok(out)
-    }
 });
 
 impl Store {
-    /// Stores a batch of messages in one transaction (group commit) and returns, for each,
-    /// its seq, or the earlier copy if it is a repeat. Messages of one contact get consecutive
-    /// seqs in the order given. (Reads each contact's last seq; the relay uses [`Store::store_messages`].)
-    pub async fn insert_messages(&self, batch: &[NewMessage]) -> StoreResult<Vec<Stored>> {
-        self.store_messages(batch, &mut NextSeqs::default()).await
+    /// The newest seq of each of `contacts` (a contact without messages is missing), read to number
+    /// new messages (one read per 500). A failure counts as a failed write: the messages cannot be stored.
+    pub async fn last_seqs(&self, contacts: &[String]) -> StoreResult<HashMap<String, i64>> {
+        let result = self.latest_seqs(contacts).await;
+        if result.is_err() {
+            self.note_write(&result);
+        }
+        result
     }
 
-    /// [`Store::insert_messages`] with the next seqs known in `next`, which it keeps up to date:
-    /// entries are added on commit, and the batch's contacts are forgotten when it fails.
-    pub async fn store_messages(&self, batch: &[NewMessage], next: &mut NextSeqs) -> StoreResult<Vec<Stored>> {
-        let result = self.store_messages_once(batch, next).await;
-        if result.is_err() {
-            for m in batch {
-                next.forget(&m.contact_id);
-            }
-        }
+    /// Writes a batch of numbered rows in one transaction (group commit, a few multi-row `INSERT`s),
+    /// as they are: the store numbers nothing (the relay does). A seq already taken is refused by
+    /// the `(contact_id, seq)` key (an error: nothing is stored). A row repeating a stored message's
+    /// (contact, sender, client id) stores nothing of the batch, and the stored copies of the rows
+    /// are read, one row at a time, and returned ([`Written::Repeats`]) for the batch to be numbered again.
+    /// In the leader's write transactions ([`Store::begin_leader_write`]: fenced in cluster mode).
+    pub async fn write_messages<M: Borrow<StoredMessage> + Sync>(&self, rows: &[M]) -> StoreResult<Written> {
+        let result = self.write_messages_once(rows).await;
         self.note_write(&result);
         result
     }
 
-    /// In the leader's write transactions ([`Store::begin_leader_write`]: fenced in cluster mode).
-    async fn store_messages_once(&self, batch: &[NewMessage], next: &mut NextSeqs) -> StoreResult<Vec<Stored>> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
+    async fn write_messages_once<M: Borrow<StoredMessage> + Sync>(&self, rows: &[M]) -> StoreResult<Written> {
+        if rows.is_empty() {
+            return Ok(Written::All);
         }
         let mut tx = self.begin_leader_write().await?;
-        let first = match &mut tx {
-            LeaderTx::Sqlite(t) => t.first_seqs(batch, next).await?,
-            LeaderTx::Postgres(t) => t.first_seqs(batch, next).await?,
-        };
-
-        // The common case: no repeats. Consecutive seqs, a few multi-row INSERTs.
-        let mut seqs = Vec::with_capacity(batch.len());
-        let mut next_seq = first.clone();
-        for m in batch {
-            let s = next_seq.entry(&m.contact_id).or_insert(1);
-            seqs.push(*s);
-            *s += 1;
-        }
         let backend = self.backend();
         let all_new = match &mut tx {
-            LeaderTx::Sqlite(t) => t.insert_new(batch, &seqs, backend).await?,
-            LeaderTx::Postgres(t) => t.insert_new(batch, &seqs, backend).await?,
+            LeaderTx::Sqlite(t) => t.insert_rows(rows, backend).await?,
+            LeaderTx::Postgres(t) => t.insert_rows(rows, backend).await?,
         };
         if all_new {
             tx.commit().await?;
-            let out = batch.iter().zip(seqs).map(|(m, seq)| Stored { message: m.stored(seq), duplicate: false }).collect();
-            for (contact, seq) in next_seq {
-                next.0.insert(contact.to_string(), seq);
-            }
-            return Ok(out);
+            return Ok(Written::All);
         }
-
-        // A repeat (same contact, sender and client id as a stored message, or as an earlier
-        // one of this batch): undo, and go one message at a time; a repeat inserts nothing,
-        // keeps the seq free for the next message, and gets the earlier copy.
+        // A repeat: undo, and find the stored copy of each row, one at a time.
         tx.rollback().await?;
-        let mut tx = self.begin_leader_write().await?;
-        let mut next_seq = first;
-        let out = match &mut tx {
-            LeaderTx::Sqlite(t) => t.insert_one_by_one(batch, &mut next_seq).await?,
-            LeaderTx::Postgres(t) => t.insert_one_by_one(batch, &mut next_seq).await?,
-        };
-        tx.commit().await?;
-        for (contact, seq) in next_seq {
-            next.0.insert(contact.to_string(), seq);
+        let select = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE contact_id = $1 AND sender = $2 AND client_id = $3");
+        let mut earlier = Vec::new();
+        for m in rows {
+            let m = m.borrow();
+            let copy: Option<StoredMessage> = on_pool!(self, pool => {
+                sqlx::query_as(&select).bind(&m.contact_id).bind(&m.sender).bind(&m.client_id).fetch_optional(pool).await
+            })?;
+            earlier.extend(copy);
         }
-        Ok(out)
+        Ok(Written::Repeats(earlier))
     }
 
     /// The newest message seq of each of `contacts` that has messages (one read per 500).
@@ -314,29 +220,40 @@ mod tests {
     use super::*;
     use crate::store::test_support::{queued_chat, seeded};
 
-    fn message(contact: &str, client_id: &str) -> NewMessage {
+    fn row(contact: &str, seq: i64, client_id: &str) -> StoredMessage {
         NewMessage { contact_id: contact.into(), sender: "caller", sender_id: None, client_id: client_id.into(), body: client_id.into(), at: 3 }
+            .stored(seq)
     }
 
-    /// A batch without repeats goes in a few multi-row inserts; a batch with one (of a stored message, or of
-    /// an earlier one in the batch) is stored one message at a time, the repeat getting the earlier copy.
+    /// The store writes the rows it is given, numbered: a batch without repeats in a few multi-row
+    /// inserts; a batch with a repeat of a stored message stores nothing and names the stored copies;
+    /// a seq already taken is refused, nothing of its batch stored.
     #[tokio::test]
-    async fn batches_number_messages_without_gaps_and_repeats_get_the_earlier_copy() {
+    async fn batches_are_written_as_numbered_and_repeats_name_the_stored_copy() {
         let store = seeded().await;
         let (a, b) = (queued_chat(&store, 1).await, queued_chat(&store, 2).await);
-        let mut next = NextSeqs::default();
-        let batch: Vec<NewMessage> = (0..200).map(|i| message(if i % 2 == 0 { &a } else { &b }, &format!("m{i}"))).collect();
-        let stored = store.store_messages(&batch, &mut next).await.expect("stored");
-        assert!(stored.iter().all(|s| !s.duplicate));
-        assert_eq!((stored[0].message.seq, stored[198].message.seq, stored[199].message.seq), (1, 100, 100));
-        assert_eq!((next.get(&a), next.get(&b)), (Some(101), Some(101)));
+        assert!(store.last_seqs(&[a.clone(), b.clone()]).await.expect("read").is_empty(), "no messages yet");
+        let rows: Vec<StoredMessage> =
+            (0..200).map(|i| row(if i % 2 == 0 { &a } else { &b }, i / 2 + 1, &format!("m{i}"))).collect();
+        assert_eq!(store.write_messages(&rows).await.expect("stored"), Written::All);
+        let last = store.last_seqs(&[a.clone(), b.clone()]).await.expect("read");
+        assert_eq!((last.get(&a), last.get(&b)), (Some(&100), Some(&100)));
+        assert_eq!(store.messages_after(&a, 98).await.expect("read"), vec![rows[196].clone(), rows[198].clone()]);
 
-        let repeats = [message(&a, "m0"), message(&a, "new"), message(&a, "new"), message(&b, "other")];
-        let stored = store.store_messages(&repeats, &mut next).await.expect("stored");
-        let got: Vec<(i64, bool)> = stored.iter().map(|s| (s.message.seq, s.duplicate)).collect();
-        assert_eq!(got, vec![(1, true), (101, false), (101, true), (101, false)]);
-        assert_eq!(stored[0].message.body, "m0", "the earlier copy");
-        assert_eq!((next.get(&a), next.get(&b)), (Some(102), Some(102)));
+        // A repeat of a stored message (another text: the stored copy wins), among new rows.
+        let repeats = [row(&a, 101, "new"), row(&a, 102, "m0"), row(&b, 101, "other"), row(&b, 102, "m3")];
+        let got = store.write_messages(&repeats).await.expect("answered");
+        assert_eq!(got, Written::Repeats(vec![rows[0].clone(), rows[3].clone()]), "the stored copies, in the rows' order");
+        assert_eq!(store.messages_after(&a, 100).await.expect("read"), vec![], "nothing of that batch stored");
+        assert_eq!(store.messages_after(&b, 100).await.expect("read"), vec![]);
+
+        // Numbered again around the repeats, it goes through.
+        assert_eq!(store.write_messages(&[row(&a, 101, "new"), row(&b, 101, "other")]).await.expect("stored"), Written::All);
+
+        // A seq already taken (a wrong numbering) is refused whole.
+        assert!(store.write_messages(&[row(&b, 102, "fine"), row(&a, 101, "late")]).await.is_err(), "a seq already taken");
+        assert_eq!(store.messages_after(&b, 101).await.expect("read"), vec![], "nothing of that batch stored");
+        assert_eq!(store.write_messages::<StoredMessage>(&[]).await.expect("nothing to write"), Written::All);
         assert_eq!(store.messages_after(&a, 0).await.expect("read").len(), 101, "no gap, no second copy");
     }
 

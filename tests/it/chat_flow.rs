@@ -1,6 +1,8 @@
 //! End to end: a counsellor and a caller, from login to the stored contact, over real sockets.
 
-use helpline::store::messages::{NewMessage, NextSeqs, MAX_ROWS_PER_INSERT};
+use helpline::chat::relay::actor::store_messages;
+use helpline::chat::relay::conversations::NextSeqs;
+use helpline::store::messages::{NewMessage, MAX_ROWS_PER_INSERT};
 use helpline::store::users::Role;
 use serde_json::json;
 
@@ -307,9 +309,10 @@ fn caller_message(contact: &str, client_id: &str, text: &str) -> NewMessage {
     }
 }
 
-/// The relay's batch write (`Store::store_messages` with the next seqs kept in memory): several
-/// contacts mixed in one batch, more messages than one multi-row INSERT takes, repeats of stored
-/// messages and of an earlier message of the same batch. Seqs stay per contact, from 1, gap-free, in
+/// The relay's batch write (`relay::actor::store_messages`: numbered by the relay's rules with the
+/// next seqs kept in memory, written as numbered by `Store::write_messages`): several contacts mixed
+/// in one batch, more messages than one multi-row INSERT takes, repeats of stored messages and of an
+/// earlier message of the same batch. Seqs stay per contact, from 1, gap-free, in
 /// the order given; a repeat gets the earlier copy and stores nothing; the known seqs are kept; a
 /// stale known seq (another writer) is refused by the database, nothing of that batch is stored, and
 /// the next try reads the seq again.
@@ -323,7 +326,7 @@ async fn message_batches_mix_contacts_and_repeats(backend: Backend) {
     let n = MAX_ROWS_PER_INSERT + 37;
     let batch: Vec<NewMessage> =
         (0..n).map(|i| caller_message(if i % 3 == 0 { &b } else { &a }, &format!("x{i}"), &format!("t{i}"))).collect();
-    let stored = store.store_messages(&batch, &mut next).await.expect("first batch");
+    let stored = store_messages(store, &mut next, &batch).await.expect("first batch");
     assert_eq!(stored.len(), n);
     let (mut sa, mut sb) = (0, 0);
     for (i, s) in stored.iter().enumerate() {
@@ -345,7 +348,7 @@ async fn message_batches_mix_contacts_and_repeats(backend: Backend) {
         caller_message(&c, "z2", "new c 2"),
         caller_message(&a, "y2", "new a 2"),
     ];
-    let stored = store.store_messages(&batch, &mut next).await.expect("batch with repeats");
+    let stored = store_messages(store, &mut next, &batch).await.expect("batch with repeats");
     let got: Vec<(i64, bool, &str)> = stored.iter().map(|s| (s.message.seq, s.duplicate, s.message.body.as_str())).collect();
     assert_eq!(
         got,
@@ -364,11 +367,11 @@ async fn message_batches_mix_contacts_and_repeats(backend: Backend) {
     // Another writer (not the relay) adds to a behind the relay's back: the relay's known seq is
     // stale; its batch is refused whole (nothing of b's message is stored either), a's is forgotten,
     // and the next try is numbered from the database.
-    store.insert_messages(&[caller_message(&a, "other", "elsewhere")]).await.expect("other writer");
+    store_messages(store, &mut NextSeqs::default(), &[caller_message(&a, "other", "elsewhere")]).await.expect("other writer");
     let batch = vec![caller_message(&b, "w1", "b w1"), caller_message(&a, "w2", "a w2")];
-    assert!(store.store_messages(&batch, &mut next).await.is_err(), "a seq already taken is refused");
+    assert!(store_messages(store, &mut next, &batch).await.is_err(), "a seq already taken is refused");
     assert_eq!((next.get(&a), next.get(&b)), (None, None));
-    let stored = store.store_messages(&batch, &mut next).await.expect("after reading the seqs again");
+    let stored = store_messages(store, &mut next, &batch).await.expect("after reading the seqs again");
     assert_eq!(stored.iter().map(|s| s.message.seq).collect::<Vec<_>>(), vec![sb + 2, sa + 4]);
 
     // What is stored: every contact numbered 1..n without a gap, each client id once.

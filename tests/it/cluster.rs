@@ -11,6 +11,8 @@ use helpline::cluster::lease;
 use helpline::cluster::link::Keys;
 use helpline::store::cluster::FenceToken;
 use helpline::store::contacts::Change;
+use helpline::chat::relay::actor::store_messages;
+use helpline::chat::relay::conversations::NextSeqs;
 use helpline::store::messages::NewMessage;
 use helpline::store::users::Role;
 use helpline::store::{Store, StoreError};
@@ -106,7 +108,7 @@ async fn lease_has_one_holder_rising_tokens_and_fenced_writes() {
     let old = store.fenced(FenceToken::new(t1));
     let contact = crate::helpers::stored_contact(&store).await;
     old.apply_changes(&[event(&contact, "first")]).await.expect("the current leader writes");
-    old.insert_messages(&[message(&contact, "m1")]).await.expect("the current leader stores messages");
+    store_messages(&old, &mut NextSeqs::default(), &[message(&contact, "m1")]).await.expect("the current leader stores messages");
 
     // The holder pauses past its lease; another node takes over with a higher token.
     let value = lease::value(&holder, t1);
@@ -120,7 +122,7 @@ async fn lease_has_one_holder_rising_tokens_and_fenced_writes() {
     // The old holder's writes are refused by PostgreSQL, and nothing of them is stored.
     let refused = old.apply_changes(&[event(&contact, "stale")]).await;
     assert!(matches!(refused, Err(StoreError::Fenced)), "stale routing write refused: {refused:?}");
-    let refused = old.insert_messages(&[message(&contact, "m2")]).await;
+    let refused = store_messages(&old, &mut NextSeqs::default(), &[message(&contact, "m2")]).await;
     assert!(matches!(refused, Err(StoreError::Fenced)), "stale message write refused");
     let kinds: Vec<String> = store.contact_events(&contact).await.unwrap().into_iter().map(|e| e.kind).collect();
     assert!(kinds.contains(&"first".to_string()) && !kinds.contains(&"stale".to_string()), "{kinds:?}");
@@ -177,9 +179,9 @@ async fn a_stale_fence_token_refuses_every_leader_write() {
 
     let refused = old.apply_changes(&[event(&contact, "stale")]).await;
     assert!(matches!(refused, Err(StoreError::Fenced)), "stale routing write refused: {refused:?}");
-    let refused = old.insert_messages(&[message(&contact, "m1"), message(&contact, "m2")]).await;
+    let refused = store_messages(&old, &mut NextSeqs::default(), &[message(&contact, "m1"), message(&contact, "m2")]).await;
     assert!(matches!(refused, Err(StoreError::Fenced)), "stale message batch refused: {refused:?}");
-    let refused = old.insert_messages(&[message(&contact, "m1"), message(&contact, "m1")]).await;
+    let refused = store_messages(&old, &mut NextSeqs::default(), &[message(&contact, "m1"), message(&contact, "m1")]).await;
     assert!(matches!(refused, Err(StoreError::Fenced)), "stale batch with a repeat refused: {refused:?}");
     let kinds: Vec<String> = store.contact_events(&contact).await.expect("read").into_iter().map(|e| e.kind).collect();
     assert!(!kinds.contains(&"stale".to_string()), "{kinds:?}");
@@ -187,7 +189,7 @@ async fn a_stale_fence_token_refuses_every_leader_write() {
 
     let new = store.fenced(FenceToken::new(2));
     new.apply_changes(&[event(&contact, "fresh")]).await.expect("the new leader writes");
-    new.insert_messages(&[message(&contact, "m1"), message(&contact, "m1")]).await.expect("the new leader stores messages");
+    store_messages(&new, &mut NextSeqs::default(), &[message(&contact, "m1"), message(&contact, "m1")]).await.expect("the new leader stores messages");
     store.apply_changes(&[event(&contact, "unfenced")]).await.expect("a store that is not fenced checks nothing");
     assert_eq!(store.messages_after(&contact, 0).await.expect("read").len(), 1);
 }

@@ -11,14 +11,15 @@ use std::time::Duration;
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::mpsc;
 
-use super::conversations::{Conversations, Member, Post, Socket, SocketId, Tell, To};
+use super::conversations::{Conversations, Member, NextSeqs, Post, Socket, SocketId, Tell, To};
 use super::{view, Rejoining, RelayCommand, RelayHandle, ResumeOutcome, MAX_BATCH};
 use crate::chat::hub::{Hub, Outbox, Outgoing, Role};
 use crate::clock::Clock;
 use crate::protocol::{rfc3339, ConversationSummary, ServerEvent};
 use crate::store::contacts::ContactRecord;
 use crate::store::users::User;
-use crate::store::Store;
+use crate::store::messages::{NewMessage, Stored, StoredMessage, Written};
+use crate::store::{Store, StoreError, StoreResult};
 
 impl Socket for Outbox {
     fn id(&self) -> SocketId {
@@ -51,6 +52,41 @@ pub async fn spawn(
     Ok((RelayHandle::local(tx), task))
 }
 
+/// Stores a batch of messages in one transaction (group commit), numbered by the rules
+/// ([`NextSeqs::number`]), and returns what each is stored as: its seq, or the earlier copy of a
+/// repeat. The last seq of a conversation new to `seqs` is read first; a write that finds a repeat
+/// of a stored message stores nothing and names the stored copies, and the batch, numbered again
+/// around them, is written again. `seqs` learns the next seqs on commit, and forgets the batch's
+/// conversations when it fails (the commit may have gone through).
+pub async fn store_messages(store: &Store, seqs: &mut NextSeqs, batch: &[NewMessage]) -> StoreResult<Vec<Stored>> {
+    let result = number_and_write(store, seqs, batch).await;
+    if result.is_err() {
+        seqs.failed(batch);
+    }
+    result
+}
+
+async fn number_and_write(store: &Store, seqs: &mut NextSeqs, batch: &[NewMessage]) -> StoreResult<Vec<Stored>> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let unknown = seqs.unknown(batch);
+    let last = if unknown.is_empty() { HashMap::new() } else { store.last_seqs(&unknown).await? };
+    let mut earlier: Vec<StoredMessage> = Vec::new();
+    // Twice at most: the second numbering leaves out every repeat the first write found.
+    for _ in 0..2 {
+        let numbered = seqs.number(batch, &last, &earlier);
+        match store.write_messages(&numbered.rows()).await? {
+            Written::All => {
+                seqs.committed(&numbered);
+                return Ok(numbered.into_stored());
+            }
+            Written::Repeats(copies) => earlier = copies,
+        }
+    }
+    Err(StoreError::Conflict("messages stored meanwhile by another writer".into()))
+}
+
 impl Relay {
     async fn run(mut self, mut rx: mpsc::Receiver<RelayCommand>) {
         let mut commands = Vec::with_capacity(MAX_BATCH);
@@ -78,7 +114,7 @@ impl Relay {
     async fn flush(&mut self) {
         let Some(batch) = self.conversations.take_batch() else { return };
         let started = std::time::Instant::now();
-        let mut result = self.store.store_messages(batch.rows(), self.conversations.seqs()).await;
+        let mut result = store_messages(&self.store, self.conversations.seqs(), batch.rows()).await;
         if result.is_ok() {
             crate::chat::counters::METRICS.commit("messages", started.elapsed());
             crate::chat::counters::METRICS.messages.inc_by(batch.rows().len() as u64);
@@ -89,7 +125,7 @@ impl Relay {
         if result.is_err() {
             self.conversations.commit_failed(&batch);
             tokio::time::sleep(Duration::from_millis(200)).await;
-            result = self.store.store_messages(batch.rows(), self.conversations.seqs()).await;
+            result = store_messages(&self.store, self.conversations.seqs(), batch.rows()).await;
         }
         // Fault injection for the failover tests: `FAILPOINTS=relay-after-commit=return(TEXT)` kills
         // the process right after committing a batch with a message containing TEXT, before anyone
@@ -317,7 +353,7 @@ impl Relay {
         }
         self.conversations.join(&contact, &supervisor);
         let notice = Conversations::<Outbox>::join_notice(self.clock.now_ms(), &contact, &supervisor, &name);
-        match self.store.store_messages(&[notice], self.conversations.seqs()).await {
+        match store_messages(&self.store, self.conversations.seqs(), &[notice]).await {
             Ok(stored) => {
                 for tell in self.conversations.deliveries(&stored) {
                     self.tell(tell);

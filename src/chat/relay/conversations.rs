@@ -7,17 +7,20 @@
 //! ([`super::actor`]) asks, commits, and sends what it is told to, in order.
 //!
 //! Seqs: each conversation's messages are numbered from 1 without gaps, in commit order, and a
-//! sender's repeated client id is answered with the earlier copy. The numbers are given inside the
-//! commit's transaction (`Store::store_messages`: a conversation's last seq is read there on first
-//! use, under the write lock, and the `(contact_id, seq)` key refuses a wrong one); this part keeps
-//! the next seq of each conversation written to between commits ([`NextSeqs`], lent to the store for
-//! each commit), forgets it when the conversation ends, and delivers a repeat again only if nobody
-//! can have seen it (its first commit was reported as failed, and may have gone through).
+//! sender's repeated client id is answered with the earlier copy. This part gives the numbers
+//! ([`NextSeqs::number`]): it keeps the next seq of each conversation written to between commits,
+//! learns a conversation's last seq when it is first used (read once by the actor), numbers a batch
+//! in its order, answers a repeat of an earlier message of the batch with that message and a repeat
+//! of a stored one with the stored copy (the store names those when its write finds one, and the
+//! batch is numbered again around them), and forgets a conversation's next seq when it ends and when
+//! a commit of it failed (it may have gone through). The store writes the rows as numbered; its
+//! `(contact_id, seq)` key refuses a wrong one. A repeat is delivered again only if nobody can have
+//! seen it (its first commit was reported as failed, and may have gone through).
 
 use std::collections::{HashMap, HashSet};
 
 use crate::protocol::{rfc3339, ErrorCode, MessageView, Party, ServerEvent};
-use crate::store::messages::{NewMessage, NextSeqs, Stored, StoredMessage};
+use crate::store::messages::{NewMessage, Stored, StoredMessage};
 
 /// A socket's id, unique in the cluster.
 pub type SocketId = u64;
@@ -74,6 +77,115 @@ impl<W> Batch<W> {
     /// The rows to store, in the order they were posted.
     pub fn rows(&self) -> &[NewMessage] {
         &self.rows
+    }
+}
+
+/// The next seq of each conversation the relay wrote to (it is the only writer of messages), so
+/// that a batch needs no read of the last seq. A conversation missing is read on first use
+/// ([`NextSeqs::unknown`]); it is forgotten when it ends, and when a commit of it failed (it may
+/// have committed with its answer lost). A wrong entry cannot write a gap or a second copy: a seq
+/// already taken is refused by the store's key, and the batch fails (and is numbered from a new read).
+#[derive(Debug, Default)]
+pub struct NextSeqs(HashMap<String, i64>);
+
+/// A batch numbered ([`NextSeqs::number`]): the rows to write, and what each message is stored as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Numbered {
+    /// For each message of the batch, in order: its new row, or the copy it repeats.
+    stored: Vec<Stored>,
+    /// Which of them are new: the rows to write, in order.
+    new: Vec<usize>,
+    /// Each conversation's next seq once the rows are committed.
+    next: Vec<(String, i64)>,
+}
+
+impl Numbered {
+    /// The rows to write: the new messages as numbered, in the batch's order.
+    pub fn rows(&self) -> Vec<&StoredMessage> {
+        self.new.iter().map(|i| &self.stored[*i].message).collect()
+    }
+
+    /// What each message of the batch is stored as, in order (once its rows are committed).
+    pub fn into_stored(self) -> Vec<Stored> {
+        self.stored
+    }
+}
+
+impl NextSeqs {
+    /// The next seq known for `contact`, if any.
+    pub fn get(&self, contact: &str) -> Option<i64> {
+        self.0.get(contact).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Forgets a conversation (ended, or its last commit's outcome is unknown).
+    pub fn forget(&mut self, contact: &str) {
+        self.0.remove(contact);
+    }
+
+    /// The conversations of `batch` whose next seq is not known, each once: their last seq is to be
+    /// read before the batch is numbered.
+    pub fn unknown(&self, batch: &[NewMessage]) -> Vec<String> {
+        let mut once = HashSet::new();
+        batch
+            .iter()
+            .filter(|m| !self.0.contains_key(&m.contact_id) && once.insert(m.contact_id.as_str()))
+            .map(|m| m.contact_id.clone())
+            .collect()
+    }
+
+    /// Numbers `batch`, in its order: each new message gets its conversation's next seq (the one
+    /// known, else one more than `last`, the last seq read for the conversations [`NextSeqs::unknown`]
+    /// named, a conversation missing from it having none: from 1), and the next one the following; a
+    /// message that repeats (same contact, sender and client id) one of `earlier` (stored copies the
+    /// store named) or an earlier message of the batch takes no seq and is answered with that copy.
+    pub fn number(&self, batch: &[NewMessage], last: &HashMap<String, i64>, earlier: &[StoredMessage]) -> Numbered {
+        let mut next: HashMap<&str, i64> = HashMap::new();
+        let mut seen: HashMap<(&str, &str, &str), usize> = HashMap::with_capacity(batch.len());
+        let earlier: HashMap<(&str, &str, &str), &StoredMessage> =
+            earlier.iter().map(|m| ((m.contact_id.as_str(), m.sender.as_str(), m.client_id.as_str()), m)).collect();
+        let mut stored: Vec<Stored> = Vec::with_capacity(batch.len());
+        let mut new = Vec::with_capacity(batch.len());
+        for (i, m) in batch.iter().enumerate() {
+            let key = (m.contact_id.as_str(), m.sender, m.client_id.as_str());
+            if let Some(copy) = earlier.get(&key) {
+                stored.push(Stored { message: (*copy).clone(), duplicate: true });
+                continue;
+            }
+            if let Some(first) = seen.get(&key) {
+                stored.push(Stored { message: stored[*first].message.clone(), duplicate: true });
+                continue;
+            }
+            let seq = next.entry(&m.contact_id).or_insert_with(|| match self.0.get(&m.contact_id) {
+                Some(known) => *known,
+                None => last.get(&m.contact_id).copied().unwrap_or(0) + 1,
+            });
+            stored.push(Stored { message: m.stored(*seq), duplicate: false });
+            *seq += 1;
+            seen.insert(key, i);
+            new.push(i);
+        }
+        Numbered { stored, new, next: next.into_iter().map(|(contact, seq)| (contact.to_string(), seq)).collect() }
+    }
+
+    /// A numbered batch was committed: its conversations' next seqs are known.
+    pub fn committed(&mut self, numbered: &Numbered) {
+        self.0.extend(numbered.next.iter().cloned());
+    }
+
+    /// A commit of `batch` failed (it may have gone through): its conversations are forgotten, and
+    /// read again on their next use.
+    pub fn failed(&mut self, batch: &[NewMessage]) {
+        for m in batch {
+            self.0.remove(&m.contact_id);
+        }
     }
 }
 
@@ -411,6 +523,7 @@ pub fn view(m: &StoredMessage) -> MessageView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::messages::Written;
     use proptest::prelude::*;
 
     /// A socket in the tests: an id, and the party it writes as.
@@ -449,45 +562,137 @@ mod tests {
         }
     }
 
-    /// The store's numbering, as `Store::store_messages` promises it: per conversation from 1 in
-    /// the order given, a repeat (contact, sender, client id) inserting nothing and answered with
-    /// the earlier copy.
+    /// The store as `Store::write_messages` behaves: it numbers nothing and writes the rows it is
+    /// given, all or none; it refuses a seq already taken (the `(contact_id, seq)` key), and a batch
+    /// with a repeat of a stored (contact, sender, client id) stores nothing and names the stored copies.
     #[derive(Default)]
     struct ModelStore {
+        /// Each conversation's rows, in the order written.
         rows: HashMap<String, Vec<StoredMessage>>,
+        /// Batches refused for a seq already taken.
+        refused: usize,
     }
 
     impl ModelStore {
-        fn commit(&mut self, batch: &[NewMessage]) -> Vec<Stored> {
-            batch
+        fn last_seqs(&self, contacts: &[String]) -> HashMap<String, i64> {
+            contacts
                 .iter()
-                .map(|m| {
-                    let rows = self.rows.entry(m.contact_id.clone()).or_default();
-                    if let Some(earlier) = rows.iter().find(|r| r.sender == m.sender && r.client_id == m.client_id) {
-                        return Stored { message: earlier.clone(), duplicate: true };
-                    }
-                    let message = StoredMessage {
-                        contact_id: m.contact_id.clone(),
-                        seq: rows.len() as i64 + 1,
-                        sender: m.sender.to_string(),
-                        sender_id: m.sender_id.clone(),
-                        client_id: m.client_id.clone(),
-                        body: m.body.clone(),
-                        at: m.at,
-                    };
-                    rows.push(message.clone());
-                    Stored { message, duplicate: false }
-                })
+                .filter_map(|c| Some((c.clone(), self.rows.get(c)?.iter().map(|r| r.seq).max()?)))
                 .collect()
         }
 
+        fn write(&mut self, rows: &[&StoredMessage]) -> Option<Written> {
+            let mut keys = HashSet::new();
+            let taken = |m: &StoredMessage| self.rows.get(&m.contact_id).is_some_and(|rs| rs.iter().any(|r| r.seq == m.seq));
+            if rows.iter().any(|m| taken(m) || !keys.insert((m.contact_id.clone(), m.seq))) {
+                self.refused += 1;
+                return None;
+            }
+            let copies: Vec<StoredMessage> =
+                rows.iter().filter_map(|m| self.copy_of(&m.contact_id, &m.sender, &m.client_id).cloned()).collect();
+            if !copies.is_empty() {
+                return Some(Written::Repeats(copies));
+            }
+            for m in rows {
+                self.rows.entry(m.contact_id.clone()).or_default().push((*m).clone());
+            }
+            Some(Written::All)
+        }
+
+        fn copy_of(&self, contact: &str, sender: &str, client_id: &str) -> Option<&StoredMessage> {
+            self.rows.get(contact)?.iter().find(|r| r.sender == sender && r.client_id == client_id)
+        }
+
         fn seq_of(&self, contact: &str, sender: &str, client_id: &str) -> Option<i64> {
-            self.rows.get(contact)?.iter().find(|r| r.sender == sender && r.client_id == client_id).map(|r| r.seq)
+            self.copy_of(contact, sender, client_id).map(|r| r.seq)
+        }
+
+        /// What the actor's `store_messages` does, against this store: the last seqs of the
+        /// conversations `seqs` does not know read, the batch numbered, written, numbered again around
+        /// the repeats the write named, written again. `t` is how the commit turns out (`Failed`: the
+        /// first write fails; `Lost`: the commit goes through, and is reported as failed).
+        fn commit(&mut self, seqs: &mut NextSeqs, batch: &[NewMessage], t: Try) -> Option<Vec<Stored>> {
+            let last = self.last_seqs(&seqs.unknown(batch));
+            let mut earlier = Vec::new();
+            for _ in 0..2 {
+                let numbered = seqs.number(batch, &last, &earlier);
+                let written = if t == Try::Failed { None } else { self.write(&numbered.rows()) };
+                match written {
+                    Some(Written::All) if t == Try::Ok => {
+                        seqs.committed(&numbered);
+                        return Some(numbered.into_stored());
+                    }
+                    Some(Written::Repeats(copies)) => earlier = copies,
+                    Some(Written::All) | None => break,
+                }
+            }
+            seqs.failed(batch);
+            None
         }
     }
 
     fn frames_to(tells: &[Tell<Sock>], socket: SocketId) -> Vec<ServerEvent> {
         tells.iter().filter(|t| t.to.iter().any(|to| matches!(to, To::Socket(s) if s.id == socket))).map(|t| t.frame.clone()).collect()
+    }
+
+    fn new_message(contact: &str, sender: &'static str, client_id: &str) -> NewMessage {
+        NewMessage {
+            contact_id: contact.into(),
+            sender,
+            sender_id: None,
+            client_id: client_id.into(),
+            body: format!("text of {client_id}"),
+            at: 7,
+        }
+    }
+
+    /// The numbering: per conversation in the batch's order, from the next seq known or one more than
+    /// the last read (from 1 without one), a repeat of an earlier message of the batch or of a
+    /// stored copy the store named taking no seq; the next seqs kept on commit, forgotten on failure.
+    #[test]
+    fn a_batch_is_numbered_per_conversation_in_order_and_repeats_take_no_seq() {
+        let mut seqs = NextSeqs::default();
+        seqs.committed(&seqs.number(&[new_message("a", "caller", "old")], &HashMap::from([("a".to_string(), 4)]), &[]));
+        assert_eq!(seqs.get("a"), Some(6), "a's last seq was 4: 5 given, 6 next");
+        let batch = [
+            new_message("a", "caller", "k1"),
+            new_message("b", "caller", "k1"),
+            new_message("a", "counsellor", "k1"),
+            new_message("c", "caller", "k1"),
+            new_message("a", "caller", "k1"),
+            new_message("b", "counsellor", "k2"),
+            new_message("a", "caller", "k2"),
+        ];
+        assert_eq!(seqs.unknown(&batch), vec!["b".to_string(), "c".to_string()], "each once, a known");
+        let last = HashMap::from([("b".to_string(), 3)]);
+
+        let numbered = seqs.number(&batch, &last, &[]);
+        let seqs_of = |stored: &[Stored]| stored.iter().map(|s| (s.message.contact_id.clone(), s.message.seq, s.duplicate)).collect::<Vec<_>>();
+        let rows: Vec<(String, i64)> = numbered.rows().iter().map(|r| (r.contact_id.clone(), r.seq)).collect();
+        let expected_rows = [("a", 6), ("b", 4), ("a", 7), ("c", 1), ("b", 5), ("a", 8)];
+        assert_eq!(rows, expected_rows.map(|(c, s)| (c.to_string(), s)).to_vec(), "the same client id of another sender is new");
+        assert_eq!(numbered.rows()[2].sender, "counsellor");
+        let stored = numbered.clone().into_stored();
+        assert_eq!(stored[4], Stored { message: stored[0].message.clone(), duplicate: true }, "a repeat in the batch: the first copy");
+        assert_eq!(seqs_of(&stored)[6], ("a".to_string(), 8, false));
+
+        // The store found a stored copy of a's k2 (and of nothing else): numbered again around it.
+        let copy = StoredMessage { seq: 2, body: "the first text".into(), ..new_message("a", "caller", "k2").stored(2) };
+        let again = seqs.number(&batch, &last, std::slice::from_ref(&copy));
+        assert_eq!(again.rows().len(), 5);
+        let stored = again.clone().into_stored();
+        assert_eq!(stored[6], Stored { message: copy, duplicate: true }, "the stored copy, and no seq taken");
+        assert_eq!(seqs.get("a"), Some(6), "nothing learnt before a commit");
+        seqs.committed(&again);
+        assert_eq!((seqs.get("a"), seqs.get("b"), seqs.get("c")), (Some(8), Some(6), Some(2)));
+
+        // A failed commit forgets the batch's conversations; an ending forgets its own.
+        seqs.failed(&batch[..2]);
+        assert_eq!((seqs.get("a"), seqs.get("b"), seqs.get("c")), (None, None, Some(2)));
+        let mut conv: Conversations<Sock> = Conversations::new([("c".to_string(), None)]);
+        *conv.seqs() = seqs;
+        conv.ended("c", "caller_ended");
+        assert!(conv.seqs().is_empty());
     }
 
     #[test]
@@ -522,8 +727,8 @@ mod tests {
         conv.post(6, post("c1", &ana, "k2"), ana.clone());
         let mut store = ModelStore::default();
         let batch = conv.take_batch().expect("batch");
-        let stored = store.commit(batch.rows());
-        let tells = conv.committed(batch, Some(stored));
+        let stored = store.commit(conv.seqs(), batch.rows(), Try::Ok);
+        let tells = conv.committed(batch, stored);
         assert_eq!(tells.len(), 4);
         assert_eq!(tells[0].frame, ServerEvent::Ack { contact_id: "c1".into(), client_id: "k1".into(), seq: 1 });
         assert_eq!(tells[0].to, vec![To::Socket(me.clone())]);
@@ -547,26 +752,26 @@ mod tests {
         let mut store = ModelStore::default();
         conv.post(1, post("c1", &me, "k1"), me.clone());
         let batch = conv.take_batch().expect("batch");
-        let stored = store.commit(batch.rows());
-        conv.committed(batch, Some(stored));
+        let stored = store.commit(conv.seqs(), batch.rows(), Try::Ok);
+        conv.committed(batch, stored);
         // Sent again (the ack was lost on the way): the earlier copy, not delivered twice.
         conv.post(2, post("c1", &me, "k1"), me.clone());
         let batch = conv.take_batch().expect("batch");
-        let stored = store.commit(batch.rows());
-        let tells = conv.committed(batch, Some(stored));
+        let stored = store.commit(conv.seqs(), batch.rows(), Try::Ok);
+        let tells = conv.committed(batch, stored);
         assert_eq!(tells.len(), 1, "{tells:?}");
         assert_eq!(tells[0].frame, ServerEvent::Ack { contact_id: "c1".into(), client_id: "k1".into(), seq: 1 });
         // A commit reported as failed that went through: the sender hears `unavailable`, sends
         // again, and the repeat is delivered then (nobody has seen it).
         conv.post(3, post("c1", &me, "k2"), me.clone());
         let batch = conv.take_batch().expect("batch");
-        store.commit(batch.rows());
+        assert_eq!(store.commit(conv.seqs(), batch.rows(), Try::Lost), None);
         conv.commit_failed(&batch);
         let tells = conv.committed(batch, None);
         assert!(matches!(&tells[0].frame, ServerEvent::Error { code: ErrorCode::Unavailable, .. }));
         conv.post(4, post("c1", &me, "k2"), me.clone());
         let batch = conv.take_batch().expect("batch");
-        let stored = store.commit(batch.rows());
+        let stored = store.commit(conv.seqs(), batch.rows(), Try::Ok).expect("stored");
         assert!(stored[0].duplicate);
         let tells = conv.committed(batch, Some(stored));
         assert_eq!(tells.len(), 2, "acked and delivered: {tells:?}");
@@ -670,7 +875,8 @@ mod tests {
         assert_eq!((notice.sender, notice.client_id.as_str(), notice.body.as_str()), ("system", "join-sue-42", "Sue joined the conversation"));
         let mut conv = Conversations::<Sock>::new([("c1".to_string(), Some("ana".to_string()))]);
         let mut store = ModelStore::default();
-        let tells = conv.deliveries(&store.commit(&[notice]));
+        let stored = store.commit(conv.seqs(), &[notice], Try::Ok).expect("stored");
+        let tells = conv.deliveries(&stored);
         assert_eq!(tells[0].to[0], To::Caller { contact: "c1".into(), except: None });
         assert_eq!(tells[0].to[1], To::Counsellor { user: "ana".into(), except: None });
         let _ = conv.take_batch();
@@ -695,6 +901,9 @@ mod tests {
         /// A supervisor joins (their notice is stored at once).
         Join { conv: usize },
         End { conv: usize },
+        /// Another writer stores a message in conversation `conv`, numbered after the store's last,
+        /// behind the relay's back: the next seq the relay knows is then taken.
+        Behind { conv: usize },
     }
 
     fn op(faults: bool) -> impl Strategy<Value = Op> {
@@ -703,11 +912,13 @@ mod tests {
         } else {
             Just(Try::Ok).boxed()
         };
+        let behind = if faults { 1 } else { 0 };
         prop_oneof![
             12 => (0..3usize, any::<bool>(), 0..8u8).prop_map(|(conv, counsellor, client)| Op::Post { conv, counsellor, client }),
             4 => (attempt.clone(), attempt).prop_map(|(a, b)| Op::Flush(a, b)),
             1 => (0..3usize).prop_map(|conv| Op::Join { conv }),
             1 => (0..3usize).prop_map(|conv| Op::End { conv }),
+            behind => (0..3usize).prop_map(|conv| Op::Behind { conv }),
         ]
     }
 
@@ -723,6 +934,8 @@ mod tests {
         /// Stored messages (conversation, seq) a repeat of which went through a commit reported as
         /// failed: those may be delivered again (the relay cannot tell whether anyone saw them).
         may_repeat: HashSet<(String, i64)>,
+        /// Messages (conversation, seq) another writer stored: the relay delivers none of them.
+        behind: HashSet<(String, i64)>,
     }
 
     /// Commits what is waiting the way the actor does (a retry if the first try was reported as
@@ -734,19 +947,11 @@ mod tests {
             .iter()
             .filter_map(|r| store.seq_of(&r.contact_id, r.sender, &r.client_id).map(|seq| (r.contact_id.clone(), seq)))
             .collect();
-        let attempt = |t: Try, store: &mut ModelStore| match t {
-            Try::Ok => Some(store.commit(batch.rows())),
-            Try::Lost => {
-                store.commit(batch.rows());
-                None
-            }
-            Try::Failed => None,
-        };
-        let mut result = attempt(tries.0, store);
+        let mut result = store.commit(conv.seqs(), batch.rows(), tries.0);
         if result.is_none() {
             conv.commit_failed(&batch);
             run.may_repeat.extend(repeats);
-            result = attempt(tries.1, store);
+            result = store.commit(conv.seqs(), batch.rows(), tries.1);
         }
         if result.is_none() {
             run.refused.extend(batch.rows.iter().zip(&batch.from).map(|(r, s)| (r.contact_id.clone(), s.clone(), r.client_id.clone())));
@@ -776,13 +981,27 @@ mod tests {
                     if conv.watch(contact, staff(30 + *i as u64, "sup")).is_some() {
                         conv.join(contact, "sup");
                         let notice = Conversations::<Sock>::join_notice(n as i64, contact, "sup", "Sup");
-                        let stored = store.commit(&[notice]);
+                        let stored = store.commit(conv.seqs(), &[notice], Try::Ok).unwrap_or_default();
                         run.out.extend(conv.deliveries(&stored));
                     }
                 }
                 Op::End { conv: i } => {
                     flush(conv, store, (Try::Ok, Try::Ok), &mut run);
                     run.out.push(conv.ended(CONTACTS[*i], "caller_ended"));
+                }
+                Op::Behind { conv: i } => {
+                    let contact = CONTACTS[*i].to_string();
+                    let seq = store.last_seqs(std::slice::from_ref(&contact)).get(&contact).copied().unwrap_or(0) + 1;
+                    let other = NewMessage {
+                        contact_id: contact.clone(),
+                        sender: "caller",
+                        sender_id: None,
+                        client_id: format!("other-{n}"),
+                        body: "elsewhere".into(),
+                        at: n as i64,
+                    };
+                    assert_eq!(store.write(&[&other.stored(seq)]), Some(Written::All), "the other writer numbers right");
+                    run.behind.insert((contact, seq));
                 }
             }
         }
@@ -793,24 +1012,26 @@ mod tests {
     fn check(ops: Vec<Op>, faults: bool) -> Result<(), TestCaseError> {
         let mut store = ModelStore::default();
         let mut conv = Conversations::new(CONTACTS.iter().enumerate().map(|(i, c)| (c.to_string(), Some(format!("u{i}")))));
-        let Run { mut out, refused, may_repeat } = run(&ops, &mut store, &mut conv);
+        let mut run = run(&ops, &mut store, &mut conv);
         // Everything refused as not stored is sent again, with the same client id, and committed.
-        for (contact, socket, client) in refused {
+        for (contact, socket, client) in std::mem::take(&mut run.refused) {
             let p = post(&contact, &socket, &client);
             if let Some(t) = conv.post(0, p, socket) {
-                out.push(t);
+                run.out.push(t);
             }
         }
-        if let Some(batch) = conv.take_batch() {
-            let stored = store.commit(batch.rows());
-            out.extend(conv.committed(batch, Some(stored)));
-        }
+        flush(&mut conv, &mut store, (Try::Ok, Try::Ok), &mut run);
+        prop_assert!(run.refused.is_empty(), "committed when sent again: {:?}", run.refused);
+        let Run { out, may_repeat, behind, .. } = run;
 
-        // The store's rows: per conversation from 1, gap-free.
+        // The rows as numbered and written: per conversation from 1, gap-free, in commit order (the
+        // model store takes any seq not taken: the numbering is the relay's). A known next seq is
+        // wrong only after another writer took it, and once: the failed commit forgets it.
         for rows in store.rows.values() {
             let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
             prop_assert_eq!(seqs, (1..=rows.len() as i64).collect::<Vec<_>>());
         }
+        prop_assert!(store.refused <= behind.len(), "{} batches refused for {} messages of another writer", store.refused, behind.len());
         let mut delivered: HashMap<String, Vec<i64>> = HashMap::new();
         for tell in &out {
             match &tell.frame {
@@ -837,8 +1058,8 @@ mod tests {
             }
             // With failures, every refused message sent again: each delivered once (at most once if
             // the conversation ended before it came again), or again if a repeat of it went through
-            // a commit reported as failed.
-            for seq in 1..=rows.len() as i64 {
+            // a commit reported as failed; none of another writer's.
+            for seq in (1..=rows.len() as i64).filter(|seq| !behind.contains(&(contact.clone(), *seq))) {
                 let n = seqs.iter().filter(|s| **s == seq).count();
                 let again = may_repeat.contains(&(contact.clone(), seq));
                 let least = usize::from(conv.is_open(contact));
