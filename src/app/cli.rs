@@ -327,6 +327,8 @@ async fn serve(database: String, args: ServeArgs) -> anyhow::Result<()> {
             ping_every: Duration::from_secs(args.ws_ping_secs.max(1)),
             idle_timeout: Duration::from_secs(args.ws_idle_timeout_secs.max(2)),
         },
+        // No channels beyond the core's web chat and phone yet (see `crate::chat::channel`).
+        channels: Vec::new(),
     };
     let app = Application::build(settings).await?;
     let addr = app.local_addr();

@@ -64,6 +64,9 @@ pub struct Settings {
     pub cluster: Option<crate::cluster::ClusterSettings>,
     /// Ping interval and idle timeout of every socket.
     pub keepalive: crate::state::sockets::Keepalive,
+    /// Kinds of contact besides the core's web chat and phone (a messaging app), registered with the
+    /// hub before the router is restored ([`crate::chat::channel`]).
+    pub channels: Vec<Arc<dyn crate::chat::channel::ContactChannel>>,
 }
 
 impl Settings {
@@ -87,7 +90,16 @@ impl Settings {
             guard: crate::auth::guard::GuardSettings::default(),
             cluster: None,
             keepalive: crate::state::sockets::Keepalive::default(),
+            channels: Vec::new(),
         }
+    }
+}
+
+/// Registers the kinds of contact the settings add (before anything restores contacts of them).
+fn register_channels(hub: &Hub, settings: &Settings) {
+    for channel in &settings.channels {
+        tracing::info!(kind = channel.kind(), "channel registered");
+        hub.channels.register(channel.clone());
     }
 }
 
@@ -129,6 +141,7 @@ impl Application {
         let (hub, engine, relay, engine_task, relay_task, cluster) = match &settings.cluster {
             None => {
                 let hub = Arc::new(Hub::new());
+                register_channels(&hub, &settings);
                 // The exchanges' sockets that held commands are gone with the last process.
                 store.release_node_commands(crate::chat::exchange::LOCAL_NODE).await?;
                 let (relay, relay_task) = relay::spawn(store.clone(), hub.clone(), clock).await?;
@@ -139,6 +152,7 @@ impl Application {
             Some(cluster) => {
                 // Socket ids are carried between nodes: each node numbers from a random base.
                 let hub = Arc::new(Hub::with_id_base(u64::from(rand::random::<u32>()) << 24));
+                register_channels(&hub, &settings);
                 let cluster =
                     crate::cluster::Cluster::start(cluster.clone(), store.clone(), hub.clone(), clock, helplines.clone())
                         .await

@@ -362,3 +362,33 @@ fn shorten(s: &str, max: usize) -> String {
     out
 }
 
+
+/// The phone channel (see [`crate::chat::channel`]): the caller is on the line at an exchange, so
+/// they hear no frames; they are present until the exchange says the call ended (through a restart
+/// too); the routing steps of a call are the exchange's durable commands (`connect`, `cancel`, stale
+/// ones superseded), committed with the step.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Phone;
+
+impl Phone {
+    pub const KIND: &'static str = "call";
+}
+
+impl crate::chat::channel::ContactChannel for Phone {
+    fn kind(&self) -> &'static str {
+        Self::KIND
+    }
+    fn rules(&self) -> crate::routing::Channel {
+        crate::routing::Channel::Call
+    }
+    fn present_after_restart(&self) -> bool {
+        true
+    }
+    fn deliver(&self, _frame: crate::chat::channel::ToCaller<'_>, _sockets: &[Outbox]) {}
+    fn present(&self, _contact: &str, _sockets: usize) -> bool {
+        true
+    }
+    fn exchange_step(&self, output: &crate::routing::Output) -> Option<crate::chat::engine_task::translate::CallStep> {
+        crate::chat::engine_task::translate::call_step(output).map(|(_, step)| step)
+    }
+}

@@ -126,6 +126,9 @@ pub struct Hub {
     inner: Mutex<Inner>,
     /// Telephone exchanges' sockets and waiting commands.
     pub gateways: crate::chat::exchange::Gateways,
+    /// The kinds of contact and which open contact is on which: how a caller is reached
+    /// ([`crate::chat::channel`]).
+    pub channels: crate::chat::channel::Channels,
     /// Cluster mode: tells the leader when a socket of this node is detached.
     detach_hook: std::sync::OnceLock<DetachHook>,
     /// Cluster mode: sends supervisor frames to the other nodes' supervisors.
@@ -375,8 +378,10 @@ impl Hub {
         left
     }
 
+    /// Whether a contact's caller is present, as its channel measures it (a web chat: a socket attached).
     pub fn caller_online(&self, contact: &str) -> bool {
-        self.lock().callers.get(contact).is_some_and(|c| !c.is_empty())
+        let sockets = self.lock().callers.get(contact).map_or(0, BTreeMap::len);
+        self.channels.of(contact).present(contact, sockets)
     }
 
     /// Registers a counsellor socket; returns how many the counsellor now has.
@@ -435,10 +440,16 @@ impl Hub {
         self.lock().counsellors.keys().cloned().collect()
     }
 
-    /// Sends to every socket of a contact's caller, except `skip`.
-    pub fn to_caller(&self, contact: &str, item: Outgoing, skip: Option<ConnId>) {
+    /// Sends a frame (`text`: `event` as JSON) to a contact's caller over its channel, except to
+    /// socket `except`; `ending`: the conversation's last frame, after which the contact's channel
+    /// binding is forgotten.
+    pub fn tell_caller(&self, contact: &str, event: &ServerEvent, text: &Utf8Bytes, ending: bool, except: Option<ConnId>) {
         let outboxes = sockets(&self.lock().callers, contact);
-        push_all(&outboxes, item, skip);
+        let channel = self.channels.of(contact);
+        channel.deliver(crate::chat::channel::ToCaller { contact, event, text, ending, except }, &outboxes);
+        if ending {
+            self.channels.unbind(contact);
+        }
     }
 
     /// Sends to every socket of a counsellor, except `skip`.
@@ -448,7 +459,7 @@ impl Hub {
     }
 
     pub fn event_to_caller(&self, contact: &str, event: &ServerEvent) {
-        self.to_caller(contact, Outgoing::Frame(event.to_json().into()), None);
+        self.tell_caller(contact, event, &event.to_json().into(), false, None);
     }
 
     pub fn event_to_counsellor(&self, user: &str, event: &ServerEvent) {

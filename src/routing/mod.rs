@@ -106,20 +106,18 @@ impl Counsellor {
             && self.has_room()
     }
 
-    /// Whether they may ring with a contact of `channel` (room and status aside): a call needs an
-    /// extension and no call already; a chat needs no call, unless `chat_on_call` (its helpline's
-    /// setting).
+    /// Whether they may ring with a contact of `channel` (room and status aside), by the channel's
+    /// rules ([`Channel::needs_line`], [`Channel::holds_counsellor`]): a call needs an extension and no
+    /// call already; a chat needs no call, unless `chat_on_call` (its helpline's setting).
     fn takes(&self, channel: Channel, chat_on_call: bool) -> bool {
-        match channel {
-            Channel::Call => self.profile.takes_calls && self.calls.is_empty(),
-            Channel::Chat => chat_on_call || self.calls.is_empty(),
-        }
+        let held = !self.calls.is_empty();
+        (!channel.needs_line() || self.profile.takes_calls) && (!held || (!channel.holds_counsellor() && chat_on_call))
     }
 
     /// Takes contact `id` of `channel` into conversation.
     fn take(&mut self, id: ContactId, channel: Channel) {
         self.active.insert(id);
-        if channel == Channel::Call {
+        if channel.holds_counsellor() {
             self.calls.insert(id);
         }
     }
@@ -242,7 +240,7 @@ enum TimerKind {
 /// The queue rank of a contact of `channel` in `helpline` (calls first unless the helpline says otherwise).
 fn rank_of(helplines: &BTreeMap<Helpline, HelplineConfig>, helpline: &str, channel: Channel) -> u8 {
     let calls_first = helplines.get(helpline).is_none_or(|c| c.calls_first);
-    u8::from(!(channel == Channel::Call && calls_first))
+    u8::from(!(channel.ranks_first() && calls_first))
 }
 
 /// The timings of `helpline` (defaults for a helpline not configured).

@@ -26,12 +26,45 @@ pub type Helpline = String;
 /// A language code (`ro`, `ru`, `uk`, `en`).
 pub type Language = String;
 
-/// How a contact reaches the helpline. Calls are audio in the telephone exchange; chats are relayed here.
+/// The routing rules a contact follows, by how it reaches the helpline: calls are audio in the
+/// telephone exchange; chats are text relayed here. A kind of contact the server adds (a messaging
+/// app, `chat::channel`) names the rules it follows with one of these; the engine's rules that
+/// depend on them are the methods below, each an exhaustive match, so a new variant must say
+/// which of them it follows (and gets its own slots in the index, `index::ch`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub enum Channel {
     #[default]
     Chat,
     Call,
+}
+
+impl Channel {
+    /// Only counsellors who can take it (an extension: `CounsellorProfile::takes_calls`) are offered it.
+    pub const fn needs_line(self) -> bool {
+        match self {
+            Channel::Call => true,
+            Channel::Chat => false,
+        }
+    }
+
+    /// It holds its counsellor (ringing or in conversation): they get no other contact of a kind
+    /// that holds, and no other contact at all unless its helpline allows chats while on a call
+    /// (`HelplineConfig::chat_while_on_call`).
+    pub const fn holds_counsellor(self) -> bool {
+        match self {
+            Channel::Call => true,
+            Channel::Chat => false,
+        }
+    }
+
+    /// It ranks above contacts of equal priority that do not, unless its helpline says otherwise
+    /// (`HelplineConfig::calls_first`).
+    pub const fn ranks_first(self) -> bool {
+        match self {
+            Channel::Call => true,
+            Channel::Chat => false,
+        }
+    }
 }
 
 /// What a counsellor chose (or was set to): only `Available` counsellors get offers.

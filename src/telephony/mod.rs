@@ -24,7 +24,9 @@ use crate::state::access::AuthUser;
 use crate::protocol::{
     decode, parse_rfc3339, At, ErrorCode, TelephonyCommand, TelephonyEvent,
 };
-use crate::routing::{Channel, Input, NewContact};
+use crate::chat::channel::ContactChannel;
+use crate::chat::exchange::Phone;
+use crate::routing::{Input, NewContact};
 use crate::store::calls::{CallEvent, CallRecord, NewCall, Stored};
 use crate::store::commands::Acked;
 use crate::store::contacts::NewContactRecord;
@@ -207,7 +209,7 @@ async fn offered(
     let id = new_id();
     let record = NewContactRecord {
         id: id.clone(),
-        channel: "call".into(),
+        channel: Phone::KIND.into(),
         helpline: helpline.clone(),
         language: language.clone(),
         priority: 0,
@@ -235,7 +237,7 @@ async fn offered(
     let key = contact_key(&id).ok_or_else(AppError::internal)?;
     let contact = NewContact {
         id: key,
-        channel: Channel::Call,
+        channel: Phone.rules(),
         helpline,
         language,
         priority: 0,
@@ -358,7 +360,7 @@ pub async fn call_control(state: &AppState, counsellor: &str, contact_id: &str, 
     if contact.state != "active" || contact.counsellor_id.as_deref() != Some(counsellor) {
         return Err(not_yours());
     }
-    if contact.channel != "call" {
+    if contact.channel != Phone::KIND {
         return Err(AppError::new(ErrorCode::NotAllowed, "this conversation is a chat, not a phone call"));
     }
     let record = state.store.call_record(contact_id).await?.ok_or_else(not_yours)?;
@@ -483,7 +485,7 @@ async fn record_offline(State(state): State<AppState>, auth: AuthUser, body: axu
     let id = new_id();
     let record = NewContactRecord {
         id: id.clone(),
-        channel: "call".into(),
+        channel: Phone::KIND.into(),
         helpline: req.helpline.clone(),
         language,
         priority: 0,

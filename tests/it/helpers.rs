@@ -181,6 +181,18 @@ impl TestApp {
     /// Starts a server on `db` (already migrated; `store` is the test's own handle on it), with the
     /// test's changes to the settings (e.g. a `database_url` that goes through a proxy).
     pub async fn start_tuned(db: TestDb, store: Store, tune: impl FnOnce(&mut Settings)) -> TestApp {
+        Self::launch(db, store, tune).await.0
+    }
+
+    /// Starts a server with the default helplines and the test's changes to the settings, and
+    /// returns its shared state too: what a module of the server holds (e.g. a channel's webhook
+    /// handler, `tests/it/channel.rs`). Drop the state before waiting for a shutdown.
+    pub async fn spawn_with_state(backend: Backend, tune: impl FnOnce(&mut Settings)) -> Option<(TestApp, helpline::state::AppState)> {
+        let (db, store) = Self::prepare(backend, |_| {}).await?;
+        Some(Self::launch(db, store, tune).await)
+    }
+
+    async fn launch(db: TestDb, store: Store, tune: impl FnOnce(&mut Settings)) -> (TestApp, helpline::state::AppState) {
         init_tracing();
         let mut settings = Settings::for_database(db.url.clone());
         settings.jwt_secret = Some("test-secret-test-secret-test-secret".into());
@@ -193,12 +205,13 @@ impl TestApp {
         tune(&mut settings);
         let app = Application::build(settings).await.expect("build");
         let addr = app.local_addr();
-        let clock = app.state().clock;
+        let state = app.state().clone();
+        let clock = state.clock;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
         }));
-        TestApp { addr, store, http: reqwest::Client::new(), clock, stop: Some(stop), server: Some(server), db }
+        (TestApp { addr, store, http: reqwest::Client::new(), clock, stop: Some(stop), server: Some(server), db }, state)
     }
 
     /// Stops the server gracefully and starts a new one on the same database.

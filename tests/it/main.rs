@@ -11,6 +11,7 @@ mod accounts;
 mod adversarial;
 mod bad_input;
 mod cases;
+mod channel;
 mod chat_flow;
 mod cli;
 mod cluster;

@@ -44,8 +44,15 @@ use translate::{CallStep, Facts, Notice};
 pub enum EngineCommand<S: Side = Local> {
     /// A plain engine input.
     Input(Input),
-    /// A new contact (already stored): queue it, then send the caller `queued` before anything else.
-    StartContact { contact: NewContact, resume_token: String, done: S::Reply<()> },
+    /// A new contact (already stored) of channel `channel` (its kind, see [`crate::chat::channel`]):
+    /// queue it, then send the caller `queued` before anything else.
+    StartContact {
+        contact: NewContact,
+        resume_token: String,
+        #[serde(default = "web_chat")]
+        channel: String,
+        done: S::Reply<()>,
+    },
     /// A caller's first socket came back or last socket dropped.
     CallerPresence { contact: ContactId, online: bool },
     /// A counsellor's first socket opened: their profile, and the status they last chose.
@@ -71,8 +78,8 @@ impl<S: Side> EngineCommand<S> {
     pub fn translate<B: Side>(self, t: &mut impl Translate<S, B>) -> Option<EngineCommand<B>> {
         Some(match self {
             EngineCommand::Input(input) => EngineCommand::Input(input),
-            EngineCommand::StartContact { contact, resume_token, done } => {
-                EngineCommand::StartContact { contact, resume_token, done: t.reply(done) }
+            EngineCommand::StartContact { contact, resume_token, channel, done } => {
+                EngineCommand::StartContact { contact, resume_token, channel, done: t.reply(done) }
             }
             EngineCommand::CallerPresence { contact, online } => EngineCommand::CallerPresence { contact, online },
             EngineCommand::CounsellorOnline { profile, status } => EngineCommand::CounsellorOnline { profile, status },
@@ -81,6 +88,11 @@ impl<S: Side> EngineCommand<S> {
             EngineCommand::Snapshot(_) | EngineCommand::Reattach { .. } => return None,
         })
     }
+}
+
+/// The channel of a `StartContact` from a node that does not say (a release before channels).
+fn web_chat() -> String {
+    crate::chat::channel::WebChat::KIND.to_string()
 }
 
 /// A cheap handle to the engine task: this process's, or (cluster mode) the leader's, wherever it runs.
@@ -155,7 +167,10 @@ pub async fn spawn(
     let now = clock.now_ms();
     let open = store.open_contacts().await?;
     let (mut queued, mut active) = (0, 0);
-    for input in open.iter().filter_map(|c| translate::restore(c, now)) {
+    for c in &open {
+        hub.channels.bind(&c.id, &c.channel);
+    }
+    for input in open.iter().filter_map(|c| translate::restore(c, now, &hub.channels)) {
         match input {
             Input::ContactRestoredAssigned { .. } => active += 1,
             _ => queued += 1,
@@ -284,8 +299,9 @@ impl EngineTask {
                 batch.step(now, outputs, changes, announce);
                 batch.after.push(After::Reply(reply, refused.map_or(Ok(()), Err)));
             }
-            EngineCommand::StartContact { contact, resume_token, done } => {
+            EngineCommand::StartContact { contact, resume_token, channel, done } => {
                 let id = contact.id;
+                self.hub.channels.bind(&contact_str(id), &channel);
                 let now = self.clock.now_ms();
                 let outputs = self.engine.handle(now, Input::ContactQueued(contact));
                 let position = self.engine.position(id).unwrap_or(1);
@@ -340,6 +356,7 @@ impl EngineTask {
             }
             EngineCommand::StartCall { contact, call, done } => {
                 let now = self.clock.now_ms();
+                self.hub.channels.bind(&contact_str(contact.id), crate::chat::exchange::Phone::KIND);
                 self.calls.insert(contact.id, call);
                 let outputs = self.engine.handle(now, Input::ContactQueued(contact));
                 let _ = done.send(());
@@ -463,11 +480,11 @@ impl EngineTask {
             }
             _ => (Vec::new(), None),
         };
-        let call = match &output {
-            Output::Offer { contact, .. } => self.calls.get(contact),
-            _ => None,
+        let (call, channel) = match &output {
+            Output::Offer { contact, .. } => (self.calls.get(contact), self.hub.channels.of(&contact_str(*contact)).kind()),
+            _ => (None, crate::chat::channel::WebChat::KIND),
         };
-        for notice in translate::notices(now, output, Facts { call, earlier, helpline }) {
+        for notice in translate::notices(now, output, Facts { channel, call, earlier, helpline }) {
             match notice {
                 Notice::Counsellor(user, frame) => self.hub.event_to_counsellor(&user, &frame),
                 Notice::Supervisors(helpline, frame) => self.hub.event_to_supervisors(helpline.as_deref(), &frame),
@@ -503,12 +520,14 @@ impl EngineTask {
     }
 
     /// The commands to telephone exchanges a batch's outputs call for, in order, to be committed in
-    /// the batch's transaction (see [`translate::call_step`]); a `connect` reads the counsellor's
-    /// extension first.
+    /// the batch's transaction: each output's contact's channel says what it means at the caller's
+    /// end ([`crate::chat::channel::ContactChannel::exchange_step`]: a call's steps, see
+    /// [`translate::call_step`]); a `connect` reads the counsellor's extension first.
     async fn call_commands(&self, batch: &Batch) -> Vec<CommandChange> {
         let mut out = Vec::new();
         for (now, output) in batch.outputs() {
-            let Some((contact, step)) = translate::call_step(output) else { continue };
+            let Some(contact) = translate::contact_of(output) else { continue };
+            let Some(step) = self.hub.channels.of(&contact_str(contact)).exchange_step(output) else { continue };
             let Some(call) = self.calls.get(&contact) else { continue };
             let extension = match step {
                 CallStep::Connect(counsellor) => self.extension(counsellor).await,

@@ -3,11 +3,12 @@
 
 use std::collections::BTreeSet;
 
+use crate::chat::channel::{Channels, WebChat};
 use crate::chat::exchange::{CallInfo, REPEAT_DAYS};
 use crate::chat::relay::RelayCommand;
 use crate::protocol::{rfc3339, CounsellorStatus, EarlierContact, ErrorCode, Repeat, ServerEvent, TelephonyCommand};
 use crate::routing::{
-    Channel, ContactId, CounsellorId, CounsellorProfile, EndReason, EngineConfig, HelplineConfig, Input, NewContact, Output,
+    ContactId, CounsellorId, CounsellorProfile, EndReason, EngineConfig, HelplineConfig, Input, NewContact, Output,
     Rejection, RevokeReason, Status, StatusReason,
 };
 use crate::store::commands::CommandChange;
@@ -83,16 +84,17 @@ pub fn counsellor_status(s: Status) -> CounsellorStatus {
 
 /// The input that restores an open contact from the database after a (re)start: in conversation
 /// with its counsellor, or waiting with its original arrival time. None when its ids do not parse.
-pub fn restore(c: &ContactRecord, now: i64) -> Option<Input> {
+pub fn restore(c: &ContactRecord, now: i64, channels: &Channels) -> Option<Input> {
+    let channel = channels.kind_or_web(&c.channel);
     let contact = NewContact {
         id: contact_key(&c.id)?,
-        channel: if c.channel == "call" { Channel::Call } else { Channel::Chat },
+        channel: channel.rules(),
         helpline: c.helpline.clone(),
         language: c.language.clone(),
         priority: i32::try_from(c.priority).unwrap_or(0),
         queued_at: c.queued_at,
         // A chat's caller must come back on a socket; a phone caller is still on the line at the exchange.
-        caller_connected: c.channel == "call",
+        caller_connected: channel.present_after_restart(),
         senior_only: c.senior_only,
     };
     Some(match c.counsellor_id.as_deref().and_then(counsellor_key) {
@@ -231,14 +233,22 @@ pub enum Notice {
 }
 
 /// What the frames of an output need that the output does not say.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Facts<'a> {
+    /// An offer's contact's channel (its kind, see [`crate::chat::channel`]).
+    pub channel: &'static str,
     /// An offer's call, if it is one.
     pub call: Option<&'a CallInfo>,
     /// The earlier contacts of a repeat caller an offer may show (already audited).
     pub earlier: Vec<EarlierContact>,
     /// An SLA alert's helpline.
     pub helpline: Option<String>,
+}
+
+impl Default for Facts<'_> {
+    fn default() -> Self {
+        Facts { channel: WebChat::KIND, call: None, earlier: Vec::new(), helpline: None }
+    }
 }
 
 /// What an output tells whom, in order (nothing for the outputs that only leave a record, and for
@@ -254,7 +264,7 @@ pub fn notices(now: i64, output: Output, facts: Facts<'_>) -> Vec<Notice> {
                 waited_ms: (now - queued_at).max(0),
                 expires_in_ms: (expires_at - now).max(0),
                 backup: as_backup,
-                channel: if call.is_some() { "call" } else { "chat" }.into(),
+                channel: facts.channel.into(),
                 caller_last2: call.and_then(|c| c.caller_last2.clone()),
                 repeat: call.filter(|c| c.repeat > 0).map(|c| Repeat { contacts: c.repeat, days: REPEAT_DAYS }),
                 earlier: facts.earlier,
@@ -323,6 +333,24 @@ pub fn notices(now: i64, output: Output, facts: Facts<'_>) -> Vec<Notice> {
     }
 }
 
+/// The contact an output is about, if one (not for positions, nor a counsellor's status).
+pub fn contact_of(output: &Output) -> Option<ContactId> {
+    Some(match output {
+        Output::Offer { contact, .. }
+        | Output::OfferRevoked { contact, .. }
+        | Output::OfferDeclined { contact, .. }
+        | Output::Assigned { contact, .. }
+        | Output::SlaAtRisk { contact, .. }
+        | Output::SlaBreached { contact, .. }
+        | Output::BackupOverflow { contact }
+        | Output::Ended { contact, .. }
+        | Output::Transferred { contact, .. }
+        | Output::Rejected { contact, .. }
+        | Output::Refused { contact, .. } => *contact,
+        Output::Positions { .. } | Output::StatusChanged { .. } => return None,
+    })
+}
+
 /// What a routing output means for a call's commands to its exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallStep {
@@ -375,6 +403,7 @@ pub fn call_command(call: &CallInfo, contact: ContactId, now: i64, step: CallSte
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::Channel;
 
     const A: &str = "0190f5f8-7b1c-7000-8000-00000000000a";
     const ANA: &str = "0190f5f8-7b1c-7000-8000-0000000000a1";
@@ -416,7 +445,8 @@ mod tests {
     #[test]
     fn an_open_contact_is_restored_waiting_or_in_conversation() {
         let (contact, counsellor) = ids();
-        match restore(&record("active", Some(ANA), "chat"), 500) {
+        let channels = Channels::default();
+        match restore(&record("active", Some(ANA), "chat"), 500, &channels) {
             Some(Input::ContactRestoredAssigned { contact: c, counsellor: k, answered_at }) => {
                 assert_eq!((c.id, k, answered_at), (contact, counsellor, 500), "no answer time stored: now");
                 assert!(!c.caller_connected, "a chat's caller must come back");
@@ -424,14 +454,14 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        match restore(&record("queued", None, "call"), 500) {
+        match restore(&record("queued", None, "call"), 500, &channels) {
             Some(Input::ContactQueued(c)) => {
                 assert_eq!((c.channel, c.queued_at, c.priority), (Channel::Call, 100, 7), "its original arrival");
                 assert!(c.caller_connected, "a phone caller is still on the line");
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(restore(&ContactRecord { id: "x".into(), ..record("queued", None, "chat") }, 0), None);
+        assert_eq!(restore(&ContactRecord { id: "x".into(), ..record("queued", None, "chat") }, 0, &channels), None);
     }
 
     #[test]
@@ -523,7 +553,7 @@ mod tests {
             outcome: None,
             summary: None,
         };
-        let n = notices(4_000, offer, Facts { call: Some(&call), earlier: vec![shown.clone()], helpline: None });
+        let n = notices(4_000, offer, Facts { channel: "call", call: Some(&call), earlier: vec![shown.clone()], helpline: None });
         let [Notice::Counsellor(_, ServerEvent::Offer { channel, caller_last2, repeat, earlier, .. })] = n.as_slice() else {
             panic!("{n:?}")
         };

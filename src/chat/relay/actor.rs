@@ -156,11 +156,8 @@ impl Relay {
         let text: Utf8Bytes = tell.frame.to_json().into();
         for to in tell.to {
             match to {
-                To::Caller { contact, except } => self.hub.to_caller(&contact, Outgoing::Frame(text.clone()), except),
-                To::CallerEnding { contact } => {
-                    let item = Outgoing::Ended { contact_id: contact.clone(), frame: text.clone() };
-                    self.hub.to_caller(&contact, item, None);
-                }
+                To::Caller { contact, except } => self.hub.tell_caller(&contact, &tell.frame, &text, false, except),
+                To::CallerEnding { contact } => self.hub.tell_caller(&contact, &tell.frame, &text, true, None),
                 To::Counsellor { user, except } => self.hub.to_counsellor(&user, Outgoing::Frame(text.clone()), except),
                 To::Socket(outbox) => {
                     outbox.push(Outgoing::Frame(text.clone()));
@@ -174,7 +171,9 @@ impl Relay {
             RelayCommand::Post { .. } => {}
             RelayCommand::Open { contact, outbox, done } => {
                 self.conversations.open(&contact);
-                self.hub.attach_caller(&contact, outbox);
+                if let Some(outbox) = outbox {
+                    self.hub.attach_caller(&contact, outbox);
+                }
                 let _ = done.send(());
             }
             RelayCommand::Resume { contact, last_seq, outbox, done } => {

@@ -37,8 +37,9 @@ pub const MAX_BATCH: usize = 256;
                    S::Reply<bool>: serde::de::DeserializeOwned, S::Reply<ResumeOutcome>: serde::de::DeserializeOwned"
 ))]
 pub enum RelayCommand<S: Side = Local> {
-    /// A caller started a contact on this socket.
-    Open { contact: String, outbox: S::Socket, done: S::Reply<()> },
+    /// A caller started a contact on this socket (None: a channel whose caller holds no socket,
+    /// `chat::channel::inbound`).
+    Open { contact: String, outbox: Option<S::Socket>, done: S::Reply<()> },
     /// A caller came back: send `resumed` and every message after `last_seq`, then attach the socket.
     Resume { contact: ContactRecord, last_seq: i64, outbox: S::Socket, done: S::Reply<ResumeOutcome> },
     /// A counsellor connected: send `hello` and an `assigned` (with history) per open conversation, then attach.
@@ -84,7 +85,9 @@ impl<S: Side> RelayCommand<S> {
     /// the leader's own commands, which never leave it.
     pub fn translate<B: Side>(self, t: &mut impl Translate<S, B>) -> Option<RelayCommand<B>> {
         Some(match self {
-            RelayCommand::Open { contact, outbox, done } => RelayCommand::Open { contact, outbox: t.socket(outbox), done: t.reply(done) },
+            RelayCommand::Open { contact, outbox, done } => {
+                RelayCommand::Open { contact, outbox: outbox.map(|o| t.socket(o)), done: t.reply(done) }
+            }
             RelayCommand::Resume { contact, last_seq, outbox, done } => {
                 RelayCommand::Resume { contact, last_seq, outbox: t.socket(outbox), done: t.reply(done) }
             }

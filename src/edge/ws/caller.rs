@@ -17,7 +17,8 @@ use crate::chat::engine_task::{contact_key, EngineCommand};
 use crate::chat::hub::{Outbox, Role};
 use crate::protocol::{check_message, CallerRequest, ErrorCode, Party, ServerEvent};
 use crate::chat::relay::{RelayCommand, ResumeOutcome};
-use crate::routing::{Channel, ContactId, Input, NewContact};
+use crate::chat::channel::{ContactChannel, WebChat};
+use crate::routing::{ContactId, Input, NewContact};
 use crate::store::contacts::NewContactRecord;
 
 /// `GET /ws/caller`: anyone may open a chat, from a page of an allowed origin (403 otherwise),
@@ -127,7 +128,7 @@ impl CallerSession {
         let resume_token = random_token(24);
         let record = NewContactRecord {
             id: id.to_string(),
-            channel: "chat".into(),
+            channel: WebChat::KIND.into(),
             helpline: h.name.clone(),
             language: language.clone(),
             priority: 0,
@@ -140,14 +141,15 @@ impl CallerSession {
         }
         let key = ContactId(id.as_u128());
         let (done, opened) = oneshot::channel();
-        self.state.relay.send(RelayCommand::Open { contact: record.id.clone(), outbox: self.me.clone(), done }).await;
+        self.state.relay.send(RelayCommand::Open { contact: record.id.clone(), outbox: Some(self.me.clone()), done }).await;
         let _ = opened.await;
         self.state.hub.set_role(self.me.id, Role::Caller { contact: record.id.clone() }, 0);
         self.contact = Some((record.id.clone(), key));
         let contact =
-            NewContact { id: key, channel: Channel::Chat, helpline: h.name.clone(), language, priority: 0, queued_at: now, caller_connected: true, senior_only };
+            NewContact { id: key, channel: WebChat.rules(), helpline: h.name.clone(), language, priority: 0, queued_at: now, caller_connected: true, senior_only };
         let (done, queued) = oneshot::channel();
-        self.state.engine.send(EngineCommand::StartContact { contact, resume_token, done }).await;
+        let channel = WebChat::KIND.to_string();
+        self.state.engine.send(EngineCommand::StartContact { contact, resume_token, channel, done }).await;
         let _ = queued.await;
     }
 
