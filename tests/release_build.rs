@@ -10,7 +10,7 @@ fn section<'a>(manifest: &'a str, name: &str) -> &'a str {
     body.find("\n[").map_or(body, |end| &body[..end])
 }
 
-fn fail_line<'a>(section: &'a str) -> Option<&'a str> {
+fn fail_line(section: &str) -> Option<&str> {
     section.lines().find(|l| l.trim_start().starts_with("fail ") || l.trim_start().starts_with("fail="))
 }
 
