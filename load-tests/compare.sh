@@ -22,6 +22,6 @@ for round in 1 2; do
   for side in before after; do
     bin=$before; [ "$side" = after ] && bin=$after
     run "relay-$side-$round" "$bin" relay --compare-bare --conversations 1000 --rate 2000,8000 --duration 10
-    run "routing-$side-$round" "$bin" routing --counsellors 1000 --rate 100,1000 --duration 10
+    for r in 100 1000; do run "routing-$r-$side-$round" "$bin" routing --counsellors 1000 --rate $r --duration 10; done
   done
 done
