@@ -2,7 +2,8 @@
 //!
 //! Starts the server in this process (SQLite in a temporary directory, demo accounts; the family
 //! violence helpline's wait alerts come after 1 s and 2 s instead of 10 s and 15 s, so the dashboard
-//! test sees a waiting row turn amber and red without waiting 15 s), then runs
+//! test sees a waiting row turn amber and red without waiting 15 s; a message containing
+//! `REFUSED-ONCE` is refused once as `overloaded`, for the resend rule), then runs
 //! `node --test` in `tests/browser/` with `HELPLINE_URL` pointing at it (and `HELPLINE_GATEWAY_TOKEN`, a
 //! telephony gateway's token for the simulated exchange), streaming its output, and
 //! expects it to pass. Needs node, `tests/browser/node_modules` (`npm ci` there) and Chromium at
@@ -34,6 +35,9 @@ async fn tune_helplines(database_url: &str) {
     }
     store.create_gateway("browser-pbx", &helpline::auth::token_hash(GATEWAY_TOKEN), 0).await.expect("a gateway");
 }
+
+/// Messages containing this are refused once by the relay (`relay-refuse-once`).
+const REFUSED_ONCE: &str = "REFUSED-ONCE";
 
 /// The service token of the simulated telephone exchange `call_controls.test.mjs` drives over the webhook.
 const GATEWAY_TOKEN: &str = "browser-test-gateway-token-0123456789";
@@ -86,6 +90,9 @@ async fn browser_front_ends() {
     // (tested in tests/it/adversarial.rs) would cut the suite short.
     settings.guard.contacts_per_ip_per_min = 0;
     settings.jwt_secret = Some("browser-test-secret-browser-test-secret".into());
+    // The resend rule (chat_flow.test.mjs): a message containing this marker is refused once as
+    // `overloaded`, as under overload; the widget sends it again and it is delivered once.
+    fail::cfg("relay-refuse-once", &format!("return({REFUSED_ONCE})")).expect("arm relay-refuse-once");
     let app = Application::build(settings).await.expect("build the server");
     let addr = app.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

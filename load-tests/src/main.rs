@@ -79,6 +79,10 @@ struct RelayArgs {
     /// Bytes of text per message.
     #[arg(long, default_value_t = 200)]
     size: usize,
+    /// Longest wait, in seconds, after a step's last send for its acks and deliveries; messages the
+    /// server refused as `overloaded` are sent again meanwhile, as the clients do.
+    #[arg(long, default_value_t = relay::DEFAULT_WAIT.as_secs_f64())]
+    wait: f64,
 }
 
 impl RelayArgs {
@@ -89,6 +93,7 @@ impl RelayArgs {
             duration: Duration::from_secs_f64(self.duration),
             warmup: Duration::from_secs_f64(self.warmup),
             size: self.size,
+            drain: Duration::from_secs_f64(self.wait),
             sources: sources(sources_n),
             ..RelayOpts::default()
         }

@@ -3,9 +3,16 @@
 //!
 //! Measured per step (one step per rate): one-way latency (intended send time → the `message`
 //! frame read on the other side; includes the durable commit), ack latency (intended send time →
-//! `ack` read by the sender), acked messages/s. Checked: every message acked once and received once
-//! by the other side, seqs strictly increasing on every socket, and each conversation's acked seqs
-//! exactly 1..n.
+//! `ack` read by the sender), acked messages/s. Checked: every message acked (with one seq) and
+//! received once by the other side, seqs strictly increasing on every socket, and each
+//! conversation's acked seqs exactly 1..n.
+//!
+//! The promise ([`helpline::chat::promise`]): every message the server reads is answered within
+//! [`ANSWER_LIMIT`]: acknowledged, or refused as `overloaded`. The tool sends a refused message
+//! again after its `retry_after_ms` (plus up to half again at random), with the same `client_id`,
+//! as the widget and console do; `refused` counts the refusals, `unacked` (must be zero) the sends
+//! not answered within the limit (answered late, or not at all and older than the limit when the
+//! wait ends). `lost` still means "never delivered" after the wait.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -15,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use futures_util::stream::{self, StreamExt};
 use futures_util::SinkExt;
-use helpline::protocol::ServerEvent;
+use helpline::protocol::{ErrorCode, ServerEvent};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
@@ -37,7 +44,8 @@ pub struct RelayOpts {
     pub warmup: Duration,
     /// Bytes of text per message.
     pub size: usize,
-    /// Longest wait after a step's last send for its acks and deliveries.
+    /// Longest wait after a step's last send for its acks and deliveries (refused messages are
+    /// sent again meanwhile); `--wait`, default [`DEFAULT_WAIT`].
     pub drain: Duration,
     pub sources: Sources,
     pub setup_concurrency: usize,
@@ -54,13 +62,20 @@ impl Default for RelayOpts {
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(1),
             size: 200,
-            drain: Duration::from_secs(10),
+            drain: DEFAULT_WAIT,
             sources: Sources(vec![]),
             setup_concurrency: 32,
             ready: None,
         }
     }
 }
+
+/// Default wait after a step's last send (`--wait`): long enough for the messages refused at 4×
+/// the relay's ceiling to be sent again and stored.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+
+/// The server promises an answer to every message it reads within this (see the module's note).
+pub const ANSWER_LIMIT: Duration = Duration::from_secs(10);
 
 /// Per-message state: acks in the low 16 bits, deliveries in the high 16 bits.
 const ACK: u32 = 1;
@@ -70,22 +85,68 @@ struct Step {
     /// First message index of the step, and one past the last.
     k_start: AtomicU64,
     k_end: AtomicU64,
+    /// Messages acked (once each).
     acked: AtomicU64,
     received: AtomicU64,
     /// Microseconds since T0 of the last ack read.
     last_ack_us: AtomicU64,
+    /// `overloaded` refusals read (each is sent again).
+    refused: AtomicU64,
+    /// Sends answered (ack or refusal) later than [`ANSWER_LIMIT`].
+    late: AtomicU64,
+    /// Slowest answer to a send, in microseconds.
+    slowest_answer_us: AtomicU64,
+    /// Messages acked twice with two different seqs (stored twice).
+    seq_mismatch: AtomicU64,
 }
 
 struct Shared {
     t0: Instant,
     n: usize,
     state: Vec<AtomicU32>,
+    /// When each message was last sent (µs since T0): its first send, or its last resend.
+    sent_us: Vec<AtomicU64>,
+    /// The seq each message was acked with (0: none yet); a second ack must name the same.
+    acked_seq: Vec<std::sync::atomic::AtomicI64>,
+    /// Each conversation's contact id (helpline targets), for resending a counsellor's message.
+    contacts: Vec<String>,
+    /// The text of every message.
+    text: String,
     steps: Vec<Step>,
 }
 
 impl Shared {
     fn step_of(&self, k: u64) -> Option<usize> {
         self.steps.iter().position(|s| k >= s.k_start.load(Ordering::Relaxed) && k < s.k_end.load(Ordering::Relaxed))
+    }
+
+    /// Whether message `k` goes from the caller (else from the counsellor).
+    fn from_caller(&self, k: u64) -> bool {
+        (k / self.n as u64).is_multiple_of(2)
+    }
+
+    /// The helpline frame of message `k`.
+    fn frame(&self, k: u64, client_id: &str) -> String {
+        let text = &self.text;
+        if self.from_caller(k) {
+            format!(r#"{{"type":"message","client_id":"{client_id}","text":"{text}"}}"#)
+        } else {
+            let contact = self.contacts.get((k % self.n as u64) as usize).map(String::as_str).unwrap_or_default();
+            format!(r#"{{"type":"message","contact_id":"{contact}","client_id":"{client_id}","text":"{text}"}}"#)
+        }
+    }
+
+    /// Message `k`'s last send was answered (ack or refusal) at `now_us`: counts a late answer.
+    fn answered(&self, k: u64, now_us: u64) {
+        let Some(sent) = self.sent_us.get(k as usize).map(|c| c.load(Ordering::Relaxed)) else { return };
+        let took = now_us.saturating_sub(sent);
+        if let Some(si) = self.step_of(k) {
+            let st = &self.steps[si];
+            st.slowest_answer_us.fetch_max(took, Ordering::Relaxed);
+            if took > ANSWER_LIMIT.as_micros() as u64 {
+                st.late.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -122,8 +183,9 @@ fn parse_client_id(id: &str) -> Option<(Option<usize>, u64, u64)> {
 
 /// How a reader speaks to its server.
 enum Proto {
-    /// helpline's JSON frames: `ack {client_id, seq}`, `message {client_id, seq}`.
-    Helpline,
+    /// helpline's JSON frames: `ack {client_id, seq}`, `message {client_id, seq}`; a refused
+    /// message is sent again on the sender (the socket's own writer).
+    Helpline { resend: mpsc::UnboundedSender<String> },
     /// XMPP (the Prosody peer): `<message id=…>`, and `<a h=…/>` acknowledging every stanza this
     /// socket sent so far (`pending` holds the client ids sent and not yet acknowledged, in order);
     /// the server's `<r/>` is answered on `reply` with the number of stanzas received.
@@ -147,11 +209,26 @@ impl ReaderOut {
             self.unexpected += 1;
             return;
         };
+        shared.answered(k, now_us);
+        let first = shared.state.get(k as usize).is_some_and(|cell| cell.fetch_add(ACK, Ordering::Relaxed) & 0xFFFF == 0);
+        if let (Some(seq), Some(cell)) = (seq, shared.acked_seq.get(k as usize)) {
+            // A message refused and sent again may be acked twice (a late ack of the first copy,
+            // then the repeat's): with the same seq, or it was stored twice.
+            match cell.compare_exchange(0, seq, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => {}
+                Err(earlier) if earlier == seq => {}
+                Err(_) => {
+                    if let Some(si) = shared.step_of(k) {
+                        shared.steps[si].seq_mismatch.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        if !first {
+            return;
+        }
         if let Some(s) = step {
             ReaderOut::hist(&mut self.ack, s).record_us(now_us.saturating_sub(t));
-        }
-        if let Some(cell) = shared.state.get(k as usize) {
-            cell.fetch_add(ACK, Ordering::Relaxed);
         }
         if let Some(si) = shared.step_of(k) {
             let st = &shared.steps[si];
@@ -161,6 +238,36 @@ impl ReaderOut {
         if let Some(seq) = seq {
             self.acked.push(((k % shared.n as u64) as u32, seq));
         }
+    }
+
+    /// An `overloaded` refusal of message `client_id`: sent again on `resend` after `retry_ms`
+    /// (and up to half again at random), with the same client id.
+    fn on_refused(&mut self, shared: &Arc<Shared>, client_id: &str, retry_ms: u64, now_us: u64, resend: &mpsc::UnboundedSender<String>) {
+        let Some((_, k, _)) = parse_client_id(client_id) else {
+            self.unexpected += 1;
+            return;
+        };
+        shared.answered(k, now_us);
+        if let Some(si) = shared.step_of(k) {
+            shared.steps[si].refused.fetch_add(1, Ordering::Relaxed);
+        }
+        let acked = shared.state.get(k as usize).is_some_and(|c| c.load(Ordering::Relaxed) & 0xFFFF > 0);
+        if acked {
+            // Its late ack came first: nothing to send again.
+            return;
+        }
+        let wait = Duration::from_millis(retry_ms + rand::random::<u64>() % (retry_ms / 2 + 1));
+        let (shared, resend, client_id) = (shared.clone(), resend.clone(), client_id.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            if shared.state.get(k as usize).is_some_and(|c| c.load(Ordering::Relaxed) & 0xFFFF > 0) {
+                return;
+            }
+            if let Some(cell) = shared.sent_us.get(k as usize) {
+                cell.store(shared.t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+            }
+            let _ = resend.send(shared.frame(k, &client_id));
+        });
     }
 
     /// Message `client_id` delivered to the other side at `now_us`; returns its index k.
@@ -181,7 +288,7 @@ impl ReaderOut {
         Some(k)
     }
 
-    fn on_json(&mut self, shared: &Shared, text: &str, now_us: u64, last_seq: &mut HashMap<String, i64>) {
+    fn on_json(&mut self, shared: &Arc<Shared>, text: &str, now_us: u64, last_seq: &mut HashMap<String, i64>, resend: &mpsc::UnboundedSender<String>) {
         let ev = match client::parse(text) {
             Ok(ev) => ev,
             Err(e) => return self.fail(e.to_string()),
@@ -195,6 +302,9 @@ impl ReaderOut {
                 }
                 *last = (*last).max(m.seq);
                 self.on_delivery(shared, &m.client_id, now_us);
+            }
+            ServerEvent::Error { code: ErrorCode::Overloaded, reference: Some(client_id), retry_after_ms, .. } => {
+                self.on_refused(shared, &client_id, retry_after_ms.unwrap_or(1000), now_us, resend)
             }
             ServerEvent::Error { code, message, .. } => self.fail(format!("error frame {code:?}: {message}")),
             ServerEvent::ContactEnded { contact_id, reason } => self.fail(format!("contact {contact_id} ended: {reason}")),
@@ -291,7 +401,7 @@ async fn reader(
         };
         let now_us = shared.t0.elapsed().as_micros() as u64;
         match &proto {
-            Proto::Helpline => out.on_json(&shared, text.as_str(), now_us, &mut last_seq),
+            Proto::Helpline { resend } => out.on_json(&shared, text.as_str(), now_us, &mut last_seq, resend),
             Proto::Xmpp { .. } => out.on_xmpp(&shared, text.as_str(), now_us, &proto, &mut xs),
         }
     }
@@ -502,10 +612,18 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> anyhow::Result<Vec<Report
         Opened::Xmpp(p) => p.len(),
     };
     let capacity: u64 = opts.rates.iter().map(|r| (r * opts.duration.as_secs_f64()).ceil() as u64 + 1).sum();
+    let contacts: Vec<String> = match &opened {
+        Opened::Helpline(_, c) => c.iter().map(|c| c.contact_id.clone()).collect(),
+        Opened::Xmpp(_) => Vec::new(),
+    };
     let shared = Arc::new(Shared {
         t0: Instant::now(),
         n,
         state: (0..capacity).map(|_| AtomicU32::new(0)).collect(),
+        sent_us: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
+        acked_seq: (0..capacity).map(|_| std::sync::atomic::AtomicI64::new(0)).collect(),
+        contacts,
+        text: "x".repeat(opts.size.max(1)),
         steps: opts
             .rates
             .iter()
@@ -515,6 +633,10 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> anyhow::Result<Vec<Report
                 acked: AtomicU64::new(0),
                 received: AtomicU64::new(0),
                 last_ack_us: AtomicU64::new(0),
+                refused: AtomicU64::new(0),
+                late: AtomicU64::new(0),
+                slowest_answer_us: AtomicU64::new(0),
+                seq_mismatch: AtomicU64::new(0),
             })
             .collect(),
     });
@@ -527,7 +649,7 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> anyhow::Result<Vec<Report
         let pending: Option<Pending> = xmpp.then(Pending::default);
         let proto = match &pending {
             Some(p) => Proto::Xmpp { pending: p.clone(), reply: tx.clone() },
-            None => Proto::Helpline,
+            None => Proto::Helpline { resend: tx.clone() },
         };
         readers.push(tokio::spawn(reader(rx, shared.clone(), stop_rx.clone(), proto)));
         Endpoint { tx, pending }
@@ -556,6 +678,8 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> anyhow::Result<Vec<Report
     let mut k: u64 = 0;
     let mut reports = Vec::new();
     let mut step_meta = Vec::new();
+    // When each step's wait ended (µs since T0).
+    let mut step_end_us: Vec<u64> = Vec::new();
     for (si, &rate) in opts.rates.iter().enumerate() {
         let step = &shared.steps[si];
         let total = (rate * opts.duration.as_secs_f64()).round() as u64;
@@ -580,7 +704,10 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> anyhow::Result<Vec<Report
                 let measured = intended.duration_since(start) >= opts.warmup;
                 let tag = if measured { si.to_string() } else { "w".into() };
                 let conv = (k % n as u64) as usize;
-                let from_caller = (k / n as u64).is_multiple_of(2);
+                let from_caller = shared.from_caller(k);
+                if let Some(cell) = shared.sent_us.get(k as usize) {
+                    cell.store(shared.t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+                }
                 convs[conv].send(from_caller, &format!("{tag}:{k}:{t_us}"), &text);
                 k += 1;
                 sent += 1;
@@ -594,6 +721,7 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> anyhow::Result<Vec<Report
         {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        step_end_us.push(shared.t0.elapsed().as_micros() as u64);
         let server_usage = server.finish();
         let client_usage = me.finish();
         let last_ack = step.last_ack_us.load(Ordering::Relaxed).saturating_sub(start_us) as f64 / 1e6;
@@ -651,20 +779,31 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> anyhow::Result<Vec<Report
         }
         let step = &shared.steps[si];
         let (ks, ke) = (step.k_start.load(Ordering::Relaxed), step.k_end.load(Ordering::Relaxed));
-        let (mut lost, mut unacked, mut dup) = (0u64, 0u64, 0u64);
-        for cell in &shared.state[ks as usize..ke as usize] {
+        // At the end of the wait: a message never acked whose last send is older than the answer
+        // limit went unanswered (it was neither acked nor refused: a refusal is sent again, and
+        // the resend is its last send); one sent again less than the limit ago is still `pending`.
+        let (mut lost, mut never_answered, mut pending, mut never_acked, mut dup) = (0u64, 0u64, 0u64, 0u64, 0u64);
+        let end_us = step_end_us.get(si).copied().unwrap_or(u64::MAX);
+        for (cell, sent) in shared.state[ks as usize..ke as usize].iter().zip(&shared.sent_us[ks as usize..ke as usize]) {
             let v = cell.load(Ordering::Relaxed);
             let (a, r) = (v & 0xFFFF, v >> 16);
             if r == 0 {
                 lost += 1;
             }
             if a == 0 {
-                unacked += 1;
+                never_acked += 1;
+                if end_us.saturating_sub(sent.load(Ordering::Relaxed)) > ANSWER_LIMIT.as_micros() as u64 {
+                    never_answered += 1;
+                } else {
+                    pending += 1;
+                }
             }
-            if r > 1 || a > 1 {
+            if r > 1 {
                 dup += 1;
             }
         }
+        let late = step.late.load(Ordering::Relaxed);
+        let unacked = never_answered + late;
         let mut rep = Report::new("relay", &target.label);
         rep.param("conversations", n).param("rate", rate).param("duration_s", opts.duration.as_secs_f64()).param("size", opts.size);
         rep.duration_s = send_s;
@@ -677,7 +816,13 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> anyhow::Result<Vec<Report
         rep.count("received", step.received.load(Ordering::Relaxed));
         rep.count("lost", lost);
         rep.count("unacked", unacked);
-        rep.count("duplicated", dup);
+        rep.count("answered_late", late);
+        rep.count("never_acked", never_acked);
+        rep.count("pending_at_end", pending);
+        rep.count("refused", step.refused.load(Ordering::Relaxed));
+        rep.count("duplicated", dup + step.seq_mismatch.load(Ordering::Relaxed));
+        rep.figures.insert("slowest_answer_s".into(), step.slowest_answer_us.load(Ordering::Relaxed) as f64 / 1e6);
+        rep.figures.insert("wait_s".into(), opts.drain.as_secs_f64());
         // Run-wide checks are reported on every step.
         rep.count("errors", errors + unexpected);
         rep.count("out_of_order", out_of_order);

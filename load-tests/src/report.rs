@@ -32,7 +32,7 @@ pub struct Report {
 
 /// Counters that must be zero for a run to pass.
 pub const MUST_BE_ZERO: &[&str] =
-    &["errors", "lost", "duplicated", "out_of_order", "double_offers", "double_rings", "over_capacity", "bad_acks", "unseen_by_supervisors"];
+    &["errors", "lost", "unacked", "duplicated", "out_of_order", "double_offers", "double_rings", "over_capacity", "bad_acks", "unseen_by_supervisors"];
 
 impl Report {
     pub fn new(scenario: &str, target: &str) -> Report {

@@ -251,7 +251,7 @@ async fn counsellor(
             ServerEvent::ContactEnded { contact_id, .. } => {
                 lock_state(&state).active.remove(&contact_id);
             }
-            ServerEvent::Error { code, message, reference } => {
+            ServerEvent::Error { code, message, reference, .. } => {
                 shared.error(format!("counsellor {idx}: {code:?}: {message} ({reference:?})"));
             }
             ServerEvent::Reconnect { .. } => shared.error("server asked to reconnect".into()),

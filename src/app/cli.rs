@@ -112,6 +112,10 @@ pub struct ServeArgs {
     /// A socket silent this many seconds (no frame, no pong) is closed (4000).
     #[arg(long, env = "HELPLINE_WS_IDLE_TIMEOUT_SECS", default_value_t = crate::edge::ws::IDLE_TIMEOUT.as_secs())]
     pub ws_idle_timeout_secs: u64,
+    /// A chat message read from a socket and not acknowledged within this many milliseconds is
+    /// refused with `overloaded` (the client sends it again): nobody's message goes unanswered.
+    #[arg(long, env = "HELPLINE_ANSWER_WITHIN_MS", default_value_t = crate::chat::promise::ANSWER_WITHIN.as_millis() as u64)]
+    pub answer_within_ms: u64,
     /// Lifetime of access tokens, in seconds (the console and dashboard refresh them before they expire).
     #[arg(long, env = "HELPLINE_TOKEN_TTL_SECS", default_value_t = 15 * 60)]
     pub token_ttl_secs: u64,
@@ -326,6 +330,7 @@ async fn serve(database: String, args: ServeArgs) -> anyhow::Result<()> {
         keepalive: crate::edge::ws::Keepalive {
             ping_every: Duration::from_secs(args.ws_ping_secs.max(1)),
             idle_timeout: Duration::from_secs(args.ws_idle_timeout_secs.max(2)),
+            answer_within: Duration::from_millis(args.answer_within_ms.clamp(100, 9_000)),
         },
         // No channels beyond the core's web chat and phone yet (see `crate::chat::channel`).
         channels: Vec::new(),

@@ -253,9 +253,18 @@ pub mod inbound {
     }
 
     /// A message from the caller (the provider's id of it as `client_id`: a repeat is stored once).
-    /// `ack` hears `ack` once it is stored (or an error): the webhook answers after it.
+    /// `ack` hears `ack` once it is stored (or an error), as an [`Outgoing::Answer`]: the webhook answers after it.
     pub async fn message(relay: &RelayHandle, contact: &str, client_id: String, text: String, ack: Outbox) -> bool {
-        let cmd = RelayCommand::Post { contact: contact.to_string(), party: Party::Caller, sender_id: None, client_id, text, outbox: ack };
+        let cmd = RelayCommand::Post {
+            contact: contact.to_string(),
+            party: Party::Caller,
+            sender_id: None,
+            client_id,
+            text,
+            outbox: ack,
+            // The webhook waits for the answer; the provider sends again on a refusal.
+            take_by: crate::chat::relay::never(),
+        };
         relay.send(cmd).await
     }
 

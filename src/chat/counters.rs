@@ -35,6 +35,7 @@ pub struct Metrics {
     pub time_to_answer: Family<Labels, Histogram, fn() -> Histogram>,
     pub commit_seconds: Family<Labels, Histogram, fn() -> Histogram>,
     pub messages: Counter,
+    pub messages_refused: Family<Labels, Counter>,
     pub queue_waiting: Family<Labels, Gauge>,
     pub longest_wait: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub counsellors: Family<Labels, Gauge>,
@@ -51,6 +52,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         time_to_answer: Family::new_with_constructor(answer_histogram),
         commit_seconds: Family::new_with_constructor(commit_histogram),
         messages: Counter::default(),
+        messages_refused: Family::default(),
         queue_waiting: Family::default(),
         longest_wait: Family::default(),
         counsellors: Family::default(),
@@ -63,6 +65,11 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     registry.register("time_to_answer_seconds", "Queue entry to answer", m.time_to_answer.clone());
     registry.register("db_commit_seconds", "Database commit time of routing steps and message batches", m.commit_seconds.clone());
     registry.register("messages", "Chat messages stored", m.messages.clone());
+    registry.register(
+        "messages_refused",
+        "Chat messages refused as overloaded (the client sends them again) by reason: queue_full, taken_late, not_answered_in_time",
+        m.messages_refused.clone(),
+    );
     registry.register("queue_waiting", "Contacts waiting now", m.queue_waiting.clone());
     registry.register("queue_longest_wait_seconds", "Longest wait now", m.longest_wait.clone());
     registry.register("counsellors", "Counsellors by board state", m.counsellors.clone());
@@ -80,6 +87,10 @@ impl Metrics {
     }
     pub fn abandon(&self, helpline: &str) {
         self.abandoned.get_or_create(&label("helpline", helpline)).inc();
+    }
+    /// A chat message refused as `overloaded` ([`crate::chat::promise`]), `n` times.
+    pub fn refused(&self, reason: &str, n: u64) {
+        self.messages_refused.get_or_create(&label("reason", reason)).inc_by(n);
     }
     /// Records how long a commit of `what` (`routing` or `messages`) took.
     pub fn commit(&self, what: &str, took: Duration) {

@@ -29,6 +29,9 @@ pub enum Outgoing {
     Frames(Vec<Utf8Bytes>),
     /// Send this `contact_ended` frame; the caller's session forgets the contact.
     Ended { contact_id: String, frame: Utf8Bytes },
+    /// Send this answer to message `client_id` the socket sent (its `ack`, or an `error` naming
+    /// it): the session crosses it off what it must answer ([`crate::chat::promise`]).
+    Answer { client_id: String, frame: Utf8Bytes },
     /// Send a close frame and stop (account disabled, shutdown).
     Close { code: u16, reason: &'static str },
 }
@@ -109,6 +112,11 @@ impl Outbox {
 
     pub fn send(&self, event: &ServerEvent) -> bool {
         self.push(Outgoing::Frame(event.to_json().into()))
+    }
+
+    /// Sends the answer to message `client_id` this socket sent (see [`Outgoing::Answer`]).
+    pub fn answer(&self, client_id: &str, event: &ServerEvent) -> bool {
+        self.push(Outgoing::Answer { client_id: client_id.to_string(), frame: event.to_json().into() })
     }
 
     pub fn is_closed(&self) -> bool {

@@ -439,6 +439,11 @@ impl Link {
             NodeItem::Ended { conn, contact, text } => {
                 self.hub.push_local(conn, Outgoing::Ended { contact_id: contact, frame: text.into() });
             }
+            NodeItem::Answer { conn, client_id, text } => {
+                // An ack names its seq: the socket has seen it (a new leader sends it nothing older).
+                self.note_seen(conn, &text);
+                self.hub.push_local(conn, Outgoing::Answer { client_id, frame: text.into() });
+            }
             NodeItem::Close { conn, code } => {
                 self.hub.push_local(conn, Outgoing::Close { code, reason: close_reason(code) });
             }
@@ -686,6 +691,7 @@ impl RemotePush for Link {
             Outgoing::Frame(text) => NodeItem::Frame { conn, text: text.as_str().to_string() },
             Outgoing::Frames(texts) => NodeItem::Frames { conn, texts: texts.iter().map(|t| t.as_str().to_string()).collect() },
             Outgoing::Ended { contact_id, frame } => NodeItem::Ended { conn, contact: contact_id, text: frame.as_str().to_string() },
+            Outgoing::Answer { client_id, frame } => NodeItem::Answer { conn, client_id, text: frame.as_str().to_string() },
             Outgoing::Close { code, .. } => NodeItem::Close { conn, code },
         };
         self.to_node(node, &item)

@@ -22,7 +22,7 @@ use crate::chat::hub::{ConnId, Role, Seen, Watch};
 use crate::chat::relay::RelayCommand;
 
 /// The version of what this release writes to Redis, and the only one it reads.
-pub const PROTOCOL: u32 = 2;
+pub const PROTOCOL: u32 = 3;
 /// The version of an entry that carries none: written by a release before versions.
 pub const UNVERSIONED: u32 = 1;
 
@@ -85,6 +85,8 @@ pub enum NodeItem {
     Frame { conn: ConnId, text: String },
     Frames { conn: ConnId, texts: Vec<String> },
     Ended { conn: ConnId, contact: String, text: String },
+    /// The answer to message `client_id` that socket `conn` sent (`Outgoing::Answer`).
+    Answer { conn: ConnId, client_id: String, text: String },
     Close { conn: ConnId, code: u16 },
     /// `answered` false: the command was dropped without an answer (`value` is then null, as is a unit answer).
     Reply { req: ReplyId, answered: bool, value: serde_json::Value },
@@ -234,10 +236,11 @@ mod tests {
             client_id: "k1".into(),
             text: "hello".into(),
             outbox: 42,
+            take_by: 7,
         };
         match round_trip(ToLeader::Relay(post)) {
-            ToLeader::Relay(RelayCommand::Post { contact, client_id, text, outbox, party: Party::Caller, .. }) => {
-                assert_eq!((contact.as_str(), client_id.as_str(), text.as_str(), outbox), ("c1", "k1", "hello", 42));
+            ToLeader::Relay(RelayCommand::Post { contact, client_id, text, outbox, party: Party::Caller, take_by, .. }) => {
+                assert_eq!((contact.as_str(), client_id.as_str(), text.as_str(), outbox, take_by), ("c1", "k1", "hello", 42, 7));
             }
             other => panic!("{other:?}"),
         }
@@ -257,9 +260,9 @@ mod tests {
     fn the_leaders_own_commands_never_cross() {
         let ended = RelayCommand::<Remote>::Ended { contact: "c1".into(), reason: "caller_ended".into() };
         assert!(encode_command("i".into(), "n2".into(), vec![], ToLeader::Relay(ended)).is_err());
-        let json = r#"{"v":2,"id":"i","from":"n2","replies":[],"command":{"Relay":{"Ended":{"contact":"c1","reason":"x"}}}}"#;
+        let json = r#"{"v":3,"id":"i","from":"n2","replies":[],"command":{"Relay":{"Ended":{"contact":"c1","reason":"x"}}}}"#;
         assert!(matches!(decode_command(json), Err(CommandError::Undecodable(_))), "not a variant that crosses");
-        let tick = r#"{"v":2,"id":"i","from":"n2","replies":[],"command":{"Engine":{"Snapshot":3}}}"#;
+        let tick = r#"{"v":3,"id":"i","from":"n2","replies":[],"command":{"Engine":{"Snapshot":3}}}"#;
         assert!(matches!(decode_command(tick), Err(CommandError::Undecodable(_))));
     }
 
@@ -291,9 +294,9 @@ mod tests {
     #[test]
     fn a_command_of_another_version_is_refused_never_misread() {
         // The same shape as a command of this version, under another number: refused all the same.
-        let newer = r#"{"v":3,"id":"i","from":"n9","replies":[4,5],"command":{"Relay":{"Typing":{"contact":"c","party":"caller","sender_id":null,"active":true}}}}"#;
+        let newer = r#"{"v":4,"id":"i","from":"n9","replies":[4,5],"command":{"Relay":{"Typing":{"contact":"c","party":"caller","sender_id":null,"active":true}}}}"#;
         match decode_command(newer) {
-            Err(CommandError::Version { theirs: 3, from, replies }) => {
+            Err(CommandError::Version { theirs: 4, from, replies }) => {
                 assert_eq!(from.as_deref(), Some("n9"));
                 assert_eq!(replies, vec![4, 5]);
             }
@@ -312,7 +315,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(decode_command("[1,2]"), Err(CommandError::Undecodable(_))));
-        assert!(matches!(decode_command(r#"{"v":2,"id":"i"}"#), Err(CommandError::Undecodable(_))));
+        assert!(matches!(decode_command(r#"{"v":3,"id":"i"}"#), Err(CommandError::Undecodable(_))));
     }
 
     #[test]
@@ -322,13 +325,13 @@ mod tests {
         let refusal = encode_refusal(vec![8, 9]).expect("encodes");
         assert!(matches!(decode_node(&refusal), Ok(ForNode::Refused { by: PROTOCOL, replies }) if replies == vec![8, 9]));
         // A refusal from a leader of another version is read all the same: its outer fields are stable.
-        let newer_refusal = r#"{"v":3,"refused":{"replies":[1]},"extra":{"whatever":true}}"#;
-        assert!(matches!(decode_node(newer_refusal), Ok(ForNode::Refused { by: 3, replies }) if replies == vec![1]));
-        let newer = r#"{"v":3,"item":{"Frame":{"conn":3,"text":"{}"}}}"#;
-        assert!(matches!(decode_node(newer), Ok(ForNode::Version { theirs: 3 })), "same shape, other version: not read");
+        let newer_refusal = r#"{"v":4,"refused":{"replies":[1]},"extra":{"whatever":true}}"#;
+        assert!(matches!(decode_node(newer_refusal), Ok(ForNode::Refused { by: 4, replies }) if replies == vec![1]));
+        let newer = r#"{"v":4,"item":{"Frame":{"conn":3,"text":"{}"}}}"#;
+        assert!(matches!(decode_node(newer), Ok(ForNode::Version { theirs: 4 })), "same shape, other version: not read");
         let legacy = r#"{"Frame":{"conn":3,"text":"{}"}}"#;
         assert!(matches!(decode_node(legacy), Ok(ForNode::Version { theirs: UNVERSIONED })));
-        assert!(decode_node(r#"{"v":2}"#).is_err(), "neither an item nor a refusal");
+        assert!(decode_node(r#"{"v":3}"#).is_err(), "neither an item nor a refusal");
         assert!(decode_node("nonsense").is_err());
     }
 

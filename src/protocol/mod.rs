@@ -244,10 +244,24 @@ pub enum TelephonyCommand {
         message: String,
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none", default)]
         reference: Option<String>,
+        /// `overloaded`: send the same event again (same `event_id`) after this many milliseconds.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        retry_after_ms: Option<u64>,
     },
 }
 
 impl TelephonyCommand {
+    /// The refusal of event `event_id`, read but not handled in time ([`ErrorCode::Overloaded`]):
+    /// the exchange sends it again after `retry_after_ms` (events are idempotent by `event_id`; the
+    /// first copy may still be acknowledged late).
+    pub fn overloaded(event_id: impl Into<String>, retry_after_ms: u64) -> TelephonyCommand {
+        TelephonyCommand::Error {
+            code: ErrorCode::Overloaded,
+            message: "the service is very busy: send the event again".into(),
+            reference: Some(event_id.into()),
+            retry_after_ms: Some(retry_after_ms),
+        }
+    }
     /// The JSON text of this frame.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| r#"{"type":"error","code":"internal","message":"encoding"}"#.into())
@@ -546,15 +560,43 @@ pub enum ServerEvent {
         /// The `client_id` or `contact_id` the error is about, when there is one.
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none", default)]
         reference: Option<String>,
+        /// `overloaded`: send the same frame again (same `client_id`) after this many milliseconds.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        retry_after_ms: Option<u64>,
     },
 }
 
 impl ServerEvent {
     pub fn error(code: ErrorCode, message: impl Into<String>) -> ServerEvent {
-        ServerEvent::Error { code, message: message.into(), reference: None }
+        ServerEvent::Error { code, message: message.into(), reference: None, retry_after_ms: None }
     }
     pub fn error_about(code: ErrorCode, message: impl Into<String>, reference: impl Into<String>) -> ServerEvent {
-        ServerEvent::Error { code, message: message.into(), reference: Some(reference.into()) }
+        ServerEvent::Error { code, message: message.into(), reference: Some(reference.into()), retry_after_ms: None }
+    }
+    /// The refusal of a message the server read but could not take in time (queues full, or the
+    /// database too slow): nothing is lost if the client sends it again, with the same
+    /// `client_id`, after `retry_after_ms` (a copy that was stored after all is acknowledged, not stored twice).
+    pub fn overloaded(client_id: impl Into<String>, retry_after_ms: u64) -> ServerEvent {
+        ServerEvent::Error {
+            code: ErrorCode::Overloaded,
+            message: "the service is very busy: your message is waiting to be sent again".into(),
+            reference: Some(client_id.into()),
+            retry_after_ms: Some(retry_after_ms),
+        }
+    }
+    /// The refusal of a message not answered in time: `unavailable` while the database is known
+    /// not to answer (nothing is stored until it is back), else [`ServerEvent::overloaded`]; both
+    /// say when to send it again.
+    pub fn not_taken(client_id: impl Into<String>, database_answering: bool, retry_after_ms: u64) -> ServerEvent {
+        if database_answering {
+            return ServerEvent::overloaded(client_id, retry_after_ms);
+        }
+        ServerEvent::Error {
+            code: ErrorCode::Unavailable,
+            message: "the service cannot store anything right now; nothing was lost: send it again in a moment".into(),
+            reference: Some(client_id.into()),
+            retry_after_ms: Some(retry_after_ms),
+        }
     }
     /// The JSON text of this frame.
     pub fn to_json(&self) -> String {
@@ -597,6 +639,9 @@ pub enum ErrorCode {
     Conflict,
     /// The server is busy or shutting down; try again.
     Unavailable,
+    /// A message was read but not taken in time (queues full, or the database too slow): send it
+    /// again with the same `client_id` after `retry_after_ms`; nothing was lost.
+    Overloaded,
     /// A telephony event names a `call_id` this server does not know (stored as an orphan).
     UnknownCall,
     /// Something failed on the server; nothing was acknowledged.

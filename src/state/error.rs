@@ -55,7 +55,7 @@ impl AppError {
             ErrorCode::Conflict | ErrorCode::ServiceFull | ErrorCode::StageOrder => StatusCode::CONFLICT,
             ErrorCode::InvalidForm => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable | ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -7,17 +7,23 @@ pub const PING_EVERY: Duration = Duration::from_secs(15);
 /// A socket silent (no frame, no pong) for this long is closed: the phone is gone.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 
-/// Ping interval and idle timeout of every socket (defaults [`PING_EVERY`], [`IDLE_TIMEOUT`]).
+/// The timing of every socket: ping interval and idle timeout (defaults [`PING_EVERY`],
+/// [`IDLE_TIMEOUT`]), and how soon a message read is answered at the latest
+/// ([`crate::chat::promise::ANSWER_WITHIN`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Keepalive {
     pub ping_every: Duration,
     /// Silent this long: closed (4000). A frame that cannot be written for this long: closed (4008).
     pub idle_timeout: Duration,
+    /// A message read and not acknowledged this long after is refused (`overloaded`), so nobody's
+    /// message goes unanswered ([`crate::chat::promise`]); the relay refuses rather than stores a
+    /// message it takes after half of this.
+    pub answer_within: Duration,
 }
 
 impl Default for Keepalive {
     fn default() -> Self {
-        Keepalive { ping_every: PING_EVERY, idle_timeout: IDLE_TIMEOUT }
+        Keepalive { ping_every: PING_EVERY, idle_timeout: IDLE_TIMEOUT, answer_within: crate::chat::promise::ANSWER_WITHIN }
     }
 }
 

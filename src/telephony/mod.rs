@@ -68,7 +68,7 @@ pub async fn authenticate_gateway(state: &AppState, headers: &HeaderMap) -> Resu
 }
 
 fn error_frame(code: ErrorCode, message: impl Into<String>, reference: &str) -> TelephonyCommand {
-    TelephonyCommand::Error { code, message: message.into(), reference: Some(reference.to_string()) }
+    TelephonyCommand::Error { code, message: message.into(), reference: Some(reference.to_string()), retry_after_ms: None }
 }
 
 /// Handles one event from `gateway`: stores it (with its effect) and then tells the router.

@@ -65,8 +65,11 @@ async fn sent(rx: &mut mpsc::UnboundedReceiver<(String, Value, bool)>, kind: &st
 /// The next frame on the webhook's own outbox (the acks of the caller's messages).
 async fn acked(inbox: &mut helpline::chat::hub::Inbox) -> Value {
     let item = tokio::time::timeout(FRAME_TIMEOUT, inbox.rx.recv()).await.expect("an ack in time").expect("outbox open");
-    let Outgoing::Frame(text) = item else { panic!("{item:?}") };
-    serde_json::from_str(text.as_str()).expect("json")
+    // An ack (or a refusal) answers the message it names: the outbox gets it as an answer.
+    let Outgoing::Answer { client_id, frame } = item else { panic!("{item:?}") };
+    let v: Value = serde_json::from_str(frame.as_str()).expect("json");
+    assert_eq!(v["client_id"].as_str().or(v["ref"].as_str()), Some(client_id.as_str()), "{v}");
+    v
 }
 
 async fn a_channel_without_a_socket_is_routed_answered_and_ended(backend: Backend) {

@@ -574,7 +574,9 @@ async fn send_until_acked(ws: &mut Ws, frame: Value) -> (i64, usize) {
         sends += 1;
         match fate(ws, &client_id).await {
             Ok(seq) => return (seq, sends),
-            Err(code) => assert_eq!(code, "unavailable", "a resend of {client_id} was refused"),
+            // Refusals that say "send it again": the database is away, or (the relay catching up
+            // after it, refusing copies that waited too long) the message was not taken in time.
+            Err(code) => assert!(code == "unavailable" || code == "overloaded", "a resend of {client_id} was refused: {code}"),
         }
         assert!(Instant::now() < deadline, "{client_id} never acknowledged ({sends} sends)");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -869,7 +871,11 @@ async fn full_disk_under_sqlite() {
 /// A socket that sends nothing and answers no ping is closed with 4000 after the idle timeout
 /// (here 1 s, pings every 200 ms); a socket that answers pings stays open.
 async fn idle_socket_is_closed(backend: Backend) {
-    let keepalive = helpline::edge::ws::Keepalive { ping_every: Duration::from_millis(200), idle_timeout: Duration::from_secs(1) };
+    let keepalive = helpline::edge::ws::Keepalive {
+        ping_every: Duration::from_millis(200),
+        idle_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
     let Some(app) = TestApp::spawn_with_settings(backend, |s| s.keepalive = keepalive).await else { return };
     let mut silent = app.caller().await;
     silent.send(json!({"type": "start", "helpline": "children"})).await;

@@ -19,6 +19,7 @@ mod durability;
 mod exchange;
 mod privacy;
 mod faults;
+mod never_silent;
 mod openapi;
 mod reports;
 mod routing_live;

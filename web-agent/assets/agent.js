@@ -559,7 +559,7 @@ function messageElement(mine, from, text, at) {
 function setState(c, m, s) {
   m.state = s;
   const meta = m.el.querySelector('.meta');
-  const label = { sending: 'sending…', sent: 'sent', delivered: 'delivered', failed: 'not sent' }[s];
+  const label = { sending: 'sending…', waiting: 'waiting, sending again…', sent: 'sent', delivered: 'delivered', failed: 'not sent' }[s];
   meta.textContent = `${timeOf(meta.dataset.at)} · ${label}`;
   meta.dataset.state = s;
   m.el.classList.toggle('failed', s === 'failed');
@@ -646,6 +646,8 @@ function onAck(f) {
   const m = c.own.get(f.client_id);
   if (!m || m.seq != null) return;
   m.seq = f.seq;
+  clearTimeout(m.resendTimer);
+  m.resendTimer = null;
   c.shown.add(f.seq);
   c.pending = c.pending.filter((x) => x !== f.client_id);
   place(c, m.el, f.seq);
@@ -670,6 +672,23 @@ function sendReply(c) {
   place(c, node, null);
   setState(c, m, 'sending');
   send({ type: 'message', contact_id: c.id, client_id: clientId, text });
+}
+
+/**
+ * The server read the message but could not take it in time (`overloaded`): shown as waiting and
+ * sent again with the same client_id after retry_after_ms (and up to half again at random); a copy
+ * stored after all is acknowledged, never stored twice.
+ */
+function resendLater(c, id, m, retryAfterMs) {
+  if (m.resendTimer) return;
+  setState(c, m, 'waiting');
+  const base = Math.max(100, Number(retryAfterMs) || 1000);
+  m.resendTimer = setTimeout(() => {
+    m.resendTimer = null;
+    if (m.seq != null || m.state === 'failed' || c.ended) return;
+    setState(c, m, 'sending');
+    send({ type: 'message', contact_id: c.id, client_id: id, text: m.text });
+  }, base + Math.random() * base * 0.5);
 }
 
 function flushPending(c) {
@@ -756,7 +775,8 @@ function onError(f) {
     for (const c of state.convs.values()) {
       const m = c.own.get(f.ref);
       if (m && m.seq == null) {
-        if (f.code === 'unavailable' || f.code === 'rate_limited') setTimeout(() => flushPending(c), 2000);
+        if (f.code === 'overloaded') resendLater(c, f.ref, m, f.retry_after_ms);
+        else if (f.code === 'unavailable' || f.code === 'rate_limited') setTimeout(() => flushPending(c), 2000);
         else {
           c.pending = c.pending.filter((x) => x !== f.ref);
           setState(c, m, 'failed');

@@ -337,7 +337,7 @@ function timeOf(at) {
 }
 
 function stateLabel(state, at) {
-  const key = { sending: 'sending', sent: 'sent', delivered: 'delivered', failed: 'failed', received: '' }[state];
+  const key = { sending: 'sending', waiting: 'waiting', sent: 'sent', delivered: 'delivered', failed: 'failed', received: '' }[state];
   const time = at ? timeOf(at) : '';
   return key ? `${time} · ${t(key)}` : time;
 }
@@ -410,6 +410,8 @@ function onMessage(f) {
 
 function acknowledged(m, clientId, seq) {
   m.seq = seq;
+  clearTimeout(m.resendTimer);
+  m.resendTimer = null;
   chat.pending = chat.pending.filter((id) => id !== clientId);
   // Stored on the server; with a counsellor in the conversation it is on their screen at once
   // (or comes with the conversation's history when they reconnect).
@@ -443,10 +445,30 @@ function flushPending() {
   }
 }
 
+/**
+ * The server read the message but could not take it in time (`overloaded`): it is shown as waiting
+ * and sent again, with the same client_id, after retry_after_ms and up to half again at random (so
+ * that everyone refused at once does not come back at once). A copy stored after all is
+ * acknowledged, never stored twice.
+ */
+function resendLater(id, m, retryAfterMs) {
+  if (m.resendTimer) return;
+  setState(m, 'waiting');
+  const base = Math.max(100, Number(retryAfterMs) || 1000);
+  m.resendTimer = setTimeout(() => {
+    m.resendTimer = null;
+    if (m.seq != null || m.state === 'failed') return;
+    setState(m, 'sending');
+    if (chat.contactId) send({ type: 'message', client_id: id, text: m.text });
+  }, base + Math.random() * base * 0.5);
+}
+
 function onError(f) {
   const m = f.ref ? chat.own.get(f.ref) : null;
   if (m && m.seq == null) {
-    if (f.code === 'too_large' || f.code === 'bad_field') {
+    if (f.code === 'overloaded') {
+      resendLater(f.ref, m, f.retry_after_ms);
+    } else if (f.code === 'too_large' || f.code === 'bad_field') {
       chat.pending = chat.pending.filter((id) => id !== f.ref);
       setState(m, 'failed');
     } else if (f.code === 'unavailable' || f.code === 'rate_limited') {

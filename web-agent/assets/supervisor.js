@@ -905,6 +905,8 @@ function onAck(f) {
   const own = m?.own.get(f.client_id);
   if (!own || own.seq != null) return;
   own.seq = f.seq;
+  clearTimeout(own.resendTimer);
+  own.resendTimer = null;
   m.shown.add(f.seq);
   m.pending = m.pending.filter((x) => x !== f.client_id);
   own.meta.textContent = `${timeOf()} · sent`;
@@ -973,6 +975,18 @@ function onError(f) {
   if (ref) state.statusAsked.delete(ref);
   for (const m of state.monitors.values()) {
     const own = ref ? m.own.get(ref) : null;
+    if (own && own.seq == null && f.code === 'overloaded') {
+      // Read but not taken in time: sent again with the same client_id after retry_after_ms (and
+      // up to half again at random); a copy stored after all is acknowledged, not stored twice.
+      if (own.resendTimer) return;
+      own.meta.textContent = `${timeOf()} · waiting, sending again…`;
+      const base = Math.max(100, Number(f.retry_after_ms) || 1000);
+      own.resendTimer = setTimeout(() => {
+        own.resendTimer = null;
+        if (own.seq == null && m.joined) send({ type: 'message', contact_id: m.id, client_id: ref, text: own.text });
+      }, base + Math.random() * base * 0.5);
+      return;
+    }
     if (own && own.seq == null) {
       m.pending = m.pending.filter((x) => x !== ref);
       own.meta.textContent = `not sent: ${f.message}`;

@@ -37,6 +37,8 @@ struct Relay {
     conversations: Conversations<Outbox>,
     /// Display names read so far (a read cache of accounts).
     names: HashMap<String, String>,
+    /// Test builds: messages refused once by the `relay-refuse-once` fault point.
+    refused_once: std::collections::HashSet<String>,
 }
 
 /// Starts the relay task with the open conversations restored from the database.
@@ -47,7 +49,14 @@ pub async fn spawn(
 ) -> Result<(RelayHandle, tokio::task::JoinHandle<()>), crate::store::StoreError> {
     let open = store.open_contacts().await?.into_iter().map(|c| (c.id, c.counsellor_id));
     let (tx, rx) = mpsc::channel(4096);
-    let relay = Relay { store, hub, clock, conversations: Conversations::new(open), names: HashMap::new() };
+    let relay = Relay {
+        store,
+        hub,
+        clock,
+        conversations: Conversations::new(open),
+        names: HashMap::new(),
+        refused_once: Default::default(),
+    };
     let task = tokio::spawn(relay.run(rx));
     Ok((RelayHandle::local(tx), task))
 }
@@ -94,8 +103,12 @@ impl Relay {
         while rx.recv_many(&mut commands, MAX_BATCH).await > 0 {
             for cmd in commands.drain(..) {
                 match cmd {
-                    RelayCommand::Post { contact, party, sender_id, client_id, text, outbox } => {
-                        let post = Post { contact, party, sender_id, client_id, text };
+                    RelayCommand::Post { contact, party, sender_id, client_id, text, outbox, take_by } => {
+                        if self.refuse_once(&client_id, &text) {
+                            outbox.answer(&client_id, &ServerEvent::overloaded(client_id.clone(), 500));
+                            continue;
+                        }
+                        let post = Post { contact, party, sender_id, client_id, text, take_by };
                         if let Some(refused) = self.conversations.post(self.clock.now_ms(), post, outbox) {
                             self.tell(refused);
                         }
@@ -110,9 +123,32 @@ impl Relay {
         }
     }
 
+    /// Fault injection for the browser test of the resend rule: `FAILPOINTS=relay-refuse-once=return(TEXT)`
+    /// refuses a message containing TEXT as `overloaded` the first time its client id comes (its
+    /// resend is stored). Test builds only (`fail::has_failpoints` is a constant: compiled out).
+    fn refuse_once(&mut self, client_id: &str, text: &str) -> bool {
+        if !fail::has_failpoints() {
+            return false;
+        }
+        match fail::eval("relay-refuse-once", |arg| arg) {
+            Some(Some(marker)) if text.contains(&marker) => self.refused_once.insert(client_id.to_string()),
+            _ => false,
+        }
+    }
+
     /// Commits the messages admitted since the last commit, then acks and delivers each in seq order.
     async fn flush(&mut self) {
         let Some(batch) = self.conversations.take_batch() else { return };
+        // Fault injection for the "never silent" tests: `FAILPOINTS=relay-before-commit=1*return(MS)`
+        // holds the first commit MS milliseconds (a database writer that stalls). Test builds only.
+        if fail::has_failpoints() {
+            if let Some(Some(ms)) = fail::eval("relay-before-commit", |arg| arg) {
+                if let Ok(ms) = ms.parse::<u64>() {
+                    tracing::warn!(ms, "fault injection: holding a commit of messages");
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+            }
+        }
         let started = std::time::Instant::now();
         let mut result = store_messages(&self.store, self.conversations.seqs(), batch.rows()).await;
         if result.is_ok() {
@@ -160,7 +196,17 @@ impl Relay {
                 To::CallerEnding { contact } => self.hub.tell_caller(&contact, &tell.frame, &text, true, None),
                 To::Counsellor { user, except } => self.hub.to_counsellor(&user, Outgoing::Frame(text.clone()), except),
                 To::Socket(outbox) => {
-                    outbox.push(Outgoing::Frame(text.clone()));
+                    // An ack or a refusal answers the message its socket sent: the session crosses it off.
+                    if let ServerEvent::Error { code: crate::protocol::ErrorCode::Overloaded, .. } = &tell.frame {
+                        crate::chat::counters::METRICS.refused("taken_late", 1);
+                    }
+                    let item = match &tell.frame {
+                        ServerEvent::Ack { client_id, .. } | ServerEvent::Error { reference: Some(client_id), .. } => {
+                            Outgoing::Answer { client_id: client_id.clone(), frame: text.clone() }
+                        }
+                        _ => Outgoing::Frame(text.clone()),
+                    };
+                    outbox.push(item);
                 }
             }
         }

@@ -64,6 +64,8 @@ pub struct Post {
     pub sender_id: Option<String>,
     pub client_id: String,
     pub text: String,
+    /// After this (ms) the message is refused rather than stored ([`crate::chat::promise`]).
+    pub take_by: i64,
 }
 
 /// Messages admitted and not yet committed, with the socket each came from.
@@ -284,6 +286,12 @@ impl<W: Socket> Conversations<W> {
             let frame =
                 ServerEvent::error_about(ErrorCode::UnknownContact, "no open conversation of yours with that contact", post.client_id);
             return Some(Tell { frame, to: vec![To::Socket(from)] });
+        }
+        // Waited too long to be taken (the relay was behind): its socket is about to refuse it; say
+        // so now rather than store a copy the sender will send again.
+        if now > post.take_by {
+            let retry = crate::chat::promise::RETRY_AFTER.as_millis() as u64;
+            return Some(Tell { frame: ServerEvent::overloaded(post.client_id, retry), to: vec![To::Socket(from)] });
         }
         self.batch.rows.push(NewMessage {
             contact_id: post.contact,
@@ -559,7 +567,28 @@ mod tests {
             sender_id: from.sender_id.clone(),
             client_id: client_id.into(),
             text: format!("text of {client_id}"),
+            take_by: i64::MAX,
         }
+    }
+
+    #[test]
+    fn a_message_taken_after_its_time_is_refused_not_stored() {
+        let mut conv = Conversations::<Sock>::new([("c1".to_string(), Some("u1".to_string()))]);
+        let kid = caller(1);
+        let late = Post { take_by: 999, ..post("c1", &kid, "k1") };
+        let tell = conv.post(1_000, late, kid.clone()).expect("refused");
+        assert_eq!(tell.to, vec![To::Socket(kid.clone())]);
+        match tell.frame {
+            ServerEvent::Error { code: ErrorCode::Overloaded, reference, retry_after_ms, .. } => {
+                assert_eq!(reference.as_deref(), Some("k1"));
+                assert!(retry_after_ms.is_some_and(|ms| ms > 0));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(conv.take_batch().is_none(), "nothing to store");
+        // On time (the same instant as take_by): admitted.
+        assert!(conv.post(999, Post { take_by: 999, ..post("c1", &kid, "k2") }, kid).is_none());
+        assert_eq!(conv.take_batch().map(|b| b.rows().len()), Some(1));
     }
 
     /// The store as `Store::write_messages` behaves: it numbers nothing and writes the rows it is

@@ -46,8 +46,19 @@ pub enum RelayCommand<S: Side = Local> {
     /// (Named `AgentSync` between nodes, as releases before the rename call it.)
     #[serde(rename = "AgentSync")]
     CounsellorSync { user: User, status: CounsellorStatus, outbox: S::Socket, done: S::Reply<()> },
-    /// Store a message, ack it to `outbox`, deliver it to the other party.
-    Post { contact: String, party: Party, sender_id: Option<String>, client_id: String, text: String, outbox: S::Socket },
+    /// Store a message, ack it to `outbox`, deliver it to the other party. `take_by` (ms): after
+    /// this the relay refuses it (`overloaded`) instead of storing it, as its socket is about to
+    /// refuse it itself ([`crate::chat::promise`]).
+    Post {
+        contact: String,
+        party: Party,
+        sender_id: Option<String>,
+        client_id: String,
+        text: String,
+        outbox: S::Socket,
+        #[serde(default = "never")]
+        take_by: i64,
+    },
     /// Pass a typing indicator to the other party.
     Typing { contact: String, party: Party, sender_id: Option<String>, active: bool },
     /// A supervisor watches a conversation silently: history now, then every message.
@@ -94,8 +105,8 @@ impl<S: Side> RelayCommand<S> {
             RelayCommand::CounsellorSync { user, status, outbox, done } => {
                 RelayCommand::CounsellorSync { user, status, outbox: t.socket(outbox), done: t.reply(done) }
             }
-            RelayCommand::Post { contact, party, sender_id, client_id, text, outbox } => {
-                RelayCommand::Post { contact, party, sender_id, client_id, text, outbox: t.socket(outbox) }
+            RelayCommand::Post { contact, party, sender_id, client_id, text, outbox, take_by } => {
+                RelayCommand::Post { contact, party, sender_id, client_id, text, outbox: t.socket(outbox), take_by }
             }
             RelayCommand::Typing { contact, party, sender_id, active } => RelayCommand::Typing { contact, party, sender_id, active },
             RelayCommand::Monitor { contact, outbox, done } => {
@@ -118,6 +129,22 @@ impl<S: Side> RelayCommand<S> {
             | RelayCommand::Rejoin { .. } => return None,
         })
     }
+}
+
+/// A `take_by` that never passes.
+pub fn never() -> i64 {
+    i64::MAX
+}
+
+/// Whether the relay took a message ([`RelayHandle::post`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Posted {
+    /// On its way: its answer (ack or refusal) comes to the sender's socket.
+    Sent,
+    /// The relay's queue is full: refuse it now (`overloaded`); it was not taken.
+    Full,
+    /// The relay has stopped (shutdown): refuse it now; it was not taken.
+    Stopped,
 }
 
 /// Cluster mode: a socket of a surviving node registering with a new leader ([`RelayCommand::Rejoin`]).
@@ -168,6 +195,26 @@ impl RelayHandle {
         match &self.route {
             RelayRoute::Local(tx) => Some(tx.clone()),
             RelayRoute::Cluster(_) => None,
+        }
+    }
+
+    /// Hands a message to the relay without waiting for room in its queue: a socket that read a
+    /// message must answer it in time ([`crate::chat::promise`]), so a full queue is a refusal
+    /// now, not a wait. (Cluster mode: it goes to the leader's stream, which waits for nobody.)
+    pub async fn post(&self, cmd: RelayCommand) -> Posted {
+        match &self.route {
+            RelayRoute::Local(tx) => match tx.try_send(cmd) {
+                Ok(()) => Posted::Sent,
+                Err(mpsc::error::TrySendError::Full(_)) => Posted::Full,
+                Err(mpsc::error::TrySendError::Closed(_)) => Posted::Stopped,
+            },
+            RelayRoute::Cluster(link) => {
+                if link.relay(cmd).await {
+                    Posted::Sent
+                } else {
+                    Posted::Stopped
+                }
+            }
         }
     }
 

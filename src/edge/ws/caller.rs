@@ -198,16 +198,25 @@ impl Handler for CallerSession {
         }
     }
 
+    fn awaits_answer(request: &CallerRequest) -> Option<String> {
+        match request {
+            CallerRequest::Message { client_id, .. } => Some(client_id.clone()),
+            _ => None,
+        }
+    }
+
     async fn on_request(&mut self, request: CallerRequest) {
         match request {
             CallerRequest::Start { helpline, language } => self.start(helpline, language).await,
             CallerRequest::Resume { resume_token, last_seq } => self.resume(resume_token, last_seq).await,
             CallerRequest::Message { client_id, text } => {
                 let Some((contact, _)) = &self.contact else {
-                    return self.error(ErrorCode::NotAllowed, "start or resume a chat first");
+                    let refusal = ServerEvent::error_about(ErrorCode::NotAllowed, "start or resume a chat first", client_id.clone());
+                    self.me.answer(&client_id, &refusal);
+                    return;
                 };
                 if let Err(e) = check_message(&client_id, &text) {
-                    self.me.send(&ServerEvent::error_about(e.code, e.message, client_id));
+                    self.me.answer(&client_id, &ServerEvent::error_about(e.code, e.message, client_id.clone()));
                     return;
                 }
                 let cmd = RelayCommand::Post {
@@ -217,13 +226,15 @@ impl Handler for CallerSession {
                     client_id,
                     text,
                     outbox: self.me.clone(),
+                    take_by: super::take_by(&self.state),
                 };
-                self.state.relay.send(cmd).await;
+                super::post(&self.state, &self.me, cmd).await;
             }
             CallerRequest::Typing { active } => {
                 if let Some((contact, _)) = &self.contact {
+                    // A hint: dropped rather than waited for when the relay is behind.
                     let cmd = RelayCommand::Typing { contact: contact.clone(), party: Party::Caller, sender_id: None, active };
-                    self.state.relay.send(cmd).await;
+                    self.state.relay.post(cmd).await;
                 }
             }
             CallerRequest::End {} => {

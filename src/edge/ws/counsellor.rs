@@ -76,8 +76,10 @@ struct CounsellorSession {
 }
 
 impl CounsellorSession {
+    /// An error about a message (`client_id`) or a contact: the answer to it.
     fn error_about(&self, code: ErrorCode, message: impl Into<String>, reference: impl Into<String>) {
-        self.me.send(&ServerEvent::error_about(code, message, reference));
+        let reference = reference.into();
+        self.me.answer(&reference, &ServerEvent::error_about(code, message, reference.clone()));
     }
 
     /// Parses a contact id from the console, or answers `unknown_contact`.
@@ -104,6 +106,13 @@ impl CounsellorSession {
 
 impl Handler for CounsellorSession {
     type Request = CounsellorRequest;
+
+    fn awaits_answer(request: &CounsellorRequest) -> Option<String> {
+        match request {
+            CounsellorRequest::Message { client_id, .. } => Some(client_id.clone()),
+            _ => None,
+        }
+    }
 
     fn needs_store(request: &CounsellorRequest) -> Option<String> {
         Some(match request {
@@ -153,8 +162,9 @@ impl Handler for CounsellorSession {
                     client_id,
                     text,
                     outbox: self.me.clone(),
+                    take_by: super::take_by(&self.state),
                 };
-                self.state.relay.send(cmd).await;
+                super::post(&self.state, &self.me, cmd).await;
             }
             CounsellorRequest::Typing { contact_id, active } => {
                 let cmd = RelayCommand::Typing {
@@ -163,7 +173,8 @@ impl Handler for CounsellorSession {
                     sender_id: Some(self.user.id.clone()),
                     active,
                 };
-                self.state.relay.send(cmd).await;
+                // A hint: dropped rather than waited for when the relay is behind.
+                self.state.relay.post(cmd).await;
             }
             CounsellorRequest::Ping {} => {
                 self.me.send(&ServerEvent::Pong {});

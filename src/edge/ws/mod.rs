@@ -13,6 +13,8 @@ use tokio::time::Instant;
 
 use crate::state::AppState;
 use crate::chat::hub::{Inbox, Outbox, Outgoing};
+use crate::chat::promise::Unanswered;
+use crate::chat::relay::{Posted, RelayCommand};
 use crate::state::stopping;
 use crate::protocol::{ErrorCode, ServerEvent, MAX_FRAME_BYTES};
 
@@ -125,6 +127,11 @@ pub trait Handler: Send {
     fn needs_store(_request: &Self::Request) -> Option<String> {
         None
     }
+    /// The `client_id` of a chat message: the session answers it within the promised time
+    /// whatever happens to it ([`crate::chat::promise`]).
+    fn awaits_answer(_request: &Self::Request) -> Option<String> {
+        None
+    }
     /// The socket is gone (after the loop, before the task ends).
     fn on_close(&mut self) -> impl std::future::Future<Output = ()> + Send;
 }
@@ -140,11 +147,17 @@ pub async fn run_session<H: Handler>(
 ) {
     let _live = state.sessions.enter();
     let mut shutdown = state.shutdown.clone();
-    let Keepalive { ping_every, idle_timeout } = state.keepalive;
+    let Keepalive { ping_every, idle_timeout, answer_within } = state.keepalive;
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     let mut last_heard = Instant::now();
     let mut bucket = Bucket::new(state.rate_limit);
+    // The messages read and not yet answered, in milliseconds since `t0` (see `crate::chat::promise`).
+    let t0 = Instant::now();
+    let since_t0 = move || i64::try_from(t0.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let mut unanswered = Unanswered::new();
     let close_with: Option<(u16, &'static str)> = loop {
+        let due = unanswered.next_due();
+        let due_at = t0 + Duration::from_millis(due.map_or(0, |d| u64::try_from(d).unwrap_or(0)));
         tokio::select! {
             incoming = socket.recv() => {
                 last_heard = Instant::now();
@@ -164,12 +177,17 @@ pub async fn run_session<H: Handler>(
                             me.send(&ServerEvent::error(ErrorCode::TooLarge, format!("frames are limited to {MAX_FRAME_BYTES} bytes")));
                         } else {
                             match crate::protocol::decode::<H::Request>(text.as_str()) {
-                                Ok(request) => match H::needs_store(&request) {
-                                    Some(reference) if !state.store.answering() => {
-                                        me.send(&unavailable(reference));
+                                Ok(request) => {
+                                    if let Some(client_id) = H::awaits_answer(&request) {
+                                        unanswered.read(&client_id, since_t0(), answer_within);
                                     }
-                                    _ => handler.on_request(request).await,
-                                },
+                                    match H::needs_store(&request) {
+                                        Some(reference) if !state.store.answering() => {
+                                            answer(&me, &reference, &unavailable(reference.clone()));
+                                        }
+                                        _ => handler.on_request(request).await,
+                                    }
+                                }
                                 Err(e) => {
                                     me.send(&ServerEvent::error(e.code, e.message));
                                 }
@@ -192,7 +210,7 @@ pub async fn run_session<H: Handler>(
                 // Everything queued now goes out in one write (fed, then flushed once), so a busy
                 // socket costs one system call per burst, not one per frame.
                 let mut frames = Vec::new();
-                let close_after = take_burst(first, &mut inbox, handler, &mut frames);
+                let close_after = take_burst(first, &mut inbox, handler, &mut unanswered, &mut frames);
                 match write_frames(&mut socket, frames, &inbox, idle_timeout).await {
                     Written::Yes => {}
                     Written::Gone => break None,
@@ -203,6 +221,16 @@ pub async fn run_session<H: Handler>(
                 }
             }
             _ = inbox.overflow.notified() => break Some((close::TOO_SLOW, "too slow: reconnect and resume")),
+            // A message read and still unanswered at its time: refused now, the client sends it again.
+            _ = tokio::time::sleep_until(due_at), if due.is_some() => {
+                let late = unanswered.take_due(since_t0());
+                tracing::warn!(n = late.len(), "messages not answered in time: refused as overloaded");
+                crate::chat::counters::METRICS.refused("not_answered_in_time", late.len() as u64);
+                let retry = crate::chat::promise::RETRY_AFTER.as_millis() as u64;
+                // One item, however many: a burst of refusals must not overflow the outbox.
+                let answering = state.store.answering() && state.store.writes_ok();
+                me.push(Outgoing::Frames(late.into_iter().map(|id| ServerEvent::not_taken(id, answering, retry).to_json().into()).collect()));
+            }
             _ = ping.tick() => {
                 if last_heard.elapsed() > idle_timeout {
                     break Some((close::IDLE, "idle"));
@@ -233,7 +261,7 @@ pub async fn run_session<H: Handler>(
             if code != close::TOO_SLOW {
                 while let Ok(item) = inbox.rx.try_recv() {
                     let frames = match item {
-                        Outgoing::Frame(text) | Outgoing::Ended { frame: text, .. } => vec![text],
+                        Outgoing::Frame(text) | Outgoing::Ended { frame: text, .. } | Outgoing::Answer { frame: text, .. } => vec![text],
                         Outgoing::Frames(texts) => texts,
                         Outgoing::Close { .. } => break,
                     };
@@ -288,12 +316,17 @@ fn take_burst<H: Handler>(
     first: Outgoing,
     inbox: &mut Inbox,
     handler: &mut H,
+    unanswered: &mut Unanswered,
     frames: &mut Vec<Utf8Bytes>,
 ) -> Option<(u16, &'static str)> {
     let mut item = first;
     for _ in 0..BURST {
         match item {
             Outgoing::Frame(text) => frames.push(text),
+            Outgoing::Answer { client_id, frame } => {
+                unanswered.answered(&client_id);
+                frames.push(frame);
+            }
             Outgoing::Frames(texts) => frames.extend(texts),
             Outgoing::Ended { contact_id, frame } => {
                 handler.on_ended(&contact_id);
@@ -339,6 +372,42 @@ async fn write(socket: &mut WebSocket, message: Message, inbox: &Inbox, limit: D
         sent = socket.send(message) => if sent.is_ok() { Written::Yes } else { Written::Gone },
         _ = inbox.overflow.notified() => Written::TooSlow,
         _ = tokio::time::sleep(limit) => Written::TooSlow,
+    }
+}
+
+/// Sends `event` as the answer to message `reference` (when it names one), else as a frame.
+pub fn answer(me: &Outbox, reference: &str, event: &ServerEvent) -> bool {
+    if reference.is_empty() {
+        me.send(event)
+    } else {
+        me.answer(reference, event)
+    }
+}
+
+/// The `take_by` of a message read now ([`RelayCommand::Post`]): half the time it has to be answered.
+pub fn take_by(state: &AppState) -> i64 {
+    let half = i64::try_from(state.keepalive.answer_within.as_millis() / 2).unwrap_or(i64::MAX);
+    state.clock.now_ms().saturating_add(half)
+}
+
+/// Hands a chat message the socket `me` read to the relay; refuses it at once when the relay
+/// cannot take it now (its queue is full: `overloaded`; it stopped: `unavailable`). Never waits for
+/// room: the message must be answered in time ([`crate::chat::promise`]).
+pub async fn post(state: &AppState, me: &Outbox, cmd: RelayCommand) {
+    let client_id = match &cmd {
+        RelayCommand::Post { client_id, .. } => client_id.clone(),
+        _ => String::new(),
+    };
+    match state.relay.post(cmd).await {
+        Posted::Sent => {}
+        Posted::Full => {
+            crate::chat::counters::METRICS.refused("queue_full", 1);
+            let retry = crate::chat::promise::RETRY_AFTER.as_millis() as u64;
+            answer(me, &client_id, &ServerEvent::overloaded(client_id.clone(), retry));
+        }
+        Posted::Stopped => {
+            answer(me, &client_id, &unavailable(client_id.clone()));
+        }
     }
 }
 

@@ -79,8 +79,9 @@ struct SupervisorSession {
 }
 
 impl SupervisorSession {
+    /// An error about a message (`client_id`), a contact or an escalation: the answer to it.
     fn error(&self, code: ErrorCode, message: impl Into<String>, reference: &str) {
-        self.me.send(&ServerEvent::error_about(code, message, reference));
+        self.me.answer(reference, &ServerEvent::error_about(code, message, reference));
     }
 
     fn done(&self, request: &str, reference: &str) {
@@ -160,6 +161,13 @@ impl SupervisorSession {
 
 impl Handler for SupervisorSession {
     type Request = SupervisorRequest;
+
+    fn awaits_answer(request: &SupervisorRequest) -> Option<String> {
+        match request {
+            SupervisorRequest::Message { client_id, .. } => Some(client_id.clone()),
+            _ => None,
+        }
+    }
 
     async fn on_request(&mut self, request: SupervisorRequest) {
         match request {
@@ -285,8 +293,9 @@ impl Handler for SupervisorSession {
                     client_id,
                     text,
                     outbox: self.me.clone(),
+                    take_by: super::take_by(&self.state),
                 };
-                self.state.relay.send(cmd).await;
+                super::post(&self.state, &self.me, cmd).await;
             }
             SupervisorRequest::Acknowledge { escalation_id } => {
                 let staff = crate::state::access::Staff::on_socket(self.user.clone(), "supervisor");

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use super::{limited, run_session, Handler, RateLimit};
 use crate::state::AppState;
 use crate::chat::hub::{Outbox, Outgoing};
-use crate::protocol::TelephonyEvent;
+use crate::protocol::{TelephonyCommand, TelephonyEvent};
 use crate::store::gateways::Gateway;
 
 /// An exchange sends an event per call step, far more than a person types: its own, higher limit.
@@ -60,7 +60,7 @@ async fn serve(socket: WebSocket, mut state: AppState, gateway: Gateway) {
     if state.rate_limit.per_sec > 0.0 {
         state.rate_limit = EXCHANGE_RATE;
     }
-    let mut session = ExchangeSession { state: state.clone(), me: me.clone(), gateway };
+    let mut session = ExchangeSession { state: state.clone(), me: me.clone(), gateway, behind: None };
     run_session(socket, me, inbox, &mut session, &state).await;
 }
 
@@ -68,14 +68,55 @@ struct ExchangeSession {
     state: AppState,
     me: Outbox,
     gateway: Gateway,
+    /// An event still being handled after its time to be answered ran out (it was refused as
+    /// `overloaded`; its own answer still goes out when it is done).
+    behind: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The `event_id` of an event that is stored (and answered `ack`), if it is one.
+fn event_id(event: &TelephonyEvent) -> Option<&str> {
+    match event {
+        TelephonyEvent::CallOffered { event_id, .. }
+        | TelephonyEvent::CallAnswered { event_id, .. }
+        | TelephonyEvent::CallEnded { event_id, .. }
+        | TelephonyEvent::CallAbandoned { event_id, .. } => Some(event_id),
+        TelephonyEvent::Ping {} | TelephonyEvent::CommandAck { .. } => None,
+    }
 }
 
 impl Handler for ExchangeSession {
     type Request = TelephonyEvent;
 
+    /// Every event read is answered within the promised time ([`crate::chat::promise`]): its `ack`
+    /// (or `error`), or an `overloaded` refusal the exchange sends again after `retry_after_ms`.
+    /// Events are handled one at a time, in order: while one refused is still being handled, the
+    /// next is refused at once rather than overtake it.
     async fn on_request(&mut self, event: TelephonyEvent) {
-        for frame in crate::telephony::handle_event(&self.state, &self.gateway, event).await {
-            self.me.push(Outgoing::Frame(frame.to_json().into()));
+        let within = self.state.keepalive.answer_within;
+        let retry = crate::chat::promise::RETRY_AFTER.as_millis() as u64;
+        let reference = event_id(&event).map(str::to_string);
+        let refuse = |me: &Outbox, reference: Option<String>| {
+            if let Some(id) = reference {
+                crate::chat::counters::METRICS.refused("telephony_not_answered_in_time", 1);
+                me.push(Outgoing::Frame(TelephonyCommand::overloaded(id, retry).to_json().into()));
+            }
+        };
+        if let Some(mut earlier) = self.behind.take() {
+            if tokio::time::timeout(within, &mut earlier).await.is_err() {
+                self.behind = Some(earlier);
+                return refuse(&self.me, reference);
+            }
+        }
+        let (state, gateway, me) = (self.state.clone(), self.gateway.clone(), self.me.clone());
+        let mut task = tokio::spawn(async move {
+            for frame in crate::telephony::handle_event(&state, &gateway, event).await {
+                me.push(Outgoing::Frame(frame.to_json().into()));
+            }
+        });
+        if tokio::time::timeout(within, &mut task).await.is_err() {
+            tracing::warn!(gateway = %self.gateway.name, "a telephony event was not handled in time: refused as overloaded");
+            self.behind = Some(task);
+            refuse(&self.me, reference);
         }
     }
 

@@ -146,3 +146,49 @@ test('chat: a reload of the tab resumes the conversation from the server', { tim
   await agentCtx.close();
   await callerCtx.close();
 });
+
+test('chat: a message refused as overloaded shows as waiting, is sent again by itself and delivered once', { timeout: WAIT * 4 }, async () => {
+  const agentCtx = await context(browser);
+  const callerCtx = await context(browser);
+  const agent = await counsellor(agentCtx, 'ana');
+  const { page: chat, frames, contactId } = await caller(callerCtx, 'children', 'en');
+  await acceptOffer(agent, contactId);
+  const conv = pane(agent, contactId);
+  await chat.getByText('You are talking with Ana.').first().waitFor();
+  // Record what the widget sends from now on, on its open socket.
+  await chat.evaluate(() => {
+    window.__sent = [];
+    for (const s of window.__sockets) {
+      const send = s.send.bind(s);
+      s.send = (data) => {
+        window.__sent.push(String(data));
+        send(data);
+      };
+    }
+  });
+
+  // The server refuses this one the first time (tests/browser.rs arms `relay-refuse-once`).
+  const text = 'Is anyone there? REFUSED-ONCE';
+  await say(chat, text);
+  const refusal = await frames.waitFor((f) => f.type === 'error' && f.code === 'overloaded', 'an overloaded refusal');
+  assert.ok(refusal.retry_after_ms > 0, 'the refusal says when to send again');
+  const mine = chat.locator('.msg.mine', { hasText: text });
+  await mine.locator('.meta[data-state="waiting"]').waitFor();
+  assert.match(await mine.locator('.meta').textContent(), /waiting, sending again/);
+
+  // After retry_after_ms the widget sends it again with the same client_id; it is stored and delivered once.
+  await mine.locator('.meta[data-state="delivered"]').waitFor();
+  await conv.locator('.msg.theirs .text', { hasText: text }).waitFor();
+  const sent = await chat.evaluate(() => window.__sent);
+  const copies = sent.map((p) => JSON.parse(p)).filter((f) => f.type === 'message' && f.text === text);
+  assert.equal(copies.length, 2, 'sent twice: refused, then again');
+  assert.equal(copies[0].client_id, copies[1].client_id, 'the same client_id both times');
+  assert.equal(copies[0].client_id, refusal.ref);
+  assert.equal(await countText(chat.locator('#messages'), text), 1, 'shown once to the caller');
+  assert.equal(await countText(conv.locator('.log'), text), 1, 'delivered once to the counsellor');
+  assert.equal(frames.filter((f) => f.type === 'ack' && f.client_id === refusal.ref).length, 1, 'acknowledged once');
+
+  for (const p of [chat, agent]) assert.deepEqual(p.errors, [], 'no script errors');
+  await agentCtx.close();
+  await callerCtx.close();
+});
