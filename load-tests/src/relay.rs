@@ -121,14 +121,14 @@ impl Shared {
     }
 
     /// Whether message `k` goes from the caller (else from the counsellor).
-    fn from_caller(&self, k: u64) -> bool {
+    fn sent_by_caller(&self, k: u64) -> bool {
         (k / self.n as u64).is_multiple_of(2)
     }
 
     /// The helpline frame of message `k`.
     fn frame(&self, k: u64, client_id: &str) -> String {
         let text = &self.text;
-        if self.from_caller(k) {
+        if self.sent_by_caller(k) {
             format!(r#"{{"type":"message","client_id":"{client_id}","text":"{text}"}}"#)
         } else {
             let contact = self.contacts.get((k % self.n as u64) as usize).map(String::as_str).unwrap_or_default();
@@ -704,7 +704,7 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> anyhow::Result<Vec<Report
                 let measured = intended.duration_since(start) >= opts.warmup;
                 let tag = if measured { si.to_string() } else { "w".into() };
                 let conv = (k % n as u64) as usize;
-                let from_caller = shared.from_caller(k);
+                let from_caller = shared.sent_by_caller(k);
                 if let Some(cell) = shared.sent_us.get(k as usize) {
                     cell.store(shared.t0.elapsed().as_micros() as u64, Ordering::Relaxed);
                 }
