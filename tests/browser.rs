@@ -30,9 +30,9 @@ async fn tune_helplines(database_url: &str) {
             h.sla_at_risk_ms = 1_000;
             h.sla_target_ms = 2_000;
         }
-        store.upsert_helpline(&h).await.expect("seed a helpline");
+        store.directory().upsert_helpline(&h).await.expect("seed a helpline");
     }
-    store.create_gateway("browser-pbx", &helpline::auth::token_hash(GATEWAY_TOKEN), 0).await.expect("a gateway");
+    store.exchanges().create_gateway("browser-pbx", &helpline::auth::token_hash(GATEWAY_TOKEN), 0).await.expect("a gateway");
 }
 
 /// The service token of the simulated telephone exchange `call_controls.test.mjs` drives over the webhook.
