@@ -418,6 +418,39 @@ mod tests {
         assert_eq!(percentile(&[], 50.0), None);
     }
 
+    /// Tallies merged give the figures of all their contacts together, percentiles included while
+    /// both keep answer times (and none once one of them does not).
+    #[test]
+    fn merged_tallies_are_the_tally_of_all_their_contacts() {
+        let rules = Rules::as_of(1_000_000);
+        let rows = [
+            contact(0, Some(2_000), Some(62_000), false),
+            contact(0, None, Some(4_000), true),
+            contact(0, Some(20_000), None, false),
+            contact(0, None, Some(30_000), true),
+        ];
+        let (mut left, mut right) = (Tally::with_percentiles(), Tally::with_percentiles());
+        for r in &rows[..2] {
+            left.add(r, &rules);
+        }
+        for r in &rows[2..] {
+            right.add(r, &rules);
+        }
+        left.merge(&right);
+        assert_eq!(format!("{:?}", left.figures()), format!("{:?}", compute(&rows, &rules)));
+        let mut without = Tally::new();
+        without.add(&rows[0], &rules);
+        left.merge(&without);
+        assert_eq!(left.figures().answer_p50_ms, None, "a tally without answer times leaves the percentiles unknown");
+        assert_eq!(left.figures().answered, 3);
+    }
+
+    #[test]
+    fn intervals_merge_when_they_overlap_or_touch() {
+        assert_eq!(merge(vec![(5, 7), (0, 2), (2, 3), (6, 9), (20, 21)]), vec![(0, 3), (5, 9), (20, 21)]);
+        assert_eq!(merge(Vec::new()), Vec::<(i64, i64)>::new());
+    }
+
     fn conv(who: &str, a: i64, e: Option<i64>) -> Conversation {
         Conversation { counsellor: who.into(), answered_at: a, ended_at: e }
     }
