@@ -31,9 +31,9 @@ async fn tune_helplines(database_url: &str) {
             h.sla_at_risk_ms = 1_000;
             h.sla_target_ms = 2_000;
         }
-        store.upsert_helpline(&h).await.expect("seed a helpline");
+        store.directory().upsert_helpline(&h).await.expect("seed a helpline");
     }
-    store.create_gateway("browser-pbx", &helpline::auth::token_hash(GATEWAY_TOKEN), 0).await.expect("a gateway");
+    store.exchanges().create_gateway("browser-pbx", &helpline::auth::token_hash(GATEWAY_TOKEN), 0).await.expect("a gateway");
 }
 
 /// Messages containing this are refused once by the relay (`relay-refuse-once`).

@@ -82,6 +82,51 @@ const RULES: &[Rule] = &[
     Rule { module: "clock", may_use: &[], why: "the clock is a leaf" },
 ];
 
+/// The store's views by concern (`store.cases()`, ARCHITECTURE.md, Layers: "The store's views"), each
+/// with the store modules whose types and functions belong to it (`store::users::Role` is the
+/// `accounts` view's). `figures` has no accessor: its reads are the functions of `store::figures`.
+const STORE_VIEWS: &[(&str, &[&str])] = &[
+    ("abuse", &["abuse"]),
+    ("accounts", &["users"]),
+    ("audit_log", &["audit"]),
+    ("calls", &["calls"]),
+    ("cases", &["cases"]),
+    ("commands", &["commands"]),
+    ("contacts", &["contacts"]),
+    ("directory", &["helplines", "defaults"]),
+    ("exchanges", &["gateways"]),
+    ("fencing", &["cluster"]),
+    ("figures", &["figures"]),
+    ("forms", &["forms"]),
+    ("messages", &["messages"]),
+    ("placements", &["services"]),
+    ("privacy", &["privacy"]),
+    ("retention", &["retention"]),
+    ("rollups", &["rollup"]),
+    ("secrets", &["secrets"]),
+    ("sessions", &["sessions"]),
+];
+
+/// Views without an accessor on `Store` (named only by their module's path).
+const VIEWS_WITHOUT_ACCESSOR: &[&str] = &["figures"];
+
+/// Which of the store's views each layer below the wiring may name (`app` and the store itself name
+/// any). A layer not listed names none.
+const VIEW_RULES: &[(&str, &[&str])] = &[
+    ("edge", &["abuse", "accounts", "audit_log", "commands", "contacts", "exchanges", "sessions"]),
+    ("telephony", &["abuse", "accounts", "audit_log", "calls", "commands", "contacts", "directory", "exchanges", "secrets"]),
+    (
+        "safety",
+        &["abuse", "accounts", "audit_log", "calls", "cases", "contacts", "forms", "messages", "placements", "privacy", "retention", "secrets"],
+    ),
+    ("casework", &["accounts", "audit_log", "cases", "contacts", "forms", "placements"]),
+    ("supervision", &["accounts", "directory", "figures", "rollups"]),
+    ("state", &["accounts", "audit_log", "cases", "contacts", "directory", "placements", "sessions"]),
+    ("cluster", &["accounts", "commands", "directory", "fencing"]),
+    ("chat", &["accounts", "audit_log", "calls", "commands", "contacts", "directory", "messages"]),
+    ("auth", &["accounts"]),
+];
+
 /// Crates the pure routing engine may not use: no runtime, no I/O.
 const ROUTING_FORBIDS: &[&str] = &["tokio", "sqlx", "redis", "axum", "reqwest", "std::time::SystemTime", "std::net", "std::fs"];
 
@@ -327,6 +372,60 @@ fn check_file(rel: &str, module: &str, code: &str, graph: &mut BTreeMap<String, 
     out
 }
 
+/// The store's views a file's code names: a call of a view's accessor (`.cases().`) or a path into
+/// a view's module (`store::cases::CaseRules`, `use crate::store::{cases, figures::Tally}`).
+fn store_views(code: &str) -> BTreeSet<String> {
+    // The store's modules the code names by path.
+    let mut named = BTreeSet::new();
+    for (at, _) in code.match_indices("store::") {
+        if is_ident(code.as_bytes().get(at.wrapping_sub(1))) {
+            continue; // some_store::…
+        }
+        let rest = &code[at + "store::".len()..];
+        if let Some(group) = rest.trim_start().strip_prefix('{') {
+            let end = group.find('}').unwrap_or(group.len());
+            for item in group[..end].split(',') {
+                push_first_segment(item, &mut named);
+            }
+        } else {
+            push_first_segment(rest, &mut named);
+        }
+    }
+    let mut found = BTreeSet::new();
+    for (view, modules) in STORE_VIEWS {
+        let call = format!(".{view}()");
+        let called = !VIEWS_WITHOUT_ACCESSOR.contains(view)
+            && code.match_indices(&call).any(|(at, _)| {
+                let after = code[at + call.len()..].trim_start();
+                after.starts_with('.') && !after.starts_with("..")
+            });
+        if called || modules.iter().any(|m| named.contains(*m)) {
+            found.insert(view.to_string());
+        }
+    }
+    found
+}
+
+/// Checks the store's views one file names against [`VIEW_RULES`].
+fn check_views(rel: &str, module: &str, code: &str) -> Vec<Violation> {
+    if module == "app" || module == "store" {
+        return Vec::new();
+    }
+    let allowed: &[&str] = VIEW_RULES.iter().find(|(m, _)| *m == module).map_or(&[], |(_, v)| v);
+    store_views(code)
+        .into_iter()
+        .filter(|v| !allowed.contains(&v.as_str()))
+        .map(|v| Violation {
+            file: rel.to_string(),
+            uses: format!("store.{v}()"),
+            rule: format!(
+                "view: `{module}` may name only the store's views {} (ARCHITECTURE.md, Layers: the store's views), not `{v}`",
+                if allowed.is_empty() { "(none)".to_string() } else { allowed.join(", ") }
+            ),
+        })
+        .collect()
+}
+
 /// Module cycles (strongly connected components with more than one module).
 fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
     // Tarjan's algorithm, iterative enough for a graph of a few dozen nodes.
@@ -402,8 +501,12 @@ fn every_file_keeps_to_its_layer_and_no_modules_form_a_cycle() {
         let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
         let code = code_only(&text);
         violations.extend(check_file(&format!("src/{}", rel.display()), &module, &code, &mut graph));
+        violations.extend(check_views(&format!("src/{}", rel.display()), &module, &code));
     }
-    let report: Vec<String> = violations.iter().map(|v| format!("{}: uses `crate::{}`: {}", v.file, v.uses, v.rule)).collect();
+    let report: Vec<String> = violations
+        .iter()
+        .map(|v| if v.uses.starts_with("store.") { format!("{}: uses `{}`: {}", v.file, v.uses, v.rule) } else { format!("{}: uses `crate::{}`: {}", v.file, v.uses, v.rule) })
+        .collect();
     assert!(report.is_empty(), "{} imports break the layers (ARCHITECTURE.md, Layers):\n{}", report.len(), report.join("\n"));
     let cycles = cycles(&graph);
     assert!(cycles.is_empty(), "import cycles between top-level modules: {cycles:?}");
@@ -428,6 +531,54 @@ fn src_has_at_most_sixteen_entries_at_its_top() {
             "src/{e} is not a layer named in tests/layers.rs RULES and ARCHITECTURE.md"
         );
     }
+}
+
+/// Every view the rules name is one of the store's: its accessor is on `Store` (src/store/mod.rs,
+/// `pub fn cases(&self) -> cases::Cases<'_>`) and its module is one of the view's; and every
+/// accessor there is in [`STORE_VIEWS`].
+#[test]
+fn the_views_the_rules_name_are_the_stores() {
+    let mod_rs = std::fs::read_to_string(src_dir().join("store/mod.rs")).expect("src/store/mod.rs");
+    let mut accessors = BTreeMap::new();
+    for line in mod_rs.lines() {
+        let Some(rest) = line.trim_start().strip_prefix("pub fn ") else { continue };
+        let Some((name, ret)) = rest.split_once("(&self) -> ") else { continue };
+        let Some((module, _)) = ret.split_once("::") else { continue };
+        if ret.contains("<'_>") {
+            accessors.insert(name.to_string(), module.to_string());
+        }
+    }
+    for (view, module) in &accessors {
+        let known = STORE_VIEWS.iter().find(|(v, _)| v == view);
+        assert!(known.is_some_and(|(_, ms)| ms.contains(&module.as_str())), "Store::{view}() (in store::{module}) is not in STORE_VIEWS of tests/layers.rs");
+    }
+    for (view, _) in STORE_VIEWS {
+        assert!(accessors.contains_key(*view) || VIEWS_WITHOUT_ACCESSOR.contains(view), "STORE_VIEWS names `{view}`, which Store has no accessor for");
+    }
+    for (module, views) in VIEW_RULES {
+        assert!(RULES.iter().any(|r| r.module == *module), "VIEW_RULES names `{module}`, not a layer");
+        for v in *views {
+            assert!(STORE_VIEWS.iter().any(|(s, _)| s == v), "VIEW_RULES gives `{module}` the view `{v}`, which the store has not");
+        }
+    }
+}
+
+#[test]
+fn a_view_a_layer_may_not_name_is_named_with_its_file() {
+    let code = code_only(concat!(
+        "use crate::store::cases::CaseRules;\n",
+        "use crate::store::{Store, users::Role};\n",
+        "async fn f(s: &Store) { s.calls().call_record(\"x\").await; s.cases().case(\"y\").await; }\n",
+        "// state.store.abuse().block(..)\n",
+        "fn g(t: &Tally) { t.figures(); crate::store::figures::fetch_staff(s); }\n",
+    ));
+    let found: Vec<String> = store_views(&code).into_iter().collect();
+    assert_eq!(found, ["accounts", "calls", "cases", "figures"]);
+    let v = check_views("src/casework/x.rs", "casework", &code);
+    let named: Vec<(&str, &str)> = v.iter().map(|v| (v.file.as_str(), v.uses.as_str())).collect();
+    assert_eq!(named, [("src/casework/x.rs", "store.calls()"), ("src/casework/x.rs", "store.figures()")], "{v:?}");
+    assert!(v[0].rule.contains("`casework` may name only the store's views"), "{}", v[0].rule);
+    assert!(check_views("src/app/x.rs", "app", &code).is_empty(), "the wiring names any view");
 }
 
 // The checker itself: it must see what a reader sees, and nothing in comments or strings.

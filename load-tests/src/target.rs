@@ -72,7 +72,7 @@ async fn prepare(url: &str) -> anyhow::Result<(Store, AuthKeys)> {
     store.migrate().await.context("migrating")?;
     helpline::store::defaults::seed_helplines(&store).await?;
     let now = now_ms();
-    let secret = store.secret_or_create("jwt_hs256", now, random_secret).await?;
+    let secret = store.secrets().secret_or_create("jwt_hs256", now, random_secret).await?;
     Ok((store, AuthKeys::new(secret.as_bytes(), Duration::from_secs(12 * 3600))))
 }
 
@@ -309,7 +309,7 @@ impl Target {
                         languages: list(&["ro", "ru", "uk", "en"]),
                         capacity,
                     };
-                    let created = store.create_user(&user, now_ms()).await.with_context(|| format!("creating {username}"))?;
+                    let created = store.accounts().create_user(&user, now_ms()).await.with_context(|| format!("creating {username}"))?;
                     let (token, _) = auth.issue(&created.id, role, now_ms())?;
                     out.push(Counsellor { username, id: created.id, token });
                 }
@@ -321,7 +321,7 @@ impl Target {
     /// Gives a counsellor a phone extension (only counsellors with one are offered calls).
     pub async fn set_extension(&self, c: &Counsellor, extension: &str) -> anyhow::Result<()> {
         let Kind::Helpline { store, .. } = &self.kind else { bail!("only helpline has extensions") };
-        store.set_user_extension(&c.id, Some(extension)).await.context("setting an extension")?;
+        store.accounts().set_user_extension(&c.id, Some(extension)).await.context("setting an extension")?;
         Ok(())
     }
 
@@ -329,7 +329,7 @@ impl Target {
     pub async fn gateway(&self, name: &str) -> anyhow::Result<String> {
         let Kind::Helpline { store, .. } = &self.kind else { bail!("only helpline has gateways") };
         let token = random_secret();
-        store.create_gateway(name, &helpline::auth::token_hash(&token), now_ms()).await.context("creating a gateway")?;
+        store.exchanges().create_gateway(name, &helpline::auth::token_hash(&token), now_ms()).await.context("creating a gateway")?;
         Ok(token)
     }
 

@@ -404,7 +404,7 @@ async fn user(database: &str, cmd: UserCommand) -> anyhow::Result<()> {
             if !(1..=50).contains(&a.capacity) {
                 bail!("capacity must be between 1 and 50");
             }
-            let known: Vec<String> = store.helplines().await?.into_iter().map(|h| h.name).collect();
+            let known: Vec<String> = store.directory().helplines().await?.into_iter().map(|h| h.name).collect();
             let helplines = split_list(&a.helplines);
             let backup_helplines = split_list(&a.backup_helplines);
             for h in helplines.iter().chain(&backup_helplines) {
@@ -423,21 +423,21 @@ async fn user(database: &str, cmd: UserCommand) -> anyhow::Result<()> {
                 languages: split_list(&a.languages),
                 capacity: a.capacity,
             };
-            let created = match store.create_user(&new, now).await {
+            let created = match store.accounts().create_user(&new, now).await {
                 Err(StoreError::Conflict(_)) => bail!("username {:?} is taken", a.username),
                 other => other?,
             };
             if extension.is_some() {
-                store.set_user_extension(&created.id, extension).await?;
+                store.accounts().set_user_extension(&created.id, extension).await?;
             }
             if a.senior {
-                store.set_user_senior(&created.id, true).await?;
+                store.accounts().set_user_senior(&created.id, true).await?;
             }
             let districts = split_list(&a.districts);
             if !districts.is_empty() {
-                store.set_user_districts(&created.id, &districts).await?;
+                store.accounts().set_user_districts(&created.id, &districts).await?;
             }
-            store.audit(now, "cli", "user_add", Some(&created.id), Some(a.role.as_str())).await?;
+            store.audit_log().audit(now, "cli", "user_add", Some(&created.id), Some(a.role.as_str())).await?;
             println!("created {} ({}) id {}", created.username, created.role.as_str(), created.id);
         }
         UserCommand::List => {
@@ -445,7 +445,7 @@ async fn user(database: &str, cmd: UserCommand) -> anyhow::Result<()> {
                 "{:<20} {:<11} {:<9} {:<32} {:<12} {:>3} {:<8}",
                 "USERNAME", "ROLE", "STATE", "HELPLINES", "LANGUAGES", "CAP", "EXT"
             );
-            for u in store.users().await? {
+            for u in store.accounts().users().await? {
                 let mut helplines = u.helplines.join(",");
                 if !u.backup_helplines.is_empty() {
                     helplines.push_str(&format!(" (+{})", u.backup_helplines.join(",")));
@@ -477,27 +477,27 @@ async fn gateway(database: &str, cmd: GatewayCommand) -> anyhow::Result<()> {
                 bail!("gateway names are 1-64 characters of a-z, 0-9, '.', '_' and '-'");
             }
             let token = crate::auth::random_token(32);
-            let created = match store.create_gateway(&name, &crate::auth::token_hash(&token), now).await {
+            let created = match store.exchanges().create_gateway(&name, &crate::auth::token_hash(&token), now).await {
                 Err(StoreError::Conflict(_)) => bail!("gateway {name:?} exists"),
                 other => other?,
             };
-            store.audit(now, "cli", "gateway_add", Some(&created.id), Some(&name)).await?;
+            store.audit_log().audit(now, "cli", "gateway_add", Some(&created.id), Some(&name)).await?;
             println!("created gateway {name} id {}", created.id);
             println!("service token (shown once; the exchange sends it as `Authorization: Bearer …`):");
             println!("{token}");
         }
         GatewayCommand::List => {
             println!("{:<24} {:<38} {:<8}", "NAME", "ID", "STATE");
-            for g in store.gateways().await? {
+            for g in store.exchanges().gateways().await? {
                 println!("{:<24} {:<38} {:<8}", g.name, g.id, if g.revoked_at.is_some() { "revoked" } else { "active" });
             }
         }
         GatewayCommand::Revoke { name } => {
-            match store.revoke_gateway(&name, now).await {
+            match store.exchanges().revoke_gateway(&name, now).await {
                 Err(StoreError::NotFound) => bail!("no gateway {name:?}"),
                 other => other?,
             }
-            store.audit(now, "cli", "gateway_revoke", None, Some(&name)).await?;
+            store.audit_log().audit(now, "cli", "gateway_revoke", None, Some(&name)).await?;
             println!("revoked gateway {name}");
         }
     }
@@ -513,14 +513,14 @@ async fn number(database: &str, cmd: NumberCommand) -> anyhow::Result<()> {
             let key = if number == crate::store::helplines::DEFAULT_NUMBER { number.clone() } else {
                 digits.ok_or_else(|| anyhow::anyhow!("a dialled number needs digits (or `*` for the default)"))?
             };
-            if store.helpline(&helpline).await?.is_none() {
+            if store.directory().helpline(&helpline).await?.is_none() {
                 bail!("unknown helpline {helpline:?}");
             }
-            store.set_dialled_number(&key, &helpline).await?;
+            store.directory().set_dialled_number(&key, &helpline).await?;
             println!("{key} -> {helpline}");
         }
         NumberCommand::List => {
-            for (number, helpline) in store.dialled_numbers().await? {
+            for (number, helpline) in store.directory().dialled_numbers().await? {
                 println!("{number:<20} {helpline}");
             }
         }
@@ -531,7 +531,7 @@ async fn number(database: &str, cmd: NumberCommand) -> anyhow::Result<()> {
 /// `helpline audit verify`: prints the chain's length and head, or fails (exit 1) naming the first broken line.
 async fn audit_verify(database: &str) -> anyhow::Result<()> {
     let store = open(database).await?;
-    let report = store.verify_audit_chain().await?;
+    let report = store.audit_log().verify_audit_chain().await?;
     match &report.first_break {
         None => {
             println!("audit log intact: {} lines, head {}", report.lines, report.head);
@@ -545,12 +545,12 @@ async fn audit_verify(database: &str) -> anyhow::Result<()> {
 }
 
 async fn set_disabled(store: &Store, username: &str, disabled: bool, now: i64) -> anyhow::Result<()> {
-    let user = match store.set_user_disabled(username, disabled).await {
+    let user = match store.accounts().set_user_disabled(username, disabled).await {
         Err(StoreError::NotFound) => bail!("no account {username:?}"),
         other => other?,
     };
     let action = if disabled { "user_disable" } else { "user_enable" };
-    store.audit(now, "cli", action, Some(&user.id), None).await?;
+    store.audit_log().audit(now, "cli", action, Some(&user.id), None).await?;
     println!("{} {}", if disabled { "disabled" } else { "enabled" }, user.username);
     Ok(())
 }

@@ -76,7 +76,7 @@ pub const DEMO_ACCOUNTS: &[DemoAccount] = &[
 /// Creates the demo accounts that are missing.
 pub async fn seed_accounts(store: &Store, now: i64) -> anyhow::Result<()> {
     for a in DEMO_ACCOUNTS {
-        if store.user_with_hash(a.username).await?.is_some() {
+        if store.accounts().user_with_hash(a.username).await?.is_some() {
             continue;
         }
         let password = format!("{}-demo", a.username);
@@ -92,17 +92,17 @@ pub async fn seed_accounts(store: &Store, now: i64) -> anyhow::Result<()> {
             languages: to_vec(a.languages),
             capacity: 3,
         };
-        let created = store.create_user(&user, now).await?;
+        let created = store.accounts().create_user(&user, now).await?;
         if let Some((_, ext)) = DEMO_EXTENSIONS.iter().find(|(u, _)| *u == a.username) {
-            store.set_user_extension(&created.id, Some(ext)).await?;
+            store.accounts().set_user_extension(&created.id, Some(ext)).await?;
         }
         if DEMO_SENIORS.contains(&a.username) {
-            store.set_user_senior(&created.id, true).await?;
+            store.accounts().set_user_senior(&created.id, true).await?;
         }
         if a.role == Role::CaseManager {
-            store.set_user_districts(&created.id, &DEMO_CASE_DISTRICTS.iter().map(|d| d.to_string()).collect::<Vec<_>>()).await?;
+            store.accounts().set_user_districts(&created.id, &DEMO_CASE_DISTRICTS.iter().map(|d| d.to_string()).collect::<Vec<_>>()).await?;
         }
-        store.audit(now, "demo", "user_add", Some(&created.id), Some(a.role.as_str())).await?;
+        store.audit_log().audit(now, "demo", "user_add", Some(&created.id), Some(a.role.as_str())).await?;
         tracing::info!(username = a.username, "created demo account");
     }
     Ok(())
@@ -129,7 +129,7 @@ pub const DEMO_SERVICES: &[(&str, &str, &str, i64, &[&str])] = &[
 
 /// Adds the demo placement services when the registry is empty.
 pub async fn seed_services(store: &Store, now: i64) -> anyhow::Result<()> {
-    if !store.services().await?.is_empty() {
+    if !store.placements().services().await?.is_empty() {
         return Ok(());
     }
     for (name, kind, district, capacity, helplines) in DEMO_SERVICES {
@@ -146,7 +146,7 @@ pub async fn seed_services(store: &Store, now: i64) -> anyhow::Result<()> {
             helplines: helplines.iter().map(|h| h.to_string()).collect(),
             created_at: now,
         };
-        store.add_service(&service).await?;
+        store.placements().add_service(&service).await?;
     }
     tracing::info!(count = DEMO_SERVICES.len(), "created demo placement services");
     Ok(())

@@ -110,7 +110,7 @@ async fn close_disabled_accounts(state: &AppState) {
     if online.is_empty() {
         return;
     }
-    let disabled = match state.store.disabled_users().await {
+    let disabled = match state.store.accounts().disabled_users().await {
         Ok(d) => d,
         Err(err) => {
             tracing::warn!(error = %err, "checking disabled accounts failed");

@@ -129,7 +129,7 @@ impl Application {
         }
         let secret = match &settings.jwt_secret {
             Some(s) if !s.is_empty() => s.clone(),
-            _ => store.secret_or_create("jwt_hs256", clock.now_ms(), random_secret).await?,
+            _ => store.secrets().secret_or_create("jwt_hs256", clock.now_ms(), random_secret).await?,
         };
         let previous = settings.jwt_previous_secret.clone().unwrap_or_default();
         let auth = Arc::new(
@@ -137,13 +137,13 @@ impl Application {
                 .with_previous(previous.as_bytes())
                 .with_refresh_ttl(settings.refresh_ttl),
         );
-        let helplines = store.helplines().await?;
+        let helplines = store.directory().helplines().await?;
         let (hub, engine, relay, engine_task, relay_task, cluster) = match &settings.cluster {
             None => {
                 let hub = Arc::new(Hub::new());
                 register_channels(&hub, &settings);
                 // The exchanges' sockets that held commands are gone with the last process.
-                store.release_node_commands(crate::chat::exchange::LOCAL_NODE).await?;
+                store.commands().release_node_commands(crate::chat::exchange::LOCAL_NODE).await?;
                 let (relay, relay_task) = relay::spawn(store.clone(), hub.clone(), clock).await?;
                 let (engine, engine_task) =
                     engine_task::spawn(store.clone(), hub.clone(), relay.clone(), clock, &helplines).await?;

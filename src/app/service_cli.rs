@@ -44,7 +44,7 @@ pub async fn run(store: &Store, cmd: ServiceCommand) -> anyhow::Result<()> {
     let now = Clock::new().now_ms();
     match cmd {
         ServiceCommand::Add(a) => {
-            let known: Vec<String> = store.helplines().await?.into_iter().map(|h| h.name).collect();
+            let known: Vec<String> = store.directory().helplines().await?.into_iter().map(|h| h.name).collect();
             let new = NewService {
                 name: a.name,
                 kind: a.kind,
@@ -57,13 +57,13 @@ pub async fn run(store: &Store, cmd: ServiceCommand) -> anyhow::Result<()> {
                 helplines: split_list(&a.helplines),
             };
             let record = new.build(&known, now).map_err(|e| anyhow::anyhow!(e))?;
-            store.add_service(&record).await?;
-            store.audit_from(now, "cli", "service_add", Some(&record.id), Some(&record.name), "cli").await?;
+            store.placements().add_service(&record).await?;
+            store.audit_log().audit_from(now, "cli", "service_add", Some(&record.id), Some(&record.name), "cli").await?;
             println!("added {} ({}, {}) id {}", record.name, record.kind, record.district, record.id);
         }
         ServiceCommand::List => {
             println!("{:<36} {:<40} {:<26} {:<12} {:>5} {:<5} HELPLINES", "ID", "NAME", "KIND", "DISTRICT", "FREE", "24/7");
-            for s in store.services().await? {
+            for s in store.placements().services().await? {
                 println!(
                     "{:<36} {:<40} {:<26} {:<12} {:>5} {:<5} {}",
                     s.id,

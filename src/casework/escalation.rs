@@ -60,7 +60,7 @@ pub fn suggestion(s: &ServiceRecord) -> ServiceSuggestion {
 
 /// Services with a free place that fit a helpline's escalation, the person's district first.
 pub async fn suggest(state: &AppState, helpline: &str, district: Option<&str>) -> Result<Vec<ServiceSuggestion>, AppError> {
-    let list = state.store.suggestions(helpline, casework::fitting_service_kinds(helpline), district).await?;
+    let list = state.store.placements().suggestions(helpline, casework::fitting_service_kinds(helpline), district).await?;
     Ok(list.iter().map(suggestion).collect())
 }
 
@@ -90,7 +90,7 @@ pub async fn escalate(
         Some(d) if !d.trim().is_empty() => Some(check_text("district", d, 100)?),
         _ => None,
     };
-    let contact = state.store.contact(&req.contact_id).await?;
+    let contact = state.store.contacts().contact(&req.contact_id).await?;
     let contact = match contact {
         Some(c) if c.counsellor_id.as_deref() == Some(staff.id()) || staff.supervises(&c.helpline) => c,
         _ => {
@@ -112,12 +112,12 @@ pub async fn escalate(
         acknowledged_at: None,
         broadcast_at: None,
     };
-    state.store.create_escalation(&record).await?;
+    state.store.forms().create_escalation(&record).await?;
     staff.audit(state, "escalate", &contact.id, Some(&format!("{} {} {}", record.id, record.kind, record.risk))).await;
     let imminent = record.risk == "imminent";
     if imminent {
         raise_priority(state, &contact.id).await;
-        state.store.mark_broadcast(&record.id, record.created_at).await?;
+        state.store.forms().mark_broadcast(&record.id, record.created_at).await?;
     }
     let helpline = (!imminent).then_some(record.helpline.as_str());
     state.hub.event_to_supervisors(helpline, &ServerEvent::Escalation(view(&record, imminent)));
@@ -131,7 +131,7 @@ pub async fn escalate(
 
 /// Acknowledges an escalation for a supervisor (socket or REST); false if already acknowledged.
 pub async fn acknowledge_as(state: &AppState, staff: &Staff, id: &str) -> Result<bool, AppError> {
-    let Some(e) = state.store.escalation(id).await? else {
+    let Some(e) = state.store.forms().escalation(id).await? else {
         return Err(AppError::new(ErrorCode::NotFound, "no such escalation"));
     };
     // After the 2-minute broadcast every supervisor may acknowledge; before, those of its helpline.
@@ -139,7 +139,7 @@ pub async fn acknowledge_as(state: &AppState, staff: &Staff, id: &str) -> Result
     if !may {
         return Err(staff.refuse(state, "acknowledge", id, AppError::forbidden("not a helpline you supervise")).await);
     }
-    let first = state.store.acknowledge_escalation(id, staff.id(), state.clock.now_ms()).await?;
+    let first = state.store.forms().acknowledge_escalation(id, staff.id(), state.clock.now_ms()).await?;
     staff.audit(state, "acknowledge", id, None).await;
     Ok(first)
 }
@@ -147,7 +147,7 @@ pub async fn acknowledge_as(state: &AppState, staff: &Staff, id: &str) -> Result
 /// One step of the acknowledgement watch (every second, from `app::loops`): escalations
 /// unacknowledged for 2 minutes (by the server clock) go to every supervisor, once.
 pub async fn alert_unacknowledged(store: &Store, hub: &Hub, now: i64) {
-    match store.claim_unacknowledged(now - ACK_WITHIN_MS, now).await {
+    match store.forms().claim_unacknowledged(now - ACK_WITHIN_MS, now).await {
         Ok(due) => {
             for e in due {
                 tracing::warn!(escalation = %e.id, helpline = %e.helpline, "escalation unacknowledged for 2 minutes: alerting every supervisor");

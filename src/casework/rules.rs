@@ -368,7 +368,7 @@ fn first_deadline(case_file_ms: i64) -> (&'static str, i64) {
 /// A helpline's stage deadlines: its case file setting (3 days by default) and the stages it set, the
 /// defaults for the others.
 pub async fn stage_deadlines(store: &crate::store::Store, helpline: &str) -> crate::store::StoreResult<StageDeadlines> {
-    let (case_file, rows) = store.stage_deadline_settings(helpline).await?;
+    let (case_file, rows) = store.cases().stage_deadline_settings(helpline).await?;
     let mut d = case_file.map_or_else(StageDeadlines::default, StageDeadlines::with_case_file);
     for (stage, ms) in rows {
         if let Some(i) = Stage::parse(&stage).and_then(|s| TIMED_STAGES.iter().position(|t| *t == s)) {
@@ -387,7 +387,7 @@ pub async fn set_stage_deadlines(
     at: i64,
 ) -> crate::store::StoreResult<()> {
     let stages: Vec<(&str, i64)> = TIMED_STAGES.iter().zip(d.ms).skip(1).map(|(s, ms)| (s.as_str(), ms)).collect();
-    store.set_stage_deadline_settings(helpline, d.ms[0], &stages, by, at).await
+    store.cases().set_stage_deadline_settings(helpline, d.ms[0], &stages, by, at).await
 }
 
 #[cfg(test)]

@@ -231,7 +231,7 @@ pub mod inbound {
             resume_token_hash: format!("none:{}", uuid::Uuid::new_v4().simple()),
             queued_at: now,
         };
-        store.create_contact_from(&record, arrival.caller_hash.as_deref(), arrival.senior_only).await?;
+        store.contacts().create_contact_from(&record, arrival.caller_hash.as_deref(), arrival.senior_only).await?;
         let (done, opened) = oneshot::channel();
         relay.send(RelayCommand::Open { contact: id.clone(), outbox: None, done }).await;
         let _ = opened.await;

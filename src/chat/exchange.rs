@@ -180,7 +180,7 @@ async fn hand_over(
     only: Option<&str>,
 ) -> bool {
     let Some(conn) = hub.gateways.pick(gateway, conn) else { return false };
-    let held = match store.claim_commands(gateway, hub.gateways.node(), conn, only, now).await {
+    let held = match store.commands().claim_commands(gateway, hub.gateways.node(), conn, only, now).await {
         Ok(held) => held,
         Err(err) => {
             tracing::error!(error = %err, gateway, "claiming telephony commands failed; they go out with the next sweep or connection");
@@ -196,7 +196,7 @@ async fn hand_over(
             None => break,
         }
     }
-    if let Err(err) = store.commands_handed_over(gateway, &handed, now).await {
+    if let Err(err) = store.commands().commands_handed_over(gateway, &handed, now).await {
         tracing::error!(error = %err, gateway, "marking commands handed over failed; they will be sent again");
     }
     true
@@ -207,7 +207,7 @@ async fn hand_over(
 /// `alive` made before `dead_before` (the node died; a node that just started may not be in
 /// `alive` yet). True when some were released.
 pub async fn release_stale(store: &crate::store::Store, hub: &crate::chat::hub::Hub, gateway: &str, alive: &[String], dead_before: i64) -> bool {
-    let holders = match store.command_holders(gateway).await {
+    let holders = match store.commands().command_holders(gateway).await {
         Ok(h) => h,
         Err(err) => {
             tracing::warn!(error = %err, gateway, "reading who holds telephony commands failed");
@@ -224,7 +224,7 @@ pub async fn release_stale(store: &crate::store::Store, hub: &crate::chat::hub::
         };
         if stale {
             tracing::warn!(gateway, node = %node, conn, "releasing telephony commands held by a socket that is gone");
-            released |= store.release_commands(gateway, &node, conn).await.is_ok_and(|n| n > 0);
+            released |= store.commands().release_commands(gateway, &node, conn).await.is_ok_and(|n| n > 0);
         }
     }
     released
@@ -238,7 +238,7 @@ pub const ACK_WAIT_MS: i64 = 10_000;
 /// [`ACK_WAIT_MS`] at `now` (a half-open socket, or a stuck adapter): their commands are released
 /// when they close and go to another socket of the exchange. True when one was closed.
 pub async fn close_unresponsive(store: &crate::store::Store, hub: &crate::chat::hub::Hub, gateway: &str, now: i64) -> bool {
-    let Ok(holders) = store.command_holders(gateway).await else { return false };
+    let Ok(holders) = store.commands().command_holders(gateway).await else { return false };
     let me = hub.gateways.node();
     let mut closed = false;
     for (node, conn, oldest) in holders {
@@ -258,7 +258,7 @@ pub async fn close_unresponsive(store: &crate::store::Store, hub: &crate::chat::
 pub async fn sweep(store: &crate::store::Store, hub: &crate::chat::hub::Hub, now: i64, alive: &[String], dead_before: i64) {
     for gateway in hub.gateways.ids() {
         // Mostly nothing waits: a read, and no write transaction.
-        if store.pending_commands(&gateway).await.is_ok_and(|p| p.is_empty()) {
+        if store.commands().pending_commands(&gateway).await.is_ok_and(|p| p.is_empty()) {
             continue;
         }
         close_unresponsive(store, hub, &gateway, now).await;
@@ -271,7 +271,7 @@ pub async fn sweep(store: &crate::store::Store, hub: &crate::chat::hub::Hub, now
 /// exchange, here or (woken) on another node.
 pub async fn socket_closed(store: &crate::store::Store, hub: &crate::chat::hub::Hub, now: i64, gateway: &str, conn: crate::chat::hub::ConnId) {
     hub.gateways.detach(gateway, conn);
-    match store.release_commands(gateway, hub.gateways.node(), conn).await {
+    match store.commands().release_commands(gateway, hub.gateways.node(), conn).await {
         Ok(0) => {}
         Ok(_) => {
             if !hand_over(store, hub, now, gateway, None, None).await {
@@ -323,7 +323,7 @@ pub struct CallInfo {
 /// A call's repeat count and earlier contacts, from stored data (the same after a restart). A
 /// failed read is logged and shows nothing: the call is routed all the same.
 pub async fn caller_history(store: &crate::store::Store, contact_id: &str) -> (i64, Vec<EarlierContact>) {
-    match store.caller_history(contact_id, REPEAT_DAYS * DAY_MS, EARLIER_CONTACTS as i64).await {
+    match store.calls().caller_history(contact_id, REPEAT_DAYS * DAY_MS, EARLIER_CONTACTS as i64).await {
         Ok((n, forms)) => (n, forms.into_iter().map(earlier_contact).collect()),
         Err(err) => {
             tracing::error!(error = %err, contact = contact_id, "reading a caller's history failed; the offer shows none");

@@ -530,7 +530,7 @@ impl Link {
         let accounts = if users.is_empty() {
             Vec::new()
         } else {
-            match self.store.users_by_ids(&users).await {
+            match self.store.accounts().users_by_ids(&users).await {
                 Ok(found) => found,
                 Err(err) => {
                     tracing::error!(error = %err, counsellors = users.len(), "reading the rejoining counsellors failed");

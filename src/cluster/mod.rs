@@ -116,7 +116,7 @@ impl Cluster {
         let _: () = redis::cmd("DEL").arg(keys.node(&node)).query_async(&mut redis).await.context("Redis")?;
         // So were the exchanges' commands it held.
         hub.gateways.set_node(&node);
-        store.release_node_commands(&node).await.context("releasing this node's telephony commands")?;
+        store.commands().release_node_commands(&node).await.context("releasing this node's telephony commands")?;
         let link = Link::start(&node, keys.clone(), hub.clone(), store.clone(), clock, redis.clone());
         let weak = Arc::downgrade(&link);
         // A follower keeps what each of its sockets was sent, for the next leader (see `Hub::note_seen`).
@@ -276,7 +276,7 @@ impl Cluster {
     }
 
     async fn try_lead(&self, leadership: &mut Option<Leadership>) {
-        let floor = match self.store.fence().await {
+        let floor = match self.store.fencing().fence().await {
             Ok((token, _)) => token,
             Err(err) => {
                 tracing::warn!(error = %err, "reading the fence failed: not taking the lead");
@@ -330,7 +330,7 @@ impl Cluster {
         redis_ms: i64,
         previous: Option<String>,
     ) -> anyhow::Result<(watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>)> {
-        if !self.store.raise_fence(token, &self.node, self.clock.now_ms()).await? {
+        if !self.store.fencing().raise_fence(token, &self.node, self.clock.now_ms()).await? {
             anyhow::bail!("the fence is already at or above token {token}");
         }
         // Which socket is whose is registered again below, by every node; this node's own sockets
@@ -444,7 +444,7 @@ impl Cluster {
         };
         let commands_written = last_ms(self.keys.commands()).await;
         let items_written = last_ms(self.keys.node(&self.node)).await;
-        let (fence, fence_holder) = self.store.fence().await?;
+        let (fence, fence_holder) = self.store.fencing().fence().await?;
         let lag = |written: i64, read: i64| (written - read).max(0);
         let sees = self.seen.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|(node, _)| node.clone());
         Ok(json!({

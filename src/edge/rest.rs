@@ -130,10 +130,10 @@ async fn login(
         serde_json::from_slice(&body).map_err(|e| AppError::new(ErrorCode::BadField, format!("bad login body: {e}")))?;
     if state.guard.login_attempt(state.guard.client_ip(peer, &headers), &req.username).is_err() {
         let now = state.clock.now_ms();
-        let _ = state.store.audit(now, "anonymous", "login_throttled", Some(&req.username), None).await;
+        let _ = state.store.audit_log().audit(now, "anonymous", "login_throttled", Some(&req.username), None).await;
         return Err(AppError::new(ErrorCode::RateLimited, "too many login attempts; wait a minute and try again"));
     }
-    let found = state.store.user_with_hash(&req.username).await?;
+    let found = state.store.accounts().user_with_hash(&req.username).await?;
     let (user, hash) = match found {
         Some((u, h)) => (Some(u), h),
         None => (None, dummy_hash().to_string()),
@@ -145,15 +145,15 @@ async fn login(
         Some(u) if ok && !u.disabled => u,
         _ => {
             state.guard.login_failed(&req.username);
-            let _ = state.store.audit(now, "anonymous", "login_failed", Some(&req.username), None).await;
+            let _ = state.store.audit_log().audit(now, "anonymous", "login_failed", Some(&req.username), None).await;
             return Err(AppError::unauthorized("wrong username or password, or the account is disabled"));
         }
     };
     let refresh_token = crate::auth::random_token(32);
     let family = crate::store::new_id();
     let refresh_until = now.saturating_add(i64::try_from(state.auth.refresh_ttl.as_millis()).unwrap_or(i64::MAX));
-    state.store.create_refresh_token(&crate::auth::token_hash(&refresh_token), &family, &user.id, now, refresh_until).await?;
-    state.store.audit(now, &user.id, "login", Some(&user.id), None).await?;
+    state.store.sessions().create_refresh_token(&crate::auth::token_hash(&refresh_token), &family, &user.id, now, refresh_until).await?;
+    state.store.audit_log().audit(now, &user.id, "login", Some(&user.id), None).await?;
     tokens(&state, user, refresh_token, refresh_until, now)
 }
 
@@ -196,18 +196,18 @@ async fn refresh(State(state): State<AppState>, body: axum::body::Bytes) -> Resu
     let next = crate::auth::random_token(32);
     let hash = crate::auth::token_hash(&req.refresh_token);
     let refused = || AppError::unauthorized("the session has ended; sign in again");
-    match state.store.rotate_refresh_token(&hash, &crate::auth::token_hash(&next), now).await? {
+    match state.store.sessions().rotate_refresh_token(&hash, &crate::auth::token_hash(&next), now).await? {
         Refresh::Refused => Err(refused()),
         Refresh::Reused { user_id, family_id } => {
             tracing::warn!(user = %user_id, "a used refresh token was presented again: its family is revoked");
-            state.store.audit(now, &user_id, "refresh_reuse", Some(&user_id), Some(&family_id)).await?;
+            state.store.audit_log().audit(now, &user_id, "refresh_reuse", Some(&user_id), Some(&family_id)).await?;
             Err(refused())
         }
         Refresh::Rotated { user_id, family_id: _, expires_at } => {
-            let user = match state.store.user(&user_id).await? {
+            let user = match state.store.accounts().user(&user_id).await? {
                 Some(u) if !u.disabled => u,
                 _ => {
-                    state.store.revoke_refresh_tokens(&user_id, now).await?;
+                    state.store.sessions().revoke_refresh_tokens(&user_id, now).await?;
                     return Err(refused());
                 }
             };
@@ -222,9 +222,9 @@ async fn refresh(State(state): State<AppState>, body: axum::body::Bytes) -> Resu
     responses((status = 204, description = "every token of the account is void; its consoles and dashboards are closed")))]
 async fn logout(State(state): State<AppState>, auth: AuthUser) -> Result<StatusCode, AppError> {
     let now = state.clock.now_ms();
-    state.store.revoke_sessions(&auth.user.id, now + 1).await?;
-    state.store.revoke_refresh_tokens(&auth.user.id, now).await?;
-    state.store.audit(now, &auth.user.id, "logout", Some(&auth.user.id), None).await?;
+    state.store.sessions().revoke_sessions(&auth.user.id, now + 1).await?;
+    state.store.sessions().revoke_refresh_tokens(&auth.user.id, now).await?;
+    state.store.audit_log().audit(now, &auth.user.id, "logout", Some(&auth.user.id), None).await?;
     state.hub.close_staff(&auth.user.id, crate::protocol::close::REVOKED, "logged out");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -293,9 +293,9 @@ async fn contact(State(state): State<AppState>, auth: AuthUser, Path(id): Path<S
     if !matches!(auth.user.role, Role::Supervisor | Role::Admin) {
         return Err(AppError::forbidden("supervisors and admins only"));
     }
-    let record = state.store.contact(&id).await?.ok_or_else(|| AppError::new(ErrorCode::NotFound, "no such contact"))?;
-    let events = state.store.contact_events(&id).await?;
-    state.store.audit(state.clock.now_ms(), &auth.user.id, "view_contact", Some(&id), None).await?;
+    let record = state.store.contacts().contact(&id).await?.ok_or_else(|| AppError::new(ErrorCode::NotFound, "no such contact"))?;
+    let events = state.store.contacts().contact_events(&id).await?;
+    state.store.audit_log().audit(state.clock.now_ms(), &auth.user.id, "view_contact", Some(&id), None).await?;
     Ok(Json(ContactAnswer { contact: record, events }).into_response())
 }
 
@@ -317,7 +317,7 @@ async fn caller_end(State(state): State<AppState>, body: axum::body::Bytes) -> R
     let req: CallerEnd = serde_json::from_slice(&body)
         .map_err(|e| AppError::new(ErrorCode::BadField, format!("expected {{\"resume_token\": …}}: {e}")))?;
     let hash = crate::auth::token_hash(&req.resume_token);
-    if let Some(contact) = state.store.contact_by_token_hash(&hash).await? {
+    if let Some(contact) = state.store.contacts().contact_by_token_hash(&hash).await? {
         if let (true, Some(key)) = (contact.is_open(), crate::chat::engine_task::contact_key(&contact.id)) {
             state.engine.input(crate::routing::Input::EndByCaller { contact: key }).await;
         }

@@ -4,6 +4,7 @@
 //! keep the list of known `type` names in step with the enums.
 
 pub mod board;
+pub mod figures;
 
 /// Close codes the server uses.
 pub mod close {

@@ -70,7 +70,7 @@ impl Door {
 /// and what the door says. If the database cannot answer, the chat is let in (a caller is never
 /// refused because of a fault) and the error logged.
 pub async fn chat_door(state: &AppState, network: IpAddr, helpline: &str, now: i64) -> (Option<String>, Door) {
-    let key = match state.store.secret_or_create(ADDRESS_KEY, now, crate::auth::random_secret).await {
+    let key = match state.store.secrets().secret_or_create(ADDRESS_KEY, now, crate::auth::random_secret).await {
         Ok(k) => k,
         Err(err) => {
             tracing::error!(error = %err, "reading the caller-address key failed; the chat is let in");
@@ -78,7 +78,7 @@ pub async fn chat_door(state: &AppState, network: IpAddr, helpline: &str, now: i
         }
     };
     let hash = address_hash(&key, network);
-    match state.store.block_for("address", &hash, helpline, now).await {
+    match state.store.abuse().block_for("address", &hash, helpline, now).await {
         Ok(block) => (Some(hash), Door::of(block)),
         Err(err) => {
             tracing::error!(error = %err, "checking blocks failed; the chat is let in");
@@ -90,7 +90,7 @@ pub async fn chat_door(state: &AppState, network: IpAddr, helpline: &str, now: i
 /// A new call from the number hashed `hash` to `helpline`: what the door says (a fault lets it in).
 pub async fn call_door(state: &AppState, hash: Option<&str>, helpline: &str, now: i64) -> Door {
     let Some(hash) = hash else { return Door::Open { senior_only: false } };
-    match state.store.block_for("number", hash, helpline, now).await {
+    match state.store.abuse().block_for("number", hash, helpline, now).await {
         Ok(block) => Door::of(block),
         Err(err) => {
             tracing::error!(error = %err, "checking blocks failed; the call is let in");
@@ -114,7 +114,7 @@ pub struct FlagRequest {
 /// Anyone else gets `unknown_contact` (audited).
 pub async fn flag(state: &AppState, staff: &Staff, contact_id: &str, reason: &str) -> Result<FlagRecord, AppError> {
     let reason = check_text("reason", reason, 1000)?;
-    let contact = match state.store.contact(contact_id).await? {
+    let contact = match state.store.contacts().contact(contact_id).await? {
         Some(c) if c.counsellor_id.as_deref() == Some(staff.id()) || staff.supervises(&c.helpline) => c,
         _ => {
             let refused = AppError::new(ErrorCode::UnknownContact, "no such contact, or not one you handled");
@@ -130,7 +130,7 @@ pub async fn flag(state: &AppState, staff: &Staff, contact_id: &str, reason: &st
         reason,
         at: now,
     };
-    let stored = state.store.flag_contact(&record).await?;
+    let stored = state.store.abuse().flag_contact(&record).await?;
     staff.audit(state, "flag_abusive", &contact.id, Some(&stored.id)).await;
     if stored.id == record.id {
         state.hub.event_to_supervisors(
@@ -194,10 +194,10 @@ pub async fn list_flags(State(state): State<AppState>, staff: Staff, Query(q): Q
     }
     let now = state.clock.now_ms();
     let since = now.saturating_sub(q.days.unwrap_or(30).clamp(1, 366).saturating_mul(24 * 3600 * 1000));
-    let blocks = state.store.blocks(now, false).await?;
+    let blocks = state.store.abuse().blocks(now, false).await?;
     let flags: Vec<serde_json::Value> = state
         .store
-        .flags_since(since)
+        .abuse().flags_since(since)
         .await?
         .iter()
         .filter(|f| staff.supervises(&f.helpline))
@@ -291,14 +291,14 @@ pub async fn create_block(State(state): State<AppState>, staff: Staff, body: axu
     }
     let secs = parse_duration(&req.duration)?;
     let reason = check_text("reason", &req.reason, 1000)?;
-    let contact = match state.store.contact(&req.contact_id).await? {
+    let contact = match state.store.contacts().contact(&req.contact_id).await? {
         Some(c) if staff.supervises(&c.helpline) => c,
         _ => return Err(staff.refuse(&state, "block_create", &req.contact_id, crate::state::access::hidden("contact")).await),
     };
-    if state.store.flag_of(&contact.id).await?.is_none() {
+    if state.store.abuse().flag_of(&contact.id).await?.is_none() {
         return Err(AppError::new(ErrorCode::Conflict, "only a flagged contact's caller can be blocked; flag it first"));
     }
-    let Some(identifier) = state.store.caller_identifier(&contact.id).await? else {
+    let Some(identifier) = state.store.abuse().caller_identifier(&contact.id).await? else {
         return Err(AppError::new(ErrorCode::Conflict, "this contact's caller cannot be recognised (withheld number)"));
     };
     let now = state.clock.now_ms();
@@ -318,7 +318,7 @@ pub async fn create_block(State(state): State<AppState>, staff: Staff, body: axu
         lift_reason: None,
         attempts: 0,
     };
-    state.store.create_block(&block).await?;
+    state.store.abuse().create_block(&block).await?;
     let detail = format!("{} {} until {}", block.id, block.mode, rfc3339(block.expires_at));
     staff.audit(&state, "block_create", &contact.id, Some(&detail)).await;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "block": block_view(&block, now) }))).into_response())
@@ -345,7 +345,7 @@ pub async fn list_blocks(State(state): State<AppState>, staff: Staff, Query(q): 
     let now = state.clock.now_ms();
     let list: Vec<serde_json::Value> = state
         .store
-        .blocks(now, q.all)
+        .abuse().blocks(now, q.all)
         .await?
         .iter()
         .filter(|b| staff.supervises(&b.helpline))
@@ -385,16 +385,16 @@ pub async fn lift_block(
         Some(r) if !r.trim().is_empty() => Some(check_text("reason", r, 1000)?),
         _ => None,
     };
-    let block = match state.store.block(&id).await? {
+    let block = match state.store.abuse().block(&id).await? {
         Some(b) if staff.supervises(&b.helpline) => b,
         _ => return Err(staff.refuse(&state, "block_lift", &id, crate::state::access::hidden("block")).await),
     };
     let now = state.clock.now_ms();
-    if !state.store.lift_block(&block.id, staff.id(), reason.as_deref(), now).await? {
+    if !state.store.abuse().lift_block(&block.id, staff.id(), reason.as_deref(), now).await? {
         return Err(AppError::new(ErrorCode::Conflict, "this block was already lifted"));
     }
     staff.audit(&state, "block_lift", &block.contact_id, Some(&block.id)).await;
-    let lifted = state.store.block(&block.id).await?.ok_or_else(AppError::internal)?;
+    let lifted = state.store.abuse().block(&block.id).await?.ok_or_else(AppError::internal)?;
     Ok(Json(serde_json::json!({ "block": block_view(&lifted, now) })).into_response())
 }
 

@@ -46,7 +46,7 @@ async fn exporter(state: &AppState, staff: &Staff, action: &str, target: &str) -
 /// The audit lines about one object, oldest first (who read or changed it, from where).
 async fn audit_trail(state: &AppState, target: &str) -> Result<Vec<Value>, AppError> {
     let q = AuditQuery { target: Some(target.to_string()), limit: 1000, ..AuditQuery::default() };
-    let mut lines = state.store.audit_lines(&q).await?;
+    let mut lines = state.store.audit_log().audit_lines(&q).await?;
     lines.reverse();
     Ok(lines
         .iter()
@@ -58,15 +58,15 @@ async fn audit_trail(state: &AppState, target: &str) -> Result<Vec<Value>, AppEr
 async fn contact_export(state: &AppState, contact: &ContactRecord) -> Result<Value, AppError> {
     let id = contact.id.as_str();
     let now = state.clock.now_ms();
-    let purged_at = state.store.purged_at(id).await?;
+    let purged_at = state.store.retention().purged_at(id).await?;
     let messages: Vec<Value> = state
         .store
-        .messages_after(id, 0)
+        .messages().messages_after(id, 0)
         .await?
         .iter()
         .map(|m| json!({ "seq": m.seq, "sender": m.sender, "sender_id": m.sender_id, "text": m.body, "at": rfc3339(m.at) }))
         .collect();
-    let call = state.store.call_record(id).await?.map(|c| {
+    let call = state.store.calls().call_record(id).await?.map(|c| {
         json!({
             "gateway_id": c.gateway_id, "call_id": c.call_id, "dialled": c.dialled,
             "caller_number": "not stored (a keyed hash only)", "caller_last_digits": c.caller_last2,
@@ -74,11 +74,11 @@ async fn contact_export(state: &AppState, contact: &ContactRecord) -> Result<Val
             "ended_by": c.ended_by, "outcome": c.outcome, "wait_ms": c.wait_ms, "talk_ms": c.talk_ms, "offline": c.offline,
         })
     });
-    let form = state.store.form(id).await?;
-    let flag = state.store.flag_of(id).await?;
-    let blocks: Vec<Value> = state.store.blocks_of_contact(id).await?.iter().map(|b| crate::safety::abuse::block_view(b, now)).collect();
+    let form = state.store.forms().form(id).await?;
+    let flag = state.store.abuse().flag_of(id).await?;
+    let blocks: Vec<Value> = state.store.privacy().blocks_of_contact(id).await?.iter().map(|b| crate::safety::abuse::block_view(b, now)).collect();
     let cases: Vec<Value> =
-        state.store.cases_of_contact(id).await?.iter().map(|c| json!({ "case_id": c.id, "number": c.number })).collect();
+        state.store.cases().cases_of_contact(id).await?.iter().map(|c| json!({ "case_id": c.id, "number": c.number })).collect();
     Ok(json!({
         "contact": {
             "id": contact.id, "channel": contact.channel, "helpline": contact.helpline, "language": contact.language,
@@ -92,13 +92,13 @@ async fn contact_export(state: &AppState, contact: &ContactRecord) -> Result<Val
             "deleted_by_retention_at": purged_at.map(rfc3339),
             "messages": messages,
         },
-        "events": state.store.contact_events(id).await?,
+        "events": state.store.contacts().contact_events(id).await?,
         "call": call,
         "form": form.as_ref().map(|f| crate::casework::http::forms::view(id, Some(f))),
-        "escalations": state.store.escalations_of_contact(id).await?,
+        "escalations": state.store.privacy().escalations_of_contact(id).await?,
         "flag": flag.as_ref().map(|f| crate::safety::abuse::flag_view(f, !blocks.is_empty())),
         "blocks": blocks,
-        "placements": state.store.placements_of_contact(id).await?,
+        "placements": state.store.privacy().placements_of_contact(id).await?,
         "cases": cases,
         "audit": audit_trail(state, id).await?,
     }))
@@ -117,7 +117,7 @@ async fn contact_export(state: &AppState, contact: &ContactRecord) -> Result<Val
     ))]
 pub async fn export_contact(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
     exporter(&state, &staff, "contact_export", &id).await?;
-    let contact = match state.store.contact(&id).await? {
+    let contact = match state.store.contacts().contact(&id).await? {
         Some(c) if staff.supervises(&c.helpline) => c,
         _ => return Err(staff.refuse(&state, "contact_export", &id, hidden("contact")).await),
     };
@@ -139,20 +139,20 @@ pub async fn export_contact(State(state): State<AppState>, staff: Staff, Path(id
     ))]
 pub async fn export_case(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
     exporter(&state, &staff, "case_export", &id).await?;
-    let case = match state.store.case(&id).await? {
+    let case = match state.store.cases().case(&id).await? {
         Some(c) if staff.supervises(&c.helpline) => c,
         _ => return Err(staff.refuse(&state, "case_export", &id, hidden("case")).await),
     };
     let person = if staff.sees_person(&case) {
-        json!(state.store.case_person(&id).await?)
+        json!(state.store.cases().case_person(&id).await?)
     } else {
         json!({ "withheld": "identifying details are shown only to the case's own roles and admins" })
     };
     let entries: Vec<crate::casework::http::cases::EntryView> =
-        state.store.case_entries(&id).await?.iter().map(crate::casework::http::cases::entry_view).collect();
+        state.store.cases().case_entries(&id).await?.iter().map(crate::casework::http::cases::entry_view).collect();
     let mut contacts = Vec::new();
-    for contact_id in state.store.case_contacts(&id).await? {
-        if let Some(contact) = state.store.contact(&contact_id).await? {
+    for contact_id in state.store.cases().case_contacts(&id).await? {
+        if let Some(contact) = state.store.contacts().contact(&contact_id).await? {
             contacts.push(contact_export(&state, &contact).await?);
         }
     }
@@ -160,7 +160,7 @@ pub async fn export_case(State(state): State<AppState>, staff: Staff, Path(id): 
         "case": crate::casework::http::cases::case_view(&case),
         "person": person,
         "entries": entries,
-        "placements": state.store.placements_of_case(&id).await?,
+        "placements": state.store.placements().placements_of_case(&id).await?,
         "contacts": contacts,
         "audit": audit_trail(&state, &id).await?,
     });
@@ -192,13 +192,13 @@ pub async fn reveal(State(state): State<AppState>, staff: Staff, Path(id): Path<
     }
     let req: RevealRequest = parse_body(&body)?;
     let reason = check_text("reason", &req.reason, 1000)?;
-    let contact = match state.store.contact(&id).await? {
+    let contact = match state.store.contacts().contact(&id).await? {
         Some(c) if staff.supervises(&c.helpline) => c,
         _ => return Err(staff.refuse(&state, "caller_reveal", &id, hidden("contact")).await),
     };
     staff.audit_or_refuse(&state, "caller_reveal", &id, Some(&reason)).await?;
     let now = state.clock.now_ms();
-    let Some(identifier) = state.store.caller_identifier(&id).await? else {
+    let Some(identifier) = state.store.abuse().caller_identifier(&id).await? else {
         return Ok(Json(json!({
             "contact_id": id, "channel": contact.channel, "identifier": null,
             "explanation": "no identifier is stored for this caller (a withheld number, or a chat from before identifiers were kept)",
@@ -206,10 +206,10 @@ pub async fn reveal(State(state): State<AppState>, staff: Staff, Path(id): Path<
         }))
         .into_response());
     };
-    let call = state.store.call_record(&id).await?;
+    let call = state.store.calls().call_record(&id).await?;
     let same: Vec<_> = state
         .store
-        .contacts_with_identifier(identifier.kind, &identifier.hash)
+        .privacy().contacts_with_identifier(identifier.kind, &identifier.hash)
         .await?
         .into_iter()
         .filter(|c| c.contact_id != id && staff.supervises(&c.helpline))
@@ -227,7 +227,7 @@ pub async fn reveal(State(state): State<AppState>, staff: Staff, Path(id): Path<
         .collect();
     let blocks: Vec<Value> = state
         .store
-        .blocks_on(identifier.kind, &identifier.hash)
+        .privacy().blocks_on(identifier.kind, &identifier.hash)
         .await?
         .iter()
         .filter(|b| staff.supervises(&b.helpline))

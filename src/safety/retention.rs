@@ -33,7 +33,7 @@ pub async fn run(store: &Store, now: i64, days: u32, mut progress: impl FnMut(&P
     let cut = cutoff(now, days);
     let mut totals = Totals::default();
     loop {
-        let step = store.purge_step(cut, now, BATCH).await?;
+        let step = store.retention().purge_step(cut, now, BATCH).await?;
         totals.contacts += step.contacts;
         totals.messages += step.messages;
         progress(&step, &totals);
@@ -44,7 +44,7 @@ pub async fn run(store: &Store, now: i64, days: u32, mut progress: impl FnMut(&P
     }
     if totals.contacts > 0 {
         let detail = format!("{} conversations ({} messages) of contacts without a case, ended more than {days} days ago", totals.contacts, totals.messages);
-        store.audit(now, "system", "retention_purge", None, Some(&detail)).await?;
+        store.audit_log().audit(now, "system", "retention_purge", None, Some(&detail)).await?;
     }
     Ok(totals)
 }

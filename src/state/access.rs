@@ -44,11 +44,11 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// The account a token speaks for: it must exist, be enabled, and not have logged out since the token was issued.
 async fn enabled_user(state: &AppState, claims: &Claims) -> Result<User, AppError> {
-    let user = match state.store.user(&claims.sub).await? {
+    let user = match state.store.accounts().user(&claims.sub).await? {
         Some(u) if !u.disabled => u,
         _ => return Err(AppError::unauthorized("account unknown or disabled")),
     };
-    match state.store.sessions_revoked_at(&user.id).await? {
+    match state.store.sessions().sessions_revoked_at(&user.id).await? {
         Some(revoked) if claims.iat_ms < revoked => Err(AppError::unauthorized("logged out; log in again")),
         _ => Ok(user),
     }
@@ -112,7 +112,7 @@ impl Staff {
     /// Writes an audit line; a failed write is logged (the action itself already committed or was refused).
     pub async fn audit(&self, state: &AppState, action: &str, target: &str, detail: Option<&str>) {
         let now = state.clock.now_ms();
-        if let Err(err) = state.store.audit_from(now, &self.user.id, action, Some(target), detail, &self.source).await {
+        if let Err(err) = state.store.audit_log().audit_from(now, &self.user.id, action, Some(target), detail, &self.source).await {
             tracing::error!(error = %err, action, "audit write failed");
         }
     }
@@ -120,7 +120,7 @@ impl Staff {
     /// Writes an audit line or fails: for reads that must not happen unaudited (exports, reveals).
     pub async fn audit_or_refuse(&self, state: &AppState, action: &str, target: &str, detail: Option<&str>) -> Result<(), AppError> {
         let now = state.clock.now_ms();
-        state.store.audit_from(now, &self.user.id, action, Some(target), detail, &self.source).await.map_err(|err| {
+        state.store.audit_log().audit_from(now, &self.user.id, action, Some(target), detail, &self.source).await.map_err(|err| {
             tracing::error!(error = %err, action, "audit write failed; the request is refused");
             AppError::new(ErrorCode::Unavailable, "the audit log cannot be written now; try again")
         })
@@ -178,10 +178,10 @@ pub fn hidden(what: &str) -> AppError {
 
 /// Loads a contact and checks that `staff` may see it (404 otherwise, audited).
 pub async fn visible_contact(state: &AppState, staff: &Staff, id: &str, action: &str) -> Result<ContactRecord, AppError> {
-    let Some(contact) = state.store.contact(id).await? else {
+    let Some(contact) = state.store.contacts().contact(id).await? else {
         return Err(hidden("contact"));
     };
-    let linked = if staff.user.role == Role::CaseManager { state.store.cases_of_contact(id).await? } else { Vec::new() };
+    let linked = if staff.user.role == Role::CaseManager { state.store.cases().cases_of_contact(id).await? } else { Vec::new() };
     if !staff.sees_contact(&contact, &linked) {
         return Err(staff.refuse(state, action, id, hidden("contact")).await);
     }
@@ -190,7 +190,7 @@ pub async fn visible_contact(state: &AppState, staff: &Staff, id: &str, action: 
 
 /// Loads a case and checks that `staff` may see it (404 otherwise, audited).
 pub async fn visible_case(state: &AppState, staff: &Staff, id: &str, action: &str) -> Result<CaseRecord, AppError> {
-    let Some(case) = state.store.case(id).await? else {
+    let Some(case) = state.store.cases().case(id).await? else {
         return Err(hidden("case"));
     };
     if !staff.sees_case(&case) {

@@ -54,10 +54,14 @@ pub(super) const BLOCK_COLUMNS: &str = "b.id, b.kind, b.identifier_hash, b.mode,
      b.created_at, b.expires_at, b.lifted_at, b.lifted_by, b.lift_reason, \
      (SELECT COUNT(*) FROM blocked_attempts a WHERE a.block_id = b.id) AS attempts";
 
-impl Store {
+/// A view of the store: flags, blocks of a caller's keyed identifier, refused chats and calls ([`Store::abuse`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Abuse<'a>(pub(super) &'a Store);
+
+impl Abuse<'_> {
     /// Stores a flag; a contact already flagged keeps its first flag, which is returned.
-    pub async fn flag_contact(&self, f: &FlagRecord) -> StoreResult<FlagRecord> {
-        on_pool!(self, pool => sqlx::query(
+    pub async fn flag_contact(self, f: &FlagRecord) -> StoreResult<FlagRecord> {
+        on_pool!(self.0, pool => sqlx::query(
             "INSERT INTO contact_flags (id, contact_id, helpline, flagged_by, reason, at) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (contact_id) DO NOTHING")
             .bind(&f.id).bind(&f.contact_id).bind(&f.helpline).bind(&f.flagged_by).bind(&f.reason).bind(f.at)
@@ -66,23 +70,23 @@ impl Store {
     }
 
     /// The flag on a contact, if any.
-    pub async fn flag_of(&self, contact_id: &str) -> StoreResult<Option<FlagRecord>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(
+    pub async fn flag_of(self, contact_id: &str) -> StoreResult<Option<FlagRecord>> {
+        Ok(on_pool!(self.0, pool => sqlx::query_as(
             "SELECT id, contact_id, helpline, flagged_by, reason, at FROM contact_flags WHERE contact_id = $1")
             .bind(contact_id).fetch_optional(pool).await)?)
     }
 
     /// Flags since `since`, newest first.
-    pub async fn flags_since(&self, since: i64) -> StoreResult<Vec<FlagRecord>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(
+    pub async fn flags_since(self, since: i64) -> StoreResult<Vec<FlagRecord>> {
+        Ok(on_pool!(self.0, pool => sqlx::query_as(
             "SELECT id, contact_id, helpline, flagged_by, reason, at FROM contact_flags WHERE at >= $1 ORDER BY at DESC, id DESC LIMIT 500")
             .bind(since).fetch_all(pool).await)?)
     }
 
     /// The keyed identifier of a contact's caller: a chat's client-network HMAC, or a call's number HMAC.
     /// None when there is none (a withheld number, a chat from before identifiers were kept).
-    pub async fn caller_identifier(&self, contact_id: &str) -> StoreResult<Option<CallerIdentifier>> {
-        let row: Option<(String, Option<String>, Option<String>)> = on_pool!(self, pool => sqlx::query_as(
+    pub async fn caller_identifier(self, contact_id: &str) -> StoreResult<Option<CallerIdentifier>> {
+        let row: Option<(String, Option<String>, Option<String>)> = on_pool!(self.0, pool => sqlx::query_as(
             "SELECT c.channel, c.caller_hash, k.caller_hash FROM contacts c LEFT JOIN calls k ON k.contact_id = c.id
              WHERE c.id = $1")
             .bind(contact_id).fetch_optional(pool).await)?;
@@ -92,8 +96,8 @@ impl Store {
         }))
     }
 
-    pub async fn create_block(&self, b: &BlockRecord) -> StoreResult<()> {
-        on_pool!(self, pool => sqlx::query(
+    pub async fn create_block(self, b: &BlockRecord) -> StoreResult<()> {
+        on_pool!(self.0, pool => sqlx::query(
             "INSERT INTO caller_blocks (id, kind, identifier_hash, mode, helpline, contact_id, reason, reviewer, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
             .bind(&b.id).bind(&b.kind).bind(&b.identifier_hash).bind(&b.mode).bind(&b.helpline).bind(&b.contact_id)
@@ -102,42 +106,42 @@ impl Store {
         Ok(())
     }
 
-    pub async fn block(&self, id: &str) -> StoreResult<Option<BlockRecord>> {
+    pub async fn block(self, id: &str) -> StoreResult<Option<BlockRecord>> {
         let sql = format!("SELECT {BLOCK_COLUMNS} FROM caller_blocks b WHERE b.id = $1");
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
     }
 
     /// Blocks in force at `now` (or, with `all`, every block), newest first.
-    pub async fn blocks(&self, now: i64, all: bool) -> StoreResult<Vec<BlockRecord>> {
+    pub async fn blocks(self, now: i64, all: bool) -> StoreResult<Vec<BlockRecord>> {
         let sql = format!(
             "SELECT {BLOCK_COLUMNS} FROM caller_blocks b
              WHERE $1 OR (b.lifted_at IS NULL AND b.expires_at > $2) ORDER BY b.created_at DESC, b.id DESC LIMIT 1000"
         );
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(all).bind(now).fetch_all(pool).await)?)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(all).bind(now).fetch_all(pool).await)?)
     }
 
     /// The block in force for this identifier and helpline at `now`: a `block` before a `senior`, then the newest.
-    pub async fn block_for(&self, kind: &str, hash: &str, helpline: &str, now: i64) -> StoreResult<Option<BlockRecord>> {
+    pub async fn block_for(self, kind: &str, hash: &str, helpline: &str, now: i64) -> StoreResult<Option<BlockRecord>> {
         let sql = format!(
             "SELECT {BLOCK_COLUMNS} FROM caller_blocks b
              WHERE b.identifier_hash = $1 AND b.kind = $2 AND b.helpline = $3 AND b.lifted_at IS NULL AND b.expires_at > $4
              ORDER BY CASE WHEN b.mode = 'block' THEN 0 ELSE 1 END, b.created_at DESC, b.id DESC LIMIT 1"
         );
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(hash).bind(kind).bind(helpline).bind(now)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(hash).bind(kind).bind(helpline).bind(now)
             .fetch_optional(pool).await)?)
     }
 
     /// Lifts a block early; false if it was already lifted.
-    pub async fn lift_block(&self, id: &str, by: &str, reason: Option<&str>, at: i64) -> StoreResult<bool> {
-        let n = on_pool!(self, pool => sqlx::query(
+    pub async fn lift_block(self, id: &str, by: &str, reason: Option<&str>, at: i64) -> StoreResult<bool> {
+        let n = on_pool!(self.0, pool => sqlx::query(
             "UPDATE caller_blocks SET lifted_at = $1, lifted_by = $2, lift_reason = $3 WHERE id = $4 AND lifted_at IS NULL")
             .bind(at).bind(by).bind(reason).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(n == 1)
     }
 
     /// Records a chat refused by a block.
-    pub async fn record_blocked_chat(&self, block_id: &str, at: i64) -> StoreResult<()> {
-        on_pool!(self, pool => sqlx::query(
+    pub async fn record_blocked_chat(self, block_id: &str, at: i64) -> StoreResult<()> {
+        on_pool!(self.0, pool => sqlx::query(
             "INSERT INTO blocked_attempts (id, block_id, channel, call_id, at) VALUES ($1, $2, 'chat', NULL, $3)")
             .bind(new_id()).bind(block_id).bind(at).execute(pool).await.map(|_| ()))?;
         Ok(())
@@ -146,7 +150,7 @@ impl Store {
     /// Records a call refused by a block, with the exchange's event (stored once by its id): false
     /// for a repeated event (nothing new stored).
     pub async fn record_blocked_call(
-        &self,
+        self,
         block_id: &str,
         gateway_id: &str,
         event_id: &str,
@@ -154,7 +158,7 @@ impl Store {
         received_at: i64,
         at: i64,
     ) -> StoreResult<bool> {
-        let fresh = on_writer!(self, pool => async {
+        let fresh = on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             let fresh = sqlx::query(
                 "INSERT INTO telephony_events (gateway_id, event_id, received_at, kind, call_id, at)

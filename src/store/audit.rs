@@ -5,7 +5,7 @@
 //! `[seq, id, at, actor, action, target, detail, source]`. Lines are appended under the write lock
 //! (SQLite `BEGIN IMMEDIATE`, PostgreSQL `LOCK TABLE … IN EXCLUSIVE MODE`), so the chain is one line
 //! long on both engines. Editing, deleting or inserting a line breaks the chain from that line on,
-//! and [`Store::verify_audit_chain`] names the first broken line.
+//! and [`AuditLog::verify_audit_chain`] names the first broken line.
 
 use sha2::{Digest, Sha256};
 
@@ -163,11 +163,28 @@ both_engines!(impl AppendLines for sqlx::SqliteConnection, sqlx::PgConnection {
     }
 });
 
-impl Store {
+/// A view of the store: the audit log and its hash chain ([`Store::audit_log`]).
+#[derive(Clone, Copy, Debug)]
+pub struct AuditLog<'a>(pub(super) &'a Store);
+
+impl AuditLog<'_> {
+    /// Appends one line to the audit log (at the end of its hash chain).
+    pub async fn audit(self, at: i64, actor: &str, action: &str, target: Option<&str>, detail: Option<&str>) -> StoreResult<()> {
+        self.append_audit(at, actor, action, target, detail, None).await
+    }
+
+    /// Audit lines about one target, oldest first (for tests and admin tools).
+    pub async fn audit_for(self, target: &str) -> StoreResult<Vec<(String, String)>> {
+        let rows: Vec<(String, String)> = on_pool!(self.0, pool => sqlx::query_as(
+            "SELECT actor, action FROM audit_log WHERE target = $1 ORDER BY id")
+            .bind(target).fetch_all(pool).await)?;
+        Ok(rows)
+    }
+
     /// Appends one line with its source (client address, or the socket it came on). Lines are never
     /// updated or deleted.
     pub async fn audit_from(
-        &self,
+        self,
         at: i64,
         actor: &str,
         action: &str,
@@ -180,7 +197,7 @@ impl Store {
 
     /// Appends one line at the end of the chain, under the write lock.
     pub(crate) async fn append_audit(
-        &self,
+        self,
         at: i64,
         actor: &str,
         action: &str,
@@ -200,7 +217,7 @@ impl Store {
             detail: detail.map(str::to_string),
             source: source.map(str::to_string),
         };
-        on_writer!(self, pool => async {
+        on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             tx.append_lines(std::slice::from_ref(&line)).await?;
             tx.commit().await
@@ -210,14 +227,14 @@ impl Store {
 
     /// Chains the lines written before the chain existed (in id order), once: only while no line is
     /// chained yet. A line slipped in later stays outside the chain, and verification names it.
-    pub(crate) async fn seal_audit_log(&self) -> StoreResult<()> {
-        let (chained, loose): (i64, i64) = on_pool!(self, pool => sqlx::query_as(
+    pub(crate) async fn seal_audit_log(self) -> StoreResult<()> {
+        let (chained, loose): (i64, i64) = on_pool!(self.0, pool => sqlx::query_as(
             "SELECT COUNT(seq), COUNT(*) - COUNT(seq) FROM audit_log").fetch_one(pool).await)?;
         if chained > 0 || loose == 0 {
             return Ok(());
         }
         let sql = format!("SELECT {CHAIN_COLUMNS} FROM audit_log WHERE seq IS NULL ORDER BY id");
-        on_writer!(self, pool => async {
+        on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             // Checked again under the lock: another process may have sealed them meanwhile.
             let (chained_now,): (i64,) = sqlx::query_as("SELECT COUNT(seq) FROM audit_log").fetch_one(&mut *tx).await?;
@@ -233,7 +250,7 @@ impl Store {
 
     /// Walks the chain from the first line: each line's place, its link to the line before, and its
     /// hash over its content; then looks for lines outside the chain. Stops at the first break.
-    pub async fn verify_audit_chain(&self) -> StoreResult<ChainReport> {
+    pub async fn verify_audit_chain(self) -> StoreResult<ChainReport> {
         const PAGE: i64 = 1000;
         let mut prev = GENESIS.to_string();
         let mut expected = 1i64;
@@ -241,7 +258,7 @@ impl Store {
         let broken = |l: &ChainedLine, problem: String| ChainBreak { seq: l.seq, id: l.id.clone(), problem };
         loop {
             let page: Vec<ChainedLine> =
-                on_pool!(self, pool => sqlx::query_as(&sql).bind(expected).bind(PAGE).fetch_all(pool).await)?;
+                on_pool!(self.0, pool => sqlx::query_as(&sql).bind(expected).bind(PAGE).fetch_all(pool).await)?;
             let n = page.len();
             for l in page {
                 let seq = l.seq.unwrap_or_default();
@@ -265,14 +282,14 @@ impl Store {
             }
         }
         let loose_sql = format!("SELECT {CHAIN_COLUMNS} FROM audit_log WHERE seq IS NULL ORDER BY id LIMIT 1");
-        let loose: Option<ChainedLine> = on_pool!(self, pool => sqlx::query_as(&loose_sql).fetch_optional(pool).await)?;
+        let loose: Option<ChainedLine> = on_pool!(self.0, pool => sqlx::query_as(&loose_sql).fetch_optional(pool).await)?;
         let first_break = loose.map(|l| broken(&l, "it is outside the chain (inserted directly)".to_string()));
         Ok(ChainReport { lines: expected - 1, head: prev, first_break })
     }
 
     /// Audit lines, newest first.
-    pub async fn audit_lines(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
-        let rows: Vec<AuditEntry> = on_pool!(self, pool => sqlx::query_as(
+    pub async fn audit_lines(self, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+        let rows: Vec<AuditEntry> = on_pool!(self.0, pool => sqlx::query_as(
             "SELECT id, at, actor, action, target, detail, source FROM audit_log
              WHERE ($1 IS NULL OR target = $1) AND ($2 IS NULL OR actor = $2) AND at >= $3
              ORDER BY id DESC LIMIT $4")
@@ -306,15 +323,15 @@ mod tests {
     #[tokio::test]
     async fn appended_lines_continue_the_chain_in_order() {
         let store = seeded().await;
-        store.audit(1, "admin", "first", Some("t"), None).await.expect("one line");
+        store.audit_log().audit(1, "admin", "first", Some("t"), None).await.expect("one line");
         let mut tx = write_tx(&store).await;
         tx.append_lines(&[loose("b-line", 2), loose("a-line", 3)]).await.expect("append");
         tx.append_lines(&[]).await.expect("nothing to append");
         tx.commit().await.expect("commit");
-        let report = store.verify_audit_chain().await.expect("verify");
+        let report = store.audit_log().verify_audit_chain().await.expect("verify");
         assert!(report.intact(), "{report:?}");
         assert_eq!(report.lines, 3);
-        let ids: Vec<String> = store.audit_lines(&AuditQuery { limit: 10, ..AuditQuery::default() }).await.expect("read").into_iter().map(|l| l.id).collect();
+        let ids: Vec<String> = store.audit_log().audit_lines(&AuditQuery { limit: 10, ..AuditQuery::default() }).await.expect("read").into_iter().map(|l| l.id).collect();
         assert!(ids.contains(&"b-line".to_string()) && ids.contains(&"a-line".to_string()));
         let seqs: Vec<(String, i64)> = on_pool!(store, pool => sqlx::query_as("SELECT id, seq FROM audit_log WHERE seq > 1 ORDER BY seq").fetch_all(pool).await).expect("read");
         assert_eq!(seqs, vec![("b-line".to_string(), 2), ("a-line".to_string(), 3)], "in the order given");

@@ -126,11 +126,15 @@ both_engines!(impl CallLog for sqlx::SqliteConnection, sqlx::PgConnection {
 const EVENT_SQL: &str = "INSERT INTO telephony_events (gateway_id, event_id, received_at, kind, call_id, at)
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (gateway_id, event_id) DO NOTHING";
 
-impl Store {
+/// A view of the store: phone calls: their records and events ([`Store::calls`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Calls<'a>(pub(super) &'a Store);
+
+impl Calls<'_> {
     /// Stores a `call_offered` (event id, contact, call, log) in one transaction.
-    pub async fn record_call_offered(&self, event_id: &str, received_at: i64, c: &NewCall) -> StoreResult<Stored<()>> {
+    pub async fn record_call_offered(self, event_id: &str, received_at: i64, c: &NewCall) -> StoreResult<Stored<()>> {
         let x = &c.contact;
-        let stored = on_writer!(self, pool => async {
+        let stored = on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             let fresh = sqlx::query(EVENT_SQL).bind(&c.gateway_id).bind(event_id).bind(received_at)
                 .bind("call_offered").bind(&c.call_id).bind(c.offered_at)
@@ -163,7 +167,7 @@ impl Store {
     /// the call record (times, outcome, durations) in one transaction. Late and out-of-order events
     /// are recorded: the first answer and end times count, and the outcome is worked out again.
     pub async fn record_call_event(
-        &self,
+        self,
         gateway_id: &str,
         event_id: &str,
         received_at: i64,
@@ -171,7 +175,7 @@ impl Store {
         at: i64,
         event: CallEvent<'_>,
     ) -> StoreResult<Stored<CallContact>> {
-        let stored = on_writer!(self, pool => async {
+        let stored = on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             let fresh = sqlx::query(EVENT_SQL).bind(gateway_id).bind(event_id).bind(received_at)
                 .bind(event.kind()).bind(call_id).bind(at).execute(&mut *tx).await?.rows_affected() == 1;
@@ -230,9 +234,9 @@ impl Store {
     }
 
     /// Stores a call a counsellor handled outside the system (contact, call record, log line) in one transaction.
-    pub async fn record_offline_call(&self, x: &NewContactRecord, call: &CallRecord, counsellor: &str, recorded_at: i64) -> StoreResult<()> {
+    pub async fn record_offline_call(self, x: &NewContactRecord, call: &CallRecord, counsellor: &str, recorded_at: i64) -> StoreResult<()> {
         let state = if call.answered_at.is_some() { "ended" } else { "abandoned" };
-        on_writer!(self, pool => async {
+        on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             sqlx::query("INSERT INTO contacts (id, channel, helpline, language, priority, state, resume_token_hash, queued_at,
                              answered_at, ended_at, counsellor_id, end_reason)
@@ -253,25 +257,25 @@ impl Store {
     }
 
     /// A call's record, by its contact id.
-    pub async fn call_record(&self, contact_id: &str) -> StoreResult<Option<CallRecord>> {
+    pub async fn call_record(self, contact_id: &str) -> StoreResult<Option<CallRecord>> {
         let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE contact_id = $1");
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(contact_id).fetch_optional(pool).await)?)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(contact_id).fetch_optional(pool).await)?)
     }
 
     /// Calls still waiting or in conversation (what a restarted router must know about them).
-    pub async fn open_calls(&self) -> StoreResult<Vec<CallRecord>> {
+    pub async fn open_calls(self) -> StoreResult<Vec<CallRecord>> {
         let sql = format!(
             "SELECT {} FROM calls k JOIN contacts c ON c.id = k.contact_id WHERE c.state IN ('queued', 'active')",
             CALL_COLUMNS.split(", ").map(|c| format!("k.{c}")).collect::<Vec<_>>().join(", ")
         );
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)?)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).fetch_all(pool).await)?)
     }
 
     /// A call's caller history, worked out from stored data only (so the same after a restart):
     /// how many other calls came from the same number hash in the `window_ms` before this one, and
     /// the submitted forms of the latest `limit` of them on this call's helpline, newest first.
-    pub async fn caller_history(&self, contact_id: &str, window_ms: i64, limit: i64) -> StoreResult<(i64, Vec<EarlierForm>)> {
-        let (count,): (i64,) = on_pool!(self, pool => sqlx::query_as(
+    pub async fn caller_history(self, contact_id: &str, window_ms: i64, limit: i64) -> StoreResult<(i64, Vec<EarlierForm>)> {
+        let (count,): (i64,) = on_pool!(self.0, pool => sqlx::query_as(
             "SELECT COUNT(*) FROM calls k JOIN calls e ON e.caller_hash = k.caller_hash
              WHERE k.contact_id = $1 AND e.contact_id <> k.contact_id
                AND e.offered_at >= k.offered_at - $2 AND e.offered_at <= k.offered_at")
@@ -279,7 +283,7 @@ impl Store {
         if count == 0 {
             return Ok((0, Vec::new()));
         }
-        let forms: Vec<EarlierForm> = on_pool!(self, pool => sqlx::query_as(
+        let forms: Vec<EarlierForm> = on_pool!(self.0, pool => sqlx::query_as(
             "SELECT c.id AS contact_id, c.helpline, c.queued_at, f.data, f.risk
              FROM calls k
              JOIN contacts me ON me.id = k.contact_id
@@ -293,8 +297,8 @@ impl Store {
     }
 
     /// Events an exchange sent for calls this server did not know (for operators), oldest first: (gateway, event id, kind, call id).
-    pub async fn orphan_events(&self) -> StoreResult<Vec<(String, String, String, String)>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(
+    pub async fn orphan_events(self) -> StoreResult<Vec<(String, String, String, String)>> {
+        Ok(on_pool!(self.0, pool => sqlx::query_as(
             "SELECT gateway_id, event_id, kind, call_id FROM telephony_events WHERE orphan = TRUE ORDER BY received_at")
             .fetch_all(pool).await)?)
     }
@@ -314,7 +318,7 @@ mod tests {
         tx.log(&contact, 5, "call_ended", Some("caller")).await.expect("log");
         tx.log(&contact, 6, "recorded_offline", None).await.expect("log");
         tx.commit().await.expect("commit");
-        let lines: Vec<_> = store.contact_events(&contact).await.expect("read").into_iter().map(|e| (e.at, e.kind, e.counsellor_id, e.detail)).collect();
+        let lines: Vec<_> = store.contacts().contact_events(&contact).await.expect("read").into_iter().map(|e| (e.at, e.kind, e.counsellor_id, e.detail)).collect();
         assert_eq!(
             lines[1..],
             [(5, "call_ended".to_string(), None, Some("caller".to_string())), (6, "recorded_offline".to_string(), None, None)]

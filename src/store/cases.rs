@@ -163,10 +163,14 @@ pub(crate) fn pick_case_manager(district: Option<&str>, managers: &[(String, Str
         .map(|(id, _, _)| id.clone())
 }
 
-impl Store {
+/// A view of the store: cases: their contacts, entries, stages, managers, persons; stage deadlines ([`Store::cases`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Cases<'a>(pub(super) &'a Store);
+
+impl Cases<'_> {
     /// Opens a case (by hand, from a contact).
-    pub async fn open_case(&self, new: &NewCase) -> StoreResult<CaseRecord> {
-        let record = on_writer!(self, pool => async {
+    pub async fn open_case(self, new: &NewCase) -> StoreResult<CaseRecord> {
+        let record = on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             let record = tx.open_case_in(new).await?;
             tx.commit().await?;
@@ -175,13 +179,13 @@ impl Store {
         Ok(record)
     }
 
-    pub async fn case(&self, id: &str) -> StoreResult<Option<CaseRecord>> {
+    pub async fn case(self, id: &str) -> StoreResult<Option<CaseRecord>> {
         let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1");
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
     }
 
     /// Cases that are not closed, by deadline (soonest first), filtered by `due` at `now`.
-    pub async fn cases_due(&self, due: Due, now: i64) -> StoreResult<Vec<CaseRecord>> {
+    pub async fn cases_due(self, due: Due, now: i64) -> StoreResult<Vec<CaseRecord>> {
         // Every variant binds `now` and `now + 24 h`, so the same two parameters serve all three texts.
         let filter = match due {
             Due::Any => "$1 = $1 AND $2 = $2",
@@ -190,43 +194,43 @@ impl Store {
         };
         let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE stage <> 'closed' AND {filter} ORDER BY due_at, number");
         let until = now + 86_400_000;
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(now).bind(until).fetch_all(pool).await)?)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(now).bind(until).fetch_all(pool).await)?)
     }
 
     /// The contacts linked to a case, in the order they were linked.
-    pub async fn case_contacts(&self, case_id: &str) -> StoreResult<Vec<String>> {
-        let rows: Vec<(String,)> = on_pool!(self, pool => sqlx::query_as(
+    pub async fn case_contacts(self, case_id: &str) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = on_pool!(self.0, pool => sqlx::query_as(
             "SELECT contact_id FROM case_contacts WHERE case_id = $1 ORDER BY linked_at, contact_id")
             .bind(case_id).fetch_all(pool).await)?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
     /// The cases a contact is linked to.
-    pub async fn cases_of_contact(&self, contact_id: &str) -> StoreResult<Vec<CaseRecord>> {
+    pub async fn cases_of_contact(self, contact_id: &str) -> StoreResult<Vec<CaseRecord>> {
         let sql = format!(
             "SELECT {CASE_COLUMNS} FROM cases WHERE id IN (SELECT case_id FROM case_contacts WHERE contact_id = $1) ORDER BY opened_at"
         );
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(contact_id).fetch_all(pool).await)?)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(contact_id).fetch_all(pool).await)?)
     }
 
     /// Links one more contact; `Conflict` if it already is.
-    pub async fn link_case_contact(&self, case_id: &str, contact_id: &str, by: &str, at: i64) -> StoreResult<()> {
-        let res = on_pool!(self, pool => sqlx::query(
+    pub async fn link_case_contact(self, case_id: &str, contact_id: &str, by: &str, at: i64) -> StoreResult<()> {
+        let res = on_pool!(self.0, pool => sqlx::query(
             "INSERT INTO case_contacts (case_id, contact_id, linked_at, linked_by) VALUES ($1, $2, $3, $4)")
             .bind(case_id).bind(contact_id).bind(at).bind(by).execute(pool).await.map(|_| ()));
         res.map_err(|e| super::StoreError::from_insert(e, "the contact is already linked to this case"))
     }
 
-    pub async fn case_entries(&self, case_id: &str) -> StoreResult<Vec<CaseEntry>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(
+    pub async fn case_entries(self, case_id: &str) -> StoreResult<Vec<CaseEntry>> {
+        Ok(on_pool!(self.0, pool => sqlx::query_as(
             "SELECT id, kind, body, author_id, at FROM case_entries WHERE case_id = $1 ORDER BY at, id")
             .bind(case_id).fetch_all(pool).await)?)
     }
 
     /// Adds an assessment, note or referral; returns its id.
-    pub async fn add_case_entry(&self, case_id: &str, kind: &str, body: &str, author: &str, at: i64) -> StoreResult<String> {
+    pub async fn add_case_entry(self, case_id: &str, kind: &str, body: &str, author: &str, at: i64) -> StoreResult<String> {
         let id = new_id();
-        on_writer!(self, pool => async {
+        on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             sqlx::query("INSERT INTO case_entries (id, case_id, kind, body, author_id, at) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(&id).bind(case_id).bind(kind).bind(body).bind(author).bind(at).execute(&mut *tx).await?;
@@ -239,7 +243,7 @@ impl Store {
     /// Moves a case from stage `from` to `to` with its new deadline; false if the case was no longer
     /// at `from` (someone else moved it first). The change is an entry too.
     pub async fn set_case_stage(
-        &self,
+        self,
         case_id: &str,
         from: &str,
         to: &str,
@@ -248,7 +252,7 @@ impl Store {
         at: i64,
     ) -> StoreResult<bool> {
         let body = serde_json::json!({ "from": from, "to": to }).to_string();
-        let moved = on_writer!(self, pool => async {
+        let moved = on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             let n = sqlx::query("UPDATE cases SET stage = $1, due_at = $2, due_what = $3, updated_at = $4 WHERE id = $5 AND stage = $6")
                 .bind(to).bind(due.map(|d| d.1)).bind(due.map(|d| d.0)).bind(at).bind(case_id).bind(from)
@@ -264,21 +268,21 @@ impl Store {
     }
 
     /// Assigns (or unassigns) the case manager.
-    pub async fn set_case_manager(&self, case_id: &str, manager: Option<&str>, at: i64) -> StoreResult<()> {
-        on_pool!(self, pool => sqlx::query("UPDATE cases SET case_manager_id = $1, updated_at = $2 WHERE id = $3")
+    pub async fn set_case_manager(self, case_id: &str, manager: Option<&str>, at: i64) -> StoreResult<()> {
+        on_pool!(self.0, pool => sqlx::query("UPDATE cases SET case_manager_id = $1, updated_at = $2 WHERE id = $3")
             .bind(manager).bind(at).bind(case_id).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
-    pub async fn case_person(&self, case_id: &str) -> StoreResult<PersonDetails> {
-        let row: Option<PersonDetails> = on_pool!(self, pool => sqlx::query_as(
+    pub async fn case_person(self, case_id: &str) -> StoreResult<PersonDetails> {
+        let row: Option<PersonDetails> = on_pool!(self.0, pool => sqlx::query_as(
             "SELECT full_name, birth_date, address, phone FROM case_people WHERE case_id = $1")
             .bind(case_id).fetch_optional(pool).await)?;
         Ok(row.unwrap_or_default())
     }
 
-    pub async fn set_case_person(&self, case_id: &str, p: &PersonDetails, at: i64) -> StoreResult<()> {
-        on_pool!(self, pool => sqlx::query(
+    pub async fn set_case_person(self, case_id: &str, p: &PersonDetails, at: i64) -> StoreResult<()> {
+        on_pool!(self.0, pool => sqlx::query(
             "INSERT INTO case_people (case_id, full_name, birth_date, address, phone, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (case_id) DO UPDATE SET full_name = excluded.full_name, birth_date = excluded.birth_date,
                  address = excluded.address, phone = excluded.phone, updated_at = excluded.updated_at")
@@ -288,20 +292,20 @@ impl Store {
     }
 }
 
-impl Store {
+impl Cases<'_> {
     /// A helpline's case stage deadline settings: its case file setting (`helplines.case_file_due_ms`;
     /// None: no such helpline) and the stages it set (`case_stage_deadlines`: stage name, ms).
-    pub async fn stage_deadline_settings(&self, helpline: &str) -> StoreResult<(Option<i64>, Vec<(String, i64)>)> {
-        let case_file: Option<(i64,)> = on_pool!(self, pool => sqlx::query_as("SELECT case_file_due_ms FROM helplines WHERE name = $1")
+    pub async fn stage_deadline_settings(self, helpline: &str) -> StoreResult<(Option<i64>, Vec<(String, i64)>)> {
+        let case_file: Option<(i64,)> = on_pool!(self.0, pool => sqlx::query_as("SELECT case_file_due_ms FROM helplines WHERE name = $1")
             .bind(helpline).fetch_optional(pool).await)?;
-        let rows: Vec<(String, i64)> = on_pool!(self, pool => sqlx::query_as(
+        let rows: Vec<(String, i64)> = on_pool!(self.0, pool => sqlx::query_as(
             "SELECT stage, due_ms FROM case_stage_deadlines WHERE helpline = $1").bind(helpline).fetch_all(pool).await)?;
         Ok((case_file.map(|r| r.0), rows))
     }
 
     /// Stores a helpline's stage deadline settings in one transaction (the case file's in `helplines`).
-    pub async fn set_stage_deadline_settings(&self, helpline: &str, case_file_ms: i64, stages: &[(&str, i64)], by: &str, at: i64) -> StoreResult<()> {
-        on_writer!(self, pool => async {
+    pub async fn set_stage_deadline_settings(self, helpline: &str, case_file_ms: i64, stages: &[(&str, i64)], by: &str, at: i64) -> StoreResult<()> {
+        on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE helplines SET case_file_due_ms = $1 WHERE name = $2")
                 .bind(case_file_ms).bind(helpline).execute(&mut *tx).await?;
@@ -348,7 +352,7 @@ mod tests {
     async fn opening_a_case_in_a_transaction_numbers_links_and_assigns_it() {
         let store = seeded().await;
         let manager = store
-            .create_user(
+            .accounts().create_user(
                 &NewUser {
                     username: "maria".into(),
                     display_name: "Maria".into(),
@@ -363,7 +367,7 @@ mod tests {
             )
             .await
             .expect("user");
-        store.set_user_districts(&manager.id, &["Cluj".into()]).await.expect("districts");
+        store.accounts().set_user_districts(&manager.id, &["Cluj".into()]).await.expect("districts");
         let contact = queued_chat(&store, 1).await;
 
         let mut tx = write_tx(&store).await;
@@ -373,21 +377,21 @@ mod tests {
         assert_eq!((first.number.as_str(), second.number.as_str()), ("children-2026-000001", "children-2026-000002"));
         assert_eq!(first.case_manager_id.as_deref(), Some(manager.id.as_str()), "the district's case manager");
         assert_eq!(second.case_manager_id, None, "nobody covers Iasi");
-        let (case_file_ms, _) = store.stage_deadline_settings("children").await.expect("read");
+        let (case_file_ms, _) = store.cases().stage_deadline_settings("children").await.expect("read");
         let due = case_file_ms.map(|ms| 1_000 + ms);
         assert_eq!(
             (first.person_label.as_str(), first.due_at, first.due_what.as_deref()),
             ("Person children-2026-000001", due, Some("case_file")),
             "the first deadline from the helpline's case file setting"
         );
-        assert_eq!(store.case(&first.id).await.expect("read"), Some(first.clone()));
-        assert_eq!(store.case_contacts(&first.id).await.expect("read"), vec![contact.clone()]);
-        assert_eq!(store.case_entries(&first.id).await.expect("read")[0].kind, "stage");
+        assert_eq!(store.cases().case(&first.id).await.expect("read"), Some(first.clone()));
+        assert_eq!(store.cases().case_contacts(&first.id).await.expect("read"), vec![contact.clone()]);
+        assert_eq!(store.cases().case_entries(&first.id).await.expect("read")[0].kind, "stage");
 
         let mut tx = write_tx(&store).await;
         let unknown = tx.open_case_in(&new_case("no such helpline", None, None, &manager.id)).await;
         assert!(matches!(unknown, Err(sqlx::Error::RowNotFound)), "{unknown:?}");
         tx.rollback().await.expect("rollback");
-        assert_eq!(store.cases_due(Due::Any, 0).await.expect("read").len(), 2, "nothing of the failed one");
+        assert_eq!(store.cases().cases_due(Due::Any, 0).await.expect("read").len(), 2, "nothing of the failed one");
     }
 }

@@ -105,6 +105,10 @@ impl LeaderTx {
     }
 }
 
+/// A view of the store: cluster mode's fence row (raise, read) ([`Store::fencing`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Fencing<'a>(pub(super) &'a Store);
+
 impl Store {
     /// Begins a write transaction of the leader's (routing steps, messages): the only way to get a
     /// [`LeaderTx`]. When the store is fenced (cluster mode, on the leader) it first reads the fence row
@@ -122,19 +126,21 @@ impl Store {
     pub fn fenced(&self, token: FenceToken) -> Store {
         Store { pool: self.pool.clone(), fence: Some(token), health: self.health.clone(), creations: self.creations.clone() }
     }
+}
 
+impl Fencing<'_> {
     /// Raises the fence to `token` for `holder` (a takeover); false if it is already at or above it
     /// (a newer leader exists). Waits for leader transactions in flight to finish.
-    pub async fn raise_fence(&self, token: i64, holder: &str, at: i64) -> StoreResult<bool> {
-        let done = on_pool!(self, pool => sqlx::query(
+    pub async fn raise_fence(self, token: i64, holder: &str, at: i64) -> StoreResult<bool> {
+        let done = on_pool!(self.0, pool => sqlx::query(
             "UPDATE cluster_fence SET token = $1, holder = $2, raised_at = $3 WHERE id = 1 AND token < $1")
             .bind(token).bind(holder).bind(at).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(done == 1)
     }
 
     /// The current fence: (token, holder).
-    pub async fn fence(&self) -> StoreResult<(i64, Option<String>)> {
-        Ok(on_pool!(self, pool => sqlx::query_as("SELECT token, holder FROM cluster_fence WHERE id = 1")
+    pub async fn fence(self) -> StoreResult<(i64, Option<String>)> {
+        Ok(on_pool!(self.0, pool => sqlx::query_as("SELECT token, holder FROM cluster_fence WHERE id = 1")
             .fetch_one(pool).await)?)
     }
 }
@@ -169,30 +175,30 @@ mod tests {
     async fn a_stale_fence_token_refuses_every_leader_write_and_stores_nothing() {
         let store = seeded().await;
         let contact = queued_chat(&store, 1).await;
-        assert!(store.raise_fence(1, "a", 1).await.expect("raise"));
+        assert!(store.fencing().raise_fence(1, "a", 1).await.expect("raise"));
         let old = store.fenced(FenceToken::new(1));
         assert!(old.is_fenced() && !store.is_fenced());
-        old.apply_changes(&[line(&contact, "first")]).await.expect("the current leader writes");
-        old.write_messages(&[message(&contact, 1, "m1")]).await.expect("the current leader stores messages");
+        old.contacts().apply_changes(&[line(&contact, "first")]).await.expect("the current leader writes");
+        old.messages().write_messages(&[message(&contact, 1, "m1")]).await.expect("the current leader stores messages");
 
-        assert!(store.raise_fence(2, "b", 2).await.expect("raise"));
+        assert!(store.fencing().raise_fence(2, "b", 2).await.expect("raise"));
         assert!(matches!(old.begin_leader_write().await, Err(StoreError::Fenced)));
-        let refused = old.apply_changes(&[line(&contact, "stale")]).await;
+        let refused = old.contacts().apply_changes(&[line(&contact, "stale")]).await;
         assert!(matches!(refused, Err(StoreError::Fenced)), "{refused:?}");
-        let refused = old.write_messages(&[message(&contact, 2, "m2")]).await;
+        let refused = old.messages().write_messages(&[message(&contact, 2, "m2")]).await;
         assert!(matches!(refused, Err(StoreError::Fenced)), "{refused:?}");
         // A batch with a repeat (the path that reads the stored copies) is refused as well.
-        let refused = old.write_messages(&[message(&contact, 2, "m1"), message(&contact, 3, "m3")]).await;
+        let refused = old.messages().write_messages(&[message(&contact, 2, "m1"), message(&contact, 3, "m3")]).await;
         assert!(matches!(refused, Err(StoreError::Fenced)), "{refused:?}");
         assert!(old.writes_ok(), "a fenced write is not a database failure");
 
-        let details: Vec<Option<String>> = store.contact_events(&contact).await.expect("read").into_iter().map(|e| e.detail).collect();
+        let details: Vec<Option<String>> = store.contacts().contact_events(&contact).await.expect("read").into_iter().map(|e| e.detail).collect();
         assert!(details.contains(&Some("first".into())) && !details.contains(&Some("stale".into())), "{details:?}");
-        assert_eq!(store.messages_after(&contact, 0).await.expect("read").len(), 1);
+        assert_eq!(store.messages().messages_after(&contact, 0).await.expect("read").len(), 1);
 
         // The new token writes; a single node's store (not fenced) checks nothing.
-        store.fenced(FenceToken::new(2)).apply_changes(&[line(&contact, "fresh")]).await.expect("the new leader writes");
-        store.apply_changes(&[line(&contact, "single node")]).await.expect("not fenced");
-        store.write_messages(&[message(&contact, 2, "m4")]).await.expect("not fenced");
+        store.fenced(FenceToken::new(2)).contacts().apply_changes(&[line(&contact, "fresh")]).await.expect("the new leader writes");
+        store.contacts().apply_changes(&[line(&contact, "single node")]).await.expect("not fenced");
+        store.messages().write_messages(&[message(&contact, 2, "m4")]).await.expect("not fenced");
     }
 }

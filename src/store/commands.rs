@@ -102,12 +102,16 @@ pub enum Acked {
     Unknown,
 }
 
-impl Store {
+/// A view of the store: durable commands to exchanges: issue, claim, acknowledge, release ([`Store::commands`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Commands<'a>(pub(super) &'a Store);
+
+impl Commands<'_> {
     /// Stores one command (superseding what it makes stale), with a line in its contact's event
     /// log (`log`: kind and counsellor), in one transaction.
-    pub async fn issue_command(&self, command: &NewCommand, log: Option<(&str, &str)>) -> StoreResult<()> {
+    pub async fn issue_command(self, command: &NewCommand, log: Option<(&str, &str)>) -> StoreResult<()> {
         let change = CommandChange::Issue(command.clone());
-        on_writer!(self, pool => async {
+        on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             tx.apply_command_change(&change).await?;
             if let (Some((kind, counsellor)), Some(contact)) = (log, &command.contact_id) {
@@ -121,16 +125,16 @@ impl Store {
     }
 
     /// An exchange's commands not yet acknowledged nor superseded, oldest first.
-    pub async fn pending_commands(&self, gateway_id: &str) -> StoreResult<Vec<PendingCommand>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(
+    pub async fn pending_commands(self, gateway_id: &str) -> StoreResult<Vec<PendingCommand>> {
+        Ok(on_pool!(self.0, pool => sqlx::query_as(
             "SELECT id, call_id, kind, frame FROM telephony_commands
              WHERE gateway_id = $1 AND acked_at IS NULL AND superseded_at IS NULL ORDER BY created_at, id")
             .bind(gateway_id).fetch_all(pool).await)?)
     }
 
     /// Every command of a call, oldest first: (kind, acknowledged, superseded), for tests and operators.
-    pub async fn call_commands(&self, gateway_id: &str, call_id: &str) -> StoreResult<Vec<(String, bool, bool)>> {
-        let rows: Vec<(String, Option<i64>, Option<i64>)> = on_pool!(self, pool => sqlx::query_as(
+    pub async fn call_commands(self, gateway_id: &str, call_id: &str) -> StoreResult<Vec<(String, bool, bool)>> {
+        let rows: Vec<(String, Option<i64>, Option<i64>)> = on_pool!(self.0, pool => sqlx::query_as(
             "SELECT kind, acked_at, superseded_at FROM telephony_commands WHERE gateway_id = $1 AND call_id = $2 ORDER BY created_at, id")
             .bind(gateway_id).bind(call_id).fetch_all(pool).await)?;
         Ok(rows.into_iter().map(|(k, a, s)| (k, a.is_some(), s.is_some())).collect())
@@ -138,8 +142,8 @@ impl Store {
 
     /// The exchange acknowledges a command; from now on the exchange counts as one that acknowledges.
     /// An acknowledged command counts as carried out, never as superseded, whatever raced it.
-    pub async fn ack_command(&self, gateway_id: &str, command_id: &str, at: i64) -> StoreResult<Acked> {
-        let acked = on_writer!(self, pool => async {
+    pub async fn ack_command(self, gateway_id: &str, command_id: &str, at: i64) -> StoreResult<Acked> {
+        let acked = on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             let found: Option<(Option<i64>,)> = sqlx::query_as(
                 "SELECT acked_at FROM telephony_commands WHERE id = $1 AND gateway_id = $2")
@@ -167,11 +171,11 @@ impl Store {
 
     /// For an exchange that does not acknowledge commands: these were handed over (on its socket or
     /// in a webhook answer), which is all it will ever confirm.
-    pub async fn commands_handed_over(&self, gateway_id: &str, ids: &[String], at: i64) -> StoreResult<()> {
+    pub async fn commands_handed_over(self, gateway_id: &str, ids: &[String], at: i64) -> StoreResult<()> {
         if ids.is_empty() {
             return Ok(());
         }
-        on_writer!(self, pool => async {
+        on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             for id in ids {
                 sqlx::query("UPDATE telephony_commands SET acked_at = $1 WHERE id = $2 AND gateway_id = $3 AND acked_at IS NULL")
@@ -187,7 +191,7 @@ impl Store {
     /// alone may hand to the exchange. One transaction; a concurrent claim by another node waits for
     /// it and then finds the commands taken.
     pub async fn claim_commands(
-        &self,
+        self,
         gateway_id: &str,
         node: &str,
         conn: u64,
@@ -206,7 +210,7 @@ impl Store {
              WHERE {pending} AND handed_node = $3 AND handed_conn = $4 ORDER BY created_at, id"
         );
         let only = only.unwrap_or("");
-        Ok(on_writer!(self, pool => async {
+        Ok(on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             sqlx::query(&claim).bind(gateway_id).bind(only).bind(node).bind(conn).bind(at).execute(&mut *tx).await?;
             let held: Vec<PendingCommand> =
@@ -218,8 +222,8 @@ impl Store {
 
     /// Releases the commands socket `conn` of node `node` holds and has not had acknowledged (it
     /// closed): another socket may be handed them. Returns how many.
-    pub async fn release_commands(&self, gateway_id: &str, node: &str, conn: u64) -> StoreResult<u64> {
-        Ok(on_pool!(self, pool => sqlx::query(
+    pub async fn release_commands(self, gateway_id: &str, node: &str, conn: u64) -> StoreResult<u64> {
+        Ok(on_pool!(self.0, pool => sqlx::query(
             "UPDATE telephony_commands SET handed_node = NULL, handed_conn = NULL, handed_at = NULL
              WHERE gateway_id = $1 AND handed_node = $2 AND handed_conn = $3 AND acked_at IS NULL")
             .bind(gateway_id).bind(node).bind(conn as i64).execute(pool).await.map(|r| r.rows_affected()))?)
@@ -227,8 +231,8 @@ impl Store {
 
     /// Releases every claim of node `node` (all exchanges): the node starts again, so the sockets
     /// that held them are gone.
-    pub async fn release_node_commands(&self, node: &str) -> StoreResult<u64> {
-        Ok(on_pool!(self, pool => sqlx::query(
+    pub async fn release_node_commands(self, node: &str) -> StoreResult<u64> {
+        Ok(on_pool!(self.0, pool => sqlx::query(
             "UPDATE telephony_commands SET handed_node = NULL, handed_conn = NULL, handed_at = NULL
              WHERE handed_node = $1 AND acked_at IS NULL")
             .bind(node).execute(pool).await.map(|r| r.rows_affected()))?)
@@ -236,8 +240,8 @@ impl Store {
 
     /// Who holds `gateway`'s pending commands: (node, socket id, when it was handed the oldest it
     /// holds unacknowledged) per socket.
-    pub async fn command_holders(&self, gateway_id: &str) -> StoreResult<Vec<(String, u64, i64)>> {
-        let rows: Vec<(String, i64, i64)> = on_pool!(self, pool => sqlx::query_as(
+    pub async fn command_holders(self, gateway_id: &str) -> StoreResult<Vec<(String, u64, i64)>> {
+        let rows: Vec<(String, i64, i64)> = on_pool!(self.0, pool => sqlx::query_as(
             "SELECT handed_node, handed_conn, MIN(handed_at) FROM telephony_commands
              WHERE gateway_id = $1 AND handed_node IS NOT NULL AND acked_at IS NULL AND superseded_at IS NULL
              GROUP BY handed_node, handed_conn")
@@ -246,15 +250,15 @@ impl Store {
     }
 
     /// Marks the exchange as one that acknowledges commands (it said so when connecting).
-    pub async fn set_gateway_acks_commands(&self, gateway_id: &str) -> StoreResult<()> {
-        on_pool!(self, pool => sqlx::query("UPDATE gateways SET acks_commands = TRUE WHERE id = $1 AND acks_commands = FALSE")
+    pub async fn set_gateway_acks_commands(self, gateway_id: &str) -> StoreResult<()> {
+        on_pool!(self.0, pool => sqlx::query("UPDATE gateways SET acks_commands = TRUE WHERE id = $1 AND acks_commands = FALSE")
             .bind(gateway_id).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
     /// Whether the exchange has ever acknowledged a command (then commands wait for its `command_ack`).
-    pub async fn gateway_acks_commands(&self, gateway_id: &str) -> StoreResult<bool> {
-        let row: Option<(bool,)> = on_pool!(self, pool => sqlx::query_as(
+    pub async fn gateway_acks_commands(self, gateway_id: &str) -> StoreResult<bool> {
+        let row: Option<(bool,)> = on_pool!(self.0, pool => sqlx::query_as(
             "SELECT acks_commands FROM gateways WHERE id = $1").bind(gateway_id).fetch_optional(pool).await)?;
         Ok(row.is_some_and(|r| r.0))
     }
@@ -282,7 +286,7 @@ mod tests {
     #[tokio::test]
     async fn command_changes_issue_and_supersede_in_the_callers_transaction() {
         let store = seeded().await;
-        let gw = store.create_gateway("exchange", "hash", 1).await.expect("gateway").id;
+        let gw = store.exchanges().create_gateway("exchange", "hash", 1).await.expect("gateway").id;
         let gw = gw.as_str();
         let mut tx = write_tx(&store).await;
         tx.apply_command_change(&command(gw, "c1", "connect", &[], 1)).await.expect("issue");
@@ -291,14 +295,14 @@ mod tests {
         tx.commit().await.expect("commit");
         let state = |rows: Vec<(String, bool, bool)>| rows.into_iter().map(|(k, _, superseded)| (k, superseded)).collect::<Vec<_>>();
         let s = |k: &str, b| (k.to_string(), b);
-        assert_eq!(state(store.call_commands(gw, "call").await.expect("read")), vec![s("connect", true), s("hold", false), s("connect", false)]);
+        assert_eq!(state(store.commands().call_commands(gw, "call").await.expect("read")), vec![s("connect", true), s("hold", false), s("connect", false)]);
 
         let mut tx = write_tx(&store).await;
         let all = CommandChange::Supersede { gateway_id: gw.into(), call_id: "call".into(), kinds: &["connect", "hold"], at: 4 };
         tx.apply_command_change(&all).await.expect("supersede");
         tx.commit().await.expect("commit");
-        assert_eq!(state(store.call_commands(gw, "call").await.expect("read")), vec![s("connect", true), s("hold", true), s("connect", true)]);
-        assert!(store.pending_commands(gw).await.expect("read").is_empty());
+        assert_eq!(state(store.commands().call_commands(gw, "call").await.expect("read")), vec![s("connect", true), s("hold", true), s("connect", true)]);
+        assert!(store.commands().pending_commands(gw).await.expect("read").is_empty());
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub struct NewContactRecord {
     pub queued_at: i64,
 }
 
-/// A new contact waiting to be stored with its group ([`Store::create_contact_from`]).
+/// A new contact waiting to be stored with its group ([`Contacts::create_contact_from`]).
 pub(crate) struct Created {
     record: NewContactRecord,
     caller_hash: Option<String>,
@@ -216,9 +216,13 @@ both_engines!(impl WriteChanges for Fenced<sqlx::Sqlite>, Fenced<sqlx::Postgres>
     }
 });
 
-impl Store {
+/// A view of the store: contacts and their event log; a routing step's changes ([`Store::contacts`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Contacts<'a>(pub(super) &'a Store);
+
+impl Contacts<'_> {
     /// Stores a new queued contact and its `queued` event.
-    pub async fn create_contact(&self, c: &NewContactRecord) -> StoreResult<()> {
+    pub async fn create_contact(self, c: &NewContactRecord) -> StoreResult<()> {
         self.create_contact_from(c, None, false).await
     }
 
@@ -231,11 +235,11 @@ impl Store {
     /// dozen transactions instead of a thousand, and routing steps queue for the one writer
     /// ([`super::Pool::Sqlite`]) behind at most one group of new contacts. A group that fails fails each of
     /// its contacts (each caller is asked to try again).
-    pub async fn create_contact_from(&self, c: &NewContactRecord, caller_hash: Option<&str>, senior_only: bool) -> StoreResult<()> {
+    pub async fn create_contact_from(self, c: &NewContactRecord, caller_hash: Option<&str>, senior_only: bool) -> StoreResult<()> {
         let (tx, mut rx) = tokio::sync::oneshot::channel();
         let row = Created { record: c.clone(), caller_hash: caller_hash.map(str::to_string), senior_only };
-        lock(&self.creations.pending).push((row, tx));
-        let _committing = self.creations.committing.lock().await;
+        lock(&self.0.creations.pending).push((row, tx));
+        let _committing = self.0.creations.committing.lock().await;
         // The group before ours may have taken this contact: its outcome is here already (or, if that
         // group's commit was abandoned midway, its sender is gone: not stored as far as anyone knows).
         match rx.try_recv() {
@@ -245,9 +249,9 @@ impl Store {
             }
             Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
         }
-        let group = std::mem::take(&mut *lock(&self.creations.pending));
-        self.creations.groups.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let result = on_writer!(self, pool => async {
+        let group = std::mem::take(&mut *lock(&self.0.creations.pending));
+        self.0.creations.groups.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let result = on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             for (row, _) in &group {
                 let c = &row.record;
@@ -262,7 +266,7 @@ impl Store {
             tx.write_events(&queued).await?;
             tx.commit().await
         }.await).map_err(StoreError::from);
-        self.note_write(&result);
+        self.0.note_write(&result);
         let shared = result.as_ref().map_err(|e| e.to_string()).map(|_| ());
         for (_, tx) in group {
             let _ = tx.send(shared.clone().map_err(StoreError::GroupFailed));
@@ -270,53 +274,53 @@ impl Store {
         rx.try_recv().unwrap_or_else(|_| result.and(Err(StoreError::GroupFailed("not in its group".into()))))
     }
 
-    pub async fn contact(&self, id: &str) -> StoreResult<Option<ContactRecord>> {
+    pub async fn contact(self, id: &str) -> StoreResult<Option<ContactRecord>> {
         let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1");
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
     }
 
     /// The contact whose resume token hashes to `hash`.
-    pub async fn contact_by_token_hash(&self, hash: &str) -> StoreResult<Option<ContactRecord>> {
+    pub async fn contact_by_token_hash(self, hash: &str) -> StoreResult<Option<ContactRecord>> {
         let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE resume_token_hash = $1");
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(hash).fetch_optional(pool).await)?)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(hash).fetch_optional(pool).await)?)
     }
 
     /// Contacts still waiting or in conversation, oldest first: what a restarted router restores.
-    pub async fn open_contacts(&self) -> StoreResult<Vec<ContactRecord>> {
+    pub async fn open_contacts(self) -> StoreResult<Vec<ContactRecord>> {
         let sql = format!(
             "SELECT {CONTACT_COLUMNS} FROM contacts WHERE state IN ('queued', 'active') ORDER BY queued_at, id"
         );
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)?)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).fetch_all(pool).await)?)
     }
 
     /// A counsellor's open conversations, oldest first.
-    pub async fn active_contacts_of(&self, counsellor: &str) -> StoreResult<Vec<ContactRecord>> {
+    pub async fn active_contacts_of(self, counsellor: &str) -> StoreResult<Vec<ContactRecord>> {
         let sql = format!(
             "SELECT {CONTACT_COLUMNS} FROM contacts WHERE state = 'active' AND counsellor_id = $1 ORDER BY answered_at, id"
         );
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(counsellor).fetch_all(pool).await)?)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(counsellor).fetch_all(pool).await)?)
     }
 
     /// The contact's event log, in order.
-    pub async fn contact_events(&self, contact: &str) -> StoreResult<Vec<ContactEvent>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(
+    pub async fn contact_events(self, contact: &str) -> StoreResult<Vec<ContactEvent>> {
+        Ok(on_pool!(self.0, pool => sqlx::query_as(
             "SELECT at, kind, counsellor_id, detail FROM contact_events WHERE contact_id = $1 ORDER BY at, id")
             .bind(contact).fetch_all(pool).await)?)
     }
 
     /// Commits a routing step's changes in one transaction.
-    pub async fn apply_changes(&self, changes: &[Change]) -> StoreResult<()> {
+    pub async fn apply_changes(self, changes: &[Change]) -> StoreResult<()> {
         if changes.is_empty() {
             return Ok(());
         }
         let result = self.apply_changes_once(changes).await;
-        self.note_write(&result);
+        self.0.note_write(&result);
         result
     }
 
     /// One leader's write transaction ([`Store::begin_leader_write`]: fenced in cluster mode).
-    async fn apply_changes_once(&self, changes: &[Change]) -> StoreResult<()> {
-        let mut tx = self.begin_leader_write().await?;
+    async fn apply_changes_once(self, changes: &[Change]) -> StoreResult<()> {
+        let mut tx = self.0.begin_leader_write().await?;
         match &mut tx {
             LeaderTx::Sqlite(t) => t.write_changes(changes).await?,
             LeaderTx::Postgres(t) => t.write_changes(changes).await?,

@@ -33,13 +33,13 @@ pub const DEFAULT_DIALLED_NUMBERS: &[(&str, &str)] = &[
 /// Inserts the default helplines (and their dialled numbers) that are missing; never overwrites an operator's settings.
 pub async fn seed_helplines(store: &Store) -> Result<(), StoreError> {
     for h in default_helplines() {
-        if store.insert_helpline_if_missing(&h).await? {
+        if store.directory().insert_helpline_if_missing(&h).await? {
             tracing::info!(helpline = %h.name, "created helpline");
         }
     }
     for (number, helpline) in DEFAULT_DIALLED_NUMBERS {
-        if store.helpline(helpline).await?.is_some() {
-            store.insert_dialled_number_if_missing(number, helpline).await?;
+        if store.directory().helpline(helpline).await?.is_some() {
+            store.directory().insert_dialled_number_if_missing(number, helpline).await?;
         }
     }
     Ok(())

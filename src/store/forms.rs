@@ -69,10 +69,14 @@ both_engines!(impl RaisePriority for sqlx::SqliteConnection, sqlx::PgConnection 
     }
 });
 
-impl Store {
+/// A view of the store: contact forms and escalations ([`Store::forms`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Forms<'a>(pub(super) &'a Store);
+
+impl Forms<'_> {
     /// Saves a form (draft or submitted); returns the risk it had before (to alert on a new `imminent`).
-    pub async fn save_form(&self, f: &FormRecord) -> StoreResult<Option<String>> {
-        let before = on_writer!(self, pool => async {
+    pub async fn save_form(self, f: &FormRecord) -> StoreResult<Option<String>> {
+        let before = on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             let before: Option<(Option<String>,)> = sqlx::query_as("SELECT risk FROM contact_forms WHERE contact_id = $1")
                 .bind(&f.contact_id).fetch_optional(&mut *tx).await?;
@@ -95,15 +99,15 @@ impl Store {
         Ok(before)
     }
 
-    pub async fn form(&self, contact_id: &str) -> StoreResult<Option<FormRecord>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(
+    pub async fn form(self, contact_id: &str) -> StoreResult<Option<FormRecord>> {
+        Ok(on_pool!(self.0, pool => sqlx::query_as(
             "SELECT contact_id, helpline, counsellor_id, data, risk, status, updated_at, submitted_at
              FROM contact_forms WHERE contact_id = $1").bind(contact_id).fetch_optional(pool).await)?)
     }
 
     /// A counsellor's ended contacts whose form is not submitted yet (their open wrap-ups), oldest first.
-    pub async fn incomplete_forms(&self, counsellor: &str) -> StoreResult<Vec<Wrapup>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(
+    pub async fn incomplete_forms(self, counsellor: &str) -> StoreResult<Vec<Wrapup>> {
+        Ok(on_pool!(self.0, pool => sqlx::query_as(
             "SELECT c.id AS contact_id, c.helpline, c.language, c.channel, c.ended_at, f.status AS form_status
              FROM contacts c LEFT JOIN contact_forms f ON f.contact_id = c.id
              WHERE c.counsellor_id = $1 AND c.state = 'ended' AND (f.status IS NULL OR f.status <> 'submitted')
@@ -111,8 +115,8 @@ impl Store {
     }
 
     /// Stores an escalation; an `imminent` one raises the contact's stored priority in the same transaction.
-    pub async fn create_escalation(&self, e: &EscalationRecord) -> StoreResult<()> {
-        on_writer!(self, pool => async {
+    pub async fn create_escalation(self, e: &EscalationRecord) -> StoreResult<()> {
+        on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO escalations (id, contact_id, helpline, kind, risk, reason, district, counsellor_id, created_at)
@@ -129,20 +133,20 @@ impl Store {
         Ok(())
     }
 
-    pub async fn escalation(&self, id: &str) -> StoreResult<Option<EscalationRecord>> {
+    pub async fn escalation(self, id: &str) -> StoreResult<Option<EscalationRecord>> {
         let sql = format!("SELECT {ESCALATION_COLUMNS} FROM escalations WHERE id = $1");
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
     }
 
     /// Escalations not acknowledged yet, oldest first.
-    pub async fn open_escalations(&self) -> StoreResult<Vec<EscalationRecord>> {
+    pub async fn open_escalations(self) -> StoreResult<Vec<EscalationRecord>> {
         let sql = format!("SELECT {ESCALATION_COLUMNS} FROM escalations WHERE acknowledged_at IS NULL ORDER BY created_at, id");
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)?)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).fetch_all(pool).await)?)
     }
 
     /// Marks an escalation acknowledged; false if it already was (by someone else, or before).
-    pub async fn acknowledge_escalation(&self, id: &str, by: &str, at: i64) -> StoreResult<bool> {
-        let n = on_pool!(self, pool => sqlx::query(
+    pub async fn acknowledge_escalation(self, id: &str, by: &str, at: i64) -> StoreResult<bool> {
+        let n = on_pool!(self.0, pool => sqlx::query(
             "UPDATE escalations SET acknowledged_by = $1, acknowledged_at = $2 WHERE id = $3 AND acknowledged_at IS NULL")
             .bind(by).bind(at).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(n == 1)
@@ -150,18 +154,18 @@ impl Store {
 
     /// Claims the escalations created before `before`, unacknowledged and not yet sent to every
     /// supervisor: marks them broadcast at `now` and returns them (each is claimed once).
-    pub async fn claim_unacknowledged(&self, before: i64, now: i64) -> StoreResult<Vec<EscalationRecord>> {
+    pub async fn claim_unacknowledged(self, before: i64, now: i64) -> StoreResult<Vec<EscalationRecord>> {
         let sql = format!(
             "UPDATE escalations SET broadcast_at = $1
              WHERE acknowledged_at IS NULL AND broadcast_at IS NULL AND created_at <= $2
              RETURNING {ESCALATION_COLUMNS}"
         );
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(now).bind(before).fetch_all(pool).await)?)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(now).bind(before).fetch_all(pool).await)?)
     }
 
     /// Marks an escalation as already sent to every supervisor (an `imminent` one goes to all at once).
-    pub async fn mark_broadcast(&self, id: &str, at: i64) -> StoreResult<()> {
-        on_pool!(self, pool => sqlx::query("UPDATE escalations SET broadcast_at = $1 WHERE id = $2 AND broadcast_at IS NULL")
+    pub async fn mark_broadcast(self, id: &str, at: i64) -> StoreResult<()> {
+        on_pool!(self.0, pool => sqlx::query("UPDATE escalations SET broadcast_at = $1 WHERE id = $2 AND broadcast_at IS NULL")
             .bind(at).bind(id).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
@@ -184,7 +188,7 @@ mod tests {
         tx.raise_priority("no such contact").await.expect("nothing to raise");
         tx.commit().await.expect("commit");
         let priority = |c: Option<crate::store::contacts::ContactRecord>| c.map(|c| c.priority);
-        assert_eq!(priority(store.contact(&low).await.expect("read")), Some(IMMINENT_PRIORITY));
-        assert_eq!(priority(store.contact(&high).await.expect("read")), Some(IMMINENT_PRIORITY + 1));
+        assert_eq!(priority(store.contacts().contact(&low).await.expect("read")), Some(IMMINENT_PRIORITY));
+        assert_eq!(priority(store.contacts().contact(&high).await.expect("read")), Some(IMMINENT_PRIORITY + 1));
     }
 }

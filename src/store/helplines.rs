@@ -73,13 +73,17 @@ impl From<HelplineRow> for Helpline {
     }
 }
 
-impl Store {
+/// A view of the store: helplines and the dialled-number map ([`Store::directory`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Directory<'a>(pub(super) &'a Store);
+
+impl Directory<'_> {
     /// Creates or replaces a helpline's settings.
-    pub async fn upsert_helpline(&self, h: &Helpline) -> StoreResult<()> {
+    pub async fn upsert_helpline(self, h: &Helpline) -> StoreResult<()> {
         // The answer target decides what "answered in target" means in every rolled-up hour.
         let target_changed = self.helpline(&h.name).await?.is_some_and(|old| old.sla_target_ms != h.sla_target_ms);
         let languages = join_list(&h.languages);
-        on_pool!(self, pool => sqlx::query(
+        on_pool!(self.0, pool => sqlx::query(
             "INSERT INTO helplines (name, display_name, languages, ring_timeout_ms, backup_after_ms,
                  sla_at_risk_ms, sla_target_ms, caller_grace_ms, service_level_target_pct,
                  chat_while_on_call, calls_first)
@@ -96,13 +100,13 @@ impl Store {
             .bind(h.chat_while_on_call).bind(h.calls_first)
             .execute(pool).await.map(|_| ()))?;
         if target_changed {
-            self.clear_rollups().await?;
+            self.0.rollups().clear_rollups().await?;
         }
         Ok(())
     }
 
     /// Creates a helpline only if none of that name exists (seeding never overwrites an operator's settings).
-    pub async fn insert_helpline_if_missing(&self, h: &Helpline) -> StoreResult<bool> {
+    pub async fn insert_helpline_if_missing(self, h: &Helpline) -> StoreResult<bool> {
         if self.helpline(&h.name).await?.is_some() {
             return Ok(false);
         }
@@ -111,14 +115,14 @@ impl Store {
     }
 
     /// All helplines, by name.
-    pub async fn helplines(&self) -> StoreResult<Vec<Helpline>> {
-        let rows: Vec<HelplineRow> = on_pool!(self, pool =>
+    pub async fn helplines(self) -> StoreResult<Vec<Helpline>> {
+        let rows: Vec<HelplineRow> = on_pool!(self.0, pool =>
             sqlx::query_as("SELECT * FROM helplines ORDER BY name").fetch_all(pool).await)?;
         Ok(rows.into_iter().map(Helpline::from).collect())
     }
 
-    pub async fn helpline(&self, name: &str) -> StoreResult<Option<Helpline>> {
-        let row: Option<HelplineRow> = on_pool!(self, pool =>
+    pub async fn helpline(self, name: &str) -> StoreResult<Option<Helpline>> {
+        let row: Option<HelplineRow> = on_pool!(self.0, pool =>
             sqlx::query_as("SELECT * FROM helplines WHERE name = $1").bind(name).fetch_optional(pool).await)?;
         Ok(row.map(Helpline::from))
     }
@@ -127,22 +131,22 @@ impl Store {
 /// The entry of the dialled-number map that catches numbers not listed.
 pub const DEFAULT_NUMBER: &str = "*";
 
-impl Store {
-    /// The helpline a dialled number reaches: its own entry, else `None` (see [`Store::default_call_helpline`]).
-    pub async fn helpline_for_number(&self, number: &str) -> StoreResult<Option<String>> {
-        let row: Option<(String,)> = on_pool!(self, pool => sqlx::query_as(
+impl Directory<'_> {
+    /// The helpline a dialled number reaches: its own entry, else `None` (see [`Directory::default_call_helpline`]).
+    pub async fn helpline_for_number(self, number: &str) -> StoreResult<Option<String>> {
+        let row: Option<(String,)> = on_pool!(self.0, pool => sqlx::query_as(
             "SELECT helpline FROM dialled_numbers WHERE number = $1").bind(number).fetch_optional(pool).await)?;
         Ok(row.map(|r| r.0))
     }
 
     /// The helpline that answers calls to numbers not in the map (the `*` entry).
-    pub async fn default_call_helpline(&self) -> StoreResult<Option<String>> {
+    pub async fn default_call_helpline(self) -> StoreResult<Option<String>> {
         self.helpline_for_number(DEFAULT_NUMBER).await
     }
 
     /// Maps a dialled number (or `*`) to a helpline, replacing any earlier mapping.
-    pub async fn set_dialled_number(&self, number: &str, helpline: &str) -> StoreResult<()> {
-        on_pool!(self, pool => sqlx::query(
+    pub async fn set_dialled_number(self, number: &str, helpline: &str) -> StoreResult<()> {
+        on_pool!(self.0, pool => sqlx::query(
             "INSERT INTO dialled_numbers (number, helpline) VALUES ($1, $2)
              ON CONFLICT (number) DO UPDATE SET helpline = excluded.helpline")
             .bind(number).bind(helpline).execute(pool).await.map(|_| ()))?;
@@ -150,16 +154,16 @@ impl Store {
     }
 
     /// Adds a mapping only if the number has none (seeding never overwrites an operator's map).
-    pub async fn insert_dialled_number_if_missing(&self, number: &str, helpline: &str) -> StoreResult<()> {
-        on_pool!(self, pool => sqlx::query(
+    pub async fn insert_dialled_number_if_missing(self, number: &str, helpline: &str) -> StoreResult<()> {
+        on_pool!(self.0, pool => sqlx::query(
             "INSERT INTO dialled_numbers (number, helpline) VALUES ($1, $2) ON CONFLICT (number) DO NOTHING")
             .bind(number).bind(helpline).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
     /// The whole map, by number.
-    pub async fn dialled_numbers(&self) -> StoreResult<Vec<(String, String)>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(
+    pub async fn dialled_numbers(self) -> StoreResult<Vec<(String, String)>> {
+        Ok(on_pool!(self.0, pool => sqlx::query_as(
             "SELECT number, helpline FROM dialled_numbers ORDER BY number").fetch_all(pool).await)?)
     }
 }

@@ -35,7 +35,7 @@ impl NewMessage {
     }
 }
 
-/// A stored message (or one numbered, to be stored: a row of [`Store::write_messages`]).
+/// A stored message (or one numbered, to be stored: a row of [`Messages::write_messages`]).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
 pub struct StoredMessage {
     pub contact_id: String,
@@ -55,7 +55,7 @@ pub struct Stored {
     pub duplicate: bool,
 }
 
-/// What writing a batch's rows gave ([`Store::write_messages`]).
+/// What writing a batch's rows gave ([`Messages::write_messages`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Written {
     /// Every row is stored (committed).
@@ -136,13 +136,17 @@ both_engines!(impl WriteMessages for Fenced<sqlx::Sqlite>, Fenced<sqlx::Postgres
     }
 });
 
-impl Store {
+/// A view of the store: conversation messages: numbering, group writes, history ([`Store::messages`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Messages<'a>(pub(super) &'a Store);
+
+impl Messages<'_> {
     /// The newest seq of each of `contacts` (a contact without messages is missing), read to number
     /// new messages (one read per 500). A failure counts as a failed write: the messages cannot be stored.
-    pub async fn last_seqs(&self, contacts: &[String]) -> StoreResult<HashMap<String, i64>> {
+    pub async fn last_seqs(self, contacts: &[String]) -> StoreResult<HashMap<String, i64>> {
         let result = self.latest_seqs(contacts).await;
         if result.is_err() {
-            self.note_write(&result);
+            self.0.note_write(&result);
         }
         result
     }
@@ -153,18 +157,18 @@ impl Store {
     /// (contact, sender, client id) stores nothing of the batch, and the stored copies of the rows
     /// are read, one row at a time, and returned ([`Written::Repeats`]) for the batch to be numbered again.
     /// In the leader's write transactions ([`Store::begin_leader_write`]: fenced in cluster mode).
-    pub async fn write_messages<M: Borrow<StoredMessage> + Sync>(&self, rows: &[M]) -> StoreResult<Written> {
+    pub async fn write_messages<M: Borrow<StoredMessage> + Sync>(self, rows: &[M]) -> StoreResult<Written> {
         let result = self.write_messages_once(rows).await;
-        self.note_write(&result);
+        self.0.note_write(&result);
         result
     }
 
-    async fn write_messages_once<M: Borrow<StoredMessage> + Sync>(&self, rows: &[M]) -> StoreResult<Written> {
+    async fn write_messages_once<M: Borrow<StoredMessage> + Sync>(self, rows: &[M]) -> StoreResult<Written> {
         if rows.is_empty() {
             return Ok(Written::All);
         }
-        let mut tx = self.begin_leader_write().await?;
-        let backend = self.backend();
+        let mut tx = self.0.begin_leader_write().await?;
+        let backend = self.0.backend();
         let all_new = match &mut tx {
             LeaderTx::Sqlite(t) => t.insert_rows(rows, backend).await?,
             LeaderTx::Postgres(t) => t.insert_rows(rows, backend).await?,
@@ -179,7 +183,7 @@ impl Store {
         let mut earlier = Vec::new();
         for m in rows {
             let m = m.borrow();
-            let copy: Option<StoredMessage> = on_pool!(self, pool => {
+            let copy: Option<StoredMessage> = on_pool!(self.0, pool => {
                 sqlx::query_as(&select).bind(&m.contact_id).bind(&m.sender).bind(&m.client_id).fetch_optional(pool).await
             })?;
             earlier.extend(copy);
@@ -188,7 +192,7 @@ impl Store {
     }
 
     /// The newest message seq of each of `contacts` that has messages (one read per 500).
-    pub async fn latest_seqs(&self, contacts: &[String]) -> StoreResult<HashMap<String, i64>> {
+    pub async fn latest_seqs(self, contacts: &[String]) -> StoreResult<HashMap<String, i64>> {
         let mut all = HashMap::with_capacity(contacts.len());
         for chunk in contacts.chunks(500) {
             let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
@@ -196,7 +200,7 @@ impl Store {
                 "SELECT contact_id, MAX(seq) FROM messages WHERE contact_id IN ({}) GROUP BY contact_id",
                 marks.join(", ")
             );
-            let rows: Vec<(String, i64)> = on_pool!(self, pool => {
+            let rows: Vec<(String, i64)> = on_pool!(self.0, pool => {
                 let mut query = sqlx::query_as(&sql);
                 for id in chunk {
                     query = query.bind(id);
@@ -209,9 +213,9 @@ impl Store {
     }
 
     /// The contact's messages with seq greater than `after`, in order.
-    pub async fn messages_after(&self, contact: &str, after: i64) -> StoreResult<Vec<StoredMessage>> {
+    pub async fn messages_after(self, contact: &str, after: i64) -> StoreResult<Vec<StoredMessage>> {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE contact_id = $1 AND seq > $2 ORDER BY seq");
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(contact).bind(after).fetch_all(pool).await)?)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(contact).bind(after).fetch_all(pool).await)?)
     }
 }
 
@@ -232,29 +236,29 @@ mod tests {
     async fn batches_are_written_as_numbered_and_repeats_name_the_stored_copy() {
         let store = seeded().await;
         let (a, b) = (queued_chat(&store, 1).await, queued_chat(&store, 2).await);
-        assert!(store.last_seqs(&[a.clone(), b.clone()]).await.expect("read").is_empty(), "no messages yet");
+        assert!(store.messages().last_seqs(&[a.clone(), b.clone()]).await.expect("read").is_empty(), "no messages yet");
         let rows: Vec<StoredMessage> =
             (0..200).map(|i| row(if i % 2 == 0 { &a } else { &b }, i / 2 + 1, &format!("m{i}"))).collect();
-        assert_eq!(store.write_messages(&rows).await.expect("stored"), Written::All);
-        let last = store.last_seqs(&[a.clone(), b.clone()]).await.expect("read");
+        assert_eq!(store.messages().write_messages(&rows).await.expect("stored"), Written::All);
+        let last = store.messages().last_seqs(&[a.clone(), b.clone()]).await.expect("read");
         assert_eq!((last.get(&a), last.get(&b)), (Some(&100), Some(&100)));
-        assert_eq!(store.messages_after(&a, 98).await.expect("read"), vec![rows[196].clone(), rows[198].clone()]);
+        assert_eq!(store.messages().messages_after(&a, 98).await.expect("read"), vec![rows[196].clone(), rows[198].clone()]);
 
         // A repeat of a stored message (another text: the stored copy wins), among new rows.
         let repeats = [row(&a, 101, "new"), row(&a, 102, "m0"), row(&b, 101, "other"), row(&b, 102, "m3")];
-        let got = store.write_messages(&repeats).await.expect("answered");
+        let got = store.messages().write_messages(&repeats).await.expect("answered");
         assert_eq!(got, Written::Repeats(vec![rows[0].clone(), rows[3].clone()]), "the stored copies, in the rows' order");
-        assert_eq!(store.messages_after(&a, 100).await.expect("read"), vec![], "nothing of that batch stored");
-        assert_eq!(store.messages_after(&b, 100).await.expect("read"), vec![]);
+        assert_eq!(store.messages().messages_after(&a, 100).await.expect("read"), vec![], "nothing of that batch stored");
+        assert_eq!(store.messages().messages_after(&b, 100).await.expect("read"), vec![]);
 
         // Numbered again around the repeats, it goes through.
-        assert_eq!(store.write_messages(&[row(&a, 101, "new"), row(&b, 101, "other")]).await.expect("stored"), Written::All);
+        assert_eq!(store.messages().write_messages(&[row(&a, 101, "new"), row(&b, 101, "other")]).await.expect("stored"), Written::All);
 
         // A seq already taken (a wrong numbering) is refused whole.
-        assert!(store.write_messages(&[row(&b, 102, "fine"), row(&a, 101, "late")]).await.is_err(), "a seq already taken");
-        assert_eq!(store.messages_after(&b, 101).await.expect("read"), vec![], "nothing of that batch stored");
-        assert_eq!(store.write_messages::<StoredMessage>(&[]).await.expect("nothing to write"), Written::All);
-        assert_eq!(store.messages_after(&a, 0).await.expect("read").len(), 101, "no gap, no second copy");
+        assert!(store.messages().write_messages(&[row(&b, 102, "fine"), row(&a, 101, "late")]).await.is_err(), "a seq already taken");
+        assert_eq!(store.messages().messages_after(&b, 101).await.expect("read"), vec![], "nothing of that batch stored");
+        assert_eq!(store.messages().write_messages::<StoredMessage>(&[]).await.expect("nothing to write"), Written::All);
+        assert_eq!(store.messages().messages_after(&a, 0).await.expect("read").len(), 101, "no gap, no second copy");
     }
 
     #[test]

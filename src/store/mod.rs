@@ -285,7 +285,7 @@ impl Store {
     /// audit log's hash chain existed (once).
     pub async fn migrate(&self) -> StoreResult<()> {
         on_pool!(self, pool => MIGRATOR.run(pool).await)?;
-        self.seal_audit_log().await
+        self.audit_log().seal_audit_log().await
     }
 
     pub fn backend(&self) -> Backend {
@@ -360,18 +360,99 @@ impl Store {
         }
         on_pool!(self, pool => pool.close().await)
     }
+}
 
-    /// Appends one line to the audit log (at the end of its hash chain).
-    pub async fn audit(&self, at: i64, actor: &str, action: &str, target: Option<&str>, detail: Option<&str>) -> StoreResult<()> {
-        self.append_audit(at, actor, action, target, detail, None).await
+/// The store by concern: each view holds one concern's queries (`store.cases().case(id)`), so a caller
+/// names the parts it needs (`tests/layers.rs` checks which each domain may name).
+impl Store {
+    /// Flags, blocks of a caller's keyed identifier, refused chats and calls.
+    pub fn abuse(&self) -> abuse::Abuse<'_> {
+        abuse::Abuse(self)
     }
 
-    /// Audit lines about one target, oldest first (for tests and admin tools).
-    pub async fn audit_for(&self, target: &str) -> StoreResult<Vec<(String, String)>> {
-        let rows: Vec<(String, String)> = on_pool!(self, pool => sqlx::query_as(
-            "SELECT actor, action FROM audit_log WHERE target = $1 ORDER BY id")
-            .bind(target).fetch_all(pool).await)?;
-        Ok(rows)
+    /// Staff accounts: roles, status, extension, districts.
+    pub fn accounts(&self) -> users::Accounts<'_> {
+        users::Accounts(self)
+    }
+
+    /// The audit log and its hash chain.
+    pub fn audit_log(&self) -> audit::AuditLog<'_> {
+        audit::AuditLog(self)
+    }
+
+    /// Phone calls: their records and events.
+    pub fn calls(&self) -> calls::Calls<'_> {
+        calls::Calls(self)
+    }
+
+    /// Cases: their contacts, entries, stages, managers, persons; stage deadlines.
+    pub fn cases(&self) -> cases::Cases<'_> {
+        cases::Cases(self)
+    }
+
+    /// Durable commands to exchanges: issue, claim, acknowledge, release.
+    pub fn commands(&self) -> commands::Commands<'_> {
+        commands::Commands(self)
+    }
+
+    /// Contacts and their event log; a routing step's changes.
+    pub fn contacts(&self) -> contacts::Contacts<'_> {
+        contacts::Contacts(self)
+    }
+
+    /// Helplines and the dialled-number map.
+    pub fn directory(&self) -> helplines::Directory<'_> {
+        helplines::Directory(self)
+    }
+
+    /// The exchanges' accounts (gateways) and their tokens.
+    pub fn exchanges(&self) -> gateways::Exchanges<'_> {
+        gateways::Exchanges(self)
+    }
+
+    /// Cluster mode's fence row (raise, read).
+    pub fn fencing(&self) -> cluster::Fencing<'_> {
+        cluster::Fencing(self)
+    }
+
+    /// Contact forms and escalations.
+    pub fn forms(&self) -> forms::Forms<'_> {
+        forms::Forms(self)
+    }
+
+    /// Conversation messages: numbering, group writes, history.
+    pub fn messages(&self) -> messages::Messages<'_> {
+        messages::Messages(self)
+    }
+
+    /// Services, suggestions and placements.
+    pub fn placements(&self) -> services::Placements<'_> {
+        services::Placements(self)
+    }
+
+    /// What is held about a contact or an identifier (access requests).
+    pub fn privacy(&self) -> privacy::Privacy<'_> {
+        privacy::Privacy(self)
+    }
+
+    /// What is due for purging, and the purge.
+    pub fn retention(&self) -> retention::Retention<'_> {
+        retention::Retention(self)
+    }
+
+    /// The report roll-ups' tables.
+    pub fn rollups(&self) -> rollup::Rollups<'_> {
+        rollup::Rollups(self)
+    }
+
+    /// Server secrets kept in the database.
+    pub fn secrets(&self) -> secrets::Secrets<'_> {
+        secrets::Secrets(self)
+    }
+
+    /// Logout everywhere and refresh tokens.
+    pub fn sessions(&self) -> sessions::Sessions<'_> {
+        sessions::Sessions(self)
     }
 }
 
@@ -420,7 +501,7 @@ pub(crate) mod test_support {
             resume_token_hash: format!("token {id}"),
             queued_at,
         };
-        store.create_contact(&record).await.expect("stored");
+        store.contacts().create_contact(&record).await.expect("stored");
         id
     }
 }
@@ -458,12 +539,12 @@ mod tests {
         assert!(read.options().get_max_connections() > 1, "several readers");
         let writes = (0..50).map(|i| {
             let store = store.clone();
-            async move { store.audit(i, "test", "fill", Some("target"), Some("x")).await }
+            async move { store.audit_log().audit(i, "test", "fill", Some("target"), Some("x")).await }
         });
         for result in futures_util::future::join_all(writes).await {
             result.expect("concurrent writes queue for the writer, none is refused");
         }
-        assert_eq!(store.audit_for("target").await.expect("read").len(), 50, "readers see the writer's commits");
+        assert_eq!(store.audit_log().audit_for("target").await.expect("read").len(), 50, "readers see the writer's commits");
     }
 
     fn new_chat(n: u64) -> contacts::NewContactRecord {
@@ -492,7 +573,7 @@ mod tests {
             .iter()
             .map(|r| {
                 let (store, r) = (store.clone(), r.clone());
-                tokio::spawn(async move { store.create_contact(&r).await })
+                tokio::spawn(async move { store.contacts().create_contact(&r).await })
             })
             .collect();
         while store.creations.pending.lock().unwrap_or_else(|p| p.into_inner()).len() < 20 {
@@ -504,23 +585,23 @@ mod tests {
         }
         assert_eq!(store.creations.groups.load(std::sync::atomic::Ordering::SeqCst), 1, "one transaction for all 20");
         for r in &records {
-            assert!(store.contact(&r.id).await.expect("read").is_some());
+            assert!(store.contacts().contact(&r.id).await.expect("read").is_some());
         }
         // A group with a row the database refuses (an id already stored) fails for every contact in it.
         let committing = store.creations.committing.lock().await;
         let fresh = new_chat(99);
         let (a, b) = (store.clone(), store.clone());
         let (repeat, fresh_clone) = (records[0].clone(), fresh.clone());
-        let first = tokio::spawn(async move { a.create_contact(&repeat).await });
-        let second = tokio::spawn(async move { b.create_contact(&fresh_clone).await });
+        let first = tokio::spawn(async move { a.contacts().create_contact(&repeat).await });
+        let second = tokio::spawn(async move { b.contacts().create_contact(&fresh_clone).await });
         while store.creations.pending.lock().unwrap_or_else(|p| p.into_inner()).len() < 2 {
             tokio::task::yield_now().await;
         }
         drop(committing);
         assert!(first.await.expect("task").is_err());
         assert!(second.await.expect("task").is_err(), "stored with a failing row: refused too, to be tried again");
-        assert!(store.contact(&fresh.id).await.expect("read").is_none(), "nothing of a failed group is stored");
-        store.create_contact(&fresh).await.expect("alone it is stored");
+        assert!(store.contacts().contact(&fresh.id).await.expect("read").is_none(), "nothing of a failed group is stored");
+        store.contacts().create_contact(&fresh).await.expect("alone it is stored");
     }
 
     /// A routing batch's event-log lines are written several to a statement, more than one statement's
@@ -531,7 +612,7 @@ mod tests {
         store.migrate().await.expect("migrate");
         crate::store::defaults::seed_helplines(&store).await.expect("seed");
         let chat = new_chat(1);
-        store.create_contact(&chat).await.expect("stored");
+        store.contacts().create_contact(&chat).await.expect("stored");
         const KINDS: [&str; 3] = ["sla_at_risk", "sla_breached", "caller_disconnected"];
         let changes: Vec<contacts::Change> = (0..300)
             .map(|i| contacts::Change::Event {
@@ -542,8 +623,8 @@ mod tests {
                 detail: Some(format!("line {i}")),
             })
             .collect();
-        store.apply_changes(&changes).await.expect("one transaction");
-        let events = store.contact_events(&chat.id).await.expect("read");
+        store.contacts().apply_changes(&changes).await.expect("one transaction");
+        let events = store.contacts().contact_events(&chat.id).await.expect("read");
         assert_eq!(events.len(), 301, "the queued line and the 300 of the batch");
         assert_eq!(events[0].kind, "queued");
         for (i, e) in events[1..].iter().enumerate() {

@@ -21,35 +21,39 @@ pub struct SameCaller {
 /// At most this many contacts are listed for one identifier.
 pub const SAME_CALLER_LIMIT: i64 = 200;
 
-impl Store {
-    pub async fn escalations_of_contact(&self, contact_id: &str) -> StoreResult<Vec<EscalationRecord>> {
+/// A view of the store: what is held about a contact or an identifier (access requests) ([`Store::privacy`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Privacy<'a>(pub(super) &'a Store);
+
+impl Privacy<'_> {
+    pub async fn escalations_of_contact(self, contact_id: &str) -> StoreResult<Vec<EscalationRecord>> {
         let sql = format!("SELECT {ESCALATION_COLUMNS} FROM escalations WHERE contact_id = $1 ORDER BY created_at, id");
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(contact_id).fetch_all(pool).await)?)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(contact_id).fetch_all(pool).await)?)
     }
 
-    pub async fn placements_of_contact(&self, contact_id: &str) -> StoreResult<Vec<PlacementRecord>> {
+    pub async fn placements_of_contact(self, contact_id: &str) -> StoreResult<Vec<PlacementRecord>> {
         let sql = format!("SELECT {PLACEMENT_COLUMNS} FROM placements WHERE contact_id = $1 ORDER BY created_at, id");
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(contact_id).fetch_all(pool).await)?)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(contact_id).fetch_all(pool).await)?)
     }
 
     /// Blocks made from this contact.
-    pub async fn blocks_of_contact(&self, contact_id: &str) -> StoreResult<Vec<BlockRecord>> {
+    pub async fn blocks_of_contact(self, contact_id: &str) -> StoreResult<Vec<BlockRecord>> {
         let sql = format!("SELECT {BLOCK_COLUMNS} FROM caller_blocks b WHERE b.contact_id = $1 ORDER BY b.created_at, b.id");
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(contact_id).fetch_all(pool).await)?)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(contact_id).fetch_all(pool).await)?)
     }
 
     /// Every block on an identifier (any helpline, in force or not), newest first.
-    pub async fn blocks_on(&self, kind: &str, hash: &str) -> StoreResult<Vec<BlockRecord>> {
+    pub async fn blocks_on(self, kind: &str, hash: &str) -> StoreResult<Vec<BlockRecord>> {
         let sql = format!(
             "SELECT {BLOCK_COLUMNS} FROM caller_blocks b WHERE b.kind = $1 AND b.identifier_hash = $2
              ORDER BY b.created_at DESC, b.id DESC LIMIT 1000"
         );
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(kind).bind(hash).fetch_all(pool).await)?)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(kind).bind(hash).fetch_all(pool).await)?)
     }
 
     /// Contacts whose caller has this identifier (`number`: the calls' number hash; `address`: the
     /// chats' network hash), newest first, at most [`SAME_CALLER_LIMIT`].
-    pub async fn contacts_with_identifier(&self, kind: &str, hash: &str) -> StoreResult<Vec<SameCaller>> {
+    pub async fn contacts_with_identifier(self, kind: &str, hash: &str) -> StoreResult<Vec<SameCaller>> {
         let sql = if kind == "number" {
             "SELECT c.id AS contact_id, c.channel, c.helpline, c.state, c.queued_at, c.ended_at, c.purged_at
              FROM calls k JOIN contacts c ON c.id = k.contact_id WHERE k.caller_hash = $1
@@ -59,6 +63,6 @@ impl Store {
              FROM contacts c WHERE c.caller_hash = $1 AND c.channel <> 'call'
              ORDER BY c.queued_at DESC, c.id DESC LIMIT $2"
         };
-        Ok(on_pool!(self, pool => sqlx::query_as(sql).bind(hash).bind(SAME_CALLER_LIMIT).fetch_all(pool).await)?)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(sql).bind(hash).bind(SAME_CALLER_LIMIT).fetch_all(pool).await)?)
     }
 }

@@ -24,20 +24,24 @@ pub struct PurgeStep {
     pub remaining: u64,
 }
 
-impl Store {
+/// A view of the store: what is due for purging, and the purge ([`Store::retention`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Retention<'a>(pub(super) &'a Store);
+
+impl Retention<'_> {
     /// How many contacts are due for retention (see [`DUE`]).
-    pub async fn retention_due(&self, cutoff: i64, now: i64) -> StoreResult<u64> {
+    pub async fn retention_due(self, cutoff: i64, now: i64) -> StoreResult<u64> {
         let sql = format!("SELECT COUNT(*) {DUE}");
-        let (n,): (i64,) = on_pool!(self, pool => sqlx::query_as(&sql).bind(cutoff).bind(now).fetch_one(pool).await)?;
+        let (n,): (i64,) = on_pool!(self.0, pool => sqlx::query_as(&sql).bind(cutoff).bind(now).fetch_one(pool).await)?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Deletes the conversations of up to `batch` due contacts, oldest first, in one write
     /// transaction (the due check is repeated inside it, so a contact linked to a case meanwhile is
     /// kept).
-    pub async fn purge_step(&self, cutoff: i64, now: i64, batch: i64) -> StoreResult<PurgeStep> {
+    pub async fn purge_step(self, cutoff: i64, now: i64, batch: i64) -> StoreResult<PurgeStep> {
         let pick = format!("SELECT c.id {DUE} ORDER BY c.queued_at, c.id LIMIT $3");
-        let (contacts, messages) = on_writer!(self, pool => async {
+        let (contacts, messages) = on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             let ids: Vec<(String,)> = sqlx::query_as(&pick).bind(cutoff).bind(now).bind(batch.max(1)).fetch_all(&mut *tx).await?;
             let mut messages = 0;
@@ -53,8 +57,8 @@ impl Store {
     }
 
     /// When a contact's conversation was deleted by retention, if it was.
-    pub async fn purged_at(&self, contact_id: &str) -> StoreResult<Option<i64>> {
-        let row: Option<(Option<i64>,)> = on_pool!(self, pool => sqlx::query_as("SELECT purged_at FROM contacts WHERE id = $1")
+    pub async fn purged_at(self, contact_id: &str) -> StoreResult<Option<i64>> {
+        let row: Option<(Option<i64>,)> = on_pool!(self.0, pool => sqlx::query_as("SELECT purged_at FROM contacts WHERE id = $1")
             .bind(contact_id).fetch_optional(pool).await)?;
         Ok(row.and_then(|(p,)| p))
     }

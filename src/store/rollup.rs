@@ -3,13 +3,13 @@
 //! An hour `[h, h + 1 h)` (UTC) is *settled* when it ended at least [`SETTLE_MS`] ago, no contact queued in
 //! it is still waiting or in conversation, and no conversation overlapping it is still open. Then the live
 //! queries can no longer change their answer for it, and [`roll_up`] stores that answer: the lines of
-//! [`figures::TALLY_SQL`] and of the category tally for the hour, and [`figures::occupancy_by_counsellor`]
+//! [`figures::TALLY_SQL`] and of the category tally for the hour, and [`protocol::figures::occupancy_by_counsellor`]
 //! for the hour. A report ([`crate::supervision::reports`]) reads rolled-up hours from these tables and computes the rest
 //! (the partial hours at its edges, recent hours, hours with an open contact) live, with the same SQL.
 //!
 //! What can still change a settled hour is written in the same transaction as its roll-up is dropped
 //! ([`InvalidateHour::invalidate_hour_of_contact`]): a contact form saved later (its categories), a late escalation. A
-//! helpline's answer target changing drops every roll-up ([`crate::store::Store::clear_rollups`]).
+//! helpline's answer target changing drops every roll-up ([`Rollups::clear_rollups`]).
 //!
 //! Beside each hour, its four quarters ([`QUARTER_TABLES`]), written and dropped with it: every UTC offset in
 //! use is a whole number of quarters, so where a local day's start cuts an hour (+05:30, +05:45, −09:30)
@@ -22,7 +22,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::store::figures::{self, on_reading, CategoryRow, Occupancy, Reading, TallyCounts, TallyRow};
+use crate::protocol;
+use crate::protocol::figures::Occupancy;
+use crate::store::figures::{self, on_reading, CategoryRow, Reading, TallyCounts, TallyRow};
 use crate::store::{both_engines, on_pool, on_writer, BeginWrite, Store, StoreResult};
 
 pub const HOUR_MS: i64 = 3_600_000;
@@ -85,7 +87,7 @@ both_engines!(impl InvalidateHour for sqlx::SqliteConnection, sqlx::PgConnection
 
 /// PostgreSQL advisory lock class of the roll-up locks ("ROLL"); key = the UTC day's number, or [`ALL_DAYS`].
 const LOCK_CLASS: i32 = 0x524f_4c4c;
-/// The key every roll-up holds shared and [`Store::clear_rollups`] takes alone.
+/// The key every roll-up holds shared and [`Rollups::clear_rollups`] takes alone.
 const ALL_DAYS: i32 = -1;
 
 /// The roll-up locks, in a write transaction. On PostgreSQL, transaction-scoped advisory locks: a roll-up
@@ -342,7 +344,7 @@ async fn roll_up_day(store: &Store, day: i64, hours: &[i64], now_ms: i64, pause:
         p.resume.notified().await;
     }
     let bounds: Vec<i64> = (0..=DAY_MS / QUARTER_MS).map(|i| day + i * QUARTER_MS).collect();
-    let occupancy = figures::occupancy_by_counsellor(&presence.conversations, &presence.status_changes, &bounds, now_ms);
+    let occupancy = protocol::figures::occupancy_by_counsellor(&presence.conversations, &presence.status_changes, &bounds, now_ms);
 
     let quarter_of = |bucket: i64| day + bucket * QUARTER_MS;
     let mut open: BTreeSet<i64> = tallies.iter().filter(|r| !r.counts.settled()).map(|r| floor_hour(quarter_of(r.bucket))).collect();
@@ -614,7 +616,7 @@ pub async fn rolled(reading: &mut Reading, origin: i64, bucket_ms: i64, bounds: 
 
 /// Spans `(start, len)` as sorted, disjoint `[start, end)` ranges, touching ones joined.
 fn merge_spans(spans: impl Iterator<Item = (i64, i64)>) -> Vec<(i64, i64)> {
-    figures::merge(spans.map(|(at, len)| (at, at + len)).collect())
+    protocol::figures::merge(spans.map(|(at, len)| (at, at + len)).collect())
 }
 
 /// Roll-up lines summed with their signs, per line key.
@@ -741,10 +743,14 @@ pub fn live_ranges(from: i64, to: i64, covered: &[(i64, i64)]) -> Vec<(i64, i64)
     out
 }
 
-impl Store {
+/// A view of the store: the report roll-ups' tables ([`Store::rollups`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Rollups<'a>(pub(super) &'a Store);
+
+impl Rollups<'_> {
     /// Drops every roll-up (a helpline's answer target changed): hours are recounted in the background.
-    pub async fn clear_rollups(&self) -> StoreResult<()> {
-        on_writer!(self, pool => async {
+    pub async fn clear_rollups(self) -> StoreResult<()> {
+        on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             DayLock::lock_all_days(&mut *tx).await?;
             for table in HOUR_TABLES.into_iter().chain(QUARTER_TABLES).chain(DAY_TABLES) {

@@ -124,9 +124,13 @@ enum Outcome {
     Full,
 }
 
-impl Store {
-    pub async fn add_service(&self, s: &ServiceRecord) -> StoreResult<()> {
-        on_pool!(self, pool => sqlx::query(
+/// A view of the store: services, suggestions and placements ([`Store::placements`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Placements<'a>(pub(super) &'a Store);
+
+impl Placements<'_> {
+    pub async fn add_service(self, s: &ServiceRecord) -> StoreResult<()> {
+        on_pool!(self.0, pool => sqlx::query(
             "INSERT INTO services (id, name, kind, district, address, phone, admission_24_7, capacity, in_use, helplines, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
             .bind(&s.id).bind(&s.name).bind(&s.kind).bind(&s.district).bind(&s.address).bind(&s.phone)
@@ -136,21 +140,21 @@ impl Store {
     }
 
     /// Every service, by district and name.
-    pub async fn services(&self) -> StoreResult<Vec<ServiceRecord>> {
+    pub async fn services(self) -> StoreResult<Vec<ServiceRecord>> {
         let sql = format!("SELECT {SERVICE_COLUMNS} FROM services ORDER BY district, name, id");
-        let rows: Vec<ServiceRow> = on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)?;
+        let rows: Vec<ServiceRow> = on_pool!(self.0, pool => sqlx::query_as(&sql).fetch_all(pool).await)?;
         Ok(rows.into_iter().map(ServiceRecord::from).collect())
     }
 
-    pub async fn service(&self, id: &str) -> StoreResult<Option<ServiceRecord>> {
+    pub async fn service(self, id: &str) -> StoreResult<Option<ServiceRecord>> {
         let sql = format!("SELECT {SERVICE_COLUMNS} FROM services WHERE id = $1");
-        let row: Option<ServiceRow> = on_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
+        let row: Option<ServiceRow> = on_pool!(self.0, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
         Ok(row.map(ServiceRecord::from))
     }
 
     /// Services a helpline may use, of one of `kinds`, with a free place: the person's district first,
     /// then the kinds in the order given, then the most free places.
-    pub async fn suggestions(&self, helpline: &str, kinds: &[&str], district: Option<&str>) -> StoreResult<Vec<ServiceRecord>> {
+    pub async fn suggestions(self, helpline: &str, kinds: &[&str], district: Option<&str>) -> StoreResult<Vec<ServiceRecord>> {
         let district = district.map(|d| d.trim().to_lowercase());
         let mut list: Vec<ServiceRecord> = self
             .services()
@@ -169,8 +173,8 @@ impl Store {
     /// Reserves a place: in one write transaction, checks the service and the helpline's right to use
     /// it, takes a place with `in_use = in_use + 1 WHERE in_use < capacity` (so concurrent reservations
     /// never exceed capacity), writes the placement and opens (or links) its case. All or nothing.
-    pub async fn reserve_place(&self, p: &NewPlacement) -> Result<Reserved, ReserveError> {
-        let outcome = on_writer!(self, pool => async {
+    pub async fn reserve_place(self, p: &NewPlacement) -> Result<Reserved, ReserveError> {
+        let outcome = on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             let allowed: Option<(String,)> = sqlx::query_as("SELECT helplines FROM services WHERE id = $1")
                 .bind(&p.service_id).fetch_optional(&mut *tx).await?;
@@ -217,21 +221,21 @@ impl Store {
         }
     }
 
-    pub async fn placement(&self, id: &str) -> StoreResult<Option<PlacementRecord>> {
+    pub async fn placement(self, id: &str) -> StoreResult<Option<PlacementRecord>> {
         let sql = format!("SELECT {PLACEMENT_COLUMNS} FROM placements WHERE id = $1");
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
     }
 
-    pub async fn placements_of_case(&self, case_id: &str) -> StoreResult<Vec<PlacementRecord>> {
+    pub async fn placements_of_case(self, case_id: &str) -> StoreResult<Vec<PlacementRecord>> {
         let sql = format!("SELECT {PLACEMENT_COLUMNS} FROM placements WHERE case_id = $1 ORDER BY created_at, id");
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(case_id).fetch_all(pool).await)?)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(case_id).fetch_all(pool).await)?)
     }
 
     /// Moves a placement from `from` to `to`; leaving or cancelling frees its place in the same
     /// transaction. False if the placement was no longer at `from`.
-    pub async fn set_placement_status(&self, id: &str, from: &str, to: &str, at: i64) -> StoreResult<bool> {
+    pub async fn set_placement_status(self, id: &str, from: &str, to: &str, at: i64) -> StoreResult<bool> {
         let frees = matches!(to, "left" | "cancelled");
-        let moved = on_writer!(self, pool => async {
+        let moved = on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             let n = sqlx::query("UPDATE placements SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4")
                 .bind(to).bind(at).bind(id).bind(from).execute(&mut *tx).await?.rows_affected();
@@ -247,11 +251,11 @@ impl Store {
     }
 
     /// The open case a contact is linked to, if any (a second placement joins it instead of opening another).
-    pub async fn open_case_of_contact(&self, contact_id: &str) -> StoreResult<Option<CaseRecord>> {
+    pub async fn open_case_of_contact(self, contact_id: &str) -> StoreResult<Option<CaseRecord>> {
         let sql = format!(
             "SELECT {CASE_COLUMNS} FROM cases WHERE stage <> 'closed'
              AND id IN (SELECT case_id FROM case_contacts WHERE contact_id = $1) ORDER BY opened_at LIMIT 1"
         );
-        Ok(on_pool!(self, pool => sqlx::query_as(&sql).bind(contact_id).fetch_optional(pool).await)?)
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(contact_id).fetch_optional(pool).await)?)
     }
 }

@@ -2,10 +2,14 @@
 
 use super::{on_pool, on_writer, BeginWrite, Store, StoreResult};
 
-impl Store {
+/// A view of the store: logout everywhere and refresh tokens ([`Store::sessions`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Sessions<'a>(pub(super) &'a Store);
+
+impl Sessions<'_> {
     /// Records that the account's tokens issued before `at` (ms) are void.
-    pub async fn revoke_sessions(&self, user_id: &str, at: i64) -> StoreResult<()> {
-        on_pool!(self, pool => sqlx::query(
+    pub async fn revoke_sessions(self, user_id: &str, at: i64) -> StoreResult<()> {
+        on_pool!(self.0, pool => sqlx::query(
             "INSERT INTO session_revocations (user_id, revoked_at) VALUES ($1, $2) \
              ON CONFLICT (user_id) DO UPDATE SET revoked_at = excluded.revoked_at")
             .bind(user_id).bind(at).execute(pool).await.map(|_| ()))?;
@@ -13,8 +17,8 @@ impl Store {
     }
 
     /// When the account last logged out everywhere (ms), if ever.
-    pub async fn sessions_revoked_at(&self, user_id: &str) -> StoreResult<Option<i64>> {
-        let row: Option<(i64,)> = on_pool!(self, pool => sqlx::query_as(
+    pub async fn sessions_revoked_at(self, user_id: &str) -> StoreResult<Option<i64>> {
+        let row: Option<(i64,)> = on_pool!(self.0, pool => sqlx::query_as(
             "SELECT revoked_at FROM session_revocations WHERE user_id = $1")
             .bind(user_id).fetch_optional(pool).await)?;
         Ok(row.map(|r| r.0))
@@ -35,10 +39,10 @@ pub enum Refresh {
     Refused,
 }
 
-impl Store {
+impl Sessions<'_> {
     /// Stores a new refresh token (its SHA-256 only) at the start of a family.
-    pub async fn create_refresh_token(&self, hash: &str, family_id: &str, user_id: &str, now: i64, expires_at: i64) -> StoreResult<()> {
-        on_pool!(self, pool => sqlx::query(
+    pub async fn create_refresh_token(self, hash: &str, family_id: &str, user_id: &str, now: i64, expires_at: i64) -> StoreResult<()> {
+        on_pool!(self.0, pool => sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, family_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(hash).bind(family_id).bind(user_id).bind(now).bind(expires_at).execute(pool).await.map(|_| ()))?;
         Ok(())
@@ -46,8 +50,8 @@ impl Store {
 
     /// Uses the refresh token hashed `hash` once, in one write transaction: a valid one is marked used
     /// and replaced by `new_hash` in its family; one used before revokes its family.
-    pub async fn rotate_refresh_token(&self, hash: &str, new_hash: &str, now: i64) -> StoreResult<Refresh> {
-        let outcome = on_writer!(self, pool => async {
+    pub async fn rotate_refresh_token(self, hash: &str, new_hash: &str, now: i64) -> StoreResult<Refresh> {
+        let outcome = on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             let row: Option<RefreshRow> = sqlx::query_as(
                 "SELECT family_id, user_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1")
@@ -80,8 +84,8 @@ impl Store {
     }
 
     /// Revokes every refresh token of an account (logout, disabling).
-    pub async fn revoke_refresh_tokens(&self, user_id: &str, now: i64) -> StoreResult<()> {
-        on_pool!(self, pool => sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+    pub async fn revoke_refresh_tokens(self, user_id: &str, now: i64) -> StoreResult<()> {
+        on_pool!(self.0, pool => sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
             .bind(now).bind(user_id).execute(pool).await.map(|_| ()))?;
         Ok(())
     }

@@ -108,11 +108,15 @@ impl From<UserRow> for User {
 const USER_COLUMNS: &str =
     "id, username, display_name, role, helplines, backup_helplines, languages, capacity, status, disabled, created_at, extension, senior";
 
-impl Store {
+/// A view of the store: staff accounts: roles, status, extension, districts ([`Store::accounts`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Accounts<'a>(pub(super) &'a Store);
+
+impl Accounts<'_> {
     /// Creates an account; `Conflict` if the username is taken.
-    pub async fn create_user(&self, u: &NewUser, now: i64) -> StoreResult<User> {
+    pub async fn create_user(self, u: &NewUser, now: i64) -> StoreResult<User> {
         let id = new_id();
-        let res = on_pool!(self, pool => sqlx::query(
+        let res = on_pool!(self.0, pool => sqlx::query(
             "INSERT INTO users (id, username, display_name, password_hash, role, helplines, backup_helplines,
                  languages, capacity, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
             .bind(&id).bind(&u.username).bind(&u.display_name).bind(&u.password_hash).bind(u.role.as_str())
@@ -123,20 +127,20 @@ impl Store {
         self.user(&id).await?.ok_or(StoreError::NotFound)
     }
 
-    pub async fn user(&self, id: &str) -> StoreResult<Option<User>> {
+    pub async fn user(self, id: &str) -> StoreResult<Option<User>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-        let row: Option<UserRow> = on_pool!(self, pool =>
+        let row: Option<UserRow> = on_pool!(self.0, pool =>
             sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
         Ok(row.map(User::from))
     }
 
     /// The accounts with these ids (unknown ids are left out), in one query per 500 ids.
-    pub async fn users_by_ids(&self, ids: &[String]) -> StoreResult<Vec<User>> {
+    pub async fn users_by_ids(self, ids: &[String]) -> StoreResult<Vec<User>> {
         let mut all = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id IN ({})", marks.join(", "));
-            let rows: Vec<UserRow> = on_pool!(self, pool => {
+            let rows: Vec<UserRow> = on_pool!(self.0, pool => {
                 let mut query = sqlx::query_as(&sql);
                 for id in chunk {
                     query = query.bind(id);
@@ -149,33 +153,33 @@ impl Store {
     }
 
     /// The account and its password hash, for login.
-    pub async fn user_with_hash(&self, username: &str) -> StoreResult<Option<(User, String)>> {
+    pub async fn user_with_hash(self, username: &str) -> StoreResult<Option<(User, String)>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
-        let row: Option<UserRow> = on_pool!(self, pool =>
+        let row: Option<UserRow> = on_pool!(self.0, pool =>
             sqlx::query_as(&sql).bind(username).fetch_optional(pool).await)?;
         let Some(row) = row else { return Ok(None) };
-        let (hash,): (String,) = on_pool!(self, pool => sqlx::query_as(
+        let (hash,): (String,) = on_pool!(self.0, pool => sqlx::query_as(
             "SELECT password_hash FROM users WHERE id = $1").bind(&row.id).fetch_one(pool).await)?;
         Ok(Some((User::from(row), hash)))
     }
 
-    pub async fn users(&self) -> StoreResult<Vec<User>> {
+    pub async fn users(self) -> StoreResult<Vec<User>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY username");
-        let rows: Vec<UserRow> = on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)?;
+        let rows: Vec<UserRow> = on_pool!(self.0, pool => sqlx::query_as(&sql).fetch_all(pool).await)?;
         Ok(rows.into_iter().map(User::from).collect())
     }
 
     /// Disables (or re-enables) an account by username; returns the account. Disabling also voids
     /// the account's refresh tokens (re-enabling does not bring them back).
-    pub async fn set_user_disabled(&self, username: &str, disabled: bool) -> StoreResult<User> {
-        let done = on_pool!(self, pool => sqlx::query("UPDATE users SET disabled = $1 WHERE username = $2")
+    pub async fn set_user_disabled(self, username: &str, disabled: bool) -> StoreResult<User> {
+        let done = on_pool!(self.0, pool => sqlx::query("UPDATE users SET disabled = $1 WHERE username = $2")
             .bind(disabled).bind(username).execute(pool).await.map(|r| r.rows_affected()))?;
         if done == 0 {
             return Err(StoreError::NotFound);
         }
         if disabled {
             // The store reads no clock: a revoked token records its own creation time as the revocation.
-            on_pool!(self, pool => sqlx::query(
+            on_pool!(self.0, pool => sqlx::query(
                 "UPDATE refresh_tokens SET revoked_at = created_at
                  WHERE revoked_at IS NULL AND user_id = (SELECT id FROM users WHERE username = $1)")
                 .bind(username).execute(pool).await.map(|_| ()))?;
@@ -184,29 +188,29 @@ impl Store {
     }
 
     /// Marks an account senior (or not): seniors take the contacts of callers routed to them.
-    pub async fn set_user_senior(&self, id: &str, senior: bool) -> StoreResult<()> {
-        on_pool!(self, pool => sqlx::query("UPDATE users SET senior = $1 WHERE id = $2")
+    pub async fn set_user_senior(self, id: &str, senior: bool) -> StoreResult<()> {
+        on_pool!(self.0, pool => sqlx::query("UPDATE users SET senior = $1 WHERE id = $2")
             .bind(senior).bind(id).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
     /// Sets (or clears) an account's phone extension.
-    pub async fn set_user_extension(&self, id: &str, extension: Option<&str>) -> StoreResult<()> {
-        on_pool!(self, pool => sqlx::query("UPDATE users SET extension = $1 WHERE id = $2")
+    pub async fn set_user_extension(self, id: &str, extension: Option<&str>) -> StoreResult<()> {
+        on_pool!(self.0, pool => sqlx::query("UPDATE users SET extension = $1 WHERE id = $2")
             .bind(extension).bind(id).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
     /// The ids among `ids` whose accounts are disabled or gone (to close their sockets).
-    pub async fn disabled_users(&self) -> StoreResult<Vec<String>> {
-        let rows: Vec<(String,)> = on_pool!(self, pool =>
+    pub async fn disabled_users(self) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = on_pool!(self.0, pool =>
             sqlx::query_as("SELECT id FROM users WHERE disabled = TRUE").fetch_all(pool).await)?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
     /// Records a counsellor's status (chosen, or set by the router) and logs the change.
-    pub async fn set_user_status(&self, id: &str, status: &str, reason: Option<&str>, at: i64) -> StoreResult<()> {
-        on_writer!(self, pool => async {
+    pub async fn set_user_status(self, id: &str, status: &str, reason: Option<&str>, at: i64) -> StoreResult<()> {
+        on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE users SET status = $1 WHERE id = $2").bind(status).bind(id).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO status_changes (id, user_id, at, status, reason) VALUES ($1, $2, $3, $4, $5)")
@@ -217,15 +221,15 @@ impl Store {
     }
 
     /// Sets the districts a case manager covers (new cases there are assigned to them).
-    pub async fn set_user_districts(&self, id: &str, districts: &[String]) -> StoreResult<()> {
-        on_pool!(self, pool => sqlx::query("UPDATE users SET districts = $1 WHERE id = $2")
+    pub async fn set_user_districts(self, id: &str, districts: &[String]) -> StoreResult<()> {
+        on_pool!(self.0, pool => sqlx::query("UPDATE users SET districts = $1 WHERE id = $2")
             .bind(join_list(districts)).bind(id).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
     /// The districts an account covers.
-    pub async fn user_districts(&self, id: &str) -> StoreResult<Vec<String>> {
-        let row: Option<(String,)> = on_pool!(self, pool => sqlx::query_as("SELECT districts FROM users WHERE id = $1")
+    pub async fn user_districts(self, id: &str) -> StoreResult<Vec<String>> {
+        let row: Option<(String,)> = on_pool!(self.0, pool => sqlx::query_as("SELECT districts FROM users WHERE id = $1")
             .bind(id).fetch_optional(pool).await)?;
         Ok(row.map(|r| split_list(&r.0)).unwrap_or_default())
     }

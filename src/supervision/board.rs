@@ -155,7 +155,7 @@ impl Feed {
         let unnamed: Vec<String> =
             snapshot.counsellors.iter().map(|c| counsellor_str(c.id)).filter(|id| !self.names.contains_key(id)).collect();
         for id in unnamed {
-            if let Ok(Some(u)) = state.store.user(&id).await {
+            if let Ok(Some(u)) = state.store.accounts().user(&id).await {
                 self.names.insert(id, u.display_name);
             }
         }

@@ -4,10 +4,10 @@
 //! day's start or the range's edge cuts an hour), the rest of the range from the same queries run live;
 //! both give the same lines, so a report does not depend on which hours are rolled up.
 //!
-//! The figures are those of [`crate::store::figures`]: one grouped query ([`figures::TALLY_SQL`], the SQL
-//! twin of [`figures::Tally::add`]) gives the counts per (bucket, helpline, channel, language); they are
-//! summed into bucket, channel and language tallies whose ratios come from [`figures::Tally::figures`];
-//! occupancy per bucket comes from [`figures::occupancy_series`]. Its total is the same as
+//! The figures are those of [`crate::protocol::figures`], read by [`crate::store::figures`]: one grouped query ([`figures::TALLY_SQL`], the SQL
+//! twin of [`Tally::add`]) gives the counts per (bucket, helpline, channel, language); they are
+//! summed into bucket, channel and language tallies whose ratios come from [`Tally::figures`];
+//! occupancy per bucket comes from [`crate::protocol::figures::occupancy_series`]. Its total is the same as
 //! `figures::figures` for the same window.
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,7 +27,8 @@ use time::{OffsetDateTime, UtcOffset};
 use crate::state::AppState;
 use crate::state::error::{AppError, ErrorBody};
 use crate::state::access::AuthUser;
-use crate::store::figures::{self, CategoryRow, Figures, Occupancy, Tally, TallyRow};
+use crate::protocol::figures::{occupancy_by_counsellor, Figures, Occupancy, Tally, SHORT_ABANDON_MS};
+use crate::store::figures::{self, CategoryRow, TallyRow};
 use crate::store::rollup;
 use crate::store::users::Role;
 
@@ -326,7 +327,7 @@ pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: 
         None => None,
     };
     let targets = store
-        .helplines()
+        .directory().helplines()
         .await?
         .into_iter()
         .filter(|h| req.helpline.as_deref().is_none_or(|x| x == h.name))
@@ -367,7 +368,7 @@ pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: 
     if !live.is_empty() {
         let presence = figures::fetch_presence_over(&mut reading, &live).await?;
         let (inner, counted) = live_segments(&live, &bounds);
-        let series = figures::occupancy_by_counsellor(&presence.conversations, &presence.status_changes, &inner, as_of_ms);
+        let series = occupancy_by_counsellor(&presence.conversations, &presence.status_changes, &inner, as_of_ms);
         for (_, per_bucket) in series.iter().filter(|(who, _)| scope.staff.is_none_or(|s| s.contains(*who))) {
             for (i, o) in per_bucket.iter().enumerate().filter(|(i, _)| counted[*i]) {
                 let bucket = bounds.partition_point(|b| *b <= inner[i]).saturating_sub(1);
@@ -451,7 +452,7 @@ pub fn build(data: &ReportData, req: &SummaryRequest) -> Summary {
         by: req.by,
         utc_offset: format_offset(req.offset),
         as_of: data.as_of_ms,
-        short_abandon_ms: figures::SHORT_ABANDON_MS,
+        short_abandon_ms: SHORT_ABANDON_MS,
         targets: data.targets.clone(),
         total: total.finish(),
         buckets,
@@ -545,7 +546,7 @@ async fn summary(
         return Err(AppError::forbidden("reports are for supervisors and admins"));
     }
     let Query(q) = query.map_err(|e| AppError::bad_field(format!("bad query string: {e}")))?;
-    let known: Vec<String> = state.store.helplines().await?.into_iter().map(|h| h.name).collect();
+    let known: Vec<String> = state.store.directory().helplines().await?.into_iter().map(|h| h.name).collect();
     let now = state.clock.now_ms();
     let req = parse_request(&q, &known, now)?;
     let data = fetch(&state.store, &req, now).await?;

@@ -16,7 +16,7 @@ use anyhow::{bail, Context};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::store::figures::{self, Conversation, Figures, StatusChange};
+use crate::protocol::figures::{self, Conversation, Figures, StatusChange};
 use crate::routing::{
     Channel, ContactId, CounsellorId, CounsellorProfile, Engine, EngineConfig, HelplineConfig, Input, NewContact, Output,
     RevokeReason, Status,

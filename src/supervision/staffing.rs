@@ -32,7 +32,8 @@ use time::UtcOffset;
 use crate::state::AppState;
 use crate::state::error::{AppError, ErrorBody};
 use crate::state::access::AuthUser;
-use crate::store::figures::{self, Tally};
+use crate::protocol::figures::Tally;
+use crate::store::figures;
 use crate::store::users::Role;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -253,7 +254,7 @@ fn parse(q: &HashMap<String, String>, helplines: &[crate::store::helplines::Help
     })
 }
 
-/// The per-hour-of-week estimate from tallies of contacts per hour of the week (see [`figures::Tally`]).
+/// The per-hour-of-week estimate from tallies of contacts per hour of the week (see [`Tally`]).
 #[allow(clippy::too_many_arguments)]
 pub fn weekly(
     tallies: impl Iterator<Item = (u32, Tally)>,
@@ -376,7 +377,7 @@ async fn staffing(
         return Err(AppError::forbidden("staffing estimates are for supervisors and admins"));
     }
     let Query(q) = query.map_err(|e| AppError::bad_field(format!("bad query string: {e}")))?;
-    let helplines = state.store.helplines().await?;
+    let helplines = state.store.directory().helplines().await?;
     let req = parse(&q, &helplines)?;
     let method = "Erlang C (M/M/m, no abandonment); a counsellor at concurrency c counts as c servers; \
                   counsellors = max(1, ceil(servers / c)); see docs/metrics.md";

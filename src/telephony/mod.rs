@@ -52,7 +52,7 @@ async fn caller_identity(state: &AppState, caller: Option<&str>) -> Result<(Opti
     let Some(digits) = caller.and_then(normalise_number) else {
         return Ok((None, None));
     };
-    let key = state.store.secret_or_create(CALLER_KEY, state.clock.now_ms(), crate::auth::random_secret).await?;
+    let key = state.store.secrets().secret_or_create(CALLER_KEY, state.clock.now_ms(), crate::auth::random_secret).await?;
     let last2 = digits[digits.len().saturating_sub(2)..].to_string();
     Ok((Some(caller_hash(&key, &digits)), Some(last2)))
 }
@@ -62,7 +62,7 @@ pub async fn authenticate_gateway(state: &AppState, headers: &HeaderMap) -> Resu
     let token = crate::state::access::bearer(headers).ok_or_else(|| AppError::unauthorized("a gateway bearer token is required"))?;
     state
         .store
-        .gateway_by_token_hash(&crate::auth::token_hash(token))
+        .exchanges().gateway_by_token_hash(&crate::auth::token_hash(token))
         .await?
         .ok_or_else(|| AppError::unauthorized("unknown or revoked gateway token"))
 }
@@ -97,7 +97,7 @@ async fn command_ack(state: &AppState, gateway: &Gateway, command_id: &str) -> V
     if command_id.is_empty() || command_id.len() > 64 {
         return vec![error_frame(ErrorCode::BadField, "command_id must be 1 to 64 bytes", command_id)];
     }
-    match state.store.ack_command(&gateway.id, command_id, state.clock.now_ms()).await {
+    match state.store.commands().ack_command(&gateway.id, command_id, state.clock.now_ms()).await {
         Ok(Acked::Now | Acked::Before) => {
             state.hub.gateways.set_acks(&gateway.id);
             Vec::new()
@@ -124,7 +124,7 @@ async fn apply(state: &AppState, gateway: &Gateway, event: TelephonyEvent) -> Re
     };
     check_call_id(&call_id)?;
     let ack = TelephonyCommand::Ack { event_id: event_id.clone() };
-    match state.store.record_call_event(&gateway.id, &event_id, now, &call_id, at.0, what).await? {
+    match state.store.calls().record_call_event(&gateway.id, &event_id, now, &call_id, at.0, what).await? {
         Stored::Repeat => Ok(vec![ack]),
         Stored::Orphan => {
             tracing::warn!(gateway = %gateway.name, %call_id, kind = what.kind(), "telephony event for an unknown call, stored as an orphan");
@@ -176,10 +176,10 @@ async fn offered(
     }
     let now = state.clock.now_ms();
     let number = normalise_number(&dialled).unwrap_or_default();
-    let (helpline, config_error) = match state.store.helpline_for_number(&number).await? {
+    let (helpline, config_error) = match state.store.directory().helpline_for_number(&number).await? {
         Some(h) => (h, None),
         None => {
-            let fallback = state.store.default_call_helpline().await?;
+            let fallback = state.store.directory().default_call_helpline().await?;
             let h = fallback
                 .filter(|f| state.helplines.iter().any(|h| &h.name == f))
                 .or_else(|| state.helplines.first().map(|h| h.name.clone()))
@@ -200,7 +200,7 @@ async fn offered(
     let senior_only = match crate::safety::abuse::call_door(state, hash.as_deref(), &helpline, now).await {
         crate::safety::abuse::Door::Open { senior_only } => senior_only,
         crate::safety::abuse::Door::Refused { block_id } => {
-            state.store.record_blocked_call(&block_id, &gateway.id, &event_id, &call_id, now, at.0).await?;
+            state.store.abuse().record_blocked_call(&block_id, &gateway.id, &event_id, &call_id, now, at.0).await?;
             tracing::info!(gateway = %gateway.name, %call_id, %helpline, "a call from a blocked number was rejected");
             let reject = TelephonyCommand::Reject { call_id, reason: "blocked".into() };
             return Ok(vec![TelephonyCommand::Ack { event_id }, reject]);
@@ -229,7 +229,7 @@ async fn offered(
         senior_only,
     };
     let ack = TelephonyCommand::Ack { event_id: event_id.clone() };
-    match state.store.record_call_offered(&event_id, now, &call).await? {
+    match state.store.calls().record_call_offered(&event_id, now, &call).await? {
         Stored::New(()) => {}
         Stored::Repeat | Stored::Orphan => return Ok(vec![ack]),
     }
@@ -313,8 +313,8 @@ async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: axum::
 /// an answer counts as acknowledged.
 async fn pending_for_webhook(state: &AppState, gateway: &Gateway) -> Vec<serde_json::Value> {
     let read = async {
-        let pending = state.store.pending_commands(&gateway.id).await?;
-        let acks = state.store.gateway_acks_commands(&gateway.id).await?;
+        let pending = state.store.commands().pending_commands(&gateway.id).await?;
+        let acks = state.store.commands().gateway_acks_commands(&gateway.id).await?;
         Ok::<_, crate::store::StoreError>((pending, acks))
     };
     let (pending, acks) = match read.await {
@@ -326,7 +326,7 @@ async fn pending_for_webhook(state: &AppState, gateway: &Gateway) -> Vec<serde_j
     };
     if !acks {
         let ids: Vec<String> = pending.iter().map(|c| c.id.clone()).collect();
-        if let Err(err) = state.store.commands_handed_over(&gateway.id, &ids, state.clock.now_ms()).await {
+        if let Err(err) = state.store.commands().commands_handed_over(&gateway.id, &ids, state.clock.now_ms()).await {
             tracing::error!(error = %err, gateway = %gateway.name, "marking commands handed over failed");
         }
     }
@@ -356,14 +356,14 @@ impl CallAction {
 /// the contact's log, then hands it to the exchange. The exchange's `call_ended` closes the record.
 pub async fn call_control(state: &AppState, counsellor: &str, contact_id: &str, action: CallAction) -> Result<(), AppError> {
     let not_yours = || AppError::new(ErrorCode::UnknownContact, "no such active call of yours");
-    let contact = state.store.contact(contact_id).await?.ok_or_else(not_yours)?;
+    let contact = state.store.contacts().contact(contact_id).await?.ok_or_else(not_yours)?;
     if contact.state != "active" || contact.counsellor_id.as_deref() != Some(counsellor) {
         return Err(not_yours());
     }
     if contact.channel != Phone::KIND {
         return Err(AppError::new(ErrorCode::NotAllowed, "this conversation is a chat, not a phone call"));
     }
-    let record = state.store.call_record(contact_id).await?.ok_or_else(not_yours)?;
+    let record = state.store.calls().call_record(contact_id).await?.ok_or_else(not_yours)?;
     let Some(gateway_id) = record.gateway_id else {
         return Err(AppError::new(ErrorCode::NotAllowed, "this call was recorded offline"));
     };
@@ -383,7 +383,7 @@ pub async fn call_control(state: &AppState, counsellor: &str, contact_id: &str, 
         CallAction::Resume => "call_resume",
         CallAction::Hangup => "call_hangup",
     };
-    state.store.issue_command(&command, Some((log, counsellor))).await?;
+    state.store.commands().issue_command(&command, Some((log, counsellor))).await?;
     deliver(&state.store, &state.hub, now, &command.gateway_id, &command.id).await;
     Ok(())
 }
@@ -400,8 +400,8 @@ async fn call_record(State(state): State<AppState>, auth: AuthUser, Path(id): Pa
     if !matches!(auth.user.role, Role::Supervisor | Role::Admin) {
         return Err(AppError::forbidden("supervisors and admins only"));
     }
-    let record = state.store.call_record(&id).await?.ok_or_else(|| AppError::new(ErrorCode::NotFound, "no such call"))?;
-    state.store.audit(state.clock.now_ms(), &auth.user.id, "view_call", Some(&id), None).await?;
+    let record = state.store.calls().call_record(&id).await?.ok_or_else(|| AppError::new(ErrorCode::NotFound, "no such call"))?;
+    state.store.audit_log().audit(state.clock.now_ms(), &auth.user.id, "view_call", Some(&id), None).await?;
     Ok(Json(record).into_response())
 }
 
@@ -509,8 +509,8 @@ async fn record_offline(State(state): State<AppState>, auth: AuthUser, body: axu
         talk_ms: answered.map(|a| ended - a),
         offline: true,
     };
-    state.store.record_offline_call(&record, &call, &auth.user.id, now).await?;
-    state.store.audit(now, &auth.user.id, "record_offline_call", Some(&id), None).await?;
+    state.store.calls().record_offline_call(&record, &call, &auth.user.id, now).await?;
+    state.store.audit_log().audit(now, &auth.user.id, "record_offline_call", Some(&id), None).await?;
     Ok((StatusCode::CREATED, Json(call)).into_response())
 }
 

@@ -147,7 +147,7 @@ async fn a_flagged_chat_caller_is_blocked_calmly_and_the_block_ends(backend: Bac
     assert_eq!(created["block"]["mode"], "block");
     assert_eq!(created["block"]["active"], true);
     // The identifier is a keyed hash, and never shown.
-    let identifier = app.store.caller_identifier(&contact).await.unwrap().expect("a chat keeps its network's hash");
+    let identifier = app.store.abuse().caller_identifier(&contact).await.unwrap().expect("a chat keeps its network's hash");
     assert_eq!((identifier.kind, identifier.hash.len()), ("address", 64));
     assert!(!created.to_string().contains(&identifier.hash));
     assert!(!identifier.hash.contains(&abuser));
@@ -200,7 +200,7 @@ async fn a_flagged_chat_caller_is_blocked_calmly_and_the_block_ends(backend: Bac
     assert_eq!(get(&app, &maria, "/api/v1/blocks").await.1["blocks"], json!([]));
 
     // Everything is audited, the refusal included.
-    let actions: Vec<String> = app.store.audit_for(&contact).await.unwrap().into_iter().map(|(_, a)| a).collect();
+    let actions: Vec<String> = app.store.audit_log().audit_for(&contact).await.unwrap().into_iter().map(|(_, a)| a).collect();
     for a in ["flag_abusive_denied", "flag_abusive", "block_create", "block_lift"] {
         assert!(actions.iter().any(|x| x == a), "{a} missing from {actions:?}");
     }
@@ -219,7 +219,7 @@ async fn a_caller_routed_to_seniors_is_offered_only_to_seniors(backend: Backend)
     };
     app.add_user("ana", Role::Counsellor, &["children"], &["ro"], 3).await;
     let ion_id = add_user(&app.store, "ion", Role::Counsellor, &["children"], &[], &["ro"], 3).await;
-    app.store.set_user_senior(&ion_id, true).await.unwrap();
+    app.store.accounts().set_user_senior(&ion_id, true).await.unwrap();
     app.add_user("maria", Role::Supervisor, &["children"], &["ro"], 3).await;
     let mut ana = app.available_agent("ana").await;
     let caller_ip = caller_address();
@@ -249,7 +249,7 @@ async fn a_caller_routed_to_seniors_is_offered_only_to_seniors(backend: Backend)
     let late = alert(&mut board, "wait_15s").await;
     assert_eq!(late["contact_id"], waiting.as_str());
     nothing_pending(&mut ana).await;
-    assert!(app.store.contact(&waiting).await.unwrap().unwrap().senior_only);
+    assert!(app.store.contacts().contact(&waiting).await.unwrap().unwrap().senior_only);
 
     // A senior comes on duty: rung with it at once; ana, free and idle longer, never is.
     let mut ion = app.available_agent("ion").await;
@@ -265,7 +265,7 @@ async fn a_caller_routed_to_seniors_is_offered_only_to_seniors(backend: Backend)
 async fn a_blocked_number_is_rejected_at_the_exchange(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else { return };
     let ana_id = add_user(&app.store, "ana", Role::Counsellor, &["children"], &[], &["ro"], 3).await;
-    app.store.set_user_extension(&ana_id, Some("201")).await.unwrap();
+    app.store.accounts().set_user_extension(&ana_id, Some("201")).await.unwrap();
     app.add_user("maria", Role::Supervisor, &["children"], &["ro"], 3).await;
     let mut ana = app.available_agent("ana").await;
     let token = add_gateway(&app, "pbx").await;
@@ -301,7 +301,7 @@ async fn a_blocked_number_is_rejected_at_the_exchange(backend: Backend) {
     pbx.expect("reject").await;
     let listed = get(&app, &maria, "/api/v1/blocks").await.1;
     assert_eq!(listed["blocks"][0]["attempts"], 1, "{listed}");
-    assert!(app.store.caller_identifier(&contact).await.unwrap().is_some());
+    assert!(app.store.abuse().caller_identifier(&contact).await.unwrap().is_some());
     // Another number gets through.
     pbx.offer("call-3", "116111", "+373 69 333 444", t0 + 61_000).await;
     let offer = ana.expect("offer").await;
@@ -315,8 +315,8 @@ async fn a_blocked_number_is_rejected_at_the_exchange(backend: Backend) {
     let senior = json!({"contact_id": third, "duration": "7d", "reason": "may still be a victim", "mode": "senior"});
     assert_eq!(post(&app, &maria, "/api/v1/blocks", senior).await.0, 201);
     pbx.offer("call-4", "116111", "+373 69 333 444", t0 + 90_000).await;
-    let fourth = app.store.open_calls().await.unwrap().into_iter().find(|c| c.call_id == "call-4").expect("call-4 is queued");
-    assert!(app.store.contact(&fourth.contact_id).await.unwrap().unwrap().senior_only);
+    let fourth = app.store.calls().open_calls().await.unwrap().into_iter().find(|c| c.call_id == "call-4").expect("call-4 is queued");
+    assert!(app.store.contacts().contact(&fourth.contact_id).await.unwrap().unwrap().senior_only);
     assert!(pbx.quiet().await.iter().all(|f| f["type"] != "reject"), "not rejected");
 }
 
@@ -368,7 +368,7 @@ async fn refresh_tokens_rotate_and_a_reused_one_ends_the_login(backend: Backend)
     // r1 presented again: reuse. The whole family is revoked, r2 included.
     assert_eq!(refresh(&app, r1).await.0, 401);
     assert_eq!(refresh(&app, r2).await.0, 401, "a reuse revokes the family");
-    let actions: Vec<String> = app.store.audit_for(&ana_id).await.unwrap().into_iter().map(|(_, a)| a).collect();
+    let actions: Vec<String> = app.store.audit_log().audit_for(&ana_id).await.unwrap().into_iter().map(|(_, a)| a).collect();
     assert!(actions.iter().any(|a| a == "refresh_reuse"), "{actions:?}");
 
     // Logout voids the refresh token.
@@ -379,9 +379,9 @@ async fn refresh_tokens_rotate_and_a_reused_one_ends_the_login(backend: Backend)
 
     // Disabling voids it, and enabling again does not bring it back.
     let fourth = login(&app, "ana").await;
-    app.store.set_user_disabled("ana", true).await.unwrap();
+    app.store.accounts().set_user_disabled("ana", true).await.unwrap();
     assert_eq!(refresh(&app, fourth["refresh_token"].as_str().unwrap()).await.0, 401);
-    app.store.set_user_disabled("ana", false).await.unwrap();
+    app.store.accounts().set_user_disabled("ana", false).await.unwrap();
     assert_eq!(refresh(&app, fourth["refresh_token"].as_str().unwrap()).await.0, 401);
 
     // A login lasts 12 hours through refreshes, no longer.

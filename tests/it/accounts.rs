@@ -50,7 +50,7 @@ async fn login_and_roles(backend: Backend) {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["contact"]["state"], "queued");
     assert_eq!(body["events"][0]["kind"], "queued");
-    let audit = app.store.audit_for(&contact_id).await.unwrap();
+    let audit = app.store.audit_log().audit_for(&contact_id).await.unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].1, "view_contact");
     let res = app.http.get(app.url("/api/v1/contacts/nope")).bearer_auth(&sup).send().await.unwrap();
@@ -63,7 +63,7 @@ async fn disabled_account_is_cut_off(backend: Backend) {
     let token = app.login("ana").await;
     let mut agent = app.available_agent("ana").await;
 
-    app.store.set_user_disabled("ana", true).await.unwrap();
+    app.store.accounts().set_user_disabled("ana", true).await.unwrap();
     // The live socket is closed (the server checks every 100 ms in tests, every second in production).
     assert_eq!(agent.closed().await, Some(helpline::edge::ws::close::REVOKED));
     // The old token no longer opens anything, and logging in fails.
@@ -96,7 +96,7 @@ async fn disabled_supervisor_is_cut_off(backend: Backend) {
     let token = app.login("maria").await;
     let mut board = dashboard(&app, &token).await;
     board.expect("dashboard").await;
-    app.store.set_user_disabled("maria", true).await.unwrap();
+    app.store.accounts().set_user_disabled("maria", true).await.unwrap();
     assert_eq!(board.closed().await, Some(helpline::edge::ws::close::REVOKED), "a disabled supervisor's dashboard closes too");
 }
 
@@ -130,7 +130,7 @@ async fn logout_closes_sockets_and_voids_tokens(backend: Backend) {
     let fresh = app.login("ana").await;
     let res = app.http.get(app.url("/api/v1/me")).bearer_auth(&fresh).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    let audit = app.store.audit_for(&app_user_id(&app, &fresh).await).await.unwrap();
+    let audit = app.store.audit_log().audit_for(&app_user_id(&app, &fresh).await).await.unwrap();
     assert!(audit.iter().any(|(_, action)| action == "logout"), "{audit:?}");
 }
 

@@ -157,7 +157,7 @@ async fn password_guessing_is_throttled(backend: Backend) {
     let res = attempt("ana", "ana-password").await.expect("login");
     assert_eq!(res.status(), 429, "the right password does not get through a lock either");
     app.login("ion").await;
-    let audit = app.store.audit_for("ana").await.expect("audit");
+    let audit = app.store.audit_log().audit_for("ana").await.expect("audit");
     let failed = audit.iter().filter(|a| a.1 == "login_failed").count();
     let throttled = audit.iter().filter(|a| a.1 == "login_throttled").count();
     assert_eq!(failed as u32, helpline::auth::guard::LOGINS_PER_ACCOUNT_PER_MIN + 1);
@@ -248,7 +248,7 @@ async fn sql_metacharacters_are_plain_text(backend: Backend) {
     agent.expect("ack").await;
     assert_eq!(caller.expect("message").await["text"], nasty);
     // The tables are all there and the contact is intact.
-    let sup_check = app.store.contact(&contact).await.expect("contact").expect("still there");
+    let sup_check = app.store.contacts().contact(&contact).await.expect("contact").expect("still there");
     assert_eq!(sup_check.state, "active");
 }
 

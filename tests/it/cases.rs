@@ -56,13 +56,13 @@ async fn arrives(ws: &mut Ws, kind: &str, ms: u64) -> bool {
 }
 
 async fn user_id(app: &TestApp, username: &str) -> String {
-    app.store.user_with_hash(username).await.unwrap().unwrap().0.id
+    app.store.accounts().user_with_hash(username).await.unwrap().unwrap().0.id
 }
 
 async fn case_manager(app: &TestApp, username: &str, districts: &[&str]) -> String {
     let id = add_user(&app.store, username, Role::CaseManager, &[], &[], &["ro"], 1).await;
     let districts: Vec<String> = districts.iter().map(|d| d.to_string()).collect();
-    app.store.set_user_districts(&id, &districts).await.unwrap();
+    app.store.accounts().set_user_districts(&id, &districts).await.unwrap();
     id
 }
 
@@ -79,12 +79,12 @@ async fn handled_contact(app: &TestApp, helpline: &str, counsellor: &str) -> Str
         resume_token_hash: format!("hash-{id}"),
         queued_at: now,
     };
-    app.store.create_contact(&new).await.unwrap();
+    app.store.contacts().create_contact(&new).await.unwrap();
     let changes = [
         Change::Assigned { contact: id.clone(), counsellor: counsellor.into(), at: now },
         Change::Ended { contact: id.clone(), at: now + 1, reason: "counsellor_ended", abandoned: false },
     ];
-    app.store.apply_changes(&changes).await.unwrap();
+    app.store.contacts().apply_changes(&changes).await.unwrap();
     id
 }
 
@@ -97,7 +97,7 @@ async fn service(app: &TestApp, admin: &str, name: &str, kind: &str, district: &
 }
 
 async fn in_use(app: &TestApp, id: &str) -> i64 {
-    app.store.service(id).await.unwrap().unwrap().in_use
+    app.store.placements().service(id).await.unwrap().unwrap().in_use
 }
 
 async fn live_escalation_to_placement_and_overdue_case(backend: Backend) {
@@ -185,7 +185,7 @@ async fn live_escalation_to_placement_and_overdue_case(backend: Backend) {
     assert_eq!(broadcast["everyone"], true);
     maria.send(json!({"type": "acknowledge", "escalation_id": escalation})).await;
     frame(&mut maria, "done", |d| d["request"] == "acknowledge" && d["ref"] == escalation.as_str()).await;
-    let esc = app.store.escalation(&escalation).await.unwrap().unwrap();
+    let esc = app.store.forms().escalation(&escalation).await.unwrap().unwrap();
     assert_eq!(esc.acknowledged_by.as_deref(), Some(user_id(&app, "maria").await.as_str()));
 
     // Imminent risk: every supervisor at once, and the contact's priority raised.
@@ -194,8 +194,8 @@ async fn live_escalation_to_placement_and_overdue_case(backend: Backend) {
     assert_eq!(imminent["suggestions"], json!([]));
     let alert = frame(&mut petru, "escalation", |a| a["risk"] == "imminent").await;
     assert_eq!(alert["everyone"], true);
-    assert_eq!(app.store.contact(&contact).await.unwrap().unwrap().priority, 100);
-    let audit = app.store.audit_for(&contact).await.unwrap();
+    assert_eq!(app.store.contacts().contact(&contact).await.unwrap().unwrap().priority, 100);
+    let audit = app.store.audit_log().audit_for(&contact).await.unwrap();
     assert!(audit.iter().filter(|(_, a)| a == "escalate").count() == 2 && audit.iter().any(|(_, a)| a == "escalate_denied"), "{audit:?}");
 }
 
@@ -237,7 +237,7 @@ async fn race_for_the_last_place(backend: Backend) {
     assert_eq!(in_use(&app, &last).await, 1, "capacity never exceeded");
 
     // Leaving frees the place; a full service refuses with nothing written.
-    let winner = app.store.audit_lines(&AuditQuery { limit: 1000, ..Default::default() }).await.unwrap();
+    let winner = app.store.audit_log().audit_lines(&AuditQuery { limit: 1000, ..Default::default() }).await.unwrap();
     let placement = winner.iter().find(|l| l.action == "placement_reserve").unwrap().target.clone().unwrap();
     let token = if winner.iter().any(|l| l.action == "placement_reserve" && l.actor == ana) { &ana_token } else { &ion_token };
     let (status, p) = call(&app, token, "POST", &format!("/api/v1/placements/{placement}/status"), Some(json!({"status": "left"}))).await;
@@ -306,7 +306,7 @@ async fn contact_form_drafts_and_required_fields(backend: Backend) {
     // A submitted form stays complete: a later "draft" missing fields is refused.
     let (status, _) = call(&app, &token, "PUT", &path, Some(json!({"draft": true, "form": {"risk": "low"}}))).await;
     assert_eq!(status, 422);
-    let actions: Vec<String> = app.store.audit_for(&contact).await.unwrap().into_iter().map(|(_, a)| a).collect();
+    let actions: Vec<String> = app.store.audit_log().audit_for(&contact).await.unwrap().into_iter().map(|(_, a)| a).collect();
     assert_eq!(actions, ["form_draft", "form_read", "form_submit"]);
 }
 
@@ -353,7 +353,7 @@ async fn access_every_role_every_object(backend: Backend) {
             assert_eq!(status, want, "{username} GET {path}: {body}");
             let audited = if want == 200 { action.to_string() } else { format!("{action}_denied") };
             let actor = user_id(&app, username).await;
-            let lines = app.store.audit_lines(&AuditQuery { target: Some(target.to_string()), actor: Some(actor), since: None, limit: 100 }).await.unwrap();
+            let lines = app.store.audit_log().audit_lines(&AuditQuery { target: Some(target.to_string()), actor: Some(actor), since: None, limit: 100 }).await.unwrap();
             assert!(lines.iter().any(|l| l.action == audited && l.source.as_deref().is_some_and(|s| s.starts_with("http"))), "{username} {path}: no {audited} line in {lines:?}");
         }
     }
@@ -376,7 +376,7 @@ async fn access_every_role_every_object(backend: Backend) {
     let (status, body) = call(&app, &app.login("maria").await, "POST", &stage_path, Some(json!({"stage": "monitoring"}))).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("stage_order")));
     assert_eq!(body["allowed"], json!(["comprehensive_assessment", "closed"]));
-    let actions: Vec<(String, String)> = app.store.audit_for(&case).await.unwrap();
+    let actions: Vec<(String, String)> = app.store.audit_log().audit_for(&case).await.unwrap();
     assert!(actions.contains(&(vera.clone(), "case_stage".into())), "{actions:?}");
     assert!(actions.contains(&(ana.clone(), "case_stage_denied".into())));
 
@@ -424,7 +424,7 @@ async fn stage_deadlines_per_helpline(backend: Backend) {
     assert_eq!(days(&set)[4], ("monitoring".to_string(), 60.0));
     let (_, children) = call(&app, &admin, "GET", "/api/v1/helplines/children/case-deadlines", None).await;
     assert_eq!(days(&children), expected, "other helplines keep the defaults");
-    let audit = app.store.audit_for("family_violence").await.unwrap();
+    let audit = app.store.audit_log().audit_for("family_violence").await.unwrap();
     assert!(audit.iter().any(|(_, a)| a == "case_deadlines_set") && audit.iter().filter(|(_, a)| a == "case_deadlines_set_denied").count() == 2, "{audit:?}");
 
     // A case opened by hand: the case file is due in 3 days; its next stage in 5 (the new setting).
@@ -496,7 +496,7 @@ async fn imminent_risk_during_a_live_conversation(backend: Backend) {
     let alert = frame(&mut maria, "alert", |a| a["kind"] == "risk_imminent").await;
     assert_eq!((alert["contact_id"].as_str(), alert["counsellor_id"].as_str()), (Some(contact.as_str()), Some(ana_id.as_str())));
     assert_eq!(alert["helpline"], "family_violence");
-    let stored = app.store.contact(&contact).await.unwrap().unwrap();
+    let stored = app.store.contacts().contact(&contact).await.unwrap().unwrap();
     assert_eq!((stored.state.as_str(), stored.priority), ("active", 100), "still in conversation, priority raised");
     frame(&mut maria, "dashboard", marked).await;
 

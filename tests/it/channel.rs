@@ -145,9 +145,9 @@ async fn a_channel_without_a_socket_is_routed_answered_and_ended(backend: Backen
     assert_eq!(state.hub.channels.bound(), 0, "the contact's channel is forgotten with its conversation");
 
     // Stored as a contact of its channel, its messages once each, in order.
-    let c = app.store.contact(&contact).await.expect("read").expect("stored");
+    let c = app.store.contacts().contact(&contact).await.expect("read").expect("stored");
     assert_eq!((c.channel.as_str(), c.state.as_str(), c.end_reason.as_deref()), ("test_sms", "ended", Some("caller_ended")));
-    let seqs: Vec<i64> = app.store.messages_after(&contact, 0).await.expect("read").iter().map(|m| m.seq).collect();
+    let seqs: Vec<i64> = app.store.messages().messages_after(&contact, 0).await.expect("read").iter().map(|m| m.seq).collect();
     assert_eq!(seqs, vec![1, 2, 3]);
     state.hub.forget(webhook.id);
     tokio::time::sleep(Duration::from_millis(10)).await;

@@ -106,16 +106,16 @@ async fn chat_end_to_end(backend: Backend) {
     assert_eq!(ended["contact_id"], contact_id.as_str());
 
     // The stored contact has its times, in order, and every message once.
-    let c = app.store.contact(&contact_id).await.unwrap().unwrap();
+    let c = app.store.contacts().contact(&contact_id).await.unwrap().unwrap();
     assert_eq!(c.state, "ended");
     assert_eq!(c.end_reason.as_deref(), Some("caller_ended"));
     let (queued_at, offered, answered, ended) =
         (c.queued_at, c.first_offered_at.unwrap(), c.answered_at.unwrap(), c.ended_at.unwrap());
     assert!(queued_at <= offered && offered <= answered && answered <= ended, "{c:?}");
-    let messages = app.store.messages_after(&contact_id, 0).await.unwrap();
+    let messages = app.store.messages().messages_after(&contact_id, 0).await.unwrap();
     let seqs: Vec<i64> = messages.iter().map(|m| m.seq).collect();
     assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
-    let kinds: Vec<String> = app.store.contact_events(&contact_id).await.unwrap().into_iter().map(|e| e.kind).collect();
+    let kinds: Vec<String> = app.store.contacts().contact_events(&contact_id).await.unwrap().into_iter().map(|e| e.kind).collect();
     for k in ["queued", "offered", "answered", "caller_disconnected", "caller_reconnected", "ended"] {
         assert!(kinds.iter().any(|x| x == k), "event {k} missing from {kinds:?}");
     }
@@ -276,7 +276,7 @@ async fn concurrent_writers_lose_nothing(backend: Backend) {
     let (results, ()) = tokio::join!(futures_util::future::join_all(tasks), accept);
     for r in results {
         let (contact_id, _caller) = r.expect("caller task");
-        let stored = app.store.messages_after(&contact_id, 0).await.unwrap();
+        let stored = app.store.messages().messages_after(&contact_id, 0).await.unwrap();
         assert_eq!(stored.len(), 15);
     }
 }
@@ -293,7 +293,7 @@ async fn caller_end_by_beacon(backend: Backend) {
     assert_eq!(end("nonsense".into()).await.unwrap().status(), 400);
     assert_eq!(end(json!({"resume_token": queued["resume_token"]}).to_string()).await.unwrap().status(), 204);
     assert_eq!(caller.expect("contact_ended").await["reason"], "caller_ended");
-    let c = app.store.contact(&contact_id).await.unwrap().unwrap();
+    let c = app.store.contacts().contact(&contact_id).await.unwrap().unwrap();
     assert_eq!(c.state, "abandoned");
 }
 
@@ -376,7 +376,7 @@ async fn message_batches_mix_contacts_and_repeats(backend: Backend) {
 
     // What is stored: every contact numbered 1..n without a gap, each client id once.
     for (contact, count) in [(&a, sa + 4), (&b, sb + 2), (&c, 2)] {
-        let all = store.messages_after(contact, 0).await.expect("read");
+        let all = store.messages().messages_after(contact, 0).await.expect("read");
         assert_eq!(all.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=count).collect::<Vec<_>>());
         let mut ids: Vec<&str> = all.iter().map(|m| m.client_id.as_str()).collect();
         ids.sort_unstable();

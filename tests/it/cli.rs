@@ -78,10 +78,10 @@ async fn user_commands(backend: Backend) {
     out.expect("cli checks");
     // The password works for login, and the account changes are audited.
     let store = helpline::store::Store::connect(&db.url).await.unwrap();
-    let (user, hash) = store.user_with_hash("dana").await.unwrap().unwrap();
+    let (user, hash) = store.accounts().user_with_hash("dana").await.unwrap().unwrap();
     assert!(helpline::auth::verify_password("a long passphrase", &hash));
     assert!(!user.disabled);
-    let actions: Vec<String> = store.audit_for(&user.id).await.unwrap().into_iter().map(|(_, a)| a).collect();
+    let actions: Vec<String> = store.audit_log().audit_for(&user.id).await.unwrap().into_iter().map(|(_, a)| a).collect();
     assert_eq!(actions, ["user_add", "user_disable", "user_enable"]);
 }
 
@@ -110,9 +110,9 @@ async fn casework_commands(backend: Backend) {
     .await
     .expect("cli");
     let store = helpline::store::Store::connect(&check_url).await.unwrap();
-    let (vera, _) = store.user_with_hash("vera").await.unwrap().unwrap();
+    let (vera, _) = store.accounts().user_with_hash("vera").await.unwrap().unwrap();
     assert_eq!(vera.role, helpline::store::users::Role::CaseManager);
-    assert_eq!(store.user_districts(&vera.id).await.unwrap(), ["Cahul", "Orhei"]);
+    assert_eq!(store.accounts().user_districts(&vera.id).await.unwrap(), ["Cahul", "Orhei"]);
     store.close().await;
 }
 

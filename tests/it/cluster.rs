@@ -104,10 +104,10 @@ async fn lease_has_one_holder_rising_tokens_and_fenced_writes() {
     assert!(left > 0 && left <= 60_000);
 
     // The holder raises the fence and writes.
-    assert!(store.raise_fence(t1, &holder, 1).await.expect("raise"));
+    assert!(store.fencing().raise_fence(t1, &holder, 1).await.expect("raise"));
     let old = store.fenced(FenceToken::new(t1));
     let contact = crate::helpers::stored_contact(&store).await;
-    old.apply_changes(&[event(&contact, "first")]).await.expect("the current leader writes");
+    old.contacts().apply_changes(&[event(&contact, "first")]).await.expect("the current leader writes");
     store_messages(&old, &mut NextSeqs::default(), &[message(&contact, "m1")]).await.expect("the current leader stores messages");
 
     // The holder pauses past its lease; another node takes over with a higher token.
@@ -116,26 +116,26 @@ async fn lease_has_one_holder_rising_tokens_and_fenced_writes() {
     assert!(!lease::renew(&mut conn, &keys, &value, 60_000).await.expect("renew"), "a lost lease is not renewed");
     let t2 = lease::acquire(&mut conn, &keys, "other", 60_000, 0).await.expect("acquire").expect("free");
     assert!(t2 > t1, "tokens rise: {t2} > {t1}");
-    assert!(store.raise_fence(t2, "other", 2).await.expect("raise"));
-    assert!(!store.raise_fence(t1, &holder, 3).await.expect("raise"), "the fence never goes down");
+    assert!(store.fencing().raise_fence(t2, "other", 2).await.expect("raise"));
+    assert!(!store.fencing().raise_fence(t1, &holder, 3).await.expect("raise"), "the fence never goes down");
 
     // The old holder's writes are refused by PostgreSQL, and nothing of them is stored.
-    let refused = old.apply_changes(&[event(&contact, "stale")]).await;
+    let refused = old.contacts().apply_changes(&[event(&contact, "stale")]).await;
     assert!(matches!(refused, Err(StoreError::Fenced)), "stale routing write refused: {refused:?}");
     let refused = store_messages(&old, &mut NextSeqs::default(), &[message(&contact, "m2")]).await;
     assert!(matches!(refused, Err(StoreError::Fenced)), "stale message write refused");
-    let kinds: Vec<String> = store.contact_events(&contact).await.unwrap().into_iter().map(|e| e.kind).collect();
+    let kinds: Vec<String> = store.contacts().contact_events(&contact).await.unwrap().into_iter().map(|e| e.kind).collect();
     assert!(kinds.contains(&"first".to_string()) && !kinds.contains(&"stale".to_string()), "{kinds:?}");
-    assert_eq!(store.messages_after(&contact, 0).await.unwrap().len(), 1);
+    assert_eq!(store.messages().messages_after(&contact, 0).await.unwrap().len(), 1);
     let new = store.fenced(FenceToken::new(t2));
-    new.apply_changes(&[event(&contact, "fresh")]).await.expect("the new leader writes");
+    new.contacts().apply_changes(&[event(&contact, "fresh")]).await.expect("the new leader writes");
 
     // Redis loses its data (restart without persistence): the next token still rises above PostgreSQL's.
     let _: () = redis::cmd("DEL").arg(keys.lease()).arg(keys.token()).query_async(&mut conn).await.expect("wipe");
-    let (floor, _) = store.fence().await.expect("fence");
+    let (floor, _) = store.fencing().fence().await.expect("fence");
     let t3 = lease::acquire(&mut conn, &keys, "third", 60_000, floor).await.expect("acquire").expect("free");
     assert!(t3 > t2, "after a Redis wipe the token still rises: {t3} > {t2}");
-    assert!(store.raise_fence(t3, "third", 4).await.expect("raise"));
+    assert!(store.fencing().raise_fence(t3, "third", 4).await.expect("raise"));
     let _: () = redis::cmd("DEL").arg(keys.lease()).arg(keys.token()).query_async(&mut conn).await.expect("cleanup");
 }
 
@@ -150,7 +150,7 @@ async fn a_stale_fence_token_refuses_every_leader_write() {
     store.migrate().await.expect("migrate");
     helpline::store::defaults::seed_helplines(&store).await.expect("seed");
     let contact = crate::helpers::stored_contact(&store).await;
-    assert!(store.raise_fence(1, "old", 1).await.expect("raise"));
+    assert!(store.fencing().raise_fence(1, "old", 1).await.expect("raise"));
     let old = store.fenced(FenceToken::new(1));
 
     // Writes in flight while a newer leader raises the fence: each is stored whole or refused whole.
@@ -159,11 +159,11 @@ async fn a_stale_fence_token_refuses_every_leader_write() {
             let (old, contact) = (old.clone(), contact.clone());
             tokio::spawn(async move {
                 let change = Change::Event { contact, at: 2, kind: "sla_at_risk", counsellor: None, detail: Some(format!("racing {i}")) };
-                old.apply_changes(&[change]).await
+                old.contacts().apply_changes(&[change]).await
             })
         })
         .collect();
-    assert!(store.raise_fence(2, "new", 2).await.expect("raise"), "the takeover waits for the writes in flight, then raises");
+    assert!(store.fencing().raise_fence(2, "new", 2).await.expect("raise"), "the takeover waits for the writes in flight, then raises");
     let mut went_through = 0;
     for w in writes {
         match w.await.expect("task") {
@@ -175,23 +175,23 @@ async fn a_stale_fence_token_refuses_every_leader_write() {
     let racing = |events: &[helpline::store::contacts::ContactEvent]| {
         events.iter().filter(|e| e.detail.as_deref().is_some_and(|d| d.starts_with("racing"))).count()
     };
-    assert_eq!(racing(&store.contact_events(&contact).await.expect("read")), went_through, "stored exactly the writes that passed");
+    assert_eq!(racing(&store.contacts().contact_events(&contact).await.expect("read")), went_through, "stored exactly the writes that passed");
 
-    let refused = old.apply_changes(&[event(&contact, "stale")]).await;
+    let refused = old.contacts().apply_changes(&[event(&contact, "stale")]).await;
     assert!(matches!(refused, Err(StoreError::Fenced)), "stale routing write refused: {refused:?}");
     let refused = store_messages(&old, &mut NextSeqs::default(), &[message(&contact, "m1"), message(&contact, "m2")]).await;
     assert!(matches!(refused, Err(StoreError::Fenced)), "stale message batch refused: {refused:?}");
     let refused = store_messages(&old, &mut NextSeqs::default(), &[message(&contact, "m1"), message(&contact, "m1")]).await;
     assert!(matches!(refused, Err(StoreError::Fenced)), "stale batch with a repeat refused: {refused:?}");
-    let kinds: Vec<String> = store.contact_events(&contact).await.expect("read").into_iter().map(|e| e.kind).collect();
+    let kinds: Vec<String> = store.contacts().contact_events(&contact).await.expect("read").into_iter().map(|e| e.kind).collect();
     assert!(!kinds.contains(&"stale".to_string()), "{kinds:?}");
-    assert!(store.messages_after(&contact, 0).await.expect("read").is_empty());
+    assert!(store.messages().messages_after(&contact, 0).await.expect("read").is_empty());
 
     let new = store.fenced(FenceToken::new(2));
-    new.apply_changes(&[event(&contact, "fresh")]).await.expect("the new leader writes");
+    new.contacts().apply_changes(&[event(&contact, "fresh")]).await.expect("the new leader writes");
     store_messages(&new, &mut NextSeqs::default(), &[message(&contact, "m1"), message(&contact, "m1")]).await.expect("the new leader stores messages");
-    store.apply_changes(&[event(&contact, "unfenced")]).await.expect("a store that is not fenced checks nothing");
-    assert_eq!(store.messages_after(&contact, 0).await.expect("read").len(), 1);
+    store.contacts().apply_changes(&[event(&contact, "unfenced")]).await.expect("a store that is not fenced checks nothing");
+    assert_eq!(store.messages().messages_after(&contact, 0).await.expect("read").len(), 1);
 }
 
 fn event(contact: &str, kind: &'static str) -> Change {
@@ -428,7 +428,7 @@ async fn caller_and_counsellor_on_different_nodes_chat() {
     // The counsellor ends it; the caller hears it on the other node.
     ana.send(json!({"type": "end", "contact_id": contact})).await;
     assert_eq!(caller.expect("contact_ended").await["reason"], "counsellor_ended");
-    assert_eq!(store.messages_after(&contact, 0).await.unwrap().len(), 10);
+    assert_eq!(store.messages().messages_after(&contact, 0).await.unwrap().len(), 10);
 
     let status = a.status(&admin).await.expect("status");
     assert_eq!(status["nodes"].as_array().unwrap().len(), 3, "{status}");
@@ -482,7 +482,7 @@ async fn a_command_of_another_protocol_version_is_refused_not_misread() {
     assert_eq!(caller.expect("ack").await["seq"], 1);
     let got = ana.expect("message").await;
     assert_eq!((got["seq"].as_i64(), got["text"].as_str()), (Some(1), Some("hello")));
-    let stored = store.messages_after(&contact, 0).await.expect("messages");
+    let stored = store.messages().messages_after(&contact, 0).await.expect("messages");
     assert_eq!(stored.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), vec!["hello"]);
     // The older release's node gets no answer it could not read.
     let mut quiet: Option<redis::streams::StreamReadReply> =
@@ -510,8 +510,8 @@ async fn leader_killed_another_takes_over_and_nothing_is_lost() {
     let ringing = ion.expect("offer").await;
     assert_eq!(ringing["contact_id"], id1.as_str(), "the oldest waiting contact rings first");
     let queued_at = [
-        store.contact(&id1).await.unwrap().unwrap().queued_at,
-        store.contact(&id2).await.unwrap().unwrap().queued_at,
+        store.contacts().contact(&id1).await.unwrap().unwrap().queued_at,
+        store.contacts().contact(&id2).await.unwrap().unwrap().queued_at,
     ];
     let token_before = a.status(&admin).await.expect("status")["leader"]["token"].as_i64().unwrap();
 
@@ -569,12 +569,12 @@ async fn leader_killed_another_takes_over_and_nothing_is_lost() {
     assert_eq!(offered, vec![id1.clone(), id2.clone()], "offered again, oldest first");
     assert_eq!(w1.expect("connected").await["contact_id"], id1.as_str());
     for (id, at) in [(&id1, queued_at[0]), (&id2, queued_at[1])] {
-        let c = store.contact(id).await.unwrap().unwrap();
+        let c = store.contacts().contact(id).await.unwrap().unwrap();
         assert_eq!((c.queued_at, c.state.as_str()), (at, "active"), "kept its arrival time");
-        let answers = store.contact_events(id).await.unwrap().into_iter().filter(|e| e.kind == "answered").count();
+        let answers = store.contacts().contact_events(id).await.unwrap().into_iter().filter(|e| e.kind == "answered").count();
         assert_eq!(answers, 1, "assigned once");
     }
-    assert_eq!(store.messages_after(&chat_id, 0).await.unwrap().len(), acked.len() + 2, "nothing lost, nothing doubled");
+    assert_eq!(store.messages().messages_after(&chat_id, 0).await.unwrap().len(), acked.len() + 2, "nothing lost, nothing doubled");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -584,10 +584,10 @@ async fn leader_killed_another_takes_over_and_nothing_is_lost() {
 async fn supervisor_on_a_follower_sees_a_wait_appear_and_go() {
     let Some((db, store, _conn)) = prepare().await else { return };
     // Short answer clocks, so that the wait alerts come within the test.
-    for mut h in store.helplines().await.expect("helplines") {
+    for mut h in store.directory().helplines().await.expect("helplines") {
         h.sla_at_risk_ms = 300;
         h.sla_target_ms = 600;
-        store.upsert_helpline(&h).await.expect("helpline");
+        store.directory().upsert_helpline(&h).await.expect("helpline");
     }
     let prefix = fresh_prefix();
     let (leader, followers, _admin) = three_nodes(&db, &redis_url(), &prefix).await;
@@ -626,7 +626,7 @@ async fn supervisor_on_a_follower_sees_a_wait_appear_and_go() {
     ana.expect("assigned").await;
     caller.expect("connected").await;
     let board = until(&mut sup, "dashboard", |d| !waiting_ids(d, "children").contains(&contact)).await;
-    let ana_id = store.user_with_hash("ana").await.unwrap().unwrap().0.id;
+    let ana_id = store.accounts().user_with_hash("ana").await.unwrap().unwrap().0.id;
     let row = board["counsellors"].as_array().unwrap().iter().find(|c| c["user_id"] == ana_id.as_str()).cloned();
     assert!(row.is_some_and(|r| r["active"].as_array().unwrap().iter().any(|c| c == contact.as_str())), "{board}");
     drop(leader);
@@ -694,7 +694,7 @@ async fn supervisors_watching_from_followers_survive_a_leader_kill() {
     assert_eq!(caller.expect("message").await["seq"], 7);
     assert_eq!(seqs_until(&mut watcher, 7).await, vec![4, 5, 6, 7], "every later message, once");
     assert_eq!(seqs_until(&mut sue, 7).await, vec![7], "the joined supervisor sees the conversation go on");
-    assert_eq!(store.messages_after(&contact, 0).await.unwrap().len(), 7);
+    assert_eq!(store.messages().messages_after(&contact, 0).await.unwrap().len(), 7);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -766,7 +766,7 @@ async fn a_message_committed_by_a_dying_leader_reaches_the_sockets_that_stayed_o
     // The chat goes on with the next seqs; nobody sees seq 5 twice.
     assert_eq!(chat(&mut caller, &mut ana, &contact, "after", 1).await, vec![6, 7]);
     assert_eq!(seqs_until(&mut watcher, 7).await, vec![6, 7], "the supervisor sees every message once");
-    assert_eq!(store.messages_after(&contact, 0).await.unwrap().len(), 7, "nothing lost, nothing doubled");
+    assert_eq!(store.messages().messages_after(&contact, 0).await.unwrap().len(), 7, "nothing lost, nothing doubled");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -812,10 +812,10 @@ async fn paused_old_leader_is_fenced() {
         }
     }
     // The database agrees: answered once, by Ana.
-    let c = store.contact(&contact).await.unwrap().unwrap();
-    let ana_id = store.user_with_hash("ana").await.unwrap().unwrap().0.id;
+    let c = store.contacts().contact(&contact).await.unwrap().unwrap();
+    let ana_id = store.accounts().user_with_hash("ana").await.unwrap().unwrap().0.id;
     assert_eq!(c.counsellor_id.as_deref(), Some(ana_id.as_str()));
-    let answered: Vec<_> = store.contact_events(&contact).await.unwrap().into_iter().filter(|e| e.kind == "answered").collect();
+    let answered: Vec<_> = store.contacts().contact_events(&contact).await.unwrap().into_iter().filter(|e| e.kind == "answered").collect();
     assert_eq!(answered.len(), 1, "{answered:?}");
     // The old leader is a follower now, and the chat goes on.
     let deadline = Instant::now() + FRAME_TIMEOUT;
@@ -945,12 +945,12 @@ async fn redis_restart_loses_nothing_acknowledged() {
     assert_eq!(more, vec![acked.len() as i64 + 1, acked.len() as i64 + 2]);
     let (mut waiting, resumed) = resume(a, &waiting_token, 0).await;
     assert_eq!(resumed["state"], "queued");
-    assert_eq!(store.contact(&waiting_id).await.unwrap().unwrap().state, "queued", "the waiting contact still waits");
-    assert_eq!(store.messages_after(&contact, 0).await.unwrap().len(), acked.len() + 2);
+    assert_eq!(store.contacts().contact(&waiting_id).await.unwrap().unwrap().state, "queued", "the waiting contact still waits");
+    assert_eq!(store.messages().messages_after(&contact, 0).await.unwrap().len(), acked.len() + 2);
 
     // The waiting contact is offered once a counsellor is free, with its answer clock running from
     // its arrival, and answered once.
-    let queued_at = store.contact(&waiting_id).await.unwrap().unwrap().queued_at;
+    let queued_at = store.contacts().contact(&waiting_id).await.unwrap().unwrap().queued_at;
     let mut ion = b.available_agent("ion").await;
     let offer = ion.expect("offer").await;
     assert_eq!(offer["contact_id"], waiting_id.as_str());
@@ -959,9 +959,9 @@ async fn redis_restart_loses_nothing_acknowledged() {
     ion.send(json!({"type": "accept", "contact_id": waiting_id})).await;
     ion.expect("assigned").await;
     waiting.expect("connected").await;
-    let c = store.contact(&waiting_id).await.unwrap().unwrap();
+    let c = store.contacts().contact(&waiting_id).await.unwrap().unwrap();
     assert_eq!((c.queued_at, c.state.as_str()), (queued_at, "active"), "kept its arrival time");
-    let answers = store.contact_events(&waiting_id).await.unwrap().into_iter().filter(|e| e.kind == "answered").count();
+    let answers = store.contacts().contact_events(&waiting_id).await.unwrap().into_iter().filter(|e| e.kind == "answered").count();
     assert_eq!(answers, 1, "assigned once");
 }
 
@@ -1035,7 +1035,7 @@ async fn postgres_unreachable_refuses_then_recovers() {
     assert_eq!(caller.expect("message").await["seq"], 4);
     late.send(json!({"type": "start", "helpline": "children"})).await;
     assert_eq!(late.expect("queued").await["position"], 1);
-    let stored: Vec<String> = store.messages_after(&contact, 0).await.unwrap().into_iter().map(|m| m.client_id).collect();
+    let stored: Vec<String> = store.messages().messages_after(&contact, 0).await.unwrap().into_iter().map(|m| m.client_id).collect();
     assert_eq!(stored, ["pgc0", "pga0", "while-down-c", "while-down-a"]);
 }
 
@@ -1046,10 +1046,10 @@ async fn postgres_unreachable_refuses_then_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exchange_on_a_follower_gets_its_commands() {
     let Some((db, store, _conn)) = prepare().await else { return };
-    let ana_id = store.user_with_hash("ana").await.unwrap().unwrap().0.id;
-    store.set_user_extension(&ana_id, Some("201")).await.expect("extension");
+    let ana_id = store.accounts().user_with_hash("ana").await.unwrap().unwrap().0.id;
+    store.accounts().set_user_extension(&ana_id, Some("201")).await.expect("extension");
     let token = format!("pbx-token-{}", uuid::Uuid::new_v4().simple());
-    store.create_gateway("pbx", &helpline::auth::token_hash(&token), 0).await.expect("gateway");
+    store.exchanges().create_gateway("pbx", &helpline::auth::token_hash(&token), 0).await.expect("gateway");
     let prefix = fresh_prefix();
     let (leader, followers, _admin) = three_nodes(&db, &redis_url(), &prefix).await;
     let (a, b) = (&followers[0], &followers[1]);
@@ -1078,7 +1078,7 @@ async fn exchange_on_a_follower_gets_its_commands() {
 
     pbx.hang_up("x1", "caller", t0 + 9_000).await;
     assert_eq!(ana.expect("contact_ended").await["contact_id"], call.as_str());
-    let record = store.call_record(&call).await.expect("read").expect("call record");
+    let record = store.calls().call_record(&call).await.expect("read").expect("call record");
     assert_eq!(record.outcome.as_deref(), Some("answered"));
     drop(leader);
 }
@@ -1102,10 +1102,10 @@ async fn commands_within(pbx: &mut Exchange, window: Duration) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exchange_on_two_nodes_gets_each_command_once() {
     let Some((db, store, _conn)) = prepare().await else { return };
-    let ana_id = store.user_with_hash("ana").await.unwrap().unwrap().0.id;
-    store.set_user_extension(&ana_id, Some("201")).await.expect("extension");
+    let ana_id = store.accounts().user_with_hash("ana").await.unwrap().unwrap().0.id;
+    store.accounts().set_user_extension(&ana_id, Some("201")).await.expect("extension");
     let token = format!("pbx-token-{}", uuid::Uuid::new_v4().simple());
-    let gateway = store.create_gateway("pbx", &helpline::auth::token_hash(&token), 0).await.expect("gateway");
+    let gateway = store.exchanges().create_gateway("pbx", &helpline::auth::token_hash(&token), 0).await.expect("gateway");
     let prefix = fresh_prefix();
     let (leader, followers, _admin) = three_nodes(&db, &redis_url(), &prefix).await;
     let (a, b) = (&followers[0], &followers[1]);
@@ -1149,7 +1149,7 @@ async fn exchange_on_two_nodes_gets_each_command_once() {
 
     on_a.hang_up("d1", "caller", t0 + 9_000).await;
     assert_eq!(ana.expect("contact_ended").await["contact_id"], call.as_str());
-    let kinds: Vec<(String, bool, bool)> = store.call_commands(&gateway.id, "d1").await.unwrap();
+    let kinds: Vec<(String, bool, bool)> = store.commands().call_commands(&gateway.id, "d1").await.unwrap();
     assert_eq!(kinds, [("connect".to_string(), true, false), ("hold".to_string(), true, false)]);
     drop(leader);
 }

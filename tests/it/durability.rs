@@ -145,7 +145,7 @@ async fn sigkill_loses_nothing(backend: Backend) {
     let queued_at: Vec<i64> = {
         let mut v = Vec::new();
         for (id, _) in &waiting {
-            v.push(store.contact(id).await.unwrap().unwrap().queued_at);
+            v.push(store.contacts().contact(id).await.unwrap().unwrap().queued_at);
         }
         v
     };
@@ -208,12 +208,12 @@ async fn sigkill_loses_nothing(backend: Backend) {
     assert_eq!(offered, ids, "offered again, oldest first");
     assert_eq!(assigned, ids);
     // Nothing duplicated in the database.
-    assert_eq!(store.messages_after(&chat, 0).await.unwrap().len(), 11);
+    assert_eq!(store.messages().messages_after(&chat, 0).await.unwrap().len(), 11);
 }
 
 /// The waiting contacts' ids, oldest first, matched to the arrival times recorded before the kill.
 async fn waiting_ids(store: &Store, queued_at: &[i64]) -> Vec<(String, i64)> {
-    let open = store.open_contacts().await.unwrap();
+    let open = store.contacts().open_contacts().await.unwrap();
     let ids: Vec<(String, i64)> =
         open.into_iter().filter(|c| c.state == "queued").map(|c| (c.id, c.queued_at)).collect();
     assert_eq!(ids.len(), queued_at.len(), "every waiting contact is still waiting");

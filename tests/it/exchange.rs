@@ -12,7 +12,7 @@ use crate::helpers::{TestApp, Ws};
 /// Registers a gateway directly in the store; returns its service token.
 pub async fn add_gateway(app: &TestApp, name: &str) -> String {
     let token = format!("{name}-token-{}", uuid::Uuid::new_v4().simple());
-    app.store.create_gateway(name, &helpline::auth::token_hash(&token), 0).await.expect("gateway");
+    app.store.exchanges().create_gateway(name, &helpline::auth::token_hash(&token), 0).await.expect("gateway");
     token
 }
 

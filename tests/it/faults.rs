@@ -272,7 +272,7 @@ async fn sigkill_under_load_loses_nothing(backend: Backend) {
     }
     let mut queued_at = HashMap::new();
     for (id, _) in &waiting {
-        queued_at.insert(id.clone(), store.contact(id).await.expect("read").expect("stored").queued_at);
+        queued_at.insert(id.clone(), store.contacts().contact(id).await.expect("read").expect("stored").queued_at);
     }
 
     // Both sides of every chat write; the server is killed once a third of the messages are acknowledged.
@@ -314,7 +314,7 @@ async fn sigkill_under_load_loses_nothing(backend: Backend) {
     let up = Instant::now();
 
     // Every contact is still there: chats with their counsellors, waiting ones with their arrival time.
-    let open = store.open_contacts().await.expect("open contacts");
+    let open = store.contacts().open_contacts().await.expect("open contacts");
     let open: HashMap<String, helpline::store::contacts::ContactRecord> = open.into_iter().map(|r| (r.id.clone(), r)).collect();
     let mut contacts_lost = 0;
     for ch in &chats {
@@ -346,7 +346,7 @@ async fn sigkill_under_load_loses_nothing(backend: Backend) {
         caller_of.insert(ch.contact.clone(), i);
         c.send(i, json!({"type": "resume", "resume_token": ch.token, "last_seq": 0})).await;
         assert_eq!(c.expect(i, "resumed").await["state"], "active");
-        let history = store.messages_after(&ch.contact, 0).await.expect("history");
+        let history = store.messages().messages_after(&ch.contact, 0).await.expect("history");
         for m in &history {
             let got = c.expect(i, "message").await;
             assert_eq!((got["seq"].as_i64(), got["client_id"].as_str()), (Some(m.seq), Some(m.client_id.as_str())));
@@ -374,7 +374,7 @@ async fn sigkill_under_load_loses_nothing(backend: Backend) {
         for _ in 0..mine {
             let assigned = c.expect(i, "assigned").await;
             let contact = assigned["contact_id"].as_str().expect("id");
-            let stored = store.messages_after(contact, 0).await.expect("history").len();
+            let stored = store.messages().messages_after(contact, 0).await.expect("history").len();
             assert_eq!(assigned["history"].as_array().map(Vec::len), Some(stored));
         }
         agents.push(i);
@@ -438,7 +438,7 @@ async fn sigkill_under_load_loses_nothing(backend: Backend) {
     }
     let mut total = 0;
     for ch in &chats {
-        let history = store.messages_after(&ch.contact, 0).await.expect("history");
+        let history = store.messages().messages_after(&ch.contact, 0).await.expect("history");
         let (l, d) = audit_history(&ch.contact, &history, &acked);
         assert_eq!((l, d), (0, 0));
         assert_eq!(history.len(), 2 * PER_SIDE, "every message of {} stored exactly once", ch.contact);
@@ -696,7 +696,7 @@ async fn database_outage_is_refused_clearly_and_recovers(backend: Backend) {
     newcomer.send(json!({"type": "start", "helpline": "children"})).await;
     newcomer.expect("queued").await;
 
-    let history = app.store.messages_after(&contact, 0).await.expect("history");
+    let history = app.store.messages().messages_after(&contact, 0).await.expect("history");
     assert_eq!(audit_history(&contact, &history, &acked), (0, 0));
     assert_eq!(history.len(), 4, "each message stored once");
     println!(
@@ -820,7 +820,7 @@ async fn full_disk_under_sqlite() {
     let newcomer_outcome = match answer["type"].as_str() {
         Some("queued") => {
             let id = answer["contact_id"].as_str().expect("id");
-            assert!(app.store.contact(id).await.expect("read").is_some(), "queued means stored");
+            assert!(app.store.contacts().contact(id).await.expect("read").is_some(), "queued means stored");
             "queued (stored)"
         }
         Some("error") => {
@@ -847,7 +847,7 @@ async fn full_disk_under_sqlite() {
     assert_eq!(readyz_until(&app, 200).await, "ready");
     let ready_again = freed.elapsed();
 
-    let history = app.store.messages_after(&contact, 0).await.expect("history");
+    let history = app.store.messages().messages_after(&contact, 0).await.expect("history");
     assert_eq!(audit_history(&contact, &history, &acked), (0, 0));
     assert_eq!(history.len(), acked.len(), "everything acked is stored once, nothing else");
     println!(
@@ -888,10 +888,10 @@ async fn idle_socket_is_closed(backend: Backend) {
         lively.expect("pong").await;
         let deadline = Instant::now() + WAIT;
         let contact = loop {
-            let open = app.store.open_contacts().await.expect("open contacts");
+            let open = app.store.contacts().open_contacts().await.expect("open contacts");
             let mut found = None;
             for c in open {
-                let events = app.store.contact_events(&c.id).await.expect("events");
+                let events = app.store.contacts().contact_events(&c.id).await.expect("events");
                 if events.iter().any(|e| e.kind == "caller_disconnected") {
                     found = Some(c.id);
                 }
@@ -1082,7 +1082,7 @@ async fn slow_client_is_dropped_and_resumes(backend: Backend) {
     assert_eq!(ana.expect("caller_presence").await["online"], true);
     back.send(json!({"type": "message", "client_id": "c-back", "text": "sorry, bad signal"})).await;
     assert_eq!(fate(&mut back, "c-back").await, Ok(flood as i64 + 2));
-    let history = app.store.messages_after(&contact, 0).await.expect("history");
+    let history = app.store.messages().messages_after(&contact, 0).await.expect("history");
     assert_eq!(history.len(), flood + 2);
 
     round_trips.sort();

@@ -169,7 +169,7 @@ impl TestApp {
         let mut helplines = helpline::store::defaults::default_helplines();
         tune(&mut helplines);
         for h in &helplines {
-            store.upsert_helpline(h).await.expect("helpline");
+            store.directory().upsert_helpline(h).await.expect("helpline");
         }
         Some((db, store))
     }
@@ -321,7 +321,7 @@ pub async fn add_user(
         languages: to_vec(languages),
         capacity,
     };
-    store.create_user(&user, 0).await.expect("create user").id
+    store.accounts().create_user(&user, 0).await.expect("create user").id
 }
 
 /// A fresh client address for a caller (10.x.y.z), different on every call.
@@ -423,6 +423,6 @@ pub async fn stored_contact(store: &helpline::store::Store) -> String {
         resume_token_hash: format!("hash-{id}"),
         queued_at: 1,
     };
-    store.create_contact(&record).await.expect("contact");
+    store.contacts().create_contact(&record).await.expect("contact");
     id
 }

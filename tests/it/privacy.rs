@@ -35,14 +35,14 @@ async fn chat_with_messages(app: &TestApp, agent: &mut Ws, caller_text: &str) ->
 }
 
 async fn message_count(app: &TestApp, contact: &str) -> usize {
-    app.store.messages_after(contact, 0).await.unwrap().len()
+    app.store.messages().messages_after(contact, 0).await.unwrap().len()
 }
 
 /// Polls until retention has deleted `contact`'s conversation.
 async fn purged(app: &TestApp, contact: &str) -> i64 {
     let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
     loop {
-        if let Some(at) = app.store.purged_at(contact).await.unwrap() {
+        if let Some(at) = app.store.retention().purged_at(contact).await.unwrap() {
             return at;
         }
         assert!(tokio::time::Instant::now() < deadline, "retention did not delete {contact}'s conversation in time");
@@ -70,7 +70,7 @@ async fn retention_deletes_old_conversations_and_keeps_case_data(backend: Backen
 
     // Nothing is due yet: both conversations stay (the server has run retention at least once meanwhile).
     assert_eq!(message_count(&app, &plain).await, 2);
-    assert!(app.store.purged_at(&plain).await.unwrap().is_none());
+    assert!(app.store.retention().purged_at(&plain).await.unwrap().is_none());
 
     // 31 days later: the conversation without a case is deleted by the server's own run; the one in a case is kept.
     app.clock.advance(31 * DAY_MS);
@@ -78,9 +78,9 @@ async fn retention_deletes_old_conversations_and_keeps_case_data(backend: Backen
     assert!(at >= app.clock.now_ms() - 60_000, "purged at the server's time");
     assert_eq!(message_count(&app, &plain).await, 0);
     assert_eq!(message_count(&app, &kept).await, 2, "case data is kept");
-    assert!(app.store.purged_at(&kept).await.unwrap().is_none());
+    assert!(app.store.retention().purged_at(&kept).await.unwrap().is_none());
     // The contact's record stays (reports), and its export says when the conversation went.
-    let record = app.store.contact(&plain).await.unwrap().expect("the contact row stays");
+    let record = app.store.contacts().contact(&plain).await.unwrap().expect("the contact row stays");
     assert_eq!(record.state, "ended");
     let maria = app.login("maria").await;
     let (status, export) = get(&app, &maria, &format!("/api/v1/contacts/{plain}/export")).await;
@@ -95,7 +95,7 @@ async fn retention_deletes_old_conversations_and_keeps_case_data(backend: Backen
     assert_eq!(message_count(&app, &recent).await, 2);
     // Each run that deleted something is audited (actor: system).
     let q = helpline::store::audit::AuditQuery { actor: Some("system".into()), limit: 100, ..Default::default() };
-    let lines = app.store.audit_lines(&q).await.unwrap();
+    let lines = app.store.audit_log().audit_lines(&q).await.unwrap();
     let purge = lines.iter().find(|l| l.action == "retention_purge").expect("a retention_purge audit line");
     assert!(purge.detail.as_deref().unwrap_or("").starts_with("1 conversations (2 messages)"), "{purge:?}");
 }
@@ -178,7 +178,7 @@ async fn an_access_request_exports_everything_held_on_a_contact_and_a_case(backe
     let trail: Vec<&str> = e["audit"].as_array().unwrap().iter().filter_map(|l| l["action"].as_str()).collect();
     assert!(trail.contains(&"flag_abusive") && trail.contains(&"contact_export_denied"), "{trail:?}");
     // No caller identifier leaves the server, not even its hash.
-    let hash = app.store.caller_identifier(&contact).await.unwrap().expect("a chat keeps its network's hash").hash;
+    let hash = app.store.abuse().caller_identifier(&contact).await.unwrap().expect("a chat keeps its network's hash").hash;
     assert!(!export.to_string().contains(&hash));
 
     // A case: the supervisor gets everything but the person's identifying details (as everywhere);
@@ -198,17 +198,17 @@ async fn an_access_request_exports_everything_held_on_a_contact_and_a_case(backe
     assert!(!x["audit"].as_array().unwrap().is_empty());
 
     // Every export is audited, each refusal too.
-    let actions: Vec<String> = app.store.audit_for(&contact).await.unwrap().into_iter().map(|(_, a)| a).collect();
+    let actions: Vec<String> = app.store.audit_log().audit_for(&contact).await.unwrap().into_iter().map(|(_, a)| a).collect();
     assert_eq!(actions.iter().filter(|a| *a == "contact_export").count(), 1, "{actions:?}");
     assert_eq!(actions.iter().filter(|a| *a == "contact_export_denied").count(), 2, "{actions:?}");
-    let actions: Vec<String> = app.store.audit_for(&case_id).await.unwrap().into_iter().map(|(_, a)| a).collect();
+    let actions: Vec<String> = app.store.audit_log().audit_for(&case_id).await.unwrap().into_iter().map(|(_, a)| a).collect();
     assert_eq!(actions.iter().filter(|a| *a == "case_export").count(), 2, "{actions:?}");
     assert!(actions.iter().any(|a| a == "case_export_denied"), "{actions:?}");
 }
 
 /// The contact id of an open call, by the exchange's call id.
 async fn call_contact(app: &TestApp, call_id: &str) -> String {
-    let calls = app.store.open_calls().await.unwrap();
+    let calls = app.store.calls().open_calls().await.unwrap();
     calls.into_iter().find(|c| c.call_id == call_id).expect("the call is stored").contact_id
 }
 
@@ -256,7 +256,7 @@ async fn a_break_glass_reveal_shows_what_is_stored_and_is_audited(backend: Backe
     // What it cannot show, it does not: neither the number nor its hash.
     let text = shown.to_string();
     assert!(!text.contains("69111222") && !text.contains("111 222") && !text.contains("111-222"), "{text}");
-    let hash = app.store.caller_identifier(&second).await.unwrap().expect("a number hash").hash;
+    let hash = app.store.abuse().caller_identifier(&second).await.unwrap().expect("a number hash").hash;
     assert!(!text.contains(&hash));
 
     // The first call: nobody called before it; the later one shares its number.
@@ -283,7 +283,7 @@ async fn a_break_glass_reveal_shows_what_is_stored_and_is_audited(backend: Backe
     assert!(!chat_shown.to_string().contains(&network));
 
     // Audited with the reason; refusals too.
-    let lines = app.store.audit_lines(&helpline::store::audit::AuditQuery { target: Some(second.clone()), limit: 100, ..Default::default() }).await.unwrap();
+    let lines = app.store.audit_log().audit_lines(&helpline::store::audit::AuditQuery { target: Some(second.clone()), limit: 100, ..Default::default() }).await.unwrap();
     let reveal = lines.iter().find(|l| l.action == "caller_reveal").expect("caller_reveal audited");
     assert_eq!(reveal.detail.as_deref(), Some("prosecutor's request 2026/117 (art. 7 law 45/2007)"));
     let denied = lines.iter().filter(|l| l.action == "caller_reveal_denied").count();

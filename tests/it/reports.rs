@@ -1,7 +1,8 @@
 //! `GET /api/v1/reports/summary`: figures checked against hand-computed ones, equal to `figures::figures`
 //! for the same window, CSV, and bad input. Contacts are written through the Store (as the router does).
 
-use helpline::store::figures::{self, Figures};
+use helpline::protocol::figures::{compute, Figures, Rules};
+use helpline::store::figures;
 use helpline::store::contacts::{Change, NewContactRecord};
 use helpline::store::users::Role;
 use helpline::store::Store;
@@ -45,18 +46,18 @@ impl Script<'_> {
             resume_token_hash: format!("hash-{id}"),
             queued_at,
         };
-        self.store.create_contact(&c).await.expect("create contact");
+        self.store.contacts().create_contact(&c).await.expect("create contact");
         id
     }
 
     async fn answer(&self, id: &str, at: i64) {
         let change = Change::Assigned { contact: id.into(), counsellor: self.counsellor.clone(), at };
-        self.store.apply_changes(&[change]).await.expect("assign");
+        self.store.contacts().apply_changes(&[change]).await.expect("assign");
     }
 
     async fn end(&self, id: &str, at: i64, abandoned: bool) {
         let reason = if abandoned { "caller_ended" } else { "counsellor_ended" };
-        self.store.apply_changes(&[Change::Ended { contact: id.into(), at, reason, abandoned }]).await.expect("end");
+        self.store.contacts().apply_changes(&[Change::Ended { contact: id.into(), at, reason, abandoned }]).await.expect("end");
     }
 
     /// A contact answered after `wait` and ended `handle` later (None: still in conversation).
@@ -114,9 +115,9 @@ async fn scenario(app: &TestApp) -> (String, String) {
     add_user(store, "maria", Role::Supervisor, &[], &[], &[], 1).await;
     add_user(store, "ion", Role::Counsellor, &["disability"], &[], &["ro"], 1).await;
     // ana: available 09:00-12:00 on day 1, from 09:00 on day 2 on (never changes again).
-    store.set_user_status(&ana, "available", None, T0 + 9 * HOUR).await.unwrap();
-    store.set_user_status(&ana, "offline", None, T0 + 12 * HOUR).await.unwrap();
-    store.set_user_status(&ana, "available", None, T0 + DAY + 9 * HOUR).await.unwrap();
+    store.accounts().set_user_status(&ana, "available", None, T0 + 9 * HOUR).await.unwrap();
+    store.accounts().set_user_status(&ana, "offline", None, T0 + 12 * HOUR).await.unwrap();
+    store.accounts().set_user_status(&ana, "available", None, T0 + DAY + 9 * HOUR).await.unwrap();
     let mut s = Script { store, counsellor: ana.clone(), n: 0 };
     let at = |h: i64, m: i64| T0 + h * HOUR + m * MIN;
     // Day 1, children.
@@ -280,7 +281,7 @@ async fn rolled_up_hours_give_the_same_reports_as_live_queries(backend: Backend)
     let Some(app) = TestApp::spawn(backend).await else { return };
     let (maria, _) = scenario(&app).await;
     let store = &app.store;
-    let ana = store.users().await.unwrap().into_iter().find(|u| u.username == "ana").unwrap().id;
+    let ana = store.accounts().users().await.unwrap().into_iter().find(|u| u.username == "ana").unwrap().id;
     let form = |n: u32, categories: &[&str]| helpline::store::forms::FormRecord {
         contact_id: nth(n),
         helpline: if n == 6 { "disability" } else { "children" }.into(),
@@ -292,9 +293,9 @@ async fn rolled_up_hours_give_the_same_reports_as_live_queries(backend: Backend)
         submitted_at: Some(T0 + DAY),
     };
     // Contact 1: two categories, transferred once; contact 2: one category and an escalation; contact 5: a draft only.
-    store.save_form(&form(1, &["violence_physical", "mental_health"])).await.unwrap();
-    store.save_form(&form(2, &["mental_health"])).await.unwrap();
-    store.save_form(&helpline::store::forms::FormRecord { status: "draft".into(), submitted_at: None, ..form(5, &["neglect"]) })
+    store.forms().save_form(&form(1, &["violence_physical", "mental_health"])).await.unwrap();
+    store.forms().save_form(&form(2, &["mental_health"])).await.unwrap();
+    store.forms().save_form(&helpline::store::forms::FormRecord { status: "draft".into(), submitted_at: None, ..form(5, &["neglect"]) })
         .await
         .unwrap();
     let transfer = Change::Transferred {
@@ -304,7 +305,7 @@ async fn rolled_up_hours_give_the_same_reports_as_live_queries(backend: Backend)
         helpline: "children".into(),
         at: T0 + 10 * HOUR + MIN,
     };
-    store.apply_changes(&[transfer]).await.unwrap();
+    store.contacts().apply_changes(&[transfer]).await.unwrap();
     let escalation = helpline::store::forms::EscalationRecord {
         id: "00000000-0000-7000-9000-000000000001".into(),
         contact_id: nth(2),
@@ -319,7 +320,7 @@ async fn rolled_up_hours_give_the_same_reports_as_live_queries(backend: Backend)
         acknowledged_at: None,
         broadcast_at: None,
     };
-    store.create_escalation(&escalation).await.unwrap();
+    store.forms().create_escalation(&escalation).await.unwrap();
 
     let windows = [
         format!("from={}&to={}&by=day", T0, T0 + 2 * DAY),
@@ -374,7 +375,7 @@ async fn rolled_up_hours_give_the_same_reports_as_live_queries(backend: Backend)
     execute(&app, &bump("day", T0, -100)).await;
 
     // A form submitted late for contact 5 (day 1, 11:00) drops that hour's roll-up; live and rolled agree again.
-    store.save_form(&form(5, &["neglect"])).await.unwrap();
+    store.forms().save_form(&form(5, &["neglect"])).await.unwrap();
     let with_neglect = reports(&app, &maria, &windows).await;
     assert_ne!(with_neglect, live);
     assert!(with_neglect[0].contains("neglect"));
@@ -384,7 +385,7 @@ async fn rolled_up_hours_give_the_same_reports_as_live_queries(backend: Backend)
     assert_eq!(reports(&app, &maria, &windows).await, with_neglect);
     // So does a late escalation (contact 4, day 1, 10:20).
     store
-        .create_escalation(&helpline::store::forms::EscalationRecord {
+        .forms().create_escalation(&helpline::store::forms::EscalationRecord {
             id: "00000000-0000-7000-9000-000000000002".into(),
             contact_id: nth(4),
             created_at: T0 + DAY + HOUR,
@@ -400,9 +401,9 @@ async fn rolled_up_hours_give_the_same_reports_as_live_queries(backend: Backend)
     assert_eq!(reports(&app, &maria, &windows).await, escalated);
 
     // A new answer target drops every roll-up (then nothing is rolled up until the next run).
-    let mut children = store.helpline("children").await.unwrap().unwrap();
+    let mut children = store.directory().helpline("children").await.unwrap().unwrap();
     children.sla_target_ms = 5_000;
-    store.upsert_helpline(&children).await.unwrap();
+    store.directory().upsert_helpline(&children).await.unwrap();
     let stricter = reports(&app, &maria, &windows).await;
     helpline::store::rollup::roll_up(store, now, 1_000_000).await.unwrap();
     assert_eq!(reports(&app, &maria, &windows).await, stricter);
@@ -416,7 +417,7 @@ async fn six_days(app: &TestApp) -> String {
     let store = &app.store;
     let ana = add_user(store, "ana", Role::Counsellor, &["children"], &[], &["ro", "ru", "uk"], 3).await;
     add_user(store, "maria", Role::Supervisor, &[], &[], &[], 1).await;
-    store.set_user_status(&ana, "available", None, T0 - DAY).await.unwrap();
+    store.accounts().set_user_status(&ana, "available", None, T0 - DAY).await.unwrap();
     let mut s = Script { store, counsellor: ana.clone(), n: 0 };
     let mut i = 0i64;
     for day in 0..6 {
@@ -434,7 +435,7 @@ async fn six_days(app: &TestApp) -> String {
                     if i % 4 == 0 {
                         let categories: &[&str] = if i % 8 == 0 { &["mental_health", "neglect"] } else { &["bullying"] };
                         store
-                            .save_form(&helpline::store::forms::FormRecord {
+                            .forms().save_form(&helpline::store::forms::FormRecord {
                                 contact_id: nth(s.n),
                                 helpline: helpline.into(),
                                 counsellor_id: ana.clone(),
@@ -529,7 +530,7 @@ async fn a_roll_up_waits_for_a_late_change_in_flight(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else { return };
     let (maria, _) = scenario(&app).await;
     let store = app.store.clone();
-    let ana = store.users().await.unwrap().into_iter().find(|u| u.username == "ana").unwrap().id;
+    let ana = store.accounts().users().await.unwrap().into_iter().find(|u| u.username == "ana").unwrap().id;
     let windows = [
         format!("helpline=children&from={}&to={}&by=day", T0, T0 + DAY),
         format!("helpline=children&from={}&to={}&by=hour", T0, T0 + DAY),
@@ -559,7 +560,7 @@ async fn a_roll_up_waits_for_a_late_change_in_flight(backend: Backend) {
             updated_at: T0 + DAY,
             submitted_at: Some(T0 + DAY),
         };
-        tokio::spawn(async move { store.save_form(&form).await })
+        tokio::spawn(async move { store.forms().save_form(&form).await })
     };
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let finished_early = late.is_finished();
@@ -644,14 +645,14 @@ async fn sql_and_rust_classify_contacts_alike(backend: Backend) {
     let rows = figures::fetch_contacts(&app.store, T0, as_of + 1).await.unwrap();
     assert_eq!(rows.len(), 120);
     let targets: std::collections::HashMap<String, i64> =
-        app.store.helplines().await.unwrap().into_iter().map(|h| (h.name, h.sla_target_ms)).collect();
+        app.store.directory().helplines().await.unwrap().into_iter().map(|h| (h.name, h.sla_target_ms)).collect();
     for helpline in [None, Some("children"), Some("disability")] {
         let times: Vec<_> = rows
             .iter()
             .filter(|r| helpline.is_none_or(|h| r.helpline == h))
             .map(|r| r.times(targets[&r.helpline]))
             .collect();
-        let mut want = figures::compute(&times, &figures::Rules::as_of(as_of));
+        let mut want = compute(&times, &Rules::as_of(as_of));
         let mut got = figures::figures_at(&app.store, helpline, T0, as_of + 1, as_of).await.unwrap();
         assert!(want.waiting_in_target > 0 && want.abandoned_short > 0 && want.in_conversation > 0, "{want:?}");
         // Percentiles need the rows; occupancy is not a per-contact figure.
@@ -690,7 +691,7 @@ async fn a_scripted_day_through_the_engine_gives_the_hand_computed_figures_live_
     assert_eq!((out.start_ms, out.end_ms), (T0, T0 + 43_302 * SEC));
 
     // Stored as the engine task stores a day: contacts, assignments, ends; the counsellor available for the run.
-    store.set_user_status(&ana, "available", None, out.start_ms).await.unwrap();
+    store.accounts().set_user_status(&ana, "available", None, out.start_ms).await.unwrap();
     let mut s = Script { store, counsellor: ana.clone(), n: 0 };
     for c in &out.contacts {
         let id = s.queue(&c.helpline, "ro", "chat", c.queued_at).await;
@@ -699,7 +700,7 @@ async fn a_scripted_day_through_the_engine_gives_the_hand_computed_figures_live_
         }
         s.end(&id, c.ended_at.expect("every scripted contact ends"), c.abandoned).await;
     }
-    store.set_user_status(&ana, "offline", None, out.end_ms).await.unwrap();
+    store.accounts().set_user_status(&ana, "offline", None, out.end_ms).await.unwrap();
 
     let want = |f: &Value| {
         check(f, [5, 3, 2, 2, 1], Some(0.5), Some(58_000.0 / 3.0), Some(0.25), Some(190_000.0 / 3.0));

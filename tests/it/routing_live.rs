@@ -44,9 +44,9 @@ async fn ring_no_answer_then_next_counsellor_and_away(backend: Backend) {
     ion.expect("assigned").await;
     caller.expect("connected").await;
     // The away status is stored with its reason; the offers are on record.
-    let ana_user = app.store.user_with_hash("ana").await.unwrap().unwrap().0;
+    let ana_user = app.store.accounts().user_with_hash("ana").await.unwrap().unwrap().0;
     assert_eq!(ana_user.status, "away");
-    let kinds: Vec<String> = app.store.contact_events(&c1).await.unwrap().into_iter().map(|e| e.kind).collect();
+    let kinds: Vec<String> = app.store.contacts().contact_events(&c1).await.unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds.iter().filter(|k| *k == "offered").count(), 4, "{kinds:?}");
     assert_eq!(kinds.iter().filter(|k| *k == "offer_expired").count(), 2, "{kinds:?}");
     assert_eq!(kinds.iter().filter(|k| *k == "offer_declined").count(), 1, "{kinds:?}");

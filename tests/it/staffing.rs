@@ -61,7 +61,7 @@ async fn staffing_from_given_figures_and_from_history(backend: Backend) {
             resume_token_hash: format!("hash-{id}"),
             queued_at: q,
         };
-        app.store.create_contact(&c).await.unwrap();
+        app.store.contacts().create_contact(&c).await.unwrap();
         let changes = if i == 8 {
             vec![Change::Ended { contact: id, at: q + 2_000, reason: "caller_ended", abandoned: true }]
         } else {
@@ -70,7 +70,7 @@ async fn staffing_from_given_figures_and_from_history(backend: Backend) {
                 Change::Ended { contact: id, at: q + 605_000, reason: "counsellor_ended", abandoned: false },
             ]
         };
-        app.store.apply_changes(&changes).await.unwrap();
+        app.store.contacts().apply_changes(&changes).await.unwrap();
     }
     let r = json(&app, &maria, "helpline=children&weeks=4&target=0.9&answer_s=15").await;
     let hours = r["hours"].as_array().unwrap();

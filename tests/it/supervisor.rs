@@ -64,7 +64,7 @@ async fn board_alerts_and_interventions(backend: Backend) {
     app.add_user("maria", Role::Supervisor, &["children"], &["ro"], 3).await;
     app.add_user("ana", Role::Counsellor, &["children"], &["ro"], 3).await;
     app.add_user("ion", Role::Counsellor, &["children"], &["ro"], 3).await;
-    let ion_id = app.store.user_with_hash("ion").await.unwrap().unwrap().0.id;
+    let ion_id = app.store.accounts().user_with_hash("ion").await.unwrap().unwrap().0.id;
 
     let mut sup = supervisor(&app, "maria").await;
     let first = sup.recv().await;
@@ -167,7 +167,7 @@ async fn board_alerts_and_interventions(backend: Backend) {
     assert_eq!(until(&mut sup, "error", |_| true).await["code"], "unknown_contact");
 
     // Every intervention is in the audit log.
-    let actions: Vec<String> = app.store.audit_for(&contact_id).await.unwrap().into_iter().map(|(_, a)| a).collect();
+    let actions: Vec<String> = app.store.audit_log().audit_for(&contact_id).await.unwrap().into_iter().map(|(_, a)| a).collect();
     for a in ["whisper", "monitor", "transfer", "join"] {
         assert!(actions.iter().any(|x| x == a), "{a} missing from the audit log: {actions:?}");
     }
@@ -269,7 +269,7 @@ async fn transfer_to_helpline_keeps_first_answer(backend: Backend) {
     caller.send(json!({"type": "message", "client_id": "1", "text": "mama e în pericol"})).await;
     caller.expect("ack").await;
     ana.expect("message").await;
-    let first_answer = app.store.contact(&contact_id).await.unwrap().unwrap().answered_at;
+    let first_answer = app.store.contacts().contact(&contact_id).await.unwrap().unwrap().answered_at;
 
     let mut sup = supervisor(&app, "maria").await;
     sup.send(json!({"type": "transfer", "contact_id": contact_id, "helpline": "family_violence"})).await;
@@ -277,7 +277,7 @@ async fn transfer_to_helpline_keeps_first_answer(backend: Backend) {
     assert_eq!(ana.expect("contact_ended").await["reason"], "transferred");
     let moved = caller.expect("transferred").await;
     assert_eq!(moved["helpline"], "family_violence");
-    assert_eq!(app.store.contact(&contact_id).await.unwrap().unwrap().state, "queued");
+    assert_eq!(app.store.contacts().contact(&contact_id).await.unwrap().unwrap().state, "queued");
 
     let mut ion = app.available_agent("ion").await;
     assert_eq!(ion.expect("offer").await["contact_id"], contact_id.as_str());
@@ -285,6 +285,6 @@ async fn transfer_to_helpline_keeps_first_answer(backend: Backend) {
     let assigned = ion.expect("assigned").await;
     assert_eq!(assigned["history"][0]["text"], "mama e în pericol");
     assert_eq!(caller.expect("connected").await["counsellor"], "ion display");
-    let c = app.store.contact(&contact_id).await.unwrap().unwrap();
+    let c = app.store.contacts().contact(&contact_id).await.unwrap().unwrap();
     assert_eq!((c.state.as_str(), c.helpline.as_str(), c.answered_at), ("active", "family_violence", first_answer));
 }

@@ -28,12 +28,12 @@ crate::on_both_backends!(
 /// A counsellor serving the children's helpline in Romanian, with an extension.
 async fn counsellor(app: &TestApp, username: &str, extension: Option<&str>) -> String {
     let id = crate::helpers::add_user(&app.store, username, Role::Counsellor, &["children"], &[], &["ro"], 3).await;
-    app.store.set_user_extension(&id, extension).await.expect("extension");
+    app.store.accounts().set_user_extension(&id, extension).await.expect("extension");
     id
 }
 
 async fn call_record(app: &TestApp, contact: &str) -> helpline::store::calls::CallRecord {
-    app.store.call_record(contact).await.expect("read").expect("call record")
+    app.store.calls().call_record(contact).await.expect("read").expect("call record")
 }
 
 /// The offer of a call to `ws`; returns the contact id.
@@ -72,16 +72,16 @@ async fn a_call_is_offered_connected_answered_and_recorded(backend: Backend) {
     assert_eq!((record.wait_ms, record.talk_ms), (Some(4_000), Some(60_000)));
     assert_eq!((record.offered_at, record.answered_at, record.ended_at), (t0, Some(t0 + 4_000), Some(t0 + 64_000)));
     assert_eq!(record.ended_by.as_deref(), Some("caller"));
-    let stored = app.store.contact(&contact).await.unwrap().unwrap();
+    let stored = app.store.contacts().contact(&contact).await.unwrap().unwrap();
     assert_eq!((stored.channel.as_str(), stored.state.as_str()), ("call", "ended"));
     assert_eq!(stored.counsellor_id.as_deref(), Some(ana_id.as_str()));
 
     // The exchange retries the last event (and a late, different end): acknowledged, nothing changes.
-    let events = app.store.contact_events(&contact).await.unwrap();
+    let events = app.store.contacts().contact_events(&contact).await.unwrap();
     pbx.event(json!({"type": "call_ended", "event_id": ended, "call_id": "call-1", "by": "caller", "at": t0 + 64_000})).await;
     pbx.hang_up("call-1", "system", t0 + 99_000).await;
     assert_eq!(call_record(&app, &contact).await, record);
-    let after = app.store.contact_events(&contact).await.unwrap();
+    let after = app.store.contacts().contact_events(&contact).await.unwrap();
     assert_eq!(after.len(), events.len() + 1, "only the second, new event is logged");
 }
 
@@ -122,7 +122,7 @@ async fn contact_of(app: &TestApp, call_id: &str) -> (String,) {
 async fn wait_for_state(app: &TestApp, contact: &str, state: &str) -> helpline::store::contacts::ContactRecord {
     let deadline = tokio::time::Instant::now() + crate::helpers::FRAME_TIMEOUT;
     loop {
-        let c = app.store.contact(contact).await.unwrap().unwrap();
+        let c = app.store.contacts().contact(contact).await.unwrap().unwrap();
         if c.state == state {
             return c;
         }
@@ -279,20 +279,20 @@ async fn bad_gateway_input_is_refused_or_stored_as_an_orphan(backend: Backend) {
     let id = pbx.answer("ghost", now_ms()).await;
     let err = pbx.expect("error").await;
     assert_eq!((err["code"].as_str(), err["ref"].as_str()), (Some("unknown_call"), Some("ghost")));
-    let orphans = app.store.orphan_events().await.unwrap();
+    let orphans = app.store.calls().orphan_events().await.unwrap();
     assert_eq!(orphans.len(), 1);
     assert_eq!((orphans[0].1.as_str(), orphans[0].2.as_str(), orphans[0].3.as_str()), (id.as_str(), "call_answered", "ghost"));
     // A call to a number that is not in the map: answered by the default helpline, logged.
     pbx.offer("odd", "0 22 000 000", "069000009", now_ms()).await;
     let (contact,) = contact_of(&app, "odd").await;
-    assert_eq!(app.store.contact(&contact).await.unwrap().unwrap().helpline, "children");
-    let kinds: Vec<String> = app.store.contact_events(&contact).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(app.store.contacts().contact(&contact).await.unwrap().unwrap().helpline, "children");
+    let kinds: Vec<String> = app.store.contacts().contact_events(&contact).await.unwrap().into_iter().map(|e| e.kind).collect();
     assert!(kinds.contains(&"config_error".to_string()), "{kinds:?}");
     // The socket lives on.
     assert!(pbx.quiet().await.is_empty());
 
     // A revoked gateway is refused from then on.
-    app.store.revoke_gateway("pbx", 1).await.unwrap();
+    app.store.exchanges().revoke_gateway("pbx", 1).await.unwrap();
     let res = app.http.post(app.url("/api/v1/telephony/events")).bearer_auth(&token)
         .json(&json!({"type": "ping"})).send().await.unwrap();
     assert_eq!(res.status(), 401);
@@ -352,7 +352,7 @@ async fn a_counsellor_records_an_offline_call(backend: Backend) {
     let call: Value = res.json().await.unwrap();
     assert_eq!((call["outcome"].as_str(), call["talk_ms"].as_i64(), call["offline"].as_bool()), (Some("answered"), Some(600_000), Some(true)));
     assert_eq!(call["caller_last2"], "44");
-    let contact = app.store.contact(call["contact_id"].as_str().unwrap()).await.unwrap().unwrap();
+    let contact = app.store.contacts().contact(call["contact_id"].as_str().unwrap()).await.unwrap().unwrap();
     assert_eq!((contact.channel.as_str(), contact.state.as_str(), contact.queued_at), ("call", "ended", t0));
     // Times out of order, an unknown helpline: 422 with every field named.
     let res = app.http.post(app.url("/api/v1/contacts")).bearer_auth(&token)
@@ -393,7 +393,7 @@ async fn earlier_call(http: &reqwest::Client, base: &str, token: &str, helpline:
 
 /// Whether `reader` has an audited `form_read` of `contact`'s form.
 async fn read_audited(store: &helpline::store::Store, contact: &str, reader: &str) -> bool {
-    store.audit_for(contact).await.unwrap().iter().any(|(actor, action)| actor == reader && action == "form_read")
+    store.audit_log().audit_for(contact).await.unwrap().iter().any(|(actor, action)| actor == reader && action == "form_read")
 }
 
 async fn a_repeat_callers_offer_shows_their_earlier_contacts_on_this_helpline_audited(backend: Backend) {
@@ -454,9 +454,9 @@ async fn prepare_calls(backend: Backend) -> Option<(TestDb, helpline::store::Sto
     store.migrate().await.expect("migrate");
     helpline::store::defaults::seed_helplines(&store).await.expect("seed");
     let ana = crate::helpers::add_user(&store, "ana", Role::Counsellor, &["children"], &[], &["ro"], 3).await;
-    store.set_user_extension(&ana, Some("201")).await.expect("extension");
+    store.accounts().set_user_extension(&ana, Some("201")).await.expect("extension");
     let token = format!("pbx-token-{}", uuid::Uuid::new_v4().simple());
-    let gateway = store.create_gateway("pbx", &helpline::auth::token_hash(&token), 0).await.expect("gateway");
+    let gateway = store.exchanges().create_gateway("pbx", &helpline::auth::token_hash(&token), 0).await.expect("gateway");
     Some((db, store, ana, token, gateway.id))
 }
 
@@ -479,7 +479,7 @@ async fn ana_available(server: &Server) -> Ws {
 async fn commands_become(store: &helpline::store::Store, gateway: &str, call_id: &str, want: &[(&str, bool, bool)]) {
     let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
     loop {
-        let got = store.call_commands(gateway, call_id).await.unwrap();
+        let got = store.commands().call_commands(gateway, call_id).await.unwrap();
         let got: Vec<(&str, bool, bool)> = got.iter().map(|(k, a, s)| (k.as_str(), *a, *s)).collect();
         if got == want {
             return;
@@ -498,7 +498,7 @@ async fn waiting_calls_keep_repeat_count_and_earlier_contacts_after_a_restart(ba
     // The same caller calls again while nobody is on duty: the call waits.
     let mut pbx = Exchange::connect_to(&server.addr, &token, true).await;
     pbx.offer("again", "116111", "069 444 333", now_ms()).await;
-    assert!(store.open_calls().await.unwrap().iter().any(|c| c.call_id == "again"));
+    assert!(store.calls().open_calls().await.unwrap().iter().any(|c| c.call_id == "again"));
 
     // Power cut; the same database, a new process: nothing of the call is in memory any more.
     server.sigkill().await;
@@ -578,7 +578,7 @@ async fn stale_connects_are_superseded_and_never_sent(backend: Backend) {
     let mut ana = app.available_agent("ana").await;
     let mut ion = app.available_agent("ion").await;
     let token = add_gateway(&app, "pbx").await;
-    let gateway = app.store.gateways().await.unwrap().into_iter().find(|g| g.name == "pbx").unwrap().id;
+    let gateway = app.store.exchanges().gateways().await.unwrap().into_iter().find(|g| g.name == "pbx").unwrap().id;
     let mut pbx = Exchange::connect_acking(&app, &token).await;
     pbx.offer("s1", "116111", "069222333", now_ms()).await;
     pbx.close().await;
@@ -638,7 +638,7 @@ async fn counsellors_hold_resume_and_hang_up_their_own_calls(backend: Backend) {
     for frame in &controls {
         pbx.ack_command(frame).await;
     }
-    let gateway = app.store.gateways().await.unwrap().into_iter().find(|g| g.name == "pbx").unwrap().id;
+    let gateway = app.store.exchanges().gateways().await.unwrap().into_iter().find(|g| g.name == "pbx").unwrap().id;
     commands_become(&app.store, &gateway, "h1", &[("connect", true, false), ("hold", true, false), ("unhold", true, false)]).await;
 
     // Not one's own call, not a call, not a contact: an error with a stable code, nothing sent.
@@ -669,7 +669,7 @@ async fn counsellors_hold_resume_and_hang_up_their_own_calls(backend: Backend) {
     assert_eq!(ana.expect("contact_ended").await["contact_id"], call.as_str());
     let record = call_record(&app, &call).await;
     assert_eq!((record.outcome.as_deref(), record.ended_by.as_deref(), record.talk_ms), (Some("answered"), Some("counsellor"), Some(60_000)));
-    let kinds: Vec<String> = app.store.contact_events(&call).await.unwrap().into_iter().map(|e| e.kind).collect();
+    let kinds: Vec<String> = app.store.contacts().contact_events(&call).await.unwrap().into_iter().map(|e| e.kind).collect();
     for kind in ["call_hold", "call_resume", "call_hangup"] {
         assert!(kinds.iter().any(|k| k == kind), "{kind} logged: {kinds:?}");
     }
@@ -807,6 +807,6 @@ async fn a_socket_that_sits_on_a_command_unacknowledged_is_closed_and_another_ge
     assert_eq!(again["command_id"], connect["command_id"], "the same command, on the other socket");
     first.ack_command(&again).await;
     assert!(first.quiet().await.is_empty());
-    let gateway = app.store.gateways().await.unwrap().into_iter().find(|g| g.name == "pbx").expect("pbx").id;
+    let gateway = app.store.exchanges().gateways().await.unwrap().into_iter().find(|g| g.name == "pbx").expect("pbx").id;
     commands_become(&app.store, &gateway, "u1", &[("connect", true, false)]).await;
 }

@@ -54,7 +54,7 @@ pub async fn list(State(state): State<AppState>, staff: Staff, Query(q): Query<A
         return Err(staff.refuse(&state, "audit_read", "audit_log", AppError::forbidden("admins only")).await);
     }
     let query = AuditQuery { target: q.target, actor: q.actor, since: None, limit: q.limit.unwrap_or(200) };
-    let lines = state.store.audit_lines(&query).await?;
+    let lines = state.store.audit_log().audit_lines(&query).await?;
     staff.audit(&state, "audit_read", "audit_log", query.target.as_deref()).await;
     let lines: Vec<AuditLine> = lines
         .into_iter()
@@ -83,7 +83,7 @@ pub async fn verify(State(state): State<AppState>, staff: Staff) -> Result<Respo
     if !staff.is_admin() {
         return Err(staff.refuse(&state, "audit_verify", "audit_log", AppError::forbidden("admins only")).await);
     }
-    let report = state.store.verify_audit_chain().await?;
+    let report = state.store.audit_log().verify_audit_chain().await?;
     if let Some(b) = &report.first_break {
         tracing::error!(seq = ?b.seq, id = %b.id, problem = %b.problem, "the audit log's hash chain is broken");
     }

@@ -92,7 +92,7 @@ pub async fn list(State(state): State<AppState>, staff: Staff, Query(q): Query<L
         Some(other) => return Err(AppError::bad_field(format!("due must be overdue or 24h, not {other:?}"))),
     };
     let now = state.clock.now_ms();
-    let visible: Vec<CaseRecord> = state.store.cases_due(due, now).await?.into_iter().filter(|c| staff.sees_case(c)).collect();
+    let visible: Vec<CaseRecord> = state.store.cases().cases_due(due, now).await?.into_iter().filter(|c| staff.sees_case(c)).collect();
     for c in &visible {
         staff.audit(&state, "case_list", &c.id, q.due.as_deref()).await;
     }
@@ -133,7 +133,7 @@ pub async fn open(State(state): State<AppState>, staff: Staff, body: axum::body:
         contact_id: Some(contact.id.clone()),
         at: state.clock.now_ms(),
     };
-    let case = state.store.open_case(&new).await?;
+    let case = state.store.cases().open_case(&new).await?;
     staff.audit(&state, "case_open", &case.id, Some(&case.number)).await;
     Ok((StatusCode::CREATED, Json(case_view(&case))).into_response())
 }
@@ -181,9 +181,9 @@ pub struct CaseFile {
     ))]
 pub async fn read(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
     let case = visible_case(&state, &staff, &id, "case_read").await?;
-    let contacts = state.store.case_contacts(&id).await?;
-    let entries: Vec<EntryView> = state.store.case_entries(&id).await?.iter().map(entry_view).collect();
-    let placements = state.store.placements_of_case(&id).await?;
+    let contacts = state.store.cases().case_contacts(&id).await?;
+    let entries: Vec<EntryView> = state.store.cases().case_entries(&id).await?.iter().map(entry_view).collect();
+    let placements = state.store.placements().placements_of_case(&id).await?;
     staff.audit(&state, "case_read", &id, None).await;
     Ok(Json(CaseFile { case: case_view(&case), contacts, entries, placements }).into_response())
 }
@@ -229,11 +229,11 @@ pub async fn stage(
     let deadlines = crate::casework::stage_deadlines(&state.store, &case.helpline).await?;
     let now = state.clock.now_ms();
     let due = to.deadline(&deadlines).map(|(what, ms)| (what, now + ms));
-    if !state.store.set_case_stage(&id, from.as_str(), to.as_str(), due, staff.id(), now).await? {
+    if !state.store.cases().set_case_stage(&id, from.as_str(), to.as_str(), due, staff.id(), now).await? {
         return Err(AppError::new(ErrorCode::Conflict, "the case moved meanwhile; read it again"));
     }
     staff.audit(&state, "case_stage", &id, Some(&format!("{} -> {}", from.as_str(), to.as_str()))).await;
-    let case = state.store.case(&id).await?.ok_or_else(|| hidden("case"))?;
+    let case = state.store.cases().case(&id).await?.ok_or_else(|| hidden("case"))?;
     Ok(Json(case_view(&case)).into_response())
 }
 
@@ -288,7 +288,7 @@ pub async fn add_entry(
     if text.len() > 32 * 1024 {
         return Err(AppError::new(ErrorCode::TooLarge, "an entry is limited to 32 KiB"));
     }
-    let entry = state.store.add_case_entry(&id, &req.kind, &text, staff.id(), state.clock.now_ms()).await?;
+    let entry = state.store.cases().add_case_entry(&id, &req.kind, &text, staff.id(), state.clock.now_ms()).await?;
     staff.audit(&state, "case_entry", &id, Some(&format!("{} {entry}", req.kind))).await;
     Ok((StatusCode::CREATED, Json(EntryId { id: entry })).into_response())
 }
@@ -319,7 +319,7 @@ pub async fn link_contact(
     if contact.helpline != case.helpline && !staff.supervises(&contact.helpline) {
         return Err(AppError::new(ErrorCode::NotAllowed, "the contact belongs to another helpline"));
     }
-    state.store.link_case_contact(&id, &contact.id, staff.id(), state.clock.now_ms()).await?;
+    state.store.cases().link_case_contact(&id, &contact.id, staff.id(), state.clock.now_ms()).await?;
     staff.audit(&state, "case_link", &id, Some(&contact.id)).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -337,7 +337,7 @@ pub async fn person(State(state): State<AppState>, staff: Staff, Path(id): Path<
     if !staff.sees_person(&case) {
         return Err(staff.refuse(&state, "case_person_read", &id, AppError::forbidden("identifying details are for the case's own roles")).await);
     }
-    let p = state.store.case_person(&id).await?;
+    let p = state.store.cases().case_person(&id).await?;
     staff.audit(&state, "case_person_read", &id, None).await;
     Ok(Json(p).into_response())
 }
@@ -366,7 +366,7 @@ pub async fn set_person(
     if too_long {
         return Err(AppError::bad_field("each detail is limited to 300 characters"));
     }
-    state.store.set_case_person(&id, &p, state.clock.now_ms()).await?;
+    state.store.cases().set_case_person(&id, &p, state.clock.now_ms()).await?;
     staff.audit(&state, "case_person_write", &id, None).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -399,14 +399,14 @@ pub async fn set_manager(
         return Err(staff.refuse(&state, "case_assign", &id, AppError::forbidden("supervisors and admins assign cases")).await);
     }
     if let Some(user) = &req.user_id {
-        match state.store.user(user).await? {
+        match state.store.accounts().user(user).await? {
             Some(u) if u.role == Role::CaseManager && !u.disabled => {}
             _ => return Err(AppError::bad_field("user_id must be an enabled case manager")),
         }
     }
-    state.store.set_case_manager(&id, req.user_id.as_deref(), state.clock.now_ms()).await?;
+    state.store.cases().set_case_manager(&id, req.user_id.as_deref(), state.clock.now_ms()).await?;
     staff.audit(&state, "case_assign", &id, req.user_id.as_deref()).await;
-    let case = state.store.case(&id).await?.ok_or_else(|| hidden("case"))?;
+    let case = state.store.cases().case(&id).await?.ok_or_else(|| hidden("case"))?;
     Ok(Json(case_view(&case)).into_response())
 }
 

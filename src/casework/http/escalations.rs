@@ -53,7 +53,7 @@ pub async fn list(State(state): State<AppState>, staff: Staff) -> Result<Respons
     }
     let open: Vec<EscalationView> = state
         .store
-        .open_escalations()
+        .forms().open_escalations()
         .await?
         .iter()
         .filter(|e| staff.supervises(&e.helpline))
@@ -109,7 +109,7 @@ pub async fn suggestions(
     Path(id): Path<String>,
     Query(q): Query<SuggestQuery>,
 ) -> Result<Response, AppError> {
-    let e = match state.store.escalation(&id).await? {
+    let e = match state.store.forms().escalation(&id).await? {
         Some(e) if e.counsellor_id == staff.id() || staff.supervises(&e.helpline) => e,
         _ => return Err(super::hidden("escalation")),
     };

@@ -51,7 +51,7 @@ pub(crate) fn view(contact_id: &str, record: Option<&FormRecord>) -> serde_json:
     ))]
 pub async fn read(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
     visible_contact(&state, &staff, &id, "form_read").await?;
-    let record = state.store.form(&id).await?;
+    let record = state.store.forms().form(&id).await?;
     staff.audit(&state, "form_read", &id, None).await;
     Ok(Json(view(&id, record.as_ref())).into_response())
 }
@@ -89,7 +89,7 @@ pub async fn save(
     if !handler && !staff.supervises(&contact.helpline) {
         return Err(staff.refuse(&state, "form_write", &id, AppError::forbidden("only the counsellor who handled the contact writes its form")).await);
     }
-    let before = state.store.form(&id).await?;
+    let before = state.store.forms().form(&id).await?;
     let submit = !req.draft || before.as_ref().is_some_and(|f| f.status == "submitted");
     if let Err(fields) = casework::validate(&contact.helpline, &req.form, submit) {
         let message = format!("the form has {} invalid field(s): {}", fields.len(), fields.keys().cloned().collect::<Vec<_>>().join(", "));
@@ -106,12 +106,12 @@ pub async fn save(
         updated_at: now,
         submitted_at: submit.then_some(now),
     };
-    let previous_risk = state.store.save_form(&record).await?;
+    let previous_risk = state.store.forms().save_form(&record).await?;
     staff.audit(&state, if submit { "form_submit" } else { "form_draft" }, &id, record.risk.as_deref()).await;
     if record.risk.as_deref() == Some("imminent") && previous_risk.as_deref() != Some("imminent") {
         imminent_from_form(&state, &staff, &contact.helpline, &id).await;
     }
-    let saved = state.store.form(&id).await?;
+    let saved = state.store.forms().form(&id).await?;
     Ok(Json(view(&id, saved.as_ref())).into_response())
 }
 
@@ -140,7 +140,7 @@ pub async fn incomplete(State(state): State<AppState>, staff: Staff) -> Result<R
     if staff.user.role != Role::Counsellor && !staff.is_admin() && staff.user.role != Role::Supervisor {
         return Err(AppError::forbidden("counsellors only"));
     }
-    let wrapups = state.store.incomplete_forms(staff.id()).await?;
+    let wrapups = state.store.forms().incomplete_forms(staff.id()).await?;
     let contacts: Vec<String> = wrapups.iter().map(|w| w.contact_id.clone()).collect();
     Ok(Json(Incomplete { contacts, wrapups }).into_response())
 }

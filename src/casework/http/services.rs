@@ -85,7 +85,7 @@ pub struct Services {
     responses((status = 200, description = "the registry, with places in use", body = Services)))]
 pub async fn list(State(state): State<AppState>, staff: Staff) -> Result<Response, AppError> {
     staff_only(&staff)?;
-    Ok(Json(Services { services: state.store.services().await? }).into_response())
+    Ok(Json(Services { services: state.store.placements().services().await? }).into_response())
 }
 
 /// `GET /api/v1/services/{id}`.
@@ -97,7 +97,7 @@ pub async fn list(State(state): State<AppState>, staff: Staff) -> Result<Respons
     ))]
 pub async fn one(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
     staff_only(&staff)?;
-    let s = state.store.service(&id).await?.ok_or_else(|| hidden("service"))?;
+    let s = state.store.placements().service(&id).await?.ok_or_else(|| hidden("service"))?;
     Ok(Json(s).into_response())
 }
 
@@ -115,7 +115,7 @@ pub async fn add(State(state): State<AppState>, staff: Staff, body: axum::body::
     let req: NewService = parse_body(&body)?;
     let known: Vec<String> = state.helplines.iter().map(|h| h.name.clone()).collect();
     let record = req.build(&known, state.clock.now_ms()).map_err(AppError::bad_field)?;
-    state.store.add_service(&record).await?;
+    state.store.placements().add_service(&record).await?;
     staff.audit(&state, "service_add", &record.id, Some(&record.name)).await;
     Ok((StatusCode::CREATED, Json(record)).into_response())
 }
@@ -148,7 +148,7 @@ struct Reserve {
 pub async fn reserve(State(state): State<AppState>, staff: Staff, body: axum::body::Bytes) -> Result<Response, AppError> {
     let req: Reserve = parse_body(&body)?;
     let escalation = match &req.escalation_id {
-        Some(id) => Some(state.store.escalation(id).await?.ok_or_else(|| hidden("escalation"))?),
+        Some(id) => Some(state.store.forms().escalation(id).await?.ok_or_else(|| hidden("escalation"))?),
         None => None,
     };
     let contact_id = match (&escalation, &req.contact_id) {
@@ -156,13 +156,13 @@ pub async fn reserve(State(state): State<AppState>, staff: Staff, body: axum::bo
         (None, Some(c)) => c.clone(),
         (None, None) => return Err(AppError::bad_field("give escalation_id or contact_id")),
     };
-    let contact = state.store.contact(&contact_id).await?.ok_or_else(|| hidden("contact"))?;
+    let contact = state.store.contacts().contact(&contact_id).await?.ok_or_else(|| hidden("contact"))?;
     if contact.counsellor_id.as_deref() != Some(staff.id()) && !staff.supervises(&contact.helpline) {
         return Err(staff.refuse(&state, "placement_reserve", &contact_id, hidden("contact")).await);
     }
     let district = req.district.clone().or_else(|| escalation.as_ref().and_then(|e| e.district.clone()));
     let now = state.clock.now_ms();
-    let existing = state.store.open_case_of_contact(&contact_id).await?;
+    let existing = state.store.placements().open_case_of_contact(&contact_id).await?;
     let new = NewPlacement {
         service_id: req.service_id.clone(),
         helpline: contact.helpline.clone(),
@@ -181,7 +181,7 @@ pub async fn reserve(State(state): State<AppState>, staff: Staff, body: axum::bo
             at: now,
         }),
     };
-    match state.store.reserve_place(&new).await {
+    match state.store.placements().reserve_place(&new).await {
         Ok(done) => {
             let p = &done.placement;
             staff.audit(&state, "placement_reserve", &p.id, Some(&format!("service {} contact {}", p.service_id, contact_id))).await;
@@ -218,9 +218,9 @@ pub struct Reserved {
 }
 
 async fn visible_placement(state: &AppState, staff: &Staff, id: &str, action: &str) -> Result<PlacementRecord, AppError> {
-    let p = state.store.placement(id).await?.ok_or_else(|| hidden("placement"))?;
+    let p = state.store.placements().placement(id).await?.ok_or_else(|| hidden("placement"))?;
     let case = match &p.case_id {
-        Some(c) => state.store.case(c).await?,
+        Some(c) => state.store.cases().case(c).await?,
         None => None,
     };
     if !staff.sees_placement(&p, case.as_ref()) {
@@ -280,10 +280,10 @@ pub async fn set_status(
         return Err(AppError::new(ErrorCode::Conflict, format!("a {} placement cannot become {}", p.status, req.status))
             .with("allowed", serde_json::json!(allowed)));
     }
-    if !state.store.set_placement_status(&id, &p.status, &req.status, state.clock.now_ms()).await? {
+    if !state.store.placements().set_placement_status(&id, &p.status, &req.status, state.clock.now_ms()).await? {
         return Err(AppError::new(ErrorCode::Conflict, "the placement changed meanwhile; read it again"));
     }
     staff.audit(&state, "placement_status", &id, Some(&format!("{} -> {}", p.status, req.status))).await;
-    let p = state.store.placement(&id).await?.ok_or_else(|| hidden("placement"))?;
+    let p = state.store.placements().placement(&id).await?.ok_or_else(|| hidden("placement"))?;
     Ok(Json(p).into_response())
 }

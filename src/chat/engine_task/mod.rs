@@ -165,7 +165,7 @@ pub async fn spawn(
 ) -> Result<(EngineHandle, tokio::task::JoinHandle<()>), crate::store::StoreError> {
     let mut engine = Engine::new(engine_config(helplines));
     let now = clock.now_ms();
-    let open = store.open_contacts().await?;
+    let open = store.contacts().open_contacts().await?;
     let (mut queued, mut active) = (0, 0);
     for c in &open {
         hub.channels.bind(&c.id, &c.channel);
@@ -182,7 +182,7 @@ pub async fn spawn(
         tracing::info!(queued, active, "restored open contacts");
     }
     let mut calls = std::collections::HashMap::new();
-    for c in store.open_calls().await? {
+    for c in store.calls().open_calls().await? {
         if let (Some(key), Some(gateway_id)) = (contact_key(&c.contact_id), c.gateway_id) {
             // The repeat count and earlier contacts come from the database, as on the first offer.
             let (repeat, earlier) = crate::chat::exchange::caller_history(&store, &c.contact_id).await;
@@ -431,7 +431,7 @@ impl EngineTask {
         let mut delay = Duration::from_millis(50);
         for attempt in 1u64.. {
             let started = std::time::Instant::now();
-            match self.store.apply_changes(changes).await {
+            match self.store.contacts().apply_changes(changes).await {
                 Ok(()) => {
                     if !changes.is_empty() {
                         METRICS.commit("routing", started.elapsed());
@@ -545,7 +545,7 @@ impl EngineTask {
     }
 
     async fn extension(&self, counsellor: CounsellorId) -> Option<String> {
-        match self.store.user(&counsellor_str(counsellor)).await {
+        match self.store.accounts().user(&counsellor_str(counsellor)).await {
             Ok(user) => user.and_then(|u| u.extension).filter(|e| !e.trim().is_empty()),
             Err(err) => {
                 tracing::error!(error = %err, "reading a counsellor's extension failed");
@@ -582,7 +582,7 @@ impl EngineTask {
         let reader = counsellor_str(counsellor);
         let detail = format!("shown in the offer of call {}", contact_str(contact));
         for e in &shown {
-            if let Err(err) = self.store.audit_from(now, &reader, "form_read", Some(&e.contact_id), Some(&detail), "call offer").await {
+            if let Err(err) = self.store.audit_log().audit_from(now, &reader, "form_read", Some(&e.contact_id), Some(&detail), "call offer").await {
                 tracing::error!(error = %err, "auditing a repeat caller's history failed; the offer shows none");
                 return Vec::new();
             }

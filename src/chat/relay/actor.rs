@@ -47,7 +47,7 @@ pub async fn spawn(
     hub: std::sync::Arc<Hub>,
     clock: Clock,
 ) -> Result<(RelayHandle, tokio::task::JoinHandle<()>), crate::store::StoreError> {
-    let open = store.open_contacts().await?.into_iter().map(|c| (c.id, c.counsellor_id));
+    let open = store.contacts().open_contacts().await?.into_iter().map(|c| (c.id, c.counsellor_id));
     let (tx, rx) = mpsc::channel(4096);
     let relay = Relay {
         store,
@@ -80,12 +80,12 @@ async fn number_and_write(store: &Store, seqs: &mut NextSeqs, batch: &[NewMessag
         return Ok(Vec::new());
     }
     let unknown = seqs.unknown(batch);
-    let last = if unknown.is_empty() { HashMap::new() } else { store.last_seqs(&unknown).await? };
+    let last = if unknown.is_empty() { HashMap::new() } else { store.messages().last_seqs(&unknown).await? };
     let mut earlier: Vec<StoredMessage> = Vec::new();
     // Twice at most: the second numbering leaves out every repeat the first write found.
     for _ in 0..2 {
         let numbered = seqs.number(batch, &last, &earlier);
-        match store.write_messages(&numbered.rows()).await? {
+        match store.messages().write_messages(&numbered.rows()).await? {
             Written::All => {
                 seqs.committed(&numbered);
                 return Ok(numbered.into_stored());
@@ -272,7 +272,7 @@ impl Relay {
                         self.catch_up(&contact, after, &outbox).await;
                     }
                     self.conversations.rewatch(&contact, outbox, joined);
-                } else if let Ok(Some(record)) = self.store.contact(&contact).await.map(|r| r.filter(|r| !r.is_open())) {
+                } else if let Ok(Some(record)) = self.store.contacts().contact(&contact).await.map(|r| r.filter(|r| !r.is_open())) {
                     // It ended while no leader could tell the watcher.
                     let reason = record.end_reason.unwrap_or_else(|| "ended".into());
                     outbox.send(&ServerEvent::ContactEnded { contact_id: contact, reason });
@@ -306,7 +306,7 @@ impl Relay {
         let latest = if wanted.is_empty() {
             HashMap::new()
         } else {
-            match self.store.latest_seqs(&wanted).await {
+            match self.store.messages().latest_seqs(&wanted).await {
                 Ok(latest) => latest,
                 Err(err) => {
                     tracing::error!(error = %err, conversations = wanted.len(), "reading the newest messages for rejoining sockets failed");
@@ -333,7 +333,7 @@ impl Relay {
 
     /// Sends `outbox` the messages of `contact` after seq `after`, as one item.
     async fn catch_up(&self, contact: &str, after: i64, outbox: &Outbox) {
-        match self.store.messages_after(contact, after).await {
+        match self.store.messages().messages_after(contact, after).await {
             Ok(missed) if !missed.is_empty() => {
                 tracing::info!(contact, after, missed = missed.len(), "sending a rejoining socket the messages it missed");
                 outbox.push(Outgoing::Frames(missed.iter().map(|m| ServerEvent::Message(view(m)).to_json().into()).collect()));
@@ -348,7 +348,7 @@ impl Relay {
         if !self.conversations.is_open(contact) {
             return false;
         }
-        let history = match self.store.messages_after(contact, 0).await {
+        let history = match self.store.messages().messages_after(contact, 0).await {
             Ok(h) => h,
             Err(err) => {
                 tracing::error!(error = %err, "loading history for a monitor failed");
@@ -380,7 +380,7 @@ impl Relay {
             counsellor: Some(counsellor),
             detail: Some(format!("{from_name}: {text}")),
         };
-        if let Err(err) = self.store.apply_changes(&[change]).await {
+        if let Err(err) = self.store.contacts().apply_changes(&[change]).await {
             tracing::error!(error = %err, "storing a whisper failed");
             return false;
         }
@@ -416,7 +416,7 @@ impl Relay {
         let Some(counsellor) = self.conversations.counsellor(&contact.id).map(|c| c.map(str::to_string)) else {
             return ResumeOutcome::NotOpen;
         };
-        let missed = match self.store.messages_after(&contact.id, last_seq.max(0)).await {
+        let missed = match self.store.messages().messages_after(&contact.id, last_seq.max(0)).await {
             Ok(m) => m,
             Err(err) => {
                 tracing::error!(error = %err, "loading messages for resume failed");
@@ -481,8 +481,8 @@ impl Relay {
 
     /// The `assigned` frame for a conversation, with its whole history.
     async fn assigned_frame(&self, contact: &str) -> Option<(ConversationSummary, ServerEvent)> {
-        let record = self.store.contact(contact).await.ok().flatten()?;
-        let history = self.store.messages_after(contact, 0).await.ok()?;
+        let record = self.store.contacts().contact(contact).await.ok().flatten()?;
+        let history = self.store.messages().messages_after(contact, 0).await.ok()?;
         let caller_online = self.hub.caller_online(contact);
         let answered_at = record.answered_at.unwrap_or(record.queued_at);
         let summary = ConversationSummary {
@@ -511,7 +511,7 @@ impl Relay {
         if let Some(n) = self.names.get(user) {
             return n.clone();
         }
-        let name = match self.store.user(user).await {
+        let name = match self.store.accounts().user(user).await {
             Ok(Some(u)) => u.display_name,
             _ => "Counsellor".to_string(),
         };

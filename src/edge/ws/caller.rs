@@ -116,7 +116,7 @@ impl CallerSession {
             (hash, crate::safety::abuse::Door::Open { senior_only }) => (hash, senior_only),
             (_, crate::safety::abuse::Door::Refused { block_id }) => {
                 tracing::info!(helpline = %h.name, "a chat from a blocked caller was refused calmly");
-                if let Err(err) = self.state.store.record_blocked_chat(&block_id, now).await {
+                if let Err(err) = self.state.store.abuse().record_blocked_chat(&block_id, now).await {
                     tracing::warn!(error = %err, "recording a blocked chat failed");
                 }
                 let message = crate::safety::abuse::unavailable_message(&language).to_string();
@@ -135,7 +135,7 @@ impl CallerSession {
             resume_token_hash: token_hash(&resume_token),
             queued_at: now,
         };
-        if let Err(err) = self.state.store.create_contact_from(&record, caller_hash.as_deref(), senior_only).await {
+        if let Err(err) = self.state.store.contacts().create_contact_from(&record, caller_hash.as_deref(), senior_only).await {
             tracing::error!(error = %err, "storing a new contact failed");
             return self.error(ErrorCode::Unavailable, "could not open the chat; try again");
         }
@@ -157,7 +157,7 @@ impl CallerSession {
         if self.contact.is_some() {
             return self.error(ErrorCode::NotAllowed, "this connection already has a contact");
         }
-        let found = self.state.store.contact_by_token_hash(&token_hash(&resume_token)).await;
+        let found = self.state.store.contacts().contact_by_token_hash(&token_hash(&resume_token)).await;
         let record = match found {
             Ok(Some(r)) if r.is_open() => r,
             Ok(_) => return self.error(ErrorCode::BadToken, "no open chat for that token; start a new one"),

@@ -90,7 +90,7 @@ impl SupervisorSession {
 
     /// Checks the contact exists, is open, and is in a helpline this supervisor sees; returns its helpline.
     async fn contact_in_scope(&self, contact_id: &str) -> Option<String> {
-        let record = match self.state.store.contact(contact_id).await {
+        let record = match self.state.store.contacts().contact(contact_id).await {
             Ok(Some(r)) if r.is_open() => r,
             Ok(_) => {
                 self.error(ErrorCode::UnknownContact, "no such open contact", contact_id);
@@ -113,7 +113,7 @@ impl SupervisorSession {
 
     async fn audit(&self, action: &str, target: &str, detail: Option<&str>) {
         let now = self.state.clock.now_ms();
-        if let Err(err) = self.state.store.audit(now, &self.user.id, action, Some(target), detail).await {
+        if let Err(err) = self.state.store.audit_log().audit(now, &self.user.id, action, Some(target), detail).await {
             tracing::error!(error = %err, "audit write failed");
         }
     }

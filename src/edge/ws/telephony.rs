@@ -39,7 +39,7 @@ pub async fn upgrade(
         Err(e) => return e.into_response(),
     };
     if query.get("command_acks").is_some_and(|v| v == "true" || v == "1") {
-        if let Err(err) = state.store.set_gateway_acks_commands(&gateway.id).await {
+        if let Err(err) = state.store.commands().set_gateway_acks_commands(&gateway.id).await {
             return crate::state::error::AppError::from(err).into_response();
         }
     }
@@ -48,7 +48,7 @@ pub async fn upgrade(
 
 async fn serve(socket: WebSocket, mut state: AppState, gateway: Gateway) {
     let (me, inbox) = state.hub.new_connection();
-    let acks = state.store.gateway_acks_commands(&gateway.id).await.unwrap_or_else(|err| {
+    let acks = state.store.commands().gateway_acks_commands(&gateway.id).await.unwrap_or_else(|err| {
         tracing::error!(error = %err, "reading a gateway's acknowledgement mode failed; assuming it acknowledges");
         true
     });
