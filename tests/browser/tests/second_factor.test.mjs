@@ -1,10 +1,10 @@
 // The second factor in the staff pages: a supervisor whose account has one is asked for the code after
-// the right password, and a recovery code signs in once. (`tess` is seeded by tests/browser.rs; her
+// the right password, and a recovery code signs in once; the dashboard lists sign-in lockouts. (`tess` is seeded by tests/browser.rs; her
 // second factor is set up here through the API, as the dashboard's enrolment would.)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { BASE, api, launch, context, page, assertAccessible } from '../lib.mjs';
+import { BASE, api, launch, context, page, supervisor, assertAccessible } from '../lib.mjs';
 
 const USER = 'tess';
 const PASSWORD = 'tess-second-factor';
@@ -77,4 +77,21 @@ test('the dashboard asks for the second factor after the password; a recovery co
   await third.p.getByText('Wrong or already used code').waitFor();
   assert.ok(await third.p.locator('#login-screen').isVisible(), 'a recovery code is used once');
   await third.ctx.close();
+});
+
+test('the dashboard lists the addresses locked out after failed sign-ins', async () => {
+  // Six wrong passwords for a name that is no account, from this test's address: that pair is locked out.
+  for (let i = 0; i < 6; i++) {
+    const res = await api('/api/v1/auth/login', { method: 'POST', body: { username: 'no-such-person', password: `guess-${i}` } });
+    assert.equal(res.status, 401);
+  }
+  const ctx = await context(browser);
+  const sup = await supervisor(ctx);
+  const item = sup.locator('#lockout-list li.lockout');
+  await item.first().waitFor();
+  assert.match(await item.first().textContent(), /a name that is no account from .+, until /);
+  assert.ok(await sup.locator('#no-lockouts').isHidden());
+  assert.doesNotMatch(await sup.locator('#lockouts').textContent(), /no-such-person/, 'the typed name is not kept');
+  await assertAccessible(sup, 'the dashboard with a lockout');
+  await ctx.close();
 });
