@@ -33,18 +33,20 @@ async fn tune_helplines(database_url: &str) {
         store.upsert_helpline(&h).await.expect("seed a helpline");
     }
     store.create_gateway("browser-pbx", &helpline::auth::token_hash(GATEWAY_TOKEN), 0).await.expect("a gateway");
-    // A supervisor of her own for `second_factor.test.mjs`, which sets up her second factor.
-    let tess = helpline::store::users::NewUser {
-        username: "tess".into(),
-        display_name: "Tess".into(),
-        password_hash: helpline::auth::hash_password("tess-second-factor").expect("hash"),
-        role: helpline::store::users::Role::Supervisor,
-        helplines: vec!["children".into()],
-        backup_helplines: Vec::new(),
-        languages: vec!["en".into()],
-        capacity: 3,
-    };
-    store.create_user(&tess, 0).await.expect("tess");
+    // Supervisors of their own for `second_factor.test.mjs`, which sets up their second factors.
+    for name in ["tess", "theo"] {
+        let user = helpline::store::users::NewUser {
+            username: name.into(),
+            display_name: name.into(),
+            password_hash: helpline::auth::hash_password(&format!("{name}-second-factor")).expect("hash"),
+            role: helpline::store::users::Role::Supervisor,
+            helplines: vec!["children".into()],
+            backup_helplines: Vec::new(),
+            languages: vec!["en".into()],
+            capacity: 3,
+        };
+        store.create_user(&user, 0).await.expect("a supervisor");
+    }
 }
 
 /// The service token of the simulated telephone exchange `call_controls.test.mjs` drives over the webhook.

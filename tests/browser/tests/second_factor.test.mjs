@@ -9,6 +9,7 @@ import { BASE, api, launch, context, page, supervisor, assertAccessible } from '
 const USER = 'tess';
 const PASSWORD = 'tess-second-factor';
 
+
 /** RFC 4648 base32 → bytes. */
 function base32(text) {
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
@@ -94,4 +95,41 @@ test('the dashboard lists the addresses locked out after failed sign-ins', async
   assert.doesNotMatch(await sup.locator('#lockouts').textContent(), /no-such-person/, 'the typed name is not kept');
   await assertAccessible(sup, 'the dashboard with a lockout');
   await ctx.close();
+});
+
+test('an account that must set up a second factor is taken through enrolment and shown its recovery codes once', async () => {
+  const ctx = await context(browser);
+  const p = await page(ctx);
+  // This server does not require a second factor (`--require-totp`): the first answer is the one it gives when it does.
+  let first = true;
+  await p.route('**/api/v1/auth/login', (route) => {
+    if (!first) return route.continue();
+    first = false;
+    return route.fulfill({
+      status: 401,
+      contentType: 'application/json',
+      body: JSON.stringify({ code: 'totp_enrolment_required', message: 'this account must set up a second factor' }),
+    });
+  });
+  await p.goto(`${BASE}/supervisor`);
+  await p.getByLabel('Username').fill('theo');
+  await p.getByLabel('Password').fill('theo-second-factor');
+  await p.getByRole('button', { name: 'Sign in' }).click();
+  const secret = (await p.locator('#totp-secret').textContent()).trim();
+  assert.match(secret, /^[A-Z2-7]{26,}=*$/);
+  assert.match(await p.locator('#totp-uri').getAttribute('href'), /^otpauth:\/\/totp\/helpline:theo\?/);
+  await assertAccessible(p, 'the enrolment step');
+  await p.getByLabel('Code from your authenticator app (or a recovery code)').fill(totp(secret, Date.now()));
+  await p.getByRole('button', { name: 'Sign in' }).click();
+  await p.locator('#recovery-codes').waitFor();
+  const codes = await p.locator('#recovery-list li').allTextContents();
+  assert.equal(codes.length, 10);
+  await p.getByRole('button', { name: 'I have written them down' }).click();
+  assert.equal(await p.locator('#recovery-codes').count(), 0, 'shown once');
+  await p.locator('#conn[data-state="online"]').waitFor();
+  assert.deepEqual(p.errors, []);
+  await ctx.close();
+  // The second factor is on: the password alone is not enough any more.
+  const res = await api('/api/v1/auth/login', { method: 'POST', body: { username: 'theo', password: 'theo-second-factor' } });
+  assert.equal(res.body.code, 'totp_required');
 });
