@@ -34,6 +34,20 @@ async fn tune_helplines(database_url: &str) {
         store.directory().upsert_helpline(&h).await.expect("seed a helpline");
     }
     store.exchanges().create_gateway("browser-pbx", &helpline::auth::token_hash(GATEWAY_TOKEN), 0).await.expect("a gateway");
+    // Supervisors of their own for `second_factor.test.mjs`, which sets up their second factors.
+    for name in ["tess", "theo"] {
+        let user = helpline::store::users::NewUser {
+            username: name.into(),
+            display_name: name.into(),
+            password_hash: helpline::auth::hash_password(&format!("{name}-second-factor")).expect("hash"),
+            role: helpline::store::users::Role::Supervisor,
+            helplines: vec!["children".into()],
+            backup_helplines: Vec::new(),
+            languages: vec!["en".into()],
+            capacity: 3,
+        };
+        store.accounts().create_user(&user, 0).await.expect("a supervisor");
+    }
 }
 
 /// Messages containing this are refused once by the relay (`relay-refuse-once`).

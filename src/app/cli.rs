@@ -134,9 +134,16 @@ pub struct ServeArgs {
     /// Login attempts per client address per minute; 0: no limit.
     #[arg(long, env = "HELPLINE_LOGINS_PER_IP_PER_MIN", default_value_t = crate::auth::guard::LOGINS_PER_IP_PER_MIN)]
     pub logins_per_ip_per_min: u32,
-    /// Failed logins per account name per minute, from anywhere, before it is locked for a while; 0: no limit.
+    /// Failed logins for one account from one address per minute before that address is locked out of
+    /// that account (1 min, doubling up to 1 h); other addresses still get in. 0: no limit.
     #[arg(long, env = "HELPLINE_LOGINS_PER_ACCOUNT_PER_MIN", default_value_t = crate::auth::guard::LOGINS_PER_ACCOUNT_PER_MIN)]
     pub logins_per_account_per_min: u32,
+    /// First delay (ms) of an account slowed down by failed logins from anywhere (doubling, up to 8 s); 0: no delays.
+    #[arg(long, env = "HELPLINE_LOGIN_DELAY_MS", default_value_t = crate::auth::guard::LOGIN_DELAY_MS)]
+    pub login_delay_ms: u64,
+    /// Require a second factor (TOTP) of admins and supervisors: they enrol at their next login.
+    #[arg(long, env = "HELPLINE_REQUIRE_TOTP")]
+    pub require_totp: bool,
     /// Delete the conversations of contacts without a case this many days after they ended (checked
     /// every hour); 0: keep them (the default; set your jurisdiction's period).
     #[arg(long, env = "HELPLINE_RETENTION_DAYS", default_value_t = 0)]
@@ -173,6 +180,25 @@ pub enum UserCommand {
     /// Enable a disabled account again.
     Enable {
         #[arg(long)]
+        username: String,
+    },
+    /// Set a new password (read from standard input, one line; it must meet the password rule). The
+    /// account's sessions end.
+    Passwd {
+        #[arg(long)]
+        username: String,
+        /// Read the password from standard input (required: passwords never go on the command line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Lift every login lockout of an account (from every address), e.g. after a guesser's attack.
+    Unlock {
+        /// The account (any case).
+        username: String,
+    },
+    /// Remove an account's second factor (TOTP) and recovery codes, e.g. after a lost phone.
+    ResetTotp {
+        /// The account (any case).
         username: String,
     },
 }
@@ -320,6 +346,8 @@ async fn serve(database: String, args: ServeArgs) -> anyhow::Result<()> {
             contacts_per_ip_per_min: args.contacts_per_ip_per_min,
             logins_per_ip_per_min: args.logins_per_ip_per_min,
             logins_per_account_per_min: args.logins_per_account_per_min,
+            login_delay_ms: args.login_delay_ms,
+            totp_required: args.require_totp,
         },
         cluster: args.redis_url.filter(|u| !u.is_empty()).map(|url| crate::cluster::ClusterSettings {
             redis_url: url,
@@ -377,26 +405,40 @@ fn valid_username(u: &str) -> bool {
         && u.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
 }
 
+/// A new password for `username` from standard input (one line), checked against the password rule.
+fn read_password(password_stdin: bool, username: &str) -> anyhow::Result<String> {
+    if !password_stdin {
+        bail!("pass --password-stdin and write the password on standard input");
+    }
+    if std::io::stdin().is_terminal() {
+        eprintln!("password (one line):");
+    }
+    let mut password = String::new();
+    std::io::stdin().lock().read_line(&mut password).context("reading the password")?;
+    let password = password.trim_end_matches(['\r', '\n']).to_string();
+    crate::auth::password::check(username, &password)?;
+    Ok(password)
+}
+
+/// The account called `username` (any case), or an error naming it.
+async fn account(store: &Store, username: &str) -> anyhow::Result<crate::store::users::User> {
+    match store.accounts().user_with_hash(&crate::auth::guard::account_key(username)).await? {
+        Some((user, _)) => Ok(user),
+        None => bail!("no account {username:?}"),
+    }
+}
+
 async fn user(database: &str, cmd: UserCommand) -> anyhow::Result<()> {
     let store = open(database).await?;
+    // The helplines `user add` checks against: a fresh database has them as after `migrate`.
+    crate::store::defaults::seed_helplines(&store).await?;
     let now = Clock::new().now_ms();
     match cmd {
         UserCommand::Add(a) => {
             if !valid_username(&a.username) {
                 bail!("usernames are 1-64 characters of a-z, 0-9, '.', '_' and '-'");
             }
-            if !a.password_stdin {
-                bail!("pass --password-stdin and write the password on standard input");
-            }
-            if std::io::stdin().is_terminal() {
-                eprintln!("password (one line):");
-            }
-            let mut password = String::new();
-            std::io::stdin().lock().read_line(&mut password).context("reading the password")?;
-            let password = password.trim_end_matches(['\r', '\n']).to_string();
-            if password.chars().count() < 8 {
-                bail!("the password must have at least 8 characters");
-            }
+            let password = read_password(a.password_stdin, &a.username)?;
             let extension = a.extension.as_deref().map(str::trim).filter(|e| !e.is_empty());
             if extension.is_some_and(|e| e.len() > 32 || !e.chars().all(|c| c.is_ascii_alphanumeric() || "*#+-_.".contains(c))) {
                 bail!("an extension is up to 32 characters of digits, letters and * # + - _ .");
@@ -464,6 +506,29 @@ async fn user(database: &str, cmd: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Disable { username } => set_disabled(&store, &username, true, now).await?,
         UserCommand::Enable { username } => set_disabled(&store, &username, false, now).await?,
+        UserCommand::Passwd { username, password_stdin } => {
+            let user = account(&store, &username).await?;
+            let password = read_password(password_stdin, &user.username)?;
+            let hash = hash_password(&password).map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
+            store.accounts().set_password_hash(&user.id, &hash).await?;
+            store.sessions().revoke_sessions(&user.id, now + 1).await?;
+            store.sessions().revoke_refresh_tokens(&user.id, now).await?;
+            store.audit_log().audit(now, "cli", "password_reset", Some(&user.id), None).await?;
+            println!("new password set for {}; its sessions have ended", user.username);
+        }
+        UserCommand::Unlock { username } => {
+            let user = account(&store, &username).await?;
+            let key = store.secrets().secret_or_create(crate::auth::keyed::LOGIN_NAME_KEY, now, crate::auth::random_secret).await?;
+            let lifted = store.accounts().unlock_login(&crate::auth::keyed::login_name_hash(&key, &user.username), now).await?;
+            store.audit_log().audit(now, "cli", "login_unlock", Some(&user.id), Some(&lifted.to_string())).await?;
+            println!("unlocked {} ({lifted} lockout(s) lifted)", user.username);
+        }
+        UserCommand::ResetTotp { username } => {
+            let user = account(&store, &username).await?;
+            store.accounts().reset_totp(&user.id).await?;
+            store.audit_log().audit(now, "cli", "totp_reset", Some(&user.id), None).await?;
+            println!("second factor removed for {}", user.username);
+        }
     }
     Ok(())
 }

@@ -79,6 +79,9 @@ pub async fn seed_accounts(store: &Store, now: i64) -> anyhow::Result<()> {
         if store.accounts().user_with_hash(a.username).await?.is_some() {
             continue;
         }
+        // DEMO ONLY: `<username>-demo` does not meet the password rule (`auth::password::check`: it
+        // is short and contains the username). The demo seeds it on purpose, so the README's accounts
+        // work; every real path (`user add`, `user passwd`, a change, a reset) enforces the rule.
         let password = format!("{}-demo", a.username);
         let password_hash = hash_password(&password).map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
         let to_vec = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();

@@ -1,5 +1,13 @@
 //! Abuse limits at the edges: the client's address (behind trusted proxies), sockets per address, new chats per address per minute, and login attempts.
 //!
+//! Logins: a guesser must not be able to lock a night shift out. Failures are counted per (account,
+//! address) pair: past the limit that pair alone is locked out (for a minute, doubling at each new
+//! lockout up to an hour), so the right password from another address still gets in. Failures for an
+//! account from anywhere slow it down: past a free allowance each attempt waits a growing delay
+//! (capped) before its password is checked, but is never refused for it. The lockouts themselves
+//! are kept in the database by the login handler (so an admin's unlock, from the API or the command
+//! line, reaches every node); this module only counts.
+//!
 //! A prankster's script must not push real callers out of the queue, and a password guesser must
 //! not get more than a few tries a minute. Limits are per *network* address: an IPv4 address, or
 //! the /64 prefix of an IPv6 address (one home or phone gets a whole /64). Many real callers can
@@ -19,6 +27,19 @@ pub const SOCKETS_PER_IP: u32 = 200;
 pub const CONTACTS_PER_IP_PER_MIN: u32 = 10;
 pub const LOGINS_PER_IP_PER_MIN: u32 = 120;
 pub const LOGINS_PER_ACCOUNT_PER_MIN: u32 = 5;
+/// Failures for an account from anywhere (within [`ACCOUNT_WINDOW_MS`]) before its attempts are slowed down.
+pub const ACCOUNT_FREE_FAILURES: usize = 10;
+/// The first delay of a slowed account; it doubles at each further failure up to [`MAX_LOGIN_DELAY_MS`].
+pub const LOGIN_DELAY_MS: u64 = 250;
+pub const MAX_LOGIN_DELAY_MS: u64 = 8_000;
+/// How long an account's failures count towards its delay.
+pub const ACCOUNT_WINDOW_MS: i64 = 15 * 60_000;
+/// A pair's first lockout; each new one within [`STRIKE_MEMORY_MS`] doubles, up to [`MAX_LOCKOUT_MS`].
+pub const FIRST_LOCKOUT_MS: i64 = 60_000;
+pub const MAX_LOCKOUT_MS: i64 = 3_600_000;
+const STRIKE_MEMORY_MS: i64 = 24 * 3_600_000;
+/// Failures of a pair count within this window.
+const PAIR_WINDOW_MS: i64 = 60_000;
 
 /// The edge limits, from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +52,13 @@ pub struct GuardSettings {
     pub contacts_per_ip_per_min: u32,
     /// Login attempts per client network per minute (0: no limit).
     pub logins_per_ip_per_min: u32,
-    /// Failed logins per account name per minute, from anywhere, before the name is locked for a while (0: no limit).
+    /// Failed logins for one account name from one address per minute before that address is locked
+    /// out of that account for a while (0: no limit). Other addresses are not affected.
     pub logins_per_account_per_min: u32,
+    /// The first delay of an account slowed down by failures from anywhere (0: no delays).
+    pub login_delay_ms: u64,
+    /// Second factor (TOTP) required for admins and supervisors (`--require-totp`).
+    pub totp_required: bool,
 }
 
 impl Default for GuardSettings {
@@ -43,6 +69,8 @@ impl Default for GuardSettings {
             contacts_per_ip_per_min: CONTACTS_PER_IP_PER_MIN,
             logins_per_ip_per_min: LOGINS_PER_IP_PER_MIN,
             logins_per_account_per_min: LOGINS_PER_ACCOUNT_PER_MIN,
+            login_delay_ms: LOGIN_DELAY_MS,
+            totp_required: false,
         }
     }
 }
@@ -61,9 +89,24 @@ pub struct Guard {
     sockets: Arc<Mutex<HashMap<IpAddr, u32>>>,
     contacts: Option<DefaultKeyedRateLimiter<IpAddr>>,
     logins_by_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    logins_by_account: Option<DefaultKeyedRateLimiter<String>>,
-    /// Account names locked after too many failed logins, until when.
-    locked_accounts: Mutex<HashMap<String, std::time::Instant>>,
+    /// Failed logins per (account name, address): recent failure times and lockouts so far.
+    pairs: Mutex<HashMap<(String, IpAddr), PairFailures>>,
+    /// Failed logins per account name from anywhere, recent first-to-last (at most a few dozen kept).
+    accounts: Mutex<HashMap<String, std::collections::VecDeque<i64>>>,
+}
+
+#[derive(Default)]
+struct PairFailures {
+    recent: Vec<i64>,
+    strikes: u32,
+    last_lockout: i64,
+}
+
+/// A pair locked out after too many failures: until when, and how many times it has been so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lockout {
+    pub until_ms: i64,
+    pub strikes: u32,
 }
 
 /// Held while a socket is open; gives its place back when dropped.
@@ -96,9 +139,9 @@ impl Guard {
         Guard {
             contacts: per_minute(settings.contacts_per_ip_per_min),
             logins_by_ip: per_minute(settings.logins_per_ip_per_min),
-            logins_by_account: per_minute(settings.logins_per_account_per_min),
             sockets: Arc::default(),
-            locked_accounts: Mutex::default(),
+            pairs: Mutex::default(),
+            accounts: Mutex::default(),
             settings,
         }
     }
@@ -157,51 +200,110 @@ impl Guard {
         }
     }
 
-    /// Counts a login attempt from `ip` for `account`: `Err(Over::Logins)` when the address is over its
-    /// rate, or the account name is locked after too many failed attempts.
-    pub fn login_attempt(&self, ip: IpAddr, account: &str) -> Result<(), Over> {
+    /// Counts a login attempt from `ip`: `Err(Over::Logins)` when the address is over its rate.
+    /// Otherwise the delay the attempt waits before its password is checked (zero unless the account
+    /// had more than [`ACCOUNT_FREE_FAILURES`] failures from anywhere lately).
+    pub fn login_attempt(&self, ip: IpAddr, account: &str, now_ms: i64) -> Result<std::time::Duration, Over> {
         if let Some(limiter) = &self.logins_by_ip {
             limiter.check_key(&ip).map_err(|_| Over::Logins)?;
         }
-        let locked = self.locked_accounts.lock().map(|m| m.get(&account_key(account)).copied()).unwrap_or(None);
-        match locked {
-            Some(until) if until > std::time::Instant::now() => Err(Over::Logins),
-            _ => Ok(()),
+        Ok(self.account_delay(account, now_ms))
+    }
+
+    /// The delay an attempt for `account` waits now.
+    pub fn account_delay(&self, account: &str, now_ms: i64) -> std::time::Duration {
+        let base = self.settings.login_delay_ms;
+        if base == 0 {
+            return std::time::Duration::ZERO;
+        }
+        let failures = self
+            .accounts
+            .lock()
+            .map(|m| m.get(&account_key(account)).map_or(0, |f| f.iter().filter(|t| **t > now_ms - ACCOUNT_WINDOW_MS).count()))
+            .unwrap_or(0);
+        let over = failures.saturating_sub(ACCOUNT_FREE_FAILURES);
+        if over == 0 {
+            return std::time::Duration::ZERO;
+        }
+        let factor = 1u64 << u32::try_from(over - 1).unwrap_or(16).min(16);
+        std::time::Duration::from_millis(base.saturating_mul(factor).min(MAX_LOGIN_DELAY_MS.max(base)))
+    }
+
+    /// Counts a failed login for `account` from `ip`. Past `logins_per_account_per_min` failures of the
+    /// pair within a minute, returns the lockout the pair has earned (the caller records it).
+    pub fn login_failed(&self, ip: IpAddr, account: &str, now_ms: i64) -> Option<Lockout> {
+        let key = account_key(account);
+        if let Ok(mut map) = self.accounts.lock() {
+            let times = map.entry(key.clone()).or_default();
+            times.push_back(now_ms);
+            while times.len() > ACCOUNT_FREE_FAILURES + 32 || times.front().is_some_and(|t| *t <= now_ms - ACCOUNT_WINDOW_MS) {
+                times.pop_front();
+            }
+        }
+        let limit = usize::try_from(self.settings.logins_per_account_per_min).unwrap_or(usize::MAX);
+        if limit == 0 {
+            return None;
+        }
+        let mut map = self.pairs.lock().ok()?;
+        let pair = map.entry((key, ip)).or_default();
+        pair.recent.retain(|t| *t > now_ms - PAIR_WINDOW_MS);
+        pair.recent.push(now_ms);
+        if pair.recent.len() <= limit {
+            return None;
+        }
+        pair.recent.clear();
+        if now_ms - pair.last_lockout > STRIKE_MEMORY_MS {
+            pair.strikes = 0;
+        }
+        pair.strikes += 1;
+        pair.last_lockout = now_ms;
+        let length = FIRST_LOCKOUT_MS.saturating_mul(1i64 << (pair.strikes - 1).min(20)).min(MAX_LOCKOUT_MS);
+        Some(Lockout { until_ms: now_ms + length, strikes: pair.strikes })
+    }
+
+    /// A successful login from `ip`: that pair's failures are forgotten (the account's stay: they slow a guesser elsewhere).
+    pub fn login_succeeded(&self, ip: IpAddr, account: &str) {
+        if let Ok(mut map) = self.pairs.lock() {
+            map.remove(&(account_key(account), ip));
         }
     }
 
-    /// Counts a failed login for `account`; past `logins_per_account_per_min` failures the name is
-    /// locked until its quota refills (a counsellor who mistypes twice is not locked out).
-    pub fn login_failed(&self, account: &str) {
-        let Some(limiter) = &self.logins_by_account else { return };
+    /// An admin unlocked `account`: every failure counted for it, from every address, is forgotten.
+    pub fn unlock(&self, account: &str) {
         let key = account_key(account);
-        if let Err(not_until) = limiter.check_key(&key) {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(limiter.clock()));
-            if let Ok(mut map) = self.locked_accounts.lock() {
-                map.insert(key, std::time::Instant::now() + wait.max(std::time::Duration::from_secs(1)));
-            }
+        if let Ok(mut map) = self.pairs.lock() {
+            map.retain(|(name, _), _| *name != key);
+        }
+        if let Ok(mut map) = self.accounts.lock() {
+            map.remove(&key);
         }
     }
 
     /// Forgets rate-limit state that has fully refilled (called every minute, so the maps stay small under a flood).
-    pub fn forget_idle(&self) {
+    pub fn forget_idle(&self, now_ms: i64) {
         for limiter in [&self.contacts, &self.logins_by_ip].into_iter().flatten() {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
-        if let Some(limiter) = &self.logins_by_account {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
+        if let Ok(mut map) = self.pairs.lock() {
+            map.retain(|_, p| {
+                p.recent.retain(|t| *t > now_ms - PAIR_WINDOW_MS);
+                !p.recent.is_empty() || (p.strikes > 0 && now_ms - p.last_lockout <= STRIKE_MEMORY_MS)
+            });
         }
-        if let Ok(mut map) = self.locked_accounts.lock() {
-            let now = std::time::Instant::now();
-            map.retain(|_, until| *until > now);
+        if let Ok(mut map) = self.accounts.lock() {
+            map.retain(|_, times| times.back().is_some_and(|t| *t > now_ms - ACCOUNT_WINDOW_MS));
         }
+    }
+
+    /// Whether admins and supervisors must sign in with a second factor.
+    pub fn totp_required(&self) -> bool {
+        self.settings.totp_required
     }
 }
 
-/// Account names are compared case-insensitively, without surrounding blanks.
-fn account_key(account: &str) -> String {
+/// Account names are compared case-insensitively, without surrounding blanks: `ion`, `ION` and ` Ion` are one account.
+pub fn account_key(account: &str) -> String {
     account.trim().to_lowercase()
 }
 
@@ -236,6 +338,8 @@ mod tests {
             contacts_per_ip_per_min: 3,
             logins_per_ip_per_min: 10,
             logins_per_account_per_min: 2,
+            login_delay_ms: 100,
+            totp_required: false,
         })
     }
 
@@ -288,21 +392,51 @@ mod tests {
         }
         assert_eq!(g.new_contact(ip).unwrap_err(), Over::Contacts);
         assert!(g.new_contact("192.0.2.9".parse().unwrap()).is_ok());
-        // Successful logins do not count against the account; failures do, from any address, in any case.
+        // Failures lock the (account, address) pair only, in any case; other addresses and accounts go on.
+        let now = 1_000_000;
         for _ in 0..5 {
-            g.login_attempt(ip, "ana").expect("no failures yet");
+            g.login_attempt(ip, "ana", now).expect("no failures yet");
         }
-        g.login_failed("ana");
-        g.login_failed("ANA ");
-        g.login_attempt("192.0.2.3".parse().unwrap(), "ana").expect("two failures are within the quota");
-        g.login_failed("ana");
-        assert_eq!(g.login_attempt("192.0.2.4".parse().unwrap(), "Ana").unwrap_err(), Over::Logins);
-        assert!(g.login_attempt("192.0.2.5".parse().unwrap(), "ion").is_ok(), "other accounts are not locked");
+        assert_eq!(g.login_failed(ip, "ana", now), None);
+        assert_eq!(g.login_failed(ip, "ANA ", now), None, "two failures are within the quota");
+        let lock = g.login_failed(ip, "Ana", now).expect("the third locks the pair");
+        assert_eq!(lock, Lockout { until_ms: now + FIRST_LOCKOUT_MS, strikes: 1 });
+        let other: IpAddr = "192.0.2.4".parse().unwrap();
+        assert_eq!(g.login_failed(other, "ana", now), None, "another address has its own count");
+        // A second lockout of the same pair lasts twice as long.
+        for _ in 0..2 {
+            assert_eq!(g.login_failed(ip, "ana", now + 61_000), None);
+        }
+        assert_eq!(g.login_failed(ip, "ana", now + 61_000).map(|l| l.until_ms), Some(now + 61_000 + 2 * FIRST_LOCKOUT_MS));
+        g.unlock("ANA");
+        assert_eq!(g.login_attempt(ip, "ana", now).expect("attempt"), std::time::Duration::ZERO, "an unlock forgets the account's failures");
         // The address limit counts every attempt.
         let many: IpAddr = "192.0.2.77".parse().unwrap();
         for _ in 0..10 {
-            let _ = g.login_attempt(many, "someone");
+            let _ = g.login_attempt(many, "someone", 0);
         }
-        assert_eq!(g.login_attempt(many, "someone-else").unwrap_err(), Over::Logins);
+        assert_eq!(g.login_attempt(many, "someone-else", 0).unwrap_err(), Over::Logins);
+    }
+
+    #[test]
+    fn failures_from_anywhere_slow_the_account_down_with_growing_delays() {
+        let g = guard(&[]);
+        let now = 5_000_000;
+        let delay = |at| g.account_delay("ion", at).as_millis();
+        for i in 0..ACCOUNT_FREE_FAILURES {
+            assert_eq!(delay(now), 0, "{i} failures are free");
+            g.login_failed(format!("198.51.100.{i}").parse().unwrap(), "ion", now);
+        }
+        assert_eq!(delay(now), 0);
+        let mut seen = Vec::new();
+        for i in 0..8 {
+            g.login_failed(format!("203.0.113.{i}").parse().unwrap(), "ION", now);
+            seen.push(delay(now));
+        }
+        assert_eq!(seen, [100, 200, 400, 800, 1600, 3200, 6400, 8000], "doubling, capped");
+        assert_eq!(g.account_delay("ana", now).as_millis(), 0, "other accounts are not slowed");
+        assert_eq!(delay(now + ACCOUNT_WINDOW_MS + 1), 0, "failures fade after the window");
+        g.forget_idle(now + ACCOUNT_WINDOW_MS + 1);
+        assert!(g.accounts.lock().unwrap().is_empty());
     }
 }

@@ -18,3 +18,12 @@ pub fn caller_hash(key: &str, digits: &str) -> String {
     mac.update(digits.as_bytes());
     mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The name of the server secret that keys [`login_name_hash`].
+pub const LOGIN_NAME_KEY: &str = "login_name_hmac";
+
+/// The keyed hash of a name typed at login (normalised: `ION` and ` ion` are `ion`), prefixed `name:`:
+/// how a failed login's name is kept in the audit log and the lockouts, never as typed.
+pub fn login_name_hash(key: &str, name: &str) -> String {
+    format!("name:{}", caller_hash(key, &format!("login:{}", crate::auth::guard::account_key(name))))
+}

@@ -13,6 +13,7 @@ use crate::state::AppState;
 pub mod assets;
 #[cfg(test)]
 mod fuzz;
+pub mod logins;
 pub mod openapi;
 pub mod prometheus;
 pub mod rest;
@@ -26,6 +27,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(openapi::document))
         .merge(rest::router())
+        .merge(logins::router())
         .merge(assets::router())
         .merge(crate::supervision::reports::router())
         .merge(crate::supervision::staffing::router())

@@ -13,7 +13,6 @@ use utoipa_axum::routes;
 
 use crate::state::access::AuthUser;
 use crate::state::AppState;
-use crate::auth::{dummy_hash, verify_password};
 use crate::state::error::{AppError, ErrorBody};
 use crate::protocol::ErrorCode;
 use crate::store::sessions::Refresh;
@@ -95,8 +94,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    /// Any case: `ion`, `ION` and `Ion` are one account.
     pub username: String,
     pub password: String,
+    /// The second factor, when the answer without it was `totp_required` or `totp_enrolment_required`:
+    /// the 6-digit code of the authenticator app, or one of the recovery codes (each works once).
+    #[serde(default)]
+    pub totp_code: Option<String>,
 }
 
 #[derive(Serialize, Debug, ToSchema)]
@@ -109,16 +113,23 @@ pub struct LoginResponse {
     /// Seconds until the login ends, however often it is refreshed.
     pub refresh_expires_in: u64,
     pub user: User,
+    /// Only in the answer to the login that confirmed a second factor's enrolment: the recovery codes,
+    /// each good for one login without the app. Shown this once; only their hashes are kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes: Option<Vec<String>>,
 }
 
 /// `POST /api/v1/auth/login`: username and password → access token.
-/// Attempts are limited per address and per account name ([`crate::auth::guard`]): a guesser gets 429, not more tries.
+/// Wrong passwords lock the (account, address) pair out for a while (429), and slow the account down
+/// from everywhere, but the right password from another address still gets in ([`crate::auth::guard`]).
+/// With a second factor the right password answers `totp_required` (or `totp_enrolment_required`): the
+/// same request again with `totp_code` signs in ([`crate::edge::logins`]).
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
-        (status = 200, description = "signed in", body = LoginResponse),
-        (status = 400, description = "`bad_field`: the body is not `{username, password}`", body = ErrorBody),
-        (status = 401, description = "wrong username or password, or the account is disabled", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: too many attempts from this address or for this account (`Retry-After: 60`)", body = ErrorBody),
+        (status = 200, description = "signed in (`recovery_codes` once, when the code confirmed an enrolment)", body = LoginResponse),
+        (status = 400, description = "`bad_field`: the body is not `{username, password, totp_code?}`", body = ErrorBody),
+        (status = 401, description = "wrong username, password or code, or the account is disabled (`unauthorized`); the password was right and the second factor is needed (`totp_required`) or must be set up first (`totp_enrolment_required`)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: this address is locked out of this account after failed logins, or over its rate (`Retry-After: 60`)", body = ErrorBody),
     ))]
 async fn login(
     State(state): State<AppState>,
@@ -128,33 +139,19 @@ async fn login(
 ) -> Result<Json<LoginResponse>, AppError> {
     let req: LoginRequest =
         serde_json::from_slice(&body).map_err(|e| AppError::new(ErrorCode::BadField, format!("bad login body: {e}")))?;
-    if state.guard.login_attempt(state.guard.client_ip(peer, &headers), &req.username).is_err() {
-        let now = state.clock.now_ms();
-        let _ = state.store.audit_log().audit(now, "anonymous", "login_throttled", Some(&req.username), None).await;
-        return Err(AppError::new(ErrorCode::RateLimited, "too many login attempts; wait a minute and try again"));
-    }
-    let found = state.store.accounts().user_with_hash(&req.username).await?;
-    let (user, hash) = match found {
-        Some((u, h)) => (Some(u), h),
-        None => (None, dummy_hash().to_string()),
-    };
-    let password = req.password;
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.unwrap_or(false);
+    let from = crate::edge::logins::Origin::new(&state, peer, &headers);
+    let user = crate::edge::logins::password_factor(&state, &from, &req.username, &req.password).await?;
+    let recovery_codes = crate::edge::logins::second_factor(&state, &from, &req.username, &user, req.totp_code.as_deref()).await?;
+    crate::edge::logins::signed_in(&state, &from, &req.username);
     let now = state.clock.now_ms();
-    let user = match user {
-        Some(u) if ok && !u.disabled => u,
-        _ => {
-            state.guard.login_failed(&req.username);
-            let _ = state.store.audit_log().audit(now, "anonymous", "login_failed", Some(&req.username), None).await;
-            return Err(AppError::unauthorized("wrong username or password, or the account is disabled"));
-        }
-    };
     let refresh_token = crate::auth::random_token(32);
     let family = crate::store::new_id();
     let refresh_until = now.saturating_add(i64::try_from(state.auth.refresh_ttl.as_millis()).unwrap_or(i64::MAX));
     state.store.sessions().create_refresh_token(&crate::auth::token_hash(&refresh_token), &family, &user.id, now, refresh_until).await?;
     state.store.audit_log().audit(now, &user.id, "login", Some(&user.id), None).await?;
-    tokens(&state, user, refresh_token, refresh_until, now)
+    let mut answer = tokens(&state, user, refresh_token, refresh_until, now)?;
+    answer.0.recovery_codes = recovery_codes;
+    Ok(answer)
 }
 
 /// The answer to a login or a refresh: a new access token, and the refresh token that comes with it.
@@ -170,6 +167,7 @@ fn tokens(state: &AppState, user: User, refresh_token: String, refresh_until: i6
         refresh_token,
         refresh_expires_in: u64::try_from(refresh_until.saturating_sub(now) / 1000).unwrap_or(0),
         user,
+        recovery_codes: None,
     }))
 }
 

@@ -653,6 +653,13 @@ pub enum ErrorCode {
     ServiceFull,
     /// A case stage change out of order (HTTP 409); the allowed next stages come with the error.
     StageOrder,
+    /// The password was right; now the second factor: send the login again with `totp_code` (HTTP 401).
+    TotpRequired,
+    /// The password was right, but this account must set up a second factor first (HTTP 401):
+    /// `POST /api/v1/auth/totp/enrol`, then the login again with the app's code as `totp_code`.
+    TotpEnrolmentRequired,
+    /// The new password does not meet the password rule; the message says why (HTTP 422).
+    WeakPassword,
 }
 
 /// Why a frame could not be decoded.

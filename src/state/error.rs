@@ -43,7 +43,9 @@ impl AppError {
         match self.code {
             ErrorCode::BadJson | ErrorCode::UnknownType | ErrorCode::BadField => StatusCode::BAD_REQUEST,
             ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::Unauthorized | ErrorCode::BadToken => StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized | ErrorCode::BadToken | ErrorCode::TotpRequired | ErrorCode::TotpEnrolmentRequired => {
+                StatusCode::UNAUTHORIZED
+            }
             ErrorCode::Forbidden | ErrorCode::NotAllowed => StatusCode::FORBIDDEN,
             ErrorCode::NotFound
             | ErrorCode::UnknownContact
@@ -53,7 +55,7 @@ impl AppError {
                 StatusCode::NOT_FOUND
             }
             ErrorCode::Conflict | ErrorCode::ServiceFull | ErrorCode::StageOrder => StatusCode::CONFLICT,
-            ErrorCode::InvalidForm => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidForm | ErrorCode::WeakPassword => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Unavailable | ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -234,3 +234,155 @@ impl Accounts<'_> {
         Ok(row.map(|r| split_list(&r.0)).unwrap_or_default())
     }
 }
+
+/// A (account, address) pair locked out after too many failed logins, as supervisors see it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct LoginLockout {
+    /// The account's username; None when the name typed is no account (it is kept only as a keyed hash).
+    pub username: Option<String>,
+    pub user_id: Option<String>,
+    /// The client network the failures came from.
+    pub address: String,
+    pub locked_at: i64,
+    pub locked_until: i64,
+    /// How many times this pair has been locked out lately (each lockout lasts twice the one before).
+    pub strikes: i64,
+}
+
+/// An account's second factor as stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totp {
+    /// Base32; set at enrolment.
+    pub secret: Option<String>,
+    /// Confirmed with a code: required at every login from then on.
+    pub enabled: bool,
+}
+
+impl Accounts<'_> {
+    /// Sets an account's password hash (a change or an admin's reset); `NotFound` for an unknown id.
+    pub async fn set_password_hash(self, id: &str, password_hash: &str) -> StoreResult<()> {
+        let done = on_pool!(self.0, pool => sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// The password hash of an account, by id.
+    pub async fn password_hash(self, id: &str) -> StoreResult<Option<String>> {
+        let row: Option<(String,)> = on_pool!(self.0, pool => sqlx::query_as("SELECT password_hash FROM users WHERE id = $1")
+            .bind(id).fetch_optional(pool).await)?;
+        Ok(row.map(|r| r.0))
+    }
+
+    /// An account's second factor.
+    pub async fn totp(self, id: &str) -> StoreResult<Totp> {
+        let row: Option<(Option<String>, bool)> = on_pool!(self.0, pool => sqlx::query_as(
+            "SELECT totp_secret, totp_enabled FROM users WHERE id = $1").bind(id).fetch_optional(pool).await)?;
+        Ok(row.map(|(secret, enabled)| Totp { secret, enabled }).unwrap_or_default())
+    }
+
+    /// Starts (or restarts) an enrolment: a new secret, not yet required. `Conflict` when the account
+    /// already has a confirmed second factor (an admin resets it first).
+    pub async fn begin_totp(self, id: &str, secret: &str) -> StoreResult<()> {
+        let done = on_pool!(self.0, pool => sqlx::query(
+            "UPDATE users SET totp_secret = $1, totp_last_step = NULL WHERE id = $2 AND totp_enabled = FALSE")
+            .bind(secret).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        if done == 0 {
+            return Err(StoreError::Conflict("the second factor is already set up; an admin can reset it".into()));
+        }
+        Ok(())
+    }
+
+    /// Confirms an enrolment (the code of `step` was right): the second factor is required from now on,
+    /// and `recovery_hashes` replace any earlier recovery codes.
+    pub async fn enable_totp(self, id: &str, step: i64, recovery_hashes: &[String]) -> StoreResult<()> {
+        on_writer!(self.0, pool => async {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("UPDATE users SET totp_enabled = TRUE, totp_last_step = $1 WHERE id = $2")
+                .bind(step).bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+            for hash in recovery_hashes {
+                sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+                    .bind(id).bind(hash).execute(&mut *tx).await?;
+            }
+            tx.commit().await
+        }.await)?;
+        Ok(())
+    }
+
+    /// Takes the code of `step` for the account: false when a code of this step or a later one was
+    /// already accepted (a code is never accepted twice).
+    pub async fn use_totp_step(self, id: &str, step: i64) -> StoreResult<bool> {
+        let done = on_pool!(self.0, pool => sqlx::query(
+            "UPDATE users SET totp_last_step = $1 WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1)")
+            .bind(step).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    /// Uses up a recovery code (by hash): false when it is unknown or was used already.
+    pub async fn use_recovery_code(self, id: &str, code_hash: &str, now: i64) -> StoreResult<bool> {
+        let done = on_pool!(self.0, pool => sqlx::query(
+            "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL")
+            .bind(now).bind(id).bind(code_hash).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    /// Removes an account's second factor and recovery codes (an admin's reset, for a lost phone).
+    pub async fn reset_totp(self, id: &str) -> StoreResult<()> {
+        on_writer!(self.0, pool => async {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("UPDATE users SET totp_secret = NULL, totp_enabled = FALSE, totp_last_step = NULL WHERE id = $1")
+                .bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+            tx.commit().await
+        }.await)?;
+        Ok(())
+    }
+
+    /// Records a lockout of the pair (`account_hash`, `address`) until `until` (replacing an earlier
+    /// one), and forgets lockouts that have ended (their addresses are not kept).
+    pub async fn lock_login(self, account_hash: &str, address: &str, user_id: Option<&str>, now: i64, until: i64, strikes: u32) -> StoreResult<()> {
+        on_pool!(self.0, pool => sqlx::query("DELETE FROM login_lockouts WHERE locked_until <= $1")
+            .bind(now).execute(pool).await.map(|_| ()))?;
+        on_pool!(self.0, pool => sqlx::query(
+            "INSERT INTO login_lockouts (account_hash, address, user_id, locked_at, locked_until, strikes)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (account_hash, address) DO UPDATE SET
+                 user_id = excluded.user_id, locked_at = excluded.locked_at,
+                 locked_until = excluded.locked_until, strikes = excluded.strikes")
+            .bind(account_hash).bind(address).bind(user_id).bind(now).bind(until).bind(i64::from(strikes))
+            .execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Until when the pair is locked out, if it is at `now`.
+    pub async fn login_locked_until(self, account_hash: &str, address: &str, now: i64) -> StoreResult<Option<i64>> {
+        let row: Option<(i64,)> = on_pool!(self.0, pool => sqlx::query_as(
+            "SELECT locked_until FROM login_lockouts WHERE account_hash = $1 AND address = $2 AND locked_until > $3")
+            .bind(account_hash).bind(address).bind(now).fetch_optional(pool).await)?;
+        Ok(row.map(|r| r.0))
+    }
+
+    /// The lockouts in force at `now`, latest first (at most 1000).
+    pub async fn login_lockouts(self, now: i64) -> StoreResult<Vec<LoginLockout>> {
+        let rows: Vec<LoginLockout> = on_pool!(self.0, pool => sqlx::query_as(
+            "SELECT u.username, l.user_id, l.address, l.locked_at, l.locked_until, CAST(l.strikes AS BIGINT) AS strikes
+             FROM login_lockouts l LEFT JOIN users u ON u.id = l.user_id
+             WHERE l.locked_until > $1 ORDER BY l.locked_at DESC LIMIT 1000")
+            .bind(now).fetch_all(pool).await)?;
+        Ok(rows)
+    }
+
+    /// Lifts every lockout of an account name (by its keyed hash), from every address, and forgets
+    /// expired ones; returns how many were in force.
+    pub async fn unlock_login(self, account_hash: &str, now: i64) -> StoreResult<u64> {
+        let done = on_pool!(self.0, pool => sqlx::query(
+            "DELETE FROM login_lockouts WHERE account_hash = $1 AND locked_until > $2")
+            .bind(account_hash).bind(now).execute(pool).await.map(|r| r.rows_affected()))?;
+        on_pool!(self.0, pool => sqlx::query("DELETE FROM login_lockouts WHERE locked_until <= $1")
+            .bind(now).execute(pool).await.map(|_| ()))?;
+        Ok(done)
+    }
+}

@@ -46,7 +46,7 @@ async fn user_commands(backend: Backend) {
         let mut short = add.to_vec();
         short[3] = "eve";
         let o = helpline(&url, &short, Some("short\n"));
-        assert!(!o.status.success() && text(&o).contains("at least 8"), "{}", text(&o));
+        assert!(!o.status.success() && text(&o).contains("at least 12"), "{}", text(&o));
         let o = helpline(&url, &["user", "add", "--username", "eve", "--role", "admin"], None);
         assert!(!o.status.success() && text(&o).contains("--password-stdin"), "{}", text(&o));
         let o = helpline(&url, &["user", "add", "--username", "eve", "--role", "counsellor", "--helplines", "pizza",

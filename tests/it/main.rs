@@ -16,6 +16,7 @@ mod chat_flow;
 mod cli;
 mod cluster;
 mod durability;
+mod logins;
 mod exchange;
 mod privacy;
 mod faults;

@@ -55,7 +55,7 @@ async fn every_message_is_answered_in_time_when_the_writer_stalls(backend: Backe
         second_acks += flooded.second_acks;
         slowest = slowest.max(flooded.slowest);
         // The conversation as the server kept it: each message once.
-        let history = store.messages_after(&contact, 0).await.expect("history");
+        let history = store.messages().messages_after(&contact, 0).await.expect("history");
         assert_eq!(history.len(), PER_CALLER);
         let distinct: HashSet<&str> = history.iter().map(|m| m.client_id.as_str()).collect();
         assert_eq!(distinct.len(), PER_CALLER, "no message stored twice");

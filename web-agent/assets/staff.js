@@ -24,6 +24,13 @@ export function mountLogin() {
   username.setAttribute('autocapitalize', 'none');
   username.setAttribute('spellcheck', 'false');
   const password = el('input', { id: 'password', type: 'password', name: 'password', autocomplete: 'current-password', required: true });
+  // The second factor: asked for only when the server answers `totp_required` or `totp_enrolment_required`.
+  const code = el('input', { id: 'totp-code', type: 'text', name: 'totp-code', autocomplete: 'one-time-code', inputMode: 'numeric' });
+  code.setAttribute('spellcheck', 'false');
+  const codeField = field('totp-code', 'Code from your authenticator app (or a recovery code)', code);
+  codeField.id = 'totp-field';
+  codeField.hidden = true;
+  const enrol = el('div', { id: 'totp-enrol', class: 'totp-enrol', hidden: true });
   const section = el(
     'section',
     { id: 'login-screen', class: 'login', 'aria-labelledby': 'login-heading' },
@@ -33,6 +40,8 @@ export function mountLogin() {
       { id: 'login-form', noValidate: true },
       field('username', 'Username', username),
       field('password', 'Password', password),
+      enrol,
+      codeField,
       el('p', { id: 'login-error', class: 'error', role: 'alert' }),
       el('button', { id: 'login', type: 'submit', text: 'Sign in' }),
     ),
@@ -48,36 +57,110 @@ export async function submitLogin(event, done) {
   event.preventDefault();
   const username = $('username').value.trim();
   const password = $('password').value;
+  const code = $('totp-code').value.trim();
   const error = $('login-error');
   error.textContent = '';
   if (!username || !password) {
     error.textContent = 'Enter your username and password.';
     return;
   }
+  if (!$('totp-field').hidden && !code) {
+    error.textContent = 'Enter the code from your authenticator app.';
+    $('totp-code').focus();
+    return;
+  }
   $('login').disabled = true;
   try {
+    const request = { username, password };
+    if (!$('totp-field').hidden) request.totp_code = code;
     const res = await fetch('/api/v1/auth/login', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username, password }),
+      body: JSON.stringify(request),
       cache: 'no-store',
     });
     if (res.status === 401) {
-      error.textContent = 'Wrong username or password, or the account is disabled.';
-      $('password').select();
+      const answer = await res.json().catch(() => ({}));
+      if (answer.code === 'totp_required') {
+        askForCode('Enter the 6-digit code from your authenticator app, or one of your recovery codes.');
+      } else if (answer.code === 'totp_enrolment_required') {
+        await enrolSecondFactor(username, password);
+      } else {
+        error.textContent = request.totp_code
+          ? 'Wrong or already used code, or wrong password. Try the next code.'
+          : 'Wrong username or password, or the account is disabled.';
+        if (request.totp_code) $('totp-code').select();
+        else $('password').select();
+      }
+      return;
+    }
+    if (res.status === 429) {
+      const answer = await res.json().catch(() => ({}));
+      error.textContent = answer.message || 'Too many failed sign-ins from here. Try again later, or ask an admin to unlock the account.';
       return;
     }
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const body = await res.json();
     $('password').value = '';
+    $('totp-code').value = '';
+    $('totp-field').hidden = true;
+    $('totp-enrol').hidden = true;
+    $('totp-enrol').replaceChildren();
     session.pending = body;
     const refused = done(body);
     if (refused) error.textContent = refused;
+    else if (Array.isArray(body.recovery_codes)) showRecoveryCodes(body.recovery_codes);
   } catch {
     error.textContent = 'The server cannot be reached. Try again in a moment.';
   } finally {
     $('login').disabled = false;
   }
+}
+
+/** Shows the code field, with why. */
+function askForCode(message) {
+  $('totp-field').hidden = false;
+  $('login-error').textContent = message;
+  $('totp-code').focus();
+}
+
+/** The account must set up a second factor: asks the server for a secret and shows it to add to an app. */
+async function enrolSecondFactor(username, password) {
+  const res = await fetch('/api/v1/auth/totp/enrol', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password }),
+    cache: 'no-store',
+  });
+  if (!res.ok) {
+    const answer = await res.json().catch(() => ({}));
+    $('login-error').textContent = answer.message || 'The second factor cannot be set up now. Try again in a moment.';
+    return;
+  }
+  const { secret, otpauth_uri: uri } = await res.json();
+  $('totp-enrol').replaceChildren(
+    el('p', { text: 'This account needs a second factor. Add it to an authenticator app (scan or open the link, or type the key), then enter the code it shows.' }),
+    el('p', {}, el('a', { id: 'totp-uri', href: uri, text: 'Add to authenticator app' })),
+    el('p', {}, 'Key: ', el('code', { id: 'totp-secret', text: secret })),
+  );
+  $('totp-enrol').hidden = false;
+  askForCode('Enter the code your authenticator app shows for helpline.');
+}
+
+/** After an enrolment: the recovery codes, shown once, until the person says they have kept them. */
+function showRecoveryCodes(codes) {
+  const done = el('button', { id: 'recovery-codes-done', type: 'button', text: 'I have written them down' });
+  const section = el(
+    'section',
+    { id: 'recovery-codes', class: 'login', role: 'dialog', 'aria-labelledby': 'recovery-heading' },
+    el('h2', { id: 'recovery-heading', text: 'Your recovery codes' }),
+    el('p', { text: 'Each code signs you in once without your phone. Write them down and keep them safe: they are not shown again.' }),
+    el('ul', { id: 'recovery-list' }, ...codes.map((c) => el('li', {}, el('code', { text: c })))),
+    done,
+  );
+  done.addEventListener('click', () => section.remove());
+  $('main').prepend(section);
+  done.focus();
 }
 
 /** Back to the sign-in form, with why (or nothing). */

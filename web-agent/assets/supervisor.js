@@ -17,6 +17,8 @@ import { $, el, timeOf as clockTime, newClientId, setBanner, bannerBackOnline, p
 import { languageName, mountLogin, submitLogin, showLogin, saveToken, savedToken, forgetToken, revokeToken, setConn, staffSocket } from './staff.js';
 // Casework (escalations to acknowledge, case deadlines): see supervisor-cases.js.
 import { initCases, casesOnline, casesSignedOut, onEscalation } from './supervisor-cases.js';
+// Sign-in lockouts (failed logins): see supervisor-lockouts.js.
+import { lockoutsOnline, lockoutsSignedOut } from './supervisor-lockouts.js';
 
 const TOKEN_KEY = 'helpline.supervisor.token';
 const PING_EVERY_MS = 15000;
@@ -186,6 +188,7 @@ function signedIn(token, user) {
   socket.connect();
   loadCharts();
   casesOnline();
+  lockoutsOnline(() => state.token);
   clearInterval(state.chartTimer);
   state.chartTimer = setInterval(loadCharts, CHART_EVERY_MS);
 }
@@ -229,6 +232,7 @@ function signOut(message) {
   $('alert-list').replaceChildren();
   state.board = null;
   casesSignedOut();
+  lockoutsSignedOut();
   refreshEmpty();
   updateTitle();
   setBanner('');

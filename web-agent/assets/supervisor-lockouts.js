@@ -1,0 +1,41 @@
+// Sign-in lockouts on the supervisors' dashboard: the (account, address) pairs locked out now after
+// failed logins (GET /api/v1/lockouts), on sign-in and every minute. An admin lifts them (POST
+// /api/v1/users/{username}/unlock or `helpline user unlock NAME`); see docs/security.md.
+//
+// Text is put into the page with textContent only.
+
+import { $, el } from './common.js';
+import { apiCall, dateTime } from './staff.js';
+
+const EVERY_MS = 60000;
+let timer = null;
+
+/** Signed in: the lockouts now, and again every minute. */
+export function lockoutsOnline(token) {
+  refresh(token);
+  clearInterval(timer);
+  timer = setInterval(() => refresh(token()), EVERY_MS);
+}
+
+export function lockoutsSignedOut() {
+  clearInterval(timer);
+  timer = null;
+  $('lockout-list').replaceChildren();
+  $('no-lockouts').hidden = false;
+}
+
+async function refresh(token) {
+  const res = await apiCall(typeof token === 'function' ? token() : token, '/api/v1/lockouts');
+  if (res.status !== 200 || !Array.isArray(res.body)) return;
+  $('lockout-list').replaceChildren(
+    ...res.body.map((l) =>
+      el(
+        'li',
+        { class: 'lockout', dataset: { username: l.username || '' } },
+        el('strong', { text: l.username || 'a name that is no account' }),
+        ` from ${l.address}, until ${dateTime(l.locked_until)}${l.strikes > 1 ? ` (locked out ${l.strikes} times)` : ''}`,
+      ),
+    ),
+  );
+  $('no-lockouts').hidden = res.body.length > 0;
+}
