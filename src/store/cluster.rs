@@ -106,6 +106,17 @@ impl LeaderTx {
 }
 
 impl Store {
+    /// This database's cluster id: `candidate` if none was written yet (the first node to start on
+    /// it writes its own), else the one written then. Nodes compare it before following a leader.
+    pub async fn cluster_id(&self, candidate: &str) -> StoreResult<String> {
+        on_pool!(self, pool => sqlx::query(
+            "INSERT INTO cluster_identity (id, cluster_id) VALUES (1, $1) ON CONFLICT (id) DO NOTHING")
+            .bind(candidate).execute(pool).await.map(|_| ()))?;
+        let (id,): (String,) = on_pool!(self, pool => sqlx::query_as("SELECT cluster_id FROM cluster_identity WHERE id = 1")
+            .fetch_one(pool).await)?;
+        Ok(id)
+    }
+
     /// Begins a write transaction of the leader's (routing steps, messages): the only way to get a
     /// [`LeaderTx`]. When the store is fenced (cluster mode, on the leader) it first reads the fence row
     /// and refuses with [`StoreError::Fenced`] unless this store's token is still the current one; a

@@ -22,6 +22,7 @@ mod faults;
 mod openapi;
 mod reports;
 mod routing_live;
+mod scope;
 mod staffing;
 mod supervisor;
 mod telephony;
