@@ -81,23 +81,23 @@ impl SupervisorSession {
     }
 
     /// Checks the contact exists, is open, and is in a helpline this supervisor sees; returns its helpline.
-    async fn contact_in_scope(&self, contact_id: &str) -> Option<String> {
+    async fn contact_in_scope(&self, contact_id: &str, reference: &str) -> Option<String> {
         let record = match self.state.store.contact(contact_id).await {
             Ok(Some(r)) if r.is_open() => r,
             Ok(_) => {
-                self.error(ErrorCode::UnknownContact, "no such open contact", contact_id);
+                self.error(ErrorCode::UnknownContact, "no such open contact", reference);
                 return None;
             }
             Err(err) => {
                 tracing::error!(error = %err, "contact lookup failed");
-                self.error(ErrorCode::Unavailable, "try again", contact_id);
+                self.error(ErrorCode::Unavailable, "try again", reference);
                 return None;
             }
         };
         if !self.scope.covers(&record.helpline) {
             // As for a contact that does not exist: existence outside one's helplines is not disclosed.
             self.audit("supervise_denied", contact_id, Some("contact outside the supervisor's helplines")).await;
-            self.error(ErrorCode::UnknownContact, "no such open contact", contact_id);
+            self.error(ErrorCode::UnknownContact, "no such open contact", reference);
             return None;
         }
         Some(record.helpline)
@@ -193,7 +193,7 @@ impl Handler for SupervisorSession {
                 }
             }
             SupervisorRequest::ToFront { contact_id } => {
-                let (Some(key), Some(_)) = (contact_key(&contact_id), self.contact_in_scope(&contact_id).await) else {
+                let (Some(key), Some(_)) = (contact_key(&contact_id), self.contact_in_scope(&contact_id, &contact_id).await) else {
                     return;
                 };
                 let waiting = self.state.engine.snapshot().await.is_some_and(|s| s.waiting.iter().any(|w| w.contact == key));
@@ -206,7 +206,7 @@ impl Handler for SupervisorSession {
                 }
             }
             SupervisorRequest::OfferTo { contact_id, counsellor_id } => {
-                let (Some(key), Some(_)) = (contact_key(&contact_id), self.contact_in_scope(&contact_id).await) else {
+                let (Some(key), Some(_)) = (contact_key(&contact_id), self.contact_in_scope(&contact_id, &contact_id).await) else {
                     return;
                 };
                 let Some(target) = self.counsellor_in_scope(&counsellor_id, &counsellor_id).await else {
@@ -224,7 +224,7 @@ impl Handler for SupervisorSession {
                 if helpline.as_ref().is_some_and(|h| !self.state.helplines.iter().any(|x| x.name == *h)) {
                     return self.error(ErrorCode::UnknownHelpline, "no such helpline", &contact_id);
                 }
-                let (Some(key), Some(_)) = (contact_key(&contact_id), self.contact_in_scope(&contact_id).await) else {
+                let (Some(key), Some(_)) = (contact_key(&contact_id), self.contact_in_scope(&contact_id, &contact_id).await) else {
                     return;
                 };
                 // A contact goes to any helpline (a referral), but to a counsellor only of one's own helplines.
@@ -243,7 +243,7 @@ impl Handler for SupervisorSession {
                 }
             }
             SupervisorRequest::Monitor { contact_id } => {
-                if self.contact_in_scope(&contact_id).await.is_none() {
+                if self.contact_in_scope(&contact_id, &contact_id).await.is_none() {
                     return;
                 }
                 let (done, ok) = oneshot::channel();
@@ -264,7 +264,7 @@ impl Handler for SupervisorSession {
                 if let Err(e) = check_message("whisper", &text) {
                     return self.error(e.code, e.message, &contact_id);
                 }
-                if self.contact_in_scope(&contact_id).await.is_none() {
+                if self.contact_in_scope(&contact_id, &contact_id).await.is_none() {
                     return;
                 }
                 let (done, ok) = oneshot::channel();
@@ -281,7 +281,7 @@ impl Handler for SupervisorSession {
                 }
             }
             SupervisorRequest::Join { contact_id } => {
-                if self.contact_in_scope(&contact_id).await.is_none() {
+                if self.contact_in_scope(&contact_id, &contact_id).await.is_none() {
                     return;
                 }
                 let (done, ok) = oneshot::channel();
@@ -303,7 +303,7 @@ impl Handler for SupervisorSession {
                 if let Err(e) = check_message(&client_id, &text) {
                     return self.error(e.code, e.message, &client_id);
                 }
-                if self.contact_in_scope(&contact_id).await.is_none() {
+                if self.contact_in_scope(&contact_id, &client_id).await.is_none() {
                     return;
                 }
                 let cmd = RelayCommand::Post {
