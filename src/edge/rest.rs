@@ -293,7 +293,7 @@ struct ContactAnswer {
         (status = 404, description = "no such contact, or one in a helpline you do not supervise", body = ErrorBody),
     ))]
 async fn contact(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
-    staff.supervisor_or_refuse(&state, "view_contact", &id).await?;
+    staff.supervisor_only()?;
     let record = supervised_contact(&state, &staff, &id, "view_contact").await?;
     let events = state.store.contact_events(&id).await?;
     staff.audit_or_refuse(&state, "view_contact", &id, None).await?;

@@ -171,12 +171,13 @@ impl Staff {
         Scope::of(&self.user)
     }
 
-    /// Supervisors and admins only (403 otherwise, audited): the gate of the supervision routes.
-    pub async fn supervisor_or_refuse(&self, state: &AppState, action: &str, target: &str) -> Result<(), AppError> {
+    /// Supervisors and admins only (403 otherwise): the gate of the supervision routes (the role's
+    /// refusal names no object; refusals of an object are audited by the checks that load it).
+    pub fn supervisor_only(&self) -> Result<(), AppError> {
         if matches!(self.user.role, Role::Supervisor | Role::Admin) {
             return Ok(());
         }
-        Err(self.refuse(state, action, target, AppError::forbidden("supervisors and admins only")).await)
+        Err(AppError::forbidden("supervisors and admins only"))
     }
 
     /// The helpline a report or estimate covers (`?helpline=`, None: all): a helpline named must be one

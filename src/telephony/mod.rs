@@ -401,7 +401,7 @@ pub async fn call_control(state: &AppState, counsellor: &str, contact_id: &str, 
         (status = 404, description = "no such call, or one in a helpline you do not supervise", body = ErrorBody),
     ))]
 async fn call_record(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
-    staff.supervisor_or_refuse(&state, "view_call", &id).await?;
+    staff.supervisor_only()?;
     supervised_contact(&state, &staff, &id, "view_call")
         .await
         .map_err(|e| if e.code == ErrorCode::NotFound { hidden("call") } else { e })?;
