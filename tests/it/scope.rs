@@ -16,6 +16,7 @@ use crate::helpers::{add_user, Backend, TestApp, Ws, FRAME_TIMEOUT};
 crate::on_both_backends!(
     every_route_against_a_supervisor_of_another_helpline,
     supervisor_socket_requests_and_board_stay_in_scope,
+    a_counsellor_of_two_helplines_shows_each_supervisor_only_their_contacts,
     offline_calls_only_for_served_helplines_and_no_caller_hash,
     socket_findings_close_codes_typing_roles_and_resume,
     http_findings_no_store_framing_and_metrics_token
@@ -300,6 +301,32 @@ async fn supervisor_socket_requests_and_board_stay_in_scope(backend: Backend) {
     let petru_id = app.store.user_with_hash("petru").await.unwrap().unwrap().0.id;
     let audited = app.store.audit_for(&ana_id).await.unwrap();
     assert!(audited.contains(&(petru_id, "supervise_denied".into())), "{audited:?}");
+}
+
+/// A counsellor serving children and family_violence is on both supervisors' boards, but children's
+/// supervisor does not see the family_violence conversation she is in (its id, urgent or ringing).
+async fn a_counsellor_of_two_helplines_shows_each_supervisor_only_their_contacts(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    people(&app).await;
+    app.add_user("dana", Role::Counsellor, &["children", "family_violence"], &["ro"], 3).await;
+    let dana_id = app.store.user_with_hash("dana").await.unwrap().unwrap().0.id;
+    let mut petru = crate::supervisor::supervisor(&app, "petru").await;
+    let mut maria = crate::supervisor::supervisor(&app, "maria").await;
+    let mut dana = app.available_agent("dana").await;
+    let mut caller = app.caller().await;
+    caller.send(json!({"type": "start", "helpline": "family_violence"})).await;
+    let contact = caller.expect("queued").await["contact_id"].as_str().unwrap().to_string();
+    dana.expect("offer").await;
+    dana.send(json!({"type": "accept", "contact_id": contact})).await;
+    dana.expect("assigned").await;
+    caller.expect("connected").await;
+    let active = |b: &Value| -> Option<Value> {
+        b["counsellors"].as_array()?.iter().find(|c| c["user_id"] == dana_id.as_str()).map(|c| c["active"].clone())
+    };
+    board(&mut maria, |b| active(b) == Some(json!([contact]))).await;
+    let seen = board(&mut petru, |b| active(b).is_some()).await;
+    assert_eq!(active(&seen), Some(json!([])), "petru sees dana, not her family_violence conversation: {seen}");
+    assert!(!seen.to_string().contains(&contact), "{seen}");
 }
 
 /// `caller_hash` is never in an answer, and a counsellor records offline calls only for the helplines she serves.
