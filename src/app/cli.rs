@@ -100,6 +100,9 @@ pub struct ServeArgs {
     /// Without it, only pages served by this server may open caller sockets.
     #[arg(long, env = "HELPLINE_ALLOWED_ORIGINS", default_value = "")]
     pub allowed_origins: String,
+    /// A token `GET /metrics` asks for (`Authorization: Bearer …`); without it /metrics is open (restrict it at the proxy).
+    #[arg(long, env = "HELPLINE_METRICS_TOKEN")]
+    pub metrics_token: Option<String>,
     /// Frames per second one socket may send after its burst (0: unlimited, for load tests only).
     #[arg(long, env = "HELPLINE_WS_RATE_PER_SEC", default_value_t = crate::edge::ws::RATE_PER_SEC)]
     pub ws_rate_per_sec: f64,
@@ -199,6 +202,17 @@ pub enum UserCommand {
     /// Remove an account's second factor (TOTP) and recovery codes, e.g. after a lost phone.
     ResetTotp {
         /// The account (any case).
+        username: String,
+    },
+    /// Grant a supervisor every helpline (audited). Without it a supervisor sees only the helplines on
+    /// their account; an empty list is none.
+    GrantAllHelplines {
+        #[arg(long)]
+        username: String,
+    },
+    /// Take the grant of every helpline back (audited).
+    RevokeAllHelplines {
+        #[arg(long)]
         username: String,
     },
 }
@@ -339,6 +353,7 @@ async fn serve(database: String, args: ServeArgs) -> anyhow::Result<()> {
         retention_days: (args.retention_days > 0).then_some(args.retention_days),
         retention_every: crate::app::RETENTION_EVERY,
         allowed_origins: split_list(&args.allowed_origins),
+        metrics_token: args.metrics_token,
         rate_limit: crate::edge::ws::RateLimit { burst: args.ws_burst, per_sec: args.ws_rate_per_sec },
         guard: crate::auth::guard::GuardSettings {
             trusted_proxies: parse_addresses(&args.trusted_proxies)?,
@@ -529,6 +544,8 @@ async fn user(database: &str, cmd: UserCommand) -> anyhow::Result<()> {
             store.audit_log().audit(now, "cli", "totp_reset", Some(&user.id), None).await?;
             println!("second factor removed for {}", user.username);
         }
+        UserCommand::GrantAllHelplines { username } => set_all_helplines(&store, &username, true, now).await?,
+        UserCommand::RevokeAllHelplines { username } => set_all_helplines(&store, &username, false, now).await?,
     }
     Ok(())
 }
@@ -607,6 +624,22 @@ async fn audit_verify(database: &str) -> anyhow::Result<()> {
             bail!("audit log broken at {at} (id {}): {}; the {} lines before it are intact", b.id, b.problem, report.lines)
         }
     }
+}
+
+/// `user grant-all-helplines` / `revoke-all-helplines`: supervisors only; audited.
+async fn set_all_helplines(store: &Store, username: &str, all: bool, now: i64) -> anyhow::Result<()> {
+    match store.accounts().user_with_hash(username).await? {
+        None => bail!("no account {username:?}"),
+        Some((u, _)) if all && u.role != Role::Supervisor => {
+            bail!("{username:?} is a {}: only supervisors are granted every helpline (admins have them)", u.role.as_str())
+        }
+        Some(_) => {}
+    }
+    let user = store.accounts().set_user_all_helplines(username, all).await?;
+    let action = if all { "user_grant_all_helplines" } else { "user_revoke_all_helplines" };
+    store.audit_log().audit(now, "cli", action, Some(&user.id), None).await?;
+    println!("{} {}: {}", if all { "granted" } else { "revoked" }, user.username, if all { "every helpline" } else { "only the helplines on the account" });
+    Ok(())
 }
 
 async fn set_disabled(store: &Store, username: &str, disabled: bool, now: i64) -> anyhow::Result<()> {

@@ -56,6 +56,8 @@ pub struct Settings {
     /// Origins allowed to open the caller socket (exact, e.g. `https://www.116111.md`). Empty: only
     /// pages served by this server (Origin matching Host), and clients that send no Origin.
     pub allowed_origins: Vec<String>,
+    /// `GET /metrics` asks for `Authorization: Bearer <this>` when set (docs/metrics.md); None: open.
+    pub metrics_token: Option<String>,
     /// Per-socket frame rate limit.
     pub rate_limit: crate::state::sockets::RateLimit,
     /// Per-address limits: sockets, new chats, logins; trusted proxies.
@@ -86,6 +88,7 @@ impl Settings {
             retention_days: None,
             retention_every: RETENTION_EVERY,
             allowed_origins: Vec::new(),
+            metrics_token: None,
             rate_limit: crate::state::sockets::RateLimit::default(),
             guard: crate::auth::guard::GuardSettings::default(),
             cluster: None,
@@ -175,6 +178,7 @@ impl Application {
             shutdown,
             sessions: Arc::new(Sessions::default()),
             allowed_origins: Arc::new(settings.allowed_origins.clone()),
+            metrics_token: settings.metrics_token.clone().filter(|t| !t.is_empty()).map(Arc::from),
             rate_limit: settings.rate_limit,
             guard: Arc::new(crate::auth::guard::Guard::new(settings.guard.clone())),
             cluster,
@@ -202,7 +206,10 @@ impl Application {
         let Application { listener, state, shutdown_tx, engine_task, relay_task } = self;
         let router = crate::edge::router()
             .layer(RequestBodyLimitLayer::new(crate::edge::rest::MAX_BODY_BYTES))
-            .layer(TraceLayer::new_for_http())
+            // Spans name the path, never the query: a socket's `?ticket=` is a credential until used.
+            .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+            }))
             .with_state(state.clone());
         let stop = shutdown_tx.clone();
         // Small frames must not wait for Nagle's algorithm: every chat message is latency-sensitive.

@@ -373,6 +373,17 @@ impl Hub {
         attach(&mut self.lock().callers, contact, outbox)
     }
 
+    /// A resumed caller socket: it replaces the contact's other caller sockets, which are asked to
+    /// close ([`crate::protocol::close::REPLACED`]): one live caller socket per contact, so a stolen
+    /// resume token cannot read along unnoticed.
+    pub fn replace_caller(&self, contact: &str, outbox: Outbox) -> usize {
+        let mut inner = self.lock();
+        for old in inner.callers.get(contact).into_iter().flat_map(|c| c.values()).filter(|o| o.id != outbox.id) {
+            old.push(Outgoing::Close { code: crate::protocol::close::REPLACED, reason: "the chat was resumed elsewhere" });
+        }
+        attach(&mut inner.callers, contact, outbox)
+    }
+
     /// Removes a caller socket; returns how many the contact still has.
     pub fn detach_caller(&self, contact: &str, conn: ConnId) -> usize {
         let left = {

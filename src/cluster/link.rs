@@ -56,6 +56,10 @@ impl Keys {
     pub fn node_info(&self) -> String {
         format!("{}:nodeinfo", self.prefix)
     }
+    /// The cluster id of the database the nodes on this prefix share (see `Store::cluster_id`).
+    pub fn cluster_id(&self) -> String {
+        format!("{}:cluster_id", self.prefix)
+    }
     /// The id of the last command-stream entry the leader has handed to its engine and relay.
     pub fn progress(&self) -> String {
         format!("{}:cmd_done", self.prefix)

@@ -77,12 +77,34 @@ pub struct Cluster {
     /// The holder last seen: (node, token).
     seen: Mutex<Option<(String, i64)>>,
     stop: watch::Sender<bool>,
+    /// This node's database's cluster id ([`Store::cluster_id`]).
+    cluster_id: String,
+    /// Set when the nodes on this Redis prefix share another database: this node then neither
+    /// follows nor leads, and `/readyz` says why.
+    foreign: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cluster").field("node", &self.node).finish_non_exhaustive()
     }
+}
+
+/// The cluster id the nodes on this prefix share, when it is not `ours` (written first if Redis has none).
+async fn identity_mismatch(redis: &mut ConnectionManager, keys: &Keys, ours: &str) -> redis::RedisResult<Option<String>> {
+    let (_, theirs): (Option<String>, String) = redis::pipe()
+        .cmd("SET").arg(keys.cluster_id()).arg(ours).arg("NX")
+        .cmd("GET").arg(keys.cluster_id())
+        .query_async(redis)
+        .await?;
+    Ok((theirs != ours).then_some(theirs))
+}
+
+fn foreign_message(ours: &str, theirs: &str, prefix: &str) -> String {
+    format!(
+        "this node's database is cluster {ours}, but the nodes on Redis prefix {prefix:?} share the database of cluster \
+         {theirs}: refusing to join them (point DATABASE_URL at their database, or give this cluster its own --redis-prefix)"
+    )
 }
 
 /// A connection to Redis that reconnects by itself; `reads` for blocking stream reads.
@@ -112,6 +134,15 @@ impl Cluster {
         let mut redis = connect(&client, false).await.context("connecting to Redis")?;
         let node = settings.node_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
         let keys = Keys { prefix: settings.prefix.clone() };
+        // One cluster, one database: a node pointed at another database must not follow this
+        // prefix's leader (its callers would be routed by a leader writing elsewhere).
+        let cluster_id = store
+            .fencing().cluster_id(&uuid::Uuid::new_v4().simple().to_string())
+            .await
+            .context("reading this database's cluster id")?;
+        if let Some(theirs) = identity_mismatch(&mut redis, &keys, &cluster_id).await.context("Redis")? {
+            anyhow::bail!("{}", foreign_message(&cluster_id, &theirs, &settings.prefix));
+        }
         // Items left on this node's stream by an earlier process of the same id were for sockets that are gone.
         let _: () = redis::cmd("DEL").arg(keys.node(&node)).query_async(&mut redis).await.context("Redis")?;
         // So were the exchanges' commands it held.
@@ -157,6 +188,8 @@ impl Cluster {
             leadership: tokio::sync::Mutex::new(None),
             seen: Mutex::new(None),
             stop,
+            cluster_id,
+            foreign: Mutex::new(None),
         });
         tracing::info!(node = %cluster.node, "joined the cluster as a follower");
         tokio::spawn(cluster.clone().run(stopped));
@@ -183,6 +216,10 @@ impl Cluster {
         while ticker.next().await {
             self.heartbeat().await;
             let mut leadership = self.leadership.lock().await;
+            if !self.check_identity().await {
+                self.step_down(&mut leadership, "the nodes on this Redis prefix share another database", true).await;
+                continue;
+            }
             match leadership.as_mut() {
                 Some(lead) if lead.tasks.iter().any(|t| t.is_finished()) => {
                     // The engine stopped: a routing step could not be stored. With the lease still
@@ -211,6 +248,41 @@ impl Cluster {
                 None => self.follow(&mut leadership).await,
             }
         }
+    }
+
+    /// Checks this node's database is still the cluster's (the prefix's cluster id in Redis, written
+    /// again if Redis lost it). False (logged once, and shown by `/readyz`) when it is another's.
+    async fn check_identity(&self) -> bool {
+        let mut redis = self.redis.clone();
+        let theirs = match identity_mismatch(&mut redis, &self.keys, &self.cluster_id).await {
+            Ok(theirs) => theirs,
+            Err(err) => {
+                tracing::warn!(error = %err, "reading the cluster id failed");
+                return self.identity_error().is_none();
+            }
+        };
+        let mut foreign = self.foreign.lock().unwrap_or_else(|p| p.into_inner());
+        match theirs {
+            Some(theirs) => {
+                let message = foreign_message(&self.cluster_id, &theirs, &self.settings.prefix);
+                if foreign.is_none() {
+                    tracing::error!("{message}");
+                    // Its sockets go elsewhere (to a ready node): this one no longer follows the leader.
+                    self.hub.close_local(crate::protocol::close::RESTART, "reconnect and resume");
+                }
+                *foreign = Some(message);
+                false
+            }
+            None => {
+                *foreign = None;
+                true
+            }
+        }
+    }
+
+    /// Why this node refuses to take part (its database is not the cluster's), for `/readyz`.
+    pub fn identity_error(&self) -> Option<String> {
+        self.foreign.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Writes this node's heartbeat and reads the other live nodes' (for the board and alerts).

@@ -13,9 +13,10 @@
 //! sockets to this host only), `Cache-Control: no-store` (nothing of the chat is left in
 //! the browser's cache), `Referrer-Policy: no-referrer` (the neutral site a caller's quick
 //! exit opens learns nothing of where they came from) and `X-Content-Type-Options: nosniff`.
-//! Only the caller widget may be framed by other sites; the console and the dashboard may not be framed at all.
+//! Only the caller widget may be framed by other sites, those of `--allowed-origins` (`frame-ancestors`);
+//! the console and the dashboard may not be framed at all.
 
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rust_embed::RustEmbed;
@@ -30,9 +31,12 @@ struct Assets;
 
 /// Who may put a page in a frame.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Framing {
-    /// Any site (the chat widget is meant to be embedded on the helplines' own sites).
+enum Framing<'a> {
+    /// Any site (scripts, styles and icons: framing them shows nothing).
     Anyone,
+    /// This server's own pages and the allowed origins (`--allowed-origins`): the chat widget,
+    /// embedded on the helplines' own sites and nowhere else.
+    Origins(&'a [String]),
     /// No one (the console and the dashboard: against clickjacking).
     Nobody,
 }
@@ -56,9 +60,9 @@ fn page(name: &str, headers: &HeaderMap, framing: Framing) -> Response {
         ("helpline" = Option<String>, Query, description = "the helpline to chat with (read by the page)"),
         ("lang" = Option<String>, Query, description = "the language (read by the page)"),
     ),
-    responses((status = 200, description = "the caller's chat widget (may be framed by any site)", content_type = "text/html", body = String)))]
-async fn chat_page(headers: HeaderMap) -> Response {
-    page("chat.html", &headers, Framing::Anyone)
+    responses((status = 200, description = "the caller's chat widget (may be framed by this server's pages and the allowed origins only)", content_type = "text/html", body = String)))]
+async fn chat_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    page("chat.html", &headers, Framing::Origins(&state.allowed_origins))
 }
 
 /// `GET /agent`: the counsellor console.
@@ -140,14 +144,23 @@ fn content_security_policy(headers: &HeaderMap, framing: Framing) -> String {
         None => "ws: wss:".to_string(),
     };
     let ancestors = match framing {
-        Framing::Anyone => "*",
-        Framing::Nobody => "'none'",
+        Framing::Anyone => "*".to_string(),
+        Framing::Nobody => "'none'".to_string(),
+        Framing::Origins(origins) => std::iter::once("'self'")
+            .chain(origins.iter().map(String::as_str).filter(|o| plain_origin(o)))
+            .collect::<Vec<_>>()
+            .join(" "),
     };
     format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; \
          connect-src 'self' {sockets}; media-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'; \
          frame-ancestors {ancestors}"
     )
+}
+
+/// An origin (`https://host[:port]`) that can stand in a CSP source list as it is.
+fn plain_origin(o: &str) -> bool {
+    o.strip_prefix("https://").or_else(|| o.strip_prefix("http://")).is_some_and(plain_host)
 }
 
 /// A host name or address with an optional port, and nothing that could break out of a header value or a CSP source.
@@ -189,5 +202,15 @@ mod tests {
         let csp = content_security_policy(&headers, Framing::Anyone);
         assert!(csp.contains("connect-src 'self' ws: wss:;"), "{csp}");
         assert!(csp.ends_with("frame-ancestors *"));
+    }
+
+    #[test]
+    fn the_chat_widget_is_framed_only_by_the_allowed_origins() {
+        let headers = HeaderMap::new();
+        let none: Vec<String> = Vec::new();
+        assert!(content_security_policy(&headers, Framing::Origins(&none)).ends_with("frame-ancestors 'self'"));
+        let allowed = vec!["https://www.116111.md".to_string(), "https://x.example; script-src *".to_string()];
+        let csp = content_security_policy(&headers, Framing::Origins(&allowed));
+        assert!(csp.ends_with("frame-ancestors 'self' https://www.116111.md"), "an origin that is not plain is left out: {csp}");
     }
 }

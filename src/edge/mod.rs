@@ -37,7 +37,17 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(crate::safety::privacy::router())
 }
 
-/// The whole HTTP router (without the layers [`crate::app`] puts around it).
+/// The whole HTTP router (without the layers [`crate::app`] puts around it). Every answer that does
+/// not say otherwise carries `Cache-Control: no-store`: nothing of a contact, a case or a token is
+/// left in a browser's or a proxy's cache.
 pub fn router() -> Router<AppState> {
-    routes().split_for_parts().0
+    routes().split_for_parts().0.layer(axum::middleware::map_response(no_store))
+}
+
+async fn no_store(mut response: axum::response::Response) -> axum::response::Response {
+    let headers = response.headers_mut();
+    if !headers.contains_key(axum::http::header::CACHE_CONTROL) {
+        headers.insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    }
+    response
 }

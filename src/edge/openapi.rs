@@ -59,6 +59,11 @@ impl Modify for Schemes {
             .description(Some("a telephone exchange's service token, from `helpline gateway add NAME` (docs/telephony.md)"))
             .build();
         components.add_security_scheme("gateway", SecurityScheme::Http(gateway));
+        let metrics = Http::builder()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some("the metrics token, when the server is started with `--metrics-token` (docs/metrics.md)"))
+            .build();
+        components.add_security_scheme("metrics", SecurityScheme::Http(metrics));
     }
 }
 

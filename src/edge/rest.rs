@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::state::access::AuthUser;
+use crate::state::access::{supervised_contact, AuthUser, Staff};
 use crate::state::AppState;
 use crate::state::error::{AppError, ErrorBody};
 use crate::protocol::ErrorCode;
@@ -72,7 +72,7 @@ async fn healthz() -> &'static str {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "`ready`", content_type = "text/plain", body = String),
-        (status = 503, description = "the database (or, in cluster mode, Redis) is unreachable, or writes are failing", body = ErrorBody),
+        (status = 503, description = "the database (or, in cluster mode, Redis) is unreachable, or writes are failing, or (cluster mode) this node's database is not the one the other nodes share", body = ErrorBody),
     ))]
 async fn readyz(State(state): State<AppState>) -> Response {
     let checked_from = std::time::Instant::now();
@@ -84,6 +84,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
         return AppError::new(ErrorCode::Unavailable, "database writes are failing").into_response();
     }
     if let Some(cluster) = &state.cluster {
+        if let Some(why) = cluster.identity_error() {
+            return AppError::new(ErrorCode::Unavailable, why).into_response();
+        }
         if !cluster.redis_ready().await {
             return AppError::new(ErrorCode::Unavailable, "redis unreachable").into_response();
         }
@@ -279,21 +282,19 @@ struct ContactAnswer {
     events: Vec<ContactEvent>,
 }
 
-/// `GET /api/v1/contacts/{id}`: a contact's record and event log, for supervisors and admins (audited).
+/// `GET /api/v1/contacts/{id}`: a contact's record and event log, for supervisors of its helpline and admins (audited).
 #[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", security(("bearer" = [])),
     params(("id" = String, Path, description = "the contact's id")),
     responses(
         (status = 200, description = "the contact and its event log", body = ContactAnswer),
         (status = 403, description = "supervisors and admins only", body = ErrorBody),
-        (status = 404, description = "no such contact", body = ErrorBody),
+        (status = 404, description = "no such contact, or one in a helpline you do not supervise", body = ErrorBody),
     ))]
-async fn contact(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Response, AppError> {
-    if !matches!(auth.user.role, Role::Supervisor | Role::Admin) {
-        return Err(AppError::forbidden("supervisors and admins only"));
-    }
-    let record = state.store.contacts().contact(&id).await?.ok_or_else(|| AppError::new(ErrorCode::NotFound, "no such contact"))?;
+async fn contact(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
+    staff.supervisor_only()?;
+    let record = supervised_contact(&state, &staff, &id, "view_contact").await?;
     let events = state.store.contacts().contact_events(&id).await?;
-    state.store.audit_log().audit(state.clock.now_ms(), &auth.user.id, "view_contact", Some(&id), None).await?;
+    staff.audit_or_refuse(&state, "view_contact", &id, None).await?;
     Ok(Json(ContactAnswer { contact: record, events }).into_response())
 }
 

@@ -53,6 +53,10 @@ pub struct Dashboard {
     pub counsellors: Vec<CounsellorBoard>,
     /// All helplines this supervisor sees, together.
     pub overall: Windows,
+    /// The helpline of every contact on the board (waiting, in conversation, ringing): what
+    /// [`Dashboard::scoped`] cuts by. Goes between cluster nodes, never to a supervisor.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub contact_helplines: HashMap<String, String>,
 }
 
 /// Figures over the last 15 minutes, the last hour and today (since midnight UTC), as defined in `docs/metrics.md`.
@@ -120,12 +124,60 @@ pub struct CounsellorBoard {
 
 
 impl Dashboard {
-    /// The part of the board a supervisor who sees `scope` (None: all) may see.
+    /// The part of the board a supervisor who sees `scope` (None: all) may see: their helplines' rows,
+    /// the counsellors serving one of them first-line with only those helplines' contacts, and the
+    /// overall figures of their helplines alone.
     pub fn scoped(&self, scope: Option<&[String]>) -> Dashboard {
-        let Some(scope) = scope else { return self.clone() };
         let mut b = self.clone();
+        let contact_helplines = std::mem::take(&mut b.contact_helplines);
+        let Some(scope) = scope else { return b };
         b.helplines.retain(|h| scope.contains(&h.name));
         b.counsellors.retain(|c| c.helplines.iter().any(|h| scope.contains(h)));
+        let visible = |contact: &String| contact_helplines.get(contact).is_some_and(|h| scope.contains(h));
+        for c in &mut b.counsellors {
+            c.active.retain(visible);
+            c.urgent.retain(visible);
+            c.ringing = c.ringing.take().filter(visible);
+        }
+        b.overall = match b.helplines.as_slice() {
+            [one] => one.figures.clone(),
+            several => {
+                let windows: Vec<&Windows> = several.iter().map(|h| &h.figures).collect();
+                Windows {
+                    last_15m: Figures::together(windows.iter().map(|w| &w.last_15m)),
+                    last_hour: Figures::together(windows.iter().map(|w| &w.last_hour)),
+                    today: Figures::together(windows.iter().map(|w| &w.today)),
+                }
+            }
+        };
         b
+    }
+}
+
+impl Figures {
+    /// Several helplines' figures together: counts add up and the ratios and means follow from them
+    /// (`docs/metrics.md`); occupancy and the percentiles cannot be combined and are left out.
+    pub fn together<'a>(parts: impl Iterator<Item = &'a Figures>) -> Figures {
+        let mut t = Figures::default();
+        let (mut answer_ms, mut handle_ms) = (0.0, 0.0);
+        for f in parts {
+            t.offered += f.offered;
+            t.answered += f.answered;
+            t.answered_in_target += f.answered_in_target;
+            t.abandoned += f.abandoned;
+            t.abandoned_short += f.abandoned_short;
+            t.waiting += f.waiting;
+            t.waiting_in_target += f.waiting_in_target;
+            t.in_conversation += f.in_conversation;
+            t.handled += f.handled;
+            answer_ms += f.asa_ms.unwrap_or(0.0) * f.answered as f64;
+            handle_ms += f.aht_ms.unwrap_or(0.0) * f.handled as f64;
+        }
+        let ratio = |num: f64, den: i64| (den > 0).then(|| num / den as f64);
+        t.service_level = ratio(t.answered_in_target as f64, t.offered - t.abandoned_short - t.waiting_in_target);
+        t.abandonment_rate = ratio((t.abandoned - t.abandoned_short) as f64, t.answered + t.abandoned - t.abandoned_short);
+        t.asa_ms = ratio(answer_ms, t.answered);
+        t.aht_ms = ratio(handle_ms, t.handled);
+        t
     }
 }

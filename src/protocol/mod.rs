@@ -21,6 +21,12 @@ pub mod close {
     /// An exchange's socket left a command unacknowledged too long (it may be half-open): the
     /// command goes to another of its sockets; reconnect.
     pub const UNACKNOWLEDGED: u16 = 4010;
+    /// A frame over 64 KiB (the hard limit; between 16 and 64 KiB a frame gets a `too_large` error instead).
+    pub const TOO_BIG: u16 = 1009;
+    /// A text frame that is not valid UTF-8.
+    pub const INVALID_DATA: u16 = 1007;
+    /// Another socket resumed this caller's contact: one live caller socket per contact.
+    pub const REPLACED: u16 = 4009;
 }
 
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,11 @@
 //! Who is asking, and what they may see: the request extractors ([`AuthUser`], [`Staff`] with the
 //! request's source for the audit log), socket authentication, and the visibility rules every domain
 //! checks before it answers (a hidden object is a 404, and the refusal is audited).
+//!
+//! This is the one place that decides (role × helplines × districts × own contacts); the rules are
+//! stated in `docs/security.md` ("Who sees what"). [`Scope`] is the helplines a person supervises:
+//! every one for admins and for supervisors granted all (`users.all_helplines`, an audited grant),
+//! otherwise exactly the helplines on the account: an empty list is nothing, never everything.
 
 use std::net::SocketAddr;
 
@@ -17,6 +22,62 @@ use crate::store::cases::CaseRecord;
 use crate::store::contacts::ContactRecord;
 use crate::store::services::PlacementRecord;
 use crate::store::users::{Role, User};
+
+/// The helplines a person supervises.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every helpline: admins, and supervisors granted all.
+    All,
+    /// These helplines only (none: supervises nothing).
+    Only(Vec<String>),
+}
+
+impl Scope {
+    /// What `user` supervises: admins all; supervisors granted all, all; other supervisors the helplines
+    /// on their account; everyone else nothing.
+    pub fn of(user: &User) -> Scope {
+        match user.role {
+            Role::Admin => Scope::All,
+            Role::Supervisor if user.all_helplines => Scope::All,
+            Role::Supervisor => Scope::Only(user.helplines.clone()),
+            Role::Counsellor | Role::CaseManager => Scope::Only(Vec::new()),
+        }
+    }
+
+    pub fn covers(&self, helpline: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Only(list) => list.iter().any(|h| h == helpline),
+        }
+    }
+
+    /// Covers at least one of `helplines`.
+    pub fn covers_any<'a>(&self, mut helplines: impl Iterator<Item = &'a String>) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Only(list) => helplines.any(|h| list.contains(h)),
+        }
+    }
+
+    /// The list, or None for every helpline (the form the hub and the board take).
+    pub fn list(&self) -> Option<Vec<String>> {
+        match self {
+            Scope::All => None,
+            Scope::Only(list) => Some(list.clone()),
+        }
+    }
+}
+
+/// A counsellor `user` may act on (set their status, offer or transfer to them): a counsellor serving
+/// first-line a helpline `scope` covers.
+pub fn counsellor_in_scope(scope: &Scope, counsellor: &User) -> bool {
+    counsellor.role == Role::Counsellor && scope.covers_any(counsellor.helplines.iter())
+}
+
+/// A counsellor serves `helpline`: first-line or as backup (they take its contacts, and may record its offline calls).
+pub fn serves(user: &User, helpline: &str) -> bool {
+    user.helplines.iter().chain(&user.backup_helplines).any(|h| h == helpline)
+}
 
 /// An authenticated account (from `Authorization: Bearer …`), still enabled.
 pub struct AuthUser {
@@ -100,13 +161,48 @@ impl Staff {
         self.user.role == Role::Admin
     }
 
-    /// Supervises `helpline`: an admin, or a supervisor of it (a supervisor who lists none sees all).
+    /// Supervises `helpline`: an admin, a supervisor granted all, or a supervisor who lists it.
     pub fn supervises(&self, helpline: &str) -> bool {
-        match self.user.role {
-            Role::Admin => true,
-            Role::Supervisor => self.user.helplines.is_empty() || self.user.helplines.iter().any(|h| h == helpline),
-            _ => false,
+        self.scope().covers(helpline)
+    }
+
+    /// The helplines this person supervises (see [`Scope::of`]).
+    pub fn scope(&self) -> Scope {
+        Scope::of(&self.user)
+    }
+
+    /// Supervisors and admins only (403 otherwise): the gate of the supervision routes (the role's
+    /// refusal names no object; refusals of an object are audited by the checks that load it).
+    pub fn supervisor_only(&self) -> Result<(), AppError> {
+        if matches!(self.user.role, Role::Supervisor | Role::Admin) {
+            return Ok(());
         }
+        Err(AppError::forbidden("supervisors and admins only"))
+    }
+
+    /// The helpline a report or estimate covers (`?helpline=`, None: all): a helpline named must be one
+    /// this person supervises; none named means all for [`Scope::All`], their one helpline for a
+    /// supervisor of one, and is refused (403, audited) for a supervisor of several: they name one.
+    pub async fn report_helpline(&self, state: &AppState, action: &str, named: Option<&str>) -> Result<Option<String>, AppError> {
+        match (named, self.scope()) {
+            (Some(h), _) => self.helpline_or_refuse(state, action, h).await.map(|()| Some(h.to_string())),
+            (None, Scope::All) => Ok(None),
+            (None, Scope::Only(list)) if list.len() == 1 => Ok(list.into_iter().next()),
+            (None, Scope::Only(list)) => {
+                let err = AppError::forbidden(format!("name one of the helplines you supervise: ?helpline= {}", list.join(", ")));
+                Err(self.refuse(state, action, "all_helplines", err).await)
+            }
+        }
+    }
+
+    /// Checks a helpline named in a request (a report's or staffing's `?helpline=`) is one this person
+    /// supervises: 403 otherwise (helpline names are public, so this hides nothing), audited.
+    pub async fn helpline_or_refuse(&self, state: &AppState, action: &str, helpline: &str) -> Result<(), AppError> {
+        if self.supervises(helpline) {
+            return Ok(());
+        }
+        let err = AppError::forbidden(format!("you do not supervise the helpline {helpline:?}"));
+        Err(self.refuse(state, action, helpline, err).await)
     }
 
     /// Writes an audit line; a failed write is logged (the action itself already committed or was refused).
@@ -186,6 +282,16 @@ pub async fn visible_contact(state: &AppState, staff: &Staff, id: &str, action: 
         return Err(staff.refuse(state, action, id, hidden("contact")).await);
     }
     Ok(contact)
+}
+
+/// Loads a contact for its full record (`GET /api/v1/contacts/{id}`, `GET /api/v1/calls/{id}`):
+/// supervisors of its helpline and admins only; anyone else gets 404 (audited), so existence is not disclosed.
+pub async fn supervised_contact(state: &AppState, staff: &Staff, id: &str, action: &str) -> Result<ContactRecord, AppError> {
+    match state.store.contacts().contact(id).await? {
+        Some(contact) if staff.supervises(&contact.helpline) => Ok(contact),
+        Some(_) => Err(staff.refuse(state, action, id, hidden("contact")).await),
+        None => Err(hidden("contact")),
+    }
 }
 
 /// Loads a case and checks that `staff` may see it (404 otherwise, audited).

@@ -34,6 +34,8 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     /// See [`Settings::allowed_origins`].
     pub allowed_origins: Arc<Vec<String>>,
+    /// See [`Settings::metrics_token`]: `GET /metrics` asks for it when set.
+    pub metrics_token: Option<Arc<str>>,
     pub rate_limit: crate::state::sockets::RateLimit,
     /// Per-address abuse limits.
     pub guard: Arc<crate::auth::guard::Guard>,

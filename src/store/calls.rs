@@ -10,6 +10,8 @@ pub struct CallRecord {
     pub gateway_id: Option<String>,
     pub call_id: String,
     pub dialled: Option<String>,
+    /// The number's keyed hash: links one number's calls, so it never leaves the server (not serialized).
+    #[serde(skip)]
     pub caller_hash: Option<String>,
     pub caller_last2: Option<String>,
     pub offered_at: i64,

@@ -129,6 +129,19 @@ impl Store {
 }
 
 impl Fencing<'_> {
+    /// This database's cluster id: `candidate` if none was written yet (the first node to start on
+    /// it writes its own), else the one written then. Nodes compare it before following a leader.
+    pub async fn cluster_id(self, candidate: &str) -> StoreResult<String> {
+        on_pool!(self.0, pool => sqlx::query(
+            "INSERT INTO cluster_identity (id, cluster_id) VALUES (1, $1) ON CONFLICT (id) DO NOTHING")
+            .bind(candidate).execute(pool).await.map(|_| ()))?;
+        let (id,): (String,) = on_pool!(self.0, pool => sqlx::query_as("SELECT cluster_id FROM cluster_identity WHERE id = 1")
+            .fetch_one(pool).await)?;
+        Ok(id)
+    }
+}
+
+impl Fencing<'_> {
     /// Raises the fence to `token` for `holder` (a takeover); false if it is already at or above it
     /// (a newer leader exists). Waits for leader transactions in flight to finish.
     pub async fn raise_fence(self, token: i64, holder: &str, at: i64) -> StoreResult<bool> {

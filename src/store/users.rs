@@ -53,6 +53,9 @@ pub struct User {
     pub extension: Option<String>,
     /// A senior counsellor: takes the contacts of callers routed to seniors instead of blocked.
     pub senior: bool,
+    /// A supervisor granted every helpline (an explicit, audited grant; an empty `helplines` list grants nothing).
+    #[serde(default)]
+    pub all_helplines: bool,
 }
 
 /// What is needed to create an account.
@@ -83,6 +86,7 @@ struct UserRow {
     created_at: i64,
     extension: Option<String>,
     senior: bool,
+    all_helplines: bool,
 }
 
 impl From<UserRow> for User {
@@ -101,12 +105,13 @@ impl From<UserRow> for User {
             created_at: r.created_at,
             extension: r.extension,
             senior: r.senior,
+            all_helplines: r.all_helplines,
         }
     }
 }
 
 const USER_COLUMNS: &str =
-    "id, username, display_name, role, helplines, backup_helplines, languages, capacity, status, disabled, created_at, extension, senior";
+    "id, username, display_name, role, helplines, backup_helplines, languages, capacity, status, disabled, created_at, extension, senior, all_helplines";
 
 /// A view of the store: staff accounts: roles, status, extension, districts ([`Store::accounts`]).
 #[derive(Clone, Copy, Debug)]
@@ -192,6 +197,16 @@ impl Accounts<'_> {
         on_pool!(self.0, pool => sqlx::query("UPDATE users SET senior = $1 WHERE id = $2")
             .bind(senior).bind(id).execute(pool).await.map(|_| ()))?;
         Ok(())
+    }
+
+    /// Grants (or takes back) every helpline to an account by username; returns the account.
+    pub async fn set_user_all_helplines(self, username: &str, all: bool) -> StoreResult<User> {
+        let done = on_pool!(self.0, pool => sqlx::query("UPDATE users SET all_helplines = $1 WHERE username = $2")
+            .bind(all).bind(username).execute(pool).await.map(|r| r.rows_affected()))?;
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.user_with_hash(username).await?.map(|(u, _)| u).ok_or(StoreError::NotFound)
     }
 
     /// Sets (or clears) an account's phone extension.

@@ -129,7 +129,13 @@ pub async fn build(state: &AppState, snapshot: &Snapshot, names: &HashMap<String
             }
         })
         .collect();
-    Dashboard { at: rfc3339(now), helplines, counsellors, overall }
+    let contact_helplines = snapshot
+        .waiting
+        .iter()
+        .map(|w| (contact_str(w.contact), w.helpline.clone()))
+        .chain(snapshot.assigned.iter().map(|a| (contact_str(a.contact), a.helpline.clone())))
+        .collect();
+    Dashboard { at: rfc3339(now), helplines, counsellors, overall, contact_helplines }
 }
 
 /// The board feed (started by `app::loops` every [`BOARD_EVERY`]): each step sends the board to every

@@ -26,7 +26,7 @@ use time::{OffsetDateTime, UtcOffset};
 
 use crate::state::AppState;
 use crate::state::error::{AppError, ErrorBody};
-use crate::state::access::AuthUser;
+use crate::state::access::Staff;
 use crate::protocol::figures::{occupancy_by_counsellor, Figures, Occupancy, Tally, SHORT_ABANDON_MS};
 use crate::store::figures::{self, CategoryRow, TallyRow};
 use crate::store::rollup;
@@ -522,7 +522,7 @@ fn csv_field(v: &str) -> String {
 /// `GET /api/v1/reports/summary`: figures by hour or day, channel, language and category, as JSON or CSV.
 #[utoipa::path(get, path = "/api/v1/reports/summary", tag = "supervision", security(("bearer" = [])),
     params(
-        ("helpline" = Option<String>, Query, description = "one helpline (default: all)"),
+        ("helpline" = Option<String>, Query, description = "one helpline (default: all for admins and supervisors of all; a supervisor's one helpline)"),
         ("from" = Option<String>, Query, description = "RFC 3339 or ms since the epoch (default: a day before `to`)"),
         ("to" = Option<String>, Query, description = "RFC 3339 or ms since the epoch (default: now); at most 366 days after `from` (31 by hour)"),
         ("by" = Option<String>, Query, description = "`day` (default) or `hour`"),
@@ -535,17 +535,20 @@ fn csv_field(v: &str) -> String {
             (String = "text/csv"),
         )),
         (status = 400, description = "`bad_field`: an unknown or bad parameter, or too long a range", body = ErrorBody),
-        (status = 403, description = "reports are for supervisors and admins", body = ErrorBody),
+        (status = 403, description = "reports are for supervisors and admins, of the helplines they supervise (a supervisor of several names one)", body = ErrorBody),
     ))]
 async fn summary(
     State(state): State<AppState>,
-    auth: AuthUser,
+    staff: Staff,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, AppError> {
-    if !matches!(auth.user.role, Role::Supervisor | Role::Admin) {
+    if !matches!(staff.user.role, Role::Supervisor | Role::Admin) {
         return Err(AppError::forbidden("reports are for supervisors and admins"));
     }
-    let Query(q) = query.map_err(|e| AppError::bad_field(format!("bad query string: {e}")))?;
+    let Query(mut q) = query.map_err(|e| AppError::bad_field(format!("bad query string: {e}")))?;
+    if let Some(h) = staff.report_helpline(&state, "report_read", q.get("helpline").map(String::as_str)).await? {
+        q.insert("helpline".into(), h);
+    }
     let known: Vec<String> = state.store.directory().helplines().await?.into_iter().map(|h| h.name).collect();
     let now = state.clock.now_ms();
     let req = parse_request(&q, &known, now)?;

@@ -31,7 +31,7 @@ use time::UtcOffset;
 
 use crate::state::AppState;
 use crate::state::error::{AppError, ErrorBody};
-use crate::state::access::AuthUser;
+use crate::state::access::Staff;
 use crate::protocol::figures::Tally;
 use crate::store::figures;
 use crate::store::users::Role;
@@ -354,7 +354,7 @@ pub struct Week {
 /// `GET /api/v1/staffing`: counsellors needed per hour of the week (Erlang C), see the module's documentation.
 #[utoipa::path(get, path = "/api/v1/staffing", tag = "supervision", security(("bearer" = [])),
     params(
-        ("helpline" = Option<String>, Query, description = "one helpline (default: all)"),
+        ("helpline" = Option<String>, Query, description = "one helpline (default: all for admins and supervisors of all; a supervisor's one helpline)"),
         ("weeks" = Option<u32>, Query, description = "weeks of history, 1 to 52 (default 4)"),
         ("target" = Option<f64>, Query, description = "service-level target, 0.9 or 90 (default: the helpline's)"),
         ("answer_s" = Option<f64>, Query, description = "answered within this many seconds (default: the helpline's target)"),
@@ -370,13 +370,16 @@ pub struct Week {
     ))]
 async fn staffing(
     State(state): State<AppState>,
-    auth: AuthUser,
+    staff: Staff,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Staffing>, AppError> {
-    if !matches!(auth.user.role, Role::Supervisor | Role::Admin) {
+    if !matches!(staff.user.role, Role::Supervisor | Role::Admin) {
         return Err(AppError::forbidden("staffing estimates are for supervisors and admins"));
     }
-    let Query(q) = query.map_err(|e| AppError::bad_field(format!("bad query string: {e}")))?;
+    let Query(mut q) = query.map_err(|e| AppError::bad_field(format!("bad query string: {e}")))?;
+    if let Some(h) = staff.report_helpline(&state, "staffing_read", q.get("helpline").map(String::as_str)).await? {
+        q.insert("helpline".into(), h);
+    }
     let helplines = state.store.directory().helplines().await?;
     let req = parse(&q, &helplines)?;
     let method = "Erlang C (M/M/m, no abandonment); a counsellor at concurrency c counts as c servers; \

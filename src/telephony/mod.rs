@@ -6,23 +6,26 @@
 //! becomes a contact with channel `call` and is routed by the same engine as chats.
 
 
+pub mod offline;
+
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use tokio::sync::oneshot;
 
-use crate::chat::exchange::{caller_history, deliver, deliver_pending_to, new_command, release_stale, CallInfo, REPEAT_DAYS};
+use crate::chat::exchange::{caller_history, deliver, deliver_pending_to, new_command, release_stale, CallInfo};
 use crate::state::AppState;
 use crate::chat::engine_task::{contact_key, counsellor_key, EngineCommand};
 use crate::state::error::{AppError, ErrorBody};
-use crate::state::access::AuthUser;
+use crate::state::access::{hidden, supervised_contact, AuthUser, Staff};
+use offline::OfflineContact;
 use crate::protocol::{
-    decode, parse_rfc3339, At, ErrorCode, TelephonyCommand, TelephonyEvent,
+    decode, At, ErrorCode, TelephonyCommand, TelephonyEvent,
 };
 use crate::chat::channel::ContactChannel;
 use crate::chat::exchange::Phone;
@@ -388,40 +391,23 @@ pub async fn call_control(state: &AppState, counsellor: &str, contact_id: &str, 
     Ok(())
 }
 
-/// `GET /api/v1/calls/{contact_id}`: a call's record, for supervisors and admins (audited).
+/// `GET /api/v1/calls/{contact_id}`: a call's record, for supervisors of its helpline and admins (audited).
+/// The caller's number is never shown: only its last two digits (its keyed hash stays in the database).
 #[utoipa::path(get, path = "/api/v1/calls/{id}", tag = "contacts", security(("bearer" = [])),
     params(("id" = String, Path, description = "the call's contact id")),
     responses(
         (status = 200, description = "the call record", body = CallRecord),
         (status = 403, description = "supervisors and admins only", body = ErrorBody),
-        (status = 404, description = "no such call", body = ErrorBody),
+        (status = 404, description = "no such call, or one in a helpline you do not supervise", body = ErrorBody),
     ))]
-async fn call_record(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> Result<Response, AppError> {
-    if !matches!(auth.user.role, Role::Supervisor | Role::Admin) {
-        return Err(AppError::forbidden("supervisors and admins only"));
-    }
-    let record = state.store.calls().call_record(&id).await?.ok_or_else(|| AppError::new(ErrorCode::NotFound, "no such call"))?;
-    state.store.audit_log().audit(state.clock.now_ms(), &auth.user.id, "view_call", Some(&id), None).await?;
+async fn call_record(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
+    staff.supervisor_only()?;
+    supervised_contact(&state, &staff, &id, "view_call")
+        .await
+        .map_err(|e| if e.code == ErrorCode::NotFound { hidden("call") } else { e })?;
+    let record = state.store.calls().call_record(&id).await?.ok_or_else(|| hidden("call"))?;
+    staff.audit_or_refuse(&state, "view_call", &id, None).await?;
     Ok(Json(record).into_response())
-}
-
-/// A call handled outside the system, as a counsellor reports it.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct OfflineContact {
-    /// Only `call`.
-    channel: String,
-    helpline: String,
-    #[serde(default)]
-    language: Option<String>,
-    /// The caller's number, if known: only its hash and last two digits are kept.
-    #[serde(default)]
-    caller: Option<String>,
-    /// When the phone rang, when it was answered (absent: not answered), when it ended.
-    started_at: String,
-    #[serde(default)]
-    answered_at: Option<String>,
-    ended_at: String,
 }
 
 /// `POST /api/v1/contacts` (counsellor): records a call handled outside the system (a backup
@@ -430,7 +416,7 @@ struct OfflineContact {
     responses(
         (status = 201, description = "the call, recorded as offline", body = CallRecord),
         (status = 400, description = "`bad_field`: the body does not parse", body = ErrorBody),
-        (status = 403, description = "counsellors record their own calls", body = ErrorBody),
+        (status = 403, description = "counsellors record their own calls, for the helplines they serve", body = ErrorBody),
         (status = 422, description = "`bad_field` with `fields`: each bad field's error", body = ErrorBody),
     ))]
 async fn record_offline(State(state): State<AppState>, auth: AuthUser, body: axum::body::Bytes) -> Result<Response, AppError> {
@@ -438,80 +424,14 @@ async fn record_offline(State(state): State<AppState>, auth: AuthUser, body: axu
         return Err(AppError::forbidden("counsellors record their own calls"));
     }
     let req: OfflineContact = serde_json::from_slice(&body).map_err(|e| AppError::bad_field(format!("bad contact: {e}")))?;
-    let now = state.clock.now_ms();
-    let mut fields = serde_json::Map::new();
-    let mut bad = |field: &str, why: &str| {
-        fields.insert(field.to_string(), why.into());
-    };
-    if req.channel != "call" {
-        bad("channel", "only \"call\" can be recorded offline");
+    match offline::record(&state, &auth.user, req).await {
+        Ok(call) => Ok((StatusCode::CREATED, Json(call)).into_response()),
+        Err(offline::Refused::Error(err)) => Err(err),
+        Err(offline::Refused::Fields(fields)) => {
+            let body = serde_json::json!({ "code": ErrorCode::BadField, "message": "some fields are not valid", "fields": fields });
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response())
+        }
     }
-    let helpline = state.helplines.iter().find(|h| h.name == req.helpline);
-    if helpline.is_none() {
-        bad("helpline", "unknown helpline");
-    }
-    let language = req.language.clone().or_else(|| helpline.and_then(|h| h.languages.first().cloned())).unwrap_or_default();
-    if helpline.is_some_and(|h| !h.languages.contains(&language)) {
-        bad("language", "not a language of this helpline");
-    }
-    let time = |t: &str| parse_rfc3339(t);
-    let started = time(&req.started_at);
-    let answered = req.answered_at.as_deref().map(time);
-    let ended = time(&req.ended_at);
-    if started.is_none() {
-        bad("started_at", "expected an RFC 3339 time");
-    }
-    if answered == Some(None) {
-        bad("answered_at", "expected an RFC 3339 time");
-    }
-    if ended.is_none() {
-        bad("ended_at", "expected an RFC 3339 time");
-    }
-    let (started, answered, ended) = (started.unwrap_or(0), answered.flatten(), ended.unwrap_or(0));
-    if ended > now + 60_000 {
-        bad("ended_at", "is in the future");
-    }
-    if started > ended || answered.is_some_and(|a| a < started || a > ended) {
-        bad("ended_at", "times must be in order: started_at <= answered_at <= ended_at");
-    }
-    if now.saturating_sub(started) > REPEAT_DAYS * 24 * 3600 * 1000 {
-        bad("started_at", "more than 30 days ago");
-    }
-    if !fields.is_empty() {
-        let body = serde_json::json!({ "code": ErrorCode::BadField, "message": "some fields are not valid", "fields": fields });
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response());
-    }
-    let (hash, last2) = caller_identity(&state, req.caller.as_deref()).await?;
-    let id = new_id();
-    let record = NewContactRecord {
-        id: id.clone(),
-        channel: Phone::KIND.into(),
-        helpline: req.helpline.clone(),
-        language,
-        priority: 0,
-        resume_token_hash: crate::auth::token_hash(&crate::auth::random_secret()),
-        queued_at: started,
-    };
-    let outcome = crate::store::calls::outcome(started, answered.is_some(), answered, ended, false);
-    let call = CallRecord {
-        contact_id: id.clone(),
-        gateway_id: None,
-        call_id: format!("offline-{id}"),
-        dialled: None,
-        caller_hash: hash,
-        caller_last2: last2,
-        offered_at: started,
-        answered_at: answered,
-        ended_at: Some(ended),
-        ended_by: None,
-        outcome: Some(outcome.to_string()),
-        wait_ms: Some(answered.unwrap_or(ended) - started),
-        talk_ms: answered.map(|a| ended - a),
-        offline: true,
-    };
-    state.store.calls().record_offline_call(&record, &call, &auth.user.id, now).await?;
-    state.store.audit_log().audit(now, &auth.user.id, "record_offline_call", Some(&id), None).await?;
-    Ok((StatusCode::CREATED, Json(call)).into_response())
 }
 
 #[cfg(test)]

@@ -254,8 +254,9 @@ async fn sql_metacharacters_are_plain_text(backend: Backend) {
 }
 
 /// A canary string in everything a caller and a counsellor type never appears in any log line of
-/// the real binary, even at `debug` (logs go to operators, log shippers and backups: none of them
-/// may hold what a child said).
+/// the real binary, even at `debug` (`trace` for the server's own lines) (logs go to operators, log
+/// shippers and backups: none of them may hold what a child said); nor does a secret (a socket's
+/// `?ticket=`, a password, a token).
 async fn no_conversation_text_in_logs(backend: Backend) {
     use std::process::Stdio;
     use tokio::io::{AsyncBufReadExt, BufReader};
@@ -270,7 +271,7 @@ async fn no_conversation_text_in_logs(backend: Backend) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_helpline"))
         .args(["--database", &db.url, "--log-format", "json", "serve", "--listen", "127.0.0.1:0", "--trusted-proxies", "127.0.0.1"])
         .env("HELPLINE_JWT_SECRET", "canary-test-secret-canary-test-secret")
-        .env("RUST_LOG", "debug")
+        .env("RUST_LOG", "debug,helpline=trace")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -318,7 +319,8 @@ async fn no_conversation_text_in_logs(backend: Backend) {
         .expect("json");
     let token = token["access_token"].as_str().expect("token").to_string();
     let ticket: Value = http.post(format!("http://{addr}/api/v1/ws-ticket")).bearer_auth(&token).send().await.expect("ticket").json().await.expect("json");
-    let mut agent = Ws::connect(&format!("ws://{addr}/ws/agent?ticket={}", ticket["ticket"].as_str().expect("ticket"))).await;
+    let ticket = ticket["ticket"].as_str().expect("ticket").to_string();
+    let mut agent = Ws::connect(&format!("ws://{addr}/ws/agent?ticket={ticket}")).await;
     agent.expect("hello").await;
     agent.send(json!({"type": "status", "status": "available"})).await;
     agent.expect("status").await;
@@ -345,6 +347,11 @@ async fn no_conversation_text_in_logs(backend: Backend) {
     assert!(lines.len() > 10, "the server logged at debug: {} lines", lines.len());
     let leaks: Vec<&String> = lines.iter().filter(|l| l.contains("CANARY-7f3a9")).collect();
     assert!(leaks.is_empty(), "conversation text reached the log:\n{}", leaks.iter().map(|l| l.as_str()).collect::<Vec<_>>().join("\n"));
+    // Nor a secret: the socket's ticket (a credential until used), the password, the tokens.
+    for secret in [ticket.as_str(), "ana-password", token.as_str()] {
+        let leaks: Vec<&String> = lines.iter().filter(|l| l.contains(secret)).collect();
+        assert!(leaks.is_empty(), "a secret reached the log:\n{}", leaks.iter().map(|l| l.as_str()).collect::<Vec<_>>().join("\n"));
+    }
     println!("{} log lines at debug, none holds the canary", lines.len());
 }
 

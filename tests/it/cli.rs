@@ -5,7 +5,7 @@ use std::process::{Command, Output, Stdio};
 
 use crate::helpers::{Backend, TestDb};
 
-crate::on_both_backends!(user_commands, casework_commands);
+crate::on_both_backends!(user_commands, casework_commands, grant_all_helplines_command);
 
 fn helpline(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_helpline"))
@@ -141,4 +141,41 @@ fn simulate_a_week_agrees_with_erlang_c() {
     assert!((got - asa).abs() < 0.2 * asa, "simulated ASA {got:.0} ms, Erlang C {asa:.0} ms");
     let occupancy = f["occupancy"].as_f64().unwrap();
     assert!((occupancy - 0.8).abs() < 0.03, "occupancy {occupancy:.3}, A ÷ m = 0.8");
+}
+
+/// "All helplines" is an explicit, audited grant to a supervisor (an empty helpline list is none),
+/// and can be taken back; other roles and unknown names are refused.
+async fn grant_all_helplines_command(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else { return };
+    let url = db.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let m = helpline(&url, &["migrate"], None);
+        assert!(m.status.success(), "{}", text(&m));
+        for (username, role) in [("ilie", "supervisor"), ("dorin", "counsellor")] {
+            let add = ["user", "add", "--username", username, "--role", role, "--password-stdin"];
+            let ok = helpline(&url, &add, Some("correct horse battery staple 42\n"));
+            assert!(ok.status.success(), "{}", text(&ok));
+        }
+        let o = helpline(&url, &["user", "grant-all-helplines", "--username", "ilie"], None);
+        assert!(o.status.success() && text(&o).contains("granted ilie"), "{}", text(&o));
+        let o = helpline(&url, &["user", "grant-all-helplines", "--username", "dorin"], None);
+        assert!(!o.status.success() && text(&o).contains("only supervisors"), "{}", text(&o));
+        let o = helpline(&url, &["user", "grant-all-helplines", "--username", "nobody"], None);
+        assert!(!o.status.success() && text(&o).contains("no account"), "{}", text(&o));
+    })
+    .await
+    .expect("commands");
+    let store = helpline::store::Store::connect(&db.url).await.expect("connect");
+    let (ilie, _) = store.accounts().user_with_hash("ilie").await.unwrap().unwrap();
+    assert!(ilie.all_helplines);
+    let audit = store.audit_log().audit_for(&ilie.id).await.unwrap();
+    assert!(audit.contains(&("cli".to_string(), "user_grant_all_helplines".to_string())), "{audit:?}");
+    let url = db.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let o = helpline(&url, &["user", "revoke-all-helplines", "--username", "ilie"], None);
+        assert!(o.status.success(), "{}", text(&o));
+    })
+    .await
+    .expect("revoke");
+    assert!(!store.accounts().user_with_hash("ilie").await.unwrap().unwrap().0.all_helplines);
 }

@@ -1153,3 +1153,54 @@ async fn exchange_on_two_nodes_gets_each_command_once() {
     assert_eq!(kinds, [("connect".to_string(), true, false), ("hold".to_string(), true, false)]);
     drop(leader);
 }
+
+/// Cluster identity: a database carries a cluster id, and a node whose database is not the one the
+/// nodes on its Redis prefix share refuses to join (a clear error at start), instead of following
+/// their leader; a running node that finds the prefix held by another database's cluster is no
+/// longer ready (`/readyz` 503, saying why), and is again once it is its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_on_another_database_refuses_to_join() {
+    let Some((db, store, mut conn)) = prepare().await else { return };
+    let Some(other) = TestDb::new(crate::helpers::Backend::Postgres).await else { return };
+    {
+        let s = Store::connect(&other.url).await.expect("connect");
+        s.migrate().await.expect("migrate");
+        helpline::store::defaults::seed_helplines(&s).await.expect("seed");
+        s.close().await;
+    }
+    let prefix = fresh_prefix();
+    let n1 = Node::start(&db.url, &redis_url(), &prefix, "n1").await;
+    all_ready(&[&n1], 200).await;
+    let key = format!("{prefix}:cluster_id");
+    let ours: String = redis::cmd("GET").arg(&key).query_async(&mut conn).await.expect("cluster id in Redis");
+    assert_eq!(ours, store.fencing().cluster_id("unused").await.expect("cluster id"), "the prefix holds the database's cluster id");
+
+    // A node on another database, on the same prefix: it does not start, and says why.
+    let started = tokio::process::Command::new(env!("CARGO_BIN_EXE_helpline"))
+        .args(["--database", &other.url, "serve", "--listen", "127.0.0.1:0", "--redis", &redis_url(), "--node-id", "n2"])
+        .args(["--redis-prefix", &prefix])
+        .env("HELPLINE_JWT_SECRET", "cluster-test-secret-cluster-test-secret")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(FRAME_TIMEOUT, started).await.expect("the node gave up in time").expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a node of another database started: {stderr}");
+    assert!(stderr.contains("refusing to join") && stderr.contains(&ours), "{stderr}");
+
+    // The prefix taken by another database's cluster (Redis lost the key, another came first): n1 stops being ready.
+    let _: () = redis::cmd("SET").arg(&key).arg("another-cluster").query_async(&mut conn).await.expect("set");
+    let deadline = Instant::now() + FRAME_TIMEOUT;
+    loop {
+        let res = n1.http.get(format!("http://{}/readyz", n1.addr)).send().await.expect("readyz");
+        if res.status() == 503 {
+            let body: Value = res.json().await.expect("json");
+            assert!(body["message"].as_str().is_some_and(|m| m.contains("refusing to join") && m.contains("another-cluster")), "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "n1 stayed ready on a prefix of another cluster");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _: () = redis::cmd("SET").arg(&key).arg(&ours).query_async(&mut conn).await.expect("set");
+    all_ready(&[&n1], 200).await;
+}

@@ -24,6 +24,7 @@ mod never_silent;
 mod openapi;
 mod reports;
 mod routing_live;
+mod scope;
 mod staffing;
 mod supervisor;
 mod telephony;

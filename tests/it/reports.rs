@@ -113,6 +113,8 @@ async fn scenario(app: &TestApp) -> (String, String) {
     let store = &app.store;
     let ana = add_user(store, "ana", Role::Counsellor, &["children"], &[], &["ro", "ru", "uk", "en"], 3).await;
     add_user(store, "maria", Role::Supervisor, &[], &[], &[], 1).await;
+    // A supervisor of every helpline: an explicit grant (an empty list is none).
+    store.accounts().set_user_all_helplines("maria", true).await.unwrap();
     add_user(store, "ion", Role::Counsellor, &["disability"], &[], &["ro"], 1).await;
     // ana: available 09:00-12:00 on day 1, from 09:00 on day 2 on (never changes again).
     store.accounts().set_user_status(&ana, "available", None, T0 + 9 * HOUR).await.unwrap();
@@ -417,6 +419,8 @@ async fn six_days(app: &TestApp) -> String {
     let store = &app.store;
     let ana = add_user(store, "ana", Role::Counsellor, &["children"], &[], &["ro", "ru", "uk"], 3).await;
     add_user(store, "maria", Role::Supervisor, &[], &[], &[], 1).await;
+    // A supervisor of every helpline: an explicit grant (an empty list is none).
+    store.accounts().set_user_all_helplines("maria", true).await.unwrap();
     store.accounts().set_user_status(&ana, "available", None, T0 - DAY).await.unwrap();
     let mut s = Script { store, counsellor: ana.clone(), n: 0 };
     let mut i = 0i64;
@@ -680,6 +684,8 @@ async fn a_scripted_day_through_the_engine_gives_the_hand_computed_figures_live_
     let store = &app.store;
     let ana = add_user(store, "ana", Role::Counsellor, &["children"], &[], &["ro"], 1).await;
     add_user(store, "maria", Role::Supervisor, &[], &[], &[], 1).await;
+    // A supervisor of every helpline: an explicit grant (an empty list is none).
+    store.accounts().set_user_all_helplines("maria", true).await.unwrap();
     let script = [(0, 60, ""), (10, 30, ""), (20, 60, "3"), (30, 60, "20"), (43_200, 100, "")];
     let mut csv = String::from("queued_at_ms,helpline,language,handle_s,patience_s\n");
     for (at_s, handle_s, patience_s) in script {
@@ -758,6 +764,8 @@ mod year_of_contacts {
         let Some(app) = TestApp::spawn(backend).await else { return };
         let n: i64 = std::env::var("REPORT_BENCH_ROWS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
         add_user(&app.store, "maria", Role::Supervisor, &[], &[], &[], 1).await;
+        // A supervisor of every helpline: an explicit grant (an empty list is none).
+        app.store.accounts().set_user_all_helplines("maria", true).await.unwrap();
         let start = T0 - 365 * DAY;
         let step = 365 * DAY / n;
         let t = Instant::now();

@@ -30,6 +30,8 @@ async fn staffing_from_given_figures_and_from_history(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else { return };
     let ana = add_user(&app.store, "ana", Role::Counsellor, &["children"], &[], &["ro"], 3).await;
     add_user(&app.store, "maria", Role::Supervisor, &[], &[], &[], 1).await;
+    // A supervisor of every helpline: an explicit grant (an empty list is none).
+    app.store.accounts().set_user_all_helplines("maria", true).await.unwrap();
     let maria = app.login("maria").await;
 
     // Check figures of /work/shared/domain/helplines.md: λ = 30/h, AHT 12 min → 10 counsellors for 90 % in 15 s.
@@ -101,6 +103,8 @@ async fn staffing_from_given_figures_and_from_history(backend: Backend) {
 async fn staffing_rejects_bad_input(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else { return };
     add_user(&app.store, "maria", Role::Supervisor, &[], &[], &[], 1).await;
+    // A supervisor of every helpline: an explicit grant (an empty list is none).
+    app.store.accounts().set_user_all_helplines("maria", true).await.unwrap();
     add_user(&app.store, "ion", Role::Counsellor, &["children"], &[], &["ro"], 1).await;
     let maria = app.login("maria").await;
     let cases: &[(&str, &str)] = &[

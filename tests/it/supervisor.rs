@@ -256,6 +256,8 @@ async fn prometheus_metrics(backend: Backend) {
 async fn transfer_to_helpline_keeps_first_answer(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else { return };
     app.add_user("maria", Role::Supervisor, &[], &["ro"], 3).await;
+    // A supervisor of every helpline: an explicit grant (an empty list is none).
+    app.store.accounts().set_user_all_helplines("maria", true).await.unwrap();
     app.add_user("ana", Role::Counsellor, &["children"], &["ro"], 3).await;
     app.add_user("ion", Role::Counsellor, &["family_violence"], &["ro"], 3).await;
     let mut ana = app.available_agent("ana").await;

@@ -432,7 +432,7 @@ impl Relay {
         if !missed.is_empty() {
             outbox.push(Outgoing::Frames(missed.iter().map(|m| ServerEvent::Message(view(m)).to_json().into()).collect()));
         }
-        self.hub.attach_caller(&contact.id, outbox);
+        self.hub.replace_caller(&contact.id, outbox);
         ResumeOutcome::Resumed
     }
 

@@ -28,6 +28,7 @@ use crate::telephony::CallAction;
         (status = 101, description = "Switching Protocols: the socket is open; frames as in docs/protocol.md"),
         (status = 400, description = "not a WebSocket upgrade request"),
         (status = 401, description = "no valid ticket or token", body = crate::state::error::ErrorBody),
+        (status = 403, description = "counsellors only (case managers, supervisors and admins have their own pages)", body = crate::state::error::ErrorBody),
         (status = 429, description = "too many sockets from this network", body = crate::state::error::ErrorBody),
     ))]
 pub async fn upgrade(
@@ -41,6 +42,9 @@ pub async fn upgrade(
         Ok(found) => found,
         Err(refused) => return refused,
     };
+    if user.role != crate::store::users::Role::Counsellor {
+        return AppError::forbidden("the counsellor console is for counsellors; your role has its own page").into_response();
+    }
     let Some(key) = counsellor_key(&user.id) else {
         return AppError::internal().into_response();
     };
@@ -167,6 +171,16 @@ impl Handler for CounsellorSession {
                 super::post(&self.state, &self.me, cmd).await;
             }
             CounsellorRequest::Typing { contact_id, active } => {
+                // As for a message: only into one's own open conversation (a database that does not
+                // answer lets it through: the relay drops another's typing anyway).
+                let mine = match self.state.store.contacts().contact(&contact_id).await {
+                    Ok(Some(c)) => c.is_open() && c.counsellor_id.as_deref() == Some(self.user.id.as_str()),
+                    Ok(None) => false,
+                    Err(_) => true,
+                };
+                if !mine {
+                    return self.error_about(ErrorCode::UnknownContact, "no open conversation of yours with that contact", contact_id);
+                }
                 let cmd = RelayCommand::Typing {
                     contact: contact_id,
                     party: Party::Counsellor,

@@ -201,7 +201,7 @@ pub async fn run_session<H: Handler>(
                     Some(Ok(Message::Close(_))) | None => break None,
                     Some(Err(err)) => {
                         tracing::debug!(error = %err, "socket error");
-                        break None;
+                        break refused_frame(err);
                     }
                 }
             }
@@ -294,6 +294,16 @@ pub async fn run_session<H: Handler>(
             })
             .await;
         });
+    }
+}
+
+/// The close to answer a frame the WebSocket layer refused with: 1009 for one over
+/// [`HARD_MESSAGE_LIMIT`], 1007 for a text frame that is not UTF-8; None (the connection is gone) otherwise.
+fn refused_frame(err: axum::Error) -> Option<(u16, &'static str)> {
+    match err.into_inner().downcast::<tungstenite::Error>().map(|e| *e) {
+        Ok(tungstenite::Error::Capacity(_)) => Some((close::TOO_BIG, "frame too large")),
+        Ok(tungstenite::Error::Utf8(_)) => Some((close::INVALID_DATA, "text frames must be UTF-8")),
+        _ => None,
     }
 }
 

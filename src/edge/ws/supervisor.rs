@@ -16,6 +16,7 @@ use crate::chat::hub::Outbox;
 use crate::protocol::{check_message, ErrorCode, Party, ServerEvent, SupervisorRequest};
 use crate::chat::relay::RelayCommand;
 use crate::routing::{Input, Refusal, TransferTarget, PRIORITY_FRONT};
+use crate::state::access::{counsellor_in_scope, Scope};
 use crate::store::users::{Role, User};
 
 /// `GET /ws/supervisor?ticket=…` (or bearer header): supervisors and admins only (403 otherwise).
@@ -47,23 +48,15 @@ pub async fn upgrade(
     limited(ws).on_upgrade(move |socket| serve(socket, state, user, slot))
 }
 
-/// The helplines a user may supervise: admins all; supervisors their own (all, if they list none).
-pub fn scope_of(user: &User) -> Option<Vec<String>> {
-    match user.role {
-        Role::Supervisor if !user.helplines.is_empty() => Some(user.helplines.clone()),
-        _ => None,
-    }
-}
-
 async fn serve(socket: WebSocket, state: AppState, user: User, _slot: crate::auth::guard::SocketSlot) {
     let (me, inbox) = state.hub.new_connection();
-    let scope = scope_of(&user);
+    let scope = Scope::of(&user);
     // The board at once, then every second from the feed.
     if let Some(snapshot) = state.engine.snapshot().await {
         let board = crate::supervision::board::build(&state, &snapshot, &HashMap::new()).await;
-        me.send(&ServerEvent::Dashboard(Box::new(board.scoped(scope.as_deref()))));
+        me.send(&ServerEvent::Dashboard(Box::new(board.scoped(scope.list().as_deref()))));
     }
-    state.hub.attach_supervisor(me.clone(), scope.clone());
+    state.hub.attach_supervisor(me.clone(), scope.list());
     state.hub.attach_staff(&user.id, me.clone());
     tracing::info!(user = %user.username, "supervisor connected");
     let mut session = SupervisorSession { state: state.clone(), me: me.clone(), user, scope, watching: BTreeSet::new() };
@@ -74,7 +67,7 @@ struct SupervisorSession {
     state: AppState,
     me: Outbox,
     user: User,
-    scope: Option<Vec<String>>,
+    scope: Scope,
     watching: BTreeSet<String>,
 }
 
@@ -89,26 +82,50 @@ impl SupervisorSession {
     }
 
     /// Checks the contact exists, is open, and is in a helpline this supervisor sees; returns its helpline.
-    async fn contact_in_scope(&self, contact_id: &str) -> Option<String> {
+    async fn contact_in_scope(&self, contact_id: &str, reference: &str) -> Option<String> {
         let record = match self.state.store.contacts().contact(contact_id).await {
             Ok(Some(r)) if r.is_open() => r,
             Ok(_) => {
-                self.error(ErrorCode::UnknownContact, "no such open contact", contact_id);
+                self.error(ErrorCode::UnknownContact, "no such open contact", reference);
                 return None;
             }
             Err(err) => {
                 tracing::error!(error = %err, "contact lookup failed");
-                self.error(ErrorCode::Unavailable, "try again", contact_id);
+                self.error(ErrorCode::Unavailable, "try again", reference);
                 return None;
             }
         };
-        if let Some(scope) = &self.scope {
-            if !scope.contains(&record.helpline) {
-                self.error(ErrorCode::Forbidden, "that contact is in a helpline you do not supervise", contact_id);
-                return None;
-            }
+        if !self.scope.covers(&record.helpline) {
+            // As for a contact that does not exist: existence outside one's helplines is not disclosed.
+            self.audit("supervise_denied", contact_id, Some("contact outside the supervisor's helplines")).await;
+            self.error(ErrorCode::UnknownContact, "no such open contact", reference);
+            return None;
         }
         Some(record.helpline)
+    }
+
+    /// The engine key of a counsellor this supervisor may act on (a counsellor serving one of their
+    /// helplines first-line); anyone else is answered as unknown (`not_found`), audited.
+    async fn counsellor_in_scope(&self, counsellor_id: &str, reference: &str) -> Option<crate::routing::CounsellorId> {
+        let key = counsellor_key(counsellor_id);
+        let found = match self.state.store.accounts().user(counsellor_id).await {
+            Ok(found) => found,
+            Err(err) => {
+                tracing::error!(error = %err, "counsellor lookup failed");
+                self.error(ErrorCode::Unavailable, "try again", reference);
+                return None;
+            }
+        };
+        match (key, found) {
+            (Some(key), Some(u)) if counsellor_in_scope(&self.scope, &u) => Some(key),
+            (_, found) => {
+                if found.is_some() {
+                    self.audit("supervise_denied", counsellor_id, Some("counsellor outside the supervisor's helplines")).await;
+                }
+                self.error(ErrorCode::NotFound, "no such counsellor", reference);
+                None
+            }
+        }
     }
 
     async fn audit(&self, action: &str, target: &str, detail: Option<&str>) {
@@ -175,8 +192,8 @@ impl Handler for SupervisorSession {
                 self.me.send(&ServerEvent::Pong {});
             }
             SupervisorRequest::SetStatus { counsellor_id, status } => {
-                let Some(key) = counsellor_key(&counsellor_id) else {
-                    return self.error(ErrorCode::NotFound, "no such counsellor", &counsellor_id);
+                let Some(key) = self.counsellor_in_scope(&counsellor_id, &counsellor_id).await else {
+                    return;
                 };
                 if self.intervene(Input::SetStatus { counsellor: key, status: status_of(status) }, &counsellor_id).await {
                     self.audit("set_status", &counsellor_id, Some(status.as_str())).await;
@@ -184,7 +201,7 @@ impl Handler for SupervisorSession {
                 }
             }
             SupervisorRequest::ToFront { contact_id } => {
-                let (Some(key), Some(_)) = (contact_key(&contact_id), self.contact_in_scope(&contact_id).await) else {
+                let (Some(key), Some(_)) = (contact_key(&contact_id), self.contact_in_scope(&contact_id, &contact_id).await) else {
                     return;
                 };
                 let waiting = self.state.engine.snapshot().await.is_some_and(|s| s.waiting.iter().any(|w| w.contact == key));
@@ -197,11 +214,11 @@ impl Handler for SupervisorSession {
                 }
             }
             SupervisorRequest::OfferTo { contact_id, counsellor_id } => {
-                let (Some(key), Some(_)) = (contact_key(&contact_id), self.contact_in_scope(&contact_id).await) else {
+                let (Some(key), Some(_)) = (contact_key(&contact_id), self.contact_in_scope(&contact_id, &contact_id).await) else {
                     return;
                 };
-                let Some(target) = counsellor_key(&counsellor_id) else {
-                    return self.error(ErrorCode::NotFound, "no such counsellor", &counsellor_id);
+                let Some(target) = self.counsellor_in_scope(&counsellor_id, &counsellor_id).await else {
+                    return;
                 };
                 if self.intervene(Input::OfferTo { contact: key, counsellor: target }, &contact_id).await {
                     self.audit("offer_to", &contact_id, Some(&counsellor_id)).await;
@@ -209,15 +226,23 @@ impl Handler for SupervisorSession {
                 }
             }
             SupervisorRequest::Transfer { contact_id, counsellor_id, helpline } => {
-                let to = match (counsellor_id.as_deref().map(counsellor_key), helpline) {
-                    (Some(Some(c)), None) => TransferTarget::Counsellor(c),
-                    (None, Some(h)) if self.state.helplines.iter().any(|x| x.name == h) => TransferTarget::Helpline(h),
-                    (None, Some(_)) => return self.error(ErrorCode::UnknownHelpline, "no such helpline", &contact_id),
-                    (Some(None), None) => return self.error(ErrorCode::NotFound, "no such counsellor", &contact_id),
-                    _ => return self.error(ErrorCode::BadField, "give exactly one of counsellor_id and helpline", &contact_id),
-                };
-                let (Some(key), Some(_)) = (contact_key(&contact_id), self.contact_in_scope(&contact_id).await) else {
+                if counsellor_id.is_some() == helpline.is_some() {
+                    return self.error(ErrorCode::BadField, "give exactly one of counsellor_id and helpline", &contact_id);
+                }
+                if helpline.as_ref().is_some_and(|h| !self.state.helplines.iter().any(|x| x.name == *h)) {
+                    return self.error(ErrorCode::UnknownHelpline, "no such helpline", &contact_id);
+                }
+                let (Some(key), Some(_)) = (contact_key(&contact_id), self.contact_in_scope(&contact_id, &contact_id).await) else {
                     return;
+                };
+                // A contact goes to any helpline (a referral), but to a counsellor only of one's own helplines.
+                let to = match (counsellor_id, helpline) {
+                    (Some(c), _) => match self.counsellor_in_scope(&c, &contact_id).await {
+                        Some(c) => TransferTarget::Counsellor(c),
+                        None => return,
+                    },
+                    (None, Some(h)) => TransferTarget::Helpline(h),
+                    (None, None) => return,
                 };
                 let detail = format!("{to:?}");
                 if self.intervene(Input::Transfer { contact: key, to }, &contact_id).await {
@@ -226,7 +251,7 @@ impl Handler for SupervisorSession {
                 }
             }
             SupervisorRequest::Monitor { contact_id } => {
-                if self.contact_in_scope(&contact_id).await.is_none() {
+                if self.contact_in_scope(&contact_id, &contact_id).await.is_none() {
                     return;
                 }
                 let (done, ok) = oneshot::channel();
@@ -247,7 +272,7 @@ impl Handler for SupervisorSession {
                 if let Err(e) = check_message("whisper", &text) {
                     return self.error(e.code, e.message, &contact_id);
                 }
-                if self.contact_in_scope(&contact_id).await.is_none() {
+                if self.contact_in_scope(&contact_id, &contact_id).await.is_none() {
                     return;
                 }
                 let (done, ok) = oneshot::channel();
@@ -264,7 +289,7 @@ impl Handler for SupervisorSession {
                 }
             }
             SupervisorRequest::Join { contact_id } => {
-                if self.contact_in_scope(&contact_id).await.is_none() {
+                if self.contact_in_scope(&contact_id, &contact_id).await.is_none() {
                     return;
                 }
                 let (done, ok) = oneshot::channel();
@@ -285,6 +310,9 @@ impl Handler for SupervisorSession {
             SupervisorRequest::Message { contact_id, client_id, text } => {
                 if let Err(e) = check_message(&client_id, &text) {
                     return self.error(e.code, e.message, &client_id);
+                }
+                if self.contact_in_scope(&contact_id, &client_id).await.is_none() {
+                    return;
                 }
                 let cmd = RelayCommand::Post {
                     contact: contact_id,
