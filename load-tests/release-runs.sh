@@ -45,6 +45,11 @@ MATRIX=(
   "relay-sat-12000|relay --spawn-server --compare-bare --conversations 1000 --rate 12000 --duration $D --sources 2"
   "relay-sat-16000|relay --spawn-server --compare-bare --conversations 1000 --rate 16000 --duration $D --sources 2"
   "relay-sat-20000|relay --spawn-server --compare-bare --conversations 1000 --rate 20000 --duration $D --sources 2"
+  # never silent (issue 19): 2x and 4x the relay's ceiling (about 14,000 msg/s on a quiet machine),
+  # one fresh server per step, the per-socket limit off (28 and 56 frames/s per socket): every message
+  # answered within 10 s (unacked = 0) and, with refused ones sent again, delivered (lost = 0)
+  "relay-overload-2x|relay --spawn-server --conversations 1000 --rate 28000 --duration 5 --wait 60 --sources 2|HELPLINE_WS_RATE_PER_SEC=0"
+  "relay-overload-4x|relay --spawn-server --conversations 1000 --rate 56000 --duration 5 --wait 60 --sources 2|HELPLINE_WS_RATE_PER_SEC=0"
   # the floor's own ceiling: the bare relay alone at rates helpline does not reach
   "relay-bare-ceiling|relay --bare --conversations 1000 --rate 25000,40000 --duration $D --sources 2"
   # the peer: helpline, the bare relay and Prosody in one run (100 conversations: 200 XMPP accounts)
