@@ -165,11 +165,15 @@ async fn every_route_against_a_supervisor_of_another_helpline(backend: Backend) 
         "/api/v1/placements/{id}", "/api/v1/placements/{id}/status", "/api/v1/escalations/{id}/acknowledge",
         "/api/v1/escalations/{id}/suggestions", "/api/v1/blocks/{id}", "/api/v1/audit", "/api/v1/audit/verify",
         "/api/v1/services", "/api/v1/services/{id}", "/api/v1/helplines/{name}/case-deadlines", "/api/v1/cluster",
+        // Accounts (tests/it/logins.rs): admins only, and the lockouts list for supervisors and admins.
+        "/api/v1/users/{username}/password", "/api/v1/users/{username}/unlock", "/api/v1/users/{username}/totp",
+        "/api/v1/lockouts",
     ];
     // Not about any helpline's objects: public, one's own session, the exchanges' own.
     let unscoped = [
         "/", "/healthz", "/readyz", "/metrics", "/chat", "/agent", "/supervisor", "/assets/{path}", "/api/v1/openapi.json",
         "/api/v1/auth/login", "/api/v1/auth/logout", "/api/v1/auth/refresh", "/api/v1/ws-ticket", "/api/v1/me",
+        "/api/v1/auth/password", "/api/v1/auth/totp/enrol",
         "/api/v1/helplines", "/api/v1/helplines/{name}/taxonomy", "/api/v1/caller/end", "/ws/caller", "/ws/telephony",
         "/api/v1/telephony/events",
     ];
