@@ -804,6 +804,16 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> anyhow::Result<Vec<Report
         }
         let late = step.late.load(Ordering::Relaxed);
         let unacked = never_answered + late;
+        // Which messages were not delivered (the first few), to look for in the server's log.
+        let undelivered: Vec<String> = (ks..ke)
+            .filter(|k| shared.state.get(*k as usize).is_some_and(|c| c.load(Ordering::Relaxed) >> 16 == 0))
+            .take(5)
+            .map(|k| {
+                let who = if shared.sent_by_caller(k) { "caller" } else { "counsellor" };
+                let conv = shared.contacts.get((k % shared.n as u64) as usize).cloned().unwrap_or_default();
+                format!("k={k} from the {who} of {conv}")
+            })
+            .collect();
         let mut rep = Report::new("relay", &target.label);
         rep.param("conversations", n).param("rate", rate).param("duration_s", opts.duration.as_secs_f64()).param("size", opts.size);
         rep.duration_s = send_s;
@@ -833,6 +843,9 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> anyhow::Result<Vec<Report
         rep.figures.insert("last_ack_after_s".into(), last_ack);
         rep.server = Some(server_usage);
         rep.client = Some(client_usage);
+        if !undelivered.is_empty() {
+            rep.notes.push(format!("not delivered (first {}): {}", undelivered.len(), undelivered.join("; ")));
+        }
         if let Some(e) = &first_error {
             rep.notes.push(format!("first error: {e}"));
         }

@@ -591,6 +591,16 @@ impl ServerEvent {
             retry_after_ms: Some(retry_after_ms),
         }
     }
+    /// The refusal of message `client_id`, sent over the socket's frame rate: nothing was stored;
+    /// send it again (same `client_id`) after `retry_after_ms`.
+    pub fn rate_limited(client_id: impl Into<String>, retry_after_ms: u64) -> ServerEvent {
+        ServerEvent::Error {
+            code: ErrorCode::RateLimited,
+            message: "too many frames; slow down: send it again in a moment".into(),
+            reference: Some(client_id.into()),
+            retry_after_ms: Some(retry_after_ms),
+        }
+    }
     /// The refusal of a message not answered in time: `unavailable` while the database is known
     /// not to answer (nothing is stored until it is back), else [`ServerEvent::overloaded`]; both
     /// say when to send it again.

@@ -13,9 +13,9 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::durability::spawn_helpline_with;
-use crate::helpers::{Backend, TestDb, Ws};
+use crate::helpers::{Backend, TestApp, TestDb, Ws};
 
-crate::on_both_backends!(every_message_is_answered_in_time_when_the_writer_stalls);
+crate::on_both_backends!(every_message_is_answered_in_time_when_the_writer_stalls, a_message_over_the_rate_is_refused_by_name);
 
 /// Callers flooding at once, and messages each: more than the relay's queue (4,096) and one batch
 /// (256) together, none over a socket's outbox (512 frames).
@@ -159,4 +159,47 @@ async fn flood(caller: Ws) -> Flooded {
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=MESSAGES as i64).collect::<Vec<_>>(), "each message stored exactly once, no gaps");
     Flooded { refusals, second_acks, slowest }
+}
+
+/// A caller typing faster than the per-socket rate (a burst of 40, then 20 a second): every message
+/// over it is refused by name (`rate_limited`, its `client_id`, `retry_after_ms`), never dropped
+/// unanswered; sent again after `retry_after_ms`, each is stored once.
+async fn a_message_over_the_rate_is_refused_by_name(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let mut caller = app.caller().await;
+    caller.send(json!({"type": "start", "helpline": "children", "language": "ro"})).await;
+    let contact = caller.expect("queued").await["contact_id"].as_str().expect("contact id").to_string();
+    const N: usize = 50;
+    let frame = |i: usize| json!({"type": "message", "client_id": format!("r{i}"), "text": format!("fast {i}")});
+    for i in 0..N {
+        caller.send(frame(i)).await;
+    }
+    let mut acked: HashMap<String, i64> = HashMap::new();
+    let mut refused = 0;
+    // Every message gets an answer; a refused one is sent again when the server says.
+    while acked.len() < N {
+        let v = caller.recv().await;
+        match v["type"].as_str() {
+            Some("ack") => {
+                acked.insert(v["client_id"].as_str().expect("client_id").to_string(), v["seq"].as_i64().expect("seq"));
+            }
+            Some("error") => {
+                assert_eq!(v["code"], "rate_limited", "{v}");
+                let id = v["ref"].as_str().expect("the refusal names the message").to_string();
+                let wait = v["retry_after_ms"].as_u64().expect("retry_after_ms");
+                assert!((1..=1_000).contains(&wait), "{v}");
+                refused += 1;
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+                let i: usize = id[1..].parse().expect("r<i>");
+                caller.send(frame(i)).await;
+            }
+            Some("position") => {}
+            _ => panic!("unexpected {v}"),
+        }
+    }
+    assert!(refused > 0, "a burst of {N} is over the rate");
+    let mut seqs: Vec<i64> = acked.values().copied().collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=N as i64).collect::<Vec<_>>());
+    assert_eq!(app.store.messages_after(&contact, 0).await.expect("history").len(), N, "each stored once");
 }

@@ -775,7 +775,7 @@ function onError(f) {
     for (const c of state.convs.values()) {
       const m = c.own.get(f.ref);
       if (m && m.seq == null) {
-        if (f.code === 'overloaded') resendLater(c, f.ref, m, f.retry_after_ms);
+        if (f.code === 'overloaded' || (f.code === 'rate_limited' && f.retry_after_ms)) resendLater(c, f.ref, m, f.retry_after_ms);
         else if (f.code === 'unavailable' || f.code === 'rate_limited') setTimeout(() => flushPending(c), 2000);
         else {
           c.pending = c.pending.filter((x) => x !== f.ref);

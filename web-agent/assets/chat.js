@@ -466,7 +466,7 @@ function resendLater(id, m, retryAfterMs) {
 function onError(f) {
   const m = f.ref ? chat.own.get(f.ref) : null;
   if (m && m.seq == null) {
-    if (f.code === 'overloaded') {
+    if (f.code === 'overloaded' || (f.code === 'rate_limited' && f.retry_after_ms)) {
       resendLater(f.ref, m, f.retry_after_ms);
     } else if (f.code === 'too_large' || f.code === 'bad_field') {
       chat.pending = chat.pending.filter((id) => id !== f.ref);

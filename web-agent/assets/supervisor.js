@@ -979,7 +979,7 @@ function onError(f) {
   if (ref) state.statusAsked.delete(ref);
   for (const m of state.monitors.values()) {
     const own = ref ? m.own.get(ref) : null;
-    if (own && own.seq == null && f.code === 'overloaded') {
+    if (own && own.seq == null && (f.code === 'overloaded' || (f.code === 'rate_limited' && f.retry_after_ms))) {
       // Read but not taken in time: sent again with the same client_id after retry_after_ms (and
       // up to half again at random); a copy stored after all is acknowledged, not stored twice.
       if (own.resendTimer) return;

@@ -58,6 +58,15 @@ impl Bucket {
         Bucket { limit, tokens: limit.burst, last: Instant::now(), strikes: 0 }
     }
 
+    /// How long until the next token (ms): when a refused message may be sent again.
+    fn wait_ms(&self) -> u64 {
+        if self.limit.per_sec <= 0.0 {
+            return 0;
+        }
+        let missing = (1.0 - self.tokens).max(0.0);
+        ((missing / self.limit.per_sec) * 1000.0).ceil().max(1.0) as u64
+    }
+
     /// Takes a token; false when the socket is over its rate.
     fn take(&mut self) -> bool {
         if self.limit.per_sec <= 0.0 {
@@ -166,7 +175,17 @@ pub async fn run_session<H: Handler>(
                     if bucket.strikes >= RATE_STRIKES {
                         break Some((close::RATE_LIMITED, "too many frames"));
                     }
-                    if bucket.strikes == 1 {
+                    // A chat message over the rate is refused by name, every time, with when to send
+                    // it again: it was read, so it is answered (`crate::chat::promise`).
+                    let message = match &incoming {
+                        Some(Ok(Message::Text(text))) if text.len() <= MAX_FRAME_BYTES => {
+                            crate::protocol::decode::<H::Request>(text.as_str()).ok().and_then(|r| H::awaits_answer(&r))
+                        }
+                        _ => None,
+                    };
+                    if let Some(client_id) = message {
+                        me.answer(&client_id, &ServerEvent::rate_limited(client_id.clone(), bucket.wait_ms()));
+                    } else if bucket.strikes == 1 {
                         me.send(&ServerEvent::error(ErrorCode::RateLimited, "too many frames; slow down"));
                     }
                     continue;
@@ -224,7 +243,7 @@ pub async fn run_session<H: Handler>(
             // A message read and still unanswered at its time: refused now, the client sends it again.
             _ = tokio::time::sleep_until(due_at), if due.is_some() => {
                 let late = unanswered.take_due(since_t0());
-                tracing::warn!(n = late.len(), "messages not answered in time: refused as overloaded");
+                tracing::warn!(n = late.len(), first = ?late.first(), "messages not answered in time: refused as overloaded");
                 crate::chat::counters::METRICS.refused("not_answered_in_time", late.len() as u64);
                 let retry = crate::chat::promise::RETRY_AFTER.as_millis() as u64;
                 // One item, however many: a burst of refusals must not overflow the outbox.
