@@ -201,5 +201,5 @@ async fn a_message_over_the_rate_is_refused_by_name(backend: Backend) {
     let mut seqs: Vec<i64> = acked.values().copied().collect();
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=N as i64).collect::<Vec<_>>());
-    assert_eq!(app.store.messages_after(&contact, 0).await.expect("history").len(), N, "each stored once");
+    assert_eq!(app.store.messages().messages_after(&contact, 0).await.expect("history").len(), N, "each stored once");
 }
