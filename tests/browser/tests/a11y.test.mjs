@@ -25,7 +25,8 @@ test('pages are served with their content types and security headers', async () 
     assert.doesNotMatch(res.text, /<script>|\son\w+=/i, 'no inline script or handler');
   }
   assert.match((await api('/agent')).headers.get('content-security-policy'), /frame-ancestors 'none'/);
-  assert.match((await api('/chat')).headers.get('content-security-policy'), /frame-ancestors \*/);
+  // The widget may be framed only by this server and the sites in --allowed-origins (none here).
+  assert.match((await api('/chat')).headers.get('content-security-policy'), /frame-ancestors 'self'(;|$)/);
   assert.match((await api('/assets/chat.js')).headers.get('content-type'), /javascript/);
   assert.match((await api('/assets/base.css')).headers.get('content-type'), /^text\/css/);
   assert.match((await api('/assets/chat-icon.svg')).headers.get('content-type'), /^image\/svg\+xml/);
