@@ -303,6 +303,10 @@ impl ReaderOut {
                 *last = (*last).max(m.seq);
                 self.on_delivery(shared, &m.client_id, now_us);
             }
+            // Refusals that say when to send the message again (overloaded, or over the socket's rate).
+            ServerEvent::Error { code: ErrorCode::Overloaded | ErrorCode::RateLimited, reference: Some(client_id), retry_after_ms: Some(retry_after_ms), .. } => {
+                self.on_refused(shared, &client_id, retry_after_ms, now_us, resend)
+            }
             ServerEvent::Error { code: ErrorCode::Overloaded, reference: Some(client_id), retry_after_ms, .. } => {
                 self.on_refused(shared, &client_id, retry_after_ms.unwrap_or(1000), now_us, resend)
             }
