@@ -349,7 +349,8 @@ fn take_burst<H: Handler>(
     frames: &mut Vec<Utf8Bytes>,
 ) -> Option<(u16, &'static str)> {
     let mut item = first;
-    for _ in 0..BURST {
+    let mut taken = 1;
+    loop {
         match item {
             Outgoing::Frame(text) => frames.push(text),
             Outgoing::Answer { client_id, frame } => {
@@ -363,13 +364,22 @@ fn take_burst<H: Handler>(
             }
             Outgoing::Close { code, reason } => return Some((code, reason)),
         }
+        // Stop at BURST items *before* taking another: an item taken from the outbox and not
+        // handled would be lost (an ack or a delivery nobody ever hears of: issue 19's silent
+        // messages, whenever a socket had more than BURST items waiting).
+        if taken == BURST {
+            return None;
+        }
         match inbox.rx.try_recv() {
-            Ok(next) => item = next,
+            Ok(next) => {
+                item = next;
+                taken += 1;
+            }
             Err(_) => return None,
         }
     }
-    None
 }
+
 
 /// Writes frames, in bursts of [`BURST`] with one flush each; gives up when the client falls too far
 /// behind meanwhile (its outbox overflows, or a burst cannot be written for `limit`), so a client that
@@ -447,5 +457,46 @@ fn unavailable(reference: String) -> ServerEvent {
         ServerEvent::error(ErrorCode::Unavailable, message)
     } else {
         ServerEvent::error_about(ErrorCode::Unavailable, message, reference)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::hub::Hub;
+
+    struct Quiet;
+
+    impl Handler for Quiet {
+        type Request = crate::protocol::CallerRequest;
+        async fn on_request(&mut self, _request: Self::Request) {}
+        async fn on_close(&mut self) {}
+    }
+
+    /// A socket with far more than a burst waiting gets every item, in order, burst after burst;
+    /// none is taken from the outbox and dropped.
+    #[test]
+    fn bursts_take_every_item_in_order() {
+        let hub = Hub::new();
+        let (me, mut inbox) = hub.new_connection();
+        let total = BURST * 3 + 7;
+        for i in 0..total {
+            let frame: Utf8Bytes = format!("f{i}").into();
+            let item = if i % 3 == 0 { Outgoing::Answer { client_id: format!("m{i}"), frame } } else { Outgoing::Frame(frame) };
+            assert!(me.push(item));
+        }
+        let mut unanswered = Unanswered::new();
+        for i in (0..total).step_by(3) {
+            unanswered.read(&format!("m{i}"), 0, Duration::from_secs(5));
+        }
+        let mut written: Vec<String> = Vec::new();
+        while let Ok(first) = inbox.rx.try_recv() {
+            let mut frames = Vec::new();
+            assert_eq!(take_burst(first, &mut inbox, &mut Quiet, &mut unanswered, &mut frames), None);
+            assert!(frames.len() <= BURST, "one burst at most: {}", frames.len());
+            written.extend(frames.iter().map(|f| f.as_str().to_string()));
+        }
+        assert_eq!(written, (0..total).map(|i| format!("f{i}")).collect::<Vec<_>>(), "every item, once, in order");
+        assert!(unanswered.is_empty(), "every answer crossed off");
     }
 }
