@@ -81,7 +81,8 @@ test('a wait turns amber and red and leaves when answered; monitor, whisper, joi
   await first.page.getByText('Vorbești cu Ion.').first().waitFor();
 
   // Monitor from the counsellors list: the conversation so far, then live messages.
-  const ionRow = sup.locator('.person', { hasText: 'Ion' });
+  // Ion's row by its name (a row's text also holds "Conversation …", which contains "ion").
+  const ionRow = sup.locator('.person').filter({ has: sup.locator('.name', { hasText: /^Ion$/ }) });
   await ionRow.locator(`.convs li[data-contact-id="${first.contactId}"]`).getByRole('button', { name: /Monitor/ }).click();
   const mon = sup.locator(`.monitor[data-contact-id="${first.contactId}"]`);
   await mon.locator('.mon-status', { hasText: 'Watching silently' }).waitFor();
@@ -126,7 +127,7 @@ test('a wait turns amber and red and leaves when answered; monitor, whisper, joi
   await sup.locator('#notice', { hasText: 'Ion is now away.' }).waitFor();
   await agent.locator('input[name="status"][value="away"]:checked').waitFor();
   await ionRow.and(sup.locator('[data-state="away"]')).waitFor();
-  await sup.locator('.group[data-state="away"] .person', { hasText: 'Ion' }).waitFor();
+  await sup.locator('.group[data-state="away"] .person').filter({ has: sup.locator('.name', { hasText: /^Ion$/ }) }).waitFor();
   assert.equal(await ionStatus.inputValue(), 'away');
   assert.equal(await sup.evaluate(() => document.activeElement?.getAttribute('aria-label')), 'Set status for Ion', 'focus kept');
   assert.ok(sup.frames.some((f) => f.type === 'done' && f.request === 'set_status'), 'the server confirmed');
