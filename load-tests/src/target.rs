@@ -283,7 +283,7 @@ impl Target {
         self.accounts(prefix, n, capacity, Role::Counsellor).await
     }
 
-    /// Creates `n` accounts with this role (see [`Target::counsellors`]); supervisors see every helpline.
+    /// Creates `n` accounts with this role (see [`Target::counsellors`]); supervisors are granted every helpline (an empty list is none).
     pub async fn accounts(&self, prefix: &str, n: usize, capacity: i64, role: Role) -> anyhow::Result<Vec<Counsellor>> {
         match &self.kind {
             Kind::Prosody => bail!("the peer has no counsellors (the relay scenario logs in XMPP users)"),
@@ -304,12 +304,17 @@ impl Target {
                         display_name: format!("Counsellor {i}"),
                         password_hash: hash.clone(),
                         role,
-                        helplines: if role == Role::Counsellor { list(&["children", "disability", "family_violence"]) } else { vec![] },
+                        helplines: list(&["children", "disability", "family_violence"]),
                         backup_helplines: vec![],
                         languages: list(&["ro", "ru", "uk", "en"]),
                         capacity,
                     };
                     let created = store.accounts().create_user(&user, now_ms()).await.with_context(|| format!("creating {username}"))?;
+                    if role == Role::Supervisor {
+                        // Every helpline, as an explicit grant (the board's and the reports' totals
+                        // over all of them, as the scenarios compare).
+                        store.accounts().set_user_all_helplines(&username, true).await.with_context(|| format!("granting {username} every helpline"))?;
+                    }
                     let (token, _) = auth.issue(&created.id, role, now_ms())?;
                     out.push(Counsellor { username, id: created.id, token });
                 }
