@@ -15,7 +15,11 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::durability::spawn_helpline_with;
 use crate::helpers::{Backend, TestApp, TestDb, Ws};
 
-crate::on_both_backends!(every_message_is_answered_in_time_when_the_writer_stalls, a_message_over_the_rate_is_refused_by_name);
+crate::on_both_backends!(
+    every_message_is_answered_in_time_when_the_writer_stalls,
+    a_message_over_the_rate_is_refused_by_name,
+    a_telephony_event_is_answered_in_time_when_handling_it_stalls
+);
 
 /// Callers flooding at once, and messages each: more than the relay's queue (4,096) and one batch
 /// (256) together, none over a socket's outbox (512 frames).
@@ -202,4 +206,45 @@ async fn a_message_over_the_rate_is_refused_by_name(backend: Backend) {
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=N as i64).collect::<Vec<_>>());
     assert_eq!(app.store.messages().messages_after(&contact, 0).await.expect("history").len(), N, "each stored once");
+}
+
+/// A telephone exchange's event whose handling stalls (`telephony-before-event` holds it 3 s) is
+/// answered in time all the same: `overloaded` naming its `event_id`, with `retry_after_ms`; its
+/// late `ack` follows, and sent again it is acknowledged once more and stored once.
+async fn a_telephony_event_is_answered_in_time_when_handling_it_stalls(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else { return };
+    let store = helpline::store::Store::connect(&db.url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    helpline::store::defaults::seed_helplines(&store).await.expect("seed");
+    let token = format!("pbx-token-{}", uuid::Uuid::new_v4().simple());
+    store.exchanges().create_gateway("pbx", &helpline::auth::token_hash(&token), 0).await.expect("gateway");
+    let (_child, addr) = spawn_helpline_with(
+        &db.url,
+        &["--answer-within-ms", "1000"],
+        &[("FAILPOINTS", "telephony-before-event=1*return(3000)")],
+        "never-silent-test-secret-never-silent",
+        "warn",
+    )
+    .await;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}/ws/telephony").into_client_request().expect("request");
+    request.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
+    let (stream, _) = tokio_tungstenite::connect_async(request).await.expect("the exchange connects");
+    let mut pbx = Ws { stream };
+    let at = helpline::clock::Clock::adjustable().now_ms();
+    let offered = json!({"type": "call_offered", "event_id": "slow-1", "call_id": "k1", "dialled": "116111", "caller": "069123456", "at": at});
+    let sent = Instant::now();
+    pbx.send(offered.clone()).await;
+    let first = pbx.recv().await;
+    assert_eq!((first["type"].as_str(), first["code"].as_str(), first["ref"].as_str()), (Some("error"), Some("overloaded"), Some("slow-1")), "{first}");
+    assert!(first["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0), "{first}");
+    assert!(sent.elapsed() < PROMISE, "answered after {:?}", sent.elapsed());
+    // The stalled handling finishes: its ack comes late; sent again, the event is acknowledged again.
+    let late = pbx.recv().await;
+    assert_eq!((late["type"].as_str(), late["event_id"].as_str()), (Some("ack"), Some("slow-1")), "{late}");
+    pbx.send(offered).await;
+    let again = pbx.recv().await;
+    assert_eq!((again["type"].as_str(), again["event_id"].as_str()), (Some("ack"), Some("slow-1")), "{again}");
+    let calls = store.calls().open_calls().await.expect("calls");
+    assert_eq!(calls.iter().filter(|c| c.call_id == "k1").count(), 1, "the call stored once");
 }

@@ -109,6 +109,15 @@ impl Handler for ExchangeSession {
         }
         let (state, gateway, me) = (self.state.clone(), self.gateway.clone(), self.me.clone());
         let mut task = tokio::spawn(async move {
+            // Fault injection for the "never silent" tests: `FAILPOINTS=telephony-before-event=1*return(MS)`
+            // holds the first event MS milliseconds (a router or database that stalls). Test builds only.
+            if fail::has_failpoints() {
+                if let Some(Some(ms)) = fail::eval("telephony-before-event", |arg| arg) {
+                    if let Ok(ms) = ms.parse::<u64>() {
+                        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                    }
+                }
+            }
             for frame in crate::telephony::handle_event(&state, &gateway, event).await {
                 me.push(Outgoing::Frame(frame.to_json().into()));
             }
