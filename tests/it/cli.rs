@@ -7,7 +7,8 @@ use crate::helpers::{Backend, TestDb};
 
 crate::on_both_backends!(user_commands, casework_commands, grant_all_helplines_command);
 
-fn helpline(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
+/// Runs the built `helpline` binary on `db` with `args` (and `stdin`, if any); its output.
+pub(crate) fn helpline(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_helpline"))
         .arg("--database")
         .arg(db)

@@ -2,7 +2,6 @@
 //! growing delays for the account, an admin's unlock (API and CLI), lockouts audited and listed for
 //! supervisors; the second factor (TOTP) with recovery codes; the password rule on every path.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use helpline::store::users::Role;
@@ -50,22 +49,7 @@ async fn audit_lines(app: &TestApp) -> Vec<(String, String, Option<String>, Opti
 }
 
 fn helpline_cli(db: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_helpline"))
-        .arg("--database")
-        .arg(db)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run helpline");
-    if let Some(input) = stdin {
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().expect("wait");
+    let out = crate::cli::helpline(db, args, stdin);
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
