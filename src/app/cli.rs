@@ -1,4 +1,4 @@
-//! The `helpline` command line: `serve`, `migrate`, `user add|list|disable|enable`, `gateway add|list|revoke`, `number set|list`, `service add|list`, `audit verify`, `rollup`, `retention`.
+//! The `helpline` command line: `serve`, `migrate`, `user add|list|disable|enable`, `gateway add|list|revoke`, `number set|list`, `service add|list`, `audit verify|checkpoint|prune`, `keys rotate`, `rollup`, `retention`.
 
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
@@ -20,6 +20,11 @@ pub struct Cli {
     /// Database: `sqlite:PATH` (created if missing) or `postgres://USER@HOST/DB`.
     #[arg(long = "database", env = "DATABASE_URL", default_value = "sqlite:helpline.db", global = true)]
     pub database: String,
+    /// The key file (docs/security.md, "Keys and sealing"): every key the server holds, outside the
+    /// database. Default for SQLite: beside the database file (`<file>.keys`, created on first start).
+    /// Required with PostgreSQL: the same file on every node.
+    #[arg(long = "key-file", env = "HELPLINE_KEY_FILE", global = true)]
+    pub key_file: Option<std::path::PathBuf>,
     /// Log format.
     #[arg(long, env = "HELPLINE_LOG_FORMAT", value_enum, default_value = "text", global = true)]
     pub log_format: LogFormat,
@@ -52,6 +57,9 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The key file.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Delete now, with progress, the conversations of contacts without a case that ended more than
     /// `--days` days ago (the server does it every hour with `serve --retention-days`); case data is kept.
     Retention(RetentionArgs),
@@ -66,8 +74,28 @@ pub struct RetentionArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
-    /// Walk the audit log's hash chain; exit 1 and name the first broken line if it was tampered with.
-    Verify,
+    /// Walk the audit log's keyed chain; exit 1 and name the first broken line if it was tampered with.
+    Verify {
+        /// A checkpoint printed earlier by `audit checkpoint` (`SEQ:MAC`): the chain must still reach
+        /// it, unchanged (a cut-off tail or a rebuilt chain fails).
+        #[arg(long)]
+        checkpoint: Option<crate::store::audit::Checkpoint>,
+    },
+    /// Print the chain's head (`SEQ:MAC`) for the operator to keep outside the database.
+    Checkpoint,
+    /// Delete the lines up to line SEQ (retention), leaving an anchor keyed with the audit key.
+    Prune {
+        #[arg(long)]
+        through: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Add a new data key and a new signing key (the newest seal and sign; the older ones still open
+    /// old rows and verify tokens until they expire). Restart the servers (every node, with the new
+    /// file copied to each) to use them.
+    Rotate,
 }
 
 #[derive(Subcommand, Debug)]
@@ -298,8 +326,12 @@ fn configure_failpoints(spec: Option<&str>) -> Result<(), String> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(path) = &cli.key_file {
+        // Every store this command opens on that database uses this key file.
+        crate::store::keys::remember_key_file(&cli.database, path);
+    }
     match cli.command {
-        Command::Serve(args) => serve(cli.database, args).await,
+        Command::Serve(args) => serve(cli.database, cli.key_file, args).await,
         Command::Migrate => {
             let store = open(&cli.database).await?;
             crate::store::defaults::seed_helplines(&store).await?;
@@ -312,7 +344,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gateway(cmd) => gateway(&cli.database, cmd).await,
         Command::Number(cmd) => number(&cli.database, cmd).await,
         Command::Rollup => crate::store::rollup::run_to_completion(&open(&cli.database).await?).await,
-        Command::Audit(AuditCommand::Verify) => audit_verify(&cli.database).await,
+        Command::Audit(AuditCommand::Verify { checkpoint }) => audit_verify(&cli.database, checkpoint.as_ref()).await,
+        Command::Audit(AuditCommand::Checkpoint) => {
+            let store = open(&cli.database).await?;
+            println!("{}", store.audit_log().checkpoint().await?);
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Prune { through }) => {
+            let store = open(&cli.database).await?;
+            let deleted = store.audit_log().prune_through(through, Clock::new().now_ms()).await?;
+            println!("audit log: {deleted} lines pruned; verify still passes from the anchor");
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let store = open(&cli.database).await?;
+            let (data, signing) = store.keys().update(|k| k.rotate(Clock::new().now_ms()))?;
+            // The database records the new keys' checks now: a node started with the old file is refused.
+            store.migrate().await?;
+            let path = store.keys().path().map(|p| p.display().to_string()).unwrap_or_default();
+            println!("key file {path}: data key {data} and signing key {signing} added; restart every node with this file");
+            Ok(())
+        }
         Command::Retention(args) => crate::safety::retention::run_to_completion(&open(&cli.database).await?, args.days).await,
     }
 }
@@ -339,10 +391,11 @@ fn describe(url: &str) -> String {
     }
 }
 
-async fn serve(database: String, args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(database: String, key_file: Option<std::path::PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings {
         listen: args.listen,
         database_url: database.clone(),
+        key_file,
         jwt_secret: std::env::var("HELPLINE_JWT_SECRET").ok(),
         jwt_previous_secret: std::env::var("HELPLINE_JWT_PREVIOUS_SECRET").ok(),
         token_ttl: Duration::from_secs(args.token_ttl_secs.max(60)),
@@ -611,9 +664,12 @@ async fn number(database: &str, cmd: NumberCommand) -> anyhow::Result<()> {
 }
 
 /// `helpline audit verify`: prints the chain's length and head, or fails (exit 1) naming the first broken line.
-async fn audit_verify(database: &str) -> anyhow::Result<()> {
+async fn audit_verify(database: &str, checkpoint: Option<&crate::store::audit::Checkpoint>) -> anyhow::Result<()> {
     let store = open(database).await?;
-    let report = store.audit_log().verify_audit_chain().await?;
+    let report = match checkpoint {
+        Some(c) => store.audit_log().verify_against(c).await?,
+        None => store.audit_log().verify_audit_chain().await?,
+    };
     match &report.first_break {
         None => {
             println!("audit log intact: {} lines, head {}", report.lines, report.head);

@@ -20,7 +20,7 @@ use crate::state::{AppState, Sessions};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::auth::{random_secret, AuthKeys, Tickets};
+use crate::auth::{AuthKeys, Tickets};
 use crate::clock::Clock;
 use crate::chat::engine_task::{self, EngineHandle};
 use crate::chat::hub::Hub;
@@ -34,8 +34,11 @@ pub struct Settings {
     pub listen: String,
     /// `sqlite:PATH` or `postgres://…`.
     pub database_url: String,
-    /// HS256 key for access tokens; when None, one is generated once and kept in the database.
+    /// HS256 key for access tokens (at least [`MIN_JWT_SECRET_LEN`] bytes); when None, the key file's.
     pub jwt_secret: Option<String>,
+    /// The key file (`--key-file`, `HELPLINE_KEY_FILE`; docs/security.md): None for SQLite means the
+    /// one beside the database file; a PostgreSQL node refuses to start without one.
+    pub key_file: Option<std::path::PathBuf>,
     /// The key being rotated out: tokens it signed are still accepted (by their `kid`) until they expire.
     pub jwt_previous_secret: Option<String>,
     /// Lifetime of access tokens (default 15 minutes; the pages refresh them before they expire).
@@ -79,6 +82,7 @@ impl Settings {
             listen: "127.0.0.1:0".into(),
             database_url: database_url.into(),
             jwt_secret: None,
+            key_file: None,
             jwt_previous_secret: None,
             token_ttl: crate::auth::DEFAULT_ACCESS_TTL,
             refresh_ttl: crate::auth::DEFAULT_REFRESH_TTL,
@@ -106,6 +110,9 @@ fn register_channels(hub: &Hub, settings: &Settings) {
     }
 }
 
+/// The shortest `HELPLINE_JWT_SECRET` accepted (bytes): 256 bits.
+pub const MIN_JWT_SECRET_LEN: usize = 32;
+
 /// How often the server runs retention (`--retention-days`).
 pub const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
@@ -122,7 +129,11 @@ pub struct Application {
 impl Application {
     /// Connects and migrates the database, seeds helplines (and demo accounts), restores the router, binds.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let store = Store::connect(&settings.database_url).await.context("opening the database")?;
+        let key_file = settings.key_file.clone().or_else(|| crate::store::keys::remembered_key_file(&settings.database_url));
+        if key_file.is_none() && !settings.database_url.starts_with("sqlite:") {
+            anyhow::bail!("{}", crate::store::keys::KeyError::Missing);
+        }
+        let store = Store::connect_with(&settings.database_url, key_file.as_deref()).await.context("opening the database")?;
         store.migrate().await.context("migrating the database")?;
         let clock = Clock::adjustable();
         crate::store::defaults::seed_helplines(&store).await?;
@@ -130,11 +141,20 @@ impl Application {
             crate::app::demo::seed_accounts(&store, clock.now_ms()).await?;
             crate::app::demo::seed_services(&store, clock.now_ms()).await?;
         }
-        let secret = match &settings.jwt_secret {
-            Some(s) if !s.is_empty() => s.clone(),
-            _ => store.secrets().secret_or_create("jwt_hs256", clock.now_ms(), random_secret).await?,
+        let keys = store.keys().snapshot()?;
+        let (secret, previous) = match &settings.jwt_secret {
+            Some(s) if !s.is_empty() => {
+                if s.len() < MIN_JWT_SECRET_LEN {
+                    anyhow::bail!("HELPLINE_JWT_SECRET is {} bytes long: it must be at least {MIN_JWT_SECRET_LEN} (or leave it unset: the key file's signing key is used)", s.len());
+                }
+                (s.clone(), settings.jwt_previous_secret.clone().unwrap_or_default())
+            }
+            // The key file's newest signing key signs; the one before it still verifies (rotation).
+            _ => {
+                let mut newest = keys.signing.iter().rev().map(|k| k.key.clone());
+                (newest.next().unwrap_or_default(), newest.next().unwrap_or_default())
+            }
         };
-        let previous = settings.jwt_previous_secret.clone().unwrap_or_default();
         let auth = Arc::new(
             AuthKeys::new(secret.as_bytes(), settings.token_ttl)
                 .with_previous(previous.as_bytes())

@@ -1,6 +1,23 @@
 //! Abusive contacts: counsellors' flags, blocks of a caller's keyed identifier (never the identifier in clear), and the contacts a block refused.
 
+use super::sealed::place::{BLOCK_LIFT_REASON, BLOCK_REASON, FLAG_REASON};
 use super::{new_id, on_pool, on_writer, BeginWrite, Store, StoreResult};
+
+fn opened_flag(store: &Store, mut f: FlagRecord) -> StoreResult<FlagRecord> {
+    f.reason = store.open(FLAG_REASON, &f.id, &f.reason)?;
+    Ok(f)
+}
+
+/// A block as read, its reasons opened.
+pub(super) fn opened_block(store: &Store, mut b: BlockRecord) -> StoreResult<BlockRecord> {
+    b.reason = store.open(BLOCK_REASON, &b.id, &b.reason)?;
+    b.lift_reason = store.open_opt(BLOCK_LIFT_REASON, &b.id, b.lift_reason.as_deref())?;
+    Ok(b)
+}
+
+pub(super) fn opened_blocks(store: &Store, list: Vec<BlockRecord>) -> StoreResult<Vec<BlockRecord>> {
+    list.into_iter().map(|b| opened_block(store, b)).collect()
+}
 
 /// A counsellor's flag on a contact.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -61,26 +78,29 @@ pub struct Abuse<'a>(pub(super) &'a Store);
 impl Abuse<'_> {
     /// Stores a flag; a contact already flagged keeps its first flag, which is returned.
     pub async fn flag_contact(self, f: &FlagRecord) -> StoreResult<FlagRecord> {
+        let reason = self.0.seal(FLAG_REASON, &f.id, &f.reason)?;
         on_pool!(self.0, pool => sqlx::query(
             "INSERT INTO contact_flags (id, contact_id, helpline, flagged_by, reason, at) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (contact_id) DO NOTHING")
-            .bind(&f.id).bind(&f.contact_id).bind(&f.helpline).bind(&f.flagged_by).bind(&f.reason).bind(f.at)
+            .bind(&f.id).bind(&f.contact_id).bind(&f.helpline).bind(&f.flagged_by).bind(&reason).bind(f.at)
             .execute(pool).await.map(|_| ()))?;
         self.flag_of(&f.contact_id).await?.ok_or(super::StoreError::NotFound)
     }
 
     /// The flag on a contact, if any.
     pub async fn flag_of(self, contact_id: &str) -> StoreResult<Option<FlagRecord>> {
-        Ok(on_pool!(self.0, pool => sqlx::query_as(
+        let row: Option<FlagRecord> = on_pool!(self.0, pool => sqlx::query_as(
             "SELECT id, contact_id, helpline, flagged_by, reason, at FROM contact_flags WHERE contact_id = $1")
-            .bind(contact_id).fetch_optional(pool).await)?)
+            .bind(contact_id).fetch_optional(pool).await)?;
+        row.map(|f| opened_flag(self.0, f)).transpose()
     }
 
     /// Flags since `since`, newest first.
     pub async fn flags_since(self, since: i64) -> StoreResult<Vec<FlagRecord>> {
-        Ok(on_pool!(self.0, pool => sqlx::query_as(
+        let rows: Vec<FlagRecord> = on_pool!(self.0, pool => sqlx::query_as(
             "SELECT id, contact_id, helpline, flagged_by, reason, at FROM contact_flags WHERE at >= $1 ORDER BY at DESC, id DESC LIMIT 500")
-            .bind(since).fetch_all(pool).await)?)
+            .bind(since).fetch_all(pool).await)?;
+        rows.into_iter().map(|f| opened_flag(self.0, f)).collect()
     }
 
     /// The keyed identifier of a contact's caller: a chat's client-network HMAC, or a call's number HMAC.
@@ -97,18 +117,20 @@ impl Abuse<'_> {
     }
 
     pub async fn create_block(self, b: &BlockRecord) -> StoreResult<()> {
+        let reason = self.0.seal(BLOCK_REASON, &b.id, &b.reason)?;
         on_pool!(self.0, pool => sqlx::query(
             "INSERT INTO caller_blocks (id, kind, identifier_hash, mode, helpline, contact_id, reason, reviewer, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
             .bind(&b.id).bind(&b.kind).bind(&b.identifier_hash).bind(&b.mode).bind(&b.helpline).bind(&b.contact_id)
-            .bind(&b.reason).bind(&b.reviewer).bind(b.created_at).bind(b.expires_at)
+            .bind(&reason).bind(&b.reviewer).bind(b.created_at).bind(b.expires_at)
             .execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
     pub async fn block(self, id: &str) -> StoreResult<Option<BlockRecord>> {
         let sql = format!("SELECT {BLOCK_COLUMNS} FROM caller_blocks b WHERE b.id = $1");
-        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
+        let row: Option<BlockRecord> = on_pool!(self.0, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
+        row.map(|b| opened_block(self.0, b)).transpose()
     }
 
     /// Blocks in force at `now` (or, with `all`, every block), newest first.
@@ -117,7 +139,7 @@ impl Abuse<'_> {
             "SELECT {BLOCK_COLUMNS} FROM caller_blocks b
              WHERE $1 OR (b.lifted_at IS NULL AND b.expires_at > $2) ORDER BY b.created_at DESC, b.id DESC LIMIT 1000"
         );
-        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(all).bind(now).fetch_all(pool).await)?)
+        opened_blocks(self.0, on_pool!(self.0, pool => sqlx::query_as(&sql).bind(all).bind(now).fetch_all(pool).await)?)
     }
 
     /// The block in force for this identifier and helpline at `now`: a `block` before a `senior`, then the newest.
@@ -127,12 +149,14 @@ impl Abuse<'_> {
              WHERE b.identifier_hash = $1 AND b.kind = $2 AND b.helpline = $3 AND b.lifted_at IS NULL AND b.expires_at > $4
              ORDER BY CASE WHEN b.mode = 'block' THEN 0 ELSE 1 END, b.created_at DESC, b.id DESC LIMIT 1"
         );
-        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(hash).bind(kind).bind(helpline).bind(now)
-            .fetch_optional(pool).await)?)
+        let row: Option<BlockRecord> = on_pool!(self.0, pool => sqlx::query_as(&sql).bind(hash).bind(kind).bind(helpline).bind(now)
+            .fetch_optional(pool).await)?;
+        row.map(|b| opened_block(self.0, b)).transpose()
     }
 
     /// Lifts a block early; false if it was already lifted.
     pub async fn lift_block(self, id: &str, by: &str, reason: Option<&str>, at: i64) -> StoreResult<bool> {
+        let reason = self.0.seal_opt(BLOCK_LIFT_REASON, id, reason)?;
         let n = on_pool!(self.0, pool => sqlx::query(
             "UPDATE caller_blocks SET lifted_at = $1, lifted_by = $2, lift_reason = $3 WHERE id = $4 AND lifted_at IS NULL")
             .bind(at).bind(by).bind(reason).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;

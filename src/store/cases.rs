@@ -1,6 +1,7 @@
 //! Case files: numbers allocated per helpline and year, stages with deadlines, linked contacts,
 //! identifying details kept apart, and entries (assessments, notes, referrals, stage changes).
 
+use super::sealed::place::{CASE_ENTRY_BODY, PERSON_ADDRESS, PERSON_BIRTH_DATE, PERSON_FULL_NAME, PERSON_PHONE};
 use super::{both_engines, new_id, on_pool, on_writer, split_list, BeginWrite, Store, StoreResult};
 
 /// A case file as stored (no identifying details: those are in [`PersonDetails`]).
@@ -222,18 +223,25 @@ impl Cases<'_> {
     }
 
     pub async fn case_entries(self, case_id: &str) -> StoreResult<Vec<CaseEntry>> {
-        Ok(on_pool!(self.0, pool => sqlx::query_as(
+        let rows: Vec<CaseEntry> = on_pool!(self.0, pool => sqlx::query_as(
             "SELECT id, kind, body, author_id, at FROM case_entries WHERE case_id = $1 ORDER BY at, id")
-            .bind(case_id).fetch_all(pool).await)?)
+            .bind(case_id).fetch_all(pool).await)?;
+        rows.into_iter()
+            .map(|mut e| {
+                e.body = self.0.open(CASE_ENTRY_BODY, &e.id, &e.body)?;
+                Ok(e)
+            })
+            .collect()
     }
 
     /// Adds an assessment, note or referral; returns its id.
     pub async fn add_case_entry(self, case_id: &str, kind: &str, body: &str, author: &str, at: i64) -> StoreResult<String> {
         let id = new_id();
+        let body = self.0.seal(CASE_ENTRY_BODY, &id, body)?;
         on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             sqlx::query("INSERT INTO case_entries (id, case_id, kind, body, author_id, at) VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(&id).bind(case_id).bind(kind).bind(body).bind(author).bind(at).execute(&mut *tx).await?;
+                .bind(&id).bind(case_id).bind(kind).bind(&body).bind(author).bind(at).execute(&mut *tx).await?;
             sqlx::query("UPDATE cases SET updated_at = $1 WHERE id = $2").bind(at).bind(case_id).execute(&mut *tx).await?;
             tx.commit().await
         }.await)?;
@@ -278,10 +286,24 @@ impl Cases<'_> {
         let row: Option<PersonDetails> = on_pool!(self.0, pool => sqlx::query_as(
             "SELECT full_name, birth_date, address, phone FROM case_people WHERE case_id = $1")
             .bind(case_id).fetch_optional(pool).await)?;
-        Ok(row.unwrap_or_default())
+        let p = row.unwrap_or_default();
+        let open = |place, v: &Option<String>| self.0.open_opt(place, case_id, v.as_deref());
+        Ok(PersonDetails {
+            full_name: open(PERSON_FULL_NAME, &p.full_name)?,
+            birth_date: open(PERSON_BIRTH_DATE, &p.birth_date)?,
+            address: open(PERSON_ADDRESS, &p.address)?,
+            phone: open(PERSON_PHONE, &p.phone)?,
+        })
     }
 
     pub async fn set_case_person(self, case_id: &str, p: &PersonDetails, at: i64) -> StoreResult<()> {
+        let seal = |place, v: &Option<String>| self.0.seal_opt(place, case_id, v.as_deref());
+        let p = PersonDetails {
+            full_name: seal(PERSON_FULL_NAME, &p.full_name)?,
+            birth_date: seal(PERSON_BIRTH_DATE, &p.birth_date)?,
+            address: seal(PERSON_ADDRESS, &p.address)?,
+            phone: seal(PERSON_PHONE, &p.phone)?,
+        };
         on_pool!(self.0, pool => sqlx::query(
             "INSERT INTO case_people (case_id, full_name, birth_date, address, phone, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (case_id) DO UPDATE SET full_name = excluded.full_name, birth_date = excluded.birth_date,

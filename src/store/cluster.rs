@@ -124,7 +124,7 @@ impl Store {
 
     /// A clone of this store whose routing and message writes are refused once `token` is no longer current.
     pub fn fenced(&self, token: FenceToken) -> Store {
-        Store { pool: self.pool.clone(), fence: Some(token), health: self.health.clone(), creations: self.creations.clone() }
+        Store { pool: self.pool.clone(), fence: Some(token), health: self.health.clone(), creations: self.creations.clone(), keys: self.keys.clone() }
     }
 }
 

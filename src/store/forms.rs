@@ -1,7 +1,18 @@
 //! Contact forms (the counsellor's wrap-up of a contact) and escalations raised from contacts.
 
 use super::rollup::InvalidateHour;
+use super::sealed::place::ESCALATION_REASON;
 use super::{both_engines, on_pool, on_writer, BeginWrite, Store, StoreResult};
+
+/// An escalation as read, its reason opened.
+pub(super) fn opened_escalation(store: &Store, mut e: EscalationRecord) -> StoreResult<EscalationRecord> {
+    e.reason = store.open(ESCALATION_REASON, &e.id, &e.reason)?;
+    Ok(e)
+}
+
+fn opened_escalations(store: &Store, list: Vec<EscalationRecord>) -> StoreResult<Vec<EscalationRecord>> {
+    list.into_iter().map(|e| opened_escalation(store, e)).collect()
+}
 
 /// A contact's form as stored: `data` is the JSON of [`crate::casework::ContactForm`].
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -76,6 +87,7 @@ pub struct Forms<'a>(pub(super) &'a Store);
 impl Forms<'_> {
     /// Saves a form (draft or submitted); returns the risk it had before (to alert on a new `imminent`).
     pub async fn save_form(self, f: &FormRecord) -> StoreResult<Option<String>> {
+        let data = self.0.seal_form(&f.contact_id, &f.data)?;
         let before = on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             let before: Option<(Option<String>,)> = sqlx::query_as("SELECT risk FROM contact_forms WHERE contact_id = $1")
@@ -86,7 +98,7 @@ impl Forms<'_> {
                  ON CONFLICT (contact_id) DO UPDATE SET data = excluded.data, risk = excluded.risk,
                      status = excluded.status, updated_at = excluded.updated_at,
                      submitted_at = COALESCE(contact_forms.submitted_at, excluded.submitted_at)")
-                .bind(&f.contact_id).bind(&f.helpline).bind(&f.counsellor_id).bind(&f.data).bind(&f.risk)
+                .bind(&f.contact_id).bind(&f.helpline).bind(&f.counsellor_id).bind(&data).bind(&f.risk)
                 .bind(&f.status).bind(f.updated_at).bind(f.submitted_at)
                 .execute(&mut *tx).await?;
             if f.risk.as_deref() == Some("imminent") {
@@ -100,9 +112,14 @@ impl Forms<'_> {
     }
 
     pub async fn form(self, contact_id: &str) -> StoreResult<Option<FormRecord>> {
-        Ok(on_pool!(self.0, pool => sqlx::query_as(
+        let row: Option<FormRecord> = on_pool!(self.0, pool => sqlx::query_as(
             "SELECT contact_id, helpline, counsellor_id, data, risk, status, updated_at, submitted_at
-             FROM contact_forms WHERE contact_id = $1").bind(contact_id).fetch_optional(pool).await)?)
+             FROM contact_forms WHERE contact_id = $1").bind(contact_id).fetch_optional(pool).await)?;
+        row.map(|mut f| {
+            f.data = self.0.open_form(&f.contact_id, &f.data)?;
+            Ok(f)
+        })
+        .transpose()
     }
 
     /// A counsellor's ended contacts whose form is not submitted yet (their open wrap-ups), oldest first.
@@ -116,12 +133,13 @@ impl Forms<'_> {
 
     /// Stores an escalation; an `imminent` one raises the contact's stored priority in the same transaction.
     pub async fn create_escalation(self, e: &EscalationRecord) -> StoreResult<()> {
+        let reason = self.0.seal(ESCALATION_REASON, &e.id, &e.reason)?;
         on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO escalations (id, contact_id, helpline, kind, risk, reason, district, counsellor_id, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-                .bind(&e.id).bind(&e.contact_id).bind(&e.helpline).bind(&e.kind).bind(&e.risk).bind(&e.reason)
+                .bind(&e.id).bind(&e.contact_id).bind(&e.helpline).bind(&e.kind).bind(&e.risk).bind(&reason)
                 .bind(&e.district).bind(&e.counsellor_id).bind(e.created_at)
                 .execute(&mut *tx).await?;
             if e.risk == "imminent" {
@@ -135,13 +153,14 @@ impl Forms<'_> {
 
     pub async fn escalation(self, id: &str) -> StoreResult<Option<EscalationRecord>> {
         let sql = format!("SELECT {ESCALATION_COLUMNS} FROM escalations WHERE id = $1");
-        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
+        let row: Option<EscalationRecord> = on_pool!(self.0, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
+        row.map(|e| opened_escalation(self.0, e)).transpose()
     }
 
     /// Escalations not acknowledged yet, oldest first.
     pub async fn open_escalations(self) -> StoreResult<Vec<EscalationRecord>> {
         let sql = format!("SELECT {ESCALATION_COLUMNS} FROM escalations WHERE acknowledged_at IS NULL ORDER BY created_at, id");
-        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).fetch_all(pool).await)?)
+        opened_escalations(self.0, on_pool!(self.0, pool => sqlx::query_as(&sql).fetch_all(pool).await)?)
     }
 
     /// Marks an escalation acknowledged; false if it already was (by someone else, or before).
@@ -160,7 +179,7 @@ impl Forms<'_> {
              WHERE acknowledged_at IS NULL AND broadcast_at IS NULL AND created_at <= $2
              RETURNING {ESCALATION_COLUMNS}"
         );
-        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(now).bind(before).fetch_all(pool).await)?)
+        opened_escalations(self.0, on_pool!(self.0, pool => sqlx::query_as(&sql).bind(now).bind(before).fetch_all(pool).await)?)
     }
 
     /// Marks an escalation as already sent to every supervisor (an `imminent` one goes to all at once).

@@ -5,7 +5,19 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use super::cluster::{Fenced, LeaderTx};
+use super::sealed::place::MESSAGE_BODY;
 use super::{both_engines, on_pool, Store, StoreResult};
+
+/// The row id a message body is sealed for (`contact:seq`).
+fn message_row(contact: &str, seq: i64) -> String {
+    format!("{contact}:{seq}")
+}
+
+/// A stored message with its body opened.
+fn opened(store: &Store, mut m: StoredMessage) -> StoreResult<StoredMessage> {
+    m.body = store.open(MESSAGE_BODY, &message_row(&m.contact_id, m.seq), &m.body)?;
+    Ok(m)
+}
 
 /// A message to store, not numbered yet (its writer, the relay, numbers it; [`NewMessage::stored`] gives the row).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,20 +123,20 @@ fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
 /// Writing a batch of rows: implemented only for the leader's write transactions ([`Fenced`], which
 /// only [`Store::begin_leader_write`] opens, after the fence check).
 trait WriteMessages {
-    /// Inserts `rows` in a few multi-row `INSERT`s; false as soon as one is a repeat (the
-    /// transaction is then to be rolled back).
-    async fn insert_rows<M: Borrow<StoredMessage> + Sync>(&mut self, rows: &[M], backend: super::Backend) -> Result<bool, sqlx::Error>;
+    /// Inserts `rows` in a few multi-row `INSERT`s, each with its body as sealed (`bodies`, one per
+    /// row); false as soon as one is a repeat (the transaction is then to be rolled back).
+    async fn insert_rows<M: Borrow<StoredMessage> + Sync>(&mut self, rows: &[M], bodies: &[String], backend: super::Backend) -> Result<bool, sqlx::Error>;
 }
 
 both_engines!(impl WriteMessages for Fenced<sqlx::Sqlite>, Fenced<sqlx::Postgres> {
-    async fn insert_rows<M: Borrow<StoredMessage> + Sync>(&mut self, rows: &[M], backend: super::Backend) -> Result<bool, sqlx::Error> {
+    async fn insert_rows<M: Borrow<StoredMessage> + Sync>(&mut self, rows: &[M], bodies: &[String], backend: super::Backend) -> Result<bool, sqlx::Error> {
         let mut at = 0;
         for size in chunk_sizes(rows.len()) {
             let sql = insert_sql(size, backend);
             let mut q = sqlx::query_as::<_, (i64,)>(&sql);
-            for m in &rows[at..at + size] {
+            for (m, body) in rows[at..at + size].iter().zip(&bodies[at..at + size]) {
                 let m = m.borrow();
-                q = q.bind(&m.contact_id).bind(m.seq).bind(&m.sender).bind(&m.sender_id).bind(&m.client_id).bind(&m.body).bind(m.at);
+                q = q.bind(&m.contact_id).bind(m.seq).bind(&m.sender).bind(&m.sender_id).bind(&m.client_id).bind(body).bind(m.at);
             }
             let inserted = q.fetch_all(&mut **self).await?;
             at += size;
@@ -167,11 +179,19 @@ impl Messages<'_> {
         if rows.is_empty() {
             return Ok(Written::All);
         }
+        // Sealed before the transaction begins: the writer's lock is not held while encrypting.
+        let bodies = rows
+            .iter()
+            .map(|m| {
+                let m = m.borrow();
+                self.0.seal(MESSAGE_BODY, &message_row(&m.contact_id, m.seq), &m.body)
+            })
+            .collect::<StoreResult<Vec<String>>>()?;
         let mut tx = self.0.begin_leader_write().await?;
         let backend = self.0.backend();
         let all_new = match &mut tx {
-            LeaderTx::Sqlite(t) => t.insert_rows(rows, backend).await?,
-            LeaderTx::Postgres(t) => t.insert_rows(rows, backend).await?,
+            LeaderTx::Sqlite(t) => t.insert_rows(rows, &bodies, backend).await?,
+            LeaderTx::Postgres(t) => t.insert_rows(rows, &bodies, backend).await?,
         };
         if all_new {
             tx.commit().await?;
@@ -186,7 +206,9 @@ impl Messages<'_> {
             let copy: Option<StoredMessage> = on_pool!(self.0, pool => {
                 sqlx::query_as(&select).bind(&m.contact_id).bind(&m.sender).bind(&m.client_id).fetch_optional(pool).await
             })?;
-            earlier.extend(copy);
+            if let Some(copy) = copy {
+                earlier.push(opened(self.0, copy)?);
+            }
         }
         Ok(Written::Repeats(earlier))
     }
@@ -215,7 +237,8 @@ impl Messages<'_> {
     /// The contact's messages with seq greater than `after`, in order.
     pub async fn messages_after(self, contact: &str, after: i64) -> StoreResult<Vec<StoredMessage>> {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE contact_id = $1 AND seq > $2 ORDER BY seq");
-        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(contact).bind(after).fetch_all(pool).await)?)
+        let rows: Vec<StoredMessage> = on_pool!(self.0, pool => sqlx::query_as(&sql).bind(contact).bind(after).fetch_all(pool).await)?;
+        rows.into_iter().map(|m| opened(self.0, m)).collect()
     }
 }
 

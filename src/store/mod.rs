@@ -19,10 +19,12 @@ pub mod figures;
 pub mod forms;
 pub mod gateways;
 pub mod helplines;
+pub mod keys;
 pub mod messages;
 pub mod privacy;
 pub mod retention;
 pub mod rollup;
+pub mod sealed;
 pub mod secrets;
 pub mod services;
 pub mod sessions;
@@ -55,6 +57,12 @@ pub enum StoreError {
     /// A write stored together with others failed (the error the group's commit got).
     #[error("stored in a group that failed: {0}")]
     GroupFailed(String),
+    /// A sealed value did not open (altered, moved from another row, or its key is not in the key file).
+    #[error("sealed value: {0}")]
+    Sealed(String),
+    /// The key file is missing, unreadable or not the one this database was sealed with.
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
 }
 
 impl StoreError {
@@ -88,6 +96,8 @@ pub struct Store {
     health: std::sync::Arc<WriteHealth>,
     /// New contacts are stored in groups, one transaction at a time ([`contacts::Creations`]).
     pub(crate) creations: std::sync::Arc<contacts::Creations>,
+    /// The keys, from the key file (never from the database): [`keys`].
+    pub(crate) keys: keys::Keys,
 }
 
 /// How long SQLite's one writer connection waits for the database lock held by another process before
@@ -241,9 +251,40 @@ fn sqlite_pool(connections: u32) -> SqlitePoolOptions {
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 impl Store {
+    /// Connects to `url` ([`Store::connect_with`]) with the key file this process knows for it
+    /// ([`keys::remember_key_file`]) or, for an SQLite file, the one beside it.
+    pub async fn connect(url: &str) -> StoreResult<Store> {
+        Store::connect_with(url, None).await
+    }
+
+    /// Connects to `url` with the key file at `key_file` (created when missing). Without one: an
+    /// SQLite file's is beside it (`<file>.keys`), an in-memory database's keys live in memory, and a
+    /// PostgreSQL store has none unless this process was told of one ([`keys::remember_key_file`]):
+    /// what needs a key then fails with [`keys::KeyError::Missing`].
+    pub async fn connect_with(url: &str, key_file: Option<&std::path::Path>) -> StoreResult<Store> {
+        let path = key_file.map(std::path::Path::to_path_buf).or_else(|| keys::remembered_key_file(url)).or_else(|| keys::default_key_file(url));
+        let now = crate::clock::Clock::new().now_ms();
+        let keys = match &path {
+            Some(p) => keys::Keys::open(p, now)?,
+            None if url.starts_with("sqlite:") => keys::Keys::ephemeral(),
+            None => keys::Keys::missing(),
+        };
+        if let Some(p) = &path {
+            keys::remember_key_file(url, p);
+        }
+        let mut store = Store::connect_pool(url).await?;
+        store.keys = keys;
+        Ok(store)
+    }
+
+    /// The keys this store holds (the key file's content).
+    pub fn keys(&self) -> &keys::Keys {
+        &self.keys
+    }
+
     /// Connects to `url`: `sqlite:path` / `sqlite://path` (created if missing) or `postgres://…`.
     /// SQLite runs in WAL mode with `synchronous=FULL`: a commit is on disk before it returns.
-    pub async fn connect(url: &str) -> StoreResult<Store> {
+    async fn connect_pool(url: &str) -> StoreResult<Store> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             // A transaction left open by a paused process (a cluster leader stopped mid-commit) must
             // not hold its locks for ever: the server ends it after 5 s. JIT compilation is off: our
@@ -256,7 +297,7 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(opts)
                 .await?;
-            Ok(Store { pool: Pool::Postgres(pool), fence: None, health: Default::default(), creations: Default::default() })
+            Ok(Store { pool: Pool::Postgres(pool), fence: None, health: Default::default(), creations: Default::default(), keys: keys::Keys::missing() })
         } else if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
                 .map_err(|e| StoreError::BadUrl(e.to_string()))?
@@ -272,7 +313,7 @@ impl Store {
             // `sqlite3`), and in-process writers queue behind the one waiting, each for its turn.
             let opts = opts.busy_timeout(WRITER_BUSY_TIMEOUT);
             let write = if in_memory { read.clone() } else { sqlite_pool(1).connect_with(opts).await? };
-            Ok(Store { pool: Pool::Sqlite { read, write }, fence: None, health: Default::default(), creations: Default::default() })
+            Ok(Store { pool: Pool::Sqlite { read, write }, fence: None, health: Default::default(), creations: Default::default(), keys: keys::Keys::missing() })
         } else {
             Err(StoreError::BadUrl(format!(
                 "expected sqlite:PATH or postgres://…, got {:?}",
@@ -281,10 +322,15 @@ impl Store {
         }
     }
 
-    /// Applies the embedded migrations (idempotent), then chains audit lines written before the
-    /// audit log's hash chain existed (once).
+    /// Applies the embedded migrations (idempotent); moves keys still kept in `server_secrets` into the
+    /// key file and checks the key file is this database's ([`secrets::Secrets::settle_keys`]); seals
+    /// the rows written in clear before sealing existed, with progress ([`secrets::Secrets::seal_existing_rows`]);
+    /// then chains audit lines written before the audit log's hash chain existed (once).
     pub async fn migrate(&self) -> StoreResult<()> {
         on_pool!(self, pool => MIGRATOR.run(pool).await)?;
+        self.secrets().settle_keys().await?;
+        self.secrets().seal_existing_rows().await?;
+        self.audit_log().rekey_chain().await?;
         self.audit_log().seal_audit_log().await
     }
 

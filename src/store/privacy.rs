@@ -1,8 +1,8 @@
 //! Reads for access requests (everything held on one contact) and for the break-glass reveal (which
 //! contacts share a caller's keyed identifier). Identifiers are compared as stored: keyed hashes.
 
-use super::abuse::{BlockRecord, BLOCK_COLUMNS};
-use super::forms::{EscalationRecord, ESCALATION_COLUMNS};
+use super::abuse::{opened_blocks, BlockRecord, BLOCK_COLUMNS};
+use super::forms::{opened_escalation, EscalationRecord, ESCALATION_COLUMNS};
 use super::services::{PlacementRecord, PLACEMENT_COLUMNS};
 use super::{on_pool, Store, StoreResult};
 
@@ -28,7 +28,8 @@ pub struct Privacy<'a>(pub(super) &'a Store);
 impl Privacy<'_> {
     pub async fn escalations_of_contact(self, contact_id: &str) -> StoreResult<Vec<EscalationRecord>> {
         let sql = format!("SELECT {ESCALATION_COLUMNS} FROM escalations WHERE contact_id = $1 ORDER BY created_at, id");
-        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(contact_id).fetch_all(pool).await)?)
+        let rows: Vec<EscalationRecord> = on_pool!(self.0, pool => sqlx::query_as(&sql).bind(contact_id).fetch_all(pool).await)?;
+        rows.into_iter().map(|e| opened_escalation(self.0, e)).collect()
     }
 
     pub async fn placements_of_contact(self, contact_id: &str) -> StoreResult<Vec<PlacementRecord>> {
@@ -39,7 +40,7 @@ impl Privacy<'_> {
     /// Blocks made from this contact.
     pub async fn blocks_of_contact(self, contact_id: &str) -> StoreResult<Vec<BlockRecord>> {
         let sql = format!("SELECT {BLOCK_COLUMNS} FROM caller_blocks b WHERE b.contact_id = $1 ORDER BY b.created_at, b.id");
-        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(contact_id).fetch_all(pool).await)?)
+        opened_blocks(self.0, on_pool!(self.0, pool => sqlx::query_as(&sql).bind(contact_id).fetch_all(pool).await)?)
     }
 
     /// Every block on an identifier (any helpline, in force or not), newest first.
@@ -48,7 +49,7 @@ impl Privacy<'_> {
             "SELECT {BLOCK_COLUMNS} FROM caller_blocks b WHERE b.kind = $1 AND b.identifier_hash = $2
              ORDER BY b.created_at DESC, b.id DESC LIMIT 1000"
         );
-        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(kind).bind(hash).fetch_all(pool).await)?)
+        opened_blocks(self.0, on_pool!(self.0, pool => sqlx::query_as(&sql).bind(kind).bind(hash).fetch_all(pool).await)?)
     }
 
     /// Contacts whose caller has this identifier (`number`: the calls' number hash; `address`: the

@@ -295,15 +295,17 @@ impl Accounts<'_> {
     pub async fn totp(self, id: &str) -> StoreResult<Totp> {
         let row: Option<(Option<String>, bool)> = on_pool!(self.0, pool => sqlx::query_as(
             "SELECT totp_secret, totp_enabled FROM users WHERE id = $1").bind(id).fetch_optional(pool).await)?;
-        Ok(row.map(|(secret, enabled)| Totp { secret, enabled }).unwrap_or_default())
+        let Some((secret, enabled)) = row else { return Ok(Totp::default()) };
+        Ok(Totp { secret: self.0.open_opt(super::sealed::place::TOTP_SECRET, id, secret.as_deref())?, enabled })
     }
 
     /// Starts (or restarts) an enrolment: a new secret, not yet required. `Conflict` when the account
     /// already has a confirmed second factor (an admin resets it first).
     pub async fn begin_totp(self, id: &str, secret: &str) -> StoreResult<()> {
+        let secret = self.0.seal(super::sealed::place::TOTP_SECRET, id, secret)?;
         let done = on_pool!(self.0, pool => sqlx::query(
             "UPDATE users SET totp_secret = $1, totp_last_step = NULL WHERE id = $2 AND totp_enabled = FALSE")
-            .bind(secret).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+            .bind(&secret).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
         if done == 0 {
             return Err(StoreError::Conflict("the second factor is already set up; an admin can reset it".into()));
         }

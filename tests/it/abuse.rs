@@ -429,6 +429,7 @@ pub(crate) async fn sql_text(app: &TestApp, sql: &str) -> String {
 pub(crate) async fn helpline_cli(app: &TestApp, args: &[&str]) -> (Option<i32>, String) {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_helpline"));
     command.arg("--database").arg(&app.db.url).args(args).env("RUST_LOG", "warn").env_remove("HELPLINE_RETENTION_DAYS");
+    command.envs(crate::helpers::key_file_env(&app.db.url));
     tokio::task::spawn_blocking(move || {
         let out = command.output().expect("run helpline");
         (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))

@@ -271,6 +271,7 @@ async fn no_conversation_text_in_logs(backend: Backend) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_helpline"))
         .args(["--database", &db.url, "--log-format", "json", "serve", "--listen", "127.0.0.1:0", "--trusted-proxies", "127.0.0.1"])
         .env("HELPLINE_JWT_SECRET", "canary-test-secret-canary-test-secret")
+        .envs(crate::helpers::key_file_env(&db.url))
         .env("RUST_LOG", "debug,helpline=trace")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -14,6 +14,7 @@ pub(crate) fn helpline(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
         .arg(db)
         .args(args)
         .env("RUST_LOG", "warn")
+        .envs(crate::helpers::key_file_env(db))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1180,6 +1180,7 @@ async fn a_node_on_another_database_refuses_to_join() {
         .args(["--database", &other.url, "serve", "--listen", "127.0.0.1:0", "--redis", &redis_url(), "--node-id", "n2"])
         .args(["--redis-prefix", &prefix])
         .env("HELPLINE_JWT_SECRET", "cluster-test-secret-cluster-test-secret")
+        .envs(crate::helpers::key_file_env(&other.url))
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
         .output();

@@ -37,6 +37,7 @@ pub(crate) async fn spawn_helpline_with(
         .args(["--database", db_url, "serve", "--listen", "127.0.0.1:0", "--trusted-proxies", "127.0.0.1"])
         .args(extra)
         .envs(env.iter().copied())
+        .envs(crate::helpers::key_file_env(db_url))
         .env("HELPLINE_JWT_SECRET", secret)
         .env("RUST_LOG", log)
         .stdout(Stdio::piped())

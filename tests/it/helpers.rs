@@ -105,7 +105,12 @@ impl TestDb {
                 sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.expect("create test database");
                 pool.close().await;
                 let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
-                Some(TestDb { url: format!("{base}/{name}"), pg_name: Some(name), _dir: None })
+                let url = format!("{base}/{name}");
+                // A PostgreSQL node needs a key file: one per test database, known to every store and
+                // server this process opens on it, and passed to the binaries it starts (`key_file_env`).
+                let dir = tempfile::tempdir().expect("temp dir");
+                helpline::store::keys::remember_key_file(&url, &dir.path().join("helpline.keys"));
+                Some(TestDb { url, pg_name: Some(name), _dir: Some(dir) })
             }
         }
     }
@@ -127,6 +132,12 @@ impl Drop for TestDb {
         })
         .join();
     }
+}
+
+/// The environment that gives a `helpline` binary started on `url` its key file (a PostgreSQL test
+/// database's; an SQLite one's sits beside the database file and needs none).
+pub fn key_file_env(url: &str) -> Vec<(&'static str, std::path::PathBuf)> {
+    helpline::store::keys::remembered_key_file(url).map(|p| ("HELPLINE_KEY_FILE", p)).into_iter().collect()
 }
 
 /// A running server, in this process.

@@ -25,6 +25,7 @@ mod openapi;
 mod reports;
 mod routing_live;
 mod scope;
+mod secrets;
 mod staffing;
 mod supervisor;
 mod telephony;
