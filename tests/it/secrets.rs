@@ -224,7 +224,7 @@ async fn keys_move_out_of_server_secrets_on_upgrade(backend: Backend) {
         std::fs::remove_file(&path).expect("no key file yet");
         let app_like = |sql: String| sql;
         for sql in [
-            app_like("DELETE FROM key_checks WHERE name NOT LIKE 'sealed:%' AND name NOT LIKE 'audit-chain:%'".into()),
+            app_like("DELETE FROM key_checks WHERE name NOT LIKE 'sealed:%'".into()),
             format!("INSERT INTO server_secrets (name, value, created_at) VALUES ('jwt_hs256', '{legacy_jwt}', 1)"),
             format!("INSERT INTO server_secrets (name, value, created_at) VALUES ('caller_number_hmac', '{legacy_number}', 1)"),
         ] {
