@@ -47,7 +47,7 @@ pub fn start(state: &AppState, settings: &Settings) {
     let (s, mut t) = (state.clone(), ticker(Duration::from_secs(60)));
     tokio::spawn(async move {
         while t.next().await {
-            s.guard.forget_idle(s.clock.now_ms());
+            s.guard.forget_idle();
         }
     });
 

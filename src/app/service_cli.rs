@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 
-use crate::casework::http::services::NewService;
+use crate::casework::services::NewService;
 use crate::clock::Clock;
 use crate::store::{split_list, Store};
 

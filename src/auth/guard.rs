@@ -4,9 +4,11 @@
 //! address) pair: past the limit that pair alone is locked out (for a minute, doubling at each new
 //! lockout up to an hour), so the right password from another address still gets in. Failures for an
 //! account from anywhere slow it down: past a free allowance each attempt waits a growing delay
-//! (capped) before its password is checked, but is never refused for it. The lockouts themselves
-//! are kept in the database by the login handler (so an admin's unlock, from the API or the command
-//! line, reaches every node); this module only counts.
+//! (capped) before its password is checked, but is never refused for it. The failures and the
+//! lockouts are counted and kept in the database by the login handler (`login_failures`,
+//! `login_lockouts`), so a guesser who spreads tries over every node of a cluster gets no more of them
+//! than on one, and an admin's unlock (API or command line) reaches every node; this module only
+//! decides, from those counts, with the time passed in ([`Guard::lockout_after`], [`Guard::delay_after`]).
 //!
 //! A prankster's script must not push real callers out of the queue, and a password guesser must
 //! not get more than a few tries a minute. Limits are per *network* address: an IPv4 address, or
@@ -37,9 +39,9 @@ pub const ACCOUNT_WINDOW_MS: i64 = 15 * 60_000;
 /// A pair's first lockout; each new one within [`STRIKE_MEMORY_MS`] doubles, up to [`MAX_LOCKOUT_MS`].
 pub const FIRST_LOCKOUT_MS: i64 = 60_000;
 pub const MAX_LOCKOUT_MS: i64 = 3_600_000;
-const STRIKE_MEMORY_MS: i64 = 24 * 3_600_000;
+pub const STRIKE_MEMORY_MS: i64 = 24 * 3_600_000;
 /// Failures of a pair count within this window.
-const PAIR_WINDOW_MS: i64 = 60_000;
+pub const PAIR_WINDOW_MS: i64 = 60_000;
 
 /// The edge limits, from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,17 +91,15 @@ pub struct Guard {
     sockets: Arc<Mutex<HashMap<IpAddr, u32>>>,
     contacts: Option<DefaultKeyedRateLimiter<IpAddr>>,
     logins_by_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    /// Failed logins per (account name, address): recent failure times and lockouts so far.
-    pairs: Mutex<HashMap<(String, IpAddr), PairFailures>>,
-    /// Failed logins per account name from anywhere, recent first-to-last (at most a few dozen kept).
-    accounts: Mutex<HashMap<String, std::collections::VecDeque<i64>>>,
 }
 
-#[derive(Default)]
-struct PairFailures {
-    recent: Vec<i64>,
-    strikes: u32,
-    last_lockout: i64,
+/// What the database counted for a failed login (`store::users::Accounts::login_failure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counted {
+    /// The pair's failures within [`PAIR_WINDOW_MS`] since its last lockout, this one included.
+    pub pair: u32,
+    /// The pair's last lockout remembered: its strikes and when it began.
+    pub last_lockout: Option<(u32, i64)>,
 }
 
 /// A pair locked out after too many failures: until when, and how many times it has been so far.
@@ -140,8 +140,6 @@ impl Guard {
             contacts: per_minute(settings.contacts_per_ip_per_min),
             logins_by_ip: per_minute(settings.logins_per_ip_per_min),
             sockets: Arc::default(),
-            pairs: Mutex::default(),
-            accounts: Mutex::default(),
             settings,
         }
     }
@@ -200,28 +198,23 @@ impl Guard {
         }
     }
 
-    /// Counts a login attempt from `ip`: `Err(Over::Logins)` when the address is over its rate.
-    /// Otherwise the delay the attempt waits before its password is checked (zero unless the account
-    /// had more than [`ACCOUNT_FREE_FAILURES`] failures from anywhere lately).
-    pub fn login_attempt(&self, ip: IpAddr, account: &str, now_ms: i64) -> Result<std::time::Duration, Over> {
-        if let Some(limiter) = &self.logins_by_ip {
-            limiter.check_key(&ip).map_err(|_| Over::Logins)?;
+    /// Counts a login attempt from `ip` (on this node): `Err(Over::Logins)` when the address is over its rate.
+    pub fn login_attempt(&self, ip: IpAddr) -> Result<(), Over> {
+        match &self.logins_by_ip {
+            Some(limiter) => limiter.check_key(&ip).map_err(|_| Over::Logins),
+            None => Ok(()),
         }
-        Ok(self.account_delay(account, now_ms))
     }
 
-    /// The delay an attempt for `account` waits now.
-    pub fn account_delay(&self, account: &str, now_ms: i64) -> std::time::Duration {
+    /// The delay an attempt for an account waits before its password is checked, given the account's
+    /// failures from anywhere within [`ACCOUNT_WINDOW_MS`]: zero up to [`ACCOUNT_FREE_FAILURES`], then
+    /// the first delay doubling at each further failure, capped.
+    pub fn delay_after(&self, account_failures: u32) -> std::time::Duration {
         let base = self.settings.login_delay_ms;
         if base == 0 {
             return std::time::Duration::ZERO;
         }
-        let failures = self
-            .accounts
-            .lock()
-            .map(|m| m.get(&account_key(account)).map_or(0, |f| f.iter().filter(|t| **t > now_ms - ACCOUNT_WINDOW_MS).count()))
-            .unwrap_or(0);
-        let over = failures.saturating_sub(ACCOUNT_FREE_FAILURES);
+        let over = usize::try_from(account_failures).unwrap_or(usize::MAX).saturating_sub(ACCOUNT_FREE_FAILURES);
         if over == 0 {
             return std::time::Duration::ZERO;
         }
@@ -229,70 +222,29 @@ impl Guard {
         std::time::Duration::from_millis(base.saturating_mul(factor).min(MAX_LOGIN_DELAY_MS.max(base)))
     }
 
-    /// Counts a failed login for `account` from `ip`. Past `logins_per_account_per_min` failures of the
-    /// pair within a minute, returns the lockout the pair has earned (the caller records it).
-    pub fn login_failed(&self, ip: IpAddr, account: &str, now_ms: i64) -> Option<Lockout> {
-        let key = account_key(account);
-        if let Ok(mut map) = self.accounts.lock() {
-            let times = map.entry(key.clone()).or_default();
-            times.push_back(now_ms);
-            while times.len() > ACCOUNT_FREE_FAILURES + 32 || times.front().is_some_and(|t| *t <= now_ms - ACCOUNT_WINDOW_MS) {
-                times.pop_front();
-            }
-        }
-        let limit = usize::try_from(self.settings.logins_per_account_per_min).unwrap_or(usize::MAX);
-        if limit == 0 {
+    /// The lockout a pair has earned at `now` with a failure just counted: past
+    /// `logins_per_account_per_min` failures of the pair within a minute (since its last lockout), a
+    /// lockout one strike longer than its last (if that was within [`STRIKE_MEMORY_MS`]); the caller
+    /// records it.
+    pub fn lockout_after(&self, counted: Counted, now_ms: i64) -> Option<Lockout> {
+        let limit = self.settings.logins_per_account_per_min;
+        if limit == 0 || counted.pair <= limit {
             return None;
         }
-        let mut map = self.pairs.lock().ok()?;
-        let pair = map.entry((key, ip)).or_default();
-        pair.recent.retain(|t| *t > now_ms - PAIR_WINDOW_MS);
-        pair.recent.push(now_ms);
-        if pair.recent.len() <= limit {
-            return None;
-        }
-        pair.recent.clear();
-        if now_ms - pair.last_lockout > STRIKE_MEMORY_MS {
-            pair.strikes = 0;
-        }
-        pair.strikes += 1;
-        pair.last_lockout = now_ms;
-        let length = FIRST_LOCKOUT_MS.saturating_mul(1i64 << (pair.strikes - 1).min(20)).min(MAX_LOCKOUT_MS);
-        Some(Lockout { until_ms: now_ms + length, strikes: pair.strikes })
-    }
-
-    /// A successful login from `ip`: that pair's failures are forgotten (the account's stay: they slow a guesser elsewhere).
-    pub fn login_succeeded(&self, ip: IpAddr, account: &str) {
-        if let Ok(mut map) = self.pairs.lock() {
-            map.remove(&(account_key(account), ip));
-        }
-    }
-
-    /// An admin unlocked `account`: every failure counted for it, from every address, is forgotten.
-    pub fn unlock(&self, account: &str) {
-        let key = account_key(account);
-        if let Ok(mut map) = self.pairs.lock() {
-            map.retain(|(name, _), _| *name != key);
-        }
-        if let Ok(mut map) = self.accounts.lock() {
-            map.remove(&key);
-        }
+        let earlier = match counted.last_lockout {
+            Some((strikes, at)) if now_ms - at <= STRIKE_MEMORY_MS => strikes,
+            _ => 0,
+        };
+        let strikes = earlier.saturating_add(1);
+        let length = FIRST_LOCKOUT_MS.saturating_mul(1i64 << (strikes - 1).min(20)).min(MAX_LOCKOUT_MS);
+        Some(Lockout { until_ms: now_ms + length, strikes })
     }
 
     /// Forgets rate-limit state that has fully refilled (called every minute, so the maps stay small under a flood).
-    pub fn forget_idle(&self, now_ms: i64) {
+    pub fn forget_idle(&self) {
         for limiter in [&self.contacts, &self.logins_by_ip].into_iter().flatten() {
             limiter.retain_recent();
             limiter.shrink_to_fit();
-        }
-        if let Ok(mut map) = self.pairs.lock() {
-            map.retain(|_, p| {
-                p.recent.retain(|t| *t > now_ms - PAIR_WINDOW_MS);
-                !p.recent.is_empty() || (p.strikes > 0 && now_ms - p.last_lockout <= STRIKE_MEMORY_MS)
-            });
-        }
-        if let Ok(mut map) = self.accounts.lock() {
-            map.retain(|_, times| times.back().is_some_and(|t| *t > now_ms - ACCOUNT_WINDOW_MS));
         }
     }
 
@@ -392,51 +344,50 @@ mod tests {
         }
         assert_eq!(g.new_contact(ip).unwrap_err(), Over::Contacts);
         assert!(g.new_contact("192.0.2.9".parse().unwrap()).is_ok());
-        // Failures lock the (account, address) pair only, in any case; other addresses and accounts go on.
+        // Failures lock the (account, address) pair only, in any case (the database counts them per
+        // pair, by the normalised name); other addresses and accounts go on.
+        assert_eq!(account_key("ANA "), account_key("Ana"));
         let now = 1_000_000;
         for _ in 0..5 {
-            g.login_attempt(ip, "ana", now).expect("no failures yet");
+            g.login_attempt(ip).expect("no failures yet");
         }
-        assert_eq!(g.login_failed(ip, "ana", now), None);
-        assert_eq!(g.login_failed(ip, "ANA ", now), None, "two failures are within the quota");
-        let lock = g.login_failed(ip, "Ana", now).expect("the third locks the pair");
+        let pair = |n, last| Counted { pair: n, last_lockout: last };
+        assert_eq!(g.lockout_after(pair(1, None), now), None);
+        assert_eq!(g.lockout_after(pair(2, None), now), None, "two failures are within the quota");
+        let lock = g.lockout_after(pair(3, None), now).expect("the third locks the pair");
         assert_eq!(lock, Lockout { until_ms: now + FIRST_LOCKOUT_MS, strikes: 1 });
-        let other: IpAddr = "192.0.2.4".parse().unwrap();
-        assert_eq!(g.login_failed(other, "ana", now), None, "another address has its own count");
-        // A second lockout of the same pair lasts twice as long.
-        for _ in 0..2 {
-            assert_eq!(g.login_failed(ip, "ana", now + 61_000), None);
+        // Another address has its own count: its first failure is the pair's first.
+        assert_eq!(g.lockout_after(pair(1, None), now), None, "another address has its own count");
+        // A second lockout of the same pair lasts twice as long (its count starts again after a lockout).
+        let remembered = Some((lock.strikes, now));
+        for n in 1..=2 {
+            assert_eq!(g.lockout_after(pair(n, remembered), now + 61_000), None);
         }
-        assert_eq!(g.login_failed(ip, "ana", now + 61_000).map(|l| l.until_ms), Some(now + 61_000 + 2 * FIRST_LOCKOUT_MS));
-        g.unlock("ANA");
-        assert_eq!(g.login_attempt(ip, "ana", now).expect("attempt"), std::time::Duration::ZERO, "an unlock forgets the account's failures");
+        assert_eq!(g.lockout_after(pair(3, remembered), now + 61_000).map(|l| l.until_ms), Some(now + 61_000 + 2 * FIRST_LOCKOUT_MS));
+        // Doubling is capped at an hour, and a lockout older than a day is not remembered.
+        let many = g.lockout_after(pair(3, Some((12, now))), now + 1).expect("locked");
+        assert_eq!(many.until_ms - (now + 1), MAX_LOCKOUT_MS);
+        let later = now + STRIKE_MEMORY_MS + 1;
+        assert_eq!(g.lockout_after(pair(3, Some((5, now))), later), Some(Lockout { until_ms: later + FIRST_LOCKOUT_MS, strikes: 1 }));
         // The address limit counts every attempt.
         let many: IpAddr = "192.0.2.77".parse().unwrap();
         for _ in 0..10 {
-            let _ = g.login_attempt(many, "someone", 0);
+            let _ = g.login_attempt(many);
         }
-        assert_eq!(g.login_attempt(many, "someone-else", 0).unwrap_err(), Over::Logins);
+        assert_eq!(g.login_attempt(many).unwrap_err(), Over::Logins);
     }
 
     #[test]
     fn failures_from_anywhere_slow_the_account_down_with_growing_delays() {
         let g = guard(&[]);
-        let now = 5_000_000;
-        let delay = |at| g.account_delay("ion", at).as_millis();
-        for i in 0..ACCOUNT_FREE_FAILURES {
-            assert_eq!(delay(now), 0, "{i} failures are free");
-            g.login_failed(format!("198.51.100.{i}").parse().unwrap(), "ion", now);
+        let delay = |failures: usize| g.delay_after(u32::try_from(failures).unwrap()).as_millis();
+        for i in 0..=ACCOUNT_FREE_FAILURES {
+            assert_eq!(delay(i), 0, "{i} failures are free");
         }
-        assert_eq!(delay(now), 0);
-        let mut seen = Vec::new();
-        for i in 0..8 {
-            g.login_failed(format!("203.0.113.{i}").parse().unwrap(), "ION", now);
-            seen.push(delay(now));
-        }
+        let seen: Vec<u128> = (1..=8).map(|i| delay(ACCOUNT_FREE_FAILURES + i)).collect();
         assert_eq!(seen, [100, 200, 400, 800, 1600, 3200, 6400, 8000], "doubling, capped");
-        assert_eq!(g.account_delay("ana", now).as_millis(), 0, "other accounts are not slowed");
-        assert_eq!(delay(now + ACCOUNT_WINDOW_MS + 1), 0, "failures fade after the window");
-        g.forget_idle(now + ACCOUNT_WINDOW_MS + 1);
-        assert!(g.accounts.lock().unwrap().is_empty());
+        assert_eq!(delay(ACCOUNT_FREE_FAILURES + 40), 8000, "still capped");
+        let off = Guard::new(GuardSettings { login_delay_ms: 0, ..GuardSettings::default() });
+        assert_eq!(off.delay_after(1000), std::time::Duration::ZERO, "delays turned off");
     }
 }

@@ -71,7 +71,33 @@ pub enum Role {
 }
 
 /// Cluster mode: carries a frame for supervisors (`helpline`: what it is about, None: everyone) to the other nodes.
-pub type SupervisorHook = Box<dyn Fn(Option<&str>, &Utf8Bytes) + Send + Sync>;
+pub type SupervisorHook = Box<dyn Fn(&Audience, &Utf8Bytes) + Send + Sync>;
+
+/// Which supervisors a frame is for: every one, or those whose scope covers at least one of these
+/// helplines (a supervisor of every helpline gets them all).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Audience {
+    All,
+    Of(Vec<String>),
+}
+
+impl Audience {
+    /// The supervisors of `helpline`, or every supervisor for None.
+    pub fn of(helpline: Option<&str>) -> Audience {
+        match helpline {
+            Some(h) => Audience::Of(vec![h.to_string()]),
+            None => Audience::All,
+        }
+    }
+
+    /// A supervisor whose scope is `scope` (None: every helpline) is in this audience.
+    pub fn includes(&self, scope: Option<&[String]>) -> bool {
+        match (scope, self) {
+            (None, _) | (_, Audience::All) => true,
+            (Some(list), Audience::Of(helplines)) => helplines.iter().any(|h| list.contains(h)),
+        }
+    }
+}
 
 /// The receiving half, owned by the socket's session.
 pub struct Inbox {
@@ -501,21 +527,22 @@ impl Hub {
 
     /// Sends a frame about `helpline` to every supervisor who may see it (cluster mode: on every node).
     pub fn event_to_supervisors(&self, helpline: Option<&str>, event: &ServerEvent) {
-        let text: Utf8Bytes = event.to_json().into();
-        if let Some(hook) = self.supervisor_hook.get() {
-            hook(helpline, &text);
-        }
-        self.text_to_supervisors(helpline, text);
+        self.event_to_audience(&Audience::of(helpline), event);
     }
 
-    /// Sends a frame about `helpline` to every supervisor of this process who may see it.
-    pub fn text_to_supervisors(&self, helpline: Option<&str>, text: Utf8Bytes) {
+    /// Sends a frame to the supervisors of `audience` (cluster mode: on every node).
+    pub fn event_to_audience(&self, audience: &Audience, event: &ServerEvent) {
+        let text: Utf8Bytes = event.to_json().into();
+        if let Some(hook) = self.supervisor_hook.get() {
+            hook(audience, &text);
+        }
+        self.text_to_supervisors(audience, text);
+    }
+
+    /// Sends a frame to the supervisors of this process in `audience`.
+    pub fn text_to_supervisors(&self, audience: &Audience, text: Utf8Bytes) {
         for (outbox, scope) in self.supervisors() {
-            let visible = match (&scope, helpline) {
-                (None, _) | (_, None) => true,
-                (Some(list), Some(h)) => list.iter().any(|x| x == h),
-            };
-            if visible {
+            if audience.includes(scope.as_deref()) {
                 outbox.push(Outgoing::Frame(text.clone()));
             }
         }

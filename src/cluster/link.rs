@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::wire::{self, CommandError, Envelope, ForNode, NodeItem, Remote, ReplyId, ToLeader, PROTOCOL, UNVERSIONED};
 use crate::chat::engine_task::{contact_key, profile_of, status_of, EngineCommand};
 use crate::chat::forward::{from_session, Answer, Local as Here, Translate};
-use crate::chat::hub::{ConnId, Hub, Outbox, Outgoing, RemotePush, Role, Seen, Watch};
+use crate::chat::hub::{Audience, ConnId, Hub, Outbox, Outgoing, RemotePush, Role, Seen, Watch};
 use crate::chat::relay::{Rejoining, RelayCommand};
 use crate::protocol::CounsellorStatus;
 use crate::routing::Input;
@@ -464,7 +464,7 @@ impl Link {
                     tokio::spawn(async move { crate::chat::exchange::deliver_pending_to(&store, &hub, now, &gateway, None).await });
                 }
             }
-            NodeItem::Supervisors { helpline, text } => self.hub.text_to_supervisors(helpline.as_deref(), text.into()),
+            NodeItem::Supervisors { audience, text } => self.hub.text_to_supervisors(&audience, text.into()),
             NodeItem::Board { json } => match serde_json::from_str::<crate::protocol::board::Dashboard>(&json) {
                 Ok(board) => self.hub.board_to_supervisors(&board),
                 Err(err) => tracing::error!(error = %err, "undecodable supervisor board from the leader"),
@@ -624,9 +624,9 @@ impl Link {
     }
 
     /// A frame for supervisors, to every other live node (alerts are not repeated by a later board).
-    pub fn supervisors_to_peers(&self, helpline: Option<&str>, text: &str) {
+    pub fn supervisors_to_peers(&self, audience: &Audience, text: &str) {
         for peer in self.peers() {
-            self.to_node(&peer.id, &NodeItem::Supervisors { helpline: helpline.map(str::to_string), text: text.to_string() });
+            self.to_node(&peer.id, &NodeItem::Supervisors { audience: audience.clone(), text: text.to_string() });
         }
     }
 

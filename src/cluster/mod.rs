@@ -158,9 +158,9 @@ impl Cluster {
             }
         }));
         let weak = Arc::downgrade(&link);
-        hub.set_supervisor_hook(Box::new(move |helpline, text| {
+        hub.set_supervisor_hook(Box::new(move |audience, text| {
             if let Some(link) = weak.upgrade() {
-                link.supervisors_to_peers(helpline, text.as_str());
+                link.supervisors_to_peers(audience, text.as_str());
             }
         }));
         let weak = Arc::downgrade(&link);

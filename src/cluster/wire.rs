@@ -18,11 +18,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::chat::engine_task::EngineCommand;
 use crate::chat::forward::Side;
-use crate::chat::hub::{ConnId, Role, Seen, Watch};
+use crate::chat::hub::{Audience, ConnId, Role, Seen, Watch};
 use crate::chat::relay::RelayCommand;
 
 /// The version of what this release writes to Redis, and the only one it reads.
-pub const PROTOCOL: u32 = 3;
+pub const PROTOCOL: u32 = 4;
 /// The version of an entry that carries none: written by a release before versions.
 pub const UNVERSIONED: u32 = 1;
 
@@ -92,8 +92,9 @@ pub enum NodeItem {
     Reply { req: ReplyId, answered: bool, value: serde_json::Value },
     /// The leader holding `token` asks this node to register its live sockets with it ([`ToLeader::Rejoin`]).
     Rejoin { token: i64 },
-    /// A frame for this node's supervisors who may see `helpline` (None: all of them).
-    Supervisors { helpline: Option<String>, text: String },
+    /// A frame for this node's supervisors in `audience` (since version 4: a list of helplines, so
+    /// an alert about a counsellor reaches only the supervisors of their helplines).
+    Supervisors { audience: Audience, text: String },
     /// The leader's whole supervisor board (a `Dashboard`, JSON): each supervisor gets the part they may see.
     Board { json: String },
     /// Exchange `gateway` has commands no socket took where they were committed: hand its pending
@@ -260,9 +261,9 @@ mod tests {
     fn the_leaders_own_commands_never_cross() {
         let ended = RelayCommand::<Remote>::Ended { contact: "c1".into(), reason: "caller_ended".into() };
         assert!(encode_command("i".into(), "n2".into(), vec![], ToLeader::Relay(ended)).is_err());
-        let json = r#"{"v":3,"id":"i","from":"n2","replies":[],"command":{"Relay":{"Ended":{"contact":"c1","reason":"x"}}}}"#;
+        let json = r#"{"v":4,"id":"i","from":"n2","replies":[],"command":{"Relay":{"Ended":{"contact":"c1","reason":"x"}}}}"#;
         assert!(matches!(decode_command(json), Err(CommandError::Undecodable(_))), "not a variant that crosses");
-        let tick = r#"{"v":3,"id":"i","from":"n2","replies":[],"command":{"Engine":{"Snapshot":3}}}"#;
+        let tick = r#"{"v":4,"id":"i","from":"n2","replies":[],"command":{"Engine":{"Snapshot":3}}}"#;
         assert!(matches!(decode_command(tick), Err(CommandError::Undecodable(_))));
     }
 
@@ -295,9 +296,9 @@ mod tests {
     #[test]
     fn a_command_of_another_version_is_refused_never_misread() {
         // The same shape as a command of this version, under another number: refused all the same.
-        let newer = r#"{"v":4,"id":"i","from":"n9","replies":[4,5],"command":{"Relay":{"Typing":{"contact":"c","party":"caller","sender_id":null,"active":true}}}}"#;
+        let newer = r#"{"v":5,"id":"i","from":"n9","replies":[4,5],"command":{"Relay":{"Typing":{"contact":"c","party":"caller","sender_id":null,"active":true}}}}"#;
         match decode_command(newer) {
-            Err(CommandError::Version { theirs: 4, from, replies }) => {
+            Err(CommandError::Version { theirs: 5, from, replies }) => {
                 assert_eq!(from.as_deref(), Some("n9"));
                 assert_eq!(replies, vec![4, 5]);
             }
@@ -316,7 +317,22 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(decode_command("[1,2]"), Err(CommandError::Undecodable(_))));
-        assert!(matches!(decode_command(r#"{"v":3,"id":"i"}"#), Err(CommandError::Undecodable(_))));
+        assert!(matches!(decode_command(r#"{"v":4,"id":"i"}"#), Err(CommandError::Undecodable(_))));
+    }
+
+    #[test]
+    fn a_frame_for_supervisors_names_its_helplines() {
+        let item = NodeItem::Supervisors { audience: Audience::Of(vec!["children".into(), "lgbt".into()]), text: "{}".into() };
+        let json = encode_item(&item).expect("encodes");
+        match decode_node(&json) {
+            Ok(ForNode::Item(NodeItem::Supervisors { audience, .. })) => {
+                assert_eq!(audience, Audience::Of(vec!["children".into(), "lgbt".into()]));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Version 3's form (one helpline, or none for every supervisor) is refused, never read as "everyone".
+        let old = r#"{"v":3,"item":{"Supervisors":{"helpline":null,"text":"{}"}}}"#;
+        assert!(matches!(decode_node(old), Ok(ForNode::Version { theirs: 3 })));
     }
 
     #[test]
@@ -326,13 +342,13 @@ mod tests {
         let refusal = encode_refusal(vec![8, 9]).expect("encodes");
         assert!(matches!(decode_node(&refusal), Ok(ForNode::Refused { by: PROTOCOL, replies }) if replies == vec![8, 9]));
         // A refusal from a leader of another version is read all the same: its outer fields are stable.
-        let newer_refusal = r#"{"v":4,"refused":{"replies":[1]},"extra":{"whatever":true}}"#;
-        assert!(matches!(decode_node(newer_refusal), Ok(ForNode::Refused { by: 4, replies }) if replies == vec![1]));
-        let newer = r#"{"v":4,"item":{"Frame":{"conn":3,"text":"{}"}}}"#;
-        assert!(matches!(decode_node(newer), Ok(ForNode::Version { theirs: 4 })), "same shape, other version: not read");
+        let newer_refusal = r#"{"v":5,"refused":{"replies":[1]},"extra":{"whatever":true}}"#;
+        assert!(matches!(decode_node(newer_refusal), Ok(ForNode::Refused { by: 5, replies }) if replies == vec![1]));
+        let newer = r#"{"v":5,"item":{"Frame":{"conn":3,"text":"{}"}}}"#;
+        assert!(matches!(decode_node(newer), Ok(ForNode::Version { theirs: 5 })), "same shape, other version: not read");
         let legacy = r#"{"Frame":{"conn":3,"text":"{}"}}"#;
         assert!(matches!(decode_node(legacy), Ok(ForNode::Version { theirs: UNVERSIONED })));
-        assert!(decode_node(r#"{"v":3}"#).is_err(), "neither an item nor a refusal");
+        assert!(decode_node(r#"{"v":4}"#).is_err(), "neither an item nor a refusal");
         assert!(decode_node("nonsense").is_err());
     }
 

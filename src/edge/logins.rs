@@ -13,11 +13,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::guard::account_key;
+use crate::auth::guard::{account_key, Counted, ACCOUNT_WINDOW_MS, PAIR_WINDOW_MS, STRIKE_MEMORY_MS};
 use crate::auth::keyed::{login_name_hash, LOGIN_NAME_KEY};
 use crate::auth::{dummy_hash, hash_password, totp, verify_password};
 use crate::protocol::ErrorCode;
-use crate::state::access::AuthUser;
+use crate::state::access::{AuthUser, Scope};
 use crate::state::error::{AppError, ErrorBody};
 use crate::state::AppState;
 use crate::store::users::{LoginLockout, Role, User};
@@ -56,23 +56,25 @@ pub async fn password_factor(state: &AppState, from: &Origin, username: &str, pa
     let now = state.clock.now_ms();
     let hashed = name_hash(state, username).await?;
     let address = from.ip.to_string();
-    let delay = match state.guard.login_attempt(from.ip, username, now) {
-        Ok(delay) => delay,
-        Err(_) => {
-            let _ = state.store.audit_log().audit(now, "anonymous", "login_throttled", Some(&hashed), Some(&address)).await;
-            return Err(AppError::new(ErrorCode::RateLimited, "too many login attempts from this address; wait a minute and try again"));
-        }
-    };
+    if state.guard.login_attempt(from.ip).is_err() {
+        let _ = state.store.audit_log().audit(now, "anonymous", "login_throttled", Some(&hashed), Some(&address)).await;
+        return Err(AppError::new(ErrorCode::RateLimited, "too many login attempts from this address; wait a minute and try again"));
+    }
     if let Some(until) = state.store.accounts().login_locked_until(&hashed, &address, now).await? {
         let found = state.store.accounts().user_with_hash(&account_key(username)).await?;
         let target = found.as_ref().map_or(hashed.as_str(), |(u, _)| u.id.as_str());
         let _ = state.store.audit_log().audit(now, "anonymous", "login_throttled", Some(target), Some(&address)).await;
+        let seconds = (until - now + 999) / 1000;
         let minutes = (until - now + 59_999) / 60_000;
         return Err(AppError::new(
             ErrorCode::RateLimited,
             format!("too many failed logins for this account from this address; try again in {minutes} min, or ask an admin to unlock it"),
-        ));
+        )
+        .retry_after(u64::try_from(seconds).unwrap_or(1)));
     }
+    // The account's failures from every address, on every node, slow its attempts down.
+    let failures = state.store.accounts().account_failures(&hashed, now - ACCOUNT_WINDOW_MS).await?;
+    let delay = state.guard.delay_after(failures);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
@@ -86,7 +88,7 @@ pub async fn password_factor(state: &AppState, from: &Origin, username: &str, pa
     match user {
         Some(u) if ok && !u.disabled => Ok(u),
         other => {
-            failed(state, from, username, other.as_ref(), &hashed, "password").await;
+            failed(state, from, other.as_ref(), &hashed, "password").await;
             Err(AppError::unauthorized("wrong username or password, or the account is disabled"))
         }
     }
@@ -95,13 +97,22 @@ pub async fn password_factor(state: &AppState, from: &Origin, username: &str, pa
 /// Counts and audits a failed login (`what` failed: the password or the second factor); records and
 /// audits the lockout it may earn the pair. The name typed is audited as its keyed hash, or as the
 /// account's id when it is one.
-async fn failed(state: &AppState, from: &Origin, username: &str, user: Option<&User>, hashed: &str, what: &str) {
+async fn failed(state: &AppState, from: &Origin, user: Option<&User>, hashed: &str, what: &str) {
     let now = state.clock.now_ms();
     let target = user.map_or(hashed, |u| u.id.as_str());
     let _ = state.store.audit_log().audit(now, "anonymous", "login_failed", Some(target), Some(what)).await;
-    let Some(lock) = state.guard.login_failed(from.ip, username, now) else { return };
     let address = from.ip.to_string();
-    if let Err(e) = state.store.accounts().lock_login(hashed, &address, user.map(|u| u.id.as_str()), now, lock.until_ms, lock.strikes).await {
+    // Counted in the database, so a guesser spread over the nodes of a cluster gets no more tries.
+    let counted = match state.store.accounts().login_failure(hashed, &address, now, now - PAIR_WINDOW_MS, now - ACCOUNT_WINDOW_MS).await {
+        Ok(counted) => counted,
+        Err(e) => {
+            tracing::error!(error = %e, "counting a failed login failed");
+            return;
+        }
+    };
+    let Some(lock) = state.guard.lockout_after(Counted { pair: counted.pair, last_lockout: counted.last_lockout }, now) else { return };
+    let forget_before = now - STRIKE_MEMORY_MS;
+    if let Err(e) = state.store.accounts().lock_login(hashed, &address, user.map(|u| u.id.as_str()), now, lock.until_ms, lock.strikes, forget_before).await {
         tracing::error!(error = %e, "recording a login lockout failed");
     }
     let detail = serde_json::json!({"address": address, "until": lock.until_ms, "strikes": lock.strikes}).to_string();
@@ -166,15 +177,22 @@ pub async fn second_factor(state: &AppState, from: &Origin, username: &str, user
         Some(codes) => Ok(codes),
         None => {
             let hashed = name_hash(state, username).await?;
-            failed(state, from, username, Some(user), &hashed, "second factor").await;
+            failed(state, from, Some(user), &hashed, "second factor").await;
             Err(AppError::unauthorized("wrong or already used code"))
         }
     }
 }
 
-/// A successful login from `from`: the pair's failures are forgotten.
-pub fn signed_in(state: &AppState, from: &Origin, username: &str) {
-    state.guard.login_succeeded(from.ip, username);
+/// A successful login from `from`: the pair's failures no longer count towards its lockout (they
+/// still slow the account down from elsewhere), on every node.
+pub async fn signed_in(state: &AppState, from: &Origin, username: &str) {
+    let forgot = match name_hash(state, username).await {
+        Ok(hashed) => state.store.accounts().login_succeeded(&hashed, &from.ip.to_string(), state.clock.now_ms()).await.map_err(AppError::from),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = forgot {
+        tracing::warn!(error = %e, "forgetting a pair's failed logins after a login failed");
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -213,7 +231,7 @@ async fn totp_enrol(
         .map_err(|e| AppError::new(ErrorCode::BadField, format!("expected {{\"username\", \"password\"}}: {e}")))?;
     let from = Origin::new(&state, peer, &headers);
     let user = password_factor(&state, &from, &req.username, &req.password).await?;
-    signed_in(&state, &from, &req.username);
+    signed_in(&state, &from, &req.username).await;
     let secret = totp::new_secret();
     let otpauth_uri = totp::uri(&secret, &user.username).ok_or_else(AppError::internal)?;
     state.store.accounts().begin_totp(&user.id, &secret).await?;
@@ -318,7 +336,7 @@ pub struct Unlocked {
 }
 
 /// `POST /api/v1/users/{username}/unlock` (admins): lifts every lockout of the account, from every
-/// address, and forgets its failures on this node (its delays end). Audited.
+/// address, and forgets its failures on every node (its delays end). Audited.
 #[utoipa::path(post, path = "/api/v1/users/{username}/unlock", tag = "accounts", security(("bearer" = [])),
     params(("username" = String, Path, description = "the account (any case)")),
     responses(
@@ -331,7 +349,6 @@ async fn unlock(State(state): State<AppState>, auth: AuthUser, Path(username): P
     let user = account(&state, &username).await?;
     let now = state.clock.now_ms();
     let lifted = state.store.accounts().unlock_login(&name_hash(&state, &user.username).await?, now).await?;
-    state.guard.unlock(&user.username);
     state.store.audit_log().audit(now, &auth.user.id, "login_unlock", Some(&user.id), Some(&lifted.to_string())).await?;
     Ok(Json(Unlocked { lifted }))
 }
@@ -354,15 +371,39 @@ async fn reset_totp(State(state): State<AppState>, auth: AuthUser, Path(username
 }
 
 /// `GET /api/v1/lockouts` (supervisors and admins): the (account, address) pairs locked out now after
-/// failed logins, latest first. A name that is no account shows without `username`.
+/// failed logins, latest first. An admin (or a supervisor granted every helpline) sees them all, a
+/// name that is no account without `username`; a supervisor only those of accounts serving (first-line
+/// or as backup) a helpline they supervise.
 #[utoipa::path(get, path = "/api/v1/lockouts", tag = "accounts", security(("bearer" = [])),
     responses(
-        (status = 200, description = "the lockouts in force", body = Vec<LoginLockout>),
+        (status = 200, description = "the lockouts in force of accounts in the caller's scope", body = Vec<LoginLockout>),
         (status = 403, description = "supervisors and admins only", body = ErrorBody),
     ))]
 async fn lockouts(State(state): State<AppState>, auth: AuthUser) -> Result<Json<Vec<LoginLockout>>, AppError> {
     if !matches!(auth.user.role, Role::Supervisor | Role::Admin) {
         return Err(AppError::forbidden("supervisors and admins only"));
     }
-    Ok(Json(state.store.accounts().login_lockouts(state.clock.now_ms()).await?))
+    let all = state.store.accounts().login_lockouts(state.clock.now_ms()).await?;
+    let scope = Scope::of(&auth.user);
+    if scope == Scope::All {
+        return Ok(Json(all));
+    }
+    let mut seen: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+    let mut shown = Vec::new();
+    for lockout in all {
+        let Some(id) = lockout.user_id.clone() else { continue };
+        let in_scope = match seen.get(&id) {
+            Some(known) => *known,
+            None => {
+                let account = state.store.accounts().user(&id).await?;
+                let covered = account.is_some_and(|u| scope.covers_any(u.helplines.iter().chain(&u.backup_helplines)));
+                seen.insert(id, covered);
+                covered
+            }
+        };
+        if in_scope {
+            shown.push(lockout);
+        }
+    }
+    Ok(Json(shown))
 }

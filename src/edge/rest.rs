@@ -145,7 +145,7 @@ async fn login(
     let from = crate::edge::logins::Origin::new(&state, peer, &headers);
     let user = crate::edge::logins::password_factor(&state, &from, &req.username, &req.password).await?;
     let recovery_codes = crate::edge::logins::second_factor(&state, &from, &req.username, &user, req.totp_code.as_deref()).await?;
-    crate::edge::logins::signed_in(&state, &from, &req.username);
+    crate::edge::logins::signed_in(&state, &from, &req.username).await;
     let now = state.clock.now_ms();
     let refresh_token = crate::auth::random_token(32);
     let family = crate::store::new_id();

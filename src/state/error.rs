@@ -25,6 +25,10 @@ impl AppError {
         self.details.get_or_insert_with(Default::default).insert(key.to_string(), value);
         self
     }
+    /// A `rate_limited` answer's wait: its `Retry-After` header (and `retry_after_s` in the body).
+    pub fn retry_after(self, seconds: u64) -> AppError {
+        self.with("retry_after_s", serde_json::Value::from(seconds.max(1)))
+    }
     pub fn unauthorized(message: impl Into<String>) -> AppError {
         AppError::new(ErrorCode::Unauthorized, message)
     }
@@ -100,12 +104,13 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut details = self.details.unwrap_or_default();
+        let retry_after = details.get("retry_after_s").and_then(serde_json::Value::as_u64).unwrap_or(60);
         details.remove("code");
         details.remove("message");
         let body = ErrorBody { code: self.code, message: self.message, details };
         let mut response = (status, Json(body)).into_response();
         if self.code == ErrorCode::RateLimited {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("60"));
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(retry_after));
         }
         response
     }

@@ -264,6 +264,17 @@ pub struct LoginLockout {
     pub strikes: i64,
 }
 
+/// What a failed login leaves counted (see `Accounts::login_failure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginFailures {
+    /// The pair's failures within its window and since its last lockout, this one included.
+    pub pair: u32,
+    /// The account's failures from every address within its window, this one included.
+    pub account: u32,
+    /// The pair's last lockout remembered: its strikes and when it began.
+    pub last_lockout: Option<(u32, i64)>,
+}
+
 /// An account's second factor as stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Totp {
@@ -359,10 +370,11 @@ impl Accounts<'_> {
     }
 
     /// Records a lockout of the pair (`account_hash`, `address`) until `until` (replacing an earlier
-    /// one), and forgets lockouts that have ended (their addresses are not kept).
-    pub async fn lock_login(self, account_hash: &str, address: &str, user_id: Option<&str>, now: i64, until: i64, strikes: u32) -> StoreResult<()> {
+    /// one), and forgets lockouts that ended before `forget_before` (their addresses are not kept
+    /// longer; an ended lockout is kept until then only so the pair's next one lasts longer).
+    pub async fn lock_login(self, account_hash: &str, address: &str, user_id: Option<&str>, now: i64, until: i64, strikes: u32, forget_before: i64) -> StoreResult<()> {
         on_pool!(self.0, pool => sqlx::query("DELETE FROM login_lockouts WHERE locked_until <= $1")
-            .bind(now).execute(pool).await.map(|_| ()))?;
+            .bind(forget_before).execute(pool).await.map(|_| ()))?;
         on_pool!(self.0, pool => sqlx::query(
             "INSERT INTO login_lockouts (account_hash, address, user_id, locked_at, locked_until, strikes)
              VALUES ($1, $2, $3, $4, $5, $6)
@@ -371,6 +383,55 @@ impl Accounts<'_> {
                  locked_until = excluded.locked_until, strikes = excluded.strikes")
             .bind(account_hash).bind(address).bind(user_id).bind(now).bind(until).bind(i64::from(strikes))
             .execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Counts a failed login of the pair (`account_hash`, `address`) at `now`, for every node, and
+    /// returns what decides its lockout: the pair's failures since `pair_since` and since its last
+    /// lockout, the account's failures (from every address) since `account_since`, and the pair's
+    /// last lockout (its strikes and when it was, if one is remembered). Failures from before
+    /// `account_since` are forgotten.
+    pub async fn login_failure(self, account_hash: &str, address: &str, now: i64, pair_since: i64, account_since: i64) -> StoreResult<LoginFailures> {
+        let (pair, account, last): (i64, i64, Option<(i64, i64)>) = on_writer!(self.0, pool => async {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("DELETE FROM login_failures WHERE failed_at <= $1").bind(account_since).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO login_failures (account_hash, address, failed_at) VALUES ($1, $2, $3)")
+                .bind(account_hash).bind(address).bind(now).execute(&mut *tx).await?;
+            let last: Option<(i64, i64)> = sqlx::query_as(
+                "SELECT CAST(strikes AS BIGINT), locked_at FROM login_lockouts WHERE account_hash = $1 AND address = $2")
+                .bind(account_hash).bind(address).fetch_optional(&mut *tx).await?;
+            let since = last.map_or(pair_since, |(_, at)| at.max(pair_since));
+            let (pair,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM login_failures WHERE account_hash = $1 AND address = $2 AND failed_at > $3")
+                .bind(account_hash).bind(address).bind(since).fetch_one(&mut *tx).await?;
+            let (account,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM login_failures WHERE account_hash = $1 AND failed_at > $2")
+                .bind(account_hash).bind(account_since).fetch_one(&mut *tx).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>((pair, account, last))
+        }.await)?;
+        Ok(LoginFailures {
+            pair: u32::try_from(pair).unwrap_or(u32::MAX),
+            account: u32::try_from(account).unwrap_or(u32::MAX),
+            last_lockout: last.map(|(strikes, at)| (u32::try_from(strikes).unwrap_or(u32::MAX), at)),
+        })
+    }
+
+    /// The account's failed logins (from every address, every node) since `since`.
+    pub async fn account_failures(self, account_hash: &str, since: i64) -> StoreResult<u32> {
+        let (n,): (i64,) = on_pool!(self.0, pool => sqlx::query_as(
+            "SELECT COUNT(*) FROM login_failures WHERE account_hash = $1 AND failed_at > $2")
+            .bind(account_hash).bind(since).fetch_one(pool).await)?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// The pair signed in: its failures no longer count towards its lockout (they still count towards
+    /// the account's delay, without their address), and its ended lockouts are forgotten.
+    pub async fn login_succeeded(self, account_hash: &str, address: &str, now: i64) -> StoreResult<()> {
+        on_pool!(self.0, pool => sqlx::query("UPDATE login_failures SET address = '' WHERE account_hash = $1 AND address = $2")
+            .bind(account_hash).bind(address).execute(pool).await.map(|_| ()))?;
+        on_pool!(self.0, pool => sqlx::query("DELETE FROM login_lockouts WHERE account_hash = $1 AND address = $2 AND locked_until <= $3")
+            .bind(account_hash).bind(address).bind(now).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
@@ -393,13 +454,16 @@ impl Accounts<'_> {
     }
 
     /// Lifts every lockout of an account name (by its keyed hash), from every address, and forgets
-    /// expired ones; returns how many were in force.
+    /// its failures and ended lockouts (its delays and doubling start afresh on every node); returns
+    /// how many lockouts were in force.
     pub async fn unlock_login(self, account_hash: &str, now: i64) -> StoreResult<u64> {
         let done = on_pool!(self.0, pool => sqlx::query(
             "DELETE FROM login_lockouts WHERE account_hash = $1 AND locked_until > $2")
             .bind(account_hash).bind(now).execute(pool).await.map(|r| r.rows_affected()))?;
-        on_pool!(self.0, pool => sqlx::query("DELETE FROM login_lockouts WHERE locked_until <= $1")
-            .bind(now).execute(pool).await.map(|_| ()))?;
+        on_pool!(self.0, pool => sqlx::query("DELETE FROM login_lockouts WHERE account_hash = $1")
+            .bind(account_hash).execute(pool).await.map(|_| ()))?;
+        on_pool!(self.0, pool => sqlx::query("DELETE FROM login_failures WHERE account_hash = $1")
+            .bind(account_hash).execute(pool).await.map(|_| ()))?;
         Ok(done)
     }
 }

@@ -225,6 +225,14 @@ impl TestApp {
         (TestApp { addr, store, http: reqwest::Client::new(), clock, stop: Some(stop), server: Some(server), db }, state)
     }
 
+    /// A second server on this one's database (which stays this one's to drop): two nodes sharing a
+    /// database, each with its own in-memory state.
+    pub async fn another_on_the_same_database(&self) -> TestApp {
+        let db = TestDb { url: self.db.url.clone(), pg_name: None, _dir: None };
+        let store = Store::connect(&db.url).await.expect("connect");
+        Self::start(db, store).await
+    }
+
     /// Stops the server gracefully and starts a new one on the same database.
     pub async fn restart(mut self) -> TestApp {
         self.shutdown().await;

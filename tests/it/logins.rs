@@ -16,6 +16,9 @@ crate::on_both_backends!(
     totp_enrolment_login_and_recovery_codes,
     the_password_rule_holds_on_every_path,
     user_add_works_on_a_fresh_database,
+    lockouts_are_listed_only_in_the_supervisors_scope,
+    a_lockout_says_how_long_is_left,
+    failures_are_counted_across_nodes_sharing_a_database,
 );
 
 /// A login attempt from the client address `from` (a trusted proxy on loopback forwards it).
@@ -347,4 +350,90 @@ async fn user_add_works_on_a_fresh_database(backend: Backend) {
     )
     .await;
     assert!(ok && out.contains("created ion"), "{out}");
+}
+
+/// `GET /api/v1/lockouts` lists only lockouts of accounts in the supervisor's scope: a supervisor of
+/// children sees ion's (children), not ana's (family_violence) nor a name that is no account; a
+/// supervisor of no helpline sees none; an admin sees them all.
+async fn lockouts_are_listed_only_in_the_supervisors_scope(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    app.add_user("ion", Role::Counsellor, &["children"], &["ro"], 3).await;
+    app.add_user("ana", Role::Counsellor, &["family_violence"], &["ro"], 3).await;
+    app.add_user("maria", Role::Supervisor, &["children"], &["ro"], 3).await;
+    app.add_user("petru", Role::Supervisor, &["family_violence"], &["ro"], 3).await;
+    app.add_user("nobody", Role::Supervisor, &[], &["ro"], 3).await;
+    app.add_user("root", Role::Admin, &[], &["ro"], 3).await;
+    for (name, from) in [("ion", "198.51.100.80"), ("ana", "198.51.100.81"), ("no-such-name", "198.51.100.82")] {
+        for i in 0..6 {
+            assert_eq!(login_from(&app, from, name, &format!("wrong-{i}")).await, 401);
+        }
+        assert_eq!(login_from(&app, from, name, "whatever-it-is").await, 429, "{name} is locked out from {from}");
+    }
+    let listed = |who: &'static str| {
+        let app = &app;
+        async move {
+            let token = app.login(who).await;
+            let res = app.http.get(app.url("/api/v1/lockouts")).bearer_auth(&token).send().await.expect("lockouts");
+            assert_eq!(res.status(), 200, "{who}");
+            let list: Value = res.json().await.expect("json");
+            let mut addresses: Vec<String> =
+                list.as_array().expect("array").iter().map(|l| l["address"].as_str().expect("address").to_string()).collect();
+            addresses.sort();
+            addresses
+        }
+    };
+    assert_eq!(listed("maria").await, ["198.51.100.80"], "a supervisor of children: ion's only");
+    assert_eq!(listed("petru").await, ["198.51.100.81"], "a supervisor of family_violence: ana's only");
+    assert!(listed("nobody").await.is_empty(), "a supervisor of no helpline: none");
+    assert_eq!(listed("root").await, ["198.51.100.80", "198.51.100.81", "198.51.100.82"], "an admin: all");
+}
+
+/// A locked-out pair is told how long is left, in the `Retry-After` header and the body, and the
+/// time shrinks as the lockout runs down.
+async fn a_lockout_says_how_long_is_left(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    app.add_user("ion", Role::Counsellor, &["children"], &["ro"], 3).await;
+    let from = "198.51.100.90";
+    for i in 0..6 {
+        assert_eq!(login_from(&app, from, "ion", &format!("wrong-{i}")).await, 401);
+    }
+    let retry_after = || async {
+        let res = app
+            .http
+            .post(app.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", from)
+            .json(&json!({"username": "ion", "password": "ion-password"}))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(res.status(), 429);
+        let header: u64 = res.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+        let body: Value = res.json().await.expect("json");
+        assert_eq!(body["retry_after_s"].as_u64(), Some(header), "{body}");
+        header
+    };
+    let first = retry_after().await;
+    assert!((55..=60).contains(&first), "a first lockout lasts a minute: {first}");
+    app.clock.advance(40_000);
+    let later = retry_after().await;
+    assert!(later <= first - 39 && later >= 1, "40 s later: {later} (was {first})");
+    app.clock.advance(21_000);
+    assert_eq!(login_from(&app, from, "ion", "ion-password").await, 200, "the lockout is over");
+}
+
+/// Two nodes on one database: a guesser who spreads tries over both gets no more of them than on one
+/// (failures are counted in the database), and the lockout holds on both.
+async fn failures_are_counted_across_nodes_sharing_a_database(backend: Backend) {
+    let Some(one) = TestApp::spawn(backend).await else { return };
+    one.add_user("ion", Role::Counsellor, &["children"], &["ro"], 3).await;
+    let mut two = one.another_on_the_same_database().await;
+    let from = "198.51.100.95";
+    for i in 0..3 {
+        assert_eq!(login_from(&one, from, "ion", &format!("one-{i}")).await, 401);
+        assert_eq!(login_from(&two, from, "ion", &format!("two-{i}")).await, 401);
+    }
+    assert_eq!(login_from(&one, from, "ion", "ion-password").await, 429, "six failures over two nodes lock the pair on the first");
+    assert_eq!(login_from(&two, from, "ion", "ion-password").await, 429, "and on the second");
+    assert_eq!(login_from(&two, "203.0.113.95", "ion", "ion-password").await, 200, "another address still gets in");
+    two.shutdown().await;
 }

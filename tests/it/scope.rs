@@ -19,7 +19,8 @@ crate::on_both_backends!(
     a_counsellor_of_two_helplines_shows_each_supervisor_only_their_contacts,
     offline_calls_only_for_served_helplines_and_no_caller_hash,
     socket_findings_close_codes_typing_roles_and_resume,
-    http_findings_no_store_framing_and_metrics_token
+    http_findings_no_store_framing_and_metrics_token,
+    a_counsellor_away_alert_reaches_only_the_supervisors_of_their_helplines
 );
 
 const USERS: [&str; 6] = ["ana", "maria", "petru", "nobody", "allsup", "root"];
@@ -442,4 +443,67 @@ async fn http_findings_no_store_framing_and_metrics_token(backend: Backend) {
     assert_eq!(res.status(), 401);
     let res = app.http.get(app.url("/metrics")).bearer_auth("metrics-secret-token").send().await.expect("metrics");
     assert_eq!(res.status(), 200);
+}
+
+/// Reads petru's frames up to the answer to a request sent now: whatever the server pushed to him
+/// before it (the hub pushes an alert to every supervisor's socket at once, in order) is in them.
+async fn frames_until_an_answer(ws: &mut Ws) -> Vec<Value> {
+    ws.send(json!({"type": "set_status", "counsellor_id": "no-such-counsellor", "status": "away"})).await;
+    let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
+    let mut seen = Vec::new();
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "no answer to the marker");
+        let v = ws.recv().await;
+        if v["type"] == "error" {
+            return seen;
+        }
+        seen.push(v);
+    }
+}
+
+/// Ana (family_violence) lets two offers ring out and is set away: maria (family_violence's
+/// supervisor) and a supervisor granted every helpline get the `counsellor_away` alert; petru
+/// (children's supervisor) does not, and nothing names ana to him.
+async fn a_counsellor_away_alert_reaches_only_the_supervisors_of_their_helplines(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |helplines| {
+        for h in helplines.iter_mut() {
+            h.ring_timeout_ms = 1_000;
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    people(&app).await;
+    let ana_id = app.store.accounts().user_with_hash("ana").await.unwrap().unwrap().0.id;
+    let mut maria = crate::supervisor::supervisor(&app, "maria").await;
+    let mut petru = crate::supervisor::supervisor(&app, "petru").await;
+    let mut allsup = crate::supervisor::supervisor(&app, "allsup").await;
+    let mut ana = app.available_agent("ana").await;
+    let mut caller = app.caller().await;
+    caller.send(json!({"type": "start", "helpline": "family_violence"})).await;
+    let contact = caller.expect("queued").await["contact_id"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        assert_eq!(ana.expect("offer").await["contact_id"], contact.as_str());
+        assert_eq!(ana.expect("offer_revoked").await["reason"], "expired");
+    }
+    assert_eq!(ana.expect("status").await["reason"], "missed_offers");
+    for (who, ws) in [("maria", &mut maria), ("allsup", &mut allsup)] {
+        let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
+        loop {
+            assert!(tokio::time::Instant::now() < deadline, "{who}: no counsellor_away alert");
+            let v = ws.recv().await;
+            if v["type"] == "alert" && v["kind"] == "counsellor_away" {
+                assert_eq!(v["counsellor_id"], ana_id.as_str(), "{who}: {v}");
+                break;
+            }
+        }
+    }
+    let seen = frames_until_an_answer(&mut petru).await;
+    for frame in &seen {
+        assert!(frame["kind"] != "counsellor_away", "petru (children) was told: {frame}");
+        if frame["type"] == "alert" {
+            assert!(!frame.to_string().contains(&ana_id), "an alert naming ana reached petru: {frame}");
+        }
+    }
 }

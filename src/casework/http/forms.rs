@@ -1,4 +1,6 @@
-//! Contact forms: the per-helpline taxonomy, drafts saved as typed, submission with every field's error named (422), and the list of open wrap-ups.
+//! The REST edge of contact forms (the service is [`crate::casework::forms`]): the per-helpline
+//! taxonomy, drafts saved as typed, submission with every field's error named (422), and the list of
+//! open wrap-ups.
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -6,13 +8,12 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{parse_body, visible_contact, Staff};
-use crate::state::AppState;
-use crate::casework::{self, ContactForm};
+use super::{parse_body, Staff};
+use crate::casework::forms;
+use crate::casework::ContactForm;
 use crate::state::error::{AppError, ErrorBody};
-use crate::protocol::{rfc3339, ErrorCode, ServerEvent};
-use crate::store::forms::{FormRecord, Wrapup};
-use crate::store::users::Role;
+use crate::state::AppState;
+use crate::store::forms::Wrapup;
 
 /// `GET /api/v1/helplines/{name}/taxonomy`: the form's vocabularies and categories for one helpline.
 #[utoipa::path(get, path = "/api/v1/helplines/{name}/taxonomy", tag = "casework", security(("bearer" = [])),
@@ -22,24 +23,7 @@ use crate::store::users::Role;
         (status = 404, description = "`unknown_helpline`", body = ErrorBody),
     ))]
 pub async fn taxonomy(State(state): State<AppState>, _staff: Staff, Path(name): Path<String>) -> Result<Response, AppError> {
-    if !state.helplines.iter().any(|h| h.name == name) {
-        return Err(AppError::new(ErrorCode::UnknownHelpline, "no such helpline"));
-    }
-    Ok(Json(casework::taxonomy(&name)).into_response())
-}
-
-pub(crate) fn view(contact_id: &str, record: Option<&FormRecord>) -> serde_json::Value {
-    match record {
-        Some(r) => serde_json::json!({
-            "contact_id": contact_id,
-            "status": r.status,
-            "form": serde_json::from_str::<serde_json::Value>(&r.data).unwrap_or_default(),
-            "counsellor_id": r.counsellor_id,
-            "updated_at": rfc3339(r.updated_at),
-            "submitted_at": r.submitted_at.map(rfc3339),
-        }),
-        None => serde_json::json!({ "contact_id": contact_id, "status": "none", "form": ContactForm::default() }),
-    }
+    Ok(Json(forms::taxonomy(&state, &name)?).into_response())
 }
 
 /// `GET /api/v1/contacts/{id}/form`: the form (or the draft) of a contact (audited).
@@ -50,10 +34,7 @@ pub(crate) fn view(contact_id: &str, record: Option<&FormRecord>) -> serde_json:
         (status = 404, description = "no such contact, or not one you may see", body = ErrorBody),
     ))]
 pub async fn read(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
-    visible_contact(&state, &staff, &id, "form_read").await?;
-    let record = state.store.forms().form(&id).await?;
-    staff.audit(&state, "form_read", &id, None).await;
-    Ok(Json(view(&id, record.as_ref())).into_response())
+    Ok(Json(forms::read(&state, &staff, &id).await?).into_response())
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -84,52 +65,7 @@ pub async fn save(
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
     let req: SaveForm = parse_body(&body)?;
-    let contact = visible_contact(&state, &staff, &id, "form_write").await?;
-    let handler = contact.counsellor_id.as_deref() == Some(staff.id());
-    if !handler && !staff.supervises(&contact.helpline) {
-        return Err(staff.refuse(&state, "form_write", &id, AppError::forbidden("only the counsellor who handled the contact writes its form")).await);
-    }
-    let before = state.store.forms().form(&id).await?;
-    let submit = !req.draft || before.as_ref().is_some_and(|f| f.status == "submitted");
-    if let Err(fields) = casework::validate(&contact.helpline, &req.form, submit) {
-        let message = format!("the form has {} invalid field(s): {}", fields.len(), fields.keys().cloned().collect::<Vec<_>>().join(", "));
-        return Err(AppError::new(ErrorCode::InvalidForm, message).with("fields", serde_json::json!(fields)));
-    }
-    let now = state.clock.now_ms();
-    let record = FormRecord {
-        contact_id: id.clone(),
-        helpline: contact.helpline.clone(),
-        counsellor_id: before.as_ref().map(|f| f.counsellor_id.clone()).or(contact.counsellor_id.clone()).unwrap_or_else(|| staff.id().to_string()),
-        data: serde_json::to_string(&req.form).map_err(|_| AppError::internal())?,
-        risk: req.form.risk.clone(),
-        status: if submit { "submitted" } else { "draft" }.into(),
-        updated_at: now,
-        submitted_at: submit.then_some(now),
-    };
-    let previous_risk = state.store.forms().save_form(&record).await?;
-    staff.audit(&state, if submit { "form_submit" } else { "form_draft" }, &id, record.risk.as_deref()).await;
-    if record.risk.as_deref() == Some("imminent") && previous_risk.as_deref() != Some("imminent") {
-        imminent_from_form(&state, &staff, &contact.helpline, &id).await;
-    }
-    let saved = state.store.forms().form(&id).await?;
-    Ok(Json(view(&id, saved.as_ref())).into_response())
-}
-
-/// A form's risk became `imminent`: the contact's priority is raised and its supervisors alerted at
-/// once, even before the form is complete.
-async fn imminent_from_form(state: &AppState, staff: &Staff, helpline: &str, contact_id: &str) {
-    crate::casework::escalation::raise_priority(state, contact_id).await;
-    state.hub.event_to_supervisors(
-        Some(helpline),
-        &ServerEvent::Alert {
-            kind: "risk_imminent".into(),
-            helpline: Some(helpline.into()),
-            contact_id: Some(contact_id.into()),
-            counsellor_id: Some(staff.id().into()),
-            message: "the counsellor assessed the risk as imminent".into(),
-            at: rfc3339(state.clock.now_ms()),
-        },
-    );
+    Ok(Json(forms::save(&state, &staff, &id, req.draft, req.form).await?).into_response())
 }
 
 /// `GET /api/v1/contact-forms/incomplete`: your ended contacts whose form is not submitted yet (`contacts`:
@@ -137,10 +73,7 @@ async fn imminent_from_form(state: &AppState, staff: &Staff, helpline: &str, con
 #[utoipa::path(get, path = "/api/v1/contact-forms/incomplete", tag = "casework", security(("bearer" = [])),
     responses((status = 200, description = "your open wrap-ups", body = Incomplete)))]
 pub async fn incomplete(State(state): State<AppState>, staff: Staff) -> Result<Response, AppError> {
-    if staff.user.role != Role::Counsellor && !staff.is_admin() && staff.user.role != Role::Supervisor {
-        return Err(AppError::forbidden("counsellors only"));
-    }
-    let wrapups = state.store.forms().incomplete_forms(staff.id()).await?;
+    let wrapups = forms::incomplete(&state, &staff).await?;
     let contacts: Vec<String> = wrapups.iter().map(|w| w.contact_id.clone()).collect();
     Ok(Json(Incomplete { contacts, wrapups }).into_response())
 }

@@ -484,10 +484,18 @@ impl EngineTask {
             Output::Offer { contact, .. } => (self.calls.get(contact), self.hub.channels.of(&contact_str(*contact)).kind()),
             _ => (None, crate::chat::channel::WebChat::KIND),
         };
-        for notice in translate::notices(now, output, Facts { channel, call, earlier, helpline }) {
+        let counsellor_helplines = match &output {
+            Output::StatusChanged { counsellor, .. } => self
+                .engine
+                .counsellor(*counsellor)
+                .map(|c| c.helplines.iter().chain(&c.backup_helplines).cloned().collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        for notice in translate::notices(now, output, Facts { channel, call, earlier, helpline, counsellor_helplines }) {
             match notice {
                 Notice::Counsellor(user, frame) => self.hub.event_to_counsellor(&user, &frame),
-                Notice::Supervisors(helpline, frame) => self.hub.event_to_supervisors(helpline.as_deref(), &frame),
+                Notice::Supervisors(audience, frame) => self.hub.event_to_audience(&audience, &frame),
                 Notice::Relay(cmd) => {
                     self.relay.send(cmd).await;
                 }

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use crate::chat::channel::{Channels, WebChat};
 use crate::chat::exchange::{CallInfo, REPEAT_DAYS};
+use crate::chat::hub::Audience;
 use crate::chat::relay::RelayCommand;
 use crate::protocol::{rfc3339, CounsellorStatus, EarlierContact, ErrorCode, Repeat, ServerEvent, TelephonyCommand};
 use crate::routing::{
@@ -227,7 +228,7 @@ pub enum Notice {
     /// A frame to a counsellor's sockets.
     Counsellor(String, ServerEvent),
     /// A frame to the supervisors who may see this helpline (None: all).
-    Supervisors(Option<String>, ServerEvent),
+    Supervisors(Audience, ServerEvent),
     /// A conversation event for the relay.
     Relay(RelayCommand),
 }
@@ -243,11 +244,13 @@ pub struct Facts<'a> {
     pub earlier: Vec<EarlierContact>,
     /// An SLA alert's helpline.
     pub helpline: Option<String>,
+    /// A status change's counsellor's helplines (first-line and backup): who hears of it.
+    pub counsellor_helplines: Vec<String>,
 }
 
 impl Default for Facts<'_> {
     fn default() -> Self {
-        Facts { channel: WebChat::KIND, call: None, earlier: Vec::new(), helpline: None }
+        Facts { channel: WebChat::KIND, call: None, earlier: Vec::new(), helpline: None, counsellor_helplines: Vec::new() }
     }
 }
 
@@ -297,7 +300,9 @@ pub fn notices(now: i64, output: Output, facts: Facts<'_>) -> Vec<Notice> {
                 at: rfc3339(now),
             };
             let frame = ServerEvent::Status { status: counsellor_status(status), reason: Some(reason.into()) };
-            vec![Notice::Supervisors(None, alert), Notice::Counsellor(counsellor_str(counsellor), frame)]
+            // Only the supervisors of the counsellor's helplines hear of it (none named: nobody does).
+            let audience = Audience::Of(facts.counsellor_helplines);
+            vec![Notice::Supervisors(audience, alert), Notice::Counsellor(counsellor_str(counsellor), frame)]
         }
         Output::SlaAtRisk { contact, waited_ms } | Output::SlaBreached { contact, waited_ms } => {
             let breached = matches!(output, Output::SlaBreached { .. });
@@ -309,7 +314,7 @@ pub fn notices(now: i64, output: Output, facts: Facts<'_>) -> Vec<Notice> {
                 message: format!("waiting {} s without an answer", waited_ms / 1000),
                 at: rfc3339(now),
             };
-            vec![Notice::Supervisors(facts.helpline, alert)]
+            vec![Notice::Supervisors(Audience::of(facts.helpline.as_deref()), alert)]
         }
         Output::Ended { contact, reason, .. } => {
             vec![Notice::Relay(RelayCommand::Ended { contact: contact_str(contact), reason: end_reason(reason).to_string() })]
@@ -512,13 +517,16 @@ mod tests {
     #[test]
     fn outputs_tell_counsellors_supervisors_and_the_relay() {
         let (contact, counsellor) = ids();
-        let away = notices(60_000, Output::StatusChanged { counsellor, status: Status::Away, reason: StatusReason::MissedOffers }, Facts::default());
-        assert!(matches!(&away[0], Notice::Supervisors(None, ServerEvent::Alert { kind, .. }) if kind == "counsellor_away"));
+        let theirs = Facts { counsellor_helplines: vec!["children".into(), "lgbt".into()], ..Facts::default() };
+        let away = notices(60_000, Output::StatusChanged { counsellor, status: Status::Away, reason: StatusReason::MissedOffers }, theirs);
+        assert!(matches!(&away[0], Notice::Supervisors(Audience::Of(to), ServerEvent::Alert { kind, .. })
+            if kind == "counsellor_away" && to == &["children".to_string(), "lgbt".to_string()]),
+            "only the supervisors of the counsellor's helplines: {away:?}");
         assert!(matches!(&away[1], Notice::Counsellor(u, ServerEvent::Status { status: CounsellorStatus::Away, .. }) if u == ANA));
         let facts = Facts { helpline: Some("children".into()), ..Facts::default() };
         let risk = notices(0, Output::SlaAtRisk { contact, waited_ms: 10_400 }, facts);
-        assert!(matches!(&risk[0], Notice::Supervisors(Some(h), ServerEvent::Alert { kind, message, .. })
-            if h == "children" && kind == "wait_10s" && message == "waiting 10 s without an answer"));
+        assert!(matches!(&risk[0], Notice::Supervisors(Audience::Of(h), ServerEvent::Alert { kind, message, .. })
+            if h == &["children".to_string()] && kind == "wait_10s" && message == "waiting 10 s without an answer"));
         let ended = notices(0, Output::Ended { contact, counsellor: Some(counsellor), reason: EndReason::CounsellorEnded, abandoned: false }, Facts::default());
         assert!(matches!(&ended[0], Notice::Relay(RelayCommand::Ended { contact: c, reason }) if c == A && reason == "counsellor_ended"));
         let rejected = notices(0, Output::Rejected { counsellor, contact, rejection: Rejection::NotAssigned }, Facts::default());

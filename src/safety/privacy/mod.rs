@@ -8,31 +8,21 @@
 //! a number, the exchange's own reference of the call (gateway and call id, which the exchange's call
 //! records can resolve where the law requires it), whether the same identifier reached the helplines
 //! before and which contacts share it, and the blocks on it. See `docs/security.md` (Privacy).
+//!
+//! This module is the service (the rules and the store calls); [`http`] is its REST edge.
 
-use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde::Deserialize;
 use serde_json::{json, Value};
-use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-use crate::state::access::{check_text, hidden, parse_body, Staff};
-use crate::state::AppState;
-use crate::state::error::{AppError, ErrorBody};
 use crate::protocol::rfc3339;
+use crate::state::access::{check_text, hidden, Staff};
+use crate::state::error::AppError;
+use crate::state::AppState;
 use crate::store::audit::AuditQuery;
 use crate::store::contacts::ContactRecord;
 use crate::store::users::Role;
 
-/// The export and reveal routes, each handler with its OpenAPI description (tag `safety`).
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(export_contact))
-        .routes(routes!(export_case))
-        .routes(routes!(reveal))
-}
+pub mod http;
+pub use http::router;
 
 /// Supervisors (of the object's helpline) and admins export; others get 403 (audited).
 async fn exporter(state: &AppState, staff: &Staff, action: &str, target: &str) -> Result<(), AppError> {
@@ -94,7 +84,7 @@ async fn contact_export(state: &AppState, contact: &ContactRecord) -> Result<Val
         },
         "events": state.store.contacts().contact_events(id).await?,
         "call": call,
-        "form": form.as_ref().map(|f| crate::casework::http::forms::view(id, Some(f))),
+        "form": form.as_ref().map(|f| crate::casework::forms::view(id, Some(f))),
         "escalations": state.store.privacy().escalations_of_contact(id).await?,
         "flag": flag.as_ref().map(|f| crate::safety::abuse::flag_view(f, !blocks.is_empty())),
         "blocks": blocks,
@@ -104,109 +94,85 @@ async fn contact_export(state: &AppState, contact: &ContactRecord) -> Result<Val
     }))
 }
 
-/// `GET /api/v1/contacts/{id}/export`: everything held on one contact, as JSON, for an access request:
-/// the record, the conversation (or when retention deleted it), events, call record (never the number),
-/// form, escalations, flag, blocks, placements, the cases it is linked to, and the audit trail. For
-/// supervisors of its helpline and admins; audited (`contact_export`) before it answers.
-#[utoipa::path(get, path = "/api/v1/contacts/{id}/export", tag = "safety", security(("bearer" = [])),
-    params(("id" = String, Path, description = "the contact's id")),
-    responses(
-        (status = 200, description = "`{exported_at, exported_by, export: {contact, conversation, events, call, form, escalations, flag, blocks, placements, cases, audit}}`", body = Object),
-        (status = 403, description = "supervisors and admins only", body = ErrorBody),
-        (status = 404, description = "no such contact in your helplines", body = ErrorBody),
-    ))]
-pub async fn export_contact(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
-    exporter(&state, &staff, "contact_export", &id).await?;
-    let contact = match state.store.contacts().contact(&id).await? {
+/// Everything held on one contact, for an access request: the record, the conversation (or when
+/// retention deleted it), events, call record (never the number), form, escalations, flag, blocks,
+/// placements, the cases it is linked to, and the audit trail. For supervisors of its helpline and
+/// admins (403 for other roles, 404 out of scope; both audited); audited (`contact_export`) before it
+/// answers. Returns `{exported_at, exported_by, export}`.
+pub async fn export_contact(state: &AppState, staff: &Staff, id: &str) -> Result<Value, AppError> {
+    exporter(state, staff, "contact_export", id).await?;
+    let contact = match state.store.contacts().contact(id).await? {
         Some(c) if staff.supervises(&c.helpline) => c,
-        _ => return Err(staff.refuse(&state, "contact_export", &id, hidden("contact")).await),
+        _ => return Err(staff.refuse(state, "contact_export", id, hidden("contact")).await),
     };
-    let body = contact_export(&state, &contact).await?;
-    staff.audit_or_refuse(&state, "contact_export", &id, None).await?;
-    Ok(Json(json!({ "exported_at": rfc3339(state.clock.now_ms()), "exported_by": staff.id(), "export": body })).into_response())
+    let body = contact_export(state, &contact).await?;
+    staff.audit_or_refuse(state, "contact_export", id, None).await?;
+    Ok(json!({ "exported_at": rfc3339(state.clock.now_ms()), "exported_by": staff.id(), "export": body }))
 }
 
-/// `GET /api/v1/cases/{id}/export`: everything held on one case: the case, its person's identifying
-/// details (only for the case's own roles and admins, as everywhere), entries, placements, the full
-/// export of every linked contact, and the audit trail. Supervisors of its helpline and admins; audited
-/// (`case_export`) before it answers.
-#[utoipa::path(get, path = "/api/v1/cases/{id}/export", tag = "safety", security(("bearer" = [])),
-    params(("id" = String, Path, description = "the case's id")),
-    responses(
-        (status = 200, description = "`{exported_at, exported_by, export: {case, person, entries, placements, contacts, audit}}`", body = Object),
-        (status = 403, description = "supervisors and admins only", body = ErrorBody),
-        (status = 404, description = "no such case in your helplines", body = ErrorBody),
-    ))]
-pub async fn export_case(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
-    exporter(&state, &staff, "case_export", &id).await?;
-    let case = match state.store.cases().case(&id).await? {
+/// Everything held on one case: the case, its person's identifying details (only for the case's own
+/// roles and admins, as everywhere), entries, placements, the full export of every linked contact, and
+/// the audit trail. Supervisors of its helpline and admins; audited (`case_export`) before it answers.
+/// Returns `{exported_at, exported_by, export}`.
+pub async fn export_case(state: &AppState, staff: &Staff, id: &str) -> Result<Value, AppError> {
+    exporter(state, staff, "case_export", id).await?;
+    let case = match state.store.cases().case(id).await? {
         Some(c) if staff.supervises(&c.helpline) => c,
-        _ => return Err(staff.refuse(&state, "case_export", &id, hidden("case")).await),
+        _ => return Err(staff.refuse(state, "case_export", id, hidden("case")).await),
     };
     let person = if staff.sees_person(&case) {
-        json!(state.store.cases().case_person(&id).await?)
+        json!(state.store.cases().case_person(id).await?)
     } else {
         json!({ "withheld": "identifying details are shown only to the case's own roles and admins" })
     };
-    let entries: Vec<crate::casework::http::cases::EntryView> =
-        state.store.cases().case_entries(&id).await?.iter().map(crate::casework::http::cases::entry_view).collect();
+    let entries: Vec<crate::casework::cases::EntryView> =
+        state.store.cases().case_entries(id).await?.iter().map(crate::casework::cases::entry_view).collect();
     let mut contacts = Vec::new();
-    for contact_id in state.store.cases().case_contacts(&id).await? {
+    for contact_id in state.store.cases().case_contacts(id).await? {
         if let Some(contact) = state.store.contacts().contact(&contact_id).await? {
-            contacts.push(contact_export(&state, &contact).await?);
+            contacts.push(contact_export(state, &contact).await?);
         }
     }
     let body = json!({
-        "case": crate::casework::http::cases::case_view(&case),
+        "case": crate::casework::cases::case_view(&case),
         "person": person,
         "entries": entries,
-        "placements": state.store.placements().placements_of_case(&id).await?,
+        "placements": state.store.placements().placements_of_case(id).await?,
         "contacts": contacts,
-        "audit": audit_trail(&state, &id).await?,
+        "audit": audit_trail(state, id).await?,
     });
-    staff.audit_or_refuse(&state, "case_export", &id, None).await?;
-    Ok(Json(json!({ "exported_at": rfc3339(state.clock.now_ms()), "exported_by": staff.id(), "export": body })).into_response())
+    staff.audit_or_refuse(state, "case_export", id, None).await?;
+    Ok(json!({ "exported_at": rfc3339(state.clock.now_ms()), "exported_by": staff.id(), "export": body }))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct RevealRequest {
-    /// Why (the legal ground, the request's reference): required, kept in the audit log.
-    reason: String,
-}
-
-/// `POST /api/v1/contacts/{id}/reveal {reason}`: break-glass, for supervisors of the contact's helpline
-/// only (admins and counsellors: 403). Audited with the reason (`caller_reveal`) before it answers.
-/// Shows what is stored about the caller's identifier (see the module's documentation), never more.
-#[utoipa::path(post, path = "/api/v1/contacts/{id}/reveal", tag = "safety", security(("bearer" = [])), request_body = RevealRequest,
-    params(("id" = String, Path, description = "the contact's id")),
-    responses(
-        (status = 200, description = "`{contact_id, channel, identifier, exchange_reference, explanation, called_before, earlier_contacts, same_caller, blocks}`: what is stored about the caller's identifier, never the number", body = Object),
-        (status = 400, description = "`bad_field`: a reason is required", body = ErrorBody),
-        (status = 403, description = "a break-glass reveal is for supervisors", body = ErrorBody),
-        (status = 404, description = "no such contact in your helplines", body = ErrorBody),
-    ))]
-pub async fn reveal(State(state): State<AppState>, staff: Staff, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response, AppError> {
+/// Only supervisors break the glass (admins and counsellors: 403, audited).
+pub async fn revealer(state: &AppState, staff: &Staff, id: &str) -> Result<(), AppError> {
     if staff.user.role != Role::Supervisor {
-        return Err(staff.refuse(&state, "caller_reveal", &id, AppError::forbidden("a break-glass reveal is for supervisors")).await);
+        return Err(staff.refuse(state, "caller_reveal", id, AppError::forbidden("a break-glass reveal is for supervisors")).await);
     }
-    let req: RevealRequest = parse_body(&body)?;
-    let reason = check_text("reason", &req.reason, 1000)?;
-    let contact = match state.store.contacts().contact(&id).await? {
+    Ok(())
+}
+
+/// Break-glass, for supervisors of the contact's helpline only: audited with the `reason`
+/// (`caller_reveal`) before it answers. Shows what is stored about the caller's identifier (see the
+/// module's documentation), never more.
+pub async fn reveal(state: &AppState, staff: &Staff, id: &str, reason: &str) -> Result<Value, AppError> {
+    revealer(state, staff, id).await?;
+    let reason = check_text("reason", reason, 1000)?;
+    let contact = match state.store.contacts().contact(id).await? {
         Some(c) if staff.supervises(&c.helpline) => c,
-        _ => return Err(staff.refuse(&state, "caller_reveal", &id, hidden("contact")).await),
+        _ => return Err(staff.refuse(state, "caller_reveal", id, hidden("contact")).await),
     };
-    staff.audit_or_refuse(&state, "caller_reveal", &id, Some(&reason)).await?;
+    staff.audit_or_refuse(state, "caller_reveal", id, Some(&reason)).await?;
     let now = state.clock.now_ms();
-    let Some(identifier) = state.store.abuse().caller_identifier(&id).await? else {
-        return Ok(Json(json!({
+    let Some(identifier) = state.store.abuse().caller_identifier(id).await? else {
+        return Ok(json!({
             "contact_id": id, "channel": contact.channel, "identifier": null,
             "explanation": "no identifier is stored for this caller (a withheld number, or a chat from before identifiers were kept)",
             "same_caller": [], "blocks": [],
-        }))
-        .into_response());
+        }));
     };
-    let call = state.store.calls().call_record(&id).await?;
+    let call = state.store.calls().call_record(id).await?;
     let same: Vec<_> = state
         .store
         .privacy().contacts_with_identifier(identifier.kind, &identifier.hash)
@@ -246,7 +212,7 @@ pub async fn reveal(State(state): State<AppState>, staff: Staff, Path(id): Path<
              matches the same network again; several people can share one network (a school, a mobile operator).",
         )
     };
-    Ok(Json(json!({
+    Ok(json!({
         "contact_id": id,
         "channel": contact.channel,
         "identifier": {
@@ -261,5 +227,4 @@ pub async fn reveal(State(state): State<AppState>, staff: Staff, Path(id): Path<
         "same_caller": same_view,
         "blocks": blocks,
     }))
-    .into_response())
 }

@@ -6,25 +6,24 @@
 //! contact. A block holds for the contact's helpline only, until it expires or is lifted. An
 //! abusive-seeming caller may still be a victim: mode `senior` keeps them reachable, by the senior
 //! counsellors only.
+//!
+//! This module is the service (the rules and the store calls); [`http`] is its REST edge.
 
 use std::net::IpAddr;
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
+use utoipa::ToSchema;
 
-use crate::state::access::{check_text, parse_body, Staff};
-use crate::state::AppState;
-use crate::state::error::{AppError, ErrorBody};
 use crate::protocol::{rfc3339, ErrorCode, ServerEvent};
+use crate::state::access::{check_text, hidden, Staff};
+use crate::state::error::AppError;
+use crate::state::AppState;
 use crate::store::abuse::{BlockRecord, FlagRecord};
 use crate::store::new_id;
 use crate::store::users::Role;
+
+pub mod http;
+pub use http::router;
 
 /// Name of the HMAC key for chat callers' networks in `server_secrets`.
 const ADDRESS_KEY: &str = "caller_address_hmac";
@@ -155,45 +154,14 @@ pub(crate) fn flag_view(f: &FlagRecord, blocked: bool) -> serde_json::Value {
     })
 }
 
-/// `POST /api/v1/contacts/{id}/flag {reason}`: the REST form of the `flag_abusive` frame.
-#[utoipa::path(post, path = "/api/v1/contacts/{id}/flag", tag = "safety", security(("bearer" = [])), request_body = FlagRequest,
-    params(("id" = String, Path, description = "the contact's id")),
-    responses(
-        (status = 201, description = "`{flag: {flag_id, contact_id, helpline, flagged_by, reason, at, blocked}}` (a contact keeps its first flag); supervisors are alerted", body = Object),
-        (status = 400, description = "`bad_field`", body = ErrorBody),
-        (status = 404, description = "`unknown_contact`: no such contact, or not one you handled", body = ErrorBody),
-    ))]
-pub async fn flag_contact(
-    State(state): State<AppState>,
-    staff: Staff,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> Result<Response, AppError> {
-    let req: FlagRequest = parse_body(&body)?;
-    let stored = flag(&state, &staff, &id, &req.reason).await?;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "flag": flag_view(&stored, false) }))).into_response())
-}
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct FlagsQuery {
-    /// Days back (default 30).
-    days: Option<i64>,
-}
-
-/// `GET /api/v1/flags?days=`: flagged contacts in the helplines you supervise, newest first, each
-/// saying whether a block made from it is in force.
-#[utoipa::path(get, path = "/api/v1/flags", tag = "safety", security(("bearer" = [])), params(FlagsQuery),
-    responses(
-        (status = 200, description = "`{flags: [{flag_id, contact_id, helpline, flagged_by, reason, at, blocked}]}`, newest first", body = Object),
-        (status = 403, description = "supervisors and admins only", body = ErrorBody),
-    ))]
-pub async fn list_flags(State(state): State<AppState>, staff: Staff, Query(q): Query<FlagsQuery>) -> Result<Response, AppError> {
+/// Flagged contacts since `days` ago (default 30, at most 366) in the helplines `staff` supervises,
+/// newest first, each saying whether a block made from it is in force (supervisors and admins; audited).
+pub async fn flags(state: &AppState, staff: &Staff, days: Option<i64>) -> Result<Vec<serde_json::Value>, AppError> {
     if !matches!(staff.user.role, Role::Supervisor | Role::Admin) {
-        return Err(staff.refuse(&state, "flags_read", "contact_flags", AppError::forbidden("supervisors and admins only")).await);
+        return Err(staff.refuse(state, "flags_read", "contact_flags", AppError::forbidden("supervisors and admins only")).await);
     }
     let now = state.clock.now_ms();
-    let since = now.saturating_sub(q.days.unwrap_or(30).clamp(1, 366).saturating_mul(24 * 3600 * 1000));
+    let since = now.saturating_sub(days.unwrap_or(30).clamp(1, 366).saturating_mul(24 * 3600 * 1000));
     let blocks = state.store.abuse().blocks(now, false).await?;
     let flags: Vec<serde_json::Value> = state
         .store
@@ -203,13 +171,13 @@ pub async fn list_flags(State(state): State<AppState>, staff: Staff, Query(q): Q
         .filter(|f| staff.supervises(&f.helpline))
         .map(|f| flag_view(f, blocks.iter().any(|b| b.contact_id == f.contact_id)))
         .collect();
-    staff.audit(&state, "flags_read", "contact_flags", None).await;
-    Ok(Json(serde_json::json!({ "flags": flags })).into_response())
+    staff.audit(state, "flags_read", "contact_flags", None).await;
+    Ok(flags)
 }
 
 // ----- blocks --------------------------------------------------------------------------------
 
-/// `POST /api/v1/blocks`: made from a flagged contact; the identifier is the contact's caller's.
+/// What a block needs (`POST /api/v1/blocks`): made from a flagged contact; the identifier is the contact's caller's.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BlockRequest {
@@ -268,22 +236,12 @@ pub(crate) fn block_view(b: &BlockRecord, now: i64) -> serde_json::Value {
     })
 }
 
-/// `POST /api/v1/blocks {contact_id, duration, reason, mode}`: a supervisor of the contact's helpline
-/// (or an admin) blocks its caller, for that helpline, for `duration`. The contact must be flagged.
-/// 201 with the block; 404 for a contact out of your helplines (audited); 409 when the contact is
-/// not flagged or its caller has no identifier (a withheld number).
-#[utoipa::path(post, path = "/api/v1/blocks", tag = "safety", security(("bearer" = [])), request_body = BlockRequest,
-    responses(
-        (status = 201, description = "`{block: {block_id, contact_id, helpline, identifier, mode, reason, reviewer, created_at, expires_at, lifted_at, lifted_by, lift_reason, active, attempts}}` (never the identifier itself)", body = Object),
-        (status = 400, description = "`bad_field`: mode, duration or reason", body = ErrorBody),
-        (status = 403, description = "supervisors and admins only", body = ErrorBody),
-        (status = 404, description = "no such contact in your helplines", body = ErrorBody),
-        (status = 409, description = "the contact is not flagged, or its caller cannot be recognised", body = ErrorBody),
-    ))]
-pub async fn create_block(State(state): State<AppState>, staff: Staff, body: axum::body::Bytes) -> Result<Response, AppError> {
-    let req: BlockRequest = parse_body(&body)?;
+/// A supervisor of the contact's helpline (or an admin) blocks its caller, for that helpline, for the
+/// request's duration (audited). The contact must be flagged: `conflict` otherwise, or when its caller
+/// has no identifier (a withheld number); a contact out of `staff`'s helplines is hidden (audited).
+pub async fn block(state: &AppState, staff: &Staff, req: BlockRequest) -> Result<BlockRecord, AppError> {
     if !matches!(staff.user.role, Role::Supervisor | Role::Admin) {
-        return Err(staff.refuse(&state, "block_create", &req.contact_id, AppError::forbidden("supervisors and admins only")).await);
+        return Err(staff.refuse(state, "block_create", &req.contact_id, AppError::forbidden("supervisors and admins only")).await);
     }
     let mode = req.mode.as_deref().unwrap_or("block");
     if !matches!(mode, "block" | "senior") {
@@ -293,7 +251,7 @@ pub async fn create_block(State(state): State<AppState>, staff: Staff, body: axu
     let reason = check_text("reason", &req.reason, 1000)?;
     let contact = match state.store.contacts().contact(&req.contact_id).await? {
         Some(c) if staff.supervises(&c.helpline) => c,
-        _ => return Err(staff.refuse(&state, "block_create", &req.contact_id, crate::state::access::hidden("contact")).await),
+        _ => return Err(staff.refuse(state, "block_create", &req.contact_id, hidden("contact")).await),
     };
     if state.store.abuse().flag_of(&contact.id).await?.is_none() {
         return Err(AppError::new(ErrorCode::Conflict, "only a flagged contact's caller can be blocked; flag it first"));
@@ -320,91 +278,46 @@ pub async fn create_block(State(state): State<AppState>, staff: Staff, body: axu
     };
     state.store.abuse().create_block(&block).await?;
     let detail = format!("{} {} until {}", block.id, block.mode, rfc3339(block.expires_at));
-    staff.audit(&state, "block_create", &contact.id, Some(&detail)).await;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "block": block_view(&block, now) }))).into_response())
+    staff.audit(state, "block_create", &contact.id, Some(&detail)).await;
+    Ok(block)
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct BlocksQuery {
-    /// Also blocks that expired or were lifted.
-    #[serde(default)]
-    all: bool,
-}
-
-/// `GET /api/v1/blocks?all=`: blocks in force (or all) in the helplines you supervise (audited).
-#[utoipa::path(get, path = "/api/v1/blocks", tag = "safety", security(("bearer" = [])), params(BlocksQuery),
-    responses(
-        (status = 200, description = "`{blocks: [...]}`, each as `POST /api/v1/blocks` answers it", body = Object),
-        (status = 403, description = "supervisors and admins only", body = ErrorBody),
-    ))]
-pub async fn list_blocks(State(state): State<AppState>, staff: Staff, Query(q): Query<BlocksQuery>) -> Result<Response, AppError> {
+/// Blocks in force (or, with `all`, every block) in the helplines `staff` supervises, as supervisors
+/// see them (supervisors and admins; audited).
+pub async fn blocks(state: &AppState, staff: &Staff, all: bool) -> Result<Vec<serde_json::Value>, AppError> {
     if !matches!(staff.user.role, Role::Supervisor | Role::Admin) {
-        return Err(staff.refuse(&state, "blocks_read", "caller_blocks", AppError::forbidden("supervisors and admins only")).await);
+        return Err(staff.refuse(state, "blocks_read", "caller_blocks", AppError::forbidden("supervisors and admins only")).await);
     }
     let now = state.clock.now_ms();
     let list: Vec<serde_json::Value> = state
         .store
-        .abuse().blocks(now, q.all)
+        .abuse().blocks(now, all)
         .await?
         .iter()
         .filter(|b| staff.supervises(&b.helpline))
         .map(|b| block_view(b, now))
         .collect();
-    staff.audit(&state, "blocks_read", "caller_blocks", None).await;
-    Ok(Json(serde_json::json!({ "blocks": list })).into_response())
+    staff.audit(state, "blocks_read", "caller_blocks", None).await;
+    Ok(list)
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct LiftRequest {
-    /// Why the block is lifted early (kept with the block).
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-/// `DELETE /api/v1/blocks/{id}` (optional body `{reason}`): lifts a block early (audited). 404 for a
-/// block out of your helplines; 409 when it was already lifted.
-#[utoipa::path(delete, path = "/api/v1/blocks/{id}", tag = "safety", security(("bearer" = [])),
-    request_body(content = Option<LiftRequest>, description = "optional"),
-    params(("id" = String, Path, description = "the block's id")),
-    responses(
-        (status = 200, description = "`{block: {...}}`, lifted", body = Object),
-        (status = 400, description = "`bad_field`", body = ErrorBody),
-        (status = 404, description = "no such block in your helplines", body = ErrorBody),
-        (status = 409, description = "the block was already lifted", body = ErrorBody),
-    ))]
-pub async fn lift_block(
-    State(state): State<AppState>,
-    staff: Staff,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> Result<Response, AppError> {
-    let req: LiftRequest = if body.is_empty() { LiftRequest::default() } else { parse_body(&body)? };
-    let reason = match req.reason.as_deref() {
+/// Lifts a block early, with an optional reason kept with it (audited): hidden (404) for a block out
+/// of `staff`'s helplines, `conflict` when it was already lifted. Returns the lifted block.
+pub async fn lift(state: &AppState, staff: &Staff, id: &str, reason: Option<&str>) -> Result<BlockRecord, AppError> {
+    let reason = match reason {
         Some(r) if !r.trim().is_empty() => Some(check_text("reason", r, 1000)?),
         _ => None,
     };
-    let block = match state.store.abuse().block(&id).await? {
+    let block = match state.store.abuse().block(id).await? {
         Some(b) if staff.supervises(&b.helpline) => b,
-        _ => return Err(staff.refuse(&state, "block_lift", &id, crate::state::access::hidden("block")).await),
+        _ => return Err(staff.refuse(state, "block_lift", id, hidden("block")).await),
     };
     let now = state.clock.now_ms();
     if !state.store.abuse().lift_block(&block.id, staff.id(), reason.as_deref(), now).await? {
         return Err(AppError::new(ErrorCode::Conflict, "this block was already lifted"));
     }
-    staff.audit(&state, "block_lift", &block.contact_id, Some(&block.id)).await;
-    let lifted = state.store.abuse().block(&block.id).await?.ok_or_else(AppError::internal)?;
-    Ok(Json(serde_json::json!({ "block": block_view(&lifted, now) })).into_response())
-}
-
-/// The flag and block routes, each handler with its OpenAPI description (tag `safety`).
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(flag_contact))
-        .routes(routes!(list_flags))
-        .routes(routes!(list_blocks, create_block))
-        .routes(routes!(lift_block))
+    staff.audit(state, "block_lift", &block.contact_id, Some(&block.id)).await;
+    state.store.abuse().block(&block.id).await?.ok_or_else(AppError::internal)
 }
 
 #[cfg(test)]

@@ -1,0 +1,76 @@
+//! The REST edge of exports and the break-glass reveal (the service is [`crate::safety::privacy`]).
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::access::{parse_body, Staff};
+use crate::state::error::{AppError, ErrorBody};
+use crate::state::AppState;
+
+/// The export and reveal routes, each handler with its OpenAPI description (tag `safety`).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(export_contact))
+        .routes(routes!(export_case))
+        .routes(routes!(reveal))
+}
+
+/// `GET /api/v1/contacts/{id}/export`: everything held on one contact, as JSON, for an access request:
+/// the record, the conversation (or when retention deleted it), events, call record (never the number),
+/// form, escalations, flag, blocks, placements, the cases it is linked to, and the audit trail. For
+/// supervisors of its helpline and admins; audited (`contact_export`) before it answers.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/export", tag = "safety", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the contact's id")),
+    responses(
+        (status = 200, description = "`{exported_at, exported_by, export: {contact, conversation, events, call, form, escalations, flag, blocks, placements, cases, audit}}`", body = Object),
+        (status = 403, description = "supervisors and admins only", body = ErrorBody),
+        (status = 404, description = "no such contact in your helplines", body = ErrorBody),
+    ))]
+pub async fn export_contact(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
+    Ok(Json(super::export_contact(&state, &staff, &id).await?).into_response())
+}
+
+/// `GET /api/v1/cases/{id}/export`: everything held on one case: the case, its person's identifying
+/// details (only for the case's own roles and admins, as everywhere), entries, placements, the full
+/// export of every linked contact, and the audit trail. Supervisors of its helpline and admins; audited
+/// (`case_export`) before it answers.
+#[utoipa::path(get, path = "/api/v1/cases/{id}/export", tag = "safety", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the case's id")),
+    responses(
+        (status = 200, description = "`{exported_at, exported_by, export: {case, person, entries, placements, contacts, audit}}`", body = Object),
+        (status = 403, description = "supervisors and admins only", body = ErrorBody),
+        (status = 404, description = "no such case in your helplines", body = ErrorBody),
+    ))]
+pub async fn export_case(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, AppError> {
+    Ok(Json(super::export_case(&state, &staff, &id).await?).into_response())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RevealRequest {
+    /// Why (the legal ground, the request's reference): required, kept in the audit log.
+    reason: String,
+}
+
+/// `POST /api/v1/contacts/{id}/reveal {reason}`: break-glass, for supervisors of the contact's helpline
+/// only (admins and counsellors: 403). Audited with the reason (`caller_reveal`) before it answers.
+/// Shows what is stored about the caller's identifier (see the service's documentation), never more.
+#[utoipa::path(post, path = "/api/v1/contacts/{id}/reveal", tag = "safety", security(("bearer" = [])), request_body = RevealRequest,
+    params(("id" = String, Path, description = "the contact's id")),
+    responses(
+        (status = 200, description = "`{contact_id, channel, identifier, exchange_reference, explanation, called_before, earlier_contacts, same_caller, blocks}`: what is stored about the caller's identifier, never the number", body = Object),
+        (status = 400, description = "`bad_field`: a reason is required", body = ErrorBody),
+        (status = 403, description = "a break-glass reveal is for supervisors", body = ErrorBody),
+        (status = 404, description = "no such contact in your helplines", body = ErrorBody),
+    ))]
+pub async fn reveal(State(state): State<AppState>, staff: Staff, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response, AppError> {
+    // The role first: a counsellor is refused (and audited) whatever the body.
+    super::revealer(&state, &staff, &id).await?;
+    let req: RevealRequest = parse_body(&body)?;
+    Ok(Json(super::reveal(&state, &staff, &id, &req.reason).await?).into_response())
+}
