@@ -121,6 +121,8 @@ impl Default for Channels {
         let channels = Channels { kinds: RwLock::default(), bound: Mutex::default(), web: web.clone() };
         channels.register(web);
         channels.register(Arc::new(crate::chat::exchange::Phone));
+        channels.register(Arc::new(crate::chat::left::Left::MESSAGE));
+        channels.register(Arc::new(crate::chat::left::Left::CALLBACK));
         channels
     }
 }
