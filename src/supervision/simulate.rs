@@ -671,6 +671,6 @@ mod tests {
         assert!(!out.contacts[0].abandoned);
         let open = simulate(&arrivals, &one("children", 1, 1), &default_helplines(), 2_000, &mut |_, _| {});
         assert_eq!(open.left_for_later, 0);
-        assert!(open.contacts[0].answered_at.is_some(), "24/7: answered at once");
+        assert!(open.contacts[0].abandoned, "24/7 she waits at once, and gives up after her 1 s patience");
     }
 }

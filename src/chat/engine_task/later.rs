@@ -88,7 +88,10 @@ impl Later {
     }
 
     fn schedule(&self, helpline: &str) -> &Schedule {
-        self.hours.get(helpline).unwrap_or_else(|| always_open())
+        match self.hours.get(helpline) {
+            Some(s) => s,
+            None => always_open(),
+        }
     }
 
     /// A contact of `helpline` queued at `queued_at` was answered at `answered_at`.
