@@ -91,17 +91,17 @@ async fn a_chat_outside_hours_leaves_a_message_that_is_offered_when_the_line_ope
     // She may still wait: the contact is queued, and Ion (on shift after hours) is offered it.
     let offer = until(&mut ion, "offer", &[]).await;
     assert_eq!(offer["contact_id"], contact.as_str());
-    ion.send(json!({"type": "decline", "contact_id": contact})).await;
-    // She leaves a message instead: stored, and routed when the line opens.
+    // She leaves a message instead: stored, and routed when the line opens; the offer stops ringing.
     caller.send(json!({"type": "leave_message", "text": "I will write again; please read this."})).await;
     let left = until(&mut caller, "left", &["ack", "position"]).await;
+    assert_eq!(until(&mut ion, "offer_revoked", &[]).await["contact_id"], contact.as_str());
     assert_eq!((left["kind"].as_str(), left["contact_id"].as_str()), (Some("message"), Some(contact.as_str())));
     assert_eq!(left["routed_at"], helpline::protocol::rfc3339(opens));
     let stored = app.store.contacts().contact(&contact).await.unwrap().unwrap();
     assert_eq!((stored.channel.as_str(), stored.state.as_str(), stored.queued_at), ("message", "queued", opens), "its own answer clock");
     // Before the line opens it rings nobody: Ion's next frame is the answer to her ping.
     ion.send(json!({"type": "ping"})).await;
-    until(&mut ion, "pong", &["offer_revoked"]).await;
+    until(&mut ion, "pong", &[]).await;
     // The line opens: the message is offered like any contact, and its history holds the message.
     app.clock.advance(opens - app.clock.now_ms() + 1_000);
     ion.send(json!({"type": "status", "status": "available"})).await;
@@ -109,7 +109,7 @@ async fn a_chat_outside_hours_leaves_a_message_that_is_offered_when_the_line_ope
     assert_eq!((offer["contact_id"].as_str(), offer["channel"].as_str()), (Some(contact.as_str()), Some("message")), "{offer}");
     assert!(offer["waited_ms"].as_i64().unwrap() < 60_000, "waited from the opening, not from the night: {offer}");
     ion.send(json!({"type": "accept", "contact_id": contact})).await;
-    let assigned = until(&mut ion, "assigned", &[]).await;
+    let assigned = until(&mut ion, "assigned", &["status"]).await;
     assert_eq!(assigned["history"][0]["text"], "I will write again; please read this.", "{assigned}");
     assert_eq!(assigned["channel"], "message");
 }
