@@ -284,7 +284,7 @@ async fn caller_session(mut socket: WebSocket, bare: Bare) {
                 g.convs.insert(id.clone(), Conv { caller: Some((conn, tx.clone())), agent: None, seq: 0 });
                 g.waiting.push_back(id.clone());
                 let position = g.waiting.len() as u32;
-                let _ = tx.send(frame(&ServerEvent::Queued { contact_id: id.clone(), resume_token: id.clone(), position }));
+                let _ = tx.send(frame(&ServerEvent::Queued { contact_id: id.clone(), resume_token: id.clone(), position, estimated_wait_s: None }));
                 contact = Some(id);
                 g.dispatch();
             }

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod demo;
+pub mod hours_cli;
 pub mod loops;
 pub mod service_cli;
 pub mod telemetry;

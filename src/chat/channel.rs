@@ -121,6 +121,8 @@ impl Default for Channels {
         let channels = Channels { kinds: RwLock::default(), bound: Mutex::default(), web: web.clone() };
         channels.register(web);
         channels.register(Arc::new(crate::chat::exchange::Phone));
+        channels.register(Arc::new(crate::chat::left::Left::MESSAGE));
+        channels.register(Arc::new(crate::chat::left::Left::CALLBACK));
         channels
     }
 }
@@ -318,13 +320,13 @@ mod tests {
     }
 
     fn frame(contact: &str) -> ServerEvent {
-        ServerEvent::Position { contact_id: contact.into(), position: 1 }
+        ServerEvent::Position { contact_id: contact.into(), position: 1, estimated_wait_s: None }
     }
 
     #[test]
     fn the_core_channels_are_registered_and_an_unknown_contact_is_a_web_chat() {
         let channels = Channels::default();
-        assert_eq!(channels.kinds(), vec!["call", "chat"]);
+        assert_eq!(channels.kinds(), vec!["call", "callback", "chat", "message"], "with messages and callbacks left for later (chat::left)");
         assert_eq!(channels.of("c1").kind(), "chat");
         assert_eq!(channels.bind("c1", "call").kind(), "call");
         assert_eq!(channels.of("c1").kind(), "call");

@@ -11,5 +11,6 @@ pub mod engine_task;
 pub mod exchange;
 pub mod forward;
 pub mod hub;
+pub mod left;
 pub mod promise;
 pub mod relay;

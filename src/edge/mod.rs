@@ -11,6 +11,7 @@ use utoipa_axum::routes;
 use crate::state::AppState;
 
 pub mod assets;
+pub mod callbacks;
 #[cfg(test)]
 mod fuzz;
 pub mod logins;
@@ -28,9 +29,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi::document))
         .merge(rest::router())
         .merge(logins::router())
+        .merge(callbacks::router())
         .merge(assets::router())
         .merge(crate::supervision::reports::router())
         .merge(crate::supervision::staffing::router())
+        .merge(crate::supervision::hours::router())
         .merge(crate::telephony::router())
         .merge(crate::casework::http::router())
         .merge(crate::safety::abuse::router())

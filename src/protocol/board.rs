@@ -86,6 +86,12 @@ pub struct HelplineBoard {
     pub figures: Windows,
     /// Waiting contacts by language.
     pub waiting_by_language: HashMap<String, usize>,
+    /// Messages callers left for later and not yet answered (waiting for the line to open, or queued).
+    #[serde(default)]
+    pub messages_waiting: i64,
+    /// Callback requests not yet answered (waiting for the line to open, or queued).
+    #[serde(default)]
+    pub callbacks_waiting: i64,
 }
 
 /// A waiting contact on the board.

@@ -61,6 +61,16 @@ pub enum CallerRequest {
     End {},
     /// Application-level keepalive; answered with `pong`.
     Ping {},
+    /// Instead of waiting (after `unavailable`): leave a message, read by a counsellor when the line
+    /// opens. Answered with `left`; the chat on this socket is over.
+    LeaveMessage { text: String },
+    /// Instead of waiting (after `unavailable`): ask to be called back at `phone` when the line opens,
+    /// with an optional note. Answered with `left`; the number is deleted once the callback is done.
+    Callback {
+        phone: String,
+        #[serde(default)]
+        text: Option<String>,
+    },
 }
 
 /// Frames a counsellor's console sends on `/ws/agent`.
@@ -418,6 +428,25 @@ pub struct EscalationView {
     pub everyone: bool,
 }
 
+/// What a caller told `unavailable` may do: `wait`, `leave_message`, `callback`, or call an
+/// `other_line` (`number`; `helpline` when it is another of the helplines, `name` to show).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallerOption {
+    pub option: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub helpline: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub number: Option<String>,
+}
+
+impl CallerOption {
+    pub fn plain(option: &str) -> CallerOption {
+        CallerOption { option: option.into(), helpline: None, name: None, number: None }
+    }
+}
+
 /// A placement service with a free place, as suggested to a counsellor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServiceSuggestion {
@@ -437,9 +466,34 @@ pub struct ServiceSuggestion {
 pub enum ServerEvent {
     // ----- to callers
     /// The contact is stored and waiting. Keep `resume_token` (in memory) to resume after a drop.
-    Queued { contact_id: String, resume_token: String, position: u32 },
+    Queued {
+        contact_id: String,
+        resume_token: String,
+        position: u32,
+        /// Expected wait in seconds, from the place and recent answer times; absent with no basis.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        estimated_wait_s: Option<u32>,
+    },
     /// The caller's place in the queue changed.
-    Position { contact_id: String, position: u32 },
+    Position {
+        contact_id: String,
+        position: u32,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        estimated_wait_s: Option<u32>,
+    },
+    /// Right after `queued`: nobody will answer soon. `reason`: `closed` (outside opening hours, or
+    /// a holiday; `opens_at` says when it opens) or `nobody_on_shift`. The contact stays queued: the
+    /// caller may wait, or choose another of `options`.
+    Unavailable {
+        contact_id: String,
+        reason: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        opens_at: Option<String>,
+        options: Vec<CallerOption>,
+    },
+    /// Answer to `leave_message` or `callback` (`kind`): stored; a counsellor gets it as a contact
+    /// from `routed_at` (when the line opens). The chat on this socket is over.
+    Left { contact_id: String, kind: String, routed_at: String },
     /// A counsellor accepted: the conversation starts.
     Connected { contact_id: String, counsellor: String },
     /// The chat cannot be taken (`reason`: `unavailable`); `message` says so calmly, in the chat's
@@ -691,7 +745,7 @@ pub trait KnownTypes {
 }
 
 impl KnownTypes for CallerRequest {
-    const TYPES: &'static [&'static str] = &["start", "resume", "message", "typing", "end", "ping"];
+    const TYPES: &'static [&'static str] = &["start", "resume", "message", "typing", "end", "ping", "leave_message", "callback"];
 }
 
 impl KnownTypes for CounsellorRequest {
@@ -774,6 +828,8 @@ mod tests {
             CallerRequest::Typing { active: true },
             CallerRequest::End {},
             CallerRequest::Ping {},
+            CallerRequest::LeaveMessage { text: "x".into() },
+            CallerRequest::Callback { phone: "+37360000000".into(), text: None },
         ];
         let names: Vec<String> = all.iter().map(type_of).collect();
         assert_eq!(names, CallerRequest::TYPES);

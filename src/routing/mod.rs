@@ -18,7 +18,10 @@
 //! Behaviour is that of the straightforward full-scan engine kept in `reference.rs`; the
 //! equivalence property tests compare the two step by step.
 
+pub mod estimate;
+pub mod hours;
 mod index;
+pub mod shift;
 mod types;
 mod views;
 

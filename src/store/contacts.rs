@@ -104,6 +104,12 @@ pub enum Change {
     Transferred { contact: String, from: String, to: Option<String>, helpline: String, at: i64 },
     /// A command to a telephone exchange (stored with the step that caused it), or stale ones superseded.
     Command(super::commands::CommandChange),
+    /// The caller left a message or asked for a callback instead of waiting: the contact is now of
+    /// `channel` (`message`, `callback`) and waits from `queued_at` (when the line opens: its own
+    /// answer clock); `at` is when she chose it.
+    Deferred { contact: String, at: i64, channel: &'static str, queued_at: i64 },
+    /// The callback is done (its contact ended): its number is deleted.
+    ForgetCallback { contact: String },
 }
 
 /// A line of a contact's event log.
@@ -203,6 +209,14 @@ both_engines!(impl WriteChanges for Fenced<sqlx::Sqlite>, Fenced<sqlx::Postgres>
                 }
                 Change::Command(command) => {
                     tx.apply_command_change(command).await?;
+                }
+                Change::Deferred { contact, at, channel, queued_at } => {
+                    sqlx::query("UPDATE contacts SET channel = $1, queued_at = $2 WHERE id = $3")
+                        .bind(channel).bind(queued_at).bind(contact).execute(&mut *tx).await?;
+                    events.push(Event::new(contact, *at, format!("left_{channel}"), None, Some(&queued_at.to_string())));
+                }
+                Change::ForgetCallback { contact } => {
+                    sqlx::query("DELETE FROM callback_numbers WHERE contact_id = $1").bind(contact).execute(&mut *tx).await?;
                 }
                 Change::CounsellorStatus { counsellor, status, reason, at } => {
                     sqlx::query("UPDATE users SET status = $1 WHERE id = $2")

@@ -552,3 +552,12 @@ mod tests {
     }
 
 }
+
+/// Messages and callbacks left for later (`leave_message`, `callback`) and not yet answered — waiting
+/// for the line to open or in the queue — by helpline and kind (`message`, `callback`).
+pub async fn left_waiting(store: &Store) -> StoreResult<Vec<(String, String, i64)>> {
+    Ok(on_pool!(store, pool => sqlx::query_as(
+        "SELECT helpline, channel, COUNT(*) FROM contacts
+         WHERE state = 'queued' AND channel IN ('message', 'callback') GROUP BY helpline, channel")
+        .fetch_all(pool).await)?)
+}

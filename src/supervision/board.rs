@@ -59,6 +59,8 @@ async fn windows(state: &AppState, now: i64) -> (Vec<Windows>, Windows) {
 pub async fn build(state: &AppState, snapshot: &Snapshot, names: &HashMap<String, String>) -> Dashboard {
     let now = state.clock.now_ms();
     let (mut per_helpline, overall) = windows(state, now).await;
+    let left = crate::store::figures::left_waiting(&state.store).await.unwrap_or_default();
+    let left_of = |helpline: &str, kind: &str| left.iter().filter(|(h, k, _)| h == helpline && k == kind).map(|(_, _, n)| *n).sum::<i64>();
     let mut helplines = Vec::new();
     for (h, figures) in state.helplines.iter().zip(per_helpline.drain(..)) {
         let waiting: Vec<WaitingBoard> = snapshot
@@ -103,6 +105,8 @@ pub async fn build(state: &AppState, snapshot: &Snapshot, names: &HashMap<String
             sla_target_ms: h.sla_target_ms,
             figures,
             waiting_by_language: by_language,
+            messages_waiting: left_of(&h.name, "message"),
+            callbacks_waiting: left_of(&h.name, "callback"),
         });
     }
     let urgent: std::collections::HashSet<_> =

@@ -6,6 +6,8 @@
 //! callers with a patience give up when it runs out. The engine's own deadlines are honoured by
 //! sending `Tick` at `next_deadline()`, exactly as the server's engine task does.
 //! The report uses the same figures as the server ([`figures::compute`], [`figures::occupancy_series`]).
+//! With opening hours (`--open`, `--time-zone`, `--holiday`), a contact arriving while the line is
+//! closed leaves a message and is routed when it opens ([`simulate_with_hours`]).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -17,6 +19,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::protocol::figures::{self, Conversation, Figures, StatusChange};
+use crate::routing::hours::{next_open, spans, Hours, Schedule};
 use crate::routing::{
     Channel, ContactId, CounsellorId, CounsellorProfile, Engine, EngineConfig, HelplineConfig, Input, NewContact, Output,
     RevokeReason, Status,
@@ -70,6 +73,17 @@ pub struct SimulateArgs {
     /// Without it nobody abandons. (In an arrivals file: the `patience_s` column, fixed per contact.)
     #[arg(long)]
     pub patience_s: Option<f64>,
+    /// Opening hours, as for `helpline hours set`: spans such as `mon-fri 08:00-20:00` (repeat for
+    /// more). A contact arriving while closed leaves a message, routed when the line opens (its wait
+    /// counts from then); without `--open` the line is open 24/7.
+    #[arg(long = "open")]
+    pub open: Vec<String>,
+    /// The opening hours' IANA time zone.
+    #[arg(long, default_value = "UTC")]
+    pub time_zone: String,
+    /// A local day closed all day, `YYYY-MM-DD` (repeat for more).
+    #[arg(long = "holiday")]
+    pub holidays: Vec<String>,
     /// Print the report as JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -117,6 +131,8 @@ pub struct Outcome {
     pub offers_expired: u64,
     /// Times the engine set a counsellor away after missed offers (the simulator sets them back at once).
     pub set_away: u64,
+    /// Contacts that arrived while the line was closed and left a message, routed when it opened.
+    pub left_for_later: u64,
     pub engine_steps: u64,
     #[serde(skip)]
     pub contacts: Vec<SimContact>,
@@ -138,6 +154,20 @@ pub fn simulate(
     roster: &[Member],
     helplines: &[HelplineConfig],
     answer_delay_ms: i64,
+    progress: &mut dyn FnMut(i64, i64),
+) -> Outcome {
+    simulate_with_hours(arrivals, roster, helplines, answer_delay_ms, None, progress)
+}
+
+/// [`simulate`] with opening hours: a contact arriving while the line is closed leaves a message
+/// (as a caller told `unavailable` may), routed when the line opens, with its wait counted from then;
+/// it does not abandon.
+pub fn simulate_with_hours(
+    arrivals: &[Arrival],
+    roster: &[Member],
+    helplines: &[HelplineConfig],
+    answer_delay_ms: i64,
+    hours: Option<&Schedule>,
     progress: &mut dyn FnMut(i64, i64),
 ) -> Outcome {
     let mut engine = Engine::new(EngineConfig { helplines: helplines.to_vec(), misses_before_away: 2 });
@@ -172,9 +202,16 @@ pub fn simulate(
         seq += 1;
         queue.push(Reverse((at, seq, e)));
     };
+    let mut deferred = vec![false; arrivals.len()];
     for (i, a) in arrivals.iter().enumerate() {
-        push(&mut queue, a.at_ms, Event::Arrive(i));
+        let at = hours.and_then(|h| next_open(a.at_ms, h)).unwrap_or(a.at_ms).max(a.at_ms);
+        if at > a.at_ms {
+            deferred[i] = true;
+            contacts[i].queued_at = at;
+        }
+        push(&mut queue, at, Event::Arrive(i));
     }
+    let left_for_later = deferred.iter().filter(|d| **d).count() as u64;
     let (mut offers_expired, mut set_away) = (0u64, 0u64);
     let mut now = start;
     loop {
@@ -189,7 +226,7 @@ pub fn simulate(
                 let input = match e {
                     Event::Arrive(i) => {
                         let a = &arrivals[i];
-                        if let Some(p) = a.patience_ms {
+                        if let (Some(p), false) = (a.patience_ms, deferred[i]) {
                             push(&mut queue, t + p, Event::GiveUp(i));
                         }
                         Input::ContactQueued(NewContact {
@@ -280,7 +317,7 @@ pub fn simulate(
         let rows: Vec<_> = contacts.iter().filter(|c| c.helpline == h).map(times).collect();
         by_helpline.insert(h.to_string(), figures::compute(&rows, &rules));
     }
-    Outcome { start_ms: start, end_ms: end, figures, by_helpline, offers_expired, set_away, engine_steps: steps, contacts }
+    Outcome { start_ms: start, end_ms: end, figures, by_helpline, offers_expired, set_away, left_for_later, engine_steps: steps, contacts }
 }
 
 /// Poisson arrivals at `rate_per_hour` over `hours`, exponential handle times (mean `aht_s`) and,
@@ -454,8 +491,19 @@ pub async fn run(_database: &str, args: SimulateArgs) -> anyhow::Result<()> {
             let _ = std::io::stderr().flush();
         }
     };
-    let outcome =
-        tokio::task::block_in_place(|| simulate(&arrivals, &roster, &helplines, answer_delay_ms, &mut progress));
+    let hours = if args.open.is_empty() && args.holidays.is_empty() {
+        None
+    } else {
+        let mut weekly = Vec::new();
+        for text in &args.open {
+            weekly.extend(spans(text).map_err(anyhow::Error::msg)?);
+        }
+        let hours = Hours { time_zone: args.time_zone.clone(), weekly, holidays: args.holidays.clone() };
+        Some(hours.schedule().map_err(|e| anyhow::anyhow!("{e}"))?)
+    };
+    let outcome = tokio::task::block_in_place(|| {
+        simulate_with_hours(&arrivals, &roster, &helplines, answer_delay_ms, hours.as_ref(), &mut progress)
+    });
     if started.elapsed().as_secs_f64() >= 1.0 {
         eprintln!();
     }
@@ -496,6 +544,9 @@ pub async fn run(_database: &str, args: SimulateArgs) -> anyhow::Result<()> {
         f.waiting
     );
     println!("AHT: {}   occupancy: {}", secs(f.aht_ms), pct(f.occupancy));
+    if hours.is_some() {
+        println!("arrived while closed and left a message (routed when the line opened): {}", outcome.left_for_later);
+    }
     if outcome.offers_expired > 0 || outcome.set_away > 0 {
         println!("offers rung out: {}; counsellors set away (and back): {}", outcome.offers_expired, outcome.set_away);
     }
@@ -600,5 +651,26 @@ mod tests {
         let r = parse_roster("name,helplines,languages,capacity\nana,children;disability,ro;ru,3\n").unwrap();
         assert_eq!(r[0].helplines, vec!["children", "disability"]);
         assert_eq!(r[0].capacity, 3);
+    }
+
+    #[test]
+    fn arrivals_while_closed_wait_for_the_opening_and_count_from_it() {
+        let day = 86_400_000i64;
+        let hours = Hours { time_zone: "UTC".into(), weekly: spans("mon-sun 08:00-20:00").unwrap(), holidays: vec![] };
+        let s = hours.schedule().unwrap();
+        // 2026-12-08 (a Tuesday) 03:00Z and 09:00Z: the first comes while closed.
+        let base = 1_796_774_400_000i64 - 1_796_774_400_000i64.rem_euclid(day);
+        let arrivals = vec![
+            Arrival { at_ms: base + 3 * 3_600_000, helpline: "children".into(), language: "ro".into(), handle_ms: 60_000, patience_ms: Some(1_000) },
+            Arrival { at_ms: base + 9 * 3_600_000, helpline: "children".into(), language: "ro".into(), handle_ms: 60_000, patience_ms: None },
+        ];
+        let out = simulate_with_hours(&arrivals, &one("children", 1, 1), &default_helplines(), 2_000, Some(&s), &mut |_, _| {});
+        assert_eq!(out.left_for_later, 1);
+        assert_eq!(out.contacts[0].queued_at, base + 8 * 3_600_000, "routed at the opening");
+        assert_eq!(out.contacts[0].answered_at, Some(base + 8 * 3_600_000 + 2_000), "answered then, not abandoned overnight");
+        assert!(!out.contacts[0].abandoned);
+        let open = simulate(&arrivals, &one("children", 1, 1), &default_helplines(), 2_000, &mut |_, _| {});
+        assert_eq!(open.left_for_later, 0);
+        assert!(open.contacts[0].abandoned, "24/7 she waits at once, and gives up after her 1 s patience");
     }
 }

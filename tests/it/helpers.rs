@@ -397,7 +397,8 @@ impl Ws {
     }
 
     /// Reads frames until one of `kind` arrives (within [`FRAME_TIMEOUT`] in all), skipping `position`
-    /// and `typing` updates; panics on anything else.
+    /// and `typing` updates, and the `unavailable` a caller hears after `queued` when nobody is on
+    /// shift (tests/it/hours.rs reads it); panics on anything else.
     pub async fn expect(&mut self, kind: &str) -> Value {
         let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
         loop {
@@ -405,7 +406,7 @@ impl Ws {
             if v["type"] == kind {
                 return v;
             }
-            if v["type"] == "position" || v["type"] == "typing" || v["type"] == "caller_presence" {
+            if v["type"] == "position" || v["type"] == "typing" || v["type"] == "caller_presence" || v["type"] == "unavailable" {
                 continue;
             }
             panic!("expected a {kind:?} frame, got {v}");

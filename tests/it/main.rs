@@ -20,6 +20,7 @@ mod logins;
 mod exchange;
 mod privacy;
 mod faults;
+mod hours;
 mod never_silent;
 mod openapi;
 mod reports;

@@ -133,7 +133,8 @@ async fn flood(caller: Ws) -> Flooded {
         let (id, refused) = match v["type"].as_str() {
             Some("ack") => (v["client_id"].as_str().expect("client_id").to_string(), false),
             Some("error") if v["code"] == "overloaded" => (v["ref"].as_str().expect("an overloaded refusal names the message").to_string(), true),
-            Some("position" | "typing") => continue,
+            // `unavailable`: told after `queued` when nobody is on shift (docs/protocol.md).
+            Some("position" | "typing" | "unavailable") => continue,
             _ => panic!("unexpected frame {v}"),
         };
         let took = read_at.duration_since(*sent_at.get(&id).expect("an answer to a message sent"));
@@ -197,7 +198,7 @@ async fn a_message_over_the_rate_is_refused_by_name(backend: Backend) {
                 let i: usize = id[1..].parse().expect("r<i>");
                 caller.send(frame(i)).await;
             }
-            Some("position") => {}
+            Some("position" | "unavailable") => {}
             _ => panic!("unexpected {v}"),
         }
     }

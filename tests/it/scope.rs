@@ -169,6 +169,9 @@ async fn every_route_against_a_supervisor_of_another_helpline(backend: Backend) 
         // Accounts (tests/it/logins.rs): admins only, and the lockouts list for supervisors and admins.
         "/api/v1/users/{username}/password", "/api/v1/users/{username}/unlock", "/api/v1/users/{username}/totp",
         "/api/v1/lockouts",
+        // Hours (tests/it/hours.rs): admins set; admins and the helpline's supervisors read. A callback's
+        // number: those who may see its contact (`state::access::visible_contact`), audited.
+        "/api/v1/helplines/{name}/hours", "/api/v1/contacts/{id}/callback",
     ];
     // Not about any helpline's objects: public, one's own session, the exchanges' own.
     let unscoped = [

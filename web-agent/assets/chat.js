@@ -32,6 +32,10 @@ const chat = {
   contactId: null,
   counsellor: null,
   position: null,
+  /** The last `unavailable` frame while waiting (closed, or nobody on shift), shown as a panel. */
+  unavailable: null,
+  /** After `left`: { kind, routedAt } for the ended screen. */
+  left: null,
   endReason: null,
   /** Seqs already in the log: a message is never shown twice. */
   shown: new Set(),
@@ -75,6 +79,7 @@ function applyLanguage() {
   for (const node of document.querySelectorAll('[data-state]')) node.textContent = stateLabel(node.dataset.state, node.dataset.at);
   renderHelplineChoice();
   renderStatusLine();
+  renderUnavailable();
   if (chat.phase === 'ended') renderEnded();
 }
 
@@ -191,10 +196,79 @@ function renderStatusLine() {
 }
 
 function renderEnded() {
+  if (chat.endReason === 'left' && chat.left) {
+    const when = whenText(chat.left.routedAt, 'atOnce');
+    $('ended-reason').textContent = t(chat.left.kind === 'callback' ? 'leftCallback' : 'leftMessage', { when });
+    return;
+  }
   const key = { caller_ended: 'endedByYou', counsellor_ended: 'endedByCounsellor', caller_lost: 'endedLost', unavailable: 'unavailable' }[
     chat.endReason
   ];
   $('ended-reason').textContent = key ? t(key) : '';
+}
+
+/** When a time to come is, in words: a date and time in the page's language, or `fallback` when it is now. */
+function whenText(at, fallback) {
+  const d = at ? new Date(at) : null;
+  if (!d || Number.isNaN(d.getTime()) || d.getTime() <= Date.now() + 60000) return t(fallback);
+  return d.toLocaleString(ui, { weekday: 'long', day: 'numeric', month: 'long', hour: '2-digit', minute: '2-digit' });
+}
+
+// ----- closed, or nobody on shift ---------------------------------------------
+
+/** The panel shown after `unavailable`: why, the choices, the other lines. Hidden once connected. */
+function renderUnavailable() {
+  const f = chat.unavailable;
+  const panel = $('unavailable');
+  panel.hidden = !f || chat.phase !== 'waiting';
+  if (panel.hidden) return;
+  $('unavailable-heading').textContent =
+    f.reason === 'closed' ? (f.opens_at ? t('closedNow', { when: whenText(f.opens_at, 'whenOpen') }) : t('closedNowNoTime')) : t('nobodyOnShift');
+  const kinds = new Set((f.options || []).map((o) => o.option));
+  $('ua-message').hidden = !kinds.has('leave_message');
+  $('ua-callback').hidden = !kinds.has('callback');
+  const lines = (f.options || []).filter((o) => o.option === 'other_line' && o.number);
+  $('ua-lines').replaceChildren(
+    ...lines.map((o) => {
+      const name = o.helpline ? helplineName({ name: o.helpline, display_name: o.name }) : t('emergencyLine');
+      return el('li', {}, el('a', { href: `tel:${o.number}`, text: o.number }), ` — ${name}`);
+    }),
+  );
+}
+
+function showUnavailableForm(which) {
+  $('ua-message-form').hidden = which !== 'message';
+  $('ua-callback-form').hidden = which !== 'callback';
+  $('ua-error').textContent = '';
+  (which === 'message' ? $('ua-text') : $('ua-phone')).focus();
+}
+
+function onKeepWaiting() {
+  chat.unavailable = null;
+  renderUnavailable();
+  $('text').focus();
+}
+
+function onLeaveMessage(e) {
+  e.preventDefault();
+  const text = $('ua-text').value.trim();
+  if (!text) {
+    $('ua-error').textContent = t('emptyMessage');
+    return;
+  }
+  send({ type: 'leave_message', text });
+}
+
+function onCallback(e) {
+  e.preventDefault();
+  const phone = $('ua-phone').value.trim();
+  const digits = phone.replace(/[^0-9]/g, '');
+  if (digits.length < 6 || digits.length > 15) {
+    $('ua-error').textContent = t('badPhone');
+    return;
+  }
+  const note = $('ua-note').value.trim();
+  send(note ? { type: 'callback', phone, text: note } : { type: 'callback', phone });
 }
 
 function resetConversation() {
@@ -202,8 +276,15 @@ function resetConversation() {
   chat.contactId = null;
   chat.counsellor = null;
   chat.position = null;
+  chat.unavailable = null;
+  chat.left = null;
   chat.endReason = null;
   chat.shown.clear();
+  $('ua-text').value = '';
+  $('ua-phone').value = '';
+  $('ua-note').value = '';
+  $('ua-message-form').hidden = true;
+  $('ua-callback-form').hidden = true;
   chat.lastSeq = 0;
   chat.own.clear();
   chat.pending = [];
@@ -282,7 +363,18 @@ function handle(f) {
       chat.position = f.position;
       renderStatusLine();
       break;
+    case 'unavailable':
+      chat.unavailable = f;
+      renderUnavailable();
+      $('unavailable-heading').focus();
+      break;
+    case 'left':
+      chat.left = { kind: f.kind, routedAt: f.routed_at };
+      ended('left');
+      break;
     case 'connected':
+      chat.unavailable = null;
+      renderUnavailable();
       chat.phase = 'active';
       chat.counsellor = f.counsellor;
       renderStatusLine();
@@ -637,6 +729,11 @@ function init() {
   onEnter($('text'), () => $('composer').requestSubmit());
   $('text').addEventListener('input', onInput);
   $('end').addEventListener('click', onEnd);
+  $('ua-wait').addEventListener('click', onKeepWaiting);
+  $('ua-message').addEventListener('click', () => showUnavailableForm('message'));
+  $('ua-callback').addEventListener('click', () => showUnavailableForm('callback'));
+  $('ua-message-form').addEventListener('submit', onLeaveMessage);
+  $('ua-callback-form').addEventListener('submit', onCallback);
   $('new-chat').addEventListener('click', onNewChat);
   window.addEventListener('online', reconnectNow);
   document.addEventListener('visibilitychange', () => {

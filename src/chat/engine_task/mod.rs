@@ -6,6 +6,7 @@
 //! hears of a step before it is stored. What outputs mean as records and frames is in
 //! [`translate`], without I/O; this file is the loop and the I/O around it.
 
+mod later;
 pub mod translate;
 
 use std::collections::BTreeSet;
@@ -38,8 +39,9 @@ use translate::{CallStep, Facts, Notice};
 /// the others (`#[serde(skip)]`) are the leader's own.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(bound(
-    serialize = "S::Reply<()>: Serialize, S::Reply<Result<(), InterveneError>>: Serialize",
-    deserialize = "S::Reply<()>: serde::de::DeserializeOwned, S::Reply<Result<(), InterveneError>>: serde::de::DeserializeOwned"
+    serialize = "S::Reply<()>: Serialize, S::Reply<Result<(), InterveneError>>: Serialize, S::Reply<Option<i64>>: Serialize",
+    deserialize = "S::Reply<()>: serde::de::DeserializeOwned, S::Reply<Result<(), InterveneError>>: serde::de::DeserializeOwned, \
+                   S::Reply<Option<i64>>: serde::de::DeserializeOwned"
 ))]
 pub enum EngineCommand<S: Side = Local> {
     /// A plain engine input.
@@ -62,6 +64,12 @@ pub enum EngineCommand<S: Side = Local> {
     Intervene { input: Input, reply: S::Reply<Result<(), InterveneError>> },
     /// A new call (already stored): queue it; `done` once queued.
     StartCall { contact: NewContact, call: CallInfo, done: S::Reply<()> },
+    /// A helpline's opening hours changed (already stored): new contacts are told by these.
+    SetHours { helpline: String, hours: crate::routing::hours::Hours },
+    /// The caller of waiting `contact` leaves a message (`callback`: asks to be called back) instead
+    /// of waiting: it leaves the queue and comes back when the line opens. `done`: when it is routed
+    /// (once stored), or None if the contact is not waiting.
+    Leave { contact: ContactId, callback: bool, done: S::Reply<Option<i64>> },
     /// A copy of the engine's state (the leader's own: the board is built where the engine runs).
     #[serde(skip)]
     Snapshot(S::Reply<Snapshot>),
@@ -85,6 +93,8 @@ impl<S: Side> EngineCommand<S> {
             EngineCommand::CounsellorOnline { profile, status } => EngineCommand::CounsellorOnline { profile, status },
             EngineCommand::Intervene { input, reply } => EngineCommand::Intervene { input, reply: t.reply(reply) },
             EngineCommand::StartCall { contact, call, done } => EngineCommand::StartCall { contact, call, done: t.reply(done) },
+            EngineCommand::SetHours { helpline, hours } => EngineCommand::SetHours { helpline, hours },
+            EngineCommand::Leave { contact, callback, done } => EngineCommand::Leave { contact, callback, done: t.reply(done) },
             EngineCommand::Snapshot(_) | EngineCommand::Reattach { .. } => return None,
         })
     }
@@ -152,6 +162,8 @@ struct EngineTask {
     clock: Clock,
     /// Tells the task when the server is stopping (no handle left).
     handles: mpsc::WeakSender<EngineCommand>,
+    /// Hours, messages and callbacks, the estimated wait ([`later`]).
+    later: later::Later,
 }
 
 /// Builds the engine from the database (waiting contacts with their original arrival
@@ -170,7 +182,7 @@ pub async fn spawn(
     for c in &open {
         hub.channels.bind(&c.id, &c.channel);
     }
-    for input in open.iter().filter_map(|c| translate::restore(c, now, &hub.channels)) {
+    for input in open.iter().filter(|c| !later::deferred(c, now)).filter_map(|c| translate::restore(c, now, &hub.channels)) {
         match input {
             Input::ContactRestoredAssigned { .. } => active += 1,
             _ => queued += 1,
@@ -189,8 +201,9 @@ pub async fn spawn(
             calls.insert(key, CallInfo { gateway_id, call_id: c.call_id, caller_last2: c.caller_last2, repeat, earlier });
         }
     }
+    let later = later::Later::load(&store, helplines, &open, now, &hub.channels).await?;
     let (tx, rx) = mpsc::channel(4096);
-    let task = EngineTask { engine, offered: Default::default(), calls, store, hub, relay, clock, handles: tx.downgrade() };
+    let task = EngineTask { engine, offered: Default::default(), calls, store, hub, relay, clock, handles: tx.downgrade(), later };
     let join = tokio::spawn(task.run(rx));
     Ok((EngineHandle { route: EngineRoute::Local(tx) }, join))
 }
@@ -219,6 +232,8 @@ enum After {
     /// A frame to a caller.
     ToCaller(String, ServerEvent),
     Reply(oneshot::Sender<Result<(), InterveneError>>, Result<(), InterveneError>),
+    /// A `Leave`'s answer: when the message or callback is routed (None if not stored).
+    Left(oneshot::Sender<Option<i64>>, i64),
 }
 
 /// The changes and follow-ups of the steps handled since the last commit.
@@ -260,12 +275,13 @@ impl EngineTask {
     async fn run(mut self, mut rx: mpsc::Receiver<EngineCommand>) {
         let mut commands = Vec::with_capacity(MAX_BATCH);
         loop {
-            let deadline = self.engine.next_deadline().map(|ms| self.clock.instant_at(ms));
+            let deadline = later::earliest(self.engine.next_deadline(), self.later.next_release()).map(|ms| self.clock.instant_at(ms));
             tokio::select! {
                 n = rx.recv_many(&mut commands, MAX_BATCH) => if n == 0 { break },
                 _ = sleep_until_opt(deadline) => commands.push(EngineCommand::Input(Input::Tick)),
             }
             let mut batch = Batch::default();
+            self.release_due(&mut batch);
             for cmd in commands.drain(..) {
                 self.command(cmd, &mut batch);
             }
@@ -305,11 +321,14 @@ impl EngineTask {
                 let now = self.clock.now_ms();
                 let outputs = self.engine.handle(now, Input::ContactQueued(contact));
                 let position = self.engine.position(id).unwrap_or(1);
-                // The contact row is committed already: the caller hears `queued` first, at once.
+                let estimated_wait_s = self.estimate(id, position, now);
+                // The contact row is committed already: the caller hears `queued` first, at once,
+                // then, if nobody will answer soon, why and what she may do instead.
                 self.hub.event_to_caller(
                     &contact_str(id),
-                    &ServerEvent::Queued { contact_id: contact_str(id), resume_token, position },
+                    &ServerEvent::Queued { contact_id: contact_str(id), resume_token, position, estimated_wait_s },
                 );
+                self.tell_if_unavailable(id, now);
                 let _ = done.send(());
                 // The caller just got its position in `queued`: no `position` frame repeating it.
                 let outputs = outputs
@@ -336,7 +355,8 @@ impl EngineTask {
                     batch.after.push(After::Relay(RelayCommand::CallerPresence { contact: contact_str(contact), online }));
                 }
                 if let (true, Some(position)) = (online, self.engine.position(contact)) {
-                    let frame = ServerEvent::Position { contact_id: contact_str(contact), position };
+                    let estimated_wait_s = self.estimate(contact, position, now);
+                    let frame = ServerEvent::Position { contact_id: contact_str(contact), position, estimated_wait_s };
                     batch.after.push(After::ToCaller(contact_str(contact), frame));
                 }
             }
@@ -362,6 +382,8 @@ impl EngineTask {
                 let _ = done.send(());
                 batch.step(now, outputs, Vec::new(), Vec::new());
             }
+            EngineCommand::SetHours { helpline, hours } => self.later.set_hours(&helpline, &hours),
+            EngineCommand::Leave { contact, callback, done } => self.leave(contact, callback, done, batch),
         }
     }
 
@@ -389,6 +411,8 @@ impl EngineTask {
     async fn flush(&mut self, mut batch: Batch) -> bool {
         let commands = self.call_commands(&batch).await;
         batch.changes.extend(commands.iter().cloned().map(Change::Command));
+        let forget = self.callbacks_done(&batch);
+        batch.changes.extend(forget);
         let stored = self.commit(&batch.changes).await;
         if stored {
             self.deliver(commands).await;
@@ -397,6 +421,9 @@ impl EngineTask {
             match after {
                 After::Reply(reply, result) => {
                     let _ = reply.send(if stored { result } else { Err(InterveneError::NotStored) });
+                }
+                After::Left(reply, at) => {
+                    let _ = reply.send(stored.then_some(at));
                 }
                 _ if !stored => {}
                 After::Announce(user, frame) => self.hub.event_to_counsellor(&user, &frame),
@@ -411,10 +438,12 @@ impl EngineTask {
         // queue is long and moves fast (every assignment moves everyone behind), one frame per
         // caller per batch instead of one per step (each step of a batch of 200 moved thousands).
         if stored {
+            let now = self.clock.now_ms();
             for contact in batch.moved {
                 if let Some(position) = self.engine.position(contact) {
                     let id = contact_str(contact);
-                    self.hub.event_to_caller(&id, &ServerEvent::Position { contact_id: id.clone(), position });
+                    let estimated_wait_s = self.estimate(contact, position, now);
+                    self.hub.event_to_caller(&id, &ServerEvent::Position { contact_id: id.clone(), position, estimated_wait_s });
                 }
             }
         }
@@ -513,6 +542,7 @@ impl EngineTask {
             Output::Assigned { contact, answered_at, .. } => {
                 if let Some((helpline, queued_at)) = self.offered.remove(contact) {
                     METRICS.answer(&helpline, answered_at - queued_at);
+                    self.later.answered(&helpline, queued_at, *answered_at);
                 }
             }
             Output::Ended { contact, abandoned, .. } => {

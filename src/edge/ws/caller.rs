@@ -187,13 +187,73 @@ impl CallerSession {
     }
 }
 
+impl CallerSession {
+    /// `leave_message` / `callback` (a `phone`): the waiting contact leaves the queue and comes back as
+    /// a message or callback when the line opens (`chat::left`); the text goes into its history as
+    /// the caller's message; the caller hears `left`, and this socket no longer speaks for it.
+    async fn leave(&mut self, phone: Option<String>, text: String) {
+        let Some((id, key)) = self.contact.clone() else {
+            return self.error(ErrorCode::NotAllowed, "start a chat first");
+        };
+        let callback = phone.is_some();
+        let text = text.trim().to_string();
+        if !callback && text.is_empty() {
+            return self.error(ErrorCode::BadField, "the message is empty");
+        }
+        if text.chars().count() > crate::chat::left::MAX_LEFT_CHARS {
+            return self.error(ErrorCode::TooLarge, format!("at most {} characters", crate::chat::left::MAX_LEFT_CHARS));
+        }
+        let now = self.state.clock.now_ms();
+        if let Some(phone) = phone {
+            let number = match crate::chat::left::check_phone(&phone) {
+                Ok(n) => n,
+                Err(why) => return self.error(ErrorCode::BadField, why),
+            };
+            if let Err(err) = self.state.store.contacts().keep_callback_number(&id, &number, now).await {
+                tracing::error!(error = %err, "storing a callback number failed");
+                return self.error(ErrorCode::Unavailable, "could not take the request; try again");
+            }
+        }
+        let (done, routed) = oneshot::channel();
+        self.state.engine.send(EngineCommand::Leave { contact: key, callback, done }).await;
+        let Ok(Some(routed_at)) = routed.await else {
+            if callback {
+                if let Err(err) = self.state.store.contacts().forget_callback_number(&id).await {
+                    tracing::error!(error = %err, "deleting an unused callback number failed");
+                }
+            }
+            return self.error(ErrorCode::NotAllowed, "only a chat still waiting can leave a message or ask for a callback");
+        };
+        if !text.is_empty() {
+            let cmd = RelayCommand::Post {
+                contact: id.clone(),
+                party: Party::Caller,
+                sender_id: None,
+                client_id: format!("left-{id}"),
+                text,
+                outbox: self.me.clone(),
+                take_by: super::take_by(&self.state),
+            };
+            super::post(&self.state, &self.me, cmd).await;
+        }
+        let kind = crate::chat::left::Left::of(callback).kind_str().to_string();
+        self.me.send(&ServerEvent::Left { contact_id: id.clone(), kind, routed_at: crate::protocol::rfc3339(routed_at) });
+        self.contact = None;
+        self.state.hub.detach_caller(&id, self.me.id);
+    }
+}
+
 impl Handler for CallerSession {
     type Request = CallerRequest;
 
     fn needs_store(request: &CallerRequest) -> Option<String> {
         match request {
             CallerRequest::Message { client_id, .. } => Some(client_id.clone()),
-            CallerRequest::Start { .. } | CallerRequest::Resume { .. } | CallerRequest::End {} => Some(String::new()),
+            CallerRequest::Start { .. }
+            | CallerRequest::Resume { .. }
+            | CallerRequest::End {}
+            | CallerRequest::LeaveMessage { .. }
+            | CallerRequest::Callback { .. } => Some(String::new()),
             CallerRequest::Typing { .. } | CallerRequest::Ping {} => None,
         }
     }
@@ -246,6 +306,8 @@ impl Handler for CallerSession {
             CallerRequest::Ping {} => {
                 self.me.send(&ServerEvent::Pong {});
             }
+            CallerRequest::LeaveMessage { text } => self.leave(None, text).await,
+            CallerRequest::Callback { phone, text } => self.leave(Some(phone), text.unwrap_or_default()).await,
         }
     }
 

@@ -1,0 +1,85 @@
+//! `helpline hours set|show`: a helpline's opening hours from the command line (admins' tool,
+//! audited as `cli`). A running server reads hours at its start; to change them live use
+//! `PUT /api/v1/helplines/{name}/hours`, which also tells the router at once.
+
+use anyhow::bail;
+use clap::{Args, Subcommand};
+
+use crate::clock::Clock;
+use crate::routing::hours::{is_open, next_open, spans, Hours};
+use crate::store::Store;
+
+#[derive(Subcommand, Debug)]
+pub enum HoursCommand {
+    /// Set a helpline's hours (replacing them). Without `--open` the line is open every hour of every
+    /// day (24/7), apart from any `--holiday`.
+    Set(HoursSet),
+    /// Show a helpline's hours, and whether it is open now.
+    Show { helpline: String },
+}
+
+#[derive(Args, Debug)]
+pub struct HoursSet {
+    pub helpline: String,
+    /// IANA time zone, e.g. Europe/Chisinau.
+    #[arg(long, default_value = "UTC")]
+    pub time_zone: String,
+    /// An opening span: days and times, e.g. `mon-fri 08:00-20:00`, `sat,sun 10:00-14:00`,
+    /// `sun 00:00-24:00`. Repeat for more.
+    #[arg(long = "open")]
+    pub open: Vec<String>,
+    /// A local day closed all day, `YYYY-MM-DD`. Repeat for more.
+    #[arg(long = "holiday")]
+    pub holidays: Vec<String>,
+}
+
+pub async fn run(store: &Store, cmd: HoursCommand) -> anyhow::Result<()> {
+    crate::store::defaults::seed_helplines(store).await?;
+    let now = Clock::new().now_ms();
+    match cmd {
+        HoursCommand::Set(args) => {
+            if store.directory().helpline(&args.helpline).await?.is_none() {
+                bail!("unknown helpline {:?}", args.helpline);
+            }
+            let mut weekly = Vec::new();
+            for text in &args.open {
+                weekly.extend(spans(text).map_err(anyhow::Error::msg)?);
+            }
+            let hours = Hours { time_zone: args.time_zone, weekly, holidays: args.holidays };
+            hours.schedule().map_err(|e| anyhow::anyhow!("{e}"))?;
+            store.directory().set_hours(&args.helpline, &hours, now).await?;
+            let detail = serde_json::to_string(&hours)?;
+            store.audit_log().audit_from(now, "cli", "hours_set", Some(&args.helpline), Some(&detail), "cli").await?;
+            print(&args.helpline, &hours, now)?;
+            println!("(a running server takes these at its next start; PUT /api/v1/helplines/{}/hours changes them live)", args.helpline);
+        }
+        HoursCommand::Show { helpline } => {
+            if store.directory().helpline(&helpline).await?.is_none() {
+                bail!("unknown helpline {helpline:?}");
+            }
+            let hours = store.directory().hours(&helpline).await?.unwrap_or_default();
+            print(&helpline, &hours, now)?;
+        }
+    }
+    Ok(())
+}
+
+fn print(helpline: &str, hours: &Hours, now: i64) -> anyhow::Result<()> {
+    let s = hours.schedule().map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{helpline}: time zone {}", hours.time_zone);
+    if hours.weekly.is_empty() {
+        println!("  open every hour of every day");
+    }
+    for span in &hours.weekly {
+        println!("  {} {}-{}", span.day, span.open, span.close);
+    }
+    for day in &hours.holidays {
+        println!("  closed {day}");
+    }
+    if is_open(now, &s) {
+        println!("  open now");
+    } else if let Some(at) = next_open(now, &s) {
+        println!("  closed now; opens {}", crate::protocol::rfc3339(at));
+    }
+    Ok(())
+}
