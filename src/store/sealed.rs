@@ -93,6 +93,8 @@ pub mod place {
     pub const BLOCK_LIFT_REASON: &str = "caller_blocks.lift_reason";
     /// A staff account's TOTP seed (a second factor's key).
     pub const TOTP_SECRET: &str = "users.totp_secret";
+    /// The number a caller asked to be called back on (kept only while the callback needs it).
+    pub const CALLBACK_NUMBER: &str = "callback_numbers.number";
 }
 
 /// Every column sealed at rest (ARCHITECTURE.md lists them, with the rule that every new column of
