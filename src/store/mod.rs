@@ -279,6 +279,16 @@ impl Store {
         Ok(store)
     }
 
+    /// SQLite: copies the WAL into the database file and empties it, so pages from before a key was
+    /// deleted or a row sealed are gone from the WAL too (best effort; nothing on PostgreSQL).
+    pub(crate) async fn truncate_wal(&self) {
+        if let Pool::Sqlite { write, .. } = &self.pool {
+            if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(write).await {
+                tracing::warn!(error = %err, "emptying the WAL failed");
+            }
+        }
+    }
+
     /// The keys this store holds (the key file's content).
     pub fn keys(&self) -> &keys::Keys {
         &self.keys
@@ -307,6 +317,9 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
+                // Deleted and overwritten rows are zeroed, not left in free pages: a key moved out of
+                // `server_secrets`, a row's clear text replaced by its sealed value (docs/security.md).
+                .pragma("secure_delete", "ON")
                 .busy_timeout(Duration::from_secs(10));
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
             let read = sqlite_pool(4).connect_with(opts.clone()).await?;

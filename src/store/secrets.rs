@@ -54,6 +54,7 @@ impl Secrets<'_> {
             // Checks of keys the move replaced (an HMAC key created with the file) go too.
             on_pool!(self.0, pool => sqlx::query("DELETE FROM key_checks WHERE name LIKE 'hmac:%'").execute(pool).await.map(|_| ()))?;
             on_pool!(self.0, pool => sqlx::query("DELETE FROM server_secrets").execute(pool).await.map(|_| ()))?;
+            self.0.truncate_wal().await;
             tracing::info!(keys = legacy.len(), "keys moved from the database into the key file");
         }
         let stored: Vec<(String, String)> =
@@ -97,6 +98,7 @@ impl Secrets<'_> {
                 .bind(format!("sealed:{place}")).bind(now).execute(pool).await.map(|_| ()))?;
             if sealed > 0 {
                 tracing::info!(column = place, rows = sealed, "existing rows sealed");
+                self.0.truncate_wal().await;
             }
         }
         Ok(())

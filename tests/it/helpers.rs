@@ -207,6 +207,9 @@ impl TestApp {
         init_tracing();
         let mut settings = Settings::for_database(db.url.clone());
         settings.jwt_secret = Some("test-secret-test-secret-test-secret".into());
+        // The test database's key file (PostgreSQL's; SQLite's is beside the file), kept when a test
+        // points the server at the database another way (through a proxy).
+        settings.key_file = helpline::store::keys::remembered_key_file(&db.url);
         settings.account_check_every = Duration::from_millis(100);
         // Report tests roll hours up themselves (`helpline::store::rollup::roll_up`), when they choose.
         settings.report_rollup_every = None;

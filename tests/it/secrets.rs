@@ -146,6 +146,7 @@ async fn chat(app: &TestApp, counsellor: &str, caller_text: &str, answer: &str) 
     agent.expect("message").await;
     agent.send(json!({"type": "message", "contact_id": contact, "client_id": "a1", "text": answer})).await;
     agent.expect("ack").await;
+    caller.expect("message").await;
     caller.send(json!({"type": "end"})).await;
     caller.expect("contact_ended").await;
     agent.expect("contact_ended").await;
@@ -456,9 +457,12 @@ async fn existing_rows_are_sealed_by_the_migration(backend: Backend) {
     let _ = ana;
     // Rows written in clear, as before sealing existed, and the columns not yet sealed.
     let contact = crate::helpers::stored_contact(&app.store).await;
-    for seq in 1..=1200 {
+    for chunk in 0..4 {
+        let rows: Vec<String> = (chunk * 300 + 1..=chunk * 300 + 300)
+            .map(|seq| format!("('{contact}', {seq}, 'caller', NULL, 'c{seq}', 'clear text {seq}', {seq})"))
+            .collect();
         sql_execute(&app, &format!(
-            "INSERT INTO messages (contact_id, seq, sender, sender_id, client_id, body, at) VALUES ('{contact}', {seq}, 'caller', NULL, 'c{seq}', 'clear text {seq}', {seq})")).await;
+            "INSERT INTO messages (contact_id, seq, sender, sender_id, client_id, body, at) VALUES {}", rows.join(", "))).await;
     }
     sql_execute(&app, &format!(
         "INSERT INTO contact_forms (contact_id, helpline, counsellor_id, data, risk, status, updated_at)
