@@ -18,9 +18,13 @@
 //! Behaviour is that of the straightforward full-scan engine kept in `reference.rs`; the
 //! equivalence property tests compare the two step by step.
 
+pub mod away;
 mod index;
+pub mod presence;
+pub mod triage;
 mod types;
 mod views;
+pub mod wrapup;
 
 pub use types::*;
 pub use views::*;
@@ -31,6 +35,8 @@ mod equivalence;
 mod reference;
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod waiting_tests;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,6 +52,10 @@ struct Timings {
     at_risk: Millis,
     target: Millis,
     grace: Millis,
+    /// The wrap-up limit (0: none).
+    wrapup: Millis,
+    /// Whether waiting callers who dropped ring nobody until they are back.
+    hold_offline: bool,
 }
 
 impl Timings {
@@ -57,6 +67,8 @@ impl Timings {
             at_risk: c.sla_at_risk_ms,
             target: c.sla_target_ms,
             grace: c.caller_grace_ms.max(0),
+            wrapup: c.wrapup_limit_ms.max(0),
+            hold_offline: !c.ring_offline_callers,
         }
     }
 }
@@ -75,6 +87,10 @@ struct Counsellor {
     ringing: Option<ContactId>,
     idle_since: Millis,
     misses: u32,
+    /// Slots in wrap-up: the ended contact, and when its wrap-up ends at the latest.
+    wrapups: BTreeMap<ContactId, Millis>,
+    /// Why they are away (while `Away`).
+    away_reason: Option<String>,
 }
 
 impl Counsellor {
@@ -90,11 +106,14 @@ impl Counsellor {
             ringing: None,
             idle_since: now,
             misses: 0,
+            wrapups: BTreeMap::new(),
+            away_reason: None,
         }
     }
 
+    /// A slot is free: neither in conversation nor in wrap-up.
     fn has_room(&self) -> bool {
-        (self.active.len() as u64) < u64::from(self.profile.capacity)
+        ((self.active.len() + self.wrapups.len()) as u64) < u64::from(self.profile.capacity)
     }
 
     /// Whether this counsellor could be rung now (by some contact): the dispatch candidates.
@@ -148,6 +167,8 @@ impl Counsellor {
             helplines: self.profile.helplines.clone(),
             backup_helplines: self.profile.backup_helplines.clone(),
             languages: self.profile.languages.clone(),
+            wrapping_up: self.wrapups.iter().map(|(&x, &until)| (x, until)).collect(),
+            away_reason: self.away_reason.clone(),
         }
     }
 }
@@ -192,6 +213,8 @@ struct Contact {
     /// When the disconnected caller's grace period ends.
     grace_until: Option<Millis>,
     stage: Stage,
+    /// The caller answered the triage question (only the first answer counts).
+    triaged: bool,
 }
 
 impl Contact {
@@ -324,10 +347,7 @@ impl Engine {
             .range((Bound::Excluded(after_now), Bound::Unbounded))
             .next()
             .map(|&(at, _, _)| at);
-        match (timer, cooldown) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [timer, cooldown, self.next_wrapup_end()].into_iter().flatten().min()
     }
 
     /// 1-based position of a waiting contact in its helpline's queue; `None` if not waiting.
@@ -508,6 +528,9 @@ impl Engine {
         if !self.takes(c, x) {
             return None;
         }
+        if x.waiting().is_some() && !self.may_ring(x) {
+            return None;
+        }
         if let Some(pinned) = x.waiting().and_then(|w| w.pinned) {
             return (pinned == c.profile.id).then_some(false);
         }
@@ -653,7 +676,7 @@ impl Engine {
             return;
         };
         let Some(w) = x.waiting() else { return };
-        if w.offer.is_some() {
+        if w.offer.is_some() || !self.may_ring(x) {
             return;
         }
         let tm = self.timings(&x.info.helpline);
@@ -669,6 +692,7 @@ impl Engine {
             queued_at: x.info.queued_at,
             expires_at,
             as_backup,
+            caller_online: x.info.caller_connected,
         };
         self.wmut(id, |w| {
             w.offer = Some(Ring {
@@ -717,6 +741,7 @@ impl Engine {
         for (at, kind, id) in due {
             self.fire(now, at, kind, id, out);
         }
+        self.end_due_wrapups(now, out);
     }
 
     /// Process one due timer, if it is still pending (an earlier one may have ended the contact).
@@ -763,6 +788,8 @@ impl Engine {
                 if r.expires_at != at {
                     return;
                 }
+                // An offer of a caller who is gone is no counsellor's miss (see `presence`).
+                let miss = u32::from(x.info.caller_connected);
                 self.wmut(id, |w| {
                     w.offer = None;
                     w.pinned = None;
@@ -778,10 +805,11 @@ impl Engine {
                     if c.ringing == Some(id) {
                         c.ringing = None;
                     }
-                    c.misses = c.misses.saturating_add(1);
-                    if limit > 0 && c.misses >= limit && c.status != Status::Away {
+                    c.misses = c.misses.saturating_add(miss);
+                    if miss > 0 && limit > 0 && c.misses >= limit && c.status != Status::Away {
                         c.status = Status::Away;
                         c.status_since = at;
+                        c.away_reason = Some(away::MISSED_OFFERS.to_string());
                         true
                     } else {
                         false
@@ -849,6 +877,7 @@ impl Engine {
                 self.cmut(counsellor, |c| {
                     c.status = status;
                     c.status_since = now;
+                    c.away_reason = None;
                     if status == Status::Available {
                         c.misses = 0;
                         c.idle_since = now;
@@ -868,6 +897,7 @@ impl Engine {
                     rank: rank_of(&self.helplines, &info.helpline, info.channel),
                     info,
                     grace_until,
+            triaged: false,
                     stage: Stage::Waiting(Waiting::default()),
                 });
             }
@@ -919,6 +949,7 @@ impl Engine {
                         x.grace_until = Some(now.saturating_add(grace));
                     }
                 });
+                self.caller_gone(contact, out);
             }
             Input::CallerConnected { contact } => {
                 self.xmut(contact, |x| {
@@ -932,6 +963,9 @@ impl Engine {
             }
             Input::OfferTo { contact, counsellor } => self.offer_to(contact, counsellor, out),
             Input::Transfer { contact, to } => self.transfer(now, contact, to, out),
+            Input::Ready { counsellor, contact } => self.ready(counsellor, contact, out),
+            Input::SetAway { counsellor, reason } => self.set_away(now, counsellor, reason, out),
+            Input::Triage { contact, danger } => self.triage(contact, danger, out),
             Input::Tick => {}
         }
     }
@@ -1062,6 +1096,7 @@ impl Engine {
             rank: rank_of(&self.helplines, &info.helpline, channel),
             info,
             grace_until,
+            triaged: false,
             stage: Stage::Assigned {
                 counsellor: cid,
                 answered_at,
@@ -1190,6 +1225,7 @@ impl Engine {
                     reason,
                     abandoned: false,
                 });
+                self.start_wrapup(now, counsellor, id, &x.info.helpline, out);
             }
         }
     }

@@ -3,7 +3,9 @@
 //! No database and no clock: arrivals (from a CSV file, or Poisson at `--rate-per-hour` with
 //! exponential handle times) go into [`routing::Engine`] at their virtual times; counsellors accept
 //! every offer `--answer-delay-s` after it rings and end each conversation after its handle time;
-//! callers with a patience give up when it runs out. The engine's own deadlines are honoured by
+//! callers with a patience give up when it runs out. After each conversation the counsellor's slot is in
+//! wrap-up until she says she is ready (`--wrapup-s` after the end) or the helpline's wrap-up limit
+//! passes (60 s by default); handle time includes it. The engine's own deadlines are honoured by
 //! sending `Tick` at `next_deadline()`, exactly as the server's engine task does.
 //! The report uses the same figures as the server ([`figures::compute`], [`figures::occupancy_series`]).
 
@@ -70,6 +72,10 @@ pub struct SimulateArgs {
     /// Without it nobody abandons. (In an arrivals file: the `patience_s` column, fixed per contact.)
     #[arg(long)]
     pub patience_s: Option<f64>,
+    /// Seconds of after-contact work: the counsellor says she is ready this long after each
+    /// conversation ends (the helpline's wrap-up limit, 60 s, ends it sooner). 0: ready at once.
+    #[arg(long, default_value_t = 0.0)]
+    pub wrapup_s: f64,
     /// Print the report as JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -102,6 +108,8 @@ pub struct SimContact {
     pub queued_at: i64,
     pub answered_at: Option<i64>,
     pub ended_at: Option<i64>,
+    /// When the counsellor's wrap-up of it ended.
+    pub wrapup_ended_at: Option<i64>,
     pub abandoned: bool,
     pub counsellor: Option<usize>,
 }
@@ -129,6 +137,8 @@ enum Event {
     Finish(usize),
     GiveUp(usize),
     Back(usize),
+    /// The counsellor is done with the wrap-up of a contact.
+    Ready(usize, usize),
 }
 
 /// Runs `arrivals` (any order) against `roster` through the routing engine; `progress(now, last_arrival)`
@@ -138,6 +148,19 @@ pub fn simulate(
     roster: &[Member],
     helplines: &[HelplineConfig],
     answer_delay_ms: i64,
+    progress: &mut dyn FnMut(i64, i64),
+) -> Outcome {
+    simulate_with_wrapup(arrivals, roster, helplines, answer_delay_ms, 0, progress)
+}
+
+/// [`simulate`], the counsellors saying they are ready `wrapup_ms` after each conversation ends (the
+/// helpline's wrap-up limit ends a wrap-up sooner).
+pub fn simulate_with_wrapup(
+    arrivals: &[Arrival],
+    roster: &[Member],
+    helplines: &[HelplineConfig],
+    answer_delay_ms: i64,
+    wrapup_ms: i64,
     progress: &mut dyn FnMut(i64, i64),
 ) -> Outcome {
     let mut engine = Engine::new(EngineConfig { helplines: helplines.to_vec(), misses_before_away: 2 });
@@ -215,6 +238,7 @@ pub fn simulate(
                         Input::EndByCaller { contact: xid(i) }
                     }
                     Event::Back(c) => Input::SetStatus { counsellor: cid(c), status: Status::Available },
+                    Event::Ready(i, c) => Input::Ready { counsellor: cid(c), contact: xid(i) },
                 };
                 (t, input)
             }
@@ -241,6 +265,10 @@ pub fn simulate(
                     contacts[i].ended_at = Some(t);
                     contacts[i].abandoned = abandoned;
                 }
+                Output::WrapUp { counsellor, contact, .. } => {
+                    push(&mut queue, t + wrapup_ms, Event::Ready(contact.0 as usize - 1, counsellor.0 as usize - 1));
+                }
+                Output::WrapUpEnded { contact, .. } => contacts[contact.0 as usize - 1].wrapup_ended_at = Some(t),
                 Output::OfferRevoked { reason: RevokeReason::Expired, .. } => offers_expired += 1,
                 Output::StatusChanged { counsellor, status: Status::Away, .. } => {
                     set_away += 1;
@@ -258,6 +286,7 @@ pub fn simulate(
         queued_at: c.queued_at,
         answered_at: c.answered_at,
         ended_at: c.ended_at,
+        wrapup_ended_at: c.wrapup_ended_at,
         abandoned: c.abandoned,
         target_ms: target_of(&c.helpline),
     };
@@ -454,8 +483,13 @@ pub async fn run(_database: &str, args: SimulateArgs) -> anyhow::Result<()> {
             let _ = std::io::stderr().flush();
         }
     };
-    let outcome =
-        tokio::task::block_in_place(|| simulate(&arrivals, &roster, &helplines, answer_delay_ms, &mut progress));
+    if !(0.0..=3600.0).contains(&args.wrapup_s) {
+        bail!("--wrapup-s must be between 0 and 3600");
+    }
+    let wrapup_ms = (args.wrapup_s * 1000.0).round() as i64;
+    let outcome = tokio::task::block_in_place(|| {
+        simulate_with_wrapup(&arrivals, &roster, &helplines, answer_delay_ms, wrapup_ms, &mut progress)
+    });
     if started.elapsed().as_secs_f64() >= 1.0 {
         eprintln!();
     }
@@ -495,7 +529,7 @@ pub async fn run(_database: &str, args: SimulateArgs) -> anyhow::Result<()> {
         pct(f.abandonment_rate),
         f.waiting
     );
-    println!("AHT: {}   occupancy: {}", secs(f.aht_ms), pct(f.occupancy));
+    println!("AHT (with wrap-up, {:.0} s after each end at most): {}   occupancy: {}", args.wrapup_s, secs(f.aht_ms), pct(f.occupancy));
     if outcome.offers_expired > 0 || outcome.set_away > 0 {
         println!("offers rung out: {}; counsellors set away (and back): {}", outcome.offers_expired, outcome.set_away);
     }

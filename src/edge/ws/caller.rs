@@ -194,7 +194,7 @@ impl Handler for CallerSession {
         match request {
             CallerRequest::Message { client_id, .. } => Some(client_id.clone()),
             CallerRequest::Start { .. } | CallerRequest::Resume { .. } | CallerRequest::End {} => Some(String::new()),
-            CallerRequest::Typing { .. } | CallerRequest::Ping {} => None,
+            CallerRequest::Typing { .. } | CallerRequest::Ping {} | CallerRequest::Triage { .. } => None,
         }
     }
 
@@ -245,6 +245,13 @@ impl Handler for CallerSession {
             }
             CallerRequest::Ping {} => {
                 self.me.send(&ServerEvent::Pong {});
+            }
+            CallerRequest::Triage { answer } => {
+                let Some((_, key)) = self.contact else {
+                    return self.error(ErrorCode::NotAllowed, "start or resume a chat first");
+                };
+                let danger = answer == crate::protocol::TriageAnswer::Yes;
+                self.state.engine.input(Input::Triage { contact: key, danger }).await;
             }
         }
     }
