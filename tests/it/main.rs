@@ -28,3 +28,4 @@ mod scope;
 mod staffing;
 mod supervisor;
 mod telephony;
+mod wrapup;
