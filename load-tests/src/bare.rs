@@ -73,6 +73,7 @@ impl Inner {
                     caller_last2: None,
                     repeat: None,
                     earlier: Vec::new(),
+                    caller_online: true,
                 }));
             }
         }

@@ -72,6 +72,14 @@ pub async fn raise_priority(state: &AppState, contact_id: &str) {
     }
 }
 
+/// The counsellor who handled `contact_id` submitted its form: her slot of it leaves wrap-up (the
+/// engine ignores this when it is not in wrap-up).
+pub async fn ready_after_form(state: &AppState, counsellor_id: &str, contact_id: &str) {
+    if let (Some(contact), Some(counsellor)) = (contact_key(contact_id), crate::chat::engine_task::counsellor_key(counsellor_id)) {
+        state.engine.input(Input::Ready { counsellor, contact }).await;
+    }
+}
+
 /// Escalates a contact: checks it is this counsellor's (or a supervisor's in scope), stores it, alerts
 /// supervisors, and returns it with placement suggestions.
 pub async fn escalate(

@@ -76,6 +76,10 @@ pub async fn save(state: &AppState, staff: &Staff, id: &str, draft: bool, form: 
     if record.risk.as_deref() == Some("imminent") && previous_risk.as_deref() != Some("imminent") {
         imminent_from_form(state, staff, &contact.helpline, id).await;
     }
+    if submit && handler {
+        // The after-contact work is done: the slot leaves wrap-up (nothing if it is not in wrap-up).
+        crate::casework::escalation::ready_after_form(state, staff.id(), id).await;
+    }
     let saved = state.store.forms().form(id).await?;
     Ok(view(id, saved.as_ref()))
 }

@@ -261,6 +261,9 @@ struct PublicHelpline<'a> {
     /// Languages served; the first is the default.
     #[schema(value_type = Vec<String>)]
     languages: &'a [String],
+    /// Whether the widget asks the triage question ("Are you in danger right now?") while the caller
+    /// waits, and sends her answer as a `triage` frame.
+    triage: bool,
 }
 
 /// `GET /api/v1/helplines`: what the chat widget may offer (no settings).
@@ -270,7 +273,12 @@ async fn helplines(State(state): State<AppState>) -> Response {
     let list: Vec<PublicHelpline> = state
         .helplines
         .iter()
-        .map(|h| PublicHelpline { name: &h.name, display_name: &h.display_name, languages: &h.languages })
+        .map(|h| PublicHelpline {
+            name: &h.name,
+            display_name: &h.display_name,
+            languages: &h.languages,
+            triage: h.triage_priority.is_some(),
+        })
         .collect();
     Json(list).into_response()
 }

@@ -79,6 +79,9 @@ pub struct HelplineBoard {
     pub busy: usize,
     pub away: usize,
     pub offline: usize,
+    /// Serving counsellors with no free slot because some are in wrap-up (state `wrap_up`).
+    #[serde(default)]
+    pub wrap_up: usize,
     pub service_level_target_pct: i64,
     /// The helpline's answer-clock thresholds: a wait is "at risk" from the first, "over target" from the second.
     pub sla_at_risk_ms: i64,
@@ -112,7 +115,8 @@ pub struct WaitingBoard {
 pub struct CounsellorBoard {
     pub user_id: String,
     pub display_name: String,
-    /// `available` (free room), `busy` (at capacity), `away` or `offline` (chosen, or disconnected).
+    /// `available` (free room), `busy` (at capacity), `wrap_up` (no free room, some of it in wrap-up),
+    /// `away` or `offline` (chosen, or disconnected).
     pub state: String,
     pub status: CounsellorStatus,
     pub connected: bool,
@@ -126,6 +130,12 @@ pub struct CounsellorBoard {
     pub in_state_ms: i64,
     pub helplines: Vec<String>,
     pub languages: Vec<String>,
+    /// Contacts whose slot is in wrap-up (ended; the form or `ready` still to come).
+    #[serde(default)]
+    pub wrap_up: Vec<String>,
+    /// Why they are away (`break`, `training`, …, or `missed_offers`), while away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub away_reason: Option<String>,
 }
 
 

@@ -27,6 +27,9 @@ pub struct ContactTimes {
     pub queued_at: i64,
     pub answered_at: Option<i64>,
     pub ended_at: Option<i64>,
+    /// When the counsellor's wrap-up of it ended (ready, form submitted, or the limit): handle time
+    /// runs to it (None: no wrap-up, or not ended yet: to `ended_at`).
+    pub wrapup_ended_at: Option<i64>,
     /// Ended while waiting (state `abandoned`).
     pub abandoned: bool,
     /// The answer target of the contact's helpline (`sla_target_ms`).
@@ -104,7 +107,8 @@ impl Tally {
             match c.ended_at {
                 Some(end) => {
                     self.handled += 1;
-                    self.handle_ms_sum += i128::from((end - answered).max(0));
+                    // Handle time includes the wrap-up (docs/metrics.md).
+                    self.handle_ms_sum += i128::from((c.wrapup_ended_at.unwrap_or(end) - answered).max(0));
                 }
                 None => self.in_conversation += 1,
             }
@@ -348,7 +352,7 @@ mod tests {
     use super::*;
 
     fn contact(q: i64, a: Option<i64>, e: Option<i64>, abandoned: bool) -> ContactTimes {
-        ContactTimes { queued_at: q, answered_at: a, ended_at: e, abandoned, target_ms: 15_000 }
+        ContactTimes { queued_at: q, answered_at: a, ended_at: e, wrapup_ended_at: None, abandoned, target_ms: 15_000 }
     }
 
     #[test]

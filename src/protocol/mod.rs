@@ -71,14 +71,32 @@ pub enum CallerRequest {
         #[serde(default)]
         text: Option<String>,
     },
+    /// The caller's answer to the helpline's triage question ("Are you in danger right now?"):
+    /// `yes` raises the contact's priority at once and alerts the helpline's supervisors.
+    Triage { answer: TriageAnswer },
+}
+
+/// An answer to the triage question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriageAnswer {
+    Yes,
+    No,
 }
 
 /// Frames a counsellor's console sends on `/ws/agent`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CounsellorRequest {
-    /// Set one's own status: `available`, `away` or `offline`.
-    Status { status: CounsellorStatus },
+    /// Set one's own status: `available`, `away` or `offline`; `away` may give a `reason`, one of
+    /// the helplines' away reasons (unknown: `unknown_away_reason`).
+    Status {
+        status: CounsellorStatus,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// The after-contact work of `contact_id` is done: its slot leaves wrap-up and takes offers again.
+    Ready { contact_id: String },
     Accept { contact_id: String },
     Decline { contact_id: String },
     /// Close a conversation.
@@ -215,6 +233,11 @@ pub enum TelephonyEvent {
         caller: Option<String>,
         #[serde(default)]
         language: Option<String>,
+        /// The caller's key press at the IVR's triage question ("Are you in danger right now? Press
+        /// 1 for yes, 2 for no"), where the helpline asks it: `1` raises the call's priority and
+        /// alerts supervisors; anything else, or none, changes nothing.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        triage_digit: Option<String>,
         at: At,
     },
     /// The counsellor's phone leg picked up: the conversation starts.
@@ -543,7 +566,16 @@ pub enum ServerEvent {
         /// submitted forms; each one shown is audited as a read of that form.
         #[serde(skip_serializing_if = "Vec::is_empty", default)]
         earlier: Vec<EarlierContact>,
+        /// Whether the caller is connected now (false only where the helpline rings callers who
+        /// dropped; elsewhere they are not offered until they are back).
+        #[serde(default = "yes")]
+        caller_online: bool,
     },
+    /// The conversation `contact_id` ended and its slot is in wrap-up: no offer fills it until you
+    /// send `ready`, submit its contact form, or `ends_in_ms` passes.
+    WrapUp { contact_id: String, ends_in_ms: i64 },
+    /// The wrap-up of `contact_id` ended (`reason`: `ready` or `limit`): the slot takes offers again.
+    WrapUpEnded { contact_id: String, reason: String },
     /// Your `call_hold`, `call_resume` or `call_hangup` is stored and on its way to the exchange
     /// (`action`: `hold`, `resume` or `hangup`).
     CallControl { contact_id: String, action: String },
@@ -730,6 +762,8 @@ pub enum ErrorCode {
     TotpEnrolmentRequired,
     /// The new password does not meet the password rule; the message says why (HTTP 422).
     WeakPassword,
+    /// An away reason that none of your helplines allows; the message names the allowed ones.
+    UnknownAwayReason,
 }
 
 /// Why a frame could not be decoded.
@@ -745,12 +779,12 @@ pub trait KnownTypes {
 }
 
 impl KnownTypes for CallerRequest {
-    const TYPES: &'static [&'static str] = &["start", "resume", "message", "typing", "end", "ping", "leave_message", "callback"];
+    const TYPES: &'static [&'static str] = &["start", "resume", "message", "typing", "end", "ping", "leave_message", "callback", "triage"];
 }
 
 impl KnownTypes for CounsellorRequest {
     const TYPES: &'static [&'static str] = &[
-        "status", "accept", "decline", "end", "message", "typing", "ping", "escalate", "call_hold", "call_resume", "call_hangup", "flag_abusive",
+        "status", "accept", "decline", "end", "message", "typing", "ping", "escalate", "call_hold", "call_resume", "call_hangup", "flag_abusive", "ready",
     ];
 }
 
@@ -830,6 +864,7 @@ mod tests {
             CallerRequest::Ping {},
             CallerRequest::LeaveMessage { text: "x".into() },
             CallerRequest::Callback { phone: "+37360000000".into(), text: None },
+            CallerRequest::Triage { answer: TriageAnswer::Yes },
         ];
         let names: Vec<String> = all.iter().map(type_of).collect();
         assert_eq!(names, CallerRequest::TYPES);
@@ -838,7 +873,7 @@ mod tests {
     #[test]
     fn counsellor_type_list_matches_the_enum() {
         let all = [
-            CounsellorRequest::Status { status: CounsellorStatus::Available },
+            CounsellorRequest::Status { status: CounsellorStatus::Available, reason: None },
             CounsellorRequest::Accept { contact_id: "c".into() },
             CounsellorRequest::Decline { contact_id: "c".into() },
             CounsellorRequest::End { contact_id: "c".into() },
@@ -850,6 +885,7 @@ mod tests {
             CounsellorRequest::CallResume { contact_id: "c".into() },
             CounsellorRequest::CallHangup { contact_id: "c".into() },
             CounsellorRequest::FlagAbusive { contact_id: "c".into(), reason: "x".into() },
+            CounsellorRequest::Ready { contact_id: "c".into() },
         ];
         let names: Vec<String> = all.iter().map(type_of).collect();
         assert_eq!(names, CounsellorRequest::TYPES);
@@ -879,7 +915,7 @@ mod tests {
     fn telephony_type_list_matches_the_enum() {
         let c = || "c".to_string();
         let all = [
-            TelephonyEvent::CallOffered { event_id: c(), call_id: c(), dialled: c(), caller: None, language: None, at: At(0) },
+            TelephonyEvent::CallOffered { event_id: c(), call_id: c(), dialled: c(), caller: None, language: None, triage_digit: None, at: At(0) },
             TelephonyEvent::CallAnswered { event_id: c(), call_id: c(), at: At(0) },
             TelephonyEvent::CallEnded { event_id: c(), call_id: c(), by: CallParty::Caller, at: At(0) },
             TelephonyEvent::CallAbandoned { event_id: c(), call_id: c(), at: At(0) },

@@ -29,6 +29,11 @@ fn config() -> EngineConfig {
                 // Chats alongside a call; calls queue with chats in plain FIFO.
                 chat_while_on_call: true,
                 calls_first: false,
+                // A short wrap-up, its own away reasons, the triage question; offline callers still ring.
+                wrapup_limit_ms: 3_000,
+                away_reasons: vec!["lunch".into(), "break".into()],
+                triage_priority: Some(triage::PRIORITY_DANGER),
+                ring_offline_callers: true,
             },
             // Nonsensical values: clamped ring timeout, backups at once, SLA events already due.
             HelplineConfig {
@@ -40,6 +45,11 @@ fn config() -> EngineConfig {
                 caller_grace_ms: -5,
                 chat_while_on_call: true,
                 calls_first: true,
+                // No wrap-up (a nonsensical limit), no reasons at all, triage below a transfer.
+                wrapup_limit_ms: -1,
+                away_reasons: Vec::new(),
+                triage_priority: Some(1),
+                ring_offline_callers: false,
             },
         ],
         misses_before_away: 2,
@@ -145,7 +155,26 @@ enum Op {
     Backwards {
         dt: i64,
     },
+    Ready {
+        c: u8,
+        x: u8,
+    },
+    /// `Ready` for the i-th slot in wrap-up.
+    ReadyOwn {
+        i: u8,
+    },
+    Away {
+        c: u8,
+        r: u8,
+    },
+    Triage {
+        x: u8,
+        danger: bool,
+    },
 }
+
+/// Away reasons: defaults, helpline b's own, and an unknown one.
+const REASONS: [&str; 4] = ["break", "lunch", "admin", "nap"];
 
 fn op() -> impl Strategy<Value = Op> {
     let c = || 0u8..=COUNSELLORS; // COUNSELLORS itself is an unknown counsellor
@@ -177,6 +206,10 @@ fn op() -> impl Strategy<Value = Op> {
         4 => prop_oneof![0i64..3_000, 0i64..40_000].prop_map(|dt| Op::Tick { dt }),
         3 => Just(Op::TickAtDeadline),
         1 => (1i64..5_000).prop_map(|dt| Op::Backwards { dt }),
+        1 => (c(), x()).prop_map(|(c, x)| Op::Ready { c, x }),
+        2 => any::<u8>().prop_map(|i| Op::ReadyOwn { i }),
+        1 => (c(), 0u8..4).prop_map(|(c, r)| Op::Away { c, r }),
+        1 => (x(), any::<bool>()).prop_map(|(x, danger)| Op::Triage { x, danger }),
     ]
 }
 
@@ -350,6 +383,15 @@ fn to_input(op: &Op, r: &reference::Engine, now: &mut Millis) -> Input {
             *now = now.saturating_sub(dt);
             Input::Tick
         }
+        Op::Ready { c, x } => Input::Ready { counsellor: cid(c), contact: xid(x) },
+        Op::ReadyOwn { i } => {
+            let slots: Vec<(CounsellorId, ContactId)> =
+                snap.counsellors.iter().flat_map(|c| c.wrapping_up.iter().map(move |&(x, _)| (c.id, x))).collect();
+            let (counsellor, contact) = nth(&slots, i).unwrap_or((cid(0), xid(0)));
+            Input::Ready { counsellor, contact }
+        }
+        Op::Away { c, r } => Input::SetAway { counsellor: cid(c), reason: REASONS[usize::from(r) % REASONS.len()].into() },
+        Op::Triage { x, danger } => Input::Triage { contact: xid(x), danger },
     }
 }
 
@@ -477,6 +519,10 @@ proptest! {
                 caller_grace_ms: timings[4],
                 chat_while_on_call: flags.0,
                 calls_first: flags.1,
+                wrapup_limit_ms: timings[0],
+                away_reasons: vec!["break".into()],
+                triage_priority: Some(timings[1].clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32),
+                ring_offline_callers: flags.0,
             }],
             misses_before_away: misses,
         };

@@ -64,6 +64,8 @@ pub(super) struct Index {
     pub(super) free_backup: PerChannel<ByHelplineLanguage<FreeKey>>,
     /// Number of free counsellors.
     pub(super) free_count: usize,
+    /// Slots in wrap-up, by when they end at the latest: (until, counsellor, ended contact).
+    pub(super) wrapups: BTreeSet<(Millis, CounsellorId, ContactId)>,
     /// Configuration: helplines whose chats may go to a counsellor on a call.
     pub(super) chat_on_call: BTreeSet<Helpline>,
 }
@@ -175,6 +177,10 @@ impl Index {
                     self.cooldowns
                         .insert((at.saturating_add(tm.ring_timeout), id, cid));
                 }
+                // A caller who is gone rings nobody until she is back (see `presence`).
+                if !x.info.caller_connected && tm.hold_offline {
+                    return;
+                }
                 match w.pinned {
                     Some(p) => {
                         self.pinned.entry(p).or_default().insert(key);
@@ -224,6 +230,7 @@ impl Index {
                         .remove(&(at.saturating_add(tm.ring_timeout), id, cid));
                 }
                 match w.pinned {
+                    _ if !x.info.caller_connected && tm.hold_offline => {}
                     Some(p) => {
                         if let Some(set) = self.pinned.get_mut(&p) {
                             set.remove(&key);
@@ -282,6 +289,9 @@ impl Index {
 
     /// Add a counsellor's entries (none unless free).
     pub(super) fn add_counsellor(&mut self, c: &Counsellor) {
+        for (&x, &until) in &c.wrapups {
+            self.wrapups.insert((until, c.profile.id, x));
+        }
         if !c.is_free() {
             return;
         }
@@ -296,6 +306,9 @@ impl Index {
 
     /// Remove a counsellor's entries (as [`Index::add_counsellor`] made them from the same state).
     pub(super) fn remove_counsellor(&mut self, c: &Counsellor) {
+        for (&x, &until) in &c.wrapups {
+            self.wrapups.remove(&(until, c.profile.id, x));
+        }
         if !c.is_free() {
             return;
         }

@@ -18,12 +18,16 @@
 //! Behaviour is that of the straightforward full-scan engine kept in `reference.rs`; the
 //! equivalence property tests compare the two step by step.
 
+pub mod away;
 pub mod estimate;
 pub mod hours;
 mod index;
+pub mod presence;
 pub mod shift;
+pub mod triage;
 mod types;
 mod views;
+pub mod wrapup;
 
 pub use types::*;
 pub use views::*;
@@ -34,6 +38,8 @@ mod equivalence;
 mod reference;
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod waiting_tests;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,6 +55,10 @@ struct Timings {
     at_risk: Millis,
     target: Millis,
     grace: Millis,
+    /// The wrap-up limit (0: none).
+    wrapup: Millis,
+    /// Whether waiting callers who dropped ring nobody until they are back.
+    hold_offline: bool,
 }
 
 impl Timings {
@@ -60,6 +70,8 @@ impl Timings {
             at_risk: c.sla_at_risk_ms,
             target: c.sla_target_ms,
             grace: c.caller_grace_ms.max(0),
+            wrapup: c.wrapup_limit_ms.max(0),
+            hold_offline: !c.ring_offline_callers,
         }
     }
 }
@@ -78,6 +90,10 @@ struct Counsellor {
     ringing: Option<ContactId>,
     idle_since: Millis,
     misses: u32,
+    /// Slots in wrap-up: the ended contact, and when its wrap-up ends at the latest.
+    wrapups: BTreeMap<ContactId, Millis>,
+    /// Why they are away (while `Away`).
+    away_reason: Option<String>,
 }
 
 impl Counsellor {
@@ -93,11 +109,14 @@ impl Counsellor {
             ringing: None,
             idle_since: now,
             misses: 0,
+            wrapups: BTreeMap::new(),
+            away_reason: None,
         }
     }
 
+    /// A slot is free: neither in conversation nor in wrap-up.
     fn has_room(&self) -> bool {
-        (self.active.len() as u64) < u64::from(self.profile.capacity)
+        ((self.active.len() + self.wrapups.len()) as u64) < u64::from(self.profile.capacity)
     }
 
     /// Whether this counsellor could be rung now (by some contact): the dispatch candidates.
@@ -151,6 +170,8 @@ impl Counsellor {
             helplines: self.profile.helplines.clone(),
             backup_helplines: self.profile.backup_helplines.clone(),
             languages: self.profile.languages.clone(),
+            wrapping_up: self.wrapups.iter().map(|(&x, &until)| (x, until)).collect(),
+            away_reason: self.away_reason.clone(),
         }
     }
 }
@@ -195,6 +216,8 @@ struct Contact {
     /// When the disconnected caller's grace period ends.
     grace_until: Option<Millis>,
     stage: Stage,
+    /// The caller answered the triage question (only the first answer counts).
+    triaged: bool,
 }
 
 impl Contact {
@@ -327,10 +350,7 @@ impl Engine {
             .range((Bound::Excluded(after_now), Bound::Unbounded))
             .next()
             .map(|&(at, _, _)| at);
-        match (timer, cooldown) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [timer, cooldown, self.next_wrapup_end()].into_iter().flatten().min()
     }
 
     /// 1-based position of a waiting contact in its helpline's queue; `None` if not waiting.
@@ -511,6 +531,9 @@ impl Engine {
         if !self.takes(c, x) {
             return None;
         }
+        if x.waiting().is_some() && !self.may_ring(x) {
+            return None;
+        }
         if let Some(pinned) = x.waiting().and_then(|w| w.pinned) {
             return (pinned == c.profile.id).then_some(false);
         }
@@ -656,7 +679,7 @@ impl Engine {
             return;
         };
         let Some(w) = x.waiting() else { return };
-        if w.offer.is_some() {
+        if w.offer.is_some() || !self.may_ring(x) {
             return;
         }
         let tm = self.timings(&x.info.helpline);
@@ -672,6 +695,7 @@ impl Engine {
             queued_at: x.info.queued_at,
             expires_at,
             as_backup,
+            caller_online: x.info.caller_connected,
         };
         self.wmut(id, |w| {
             w.offer = Some(Ring {
@@ -720,6 +744,7 @@ impl Engine {
         for (at, kind, id) in due {
             self.fire(now, at, kind, id, out);
         }
+        self.end_due_wrapups(now, out);
     }
 
     /// Process one due timer, if it is still pending (an earlier one may have ended the contact).
@@ -766,6 +791,8 @@ impl Engine {
                 if r.expires_at != at {
                     return;
                 }
+                // An offer of a caller who is gone is no counsellor's miss (see `presence`).
+                let miss = u32::from(x.info.caller_connected);
                 self.wmut(id, |w| {
                     w.offer = None;
                     w.pinned = None;
@@ -781,10 +808,11 @@ impl Engine {
                     if c.ringing == Some(id) {
                         c.ringing = None;
                     }
-                    c.misses = c.misses.saturating_add(1);
-                    if limit > 0 && c.misses >= limit && c.status != Status::Away {
+                    c.misses = c.misses.saturating_add(miss);
+                    if miss > 0 && limit > 0 && c.misses >= limit && c.status != Status::Away {
                         c.status = Status::Away;
                         c.status_since = at;
+                        c.away_reason = Some(away::MISSED_OFFERS.to_string());
                         true
                     } else {
                         false
@@ -852,6 +880,7 @@ impl Engine {
                 self.cmut(counsellor, |c| {
                     c.status = status;
                     c.status_since = now;
+                    c.away_reason = None;
                     if status == Status::Available {
                         c.misses = 0;
                         c.idle_since = now;
@@ -871,6 +900,7 @@ impl Engine {
                     rank: rank_of(&self.helplines, &info.helpline, info.channel),
                     info,
                     grace_until,
+            triaged: false,
                     stage: Stage::Waiting(Waiting::default()),
                 });
             }
@@ -922,6 +952,7 @@ impl Engine {
                         x.grace_until = Some(now.saturating_add(grace));
                     }
                 });
+                self.caller_gone(contact, out);
             }
             Input::CallerConnected { contact } => {
                 self.xmut(contact, |x| {
@@ -935,6 +966,9 @@ impl Engine {
             }
             Input::OfferTo { contact, counsellor } => self.offer_to(contact, counsellor, out),
             Input::Transfer { contact, to } => self.transfer(now, contact, to, out),
+            Input::Ready { counsellor, contact } => self.ready(counsellor, contact, out),
+            Input::SetAway { counsellor, reason } => self.set_away(now, counsellor, reason, out),
+            Input::Triage { contact, danger } => self.triage(contact, danger, out),
             Input::Tick => {}
         }
     }
@@ -1065,6 +1099,7 @@ impl Engine {
             rank: rank_of(&self.helplines, &info.helpline, channel),
             info,
             grace_until,
+            triaged: false,
             stage: Stage::Assigned {
                 counsellor: cid,
                 answered_at,
@@ -1193,6 +1228,7 @@ impl Engine {
                     reason,
                     abandoned: false,
                 });
+                self.start_wrapup(now, counsellor, id, &x.info.helpline, out);
             }
         }
     }

@@ -20,6 +20,8 @@ struct Timings {
     at_risk: Millis,
     target: Millis,
     grace: Millis,
+    wrapup: Millis,
+    hold_offline: bool,
 }
 
 impl Timings {
@@ -31,6 +33,8 @@ impl Timings {
             at_risk: c.sla_at_risk_ms,
             target: c.sla_target_ms,
             grace: c.caller_grace_ms.max(0),
+            wrapup: c.wrapup_limit_ms.max(0),
+            hold_offline: !c.ring_offline_callers,
         }
     }
 }
@@ -47,6 +51,9 @@ struct Counsellor {
     ringing: Option<ContactId>,
     idle_since: Millis,
     misses: u32,
+    /// Slots in wrap-up: ended contact -> until.
+    wrapups: BTreeMap<ContactId, Millis>,
+    away_reason: Option<String>,
 }
 
 impl Counsellor {
@@ -61,11 +68,14 @@ impl Counsellor {
             ringing: None,
             idle_since: now,
             misses: 0,
+            wrapups: BTreeMap::new(),
+            away_reason: None,
         }
     }
 
+    /// Conversations and wrap-ups together below capacity.
     fn has_room(&self) -> bool {
-        (self.active.len() as u64) < u64::from(self.profile.capacity)
+        ((self.active.len() + self.wrapups.len()) as u64) < u64::from(self.profile.capacity)
     }
 
     fn view(&self) -> CounsellorView {
@@ -83,6 +93,8 @@ impl Counsellor {
             helplines: self.profile.helplines.clone(),
             backup_helplines: self.profile.backup_helplines.clone(),
             languages: self.profile.languages.clone(),
+            wrapping_up: self.wrapups.iter().map(|(&x, &u)| (x, u)).collect(),
+            away_reason: self.away_reason.clone(),
         }
     }
 }
@@ -124,6 +136,8 @@ struct Contact {
     /// When the disconnected caller's grace period ends.
     grace_until: Option<Millis>,
     stage: Stage,
+    /// The caller answered the triage question (only the first answer counts).
+    triaged: bool,
 }
 
 impl Contact {
@@ -256,6 +270,11 @@ impl Engine {
                         }
                     }
                 }
+            }
+        }
+        for c in self.counsellors.values() {
+            for &until in c.wrapups.values() {
+                consider(until);
             }
         }
         best
@@ -410,6 +429,9 @@ impl Engine {
         if !self.takes(c, x) {
             return None;
         }
+        if x.waiting().is_some() && !x.info.caller_connected && self.timings(&x.info.helpline).hold_offline {
+            return None;
+        }
         if let Some(pinned) = x.waiting().and_then(|w| w.pinned) {
             return (pinned == c.profile.id).then_some(false);
         }
@@ -511,6 +533,7 @@ impl Engine {
                 queued_at: x.info.queued_at,
                 expires_at,
                 as_backup,
+                caller_online: x.info.caller_connected,
             };
             if let Some(w) = self.contacts.get_mut(&id).and_then(Contact::waiting_mut) {
                 w.offer = Some(Ring {
@@ -600,6 +623,21 @@ impl Engine {
         for (at, kind, id) in due {
             self.fire(now, at, kind, id, out);
         }
+        let mut ends: Vec<(Millis, CounsellorId, ContactId)> = Vec::new();
+        for c in self.counsellors.values() {
+            for (&x, &until) in &c.wrapups {
+                if until <= now {
+                    ends.push((until, c.profile.id, x));
+                }
+            }
+        }
+        ends.sort();
+        for (_, cid, x) in ends {
+            if let Some(c) = self.counsellors.get_mut(&cid) {
+                c.wrapups.remove(&x);
+            }
+            out.push(Output::WrapUpEnded { counsellor: cid, contact: x, reason: WrapUpEnd::Limit });
+        }
     }
 
     /// Process one due timer, if it is still pending (an earlier one may have ended the contact).
@@ -649,6 +687,7 @@ impl Engine {
                 w.offer = None;
                 w.pinned = None;
                 w.tried.insert(r.counsellor, at);
+                let gone = !x.info.caller_connected;
                 out.push(Output::OfferRevoked {
                     contact: id,
                     counsellor: r.counsellor,
@@ -659,10 +698,15 @@ impl Engine {
                     if c.ringing == Some(id) {
                         c.ringing = None;
                     }
+                    // A gone caller's offer ringing out is not the counsellor's miss.
+                    if gone {
+                        return;
+                    }
                     c.misses = c.misses.saturating_add(1);
                     if limit > 0 && c.misses >= limit && c.status != Status::Away {
                         c.status = Status::Away;
                         c.status_since = at;
+                        c.away_reason = Some("missed_offers".into());
                         out.push(Output::StatusChanged {
                             counsellor: r.counsellor,
                             status: Status::Away,
@@ -724,6 +768,7 @@ impl Engine {
                 }
                 c.status = status;
                 c.status_since = now;
+                c.away_reason = None;
                 if status == Status::Available {
                     c.misses = 0;
                     c.idle_since = now;
@@ -742,6 +787,7 @@ impl Engine {
                     Contact {
                         info,
                         grace_until,
+                        triaged: false,
                         stage: Stage::Waiting(Waiting::default()),
                     },
                 );
@@ -788,11 +834,19 @@ impl Engine {
                     return;
                 };
                 let grace = self.timings(&x.info.helpline).grace;
+                let hold = self.timings(&x.info.helpline).hold_offline;
+                let mut ringing = None;
                 if let Some(x) = self.contacts.get_mut(&contact) {
                     x.info.caller_connected = false;
                     if x.grace_until.is_none() {
                         x.grace_until = Some(now.saturating_add(grace));
                     }
+                    if hold {
+                        ringing = x.waiting().and_then(|w| w.offer).map(|r| r.counsellor);
+                    }
+                }
+                if let Some(cid) = ringing {
+                    self.revoke_ring(cid, RevokeReason::CallerAway, out);
                 }
             }
             Input::CallerConnected { contact } => {
@@ -808,6 +862,63 @@ impl Engine {
             }
             Input::OfferTo { contact, counsellor } => self.offer_to(contact, counsellor, out),
             Input::Transfer { contact, to } => self.transfer(now, contact, to, out),
+            Input::Ready { counsellor, contact } => {
+                if let Some(c) = self.counsellors.get_mut(&counsellor) {
+                    if c.wrapups.remove(&contact).is_some() {
+                        out.push(Output::WrapUpEnded { counsellor, contact, reason: WrapUpEnd::Ready });
+                    }
+                }
+            }
+            Input::SetAway { counsellor, reason } => {
+                let Some(c) = self.counsellors.get(&counsellor) else {
+                    return;
+                };
+                // Any helpline she serves (first-line or backup) may allow it; one not configured
+                // allows the defaults; so does serving none.
+                let defaults = ["break", "training", "supervision", "admin"];
+                let hs: BTreeSet<&String> = c.profile.helplines.iter().chain(&c.profile.backup_helplines).collect();
+                let ok = if hs.is_empty() {
+                    defaults.contains(&reason.as_str())
+                } else {
+                    hs.iter().any(|h| match self.helplines.get(*h) {
+                        Some(cfg) => cfg.away_reasons.contains(&reason),
+                        None => defaults.contains(&reason.as_str()),
+                    })
+                };
+                if !ok {
+                    out.push(Output::AwayRefused { counsellor, reason });
+                    return;
+                }
+                if let Some(c) = self.counsellors.get_mut(&counsellor) {
+                    if c.status != Status::Away {
+                        c.status = Status::Away;
+                        c.status_since = now;
+                    }
+                    c.away_reason = Some(reason);
+                }
+                self.revoke_ring(counsellor, RevokeReason::CounsellorUnavailable, out);
+            }
+            Input::Triage { contact, danger } => {
+                let Some(x) = self.contacts.get_mut(&contact) else {
+                    return;
+                };
+                if x.triaged {
+                    return;
+                }
+                let Some(p) = self.helplines.get(&x.info.helpline).and_then(|h| h.triage_priority) else {
+                    return;
+                };
+                x.triaged = true;
+                if danger && x.info.priority < p {
+                    x.info.priority = p;
+                }
+                out.push(Output::Triaged {
+                    contact,
+                    helpline: x.info.helpline.clone(),
+                    danger,
+                    priority: x.info.priority,
+                });
+            }
             Input::Tick => {}
         }
     }
@@ -935,6 +1046,7 @@ impl Engine {
             Contact {
                 info,
                 grace_until,
+            triaged: false,
                 stage: Stage::Assigned {
                     counsellor: cid,
                     answered_at,
@@ -1062,6 +1174,14 @@ impl Engine {
                     reason,
                     abandoned: false,
                 });
+                let limit = self.timings(&x.info.helpline).wrapup;
+                if limit > 0 {
+                    if let Some(c) = self.counsellors.get_mut(&counsellor) {
+                        let until = now.saturating_add(limit);
+                        c.wrapups.insert(id, until);
+                        out.push(Output::WrapUp { counsellor, contact: id, until });
+                    }
+                }
             }
         }
     }

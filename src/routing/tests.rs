@@ -8,24 +8,24 @@ use super::*;
 
 // ----- helpers ------------------------------------------------------------------------------
 
-fn t(ms: i64) -> Millis {
+pub(super) fn t(ms: i64) -> Millis {
     ms
 }
 
-fn c(n: u128) -> CounsellorId {
+pub(super) fn c(n: u128) -> CounsellorId {
     CounsellorId(n)
 }
 
-fn x(n: u128) -> ContactId {
+pub(super) fn x(n: u128) -> ContactId {
     ContactId(n)
 }
 
-fn set(items: &[&str]) -> BTreeSet<String> {
+pub(super) fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
 /// A first-line profile with capacity 3.
-fn profile(id: u128, helplines: &[&str], languages: &[&str]) -> CounsellorProfile {
+pub(super) fn profile(id: u128, helplines: &[&str], languages: &[&str]) -> CounsellorProfile {
     CounsellorProfile {
         id: c(id),
         helplines: set(helplines),
@@ -37,22 +37,33 @@ fn profile(id: u128, helplines: &[&str], languages: &[&str]) -> CounsellorProfil
     }
 }
 
-fn children_ro(id: u128) -> CounsellorProfile {
+pub(super) fn children_ro(id: u128) -> CounsellorProfile {
     profile(id, &["children"], &["ro"])
 }
 
-fn engine() -> Engine {
+/// The scenarios of the rules before wrap-up: wrap-up off, so a slot is free again as soon as its
+/// conversation ends (wrap-up has its own scenarios, `waiting_tests.rs`).
+pub(super) fn engine() -> Engine {
+    engine_with(|h| h.wrapup_limit_ms = 0)
+}
+
+/// The three helplines with their defaults, changed by `f`.
+pub(super) fn engine_with(f: impl Fn(&mut HelplineConfig)) -> Engine {
     Engine::new(EngineConfig {
         helplines: ["children", "disability", "family_violence"]
             .into_iter()
-            .map(HelplineConfig::with_defaults)
+            .map(|name| {
+                let mut h = HelplineConfig::with_defaults(name);
+                f(&mut h);
+                h
+            })
             .collect(),
         misses_before_away: 2,
     })
 }
 
 /// Upsert, connect and set Available at `now`; returns the outputs of the last step.
-fn online(e: &mut Engine, now: Millis, p: CounsellorProfile) -> Vec<Output> {
+pub(super) fn online(e: &mut Engine, now: Millis, p: CounsellorProfile) -> Vec<Output> {
     let id = p.id;
     assert_eq!(e.handle(now, Input::UpsertCounsellor(p)), vec![]);
     assert_eq!(
@@ -68,7 +79,7 @@ fn online(e: &mut Engine, now: Millis, p: CounsellorProfile) -> Vec<Output> {
     )
 }
 
-fn contact(id: u128, helpline: &str, language: &str, queued_at: Millis) -> NewContact {
+pub(super) fn contact(id: u128, helpline: &str, language: &str, queued_at: Millis) -> NewContact {
     NewContact {
         id: x(id),
         channel: Channel::Chat,
@@ -81,11 +92,11 @@ fn contact(id: u128, helpline: &str, language: &str, queued_at: Millis) -> NewCo
     }
 }
 
-fn chat(id: u128, queued_at: Millis) -> Input {
+pub(super) fn chat(id: u128, queued_at: Millis) -> Input {
     Input::ContactQueued(contact(id, "children", "ro", queued_at))
 }
 
-fn offer_full(
+pub(super) fn offer_full(
     contact: u128,
     counsellor: u128,
     helpline: &str,
@@ -102,37 +113,54 @@ fn offer_full(
         queued_at,
         expires_at,
         as_backup,
+        caller_online: true,
     }
 }
 
+/// The scenario engine, its helplines ringing callers who dropped (as before offline callers were held).
+pub(super) fn ringing_offline() -> Engine {
+    engine_with(|h| {
+        h.wrapup_limit_ms = 0;
+        h.ring_offline_callers = true;
+    })
+}
+
+/// The offer, its caller offline.
+pub(super) fn caller_offline(mut o: Output) -> Output {
+    if let Output::Offer { caller_online, .. } = &mut o {
+        *caller_online = false;
+    }
+    o
+}
+
 /// A first-line offer of a `children`/`ro` contact.
-fn offer(contact: u128, counsellor: u128, queued_at: Millis, expires_at: Millis) -> Output {
+pub(super) fn offer(contact: u128, counsellor: u128, queued_at: Millis, expires_at: Millis) -> Output {
     offer_full(
         contact, counsellor, "children", "ro", queued_at, expires_at, false,
     )
 }
 
-fn positions(ps: &[(u128, u32)]) -> Output {
+pub(super) fn positions(ps: &[(u128, u32)]) -> Output {
     Output::Positions {
         positions: ps.iter().map(|&(id, p)| (x(id), p)).collect(),
     }
 }
 
-fn accept(counsellor: u128, contact: u128) -> Input {
+pub(super) fn accept(counsellor: u128, contact: u128) -> Input {
     Input::Accept {
         counsellor: c(counsellor),
         contact: x(contact),
     }
 }
 
-fn decline(counsellor: u128, contact: u128) -> Input {
+pub(super) fn decline(counsellor: u128, contact: u128) -> Input {
     Input::Decline {
         counsellor: c(counsellor),
         contact: x(contact),
     }
 }
 
-fn assigned(contact: u128, counsellor: u128, at: Millis) -> Output {
+pub(super) fn assigned(contact: u128, counsellor: u128, at: Millis) -> Output {
     Output::Assigned {
         contact: x(contact),
         counsellor: c(counsellor),
@@ -140,7 +168,7 @@ fn assigned(contact: u128, counsellor: u128, at: Millis) -> Output {
     }
 }
 
-fn revoked(contact: u128, counsellor: u128, reason: RevokeReason) -> Output {
+pub(super) fn revoked(contact: u128, counsellor: u128, reason: RevokeReason) -> Output {
     Output::OfferRevoked {
         contact: x(contact),
         counsellor: c(counsellor),
@@ -156,27 +184,27 @@ fn rejected(counsellor: u128, contact: u128, rejection: Rejection) -> Output {
     }
 }
 
-fn at_risk(contact: u128, waited_ms: Millis) -> Output {
+pub(super) fn at_risk(contact: u128, waited_ms: Millis) -> Output {
     Output::SlaAtRisk {
         contact: x(contact),
         waited_ms,
     }
 }
 
-fn breached(contact: u128, waited_ms: Millis) -> Output {
+pub(super) fn breached(contact: u128, waited_ms: Millis) -> Output {
     Output::SlaBreached {
         contact: x(contact),
         waited_ms,
     }
 }
 
-fn overflow(contact: u128) -> Output {
+pub(super) fn overflow(contact: u128) -> Output {
     Output::BackupOverflow {
         contact: x(contact),
     }
 }
 
-fn status(counsellor: u128, status: Status) -> Input {
+pub(super) fn status(counsellor: u128, status: Status) -> Input {
     Input::SetStatus {
         counsellor: c(counsellor),
         status,
@@ -666,17 +694,18 @@ fn capacity_limit_respected() {
 
 #[test]
 fn caller_grace_waiting() {
-    let mut e = engine();
+    // A helpline that still rings callers who dropped (the default holds them: `waiting_tests.rs`).
+    let mut e = ringing_offline();
     e.handle(t(0), chat(1, t(0)));
     assert_eq!(
         e.handle(t(1_000), Input::CallerDisconnected { contact: x(1) }),
         vec![]
     );
     assert!(!e.snapshot().waiting[0].caller_connected);
-    // A disconnected waiting caller keeps its place and is still offered.
+    // A disconnected waiting caller keeps its place and is still offered (saying she is offline).
     assert_eq!(
         online(&mut e, t(2_000), children_ro(1)),
-        vec![offer(1, 1, t(0), t(10_000))]
+        vec![caller_offline(offer(1, 1, t(0), t(10_000)))]
     );
     assert_eq!(
         e.handle(t(50_000), Input::CallerConnected { contact: x(1) }),
@@ -720,7 +749,7 @@ fn caller_grace_waiting() {
 
 #[test]
 fn caller_grace_assigned_and_ringing() {
-    let mut e = engine();
+    let mut e = ringing_offline();
     online(&mut e, t(0), children_ro(1));
     e.handle(t(0), chat(1, t(0)));
     e.handle(t(1_000), accept(1, 1));
@@ -777,7 +806,9 @@ fn caller_grace_assigned_and_ringing() {
 
 #[test]
 fn restart_restore() {
-    let mut e = engine();
+    // Restored chats' callers must come back; this helpline rings them meanwhile (the default
+    // holds them until they are back: `waiting_tests.rs`).
+    let mut e = ringing_offline();
     let now = t(100_000);
     let mut a = contact(1, "children", "ro", t(90_000));
     a.caller_connected = false;
@@ -831,7 +862,7 @@ fn restart_restore() {
                 reason: EndReason::CallerEnded,
                 abandoned: false
             },
-            offer(2, 1, t(80_000), t(110_000))
+            caller_offline(offer(2, 1, t(80_000), t(110_000)))
         ]
     );
     // x1 keeps its answer clock: breach at 105 000; both callers' grace ends at 220 000.
@@ -1101,6 +1132,11 @@ fn prop_config() -> EngineConfig {
                 caller_grace_ms: 30_000,
                 chat_while_on_call: false,
                 calls_first: true,
+                // A short wrap-up, reasons of its own, and the triage question.
+                wrapup_limit_ms: 3_000,
+                away_reasons: vec!["break".into(), "lunch".into()],
+                triage_priority: Some(triage::PRIORITY_DANGER),
+                ring_offline_callers: false,
             },
         ],
         misses_before_away: 2,
@@ -1188,7 +1224,26 @@ enum Op {
         dt: i64,
     },
     TickAtDeadline,
+    /// A counsellor says she is ready: one of her wrap-ups (or any contact).
+    Ready {
+        c: u8,
+        x: u8,
+    },
+    ReadyOwn {
+        i: u8,
+    },
+    Away {
+        c: u8,
+        r: u8,
+    },
+    Triage {
+        x: u8,
+        danger: bool,
+    },
 }
+
+/// Away reasons the property tests give: defaults, helpline b's own, and unknown ones.
+const REASONS: [&str; 4] = ["break", "lunch", "training", "nap"];
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
@@ -1214,6 +1269,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<u8>(), -2i32..3).prop_map(|(x, p)| Op::Priority { x, p }),
         4 => prop_oneof![0i64..3_000, 0i64..40_000].prop_map(|dt| Op::Tick { dt }),
         3 => Just(Op::TickAtDeadline),
+        1 => (0u8..5, any::<u8>()).prop_map(|(c, x)| Op::Ready { c, x }),
+        2 => any::<u8>().prop_map(|i| Op::ReadyOwn { i }),
+        1 => (0u8..5, 0u8..4).prop_map(|(c, r)| Op::Away { c, r }),
+        1 => (any::<u8>(), any::<bool>()).prop_map(|(x, danger)| Op::Triage { x, danger }),
     ]
 }
 
@@ -1242,6 +1301,12 @@ struct Model {
     may_exceed: BTreeSet<CounsellorId>,
     capacity: BTreeMap<CounsellorId, u32>,
     contacts: Vec<ContactId>,
+    /// Slots in wrap-up: (counsellor, ended contact) -> until.
+    wrapups: BTreeMap<(CounsellorId, ContactId), Millis>,
+    /// The wrap-up a `Ready` input names (it may end only that one).
+    ready: Option<(CounsellorId, ContactId)>,
+    /// Contacts whose triage answer was taken (only the first counts).
+    triaged: BTreeSet<ContactId>,
 }
 
 /// Whether `cv` may be offered `w` at `now` (ignoring ringing and tried); `Some(as_backup)`.
@@ -1266,11 +1331,13 @@ fn is_test_senior(c: CounsellorId) -> bool {
 }
 
 fn model_eligible(cv: &CounsellorView, w: &WaitingView, now: Millis) -> Option<bool> {
+    // Slots in wrap-up are taken; a caller who is gone rings nobody (no helpline here rings them).
     if cv.removed
         || !cv.connected
         || cv.status != Status::Available
-        || cv.active.len() as u64 >= u64::from(cv.capacity)
+        || (cv.active.len() + cv.wrapping_up.len()) as u64 >= u64::from(cv.capacity)
         || !cv.languages.contains(&w.language)
+        || !w.caller_connected
     {
         return None;
     }
@@ -1475,6 +1542,29 @@ fn to_input(
             *now = e.next_deadline().unwrap_or(now.saturating_add(1));
             Input::Tick
         }
+        Op::Ready { c, x } => {
+            let (counsellor, contact) = (cid(c), pick(m, x));
+            m.ready = Some((counsellor, contact));
+            Input::Ready { counsellor, contact }
+        }
+        Op::ReadyOwn { i } => {
+            let keys: Vec<_> = m.wrapups.keys().copied().collect();
+            let (counsellor, contact) = if keys.is_empty() {
+                (CounsellorId(1), ContactId(1))
+            } else {
+                keys[usize::from(i) % keys.len()]
+            };
+            m.ready = Some((counsellor, contact));
+            Input::Ready { counsellor, contact }
+        }
+        Op::Away { c, r } => Input::SetAway {
+            counsellor: cid(c),
+            reason: REASONS[usize::from(r) % REASONS.len()].into(),
+        },
+        Op::Triage { x, danger } => Input::Triage {
+            contact: pick(m, x),
+            danger,
+        },
     }
 }
 
@@ -1574,8 +1664,8 @@ fn check_step(
                 prop_assert!(m.answered.insert(*contact), "assigned twice");
                 let b = cv_before.get(counsellor);
                 prop_assert!(
-                    b.is_some_and(|b| (b.active.len() as u64) < u64::from(b.capacity)),
-                    "assigned to a full counsellor"
+                    b.is_some_and(|b| ((b.active.len() + b.wrapping_up.len()) as u64) < u64::from(b.capacity)),
+                    "assigned to a full counsellor (wrap-ups count)"
                 );
             }
             Output::Ended {
@@ -1627,9 +1717,44 @@ fn check_step(
                     m.positions.insert(*id, *p);
                 }
             }
-            Output::StatusChanged { .. } | Output::Rejected { .. } => {}
+            Output::WrapUp { counsellor, contact, until } => {
+                // Right after its contact ended in conversation with this counsellor.
+                let ended_here = m.ended.contains(contact) && m.answered.contains(contact);
+                prop_assert!(ended_here, "wrap-up of {:?}, not ended in conversation", contact);
+                let cfg = cv_after.get(counsellor).map(|_| ());
+                prop_assert!(cfg.is_some(), "wrap-up for unknown {:?}", counsellor);
+                prop_assert!(*until > now);
+                m.wrapups.insert((*counsellor, *contact), *until);
+            }
+            Output::WrapUpEnded { counsellor, contact, reason } => {
+                let until = m.wrapups.remove(&(*counsellor, *contact));
+                prop_assert!(until.is_some(), "end of a wrap-up that was not on: {:?}", o);
+                match reason {
+                    WrapUpEnd::Limit => prop_assert!(until.is_some_and(|u| u <= now), "limit not reached"),
+                    WrapUpEnd::Ready => prop_assert_eq!(m.ready, Some((*counsellor, *contact))),
+                }
+            }
+            Output::Triaged { contact, priority, danger, .. } => {
+                prop_assert!(m.live.contains(contact));
+                prop_assert!(m.triaged.insert(*contact), "a second triage answer counted");
+                let now_priority = waiting.get(contact).map(|w| w.priority)
+                    .or_else(|| after.assigned.iter().find(|a| a.contact == *contact).map(|a| a.priority));
+                prop_assert_eq!(now_priority, Some(*priority));
+                if *danger {
+                    prop_assert!(*priority >= triage::PRIORITY_DANGER);
+                }
+            }
+            Output::StatusChanged { .. } | Output::Rejected { .. } | Output::AwayRefused { .. } => {}
         }
     }
+    m.ready = None;
+    // The engine's wrap-ups are the model's.
+    let engine_wrapups: BTreeMap<(CounsellorId, ContactId), Millis> = after
+        .counsellors
+        .iter()
+        .flat_map(|c| c.wrapping_up.iter().map(move |&(x, u)| ((c.id, x), u)))
+        .collect();
+    prop_assert_eq!(&engine_wrapups, &m.wrapups);
     m.positions.retain(|id, _| waiting.contains_key(id));
 
     // No contact lost; engine and model agree on who is where.
@@ -1665,8 +1790,8 @@ fn check_step(
         }
         if !m.may_exceed.contains(&cv.id) {
             prop_assert!(
-                cv.active.len() as u64 <= u64::from(cv.capacity),
-                "over capacity"
+                (cv.active.len() + cv.wrapping_up.len()) as u64 <= u64::from(cv.capacity),
+                "over capacity (wrap-ups count)"
             );
         }
     }
@@ -1847,6 +1972,11 @@ proptest! {
                 caller_grace_ms: timings[4],
                 chat_while_on_call: false,
                 calls_first: true,
+                // Extreme values here too: a wrap-up limit and a triage priority.
+                wrapup_limit_ms: timings[0],
+                away_reasons: Vec::new(),
+                triage_priority: Some(timings[1].clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32),
+                ring_offline_callers: misses == 1,
             }],
             misses_before_away: misses,
         });

@@ -93,6 +93,20 @@ pub struct HelplineConfig {
     pub chat_while_on_call: bool,
     /// Whether this helpline's calls go ahead of its chats of equal priority (default true).
     pub calls_first: bool,
+    /// After a contact in conversation ends, its counsellor's slot stays in wrap-up until they say
+    /// they are ready (or submit the contact form), or this long at most (default 60 s; 0: no wrap-up).
+    /// See [`super::wrapup`].
+    pub wrapup_limit_ms: Millis,
+    /// The reasons a counsellor of this helpline may give for being away (default
+    /// [`super::away::DEFAULT_AWAY_REASONS`]). See [`super::away`].
+    pub away_reasons: Vec<String>,
+    /// The triage question ("Are you in danger right now?"): `Some(priority)` when this helpline
+    /// asks it, a yes raising a waiting contact to at least that priority (default `None`: not
+    /// asked, answers ignored). See [`super::triage`].
+    pub triage_priority: Option<i32>,
+    /// Whether a waiting caller whose connection dropped is still offered (default false: she keeps
+    /// her place but rings nobody until she is back). See [`super::presence`].
+    pub ring_offline_callers: bool,
 }
 
 impl HelplineConfig {
@@ -107,6 +121,10 @@ impl HelplineConfig {
             caller_grace_ms: 120_000,
             chat_while_on_call: false,
             calls_first: true,
+            wrapup_limit_ms: super::wrapup::DEFAULT_WRAPUP_LIMIT_MS,
+            away_reasons: super::away::default_away_reasons(),
+            triage_priority: None,
+            ring_offline_callers: false,
         }
     }
 }
@@ -181,6 +199,9 @@ pub enum RevokeReason {
     CounsellorUnavailable,
     /// A supervisor moved the contact to another counsellor.
     Moved,
+    /// The waiting caller's connection dropped: she keeps her place but rings nobody until she is
+    /// back (see [`super::presence`]). Not a miss.
+    CallerAway,
 }
 
 /// Where a supervisor transfers an assigned contact.
@@ -228,6 +249,15 @@ pub enum Rejection {
     NotAssigned,
     /// The counsellor is not known to the engine (never upserted, or removed).
     UnknownCounsellor,
+}
+
+/// Why a counsellor's wrap-up of a contact ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WrapUpEnd {
+    /// The counsellor said she is ready (the `ready` frame, or the contact form submitted).
+    Ready,
+    /// The helpline's wrap-up limit passed.
+    Limit,
 }
 
 /// Everything that can happen to the engine. A closed set.
@@ -302,6 +332,15 @@ pub enum Input {
     OfferTo { contact: ContactId, counsellor: CounsellorId },
     /// A supervisor transfers a contact in conversation to another counsellor or helpline.
     Transfer { contact: ContactId, to: TransferTarget },
+    /// The counsellor is done with the after-contact work of `contact` (she said she is ready, or
+    /// submitted its form): its slot leaves wrap-up. Ignored when it is not in wrap-up.
+    Ready { counsellor: CounsellorId, contact: ContactId },
+    /// The counsellor goes away for a reason (one of her helplines' `away_reasons`); an unknown
+    /// reason is refused ([`Output::AwayRefused`]) and changes nothing.
+    SetAway { counsellor: CounsellorId, reason: String },
+    /// The caller's answer to the triage question (from the widget, or the exchange's IVR digit):
+    /// `danger` raises a waiting contact's priority at once (see [`super::triage`]).
+    Triage { contact: ContactId, danger: bool },
     /// Time passed; the server sends this at [`super::Engine::next_deadline`].
     Tick,
 }
@@ -319,6 +358,8 @@ pub enum Output {
         expires_at: Millis,
         /// True when the counsellor is eligible only as a backup for this helpline.
         as_backup: bool,
+        /// Whether the caller is connected now (false only where the helpline rings offline callers).
+        caller_online: bool,
     },
     /// Stop ringing this counsellor.
     OfferRevoked {
@@ -374,6 +415,28 @@ pub enum Output {
     },
     /// A supervisor's request (`OfferTo`, `Transfer`) was refused.
     Refused { contact: ContactId, refusal: Refusal },
+    /// The counsellor's slot of `contact` (which just ended) is in wrap-up until `until` at most.
+    WrapUp {
+        counsellor: CounsellorId,
+        contact: ContactId,
+        until: Millis,
+    },
+    /// The wrap-up of `contact` ended: the slot takes offers again.
+    WrapUpEnded {
+        counsellor: CounsellorId,
+        contact: ContactId,
+        reason: WrapUpEnd,
+    },
+    /// The counsellor's away reason is not one her helplines allow: nothing changed.
+    AwayRefused { counsellor: CounsellorId, reason: String },
+    /// The caller answered the triage question of `helpline`; a `danger` answer set the priority to
+    /// `priority` (supervisors of the helpline are alerted).
+    Triaged {
+        contact: ContactId,
+        helpline: Helpline,
+        danger: bool,
+        priority: i32,
+    },
     /// A counsellor's request was refused.
     Rejected {
         counsellor: CounsellorId,

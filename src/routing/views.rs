@@ -27,6 +27,10 @@ pub struct CounsellorView {
     pub helplines: BTreeSet<Helpline>,
     pub backup_helplines: BTreeSet<Helpline>,
     pub languages: BTreeSet<Language>,
+    /// Slots in wrap-up: the contact that ended, and when its wrap-up ends at the latest.
+    pub wrapping_up: Vec<(ContactId, Millis)>,
+    /// Why they are away (while away, when they or the engine gave a reason).
+    pub away_reason: Option<String>,
 }
 
 /// A contact waiting in its helpline's queue.

@@ -2,6 +2,7 @@
 
 use super::cluster::{Fenced, LeaderTx};
 use super::commands::ApplyCommandChange;
+use super::rollup::InvalidateHour;
 use super::{both_engines, new_id, on_pool, on_writer, BeginWrite, Store, StoreError, StoreResult};
 
 /// A contact as stored.
@@ -100,6 +101,12 @@ pub enum Change {
     /// A line in the contact's event log (SLA events, caller drops, resumes, …).
     Event { contact: String, at: i64, kind: &'static str, counsellor: Option<String>, detail: Option<String> },
     CounsellorStatus { counsellor: String, status: &'static str, reason: Option<&'static str>, at: i64 },
+    /// A counsellor went away for `reason` (one of her helplines' away reasons).
+    Away { counsellor: String, reason: String, at: i64 },
+    /// The counsellor's wrap-up of `contact` ended (`reason`: `ready` or `limit`): its handle time runs to `at`.
+    WrapUpEnded { contact: String, counsellor: String, reason: &'static str, at: i64 },
+    /// The caller answered the triage question; a yes raised the contact's priority to `priority`.
+    Triaged { contact: String, danger: bool, priority: i64, at: i64 },
     /// A supervisor moved a conversation: to counsellor `to`, or (None) back into `helpline`'s queue.
     Transferred { contact: String, from: String, to: Option<String>, helpline: String, at: i64 },
     /// A command to a telephone exchange (stored with the step that caused it), or stale ones superseded.
@@ -217,6 +224,25 @@ both_engines!(impl WriteChanges for Fenced<sqlx::Sqlite>, Fenced<sqlx::Postgres>
                 }
                 Change::ForgetCallback { contact } => {
                     sqlx::query("DELETE FROM callback_numbers WHERE contact_id = $1").bind(contact).execute(&mut *tx).await?;
+                }
+                Change::Away { counsellor, reason, at } => {
+                    sqlx::query("UPDATE users SET status = 'away' WHERE id = $1").bind(counsellor).execute(&mut *tx).await?;
+                    sqlx::query("INSERT INTO status_changes (id, user_id, at, status, reason, away_reason) VALUES ($1, $2, $3, 'away', NULL, $4)")
+                        .bind(new_id()).bind(counsellor).bind(at).bind(reason).execute(&mut *tx).await?;
+                }
+                Change::WrapUpEnded { contact, counsellor, reason, at } => {
+                    // Handle time changes: a rolled-up hour of this contact is counted again.
+                    tx.invalidate_hour_of_contact(contact).await?;
+                    sqlx::query("UPDATE contacts SET wrapup_ended_at = $1 WHERE id = $2 AND ended_at IS NOT NULL")
+                        .bind(at).bind(contact).execute(&mut *tx).await?;
+                    events.push(Event::new(contact, *at, "wrap_up_ended", Some(counsellor), Some(reason)));
+                }
+                Change::Triaged { contact, danger, priority, at } => {
+                    if *danger {
+                        sqlx::query("UPDATE contacts SET priority = $1 WHERE id = $2 AND priority < $1")
+                            .bind(priority).bind(contact).execute(&mut *tx).await?;
+                    }
+                    events.push(Event::new(contact, *at, "triage", None, Some(if *danger { "yes" } else { "no" })));
                 }
                 Change::CounsellorStatus { counsellor, status, reason, at } => {
                     sqlx::query("UPDATE users SET status = $1 WHERE id = $2")

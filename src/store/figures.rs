@@ -88,6 +88,7 @@ pub struct ContactRow {
     pub answered_at: Option<i64>,
     pub ended_at: Option<i64>,
     pub counsellor_id: Option<String>,
+    pub wrapup_ended_at: Option<i64>,
 }
 
 impl ContactRow {
@@ -96,6 +97,7 @@ impl ContactRow {
             queued_at: self.queued_at,
             answered_at: self.answered_at,
             ended_at: self.ended_at,
+            wrapup_ended_at: self.wrapup_ended_at,
             abandoned: self.state == "abandoned",
             target_ms,
         }
@@ -103,7 +105,7 @@ impl ContactRow {
 }
 
 /// Contacts queued in `[$1, $2)`, as rows (staffing, tests, and the check that SQL and Rust agree).
-pub const CONTACTS_SQL: &str = "SELECT helpline, channel, language, state, queued_at, answered_at, ended_at, counsellor_id \
+pub const CONTACTS_SQL: &str = "SELECT helpline, channel, language, state, queued_at, answered_at, ended_at, counsellor_id, wrapup_ended_at \
      FROM contacts WHERE queued_at >= $1 AND queued_at < $2";
 
 /// Contacts queued in `[from_ms, to_ms)`, as rows.
@@ -127,8 +129,9 @@ macro_rules! tally_sums {
                  THEN c.answered_at - c.queued_at ELSE 0 END) AS BIGINT) AS answer_ms_sum,
   CAST(SUM(CASE WHEN c.state <> 'abandoned' AND c.answered_at IS NOT NULL AND c.ended_at IS NOT NULL
                  THEN 1 ELSE 0 END) AS BIGINT) AS handled,
-  CAST(SUM(CASE WHEN c.state <> 'abandoned' AND c.answered_at IS NOT NULL AND c.ended_at > c.answered_at
-                 THEN c.ended_at - c.answered_at ELSE 0 END) AS BIGINT) AS handle_ms_sum,
+  CAST(SUM(CASE WHEN c.state <> 'abandoned' AND c.answered_at IS NOT NULL AND c.ended_at IS NOT NULL
+                 AND COALESCE(c.wrapup_ended_at, c.ended_at) > c.answered_at
+                 THEN COALESCE(c.wrapup_ended_at, c.ended_at) - c.answered_at ELSE 0 END) AS BIGINT) AS handle_ms_sum,
   CAST(SUM(CASE WHEN c.state <> 'abandoned' AND c.answered_at IS NULL AND c.ended_at IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS waiting,
   CAST(SUM(CASE WHEN c.state <> 'abandoned' AND c.answered_at IS NULL AND c.ended_at IS NULL
                  AND $6 - c.queued_at <= h.sla_target_ms THEN 1 ELSE 0 END) AS BIGINT) AS waiting_in_target,

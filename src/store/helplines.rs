@@ -19,6 +19,14 @@ pub struct Helpline {
     pub chat_while_on_call: bool,
     /// Whether calls go ahead of chats of equal priority.
     pub calls_first: bool,
+    /// How long a slot stays in wrap-up after a conversation ends, at most (0: no wrap-up).
+    pub wrapup_limit_ms: i64,
+    /// The reasons its counsellors may give for being away.
+    pub away_reasons: Vec<String>,
+    /// Whether it asks the triage question, and the priority a yes gives (None: not asked).
+    pub triage_priority: Option<i64>,
+    /// Whether waiting callers who dropped are still offered (default: they wait without ringing).
+    pub ring_offline_callers: bool,
 }
 
 impl Helpline {
@@ -36,6 +44,10 @@ impl Helpline {
             service_level_target_pct: 90,
             chat_while_on_call: false,
             calls_first: true,
+            wrapup_limit_ms: 60_000,
+            away_reasons: ["break", "training", "supervision", "admin"].map(String::from).to_vec(),
+            triage_priority: None,
+            ring_offline_callers: false,
         }
     }
 }
@@ -53,6 +65,10 @@ struct HelplineRow {
     service_level_target_pct: i64,
     chat_while_on_call: bool,
     calls_first: bool,
+    wrapup_limit_ms: i64,
+    away_reasons: String,
+    triage_priority: Option<i64>,
+    ring_offline_callers: bool,
 }
 
 impl From<HelplineRow> for Helpline {
@@ -69,6 +85,10 @@ impl From<HelplineRow> for Helpline {
             service_level_target_pct: r.service_level_target_pct,
             chat_while_on_call: r.chat_while_on_call,
             calls_first: r.calls_first,
+            wrapup_limit_ms: r.wrapup_limit_ms,
+            away_reasons: split_list(&r.away_reasons),
+            triage_priority: r.triage_priority,
+            ring_offline_callers: r.ring_offline_callers,
         }
     }
 }
@@ -86,18 +106,21 @@ impl Directory<'_> {
         on_pool!(self.0, pool => sqlx::query(
             "INSERT INTO helplines (name, display_name, languages, ring_timeout_ms, backup_after_ms,
                  sla_at_risk_ms, sla_target_ms, caller_grace_ms, service_level_target_pct,
-                 chat_while_on_call, calls_first)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 chat_while_on_call, calls_first, wrapup_limit_ms, away_reasons, triage_priority, ring_offline_callers)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
              ON CONFLICT (name) DO UPDATE SET display_name = excluded.display_name,
                  languages = excluded.languages, ring_timeout_ms = excluded.ring_timeout_ms,
                  backup_after_ms = excluded.backup_after_ms, sla_at_risk_ms = excluded.sla_at_risk_ms,
                  sla_target_ms = excluded.sla_target_ms, caller_grace_ms = excluded.caller_grace_ms,
                  service_level_target_pct = excluded.service_level_target_pct,
-                 chat_while_on_call = excluded.chat_while_on_call, calls_first = excluded.calls_first")
+                 chat_while_on_call = excluded.chat_while_on_call, calls_first = excluded.calls_first,
+                 wrapup_limit_ms = excluded.wrapup_limit_ms, away_reasons = excluded.away_reasons,
+                 triage_priority = excluded.triage_priority, ring_offline_callers = excluded.ring_offline_callers")
             .bind(&h.name).bind(&h.display_name).bind(&languages).bind(h.ring_timeout_ms)
             .bind(h.backup_after_ms).bind(h.sla_at_risk_ms).bind(h.sla_target_ms)
             .bind(h.caller_grace_ms).bind(h.service_level_target_pct)
             .bind(h.chat_while_on_call).bind(h.calls_first)
+            .bind(h.wrapup_limit_ms).bind(join_list(&h.away_reasons)).bind(h.triage_priority).bind(h.ring_offline_callers)
             .execute(pool).await.map(|_| ()))?;
         if target_changed {
             self.0.rollups().clear_rollups().await?;

@@ -21,8 +21,12 @@ pub fn state_of(c: &CounsellorView) -> &'static str {
         "offline"
     } else if c.status == Status::Away {
         "away"
-    } else if (c.active.len() as u64) >= u64::from(c.capacity) {
-        "busy"
+    } else if ((c.active.len() + c.wrapping_up.len()) as u64) >= u64::from(c.capacity) {
+        if c.wrapping_up.is_empty() {
+            "busy"
+        } else {
+            "wrap_up"
+        }
     } else {
         "available"
     }
@@ -82,11 +86,12 @@ pub async fn build(state: &AppState, snapshot: &Snapshot, names: &HashMap<String
             *by_language.entry(w.language.clone()).or_insert(0) += 1;
         }
         let serving = snapshot.counsellors.iter().filter(|c| c.helplines.contains(&h.name));
-        let (mut available, mut busy, mut away, mut offline) = (0, 0, 0, 0);
+        let (mut available, mut busy, mut away, mut offline, mut wrap_up) = (0, 0, 0, 0, 0);
         for c in serving {
             match state_of(c) {
                 "available" => available += 1,
                 "busy" => busy += 1,
+                "wrap_up" => wrap_up += 1,
                 "away" => away += 1,
                 _ => offline += 1,
             }
@@ -100,6 +105,7 @@ pub async fn build(state: &AppState, snapshot: &Snapshot, names: &HashMap<String
             busy,
             away,
             offline,
+            wrap_up,
             service_level_target_pct: h.service_level_target_pct,
             sla_at_risk_ms: h.sla_at_risk_ms,
             sla_target_ms: h.sla_target_ms,
@@ -130,6 +136,8 @@ pub async fn build(state: &AppState, snapshot: &Snapshot, names: &HashMap<String
                 in_state_ms: (now - c.status_since).max(0),
                 helplines: c.helplines.iter().cloned().collect(),
                 languages: c.languages.iter().cloned().collect(),
+                wrap_up: c.wrapping_up.iter().map(|(x, _)| contact_str(*x)).collect(),
+                away_reason: (c.status == Status::Away).then(|| c.away_reason.clone()).flatten(),
             }
         })
         .collect();

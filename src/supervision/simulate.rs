@@ -3,7 +3,9 @@
 //! No database and no clock: arrivals (from a CSV file, or Poisson at `--rate-per-hour` with
 //! exponential handle times) go into [`routing::Engine`] at their virtual times; counsellors accept
 //! every offer `--answer-delay-s` after it rings and end each conversation after its handle time;
-//! callers with a patience give up when it runs out. The engine's own deadlines are honoured by
+//! callers with a patience give up when it runs out. After each conversation the counsellor's slot is in
+//! wrap-up until she says she is ready (`--wrapup-s` after the end) or the helpline's wrap-up limit
+//! passes (60 s by default); handle time includes it. The engine's own deadlines are honoured by
 //! sending `Tick` at `next_deadline()`, exactly as the server's engine task does.
 //! The report uses the same figures as the server ([`figures::compute`], [`figures::occupancy_series`]).
 //! With opening hours (`--open`, `--time-zone`, `--holiday`), a contact arriving while the line is
@@ -84,6 +86,10 @@ pub struct SimulateArgs {
     /// A local day closed all day, `YYYY-MM-DD` (repeat for more).
     #[arg(long = "holiday")]
     pub holidays: Vec<String>,
+    /// Seconds of after-contact work: the counsellor says she is ready this long after each
+    /// conversation ends (the helpline's wrap-up limit, 60 s, ends it sooner). 0: ready at once.
+    #[arg(long, default_value_t = 0.0)]
+    pub wrapup_s: f64,
     /// Print the report as JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -116,6 +122,8 @@ pub struct SimContact {
     pub queued_at: i64,
     pub answered_at: Option<i64>,
     pub ended_at: Option<i64>,
+    /// When the counsellor's wrap-up of it ended.
+    pub wrapup_ended_at: Option<i64>,
     pub abandoned: bool,
     pub counsellor: Option<usize>,
 }
@@ -145,6 +153,8 @@ enum Event {
     Finish(usize),
     GiveUp(usize),
     Back(usize),
+    /// The counsellor is done with the wrap-up of a contact.
+    Ready(usize, usize),
 }
 
 /// Runs `arrivals` (any order) against `roster` through the routing engine; `progress(now, last_arrival)`
@@ -156,7 +166,7 @@ pub fn simulate(
     answer_delay_ms: i64,
     progress: &mut dyn FnMut(i64, i64),
 ) -> Outcome {
-    simulate_with_hours(arrivals, roster, helplines, answer_delay_ms, None, progress)
+    simulate_with(arrivals, roster, helplines, answer_delay_ms, None, 0, progress)
 }
 
 /// [`simulate`] with opening hours: a contact arriving while the line is closed leaves a message
@@ -168,6 +178,32 @@ pub fn simulate_with_hours(
     helplines: &[HelplineConfig],
     answer_delay_ms: i64,
     hours: Option<&Schedule>,
+    progress: &mut dyn FnMut(i64, i64),
+) -> Outcome {
+    simulate_with(arrivals, roster, helplines, answer_delay_ms, hours, 0, progress)
+}
+
+/// [`simulate`], the counsellors saying they are ready `wrapup_ms` after each conversation ends (the
+/// helpline's wrap-up limit ends a wrap-up sooner).
+pub fn simulate_with_wrapup(
+    arrivals: &[Arrival],
+    roster: &[Member],
+    helplines: &[HelplineConfig],
+    answer_delay_ms: i64,
+    wrapup_ms: i64,
+    progress: &mut dyn FnMut(i64, i64),
+) -> Outcome {
+    simulate_with(arrivals, roster, helplines, answer_delay_ms, None, wrapup_ms, progress)
+}
+
+/// [`simulate`] with opening hours ([`simulate_with_hours`]) and wrap-up ([`simulate_with_wrapup`]).
+pub fn simulate_with(
+    arrivals: &[Arrival],
+    roster: &[Member],
+    helplines: &[HelplineConfig],
+    answer_delay_ms: i64,
+    hours: Option<&Schedule>,
+    wrapup_ms: i64,
     progress: &mut dyn FnMut(i64, i64),
 ) -> Outcome {
     let mut engine = Engine::new(EngineConfig { helplines: helplines.to_vec(), misses_before_away: 2 });
@@ -252,6 +288,7 @@ pub fn simulate_with_hours(
                         Input::EndByCaller { contact: xid(i) }
                     }
                     Event::Back(c) => Input::SetStatus { counsellor: cid(c), status: Status::Available },
+                    Event::Ready(i, c) => Input::Ready { counsellor: cid(c), contact: xid(i) },
                 };
                 (t, input)
             }
@@ -278,6 +315,10 @@ pub fn simulate_with_hours(
                     contacts[i].ended_at = Some(t);
                     contacts[i].abandoned = abandoned;
                 }
+                Output::WrapUp { counsellor, contact, .. } => {
+                    push(&mut queue, t + wrapup_ms, Event::Ready(contact.0 as usize - 1, counsellor.0 as usize - 1));
+                }
+                Output::WrapUpEnded { contact, .. } => contacts[contact.0 as usize - 1].wrapup_ended_at = Some(t),
                 Output::OfferRevoked { reason: RevokeReason::Expired, .. } => offers_expired += 1,
                 Output::StatusChanged { counsellor, status: Status::Away, .. } => {
                     set_away += 1;
@@ -295,6 +336,7 @@ pub fn simulate_with_hours(
         queued_at: c.queued_at,
         answered_at: c.answered_at,
         ended_at: c.ended_at,
+        wrapup_ended_at: c.wrapup_ended_at,
         abandoned: c.abandoned,
         target_ms: target_of(&c.helpline),
     };
@@ -501,8 +543,12 @@ pub async fn run(_database: &str, args: SimulateArgs) -> anyhow::Result<()> {
         let hours = Hours { time_zone: args.time_zone.clone(), weekly, holidays: args.holidays.clone() };
         Some(hours.schedule().map_err(|e| anyhow::anyhow!("{e}"))?)
     };
+    if !(0.0..=3600.0).contains(&args.wrapup_s) {
+        bail!("--wrapup-s must be between 0 and 3600");
+    }
+    let wrapup_ms = (args.wrapup_s * 1000.0).round() as i64;
     let outcome = tokio::task::block_in_place(|| {
-        simulate_with_hours(&arrivals, &roster, &helplines, answer_delay_ms, hours.as_ref(), &mut progress)
+        simulate_with(&arrivals, &roster, &helplines, answer_delay_ms, hours.as_ref(), wrapup_ms, &mut progress)
     });
     if started.elapsed().as_secs_f64() >= 1.0 {
         eprintln!();
@@ -543,7 +589,7 @@ pub async fn run(_database: &str, args: SimulateArgs) -> anyhow::Result<()> {
         pct(f.abandonment_rate),
         f.waiting
     );
-    println!("AHT: {}   occupancy: {}", secs(f.aht_ms), pct(f.occupancy));
+    println!("AHT (with wrap-up, {:.0} s after each end at most): {}   occupancy: {}", args.wrapup_s, secs(f.aht_ms), pct(f.occupancy));
     if hours.is_some() {
         println!("arrived while closed and left a message (routed when the line opened): {}", outcome.left_for_later);
     }

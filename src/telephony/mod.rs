@@ -116,8 +116,9 @@ async fn command_ack(state: &AppState, gateway: &Gateway, command_id: &str) -> V
 async fn apply(state: &AppState, gateway: &Gateway, event: TelephonyEvent) -> Result<Vec<TelephonyCommand>, AppError> {
     let now = state.clock.now_ms();
     let (event_id, call_id, at, what) = match event {
-        TelephonyEvent::CallOffered { event_id, call_id, dialled, caller, language, at } => {
-            return offered(state, gateway, event_id, call_id, dialled, caller, language, at).await;
+        TelephonyEvent::CallOffered { event_id, call_id, dialled, caller, language, triage_digit, at } => {
+            let danger = triage_digit.as_deref().and_then(crate::routing::triage::danger_from_digit);
+            return offered(state, gateway, event_id, call_id, dialled, caller, language, danger, at).await;
         }
         TelephonyEvent::CallAnswered { event_id, call_id, at } => (event_id, call_id, at, CallEvent::Answered),
         TelephonyEvent::CallEnded { event_id, call_id, by, at } => (event_id, call_id, at, CallEvent::Ended { by: by.as_str() }),
@@ -171,6 +172,7 @@ async fn offered(
     dialled: String,
     caller: Option<String>,
     language: Option<String>,
+    danger: Option<bool>,
     at: At,
 ) -> Result<Vec<TelephonyCommand>, AppError> {
     check_call_id(&call_id)?;
@@ -252,6 +254,10 @@ async fn offered(
     let (done, queued) = oneshot::channel();
     state.engine.send(EngineCommand::StartCall { contact, call: info, done }).await;
     let _ = queued.await;
+    // The IVR's triage answer, where the helpline asks (the engine ignores it elsewhere).
+    if let Some(danger) = danger {
+        state.engine.input(crate::routing::Input::Triage { contact: key, danger }).await;
+    }
     Ok(vec![ack])
 }
 

@@ -30,3 +30,4 @@ mod secrets;
 mod staffing;
 mod supervisor;
 mod telephony;
+mod wrapup;

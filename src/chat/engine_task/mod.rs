@@ -299,9 +299,16 @@ impl EngineTask {
     fn command(&mut self, cmd: EngineCommand, batch: &mut Batch) {
         match cmd {
             EngineCommand::Input(input) => {
-                let (changes, announce) = self.status_change(&input, None);
+                let (mut changes, mut announce) = self.status_change(&input, None);
                 let now = self.clock.now_ms();
+                let away = matches!(input, Input::SetAway { .. }).then(|| input.clone());
                 let outputs = self.engine.handle(now, input);
+                if let Some(away) = away {
+                    let known = matches!(&away, Input::SetAway { counsellor, .. } if self.engine.counsellor(*counsellor).is_some());
+                    let (c, a) = translate::away_change(&away, &outputs, known, now);
+                    changes.extend(c);
+                    announce.extend(a);
+                }
                 batch.step(now, outputs, changes, announce);
             }
             EngineCommand::Intervene { input, reply } => {

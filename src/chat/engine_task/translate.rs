@@ -10,7 +10,7 @@ use crate::chat::relay::RelayCommand;
 use crate::protocol::{rfc3339, CounsellorStatus, EarlierContact, ErrorCode, Repeat, ServerEvent, TelephonyCommand};
 use crate::routing::{
     ContactId, CounsellorId, CounsellorProfile, EndReason, EngineConfig, HelplineConfig, Input, NewContact, Output,
-    Rejection, RevokeReason, Status, StatusReason,
+    Rejection, RevokeReason, Status, StatusReason, WrapUpEnd,
 };
 use crate::store::commands::CommandChange;
 use crate::store::contacts::{Change, ContactRecord};
@@ -48,6 +48,10 @@ pub fn engine_config(helplines: &[Helpline]) -> EngineConfig {
                 caller_grace_ms: h.caller_grace_ms,
                 chat_while_on_call: h.chat_while_on_call,
                 calls_first: h.calls_first,
+                wrapup_limit_ms: h.wrapup_limit_ms,
+                away_reasons: h.away_reasons.clone(),
+                triage_priority: h.triage_priority.map(|p| i32::try_from(p).unwrap_or(crate::routing::triage::PRIORITY_DANGER)),
+                ring_offline_callers: h.ring_offline_callers,
             })
             .collect(),
         misses_before_away: 2,
@@ -138,6 +142,18 @@ pub fn status_change(
     (changes, vec![(counsellor_str(*counsellor), confirm)])
 }
 
+/// For a `SetAway` the engine took (no `AwayRefused` among its `outputs`; `known`: the engine knows
+/// the counsellor): the durable change and the confirmation frame, which names the reason.
+pub fn away_change(input: &Input, outputs: &[Output], known: bool, now: i64) -> (Vec<Change>, Vec<(String, ServerEvent)>) {
+    let Input::SetAway { counsellor, reason } = input else { return (Vec::new(), Vec::new()) };
+    if !known || outputs.iter().any(|o| matches!(o, Output::AwayRefused { .. })) {
+        return (Vec::new(), Vec::new());
+    }
+    let change = Change::Away { counsellor: counsellor_str(*counsellor), reason: reason.clone(), at: now };
+    let confirm = ServerEvent::Status { status: CounsellorStatus::Away, reason: Some(reason.clone()) };
+    (vec![change], vec![(counsellor_str(*counsellor), confirm)])
+}
+
 /// The event line of a caller's connection dropping or coming back.
 pub fn presence_event(contact: ContactId, online: bool, now: i64) -> Change {
     Change::Event {
@@ -218,8 +234,35 @@ pub fn change_of(now: i64, output: &Output) -> Option<Change> {
             helpline: helpline.clone(),
             at: now,
         },
-        Output::Positions { .. } | Output::Rejected { .. } | Output::Refused { .. } => return None,
+        Output::WrapUp { counsellor, contact, until } => Change::Event {
+            contact: contact_str(*contact),
+            at: now,
+            kind: "wrap_up",
+            counsellor: Some(counsellor_str(*counsellor)),
+            detail: Some((until - now).max(0).to_string()),
+        },
+        Output::WrapUpEnded { counsellor, contact, reason } => Change::WrapUpEnded {
+            contact: contact_str(*contact),
+            counsellor: counsellor_str(*counsellor),
+            reason: wrapup_end(*reason),
+            at: now,
+        },
+        Output::Triaged { contact, danger, priority, .. } => Change::Triaged {
+            contact: contact_str(*contact),
+            danger: *danger,
+            priority: i64::from(*priority),
+            at: now,
+        },
+        Output::Positions { .. } | Output::Rejected { .. } | Output::Refused { .. } | Output::AwayRefused { .. } => return None,
     })
+}
+
+/// How a wrap-up ended, as stored and sent.
+pub fn wrapup_end(r: WrapUpEnd) -> &'static str {
+    match r {
+        WrapUpEnd::Ready => "ready",
+        WrapUpEnd::Limit => "limit",
+    }
 }
 
 /// Whom an output tells, once its step is committed.
@@ -258,7 +301,7 @@ impl Default for Facts<'_> {
 /// positions, which the task sends once per batch).
 pub fn notices(now: i64, output: Output, facts: Facts<'_>) -> Vec<Notice> {
     match output {
-        Output::Offer { contact, counsellor, helpline, language, queued_at, expires_at, as_backup } => {
+        Output::Offer { contact, counsellor, helpline, language, queued_at, expires_at, as_backup, caller_online } => {
             let call = facts.call;
             let frame = ServerEvent::Offer {
                 contact_id: contact_str(contact),
@@ -271,6 +314,7 @@ pub fn notices(now: i64, output: Output, facts: Facts<'_>) -> Vec<Notice> {
                 caller_last2: call.and_then(|c| c.caller_last2.clone()),
                 repeat: call.filter(|c| c.repeat > 0).map(|c| Repeat { contacts: c.repeat, days: REPEAT_DAYS }),
                 earlier: facts.earlier,
+                caller_online,
             };
             vec![Notice::Counsellor(counsellor_str(counsellor), frame)]
         }
@@ -280,6 +324,7 @@ pub fn notices(now: i64, output: Output, facts: Facts<'_>) -> Vec<Notice> {
                 RevokeReason::ContactGone => "contact_gone",
                 RevokeReason::CounsellorUnavailable => "unavailable",
                 RevokeReason::Moved => "moved",
+                RevokeReason::CallerAway => "caller_away",
             };
             let frame = ServerEvent::OfferRevoked { contact_id: contact_str(contact), reason: reason.into() };
             vec![Notice::Counsellor(counsellor_str(counsellor), frame)]
@@ -334,7 +379,34 @@ pub fn notices(now: i64, output: Output, facts: Facts<'_>) -> Vec<Notice> {
             };
             vec![Notice::Counsellor(counsellor_str(counsellor), ServerEvent::error_about(code, message, contact_str(contact)))]
         }
-        Output::OfferDeclined { .. } | Output::Positions { .. } | Output::BackupOverflow { .. } | Output::Refused { .. } => Vec::new(),
+        Output::WrapUp { counsellor, contact, until } => {
+            let frame = ServerEvent::WrapUp { contact_id: contact_str(contact), ends_in_ms: (until - now).max(0) };
+            vec![Notice::Counsellor(counsellor_str(counsellor), frame)]
+        }
+        Output::WrapUpEnded { counsellor, contact, reason } => {
+            let frame = ServerEvent::WrapUpEnded { contact_id: contact_str(contact), reason: wrapup_end(reason).into() };
+            vec![Notice::Counsellor(counsellor_str(counsellor), frame)]
+        }
+        Output::AwayRefused { counsellor, reason } => {
+            let message = format!("{reason:?} is not an away reason of your helplines");
+            vec![Notice::Counsellor(counsellor_str(counsellor), ServerEvent::error(ErrorCode::UnknownAwayReason, message))]
+        }
+        Output::Triaged { contact, helpline, danger: true, .. } => {
+            let alert = ServerEvent::Alert {
+                kind: "danger".into(),
+                helpline: Some(helpline.clone()),
+                contact_id: Some(contact_str(contact)),
+                counsellor_id: None,
+                message: "a caller answered yes to \"are you in danger right now?\"".into(),
+                at: rfc3339(now),
+            };
+            vec![Notice::Supervisors(Some(helpline), alert)]
+        }
+        Output::OfferDeclined { .. }
+        | Output::Positions { .. }
+        | Output::BackupOverflow { .. }
+        | Output::Refused { .. }
+        | Output::Triaged { danger: false, .. } => Vec::new(),
     }
 }
 
@@ -351,8 +423,11 @@ pub fn contact_of(output: &Output) -> Option<ContactId> {
         | Output::Ended { contact, .. }
         | Output::Transferred { contact, .. }
         | Output::Rejected { contact, .. }
-        | Output::Refused { contact, .. } => *contact,
-        Output::Positions { .. } | Output::StatusChanged { .. } => return None,
+        | Output::Refused { contact, .. }
+        | Output::WrapUp { contact, .. }
+        | Output::WrapUpEnded { contact, .. }
+        | Output::Triaged { contact, .. } => *contact,
+        Output::Positions { .. } | Output::StatusChanged { .. } | Output::AwayRefused { .. } => return None,
     })
 }
 
@@ -480,6 +555,7 @@ mod tests {
             queued_at: 0,
             expires_at: 9_000,
             as_backup: true,
+            caller_online: true,
         };
         assert_eq!(
             change_of(1_000, &offer),
@@ -545,6 +621,7 @@ mod tests {
             queued_at: 1_000,
             expires_at: 12_000,
             as_backup: false,
+            caller_online: true,
         };
         let chat = notices(4_000, offer.clone(), Facts::default());
         let [Notice::Counsellor(_, ServerEvent::Offer { channel, waited_ms, expires_in_ms, repeat, .. })] = chat.as_slice() else {

@@ -254,7 +254,7 @@ impl Handler for CallerSession {
             | CallerRequest::End {}
             | CallerRequest::LeaveMessage { .. }
             | CallerRequest::Callback { .. } => Some(String::new()),
-            CallerRequest::Typing { .. } | CallerRequest::Ping {} => None,
+            CallerRequest::Typing { .. } | CallerRequest::Ping {} | CallerRequest::Triage { .. } => None,
         }
     }
 
@@ -308,6 +308,13 @@ impl Handler for CallerSession {
             }
             CallerRequest::LeaveMessage { text } => self.leave(None, text).await,
             CallerRequest::Callback { phone, text } => self.leave(Some(phone), text.unwrap_or_default()).await,
+            CallerRequest::Triage { answer } => {
+                let Some((_, key)) = self.contact else {
+                    return self.error(ErrorCode::NotAllowed, "start or resume a chat first");
+                };
+                let danger = answer == crate::protocol::TriageAnswer::Yes;
+                self.state.engine.input(Input::Triage { contact: key, danger }).await;
+            }
         }
     }
 

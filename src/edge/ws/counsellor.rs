@@ -124,6 +124,7 @@ impl Handler for CounsellorSession {
             CounsellorRequest::Message { client_id, .. } => client_id.clone(),
             CounsellorRequest::Status { .. } => String::new(),
             CounsellorRequest::Accept { contact_id }
+            | CounsellorRequest::Ready { contact_id }
             | CounsellorRequest::Decline { contact_id }
             | CounsellorRequest::End { contact_id }
             | CounsellorRequest::Escalate { contact_id, .. }
@@ -137,8 +138,20 @@ impl Handler for CounsellorSession {
     async fn on_request(&mut self, request: CounsellorRequest) {
         let counsellor = self.key;
         match request {
-            CounsellorRequest::Status { status } => {
+            CounsellorRequest::Status { status, reason: None } => {
                 self.state.engine.input(Input::SetStatus { counsellor, status: status_of(status) }).await;
+            }
+            CounsellorRequest::Status { status: CounsellorStatus::Away, reason: Some(reason) } => {
+                // Checked against her helplines' away reasons by the engine (`unknown_away_reason`).
+                self.state.engine.input(Input::SetAway { counsellor, reason }).await;
+            }
+            CounsellorRequest::Status { .. } => {
+                self.me.send(&ServerEvent::error(ErrorCode::BadField, "a reason goes only with the status \"away\""));
+            }
+            CounsellorRequest::Ready { contact_id } => {
+                if let Some(contact) = self.contact(&contact_id) {
+                    self.state.engine.input(Input::Ready { counsellor, contact }).await;
+                }
             }
             CounsellorRequest::Accept { contact_id } => {
                 if let Some(contact) = self.contact(&contact_id) {
