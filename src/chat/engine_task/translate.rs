@@ -638,7 +638,7 @@ mod tests {
             outcome: None,
             summary: None,
         };
-        let n = notices(4_000, offer, Facts { channel: "call", call: Some(&call), earlier: vec![shown.clone()], helpline: None });
+        let n = notices(4_000, offer, Facts { channel: "call", call: Some(&call), earlier: vec![shown.clone()], helpline: None, counsellor_helplines: Vec::new() });
         let [Notice::Counsellor(_, ServerEvent::Offer { channel, caller_last2, repeat, earlier, .. })] = n.as_slice() else {
             panic!("{n:?}")
         };
