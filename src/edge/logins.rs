@@ -112,7 +112,7 @@ async fn failed(state: &AppState, from: &Origin, user: Option<&User>, hashed: &s
     };
     let Some(lock) = state.guard.lockout_after(Counted { pair: counted.pair, last_lockout: counted.last_lockout }, now) else { return };
     let forget_before = now - STRIKE_MEMORY_MS;
-    if let Err(e) = state.store.accounts().lock_login(hashed, &address, user.map(|u| u.id.as_str()), now, lock.until_ms, lock.strikes, forget_before).await {
+    if let Err(e) = state.store.accounts().lock_login(&crate::store::users::NewLockout { account_hash: hashed, address: &address, user_id: user.map(|u| u.id.as_str()), now, until: lock.until_ms, strikes: lock.strikes }, forget_before).await {
         tracing::error!(error = %e, "recording a login lockout failed");
     }
     let detail = serde_json::json!({"address": address, "until": lock.until_ms, "strikes": lock.strikes}).to_string();

@@ -295,6 +295,14 @@ impl Calls<'_> {
              WHERE k.contact_id = $1 AND e.offered_at >= k.offered_at - $2 AND e.offered_at <= k.offered_at
              ORDER BY e.offered_at DESC, c.id DESC LIMIT $3")
             .bind(contact_id).bind(window_ms).bind(limit).fetch_all(pool).await)?;
+        // The forms' free-text fields are sealed at rest: opened here, as every read of a form is.
+        let forms = forms
+            .into_iter()
+            .map(|mut f| {
+                f.data = self.0.open_form(&f.contact_id, &f.data)?;
+                Ok(f)
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok((count, forms))
     }
 

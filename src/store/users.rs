@@ -372,7 +372,8 @@ impl Accounts<'_> {
     /// Records a lockout of the pair (`account_hash`, `address`) until `until` (replacing an earlier
     /// one), and forgets lockouts that ended before `forget_before` (their addresses are not kept
     /// longer; an ended lockout is kept until then only so the pair's next one lasts longer).
-    pub async fn lock_login(self, account_hash: &str, address: &str, user_id: Option<&str>, now: i64, until: i64, strikes: u32, forget_before: i64) -> StoreResult<()> {
+    pub async fn lock_login(self, lock: &NewLockout<'_>, forget_before: i64) -> StoreResult<()> {
+        let NewLockout { account_hash, address, user_id, now, until, strikes } = *lock;
         on_pool!(self.0, pool => sqlx::query("DELETE FROM login_lockouts WHERE locked_until <= $1")
             .bind(forget_before).execute(pool).await.map(|_| ()))?;
         on_pool!(self.0, pool => sqlx::query(
@@ -466,4 +467,16 @@ impl Accounts<'_> {
             .bind(account_hash).execute(pool).await.map(|_| ()))?;
         Ok(done)
     }
+}
+
+/// A lockout to record ([`Accounts::lock_login`]): the pair (`account_hash`, `address`), the account
+/// if one has that name, when it starts and ends, and how many lockouts the pair has had.
+#[derive(Debug, Clone, Copy)]
+pub struct NewLockout<'a> {
+    pub account_hash: &'a str,
+    pub address: &'a str,
+    pub user_id: Option<&'a str>,
+    pub now: i64,
+    pub until: i64,
+    pub strikes: u32,
 }

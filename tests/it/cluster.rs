@@ -976,7 +976,12 @@ fn via(url: &str, addr: &str) -> (String, String) {
     let (user, host) = authority.rsplit_once('@').map_or(("", authority), |(u, h)| (u, h));
     let host = if host.contains(':') { host.to_string() } else { format!("{host}:5432") };
     let user = if user.is_empty() { String::new() } else { format!("{user}@") };
-    (format!("{scheme}://{user}{addr}/{path}"), host)
+    let proxied = format!("{scheme}://{user}{addr}/{path}");
+    // The same database through the proxy: the same key file.
+    if let Some(keys) = helpline::store::keys::remembered_key_file(url) {
+        helpline::store::keys::remember_key_file(&proxied, &keys);
+    }
+    (proxied, host)
 }
 
 /// Polls until every node's `/readyz` answers `status`.

@@ -400,8 +400,9 @@ impl Ws {
     }
 
     /// Reads frames until one of `kind` arrives (within [`FRAME_TIMEOUT`] in all), skipping `position`
-    /// and `typing` updates, and the `unavailable` a caller hears after `queued` when nobody is on
-    /// shift (tests/it/hours.rs reads it); panics on anything else.
+    /// and `typing` updates, the `unavailable` a caller hears after `queued` when nobody is on
+    /// shift (tests/it/hours.rs reads it), and a counsellor's `wrap_up` / `wrap_up_ended` after a
+    /// contact ends (tests/it/wrapup.rs reads them); panics on anything else.
     pub async fn expect(&mut self, kind: &str) -> Value {
         let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
         loop {
@@ -409,7 +410,10 @@ impl Ws {
             if v["type"] == kind {
                 return v;
             }
-            if v["type"] == "position" || v["type"] == "typing" || v["type"] == "caller_presence" || v["type"] == "unavailable" {
+            if v["type"] == "position" || v["type"] == "typing" || v["type"] == "caller_presence" || v["type"] == "unavailable"
+                || v["type"] == "wrap_up"
+                || v["type"] == "wrap_up_ended"
+            {
                 continue;
             }
             panic!("expected a {kind:?} frame, got {v}");

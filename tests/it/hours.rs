@@ -18,7 +18,8 @@ crate::on_both_backends!(
 
 const DAY_MS: i64 = 86_400_000;
 
-/// Reads frames until one of `kind` (others of `skip` are passed over; anything else fails).
+/// Reads frames until one of `kind` (others of `skip`, and wrap-up frames, are passed over; anything
+/// else fails).
 async fn until(ws: &mut Ws, kind: &str, skip: &[&str]) -> Value {
     let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
     loop {
@@ -27,7 +28,9 @@ async fn until(ws: &mut Ws, kind: &str, skip: &[&str]) -> Value {
         if v["type"] == kind {
             return v;
         }
-        assert!(skip.contains(&v["type"].as_str().unwrap_or("")), "expected {kind}, got {v}");
+        // A counsellor's wrap-up frames come with every end (tests/it/wrapup.rs reads them).
+        let kind_of = v["type"].as_str().unwrap_or("");
+        assert!(skip.contains(&kind_of) || kind_of == "wrap_up" || kind_of == "wrap_up_ended", "expected {kind}, got {v}");
     }
 }
 

@@ -182,18 +182,21 @@ async fn a_counsellor_on_a_call_gets_no_other_call_and_an_unanswered_call_moves_
         ws.send(json!({"type": "ping"})).await;
         ws.expect("pong").await; // panics on any offer
     }
-    // Ion's call ends: the waiting call rings for Ion now.
+    // Ion's call ends: the waiting call rings for Ion now (her ended call's slot is in wrap-up; her
+    // other slot is free). The offer and the wrap-up (router) and the end (relay) come from two
+    // actors: in any order.
     pbx.hang_up("c1", "counsellor", t0 + 60_000).await;
-    // The offer (router) and the end (relay) come from two actors: either may arrive first.
-    let (mut ended, mut offer) = (None, None);
-    while ended.is_none() || offer.is_none() {
+    let (mut ended, mut offer, mut wrap_up) = (None, None, None);
+    while ended.is_none() || offer.is_none() || wrap_up.is_none() {
         let frame = ion.recv().await;
         match frame["type"].as_str() {
             Some("contact_ended") => ended = Some(frame),
             Some("offer") => offer = Some(frame),
+            Some("wrap_up") => wrap_up = Some(frame),
             _ => panic!("unexpected {frame}"),
         }
     }
+    assert_eq!(wrap_up.unwrap()["contact_id"].as_str(), Some(c1.as_str()));
     let offer = offer.unwrap();
     assert_eq!((ended.unwrap()["contact_id"].as_str(), offer["channel"].as_str()), (Some(c1.as_str()), Some("call")));
     let c3 = offer["contact_id"].as_str().unwrap().to_string();
@@ -216,6 +219,8 @@ async fn caller_numbers_are_never_stored_in_clear_and_repeat_callers_are_recogni
     pbx.answer("first", t0 + 2_000).await;
     pbx.hang_up("first", "caller", t0 + 30_000).await;
     ana.expect("contact_ended").await;
+    // Her after-call work is done: the slot leaves wrap-up.
+    ana.send(json!({"type": "ready", "contact_id": first})).await;
     // The same caller, written differently, calls again.
     pbx.offer("second", "116111", "+373 (69) 98-76-54", t0 + 60_000).await;
     let (second, offer) = call_offer(&mut ana).await;
@@ -718,6 +723,7 @@ async fn webhook_answers_carry_commands_until_acknowledged(backend: Backend) {
         match frame["type"].as_str() {
             Some("contact_ended") => ended = true,
             Some("offer") => second = frame["contact_id"].as_str().map(str::to_string),
+            Some("wrap_up") => assert_eq!(frame["contact_id"].as_str(), Some(contact.as_str()), "the ended call's wrap-up"),
             _ => panic!("unexpected {frame}"),
         }
     }

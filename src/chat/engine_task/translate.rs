@@ -400,7 +400,7 @@ pub fn notices(now: i64, output: Output, facts: Facts<'_>) -> Vec<Notice> {
                 message: "a caller answered yes to \"are you in danger right now?\"".into(),
                 at: rfc3339(now),
             };
-            vec![Notice::Supervisors(Some(helpline), alert)]
+            vec![Notice::Supervisors(Audience::Of(vec![helpline]), alert)]
         }
         Output::OfferDeclined { .. }
         | Output::Positions { .. }
