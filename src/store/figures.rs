@@ -532,6 +532,15 @@ pub async fn figures_split_at(
     Ok((helplines.iter().map(|h| figures_of(Some(h))).collect(), figures_of(None)))
 }
 
+/// Messages and callbacks left for later (`leave_message`, `callback`) and not yet answered — waiting
+/// for the line to open or in the queue — by helpline and kind (`message`, `callback`).
+pub async fn left_waiting(store: &Store) -> StoreResult<Vec<(String, String, i64)>> {
+    Ok(on_pool!(store, pool => sqlx::query_as(
+        "SELECT helpline, channel, COUNT(*) FROM contacts
+         WHERE state = 'queued' AND channel IN ('message', 'callback') GROUP BY helpline, channel")
+        .fetch_all(pool).await)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,13 +563,4 @@ mod tests {
         }
     }
 
-}
-
-/// Messages and callbacks left for later (`leave_message`, `callback`) and not yet answered — waiting
-/// for the line to open or in the queue — by helpline and kind (`message`, `callback`).
-pub async fn left_waiting(store: &Store) -> StoreResult<Vec<(String, String, i64)>> {
-    Ok(on_pool!(store, pool => sqlx::query_as(
-        "SELECT helpline, channel, COUNT(*) FROM contacts
-         WHERE state = 'queued' AND channel IN ('message', 'callback') GROUP BY helpline, channel")
-        .fetch_all(pool).await)?)
 }
