@@ -48,6 +48,19 @@ async fn tune_helplines(database_url: &str) {
         };
         store.accounts().create_user(&user, 0).await.expect("a supervisor");
     }
+    // A supervisor granted every helpline, for the lockout list of `second_factor.test.mjs`.
+    let gail = helpline::store::users::NewUser {
+        username: "gail".into(),
+        display_name: "gail".into(),
+        password_hash: helpline::auth::hash_password("gail-every-helpline").expect("hash"),
+        role: helpline::store::users::Role::Supervisor,
+        helplines: vec!["children".into()],
+        backup_helplines: Vec::new(),
+        languages: vec!["en".into()],
+        capacity: 3,
+    };
+    store.accounts().create_user(&gail, 0).await.expect("a supervisor");
+    store.accounts().set_user_all_helplines("gail", true).await.expect("the all-helplines grant");
 }
 
 /// Messages containing this are refused once by the relay (`relay-refuse-once`).

@@ -230,13 +230,13 @@ export async function screenshot(p, name, { docs } = {}) {
 
 // ----- the supervisors' dashboard ---------------------------------------------
 
-/** Opens the dashboard (`query` e.g. `?wall=1`), signs in as maria and waits for the live board. */
-export async function supervisor(ctx, query = '') {
+/** Opens the dashboard (`query` e.g. `?wall=1`), signs in as maria (or `as`) and waits for the live board. */
+export async function supervisor(ctx, query = '', as = { username: 'maria', password: 'maria-demo' }) {
   const p = await page(ctx);
   p.frames = recordFrames(p);
   await p.goto(`${BASE}/supervisor${query}`);
-  await p.getByLabel('Username').fill('maria');
-  await p.getByLabel('Password').fill('maria-demo');
+  await p.getByLabel('Username').fill(as.username);
+  await p.getByLabel('Password').fill(as.password);
   await p.getByRole('button', { name: 'Sign in' }).click();
   await p.locator('#conn[data-state="online"]').waitFor();
   await p.locator('.helpline[data-helpline="family_violence"]').waitFor();

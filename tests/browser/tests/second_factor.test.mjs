@@ -86,8 +86,11 @@ test('the dashboard lists the addresses locked out after failed sign-ins', async
     const res = await api('/api/v1/auth/login', { method: 'POST', body: { username: 'no-such-person', password: `guess-${i}` } });
     assert.equal(res.status, 401);
   }
+  // A lockout of a name that is no account is shown only to those who see every helpline (an admin,
+  // or a supervisor with the all-helplines grant: `gail`, seeded by tests/browser.rs); a supervisor of
+  // some helplines sees only their accounts' lockouts (tests/it/logins.rs).
   const ctx = await context(browser);
-  const sup = await supervisor(ctx);
+  const sup = await supervisor(ctx, '', { username: 'gail', password: 'gail-every-helpline' });
   const item = sup.locator('#lockout-list li.lockout');
   await item.first().waitFor();
   assert.match(await item.first().textContent(), /a name that is no account from .+, until /);
