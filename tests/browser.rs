@@ -27,6 +27,10 @@ async fn tune_helplines(database_url: &str) {
     let store = Store::connect(database_url).await.expect("connect the test database");
     store.migrate().await.expect("migrate the test database");
     for mut h in helpline::store::defaults::default_helplines() {
+        // The console has no Ready button yet (issue 22): the pages end many chats with the same
+        // counsellors within a minute, and each ended chat's slot would stay in wrap-up for the
+        // default 60 s. Wrap-up is off here; tests/it/wrapup.rs and the engine's tests cover it.
+        h.wrapup_limit_ms = 0;
         if h.name == FAST_HELPLINE {
             h.sla_at_risk_ms = 1_000;
             h.sla_target_ms = 2_000;

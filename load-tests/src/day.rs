@@ -213,6 +213,11 @@ async fn counsellor(ws: Ws, capacity: i64, opts: DayOpts, shared: Arc<Shared>, m
             ServerEvent::ContactEnded { contact_id, .. } => {
                 active.remove(&contact_id);
             }
+            // The ended contact's slot is in wrap-up: the counsellor's after-contact work is part
+            // of the handle time here (compressed), so she says she is ready at once.
+            ServerEvent::WrapUp { contact_id, .. } => {
+                let _ = tx.send(json!({"type": "ready", "contact_id": contact_id}).to_string());
+            }
             ServerEvent::Escalated { .. } => {
                 shared.counters.escalated.fetch_add(1, Ordering::Relaxed);
             }
