@@ -251,6 +251,11 @@ async fn counsellor(
             ServerEvent::ContactEnded { contact_id, .. } => {
                 lock_state(&state).active.remove(&contact_id);
             }
+            // The ended contact's slot is in wrap-up: this counsellor's after-contact work is done at
+            // once, so she says she is ready (else the slot waits for the helpline's limit).
+            ServerEvent::WrapUp { contact_id, .. } => {
+                let _ = tx.send(json!({"type": "ready", "contact_id": contact_id}).to_string());
+            }
             ServerEvent::Error { code, message, reference, .. } => {
                 shared.error(format!("counsellor {idx}: {code:?}: {message} ({reference:?})"));
             }
