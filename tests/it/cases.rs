@@ -5,7 +5,7 @@ use helpline::store::contacts::{Change, NewContactRecord};
 use helpline::store::users::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::{add_user, Backend, TestApp, Ws, FRAME_TIMEOUT};
+use crate::helpers::{add_user, call, Backend, TestApp, Ws, FRAME_TIMEOUT};
 use crate::supervisor::supervisor;
 
 crate::on_both_backends!(
@@ -19,24 +19,6 @@ crate::on_both_backends!(
 
 const DAY_MS: i64 = 86_400_000;
 
-/// An HTTP call with a bearer token; returns the status and the JSON body (Null when empty).
-async fn call(app: &TestApp, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let url = app.url(path);
-    let req = match method {
-        "GET" => app.http.get(url),
-        "POST" => app.http.post(url),
-        "PUT" => app.http.put(url),
-        other => panic!("method {other}"),
-    };
-    let req = match body {
-        Some(b) => req.json(&b),
-        None => req,
-    };
-    let res = req.bearer_auth(token).send().await.expect("request");
-    let status = res.status().as_u16();
-    let text = res.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
 
 /// Reads frames until one of `kind` matching `pred` (anything else is skipped: boards, other alerts).
 async fn frame(ws: &mut Ws, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {

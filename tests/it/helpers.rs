@@ -453,3 +453,23 @@ pub async fn stored_contact(store: &helpline::store::Store) -> String {
     store.contacts().create_contact(&record).await.expect("contact");
     id
 }
+
+/// An HTTP call with a bearer token: the status and the JSON body (Null when not JSON).
+pub async fn call(app: &TestApp, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let url = app.url(path);
+    let req = match method {
+        "GET" => app.http.get(url),
+        "POST" => app.http.post(url),
+        "PUT" => app.http.put(url),
+        "DELETE" => app.http.delete(url),
+        other => panic!("method {other}"),
+    };
+    let req = match body {
+        Some(b) => req.json(&b),
+        None => req,
+    };
+    let res = req.bearer_auth(token).send().await.expect("request");
+    let status = res.status().as_u16();
+    let text = res.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}

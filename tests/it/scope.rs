@@ -11,7 +11,7 @@
 use helpline::store::users::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::{add_user, Backend, TestApp, Ws, FRAME_TIMEOUT};
+use crate::helpers::{add_user, call, Backend, TestApp, Ws, FRAME_TIMEOUT};
 
 crate::on_both_backends!(
     every_route_against_a_supervisor_of_another_helpline,
@@ -25,25 +25,6 @@ crate::on_both_backends!(
 
 const USERS: [&str; 6] = ["ana", "maria", "petru", "nobody", "allsup", "root"];
 
-/// An HTTP call with a bearer token: the status and the JSON body (Null when not JSON).
-async fn call(app: &TestApp, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let url = app.url(path);
-    let req = match method {
-        "GET" => app.http.get(url),
-        "POST" => app.http.post(url),
-        "PUT" => app.http.put(url),
-        "DELETE" => app.http.delete(url),
-        other => panic!("method {other}"),
-    };
-    let req = match body {
-        Some(b) => req.json(&b),
-        None => req,
-    };
-    let res = req.bearer_auth(token).send().await.expect("request");
-    let status = res.status().as_u16();
-    let text = res.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
 
 async fn people(app: &TestApp) {
     app.add_user("ana", Role::Counsellor, &["family_violence"], &["ro"], 3).await;

@@ -5,10 +5,10 @@
 use helpline::store::keys::{read_key_file, KeyFile};
 use helpline::store::users::Role;
 use helpline::store::Store;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::abuse::{helpline_cli, sql_execute, sql_text};
-use crate::helpers::{add_user, Backend, TestApp, TestDb};
+use crate::helpers::{add_user, call, Backend, TestApp, TestDb};
 
 crate::on_both_backends!(
     nothing_readable_in_the_database_its_wal_or_a_backup,
@@ -19,24 +19,6 @@ crate::on_both_backends!(
     existing_rows_are_sealed_by_the_migration,
 );
 
-/// An HTTP call with a bearer token; the status and the JSON body (Null when empty).
-async fn call(app: &TestApp, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let url = app.url(path);
-    let req = match method {
-        "GET" => app.http.get(url),
-        "POST" => app.http.post(url),
-        "PUT" => app.http.put(url),
-        other => panic!("method {other}"),
-    };
-    let req = match body {
-        Some(b) => req.json(&b),
-        None => req,
-    };
-    let res = req.bearer_auth(token).send().await.expect("request");
-    let status = res.status().as_u16();
-    let text = res.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
 
 /// The key file the test's store uses.
 fn key_file(store: &Store) -> KeyFile {
