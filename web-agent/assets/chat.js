@@ -91,7 +91,7 @@ function applyLanguage() {
   document.documentElement.lang = ui;
   $('ui-lang').value = ui;
   for (const node of document.querySelectorAll('[data-i18n]')) node.textContent = t(node.dataset.i18n);
-  for (const node of document.querySelectorAll('[data-tel]')) withTel(node, t(node.dataset.tel), '112');
+  for (const node of document.querySelectorAll('[data-tel]')) withTel(node, node.dataset.tel, '112');
   renderTitle();
   renderTriage();
   for (const node of document.querySelectorAll('[data-state]')) node.textContent = stateLabel(node.dataset.state, node.dataset.at);
@@ -101,9 +101,9 @@ function applyLanguage() {
   if (chat.phase === 'ended') renderEnded();
 }
 
-/** Puts `template` in `node`, its `{number}` as a tappable `tel:` link. */
-function withTel(node, template, number) {
-  const [before, after = ''] = template.split('{number}');
+/** Puts the words of `key` in `node`, their `{number}` as a tappable `tel:` link. */
+function withTel(node, key, number) {
+  const [before, after = ''] = t(key, { number: '{number}' }).split('{number}');
   node.replaceChildren(before, el('a', { href: `tel:${number}`, text: number }), after);
 }
 
@@ -770,7 +770,7 @@ function renderTriage() {
   $('triage').hidden = !(h && h.triage && chat.phase === 'waiting' && !chat.triage);
   const done = $('triage-done');
   done.hidden = !chat.triage || chat.phase !== 'waiting';
-  if (chat.triage) withTel(done, t(chat.triage === 'yes' ? 'triageYesDone' : 'triageNoDone'), '112');
+  if (chat.triage) withTel(done, chat.triage === 'yes' ? 'triageYesDone' : 'triageNoDone', '112');
 }
 
 function onTriage(answer) {
@@ -858,6 +858,7 @@ function restore() {
 
 function init() {
   $('quick-exit').addEventListener('click', quickExit);
+  $('dialog-quick-exit').addEventListener('click', quickExit);
   watchShift();
   $('ui-lang').addEventListener('change', (e) => {
     ui = e.target.value;

@@ -168,6 +168,7 @@ test('on a phone the conversation takes the screen; one language; End chat asks;
   const dialog = p.getByRole('dialog', { name: 'End the chat?' });
   await dialog.waitFor();
   assert.equal(await p.evaluate(() => document.activeElement?.id), 'end-cancel', 'the safe choice has the focus');
+  assert.ok(await dialog.getByRole('button', { name: 'Quick exit' }).isVisible(), 'quick exit is one tap with the dialog open too');
   await assertAccessible(p, 'the widget, End chat dialog');
   await p.keyboard.press('Escape');
   await dialog.waitFor({ state: 'hidden' });
