@@ -368,6 +368,8 @@ const socket = new LiveSocket({
       if (chat.language) start.language = chat.language;
       ws.send(JSON.stringify(start));
     }
+    // At once, not at the next beat: the server watches a socket for stalls from its first ping.
+    ws.send(JSON.stringify({ type: 'ping' }));
   },
   onFrame: (f) => handle(f),
   onLost: () => setBanner(t('reconnecting')),
