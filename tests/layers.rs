@@ -105,6 +105,7 @@ const STORE_VIEWS: &[(&str, &[&str])] = &[
     ("rollups", &["rollup"]),
     ("secrets", &["secrets"]),
     ("sessions", &["sessions"]),
+    ("surveys", &["surveys"]),
 ];
 
 /// Views without an accessor on `Store` (named only by their module's path).
@@ -113,14 +114,14 @@ const VIEWS_WITHOUT_ACCESSOR: &[&str] = &["figures"];
 /// Which of the store's views each layer below the wiring may name (`app` and the store itself name
 /// any). A layer not listed names none.
 const VIEW_RULES: &[(&str, &[&str])] = &[
-    ("edge", &["abuse", "accounts", "audit_log", "commands", "contacts", "exchanges", "secrets", "sessions"]),
+    ("edge", &["abuse", "accounts", "audit_log", "commands", "contacts", "exchanges", "secrets", "sessions", "surveys"]),
     ("telephony", &["abuse", "accounts", "audit_log", "calls", "commands", "contacts", "directory", "exchanges", "secrets"]),
     (
         "safety",
         &["abuse", "accounts", "audit_log", "calls", "cases", "contacts", "forms", "messages", "placements", "privacy", "retention", "secrets"],
     ),
     ("casework", &["accounts", "audit_log", "cases", "contacts", "forms", "placements"]),
-    ("supervision", &["accounts", "directory", "figures", "rollups"]),
+    ("supervision", &["accounts", "directory", "figures", "rollups", "surveys"]),
     ("state", &["accounts", "audit_log", "cases", "contacts", "directory", "placements", "sessions"]),
     ("cluster", &["accounts", "commands", "directory", "fencing"]),
     ("chat", &["accounts", "audit_log", "calls", "commands", "contacts", "directory", "messages"]),

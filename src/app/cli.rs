@@ -146,6 +146,10 @@ pub struct ServeArgs {
     /// A socket silent this many seconds (no frame, no pong) is closed (4000).
     #[arg(long, env = "HELPLINE_WS_IDLE_TIMEOUT_SECS", default_value_t = crate::edge::ws::IDLE_TIMEOUT.as_secs())]
     pub ws_idle_timeout_secs: u64,
+    /// A caller socket whose widget pings and then sends nothing for this many seconds is stalled:
+    /// her counsellor is told the caller's connection dropped (`caller_presence`).
+    #[arg(long, env = "HELPLINE_CALLER_STALL_SECS", default_value_t = crate::state::sockets::CALLER_STALL.as_secs())]
+    pub caller_stall_secs: u64,
     /// A chat message read from a socket and not acknowledged within this many milliseconds is
     /// refused with `overloaded` (the client sends it again): nobody's message goes unanswered.
     #[arg(long, env = "HELPLINE_ANSWER_WITHIN_MS", default_value_t = crate::chat::promise::ANSWER_WITHIN.as_millis() as u64)]
@@ -431,6 +435,7 @@ async fn serve(database: String, key_file: Option<std::path::PathBuf>, args: Ser
             ping_every: Duration::from_secs(args.ws_ping_secs.max(1)),
             idle_timeout: Duration::from_secs(args.ws_idle_timeout_secs.max(2)),
             answer_within: Duration::from_millis(args.answer_within_ms.clamp(100, 9_000)),
+            caller_stall: Duration::from_secs(args.caller_stall_secs.max(1)),
         },
         // No channels beyond the core's web chat and phone yet (see `crate::chat::channel`).
         channels: Vec::new(),

@@ -423,10 +423,14 @@ impl Hub {
         left
     }
 
+    /// How many sockets of a contact's caller are attached.
+    pub fn caller_sockets(&self, contact: &str) -> usize {
+        self.lock().callers.get(contact).map_or(0, BTreeMap::len)
+    }
+
     /// Whether a contact's caller is present, as its channel measures it (a web chat: a socket attached).
     pub fn caller_online(&self, contact: &str) -> bool {
-        let sockets = self.lock().callers.get(contact).map_or(0, BTreeMap::len);
-        self.channels.of(contact).present(contact, sockets)
+        self.channels.of(contact).present(contact, self.caller_sockets(contact))
     }
 
     /// Registers a counsellor socket; returns how many the counsellor now has.

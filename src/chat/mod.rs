@@ -14,3 +14,4 @@ pub mod hub;
 pub mod left;
 pub mod promise;
 pub mod relay;
+pub mod survey;

@@ -38,6 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(helplines))
         .routes(routes!(contact))
         .routes(routes!(caller_end))
+        .routes(routes!(caller_survey))
         .routes(routes!(cluster_status))
         .routes(routes!(crate::edge::ws::caller::upgrade))
         .routes(routes!(crate::edge::ws::counsellor::upgrade))
@@ -328,6 +329,47 @@ async fn caller_end(State(state): State<AppState>, body: axum::body::Bytes) -> R
         if let (true, Some(key)) = (contact.is_open(), crate::chat::engine_task::contact_key(&contact.id)) {
             state.engine.input(crate::routing::Input::EndByCaller { contact: key }).await;
         }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CallerSurvey {
+    resume_token: String,
+    /// "Did this chat help you?": `yes`, `somewhat` or `no` (optional).
+    #[serde(default)]
+    helped: Option<String>,
+    /// "Would you contact us again?": `yes`, `maybe` or `no` (optional).
+    #[serde(default)]
+    again: Option<String>,
+}
+
+/// `POST /api/v1/caller/survey {resume_token, helped?, again?}`: the caller's answers after a chat with
+/// a counsellor, once per contact, within a day of its end. Only counted (per helpline, UTC day, question
+/// and choice): nothing links the answers to the contact (docs/web-agent.md, "The survey").
+#[utoipa::path(post, path = "/api/v1/caller/survey", tag = "public", request_body = CallerSurvey,
+    responses(
+        (status = 204, description = "counted"),
+        (status = 400, description = "`bad_field`: not `{resume_token, helped?, again?}`, a choice that is not one of the question's, or no answer at all", body = ErrorBody),
+        (status = 401, description = "`bad_token`: no chat has that resume token", body = ErrorBody),
+        (status = 403, description = "`not_allowed`: the chat has not ended, had no counsellor, or ended more than a day ago", body = ErrorBody),
+        (status = 409, description = "`conflict`: this chat's survey was answered already", body = ErrorBody),
+    ))]
+async fn caller_survey(State(state): State<AppState>, body: axum::body::Bytes) -> Result<StatusCode, AppError> {
+    use crate::chat::survey;
+    let req: CallerSurvey = serde_json::from_slice(&body)
+        .map_err(|e| AppError::bad_field(format!("expected {{\"resume_token\": …, \"helped\": …, \"again\": …}}: {e}")))?;
+    let answers = survey::check(&[("helped", req.helped.as_deref()), ("again", req.again.as_deref())]).map_err(AppError::bad_field)?;
+    let hash = crate::auth::token_hash(&req.resume_token);
+    let Some(contact) = state.store.contacts().contact_by_token_hash(&hash).await? else {
+        return Err(AppError::new(ErrorCode::BadToken, "no chat has that token"));
+    };
+    let now = state.clock.now_ms();
+    survey::may_answer(contact.is_open(), contact.answered_at, contact.ended_at, now)
+        .map_err(|why| AppError::new(ErrorCode::NotAllowed, why))?;
+    if !state.store.surveys().count(&contact.id, &contact.helpline, survey::day_of(now), &answers).await? {
+        return Err(AppError::new(ErrorCode::Conflict, "this chat's survey was answered already"));
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,6 +6,10 @@ use std::time::Duration;
 pub const PING_EVERY: Duration = Duration::from_secs(15);
 /// A socket silent (no frame, no pong) for this long is closed: the phone is gone.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
+/// A caller socket whose client pings (the widget does, every 2 s) and then sends no frame for this
+/// long counts as stalled: her counsellor is told at once (`caller_presence`), long before the idle
+/// timeout closes the socket.
+pub const CALLER_STALL: Duration = Duration::from_secs(8);
 
 /// The timing of every socket: ping interval and idle timeout (defaults [`PING_EVERY`],
 /// [`IDLE_TIMEOUT`]), and how soon a message read is answered at the latest
@@ -19,11 +23,18 @@ pub struct Keepalive {
     /// message goes unanswered ([`crate::chat::promise`]); the relay refuses rather than stores a
     /// message it takes after half of this.
     pub answer_within: Duration,
+    /// A caller socket that pings and then is silent this long is stalled ([`CALLER_STALL`]).
+    pub caller_stall: Duration,
 }
 
 impl Default for Keepalive {
     fn default() -> Self {
-        Keepalive { ping_every: PING_EVERY, idle_timeout: IDLE_TIMEOUT, answer_within: crate::chat::promise::ANSWER_WITHIN }
+        Keepalive {
+            ping_every: PING_EVERY,
+            idle_timeout: IDLE_TIMEOUT,
+            answer_within: crate::chat::promise::ANSWER_WITHIN,
+            caller_stall: CALLER_STALL,
+        }
     }
 }
 

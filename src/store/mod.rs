@@ -30,6 +30,7 @@ pub mod sealed;
 pub mod secrets;
 pub mod services;
 pub mod sessions;
+pub mod surveys;
 pub mod users;
 
 use std::str::FromStr;
@@ -514,6 +515,11 @@ impl Store {
     /// Logout everywhere and refresh tokens.
     pub fn sessions(&self) -> sessions::Sessions<'_> {
         sessions::Sessions(self)
+    }
+
+    /// The callers' survey after a chat: counts per helpline, day, question and choice.
+    pub fn surveys(&self) -> surveys::Surveys<'_> {
+        surveys::Surveys(self)
     }
 }
 

@@ -105,6 +105,38 @@ pub struct Summary {
     pub targets: BTreeMap<String, i64>,
     pub total: Breakdown,
     pub buckets: Vec<Bucket>,
+    /// The callers' survey answers per helpline, of the UTC days the range touches (answers are
+    /// counted by day only: docs/web-agent.md, "The survey"). Not in the CSV.
+    pub surveys: BTreeMap<String, SurveyTally>,
+}
+
+/// A helpline's survey answers: how many answered, and the count of each choice per question.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, ToSchema)]
+pub struct SurveyTally {
+    pub answered: i64,
+    /// "Did this chat help you?": `yes`, `somewhat`, `no`.
+    pub helped: BTreeMap<String, i64>,
+    /// "Would you contact us again?": `yes`, `maybe`, `no`.
+    pub again: BTreeMap<String, i64>,
+}
+
+/// Sums survey counts per helpline.
+pub fn survey_tallies(rows: &[crate::store::surveys::SurveyCount]) -> BTreeMap<String, SurveyTally> {
+    let mut out: BTreeMap<String, SurveyTally> = BTreeMap::new();
+    for r in rows {
+        let t = out.entry(r.helpline.clone()).or_default();
+        let per = match r.question.as_str() {
+            "answered" => {
+                t.answered += r.n;
+                continue;
+            }
+            "helped" => &mut t.helped,
+            "again" => &mut t.again,
+            _ => continue,
+        };
+        *per.entry(r.answer.clone()).or_default() += r.n;
+    }
+    out
 }
 
 /// The validated request.
@@ -312,6 +344,8 @@ pub struct ReportData {
     pub occupancy: Vec<Occupancy>,
     pub targets: BTreeMap<String, i64>,
     pub as_of_ms: i64,
+    /// The survey counts of the UTC days the range touches.
+    pub surveys: Vec<crate::store::surveys::SurveyCount>,
 }
 
 /// Reads a report's data: roll-ups where the hours are settled, grouped queries for the rest, every read in
@@ -384,7 +418,9 @@ pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: 
         live_occupancy_ms = (started.elapsed() - tallied_at).as_millis() as u64,
         "report read"
     );
-    Ok(ReportData { tallies, categories, occupancy, targets, as_of_ms })
+    let surveys =
+        store.surveys().counts(req.helpline.as_deref(), crate::chat::survey::day_of(req.from), req.to).await?;
+    Ok(ReportData { tallies, categories, occupancy, targets, as_of_ms, surveys })
 }
 
 /// Builds the report: SQL bucket `k` is `[bounds[k], bounds[k+1])`.
@@ -456,6 +492,7 @@ pub fn build(data: &ReportData, req: &SummaryRequest) -> Summary {
         targets: data.targets.clone(),
         total: total.finish(),
         buckets,
+        surveys: survey_tallies(&data.surveys),
     }
 }
 

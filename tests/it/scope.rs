@@ -160,6 +160,7 @@ async fn every_route_against_a_supervisor_of_another_helpline(backend: Backend) 
         "/api/v1/auth/login", "/api/v1/auth/logout", "/api/v1/auth/refresh", "/api/v1/ws-ticket", "/api/v1/me",
         "/api/v1/auth/password", "/api/v1/auth/totp/enrol",
         "/api/v1/helplines", "/api/v1/helplines/{name}/taxonomy", "/api/v1/caller/end", "/ws/caller", "/ws/telephony",
+        "/api/v1/caller/survey",
         "/api/v1/telephony/events",
     ];
     let paths: Vec<String> = doc["paths"].as_object().expect("paths").keys().cloned().collect();

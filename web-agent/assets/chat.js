@@ -6,6 +6,11 @@
 // never stored in the browser: after a reload they are fetched again from the server.
 //
 // Caller and counsellor text is always put into the page with textContent, never as HTML.
+//
+// On a phone the conversation takes the screen: one compact bar (title, the one language choice, quick
+// exit), a thin status row with End chat (far from Send, and it asks first), the log, the composer.
+// A stalled network is noticed within seconds: the widget pings every 2 s and counts the socket as
+// lost when nothing came for 6 s (the server tells the counsellor too: docs/protocol.md, caller_presence).
 
 import { STRINGS, HELPLINE_NAMES, LANGUAGE_NAMES, UI_LANGUAGES } from './chat-i18n.js';
 import { $, el, timeOf as clockTime, newClientId, setBanner, bannerBackOnline, placeInLog, highestSeq, onEnter, LiveSocket } from './common.js';
@@ -13,8 +18,8 @@ import { $, el, timeOf as clockTime, newClientId, setBanner, bannerBackOnline, p
 /** Where quick exit goes: a neutral site. `location.replace` so Back does not come back here. */
 export const EXIT_URL = 'https://weather.com/';
 const STORE_KEY = 'helpline.chat.resume';
-const PING_EVERY_MS = 15000;
-const SILENT_LIMIT_MS = 35000;
+const PING_EVERY_MS = 2000;
+const SILENT_LIMIT_MS = 6000;
 const TYPING_REPEAT_MS = 3000;
 const TYPING_IDLE_MS = 4000;
 
@@ -49,6 +54,16 @@ const chat = {
   typingSentAt: 0,
   typingStop: null,
   typingHide: null,
+  /** `estimated_wait_s` of the last `queued` / `position` (null: no basis). */
+  estimatedWait: null,
+  /** Whether a counsellor answered this chat (only such a chat has a survey). */
+  wasConnected: false,
+  /** The triage answer given ('yes' / 'no'), once. */
+  triage: null,
+  /** The ended chat's resume token, for its survey only; forgotten with the conversation. */
+  surveyToken: null,
+  /** Counsellor messages that came while the page was hidden or unfocused: "(n)" in the tab's title. */
+  unseen: 0,
 };
 
 // ----- language ---------------------------------------------------------------
@@ -76,11 +91,46 @@ function applyLanguage() {
   document.documentElement.lang = ui;
   $('ui-lang').value = ui;
   for (const node of document.querySelectorAll('[data-i18n]')) node.textContent = t(node.dataset.i18n);
+  for (const node of document.querySelectorAll('[data-tel]')) withTel(node, node.dataset.tel, '112');
+  renderTitle();
+  renderTriage();
   for (const node of document.querySelectorAll('[data-state]')) node.textContent = stateLabel(node.dataset.state, node.dataset.at);
   renderHelplineChoice();
   renderStatusLine();
   renderUnavailable();
   if (chat.phase === 'ended') renderEnded();
+}
+
+/** Puts the words of `key` in `node`, their `{number}` as a tappable `tel:` link. */
+function withTel(node, key, number) {
+  const [before, after = ''] = t(key, { number: '{number}' }).split('{number}');
+  node.replaceChildren(before, el('a', { href: `tel:${number}`, text: number }), after);
+}
+
+/** The tab's title, with "(n)" while counsellor messages are unseen. */
+function renderTitle() {
+  if (chat.exiting) return;
+  document.title = chat.unseen ? `(${chat.unseen}) ${t('title')}` : t('title');
+}
+
+function pageUnseen() {
+  return document.visibilityState === 'hidden' || !document.hasFocus();
+}
+
+function seen() {
+  if (!chat.unseen || pageUnseen()) return;
+  chat.unseen = 0;
+  renderTitle();
+}
+
+/** "about 2 minutes" (or "less than a minute") for an estimated wait in seconds, in the page's language. */
+export function waitWords(seconds, lang = ui) {
+  const strings = STRINGS[lang] || STRINGS.en;
+  if (seconds < 45) return strings.waitUnderMinute;
+  const n = Math.max(1, Math.round(seconds / 60));
+  const forms = strings.minutes;
+  const form = forms[new Intl.PluralRules(lang).select(n)] || forms.other;
+  return strings.waitAbout.replace('{t}', form.replace('{n}', String(n)));
 }
 
 // ----- start screen -----------------------------------------------------------
@@ -104,6 +154,7 @@ async function loadHelplines() {
   chat.helpline = fixed ? fixed.name : chat.helpline;
   $('start-form').hidden = false;
   renderHelplineChoice();
+  renderTriage();
 }
 
 function fixedHelpline() {
@@ -141,21 +192,19 @@ function renderHelplineChoice() {
   renderLanguageChoice();
 }
 
+/**
+ * The chat's language follows the page's (the one language choice): the page's when the helpline
+ * answers in it, else the helpline's first. Said on the start screen.
+ */
+function chatLanguage() {
+  const h = helplines.find((x) => x.name === (fixedHelpline()?.name || chat.helpline));
+  if (!h) return null;
+  return h.languages.includes(ui) ? ui : h.languages[0] || null;
+}
+
 function renderLanguageChoice() {
-  const h = helplines.find((x) => x.name === chat.helpline);
-  const langs = h ? h.languages : [...new Set(helplines.flatMap((x) => x.languages))];
-  const select = $('chat-lang');
-  const previous = select.value || chat.language;
-  select.replaceChildren();
-  for (const code of langs) {
-    const o = document.createElement('option');
-    o.value = code;
-    o.lang = code;
-    o.textContent = LANGUAGE_NAMES[code] || code;
-    select.append(o);
-  }
-  const wanted = [previous, params.get('lang'), ui].find((l) => l && langs.includes(l));
-  if (wanted) select.value = wanted;
+  const lang = chatLanguage();
+  $('chat-in').textContent = lang ? t('chatIn', { lang: LANGUAGE_NAMES[lang] || lang }) : '';
 }
 
 function onStart(event) {
@@ -171,7 +220,7 @@ function onStart(event) {
   $('start-error').textContent = '';
   resetConversation();
   chat.helpline = helpline;
-  chat.language = $('chat-lang').value || null;
+  chat.language = chatLanguage();
   chat.phase = 'connecting';
   showScreen('chat');
   renderStatusLine();
@@ -191,6 +240,7 @@ function renderStatusLine() {
   if (chat.phase === 'connecting') text = t('connecting');
   else if (chat.phase === 'waiting') {
     text = chat.position ? `${t('waiting')} ${t('position', { n: chat.position })}` : t('waiting');
+    if (chat.estimatedWait != null) text += ` ${waitWords(chat.estimatedWait)}`;
   } else if (chat.phase === 'active') text = t('talkingWith', { name: chat.counsellor || t('counsellor') });
   if (line.textContent !== text) line.textContent = text;
 }
@@ -279,6 +329,16 @@ function resetConversation() {
   chat.unavailable = null;
   chat.left = null;
   chat.endReason = null;
+  chat.estimatedWait = null;
+  chat.wasConnected = false;
+  chat.triage = null;
+  chat.surveyToken = null;
+  chat.unseen = 0;
+  renderTitle();
+  $('survey').reset();
+  $('survey-error').textContent = '';
+  $('survey-done').hidden = true;
+  $('triage-done').hidden = true;
   chat.shown.clear();
   $('ua-text').value = '';
   $('ua-phone').value = '';
@@ -308,6 +368,8 @@ const socket = new LiveSocket({
       if (chat.language) start.language = chat.language;
       ws.send(JSON.stringify(start));
     }
+    // At once, not at the next beat: the server watches a socket for stalls from its first ping.
+    ws.send(JSON.stringify({ type: 'ping' }));
   },
   onFrame: (f) => handle(f),
   onLost: () => setBanner(t('reconnecting')),
@@ -352,7 +414,9 @@ function handle(f) {
       chat.token = f.resume_token;
       chat.contactId = f.contact_id;
       chat.position = f.position;
+      chat.estimatedWait = f.estimated_wait_s ?? null;
       chat.phase = 'waiting';
+      renderTriage();
       remember();
       backOnline();
       renderStatusLine();
@@ -361,6 +425,7 @@ function handle(f) {
       break;
     case 'position':
       chat.position = f.position;
+      chat.estimatedWait = f.estimated_wait_s ?? null;
       renderStatusLine();
       break;
     case 'unavailable':
@@ -376,7 +441,9 @@ function handle(f) {
       chat.unavailable = null;
       renderUnavailable();
       chat.phase = 'active';
+      chat.wasConnected = true;
       chat.counsellor = f.counsellor;
+      renderTriage();
       renderStatusLine();
       addNote(t('talkingWith', { name: f.counsellor }));
       for (const m of chat.own.values()) if (m.state === 'sent') setState(m, 'delivered');
@@ -385,12 +452,14 @@ function handle(f) {
       chat.contactId = f.contact_id;
       if (f.state === 'active') {
         chat.phase = 'active';
+        chat.wasConnected = true;
         chat.counsellor = f.counsellor || chat.counsellor;
       } else {
         chat.phase = 'waiting';
         if (f.position) chat.position = f.position;
       }
       if ($('screen-chat').hidden) showScreen('chat');
+      renderTriage();
       backOnline();
       renderStatusLine();
       flushPending();
@@ -429,7 +498,7 @@ function timeOf(at) {
 }
 
 function stateLabel(state, at) {
-  const key = { sending: 'sending', waiting: 'waiting', sent: 'sent', delivered: 'delivered', failed: 'failed', received: '' }[state];
+  const key = { sending: 'sending', waiting: 'waitingResend', sent: 'sent', delivered: 'delivered', failed: 'failed', received: '' }[state];
   const time = at ? timeOf(at) : '';
   return key ? `${time} · ${t(key)}` : time;
 }
@@ -492,6 +561,10 @@ function onMessage(f) {
     return;
   }
   showTyping(false);
+  if (pageUnseen()) {
+    chat.unseen += 1;
+    renderTitle();
+  }
   const node = messageElement(false, f.text, f.at);
   const meta = node.querySelector('.meta');
   meta.dataset.state = 'received';
@@ -626,18 +699,86 @@ function showTyping(active) {
 function ended(reason) {
   chat.phase = 'ended';
   chat.endReason = reason;
+  chat.surveyToken = chat.wasConnected && reason !== 'left' ? chat.token : null;
   forget();
   socket.close(1000);
   $('banner').textContent = '';
   showTyping(false);
   renderStatusLine();
   renderEnded();
+  $('survey').hidden = !chat.surveyToken;
   showScreen('ended');
   $('ended-heading').focus();
 }
 
+/** End chat asks first (a modal dialog; "keep chatting" has the focus, Esc keeps chatting too). */
 function onEnd() {
+  const dialog = $('end-dialog');
+  if (dialog.open) return;
+  dialog.showModal();
+  $('end-cancel').focus();
+}
+
+function onEndConfirmed() {
+  $('end-dialog').close();
+  if (chat.phase === 'ended') return;
   if (!send({ type: 'end' })) ended('caller_ended');
+}
+
+// ----- the survey -------------------------------------------------------------
+
+/** The optional survey after a chat with a counsellor: anonymous counts only (POST /api/v1/caller/survey). */
+async function onSurvey(e) {
+  e.preventDefault();
+  const form = $('survey');
+  const helped = form.elements.helped.value || null;
+  const again = form.elements.again.value || null;
+  if (!helped && !again) {
+    $('survey-error').textContent = t('surveyPick');
+    return;
+  }
+  $('survey-error').textContent = '';
+  $('survey-send').disabled = true;
+  let ok = false;
+  try {
+    const res = await fetch('/api/v1/caller/survey', {
+      method: 'POST',
+      credentials: 'omit',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ resume_token: chat.surveyToken, helped, again }),
+    });
+    // 409: answered already (e.g. twice from this page): thanked all the same.
+    ok = res.status === 204 || res.status === 409;
+  } catch {
+    ok = false;
+  }
+  $('survey-send').disabled = false;
+  if (!ok) {
+    $('survey-error').textContent = t('surveyFailed');
+    return;
+  }
+  chat.surveyToken = null;
+  form.hidden = true;
+  $('survey-done').textContent = t('surveyThanks');
+  $('survey-done').hidden = false;
+  $('survey-done').focus();
+}
+
+// ----- triage -----------------------------------------------------------------
+
+/** "Are you in danger right now?" while waiting, where the helpline asks it; asked once. */
+function renderTriage() {
+  const h = helplines.find((x) => x.name === chat.helpline);
+  $('triage').hidden = !(h && h.triage && chat.phase === 'waiting' && !chat.triage);
+  const done = $('triage-done');
+  done.hidden = !chat.triage || chat.phase !== 'waiting';
+  if (chat.triage) withTel(done, chat.triage === 'yes' ? 'triageYesDone' : 'triageNoDone', '112');
+}
+
+function onTriage(answer) {
+  if (!send({ type: 'triage', answer })) return;
+  chat.triage = answer;
+  renderTriage();
 }
 
 function onNewChat() {
@@ -669,6 +810,7 @@ function quickExit() {
   } catch {
     /* nothing stored */
   }
+  chat.unseen = 0;
   document.title = 'Weather';
   document.body.replaceChildren();
   try {
@@ -718,6 +860,7 @@ function restore() {
 
 function init() {
   $('quick-exit').addEventListener('click', quickExit);
+  $('dialog-quick-exit').addEventListener('click', quickExit);
   watchShift();
   $('ui-lang').addEventListener('change', (e) => {
     ui = e.target.value;
@@ -729,6 +872,12 @@ function init() {
   onEnter($('text'), () => $('composer').requestSubmit());
   $('text').addEventListener('input', onInput);
   $('end').addEventListener('click', onEnd);
+  $('end-cancel').addEventListener('click', () => $('end-dialog').close());
+  $('end-confirm').addEventListener('click', onEndConfirmed);
+  $('survey').addEventListener('submit', onSurvey);
+  $('triage-yes').addEventListener('click', () => onTriage('yes'));
+  $('triage-no').addEventListener('click', () => onTriage('no'));
+  window.addEventListener('focus', seen);
   $('ua-wait').addEventListener('click', onKeepWaiting);
   $('ua-message').addEventListener('click', () => showUnavailableForm('message'));
   $('ua-callback').addEventListener('click', () => showUnavailableForm('callback'));
@@ -737,7 +886,10 @@ function init() {
   $('new-chat').addEventListener('click', onNewChat);
   window.addEventListener('online', reconnectNow);
   document.addEventListener('visibilitychange', () => {
-    if (document.visibilityState === 'visible') reconnectNow();
+    if (document.visibilityState === 'visible') {
+      reconnectNow();
+      seen();
+    }
   });
   setInterval(() => socket.heartbeat(), PING_EVERY_MS);
 

@@ -67,7 +67,7 @@ pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
 
 async fn serve(socket: WebSocket, state: AppState, ip: IpAddr, _slot: SocketSlot) {
     let (me, inbox) = state.hub.new_connection();
-    let mut session = CallerSession { state: state.clone(), me: me.clone(), ip, contact: None };
+    let mut session = CallerSession { state: state.clone(), me: me.clone(), ip, contact: None, heartbeats: false, said_stalled: false };
     run_session(socket, me, inbox, &mut session, &state).await;
 }
 
@@ -78,6 +78,10 @@ struct CallerSession {
     ip: IpAddr,
     /// The contact this socket speaks for, once started or resumed: (string id, engine id).
     contact: Option<(String, ContactId)>,
+    /// The client sent a `ping`: it heartbeats, so its silence is a stall (`Handler::watches_stall`).
+    heartbeats: bool,
+    /// A stall of this socket was told as the caller's connection dropping (not told again at close).
+    said_stalled: bool,
 }
 
 impl CallerSession {
@@ -304,6 +308,7 @@ impl Handler for CallerSession {
                 self.state.engine.input(Input::EndByCaller { contact: key }).await;
             }
             CallerRequest::Ping {} => {
+                self.heartbeats = true;
                 self.me.send(&ServerEvent::Pong {});
             }
             CallerRequest::LeaveMessage { text } => self.leave(None, text).await,
@@ -326,9 +331,28 @@ impl Handler for CallerSession {
         }
     }
 
+    fn watches_stall(&self) -> bool {
+        self.heartbeats && self.contact.is_some()
+    }
+
+    /// A stalled caller socket is told as her connection dropping (the engine holds a waiting caller's
+    /// offers, her counsellor gets `caller_presence`), unless another socket of hers is attached (she
+    /// resumed elsewhere); when the socket speaks again, as her coming back.
+    async fn on_stall(&mut self, stalled: bool) {
+        let Some((id, key)) = self.contact.clone() else { return };
+        if stalled && self.state.hub.caller_sockets(&id) <= 1 {
+            tracing::debug!(contact = %id, "caller socket stalled");
+            self.said_stalled = true;
+            self.state.engine.send(EngineCommand::CallerPresence { contact: key, online: false }).await;
+        } else if !stalled && self.said_stalled {
+            self.said_stalled = false;
+            self.state.engine.send(EngineCommand::CallerPresence { contact: key, online: true }).await;
+        }
+    }
+
     async fn on_close(&mut self) {
         if let Some((id, key)) = self.contact.take() {
-            if self.state.hub.detach_caller(&id, self.me.id) == 0 {
+            if self.state.hub.detach_caller(&id, self.me.id) == 0 && !self.said_stalled {
                 self.state.engine.send(EngineCommand::CallerPresence { contact: key, online: false }).await;
             }
         }

@@ -143,6 +143,15 @@ pub trait Handler: Send {
     }
     /// The socket is gone (after the loop, before the task ends).
     fn on_close(&mut self) -> impl std::future::Future<Output = ()> + Send;
+    /// Whether the loop watches this socket for a stall: silence past `Keepalive::caller_stall`
+    /// from a client that heartbeats (only a caller's widget that pings and speaks for a contact).
+    fn watches_stall(&self) -> bool {
+        false
+    }
+    /// The watched socket stalled (`true`: no frame for `caller_stall`) or spoke again (`false`).
+    fn on_stall(&mut self, _stalled: bool) -> impl std::future::Future<Output = ()> + Send {
+        std::future::ready(())
+    }
 }
 
 /// Runs a socket until it closes: frames in go to the handler; the outbox goes out;
@@ -156,9 +165,12 @@ pub async fn run_session<H: Handler>(
 ) {
     let _live = state.sessions.enter();
     let mut shutdown = state.shutdown.clone();
-    let Keepalive { ping_every, idle_timeout, answer_within } = state.keepalive;
+    let Keepalive { ping_every, idle_timeout, answer_within, caller_stall } = state.keepalive;
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     let mut last_heard = Instant::now();
+    // The last data frame (a WebSocket pong is not one: a proxy answers those for a stalled phone).
+    let mut last_data = Instant::now();
+    let mut stalled = false;
     let mut bucket = Bucket::new(state.rate_limit);
     // The messages read and not yet answered, in milliseconds since `t0` (see `crate::chat::promise`).
     let t0 = Instant::now();
@@ -167,10 +179,18 @@ pub async fn run_session<H: Handler>(
     let close_with: Option<(u16, &'static str)> = loop {
         let due = unanswered.next_due();
         let due_at = t0 + Duration::from_millis(due.map_or(0, |d| u64::try_from(d).unwrap_or(0)));
+        let watch_stall = !stalled && handler.watches_stall();
         tokio::select! {
             incoming = socket.recv() => {
                 last_heard = Instant::now();
                 let is_data = matches!(incoming, Some(Ok(Message::Text(_) | Message::Binary(_))));
+                if is_data {
+                    last_data = last_heard;
+                    if stalled {
+                        stalled = false;
+                        handler.on_stall(false).await;
+                    }
+                }
                 if is_data && !bucket.take() {
                     if bucket.strikes >= RATE_STRIKES {
                         break Some((close::RATE_LIMITED, "too many frames"));
@@ -249,6 +269,11 @@ pub async fn run_session<H: Handler>(
                 // One item, however many: a burst of refusals must not overflow the outbox.
                 let answering = state.store.answering() && state.store.writes_ok();
                 me.push(Outgoing::Frames(late.into_iter().map(|id| ServerEvent::not_taken(id, answering, retry).to_json().into()).collect()));
+            }
+            // A heartbeating caller went silent: her counsellor hears of it now, not at the idle timeout.
+            _ = tokio::time::sleep_until(last_data + caller_stall), if watch_stall => {
+                stalled = true;
+                handler.on_stall(true).await;
             }
             _ = ping.tick() => {
                 if last_heard.elapsed() > idle_timeout {

@@ -143,6 +143,7 @@ test('the widget and the console have no serious or critical axe violations', as
   await screenshot(first.page, 'chat-200-percent');
 
   await first.page.getByRole('button', { name: 'End chat' }).click();
+  await first.page.locator('#end-confirm').click();
   await first.page.locator('#screen-ended').waitFor();
   await assertAccessible(first.page, 'the widget, ended');
   await screenshot(first.page, 'chat-ended-en');

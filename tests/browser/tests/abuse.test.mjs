@@ -33,6 +33,7 @@ test('a blocked caller is told calmly, in their language, with the emergency num
   const blockId = created.body.block.block_id;
   try {
     await first.page.locator('#end').click();
+    await first.page.locator('#end-confirm').click();
     await first.page.locator('#screen-ended').waitFor();
 
     // The same caller tries again: no queue, no error; a calm message with 112, in English.

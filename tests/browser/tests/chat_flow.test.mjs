@@ -141,6 +141,7 @@ test('chat: a reload of the tab resumes the conversation from the server', { tim
   await conv.locator('.msg .text', { hasText: 'third' }).waitFor();
 
   await chat.getByRole('button', { name: 'End chat' }).click();
+  await chat.getByRole('dialog').getByRole('button', { name: 'Yes, end the chat' }).click();
   await chat.getByText('You ended the chat.').waitFor();
   await conv.getByText('The caller ended the conversation.').waitFor();
   await agentCtx.close();
