@@ -113,7 +113,7 @@ const VIEWS_WITHOUT_ACCESSOR: &[&str] = &["figures"];
 /// Which of the store's views each layer below the wiring may name (`app` and the store itself name
 /// any). A layer not listed names none.
 const VIEW_RULES: &[(&str, &[&str])] = &[
-    ("edge", &["abuse", "accounts", "audit_log", "commands", "contacts", "exchanges", "secrets", "sessions"]),
+    ("edge", &["abuse", "accounts", "audit_log", "commands", "contacts", "exchanges", "secrets", "sessions", "canned"]),
     ("telephony", &["abuse", "accounts", "audit_log", "calls", "commands", "contacts", "directory", "exchanges", "secrets"]),
     (
         "safety",

@@ -543,6 +543,10 @@ pub enum ServerEvent {
         backup_helplines: Vec<String>,
         languages: Vec<String>,
         conversations: Vec<ConversationSummary>,
+        /// The away reasons you may give (`status` with `reason`): those of the helplines you serve,
+        /// first-line and backup, in order, without repeats.
+        #[serde(default)]
+        away_reasons: Vec<String>,
     },
     /// A contact is ringing for you: `accept` or `decline` within `expires_in_ms`.
     Offer {

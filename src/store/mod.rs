@@ -31,6 +31,7 @@ pub mod secrets;
 pub mod services;
 pub mod sessions;
 pub mod users;
+pub mod canned;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -514,6 +515,11 @@ impl Store {
     /// Logout everywhere and refresh tokens.
     pub fn sessions(&self) -> sessions::Sessions<'_> {
         sessions::Sessions(self)
+    }
+
+    /// Canned responses: staff text per helpline and language, for the console.
+    pub fn canned(&self) -> canned::Canned<'_> {
+        canned::Canned(self)
     }
 }
 

@@ -66,4 +66,30 @@ async fn an_unknown_away_reason_is_refused_by_code(backend: Backend) {
     assert_eq!((s["status"].as_str(), s["reason"].as_str()), (Some("away"), Some("supervision")));
 }
 
-on_both_backends!(wrap_up_holds_a_slot_until_ready, an_unknown_away_reason_is_refused_by_code);
+/// The console learns the away reasons it may offer from `hello` (issue 23): those of the helplines
+/// she serves, first-line and backup, each once; and one of them is accepted.
+async fn hello_lists_the_away_reasons_of_her_helplines(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |helplines| {
+        for h in helplines.iter_mut() {
+            if h.name == "family_violence" {
+                h.away_reasons = vec!["debrief".into(), "break".into()];
+            }
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    crate::helpers::add_user(&app.store, "ana", Role::Counsellor, &["children"], &["family_violence"], &["ro"], 2).await;
+    let (mut ana, hello) = app.agent("ana").await;
+    assert_eq!(hello["away_reasons"], json!(["break", "training", "supervision", "admin", "debrief"]), "{hello}");
+    ana.send(json!({"type": "status", "status": "away", "reason": "debrief"})).await;
+    let s = ana.expect("status").await;
+    assert_eq!((s["status"].as_str(), s["reason"].as_str()), (Some("away"), Some("debrief")));
+}
+
+on_both_backends!(
+    wrap_up_holds_a_slot_until_ready,
+    an_unknown_away_reason_is_refused_by_code,
+    hello_lists_the_away_reasons_of_her_helplines
+);
