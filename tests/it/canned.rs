@@ -6,29 +6,11 @@ use helpline::store::users::Role;
 use serde_json::{json, Value};
 
 use crate::helpers::{Backend, TestApp};
+use crate::scope::call;
 
 crate::on_both_backends!(canned_responses_crud_scope_and_audit, canned_responses_refuse_bad_input);
 
 const PATH: &str = "/api/v1/canned-responses";
-
-async fn call(app: &TestApp, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let url = app.url(path);
-    let req = match method {
-        "GET" => app.http.get(url),
-        "POST" => app.http.post(url),
-        "PUT" => app.http.put(url),
-        "DELETE" => app.http.delete(url),
-        other => panic!("method {other}"),
-    };
-    let req = match body {
-        Some(b) => req.json(&b),
-        None => req,
-    };
-    let res = req.bearer_auth(token).send().await.expect("request");
-    let status = res.status().as_u16();
-    let text = res.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
 
 async fn people(app: &TestApp) {
     app.add_user("ana", Role::Counsellor, &["family_violence"], &["ro"], 3).await;

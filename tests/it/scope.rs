@@ -26,7 +26,7 @@ crate::on_both_backends!(
 const USERS: [&str; 6] = ["ana", "maria", "petru", "nobody", "allsup", "root"];
 
 /// An HTTP call with a bearer token: the status and the JSON body (Null when not JSON).
-async fn call(app: &TestApp, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn call(app: &TestApp, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let url = app.url(path);
     let req = match method {
         "GET" => app.http.get(url),
