@@ -105,6 +105,7 @@ const STORE_VIEWS: &[(&str, &[&str])] = &[
     ("rollups", &["rollup"]),
     ("secrets", &["secrets"]),
     ("sessions", &["sessions"]),
+    ("canned", &["canned"]),
 ];
 
 /// Views without an accessor on `Store` (named only by their module's path).
