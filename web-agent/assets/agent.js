@@ -533,7 +533,6 @@ function refreshEmpty() {
   $('no-offers').hidden = state.offers.size > 0;
   // While an offer rings, its bar is fixed at the top of the window, wherever the page is scrolled.
   $('offers').classList.toggle('ringing', state.offers.size > 0);
-  document.body.classList.toggle('has-offers', state.offers.size > 0);
   $('offers-heading').textContent = state.offers.size ? `Incoming chats (${TEXT.ringing(state.offers.size)})` : 'Incoming chats';
   $('no-conversations').hidden = state.convs.size > 0;
   $('convs-count').textContent = state.convs.size ? ` (${state.convs.size})` : '';

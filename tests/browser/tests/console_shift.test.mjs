@@ -104,7 +104,7 @@ test('a night shift: the offer bar rings, the list tells chats apart, canned, fl
   await agent.waitForFunction((n) => window.__tones >= n + 4, tonesBefore);
   assert.ok(await secondOffer.isVisible(), 'still ringing, still shown');
   await assertAccessible(agent, 'the console, an offer ringing in the bar over the form');
-  await screenshot(agent, 'agent-offer-bar');
+  await screenshot(agent, 'agent-offer-bar', { docs: 'agent-offer-bar.png' });
   await secondOffer.getByRole('button', { name: /Accept/ }).click();
   const secondPane = pane(agent, second.contactId);
   await secondPane.waitFor({ state: 'visible' });
