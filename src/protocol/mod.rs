@@ -57,8 +57,12 @@ pub enum CallerRequest {
         #[serde(default = "yes")]
         active: bool,
     },
-    /// The caller leaves: the contact ends (waiting: abandoned).
-    End {},
+    /// The caller leaves: the contact ends (waiting: abandoned). `quick_exit`: she left with the
+    /// widget's quick exit (the counsellor's `contact_ended` then says `quick_exit`).
+    End {
+        #[serde(default)]
+        quick_exit: bool,
+    },
     /// Application-level keepalive; answered with `pong`.
     Ping {},
     /// Instead of waiting (after `unavailable`): leave a message, read by a counsellor when the line
@@ -864,7 +868,7 @@ mod tests {
             CallerRequest::Resume { resume_token: "t".into(), last_seq: 0 },
             CallerRequest::Message { client_id: "c".into(), text: "x".into() },
             CallerRequest::Typing { active: true },
-            CallerRequest::End {},
+            CallerRequest::End { quick_exit: false },
             CallerRequest::Ping {},
             CallerRequest::LeaveMessage { text: "x".into() },
             CallerRequest::Callback { phone: "+37360000000".into(), text: None },

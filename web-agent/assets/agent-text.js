@@ -33,6 +33,7 @@ export const TEXT = {
   // End chat.
   endAsk: (alias) => `${alias} will see that the chat has ended. This cannot be undone.`,
   endAskCall: (alias) => `The call with ${alias} ends for both of you. This cannot be undone.`,
+  quickExit: 'The caller left with quick exit (the panic button): someone may have come in. Do not try to reach her; let her come back.',
   // Canned responses.
   cannedHeading: 'Canned responses',
   cannedSearch: 'Search canned responses',

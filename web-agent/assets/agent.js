@@ -864,7 +864,9 @@ function markEnded(c, reason) {
     counsellor_ended: 'You ended the conversation.',
     caller_lost: 'The caller’s connection was lost for too long.',
     transferred: 'A supervisor transferred the conversation.',
+    quick_exit: TEXT.quickExit,
   }[reason] || 'The conversation has ended.';
+  c.endedNote.dataset.reason = reason || '';
   c.endedText.textContent = why;
   c.endedNote.hidden = false;
   c.form.hidden = true;

@@ -237,6 +237,7 @@ impl Relay {
             }
             RelayCommand::Assigned { contact, counsellor } => self.assigned(contact, counsellor).await,
             RelayCommand::Ended { contact, reason } => {
+                let reason = self.end_reason(&contact, reason).await;
                 let tell = self.conversations.ended(&contact, &reason);
                 self.tell(tell);
             }
@@ -513,6 +514,22 @@ impl Relay {
             channel: record.channel,
         };
         Some((summary, frame))
+    }
+
+    /// What the counsellor is told: `quick_exit` for a caller who left by quick exit (stored as an event
+    /// of the contact by her session), otherwise the engine's reason.
+    async fn end_reason(&self, contact: &str, reason: String) -> String {
+        if reason != "caller_ended" {
+            return reason;
+        }
+        match self.store.contacts().contact_events(contact).await {
+            Ok(events) if events.iter().any(|e| e.kind == crate::store::contacts::QUICK_EXIT) => crate::store::contacts::QUICK_EXIT.into(),
+            Ok(_) => reason,
+            Err(err) => {
+                tracing::warn!(error = %err, "reading a contact's events failed; told as caller_ended");
+                reason
+            }
+        }
     }
 
     async fn display_name(&mut self, user: &str) -> String {
