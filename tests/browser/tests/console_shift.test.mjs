@@ -5,7 +5,7 @@
 // (seeded in tests/browser.rs), with two slots. axe on each new state.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, context, page, recordFrames, caller, say, api, login, pane, supervisor, axe, assertAccessible, screenshot, BASE } from '../lib.mjs';
+import { launch, context, page, recordFrames, counsellor, caller, acceptOffer, say, api, login, pane, supervisor, axe, assertAccessible, screenshot, BASE } from '../lib.mjs';
 
 let browser;
 before(async () => {
@@ -229,4 +229,25 @@ test('a night shift: the offer bar rings, the list tells chats apart, canned, fl
   await agentCtx.close();
   await callerCtx.close();
   await supCtx.close();
+});
+
+test('a caller who leaves by quick exit is told as such in the console', async () => {
+  const agentCtx = await context(browser);
+  const callerCtx = await context(browser);
+  const agent = await counsellor(agentCtx, 'olena');
+  const gone = await caller(callerCtx, 'disability', 'en');
+  const id = await acceptOffer(agent, gone.contactId);
+  await gone.frames.waitFor((f) => f.type === 'connected', 'connected');
+  // What the widget's quick exit sends once it says so (chat.js does not yet): `end` with `quick_exit`.
+  await gone.page.evaluate(() => {
+    const open = window.__sockets.find((s) => s.readyState === 1);
+    open.send(JSON.stringify({ type: 'end', quick_exit: true }));
+  });
+  const note = pane(agent, id).locator('.ended-note[data-reason="quick_exit"]');
+  await note.getByText('The caller left with quick exit (the panic button)').waitFor();
+  await agent.locator(`.conv-item[data-contact-id="${id}"] .ended-mark`, { hasText: 'ended' }).waitFor();
+  await assertAccessible(agent, 'the console, a caller gone by quick exit');
+  assert.deepEqual(agent.errors, [], 'no script errors');
+  await agentCtx.close();
+  await callerCtx.close();
 });
