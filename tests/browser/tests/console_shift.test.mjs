@@ -5,7 +5,7 @@
 // (seeded in tests/browser.rs), with two slots. axe on each new state.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, context, page, recordFrames, counsellor, caller, acceptOffer, say, api, login, pane, supervisor, axe, assertAccessible, screenshot, BASE } from '../lib.mjs';
+import { launch, context, recordFrames, counsellor, caller, acceptOffer, say, api, login, pane, supervisor, axe, assertAccessible, screenshot, BASE } from '../lib.mjs';
 
 let browser;
 before(async () => {
@@ -25,16 +25,12 @@ async function nina(ctx) {
       return start.apply(this, args);
     };
   });
-  const p = await page(ctx);
-  p.frames = recordFrames(p);
+  // Frames recorded from the page's first socket on.
+  ctx.once('page', (p) => {
+    p.frames = recordFrames(p);
+  });
+  const p = await counsellor(ctx, 'nina');
   await p.setViewportSize({ width: 1366, height: 768 });
-  await p.goto(`${BASE}/agent`);
-  await p.getByLabel('Username').fill('nina');
-  await p.getByLabel('Password').fill('nina-demo');
-  await p.getByRole('button', { name: 'Sign in' }).click();
-  await p.locator('#conn[data-state="online"]').waitFor();
-  await p.getByRole('radio', { name: 'Available' }).check();
-  await p.locator('input[name="status"][value="available"]:checked').waitFor();
   return p;
 }
 
