@@ -20,6 +20,9 @@ use helpline::store::Store;
 /// The helpline whose answer clock is shortened for the dashboard test (see [`tune_helplines`]).
 const FAST_HELPLINE: &str = "family_violence";
 
+/// The helpline with wrap-up on, for `console_shift.test.mjs` (see [`tune_helplines`]).
+const SHIFT_HELPLINE: &str = "night";
+
 /// Seeds the helplines before the server starts, with `FAST_HELPLINE`'s at-risk and target times
 /// shortened to 1 s and 2 s (only its `wait_10s`/`wait_15s` alerts and its service level change;
 /// ringing, backup and grace times stay as they are).
@@ -27,9 +30,10 @@ async fn tune_helplines(database_url: &str) {
     let store = Store::connect(database_url).await.expect("connect the test database");
     store.migrate().await.expect("migrate the test database");
     for mut h in helpline::store::defaults::default_helplines() {
-        // The console has no Ready button yet (issue 22): the pages end many chats with the same
-        // counsellors within a minute, and each ended chat's slot would stay in wrap-up for the
-        // default 60 s. Wrap-up is off here; tests/it/wrapup.rs and the engine's tests cover it.
+        // The pages end many chats with the same counsellors within a minute, and each ended chat's
+        // slot would stay in wrap-up for the default 60 s: wrap-up is off on these helplines (the
+        // console's Ready button is tested on SHIFT_HELPLINE, below; tests/it/wrapup.rs and the
+        // engine's tests cover the rest).
         h.wrapup_limit_ms = 0;
         // The disability helpline asks the triage question (widget_phone.test.mjs answers it).
         if h.name == "disability" {
@@ -41,6 +45,22 @@ async fn tune_helplines(database_url: &str) {
         }
         store.directory().upsert_helpline(&h).await.expect("seed a helpline");
     }
+    // Wrap-up on (the default 60 s) for console_shift.test.mjs, which presses Ready: a helpline of its
+    // own, in English, and its one counsellor, nina (two slots, password `nina-demo`).
+    let night = helpline::store::helplines::Helpline::with_defaults(SHIFT_HELPLINE, "Night line (browser test)", &["en"]);
+    assert!(night.wrapup_limit_ms > 0, "the shift test's helpline has wrap-up on");
+    store.directory().upsert_helpline(&night).await.expect("seed the shift test's helpline");
+    let nina = helpline::store::users::NewUser {
+        username: "nina".into(),
+        display_name: "Nina".into(),
+        password_hash: helpline::auth::hash_password("nina-demo").expect("hash"),
+        role: helpline::store::users::Role::Counsellor,
+        helplines: vec![SHIFT_HELPLINE.into()],
+        backup_helplines: Vec::new(),
+        languages: vec!["en".into()],
+        capacity: 2,
+    };
+    store.accounts().create_user(&nina, 0).await.expect("the shift test's counsellor");
     store.exchanges().create_gateway("browser-pbx", &helpline::auth::token_hash(GATEWAY_TOKEN), 0).await.expect("a gateway");
     // Supervisors of their own for `second_factor.test.mjs`, which sets up their second factors.
     for name in ["tess", "theo"] {

@@ -106,6 +106,7 @@ const STORE_VIEWS: &[(&str, &[&str])] = &[
     ("secrets", &["secrets"]),
     ("sessions", &["sessions"]),
     ("surveys", &["surveys"]),
+    ("canned", &["canned"]),
 ];
 
 /// Views without an accessor on `Store` (named only by their module's path).
@@ -114,7 +115,7 @@ const VIEWS_WITHOUT_ACCESSOR: &[&str] = &["figures"];
 /// Which of the store's views each layer below the wiring may name (`app` and the store itself name
 /// any). A layer not listed names none.
 const VIEW_RULES: &[(&str, &[&str])] = &[
-    ("edge", &["abuse", "accounts", "audit_log", "commands", "contacts", "exchanges", "secrets", "sessions", "surveys"]),
+    ("edge", &["abuse", "accounts", "audit_log", "commands", "contacts", "exchanges", "secrets", "sessions", "surveys", "canned"]),
     ("telephony", &["abuse", "accounts", "audit_log", "calls", "commands", "contacts", "directory", "exchanges", "secrets"]),
     (
         "safety",

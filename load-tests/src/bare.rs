@@ -200,6 +200,7 @@ async fn agent_session(mut socket: WebSocket, bare: Bare, name: String) {
         backup_helplines: vec![],
         languages: vec!["ro".into()],
         conversations: vec![],
+        away_reasons: vec![],
     }));
     bare.lock().agents.insert(name.clone(), tx.clone());
     pump(&mut socket, &mut rx, |text| {

@@ -12,6 +12,7 @@ use crate::state::AppState;
 
 pub mod assets;
 pub mod callbacks;
+pub mod canned;
 #[cfg(test)]
 mod fuzz;
 pub mod logins;
@@ -38,6 +39,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(crate::casework::http::router())
         .merge(crate::safety::abuse::router())
         .merge(crate::safety::privacy::router())
+        .merge(canned::router())
 }
 
 /// The whole HTTP router (without the layers [`crate::app`] puts around it). Every answer that does

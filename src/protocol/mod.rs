@@ -57,8 +57,12 @@ pub enum CallerRequest {
         #[serde(default = "yes")]
         active: bool,
     },
-    /// The caller leaves: the contact ends (waiting: abandoned).
-    End {},
+    /// The caller leaves: the contact ends (waiting: abandoned). `quick_exit`: she left with the
+    /// widget's quick exit (the counsellor's `contact_ended` then says `quick_exit`).
+    End {
+        #[serde(default)]
+        quick_exit: bool,
+    },
     /// Application-level keepalive; answered with `pong`.
     Ping {},
     /// Instead of waiting (after `unavailable`): leave a message, read by a counsellor when the line
@@ -543,6 +547,10 @@ pub enum ServerEvent {
         backup_helplines: Vec<String>,
         languages: Vec<String>,
         conversations: Vec<ConversationSummary>,
+        /// The away reasons you may give (`status` with `reason`): those of the helplines you serve,
+        /// first-line and backup, in order, without repeats.
+        #[serde(default)]
+        away_reasons: Vec<String>,
     },
     /// A contact is ringing for you: `accept` or `decline` within `expires_in_ms`.
     Offer {
@@ -860,7 +868,7 @@ mod tests {
             CallerRequest::Resume { resume_token: "t".into(), last_seq: 0 },
             CallerRequest::Message { client_id: "c".into(), text: "x".into() },
             CallerRequest::Typing { active: true },
-            CallerRequest::End {},
+            CallerRequest::End { quick_exit: false },
             CallerRequest::Ping {},
             CallerRequest::LeaveMessage { text: "x".into() },
             CallerRequest::Callback { phone: "+37360000000".into(), text: None },

@@ -89,6 +89,10 @@ impl<'a> Event<'a> {
     }
 }
 
+/// The event kind of a caller who left with the widget's quick exit (`end` with `quick_exit`): the
+/// relay then tells the counsellor `contact_ended` `quick_exit` instead of `caller_ended`.
+pub const QUICK_EXIT: &str = "quick_exit";
+
 /// One durable consequence of a routing step. A step's changes are committed together,
 /// before anybody is told about them.
 #[derive(Debug, Clone, PartialEq)]

@@ -32,6 +32,7 @@ pub mod services;
 pub mod sessions;
 pub mod surveys;
 pub mod users;
+pub mod canned;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -520,6 +521,11 @@ impl Store {
     /// The callers' survey after a chat: counts per helpline, day, question and choice.
     pub fn surveys(&self) -> surveys::Surveys<'_> {
         surveys::Surveys(self)
+    }
+
+    /// Canned responses: staff text per helpline and language, for the console.
+    pub fn canned(&self) -> canned::Canned<'_> {
+        canned::Canned(self)
     }
 }
 

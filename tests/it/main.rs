@@ -32,3 +32,4 @@ mod supervisor;
 mod telephony;
 mod wrapup;
 mod widget;
+mod canned;

@@ -78,6 +78,7 @@ async fn every_route_against_a_supervisor_of_another_helpline(backend: Backend) 
         ("GET", "/api/v1/reports/summary".into(), None, [403, 200, 200, 403, 200, 200]),
         ("GET", "/api/v1/staffing".into(), None, [403, 200, 200, 403, 200, 200]),
         ("GET", format!("/api/v1/contacts/{c}/export"), None, [403, ok, 404, 404, ok, ok]),
+        ("GET", "/api/v1/canned-responses?helpline=family_violence".into(), None, [200, 200, 403, 403, 200, 200]),
     ];
     for (method, path, body, expected) in &matrix {
         for (username, want) in USERS.iter().zip(expected) {
@@ -137,7 +138,7 @@ async fn every_route_against_a_supervisor_of_another_helpline(backend: Backend) 
         "/api/v1/contacts/{id}", "/api/v1/calls/{id}", "/api/v1/contacts/{id}/form", "/api/v1/reports/summary",
         "/api/v1/staffing", "/api/v1/contacts/{id}/export", "/api/v1/contacts/{id}/reveal", "/api/v1/contacts/{id}/flag",
         "/api/v1/flags", "/api/v1/blocks", "/api/v1/escalations", "/api/v1/cases", "/api/v1/contact-forms/incomplete",
-        "/api/v1/contacts", "/ws/supervisor", "/ws/agent",
+        "/api/v1/contacts", "/ws/supervisor", "/ws/agent", "/api/v1/canned-responses",
     ];
     // Tried role by role against objects of their helpline in cases.rs (`access_every_role_every_object`)
     // and privacy.rs / abuse.rs; all go through `state::access`.
@@ -153,6 +154,8 @@ async fn every_route_against_a_supervisor_of_another_helpline(backend: Backend) 
         // Hours (tests/it/hours.rs): admins set; admins and the helpline's supervisors read. A callback's
         // number: those who may see its contact (`state::access::visible_contact`), audited.
         "/api/v1/helplines/{name}/hours", "/api/v1/contacts/{id}/callback",
+        // Canned responses (tests/it/canned.rs): written by the helpline's supervisors and admins.
+        "/api/v1/canned-responses/{id}",
     ];
     // Not about any helpline's objects: public, one's own session, the exchanges' own.
     let unscoped = [

@@ -66,4 +66,52 @@ async fn an_unknown_away_reason_is_refused_by_code(backend: Backend) {
     assert_eq!((s["status"].as_str(), s["reason"].as_str()), (Some("away"), Some("supervision")));
 }
 
-on_both_backends!(wrap_up_holds_a_slot_until_ready, an_unknown_away_reason_is_refused_by_code);
+/// The console learns the away reasons it may offer from `hello` (issue 23): those of the helplines
+/// she serves, first-line and backup, each once; and one of them is accepted.
+async fn hello_lists_the_away_reasons_of_her_helplines(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |helplines| {
+        for h in helplines.iter_mut() {
+            if h.name == "family_violence" {
+                h.away_reasons = vec!["debrief".into(), "break".into()];
+            }
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    crate::helpers::add_user(&app.store, "ana", Role::Counsellor, &["children"], &["family_violence"], &["ro"], 2).await;
+    let (mut ana, hello) = app.agent("ana").await;
+    assert_eq!(hello["away_reasons"], json!(["break", "training", "supervision", "admin", "debrief"]), "{hello}");
+    ana.send(json!({"type": "status", "status": "away", "reason": "debrief"})).await;
+    let s = ana.expect("status").await;
+    assert_eq!((s["status"].as_str(), s["reason"].as_str()), (Some("away"), Some("debrief")));
+}
+
+/// A caller who leaves by quick exit (`end` with `quick_exit`) is told to the counsellor as
+/// `quick_exit`, so the console can say so; a plain `end` stays `caller_ended` (issue 23).
+async fn a_quick_exit_is_told_to_the_counsellor(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    app.add_user("ana", Role::Counsellor, &["children"], &["ro"], 2).await;
+    let mut ana = app.available_agent("ana").await;
+    for (quick, want) in [(true, "quick_exit"), (false, "caller_ended")] {
+        let mut caller = start_chat(&app).await;
+        let id = ana.expect("offer").await["contact_id"].as_str().expect("id").to_string();
+        ana.send(json!({"type": "accept", "contact_id": id})).await;
+        ana.expect("assigned").await;
+        caller.expect("connected").await;
+        let end = if quick { json!({"type": "end", "quick_exit": true}) } else { json!({"type": "end"}) };
+        caller.send(end).await;
+        let ended = ana.expect("contact_ended").await;
+        assert_eq!((ended["contact_id"].as_str(), ended["reason"].as_str()), (Some(id.as_str()), Some(want)), "{ended}");
+        ana.send(json!({"type": "ready", "contact_id": id})).await;
+        ana.expect("wrap_up_ended").await;
+    }
+}
+
+on_both_backends!(
+    wrap_up_holds_a_slot_until_ready,
+    an_unknown_away_reason_is_refused_by_code,
+    hello_lists_the_away_reasons_of_her_helplines,
+    a_quick_exit_is_told_to_the_counsellor
+);

@@ -62,7 +62,7 @@ export function mountCasework(c) {
   c.cf = contactForm(c, own);
   c.esc = escalation(c, own);
   c.casework = el('div', { class: 'casework' }, c.esc.section, c.cf.section);
-  c.pane.append(c.casework);
+  (c.work || c.pane).append(c.casework);
 }
 
 export function unmountCasework(c) {

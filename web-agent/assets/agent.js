@@ -7,6 +7,12 @@
 //
 // Caller and counsellor text is always put into the page with textContent, never as HTML.
 //
+// Built for a night shift (docs/web-agent.md): an offer rings again and again in a bar fixed at the top
+// of the window (and as a desktop notification) until it is answered, declined or gone; conversations
+// are a list (an alias per contact, channel, wait, last message, unread) beside the open one, whose
+// contact form sits next to it; wrap-up with Ready, away reasons, End chat confirmed, canned responses
+// and Flag (agent-shift.js). The new words are in agent-text.js.
+//
 // Supervisors may whisper (shown here only, never to the caller) and join a conversation; messages a
 // supervisor writes carry a client_id starting with SUPERVISOR_PREFIX (see supervisor.js), so they are
 // labelled "Supervisor" rather than taken for this counsellor's own.
@@ -16,6 +22,8 @@ import { languageName, mountLogin, submitLogin, showLogin, saveToken, savedToken
 import { showEarlier, callControls, renderCallControls, onCallControl } from './agent-call.js';
 // Casework (contact form, escalation, wrap-ups, my cases): see agent-casework.js.
 import { initCasework, caseworkOnline, caseworkSignedOut, mountCasework, unmountCasework, caseworkFrame, caseworkError, caseworkEnded, mayClose } from './agent-casework.js';
+import { unlockAudio, ring, stopRing, renderNotifyState, askNotify, notifyOffer, closeNotice, confirmEnd, initEndDialog, loadCanned, forgetCanned, mountCanned, mountFlag, onFlagged, onFlagError } from './agent-shift.js';
+import { TEXT, aliasOf, awayLabel } from './agent-text.js';
 
 const TOKEN_KEY = 'helpline.console.token';
 const PING_EVERY_MS = 15000;
@@ -36,7 +44,9 @@ const state = {
   /** contact_id -> conversation (see conversation()) */
   convs: new Map(),
   active: null,
-  audio: null,
+  /** The away reasons this counsellor may give (from `hello`). */
+  awayReasons: [],
+  awayReason: null,
 };
 
 // ----- small helpers ----------------------------------------------------------
@@ -69,40 +79,9 @@ function updateTitle() {
 
 // ----- sign in and out ----------------------------------------------------------
 
-function unlockAudio() {
-  try {
-    if (!state.audio) state.audio = new AudioContext();
-    if (state.audio.state === 'suspended') state.audio.resume();
-  } catch {
-    state.audio = null;
-  }
-}
-
-/** Two short tones: a new chat is ringing. */
-function beep() {
-  const ctx = state.audio;
-  if (!ctx) return;
-  try {
-    const t0 = ctx.currentTime;
-    for (const [start, freq] of [[0, 880], [0.22, 1175]]) {
-      const osc = ctx.createOscillator();
-      const gain = ctx.createGain();
-      osc.type = 'sine';
-      osc.frequency.value = freq;
-      gain.gain.setValueAtTime(0.0001, t0 + start);
-      gain.gain.exponentialRampToValueAtTime(0.25, t0 + start + 0.02);
-      gain.gain.exponentialRampToValueAtTime(0.0001, t0 + start + 0.18);
-      osc.connect(gain).connect(ctx.destination);
-      osc.start(t0 + start);
-      osc.stop(t0 + start + 0.2);
-    }
-  } catch {
-    /* no sound; the visual alert remains */
-  }
-}
-
 function onLogin(event) {
   unlockAudio();
+  askNotify();
   return submitLogin(event, (body) => signedIn(body.access_token));
 }
 
@@ -127,10 +106,11 @@ function signOut(message) {
   for (const id of [...state.offers.keys()]) removeOffer(id);
   for (const c of state.convs.values()) {
     unmountCasework(c);
-    c.tab.remove();
+    c.item.remove();
     c.pane.remove();
   }
   state.convs.clear();
+  forgetCanned();
   caseworkSignedOut();
   state.active = null;
   refreshEmpty();
@@ -179,7 +159,7 @@ function handle(f) {
       onHello(f);
       break;
     case 'status':
-      setStatus(f.status);
+      setStatus(f.status, f.reason);
       if (f.reason === 'missed_offers') {
         setBanner('You were set to Away because incoming chats went unanswered. Choose Available when you are ready.');
         announce('Your status was set to Away after missed chats.');
@@ -222,6 +202,15 @@ function handle(f) {
     case 'escalated':
       caseworkFrame(f);
       break;
+    case 'wrap_up':
+      onWrapUp(f);
+      break;
+    case 'wrap_up_ended':
+      onWrapUpEnded(f);
+      break;
+    case 'flagged':
+      onFlagged(state.convs.get(f.contact_id), f);
+      break;
     case 'error':
       onError(f);
       break;
@@ -236,7 +225,9 @@ function onHello(f) {
   $('me-name').textContent = f.display_name;
   setConn('online', 'Connected');
   bannerBackOnline('Connected again.');
-  setStatus(f.status);
+  setAwayReasons(f.away_reasons || []);
+  setStatus(f.status, f.status === 'away' ? state.awayReason : null);
+  loadCanned(state.token);
   for (const id of [...state.offers.keys()]) removeOffer(id);
   const open = new Set(f.conversations.map((c) => c.contact_id));
   for (const c of state.convs.values()) {
@@ -252,9 +243,33 @@ function onHello(f) {
   caseworkOnline();
 }
 
-function setStatus(status) {
+function setStatus(status, reason) {
   state.status = status;
+  state.awayReason = status === 'away' ? reason || null : null;
   for (const r of document.querySelectorAll('input[name="status"]')) r.checked = r.value === status;
+  const select = $('away-reason');
+  if (status === 'away' && reason && [...select.options].some((o) => o.value === reason)) select.value = reason;
+  const why = !state.awayReason ? '' : state.awayReason === 'missed_offers' ? TEXT.missedOffers : awayLabel(state.awayReason);
+  $('status-note').textContent = why ? TEXT.awayAs(why) : '';
+}
+
+/** The Away reason list: "no reason" and the reasons of the helplines this counsellor serves. */
+function setAwayReasons(reasons) {
+  state.awayReasons = reasons;
+  const select = $('away-reason');
+  const keep = select.value;
+  select.replaceChildren(
+    el('option', { value: '', text: TEXT.awayNoReason }),
+    ...reasons.map((r) => el('option', { value: r, text: awayLabel(r) })),
+  );
+  if (reasons.includes(keep)) select.value = keep;
+}
+
+/** Sends a status; Away carries the chosen reason. */
+function sendStatus(status) {
+  const reason = $('away-reason').value;
+  const frame = status === 'away' && reason ? { type: 'status', status, reason } : { type: 'status', status };
+  return send(frame);
 }
 
 // ----- offers -----------------------------------------------------------------
@@ -274,6 +289,7 @@ function onOffer(f) {
     { class: 'offer', 'aria-labelledby': headingId, dataset: { contactId: f.contact_id } },
     el('h3', { id: headingId, text: f.backup ? `Incoming ${kind} (as backup)` : `Incoming ${kind}` }),
     el('p', { class: 'what' }),
+    el('p', { class: 'presence', dataset: { online: String(f.caller_online !== false) }, text: f.caller_online === false ? TEXT.callerOfflineOffer : TEXT.callerOnlineOffer }),
     el('p', { class: 'countdown' }),
     el('div', { class: 'buttons' }, accept, decline),
   );
@@ -283,8 +299,17 @@ function onOffer(f) {
   showEarlier(o.el, f);
   refreshEmpty();
   updateTitle();
-  beep();
+  ring(ringing);
+  notifyOffer(f.contact_id, TEXT.notifyTitle(kind), `${helplineName(f.helpline)} · ${languageName(f.language)}`, () => {
+    o.el.querySelector('button.accept')?.focus();
+  });
   announce(`Incoming ${kind}: ${helplineName(f.helpline)}, ${languageName(f.language)}. Alt+A to accept.`);
+}
+
+/** An offer still waits for an answer (the ring goes on). */
+function ringing() {
+  for (const o of state.offers.values()) if (!o.accepting) return true;
+  return false;
 }
 
 function renderOffer(o) {
@@ -308,6 +333,8 @@ function removeOffer(id) {
   const hadFocus = o.el.contains(document.activeElement);
   o.el.remove();
   state.offers.delete(id);
+  closeNotice(id);
+  if (!ringing()) stopRing();
   refreshEmpty();
   updateTitle();
   if (hadFocus) {
@@ -320,6 +347,8 @@ function acceptOffer(id) {
   const o = state.offers.get(id);
   if (!o || !send({ type: 'accept', contact_id: id })) return;
   o.accepting = true;
+  closeNotice(id);
+  if (!ringing()) stopRing();
   o.el.classList.add('busy');
   for (const b of o.el.querySelectorAll('button')) b.disabled = true;
   o.el.querySelector('.countdown').textContent = 'Accepting…';
@@ -339,7 +368,7 @@ function oldestOffer() {
 
 // ----- conversations ----------------------------------------------------------
 
-/** The conversation for a contact, with its tab and pane (made on first use). */
+/** The conversation for a contact, with its list entry and pane (made on first use). */
 function conversation(id, info = {}) {
   let c = state.convs.get(id);
   if (c) {
@@ -348,6 +377,7 @@ function conversation(id, info = {}) {
   }
   c = {
     id,
+    alias: aliasOf(id),
     info: { ...info },
     unread: 0,
     callerOnline: info.caller_online ?? true,
@@ -360,47 +390,77 @@ function conversation(id, info = {}) {
     typingSentAt: 0,
     typingStop: null,
     typingHide: null,
+    /** { deadline } while its slot is in wrap-up */
+    wrapUp: null,
   };
-  const tabId = `tab-${id}`;
+  const itemId = `conv-${id}`;
   const paneId = `pane-${id}`;
+  // The list entry: a button (c.tab, as the casework hooks call it) that opens the conversation.
   c.tab = el(
     'button',
-    { type: 'button', class: 'tab', role: 'tab', id: tabId, 'aria-controls': paneId, 'aria-selected': 'false', tabindex: '-1', dataset: { contactId: id } },
+    { type: 'button', class: 'conv-item', id: itemId, 'aria-controls': paneId, 'aria-current': 'false', dataset: { contactId: id } },
+    el('span', { class: 'conv-top' },
+      el('strong', { class: 'alias', text: c.alias }),
+      el('span', { class: 'unread', hidden: true }, el('span', { class: 'count' }), el('span', { class: 'visually-hidden', text: ' unread' })),
+    ),
     el('span', { class: 'label' }),
-    el('span', { class: 'visually-hidden ended-mark' }),
-    el('span', { class: 'offline' }),
-    el('span', { class: 'unread', hidden: true }, el('span', { class: 'count' }), el('span', { class: 'visually-hidden', text: ' unread' })),
+    el('span', { class: 'waited' }),
+    el('span', { class: 'preview' }),
+    el('span', { class: 'marks' },
+      el('span', { class: 'offline' }),
+      el('span', { class: 'ended-mark' }),
+      el('span', { class: 'wrapup-mark' }),
+    ),
   );
+  c.item = el('li', { dataset: { contactId: id } }, c.tab);
   c.tab.addEventListener('click', () => select(id, false));
-  c.tab.addEventListener('keydown', onTabKey);
+  c.tab.addEventListener('keydown', onListKey);
 
   const textId = `text-${id}`;
   const logId = `log-${id}`;
   c.log = el('div', { class: 'log', role: 'log', id: logId, 'aria-live': 'polite', 'aria-relevant': 'additions', 'aria-label': 'Messages', tabindex: '0' });
   c.typing = el('p', { class: 'typing' });
-  c.text = el('textarea', { id: textId, rows: 3, maxLength: 4000, autocomplete: 'off' });
+  c.text = el('textarea', { id: textId, rows: 3, maxLength: 4000, autocomplete: 'off', 'aria-keyshortcuts': 'Control+K' });
   c.sendButton = el('button', { type: 'submit', text: 'Send' });
+  c.cannedNote = el('p', { class: 'muted canned-note', role: 'status' });
+  const picker = mountCanned(c);
   c.form = el(
     'form',
     { class: 'composer', noValidate: true },
-    el('label', { for: textId, text: 'Reply' }),
+    el('div', { class: 'composer-head' }, el('label', { for: textId, text: 'Reply' }), picker.button),
+    picker.panel,
     el('div', { class: 'row' }, c.text, c.sendButton),
+    c.cannedNote,
   );
   c.endButton = el('button', { type: 'button', class: 'danger end', text: 'End conversation' });
-  c.closeButton = el('button', { type: 'button', class: 'secondary close', text: 'Close tab' });
+  c.closeButton = el('button', { type: 'button', class: 'secondary close', text: 'Close conversation' });
   c.endedText = el('p');
-  c.endedNote = el('div', { class: 'ended-note', role: 'status', hidden: true }, c.endedText, c.closeButton);
+  c.wrapText = el('p', { class: 'wrapup-text' });
+  c.readyButton = el('button', { type: 'button', class: 'ready', text: TEXT.ready });
+  c.wrapNote = el('div', { class: 'wrapup-note', hidden: true }, c.wrapText, c.readyButton);
+  c.endedNote = el('div', { class: 'ended-note', role: 'status', hidden: true }, c.endedText, c.wrapNote, c.closeButton);
   c.infoList = el('dl', { class: 'info' });
   c.heading = el('h3', { class: 'pane-title' });
-  c.pane = el(
-    'section',
-    { class: 'pane', role: 'tabpanel', id: paneId, 'aria-labelledby': tabId, hidden: true, dataset: { contactId: id } },
-    el('div', { class: 'pane-head' }, el('div', {}, c.heading, c.infoList), c.endButton),
+  const flag = mountFlag(c, send);
+  c.chat = el(
+    'div',
+    { class: 'chat-col' },
+    el('div', { class: 'pane-head' }, el('div', {}, c.heading, c.infoList), el('div', { class: 'pane-actions' }, c.endButton)),
     c.log,
     c.typing,
-    c.form,
     c.endedNote,
+    c.form,
+    flag,
   );
+  // The contact form and escalation (agent-casework.js) go in the second column.
+  c.work = el('div', { class: 'work-col' });
+  c.pane = el(
+    'section',
+    { class: 'pane', id: paneId, 'aria-labelledby': `${paneId}-title`, hidden: true, dataset: { contactId: id } },
+    c.chat,
+    c.work,
+  );
+  c.heading.id = `${paneId}-title`;
   c.form.addEventListener('submit', (e) => {
     e.preventDefault();
     sendReply(c);
@@ -408,13 +468,20 @@ function conversation(id, info = {}) {
   onEnter(c.text, () => sendReply(c));
   c.text.addEventListener('input', () => onTyping(c));
   c.endButton.addEventListener('click', () => {
-    if (!c.ended) send({ type: 'end', contact_id: c.id });
+    if (c.ended) return;
+    const text = c.channel === 'call' ? TEXT.endAskCall(c.alias) : TEXT.endAsk(c.alias);
+    confirmEnd(c, text, () => {
+      if (!c.ended) send({ type: 'end', contact_id: c.id });
+    });
+  });
+  c.readyButton.addEventListener('click', () => {
+    if (c.wrapUp) send({ type: 'ready', contact_id: c.id });
   });
   c.closeButton.addEventListener('click', () => {
     if (mayClose(c)) closeConversation(c);
   });
   state.convs.set(id, c);
-  $('tabs').append(c.tab);
+  $('conv-list').append(c.item);
   $('panes').append(c.pane);
   mountCasework(c);
   renderInfo(c);
@@ -423,23 +490,37 @@ function conversation(id, info = {}) {
   return c;
 }
 
+/** The newest message shown in a conversation, as "You: …" or the caller's words. */
+function preview(c) {
+  const all = c.log.querySelectorAll('.msg');
+  const last = all[all.length - 1];
+  if (!last) return TEXT.noMessages;
+  const text = last.querySelector('.text')?.textContent || '';
+  const short = [...text].length > 70 ? `${[...text].slice(0, 70).join('')}…` : text;
+  return last.classList.contains('mine') ? `${TEXT.you}${short}` : short;
+}
+
 function renderInfo(c) {
   const i = c.info;
-  const label = `${helplineName(i.helpline || '')} · ${(i.language || '').toUpperCase()}`;
-  c.tab.querySelector('.label').textContent = label;
-  c.tab.querySelector('.offline').textContent = c.ended || c.callerOnline ? '' : ' (caller offline)';
-  // The tab's accessible name is its visible text (plus hidden words that explain the marks).
-  c.tab.querySelector('.ended-mark').textContent = c.ended ? ' (ended)' : '';
+  const channel = TEXT.channel[c.channel || 'chat'] || c.channel;
+  c.tab.querySelector('.label').textContent = `${channel} · ${helplineName(i.helpline || '')} · ${(i.language || '').toUpperCase()}`;
+  const waitedMs = i.queued_at && i.answered_at ? Date.parse(i.answered_at) - Date.parse(i.queued_at) : null;
+  c.tab.querySelector('.waited').textContent = waitedMs != null && !Number.isNaN(waitedMs) ? TEXT.waited(duration(waitedMs)) : '';
+  c.tab.querySelector('.preview').textContent = preview(c);
+  c.tab.querySelector('.offline').textContent = c.ended || c.callerOnline ? '' : TEXT.callerOffline;
+  c.tab.querySelector('.ended-mark').textContent = c.ended ? TEXT.ended : '';
+  c.tab.querySelector('.wrapup-mark').textContent = c.wrapUp ? TEXT.wrapUpMark : '';
   const unread = c.tab.querySelector('.unread');
   unread.hidden = !c.unread;
-  unread.querySelector('.count').textContent = c.unread ? ` ${c.unread}` : '';
+  unread.querySelector('.count').textContent = c.unread ? `${c.unread}` : '';
   c.tab.classList.toggle('ended', c.ended);
-  c.heading.textContent = `Caller on ${helplineName(i.helpline || '')}`;
-  const waited = i.queued_at && i.answered_at ? duration(Date.parse(i.answered_at) - Date.parse(i.queued_at)) : '–';
+  c.tab.classList.toggle('has-unread', c.unread > 0);
+  c.heading.textContent = `${c.alias} on ${helplineName(i.helpline || '')}`;
+  const waited = waitedMs != null && !Number.isNaN(waitedMs) ? duration(waitedMs) : '–';
   const presence = el('dd', { class: 'presence', text: c.ended ? 'conversation ended' : c.callerOnline ? 'connected' : 'connection lost — they may come back' });
   presence.dataset.online = String(c.callerOnline || c.ended);
   c.infoList.replaceChildren(
-    el('dt', { text: 'Helpline' }), el('dd', { text: helplineName(i.helpline || '') }),
+    el('dt', { text: 'Channel' }), el('dd', { text: channel }),
     el('dt', { text: 'Language' }), el('dd', { text: languageName(i.language || '') }),
     el('dt', { text: 'Waited' }), el('dd', { text: waited }),
     el('dt', { text: 'Started' }), el('dd', { text: i.answered_at ? timeOf(i.answered_at) : '–' }),
@@ -450,7 +531,11 @@ function renderInfo(c) {
 
 function refreshEmpty() {
   $('no-offers').hidden = state.offers.size > 0;
+  // While an offer rings, its bar is fixed at the top of the window, wherever the page is scrolled.
+  $('offers').classList.toggle('ringing', state.offers.size > 0);
+  $('offers-heading').textContent = state.offers.size ? `Incoming chats (${TEXT.ringing(state.offers.size)})` : 'Incoming chats';
   $('no-conversations').hidden = state.convs.size > 0;
+  $('convs-count').textContent = state.convs.size ? ` (${state.convs.size})` : '';
 }
 
 function select(id, focusText) {
@@ -459,8 +544,7 @@ function select(id, focusText) {
   state.active = id;
   for (const other of state.convs.values()) {
     const on = other.id === id;
-    other.tab.setAttribute('aria-selected', String(on));
-    other.tab.tabIndex = on ? 0 : -1;
+    other.tab.setAttribute('aria-current', String(on));
     other.pane.hidden = !on;
   }
   c.unread = 0;
@@ -470,12 +554,13 @@ function select(id, focusText) {
   if (focusText && !c.ended) c.text.focus();
 }
 
-function onTabKey(e) {
+/** Up and Down (and Home, End) move between the conversations of the list. */
+function onListKey(e) {
   const ids = [...state.convs.keys()];
-  const at = ids.indexOf(state.active);
+  const at = ids.indexOf(e.currentTarget.dataset.contactId);
   let next = null;
-  if (e.key === 'ArrowRight') next = ids[(at + 1) % ids.length];
-  else if (e.key === 'ArrowLeft') next = ids[(at - 1 + ids.length) % ids.length];
+  if (e.key === 'ArrowDown') next = ids[(at + 1) % ids.length];
+  else if (e.key === 'ArrowUp') next = ids[(at - 1 + ids.length) % ids.length];
   else if (e.key === 'Home') next = ids[0];
   else if (e.key === 'End') next = ids[ids.length - 1];
   if (next) {
@@ -497,7 +582,8 @@ function closeConversation(c) {
   const ids = [...state.convs.keys()];
   const at = ids.indexOf(c.id);
   unmountCasework(c);
-  c.tab.remove();
+  clearInterval(c.wrapTimer);
+  c.item.remove();
   c.pane.remove();
   state.convs.delete(c.id);
   if (state.active === c.id) {
@@ -508,6 +594,39 @@ function closeConversation(c) {
   refreshEmpty();
   updateTitle();
   if (!state.convs.size) $('offers-heading').focus?.();
+}
+
+// ----- wrap-up ----------------------------------------------------------------------
+
+/** `wrap_up`: the ended conversation's slot takes no offer until Ready, the form, or the limit. */
+function onWrapUp(f) {
+  const c = state.convs.get(f.contact_id);
+  if (!c) return;
+  c.wrapUp = { deadline: Date.now() + Math.max(0, Number(f.ends_in_ms) || 0) };
+  c.wrapNote.hidden = false;
+  c.endedNote.hidden = false;
+  clearInterval(c.wrapTimer);
+  c.wrapTimer = setInterval(() => renderWrapUp(c), 1000);
+  renderWrapUp(c);
+  renderInfo(c);
+}
+
+function renderWrapUp(c) {
+  if (!c.wrapUp) return;
+  const left = Math.max(0, c.wrapUp.deadline - Date.now());
+  c.wrapText.textContent = TEXT.wrapUp(duration(left));
+}
+
+/** `wrap_up_ended`: the slot takes offers again (Ready, the submitted form, or the limit). */
+function onWrapUpEnded(f) {
+  const c = state.convs.get(f.contact_id);
+  if (!c) return;
+  c.wrapUp = null;
+  clearInterval(c.wrapTimer);
+  c.readyButton.hidden = true;
+  c.wrapText.textContent = f.reason === 'limit' ? TEXT.wrapUpEndedLimit : TEXT.wrapUpEndedReady;
+  c.wrapNote.dataset.state = 'ended';
+  renderInfo(c);
 }
 
 function onAssigned(f) {
@@ -634,10 +753,10 @@ function onMessage(f) {
     showTyping(c, false);
     if (state.active !== c.id || document.hidden) {
       c.unread += 1;
-      renderInfo(c);
       updateTitle();
     }
   }
+  if (fresh) renderInfo(c);
 }
 
 function onAck(f) {
@@ -671,6 +790,8 @@ function sendReply(c) {
   c.pending.push(clientId);
   place(c, node, null);
   setState(c, m, 'sending');
+  c.cannedNote.textContent = '';
+  renderInfo(c);
   send({ type: 'message', contact_id: c.id, client_id: clientId, text });
 }
 
@@ -743,11 +864,14 @@ function markEnded(c, reason) {
     counsellor_ended: 'You ended the conversation.',
     caller_lost: 'The caller’s connection was lost for too long.',
     transferred: 'A supervisor transferred the conversation.',
+    quick_exit: TEXT.quickExit,
   }[reason] || 'The conversation has ended.';
+  c.endedNote.dataset.reason = reason || '';
   c.endedText.textContent = why;
   c.endedNote.hidden = false;
   c.form.hidden = true;
   c.endButton.hidden = true;
+  if ($('end-dialog').open && state.active === c.id) $('end-cancel').click();
   showTyping(c, false);
   renderInfo(c);
   caseworkEnded(c);
@@ -765,6 +889,7 @@ function onEnded(id, reason) {
 }
 
 function onError(f) {
+  if (f.ref && onFlagError(state.convs.get(f.ref), f)) return;
   if (caseworkError(f)) return;
   if (f.code === 'no_such_offer' && f.ref) {
     removeOffer(f.ref);
@@ -838,12 +963,19 @@ function init() {
   for (const r of document.querySelectorAll('input[name="status"]')) {
     r.addEventListener('change', () => {
       unlockAudio();
-      if (!send({ type: 'status', status: r.value })) {
-        setStatus(state.status);
+      if (!sendStatus(r.value)) {
+        setStatus(state.status, state.awayReason);
         setBanner('Not connected: the status was not changed. Try again when the connection is back.');
       }
     });
   }
+  $('away-reason').addEventListener('change', () => {
+    // A reason chosen while away is sent at once; chosen before, it goes with the Away choice.
+    if (state.status === 'away') sendStatus('away');
+  });
+  $('notify-on').addEventListener('click', askNotify);
+  renderNotifyState();
+  initEndDialog();
   document.addEventListener('keydown', onKey);
   document.addEventListener('pointerdown', unlockAudio, { once: true });
   document.addEventListener('visibilitychange', () => {

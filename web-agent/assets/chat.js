@@ -800,7 +800,7 @@ function quickExit() {
   chat.exiting = true;
   clearTimeout(socket.retryTimer);
   try {
-    if (chat.contactId && chat.phase !== 'ended' && socket.send({ type: 'end' })) socket.ws.close(1000);
+    if (chat.contactId && chat.phase !== 'ended' && socket.send({ type: 'end', quick_exit: true })) socket.ws.close(1000);
   } catch {
     /* going anyway */
   }

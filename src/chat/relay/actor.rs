@@ -237,6 +237,7 @@ impl Relay {
             }
             RelayCommand::Assigned { contact, counsellor } => self.assigned(contact, counsellor).await,
             RelayCommand::Ended { contact, reason } => {
+                let reason = self.end_reason(&contact, reason).await;
                 let tell = self.conversations.ended(&contact, &reason);
                 self.tell(tell);
             }
@@ -450,6 +451,13 @@ impl Relay {
             }
         }
         summaries.sort_by(|a, b| a.answered_at.cmp(&b.answered_at));
+        let away_reasons = match self.store.directory().helplines().await {
+            Ok(helplines) => away_reasons_of(&user.helplines, &user.backup_helplines, &helplines),
+            Err(err) => {
+                tracing::warn!(error = %err, "loading the helplines' away reasons failed");
+                Vec::new()
+            }
+        };
         outbox.send(&ServerEvent::Hello {
             user_id: user.id.clone(),
             username: user.username.clone(),
@@ -460,6 +468,7 @@ impl Relay {
             backup_helplines: user.backup_helplines.clone(),
             languages: user.languages.clone(),
             conversations: summaries,
+            away_reasons,
         });
         for frame in &assigned {
             outbox.send(frame);
@@ -507,6 +516,22 @@ impl Relay {
         Some((summary, frame))
     }
 
+    /// What the counsellor is told: `quick_exit` for a caller who left by quick exit (stored as an event
+    /// of the contact by her session), otherwise the engine's reason.
+    async fn end_reason(&self, contact: &str, reason: String) -> String {
+        if reason != "caller_ended" {
+            return reason;
+        }
+        match self.store.contacts().contact_events(contact).await {
+            Ok(events) if events.iter().any(|e| e.kind == crate::store::contacts::QUICK_EXIT) => crate::store::contacts::QUICK_EXIT.into(),
+            Ok(_) => reason,
+            Err(err) => {
+                tracing::warn!(error = %err, "reading a contact's events failed; told as caller_ended");
+                reason
+            }
+        }
+    }
+
     async fn display_name(&mut self, user: &str) -> String {
         if let Some(n) = self.names.get(user) {
             return n.clone();
@@ -517,5 +542,37 @@ impl Relay {
         };
         self.names.insert(user.to_string(), name.clone());
         name
+    }
+}
+
+/// The away reasons `user` may give: those of the helplines she serves (first-line, then backup), in
+/// their order, each once (the `hello` frame's `away_reasons`; the engine checks the same lists).
+fn away_reasons_of(first: &[String], backup: &[String], helplines: &[crate::store::helplines::Helpline]) -> Vec<String> {
+    let mut reasons: Vec<String> = Vec::new();
+    for name in first.iter().chain(backup) {
+        for reason in helplines.iter().filter(|h| &h.name == name).flat_map(|h| &h.away_reasons) {
+            if !reasons.contains(reason) {
+                reasons.push(reason.clone());
+            }
+        }
+    }
+    reasons
+}
+
+#[cfg(test)]
+mod away_reason_tests {
+    use super::*;
+    use crate::store::helplines::Helpline;
+
+    #[test]
+    fn the_reasons_of_every_helpline_served_in_order_without_repeats() {
+        let mut children = Helpline::with_defaults("children", "Children", &["ro"]);
+        children.away_reasons = vec!["break".into(), "lunch".into()];
+        let mut violence = Helpline::with_defaults("family_violence", "Violence", &["ro"]);
+        violence.away_reasons = vec!["debrief".into(), "break".into()];
+        let other = Helpline::with_defaults("disability", "Disability", &["ro"]);
+        let (first, backup) = (vec!["children".to_string()], vec!["family_violence".to_string()]);
+        assert_eq!(away_reasons_of(&first, &backup, &[other, violence, children]), ["break", "lunch", "debrief"]);
+        assert!(away_reasons_of(&[], &[], &[]).is_empty());
     }
 }

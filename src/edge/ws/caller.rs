@@ -19,7 +19,7 @@ use crate::protocol::{check_message, CallerRequest, ErrorCode, Party, ServerEven
 use crate::chat::relay::{RelayCommand, ResumeOutcome};
 use crate::chat::channel::{ContactChannel, WebChat};
 use crate::routing::{ContactId, Input, NewContact};
-use crate::store::contacts::NewContactRecord;
+use crate::store::contacts::{Change, NewContactRecord, QUICK_EXIT};
 
 /// `GET /ws/caller`: anyone may open a chat, from a page of an allowed origin (403 otherwise),
 /// while their address has fewer than its limit of sockets open (429 otherwise).
@@ -255,7 +255,7 @@ impl Handler for CallerSession {
             CallerRequest::Message { client_id, .. } => Some(client_id.clone()),
             CallerRequest::Start { .. }
             | CallerRequest::Resume { .. }
-            | CallerRequest::End {}
+            | CallerRequest::End { .. }
             | CallerRequest::LeaveMessage { .. }
             | CallerRequest::Callback { .. } => Some(String::new()),
             CallerRequest::Typing { .. } | CallerRequest::Ping {} | CallerRequest::Triage { .. } => None,
@@ -301,10 +301,17 @@ impl Handler for CallerSession {
                     self.state.relay.post(cmd).await;
                 }
             }
-            CallerRequest::End {} => {
-                let Some((_, key)) = self.contact else {
+            CallerRequest::End { quick_exit } => {
+                let Some((id, key)) = self.contact.clone() else {
                     return self.error(ErrorCode::NotAllowed, "there is no chat to end");
                 };
+                if quick_exit {
+                    // Stored before the end, so the relay finds it when it tells the counsellor (`quick_exit`).
+                    let event = Change::Event { contact: id, at: self.state.clock.now_ms(), kind: QUICK_EXIT, counsellor: None, detail: None };
+                    if let Err(err) = self.state.store.contacts().apply_changes(&[event]).await {
+                        tracing::warn!(error = %err, "storing a quick exit failed; the contact ends as caller_ended");
+                    }
+                }
                 self.state.engine.input(Input::EndByCaller { contact: key }).await;
             }
             CallerRequest::Ping {} => {

@@ -87,17 +87,17 @@ test('the widget and the console have no serious or critical axe violations', as
 
   await say(first.page, 'Hello, is anyone there? I am scared to talk at home.');
   await say(second.page, 'Bună ziua, am o întrebare despre sprijinul pentru nevăzători.');
-  // The second pane is open: the first conversation's tab counts its unread message.
-  await agent.locator(`.tab[data-contact-id="${first.contactId}"] .unread`, { hasText: '1' }).waitFor();
+  // The second pane is open: the first conversation's entry in the list counts its unread message.
+  await agent.locator(`.conv-item[data-contact-id="${first.contactId}"] .unread`, { hasText: '1' }).waitFor();
   await assertAccessible(agent, 'the console, with an unread count');
   const firstPane = pane(agent, first.contactId);
   await agent.keyboard.press('Alt+N');
   await firstPane.waitFor({ state: 'visible' });
-  assert.ok(await agent.locator(`.tab[data-contact-id="${first.contactId}"] .unread`).isHidden(), 'read once shown');
+  assert.ok(await agent.locator(`.conv-item[data-contact-id="${first.contactId}"] .unread`).isHidden(), 'read once shown');
   assert.match(
-    await agent.getByRole('tab', { name: /disabilities/ }).textContent(),
+    await agent.getByRole('button', { name: /^Caller [0-9A-F]{4}.*disabilities · RO/ }).textContent(),
     /disabilities · RO/,
-    'tabs are named by their visible text',
+    'list entries are named by their visible text',
   );
   await firstPane.locator('.composer textarea').fill('Hi, I am Ana. I am here and I have time. You are safe to write here.');
   await firstPane.locator('.composer textarea').press('Enter');
@@ -147,8 +147,9 @@ test('the widget and the console have no serious or critical axe violations', as
   await first.page.locator('#screen-ended').waitFor();
   await assertAccessible(first.page, 'the widget, ended');
   await screenshot(first.page, 'chat-ended-en');
-  await agent.locator(`.tab[data-contact-id="${second.contactId}"]`).click();
+  await agent.locator(`.conv-item[data-contact-id="${second.contactId}"]`).click();
   await pane(agent, second.contactId).getByRole('button', { name: 'End conversation' }).click();
+  await agent.getByRole('dialog', { name: 'End this conversation?' }).getByRole('button', { name: 'Yes, end it' }).click();
   await second.page.locator('#screen-ended').waitFor();
   await assertAccessible(agent, 'the console, conversations ended');
   await third.page.getByRole('button', { name: /Быстрый выход/ }).click();

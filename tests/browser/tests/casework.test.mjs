@@ -83,7 +83,7 @@ test('form draft survives a reload; escalation, a taken place, the next one rese
   await form.getByLabel(/Imminent \(supervisors/).check();
   await sup.locator(`.alert[data-kind="risk_imminent"][data-contact-id="${id}"]`).waitFor();
   await sup.locator(`.convs li[data-contact-id="${id}"][data-urgent="true"]`).getByText('imminent risk').waitFor();
-  await agent.locator(`.tab[data-contact-id="${id}"] .risk-mark`).waitFor();
+  await agent.locator(`.conv-item[data-contact-id="${id}"] .risk-mark`).waitFor();
 
   // Escalate, by keyboard: the panel opens on the kind; the form's risk and district are filled in.
   const toggle = p.locator('.escalate-toggle');
@@ -154,10 +154,11 @@ test('form draft survives a reload; escalation, a taken place, the next one rese
   const openAfter = await api('/api/v1/escalations', { token: maria });
   assert.ok(!openAfter.body.escalations.some((e) => e.contact_id === id), 'acknowledged on the server');
 
-  // The chat ends; the wrap-up stays open: the tab does not close before the form is submitted.
+  // The chat ends; the wrap-up stays open: the conversation does not close before the form is submitted.
   await p.getByRole('button', { name: 'End conversation' }).click();
+  await agent.getByRole('dialog', { name: 'End this conversation?' }).getByRole('button', { name: 'Yes, end it' }).click();
   await agent.locator(`#wrapups li[data-contact-id="${id}"]`).waitFor();
-  await p.getByRole('button', { name: 'Close tab' }).click();
+  await p.getByRole('button', { name: 'Close conversation' }).click();
   await p.getByText('Submit the contact form first').waitFor();
   assert.ok(await p.isVisible(), 'the pane stays');
 
@@ -188,7 +189,7 @@ test('form draft survives a reload; escalation, a taken place, the next one rese
   const submitted = await api(`/api/v1/contacts/${id}/form`, { token });
   assert.equal(submitted.body.status, 'submitted');
   assert.equal(submitted.body.form.risk, 'imminent');
-  await p.getByRole('button', { name: 'Close tab' }).click();
+  await p.getByRole('button', { name: 'Close conversation' }).click();
   await p.waitFor({ state: 'detached' });
 
   assert.deepEqual(agent.errors, []);

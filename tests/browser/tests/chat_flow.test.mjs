@@ -51,7 +51,7 @@ test('chat: offer, accept, messages both ways, caller and counsellor drops, coun
   await cutSockets(chat);
   await chat.locator('#banner', { hasText: 'Conexiunea s-a întrerupt' }).waitFor();
   await conv.locator('.presence[data-online="false"]').waitFor();
-  await agent.locator(`.tab[data-contact-id="${contactId}"] .offline`, { hasText: 'caller offline' }).waitFor();
+  await agent.locator(`.conv-item[data-contact-id="${contactId}"] .offline`, { hasText: 'caller offline' }).waitFor();
   await screenshot(chat, 'chat-reconnecting');
 
   // Meanwhile the counsellor writes twice, and the caller writes once (it stays "sending").
@@ -102,6 +102,7 @@ test('chat: offer, accept, messages both ways, caller and counsellor drops, coun
 
   // ----- the counsellor ends -----------------------------------------------------------------
   await conv.getByRole('button', { name: 'End conversation' }).click();
+  await agent.getByRole('dialog', { name: 'End this conversation?' }).getByRole('button', { name: 'Yes, end it' }).click();
   await conv.getByText('You ended the conversation.').waitFor();
   await chat.locator('#screen-ended').waitFor();
   await chat.getByText('Consilierul a încheiat discuția.').waitFor();

@@ -197,6 +197,7 @@ test('a wait turns amber and red and leaves when answered; monitor, whisper, joi
     await sup.locator(`tr[data-contact-id="${c.contactId}"]`).waitFor({ state: 'detached' });
   }
   await conv.getByRole('button', { name: 'End conversation' }).click();
+  await agent.getByRole('dialog', { name: 'End this conversation?' }).getByRole('button', { name: 'Yes, end it' }).click();
   await mon.locator('.mon-status', { hasText: 'The counsellor ended the conversation.' }).waitFor();
   for (const p of [sup, agent, first.page]) assert.deepEqual(p.errors, [], 'no script errors');
   await supCtx.close();

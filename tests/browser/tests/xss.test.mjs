@@ -41,6 +41,7 @@ test('an XSS payload renders as text on both sides and runs nothing', async () =
     assert.deepEqual(p.errors, []);
   }
   await conv.getByRole('button', { name: 'End conversation' }).click();
+  await agent.getByRole('dialog', { name: 'End this conversation?' }).getByRole('button', { name: 'Yes, end it' }).click();
   await chat.locator('#screen-ended').waitFor();
   await agentCtx.close();
   await callerCtx.close();
