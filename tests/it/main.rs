@@ -31,3 +31,4 @@ mod staffing;
 mod supervisor;
 mod telephony;
 mod wrapup;
+mod waiting;
