@@ -32,3 +32,5 @@ mod supervisor;
 mod telephony;
 mod wrapup;
 mod waiting;
+mod restored;
+mod settings;

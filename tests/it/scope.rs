@@ -172,6 +172,8 @@ async fn every_route_against_a_supervisor_of_another_helpline(backend: Backend) 
         // Hours (tests/it/hours.rs): admins set; admins and the helpline's supervisors read. A callback's
         // number: those who may see its contact (`state::access::visible_contact`), audited.
         "/api/v1/helplines/{name}/hours", "/api/v1/contacts/{id}/callback",
+        // Settings (tests/it/settings.rs): admins and the helpline's supervisors read and set, audited.
+        "/api/v1/helplines/{name}/settings",
     ];
     // Not about any helpline's objects: public, one's own session, the exchanges' own.
     let unscoped = [
