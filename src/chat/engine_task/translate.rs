@@ -111,12 +111,15 @@ pub fn restore(c: &ContactRecord, now: i64, channels: &Channels) -> Option<Input
     })
 }
 
+/// A counsellor's restored state: her away reason and since when, her slots in wrap-up and until when.
+type Restored = (Option<(String, i64)>, Vec<(ContactId, i64)>);
+
 /// What a (re)start restores of counsellors from the database, at `now`: each one's wrap-ups not
 /// over (`wrapups`: contact, counsellor, until) and away reason (`away`: her last status change, while
 /// away) as one [`Input::RestoreCounsellor`] each; a wrap-up whose limit passed while the server was
 /// down is not restored but ended, as of its limit (handle time runs to it, not to the restart).
 pub fn restore_counsellors(now: i64, wrapups: &[(String, String, i64)], away: &[AwayNow]) -> (Vec<Input>, Vec<Change>) {
-    let mut by: std::collections::BTreeMap<CounsellorId, (Option<(String, i64)>, Vec<(ContactId, i64)>)> = Default::default();
+    let mut by: std::collections::BTreeMap<CounsellorId, Restored> = Default::default();
     let mut ended = Vec::new();
     for (contact, counsellor, until) in wrapups {
         let (Some(x), Some(c)) = (contact_key(contact), counsellor_key(counsellor)) else { continue };
