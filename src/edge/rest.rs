@@ -272,8 +272,7 @@ struct PublicHelpline<'a> {
 async fn helplines(State(state): State<AppState>) -> Response {
     // Whether the triage question is asked as stored now (a supervisor may change it at any time);
     // as read at the start if the database does not answer.
-    let asked: Option<Vec<(String, bool)>> =
-        state.store.directory().helplines().await.ok().map(|hs| hs.into_iter().map(|h| (h.name, h.triage_priority.is_some())).collect());
+    let asked = crate::supervision::hours::triage_asked(&state).await;
     let list: Vec<PublicHelpline> = state
         .helplines
         .iter()

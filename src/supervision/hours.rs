@@ -154,6 +154,12 @@ pub async fn store_settings(
     Ok(true)
 }
 
+/// Whether each helpline asks the triage question, as stored now (None if the database does not answer).
+pub async fn triage_asked(state: &AppState) -> Option<Vec<(String, bool)>> {
+    let helplines = state.store.directory().helplines().await.ok()?;
+    Some(helplines.into_iter().map(|h| (h.name, h.triage_priority.is_some())).collect())
+}
+
 /// A helpline's settings, named.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SettingsView {
