@@ -1,4 +1,4 @@
-//! The `helpline` command line: `serve`, `migrate`, `user add|list|disable|enable`, `gateway add|list|revoke`, `number set|list`, `hours set|show`, `service add|list`, `audit verify|checkpoint|prune`, `keys rotate`, `rollup`, `retention`.
+//! The `helpline` command line: `serve`, `migrate`, `user add|list|disable|enable`, `gateway add|list|revoke`, `number set|list`, `hours set|show`, `settings set|show`, `service add|list`, `audit verify|checkpoint|prune`, `keys rotate`, `rollup`, `retention`.
 
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
@@ -55,6 +55,9 @@ pub enum Command {
     /// A helpline's opening hours: time zone, weekly spans, holidays (none: open 24/7).
     #[command(subcommand)]
     Hours(crate::app::hours_cli::HoursCommand),
+    /// A helpline's wrap-up limit, away reasons and triage question.
+    #[command(subcommand)]
+    Settings(crate::app::hours_cli::SettingsCommand),
     /// Roll up every settled hour for reports now, with progress (the server also does it every five minutes).
     Rollup,
     /// The audit log.
@@ -351,6 +354,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gateway(cmd) => gateway(&cli.database, cmd).await,
         Command::Number(cmd) => number(&cli.database, cmd).await,
         Command::Hours(cmd) => crate::app::hours_cli::run(&open(&cli.database).await?, cmd).await,
+        Command::Settings(cmd) => crate::app::hours_cli::settings(&open(&cli.database).await?, cmd).await,
         Command::Rollup => crate::store::rollup::run_to_completion(&open(&cli.database).await?).await,
         Command::Audit(AuditCommand::Verify { checkpoint }) => audit_verify(&cli.database, checkpoint.as_ref()).await,
         Command::Audit(AuditCommand::Checkpoint) => {

@@ -1,6 +1,10 @@
 //! `helpline hours set|show`: a helpline's opening hours from the command line (admins' tool,
 //! audited as `cli`). A running server reads hours at its start; to change them live use
 //! `PUT /api/v1/helplines/{name}/hours`, which also tells the router at once.
+//!
+//! `helpline settings set|show`: the rest of a helpline's day — wrap-up limit, away reasons, triage
+//! question — checked by the same rules as `PUT /api/v1/helplines/{name}/settings` (audited as `cli`;
+//! a running server takes them at its next start, the REST route at once).
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
@@ -82,4 +86,82 @@ fn print(helpline: &str, hours: &Hours, now: i64) -> anyhow::Result<()> {
         println!("  closed now; opens {}", crate::protocol::rfc3339(at));
     }
     Ok(())
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SettingsCommand {
+    /// Change a helpline's wrap-up limit, away reasons or triage question (what is not given stays).
+    Set(SettingsSet),
+    /// Show a helpline's wrap-up limit, away reasons and triage question.
+    Show { helpline: String },
+}
+
+#[derive(Args, Debug)]
+pub struct SettingsSet {
+    pub helpline: String,
+    /// After a conversation ends, its slot stays in wrap-up this many seconds at most (0: no wrap-up;
+    /// at most 3600) unless the counsellor is ready sooner.
+    #[arg(long = "wrapup-limit-s")]
+    pub wrapup_limit_s: Option<i64>,
+    /// An away reason its counsellors may give (a code: lowercase letters, digits, `_`). Repeat for
+    /// more; given, they replace the list.
+    #[arg(long = "away-reason")]
+    pub away_reasons: Vec<String>,
+    /// Ask the triage question ("Are you in danger right now?"); a yes gives this priority (1 to 100; 90 is usual).
+    #[arg(long = "triage-priority", conflicts_with = "no_triage")]
+    pub triage_priority: Option<i64>,
+    /// Do not ask the triage question.
+    #[arg(long = "no-triage")]
+    pub no_triage: bool,
+}
+
+pub async fn settings(store: &Store, cmd: SettingsCommand) -> anyhow::Result<()> {
+    use crate::supervision::hours::{check_settings, settings_of, store_settings};
+    crate::store::defaults::seed_helplines(store).await?;
+    let now = Clock::new().now_ms();
+    match cmd {
+        SettingsCommand::Set(args) => {
+            let Some(h) = store.directory().helpline(&args.helpline).await? else {
+                bail!("unknown helpline {:?}", args.helpline);
+            };
+            let mut asked = settings_of(&h);
+            if let Some(s) = args.wrapup_limit_s {
+                asked.wrapup_limit_ms = s.saturating_mul(1000);
+            }
+            if !args.away_reasons.is_empty() {
+                asked.away_reasons = args.away_reasons;
+            }
+            if args.no_triage {
+                asked.triage_priority = None;
+            } else if let Some(p) = args.triage_priority {
+                asked.triage_priority = Some(p);
+            }
+            let checked = check_settings(&asked).map_err(anyhow::Error::msg)?;
+            let detail = serde_json::to_string(&checked)?;
+            store.audit_log().audit_from(now, "cli", "helpline_settings_set", Some(&args.helpline), Some(&detail), "cli").await?;
+            store_settings(store, None, &args.helpline, &checked).await?;
+            print_settings(&args.helpline, &checked);
+            println!("(a running server takes these at its next start; PUT /api/v1/helplines/{}/settings changes them live)", args.helpline);
+        }
+        SettingsCommand::Show { helpline } => {
+            let Some(h) = store.directory().helpline(&helpline).await? else {
+                bail!("unknown helpline {helpline:?}");
+            };
+            print_settings(&helpline, &settings_of(&h));
+        }
+    }
+    Ok(())
+}
+
+fn print_settings(helpline: &str, s: &crate::supervision::hours::WaitingSettings) {
+    println!("{helpline}:");
+    match s.wrapup_limit_ms {
+        0 => println!("  wrap-up: none"),
+        ms => println!("  wrap-up: at most {} s", ms / 1000),
+    }
+    println!("  away reasons: {}", s.away_reasons.join(", "));
+    match s.triage_priority {
+        Some(p) => println!("  triage question: asked; a yes gives priority {p}"),
+        None => println!("  triage question: not asked"),
+    }
 }

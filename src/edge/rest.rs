@@ -271,6 +271,9 @@ struct PublicHelpline<'a> {
 #[utoipa::path(get, path = "/api/v1/helplines", tag = "public",
     responses((status = 200, description = "the helplines and their languages", body = Vec<PublicHelpline>)))]
 async fn helplines(State(state): State<AppState>) -> Response {
+    // Whether the triage question is asked as stored now (a supervisor may change it at any time);
+    // as read at the start if the database does not answer.
+    let asked = crate::supervision::hours::triage_asked(&state).await;
     let list: Vec<PublicHelpline> = state
         .helplines
         .iter()
@@ -278,7 +281,10 @@ async fn helplines(State(state): State<AppState>) -> Response {
             name: &h.name,
             display_name: &h.display_name,
             languages: &h.languages,
-            triage: h.triage_priority.is_some(),
+            triage: match &asked {
+                Some(asked) => asked.iter().any(|(n, t)| n == &h.name && *t),
+                None => h.triage_priority.is_some(),
+            },
         })
         .collect();
     Json(list).into_response()

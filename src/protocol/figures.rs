@@ -347,6 +347,61 @@ impl Tally {
     }
 }
 
+// ----- wrap-up and away time -----------------------------------------------------------------
+
+/// Wrap-ups: how many ended, their total and mean length (a wrap-up runs from its contact's end to
+/// `wrapup_ended_at`: ready, form submitted, or the helpline's limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct WrapUps {
+    pub count: i64,
+    pub total_ms: i64,
+    /// None with no wrap-up.
+    pub mean_ms: Option<f64>,
+}
+
+impl WrapUps {
+    /// Adds one wrap-up: from the contact's end to the wrap-up's end.
+    pub fn add(&mut self, ended_at: i64, wrapup_ended_at: i64) {
+        self.count += 1;
+        self.total_ms += (wrapup_ended_at - ended_at).max(0);
+        self.mean_ms = Some(self.total_ms as f64 / self.count as f64);
+    }
+}
+
+/// A counsellor's status change with its reason, for away time: `reason` is what she was away for
+/// (her away reason; else who set her away: `missed_offers`, `supervisor`; else `unspecified`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwayChange {
+    pub counsellor: String,
+    pub at: i64,
+    /// Away (with its reason), or not away (None: available or offline).
+    pub reason: Option<String>,
+}
+
+/// Time away in `[from, to)` per (counsellor, reason), from status changes in time order (each
+/// counsellor's last one before `from` included): a counsellor is away from a change to away until her
+/// next change; the last span runs to `as_of` (and never past `to`).
+pub fn away_time(changes: &[AwayChange], from: i64, to: i64, as_of: i64) -> BTreeMap<(String, String), i64> {
+    let mut by: BTreeMap<&str, Vec<&AwayChange>> = BTreeMap::new();
+    for c in changes {
+        by.entry(c.counsellor.as_str()).or_default().push(c);
+    }
+    let end_of_all = to.min(as_of);
+    let mut out: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for (who, mut list) in by {
+        list.sort_by_key(|c| c.at);
+        for (i, c) in list.iter().enumerate() {
+            let Some(reason) = &c.reason else { continue };
+            let until = list.get(i + 1).map_or(end_of_all, |next| next.at.min(end_of_all));
+            let span = until.min(to) - c.at.max(from);
+            if span > 0 {
+                *out.entry((who.to_string(), reason.clone())).or_default() += span;
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,5 +540,27 @@ mod tests {
         assert_eq!(o[0], Occupancy { busy_ms: 50, staffed_ms: 100 });
         // Nobody staffed: None.
         assert_eq!(occupancy_series(&[], &[], &[0, 10], 10)[0].ratio(), None);
+    }
+    #[test]
+    fn away_time_is_counted_by_reason_inside_the_window_until_the_next_change() {
+        let ch = |who: &str, at: i64, reason: Option<&str>| AwayChange { counsellor: who.into(), at, reason: reason.map(str::to_string) };
+        let changes = vec![
+            ch("ana", -50, Some("break")),   // away before the window: counted from its start
+            ch("ana", 100, None),            // available
+            ch("ana", 300, Some("training")),
+            ch("ana", 400, Some("break")),   // another reason without coming back first
+            ch("ion", 500, Some("missed_offers")), // still away: counted to as_of
+        ];
+        let t = away_time(&changes, 0, 1_000, 800);
+        assert_eq!(t.get(&("ana".into(), "break".into())), Some(&(100 + 400)), "0..100 and 400..800");
+        assert_eq!(t.get(&("ana".into(), "training".into())), Some(&100));
+        assert_eq!(t.get(&("ion".into(), "missed_offers".into())), Some(&300));
+        assert_eq!(t.len(), 3);
+        assert!(away_time(&changes, 900, 1_000, 800).is_empty(), "nothing after as_of");
+        let mut w = WrapUps::default();
+        assert_eq!(w.mean_ms, None);
+        w.add(1_000, 31_000);
+        w.add(2_000, 12_000);
+        assert_eq!((w.count, w.total_ms, w.mean_ms), (2, 40_000, Some(20_000.0)));
     }
 }

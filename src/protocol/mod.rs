@@ -772,6 +772,9 @@ pub enum ErrorCode {
     WeakPassword,
     /// An away reason that none of your helplines allows; the message names the allowed ones.
     UnknownAwayReason,
+    /// A helpline's settings out of range or malformed (wrap-up limit, away reasons, triage priority);
+    /// the message names the field and what it may be (HTTP 422).
+    InvalidSettings,
 }
 
 /// Why a frame could not be decoded.

@@ -45,6 +45,37 @@ pub fn allowed<'a>(
     !any && DEFAULT_AWAY_REASONS.contains(&reason)
 }
 
+/// At most this many away reasons per helpline.
+pub const MAX_AWAY_REASONS: usize = 16;
+/// An away reason's longest name.
+pub const MAX_REASON_CHARS: usize = 32;
+
+/// Checks a helpline's away reasons: 1 to [`MAX_AWAY_REASONS`] names of 1 to [`MAX_REASON_CHARS`]
+/// lowercase letters, digits and `_` (they are codes: the console shows them translated), each once,
+/// and never the engine's own [`MISSED_OFFERS`]. Surrounding spaces are dropped.
+pub fn check_reasons(reasons: &[String]) -> Result<Vec<String>, String> {
+    if reasons.is_empty() || reasons.len() > MAX_AWAY_REASONS {
+        return Err(format!("away_reasons: 1 to {MAX_AWAY_REASONS} reasons, got {}", reasons.len()));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(reasons.len());
+    for r in reasons {
+        let r = r.trim();
+        let ok = (1..=MAX_REASON_CHARS).contains(&r.chars().count())
+            && r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !ok {
+            return Err(format!("away_reasons: {r:?} is not a code of 1 to {MAX_REASON_CHARS} lowercase letters, digits or _"));
+        }
+        if r == MISSED_OFFERS {
+            return Err(format!("away_reasons: {MISSED_OFFERS:?} is the router's own reason"));
+        }
+        if out.iter().any(|o| o == r) {
+            return Err(format!("away_reasons: {r:?} twice"));
+        }
+        out.push(r.to_string());
+    }
+    Ok(out)
+}
+
 impl Engine {
     /// [`super::Input::SetAway`]: away for a reason her helplines allow, or refused.
     pub(super) fn set_away(&mut self, now: Millis, cid: CounsellorId, reason: String, out: &mut Vec<Output>) {
@@ -82,5 +113,19 @@ mod tests {
         assert!(allowed(configured, hs.iter(), "break"), "b is not configured: the defaults");
         assert!(allowed(configured, [].iter(), "admin"), "serving none: the defaults");
         assert!(!allowed(configured, [].iter(), "nap"));
+    }
+
+    #[test]
+    fn away_reasons_are_checked_codes() {
+        let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(check_reasons(&v(&[" break ", "peer_support2"])), Ok(v(&["break", "peer_support2"])));
+        assert!(check_reasons(&[]).is_err());
+        assert!(check_reasons(&v(&["Break"])).is_err());
+        assert!(check_reasons(&v(&["a b"])).is_err());
+        assert!(check_reasons(&v(&[""])).is_err());
+        assert!(check_reasons(&v(&["break", "break"])).is_err());
+        assert!(check_reasons(&v(&["missed_offers"])).unwrap_err().contains("router"));
+        assert!(check_reasons(&vec!["x".to_string(); MAX_AWAY_REASONS + 1]).is_err());
+        assert!(check_reasons(&v(&[&"a".repeat(MAX_REASON_CHARS + 1)])).is_err());
     }
 }

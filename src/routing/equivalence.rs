@@ -171,6 +171,12 @@ enum Op {
         x: u8,
         danger: bool,
     },
+    /// A restart's restore of a counsellor's away reason and wrap-ups (`dt`: how far from now they end).
+    RestoreCounsellor {
+        c: u8,
+        away: Option<u8>,
+        wrapups: Vec<(u8, i64)>,
+    },
 }
 
 /// Away reasons: defaults, helpline b's own, and an unknown one.
@@ -210,6 +216,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<u8>().prop_map(|i| Op::ReadyOwn { i }),
         1 => (c(), 0u8..4).prop_map(|(c, r)| Op::Away { c, r }),
         1 => (x(), any::<bool>()).prop_map(|(x, danger)| Op::Triage { x, danger }),
+        1 => (c(), proptest::option::of(0u8..4), proptest::collection::vec((x(), -5_000i64..70_000), 0..3))
+            .prop_map(|(c, away, wrapups)| Op::RestoreCounsellor { c, away, wrapups }),
     ]
 }
 
@@ -392,6 +400,11 @@ fn to_input(op: &Op, r: &reference::Engine, now: &mut Millis) -> Input {
         }
         Op::Away { c, r } => Input::SetAway { counsellor: cid(c), reason: REASONS[usize::from(r) % REASONS.len()].into() },
         Op::Triage { x, danger } => Input::Triage { contact: xid(x), danger },
+        Op::RestoreCounsellor { c, away, ref wrapups } => Input::RestoreCounsellor {
+            counsellor: cid(c),
+            away: away.map(|r| (REASONS[usize::from(r) % REASONS.len()].to_string(), now.saturating_sub(1_000))),
+            wrapups: wrapups.iter().map(|&(x, dt)| (xid(x), now.saturating_add(dt))).collect(),
+        },
     }
 }
 

@@ -57,6 +57,18 @@ impl AnswerTimes {
         }
     }
 
+    /// Seeded from stored answers (after a restart): `(helpline, queued_at, answered_at)` in any order;
+    /// those answered over [`WINDOW_MS`] before `now` are no basis and left out.
+    pub fn seeded(now: Millis, answers: impl IntoIterator<Item = (String, Millis, Millis)>) -> AnswerTimes {
+        let mut t = AnswerTimes::default();
+        for (helpline, queued_at, answered_at) in answers {
+            if now - answered_at <= WINDOW_MS {
+                t.record(&helpline, queued_at, answered_at);
+            }
+        }
+        t
+    }
+
     /// The estimate for the caller at `position` of `helpline` at `now` (see the module).
     pub fn estimate_s(&self, helpline: &str, position: u32, now: Millis) -> Option<u32> {
         let q = self.by_helpline.get(helpline)?;
@@ -109,6 +121,32 @@ mod tests {
             t.record("children", 700_000 + i * 1000, 700_000 + i * 1000 + 2_000);
         }
         assert_eq!(t.estimate_s("children", 1, 800_000), Some(2));
+    }
+
+    #[test]
+    fn seeded_from_stored_answers_it_estimates_as_if_it_had_seen_them() {
+        let rows = vec![
+            ("children".to_string(), 10_000, 40_000),
+            ("children".to_string(), 0, 20_000),
+            ("disability".to_string(), 0, 5_000),
+            ("children".to_string(), -5_000_000, -4_000_000),
+        ];
+        let now = 50_000;
+        let seeded = AnswerTimes::seeded(now, rows.clone());
+        let mut seen = AnswerTimes::default();
+        seen.record("children", 0, 20_000);
+        seen.record("children", 10_000, 40_000);
+        seen.record("disability", 0, 5_000);
+        for p in 1..4 {
+            assert_eq!(seeded.estimate_s("children", p, now), seen.estimate_s("children", p, now));
+        }
+        // Waits of 20 s and 30 s, 20 s apart: 25 s first in line, 45 s second.
+        assert_eq!(seeded.estimate_s("children", 1, now), Some(25));
+        assert_eq!(seeded.estimate_s("children", 2, now), Some(45));
+        assert_eq!(seeded.estimate_s("disability", 1, now), Some(5));
+        assert_eq!(AnswerTimes::seeded(now, Vec::new()).estimate_s("children", 1, now), None, "nothing stored: no basis");
+        let old = AnswerTimes::seeded(now, rows.into_iter().filter(|r| r.2 < 0));
+        assert_eq!(old.estimate_s("children", 1, now), None, "an answer over an hour old is no basis");
     }
 
     proptest! {

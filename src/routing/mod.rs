@@ -318,6 +318,23 @@ impl Engine {
         }
     }
 
+    /// A helpline's waiting settings changed (already stored): the wrap-up limit applies to wrap-ups
+    /// that start from now on (one running keeps its end), the away reasons to reasons given from now
+    /// on (a counsellor away keeps hers), the triage question to answers from now on (`None`: not
+    /// asked). A helpline not configured is added with the defaults for the rest.
+    pub fn set_waiting(&mut self, helpline: &str, wrapup_limit_ms: Millis, away_reasons: Vec<String>, triage_priority: Option<i32>) {
+        let h = self.helplines.entry(helpline.to_string()).or_insert_with(|| HelplineConfig::with_defaults(helpline));
+        h.wrapup_limit_ms = wrapup_limit_ms;
+        h.away_reasons = away_reasons;
+        h.triage_priority = triage_priority;
+    }
+
+    /// A helpline's settings as the engine uses them (None: not configured, the defaults apply).
+    #[must_use]
+    pub fn helpline_config(&self, helpline: &str) -> Option<&HelplineConfig> {
+        self.helplines.get(helpline)
+    }
+
     /// Apply one input at time `now` (ms since Unix epoch; if it is earlier than a
     /// previous `now`, the previous one is used). Returns the outputs in the order they
     /// must be carried out: direct effects, then new offers, then changed positions.
@@ -900,7 +917,7 @@ impl Engine {
                     rank: rank_of(&self.helplines, &info.helpline, info.channel),
                     info,
                     grace_until,
-            triaged: false,
+                    triaged: false,
                     stage: Stage::Waiting(Waiting::default()),
                 });
             }
@@ -909,6 +926,9 @@ impl Engine {
                 counsellor,
                 answered_at,
             } => self.restore_assigned(now, contact, counsellor, answered_at, out),
+            Input::RestoreCounsellor { counsellor, away, wrapups } => {
+                self.restore_counsellor(now, counsellor, away, wrapups, out);
+            }
             Input::Accept {
                 counsellor,
                 contact,
@@ -1078,18 +1098,7 @@ impl Engine {
         let id = info.id;
         let grace_until = (!info.caller_connected)
             .then(|| now.saturating_add(self.timings(&info.helpline).grace));
-        if !self.counsellors.contains_key(&cid) {
-            let empty = CounsellorProfile {
-                id: cid,
-                helplines: BTreeSet::new(),
-                backup_helplines: BTreeSet::new(),
-                languages: BTreeSet::new(),
-                capacity: 0,
-                takes_calls: false,
-                senior: false,
-            };
-            self.insert_counsellor(Counsellor::new(empty, now));
-        }
+        self.known_counsellor(cid, now);
         let channel = info.channel;
         self.cmut(cid, |c| {
             c.take(id, channel);
@@ -1106,6 +1115,51 @@ impl Engine {
             },
         });
         // The restored contact may have filled the counsellor's last slot.
+        self.recheck_ring(cid, now, out);
+    }
+
+    /// Adds a counsellor the engine does not know yet, without a profile (restored state comes
+    /// before she connects; [`Input::UpsertCounsellor`] gives her profile and keeps the rest).
+    fn known_counsellor(&mut self, cid: CounsellorId, now: Millis) {
+        if self.counsellors.contains_key(&cid) {
+            return;
+        }
+        let empty = CounsellorProfile {
+            id: cid,
+            helplines: BTreeSet::new(),
+            backup_helplines: BTreeSet::new(),
+            languages: BTreeSet::new(),
+            capacity: 0,
+            takes_calls: false,
+            senior: false,
+        };
+        self.insert_counsellor(Counsellor::new(empty, now));
+    }
+
+    /// [`Input::RestoreCounsellor`]: away with its reason and since when (never after `now`), and
+    /// the slots in wrap-up (a wrap-up already due ends at this step, by its limit).
+    fn restore_counsellor(
+        &mut self,
+        now: Millis,
+        cid: CounsellorId,
+        away: Option<(String, Millis)>,
+        wrapups: Vec<(ContactId, Millis)>,
+        out: &mut Vec<Output>,
+    ) {
+        self.known_counsellor(cid, now);
+        self.cmut(cid, |c| {
+            if let Some((reason, since)) = away {
+                c.status = Status::Away;
+                c.status_since = since.min(now);
+                c.away_reason = Some(reason);
+            }
+            for (contact, until) in wrapups {
+                if !c.active.contains(&contact) {
+                    c.wrapups.insert(contact, until);
+                }
+            }
+        });
+        // A restored wrap-up may have filled the slot her ringing offer needs.
         self.recheck_ring(cid, now, out);
     }
 

@@ -797,6 +797,20 @@ impl Engine {
                 counsellor,
                 answered_at,
             } => self.restore_assigned(now, contact, counsellor, answered_at, out),
+            Input::RestoreCounsellor { counsellor, away, wrapups } => {
+                let c = self.known(counsellor, now);
+                if let Some((reason, since)) = away {
+                    c.status = Status::Away;
+                    c.status_since = since.min(now);
+                    c.away_reason = Some(reason);
+                }
+                for (contact, until) in wrapups {
+                    if !c.active.contains(&contact) {
+                        c.wrapups.insert(contact, until);
+                    }
+                }
+                self.recheck_ring(counsellor, now, out);
+            }
             Input::Accept {
                 counsellor,
                 contact,
@@ -1013,6 +1027,22 @@ impl Engine {
         }
     }
 
+    /// The counsellor, added without a profile if unknown.
+    fn known(&mut self, cid: CounsellorId, now: Millis) -> &mut Counsellor {
+        self.counsellors.entry(cid).or_insert_with(|| {
+            let empty = CounsellorProfile {
+                id: cid,
+                helplines: BTreeSet::new(),
+                backup_helplines: BTreeSet::new(),
+                languages: BTreeSet::new(),
+                capacity: 0,
+                takes_calls: false,
+                senior: false,
+            };
+            Counsellor::new(empty, now)
+        })
+    }
+
     fn restore_assigned(
         &mut self,
         now: Millis,
@@ -1027,18 +1057,7 @@ impl Engine {
         let id = info.id;
         let grace_until = (!info.caller_connected)
             .then(|| now.saturating_add(self.timings(&info.helpline).grace));
-        let c = self.counsellors.entry(cid).or_insert_with(|| {
-            let empty = CounsellorProfile {
-                id: cid,
-                helplines: BTreeSet::new(),
-                backup_helplines: BTreeSet::new(),
-                languages: BTreeSet::new(),
-                capacity: 0,
-                takes_calls: false,
-                senior: false,
-            };
-            Counsellor::new(empty, now)
-        });
+        let c = self.known(cid, now);
         c.active.insert(id);
         c.idle_since = c.idle_since.max(answered_at.min(now));
         self.contacts.insert(

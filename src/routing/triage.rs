@@ -17,6 +17,18 @@ use super::{ContactId, Engine, Output};
 /// to the front (100).
 pub const PRIORITY_DANGER: i32 = 90;
 
+/// The highest priority a triage yes may give: a supervisor's move to the front ([`super::PRIORITY_FRONT`]).
+pub const MAX_TRIAGE_PRIORITY: i32 = super::PRIORITY_FRONT;
+
+/// Checks a helpline's triage priority: a yes must raise a contact (1) and never above a
+/// supervisor's move to the front ([`MAX_TRIAGE_PRIORITY`]).
+pub fn check_priority(priority: i64) -> Result<i32, String> {
+    i32::try_from(priority)
+        .ok()
+        .filter(|p| (1..=MAX_TRIAGE_PRIORITY).contains(p))
+        .ok_or_else(|| format!("triage_priority: from 1 to {MAX_TRIAGE_PRIORITY} (or null: not asked), got {priority}"))
+}
+
 /// What the telephone exchange's IVR digit means: `1` yes (in danger), `2` no, anything else no answer.
 #[must_use]
 pub fn danger_from_digit(digit: &str) -> Option<bool> {
@@ -69,5 +81,10 @@ mod tests {
         assert_eq!(danger_from_digit(" 2"), Some(false));
         assert_eq!(danger_from_digit("9"), None);
         assert_eq!(danger_from_digit(""), None);
+        assert_eq!(check_priority(90), Ok(90));
+        assert_eq!(check_priority(100), Ok(100));
+        assert!(check_priority(0).is_err());
+        assert!(check_priority(101).is_err());
+        assert!(check_priority(i64::MAX).is_err());
     }
 }

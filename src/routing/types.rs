@@ -292,6 +292,15 @@ pub enum Input {
         counsellor: CounsellorId,
         answered_at: Millis,
     },
+    /// Restore, after a restart, what the database keeps of a counsellor (who has not connected yet):
+    /// away for a reason since a time (`away`), and her slots in wrap-up (the ended contact, and when
+    /// its wrap-up ends at the latest). A counsellor the engine does not know is added without a
+    /// profile (hers comes with [`Input::UpsertCounsellor`] when she connects, which keeps both).
+    RestoreCounsellor {
+        counsellor: CounsellorId,
+        away: Option<(String, Millis)>,
+        wrapups: Vec<(ContactId, Millis)>,
+    },
     /// The counsellor accepts a ringing offer.
     Accept {
         counsellor: CounsellorId,

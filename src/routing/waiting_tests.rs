@@ -266,3 +266,50 @@ fn a_triage_yes_jumps_the_queue_at_once_and_only_the_first_answer_counts() {
     // The first counsellor gets the caller in danger first.
     assert_eq!(online(&mut e, t(4_000), children_ro(1)), vec![offer(2, 1, t(1_000), t(12_000))]);
 }
+
+// ----- a restart -------------------------------------------------------------------------------
+
+#[test]
+fn a_restart_restores_away_reasons_and_wrap_ups_before_the_counsellor_connects() {
+    let mut e = engine_with(|_| {});
+    // Restored from the database: Ana away for training since 1 s before, Ion with a slot in wrap-up
+    // until 40 s and another already past its limit.
+    let restore_ana = Input::RestoreCounsellor { counsellor: c(1), away: Some(("training".into(), t(9_000))), wrapups: vec![] };
+    assert_eq!(e.handle(t(10_000), restore_ana), vec![]);
+    let restore_ion = Input::RestoreCounsellor { counsellor: c(2), away: None, wrapups: vec![(x(7), t(40_000)), (x(8), t(5_000))] };
+    assert_eq!(e.handle(t(10_000), restore_ion), vec![wrap_up_ended(2, 8, WrapUpEnd::Limit)], "a wrap-up past its limit ends at once");
+    assert_eq!((view(&e, 1).status, view(&e, 1).away_reason.as_deref(), view(&e, 1).status_since), (Status::Away, Some("training"), t(9_000)));
+    // They connect with the status they last chose: Ana stays away for training, Ion's slot stays in wrap-up.
+    let ana = with_capacity(1, 1);
+    e.handle(t(11_000), Input::UpsertCounsellor(ana));
+    e.handle(t(11_000), Input::CounsellorConnected { counsellor: c(1) });
+    assert_eq!(e.handle(t(11_000), Input::SetStatus { counsellor: c(1), status: Status::Away }), vec![]);
+    assert_eq!(view(&e, 1).away_reason.as_deref(), Some("training"), "the reason survives the restart");
+    online(&mut e, t(11_000), with_capacity(2, 1));
+    assert_eq!(view(&e, 2).wrapping_up, vec![(x(7), t(40_000))]);
+    assert_eq!(e.handle(t(12_000), chat(1, t(12_000))), vec![positions(&[(1, 1)])], "Ion's only slot is in wrap-up");
+    // At its limit the slot takes the waiting chat (after the chat's SLA events, due earlier).
+    let out = e.handle(t(40_000), Input::Tick);
+    assert!(out.ends_with(&[wrap_up_ended(2, 7, WrapUpEnd::Limit), offer(1, 2, t(12_000), t(48_000))]), "{out:?}");
+}
+
+#[test]
+fn new_waiting_settings_apply_from_then_on() {
+    let mut e = engine_with(|_| {});
+    online(&mut e, t(0), with_capacity(1, 2));
+    e.handle(t(0), chat(1, t(0)));
+    e.handle(t(1_000), accept(1, 1));
+    // Triage not asked: an answer is ignored. Then children asks it, wrap-ups last 10 s, and "lunch" is a reason.
+    e.handle(t(1_000), chat(2, t(1_000)));
+    assert_eq!(e.handle(t(1_500), Input::Triage { contact: x(2), danger: true }), vec![]);
+    e.set_waiting("children", 10_000, vec!["lunch".into()], Some(70));
+    assert_eq!(e.helpline_config("children").map(|h| h.triage_priority), Some(Some(70)));
+    e.handle(t(2_000), chat(3, t(2_000)));
+    let out = e.handle(t(2_500), Input::Triage { contact: x(3), danger: true });
+    assert!(out.contains(&Output::Triaged { contact: x(3), helpline: "children".into(), danger: true, priority: 70 }), "{out:?}");
+    let out = e.handle(t(3_000), Input::EndByCounsellor { counsellor: c(1), contact: x(1) });
+    assert!(out.contains(&wrap_up(1, 1, t(13_000))), "the new limit: {out:?}");
+    assert_eq!(e.handle(t(4_000), away(1, "break")), vec![Output::AwayRefused { counsellor: c(1), reason: "break".into() }]);
+    e.handle(t(4_000), away(1, "lunch"));
+    assert_eq!(view(&e, 1).away_reason.as_deref(), Some("lunch"));
+}

@@ -18,6 +18,18 @@ use super::Input;
 /// The wrap-up limit of a helpline that does not set one: 60 s.
 pub const DEFAULT_WRAPUP_LIMIT_MS: Millis = 60_000;
 
+/// The longest wrap-up limit a helpline may set: an hour.
+pub const MAX_WRAPUP_LIMIT_MS: Millis = 3_600_000;
+
+/// Checks a helpline's wrap-up limit: 0 (no wrap-up) to [`MAX_WRAPUP_LIMIT_MS`].
+pub fn check_limit(limit_ms: Millis) -> Result<Millis, String> {
+    if (0..=MAX_WRAPUP_LIMIT_MS).contains(&limit_ms) {
+        Ok(limit_ms)
+    } else {
+        Err(format!("wrapup_limit_ms: from 0 (no wrap-up) to {MAX_WRAPUP_LIMIT_MS} (an hour), got {limit_ms}"))
+    }
+}
+
 impl Engine {
     /// After `contact` ended in conversation with `counsellor`: its slot goes into wrap-up for at
     /// most its helpline's limit (none with a limit of 0).

@@ -107,6 +107,8 @@ pub enum Change {
     CounsellorStatus { counsellor: String, status: &'static str, reason: Option<&'static str>, at: i64 },
     /// A counsellor went away for `reason` (one of her helplines' away reasons).
     Away { counsellor: String, reason: String, at: i64 },
+    /// The counsellor's slot of `contact` (just ended) is in wrap-up until `until` at the latest.
+    WrapUp { contact: String, counsellor: String, until: i64, at: i64 },
     /// The counsellor's wrap-up of `contact` ended (`reason`: `ready` or `limit`): its handle time runs to `at`.
     WrapUpEnded { contact: String, counsellor: String, reason: &'static str, at: i64 },
     /// The caller answered the triage question; a yes raised the contact's priority to `priority`.
@@ -234,6 +236,12 @@ both_engines!(impl WriteChanges for Fenced<sqlx::Sqlite>, Fenced<sqlx::Postgres>
                     sqlx::query("INSERT INTO status_changes (id, user_id, at, status, reason, away_reason) VALUES ($1, $2, $3, 'away', NULL, $4)")
                         .bind(new_id()).bind(counsellor).bind(at).bind(reason).execute(&mut *tx).await?;
                 }
+                Change::WrapUp { contact, counsellor, until, at } => {
+                    sqlx::query("UPDATE contacts SET wrapup_until = $1 WHERE id = $2")
+                        .bind(until).bind(contact).execute(&mut *tx).await?;
+                    let limit = (until - at).max(0).to_string();
+                    events.push(Event::new(contact, *at, "wrap_up", Some(counsellor), Some(&limit)));
+                }
                 Change::WrapUpEnded { contact, counsellor, reason, at } => {
                     // Handle time changes: a rolled-up hour of this contact is counted again.
                     tx.invalidate_hour_of_contact(contact).await?;
@@ -335,6 +343,24 @@ impl Contacts<'_> {
             "SELECT {CONTACT_COLUMNS} FROM contacts WHERE state IN ('queued', 'active') ORDER BY queued_at, id"
         );
         Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).fetch_all(pool).await)?)
+    }
+
+    /// The wrap-ups not yet over (`wrapup_until` set, `wrapup_ended_at` not): (contact, counsellor,
+    /// until), what a restarted router restores.
+    pub async fn open_wrapups(self) -> StoreResult<Vec<(String, String, i64)>> {
+        Ok(on_pool!(self.0, pool => sqlx::query_as(
+            "SELECT id, counsellor_id, wrapup_until FROM contacts
+             WHERE wrapup_until IS NOT NULL AND wrapup_ended_at IS NULL AND counsellor_id IS NOT NULL
+             ORDER BY wrapup_until, id").fetch_all(pool).await)?)
+    }
+
+    /// The contacts answered since `since`: (helpline, queued_at, answered_at) in answer order, what
+    /// a restarted router seeds its estimated waits from.
+    pub async fn recent_answers(self, since: i64) -> StoreResult<Vec<(String, i64, i64)>> {
+        Ok(on_pool!(self.0, pool => sqlx::query_as(
+            "SELECT helpline, queued_at, answered_at FROM contacts
+             WHERE answered_at IS NOT NULL AND answered_at >= $1 ORDER BY answered_at, id")
+            .bind(since).fetch_all(pool).await)?)
     }
 
     /// A counsellor's open conversations, oldest first.

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::protocol::figures::{occupancy_series, Conversation, ContactTimes, Figures, Occupancy, StatusChange, Tally, OCCUPANCY_LOOKBACK_MS, SHORT_ABANDON_MS};
+use crate::protocol::figures::{occupancy_series, AwayChange, Conversation, ContactTimes, Figures, Occupancy, StatusChange, Tally, OCCUPANCY_LOOKBACK_MS, SHORT_ABANDON_MS};
 use crate::store::{on_pool, BeginWrite, Pool, Store, StoreResult};
 
 // ----- from the database --------------------------------------------------------------------
@@ -530,6 +530,32 @@ pub async fn figures_split_at(
         f
     };
     Ok((helplines.iter().map(|h| figures_of(Some(h))).collect(), figures_of(None)))
+}
+
+/// Wrap-ups that ended in `[from_ms, to_ms)` (of contacts queued from [`OCCUPANCY_LOOKBACK_MS`] before
+/// `from_ms`): (helpline, counsellor, the contact's end, the wrap-up's end).
+pub async fn fetch_wrapups(store: &Store, from_ms: i64, to_ms: i64) -> StoreResult<Vec<(String, String, i64, i64)>> {
+    Ok(on_pool!(store, pool => sqlx::query_as(
+        "SELECT helpline, counsellor_id, ended_at, wrapup_ended_at FROM contacts
+         WHERE queued_at >= $1 AND queued_at < $3 AND wrapup_ended_at >= $2 AND wrapup_ended_at < $3
+           AND ended_at IS NOT NULL AND counsellor_id IS NOT NULL
+         ORDER BY wrapup_ended_at, id")
+        .bind(from_ms.saturating_sub(OCCUPANCY_LOOKBACK_MS)).bind(from_ms).bind(to_ms).fetch_all(pool).await)?)
+}
+
+/// Status changes in `[from_ms, to_ms)`, and each counsellor's last one before `from_ms`, with what
+/// she was away for ([`AwayChange::reason`]: her away reason, else who set her away, else `unspecified`).
+pub async fn fetch_away_changes(store: &Store, from_ms: i64, to_ms: i64) -> StoreResult<Vec<AwayChange>> {
+    const REASON: &str = "CASE WHEN s.status = 'away' THEN COALESCE(s.away_reason, s.reason, 'unspecified') ELSE NULL END";
+    let sql = format!(
+        "SELECT s.user_id, s.at, {REASON} FROM status_changes s
+         WHERE (s.at >= $1 AND s.at < $2)
+            OR (s.at < $1 AND s.at = (SELECT MAX(t.at) FROM status_changes t WHERE t.user_id = s.user_id AND t.at < $1))
+         ORDER BY s.at, s.id"
+    );
+    let rows: Vec<(String, i64, Option<String>)> =
+        on_pool!(store, pool => sqlx::query_as(&sql).bind(from_ms).bind(to_ms).fetch_all(pool).await)?;
+    Ok(rows.into_iter().map(|(counsellor, at, reason)| AwayChange { counsellor, at, reason }).collect())
 }
 
 /// Messages and callbacks left for later (`leave_message`, `callback`) and not yet answered — waiting

@@ -128,6 +128,17 @@ impl Directory<'_> {
         Ok(())
     }
 
+    /// Sets a helpline's waiting settings (checked by the caller): wrap-up limit, away reasons, and
+    /// the triage question's priority (None: not asked). False when there is no such helpline.
+    pub async fn set_waiting(self, name: &str, wrapup_limit_ms: i64, away_reasons: &[String], triage_priority: Option<i64>) -> StoreResult<bool> {
+        let reasons = join_list(away_reasons);
+        let n = on_pool!(self.0, pool => sqlx::query(
+            "UPDATE helplines SET wrapup_limit_ms = $1, away_reasons = $2, triage_priority = $3 WHERE name = $4")
+            .bind(wrapup_limit_ms).bind(&reasons).bind(triage_priority).bind(name)
+            .execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(n > 0)
+    }
+
     /// Creates a helpline only if none of that name exists (seeding never overwrites an operator's settings).
     pub async fn insert_helpline_if_missing(self, h: &Helpline) -> StoreResult<bool> {
         if self.helpline(&h.name).await?.is_some() {

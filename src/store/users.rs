@@ -34,6 +34,17 @@ impl Role {
     }
 }
 
+/// A counsellor away now, by her last status change ([`Accounts::away_now`]).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AwayNow {
+    pub user_id: String,
+    pub at: i64,
+    /// Who set it when not she (`supervisor`, `missed_offers`).
+    pub reason: Option<String>,
+    /// The reason she gave (one of her helplines' away reasons).
+    pub away_reason: Option<String>,
+}
+
 /// An account as stored (the password hash stays in the store module).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct User {
@@ -236,6 +247,16 @@ impl Accounts<'_> {
     }
 
     /// Sets the districts a case manager covers (new cases there are assigned to them).
+    /// The counsellors away now (enabled accounts): each one's last status change (at, who set it
+    /// (`reason`), the away reason she gave), what a restarted router restores.
+    pub async fn away_now(self) -> StoreResult<Vec<AwayNow>> {
+        Ok(on_pool!(self.0, pool => sqlx::query_as(
+            "SELECT s.user_id, s.at, s.reason, s.away_reason FROM status_changes s JOIN users u ON u.id = s.user_id
+             WHERE u.status = 'away' AND u.disabled = FALSE AND s.status = 'away'
+               AND s.at = (SELECT MAX(l.at) FROM status_changes l WHERE l.user_id = s.user_id)
+             ORDER BY s.user_id, s.at, s.id").fetch_all(pool).await)?)
+    }
+
     pub async fn set_user_districts(self, id: &str, districts: &[String]) -> StoreResult<()> {
         on_pool!(self.0, pool => sqlx::query("UPDATE users SET districts = $1 WHERE id = $2")
             .bind(join_list(districts)).bind(id).execute(pool).await.map(|_| ()))?;

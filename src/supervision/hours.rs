@@ -4,11 +4,16 @@
 //! `PUT /api/v1/helplines/{name}/hours` (admins; audited): a helpline's time zone, weekly opening
 //! spans and holidays (`routing::hours`; none set: open 24/7). A change applies to chats started from
 //! then on; messages and callbacks already left keep the time they were given.
+//!
+//! `GET` and `PUT /api/v1/helplines/{name}/settings` (admins, and supervisors of that helpline; the
+//! change audited): the rest of a helpline's day — its wrap-up limit, its away reasons, its triage
+//! question — checked by the engine's rules (`routing::{wrapup, away, triage}`), stored, and handed to
+//! the running router at once (as hours are): they apply from then on.
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -20,9 +25,9 @@ use crate::state::access::{parse_body, Staff};
 use crate::state::error::{AppError, ErrorBody};
 use crate::state::AppState;
 
-/// The hours routes, with their OpenAPI descriptions (tag `supervision`).
+/// The hours and settings routes, with their OpenAPI descriptions (tag `supervision`).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(show, set))
+    OpenApiRouter::new().routes(routes!(show, set)).routes(routes!(show_settings, set_settings))
 }
 
 /// A helpline's hours, and what they mean now.
@@ -96,4 +101,140 @@ pub async fn set(
     let detail = serde_json::to_string(&hours).unwrap_or_default();
     staff.audit(&state, "hours_set", &name, Some(&detail)).await;
     Ok(Json(view(&name, hours, now)?).into_response())
+}
+
+/// A helpline's waiting settings: after-contact work, away reasons, the triage question.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitingSettings {
+    /// How long a slot stays in wrap-up after a conversation at most, ms: 0 (no wrap-up) to 3,600,000.
+    pub wrapup_limit_ms: i64,
+    /// The reasons its counsellors may give for being away: 1 to 16 codes of lowercase letters, digits
+    /// and `_` (not `missed_offers`, the router's own).
+    pub away_reasons: Vec<String>,
+    /// The triage question ("Are you in danger right now?"): the priority a yes gives, 1 to 100
+    /// (90 ranks ahead of transfers); null: not asked.
+    pub triage_priority: Option<i64>,
+}
+
+/// Checks settings by the engine's rules; the error names the field and what it may be.
+pub fn check_settings(s: &WaitingSettings) -> Result<WaitingSettings, String> {
+    let wrapup_limit_ms = crate::routing::wrapup::check_limit(s.wrapup_limit_ms)?;
+    let away_reasons = crate::routing::away::check_reasons(&s.away_reasons)?;
+    let triage_priority = s.triage_priority.map(crate::routing::triage::check_priority).transpose()?.map(i64::from);
+    Ok(WaitingSettings { wrapup_limit_ms, away_reasons, triage_priority })
+}
+
+/// The settings of a stored helpline.
+pub fn settings_of(h: &crate::store::helplines::Helpline) -> WaitingSettings {
+    WaitingSettings { wrapup_limit_ms: h.wrapup_limit_ms, away_reasons: h.away_reasons.clone(), triage_priority: h.triage_priority }
+}
+
+/// Stores checked settings and hands them to the running router (`engine`: None from the command
+/// line, whose change a running server takes at its next start). False: no such helpline.
+pub async fn store_settings(
+    store: &crate::store::Store,
+    engine: Option<&crate::chat::engine_task::EngineHandle>,
+    name: &str,
+    s: &WaitingSettings,
+) -> Result<bool, crate::store::StoreError> {
+    if !store.directory().set_waiting(name, s.wrapup_limit_ms, &s.away_reasons, s.triage_priority).await? {
+        return Ok(false);
+    }
+    if let Some(engine) = engine {
+        let triage_priority = s.triage_priority.and_then(|p| i32::try_from(p).ok());
+        let cmd = EngineCommand::SetWaiting {
+            helpline: name.to_string(),
+            wrapup_limit_ms: s.wrapup_limit_ms,
+            away_reasons: s.away_reasons.clone(),
+            triage_priority,
+        };
+        engine.send(cmd).await;
+    }
+    Ok(true)
+}
+
+/// Whether each helpline asks the triage question, as stored now (None if the database does not answer).
+pub async fn triage_asked(state: &AppState) -> Option<Vec<(String, bool)>> {
+    let helplines = state.store.directory().helplines().await.ok()?;
+    Some(helplines.into_iter().map(|h| (h.name, h.triage_priority.is_some())).collect())
+}
+
+/// A helpline's settings, named.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SettingsView {
+    pub helpline: String,
+    #[serde(flatten)]
+    pub settings: WaitingSettings,
+}
+
+/// `GET /api/v1/helplines/{name}/settings`: the helpline's wrap-up limit, away reasons and triage question.
+#[utoipa::path(get, path = "/api/v1/helplines/{name}/settings", tag = "supervision", security(("bearer" = [])),
+    params(("name" = String, Path, description = "the helpline's name")),
+    responses(
+        (status = 200, description = "the settings", body = SettingsView),
+        (status = 403, description = "not an admin nor a supervisor of this helpline", body = ErrorBody),
+        (status = 404, description = "`unknown_helpline`", body = ErrorBody),
+    ))]
+pub async fn show_settings(State(state): State<AppState>, staff: Staff, Path(name): Path<String>) -> Result<Response, AppError> {
+    known_helpline(&state, &name)?;
+    if !staff.supervises(&name) {
+        return Err(staff.refuse(&state, "helpline_settings_read", &name, AppError::forbidden("admins and this helpline's supervisors only")).await);
+    }
+    let Some(h) = state.store.directory().helpline(&name).await? else {
+        return Err(AppError::new(ErrorCode::UnknownHelpline, "no such helpline"));
+    };
+    Ok(Json(SettingsView { helpline: name, settings: settings_of(&h) }).into_response())
+}
+
+/// `PUT /api/v1/helplines/{name}/settings`: sets the helpline's wrap-up limit, away reasons and triage
+/// question (admins and its supervisors; audited); the router takes them at once.
+#[utoipa::path(put, path = "/api/v1/helplines/{name}/settings", tag = "supervision", security(("bearer" = [])), request_body = WaitingSettings,
+    params(("name" = String, Path, description = "the helpline's name")),
+    responses(
+        (status = 200, description = "the settings now", body = SettingsView),
+        (status = 400, description = "`bad_field`: not the JSON of the settings (a field missing, unknown or of the wrong type)", body = ErrorBody),
+        (status = 403, description = "not an admin nor a supervisor of this helpline", body = ErrorBody),
+        (status = 404, description = "`unknown_helpline`", body = ErrorBody),
+        (status = 422, description = "`invalid_settings`: a value out of range (the message names the field)", body = ErrorBody),
+    ))]
+pub async fn set_settings(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    known_helpline(&state, &name)?;
+    if !staff.supervises(&name) {
+        return Err(staff.refuse(&state, "helpline_settings_set", &name, AppError::forbidden("admins and this helpline's supervisors only")).await);
+    }
+    let asked: WaitingSettings = parse_body(&body)?;
+    let settings = check_settings(&asked).map_err(|why| AppError::new(ErrorCode::InvalidSettings, why))?;
+    let detail = serde_json::to_string(&settings).unwrap_or_default();
+    staff.audit_or_refuse(&state, "helpline_settings_set", &name, Some(&detail)).await?;
+    if !store_settings(&state.store, Some(&state.engine), &name, &settings).await? {
+        return Err(AppError::new(ErrorCode::UnknownHelpline, "no such helpline"));
+    }
+    Ok(Json(SettingsView { helpline: name, settings }).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_checked_field_by_field() {
+        let ok = WaitingSettings { wrapup_limit_ms: 30_000, away_reasons: vec![" break".into(), "lunch".into()], triage_priority: Some(90) };
+        let checked = check_settings(&ok).expect("fine");
+        assert_eq!(checked.away_reasons, ["break", "lunch"], "trimmed");
+        let off = WaitingSettings { wrapup_limit_ms: 0, triage_priority: None, ..ok.clone() };
+        assert!(check_settings(&off).is_ok(), "no wrap-up, no triage");
+        let bad = |s: WaitingSettings, field: &str| assert!(check_settings(&s).unwrap_err().starts_with(field), "{s:?}");
+        bad(WaitingSettings { wrapup_limit_ms: -1, ..ok.clone() }, "wrapup_limit_ms");
+        bad(WaitingSettings { wrapup_limit_ms: 3_600_001, ..ok.clone() }, "wrapup_limit_ms");
+        bad(WaitingSettings { away_reasons: vec![], ..ok.clone() }, "away_reasons");
+        bad(WaitingSettings { away_reasons: vec!["Coffee break".into()], ..ok.clone() }, "away_reasons");
+        bad(WaitingSettings { triage_priority: Some(0), ..ok.clone() }, "triage_priority");
+        bad(WaitingSettings { triage_priority: Some(101), ..ok }, "triage_priority");
+    }
 }

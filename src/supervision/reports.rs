@@ -10,7 +10,7 @@
 //! occupancy per bucket comes from [`crate::protocol::figures::occupancy_series`]. Its total is the same as
 //! `figures::figures` for the same window.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -27,7 +27,7 @@ use time::{OffsetDateTime, UtcOffset};
 use crate::state::AppState;
 use crate::state::error::{AppError, ErrorBody};
 use crate::state::access::Staff;
-use crate::protocol::figures::{occupancy_by_counsellor, Figures, Occupancy, Tally, SHORT_ABANDON_MS};
+use crate::protocol::figures::{away_time, occupancy_by_counsellor, AwayChange, Figures, Occupancy, Tally, WrapUps, SHORT_ABANDON_MS};
 use crate::store::figures::{self, CategoryRow, TallyRow};
 use crate::store::rollup;
 use crate::store::users::Role;
@@ -108,6 +108,62 @@ pub struct Summary {
     /// The callers' survey answers per helpline, of the UTC days the range touches (answers are
     /// counted by day only: docs/web-agent.md, "The survey"). Not in the CSV.
     pub surveys: BTreeMap<String, SurveyTally>,
+    /// Wrap-up, away time and the messages and callbacks left, over the whole range.
+    pub work: Work,
+}
+
+/// A counsellor's time away for one reason over the report's range.
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+pub struct AwayRow {
+    pub counsellor_id: String,
+    pub display_name: String,
+    /// Her away reason (`break`, `training`, …), else who set her away (`missed_offers`,
+    /// `supervisor`), else `unspecified`.
+    pub reason: String,
+    pub away_ms: i64,
+}
+
+/// Messages or callbacks left for later (`leave_message`, `callback`), counted like any contact from
+/// when they were routed (when the line opened: their own answer clock).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, ToSchema)]
+pub struct LeftFigures {
+    pub left: i64,
+    pub answered: i64,
+    /// Ended unanswered (the caller came back and ended it, or it was never answered before retention).
+    pub abandoned: i64,
+    /// Not answered yet (as of the report).
+    pub waiting: i64,
+    /// Mean time from routing to answer, ms (None: none answered).
+    pub mean_answer_ms: Option<f64>,
+}
+
+impl LeftFigures {
+    fn of(f: Option<&Figures>) -> LeftFigures {
+        f.map_or_else(LeftFigures::default, |f| LeftFigures {
+            left: f.offered,
+            answered: f.answered,
+            abandoned: f.abandoned,
+            waiting: f.waiting,
+            mean_answer_ms: f.asa_ms,
+        })
+    }
+}
+
+/// What a report says besides the contacts' figures, over its whole range (`docs/metrics.md`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, ToSchema)]
+pub struct Work {
+    /// Wrap-ups that ended in the range, of the report's contacts (AHT includes them).
+    pub wrap_up: WrapUps,
+    /// The same by helpline.
+    pub wrap_up_by_helpline: BTreeMap<String, WrapUps>,
+    /// Time away by reason (ms): of the report's helpline's first-line counsellors, or everyone's.
+    pub away_by_reason: BTreeMap<String, i64>,
+    /// Time away by helpline, then reason (ms): a counsellor's time counts for each helpline she serves first-line.
+    pub away_by_helpline: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Time away per counsellor and reason, by counsellor then reason.
+    pub away_by_counsellor: Vec<AwayRow>,
+    pub messages: LeftFigures,
+    pub callbacks: LeftFigures,
 }
 
 /// A helpline's survey answers: how many answered, and the count of each choice per question.
@@ -346,6 +402,13 @@ pub struct ReportData {
     pub as_of_ms: i64,
     /// The survey counts of the UTC days the range touches.
     pub surveys: Vec<crate::store::surveys::SurveyCount>,
+    /// Wrap-ups that ended in the range: (helpline, counsellor, contact ended, wrap-up ended).
+    pub wrapups: Vec<(String, String, i64, i64)>,
+    /// Status changes in the range, with each counsellor's last one before it, for away time.
+    pub away: Vec<AwayChange>,
+    /// First-line counsellors per helpline, and every account's display name.
+    pub staff: HashMap<String, BTreeSet<String>>,
+    pub names: HashMap<String, String>,
 }
 
 /// Reads a report's data: roll-ups where the hours are settled, grouped queries for the rest, every read in
@@ -411,6 +474,10 @@ pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: 
         }
     }
     reading.commit().await?;
+    let wrapups = figures::fetch_wrapups(store, req.from, req.to).await?;
+    let away = figures::fetch_away_changes(store, req.from, req.to).await?;
+    let names = store.accounts().users().await?.into_iter().map(|u| (u.id, u.display_name)).collect();
+    let all_staff = figures::fetch_staff(store).await?;
     tracing::debug!(
         rolled_ms = rolled_at.as_millis() as u64,
         live_ranges = live.len(),
@@ -420,7 +487,7 @@ pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: 
     );
     let surveys =
         store.surveys().counts(req.helpline.as_deref(), crate::chat::survey::day_of(req.from), req.to).await?;
-    Ok(ReportData { tallies, categories, occupancy, targets, as_of_ms, surveys })
+    Ok(ReportData { tallies, categories, occupancy, targets, as_of_ms, surveys, wrapups, away, staff: all_staff, names })
 }
 
 /// Builds the report: SQL bucket `k` is `[bounds[k], bounds[k+1])`.
@@ -479,6 +546,8 @@ pub fn build(data: &ReportData, req: &SummaryRequest) -> Summary {
             breakdown: t.finish(),
         })
         .collect();
+    let total = total.finish();
+    let work = work(data, req, &total);
     Summary {
         helpline: req.helpline.clone(),
         from: req.from,
@@ -490,10 +559,40 @@ pub fn build(data: &ReportData, req: &SummaryRequest) -> Summary {
         as_of: data.as_of_ms,
         short_abandon_ms: SHORT_ABANDON_MS,
         targets: data.targets.clone(),
-        total: total.finish(),
+        total,
         buckets,
         surveys: survey_tallies(&data.surveys),
+        work,
     }
+}
+
+/// The report's [`Work`]: wrap-ups and away time over the range, in the report's scope (a helpline's
+/// contacts and first-line counsellors, or all), and the messages and callbacks from its channel figures.
+fn work(data: &ReportData, req: &SummaryRequest, total: &Breakdown) -> Work {
+    let in_scope = |h: &str| req.helpline.as_deref().is_none_or(|x| x == h);
+    let mut w = Work::default();
+    for (helpline, _, ended_at, wrapup_ended_at) in data.wrapups.iter().filter(|r| in_scope(&r.0)) {
+        w.wrap_up.add(*ended_at, *wrapup_ended_at);
+        w.wrap_up_by_helpline.entry(helpline.clone()).or_default().add(*ended_at, *wrapup_ended_at);
+    }
+    let staff_of = |who: &str| -> Vec<&String> {
+        data.staff.iter().filter(|(h, s)| in_scope(h) && s.contains(who)).map(|(h, _)| h).collect()
+    };
+    for ((who, reason), ms) in away_time(&data.away, req.from, req.to, data.as_of_ms) {
+        let helplines = staff_of(&who);
+        if req.helpline.is_some() && helplines.is_empty() {
+            continue;
+        }
+        for h in helplines {
+            *w.away_by_helpline.entry(h.clone()).or_default().entry(reason.clone()).or_default() += ms;
+        }
+        *w.away_by_reason.entry(reason.clone()).or_default() += ms;
+        let display_name = data.names.get(&who).cloned().unwrap_or_else(|| who.clone());
+        w.away_by_counsellor.push(AwayRow { counsellor_id: who, display_name, reason, away_ms: ms });
+    }
+    w.messages = LeftFigures::of(total.by_channel.get(crate::chat::left::Left::MESSAGE.kind_str()));
+    w.callbacks = LeftFigures::of(total.by_channel.get(crate::chat::left::Left::CALLBACK.kind_str()));
+    w
 }
 
 /// The CSV header of [`to_csv`].

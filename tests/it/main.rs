@@ -33,3 +33,6 @@ mod telephony;
 mod wrapup;
 mod widget;
 mod canned;
+mod waiting;
+mod restored;
+mod settings;

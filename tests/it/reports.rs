@@ -17,7 +17,8 @@ crate::on_both_backends!(
     sql_and_rust_classify_contacts_alike,
     a_scripted_day_through_the_engine_gives_the_hand_computed_figures_live_and_in_reports,
     local_days_from_the_daily_layer_give_the_same_reports_at_every_offset,
-    a_roll_up_waits_for_a_late_change_in_flight
+    a_roll_up_waits_for_a_late_change_in_flight,
+    wrap_up_away_time_messages_and_callbacks_are_reported
 );
 
 const SEC: i64 = 1_000;
@@ -963,4 +964,70 @@ mod year_of_contacts {
         let f = figures::figures(&app.store, Some("children"), to - 15 * MIN, to).await.unwrap();
         eprintln!("{backend:?}: live figures, last 15 min: {:.1} ms ({} offered)", t.elapsed().as_secs_f64() * 1000.0, f.offered);
     }
+}
+
+/// Issue 22's part of a report: AHT runs to the end of the wrap-up; the wrap-ups themselves, time away
+/// by reason (per counsellor and helpline), and the messages and callbacks left with their own answer clock.
+async fn wrap_up_away_time_messages_and_callbacks_are_reported(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let store = &app.store;
+    let ana = add_user(store, "ana", Role::Counsellor, &["children"], &[], &["ro"], 3).await;
+    add_user(store, "root", Role::Admin, &[], &[], &[], 1).await;
+    add_user(store, "vera", Role::Supervisor, &["family_violence"], &[], &[], 1).await;
+    let mut s = Script { store, counsellor: ana.clone(), n: 0 };
+    let at = |h: i64, m: i64| T0 + h * HOUR + m * MIN;
+    let wrap = |contact: &str, ended: i64, until: i64, over: i64, reason: &'static str| {
+        vec![
+            Change::WrapUp { contact: contact.into(), counsellor: ana.clone(), until, at: ended },
+            Change::WrapUpEnded { contact: contact.into(), counsellor: ana.clone(), reason, at: over },
+        ]
+    };
+    // 1: answered after 10 s, 5 min of conversation, 30 s of wrap-up (ready).
+    let one = s.queue("children", "ro", "chat", at(10, 0)).await;
+    s.answer(&one, at(10, 0) + 10 * SEC).await;
+    s.end(&one, at(10, 5) + 10 * SEC, false).await;
+    store.contacts().apply_changes(&wrap(&one, at(10, 5) + 10 * SEC, at(10, 6) + 10 * SEC, at(10, 5) + 40 * SEC, "ready")).await.unwrap();
+    // 2: answered after 5 s, 10 min of conversation, the 60 s limit.
+    let two = s.queue("children", "ro", "chat", at(11, 0)).await;
+    s.answer(&two, at(11, 0) + 5 * SEC).await;
+    s.end(&two, at(11, 10) + 5 * SEC, false).await;
+    store.contacts().apply_changes(&wrap(&two, at(11, 10) + 5 * SEC, at(11, 11) + 5 * SEC, at(11, 11) + 5 * SEC, "limit")).await.unwrap();
+    // Ana away: training 30 min, then after two missed offers 10 min.
+    let status = |status: &'static str, reason: Option<&'static str>, t: i64| Change::CounsellorStatus { counsellor: ana.clone(), status, reason, at: t };
+    store.contacts().apply_changes(&[status("available", None, at(9, 0))]).await.unwrap();
+    store.contacts().apply_changes(&[Change::Away { counsellor: ana.clone(), reason: "training".into(), at: at(12, 0) }]).await.unwrap();
+    store.contacts().apply_changes(&[status("available", None, at(12, 30))]).await.unwrap();
+    store.contacts().apply_changes(&[status("away", Some("missed_offers"), at(13, 0))]).await.unwrap();
+    store.contacts().apply_changes(&[status("offline", None, at(13, 10))]).await.unwrap();
+    // A message left at night, routed at 08:00 and answered 2 min later; a callback routed at 08:30, not answered yet.
+    let message = s.queue("children", "ro", "message", at(8, 0)).await;
+    s.answer(&message, at(8, 2)).await;
+    s.end(&message, at(8, 12), false).await;
+    s.queue("children", "ro", "callback", at(8, 30)).await;
+    let root = app.login("root").await;
+    let window = format!("helpline=children&from={T0}&to={}", T0 + DAY);
+    let r = json(&app, &root, &window).await;
+    // AHT includes the wrap-up: (5 min 30 s + 11 min + 10 min of the message, no wrap-up) / 3.
+    let aht = ((5 * 60 + 30) + (11 * 60) + (10 * 60)) as f64 * 1000.0 / 3.0;
+    assert!(close(&r["total"]["figures"]["aht_ms"], aht), "{}", r["total"]["figures"]);
+    let w = &r["work"];
+    assert_eq!(w["wrap_up"], serde_json::json!({"count": 2, "total_ms": 90_000, "mean_ms": 45_000.0}), "{w}");
+    assert_eq!(w["wrap_up_by_helpline"]["children"]["count"], 2, "{w}");
+    assert_eq!(w["away_by_reason"], serde_json::json!({"training": 1_800_000, "missed_offers": 600_000}), "{w}");
+    assert_eq!(w["away_by_helpline"]["children"], w["away_by_reason"], "{w}");
+    let rows = w["away_by_counsellor"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{w}");
+    assert!(rows.iter().all(|r| r["counsellor_id"] == ana.as_str() && r["display_name"].is_string()), "{w}");
+    assert_eq!(w["messages"], serde_json::json!({"left": 1, "answered": 1, "abandoned": 0, "waiting": 0, "mean_answer_ms": 120_000.0}), "its own answer clock, from 08:00: {w}");
+    assert_eq!((w["callbacks"]["left"].as_i64(), w["callbacks"]["waiting"].as_i64(), w["callbacks"]["answered"].as_i64()), (Some(1), Some(1), Some(0)), "{w}");
+    // Another helpline's report: none of children's wrap-ups, nor its counsellor's time away.
+    let vera = app.login("vera").await;
+    let other = json(&app, &vera, &format!("helpline=family_violence&from={T0}&to={}", T0 + DAY)).await;
+    assert_eq!(other["work"]["wrap_up"]["count"], 0, "{}", other["work"]);
+    assert_eq!(other["work"]["away_by_reason"], serde_json::json!({}), "{}", other["work"]);
+    assert_eq!(other["work"]["messages"]["left"], 0);
+    // All helplines (an admin): the same wrap-ups and time away.
+    let all = json(&app, &root, &format!("from={T0}&to={}", T0 + DAY)).await;
+    assert_eq!(all["work"]["wrap_up"]["count"], 2);
+    assert_eq!(all["work"]["away_by_reason"], w["away_by_reason"]);
 }

@@ -156,6 +156,8 @@ async fn every_route_against_a_supervisor_of_another_helpline(backend: Backend) 
         "/api/v1/helplines/{name}/hours", "/api/v1/contacts/{id}/callback",
         // Canned responses (tests/it/canned.rs): written by the helpline's supervisors and admins.
         "/api/v1/canned-responses/{id}",
+        // Settings (tests/it/settings.rs): admins and the helpline's supervisors read and set, audited.
+        "/api/v1/helplines/{name}/settings",
     ];
     // Not about any helpline's objects: public, one's own session, the exchanges' own.
     let unscoped = [

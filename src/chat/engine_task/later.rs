@@ -65,6 +65,9 @@ impl Later {
                 number: numbers.iter().find(|(n, to)| to == &h.name && n != crate::store::helplines::DEFAULT_NUMBER).map(|(n, _)| n.clone()),
             })
             .collect();
+        // The estimates' basis: the answers of the last hour, as stored (no restart without one).
+        let answers = store.contacts().recent_answers(now - crate::routing::estimate::WINDOW_MS).await?;
+        later.answers = AnswerTimes::seeded(now, answers);
         for c in open.iter().filter(|c| deferred(c, now)) {
             if let Some(Input::ContactQueued(contact)) = translate::restore(c, now, channels) {
                 later.waiting.insert((contact.queued_at, contact.id), contact);

@@ -66,6 +66,9 @@ pub enum EngineCommand<S: Side = Local> {
     StartCall { contact: NewContact, call: CallInfo, done: S::Reply<()> },
     /// A helpline's opening hours changed (already stored): new contacts are told by these.
     SetHours { helpline: String, hours: crate::routing::hours::Hours },
+    /// A helpline's waiting settings changed (already stored): wrap-up limit, away reasons, triage
+    /// question (`triage_priority` None: not asked). They apply from then on.
+    SetWaiting { helpline: String, wrapup_limit_ms: i64, away_reasons: Vec<String>, triage_priority: Option<i32> },
     /// The caller of waiting `contact` leaves a message (`callback`: asks to be called back) instead
     /// of waiting: it leaves the queue and comes back when the line opens. `done`: when it is routed
     /// (once stored), or None if the contact is not waiting.
@@ -94,6 +97,9 @@ impl<S: Side> EngineCommand<S> {
             EngineCommand::Intervene { input, reply } => EngineCommand::Intervene { input, reply: t.reply(reply) },
             EngineCommand::StartCall { contact, call, done } => EngineCommand::StartCall { contact, call, done: t.reply(done) },
             EngineCommand::SetHours { helpline, hours } => EngineCommand::SetHours { helpline, hours },
+            EngineCommand::SetWaiting { helpline, wrapup_limit_ms, away_reasons, triage_priority } => {
+                EngineCommand::SetWaiting { helpline, wrapup_limit_ms, away_reasons, triage_priority }
+            }
             EngineCommand::Leave { contact, callback, done } => EngineCommand::Leave { contact, callback, done: t.reply(done) },
             EngineCommand::Snapshot(_) | EngineCommand::Reattach { .. } => return None,
         })
@@ -175,6 +181,9 @@ pub async fn spawn(
     clock: Clock,
     helplines: &[Helpline],
 ) -> Result<(EngineHandle, tokio::task::JoinHandle<()>), crate::store::StoreError> {
+    // The settings as stored now: a cluster's new leader may start long after its node read them.
+    let stored = store.directory().helplines().await?;
+    let helplines = if stored.is_empty() { helplines } else { stored.as_slice() };
     let mut engine = Engine::new(engine_config(helplines));
     let now = clock.now_ms();
     let open = store.contacts().open_contacts().await?;
@@ -193,6 +202,17 @@ pub async fn spawn(
     if queued + active > 0 {
         tracing::info!(queued, active, "restored open contacts");
     }
+    // Counsellors' slots in wrap-up and away reasons; wrap-ups over while the server was down end as
+    // of their limit, stored before anything else is routed.
+    let (wrapups, away) = (store.contacts().open_wrapups().await?, store.accounts().away_now().await?);
+    let (inputs, over) = translate::restore_counsellors(now, &wrapups, &away);
+    if !inputs.is_empty() || !over.is_empty() {
+        tracing::info!(counsellors = inputs.len(), wrapups_over = over.len(), "restored wrap-ups and away reasons");
+    }
+    for input in inputs {
+        let _ = engine.handle(now, input);
+    }
+    store.contacts().apply_changes(&over).await?;
     let mut calls = std::collections::HashMap::new();
     for c in store.calls().open_calls().await? {
         if let (Some(key), Some(gateway_id)) = (contact_key(&c.contact_id), c.gateway_id) {
@@ -390,6 +410,9 @@ impl EngineTask {
                 batch.step(now, outputs, Vec::new(), Vec::new());
             }
             EngineCommand::SetHours { helpline, hours } => self.later.set_hours(&helpline, &hours),
+            EngineCommand::SetWaiting { helpline, wrapup_limit_ms, away_reasons, triage_priority } => {
+                self.engine.set_waiting(&helpline, wrapup_limit_ms, away_reasons, triage_priority);
+            }
             EngineCommand::Leave { contact, callback, done } => self.leave(contact, callback, done, batch),
         }
     }

@@ -15,7 +15,8 @@ use crate::routing::{
 use crate::store::commands::CommandChange;
 use crate::store::contacts::{Change, ContactRecord};
 use crate::store::helplines::Helpline;
-use crate::store::users::User;
+use crate::routing::away::MISSED_OFFERS;
+use crate::store::users::{AwayNow, User};
 
 /// Converts between the database's UUID strings and the engine's numeric ids.
 pub fn parse_uuid(s: &str) -> Option<u128> {
@@ -108,6 +109,37 @@ pub fn restore(c: &ContactRecord, now: i64, channels: &Channels) -> Option<Input
         }
         _ => Input::ContactQueued(contact),
     })
+}
+
+/// A counsellor's restored state: her away reason and since when, her slots in wrap-up and until when.
+type Restored = (Option<(String, i64)>, Vec<(ContactId, i64)>);
+
+/// What a (re)start restores of counsellors from the database, at `now`: each one's wrap-ups not
+/// over (`wrapups`: contact, counsellor, until) and away reason (`away`: her last status change, while
+/// away) as one [`Input::RestoreCounsellor`] each; a wrap-up whose limit passed while the server was
+/// down is not restored but ended, as of its limit (handle time runs to it, not to the restart).
+pub fn restore_counsellors(now: i64, wrapups: &[(String, String, i64)], away: &[AwayNow]) -> (Vec<Input>, Vec<Change>) {
+    let mut by: std::collections::BTreeMap<CounsellorId, Restored> = Default::default();
+    let mut ended = Vec::new();
+    for (contact, counsellor, until) in wrapups {
+        let (Some(x), Some(c)) = (contact_key(contact), counsellor_key(counsellor)) else { continue };
+        if *until <= now {
+            let reason = wrapup_end(WrapUpEnd::Limit);
+            ended.push(Change::WrapUpEnded { contact: contact.clone(), counsellor: counsellor.clone(), reason, at: *until });
+        } else {
+            by.entry(c).or_default().1.push((x, *until));
+        }
+    }
+    for a in away {
+        let Some(c) = counsellor_key(&a.user_id) else { continue };
+        // Her own reason; the engine's after missed offers; none when a supervisor set her away.
+        let reason = a.away_reason.clone().or_else(|| (a.reason.as_deref() == Some(MISSED_OFFERS)).then(|| MISSED_OFFERS.to_string()));
+        if let Some(reason) = reason {
+            by.entry(c).or_default().0 = Some((reason, a.at));
+        }
+    }
+    let inputs = by.into_iter().map(|(counsellor, (away, wrapups))| Input::RestoreCounsellor { counsellor, away, wrapups }).collect();
+    (inputs, ended)
 }
 
 pub fn end_reason(r: EndReason) -> &'static str {
@@ -234,12 +266,11 @@ pub fn change_of(now: i64, output: &Output) -> Option<Change> {
             helpline: helpline.clone(),
             at: now,
         },
-        Output::WrapUp { counsellor, contact, until } => Change::Event {
+        Output::WrapUp { counsellor, contact, until } => Change::WrapUp {
             contact: contact_str(*contact),
+            counsellor: counsellor_str(*counsellor),
+            until: *until,
             at: now,
-            kind: "wrap_up",
-            counsellor: Some(counsellor_str(*counsellor)),
-            detail: Some((until - now).max(0).to_string()),
         },
         Output::WrapUpEnded { counsellor, contact, reason } => Change::WrapUpEnded {
             contact: contact_str(*contact),
@@ -542,6 +573,37 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(restore(&ContactRecord { id: "x".into(), ..record("queued", None, "chat") }, 0, &channels), None);
+    }
+
+    #[test]
+    fn a_restart_restores_wrap_ups_and_away_reasons_and_ends_wrap_ups_past_their_limit() {
+        let (contact, counsellor) = ids();
+        const B: &str = "0190f5f8-7b1c-7000-8000-00000000000b";
+        const ION: &str = "0190f5f8-7b1c-7000-8000-0000000000a2";
+        const GIL: &str = "0190f5f8-7b1c-7000-8000-0000000000a3";
+        let wrapups = vec![(A.to_string(), ANA.to_string(), 9_000), (B.to_string(), ANA.to_string(), 4_000), ("x".into(), ANA.into(), 9_000)];
+        let away = |user: &str, reason: Option<&str>, away_reason: Option<&str>| AwayNow {
+            user_id: user.into(),
+            at: 1_000,
+            reason: reason.map(str::to_string),
+            away_reason: away_reason.map(str::to_string),
+        };
+        let aways = [away(ANA, None, Some("training")), away(ION, Some("missed_offers"), None), away(GIL, Some("supervisor"), None)];
+        let (inputs, changes) = restore_counsellors(5_000, &wrapups, &aways);
+        assert_eq!(
+            changes,
+            vec![Change::WrapUpEnded { contact: B.into(), counsellor: ANA.into(), reason: "limit", at: 4_000 }],
+            "over while the server was down: ended at its limit"
+        );
+        let ion = counsellor_key(ION).expect("uuid");
+        assert_eq!(
+            inputs,
+            vec![
+                Input::RestoreCounsellor { counsellor, away: Some(("training".into(), 1_000)), wrapups: vec![(contact, 9_000)] },
+                Input::RestoreCounsellor { counsellor: ion, away: Some(("missed_offers".into(), 1_000)), wrapups: vec![] },
+            ],
+            "a supervisor's away has no reason to restore"
+        );
     }
 
     #[test]
