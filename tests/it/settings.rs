@@ -5,23 +5,10 @@
 use helpline::store::users::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::{Backend, TestApp, TestDb, Ws, FRAME_TIMEOUT};
+use crate::helpers::{call, Backend, TestApp, TestDb, Ws, FRAME_TIMEOUT};
 
 crate::on_both_backends!(settings_are_read_and_set_by_scope_checked_audited_and_live, settings_from_the_command_line);
 
-async fn call(app: &TestApp, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let req = match method {
-        "PUT" => app.http.put(app.url(path)),
-        _ => app.http.get(app.url(path)),
-    };
-    let req = match body {
-        Some(b) => req.json(&b),
-        None => req,
-    };
-    let res = req.bearer_auth(token).send().await.expect("request");
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
 
 /// Reads frames until one of `kind`, passing over those of `skip` (anything else fails).
 async fn until(ws: &mut Ws, kind: &str, skip: &[&str]) -> Value {
