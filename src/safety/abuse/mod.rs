@@ -289,13 +289,37 @@ pub async fn blocks(state: &AppState, staff: &Staff, all: bool) -> Result<Vec<se
         return Err(staff.refuse(state, "blocks_read", "caller_blocks", AppError::forbidden("supervisors and admins only")).await);
     }
     let now = state.clock.now_ms();
-    let list: Vec<serde_json::Value> = state
-        .store
-        .abuse().blocks(now, all)
-        .await?
+    let all_blocks = state.store.abuse().blocks(now, all).await?;
+    let mine: Vec<&BlockRecord> = all_blocks.iter().filter(|b| staff.supervises(&b.helpline)).collect();
+    // Who flagged the contact, and the display names, so a dashboard shows people, not ids.
+    let mut flags = Vec::with_capacity(mine.len());
+    for b in &mine {
+        flags.push(state.store.abuse().flag_of(&b.contact_id).await?);
+    }
+    let mut ids: Vec<String> = mine.iter().flat_map(|b| [b.reviewer.clone()].into_iter().chain(b.lifted_by.clone())).collect();
+    ids.extend(flags.iter().flatten().map(|f| f.flagged_by.clone()));
+    ids.sort();
+    ids.dedup();
+    let names: std::collections::HashMap<String, String> =
+        state.store.accounts().users_by_ids(&ids).await?.into_iter().map(|u| (u.id, u.display_name)).collect();
+    let helplines: std::collections::HashMap<String, String> =
+        state.store.directory().helplines().await?.into_iter().map(|h| (h.name, h.display_name)).collect();
+    let list = mine
         .iter()
-        .filter(|b| staff.supervises(&b.helpline))
-        .map(|b| block_view(b, now))
+        .zip(&flags)
+        .map(|(b, flag)| {
+            let mut view = block_view(b, now);
+            view["helpline_name"] = helplines.get(&b.helpline).cloned().into();
+            view["reviewer_name"] = names.get(&b.reviewer).cloned().into();
+            view["lifted_by_name"] = b.lifted_by.as_ref().and_then(|id| names.get(id)).cloned().into();
+            view["flag"] = match flag {
+                Some(f) => serde_json::json!({
+                    "flagged_by": f.flagged_by, "flagged_by_name": names.get(&f.flagged_by), "reason": f.reason, "at": rfc3339(f.at),
+                }),
+                None => serde_json::Value::Null,
+            };
+            view
+        })
         .collect();
     staff.audit(state, "blocks_read", "caller_blocks", None).await;
     Ok(list)
