@@ -44,13 +44,13 @@ pub fn view(e: &EscalationRecord, everyone: bool, names: &Names) -> EscalationVi
         counsellor_id: e.counsellor_id.clone(),
         at: rfc3339(e.created_at),
         everyone,
-        helpline_name: names.helplines.get(&e.helpline).cloned(),
-        counsellor_name: names.people.get(&e.counsellor_id).cloned(),
+        helpline_name: names.helpline(&e.helpline).cloned(),
+        counsellor_name: names.person(&e.counsellor_id).cloned(),
     }
 }
 
-/// The display names escalation views carry (so a wall shows "Telefonul copilului · Ana", not codes):
-/// helplines by code, accounts by id.
+/// Display names for what supervisors see (so a wall shows "Telefonul copilului · Ana", not codes):
+/// helplines by code, accounts by id. Escalation views carry them; so do the blocks' list.
 #[derive(Debug, Default)]
 pub struct Names {
     helplines: HashMap<String, String>,
@@ -58,22 +58,36 @@ pub struct Names {
 }
 
 impl Names {
-    /// The names of the helplines and counsellors of `list`. A store that fails leaves them out (the
+    /// The helplines' names and those of the accounts `people`. A store that fails leaves them out (the
     /// views then carry the codes only) rather than holding an alert back.
-    pub async fn of(store: &Store, list: &[&EscalationRecord]) -> Names {
+    pub async fn lookup(store: &Store, mut people: Vec<String>) -> Names {
         let mut names = Names::default();
         match store.directory().helplines().await {
             Ok(all) => names.helplines = all.into_iter().map(|h| (h.name, h.display_name)).collect(),
-            Err(err) => tracing::warn!(error = %err, "the helplines' names for escalations could not be read"),
+            Err(err) => tracing::warn!(error = %err, "the helplines' names could not be read"),
         }
-        let mut ids: Vec<String> = list.iter().map(|e| e.counsellor_id.clone()).collect();
-        ids.sort();
-        ids.dedup();
-        match store.accounts().users_by_ids(&ids).await {
+        people.sort();
+        people.dedup();
+        match store.accounts().users_by_ids(&people).await {
             Ok(users) => names.people = users.into_iter().map(|u| (u.id, u.display_name)).collect(),
-            Err(err) => tracing::warn!(error = %err, "the counsellors' names for escalations could not be read"),
+            Err(err) => tracing::warn!(error = %err, "the accounts' names could not be read"),
         }
         names
+    }
+
+    /// The names an escalation view needs: the helplines', and the escalating counsellors'.
+    pub async fn of(store: &Store, list: &[&EscalationRecord]) -> Names {
+        Names::lookup(store, list.iter().map(|e| e.counsellor_id.clone()).collect()).await
+    }
+
+    /// A helpline's display name, by its code.
+    pub fn helpline(&self, name: &str) -> Option<&String> {
+        self.helplines.get(name)
+    }
+
+    /// An account's display name, by its id.
+    pub fn person(&self, id: &str) -> Option<&String> {
+        self.people.get(id)
     }
 }
 

@@ -109,7 +109,8 @@ function show(v) {
     item = { view: v, acked: false };
     item.head = el('p', { class: 'alert-head' });
     item.body = el('p', { class: 'alert-body' });
-    item.reason = el('p', { class: 'reason' });
+    // The counsellor's words, as written (not the page's language).
+    item.reason = el('p', { class: 'reason', translate: false });
     item.state = el('span', { class: 'ack-state' });
     item.ack = el('button', { type: 'button', class: 'ack control' });
     item.ack.addEventListener('click', () => acknowledge(item));

@@ -881,7 +881,7 @@ function messageElement(who, cls, text, at) {
     'div',
     { class: `msg ${cls}` },
     el('span', { class: 'who', text: who }),
-    el('p', { class: 'text', text }),
+    el('p', { class: 'text', text, translate: false }),
     el('span', { class: 'meta', text: at ? timeOf(at) : '' }),
   );
 }
@@ -1172,6 +1172,10 @@ function refreshEmpty() {
 
 /** After a change of language: everything the script drew is drawn again in the new words. */
 function redraw() {
+  // What was said in the other language is not said again (it was announced already).
+  $('notice').textContent = '';
+  $('alert-announce').textContent = '';
+  if ($('banner').classList.contains('good')) setBanner('');
   setWall(state.wall);
   updateTitle();
   if (state.board) {

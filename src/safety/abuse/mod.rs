@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::casework::escalation::Names;
 use crate::protocol::{rfc3339, ErrorCode, ServerEvent};
 use crate::state::access::{check_text, hidden, Staff};
 use crate::state::error::AppError;
@@ -296,25 +297,24 @@ pub async fn blocks(state: &AppState, staff: &Staff, all: bool) -> Result<Vec<se
     for b in &mine {
         flags.push(state.store.abuse().flag_of(&b.contact_id).await?);
     }
-    let mut ids: Vec<String> = mine.iter().flat_map(|b| [b.reviewer.clone()].into_iter().chain(b.lifted_by.clone())).collect();
-    ids.extend(flags.iter().flatten().map(|f| f.flagged_by.clone()));
-    ids.sort();
-    ids.dedup();
-    let names: std::collections::HashMap<String, String> =
-        state.store.accounts().users_by_ids(&ids).await?.into_iter().map(|u| (u.id, u.display_name)).collect();
-    let helplines: std::collections::HashMap<String, String> =
-        state.store.directory().helplines().await?.into_iter().map(|h| (h.name, h.display_name)).collect();
+    let mut people: Vec<String> = Vec::with_capacity(mine.len() * 3);
+    for (b, flag) in mine.iter().zip(&flags) {
+        people.push(b.reviewer.clone());
+        people.extend(b.lifted_by.clone());
+        people.extend(flag.as_ref().map(|f| f.flagged_by.clone()));
+    }
+    let names = Names::lookup(&state.store, people).await;
     let list = mine
         .iter()
         .zip(&flags)
         .map(|(b, flag)| {
             let mut view = block_view(b, now);
-            view["helpline_name"] = helplines.get(&b.helpline).cloned().into();
-            view["reviewer_name"] = names.get(&b.reviewer).cloned().into();
-            view["lifted_by_name"] = b.lifted_by.as_ref().and_then(|id| names.get(id)).cloned().into();
+            view["helpline_name"] = names.helpline(&b.helpline).cloned().into();
+            view["reviewer_name"] = names.person(&b.reviewer).cloned().into();
+            view["lifted_by_name"] = b.lifted_by.as_deref().and_then(|id| names.person(id)).cloned().into();
             view["flag"] = match flag {
                 Some(f) => serde_json::json!({
-                    "flagged_by": f.flagged_by, "flagged_by_name": names.get(&f.flagged_by), "reason": f.reason, "at": rfc3339(f.at),
+                    "flagged_by": f.flagged_by, "flagged_by_name": names.person(&f.flagged_by), "reason": f.reason, "at": rfc3339(f.at),
                 }),
                 None => serde_json::Value::Null,
             };
