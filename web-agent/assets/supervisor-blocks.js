@@ -85,6 +85,8 @@ function blockItem(b) {
 }
 
 async function liftBlock(b, button) {
+  // Asked before the button is disabled (a disabled button loses the focus).
+  const hadFocus = document.activeElement === button;
   button.disabled = true;
   ctx.notice(t('block.lifting'));
   const res = await apiCall(ctx.token(), `/api/v1/blocks/${encodeURIComponent(b.block_id)}`, { method: 'DELETE' });
@@ -94,7 +96,6 @@ async function liftBlock(b, button) {
     ctx.notice(t('block.notLifted', { why: res.body?.message || (res.status ? `HTTP ${res.status}` : t('esc.unreachable')) }), true);
     return;
   }
-  const hadFocus = document.activeElement === button;
   last = last.filter((x) => x.block_id !== b.block_id);
   draw();
   ctx.notice(t('block.lifted'));

@@ -31,7 +31,8 @@ function escape(text) {
 const ENGLISH = Object.entries(CATALOGUE.en).flatMap(([key, value]) =>
   (typeof value === 'string' ? [value] : Object.values(value))
     .map((text) => text.replace(/\s+/g, ' ').trim())
-    .filter((text) => /[A-Za-z]{2,}/.test(text.replace(/\{\w+\}/g, '')))
+    // Words, not only units ("{n} min" is written so in Romanian too).
+    .filter((text) => (text.replace(/\{\w+\}/g, '').match(/[A-Za-z]{2,}/g) || []).some((w) => !UNITS.has(w)))
     .map((text) => ({ key, text, re: new RegExp(`^${text.split(/\{\w+\}/).map(escape).join('.+?')}$`, 's') })),
 );
 
@@ -83,7 +84,7 @@ async function texts(p, { mark = false } = {}) {
 async function assertTranslated(p, lang, what) {
   assert.equal(await p.evaluate(() => document.documentElement.lang), lang, `${what}: <html lang>`);
   const seen = await texts(p);
-  assert.ok(seen.length > 10, `${what}: texts found (${seen.length})`);
+  assert.ok(seen.length > 5, `${what}: texts found (${seen.length})`);
   const english = [];
   for (const { text, at, unchanged } of seen) {
     if (allowed(text)) continue;

@@ -212,7 +212,7 @@ test('the blocked callers: who flagged whom, why, until when; lifted from the da
     assert.equal((await refusedFrames.waitFor((f) => f.type === 'closed', 'closed')).reason, 'unavailable');
 
     // Lifted from the dashboard: gone from the list, lifted by Wanda on the server, the caller gets through.
-    await item.getByRole('button', { name: /^Lift the block on contact [0-9a-f]{6} \(Helpline for persons with disabilities\)$/ }).click();
+    await item.getByRole('button', { name: /^Lift block: contact [0-9a-f]{6} \(Helpline for persons with disabilities\)$/ }).click();
     await sup.locator('#notice', { hasText: 'Block lifted: the caller can reach the helpline again.' }).waitFor();
     await item.waitFor({ state: 'detached' });
     await sup.locator('#no-blocks').waitFor();
