@@ -102,6 +102,15 @@ test('wall mode: five panels on one 1920×1080 screen, no scrolling, no controls
       assert.ok(b.top >= 0 && b.left >= 0 && b.bottom <= at.innerHeight && b.right <= at.innerWidth, `${id} is inside the screen: ${JSON.stringify(b)}`);
       assert.ok(b.bottom - b.top > 150 && b.right - b.left > 300, `${id} has room: ${JSON.stringify(b)}`);
     }
+    // The queue itself is on the screen: each waiting row wholly inside its helpline's card.
+    const rows = await wall.evaluate((ids) =>
+      ids.map((id) => {
+        const row = document.querySelector(`tr[data-contact-id="${id}"]`).getBoundingClientRect();
+        const card = document.querySelector(`tr[data-contact-id="${id}"]`).closest('.helpline').getBoundingClientRect();
+        return { id, inside: row.top >= card.top && row.bottom <= card.bottom && row.bottom <= window.innerHeight && row.height > 20 };
+      }),
+    callers.slice(1).map((c) => c.contactId));
+    assert.deepEqual(rows.filter((r) => !r.inside), [], 'every waiting row is on the screen');
     // Large type, readable across a room; no controls a wall does not need (only the way out of wall mode).
     const sizes = await wall.evaluate(() => ({
       age: parseFloat(getComputedStyle(document.querySelector('.waiting td.age')).fontSize),
