@@ -88,8 +88,9 @@ const REFUSED_ONCE: &str = "REFUSED-ONCE";
 /// The service token of the simulated telephone exchange `call_controls.test.mjs` drives over the webhook.
 const GATEWAY_TOKEN: &str = "browser-test-gateway-token-0123456789";
 
-/// The whole node run may take this long before it is killed.
-const NODE_TIMEOUT: Duration = Duration::from_secs(300);
+/// The whole node run may take this long before it is killed (the files run one after another; the
+/// wall and language tests of the dashboard alone take about three minutes on a loaded machine).
+const NODE_TIMEOUT: Duration = Duration::from_secs(720);
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("browser")
