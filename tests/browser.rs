@@ -89,6 +89,21 @@ async fn tune_helplines(database_url: &str) {
     };
     store.accounts().create_user(&gail, 0).await.expect("a supervisor");
     store.accounts().set_user_all_helplines("gail", true).await.expect("the all-helplines grant");
+    // Supervisors of every demo helpline for `wall.test.mjs` and `staff_i18n.test.mjs`: their language is
+    // kept with the account, so they are not the demo's maria (the other tests expect her pages in English).
+    for (name, display) in [("wanda", "Wanda"), ("lidia", "Lidia")] {
+        let user = helpline::store::users::NewUser {
+            username: name.into(),
+            display_name: display.into(),
+            password_hash: helpline::auth::hash_password(&format!("{name}-wall-screen")).expect("hash"),
+            role: helpline::store::users::Role::Supervisor,
+            helplines: vec!["children".into(), "disability".into(), "family_violence".into()],
+            backup_helplines: Vec::new(),
+            languages: vec!["ro".into(), "ru".into(), "uk".into(), "en".into()],
+            capacity: 3,
+        };
+        store.accounts().create_user(&user, 0).await.expect("a supervisor");
+    }
 }
 
 /// Messages containing this are refused once by the relay (`relay-refuse-once`).
@@ -97,8 +112,9 @@ const REFUSED_ONCE: &str = "REFUSED-ONCE";
 /// The service token of the simulated telephone exchange `call_controls.test.mjs` drives over the webhook.
 const GATEWAY_TOKEN: &str = "browser-test-gateway-token-0123456789";
 
-/// The whole node run may take this long before it is killed.
-const NODE_TIMEOUT: Duration = Duration::from_secs(420);
+/// The whole node run may take this long before it is killed (the files run one after another; the
+/// wall and language tests of the dashboard alone take about three minutes on a loaded machine).
+const NODE_TIMEOUT: Duration = Duration::from_secs(720);
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("browser")

@@ -121,7 +121,7 @@ const VIEW_RULES: &[(&str, &[&str])] = &[
         "safety",
         &["abuse", "accounts", "audit_log", "calls", "cases", "contacts", "forms", "messages", "placements", "privacy", "retention", "secrets"],
     ),
-    ("casework", &["accounts", "audit_log", "cases", "contacts", "forms", "placements"]),
+    ("casework", &["accounts", "audit_log", "cases", "contacts", "directory", "forms", "placements"]),
     ("supervision", &["accounts", "directory", "figures", "rollups", "surveys"]),
     ("state", &["accounts", "audit_log", "cases", "contacts", "directory", "placements", "sessions"]),
     ("cluster", &["accounts", "commands", "directory", "fencing"]),

@@ -2,6 +2,8 @@
 //! supervisors of its helpline hear of it at once (every supervisor when the risk is imminent, or after
 //! 2 minutes unacknowledged), and an emergency placement gets the services with a free place.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 
 use crate::casework::{self, ACK_WITHIN_MS};
@@ -30,7 +32,7 @@ pub struct EscalateRequest {
     pub district: Option<String>,
 }
 
-pub fn view(e: &EscalationRecord, everyone: bool) -> EscalationView {
+pub fn view(e: &EscalationRecord, everyone: bool, names: &Names) -> EscalationView {
     EscalationView {
         escalation_id: e.id.clone(),
         contact_id: e.contact_id.clone(),
@@ -42,6 +44,50 @@ pub fn view(e: &EscalationRecord, everyone: bool) -> EscalationView {
         counsellor_id: e.counsellor_id.clone(),
         at: rfc3339(e.created_at),
         everyone,
+        helpline_name: names.helpline(&e.helpline).cloned(),
+        counsellor_name: names.person(&e.counsellor_id).cloned(),
+    }
+}
+
+/// Display names for what supervisors see (so a wall shows "Telefonul copilului · Ana", not codes):
+/// helplines by code, accounts by id. Escalation views carry them; so do the blocks' list.
+#[derive(Debug, Default)]
+pub struct Names {
+    helplines: HashMap<String, String>,
+    people: HashMap<String, String>,
+}
+
+impl Names {
+    /// The helplines' names and those of the accounts `people`. A store that fails leaves them out (the
+    /// views then carry the codes only) rather than holding an alert back.
+    pub async fn lookup(store: &Store, mut people: Vec<String>) -> Names {
+        let mut names = Names::default();
+        match store.directory().helplines().await {
+            Ok(all) => names.helplines = all.into_iter().map(|h| (h.name, h.display_name)).collect(),
+            Err(err) => tracing::warn!(error = %err, "the helplines' names could not be read"),
+        }
+        people.sort();
+        people.dedup();
+        match store.accounts().users_by_ids(&people).await {
+            Ok(users) => names.people = users.into_iter().map(|u| (u.id, u.display_name)).collect(),
+            Err(err) => tracing::warn!(error = %err, "the accounts' names could not be read"),
+        }
+        names
+    }
+
+    /// The names an escalation view needs: the helplines', and the escalating counsellors'.
+    pub async fn of(store: &Store, list: &[&EscalationRecord]) -> Names {
+        Names::lookup(store, list.iter().map(|e| e.counsellor_id.clone()).collect()).await
+    }
+
+    /// A helpline's display name, by its code.
+    pub fn helpline(&self, name: &str) -> Option<&String> {
+        self.helplines.get(name)
+    }
+
+    /// An account's display name, by its id.
+    pub fn person(&self, id: &str) -> Option<&String> {
+        self.people.get(id)
     }
 }
 
@@ -128,7 +174,8 @@ pub async fn escalate(
         state.store.forms().mark_broadcast(&record.id, record.created_at).await?;
     }
     let helpline = (!imminent).then_some(record.helpline.as_str());
-    state.hub.event_to_supervisors(helpline, &ServerEvent::Escalation(view(&record, imminent)));
+    let names = Names::of(&state.store, &[&record]).await;
+    state.hub.event_to_supervisors(helpline, &ServerEvent::Escalation(view(&record, imminent, &names)));
     let suggestions = if record.kind == "emergency_placement" {
         suggest(state, &record.helpline, record.district.as_deref()).await?
     } else {
@@ -157,9 +204,10 @@ pub async fn acknowledge_as(state: &AppState, staff: &Staff, id: &str) -> Result
 pub async fn alert_unacknowledged(store: &Store, hub: &Hub, now: i64) {
     match store.forms().claim_unacknowledged(now - ACK_WITHIN_MS, now).await {
         Ok(due) => {
+            let names = Names::of(store, &due.iter().collect::<Vec<_>>()).await;
             for e in due {
                 tracing::warn!(escalation = %e.id, helpline = %e.helpline, "escalation unacknowledged for 2 minutes: alerting every supervisor");
-                hub.event_to_supervisors(None, &ServerEvent::Escalation(view(&e, true)));
+                hub.event_to_supervisors(None, &ServerEvent::Escalation(view(&e, true, &names)));
             }
         }
         Err(err) => tracing::warn!(error = %err, "checking unacknowledged escalations failed"),

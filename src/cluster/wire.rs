@@ -284,6 +284,7 @@ mod tests {
             extension: None,
             senior: false,
             all_helplines: false,
+            locale: None,
         };
         let sync = RelayCommand::<Remote>::CounsellorSync { user, status: CounsellorStatus::Available, outbox: 1, done: 2 };
         let json = encode_command("i".into(), "n2".into(), vec![2], ToLeader::Relay(sync)).expect("encodes");

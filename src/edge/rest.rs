@@ -35,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(refresh))
         .routes(routes!(ws_ticket))
         .routes(routes!(me))
+        .routes(routes!(set_locale))
         .routes(routes!(helplines))
         .routes(routes!(contact))
         .routes(routes!(caller_end))
@@ -252,6 +253,43 @@ async fn me(auth: AuthUser) -> Json<User> {
     Json(auth.user)
 }
 
+/// The languages of the staff pages (`web-agent/assets/staff-i18n.js` has a catalogue for each).
+pub const STAFF_LOCALES: [&str; 4] = ["ro", "ru", "uk", "en"];
+
+/// A staff page language from what a client sent: one of [`STAFF_LOCALES`] (any case, spaces around
+/// ignored), else `unknown_locale`.
+pub fn staff_locale(asked: &str) -> Result<&'static str, AppError> {
+    let asked = asked.trim().to_ascii_lowercase();
+    STAFF_LOCALES.iter().copied().find(|l| *l == asked).ok_or_else(|| {
+        AppError::new(ErrorCode::UnknownLocale, format!("locale must be one of {}", STAFF_LOCALES.join(", ")))
+    })
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct LocaleRequest {
+    /// `ro`, `ru`, `uk` or `en`.
+    locale: String,
+}
+
+/// `PUT /api/v1/me/locale {locale}`: the language of the staff pages for the signed-in account, kept
+/// with it (a reload or a new login, on any device, starts in it). Any role; one's own account only.
+#[utoipa::path(put, path = "/api/v1/me/locale", tag = "auth", security(("bearer" = [])), request_body = LocaleRequest,
+    responses(
+        (status = 200, description = "the signed-in account, with its new `locale`", body = User),
+        (status = 400, description = "`bad_field`: the body is not `{locale}`", body = ErrorBody),
+        (status = 401, description = "no valid access token", body = ErrorBody),
+        (status = 422, description = "`unknown_locale`: not one of `ro`, `ru`, `uk`, `en`", body = ErrorBody),
+    ))]
+async fn set_locale(State(state): State<AppState>, auth: AuthUser, body: axum::body::Bytes) -> Result<Json<User>, AppError> {
+    let req: LocaleRequest = crate::state::access::parse_body(&body)?;
+    let locale = staff_locale(&req.locale)?;
+    state.store.accounts().set_locale(&auth.user.id, locale).await?;
+    let mut user = auth.user;
+    user.locale = Some(locale.to_string());
+    Ok(Json(user))
+}
+
 /// A helpline as the chat widget sees it.
 #[derive(Serialize, ToSchema)]
 struct PublicHelpline<'a> {
@@ -400,6 +438,20 @@ async fn cluster_status(State(state): State<AppState>, auth: AuthUser) -> Result
         Err(err) => {
             tracing::warn!(error = %err, "cluster status unavailable");
             Err(AppError::new(crate::protocol::ErrorCode::Unavailable, "Redis or the database is unreachable"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staff_locales_are_the_four_catalogues_and_nothing_else() {
+        assert_eq!(staff_locale("ro").ok(), Some("ro"));
+        assert_eq!(staff_locale(" UK ").ok(), Some("uk"));
+        for bad in ["", "de", "ro-MD", "english", "r", "ruu"] {
+            assert_eq!(staff_locale(bad).err().map(|e| e.code), Some(ErrorCode::UnknownLocale), "{bad:?}");
         }
     }
 }

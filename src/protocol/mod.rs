@@ -453,6 +453,12 @@ pub struct EscalationView {
     pub at: String,
     /// Sent to every supervisor (imminent risk, or not acknowledged in time), not only the helpline's.
     pub everyone: bool,
+    /// The helpline's display name (`helpline` is its code); None when it is not known any more.
+    #[serde(default)]
+    pub helpline_name: Option<String>,
+    /// The escalating counsellor's display name (`counsellor_id` is the account); None when unknown.
+    #[serde(default)]
+    pub counsellor_name: Option<String>,
 }
 
 /// What a caller told `unavailable` may do: `wait`, `leave_message`, `callback`, or call an
@@ -775,6 +781,8 @@ pub enum ErrorCode {
     /// A helpline's settings out of range or malformed (wrap-up limit, away reasons, triage priority);
     /// the message names the field and what it may be (HTTP 422).
     InvalidSettings,
+    /// A staff page language that is not one of `ro`, `ru`, `uk`, `en` (HTTP 422).
+    UnknownLocale,
 }
 
 /// Why a frame could not be decoded.

@@ -59,9 +59,11 @@ impl AppError {
                 StatusCode::NOT_FOUND
             }
             ErrorCode::Conflict | ErrorCode::ServiceFull | ErrorCode::StageOrder => StatusCode::CONFLICT,
-            ErrorCode::InvalidForm | ErrorCode::WeakPassword | ErrorCode::UnknownAwayReason | ErrorCode::InvalidSettings => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ErrorCode::InvalidForm
+            | ErrorCode::WeakPassword
+            | ErrorCode::UnknownAwayReason
+            | ErrorCode::InvalidSettings
+            | ErrorCode::UnknownLocale => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Unavailable | ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,

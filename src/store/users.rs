@@ -67,6 +67,9 @@ pub struct User {
     /// A supervisor granted every helpline (an explicit, audited grant; an empty `helplines` list grants nothing).
     #[serde(default)]
     pub all_helplines: bool,
+    /// The language chosen for the staff pages (`ro`, `ru`, `uk`, `en`); None until chosen.
+    #[serde(default)]
+    pub locale: Option<String>,
 }
 
 /// What is needed to create an account.
@@ -98,6 +101,7 @@ struct UserRow {
     extension: Option<String>,
     senior: bool,
     all_helplines: bool,
+    locale: Option<String>,
 }
 
 impl From<UserRow> for User {
@@ -117,12 +121,13 @@ impl From<UserRow> for User {
             extension: r.extension,
             senior: r.senior,
             all_helplines: r.all_helplines,
+            locale: r.locale,
         }
     }
 }
 
 const USER_COLUMNS: &str =
-    "id, username, display_name, role, helplines, backup_helplines, languages, capacity, status, disabled, created_at, extension, senior, all_helplines";
+    "id, username, display_name, role, helplines, backup_helplines, languages, capacity, status, disabled, created_at, extension, senior, all_helplines, locale";
 
 /// A view of the store: staff accounts: roles, status, extension, districts ([`Store::accounts`]).
 #[derive(Clone, Copy, Debug)]
@@ -260,6 +265,16 @@ impl Accounts<'_> {
     pub async fn set_user_districts(self, id: &str, districts: &[String]) -> StoreResult<()> {
         on_pool!(self.0, pool => sqlx::query("UPDATE users SET districts = $1 WHERE id = $2")
             .bind(join_list(districts)).bind(id).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Keeps the language an account chose for the staff pages; `NotFound` for an unknown id.
+    pub async fn set_locale(self, id: &str, locale: &str) -> StoreResult<()> {
+        let done = on_pool!(self.0, pool => sqlx::query("UPDATE users SET locale = $1 WHERE id = $2")
+            .bind(locale).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
         Ok(())
     }
 

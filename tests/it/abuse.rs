@@ -172,6 +172,11 @@ async fn a_flagged_chat_caller_is_blocked_calmly_and_the_block_ends(backend: Bac
     let listed = listed["blocks"].as_array().unwrap().clone();
     assert_eq!(listed.len(), 1);
     assert_eq!((listed[0]["block_id"].as_str(), listed[0]["attempts"].as_i64()), (Some(block_id.as_str()), Some(1)));
+    // Who flagged whom, why, and who blocked it: by name, for the dashboard's list.
+    assert_eq!(listed[0]["flag"]["flagged_by_name"], "ana display", "{}", listed[0]);
+    assert_eq!(listed[0]["flag"]["reason"], "threats and insults, third time tonight");
+    assert_eq!(listed[0]["reviewer_name"], "maria display");
+    assert_eq!(listed[0]["helpline_name"], "Children's helpline 116 111");
     assert_eq!(get(&app, &sam, "/api/v1/blocks").await.1["blocks"], json!([]), "other helplines' blocks are not listed");
     assert_eq!(get(&app, &maria, "/api/v1/flags").await.1["flags"][0]["blocked"], true);
 

@@ -128,6 +128,8 @@ async fn live_escalation_to_placement_and_overdue_case(backend: Backend) {
     let alert = frame(&mut maria, "escalation", |_| true).await;
     assert_eq!((alert["escalation_id"].as_str(), alert["contact_id"].as_str()), (Some(escalation.as_str()), Some(contact.as_str())));
     assert_eq!((alert["kind"].as_str(), alert["risk"].as_str(), alert["everyone"].as_bool()), (Some("emergency_placement"), Some("high"), Some(false)));
+    // Names, not codes, for a wall: the helpline's and the counsellor's display names.
+    assert_eq!((alert["helpline_name"].as_str(), alert["counsellor_name"].as_str()), (Some("Helpline for victims of family violence and violence against women"), Some("ana display")), "{alert}");
     assert!(!arrives(&mut petru, "escalation", 300).await, "only the helpline's supervisors at first");
 
     // A place is reserved in the first suggestion: the case opens, linked, due 3 days later, assigned by district.

@@ -28,6 +28,7 @@ mod routing_live;
 mod scope;
 mod secrets;
 mod staffing;
+mod staff_locale;
 mod supervisor;
 mod telephony;
 mod wrapup;

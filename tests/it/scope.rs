@@ -164,6 +164,8 @@ async fn every_route_against_a_supervisor_of_another_helpline(backend: Backend) 
         "/", "/healthz", "/readyz", "/metrics", "/chat", "/agent", "/supervisor", "/assets/{path}", "/api/v1/openapi.json",
         "/api/v1/auth/login", "/api/v1/auth/logout", "/api/v1/auth/refresh", "/api/v1/ws-ticket", "/api/v1/me",
         "/api/v1/auth/password", "/api/v1/auth/totp/enrol",
+        // One's own account's page language (tests/it/staff_locale.rs: own account only, any role).
+        "/api/v1/me/locale",
         "/api/v1/helplines", "/api/v1/helplines/{name}/taxonomy", "/api/v1/caller/end", "/ws/caller", "/ws/telephony",
         "/api/v1/caller/survey",
         "/api/v1/telephony/events",

@@ -8,18 +8,72 @@
 // time) for a new pair at /api/v1/auth/refresh and puts the new access token in the page's `state.token`.
 
 import { $, el, LiveSocket } from './common.js';
+import { t, has, locale, setLocale, startingLocale, onLocaleChange, supported, formatDateTime } from './staff-i18n.js';
 
 export const LANGUAGES = { ro: 'Romanian', ru: 'Russian', uk: 'Ukrainian', en: 'English' };
 
+/** A language's name in the page's language ("Romanian", "română", "румынский"…). */
 export function languageName(code) {
-  return LANGUAGES[code] || code;
+  return has(`lang.${code}`) ? t(`lang.${code}`) : LANGUAGES[code] || code;
+}
+
+// ----- the language of the page -----------------------------------------------------
+
+/** Whether the language was chosen on this device (not only guessed from the browser). */
+let chosenHere = false;
+
+/**
+ * Starts the page in the last language chosen on this device (else the browser's), and wires the header's
+ * selector `#ui-locale`: a choice switches the page at once and, when signed in (`token()`), is kept with
+ * the account (`PUT /api/v1/me/locale`).
+ */
+export function initLocale(token) {
+  try {
+    chosenHere = Boolean(supported(localStorage.getItem('helpline.staff.locale')));
+  } catch {
+    chosenHere = false;
+  }
+  setLocale(startingLocale(), { remember: false });
+  const select = $('ui-locale');
+  if (!select) return;
+  select.value = locale();
+  onLocaleChange((l) => {
+    select.value = l;
+  });
+  select.addEventListener('change', async () => {
+    chosenHere = true;
+    setLocale(select.value);
+    if (token()) await saveLocale(token(), select.value);
+  });
+}
+
+/** Keeps the language with the account; says so when it could not be kept. */
+async function saveLocale(token, l) {
+  const res = await apiCall(token, '/api/v1/me/locale', { method: 'PUT', body: { locale: l } });
+  if (res.status !== 200) {
+    const notice = $('notice');
+    if (notice) {
+      notice.classList.add('error');
+      notice.textContent = t('locale.notSaved');
+    }
+  }
+  return res.status === 200;
+}
+
+/**
+ * Signed in (or a reload resumed the session): the page takes the account's language; an account that has
+ * none yet keeps the one chosen on this device's sign-in screen.
+ */
+export function localeSignedIn(token, user) {
+  if (supported(user?.locale)) setLocale(user.locale);
+  else if (chosenHere) saveLocale(token, locale());
 }
 
 // ----- the sign-in form ---------------------------------------------------------
 
 /** Puts the sign-in section (hidden again once signed in) at the start of `<main>`. */
 export function mountLogin() {
-  const field = (id, label, input) => el('div', { class: 'field' }, el('label', { for: id, text: label }), input);
+  const field = (id, key, input) => el('div', { class: 'field' }, el('label', { for: id, text: t(key), dataset: { i18n: key } }), input);
   const username = el('input', { id: 'username', type: 'text', name: 'username', autocomplete: 'username', required: true });
   username.setAttribute('autocapitalize', 'none');
   username.setAttribute('spellcheck', 'false');
@@ -27,23 +81,23 @@ export function mountLogin() {
   // The second factor: asked for only when the server answers `totp_required` or `totp_enrolment_required`.
   const code = el('input', { id: 'totp-code', type: 'text', name: 'totp-code', autocomplete: 'one-time-code', inputMode: 'numeric' });
   code.setAttribute('spellcheck', 'false');
-  const codeField = field('totp-code', 'Code from your authenticator app (or a recovery code)', code);
+  const codeField = field('totp-code', 'login.code', code);
   codeField.id = 'totp-field';
   codeField.hidden = true;
   const enrol = el('div', { id: 'totp-enrol', class: 'totp-enrol', hidden: true });
   const section = el(
     'section',
     { id: 'login-screen', class: 'login', 'aria-labelledby': 'login-heading' },
-    el('h2', { id: 'login-heading', text: 'Sign in' }),
+    el('h2', { id: 'login-heading', text: t('login.heading'), dataset: { i18n: 'login.heading' } }),
     el(
       'form',
       { id: 'login-form', noValidate: true },
-      field('username', 'Username', username),
-      field('password', 'Password', password),
+      field('username', 'login.username', username),
+      field('password', 'login.password', password),
       enrol,
       codeField,
       el('p', { id: 'login-error', class: 'error', role: 'alert' }),
-      el('button', { id: 'login', type: 'submit', text: 'Sign in' }),
+      el('button', { id: 'login', type: 'submit', text: t('login.submit'), dataset: { i18n: 'login.submit' } }),
     ),
   );
   $('main').prepend(section);
@@ -61,11 +115,11 @@ export async function submitLogin(event, done) {
   const error = $('login-error');
   error.textContent = '';
   if (!username || !password) {
-    error.textContent = 'Enter your username and password.';
+    error.textContent = t('login.missing');
     return;
   }
   if (!$('totp-field').hidden && !code) {
-    error.textContent = 'Enter the code from your authenticator app.';
+    error.textContent = t('login.codeMissing');
     $('totp-code').focus();
     return;
   }
@@ -82,13 +136,11 @@ export async function submitLogin(event, done) {
     if (res.status === 401) {
       const answer = await res.json().catch(() => ({}));
       if (answer.code === 'totp_required') {
-        askForCode('Enter the 6-digit code from your authenticator app, or one of your recovery codes.');
+        askForCode(t('login.askCode'));
       } else if (answer.code === 'totp_enrolment_required') {
         await enrolSecondFactor(username, password);
       } else {
-        error.textContent = request.totp_code
-          ? 'Wrong or already used code, or wrong password. Try the next code.'
-          : 'Wrong username or password, or the account is disabled.';
+        error.textContent = request.totp_code ? t('login.wrongCode') : t('login.wrong');
         if (request.totp_code) $('totp-code').select();
         else $('password').select();
       }
@@ -96,7 +148,8 @@ export async function submitLogin(event, done) {
     }
     if (res.status === 429) {
       const answer = await res.json().catch(() => ({}));
-      error.textContent = answer.message || 'Too many failed sign-ins from here. Try again later, or ask an admin to unlock the account.';
+      // The server's message says how long is left, in English: other languages get the catalogue's words.
+      error.textContent = (locale() === 'en' && answer.message) || t('login.locked');
       return;
     }
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
@@ -111,7 +164,7 @@ export async function submitLogin(event, done) {
     if (refused) error.textContent = refused;
     else if (Array.isArray(body.recovery_codes)) showRecoveryCodes(body.recovery_codes);
   } catch {
-    error.textContent = 'The server cannot be reached. Try again in a moment.';
+    error.textContent = t('login.unreachable');
   } finally {
     $('login').disabled = false;
   }
@@ -134,27 +187,27 @@ async function enrolSecondFactor(username, password) {
   });
   if (!res.ok) {
     const answer = await res.json().catch(() => ({}));
-    $('login-error').textContent = answer.message || 'The second factor cannot be set up now. Try again in a moment.';
+    $('login-error').textContent = (locale() === 'en' && answer.message) || t('login.enrolFailed');
     return;
   }
   const { secret, otpauth_uri: uri } = await res.json();
   $('totp-enrol').replaceChildren(
-    el('p', { text: 'This account needs a second factor. Add it to an authenticator app (scan or open the link, or type the key), then enter the code it shows.' }),
-    el('p', {}, el('a', { id: 'totp-uri', href: uri, text: 'Add to authenticator app' })),
-    el('p', {}, 'Key: ', el('code', { id: 'totp-secret', text: secret })),
+    el('p', { text: t('login.enrolIntro'), dataset: { i18n: 'login.enrolIntro' } }),
+    el('p', {}, el('a', { id: 'totp-uri', href: uri, text: t('login.enrolLink'), dataset: { i18n: 'login.enrolLink' } })),
+    el('p', {}, el('span', { text: t('login.enrolKey'), dataset: { i18n: 'login.enrolKey' } }), ' ', el('code', { id: 'totp-secret', text: secret })),
   );
   $('totp-enrol').hidden = false;
-  askForCode('Enter the code your authenticator app shows for helpline.');
+  askForCode(t('login.enrolAsk'));
 }
 
 /** After an enrolment: the recovery codes, shown once, until the person says they have kept them. */
 function showRecoveryCodes(codes) {
-  const done = el('button', { id: 'recovery-codes-done', type: 'button', text: 'I have written them down' });
+  const done = el('button', { id: 'recovery-codes-done', type: 'button', text: t('login.recoveryDone'), dataset: { i18n: 'login.recoveryDone' } });
   const section = el(
     'section',
     { id: 'recovery-codes', class: 'login', role: 'dialog', 'aria-labelledby': 'recovery-heading' },
-    el('h2', { id: 'recovery-heading', text: 'Your recovery codes' }),
-    el('p', { text: 'Each code signs you in once without your phone. Write them down and keep them safe: they are not shown again.' }),
+    el('h2', { id: 'recovery-heading', text: t('login.recoveryHeading'), dataset: { i18n: 'login.recoveryHeading' } }),
+    el('p', { text: t('login.recoveryIntro'), dataset: { i18n: 'login.recoveryIntro' } }),
     el('ul', { id: 'recovery-list' }, ...codes.map((c) => el('li', {}, el('code', { text: c })))),
     done,
   );
@@ -291,7 +344,7 @@ export function forgetToken(key) {
 export function setConn(s, onlineLabel) {
   const c = $('conn');
   c.dataset.state = s;
-  c.textContent = { online: onlineLabel, connecting: 'Connecting…', lost: 'Reconnecting…' }[s];
+  c.textContent = { online: onlineLabel, connecting: t('conn.connecting'), lost: t('conn.reconnecting') }[s];
 }
 
 /** A one-time ticket for the socket (the token itself never goes in a URL). Throws `unauthorized` on 401. */
@@ -334,12 +387,12 @@ export function staffSocket({ path, state, signOut, onlineLabel, ...options }) {
     },
     onPathError: (e) => {
       if (!e.unauthorized) return false;
-      signOut('Your session has expired. Please sign in again.');
+      signOut(t('session.expired'));
       return true;
     },
     onClose: (e) => {
       if (e.code !== 4003) return false;
-      signOut('Your account was disabled or signed out.');
+      signOut(t('session.revoked'));
       return true;
     },
     onLost: () => {
@@ -390,7 +443,7 @@ export function codeLabel(code) {
   return words.charAt(0).toUpperCase() + words.slice(1);
 }
 
-/** A date and time for deadlines: "Tue 24 Nov, 14:05". */
+/** A date and time for deadlines: "Tue 24 Nov, 14:05" (in the page's language: staff-i18n.js). */
 export function dateTime(at) {
-  return new Date(at).toLocaleString('en-GB', { weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' });
+  return formatDateTime(at);
 }

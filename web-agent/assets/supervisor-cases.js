@@ -6,8 +6,27 @@
 //
 // Text is put into the page with textContent only.
 
-import { $, el, timeOf } from './common.js';
+import { $, el } from './common.js';
 import { apiCall, codeLabel, dateTime } from './staff.js';
+import { t, has, formatTime } from './staff-i18n.js';
+
+/** A time of day in the page's language (with seconds when asked). */
+function timeOf(at, options) {
+  return formatTime(at, options);
+}
+
+/** A code's words: the catalogue's `prefix.code` when it has them, else the code made readable. */
+function words(prefix, code) {
+  return has(`${prefix}.${code}`) ? t(`${prefix}.${code}`) : codeLabel(code);
+}
+
+/** A helpline's name, as the board has it, else the name the server sent with the escalation. */
+function helplineOf(v) {
+  return ctx.helplineName(v.helpline, v.helpline_name);
+}
+
+/** The last case deadlines loaded, drawn again after a change of language. */
+let lastDue = null;
 
 const CASES_EVERY_MS = 60000;
 
@@ -41,6 +60,7 @@ export function casesSignedOut() {
   $('cases-overdue').replaceChildren();
   $('cases-soon').replaceChildren();
   $('cases-checked').textContent = '';
+  lastDue = null;
   refreshEmpty();
 }
 
@@ -49,7 +69,7 @@ function refreshEmpty() {
   $('no-escalations').hidden = items.size > 0;
   const badge = $('escalation-count');
   badge.hidden = !open;
-  badge.textContent = open ? `${open} to acknowledge` : '';
+  badge.textContent = open ? t('esc.count', { n: open }) : '';
   $('no-overdue').hidden = $('cases-overdue').children.length > 0;
   $('no-soon').hidden = $('cases-soon').children.length > 0;
 }
@@ -61,8 +81,8 @@ export function onEscalation(view) {
   const known = items.get(view.escalation_id);
   if (known?.acked) return;
   show(view);
-  const where = [ctx.helplineName(view.helpline), view.district].filter(Boolean).join(', ');
-  ctx.announce(`Escalation: ${codeLabel(view.kind)}, risk ${view.risk}, ${where}.`);
+  const where = [helplineOf(view), view.district].filter(Boolean).join(', ');
+  ctx.announce(t('esc.announce', { kind: words('kind', view.kind), risk: words('risk', view.risk), where }));
 }
 
 async function refreshEscalations() {
@@ -89,7 +109,8 @@ function show(v) {
     item = { view: v, acked: false };
     item.head = el('p', { class: 'alert-head' });
     item.body = el('p', { class: 'alert-body' });
-    item.reason = el('p', { class: 'reason' });
+    // The counsellor's words, as written (not the page's language).
+    item.reason = el('p', { class: 'reason', translate: false });
     item.state = el('span', { class: 'ack-state' });
     item.ack = el('button', { type: 'button', class: 'ack control' });
     item.ack.addEventListener('click', () => acknowledge(item));
@@ -104,18 +125,19 @@ function show(v) {
   item.head.replaceChildren(
     el('time', { dateTime: v.at, text: timeOf(v.at, { seconds: true }) }),
     ' ',
-    el('strong', { text: codeLabel(v.kind) }),
+    el('strong', { text: words('kind', v.kind) }),
     ' ',
-    el('span', { class: `risk risk-${v.risk}`, text: `risk ${v.risk}` }),
-    v.everyone ? el('span', { class: 'everyone', text: ' · sent to every supervisor' }) : '',
+    el('span', { class: `risk risk-${v.risk}`, text: t('esc.risk', { risk: words('risk', v.risk) }) }),
+    v.everyone ? el('span', { class: 'everyone', text: t('esc.everyone') }) : '',
     ' ',
     item.state,
   );
-  const who = [ctx.helplineName(v.helpline), ctx.counsellorName(v.counsellor_id), v.district, `contact ${v.contact_id.slice(-6)}`].filter(Boolean);
+  // Names, not codes: the helpline's and the counsellor's (the frame carries them; the board may not know an offline counsellor).
+  const who = [helplineOf(v), ctx.counsellorName(v.counsellor_id, v.counsellor_name), v.district, t('esc.contact', { id: v.contact_id.slice(-6) })].filter(Boolean);
   item.body.textContent = who.join(' · ');
   item.reason.textContent = v.reason;
-  item.ack.textContent = 'Acknowledge';
-  item.ack.setAttribute('aria-label', `Acknowledge escalation: ${codeLabel(v.kind)}, risk ${v.risk}, ${ctx.helplineName(v.helpline)}`);
+  item.ack.textContent = t('alert.ack');
+  item.ack.setAttribute('aria-label', t('esc.ackLabel', { kind: words('kind', v.kind), risk: words('risk', v.risk), helpline: helplineOf(v) }));
   refreshEmpty();
 }
 
@@ -125,16 +147,17 @@ async function acknowledge(item) {
   const res = await apiCall(ctx.token(), `/api/v1/escalations/${encodeURIComponent(item.view.escalation_id)}/acknowledge`, { method: 'POST' });
   if (res.status !== 200) {
     item.ack.disabled = false;
-    ctx.notice(`Not acknowledged: ${res.body?.message || (res.status ? `HTTP ${res.status}` : 'the server cannot be reached')}.`, true);
+    ctx.notice(t('esc.notAcked', { why: res.body?.message || (res.status ? `HTTP ${res.status}` : t('esc.unreachable')) }), true);
     return;
   }
   item.acked = true;
   item.el.classList.add('acked');
-  item.state.textContent = res.body.first ? `· acknowledged by you at ${timeOf()}` : '· already acknowledged by another supervisor';
+  item.ackedText = res.body.first ? ['esc.ackedByYou', { time: timeOf() }] : ['esc.ackedByOther', {}];
+  item.state.textContent = t(...item.ackedText);
   const hadFocus = document.activeElement === item.ack;
   item.ack.remove();
   refreshEmpty();
-  ctx.notice('Escalation acknowledged.');
+  ctx.notice(t('esc.acked'));
   if (hadFocus) {
     const next = [...items.values()].find((i) => !i.acked);
     if (next) next.ack.focus();
@@ -147,21 +170,47 @@ async function acknowledge(item) {
 async function refreshDue(byHand) {
   const [overdue, soon] = await Promise.all([apiCall(ctx.token(), '/api/v1/cases?due=overdue'), apiCall(ctx.token(), '/api/v1/cases?due=24h')]);
   if (overdue.status !== 200 || soon.status !== 200) {
-    if (byHand) ctx.notice('The case deadlines cannot be loaded now; they are tried again every minute.', true);
+    if (byHand) ctx.notice(t('cases.failed'), true);
     return;
   }
-  $('cases-overdue').replaceChildren(...overdue.body.cases.map((c) => caseItem(c, 'overdue')));
-  $('cases-soon').replaceChildren(...soon.body.cases.map((c) => caseItem(c, 'soon')));
-  $('cases-checked').textContent = `Checked at ${timeOf(Date.parse(overdue.body.now))}.`;
+  lastDue = { overdue: overdue.body.cases, soon: soon.body.cases, now: overdue.body.now };
+  drawDue();
+}
+
+function drawDue() {
+  if (!lastDue) return;
+  $('cases-overdue').replaceChildren(...lastDue.overdue.map((c) => caseItem(c, 'overdue')));
+  $('cases-soon').replaceChildren(...lastDue.soon.map((c) => caseItem(c, 'soon')));
+  $('cases-checked').textContent = t('cases.checked', { time: timeOf(Date.parse(lastDue.now)) });
+  refreshEmpty();
+}
+
+/** After a change of language: the escalations and the deadlines in the new words. */
+export function casesRedraw() {
+  for (const item of items.values()) {
+    show(item.view);
+    if (item.acked && item.ackedText) item.state.textContent = t(...item.ackedText);
+  }
+  drawDue();
   refreshEmpty();
 }
 
 function caseItem(c, due) {
-  const manager = c.case_manager_id ? 'case manager assigned' : 'no case manager yet';
+  const manager = c.case_manager_id ? t('cases.manager') : t('cases.noManager');
   return el(
     'li',
     { class: 'case', dataset: { caseId: c.id, due } },
-    el('p', {}, el('strong', { class: 'case-number', text: c.number }), ' ', el('span', { class: `due-mark ${due}`, text: due === 'overdue' ? 'Overdue' : 'Due within 24 h' })),
-    el('p', { class: 'muted', text: `${ctx.helplineName(c.helpline)} · ${codeLabel(c.stage)} · ${codeLabel(c.due_what || '')} due ${dateTime(c.due_at)} · ${c.district || 'district not set'} · ${manager}` }),
+    el('p', {}, el('strong', { class: 'case-number', text: c.number }), ' ', el('span', { class: `due-mark ${due}`, text: due === 'overdue' ? t('cases.overdue') : t('cases.soon') })),
+    el('p', {
+      class: 'muted',
+      text: t('cases.line', {
+        helpline: ctx.helplineName(c.helpline),
+        stage: words('stage', c.stage),
+        what: words('due', c.due_what || ''),
+        when: dateTime(c.due_at),
+        district: c.district || t('cases.noDistrict'),
+        manager,
+      }),
+    }),
   );
 }

@@ -13,12 +13,20 @@
 //
 // Caller and counsellor text is always put into the page with textContent, never as HTML.
 
-import { $, el, timeOf as clockTime, newClientId, setBanner, bannerBackOnline, placeInLog, highestSeq, onEnter } from './common.js';
+import { $, el, newClientId, setBanner, bannerBackOnline, placeInLog, highestSeq, onEnter } from './common.js';
 import { languageName, mountLogin, submitLogin, showLogin, saveToken, savedToken, forgetToken, revokeToken, setConn, staffSocket } from './staff.js';
+// Every word on the page comes from the staff catalogue (staff-i18n.js), in the account's language.
+import { t, has, formatTime, formatPercent, formatNumber, onLocaleChange, translatePage } from './staff-i18n.js';
+// A helpline's name in the page's language, for the helplines the widget knows (else the server's name).
+import { HELPLINE_NAMES } from './chat-i18n.js';
+import { locale } from './staff-i18n.js';
+import { initLocale, localeSignedIn } from './staff.js';
 // Casework (escalations to acknowledge, case deadlines): see supervisor-cases.js.
-import { initCases, casesOnline, casesSignedOut, onEscalation } from './supervisor-cases.js';
+import { initCases, casesOnline, casesSignedOut, casesRedraw, onEscalation } from './supervisor-cases.js';
 // Sign-in lockouts (failed logins): see supervisor-lockouts.js.
-import { lockoutsOnline, lockoutsSignedOut } from './supervisor-lockouts.js';
+import { lockoutsOnline, lockoutsSignedOut, lockoutsRedraw } from './supervisor-lockouts.js';
+// Blocked callers, and lifting a block: see supervisor-blocks.js.
+import { initBlocks, blocksOnline, blocksSignedOut, blocksRedraw } from './supervisor-blocks.js';
 
 const TOKEN_KEY = 'helpline.supervisor.token';
 const PING_EVERY_MS = 15000;
@@ -33,25 +41,10 @@ const RED_MS = 15000;
 const MAX_ALERTS = 100;
 /** Supervisors' own messages carry this client_id prefix, so the console can tell them from its own. */
 const CLIENT_PREFIX = 'sup-';
-const STATES = [
-  ['available', 'Available'],
-  ['busy', 'Busy (full)'],
-  ['away', 'Away'],
-  ['offline', 'Offline'],
-];
+/** The counsellors' groups, by the board's `state`. */
+const STATES = ['available', 'busy', 'wrap_up', 'away', 'offline'];
 /** What a supervisor may set a counsellor's status to (`set_status`). */
-const STATUSES = [
-  ['available', 'Available'],
-  ['away', 'Away'],
-  ['offline', 'Offline'],
-];
-const ALERT_KINDS = {
-  wait_10s: 'Waiting over 10 s',
-  wait_15s: 'Waiting over 15 s',
-  counsellor_away: 'Counsellor set away',
-  service_level_low: 'Service level low',
-  risk_imminent: 'Imminent risk',
-};
+const STATUSES = ['available', 'away', 'offline'];
 const SVG = 'http://www.w3.org/2000/svg';
 
 const state = {
@@ -91,12 +84,18 @@ function svg(tag, attrs = {}, ...children) {
   return node;
 }
 
-function helplineName(name) {
-  return state.cards.get(name)?.displayName || name || '';
+/**
+ * A helpline's name in the page's language: the widget's names of the known helplines, else the name
+ * the server gave (`fallback`, e.g. a frame's `helpline_name`, or the board's), else its code.
+ */
+function helplineName(name, fallback) {
+  const own = locale() === 'en' ? null : HELPLINE_NAMES[name]?.[locale()];
+  return own || state.cards.get(name)?.displayName || fallback || name || '';
 }
 
-function counsellorName(id) {
-  return state.counsellors.get(id)?.display_name || 'a counsellor';
+/** A counsellor's display name: from the board, else the name a frame carried, else "a counsellor". */
+function counsellorName(id, fallback) {
+  return state.counsellors.get(id)?.display_name || fallback || t('someone.counsellor');
 }
 
 /** 0:07, 1:23, 12:05: minutes and seconds, for waits. */
@@ -108,22 +107,22 @@ function clock(ms) {
 /** 45 s, 3 min, 1 h 20 min: for times in a state. */
 function span(ms) {
   const s = Math.max(0, Math.floor(ms / 1000));
-  if (s < 60) return `${s} s`;
+  if (s < 60) return t('dur.s', { n: s });
   const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min`;
-  return `${Math.floor(m / 60)} h ${m % 60} min`;
+  if (m < 60) return t('dur.min', { n: m });
+  return t('dur.hmin', { h: Math.floor(m / 60), m: m % 60 });
 }
 
 function pct(ratio) {
-  return ratio == null ? '–' : `${Math.round(ratio * 100)} %`;
+  return formatPercent(ratio);
 }
 
 function seconds(ms) {
-  return ms == null ? '–' : `${Math.round(ms / 1000)} s`;
+  return ms == null ? '–' : t('dur.s', { n: Math.round(ms / 1000) });
 }
 
 function timeOf(at) {
-  return clockTime(at, { seconds: true });
+  return formatTime(at, { seconds: true });
 }
 
 function shortId(id) {
@@ -143,10 +142,10 @@ function notice(text, error = false) {
 
 function updateTitle() {
   const n = state.alerts.filter((a) => !a.acked).length;
-  document.title = n ? `(${n}) Helpline supervisor` : 'Helpline supervisor';
+  document.title = n ? t('app.titleCount', { n }) : t('app.title');
   const badge = $('alert-count');
   badge.hidden = !n;
-  badge.textContent = n ? `${n} new` : '';
+  badge.textContent = n ? t('alert.count', { n }) : '';
 }
 
 // ----- wall mode --------------------------------------------------------------
@@ -155,7 +154,7 @@ function setWall(on) {
   state.wall = on;
   document.body.classList.toggle('wall', on);
   $('wall').setAttribute('aria-pressed', String(on));
-  $('wall').textContent = on ? 'Leave wall mode' : 'Wall mode';
+  $('wall').textContent = on ? t('wall.off') : t('wall.on');
   const url = new URL(location.href);
   if (on) url.searchParams.set('wall', '1');
   else url.searchParams.delete('wall');
@@ -170,7 +169,7 @@ function mayUse(user) {
 
 function onLogin(event) {
   return submitLogin(event, (body) => {
-    if (!mayUse(body.user)) return 'This page is for supervisors and administrators. Counsellors use the console at /agent.';
+    if (!mayUse(body.user)) return t('login.notSupervisor');
     signedIn(body.access_token, body.user);
     return null;
   });
@@ -181,6 +180,8 @@ function signedIn(token, user) {
   state.me = user;
   state.signingOut = false;
   saveToken(TOKEN_KEY, token);
+  // The account's language (or, when it has none yet, the one chosen on the sign-in screen, kept with it).
+  localeSignedIn(token, user);
   $('me-name').textContent = user.display_name;
   $('login-screen').hidden = true;
   $('board').hidden = false;
@@ -189,6 +190,7 @@ function signedIn(token, user) {
   loadCharts();
   casesOnline();
   lockoutsOnline(() => state.token);
+  blocksOnline();
   clearInterval(state.chartTimer);
   state.chartTimer = setInterval(loadCharts, CHART_EVERY_MS);
 }
@@ -233,6 +235,7 @@ function signOut(message) {
   state.board = null;
   casesSignedOut();
   lockoutsSignedOut();
+  blocksSignedOut();
   refreshEmpty();
   updateTitle();
   setBanner('');
@@ -248,7 +251,9 @@ const socket = staffSocket({
   path: '/ws/supervisor',
   state,
   signOut,
-  onlineLabel: 'Live',
+  get onlineLabel() {
+    return t('conn.live');
+  },
   silentMs: SILENT_LIMIT_MS,
   onOpen: () => {
     // Escalations that came while the socket was down are fetched again.
@@ -262,7 +267,7 @@ const socket = staffSocket({
     }
   },
   onFrame: (f) => handle(f),
-  onLost: () => setBanner('Connection lost. Reconnecting by itself… The board below is not live until it is back.'),
+  onLost: () => setBanner(t('board.lost')),
 });
 
 function send(frame) {
@@ -272,7 +277,7 @@ function send(frame) {
 /** Sends an intervention, or says that it cannot go out now. */
 function act(frame) {
   if (send(frame)) return true;
-  notice('Not connected: nothing was sent. Try again when the connection is back.', true);
+  notice(t('board.notSent'), true);
   return false;
 }
 
@@ -319,11 +324,16 @@ function handle(f) {
 // ----- the board --------------------------------------------------------------
 
 function onBoard(f) {
-  bannerBackOnline('Connected again: the board is live.');
+  bannerBackOnline(t('board.back'));
   socket.retries = 0;
-  setConn('online', 'Live');
+  setConn('online', t('conn.live'));
   state.board = f;
   state.boardAt = performance.now();
+  renderBoard(f);
+}
+
+/** Draws a board frame (a new one, or the last one again in another language). */
+function renderBoard(f) {
   state.counsellors = new Map(f.counsellors.map((c) => [c.user_id, c]));
   const seen = new Set();
   for (const h of f.helplines) {
@@ -350,42 +360,47 @@ function helplineCard(h) {
   }
   const base = `hl-${h.name}`;
   card = { name: h.name, displayName: h.display_name, rows: new Map(), chart: null };
-  card.heading = el('h2', { id: `${base}-h`, tabindex: '-1', text: h.display_name });
+  card.heading = el('h2', { id: `${base}-h`, tabindex: '-1', text: helplineName(h.name, h.display_name) });
   card.slValue = el('p', { class: 'sl-value' });
   card.slTarget = el('p', { class: 'sl-target' });
-  card.sl = el('div', { class: 'sl' }, el('p', { class: 'sl-label', text: 'Service level today' }), card.slValue, card.slTarget);
+  card.sl = el('div', { class: 'sl' }, el('p', { class: 'sl-label', dataset: { i18n: 'sl.label' }, text: t('sl.label') }), card.slValue, card.slTarget);
   card.stats = el('dl', { class: 'stats' });
   card.staff = el('p', { class: 'staff' });
   card.waitingCount = el('span', { class: 'waiting-count' });
   card.longest = el('dd', { class: 'longest' });
-  card.empty = el('p', { class: 'empty', text: 'Nobody is waiting.' });
+  card.empty = el('p', { class: 'empty', dataset: { i18n: 'queue.empty' }, text: t('queue.empty') });
   card.tbody = el('tbody');
   card.table = el(
     'table',
     { class: 'waiting', hidden: true },
-    el('caption', { class: 'visually-hidden', text: `Callers waiting for ${h.display_name}` }),
+    (card.caption = el('caption', { class: 'visually-hidden' })),
     el(
       'thead',
       {},
       el(
         'tr',
         {},
-        el('th', { scope: 'col', text: 'Place' }),
-        el('th', { scope: 'col', text: 'Waiting' }),
-        el('th', { scope: 'col', text: 'Caller' }),
-        el('th', { scope: 'col', class: 'control', text: 'Actions' }),
+        el('th', { scope: 'col', dataset: { i18n: 'queue.place' }, text: t('queue.place') }),
+        el('th', { scope: 'col', dataset: { i18n: 'queue.waiting' }, text: t('queue.waiting') }),
+        el('th', { scope: 'col', dataset: { i18n: 'queue.caller' }, text: t('queue.caller') }),
+        el('th', { scope: 'col', class: 'control', dataset: { i18n: 'queue.actions' }, text: t('queue.actions') }),
       ),
     ),
     card.tbody,
   );
-  card.chartBox = el('figure', { class: 'chart' }, el('figcaption', { text: 'Today by hour' }), el('p', { class: 'empty', text: 'Loading…' }));
+  card.chartBox = el(
+    'figure',
+    { class: 'chart' },
+    el('figcaption', { dataset: { i18n: 'chart.caption' }, text: t('chart.caption') }),
+    el('p', { class: 'empty', dataset: { i18n: 'chart.loading' }, text: t('chart.loading') }),
+  );
   card.section = el(
     'section',
     { class: 'helpline', 'aria-labelledby': card.heading.id, dataset: { helpline: h.name } },
     card.heading,
     el('div', { class: 'figures' }, card.sl, card.stats),
     card.staff,
-    el('h3', {}, 'Waiting now: ', card.waitingCount),
+    el('h3', { class: 'waiting-now' }, el('span', { dataset: { i18n: 'queue.waitingNow' }, text: t('queue.waitingNow') }), ' ', card.waitingCount),
     card.empty,
     card.table,
     card.chartBox,
@@ -398,7 +413,8 @@ function helplineCard(h) {
 }
 
 function renderHelpline(card, h) {
-  card.heading.textContent = h.display_name;
+  card.heading.textContent = helplineName(h.name, h.display_name);
+  card.caption.textContent = t('queue.caption', { name: helplineName(h.name, h.display_name) });
   // The helpline's own thresholds (the server sends them; older servers did not).
   card.amberMs = h.sla_at_risk_ms ?? AMBER_MS;
   card.redMs = h.sla_target_ms ?? RED_MS;
@@ -408,18 +424,18 @@ function renderHelpline(card, h) {
   card.slValue.textContent = pct(sl);
   const level = sl == null ? 'none' : sl * 100 >= target ? 'ok' : 'low';
   card.sl.dataset.level = level;
-  card.slTarget.textContent = `target ${target} %${level === 'low' ? ' · below target' : level === 'ok' ? ' · on target' : ' · no contacts yet'}`;
+  card.slTarget.textContent = t({ low: 'sl.below', ok: 'sl.on', none: 'sl.none' }[level], { target: formatPercent(target / 100) });
   const q = h.figures.last_15m;
   card.stats.replaceChildren(
-    el('dt', { text: 'Longest wait' }), card.longest,
-    el('dt', { text: 'Last 15 min' }), el('dd', { text: `${pct(q.service_level)} in target · ${q.offered} offered` }),
-    el('dt', { text: 'Answered today' }), el('dd', { text: `${today.answered} of ${today.offered}` }),
-    el('dt', { text: 'Abandoned today' }), el('dd', { text: `${today.abandoned} (${pct(today.abandonment_rate)})` }),
-    el('dt', { text: 'Average answer' }), el('dd', { text: seconds(today.asa_ms) }),
+    el('dt', { text: t('stats.longest') }), card.longest,
+    el('dt', { text: t('stats.last15') }), el('dd', { text: t('stats.last15Value', { pct: pct(q.service_level), n: q.offered }) }),
+    el('dt', { text: t('stats.answered') }), el('dd', { text: t('stats.answeredValue', { answered: today.answered, offered: today.offered }) }),
+    el('dt', { text: t('stats.abandoned') }), el('dd', { text: `${formatNumber(today.abandoned)} (${pct(today.abandonment_rate)})` }),
+    el('dt', { text: t('stats.asa') }), el('dd', { text: seconds(today.asa_ms) }),
   );
   card.staff.replaceChildren(
     ...[['available', h.available], ['busy', h.busy], ['away', h.away], ['offline', h.offline]].map(([s, n]) =>
-      el('span', { class: 'chip', dataset: { state: s } }, el('strong', { text: String(n) }), ` ${s}`),
+      el('span', { class: 'chip', dataset: { state: s } }, t(`chip.${s}`, { n })),
     ),
   );
   card.waitingCount.textContent = String(h.waiting.length);
@@ -462,22 +478,22 @@ function waitingRow(card, w) {
   row.age = el('span', { class: 'age-value' });
   row.levelText = el('span', { class: 'level-text' });
   row.stateText = el('span', { class: 'state' });
-  const front = el('button', { type: 'button', class: 'secondary front', text: 'Move to front' });
+  const front = el('button', { type: 'button', class: 'secondary front', dataset: { i18n: 'queue.toFront' }, text: t('queue.toFront') });
   front.addEventListener('click', () => {
-    if (act({ type: 'to_front', contact_id: id })) notice('Moving to the front…');
+    if (act({ type: 'to_front', contact_id: id })) notice(t('queue.moving'));
   });
   const selectId = `offer-${id}`;
   row.select = el('select', { id: selectId, class: 'offer-to' });
-  row.offerGroup = el('span', { class: 'offer-group', hidden: true }, el('label', { for: selectId, class: 'visually-hidden', text: 'Offer to' }), row.select);
-  const offer = el('button', { type: 'button', class: 'secondary offer', text: 'Offer' });
+  row.offerGroup = el('span', { class: 'offer-group', hidden: true }, el('label', { for: selectId, class: 'visually-hidden', dataset: { i18n: 'queue.offerTo' }, text: t('queue.offerTo') }), row.select);
+  const offer = el('button', { type: 'button', class: 'secondary offer', dataset: { i18n: 'queue.offer' }, text: t('queue.offer') });
   row.offerGroup.append(offer);
   offer.addEventListener('click', () => {
     const to = row.select.value;
     if (!to) {
-      notice('Nobody is available to offer this caller to.', true);
+      notice(t('queue.nobody'), true);
       return;
     }
-    if (act({ type: 'offer_to', contact_id: id, counsellor_id: to })) notice(`Offering to ${counsellorName(to)}…`);
+    if (act({ type: 'offer_to', contact_id: id, counsellor_id: to })) notice(t('queue.offering', { name: counsellorName(to) }));
   });
   row.el = el(
     'tr',
@@ -496,10 +512,10 @@ function renderRow(card, row) {
   row.position.textContent = String(w.position);
   row.language.textContent = languageName(w.language);
   const bits = [];
-  if (w.offered_to) bits.push(`ringing for ${counsellorName(w.offered_to)}`);
-  if (w.priority > 0) bits.push('moved to front');
-  if (!w.caller_online) bits.push('caller offline');
-  row.stateText.textContent = bits.join(' · ') || 'waiting';
+  if (w.offered_to) bits.push(t('queue.ringingFor', { name: counsellorName(w.offered_to) }));
+  if (w.priority > 0) bits.push(t('queue.movedToFront'));
+  if (!w.caller_online) bits.push(t('queue.callerOffline'));
+  row.stateText.textContent = bits.join(' · ') || t('queue.justWaiting');
   // Who may be offered this caller: connected counsellors with room (the server checks the rest).
   const options = [...state.counsellors.values()]
     .filter((c) => c.connected && c.state === 'available')
@@ -531,20 +547,20 @@ function tick() {
       if (row.level !== level) {
         row.level = level;
         row.el.dataset.level = level;
-        row.levelText.textContent = { ok: '', amber: ' at risk', red: ' over target' }[level];
+        row.levelText.textContent = { ok: '', amber: t('queue.atRisk'), red: t('queue.overTarget') }[level];
       }
     }
     const text = card.rows.size ? clock(longest) : '–';
     if (card.longest.textContent !== text) card.longest.textContent = text;
   }
   for (const r of state.counsellorRows.values()) {
-    const text = `for ${span(r.entry.in_state_ms + since)}`;
+    const text = t('person.for', { span: span(r.entry.in_state_ms + since) });
     if (r.time.textContent !== text) r.time.textContent = text;
   }
   const stale = since > STALE_MS;
   const updated = $('updated');
   updated.dataset.stale = String(stale);
-  const text = stale ? `Board ${Math.round(since / 1000)} s old` : `Updated ${timeOf(state.board.at)}`;
+  const text = stale ? t('board.stale', { n: Math.round(since / 1000) }) : t('board.updated', { time: timeOf(state.board.at) });
   if (updated.textContent !== text) updated.textContent = text;
 }
 
@@ -553,8 +569,8 @@ function tick() {
 function renderCounsellors(list) {
   const groups = $('counsellor-groups');
   if (!groups.children.length) {
-    for (const [key, label] of STATES) {
-      const h = el('h3', { id: `group-${key}-h` }, label, ' ', el('span', { class: 'group-count' }));
+    for (const key of STATES) {
+      const h = el('h3', { id: `group-${key}-h` }, el('span', { dataset: { i18n: `state.${key}` }, text: t(`state.${key}`) }), ' ', el('span', { class: 'group-count' }));
       const ul = el('ul', { class: 'people', 'aria-labelledby': h.id });
       groups.append(el('div', { class: 'group', dataset: { state: key } }, h, ul));
     }
@@ -601,16 +617,20 @@ function counsellorRow(c) {
   // Set the counsellor's status (they are told it was a supervisor); hidden on the wall.
   const selectId = `status-${c.user_id}`;
   r.statusLabel = el('label', { for: selectId, class: 'visually-hidden' });
-  r.statusSelect = el('select', { id: selectId, class: 'status-select' }, ...STATUSES.map(([value, text]) => el('option', { value, text })));
+  r.statusSelect = el(
+    'select',
+    { id: selectId, class: 'status-select' },
+    ...STATUSES.map((value) => el('option', { value, dataset: { i18n: `statusOption.${value}` }, text: t(`statusOption.${value}`) })),
+  );
   r.statusSelect.value = c.status;
   r.statusShown = c.status;
-  r.setButton = el('button', { type: 'button', class: 'secondary set-status', text: 'Set' });
+  r.setButton = el('button', { type: 'button', class: 'secondary set-status', dataset: { i18n: 'person.set' }, text: t('person.set') });
   r.setButton.addEventListener('click', () => {
     const status = r.statusSelect.value;
     const name = r.entry.display_name;
     if (act({ type: 'set_status', counsellor_id: r.id, status })) {
       state.statusAsked.set(r.id, status);
-      notice(`Setting ${name} to ${status}…`);
+      notice(t('person.setting', { name, status: t(`status.${status}`) }));
     }
   });
   r.statusControl = el('div', { class: 'status-control control' }, r.statusLabel, r.statusSelect, r.setButton);
@@ -629,11 +649,15 @@ function renderCounsellor(r) {
   const c = r.entry;
   r.el.dataset.state = c.state;
   r.name.textContent = c.display_name;
-  r.load.textContent = c.connected ? `${c.active.length}/${c.capacity} chats` : c.active.length ? `${c.active.length} chats, disconnected` : '';
-  r.ring.textContent = c.ringing ? 'ringing' : '';
+  r.load.textContent = c.connected
+    ? t('person.load', { active: c.active.length, capacity: c.capacity })
+    : c.active.length
+      ? t('person.disconnected', { n: c.active.length })
+      : '';
+  r.ring.textContent = c.ringing ? t('person.ringing') : '';
   r.ring.hidden = !c.ringing;
-  r.statusLabel.textContent = `Status for ${c.display_name}`;
-  r.setButton.setAttribute('aria-label', `Set status for ${c.display_name}`);
+  r.statusLabel.textContent = t('person.statusFor', { name: c.display_name });
+  r.setButton.setAttribute('aria-label', t('person.setFor', { name: c.display_name }));
   // Follow the server's status, unless the supervisor is choosing one right now.
   if (c.status !== r.statusShown) {
     r.statusShown = c.status;
@@ -646,10 +670,15 @@ function renderCounsellor(r) {
   const focused = document.activeElement?.closest?.('.convs li')?.dataset.contactId;
   r.convs.replaceChildren(
     ...c.active.map((id) => {
-      const watch = el('button', { type: 'button', class: 'secondary monitor control', text: 'Monitor', 'aria-label': `Monitor conversation ${shortId(id)} with ${c.display_name}` });
+      const watch = el('button', {
+        type: 'button',
+        class: 'secondary monitor control',
+        text: t('person.monitor'),
+        'aria-label': t('person.monitorLabel', { id: shortId(id), name: c.display_name }),
+      });
       watch.addEventListener('click', () => startMonitor(id));
-      const risk = urgent.has(id) ? el('span', { class: 'urgent', text: 'imminent risk' }) : '';
-      return el('li', { dataset: { contactId: id, urgent: String(urgent.has(id)) } }, el('span', { class: 'conv-id', text: `Conversation ${shortId(id)}` }), ' ', risk, watch);
+      const risk = urgent.has(id) ? el('span', { class: 'urgent', text: t('person.urgent') }) : '';
+      return el('li', { dataset: { contactId: id, urgent: String(urgent.has(id)) } }, el('span', { class: 'conv-id', text: t('conv.name', { id: shortId(id) }) }), ' ', risk, watch);
     }),
   );
   if (focused) r.convs.querySelector(`li[data-contact-id="${CSS.escape(focused)}"] button`)?.focus();
@@ -663,36 +692,48 @@ function onAlert(f) {
     state.alertLevel.set(f.contact_id, Math.max(level, state.alertLevel.get(f.contact_id) || 0));
     tick();
   }
-  const a = { id: ++state.alertSeq, frame: f, acked: false };
-  const what = ALERT_KINDS[f.kind] || f.kind;
-  const where = [];
-  if (f.helpline) where.push(helplineName(f.helpline));
-  if (f.counsellor_id) where.push(counsellorName(f.counsellor_id));
-  if (f.contact_id) where.push(`caller ${shortId(f.contact_id)}`);
-  a.ack = el('button', { type: 'button', class: 'secondary ack control', text: 'Acknowledge', 'aria-label': `Acknowledge: ${what}, ${where.join(', ')}` });
-  a.ack.addEventListener('click', () => acknowledge(a));
-  a.state = el('span', { class: 'ack-state' });
-  a.el = el(
-    'li',
-    { class: 'alert', dataset: { kind: f.kind, alertId: String(a.id), contactId: f.contact_id || '' } },
-    el('p', { class: 'alert-head' }, el('time', { dateTime: f.at, text: timeOf(f.at) }), ' ', el('strong', { text: what }), ' ', a.state),
-    el('p', { class: 'alert-body', text: `${where.join(' · ')}${where.length ? ': ' : ''}${f.message}` }),
-    a.ack,
-  );
+  const a = { id: ++state.alertSeq, frame: f, acked: false, ackedAt: null };
+  a.el = el('li', { class: 'alert', dataset: { kind: f.kind, alertId: String(a.id), contactId: f.contact_id || '' } });
+  renderAlert(a);
   state.alerts.unshift(a);
   $('alert-list').prepend(a.el);
   while (state.alerts.length > MAX_ALERTS) state.alerts.pop().el.remove();
   refreshEmpty();
   updateTitle();
   // Announced in a live region of its own, so an alert never hides the answer to a supervisor's action.
-  $('alert-announce').textContent = `Alert: ${what}${where.length ? `, ${where.join(', ')}` : ''}.`;
+  $('alert-announce').textContent = t('alert.announce', { what: [a.what, ...a.where].join(', ') });
+}
+
+/** An alert's words (again after a change of language): what, where, and what happened. */
+function renderAlert(a) {
+  const f = a.frame;
+  a.what = has(`alert.${f.kind}`) ? t(`alert.${f.kind}`) : f.kind;
+  const where = [];
+  if (f.helpline) where.push(helplineName(f.helpline));
+  if (f.counsellor_id) where.push(counsellorName(f.counsellor_id));
+  if (f.contact_id) where.push(t('alert.caller', { id: shortId(f.contact_id) }));
+  a.where = where;
+  // The server's message is English; the catalogue says the same for each known kind.
+  const said = has(`alertDesc.${f.kind}`) ? t(`alertDesc.${f.kind}`) : f.message;
+  a.state = el('span', { class: 'ack-state', text: a.acked ? t('alert.acked', { time: timeOf(a.ackedAt) }) : '' });
+  const parts = [
+    el('p', { class: 'alert-head' }, el('time', { dateTime: f.at, text: timeOf(f.at) }), ' ', el('strong', { text: a.what }), ' ', a.state),
+    el('p', { class: 'alert-body', text: `${where.join(' · ')}${where.length ? ': ' : ''}${said}` }),
+  ];
+  if (!a.acked) {
+    a.ack = el('button', { type: 'button', class: 'secondary ack control', text: t('alert.ack'), 'aria-label': t('alert.ackLabel', { what: a.what, where: where.join(', ') }) });
+    a.ack.addEventListener('click', () => acknowledge(a));
+    parts.push(a.ack);
+  }
+  a.el.replaceChildren(...parts);
 }
 
 function acknowledge(a) {
   if (a.acked) return;
   a.acked = true;
+  a.ackedAt = Date.now();
   a.el.classList.add('acked');
-  a.state.textContent = `· acknowledged ${timeOf()}`;
+  a.state.textContent = t('alert.acked', { time: timeOf(a.ackedAt) });
   const hadFocus = a.ack === document.activeElement;
   a.ack.remove();
   updateTitle();
@@ -709,7 +750,7 @@ function startMonitor(id) {
   let m = state.monitors.get(id);
   if (!m) m = monitorPane(id);
   m.syncing = true;
-  m.status.textContent = 'Opening…';
+  m.status.textContent = t('mon.opening');
   act({ type: 'monitor', contact_id: id });
   m.heading.focus();
 }
@@ -717,17 +758,17 @@ function startMonitor(id) {
 function monitorPane(id) {
   const m = { id, ended: false, joined: false, syncing: false, shown: new Set(), own: new Map(), pending: [], whispers: [], counsellor: null };
   const base = `mon-${id}`;
-  m.heading = el('h3', { id: `${base}-h`, tabindex: '-1', text: `Conversation ${shortId(id)}` });
+  m.heading = el('h3', { id: `${base}-h`, tabindex: '-1', text: t('conv.name', { id: shortId(id) }) });
   // Not a live region: #notice already announces what happened.
   m.status = el('p', { class: 'mon-status' });
-  m.log = el('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions', 'aria-label': `Messages of conversation ${shortId(id)}`, tabindex: '0' });
+  m.log = el('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions', 'aria-label': t('mon.log', { id: shortId(id) }), tabindex: '0' });
 
   m.whisperText = el('textarea', { id: `${base}-whisper`, rows: 2, maxLength: 4000, autocomplete: 'off' });
   m.whisperForm = el(
     'form',
     { class: 'composer whisper-form', noValidate: true },
-    el('label', { for: m.whisperText.id, text: 'Whisper to the counsellor (the caller never sees it)' }),
-    el('div', { class: 'row' }, m.whisperText, el('button', { type: 'submit', text: 'Whisper' })),
+    el('label', { for: m.whisperText.id, dataset: { i18n: 'mon.whisperLabel' }, text: t('mon.whisperLabel') }),
+    el('div', { class: 'row' }, m.whisperText, el('button', { type: 'submit', dataset: { i18n: 'mon.whisper' }, text: t('mon.whisper') })),
   );
   m.whisperForm.addEventListener('submit', (e) => {
     e.preventDefault();
@@ -738,8 +779,8 @@ function monitorPane(id) {
   m.writeForm = el(
     'form',
     { class: 'composer write-form', noValidate: true, hidden: true },
-    el('label', { for: m.writeText.id, text: 'Write in the conversation (the caller and the counsellor see it)' }),
-    el('div', { class: 'row' }, m.writeText, el('button', { type: 'submit', text: 'Send' })),
+    el('label', { for: m.writeText.id, dataset: { i18n: 'mon.writeLabel' }, text: t('mon.writeLabel') }),
+    el('div', { class: 'row' }, m.writeText, el('button', { type: 'submit', dataset: { i18n: 'mon.send' }, text: t('mon.send') })),
   );
   m.writeForm.addEventListener('submit', (e) => {
     e.preventDefault();
@@ -747,28 +788,28 @@ function monitorPane(id) {
   });
   for (const [area, fn] of [[m.whisperText, sendWhisper], [m.writeText, sendMessage]]) onEnter(area, () => fn(m));
 
-  m.joinButton = el('button', { type: 'button', class: 'join', text: 'Join the conversation' });
+  m.joinButton = el('button', { type: 'button', class: 'join', dataset: { i18n: 'mon.join' }, text: t('mon.join') });
   m.joinButton.addEventListener('click', () => {
-    if (act({ type: 'join', contact_id: id })) m.status.textContent = 'Joining…';
+    if (act({ type: 'join', contact_id: id })) m.status.textContent = t('mon.joining');
   });
 
   m.transferSelect = el('select', { id: `${base}-transfer` });
-  const transfer = el('button', { type: 'button', class: 'secondary transfer', text: 'Transfer' });
+  const transfer = el('button', { type: 'button', class: 'secondary transfer', dataset: { i18n: 'mon.transfer' }, text: t('mon.transfer') });
   transfer.addEventListener('click', () => {
     const [kind, target] = m.transferSelect.value.split(':');
     if (!target) return;
     const frame = kind === 'c' ? { type: 'transfer', contact_id: id, counsellor_id: target } : { type: 'transfer', contact_id: id, helpline: target };
-    if (act(frame)) m.status.textContent = 'Transferring…';
+    if (act(frame)) m.status.textContent = t('mon.transferring');
   });
   m.transferForm = el(
     'div',
     { class: 'transfer-row' },
-    el('label', { for: m.transferSelect.id, text: 'Transfer to' }),
+    el('label', { for: m.transferSelect.id, dataset: { i18n: 'mon.transferTo' }, text: t('mon.transferTo') }),
     m.transferSelect,
     transfer,
   );
 
-  m.stopButton = el('button', { type: 'button', class: 'secondary stop', text: 'Stop monitoring' });
+  m.stopButton = el('button', { type: 'button', class: 'secondary stop', dataset: { i18n: 'mon.stop' }, text: t('mon.stop') });
   m.stopButton.addEventListener('click', () => stopMonitor(m));
 
   m.section = el(
@@ -793,13 +834,14 @@ function renderMonitorHead(m) {
   let owner = null;
   for (const c of state.counsellors.values()) if (c.active.includes(m.id)) owner = c;
   const who = owner ? owner.display_name : m.counsellor;
-  m.heading.textContent = `Conversation ${shortId(m.id)}${who ? ` with ${who}` : ''}`;
+  m.heading.textContent = who ? t('conv.with', { id: shortId(m.id), name: who }) : t('conv.name', { id: shortId(m.id) });
+  m.log.setAttribute('aria-label', t('mon.log', { id: shortId(m.id) }));
   const options = [];
   for (const c of [...state.counsellors.values()].sort((a, b) => a.display_name.localeCompare(b.display_name))) {
-    if (c.connected && c.state === 'available' && c !== owner) options.push([`c:${c.user_id}`, `${c.display_name} (counsellor)`]);
+    if (c.connected && c.state === 'available' && c !== owner) options.push([`c:${c.user_id}`, t('mon.toCounsellor', { name: c.display_name })]);
   }
-  for (const card of state.cards.values()) options.push([`h:${card.name}`, `${card.displayName} (back to its queue)`]);
-  const key = options.map((o) => o[0]).join(',');
+  for (const card of state.cards.values()) options.push([`h:${card.name}`, t('mon.toQueue', { name: helplineName(card.name) })]);
+  const key = `${locale()}|${options.map((o) => o[0]).join(',')}`;
   if (key !== m.transferKey) {
     m.transferKey = key;
     const keep = m.transferSelect.value;
@@ -830,7 +872,7 @@ function onMonitoring(f) {
   }
   // Own messages written during a drop go out now, with their original client_id.
   if (m.joined) for (const id of m.pending) send({ type: 'message', contact_id: m.id, client_id: id, text: m.own.get(id).text });
-  m.status.textContent = m.joined ? 'You have joined: the caller and the counsellor see what you write.' : 'Watching silently: nobody is told.';
+  m.status.textContent = m.joined ? t('mon.joined') : t('mon.watching');
   renderMonitorHead(m);
 }
 
@@ -839,7 +881,7 @@ function messageElement(who, cls, text, at) {
     'div',
     { class: `msg ${cls}` },
     el('span', { class: 'who', text: who }),
-    el('p', { class: 'text', text }),
+    el('p', { class: 'text', text, translate: false }),
     el('span', { class: 'meta', text: at ? timeOf(at) : '' }),
   );
 }
@@ -856,12 +898,18 @@ function renderMessage(m, msg) {
   if (own) {
     own.seq = msg.seq;
     m.pending = m.pending.filter((x) => x !== msg.client_id);
-    own.meta.textContent = `${timeOf(msg.at)} · sent`;
+    own.meta.textContent = t('mon.sent', { time: timeOf(msg.at) });
     place(m, own.el, msg.seq);
     return;
   }
   const who =
-    msg.from === 'caller' ? 'Caller' : msg.from === 'system' ? 'System' : msg.client_id.startsWith(CLIENT_PREFIX) ? 'Supervisor' : m.counsellor || 'Counsellor';
+    msg.from === 'caller'
+      ? t('who.caller')
+      : msg.from === 'system'
+        ? t('who.system')
+        : msg.client_id.startsWith(CLIENT_PREFIX)
+          ? t('who.supervisor')
+          : m.counsellor || t('who.counsellor');
   const cls = msg.from === 'caller' ? 'theirs caller' : msg.from === 'system' ? 'theirs system' : 'mine counsellor';
   place(m, messageElement(who, cls, msg.text, msg.at), msg.seq);
 }
@@ -873,7 +921,7 @@ function onMessage(f) {
 }
 
 function whisperNote(m, from, text, at) {
-  const node = el('div', { class: 'note whisper' }, el('strong', { text: `Whisper from ${from}: ` }), el('span', { class: 'text', text }), el('span', { class: 'meta', text: ` ${timeOf(at)}` }));
+  const node = el('div', { class: 'note whisper' }, el('strong', { text: `${t('mon.whisperFrom', { name: from })} ` }), el('span', { class: 'text', text }), el('span', { class: 'meta', text: ` ${timeOf(at)}` }));
   place(m, node, highestSeq(m.shown) + 0.5);
 }
 
@@ -888,15 +936,15 @@ function sendWhisper(m) {
   if (!act({ type: 'whisper', contact_id: m.id, text })) return;
   m.whispers.push(text);
   m.whisperText.value = '';
-  m.status.textContent = 'Whispering…';
+  m.status.textContent = t('mon.whispering');
 }
 
 function sendMessage(m) {
   const text = m.writeText.value;
   if (!text.trim() || m.ended || !m.joined) return;
   const clientId = newClientId(CLIENT_PREFIX);
-  const meta = el('span', { class: 'meta', text: 'sending…' });
-  const node = el('div', { class: 'msg mine own' }, el('span', { class: 'who', text: 'You' }), el('p', { class: 'text', text }), meta);
+  const meta = el('span', { class: 'meta', text: t('mon.sending') });
+  const node = el('div', { class: 'msg mine own' }, el('span', { class: 'who', text: t('who.you') }), el('p', { class: 'text', text }), meta);
   m.own.set(clientId, { el: node, meta, text, seq: null });
   m.pending.push(clientId);
   place(m, node, null);
@@ -913,7 +961,7 @@ function onAck(f) {
   own.resendTimer = null;
   m.shown.add(f.seq);
   m.pending = m.pending.filter((x) => x !== f.client_id);
-  own.meta.textContent = `${timeOf()} · sent`;
+  own.meta.textContent = t('mon.sent', { time: timeOf() });
   place(m, own.el, f.seq);
 }
 
@@ -921,11 +969,11 @@ function onEnded(id, reason) {
   const m = state.monitors.get(id);
   if (!m) return;
   m.ended = true;
-  const why = { caller_ended: 'The caller ended the conversation.', counsellor_ended: 'The counsellor ended the conversation.', caller_lost: 'The caller’s connection was lost for too long.' }[reason] || 'The conversation has ended.';
-  m.status.textContent = why;
+  m.status.textContent = ['caller_ended', 'counsellor_ended', 'caller_lost'].includes(reason) ? t(`ended.${reason}`) : t('ended.other');
   m.section.classList.add('ended');
   for (const part of [m.whisperForm, m.writeForm, m.joinButton, m.transferForm]) part.hidden = true;
-  m.stopButton.textContent = 'Close';
+  m.stopButton.dataset.i18n = 'mon.close';
+  m.stopButton.textContent = t('mon.close');
 }
 
 // ----- answers to interventions ----------------------------------------------
@@ -937,36 +985,36 @@ function onDone(f) {
     case 'whisper':
       if (m) {
         const text = m.whispers.shift();
-        if (text != null) whisperNote(m, 'you', text, null);
-        m.status.textContent = 'Whisper delivered to the counsellor only.';
+        if (text != null) whisperNote(m, t('mon.you'), text, null);
+        m.status.textContent = t('mon.whisperDone');
       }
-      notice('Whisper delivered to the counsellor.');
+      notice(t('done.whisper'));
       break;
     case 'join':
       if (m) {
         m.joined = true;
         m.joinButton.hidden = true;
         m.writeForm.hidden = false;
-        m.status.textContent = 'You have joined: the caller and the counsellor see what you write.';
+        m.status.textContent = t('mon.joined');
         m.writeText.focus();
       }
-      notice('You joined the conversation.');
+      notice(t('done.join'));
       break;
     case 'transfer':
-      notice('Transferred.');
+      notice(t('done.transfer'));
       // Ask again: the pane's heading shows who has the conversation now.
       if (m && !m.ended) send({ type: 'monitor', contact_id: m.id });
       break;
     case 'to_front':
-      notice('Moved to the front of the queue.');
+      notice(t('done.to_front'));
       break;
     case 'offer_to':
-      notice('Offered: it is ringing for the counsellor.');
+      notice(t('done.offer_to'));
       break;
     case 'set_status': {
       const status = state.statusAsked.get(id);
       state.statusAsked.delete(id);
-      notice(status ? `${counsellorName(id)} is now ${status}.` : 'Status changed.');
+      notice(status ? t('done.statusNow', { name: counsellorName(id), status: t(`status.${status}`) }) : t('done.status'));
       break;
     }
     default:
@@ -983,7 +1031,7 @@ function onError(f) {
       // Read but not taken in time: sent again with the same client_id after retry_after_ms (and
       // up to half again at random); a copy stored after all is acknowledged, not stored twice.
       if (own.resendTimer) return;
-      own.meta.textContent = `${timeOf()} · waiting, sending again…`;
+      own.meta.textContent = t('mon.resending', { time: timeOf() });
       const base = Math.max(100, Number(f.retry_after_ms) || 1000);
       own.resendTimer = setTimeout(() => {
         own.resendTimer = null;
@@ -993,7 +1041,7 @@ function onError(f) {
     }
     if (own && own.seq == null) {
       m.pending = m.pending.filter((x) => x !== ref);
-      own.meta.textContent = `not sent: ${f.message}`;
+      own.meta.textContent = t('mon.notSent', { message: f.message });
       own.el.classList.add('failed');
       return;
     }
@@ -1001,11 +1049,11 @@ function onError(f) {
   const m = ref ? state.monitors.get(ref) : null;
   if (m) {
     m.syncing = false;
-    if (m.whispers.length && m.status.textContent === 'Whispering…') m.whispers.shift();
-    m.status.textContent = `Refused: ${f.message}.`;
+    if (m.whispers.length && m.status.textContent === t('mon.whispering')) m.whispers.shift();
+    m.status.textContent = t('mon.refused', { message: f.message });
     if (f.code === 'unknown_contact' && !m.shown.size && !m.joined) onEnded(m.id, null);
   }
-  notice(`The server refused that: ${f.message}.`, true);
+  notice(t('error.refused', { message: f.message }), true);
 }
 
 // ----- the chart of today by hour ---------------------------------------------
@@ -1040,7 +1088,7 @@ async function loadChart(card) {
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     drawChart(card, await res.json(), midnight.getTime());
   } catch {
-    if (!card.chart) card.chartBox.querySelector('.empty')?.replaceChildren('The chart cannot be loaded now; it is tried again every minute.');
+    if (!card.chart) card.chartBox.querySelector('.empty')?.replaceChildren(t('chart.failed'));
   }
 }
 
@@ -1070,12 +1118,18 @@ function drawChart(card, summary, midnight) {
     if (h.offered > hours[busiest].offered) busiest = i;
   });
   const desc = total.offered
-    ? `${total.offered} contacts offered today, ${total.answered_in_target} answered within target (${pct(total.service_level)}). Busiest hour: ${String(busiest).padStart(2, '0')}:00 with ${hours[busiest].offered}.`
-    : 'No contacts yet today.';
+    ? t('chart.desc', {
+        offered: total.offered,
+        inTarget: total.answered_in_target,
+        pct: pct(total.service_level),
+        hour: String(busiest).padStart(2, '0'),
+        busiest: hours[busiest].offered,
+      })
+    : t('chart.none');
   const chart = svg(
     'svg',
     { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-labelledby': `${titleId} ${descId}`, class: 'bars', preserveAspectRatio: 'xMidYMid meet' },
-    svg('title', { id: titleId, text: `${card.displayName}: contacts by hour today` }),
+    svg('title', { id: titleId, text: t('chart.title', { name: helplineName(card.name) }) }),
     svg('desc', { id: descId, text: desc }),
     svg('line', { x1: left, y1: top + plot, x2: W, y2: top + plot, class: 'axis' }),
     svg('text', { x: left - 4, y: top + 4, class: 'tick', 'text-anchor': 'end', text: String(max) }),
@@ -1087,7 +1141,7 @@ function drawChart(card, summary, midnight) {
     const w = slot - 4;
     const hAll = (h.offered / max) * plot;
     const hIn = (h.inTarget / max) * plot;
-    const g = svg('g', { class: i === nowHour ? 'hour now' : 'hour' }, svg('title', { text: `${String(i).padStart(2, '0')}:00 — ${h.offered} offered, ${h.inTarget} answered within target` }));
+    const g = svg('g', { class: i === nowHour ? 'hour now' : 'hour' }, svg('title', { text: t('chart.hour', { hour: String(i).padStart(2, '0'), offered: h.offered, inTarget: h.inTarget }) }));
     if (h.offered) {
       g.append(svg('rect', { x, y: top + plot - hAll, width: w, height: hAll, class: 'bar-all' }));
       if (h.inTarget) g.append(svg('rect', { x, y: top + plot - hIn, width: w, height: hIn, class: 'bar-in' }));
@@ -1099,12 +1153,14 @@ function drawChart(card, summary, midnight) {
     'p',
     { class: 'legend' },
     el('span', { class: 'key in' }),
-    ' answered within target ',
+    ` ${t('chart.inTarget')} `,
     el('span', { class: 'key all' }),
-    ' other contacts',
+    ` ${t('chart.other')}`,
   );
   card.chart = chart;
-  card.chartBox.replaceChildren(el('figcaption', { text: `Today by hour (${summary.utc_offset})` }), chart, legend);
+  card.summary = summary;
+  card.midnight = midnight;
+  card.chartBox.replaceChildren(el('figcaption', { text: t('chart.captionOffset', { offset: summary.utc_offset }) }), chart, legend);
 }
 
 // ----- start up ---------------------------------------------------------------
@@ -1114,8 +1170,35 @@ function refreshEmpty() {
   $('no-monitors').hidden = state.monitors.size > 0;
 }
 
+/** After a change of language: everything the script drew is drawn again in the new words. */
+function redraw() {
+  // What was said in the other language is not said again (it was announced already).
+  $('notice').textContent = '';
+  $('alert-announce').textContent = '';
+  if ($('banner').classList.contains('good')) setBanner('');
+  setWall(state.wall);
+  updateTitle();
+  if (state.board) {
+    for (const card of state.cards.values()) {
+      for (const row of card.rows.values()) row.level = '';
+      if (card.summary) drawChart(card, card.summary, card.midnight);
+    }
+    for (const r of state.counsellorRows.values()) r.activeKey = null;
+    renderBoard(state.board);
+  }
+  for (const a of state.alerts) renderAlert(a);
+  if (state.token) setConn($('conn').dataset.state, t('conn.live'));
+  casesRedraw();
+  lockoutsRedraw();
+  blocksRedraw();
+}
+
 function init() {
+  // The sign-in screen's words first: the last language chosen here, else the browser's.
   mountLogin();
+  initLocale(() => state.token);
+  onLocaleChange(redraw);
+  initBlocks({ token: () => state.token, helplineName, notice });
   initCases({
     token: () => state.token,
     helplineName,
@@ -1129,6 +1212,7 @@ function init() {
   $('signout').addEventListener('click', () => signOut(''));
   $('wall').addEventListener('click', () => setWall(!state.wall));
   setWall(new URLSearchParams(location.search).get('wall') === '1');
+  translatePage();
   document.addEventListener('visibilitychange', () => {
     if (!document.hidden) socket.reconnectNow();
   });

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{parse_body, Staff};
-use crate::casework::escalation::{acknowledge_as, escalate, suggest, view, EscalateRequest};
+use crate::casework::escalation::{acknowledge_as, escalate, suggest, view, EscalateRequest, Names};
 use crate::protocol::{EscalationView, ServiceSuggestion};
 use crate::state::error::{AppError, ErrorBody};
 use crate::state::AppState;
@@ -31,7 +31,8 @@ pub struct Escalated {
 pub async fn create(State(state): State<AppState>, staff: Staff, body: axum::body::Bytes) -> Result<Response, AppError> {
     let req: EscalateRequest = parse_body(&body)?;
     let (record, suggestions) = escalate(&state, &staff, req).await?;
-    let body = Escalated { escalation: view(&record, record.broadcast_at.is_some()), suggestions };
+    let names = Names::of(&state.store, &[&record]).await;
+    let body = Escalated { escalation: view(&record, record.broadcast_at.is_some(), &names), suggestions };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -51,14 +52,10 @@ pub async fn list(State(state): State<AppState>, staff: Staff) -> Result<Respons
     if !matches!(staff.user.role, Role::Supervisor | Role::Admin) {
         return Err(AppError::forbidden("supervisors and admins only"));
     }
-    let open: Vec<EscalationView> = state
-        .store
-        .forms().open_escalations()
-        .await?
-        .iter()
-        .filter(|e| staff.supervises(&e.helpline))
-        .map(|e| view(e, e.broadcast_at.is_some()))
-        .collect();
+    let all = state.store.forms().open_escalations().await?;
+    let mine: Vec<_> = all.iter().filter(|e| staff.supervises(&e.helpline)).collect();
+    let names = Names::of(&state.store, &mine).await;
+    let open: Vec<EscalationView> = mine.iter().map(|e| view(e, e.broadcast_at.is_some(), &names)).collect();
     Ok(Json(OpenEscalations { escalations: open }).into_response())
 }
 

@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::casework::escalation::Names;
 use crate::protocol::{rfc3339, ErrorCode, ServerEvent};
 use crate::state::access::{check_text, hidden, Staff};
 use crate::state::error::AppError;
@@ -289,13 +290,36 @@ pub async fn blocks(state: &AppState, staff: &Staff, all: bool) -> Result<Vec<se
         return Err(staff.refuse(state, "blocks_read", "caller_blocks", AppError::forbidden("supervisors and admins only")).await);
     }
     let now = state.clock.now_ms();
-    let list: Vec<serde_json::Value> = state
-        .store
-        .abuse().blocks(now, all)
-        .await?
+    let all_blocks = state.store.abuse().blocks(now, all).await?;
+    let mine: Vec<&BlockRecord> = all_blocks.iter().filter(|b| staff.supervises(&b.helpline)).collect();
+    // Who flagged the contact, and the display names, so a dashboard shows people, not ids.
+    let mut flags = Vec::with_capacity(mine.len());
+    for b in &mine {
+        flags.push(state.store.abuse().flag_of(&b.contact_id).await?);
+    }
+    let mut people: Vec<String> = Vec::with_capacity(mine.len() * 3);
+    for (b, flag) in mine.iter().zip(&flags) {
+        people.push(b.reviewer.clone());
+        people.extend(b.lifted_by.clone());
+        people.extend(flag.as_ref().map(|f| f.flagged_by.clone()));
+    }
+    let names = Names::lookup(&state.store, people).await;
+    let list = mine
         .iter()
-        .filter(|b| staff.supervises(&b.helpline))
-        .map(|b| block_view(b, now))
+        .zip(&flags)
+        .map(|(b, flag)| {
+            let mut view = block_view(b, now);
+            view["helpline_name"] = names.helpline(&b.helpline).cloned().into();
+            view["reviewer_name"] = names.person(&b.reviewer).cloned().into();
+            view["lifted_by_name"] = b.lifted_by.as_deref().and_then(|id| names.person(id)).cloned().into();
+            view["flag"] = match flag {
+                Some(f) => serde_json::json!({
+                    "flagged_by": f.flagged_by, "flagged_by_name": names.person(&f.flagged_by), "reason": f.reason, "at": rfc3339(f.at),
+                }),
+                None => serde_json::Value::Null,
+            };
+            view
+        })
         .collect();
     staff.audit(state, "blocks_read", "caller_blocks", None).await;
     Ok(list)
