@@ -51,13 +51,14 @@ pub async fn upgrade(
 async fn serve(socket: WebSocket, state: AppState, user: User, _slot: crate::auth::guard::SocketSlot) {
     let (me, inbox) = state.hub.new_connection();
     let scope = Scope::of(&user);
-    // The board at once, then every second from the feed.
+    // Alerts from now on (attached before the first board is built: an alert raised while it is built
+    // would otherwise reach no one), then the board at once, then every second from the feed.
+    state.hub.attach_supervisor(me.clone(), scope.list());
+    state.hub.attach_staff(&user.id, me.clone());
     if let Some(snapshot) = state.engine.snapshot().await {
         let board = crate::supervision::board::build(&state, &snapshot, &HashMap::new()).await;
         me.send(&ServerEvent::Dashboard(Box::new(board.scoped(scope.list().as_deref()))));
     }
-    state.hub.attach_supervisor(me.clone(), scope.list());
-    state.hub.attach_staff(&user.id, me.clone());
     tracing::info!(user = %user.username, "supervisor connected");
     let mut session = SupervisorSession { state: state.clone(), me: me.clone(), user, scope, watching: BTreeSet::new() };
     run_session(socket, me, inbox, &mut session, &state).await;
