@@ -199,6 +199,7 @@ test('the blocked callers: who flagged whom, why, until when; lifted from the da
     assert.equal(created.status, 201, created.text);
     blockId = created.body.block.block_id;
     await first.page.locator('#end').click();
+    await first.page.locator('#end-confirm').click(); // the widget asks before it ends a chat
     await first.page.locator('#screen-ended').waitFor();
 
     const sup = await supervisor(supCtx, '', WANDA);

@@ -97,6 +97,7 @@ test('nobody on shift: why, the other lines to tap, the triage question, and a m
   const id = await acceptOffer(agent);
   await pane(agent, id).locator('.msg .text', { hasText: 'I cannot talk now. Please read this.' }).waitFor();
   await pane(agent, id).getByRole('button', { name: 'End conversation' }).click();
+  await agent.getByRole('dialog', { name: 'End this conversation?' }).getByRole('button', { name: 'Yes, end it' }).click();
   await pane(agent, id).getByText('You ended the conversation.').waitFor();
   await agentCtx.close();
   await ctx.close();
