@@ -473,3 +473,25 @@ pub async fn call(app: &TestApp, token: &str, method: &str, path: &str, body: Op
     let text = res.text().await.expect("body");
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
+
+/// Reads frames until one of `kind`, passing over those of `skip` (anything else fails).
+pub async fn until(ws: &mut Ws, kind: &str, skip: &[&str]) -> Value {
+    let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "no {kind} in time");
+        let v = ws.recv().await;
+        if v["type"] == kind {
+            return v;
+        }
+        let kind_of = v["type"].as_str().unwrap_or("");
+        assert!(skip.contains(&kind_of), "expected {kind}, got {v}");
+    }
+}
+
+/// A caller starts a chat on children; returns her socket and the `queued` frame.
+pub async fn start_chat_ro(app: &TestApp) -> (Ws, Value) {
+    let mut caller = app.caller().await;
+    caller.send(json!({"type": "start", "helpline": "children", "language": "ro"})).await;
+    let queued = until(&mut caller, "queued", &[]).await;
+    (caller, queued)
+}

@@ -5,7 +5,7 @@
 use helpline::store::users::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::{Backend, TestApp, Ws, FRAME_TIMEOUT};
+use crate::helpers::{start_chat_ro as start, until, Backend, TestApp, Ws, FRAME_TIMEOUT};
 use crate::supervisor::{supervisor, until as sup_until};
 
 crate::on_both_backends!(
@@ -14,27 +14,7 @@ crate::on_both_backends!(
     the_estimated_wait_has_a_basis_right_after_a_restart
 );
 
-/// Reads frames until one of `kind`, passing over those of `skip` (anything else fails).
-async fn until(ws: &mut Ws, kind: &str, skip: &[&str]) -> Value {
-    let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
-    loop {
-        assert!(tokio::time::Instant::now() < deadline, "no {kind} in time");
-        let v = ws.recv().await;
-        if v["type"] == kind {
-            return v;
-        }
-        let kind_of = v["type"].as_str().unwrap_or("");
-        assert!(skip.contains(&kind_of), "expected {kind}, got {v}");
-    }
-}
 
-/// A caller starts a chat on children: her socket and the `queued` frame.
-async fn start(app: &TestApp) -> (Ws, Value) {
-    let mut caller = app.caller().await;
-    caller.send(json!({"type": "start", "helpline": "children", "language": "ro"})).await;
-    let queued = until(&mut caller, "queued", &[]).await;
-    (caller, queued)
-}
 
 /// Ana (one slot) answers a chat and ends it: her slot is in wrap-up. Returns the contact's id.
 async fn answer_and_end(app: &TestApp, ana: &mut Ws) -> String {

@@ -5,24 +5,11 @@
 use helpline::store::users::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::{call, Backend, TestApp, TestDb, Ws, FRAME_TIMEOUT};
+use crate::helpers::{until, call, Backend, TestApp, TestDb, Ws, FRAME_TIMEOUT};
 
 crate::on_both_backends!(settings_are_read_and_set_by_scope_checked_audited_and_live, settings_from_the_command_line);
 
 
-/// Reads frames until one of `kind`, passing over those of `skip` (anything else fails).
-async fn until(ws: &mut Ws, kind: &str, skip: &[&str]) -> Value {
-    let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
-    loop {
-        assert!(tokio::time::Instant::now() < deadline, "no {kind} in time");
-        let v = ws.recv().await;
-        if v["type"] == kind {
-            return v;
-        }
-        let kind_of = v["type"].as_str().unwrap_or("");
-        assert!(skip.contains(&kind_of), "expected {kind}, got {v}");
-    }
-}
 
 const PATH: &str = "/api/v1/helplines/children/settings";
 

@@ -6,7 +6,7 @@ use helpline::store::users::Role;
 use serde_json::{json, Value};
 
 use crate::exchange::{add_gateway, now_ms, Exchange};
-use crate::helpers::{Backend, TestApp, Ws, FRAME_TIMEOUT};
+use crate::helpers::{start_chat_ro as start, until, Backend, TestApp, Ws, FRAME_TIMEOUT};
 use crate::supervisor::{supervisor, until as sup_until};
 
 crate::on_both_backends!(
@@ -15,27 +15,7 @@ crate::on_both_backends!(
     a_caller_whose_socket_is_gone_keeps_her_place_but_rings_nobody_until_she_resumes
 );
 
-/// Reads frames until one of `kind`, passing over those of `skip` (anything else fails).
-async fn until(ws: &mut Ws, kind: &str, skip: &[&str]) -> Value {
-    let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
-    loop {
-        assert!(tokio::time::Instant::now() < deadline, "no {kind} in time");
-        let v = ws.recv().await;
-        if v["type"] == kind {
-            return v;
-        }
-        let kind_of = v["type"].as_str().unwrap_or("");
-        assert!(skip.contains(&kind_of), "expected {kind}, got {v}");
-    }
-}
 
-/// A caller starts a chat on children; returns her socket and the `queued` frame.
-async fn start(app: &TestApp) -> (Ws, Value) {
-    let mut caller = app.caller().await;
-    caller.send(json!({"type": "start", "helpline": "children", "language": "ro"})).await;
-    let queued = until(&mut caller, "queued", &[]).await;
-    (caller, queued)
-}
 
 fn id_of(frame: &Value) -> String {
     frame["contact_id"].as_str().expect("contact id").to_string()
