@@ -3,9 +3,9 @@
 //! again on the same database, on both backends.
 
 use helpline::store::users::Role;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::helpers::{start_chat_ro as start, until, Backend, TestApp, Ws, FRAME_TIMEOUT};
+use crate::helpers::{start_chat_ro as start, until, Backend, TestApp, Ws};
 use crate::supervisor::{supervisor, until as sup_until};
 
 crate::on_both_backends!(

@@ -5,7 +5,7 @@
 use helpline::store::users::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::{until, call, Backend, TestApp, TestDb, Ws, FRAME_TIMEOUT};
+use crate::helpers::{call, until, Backend, TestApp, TestDb};
 
 crate::on_both_backends!(settings_are_read_and_set_by_scope_checked_audited_and_live, settings_from_the_command_line);
 

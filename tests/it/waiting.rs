@@ -6,7 +6,7 @@ use helpline::store::users::Role;
 use serde_json::{json, Value};
 
 use crate::exchange::{add_gateway, now_ms, Exchange};
-use crate::helpers::{start_chat_ro as start, until, Backend, TestApp, Ws, FRAME_TIMEOUT};
+use crate::helpers::{start_chat_ro as start, until, Backend, TestApp, Ws};
 use crate::supervisor::{supervisor, until as sup_until};
 
 crate::on_both_backends!(
