@@ -67,12 +67,14 @@ fn http() -> reqwest::Client {
 }
 
 /// Creates the schema, the helplines and the signing key; returns the store and the keys.
-async fn prepare(url: &str) -> anyhow::Result<(Store, AuthKeys)> {
-    let store = Store::connect(url).await.with_context(|| format!("opening {url}"))?;
+async fn prepare(url: &str, key_file: Option<&Path>) -> anyhow::Result<(Store, AuthKeys)> {
+    let store = Store::connect_with(url, key_file).await.with_context(|| format!("opening {url}"))?;
     store.migrate().await.context("migrating")?;
     helpline::store::defaults::seed_helplines(&store).await?;
-    let now = now_ms();
-    let secret = store.secrets().secret_or_create("jwt_hs256", now, random_secret).await?;
+    // The server signs tokens with the key file's newest signing key (an SQLite file's key file is
+    // beside it; a PostgreSQL server's is the one it is given): the tool signs with the same.
+    let keys = store.keys().snapshot().map_err(|e| anyhow!("the key file of {url}: {e}"))?;
+    let secret = keys.signing.last().map(|k| k.key.clone()).ok_or_else(|| anyhow!("the key file of {url} has no signing key"))?;
     Ok((store, AuthKeys::new(secret.as_bytes(), Duration::from_secs(12 * 3600))))
 }
 
@@ -137,21 +139,28 @@ impl Target {
                 (url, Some(dir), None)
             }
             Some(u) if u.starts_with("postgres") => {
+                let dir = tempfile::tempdir()?;
                 let name = format!("helpline_load_{}", uuid::Uuid::new_v4().simple());
                 let pool = sqlx::PgPool::connect(u).await.with_context(|| format!("connecting to {u}"))?;
                 sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await?;
                 pool.close().await;
                 let base = u.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or_else(|| u.to_string());
-                (format!("{base}/{name}"), None, Some((u.to_string(), name)))
+                (format!("{base}/{name}"), Some(dir), Some((u.to_string(), name)))
             }
             Some(u) => (u.to_string(), None, None),
         };
-        let (store, auth) = prepare(&url).await?;
+        // PostgreSQL: every node and the tool share a key file of the run's own (an SQLite file's is beside it).
+        let key_file = if url.starts_with("postgres") { dir.as_ref().map(|d| d.path().join("helpline.keys")) } else { None };
+        let (store, auth) = prepare(&url, key_file.as_deref()).await?;
         let prefix = format!("helpline-load-{}", uuid::Uuid::new_v4().simple());
         let mut started = Vec::new();
         for i in 0..nodes.max(1) {
             let mut cmd = Command::new(binary);
-            cmd.args(["--database", &url, "serve", "--listen", "127.0.0.1:0"]);
+            cmd.args(["--database", &url]);
+            if let Some(k) = &key_file {
+                cmd.arg("--key-file").arg(k);
+            }
+            cmd.args(["serve", "--listen", "127.0.0.1:0"]);
             if let Some(r) = redis {
                 cmd.args(["--redis", r, "--node-id", &format!("load-{i}")]).env("HELPLINE_REDIS_PREFIX", &prefix);
             }
@@ -203,9 +212,11 @@ impl Target {
     }
 
     /// A helpline already running at `addr` on database `url` (the tool creates counsellors there).
-    /// Tokens are signed with the key kept in the database, so the server must not run with `HELPLINE_JWT_SECRET`.
+    /// Tokens are signed with the server's key file (`HELPLINE_KEY_FILE` when set, else an SQLite
+    /// file's own beside it), so the server must not run with `HELPLINE_JWT_SECRET`.
     pub async fn external(addr: SocketAddr, url: &str, pid: u32) -> anyhow::Result<Target> {
-        let (store, auth) = prepare(url).await?;
+        let key_file = std::env::var_os("HELPLINE_KEY_FILE").map(std::path::PathBuf::from);
+        let (store, auth) = prepare(url, key_file.as_deref()).await?;
         Ok(Target { addr, pid, kind: Kind::Helpline { store, auth: Box::new(auth) }, label: label_of(url), http: http(), child: None, _dir: None, pg_drop: None, nodes: vec![], others: vec![] })
     }
 
