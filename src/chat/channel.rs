@@ -363,7 +363,7 @@ mod tests {
     fn only_a_phone_call_has_exchange_steps_and_its_caller_stays_through_a_restart() {
         let channels = Channels::default();
         let (web, phone) = (channels.kind_or_web("chat"), channels.kind_or_web("call"));
-        let ended = Output::Ended { contact: ContactId(1), counsellor: None, reason: EndReason::CallerEnded, abandoned: true };
+        let ended = Output::Ended { contact: ContactId(1), helpline: "children".into(), counsellor: None, reason: EndReason::CallerEnded, abandoned: true };
         assert_eq!(web.exchange_step(&ended), None);
         assert!(phone.exchange_step(&ended).is_some());
         let gone = Output::OfferRevoked { contact: ContactId(1), counsellor: crate::routing::CounsellorId(2), reason: RevokeReason::ContactGone };

@@ -26,6 +26,27 @@ fn commit_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 16))
 }
 
+/// Every series `/metrics` serves (Prometheus's classic names: a counter's `_total`, a histogram's
+/// `_bucket`, `_count`, `_sum`), for checking the dashboards and alert rules in `docs/prometheus/`
+/// (a family with no sample yet is not in the scrape). A unit test keeps it equal to the registry.
+pub const SERIES: &[&str] = &[
+    "helpline_offers_total",
+    "helpline_answered_total",
+    "helpline_abandoned_total",
+    "helpline_time_to_answer_seconds_bucket",
+    "helpline_time_to_answer_seconds_count",
+    "helpline_time_to_answer_seconds_sum",
+    "helpline_db_commit_seconds_bucket",
+    "helpline_db_commit_seconds_count",
+    "helpline_db_commit_seconds_sum",
+    "helpline_messages_total",
+    "helpline_messages_refused_total",
+    "helpline_queue_waiting",
+    "helpline_queue_longest_wait_seconds",
+    "helpline_counsellors",
+    "helpline_sockets",
+];
+
 /// The process's metrics (one registry per process, as Prometheus expects).
 pub struct Metrics {
     pub registry: Registry,
@@ -98,3 +119,36 @@ impl Metrics {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_names_every_series_of_the_registry() {
+        let m = &*METRICS;
+        m.offer("x");
+        m.answer("x", 1);
+        m.abandon("x");
+        m.refused("x", 1);
+        m.commit("x", Duration::from_millis(1));
+        m.messages.inc();
+        m.queue_waiting.get_or_create(&label("helpline", "x")).set(0);
+        m.longest_wait.get_or_create(&label("helpline", "x")).set(0.0);
+        m.counsellors.get_or_create(&label("state", "x")).set(0);
+        m.sockets.get_or_create(&label("kind", "x")).set(0);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &m.registry).expect("encode");
+        let mut names: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .filter(|n| !n.ends_with("_created"))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut expected = SERIES.to_vec();
+        expected.sort_unstable();
+        assert_eq!(names, expected);
+    }
+}

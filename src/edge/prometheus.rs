@@ -1,4 +1,6 @@
-//! `GET /metrics`: the core's counters (`chat::counters`) and gauges read from the engine and the hub now.
+//! `GET /metrics`: the core's counters (`chat::counters`) and gauges read from the engine and the hub now,
+//! in OpenMetrics for a scraper that asks for it (Prometheus does) and in Prometheus's classic text format
+//! (0.0.4) otherwise (curl, `promtool check metrics`).
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
@@ -15,7 +17,7 @@ use crate::supervision::board::state_of;
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     security((), ("metrics" = [])),
     responses(
-        (status = 200, description = "counters and gauges (docs/metrics.md)", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 200, description = "counters and gauges (docs/metrics.md): OpenMetrics when the request's `Accept` names `application/openmetrics-text`, else the Prometheus text format 0.0.4", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
         (status = 401, description = "`--metrics-token` is set and the request does not carry it", body = crate::state::error::ErrorBody),
     ))]
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -47,5 +49,97 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
     if encode(&mut body, &m.registry).is_err() {
         body = "# encoding failed\n".into();
     }
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
+    if wants_openmetrics(&headers) {
+        ([(header::CONTENT_TYPE, OPENMETRICS)], body).into_response()
+    } else {
+        ([(header::CONTENT_TYPE, CLASSIC)], classic_text(&body)).into_response()
+    }
+}
+
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const CLASSIC: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Whether the scraper asked for OpenMetrics (Prometheus's `Accept` names it first; curl's `*/*` does not).
+fn wants_openmetrics(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|part| {
+            let mut params = part.split(';').map(str::trim);
+            let is_om = params.next() == Some("application/openmetrics-text");
+            let refused = params.any(|p| p.replace(' ', "") == "q=0" || p.replace(' ', "") == "q=0.0");
+            is_om && !refused
+        })
+}
+
+/// OpenMetrics text as Prometheus's classic text format: a counter family `x` is named by its sample
+/// `x_total` in `# HELP` and `# TYPE` (the classic format has no families), its `x_created` samples
+/// dropped, and `# UNIT` and `# EOF` left out. Everything else is the same in both formats.
+fn classic_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|tag| {
+            let rest = line.strip_prefix(tag)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters.contains(name).then(|| format!("{tag}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(l) => out.push_str(&l),
+            None => {
+                let name = line.split(['{', ' ']).next().unwrap_or("");
+                if name.strip_suffix("_created").is_some_and(|family| counters.contains(family)) {
+                    continue;
+                }
+                out.push_str(line);
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "# HELP helpline_offers Offers rung to counsellors.\n# TYPE helpline_offers counter\n\
+helpline_offers_total{helpline=\"children\"} 2\nhelpline_offers_created{helpline=\"children\"} 1.7e9\n\
+# HELP helpline_queue_waiting Contacts waiting now.\n# TYPE helpline_queue_waiting gauge\n\
+helpline_queue_waiting{helpline=\"children\"} 0\n# UNIT helpline_x seconds\n# EOF\n";
+
+    #[test]
+    fn counters_are_named_by_their_sample_in_the_classic_format() {
+        assert_eq!(
+            classic_text(SAMPLE),
+            "# HELP helpline_offers_total Offers rung to counsellors.\n# TYPE helpline_offers_total counter\n\
+helpline_offers_total{helpline=\"children\"} 2\n\
+# HELP helpline_queue_waiting Contacts waiting now.\n# TYPE helpline_queue_waiting gauge\n\
+helpline_queue_waiting{helpline=\"children\"} 0\n"
+        );
+    }
+
+    #[test]
+    fn openmetrics_only_when_asked_for() {
+        let with = |accept: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, accept.parse().expect("header"));
+            wants_openmetrics(&h)
+        };
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert!(with(prometheus));
+        assert!(!with("*/*"));
+        assert!(!with("text/plain;version=0.0.4"));
+        assert!(!with("application/openmetrics-text; q=0, text/plain"));
+        assert!(!wants_openmetrics(&HeaderMap::new()));
+    }
 }

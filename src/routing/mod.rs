@@ -1266,6 +1266,7 @@ impl Engine {
                 }
                 out.push(Output::Ended {
                     contact: id,
+                    helpline: x.info.helpline.clone(),
                     counsellor: None,
                     reason,
                     abandoned: true,
@@ -1278,6 +1279,7 @@ impl Engine {
                 });
                 out.push(Output::Ended {
                     contact: id,
+                    helpline: x.info.helpline.clone(),
                     counsellor: Some(counsellor),
                     reason,
                     abandoned: false,

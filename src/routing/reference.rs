@@ -1177,6 +1177,7 @@ impl Engine {
                 }
                 out.push(Output::Ended {
                     contact: id,
+                    helpline: x.info.helpline.clone(),
                     counsellor: None,
                     reason,
                     abandoned: true,
@@ -1189,6 +1190,7 @@ impl Engine {
                 }
                 out.push(Output::Ended {
                     contact: id,
+                    helpline: x.info.helpline.clone(),
                     counsellor: Some(counsellor),
                     reason,
                     abandoned: false,

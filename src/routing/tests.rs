@@ -674,6 +674,7 @@ fn capacity_limit_respected() {
         vec![
             Output::Ended {
                 contact: x(2),
+                helpline: "children".into(),
                 counsellor: Some(c(1)),
                 reason: EndReason::CounsellorEnded,
                 abandoned: false
@@ -734,6 +735,7 @@ fn caller_grace_waiting() {
         e.handle(t(320_000), Input::Tick),
         vec![Output::Ended {
             contact: x(1),
+            helpline: "children".into(),
             counsellor: None,
             reason: EndReason::CallerLost,
             abandoned: true
@@ -769,6 +771,7 @@ fn caller_grace_assigned_and_ringing() {
         e.handle(t(122_000), Input::Tick),
         vec![Output::Ended {
             contact: x(1),
+            helpline: "children".into(),
             counsellor: Some(c(1)),
             reason: EndReason::CallerLost,
             abandoned: false
@@ -783,6 +786,7 @@ fn caller_grace_assigned_and_ringing() {
             revoked(3, 1, RevokeReason::ContactGone),
             Output::Ended {
                 contact: x(3),
+                helpline: "children".into(),
                 counsellor: None,
                 reason: EndReason::CallerEnded,
                 abandoned: true
@@ -793,6 +797,7 @@ fn caller_grace_assigned_and_ringing() {
         e.handle(t(125_000), Input::EndByCaller { contact: x(2) }),
         vec![Output::Ended {
             contact: x(2),
+            helpline: "children".into(),
             counsellor: Some(c(1)),
             reason: EndReason::CallerEnded,
             abandoned: false
@@ -858,6 +863,7 @@ fn restart_restore() {
         vec![
             Output::Ended {
                 contact: x(3),
+                helpline: "children".into(),
                 counsellor: Some(c(1)),
                 reason: EndReason::CallerEnded,
                 abandoned: false
@@ -874,12 +880,14 @@ fn restart_restore() {
         vec![
             Output::Ended {
                 contact: x(1),
+                helpline: "children".into(),
                 counsellor: None,
                 reason: EndReason::CallerLost,
                 abandoned: true
             },
             Output::Ended {
                 contact: x(2),
+                helpline: "children".into(),
                 counsellor: Some(c(1)),
                 reason: EndReason::CallerLost,
                 abandoned: false

@@ -411,6 +411,8 @@ pub enum Output {
     /// `abandoned` when it ended while still waiting.
     Ended {
         contact: ContactId,
+        /// The helpline whose contact it was (a contact never offered is known by nobody else once ended).
+        helpline: Helpline,
         counsellor: Option<CounsellorId>,
         reason: EndReason,
         abandoned: bool,

@@ -8,8 +8,13 @@ fn with_capacity(id: u128, capacity: u32) -> CounsellorProfile {
     CounsellorProfile { capacity, ..children_ro(id) }
 }
 
+/// A children's helpline contact's end.
 fn ended(contact: u128, counsellor: Option<u128>, reason: EndReason) -> Output {
-    Output::Ended { contact: x(contact), counsellor: counsellor.map(c), reason, abandoned: counsellor.is_none() }
+    ended_at("children", contact, counsellor, reason)
+}
+
+fn ended_at(helpline: &str, contact: u128, counsellor: Option<u128>, reason: EndReason) -> Output {
+    Output::Ended { contact: x(contact), helpline: helpline.into(), counsellor: counsellor.map(c), reason, abandoned: counsellor.is_none() }
 }
 
 fn wrap_up(counsellor: u128, contact: u128, until: Millis) -> Output {
@@ -95,7 +100,7 @@ fn a_wrap_up_ends_by_itself_at_the_helplines_limit() {
     e.handle(t(63_000), accept(1, 2));
     assert_eq!(
         e.handle(t(64_000), Input::EndByCounsellor { counsellor: c(1), contact: x(2) }),
-        vec![ended(2, Some(1), EndReason::CounsellorEnded), wrap_up(1, 2, t(94_000))]
+        vec![ended_at("family_violence", 2, Some(1), EndReason::CounsellorEnded), wrap_up(1, 2, t(94_000))]
     );
     e.handle(t(94_000), Input::Tick);
     // A disability conversation: no wrap-up at all.
@@ -103,7 +108,7 @@ fn a_wrap_up_ends_by_itself_at_the_helplines_limit() {
     e.handle(t(96_000), accept(1, 3));
     assert_eq!(
         e.handle(t(97_000), Input::EndByCounsellor { counsellor: c(1), contact: x(3) }),
-        vec![ended(3, Some(1), EndReason::CounsellorEnded)]
+        vec![ended_at("disability", 3, Some(1), EndReason::CounsellorEnded)]
     );
     assert!(view(&e, 1).wrapping_up.is_empty());
 }

@@ -52,6 +52,35 @@ fn init_tracing() {
     });
 }
 
+/// Prometheus's `promtool` (Debian's `prometheus` package, which `.ci/run` installs; `PROMTOOL` names
+/// another): in CI its absence fails the test, elsewhere the check is skipped with a line saying so.
+pub fn promtool() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PROMTOOL").map(std::path::PathBuf::from).unwrap_or_else(|| "/usr/bin/promtool".into());
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(std::env::var_os("CI").is_none(), "{} is missing: .ci/run installs Debian's prometheus package", path.display());
+    eprintln!("SKIPPED: promtool checks ({} not found; apt-get install prometheus)", path.display());
+    None
+}
+
+/// Runs `program args` with `input` on its standard input: whether it exited 0, and what it printed
+/// (standard output and error).
+pub fn run_with_stdin(program: &std::path::Path, args: &[&str], input: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), printed)
+}
+
 /// The PostgreSQL server used for tests (a database is created per test on it).
 pub fn postgres_admin_url() -> String {
     std::env::var("HELPLINE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())

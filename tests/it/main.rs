@@ -7,6 +7,7 @@
 mod helpers;
 
 mod abuse;
+mod alerts;
 mod accounts;
 mod adversarial;
 mod bad_input;

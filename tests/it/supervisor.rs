@@ -249,6 +249,35 @@ async fn prometheus_metrics(backend: Backend) {
     assert_eq!(value("helpline_sockets{kind=\"caller\"}"), 2.0);
     assert_eq!(value("helpline_counsellors{state=\"available\"}"), 1.0);
     assert!(!body.contains("hello"), "no conversation text in metrics");
+
+    // The waiting caller leaves: every family has samples now (abandoned too; counted before she is told).
+    waiting.send(json!({"type": "end"})).await;
+    waiting.expect("contact_ended").await;
+    let classic = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    // (The counters are the process's: other tests of this binary count too.)
+    let abandoned = classic.lines().find_map(|l| l.strip_prefix("helpline_abandoned_total{helpline=\"family_violence\"} "));
+    assert!(abandoned.and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v >= 1.0), "{classic}");
+    assert!(!classic.contains("helpline=\"unknown\""), "every contact counted under its helpline: {classic}");
+    // Without an Accept naming OpenMetrics: Prometheus's classic text, which promtool checks clean.
+    let res = app.http.get(app.url("/metrics")).header("accept", "*/*").send().await.unwrap();
+    assert_eq!(res.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    assert!(classic.contains("# TYPE helpline_answered_total counter"), "{classic}");
+    assert!(!classic.contains("# EOF"));
+    if let Some(promtool) = crate::helpers::promtool() {
+        let (ok, printed) = crate::helpers::run_with_stdin(&promtool, &["check", "metrics"], &classic);
+        assert!(ok && printed.trim().is_empty(), "promtool check metrics: {printed}\n{classic}");
+    }
+    // A scraper asking for OpenMetrics (as Prometheus does) gets it.
+    let res = app
+        .http
+        .get(app.url("/metrics"))
+        .header("accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-type"], "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    let om = res.text().await.unwrap();
+    assert!(om.contains("# TYPE helpline_answered counter") && om.trim_end().ends_with("# EOF"), "{om}");
 }
 
 /// A conversation transferred back into another helpline's queue waits again, ahead of new contacts,

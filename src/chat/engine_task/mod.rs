@@ -575,12 +575,11 @@ impl EngineTask {
                     self.later.answered(&helpline, queued_at, *answered_at);
                 }
             }
-            Output::Ended { contact, abandoned, .. } => {
+            Output::Ended { contact, helpline, abandoned, .. } => {
                 self.calls.remove(contact);
-                let offered = self.offered.remove(contact);
+                self.offered.remove(contact);
                 if *abandoned {
-                    let helpline = offered.map(|(h, _)| h).or_else(|| self.engine.helpline_of(*contact).map(str::to_string));
-                    METRICS.abandon(helpline.as_deref().unwrap_or("unknown"));
+                    METRICS.abandon(helpline);
                 }
             }
             _ => {}
@@ -676,7 +675,7 @@ mod tests {
         let mut batch = Batch::default();
         // Three steps of one batch: the queue moves twice, and an offer in between.
         batch.step(0, vec![Output::Positions { positions: vec![(a, 3), (b, 4)] }], Vec::new(), Vec::new());
-        batch.step(1, vec![Output::Ended { contact: ContactId(9), counsellor: None, reason: crate::routing::EndReason::CallerEnded, abandoned: true }], Vec::new(), Vec::new());
+        batch.step(1, vec![Output::Ended { contact: ContactId(9), helpline: "children".into(), counsellor: None, reason: crate::routing::EndReason::CallerEnded, abandoned: true }], Vec::new(), Vec::new());
         batch.step(2, vec![Output::Positions { positions: vec![(a, 2), (b, 3)] }], Vec::new(), Vec::new());
         assert_eq!(batch.moved, BTreeSet::from([a, b]), "each moved contact once, however often it moved");
         assert_eq!(batch.after.len(), 1, "the positions are not among the step-by-step notifications");

@@ -627,7 +627,7 @@ mod tests {
         assert!(matches!(change_of(1, &expired), Some(Change::OfferClosed { outcome: "expired", .. })));
         let moved = Output::OfferRevoked { contact, counsellor, reason: RevokeReason::Moved };
         assert!(matches!(change_of(1, &moved), Some(Change::OfferClosed { outcome: "revoked", .. })));
-        let ended = Output::Ended { contact, counsellor: None, reason: EndReason::CallerLost, abandoned: true };
+        let ended = Output::Ended { contact, helpline: "children".into(), counsellor: None, reason: EndReason::CallerLost, abandoned: true };
         assert_eq!(change_of(5, &ended), Some(Change::Ended { contact: A.into(), at: 5, reason: "caller_lost", abandoned: true }));
         let breached = Output::SlaBreached { contact, waited_ms: 15_000 };
         assert!(matches!(change_of(5, &breached), Some(Change::Event { kind: "sla_breached", detail: Some(d), .. }) if d == "15000"));
@@ -665,7 +665,7 @@ mod tests {
         let risk = notices(0, Output::SlaAtRisk { contact, waited_ms: 10_400 }, facts);
         assert!(matches!(&risk[0], Notice::Supervisors(Audience::Of(h), ServerEvent::Alert { kind, message, .. })
             if h == &["children".to_string()] && kind == "wait_10s" && message == "waiting 10 s without an answer"));
-        let ended = notices(0, Output::Ended { contact, counsellor: Some(counsellor), reason: EndReason::CounsellorEnded, abandoned: false }, Facts::default());
+        let ended = notices(0, Output::Ended { contact, helpline: "children".into(), counsellor: Some(counsellor), reason: EndReason::CounsellorEnded, abandoned: false }, Facts::default());
         assert!(matches!(&ended[0], Notice::Relay(RelayCommand::Ended { contact: c, reason }) if c == A && reason == "counsellor_ended"));
         let rejected = notices(0, Output::Rejected { counsellor, contact, rejection: Rejection::NotAssigned }, Facts::default());
         assert!(matches!(&rejected[0], Notice::Counsellor(_, ServerEvent::Error { code: ErrorCode::UnknownContact, reference: Some(r), .. }) if r == A));
