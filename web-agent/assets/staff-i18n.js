@@ -34,6 +34,7 @@ export const CATALOGUE = {
     'conn.live': 'Live',
     'wall.on': 'Wall mode',
     'wall.off': 'Leave wall mode',
+    'wall.more': '+{n} more',
     'signout': 'Sign out',
 
     'login.heading': 'Sign in',
@@ -301,6 +302,7 @@ export const CATALOGUE = {
     'conn.live': 'În direct',
     'wall.on': 'Mod ecran de perete',
     'wall.off': 'Ieși din modul ecran de perete',
+    'wall.more': 'încă {n}',
     'signout': 'Deconectare',
 
     'login.heading': 'Autentificare',
@@ -569,6 +571,7 @@ export const CATALOGUE = {
     'conn.live': 'В эфире',
     'wall.on': 'Режим настенного экрана',
     'wall.off': 'Выйти из режима настенного экрана',
+    'wall.more': 'ещё {n}',
     'signout': 'Выйти',
 
     'login.heading': 'Вход',
@@ -837,6 +840,7 @@ export const CATALOGUE = {
     'conn.live': 'Наживо',
     'wall.on': 'Режим настінного екрана',
     'wall.off': 'Вийти з режиму настінного екрана',
+    'wall.more': 'ще {n}',
     'signout': 'Вийти',
 
     'login.heading': 'Вхід',

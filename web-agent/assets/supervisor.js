@@ -27,6 +27,8 @@ import { initCases, casesOnline, casesSignedOut, casesRedraw, onEscalation } fro
 import { lockoutsOnline, lockoutsSignedOut, lockoutsRedraw } from './supervisor-lockouts.js';
 // Blocked callers, and lifting a block: see supervisor-blocks.js.
 import { initBlocks, blocksOnline, blocksSignedOut, blocksRedraw } from './supervisor-blocks.js';
+// Wall lists that do not fit end with "+N more".
+import { initWallFit } from './supervisor-wall.js';
 
 const TOKEN_KEY = 'helpline.supervisor.token';
 const PING_EVERY_MS = 15000;
@@ -1212,6 +1214,7 @@ function init() {
   $('signout').addEventListener('click', () => signOut(''));
   $('wall').addEventListener('click', () => setWall(!state.wall));
   setWall(new URLSearchParams(location.search).get('wall') === '1');
+  initWallFit();
   translatePage();
   document.addEventListener('visibilitychange', () => {
     if (!document.hidden) socket.reconnectNow();
