@@ -751,7 +751,14 @@ function renderMessage(c, m) {
     setState(c, entry, 'sent');
     return true;
   }
-  place(c, messageElement(false, m.from, m.text, m.at), m.seq);
+  const node = messageElement(false, m.from, m.text, m.at);
+  if (m.notice?.kind === 'joined') {
+    // A supervisor joined: the console's own words (in its language), not the server's English.
+    const line = node.querySelector('.text');
+    setText(line, 'console.joined', { name: m.notice.name });
+    line.translate = true;
+  }
+  place(c, node, m.seq);
   return true;
 }
 

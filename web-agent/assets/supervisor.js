@@ -913,7 +913,9 @@ function renderMessage(m, msg) {
           ? t('who.supervisor')
           : m.counsellor || t('who.counsellor');
   const cls = msg.from === 'caller' ? 'theirs caller' : msg.from === 'system' ? 'theirs system' : 'mine counsellor';
-  place(m, messageElement(who, cls, msg.text, msg.at), msg.seq);
+  // A supervisor joined (`notice`): said in the page's language; another system line as the server wrote it.
+  const text = msg.notice?.kind === 'joined' ? t('console.joined', { name: msg.notice.name }) : msg.text;
+  place(m, messageElement(who, cls, text, msg.at), msg.seq);
 }
 
 function onMessage(f) {

@@ -244,3 +244,88 @@ test('a caller who leaves by quick exit is told as such in the console', async (
   await agentCtx.close();
   await callerCtx.close();
 });
+
+test('a desktop notification for an offer while the console is not looked at, closed once answered', async () => {
+  // The browser grants notifications; the page's Notification is wrapped (before any script of the page)
+  // so that every notification made, and every close, is recorded and then handed to the real one.
+  const agentCtx = await context(browser);
+  await agentCtx.grantPermissions(['notifications'], { origin: BASE });
+  await agentCtx.addInitScript(() => {
+    const Real = window.Notification;
+    window.__notices = [];
+    window.__noticeErrors = [];
+    class Recorded extends Real {
+      constructor(title, options = {}) {
+        try {
+          super(title, options);
+        } catch (e) {
+          window.__noticeErrors.push(String(e));
+          throw e;
+        }
+        const entry = { title, body: options.body, tag: options.tag, requireInteraction: options.requireInteraction, closed: false, visible: !document.hidden, focused: document.hasFocus() };
+        window.__notices.push(entry);
+        const close = this.close.bind(this);
+        this.close = () => {
+          entry.closed = true;
+          close();
+        };
+      }
+      static get permission() {
+        return Real.permission;
+      }
+      static requestPermission(...args) {
+        return Real.requestPermission(...args);
+      }
+    }
+    window.Notification = Recorded;
+  });
+  const callerCtx = await context(browser);
+  try {
+    const agent = await counsellor(agentCtx, 'nina');
+    // Granted: the shortcuts panel says notifications are on, and offers no button to ask.
+    await agent.locator('#notify-state', { hasText: 'Desktop notifications are on' }).waitFor();
+    assert.ok(await agent.locator('#notify-on').isHidden());
+
+    // Looked at (visible and focused): the offer rings in the bar only, no notification.
+    await agent.bringToFront();
+    assert.ok(await agent.evaluate(() => !document.hidden && document.hasFocus()), 'the console has the focus');
+    const seen = await caller(callerCtx, 'night', 'en');
+    await agent.locator(`.offer[data-contact-id="${seen.contactId}"]`).waitFor();
+    assert.deepEqual(await agent.evaluate(() => window.__notices), [], 'no notification while the console is looked at');
+    // Answered (it stays open in one of nina's two slots; the next offer comes to the other).
+    await acceptOffer(agent, seen.contactId);
+
+    // Another tab in front: the console is not looked at. The next offer shows a notification that
+    // stays until answered (requireInteraction), tagged with the offer, in the page's words.
+    const other = await agentCtx.newPage();
+    await other.goto(`${BASE}/chat`);
+    await other.bringToFront();
+    await agent.waitForFunction(() => document.hidden || !document.hasFocus());
+    const call = await caller(callerCtx, 'night', 'en');
+    await agent.locator(`.offer[data-contact-id="${call.contactId}"]`).waitFor();
+    await agent.waitForFunction(() => window.__notices.length > 0);
+    const [notice, ...more] = await agent.evaluate(() => window.__notices);
+    assert.deepEqual(more, [], 'one notification for one offer');
+    assert.equal(notice.title, 'Incoming chat');
+    assert.equal(notice.body, 'Night line (browser test) · English');
+    assert.equal(notice.tag, `offer-${call.contactId}`);
+    assert.equal(notice.requireInteraction, true);
+    assert.equal(notice.closed, false);
+    assert.ok(!(notice.visible && notice.focused), 'made while the console was not looked at');
+    assert.deepEqual(await agent.evaluate(() => window.__noticeErrors), [], 'the real Notification took it');
+
+    // Answered: the notification is closed.
+    await agent.bringToFront();
+    await agent.locator(`.offer[data-contact-id="${call.contactId}"] button.accept`).click();
+    await pane(agent, call.contactId).waitFor();
+    await agent.waitForFunction(() => window.__notices[0].closed);
+    await pane(agent, call.contactId).getByRole('button', { name: 'End conversation' }).click();
+    await agent.getByRole('dialog', { name: 'End this conversation?' }).getByRole('button', { name: 'Yes, end it' }).click();
+    await pane(agent, call.contactId).getByText('You ended the conversation.').waitFor();
+    await other.close();
+    assert.deepEqual(agent.errors, []);
+  } finally {
+    await agentCtx.close();
+    await callerCtx.close();
+  }
+});
