@@ -48,10 +48,14 @@ export function caseworkOnline() {
   }, REFRESH_MS);
 }
 
+/** The side lists as last loaded, drawn again after a change of language. */
+let lastWrapups = null;
+let lastCases = null;
+
 /** After a change of language: the side lists drawn again (the forms' words follow by themselves). */
 export function caseworkRedraw() {
-  refreshCases(false);
-  refreshWrapups();
+  if (lastWrapups) drawWrapups(lastWrapups);
+  if (lastCases) drawCases(lastCases);
   if (!ctx) return;
   for (const c of ctx.conversations().values()) {
     if (c.cf) formChanged(c, c.cf, true);
@@ -66,6 +70,8 @@ export function caseworkSignedOut() {
   $('no-cases').hidden = false;
   $('no-wrapups').hidden = false;
   $('cases-checked').textContent = '';
+  lastWrapups = null;
+  lastCases = null;
 }
 
 // ----- per conversation ---------------------------------------------------------
@@ -142,8 +148,12 @@ export async function refreshWrapups() {
   if (!ctx || !ctx.token()) return;
   const res = await apiCall(ctx.token(), '/api/v1/contact-forms/incomplete');
   if (res.status !== 200) return;
+  lastWrapups = res.body.wrapups || [];
+  drawWrapups(lastWrapups);
+}
+
+function drawWrapups(items) {
   const list = $('wrapups');
-  const items = res.body.wrapups || [];
   list.replaceChildren(
     ...items.map((w) => {
       const open = el('button', { type: 'button', class: 'secondary open-wrapup', text: t('console.openForm'), 'aria-label': t('console.openFormLabel', { helpline: ctx.helplineName(w.helpline), time: w.ended_at ? timeOf(w.ended_at) : '–' }) });
@@ -171,8 +181,11 @@ export async function refreshCases(byHand) {
     if (byHand) $('cases-checked').textContent = t('console.casesFailed');
     return;
   }
-  const now = Date.parse(res.body.now);
-  const cases = res.body.cases || [];
+  lastCases = { now: Date.parse(res.body.now), cases: res.body.cases || [] };
+  drawCases(lastCases);
+}
+
+function drawCases({ now, cases }) {
   $('my-cases').replaceChildren(
     ...cases.map((c) => {
       const due = c.due_at_ms == null ? 'none' : c.due_at_ms <= now ? 'overdue' : c.due_at_ms <= now + DAY_MS ? 'soon' : 'later';

@@ -118,13 +118,22 @@ export function closeNotice(id) {
 
 let ending = null;
 
-/** Asks in a modal dialog before ending `c`; `end()` runs only on Yes. Focus returns where it was. */
+/**
+ * Asks in a modal dialog before ending `c`; `end()` runs only on Yes. Focus returns where it was.
+ * `text()` gives the question's words (again after a change of language: `redrawEnd`).
+ */
 export function confirmEnd(c, text, end) {
   const dialog = $('end-dialog');
-  ending = { end, back: document.activeElement };
-  $('end-dialog-text').textContent = text;
+  const words = typeof text === 'function' ? text : () => text;
+  ending = { end, back: document.activeElement, text: words };
+  $('end-dialog-text').textContent = words();
   dialog.showModal();
   $('end-cancel').focus();
+}
+
+/** The open End dialog's question in the page's language now. */
+export function redrawEnd() {
+  if (ending) $('end-dialog-text').textContent = ending.text();
 }
 
 function closeEnd(confirmed) {

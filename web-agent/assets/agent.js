@@ -22,7 +22,7 @@ import { languageName, mountLogin, submitLogin, showLogin, saveToken, savedToken
 import { showEarlier, callControls, renderCallControls, onCallControl } from './agent-call.js';
 // Casework (contact form, escalation, wrap-ups, my cases): see agent-casework.js.
 import { initCasework, caseworkRedraw, caseworkOnline, caseworkSignedOut, mountCasework, unmountCasework, caseworkFrame, caseworkError, caseworkEnded, mayClose } from './agent-casework.js';
-import { unlockAudio, ring, stopRing, renderNotifyState, askNotify, notifyOffer, closeNotice, confirmEnd, initEndDialog, loadCanned, forgetCanned, mountCanned, mountFlag, onFlagged, onFlagError } from './agent-shift.js';
+import { unlockAudio, ring, stopRing, renderNotifyState, askNotify, notifyOffer, closeNotice, confirmEnd, redrawEnd, initEndDialog, loadCanned, forgetCanned, mountCanned, mountFlag, onFlagged, onFlagError } from './agent-shift.js';
 import { TEXT, aliasOf, awayLabel, helplineWords, setText, durationWords } from './agent-text.js';
 // Every word through the staff catalogue (docs/web-agent.md "Translating a staff page").
 import { t, translatePage, onLocaleChange, formatTime } from './staff-i18n.js';
@@ -492,7 +492,7 @@ function conversation(id, info = {}) {
   c.text.addEventListener('input', () => onTyping(c));
   c.endButton.addEventListener('click', () => {
     if (c.ended) return;
-    const text = c.channel === 'call' ? TEXT.endAskCall(c.alias) : TEXT.endAsk(c.alias);
+    const text = () => (c.channel === 'call' ? TEXT.endAskCall(aliasOf(c.id)) : TEXT.endAsk(aliasOf(c.id)));
     confirmEnd(c, text, () => {
       if (!c.ended) send({ type: 'end', contact_id: c.id });
     });
@@ -1000,6 +1000,7 @@ function redraw() {
     renderWrapUp(c);
   }
   renderNotifyState();
+  redrawEnd();
   refreshEmpty();
   updateTitle();
   caseworkRedraw();
