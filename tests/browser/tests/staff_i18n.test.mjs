@@ -305,7 +305,7 @@ test('the console in Romanian, Russian and Ukrainian: every state, nothing left 
       await p.locator('.contact-form select[name="caller_type"]').selectOption('person_concerned');
       await p.locator('.contact-form .form-status[data-i18n="form.draftSavedAt"]').waitFor();
       await check(agent, lang, 'a conversation and its contact form');
-      if (lang === 'ro') await screenshot(agent, 'agent-ro');
+      if (lang === 'ro') await screenshot(agent, 'agent-ro', { docs: 'agent-ro.png' });
 
       // End conversation asks first; then the ended conversation, its wrap-up listed.
       await p.locator('button.end').click();
