@@ -67,6 +67,15 @@ function fit() {
       // Hide from the first entry that does not fit; then make room for the "+N more" line itself.
       const hide = (from) => {
         items.forEach((n, i) => n.classList.toggle(CUT, i >= from));
+        // Counsellors come in groups (available, busy…): the groups after the one cut go too.
+        const cutGroup = items[from]?.closest('.group');
+        if (cutGroup && list.contains(cutGroup)) {
+          let after = false;
+          for (const group of list.querySelectorAll(':scope > .group')) {
+            group.classList.toggle(CUT, after);
+            if (group === cutGroup) after = true;
+          }
+        }
         more.text.textContent = t('wall.more', { n: items.length - from });
       };
       hide(first);

@@ -272,12 +272,12 @@ test('the console in Romanian, Russian and Ukrainian: every state, nothing left 
   const lena = (await api('/api/v1/auth/login', { method: 'POST', body: { username: 'lena', password: 'lena-demo' } })).body.access_token;
   assert.equal((await api('/api/v1/me/locale', { token: lena, method: 'PUT', body: { locale: 'en' } })).status, 200);
   /** The English page of this state is marked, then the state is walked in `lang` (and axe). */
-  const check = async (p, lang, what, { axe = true } = {}) => {
+  const check = async (p, lang, what, { axe = true, minPasses } = {}) => {
     await chooseLanguage(p, 'en');
     await texts(p, { mark: true });
     await chooseLanguage(p, lang);
     await assertTranslated(p, lang, what);
-    if (axe) await assertAccessible(p, `${what} (${lang})`);
+    if (axe) await assertAccessible(p, `${what} (${lang})`, minPasses ? { minPasses } : undefined);
   };
   try {
     const agent = await counsellor(agentCtx, 'lena');
@@ -310,7 +310,8 @@ test('the console in Romanian, Russian and Ukrainian: every state, nothing left 
       // End conversation asks first; then the ended conversation, its wrap-up listed.
       await p.locator('button.end').click();
       await agent.locator('#end-dialog[open]').waitFor();
-      await check(agent, lang, 'the End dialog');
+      // A modal dialog: the page behind it is inert, so axe has fewer rules to run on it.
+      await check(agent, lang, 'the End dialog', { minPasses: 3 });
       await agent.locator('#end-confirm').click();
       await p.locator('.ended-note:not([hidden])').waitFor();
       await agent.locator(`#wrapups li[data-contact-id="${chat.contactId}"]`).waitFor();
