@@ -83,6 +83,8 @@ function fit() {
         first -= 1;
         hide(first);
       }
+      // Not even "+N more" fits (a very short screen): the list goes; its heading's count still says how many.
+      if (more.node.getBoundingClientRect().bottom > bottom + 0.5) more.node.remove();
     }
   }
 }
