@@ -145,7 +145,8 @@ test('closed: the screen says when the line opens, and a call-me-back request is
     assert.equal(sent.length, 1, JSON.stringify(sent));
     assert.equal(sent[0].phone, '+373 60 123 456');
     assert.equal(sent[0].text, 'after six');
-    await p.locator('#ended-reason', { hasText: 'Your request is saved. A counsellor will call you back when we open.' }).waitFor();
+    // When: the line's opening time, in words.
+    await p.locator('#ended-reason', { hasText: /^Your request is saved\. A counsellor will call you back .*\d{1,2}:\d{2}.*\.$/ }).waitFor();
     assert.ok(await p.locator('#survey').isHidden(), 'no survey without a conversation');
     await assertAccessible(p, 'the widget, callback requested');
     await p.locator('#ui-lang').selectOption('ro');
