@@ -152,16 +152,15 @@ test('closed: the screen says when the line opens, and a call-me-back request is
     await p.locator('#ui-lang').selectOption('ro');
     await p.locator('#ended-reason', { hasText: 'te va suna' }).waitFor();
 
-    // The line opens again; ana comes on shift and gets the callback request, and ends it.
+    // Kept for the counsellors as a callback request (offered when the line opens: tests/it/hours.rs).
+    const queued = await p.frames.waitFor((f) => f.type === 'queued', 'queued');
+    const maria = await login('maria');
+    const contact = await api(`/api/v1/contacts/${queued.contact_id}`, { token: maria });
+    assert.equal(contact.status, 200, contact.text);
+    assert.match(contact.text, /callback/, 'a callback request');
     const open = await api('/api/v1/helplines/disability/hours', { token: admin, method: 'PUT', body: before.body.hours });
     assert.equal(open.status, 200, open.text);
     reopened = true;
-    const agent = await counsellor(agentCtx, 'ana');
-    const id = await acceptOffer(agent);
-    await pane(agent, id).locator('.pane-title').waitFor();
-    await pane(agent, id).getByRole('button', { name: 'End conversation' }).click();
-    await agent.getByRole('dialog', { name: 'End this conversation?' }).getByRole('button', { name: 'Yes, end it' }).click();
-    await pane(agent, id).getByText('You ended the conversation.').waitFor();
     assert.deepEqual(p.errors, []);
   } finally {
     if (!reopened) await api('/api/v1/helplines/disability/hours', { token: admin, method: 'PUT', body: before.body.hours });
