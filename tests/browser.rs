@@ -61,6 +61,19 @@ async fn tune_helplines(database_url: &str) {
         capacity: 2,
     };
     store.accounts().create_user(&nina, 0).await.expect("the shift test's counsellor");
+    // The console in ro, ru and uk (`staff_i18n.test.mjs`): a counsellor of her own, since the language
+    // she chooses stays with her account (the other tests expect their counsellors' consoles in English).
+    let lena = helpline::store::users::NewUser {
+        username: "lena".into(),
+        display_name: "Lena".into(),
+        password_hash: helpline::auth::hash_password("lena-demo").expect("hash"),
+        role: helpline::store::users::Role::Counsellor,
+        helplines: vec!["children".into()],
+        backup_helplines: Vec::new(),
+        languages: vec!["ro".into(), "ru".into(), "uk".into(), "en".into()],
+        capacity: 3,
+    };
+    store.accounts().create_user(&lena, 0).await.expect("the language test's counsellor");
     store.exchanges().create_gateway("browser-pbx", &helpline::auth::token_hash(GATEWAY_TOKEN), 0).await.expect("a gateway");
     // Supervisors of their own for `second_factor.test.mjs`, which sets up their second factors.
     for name in ["tess", "theo"] {

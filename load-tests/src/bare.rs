@@ -87,7 +87,7 @@ impl Inner {
         conv.seq += 1;
         let seq = conv.seq;
         let _ = me.send(frame(&ServerEvent::Ack { contact_id: contact.into(), client_id: client_id.clone(), seq }));
-        let msg = frame(&ServerEvent::Message(MessageView { contact_id: contact.into(), seq, from, text, at: rfc3339(now_ms()), client_id }));
+        let msg = frame(&ServerEvent::Message(MessageView { contact_id: contact.into(), seq, from, text, at: rfc3339(now_ms()), client_id, notice: None }));
         match from {
             Party::Caller => {
                 if let Some(tx) = conv.agent.as_ref().and_then(|a| self.agents.get(a)) {

@@ -940,6 +940,7 @@ mod tests {
             text: "{\"type\":\"ack\",\"seq\":99}".into(),
             at: "2026-11-23T10:00:00.000Z".into(),
             client_id: "k1".into(),
+            notice: None,
         }
     }
 

@@ -422,6 +422,19 @@ pub struct MessageView {
     pub at: String,
     /// The sender's idempotency key, so a sender can match its own pending messages.
     pub client_id: String,
+    /// A `system` message the server wrote, as a code and its words' parts, so that each page says it
+    /// in its own language (`text` stays the English, for clients that do not know the code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<Notice>,
+}
+
+/// What a server-made `system` message says, for the pages to put in their own words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// `joined`: a supervisor joined the conversation.
+    pub kind: String,
+    /// Who (the supervisor's display name).
+    pub name: String,
 }
 
 /// An open conversation, as listed in a counsellor's `hello`.
@@ -996,6 +1009,7 @@ mod tests {
             text: "hi".into(),
             at: rfc3339(0),
             client_id: "m1".into(),
+            notice: None,
         });
         assert_eq!(
             msg.to_json(),

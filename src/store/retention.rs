@@ -1,6 +1,8 @@
 //! Retention: the conversations of contacts that no case holds are deleted once they are older than
 //! the retention period. The contact row stays (times, helpline, channel, outcome: reports and
-//! roll-ups do not change), marked `purged_at`; its form, flags and call record stay too.
+//! roll-ups do not change), marked `purged_at`; its form, flags and call record stay too. Its callback
+//! number and its survey mark (`survey_answered`: the contact's id, kept only to refuse a second answer)
+//! go with the conversation.
 
 use super::{on_pool, on_writer, BeginWrite, Store, StoreResult};
 
@@ -48,6 +50,8 @@ impl Retention<'_> {
             for (id,) in &ids {
                 messages += sqlx::query("DELETE FROM messages WHERE contact_id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
                 sqlx::query("DELETE FROM callback_numbers WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
+                // The mark that the caller answered the survey (its counts hold no contact: they stay).
+                sqlx::query("DELETE FROM survey_answered WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
                 sqlx::query("UPDATE contacts SET purged_at = $1 WHERE id = $2").bind(now).bind(id).execute(&mut *tx).await?;
             }
             tx.commit().await?;

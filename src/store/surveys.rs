@@ -43,6 +43,14 @@ impl Surveys<'_> {
         Ok(counted)
     }
 
+    /// Whether contact `contact` is marked as having answered (the mark goes with the contact's
+    /// conversation at retention).
+    pub async fn answered(self, contact: &str) -> StoreResult<bool> {
+        let row: Option<(String,)> = on_pool!(self.0, pool => sqlx::query_as("SELECT contact_id FROM survey_answered WHERE contact_id = $1")
+            .bind(contact).fetch_optional(pool).await)?;
+        Ok(row.is_some())
+    }
+
     /// The counts of the UTC days starting in `[from_day, to)`, of one helpline or all.
     pub async fn counts(self, helpline: Option<&str>, from_day: i64, to: i64) -> StoreResult<Vec<SurveyCount>> {
         let rows = on_pool!(self.0, pool => sqlx::query_as::<_, SurveyCount>(

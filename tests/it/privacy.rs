@@ -68,6 +68,13 @@ async fn retention_deletes_old_conversations_and_keeps_case_data(backend: Backen
     let (status, case) = post(&app, &ana_token, "/api/v1/cases", json!({"contact_id": kept})).await;
     assert_eq!(status, 201, "{case}");
 
+    // Both callers answered the survey: their contacts are marked (only the id), the counts hold no contact.
+    let day = app.clock.now_ms() / DAY_MS * DAY_MS;
+    for contact in [&plain, &kept] {
+        assert!(app.store.surveys().count(contact, "children", day, &[("helped", "yes")]).await.unwrap());
+        assert!(app.store.surveys().answered(contact).await.unwrap());
+    }
+
     // Nothing is due yet: both conversations stay (the server has run retention at least once meanwhile).
     assert_eq!(message_count(&app, &plain).await, 2);
     assert!(app.store.retention().purged_at(&plain).await.unwrap().is_none());
@@ -79,6 +86,11 @@ async fn retention_deletes_old_conversations_and_keeps_case_data(backend: Backen
     assert_eq!(message_count(&app, &plain).await, 0);
     assert_eq!(message_count(&app, &kept).await, 2, "case data is kept");
     assert!(app.store.retention().purged_at(&kept).await.unwrap().is_none());
+    // The survey mark goes with the conversation; the case's contact keeps its own; the counts stay.
+    assert!(!app.store.surveys().answered(&plain).await.unwrap(), "the survey mark is purged");
+    assert!(app.store.surveys().answered(&kept).await.unwrap());
+    let counts = app.store.surveys().counts(Some("children"), day, day + DAY_MS).await.unwrap();
+    assert!(counts.iter().any(|c| c.question == "helped" && c.answer == "yes" && c.n == 2), "{counts:?}");
     // The contact's record stays (reports), and its export says when the conversation went.
     let record = app.store.contacts().contact(&plain).await.unwrap().expect("the contact row stays");
     assert_eq!(record.state, "ended");

@@ -152,6 +152,8 @@ async fn board_alerts_and_interventions(backend: Backend) {
     until(&mut sup, "done", |d| d["request"] == "join").await;
     let joined = caller.expect("message").await;
     assert_eq!((joined["from"].as_str(), joined["text"].as_str()), (Some("system"), Some("maria display joined the conversation")));
+    // With its code, for the pages to word it in their languages.
+    assert_eq!(joined["notice"], json!({"kind": "joined", "name": "maria display"}), "{joined}");
     sup.send(json!({"type": "message", "contact_id": contact_id, "client_id": "s1", "text": "Sunt supervizoarea."})).await;
     assert_eq!(until(&mut sup, "ack", |_| true).await["seq"], 5);
     assert_eq!(caller.expect("message").await["text"], "Sunt supervizoarea.");

@@ -3,12 +3,13 @@
 // the server answers `call_control` once the command to the telephone exchange is stored).
 // agent.js calls these hooks; every text goes in with textContent, never as HTML.
 import { el } from './common.js';
+import { t, formatDateTime } from './staff-i18n.js';
 
-/** "20 Nov, 18:02" for an RFC 3339 time. */
+/** "Fri 20 Nov, 18:02" for an RFC 3339 time (in the page's language). */
 function when(at) {
   const d = new Date(at);
   if (Number.isNaN(d.getTime())) return '';
-  return d.toLocaleString('en-GB', { day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' });
+  return formatDateTime(d);
 }
 
 /** Adds a repeat caller's earlier contacts (from the offer's `earlier`) to the offer card. */
@@ -18,20 +19,20 @@ export function showEarlier(card, offer) {
   const list = el('ol', { class: 'earlier-list' });
   for (const e of offer.earlier) {
     const facts = [
-      (e.categories || []).join(', ') || 'no category',
-      e.risk ? `risk ${e.risk}` : '',
-      e.outcome ? `outcome ${e.outcome.replaceAll('_', ' ')}` : '',
+      (e.categories || []).join(', ') || t('console.call.noCategory'),
+      e.risk ? t('console.call.risk', { risk: t(`risk.${e.risk}`) }) : '',
+      e.outcome ? t('console.call.outcome', { outcome: e.outcome.replaceAll('_', ' ') }) : '',
     ].filter(Boolean).join(' · ');
     list.append(
       el('li', {},
         el('span', { class: 'earlier-when', text: when(e.at) }),
         el('span', { class: 'earlier-facts', text: ` — ${facts}` }),
-        e.summary ? el('p', { class: 'earlier-summary', text: e.summary }) : '',
+        e.summary ? el('p', { class: 'earlier-summary', text: e.summary, translate: false }) : '',
       ),
     );
   }
   const section = el('section', { class: 'earlier', 'aria-labelledby': headingId },
-    el('h4', { id: headingId, text: 'Earlier contacts on this helpline' }),
+    el('h4', { id: headingId, text: t('console.call.earlier'), dataset: { i18n: 'console.call.earlier' } }),
     list,
   );
   const buttons = card.querySelector('.buttons');
@@ -42,9 +43,9 @@ export function showEarlier(card, offer) {
 export function callControls(c, channel, send) {
   if (channel) c.channel = channel;
   if (c.channel !== 'call' || c.call) return;
-  const hold = el('button', { type: 'button', class: 'secondary call-hold', text: 'Hold' });
-  const resume = el('button', { type: 'button', class: 'secondary call-resume', text: 'Resume', hidden: true });
-  const hangup = el('button', { type: 'button', class: 'danger call-hangup', text: 'Hang up' });
+  const hold = el('button', { type: 'button', class: 'secondary call-hold', text: t('console.call.hold'), dataset: { i18n: 'console.call.hold' } });
+  const resume = el('button', { type: 'button', class: 'secondary call-resume', text: t('console.call.resume'), dataset: { i18n: 'console.call.resume' }, hidden: true });
+  const hangup = el('button', { type: 'button', class: 'danger call-hangup', text: t('console.call.hangup'), dataset: { i18n: 'console.call.hangup' } });
   const status = el('p', { class: 'call-status', role: 'status' });
   c.call = { held: false, hangingUp: false, hold, resume, hangup, status };
   const act = (type) => {
@@ -53,7 +54,7 @@ export function callControls(c, channel, send) {
   hold.addEventListener('click', () => act('call_hold'));
   resume.addEventListener('click', () => act('call_resume'));
   hangup.addEventListener('click', () => act('call_hangup'));
-  const bar = el('div', { class: 'call-controls', role: 'group', 'aria-label': 'Phone call' }, hold, resume, hangup, status);
+  const bar = el('div', { class: 'call-controls', role: 'group', 'aria-label': t('console.call.group'), dataset: { i18nAttr: 'aria-label:console.call.group' } }, hold, resume, hangup, status);
   c.pane.querySelector('.pane-head').append(bar);
   renderCallControls(c);
 }
@@ -66,7 +67,7 @@ export function renderCallControls(c) {
   k.hold.hidden = k.held;
   k.resume.hidden = !k.held;
   for (const b of [k.hold, k.resume, k.hangup]) b.disabled = over;
-  k.status.textContent = c.ended ? 'Call ended.' : k.hangingUp ? 'Hanging up…' : k.held ? 'The caller is on hold.' : '';
+  k.status.textContent = c.ended ? t('console.call.ended') : k.hangingUp ? t('console.call.hangingUp') : k.held ? t('console.call.onHold') : '';
 }
 
 /** `call_control`: the exchange was told to hold, resume or hang up. */

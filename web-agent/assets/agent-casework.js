@@ -5,8 +5,20 @@
 //
 // Text is put into the page with textContent only.
 
-import { $, el, timeOf } from './common.js';
+import { $, el } from './common.js';
 import { apiCall, codeLabel, dateTime, languageName } from './staff.js';
+import { t, has, formatTime } from './staff-i18n.js';
+import { setText } from './agent-text.js';
+
+/** A time of day in the page's language. */
+function timeOf(at) {
+  return formatTime(at);
+}
+
+/** A code's words: the catalogue's `prefix.code` when it has them, else the code made readable. */
+function words(prefix, code) {
+  return has(`${prefix}.${code}`) ? t(`${prefix}.${code}`) : codeLabel(code);
+}
 import { contactForm, dropForm, district } from './agent-form.js';
 import { escalation, onEscalated, onEscalateError } from './agent-escalate.js';
 
@@ -36,6 +48,20 @@ export function caseworkOnline() {
   }, REFRESH_MS);
 }
 
+/** The side lists as last loaded, drawn again after a change of language. */
+let lastWrapups = null;
+let lastCases = null;
+
+/** After a change of language: the side lists drawn again (the forms' words follow by themselves). */
+export function caseworkRedraw() {
+  if (lastWrapups) drawWrapups(lastWrapups);
+  if (lastCases) drawCases(lastCases);
+  if (!ctx) return;
+  for (const c of ctx.conversations().values()) {
+    if (c.cf) formChanged(c, c.cf, true);
+  }
+}
+
 export function caseworkSignedOut() {
   clearInterval(timer);
   timer = null;
@@ -44,6 +70,8 @@ export function caseworkSignedOut() {
   $('no-cases').hidden = false;
   $('no-wrapups').hidden = false;
   $('cases-checked').textContent = '';
+  lastWrapups = null;
+  lastCases = null;
 }
 
 // ----- per conversation ---------------------------------------------------------
@@ -69,11 +97,12 @@ export function unmountCasework(c) {
   if (c.cf) dropForm(c.cf);
 }
 
-function formChanged(c, f) {
+function formChanged(c, f, redrawOnly = false) {
   c.tab.classList.toggle('imminent', f.risk === 'imminent');
   c.pane.classList.toggle('imminent', f.risk === 'imminent');
   c.tab.querySelector('.risk-mark')?.remove();
-  if (f.risk === 'imminent') c.tab.append(el('span', { class: 'risk-mark', text: ' imminent risk' }));
+  if (f.risk === 'imminent') c.tab.append(el('span', { class: 'risk-mark' }, ' ', el('span', { text: t('person.urgent'), dataset: { i18n: 'person.urgent' } })));
+  if (redrawOnly) return;
   if (c.ended) refreshWrapups();
   if (f.submitted) c.closeHint?.remove();
 }
@@ -95,7 +124,7 @@ export function caseworkError(f) {
 /** The conversation ended: its wrap-up stays open until the form is submitted. */
 export function caseworkEnded(c) {
   refreshWrapups();
-  if (c.cf && !c.cf.submitted) c.cf.heading.textContent = 'Contact form (to submit: the wrap-up is open)';
+  if (c.cf && !c.cf.submitted) setText(c.cf.heading, 'form.headingOpen');
 }
 
 /**
@@ -105,7 +134,7 @@ export function caseworkEnded(c) {
 export function mayClose(c) {
   if (!c.cf || c.cf.submitted) return true;
   if (!c.closeHint || !c.closeHint.isConnected) {
-    c.closeHint = el('p', { class: 'error close-hint', role: 'alert', text: 'Submit the contact form first: the wrap-up stays open until it is submitted.' });
+    c.closeHint = setText(el('p', { class: 'error close-hint', role: 'alert' }), 'console.submitFirst');
     c.endedNote.append(c.closeHint);
   }
   c.cf.heading.focus();
@@ -119,19 +148,23 @@ export async function refreshWrapups() {
   if (!ctx || !ctx.token()) return;
   const res = await apiCall(ctx.token(), '/api/v1/contact-forms/incomplete');
   if (res.status !== 200) return;
+  lastWrapups = res.body.wrapups || [];
+  drawWrapups(lastWrapups);
+}
+
+function drawWrapups(items) {
   const list = $('wrapups');
-  const items = res.body.wrapups || [];
   list.replaceChildren(
     ...items.map((w) => {
-      const open = el('button', { type: 'button', class: 'secondary open-wrapup', text: 'Open form', 'aria-label': `Open form: ${ctx.helplineName(w.helpline)}, ended at ${w.ended_at ? timeOf(w.ended_at) : '–'}` });
+      const open = el('button', { type: 'button', class: 'secondary open-wrapup', text: t('console.openForm'), 'aria-label': t('console.openFormLabel', { helpline: ctx.helplineName(w.helpline), time: w.ended_at ? timeOf(w.ended_at) : '–' }) });
       open.addEventListener('click', () => ctx.openWrapup(w));
-      const what = `${ctx.helplineName(w.helpline)} · ${languageName(w.language)}${w.channel === 'call' ? ' · call' : ''}`;
-      const when = w.ended_at ? `ended ${timeOf(w.ended_at)}` : 'ended';
+      const what = `${ctx.helplineName(w.helpline)} · ${languageName(w.language)}${w.channel === 'call' ? ` · ${t('console.callMark')}` : ''}`;
+      const when = w.ended_at ? t('console.endedAt', { time: timeOf(w.ended_at) }) : t('console.endedMark');
       return el(
         'li',
         { class: 'wrapup', dataset: { contactId: w.contact_id } },
         el('p', { text: what }),
-        el('p', { class: 'muted', text: `${when} · ${w.form_status === 'draft' ? 'draft saved' : 'no form yet'}` }),
+        el('p', { class: 'muted', text: `${when} · ${t(w.form_status === 'draft' ? 'console.draftSaved' : 'console.noForm')}` }),
         open,
       );
     }),
@@ -145,23 +178,26 @@ export async function refreshCases(byHand) {
   if (!ctx || !ctx.token()) return;
   const res = await apiCall(ctx.token(), '/api/v1/cases');
   if (res.status !== 200) {
-    if (byHand) $('cases-checked').textContent = 'The cases cannot be loaded now; try again in a moment.';
+    if (byHand) $('cases-checked').textContent = t('console.casesFailed');
     return;
   }
-  const now = Date.parse(res.body.now);
-  const cases = res.body.cases || [];
+  lastCases = { now: Date.parse(res.body.now), cases: res.body.cases || [] };
+  drawCases(lastCases);
+}
+
+function drawCases({ now, cases }) {
   $('my-cases').replaceChildren(
     ...cases.map((c) => {
       const due = c.due_at_ms == null ? 'none' : c.due_at_ms <= now ? 'overdue' : c.due_at_ms <= now + DAY_MS ? 'soon' : 'later';
-      const mark = { overdue: 'Overdue', soon: 'Due within 24 h' }[due];
+      const mark = { overdue: t('cases.overdue'), soon: t('cases.soon') }[due];
       return el(
         'li',
         { class: 'case', dataset: { caseId: c.id, due } },
         el('p', {}, el('strong', { class: 'case-number', text: c.number }), ' ', mark ? el('span', { class: `due-mark ${due}`, text: mark }) : ''),
-        el('p', { class: 'muted', text: `${ctx.helplineName(c.helpline)} · ${codeLabel(c.stage)}${c.due_at ? ` · ${codeLabel(c.due_what || '')} due ${dateTime(c.due_at)}` : ''}` }),
+        el('p', { class: 'muted', text: `${ctx.helplineName(c.helpline)} · ${words('stage', c.stage)}${c.due_at ? ` · ${t('console.caseDue', { what: words('due', c.due_what || ''), when: dateTime(c.due_at) })}` : ''}` }),
       );
     }),
   );
   $('no-cases').hidden = cases.length > 0;
-  $('cases-checked').textContent = `Checked at ${timeOf(now)}.`;
+  $('cases-checked').textContent = t('cases.checked', { time: timeOf(now) });
 }

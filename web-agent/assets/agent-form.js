@@ -6,8 +6,25 @@
 //
 // Text is put into the page with textContent only.
 
-import { el, timeOf } from './common.js';
+import { el } from './common.js';
 import { apiCall, codeLabel } from './staff.js';
+import { t, has, formatTime } from './staff-i18n.js';
+import { setText } from './agent-text.js';
+
+/** A time of day in the page's language. */
+function timeOf(at) {
+  return formatTime(at);
+}
+
+/** An option's words (caller type, age group, gender, outcome, risk): the catalogue's, else the code made readable. */
+function optionWords(code) {
+  return has(`opt.${code}`) ? t(`opt.${code}`) : codeLabel(code);
+}
+
+/** A text made by script that translatePage() writes again in a new language (its key kept on the node). */
+function keyed(tag, props, key, params) {
+  return setText(el(tag, props), key, params);
+}
 
 /** A draft is saved this long after the last keystroke or change. */
 const SAVE_AFTER_MS = 1200;
@@ -15,23 +32,8 @@ const SAVE_AFTER_MS = 1200;
 const RETRY_MS = 4000;
 /** The fields, in the order the server names them. */
 const FIELDS = ['caller_type', 'age_group', 'gender', 'district', 'categories', 'summary', 'outcome', 'risk'];
-const LABELS = {
-  caller_type: 'Caller type',
-  age_group: 'Age group (person concerned)',
-  gender: 'Gender (person concerned)',
-  district: 'Region or district',
-  categories: 'Categories',
-  summary: 'Summary',
-  outcome: 'Outcome',
-  risk: 'Risk',
-};
-const RISK_WORDS = {
-  none: 'None',
-  low: 'Low',
-  medium: 'Medium',
-  high: 'High',
-  imminent: 'Imminent (supervisors are alerted at once)',
-};
+/** A field's label: catalogue key `form.<field>`. */
+const label = (name) => t(`form.${name}`);
 
 /** helpline -> Promise of its taxonomy (fetched once per page). */
 const taxonomies = new Map();
@@ -52,9 +54,9 @@ function taxonomy(ctx, helpline) {
 
 /** What the server said about a field, in words. */
 function errorWords(field, message) {
-  if (message === 'required') return field === 'categories' ? 'Choose at least one category.' : 'Required.';
-  if (message.startsWith('unknown: ')) return `Not in this helpline's list: ${message.slice(9)}.`;
-  if (message.startsWith('too_long: ')) return `Too long: ${message.slice(10)}.`;
+  if (message === 'required') return field === 'categories' ? t('form.chooseCategory') : t('form.required');
+  if (message.startsWith('unknown: ')) return t('form.unknown', { what: message.slice(9) });
+  if (message.startsWith('too_long: ')) return t('form.tooLong', { what: message.slice(10) });
   return message;
 }
 
@@ -82,11 +84,11 @@ export function contactForm(c, ctx) {
   const headingId = `cf-h-${c.id}`;
   // Not a live region: it changes with every pause in typing. What matters is announced (ctx.announce) or an alert.
   f.status = el('p', { class: 'form-status' });
-  f.body = el('div', { class: 'form-fields' }, el('p', { class: 'empty', text: 'Loading the form…' }));
+  f.body = el('div', { class: 'form-fields' }, keyed('p', { class: 'empty' }, 'form.loading'));
   f.formError = el('p', { class: 'error form-error', role: 'alert' });
-  f.submit = el('button', { type: 'submit', class: 'submit-form', text: 'Submit form' });
+  f.submit = keyed('button', { type: 'submit', class: 'submit-form' }, 'form.submit');
   f.form = el('form', { class: 'contact-form-fields', noValidate: true, 'aria-labelledby': headingId }, f.body, f.formError, el('div', { class: 'form-actions' }, f.submit));
-  f.heading = el('h4', { id: headingId, tabindex: '-1', text: 'Contact form' });
+  f.heading = keyed('h4', { id: headingId, tabindex: '-1' }, 'form.heading');
   f.section = el(
     'section',
     { class: 'contact-form', 'aria-labelledby': headingId, dataset: { contactId: c.id } },
@@ -107,7 +109,7 @@ async function load(f) {
   try {
     tax = await taxonomy(f.ctx, helpline);
   } catch {
-    f.body.replaceChildren(el('p', { class: 'error', text: 'The form cannot be loaded now; it is tried again in a moment.' }));
+    f.body.replaceChildren(keyed('p', { class: 'error' }, 'form.loadFailed'));
     if (!f.destroyed) setTimeout(() => load(f), RETRY_MS);
     return;
   }
@@ -119,13 +121,13 @@ async function load(f) {
     if (!f.touched) fill(f, res.body.form || {});
     f.submitted = res.body.status === 'submitted';
     f.risk = (res.body.form && res.body.form.risk) || null;
-    if (res.body.status === 'draft') setStatus(f, `Draft saved at ${timeOf(res.body.updated_at)}.`);
-    else if (f.submitted) setStatus(f, `Submitted at ${timeOf(res.body.submitted_at)}.`);
-    else setStatus(f, 'Not started. It is saved as you type.');
+    if (res.body.status === 'draft') setStatus(f, 'form.draftSavedAt', { time: timeOf(res.body.updated_at) });
+    else if (f.submitted) setStatus(f, 'form.submittedAt', { time: timeOf(res.body.submitted_at) });
+    else setStatus(f, 'form.notStarted');
   } else if (res.status === 0) {
-    setStatus(f, 'The saved draft cannot be read now; what you type is saved when the connection is back.');
+    setStatus(f, 'form.cannotRead');
   } else {
-    setStatus(f, `The form cannot be read: ${res.body?.message || `HTTP ${res.status}`}.`);
+    setStatus(f, 'form.readFailed', { why: res.body?.message || `HTTP ${res.status}` });
   }
   f.loaded = true;
   f.ctx.changed(f);
@@ -141,11 +143,11 @@ function errorElement(f, name) {
 
 function selectField(f, name, options) {
   const id = fieldId(f, name);
-  const select = el('select', { id, name }, el('option', { value: '', text: 'Choose…' }), ...options.map((o) => el('option', { value: o, text: codeLabel(o) })));
+  const select = el('select', { id, name }, keyed('option', { value: '' }, 'form.choose'), ...options.map((o) => (has(`opt.${o}`) ? keyed('option', { value: o }, `opt.${o}`) : el('option', { value: o, text: optionWords(o) }))));
   const error = errorElement(f, name);
   f.fields[name] = { inputs: [select], error, box: select };
   select.addEventListener('change', () => edited(f, name));
-  return el('div', { class: 'form-field', dataset: { field: name } }, el('label', { for: id, text: LABELS[name] }), select, error);
+  return el('div', { class: 'form-field', dataset: { field: name } }, keyed('label', { for: id }, `form.${name}`), select, error);
 }
 
 function build(f, tax) {
@@ -159,12 +161,14 @@ function build(f, tax) {
   const catBoxes = tax.categories.map((cat) => {
     const box = el('input', { type: 'checkbox', name: 'categories', value: cat.code });
     box.addEventListener('change', () => edited(f, 'categories'));
-    return { box, label: el('label', { class: 'check' }, box, ` ${cat.label}`) };
+    // The helpline's categories in the page's language (the server's English label for one the catalogue lacks).
+    const words = has(`cat.${cat.code}`) ? keyed('span', {}, `cat.${cat.code}`) : el('span', { text: cat.label });
+    return { box, label: el('label', { class: 'check' }, box, ' ', words) };
   });
   const categories = el(
     'fieldset',
     { class: 'categories', 'aria-describedby': catError.id },
-    el('legend', { text: LABELS.categories }),
+    keyed('legend', {}, 'form.categories'),
     el('div', { class: 'checks' }, ...catBoxes.map((x) => x.label)),
   );
   f.fields.categories = { inputs: catBoxes.map((x) => x.box), error: catError, box: categories };
@@ -183,12 +187,13 @@ function build(f, tax) {
       if (r === 'imminent') {
         // Not debounced: supervisors must hear of it now, even before the form is complete.
         request(f, 'draft');
-        f.ctx.announce('Imminent risk: saving now, and the supervisors are alerted.');
+        f.ctx.announce(t('form.imminentAnnounce'));
       }
     });
-    return { radio, label: el('label', { class: `check risk-${r}` }, radio, ` ${RISK_WORDS[r] || codeLabel(r)}`) };
+    const words = has(`form.riskLevel.${r}`) ? keyed('span', {}, `form.riskLevel.${r}`) : el('span', { text: codeLabel(r) });
+    return { radio, label: el('label', { class: `check risk-${r}` }, radio, ' ', words) };
   });
-  const risk = el('fieldset', { class: 'risk', 'aria-describedby': riskError.id }, el('legend', { text: LABELS.risk }), el('div', { class: 'checks row' }, ...radios.map((x) => x.label)));
+  const risk = el('fieldset', { class: 'risk', 'aria-describedby': riskError.id }, keyed('legend', {}, 'form.risk'), el('div', { class: 'checks row' }, ...radios.map((x) => x.label)));
   f.fields.risk = { inputs: radios.map((x) => x.radio), error: riskError, box: risk };
 
   f.body.replaceChildren(
@@ -198,10 +203,10 @@ function build(f, tax) {
       selectField(f, 'caller_type', tax.caller_types),
       selectField(f, 'age_group', tax.age_groups),
       selectField(f, 'gender', tax.genders),
-      el('div', { class: 'form-field', dataset: { field: 'district' } }, el('label', { for: districtId, text: LABELS.district }), district, districtError),
+      el('div', { class: 'form-field', dataset: { field: 'district' } }, keyed('label', { for: districtId }, 'form.district'), district, districtError),
     ),
     el('div', { class: 'form-field', dataset: { field: 'categories' } }, categories, catError),
-    el('div', { class: 'form-field', dataset: { field: 'summary' } }, el('label', { for: summaryId, text: LABELS.summary }), summary, summaryError),
+    el('div', { class: 'form-field', dataset: { field: 'summary' } }, keyed('label', { for: summaryId }, 'form.summary'), summary, summaryError),
     el('div', { class: 'form-grid' }, selectField(f, 'outcome', tax.outcomes)),
     el('div', { class: 'form-field', dataset: { field: 'risk' } }, risk, riskError),
   );
@@ -241,15 +246,20 @@ function fill(f, form) {
   }
 }
 
-function setStatus(f, text) {
-  f.status.textContent = text;
+/** The line beside the form's heading: catalogue key `key` (empty for none), written again in a new language. */
+function setStatus(f, key, params) {
+  if (key) setText(f.status, key, params);
+  else {
+    delete f.status.dataset.i18n;
+    f.status.textContent = '';
+  }
 }
 
 function edited(f, name) {
   f.touched = true;
   f.edits += 1;
   clearError(f, name);
-  setStatus(f, 'Changed: saving in a moment…');
+  setStatus(f, 'form.changed');
   clearTimeout(f.timer);
   f.timer = setTimeout(() => request(f, 'draft'), SAVE_AFTER_MS);
 }
@@ -274,7 +284,7 @@ function showErrors(f, errors) {
       clearError(f, name);
       continue;
     }
-    field.error.textContent = `${LABELS[name]}: ${errorWords(name, message)}`;
+    field.error.textContent = `${label(name)}: ${errorWords(name, message)}`;
     for (const i of field.inputs) i.setAttribute('aria-invalid', 'true');
     if (field.box.tagName !== 'FIELDSET') field.box.setAttribute('aria-describedby', field.error.id);
     if (!first) first = field.inputs[0];
@@ -298,7 +308,7 @@ async function pump(f) {
     const edits = f.edits;
     f.busy = true;
     f.submit.disabled = submit;
-    setStatus(f, submit ? 'Submitting…' : 'Saving the draft…');
+    setStatus(f, submit ? 'form.submitting' : 'form.savingDraft');
     const res = await apiCall(f.ctx.token(), `/api/v1/contacts/${encodeURIComponent(f.id)}/form`, {
       method: 'PUT',
       body: { draft: !submit, form },
@@ -314,31 +324,32 @@ async function pump(f) {
       if (!f.next) showErrors(f, {});
       f.formError.textContent = '';
       if (f.edits !== edits && !f.next) {
-        setStatus(f, 'Changed: saving in a moment…');
+        setStatus(f, 'form.changed');
       } else if (submit) {
-        setStatus(f, `Submitted at ${timeOf(res.body.submitted_at)}. The wrap-up is complete.`);
-        f.ctx.announce('Contact form submitted.');
+        setStatus(f, 'form.submittedDone', { time: timeOf(res.body.submitted_at) });
+        f.ctx.announce(t('form.submittedAnnounce'));
       } else {
-        setStatus(f, `${f.submitted ? 'Saved' : 'Draft saved'} at ${timeOf(res.body.updated_at)}.${f.risk === 'imminent' && !wasImminent ? ' Supervisors were alerted: imminent risk.' : ''}`);
+        const alerted = f.risk === 'imminent' && !wasImminent;
+        setStatus(f, `form.${f.submitted ? 'savedAt' : 'draftSavedAt'}${alerted ? 'Alerted' : ''}`, { time: timeOf(res.body.updated_at) });
       }
       f.ctx.changed(f);
     } else if (res.status === 422 && res.body?.fields) {
       const first = showErrors(f, res.body.fields);
       const n = Object.keys(res.body.fields).length;
-      f.formError.textContent = `${submit ? 'Not submitted' : 'Not saved'}: ${n} field${n === 1 ? '' : 's'} to correct (shown next to each).`;
-      setStatus(f, submit ? 'Not submitted.' : 'Not saved.');
+      f.formError.textContent = t(submit ? 'form.notSubmittedN' : 'form.notSavedN', { n });
+      setStatus(f, submit ? 'form.notSubmitted' : 'form.notSaved');
       if (submit && first) first.focus();
     } else if (res.status === 0 || res.status >= 500) {
       // Kept in the page; sent again (the last version of everything typed) when the server answers.
-      setStatus(f, `${submit ? 'Not submitted' : 'Not saved'} yet: the server cannot be reached. Trying again…`);
-      if (!f.failing) f.ctx.announce('The contact form cannot be saved now: it is kept here and tried again.');
+      setStatus(f, submit ? 'form.notSubmittedYet' : 'form.notSavedYet');
+      if (!f.failing) f.ctx.announce(t('form.failingAnnounce'));
       f.failing = true;
       if (!f.next) f.next = kind;
       clearTimeout(f.timer);
       f.timer = setTimeout(() => pump(f), RETRY_MS);
       return;
     } else {
-      f.formError.textContent = `${submit ? 'Not submitted' : 'Not saved'}: ${res.body?.message || `HTTP ${res.status}`}.`;
+      f.formError.textContent = t(submit ? 'form.notSubmittedWhy' : 'form.notSavedWhy', { why: res.body?.message || `HTTP ${res.status}` });
       setStatus(f, '');
     }
   }

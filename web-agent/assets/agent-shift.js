@@ -3,7 +3,7 @@
 // Flag form. Words are in agent-text.js; every text goes in with textContent, never as HTML.
 import { $, el } from './common.js';
 import { apiCall } from './staff.js';
-import { TEXT } from './agent-text.js';
+import { TEXT, setText } from './agent-text.js';
 
 // ----- the ring -----------------------------------------------------------------
 
@@ -118,13 +118,22 @@ export function closeNotice(id) {
 
 let ending = null;
 
-/** Asks in a modal dialog before ending `c`; `end()` runs only on Yes. Focus returns where it was. */
+/**
+ * Asks in a modal dialog before ending `c`; `end()` runs only on Yes. Focus returns where it was.
+ * `text()` gives the question's words (again after a change of language: `redrawEnd`).
+ */
 export function confirmEnd(c, text, end) {
   const dialog = $('end-dialog');
-  ending = { end, back: document.activeElement };
-  $('end-dialog-text').textContent = text;
+  const words = typeof text === 'function' ? text : () => text;
+  ending = { end, back: document.activeElement, text: words };
+  $('end-dialog-text').textContent = words();
   dialog.showModal();
   $('end-cancel').focus();
+}
+
+/** The open End dialog's question in the page's language now. */
+export function redrawEnd() {
+  if (ending) $('end-dialog-text').textContent = ending.text();
 }
 
 function closeEnd(confirmed) {
@@ -177,14 +186,14 @@ export function mountCanned(c) {
     type: 'text', id: searchId, role: 'combobox', autocomplete: 'off', 'aria-autocomplete': 'list',
     'aria-expanded': 'true', 'aria-controls': listId,
   });
-  const list = el('ul', { id: listId, class: 'canned-options', role: 'listbox', 'aria-label': TEXT.cannedHeading });
+  const list = el('ul', { id: listId, class: 'canned-options', role: 'listbox', 'aria-label': TEXT.cannedHeading, dataset: { i18nAttr: 'aria-label:console.cannedHeading' } });
   const none = el('p', { class: 'muted canned-none' });
   const panel = el('div', { class: 'canned-picker', hidden: true },
-    el('label', { for: searchId, text: TEXT.cannedSearch }),
-    el('p', { class: 'muted', text: TEXT.cannedHint }),
+    el('label', { for: searchId, text: TEXT.cannedSearch, dataset: { i18n: 'console.cannedSearch' } }),
+    el('p', { class: 'muted', text: TEXT.cannedHint, dataset: { i18n: 'console.cannedHint' } }),
     search, list, none,
   );
-  const button = el('button', { type: 'button', class: 'secondary canned-open', text: TEXT.cannedButton, 'aria-keyshortcuts': 'Control+K' });
+  const button = el('button', { type: 'button', class: 'secondary canned-open', text: TEXT.cannedButton, dataset: { i18n: 'console.cannedButton' }, 'aria-keyshortcuts': 'Control+K' });
   const picker = { panel, search, list, none, button, options: [], at: 0, slash: false };
   c.canned = picker;
 
@@ -194,8 +203,8 @@ export function mountCanned(c) {
     list.replaceChildren(
       ...picker.options.map((r, i) =>
         el('li', { id: `${listId}-${i}`, role: 'option', class: 'canned-option', 'aria-selected': String(i === picker.at), dataset: { id: r.id } },
-          el('strong', { class: 'canned-title', text: r.title }),
-          el('span', { class: 'canned-body', text: r.body }),
+          el('strong', { class: 'canned-title', text: r.title, translate: false }),
+          el('span', { class: 'canned-body', text: r.body, translate: false }),
         ),
       ),
     );
@@ -274,12 +283,12 @@ export function mountCanned(c) {
 export function mountFlag(c, send) {
   const reasonId = `flag-reason-${c.id}`;
   const reason = el('textarea', { id: reasonId, rows: 2, maxLength: 1000 });
-  const toggle = el('button', { type: 'button', class: 'secondary flag-toggle', text: TEXT.flagButton, 'aria-expanded': 'false' });
-  const sendButton = el('button', { type: 'submit', class: 'danger', text: TEXT.flagSend });
-  const cancel = el('button', { type: 'button', class: 'secondary', text: TEXT.flagCancel });
+  const toggle = el('button', { type: 'button', class: 'secondary flag-toggle', text: TEXT.flagButton, dataset: { i18n: 'console.flagButton' }, 'aria-expanded': 'false' });
+  const sendButton = el('button', { type: 'submit', class: 'danger', text: TEXT.flagSend, dataset: { i18n: 'console.flagSend' } });
+  const cancel = el('button', { type: 'button', class: 'secondary', text: TEXT.flagCancel, dataset: { i18n: 'console.flagCancel' } });
   const result = el('p', { class: 'flag-result', role: 'status' });
   const form = el('form', { class: 'flag-form', hidden: true, noValidate: true },
-    el('label', { for: reasonId, text: TEXT.flagReason }), reason,
+    el('label', { for: reasonId, text: TEXT.flagReason, dataset: { i18n: 'console.flagReason' } }), reason,
     el('div', { class: 'buttons' }, sendButton, cancel),
   );
   const flag = { toggle, form, reason, result, pending: false, done: false };
@@ -298,7 +307,7 @@ export function mountFlag(c, send) {
     e.preventDefault();
     const why = reason.value.trim();
     if (!why) {
-      result.textContent = TEXT.flagEmpty;
+      setText(result, 'console.flagEmpty');
       result.dataset.state = 'error';
       reason.focus();
       return;
@@ -319,7 +328,7 @@ export function onFlagged(c, f) {
   flag.form.hidden = true;
   flag.toggle.disabled = true;
   flag.toggle.setAttribute('aria-expanded', 'false');
-  flag.result.textContent = TEXT.flagDone;
+  setText(flag.result, 'console.flagDone');
   flag.result.dataset.state = 'flagged';
   flag.result.dataset.flagId = f.flag_id || '';
 }
@@ -329,7 +338,7 @@ export function onFlagError(c, f) {
   if (!c?.flag?.pending) return false;
   c.flag.pending = false;
   c.flag.form.querySelector('button[type="submit"]').disabled = false;
-  c.flag.result.textContent = TEXT.flagFailed(f.message || f.code);
+  setText(c.flag.result, 'console.flagFailed', { why: f.message || f.code });
   c.flag.result.dataset.state = 'error';
   return true;
 }

@@ -1,55 +1,63 @@
 // The console's words for the shift features (offer bar, conversation list, wrap-up, away reasons, End
-// chat, canned responses, Flag), in one place so they can move into the staff translation catalogue.
+// chat, canned responses, Flag): each a key of the staff catalogue (staff-i18n.js, `console.*`), read in
+// the page's language every time it is used (so a change of language shows at the next drawing).
 // Functions take the variable parts; everything goes into the page with textContent.
 
+import { t, has } from './staff-i18n.js';
+import { HELPLINE_NAMES } from './chat-i18n.js';
+import { locale } from './staff-i18n.js';
+
 export const TEXT = {
-  callerAlias: (code) => `Caller ${code}`,
-  channel: { chat: 'Chat', call: 'Phone call', message: 'Message left', callback: 'Callback request' },
-  waited: (d) => `waited ${d}`,
-  you: 'You: ',
-  noMessages: 'No messages yet',
-  unread: (n) => `${n} unread`,
-  ended: 'ended',
-  wrapUpMark: 'wrap-up',
-  callerOffline: 'caller offline',
-  callerOnlineOffer: 'Caller connected',
-  callerOfflineOffer: 'Caller’s connection dropped: she may not answer at once',
-  ringing: (n) => `${n} ringing`,
-  notifyTitle: (kind) => `Incoming ${kind}`,
-  notifyOn: 'Desktop notifications are on: an incoming chat shows even when this tab is in the background.',
-  notifyOff: 'Desktop notifications are off.',
-  notifyDenied: 'Desktop notifications are blocked in this browser’s site settings.',
-  notifyUnsupported: 'This browser cannot show desktop notifications.',
-  // Away reasons: the helplines' own get their code with the underscores as spaces.
-  awayReasons: { break: 'Break', training: 'Training', supervision: 'Supervision', admin: 'Admin', lunch: 'Lunch', debrief: 'Debrief' },
-  awayNoReason: 'No reason given',
-  awayAs: (reason) => `Away: ${reason}`,
-  missedOffers: 'missed chats',
+  callerAlias: (code) => t('console.alias', { code }),
+  channel: {
+    get chat() { return t('console.channel.chat'); },
+    get call() { return t('console.channel.call'); },
+    get message() { return t('console.channel.message'); },
+    get callback() { return t('console.channel.callback'); },
+  },
+  waited: (d) => t('console.waited', { d }),
+  get you() { return t('console.you'); },
+  get noMessages() { return t('console.noMessages'); },
+  unread: (n) => t('console.unread', { n }),
+  get ended() { return t('console.endedMark'); },
+  get wrapUpMark() { return t('console.wrapUpMark'); },
+  get callerOffline() { return t('console.callerOffline'); },
+  get callerOnlineOffer() { return t('console.callerOnlineOffer'); },
+  get callerOfflineOffer() { return t('console.callerOfflineOffer'); },
+  ringing: (n) => t('console.ringing', { n }),
+  notifyTitle: (kind) => t(kind === 'call' ? 'console.incomingCall' : 'console.incomingChat'),
+  get notifyOn() { return t('console.notifyOn'); },
+  get notifyOff() { return t('console.notifyOff'); },
+  get notifyDenied() { return t('console.notifyDenied'); },
+  get notifyUnsupported() { return t('console.notifyUnsupported'); },
+  get awayNoReason() { return t('console.awayNoReason'); },
+  awayAs: (reason) => t('console.awayAs', { reason }),
+  get missedOffers() { return t('console.missedOffers'); },
   // Wrap-up.
-  wrapUp: (left) => `Wrap-up: new chats wait for this slot for ${left} more, or until you press Ready.`,
-  wrapUpEndedReady: 'Wrap-up finished: you take new chats on this slot again.',
-  wrapUpEndedLimit: 'The wrap-up time ran out: you take new chats on this slot again.',
-  ready: 'Ready for the next chat',
+  wrapUp: (left) => t('console.wrapUp', { left }),
+  get wrapUpEndedReady() { return t('console.wrapUpEndedReady'); },
+  get wrapUpEndedLimit() { return t('console.wrapUpEndedLimit'); },
+  get ready() { return t('console.ready'); },
   // End chat.
-  endAsk: (alias) => `${alias} will see that the chat has ended. This cannot be undone.`,
-  endAskCall: (alias) => `The call with ${alias} ends for both of you. This cannot be undone.`,
-  quickExit: 'The caller left with quick exit (the panic button): someone may have come in. Do not try to reach her; let her come back.',
+  endAsk: (alias) => t('console.endAsk', { alias }),
+  endAskCall: (alias) => t('console.endAskCall', { alias }),
+  get quickExit() { return t('console.quickExit'); },
   // Canned responses.
-  cannedHeading: 'Canned responses',
-  cannedSearch: 'Search canned responses',
-  cannedNone: 'No canned response matches.',
-  cannedNoneAtAll: 'No canned responses for this helpline and language yet (supervisors add them).',
-  cannedHint: 'Arrow keys choose, Enter inserts, Escape closes.',
-  cannedButton: 'Canned responses',
-  cannedInserted: (title) => `Inserted “${title}”. Edit it or press Enter to send.`,
+  get cannedHeading() { return t('console.cannedHeading'); },
+  get cannedSearch() { return t('console.cannedSearch'); },
+  get cannedNone() { return t('console.cannedNone'); },
+  get cannedNoneAtAll() { return t('console.cannedNoneAtAll'); },
+  get cannedHint() { return t('console.cannedHint'); },
+  get cannedButton() { return t('console.cannedButton'); },
+  cannedInserted: (title) => t('console.cannedInserted', { title }),
   // Flag.
-  flagButton: 'Flag as abusive…',
-  flagReason: 'Why flag this contact? (the supervisors read it)',
-  flagSend: 'Send flag',
-  flagCancel: 'Cancel',
-  flagDone: 'Flagged: the helpline’s supervisors are alerted and may block the caller.',
-  flagFailed: (why) => `Not flagged: ${why}`,
-  flagEmpty: 'Write a reason first.',
+  get flagButton() { return t('console.flagButton'); },
+  get flagReason() { return t('console.flagReason'); },
+  get flagSend() { return t('console.flagSend'); },
+  get flagCancel() { return t('console.flagCancel'); },
+  get flagDone() { return t('console.flagDone'); },
+  flagFailed: (why) => t('console.flagFailed', { why }),
+  get flagEmpty() { return t('console.flagEmpty'); },
 };
 
 /** The alias of a contact: "Caller" and the last four hex digits of its id (the random end of a UUIDv7). */
@@ -58,7 +66,32 @@ export function aliasOf(contactId) {
   return TEXT.callerAlias((hex.slice(-4) || '????').toUpperCase());
 }
 
-/** A away reason's label. */
+/** An away reason's label: the catalogue's words for the usual ones; a helpline's own by its code, underscores as spaces. */
 export function awayLabel(reason) {
-  return TEXT.awayReasons[reason] || String(reason || '').replaceAll('_', ' ');
+  return has(`console.away.${reason}`) ? t(`console.away.${reason}`) : String(reason || '').replaceAll('_', ' ');
+}
+
+/** A helpline's name in the page's language for the helplines the widget knows, else the server's name. */
+export function helplineWords(name, fallback) {
+  const own = locale() === 'en' ? null : HELPLINE_NAMES[name]?.[locale()];
+  return own || fallback || name || '';
+}
+
+/**
+ * Sets a node's text to catalogue key `key` with `params`, and keeps both on the node so that
+ * translatePage() writes it again in a new language (only for nodes whose text is always set this way).
+ */
+export function setText(node, key, params) {
+  node.dataset.i18n = key;
+  if (params && Object.keys(params).length) node.dataset.i18nParams = JSON.stringify(params);
+  else delete node.dataset.i18nParams;
+  node.textContent = t(key, params || {});
+  return node;
+}
+
+/** A duration in words: "12 s", "3 min 05 s" (in the page's language). */
+export function durationWords(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  const m = Math.floor(s / 60);
+  return m ? t('console.dur.ms', { m, s: s % 60 }) : t('dur.s', { n: s });
 }

@@ -17,13 +17,16 @@
 // supervisor writes carry a client_id starting with SUPERVISOR_PREFIX (see supervisor.js), so they are
 // labelled "Supervisor" rather than taken for this counsellor's own.
 
-import { $, el, timeOf, newClientId, setBanner, bannerBackOnline, placeInLog, highestSeq, onEnter } from './common.js';
+import { $, el, newClientId, setBanner, bannerBackOnline, placeInLog, highestSeq, onEnter } from './common.js';
 import { languageName, mountLogin, submitLogin, showLogin, saveToken, savedToken, forgetToken, revokeToken, setConn, staffSocket } from './staff.js';
 import { showEarlier, callControls, renderCallControls, onCallControl } from './agent-call.js';
 // Casework (contact form, escalation, wrap-ups, my cases): see agent-casework.js.
-import { initCasework, caseworkOnline, caseworkSignedOut, mountCasework, unmountCasework, caseworkFrame, caseworkError, caseworkEnded, mayClose } from './agent-casework.js';
-import { unlockAudio, ring, stopRing, renderNotifyState, askNotify, notifyOffer, closeNotice, confirmEnd, initEndDialog, loadCanned, forgetCanned, mountCanned, mountFlag, onFlagged, onFlagError } from './agent-shift.js';
-import { TEXT, aliasOf, awayLabel } from './agent-text.js';
+import { initCasework, caseworkRedraw, caseworkOnline, caseworkSignedOut, mountCasework, unmountCasework, caseworkFrame, caseworkError, caseworkEnded, mayClose } from './agent-casework.js';
+import { unlockAudio, ring, stopRing, renderNotifyState, askNotify, notifyOffer, closeNotice, confirmEnd, redrawEnd, initEndDialog, loadCanned, forgetCanned, mountCanned, mountFlag, onFlagged, onFlagError } from './agent-shift.js';
+import { TEXT, aliasOf, awayLabel, helplineWords, setText, durationWords } from './agent-text.js';
+// Every word through the staff catalogue (docs/web-agent.md "Translating a staff page").
+import { t, translatePage, onLocaleChange, formatTime } from './staff-i18n.js';
+import { initLocale, localeSignedIn } from './staff.js';
 
 const TOKEN_KEY = 'helpline.console.token';
 const PING_EVERY_MS = 15000;
@@ -52,13 +55,16 @@ const state = {
 // ----- small helpers ----------------------------------------------------------
 
 function helplineName(name) {
-  return state.helplines.get(name) || name;
+  return helplineWords(name, state.helplines.get(name));
 }
 
 function duration(ms) {
-  const s = Math.max(0, Math.round(ms / 1000));
-  const m = Math.floor(s / 60);
-  return m ? `${m} min ${s % 60} s` : `${s} s`;
+  return durationWords(ms);
+}
+
+/** A time of day in the page's language. */
+function timeOf(at) {
+  return formatTime(at);
 }
 
 function announce(text) {
@@ -74,7 +80,7 @@ function updateTitle() {
   let unread = 0;
   for (const c of state.convs.values()) unread += c.unread;
   const n = offers + unread;
-  document.title = n ? `(${n}) Helpline console` : 'Helpline console';
+  document.title = n ? t('console.titleCount', { n }) : t('console.title');
 }
 
 // ----- sign in and out ----------------------------------------------------------
@@ -82,11 +88,14 @@ function updateTitle() {
 function onLogin(event) {
   unlockAudio();
   askNotify();
-  return submitLogin(event, (body) => signedIn(body.access_token));
+  return submitLogin(event, (body) => signedIn(body.access_token, body.user));
 }
 
-function signedIn(token) {
+function signedIn(token, user) {
   state.token = token;
+  // The account's language (or, when it has none yet, the one chosen on the sign-in screen, kept with it).
+  if (user) localeSignedIn(token, user);
+  else accountLocale(token);
   state.signingOut = false;
   saveToken(TOKEN_KEY, token);
   $('login-screen').hidden = true;
@@ -121,6 +130,16 @@ function signOut(message) {
   updateTitle();
 }
 
+/** A resumed session (a reload): the account's language from `GET /api/v1/me`. */
+async function accountLocale(token) {
+  try {
+    const res = await fetch('/api/v1/me', { headers: { authorization: `Bearer ${token}` }, cache: 'no-store' });
+    if (res.ok) localeSignedIn(token, await res.json());
+  } catch {
+    /* the language stays as it is */
+  }
+}
+
 async function loadHelplines() {
   try {
     const res = await fetch('/api/v1/helplines', { cache: 'no-store' });
@@ -140,11 +159,13 @@ const socket = staffSocket({
   path: '/ws/agent',
   state,
   signOut,
-  onlineLabel: 'Connected',
+  get onlineLabel() {
+    return t('console.connected');
+  },
   silentMs: SILENT_LIMIT_MS,
   onFrame: (f) => handle(f),
   onLost: () => {
-    setBanner('Connection lost. Reconnecting by itself… Your drafts are kept; messages you send now go out when it is back.');
+    setBanner(t('console.lost'));
     for (const id of [...state.offers.keys()]) removeOffer(id);
   },
 });
@@ -161,8 +182,8 @@ function handle(f) {
     case 'status':
       setStatus(f.status, f.reason);
       if (f.reason === 'missed_offers') {
-        setBanner('You were set to Away because incoming chats went unanswered. Choose Available when you are ready.');
-        announce('Your status was set to Away after missed chats.');
+        setBanner(t('console.setAway'));
+        announce(t('console.setAwayAnnounce'));
       }
       break;
     case 'offer':
@@ -171,8 +192,8 @@ function handle(f) {
     case 'offer_revoked':
       if (state.offers.has(f.contact_id)) {
         removeOffer(f.contact_id);
-        const why = { expired: 'it was not answered in time', contact_gone: 'the caller left', unavailable: 'you are no longer available' }[f.reason];
-        announce(`Incoming chat withdrawn${why ? `: ${why}` : ''}.`);
+        const why = ['expired', 'contact_gone', 'unavailable'].includes(f.reason) ? t(`console.withdrawn.${f.reason}`) : '';
+        announce(why ? t('console.withdrawnWhy', { why }) : t('console.withdrawn'));
       }
       break;
     case 'assigned':
@@ -223,8 +244,8 @@ function onHello(f) {
   socket.retries = 0;
   state.me = f;
   $('me-name').textContent = f.display_name;
-  setConn('online', 'Connected');
-  bannerBackOnline('Connected again.');
+  setConn('online', t('console.connected'));
+  bannerBackOnline(t('console.backAgain'));
   setAwayReasons(f.away_reasons || []);
   setStatus(f.status, f.status === 'away' ? state.awayReason : null);
   loadCanned(state.token);
@@ -277,8 +298,8 @@ function sendStatus(status) {
 function onOffer(f) {
   removeOffer(f.contact_id);
   const o = { offer: f, deadline: Date.now() + f.expires_in_ms, el: null };
-  const accept = el('button', { type: 'button', class: 'accept' }, 'Accept ', el('kbd', { text: 'Alt+A' }));
-  const decline = el('button', { type: 'button', class: 'secondary decline' }, 'Decline ', el('kbd', { text: 'Alt+D' }));
+  const accept = el('button', { type: 'button', class: 'accept' }, el('span', { dataset: { i18n: 'console.accept' }, text: t('console.accept') }), ' ', el('kbd', { text: 'Alt+A', translate: false }));
+  const decline = el('button', { type: 'button', class: 'secondary decline' }, el('span', { dataset: { i18n: 'console.decline' }, text: t('console.decline') }), ' ', el('kbd', { text: 'Alt+D', translate: false }));
   accept.addEventListener('click', () => acceptOffer(f.contact_id));
   decline.addEventListener('click', () => declineOffer(f.contact_id));
   const headingId = `offer-h-${f.contact_id}`;
@@ -287,12 +308,13 @@ function onOffer(f) {
   o.el = el(
     'article',
     { class: 'offer', 'aria-labelledby': headingId, dataset: { contactId: f.contact_id } },
-    el('h3', { id: headingId, text: f.backup ? `Incoming ${kind} (as backup)` : `Incoming ${kind}` }),
+    el('h3', { id: headingId, dataset: { i18n: `console.incoming${kind === 'call' ? 'Call' : 'Chat'}${f.backup ? 'Backup' : ''}` } }),
     el('p', { class: 'what' }),
-    el('p', { class: 'presence', dataset: { online: String(f.caller_online !== false) }, text: f.caller_online === false ? TEXT.callerOfflineOffer : TEXT.callerOnlineOffer }),
+    el('p', { class: 'presence', dataset: { online: String(f.caller_online !== false), i18n: f.caller_online === false ? 'console.callerOfflineOffer' : 'console.callerOnlineOffer' } }),
     el('p', { class: 'countdown' }),
     el('div', { class: 'buttons' }, accept, decline),
   );
+  translatePage(o.el);
   state.offers.set(f.contact_id, o);
   $('offer-list').append(o.el);
   renderOffer(o);
@@ -303,7 +325,7 @@ function onOffer(f) {
   notifyOffer(f.contact_id, TEXT.notifyTitle(kind), `${helplineName(f.helpline)} · ${languageName(f.language)}`, () => {
     o.el.querySelector('button.accept')?.focus();
   });
-  announce(`Incoming ${kind}: ${helplineName(f.helpline)}, ${languageName(f.language)}. Alt+A to accept.`);
+  announce(t('console.announceOffer', { what: TEXT.notifyTitle(kind), helpline: helplineName(f.helpline), language: languageName(f.language) }));
 }
 
 /** An offer still waits for an answer (the ring goes on). */
@@ -315,12 +337,13 @@ function ringing() {
 function renderOffer(o) {
   const f = o.offer;
   const call = f.channel === 'call'
-    ? ` · phone …${f.caller_last2 || '??'}${f.repeat && f.repeat.contacts ? ` · ${f.repeat.contacts} earlier contacts in ${f.repeat.days} days` : ''}`
+    ? ` · ${t('console.phoneEnd', { digits: f.caller_last2 || '??' })}${f.repeat && f.repeat.contacts ? ` · ${t('console.repeat', { n: f.repeat.contacts, days: f.repeat.days })}` : ''}`
     : '';
   o.el.querySelector('.what').textContent =
-    `${helplineName(f.helpline)} · ${languageName(f.language)} · waited ${duration(f.waited_ms)}${call}`;
+    `${helplineName(f.helpline)} · ${languageName(f.language)} · ${TEXT.waited(duration(f.waited_ms))}${call}`;
+  if (o.accepting) return;
   const left = o.deadline - Date.now();
-  o.el.querySelector('.countdown').textContent = left > 0 ? `Expires in ${Math.ceil(left / 1000)} s` : 'Expiring…';
+  o.el.querySelector('.countdown').textContent = left > 0 ? t('console.expiresIn', { n: Math.ceil(left / 1000) }) : t('console.expiring');
 }
 
 function tickOffers() {
@@ -351,14 +374,14 @@ function acceptOffer(id) {
   if (!ringing()) stopRing();
   o.el.classList.add('busy');
   for (const b of o.el.querySelectorAll('button')) b.disabled = true;
-  o.el.querySelector('.countdown').textContent = 'Accepting…';
+  o.el.querySelector('.countdown').textContent = t('console.accepting');
 }
 
 function declineOffer(id) {
   if (!state.offers.has(id)) return;
   send({ type: 'decline', contact_id: id });
   removeOffer(id);
-  announce('Declined.');
+  announce(t('console.declined'));
 }
 
 function oldestOffer() {
@@ -401,7 +424,7 @@ function conversation(id, info = {}) {
     { type: 'button', class: 'conv-item', id: itemId, 'aria-controls': paneId, 'aria-current': 'false', dataset: { contactId: id } },
     el('span', { class: 'conv-top' },
       el('strong', { class: 'alias', text: c.alias }),
-      el('span', { class: 'unread', hidden: true }, el('span', { class: 'count' }), el('span', { class: 'visually-hidden', text: ' unread' })),
+      el('span', { class: 'unread', hidden: true }, el('span', { class: 'count' }), ' ', el('span', { class: 'visually-hidden', dataset: { i18n: 'console.unreadWord' }, text: t('console.unreadWord') })),
     ),
     el('span', { class: 'label' }),
     el('span', { class: 'waited' }),
@@ -418,25 +441,25 @@ function conversation(id, info = {}) {
 
   const textId = `text-${id}`;
   const logId = `log-${id}`;
-  c.log = el('div', { class: 'log', role: 'log', id: logId, 'aria-live': 'polite', 'aria-relevant': 'additions', 'aria-label': 'Messages', tabindex: '0' });
+  c.log = el('div', { class: 'log', role: 'log', id: logId, 'aria-live': 'polite', 'aria-relevant': 'additions', 'aria-label': t('console.messages'), dataset: { i18nAttr: 'aria-label:console.messages' }, tabindex: '0' });
   c.typing = el('p', { class: 'typing' });
   c.text = el('textarea', { id: textId, rows: 3, maxLength: 4000, autocomplete: 'off', 'aria-keyshortcuts': 'Control+K' });
-  c.sendButton = el('button', { type: 'submit', text: 'Send' });
+  c.sendButton = el('button', { type: 'submit', dataset: { i18n: 'console.send' }, text: t('console.send') });
   c.cannedNote = el('p', { class: 'muted canned-note', role: 'status' });
   const picker = mountCanned(c);
   c.form = el(
     'form',
     { class: 'composer', noValidate: true },
-    el('div', { class: 'composer-head' }, el('label', { for: textId, text: 'Reply' }), picker.button),
+    el('div', { class: 'composer-head' }, el('label', { for: textId, dataset: { i18n: 'console.reply' }, text: t('console.reply') }), picker.button),
     picker.panel,
     el('div', { class: 'row' }, c.text, c.sendButton),
     c.cannedNote,
   );
-  c.endButton = el('button', { type: 'button', class: 'danger end', text: 'End conversation' });
-  c.closeButton = el('button', { type: 'button', class: 'secondary close', text: 'Close conversation' });
+  c.endButton = el('button', { type: 'button', class: 'danger end', dataset: { i18n: 'console.end' }, text: t('console.end') });
+  c.closeButton = el('button', { type: 'button', class: 'secondary close', dataset: { i18n: 'console.close' }, text: t('console.close') });
   c.endedText = el('p');
   c.wrapText = el('p', { class: 'wrapup-text' });
-  c.readyButton = el('button', { type: 'button', class: 'ready', text: TEXT.ready });
+  c.readyButton = el('button', { type: 'button', class: 'ready', dataset: { i18n: 'console.ready' }, text: TEXT.ready });
   c.wrapNote = el('div', { class: 'wrapup-note', hidden: true }, c.wrapText, c.readyButton);
   c.endedNote = el('div', { class: 'ended-note', role: 'status', hidden: true }, c.endedText, c.wrapNote, c.closeButton);
   c.infoList = el('dl', { class: 'info' });
@@ -469,7 +492,7 @@ function conversation(id, info = {}) {
   c.text.addEventListener('input', () => onTyping(c));
   c.endButton.addEventListener('click', () => {
     if (c.ended) return;
-    const text = c.channel === 'call' ? TEXT.endAskCall(c.alias) : TEXT.endAsk(c.alias);
+    const text = () => (c.channel === 'call' ? TEXT.endAskCall(aliasOf(c.id)) : TEXT.endAsk(aliasOf(c.id)));
     confirmEnd(c, text, () => {
       if (!c.ended) send({ type: 'end', contact_id: c.id });
     });
@@ -506,7 +529,10 @@ function renderInfo(c) {
   c.tab.querySelector('.label').textContent = `${channel} · ${helplineName(i.helpline || '')} · ${(i.language || '').toUpperCase()}`;
   const waitedMs = i.queued_at && i.answered_at ? Date.parse(i.answered_at) - Date.parse(i.queued_at) : null;
   c.tab.querySelector('.waited').textContent = waitedMs != null && !Number.isNaN(waitedMs) ? TEXT.waited(duration(waitedMs)) : '';
-  c.tab.querySelector('.preview').textContent = preview(c);
+  const shown = c.tab.querySelector('.preview');
+  shown.textContent = preview(c);
+  // A message is shown as written; only "No messages yet" is the console's own words.
+  shown.translate = !c.log.querySelector('.msg');
   c.tab.querySelector('.offline').textContent = c.ended || c.callerOnline ? '' : TEXT.callerOffline;
   c.tab.querySelector('.ended-mark').textContent = c.ended ? TEXT.ended : '';
   c.tab.querySelector('.wrapup-mark').textContent = c.wrapUp ? TEXT.wrapUpMark : '';
@@ -515,16 +541,18 @@ function renderInfo(c) {
   unread.querySelector('.count').textContent = c.unread ? `${c.unread}` : '';
   c.tab.classList.toggle('ended', c.ended);
   c.tab.classList.toggle('has-unread', c.unread > 0);
-  c.heading.textContent = `${c.alias} on ${helplineName(i.helpline || '')}`;
+  c.alias = aliasOf(c.id);
+  c.tab.querySelector('.alias').textContent = c.alias;
+  c.heading.textContent = t('console.paneTitle', { alias: c.alias, helpline: helplineName(i.helpline || '') });
   const waited = waitedMs != null && !Number.isNaN(waitedMs) ? duration(waitedMs) : '–';
-  const presence = el('dd', { class: 'presence', text: c.ended ? 'conversation ended' : c.callerOnline ? 'connected' : 'connection lost — they may come back' });
+  const presence = el('dd', { class: 'presence', text: t(c.ended ? 'console.presenceEnded' : c.callerOnline ? 'console.presenceOn' : 'console.presenceOff') });
   presence.dataset.online = String(c.callerOnline || c.ended);
   c.infoList.replaceChildren(
-    el('dt', { text: 'Channel' }), el('dd', { text: channel }),
-    el('dt', { text: 'Language' }), el('dd', { text: languageName(i.language || '') }),
-    el('dt', { text: 'Waited' }), el('dd', { text: waited }),
-    el('dt', { text: 'Started' }), el('dd', { text: i.answered_at ? timeOf(i.answered_at) : '–' }),
-    el('dt', { text: 'Caller' }), presence,
+    el('dt', { text: t('console.info.channel') }), el('dd', { text: channel }),
+    el('dt', { text: t('console.info.language') }), el('dd', { text: languageName(i.language || '') }),
+    el('dt', { text: t('console.info.waited') }), el('dd', { text: waited }),
+    el('dt', { text: t('console.info.started') }), el('dd', { text: i.answered_at ? timeOf(i.answered_at) : '–' }),
+    el('dt', { text: t('console.info.caller') }), presence,
   );
   renderCallControls(c);
 }
@@ -533,7 +561,7 @@ function refreshEmpty() {
   $('no-offers').hidden = state.offers.size > 0;
   // While an offer rings, its bar is fixed at the top of the window, wherever the page is scrolled.
   $('offers').classList.toggle('ringing', state.offers.size > 0);
-  $('offers-heading').textContent = state.offers.size ? `Incoming chats (${TEXT.ringing(state.offers.size)})` : 'Incoming chats';
+  $('offers-heading').textContent = state.offers.size ? t('console.incomingCount', { ringing: TEXT.ringing(state.offers.size) }) : t('console.incoming');
   $('no-conversations').hidden = state.convs.size > 0;
   $('convs-count').textContent = state.convs.size ? ` (${state.convs.size})` : '';
 }
@@ -614,7 +642,7 @@ function onWrapUp(f) {
 function renderWrapUp(c) {
   if (!c.wrapUp) return;
   const left = Math.max(0, c.wrapUp.deadline - Date.now());
-  c.wrapText.textContent = TEXT.wrapUp(duration(left));
+  setText(c.wrapText, 'console.wrapUp', { left: duration(left) });
 }
 
 /** `wrap_up_ended`: the slot takes offers again (Ready, the submitted form, or the limit). */
@@ -624,7 +652,7 @@ function onWrapUpEnded(f) {
   c.wrapUp = null;
   clearInterval(c.wrapTimer);
   c.readyButton.hidden = true;
-  c.wrapText.textContent = f.reason === 'limit' ? TEXT.wrapUpEndedLimit : TEXT.wrapUpEndedReady;
+  setText(c.wrapText, f.reason === 'limit' ? 'console.wrapUpEndedLimit' : 'console.wrapUpEndedReady');
   c.wrapNote.dataset.state = 'ended';
   renderInfo(c);
 }
@@ -654,7 +682,7 @@ function onAssigned(f) {
   renderInfo(c);
   if (wasOffered || (isNew && !state.active)) {
     select(c.id, wasOffered);
-    if (wasOffered) announce(`Conversation started: ${helplineName(f.helpline)}, ${languageName(f.language)}.`);
+    if (wasOffered) announce(t('console.started', { helpline: helplineName(f.helpline), language: languageName(f.language) }));
   } else if (isNew && state.active !== c.id) {
     c.unread = f.history.filter((m) => m.from === 'caller').length;
     renderInfo(c);
@@ -663,14 +691,14 @@ function onAssigned(f) {
 }
 
 function messageElement(mine, from, text, at) {
-  const who = from === 'caller' ? 'Caller' : from === 'counsellor' ? (mine ? 'You' : 'Counsellor') : from === 'supervisor' ? 'Supervisor' : 'System';
+  const who = from === 'caller' ? 'who.caller' : from === 'counsellor' ? (mine ? 'who.you' : 'who.counsellor') : from === 'supervisor' ? 'who.supervisor' : 'who.system';
   const meta = el('span', { class: 'meta', dataset: { at: at || new Date().toISOString() } });
   meta.textContent = timeOf(at);
   return el(
     'div',
     { class: mine ? 'msg mine' : 'msg theirs' },
-    el('span', { class: 'who', text: who }),
-    el('p', { class: 'text', text }),
+    el('span', { class: 'who', dataset: { i18n: who }, text: t(who) }),
+    el('p', { class: 'text', text, translate: false }),
     meta,
   );
 }
@@ -678,7 +706,7 @@ function messageElement(mine, from, text, at) {
 function setState(c, m, s) {
   m.state = s;
   const meta = m.el.querySelector('.meta');
-  const label = { sending: 'sending…', waiting: 'waiting, sending again…', sent: 'sent', delivered: 'delivered', failed: 'not sent' }[s];
+  const label = t(`console.msg.${s}`);
   meta.textContent = `${timeOf(meta.dataset.at)} · ${label}`;
   meta.dataset.state = s;
   m.el.classList.toggle('failed', s === 'failed');
@@ -692,8 +720,9 @@ function place(c, node, seq) {
   placeInLog(c.log, node, seq);
 }
 
-function addNote(c, text) {
-  place(c, el('p', { class: 'note', text }), highestSeq(c.shown) + 0.5);
+/** A line of the console's own in the log (catalogue key `key`; written again in a new language). */
+function addNote(c, key) {
+  place(c, setText(el('p', { class: 'note' }), key), highestSeq(c.shown) + 0.5);
 }
 
 /** Shows one stored message (from history or live) unless its seq is already shown. */
@@ -722,7 +751,14 @@ function renderMessage(c, m) {
     setState(c, entry, 'sent');
     return true;
   }
-  place(c, messageElement(false, m.from, m.text, m.at), m.seq);
+  const node = messageElement(false, m.from, m.text, m.at);
+  if (m.notice?.kind === 'joined') {
+    // A supervisor joined: the console's own words (in its language), not the server's English.
+    const line = node.querySelector('.text');
+    setText(line, 'console.joined', { name: m.notice.name });
+    line.translate = true;
+  }
+  place(c, node, m.seq);
   return true;
 }
 
@@ -733,8 +769,8 @@ function onWhisper(f) {
   const node = el(
     'div',
     { class: 'note whisper' },
-    el('strong', { text: `Whisper from ${f.from} (only you see this): ` }),
-    el('span', { class: 'text', text: f.text }),
+    el('strong', {}, setText(el('span'), 'console.whisperFrom'), ' ', el('span', { text: f.from, translate: false }), ' ', setText(el('span'), 'console.whisperOnlyYou'), ' '),
+    el('span', { class: 'text', text: f.text, translate: false }),
   );
   place(c, node, highestSeq(c.shown) + 0.5);
   if (state.active !== c.id || document.hidden) {
@@ -742,7 +778,7 @@ function onWhisper(f) {
     renderInfo(c);
     updateTitle();
   }
-  announce(`Whisper from ${f.from}: ${f.text}`);
+  announce(t('console.whisperAnnounce', { name: f.from, text: f.text }));
 }
 
 function onMessage(f) {
@@ -778,7 +814,7 @@ function sendReply(c) {
   const text = c.text.value;
   if (!text.trim() || c.ended) return;
   if ([...text].length > 4000) {
-    setBanner('The message is too long (4000 characters at most).');
+    setBanner(t('console.tooLong'));
     return;
   }
   c.text.value = '';
@@ -841,7 +877,7 @@ function stopTyping(c) {
 function showTyping(c, active) {
   if (!c) return;
   clearTimeout(c.typingHide);
-  c.typing.textContent = active ? 'The caller is typing…' : '';
+  c.typing.textContent = active ? t('console.typing') : '';
   if (active) c.typingHide = setTimeout(() => showTyping(c, false), 10000);
 }
 
@@ -853,21 +889,21 @@ function onPresence(id, online) {
     // The caller's widget resumed and was sent everything it missed.
     for (const m of c.own.values()) if (m.state === 'sent') setState(c, m, 'delivered');
   }
-  addNote(c, online ? 'The caller is connected again.' : 'The caller’s connection dropped. They may come back.');
+  addNote(c, online ? 'console.callerBack' : 'console.callerDropped');
   renderInfo(c);
 }
 
 function markEnded(c, reason) {
   c.ended = true;
-  const why = {
-    caller_ended: 'The caller ended the conversation.',
-    counsellor_ended: 'You ended the conversation.',
-    caller_lost: 'The caller’s connection was lost for too long.',
-    transferred: 'A supervisor transferred the conversation.',
-    quick_exit: TEXT.quickExit,
-  }[reason] || 'The conversation has ended.';
+  const key = {
+    caller_ended: 'ended.caller_ended',
+    counsellor_ended: 'console.ended.counsellor_ended',
+    caller_lost: 'ended.caller_lost',
+    transferred: 'console.ended.transferred',
+    quick_exit: 'console.quickExit',
+  }[reason] || 'ended.other';
   c.endedNote.dataset.reason = reason || '';
-  c.endedText.textContent = why;
+  const why = setText(c.endedText, key).textContent;
   c.endedNote.hidden = false;
   c.form.hidden = true;
   c.endButton.hidden = true;
@@ -893,7 +929,7 @@ function onError(f) {
   if (caseworkError(f)) return;
   if (f.code === 'no_such_offer' && f.ref) {
     removeOffer(f.ref);
-    announce('That chat is no longer ringing for you.');
+    announce(t('console.noLongerRinging'));
     return;
   }
   if (f.ref) {
@@ -912,7 +948,7 @@ function onError(f) {
     const o = state.offers.get(f.ref);
     if (o) removeOffer(f.ref);
   }
-  setBanner(`The server refused that: ${f.message}`);
+  setBanner(t('error.refused', { message: f.message }));
 }
 
 // ----- casework: an ended contact's wrap-up ---------------------------------------
@@ -948,8 +984,32 @@ function onKey(e) {
 
 // ----- start up ---------------------------------------------------------------
 
+/** After a change of language: what the script drew is drawn again in the new words. */
+function redraw() {
+  // What was said in the other language is not said again.
+  $('alert').textContent = '';
+  if ($('banner').classList.contains('good')) setBanner('');
+  if (state.token) setConn($('conn').dataset.state, t('console.connected'));
+  else $('conn').textContent = t('conn.connecting');
+  setAwayReasons(state.awayReasons);
+  setStatus(state.status, state.awayReason);
+  for (const o of state.offers.values()) renderOffer(o);
+  for (const c of state.convs.values()) {
+    renderInfo(c);
+    for (const m of c.own.values()) if (m.state) setState(c, m, m.state);
+    renderWrapUp(c);
+  }
+  renderNotifyState();
+  redrawEnd();
+  refreshEmpty();
+  updateTitle();
+  caseworkRedraw();
+}
+
 function init() {
   mountLogin();
+  initLocale(() => state.token);
+  onLocaleChange(redraw);
   initCasework({
     token: () => state.token,
     send,
@@ -965,7 +1025,7 @@ function init() {
       unlockAudio();
       if (!sendStatus(r.value)) {
         setStatus(state.status, state.awayReason);
-        setBanner('Not connected: the status was not changed. Try again when the connection is back.');
+        setBanner(t('console.statusNotSent'));
       }
     });
   }
@@ -992,6 +1052,7 @@ function init() {
   window.addEventListener('online', () => socket.reconnectNow());
   setInterval(tickOffers, 1000);
   setInterval(() => socket.heartbeat(), PING_EVERY_MS);
+  translatePage();
   const saved = savedToken(TOKEN_KEY);
   if (saved) signedIn(saved);
   else $('username').focus();

@@ -556,7 +556,9 @@ function onMessage(f) {
   }
   if (f.from === 'system') {
     // A notice from the server (e.g. a supervisor joined): a line of its own, not a counsellor's message.
-    place(el('p', { class: 'note', text: f.text }), f.seq);
+    // A supervisor joined (`notice`): said in the page's language; another notice as the server wrote it.
+    const text = f.notice?.kind === 'joined' ? t('supervisorJoined', { name: f.notice.name }) : f.text;
+    place(el('p', { class: 'note', text }), f.seq);
     markShown(f.seq);
     return;
   }

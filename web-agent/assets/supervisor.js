@@ -27,6 +27,8 @@ import { initCases, casesOnline, casesSignedOut, casesRedraw, onEscalation } fro
 import { lockoutsOnline, lockoutsSignedOut, lockoutsRedraw } from './supervisor-lockouts.js';
 // Blocked callers, and lifting a block: see supervisor-blocks.js.
 import { initBlocks, blocksOnline, blocksSignedOut, blocksRedraw } from './supervisor-blocks.js';
+// Wall lists that do not fit end with "+N more".
+import { initWallFit } from './supervisor-wall.js';
 
 const TOKEN_KEY = 'helpline.supervisor.token';
 const PING_EVERY_MS = 15000;
@@ -911,7 +913,9 @@ function renderMessage(m, msg) {
           ? t('who.supervisor')
           : m.counsellor || t('who.counsellor');
   const cls = msg.from === 'caller' ? 'theirs caller' : msg.from === 'system' ? 'theirs system' : 'mine counsellor';
-  place(m, messageElement(who, cls, msg.text, msg.at), msg.seq);
+  // A supervisor joined (`notice`): said in the page's language; another system line as the server wrote it.
+  const text = msg.notice?.kind === 'joined' ? t('console.joined', { name: msg.notice.name }) : msg.text;
+  place(m, messageElement(who, cls, text, msg.at), msg.seq);
 }
 
 function onMessage(f) {
@@ -1212,6 +1216,7 @@ function init() {
   $('signout').addEventListener('click', () => signOut(''));
   $('wall').addEventListener('click', () => setWall(!state.wall));
   setWall(new URLSearchParams(location.search).get('wall') === '1');
+  initWallFit();
   translatePage();
   document.addEventListener('visibilitychange', () => {
     if (!document.hidden) socket.reconnectNow();

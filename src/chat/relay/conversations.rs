@@ -19,7 +19,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::protocol::{rfc3339, ErrorCode, MessageView, Party, ServerEvent};
+use crate::protocol::{rfc3339, ErrorCode, MessageView, Notice, Party, ServerEvent};
 use crate::store::messages::{NewMessage, Stored, StoredMessage};
 
 /// A socket's id, unique in the cluster.
@@ -467,8 +467,8 @@ impl<W: Socket> Conversations<W> {
             contact_id: contact.to_string(),
             sender: "system",
             sender_id: Some(supervisor.to_string()),
-            client_id: format!("join-{supervisor}-{now}"),
-            body: format!("{name} joined the conversation"),
+            client_id: format!("{JOIN_PREFIX}{supervisor}-{now}"),
+            body: format!("{name}{JOINED}"),
             at: now,
         }
     }
@@ -525,7 +525,23 @@ pub fn view(m: &StoredMessage) -> MessageView {
         text: m.body.clone(),
         at: rfc3339(m.at),
         client_id: m.client_id.clone(),
+        notice: notice_of(&m.sender, &m.client_id, &m.body),
     }
+}
+
+/// The `client_id` of a supervisor's join notice starts so (then the supervisor's id and the time).
+const JOIN_PREFIX: &str = "join-";
+/// A join notice's English words after the supervisor's name.
+const JOINED: &str = " joined the conversation";
+
+/// The code of a server-made system message (a join notice, as [`Conversations::join_notice`] writes
+/// it, live or from the history), so that each page words it in its language; None for any other.
+pub fn notice_of(sender: &str, client_id: &str, body: &str) -> Option<Notice> {
+    if sender != "system" || !client_id.starts_with(JOIN_PREFIX) {
+        return None;
+    }
+    let name = body.strip_suffix(JOINED)?;
+    Some(Notice { kind: "joined".into(), name: name.to_string() })
 }
 
 #[cfg(test)]
@@ -908,7 +924,22 @@ mod tests {
         let tells = conv.deliveries(&stored);
         assert_eq!(tells[0].to[0], To::Caller { contact: "c1".into(), except: None });
         assert_eq!(tells[0].to[1], To::Counsellor { user: "ana".into(), except: None });
+        // Sent with its code, so each page says it in its own language (live and from the history).
+        let ServerEvent::Message(m) = &tells[0].frame else { panic!("a message frame") };
+        assert_eq!(m.notice, Some(Notice { kind: "joined".into(), name: "Sue".into() }));
+        assert!(ServerEvent::Message(m.clone()).to_json().contains(r#""notice":{"kind":"joined","name":"Sue"}"#));
         let _ = conv.take_batch();
+    }
+
+    #[test]
+    fn only_the_servers_join_notices_carry_a_code() {
+        let joined = Some(Notice { kind: "joined".into(), name: "Maria (supervisor)".into() });
+        assert_eq!(notice_of("system", "join-u1-5", "Maria (supervisor) joined the conversation"), joined);
+        // A caller or counsellor who writes the same words is not a notice; nor is another system line.
+        assert_eq!(notice_of("caller", "join-u1-5", "Maria (supervisor) joined the conversation"), None);
+        assert_eq!(notice_of("counsellor", "join-x", "Ana joined the conversation"), None);
+        assert_eq!(notice_of("system", "other-1", "Ana joined the conversation"), None);
+        assert_eq!(notice_of("system", "join-u1-5", "something else"), None);
     }
 
     /// How one commit attempt turns out.

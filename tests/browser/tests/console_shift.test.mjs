@@ -244,3 +244,94 @@ test('a caller who leaves by quick exit is told as such in the console', async (
   await agentCtx.close();
   await callerCtx.close();
 });
+
+test('a desktop notification for an offer while the console is not looked at, closed once answered', async () => {
+  // The browser grants notifications; the page's Notification is wrapped (before any script of the page)
+  // so that every notification made, and every close, is recorded and then handed to the real one.
+  const agentCtx = await context(browser);
+  await agentCtx.grantPermissions(['notifications'], { origin: BASE });
+  await agentCtx.addInitScript(() => {
+    const Real = window.Notification;
+    window.__notices = [];
+    window.__noticeErrors = [];
+    class Recorded extends Real {
+      constructor(title, options = {}) {
+        try {
+          super(title, options);
+        } catch (e) {
+          window.__noticeErrors.push(String(e));
+          throw e;
+        }
+        const entry = { title, body: options.body, tag: options.tag, requireInteraction: options.requireInteraction, closed: false, visible: !document.hidden, focused: document.hasFocus() };
+        window.__notices.push(entry);
+        const close = this.close.bind(this);
+        this.close = () => {
+          entry.closed = true;
+          close();
+        };
+      }
+      static get permission() {
+        return Real.permission;
+      }
+      static requestPermission(...args) {
+        return Real.requestPermission(...args);
+      }
+    }
+    window.Notification = Recorded;
+  });
+  const callerCtx = await context(browser);
+  try {
+    const agent = await counsellor(agentCtx, 'nina');
+    // Granted: the shortcuts panel says notifications are on, and offers no button to ask.
+    await agent.locator('#notify-state', { hasText: 'Desktop notifications are on' }).waitFor();
+    assert.ok(await agent.locator('#notify-on').isHidden());
+
+    // Looked at (visible and focused): the offer rings in the bar only, no notification.
+    await agent.bringToFront();
+    assert.ok(await agent.evaluate(() => !document.hidden && document.hasFocus()), 'the console has the focus');
+    const seen = await caller(callerCtx, 'night', 'en');
+    await agent.locator(`.offer[data-contact-id="${seen.contactId}"]`).waitFor();
+    assert.deepEqual(await agent.evaluate(() => window.__notices), [], 'no notification while the console is looked at');
+    // Answered and ended, then Ready (the night line has wrap-up on): the slot takes the next offer.
+    await acceptOffer(agent, seen.contactId);
+    await pane(agent, seen.contactId).getByRole('button', { name: 'End conversation' }).click();
+    await agent.getByRole('dialog', { name: 'End this conversation?' }).getByRole('button', { name: 'Yes, end it' }).click();
+    await pane(agent, seen.contactId).getByRole('button', { name: 'Ready for the next chat' }).click();
+    await pane(agent, seen.contactId).locator('.wrapup-note[data-state="ended"]').waitFor();
+
+    // The console loses the focus (playwright's focus emulation off: the headless window has none), as
+    // when the counsellor works in another window. The next offer shows a notification that stays until
+    // answered (requireInteraction), tagged with the offer, in the page's words.
+    const cdp = await agentCtx.newCDPSession(agent);
+    await cdp.send('Emulation.setFocusEmulationEnabled', { enabled: false });
+    const { windowId } = await cdp.send('Browser.getWindowForTarget');
+    await cdp.send('Browser.setWindowBounds', { windowId, bounds: { windowState: 'minimized' } });
+    // (A hidden page draws no frames: its waits poll on a timer, not on animation frames.)
+    await agent.waitForFunction(() => document.hidden || !document.hasFocus(), null, { polling: 100 });
+    const call = await caller(callerCtx, 'night', 'en');
+    await agent.waitForFunction((id) => document.querySelector(`.offer[data-contact-id="${id}"]`), call.contactId, { polling: 100 });
+    await agent.waitForFunction(() => window.__notices.length > 0, null, { polling: 100 });
+    const [notice, ...more] = await agent.evaluate(() => window.__notices);
+    assert.deepEqual(more, [], 'one notification for one offer');
+    assert.equal(notice.title, 'Incoming chat');
+    assert.equal(notice.body, 'Night line (browser test) · English');
+    assert.equal(notice.tag, `offer-${call.contactId}`);
+    assert.equal(notice.requireInteraction, true);
+    assert.equal(notice.closed, false);
+    assert.ok(!(notice.visible && notice.focused), 'made while the console was not looked at');
+    assert.deepEqual(await agent.evaluate(() => window.__noticeErrors), [], 'the real Notification took it');
+
+    // Answered (the window back): the notification is closed.
+    await cdp.send('Browser.setWindowBounds', { windowId, bounds: { windowState: 'normal' } });
+    await agent.locator(`.offer[data-contact-id="${call.contactId}"] button.accept`).click();
+    await pane(agent, call.contactId).waitFor();
+    await agent.waitForFunction(() => window.__notices[0].closed);
+    await pane(agent, call.contactId).getByRole('button', { name: 'End conversation' }).click();
+    await agent.getByRole('dialog', { name: 'End this conversation?' }).getByRole('button', { name: 'Yes, end it' }).click();
+    await pane(agent, call.contactId).getByText('You ended the conversation.').waitFor();
+    assert.deepEqual(agent.errors, []);
+  } finally {
+    await agentCtx.close();
+    await callerCtx.close();
+  }
+});

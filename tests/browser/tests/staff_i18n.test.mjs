@@ -1,15 +1,17 @@
 // The staff pages in Romanian, Russian and Ukrainian (web-agent/assets/staff-i18n.js): every visible text,
-// accessible name, placeholder and title of the dashboard and of the sign-in and second-factor screens is
+// accessible name, placeholder and title of the dashboard, of the counsellor console (available, an offer
+// ringing, a conversation with its contact form, the End dialog, the ended conversation) and of the
+// sign-in and second-factor screens is
 // walked and compared with the English catalogue: a string equal to its English source fails (only names,
 // codes and numbers may stay as they are). The language is kept with the account: it survives a reload and
 // a new login on another device. axe on each language.
 //
-// `lidia` (seeded by tests/browser.rs) is used, not the demo's maria: the language chosen here stays with
-// the account, and the other tests expect maria's pages in English.
+// `lidia` and the counsellor `lena` (seeded by tests/browser.rs) are used, not the demo's maria and ion: the
+// language chosen here stays with the account, and the other tests expect their pages in English.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { BASE, api, launch, context, page, counsellor, caller, acceptOffer, login, supervisor, assertAccessible, screenshot } from '../lib.mjs';
+import { BASE, api, launch, context, page, counsellor, caller, acceptOffer, login, supervisor, say, assertAccessible, screenshot } from '../lib.mjs';
 
 const LIDIA = { username: 'lidia', password: 'lidia-wall-screen' };
 const LANGS = ['ro', 'ru', 'uk'];
@@ -19,7 +21,7 @@ const CATALOGUE_SOURCE = readFileSync(new URL('../../../web-agent/assets/staff-i
 const { CATALOGUE } = await import(`data:text/javascript,${encodeURIComponent(CATALOGUE_SOURCE)}`);
 
 /** People's and languages' names, which stay as they are in every language. */
-const NAMES = new Set(['Ion', 'Ana', 'Olena', 'Lidia', 'Wanda', 'Maria (supervisor)', 'Vera (case manager)', 'Administrator', 'tess', 'theo', 'gail', 'Română', 'Русский', 'Українська', 'English']);
+const NAMES = new Set(['Ion', 'Ana', 'Olena', 'Lidia', 'Lena', 'Wanda', 'Maria (supervisor)', 'Vera (case manager)', 'Administrator', 'tess', 'theo', 'gail', 'Română', 'Русский', 'Українська', 'English']);
 /** Units written the same in several languages ("5 min", "12 s", "1 h"). */
 const UNITS = new Set(['s', 'min', 'h', 'с', 'мин', 'ч', 'хв', 'год']);
 
@@ -259,6 +261,76 @@ test('the dashboard in Romanian, Russian and Ukrainian: nothing left in English'
     // Lifted: the other browser tests open chats from this address.
     if (blockId) await api(`/api/v1/blocks/${blockId}`, { token: lidia, method: 'DELETE' });
     await supCtx.close();
+    await agentCtx.close();
+    await callerCtx.close();
+  }
+});
+
+test('the console in Romanian, Russian and Ukrainian: every state, nothing left in English', async () => {
+  const agentCtx = await context(browser, { viewport: { width: 1366, height: 900 } });
+  const callerCtx = await context(browser);
+  const lena = (await api('/api/v1/auth/login', { method: 'POST', body: { username: 'lena', password: 'lena-demo' } })).body.access_token;
+  assert.equal((await api('/api/v1/me/locale', { token: lena, method: 'PUT', body: { locale: 'en' } })).status, 200);
+  /** The English page of this state is marked, then the state is walked in `lang` (and axe). */
+  const check = async (p, lang, what, { axe = true, minPasses } = {}) => {
+    await chooseLanguage(p, 'en');
+    await texts(p, { mark: true });
+    await chooseLanguage(p, lang);
+    await assertTranslated(p, lang, what);
+    if (axe) await assertAccessible(p, `${what} (${lang})`, minPasses ? { minPasses } : undefined);
+  };
+  try {
+    const agent = await counsellor(agentCtx, 'lena');
+    for (const lang of LANGS) {
+      // Signed in and available.
+      await check(agent, lang, 'the console, available');
+
+      // An offer ringing in the bar (its ring lasts 8 s: walked, then answered in time).
+      const chat = await caller(callerCtx, 'children', 'ro');
+      const offer = agent.locator(`.offer[data-contact-id="${chat.contactId}"]`);
+      await offer.waitFor();
+      await check(agent, lang, 'an offer', { axe: false });
+      await assertAccessible(agent, `an offer (${lang})`);
+      await offer.locator('button.accept').click();
+      const p = agent.locator(`.pane[data-contact-id="${chat.contactId}"]`);
+      await p.waitFor();
+
+      // A conversation open, a message each way, its contact form loaded and a draft saved.
+      await say(chat.page, 'Bună ziua, am nevoie de ajutor.');
+      await p.locator('.log .msg.theirs').waitFor();
+      await p.locator('textarea').first().fill('Bună, sunt aici. Spune-mi ce s-a întâmplat.');
+      await p.locator('textarea').first().press('Enter');
+      await p.locator('.log .msg.mine .meta[data-state="delivered"]').waitFor();
+      await p.locator('.contact-form select[name="caller_type"]').waitFor();
+      await p.locator('.contact-form select[name="caller_type"]').selectOption('person_concerned');
+      await p.locator('.contact-form .form-status[data-i18n="form.draftSavedAt"]').waitFor();
+      await check(agent, lang, 'a conversation and its contact form');
+      if (lang === 'ro') await screenshot(agent, 'agent-ro', { docs: 'agent-ro.png' });
+
+      // End conversation asks first; then the ended conversation, its wrap-up listed.
+      await p.locator('button.end').click();
+      await agent.locator('#end-dialog[open]').waitFor();
+      // A modal dialog: the page behind it is inert, so axe has fewer rules to run on it.
+      await check(agent, lang, 'the End dialog', { minPasses: 3 });
+      await agent.locator('#end-confirm').click();
+      await p.locator('.ended-note:not([hidden])').waitFor();
+      await agent.locator(`#wrapups li[data-contact-id="${chat.contactId}"]`).waitFor();
+      await check(agent, lang, 'an ended conversation');
+      if (lang === 'uk') await screenshot(agent, 'agent-uk');
+      await chat.page.close();
+    }
+    // Numbers and dates in the language: the Ukrainian title's count and the time of the form's draft.
+    assert.equal(await agent.locator('html').getAttribute('lang'), 'uk');
+    assert.match(await agent.locator('#conversations-heading').textContent(), /^Розмови \(\d+\)$/);
+    // Kept with the account: a reload starts in Ukrainian, the selector says so.
+    await agent.reload();
+    await agent.locator('html[lang="uk"] #conn[data-state="online"]').waitFor();
+    assert.equal(await agent.locator('#ui-locale').inputValue(), 'uk');
+    assert.equal(await agent.title(), 'Консоль лінії допомоги');
+    assert.deepEqual(agent.errors, [], 'no script errors');
+  } finally {
+    // Back to English for the next run (the choice is the account's).
+    await api('/api/v1/me/locale', { token: lena, method: 'PUT', body: { locale: 'en' } });
     await agentCtx.close();
     await callerCtx.close();
   }

@@ -109,7 +109,9 @@ test('a wait turns amber and red and leaves when answered; monitor, whisper, joi
 
   // Join, then write: the caller and the counsellor see it; the console labels it as the supervisor's.
   await mon.getByRole('button', { name: 'Join the conversation' }).click();
-  await first.page.locator('.note', { hasText: 'Maria (supervisor) joined the conversation' }).waitFor();
+  // The server sends the join as a code (`notice`): the Romanian widget says it in Romanian, the console in English.
+  await first.page.locator('.note', { hasText: 'Maria (supervisor) s-a alăturat conversației.' }).waitFor();
+  await conv.locator('.msg .text', { hasText: 'Maria (supervisor) joined the conversation' }).waitFor();
   await mon.getByLabel(/Write in the conversation/).fill('Sunt supervizoarea. Suntem aici pentru tine.');
   await mon.getByLabel(/Write in the conversation/).press('Enter');
   await first.page.locator('.msg .text', { hasText: 'Sunt supervizoarea.' }).waitFor();

@@ -84,7 +84,8 @@ test('wall mode: five panels on one 1920×1080 screen, no scrolling, no controls
     assert.ok(await wall.locator('body.wall').count(), 'wall mode from the URL');
     for (let i = 0; i < 4; i += 1) callers.push(await caller(callerCtx, 'family_violence', i % 2 ? 'ru' : 'ro'));
     for (const c of callers.slice(1)) await wall.locator(`tr[data-contact-id="${c.contactId}"][data-level="red"]`).waitFor();
-    await wall.locator('.alert[data-kind="wait_15s"]').nth(3).waitFor();
+    // Listed (on a wall the alerts that do not fit their panel are cut, with "+N more").
+    await wall.locator('.alert[data-kind="wait_15s"]').nth(3).waitFor({ state: 'attached' });
     const escalation = wall.locator(`.escalation[data-contact-id="${child.contactId}"]`);
     await escalation.waitFor();
 
@@ -133,6 +134,38 @@ test('wall mode: five panels on one 1920×1080 screen, no scrolling, no controls
     for (const [id, b] of Object.entries(small.panels)) assert.ok(b.bottom <= small.innerHeight && b.right <= small.innerWidth, `${id} inside 1366×768`);
     assert.deepEqual(await overflowing(wall), [], 'nothing sticks out of its card at 1366×768');
     await screenshot(wall, 'supervisor-wall-1366');
+
+    // A wall too short for its lists: each list shows the entries that fit wholly in its card and then
+    // "+N more", N being exactly the entries it leaves out; still no scrolling.
+    await wall.setViewportSize({ width: 1366, height: 560 });
+    await wall.locator('.wall-more').first().waitFor();
+    const cuts = await wall.evaluate(() =>
+      [...document.querySelectorAll('.wall-more')].map((more) => {
+        const list = more.parentElement;
+        const card = list.closest('.helpline, .panel').getBoundingClientRect();
+        const entries = [...list.querySelectorAll(':scope > li, :scope > tr, .person')].filter((n) => n !== more);
+        const shown = entries.filter((n) => n.checkVisibility());
+        return {
+          list: list.id || list.closest('.helpline, .panel').id || list.closest('.helpline').dataset.helpline,
+          text: more.textContent,
+          cut: entries.length - shown.length,
+          inside: shown.every((n) => n.getBoundingClientRect().bottom <= card.bottom + 1) && more.getBoundingClientRect().bottom <= card.bottom + 1,
+        };
+      }),
+    );
+    assert.ok(cuts.length > 0, 'a list is cut on a short wall');
+    for (const c of cuts) {
+      assert.ok(c.cut > 0, `${c.list}: "+N more" only when something is left out`);
+      assert.equal(c.text, `+${c.cut} more`, `${c.list}: says how many are left out`);
+      assert.ok(c.inside, `${c.list}: what is shown is wholly in its card`);
+    }
+    const short = await layout(wall);
+    assert.ok(short.scrollHeight <= short.innerHeight, `the short wall scrolls: ${JSON.stringify(short)}`);
+    await assertAccessible(wall, 'a short wall with "+N more"');
+    await screenshot(wall, 'supervisor-wall-more');
+    // Tall again: the queue's waiting callers all back, no "+N more" left in its cards.
+    await wall.setViewportSize({ width: 1920, height: 1080 });
+    await wall.waitForFunction(() => !document.querySelector('.helpline .wall-more') && !document.querySelector('.helpline .wall-cut'));
 
     // Leaving wall mode brings the controls back.
     await wall.getByRole('button', { name: 'Leave wall mode' }).click();
