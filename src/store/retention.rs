@@ -48,6 +48,8 @@ impl Retention<'_> {
             for (id,) in &ids {
                 messages += sqlx::query("DELETE FROM messages WHERE contact_id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
                 sqlx::query("DELETE FROM callback_numbers WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM consults WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
+                sqlx::query("UPDATE handovers SET reason = NULL WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
                 sqlx::query("UPDATE contacts SET purged_at = $1 WHERE id = $2").bind(now).bind(id).execute(&mut *tx).await?;
             }
             tx.commit().await?;

@@ -37,3 +37,4 @@ mod canned;
 mod waiting;
 mod restored;
 mod settings;
+mod transfer;
