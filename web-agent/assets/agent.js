@@ -24,6 +24,7 @@ import { showEarlier, callControls, renderCallControls, onCallControl } from './
 import { initCasework, caseworkOnline, caseworkSignedOut, mountCasework, unmountCasework, caseworkFrame, caseworkError, caseworkEnded, mayClose } from './agent-casework.js';
 import { unlockAudio, ring, stopRing, renderNotifyState, askNotify, notifyOffer, closeNotice, confirmEnd, initEndDialog, loadCanned, forgetCanned, mountCanned, mountFlag, onFlagged, onFlagError } from './agent-shift.js';
 import { TEXT, aliasOf, awayLabel } from './agent-text.js';
+import { mountTransfer, onHandover, onTransferError, showHandover } from './agent-transfer.js';
 
 const TOKEN_KEY = 'helpline.console.token';
 const PING_EVERY_MS = 15000;
@@ -207,6 +208,9 @@ function handle(f) {
       break;
     case 'wrap_up_ended':
       onWrapUpEnded(f);
+      break;
+    case 'handover':
+      onHandover(state.convs.get(f.contact_id), f);
       break;
     case 'flagged':
       onFlagged(state.convs.get(f.contact_id), f);
@@ -442,6 +446,7 @@ function conversation(id, info = {}) {
   c.infoList = el('dl', { class: 'info' });
   c.heading = el('h3', { class: 'pane-title' });
   const flag = mountFlag(c, send);
+  const transfer = mountTransfer(c, send);
   c.chat = el(
     'div',
     { class: 'chat-col' },
@@ -451,6 +456,7 @@ function conversation(id, info = {}) {
     c.endedNote,
     c.form,
     flag,
+    transfer,
   );
   // The contact form and escalation (agent-casework.js) go in the second column.
   c.work = el('div', { class: 'work-col' });
@@ -652,6 +658,7 @@ function onAssigned(f) {
   }
   flushPending(c);
   renderInfo(c);
+  showHandover(c, f.handover);
   if (wasOffered || (isNew && !state.active)) {
     select(c.id, wasOffered);
     if (wasOffered) announce(`Conversation started: ${helplineName(f.helpline)}, ${languageName(f.language)}.`);
@@ -890,6 +897,7 @@ function onEnded(id, reason) {
 
 function onError(f) {
   if (f.ref && onFlagError(state.convs.get(f.ref), f)) return;
+  if (f.ref && onTransferError(state.convs.get(f.ref), f)) return;
   if (caseworkError(f)) return;
   if (f.code === 'no_such_offer' && f.ref) {
     removeOffer(f.ref);
