@@ -230,6 +230,7 @@ async fn agent_session(mut socket: WebSocket, bare: Bare, name: String) {
                         caller_online: true,
                         history: vec![],
                         channel: "chat".into(),
+                        handover: None,
                     }));
                     if let Some((_, c)) = &conv.caller {
                         let _ = c.send(frame(&ServerEvent::Connected { contact_id: contact, counsellor: name.clone() }));

@@ -6,6 +6,7 @@
 pub mod cases;
 pub mod escalation;
 pub mod forms;
+pub mod handover;
 pub mod http;
 pub mod services;
 pub mod rules;

@@ -132,6 +132,31 @@ pub enum CounsellorRequest {
     /// Flag a contact you handled as abusive (a supervisor may then block the caller, or route them
     /// to senior counsellors). Answered with `flagged`.
     FlagAbusive { contact_id: String, reason: String },
+    /// Hand over a conversation you hold: to a colleague (`counsellor_id`) or to a helpline's queue
+    /// (`helpline`); `reason` is what the receiving counsellor reads. Cold (default): it moves at
+    /// once. Warm (`warm: true`): `counsellor_id` names the colleague you brief (`consult`) and who
+    /// answers `transfer_accept` or `transfer_decline`; it goes to her, or to `helpline`'s queue when
+    /// that is given too. Answered with `handover` frames.
+    Transfer {
+        contact_id: String,
+        #[serde(default)]
+        counsellor_id: Option<String>,
+        #[serde(default)]
+        helpline: Option<String>,
+        #[serde(default)]
+        reason: Option<String>,
+        #[serde(default)]
+        warm: bool,
+    },
+    /// Accept the warm transfer of `contact_id` you were asked to take.
+    TransferAccept { contact_id: String },
+    /// Decline the warm transfer of `contact_id`: it stays with the counsellor who asked.
+    TransferDecline { contact_id: String },
+    /// Take back your warm transfer of `contact_id` before it is answered.
+    TransferCancel { contact_id: String },
+    /// A message to a colleague about a contact you hold (or the answer to the one who consulted
+    /// you about it): the caller never sees it. Answered with `consult` (to both).
+    Consult { contact_id: String, counsellor_id: String, text: String },
 }
 
 fn yes() -> bool {
@@ -437,6 +462,51 @@ pub struct Notice {
     pub name: String,
 }
 
+/// A counsellor's transfer of a contact, as the two counsellors it concerns see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoverView {
+    pub contact_id: String,
+    /// `pending`, `done`, `declined`, `cancelled` or `failed`.
+    pub state: String,
+    pub warm: bool,
+    /// Who holds (held) the contact.
+    pub from_counsellor_id: String,
+    pub from: String,
+    /// The colleague it goes to (cold) or who is briefed (warm).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub to_counsellor_id: Option<String>,
+    /// The helpline whose queue it goes to.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub helpline: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+}
+
+/// A consult message between two counsellors about a contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsultView {
+    pub contact_id: String,
+    pub from_counsellor_id: String,
+    pub from: String,
+    pub to_counsellor_id: String,
+    pub text: String,
+    /// RFC 3339, UTC, milliseconds.
+    pub at: String,
+}
+
+/// What the counsellor who receives a handed-over contact reads in its `assigned`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoverNote {
+    pub from_counsellor_id: String,
+    pub from: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+    pub warm: bool,
+    /// The consult between the one who handed it over and the briefed colleague, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub consult: Vec<ConsultView>,
+}
+
 /// An open conversation, as listed in a counsellor's `hello`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConversationSummary {
@@ -620,7 +690,16 @@ pub enum ServerEvent {
         /// `chat` or `call`.
         #[serde(default = "chat")]
         channel: String,
+        /// It was handed over to you by a colleague: who, why, and the consult between you (warm).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        handover: Option<HandoverNote>,
     },
+    /// A counsellor's transfer, to both counsellors it concerns, each time its state changes:
+    /// `pending` (warm: waiting for the briefed colleague), `done`, `declined`, `cancelled`, `failed`.
+    Handover(HandoverView),
+    /// A consult message between two counsellors about a contact (the caller never sees it): to
+    /// both of them.
+    Consult(ConsultView),
     /// Your status changed (by you, or by the router: `reason` says why).
     Status { status: CounsellorStatus, reason: Option<String> },
     /// The caller's connection dropped (`online: false`) or came back.
@@ -817,6 +896,7 @@ impl KnownTypes for CallerRequest {
 impl KnownTypes for CounsellorRequest {
     const TYPES: &'static [&'static str] = &[
         "status", "accept", "decline", "end", "message", "typing", "ping", "escalate", "call_hold", "call_resume", "call_hangup", "flag_abusive", "ready",
+        "transfer", "transfer_accept", "transfer_decline", "transfer_cancel", "consult",
     ];
 }
 
@@ -918,6 +998,11 @@ mod tests {
             CounsellorRequest::CallHangup { contact_id: "c".into() },
             CounsellorRequest::FlagAbusive { contact_id: "c".into(), reason: "x".into() },
             CounsellorRequest::Ready { contact_id: "c".into() },
+            CounsellorRequest::Transfer { contact_id: "c".into(), counsellor_id: None, helpline: None, reason: None, warm: false },
+            CounsellorRequest::TransferAccept { contact_id: "c".into() },
+            CounsellorRequest::TransferDecline { contact_id: "c".into() },
+            CounsellorRequest::TransferCancel { contact_id: "c".into() },
+            CounsellorRequest::Consult { contact_id: "c".into(), counsellor_id: "c".into(), text: "x".into() },
         ];
         let names: Vec<String> = all.iter().map(type_of).collect();
         assert_eq!(names, CounsellorRequest::TYPES);

@@ -147,6 +147,12 @@ enum Op {
         i: u8,
         h: u8,
     },
+    /// A counsellor's own handover: `by` may or may not hold the contact.
+    HandOver {
+        by: u8,
+        i: u8,
+        h: u8,
+    },
     Tick {
         dt: i64,
     },
@@ -209,6 +215,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (x(), c()).prop_map(|(x, c)| Op::OfferTo { x, c }),
         1 => (any::<u8>(), c()).prop_map(|(i, c)| Op::TransferTo { i, c }),
         1 => (any::<u8>(), 0u8..4).prop_map(|(i, h)| Op::TransferToHelpline { i, h }),
+        1 => (c(), any::<u8>(), 0u8..4).prop_map(|(by, i, h)| Op::HandOver { by, i, h }),
         4 => prop_oneof![0i64..3_000, 0i64..40_000].prop_map(|dt| Op::Tick { dt }),
         3 => Just(Op::TickAtDeadline),
         1 => (1i64..5_000).prop_map(|dt| Op::Backwards { dt }),
@@ -376,6 +383,11 @@ fn to_input(op: &Op, r: &reference::Engine, now: &mut Millis) -> Input {
             to: TransferTarget::Counsellor(cid(c)),
         },
         Op::TransferToHelpline { i, h } => Input::Transfer {
+            contact: nth(&assigned, i).map_or(xid(0), |a| a.0),
+            to: TransferTarget::Helpline(HELPLINES[usize::from(h)].into()),
+        },
+        Op::HandOver { by, i, h } => Input::HandOver {
+            by: cid(by),
             contact: nth(&assigned, i).map_or(xid(0), |a| a.0),
             to: TransferTarget::Helpline(HELPLINES[usize::from(h)].into()),
         },

@@ -985,7 +985,8 @@ impl Engine {
                 self.xmut(contact, |x| x.info.priority = priority);
             }
             Input::OfferTo { contact, counsellor } => self.offer_to(contact, counsellor, out),
-            Input::Transfer { contact, to } => self.transfer(now, contact, to, out),
+            Input::Transfer { contact, to } => self.transfer(now, None, contact, to, out),
+            Input::HandOver { by, contact, to } => self.transfer(now, Some(by), contact, to, out),
             Input::Ready { counsellor, contact } => self.ready(counsellor, contact, out),
             Input::SetAway { counsellor, reason } => self.set_away(now, counsellor, reason, out),
             Input::Triage { contact, danger } => self.triage(contact, danger, out),
@@ -1030,16 +1031,21 @@ impl Engine {
     }
 
     /// Move a contact in conversation to another counsellor, or back into a helpline's queue.
-    fn transfer(&mut self, now: Millis, xid: ContactId, to: TransferTarget, out: &mut Vec<Output>) {
+    /// `by`: the counsellor who asks (a counsellor's own handover), who must hold it.
+    fn transfer(&mut self, now: Millis, by: Option<CounsellorId>, xid: ContactId, to: TransferTarget, out: &mut Vec<Output>) {
         let refuse = |refusal| Output::Refused { contact: xid, refusal };
         let Some(x) = self.contacts.get(&xid) else {
             out.push(refuse(Refusal::UnknownContact));
             return;
         };
         let Stage::Assigned { counsellor: from, answered_at } = x.stage else {
-            out.push(refuse(Refusal::NotAssigned));
+            out.push(refuse(if by.is_some() { Refusal::NotHeld } else { Refusal::NotAssigned }));
             return;
         };
+        if by.is_some_and(|b| b != from) {
+            out.push(refuse(Refusal::NotHeld));
+            return;
+        }
         match to {
             TransferTarget::Counsellor(cid) => {
                 let ok = cid != from

@@ -1110,6 +1110,38 @@ fn supervisor_transfer_to_counsellor_and_to_helpline() {
 }
 
 #[test]
+fn a_counsellor_hands_over_only_a_contact_she_holds() {
+    let mut e = engine();
+    online(&mut e, t(0), children_ro(1));
+    online(&mut e, t(1), children_ro(2));
+    online(&mut e, t(2), profile(3, &["family_violence"], &["ro"]));
+    e.handle(t(10), chat(7, t(10)));
+    let ringing = e.counsellor(c(1)).unwrap().ringing.map(|_| 1).unwrap_or(2);
+    e.handle(t(20), accept(ringing, 7));
+    let other = if ringing == 1 { 2 } else { 1 };
+    // Waiting contacts and another's contact are refused as not hers; nothing moves.
+    let not_held = vec![Output::Refused { contact: x(7), refusal: Refusal::NotHeld }];
+    assert_eq!(e.handle(t(30), Input::HandOver { by: c(other), contact: x(7), to: TransferTarget::Counsellor(c(3)) }), not_held);
+    assert_eq!(e.assigned_counsellor(x(7)), Some(c(ringing)));
+    assert_eq!(
+        e.handle(t(31), Input::HandOver { by: c(1), contact: x(99), to: TransferTarget::Counsellor(c(3)) }),
+        vec![Output::Refused { contact: x(99), refusal: Refusal::UnknownContact }]
+    );
+    // Her own: it moves as a supervisor's transfer moves it, to a colleague of another helpline.
+    let out = e.handle(t(40), Input::HandOver { by: c(ringing), contact: x(7), to: TransferTarget::Counsellor(c(3)) });
+    assert_eq!(out, vec![Output::Transferred { contact: x(7), from: c(ringing), to: Some(c(3)), helpline: "children".into() }]);
+    // Now it is 3's: the first counsellor cannot move it again; 3 sends it to a queue.
+    assert_eq!(
+        e.handle(t(50), Input::HandOver { by: c(ringing), contact: x(7), to: TransferTarget::Helpline("children".into()) }),
+        not_held
+    );
+    let out = e.handle(t(60), Input::HandOver { by: c(3), contact: x(7), to: TransferTarget::Helpline("family_violence".into()) });
+    assert_eq!(out[0], Output::Transferred { contact: x(7), from: c(3), to: None, helpline: "family_violence".into() });
+    // Waiting again: no counsellor holds it, so no handover.
+    assert_eq!(e.handle(t(70), Input::HandOver { by: c(3), contact: x(7), to: TransferTarget::Counsellor(c(1)) }), not_held);
+}
+
+#[test]
 fn imminent_risk_in_conversation_keeps_the_counsellor_and_goes_first_if_transferred_back() {
     let mut e = engine();
     online(&mut e, t(0), children_ro(1));

@@ -229,6 +229,8 @@ pub enum Refusal {
     NotAssigned,
     /// The named counsellor is unknown, removed, disconnected, not available, ringing, or full.
     TargetUnavailable,
+    /// A counsellor's handover of a contact she does not hold (in conversation with her).
+    NotHeld,
 }
 
 /// Why a status was changed by the engine rather than by the counsellor.
@@ -341,6 +343,9 @@ pub enum Input {
     OfferTo { contact: ContactId, counsellor: CounsellorId },
     /// A supervisor transfers a contact in conversation to another counsellor or helpline.
     Transfer { contact: ContactId, to: TransferTarget },
+    /// A counsellor hands over a contact she holds (in conversation with her) to a colleague or a
+    /// helpline's queue, as [`Input::Transfer`] moves it; refused ([`Refusal::NotHeld`]) otherwise.
+    HandOver { by: CounsellorId, contact: ContactId, to: TransferTarget },
     /// The counsellor is done with the after-contact work of `contact` (she said she is ready, or
     /// submitted its form): its slot leaves wrap-up. Ignored when it is not in wrap-up.
     Ready { counsellor: CounsellorId, contact: ContactId },

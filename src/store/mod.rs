@@ -12,6 +12,7 @@ pub mod abuse;
 pub mod audit;
 pub mod calls;
 pub mod callbacks;
+pub mod handovers;
 pub mod cases;
 pub mod commands;
 pub mod cluster;

@@ -52,6 +52,8 @@ impl Retention<'_> {
                 sqlx::query("DELETE FROM callback_numbers WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
                 // The mark that the caller answered the survey (its counts hold no contact: they stay).
                 sqlx::query("DELETE FROM survey_answered WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM consults WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
+                sqlx::query("UPDATE handovers SET reason = NULL WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
                 sqlx::query("UPDATE contacts SET purged_at = $1 WHERE id = $2").bind(now).bind(id).execute(&mut *tx).await?;
             }
             tx.commit().await?;

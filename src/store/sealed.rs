@@ -95,6 +95,8 @@ pub mod place {
     pub const TOTP_SECRET: &str = "users.totp_secret";
     /// The number a caller asked to be called back on (kept only while the callback needs it).
     pub const CALLBACK_NUMBER: &str = "callback_numbers.number";
+    pub const HANDOVER_REASON: &str = "handovers.reason";
+    pub const CONSULT_BODY: &str = "consults.body";
 }
 
 /// Every column sealed at rest (ARCHITECTURE.md lists them, with the rule that every new column of
@@ -112,6 +114,8 @@ pub const SEALED_COLUMNS: &[(&str, &[&str], bool)] = &[
     (place::BLOCK_REASON, &["id"], true),
     (place::BLOCK_LIFT_REASON, &["id"], true),
     (place::TOTP_SECRET, &["id"], true),
+    (place::HANDOVER_REASON, &["id"], true),
+    (place::CONSULT_BODY, &["id"], true),
 ];
 
 /// The fields of a contact form's JSON that stay in clear (categorical: reports count them); every

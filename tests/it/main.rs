@@ -38,3 +38,4 @@ mod canned;
 mod waiting;
 mod restored;
 mod settings;
+mod transfer;

@@ -27,6 +27,7 @@ import { TEXT, aliasOf, awayLabel, helplineWords, setText, durationWords } from 
 // Every word through the staff catalogue (docs/web-agent.md "Translating a staff page").
 import { t, translatePage, onLocaleChange, formatTime } from './staff-i18n.js';
 import { initLocale, localeSignedIn } from './staff.js';
+import { mountTransfer, onHandover, onTransferError, showHandover } from './agent-transfer.js';
 
 const TOKEN_KEY = 'helpline.console.token';
 const PING_EVERY_MS = 15000;
@@ -228,6 +229,9 @@ function handle(f) {
       break;
     case 'wrap_up_ended':
       onWrapUpEnded(f);
+      break;
+    case 'handover':
+      onHandover(state.convs.get(f.contact_id), f);
       break;
     case 'flagged':
       onFlagged(state.convs.get(f.contact_id), f);
@@ -465,6 +469,7 @@ function conversation(id, info = {}) {
   c.infoList = el('dl', { class: 'info' });
   c.heading = el('h3', { class: 'pane-title' });
   const flag = mountFlag(c, send);
+  const transfer = mountTransfer(c, send);
   c.chat = el(
     'div',
     { class: 'chat-col' },
@@ -474,6 +479,7 @@ function conversation(id, info = {}) {
     c.endedNote,
     c.form,
     flag,
+    transfer,
   );
   // The contact form and escalation (agent-casework.js) go in the second column.
   c.work = el('div', { class: 'work-col' });
@@ -680,6 +686,7 @@ function onAssigned(f) {
   }
   flushPending(c);
   renderInfo(c);
+  showHandover(c, f.handover);
   if (wasOffered || (isNew && !state.active)) {
     select(c.id, wasOffered);
     if (wasOffered) announce(t('console.started', { helpline: helplineName(f.helpline), language: languageName(f.language) }));
@@ -926,6 +933,7 @@ function onEnded(id, reason) {
 
 function onError(f) {
   if (f.ref && onFlagError(state.convs.get(f.ref), f)) return;
+  if (f.ref && onTransferError(state.convs.get(f.ref), f)) return;
   if (caseworkError(f)) return;
   if (f.code === 'no_such_offer' && f.ref) {
     removeOffer(f.ref);

@@ -15,7 +15,7 @@ use super::conversations::{Conversations, Member, NextSeqs, Post, Socket, Socket
 use super::{view, Rejoining, RelayCommand, RelayHandle, ResumeOutcome, MAX_BATCH};
 use crate::chat::hub::{Hub, Outbox, Outgoing, Role};
 use crate::clock::Clock;
-use crate::protocol::{rfc3339, ConversationSummary, ServerEvent};
+use crate::protocol::{rfc3339, ConversationSummary, HandoverNote, ServerEvent};
 use crate::store::contacts::ContactRecord;
 use crate::store::users::User;
 use crate::store::messages::{NewMessage, Stored, StoredMessage, Written};
@@ -511,9 +511,31 @@ impl Relay {
             answered_at: rfc3339(answered_at),
             caller_online,
             history: history.iter().map(view).collect(),
+            handover: self.handover_note(contact, record.counsellor_id.as_deref()).await,
             channel: record.channel,
         };
         Some((summary, frame))
+    }
+
+    /// What the counsellor who now holds `contact` reads of its last handover by a colleague: who,
+    /// why, and (warm) their consult. None when it was not handed over to her (or cannot be read).
+    async fn handover_note(&self, contact: &str, holder: Option<&str>) -> Option<HandoverNote> {
+        let contacts = self.store.contacts();
+        let handovers = contacts.handovers(contact).await.ok()?;
+        let h = handovers.into_iter().rev().find(|h| h.state == "done")?;
+        if Some(h.from_id.as_str()) == holder {
+            return None;
+        }
+        let from = self.stored_name(&h.from_id).await;
+        let mut consult = Vec::new();
+        if let (true, Some(to)) = (h.warm, h.to_id.as_deref()) {
+            let to_name = self.stored_name(to).await;
+            let pair = |c: &crate::store::handovers::ConsultRecord| (c.from_id == h.from_id && c.to_id == to) || (c.from_id == to && c.to_id == h.from_id);
+            for c in contacts.consults(contact).await.ok()?.iter().filter(|c| pair(c)) {
+                consult.push(c.view(if c.from_id == h.from_id { from.clone() } else { to_name.clone() }));
+            }
+        }
+        Some(HandoverNote { from_counsellor_id: h.from_id, from, reason: h.reason, warm: h.warm, consult })
     }
 
     /// What the counsellor is told: `quick_exit` for a caller who left by quick exit (stored as an event
@@ -532,14 +554,19 @@ impl Relay {
         }
     }
 
-    async fn display_name(&mut self, user: &str) -> String {
+    /// A counsellor's display name, from the cache when there (without filling it).
+    async fn stored_name(&self, user: &str) -> String {
         if let Some(n) = self.names.get(user) {
             return n.clone();
         }
-        let name = match self.store.accounts().user(user).await {
+        match self.store.accounts().user(user).await {
             Ok(Some(u)) => u.display_name,
             _ => "Counsellor".to_string(),
-        };
+        }
+    }
+
+    async fn display_name(&mut self, user: &str) -> String {
+        let name = self.stored_name(user).await;
         self.names.insert(user.to_string(), name.clone());
         name
     }

@@ -18,6 +18,7 @@ use crate::chat::relay::RelayCommand;
 use crate::routing::{CounsellorId, Input};
 use crate::store::users::User;
 use crate::telephony::CallAction;
+use crate::casework::handover::{self, rules::Answer};
 
 /// `GET /ws/agent?ticket=…` or with `Authorization: Bearer …`: refused (401) before the upgrade without valid credentials.
 #[utoipa::path(get, path = "/ws/agent", tag = "websocket",
@@ -97,6 +98,23 @@ impl CounsellorSession {
 }
 
 impl CounsellorSession {
+    fn staff(&self) -> crate::state::access::Staff {
+        crate::state::access::Staff::on_socket(self.user.clone(), "agent")
+    }
+
+    /// A transfer's or consult's refusal, as an error about the contact (its success is told by
+    /// `handover` and `consult` frames).
+    fn answered(&self, result: Result<(), AppError>, contact_id: String) {
+        if let Err(err) = result {
+            self.error_about(err.code, err.message, contact_id);
+        }
+    }
+
+    async fn answer(&self, contact_id: String, answer: Answer) {
+        let result = handover::answer(&self.state, &self.staff(), &contact_id, answer).await;
+        self.answered(result, contact_id);
+    }
+
     /// Hold, resume or hang up one's own active call: `call_control` once the command is stored, else `error`.
     async fn call_control(&self, contact_id: String, action: CallAction) {
         match crate::telephony::call_control(&self.state, &self.user.id, &contact_id, action).await {
@@ -131,7 +149,12 @@ impl Handler for CounsellorSession {
             | CounsellorRequest::CallHold { contact_id }
             | CounsellorRequest::CallResume { contact_id }
             | CounsellorRequest::CallHangup { contact_id }
-            | CounsellorRequest::FlagAbusive { contact_id, .. } => contact_id.clone(),
+            | CounsellorRequest::FlagAbusive { contact_id, .. }
+            | CounsellorRequest::Transfer { contact_id, .. }
+            | CounsellorRequest::TransferAccept { contact_id }
+            | CounsellorRequest::TransferDecline { contact_id }
+            | CounsellorRequest::TransferCancel { contact_id }
+            | CounsellorRequest::Consult { contact_id, .. } => contact_id.clone(),
         })
     }
 
@@ -233,6 +256,18 @@ impl Handler for CounsellorSession {
                     }
                     Err(err) => self.error_about(err.code, err.message, contact_id),
                 }
+            }
+            CounsellorRequest::Transfer { contact_id, counsellor_id, helpline, reason, warm } => {
+                let req = handover::TransferRequest { contact_id: contact_id.clone(), counsellor_id, helpline, reason, warm };
+                let result = handover::transfer(&self.state, &self.staff(), req).await;
+                self.answered(result, contact_id);
+            }
+            CounsellorRequest::TransferAccept { contact_id } => self.answer(contact_id, Answer::Accept).await,
+            CounsellorRequest::TransferDecline { contact_id } => self.answer(contact_id, Answer::Decline).await,
+            CounsellorRequest::TransferCancel { contact_id } => self.answer(contact_id, Answer::Cancel).await,
+            CounsellorRequest::Consult { contact_id, counsellor_id, text } => {
+                let result = handover::consult(&self.state, &self.staff(), &contact_id, &counsellor_id, &text).await;
+                self.answered(result, contact_id);
             }
         }
     }

@@ -10,12 +10,12 @@ use tokio::sync::oneshot;
 
 use super::{limited, run_session, Handler};
 use crate::state::AppState;
-use crate::chat::engine_task::{contact_key, counsellor_key, status_of, EngineCommand, InterveneError};
+use crate::chat::engine_task::{contact_key, counsellor_key, status_of};
 use crate::state::error::AppError;
 use crate::chat::hub::Outbox;
 use crate::protocol::{check_message, ErrorCode, Party, ServerEvent, SupervisorRequest};
 use crate::chat::relay::RelayCommand;
-use crate::routing::{Input, Refusal, TransferTarget, PRIORITY_FRONT};
+use crate::routing::{Input, TransferTarget, PRIORITY_FRONT};
 use crate::state::access::{counsellor_in_scope, Scope};
 use crate::store::users::{Role, User};
 
@@ -138,31 +138,10 @@ impl SupervisorSession {
 
     /// Sends an intervention to the engine; reports refusals as errors. True when carried out.
     async fn intervene(&self, input: Input, reference: &str) -> bool {
-        let (reply, answer) = oneshot::channel();
-        if !self.state.engine.send(EngineCommand::Intervene { input, reply }).await {
-            self.error(ErrorCode::Unavailable, "the router is stopping", reference);
-            return false;
-        }
-        match answer.await {
-            Ok(Ok(())) => true,
-            Ok(Err(InterveneError::NotStored)) => {
-                self.error(ErrorCode::Unavailable, "the database did not take it; nothing changed", reference);
-                false
-            }
-            Ok(Err(InterveneError::Refused(refusal))) => {
-                let (code, message) = match refusal {
-                    Refusal::UnknownContact => (ErrorCode::UnknownContact, "the contact has ended"),
-                    Refusal::NotWaiting => (ErrorCode::NotAllowed, "the contact is no longer waiting"),
-                    Refusal::NotAssigned => (ErrorCode::NotAllowed, "the contact is not in a conversation"),
-                    Refusal::TargetUnavailable => {
-                        (ErrorCode::NotAllowed, "that counsellor is not connected, not available, or full")
-                    }
-                };
-                self.error(code, message, reference);
-                false
-            }
-            Err(_) => {
-                self.error(ErrorCode::Unavailable, "the router is stopping", reference);
+        match crate::casework::handover::intervene(&self.state, input).await {
+            Ok(()) => true,
+            Err(err) => {
+                self.error(err.code, err.message, reference);
                 false
             }
         }
