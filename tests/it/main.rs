@@ -7,6 +7,8 @@
 mod helpers;
 
 mod abuse;
+mod ari_fake;
+mod asterisk;
 mod accounts;
 mod adversarial;
 mod bad_input;
