@@ -104,7 +104,7 @@ async fn a_call_is_answered_bridged_and_ended_by_the_caller_with_its_record_comp
     assert_eq!(r.outcome.as_deref(), Some("answered"));
     assert_eq!((r.offered_at, r.answered_at, r.ended_at), (t0, Some(t1), Some(t2)), "the exchange's own times");
     assert_eq!((r.wait_ms, r.talk_ms), (Some(t1 - t0), Some(t2 - t1)));
-    assert_eq!((r.ended_by.as_deref(), r.dialled.as_str(), r.call_id.as_str()), (Some("caller"), "116111", "1765.1"));
+    assert_eq!((r.ended_by.as_deref(), r.dialled.as_deref(), r.call_id.as_str()), (Some("caller"), Some("116111"), "1765.1"));
     fake.check();
 }
 
@@ -124,6 +124,7 @@ async fn the_counsellor_holds_resumes_and_hangs_up_from_her_console(backend: Bac
     fake.music("1765.2", false).await;
 
     ana.send(json!({"type": "call_hangup", "contact_id": contact})).await;
+    assert_eq!(ana.expect("call_control").await["action"], "hangup");
     fake.gone("1765.2").await;
     fake.gone(&leg).await;
     assert_eq!(ana.expect("contact_ended").await["contact_id"], contact.as_str());

@@ -63,7 +63,7 @@ fn a_caller_entering_the_app_is_answered_held_and_offered_with_a_stable_event_id
     assert_eq!(
         events(&out),
         [json!({"type": "call_offered", "event_id": "17.1:offered", "call_id": "17.1", "dialled": "116111",
-                "caller": "+37369123456", "language": "ro", "at": "1970-01-01T00:00:01.000Z"})]
+                "caller": "+37369123456", "language": "ro", "at": "1970-01-01T00:00:01Z"})]
     );
     // The same StasisStart again (a replayed event) changes nothing.
     assert!(start(&mut m, "17.1", 1_200).is_empty());
@@ -124,7 +124,7 @@ fn a_caller_gone_while_waiting_abandoned_and_the_ringing_leg_hung_up() {
     m.handle(1_500, connect("k1", "17.1", "201"));
     let out = m.handle(3_000, Input::Ari(AriEvent::Gone { channel_id: "17.1".into(), at: 3_000 }));
     assert_eq!(requests(&out), ["DELETE /channels/17.1-leg-k1"]);
-    assert_eq!(events(&out), [json!({"type": "call_abandoned", "event_id": "17.1:abandoned", "call_id": "17.1", "at": "1970-01-01T00:00:03.000Z"})]);
+    assert_eq!(events(&out), [json!({"type": "call_abandoned", "event_id": "17.1:abandoned", "call_id": "17.1", "at": "1970-01-01T00:00:03Z"})]);
 }
 
 #[test]
