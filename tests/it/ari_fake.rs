@@ -273,6 +273,8 @@ struct World {
     moh: BTreeSet<String>,
     playbacks: BTreeMap<String, Value>,
     requests: Vec<String>,
+    /// When each request arrived (same order as `requests`).
+    arrived: Vec<std::time::Instant>,
     violations: Vec<String>,
     sockets: Vec<mpsc::UnboundedSender<Option<String>>>,
     connections: usize,
@@ -354,6 +356,12 @@ impl AriFake {
     /// Waits for a request (`"POST /ari/channels/17.1/answer"`, query included when given).
     pub async fn request(&self, line: &str) {
         self.until(line, |w| w.requests.iter().any(|r| r == line || r.split('?').next() == Some(line)).then_some(())).await;
+    }
+
+    /// Waits for the first request starting with `prefix` made after request number `after`; returns
+    /// its index and when it arrived.
+    pub async fn request_after(&self, after: usize, prefix: &str) -> (usize, std::time::Instant) {
+        self.until(prefix, |w| w.requests.iter().enumerate().skip(after).find(|(_, r)| r.starts_with(prefix)).map(|(i, _)| (i, w.arrived[i]))).await
     }
 
     /// Every request made so far (`METHOD /ari/path?query`).
@@ -545,6 +553,7 @@ fn admit(inner: &Inner, method: &str, uri: &Uri, headers: &HeaderMap, body: &[u8
     };
     let mut w = inner.world.lock().expect("world");
     w.requests.push(line);
+    w.arrived.push(std::time::Instant::now());
     if !authorized(headers) {
         w.violations.push(format!("{method} {}: without the ARI user's credentials", uri.path()));
         return Err((StatusCode::UNAUTHORIZED, "unauthorized").into_response());

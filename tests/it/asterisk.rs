@@ -296,3 +296,68 @@ async fn the_ari_fake_refuses_what_ari_does_not_document() {
     assert_eq!(status(r), 200);
     fake.check();
 }
+
+/// `helpline asterisk --help` documents every setting, and the secrets are no flags.
+#[test]
+fn the_adapter_documents_every_setting() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_helpline")).args(["asterisk", "--help"]).output().expect("run");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for setting in [
+        "--ari-url", "--ari-user", "--ari-password-file", "HELPLINE_ARI_PASSWORD", "--app", "--hub", "--gateway-token-file",
+        "HELPLINE_GATEWAY_TOKEN", "--dial", "PJSIP/{extension}", "--ring-timeout", "--moh-class", "--reject-media",
+    ] {
+        assert!(help.contains(setting), "{setting} is not in the help:\n{help}");
+    }
+    assert!(!help.contains("--ari-password ") && !help.contains("--gateway-token "), "a secret as a flag:\n{help}");
+    // Without its secrets the adapter refuses to start, naming what is missing.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_helpline"))
+        .args(["asterisk"])
+        .env_remove("HELPLINE_ARI_PASSWORD")
+        .env_remove("HELPLINE_GATEWAY_TOKEN")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ARI password"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The benchmark of BENCHMARKS.md ("The Asterisk adapter: offer to bridge"): 30 calls one after the
+/// other through the real server and adapter (SQLite); prints the time from a caller's `StasisStart`
+/// to the console's offer, from the console's accept to the originate request at ARI, and from the
+/// leg's `StasisStart` to the bridge request. Run with
+/// `cargo test --test it -- --ignored asterisk::offer_to_bridge --nocapture`.
+#[tokio::test]
+#[ignore = "a benchmark: run by hand, figures in BENCHMARKS.md"]
+async fn offer_to_bridge() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else { return };
+    let (mut ana, fake, _adapter, _) = setup(&app).await;
+    let (mut offered, mut connected, mut bridged) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..30 {
+        let call = format!("1800.{i}");
+        let start = std::time::Instant::now();
+        fake.incoming(&call, "116111", "069000000", "ro");
+        let (contact, _) = call_offer(&mut ana).await;
+        offered.push(start.elapsed());
+        let before = fake.requests().len();
+        let accept = std::time::Instant::now();
+        ana.send(json!({"type": "accept", "contact_id": contact})).await;
+        let (i_originate, at) = fake.request_after(before, "POST /ari/channels?").await;
+        connected.push(at - accept);
+        ana.expect("assigned").await;
+        let up = std::time::Instant::now();
+        let (leg, _) = fake.answer_leg("201").await;
+        let (_, at) = fake.request_after(i_originate + 1, &format!("POST /ari/bridges/helpline-{call}/addChannel")).await;
+        bridged.push(at - up);
+        fake.hang_up(&leg);
+        ana.expect("contact_ended").await;
+        ana.send(json!({"type": "ready", "contact_id": contact})).await;
+        fake.gone(&call).await;
+    }
+    let show = |name: &str, v: &mut Vec<std::time::Duration>| {
+        v.sort();
+        println!("{name}: p50 {:?}, p90 {:?}, max {:?}", v[v.len() / 2], v[v.len() * 9 / 10], v[v.len() - 1]);
+    };
+    show("StasisStart -> console offer", &mut offered);
+    show("console accept -> originate at ARI", &mut connected);
+    show("leg StasisStart -> bridge addChannel", &mut bridged);
+    fake.check();
+}

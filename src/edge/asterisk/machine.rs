@@ -186,7 +186,7 @@ impl Machine {
     }
 
     /// The calls the adapter follows (caller channel ids).
-    pub fn calls(&self) -> Vec<String> {
+    pub fn followed_calls(&self) -> Vec<String> {
         self.calls.keys().cloned().collect()
     }
 
