@@ -377,7 +377,9 @@ impl AriFake {
         self.inner.changed.send_modify(|n| *n += 1);
     }
 
-    fn channel_json(w: &mut World, id: &str, name: &str, state: &str, number: &str, language: &str, exten: &str, app_data: &str, at: i64) -> Value {
+    /// `caller`: number and language; `dialplan`: extension and the Stasis app's data.
+    fn channel_json(w: &mut World, id: &str, name: &str, state: &str, caller: (&str, &str), dialplan: (&str, &str), at: i64) -> Value {
+        let ((number, language), (exten, app_data)) = (caller, dialplan);
         w.next += 1;
         json!({
             "id": id, "protocol_id": "", "name": format!("{name}-{:08x}", w.next), "state": state,
@@ -392,7 +394,7 @@ impl AriFake {
     pub fn incoming(&self, id: &str, dialled: &str, caller: &str, language: &str) -> i64 {
         let at = ms_now();
         let mut w = self.world();
-        let channel = Self::channel_json(&mut w, id, "PJSIP/trunk", "Ring", caller, language, dialled, &format!("helpline,{dialled}"), at);
+        let channel = Self::channel_json(&mut w, id, "PJSIP/trunk", "Ring", (caller, language), (dialled, &format!("helpline,{dialled}")), at);
         w.channels.insert(id.into(), channel.clone());
         w.in_app.insert(id.into());
         let event = json!({"type": "StasisStart", "application": "helpline", "timestamp": ari_time(at), "args": [dialled], "channel": channel});
@@ -545,7 +547,7 @@ fn decode(s: &str) -> String {
 }
 
 /// Records and checks a request; `Err` is the answer to refuse it with.
-fn admit(inner: &Inner, method: &str, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>, Response> {
+fn admit(inner: &Inner, method: &str, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>, Box<Response>> {
     let query = query_pairs(uri);
     let line = match uri.query() {
         Some(_) => format!("{method} {}?{}", uri.path(), query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")),
@@ -556,12 +558,12 @@ fn admit(inner: &Inner, method: &str, uri: &Uri, headers: &HeaderMap, body: &[u8
     w.arrived.push(std::time::Instant::now());
     if !authorized(headers) {
         w.violations.push(format!("{method} {}: without the ARI user's credentials", uri.path()));
-        return Err((StatusCode::UNAUTHORIZED, "unauthorized").into_response());
+        return Err(Box::new((StatusCode::UNAUTHORIZED, "unauthorized").into_response()));
     }
     if let Err(e) = inner.spec.check_request(method, uri.path(), &query, body) {
         let status = if e.contains("no such path") { StatusCode::NOT_FOUND } else { StatusCode::BAD_REQUEST };
         w.violations.push(e.clone());
-        return Err((status, Json(json!({"message": e}))).into_response());
+        return Err(Box::new((status, Json(json!({"message": e}))).into_response()));
     }
     Ok(query)
 }
@@ -571,7 +573,7 @@ async fn events_socket(State(inner): State<Arc<Inner>>, ws: WebSocketUpgrade, ur
         Ok(q) => q,
         Err(refused) => {
             inner.changed.send_modify(|n| *n += 1);
-            return refused;
+            return *refused;
         }
     };
     if !query.iter().any(|(k, v)| k == "app" && v == "helpline") {
@@ -622,7 +624,7 @@ async fn rest(State(inner): State<Arc<Inner>>, method: Method, uri: Uri, headers
 fn answer(inner: &Inner, method: &str, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Response {
     let query = match admit(inner, method, uri, headers, body) {
         Ok(q) => q,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let spec = &inner.spec;
     let mut w = inner.world.lock().expect("world");
@@ -648,7 +650,7 @@ fn answer(inner: &Inner, method: &str, uri: &Uri, headers: &HeaderMap, body: &[u
             }
             let endpoint = param(&query, "endpoint").unwrap_or_default().to_string();
             let args: Vec<String> = param(&query, "appArgs").map(|a| a.split(',').map(str::to_string).collect()).unwrap_or_default();
-            let channel = AriFake::channel_json(&mut w, &id, &endpoint, "Ringing", "", "", "", "", now);
+            let channel = AriFake::channel_json(&mut w, &id, &endpoint, "Ringing", ("", ""), ("", ""), now);
             w.channels.insert(id.clone(), channel.clone());
             w.legs.insert(id, Leg { endpoint, args });
             checked(&mut w, channel, "Channel")
