@@ -132,6 +132,18 @@ const VIEW_RULES: &[(&str, &[&str])] = &[
 /// Crates the pure routing engine may not use: no runtime, no I/O.
 const ROUTING_FORBIDS: &[&str] = &["tokio", "sqlx", "redis", "axum", "reqwest", "std::time::SystemTime", "std::net", "std::fs"];
 
+/// Parts of a layer held to narrower rules than their layer: (path under `src/`, the modules they may
+/// use, why).
+const PART_RULES: &[(&str, &[&str], &str)] = &[(
+    "edge/asterisk",
+    &["protocol"],
+    "the Asterisk adapter (`helpline asterisk`) is a process of its own beside Asterisk: it speaks the gateway protocol to the hub and knows no engine, store, shared state or other edge",
+)];
+
+/// Parts held to be pure like the routing engine (no runtime, database, network or files): rules as a
+/// state machine, the time passed in.
+const PURE_PARTS: &[&str] = &["edge/asterisk/machine"];
+
 /// Most entries at the top of `src/`.
 const MAX_TOP_ENTRIES: usize = 16;
 
@@ -485,6 +497,44 @@ fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
     t.out
 }
 
+/// Checks a file against the narrower rules of the part of its layer it is in ([`PART_RULES`],
+/// [`PURE_PARTS`]).
+fn check_part(rel: &str, code: &str) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for (part, may_use, why) in PART_RULES {
+        if !rel.starts_with(part) {
+            continue;
+        }
+        for u in crate_modules(code) {
+            if !may_use.contains(&u.as_str()) {
+                out.push(Violation { file: format!("src/{rel}"), uses: u, rule: format!("`{part}` may use only {may_use:?} ({why})") });
+            }
+        }
+    }
+    if PURE_PARTS.iter().any(|p| rel.starts_with(p)) {
+        for forbidden in ROUTING_FORBIDS {
+            if names_path(code, forbidden) {
+                out.push(Violation {
+                    file: format!("src/{rel}"),
+                    uses: forbidden.to_string(),
+                    rule: "a pure state machine: no runtime, database, network or file access".into(),
+                });
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_asterisk_adapter_may_not_reach_into_the_server() {
+    let code = code_only("use crate::chat::engine_task::EngineCommand;\nuse crate::protocol::TelephonyEvent;\n");
+    let v = check_part("edge/asterisk/mod.rs", &code);
+    assert_eq!(v.iter().map(|v| v.uses.as_str()).collect::<Vec<_>>(), ["chat"], "{v:?}");
+    let v = check_part("edge/asterisk/machine.rs", &code_only("async fn f() { tokio::time::sleep(d).await; }"));
+    assert_eq!(v.iter().map(|v| v.uses.as_str()).collect::<Vec<_>>(), ["tokio"], "{v:?}");
+    assert!(check_part("edge/rest.rs", &code).is_empty());
+}
+
 fn src_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
@@ -504,6 +554,7 @@ fn every_file_keeps_to_its_layer_and_no_modules_form_a_cycle() {
         let code = code_only(&text);
         violations.extend(check_file(&format!("src/{}", rel.display()), &module, &code, &mut graph));
         violations.extend(check_views(&format!("src/{}", rel.display()), &module, &code));
+        violations.extend(check_part(&rel.to_string_lossy(), &code));
     }
     let report: Vec<String> = violations
         .iter()

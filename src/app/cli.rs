@@ -36,6 +36,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// Run the Asterisk adapter: connects Asterisk's REST Interface (a Stasis application) to a
+    /// helpline server's gateway socket (docs/telephony.md, "Asterisk").
+    Asterisk(crate::edge::asterisk::AsteriskArgs),
     /// Create or update the database schema, then exit.
     Migrate,
     /// Manage accounts.
@@ -342,6 +345,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Serve(args) => serve(cli.database, cli.key_file, args).await,
+        Command::Asterisk(args) => crate::edge::asterisk::run(args).await,
         Command::Migrate => {
             let store = open(&cli.database).await?;
             crate::store::defaults::seed_helplines(&store).await?;

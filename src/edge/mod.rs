@@ -11,6 +11,7 @@ use utoipa_axum::routes;
 use crate::state::AppState;
 
 pub mod assets;
+pub mod asterisk;
 pub mod callbacks;
 pub mod canned;
 #[cfg(test)]

@@ -34,7 +34,9 @@ pub(crate) async fn spawn_helpline_with(
     log: &str,
 ) -> (tokio::process::Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_helpline"))
-        .args(["--database", db_url, "serve", "--listen", "127.0.0.1:0", "--trusted-proxies", "127.0.0.1"])
+        .args(["--database", db_url, "serve", "--trusted-proxies", "127.0.0.1"])
+        // A random port unless `extra` names one (a restart on the same address).
+        .args(if extra.contains(&"--listen") { &[][..] } else { &["--listen", "127.0.0.1:0"][..] })
         .args(extra)
         .envs(env.iter().copied())
         .envs(crate::helpers::key_file_env(db_url))

@@ -8,6 +8,8 @@ mod helpers;
 
 mod abuse;
 mod alerts;
+mod ari_fake;
+mod asterisk;
 mod accounts;
 mod adversarial;
 mod bad_input;

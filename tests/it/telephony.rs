@@ -26,18 +26,18 @@ crate::on_both_backends!(
 );
 
 /// A counsellor serving the children's helpline in Romanian, with an extension.
-async fn counsellor(app: &TestApp, username: &str, extension: Option<&str>) -> String {
+pub(crate) async fn counsellor(app: &TestApp, username: &str, extension: Option<&str>) -> String {
     let id = crate::helpers::add_user(&app.store, username, Role::Counsellor, &["children"], &[], &["ro"], 3).await;
     app.store.accounts().set_user_extension(&id, extension).await.expect("extension");
     id
 }
 
-async fn call_record(app: &TestApp, contact: &str) -> helpline::store::calls::CallRecord {
+pub(crate) async fn call_record(app: &TestApp, contact: &str) -> helpline::store::calls::CallRecord {
     app.store.calls().call_record(contact).await.expect("read").expect("call record")
 }
 
 /// The offer of a call to `ws`; returns the contact id.
-async fn call_offer(ws: &mut Ws) -> (String, Value) {
+pub(crate) async fn call_offer(ws: &mut Ws) -> (String, Value) {
     let offer = ws.expect("offer").await;
     assert_eq!(offer["channel"], "call", "{offer}");
     (offer["contact_id"].as_str().expect("contact id").to_string(), offer)
@@ -453,7 +453,7 @@ async fn a_repeat_callers_offer_shows_their_earlier_contacts_on_this_helpline_au
 }
 
 /// A fresh database with the helplines, Ana (extension 201) and a gateway: (db, store, Ana's id, gateway token, gateway id).
-async fn prepare_calls(backend: Backend) -> Option<(TestDb, helpline::store::Store, String, String, String)> {
+pub(crate) async fn prepare_calls(backend: Backend) -> Option<(TestDb, helpline::store::Store, String, String, String)> {
     let db = TestDb::new(backend).await?;
     let store = helpline::store::Store::connect(&db.url).await.expect("connect");
     store.migrate().await.expect("migrate");
@@ -472,7 +472,7 @@ async fn login_at(server: &Server, username: &str) -> String {
 }
 
 /// Ana's console on `server`, available.
-async fn ana_available(server: &Server) -> Ws {
+pub(crate) async fn ana_available(server: &Server) -> Ws {
     let mut ana = server.login_agent("ana").await;
     ana.expect("hello").await;
     ana.send(json!({"type": "status", "status": "available"})).await;
