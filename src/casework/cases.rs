@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use crate::casework::{Stage, StageDeadlines, REFERRAL_KINDS, TIMED_STAGES};
 use crate::protocol::{rfc3339, ErrorCode};
-use crate::state::access::{hidden, visible_case, visible_contact, Staff};
+use crate::state::access::{check_text, hidden, visible_case, visible_contact, Staff};
 use crate::state::error::AppError;
 use crate::state::AppState;
 use crate::store::cases::{CaseRecord, Due, NewCase, PersonDetails};
@@ -66,7 +66,7 @@ pub fn case_view(c: &CaseRecord) -> CaseView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct EntryView {
     pub id: String,
-    /// `assessment`, `note`, `referral` or `stage`.
+    /// `assessment`, `note`, `referral`, `stage` or `reason` (why it was opened).
     pub kind: String,
     pub author_id: String,
     /// RFC 3339.
@@ -113,22 +113,79 @@ pub async fn list(state: &AppState, staff: &Staff, due: Option<&str>) -> Result<
     Ok((now, visible))
 }
 
-/// Opens a case by hand from a contact `staff` may see (case managers do not open cases); audited.
-pub async fn open(state: &AppState, staff: &Staff, contact_id: &str, district: Option<String>, person_label: Option<String>) -> Result<CaseRecord, AppError> {
-    if staff.user.role == Role::CaseManager {
-        return Err(staff.refuse(state, "case_open", contact_id, AppError::forbidden("cases are opened from the helpline")).await);
+/// What a case is opened with by hand: from a contact (`contact_id`), or without one (`helpline`).
+#[derive(Debug, Clone, Default)]
+pub struct Opening {
+    pub contact_id: Option<String>,
+    pub helpline: Option<String>,
+    pub district: Option<String>,
+    pub person_label: Option<String>,
+    /// Why the case is opened (required without a contact): the case's first entry, kind `reason`.
+    pub reason: Option<String>,
+}
+
+/// The case with this number (any stage; the number as written, any case, spaces around ignored), if
+/// `staff` may see it: found or not, the search is audited (`case_search`, and `case_list` for the case).
+pub async fn find_by_number(state: &AppState, staff: &Staff, number: &str) -> Result<(i64, Vec<CaseRecord>), AppError> {
+    let number = number.trim().to_uppercase();
+    if number.is_empty() || number.chars().count() > 64 {
+        return Err(AppError::bad_field("number must be 1 to 64 characters"));
     }
-    let contact = visible_contact(state, staff, contact_id, "case_open").await?;
+    let found = state.store.cases().case_by_number(&number).await?.filter(|c| staff.sees_case(c));
+    staff.audit(state, "case_search", &number, Some(if found.is_some() { "found" } else { "none" })).await;
+    if let Some(c) = &found {
+        staff.audit(state, "case_list", &c.id, Some("number")).await;
+    }
+    Ok((state.clock.now_ms(), found.into_iter().collect()))
+}
+
+/// Opens a case by hand (audited): from a contact `staff` may see (not case managers: their cases
+/// come from the helpline), or without a contact in a helpline (case managers, who then manage it,
+/// and supervisors of that helpline; counsellors open cases from their contacts only). The same
+/// deadlines either way.
+pub async fn open(state: &AppState, staff: &Staff, o: Opening) -> Result<CaseRecord, AppError> {
+    let reason = o.reason.as_deref().map(|r| check_text("reason", r, 4000)).transpose()?;
+    let person_label = o.person_label.as_deref().map(|l| check_text("person_label", l, 200)).transpose()?;
+    let district = o.district.filter(|d| !d.trim().is_empty()).map(|d| d.trim().to_string());
+    let (helpline, contact_id, case_manager_id) = match (&o.contact_id, &o.helpline) {
+        (Some(_), Some(_)) => return Err(AppError::bad_field("give contact_id or helpline, not both")),
+        (None, None) => return Err(AppError::bad_field("contact_id or helpline is required")),
+        (Some(contact_id), None) => {
+            if staff.user.role == Role::CaseManager {
+                return Err(staff.refuse(state, "case_open", contact_id, AppError::forbidden("a case manager opens a case without a contact")).await);
+            }
+            let contact = visible_contact(state, staff, contact_id, "case_open").await?;
+            (contact.helpline, Some(contact.id), None)
+        }
+        (None, Some(helpline)) => {
+            known_helpline(state, helpline)?;
+            if reason.is_none() {
+                return Err(AppError::bad_field("a case opened without a contact needs a reason"));
+            }
+            let manager = match staff.user.role {
+                Role::CaseManager => Some(staff.id().to_string()),
+                _ if staff.supervises(helpline) => None,
+                _ => {
+                    return Err(staff
+                        .refuse(state, "case_open", helpline, AppError::forbidden("case managers and the helpline's supervisors open cases without a contact"))
+                        .await)
+                }
+            };
+            (helpline.clone(), None, manager)
+        }
+    };
     let new = NewCase {
         rules: crate::casework::CASE_RULES,
-        helpline: contact.helpline.clone(),
+        helpline,
         person_label,
-        district: district.filter(|d| !d.trim().is_empty()),
+        district,
         opened_by: staff.id().to_string(),
-        contact_id: Some(contact.id.clone()),
+        contact_id,
+        case_manager_id,
         at: state.clock.now_ms(),
     };
-    let case = state.store.cases().open_case(&new).await?;
+    let body = reason.map(|r| serde_json::json!({ "text": r, "stage": "open" }).to_string());
+    let case = state.store.cases().open_case(&new, body.as_deref()).await?;
     staff.audit(state, "case_open", &case.id, Some(&case.number)).await;
     Ok(case)
 }

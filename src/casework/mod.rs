@@ -1,12 +1,13 @@
 //! Casework: the rules without I/O ([`rules`]: the contact-form taxonomy, risks, escalation kinds,
 //! service types, the case stage machine and its deadlines, case numbers), the services that apply them
-//! with the store ([`cases`], [`services`], [`forms`], [`escalation`]: rules and store calls, no HTTP)
+//! with the store ([`cases`], [`services`], [`forms`], [`escalation`], [`referrals`]: rules and store calls, no HTTP)
 //! and the thin REST edge over them ([`http`]: parse, call, shape the answer).
 
 pub mod cases;
 pub mod escalation;
 pub mod forms;
 pub mod http;
+pub mod referrals;
 pub mod services;
 pub mod rules;
 

@@ -34,6 +34,8 @@ pub struct NewCase {
     pub district: Option<String>,
     pub opened_by: String,
     pub contact_id: Option<String>,
+    /// The case manager, when the case is opened by one (None: picked by district).
+    pub case_manager_id: Option<String>,
     pub at: i64,
 }
 
@@ -115,7 +117,7 @@ both_engines!(impl OpenCase for sqlx::SqliteConnection, sqlx::PgConnection {
         )
         .fetch_all(&mut *self)
         .await?;
-        let case_manager_id = pick_case_manager(new.district.as_deref(), &managers);
+        let case_manager_id = new.case_manager_id.clone().or_else(|| pick_case_manager(new.district.as_deref(), &managers));
         let (due_what, due_ms) = (new.rules.first_deadline)(case_file_ms);
         let record = CaseRecord {
             id: new_id(),
@@ -169,11 +171,19 @@ pub(crate) fn pick_case_manager(district: Option<&str>, managers: &[(String, Str
 pub struct Cases<'a>(pub(super) &'a Store);
 
 impl Cases<'_> {
-    /// Opens a case (by hand, from a contact).
-    pub async fn open_case(self, new: &NewCase) -> StoreResult<CaseRecord> {
+    /// Opens a case by hand (from a contact, or without one), with the reason it was opened as its
+    /// first `reason` entry (`reason`: the entry's JSON body, sealed here) in the same transaction.
+    pub async fn open_case(self, new: &NewCase, reason: Option<&str>) -> StoreResult<CaseRecord> {
+        let entry = new_id();
+        let reason = reason.map(|r| self.0.seal(CASE_ENTRY_BODY, &entry, r)).transpose()?;
         let record = on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             let record = tx.open_case_in(new).await?;
+            if let Some(body) = &reason {
+                sqlx::query("INSERT INTO case_entries (id, case_id, kind, body, author_id, at) VALUES ($1, $2, 'reason', $3, $4, $5)")
+                    .bind(&entry).bind(&record.id).bind(body).bind(&new.opened_by).bind(new.at)
+                    .execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             Ok::<_, sqlx::Error>(record)
         }.await)?;
@@ -183,6 +193,12 @@ impl Cases<'_> {
     pub async fn case(self, id: &str) -> StoreResult<Option<CaseRecord>> {
         let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1");
         Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
+    }
+
+    /// The case with this number (numbers are unique; any stage).
+    pub async fn case_by_number(self, number: &str) -> StoreResult<Option<CaseRecord>> {
+        let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE number = $1");
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(number).fetch_optional(pool).await)?)
     }
 
     /// Cases that are not closed, by deadline (soonest first), filtered by `due` at `now`.
@@ -363,6 +379,7 @@ mod tests {
             district: district.map(str::to_string),
             opened_by: by.into(),
             contact_id: contact.map(str::to_string),
+            case_manager_id: None,
             at: 1_000,
         }
     }

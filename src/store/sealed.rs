@@ -95,6 +95,9 @@ pub mod place {
     pub const TOTP_SECRET: &str = "users.totp_secret";
     /// The number a caller asked to be called back on (kept only while the callback needs it).
     pub const CALLBACK_NUMBER: &str = "callback_numbers.number";
+    /// Why a case is referred to a service, and what the provider answered.
+    pub const REFERRAL_REASON: &str = "referrals.reason";
+    pub const REFERRAL_FEEDBACK: &str = "referrals.feedback";
 }
 
 /// Every column sealed at rest (ARCHITECTURE.md lists them, with the rule that every new column of
@@ -112,6 +115,8 @@ pub const SEALED_COLUMNS: &[(&str, &[&str], bool)] = &[
     (place::BLOCK_REASON, &["id"], true),
     (place::BLOCK_LIFT_REASON, &["id"], true),
     (place::TOTP_SECRET, &["id"], true),
+    (place::REFERRAL_REASON, &["id"], true),
+    (place::REFERRAL_FEEDBACK, &["id"], true),
 ];
 
 /// The fields of a contact form's JSON that stay in clear (categorical: reports count them); every

@@ -14,7 +14,9 @@ crate::on_both_backends!(
     contact_form_drafts_and_required_fields,
     access_every_role_every_object,
     stage_deadlines_per_helpline,
-    imminent_risk_during_a_live_conversation
+    imminent_risk_during_a_live_conversation,
+    open_without_a_contact,
+    case_entries_and_their_refusals
 );
 
 const DAY_MS: i64 = 86_400_000;
@@ -37,11 +39,11 @@ async fn arrives(ws: &mut Ws, kind: &str, ms: u64) -> bool {
     tokio::time::timeout(std::time::Duration::from_millis(ms), frame(ws, kind, |_| true)).await.is_ok()
 }
 
-async fn user_id(app: &TestApp, username: &str) -> String {
+pub(crate) async fn user_id(app: &TestApp, username: &str) -> String {
     app.store.accounts().user_with_hash(username).await.unwrap().unwrap().0.id
 }
 
-async fn case_manager(app: &TestApp, username: &str, districts: &[&str]) -> String {
+pub(crate) async fn case_manager(app: &TestApp, username: &str, districts: &[&str]) -> String {
     let id = add_user(&app.store, username, Role::CaseManager, &[], &[], &["ro"], 1).await;
     let districts: Vec<String> = districts.iter().map(|d| d.to_string()).collect();
     app.store.accounts().set_user_districts(&id, &districts).await.unwrap();
@@ -49,7 +51,7 @@ async fn case_manager(app: &TestApp, username: &str, districts: &[&str]) -> Stri
 }
 
 /// A contact handled (answered, then ended) by `counsellor`, written straight to the store.
-async fn handled_contact(app: &TestApp, helpline: &str, counsellor: &str) -> String {
+pub(crate) async fn handled_contact(app: &TestApp, helpline: &str, counsellor: &str) -> String {
     let id = uuid::Uuid::now_v7().to_string();
     let now = app.clock.now_ms();
     let new = NewContactRecord {
@@ -71,7 +73,7 @@ async fn handled_contact(app: &TestApp, helpline: &str, counsellor: &str) -> Str
 }
 
 /// Adds a service as the admin; returns its id.
-async fn service(app: &TestApp, admin: &str, name: &str, kind: &str, district: &str, capacity: i64, helplines: &[&str]) -> String {
+pub(crate) async fn service(app: &TestApp, admin: &str, name: &str, kind: &str, district: &str, capacity: i64, helplines: &[&str]) -> String {
     let body = json!({"name": name, "kind": kind, "district": district, "capacity": capacity, "helplines": helplines, "admission_24_7": true});
     let (status, s) = call(app, admin, "POST", "/api/v1/services", Some(body)).await;
     assert_eq!(status, 201, "{s}");
@@ -352,6 +354,16 @@ async fn access_every_role_every_object(backend: Backend) {
         let (status, _) = call(&app, &app.login(username).await, "POST", "/api/v1/services", Some(body)).await;
         assert_eq!(status, want, "{username} adds a service");
     }
+    // Entries: whoever sees the case writes them; the others get 404 (audited either way).
+    let entries_path = format!("/api/v1/cases/{case}/entries");
+    for (username, want) in users.iter().zip([201, 404, 201, 404, 201, 404, 201]) {
+        let (status, body) = call(&app, &app.login(username).await, "POST", &entries_path, Some(json!({"kind": "note", "body": {"text": "seen"}}))).await;
+        assert_eq!(status, want, "{username} adds an entry: {body}");
+        let audited = if want == 201 { "case_entry" } else { "case_entry_denied" };
+        let actor = user_id(&app, username).await;
+        let lines = app.store.audit_log().audit_lines(&AuditQuery { target: Some(case.clone()), actor: Some(actor), since: None, limit: 100 }).await.unwrap();
+        assert!(lines.iter().any(|l| l.action == audited), "{username}: no {audited} in {lines:?}");
+    }
     let stage_path = format!("/api/v1/cases/{case}/stage");
     for (username, want) in [("ion", 404), ("nina", 404), ("petru", 404), ("ana", 403), ("vera", 200)] {
         let (status, body) = call(&app, &app.login(username).await, "POST", &stage_path, Some(json!({"stage": "initial_assessment"}))).await;
@@ -498,4 +510,149 @@ async fn imminent_risk_during_a_live_conversation(backend: Backend) {
     .await;
     let fv = board["helplines"].as_array().unwrap().iter().find(|h| h["name"] == "family_violence").unwrap();
     assert_eq!(fv["waiting"][0]["priority"], 100, "{fv}");
+}
+
+/// `POST /api/v1/cases` without a contact: case managers (who then manage the case) and the
+/// helpline's supervisors, with a reason; the same deadlines as a case from a contact; refusals named
+/// and audited.
+async fn open_without_a_contact(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let ana = add_user(&app.store, "ana", Role::Counsellor, &["family_violence"], &[], &["ro"], 3).await;
+    app.add_user("maria", Role::Supervisor, &["family_violence"], &["ro"], 3).await;
+    app.add_user("petru", Role::Supervisor, &["children"], &["ro"], 3).await;
+    let vera = case_manager(&app, "vera", &["Cahul"]).await;
+    let nina = case_manager(&app, "nina", &["Orhei"]).await;
+    let (vera_token, maria, petru, ana_token) = (app.login("vera").await, app.login("maria").await, app.login("petru").await, app.login("ana").await);
+    let body = json!({"helpline": "children", "district": "Orhei", "person_label": "Child O.", "reason": "The school reports a boy left alone for days."});
+
+    // A case manager opens one: she manages it (not Orhei's case manager), due in 3 days.
+    let (status, case) = call(&app, &vera_token, "POST", "/api/v1/cases", Some(body.clone())).await;
+    assert_eq!(status, 201, "{case}");
+    let id = case["id"].as_str().unwrap().to_string();
+    assert!(case["number"].as_str().unwrap().starts_with("CH-"), "{case}");
+    assert_eq!((case["case_manager_id"].as_str(), case["person_label"].as_str(), case["district"].as_str()), (Some(vera.as_str()), Some("Child O."), Some("Orhei")));
+    assert_eq!((case["stage"].as_str(), case["due_what"].as_str()), (Some("open"), Some("case_file")));
+    assert_eq!(case["due_at_ms"].as_i64().unwrap() - case["opened_at_ms"].as_i64().unwrap(), 3 * DAY_MS);
+    let (status, file) = call(&app, &vera_token, "GET", &format!("/api/v1/cases/{id}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(file["contacts"], json!([]));
+    let reason = file["entries"].as_array().unwrap().iter().find(|e| e["kind"] == "reason").expect("the reason is an entry");
+    assert_eq!(reason["body"]["text"], "The school reports a boy left alone for days.");
+    // The reason is sealed at rest like every entry.
+    let raw = crate::abuse::sql_text(&app, &format!("SELECT body FROM case_entries WHERE case_id = '{id}' AND kind = 'reason'")).await;
+    assert!(raw.starts_with("hl1.") && !raw.contains("left alone"), "sealed: {raw}");
+    let nina_token = app.login("nina").await;
+    assert_eq!(call(&app, &nina_token, "GET", &format!("/api/v1/cases/{id}"), None).await.0, 404, "not Orhei's case manager: {nina}");
+
+    // A supervisor of the helpline opens one: assigned by district (Cahul: Vera).
+    let fv = json!({"helpline": "family_violence", "district": "Cahul", "reason": "A neighbour called the police twice."});
+    let (status, by_maria) = call(&app, &maria, "POST", "/api/v1/cases", Some(fv.clone())).await;
+    assert_eq!(status, 201, "{by_maria}");
+    assert_eq!(by_maria["case_manager_id"], vera.as_str());
+    assert!(by_maria["person_label"].as_str().unwrap().starts_with("Person FV-"));
+
+    // Refusals: another helpline's supervisor and a counsellor (403, audited), no reason, both or
+    // neither of contact and helpline, an unknown helpline, an unknown field, a reason too long.
+    for token in [&petru, &ana_token] {
+        let (status, err) = call(&app, token, "POST", "/api/v1/cases", Some(fv.clone())).await;
+        assert_eq!((status, err["code"].as_str()), (403, Some("forbidden")), "{err}");
+    }
+    let denied = app.store.audit_log().audit_for("family_violence").await.unwrap();
+    assert!(denied.iter().any(|(who, a)| who == &ana && a == "case_open_denied"), "{denied:?}");
+    let contact = handled_contact(&app, "family_violence", &ana).await;
+    let bad = [
+        json!({"helpline": "children"}),
+        json!({"helpline": "children", "reason": "   "}),
+        json!({"helpline": "children", "contact_id": contact, "reason": "x"}),
+        json!({"reason": "x"}),
+        json!({"helpline": "children", "reason": "x", "colour": "red"}),
+        json!({"helpline": "children", "reason": "x".repeat(4001)}),
+        json!({"helpline": "children", "reason": "x", "person_label": "y".repeat(201)}),
+    ];
+    for b in bad {
+        let (status, err) = call(&app, &vera_token, "POST", "/api/v1/cases", Some(b.clone())).await;
+        assert_eq!((status, err["code"].as_str()), (400, Some("bad_field")), "{b}: {err}");
+    }
+    let (status, err) = call(&app, &vera_token, "POST", "/api/v1/cases", Some(json!({"helpline": "nowhere", "reason": "x"}))).await;
+    assert_eq!((status, err["code"].as_str()), (404, Some("unknown_helpline")));
+    // A case manager still does not open a case from a helpline contact; the counsellor does.
+    assert_eq!(call(&app, &vera_token, "POST", "/api/v1/cases", Some(json!({"contact_id": contact}))).await.0, 403);
+    let (status, from_contact) = call(&app, &ana_token, "POST", "/api/v1/cases", Some(json!({"contact_id": contact, "reason": "safety plan"}))).await;
+    assert_eq!(status, 201, "{from_contact}");
+    let (_, maria_list) = call(&app, &maria, "GET", "/api/v1/cases", None).await;
+    assert_eq!(maria_list["cases"].as_array().unwrap().len(), 2, "the family violence cases: {maria_list}");
+    // Search by number: the case for those who see it (any case, spaces around ignored), none for the others.
+    let number = case["number"].as_str().unwrap().to_string();
+    let search = format!("/api/v1/cases?number=%20{}", number.to_lowercase());
+    let (status, found) = call(&app, &vera_token, "GET", &search, None).await;
+    assert_eq!((status, found["cases"][0]["id"].as_str()), (200, Some(id.as_str())), "{found}");
+    let (status, none) = call(&app, &app.login("nina").await, "GET", &search, None).await;
+    assert_eq!((status, none["cases"].as_array().map(Vec::len)), (200, Some(0)));
+    assert_eq!(call(&app, &vera_token, "GET", "/api/v1/cases?number=", None).await.0, 400);
+    let audit = app.store.audit_log().audit_for(&id).await.unwrap();
+    assert!(audit.contains(&(vera.clone(), "case_open".into())) && audit.contains(&(vera.clone(), "case_read".into())), "{audit:?}");
+    assert!(audit.contains(&(vera.clone(), "case_list".into())), "the search is audited: {audit:?}");
+}
+
+/// `POST /api/v1/cases/{id}/entries`: assessments, notes and referrals by whoever sees the case,
+/// stamped with its stage and listed in order; every refusal with its code, and audited.
+async fn case_entries_and_their_refusals(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let ana = add_user(&app.store, "ana", Role::Counsellor, &["family_violence"], &[], &["ro"], 3).await;
+    app.add_user("ion", Role::Counsellor, &["family_violence"], &["ro"], 3).await;
+    app.add_user("petru", Role::Supervisor, &["children"], &["ro"], 3).await;
+    let vera = case_manager(&app, "vera", &["Cahul"]).await;
+    let vera_token = app.login("vera").await;
+    let (_, case) = call(&app, &vera_token, "POST", "/api/v1/cases", Some(json!({"helpline": "family_violence", "reason": "self-referral"}))).await;
+    let id = case["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/cases/{id}/entries");
+
+    let good = [
+        json!({"kind": "assessment", "body": {"findings": "Safe at her sister's for now."}}),
+        json!({"kind": "note", "body": {"text": "Called the school."}}),
+        json!({"kind": "referral", "body": {"service": "legal_aid"}}),
+    ];
+    let mut ids = Vec::new();
+    for b in &good {
+        let (status, e) = call(&app, &vera_token, "POST", &path, Some(b.clone())).await;
+        assert_eq!(status, 201, "{b}: {e}");
+        ids.push(e["id"].as_str().unwrap().to_string());
+    }
+    let (_, file) = call(&app, &vera_token, "GET", &format!("/api/v1/cases/{id}"), None).await;
+    let entries: Vec<(&str, &str)> = file["entries"].as_array().unwrap().iter().map(|e| (e["kind"].as_str().unwrap(), e["id"].as_str().unwrap())).collect();
+    for (kind, eid) in ["assessment", "note", "referral"].iter().zip(&ids) {
+        assert!(entries.contains(&(kind, eid.as_str())), "{entries:?}");
+    }
+    let assessment = file["entries"].as_array().unwrap().iter().find(|e| e["kind"] == "assessment").unwrap();
+    assert_eq!((assessment["body"]["stage"].as_str(), assessment["author_id"].as_str()), (Some("open"), Some(vera.as_str())));
+
+    // Bad entries: named, nothing written.
+    let bad = [
+        (json!({"kind": "poem", "body": {"text": "x"}}), 400, "bad_field"),
+        (json!({"kind": "note", "body": {"findings": "x"}}), 400, "bad_field"),
+        (json!({"kind": "note", "body": {"text": "  "}}), 400, "bad_field"),
+        (json!({"kind": "assessment", "body": {"findings": 7}}), 400, "bad_field"),
+        (json!({"kind": "referral", "body": {"service": "astrology"}}), 400, "bad_field"),
+        (json!({"kind": "note"}), 400, "bad_field"),
+        (json!({"kind": "note", "body": "text"}), 400, "bad_field"),
+        (json!({"kind": "note", "body": {"text": "x".repeat(40 * 1024)}}), 413, "too_large"),
+    ];
+    for (b, want, code) in bad {
+        let (status, err) = call(&app, &vera_token, "POST", &path, Some(b.clone())).await;
+        assert_eq!((status, err["code"].as_str()), (want, Some(code)), "{b}: {err}");
+    }
+    let (_, after) = call(&app, &vera_token, "GET", &format!("/api/v1/cases/{id}"), None).await;
+    assert_eq!(after["entries"].as_array().unwrap().len(), file["entries"].as_array().unwrap().len(), "nothing written");
+
+    // Those who do not see the case: 404 as if it did not exist (audited); an unknown case: 404.
+    for username in ["ion", "petru", "ana"] {
+        let token = app.login(username).await;
+        let (status, err) = call(&app, &token, "POST", &path, Some(good[1].clone())).await;
+        assert_eq!((status, err["code"].as_str()), (404, Some("not_found")), "{username}: {err}");
+    }
+    let (status, _) = call(&app, &vera_token, "POST", "/api/v1/cases/no-such-case/entries", Some(good[1].clone())).await;
+    assert_eq!(status, 404);
+    let audit = app.store.audit_log().audit_for(&id).await.unwrap();
+    assert_eq!(audit.iter().filter(|(who, a)| who == &vera && a == "case_entry").count(), 3, "{audit:?}");
+    assert!(audit.iter().any(|(who, a)| who == &ana && a == "case_entry_denied"), "{audit:?}");
 }

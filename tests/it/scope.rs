@@ -158,10 +158,13 @@ async fn every_route_against_a_supervisor_of_another_helpline(backend: Backend) 
         "/api/v1/canned-responses/{id}",
         // Settings (tests/it/settings.rs): admins and the helpline's supervisors read and set, audited.
         "/api/v1/helplines/{name}/settings",
+        // Referrals (tests/it/referrals.rs): through the case's access (`state::access::visible_case`,
+        // `manages_case`), every role tried; a provider by its own token; webhooks: admins.
+        "/api/v1/cases/{id}/referrals", "/api/v1/referrals/{id}", "/api/v1/services/{id}/webhook",
     ];
     // Not about any helpline's objects: public, one's own session, the exchanges' own.
     let unscoped = [
-        "/", "/healthz", "/readyz", "/metrics", "/chat", "/agent", "/supervisor", "/assets/{path}", "/api/v1/openapi.json",
+        "/", "/healthz", "/readyz", "/metrics", "/chat", "/agent", "/supervisor", "/cases", "/assets/{path}", "/api/v1/openapi.json",
         "/api/v1/auth/login", "/api/v1/auth/logout", "/api/v1/auth/refresh", "/api/v1/ws-ticket", "/api/v1/me",
         "/api/v1/auth/password", "/api/v1/auth/totp/enrol",
         // One's own account's page language (tests/it/staff_locale.rs: own account only, any role).

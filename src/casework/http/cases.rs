@@ -24,6 +24,8 @@ pub use crate::casework::cases::{case_view, CaseFile, CaseView};
 pub struct ListQuery {
     /// `overdue`, or `24h` (due within a day); absent or `any`: every open case.
     due: Option<String>,
+    /// A case number (e.g. `FV-2026-000123`): that case alone, at any stage, if you may see it (else none).
+    number: Option<String>,
 }
 
 /// Open cases, soonest deadline first.
@@ -34,39 +36,61 @@ pub struct CaseList {
     cases: Vec<CaseView>,
 }
 
-/// `GET /api/v1/cases?due=overdue|24h`: open cases you may see (each listing audited), soonest deadline first.
+/// `GET /api/v1/cases?due=overdue|24h` (or `?number=`): open cases you may see (each listing audited),
+/// soonest deadline first; or the case with that number.
 #[utoipa::path(get, path = "/api/v1/cases", tag = "casework", security(("bearer" = [])), params(ListQuery),
     responses(
         (status = 200, description = "open cases you may see, soonest deadline first", body = CaseList),
-        (status = 400, description = "`bad_field`: `due` is not `overdue` or `24h`", body = ErrorBody),
+        (status = 400, description = "`bad_field`: `due` is not `overdue` or `24h`; an empty or too long `number`", body = ErrorBody),
     ))]
 pub async fn list(State(state): State<AppState>, staff: Staff, Query(q): Query<ListQuery>) -> Result<Response, AppError> {
-    let (now, visible) = service::list(&state, &staff, q.due.as_deref()).await?;
+    let (now, visible) = match q.number.as_deref() {
+        Some(number) => service::find_by_number(&state, &staff, number).await?,
+        None => service::list(&state, &staff, q.due.as_deref()).await?,
+    };
     let cases: Vec<CaseView> = visible.iter().map(case_view).collect();
     Ok(Json(CaseList { now: rfc3339(now), cases }).into_response())
 }
 
+/// A case opened from a contact (`contact_id`) or without one (`helpline` and `reason`).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct OpenCase {
-    contact_id: String,
+    /// The contact the case comes from (counsellors and supervisors); or give `helpline`.
+    #[serde(default)]
+    contact_id: Option<String>,
+    /// The helpline of a case opened without a contact (case managers and its supervisors).
+    #[serde(default)]
+    helpline: Option<String>,
     #[serde(default)]
     district: Option<String>,
+    /// The pseudonym (at most 200 characters; default `Person <number>`).
     #[serde(default)]
     person_label: Option<String>,
+    /// Why the case is opened (required without a contact; at most 4000 characters): its first entry, kind `reason`.
+    #[serde(default)]
+    reason: Option<String>,
 }
 
-/// `POST /api/v1/cases {contact_id, district?, person_label?}`: opens a case by hand from a contact you may see.
+/// `POST /api/v1/cases {contact_id | helpline, district?, person_label?, reason?}`: opens a case by
+/// hand, from a contact you may see or (case managers, supervisors) without one; same deadlines.
 #[utoipa::path(post, path = "/api/v1/cases", tag = "casework", security(("bearer" = [])), request_body = OpenCase,
     responses(
-        (status = 201, description = "the case opened", body = CaseView),
-        (status = 400, description = "`bad_field`", body = ErrorBody),
-        (status = 403, description = "case managers do not open cases", body = ErrorBody),
-        (status = 404, description = "no such contact, or not one you may see", body = ErrorBody),
+        (status = 201, description = "the case opened (its `id` and `number`)", body = CaseView),
+        (status = 400, description = "`bad_field`: neither or both of `contact_id` and `helpline`, no `reason` without a contact, a text too long", body = ErrorBody),
+        (status = 403, description = "a case manager opening from a contact; a counsellor, or another helpline's supervisor, opening without one", body = ErrorBody),
+        (status = 404, description = "no such contact, or not one you may see; `unknown_helpline`", body = ErrorBody),
     ))]
 pub async fn open(State(state): State<AppState>, staff: Staff, body: axum::body::Bytes) -> Result<Response, AppError> {
     let req: OpenCase = parse_body(&body)?;
-    let case = service::open(&state, &staff, &req.contact_id, req.district, req.person_label).await?;
+    let opening = service::Opening {
+        contact_id: req.contact_id,
+        helpline: req.helpline,
+        district: req.district,
+        person_label: req.person_label,
+        reason: req.reason,
+    };
+    let case = service::open(&state, &staff, opening).await?;
     Ok((StatusCode::CREATED, Json(case_view(&case))).into_response())
 }
 

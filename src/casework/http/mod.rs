@@ -4,6 +4,7 @@ pub mod audit;
 pub mod cases;
 pub mod escalations;
 pub mod forms;
+pub mod referrals;
 pub mod services;
 
 
@@ -34,6 +35,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(cases::link_contact))
         .routes(routes!(cases::person, cases::set_person))
         .routes(routes!(cases::set_manager))
+        .routes(routes!(referrals::list, referrals::create))
+        .routes(routes!(referrals::change))
+        .routes(routes!(referrals::set_webhook))
         .routes(routes!(audit::list))
         .routes(routes!(audit::verify))
 }

@@ -1,0 +1,483 @@
+// The case managers' workspace (`/cases`, docs/cases.md "The workspace"): my cases by next deadline
+// (overdue and due soon first), one case on one screen (person, stage and deadline, timeline, placements,
+// referrals, who may see it), the three-day case file as a guided form, search by case number, and a case
+// opened without a helpline contact. REST only (`/api/v1/cases…`); every word through staff-i18n.js
+// (keys `cases.…`). Usable on a tablet: one column below 60rem, large touch targets.
+
+import { $, el } from './common.js';
+import { mountLogin, submitLogin, showLogin, saveToken, savedToken, forgetToken, revokeToken, apiCall, refreshNow, keepFresh, initLocale, localeSignedIn, CASES_TOKEN_KEY } from './staff.js';
+import { t, has, locale, onLocaleChange, translatePage, formatDateTime } from './staff-i18n.js';
+import { HELPLINE_NAMES } from './chat-i18n.js';
+
+const TOKEN_KEY = CASES_TOKEN_KEY;
+const REFRESH_EVERY_MS = 60_000;
+const SOON_MS = 24 * 3_600_000;
+/** The referral services (`casework::REFERRAL_KINDS`). */
+const SERVICES = ['psychosocial_rehabilitation', 'maternal_service', 'family_support', 'social_assistance', 'legal_aid', 'health', 'mental_health', 'law_enforcement', 'education'];
+
+const state = {
+  token: null,
+  me: null,
+  cases: [],
+  helplines: [],
+  /** The case shown: `{ file, person, personStatus }`. */
+  open: null,
+  /** The guided form's step (1 to 3) and what was typed in it, kept across redraws. */
+  file: { step: 1, values: {} },
+  timer: null,
+};
+
+/** The REST API with this page's token: an expired access token is refreshed once, else the page signs out. */
+async function api(path, options) {
+  let res = await api(path, options);
+  if (res.status === 401 && state.token) {
+    if (await refreshNow()) res = await api(path, options);
+    if (res.status === 401) signOut(t('session.expired'));
+  }
+  return res;
+}
+
+// ----- words ---------------------------------------------------------------------
+
+function word(prefix, code) {
+  return has(`${prefix}.${code}`) ? t(`${prefix}.${code}`) : String(code || '').replaceAll('_', ' ');
+}
+
+function helplineName(name) {
+  const own = HELPLINE_NAMES[name]?.[locale()];
+  return own || state.helplines.find((h) => h.name === name)?.display_name || name;
+}
+
+function notice(text, error = false) {
+  const n = $('notice');
+  n.classList.toggle('error', error);
+  n.textContent = text;
+}
+
+/** Where a case stands against its deadline at `now`: `overdue`, `soon` (within 24 h), `later` or `none`. */
+function urgency(c, now = Date.now()) {
+  if (c.stage === 'closed' || c.due_at_ms == null) return 'none';
+  if (c.due_at_ms <= now) return 'overdue';
+  if (c.due_at_ms <= now + SOON_MS) return 'soon';
+  return 'later';
+}
+
+function dueText(c) {
+  const u = urgency(c);
+  if (u === 'none') return t('cases.due.none');
+  return t(`cases.due.${u}`, { what: word('cases.what', c.due_what), when: formatDateTime(c.due_at_ms) });
+}
+
+// ----- my cases ----------------------------------------------------------------------
+
+async function loadMine() {
+  const res = await api('/api/v1/cases');
+  if (res.status === 401) return undefined;
+  if (res.status !== 200) return notice(t('cases.error.load'), true);
+  const rank = { overdue: 0, soon: 1, later: 2, none: 3 };
+  state.cases = res.body.cases.slice().sort((a, b) => rank[urgency(a)] - rank[urgency(b)] || (a.due_at_ms ?? Infinity) - (b.due_at_ms ?? Infinity));
+  drawMine();
+}
+
+function drawMine() {
+  const list = $('mine');
+  list.replaceChildren(
+    ...state.cases.map((c) => {
+      const u = urgency(c);
+      const button = el(
+        'button',
+        { type: 'button', class: 'case-link', dataset: { caseId: c.id, urgency: u }, 'aria-current': state.open?.file.case.id === c.id ? 'true' : 'false' },
+        el('span', { class: 'number', text: c.number }),
+        el('span', { class: 'label', text: c.person_label }),
+        el('span', { class: 'stage', text: word('cases.stage', c.stage) }),
+        el('span', { class: `due due-${u}`, text: dueText(c) }),
+      );
+      button.addEventListener('click', () => openCase(c.id));
+      return el('li', {}, button);
+    }),
+  );
+  $('mine-empty').hidden = state.cases.length > 0;
+}
+
+// ----- one case ----------------------------------------------------------------------
+
+async function openCase(id, { focus = true } = {}) {
+  const res = await api(`/api/v1/cases/${encodeURIComponent(id)}`);
+  if (res.status === 401) return undefined;
+  if (res.status !== 200) return notice(t('cases.error.case'), true);
+  const person = await api(`/api/v1/cases/${encodeURIComponent(id)}/person`);
+  if (state.open?.file.case.id !== id) state.file = { step: 1, values: {} };
+  state.open = { file: res.body, person: person.status === 200 ? person.body : null, personStatus: person.status };
+  const url = new URL(location.href);
+  url.searchParams.set('case', id);
+  history.replaceState(null, '', url);
+  $('welcome').hidden = true;
+  $('new-case-panel').hidden = true;
+  drawCase();
+  drawMine();
+  if (focus) $('case-heading').focus();
+}
+
+function section(id, key, ...children) {
+  return el('section', { id, class: 'panel', 'aria-labelledby': `${id}-heading` }, el('h3', { id: `${id}-heading`, text: t(key) }), ...children);
+}
+
+function facts(pairs) {
+  return el('dl', { class: 'facts' }, ...pairs.flatMap(([k, v]) => [el('dt', { text: t(k) }), el('dd', { text: v })]));
+}
+
+function managerText(c) {
+  if (!c.case_manager_id) return t('cases.manager.none');
+  return c.case_manager_id === state.me?.id ? t('cases.manager.you') : t('cases.manager.other');
+}
+
+function drawCase() {
+  const { file, person, personStatus } = state.open;
+  const c = file.case;
+  const u = urgency(c);
+  const article = $('case');
+  article.hidden = false;
+  const header = el(
+    'header',
+    { class: 'case-head' },
+    el('h2', { id: 'case-heading', tabindex: '-1' }, el('span', { class: 'number', text: c.number }), ' ', el('span', { text: c.person_label })),
+    el('p', { id: 'case-due', class: `due due-${u}`, text: dueText(c) }),
+  );
+  const summary = facts([
+    ['cases.fact.stage', word('cases.stage', c.stage)],
+    ['cases.fact.helpline', helplineName(c.helpline)],
+    ['cases.fact.district', c.district || t('cases.fact.noDistrict')],
+    ['cases.fact.manager', managerText(c)],
+    ['cases.fact.opened', formatDateTime(c.opened_at_ms)],
+  ]);
+  summary.id = 'case-facts';
+  article.replaceChildren(header, summary, stagePanel(c), personPanel(person, personStatus));
+  if (c.stage === 'open') article.append(caseFilePanel(c));
+  article.append(notePanel(), timelinePanel(file), placementsPanel(file), referralsPanel(file), whoPanel(c));
+}
+
+function stagePanel(c) {
+  const buttons = c.allowed_next.map((s) => {
+    const b = el('button', { type: 'button', class: s === 'closed' ? 'danger' : 'secondary', dataset: { stage: s }, text: t('cases.stage.moveTo', { stage: word('cases.stage', s) }) });
+    b.addEventListener('click', () => moveStage(c.id, s));
+    return b;
+  });
+  return section('stage', 'cases.stage.heading', el('p', { text: t('cases.stage.now', { stage: word('cases.stage', c.stage) }) }), el('div', { class: 'actions' }, ...buttons));
+}
+
+async function moveStage(id, stage) {
+  const res = await api(`/api/v1/cases/${encodeURIComponent(id)}/stage`, { method: 'POST', body: { stage } });
+  if (res.status === 200) notice(t('cases.stage.moved', { stage: word('cases.stage', stage) }));
+  else if (res.status === 403) notice(t('cases.error.forbidden'), true);
+  else notice(t('cases.error.save'), true);
+  await refresh(id);
+}
+
+function personPanel(person, status) {
+  if (status === 403 || !person) return section('person', 'cases.person.heading', el('p', { class: 'muted', text: t('cases.person.hidden') }));
+  const fields = ['full_name', 'birth_date', 'address', 'phone'];
+  const filled = fields.filter((f) => person[f]);
+  const body = filled.length ? facts(filled.map((f) => [`cases.person.${f}`, person[f]])) : el('p', { class: 'empty', text: t('cases.person.none') });
+  return section('person', 'cases.person.heading', body);
+}
+
+// ----- the three-day case file ---------------------------------------------------------
+
+/** The guided form: 1. the person, 2. the situation, 3. the services needed; then filed at once. */
+function caseFilePanel(c) {
+  const v = state.file.values;
+  const step = state.file.step;
+  const input = (id, key, type = 'text') => {
+    const i = el('input', { id, type, value: v[id] ?? state.open.person?.[id.replace('file-', '').replaceAll('-', '_')] ?? '', autocomplete: 'off' });
+    i.addEventListener('input', () => (v[id] = i.value));
+    return el('div', { class: 'field' }, el('label', { for: id, text: t(key) }), i);
+  };
+  const area = (id, key, hint) => {
+    const a = el('textarea', { id, rows: 4, value: v[id] ?? '' });
+    a.setAttribute('aria-describedby', `${id}-hint`);
+    a.addEventListener('input', () => (v[id] = a.value));
+    return el('div', { class: 'field' }, el('label', { for: id, text: t(key) }), el('p', { id: `${id}-hint`, class: 'muted', text: t(hint) }), a);
+  };
+  let body;
+  if (step === 1) {
+    body = el('fieldset', {}, el('legend', { text: t('cases.file.step1') }), input('file-full-name', 'cases.person.full_name'), input('file-birth-date', 'cases.person.birth_date'),
+      input('file-address', 'cases.person.address'), input('file-phone', 'cases.person.phone'));
+  } else if (step === 2) {
+    body = el('fieldset', {}, el('legend', { text: t('cases.file.step2') }), area('file-findings', 'cases.file.findings', 'cases.file.findingsHint'), area('file-safety', 'cases.file.safety', 'cases.file.safetyHint'));
+  } else {
+    const boxes = SERVICES.map((s) => {
+      const box = el('input', { id: `file-service-${s}`, type: 'checkbox', checked: Boolean(v[`service:${s}`]) });
+      box.addEventListener('change', () => (v[`service:${s}`] = box.checked));
+      return el('div', { class: 'check' }, box, el('label', { for: box.id, text: word('cases.service', s) }));
+    });
+    body = el('fieldset', {}, el('legend', { text: t('cases.file.step3') }), ...boxes);
+  }
+  const error = el('p', { id: 'file-error', class: 'error', role: 'alert' });
+  const back = el('button', { type: 'button', class: 'secondary', text: t('cases.file.back'), disabled: step === 1 });
+  back.addEventListener('click', () => goStep(step - 1));
+  const next = el('button', { type: 'submit', text: step < 3 ? t('cases.file.next') : t('cases.file.submit') });
+  const form = el('form', { id: 'case-file-form', noValidate: true }, body, error, el('div', { class: 'actions' }, back, next));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (step === 2 && !(v['file-findings'] || '').trim()) {
+      error.textContent = t('cases.file.findingsMissing');
+      $('file-findings').focus();
+      return;
+    }
+    if (step < 3) goStep(step + 1);
+    else submitFile(c);
+  });
+  return section(
+    'case-file',
+    'cases.file.heading',
+    el('p', { class: 'muted', text: t('cases.file.intro', { when: formatDateTime(c.due_at_ms) }) }),
+    el('p', { id: 'file-progress', class: 'progress', text: t('cases.file.progress', { n: step, total: 3 }) }),
+    form,
+  );
+}
+
+function goStep(step) {
+  state.file.step = Math.min(3, Math.max(1, step));
+  drawCase();
+  $('case-file-form').querySelector('input, textarea')?.focus();
+}
+
+async function submitFile(c) {
+  const v = state.file.values;
+  const id = encodeURIComponent(c.id);
+  const details = {};
+  for (const f of ['full_name', 'birth_date', 'address', 'phone']) {
+    const typed = (v[`file-${f.replaceAll('_', '-')}`] ?? state.open.person?.[f] ?? '').trim();
+    details[f] = typed || null;
+  }
+  const steps = [];
+  if (state.open.personStatus === 200) steps.push(() => api(`/api/v1/cases/${id}/person`, { method: 'PUT', body: details }));
+  const findings = { findings: v['file-findings'].trim(), file: 'case_file' };
+  if ((v['file-safety'] || '').trim()) findings.safety = v['file-safety'].trim();
+  steps.push(() => api(`/api/v1/cases/${id}/entries`, { method: 'POST', body: { kind: 'assessment', body: findings } }));
+  for (const s of SERVICES.filter((s) => v[`service:${s}`])) {
+    steps.push(() => api(`/api/v1/cases/${id}/entries`, { method: 'POST', body: { kind: 'referral', body: { service: s } } }));
+  }
+  steps.push(() => api(`/api/v1/cases/${id}/stage`, { method: 'POST', body: { stage: 'initial_assessment' } }));
+  for (const step of steps) {
+    const res = await step();
+    if (res.status >= 300) {
+      $('file-error').textContent = res.status === 403 ? t('cases.error.forbidden') : t('cases.error.save');
+      return;
+    }
+  }
+  state.file = { step: 1, values: {} };
+  notice(t('cases.file.done', { number: c.number }));
+  await refresh(c.id);
+}
+
+// ----- notes, timeline, placements, referrals, who sees it ----------------------------------
+
+function notePanel() {
+  const text = el('textarea', { id: 'note-text', rows: 3 });
+  const error = el('p', { id: 'note-error', class: 'error', role: 'alert' });
+  const form = el('form', { id: 'note-form', noValidate: true }, el('div', { class: 'field' }, el('label', { for: 'note-text', text: t('cases.note.label') }), text), error,
+    el('button', { type: 'submit', text: t('cases.note.submit') }));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (!text.value.trim()) {
+      error.textContent = t('cases.note.empty');
+      return;
+    }
+    const id = state.open.file.case.id;
+    const res = await api(`/api/v1/cases/${encodeURIComponent(id)}/entries`, { method: 'POST', body: { kind: 'note', body: { text: text.value.trim() } } });
+    if (res.status !== 201) {
+      error.textContent = t('cases.error.save');
+      return;
+    }
+    notice(t('cases.note.saved'));
+    await refresh(id);
+  });
+  return section('note', 'cases.note.heading', form);
+}
+
+function entryText(e) {
+  const b = e.body || {};
+  switch (e.kind) {
+    case 'stage':
+      return b.from ? t('cases.entry.stageMoved', { from: word('cases.stage', b.from), to: word('cases.stage', b.to) }) : t('cases.entry.opened');
+    case 'reason':
+    case 'note':
+      return b.text || '';
+    case 'assessment':
+      return [b.findings, b.safety].filter(Boolean).join(' — ');
+    case 'referral':
+      return word('cases.service', b.service);
+    default:
+      return '';
+  }
+}
+
+function timelinePanel(file) {
+  const items = file.entries.map((e) =>
+    el('li', { dataset: { kind: e.kind } }, el('time', { dateTime: e.at, text: formatDateTime(Date.parse(e.at)) }), ' ', el('strong', { text: word('cases.kind', e.kind) }), ' ', el('span', { class: 'entry-text', text: entryText(e) })),
+  );
+  return section('timeline', 'cases.timeline.heading', items.length ? el('ol', { class: 'timeline' }, ...items) : el('p', { class: 'empty', text: t('cases.timeline.empty') }));
+}
+
+function placementsPanel(file) {
+  const items = file.placements.map((p) => el('li', { text: t('cases.placement.line', { status: word('cases.placement', p.status), when: formatDateTime(p.created_at) }) }));
+  return section('placements', 'cases.placements.heading', items.length ? el('ul', {}, ...items) : el('p', { class: 'empty', text: t('cases.placements.empty') }));
+}
+
+function referralsPanel(file) {
+  const items = file.entries.filter((e) => e.kind === 'referral').map((e) => el('li', { text: t('cases.referral.line', { service: word('cases.service', e.body?.service), when: formatDateTime(Date.parse(e.at)) }) }));
+  return section('referrals', 'cases.referrals.heading', items.length ? el('ul', {}, ...items) : el('p', { class: 'empty', text: t('cases.referrals.empty') }));
+}
+
+function whoPanel(c) {
+  const lines = [
+    t('cases.who.manager'),
+    t('cases.who.opener'),
+    t('cases.who.supervisors', { helpline: helplineName(c.helpline) }),
+    t('cases.who.admins'),
+  ];
+  return section('who', 'cases.who.heading', el('ul', {}, ...lines.map((l) => el('li', { text: l }))), el('p', { class: 'muted', text: t('cases.who.person') }));
+}
+
+async function refresh(id) {
+  await loadMine();
+  if (id) await openCase(id, { focus: false });
+}
+
+// ----- search and a new case -------------------------------------------------------------
+
+async function onSearch(event) {
+  event.preventDefault();
+  const number = $('search-number').value.trim();
+  $('search-error').textContent = '';
+  if (!number) {
+    $('search-error').textContent = t('cases.search.empty');
+    return;
+  }
+  const res = await api(`/api/v1/cases?number=${encodeURIComponent(number)}`);
+  const found = res.status === 200 ? res.body.cases[0] : null;
+  if (!found) {
+    $('search-error').textContent = t('cases.search.none', { number });
+    return;
+  }
+  await openCase(found.id);
+}
+
+function showNewCase() {
+  $('welcome').hidden = true;
+  $('case').hidden = true;
+  state.open = null;
+  drawMine();
+  const select = $('new-helpline');
+  select.replaceChildren(...state.helplines.map((h) => el('option', { value: h.name, text: helplineName(h.name) })));
+  $('new-error').textContent = '';
+  $('new-case-panel').hidden = false;
+  $('new-case-heading').focus();
+}
+
+async function onNewCase(event) {
+  event.preventDefault();
+  const reason = $('new-reason').value.trim();
+  if (!reason) {
+    $('new-error').textContent = t('cases.new.reasonMissing');
+    $('new-reason').focus();
+    return;
+  }
+  const body = { helpline: $('new-helpline').value, reason };
+  if ($('new-district').value.trim()) body.district = $('new-district').value.trim();
+  if ($('new-label').value.trim()) body.person_label = $('new-label').value.trim();
+  const res = await api('/api/v1/cases', { method: 'POST', body });
+  if (res.status !== 201) {
+    $('new-error').textContent = res.status === 403 ? t('cases.error.forbidden') : t('cases.error.save');
+    return;
+  }
+  $('new-case-form').reset();
+  notice(t('cases.new.opened', { number: res.body.number }));
+  await loadMine();
+  await openCase(res.body.id);
+}
+
+// ----- sign in and out ------------------------------------------------------------------
+
+function onLogin(event) {
+  return submitLogin(event, (body) => {
+    signedIn(body.access_token, body.user);
+    return null;
+  });
+}
+
+async function signedIn(token, user) {
+  state.token = token;
+  state.me = user;
+  saveToken(TOKEN_KEY, token);
+  keepFresh(state);
+  localeSignedIn(token, user);
+  $('me-name').textContent = user.display_name;
+  $('login-screen').hidden = true;
+  $('workspace').hidden = false;
+  $('me-name').hidden = false;
+  $('signout').hidden = false;
+  const lines = await fetch('/api/v1/helplines', { cache: 'no-store' }).then((r) => (r.ok ? r.json() : [])).catch(() => []);
+  state.helplines = Array.isArray(lines) ? lines : [];
+  await loadMine();
+  clearInterval(state.timer);
+  state.timer = setInterval(loadMine, REFRESH_EVERY_MS);
+  const wanted = new URLSearchParams(location.search).get('case');
+  if (wanted) await openCase(wanted, { focus: false });
+}
+
+async function resumeSession(token) {
+  const res = await apiCall(token, '/api/v1/me');
+  if (res.status === 200 && res.body) {
+    await signedIn(token, res.body);
+    return;
+  }
+  forgetToken(TOKEN_KEY);
+  $('username').focus();
+}
+
+function signOut(message) {
+  if (!message) revokeToken(state.token);
+  clearInterval(state.timer);
+  state.token = null;
+  state.me = null;
+  state.cases = [];
+  state.open = null;
+  forgetToken(TOKEN_KEY);
+  $('workspace').hidden = true;
+  $('case').hidden = true;
+  $('case').replaceChildren();
+  $('mine').replaceChildren();
+  $('me-name').hidden = true;
+  $('signout').hidden = true;
+  showLogin(message);
+}
+
+function redraw() {
+  translatePage();
+  if (!state.token) return;
+  drawMine();
+  if (state.open) drawCase();
+}
+
+function init() {
+  mountLogin();
+  initLocale(() => state.token);
+  onLocaleChange(redraw);
+  $('login-form').addEventListener('submit', onLogin);
+  $('signout').addEventListener('click', () => signOut(''));
+  $('search-form').addEventListener('submit', onSearch);
+  $('new-case').addEventListener('click', showNewCase);
+  $('new-case-form').addEventListener('submit', onNewCase);
+  $('new-cancel').addEventListener('click', () => {
+    $('new-case-panel').hidden = true;
+    $('welcome').hidden = false;
+  });
+  translatePage();
+  const saved = savedToken(TOKEN_KEY);
+  if (saved) resumeSession(saved);
+  else $('username').focus();
+}
+
+init();
