@@ -20,7 +20,9 @@ const state = {
   me: null,
   cases: [],
   helplines: [],
-  /** The case shown: `{ file, person, personStatus }`. */
+  /** The services registry (referrals go to these). */
+  services: [],
+  /** The case shown: `{ file, person, personStatus, referrals }`. */
   open: null,
   /** The guided form's step (1 to 3) and what was typed in it, kept across redraws. */
   file: { step: 1, values: {} },
@@ -106,8 +108,14 @@ async function openCase(id, { focus = true } = {}) {
   if (res.status === 401) return undefined;
   if (res.status !== 200) return notice(t('cases.error.case'), true);
   const person = await api(`/api/v1/cases/${encodeURIComponent(id)}/person`);
+  const referrals = await api(`/api/v1/cases/${encodeURIComponent(id)}/referrals`);
   if (state.open?.file.case.id !== id) state.file = { step: 1, values: {} };
-  state.open = { file: res.body, person: person.status === 200 ? person.body : null, personStatus: person.status };
+  state.open = {
+    file: res.body,
+    person: person.status === 200 ? person.body : null,
+    personStatus: person.status,
+    referrals: referrals.status === 200 ? referrals.body.referrals : [],
+  };
   const url = new URL(location.href);
   url.searchParams.set('case', id);
   history.replaceState(null, '', url);
@@ -325,9 +333,73 @@ function placementsPanel(file) {
   return section('placements', 'cases.placements.heading', items.length ? el('ul', {}, ...items) : el('p', { class: 'empty', text: t('cases.placements.empty') }));
 }
 
+function serviceName(id) {
+  return state.services.find((s) => s.id === id)?.name || t('cases.referral.unknownService');
+}
+
+/** The case's referrals (to services of the registry), each with its status and what may come next, and a form to refer. */
 function referralsPanel(file) {
-  const items = file.entries.filter((e) => e.kind === 'referral').map((e) => el('li', { text: t('cases.referral.line', { service: word('cases.service', e.body?.service), when: formatDateTime(Date.parse(e.at)) }) }));
-  return section('referrals', 'cases.referrals.heading', items.length ? el('ul', {}, ...items) : el('p', { class: 'empty', text: t('cases.referrals.empty') }));
+  const c = file.case;
+  const items = state.open.referrals.map((r) => {
+    const buttons = r.allowed_next.map((s) => {
+      const b = el('button', { type: 'button', class: 'secondary', dataset: { status: s }, text: t('cases.referral.mark', { status: word('cases.referral.status', s) }) });
+      b.addEventListener('click', () => changeReferral(c.id, r.id, { status: s }));
+      return b;
+    });
+    const lines = [
+      el('strong', { text: serviceName(r.service_id) }),
+      ' — ',
+      el('span', { class: `referral-status status-${r.status}`, text: word('cases.referral.status', r.status) }),
+      el('br'),
+      el('span', { text: r.reason }),
+    ];
+    if (r.due_at_ms) lines.push(el('br'), el('span', { text: t('cases.referral.due', { when: formatDateTime(r.due_at_ms) }) }));
+    if (r.feedback) lines.push(el('br'), el('span', { class: 'feedback', text: t('cases.referral.feedback', { text: r.feedback }) }));
+    return el('li', { dataset: { referralId: r.id, status: r.status } }, ...lines, buttons.length ? el('div', { class: 'actions' }, ...buttons) : '');
+  });
+  const list = items.length ? el('ul', { class: 'referrals' }, ...items) : el('p', { class: 'empty', text: t('cases.referrals.empty') });
+  if (c.stage === 'closed') return section('referrals', 'cases.referrals.heading', list);
+  const select = el('select', { id: 'referral-service' }, ...state.services.map((s) => el('option', { value: s.id, text: `${s.name} (${s.district})` })));
+  const reason = el('textarea', { id: 'referral-reason', rows: 3 });
+  reason.setAttribute('aria-describedby', 'referral-reason-hint');
+  const due = el('input', { id: 'referral-due', type: 'date' });
+  const error = el('p', { id: 'referral-error', class: 'error', role: 'alert' });
+  const form = el(
+    'form',
+    { id: 'referral-form', noValidate: true },
+    el('h4', { text: t('cases.referral.new') }),
+    el('div', { class: 'field' }, el('label', { for: 'referral-service', text: t('cases.referral.service') }), select),
+    el('div', { class: 'field' }, el('label', { for: 'referral-reason', text: t('cases.referral.reason') }), el('p', { id: 'referral-reason-hint', class: 'muted', text: t('cases.referral.reasonHint') }), reason),
+    el('div', { class: 'field' }, el('label', { for: 'referral-due', text: t('cases.referral.dueDate') }), due),
+    error,
+    el('button', { type: 'submit', text: t('cases.referral.submit') }),
+  );
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (!reason.value.trim()) {
+      error.textContent = t('cases.referral.reasonMissing');
+      reason.focus();
+      return;
+    }
+    const body = { service_id: select.value, reason: reason.value.trim() };
+    // The end of the chosen day, in the device's time zone.
+    if (due.value) body.due_at_ms = new Date(`${due.value}T23:59:00`).getTime();
+    const res = await api(`/api/v1/cases/${encodeURIComponent(c.id)}/referrals`, { method: 'POST', body });
+    if (res.status !== 201) {
+      error.textContent = res.status === 403 ? t('cases.error.forbidden') : t('cases.error.save');
+      return;
+    }
+    notice(t('cases.referral.sent', { service: serviceName(body.service_id) }));
+    await refresh(c.id);
+  });
+  return section('referrals', 'cases.referrals.heading', list, form);
+}
+
+async function changeReferral(caseId, id, change) {
+  const res = await api(`/api/v1/referrals/${encodeURIComponent(id)}`, { method: 'PATCH', body: change });
+  if (res.status === 200) notice(t('cases.referral.changed', { status: word('cases.referral.status', res.body.status) }));
+  else notice(res.status === 403 ? t('cases.error.forbidden') : t('cases.error.save'), true);
+  await refresh(caseId);
 }
 
 function whoPanel(c) {
@@ -420,6 +492,8 @@ async function signedIn(token, user) {
   $('signout').hidden = false;
   const lines = await fetch('/api/v1/helplines', { cache: 'no-store' }).then((r) => (r.ok ? r.json() : [])).catch(() => []);
   state.helplines = Array.isArray(lines) ? lines : [];
+  const services = await api('/api/v1/services');
+  state.services = services.status === 200 ? services.body.services : [];
   await loadMine();
   clearInterval(state.timer);
   state.timer = setInterval(loadMine, REFRESH_EVERY_MS);

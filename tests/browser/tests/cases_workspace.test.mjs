@@ -1,11 +1,13 @@
 // The case managers' workspace `/cases` (issue 26), on a tablet held upright: Vera signs in on the
 // counsellor console and lands on /cases; opens a case without a helpline contact; fills the three-day
 // case file as a guided form (a step refused without the situation described, her answers kept when she
-// goes back); the initial assessment begins, the timeline and the referrals show what she filed, the
-// identifying details are stored; a note; the case moved on; a reload keeps her signed in; search by
-// number finds it (and says so when nothing is found); the page in Romanian. axe on each state.
+// goes back); the initial assessment begins, the timeline shows what she filed, the identifying details
+// are stored; a note; the case moved on; a referral to a service whose provider (a real HTTP server
+// here, told by webhook) accepts and completes it; a reload keeps her signed in; search by number finds
+// it (and says so when nothing is found); the page in Romanian. axe on each state.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import { BASE, api, login, launch, context, page, assertAccessible, screenshot } from '../lib.mjs';
 
 let browser;
@@ -76,8 +78,8 @@ test('a case manager lands on /cases and walks a case from its opening to the in
   await p.locator('#notice', { hasText: `The case file of ${number} is complete` }).waitFor();
   await p.locator('#case-facts').getByText('Initial assessment').waitFor();
   assert.equal(await p.locator('#case-file').count(), 0, 'the case file form is gone once filed');
-  await p.locator('#referrals li', { hasText: 'Family support' }).waitFor();
-  await p.locator('#referrals li', { hasText: 'Education' }).waitFor();
+  await p.locator('#timeline li[data-kind="referral"]', { hasText: 'Family support' }).waitFor();
+  await p.locator('#timeline li[data-kind="referral"]', { hasText: 'Education' }).waitFor();
   await p.locator('#timeline li[data-kind="assessment"]', { hasText: 'With his grandmother tonight.' }).waitFor();
   await p.locator('#person').getByText('Ion Onofrei').waitFor();
 
@@ -99,6 +101,53 @@ test('a case manager lands on /cases and walks a case from its opening to the in
   await p.getByRole('button', { name: 'Move to: Comprehensive assessment' }).click();
   await p.locator('#case-facts').getByText('Comprehensive assessment').waitFor();
   await p.locator('#timeline li[data-kind="stage"]', { hasText: 'Initial assessment → Comprehensive assessment' }).waitFor();
+
+  // A referral to a service of the registry; the provider is told by its webhook (a real HTTP server
+  // here), accepts and completes it with the token it was sent; the workspace shows each step.
+  const hooks = [];
+  const sink = createServer((req, res) => {
+    let data = '';
+    req.on('data', (c) => (data += c));
+    req.on('end', () => {
+      hooks.push(JSON.parse(data));
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise((resolve) => sink.listen(0, '127.0.0.1', resolve));
+  const admin = await login('admin');
+  const svc = await api('/api/v1/services', {
+    token: admin,
+    method: 'POST',
+    body: { name: 'Serviciul de sprijin familial Orhei', kind: 'family_type_home', district: 'Orhei', capacity: 4, helplines: ['children'] },
+  });
+  assert.equal(svc.status, 201, svc.text);
+  const hook = await api(`/api/v1/services/${svc.body.id}/webhook`, { token: admin, method: 'PUT', body: { url: `http://127.0.0.1:${sink.address().port}/hook` } });
+  assert.equal(hook.status, 204, hook.text);
+  await p.reload();
+  const referrals = p.locator('#referrals');
+  await referrals.getByText('No referral yet.').waitFor();
+  await referrals.getByLabel('Service', { exact: true }).selectOption(svc.body.id);
+  await referrals.getByRole('button', { name: 'Send the referral' }).click();
+  await referrals.locator('#referral-error', { hasText: 'Say what the service needs to know.' }).waitFor();
+  await referrals.getByLabel('What the service needs to know').fill('Family support for a boy of eleven and his grandmother.');
+  await referrals.getByLabel('Due by (optional)').fill(new Date(Date.now() + 10 * 86_400_000).toISOString().slice(0, 10));
+  await referrals.getByRole('button', { name: 'Send the referral' }).click();
+  await referrals.locator('li', { hasText: 'Serviciul de sprijin familial Orhei' }).getByText('sent', { exact: true }).waitFor();
+  await assertAccessible(p, 'a case with a referral sent');
+  const deadline = Date.now() + 15000;
+  while (!hooks.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(hooks.length, 1, 'the provider was told');
+  assert.equal(hooks[0].case_number, number);
+  assert.ok(!JSON.stringify(hooks[0]).includes('Onofrei'), 'no identifying details to a provider');
+  const providerToken = hooks[0].respond.authorization.replace('Bearer ', '');
+  const answer = (body) => api(hooks[0].respond.path, { token: providerToken, method: 'PATCH', body });
+  assert.equal((await answer({ status: 'accepted', feedback: 'First visit on Monday.' })).status, 200);
+  await p.reload();
+  await referrals.locator('li', { hasText: 'Provider’s answer: First visit on Monday.' }).getByText('accepted', { exact: true }).waitFor();
+  assert.equal((await answer({ status: 'completed', feedback: 'Six visits; he is back at school.' })).status, 200);
+  await p.reload();
+  await referrals.locator('li[data-status="completed"]', { hasText: 'he is back at school' }).waitFor();
+  sink.close();
 
   // A reload keeps her signed in and the case open; search by number.
   await p.reload();
