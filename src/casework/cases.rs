@@ -6,6 +6,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::casework::stage_forms::{self, FormDef};
 use crate::casework::{Stage, StageDeadlines, REFERRAL_KINDS, TIMED_STAGES};
 use crate::protocol::{rfc3339, ErrorCode};
 use crate::state::access::{check_text, hidden, visible_case, visible_contact, Staff};
@@ -66,7 +67,7 @@ pub fn case_view(c: &CaseRecord) -> CaseView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct EntryView {
     pub id: String,
-    /// `assessment`, `note`, `referral`, `stage` or `reason` (why it was opened).
+    /// `assessment`, `note`, `referral`, `stage`, `reason` (why it was opened) or `form` (a stage form filled in).
     pub kind: String,
     pub author_id: String,
     /// RFC 3339.
@@ -352,4 +353,64 @@ pub async fn set_deadlines(state: &AppState, staff: &Staff, helpline: &str, days
     let detail: Vec<String> = days.iter().map(|(s, n)| format!("{s}={n}d")).collect();
     staff.audit(state, "case_deadlines_set", helpline, Some(&detail.join(" "))).await;
     Ok(d)
+}
+
+/// A known helpline's stage forms: the built-in ones, with its own in their place (any staff).
+pub async fn stage_forms(state: &AppState, helpline: &str) -> Result<Vec<FormDef>, AppError> {
+    known_helpline(state, helpline)?;
+    let own = state.store.cases().stage_forms(helpline).await?;
+    Ok(stage_forms::merged(&own))
+}
+
+/// Only admins set a known helpline's stage forms (others: 403, audited).
+pub async fn stage_form_setter(state: &AppState, staff: &Staff, helpline: &str) -> Result<(), AppError> {
+    if !staff.is_admin() {
+        return Err(staff.refuse(state, "stage_form_set", helpline, AppError::forbidden("admins only")).await);
+    }
+    known_helpline(state, helpline)
+}
+
+/// Sets a helpline's own definition of one stage form (admins; others 403, audited): checked first
+/// (`bad_field` naming the fault); applies to forms filled in from then on. Audited as `stage_form_set`.
+pub async fn set_stage_form(state: &AppState, staff: &Staff, helpline: &str, form: &str, def: &FormDef) -> Result<(), AppError> {
+    stage_form_setter(state, staff, helpline).await?;
+    if def.form != form {
+        return Err(AppError::bad_field(format!("the definition is of form {:?}, not {form:?}", def.form)));
+    }
+    let stages: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
+    def.check(&stages).map_err(AppError::bad_field)?;
+    let text = serde_json::to_string(def).map_err(|e| AppError::bad_field(e.to_string()))?;
+    if text.len() > 64 * 1024 {
+        return Err(AppError::new(ErrorCode::TooLarge, "a form definition is limited to 64 KiB"));
+    }
+    state.store.cases().set_stage_form(helpline, form, &text, staff.id(), state.clock.now_ms()).await?;
+    staff.audit(state, "stage_form_set", helpline, Some(form)).await;
+    Ok(())
+}
+
+/// Fills in one of the case's helpline's stage forms (its managers: case manager, supervisors, admins;
+/// the opener 403, others 404, audited): every field checked against the form's definition as it is
+/// now (`invalid_form` with `fields`, each fault named); stored as a `form` entry `{form, values}`,
+/// stamped with the stage. Audited as `case_entry`. Returns the entry's id.
+pub async fn fill_form(state: &AppState, staff: &Staff, id: &str, form: &str, values: &serde_json::Map<String, serde_json::Value>) -> Result<String, AppError> {
+    let case = visible_case(state, staff, id, "case_entry").await?;
+    if !staff.manages_case(&case) {
+        return Err(staff.refuse(state, "case_entry", id, AppError::forbidden("the case manager or a supervisor fills in stage forms")).await);
+    }
+    let forms = stage_forms(state, &case.helpline).await?;
+    let Some(def) = forms.iter().find(|f| f.form == form) else {
+        let all: Vec<&str> = forms.iter().map(|f| f.form.as_str()).collect();
+        return Err(AppError::bad_field(format!("form must be one of {}", all.join(", "))));
+    };
+    let clean = def.validate(values).map_err(|fields| {
+        let message = format!("the form has {} invalid field(s): {}", fields.len(), fields.keys().cloned().collect::<Vec<_>>().join(", "));
+        AppError::new(ErrorCode::InvalidForm, message).with("fields", serde_json::json!(fields))
+    })?;
+    let body = serde_json::json!({ "form": form, "stage": case.stage, "values": clean }).to_string();
+    if body.len() > 64 * 1024 {
+        return Err(AppError::new(ErrorCode::TooLarge, "a form is limited to 64 KiB"));
+    }
+    let entry = state.store.cases().add_case_entry(id, "form", &body, staff.id(), state.clock.now_ms()).await?;
+    staff.audit(state, "case_entry", id, Some(&format!("form {form} {entry}"))).await;
+    Ok(entry)
 }

@@ -1,4 +1,4 @@
-//! Casework: the rules without I/O ([`rules`]: the contact-form taxonomy, risks, escalation kinds,
+//! Casework: the rules without I/O ([`rules`], and [`stage_forms`]: the stage forms as data and their check; the contact-form taxonomy, risks, escalation kinds,
 //! service types, the case stage machine and its deadlines, case numbers), the services that apply them
 //! with the store ([`cases`], [`services`], [`forms`], [`escalation`], [`referrals`]: rules and store calls, no HTTP)
 //! and the thin REST edge over them ([`http`]: parse, call, shape the answer).
@@ -10,5 +10,6 @@ pub mod http;
 pub mod referrals;
 pub mod services;
 pub mod rules;
+pub mod stage_forms;
 
 pub use rules::*;

@@ -124,7 +124,7 @@ pub async fn create(state: &AppState, staff: &Staff, case_id: &str, service_id: 
     };
     let referral = state.store.referrals().add(&new).await?;
     staff.audit(state, "referral_add", &case.id, Some(&format!("{} to {}", referral.id, service.id))).await;
-    notify(state, &case, &referral, &service.name, Some(&token), "referral").await;
+    notify(state, &case, &referral, &service.name, Some(token.as_str()), "referral").await;
     Ok(referral)
 }
 

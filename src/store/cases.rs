@@ -361,6 +361,24 @@ impl Cases<'_> {
     }
 }
 
+impl Cases<'_> {
+    /// A helpline's own stage form definitions: (form, definition JSON), by form.
+    pub async fn stage_forms(self, helpline: &str) -> StoreResult<Vec<(String, String)>> {
+        Ok(on_pool!(self.0, pool => sqlx::query_as("SELECT form, definition FROM stage_forms WHERE helpline = $1 ORDER BY form")
+            .bind(helpline).fetch_all(pool).await)?)
+    }
+
+    /// Sets a helpline's own definition of one stage form.
+    pub async fn set_stage_form(self, helpline: &str, form: &str, definition: &str, by: &str, at: i64) -> StoreResult<()> {
+        on_pool!(self.0, pool => sqlx::query(
+            "INSERT INTO stage_forms (helpline, form, definition, updated_by, updated_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (helpline, form) DO UPDATE SET definition = excluded.definition, updated_by = excluded.updated_by,
+                 updated_at = excluded.updated_at")
+            .bind(helpline).bind(form).bind(definition).bind(by).bind(at).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

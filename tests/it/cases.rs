@@ -16,7 +16,8 @@ crate::on_both_backends!(
     stage_deadlines_per_helpline,
     imminent_risk_during_a_live_conversation,
     open_without_a_contact,
-    case_entries_and_their_refusals
+    case_entries_and_their_refusals,
+    stage_forms_as_data
 );
 
 const DAY_MS: i64 = 86_400_000;
@@ -655,4 +656,74 @@ async fn case_entries_and_their_refusals(backend: Backend) {
     let audit = app.store.audit_log().audit_for(&id).await.unwrap();
     assert_eq!(audit.iter().filter(|(who, a)| who == &vera && a == "case_entry").count(), 3, "{audit:?}");
     assert!(audit.iter().any(|(who, a)| who == &ana && a == "case_entry_denied"), "{audit:?}");
+}
+
+/// The structured content of the stages, as data: the built-in forms; an initial assessment, a plan
+/// with two actions and a monitoring visit filled in, every fault named; an admin changes the visit's
+/// form and the next visit is checked against the new definition, without a rebuild.
+async fn stage_forms_as_data(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let ana = add_user(&app.store, "ana", Role::Counsellor, &["family_violence"], &[], &["ro"], 3).await;
+    app.add_user("ion", Role::Counsellor, &["family_violence"], &["ro"], 3).await;
+    app.add_user("maria", Role::Supervisor, &["family_violence"], &["ro"], 3).await;
+    app.add_user("root", Role::Admin, &[], &["ro"], 3).await;
+    case_manager(&app, "vera", &["Cahul"]).await;
+    let (vera, maria, admin) = (app.login("vera").await, app.login("maria").await, app.login("root").await);
+    let (status, forms) = call(&app, &vera, "GET", "/api/v1/helplines/family_violence/stage-forms", None).await;
+    assert_eq!(status, 200, "{forms}");
+    let codes: Vec<&str> = forms["forms"].as_array().unwrap().iter().map(|f| f["form"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["initial_assessment", "comprehensive_assessment", "intervention_plan", "monitoring_visit", "closure"]);
+    assert_eq!(forms["forms"][3]["fields"][0]["label"]["ro"], "Data vizitei");
+    assert_eq!(call(&app, &vera, "GET", "/api/v1/helplines/nowhere/stage-forms", None).await.0, 404);
+
+    // Ana's case from her contact: she sees it but does not fill in its forms; Vera manages it.
+    let contact = handled_contact(&app, "family_violence", &ana).await;
+    let (_, case) = call(&app, &app.login("ana").await, "POST", "/api/v1/cases", Some(json!({"contact_id": contact, "district": "Cahul"}))).await;
+    let id = case["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/cases/{id}/forms");
+    let assessment = json!({"form": "initial_assessment", "values": {"situation": "Bruises; the husband threatens her.", "risk": "high"}});
+    for (token, want) in [(app.login("ana").await, 403), (app.login("ion").await, 404)] {
+        assert_eq!(call(&app, &token, "POST", &path, Some(assessment.clone())).await.0, want);
+    }
+
+    // Every fault named at once; then filled in.
+    let (status, err) = call(&app, &vera, "POST", &path, Some(json!({"form": "initial_assessment", "values": {"risk": "extreme", "mood": "calm"}}))).await;
+    assert_eq!((status, err["code"].as_str()), (422, Some("invalid_form")), "{err}");
+    assert_eq!(err["fields"], json!({"mood": "unknown field", "risk": "one of low, medium, high", "situation": "required"}));
+    assert_eq!(call(&app, &vera, "POST", &path, Some(json!({"form": "horoscope", "values": {}}))).await.0, 400);
+    assert_eq!(call(&app, &vera, "POST", &path, Some(assessment)).await.0, 201);
+    let plan = json!({"form": "intervention_plan", "values": {"actions": [
+        {"goal": "A safe home", "action": "Protection order", "owner": "Vera", "due": "2027-01-15"},
+        {"goal": "Income", "action": "Register with the employment agency", "owner": "Elena", "due": "2027-02-01"}]}});
+    assert_eq!(call(&app, &maria, "POST", &path, Some(plan)).await.0, 201);
+    let visit = json!({"form": "monitoring_visit", "values": {"date": "2027-01-20", "place": "At home, Cahul", "notes": "Calm; the children at school."}});
+    assert_eq!(call(&app, &vera, "POST", &path, Some(visit.clone())).await.0, 201);
+    let (_, file) = call(&app, &vera, "GET", &format!("/api/v1/cases/{id}"), None).await;
+    let filled: Vec<&Value> = file["entries"].as_array().unwrap().iter().filter(|e| e["kind"] == "form").collect();
+    assert_eq!(filled.len(), 3);
+    assert_eq!(filled[1]["body"]["values"]["actions"][1]["owner"], "Elena");
+    assert_eq!((filled[2]["body"]["form"].as_str(), filled[2]["body"]["stage"].as_str()), (Some("monitoring_visit"), Some("open")));
+
+    // An admin changes the visit's form for this helpline: the next visit must say whether the children were seen.
+    let mut changed = forms["forms"][3].clone();
+    changed["fields"].as_array_mut().unwrap().push(json!({"name": "children_seen", "kind": "choice", "required": true, "options": ["yes", "no"],
+        "label": {"en": "Children seen", "ro": "Copiii văzuți", "ru": "Дети осмотрены", "uk": "Дітей оглянуто"}}));
+    let form_path = "/api/v1/helplines/family_violence/stage-forms/monitoring_visit";
+    assert_eq!(call(&app, &maria, "PUT", form_path, Some(changed.clone())).await.0, 403);
+    let mut broken = changed.clone();
+    broken["fields"][0]["kind"] = json!("colour");
+    let (status, err) = call(&app, &admin, "PUT", form_path, Some(broken)).await;
+    assert_eq!((status, err["code"].as_str()), (400, Some("bad_field")), "{err}");
+    assert_eq!(call(&app, &admin, "PUT", "/api/v1/helplines/family_violence/stage-forms/closure", Some(changed.clone())).await.0, 400, "the code must match");
+    assert_eq!(call(&app, &admin, "PUT", form_path, Some(changed)).await.0, 204);
+    let (_, now) = call(&app, &vera, "GET", "/api/v1/helplines/family_violence/stage-forms", None).await;
+    assert_eq!(now["forms"][3]["fields"][3]["name"], "children_seen");
+    let (_, children) = call(&app, &vera, "GET", "/api/v1/helplines/children/stage-forms", None).await;
+    assert_eq!(children["forms"][3]["fields"].as_array().unwrap().len(), 3, "other helplines keep theirs");
+    let (status, err) = call(&app, &vera, "POST", &path, Some(visit)).await;
+    assert_eq!((status, err["fields"]["children_seen"].as_str()), (422, Some("required")), "{err}");
+    let visit = json!({"form": "monitoring_visit", "values": {"date": "2027-02-20", "place": "School", "notes": "Fine.", "children_seen": "yes"}});
+    assert_eq!(call(&app, &vera, "POST", &path, Some(visit)).await.0, 201);
+    let audit = app.store.audit_log().audit_for("family_violence").await.unwrap();
+    assert!(audit.iter().any(|(_, a)| a == "stage_form_set") && audit.iter().any(|(_, a)| a == "stage_form_set_denied"), "{audit:?}");
 }

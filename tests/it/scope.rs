@@ -161,6 +161,9 @@ async fn every_route_against_a_supervisor_of_another_helpline(backend: Backend) 
         // Referrals (tests/it/referrals.rs): through the case's access (`state::access::visible_case`,
         // `manages_case`), every role tried; a provider by its own token; webhooks: admins.
         "/api/v1/cases/{id}/referrals", "/api/v1/referrals/{id}", "/api/v1/services/{id}/webhook",
+        // Stage forms (tests/it/cases.rs `stage_forms_as_data`): filled in through the case's access;
+        // definitions read by any staff (no personal data), set by admins.
+        "/api/v1/cases/{id}/forms", "/api/v1/helplines/{name}/stage-forms", "/api/v1/helplines/{name}/stage-forms/{form}",
     ];
     // Not about any helpline's objects: public, one's own session, the exchanges' own.
     let unscoped = [

@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{parse_body, Staff};
 use crate::casework::cases as service;
+use crate::casework::stage_forms::FormDef;
 use crate::casework::{StageDeadlines, DAY_MS, TIMED_STAGES};
 use crate::protocol::rfc3339;
 use crate::state::error::{AppError, ErrorBody};
@@ -322,4 +323,73 @@ pub async fn set_deadlines(
     let req: SetDeadlines = parse_body(&body)?;
     let d = service::set_deadlines(&state, &staff, &name, &req.days).await?;
     Ok(Json(deadlines_view(&name, &d)).into_response())
+}
+
+/// A helpline's stage forms.
+#[derive(Serialize, ToSchema)]
+pub struct StageForms {
+    helpline: String,
+    forms: Vec<FormDef>,
+}
+
+/// `GET /api/v1/helplines/{name}/stage-forms`: the structured content of the case stages, as data
+/// (the built-in forms, with the helpline's own in their place; any staff).
+#[utoipa::path(get, path = "/api/v1/helplines/{name}/stage-forms", tag = "casework", security(("bearer" = [])),
+    params(("name" = String, Path, description = "the helpline's name")),
+    responses(
+        (status = 200, description = "the helpline's stage forms", body = StageForms),
+        (status = 404, description = "`unknown_helpline`", body = ErrorBody),
+    ))]
+pub async fn stage_forms(State(state): State<AppState>, _staff: Staff, Path(name): Path<String>) -> Result<Response, AppError> {
+    let forms = service::stage_forms(&state, &name).await?;
+    Ok(Json(StageForms { helpline: name, forms }).into_response())
+}
+
+/// `PUT /api/v1/helplines/{name}/stage-forms/{form}` (admins): the helpline's own definition of one
+/// stage form, used from then on without a release (audited).
+#[utoipa::path(put, path = "/api/v1/helplines/{name}/stage-forms/{form}", tag = "casework", security(("bearer" = [])), request_body = FormDef,
+    params(("name" = String, Path, description = "the helpline's name"), ("form" = String, Path, description = "the form's code")),
+    responses(
+        (status = 204, description = "set"),
+        (status = 400, description = "`bad_field`: the definition's first fault", body = ErrorBody),
+        (status = 403, description = "admins only", body = ErrorBody),
+        (status = 404, description = "`unknown_helpline`", body = ErrorBody),
+    ))]
+pub async fn set_stage_form(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path((name, form)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    // The role first: a non-admin is refused (and audited) whatever the body.
+    service::stage_form_setter(&state, &staff, &name).await?;
+    let def: FormDef = parse_body(&body)?;
+    service::set_stage_form(&state, &staff, &name, &form, &def).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct FillForm {
+    /// The form's code (`GET /api/v1/helplines/{name}/stage-forms`).
+    form: String,
+    /// Field name → value, as the form defines them.
+    values: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `POST /api/v1/cases/{id}/forms {form, values}`: fills in a stage form (the case's managers);
+/// every field checked against its definition (`invalid_form` naming each fault); a `form` entry.
+#[utoipa::path(post, path = "/api/v1/cases/{id}/forms", tag = "casework", security(("bearer" = [])), request_body = FillForm,
+    params(("id" = String, Path, description = "the case's id")),
+    responses(
+        (status = 201, description = "the form was filled in (the entry's id)", body = EntryId),
+        (status = 400, description = "`bad_field`: no such form", body = ErrorBody),
+        (status = 403, description = "the case manager or a supervisor fills in stage forms", body = ErrorBody),
+        (status = 404, description = "no such case, or not one you may see", body = ErrorBody),
+        (status = 422, description = "`invalid_form` with `fields`: each field's fault", body = ErrorBody),
+    ))]
+pub async fn fill_form(State(state): State<AppState>, staff: Staff, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response, AppError> {
+    let req: FillForm = parse_body(&body)?;
+    let entry = service::fill_form(&state, &staff, &id, &req.form, &req.values).await?;
+    Ok((StatusCode::CREATED, Json(EntryId { id: entry })).into_response())
 }

@@ -3,8 +3,7 @@
 //! by the case's managers or by the provider (with the token its webhook carried), and a service's
 //! webhook set by admins.
 
-use axum::extract::{FromRequestParts, Path, State};
-use axum::http::request::Parts;
+use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -15,7 +14,11 @@ use super::{parse_body, Staff};
 use crate::casework::referrals::{self as service, referral_view, Actor, Patch, ReferralView, PROVIDER_TOKEN_PREFIX};
 use crate::state::access::bearer;
 use crate::state::error::{AppError, ErrorBody};
+use crate::protocol::ErrorCode;
 use crate::state::AppState;
+
+/// The largest body a referral change may have.
+const MAX_BODY: usize = 16 * 1024;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -88,13 +91,16 @@ struct ChangeReferral {
         (status = 403, description = "not the case's manager or supervisor; a provider setting the due date", body = ErrorBody),
         (status = 404, description = "no such referral, or not one you may see (a provider's wrong token too)", body = ErrorBody),
         (status = 409, description = "`conflict`: out of order (with `allowed`), or changed meanwhile", body = ErrorBody),
+        (status = 413, description = "`too_large`: a body over 16 KiB", body = ErrorBody),
     ))]
-pub async fn change(State(state): State<AppState>, Path(id): Path<String>, mut parts: Parts, body: axum::body::Bytes) -> Result<Response, AppError> {
+pub async fn change(State(state): State<AppState>, Path(id): Path<String>, request: Request) -> Result<Response, AppError> {
+    let (mut parts, body) = request.into_parts();
     let provider = bearer(&parts.headers).filter(|t| t.starts_with(PROVIDER_TOKEN_PREFIX)).map(str::to_string);
     let staff = match provider {
         Some(_) => None,
         None => Some(Staff::from_request_parts(&mut parts, &state).await?),
     };
+    let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| AppError::new(ErrorCode::TooLarge, "the body is limited to 16 KiB"))?;
     let req: ChangeReferral = parse_body(&body)?;
     let patch = Patch { status: req.status, due_at_ms: req.due_at_ms, feedback: req.feedback };
     let actor = match (&staff, &provider) {
