@@ -22,6 +22,10 @@ const state = {
   helplines: [],
   /** The services registry (referrals go to these). */
   services: [],
+  /** Each helpline's stage forms (as data: `GET /api/v1/helplines/{name}/stage-forms`). */
+  forms: {},
+  /** What was typed in the stage forms, by form code, kept across redraws until saved. */
+  formValues: {},
   /** The case shown: `{ file, person, personStatus, referrals }`. */
   open: null,
   /** The guided form's step (1 to 3) and what was typed in it, kept across redraws. */
@@ -109,6 +113,11 @@ async function openCase(id, { focus = true } = {}) {
   if (res.status !== 200) return notice(t('cases.error.case'), true);
   const person = await api(`/api/v1/cases/${encodeURIComponent(id)}/person`);
   const referrals = await api(`/api/v1/cases/${encodeURIComponent(id)}/referrals`);
+  const helpline = res.body.case.helpline;
+  if (!state.forms[helpline]) {
+    const forms = await api(`/api/v1/helplines/${encodeURIComponent(helpline)}/stage-forms`);
+    if (forms.status === 200) state.forms[helpline] = forms.body.forms;
+  }
   if (state.open?.file.case.id !== id) state.file = { step: 1, values: {} };
   state.open = {
     file: res.body,
@@ -161,6 +170,7 @@ function drawCase() {
   summary.id = 'case-facts';
   article.replaceChildren(header, summary, stagePanel(c), personPanel(person, personStatus));
   if (c.stage === 'open') article.append(caseFilePanel(c));
+  for (const def of (state.forms[c.helpline] || []).filter((f) => f.stage === c.stage && c.stage !== 'closed')) article.append(stageFormPanel(c, def));
   article.append(notePanel(), timelinePanel(file), placementsPanel(file), referralsPanel(file), whoPanel(c));
 }
 
@@ -279,6 +289,111 @@ async function submitFile(c) {
   await refresh(c.id);
 }
 
+// ----- stage forms (defined as data per helpline) ------------------------------------------
+
+/** A label from the data in the page's language (else English, else the code). */
+function dataLabel(labels, fallback) {
+  return (labels && (labels[locale()] || labels.en)) || fallback;
+}
+
+function optionLabel(code) {
+  return word('cases.option', code);
+}
+
+/** One stage form drawn from its definition; each field's fault shown next to it. */
+function stageFormPanel(c, def) {
+  const values = (state.formValues[def.form] ||= {});
+  const id = (name) => `form-${def.form}-${name}`;
+  const fields = def.fields.map((f) => {
+    const label = `${dataLabel(f.label, f.name)}${f.required ? ' *' : ''}`;
+    const error = el('p', { id: `${id(f.name)}-error`, class: 'error field-error', role: 'alert' });
+    if (f.kind === 'actions') return actionsField(def, f, values, label, error);
+    let input;
+    if (f.kind === 'choice') {
+      input = el('select', { id: id(f.name) }, el('option', { value: '', text: t('cases.form.choose') }), ...f.options.map((o) => el('option', { value: o, text: optionLabel(o) })));
+    } else if (f.kind === 'text') {
+      input = el('textarea', { id: id(f.name), rows: 3 });
+    } else {
+      input = el('input', { id: id(f.name), type: f.kind === 'date' ? 'date' : 'text', autocomplete: 'off' });
+    }
+    input.value = values[f.name] ?? '';
+    input.addEventListener('input', () => (values[f.name] = input.value));
+    input.addEventListener('change', () => (values[f.name] = input.value));
+    input.setAttribute('aria-describedby', error.id);
+    return el('div', { class: 'field', dataset: { field: f.name } }, el('label', { for: input.id, text: label }), input, error);
+  });
+  const status = el('p', { class: 'error', role: 'alert' });
+  const form = el('form', { id: `form-${def.form}`, class: 'stage-form', noValidate: true }, ...fields, status, el('button', { type: 'submit', text: t('cases.form.save') }));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    for (const p of form.querySelectorAll('.field-error')) p.textContent = '';
+    const sent = {};
+    for (const f of def.fields) {
+      const v = values[f.name];
+      if (f.kind === 'actions') {
+        const rows = (v || []).filter((r) => Object.values(r).some((x) => String(x || '').trim()));
+        if (rows.length) sent[f.name] = rows;
+      } else if (v !== undefined && String(v).trim()) sent[f.name] = v;
+    }
+    const res = await api(`/api/v1/cases/${encodeURIComponent(c.id)}/forms`, { method: 'POST', body: { form: def.form, values: sent } });
+    if (res.status === 422 && res.body?.fields) {
+      for (const [name, why] of Object.entries(res.body.fields)) {
+        const target = $(`${id(name)}-error`);
+        if (target) target.textContent = t('cases.form.fault', { why });
+        else status.textContent = t('cases.form.fault', { why: `${name}: ${why}` });
+      }
+      form.querySelector('.field-error:not(:empty)')?.previousElementSibling?.focus();
+      return;
+    }
+    if (res.status !== 201) {
+      status.textContent = res.status === 403 ? t('cases.error.forbidden') : t('cases.error.save');
+      return;
+    }
+    delete state.formValues[def.form];
+    notice(t('cases.form.saved', { form: dataLabel(def.label, def.form) }));
+    await refresh(c.id);
+  });
+  return el('section', { id: `stage-form-${def.form}`, class: 'panel', 'aria-labelledby': `stage-form-${def.form}-heading` },
+    el('h3', { id: `stage-form-${def.form}-heading`, text: dataLabel(def.label, def.form) }), form);
+}
+
+/** A plan's goals and actions: one row each (goal, action, owner, due date), rows added as needed. */
+function actionsField(def, f, values, label, error) {
+  const rows = (values[f.name] ||= [{}]);
+  const parts = ['goal', 'action', 'owner', 'due'];
+  const list = el('ol', { class: 'actions-list' });
+  const draw = () => {
+    list.replaceChildren(
+      ...rows.map((row, i) =>
+        el(
+          'li',
+          {},
+          el('fieldset', {}, el('legend', { text: t('cases.form.actionN', { n: i + 1 }) }),
+            ...parts.map((part) => {
+              const inputId = `form-${def.form}-${f.name}-${i}-${part}`;
+              const input = el('input', { id: inputId, type: part === 'due' ? 'date' : 'text', autocomplete: 'off', value: row[part] ?? '' });
+              input.addEventListener('input', () => (row[part] = input.value));
+              input.addEventListener('change', () => (row[part] = input.value));
+              return el('div', { class: 'field' }, el('label', { for: inputId, text: t(`cases.form.${part}`) }), input);
+            })),
+        ),
+      ),
+    );
+  };
+  draw();
+  const add = el('button', { type: 'button', class: 'secondary', text: t('cases.form.addAction') });
+  add.addEventListener('click', () => {
+    rows.push({});
+    draw();
+    list.lastElementChild?.querySelector('input')?.focus();
+  });
+  const group = el('div', { class: 'field', role: 'group', 'aria-labelledby': `form-${def.form}-${f.name}-label`, dataset: { field: f.name } },
+    el('span', { id: `form-${def.form}-${f.name}-label`, class: 'group-label', text: label }), list, add, error);
+  // The fault of the whole list goes next to it (its id: form-<form>-<field>-error).
+  error.id = `form-${def.form}-${f.name}-error`;
+  return group;
+}
+
 // ----- notes, timeline, placements, referrals, who sees it ----------------------------------
 
 function notePanel() {
@@ -316,6 +431,18 @@ function entryText(e) {
       return [b.findings, b.safety].filter(Boolean).join(' — ');
     case 'referral':
       return word('cases.service', b.service);
+    case 'form': {
+      const def = (state.forms[state.open?.file.case.helpline] || []).find((f) => f.form === b.form);
+      const title = dataLabel(def?.label, b.form);
+      const shown = Object.entries(b.values || {}).map(([name, v]) => {
+        const field = def?.fields.find((x) => x.name === name);
+        const text = Array.isArray(v)
+          ? v.map((a) => t('cases.form.actionLine', { goal: a.goal, action: a.action, owner: a.owner, due: a.due })).join('; ')
+          : field?.kind === 'choice' ? optionLabel(v) : v;
+        return `${dataLabel(field?.label, name)}: ${text}`;
+      });
+      return `${title} — ${shown.join(' · ')}`;
+    }
     default:
       return '';
   }

@@ -2,7 +2,8 @@
 // counsellor console and lands on /cases; opens a case without a helpline contact; fills the three-day
 // case file as a guided form (a step refused without the situation described, her answers kept when she
 // goes back); the initial assessment begins, the timeline shows what she filed, the identifying details
-// are stored; a note; the case moved on; a referral to a service whose provider (a real HTTP server
+// are stored; the initial assessment's form (data), faults next to their fields; a note; an individual
+// plan with two actions; a monitoring visit; a referral to a service whose provider (a real HTTP server
 // here, told by webhook) accepts and completes it; a reload keeps her signed in; search by number finds
 // it (and says so when nothing is found); the page in Romanian. axe on each state.
 import { test, before, after } from 'node:test';
@@ -94,6 +95,18 @@ test('a case manager lands on /cases and walks a case from its opening to the in
   for (const k of ['reason', 'assessment', 'referral']) assert.ok(kinds.includes(k), `${k} in ${kinds}`);
   assert.equal((await api(`/api/v1/cases/${id}/person`, { token })).body.full_name, 'Ion Onofrei');
 
+  // The initial assessment's form, drawn from the helpline's stage forms (data): each fault next to its field.
+  const initial = p.locator('#stage-form-initial_assessment');
+  await initial.getByRole('heading', { name: 'Initial assessment' }).waitFor();
+  await initial.getByRole('button', { name: 'Save the form' }).click();
+  await initial.locator('#form-initial_assessment-situation-error', { hasText: 'Check this: required.' }).waitFor();
+  await initial.locator('#form-initial_assessment-risk-error', { hasText: 'Check this: required.' }).waitFor();
+  await assertAccessible(p, 'the initial assessment form with its faults');
+  await initial.getByLabel('The situation as found *').fill('Left alone for four days; no food at home.');
+  await initial.getByLabel('Level of risk *').selectOption('high');
+  await initial.getByRole('button', { name: 'Save the form' }).click();
+  await p.locator('#timeline li[data-kind="form"]', { hasText: 'Level of risk: high' }).waitFor();
+
   // A note, then the next stage.
   await p.getByLabel('Note', { exact: true }).fill('Visited the school; the teacher will call weekly.');
   await p.getByRole('button', { name: 'Save the note' }).click();
@@ -101,6 +114,33 @@ test('a case manager lands on /cases and walks a case from its opening to the in
   await p.getByRole('button', { name: 'Move to: Comprehensive assessment' }).click();
   await p.locator('#case-facts').getByText('Comprehensive assessment').waitFor();
   await p.locator('#timeline li[data-kind="stage"]', { hasText: 'Initial assessment → Comprehensive assessment' }).waitFor();
+
+  // The individual plan with two actions, then a monitoring visit logged where it happens.
+  await p.getByRole('button', { name: 'Move to: Individual plan' }).click();
+  const plan = p.locator('#stage-form-intervention_plan');
+  await plan.getByRole('heading', { name: 'Individual plan' }).waitFor();
+  await plan.getByLabel('Goal', { exact: true }).fill('Back at school');
+  await plan.getByLabel('Action', { exact: true }).fill('Enrol at the gymnasium in Orhei');
+  await plan.getByLabel('Who does it').fill('Vera');
+  await plan.getByLabel('By when').fill('2027-01-15');
+  await plan.getByRole('button', { name: 'Add an action' }).click();
+  const second = plan.locator('fieldset', { hasText: 'Action 2' });
+  await second.getByLabel('Goal', { exact: true }).fill('A safe home');
+  await second.getByLabel('Action', { exact: true }).fill('Daily visits by the grandmother');
+  await second.getByLabel('Who does it').fill('the grandmother');
+  await second.getByLabel('By when').fill('2026-12-31');
+  await assertAccessible(p, 'the individual plan with two actions');
+  await plan.getByRole('button', { name: 'Save the form' }).click();
+  const planEntry = p.locator('#timeline li[data-kind="form"]', { hasText: 'Goals and actions' });
+  await planEntry.getByText(/Back at school: Enrol at the gymnasium in Orhei \(Vera, by 2027-01-15\); A safe home: Daily visits by the grandmother/).waitFor();
+  await p.getByRole('button', { name: 'Move to: Monitoring' }).click();
+  const visit = p.locator('#stage-form-monitoring_visit');
+  await visit.getByLabel('Date of the visit *').fill('2026-12-20');
+  await visit.getByLabel('Place *').fill('At the grandmother’s, Orhei');
+  await visit.getByLabel('What was seen and agreed *').fill('He goes to school; the fridge is full.');
+  await visit.getByRole('button', { name: 'Save the form' }).click();
+  await p.locator('#timeline li[data-kind="form"]', { hasText: 'the fridge is full' }).waitFor();
+  await screenshot(p, 'cases-monitoring-visit-tablet', { docs: 'cases-visit.png' });
 
   // A referral to a service of the registry; the provider is told by its webhook (a real HTTP server
   // here), accepts and completes it with the token it was sent; the workspace shows each step.
@@ -159,12 +199,13 @@ test('a case manager lands on /cases and walks a case from its opening to the in
   await p.getByLabel('Find a case by number').fill(number.toLowerCase());
   await p.getByRole('button', { name: 'Find', exact: true }).click();
   await p.locator('#case-heading', { hasText: number }).waitFor();
-  await assertAccessible(p, 'a case at its comprehensive assessment');
+  await assertAccessible(p, 'a case at monitoring');
 
   // The page in Romanian, and back.
   await p.locator('#ui-locale').selectOption('ro');
   await p.getByRole('heading', { name: 'Cazurile mele' }).waitFor();
-  await p.locator('#case-facts').getByText('Evaluare complexă').waitFor();
+  await p.locator('#case-facts').getByText('Monitorizare').waitFor();
+  await p.locator('#stage-form-monitoring_visit').getByRole('heading', { name: 'Vizită de monitorizare' }).waitFor();
   await p.getByRole('button', { name: 'Deschide un caz nou' }).waitFor();
   await assertAccessible(p, 'the workspace in Romanian');
   await p.locator('#ui-locale').selectOption('en');
