@@ -32,6 +32,7 @@ pub mod secrets;
 pub mod services;
 pub mod sessions;
 pub mod surveys;
+pub mod tasks;
 pub mod users;
 pub mod canned;
 

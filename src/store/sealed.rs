@@ -98,6 +98,8 @@ pub mod place {
     /// Why a case is referred to a service, and what the provider answered.
     pub const REFERRAL_REASON: &str = "referrals.reason";
     pub const REFERRAL_FEEDBACK: &str = "referrals.feedback";
+    /// A case task's title.
+    pub const TASK_TITLE: &str = "case_tasks.title";
 }
 
 /// Every column sealed at rest (ARCHITECTURE.md lists them, with the rule that every new column of
@@ -117,6 +119,7 @@ pub const SEALED_COLUMNS: &[(&str, &[&str], bool)] = &[
     (place::TOTP_SECRET, &["id"], true),
     (place::REFERRAL_REASON, &["id"], true),
     (place::REFERRAL_FEEDBACK, &["id"], true),
+    (place::TASK_TITLE, &["id"], true),
 ];
 
 /// The fields of a contact form's JSON that stay in clear (categorical: reports count them); every

@@ -17,7 +17,8 @@ crate::on_both_backends!(
     imminent_risk_during_a_live_conversation,
     open_without_a_contact,
     case_entries_and_their_refusals,
-    stage_forms_as_data
+    stage_forms_as_data,
+    tasks_with_due_dates
 );
 
 const DAY_MS: i64 = 86_400_000;
@@ -726,4 +727,80 @@ async fn stage_forms_as_data(backend: Backend) {
     assert_eq!(call(&app, &vera, "POST", &path, Some(visit)).await.0, 201);
     let audit = app.store.audit_log().audit_for("family_violence").await.unwrap();
     assert!(audit.iter().any(|(_, a)| a == "stage_form_set") && audit.iter().any(|(_, a)| a == "stage_form_set_denied"), "{audit:?}");
+}
+
+/// Tasks and follow-ups with due dates: added by the case's managers (for a colleague who sees the
+/// case, not for anyone), listed by whoever sees the case, done by their owner; "my tasks" due within
+/// 24 hours and overdue as the clock moves; every access audited on the case; titles sealed.
+async fn tasks_with_due_dates(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let ana = add_user(&app.store, "ana", Role::Counsellor, &["family_violence"], &[], &["ro"], 3).await;
+    app.add_user("ion", Role::Counsellor, &["family_violence"], &["ro"], 3).await;
+    app.add_user("maria", Role::Supervisor, &["family_violence"], &["ro"], 3).await;
+    let vera = case_manager(&app, "vera", &["Cahul"]).await;
+    let contact = handled_contact(&app, "family_violence", &ana).await;
+    let (_, case) = call(&app, &app.login("ana").await, "POST", "/api/v1/cases", Some(json!({"contact_id": contact, "district": "Cahul"}))).await;
+    let id = case["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/cases/{id}/tasks");
+    let (vera_token, maria) = (app.login("vera").await, app.login("maria").await);
+    let now = app.clock.now_ms();
+
+    // Refusals first: named, nothing written.
+    for bad in [
+        json!({"title": "  ", "due_at_ms": now + DAY_MS}),
+        json!({"title": "x", "due_at_ms": now - 1}),
+        json!({"title": "x", "due_at_ms": now + 400 * DAY_MS}),
+        json!({"title": "x", "due_at_ms": now + DAY_MS, "owner_id": user_id(&app, "ion").await}),
+        json!({"title": "x"}),
+    ] {
+        let (status, err) = call(&app, &vera_token, "POST", &path, Some(bad.clone())).await;
+        assert_eq!((status, err["code"].as_str()), (400, Some("bad_field")), "{bad}: {err}");
+    }
+    assert_eq!(call(&app, &app.login("ana").await, "POST", &path, Some(json!({"title": "x", "due_at_ms": now + DAY_MS}))).await.0, 403);
+    assert_eq!(call(&app, &app.login("ion").await, "POST", &path, Some(json!({"title": "x", "due_at_ms": now + DAY_MS}))).await.0, 404);
+
+    // Vera's follow-up in two days (hers: no owner); Maria gives Ana one (she opened the case) in five.
+    let (status, call_school) = call(&app, &vera_token, "POST", &path, Some(json!({"title": "Call the school about attendance", "due_at_ms": now + 2 * DAY_MS}))).await;
+    assert_eq!(status, 201, "{call_school}");
+    assert_eq!((call_school["status"].as_str(), call_school["overdue"].as_bool(), call_school["owner_id"].clone()), (Some("open"), Some(false), Value::Null));
+    let (status, for_ana) = call(&app, &maria, "POST", &path, Some(json!({"title": "Send Vera the chat summary", "due_at_ms": now + 5 * DAY_MS, "owner_id": ana}))).await;
+    assert_eq!(status, 201, "{for_ana}");
+    let (_, list) = call(&app, &app.login("ana").await, "GET", &path, None).await;
+    let titles: Vec<&str> = list["tasks"].as_array().unwrap().iter().map(|t| t["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["Call the school about attendance", "Send Vera the chat summary"], "soonest first");
+    assert_eq!(call(&app, &app.login("ion").await, "GET", &path, None).await.0, 404);
+    let raw = crate::abuse::sql_text(&app, &format!("SELECT title FROM case_tasks WHERE id = '{}'", call_school["id"].as_str().unwrap())).await;
+    assert!(raw.starts_with("hl1.") && !raw.contains("school"), "sealed: {raw}");
+
+    // Nothing due yet; a day and a half later Vera's is due within 24 h; after three days it is overdue.
+    let mine = |v: &Value| v["tasks"].as_array().unwrap().iter().map(|t| t["title"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert!(mine(&call(&app, &vera_token, "GET", "/api/v1/tasks", None).await.1).is_empty());
+    app.clock.advance(DAY_MS + DAY_MS / 2);
+    let vera_token = app.login("vera").await;
+    assert_eq!(mine(&call(&app, &vera_token, "GET", "/api/v1/tasks?due=24h", None).await.1), ["Call the school about attendance"]);
+    assert!(mine(&call(&app, &vera_token, "GET", "/api/v1/tasks?due=overdue", None).await.1).is_empty());
+    assert!(mine(&call(&app, &app.login("maria").await, "GET", "/api/v1/tasks", None).await.1).is_empty(), "not Maria's");
+    app.clock.advance(DAY_MS + DAY_MS / 2);
+    let vera_token = app.login("vera").await;
+    let (_, overdue) = call(&app, &vera_token, "GET", "/api/v1/tasks?due=overdue", None).await;
+    assert_eq!((overdue["tasks"][0]["title"].as_str(), overdue["tasks"][0]["overdue"].as_bool()), (Some("Call the school about attendance"), Some(true)));
+    assert_eq!(call(&app, &vera_token, "GET", "/api/v1/tasks?due=soon", None).await.0, 400);
+
+    // Done: by the owner (Ana, who does not manage the case) or the case's managers; once.
+    let ana_token = app.login("ana").await;
+    let school_done = format!("/api/v1/tasks/{}/done", call_school["id"].as_str().unwrap());
+    assert_eq!(call(&app, &ana_token, "POST", &school_done, None).await.0, 403, "not hers");
+    assert_eq!(call(&app, &app.login("ion").await, "POST", &school_done, None).await.0, 404);
+    let (status, done) = call(&app, &vera_token, "POST", &school_done, None).await;
+    assert_eq!((status, done["status"].as_str(), done["done_by"].as_str()), (200, Some("done"), Some(vera.as_str())));
+    assert_eq!(call(&app, &vera_token, "POST", &school_done, None).await.0, 409);
+    let (status, _) = call(&app, &ana_token, "POST", &format!("/api/v1/tasks/{}/done", for_ana["id"].as_str().unwrap()), None).await;
+    assert_eq!(status, 200, "the owner marks hers done");
+    assert!(mine(&call(&app, &vera_token, "GET", "/api/v1/tasks?due=overdue", None).await.1).is_empty());
+    assert_eq!(call(&app, &vera_token, "POST", "/api/v1/tasks/nope/done", None).await.0, 404);
+    let audit = app.store.audit_log().audit_for(&id).await.unwrap();
+    for action in ["task_add", "task_list", "task_done"] {
+        assert!(audit.iter().any(|(_, a)| a == action), "{action}: {audit:?}");
+    }
+    assert!(audit.iter().any(|(who, a)| who == &ana && a == "task_done_denied"), "{audit:?}");
 }

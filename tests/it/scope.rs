@@ -164,6 +164,9 @@ async fn every_route_against_a_supervisor_of_another_helpline(backend: Backend) 
         // Stage forms (tests/it/cases.rs `stage_forms_as_data`): filled in through the case's access;
         // definitions read by any staff (no personal data), set by admins.
         "/api/v1/cases/{id}/forms", "/api/v1/helplines/{name}/stage-forms", "/api/v1/helplines/{name}/stage-forms/{form}",
+        // Tasks (tests/it/cases.rs `tasks_with_due_dates`): through the case's access; `GET /api/v1/tasks`
+        // lists only one's own.
+        "/api/v1/cases/{id}/tasks", "/api/v1/tasks/{id}/done", "/api/v1/tasks",
     ];
     // Not about any helpline's objects: public, one's own session, the exchanges' own.
     let unscoped = [

@@ -6,6 +6,7 @@ pub mod escalations;
 pub mod forms;
 pub mod referrals;
 pub mod services;
+pub mod tasks;
 
 
 use utoipa_axum::router::OpenApiRouter;
@@ -38,6 +39,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(cases::fill_form))
         .routes(routes!(cases::stage_forms))
         .routes(routes!(cases::set_stage_form))
+        .routes(routes!(tasks::of_case, tasks::add))
+        .routes(routes!(tasks::done))
+        .routes(routes!(tasks::mine))
         .routes(routes!(referrals::list, referrals::create))
         .routes(routes!(referrals::change))
         .routes(routes!(referrals::set_webhook))
