@@ -24,6 +24,8 @@ const state = {
   services: [],
   /** Each helpline's stage forms (as data: `GET /api/v1/helplines/{name}/stage-forms`). */
   forms: {},
+  /** My tasks falling due (the deadline alerts). */
+  alerts: [],
   /** What was typed in the stage forms, by form code, kept across redraws until saved. */
   formValues: {},
   /** The case shown: `{ file, person, personStatus, referrals }`. */
@@ -83,6 +85,30 @@ async function loadMine() {
   const rank = { overdue: 0, soon: 1, later: 2, none: 3 };
   state.cases = res.body.cases.slice().sort((a, b) => rank[urgency(a)] - rank[urgency(b)] || (a.due_at_ms ?? Infinity) - (b.due_at_ms ?? Infinity));
   drawMine();
+  await loadAlerts();
+}
+
+/** My open tasks due within 24 hours or overdue (`GET /api/v1/tasks`): the workspace's deadline alerts. */
+async function loadAlerts() {
+  const res = await api('/api/v1/tasks?due=24h');
+  if (res.status !== 200) return;
+  state.alerts = res.body.tasks;
+  drawAlerts();
+}
+
+function drawAlerts() {
+  $('alerts').hidden = state.alerts.length === 0;
+  $('alert-list').replaceChildren(
+    ...state.alerts.map((task) => {
+      const c = state.cases.find((x) => x.id === task.case_id);
+      const b = el('button', { type: 'button', class: 'case-link', dataset: { urgency: task.overdue ? 'overdue' : 'soon' } },
+        el('span', { class: 'number', text: c?.number || '' }),
+        el('span', { class: 'label', text: task.title }),
+        el('span', { class: `due due-${task.overdue ? 'overdue' : 'soon'}`, text: t(task.overdue ? 'cases.task.overdue' : 'cases.task.dueSoon', { when: formatDateTime(task.due_at_ms) }) }));
+      b.addEventListener('click', () => openCase(task.case_id));
+      return el('li', {}, b);
+    }),
+  );
 }
 
 function drawMine() {
@@ -113,6 +139,7 @@ async function openCase(id, { focus = true } = {}) {
   if (res.status !== 200) return notice(t('cases.error.case'), true);
   const person = await api(`/api/v1/cases/${encodeURIComponent(id)}/person`);
   const referrals = await api(`/api/v1/cases/${encodeURIComponent(id)}/referrals`);
+  const tasks = await api(`/api/v1/cases/${encodeURIComponent(id)}/tasks`);
   const helpline = res.body.case.helpline;
   if (!state.forms[helpline]) {
     const forms = await api(`/api/v1/helplines/${encodeURIComponent(helpline)}/stage-forms`);
@@ -124,6 +151,7 @@ async function openCase(id, { focus = true } = {}) {
     person: person.status === 200 ? person.body : null,
     personStatus: person.status,
     referrals: referrals.status === 200 ? referrals.body.referrals : [],
+    tasks: tasks.status === 200 ? tasks.body.tasks : [],
   };
   const url = new URL(location.href);
   url.searchParams.set('case', id);
@@ -171,7 +199,7 @@ function drawCase() {
   article.replaceChildren(header, summary, stagePanel(c), personPanel(person, personStatus));
   if (c.stage === 'open') article.append(caseFilePanel(c));
   for (const def of (state.forms[c.helpline] || []).filter((f) => f.stage === c.stage && c.stage !== 'closed')) article.append(stageFormPanel(c, def));
-  article.append(notePanel(), timelinePanel(file), placementsPanel(file), referralsPanel(file), whoPanel(c));
+  article.append(tasksPanel(c), notePanel(), timelinePanel(file), placementsPanel(file), referralsPanel(file), whoPanel(c));
 }
 
 function stagePanel(c) {
@@ -395,6 +423,51 @@ function actionsField(def, f, values, label, error) {
 }
 
 // ----- notes, timeline, placements, referrals, who sees it ----------------------------------
+
+/** The case's tasks and follow-ups with their due dates; done with a button; a new one below. */
+function tasksPanel(c) {
+  const items = state.open.tasks.map((task) => {
+    const status = task.status === 'done' ? t('cases.task.done') : task.overdue ? t('cases.task.overdue', { when: formatDateTime(task.due_at_ms) }) : t('cases.task.due', { when: formatDateTime(task.due_at_ms) });
+    const li = el('li', { dataset: { taskId: task.id, status: task.status } }, el('span', { class: 'task-title', text: task.title }), ' — ',
+      el('span', { class: task.overdue ? 'due due-overdue' : 'due', text: status }));
+    if (task.status === 'open') {
+      const b = el('button', { type: 'button', class: 'secondary', text: t('cases.task.markDone'), 'aria-label': t('cases.task.markDoneNamed', { title: task.title }) });
+      b.addEventListener('click', async () => {
+        const res = await api(`/api/v1/tasks/${encodeURIComponent(task.id)}/done`, { method: 'POST' });
+        if (res.status === 200) notice(t('cases.task.doneNotice', { title: task.title }));
+        else notice(res.status === 403 ? t('cases.error.forbidden') : t('cases.error.save'), true);
+        await refresh(c.id);
+      });
+      li.append(' ', b);
+    }
+    return li;
+  });
+  const list = items.length ? el('ul', { class: 'tasks' }, ...items) : el('p', { class: 'empty', text: t('cases.task.none') });
+  if (c.stage === 'closed') return section('tasks', 'cases.task.heading', list);
+  const title = el('input', { id: 'task-title', type: 'text', autocomplete: 'off', maxLength: 500 });
+  const due = el('input', { id: 'task-due', type: 'date' });
+  const error = el('p', { id: 'task-error', class: 'error', role: 'alert' });
+  const form = el('form', { id: 'task-form', noValidate: true },
+    el('div', { class: 'field' }, el('label', { for: 'task-title', text: t('cases.task.title') }), title),
+    el('div', { class: 'field' }, el('label', { for: 'task-due', text: t('cases.task.dueDate') }), due),
+    error, el('button', { type: 'submit', text: t('cases.task.add') }));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (!title.value.trim() || !due.value) {
+      error.textContent = t('cases.task.missing');
+      return;
+    }
+    const body = { title: title.value.trim(), due_at_ms: new Date(`${due.value}T17:00:00`).getTime() };
+    const res = await api(`/api/v1/cases/${encodeURIComponent(c.id)}/tasks`, { method: 'POST', body });
+    if (res.status !== 201) {
+      error.textContent = res.status === 403 ? t('cases.error.forbidden') : t('cases.task.bad');
+      return;
+    }
+    notice(t('cases.task.added', { title: body.title }));
+    await refresh(c.id);
+  });
+  return section('tasks', 'cases.task.heading', list, form);
+}
 
 function notePanel() {
   const text = el('textarea', { id: 'note-text', rows: 3 });
@@ -644,8 +717,11 @@ function signOut(message) {
   state.token = null;
   state.me = null;
   state.cases = [];
+  state.alerts = [];
   state.open = null;
   forgetToken(TOKEN_KEY);
+  $('alert-list').replaceChildren();
+  $('alerts').hidden = true;
   $('workspace').hidden = true;
   $('case').hidden = true;
   $('case').replaceChildren();
@@ -659,6 +735,7 @@ function redraw() {
   translatePage();
   if (!state.token) return;
   drawMine();
+  drawAlerts();
   if (state.open) drawCase();
 }
 

@@ -2,7 +2,8 @@
 // counsellor console and lands on /cases; opens a case without a helpline contact; fills the three-day
 // case file as a guided form (a step refused without the situation described, her answers kept when she
 // goes back); the initial assessment begins, the timeline shows what she filed, the identifying details
-// are stored; the initial assessment's form (data), faults next to their fields; a note; an individual
+// are stored; the initial assessment's form (data), faults next to their fields; tasks with due dates
+// (one falling due is an alert); a note; an individual
 // plan with two actions; a monitoring visit; a referral to a service whose provider (a real HTTP server
 // here, told by webhook) accepts and completes it; a reload keeps her signed in; search by number finds
 // it (and says so when nothing is found); the page in Romanian. axe on each state.
@@ -106,6 +107,23 @@ test('a case manager lands on /cases and walks a case from its opening to the in
   await initial.getByLabel('Level of risk *').selectOption('high');
   await initial.getByRole('button', { name: 'Save the form' }).click();
   await p.locator('#timeline li[data-kind="form"]', { hasText: 'Level of risk: high' }).waitFor();
+
+  // Tasks with due dates: one added here; one due within the hour (added over the API) is an alert at
+  // the top of the list after a reload; done from the case.
+  const tasks = p.locator('#tasks');
+  await tasks.getByText('No task yet.').waitFor();
+  await tasks.getByLabel('New task or follow-up').fill('Call the school about attendance');
+  await tasks.getByLabel('Due on').fill(new Date(Date.now() + 3 * 86_400_000).toISOString().slice(0, 10));
+  await tasks.getByRole('button', { name: 'Add the task' }).click();
+  await tasks.locator('li[data-status="open"]', { hasText: 'Call the school about attendance' }).waitFor();
+  const soon = await api(`/api/v1/cases/${id}/tasks`, { token, method: 'POST', body: { title: 'Bring the school forms', due_at_ms: Date.now() + 3_600_000 } });
+  assert.equal(soon.status, 201, soon.text);
+  await p.reload();
+  await p.locator('#alerts').getByRole('button', { name: /Bring the school forms/ }).waitFor();
+  await assertAccessible(p, 'the workspace with a task falling due');
+  await tasks.getByRole('button', { name: 'Mark done: Bring the school forms' }).click();
+  await tasks.locator('li[data-status="done"]', { hasText: 'Bring the school forms' }).waitFor();
+  await p.locator('#alerts').waitFor({ state: 'hidden' });
 
   // A note, then the next stage.
   await p.getByLabel('Note', { exact: true }).fill('Visited the school; the teacher will call weekly.');
