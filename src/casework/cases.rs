@@ -402,10 +402,7 @@ pub async fn fill_form(state: &AppState, staff: &Staff, id: &str, form: &str, va
         let all: Vec<&str> = forms.iter().map(|f| f.form.as_str()).collect();
         return Err(AppError::bad_field(format!("form must be one of {}", all.join(", "))));
     };
-    let clean = def.validate(values).map_err(|fields| {
-        let message = format!("the form has {} invalid field(s): {}", fields.len(), fields.keys().cloned().collect::<Vec<_>>().join(", "));
-        AppError::new(ErrorCode::InvalidForm, message).with("fields", serde_json::json!(fields))
-    })?;
+    let clean = def.validate(values).map_err(|fields| crate::casework::forms::invalid_form(&fields))?;
     let body = serde_json::json!({ "form": form, "stage": case.stage, "values": clean }).to_string();
     if body.len() > 64 * 1024 {
         return Err(AppError::new(ErrorCode::TooLarge, "a form is limited to 64 KiB"));
