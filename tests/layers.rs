@@ -90,7 +90,7 @@ const STORE_VIEWS: &[(&str, &[&str])] = &[
     ("accounts", &["users"]),
     ("audit_log", &["audit"]),
     ("calls", &["calls"]),
-    ("cases", &["cases", "tasks"]),
+    ("cases", &["cases", "tasks", "transfers"]),
     ("commands", &["commands"]),
     ("contacts", &["contacts"]),
     ("directory", &["helplines", "defaults"]),

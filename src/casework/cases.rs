@@ -202,7 +202,8 @@ pub async fn read(state: &AppState, staff: &Staff, id: &str) -> Result<CaseFile,
 }
 
 /// Moves a case to its next `stage` (its case manager or a supervisor): `stage_order` (with
-/// `allowed`) out of order, `conflict` when it moved meanwhile; the new stage's deadline is set from
+/// `allowed`) out of order, `conflict` with `approval_needed` (`plan`, `closure`) when a case manager
+/// has not the supervisor's approval yet (`casework::transfers`), `conflict` when it moved meanwhile; the new stage's deadline is set from
 /// the helpline's deadlines (audited). Returns the case at its new stage.
 pub async fn move_stage(state: &AppState, staff: &Staff, id: &str, stage: &str) -> Result<CaseRecord, AppError> {
     let case = visible_case(state, staff, id, "case_stage").await?;
@@ -218,6 +219,11 @@ pub async fn move_stage(state: &AppState, staff: &Staff, id: &str, stage: &str) 
         let allowed: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
         return Err(AppError::new(ErrorCode::StageOrder, format!("a case at {} cannot move to {}", from.as_str(), to.as_str()))
             .with("allowed", serde_json::json!(allowed)));
+    }
+    if let Some(kind) = crate::casework::transfers::approval_needed(state, staff, &case, from, to).await? {
+        let err = AppError::new(ErrorCode::Conflict, format!("a case manager needs a supervisor's approval of the {kind} first"))
+            .with("approval_needed", serde_json::json!(kind));
+        return Err(staff.refuse(state, "case_stage", id, err).await);
     }
     let deadlines = crate::casework::stage_deadlines(&state.store, &case.helpline).await?;
     let now = state.clock.now_ms();

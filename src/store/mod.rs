@@ -33,6 +33,7 @@ pub mod services;
 pub mod sessions;
 pub mod surveys;
 pub mod tasks;
+pub mod transfers;
 pub mod users;
 pub mod canned;
 

@@ -100,6 +100,12 @@ pub mod place {
     pub const REFERRAL_FEEDBACK: &str = "referrals.feedback";
     /// A case task's title.
     pub const TASK_TITLE: &str = "case_tasks.title";
+    /// A transfer's note (from the one who hands the case over) and the receiver's comment.
+    pub const TRANSFER_NOTE: &str = "case_transfers.note";
+    pub const TRANSFER_COMMENT: &str = "case_transfers.comment";
+    /// An approval request's note and the supervisor's comment.
+    pub const APPROVAL_NOTE: &str = "case_approvals.note";
+    pub const APPROVAL_COMMENT: &str = "case_approvals.comment";
 }
 
 /// Every column sealed at rest (ARCHITECTURE.md lists them, with the rule that every new column of
@@ -120,6 +126,10 @@ pub const SEALED_COLUMNS: &[(&str, &[&str], bool)] = &[
     (place::REFERRAL_REASON, &["id"], true),
     (place::REFERRAL_FEEDBACK, &["id"], true),
     (place::TASK_TITLE, &["id"], true),
+    (place::TRANSFER_NOTE, &["id"], true),
+    (place::TRANSFER_COMMENT, &["id"], true),
+    (place::APPROVAL_NOTE, &["id"], true),
+    (place::APPROVAL_COMMENT, &["id"], true),
 ];
 
 /// The fields of a contact form's JSON that stay in clear (categorical: reports count them); every

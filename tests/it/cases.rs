@@ -18,7 +18,8 @@ crate::on_both_backends!(
     open_without_a_contact,
     case_entries_and_their_refusals,
     stage_forms_as_data,
-    tasks_with_due_dates
+    tasks_with_due_dates,
+    transfer_and_approvals
 );
 
 const DAY_MS: i64 = 86_400_000;
@@ -803,4 +804,94 @@ async fn tasks_with_due_dates(backend: Backend) {
         assert!(audit.iter().any(|(_, a)| a == action), "{action}: {audit:?}");
     }
     assert!(audit.iter().any(|(who, a)| who == &ana && a == "task_done_denied"), "{audit:?}");
+}
+
+/// A case handed to another case manager, who refuses, then (offered again) accepts it; the
+/// supervisor's approval of the plan and of the closure: a case manager moves on only once approved,
+/// a returned request needs a comment; supervisors need no approval. Every step audited on the case.
+async fn transfer_and_approvals(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let ana = add_user(&app.store, "ana", Role::Counsellor, &["family_violence"], &[], &["ro"], 3).await;
+    app.add_user("maria", Role::Supervisor, &["family_violence"], &["ro"], 3).await;
+    app.add_user("petru", Role::Supervisor, &["children"], &["ro"], 3).await;
+    let vera = case_manager(&app, "vera", &["Cahul"]).await;
+    let nina = case_manager(&app, "nina", &["Bălți"]).await;
+    let contact = handled_contact(&app, "family_violence", &ana).await;
+    let (_, case) = call(&app, &app.login("ana").await, "POST", "/api/v1/cases", Some(json!({"contact_id": contact, "district": "Cahul"}))).await;
+    let id = case["id"].as_str().unwrap().to_string();
+    let (vera_token, nina_token, maria, petru) = (app.login("vera").await, app.login("nina").await, app.login("maria").await, app.login("petru").await);
+
+    // Offering the case: the opener may not (403), another helpline's supervisor does not see it (404);
+    // only to another enabled case manager.
+    let path = format!("/api/v1/cases/{id}/transfers");
+    assert_eq!(call(&app, &app.login("ana").await, "POST", &path, Some(json!({"to_user_id": nina}))).await.0, 403);
+    assert_eq!(call(&app, &petru, "POST", &path, Some(json!({"to_user_id": nina}))).await.0, 404);
+    for to in [vera.clone(), ana.clone(), "nobody".to_string()] {
+        assert_eq!(call(&app, &vera_token, "POST", &path, Some(json!({"to_user_id": to}))).await.0, 400, "to {to}");
+    }
+    let (status, offer) = call(&app, &vera_token, "POST", &path, Some(json!({"to_user_id": nina, "note": "Moving to Bălți next week."}))).await;
+    assert_eq!((status, offer["status"].as_str(), offer["case_number"].as_str()), (201, Some("pending"), case["number"].as_str()), "{offer}");
+    assert_eq!(call(&app, &vera_token, "POST", &path, Some(json!({"to_user_id": nina}))).await.0, 409, "one pending at a time");
+    // Nina sees the offer (not yet the case); Vera cannot decide it for her.
+    let (_, offered) = call(&app, &nina_token, "GET", "/api/v1/transfers", None).await;
+    assert_eq!((offered["transfers"][0]["id"].as_str(), offered["transfers"][0]["note"].as_str()), (offer["id"].as_str(), Some("Moving to Bălți next week.")));
+    assert_eq!(call(&app, &nina_token, "GET", &format!("/api/v1/cases/{id}"), None).await.0, 404, "not hers until she accepts");
+    let decision = format!("/api/v1/transfers/{}/decision", offer["id"].as_str().unwrap());
+    assert_eq!(call(&app, &vera_token, "POST", &decision, Some(json!({"decision": "accepted"}))).await.0, 404);
+    assert_eq!(call(&app, &nina_token, "POST", &decision, Some(json!({"decision": "maybe"}))).await.0, 400);
+    let (status, refused) = call(&app, &nina_token, "POST", &decision, Some(json!({"decision": "refused", "comment": "Full caseload."}))).await;
+    assert_eq!((status, refused["status"].as_str(), refused["comment"].as_str()), (200, Some("refused"), Some("Full caseload.")));
+    assert_eq!(call(&app, &nina_token, "POST", &decision, Some(json!({"decision": "accepted"}))).await.0, 409, "decided already");
+    // Offered again (by the supervisor) and accepted: the case is Nina's, no longer Vera's.
+    let (_, again) = call(&app, &maria, "POST", &path, Some(json!({"to_user_id": nina}))).await;
+    let decision = format!("/api/v1/transfers/{}/decision", again["id"].as_str().unwrap());
+    let (status, accepted) = call(&app, &nina_token, "POST", &decision, Some(json!({"decision": "accepted"}))).await;
+    assert_eq!((status, accepted["status"].as_str()), (200, Some("accepted")), "{accepted}");
+    let (status, now_hers) = call(&app, &nina_token, "GET", &format!("/api/v1/cases/{id}"), None).await;
+    assert_eq!((status, now_hers["case"]["case_manager_id"].as_str()), (200, Some(nina.as_str())));
+    assert_eq!(call(&app, &vera_token, "GET", &format!("/api/v1/cases/{id}"), None).await.0, 404);
+    assert_eq!(call(&app, &nina_token, "GET", "/api/v1/transfers", None).await.1["transfers"], json!([]));
+
+    // Approvals: to the plan's end Nina moves on her own; leaving the plan needs the plan approved.
+    let stage = format!("/api/v1/cases/{id}/stage");
+    for s in ["initial_assessment", "comprehensive_assessment", "intervention_plan"] {
+        assert_eq!(call(&app, &nina_token, "POST", &stage, Some(json!({"stage": s}))).await.0, 200, "{s}");
+    }
+    let (status, err) = call(&app, &nina_token, "POST", &stage, Some(json!({"stage": "monitoring"}))).await;
+    assert_eq!((status, err["code"].as_str(), err["approval_needed"].as_str()), (409, Some("conflict"), Some("plan")), "{err}");
+    let approvals = format!("/api/v1/cases/{id}/approvals");
+    assert_eq!(call(&app, &nina_token, "POST", &approvals, Some(json!({"kind": "budget"}))).await.0, 400);
+    assert_eq!(call(&app, &app.login("ana").await, "POST", &approvals, Some(json!({"kind": "plan"}))).await.0, 403);
+    let (status, plan) = call(&app, &nina_token, "POST", &approvals, Some(json!({"kind": "plan", "note": "Two actions agreed with her."}))).await;
+    assert_eq!((status, plan["status"].as_str()), (201, Some("pending")), "{plan}");
+    assert_eq!(call(&app, &nina_token, "POST", &approvals, Some(json!({"kind": "plan"}))).await.0, 409);
+    let plan_decision = format!("/api/v1/approvals/{}/decision", plan["id"].as_str().unwrap());
+    assert_eq!(call(&app, &nina_token, "POST", &plan_decision, Some(json!({"decision": "approved"}))).await.0, 403, "not her own");
+    assert_eq!(call(&app, &petru, "POST", &plan_decision, Some(json!({"decision": "approved"}))).await.0, 404);
+    assert_eq!(call(&app, &maria, "POST", &plan_decision, Some(json!({"decision": "returned"}))).await.0, 400, "a comment when returned");
+    let (status, returned) = call(&app, &maria, "POST", &plan_decision, Some(json!({"decision": "returned", "comment": "Add the school."}))).await;
+    assert_eq!((status, returned["status"].as_str(), returned["comment"].as_str()), (200, Some("returned"), Some("Add the school.")));
+    assert_eq!(call(&app, &nina_token, "POST", &stage, Some(json!({"stage": "monitoring"}))).await.1["approval_needed"], "plan", "returned is not approved");
+    let (_, plan) = call(&app, &nina_token, "POST", &approvals, Some(json!({"kind": "plan"}))).await;
+    let plan_decision = format!("/api/v1/approvals/{}/decision", plan["id"].as_str().unwrap());
+    assert_eq!(call(&app, &maria, "POST", &plan_decision, Some(json!({"decision": "approved"}))).await.0, 200);
+    assert_eq!(call(&app, &nina_token, "POST", &stage, Some(json!({"stage": "monitoring"}))).await.0, 200);
+
+    // Closing needs the closure approved; a supervisor closes without one.
+    assert_eq!(call(&app, &nina_token, "POST", &stage, Some(json!({"stage": "closed"}))).await.1["approval_needed"], "closure");
+    let (_, closure) = call(&app, &nina_token, "POST", &approvals, Some(json!({"kind": "closure"}))).await;
+    assert_eq!(call(&app, &maria, "POST", &format!("/api/v1/approvals/{}/decision", closure["id"].as_str().unwrap()), Some(json!({"decision": "approved"}))).await.0, 200);
+    let (status, closed) = call(&app, &nina_token, "POST", &stage, Some(json!({"stage": "closed"}))).await;
+    assert_eq!((status, closed["stage"].as_str()), (200, Some("closed")), "{closed}");
+    let (_, listed) = call(&app, &nina_token, "GET", &approvals, None).await;
+    let statuses: Vec<(&str, &str)> = listed["approvals"].as_array().unwrap().iter().map(|a| (a["kind"].as_str().unwrap(), a["status"].as_str().unwrap())).collect();
+    assert_eq!(statuses, [("plan", "returned"), ("plan", "approved"), ("closure", "approved")]);
+    assert_eq!(listed["transfers"].as_array().unwrap().len(), 2);
+    let raw = crate::abuse::sql_text(&app, &format!("SELECT comment FROM case_approvals WHERE id = '{}'", returned["id"].as_str().unwrap())).await;
+    assert!(raw.starts_with("hl1."), "sealed: {raw}");
+    let audit = app.store.audit_log().audit_for(&id).await.unwrap();
+    for action in ["transfer_request", "transfer_list", "transfer_refuse", "transfer_accept", "approval_request", "approval_decide", "approval_list", "case_stage_denied"] {
+        assert!(audit.iter().any(|(_, a)| a == action), "{action}: {audit:?}");
+    }
+    assert!(audit.iter().any(|(who, a)| who == &vera && a == "transfer_accept_denied"), "{audit:?}");
 }

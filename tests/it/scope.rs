@@ -167,6 +167,10 @@ async fn every_route_against_a_supervisor_of_another_helpline(backend: Backend) 
         // Tasks (tests/it/cases.rs `tasks_with_due_dates`): through the case's access; `GET /api/v1/tasks`
         // lists only one's own.
         "/api/v1/cases/{id}/tasks", "/api/v1/tasks/{id}/done", "/api/v1/tasks",
+        // Transfers and approvals (tests/it/cases.rs `transfer_and_approvals`): through the case's access;
+        // a transfer is decided by its receiver only; approvals by the helpline's supervisors.
+        "/api/v1/cases/{id}/transfers", "/api/v1/transfers", "/api/v1/transfers/{id}/decision", "/api/v1/cases/{id}/approvals",
+        "/api/v1/approvals/{id}/decision",
     ];
     // Not about any helpline's objects: public, one's own session, the exchanges' own.
     let unscoped = [

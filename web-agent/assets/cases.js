@@ -26,6 +26,8 @@ const state = {
   forms: {},
   /** My tasks falling due (the deadline alerts). */
   alerts: [],
+  /** Transfers offered to me. */
+  offers: [],
   /** What was typed in the stage forms, by form code, kept across redraws until saved. */
   formValues: {},
   /** The case shown: `{ file, person, personStatus, referrals }`. */
@@ -86,6 +88,7 @@ async function loadMine() {
   state.cases = res.body.cases.slice().sort((a, b) => rank[urgency(a)] - rank[urgency(b)] || (a.due_at_ms ?? Infinity) - (b.due_at_ms ?? Infinity));
   drawMine();
   await loadAlerts();
+  await loadOffers();
 }
 
 /** My open tasks due within 24 hours or overdue (`GET /api/v1/tasks`): the workspace's deadline alerts. */
@@ -107,6 +110,36 @@ function drawAlerts() {
         el('span', { class: `due due-${task.overdue ? 'overdue' : 'soon'}`, text: t(task.overdue ? 'cases.task.overdue' : 'cases.task.dueSoon', { when: formatDateTime(task.due_at_ms) }) }));
       b.addEventListener('click', () => openCase(task.case_id));
       return el('li', {}, b);
+    }),
+  );
+}
+
+/** Transfers offered to me (`GET /api/v1/transfers`), each accepted or refused here. */
+async function loadOffers() {
+  const res = await api('/api/v1/transfers');
+  if (res.status !== 200) return;
+  state.offers = res.body.transfers;
+  drawOffers();
+}
+
+function drawOffers() {
+  $('offers').hidden = state.offers.length === 0;
+  $('offer-list').replaceChildren(
+    ...state.offers.map((o) => {
+      const decide = async (decision) => {
+        const res = await api(`/api/v1/transfers/${encodeURIComponent(o.id)}/decision`, { method: 'POST', body: { decision } });
+        if (res.status !== 200) return notice(t('cases.error.save'), true);
+        notice(t(decision === 'accepted' ? 'cases.transfer.accepted' : 'cases.transfer.refused', { number: o.case_number }));
+        await loadMine();
+        if (decision === 'accepted') await openCase(o.case_id);
+        return undefined;
+      };
+      const accept = el('button', { type: 'button', text: t('cases.transfer.accept'), 'aria-label': t('cases.transfer.acceptNamed', { number: o.case_number }) });
+      accept.addEventListener('click', () => decide('accepted'));
+      const refuse = el('button', { type: 'button', class: 'secondary', text: t('cases.transfer.refuse'), 'aria-label': t('cases.transfer.refuseNamed', { number: o.case_number }) });
+      refuse.addEventListener('click', () => decide('refused'));
+      return el('li', { dataset: { transferId: o.id } }, el('strong', { text: o.case_number }), ' ', el('span', { text: o.person_label }),
+        o.note ? el('p', { class: 'muted', text: t('cases.transfer.note', { text: o.note }) }) : '', el('div', { class: 'actions' }, accept, refuse));
     }),
   );
 }
@@ -140,6 +173,7 @@ async function openCase(id, { focus = true } = {}) {
   const person = await api(`/api/v1/cases/${encodeURIComponent(id)}/person`);
   const referrals = await api(`/api/v1/cases/${encodeURIComponent(id)}/referrals`);
   const tasks = await api(`/api/v1/cases/${encodeURIComponent(id)}/tasks`);
+  const approvals = await api(`/api/v1/cases/${encodeURIComponent(id)}/approvals`);
   const helpline = res.body.case.helpline;
   if (!state.forms[helpline]) {
     const forms = await api(`/api/v1/helplines/${encodeURIComponent(helpline)}/stage-forms`);
@@ -152,6 +186,7 @@ async function openCase(id, { focus = true } = {}) {
     personStatus: person.status,
     referrals: referrals.status === 200 ? referrals.body.referrals : [],
     tasks: tasks.status === 200 ? tasks.body.tasks : [],
+    approvals: approvals.status === 200 ? approvals.body.approvals : [],
   };
   const url = new URL(location.href);
   url.searchParams.set('case', id);
@@ -196,9 +231,9 @@ function drawCase() {
     ['cases.fact.opened', formatDateTime(c.opened_at_ms)],
   ]);
   summary.id = 'case-facts';
-  article.replaceChildren(header, summary, stagePanel(c), personPanel(person, personStatus));
+  article.replaceChildren(header, summary, stagePanel(c), approvalsPanel(c), personPanel(person, personStatus));
   if (c.stage === 'open') article.append(caseFilePanel(c));
-  for (const def of (state.forms[c.helpline] || []).filter((f) => f.stage === c.stage && c.stage !== 'closed')) article.append(stageFormPanel(c, def));
+  for (const def of (state.forms[c.helpline] || []).filter((f) => f.stage === c.stage)) article.append(stageFormPanel(c, def));
   article.append(tasksPanel(c), notePanel(), timelinePanel(file), placementsPanel(file), referralsPanel(file), whoPanel(c));
 }
 
@@ -214,9 +249,35 @@ function stagePanel(c) {
 async function moveStage(id, stage) {
   const res = await api(`/api/v1/cases/${encodeURIComponent(id)}/stage`, { method: 'POST', body: { stage } });
   if (res.status === 200) notice(t('cases.stage.moved', { stage: word('cases.stage', stage) }));
+  else if (res.status === 409 && res.body?.approval_needed) notice(t('cases.approval.needed', { kind: word('cases.approval.kind', res.body.approval_needed) }), true);
   else if (res.status === 403) notice(t('cases.error.forbidden'), true);
   else notice(t('cases.error.save'), true);
   await refresh(id);
+}
+
+/** The supervisor's approvals of the plan and the closure: the requests with their answers, and asking. */
+function approvalsPanel(c) {
+  const items = state.open.approvals.map((a) =>
+    el('li', { dataset: { kind: a.kind, status: a.status } },
+      el('span', { text: t('cases.approval.line', { kind: word('cases.approval.kind', a.kind), status: word('cases.approval.status', a.status) }) }),
+      a.comment ? el('span', { class: 'feedback', text: ` — ${t('cases.approval.comment', { text: a.comment })}` }) : ''),
+  );
+  const list = items.length ? el('ul', { class: 'approvals' }, ...items) : el('p', { class: 'empty', text: t('cases.approval.none') });
+  const asks = [];
+  const pending = (kind) => state.open.approvals.some((a) => a.kind === kind && a.status === 'pending');
+  if (c.stage === 'intervention_plan' && !pending('plan')) asks.push('plan');
+  if (c.stage !== 'closed' && c.stage !== 'open' && !pending('closure')) asks.push('closure');
+  const buttons = asks.map((kind) => {
+    const b = el('button', { type: 'button', class: 'secondary', text: t(`cases.approval.ask.${kind}`) });
+    b.addEventListener('click', async () => {
+      const res = await api(`/api/v1/cases/${encodeURIComponent(c.id)}/approvals`, { method: 'POST', body: { kind } });
+      if (res.status === 201) notice(t('cases.approval.asked', { kind: word('cases.approval.kind', kind) }));
+      else notice(res.status === 403 ? t('cases.error.forbidden') : t('cases.error.save'), true);
+      await refresh(c.id);
+    });
+    return b;
+  });
+  return section('approvals', 'cases.approval.heading', list, buttons.length ? el('div', { class: 'actions' }, ...buttons) : '');
 }
 
 function personPanel(person, status) {
@@ -718,10 +779,13 @@ function signOut(message) {
   state.me = null;
   state.cases = [];
   state.alerts = [];
+  state.offers = [];
   state.open = null;
   forgetToken(TOKEN_KEY);
   $('alert-list').replaceChildren();
   $('alerts').hidden = true;
+  $('offer-list').replaceChildren();
+  $('offers').hidden = true;
   $('workspace').hidden = true;
   $('case').hidden = true;
   $('case').replaceChildren();
@@ -736,6 +800,7 @@ function redraw() {
   if (!state.token) return;
   drawMine();
   drawAlerts();
+  drawOffers();
   if (state.open) drawCase();
 }
 

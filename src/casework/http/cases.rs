@@ -121,7 +121,7 @@ struct SetStage {
         (status = 400, description = "`bad_field`: no such stage", body = ErrorBody),
         (status = 403, description = "the case manager or a supervisor moves a case", body = ErrorBody),
         (status = 404, description = "no such case, or not one you may see", body = ErrorBody),
-        (status = 409, description = "`stage_order` (with `allowed`), or `conflict`: the case moved meanwhile", body = ErrorBody),
+        (status = 409, description = "`stage_order` (with `allowed`); `conflict` with `approval_needed` (`plan` or `closure`): a case manager needs a supervisor's approval first; `conflict`: the case moved meanwhile", body = ErrorBody),
     ))]
 pub async fn stage(
     State(state): State<AppState>,

@@ -7,6 +7,7 @@ pub mod forms;
 pub mod referrals;
 pub mod services;
 pub mod tasks;
+pub mod transfers;
 
 
 use utoipa_axum::router::OpenApiRouter;
@@ -42,6 +43,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(tasks::of_case, tasks::add))
         .routes(routes!(tasks::done))
         .routes(routes!(tasks::mine))
+        .routes(routes!(transfers::request))
+        .routes(routes!(transfers::offered))
+        .routes(routes!(transfers::decide))
+        .routes(routes!(transfers::of_case, transfers::request_approval))
+        .routes(routes!(transfers::decide_approval))
         .routes(routes!(referrals::list, referrals::create))
         .routes(routes!(referrals::change))
         .routes(routes!(referrals::set_webhook))

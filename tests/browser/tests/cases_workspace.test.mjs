@@ -4,9 +4,10 @@
 // goes back); the initial assessment begins, the timeline shows what she filed, the identifying details
 // are stored; the initial assessment's form (data), faults next to their fields; tasks with due dates
 // (one falling due is an alert); a note; an individual
-// plan with two actions; a monitoring visit; a referral to a service whose provider (a real HTTP server
+// plan with two actions approved by the supervisor; a monitoring visit; a referral to a service whose provider (a real HTTP server
 // here, told by webhook) accepts and completes it; a reload keeps her signed in; search by number finds
-// it (and says so when nothing is found); the page in Romanian. axe on each state.
+// it (and says so when nothing is found); the page in Romanian; the closure approved and the case
+// closed; a case transferred to her, accepted. axe on each state.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
@@ -151,6 +152,17 @@ test('a case manager lands on /cases and walks a case from its opening to the in
   await plan.getByRole('button', { name: 'Save the form' }).click();
   const planEntry = p.locator('#timeline li[data-kind="form"]', { hasText: 'Goals and actions' });
   await planEntry.getByText(/Back at school: Enrol at the gymnasium in Orhei \(Vera, by 2027-01-15\); A safe home: Daily visits by the grandmother/).waitFor();
+  // Leaving the plan for monitoring needs the supervisor's approval of the plan.
+  await p.getByRole('button', { name: 'Move to: Monitoring' }).click();
+  await p.locator('#notice', { hasText: 'A supervisor must approve the individual plan first' }).waitFor();
+  await p.getByRole('button', { name: 'Ask the supervisor to approve the plan' }).click();
+  await p.locator('#approvals li[data-status="pending"]', { hasText: 'waiting for the supervisor' }).waitFor();
+  const maria = await login('maria');
+  const asked = await api(`/api/v1/cases/${id}/approvals`, { token: maria });
+  const planRequest = asked.body.approvals.find((a) => a.kind === 'plan');
+  assert.equal((await api(`/api/v1/approvals/${planRequest.id}/decision`, { token: maria, method: 'POST', body: { decision: 'approved', comment: 'Good plan.' } })).status, 200);
+  await p.reload();
+  await p.locator('#approvals li[data-status="approved"]', { hasText: 'supervisor: Good plan.' }).waitFor();
   await p.getByRole('button', { name: 'Move to: Monitoring' }).click();
   const visit = p.locator('#stage-form-monitoring_visit');
   await visit.getByLabel('Date of the visit *').fill('2026-12-20');
@@ -228,6 +240,34 @@ test('a case manager lands on /cases and walks a case from its opening to the in
   await assertAccessible(p, 'the workspace in Romanian');
   await p.locator('#ui-locale').selectOption('en');
   await p.getByRole('heading', { name: 'My cases' }).waitFor();
+
+  // The supervisor approves the closure; the case is closed and its closure form filled in.
+  await p.getByRole('button', { name: 'Ask the supervisor to approve the closure' }).click();
+  const closing = (await api(`/api/v1/cases/${id}/approvals`, { token: maria })).body.approvals.find((a) => a.kind === 'closure');
+  assert.equal((await api(`/api/v1/approvals/${closing.id}/decision`, { token: maria, method: 'POST', body: { decision: 'approved' } })).status, 200);
+  await p.reload();
+  await p.getByRole('button', { name: 'Move to: Closed' }).click();
+  await p.locator('#case-facts').getByText('Closed').waitFor();
+  const closure = p.locator('#stage-form-closure');
+  await closure.getByLabel('Reason for closing *').selectOption('goals_met');
+  await closure.getByLabel('Summary *').fill('Back at school, safe with his grandmother.');
+  await closure.getByRole('button', { name: 'Save the form' }).click();
+  await p.locator('#timeline li[data-kind="form"]', { hasText: 'Reason for closing: goals met' }).waitFor();
+
+  // A case offered to her by a supervisor: she accepts it and it is hers.
+  const offered = await api('/api/v1/cases', { token: maria, method: 'POST', body: { helpline: 'family_violence', district: 'Briceni', reason: 'A neighbour reports shouting every night.' } });
+  assert.equal(offered.status, 201, offered.text);
+  const vera = (await api('/api/v1/me', { token })).body.id;
+  const transfer = await api(`/api/v1/cases/${offered.body.id}/transfers`, { token: maria, method: 'POST', body: { to_user_id: vera, note: 'She lives near your next visit.' } });
+  assert.equal(transfer.status, 201, transfer.text);
+  await p.reload();
+  await p.locator('#offers').getByText('Note: She lives near your next visit.').waitFor();
+  await assertAccessible(p, 'a case offered to her');
+  await p.getByRole('button', { name: `Accept case ${offered.body.number}` }).click();
+  await p.locator('#notice', { hasText: `Case ${offered.body.number} is now yours.` }).waitFor();
+  await p.locator('#case-heading', { hasText: offered.body.number }).waitFor();
+  await p.locator('#mine .case-link', { hasText: offered.body.number }).waitFor();
+  await p.locator('#offers').waitFor({ state: 'hidden' });
 
   assert.deepEqual(p.errors, []);
   await ctx.close();
