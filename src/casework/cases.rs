@@ -417,3 +417,21 @@ pub async fn fill_form(state: &AppState, staff: &Staff, id: &str, form: &str, va
     staff.audit(state, "case_entry", id, Some(&format!("form {form} {entry}"))).await;
     Ok(entry)
 }
+
+/// The casework report: cases by helpline, stage, district and case manager, with how many are
+/// overdue now (supervisors, of a helpline they supervise, a supervisor of several naming one; admins
+/// all; others 403). No person is named. Audited as `case_report`. Returns the time judged at, the
+/// helpline reported (None: all) and the rows.
+pub async fn report(state: &AppState, staff: &Staff, helpline: Option<&str>) -> Result<(i64, Option<String>, Vec<crate::store::cases::CaseCount>), AppError> {
+    if !matches!(staff.user.role, Role::Supervisor | Role::Admin) {
+        return Err(staff.refuse(state, "case_report", helpline.unwrap_or("all_helplines"), AppError::forbidden("reports are for supervisors and admins")).await);
+    }
+    let helpline = staff.report_helpline(state, "case_report", helpline).await?;
+    if let Some(h) = &helpline {
+        known_helpline(state, h)?;
+    }
+    let now = state.clock.now_ms();
+    let rows = state.store.cases().case_counts(helpline.as_deref(), now).await?;
+    staff.audit(state, "case_report", helpline.as_deref().unwrap_or("all_helplines"), None).await;
+    Ok((now, helpline, rows))
+}

@@ -361,6 +361,31 @@ impl Cases<'_> {
     }
 }
 
+/// One row of the casework report: cases of a helpline at a stage, in a district, with a case manager.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CaseCount {
+    pub helpline: String,
+    pub stage: String,
+    pub district: Option<String>,
+    pub case_manager_id: Option<String>,
+    pub cases: i64,
+    /// Of those, not closed and past their deadline at the time asked.
+    pub overdue: i64,
+}
+
+impl Cases<'_> {
+    /// Cases counted by helpline, stage, district and case manager (one helpline, or all), with how
+    /// many are overdue at `now`.
+    pub async fn case_counts(self, helpline: Option<&str>, now: i64) -> StoreResult<Vec<CaseCount>> {
+        let sql = "SELECT helpline, stage, district, case_manager_id, COUNT(*) AS cases,
+                       SUM(CASE WHEN stage <> 'closed' AND due_at <= $1 THEN 1 ELSE 0 END) AS overdue
+                   FROM cases WHERE ($2 IS NULL OR helpline = $2)
+                   GROUP BY helpline, stage, district, case_manager_id
+                   ORDER BY helpline, stage, district, case_manager_id";
+        Ok(on_pool!(self.0, pool => sqlx::query_as(sql).bind(now).bind(helpline).fetch_all(pool).await)?)
+    }
+}
+
 impl Cases<'_> {
     /// A helpline's own stage form definitions: (form, definition JSON), by form.
     pub async fn stage_forms(self, helpline: &str) -> StoreResult<Vec<(String, String)>> {

@@ -19,7 +19,8 @@ crate::on_both_backends!(
     case_entries_and_their_refusals,
     stage_forms_as_data,
     tasks_with_due_dates,
-    transfer_and_approvals
+    transfer_and_approvals,
+    casework_report
 );
 
 const DAY_MS: i64 = 86_400_000;
@@ -894,4 +895,45 @@ async fn transfer_and_approvals(backend: Backend) {
         assert!(audit.iter().any(|(_, a)| a == action), "{action}: {audit:?}");
     }
     assert!(audit.iter().any(|(who, a)| who == &vera && a == "transfer_accept_denied"), "{audit:?}");
+}
+
+/// The casework report: cases by helpline, stage, district and case manager with the overdue ones,
+/// as JSON and CSV, for supervisors of the helpline and admins only.
+async fn casework_report(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    app.add_user("ana", Role::Counsellor, &["family_violence"], &["ro"], 3).await;
+    app.add_user("maria", Role::Supervisor, &["family_violence"], &["ro"], 3).await;
+    app.add_user("petru", Role::Supervisor, &["children"], &["ro"], 3).await;
+    app.add_user("root", Role::Admin, &[], &["ro"], 3).await;
+    let vera = case_manager(&app, "vera", &["Cahul"]).await;
+    let maria = app.login("maria").await;
+    for district in ["Cahul", "Cahul", "Orhei"] {
+        let (status, _) = call(&app, &maria, "POST", "/api/v1/cases", Some(json!({"helpline": "family_violence", "district": district, "reason": "r"}))).await;
+        assert_eq!(status, 201);
+    }
+    let (_, child) = call(&app, &app.login("petru").await, "POST", "/api/v1/cases", Some(json!({"helpline": "children", "reason": "r"}))).await;
+    assert_eq!(child["stage"], "open");
+    app.clock.advance(4 * DAY_MS);
+    let maria = app.login("maria").await;
+    let (status, report) = call(&app, &maria, "GET", "/api/v1/reports/cases", None).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["helpline"], "family_violence", "her one helpline");
+    let rows: Vec<(String, Option<String>, Option<String>, i64, i64)> = report["rows"].as_array().unwrap().iter()
+        .map(|r| (r["stage"].as_str().unwrap().to_string(), r["district"].as_str().map(str::to_string), r["case_manager_id"].as_str().map(str::to_string), r["cases"].as_i64().unwrap(), r["overdue"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(rows, [("open".to_string(), Some("Cahul".to_string()), Some(vera.clone()), 2, 2), ("open".to_string(), Some("Orhei".to_string()), None, 1, 1)]);
+    let res = app.http.get(app.url("/api/v1/reports/cases?format=csv")).bearer_auth(&maria).send().await.unwrap();
+    assert_eq!(res.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = res.text().await.unwrap();
+    assert!(csv.starts_with("helpline,stage,district,case_manager_id,cases,overdue\r\nfamily_violence,open,Cahul,"), "{csv}");
+    assert_eq!(call(&app, &maria, "GET", "/api/v1/reports/cases?helpline=children", None).await.0, 403);
+    assert_eq!(call(&app, &maria, "GET", "/api/v1/reports/cases?format=pdf", None).await.0, 400);
+    for username in ["ana", "vera"] {
+        assert_eq!(call(&app, &app.login(username).await, "GET", "/api/v1/reports/cases", None).await.0, 403, "{username}");
+    }
+    let (_, all) = call(&app, &app.login("root").await, "GET", "/api/v1/reports/cases", None).await;
+    let total: i64 = all["rows"].as_array().unwrap().iter().map(|r| r["cases"].as_i64().unwrap()).sum();
+    assert_eq!((all["helpline"].clone(), total), (Value::Null, 4));
+    let audit = app.store.audit_log().audit_for("family_violence").await.unwrap();
+    assert!(audit.iter().any(|(_, a)| a == "case_report"), "{audit:?}");
 }

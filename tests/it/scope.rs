@@ -171,6 +171,8 @@ async fn every_route_against_a_supervisor_of_another_helpline(backend: Backend) 
         // a transfer is decided by its receiver only; approvals by the helpline's supervisors.
         "/api/v1/cases/{id}/transfers", "/api/v1/transfers", "/api/v1/transfers/{id}/decision", "/api/v1/cases/{id}/approvals",
         "/api/v1/approvals/{id}/decision",
+        // The casework report (tests/it/cases.rs `casework_report`): `Staff::report_helpline`, as the summary report.
+        "/api/v1/reports/cases",
     ];
     // Not about any helpline's objects: public, one's own session, the exchanges' own.
     let unscoped = [

@@ -13,7 +13,7 @@ use super::{parse_body, Staff};
 use crate::casework::cases as service;
 use crate::casework::stage_forms::FormDef;
 use crate::casework::{StageDeadlines, DAY_MS, TIMED_STAGES};
-use crate::protocol::rfc3339;
+use crate::protocol::{csv_field, rfc3339};
 use crate::state::error::{AppError, ErrorBody};
 use crate::state::AppState;
 use crate::store::cases::PersonDetails;
@@ -392,4 +392,85 @@ pub async fn fill_form(State(state): State<AppState>, staff: Staff, Path(id): Pa
     let req: FillForm = parse_body(&body)?;
     let entry = service::fill_form(&state, &staff, &id, &req.form, &req.values).await?;
     Ok((StatusCode::CREATED, Json(EntryId { id: entry })).into_response())
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReportQuery {
+    /// One helpline (default: all for admins; a supervisor's one helpline).
+    helpline: Option<String>,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+}
+
+/// The casework report: cases by helpline, stage, district and case manager.
+#[derive(Serialize, ToSchema)]
+pub struct CaseReport {
+    /// The time the deadlines were judged at (RFC 3339).
+    now: String,
+    /// The helpline reported (null: all).
+    helpline: Option<String>,
+    rows: Vec<CaseReportRow>,
+}
+
+/// Cases of one helpline at one stage, in one district, with one case manager.
+#[derive(Serialize, ToSchema)]
+pub struct CaseReportRow {
+    helpline: String,
+    stage: String,
+    district: Option<String>,
+    case_manager_id: Option<String>,
+    cases: i64,
+    /// Not closed and past their deadline.
+    overdue: i64,
+}
+
+/// `GET /api/v1/reports/cases?helpline=&format=json|csv`: open, overdue and closed cases by stage,
+/// district and case manager (supervisors of the helpline, admins; audited).
+#[utoipa::path(get, path = "/api/v1/reports/cases", tag = "casework", security(("bearer" = [])), params(ReportQuery),
+    responses(
+        (status = 200, description = "the report", content(
+            (CaseReport = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "`bad_field`: format is not `json` or `csv`", body = ErrorBody),
+        (status = 403, description = "reports are for supervisors and admins, of the helplines they supervise (a supervisor of several names one)", body = ErrorBody),
+        (status = 404, description = "`unknown_helpline`", body = ErrorBody),
+    ))]
+pub async fn report(State(state): State<AppState>, staff: Staff, Query(q): Query<ReportQuery>) -> Result<Response, AppError> {
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => return Err(AppError::bad_field(format!("format must be json or csv, not {other:?}"))),
+    };
+    let (now, helpline, rows) = service::report(&state, &staff, q.helpline.as_deref()).await?;
+    let rows: Vec<CaseReportRow> = rows
+        .into_iter()
+        .map(|r| CaseReportRow { helpline: r.helpline, stage: r.stage, district: r.district, case_manager_id: r.case_manager_id, cases: r.cases, overdue: r.overdue })
+        .collect();
+    if !csv {
+        return Ok(Json(CaseReport { now: rfc3339(now), helpline, rows }).into_response());
+    }
+    let mut body = String::from("helpline,stage,district,case_manager_id,cases,overdue\r\n");
+    for r in &rows {
+        let fields = [
+            csv_field(&r.helpline),
+            csv_field(&r.stage),
+            csv_field(r.district.as_deref().unwrap_or("")),
+            csv_field(r.case_manager_id.as_deref().unwrap_or("")),
+            r.cases.to_string(),
+            r.overdue.to_string(),
+        ];
+        body.push_str(&fields.join(","));
+        body.push_str("\r\n");
+    }
+    let name = format!("helpline-cases-{}.csv", helpline.as_deref().unwrap_or("all"));
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        body,
+    )
+        .into_response())
 }

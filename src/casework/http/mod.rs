@@ -48,6 +48,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(transfers::decide))
         .routes(routes!(transfers::of_case, transfers::request_approval))
         .routes(routes!(transfers::decide_approval))
+        .routes(routes!(cases::report))
         .routes(routes!(referrals::list, referrals::create))
         .routes(routes!(referrals::change))
         .routes(routes!(referrals::set_webhook))
