@@ -11,7 +11,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { BASE, api, login, launch, context, page, assertAccessible, screenshot } from '../lib.mjs';
+
+// The catalogue, as the page loads it (a plain module: imported from its text).
+const CATALOGUE_SOURCE = readFileSync(new URL('../../../web-agent/assets/staff-i18n.js', import.meta.url), 'utf8');
+const { CATALOGUE } = await import(`data:text/javascript,${encodeURIComponent(CATALOGUE_SOURCE)}`);
 
 let browser;
 before(async () => {
@@ -238,6 +243,19 @@ test('a case manager lands on /cases and walks a case from its opening to the in
   await p.locator('#stage-form-monitoring_visit').getByRole('heading', { name: 'Vizită de monitorizare' }).waitFor();
   await p.getByRole('button', { name: 'Deschide un caz nou' }).waitFor();
   await assertAccessible(p, 'the workspace in Romanian');
+  // Nothing of the workspace's catalogue is left in English on the Romanian page.
+  const english = new Set(Object.entries(CATALOGUE.en).filter(([k, v]) => (k.startsWith('cases.') || !k.includes('.')) && typeof v === 'string' && !v.includes('{') && /[A-Za-z]{3,}/.test(v)).map(([, v]) => v));
+  const shown = await p.evaluate(() => {
+    const out = [];
+    for (const node of document.body.querySelectorAll('*')) {
+      if (!node.checkVisibility()) continue;
+      let own = '';
+      for (const child of node.childNodes) if (child.nodeType === Node.TEXT_NODE) own += child.textContent;
+      for (const text of [own, node.getAttribute('aria-label') || '']) if (text.trim()) out.push(text.replace(/\s+/g, ' ').trim());
+    }
+    return out;
+  });
+  assert.deepEqual(shown.filter((text) => english.has(text)), [], 'English left on the Romanian workspace');
   await p.locator('#ui-locale').selectOption('en');
   await p.getByRole('heading', { name: 'My cases' }).waitFor();
 
