@@ -30,7 +30,7 @@ const state = {
   offers: [],
   /** What was typed in the stage forms, by form code, kept across redraws until saved. */
   formValues: {},
-  /** The case shown: `{ file, person, personStatus, referrals }`. */
+  /** The case shown: `{ file, person, personStatus, referrals, tasks, approvals }`. */
   open: null,
   /** The guided form's step (1 to 3) and what was typed in it, kept across redraws. */
   file: { step: 1, values: {} },
@@ -39,9 +39,9 @@ const state = {
 
 /** The REST API with this page's token: an expired access token is refreshed once, else the page signs out. */
 async function api(path, options) {
-  let res = await api(path, options);
+  let res = await apiCall(state.token, path, options);
   if (res.status === 401 && state.token) {
-    if (await refreshNow()) res = await api(path, options);
+    if (await refreshNow()) res = await apiCall(state.token, path, options);
     if (res.status === 401) signOut(t('session.expired'));
   }
   return res;
@@ -711,6 +711,7 @@ function showNewCase() {
 
 async function onNewCase(event) {
   event.preventDefault();
+  $('new-error').textContent = '';
   const reason = $('new-reason').value.trim();
   if (!reason) {
     $('new-error').textContent = t('cases.new.reasonMissing');

@@ -42,7 +42,7 @@ test('a case manager lands on /cases and walks a case from its opening to the in
 
   // A case without a helpline contact: the reason is required.
   await p.getByRole('button', { name: 'Open a new case' }).click();
-  await p.getByLabel('Helpline').selectOption('children');
+  await p.getByLabel('Helpline', { exact: true }).selectOption('children');
   await p.getByLabel('District').fill('Orhei');
   await p.getByLabel('Pseudonym (no real name)').fill('Child O.');
   await p.getByRole('button', { name: 'Open the case' }).click();
@@ -261,6 +261,7 @@ test('a case manager lands on /cases and walks a case from its opening to the in
 
   // The supervisor approves the closure; the case is closed and its closure form filled in.
   await p.getByRole('button', { name: 'Ask the supervisor to approve the closure' }).click();
+  await p.locator('#approvals li[data-kind="closure"][data-status="pending"]').waitFor();
   const closing = (await api(`/api/v1/cases/${id}/approvals`, { token: maria })).body.approvals.find((a) => a.kind === 'closure');
   assert.equal((await api(`/api/v1/approvals/${closing.id}/decision`, { token: maria, method: 'POST', body: { decision: 'approved' } })).status, 200);
   await p.reload();
