@@ -918,7 +918,9 @@ async fn casework_report(backend: Backend) {
     let (status, report) = call(&app, &maria, "GET", "/api/v1/reports/cases", None).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["helpline"], "family_violence", "her one helpline");
-    let rows: Vec<(String, Option<String>, Option<String>, i64, i64)> = report["rows"].as_array().unwrap().iter()
+    // (stage, district, case manager, cases, overdue)
+    type Row = (String, Option<String>, Option<String>, i64, i64);
+    let rows: Vec<Row> = report["rows"].as_array().unwrap().iter()
         .map(|r| (r["stage"].as_str().unwrap().to_string(), r["district"].as_str().map(str::to_string), r["case_manager_id"].as_str().map(str::to_string), r["cases"].as_i64().unwrap(), r["overdue"].as_i64().unwrap()))
         .collect();
     assert_eq!(rows, [("open".to_string(), Some("Cahul".to_string()), Some(vera.clone()), 2, 2), ("open".to_string(), Some("Orhei".to_string()), None, 1, 1)]);
