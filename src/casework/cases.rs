@@ -6,9 +6,10 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::casework::stage_forms::{self, FormDef};
 use crate::casework::{Stage, StageDeadlines, REFERRAL_KINDS, TIMED_STAGES};
 use crate::protocol::{rfc3339, ErrorCode};
-use crate::state::access::{hidden, visible_case, visible_contact, Staff};
+use crate::state::access::{check_text, hidden, visible_case, visible_contact, Staff};
 use crate::state::error::AppError;
 use crate::state::AppState;
 use crate::store::cases::{CaseRecord, Due, NewCase, PersonDetails};
@@ -66,7 +67,7 @@ pub fn case_view(c: &CaseRecord) -> CaseView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct EntryView {
     pub id: String,
-    /// `assessment`, `note`, `referral` or `stage`.
+    /// `assessment`, `note`, `referral`, `stage`, `reason` (why it was opened) or `form` (a stage form filled in).
     pub kind: String,
     pub author_id: String,
     /// RFC 3339.
@@ -113,22 +114,79 @@ pub async fn list(state: &AppState, staff: &Staff, due: Option<&str>) -> Result<
     Ok((now, visible))
 }
 
-/// Opens a case by hand from a contact `staff` may see (case managers do not open cases); audited.
-pub async fn open(state: &AppState, staff: &Staff, contact_id: &str, district: Option<String>, person_label: Option<String>) -> Result<CaseRecord, AppError> {
-    if staff.user.role == Role::CaseManager {
-        return Err(staff.refuse(state, "case_open", contact_id, AppError::forbidden("cases are opened from the helpline")).await);
+/// What a case is opened with by hand: from a contact (`contact_id`), or without one (`helpline`).
+#[derive(Debug, Clone, Default)]
+pub struct Opening {
+    pub contact_id: Option<String>,
+    pub helpline: Option<String>,
+    pub district: Option<String>,
+    pub person_label: Option<String>,
+    /// Why the case is opened (required without a contact): the case's first entry, kind `reason`.
+    pub reason: Option<String>,
+}
+
+/// The case with this number (any stage; the number as written, any case, spaces around ignored), if
+/// `staff` may see it: found or not, the search is audited (`case_search`, and `case_list` for the case).
+pub async fn find_by_number(state: &AppState, staff: &Staff, number: &str) -> Result<(i64, Vec<CaseRecord>), AppError> {
+    let number = number.trim().to_uppercase();
+    if number.is_empty() || number.chars().count() > 64 {
+        return Err(AppError::bad_field("number must be 1 to 64 characters"));
     }
-    let contact = visible_contact(state, staff, contact_id, "case_open").await?;
+    let found = state.store.cases().case_by_number(&number).await?.filter(|c| staff.sees_case(c));
+    staff.audit(state, "case_search", &number, Some(if found.is_some() { "found" } else { "none" })).await;
+    if let Some(c) = &found {
+        staff.audit(state, "case_list", &c.id, Some("number")).await;
+    }
+    Ok((state.clock.now_ms(), found.into_iter().collect()))
+}
+
+/// Opens a case by hand (audited): from a contact `staff` may see (not case managers: their cases
+/// come from the helpline), or without a contact in a helpline (case managers, who then manage it,
+/// and supervisors of that helpline; counsellors open cases from their contacts only). The same
+/// deadlines either way.
+pub async fn open(state: &AppState, staff: &Staff, o: Opening) -> Result<CaseRecord, AppError> {
+    let reason = o.reason.as_deref().map(|r| check_text("reason", r, 4000)).transpose()?;
+    let person_label = o.person_label.as_deref().map(|l| check_text("person_label", l, 200)).transpose()?;
+    let district = o.district.filter(|d| !d.trim().is_empty()).map(|d| d.trim().to_string());
+    let (helpline, contact_id, case_manager_id) = match (&o.contact_id, &o.helpline) {
+        (Some(_), Some(_)) => return Err(AppError::bad_field("give contact_id or helpline, not both")),
+        (None, None) => return Err(AppError::bad_field("contact_id or helpline is required")),
+        (Some(contact_id), None) => {
+            if staff.user.role == Role::CaseManager {
+                return Err(staff.refuse(state, "case_open", contact_id, AppError::forbidden("a case manager opens a case without a contact")).await);
+            }
+            let contact = visible_contact(state, staff, contact_id, "case_open").await?;
+            (contact.helpline, Some(contact.id), None)
+        }
+        (None, Some(helpline)) => {
+            known_helpline(state, helpline)?;
+            if reason.is_none() {
+                return Err(AppError::bad_field("a case opened without a contact needs a reason"));
+            }
+            let manager = match staff.user.role {
+                Role::CaseManager => Some(staff.id().to_string()),
+                _ if staff.supervises(helpline) => None,
+                _ => {
+                    return Err(staff
+                        .refuse(state, "case_open", helpline, AppError::forbidden("case managers and the helpline's supervisors open cases without a contact"))
+                        .await)
+                }
+            };
+            (helpline.clone(), None, manager)
+        }
+    };
     let new = NewCase {
         rules: crate::casework::CASE_RULES,
-        helpline: contact.helpline.clone(),
+        helpline,
         person_label,
-        district: district.filter(|d| !d.trim().is_empty()),
+        district,
         opened_by: staff.id().to_string(),
-        contact_id: Some(contact.id.clone()),
+        contact_id,
+        case_manager_id,
         at: state.clock.now_ms(),
     };
-    let case = state.store.cases().open_case(&new).await?;
+    let body = reason.map(|r| serde_json::json!({ "text": r, "stage": "open" }).to_string());
+    let case = state.store.cases().open_case(&new, body.as_deref()).await?;
     staff.audit(state, "case_open", &case.id, Some(&case.number)).await;
     Ok(case)
 }
@@ -144,7 +202,8 @@ pub async fn read(state: &AppState, staff: &Staff, id: &str) -> Result<CaseFile,
 }
 
 /// Moves a case to its next `stage` (its case manager or a supervisor): `stage_order` (with
-/// `allowed`) out of order, `conflict` when it moved meanwhile; the new stage's deadline is set from
+/// `allowed`) out of order, `conflict` with `approval_needed` (`plan`, `closure`) when a case manager
+/// has not the supervisor's approval yet (`casework::transfers`), `conflict` when it moved meanwhile; the new stage's deadline is set from
 /// the helpline's deadlines (audited). Returns the case at its new stage.
 pub async fn move_stage(state: &AppState, staff: &Staff, id: &str, stage: &str) -> Result<CaseRecord, AppError> {
     let case = visible_case(state, staff, id, "case_stage").await?;
@@ -160,6 +219,11 @@ pub async fn move_stage(state: &AppState, staff: &Staff, id: &str, stage: &str) 
         let allowed: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
         return Err(AppError::new(ErrorCode::StageOrder, format!("a case at {} cannot move to {}", from.as_str(), to.as_str()))
             .with("allowed", serde_json::json!(allowed)));
+    }
+    if let Some(kind) = crate::casework::transfers::approval_needed(state, staff, &case, from, to).await? {
+        let err = AppError::new(ErrorCode::Conflict, format!("a case manager needs a supervisor's approval of the {kind} first"))
+            .with("approval_needed", serde_json::json!(kind));
+        return Err(staff.refuse(state, "case_stage", id, err).await);
     }
     let deadlines = crate::casework::stage_deadlines(&state.store, &case.helpline).await?;
     let now = state.clock.now_ms();
@@ -295,4 +359,79 @@ pub async fn set_deadlines(state: &AppState, staff: &Staff, helpline: &str, days
     let detail: Vec<String> = days.iter().map(|(s, n)| format!("{s}={n}d")).collect();
     staff.audit(state, "case_deadlines_set", helpline, Some(&detail.join(" "))).await;
     Ok(d)
+}
+
+/// A known helpline's stage forms: the built-in ones, with its own in their place (any staff).
+pub async fn stage_forms(state: &AppState, helpline: &str) -> Result<Vec<FormDef>, AppError> {
+    known_helpline(state, helpline)?;
+    let own = state.store.cases().stage_forms(helpline).await?;
+    Ok(stage_forms::merged(&own))
+}
+
+/// Only admins set a known helpline's stage forms (others: 403, audited).
+pub async fn stage_form_setter(state: &AppState, staff: &Staff, helpline: &str) -> Result<(), AppError> {
+    if !staff.is_admin() {
+        return Err(staff.refuse(state, "stage_form_set", helpline, AppError::forbidden("admins only")).await);
+    }
+    known_helpline(state, helpline)
+}
+
+/// Sets a helpline's own definition of one stage form (admins; others 403, audited): checked first
+/// (`bad_field` naming the fault); applies to forms filled in from then on. Audited as `stage_form_set`.
+pub async fn set_stage_form(state: &AppState, staff: &Staff, helpline: &str, form: &str, def: &FormDef) -> Result<(), AppError> {
+    stage_form_setter(state, staff, helpline).await?;
+    if def.form != form {
+        return Err(AppError::bad_field(format!("the definition is of form {:?}, not {form:?}", def.form)));
+    }
+    let stages: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
+    def.check(&stages).map_err(AppError::bad_field)?;
+    let text = serde_json::to_string(def).map_err(|e| AppError::bad_field(e.to_string()))?;
+    if text.len() > 64 * 1024 {
+        return Err(AppError::new(ErrorCode::TooLarge, "a form definition is limited to 64 KiB"));
+    }
+    state.store.cases().set_stage_form(helpline, form, &text, staff.id(), state.clock.now_ms()).await?;
+    staff.audit(state, "stage_form_set", helpline, Some(form)).await;
+    Ok(())
+}
+
+/// Fills in one of the case's helpline's stage forms (its managers: case manager, supervisors, admins;
+/// the opener 403, others 404, audited): every field checked against the form's definition as it is
+/// now (`invalid_form` with `fields`, each fault named); stored as a `form` entry `{form, values}`,
+/// stamped with the stage. Audited as `case_entry`. Returns the entry's id.
+pub async fn fill_form(state: &AppState, staff: &Staff, id: &str, form: &str, values: &serde_json::Map<String, serde_json::Value>) -> Result<String, AppError> {
+    let case = visible_case(state, staff, id, "case_entry").await?;
+    if !staff.manages_case(&case) {
+        return Err(staff.refuse(state, "case_entry", id, AppError::forbidden("the case manager or a supervisor fills in stage forms")).await);
+    }
+    let forms = stage_forms(state, &case.helpline).await?;
+    let Some(def) = forms.iter().find(|f| f.form == form) else {
+        let all: Vec<&str> = forms.iter().map(|f| f.form.as_str()).collect();
+        return Err(AppError::bad_field(format!("form must be one of {}", all.join(", "))));
+    };
+    let clean = def.validate(values).map_err(|fields| crate::casework::forms::invalid_form(&fields))?;
+    let body = serde_json::json!({ "form": form, "stage": case.stage, "values": clean }).to_string();
+    if body.len() > 64 * 1024 {
+        return Err(AppError::new(ErrorCode::TooLarge, "a form is limited to 64 KiB"));
+    }
+    let entry = state.store.cases().add_case_entry(id, "form", &body, staff.id(), state.clock.now_ms()).await?;
+    staff.audit(state, "case_entry", id, Some(&format!("form {form} {entry}"))).await;
+    Ok(entry)
+}
+
+/// The casework report: cases by helpline, stage, district and case manager, with how many are
+/// overdue now (supervisors, of a helpline they supervise, a supervisor of several naming one; admins
+/// all; others 403). No person is named. Audited as `case_report`. Returns the time judged at, the
+/// helpline reported (None: all) and the rows.
+pub async fn report(state: &AppState, staff: &Staff, helpline: Option<&str>) -> Result<(i64, Option<String>, Vec<crate::store::cases::CaseCount>), AppError> {
+    if !matches!(staff.user.role, Role::Supervisor | Role::Admin) {
+        return Err(staff.refuse(state, "case_report", helpline.unwrap_or("all_helplines"), AppError::forbidden("reports are for supervisors and admins")).await);
+    }
+    let helpline = staff.report_helpline(state, "case_report", helpline).await?;
+    if let Some(h) = &helpline {
+        known_helpline(state, h)?;
+    }
+    let now = state.clock.now_ms();
+    let rows = state.store.cases().case_counts(helpline.as_deref(), now).await?;
+    staff.audit(state, "case_report", helpline.as_deref().unwrap_or("all_helplines"), None).await;
+    Ok((now, helpline, rows))
 }

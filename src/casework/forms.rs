@@ -57,8 +57,7 @@ pub async fn save(state: &AppState, staff: &Staff, id: &str, draft: bool, form: 
     let before = state.store.forms().form(id).await?;
     let submit = !draft || before.as_ref().is_some_and(|f| f.status == "submitted");
     if let Err(fields) = casework::validate(&contact.helpline, &form, submit) {
-        let message = format!("the form has {} invalid field(s): {}", fields.len(), fields.keys().cloned().collect::<Vec<_>>().join(", "));
-        return Err(AppError::new(ErrorCode::InvalidForm, message).with("fields", serde_json::json!(fields)));
+        return Err(invalid_form(&fields));
     }
     let now = state.clock.now_ms();
     let record = FormRecord {
@@ -107,4 +106,10 @@ pub async fn incomplete(state: &AppState, staff: &Staff) -> Result<Vec<Wrapup>, 
         return Err(AppError::forbidden("counsellors only"));
     }
     Ok(state.store.forms().incomplete_forms(staff.id()).await?)
+}
+
+/// The `invalid_form` answer: every field's fault named at once (a contact form, a stage form).
+pub fn invalid_form(fields: &std::collections::BTreeMap<String, String>) -> AppError {
+    let message = format!("the form has {} invalid field(s): {}", fields.len(), fields.keys().cloned().collect::<Vec<_>>().join(", "));
+    AppError::new(ErrorCode::InvalidForm, message).with("fields", serde_json::json!(fields))
 }

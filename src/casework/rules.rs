@@ -390,6 +390,51 @@ pub async fn set_stage_deadlines(
     store.cases().set_stage_deadline_settings(helpline, d.ms[0], &stages, by, at).await
 }
 
+/// A referral's status: `sent` to the provider, which `accepted` or `declined` it; an accepted one is
+/// `completed`. Declined and completed are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferralStatus {
+    Sent,
+    Accepted,
+    Declined,
+    Completed,
+}
+
+impl ReferralStatus {
+    pub const ALL: [ReferralStatus; 4] = [ReferralStatus::Sent, ReferralStatus::Accepted, ReferralStatus::Declined, ReferralStatus::Completed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReferralStatus::Sent => "sent",
+            ReferralStatus::Accepted => "accepted",
+            ReferralStatus::Declined => "declined",
+            ReferralStatus::Completed => "completed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ReferralStatus> {
+        ReferralStatus::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The statuses this one may change to.
+    pub fn next(self) -> &'static [ReferralStatus] {
+        match self {
+            ReferralStatus::Sent => &[ReferralStatus::Accepted, ReferralStatus::Declined],
+            ReferralStatus::Accepted => &[ReferralStatus::Completed],
+            ReferralStatus::Declined | ReferralStatus::Completed => &[],
+        }
+    }
+
+    /// Whether the change to `to` is allowed; if not, the statuses that are (none once final).
+    pub fn check(self, to: ReferralStatus) -> Result<(), &'static [ReferralStatus]> {
+        if self.next().contains(&to) {
+            Ok(())
+        } else {
+            Err(self.next())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -495,5 +540,20 @@ mod tests {
                 assert!(SERVICE_KINDS.iter().any(|(s, _)| s == k));
             }
         }
+    }
+
+    #[test]
+    fn referral_statuses_move_forward_only() {
+        use ReferralStatus::*;
+        for from in ReferralStatus::ALL {
+            assert_eq!(ReferralStatus::parse(from.as_str()), Some(from));
+            for to in ReferralStatus::ALL {
+                let allowed = matches!((from, to), (Sent, Accepted) | (Sent, Declined) | (Accepted, Completed));
+                assert_eq!(from.check(to).is_ok(), allowed, "{from:?} -> {to:?}");
+            }
+        }
+        assert_eq!(Sent.check(Completed), Err(&[Accepted, Declined][..]));
+        assert_eq!(Declined.check(Accepted), Err(&[][..]));
+        assert_eq!(ReferralStatus::parse("lost"), None);
     }
 }

@@ -153,6 +153,7 @@ pub async fn reserve(state: &AppState, staff: &Staff, req: Reserve) -> Result<(P
             district: district.clone(),
             opened_by: staff.id().to_string(),
             contact_id: Some(contact_id.clone()),
+            case_manager_id: None,
             at: now,
         }),
     };

@@ -7,6 +7,7 @@
 //! - `GET /chat`: the caller's chat widget (also embeddable in an `<iframe>`; `?helpline=…&lang=…`).
 //! - `GET /agent`: the counsellor console.
 //! - `GET /supervisor`: the supervisors' live dashboard (also for a wall screen: `?wall=1`).
+//! - `GET /cases`: the case managers' workspace (docs/cases.md "The workspace").
 //! - `GET /assets/{path}`: scripts, styles and icons of all three.
 //!
 //! Every response carries a strict Content-Security-Policy (no inline scripts or styles,
@@ -47,6 +48,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(chat_page))
         .routes(routes!(console_page))
         .routes(routes!(dashboard_page))
+        .routes(routes!(cases_page))
         .routes(routes!(asset))
 }
 
@@ -78,6 +80,14 @@ async fn console_page(headers: HeaderMap) -> Response {
     responses((status = 200, description = "the supervisors' dashboard (never framed)", content_type = "text/html", body = String)))]
 async fn dashboard_page(headers: HeaderMap) -> Response {
     page("supervisor.html", &headers, Framing::Nobody)
+}
+
+/// `GET /cases`: the case managers' workspace.
+#[utoipa::path(get, path = "/cases", tag = "pages",
+    params(("case" = Option<String>, Query, description = "a case's id to open at once (read by the page)")),
+    responses((status = 200, description = "the case managers' workspace (never framed)", content_type = "text/html", body = String)))]
+async fn cases_page(headers: HeaderMap) -> Response {
+    page("cases.html", &headers, Framing::Nobody)
 }
 
 /// `GET /assets/{path}`: a script, style or icon of the pages.
@@ -178,6 +188,9 @@ mod tests {
             "chat.html",
             "agent.html",
             "supervisor.html",
+            "cases.html",
+            "assets/cases.js",
+            "assets/cases.css",
             "assets/chat.js",
             "assets/agent.js",
             "assets/supervisor.js",

@@ -195,6 +195,6 @@ mod tests {
                 assert!(doc["paths"][path][method]["tags"].as_array().is_some_and(|t| t.contains(&json!("casework"))));
             }
         }
-        assert_eq!(routes, 27, "the casework API has 27 operations");
+        assert_eq!(routes, 45, "the casework API has 45 operations");
     }
 }

@@ -928,6 +928,16 @@ pub fn decode<T: serde::de::DeserializeOwned + KnownTypes>(text: &str) -> Result
     serde_json::from_value(value).map_err(|e| DecodeError { code: ErrorCode::BadField, message: e.to_string() })
 }
 
+/// A CSV field (reports): quoted if needed, and spreadsheet formulas defused (a leading `=`, `+`, `-`, `@`).
+pub fn csv_field(v: &str) -> String {
+    let v = if v.starts_with(['=', '+', '-', '@']) { format!("'{v}") } else { v.to_string() };
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v
+    }
+}
+
 /// Formats milliseconds since the Unix epoch as RFC 3339 (UTC, milliseconds).
 pub fn rfc3339(ms: i64) -> String {
     let nanos = i128::from(ms) * 1_000_000;

@@ -34,6 +34,8 @@ pub struct NewCase {
     pub district: Option<String>,
     pub opened_by: String,
     pub contact_id: Option<String>,
+    /// The case manager, when the case is opened by one (None: picked by district).
+    pub case_manager_id: Option<String>,
     pub at: i64,
 }
 
@@ -115,7 +117,7 @@ both_engines!(impl OpenCase for sqlx::SqliteConnection, sqlx::PgConnection {
         )
         .fetch_all(&mut *self)
         .await?;
-        let case_manager_id = pick_case_manager(new.district.as_deref(), &managers);
+        let case_manager_id = new.case_manager_id.clone().or_else(|| pick_case_manager(new.district.as_deref(), &managers));
         let (due_what, due_ms) = (new.rules.first_deadline)(case_file_ms);
         let record = CaseRecord {
             id: new_id(),
@@ -169,11 +171,19 @@ pub(crate) fn pick_case_manager(district: Option<&str>, managers: &[(String, Str
 pub struct Cases<'a>(pub(super) &'a Store);
 
 impl Cases<'_> {
-    /// Opens a case (by hand, from a contact).
-    pub async fn open_case(self, new: &NewCase) -> StoreResult<CaseRecord> {
+    /// Opens a case by hand (from a contact, or without one), with the reason it was opened as its
+    /// first `reason` entry (`reason`: the entry's JSON body, sealed here) in the same transaction.
+    pub async fn open_case(self, new: &NewCase, reason: Option<&str>) -> StoreResult<CaseRecord> {
+        let entry = new_id();
+        let reason = reason.map(|r| self.0.seal(CASE_ENTRY_BODY, &entry, r)).transpose()?;
         let record = on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             let record = tx.open_case_in(new).await?;
+            if let Some(body) = &reason {
+                sqlx::query("INSERT INTO case_entries (id, case_id, kind, body, author_id, at) VALUES ($1, $2, 'reason', $3, $4, $5)")
+                    .bind(&entry).bind(&record.id).bind(body).bind(&new.opened_by).bind(new.at)
+                    .execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             Ok::<_, sqlx::Error>(record)
         }.await)?;
@@ -183,6 +193,12 @@ impl Cases<'_> {
     pub async fn case(self, id: &str) -> StoreResult<Option<CaseRecord>> {
         let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1");
         Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?)
+    }
+
+    /// The case with this number (numbers are unique; any stage).
+    pub async fn case_by_number(self, number: &str) -> StoreResult<Option<CaseRecord>> {
+        let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE number = $1");
+        Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(number).fetch_optional(pool).await)?)
     }
 
     /// Cases that are not closed, by deadline (soonest first), filtered by `due` at `now`.
@@ -345,6 +361,49 @@ impl Cases<'_> {
     }
 }
 
+/// One row of the casework report: cases of a helpline at a stage, in a district, with a case manager.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CaseCount {
+    pub helpline: String,
+    pub stage: String,
+    pub district: Option<String>,
+    pub case_manager_id: Option<String>,
+    pub cases: i64,
+    /// Of those, not closed and past their deadline at the time asked.
+    pub overdue: i64,
+}
+
+impl Cases<'_> {
+    /// Cases counted by helpline, stage, district and case manager (one helpline, or all), with how
+    /// many are overdue at `now`.
+    pub async fn case_counts(self, helpline: Option<&str>, now: i64) -> StoreResult<Vec<CaseCount>> {
+        let sql = "SELECT helpline, stage, district, case_manager_id, COUNT(*) AS cases,
+                       SUM(CASE WHEN stage <> 'closed' AND due_at <= $1 THEN 1 ELSE 0 END) AS overdue
+                   FROM cases WHERE ($2 IS NULL OR helpline = $2)
+                   GROUP BY helpline, stage, district, case_manager_id
+                   ORDER BY helpline, stage, district, case_manager_id";
+        Ok(on_pool!(self.0, pool => sqlx::query_as(sql).bind(now).bind(helpline).fetch_all(pool).await)?)
+    }
+}
+
+impl Cases<'_> {
+    /// A helpline's own stage form definitions: (form, definition JSON), by form.
+    pub async fn stage_forms(self, helpline: &str) -> StoreResult<Vec<(String, String)>> {
+        Ok(on_pool!(self.0, pool => sqlx::query_as("SELECT form, definition FROM stage_forms WHERE helpline = $1 ORDER BY form")
+            .bind(helpline).fetch_all(pool).await)?)
+    }
+
+    /// Sets a helpline's own definition of one stage form.
+    pub async fn set_stage_form(self, helpline: &str, form: &str, definition: &str, by: &str, at: i64) -> StoreResult<()> {
+        on_pool!(self.0, pool => sqlx::query(
+            "INSERT INTO stage_forms (helpline, form, definition, updated_by, updated_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (helpline, form) DO UPDATE SET definition = excluded.definition, updated_by = excluded.updated_by,
+                 updated_at = excluded.updated_at")
+            .bind(helpline).bind(form).bind(definition).bind(by).bind(at).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,6 +422,7 @@ mod tests {
             district: district.map(str::to_string),
             opened_by: by.into(),
             contact_id: contact.map(str::to_string),
+            case_manager_id: None,
             at: 1_000,
         }
     }

@@ -25,6 +25,7 @@ pub mod hours;
 pub mod keys;
 pub mod messages;
 pub mod privacy;
+pub mod referrals;
 pub mod retention;
 pub mod rollup;
 pub mod sealed;
@@ -32,6 +33,8 @@ pub mod secrets;
 pub mod services;
 pub mod sessions;
 pub mod surveys;
+pub mod tasks;
+pub mod transfers;
 pub mod users;
 pub mod canned;
 
@@ -492,6 +495,11 @@ impl Store {
     /// Services, suggestions and placements.
     pub fn placements(&self) -> services::Placements<'_> {
         services::Placements(self)
+    }
+
+    /// Referrals of cases to services, and the services' webhooks.
+    pub fn referrals(&self) -> referrals::Referrals<'_> {
+        referrals::Referrals(self)
     }
 
     /// What is held about a contact or an identifier (access requests).

@@ -97,6 +97,17 @@ pub mod place {
     pub const CALLBACK_NUMBER: &str = "callback_numbers.number";
     pub const HANDOVER_REASON: &str = "handovers.reason";
     pub const CONSULT_BODY: &str = "consults.body";
+    /// Why a case is referred to a service, and what the provider answered.
+    pub const REFERRAL_REASON: &str = "referrals.reason";
+    pub const REFERRAL_FEEDBACK: &str = "referrals.feedback";
+    /// A case task's title.
+    pub const TASK_TITLE: &str = "case_tasks.title";
+    /// A transfer's note (from the one who hands the case over) and the receiver's comment.
+    pub const TRANSFER_NOTE: &str = "case_transfers.note";
+    pub const TRANSFER_COMMENT: &str = "case_transfers.comment";
+    /// An approval request's note and the supervisor's comment.
+    pub const APPROVAL_NOTE: &str = "case_approvals.note";
+    pub const APPROVAL_COMMENT: &str = "case_approvals.comment";
 }
 
 /// Every column sealed at rest (ARCHITECTURE.md lists them, with the rule that every new column of
@@ -116,6 +127,13 @@ pub const SEALED_COLUMNS: &[(&str, &[&str], bool)] = &[
     (place::TOTP_SECRET, &["id"], true),
     (place::HANDOVER_REASON, &["id"], true),
     (place::CONSULT_BODY, &["id"], true),
+    (place::REFERRAL_REASON, &["id"], true),
+    (place::REFERRAL_FEEDBACK, &["id"], true),
+    (place::TASK_TITLE, &["id"], true),
+    (place::TRANSFER_NOTE, &["id"], true),
+    (place::TRANSFER_COMMENT, &["id"], true),
+    (place::APPROVAL_NOTE, &["id"], true),
+    (place::APPROVAL_COMMENT, &["id"], true),
 ];
 
 /// The fields of a contact form's JSON that stay in clear (categorical: reports count them); every

@@ -24,6 +24,7 @@ use utoipa_axum::routes;
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
+use crate::protocol::csv_field;
 use crate::state::AppState;
 use crate::state::error::{AppError, ErrorBody};
 use crate::state::access::Staff;
@@ -644,15 +645,6 @@ fn line(out: &mut String, scope: &str, start: &str, end: &str, dimension: &str, 
     );
 }
 
-/// Quotes a field if needed, and defuses spreadsheet formulas (a leading `=`, `+`, `-`, `@`).
-fn csv_field(v: &str) -> String {
-    let v = if v.starts_with(['=', '+', '-', '@']) { format!("'{v}") } else { v.to_string() };
-    if v.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", v.replace('"', "\"\""))
-    } else {
-        v
-    }
-}
 
 /// `GET /api/v1/reports/summary?helpline=&from=&to=&by=hour|day&format=json|csv&utc_offset=+02:00`.
 /// `GET /api/v1/reports/summary`: figures by hour or day, channel, language and category, as JSON or CSV.

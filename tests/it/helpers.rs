@@ -491,6 +491,7 @@ pub async fn call(app: &TestApp, token: &str, method: &str, path: &str, body: Op
         "POST" => app.http.post(url),
         "PUT" => app.http.put(url),
         "DELETE" => app.http.delete(url),
+        "PATCH" => app.http.patch(url),
         other => panic!("method {other}"),
     };
     let req = match body {

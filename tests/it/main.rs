@@ -22,6 +22,7 @@ mod durability;
 mod logins;
 mod exchange;
 mod privacy;
+mod referrals;
 mod faults;
 mod hours;
 mod never_silent;

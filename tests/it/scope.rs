@@ -158,10 +158,25 @@ async fn every_route_against_a_supervisor_of_another_helpline(backend: Backend) 
         "/api/v1/canned-responses/{id}",
         // Settings (tests/it/settings.rs): admins and the helpline's supervisors read and set, audited.
         "/api/v1/helplines/{name}/settings",
+        // Referrals (tests/it/referrals.rs): through the case's access (`state::access::visible_case`,
+        // `manages_case`), every role tried; a provider by its own token; webhooks: admins.
+        "/api/v1/cases/{id}/referrals", "/api/v1/referrals/{id}", "/api/v1/services/{id}/webhook",
+        // Stage forms (tests/it/cases.rs `stage_forms_as_data`): filled in through the case's access;
+        // definitions read by any staff (no personal data), set by admins.
+        "/api/v1/cases/{id}/forms", "/api/v1/helplines/{name}/stage-forms", "/api/v1/helplines/{name}/stage-forms/{form}",
+        // Tasks (tests/it/cases.rs `tasks_with_due_dates`): through the case's access; `GET /api/v1/tasks`
+        // lists only one's own.
+        "/api/v1/cases/{id}/tasks", "/api/v1/tasks/{id}/done", "/api/v1/tasks",
+        // Transfers and approvals (tests/it/cases.rs `transfer_and_approvals`): through the case's access;
+        // a transfer is decided by its receiver only; approvals by the helpline's supervisors.
+        "/api/v1/cases/{id}/transfers", "/api/v1/transfers", "/api/v1/transfers/{id}/decision", "/api/v1/cases/{id}/approvals",
+        "/api/v1/approvals/{id}/decision",
+        // The casework report (tests/it/cases.rs `casework_report`): `Staff::report_helpline`, as the summary report.
+        "/api/v1/reports/cases",
     ];
     // Not about any helpline's objects: public, one's own session, the exchanges' own.
     let unscoped = [
-        "/", "/healthz", "/readyz", "/metrics", "/chat", "/agent", "/supervisor", "/assets/{path}", "/api/v1/openapi.json",
+        "/", "/healthz", "/readyz", "/metrics", "/chat", "/agent", "/supervisor", "/cases", "/assets/{path}", "/api/v1/openapi.json",
         "/api/v1/auth/login", "/api/v1/auth/logout", "/api/v1/auth/refresh", "/api/v1/ws-ticket", "/api/v1/me",
         "/api/v1/auth/password", "/api/v1/auth/totp/enrol",
         // One's own account's page language (tests/it/staff_locale.rs: own account only, any role).

@@ -1,4 +1,5 @@
-// Shared by the staff pages only (the counsellor console and the supervisors' dashboard; never the caller
+// Shared by the staff pages only (the counsellor console, the supervisors' dashboard and the case managers'
+// workspace; never the caller
 // widget): the sign-in form, the access token in this tab's sessionStorage, the connection chip, and the
 // socket that asks for a fresh one-time ticket before each connect.
 //
@@ -160,6 +161,13 @@ export async function submitLogin(event, done) {
     $('totp-enrol').hidden = true;
     $('totp-enrol').replaceChildren();
     session.pending = body;
+    // Case managers land on their workspace (docs/cases.md "The workspace"), whichever staff page they
+    // signed in on: the tokens are handed over in this tab's sessionStorage.
+    if (body.user?.role === 'case_manager' && location.pathname !== CASES_PAGE) {
+      saveToken(CASES_TOKEN_KEY, body.access_token);
+      location.assign(CASES_PAGE);
+      return;
+    }
     const refused = done(body);
     if (refused) error.textContent = refused;
     else if (Array.isArray(body.recovery_codes)) showRecoveryCodes(body.recovery_codes);
@@ -224,6 +232,10 @@ export function showLogin(message) {
 }
 
 // ----- the token ------------------------------------------------------------------
+
+/** The case managers' workspace and the key its token is kept under in this tab. */
+export const CASES_PAGE = '/cases';
+export const CASES_TOKEN_KEY = 'helpline.cases.token';
 
 /** This page's session: where its tokens are kept, the refresh token, when the access token expires. */
 const session = { key: null, refresh: null, expiresAt: 0, timer: null, state: null, inflight: null, pending: null };
@@ -304,6 +316,12 @@ export function refreshNow() {
     }
   })();
   return session.inflight;
+}
+
+/** A page without a staff socket (the workspace) keeps its access token fresh the same way: `state.token`. */
+export function keepFresh(state) {
+  session.state = state;
+  plan();
 }
 
 export function saveToken(key, token) {

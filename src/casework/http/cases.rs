@@ -11,8 +11,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{parse_body, Staff};
 use crate::casework::cases as service;
+use crate::casework::stage_forms::FormDef;
 use crate::casework::{StageDeadlines, DAY_MS, TIMED_STAGES};
-use crate::protocol::rfc3339;
+use crate::protocol::{csv_field, rfc3339};
 use crate::state::error::{AppError, ErrorBody};
 use crate::state::AppState;
 use crate::store::cases::PersonDetails;
@@ -24,6 +25,8 @@ pub use crate::casework::cases::{case_view, CaseFile, CaseView};
 pub struct ListQuery {
     /// `overdue`, or `24h` (due within a day); absent or `any`: every open case.
     due: Option<String>,
+    /// A case number (e.g. `FV-2026-000123`): that case alone, at any stage, if you may see it (else none).
+    number: Option<String>,
 }
 
 /// Open cases, soonest deadline first.
@@ -34,39 +37,61 @@ pub struct CaseList {
     cases: Vec<CaseView>,
 }
 
-/// `GET /api/v1/cases?due=overdue|24h`: open cases you may see (each listing audited), soonest deadline first.
+/// `GET /api/v1/cases?due=overdue|24h` (or `?number=`): open cases you may see (each listing audited),
+/// soonest deadline first; or the case with that number.
 #[utoipa::path(get, path = "/api/v1/cases", tag = "casework", security(("bearer" = [])), params(ListQuery),
     responses(
         (status = 200, description = "open cases you may see, soonest deadline first", body = CaseList),
-        (status = 400, description = "`bad_field`: `due` is not `overdue` or `24h`", body = ErrorBody),
+        (status = 400, description = "`bad_field`: `due` is not `overdue` or `24h`; an empty or too long `number`", body = ErrorBody),
     ))]
 pub async fn list(State(state): State<AppState>, staff: Staff, Query(q): Query<ListQuery>) -> Result<Response, AppError> {
-    let (now, visible) = service::list(&state, &staff, q.due.as_deref()).await?;
+    let (now, visible) = match q.number.as_deref() {
+        Some(number) => service::find_by_number(&state, &staff, number).await?,
+        None => service::list(&state, &staff, q.due.as_deref()).await?,
+    };
     let cases: Vec<CaseView> = visible.iter().map(case_view).collect();
     Ok(Json(CaseList { now: rfc3339(now), cases }).into_response())
 }
 
+/// A case opened from a contact (`contact_id`) or without one (`helpline` and `reason`).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct OpenCase {
-    contact_id: String,
+    /// The contact the case comes from (counsellors and supervisors); or give `helpline`.
+    #[serde(default)]
+    contact_id: Option<String>,
+    /// The helpline of a case opened without a contact (case managers and its supervisors).
+    #[serde(default)]
+    helpline: Option<String>,
     #[serde(default)]
     district: Option<String>,
+    /// The pseudonym (at most 200 characters; default `Person <number>`).
     #[serde(default)]
     person_label: Option<String>,
+    /// Why the case is opened (required without a contact; at most 4000 characters): its first entry, kind `reason`.
+    #[serde(default)]
+    reason: Option<String>,
 }
 
-/// `POST /api/v1/cases {contact_id, district?, person_label?}`: opens a case by hand from a contact you may see.
+/// `POST /api/v1/cases {contact_id | helpline, district?, person_label?, reason?}`: opens a case by
+/// hand, from a contact you may see or (case managers, supervisors) without one; same deadlines.
 #[utoipa::path(post, path = "/api/v1/cases", tag = "casework", security(("bearer" = [])), request_body = OpenCase,
     responses(
-        (status = 201, description = "the case opened", body = CaseView),
-        (status = 400, description = "`bad_field`", body = ErrorBody),
-        (status = 403, description = "case managers do not open cases", body = ErrorBody),
-        (status = 404, description = "no such contact, or not one you may see", body = ErrorBody),
+        (status = 201, description = "the case opened (its `id` and `number`)", body = CaseView),
+        (status = 400, description = "`bad_field`: neither or both of `contact_id` and `helpline`, no `reason` without a contact, a text too long", body = ErrorBody),
+        (status = 403, description = "a case manager opening from a contact; a counsellor, or another helpline's supervisor, opening without one", body = ErrorBody),
+        (status = 404, description = "no such contact, or not one you may see; `unknown_helpline`", body = ErrorBody),
     ))]
 pub async fn open(State(state): State<AppState>, staff: Staff, body: axum::body::Bytes) -> Result<Response, AppError> {
     let req: OpenCase = parse_body(&body)?;
-    let case = service::open(&state, &staff, &req.contact_id, req.district, req.person_label).await?;
+    let opening = service::Opening {
+        contact_id: req.contact_id,
+        helpline: req.helpline,
+        district: req.district,
+        person_label: req.person_label,
+        reason: req.reason,
+    };
+    let case = service::open(&state, &staff, opening).await?;
     Ok((StatusCode::CREATED, Json(case_view(&case))).into_response())
 }
 
@@ -96,7 +121,7 @@ struct SetStage {
         (status = 400, description = "`bad_field`: no such stage", body = ErrorBody),
         (status = 403, description = "the case manager or a supervisor moves a case", body = ErrorBody),
         (status = 404, description = "no such case, or not one you may see", body = ErrorBody),
-        (status = 409, description = "`stage_order` (with `allowed`), or `conflict`: the case moved meanwhile", body = ErrorBody),
+        (status = 409, description = "`stage_order` (with `allowed`); `conflict` with `approval_needed` (`plan` or `closure`): a case manager needs a supervisor's approval first; `conflict`: the case moved meanwhile", body = ErrorBody),
     ))]
 pub async fn stage(
     State(state): State<AppState>,
@@ -298,4 +323,154 @@ pub async fn set_deadlines(
     let req: SetDeadlines = parse_body(&body)?;
     let d = service::set_deadlines(&state, &staff, &name, &req.days).await?;
     Ok(Json(deadlines_view(&name, &d)).into_response())
+}
+
+/// A helpline's stage forms.
+#[derive(Serialize, ToSchema)]
+pub struct StageForms {
+    helpline: String,
+    forms: Vec<FormDef>,
+}
+
+/// `GET /api/v1/helplines/{name}/stage-forms`: the structured content of the case stages, as data
+/// (the built-in forms, with the helpline's own in their place; any staff).
+#[utoipa::path(get, path = "/api/v1/helplines/{name}/stage-forms", tag = "casework", security(("bearer" = [])),
+    params(("name" = String, Path, description = "the helpline's name")),
+    responses(
+        (status = 200, description = "the helpline's stage forms", body = StageForms),
+        (status = 404, description = "`unknown_helpline`", body = ErrorBody),
+    ))]
+pub async fn stage_forms(State(state): State<AppState>, _staff: Staff, Path(name): Path<String>) -> Result<Response, AppError> {
+    let forms = service::stage_forms(&state, &name).await?;
+    Ok(Json(StageForms { helpline: name, forms }).into_response())
+}
+
+/// `PUT /api/v1/helplines/{name}/stage-forms/{form}` (admins): the helpline's own definition of one
+/// stage form, used from then on without a release (audited).
+#[utoipa::path(put, path = "/api/v1/helplines/{name}/stage-forms/{form}", tag = "casework", security(("bearer" = [])), request_body = FormDef,
+    params(("name" = String, Path, description = "the helpline's name"), ("form" = String, Path, description = "the form's code")),
+    responses(
+        (status = 204, description = "set"),
+        (status = 400, description = "`bad_field`: the definition's first fault", body = ErrorBody),
+        (status = 403, description = "admins only", body = ErrorBody),
+        (status = 404, description = "`unknown_helpline`", body = ErrorBody),
+    ))]
+pub async fn set_stage_form(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path((name, form)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    // The role first: a non-admin is refused (and audited) whatever the body.
+    service::stage_form_setter(&state, &staff, &name).await?;
+    let def: FormDef = parse_body(&body)?;
+    service::set_stage_form(&state, &staff, &name, &form, &def).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct FillForm {
+    /// The form's code (`GET /api/v1/helplines/{name}/stage-forms`).
+    form: String,
+    /// Field name → value, as the form defines them.
+    values: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `POST /api/v1/cases/{id}/forms {form, values}`: fills in a stage form (the case's managers);
+/// every field checked against its definition (`invalid_form` naming each fault); a `form` entry.
+#[utoipa::path(post, path = "/api/v1/cases/{id}/forms", tag = "casework", security(("bearer" = [])), request_body = FillForm,
+    params(("id" = String, Path, description = "the case's id")),
+    responses(
+        (status = 201, description = "the form was filled in (the entry's id)", body = EntryId),
+        (status = 400, description = "`bad_field`: no such form", body = ErrorBody),
+        (status = 403, description = "the case manager or a supervisor fills in stage forms", body = ErrorBody),
+        (status = 404, description = "no such case, or not one you may see", body = ErrorBody),
+        (status = 422, description = "`invalid_form` with `fields`: each field's fault", body = ErrorBody),
+    ))]
+pub async fn fill_form(State(state): State<AppState>, staff: Staff, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response, AppError> {
+    let req: FillForm = parse_body(&body)?;
+    let entry = service::fill_form(&state, &staff, &id, &req.form, &req.values).await?;
+    Ok((StatusCode::CREATED, Json(EntryId { id: entry })).into_response())
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReportQuery {
+    /// One helpline (default: all for admins; a supervisor's one helpline).
+    helpline: Option<String>,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+}
+
+/// The casework report: cases by helpline, stage, district and case manager.
+#[derive(Serialize, ToSchema)]
+pub struct CaseReport {
+    /// The time the deadlines were judged at (RFC 3339).
+    now: String,
+    /// The helpline reported (null: all).
+    helpline: Option<String>,
+    rows: Vec<CaseReportRow>,
+}
+
+/// Cases of one helpline at one stage, in one district, with one case manager.
+#[derive(Serialize, ToSchema)]
+pub struct CaseReportRow {
+    helpline: String,
+    stage: String,
+    district: Option<String>,
+    case_manager_id: Option<String>,
+    cases: i64,
+    /// Not closed and past their deadline.
+    overdue: i64,
+}
+
+/// `GET /api/v1/reports/cases?helpline=&format=json|csv`: open, overdue and closed cases by stage,
+/// district and case manager (supervisors of the helpline, admins; audited).
+#[utoipa::path(get, path = "/api/v1/reports/cases", tag = "casework", security(("bearer" = [])), params(ReportQuery),
+    responses(
+        (status = 200, description = "the report", content(
+            (CaseReport = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "`bad_field`: format is not `json` or `csv`", body = ErrorBody),
+        (status = 403, description = "reports are for supervisors and admins, of the helplines they supervise (a supervisor of several names one)", body = ErrorBody),
+        (status = 404, description = "`unknown_helpline`", body = ErrorBody),
+    ))]
+pub async fn report(State(state): State<AppState>, staff: Staff, Query(q): Query<ReportQuery>) -> Result<Response, AppError> {
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => return Err(AppError::bad_field(format!("format must be json or csv, not {other:?}"))),
+    };
+    let (now, helpline, rows) = service::report(&state, &staff, q.helpline.as_deref()).await?;
+    let rows: Vec<CaseReportRow> = rows
+        .into_iter()
+        .map(|r| CaseReportRow { helpline: r.helpline, stage: r.stage, district: r.district, case_manager_id: r.case_manager_id, cases: r.cases, overdue: r.overdue })
+        .collect();
+    if !csv {
+        return Ok(Json(CaseReport { now: rfc3339(now), helpline, rows }).into_response());
+    }
+    let mut body = String::from("helpline,stage,district,case_manager_id,cases,overdue\r\n");
+    for r in &rows {
+        let fields = [
+            csv_field(&r.helpline),
+            csv_field(&r.stage),
+            csv_field(r.district.as_deref().unwrap_or("")),
+            csv_field(r.case_manager_id.as_deref().unwrap_or("")),
+            r.cases.to_string(),
+            r.overdue.to_string(),
+        ];
+        body.push_str(&fields.join(","));
+        body.push_str("\r\n");
+    }
+    let name = format!("helpline-cases-{}.csv", helpline.as_deref().unwrap_or("all"));
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        body,
+    )
+        .into_response())
 }

@@ -4,7 +4,10 @@ pub mod audit;
 pub mod cases;
 pub mod escalations;
 pub mod forms;
+pub mod referrals;
 pub mod services;
+pub mod tasks;
+pub mod transfers;
 
 
 use utoipa_axum::router::OpenApiRouter;
@@ -34,6 +37,21 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(cases::link_contact))
         .routes(routes!(cases::person, cases::set_person))
         .routes(routes!(cases::set_manager))
+        .routes(routes!(cases::fill_form))
+        .routes(routes!(cases::stage_forms))
+        .routes(routes!(cases::set_stage_form))
+        .routes(routes!(tasks::of_case, tasks::add))
+        .routes(routes!(tasks::done))
+        .routes(routes!(tasks::mine))
+        .routes(routes!(transfers::request))
+        .routes(routes!(transfers::offered))
+        .routes(routes!(transfers::decide))
+        .routes(routes!(transfers::of_case, transfers::request_approval))
+        .routes(routes!(transfers::decide_approval))
+        .routes(routes!(cases::report))
+        .routes(routes!(referrals::list, referrals::create))
+        .routes(routes!(referrals::change))
+        .routes(routes!(referrals::set_webhook))
         .routes(routes!(audit::list))
         .routes(routes!(audit::verify))
 }
