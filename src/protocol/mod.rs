@@ -281,6 +281,20 @@ pub enum TelephonyEvent {
     CommandAck { command_id: String },
 }
 
+impl TelephonyEvent {
+    /// The `event_id` of an event that is stored (and answered `ack`); `None` for a ping or a command's ack.
+    #[must_use]
+    pub fn event_id(&self) -> Option<&str> {
+        match self {
+            TelephonyEvent::CallOffered { event_id, .. }
+            | TelephonyEvent::CallAnswered { event_id, .. }
+            | TelephonyEvent::CallEnded { event_id, .. }
+            | TelephonyEvent::CallAbandoned { event_id, .. } => Some(event_id),
+            TelephonyEvent::Ping {} | TelephonyEvent::CommandAck { .. } => None,
+        }
+    }
+}
+
 impl KnownTypes for TelephonyEvent {
     const TYPES: &'static [&'static str] =
         &["call_offered", "call_answered", "call_ended", "call_abandoned", "ping", "command_ack"];

@@ -1,7 +1,8 @@
 // Transfer from the counsellor console (issue 24): hand a conversation you hold over to a helpline's
 // queue (cold) with a reason the next counsellor reads; the `handover` frames say how it went, and a
 // conversation handed over to you shows who handed it over and why (and, warm, the consult between
-// them). Words through the staff catalogue (`transfer.` keys). Text goes in with textContent only.
+// them). Words through the staff catalogue (`transfer.` keys; the control's own words carry `data-i18n`, so a
+// change of language redraws them). Text goes in with textContent only.
 
 import { el } from './common.js';
 import { t } from './staff-i18n.js';
@@ -21,15 +22,15 @@ async function loadHelplines() {
 /** The Transfer control of conversation `c`; `send(frame)` sends on the console's socket. */
 export function mountTransfer(c, send) {
   const base = `transfer-${c.id}`;
-  const toggle = el('button', { type: 'button', class: 'secondary transfer-toggle', text: t('transfer.open'), 'aria-expanded': 'false', 'aria-controls': `${base}-form` });
+  const toggle = el('button', { type: 'button', class: 'secondary transfer-toggle', text: t('transfer.open'), dataset: { i18n: 'transfer.open' }, 'aria-expanded': 'false', 'aria-controls': `${base}-form` });
   const target = el('select', { id: `${base}-helpline` });
   const reason = el('textarea', { id: `${base}-reason`, rows: 2, maxLength: 1000 });
-  const submit = el('button', { type: 'submit', text: t('transfer.send') });
-  const cancel = el('button', { type: 'button', class: 'secondary', text: t('transfer.cancel') });
+  const submit = el('button', { type: 'submit', text: t('transfer.send'), dataset: { i18n: 'transfer.send' } });
+  const cancel = el('button', { type: 'button', class: 'secondary', text: t('transfer.cancel'), dataset: { i18n: 'transfer.cancel' } });
   const result = el('p', { class: 'transfer-result', role: 'status' });
-  const form = el('form', { class: 'transfer-form', id: `${base}-form`, hidden: true, noValidate: true, 'aria-label': t('transfer.formLabel') },
-    el('label', { for: target.id, text: t('transfer.helpline') }), target,
-    el('label', { for: reason.id, text: t('transfer.reason') }), reason,
+  const form = el('form', { class: 'transfer-form', id: `${base}-form`, hidden: true, noValidate: true, 'aria-label': t('transfer.formLabel'), dataset: { i18nAttr: 'aria-label:transfer.formLabel' } },
+    el('label', { for: target.id, text: t('transfer.helpline'), dataset: { i18n: 'transfer.helpline' } }), target,
+    el('label', { for: reason.id, text: t('transfer.reason'), dataset: { i18n: 'transfer.reason' } }), reason,
     el('div', { class: 'buttons' }, submit, cancel),
   );
   const show = (open) => {

@@ -221,7 +221,7 @@ impl Machine {
     }
 
     fn send(&mut self, now: i64, event: TelephonyEvent, out: &mut Vec<Output>) {
-        if let Some(id) = event_id(&event) {
+        if let Some(id) = event.event_id() {
             self.unacked.insert(id.to_string(), Unacked { event: event.clone(), sent_at: now });
         }
         out.push(Output::Hub(event));
@@ -481,15 +481,6 @@ impl Machine {
     }
 }
 
-fn event_id(event: &TelephonyEvent) -> Option<&str> {
-    match event {
-        TelephonyEvent::CallOffered { event_id, .. }
-        | TelephonyEvent::CallAnswered { event_id, .. }
-        | TelephonyEvent::CallEnded { event_id, .. }
-        | TelephonyEvent::CallAbandoned { event_id, .. } => Some(event_id),
-        TelephonyEvent::Ping {} | TelephonyEvent::CommandAck { .. } => None,
-    }
-}
 
 fn event_call(event: &TelephonyEvent) -> Option<&str> {
     match event {

@@ -73,16 +73,6 @@ struct ExchangeSession {
     behind: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// The `event_id` of an event that is stored (and answered `ack`), if it is one.
-fn event_id(event: &TelephonyEvent) -> Option<&str> {
-    match event {
-        TelephonyEvent::CallOffered { event_id, .. }
-        | TelephonyEvent::CallAnswered { event_id, .. }
-        | TelephonyEvent::CallEnded { event_id, .. }
-        | TelephonyEvent::CallAbandoned { event_id, .. } => Some(event_id),
-        TelephonyEvent::Ping {} | TelephonyEvent::CommandAck { .. } => None,
-    }
-}
 
 impl Handler for ExchangeSession {
     type Request = TelephonyEvent;
@@ -94,7 +84,7 @@ impl Handler for ExchangeSession {
     async fn on_request(&mut self, event: TelephonyEvent) {
         let within = self.state.keepalive.answer_within;
         let retry = crate::chat::promise::RETRY_AFTER.as_millis() as u64;
-        let reference = event_id(&event).map(str::to_string);
+        let reference = event.event_id().map(str::to_string);
         let refuse = |me: &Outbox, reference: Option<String>| {
             if let Some(id) = reference {
                 crate::chat::counters::METRICS.refused("telephony_not_answered_in_time", 1);

@@ -98,8 +98,8 @@ test('form draft survives a reload; escalation, a taken place, the next one rese
   // No reason: refused in the page, next to the field.
   await p.getByRole('button', { name: 'Send escalation' }).click();
   await p.getByText('Reason: say in a few words why').waitFor();
-  assert.equal(await p.getByLabel('Reason').getAttribute('aria-invalid'), 'true');
-  await p.getByLabel('Reason').fill('She cannot go home tonight; he threatened her with a knife.');
+  assert.equal(await p.getByLabel('Reason', { exact: true }).getAttribute('aria-invalid'), 'true');
+  await p.getByLabel('Reason', { exact: true }).fill('She cannot go home tonight; he threatened her with a knife.');
   await p.getByRole('button', { name: 'Send escalation' }).click();
 
   // Suggestions, the person's district first.
