@@ -56,7 +56,7 @@ export async function page(ctx) {
   const p = await ctx.newPage();
   p.errors = [];
   p.dialogs = [];
-  p.on('pageerror', (e) => p.errors.push(String(e)));
+  p.on('pageerror', (e) => p.errors.push(e.stack ? `${e}\n${e.stack}` : String(e)));
   p.on('dialog', (d) => {
     p.dialogs.push(d.message());
     d.dismiss().catch(() => {});

@@ -594,7 +594,8 @@ function renderCounsellors(list) {
   // A row moves to another group when its state changes: keep the focus on the control it had.
   const focused = document.activeElement;
   const keep = focused && groups.contains(focused) ? focused : null;
-  for (const group of groups.children) {
+  // Only the groups: on a wall the list may also end with its "+N more" line (supervisor-wall.js).
+  for (const group of groups.querySelectorAll(':scope > .group')) {
     const key = group.dataset.state;
     const ul = group.querySelector('ul');
     const members = list
