@@ -139,8 +139,10 @@ test('wall mode: five panels on one 1920×1080 screen, no scrolling, no controls
     // "+N more", N being exactly the entries it leaves out; still no scrolling.
     await wall.setViewportSize({ width: 1366, height: 560 });
     await wall.locator('.wall-more').first().waitFor();
-    const cuts = await wall.evaluate(() =>
-      [...document.querySelectorAll('.wall-more')].map((more) => {
+    // The wall fits its lists in the frame after each board update (every second): the cuts are read
+    // once a frame has fitted them, all in one evaluation (a board arriving meanwhile cannot split it).
+    const fitted = await wall.waitForFunction(() => {
+      const cuts = [...document.querySelectorAll('.wall-more')].map((more) => {
         const list = more.parentElement;
         const card = list.closest('.helpline, .panel').getBoundingClientRect();
         const entries = [...list.querySelectorAll(':scope > li, :scope > tr, .person')].filter((n) => n !== more);
@@ -151,8 +153,10 @@ test('wall mode: five panels on one 1920×1080 screen, no scrolling, no controls
           cut: entries.length - shown.length,
           inside: shown.every((n) => n.getBoundingClientRect().bottom <= card.bottom + 1) && more.getBoundingClientRect().bottom <= card.bottom + 1,
         };
-      }),
-    );
+      });
+      return cuts.length > 0 && cuts.every((c) => c.inside) ? cuts : false;
+    }, null, { timeout: 10000 });
+    const cuts = await fitted.jsonValue();
     assert.ok(cuts.length > 0, 'a list is cut on a short wall');
     for (const c of cuts) {
       assert.ok(c.cut > 0, `${c.list}: "+N more" only when something is left out`);
