@@ -132,26 +132,19 @@ fn bench_state(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::Wal
     g.bench_function(BenchmarkId::new("queued_to_offer", &label), |b| {
         b.iter_custom(|iters| (0..iters).map(|_| cycle(e, &mut next).0).sum())
     });
-    g.bench_function(BenchmarkId::new("accept", &label), |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| cycle(e, &mut next).1).sum())
-    });
+    g.bench_function(BenchmarkId::new("accept", &label), |b| b.iter_custom(|iters| (0..iters).map(|_| cycle(e, &mut next).1).sum()));
 }
 
 fn routing(cr: &mut Criterion) {
     let budget = Duration::from_secs(std::env::var("HELPLINE_BENCH_SETUP_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(120));
     let wanted: Option<Vec<(usize, usize)>> = std::env::var("HELPLINE_BENCH_SIZES").ok().map(|v| {
-        v.split(',')
-            .filter_map(|p| p.split_once('x'))
-            .filter_map(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
-            .collect()
+        v.split(',').filter_map(|p| p.split_once('x')).filter_map(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?))).collect()
     });
     let mut g = cr.benchmark_group("routing");
     g.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
     for c in [100usize, 1_000, 10_000] {
-        let sizes: Vec<usize> = [1_000usize, 10_000, 100_000]
-            .into_iter()
-            .filter(|w| wanted.as_ref().is_none_or(|l| l.contains(&(c, *w))))
-            .collect();
+        let sizes: Vec<usize> =
+            [1_000usize, 10_000, 100_000].into_iter().filter(|w| wanted.as_ref().is_none_or(|l| l.contains(&(c, *w)))).collect();
         if sizes.is_empty() {
             continue;
         }
@@ -162,7 +155,10 @@ fn routing(cr: &mut Criterion) {
         for w in sizes {
             let t = Instant::now();
             match grow_waiting(&mut e, have, w, budget) {
-                Ok(step) => eprintln!("setup: C={c} grew to W={w} waiting in {:?}; a queued step (no offer) costs {step:?} at this size", t.elapsed()),
+                Ok(step) => eprintln!(
+                    "setup: C={c} grew to W={w} waiting in {:?}; a queued step (no offer) costs {step:?} at this size",
+                    t.elapsed()
+                ),
                 Err((n, d)) => {
                     eprintln!(
                         "SKIPPED C={c} W={w}: building the state exceeded {budget:?} after {n} waiting contacts (last ContactQueued step {d:?}); larger W skipped too"

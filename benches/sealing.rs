@@ -30,11 +30,15 @@ fn sealing(c: &mut Criterion) {
     let mut group = c.benchmark_group("sealing");
     group.throughput(Throughput::Elements(1));
     group.bench_function("seal_200B", |b| {
-        b.iter(|| seal_with(&keys, "messages.body", black_box("0193a3c4-7e55-7c2a-9d11-4c1f2e3a4b5c:17"), black_box(&text)).expect("sealed"))
+        b.iter(|| {
+            seal_with(&keys, "messages.body", black_box("0193a3c4-7e55-7c2a-9d11-4c1f2e3a4b5c:17"), black_box(&text)).expect("sealed")
+        })
     });
     let sealed = seal_with(&keys, "messages.body", "0193a3c4-7e55-7c2a-9d11-4c1f2e3a4b5c:17", &text).expect("sealed");
     group.bench_function("open_200B", |b| {
-        b.iter(|| open_with(&keys, "messages.body", black_box("0193a3c4-7e55-7c2a-9d11-4c1f2e3a4b5c:17"), black_box(&sealed)).expect("opened"))
+        b.iter(|| {
+            open_with(&keys, "messages.body", black_box("0193a3c4-7e55-7c2a-9d11-4c1f2e3a4b5c:17"), black_box(&sealed)).expect("opened")
+        })
     });
     group.bench_function("seal_and_open_200B", |b| {
         b.iter(|| {

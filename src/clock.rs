@@ -19,11 +19,7 @@ pub struct Clock {
 impl Clock {
     pub fn new() -> Clock {
         let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        Clock {
-            base_wall_ms: i64::try_from(wall.as_millis()).unwrap_or(i64::MAX / 2),
-            base: Instant::now(),
-            offset: None,
-        }
+        Clock { base_wall_ms: i64::try_from(wall.as_millis()).unwrap_or(i64::MAX / 2), base: Instant::now(), offset: None }
     }
 
     /// A clock that [`Clock::advance`] can move (the server's: one per server).
@@ -90,7 +86,6 @@ impl Ticker {
         ticked && !*self.shutdown.borrow()
     }
 }
-
 
 #[cfg(test)]
 mod tests {

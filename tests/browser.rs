@@ -144,8 +144,7 @@ fn missing_prerequisite() -> Option<String> {
         Ok(out) if out.status.success() => {}
         _ => return Some("node is not installed (node 20 or later is needed)".into()),
     }
-    if !browser_dir().join("node_modules").join("playwright-core").is_dir()
-        || !browser_dir().join("node_modules").join("axe-core").is_dir()
+    if !browser_dir().join("node_modules").join("playwright-core").is_dir() || !browser_dir().join("node_modules").join("axe-core").is_dir()
     {
         return Some("tests/browser/node_modules is missing: run `npm ci` in tests/browser".into());
     }

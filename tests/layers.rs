@@ -23,15 +23,36 @@ const RULES: &[Rule] = &[
     Rule {
         module: "app",
         may_use: &[
-            "edge", "casework", "telephony", "supervision", "safety", "state", "cluster", "chat", "auth", "store", "protocol",
-            "routing", "clock",
+            "edge",
+            "casework",
+            "telephony",
+            "supervision",
+            "safety",
+            "state",
+            "cluster",
+            "chat",
+            "auth",
+            "store",
+            "protocol",
+            "routing",
+            "clock",
         ],
         why: "the wiring may know everything",
     },
     Rule {
         module: "edge",
         may_use: &[
-            "casework", "telephony", "supervision", "safety", "state", "cluster", "chat", "auth", "store", "protocol", "routing",
+            "casework",
+            "telephony",
+            "supervision",
+            "safety",
+            "state",
+            "cluster",
+            "chat",
+            "auth",
+            "store",
+            "protocol",
+            "routing",
             "clock",
         ],
         why: "the edges (HTTP, WebSocket) do not know the wiring (`app`)",
@@ -120,7 +141,20 @@ const VIEW_RULES: &[(&str, &[&str])] = &[
     ("telephony", &["abuse", "accounts", "audit_log", "calls", "commands", "contacts", "directory", "exchanges", "secrets"]),
     (
         "safety",
-        &["abuse", "accounts", "audit_log", "calls", "cases", "contacts", "forms", "messages", "placements", "privacy", "retention", "secrets"],
+        &[
+            "abuse",
+            "accounts",
+            "audit_log",
+            "calls",
+            "cases",
+            "contacts",
+            "forms",
+            "messages",
+            "placements",
+            "privacy",
+            "retention",
+            "secrets",
+        ],
     ),
     ("casework", &["accounts", "audit_log", "cases", "contacts", "directory", "forms", "placements", "referrals"]),
     ("supervision", &["accounts", "directory", "figures", "rollups", "surveys"]),
@@ -368,7 +402,11 @@ fn check_file(rel: &str, module: &str, code: &str, graph: &mut BTreeMap<String, 
             Some(r) if !r.may_use.contains(&u.as_str()) => out.push(Violation {
                 file: rel.to_string(),
                 uses: u.clone(),
-                rule: format!("{}: `{module}` may not use `crate::{u}` ({})", if LEAVES.contains(&module) { "leaf" } else { "layer" }, r.why),
+                rule: format!(
+                    "{}: `{module}` may not use `crate::{u}` ({})",
+                    if LEAVES.contains(&module) { "leaf" } else { "layer" },
+                    r.why
+                ),
             }),
             Some(_) => {}
         }
@@ -488,7 +526,8 @@ fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
             }
         }
     }
-    let mut t = T { g: graph, index: BTreeMap::new(), low: BTreeMap::new(), stack: Vec::new(), on: BTreeSet::new(), next: 0, out: Vec::new() };
+    let mut t =
+        T { g: graph, index: BTreeMap::new(), low: BTreeMap::new(), stack: Vec::new(), on: BTreeSet::new(), next: 0, out: Vec::new() };
     let nodes: BTreeSet<String> = graph.keys().cloned().chain(graph.values().flatten().cloned()).collect();
     for n in nodes {
         if !t.index.contains_key(&n) {
@@ -559,7 +598,13 @@ fn every_file_keeps_to_its_layer_and_no_modules_form_a_cycle() {
     }
     let report: Vec<String> = violations
         .iter()
-        .map(|v| if v.uses.starts_with("store.") { format!("{}: uses `{}`: {}", v.file, v.uses, v.rule) } else { format!("{}: uses `crate::{}`: {}", v.file, v.uses, v.rule) })
+        .map(|v| {
+            if v.uses.starts_with("store.") {
+                format!("{}: uses `{}`: {}", v.file, v.uses, v.rule)
+            } else {
+                format!("{}: uses `crate::{}`: {}", v.file, v.uses, v.rule)
+            }
+        })
         .collect();
     assert!(report.is_empty(), "{} imports break the layers (ARCHITECTURE.md, Layers):\n{}", report.len(), report.join("\n"));
     let cycles = cycles(&graph);
@@ -572,11 +617,8 @@ fn every_file_keeps_to_its_layer_and_no_modules_form_a_cycle() {
 
 #[test]
 fn src_has_at_most_sixteen_entries_at_its_top() {
-    let entries: Vec<String> = std::fs::read_dir(src_dir())
-        .expect("src/")
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let entries: Vec<String> =
+        std::fs::read_dir(src_dir()).expect("src/").filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     assert!(entries.len() <= MAX_TOP_ENTRIES, "src/ has {} entries at its top (at most {MAX_TOP_ENTRIES}): {entries:?}", entries.len());
     for e in &entries {
         let name = e.strip_suffix(".rs").unwrap_or(e);
@@ -604,10 +646,16 @@ fn the_views_the_rules_name_are_the_stores() {
     }
     for (view, module) in &accessors {
         let known = STORE_VIEWS.iter().find(|(v, _)| v == view);
-        assert!(known.is_some_and(|(_, ms)| ms.contains(&module.as_str())), "Store::{view}() (in store::{module}) is not in STORE_VIEWS of tests/layers.rs");
+        assert!(
+            known.is_some_and(|(_, ms)| ms.contains(&module.as_str())),
+            "Store::{view}() (in store::{module}) is not in STORE_VIEWS of tests/layers.rs"
+        );
     }
     for (view, _) in STORE_VIEWS {
-        assert!(accessors.contains_key(*view) || VIEWS_WITHOUT_ACCESSOR.contains(view), "STORE_VIEWS names `{view}`, which Store has no accessor for");
+        assert!(
+            accessors.contains_key(*view) || VIEWS_WITHOUT_ACCESSOR.contains(view),
+            "STORE_VIEWS names `{view}`, which Store has no accessor for"
+        );
     }
     for (module, views) in VIEW_RULES {
         assert!(RULES.iter().any(|r| r.module == *module), "VIEW_RULES names `{module}`, not a layer");

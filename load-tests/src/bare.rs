@@ -87,7 +87,15 @@ impl Inner {
         conv.seq += 1;
         let seq = conv.seq;
         let _ = me.send(frame(&ServerEvent::Ack { contact_id: contact.into(), client_id: client_id.clone(), seq }));
-        let msg = frame(&ServerEvent::Message(MessageView { contact_id: contact.into(), seq, from, text, at: rfc3339(now_ms()), client_id, notice: None }));
+        let msg = frame(&ServerEvent::Message(MessageView {
+            contact_id: contact.into(),
+            seq,
+            from,
+            text,
+            at: rfc3339(now_ms()),
+            client_id,
+            notice: None,
+        }));
         match from {
             Party::Caller => {
                 if let Some(tx) = conv.agent.as_ref().and_then(|a| self.agents.get(a)) {
@@ -287,7 +295,12 @@ async fn caller_session(mut socket: WebSocket, bare: Bare) {
                 g.convs.insert(id.clone(), Conv { caller: Some((conn, tx.clone())), agent: None, seq: 0 });
                 g.waiting.push_back(id.clone());
                 let position = g.waiting.len() as u32;
-                let _ = tx.send(frame(&ServerEvent::Queued { contact_id: id.clone(), resume_token: id.clone(), position, estimated_wait_s: None }));
+                let _ = tx.send(frame(&ServerEvent::Queued {
+                    contact_id: id.clone(),
+                    resume_token: id.clone(),
+                    position,
+                    estimated_wait_s: None,
+                }));
                 contact = Some(id);
                 g.dispatch();
             }

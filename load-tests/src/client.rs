@@ -62,13 +62,10 @@ pub async fn connect_with(addr: SocketAddr, path: &str, source: Option<IpAddr>, 
     for (k, v) in headers {
         req.headers_mut().insert(*k, v.parse().with_context(|| format!("header {k}"))?);
     }
-    let (ws, _) = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio_tungstenite::client_async_with_config(req, tcp, Some(config())),
-    )
-    .await
-    .map_err(|_| anyhow!("websocket handshake with {addr} timed out"))?
-    .with_context(|| format!("websocket handshake {url}"))?;
+    let (ws, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::client_async_with_config(req, tcp, Some(config())))
+        .await
+        .map_err(|_| anyhow!("websocket handshake with {addr} timed out"))?
+        .with_context(|| format!("websocket handshake {url}"))?;
     Ok(ws)
 }
 
@@ -108,7 +105,8 @@ pub async fn expect<T>(ws: &mut Ws, within: Duration, mut pick: impl FnMut(&Serv
             return Ok(t);
         }
         match ev {
-            ServerEvent::Position { .. } | ServerEvent::Typing { .. } | ServerEvent::CallerPresence { .. } | ServerEvent::Status { .. } => {}
+            ServerEvent::Position { .. } | ServerEvent::Typing { .. } | ServerEvent::CallerPresence { .. } | ServerEvent::Status { .. } => {
+            }
             ServerEvent::Error { code, message, .. } => bail!("server error {code:?}: {message}"),
             _ => {}
         }

@@ -280,7 +280,16 @@ pub async fn run(target: &Target, opts: &ConnOpts) -> anyhow::Result<Report> {
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(k);
     for i in 0..k {
-        tasks.push(tokio::spawn(life(i, target.addr, opts.sources.clone(), sem.clone(), storm_sem.clone(), phase_rx.clone(), shared.clone(), k)));
+        tasks.push(tokio::spawn(life(
+            i,
+            target.addr,
+            opts.sources.clone(),
+            sem.clone(),
+            storm_sem.clone(),
+            phase_rx.clone(),
+            shared.clone(),
+            k,
+        )));
     }
     let c = &shared.c;
     let limit = Duration::from_secs(600);

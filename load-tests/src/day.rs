@@ -235,7 +235,12 @@ async fn counsellor(ws: Ws, capacity: i64, opts: DayOpts, shared: Arc<Shared>, m
 }
 
 /// The exchange's socket: acknowledges every command, hands `connect`s to the waiting calls.
-async fn exchange_reader(mut rx: futures_util::stream::SplitStream<Ws>, tx: mpsc::UnboundedSender<String>, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+async fn exchange_reader(
+    mut rx: futures_util::stream::SplitStream<Ws>,
+    tx: mpsc::UnboundedSender<String>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let m = tokio::select! {
             m = rx.next() => m,
@@ -341,7 +346,8 @@ async fn one_chat(addr: SocketAddr, source: Option<std::net::IpAddr>, hour: usiz
         Ok(()) => {
             let answered = t0.elapsed();
             // The caller stays until the counsellor ends the conversation.
-            let ended = client::expect(&mut ws, Duration::from_secs(600), |e| matches!(e, ServerEvent::ContactEnded { .. }).then_some(())).await;
+            let ended =
+                client::expect(&mut ws, Duration::from_secs(600), |e| matches!(e, ServerEvent::ContactEnded { .. }).then_some(())).await;
             if let Err(e) = ended {
                 shared.error(format!("chat caller after connected: {e:#}"));
             }
@@ -400,7 +406,9 @@ pub async fn run(target: &Target, opts: &DayOpts) -> anyhow::Result<Report> {
     // The exchange.
     let token = target.gateway(&format!("day-{}", &run[..8])).await?;
     let auth = format!("Bearer {token}");
-    let ws = client::connect_with(target.addr, "/ws/telephony?command_acks=true", None, &[("Authorization", auth.as_str())]).await.context("exchange socket")?;
+    let ws = client::connect_with(target.addr, "/ws/telephony?command_acks=true", None, &[("Authorization", auth.as_str())])
+        .await
+        .context("exchange socket")?;
     let (sink, rx) = ws.split();
     let (etx, erx) = mpsc::unbounded_channel();
     tokio::spawn(writer(sink, erx));
@@ -508,7 +516,8 @@ pub async fn run(target: &Target, opts: &DayOpts) -> anyhow::Result<Report> {
     let sl = |os: &[&Outcome]| if os.is_empty() { 0.0 } else { os.iter().filter(|o| in_target(o)).count() as f64 / os.len() as f64 };
     let all: Vec<&Outcome> = outcomes.iter().collect();
     rep.figures.insert("service_level".into(), sl(&all));
-    rep.figures.insert("abandonment_rate".into(), if all.is_empty() { 0.0 } else { (all.len() - answered.len()) as f64 / all.len() as f64 });
+    rep.figures
+        .insert("abandonment_rate".into(), if all.is_empty() { 0.0 } else { (all.len() - answered.len()) as f64 / all.len() as f64 });
     for h in 0..24 {
         let in_hour: Vec<&Outcome> = outcomes.iter().filter(|o| o.hour == h).collect();
         if !in_hour.is_empty() {

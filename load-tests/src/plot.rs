@@ -107,11 +107,12 @@ pub fn read(files: &[PathBuf]) -> anyhow::Result<Vec<serde_json::Value>> {
 fn load_font(opts: &PlotOpts) -> anyhow::Result<()> {
     let path = match &opts.font {
         Some(p) => p.clone(),
-        None => FONT_CANDIDATES
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .ok_or_else(|| anyhow!("no TrueType font found (tried {}); pass --font FILE (Debian: apt-get install fonts-dejavu-core)", FONT_CANDIDATES.join(", ")))?,
+        None => FONT_CANDIDATES.iter().map(PathBuf::from).find(|p| p.exists()).ok_or_else(|| {
+            anyhow!(
+                "no TrueType font found (tried {}); pass --font FILE (Debian: apt-get install fonts-dejavu-core)",
+                FONT_CANDIDATES.join(", ")
+            )
+        })?,
     };
     let bytes = std::fs::read(&path).with_context(|| format!("reading font {}", path.display()))?;
     // plotters keeps registered fonts for the life of the process.
@@ -300,7 +301,13 @@ fn draw_backends(path: &Path, groups: &[(String, Vec<(String, f64)>)]) -> Result
             .filter_map(|(gi, (_, bars))| {
                 let v = bars.iter().find(|(name, _)| name == b)?.1;
                 let x = gi as f64 + 0.1 + bi as f64 * width;
-                let s = if v >= 100.0 { format!("{v:.0}") } else if v >= 10.0 { format!("{v:.1}") } else { format!("{v:.2}") };
+                let s = if v >= 100.0 {
+                    format!("{v:.0}")
+                } else if v >= 10.0 {
+                    format!("{v:.1}")
+                } else {
+                    format!("{v:.2}")
+                };
                 Some(Text::new(s, (x, v * 1.12), ("sans-serif", 12).into_font()))
             })
             .collect();

@@ -36,19 +36,9 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
     let stime: f64 = fields.get(12)?.parse().ok()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib = |key: &str| -> u64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+        status.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
     };
-    Some(ProcSample {
-        cpu_s: (utime + stime) / clock_ticks(),
-        rss_kib: kib("VmRSS:"),
-        hwm_kib: kib("VmHWM:"),
-        threads: kib("Threads:"),
-    })
+    Some(ProcSample { cpu_s: (utime + stime) / clock_ticks(), rss_kib: kib("VmRSS:"), hwm_kib: kib("VmHWM:"), threads: kib("Threads:") })
 }
 
 /// Number of open file descriptors of a process.

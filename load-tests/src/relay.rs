@@ -288,7 +288,14 @@ impl ReaderOut {
         Some(k)
     }
 
-    fn on_json(&mut self, shared: &Arc<Shared>, text: &str, now_us: u64, last_seq: &mut HashMap<String, i64>, resend: &mpsc::UnboundedSender<String>) {
+    fn on_json(
+        &mut self,
+        shared: &Arc<Shared>,
+        text: &str,
+        now_us: u64,
+        last_seq: &mut HashMap<String, i64>,
+        resend: &mpsc::UnboundedSender<String>,
+    ) {
         let ev = match client::parse(text) {
             Ok(ev) => ev,
             Err(e) => return self.fail(e.to_string()),
@@ -304,9 +311,12 @@ impl ReaderOut {
                 self.on_delivery(shared, &m.client_id, now_us);
             }
             // Refusals that say when to send the message again (overloaded, or over the socket's rate).
-            ServerEvent::Error { code: ErrorCode::Overloaded | ErrorCode::RateLimited, reference: Some(client_id), retry_after_ms: Some(retry_after_ms), .. } => {
-                self.on_refused(shared, &client_id, retry_after_ms, now_us, resend)
-            }
+            ServerEvent::Error {
+                code: ErrorCode::Overloaded | ErrorCode::RateLimited,
+                reference: Some(client_id),
+                retry_after_ms: Some(retry_after_ms),
+                ..
+            } => self.on_refused(shared, &client_id, retry_after_ms, now_us, resend),
             ServerEvent::Error { code: ErrorCode::Overloaded, reference: Some(client_id), retry_after_ms, .. } => {
                 self.on_refused(shared, &client_id, retry_after_ms.unwrap_or(1000), now_us, resend)
             }
@@ -553,9 +563,10 @@ impl Pair {
             }
             (None, false) => {
                 let contact = &self.contact;
-                let _ = self.agent.tx.send(format!(
-                    r#"{{"type":"message","contact_id":"{contact}","client_id":"{client_id}","text":"{text}"}}"#
-                ));
+                let _ = self
+                    .agent
+                    .tx
+                    .send(format!(r#"{{"type":"message","contact_id":"{contact}","client_id":"{client_id}","text":"{text}"}}"#));
             }
             (Some(_), _) => {
                 let (ep, to) = if from_caller { (&self.caller, &self.agent_jid) } else { (&self.agent, &self.contact) };
@@ -720,8 +731,7 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> anyhow::Result<Vec<Report
         let send_s = start.elapsed().as_secs_f64();
         // Drain: wait for every ack and delivery of this step, up to `drain`.
         let drain_until = Instant::now() + opts.drain;
-        while Instant::now() < drain_until
-            && (step.acked.load(Ordering::Relaxed) < total || step.received.load(Ordering::Relaxed) < total)
+        while Instant::now() < drain_until && (step.acked.load(Ordering::Relaxed) < total || step.received.load(Ordering::Relaxed) < total)
         {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

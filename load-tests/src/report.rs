@@ -31,8 +31,18 @@ pub struct Report {
 }
 
 /// Counters that must be zero for a run to pass.
-pub const MUST_BE_ZERO: &[&str] =
-    &["errors", "lost", "unacked", "duplicated", "out_of_order", "double_offers", "double_rings", "over_capacity", "bad_acks", "unseen_by_supervisors"];
+pub const MUST_BE_ZERO: &[&str] = &[
+    "errors",
+    "lost",
+    "unacked",
+    "duplicated",
+    "out_of_order",
+    "double_offers",
+    "double_rings",
+    "over_capacity",
+    "bad_acks",
+    "unseen_by_supervisors",
+];
 
 impl Report {
     pub fn new(scenario: &str, target: &str) -> Report {
@@ -55,11 +65,7 @@ impl Report {
     }
     /// Non-zero counters that must be zero.
     pub fn failures(&self) -> Vec<String> {
-        MUST_BE_ZERO
-            .iter()
-            .filter(|k| self.counter(k) > 0)
-            .map(|k| format!("{k} = {}", self.counter(k)))
-            .collect()
+        MUST_BE_ZERO.iter().filter(|k| self.counter(k) > 0).map(|k| format!("{k} = {}", self.counter(k))).collect()
     }
 
     /// A human-readable table.
@@ -67,15 +73,9 @@ impl Report {
         let mut s = String::new();
         let params: Vec<String> = self.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         s += &format!("== {} on {} ({})\n", self.scenario, self.target, params.join(" "));
-        s += &format!(
-            "   duration {:.1} s   throughput {:.1} {}\n",
-            self.duration_s, self.throughput, self.throughput_unit
-        );
+        s += &format!("   duration {:.1} s   throughput {:.1} {}\n", self.duration_s, self.throughput, self.throughput_unit);
         if !self.latencies.is_empty() {
-            s += &format!(
-                "   {:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
-                "latency (ms)", "count", "p50", "p90", "p99", "p99.9", "max"
-            );
+            s += &format!("   {:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n", "latency (ms)", "count", "p50", "p90", "p99", "p99.9", "max");
             for (name, l) in &self.latencies {
                 s += &format!(
                     "   {:<24} {:>9} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}\n",
@@ -102,7 +102,10 @@ impl Report {
             s += &format!("   note: {n}\n");
         }
         let failures = self.failures();
-        s += &format!("   result: {}\n", if failures.is_empty() { "PASS (no errors, nothing lost or doubled)".into() } else { format!("FAIL: {}", failures.join(", ")) });
+        s += &format!(
+            "   result: {}\n",
+            if failures.is_empty() { "PASS (no errors, nothing lost or doubled)".into() } else { format!("FAIL: {}", failures.join(", ")) }
+        );
         s
     }
 }
@@ -134,9 +137,8 @@ fn ratio(x: f64, y: f64) -> String {
 pub fn ratios(reports: &[Report]) -> Vec<String> {
     let mut lines = Vec::new();
     for r in reports.iter().filter(|r| !is_baseline(&r.target)) {
-        for b in reports
-            .iter()
-            .filter(|b| is_baseline(&b.target) && b.scenario == r.scenario && b.params.get("rate") == r.params.get("rate"))
+        for b in
+            reports.iter().filter(|b| is_baseline(&b.target) && b.scenario == r.scenario && b.params.get("rate") == r.params.get("rate"))
         {
             let mut parts = Vec::new();
             for (name, l) in &r.latencies {

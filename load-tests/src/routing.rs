@@ -119,13 +119,7 @@ fn lock_state(s: &Mutex<CState>) -> std::sync::MutexGuard<'_, CState> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-async fn counsellor(
-    idx: usize,
-    ws: client::Ws,
-    shared: Arc<Shared>,
-    opts: RoutingOpts,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn counsellor(idx: usize, ws: client::Ws, shared: Arc<Shared>, opts: RoutingOpts, mut stop: watch::Receiver<bool>) {
     let (mut sink, mut rx) = ws.split();
     let (tx, mut wrx) = mpsc::unbounded_channel::<String>();
     tokio::spawn(async move {

@@ -123,7 +123,13 @@ async fn watch_board(mut ws: Ws, probes: Probes, mut stop: watch::Receiver<bool>
 }
 
 /// Opens a probe contact every `every` until `stop`; returns (probes opened, errors, first error).
-async fn probe(addr: std::net::SocketAddr, probes: Probes, every: Duration, hold: Duration, mut stop: watch::Receiver<bool>) -> (u64, u64, Option<String>) {
+async fn probe(
+    addr: std::net::SocketAddr,
+    probes: Probes,
+    every: Duration,
+    hold: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> (u64, u64, Option<String>) {
     let (mut opened, mut errors, mut first) = (0u64, 0u64, None);
     let mut tick = tokio::time::interval(every);
     loop {

@@ -217,7 +217,18 @@ impl Target {
     pub async fn external(addr: SocketAddr, url: &str, pid: u32) -> anyhow::Result<Target> {
         let key_file = std::env::var_os("HELPLINE_KEY_FILE").map(std::path::PathBuf::from);
         let (store, auth) = prepare(url, key_file.as_deref()).await?;
-        Ok(Target { addr, pid, kind: Kind::Helpline { store, auth: Box::new(auth) }, label: label_of(url), http: http(), child: None, _dir: None, pg_drop: None, nodes: vec![], others: vec![] })
+        Ok(Target {
+            addr,
+            pid,
+            kind: Kind::Helpline { store, auth: Box::new(auth) },
+            label: label_of(url),
+            http: http(),
+            child: None,
+            _dir: None,
+            pg_drop: None,
+            nodes: vec![],
+            others: vec![],
+        })
     }
 
     /// A helpline running in this process (tests): its store and signing secret.
@@ -243,7 +254,18 @@ impl Target {
         cmd.args(["bare-server", "--listen", "127.0.0.1:0"]);
         let (child, addr, _) = spawn_and_parse(cmd, "listening on http://")?;
         let pid = child.id();
-        Ok(Target { addr, pid, kind: Kind::Bare, label: "bare".into(), http: http(), child: Some(child), _dir: None, pg_drop: None, nodes: vec![], others: vec![] })
+        Ok(Target {
+            addr,
+            pid,
+            kind: Kind::Bare,
+            label: "bare".into(),
+            http: http(),
+            child: Some(child),
+            _dir: None,
+            pg_drop: None,
+            nodes: vec![],
+            others: vec![],
+        })
     }
 
     /// Starts the Prosody peer with `script` (`load-tests/peer/prosody.sh DIR HTTP_PORT C2S_PORT`) in a
@@ -255,12 +277,19 @@ impl Target {
         let mut cmd = Command::new("bash");
         cmd.arg(script).arg(dir.path()).arg(http_port.to_string()).arg(c2s_port.to_string());
         let (child, addr, line) = spawn_and_parse(cmd, "listening on http://")?;
-        let pid = line
-            .split(" pid ")
-            .nth(1)
-            .and_then(|p| p.trim().parse().ok())
-            .ok_or_else(|| anyhow!("no pid in {line:?}"))?;
-        Ok(Target { addr, pid, kind: Kind::Prosody, label: "prosody (sqlite)".into(), http: http(), child: Some(child), _dir: Some(dir), pg_drop: None, nodes: vec![], others: vec![] })
+        let pid = line.split(" pid ").nth(1).and_then(|p| p.trim().parse().ok()).ok_or_else(|| anyhow!("no pid in {line:?}"))?;
+        Ok(Target {
+            addr,
+            pid,
+            kind: Kind::Prosody,
+            label: "prosody (sqlite)".into(),
+            http: http(),
+            child: Some(child),
+            _dir: Some(dir),
+            pg_drop: None,
+            nodes: vec![],
+            others: vec![],
+        })
     }
 
     /// Prosody only, after [`Target::stop`]: what its archive holds and how SQLite was set up
@@ -281,7 +310,18 @@ impl Target {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         tokio::spawn(crate::bare::serve(listener));
-        Ok(Target { addr, pid: std::process::id(), kind: Kind::Bare, label: "bare".into(), http: http(), child: None, _dir: None, pg_drop: None, nodes: vec![], others: vec![] })
+        Ok(Target {
+            addr,
+            pid: std::process::id(),
+            kind: Kind::Bare,
+            label: "bare".into(),
+            http: http(),
+            child: None,
+            _dir: None,
+            pg_drop: None,
+            nodes: vec![],
+            others: vec![],
+        })
     }
 
     pub fn is_bare(&self) -> bool {
@@ -324,7 +364,11 @@ impl Target {
                     if role == Role::Supervisor {
                         // Every helpline, as an explicit grant (the board's and the reports' totals
                         // over all of them, as the scenarios compare).
-                        store.accounts().set_user_all_helplines(&username, true).await.with_context(|| format!("granting {username} every helpline"))?;
+                        store
+                            .accounts()
+                            .set_user_all_helplines(&username, true)
+                            .await
+                            .with_context(|| format!("granting {username} every helpline"))?;
                     }
                     let (token, _) = auth.issue(&created.id, role, now_ms())?;
                     out.push(Counsellor { username, id: created.id, token });
@@ -382,13 +426,7 @@ impl Target {
     }
 
     async fn staff_socket_on(&self, node: SocketAddr, c: &Counsellor, path: &str, source: Option<IpAddr>) -> anyhow::Result<Ws> {
-        let res = self
-            .http
-            .post(format!("http://{node}/api/v1/ws-ticket"))
-            .bearer_auth(&c.token)
-            .send()
-            .await
-            .context("ticket request")?;
+        let res = self.http.post(format!("http://{node}/api/v1/ws-ticket")).bearer_auth(&c.token).send().await.context("ticket request")?;
         if !res.status().is_success() {
             bail!("ticket for {}: HTTP {}", c.username, res.status());
         }

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use helpline::app::{Application, Settings};
 use helpline::store::Store;
+use helpline_load::day::{self, DayOpts};
 use helpline_load::relay::{self, RelayOpts};
 use helpline_load::report::Report;
-use helpline_load::day::{self, DayOpts};
 use helpline_load::routing::{self, RoutingOpts};
 use helpline_load::supervisors::{self, SupervisorOpts};
 use helpline_load::target::Target;

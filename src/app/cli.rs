@@ -7,12 +7,12 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
+use crate::app::telemetry::{self, LogFormat};
 use crate::app::{Application, Settings};
 use crate::auth::hash_password;
 use crate::clock::Clock;
 use crate::store::users::{NewUser, Role};
 use crate::store::{split_list, Store, StoreError};
-use crate::app::telemetry::{self, LogFormat};
 
 #[derive(Parser, Debug)]
 #[command(name = "helpline", version, about = "24/7 helpline and chat contact-centre backend")]
@@ -393,10 +393,7 @@ async fn open(url: &str) -> anyhow::Result<Store> {
 
 /// A comma-separated list of IP addresses; a bad one is a startup error that names it.
 fn parse_addresses(list: &str) -> anyhow::Result<Vec<std::net::IpAddr>> {
-    split_list(list)
-        .iter()
-        .map(|a| a.parse().map_err(|_| anyhow::anyhow!("--trusted-proxies: {a:?} is not an IP address")))
-        .collect()
+    split_list(list).iter().map(|a| a.parse().map_err(|_| anyhow::anyhow!("--trusted-proxies: {a:?} is not an IP address"))).collect()
 }
 
 /// The database URL without any password, for messages.
@@ -485,9 +482,7 @@ async fn shutdown_signal() {
 }
 
 fn valid_username(u: &str) -> bool {
-    !u.is_empty()
-        && u.len() <= 64
-        && u.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+    !u.is_empty() && u.len() <= 64 && u.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
 }
 
 /// A new password for `username` from standard input (one line), checked against the password rule.
@@ -568,10 +563,7 @@ async fn user(database: &str, cmd: UserCommand) -> anyhow::Result<()> {
             println!("created {} ({}) id {}", created.username, created.role.as_str(), created.id);
         }
         UserCommand::List => {
-            println!(
-                "{:<20} {:<11} {:<9} {:<32} {:<12} {:>3} {:<8}",
-                "USERNAME", "ROLE", "STATE", "HELPLINES", "LANGUAGES", "CAP", "EXT"
-            );
+            println!("{:<20} {:<11} {:<9} {:<32} {:<12} {:>3} {:<8}", "USERNAME", "ROLE", "STATE", "HELPLINES", "LANGUAGES", "CAP", "EXT");
             for u in store.accounts().users().await? {
                 let mut helplines = u.helplines.join(",");
                 if !u.backup_helplines.is_empty() {
@@ -662,7 +654,9 @@ async fn number(database: &str, cmd: NumberCommand) -> anyhow::Result<()> {
     match cmd {
         NumberCommand::Set { number, helpline } => {
             let digits = crate::telephony::normalise_number(&number);
-            let key = if number == crate::store::helplines::DEFAULT_NUMBER { number.clone() } else {
+            let key = if number == crate::store::helplines::DEFAULT_NUMBER {
+                number.clone()
+            } else {
                 digits.ok_or_else(|| anyhow::anyhow!("a dialled number needs digits (or `*` for the default)"))?
             };
             if store.directory().helpline(&helpline).await?.is_none() {
@@ -711,7 +705,12 @@ async fn set_all_helplines(store: &Store, username: &str, all: bool, now: i64) -
     let user = store.accounts().set_user_all_helplines(username, all).await?;
     let action = if all { "user_grant_all_helplines" } else { "user_revoke_all_helplines" };
     store.audit_log().audit(now, "cli", action, Some(&user.id), None).await?;
-    println!("{} {}: {}", if all { "granted" } else { "revoked" }, user.username, if all { "every helpline" } else { "only the helplines on the account" });
+    println!(
+        "{} {}: {}",
+        if all { "granted" } else { "revoked" },
+        user.username,
+        if all { "every helpline" } else { "only the helplines on the account" }
+    );
     Ok(())
 }
 

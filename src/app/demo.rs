@@ -103,7 +103,10 @@ pub async fn seed_accounts(store: &Store, now: i64) -> anyhow::Result<()> {
             store.accounts().set_user_senior(&created.id, true).await?;
         }
         if a.role == Role::CaseManager {
-            store.accounts().set_user_districts(&created.id, &DEMO_CASE_DISTRICTS.iter().map(|d| d.to_string()).collect::<Vec<_>>()).await?;
+            store
+                .accounts()
+                .set_user_districts(&created.id, &DEMO_CASE_DISTRICTS.iter().map(|d| d.to_string()).collect::<Vec<_>>())
+                .await?;
         }
         store.audit_log().audit(now, "demo", "user_add", Some(&created.id), Some(a.role.as_str())).await?;
         tracing::info!(username = a.username, "created demo account");
@@ -119,7 +122,13 @@ pub const DEMO_SERVICES: &[(&str, &str, &str, i64, &[&str])] = &[
     ("Centrul de asistență și protecție Chișinău", "family_violence_centre", "Chișinău", 12, &["family_violence"]),
     ("Centrul maternal Chișinău", "maternal_centre", "Chișinău", 8, &["family_violence", "children"]),
     ("Casa comunitară pentru copii Chișinău", "community_home_children", "Chișinău", 10, &["children"]),
-    ("Centrul de plasament pentru persoane vârstnice și cu dizabilități Chișinău", "elderly_disability_centre", "Chișinău", 20, &["disability"]),
+    (
+        "Centrul de plasament pentru persoane vârstnice și cu dizabilități Chișinău",
+        "elderly_disability_centre",
+        "Chișinău",
+        20,
+        &["disability"],
+    ),
     ("Centrul de asistență și protecție Bălți", "family_violence_centre", "Bălți", 8, &["family_violence"]),
     ("Casa de copii de tip familial Bălți", "family_type_home", "Bălți", 6, &["children"]),
     ("Centrul de asistență și protecție Cahul", "family_violence_centre", "Cahul", 10, &["family_violence"]),

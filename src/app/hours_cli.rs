@@ -141,7 +141,10 @@ pub async fn settings(store: &Store, cmd: SettingsCommand) -> anyhow::Result<()>
             store.audit_log().audit_from(now, "cli", "helpline_settings_set", Some(&args.helpline), Some(&detail), "cli").await?;
             store_settings(store, None, &args.helpline, &checked).await?;
             print_settings(&args.helpline, &checked);
-            println!("(a running server takes these at its next start; PUT /api/v1/helplines/{}/settings changes them live)", args.helpline);
+            println!(
+                "(a running server takes these at its next start; PUT /api/v1/helplines/{}/settings changes them live)",
+                args.helpline
+            );
         }
         SettingsCommand::Show { helpline } => {
             let Some(h) = store.directory().helpline(&helpline).await? else {

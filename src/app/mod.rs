@@ -22,10 +22,10 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{AuthKeys, Tickets};
-use crate::clock::Clock;
 use crate::chat::engine_task::{self, EngineHandle};
 use crate::chat::hub::Hub;
 use crate::chat::relay::{self, RelayHandle};
+use crate::clock::Clock;
 use crate::store::Store;
 
 /// Everything the server needs to start.
@@ -157,9 +157,7 @@ impl Application {
             }
         };
         let auth = Arc::new(
-            AuthKeys::new(secret.as_bytes(), settings.token_ttl)
-                .with_previous(previous.as_bytes())
-                .with_refresh_ttl(settings.refresh_ttl),
+            AuthKeys::new(secret.as_bytes(), settings.token_ttl).with_previous(previous.as_bytes()).with_refresh_ttl(settings.refresh_ttl),
         );
         let helplines = store.directory().helplines().await?;
         let (hub, engine, relay, engine_task, relay_task, cluster) = match &settings.cluster {
@@ -169,18 +167,16 @@ impl Application {
                 // The exchanges' sockets that held commands are gone with the last process.
                 store.commands().release_node_commands(crate::chat::exchange::LOCAL_NODE).await?;
                 let (relay, relay_task) = relay::spawn(store.clone(), hub.clone(), clock).await?;
-                let (engine, engine_task) =
-                    engine_task::spawn(store.clone(), hub.clone(), relay.clone(), clock, &helplines).await?;
+                let (engine, engine_task) = engine_task::spawn(store.clone(), hub.clone(), relay.clone(), clock, &helplines).await?;
                 (hub, engine, relay, Some(engine_task), Some(relay_task), None)
             }
             Some(cluster) => {
                 // Socket ids are carried between nodes: each node numbers from a random base.
                 let hub = Arc::new(Hub::with_id_base(u64::from(rand::random::<u32>()) << 24));
                 register_channels(&hub, &settings);
-                let cluster =
-                    crate::cluster::Cluster::start(cluster.clone(), store.clone(), hub.clone(), clock, helplines.clone())
-                        .await
-                        .context("joining the cluster")?;
+                let cluster = crate::cluster::Cluster::start(cluster.clone(), store.clone(), hub.clone(), clock, helplines.clone())
+                    .await
+                    .context("joining the cluster")?;
                 let engine = EngineHandle::clustered(cluster.link.clone());
                 let relay = RelayHandle::clustered(cluster.link.clone());
                 (hub, engine, relay, None, None, Some(cluster))
@@ -228,9 +224,9 @@ impl Application {
         let router = crate::edge::router()
             .layer(RequestBodyLimitLayer::new(crate::edge::rest::MAX_BODY_BYTES))
             // Spans name the path, never the query: a socket's `?ticket=` is a credential until used.
-            .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-                tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
-            }))
+            .layer(TraceLayer::new_for_http().make_span_with(
+                |req: &axum::http::Request<_>| tracing::debug_span!("request", method = %req.method(), path = %req.uri().path()),
+            ))
             .with_state(state.clone());
         let stop = shutdown_tx.clone();
         // Small frames must not wait for Nagle's algorithm: every chat message is latency-sensitive.
@@ -272,4 +268,3 @@ impl Application {
         Ok(())
     }
 }
-

@@ -164,11 +164,7 @@ impl Guard {
             .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
             .map(canonical)
             .collect();
-        hops.iter()
-            .rev()
-            .find(|hop| !self.settings.trusted_proxies.iter().any(|p| canonical(*p) == **hop))
-            .copied()
-            .unwrap_or(peer_ip)
+        hops.iter().rev().find(|hop| !self.settings.trusted_proxies.iter().any(|p| canonical(*p) == **hop)).copied().unwrap_or(peer_ip)
     }
 
     /// A place for one more socket from `ip`, or `Err(Over::Sockets)` when it has too many open.

@@ -1,9 +1,9 @@
 //! Authentication: argon2 password hashes, short-lived HS256 access tokens (RFC 8725: algorithm pinned, explicit `typ`, `kid` with a rotation overlap, iss/aud/exp/nbf checked against the server clock), opaque refresh tokens, and single-use WebSocket tickets.
 
 pub mod guard;
+pub mod keyed;
 pub mod password;
 pub mod totp;
-pub mod keyed;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -70,10 +70,7 @@ pub struct AuthKeys {
 
 impl std::fmt::Debug for AuthKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthKeys")
-            .field("token_ttl", &self.token_ttl)
-            .field("refresh_ttl", &self.refresh_ttl)
-            .finish_non_exhaustive()
+        f.debug_struct("AuthKeys").field("token_ttl", &self.token_ttl).field("refresh_ttl", &self.refresh_ttl).finish_non_exhaustive()
     }
 }
 
@@ -301,16 +298,8 @@ mod tests {
     #[tokio::test]
     async fn tickets_are_single_use() {
         let t = Tickets::default();
-        let claims = Claims {
-            sub: "u".into(),
-            role: Role::Admin,
-            iss: ISSUER.into(),
-            aud: AUDIENCE.into(),
-            iat: 0,
-            nbf: 0,
-            exp: 0,
-            iat_ms: 0,
-        };
+        let claims =
+            Claims { sub: "u".into(), role: Role::Admin, iss: ISSUER.into(), aud: AUDIENCE.into(), iat: 0, nbf: 0, exp: 0, iat_ms: 0 };
         let ticket = t.issue(claims.clone());
         assert!(ticket.len() >= 22, "128 bits at least");
         assert_eq!(t.redeem(&ticket), Some(claims));

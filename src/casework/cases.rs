@@ -43,8 +43,7 @@ pub struct CaseView {
 
 /// A case as the API shows it.
 pub fn case_view(c: &CaseRecord) -> CaseView {
-    let next: Vec<String> =
-        Stage::parse(&c.stage).map(|s| s.next().iter().map(|n| n.as_str().to_string()).collect()).unwrap_or_default();
+    let next: Vec<String> = Stage::parse(&c.stage).map(|s| s.next().iter().map(|n| n.as_str().to_string()).collect()).unwrap_or_default();
     CaseView {
         id: c.id.clone(),
         number: c.number.clone(),
@@ -153,7 +152,9 @@ pub async fn open(state: &AppState, staff: &Staff, o: Opening) -> Result<CaseRec
         (None, None) => return Err(AppError::bad_field("contact_id or helpline is required")),
         (Some(contact_id), None) => {
             if staff.user.role == Role::CaseManager {
-                return Err(staff.refuse(state, "case_open", contact_id, AppError::forbidden("a case manager opens a case without a contact")).await);
+                return Err(staff
+                    .refuse(state, "case_open", contact_id, AppError::forbidden("a case manager opens a case without a contact"))
+                    .await);
             }
             let contact = visible_contact(state, staff, contact_id, "case_open").await?;
             (contact.helpline, Some(contact.id), None)
@@ -168,7 +169,12 @@ pub async fn open(state: &AppState, staff: &Staff, o: Opening) -> Result<CaseRec
                 _ if staff.supervises(helpline) => None,
                 _ => {
                     return Err(staff
-                        .refuse(state, "case_open", helpline, AppError::forbidden("case managers and the helpline's supervisors open cases without a contact"))
+                        .refuse(
+                            state,
+                            "case_open",
+                            helpline,
+                            AppError::forbidden("case managers and the helpline's supervisors open cases without a contact"),
+                        )
                         .await)
                 }
             };
@@ -238,7 +244,13 @@ pub async fn move_stage(state: &AppState, staff: &Staff, id: &str, stage: &str) 
 /// Adds an entry to a case `staff` may see: an `assessment` (with `findings`), a `note` (with `text`)
 /// or a `referral` (with `service`, one of the referral kinds), stamped with the case's stage; at
 /// most 32 KiB (audited). Returns the entry's id.
-pub async fn add_entry(state: &AppState, staff: &Staff, id: &str, kind: &str, body: serde_json::Map<String, serde_json::Value>) -> Result<String, AppError> {
+pub async fn add_entry(
+    state: &AppState,
+    staff: &Staff,
+    id: &str,
+    kind: &str,
+    body: serde_json::Map<String, serde_json::Value>,
+) -> Result<String, AppError> {
     let case = visible_case(state, staff, id, "case_entry").await?;
     let needs = match kind {
         "assessment" => "findings",
@@ -280,7 +292,9 @@ pub async fn link_contact(state: &AppState, staff: &Staff, id: &str, contact_id:
 pub async fn person(state: &AppState, staff: &Staff, id: &str) -> Result<PersonDetails, AppError> {
     let case = visible_case(state, staff, id, "case_person_read").await?;
     if !staff.sees_person(&case) {
-        return Err(staff.refuse(state, "case_person_read", id, AppError::forbidden("identifying details are for the case's own roles")).await);
+        return Err(staff
+            .refuse(state, "case_person_read", id, AppError::forbidden("identifying details are for the case's own roles"))
+            .await);
     }
     let p = state.store.cases().case_person(id).await?;
     staff.audit(state, "case_person_read", id, None).await;
@@ -291,9 +305,12 @@ pub async fn person(state: &AppState, staff: &Staff, id: &str) -> Result<PersonD
 pub async fn set_person(state: &AppState, staff: &Staff, id: &str, p: &PersonDetails) -> Result<(), AppError> {
     let case = visible_case(state, staff, id, "case_person_write").await?;
     if !staff.sees_person(&case) {
-        return Err(staff.refuse(state, "case_person_write", id, AppError::forbidden("identifying details are for the case's own roles")).await);
+        return Err(staff
+            .refuse(state, "case_person_write", id, AppError::forbidden("identifying details are for the case's own roles"))
+            .await);
     }
-    let too_long = [&p.full_name, &p.birth_date, &p.address, &p.phone].iter().any(|f| f.as_deref().is_some_and(|v| v.chars().count() > 300));
+    let too_long =
+        [&p.full_name, &p.birth_date, &p.address, &p.phone].iter().any(|f| f.as_deref().is_some_and(|v| v.chars().count() > 300));
     if too_long {
         return Err(AppError::bad_field("each detail is limited to 300 characters"));
     }
@@ -345,7 +362,12 @@ pub async fn deadline_setter(state: &AppState, staff: &Staff, helpline: &str) ->
 /// Sets how many days the named stages (stage → days, 1 to 365) of a helpline may take (`open` is
 /// the case file); the others keep their setting. Applies to stages entered from now on (admins;
 /// audited). Returns the helpline's deadlines now.
-pub async fn set_deadlines(state: &AppState, staff: &Staff, helpline: &str, days: &std::collections::BTreeMap<String, i64>) -> Result<StageDeadlines, AppError> {
+pub async fn set_deadlines(
+    state: &AppState,
+    staff: &Staff,
+    helpline: &str,
+    days: &std::collections::BTreeMap<String, i64>,
+) -> Result<StageDeadlines, AppError> {
     deadline_setter(state, staff, helpline).await?;
     let mut d = crate::casework::stage_deadlines(&state.store, helpline).await?;
     for (stage, n) in days {
@@ -398,10 +420,18 @@ pub async fn set_stage_form(state: &AppState, staff: &Staff, helpline: &str, for
 /// the opener 403, others 404, audited): every field checked against the form's definition as it is
 /// now (`invalid_form` with `fields`, each fault named); stored as a `form` entry `{form, values}`,
 /// stamped with the stage. Audited as `case_entry`. Returns the entry's id.
-pub async fn fill_form(state: &AppState, staff: &Staff, id: &str, form: &str, values: &serde_json::Map<String, serde_json::Value>) -> Result<String, AppError> {
+pub async fn fill_form(
+    state: &AppState,
+    staff: &Staff,
+    id: &str,
+    form: &str,
+    values: &serde_json::Map<String, serde_json::Value>,
+) -> Result<String, AppError> {
     let case = visible_case(state, staff, id, "case_entry").await?;
     if !staff.manages_case(&case) {
-        return Err(staff.refuse(state, "case_entry", id, AppError::forbidden("the case manager or a supervisor fills in stage forms")).await);
+        return Err(staff
+            .refuse(state, "case_entry", id, AppError::forbidden("the case manager or a supervisor fills in stage forms"))
+            .await);
     }
     let forms = stage_forms(state, &case.helpline).await?;
     let Some(def) = forms.iter().find(|f| f.form == form) else {
@@ -422,9 +452,20 @@ pub async fn fill_form(state: &AppState, staff: &Staff, id: &str, form: &str, va
 /// overdue now (supervisors, of a helpline they supervise, a supervisor of several naming one; admins
 /// all; others 403). No person is named. Audited as `case_report`. Returns the time judged at, the
 /// helpline reported (None: all) and the rows.
-pub async fn report(state: &AppState, staff: &Staff, helpline: Option<&str>) -> Result<(i64, Option<String>, Vec<crate::store::cases::CaseCount>), AppError> {
+pub async fn report(
+    state: &AppState,
+    staff: &Staff,
+    helpline: Option<&str>,
+) -> Result<(i64, Option<String>, Vec<crate::store::cases::CaseCount>), AppError> {
     if !matches!(staff.user.role, Role::Supervisor | Role::Admin) {
-        return Err(staff.refuse(state, "case_report", helpline.unwrap_or("all_helplines"), AppError::forbidden("reports are for supervisors and admins")).await);
+        return Err(staff
+            .refuse(
+                state,
+                "case_report",
+                helpline.unwrap_or("all_helplines"),
+                AppError::forbidden("reports are for supervisors and admins"),
+            )
+            .await);
     }
     let helpline = staff.report_helpline(state, "case_report", helpline).await?;
     if let Some(h) = &helpline {

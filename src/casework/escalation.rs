@@ -176,11 +176,8 @@ pub async fn escalate(
     let helpline = (!imminent).then_some(record.helpline.as_str());
     let names = Names::of(&state.store, &[&record]).await;
     state.hub.event_to_supervisors(helpline, &ServerEvent::Escalation(view(&record, imminent, &names)));
-    let suggestions = if record.kind == "emergency_placement" {
-        suggest(state, &record.helpline, record.district.as_deref()).await?
-    } else {
-        Vec::new()
-    };
+    let suggestions =
+        if record.kind == "emergency_placement" { suggest(state, &record.helpline, record.district.as_deref()).await? } else { Vec::new() };
     Ok((record, suggestions))
 }
 

@@ -52,7 +52,9 @@ pub async fn save(state: &AppState, staff: &Staff, id: &str, draft: bool, form: 
     let contact = visible_contact(state, staff, id, "form_write").await?;
     let handler = contact.counsellor_id.as_deref() == Some(staff.id());
     if !handler && !staff.supervises(&contact.helpline) {
-        return Err(staff.refuse(state, "form_write", id, AppError::forbidden("only the counsellor who handled the contact writes its form")).await);
+        return Err(staff
+            .refuse(state, "form_write", id, AppError::forbidden("only the counsellor who handled the contact writes its form"))
+            .await);
     }
     let before = state.store.forms().form(id).await?;
     let submit = !draft || before.as_ref().is_some_and(|f| f.status == "submitted");
@@ -63,7 +65,11 @@ pub async fn save(state: &AppState, staff: &Staff, id: &str, draft: bool, form: 
     let record = FormRecord {
         contact_id: id.to_string(),
         helpline: contact.helpline.clone(),
-        counsellor_id: before.as_ref().map(|f| f.counsellor_id.clone()).or(contact.counsellor_id.clone()).unwrap_or_else(|| staff.id().to_string()),
+        counsellor_id: before
+            .as_ref()
+            .map(|f| f.counsellor_id.clone())
+            .or(contact.counsellor_id.clone())
+            .unwrap_or_else(|| staff.id().to_string()),
         data: serde_json::to_string(&form).map_err(|_| AppError::internal())?,
         risk: form.risk.clone(),
         status: if submit { "submitted" } else { "draft" }.into(),

@@ -101,7 +101,14 @@ async fn managed_case(state: &AppState, staff: &Staff, case_id: &str, action: &s
 
 /// Refers a case to a service of the registry (its managers), `sent` at once; the provider is told
 /// through its webhook (in the background). Audited as `referral_add` on the case.
-pub async fn create(state: &AppState, staff: &Staff, case_id: &str, service_id: &str, reason: &str, due_at_ms: Option<i64>) -> Result<ReferralRecord, AppError> {
+pub async fn create(
+    state: &AppState,
+    staff: &Staff,
+    case_id: &str,
+    service_id: &str,
+    reason: &str,
+    due_at_ms: Option<i64>,
+) -> Result<ReferralRecord, AppError> {
     let case = managed_case(state, staff, case_id, "referral_add").await?;
     let reason = check_text("reason", reason, MAX_TEXT)?;
     let now = state.clock.now_ms();
@@ -152,7 +159,11 @@ pub async fn update(state: &AppState, actor: Actor<'_>, id: &str, patch: Patch) 
         Actor::Provider { token, source } => {
             if crate::auth::token_hash(token) != referral.provider_token_hash {
                 let now = state.clock.now_ms();
-                let _ = state.store.audit_log().audit_from(now, "provider", "referral_update_denied", Some(&referral.case_id), Some(id), source).await;
+                let _ = state
+                    .store
+                    .audit_log()
+                    .audit_from(now, "provider", "referral_update_denied", Some(&referral.case_id), Some(id), source)
+                    .await;
                 return Err(hidden("referral"));
             }
             if patch.due_at_ms.is_some() {
@@ -191,12 +202,18 @@ pub async fn update(state: &AppState, actor: Actor<'_>, id: &str, patch: Patch) 
     match &actor {
         Actor::Staff(staff) => staff.audit(state, "referral_update", &referral.case_id, Some(&detail)).await,
         Actor::Provider { source, .. } => {
-            let _ = state.store.audit_log().audit_from(now, "provider", "referral_update", Some(&referral.case_id), Some(&detail), source).await;
+            let _ = state
+                .store
+                .audit_log()
+                .audit_from(now, "provider", "referral_update", Some(&referral.case_id), Some(&detail), source)
+                .await;
         }
     }
     let updated = state.store.referrals().referral(id).await?.ok_or_else(|| hidden("referral"))?;
     if let Actor::Staff(_) = actor {
-        if let (Some(case), Some(service)) = (state.store.cases().case(&updated.case_id).await?, state.store.placements().service(&updated.service_id).await?) {
+        if let (Some(case), Some(service)) =
+            (state.store.cases().case(&updated.case_id).await?, state.store.placements().service(&updated.service_id).await?)
+        {
             notify(state, &case, &updated, &service.name, None, "referral_update").await;
         }
     }
@@ -281,7 +298,9 @@ async fn notify(state: &AppState, case: &CaseRecord, r: &ReferralRecord, service
             Ok(code) => format!("{referral_id} failed: answered {code}"),
             Err(e) => format!("{referral_id} failed: {e}"),
         };
-        if let Err(err) = store.audit_log().audit_from(clock.now_ms(), "system", "referral_notify", Some(&case_id), Some(&detail), "webhook").await {
+        if let Err(err) =
+            store.audit_log().audit_from(clock.now_ms(), "system", "referral_notify", Some(&case_id), Some(&detail), "webhook").await
+        {
             tracing::error!(error = %err, "audit write failed");
         }
     });

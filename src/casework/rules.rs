@@ -15,8 +15,7 @@ pub const CALLER_TYPES: &[&str] = &["person_concerned", "relative", "professiona
 pub const AGE_GROUPS: &[&str] = &["0_9", "10_14", "15_17", "18_24", "25_59", "60_plus", "unknown"];
 pub const GENDERS: &[&str] = &["female", "male", "other", "unknown"];
 /// What the contact led to.
-pub const OUTCOMES: &[&str] =
-    &["information", "counselling", "referral", "escalated", "emergency_services", "no_action"];
+pub const OUTCOMES: &[&str] = &["information", "counselling", "referral", "escalated", "emergency_services", "no_action"];
 /// Risk levels, lowest first.
 pub const RISKS: &[&str] = &["none", "low", "medium", "high", "imminent"];
 /// Fields a submitted form must have.
@@ -167,8 +166,7 @@ pub fn validate(helpline: &str, form: &ContactForm, submit: bool) -> Result<(), 
     check_one(&mut errors, "outcome", &form.outcome, OUTCOMES, submit);
     check_one(&mut errors, "risk", &form.risk, RISKS, submit);
     let known = categories(helpline);
-    let unknown: Vec<&str> =
-        form.categories.iter().map(String::as_str).filter(|c| !known.iter().any(|k| k.code == *c)).collect();
+    let unknown: Vec<&str> = form.categories.iter().map(String::as_str).filter(|c| !known.iter().any(|k| k.code == *c)).collect();
     if !unknown.is_empty() {
         errors.insert("categories".into(), format!("unknown: {}", unknown.join(", ")));
     } else if submit && form.categories.is_empty() {
@@ -216,14 +214,8 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 6] = [
-        Stage::Open,
-        Stage::InitialAssessment,
-        Stage::ComprehensiveAssessment,
-        Stage::InterventionPlan,
-        Stage::Monitoring,
-        Stage::Closed,
-    ];
+    pub const ALL: [Stage; 6] =
+        [Stage::Open, Stage::InitialAssessment, Stage::ComprehensiveAssessment, Stage::InterventionPlan, Stage::Monitoring, Stage::Closed];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -354,8 +346,7 @@ pub fn year_of(ms: i64) -> i32 {
 }
 
 /// The rules a new case needs from inside the store's transaction (see `store::cases::CaseRules`).
-pub const CASE_RULES: crate::store::cases::CaseRules =
-    crate::store::cases::CaseRules { year_of, number: numbered, first_deadline };
+pub const CASE_RULES: crate::store::cases::CaseRules = crate::store::cases::CaseRules { year_of, number: numbered, first_deadline };
 
 fn numbered(helpline: &str, prefix_setting: &str, year: i32, seq: i64) -> String {
     case_number(&case_prefix(helpline, prefix_setting), year, seq)
@@ -401,7 +392,8 @@ pub enum ReferralStatus {
 }
 
 impl ReferralStatus {
-    pub const ALL: [ReferralStatus; 4] = [ReferralStatus::Sent, ReferralStatus::Accepted, ReferralStatus::Declined, ReferralStatus::Completed];
+    pub const ALL: [ReferralStatus; 4] =
+        [ReferralStatus::Sent, ReferralStatus::Accepted, ReferralStatus::Declined, ReferralStatus::Completed];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -480,7 +472,9 @@ mod tests {
         form.categories.pop();
         form.risk = Some("imminent".into());
         assert_eq!(validate("family_violence", &form, true), Ok(()));
-        assert!(validate("children", &ContactForm { categories: vec!["violence.child_labour".into()], ..Default::default() }, false).is_ok());
+        assert!(
+            validate("children", &ContactForm { categories: vec!["violence.child_labour".into()], ..Default::default() }, false).is_ok()
+        );
     }
 
     #[test]

@@ -168,11 +168,19 @@ fn check_value(f: &FieldDef, v: &Value) -> Result<Value, String> {
         "text" => text(v, MAX_TEXT).map(Value::String),
         "date" => {
             let s = text(v, 10)?;
-            if is_date(&s) { Ok(Value::String(s)) } else { Err("a date: YYYY-MM-DD".into()) }
+            if is_date(&s) {
+                Ok(Value::String(s))
+            } else {
+                Err("a date: YYYY-MM-DD".into())
+            }
         }
         "choice" => {
             let s = text(v, 64)?;
-            if f.options.contains(&s) { Ok(Value::String(s)) } else { Err(format!("one of {}", f.options.join(", "))) }
+            if f.options.contains(&s) {
+                Ok(Value::String(s))
+            } else {
+                Err(format!("one of {}", f.options.join(", ")))
+            }
         }
         "actions" => {
             let items = v.as_array().ok_or("a list of {goal, action, owner, due}")?;
@@ -263,7 +271,10 @@ mod tests {
         assert_eq!(plan.validate(&Map::new()).unwrap_err()["actions"], "required");
         let visit = default_forms().into_iter().find(|f| f.form == "monitoring_visit").unwrap();
         let faults = visit.validate(&obj(json!({"date": "15.01.2027", "place": "  ", "notes": 5}))).unwrap_err();
-        assert_eq!((faults["date"].as_str(), faults["place"].as_str(), faults["notes"].as_str()), ("a date: YYYY-MM-DD", "required", "must be text"));
+        assert_eq!(
+            (faults["date"].as_str(), faults["place"].as_str(), faults["notes"].as_str()),
+            ("a date: YYYY-MM-DD", "required", "must be text")
+        );
     }
 
     #[test]
@@ -275,7 +286,13 @@ mod tests {
         def.stage = "limbo".into();
         assert!(def.check(STAGES).is_err());
         let mut own = default_forms().remove(3);
-        own.fields.push(FieldDef { name: "children_seen".into(), kind: "choice".into(), required: true, options: vec!["yes".into(), "no".into()], label: [("en".into(), "Children seen".into())].into() });
+        own.fields.push(FieldDef {
+            name: "children_seen".into(),
+            kind: "choice".into(),
+            required: true,
+            options: vec!["yes".into(), "no".into()],
+            label: [("en".into(), "Children seen".into())].into(),
+        });
         let merged = merged(&[("children".into(), serde_json::to_string(&own).unwrap()), ("children".into(), "not json".into())]);
         assert_eq!(merged.len(), 5);
         assert_eq!(merged[3].fields.last().unwrap().name, "children_seen");

@@ -58,7 +58,14 @@ pub fn task_view(t: &TaskRecord, now: i64) -> TaskView {
 /// Adds a task to a case (its managers; the opener 403, others 404, audited as `task_add`): a title,
 /// a due time in the future within a year, and an owner who is an enabled account that sees the case
 /// (default: none, meaning the case's case manager). Returns it with the time it was judged at.
-pub async fn add(state: &AppState, staff: &Staff, case_id: &str, title: &str, due_at_ms: i64, owner: Option<&str>) -> Result<(i64, TaskRecord), AppError> {
+pub async fn add(
+    state: &AppState,
+    staff: &Staff,
+    case_id: &str,
+    title: &str,
+    due_at_ms: i64,
+    owner: Option<&str>,
+) -> Result<(i64, TaskRecord), AppError> {
     let case = visible_case(state, staff, case_id, "task_add").await?;
     if !staff.manages_case(&case) {
         return Err(staff.refuse(state, "task_add", case_id, AppError::forbidden("the case manager or a supervisor adds tasks")).await);
@@ -101,7 +108,9 @@ pub async fn done(state: &AppState, staff: &Staff, id: &str) -> Result<(i64, Tas
     };
     let case = visible_case(state, staff, &task.case_id, "task_done").await?;
     if !staff.manages_case(&case) && task.owner_id.as_deref() != Some(staff.id()) {
-        return Err(staff.refuse(state, "task_done", &case.id, AppError::forbidden("the task's owner or the case's managers mark it done")).await);
+        return Err(staff
+            .refuse(state, "task_done", &case.id, AppError::forbidden("the task's owner or the case's managers mark it done"))
+            .await);
     }
     let now = state.clock.now_ms();
     if !state.store.cases().complete_task(id, staff.id(), now).await? {

@@ -96,10 +96,18 @@ fn text(field: &str, v: Option<&str>) -> Result<Option<String>, AppError> {
 /// Offers a case to another case manager (the case's managers; the opener 403, others 404): an
 /// enabled case manager who is not its case manager now; one pending transfer per case (409).
 /// Audited as `transfer_request`.
-pub async fn request(state: &AppState, staff: &Staff, case_id: &str, to: &str, note: Option<&str>) -> Result<(TransferRecord, CaseRecord), AppError> {
+pub async fn request(
+    state: &AppState,
+    staff: &Staff,
+    case_id: &str,
+    to: &str,
+    note: Option<&str>,
+) -> Result<(TransferRecord, CaseRecord), AppError> {
     let case = visible_case(state, staff, case_id, "transfer_request").await?;
     if !staff.manages_case(&case) {
-        return Err(staff.refuse(state, "transfer_request", case_id, AppError::forbidden("the case manager or a supervisor transfers a case")).await);
+        return Err(staff
+            .refuse(state, "transfer_request", case_id, AppError::forbidden("the case manager or a supervisor transfers a case"))
+            .await);
     }
     let note = text("note", note)?;
     match state.store.accounts().user(to).await? {
@@ -109,7 +117,11 @@ pub async fn request(state: &AppState, staff: &Staff, case_id: &str, to: &str, n
     if case.stage == "closed" {
         return Err(AppError::new(ErrorCode::Conflict, "the case is closed"));
     }
-    let t = state.store.cases().request_transfer(&case.id, case.case_manager_id.as_deref(), to, note.as_deref(), staff.id(), state.clock.now_ms()).await?;
+    let t = state
+        .store
+        .cases()
+        .request_transfer(&case.id, case.case_manager_id.as_deref(), to, note.as_deref(), staff.id(), state.clock.now_ms())
+        .await?;
     staff.audit(state, "transfer_request", &case.id, Some(&format!("{} to {to}", t.id))).await;
     Ok((t, case))
 }
@@ -130,7 +142,13 @@ pub async fn offered_to_me(state: &AppState, staff: &Staff) -> Result<Vec<(Trans
 /// Accepts or refuses a transfer offered to me (anyone else: 404, audited); accepted, the case is
 /// mine. `conflict` if it was decided already or the case changed hands meanwhile. Audited as
 /// `transfer_accept` / `transfer_refuse`.
-pub async fn decide(state: &AppState, staff: &Staff, id: &str, accept: bool, comment: Option<&str>) -> Result<(TransferRecord, CaseRecord), AppError> {
+pub async fn decide(
+    state: &AppState,
+    staff: &Staff,
+    id: &str,
+    accept: bool,
+    comment: Option<&str>,
+) -> Result<(TransferRecord, CaseRecord), AppError> {
     let action = if accept { "transfer_accept" } else { "transfer_refuse" };
     let Some(t) = state.store.cases().transfer(id).await? else {
         return Err(hidden("transfer"));
@@ -149,7 +167,11 @@ pub async fn decide(state: &AppState, staff: &Staff, id: &str, accept: bool, com
 }
 
 /// A case's transfers and approval requests (whoever sees the case; audited as `approval_list`).
-pub async fn of_case(state: &AppState, staff: &Staff, case_id: &str) -> Result<(CaseRecord, Vec<TransferRecord>, Vec<ApprovalRecord>), AppError> {
+pub async fn of_case(
+    state: &AppState,
+    staff: &Staff,
+    case_id: &str,
+) -> Result<(CaseRecord, Vec<TransferRecord>, Vec<ApprovalRecord>), AppError> {
     let case = visible_case(state, staff, case_id, "approval_list").await?;
     let transfers = state.store.cases().transfers_of_case(&case.id).await?;
     let approvals = state.store.cases().approvals_of_case(&case.id).await?;
@@ -159,7 +181,13 @@ pub async fn of_case(state: &AppState, staff: &Staff, case_id: &str) -> Result<(
 
 /// Asks a supervisor to approve the `plan` or the `closure` (the case's managers; the opener 403,
 /// others 404); one pending per kind (409). Audited as `approval_request`.
-pub async fn request_approval(state: &AppState, staff: &Staff, case_id: &str, kind: &str, note: Option<&str>) -> Result<ApprovalRecord, AppError> {
+pub async fn request_approval(
+    state: &AppState,
+    staff: &Staff,
+    case_id: &str,
+    kind: &str,
+    note: Option<&str>,
+) -> Result<ApprovalRecord, AppError> {
     let case = visible_case(state, staff, case_id, "approval_request").await?;
     if !staff.manages_case(&case) {
         return Err(staff.refuse(state, "approval_request", case_id, AppError::forbidden("the case manager asks for approval")).await);
@@ -176,7 +204,13 @@ pub async fn request_approval(state: &AppState, staff: &Staff, case_id: &str, ki
 /// Approves or returns a request (supervisors of the case's helpline and admins; a case manager 403,
 /// others 404): `approved` or `returned`, a comment required when returned. `conflict` if decided
 /// already. Audited as `approval_decide`.
-pub async fn decide_approval(state: &AppState, staff: &Staff, id: &str, decision: &str, comment: Option<&str>) -> Result<ApprovalRecord, AppError> {
+pub async fn decide_approval(
+    state: &AppState,
+    staff: &Staff,
+    id: &str,
+    decision: &str,
+    comment: Option<&str>,
+) -> Result<ApprovalRecord, AppError> {
     let Some(a) = state.store.cases().approval(id).await? else {
         return Err(hidden("approval"));
     };
@@ -201,7 +235,13 @@ pub async fn decide_approval(state: &AppState, staff: &Staff, id: &str, decision
 /// Whether `staff` needs a supervisor's approval to move `case` from `from` to `to`, and of what: a
 /// case manager (not a supervisor of the helpline) leaves the plan for monitoring only with the plan
 /// approved, and closes a case only with its closure approved (the latest request of that kind).
-pub async fn approval_needed(state: &AppState, staff: &Staff, case: &CaseRecord, from: Stage, to: Stage) -> Result<Option<&'static str>, AppError> {
+pub async fn approval_needed(
+    state: &AppState,
+    staff: &Staff,
+    case: &CaseRecord,
+    from: Stage,
+    to: Stage,
+) -> Result<Option<&'static str>, AppError> {
     if staff.supervises(&case.helpline) {
         return Ok(None);
     }

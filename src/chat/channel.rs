@@ -326,7 +326,11 @@ mod tests {
     #[test]
     fn the_core_channels_are_registered_and_an_unknown_contact_is_a_web_chat() {
         let channels = Channels::default();
-        assert_eq!(channels.kinds(), vec!["call", "callback", "chat", "message"], "with messages and callbacks left for later (chat::left)");
+        assert_eq!(
+            channels.kinds(),
+            vec!["call", "callback", "chat", "message"],
+            "with messages and callbacks left for later (chat::left)"
+        );
         assert_eq!(channels.of("c1").kind(), "chat");
         assert_eq!(channels.bind("c1", "call").kind(), "call");
         assert_eq!(channels.of("c1").kind(), "call");
@@ -363,10 +367,17 @@ mod tests {
     fn only_a_phone_call_has_exchange_steps_and_its_caller_stays_through_a_restart() {
         let channels = Channels::default();
         let (web, phone) = (channels.kind_or_web("chat"), channels.kind_or_web("call"));
-        let ended = Output::Ended { contact: ContactId(1), helpline: "children".into(), counsellor: None, reason: EndReason::CallerEnded, abandoned: true };
+        let ended = Output::Ended {
+            contact: ContactId(1),
+            helpline: "children".into(),
+            counsellor: None,
+            reason: EndReason::CallerEnded,
+            abandoned: true,
+        };
         assert_eq!(web.exchange_step(&ended), None);
         assert!(phone.exchange_step(&ended).is_some());
-        let gone = Output::OfferRevoked { contact: ContactId(1), counsellor: crate::routing::CounsellorId(2), reason: RevokeReason::ContactGone };
+        let gone =
+            Output::OfferRevoked { contact: ContactId(1), counsellor: crate::routing::CounsellorId(2), reason: RevokeReason::ContactGone };
         assert_eq!(phone.exchange_step(&gone), None);
         assert!(!web.present_after_restart() && phone.present_after_restart());
         assert_eq!((web.rules(), phone.rules()), (crate::routing::Channel::Chat, crate::routing::Channel::Call));

@@ -119,7 +119,6 @@ impl Metrics {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

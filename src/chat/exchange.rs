@@ -206,7 +206,13 @@ async fn hand_over(
 /// of this node that are closed (a release that failed), and (cluster mode) those of nodes not in
 /// `alive` made before `dead_before` (the node died; a node that just started may not be in
 /// `alive` yet). True when some were released.
-pub async fn release_stale(store: &crate::store::Store, hub: &crate::chat::hub::Hub, gateway: &str, alive: &[String], dead_before: i64) -> bool {
+pub async fn release_stale(
+    store: &crate::store::Store,
+    hub: &crate::chat::hub::Hub,
+    gateway: &str,
+    alive: &[String],
+    dead_before: i64,
+) -> bool {
     let holders = match store.commands().command_holders(gateway).await {
         Ok(h) => h,
         Err(err) => {
@@ -217,11 +223,7 @@ pub async fn release_stale(store: &crate::store::Store, hub: &crate::chat::hub::
     let me = hub.gateways.node();
     let mut released = false;
     for (node, conn, at) in holders {
-        let stale = if node == me {
-            hub.gateways.pick(gateway, Some(conn)).is_none()
-        } else {
-            !alive.contains(&node) && at < dead_before
-        };
+        let stale = if node == me { hub.gateways.pick(gateway, Some(conn)).is_none() } else { !alive.contains(&node) && at < dead_before };
         if stale {
             tracing::warn!(gateway, node = %node, conn, "releasing telephony commands held by a socket that is gone");
             released |= store.commands().release_commands(gateway, &node, conn).await.is_ok_and(|n| n > 0);
@@ -244,7 +246,8 @@ pub async fn close_unresponsive(store: &crate::store::Store, hub: &crate::chat::
     for (node, conn, oldest) in holders {
         if node == me && oldest < now - ACK_WAIT_MS && hub.gateways.pick(gateway, Some(conn)).is_some() {
             tracing::warn!(gateway, conn, waited_ms = now - oldest, "an exchange's socket left a command unacknowledged: closing it");
-            closed |= hub.push_local(conn, Outgoing::Close { code: crate::protocol::close::UNACKNOWLEDGED, reason: "command not acknowledged" });
+            closed |=
+                hub.push_local(conn, Outgoing::Close { code: crate::protocol::close::UNACKNOWLEDGED, reason: "command not acknowledged" });
         }
     }
     closed
@@ -269,7 +272,13 @@ pub async fn sweep(store: &crate::store::Store, hub: &crate::chat::hub::Hub, now
 
 /// A socket of `gateway` closed: the commands it held unacknowledged go to another socket of the
 /// exchange, here or (woken) on another node.
-pub async fn socket_closed(store: &crate::store::Store, hub: &crate::chat::hub::Hub, now: i64, gateway: &str, conn: crate::chat::hub::ConnId) {
+pub async fn socket_closed(
+    store: &crate::store::Store,
+    hub: &crate::chat::hub::Hub,
+    now: i64,
+    gateway: &str,
+    conn: crate::chat::hub::ConnId,
+) {
     hub.gateways.detach(gateway, conn);
     match store.commands().release_commands(gateway, hub.gateways.node(), conn).await {
         Ok(0) => {}
@@ -361,7 +370,6 @@ fn shorten(s: &str, max: usize) -> String {
     out.push('…');
     out
 }
-
 
 /// The phone channel (see [`crate::chat::channel`]): the caller is on the line at an exchange, so
 /// they hear no frames; they are present until the exchange says the call ended (through a restart

@@ -571,11 +571,7 @@ impl Hub {
     /// Number of open sockets (callers, counsellors, supervisors).
     pub fn counts(&self) -> (usize, usize, usize) {
         let inner = self.lock();
-        (
-            inner.callers.values().map(BTreeMap::len).sum(),
-            inner.counsellors.values().map(BTreeMap::len).sum(),
-            inner.supervisors.len(),
-        )
+        (inner.callers.values().map(BTreeMap::len).sum(), inner.counsellors.values().map(BTreeMap::len).sum(), inner.supervisors.len())
     }
 }
 

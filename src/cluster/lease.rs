@@ -46,8 +46,7 @@ pub fn value(node: &str, token: i64) -> String {
 
 /// Takes the lease if it is free: the new fencing token (above `floor`), or None.
 pub async fn acquire(conn: &mut ConnectionManager, keys: &Keys, node: &str, lease_ms: u64, floor: i64) -> RedisResult<Option<i64>> {
-    let token: i64 =
-        Script::new(ACQUIRE).key(keys.lease()).key(keys.token()).arg(node).arg(lease_ms).arg(floor).invoke_async(conn).await?;
+    let token: i64 = Script::new(ACQUIRE).key(keys.lease()).key(keys.token()).arg(node).arg(lease_ms).arg(floor).invoke_async(conn).await?;
     Ok((token > 0).then_some(token))
 }
 

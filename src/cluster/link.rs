@@ -76,10 +76,18 @@ pub struct Peer {
 
 /// What the publisher writes.
 enum Publish {
-    Command { json: String, reqs: Vec<ReplyId> },
-    ToNode { node: String, json: String },
+    Command {
+        json: String,
+        reqs: Vec<ReplyId>,
+    },
+    ToNode {
+        node: String,
+        json: String,
+    },
     /// The leader has handed the command stream up to this entry id to its engine and relay.
-    Progress { id: String },
+    Progress {
+        id: String,
+    },
 }
 
 type Pending = Box<dyn FnOnce(Option<serde_json::Value>) + Send>;
@@ -567,7 +575,14 @@ impl Link {
     /// A new leader, before it serves commands: reads the command stream from `start` for at most
     /// `wait`, registering the sockets of the nodes in `expect` as their rejoins arrive, so that the
     /// commands waiting since the old leader stopped find every live socket registered.
-    pub async fn await_rejoins(&self, conn: &mut ConnectionManager, start: &str, mut expect: HashSet<String>, wait: Duration, local: &Local) {
+    pub async fn await_rejoins(
+        &self,
+        conn: &mut ConnectionManager,
+        start: &str,
+        mut expect: HashSet<String>,
+        wait: Duration,
+        local: &Local,
+    ) {
         let deadline = tokio::time::Instant::now() + wait;
         let key = self.keys.commands();
         let mut last = start.to_string();
@@ -578,14 +593,15 @@ impl Link {
             }
             let mut xread = redis::cmd("XREAD");
             xread.arg("COUNT").arg(512).arg("BLOCK").arg(left.as_millis().max(1) as u64).arg("STREAMS").arg(&key).arg(&last);
-            let reply = match tokio::time::timeout(left + Duration::from_millis(200), xread.query_async::<Option<StreamReadReply>>(conn)).await {
-                Ok(Ok(reply)) => reply,
-                Ok(Err(err)) => {
-                    tracing::warn!(error = %err, "reading rejoins failed");
-                    break;
-                }
-                Err(_) => break,
-            };
+            let reply =
+                match tokio::time::timeout(left + Duration::from_millis(200), xread.query_async::<Option<StreamReadReply>>(conn)).await {
+                    Ok(Ok(reply)) => reply,
+                    Ok(Err(err)) => {
+                        tracing::warn!(error = %err, "reading rejoins failed");
+                        break;
+                    }
+                    Err(_) => break,
+                };
             for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
                 last = entry.id.clone();
                 let Some(json) = entry_json(&entry.map) else { continue };
@@ -800,14 +816,7 @@ async fn read_stream(
             return;
         }
         let mut xread = redis::cmd("XREAD");
-        xread
-            .arg("COUNT")
-            .arg(512)
-            .arg("BLOCK")
-            .arg(1000)
-            .arg("STREAMS")
-            .arg(&key)
-            .arg(&last);
+        xread.arg("COUNT").arg(512).arg("BLOCK").arg(1000).arg("STREAMS").arg(&key).arg(&last);
         let read = xread.query_async::<Option<StreamReadReply>>(&mut conn);
         let reply = tokio::select! {
             r = read => r,

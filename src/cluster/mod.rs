@@ -20,8 +20,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::clock::Clock;
 use crate::chat::hub::Hub;
+use crate::clock::Clock;
 use crate::store::cluster::FenceToken;
 use crate::store::helplines::Helpline;
 use crate::store::{Backend, Store};
@@ -92,11 +92,8 @@ impl std::fmt::Debug for Cluster {
 
 /// The cluster id the nodes on this prefix share, when it is not `ours` (written first if Redis has none).
 async fn identity_mismatch(redis: &mut ConnectionManager, keys: &Keys, ours: &str) -> redis::RedisResult<Option<String>> {
-    let (_, theirs): (Option<String>, String) = redis::pipe()
-        .cmd("SET").arg(keys.cluster_id()).arg(ours).arg("NX")
-        .cmd("GET").arg(keys.cluster_id())
-        .query_async(redis)
-        .await?;
+    let (_, theirs): (Option<String>, String) =
+        redis::pipe().cmd("SET").arg(keys.cluster_id()).arg(ours).arg("NX").cmd("GET").arg(keys.cluster_id()).query_async(redis).await?;
     Ok((theirs != ours).then_some(theirs))
 }
 
@@ -136,10 +133,8 @@ impl Cluster {
         let keys = Keys { prefix: settings.prefix.clone() };
         // One cluster, one database: a node pointed at another database must not follow this
         // prefix's leader (its callers would be routed by a leader writing elsewhere).
-        let cluster_id = store
-            .fencing().cluster_id(&uuid::Uuid::new_v4().simple().to_string())
-            .await
-            .context("reading this database's cluster id")?;
+        let cluster_id =
+            store.fencing().cluster_id(&uuid::Uuid::new_v4().simple().to_string()).await.context("reading this database's cluster id")?;
         if let Some(theirs) = identity_mismatch(&mut redis, &keys, &cluster_id).await.context("Redis")? {
             anyhow::bail!("{}", foreign_message(&cluster_id, &theirs, &settings.prefix));
         }
@@ -225,7 +220,11 @@ impl Cluster {
                     // The engine stopped: a routing step could not be stored. With the lease still
                     // ours the database is unreachable, and the sockets stay; else we were fenced.
                     let mut redis = self.redis.clone();
-                    let ours = lease::current(&mut redis, &self.keys).await.ok().flatten().is_some_and(|(n, t, _)| n == self.node && t == lead.token);
+                    let ours = lease::current(&mut redis, &self.keys)
+                        .await
+                        .ok()
+                        .flatten()
+                        .is_some_and(|(n, t, _)| n == self.node && t == lead.token);
                     self.step_down(&mut leadership, "a routing step was not stored", !ours).await;
                 }
                 Some(lead) => {
@@ -296,11 +295,27 @@ impl Cluster {
         let mut redis = self.redis.clone();
         let alive_since = now - self.settings.lease.as_millis() as i64;
         let done: redis::RedisResult<(Vec<String>, std::collections::HashMap<String, String>)> = redis::pipe()
-            .cmd("ZADD").arg(self.keys.nodes()).arg(now).arg(&self.node).ignore()
-            .cmd("HSET").arg(self.keys.node_info()).arg(&self.node).arg(info.to_string()).ignore()
-            .cmd("ZREMRANGEBYSCORE").arg(self.keys.nodes()).arg("-inf").arg(now - 3_600_000).ignore()
-            .cmd("ZRANGEBYSCORE").arg(self.keys.nodes()).arg(alive_since).arg("+inf")
-            .cmd("HGETALL").arg(self.keys.node_info())
+            .cmd("ZADD")
+            .arg(self.keys.nodes())
+            .arg(now)
+            .arg(&self.node)
+            .ignore()
+            .cmd("HSET")
+            .arg(self.keys.node_info())
+            .arg(&self.node)
+            .arg(info.to_string())
+            .ignore()
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(self.keys.nodes())
+            .arg("-inf")
+            .arg(now - 3_600_000)
+            .ignore()
+            .cmd("ZRANGEBYSCORE")
+            .arg(self.keys.nodes())
+            .arg(alive_since)
+            .arg("+inf")
+            .cmd("HGETALL")
+            .arg(self.keys.node_info())
             .query_async(&mut redis)
             .await;
         match done {
@@ -509,8 +524,15 @@ impl Cluster {
         let last_ms = |key: String| {
             let mut redis = self.redis.clone();
             async move {
-                let last: Vec<(String, std::collections::HashMap<String, String>)> =
-                    redis::cmd("XREVRANGE").arg(key).arg("+").arg("-").arg("COUNT").arg(1).query_async(&mut redis).await.unwrap_or_default();
+                let last: Vec<(String, std::collections::HashMap<String, String>)> = redis::cmd("XREVRANGE")
+                    .arg(key)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(&mut redis)
+                    .await
+                    .unwrap_or_default();
                 last.first().and_then(|(id, _)| id.split('-').next()?.parse::<i64>().ok()).unwrap_or(0)
             }
         };
@@ -535,4 +557,3 @@ impl Cluster {
         }))
     }
 }
-

@@ -65,7 +65,11 @@ pub enum ToLeader {
     Engine(EngineCommand<Remote>),
     Relay(RelayCommand<Remote>),
     /// A socket of the sending node was detached from a caller's contact or a counsellor's account.
-    Detach { caller: bool, key: String, conn: ConnId },
+    Detach {
+        caller: bool,
+        key: String,
+        conn: ConnId,
+    },
     /// The sending node's live sockets, registered again with the leader holding `token` (after a
     /// leader change): the sockets stay open. Idempotent. `watches`: the conversations its
     /// supervisor sockets monitor or joined.
@@ -82,24 +86,54 @@ pub enum ToLeader {
 /// An item for a socket of the node whose stream it is on, or a reply to one of its commands.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum NodeItem {
-    Frame { conn: ConnId, text: String },
-    Frames { conn: ConnId, texts: Vec<String> },
-    Ended { conn: ConnId, contact: String, text: String },
+    Frame {
+        conn: ConnId,
+        text: String,
+    },
+    Frames {
+        conn: ConnId,
+        texts: Vec<String>,
+    },
+    Ended {
+        conn: ConnId,
+        contact: String,
+        text: String,
+    },
     /// The answer to message `client_id` that socket `conn` sent (`Outgoing::Answer`).
-    Answer { conn: ConnId, client_id: String, text: String },
-    Close { conn: ConnId, code: u16 },
+    Answer {
+        conn: ConnId,
+        client_id: String,
+        text: String,
+    },
+    Close {
+        conn: ConnId,
+        code: u16,
+    },
     /// `answered` false: the command was dropped without an answer (`value` is then null, as is a unit answer).
-    Reply { req: ReplyId, answered: bool, value: serde_json::Value },
+    Reply {
+        req: ReplyId,
+        answered: bool,
+        value: serde_json::Value,
+    },
     /// The leader holding `token` asks this node to register its live sockets with it ([`ToLeader::Rejoin`]).
-    Rejoin { token: i64 },
+    Rejoin {
+        token: i64,
+    },
     /// A frame for this node's supervisors in `audience` (since version 4: a list of helplines, so
     /// an alert about a counsellor reaches only the supervisors of their helplines).
-    Supervisors { audience: Audience, text: String },
+    Supervisors {
+        audience: Audience,
+        text: String,
+    },
     /// The leader's whole supervisor board (a `Dashboard`, JSON): each supervisor gets the part they may see.
-    Board { json: String },
+    Board {
+        json: String,
+    },
     /// Exchange `gateway` has commands no socket took where they were committed: hand its pending
     /// commands to its socket here, if any (a wake-up: the commands themselves are in PostgreSQL).
-    GatewayWake { gateway: String },
+    GatewayWake {
+        gateway: String,
+    },
 }
 
 /// An entry of a node's stream: an item of its version, or (any version) a refusal.
@@ -163,9 +197,14 @@ pub enum CommandError {
 pub enum ForNode {
     Item(NodeItem),
     /// The leader (speaking version `by`) refused commands of this node: answer their requests.
-    Refused { by: u32, replies: Vec<ReplyId> },
+    Refused {
+        by: u32,
+        replies: Vec<ReplyId>,
+    },
     /// An item of another version: not read.
-    Version { theirs: u32 },
+    Version {
+        theirs: u32,
+    },
 }
 
 /// The JSON of a command of this version.
@@ -289,7 +328,8 @@ mod tests {
         let sync = RelayCommand::<Remote>::CounsellorSync { user, status: CounsellorStatus::Available, outbox: 1, done: 2 };
         let json = encode_command("i".into(), "n2".into(), vec![2], ToLeader::Relay(sync)).expect("encodes");
         assert!(json.contains(r#"{"Relay":{"AgentSync":{"#), "{json}");
-        let rejoin = ToLeader::Rejoin { token: 3, sockets: vec![(5, Role::Counsellor { user: "u1".into() })], watches: vec![], seen: vec![] };
+        let rejoin =
+            ToLeader::Rejoin { token: 3, sockets: vec![(5, Role::Counsellor { user: "u1".into() })], watches: vec![], seen: vec![] };
         let json = encode_command("i".into(), "n2".into(), vec![], rejoin).expect("encodes");
         assert!(json.contains(r#"[5,{"Agent":{"user":"u1"}}]"#), "{json}");
     }

@@ -135,10 +135,7 @@ fn serve(name: &str, headers: &HeaderMap, framing: Framing) -> Response {
     if framing == Framing::Nobody {
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }
-    h.insert(
-        header::HeaderName::from_static("permissions-policy"),
-        HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
-    );
+    h.insert(header::HeaderName::from_static("permissions-policy"), HeaderValue::from_static("camera=(), microphone=(), geolocation=()"));
     if let Ok(v) = HeaderValue::from_str(&content_security_policy(headers, framing)) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
@@ -156,10 +153,9 @@ fn content_security_policy(headers: &HeaderMap, framing: Framing) -> String {
     let ancestors = match framing {
         Framing::Anyone => "*".to_string(),
         Framing::Nobody => "'none'".to_string(),
-        Framing::Origins(origins) => std::iter::once("'self'")
-            .chain(origins.iter().map(String::as_str).filter(|o| plain_origin(o)))
-            .collect::<Vec<_>>()
-            .join(" "),
+        Framing::Origins(origins) => {
+            std::iter::once("'self'").chain(origins.iter().map(String::as_str).filter(|o| plain_origin(o))).collect::<Vec<_>>().join(" ")
+        }
     };
     format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; \

@@ -118,7 +118,9 @@ pub async fn list(State(state): State<AppState>, staff: Staff, Query(q): Query<C
     let scope = readable(&staff)?;
     let helplines = match (&q.helpline, scope) {
         (Some(h), scope) if scope.covers(h) => Some(vec![h.clone()]),
-        (Some(h), _) => return Err(staff.refuse(&state, "canned_list", h, AppError::forbidden(format!("{h:?} is not one of your helplines"))).await),
+        (Some(h), _) => {
+            return Err(staff.refuse(&state, "canned_list", h, AppError::forbidden(format!("{h:?} is not one of your helplines"))).await)
+        }
         (None, scope) => scope.list(),
     };
     let canned_responses = state.store.canned().list(helplines.as_deref(), q.language.as_deref()).await?;

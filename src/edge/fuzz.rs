@@ -8,8 +8,8 @@
 use proptest::prelude::*;
 
 use crate::protocol::{
-    check_message, decode, CounsellorRequest, CallerRequest, DecodeError, ErrorCode, KnownTypes, ServerEvent,
-    SupervisorRequest, TelephonyEvent, MAX_FRAME_BYTES,
+    check_message, decode, CallerRequest, CounsellorRequest, DecodeError, ErrorCode, KnownTypes, ServerEvent, SupervisorRequest,
+    TelephonyEvent, MAX_FRAME_BYTES,
 };
 
 use crate::routing::tests::fuzz_config as config;
@@ -36,11 +36,53 @@ const SEEDS: &[&str] = &[
 
 /// Field names and `type` values the decoders know, so generated objects reach past the first checks.
 const NAMES: &[&str] = &[
-    "type", "helpline", "language", "resume_token", "last_seq", "client_id", "text", "active", "status",
-    "contact_id", "counsellor_id", "kind", "risk", "reason", "district", "escalation_id", "event_id", "call_id",
-    "dialled", "caller", "at", "by", "start", "resume", "message", "typing", "end", "ping", "accept", "decline",
-    "escalate", "set_status", "to_front", "offer_to", "transfer", "monitor", "unmonitor", "whisper", "join",
-    "acknowledge", "call_offered", "call_answered", "call_ended", "call_abandoned", "available", "away", "offline",
+    "type",
+    "helpline",
+    "language",
+    "resume_token",
+    "last_seq",
+    "client_id",
+    "text",
+    "active",
+    "status",
+    "contact_id",
+    "counsellor_id",
+    "kind",
+    "risk",
+    "reason",
+    "district",
+    "escalation_id",
+    "event_id",
+    "call_id",
+    "dialled",
+    "caller",
+    "at",
+    "by",
+    "start",
+    "resume",
+    "message",
+    "typing",
+    "end",
+    "ping",
+    "accept",
+    "decline",
+    "escalate",
+    "set_status",
+    "to_front",
+    "offer_to",
+    "transfer",
+    "monitor",
+    "unmonitor",
+    "whisper",
+    "join",
+    "acknowledge",
+    "call_offered",
+    "call_answered",
+    "call_ended",
+    "call_abandoned",
+    "available",
+    "away",
+    "offline",
 ];
 
 /// One decode under test: whatever the input, a typed request or a stable error code; never a panic.
@@ -150,16 +192,19 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         (at(), 1usize..8).prop_map(|(at, len)| Mutation::Delete { at, len }),
         at().prop_map(|at| Mutation::Truncate { at }),
         (at(), 1usize..64).prop_map(|(at, len)| Mutation::Duplicate { at, len }),
-        (at(), prop_oneof![
-            Just("\\u0000".to_string()),
-            Just("\\ud800".to_string()),
-            Just("1e999".to_string()),
-            Just("-9223372036854775809".to_string()),
-            Just("[".repeat(200)),
-            Just(",\"type\":\"end\"".to_string()),
-            Just(",\"extra\":1".to_string()),
-            "\\PC{0,12}",
-        ])
+        (
+            at(),
+            prop_oneof![
+                Just("\\u0000".to_string()),
+                Just("\\ud800".to_string()),
+                Just("1e999".to_string()),
+                Just("-9223372036854775809".to_string()),
+                Just("[".repeat(200)),
+                Just(",\"type\":\"end\"".to_string()),
+                Just(",\"extra\":1".to_string()),
+                "\\PC{0,12}",
+            ]
+        )
             .prop_map(|(at, text)| Mutation::Splice { at, text }),
     ]
 }

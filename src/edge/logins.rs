@@ -112,7 +112,22 @@ async fn failed(state: &AppState, from: &Origin, user: Option<&User>, hashed: &s
     };
     let Some(lock) = state.guard.lockout_after(Counted { pair: counted.pair, last_lockout: counted.last_lockout }, now) else { return };
     let forget_before = now - STRIKE_MEMORY_MS;
-    if let Err(e) = state.store.accounts().lock_login(&crate::store::users::NewLockout { account_hash: hashed, address: &address, user_id: user.map(|u| u.id.as_str()), now, until: lock.until_ms, strikes: lock.strikes }, forget_before).await {
+    if let Err(e) = state
+        .store
+        .accounts()
+        .lock_login(
+            &crate::store::users::NewLockout {
+                account_hash: hashed,
+                address: &address,
+                user_id: user.map(|u| u.id.as_str()),
+                now,
+                until: lock.until_ms,
+                strikes: lock.strikes,
+            },
+            forget_before,
+        )
+        .await
+    {
         tracing::error!(error = %e, "recording a login lockout failed");
     }
     let detail = serde_json::json!({"address": address, "until": lock.until_ms, "strikes": lock.strikes}).to_string();
@@ -129,7 +144,13 @@ async fn second_factor_needed(state: &AppState, user: &User) -> Result<(bool, cr
 
 /// The second factor, after the right password: Ok(None) when none is needed or it was right, Ok(Some(codes))
 /// when `code` confirmed an enrolment (the new recovery codes, shown once). A wrong code counts as a failed login.
-pub async fn second_factor(state: &AppState, from: &Origin, username: &str, user: &User, code: Option<&str>) -> Result<Option<Vec<String>>, AppError> {
+pub async fn second_factor(
+    state: &AppState,
+    from: &Origin,
+    username: &str,
+    user: &User,
+    code: Option<&str>,
+) -> Result<Option<Vec<String>>, AppError> {
     let (needed, totp) = second_factor_needed(state, user).await?;
     let pending = totp.secret.as_deref().filter(|_| !totp.enabled);
     let Some(code) = code else {
@@ -187,7 +208,9 @@ pub async fn second_factor(state: &AppState, from: &Origin, username: &str, user
 /// still slow the account down from elsewhere), on every node.
 pub async fn signed_in(state: &AppState, from: &Origin, username: &str) {
     let forgot = match name_hash(state, username).await {
-        Ok(hashed) => state.store.accounts().login_succeeded(&hashed, &from.ip.to_string(), state.clock.now_ms()).await.map_err(AppError::from),
+        Ok(hashed) => {
+            state.store.accounts().login_succeeded(&hashed, &from.ip.to_string(), state.clock.now_ms()).await.map_err(AppError::from)
+        }
         Err(e) => Err(e),
     };
     if let Err(e) = forgot {
@@ -290,7 +313,8 @@ struct PasswordReset {
 async fn account(state: &AppState, username: &str) -> Result<User, AppError> {
     state
         .store
-        .accounts().user_with_hash(&account_key(username))
+        .accounts()
+        .user_with_hash(&account_key(username))
         .await?
         .map(|(u, _)| u)
         .ok_or_else(|| AppError::new(ErrorCode::NotFound, "no such account"))
@@ -314,7 +338,12 @@ fn admins_only(auth: &AuthUser) -> Result<(), AppError> {
         (status = 404, description = "no such account", body = ErrorBody),
         (status = 422, description = "`weak_password`: the password does not meet the rule", body = ErrorBody),
     ))]
-async fn reset_password(State(state): State<AppState>, auth: AuthUser, Path(username): Path<String>, body: axum::body::Bytes) -> Result<StatusCode, AppError> {
+async fn reset_password(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(username): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, AppError> {
     admins_only(&auth)?;
     let req: PasswordReset =
         serde_json::from_slice(&body).map_err(|e| AppError::new(ErrorCode::BadField, format!("expected {{\"password\"}}: {e}")))?;

@@ -86,11 +86,7 @@ fn finish(doc: &mut Value) {
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
-    let renamed: Vec<(String, String)> = paths
-        .keys()
-        .filter(|p| p.contains("{*"))
-        .map(|p| (p.clone(), p.replace("{*", "{")))
-        .collect();
+    let renamed: Vec<(String, String)> = paths.keys().filter(|p| p.contains("{*")).map(|p| (p.clone(), p.replace("{*", "{"))).collect();
     for (from, to) in renamed {
         if let Some(item) = paths.remove(&from) {
             paths.insert(to, item);

@@ -61,28 +61,20 @@ const CLASSIC: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Whether the scraper asked for OpenMetrics (Prometheus's `Accept` names it first; curl's `*/*` does not).
 fn wants_openmetrics(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|part| {
-            let mut params = part.split(';').map(str::trim);
-            let is_om = params.next() == Some("application/openmetrics-text");
-            let refused = params.any(|p| p.replace(' ', "") == "q=0" || p.replace(' ', "") == "q=0.0");
-            is_om && !refused
-        })
+    headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|part| {
+        let mut params = part.split(';').map(str::trim);
+        let is_om = params.next() == Some("application/openmetrics-text");
+        let refused = params.any(|p| p.replace(' ', "") == "q=0" || p.replace(' ', "") == "q=0.0");
+        is_om && !refused
+    })
 }
 
 /// OpenMetrics text as Prometheus's classic text format: a counter family `x` is named by its sample
 /// `x_total` in `# HELP` and `# TYPE` (the classic format has no families), its `x_created` samples
 /// dropped, and `# UNIT` and `# EOF` left out. Everything else is the same in both formats.
 fn classic_text(openmetrics: &str) -> String {
-    let counters: std::collections::HashSet<&str> = openmetrics
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|rest| rest.strip_suffix(" counter"))
-        .collect();
+    let counters: std::collections::HashSet<&str> =
+        openmetrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|rest| rest.strip_suffix(" counter")).collect();
     let mut out = String::with_capacity(openmetrics.len());
     for line in openmetrics.lines() {
         if line == "# EOF" || line.starts_with("# UNIT ") {

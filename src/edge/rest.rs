@@ -11,12 +11,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::state::access::{supervised_contact, AuthUser, Staff};
-use crate::state::AppState;
-use crate::state::error::{AppError, ErrorBody};
 use crate::protocol::ErrorCode;
-use crate::store::sessions::Refresh;
+use crate::state::access::{supervised_contact, AuthUser, Staff};
+use crate::state::error::{AppError, ErrorBody};
+use crate::state::AppState;
 use crate::store::contacts::{ContactEvent, ContactRecord};
+use crate::store::sessions::Refresh;
 use crate::store::users::{Role, User};
 
 /// Largest request body accepted (bytes).
@@ -193,8 +193,8 @@ struct RefreshRequest {
         (status = 401, description = "the refresh token is unknown, expired, revoked or reused, or the account is disabled or logged out", body = ErrorBody),
     ))]
 async fn refresh(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Json<LoginResponse>, AppError> {
-    let req: RefreshRequest = serde_json::from_slice(&body)
-        .map_err(|e| AppError::new(ErrorCode::BadField, format!("expected {{\"refresh_token\": …}}: {e}")))?;
+    let req: RefreshRequest =
+        serde_json::from_slice(&body).map_err(|e| AppError::new(ErrorCode::BadField, format!("expected {{\"refresh_token\": …}}: {e}")))?;
     let now = state.clock.now_ms();
     let next = crate::auth::random_token(32);
     let hash = crate::auth::token_hash(&req.refresh_token);
@@ -260,9 +260,11 @@ pub const STAFF_LOCALES: [&str; 4] = ["ro", "ru", "uk", "en"];
 /// ignored), else `unknown_locale`.
 pub fn staff_locale(asked: &str) -> Result<&'static str, AppError> {
     let asked = asked.trim().to_ascii_lowercase();
-    STAFF_LOCALES.iter().copied().find(|l| *l == asked).ok_or_else(|| {
-        AppError::new(ErrorCode::UnknownLocale, format!("locale must be one of {}", STAFF_LOCALES.join(", ")))
-    })
+    STAFF_LOCALES
+        .iter()
+        .copied()
+        .find(|l| *l == asked)
+        .ok_or_else(|| AppError::new(ErrorCode::UnknownLocale, format!("locale must be one of {}", STAFF_LOCALES.join(", "))))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -366,8 +368,8 @@ struct CallerEnd {
         (status = 400, description = "`bad_field`: the body is not `{resume_token}`", body = ErrorBody),
     ))]
 async fn caller_end(State(state): State<AppState>, body: axum::body::Bytes) -> Result<StatusCode, AppError> {
-    let req: CallerEnd = serde_json::from_slice(&body)
-        .map_err(|e| AppError::new(ErrorCode::BadField, format!("expected {{\"resume_token\": …}}: {e}")))?;
+    let req: CallerEnd =
+        serde_json::from_slice(&body).map_err(|e| AppError::new(ErrorCode::BadField, format!("expected {{\"resume_token\": …}}: {e}")))?;
     let hash = crate::auth::token_hash(&req.resume_token);
     if let Some(contact) = state.store.contacts().contact_by_token_hash(&hash).await? {
         if let (true, Some(key)) = (contact.is_open(), crate::chat::engine_task::contact_key(&contact.id)) {

@@ -138,7 +138,6 @@ pub struct CounsellorBoard {
     pub away_reason: Option<String>,
 }
 
-
 impl Dashboard {
     /// The part of the board a supervisor who sees `scope` (None: all) may see: their helplines' rows,
     /// the counsellors serving one of them first-line with only those helplines' contacts, and the

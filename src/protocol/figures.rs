@@ -138,15 +138,9 @@ impl Tally {
             answered_in_target: self.answered_in_target,
             abandoned: self.abandoned,
             abandoned_short: self.abandoned_short,
-            service_level: ratio(
-                self.answered_in_target,
-                self.offered - self.abandoned_short - self.waiting_in_target,
-            ),
+            service_level: ratio(self.answered_in_target, self.offered - self.abandoned_short - self.waiting_in_target),
             asa_ms: mean(self.answer_ms_sum, self.answered),
-            abandonment_rate: ratio(
-                self.abandoned - self.abandoned_short,
-                self.answered + self.abandoned - self.abandoned_short,
-            ),
+            abandonment_rate: ratio(self.abandoned - self.abandoned_short, self.answered + self.abandoned - self.abandoned_short),
             aht_ms: mean(self.handle_ms_sum, self.handled),
             occupancy: None,
             waiting: self.waiting,
@@ -218,12 +212,7 @@ impl Occupancy {
 /// finishing a chat after going away is still working). Occupancy of a bucket =
 /// Σ busy ∩ bucket ÷ Σ staffed ∩ bucket over counsellors. `changes` should hold, per counsellor,
 /// the last change before the first bound as well as those inside the range.
-pub fn occupancy_series(
-    conversations: &[Conversation],
-    changes: &[StatusChange],
-    bounds: &[i64],
-    as_of_ms: i64,
-) -> Vec<Occupancy> {
+pub fn occupancy_series(conversations: &[Conversation], changes: &[StatusChange], bounds: &[i64], as_of_ms: i64) -> Vec<Occupancy> {
     let mut out = vec![Occupancy::default(); bounds.len().saturating_sub(1)];
     for per_bucket in occupancy_by_counsellor(conversations, changes, bounds, as_of_ms).values() {
         for (o, c) in out.iter_mut().zip(per_bucket) {
@@ -414,15 +403,15 @@ mod tests {
     fn every_figure_on_a_hand_computed_set() {
         let now = 1_000_000;
         let rows = [
-            contact(0, Some(2_000), Some(62_000), false),       // answered in 2 s, handled 60 s
-            contact(0, Some(15_000), Some(45_000), false),      // exactly on target: in target; handled 30 s
-            contact(0, Some(15_001), Some(105_001), false),     // 1 ms late; handled 90 s
-            contact(0, Some(40_000), None, false),              // answered late, still in conversation
-            contact(0, None, Some(4_999), true),                // short abandon
-            contact(0, None, Some(5_000), true),                // 5 s exactly: not short
-            contact(0, None, Some(30_000), true),               // abandoned after the target
-            contact(now - 20_000, None, None, false),           // waiting, past target: a miss already
-            contact(now - 3_000, None, None, false),            // waiting within target: not yet decided
+            contact(0, Some(2_000), Some(62_000), false),   // answered in 2 s, handled 60 s
+            contact(0, Some(15_000), Some(45_000), false),  // exactly on target: in target; handled 30 s
+            contact(0, Some(15_001), Some(105_001), false), // 1 ms late; handled 90 s
+            contact(0, Some(40_000), None, false),          // answered late, still in conversation
+            contact(0, None, Some(4_999), true),            // short abandon
+            contact(0, None, Some(5_000), true),            // 5 s exactly: not short
+            contact(0, None, Some(30_000), true),           // abandoned after the target
+            contact(now - 20_000, None, None, false),       // waiting, past target: a miss already
+            contact(now - 3_000, None, None, false),        // waiting within target: not yet decided
         ];
         let f = compute(&rows, &Rules::as_of(now));
         assert_eq!(f.offered, 9);
@@ -545,10 +534,10 @@ mod tests {
     fn away_time_is_counted_by_reason_inside_the_window_until_the_next_change() {
         let ch = |who: &str, at: i64, reason: Option<&str>| AwayChange { counsellor: who.into(), at, reason: reason.map(str::to_string) };
         let changes = vec![
-            ch("ana", -50, Some("break")),   // away before the window: counted from its start
-            ch("ana", 100, None),            // available
+            ch("ana", -50, Some("break")), // away before the window: counted from its start
+            ch("ana", 100, None),          // available
             ch("ana", 300, Some("training")),
-            ch("ana", 400, Some("break")),   // another reason without coming back first
+            ch("ana", 400, Some("break")),         // another reason without coming back first
             ch("ion", 500, Some("missed_offers")), // still away: counted to as_of
         ];
         let t = away_time(&changes, 0, 1_000, 800);

@@ -100,12 +100,24 @@ pub enum CounsellorRequest {
         reason: Option<String>,
     },
     /// The after-contact work of `contact_id` is done: its slot leaves wrap-up and takes offers again.
-    Ready { contact_id: String },
-    Accept { contact_id: String },
-    Decline { contact_id: String },
+    Ready {
+        contact_id: String,
+    },
+    Accept {
+        contact_id: String,
+    },
+    Decline {
+        contact_id: String,
+    },
     /// Close a conversation.
-    End { contact_id: String },
-    Message { contact_id: String, client_id: String, text: String },
+    End {
+        contact_id: String,
+    },
+    Message {
+        contact_id: String,
+        client_id: String,
+        text: String,
+    },
     Typing {
         contact_id: String,
         #[serde(default = "yes")]
@@ -124,14 +136,23 @@ pub enum CounsellorRequest {
         district: Option<String>,
     },
     /// Put the caller of your own active phone call on hold (the exchange gets `hold`).
-    CallHold { contact_id: String },
+    CallHold {
+        contact_id: String,
+    },
     /// Take the caller of your own active phone call off hold (the exchange gets `unhold`).
-    CallResume { contact_id: String },
+    CallResume {
+        contact_id: String,
+    },
     /// Hang up your own active phone call (the exchange gets `hangup`; its `call_ended` closes the record).
-    CallHangup { contact_id: String },
+    CallHangup {
+        contact_id: String,
+    },
     /// Flag a contact you handled as abusive (a supervisor may then block the caller, or route them
     /// to senior counsellors). Answered with `flagged`.
-    FlagAbusive { contact_id: String, reason: String },
+    FlagAbusive {
+        contact_id: String,
+        reason: String,
+    },
     /// Hand over a conversation you hold: to a colleague (`counsellor_id`) or to a helpline's queue
     /// (`helpline`); `reason` is what the receiving counsellor reads. Cold (default): it moves at
     /// once. Warm (`warm: true`): `counsellor_id` names the colleague you brief (`consult`) and who
@@ -149,14 +170,24 @@ pub enum CounsellorRequest {
         warm: bool,
     },
     /// Accept the warm transfer of `contact_id` you were asked to take.
-    TransferAccept { contact_id: String },
+    TransferAccept {
+        contact_id: String,
+    },
     /// Decline the warm transfer of `contact_id`: it stays with the counsellor who asked.
-    TransferDecline { contact_id: String },
+    TransferDecline {
+        contact_id: String,
+    },
     /// Take back your warm transfer of `contact_id` before it is answered.
-    TransferCancel { contact_id: String },
+    TransferCancel {
+        contact_id: String,
+    },
     /// A message to a colleague about a contact you hold (or the answer to the one who consulted
     /// you about it): the caller never sees it. Answered with `consult` (to both).
-    Consult { contact_id: String, counsellor_id: String, text: String },
+    Consult {
+        contact_id: String,
+        counsellor_id: String,
+        text: String,
+    },
 }
 
 fn yes() -> bool {
@@ -214,9 +245,7 @@ impl<'de> Deserialize<'de> for At {
         }
         match Raw::deserialize(d)? {
             Raw::Ms(ms) => Ok(At(ms)),
-            Raw::Text(t) => parse_rfc3339(&t)
-                .map(At)
-                .ok_or_else(|| serde::de::Error::custom(format!("{t:?} is not an RFC 3339 time"))),
+            Raw::Text(t) => parse_rfc3339(&t).map(At).ok_or_else(|| serde::de::Error::custom(format!("{t:?} is not an RFC 3339 time"))),
         }
     }
 }
@@ -296,8 +325,7 @@ impl TelephonyEvent {
 }
 
 impl KnownTypes for TelephonyEvent {
-    const TYPES: &'static [&'static str] =
-        &["call_offered", "call_answered", "call_ended", "call_abandoned", "ping", "command_ack"];
+    const TYPES: &'static [&'static str] = &["call_offered", "call_answered", "call_ended", "call_abandoned", "ping", "command_ack"];
 }
 
 /// What the server sends an exchange.
@@ -305,21 +333,43 @@ impl KnownTypes for TelephonyEvent {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TelephonyCommand {
     /// Event `event_id` is stored (sent again for a repeat).
-    Ack { event_id: String },
+    Ack {
+        event_id: String,
+    },
     /// Bridge the call to this counsellor's extension (they accepted it). Every command carries a
     /// `command_id`: it is sent until the exchange answers `command_ack {command_id}`.
-    Connect { command_id: String, call_id: String, counsellor: String, extension: String },
+    Connect {
+        command_id: String,
+        call_id: String,
+        counsellor: String,
+        extension: String,
+    },
     /// Stop ringing for this call: the counsellor it was offered to did not take it in time.
-    Cancel { command_id: String, call_id: String },
+    Cancel {
+        command_id: String,
+        call_id: String,
+    },
     /// Put the caller on hold (the counsellor pressed Hold).
-    Hold { command_id: String, call_id: String },
+    Hold {
+        command_id: String,
+        call_id: String,
+    },
     /// Take the caller off hold.
-    Unhold { command_id: String, call_id: String },
+    Unhold {
+        command_id: String,
+        call_id: String,
+    },
     /// Hang up the call (the counsellor pressed Hang up); the exchange then sends `call_ended {by: "counsellor"}`.
-    Hangup { command_id: String, call_id: String },
+    Hangup {
+        command_id: String,
+        call_id: String,
+    },
     /// Do not queue this call (`reason`: `blocked`, the caller's number is blocked for this helpline):
     /// the exchange plays its calm announcement and ends the call.
-    Reject { call_id: String, reason: String },
+    Reject {
+        call_id: String,
+        reason: String,
+    },
     Pong {},
     /// An event was refused or is about an unknown call. `code` is stable.
     Error {
@@ -371,25 +421,52 @@ impl TelephonyCommand {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SupervisorRequest {
     /// Set a counsellor's status (the counsellor is told it was a supervisor).
-    SetStatus { counsellor_id: String, status: CounsellorStatus },
+    SetStatus {
+        counsellor_id: String,
+        status: CounsellorStatus,
+    },
     /// Move a waiting contact to the front of its queue.
-    ToFront { contact_id: String },
+    ToFront {
+        contact_id: String,
+    },
     /// Ring a waiting contact for a named counsellor.
-    OfferTo { contact_id: String, counsellor_id: String },
+    OfferTo {
+        contact_id: String,
+        counsellor_id: String,
+    },
     /// Move a conversation to another counsellor, or back into a helpline's queue (give exactly one).
-    Transfer { contact_id: String, counsellor_id: Option<String>, helpline: Option<String> },
+    Transfer {
+        contact_id: String,
+        counsellor_id: Option<String>,
+        helpline: Option<String>,
+    },
     /// Watch a conversation silently.
-    Monitor { contact_id: String },
-    Unmonitor { contact_id: String },
+    Monitor {
+        contact_id: String,
+    },
+    Unmonitor {
+        contact_id: String,
+    },
     /// A message only the counsellor sees.
-    Whisper { contact_id: String, text: String },
+    Whisper {
+        contact_id: String,
+        text: String,
+    },
     /// Join the conversation: the caller sees you join, and you may write (`message`).
-    Join { contact_id: String },
+    Join {
+        contact_id: String,
+    },
     /// Write in a conversation you joined.
-    Message { contact_id: String, client_id: String, text: String },
+    Message {
+        contact_id: String,
+        client_id: String,
+        text: String,
+    },
     Ping {},
     /// Acknowledge an escalation alert (stops it going to every supervisor after 2 minutes).
-    Acknowledge { escalation_id: String },
+    Acknowledge {
+        escalation_id: String,
+    },
 }
 
 impl KnownTypes for SupervisorRequest {
@@ -623,12 +700,22 @@ pub enum ServerEvent {
     },
     /// Answer to `leave_message` or `callback` (`kind`): stored; a counsellor gets it as a contact
     /// from `routed_at` (when the line opens). The chat on this socket is over.
-    Left { contact_id: String, kind: String, routed_at: String },
+    Left {
+        contact_id: String,
+        kind: String,
+        routed_at: String,
+    },
     /// A counsellor accepted: the conversation starts.
-    Connected { contact_id: String, counsellor: String },
+    Connected {
+        contact_id: String,
+        counsellor: String,
+    },
     /// The chat cannot be taken (`reason`: `unavailable`); `message` says so calmly, in the chat's
     /// language, and names the emergency number. Not an error: nothing the caller did wrong is implied.
-    Closed { reason: String, message: String },
+    Closed {
+        reason: String,
+        message: String,
+    },
     /// Answer to `resume`: the contact's state now. Missed messages follow as `message` frames.
     Resumed {
         contact_id: String,
@@ -684,14 +771,26 @@ pub enum ServerEvent {
     },
     /// The conversation `contact_id` ended and its slot is in wrap-up: no offer fills it until you
     /// send `ready`, submit its contact form, or `ends_in_ms` passes.
-    WrapUp { contact_id: String, ends_in_ms: i64 },
+    WrapUp {
+        contact_id: String,
+        ends_in_ms: i64,
+    },
     /// The wrap-up of `contact_id` ended (`reason`: `ready` or `limit`): the slot takes offers again.
-    WrapUpEnded { contact_id: String, reason: String },
+    WrapUpEnded {
+        contact_id: String,
+        reason: String,
+    },
     /// Your `call_hold`, `call_resume` or `call_hangup` is stored and on its way to the exchange
     /// (`action`: `hold`, `resume` or `hangup`).
-    CallControl { contact_id: String, action: String },
+    CallControl {
+        contact_id: String,
+        action: String,
+    },
     /// The offer stopped ringing: `expired`, `contact_gone` or `unavailable`.
-    OfferRevoked { contact_id: String, reason: String },
+    OfferRevoked {
+        contact_id: String,
+        reason: String,
+    },
     /// The conversation is yours; `history` holds every message so far, in seq order.
     Assigned {
         contact_id: String,
@@ -715,11 +814,22 @@ pub enum ServerEvent {
     /// both of them.
     Consult(ConsultView),
     /// Your status changed (by you, or by the router: `reason` says why).
-    Status { status: CounsellorStatus, reason: Option<String> },
+    Status {
+        status: CounsellorStatus,
+        reason: Option<String>,
+    },
     /// The caller's connection dropped (`online: false`) or came back.
-    CallerPresence { contact_id: String, online: bool },
+    CallerPresence {
+        contact_id: String,
+        online: bool,
+    },
     /// A supervisor's message for you only (the caller never sees it).
-    Whisper { contact_id: String, from: String, text: String, at: String },
+    Whisper {
+        contact_id: String,
+        from: String,
+        text: String,
+        at: String,
+    },
 
     // ----- to supervisors
     /// The live board: sent on connect and every second.
@@ -744,27 +854,56 @@ pub enum ServerEvent {
     Escalation(EscalationView),
     /// To the counsellor: the escalation is stored and supervisors are alerted; for an emergency
     /// placement, the services with a free place that fit, the person's district first.
-    Escalated { escalation_id: String, contact_id: String, kind: String, risk: String, suggestions: Vec<ServiceSuggestion> },
+    Escalated {
+        escalation_id: String,
+        contact_id: String,
+        kind: String,
+        risk: String,
+        suggestions: Vec<ServiceSuggestion>,
+    },
     /// To the counsellor: your flag is stored and the helpline's supervisors are alerted.
-    Flagged { flag_id: String, contact_id: String },
+    Flagged {
+        flag_id: String,
+        contact_id: String,
+    },
     /// You are watching this conversation: its history; every new message follows as `message`.
-    Monitoring { contact_id: String, counsellor: Option<String>, history: Vec<MessageView> },
+    Monitoring {
+        contact_id: String,
+        counsellor: Option<String>,
+        history: Vec<MessageView>,
+    },
 
     // ----- to callers, on a transfer
     /// A supervisor moved you to another helpline's queue: you are waiting again (`position` follows).
-    Transferred { contact_id: String, helpline: String },
+    Transferred {
+        contact_id: String,
+        helpline: String,
+    },
 
     // ----- to both
     /// A chat message, stored under `seq`.
     Message(MessageView),
     /// Your message `client_id` is committed to the database as `seq`.
-    Ack { contact_id: String, client_id: String, seq: i64 },
+    Ack {
+        contact_id: String,
+        client_id: String,
+        seq: i64,
+    },
     /// The other side is typing.
-    Typing { contact_id: String, from: Party, active: bool },
+    Typing {
+        contact_id: String,
+        from: Party,
+        active: bool,
+    },
     /// The contact ended: `caller_ended`, `counsellor_ended` or `caller_lost`.
-    ContactEnded { contact_id: String, reason: String },
+    ContactEnded {
+        contact_id: String,
+        reason: String,
+    },
     /// The server is going away: reconnect (and resume) in a moment.
-    Reconnect { reason: String },
+    Reconnect {
+        reason: String,
+    },
     Pong {},
     /// Something you sent was refused. `code` is stable; `message` is for people.
     Error {
@@ -909,21 +1048,34 @@ impl KnownTypes for CallerRequest {
 
 impl KnownTypes for CounsellorRequest {
     const TYPES: &'static [&'static str] = &[
-        "status", "accept", "decline", "end", "message", "typing", "ping", "escalate", "call_hold", "call_resume", "call_hangup", "flag_abusive", "ready",
-        "transfer", "transfer_accept", "transfer_decline", "transfer_cancel", "consult",
+        "status",
+        "accept",
+        "decline",
+        "end",
+        "message",
+        "typing",
+        "ping",
+        "escalate",
+        "call_hold",
+        "call_resume",
+        "call_hangup",
+        "flag_abusive",
+        "ready",
+        "transfer",
+        "transfer_accept",
+        "transfer_decline",
+        "transfer_cancel",
+        "consult",
     ];
 }
 
 /// Decodes a client's text frame into a request, with a stable error code when it cannot.
 pub fn decode<T: serde::de::DeserializeOwned + KnownTypes>(text: &str) -> Result<T, DecodeError> {
     if text.len() > MAX_FRAME_BYTES {
-        return Err(DecodeError {
-            code: ErrorCode::TooLarge,
-            message: format!("frames are limited to {MAX_FRAME_BYTES} bytes"),
-        });
+        return Err(DecodeError { code: ErrorCode::TooLarge, message: format!("frames are limited to {MAX_FRAME_BYTES} bytes") });
     }
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| DecodeError { code: ErrorCode::BadJson, message: format!("not JSON: {e}") })?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| DecodeError { code: ErrorCode::BadJson, message: format!("not JSON: {e}") })?;
     let Some(obj) = value.as_object() else {
         return Err(DecodeError { code: ErrorCode::BadJson, message: "expected a JSON object".into() });
     };
@@ -964,19 +1116,13 @@ pub fn rfc3339(ms: i64) -> String {
 /// Validates a chat message's text and client id; returns the trimmed text.
 pub fn check_message(client_id: &str, text: &str) -> Result<(), DecodeError> {
     if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_BYTES {
-        return Err(DecodeError {
-            code: ErrorCode::BadField,
-            message: format!("client_id must be 1 to {MAX_CLIENT_ID_BYTES} bytes"),
-        });
+        return Err(DecodeError { code: ErrorCode::BadField, message: format!("client_id must be 1 to {MAX_CLIENT_ID_BYTES} bytes") });
     }
     if text.trim().is_empty() {
         return Err(DecodeError { code: ErrorCode::BadField, message: "text is empty".into() });
     }
     if text.chars().count() > MAX_TEXT_CHARS {
-        return Err(DecodeError {
-            code: ErrorCode::TooLarge,
-            message: format!("text is limited to {MAX_TEXT_CHARS} characters"),
-        });
+        return Err(DecodeError { code: ErrorCode::TooLarge, message: format!("text is limited to {MAX_TEXT_CHARS} characters") });
     }
     Ok(())
 }
@@ -1056,7 +1202,15 @@ mod tests {
     fn telephony_type_list_matches_the_enum() {
         let c = || "c".to_string();
         let all = [
-            TelephonyEvent::CallOffered { event_id: c(), call_id: c(), dialled: c(), caller: None, language: None, triage_digit: None, at: At(0) },
+            TelephonyEvent::CallOffered {
+                event_id: c(),
+                call_id: c(),
+                dialled: c(),
+                caller: None,
+                language: None,
+                triage_digit: None,
+                at: At(0),
+            },
             TelephonyEvent::CallAnswered { event_id: c(), call_id: c(), at: At(0) },
             TelephonyEvent::CallEnded { event_id: c(), call_id: c(), by: CallParty::Caller, at: At(0) },
             TelephonyEvent::CallAbandoned { event_id: c(), call_id: c(), at: At(0) },

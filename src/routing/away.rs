@@ -26,11 +26,7 @@ pub fn default_away_reasons() -> Vec<String> {
 /// Whether `reason` is one a counsellor of `helplines` may give, by the helplines' configured
 /// reasons (a helpline not configured allows the defaults; so does serving none).
 #[must_use]
-pub fn allowed<'a>(
-    configured: impl Fn(&str) -> Option<&'a [String]>,
-    helplines: impl Iterator<Item = &'a String>,
-    reason: &str,
-) -> bool {
+pub fn allowed<'a>(configured: impl Fn(&str) -> Option<&'a [String]>, helplines: impl Iterator<Item = &'a String>, reason: &str) -> bool {
     let mut any = false;
     for h in helplines {
         any = true;

@@ -229,12 +229,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn mask_set<const N: usize>(mask: u8, names: [&str; N]) -> BTreeSet<String> {
-    names
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| mask & (1 << i) != 0)
-        .map(|(_, n)| n.to_string())
-        .collect()
+    names.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, n)| n.to_string()).collect()
 }
 
 fn cid(c: u8) -> CounsellorId {
@@ -252,16 +247,8 @@ fn nth<T: Copy>(items: &[T], i: u8) -> Option<T> {
 /// The input for `op`, chosen from the reference engine's state; moves `now`.
 fn to_input(op: &Op, r: &reference::Engine, now: &mut Millis) -> Input {
     let snap = r.snapshot();
-    let ringing: Vec<(ContactId, CounsellorId)> = snap
-        .waiting
-        .iter()
-        .filter_map(|w| Some((w.contact, w.offered_to?)))
-        .collect();
-    let assigned: Vec<(ContactId, CounsellorId)> = snap
-        .assigned
-        .iter()
-        .map(|a| (a.contact, a.counsellor))
-        .collect();
+    let ringing: Vec<(ContactId, CounsellorId)> = snap.waiting.iter().filter_map(|w| Some((w.contact, w.offered_to?))).collect();
+    let assigned: Vec<(ContactId, CounsellorId)> = snap.assigned.iter().map(|a| (a.contact, a.counsellor)).collect();
     let info = |x: u8, h: u8, l: u8, prio: i32, queued_at: Millis, connected: bool, call: bool, senior_only: bool| NewContact {
         id: xid(x),
         channel: if call { Channel::Call } else { Channel::Chat },
@@ -273,15 +260,7 @@ fn to_input(op: &Op, r: &reference::Engine, now: &mut Millis) -> Input {
         senior_only,
     };
     match *op {
-        Op::Upsert {
-            c,
-            first,
-            backup,
-            langs,
-            cap,
-            calls,
-            senior,
-        } => Input::UpsertCounsellor(CounsellorProfile {
+        Op::Upsert { c, first, backup, langs, cap, calls, senior } => Input::UpsertCounsellor(CounsellorProfile {
             id: cid(c),
             helplines: mask_set(first, HELPLINES),
             backup_helplines: mask_set(backup, HELPLINES),
@@ -301,25 +280,10 @@ fn to_input(op: &Op, r: &reference::Engine, now: &mut Millis) -> Input {
                 _ => Status::Offline,
             },
         },
-        Op::Queue {
-            x,
-            h,
-            l,
-            prio,
-            back,
-            connected,
-            call,
-            senior_only,
-        } => Input::ContactQueued(info(x, h, l, prio, now.saturating_sub(back), connected, call, senior_only)),
-        Op::Restore {
-            x,
-            h,
-            l,
-            c,
-            connected,
-            back,
-            call,
-        } => Input::ContactRestoredAssigned {
+        Op::Queue { x, h, l, prio, back, connected, call, senior_only } => {
+            Input::ContactQueued(info(x, h, l, prio, now.saturating_sub(back), connected, call, senior_only))
+        }
+        Op::Restore { x, h, l, c, connected, back, call } => Input::ContactRestoredAssigned {
             contact: info(
                 x,
                 h,
@@ -334,54 +298,29 @@ fn to_input(op: &Op, r: &reference::Engine, now: &mut Millis) -> Input {
             counsellor: cid(c),
             answered_at: now.saturating_sub(back),
         },
-        Op::Accept { c, x } => Input::Accept {
-            counsellor: cid(c),
-            contact: xid(x),
-        },
+        Op::Accept { c, x } => Input::Accept { counsellor: cid(c), contact: xid(x) },
         Op::AcceptRinging { i } => {
             let (contact, counsellor) = nth(&ringing, i).unwrap_or((xid(0), cid(0)));
-            Input::Accept {
-                counsellor,
-                contact,
-            }
+            Input::Accept { counsellor, contact }
         }
-        Op::Decline { c, x } => Input::Decline {
-            counsellor: cid(c),
-            contact: xid(x),
-        },
+        Op::Decline { c, x } => Input::Decline { counsellor: cid(c), contact: xid(x) },
         Op::DeclineRinging { i } => {
             let (contact, counsellor) = nth(&ringing, i).unwrap_or((xid(0), cid(0)));
-            Input::Decline {
-                counsellor,
-                contact,
-            }
+            Input::Decline { counsellor, contact }
         }
-        Op::EndByCounsellor { c, x } => Input::EndByCounsellor {
-            counsellor: cid(c),
-            contact: xid(x),
-        },
+        Op::EndByCounsellor { c, x } => Input::EndByCounsellor { counsellor: cid(c), contact: xid(x) },
         Op::EndOwn { i } => {
             let (contact, counsellor) = nth(&assigned, i).unwrap_or((xid(0), cid(0)));
-            Input::EndByCounsellor {
-                counsellor,
-                contact,
-            }
+            Input::EndByCounsellor { counsellor, contact }
         }
         Op::EndByCaller { x } => Input::EndByCaller { contact: xid(x) },
         Op::CallerDisconnected { x } => Input::CallerDisconnected { contact: xid(x) },
         Op::CallerConnected { x } => Input::CallerConnected { contact: xid(x) },
-        Op::Priority { x, p } => Input::SetPriority {
-            contact: xid(x),
-            priority: p,
-        },
-        Op::OfferTo { x, c } => Input::OfferTo {
-            contact: xid(x),
-            counsellor: cid(c),
-        },
-        Op::TransferTo { i, c } => Input::Transfer {
-            contact: nth(&assigned, i).map_or(xid(0), |a| a.0),
-            to: TransferTarget::Counsellor(cid(c)),
-        },
+        Op::Priority { x, p } => Input::SetPriority { contact: xid(x), priority: p },
+        Op::OfferTo { x, c } => Input::OfferTo { contact: xid(x), counsellor: cid(c) },
+        Op::TransferTo { i, c } => {
+            Input::Transfer { contact: nth(&assigned, i).map_or(xid(0), |a| a.0), to: TransferTarget::Counsellor(cid(c)) }
+        }
         Op::TransferToHelpline { i, h } => Input::Transfer {
             contact: nth(&assigned, i).map_or(xid(0), |a| a.0),
             to: TransferTarget::Helpline(HELPLINES[usize::from(h)].into()),
@@ -421,11 +360,7 @@ fn to_input(op: &Op, r: &reference::Engine, now: &mut Millis) -> Input {
 }
 
 /// Run both engines over the same inputs; fail at the first step where they differ.
-fn run_both(
-    config: EngineConfig,
-    start: Millis,
-    script: &[(i64, Op)],
-) -> Result<(), TestCaseError> {
+fn run_both(config: EngineConfig, start: Millis, script: &[(i64, Op)]) -> Result<(), TestCaseError> {
     let mut fast = Engine::new(config.clone());
     let mut slow = reference::Engine::new(config);
     let mut now = start;
@@ -434,37 +369,12 @@ fn run_both(
         let input = to_input(op, &slow, &mut now);
         let expected = slow.handle(now, input.clone());
         let got = fast.handle(now, input.clone());
-        prop_assert_eq!(
-            &got,
-            &expected,
-            "step {}: outputs differ for {:?} at {}",
-            step,
-            input,
-            now
-        );
-        prop_assert_eq!(
-            fast.snapshot(),
-            slow.snapshot(),
-            "step {}: snapshots differ after {:?}",
-            step,
-            input
-        );
-        prop_assert_eq!(
-            fast.next_deadline(),
-            slow.next_deadline(),
-            "step {}: deadlines differ after {:?}",
-            step,
-            input
-        );
+        prop_assert_eq!(&got, &expected, "step {}: outputs differ for {:?} at {}", step, input, now);
+        prop_assert_eq!(fast.snapshot(), slow.snapshot(), "step {}: snapshots differ after {:?}", step, input);
+        prop_assert_eq!(fast.next_deadline(), slow.next_deadline(), "step {}: deadlines differ after {:?}", step, input);
         for x in 0..=CONTACTS {
             let id = xid(x);
-            prop_assert_eq!(
-                fast.position(id),
-                slow.position(id),
-                "step {}: position of {:?}",
-                step,
-                id
-            );
+            prop_assert_eq!(fast.position(id), slow.position(id), "step {}: position of {:?}", step, id);
             prop_assert_eq!(fast.helpline_of(id), slow.helpline_of(id));
             prop_assert_eq!(fast.assigned_counsellor(id), slow.assigned_counsellor(id));
         }
@@ -472,9 +382,7 @@ fn run_both(
             prop_assert_eq!(fast.counsellor(cid(c)), slow.counsellor(cid(c)));
         }
         if let Err(e) = fast.index_consistent() {
-            return Err(TestCaseError::fail(format!(
-                "step {step}: after {input:?}: {e}"
-            )));
+            return Err(TestCaseError::fail(format!("step {step}: after {input:?}: {e}")));
         }
     }
     Ok(())
@@ -485,18 +393,7 @@ fn setup(profiles: &[(u8, u8, u8, u32)]) -> Vec<(i64, Op)> {
     let mut script = Vec::new();
     for (i, &(first, backup, langs, cap)) in profiles.iter().enumerate() {
         let c = i as u8;
-        script.push((
-            0,
-            Op::Upsert {
-                c,
-                first,
-                backup,
-                langs,
-                cap,
-                calls: i % 2 == 0,
-                senior: i % 3 == 0,
-            },
-        ));
+        script.push((0, Op::Upsert { c, first, backup, langs, cap, calls: i % 2 == 0, senior: i % 3 == 0 }));
         script.push((0, Op::Connect { c }));
         script.push((0, Op::Status { c, s: 0 }));
     }

@@ -59,7 +59,11 @@ pub enum HoursError {
     BadDay(String),
     BadTime(String),
     /// `close` not after `open`.
-    EmptySpan { day: String, open: String, close: String },
+    EmptySpan {
+        day: String,
+        open: String,
+        close: String,
+    },
     BadHoliday(String),
     /// More spans or holidays than a helpline needs (`MAX_SPANS`, `MAX_HOLIDAYS`).
     TooMany,
@@ -200,8 +204,7 @@ pub fn spans(text: &str) -> Result<Vec<Span>, String> {
 fn local(at: Millis, tz: &TimeZone) -> Option<(Date, i64)> {
     let dt = Timestamp::from_millisecond(at).ok()?.to_zoned(tz.clone()).datetime();
     let t = dt.time();
-    let ms = ((i64::from(t.hour()) * 60 + i64::from(t.minute())) * 60 + i64::from(t.second())) * 1000
-        + i64::from(t.millisecond());
+    let ms = ((i64::from(t.hour()) * 60 + i64::from(t.minute())) * 60 + i64::from(t.second())) * 1000 + i64::from(t.millisecond());
     Some((dt.date(), ms))
 }
 

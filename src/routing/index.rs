@@ -7,10 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{
-    Channel, Contact, ContactId, Counsellor, CounsellorId, Helpline, Language, Millis, TimerKind,
-    Timings,
-};
+use super::{Channel, Contact, ContactId, Counsellor, CounsellorId, Helpline, Language, Millis, TimerKind, Timings};
 
 /// Queue order: priority descending, then channel rank (calls first where the helpline says so),
 /// then FIFO, then id.
@@ -100,11 +97,7 @@ fn nested_remove<K: Ord>(m: &mut ByHelplineLanguage<K>, h: &str, l: &str, k: &K)
     }
 }
 
-pub(super) fn nested_get<'a, K>(
-    m: &'a ByHelplineLanguage<K>,
-    h: &str,
-    l: &str,
-) -> Option<&'a BTreeSet<K>> {
+pub(super) fn nested_get<'a, K>(m: &'a ByHelplineLanguage<K>, h: &str, l: &str) -> Option<&'a BTreeSet<K>> {
     m.get(h)?.get(l)
 }
 
@@ -134,16 +127,13 @@ impl Index {
         };
         let q = x.info.queued_at;
         if !w.backup_done {
-            self.timers
-                .insert((q.saturating_add(tm.backup_after), TimerKind::Backup, id));
+            self.timers.insert((q.saturating_add(tm.backup_after), TimerKind::Backup, id));
         }
         if !w.at_risk_done {
-            self.timers
-                .insert((q.saturating_add(tm.at_risk), TimerKind::AtRisk, id));
+            self.timers.insert((q.saturating_add(tm.at_risk), TimerKind::AtRisk, id));
         }
         if !w.breached_done {
-            self.timers
-                .insert((q.saturating_add(tm.target), TimerKind::Breached, id));
+            self.timers.insert((q.saturating_add(tm.target), TimerKind::Breached, id));
         }
         let key = x.queue_key();
         let h = x.info.helpline.as_str();
@@ -164,8 +154,7 @@ impl Index {
                 queue.insert(key, reported);
             }
             None => {
-                self.queues
-                    .insert(h.to_owned(), BTreeMap::from([(key, reported)]));
+                self.queues.insert(h.to_owned(), BTreeMap::from([(key, reported)]));
             }
         }
         match w.offer {
@@ -174,8 +163,7 @@ impl Index {
             }
             None => {
                 for (&cid, &at) in &w.tried {
-                    self.cooldowns
-                        .insert((at.saturating_add(tm.ring_timeout), id, cid));
+                    self.cooldowns.insert((at.saturating_add(tm.ring_timeout), id, cid));
                 }
                 // A caller who is gone rings nobody until she is back (see `presence`).
                 if !x.info.caller_connected && tm.hold_offline {
@@ -185,12 +173,7 @@ impl Index {
                     Some(p) => {
                         self.pinned.entry(p).or_default().insert(key);
                     }
-                    None => nested_insert(
-                        &mut self.unoffered[slot(x.info.channel, x.info.senior_only)],
-                        h,
-                        &x.info.language,
-                        key,
-                    ),
+                    None => nested_insert(&mut self.unoffered[slot(x.info.channel, x.info.senior_only)], h, &x.info.language, key),
                 }
             }
         }
@@ -207,16 +190,13 @@ impl Index {
         let w = x.waiting()?;
         let q = x.info.queued_at;
         if !w.backup_done {
-            self.timers
-                .remove(&(q.saturating_add(tm.backup_after), TimerKind::Backup, id));
+            self.timers.remove(&(q.saturating_add(tm.backup_after), TimerKind::Backup, id));
         }
         if !w.at_risk_done {
-            self.timers
-                .remove(&(q.saturating_add(tm.at_risk), TimerKind::AtRisk, id));
+            self.timers.remove(&(q.saturating_add(tm.at_risk), TimerKind::AtRisk, id));
         }
         if !w.breached_done {
-            self.timers
-                .remove(&(q.saturating_add(tm.target), TimerKind::Breached, id));
+            self.timers.remove(&(q.saturating_add(tm.target), TimerKind::Breached, id));
         }
         let key = x.queue_key();
         let h = x.info.helpline.as_str();
@@ -226,8 +206,7 @@ impl Index {
             }
             None => {
                 for (&cid, &at) in &w.tried {
-                    self.cooldowns
-                        .remove(&(at.saturating_add(tm.ring_timeout), id, cid));
+                    self.cooldowns.remove(&(at.saturating_add(tm.ring_timeout), id, cid));
                 }
                 match w.pinned {
                     _ if !x.info.caller_connected && tm.hold_offline => {}
@@ -239,12 +218,7 @@ impl Index {
                             }
                         }
                     }
-                    None => nested_remove(
-                        &mut self.unoffered[slot(x.info.channel, x.info.senior_only)],
-                        h,
-                        &x.info.language,
-                        &key,
-                    ),
+                    None => nested_remove(&mut self.unoffered[slot(x.info.channel, x.info.senior_only)], h, &x.info.language, &key),
                 }
             }
         }
@@ -264,11 +238,7 @@ impl Index {
     }
 
     /// Calls `f(slot, backup, helpline, language)` for every free-counsellor entry of `c`.
-    fn counsellor_entries(
-        chat_on_call: &BTreeSet<Helpline>,
-        c: &Counsellor,
-        mut f: impl FnMut(usize, bool, &str, &str),
-    ) {
+    fn counsellor_entries(chat_on_call: &BTreeSet<Helpline>, c: &Counsellor, mut f: impl FnMut(usize, bool, &str, &str)) {
         let p = &c.profile;
         for (channel, senior_only) in CHANNELS.into_iter().flat_map(|c| [(c, false), (c, true)]) {
             if senior_only && !p.senior {
@@ -323,7 +293,6 @@ impl Index {
 
     /// Whether some free counsellor takes (slot, h, l), first-line or as a backup.
     pub(super) fn has_free(&self, k: usize, h: &str, l: &str) -> bool {
-        nested_get(&self.free_first[k], h, l).is_some()
-            || nested_get(&self.free_backup[k], h, l).is_some()
+        nested_get(&self.free_first[k], h, l).is_some() || nested_get(&self.free_backup[k], h, l).is_some()
     }
 }

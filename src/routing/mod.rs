@@ -121,11 +121,7 @@ impl Counsellor {
 
     /// Whether this counsellor could be rung now (by some contact): the dispatch candidates.
     fn is_free(&self) -> bool {
-        self.ringing.is_none()
-            && !self.removed
-            && self.connected
-            && self.status == Status::Available
-            && self.has_room()
+        self.ringing.is_none() && !self.removed && self.connected && self.status == Status::Available && self.has_room()
     }
 
     /// Whether they may ring with a contact of `channel` (room and status aside), by the channel's
@@ -200,10 +196,7 @@ struct Waiting {
 #[derive(Debug, Clone)]
 enum Stage {
     Waiting(Waiting),
-    Assigned {
-        counsellor: CounsellorId,
-        answered_at: Millis,
-    },
+    Assigned { counsellor: CounsellorId, answered_at: Millis },
 }
 
 /// A known (not ended) contact.
@@ -244,12 +237,7 @@ impl Contact {
 
     /// Global queue order: priority descending, then channel rank, then FIFO, then id.
     fn queue_key(&self) -> QueueKey {
-        (
-            Reverse(self.info.priority),
-            self.rank,
-            self.info.queued_at,
-            self.info.id,
-        )
+        (Reverse(self.info.priority), self.rank, self.info.queued_at, self.info.id)
     }
 }
 
@@ -304,10 +292,7 @@ impl Engine {
         for h in config.helplines {
             helplines.entry(h.name.clone()).or_insert(h);
         }
-        let ix = Index {
-            chat_on_call: chat_on_call(&helplines),
-            ..Index::default()
-        };
+        let ix = Index { chat_on_call: chat_on_call(&helplines), ..Index::default() };
         Self {
             helplines,
             misses_before_away: config.misses_before_away,
@@ -361,12 +346,7 @@ impl Engine {
         let timer = self.ix.timers.first().map(|&(at, _, _)| at);
         // Cooldowns already over do not count (they wait for a counsellor, not for time).
         let after_now = (self.now, ContactId(u128::MAX), CounsellorId(u128::MAX));
-        let cooldown = self
-            .ix
-            .cooldowns
-            .range((Bound::Excluded(after_now), Bound::Unbounded))
-            .next()
-            .map(|&(at, _, _)| at);
+        let cooldown = self.ix.cooldowns.range((Bound::Excluded(after_now), Bound::Unbounded)).next().map(|&(at, _, _)| at);
         [timer, cooldown, self.next_wrapup_end()].into_iter().flatten().min()
     }
 
@@ -425,10 +405,7 @@ impl Engine {
             .contacts
             .values()
             .filter_map(|x| match x.stage {
-                Stage::Assigned {
-                    counsellor,
-                    answered_at,
-                } => Some(AssignedView {
+                Stage::Assigned { counsellor, answered_at } => Some(AssignedView {
                     contact: x.info.id,
                     counsellor,
                     helpline: x.info.helpline.clone(),
@@ -442,11 +419,7 @@ impl Engine {
             })
             .collect();
         let counsellors = self.counsellors.values().map(Counsellor::view).collect();
-        Snapshot {
-            waiting,
-            assigned,
-            counsellors,
-        }
+        Snapshot { waiting, assigned, counsellors }
     }
 
     // ----- configuration and state changes ---------------------------------------------
@@ -561,9 +534,7 @@ impl Engine {
             return Some(false);
         }
         let waited = now.saturating_sub(x.info.queued_at);
-        if c.profile.backup_helplines.contains(&x.info.helpline)
-            && waited >= self.timings(&x.info.helpline).backup_after
-        {
+        if c.profile.backup_helplines.contains(&x.info.helpline) && waited >= self.timings(&x.info.helpline).backup_after {
             return Some(true);
         }
         None
@@ -572,8 +543,7 @@ impl Engine {
     /// Whether `c` may take `x`'s channel now (see `Counsellor::takes`), and, for a senior-only
     /// contact, whether `c` is senior.
     fn takes(&self, c: &Counsellor, x: &Contact) -> bool {
-        (!x.info.senior_only || c.profile.senior)
-            && c.takes(x.info.channel, self.ix.chat_on_call.contains(&x.info.helpline))
+        (!x.info.senior_only || c.profile.senior) && c.takes(x.info.channel, self.ix.chat_on_call.contains(&x.info.helpline))
     }
 
     /// The best free counsellor to ring with waiting contact `x` at `now`: the best (fewest
@@ -595,11 +565,7 @@ impl Engine {
         let k = index::slot(x.info.channel, x.info.senior_only);
         let waited = now.saturating_sub(x.info.queued_at);
         let first = index::nested_get(&self.ix.free_first[k], h, l);
-        let backup = if waited >= tm.backup_after {
-            index::nested_get(&self.ix.free_backup[k], h, l)
-        } else {
-            None
-        };
+        let backup = if waited >= tm.backup_after { index::nested_get(&self.ix.free_backup[k], h, l) } else { None };
         let mut untried: Option<(FreeKey, bool)> = None;
         let mut retry: Option<(FreeKey, bool)> = None;
         for (set, as_backup) in [(first, false), (backup, true)] {
@@ -715,10 +681,7 @@ impl Engine {
             caller_online: x.info.caller_connected,
         };
         self.wmut(id, |w| {
-            w.offer = Some(Ring {
-                counsellor: cid,
-                expires_at,
-            });
+            w.offer = Some(Ring { counsellor: cid, expires_at });
         });
         self.cmut(cid, |c| c.ringing = Some(id));
         out.push(offer);
@@ -730,11 +693,7 @@ impl Engine {
             return;
         };
         self.wmut(xid, |w| w.offer = None);
-        out.push(Output::OfferRevoked {
-            contact: xid,
-            counsellor: cid,
-            reason,
-        });
+        out.push(Output::OfferRevoked { contact: xid, counsellor: cid, reason });
     }
 
     /// Revoke `cid`'s ringing offer if they are no longer eligible to hold it.
@@ -743,10 +702,7 @@ impl Engine {
             return;
         };
         let Some(xid) = c.ringing else { return };
-        let still = self
-            .contacts
-            .get(&xid)
-            .is_some_and(|x| self.eligible(c, x, now).is_some());
+        let still = self.contacts.get(&xid).is_some_and(|x| self.eligible(c, x, now).is_some());
         if !still {
             self.revoke_ring(cid, RevokeReason::CounsellorUnavailable, out);
         }
@@ -765,14 +721,7 @@ impl Engine {
     }
 
     /// Process one due timer, if it is still pending (an earlier one may have ended the contact).
-    fn fire(
-        &mut self,
-        now: Millis,
-        at: Millis,
-        kind: TimerKind,
-        id: ContactId,
-        out: &mut Vec<Output>,
-    ) {
+    fn fire(&mut self, now: Millis, at: Millis, kind: TimerKind, id: ContactId, out: &mut Vec<Output>) {
         let Some(x) = self.contacts.get(&id) else {
             return;
         };
@@ -791,17 +740,11 @@ impl Engine {
             }
             TimerKind::AtRisk if !w.at_risk_done => {
                 self.wmut(id, |w| w.at_risk_done = true);
-                out.push(Output::SlaAtRisk {
-                    contact: id,
-                    waited_ms: waited,
-                });
+                out.push(Output::SlaAtRisk { contact: id, waited_ms: waited });
             }
             TimerKind::Breached if !w.breached_done => {
                 self.wmut(id, |w| w.breached_done = true);
-                out.push(Output::SlaBreached {
-                    contact: id,
-                    waited_ms: waited,
-                });
+                out.push(Output::SlaBreached { contact: id, waited_ms: waited });
             }
             TimerKind::Expiry => {
                 let Some(r) = w.offer else { return };
@@ -815,11 +758,7 @@ impl Engine {
                     w.pinned = None;
                     w.tried.insert(r.counsellor, at);
                 });
-                out.push(Output::OfferRevoked {
-                    contact: id,
-                    counsellor: r.counsellor,
-                    reason: RevokeReason::Expired,
-                });
+                out.push(Output::OfferRevoked { contact: id, counsellor: r.counsellor, reason: RevokeReason::Expired });
                 let limit = self.misses_before_away;
                 let away = self.cmut(r.counsellor, |c| {
                     if c.ringing == Some(id) {
@@ -836,11 +775,7 @@ impl Engine {
                     }
                 });
                 if away == Some(true) {
-                    out.push(Output::StatusChanged {
-                        counsellor: r.counsellor,
-                        status: Status::Away,
-                        reason: StatusReason::MissedOffers,
-                    });
+                    out.push(Output::StatusChanged { counsellor: r.counsellor, status: Status::Away, reason: StatusReason::MissedOffers });
                 }
             }
             _ => {}
@@ -911,8 +846,7 @@ impl Engine {
                 if self.contacts.contains_key(&info.id) {
                     return;
                 }
-                let grace_until = (!info.caller_connected)
-                    .then(|| now.saturating_add(self.timings(&info.helpline).grace));
+                let grace_until = (!info.caller_connected).then(|| now.saturating_add(self.timings(&info.helpline).grace));
                 self.insert_contact(Contact {
                     rank: rank_of(&self.helplines, &info.helpline, info.channel),
                     info,
@@ -921,31 +855,16 @@ impl Engine {
                     stage: Stage::Waiting(Waiting::default()),
                 });
             }
-            Input::ContactRestoredAssigned {
-                contact,
-                counsellor,
-                answered_at,
-            } => self.restore_assigned(now, contact, counsellor, answered_at, out),
+            Input::ContactRestoredAssigned { contact, counsellor, answered_at } => {
+                self.restore_assigned(now, contact, counsellor, answered_at, out)
+            }
             Input::RestoreCounsellor { counsellor, away, wrapups } => {
                 self.restore_counsellor(now, counsellor, away, wrapups, out);
             }
-            Input::Accept {
-                counsellor,
-                contact,
-            } => self.accept(now, counsellor, contact, out),
-            Input::Decline {
-                counsellor,
-                contact,
-            } => self.decline(now, counsellor, contact, out),
-            Input::EndByCounsellor {
-                counsellor,
-                contact,
-            } => {
-                let reject = |rejection| Output::Rejected {
-                    counsellor,
-                    contact,
-                    rejection,
-                };
+            Input::Accept { counsellor, contact } => self.accept(now, counsellor, contact, out),
+            Input::Decline { counsellor, contact } => self.decline(now, counsellor, contact, out),
+            Input::EndByCounsellor { counsellor, contact } => {
+                let reject = |rejection| Output::Rejected { counsellor, contact, rejection };
                 if !self.counsellors.contains_key(&counsellor) {
                     out.push(reject(Rejection::UnknownCounsellor));
                     return;
@@ -1049,10 +968,7 @@ impl Engine {
         match to {
             TransferTarget::Counsellor(cid) => {
                 let ok = cid != from
-                    && self
-                        .counsellors
-                        .get(&cid)
-                        .is_some_and(|c| !c.removed && c.connected && c.has_room() && self.takes(c, x));
+                    && self.counsellors.get(&cid).is_some_and(|c| !c.removed && c.connected && c.has_room() && self.takes(c, x));
                 if !ok {
                     out.push(refuse(Refusal::TargetUnavailable));
                     return;
@@ -1090,20 +1006,12 @@ impl Engine {
         }
     }
 
-    fn restore_assigned(
-        &mut self,
-        now: Millis,
-        info: NewContact,
-        cid: CounsellorId,
-        answered_at: Millis,
-        out: &mut Vec<Output>,
-    ) {
+    fn restore_assigned(&mut self, now: Millis, info: NewContact, cid: CounsellorId, answered_at: Millis, out: &mut Vec<Output>) {
         if self.contacts.contains_key(&info.id) {
             return;
         }
         let id = info.id;
-        let grace_until = (!info.caller_connected)
-            .then(|| now.saturating_add(self.timings(&info.helpline).grace));
+        let grace_until = (!info.caller_connected).then(|| now.saturating_add(self.timings(&info.helpline).grace));
         self.known_counsellor(cid, now);
         let channel = info.channel;
         self.cmut(cid, |c| {
@@ -1115,10 +1023,7 @@ impl Engine {
             info,
             grace_until,
             triaged: false,
-            stage: Stage::Assigned {
-                counsellor: cid,
-                answered_at,
-            },
+            stage: Stage::Assigned { counsellor: cid, answered_at },
         });
         // The restored contact may have filled the counsellor's last slot.
         self.recheck_ring(cid, now, out);
@@ -1191,19 +1096,12 @@ impl Engine {
             Ok(()) => {}
             Err(None) => return,
             Err(Some(rejection)) => {
-                out.push(Output::Rejected {
-                    counsellor: cid,
-                    contact: xid,
-                    rejection,
-                });
+                out.push(Output::Rejected { counsellor: cid, contact: xid, rejection });
                 return;
             }
         }
         let Some(channel) = self.xmut(xid, |x| {
-            x.stage = Stage::Assigned {
-                counsellor: cid,
-                answered_at: now,
-            };
+            x.stage = Stage::Assigned { counsellor: cid, answered_at: now };
             x.info.channel
         }) else {
             return;
@@ -1214,20 +1112,12 @@ impl Engine {
             c.misses = 0;
             c.idle_since = now;
         });
-        out.push(Output::Assigned {
-            contact: xid,
-            counsellor: cid,
-            answered_at: now,
-        });
+        out.push(Output::Assigned { contact: xid, counsellor: cid, answered_at: now });
     }
 
     fn decline(&mut self, now: Millis, cid: CounsellorId, xid: ContactId, out: &mut Vec<Output>) {
         if let Err(e) = self.check_offer(cid, xid) {
-            out.push(Output::Rejected {
-                counsellor: cid,
-                contact: xid,
-                rejection: e.unwrap_or(Rejection::NoSuchOffer),
-            });
+            out.push(Output::Rejected { counsellor: cid, contact: xid, rejection: e.unwrap_or(Rejection::NoSuchOffer) });
             return;
         }
         self.wmut(xid, |w| {
@@ -1239,20 +1129,11 @@ impl Engine {
             c.ringing = None;
             c.misses = 0;
         });
-        out.push(Output::OfferDeclined {
-            contact: xid,
-            counsellor: cid,
-        });
+        out.push(Output::OfferDeclined { contact: xid, counsellor: cid });
     }
 
     /// End and forget a contact (no-op if unknown): revoke its offer, free its counsellor's slot.
-    fn end_contact(
-        &mut self,
-        now: Millis,
-        id: ContactId,
-        reason: EndReason,
-        out: &mut Vec<Output>,
-    ) {
+    fn end_contact(&mut self, now: Millis, id: ContactId, reason: EndReason, out: &mut Vec<Output>) {
         let Some(x) = self.remove_contact(id) else {
             return;
         };
@@ -1264,19 +1145,9 @@ impl Engine {
                             c.ringing = None;
                         }
                     });
-                    out.push(Output::OfferRevoked {
-                        contact: id,
-                        counsellor: r.counsellor,
-                        reason: RevokeReason::ContactGone,
-                    });
+                    out.push(Output::OfferRevoked { contact: id, counsellor: r.counsellor, reason: RevokeReason::ContactGone });
                 }
-                out.push(Output::Ended {
-                    contact: id,
-                    helpline: x.info.helpline.clone(),
-                    counsellor: None,
-                    reason,
-                    abandoned: true,
-                });
+                out.push(Output::Ended { contact: id, helpline: x.info.helpline.clone(), counsellor: None, reason, abandoned: true });
             }
             Stage::Assigned { counsellor, .. } => {
                 self.cmut(counsellor, |c| {
@@ -1298,10 +1169,7 @@ impl Engine {
     /// Whether the indexes are exactly what the state implies (for tests).
     #[cfg(test)]
     fn index_consistent(&self) -> Result<(), String> {
-        let mut fresh = Index {
-            chat_on_call: chat_on_call(&self.helplines),
-            ..Index::default()
-        };
+        let mut fresh = Index { chat_on_call: chat_on_call(&self.helplines), ..Index::default() };
         for c in self.counsellors.values() {
             fresh.add_counsellor(c);
         }

@@ -123,10 +123,7 @@ struct Waiting {
 #[derive(Debug, Clone)]
 enum Stage {
     Waiting(Waiting),
-    Assigned {
-        counsellor: CounsellorId,
-        answered_at: Millis,
-    },
+    Assigned { counsellor: CounsellorId, answered_at: Millis },
 }
 
 /// A known (not ended) contact.
@@ -167,12 +164,7 @@ impl Contact {
     fn queue_key(&self, helplines: &BTreeMap<Helpline, HelplineConfig>) -> (Reverse<i32>, u8, Millis, ContactId) {
         let calls_first = helplines.get(&self.info.helpline).is_none_or(|c| c.calls_first);
         let rank = if self.info.channel == Channel::Call && calls_first { 0 } else { 1 };
-        (
-            Reverse(self.info.priority),
-            rank,
-            self.info.queued_at,
-            self.info.id,
-        )
+        (Reverse(self.info.priority), rank, self.info.queued_at, self.info.id)
     }
 }
 
@@ -289,11 +281,7 @@ impl Engine {
         let ahead = self
             .contacts
             .values()
-            .filter(|y| {
-                y.waiting().is_some()
-                    && y.info.helpline == x.info.helpline
-                    && y.queue_key(&self.helplines) < key
-            })
+            .filter(|y| y.waiting().is_some() && y.info.helpline == x.info.helpline && y.queue_key(&self.helplines) < key)
             .count();
         Some(u32::try_from(ahead).unwrap_or(u32::MAX - 1) + 1)
     }
@@ -343,10 +331,7 @@ impl Engine {
             .contacts
             .values()
             .filter_map(|x| match x.stage {
-                Stage::Assigned {
-                    counsellor,
-                    answered_at,
-                } => Some(AssignedView {
+                Stage::Assigned { counsellor, answered_at } => Some(AssignedView {
                     contact: x.info.id,
                     counsellor,
                     helpline: x.info.helpline.clone(),
@@ -360,11 +345,7 @@ impl Engine {
             })
             .collect();
         let counsellors = self.counsellors.values().map(Counsellor::view).collect();
-        Snapshot {
-            waiting,
-            assigned,
-            counsellors,
-        }
+        Snapshot { waiting, assigned, counsellors }
     }
 
     // ----- configuration and order -------------------------------------------------
@@ -378,12 +359,7 @@ impl Engine {
 
     /// Waiting contacts in global order (priority desc, `queued_at` asc, id asc).
     fn waiting_order(&self) -> Vec<ContactId> {
-        let mut keys: Vec<_> = self
-            .contacts
-            .values()
-            .filter(|x| x.waiting().is_some())
-            .map(|x| x.queue_key(&self.helplines))
-            .collect();
+        let mut keys: Vec<_> = self.contacts.values().filter(|x| x.waiting().is_some()).map(|x| x.queue_key(&self.helplines)).collect();
         keys.sort();
         keys.into_iter().map(|(_, _, _, id)| id).collect()
     }
@@ -404,16 +380,11 @@ impl Engine {
 
     fn report_positions(&mut self, out: &mut Vec<Output>) {
         let current = self.positions();
-        let mut changed: Vec<(&Helpline, u32, ContactId)> = current
-            .iter()
-            .filter(|(id, (_, p))| self.reported.get(id) != Some(p))
-            .map(|(id, (h, p))| (h, *p, *id))
-            .collect();
+        let mut changed: Vec<(&Helpline, u32, ContactId)> =
+            current.iter().filter(|(id, (_, p))| self.reported.get(id) != Some(p)).map(|(id, (h, p))| (h, *p, *id)).collect();
         changed.sort();
         if !changed.is_empty() {
-            out.push(Output::Positions {
-                positions: changed.into_iter().map(|(_, p, id)| (id, p)).collect(),
-            });
+            out.push(Output::Positions { positions: changed.into_iter().map(|(_, p, id)| (id, p)).collect() });
         }
         self.reported = current.into_iter().map(|(id, (_, p))| (id, p)).collect();
     }
@@ -442,9 +413,7 @@ impl Engine {
             return Some(false);
         }
         let waited = now.saturating_sub(x.info.queued_at);
-        if c.profile.backup_helplines.contains(&x.info.helpline)
-            && waited >= self.timings(&x.info.helpline).backup_after
-        {
+        if c.profile.backup_helplines.contains(&x.info.helpline) && waited >= self.timings(&x.info.helpline).backup_after {
             return Some(true);
         }
         None
@@ -457,19 +426,10 @@ impl Engine {
         if x.info.senior_only && !c.profile.senior {
             return false;
         }
-        let on_call = c
-            .active
-            .iter()
-            .any(|id| self.contacts.get(id).is_some_and(|y| y.info.channel == Channel::Call));
+        let on_call = c.active.iter().any(|id| self.contacts.get(id).is_some_and(|y| y.info.channel == Channel::Call));
         match x.info.channel {
             Channel::Call => c.profile.takes_calls && !on_call,
-            Channel::Chat => {
-                !on_call
-                    || self
-                        .helplines
-                        .get(&x.info.helpline)
-                        .is_some_and(|h| h.chat_while_on_call)
-            }
+            Channel::Chat => !on_call || self.helplines.get(&x.info.helpline).is_some_and(|h| h.chat_while_on_call),
         }
     }
 
@@ -481,13 +441,7 @@ impl Engine {
         let mut free: Vec<CounsellorId> = self
             .counsellors
             .iter()
-            .filter(|(_, c)| {
-                c.ringing.is_none()
-                    && !c.removed
-                    && c.connected
-                    && c.status == Status::Available
-                    && c.has_room()
-            })
+            .filter(|(_, c)| c.ringing.is_none() && !c.removed && c.connected && c.status == Status::Available && c.has_room())
             .map(|(id, _)| *id)
             .collect();
         for id in self.waiting_order() {
@@ -536,10 +490,7 @@ impl Engine {
                 caller_online: x.info.caller_connected,
             };
             if let Some(w) = self.contacts.get_mut(&id).and_then(Contact::waiting_mut) {
-                w.offer = Some(Ring {
-                    counsellor: cid,
-                    expires_at,
-                });
+                w.offer = Some(Ring { counsellor: cid, expires_at });
             }
             if let Some(c) = self.counsellors.get_mut(&cid) {
                 c.ringing = Some(id);
@@ -558,11 +509,7 @@ impl Engine {
         if let Some(w) = self.contacts.get_mut(&xid).and_then(Contact::waiting_mut) {
             w.offer = None;
         }
-        out.push(Output::OfferRevoked {
-            contact: xid,
-            counsellor: cid,
-            reason,
-        });
+        out.push(Output::OfferRevoked { contact: xid, counsellor: cid, reason });
     }
 
     /// Revoke `cid`'s ringing offer if they are no longer eligible to hold it.
@@ -571,10 +518,7 @@ impl Engine {
             return;
         };
         let Some(xid) = c.ringing else { return };
-        let still = self
-            .contacts
-            .get(&xid)
-            .is_some_and(|x| self.eligible(c, x, now).is_some());
+        let still = self.contacts.get(&xid).is_some_and(|x| self.eligible(c, x, now).is_some());
         if !still {
             self.revoke_ring(cid, RevokeReason::CounsellorUnavailable, out);
         }
@@ -600,21 +544,9 @@ impl Engine {
                     due.push((at, kind, id));
                 }
             };
-            check(
-                w.backup_done,
-                q.saturating_add(tm.backup_after),
-                TimerKind::Backup,
-            );
-            check(
-                w.at_risk_done,
-                q.saturating_add(tm.at_risk),
-                TimerKind::AtRisk,
-            );
-            check(
-                w.breached_done,
-                q.saturating_add(tm.target),
-                TimerKind::Breached,
-            );
+            check(w.backup_done, q.saturating_add(tm.backup_after), TimerKind::Backup);
+            check(w.at_risk_done, q.saturating_add(tm.at_risk), TimerKind::AtRisk);
+            check(w.breached_done, q.saturating_add(tm.target), TimerKind::Breached);
             if let Some(r) = w.offer {
                 check(false, r.expires_at, TimerKind::Expiry);
             }
@@ -641,14 +573,7 @@ impl Engine {
     }
 
     /// Process one due timer, if it is still pending (an earlier one may have ended the contact).
-    fn fire(
-        &mut self,
-        now: Millis,
-        at: Millis,
-        kind: TimerKind,
-        id: ContactId,
-        out: &mut Vec<Output>,
-    ) {
+    fn fire(&mut self, now: Millis, at: Millis, kind: TimerKind, id: ContactId, out: &mut Vec<Output>) {
         let Some(x) = self.contacts.get_mut(&id) else {
             return;
         };
@@ -667,17 +592,11 @@ impl Engine {
             }
             TimerKind::AtRisk if !w.at_risk_done => {
                 w.at_risk_done = true;
-                out.push(Output::SlaAtRisk {
-                    contact: id,
-                    waited_ms: waited,
-                });
+                out.push(Output::SlaAtRisk { contact: id, waited_ms: waited });
             }
             TimerKind::Breached if !w.breached_done => {
                 w.breached_done = true;
-                out.push(Output::SlaBreached {
-                    contact: id,
-                    waited_ms: waited,
-                });
+                out.push(Output::SlaBreached { contact: id, waited_ms: waited });
             }
             TimerKind::Expiry => {
                 let Some(r) = w.offer else { return };
@@ -688,11 +607,7 @@ impl Engine {
                 w.pinned = None;
                 w.tried.insert(r.counsellor, at);
                 let gone = !x.info.caller_connected;
-                out.push(Output::OfferRevoked {
-                    contact: id,
-                    counsellor: r.counsellor,
-                    reason: RevokeReason::Expired,
-                });
+                out.push(Output::OfferRevoked { contact: id, counsellor: r.counsellor, reason: RevokeReason::Expired });
                 let limit = self.misses_before_away;
                 if let Some(c) = self.counsellors.get_mut(&r.counsellor) {
                     if c.ringing == Some(id) {
@@ -780,23 +695,12 @@ impl Engine {
                 if self.contacts.contains_key(&info.id) {
                     return;
                 }
-                let grace_until = (!info.caller_connected)
-                    .then(|| now.saturating_add(self.timings(&info.helpline).grace));
-                self.contacts.insert(
-                    info.id,
-                    Contact {
-                        info,
-                        grace_until,
-                        triaged: false,
-                        stage: Stage::Waiting(Waiting::default()),
-                    },
-                );
+                let grace_until = (!info.caller_connected).then(|| now.saturating_add(self.timings(&info.helpline).grace));
+                self.contacts.insert(info.id, Contact { info, grace_until, triaged: false, stage: Stage::Waiting(Waiting::default()) });
             }
-            Input::ContactRestoredAssigned {
-                contact,
-                counsellor,
-                answered_at,
-            } => self.restore_assigned(now, contact, counsellor, answered_at, out),
+            Input::ContactRestoredAssigned { contact, counsellor, answered_at } => {
+                self.restore_assigned(now, contact, counsellor, answered_at, out)
+            }
             Input::RestoreCounsellor { counsellor, away, wrapups } => {
                 let c = self.known(counsellor, now);
                 if let Some((reason, since)) = away {
@@ -811,23 +715,10 @@ impl Engine {
                 }
                 self.recheck_ring(counsellor, now, out);
             }
-            Input::Accept {
-                counsellor,
-                contact,
-            } => self.accept(now, counsellor, contact, out),
-            Input::Decline {
-                counsellor,
-                contact,
-            } => self.decline(now, counsellor, contact, out),
-            Input::EndByCounsellor {
-                counsellor,
-                contact,
-            } => {
-                let reject = |rejection| Output::Rejected {
-                    counsellor,
-                    contact,
-                    rejection,
-                };
+            Input::Accept { counsellor, contact } => self.accept(now, counsellor, contact, out),
+            Input::Decline { counsellor, contact } => self.decline(now, counsellor, contact, out),
+            Input::EndByCounsellor { counsellor, contact } => {
+                let reject = |rejection| Output::Rejected { counsellor, contact, rejection };
                 if !self.counsellors.contains_key(&counsellor) {
                     out.push(reject(Rejection::UnknownCounsellor));
                     return;
@@ -927,12 +818,7 @@ impl Engine {
                 if danger && x.info.priority < p {
                     x.info.priority = p;
                 }
-                out.push(Output::Triaged {
-                    contact,
-                    helpline: x.info.helpline.clone(),
-                    danger,
-                    priority: x.info.priority,
-                });
+                out.push(Output::Triaged { contact, helpline: x.info.helpline.clone(), danger, priority: x.info.priority });
             }
             Input::Tick => {}
         }
@@ -993,10 +879,7 @@ impl Engine {
         match to {
             TransferTarget::Counsellor(cid) => {
                 let ok = cid != from
-                    && self
-                        .counsellors
-                        .get(&cid)
-                        .is_some_and(|c| !c.removed && c.connected && c.has_room() && self.takes(c, x));
+                    && self.counsellors.get(&cid).is_some_and(|c| !c.removed && c.connected && c.has_room() && self.takes(c, x));
                 if !ok {
                     out.push(refuse(Refusal::TargetUnavailable));
                     return;
@@ -1049,35 +932,16 @@ impl Engine {
         })
     }
 
-    fn restore_assigned(
-        &mut self,
-        now: Millis,
-        info: NewContact,
-        cid: CounsellorId,
-        answered_at: Millis,
-        out: &mut Vec<Output>,
-    ) {
+    fn restore_assigned(&mut self, now: Millis, info: NewContact, cid: CounsellorId, answered_at: Millis, out: &mut Vec<Output>) {
         if self.contacts.contains_key(&info.id) {
             return;
         }
         let id = info.id;
-        let grace_until = (!info.caller_connected)
-            .then(|| now.saturating_add(self.timings(&info.helpline).grace));
+        let grace_until = (!info.caller_connected).then(|| now.saturating_add(self.timings(&info.helpline).grace));
         let c = self.known(cid, now);
         c.active.insert(id);
         c.idle_since = c.idle_since.max(answered_at.min(now));
-        self.contacts.insert(
-            id,
-            Contact {
-                info,
-                grace_until,
-            triaged: false,
-                stage: Stage::Assigned {
-                    counsellor: cid,
-                    answered_at,
-                },
-            },
-        );
+        self.contacts.insert(id, Contact { info, grace_until, triaged: false, stage: Stage::Assigned { counsellor: cid, answered_at } });
         // The restored contact may have filled the counsellor's last slot.
         self.recheck_ring(cid, now, out);
     }
@@ -1104,19 +968,12 @@ impl Engine {
             Ok(()) => {}
             Err(None) => return,
             Err(Some(rejection)) => {
-                out.push(Output::Rejected {
-                    counsellor: cid,
-                    contact: xid,
-                    rejection,
-                });
+                out.push(Output::Rejected { counsellor: cid, contact: xid, rejection });
                 return;
             }
         }
         if let Some(x) = self.contacts.get_mut(&xid) {
-            x.stage = Stage::Assigned {
-                counsellor: cid,
-                answered_at: now,
-            };
+            x.stage = Stage::Assigned { counsellor: cid, answered_at: now };
         }
         if let Some(c) = self.counsellors.get_mut(&cid) {
             c.ringing = None;
@@ -1124,20 +981,12 @@ impl Engine {
             c.misses = 0;
             c.idle_since = now;
         }
-        out.push(Output::Assigned {
-            contact: xid,
-            counsellor: cid,
-            answered_at: now,
-        });
+        out.push(Output::Assigned { contact: xid, counsellor: cid, answered_at: now });
     }
 
     fn decline(&mut self, now: Millis, cid: CounsellorId, xid: ContactId, out: &mut Vec<Output>) {
         if let Err(e) = self.check_offer(cid, xid) {
-            out.push(Output::Rejected {
-                counsellor: cid,
-                contact: xid,
-                rejection: e.unwrap_or(Rejection::NoSuchOffer),
-            });
+            out.push(Output::Rejected { counsellor: cid, contact: xid, rejection: e.unwrap_or(Rejection::NoSuchOffer) });
             return;
         }
         if let Some(w) = self.contacts.get_mut(&xid).and_then(Contact::waiting_mut) {
@@ -1149,20 +998,11 @@ impl Engine {
             c.ringing = None;
             c.misses = 0;
         }
-        out.push(Output::OfferDeclined {
-            contact: xid,
-            counsellor: cid,
-        });
+        out.push(Output::OfferDeclined { contact: xid, counsellor: cid });
     }
 
     /// End and forget a contact (no-op if unknown): revoke its offer, free its counsellor's slot.
-    fn end_contact(
-        &mut self,
-        now: Millis,
-        id: ContactId,
-        reason: EndReason,
-        out: &mut Vec<Output>,
-    ) {
+    fn end_contact(&mut self, now: Millis, id: ContactId, reason: EndReason, out: &mut Vec<Output>) {
         let Some(x) = self.contacts.remove(&id) else {
             return;
         };
@@ -1175,19 +1015,9 @@ impl Engine {
                             c.ringing = None;
                         }
                     }
-                    out.push(Output::OfferRevoked {
-                        contact: id,
-                        counsellor: r.counsellor,
-                        reason: RevokeReason::ContactGone,
-                    });
+                    out.push(Output::OfferRevoked { contact: id, counsellor: r.counsellor, reason: RevokeReason::ContactGone });
                 }
-                out.push(Output::Ended {
-                    contact: id,
-                    helpline: x.info.helpline.clone(),
-                    counsellor: None,
-                    reason,
-                    abandoned: true,
-                });
+                out.push(Output::Ended { contact: id, helpline: x.info.helpline.clone(), counsellor: None, reason, abandoned: true });
             }
             Stage::Assigned { counsellor, .. } => {
                 if let Some(c) = self.counsellors.get_mut(&counsellor) {

@@ -79,7 +79,9 @@ mod tests {
 
     use super::*;
     use crate::routing::hours::{Hours, Span};
-    use crate::routing::{Channel, ContactId as X, CounsellorId as C, CounsellorProfile, EngineConfig, HelplineConfig, Input, NewContact, Output};
+    use crate::routing::{
+        Channel, ContactId as X, CounsellorId as C, CounsellorProfile, EngineConfig, HelplineConfig, Input, NewContact, Output,
+    };
 
     const T0: Millis = 1_796_000_000_000;
 

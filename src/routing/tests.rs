@@ -66,17 +66,8 @@ pub(super) fn engine_with(f: impl Fn(&mut HelplineConfig)) -> Engine {
 pub(super) fn online(e: &mut Engine, now: Millis, p: CounsellorProfile) -> Vec<Output> {
     let id = p.id;
     assert_eq!(e.handle(now, Input::UpsertCounsellor(p)), vec![]);
-    assert_eq!(
-        e.handle(now, Input::CounsellorConnected { counsellor: id }),
-        vec![]
-    );
-    e.handle(
-        now,
-        Input::SetStatus {
-            counsellor: id,
-            status: Status::Available,
-        },
-    )
+    assert_eq!(e.handle(now, Input::CounsellorConnected { counsellor: id }), vec![]);
+    e.handle(now, Input::SetStatus { counsellor: id, status: Status::Available })
 }
 
 pub(super) fn contact(id: u128, helpline: &str, language: &str, queued_at: Millis) -> NewContact {
@@ -135,80 +126,47 @@ pub(super) fn caller_offline(mut o: Output) -> Output {
 
 /// A first-line offer of a `children`/`ro` contact.
 pub(super) fn offer(contact: u128, counsellor: u128, queued_at: Millis, expires_at: Millis) -> Output {
-    offer_full(
-        contact, counsellor, "children", "ro", queued_at, expires_at, false,
-    )
+    offer_full(contact, counsellor, "children", "ro", queued_at, expires_at, false)
 }
 
 pub(super) fn positions(ps: &[(u128, u32)]) -> Output {
-    Output::Positions {
-        positions: ps.iter().map(|&(id, p)| (x(id), p)).collect(),
-    }
+    Output::Positions { positions: ps.iter().map(|&(id, p)| (x(id), p)).collect() }
 }
 
 pub(super) fn accept(counsellor: u128, contact: u128) -> Input {
-    Input::Accept {
-        counsellor: c(counsellor),
-        contact: x(contact),
-    }
+    Input::Accept { counsellor: c(counsellor), contact: x(contact) }
 }
 
 pub(super) fn decline(counsellor: u128, contact: u128) -> Input {
-    Input::Decline {
-        counsellor: c(counsellor),
-        contact: x(contact),
-    }
+    Input::Decline { counsellor: c(counsellor), contact: x(contact) }
 }
 
 pub(super) fn assigned(contact: u128, counsellor: u128, at: Millis) -> Output {
-    Output::Assigned {
-        contact: x(contact),
-        counsellor: c(counsellor),
-        answered_at: at,
-    }
+    Output::Assigned { contact: x(contact), counsellor: c(counsellor), answered_at: at }
 }
 
 pub(super) fn revoked(contact: u128, counsellor: u128, reason: RevokeReason) -> Output {
-    Output::OfferRevoked {
-        contact: x(contact),
-        counsellor: c(counsellor),
-        reason,
-    }
+    Output::OfferRevoked { contact: x(contact), counsellor: c(counsellor), reason }
 }
 
 fn rejected(counsellor: u128, contact: u128, rejection: Rejection) -> Output {
-    Output::Rejected {
-        counsellor: c(counsellor),
-        contact: x(contact),
-        rejection,
-    }
+    Output::Rejected { counsellor: c(counsellor), contact: x(contact), rejection }
 }
 
 pub(super) fn at_risk(contact: u128, waited_ms: Millis) -> Output {
-    Output::SlaAtRisk {
-        contact: x(contact),
-        waited_ms,
-    }
+    Output::SlaAtRisk { contact: x(contact), waited_ms }
 }
 
 pub(super) fn breached(contact: u128, waited_ms: Millis) -> Output {
-    Output::SlaBreached {
-        contact: x(contact),
-        waited_ms,
-    }
+    Output::SlaBreached { contact: x(contact), waited_ms }
 }
 
 pub(super) fn overflow(contact: u128) -> Output {
-    Output::BackupOverflow {
-        contact: x(contact),
-    }
+    Output::BackupOverflow { contact: x(contact) }
 }
 
 pub(super) fn status(counsellor: u128, status: Status) -> Input {
-    Input::SetStatus {
-        counsellor: c(counsellor),
-        status,
-    }
+    Input::SetStatus { counsellor: c(counsellor), status }
 }
 
 // ----- scenarios ----------------------------------------------------------------------------
@@ -218,25 +176,12 @@ fn happy_path() {
     let mut e = engine();
     assert_eq!(online(&mut e, t(0), children_ro(1)), vec![]);
     assert_eq!(e.next_deadline(), None);
-    assert_eq!(
-        e.handle(t(1_000), chat(1, t(1_000))),
-        vec![offer(1, 1, t(1_000), t(9_000)), positions(&[(1, 1)])]
-    );
+    assert_eq!(e.handle(t(1_000), chat(1, t(1_000))), vec![offer(1, 1, t(1_000), t(9_000)), positions(&[(1, 1)])]);
     assert_eq!(e.position(x(1)), Some(1));
     assert_eq!(e.next_deadline(), Some(t(9_000)));
     // A second contact waits behind the first (the counsellor rings with one offer at a time).
-    assert_eq!(
-        e.handle(t(1_500), chat(2, t(1_500))),
-        vec![positions(&[(2, 2)])]
-    );
-    assert_eq!(
-        e.handle(t(3_000), accept(1, 1)),
-        vec![
-            assigned(1, 1, t(3_000)),
-            offer(2, 1, t(1_500), t(11_000)),
-            positions(&[(2, 1)])
-        ]
-    );
+    assert_eq!(e.handle(t(1_500), chat(2, t(1_500))), vec![positions(&[(2, 2)])]);
+    assert_eq!(e.handle(t(3_000), accept(1, 1)), vec![assigned(1, 1, t(3_000)), offer(2, 1, t(1_500), t(11_000)), positions(&[(2, 1)])]);
     assert_eq!(e.position(x(1)), None);
     assert_eq!(e.assigned_counsellor(x(1)), Some(c(1)));
     let v = e.counsellor(c(1)).expect("known");
@@ -258,36 +203,18 @@ fn ring_no_answer_goes_to_next_longest_idle() {
     let mut e = engine();
     online(&mut e, t(0), children_ro(1));
     online(&mut e, t(500), children_ro(2));
-    assert_eq!(
-        e.handle(t(1_000), chat(1, t(1_000))),
-        vec![offer(1, 1, t(1_000), t(9_000)), positions(&[(1, 1)])]
-    );
+    assert_eq!(e.handle(t(1_000), chat(1, t(1_000))), vec![offer(1, 1, t(1_000), t(9_000)), positions(&[(1, 1)])]);
     assert_eq!(e.next_deadline(), Some(t(9_000)));
     assert_eq!(e.handle(t(8_999), Input::Tick), vec![]);
-    assert_eq!(
-        e.handle(t(9_000), Input::Tick),
-        vec![
-            revoked(1, 1, RevokeReason::Expired),
-            offer(1, 2, t(1_000), t(17_000))
-        ]
-    );
+    assert_eq!(e.handle(t(9_000), Input::Tick), vec![revoked(1, 1, RevokeReason::Expired), offer(1, 2, t(1_000), t(17_000))]);
     assert_eq!(e.counsellor(c(1)).map(|v| v.consecutive_misses), Some(1));
     assert_eq!(e.next_deadline(), Some(t(11_000)));
-    assert_eq!(
-        e.handle(t(11_000), Input::Tick),
-        vec![at_risk(1, 10_000), overflow(1)]
-    );
+    assert_eq!(e.handle(t(11_000), Input::Tick), vec![at_risk(1, 10_000), overflow(1)]);
     assert_eq!(e.next_deadline(), Some(t(16_000)));
     assert_eq!(e.handle(t(16_000), Input::Tick), vec![breached(1, 15_000)]);
     assert_eq!(e.next_deadline(), Some(t(17_000)));
     // Both have now missed it once; c1's cooldown is over, so it rings c1 again.
-    assert_eq!(
-        e.handle(t(17_000), Input::Tick),
-        vec![
-            revoked(1, 2, RevokeReason::Expired),
-            offer(1, 1, t(1_000), t(25_000))
-        ]
-    );
+    assert_eq!(e.handle(t(17_000), Input::Tick), vec![revoked(1, 2, RevokeReason::Expired), offer(1, 1, t(1_000), t(25_000))]);
     assert_eq!(e.next_deadline(), Some(t(25_000)));
 }
 
@@ -299,42 +226,21 @@ fn decline_goes_to_next_at_once() {
     e.handle(t(1_000), chat(1, t(1_000)));
     assert_eq!(
         e.handle(t(2_000), decline(1, 1)),
-        vec![
-            Output::OfferDeclined {
-                contact: x(1),
-                counsellor: c(1)
-            },
-            offer(1, 2, t(1_000), t(10_000))
-        ]
+        vec![Output::OfferDeclined { contact: x(1), counsellor: c(1) }, offer(1, 2, t(1_000), t(10_000))]
     );
     // A second decline of the same offer is stale.
-    assert_eq!(
-        e.handle(t(2_100), decline(1, 1)),
-        vec![rejected(1, 1, Rejection::NoSuchOffer)]
-    );
+    assert_eq!(e.handle(t(2_100), decline(1, 1)), vec![rejected(1, 1, Rejection::NoSuchOffer)]);
 }
 
 #[test]
 fn single_decliner_is_reoffered_after_cooldown() {
     let mut e = engine();
     online(&mut e, t(0), children_ro(1));
-    assert_eq!(
-        e.handle(t(0), chat(1, t(0))),
-        vec![offer(1, 1, t(0), t(8_000)), positions(&[(1, 1)])]
-    );
-    assert_eq!(
-        e.handle(t(1_000), decline(1, 1)),
-        vec![Output::OfferDeclined {
-            contact: x(1),
-            counsellor: c(1)
-        }]
-    );
+    assert_eq!(e.handle(t(0), chat(1, t(0))), vec![offer(1, 1, t(0), t(8_000)), positions(&[(1, 1)])]);
+    assert_eq!(e.handle(t(1_000), decline(1, 1)), vec![Output::OfferDeclined { contact: x(1), counsellor: c(1) }]);
     assert_eq!(e.next_deadline(), Some(t(9_000)));
     assert_eq!(e.handle(t(8_999), Input::Tick), vec![]);
-    assert_eq!(
-        e.handle(t(9_000), Input::Tick),
-        vec![offer(1, 1, t(0), t(17_000))]
-    );
+    assert_eq!(e.handle(t(9_000), Input::Tick), vec![offer(1, 1, t(0), t(17_000))]);
     assert_eq!(e.counsellor(c(1)).map(|v| v.consecutive_misses), Some(0));
 }
 
@@ -343,29 +249,16 @@ fn away_after_two_misses_in_a_row() {
     let mut e = engine();
     online(&mut e, t(0), children_ro(1));
     e.handle(t(0), chat(1, t(0)));
-    assert_eq!(
-        e.handle(t(8_000), Input::Tick),
-        vec![revoked(1, 1, RevokeReason::Expired)]
-    );
-    assert_eq!(
-        e.handle(t(10_000), Input::Tick),
-        vec![at_risk(1, 10_000), overflow(1)]
-    );
+    assert_eq!(e.handle(t(8_000), Input::Tick), vec![revoked(1, 1, RevokeReason::Expired)]);
+    assert_eq!(e.handle(t(10_000), Input::Tick), vec![at_risk(1, 10_000), overflow(1)]);
     assert_eq!(e.handle(t(15_000), Input::Tick), vec![breached(1, 15_000)]);
     assert_eq!(e.next_deadline(), Some(t(16_000)));
-    assert_eq!(
-        e.handle(t(16_000), Input::Tick),
-        vec![offer(1, 1, t(0), t(24_000))]
-    );
+    assert_eq!(e.handle(t(16_000), Input::Tick), vec![offer(1, 1, t(0), t(24_000))]);
     assert_eq!(
         e.handle(t(24_000), Input::Tick),
         vec![
             revoked(1, 1, RevokeReason::Expired),
-            Output::StatusChanged {
-                counsellor: c(1),
-                status: Status::Away,
-                reason: StatusReason::MissedOffers
-            }
+            Output::StatusChanged { counsellor: c(1), status: Status::Away, reason: StatusReason::MissedOffers }
         ]
     );
     let v = e.counsellor(c(1)).expect("known");
@@ -374,10 +267,7 @@ fn away_after_two_misses_in_a_row() {
     assert_eq!(e.handle(t(25_000), status(1, Status::Available)), vec![]);
     assert_eq!(e.counsellor(c(1)).map(|v| v.consecutive_misses), Some(0));
     assert_eq!(e.next_deadline(), Some(t(32_000)));
-    assert_eq!(
-        e.handle(t(32_000), Input::Tick),
-        vec![offer(1, 1, t(0), t(40_000))]
-    );
+    assert_eq!(e.handle(t(32_000), Input::Tick), vec![offer(1, 1, t(0), t(40_000))]);
 }
 
 #[test]
@@ -385,34 +275,16 @@ fn accept_or_decline_between_misses_resets_count() {
     let mut e = engine();
     online(&mut e, t(0), children_ro(1));
     e.handle(t(0), chat(1, t(0)));
-    assert_eq!(
-        e.handle(t(8_000), Input::Tick),
-        vec![revoked(1, 1, RevokeReason::Expired)]
-    );
+    assert_eq!(e.handle(t(8_000), Input::Tick), vec![revoked(1, 1, RevokeReason::Expired)]);
     // x2 is untried by c1: offered at once. Accepting it resets the misses.
-    assert_eq!(
-        e.handle(t(8_000), chat(2, t(8_000))),
-        vec![offer(2, 1, t(8_000), t(16_000)), positions(&[(2, 2)])]
-    );
-    assert_eq!(
-        e.handle(t(9_000), accept(1, 2)),
-        vec![assigned(2, 1, t(9_000))]
-    );
+    assert_eq!(e.handle(t(8_000), chat(2, t(8_000))), vec![offer(2, 1, t(8_000), t(16_000)), positions(&[(2, 2)])]);
+    assert_eq!(e.handle(t(9_000), accept(1, 2)), vec![assigned(2, 1, t(9_000))]);
     assert_eq!(e.counsellor(c(1)).map(|v| v.consecutive_misses), Some(0));
-    assert_eq!(
-        e.handle(t(10_000), Input::Tick),
-        vec![at_risk(1, 10_000), overflow(1)]
-    );
+    assert_eq!(e.handle(t(10_000), Input::Tick), vec![at_risk(1, 10_000), overflow(1)]);
     assert_eq!(e.handle(t(15_000), Input::Tick), vec![breached(1, 15_000)]);
-    assert_eq!(
-        e.handle(t(16_000), Input::Tick),
-        vec![offer(1, 1, t(0), t(24_000))]
-    );
+    assert_eq!(e.handle(t(16_000), Input::Tick), vec![offer(1, 1, t(0), t(24_000))]);
     // One miss only: still available.
-    assert_eq!(
-        e.handle(t(24_000), Input::Tick),
-        vec![revoked(1, 1, RevokeReason::Expired)]
-    );
+    assert_eq!(e.handle(t(24_000), Input::Tick), vec![revoked(1, 1, RevokeReason::Expired)]);
     let v = e.counsellor(c(1)).expect("known");
     assert_eq!((v.status, v.consecutive_misses), (Status::Available, 1));
     // A decline also resets.
@@ -433,26 +305,13 @@ fn backup_gets_offer_only_after_overflow() {
     assert_eq!(e.handle(t(9_999), Input::Tick), vec![]);
     assert_eq!(
         e.handle(t(10_000), Input::Tick),
-        vec![
-            at_risk(1, 10_000),
-            overflow(1),
-            offer_full(1, 1, "children", "ro", t(0), t(18_000), true)
-        ]
+        vec![at_risk(1, 10_000), overflow(1), offer_full(1, 1, "children", "ro", t(0), t(18_000), true)]
     );
     // A first-line counsellor gets a contact at once, with as_backup = false.
-    assert_eq!(
-        e.handle(
-            t(11_000),
-            Input::ContactQueued(contact(2, "disability", "ro", t(11_000)))
-        ),
-        vec![positions(&[(2, 1)])]
-    );
+    assert_eq!(e.handle(t(11_000), Input::ContactQueued(contact(2, "disability", "ro", t(11_000)))), vec![positions(&[(2, 1)])]);
     assert_eq!(
         e.handle(t(12_000), accept(1, 1)),
-        vec![
-            assigned(1, 1, t(12_000)),
-            offer_full(2, 1, "disability", "ro", t(11_000), t(20_000), false)
-        ]
+        vec![assigned(1, 1, t(12_000)), offer_full(2, 1, "disability", "ro", t(11_000), t(20_000), false)]
     );
 }
 
@@ -463,33 +322,14 @@ fn sla_events_once_and_not_after_answer() {
     assert_eq!(e.handle(t(0), chat(2, t(0))), vec![positions(&[(2, 2)])]);
     online(&mut e, t(1_000), children_ro(1));
     assert_eq!(e.counsellor(c(1)).and_then(|v| v.ringing), Some(x(1)));
-    assert_eq!(
-        e.handle(t(5_000), accept(1, 1)),
-        vec![
-            assigned(1, 1, t(5_000)),
-            offer(2, 1, t(0), t(13_000)),
-            positions(&[(2, 1)])
-        ]
-    );
-    assert_eq!(
-        e.handle(t(10_000), Input::Tick),
-        vec![at_risk(2, 10_000), overflow(2)]
-    );
+    assert_eq!(e.handle(t(5_000), accept(1, 1)), vec![assigned(1, 1, t(5_000)), offer(2, 1, t(0), t(13_000)), positions(&[(2, 1)])]);
+    assert_eq!(e.handle(t(10_000), Input::Tick), vec![at_risk(2, 10_000), overflow(2)]);
     assert_eq!(e.handle(t(10_000), Input::Tick), vec![]);
-    assert_eq!(
-        e.handle(t(13_000), Input::Tick),
-        vec![revoked(2, 1, RevokeReason::Expired)]
-    );
+    assert_eq!(e.handle(t(13_000), Input::Tick), vec![revoked(2, 1, RevokeReason::Expired)]);
     assert_eq!(e.handle(t(15_000), Input::Tick), vec![breached(2, 15_000)]);
     assert_eq!(e.next_deadline(), Some(t(21_000)));
-    assert_eq!(
-        e.handle(t(21_000), Input::Tick),
-        vec![offer(2, 1, t(0), t(29_000))]
-    );
-    assert_eq!(
-        e.handle(t(22_000), accept(1, 2)),
-        vec![assigned(2, 1, t(22_000))]
-    );
+    assert_eq!(e.handle(t(21_000), Input::Tick), vec![offer(2, 1, t(0), t(29_000))]);
+    assert_eq!(e.handle(t(22_000), accept(1, 2)), vec![assigned(2, 1, t(22_000))]);
     assert_eq!(e.next_deadline(), None);
     assert_eq!(e.handle(t(60_000), Input::Tick), vec![]);
 }
@@ -501,14 +341,7 @@ fn late_tick_processes_deadlines_in_time_order() {
     e.handle(t(2_000), chat(2, t(2_000)));
     assert_eq!(
         e.handle(t(30_000), Input::Tick),
-        vec![
-            at_risk(1, 30_000),
-            overflow(1),
-            at_risk(2, 28_000),
-            overflow(2),
-            breached(1, 30_000),
-            breached(2, 28_000)
-        ]
+        vec![at_risk(1, 30_000), overflow(1), at_risk(2, 28_000), overflow(2), breached(1, 30_000), breached(2, 28_000)]
     );
 }
 
@@ -522,10 +355,7 @@ fn longest_idle_first() {
     }
     e.handle(t(100), status(2, Status::Available));
     e.handle(t(200), status(1, Status::Available));
-    assert_eq!(
-        e.handle(t(1_000), chat(1, t(1_000))),
-        vec![offer(1, 2, t(1_000), t(9_000)), positions(&[(1, 1)])]
-    );
+    assert_eq!(e.handle(t(1_000), chat(1, t(1_000))), vec![offer(1, 2, t(1_000), t(9_000)), positions(&[(1, 1)])]);
 }
 
 #[test]
@@ -536,73 +366,28 @@ fn fewest_active_first() {
     e.handle(t(200), accept(1, 1));
     // c1 has been idle longer (since 200, c2 since 300) but carries one contact: c2 gets it.
     online(&mut e, t(300), children_ro(2));
-    assert_eq!(
-        e.handle(t(1_000), chat(2, t(1_000))),
-        vec![offer(2, 2, t(1_000), t(9_000)), positions(&[(2, 1)])]
-    );
+    assert_eq!(e.handle(t(1_000), chat(2, t(1_000))), vec![offer(2, 2, t(1_000), t(9_000)), positions(&[(2, 1)])]);
 }
 
 #[test]
 fn priority_then_fifo() {
     let mut e = engine();
     assert_eq!(e.handle(t(0), chat(1, t(0))), vec![positions(&[(1, 1)])]);
-    assert_eq!(
-        e.handle(t(100), chat(2, t(100))),
-        vec![positions(&[(2, 2)])]
-    );
+    assert_eq!(e.handle(t(100), chat(2, t(100))), vec![positions(&[(2, 2)])]);
     let mut urgent = contact(3, "children", "ro", t(200));
     urgent.priority = 1;
-    assert_eq!(
-        e.handle(t(200), Input::ContactQueued(urgent)),
-        vec![positions(&[(3, 1), (1, 2), (2, 3)])]
-    );
+    assert_eq!(e.handle(t(200), Input::ContactQueued(urgent)), vec![positions(&[(3, 1), (1, 2), (2, 3)])]);
     // Same queued_at: id order.
-    assert_eq!(
-        e.handle(t(300), chat(5, t(100))),
-        vec![positions(&[(5, 4)])]
-    );
-    assert_eq!(
-        e.handle(t(300), chat(4, t(100))),
-        vec![positions(&[(4, 4), (5, 5)])]
-    );
+    assert_eq!(e.handle(t(300), chat(5, t(100))), vec![positions(&[(5, 4)])]);
+    assert_eq!(e.handle(t(300), chat(4, t(100))), vec![positions(&[(4, 4), (5, 5)])]);
     // A contact in another helpline has its own positions.
-    assert_eq!(
-        e.handle(
-            t(300),
-            Input::ContactQueued(contact(6, "disability", "ro", t(300)))
-        ),
-        vec![positions(&[(6, 1)])]
-    );
-    assert_eq!(
-        online(&mut e, t(400), children_ro(1)),
-        vec![offer(3, 1, t(200), t(8_400))]
-    );
-    assert_eq!(
-        online(&mut e, t(400), children_ro(2)),
-        vec![offer(1, 2, t(0), t(8_400))]
-    );
+    assert_eq!(e.handle(t(300), Input::ContactQueued(contact(6, "disability", "ro", t(300)))), vec![positions(&[(6, 1)])]);
+    assert_eq!(online(&mut e, t(400), children_ro(1)), vec![offer(3, 1, t(200), t(8_400))]);
+    assert_eq!(online(&mut e, t(400), children_ro(2)), vec![offer(1, 2, t(0), t(8_400))]);
     // Escalating x2 moves it ahead in the queue (positions change) but keeps the ringing offers.
-    assert_eq!(
-        e.handle(
-            t(500),
-            Input::SetPriority {
-                contact: x(2),
-                priority: 5
-            }
-        ),
-        vec![positions(&[(2, 1), (3, 2), (1, 3)])]
-    );
+    assert_eq!(e.handle(t(500), Input::SetPriority { contact: x(2), priority: 5 }), vec![positions(&[(2, 1), (3, 2), (1, 3)])]);
     // Setting the priority of an unknown contact is ignored.
-    assert_eq!(
-        e.handle(
-            t(500),
-            Input::SetPriority {
-                contact: x(99),
-                priority: 5
-            }
-        ),
-        vec![]
-    );
+    assert_eq!(e.handle(t(500), Input::SetPriority { contact: x(99), priority: 5 }), vec![]);
     assert_eq!(e.position(x(6)), Some(1));
 }
 
@@ -611,39 +396,17 @@ fn language_and_helpline_matching() {
     let mut e = engine();
     online(&mut e, t(0), profile(1, &["children"], &["ru"]));
     online(&mut e, t(0), profile(2, &["disability"], &["ro"]));
+    assert_eq!(e.handle(t(100), chat(1, t(100))), vec![positions(&[(1, 1)])]);
+    assert_eq!(online(&mut e, t(200), profile(3, &["children", "disability"], &["ro", "ru"])), vec![offer(1, 3, t(100), t(8_200))]);
     assert_eq!(
-        e.handle(t(100), chat(1, t(100))),
-        vec![positions(&[(1, 1)])]
-    );
-    assert_eq!(
-        online(
-            &mut e,
-            t(200),
-            profile(3, &["children", "disability"], &["ro", "ru"])
-        ),
-        vec![offer(1, 3, t(100), t(8_200))]
-    );
-    assert_eq!(
-        e.handle(
-            t(300),
-            Input::ContactQueued(contact(2, "children", "ru", t(300)))
-        ),
-        vec![
-            offer_full(2, 1, "children", "ru", t(300), t(8_300), false),
-            positions(&[(2, 2)])
-        ]
+        e.handle(t(300), Input::ContactQueued(contact(2, "children", "ru", t(300)))),
+        vec![offer_full(2, 1, "children", "ru", t(300), t(8_300), false), positions(&[(2, 2)])]
     );
     // An unknown helpline uses the defaults.
     online(&mut e, t(400), profile(4, &["elderly"], &["ro"]));
     assert_eq!(
-        e.handle(
-            t(500),
-            Input::ContactQueued(contact(3, "elderly", "ro", t(500)))
-        ),
-        vec![
-            offer_full(3, 4, "elderly", "ro", t(500), t(8_500), false),
-            positions(&[(3, 1)])
-        ]
+        e.handle(t(500), Input::ContactQueued(contact(3, "elderly", "ro", t(500)))),
+        vec![offer_full(3, 4, "elderly", "ro", t(500), t(8_500), false), positions(&[(3, 1)])]
     );
 }
 
@@ -653,24 +416,12 @@ fn capacity_limit_respected() {
     online(&mut e, t(0), children_ro(1));
     for id in 1..=3 {
         e.handle(t(id as i64 * 100), chat(id, t(id as i64 * 100)));
-        assert_eq!(
-            e.handle(t(id as i64 * 100), accept(1, id)),
-            vec![assigned(id, 1, t(id as i64 * 100))]
-        );
+        assert_eq!(e.handle(t(id as i64 * 100), accept(1, id)), vec![assigned(id, 1, t(id as i64 * 100))]);
     }
-    assert_eq!(
-        e.handle(t(1_000), chat(4, t(1_000))),
-        vec![positions(&[(4, 1)])]
-    );
+    assert_eq!(e.handle(t(1_000), chat(4, t(1_000))), vec![positions(&[(4, 1)])]);
     assert_eq!(e.counsellor(c(1)).map(|v| v.active.len()), Some(3));
     assert_eq!(
-        e.handle(
-            t(2_000),
-            Input::EndByCounsellor {
-                counsellor: c(1),
-                contact: x(2)
-            }
-        ),
+        e.handle(t(2_000), Input::EndByCounsellor { counsellor: c(1), contact: x(2) }),
         vec![
             Output::Ended {
                 contact: x(2),
@@ -686,10 +437,7 @@ fn capacity_limit_respected() {
     // Lowering capacity below active revokes the ringing offer but evicts nobody.
     let mut p = children_ro(1);
     p.capacity = 1;
-    assert_eq!(
-        e.handle(t(2_500), Input::UpsertCounsellor(p)),
-        vec![revoked(4, 1, RevokeReason::CounsellorUnavailable)]
-    );
+    assert_eq!(e.handle(t(2_500), Input::UpsertCounsellor(p)), vec![revoked(4, 1, RevokeReason::CounsellorUnavailable)]);
     assert_eq!(e.counsellor(c(1)).map(|v| v.active), Some(vec![x(1), x(3)]));
 }
 
@@ -698,16 +446,10 @@ fn caller_grace_waiting() {
     // A helpline that still rings callers who dropped (the default holds them: `waiting_tests.rs`).
     let mut e = ringing_offline();
     e.handle(t(0), chat(1, t(0)));
-    assert_eq!(
-        e.handle(t(1_000), Input::CallerDisconnected { contact: x(1) }),
-        vec![]
-    );
+    assert_eq!(e.handle(t(1_000), Input::CallerDisconnected { contact: x(1) }), vec![]);
     assert!(!e.snapshot().waiting[0].caller_connected);
     // A disconnected waiting caller keeps its place and is still offered (saying she is offline).
-    assert_eq!(
-        online(&mut e, t(2_000), children_ro(1)),
-        vec![caller_offline(offer(1, 1, t(0), t(10_000)))]
-    );
+    assert_eq!(online(&mut e, t(2_000), children_ro(1)), vec![caller_offline(offer(1, 1, t(0), t(10_000)))]);
     assert_eq!(
         e.handle(t(50_000), Input::CallerConnected { contact: x(1) }),
         vec![
@@ -719,16 +461,10 @@ fn caller_grace_waiting() {
             offer(1, 1, t(0), t(58_000)),
         ]
     );
-    assert_eq!(
-        e.handle(t(51_000), status(1, Status::Offline)),
-        vec![revoked(1, 1, RevokeReason::CounsellorUnavailable)]
-    );
+    assert_eq!(e.handle(t(51_000), status(1, Status::Offline)), vec![revoked(1, 1, RevokeReason::CounsellorUnavailable)]);
     assert_eq!(e.next_deadline(), None);
     assert_eq!(e.position(x(1)), Some(1));
-    assert_eq!(
-        e.handle(t(200_000), Input::CallerDisconnected { contact: x(1) }),
-        vec![]
-    );
+    assert_eq!(e.handle(t(200_000), Input::CallerDisconnected { contact: x(1) }), vec![]);
     assert_eq!(e.next_deadline(), Some(t(320_000)));
     assert_eq!(e.handle(t(319_999), Input::Tick), vec![]);
     assert_eq!(
@@ -743,10 +479,7 @@ fn caller_grace_waiting() {
     );
     assert_eq!(e.position(x(1)), None);
     assert_eq!(e.next_deadline(), None);
-    assert_eq!(
-        e.handle(t(320_001), Input::EndByCaller { contact: x(1) }),
-        vec![]
-    );
+    assert_eq!(e.handle(t(320_001), Input::EndByCaller { contact: x(1) }), vec![]);
 }
 
 #[test]
@@ -756,15 +489,9 @@ fn caller_grace_assigned_and_ringing() {
     e.handle(t(0), chat(1, t(0)));
     e.handle(t(1_000), accept(1, 1));
     e.handle(t(2_000), Input::CallerDisconnected { contact: x(1) });
-    assert_eq!(
-        e.handle(t(2_000), chat(2, t(2_000))),
-        vec![offer(2, 1, t(2_000), t(10_000)), positions(&[(2, 1)])]
-    );
+    assert_eq!(e.handle(t(2_000), chat(2, t(2_000))), vec![offer(2, 1, t(2_000), t(10_000)), positions(&[(2, 1)])]);
     e.handle(t(3_000), Input::CallerDisconnected { contact: x(2) });
-    assert_eq!(
-        e.handle(t(4_000), accept(1, 2)),
-        vec![assigned(2, 1, t(4_000))]
-    );
+    assert_eq!(e.handle(t(4_000), accept(1, 2)), vec![assigned(2, 1, t(4_000))]);
     e.handle(t(5_000), Input::CallerConnected { contact: x(2) });
     assert_eq!(e.next_deadline(), Some(t(122_000)));
     assert_eq!(
@@ -784,13 +511,7 @@ fn caller_grace_assigned_and_ringing() {
         e.handle(t(124_000), Input::EndByCaller { contact: x(3) }),
         vec![
             revoked(3, 1, RevokeReason::ContactGone),
-            Output::Ended {
-                contact: x(3),
-                helpline: "children".into(),
-                counsellor: None,
-                reason: EndReason::CallerEnded,
-                abandoned: true
-            }
+            Output::Ended { contact: x(3), helpline: "children".into(), counsellor: None, reason: EndReason::CallerEnded, abandoned: true }
         ]
     );
     assert_eq!(
@@ -803,10 +524,7 @@ fn caller_grace_assigned_and_ringing() {
             abandoned: false
         }]
     );
-    assert_eq!(
-        e.counsellor(c(1)).map(|v| (v.active.len(), v.idle_since)),
-        Some((0, t(125_000)))
-    );
+    assert_eq!(e.counsellor(c(1)).map(|v| (v.active.len(), v.idle_since)), Some((0, t(125_000))));
 }
 
 #[test]
@@ -819,18 +537,10 @@ fn restart_restore() {
     a.caller_connected = false;
     let mut b = contact(2, "children", "ro", t(80_000));
     b.caller_connected = false;
-    assert_eq!(
-        e.handle(now, Input::ContactQueued(a)),
-        vec![at_risk(1, 10_000), overflow(1), positions(&[(1, 1)])]
-    );
+    assert_eq!(e.handle(now, Input::ContactQueued(a)), vec![at_risk(1, 10_000), overflow(1), positions(&[(1, 1)])]);
     assert_eq!(
         e.handle(now, Input::ContactQueued(b)),
-        vec![
-            at_risk(2, 20_000),
-            overflow(2),
-            breached(2, 20_000),
-            positions(&[(2, 1), (1, 2)])
-        ]
+        vec![at_risk(2, 20_000), overflow(2), breached(2, 20_000), positions(&[(2, 1), (1, 2)])]
     );
     // The same id again: ignored.
     assert_eq!(e.handle(now, chat(2, now)), vec![]);
@@ -849,10 +559,7 @@ fn restart_restore() {
         );
     }
     let v = e.counsellor(c(1)).expect("created");
-    assert_eq!(
-        (v.status, v.connected, v.capacity),
-        (Status::Offline, false, 0)
-    );
+    assert_eq!((v.status, v.connected, v.capacity), (Status::Offline, false, 0));
     assert_eq!(v.active, vec![x(3), x(4)]);
     assert_eq!(e.assigned_counsellor(x(3)), Some(c(1)));
     let mut p = children_ro(1);
@@ -878,13 +585,7 @@ fn restart_restore() {
     assert_eq!(
         e.handle(t(220_000), Input::Tick),
         vec![
-            Output::Ended {
-                contact: x(1),
-                helpline: "children".into(),
-                counsellor: None,
-                reason: EndReason::CallerLost,
-                abandoned: true
-            },
+            Output::Ended { contact: x(1), helpline: "children".into(), counsellor: None, reason: EndReason::CallerLost, abandoned: true },
             Output::Ended {
                 contact: x(2),
                 helpline: "children".into(),
@@ -904,71 +605,29 @@ fn counsellor_unavailable_while_ringing_and_stale_requests() {
     e.handle(t(1_000), chat(1, t(1_000)));
     assert_eq!(
         e.handle(t(2_000), Input::CounsellorDisconnected { counsellor: c(1) }),
-        vec![
-            revoked(1, 1, RevokeReason::CounsellorUnavailable),
-            offer(1, 2, t(1_000), t(10_000))
-        ]
+        vec![revoked(1, 1, RevokeReason::CounsellorUnavailable), offer(1, 2, t(1_000), t(10_000))]
     );
+    assert_eq!(e.handle(t(2_100), accept(1, 1)), vec![rejected(1, 1, Rejection::NoSuchOffer)]);
+    assert_eq!(e.handle(t(2_100), accept(9, 1)), vec![rejected(9, 1, Rejection::UnknownCounsellor)]);
+    assert_eq!(e.handle(t(2_100), accept(2, 7)), vec![rejected(2, 7, Rejection::UnknownContact)]);
+    assert_eq!(e.handle(t(3_000), accept(2, 1)), vec![assigned(1, 2, t(3_000))]);
+    assert_eq!(e.handle(t(3_100), accept(1, 1)), vec![rejected(1, 1, Rejection::NoSuchOffer)]);
     assert_eq!(
-        e.handle(t(2_100), accept(1, 1)),
-        vec![rejected(1, 1, Rejection::NoSuchOffer)]
-    );
-    assert_eq!(
-        e.handle(t(2_100), accept(9, 1)),
-        vec![rejected(9, 1, Rejection::UnknownCounsellor)]
-    );
-    assert_eq!(
-        e.handle(t(2_100), accept(2, 7)),
-        vec![rejected(2, 7, Rejection::UnknownContact)]
-    );
-    assert_eq!(
-        e.handle(t(3_000), accept(2, 1)),
-        vec![assigned(1, 2, t(3_000))]
-    );
-    assert_eq!(
-        e.handle(t(3_100), accept(1, 1)),
-        vec![rejected(1, 1, Rejection::NoSuchOffer)]
-    );
-    assert_eq!(
-        e.handle(
-            t(3_200),
-            Input::EndByCounsellor {
-                counsellor: c(1),
-                contact: x(1)
-            }
-        ),
+        e.handle(t(3_200), Input::EndByCounsellor { counsellor: c(1), contact: x(1) }),
         vec![rejected(1, 1, Rejection::NotAssigned)]
     );
     assert_eq!(
-        e.handle(
-            t(3_200),
-            Input::EndByCounsellor {
-                counsellor: c(9),
-                contact: x(1)
-            }
-        ),
+        e.handle(t(3_200), Input::EndByCounsellor { counsellor: c(9), contact: x(1) }),
         vec![rejected(9, 1, Rejection::UnknownCounsellor)]
     );
     assert_eq!(
-        e.handle(
-            t(3_200),
-            Input::EndByCounsellor {
-                counsellor: c(2),
-                contact: x(8)
-            }
-        ),
+        e.handle(t(3_200), Input::EndByCounsellor { counsellor: c(2), contact: x(8) }),
         vec![rejected(2, 8, Rejection::UnknownContact)]
     );
     // Unknown counsellors are silently ignored elsewhere.
     assert_eq!(e.handle(t(3_300), status(9, Status::Available)), vec![]);
-    assert_eq!(
-        e.handle(t(3_300), Input::CounsellorConnected { counsellor: c(9) }),
-        vec![]
-    );
-    assert_eq!(
-        e.handle(t(3_300), Input::RemoveCounsellor { counsellor: c(9) }),
-        vec![]
-    );
+    assert_eq!(e.handle(t(3_300), Input::CounsellorConnected { counsellor: c(9) }), vec![]);
+    assert_eq!(e.handle(t(3_300), Input::RemoveCounsellor { counsellor: c(9) }), vec![]);
 }
 
 #[test]
@@ -976,40 +635,19 @@ fn away_remove_and_profile_change_revoke_without_marking_tried() {
     let mut e = engine();
     online(&mut e, t(0), children_ro(1));
     e.handle(t(1_000), chat(1, t(1_000)));
-    assert_eq!(
-        e.handle(t(1_500), status(1, Status::Away)),
-        vec![revoked(1, 1, RevokeReason::CounsellorUnavailable)]
-    );
+    assert_eq!(e.handle(t(1_500), status(1, Status::Away)), vec![revoked(1, 1, RevokeReason::CounsellorUnavailable)]);
     // Not tried: offered again as soon as they are back.
+    assert_eq!(e.handle(t(2_000), status(1, Status::Available)), vec![offer(1, 1, t(1_000), t(10_000))]);
     assert_eq!(
-        e.handle(t(2_000), status(1, Status::Available)),
-        vec![offer(1, 1, t(1_000), t(10_000))]
-    );
-    assert_eq!(
-        e.handle(
-            t(2_500),
-            Input::UpsertCounsellor(profile(1, &["children"], &["ru"]))
-        ),
+        e.handle(t(2_500), Input::UpsertCounsellor(profile(1, &["children"], &["ru"]))),
         vec![revoked(1, 1, RevokeReason::CounsellorUnavailable)]
     );
-    assert_eq!(
-        e.handle(t(3_000), Input::UpsertCounsellor(children_ro(1))),
-        vec![offer(1, 1, t(1_000), t(11_000))]
-    );
-    assert_eq!(
-        e.handle(t(3_500), Input::RemoveCounsellor { counsellor: c(1) }),
-        vec![revoked(1, 1, RevokeReason::CounsellorUnavailable)]
-    );
+    assert_eq!(e.handle(t(3_000), Input::UpsertCounsellor(children_ro(1))), vec![offer(1, 1, t(1_000), t(11_000))]);
+    assert_eq!(e.handle(t(3_500), Input::RemoveCounsellor { counsellor: c(1) }), vec![revoked(1, 1, RevokeReason::CounsellorUnavailable)]);
     assert_eq!(e.counsellor(c(1)).map(|v| v.removed), Some(true));
-    assert_eq!(
-        e.handle(t(3_600), accept(1, 1)),
-        vec![rejected(1, 1, Rejection::UnknownCounsellor)]
-    );
+    assert_eq!(e.handle(t(3_600), accept(1, 1)), vec![rejected(1, 1, Rejection::UnknownCounsellor)]);
     // Re-upserting re-enables them.
-    assert_eq!(
-        e.handle(t(4_000), Input::UpsertCounsellor(children_ro(1))),
-        vec![offer(1, 1, t(1_000), t(12_000))]
-    );
+    assert_eq!(e.handle(t(4_000), Input::UpsertCounsellor(children_ro(1))), vec![offer(1, 1, t(1_000), t(12_000))]);
     // Same status again: nothing.
     assert_eq!(e.handle(t(4_100), status(1, Status::Available)), vec![]);
     assert_eq!(e.counsellor(c(1)).map(|v| v.idle_since), Some(t(2_000)));
@@ -1019,10 +657,7 @@ fn away_remove_and_profile_change_revoke_without_marking_tried() {
 fn time_going_backwards_uses_last_now() {
     let mut e = engine();
     online(&mut e, t(10_000), children_ro(1));
-    assert_eq!(
-        e.handle(t(5_000), chat(1, t(10_000))),
-        vec![offer(1, 1, t(10_000), t(18_000)), positions(&[(1, 1)])]
-    );
+    assert_eq!(e.handle(t(5_000), chat(1, t(10_000))), vec![offer(1, 1, t(10_000), t(18_000)), positions(&[(1, 1)])]);
 }
 
 // ----- properties ---------------------------------------------------------------------------
@@ -1080,20 +715,14 @@ fn supervisor_transfer_to_counsellor_and_to_helpline() {
     e.handle(t(20), accept(1, 7));
     // To counsellor 2: capacity moves with it; the answer time is kept.
     let out = e.handle(t(30), Input::Transfer { contact: x(7), to: TransferTarget::Counsellor(c(2)) });
-    assert_eq!(
-        out,
-        vec![Output::Transferred { contact: x(7), from: c(1), to: Some(c(2)), helpline: "children".into() }]
-    );
+    assert_eq!(out, vec![Output::Transferred { contact: x(7), from: c(1), to: Some(c(2)), helpline: "children".into() }]);
     assert_eq!(e.assigned_counsellor(x(7)), Some(c(2)));
     assert!(e.counsellor(c(1)).unwrap().active.is_empty());
     assert_eq!(e.counsellor(c(2)).unwrap().active, vec![x(7)]);
     // To the family-violence helpline's queue: waiting again, ahead of new contacts, offered to a
     // counsellor of that helpline (2 is the only one, and has room).
     let out = e.handle(t(40), Input::Transfer { contact: x(7), to: TransferTarget::Helpline("family_violence".into()) });
-    assert_eq!(
-        out[0],
-        Output::Transferred { contact: x(7), from: c(2), to: None, helpline: "family_violence".into() }
-    );
+    assert_eq!(out[0], Output::Transferred { contact: x(7), from: c(2), to: None, helpline: "family_violence".into() });
     assert_eq!(out[1], offer_full(7, 2, "family_violence", "ro", 40, 8_040, false));
     let w = &e.snapshot().waiting[0];
     assert_eq!((w.priority, w.queued_at), (PRIORITY_TRANSFER, 40));
@@ -1184,11 +813,7 @@ fn prop_config() -> EngineConfig {
 }
 
 fn prop_config_for(h: &str) -> HelplineConfig {
-    prop_config()
-        .helplines
-        .into_iter()
-        .find(|c| c.name == h)
-        .unwrap_or_else(|| HelplineConfig::with_defaults(h))
+    prop_config().helplines.into_iter().find(|c| c.name == h).unwrap_or_else(|| HelplineConfig::with_defaults(h))
 }
 
 #[derive(Debug, Clone)]
@@ -1317,12 +942,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn mask_set<const N: usize>(mask: u8, names: [&str; N]) -> BTreeSet<String> {
-    names
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| mask & (1 << i) != 0)
-        .map(|(_, n)| n.to_string())
-        .collect()
+    names.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, n)| n.to_string()).collect()
 }
 
 /// What the test knows independently of the engine, built from the outputs alone.
@@ -1435,23 +1055,10 @@ fn pick_assigned(m: &Model, e: &Engine, i: u8) -> ContactId {
     }
 }
 
-fn to_input(
-    op: &Op,
-    e: &Engine,
-    m: &mut Model,
-    now: &mut Millis,
-    n: u8,
-    next_id: &mut u128,
-) -> Input {
+fn to_input(op: &Op, e: &Engine, m: &mut Model, now: &mut Millis, n: u8, next_id: &mut u128) -> Input {
     let cid = |c: u8| counsellor_id(c, n);
     match *op {
-        Op::Upsert {
-            c,
-            first,
-            backup,
-            langs,
-            cap,
-        } => {
+        Op::Upsert { c, first, backup, langs, cap } => {
             let id = cid(c);
             if m.capacity.get(&id).is_some_and(|&old| cap < old) {
                 m.may_exceed.insert(id);
@@ -1479,13 +1086,7 @@ fn to_input(
                 _ => Status::Offline,
             },
         },
-        Op::Queue {
-            h,
-            l,
-            prio,
-            back,
-            connected,
-        } => {
+        Op::Queue { h, l, prio, back, connected } => {
             *next_id += 1;
             let id = ContactId(*next_id);
             m.contacts.push(id);
@@ -1525,55 +1126,28 @@ fn to_input(
                 answered_at: now.saturating_sub(10_000),
             }
         }
-        Op::Accept { c, x } => Input::Accept {
-            counsellor: cid(c),
-            contact: pick(m, x),
-        },
+        Op::Accept { c, x } => Input::Accept { counsellor: cid(c), contact: pick(m, x) },
         Op::AcceptRinging { x } => {
             let contact = pick_ringing(m, x);
             let counsellor = m.ringing.get(&contact).map_or(CounsellorId(1), |r| r.0);
-            Input::Accept {
-                counsellor,
-                contact,
-            }
+            Input::Accept { counsellor, contact }
         }
-        Op::Decline { c, x } => Input::Decline {
-            counsellor: cid(c),
-            contact: pick(m, x),
-        },
+        Op::Decline { c, x } => Input::Decline { counsellor: cid(c), contact: pick(m, x) },
         Op::DeclineRinging { x } => {
             let contact = pick_ringing(m, x);
             let counsellor = m.ringing.get(&contact).map_or(CounsellorId(1), |r| r.0);
-            Input::Decline {
-                counsellor,
-                contact,
-            }
+            Input::Decline { counsellor, contact }
         }
-        Op::EndByCounsellor { c, x } => Input::EndByCounsellor {
-            counsellor: cid(c),
-            contact: pick(m, x),
-        },
+        Op::EndByCounsellor { c, x } => Input::EndByCounsellor { counsellor: cid(c), contact: pick(m, x) },
         Op::EndOwn { x } => {
             let contact = pick_assigned(m, e, x);
             let counsellor = e.assigned_counsellor(contact).unwrap_or(CounsellorId(1));
-            Input::EndByCounsellor {
-                counsellor,
-                contact,
-            }
+            Input::EndByCounsellor { counsellor, contact }
         }
-        Op::EndByCaller { x } => Input::EndByCaller {
-            contact: pick(m, x),
-        },
-        Op::CallerDisconnected { x } => Input::CallerDisconnected {
-            contact: pick(m, x),
-        },
-        Op::CallerConnected { x } => Input::CallerConnected {
-            contact: pick(m, x),
-        },
-        Op::Priority { x, p } => Input::SetPriority {
-            contact: pick(m, x),
-            priority: p,
-        },
+        Op::EndByCaller { x } => Input::EndByCaller { contact: pick(m, x) },
+        Op::CallerDisconnected { x } => Input::CallerDisconnected { contact: pick(m, x) },
+        Op::CallerConnected { x } => Input::CallerConnected { contact: pick(m, x) },
+        Op::Priority { x, p } => Input::SetPriority { contact: pick(m, x), priority: p },
         Op::Tick { dt } => {
             *now = now.saturating_add(dt);
             Input::Tick
@@ -1589,57 +1163,33 @@ fn to_input(
         }
         Op::ReadyOwn { i } => {
             let keys: Vec<_> = m.wrapups.keys().copied().collect();
-            let (counsellor, contact) = if keys.is_empty() {
-                (CounsellorId(1), ContactId(1))
-            } else {
-                keys[usize::from(i) % keys.len()]
-            };
+            let (counsellor, contact) = if keys.is_empty() { (CounsellorId(1), ContactId(1)) } else { keys[usize::from(i) % keys.len()] };
             m.ready = Some((counsellor, contact));
             Input::Ready { counsellor, contact }
         }
-        Op::Away { c, r } => Input::SetAway {
-            counsellor: cid(c),
-            reason: REASONS[usize::from(r) % REASONS.len()].into(),
-        },
-        Op::Triage { x, danger } => Input::Triage {
-            contact: pick(m, x),
-            danger,
-        },
+        Op::Away { c, r } => Input::SetAway { counsellor: cid(c), reason: REASONS[usize::from(r) % REASONS.len()].into() },
+        Op::Triage { x, danger } => Input::Triage { contact: pick(m, x), danger },
     }
 }
 
 /// Check one handle's outputs against the model and the snapshots before and after.
-fn check_step(
-    m: &mut Model,
-    now: Millis,
-    before: &Snapshot,
-    out: &[Output],
-    e: &Engine,
-) -> Result<(), TestCaseError> {
+fn check_step(m: &mut Model, now: Millis, before: &Snapshot, out: &[Output], e: &Engine) -> Result<(), TestCaseError> {
     let after = e.snapshot();
-    let cv_after: BTreeMap<CounsellorId, &CounsellorView> =
-        after.counsellors.iter().map(|v| (v.id, v)).collect();
-    let cv_before: BTreeMap<CounsellorId, &CounsellorView> =
-        before.counsellors.iter().map(|v| (v.id, v)).collect();
-    let waiting: BTreeMap<ContactId, &WaitingView> =
-        after.waiting.iter().map(|w| (w.contact, w)).collect();
+    let cv_after: BTreeMap<CounsellorId, &CounsellorView> = after.counsellors.iter().map(|v| (v.id, v)).collect();
+    let cv_before: BTreeMap<CounsellorId, &CounsellorView> = before.counsellors.iter().map(|v| (v.id, v)).collect();
+    let waiting: BTreeMap<ContactId, &WaitingView> = after.waiting.iter().map(|w| (w.contact, w)).collect();
 
     let mut seen_positions = false;
     let mut offers_made = Vec::new();
     for o in out {
         prop_assert!(!seen_positions, "Positions must be last: {:?}", out);
         match o {
-            Output::Offer {
-                contact,
-                counsellor,
-                ..
-            } => {
+            Output::Offer { contact, counsellor, .. } => {
                 prop_assert!(m.live.contains(contact), "offer of unknown {:?}", contact);
                 // Calls (every third id) ring only counsellors with an extension (even ids), and
                 // nobody on a call is rung with anything (no helpline here allows chats on a call).
-                let on_call = cv_after.get(counsellor).is_some_and(|v| {
-                    v.ringing == Some(*contact) && v.active.iter().any(|&a| is_test_call(a))
-                });
+                let on_call =
+                    cv_after.get(counsellor).is_some_and(|v| v.ringing == Some(*contact) && v.active.iter().any(|&a| is_test_call(a)));
                 prop_assert!(!on_call, "{:?} rung with {:?} while on a call", counsellor, contact);
                 if is_test_call(*contact) {
                     prop_assert!(has_extension(*counsellor), "call {:?} offered to {:?} without an extension", contact, counsellor);
@@ -1648,31 +1198,15 @@ fn check_step(
                 if is_test_senior_only(*contact) {
                     prop_assert!(is_test_senior(*counsellor), "senior-only {:?} offered to {:?}, not senior", contact, counsellor);
                 }
-                prop_assert!(
-                    !m.answered.contains(contact),
-                    "offer of assigned {:?}",
-                    contact
-                );
-                prop_assert!(
-                    !m.ringing.contains_key(contact),
-                    "two offers for {:?}",
-                    contact
-                );
-                prop_assert!(
-                    !m.ringing.values().any(|r| r.0 == *counsellor),
-                    "{:?} rings twice",
-                    counsellor
-                );
+                prop_assert!(!m.answered.contains(contact), "offer of assigned {:?}", contact);
+                prop_assert!(!m.ringing.contains_key(contact), "two offers for {:?}", contact);
+                prop_assert!(!m.ringing.values().any(|r| r.0 == *counsellor), "{:?} rings twice", counsellor);
                 offers_made.push(o.clone());
                 if let Output::Offer { expires_at, .. } = o {
                     m.ringing.insert(*contact, (*counsellor, *expires_at));
                 }
             }
-            Output::OfferRevoked {
-                contact,
-                counsellor,
-                reason,
-            } => {
+            Output::OfferRevoked { contact, counsellor, reason } => {
                 prop_assert!(offers_made.is_empty(), "revocation after offers: {:?}", out);
                 let r = m.ringing.remove(contact);
                 prop_assert_eq!(r.map(|r| r.0), Some(*counsellor));
@@ -1685,19 +1219,12 @@ fn check_step(
             Output::Transferred { .. } | Output::Refused { .. } => {
                 prop_assert!(false, "supervisor outputs without supervisor inputs: {:?}", o);
             }
-            Output::OfferDeclined {
-                contact,
-                counsellor,
-            } => {
+            Output::OfferDeclined { contact, counsellor } => {
                 let r = m.ringing.remove(contact);
                 prop_assert_eq!(r.map(|r| r.0), Some(*counsellor));
                 m.tried.insert((*contact, *counsellor), now);
             }
-            Output::Assigned {
-                contact,
-                counsellor,
-                answered_at,
-            } => {
+            Output::Assigned { contact, counsellor, answered_at } => {
                 prop_assert_eq!(*answered_at, now);
                 let r = m.ringing.remove(contact);
                 prop_assert_eq!(r.map(|r| r.0), Some(*counsellor));
@@ -1708,17 +1235,8 @@ fn check_step(
                     "assigned to a full counsellor (wrap-ups count)"
                 );
             }
-            Output::Ended {
-                contact,
-                counsellor,
-                abandoned,
-                ..
-            } => {
-                prop_assert!(
-                    m.live.remove(contact),
-                    "Ended for a contact not live: {:?}",
-                    contact
-                );
+            Output::Ended { contact, counsellor, abandoned, .. } => {
+                prop_assert!(m.live.remove(contact), "Ended for a contact not live: {:?}", contact);
                 prop_assert!(m.ended.insert(*contact), "Ended twice");
                 prop_assert!(!m.ringing.contains_key(contact), "ended while ringing");
                 prop_assert_eq!(*abandoned, counsellor.is_none());
@@ -1726,19 +1244,17 @@ fn check_step(
                 m.positions.remove(contact);
             }
             Output::SlaAtRisk { contact, waited_ms } => {
-                let right_wait = waiting.get(contact).is_none_or(|w| {
-                    *waited_ms == now - w.queued_at
-                        && *waited_ms >= prop_config_for(&w.helpline).sla_at_risk_ms
-                });
+                let right_wait = waiting
+                    .get(contact)
+                    .is_none_or(|w| *waited_ms == now - w.queued_at && *waited_ms >= prop_config_for(&w.helpline).sla_at_risk_ms);
                 prop_assert!(right_wait, "wrong waited_ms");
                 prop_assert!(m.live.contains(contact) && !m.answered.contains(contact));
                 prop_assert!(m.at_risk.insert(*contact), "SlaAtRisk twice");
             }
             Output::SlaBreached { contact, waited_ms } => {
-                let right_wait = waiting.get(contact).is_none_or(|w| {
-                    *waited_ms == now - w.queued_at
-                        && *waited_ms >= prop_config_for(&w.helpline).sla_target_ms
-                });
+                let right_wait = waiting
+                    .get(contact)
+                    .is_none_or(|w| *waited_ms == now - w.queued_at && *waited_ms >= prop_config_for(&w.helpline).sla_target_ms);
                 prop_assert!(right_wait, "wrong waited_ms");
                 prop_assert!(m.live.contains(contact) && !m.answered.contains(contact));
                 prop_assert!(m.breached.insert(*contact), "SlaBreached twice");
@@ -1750,10 +1266,7 @@ fn check_step(
                 seen_positions = true;
                 prop_assert!(!positions.is_empty());
                 for (id, p) in positions {
-                    prop_assert!(
-                        m.positions.get(id) != Some(p),
-                        "unchanged position reported"
-                    );
+                    prop_assert!(m.positions.get(id) != Some(p), "unchanged position reported");
                     m.positions.insert(*id, *p);
                 }
             }
@@ -1777,7 +1290,9 @@ fn check_step(
             Output::Triaged { contact, priority, danger, .. } => {
                 prop_assert!(m.live.contains(contact));
                 prop_assert!(m.triaged.insert(*contact), "a second triage answer counted");
-                let now_priority = waiting.get(contact).map(|w| w.priority)
+                let now_priority = waiting
+                    .get(contact)
+                    .map(|w| w.priority)
                     .or_else(|| after.assigned.iter().find(|a| a.contact == *contact).map(|a| a.priority));
                 prop_assert_eq!(now_priority, Some(*priority));
                 if *danger {
@@ -1789,27 +1304,17 @@ fn check_step(
     }
     m.ready = None;
     // The engine's wrap-ups are the model's.
-    let engine_wrapups: BTreeMap<(CounsellorId, ContactId), Millis> = after
-        .counsellors
-        .iter()
-        .flat_map(|c| c.wrapping_up.iter().map(move |&(x, u)| ((c.id, x), u)))
-        .collect();
+    let engine_wrapups: BTreeMap<(CounsellorId, ContactId), Millis> =
+        after.counsellors.iter().flat_map(|c| c.wrapping_up.iter().map(move |&(x, u)| ((c.id, x), u))).collect();
     prop_assert_eq!(&engine_wrapups, &m.wrapups);
     m.positions.retain(|id, _| waiting.contains_key(id));
 
     // No contact lost; engine and model agree on who is where.
-    let in_engine: BTreeSet<ContactId> = after
-        .waiting
-        .iter()
-        .map(|w| w.contact)
-        .chain(after.assigned.iter().map(|a| a.contact))
-        .collect();
+    let in_engine: BTreeSet<ContactId> = after.waiting.iter().map(|w| w.contact).chain(after.assigned.iter().map(|a| a.contact)).collect();
     prop_assert_eq!(&in_engine, &m.live);
     for a in &after.assigned {
         prop_assert!(m.answered.contains(&a.contact));
-        prop_assert!(cv_after
-            .get(&a.counsellor)
-            .is_some_and(|c| c.active.contains(&a.contact)));
+        prop_assert!(cv_after.get(&a.counsellor).is_some_and(|c| c.active.contains(&a.contact)));
     }
     let total_active: usize = after.counsellors.iter().map(|c| c.active.len()).sum();
     prop_assert_eq!(total_active, after.assigned.len());
@@ -1829,10 +1334,7 @@ fn check_step(
             prop_assert_eq!(waiting.get(&xid).and_then(|w| w.offered_to), Some(cv.id));
         }
         if !m.may_exceed.contains(&cv.id) {
-            prop_assert!(
-                (cv.active.len() + cv.wrapping_up.len()) as u64 <= u64::from(cv.capacity),
-                "over capacity (wrap-ups count)"
-            );
+            prop_assert!((cv.active.len() + cv.wrapping_up.len()) as u64 <= u64::from(cv.capacity), "over capacity (wrap-ups count)");
         }
     }
 
@@ -1851,24 +1353,12 @@ fn check_step(
 
     // Every offer made went to a counsellor eligible at that moment.
     for o in &offers_made {
-        if let Output::Offer {
-            contact,
-            counsellor,
-            expires_at,
-            as_backup,
-            helpline,
-            ..
-        } = o
-        {
+        if let Output::Offer { contact, counsellor, expires_at, as_backup, helpline, .. } = o {
             let w = waiting.get(contact);
             let cv = cv_after.get(counsellor);
             prop_assert!(w.is_some() && cv.is_some());
             if let (Some(w), Some(cv)) = (w, cv) {
-                prop_assert_eq!(
-                    model_eligible(cv, w, now),
-                    Some(*as_backup),
-                    "offer to ineligible"
-                );
+                prop_assert_eq!(model_eligible(cv, w, now), Some(*as_backup), "offer to ineligible");
                 if let Some(&tried_at) = m.tried.get(&(*contact, *counsellor)) {
                     prop_assert!(now >= tried_at + prop_config_for(helpline).ring_timeout_ms);
                 }
@@ -1881,16 +1371,8 @@ fn check_step(
     for w in after.waiting.iter().filter(|w| w.offered_to.is_none()) {
         let ring = prop_config_for(&w.helpline).ring_timeout_ms;
         for cv in after.counsellors.iter().filter(|c| c.ringing.is_none()) {
-            let cooling = m
-                .tried
-                .get(&(w.contact, cv.id))
-                .is_some_and(|&at| now < at + ring);
-            prop_assert!(
-                cooling || model_eligible(cv, w, now).is_none(),
-                "{:?} idles while {:?} waits",
-                cv.id,
-                w.contact
-            );
+            let cooling = m.tried.get(&(w.contact, cv.id)).is_some_and(|&at| now < at + ring);
+            prop_assert!(cooling || model_eligible(cv, w, now).is_none(), "{:?} idles while {:?} waits", cv.id, w.contact);
         }
     }
 
@@ -1901,12 +1383,7 @@ fn check_step(
         if d - 1 > now {
             let mut early = e.clone();
             let o = early.handle(d - 1, Input::Tick);
-            prop_assert!(
-                o.is_empty(),
-                "something was due before next_deadline {}: {:?}",
-                d,
-                o
-            );
+            prop_assert!(o.is_empty(), "something was due before next_deadline {}: {:?}", d, o);
         }
         // ...and a Tick at it makes progress.
         let mut probe = e.clone();
@@ -2052,27 +1529,17 @@ proptest! {
 // ----- calls ----------------------------------------------------------------------------------
 
 fn with_extension(id: u128) -> CounsellorProfile {
-    CounsellorProfile {
-        takes_calls: true,
-        ..children_ro(id)
-    }
+    CounsellorProfile { takes_calls: true, ..children_ro(id) }
 }
 
 fn call(id: u128, queued_at: Millis) -> Input {
-    Input::ContactQueued(NewContact {
-        channel: Channel::Call,
-        ..contact(id, "children", "ro", queued_at)
-    })
+    Input::ContactQueued(NewContact { channel: Channel::Call, ..contact(id, "children", "ro", queued_at) })
 }
 
 fn offered_to(out: &[Output]) -> Vec<(ContactId, CounsellorId)> {
     out.iter()
         .filter_map(|o| match o {
-            Output::Offer {
-                contact,
-                counsellor,
-                ..
-            } => Some((*contact, *counsellor)),
+            Output::Offer { contact, counsellor, .. } => Some((*contact, *counsellor)),
             _ => None,
         })
         .collect()
@@ -2108,10 +1575,7 @@ fn a_counsellor_on_a_call_gets_no_other_call_and_no_chat() {
     let out = online(&mut e, t(4_000), with_extension(2));
     assert_eq!(offered_to(&out), vec![(x(11), c(2))]);
     // The first call ends: the chat goes to the counsellor now free of calls.
-    let out = e.handle(
-        t(5_000),
-        Input::EndByCaller { contact: x(10) },
-    );
+    let out = e.handle(t(5_000), Input::EndByCaller { contact: x(10) });
     assert_eq!(offered_to(&out), vec![(x(12), c(1))]);
 }
 
@@ -2119,10 +1583,7 @@ fn a_counsellor_on_a_call_gets_no_other_call_and_no_chat() {
 fn a_helpline_may_allow_chats_during_a_call() {
     let mut config = HelplineConfig::with_defaults("children");
     config.chat_while_on_call = true;
-    let mut e = Engine::new(EngineConfig {
-        helplines: vec![config],
-        misses_before_away: 2,
-    });
+    let mut e = Engine::new(EngineConfig { helplines: vec![config], misses_before_away: 2 });
     online(&mut e, t(0), with_extension(1));
     e.handle(t(1_000), call(10, t(1_000)));
     e.handle(t(2_000), accept(1, 10));
@@ -2139,10 +1600,7 @@ fn calls_rank_above_chats_at_equal_priority_unless_the_helpline_says_otherwise()
     for calls_first in [true, false] {
         let mut config = HelplineConfig::with_defaults("children");
         config.calls_first = calls_first;
-        let mut e = Engine::new(EngineConfig {
-            helplines: vec![config],
-            misses_before_away: 2,
-        });
+        let mut e = Engine::new(EngineConfig { helplines: vec![config], misses_before_away: 2 });
         e.handle(t(1_000), chat(10, t(1_000)));
         e.handle(t(2_000), call(11, t(2_000)));
         assert_eq!(e.position(x(11)), Some(if calls_first { 1 } else { 2 }));
@@ -2164,11 +1622,7 @@ fn a_call_not_picked_up_moves_to_the_next_counsellor() {
     let out = e.handle(t(1_000), call(10, t(1_000)));
     assert_eq!(offered_to(&out), vec![(x(10), c(1))]);
     let out = e.handle(t(9_000), Input::Tick);
-    assert!(out.contains(&Output::OfferRevoked {
-        contact: x(10),
-        counsellor: c(1),
-        reason: RevokeReason::Expired,
-    }));
+    assert!(out.contains(&Output::OfferRevoked { contact: x(10), counsellor: c(1), reason: RevokeReason::Expired }));
     assert_eq!(offered_to(&out), vec![(x(10), c(2))]);
 }
 
@@ -2178,30 +1632,17 @@ fn losing_the_extension_revokes_a_ringing_call() {
     online(&mut e, t(0), with_extension(1));
     e.handle(t(1_000), call(10, t(1_000)));
     let out = e.handle(t(2_000), Input::UpsertCounsellor(children_ro(1)));
-    assert_eq!(
-        out,
-        vec![Output::OfferRevoked {
-            contact: x(10),
-            counsellor: c(1),
-            reason: RevokeReason::CounsellorUnavailable,
-        }]
-    );
+    assert_eq!(out, vec![Output::OfferRevoked { contact: x(10), counsellor: c(1), reason: RevokeReason::CounsellorUnavailable }]);
 }
 
 // ----- senior-only contacts ------------------------------------------------------------------
 
 fn senior(id: u128) -> CounsellorProfile {
-    CounsellorProfile {
-        senior: true,
-        ..children_ro(id)
-    }
+    CounsellorProfile { senior: true, ..children_ro(id) }
 }
 
 fn senior_only(id: u128, queued_at: Millis) -> Input {
-    Input::ContactQueued(NewContact {
-        senior_only: true,
-        ..contact(id, "children", "ro", queued_at)
-    })
+    Input::ContactQueued(NewContact { senior_only: true, ..contact(id, "children", "ro", queued_at) })
 }
 
 #[test]

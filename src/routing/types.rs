@@ -340,21 +340,40 @@ pub enum Input {
     /// A supervisor moves a waiting contact to a named counsellor: it rings for them only
     /// (helpline and language are the supervisor's call) until they answer, decline or miss it;
     /// then normal routing resumes.
-    OfferTo { contact: ContactId, counsellor: CounsellorId },
+    OfferTo {
+        contact: ContactId,
+        counsellor: CounsellorId,
+    },
     /// A supervisor transfers a contact in conversation to another counsellor or helpline.
-    Transfer { contact: ContactId, to: TransferTarget },
+    Transfer {
+        contact: ContactId,
+        to: TransferTarget,
+    },
     /// A counsellor hands over a contact she holds (in conversation with her) to a colleague or a
     /// helpline's queue, as [`Input::Transfer`] moves it; refused ([`Refusal::NotHeld`]) otherwise.
-    HandOver { by: CounsellorId, contact: ContactId, to: TransferTarget },
+    HandOver {
+        by: CounsellorId,
+        contact: ContactId,
+        to: TransferTarget,
+    },
     /// The counsellor is done with the after-contact work of `contact` (she said she is ready, or
     /// submitted its form): its slot leaves wrap-up. Ignored when it is not in wrap-up.
-    Ready { counsellor: CounsellorId, contact: ContactId },
+    Ready {
+        counsellor: CounsellorId,
+        contact: ContactId,
+    },
     /// The counsellor goes away for a reason (one of her helplines' `away_reasons`); an unknown
     /// reason is refused ([`Output::AwayRefused`]) and changes nothing.
-    SetAway { counsellor: CounsellorId, reason: String },
+    SetAway {
+        counsellor: CounsellorId,
+        reason: String,
+    },
     /// The caller's answer to the triage question (from the widget, or the exchange's IVR digit):
     /// `danger` raises a waiting contact's priority at once (see [`super::triage`]).
-    Triage { contact: ContactId, danger: bool },
+    Triage {
+        contact: ContactId,
+        danger: bool,
+    },
     /// Time passed; the server sends this at [`super::Engine::next_deadline`].
     Tick,
 }
@@ -376,40 +395,19 @@ pub enum Output {
         caller_online: bool,
     },
     /// Stop ringing this counsellor.
-    OfferRevoked {
-        contact: ContactId,
-        counsellor: CounsellorId,
-        reason: RevokeReason,
-    },
+    OfferRevoked { contact: ContactId, counsellor: CounsellorId, reason: RevokeReason },
     /// The counsellor declined; recorded for reports (no message needed to the counsellor).
-    OfferDeclined {
-        contact: ContactId,
-        counsellor: CounsellorId,
-    },
+    OfferDeclined { contact: ContactId, counsellor: CounsellorId },
     /// The contact is now in conversation with this counsellor.
-    Assigned {
-        contact: ContactId,
-        counsellor: CounsellorId,
-        answered_at: Millis,
-    },
+    Assigned { contact: ContactId, counsellor: CounsellorId, answered_at: Millis },
     /// The engine changed a counsellor's status (e.g. away after missed offers).
-    StatusChanged {
-        counsellor: CounsellorId,
-        status: Status,
-        reason: StatusReason,
-    },
+    StatusChanged { counsellor: CounsellorId, status: Status, reason: StatusReason },
     /// Waiting contacts whose queue position changed: (contact, 1-based position in its helpline's queue).
     Positions { positions: Vec<(ContactId, u32)> },
     /// The contact has waited `sla_at_risk_ms` without an answer.
-    SlaAtRisk {
-        contact: ContactId,
-        waited_ms: Millis,
-    },
+    SlaAtRisk { contact: ContactId, waited_ms: Millis },
     /// The contact has waited `sla_target_ms` without an answer.
-    SlaBreached {
-        contact: ContactId,
-        waited_ms: Millis,
-    },
+    SlaBreached { contact: ContactId, waited_ms: Millis },
     /// The contact's wait passed `backup_after_ms`: backup counsellors are now eligible.
     BackupOverflow { contact: ContactId },
     /// The contact ended. `counsellor` is set if it was in conversation;
@@ -423,40 +421,18 @@ pub enum Output {
         abandoned: bool,
     },
     /// A contact in conversation moved: to counsellor `to`, or (`to: None`) back into `helpline`'s queue.
-    Transferred {
-        contact: ContactId,
-        from: CounsellorId,
-        to: Option<CounsellorId>,
-        helpline: Helpline,
-    },
+    Transferred { contact: ContactId, from: CounsellorId, to: Option<CounsellorId>, helpline: Helpline },
     /// A supervisor's request (`OfferTo`, `Transfer`) was refused.
     Refused { contact: ContactId, refusal: Refusal },
     /// The counsellor's slot of `contact` (which just ended) is in wrap-up until `until` at most.
-    WrapUp {
-        counsellor: CounsellorId,
-        contact: ContactId,
-        until: Millis,
-    },
+    WrapUp { counsellor: CounsellorId, contact: ContactId, until: Millis },
     /// The wrap-up of `contact` ended: the slot takes offers again.
-    WrapUpEnded {
-        counsellor: CounsellorId,
-        contact: ContactId,
-        reason: WrapUpEnd,
-    },
+    WrapUpEnded { counsellor: CounsellorId, contact: ContactId, reason: WrapUpEnd },
     /// The counsellor's away reason is not one her helplines allow: nothing changed.
     AwayRefused { counsellor: CounsellorId, reason: String },
     /// The caller answered the triage question of `helpline`; a `danger` answer set the priority to
     /// `priority` (supervisors of the helpline are alerted).
-    Triaged {
-        contact: ContactId,
-        helpline: Helpline,
-        danger: bool,
-        priority: i32,
-    },
+    Triaged { contact: ContactId, helpline: Helpline, danger: bool, priority: i32 },
     /// A counsellor's request was refused.
-    Rejected {
-        counsellor: CounsellorId,
-        contact: ContactId,
-        rejection: Rejection,
-    },
+    Rejected { counsellor: CounsellorId, contact: ContactId, rejection: Rejection },
 }

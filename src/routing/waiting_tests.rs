@@ -57,10 +57,7 @@ fn a_slot_stays_in_wrap_up_until_the_counsellor_is_ready() {
     assert_eq!(e.handle(t(5_500), ready(2, 1)), vec![]);
     assert_eq!(e.handle(t(5_500), ready(1, 2)), vec![]);
     // She is ready: the slot takes the waiting chat at once.
-    assert_eq!(
-        e.handle(t(6_000), ready(1, 1)),
-        vec![wrap_up_ended(1, 1, WrapUpEnd::Ready), offer(2, 1, t(2_000), t(14_000))]
-    );
+    assert_eq!(e.handle(t(6_000), ready(1, 1)), vec![wrap_up_ended(1, 1, WrapUpEnd::Ready), offer(2, 1, t(2_000), t(14_000))]);
     assert!(view(&e, 1).wrapping_up.is_empty());
     // A second ready for the same contact: nothing.
     assert_eq!(e.handle(t(6_500), ready(1, 1)), vec![]);
@@ -91,10 +88,7 @@ fn a_wrap_up_ends_by_itself_at_the_helplines_limit() {
     e.handle(t(61_999), Input::ContactQueued(contact(2, "family_violence", "ro", t(61_999))));
     assert_eq!(
         e.handle(t(62_000), Input::Tick),
-        vec![
-            wrap_up_ended(1, 1, WrapUpEnd::Limit),
-            offer_full(2, 1, "family_violence", "ro", t(61_999), t(70_000), false)
-        ]
+        vec![wrap_up_ended(1, 1, WrapUpEnd::Limit), offer_full(2, 1, "family_violence", "ro", t(61_999), t(70_000), false)]
     );
     // A family-violence conversation: 30 s.
     e.handle(t(63_000), accept(1, 2));
@@ -121,19 +115,13 @@ fn a_caller_lost_in_conversation_leaves_a_wrap_up_and_other_slots_still_take_off
     e.handle(t(1_000), accept(1, 1));
     e.handle(t(2_000), Input::CallerDisconnected { contact: x(1) });
     assert_eq!(e.next_deadline(), Some(t(122_000)));
-    assert_eq!(
-        e.handle(t(122_000), Input::Tick),
-        vec![ended(1, Some(1), EndReason::CallerLost), wrap_up(1, 1, t(182_000))]
-    );
+    assert_eq!(e.handle(t(122_000), Input::Tick), vec![ended(1, Some(1), EndReason::CallerLost), wrap_up(1, 1, t(182_000))]);
     // One slot in wrap-up, the other free: a new chat rings.
     assert_eq!(e.handle(t(123_000), chat(2, t(123_000))), vec![offer(2, 1, t(123_000), t(131_000)), positions(&[(2, 1)])]);
     e.handle(t(124_000), accept(1, 2));
     // Now one conversation and one wrap-up fill her capacity of 2.
     assert_eq!(e.handle(t(125_000), chat(3, t(125_000))), vec![positions(&[(3, 1)])]);
-    assert_eq!(
-        e.handle(t(126_000), ready(1, 1)),
-        vec![wrap_up_ended(1, 1, WrapUpEnd::Ready), offer(3, 1, t(125_000), t(134_000))]
-    );
+    assert_eq!(e.handle(t(126_000), ready(1, 1)), vec![wrap_up_ended(1, 1, WrapUpEnd::Ready), offer(3, 1, t(125_000), t(134_000))]);
 }
 
 // ----- away reasons -------------------------------------------------------------------------------
@@ -189,10 +177,7 @@ fn a_caller_who_dropped_keeps_her_place_but_rings_nobody_until_she_is_back() {
     online(&mut e, t(0), children_ro(1));
     assert_eq!(e.handle(t(0), chat(1, t(0))), vec![offer(1, 1, t(0), t(8_000)), positions(&[(1, 1)])]);
     // Her socket goes: the ringing offer is taken back at once, and it is not the counsellor's miss.
-    assert_eq!(
-        e.handle(t(1_000), Input::CallerDisconnected { contact: x(1) }),
-        vec![revoked(1, 1, RevokeReason::CallerAway)]
-    );
+    assert_eq!(e.handle(t(1_000), Input::CallerDisconnected { contact: x(1) }), vec![revoked(1, 1, RevokeReason::CallerAway)]);
     assert_eq!(e.position(x(1)), Some(1), "she keeps her place");
     assert_eq!(view(&e, 1).consecutive_misses, 0);
     // The chat behind her is offered; she is not.
@@ -201,14 +186,8 @@ fn a_caller_who_dropped_keeps_her_place_but_rings_nobody_until_she_is_back() {
     // Back within the grace period: offered at once, saying she is online.
     assert_eq!(e.handle(t(3_000), Input::CallerConnected { contact: x(1) }), vec![offer(1, 1, t(0), t(11_000))]);
     // Gone again: taken back; her answer clock runs on, and nobody rings until the grace ends.
-    assert_eq!(
-        e.handle(t(4_000), Input::CallerDisconnected { contact: x(1) }),
-        vec![revoked(1, 1, RevokeReason::CallerAway)]
-    );
-    assert_eq!(
-        e.handle(t(100_000), Input::Tick),
-        vec![at_risk(1, 100_000), overflow(1), breached(1, 100_000)]
-    );
+    assert_eq!(e.handle(t(4_000), Input::CallerDisconnected { contact: x(1) }), vec![revoked(1, 1, RevokeReason::CallerAway)]);
+    assert_eq!(e.handle(t(100_000), Input::Tick), vec![at_risk(1, 100_000), overflow(1), breached(1, 100_000)]);
     assert_eq!(e.handle(t(124_000), Input::Tick), vec![ended(1, None, EndReason::CallerLost)]);
     let v = view(&e, 1);
     assert_eq!((v.status, v.consecutive_misses), (Status::Available, 0), "gone callers never set her away");
@@ -230,12 +209,12 @@ fn where_offline_callers_still_ring_the_offer_says_so_and_a_ring_out_is_no_miss(
     online(&mut e, t(0), children_ro(1));
     e.handle(t(0), chat(1, t(0)));
     assert_eq!(e.handle(t(500), Input::CallerDisconnected { contact: x(1) }), vec![], "still ringing");
-    assert_eq!(
-        e.handle(t(8_000), Input::Tick),
-        vec![revoked(1, 1, RevokeReason::Expired)]
-    );
+    assert_eq!(e.handle(t(8_000), Input::Tick), vec![revoked(1, 1, RevokeReason::Expired)]);
     // Rung again once the cooldown is over, saying she is offline; ringing out again sets nobody away.
-    assert_eq!(e.handle(t(16_000), Input::Tick), vec![at_risk(1, 16_000), overflow(1), breached(1, 16_000), caller_offline(offer(1, 1, t(0), t(24_000)))]);
+    assert_eq!(
+        e.handle(t(16_000), Input::Tick),
+        vec![at_risk(1, 16_000), overflow(1), breached(1, 16_000), caller_offline(offer(1, 1, t(0), t(24_000)))]
+    );
     assert_eq!(e.handle(t(24_000), Input::Tick), vec![revoked(1, 1, RevokeReason::Expired)]);
     let v = view(&e, 1);
     assert_eq!((v.status, v.consecutive_misses), (Status::Available, 0));
@@ -252,12 +231,8 @@ fn a_triage_yes_jumps_the_queue_at_once_and_only_the_first_answer_counts() {
     });
     e.handle(t(0), chat(1, t(0)));
     assert_eq!(e.handle(t(1_000), chat(2, t(1_000))), vec![positions(&[(2, 2)])]);
-    let triaged = |contact: u128, danger: bool, priority: i32| Output::Triaged {
-        contact: x(contact),
-        helpline: "children".into(),
-        danger,
-        priority,
-    };
+    let triaged =
+        |contact: u128, danger: bool, priority: i32| Output::Triaged { contact: x(contact), helpline: "children".into(), danger, priority };
     assert_eq!(
         e.handle(t(2_000), Input::Triage { contact: x(2), danger: true }),
         vec![triaged(2, true, triage::PRIORITY_DANGER), positions(&[(2, 1), (1, 2)])]
@@ -283,7 +258,10 @@ fn a_restart_restores_away_reasons_and_wrap_ups_before_the_counsellor_connects()
     assert_eq!(e.handle(t(10_000), restore_ana), vec![]);
     let restore_ion = Input::RestoreCounsellor { counsellor: c(2), away: None, wrapups: vec![(x(7), t(40_000)), (x(8), t(5_000))] };
     assert_eq!(e.handle(t(10_000), restore_ion), vec![wrap_up_ended(2, 8, WrapUpEnd::Limit)], "a wrap-up past its limit ends at once");
-    assert_eq!((view(&e, 1).status, view(&e, 1).away_reason.as_deref(), view(&e, 1).status_since), (Status::Away, Some("training"), t(9_000)));
+    assert_eq!(
+        (view(&e, 1).status, view(&e, 1).away_reason.as_deref(), view(&e, 1).status_since),
+        (Status::Away, Some("training"), t(9_000))
+    );
     // They connect with the status they last chose: Ana stays away for training, Ion's slot stays in wrap-up.
     let ana = with_capacity(1, 1);
     e.handle(t(11_000), Input::UpsertCounsellor(ana));

@@ -11,9 +11,9 @@
 //! Wrap-ups are counsellor state: each is indexed as a timer `(until, counsellor, contact)` in
 //! `Index::wrapups`, derived from the counsellor like the free lists are.
 
-use super::{ContactId, CounsellorId, Engine, Millis, Output, WrapUpEnd};
 #[cfg(doc)]
 use super::Input;
+use super::{ContactId, CounsellorId, Engine, Millis, Output, WrapUpEnd};
 
 /// The wrap-up limit of a helpline that does not set one: 60 s.
 pub const DEFAULT_WRAPUP_LIMIT_MS: Millis = 60_000;

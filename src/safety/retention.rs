@@ -7,7 +7,6 @@
 //! reports do not change), its contact form, flags, escalations and call record (which never holds a
 //! number in clear). See `docs/security.md` (Privacy).
 
-
 use crate::store::retention::PurgeStep;
 use crate::store::{Store, StoreResult};
 
@@ -43,7 +42,10 @@ pub async fn run(store: &Store, now: i64, days: u32, mut progress: impl FnMut(&P
         tokio::task::yield_now().await;
     }
     if totals.contacts > 0 {
-        let detail = format!("{} conversations ({} messages) of contacts without a case, ended more than {days} days ago", totals.contacts, totals.messages);
+        let detail = format!(
+            "{} conversations ({} messages) of contacts without a case, ended more than {days} days ago",
+            totals.contacts, totals.messages
+        );
         store.audit_log().audit(now, "system", "retention_purge", None, Some(&detail)).await?;
     }
     Ok(totals)

@@ -90,8 +90,7 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers).ok_or_else(|| AppError::unauthorized("missing bearer token"))?;
-        let claims =
-            state.auth.verify_at(token, state.clock.now_ms()).ok_or_else(|| AppError::unauthorized("invalid or expired token"))?;
+        let claims = state.auth.verify_at(token, state.clock.now_ms()).ok_or_else(|| AppError::unauthorized("invalid or expired token"))?;
         let user = enabled_user(state, &claims).await?;
         Ok(AuthUser { user, claims })
     }

@@ -55,9 +55,7 @@ impl AppError {
             | ErrorCode::UnknownContact
             | ErrorCode::UnknownHelpline
             | ErrorCode::NoSuchOffer
-            | ErrorCode::UnknownCall => {
-                StatusCode::NOT_FOUND
-            }
+            | ErrorCode::UnknownCall => StatusCode::NOT_FOUND,
             ErrorCode::Conflict | ErrorCode::ServiceFull | ErrorCode::StageOrder => StatusCode::CONFLICT,
             ErrorCode::InvalidForm
             | ErrorCode::WeakPassword

@@ -44,7 +44,6 @@ pub struct AppState {
     pub keepalive: crate::state::sockets::Keepalive,
 }
 
-
 impl Sessions {
     /// Waits until no session is live.
     pub async fn all_done(&self) {
@@ -85,7 +84,6 @@ impl Drop for SessionGuard {
         }
     }
 }
-
 
 /// Completes when the server starts shutting down.
 pub async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {

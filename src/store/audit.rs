@@ -392,8 +392,7 @@ impl AuditLog<'_> {
             return Ok(ChainReport { lines: start, head: prev, first_break: Some(broken(&l, "it lies before the pruning anchor".into())) });
         }
         loop {
-            let page: Vec<ChainedLine> =
-                on_pool!(self.0, pool => sqlx::query_as(&sql).bind(expected).bind(PAGE).fetch_all(pool).await)?;
+            let page: Vec<ChainedLine> = on_pool!(self.0, pool => sqlx::query_as(&sql).bind(expected).bind(PAGE).fetch_all(pool).await)?;
             let n = page.len();
             for l in page {
                 let seq = l.seq.unwrap_or_default();
@@ -447,7 +446,9 @@ impl AuditLog<'_> {
                 "SELECT id, hash FROM audit_log WHERE seq = $1").bind(checkpoint.seq).fetch_optional(pool).await)?;
             match at {
                 Some((_, hash)) if hash.as_deref() == Some(checkpoint.mac.as_str()) => None,
-                Some(_) => Some(format!("line {} is not the line the checkpoint names (its MAC differs): the chain was rebuilt", checkpoint.seq)),
+                Some(_) => {
+                    Some(format!("line {} is not the line the checkpoint names (its MAC differs): the chain was rebuilt", checkpoint.seq))
+                }
                 // Pruned behind the anchor (checked above), or the empty log's checkpoint: fine.
                 None => {
                     let anchor = self.anchor(None).await?.map(|a| a.0).unwrap_or(0);
@@ -535,9 +536,18 @@ mod tests {
         let report = store.audit_log().verify_audit_chain().await.expect("verify");
         assert!(report.intact(), "{report:?}");
         assert_eq!(report.lines, 3);
-        let ids: Vec<String> = store.audit_log().audit_lines(&AuditQuery { limit: 10, ..AuditQuery::default() }).await.expect("read").into_iter().map(|l| l.id).collect();
+        let ids: Vec<String> = store
+            .audit_log()
+            .audit_lines(&AuditQuery { limit: 10, ..AuditQuery::default() })
+            .await
+            .expect("read")
+            .into_iter()
+            .map(|l| l.id)
+            .collect();
         assert!(ids.contains(&"b-line".to_string()) && ids.contains(&"a-line".to_string()));
-        let seqs: Vec<(String, i64)> = on_pool!(store, pool => sqlx::query_as("SELECT id, seq FROM audit_log WHERE seq > 1 ORDER BY seq").fetch_all(pool).await).expect("read");
+        let seqs: Vec<(String, i64)> =
+            on_pool!(store, pool => sqlx::query_as("SELECT id, seq FROM audit_log WHERE seq > 1 ORDER BY seq").fetch_all(pool).await)
+                .expect("read");
         assert_eq!(seqs, vec![("b-line".to_string(), 2), ("a-line".to_string(), 3)], "in the order given");
     }
 

@@ -328,7 +328,14 @@ mod tests {
         tx.log(&contact, 5, "call_ended", Some("caller")).await.expect("log");
         tx.log(&contact, 6, "recorded_offline", None).await.expect("log");
         tx.commit().await.expect("commit");
-        let lines: Vec<_> = store.contacts().contact_events(&contact).await.expect("read").into_iter().map(|e| (e.at, e.kind, e.counsellor_id, e.detail)).collect();
+        let lines: Vec<_> = store
+            .contacts()
+            .contact_events(&contact)
+            .await
+            .expect("read")
+            .into_iter()
+            .map(|e| (e.at, e.kind, e.counsellor_id, e.detail))
+            .collect();
         assert_eq!(
             lines[1..],
             [(5, "call_ended".to_string(), None, Some("caller".to_string())), (6, "recorded_offline".to_string(), None, None)]

@@ -37,7 +37,8 @@ impl Canned<'_> {
     /// The responses of `helplines` (None: every helpline), of one language when named, by helpline,
     /// language and title.
     pub async fn list(self, helplines: Option<&[String]>, language: Option<&str>) -> StoreResult<Vec<CannedRecord>> {
-        let sql = format!("SELECT {COLUMNS} FROM canned_responses WHERE ($1 IS NULL OR language = $1) ORDER BY helpline, language, title, id");
+        let sql =
+            format!("SELECT {COLUMNS} FROM canned_responses WHERE ($1 IS NULL OR language = $1) ORDER BY helpline, language, title, id");
         let all: Vec<CannedRecord> =
             on_pool!(self.0, pool => sqlx::query_as(&sql).bind(language.map(str::to_string)).fetch_all(pool).await)?;
         Ok(match helplines {

@@ -342,7 +342,14 @@ impl Cases<'_> {
     }
 
     /// Stores a helpline's stage deadline settings in one transaction (the case file's in `helplines`).
-    pub async fn set_stage_deadline_settings(self, helpline: &str, case_file_ms: i64, stages: &[(&str, i64)], by: &str, at: i64) -> StoreResult<()> {
+    pub async fn set_stage_deadline_settings(
+        self,
+        helpline: &str,
+        case_file_ms: i64,
+        stages: &[(&str, i64)],
+        by: &str,
+        at: i64,
+    ) -> StoreResult<()> {
         on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE helplines SET case_file_due_ms = $1 WHERE name = $2")
@@ -434,7 +441,8 @@ mod tests {
     async fn opening_a_case_in_a_transaction_numbers_links_and_assigns_it() {
         let store = seeded().await;
         let manager = store
-            .accounts().create_user(
+            .accounts()
+            .create_user(
                 &NewUser {
                     username: "maria".into(),
                     display_name: "Maria".into(),

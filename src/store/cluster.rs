@@ -124,7 +124,13 @@ impl Store {
 
     /// A clone of this store whose routing and message writes are refused once `token` is no longer current.
     pub fn fenced(&self, token: FenceToken) -> Store {
-        Store { pool: self.pool.clone(), fence: Some(token), health: self.health.clone(), creations: self.creations.clone(), keys: self.keys.clone() }
+        Store {
+            pool: self.pool.clone(),
+            fence: Some(token),
+            health: self.health.clone(),
+            creations: self.creations.clone(),
+            keys: self.keys.clone(),
+        }
     }
 }
 
@@ -170,8 +176,15 @@ mod tests {
     }
 
     fn message(contact: &str, seq: i64, client_id: &str) -> StoredMessage {
-        NewMessage { contact_id: contact.into(), sender: "caller", sender_id: None, client_id: client_id.into(), body: "text".into(), at: 3 }
-            .stored(seq)
+        NewMessage {
+            contact_id: contact.into(),
+            sender: "caller",
+            sender_id: None,
+            client_id: client_id.into(),
+            body: "text".into(),
+            at: 3,
+        }
+        .stored(seq)
     }
 
     #[test]
@@ -205,7 +218,8 @@ mod tests {
         assert!(matches!(refused, Err(StoreError::Fenced)), "{refused:?}");
         assert!(old.writes_ok(), "a fenced write is not a database failure");
 
-        let details: Vec<Option<String>> = store.contacts().contact_events(&contact).await.expect("read").into_iter().map(|e| e.detail).collect();
+        let details: Vec<Option<String>> =
+            store.contacts().contact_events(&contact).await.expect("read").into_iter().map(|e| e.detail).collect();
         assert!(details.contains(&Some("first".into())) && !details.contains(&Some("stale".into())), "{details:?}");
         assert_eq!(store.messages().messages_after(&contact, 0).await.expect("read").len(), 1);
 

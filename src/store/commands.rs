@@ -28,7 +28,12 @@ pub struct NewCommand {
 pub enum CommandChange {
     Issue(NewCommand),
     /// The call's pending commands of these kinds are stale (the call was offered again, or ended).
-    Supersede { gateway_id: String, call_id: String, kinds: &'static [&'static str], at: i64 },
+    Supersede {
+        gateway_id: String,
+        call_id: String,
+        kinds: &'static [&'static str],
+        at: i64,
+    },
 }
 
 impl CommandChange {
@@ -295,13 +300,19 @@ mod tests {
         tx.commit().await.expect("commit");
         let state = |rows: Vec<(String, bool, bool)>| rows.into_iter().map(|(k, _, superseded)| (k, superseded)).collect::<Vec<_>>();
         let s = |k: &str, b| (k.to_string(), b);
-        assert_eq!(state(store.commands().call_commands(gw, "call").await.expect("read")), vec![s("connect", true), s("hold", false), s("connect", false)]);
+        assert_eq!(
+            state(store.commands().call_commands(gw, "call").await.expect("read")),
+            vec![s("connect", true), s("hold", false), s("connect", false)]
+        );
 
         let mut tx = write_tx(&store).await;
         let all = CommandChange::Supersede { gateway_id: gw.into(), call_id: "call".into(), kinds: &["connect", "hold"], at: 4 };
         tx.apply_command_change(&all).await.expect("supersede");
         tx.commit().await.expect("commit");
-        assert_eq!(state(store.commands().call_commands(gw, "call").await.expect("read")), vec![s("connect", true), s("hold", true), s("connect", true)]);
+        assert_eq!(
+            state(store.commands().call_commands(gw, "call").await.expect("read")),
+            vec![s("connect", true), s("hold", true), s("connect", true)]
+        );
         assert!(store.commands().pending_commands(gw).await.expect("read").is_empty());
     }
 

@@ -97,32 +97,95 @@ pub const QUICK_EXIT: &str = "quick_exit";
 /// before anybody is told about them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    Offered { contact: String, counsellor: String, at: i64, expires_at: i64, as_backup: bool },
+    Offered {
+        contact: String,
+        counsellor: String,
+        at: i64,
+        expires_at: i64,
+        as_backup: bool,
+    },
     /// The ringing offer of `contact` to `counsellor` ended with `outcome` (`declined`, `expired`, `revoked`).
-    OfferClosed { contact: String, counsellor: String, outcome: &'static str, at: i64 },
-    Assigned { contact: String, counsellor: String, at: i64 },
-    Ended { contact: String, at: i64, reason: &'static str, abandoned: bool },
+    OfferClosed {
+        contact: String,
+        counsellor: String,
+        outcome: &'static str,
+        at: i64,
+    },
+    Assigned {
+        contact: String,
+        counsellor: String,
+        at: i64,
+    },
+    Ended {
+        contact: String,
+        at: i64,
+        reason: &'static str,
+        abandoned: bool,
+    },
     /// A line in the contact's event log (SLA events, caller drops, resumes, …).
-    Event { contact: String, at: i64, kind: &'static str, counsellor: Option<String>, detail: Option<String> },
-    CounsellorStatus { counsellor: String, status: &'static str, reason: Option<&'static str>, at: i64 },
+    Event {
+        contact: String,
+        at: i64,
+        kind: &'static str,
+        counsellor: Option<String>,
+        detail: Option<String>,
+    },
+    CounsellorStatus {
+        counsellor: String,
+        status: &'static str,
+        reason: Option<&'static str>,
+        at: i64,
+    },
     /// A counsellor went away for `reason` (one of her helplines' away reasons).
-    Away { counsellor: String, reason: String, at: i64 },
+    Away {
+        counsellor: String,
+        reason: String,
+        at: i64,
+    },
     /// The counsellor's slot of `contact` (just ended) is in wrap-up until `until` at the latest.
-    WrapUp { contact: String, counsellor: String, until: i64, at: i64 },
+    WrapUp {
+        contact: String,
+        counsellor: String,
+        until: i64,
+        at: i64,
+    },
     /// The counsellor's wrap-up of `contact` ended (`reason`: `ready` or `limit`): its handle time runs to `at`.
-    WrapUpEnded { contact: String, counsellor: String, reason: &'static str, at: i64 },
+    WrapUpEnded {
+        contact: String,
+        counsellor: String,
+        reason: &'static str,
+        at: i64,
+    },
     /// The caller answered the triage question; a yes raised the contact's priority to `priority`.
-    Triaged { contact: String, danger: bool, priority: i64, at: i64 },
+    Triaged {
+        contact: String,
+        danger: bool,
+        priority: i64,
+        at: i64,
+    },
     /// A supervisor moved a conversation: to counsellor `to`, or (None) back into `helpline`'s queue.
-    Transferred { contact: String, from: String, to: Option<String>, helpline: String, at: i64 },
+    Transferred {
+        contact: String,
+        from: String,
+        to: Option<String>,
+        helpline: String,
+        at: i64,
+    },
     /// A command to a telephone exchange (stored with the step that caused it), or stale ones superseded.
     Command(super::commands::CommandChange),
     /// The caller left a message or asked for a callback instead of waiting: the contact is now of
     /// `channel` (`message`, `callback`) and waits from `queued_at` (when the line opens: its own
     /// answer clock); `at` is when she chose it.
-    Deferred { contact: String, at: i64, channel: &'static str, queued_at: i64 },
+    Deferred {
+        contact: String,
+        at: i64,
+        channel: &'static str,
+        queued_at: i64,
+    },
     /// The callback is done (its contact ended): its number is deleted.
-    ForgetCallback { contact: String },
+    ForgetCallback {
+        contact: String,
+    },
 }
 
 /// A line of a contact's event log.
@@ -339,9 +402,7 @@ impl Contacts<'_> {
 
     /// Contacts still waiting or in conversation, oldest first: what a restarted router restores.
     pub async fn open_contacts(self) -> StoreResult<Vec<ContactRecord>> {
-        let sql = format!(
-            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE state IN ('queued', 'active') ORDER BY queued_at, id"
-        );
+        let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE state IN ('queued', 'active') ORDER BY queued_at, id");
         Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).fetch_all(pool).await)?)
     }
 
@@ -365,9 +426,7 @@ impl Contacts<'_> {
 
     /// A counsellor's open conversations, oldest first.
     pub async fn active_contacts_of(self, counsellor: &str) -> StoreResult<Vec<ContactRecord>> {
-        let sql = format!(
-            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE state = 'active' AND counsellor_id = $1 ORDER BY answered_at, id"
-        );
+        let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE state = 'active' AND counsellor_id = $1 ORDER BY answered_at, id");
         Ok(on_pool!(self.0, pool => sqlx::query_as(&sql).bind(counsellor).fetch_all(pool).await)?)
     }
 

@@ -8,8 +8,7 @@ use crate::store::{Store, StoreError};
 pub fn default_helplines() -> Vec<Helpline> {
     let children = Helpline::with_defaults("children", "Children's helpline 116 111", &["ro", "ru", "uk", "en"]);
     // Persons with disabilities may need longer to answer a reconnect prompt or type: a longer grace period.
-    let mut disability =
-        Helpline::with_defaults("disability", "Helpline for persons with disabilities", &["ro", "ru", "uk", "en"]);
+    let mut disability = Helpline::with_defaults("disability", "Helpline for persons with disabilities", &["ro", "ru", "uk", "en"]);
     disability.caller_grace_ms = 300_000;
     // A victim may have to hide the phone mid-chat: the longest grace period.
     let mut family_violence = Helpline::with_defaults(
@@ -44,4 +43,3 @@ pub async fn seed_helplines(store: &Store) -> Result<(), StoreError> {
     }
     Ok(())
 }
-

@@ -10,7 +10,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::protocol::figures::{occupancy_series, AwayChange, Conversation, ContactTimes, Figures, Occupancy, StatusChange, Tally, OCCUPANCY_LOOKBACK_MS, SHORT_ABANDON_MS};
+use crate::protocol::figures::{
+    occupancy_series, AwayChange, ContactTimes, Conversation, Figures, Occupancy, StatusChange, Tally, OCCUPANCY_LOOKBACK_MS,
+    SHORT_ABANDON_MS,
+};
 use crate::store::{on_pool, BeginWrite, Pool, Store, StoreResult};
 
 // ----- from the database --------------------------------------------------------------------
@@ -47,9 +50,7 @@ impl Reading {
     pub async fn snapshot(store: &Store) -> StoreResult<Reading> {
         Ok(match &store.pool {
             Pool::Sqlite { read: pool, .. } => Reading::Sqlite(pool.begin().await?),
-            Pool::Postgres(pool) => {
-                Reading::Postgres(pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?)
-            }
+            Pool::Postgres(pool) => Reading::Postgres(pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?),
         })
     }
 
@@ -105,7 +106,8 @@ impl ContactRow {
 }
 
 /// Contacts queued in `[$1, $2)`, as rows (staffing, tests, and the check that SQL and Rust agree).
-pub const CONTACTS_SQL: &str = "SELECT helpline, channel, language, state, queued_at, answered_at, ended_at, counsellor_id, wrapup_ended_at \
+pub const CONTACTS_SQL: &str =
+    "SELECT helpline, channel, language, state, queued_at, answered_at, ended_at, counsellor_id, wrapup_ended_at \
      FROM contacts WHERE queued_at >= $1 AND queued_at < $2";
 
 /// Contacts queued in `[from_ms, to_ms)`, as rows.
@@ -191,7 +193,11 @@ fn within_ranges(sql: &str, ranges: &[(i64, i64)], backend: crate::store::Backen
     let driven = match backend {
         crate::store::Backend::Sqlite => sql
             .replacen(CONTACTS_OF_HELPLINES, "FROM r CROSS JOIN contacts c CROSS JOIN helplines h", 1)
-            .replacen(IN_HULL, "WHERE h.name = c.helpline AND c.queued_at >= r.a AND c.queued_at < r.b AND +c.queued_at >= $3 AND +c.queued_at < $4", 1)
+            .replacen(
+                IN_HULL,
+                "WHERE h.name = c.helpline AND c.queued_at >= r.a AND c.queued_at < r.b AND +c.queued_at >= $3 AND +c.queued_at < $4",
+                1,
+            )
             // and the forms after their contacts (else each range scans every submitted form)
             .replace("\nJOIN ", "\nCROSS JOIN "),
         crate::store::Backend::Postgres => sql.replacen(
@@ -308,7 +314,6 @@ pub struct CategoryRow {
     pub counts: TallyCounts,
 }
 
-
 /// Tallies of contacts queued in `[from_ms, to_ms)` per (bucket, helpline, channel, language), buckets of
 /// `bucket_ms` counted from `origin_ms` (≤ `from_ms`).
 pub async fn fetch_tallies(
@@ -415,9 +420,9 @@ fn conversations_over_ranges(ranges: &[(i64, i64)], backend: crate::store::Backe
     );
     let from = match backend {
         crate::store::Backend::Sqlite => format!("FROM r CROSS JOIN contacts WHERE {overlaps}"),
-        crate::store::Backend::Postgres => format!(
-            "FROM r CROSS JOIN LATERAL (SELECT id, counsellor_id, answered_at, ended_at FROM contacts WHERE {overlaps} OFFSET 0) c"
-        ),
+        crate::store::Backend::Postgres => {
+            format!("FROM r CROSS JOIN LATERAL (SELECT id, counsellor_id, answered_at, ended_at FROM contacts WHERE {overlaps} OFFSET 0) c")
+        }
     };
     format!("{} SELECT DISTINCT id, counsellor_id, answered_at, ended_at {from}", ranges_table(ranges))
 }
@@ -437,8 +442,7 @@ pub async fn fetch_presence_over(reading: &mut Reading, ranges: &[(i64, i64)]) -
             .fetch_all(&mut *conn).await)?
     } else {
         let sql = conversations_over_ranges(ranges, reading.backend());
-        let rows: Vec<(String, String, i64, Option<i64>)> =
-            on_reading!(reading, conn => sqlx::query_as(&sql).fetch_all(&mut *conn).await)?;
+        let rows: Vec<(String, String, i64, Option<i64>)> = on_reading!(reading, conn => sqlx::query_as(&sql).fetch_all(&mut *conn).await)?;
         rows.into_iter().map(|(_, counsellor, answered_at, ended_at)| (counsellor, answered_at, ended_at)).collect()
     };
     let conversations =
@@ -479,10 +483,8 @@ impl Presence {
         };
         let empty = BTreeSet::new();
         let staff = self.staff.get(h).unwrap_or(&empty);
-        let conversations: Vec<Conversation> =
-            self.conversations.iter().filter(|c| staff.contains(&c.counsellor)).cloned().collect();
-        let changes: Vec<StatusChange> =
-            self.status_changes.iter().filter(|s| staff.contains(&s.counsellor)).cloned().collect();
+        let conversations: Vec<Conversation> = self.conversations.iter().filter(|c| staff.contains(&c.counsellor)).cloned().collect();
+        let changes: Vec<StatusChange> = self.status_changes.iter().filter(|s| staff.contains(&s.counsellor)).cloned().collect();
         occupancy_series(&conversations, &changes, bounds, as_of_ms)
     }
 }
@@ -495,13 +497,7 @@ pub async fn figures(store: &Store, helpline: Option<&str>, from_ms: i64, to_ms:
 
 /// [`figures`], judged as of `as_of_ms` (contacts still waiting or in conversation are judged at that moment).
 /// Percentiles are left None (they would need every answer time out of the database).
-pub async fn figures_at(
-    store: &Store,
-    helpline: Option<&str>,
-    from_ms: i64,
-    to_ms: i64,
-    as_of_ms: i64,
-) -> StoreResult<Figures> {
+pub async fn figures_at(store: &Store, helpline: Option<&str>, from_ms: i64, to_ms: i64, as_of_ms: i64) -> StoreResult<Figures> {
     let (per_helpline, all) = figures_split_at(store, helpline.as_slice(), from_ms, to_ms, as_of_ms).await?;
     Ok(per_helpline.into_iter().next().unwrap_or(all))
 }
@@ -584,9 +580,11 @@ mod tests {
             assert!(lite.contains("c.queued_at >= r.a AND c.queued_at < r.b AND +c.queued_at >= $3"), "{lite}");
             assert!(!lite.contains(CONTACTS_OF_HELPLINES) && !lite.contains("\nJOIN "), "{lite}");
             let pg = within_ranges(sql, &ranges, Backend::Postgres);
-            assert!(pg.contains("CROSS JOIN LATERAL (SELECT * FROM contacts WHERE queued_at >= r.a AND queued_at < r.b OFFSET 0) c"), "{pg}");
+            assert!(
+                pg.contains("CROSS JOIN LATERAL (SELECT * FROM contacts WHERE queued_at >= r.a AND queued_at < r.b OFFSET 0) c"),
+                "{pg}"
+            );
             assert!(!pg.contains(CONTACTS_OF_HELPLINES), "{pg}");
         }
     }
-
 }

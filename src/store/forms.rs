@@ -201,7 +201,12 @@ mod tests {
         let store = seeded().await;
         let (low, high) = (queued_chat(&store, 1).await, queued_chat(&store, 2).await);
         let mut tx = write_tx(&store).await;
-        sqlx::query("UPDATE contacts SET priority = $1 WHERE id = $2").bind(IMMINENT_PRIORITY + 1).bind(&high).execute(&mut *tx).await.expect("set");
+        sqlx::query("UPDATE contacts SET priority = $1 WHERE id = $2")
+            .bind(IMMINENT_PRIORITY + 1)
+            .bind(&high)
+            .execute(&mut *tx)
+            .await
+            .expect("set");
         tx.raise_priority(&low).await.expect("raise");
         tx.raise_priority(&high).await.expect("raise");
         tx.raise_priority("no such contact").await.expect("nothing to raise");

@@ -56,7 +56,17 @@ const HANDOVER_COLUMNS: &str = "id, contact_id, from_id, to_id, helpline, reason
 impl Contacts<'_> {
     fn handover_of(self, r: HandoverRow) -> StoreResult<HandoverRecord> {
         let reason = self.0.open_opt(HANDOVER_REASON, &r.0, r.5.as_deref())?;
-        Ok(HandoverRecord { id: r.0, contact_id: r.1, from_id: r.2, to_id: r.3, helpline: r.4, reason, warm: r.6 != 0, state: r.7, created_at: r.8 })
+        Ok(HandoverRecord {
+            id: r.0,
+            contact_id: r.1,
+            from_id: r.2,
+            to_id: r.3,
+            helpline: r.4,
+            reason,
+            warm: r.6 != 0,
+            state: r.7,
+            created_at: r.8,
+        })
     }
 
     /// Stores a new handover (its `id` is made here) and returns it.

@@ -130,7 +130,13 @@ impl Directory<'_> {
 
     /// Sets a helpline's waiting settings (checked by the caller): wrap-up limit, away reasons, and
     /// the triage question's priority (None: not asked). False when there is no such helpline.
-    pub async fn set_waiting(self, name: &str, wrapup_limit_ms: i64, away_reasons: &[String], triage_priority: Option<i64>) -> StoreResult<bool> {
+    pub async fn set_waiting(
+        self,
+        name: &str,
+        wrapup_limit_ms: i64,
+        away_reasons: &[String],
+        triage_priority: Option<i64>,
+    ) -> StoreResult<bool> {
         let reasons = join_list(away_reasons);
         let n = on_pool!(self.0, pool => sqlx::query(
             "UPDATE helplines SET wrapup_limit_ms = $1, away_reasons = $2, triage_priority = $3 WHERE name = $4")

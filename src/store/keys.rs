@@ -176,8 +176,7 @@ pub fn decode_key(text: &str) -> Option<[u8; 32]> {
 pub fn read_key_file(path: &Path) -> Result<KeyFile, KeyError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: shown.clone(), source })?;
-    let file: KeyFile =
-        serde_json::from_str(&text).map_err(|e| KeyError::Format { path: shown.clone(), why: e.to_string() })?;
+    let file: KeyFile = serde_json::from_str(&text).map_err(|e| KeyError::Format { path: shown.clone(), why: e.to_string() })?;
     file.check(&shown)?;
     Ok(file)
 }

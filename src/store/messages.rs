@@ -125,7 +125,12 @@ fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
 trait WriteMessages {
     /// Inserts `rows` in a few multi-row `INSERT`s, each with its body as sealed (`bodies`, one per
     /// row); false as soon as one is a repeat (the transaction is then to be rolled back).
-    async fn insert_rows<M: Borrow<StoredMessage> + Sync>(&mut self, rows: &[M], bodies: &[String], backend: super::Backend) -> Result<bool, sqlx::Error>;
+    async fn insert_rows<M: Borrow<StoredMessage> + Sync>(
+        &mut self,
+        rows: &[M],
+        bodies: &[String],
+        backend: super::Backend,
+    ) -> Result<bool, sqlx::Error>;
 }
 
 both_engines!(impl WriteMessages for Fenced<sqlx::Sqlite>, Fenced<sqlx::Postgres> {
@@ -218,10 +223,7 @@ impl Messages<'_> {
         let mut all = HashMap::with_capacity(contacts.len());
         for chunk in contacts.chunks(500) {
             let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT contact_id, MAX(seq) FROM messages WHERE contact_id IN ({}) GROUP BY contact_id",
-                marks.join(", ")
-            );
+            let sql = format!("SELECT contact_id, MAX(seq) FROM messages WHERE contact_id IN ({}) GROUP BY contact_id", marks.join(", "));
             let rows: Vec<(String, i64)> = on_pool!(self.0, pool => {
                 let mut query = sqlx::query_as(&sql);
                 for id in chunk {
@@ -248,8 +250,15 @@ mod tests {
     use crate::store::test_support::{queued_chat, seeded};
 
     fn row(contact: &str, seq: i64, client_id: &str) -> StoredMessage {
-        NewMessage { contact_id: contact.into(), sender: "caller", sender_id: None, client_id: client_id.into(), body: client_id.into(), at: 3 }
-            .stored(seq)
+        NewMessage {
+            contact_id: contact.into(),
+            sender: "caller",
+            sender_id: None,
+            client_id: client_id.into(),
+            body: client_id.into(),
+            at: 3,
+        }
+        .stored(seq)
     }
 
     /// The store writes the rows it is given, numbered: a batch without repeats in a few multi-row
@@ -260,8 +269,7 @@ mod tests {
         let store = seeded().await;
         let (a, b) = (queued_chat(&store, 1).await, queued_chat(&store, 2).await);
         assert!(store.messages().last_seqs(&[a.clone(), b.clone()]).await.expect("read").is_empty(), "no messages yet");
-        let rows: Vec<StoredMessage> =
-            (0..200).map(|i| row(if i % 2 == 0 { &a } else { &b }, i / 2 + 1, &format!("m{i}"))).collect();
+        let rows: Vec<StoredMessage> = (0..200).map(|i| row(if i % 2 == 0 { &a } else { &b }, i / 2 + 1, &format!("m{i}"))).collect();
         assert_eq!(store.messages().write_messages(&rows).await.expect("stored"), Written::All);
         let last = store.messages().last_seqs(&[a.clone(), b.clone()]).await.expect("read");
         assert_eq!((last.get(&a), last.get(&b)), (Some(&100), Some(&100)));

@@ -7,19 +7,20 @@
 //! implemented for both engines' connections with one body ([`both_engines!`]); the leader's writes
 //! run only in a [`cluster::LeaderTx`], which only [`Store::begin_leader_write`] opens (fenced).
 
-pub mod defaults;
 pub mod abuse;
 pub mod audit;
-pub mod calls;
 pub mod callbacks;
-pub mod handovers;
+pub mod calls;
+pub mod canned;
 pub mod cases;
-pub mod commands;
 pub mod cluster;
+pub mod commands;
 pub mod contacts;
+pub mod defaults;
 pub mod figures;
 pub mod forms;
 pub mod gateways;
+pub mod handovers;
 pub mod helplines;
 pub mod hours;
 pub mod keys;
@@ -36,7 +37,6 @@ pub mod surveys;
 pub mod tasks;
 pub mod transfers;
 pub mod users;
-pub mod canned;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -168,7 +168,10 @@ pub(crate) enum Pool {
     /// in SQLite's busy handler, which retries a locked database after sleeps of 1, 2, 5, 10 … 100 ms
     /// (at 100 new chats a second, four connections taking turns that way put 10–20 ms sleeps in the
     /// tail of routing steps). An in-memory database is one pool.
-    Sqlite { read: SqlitePool, write: SqlitePool },
+    Sqlite {
+        read: SqlitePool,
+        write: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
@@ -270,7 +273,8 @@ impl Store {
     /// PostgreSQL store has none unless this process was told of one ([`keys::remember_key_file`]):
     /// what needs a key then fails with [`keys::KeyError::Missing`].
     pub async fn connect_with(url: &str, key_file: Option<&std::path::Path>) -> StoreResult<Store> {
-        let path = key_file.map(std::path::Path::to_path_buf).or_else(|| keys::remembered_key_file(url)).or_else(|| keys::default_key_file(url));
+        let path =
+            key_file.map(std::path::Path::to_path_buf).or_else(|| keys::remembered_key_file(url)).or_else(|| keys::default_key_file(url));
         let now = crate::clock::Clock::new().now_ms();
         let keys = match &path {
             Some(p) => keys::Keys::open(p, now)?,
@@ -310,12 +314,14 @@ impl Store {
             let opts = PgConnectOptions::from_str(url)
                 .map_err(|e| StoreError::BadUrl(e.to_string()))?
                 .options([("idle_in_transaction_session_timeout", "5000"), ("jit", "off")]);
-            let pool = PgPoolOptions::new()
-                .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(opts)
-                .await?;
-            Ok(Store { pool: Pool::Postgres(pool), fence: None, health: Default::default(), creations: Default::default(), keys: keys::Keys::missing() })
+            let pool = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect_with(opts).await?;
+            Ok(Store {
+                pool: Pool::Postgres(pool),
+                fence: None,
+                health: Default::default(),
+                creations: Default::default(),
+                keys: keys::Keys::missing(),
+            })
         } else if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
                 .map_err(|e| StoreError::BadUrl(e.to_string()))?
@@ -334,12 +340,15 @@ impl Store {
             // `sqlite3`), and in-process writers queue behind the one waiting, each for its turn.
             let opts = opts.busy_timeout(WRITER_BUSY_TIMEOUT);
             let write = if in_memory { read.clone() } else { sqlite_pool(1).connect_with(opts).await? };
-            Ok(Store { pool: Pool::Sqlite { read, write }, fence: None, health: Default::default(), creations: Default::default(), keys: keys::Keys::missing() })
+            Ok(Store {
+                pool: Pool::Sqlite { read, write },
+                fence: None,
+                health: Default::default(),
+                creations: Default::default(),
+                keys: keys::Keys::missing(),
+            })
         } else {
-            Err(StoreError::BadUrl(format!(
-                "expected sqlite:PATH or postgres://…, got {:?}",
-                url.split(':').next().unwrap_or_default()
-            )))
+            Err(StoreError::BadUrl(format!("expected sqlite:PATH or postgres://…, got {:?}", url.split(':').next().unwrap_or_default())))
         }
     }
 

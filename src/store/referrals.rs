@@ -47,7 +47,8 @@ pub struct ReferralChange {
     pub at: i64,
 }
 
-const COLUMNS: &str = "id, case_id, service_id, status, reason, due_at, feedback, provider_token_hash, created_by, created_at, updated_by, updated_at";
+const COLUMNS: &str =
+    "id, case_id, service_id, status, reason, due_at, feedback, provider_token_hash, created_by, created_at, updated_by, updated_at";
 
 /// A view of the store: referrals and the services' webhooks ([`Store::referrals`]).
 #[derive(Clone, Copy, Debug)]

@@ -117,13 +117,11 @@ impl DayLock for sqlx::SqliteConnection {
 
 impl DayLock for sqlx::PgConnection {
     async fn lock_day_of_contact(&mut self, contact: &str) -> Result<(), sqlx::Error> {
-        sqlx::query(&format!(
-            "SELECT pg_advisory_xact_lock($1, CAST(queued_at / {DAY_MS} AS INTEGER)) FROM contacts WHERE id = $2"
-        ))
-        .bind(LOCK_CLASS)
-        .bind(contact)
-        .execute(self)
-        .await?;
+        sqlx::query(&format!("SELECT pg_advisory_xact_lock($1, CAST(queued_at / {DAY_MS} AS INTEGER)) FROM contacts WHERE id = $2"))
+            .bind(LOCK_CLASS)
+            .bind(contact)
+            .execute(self)
+            .await?;
         Ok(())
     }
     async fn lock_day(&mut self, day: i64) -> Result<(), sqlx::Error> {
@@ -215,14 +213,7 @@ pub async fn roll_up_pausing(store: &Store, now_ms: i64, max_hours: usize, pause
     Ok(progress)
 }
 
-async fn roll_up_hours(
-    store: &Store,
-    first: i64,
-    end: i64,
-    now_ms: i64,
-    max_hours: usize,
-    pause: Option<&Pause>,
-) -> StoreResult<Progress> {
+async fn roll_up_hours(store: &Store, first: i64, end: i64, now_ms: i64, max_hours: usize, pause: Option<&Pause>) -> StoreResult<Progress> {
     let done: Vec<(i64,)> = on_pool!(store, pool => sqlx::query_as(
         "SELECT hour FROM report_rollup_hours WHERE hour >= $1 AND hour < $2")
         .bind(first).bind(end).fetch_all(pool).await)?;
@@ -462,18 +453,12 @@ pub async fn run_to_completion(store: &Store) -> anyhow::Result<()> {
         let p = roll_up(store, now, 24 * 31).await?;
         rolled += p.rolled;
         days += p.days;
-        eprintln!(
-            "rolled up {rolled} hours, {} to go ({:.1} s)",
-            p.remaining,
-            started.elapsed().as_secs_f64()
-        );
+        eprintln!("rolled up {rolled} hours, {} to go ({:.1} s)", p.remaining, started.elapsed().as_secs_f64());
         if p.remaining == 0 || p.rolled == 0 {
             break p.open;
         }
     };
-    println!(
-        "report roll-ups: {rolled} hours and {days} days rolled up; {open} hours left live (a contact in them is still open)"
-    );
+    println!("report roll-ups: {rolled} hours and {days} days rolled up; {open} hours left live (a contact in them is still open)");
     Ok(())
 }
 
@@ -583,20 +568,8 @@ pub async fn rolled(reading: &mut Reading, origin: i64, bucket_ms: i64, bounds: 
     let plus_hours: Vec<i64> = plus_hours.into_iter().collect();
     let reads = [
         ("hour", format!("(hour - {origin}) / {bucket_ms}"), unit_filter("hour", &plus_hours, HOUR_MS), 1, plus_hours.is_empty()),
-        (
-            "quarter",
-            format!("(quarter - {origin}) / {bucket_ms}"),
-            unit_filter("quarter", &quarters, QUARTER_MS),
-            1,
-            quarters.is_empty(),
-        ),
-        (
-            "day",
-            format!("(day - {e0}) / {DAY_MS} + {shift}"),
-            unit_filter("day", &days, DAY_MS),
-            1,
-            days.is_empty(),
-        ),
+        ("quarter", format!("(quarter - {origin}) / {bucket_ms}"), unit_filter("quarter", &quarters, QUARTER_MS), 1, quarters.is_empty()),
+        ("day", format!("(day - {e0}) / {DAY_MS} + {shift}"), unit_filter("day", &days, DAY_MS), 1, days.is_empty()),
         (
             "hour",
             format!("(hour - hour % {DAY_MS} - {e0}) / {DAY_MS} + {shift}"),
@@ -792,21 +765,32 @@ mod tests {
         for (unit, rows) in [("hour", vec![h(1), h(2), h(3)]), ("quarter", vec![h(2), h(2) + QUARTER_MS, h(3)])] {
             let mut q = sqlx::QueryBuilder::new(format!(
                 "INSERT INTO report_{unit}_tallies ({unit}, helpline, channel, language, offered, abandoned, abandoned_short,
-                 answered, answered_in_target, answer_ms_sum, handled, handle_ms_sum, transfers, escalations) "));
+                 answered, answered_in_target, answer_ms_sum, handled, handle_ms_sum, transfers, escalations) "
+            ));
             q.push_values(&rows, |mut b, at| {
                 b.push_bind(*at).push_bind("children").push_bind("chat").push_bind("ro");
                 push_counts(&mut b, &counts);
             });
             q.build().execute(&mut *tx).await.expect("insert");
         }
-        for (table, key, at) in [("report_rollup_hours", "hour", h(1)), ("report_rollup_hours", "hour", h(2)), ("report_rollup_days", "day", 0), ("report_rollup_days", "day", DAY_MS)] {
-            sqlx::query(&format!("INSERT INTO {table} ({key}, rolled_at) VALUES ($1, 0)")).bind(at).execute(&mut *tx).await.expect("insert");
+        for (table, key, at) in [
+            ("report_rollup_hours", "hour", h(1)),
+            ("report_rollup_hours", "hour", h(2)),
+            ("report_rollup_days", "day", 0),
+            ("report_rollup_days", "day", DAY_MS),
+        ] {
+            sqlx::query(&format!("INSERT INTO {table} ({key}, rolled_at) VALUES ($1, 0)"))
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .expect("insert");
         }
         tx.commit().await.expect("commit");
         let read: Vec<TallyCounts> = on_pool!(store, pool => sqlx::query_as(
             "SELECT offered, abandoned, abandoned_short, answered, answered_in_target, answer_ms_sum, handled, handle_ms_sum,
                     0 AS waiting, 0 AS waiting_in_target, transfers, escalations FROM report_hour_tallies WHERE hour = $1")
-            .bind(h(2)).fetch_all(pool).await).expect("read");
+            .bind(h(2)).fetch_all(pool).await)
+        .expect("read");
         assert_eq!(read, vec![counts]);
 
         let mut tx = write_tx(&store).await;
@@ -864,4 +848,3 @@ mod tests {
         assert!(!TallyCounts { handled: 0, ..c }.settled());
     }
 }
-

@@ -39,9 +39,8 @@ pub fn seal_with(keys: &KeyFile, place: &str, row: &str, plain: &str) -> Result<
     let mut nonce = [0u8; 24];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let aad = associated(&current.kid, place, row);
-    let ct = cipher
-        .encrypt(&XNonce::from(nonce), Payload { msg: plain.as_bytes(), aad: &aad })
-        .map_err(|_| "sealing failed".to_string())?;
+    let ct =
+        cipher.encrypt(&XNonce::from(nonce), Payload { msg: plain.as_bytes(), aad: &aad }).map_err(|_| "sealing failed".to_string())?;
     let mut blob = Vec::with_capacity(24 + ct.len());
     blob.extend_from_slice(&nonce);
     blob.extend_from_slice(&ct);
@@ -62,9 +61,8 @@ pub fn open_with(keys: &KeyFile, place: &str, row: &str, stored: &str) -> Result
         .find(|k| k.kid == kid)
         .ok_or_else(|| format!("a value of {place} is sealed with key {kid:?}, which the key file does not hold"))?;
     let key = decode_key(&entry.key).ok_or("the data key is damaged")?;
-    let blob = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(body)
-        .map_err(|_| format!("a sealed value of {place} is malformed"))?;
+    let blob =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(body).map_err(|_| format!("a sealed value of {place} is malformed"))?;
     if blob.len() < 24 + 16 {
         return Err(format!("a sealed value of {place} is too short"));
     }
@@ -187,7 +185,9 @@ impl Store {
     /// A contact form's JSON with its free-text fields sealed ([`map_form_fields`]).
     pub fn seal_form(&self, contact: &str, data: &str) -> StoreResult<String> {
         self.keys
-            .with(|k| map_form_fields(data, |place, text| if is_sealed(text) { Ok(text.to_string()) } else { seal_with(k, place, contact, text) }))?
+            .with(|k| {
+                map_form_fields(data, |place, text| if is_sealed(text) { Ok(text.to_string()) } else { seal_with(k, place, contact, text) })
+            })?
             .map_err(StoreError::Sealed)
     }
 

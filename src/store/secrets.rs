@@ -57,8 +57,7 @@ impl Secrets<'_> {
             self.0.truncate_wal().await;
             tracing::info!(keys = legacy.len(), "keys moved from the database into the key file");
         }
-        let stored: Vec<(String, String)> =
-            on_pool!(self.0, pool => sqlx::query_as("SELECT name, mac FROM key_checks WHERE name NOT LIKE 'audit-chain:%' AND name NOT LIKE 'sealed:%'").fetch_all(pool).await)?;
+        let stored: Vec<(String, String)> = on_pool!(self.0, pool => sqlx::query_as("SELECT name, mac FROM key_checks WHERE name NOT LIKE 'audit-chain:%' AND name NOT LIKE 'sealed:%'").fetch_all(pool).await)?;
         let ours = self.0.keys.with(|k| k.checks())?;
         for (name, mac) in &stored {
             match ours.iter().find(|(n, _)| n == name) {

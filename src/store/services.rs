@@ -212,7 +212,8 @@ impl Placements<'_> {
                 .execute(&mut *tx).await?;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(Outcome::Done(Box::new(Reserved { placement, opened_case })))
-        }.await).map_err(StoreError::from)?;
+        }.await)
+        .map_err(StoreError::from)?;
         match outcome {
             Outcome::Done(r) => Ok(*r),
             Outcome::NoService => Err(ReserveError::NoService),

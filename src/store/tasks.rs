@@ -30,7 +30,15 @@ impl Cases<'_> {
     }
 
     /// Adds an open task to a case; returns it.
-    pub async fn add_task(self, case_id: &str, title: &str, owner: Option<&str>, due_at: i64, by: &str, at: i64) -> StoreResult<TaskRecord> {
+    pub async fn add_task(
+        self,
+        case_id: &str,
+        title: &str,
+        owner: Option<&str>,
+        due_at: i64,
+        by: &str,
+        at: i64,
+    ) -> StoreResult<TaskRecord> {
         let id = new_id();
         let sealed = self.0.seal(TASK_TITLE, &id, title)?;
         on_pool!(self.0, pool => sqlx::query(

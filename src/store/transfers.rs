@@ -55,7 +55,15 @@ impl Cases<'_> {
     }
 
     /// Asks `to` to take over a case; `Conflict` if one is pending already. Returns it.
-    pub async fn request_transfer(self, case_id: &str, from: Option<&str>, to: &str, note: Option<&str>, by: &str, at: i64) -> StoreResult<TransferRecord> {
+    pub async fn request_transfer(
+        self,
+        case_id: &str,
+        from: Option<&str>,
+        to: &str,
+        note: Option<&str>,
+        by: &str,
+        at: i64,
+    ) -> StoreResult<TransferRecord> {
         let id = new_id();
         let note = self.0.seal_opt(TRANSFER_NOTE, &id, note)?;
         let written = on_writer!(self.0, pool => async {
@@ -85,7 +93,8 @@ impl Cases<'_> {
 
     /// The transfers offered to `user` and still pending, oldest first.
     pub async fn transfers_to(self, user: &str) -> StoreResult<Vec<TransferRecord>> {
-        let sql = format!("SELECT {TRANSFER_COLUMNS} FROM case_transfers WHERE to_user_id = $1 AND status = 'pending' ORDER BY requested_at, id");
+        let sql =
+            format!("SELECT {TRANSFER_COLUMNS} FROM case_transfers WHERE to_user_id = $1 AND status = 'pending' ORDER BY requested_at, id");
         let rows: Vec<TransferRecord> = on_pool!(self.0, pool => sqlx::query_as(&sql).bind(user).fetch_all(pool).await)?;
         rows.into_iter().map(|t| self.opened_transfer(t)).collect()
     }

@@ -1,6 +1,6 @@
 //! Accounts: counsellors, supervisors and admins, with what they serve and their chosen status.
 
-use super::{BeginWrite, join_list, new_id, on_pool, on_writer, split_list, Store, StoreError, StoreResult};
+use super::{join_list, new_id, on_pool, on_writer, split_list, BeginWrite, Store, StoreError, StoreResult};
 
 /// An account's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum, utoipa::ToSchema)]
@@ -428,7 +428,14 @@ impl Accounts<'_> {
     /// lockout, the account's failures (from every address) since `account_since`, and the pair's
     /// last lockout (its strikes and when it was, if one is remembered). Failures from before
     /// `account_since` are forgotten.
-    pub async fn login_failure(self, account_hash: &str, address: &str, now: i64, pair_since: i64, account_since: i64) -> StoreResult<LoginFailures> {
+    pub async fn login_failure(
+        self,
+        account_hash: &str,
+        address: &str,
+        now: i64,
+        pair_since: i64,
+        account_since: i64,
+    ) -> StoreResult<LoginFailures> {
         let (pair, account, last): (i64, i64, Option<(i64, i64)>) = on_writer!(self.0, pool => async {
             let mut tx = pool.begin_write().await?;
             sqlx::query("DELETE FROM login_failures WHERE failed_at <= $1").bind(account_since).execute(&mut *tx).await?;

@@ -3,12 +3,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-
-use crate::state::AppState;
-use crate::chat::engine_task::{counsellor_status, contact_str, counsellor_str};
+use crate::chat::engine_task::{contact_str, counsellor_status, counsellor_str};
 use crate::protocol::board::Figures;
 use crate::protocol::{rfc3339, ServerEvent};
 use crate::routing::{CounsellorView, Snapshot, Status};
+use crate::state::AppState;
 
 /// How often the board is sent.
 pub const BOARD_EVERY: Duration = Duration::from_secs(1);
@@ -50,11 +49,7 @@ async fn windows(state: &AppState, now: i64) -> (Vec<Windows>, Windows) {
     };
     let (last_15m, last_hour, today) = (get(now - 15 * 60_000).await, get(now - 3_600_000).await, get(midnight(now)).await);
     let per_helpline = (0..names.len())
-        .map(|i| Windows {
-            last_15m: last_15m.0[i].clone(),
-            last_hour: last_hour.0[i].clone(),
-            today: today.0[i].clone(),
-        })
+        .map(|i| Windows { last_15m: last_15m.0[i].clone(), last_hour: last_hour.0[i].clone(), today: today.0[i].clone() })
         .collect();
     (per_helpline, Windows { last_15m: last_15m.1, last_hour: last_hour.1, today: today.1 })
 }
@@ -206,4 +201,3 @@ impl Feed {
         }
     }
 }
-

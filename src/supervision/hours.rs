@@ -179,7 +179,9 @@ pub struct SettingsView {
 pub async fn show_settings(State(state): State<AppState>, staff: Staff, Path(name): Path<String>) -> Result<Response, AppError> {
     known_helpline(&state, &name)?;
     if !staff.supervises(&name) {
-        return Err(staff.refuse(&state, "helpline_settings_read", &name, AppError::forbidden("admins and this helpline's supervisors only")).await);
+        return Err(staff
+            .refuse(&state, "helpline_settings_read", &name, AppError::forbidden("admins and this helpline's supervisors only"))
+            .await);
     }
     let Some(h) = state.store.directory().helpline(&name).await? else {
         return Err(AppError::new(ErrorCode::UnknownHelpline, "no such helpline"));
@@ -206,7 +208,9 @@ pub async fn set_settings(
 ) -> Result<Response, AppError> {
     known_helpline(&state, &name)?;
     if !staff.supervises(&name) {
-        return Err(staff.refuse(&state, "helpline_settings_set", &name, AppError::forbidden("admins and this helpline's supervisors only")).await);
+        return Err(staff
+            .refuse(&state, "helpline_settings_set", &name, AppError::forbidden("admins and this helpline's supervisors only"))
+            .await);
     }
     let asked: WaitingSettings = parse_body(&body)?;
     let settings = check_settings(&asked).map_err(|why| AppError::new(ErrorCode::InvalidSettings, why))?;
@@ -224,7 +228,8 @@ mod tests {
 
     #[test]
     fn settings_are_checked_field_by_field() {
-        let ok = WaitingSettings { wrapup_limit_ms: 30_000, away_reasons: vec![" break".into(), "lunch".into()], triage_priority: Some(90) };
+        let ok =
+            WaitingSettings { wrapup_limit_ms: 30_000, away_reasons: vec![" break".into(), "lunch".into()], triage_priority: Some(90) };
         let checked = check_settings(&ok).expect("fine");
         assert_eq!(checked.away_reasons, ["break", "lunch"], "trimmed");
         let off = WaitingSettings { wrapup_limit_ms: 0, triage_priority: None, ..ok.clone() };

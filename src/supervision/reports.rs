@@ -18,17 +18,17 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use time::format_description::well_known::Rfc3339;
-use time::{OffsetDateTime, UtcOffset};
 
 use crate::protocol::csv_field;
-use crate::state::AppState;
-use crate::state::error::{AppError, ErrorBody};
-use crate::state::access::Staff;
 use crate::protocol::figures::{away_time, occupancy_by_counsellor, AwayChange, Figures, Occupancy, Tally, WrapUps, SHORT_ABANDON_MS};
+use crate::state::access::Staff;
+use crate::state::error::{AppError, ErrorBody};
+use crate::state::AppState;
 use crate::store::figures::{self, CategoryRow, TallyRow};
 use crate::store::rollup;
 use crate::store::users::Role;
@@ -217,15 +217,10 @@ pub fn parse_time(field: &str, s: &str) -> Result<i64, AppError> {
         return Err(AppError::bad_field(format!("{field}: {ms} ms is outside years 1970 to 9999")));
     }
     let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
-        AppError::bad_field(format!(
-            "{field}: expected RFC 3339 (2026-11-23T00:00:00Z) or milliseconds since the epoch, got {s:?}"
-        ))
+        AppError::bad_field(format!("{field}: expected RFC 3339 (2026-11-23T00:00:00Z) or milliseconds since the epoch, got {s:?}"))
     })?;
     let ms = t.unix_timestamp_nanos() / 1_000_000;
-    i64::try_from(ms)
-        .ok()
-        .filter(|ms| *ms >= 0)
-        .ok_or_else(|| AppError::bad_field(format!("{field}: {s:?} is before 1970")))
+    i64::try_from(ms).ok().filter(|ms| *ms >= 0).ok_or_else(|| AppError::bad_field(format!("{field}: {s:?} is before 1970")))
 }
 
 /// Parses `Z`, `UTC`, `+02:00`, `-05:30` or `+0200`.
@@ -272,17 +267,13 @@ pub fn format_offset(offset: UtcOffset) -> String {
 pub fn parse_request(q: &HashMap<String, String>, known: &[String], now_ms: i64) -> Result<SummaryRequest, AppError> {
     for key in q.keys() {
         if !matches!(key.as_str(), "helpline" | "from" | "to" | "by" | "format" | "utc_offset") {
-            return Err(AppError::bad_field(format!(
-                "unknown parameter {key:?}; known: helpline, from, to, by, format, utc_offset"
-            )));
+            return Err(AppError::bad_field(format!("unknown parameter {key:?}; known: helpline, from, to, by, format, utc_offset")));
         }
     }
     let helpline = match q.get("helpline").map(|s| s.trim()).filter(|s| !s.is_empty() && *s != "all") {
         None => None,
         Some(h) if known.iter().any(|k| k == h) => Some(h.to_string()),
-        Some(h) => {
-            return Err(AppError::bad_field(format!("helpline: unknown helpline {h:?}; known: {}", known.join(", "))))
-        }
+        Some(h) => return Err(AppError::bad_field(format!("helpline: unknown helpline {h:?}; known: {}", known.join(", ")))),
     };
     let to = match q.get("to") {
         Some(s) => parse_time("to", s)?,
@@ -425,7 +416,8 @@ pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: 
         None => None,
     };
     let targets = store
-        .directory().helplines()
+        .directory()
+        .helplines()
         .await?
         .into_iter()
         .filter(|h| req.helpline.as_deref().is_none_or(|x| x == h.name))
@@ -450,14 +442,10 @@ pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: 
     let in_scope = |h: &str| scope.helpline.is_none_or(|x| x == h);
     let live = rollup::live_ranges(req.from, req.to, &rolled.covered);
     let rolled_at = started.elapsed();
-    tallies.extend(
-        figures::fetch_tallies_in(&mut reading, origin, len, &live, as_of_ms).await?.into_iter().filter(|r| in_scope(&r.helpline)),
-    );
+    tallies
+        .extend(figures::fetch_tallies_in(&mut reading, origin, len, &live, as_of_ms).await?.into_iter().filter(|r| in_scope(&r.helpline)));
     categories.extend(
-        figures::fetch_category_tallies_in(&mut reading, origin, len, &live, as_of_ms)
-            .await?
-            .into_iter()
-            .filter(|r| in_scope(&r.helpline)),
+        figures::fetch_category_tallies_in(&mut reading, origin, len, &live, as_of_ms).await?.into_iter().filter(|r| in_scope(&r.helpline)),
     );
     let tallied_at = started.elapsed();
     // The live ranges' occupancy from ONE presence read (at an offset that is not a whole hour there is
@@ -486,8 +474,7 @@ pub async fn fetch(store: &crate::store::Store, req: &SummaryRequest, as_of_ms: 
         live_occupancy_ms = (started.elapsed() - tallied_at).as_millis() as u64,
         "report read"
     );
-    let surveys =
-        store.surveys().counts(req.helpline.as_deref(), crate::chat::survey::day_of(req.from), req.to).await?;
+    let surveys = store.surveys().counts(req.helpline.as_deref(), crate::chat::survey::day_of(req.from), req.to).await?;
     Ok(ReportData { tallies, categories, occupancy, targets, as_of_ms, surveys, wrapups, away, staff: all_staff, names })
 }
 
@@ -576,9 +563,8 @@ fn work(data: &ReportData, req: &SummaryRequest, total: &Breakdown) -> Work {
         w.wrap_up.add(*ended_at, *wrapup_ended_at);
         w.wrap_up_by_helpline.entry(helpline.clone()).or_default().add(*ended_at, *wrapup_ended_at);
     }
-    let staff_of = |who: &str| -> Vec<&String> {
-        data.staff.iter().filter(|(h, s)| in_scope(h) && s.contains(who)).map(|(h, _)| h).collect()
-    };
+    let staff_of =
+        |who: &str| -> Vec<&String> { data.staff.iter().filter(|(h, s)| in_scope(h) && s.contains(who)).map(|(h, _)| h).collect() };
     for ((who, reason), ms) in away_time(&data.away, req.from, req.to, data.as_of_ms) {
         let helplines = staff_of(&who);
         if req.helpline.is_some() && helplines.is_empty() {
@@ -644,7 +630,6 @@ fn line(out: &mut String, scope: &str, start: &str, end: &str, dimension: &str, 
         num(f.occupancy),
     );
 }
-
 
 /// `GET /api/v1/reports/summary?helpline=&from=&to=&by=hour|day&format=json|csv&utc_offset=+02:00`.
 /// `GET /api/v1/reports/summary`: figures by hour or day, channel, language and category, as JSON or CSV.

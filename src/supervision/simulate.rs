@@ -23,8 +23,8 @@ use serde::Serialize;
 use crate::protocol::figures::{self, Conversation, Figures, StatusChange};
 use crate::routing::hours::{next_open, spans, Hours, Schedule};
 use crate::routing::{
-    Channel, ContactId, CounsellorId, CounsellorProfile, Engine, EngineConfig, HelplineConfig, Input, NewContact, Output,
-    RevokeReason, Status,
+    Channel, ContactId, CounsellorId, CounsellorProfile, Engine, EngineConfig, HelplineConfig, Input, NewContact, Output, RevokeReason,
+    Status,
 };
 
 /// Options of `helpline simulate`.
@@ -228,10 +228,8 @@ pub fn simulate_with(
         engine.handle(start, Input::SetStatus { counsellor: cid(i), status: Status::Available });
         steps += 3;
     }
-    let mut contacts: Vec<SimContact> = arrivals
-        .iter()
-        .map(|a| SimContact { helpline: a.helpline.clone(), queued_at: a.at_ms, ..SimContact::default() })
-        .collect();
+    let mut contacts: Vec<SimContact> =
+        arrivals.iter().map(|a| SimContact { helpline: a.helpline.clone(), queued_at: a.at_ms, ..SimContact::default() }).collect();
     let mut queue: BinaryHeap<Reverse<(i64, u64, Event)>> = BinaryHeap::new();
     let mut seq = 0u64;
     let mut push = |queue: &mut BinaryHeap<Reverse<(i64, u64, Event)>>, at: i64, e: Event| {
@@ -329,9 +327,7 @@ pub fn simulate_with(
         }
     }
     let end = now.max(last_arrival);
-    let target_of = |h: &str| {
-        helplines.iter().find(|c| c.name == h).map_or(figures::DEFAULT_TARGET_MS, |c| c.sla_target_ms)
-    };
+    let target_of = |h: &str| helplines.iter().find(|c| c.name == h).map_or(figures::DEFAULT_TARGET_MS, |c| c.sla_target_ms);
     let times = |c: &SimContact| figures::ContactTimes {
         queued_at: c.queued_at,
         answered_at: c.answered_at,
@@ -346,9 +342,7 @@ pub fn simulate_with(
     // Occupancy: everyone available from the start to the end of the run.
     let conversations: Vec<Conversation> = contacts
         .iter()
-        .filter_map(|c| {
-            Some(Conversation { counsellor: c.counsellor?.to_string(), answered_at: c.answered_at?, ended_at: c.ended_at })
-        })
+        .filter_map(|c| Some(Conversation { counsellor: c.counsellor?.to_string(), answered_at: c.answered_at?, ended_at: c.ended_at }))
         .collect();
     let changes: Vec<StatusChange> =
         (0..roster.len()).map(|i| StatusChange { counsellor: i.to_string(), at: start, available: true }).collect();
@@ -598,7 +592,13 @@ pub async fn run(_database: &str, args: SimulateArgs) -> anyhow::Result<()> {
     }
     if outcome.by_helpline.len() > 1 {
         for (h, f) in &outcome.by_helpline {
-            println!("  {h}: {} offered, SL {}, ASA {}, abandonment {}", f.offered, pct(f.service_level), secs(f.asa_ms), pct(f.abandonment_rate));
+            println!(
+                "  {h}: {} offered, SL {}, ASA {}, abandonment {}",
+                f.offered,
+                pct(f.service_level),
+                secs(f.asa_ms),
+                pct(f.abandonment_rate)
+            );
         }
     }
     Ok(())
@@ -660,10 +660,7 @@ mod tests {
         assert_eq!(arrivals.len(), 5);
         let out = simulate(&arrivals, &one("children", 1, 1), &default_helplines(), 2_000, &mut |_, _| {});
         let f = &out.figures;
-        assert_eq!(
-            (f.offered, f.answered, f.answered_in_target, f.abandoned, f.abandoned_short),
-            (5, 3, 2, 2, 1)
-        );
+        assert_eq!((f.offered, f.answered, f.answered_in_target, f.abandoned, f.abandoned_short), (5, 3, 2, 2, 1));
         assert_eq!(f.service_level, Some(0.5));
         assert_eq!(f.asa_ms, Some(58_000.0 / 3.0));
         assert_eq!(f.abandonment_rate, Some(0.25));
@@ -707,8 +704,20 @@ mod tests {
         // 2026-12-08 (a Tuesday) 03:00Z and 09:00Z: the first comes while closed.
         let base = 1_796_774_400_000i64 - 1_796_774_400_000i64.rem_euclid(day);
         let arrivals = vec![
-            Arrival { at_ms: base + 3 * 3_600_000, helpline: "children".into(), language: "ro".into(), handle_ms: 60_000, patience_ms: Some(1_000) },
-            Arrival { at_ms: base + 9 * 3_600_000, helpline: "children".into(), language: "ro".into(), handle_ms: 60_000, patience_ms: None },
+            Arrival {
+                at_ms: base + 3 * 3_600_000,
+                helpline: "children".into(),
+                language: "ro".into(),
+                handle_ms: 60_000,
+                patience_ms: Some(1_000),
+            },
+            Arrival {
+                at_ms: base + 9 * 3_600_000,
+                helpline: "children".into(),
+                language: "ro".into(),
+                handle_ms: 60_000,
+                patience_ms: None,
+            },
         ];
         let out = simulate_with_hours(&arrivals, &one("children", 1, 1), &default_helplines(), 2_000, Some(&s), &mut |_, _| {});
         assert_eq!(out.left_for_later, 1);

@@ -24,15 +24,15 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
 use serde::Serialize;
+use time::UtcOffset;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use time::UtcOffset;
 
-use crate::state::AppState;
-use crate::state::error::{AppError, ErrorBody};
-use crate::state::access::Staff;
 use crate::protocol::figures::Tally;
+use crate::state::access::Staff;
+use crate::state::error::{AppError, ErrorBody};
+use crate::state::AppState;
 use crate::store::figures;
 use crate::store::users::Role;
 
@@ -191,10 +191,7 @@ struct StaffingRequest {
 
 fn number(q: &HashMap<String, String>, key: &str, min: f64, max: f64) -> Result<Option<f64>, AppError> {
     let Some(raw) = q.get(key) else { return Ok(None) };
-    let v: f64 = raw
-        .trim()
-        .parse()
-        .map_err(|_| AppError::bad_field(format!("{key}: expected a number, got {raw:?}")))?;
+    let v: f64 = raw.trim().parse().map_err(|_| AppError::bad_field(format!("{key}: expected a number, got {raw:?}")))?;
     if !v.is_finite() || v < min || v > max {
         return Err(AppError::bad_field(format!("{key}: must be between {min} and {max}, got {v}")));
     }
@@ -202,8 +199,7 @@ fn number(q: &HashMap<String, String>, key: &str, min: f64, max: f64) -> Result<
 }
 
 fn parse(q: &HashMap<String, String>, helplines: &[crate::store::helplines::Helpline]) -> Result<StaffingRequest, AppError> {
-    const KNOWN: &[&str] =
-        &["helpline", "weeks", "target", "answer_s", "concurrency", "rate_per_hour", "aht_s", "utc_offset"];
+    const KNOWN: &[&str] = &["helpline", "weeks", "target", "answer_s", "concurrency", "rate_per_hour", "aht_s", "utc_offset"];
     if let Some(key) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(AppError::bad_field(format!("unknown parameter {key:?}; known: {}", KNOWN.join(", "))));
     }
@@ -223,8 +219,7 @@ fn parse(q: &HashMap<String, String>, helplines: &[crate::store::helplines::Help
     if !(target > 0.0 && target < 1.0) {
         return Err(AppError::bad_field(format!("target: must be above 0 and below 1 (or 100 %), got {target}")));
     }
-    let answer_s =
-        number(q, "answer_s", 0.0, 3600.0)?.unwrap_or_else(|| helpline.map_or(15.0, |h| h.sla_target_ms as f64 / 1000.0));
+    let answer_s = number(q, "answer_s", 0.0, 3600.0)?.unwrap_or_else(|| helpline.map_or(15.0, |h| h.sla_target_ms as f64 / 1000.0));
     let weeks = number(q, "weeks", 1.0, 52.0)?.unwrap_or(4.0);
     if weeks.fract() != 0.0 {
         return Err(AppError::bad_field(format!("weeks: a whole number from 1 to 52, got {weeks}")));
@@ -301,14 +296,7 @@ pub fn weekly(
                     occupancy: None,
                 },
             };
-            HourOfWeek {
-                weekday: WEEKDAYS[i / 24],
-                hour: (i % 24) as u32,
-                slot: i as u32,
-                contacts,
-                aht_from: from,
-                estimate,
-            }
+            HourOfWeek { weekday: WEEKDAYS[i / 24], hour: (i % 24) as u32, slot: i as u32, contacts, aht_from: from, estimate }
         })
         .collect();
     (hours, period_aht_s)

@@ -5,7 +5,6 @@
 //! Every event is stored (once: its `event_id` is remembered) before it is acknowledged; a call
 //! becomes a contact with channel `call` and is routed by the same engine as chats.
 
-
 pub mod offline;
 
 use axum::extract::{Path, State};
@@ -13,29 +12,27 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
+use tokio::sync::oneshot;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use tokio::sync::oneshot;
 
-use crate::chat::exchange::{caller_history, deliver, deliver_pending_to, new_command, release_stale, CallInfo};
-use crate::state::AppState;
-use crate::chat::engine_task::{contact_key, counsellor_key, EngineCommand};
-use crate::state::error::{AppError, ErrorBody};
-use crate::state::access::{hidden, supervised_contact, AuthUser, Staff};
-use offline::OfflineContact;
-use crate::protocol::{
-    decode, At, ErrorCode, TelephonyCommand, TelephonyEvent,
-};
 use crate::chat::channel::ContactChannel;
+use crate::chat::engine_task::{contact_key, counsellor_key, EngineCommand};
 use crate::chat::exchange::Phone;
+use crate::chat::exchange::{caller_history, deliver, deliver_pending_to, new_command, release_stale, CallInfo};
+use crate::protocol::{decode, At, ErrorCode, TelephonyCommand, TelephonyEvent};
 use crate::routing::{Input, NewContact};
+use crate::state::access::{hidden, supervised_contact, AuthUser, Staff};
+use crate::state::error::{AppError, ErrorBody};
+use crate::state::AppState;
 use crate::store::calls::{CallEvent, CallRecord, NewCall, Stored};
 use crate::store::commands::Acked;
 use crate::store::contacts::NewContactRecord;
 use crate::store::gateways::Gateway;
 use crate::store::new_id;
 use crate::store::users::Role;
+use offline::OfflineContact;
 
 /// Name of the HMAC key for caller numbers in `server_secrets`.
 const CALLER_KEY: &str = "caller_number_hmac";
@@ -48,7 +45,6 @@ pub async fn deliver_pending(state: &AppState, gateway: &str, conn: crate::chat:
 }
 
 pub use crate::auth::keyed::{caller_hash, normalise_number};
-
 
 /// The hash and the last two digits of a caller's number (both None when withheld).
 async fn caller_identity(state: &AppState, caller: Option<&str>) -> Result<(Option<String>, Option<String>), AppError> {
@@ -65,7 +61,8 @@ pub async fn authenticate_gateway(state: &AppState, headers: &HeaderMap) -> Resu
     let token = crate::state::access::bearer(headers).ok_or_else(|| AppError::unauthorized("a gateway bearer token is required"))?;
     state
         .store
-        .exchanges().gateway_by_token_hash(&crate::auth::token_hash(token))
+        .exchanges()
+        .gateway_by_token_hash(&crate::auth::token_hash(token))
         .await?
         .ok_or_else(|| AppError::unauthorized("unknown or revoked gateway token"))
 }
@@ -141,9 +138,7 @@ async fn apply(state: &AppState, gateway: &Gateway, event: TelephonyEvent) -> Re
                 let counsellor = contact.counsellor_id.as_deref().and_then(counsellor_key);
                 let input = match (what, by_counsellor, counsellor) {
                     (CallEvent::Answered, ..) => None,
-                    (_, true, Some(counsellor)) if contact.state == "active" => {
-                        Some(Input::EndByCounsellor { counsellor, contact: key })
-                    }
+                    (_, true, Some(counsellor)) if contact.state == "active" => Some(Input::EndByCounsellor { counsellor, contact: key }),
                     _ => Some(Input::EndByCaller { contact: key }),
                 };
                 if let Some(input) = input {
@@ -264,19 +259,24 @@ async fn offered(
 /// The telephony routes, each handler with its OpenAPI description (tag `telephony`; the socket is
 /// [`crate::edge::ws::telephony`]).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(webhook))
-        .routes(routes!(record_offline))
-        .routes(routes!(call_record))
+    OpenApiRouter::new().routes(routes!(webhook)).routes(routes!(record_offline)).routes(routes!(call_record))
 }
 
 /// An exchange's time in the OpenAPI document: RFC 3339 or milliseconds since the epoch (sent back as RFC 3339).
 impl utoipa::PartialSchema for At {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, SchemaFormat, SchemaType, Type, KnownFormat};
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, SchemaType, Type};
         OneOfBuilder::new()
-            .item(ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)).format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))))
-            .item(ObjectBuilder::new().schema_type(SchemaType::Type(Type::Integer)).format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::Type(Type::String))
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::Type(Type::Integer))
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))),
+            )
             .description(Some("RFC 3339, or milliseconds since the Unix epoch"))
             .into()
     }

@@ -5,7 +5,12 @@ use serde_json::{json, Value};
 
 use crate::helpers::{Backend, TestApp};
 
-crate::on_both_backends!(login_and_roles, disabled_account_is_cut_off, disabled_supervisor_is_cut_off, logout_closes_sockets_and_voids_tokens);
+crate::on_both_backends!(
+    login_and_roles,
+    disabled_account_is_cut_off,
+    disabled_supervisor_is_cut_off,
+    logout_closes_sockets_and_voids_tokens
+);
 
 async fn login_and_roles(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else { return };
@@ -69,13 +74,8 @@ async fn disabled_account_is_cut_off(backend: Backend) {
     // The old token no longer opens anything, and logging in fails.
     let res = app.http.post(app.url("/api/v1/ws-ticket")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(res.status(), 401);
-    let res = app
-        .http
-        .post(app.url("/api/v1/auth/login"))
-        .json(&json!({"username": "ana", "password": "ana-password"}))
-        .send()
-        .await
-        .unwrap();
+    let res =
+        app.http.post(app.url("/api/v1/auth/login")).json(&json!({"username": "ana", "password": "ana-password"})).send().await.unwrap();
     assert_eq!(res.status(), 401);
     // A caller arriving now is not offered to the disabled counsellor: it waits.
     let mut caller = app.caller().await;

@@ -142,10 +142,7 @@ async fn password_guessing_is_throttled(backend: Backend) {
     let ana = add_user(&app.store, "ana", Role::Counsellor, &["children"], &[], &["ro"], 3).await;
     app.add_user("ion", Role::Counsellor, &["children"], &["ro"], 3).await;
     let attempt = |user: &str, password: &str| {
-        app.http
-            .post(app.url("/api/v1/auth/login"))
-            .json(&json!({"username": user, "password": password}))
-            .send()
+        app.http.post(app.url("/api/v1/auth/login")).json(&json!({"username": user, "password": password})).send()
     };
     for i in 0..=helpline::auth::guard::LOGINS_PER_ACCOUNT_PER_MIN {
         let res = attempt("ana", &format!("guess-{i}")).await.expect("login");
@@ -179,9 +176,7 @@ async fn forged_tokens_are_refused(backend: Backend) {
     let me: Value = app.http.get(app.url("/api/v1/me")).bearer_auth(&real).send().await.expect("me").json().await.expect("json");
     let sub = me["id"].as_str().expect("id").to_string();
     let now = chrono_now();
-    let claims = |iss: &str, aud: &str, nbf: i64, exp: i64| {
-        json!({"sub": sub, "role": "admin", "iss": iss, "aud": aud, "iat": nbf, "nbf": nbf, "exp": exp})
-    };
+    let claims = |iss: &str, aud: &str, nbf: i64, exp: i64| json!({"sub": sub, "role": "admin", "iss": iss, "aud": aud, "iat": nbf, "nbf": nbf, "exp": exp});
     // Forgeries name the server's key (its `kid` is public), so each is refused for what it forges.
     let kid = jsonwebtoken::decode_header(&real).expect("header").kid;
     assert!(kid.is_some(), "access tokens name their key");
@@ -228,13 +223,8 @@ async fn sql_metacharacters_are_plain_text(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else { return };
     app.add_user("ana", Role::Counsellor, &["children"], &["ro"], 3).await;
     let nasty = "Robert'); DROP TABLE contacts;-- \" OR 1=1 /* \\ %_ $1";
-    let res = app
-        .http
-        .post(app.url("/api/v1/auth/login"))
-        .json(&json!({"username": nasty, "password": nasty}))
-        .send()
-        .await
-        .expect("login");
+    let res =
+        app.http.post(app.url("/api/v1/auth/login")).json(&json!({"username": nasty, "password": nasty})).send().await.expect("login");
     assert_eq!(res.status(), 401, "a login with metacharacters is just a wrong login");
     let mut agent = app.available_agent("ana").await;
     let mut caller = app.caller().await;
@@ -319,7 +309,8 @@ async fn no_conversation_text_in_logs(backend: Backend) {
         .await
         .expect("json");
     let token = token["access_token"].as_str().expect("token").to_string();
-    let ticket: Value = http.post(format!("http://{addr}/api/v1/ws-ticket")).bearer_auth(&token).send().await.expect("ticket").json().await.expect("json");
+    let ticket: Value =
+        http.post(format!("http://{addr}/api/v1/ws-ticket")).bearer_auth(&token).send().await.expect("ticket").json().await.expect("json");
     let ticket = ticket["ticket"].as_str().expect("ticket").to_string();
     let mut agent = Ws::connect(&format!("ws://{addr}/ws/agent?ticket={ticket}")).await;
     agent.expect("hello").await;

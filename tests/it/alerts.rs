@@ -42,10 +42,8 @@ fn the_grafana_dashboard_reads_only_metrics_the_server_serves() {
     let rules = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/prometheus/alerts.yml")).expect("rules");
     exprs.push(rules.lines().filter(|l| !l.trim_start().starts_with('#')).collect::<Vec<_>>().join("\n"));
     for expr in &exprs {
-        let names: Vec<&str> = expr
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .filter(|w| w.starts_with("helpline_"))
-            .collect();
+        let names: Vec<&str> =
+            expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("helpline_")).collect();
         assert!(!names.is_empty(), "{expr}");
         for name in names {
             assert!(served.contains(&name), "{name} is read but /metrics does not serve it: {expr}");

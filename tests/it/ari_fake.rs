@@ -109,7 +109,10 @@ impl Spec {
                 }
             }
         }
-        assert!(ops.len() > 50 && models.contains_key("StasisStart") && models.contains_key("Channel"), "the ARI description is incomplete");
+        assert!(
+            ops.len() > 50 && models.contains_key("StasisStart") && models.contains_key("Channel"),
+            "the ARI description is incomplete"
+        );
         Spec { ops, models }
     }
 
@@ -118,8 +121,7 @@ impl Spec {
         let Some(rest) = path.strip_prefix("/ari/") else { return Err(format!("{method} {path}: not below /ari")) };
         let segments: Vec<&str> = rest.split('/').collect();
         let fits = |op: &&Op| {
-            op.segments.len() == segments.len()
-                && op.segments.iter().zip(&segments).all(|(s, got)| s.starts_with('{') || s == got)
+            op.segments.len() == segments.len() && op.segments.iter().zip(&segments).all(|(s, got)| s.starts_with('{') || s == got)
         };
         // The most literal match wins (`/channels/create` over `/channels/{channelId}`).
         let literal = |op: &&Op| op.segments.iter().filter(|s| !s.starts_with('{')).count();
@@ -173,10 +175,8 @@ impl Spec {
     fn ancestors(&self, name: &str) -> Vec<String> {
         let mut out = Vec::new();
         let mut current = name.to_string();
-        while let Some((parent, _)) = self
-            .models
-            .iter()
-            .find(|(_, m)| m["subTypes"].as_array().is_some_and(|s| s.iter().any(|t| t == current.as_str())))
+        while let Some((parent, _)) =
+            self.models.iter().find(|(_, m)| m["subTypes"].as_array().is_some_and(|s| s.iter().any(|t| t == current.as_str())))
         {
             out.push(parent.clone());
             current = parent.clone();
@@ -222,7 +222,9 @@ impl Spec {
                 let ty = prop["type"].as_str().unwrap_or_default();
                 match v.get(field) {
                     Some(value) => self.check_value(value, ty, &format!("{at}.{field}"), errors),
-                    None if prop["required"].as_bool() == Some(true) => errors.push(format!("{at}: required field {field:?} ({m}) is missing")),
+                    None if prop["required"].as_bool() == Some(true) => {
+                        errors.push(format!("{at}: required field {field:?} ({m}) is missing"))
+                    }
                     None => {}
                 }
             }
@@ -308,10 +310,7 @@ impl AriFake {
     pub async fn start() -> AriFake {
         let (changed, _) = watch::channel(0);
         let inner = Arc::new(Inner { spec: Spec::load(), world: Mutex::new(World::default()), changed });
-        let router = axum::Router::new()
-            .route("/ari/events", axum::routing::get(events_socket))
-            .fallback(rest)
-            .with_state(inner.clone());
+        let router = axum::Router::new().route("/ari/events", axum::routing::get(events_socket)).fallback(rest).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
@@ -361,7 +360,10 @@ impl AriFake {
     /// Waits for the first request starting with `prefix` made after request number `after`; returns
     /// its index and when it arrived.
     pub async fn request_after(&self, after: usize, prefix: &str) -> (usize, std::time::Instant) {
-        self.until(prefix, |w| w.requests.iter().enumerate().skip(after).find(|(_, r)| r.starts_with(prefix)).map(|(i, _)| (i, w.arrived[i]))).await
+        self.until(prefix, |w| {
+            w.requests.iter().enumerate().skip(after).find(|(_, r)| r.starts_with(prefix)).map(|(i, _)| (i, w.arrived[i]))
+        })
+        .await
     }
 
     /// Every request made so far (`METHOD /ari/path?query`).
@@ -394,10 +396,12 @@ impl AriFake {
     pub fn incoming(&self, id: &str, dialled: &str, caller: &str, language: &str) -> i64 {
         let at = ms_now();
         let mut w = self.world();
-        let channel = Self::channel_json(&mut w, id, "PJSIP/trunk", "Ring", (caller, language), (dialled, &format!("helpline,{dialled}")), at);
+        let channel =
+            Self::channel_json(&mut w, id, "PJSIP/trunk", "Ring", (caller, language), (dialled, &format!("helpline,{dialled}")), at);
         w.channels.insert(id.into(), channel.clone());
         w.in_app.insert(id.into());
-        let event = json!({"type": "StasisStart", "application": "helpline", "timestamp": ari_time(at), "args": [dialled], "channel": channel});
+        let event =
+            json!({"type": "StasisStart", "application": "helpline", "timestamp": ari_time(at), "args": [dialled], "channel": channel});
         emit(&self.inner.spec, &mut w, event);
         drop(w);
         self.inner.changed.send_modify(|n| *n += 1);
@@ -410,7 +414,10 @@ impl AriFake {
         let endpoint = format!("PJSIP/{extension}");
         let leg = self
             .until(&format!("a leg ringing {endpoint}"), |w| {
-                w.legs.iter().find(|(id, l)| l.endpoint == endpoint && !w.in_app.contains(*id) && w.channels.contains_key(*id)).map(|(id, _)| id.clone())
+                w.legs
+                    .iter()
+                    .find(|(id, l)| l.endpoint == endpoint && !w.in_app.contains(*id) && w.channels.contains_key(*id))
+                    .map(|(id, _)| id.clone())
             })
             .await;
         let at = ms_now();

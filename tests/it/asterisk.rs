@@ -82,7 +82,11 @@ async fn bridged_call(fake: &AriFake, ana: &mut crate::helpers::Ws, call: &str) 
     fake.request(&format!("POST /ari/channels/{call}/answer")).await;
     fake.music(call, true).await;
     let (contact, offer) = call_offer(ana).await;
-    assert_eq!((offer["helpline"].as_str(), offer["caller_last2"].as_str(), offer["language"].as_str()), (Some("children"), Some("56"), Some("ro")), "{offer}");
+    assert_eq!(
+        (offer["helpline"].as_str(), offer["caller_last2"].as_str(), offer["language"].as_str()),
+        (Some("children"), Some("56"), Some("ro")),
+        "{offer}"
+    );
     ana.send(json!({"type": "accept", "contact_id": contact})).await;
     ana.expect("assigned").await;
     let (leg, t1) = fake.answer_leg("201").await;
@@ -197,7 +201,11 @@ async fn the_adapter_killed_mid_call_and_restarted_duplicates_nothing_and_comple
     let r = record_until(&app.store, &contact, "ended", |r| r.ended_at.is_some()).await;
     assert_eq!((r.offered_at, r.answered_at, r.ended_at), (t0, Some(t1), Some(t2)));
     assert_eq!((r.outcome.as_deref(), r.ended_by.as_deref()), (Some("answered"), Some("counsellor")));
-    let again: Vec<String> = fake.requests()[before..].iter().filter(|l| l.contains("/answer") || l.contains("/moh") || l.starts_with("POST /ari/channels?")).cloned().collect();
+    let again: Vec<String> = fake.requests()[before..]
+        .iter()
+        .filter(|l| l.contains("/answer") || l.contains("/moh") || l.starts_with("POST /ari/channels?"))
+        .cloned()
+        .collect();
     assert!(again.is_empty(), "the restarted adapter did things again: {again:?}");
     fake.check();
 }
@@ -229,9 +237,7 @@ async fn the_server_killed_mid_call_gets_the_end_when_it_is_back(backend: Backen
     let _adapter = Adapter::start(&fake, &addr, &token);
     fake.connected(1).await;
     let (contact, leg, t0, t1) = bridged_call(&fake, &mut ana, "1765.7").await;
-    let answered = || async {
-        store.calls().call_record(&contact).await.expect("read").is_some_and(|r| r.answered_at.is_some())
-    };
+    let answered = || async { store.calls().call_record(&contact).await.expect("read").is_some_and(|r| r.answered_at.is_some()) };
     let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
     while !answered().await {
         assert!(tokio::time::Instant::now() < deadline, "never answered");
@@ -266,7 +272,8 @@ async fn the_server_killed_mid_call_gets_the_end_when_it_is_back(backend: Backen
 async fn the_ari_fake_refuses_what_ari_does_not_document() {
     let fake = AriFake::start().await;
     let http = reqwest::Client::new();
-    let ari = |m: reqwest::Method, path: &str| http.request(m, format!("{}/ari{path}", fake.url())).basic_auth(ARI_USER, Some(ARI_PASSWORD));
+    let ari =
+        |m: reqwest::Method, path: &str| http.request(m, format!("{}/ari{path}", fake.url())).basic_auth(ARI_USER, Some(ARI_PASSWORD));
     let status = |r: reqwest::Response| r.status().as_u16();
 
     let r = ari(reqwest::Method::POST, "/channels/17.1/explode").send().await.expect("request");
@@ -287,8 +294,14 @@ async fn the_ari_fake_refuses_what_ari_does_not_document() {
     let refused = fake.take_violations();
     let has = |s: &str| refused.iter().any(|v| v.contains(s));
     assert_eq!(refused.len(), 8, "{refused:#?}");
-    assert!(has("no such path") && has("method not documented") && has("\"app\" is missing") && has("\"volume\" is not documented"), "{refused:#?}");
-    assert!(has("not a int") && has("credentials") && has("required field \"args\"") && has("\"NoSuchEvent\" is not an ARI event"), "{refused:#?}");
+    assert!(
+        has("no such path") && has("method not documented") && has("\"app\" is missing") && has("\"volume\" is not documented"),
+        "{refused:#?}"
+    );
+    assert!(
+        has("not a int") && has("credentials") && has("required field \"args\"") && has("\"NoSuchEvent\" is not an ARI event"),
+        "{refused:#?}"
+    );
     assert!(has("required field \"caller\""), "a Channel inside an event is checked too: {refused:#?}");
 
     // Documented requests with their required parameters pass.
@@ -303,8 +316,19 @@ fn the_adapter_documents_every_setting() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_helpline")).args(["asterisk", "--help"]).output().expect("run");
     let help = String::from_utf8_lossy(&out.stdout);
     for setting in [
-        "--ari-url", "--ari-user", "--ari-password-file", "HELPLINE_ARI_PASSWORD", "--app", "--hub", "--gateway-token-file",
-        "HELPLINE_GATEWAY_TOKEN", "--dial", "PJSIP/{extension}", "--ring-timeout", "--moh-class", "--reject-media",
+        "--ari-url",
+        "--ari-user",
+        "--ari-password-file",
+        "HELPLINE_ARI_PASSWORD",
+        "--app",
+        "--hub",
+        "--gateway-token-file",
+        "HELPLINE_GATEWAY_TOKEN",
+        "--dial",
+        "PJSIP/{extension}",
+        "--ring-timeout",
+        "--moh-class",
+        "--reject-media",
     ] {
         assert!(help.contains(setting), "{setting} is not in the help:\n{help}");
     }

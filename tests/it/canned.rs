@@ -5,8 +5,8 @@
 use helpline::store::users::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::{Backend, TestApp};
 use crate::helpers::call;
+use crate::helpers::{Backend, TestApp};
 
 crate::on_both_backends!(canned_responses_crud_scope_and_audit, canned_responses_refuse_bad_input);
 
@@ -38,7 +38,8 @@ async fn canned_responses_crud_scope_and_audit(backend: Backend) {
     );
 
     // maria writes for her helpline, in two of its languages.
-    let greeting = json!({"helpline": "family_violence", "language": "ro", "title": "Salut", "body": "Bună, sunt aici. Ești în siguranță acum?"});
+    let greeting =
+        json!({"helpline": "family_violence", "language": "ro", "title": "Salut", "body": "Bună, sunt aici. Ești în siguranță acum?"});
     let (status, created) = call(&app, &maria, "POST", PATH, Some(greeting)).await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().expect("id").to_string();
@@ -54,7 +55,9 @@ async fn canned_responses_crud_scope_and_audit(backend: Backend) {
     let (status, answer) = call(&app, &maria, "POST", PATH, Some(children.clone())).await;
     assert_eq!((status, answer["code"].as_str()), (403, Some("forbidden")), "{answer}");
     for token in [&ana, &vera] {
-        let (status, answer) = call(&app, token, "POST", PATH, Some(json!({"helpline": "family_violence", "language": "ro", "title": "x", "body": "y"}))).await;
+        let (status, answer) =
+            call(&app, token, "POST", PATH, Some(json!({"helpline": "family_violence", "language": "ro", "title": "x", "body": "y"})))
+                .await;
         assert_eq!(status, 403, "{answer}");
     }
 

@@ -25,7 +25,6 @@ crate::on_both_backends!(
 
 const DAY_MS: i64 = 86_400_000;
 
-
 /// Reads frames until one of `kind` matching `pred` (anything else is skipped: boards, other alerts).
 async fn frame(ws: &mut Ws, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
@@ -77,8 +76,17 @@ pub(crate) async fn handled_contact(app: &TestApp, helpline: &str, counsellor: &
 }
 
 /// Adds a service as the admin; returns its id.
-pub(crate) async fn service(app: &TestApp, admin: &str, name: &str, kind: &str, district: &str, capacity: i64, helplines: &[&str]) -> String {
-    let body = json!({"name": name, "kind": kind, "district": district, "capacity": capacity, "helplines": helplines, "admission_24_7": true});
+pub(crate) async fn service(
+    app: &TestApp,
+    admin: &str,
+    name: &str,
+    kind: &str,
+    district: &str,
+    capacity: i64,
+    helplines: &[&str],
+) -> String {
+    let body =
+        json!({"name": name, "kind": kind, "district": district, "capacity": capacity, "helplines": helplines, "admission_24_7": true});
     let (status, s) = call(app, admin, "POST", "/api/v1/services", Some(body)).await;
     assert_eq!(status, 201, "{s}");
     s["id"].as_str().unwrap().to_string()
@@ -124,7 +132,8 @@ async fn live_escalation_to_placement_and_overdue_case(backend: Backend) {
 
     // Ana escalates to emergency placement: suggestions fit, the person's district first.
     ana.send(json!({"type": "escalate", "contact_id": contact, "kind": "emergency_placement", "risk": "high",
-                    "reason": "she cannot go home tonight with two children", "district": "Cahul"})).await;
+                    "reason": "she cannot go home tonight with two children", "district": "Cahul"}))
+        .await;
     let escalated = ana.expect("escalated").await;
     let escalation = escalated["escalation_id"].as_str().unwrap().to_string();
     let suggested: Vec<&str> = escalated["suggestions"].as_array().unwrap().iter().map(|s| s["service_id"].as_str().unwrap()).collect();
@@ -133,14 +142,22 @@ async fn live_escalation_to_placement_and_overdue_case(backend: Backend) {
     // The helpline's supervisor is alerted at once; the children's supervisor is not.
     let alert = frame(&mut maria, "escalation", |_| true).await;
     assert_eq!((alert["escalation_id"].as_str(), alert["contact_id"].as_str()), (Some(escalation.as_str()), Some(contact.as_str())));
-    assert_eq!((alert["kind"].as_str(), alert["risk"].as_str(), alert["everyone"].as_bool()), (Some("emergency_placement"), Some("high"), Some(false)));
+    assert_eq!(
+        (alert["kind"].as_str(), alert["risk"].as_str(), alert["everyone"].as_bool()),
+        (Some("emergency_placement"), Some("high"), Some(false))
+    );
     // Names, not codes, for a wall: the helpline's and the counsellor's display names.
-    assert_eq!((alert["helpline_name"].as_str(), alert["counsellor_name"].as_str()), (Some("Helpline for victims of family violence and violence against women"), Some("ana display")), "{alert}");
+    assert_eq!(
+        (alert["helpline_name"].as_str(), alert["counsellor_name"].as_str()),
+        (Some("Helpline for victims of family violence and violence against women"), Some("ana display")),
+        "{alert}"
+    );
     assert!(!arrives(&mut petru, "escalation", 300).await, "only the helpline's supervisors at first");
 
     // A place is reserved in the first suggestion: the case opens, linked, due 3 days later, assigned by district.
     let ana_token = app.login("ana").await;
-    let (status, placed) = call(&app, &ana_token, "POST", "/api/v1/placements", Some(json!({"service_id": suggested[0], "escalation_id": escalation}))).await;
+    let (status, placed) =
+        call(&app, &ana_token, "POST", "/api/v1/placements", Some(json!({"service_id": suggested[0], "escalation_id": escalation}))).await;
     assert_eq!(status, 201, "{placed}");
     assert_eq!(placed["placement"]["status"], "requested");
     let case = &placed["case"];
@@ -168,7 +185,10 @@ async fn live_escalation_to_placement_and_overdue_case(backend: Backend) {
     for token in [&maria_token, &vera_token] {
         assert_eq!(listed(&call(&app, token, "GET", "/api/v1/cases?due=overdue", None).await.1), [case_id.as_str()]);
     }
-    assert!(listed(&call(&app, &petru_token, "GET", "/api/v1/cases?due=overdue", None).await.1).is_empty(), "other helplines' supervisors do not see it");
+    assert!(
+        listed(&call(&app, &petru_token, "GET", "/api/v1/cases?due=overdue", None).await.1).is_empty(),
+        "other helplines' supervisors do not see it"
+    );
 
     // Unacknowledged for more than 2 minutes: every supervisor is told.
     let broadcast = frame(&mut petru, "escalation", |a| a["escalation_id"] == escalation.as_str()).await;
@@ -179,7 +199,10 @@ async fn live_escalation_to_placement_and_overdue_case(backend: Backend) {
     assert_eq!(esc.acknowledged_by.as_deref(), Some(user_id(&app, "maria").await.as_str()));
 
     // Imminent risk: every supervisor at once, and the contact's priority raised.
-    ana.send(json!({"type": "escalate", "contact_id": contact, "kind": "emergency_services", "risk": "imminent", "reason": "he is at the door"})).await;
+    ana.send(
+        json!({"type": "escalate", "contact_id": contact, "kind": "emergency_services", "risk": "imminent", "reason": "he is at the door"}),
+    )
+    .await;
     let imminent = ana.expect("escalated").await;
     assert_eq!(imminent["suggestions"], json!([]));
     let alert = frame(&mut petru, "escalation", |a| a["risk"] == "imminent").await;
@@ -244,7 +267,8 @@ async fn race_for_the_last_place(backend: Backend) {
 
     // A service the helpline may not use: refused with the reason, nothing written.
     let children = service(&app, &admin, "Casa", "community_home_children", "Cahul", 5, &["children"]).await;
-    let (status, body) = call(&app, &ana_token, "POST", "/api/v1/placements", Some(json!({"service_id": children, "contact_id": contact}))).await;
+    let (status, body) =
+        call(&app, &ana_token, "POST", "/api/v1/placements", Some(json!({"service_id": children, "contact_id": contact}))).await;
     assert_eq!((status, body["code"].as_str()), (403, Some("not_allowed")), "{body}");
     assert!(body["message"].as_str().unwrap().contains("family_violence"));
     assert_eq!(in_use(&app, &children).await, 0);
@@ -272,7 +296,8 @@ async fn contact_form_drafts_and_required_fields(backend: Backend) {
     assert_eq!((status, err["code"].as_str()), (422, Some("invalid_form")));
     let fields: Vec<&str> = err["fields"].as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(fields, ["age_group", "caller_type", "categories", "gender", "outcome", "risk", "summary"]);
-    let (status, err) = call(&app, &token, "PUT", &path, Some(json!({"draft": true, "form": {"categories": ["violence.family", "aliens"]}}))).await;
+    let (status, err) =
+        call(&app, &token, "PUT", &path, Some(json!({"draft": true, "form": {"categories": ["violence.family", "aliens"]}}))).await;
     assert_eq!((status, err["fields"]["categories"].as_str()), (422, Some("unknown: aliens")));
 
     // A draft is saved as typed and read back (after a reconnect, by any console); imminent risk alerts at once.
@@ -316,7 +341,9 @@ async fn access_every_role_every_object(backend: Backend) {
     let ana_token = app.login("ana").await;
     let form = json!({"draft": true, "form": {"summary": "first words"}});
     assert_eq!(call(&app, &ana_token, "PUT", &format!("/api/v1/contacts/{contact}/form"), Some(form)).await.0, 200);
-    let (status, placed) = call(&app, &ana_token, "POST", "/api/v1/placements", Some(json!({"service_id": svc, "contact_id": contact, "district": "Cahul"}))).await;
+    let (status, placed) =
+        call(&app, &ana_token, "POST", "/api/v1/placements", Some(json!({"service_id": svc, "contact_id": contact, "district": "Cahul"})))
+            .await;
     assert_eq!(status, 201);
     let placement = placed["placement"]["id"].as_str().unwrap().to_string();
     let case = placed["case"]["id"].as_str().unwrap().to_string();
@@ -343,8 +370,16 @@ async fn access_every_role_every_object(backend: Backend) {
             assert_eq!(status, want, "{username} GET {path}: {body}");
             let audited = if want == 200 { action.to_string() } else { format!("{action}_denied") };
             let actor = user_id(&app, username).await;
-            let lines = app.store.audit_log().audit_lines(&AuditQuery { target: Some(target.to_string()), actor: Some(actor), since: None, limit: 100 }).await.unwrap();
-            assert!(lines.iter().any(|l| l.action == audited && l.source.as_deref().is_some_and(|s| s.starts_with("http"))), "{username} {path}: no {audited} line in {lines:?}");
+            let lines = app
+                .store
+                .audit_log()
+                .audit_lines(&AuditQuery { target: Some(target.to_string()), actor: Some(actor), since: None, limit: 100 })
+                .await
+                .unwrap();
+            assert!(
+                lines.iter().any(|l| l.action == audited && l.source.as_deref().is_some_and(|s| s.starts_with("http"))),
+                "{username} {path}: no {audited} line in {lines:?}"
+            );
         }
     }
     let (status, person) = call(&app, &app.login("vera").await, "GET", &person_path, None).await;
@@ -361,16 +396,23 @@ async fn access_every_role_every_object(backend: Backend) {
     // Entries: whoever sees the case writes them; the others get 404 (audited either way).
     let entries_path = format!("/api/v1/cases/{case}/entries");
     for (username, want) in users.iter().zip([201, 404, 201, 404, 201, 404, 201]) {
-        let (status, body) = call(&app, &app.login(username).await, "POST", &entries_path, Some(json!({"kind": "note", "body": {"text": "seen"}}))).await;
+        let (status, body) =
+            call(&app, &app.login(username).await, "POST", &entries_path, Some(json!({"kind": "note", "body": {"text": "seen"}}))).await;
         assert_eq!(status, want, "{username} adds an entry: {body}");
         let audited = if want == 201 { "case_entry" } else { "case_entry_denied" };
         let actor = user_id(&app, username).await;
-        let lines = app.store.audit_log().audit_lines(&AuditQuery { target: Some(case.clone()), actor: Some(actor), since: None, limit: 100 }).await.unwrap();
+        let lines = app
+            .store
+            .audit_log()
+            .audit_lines(&AuditQuery { target: Some(case.clone()), actor: Some(actor), since: None, limit: 100 })
+            .await
+            .unwrap();
         assert!(lines.iter().any(|l| l.action == audited), "{username}: no {audited} in {lines:?}");
     }
     let stage_path = format!("/api/v1/cases/{case}/stage");
     for (username, want) in [("ion", 404), ("nina", 404), ("petru", 404), ("ana", 403), ("vera", 200)] {
-        let (status, body) = call(&app, &app.login(username).await, "POST", &stage_path, Some(json!({"stage": "initial_assessment"}))).await;
+        let (status, body) =
+            call(&app, &app.login(username).await, "POST", &stage_path, Some(json!({"stage": "initial_assessment"}))).await;
         assert_eq!(status, want, "{username} moves the case: {body}");
     }
     let (status, body) = call(&app, &app.login("maria").await, "POST", &stage_path, Some(json!({"stage": "monitoring"}))).await;
@@ -401,8 +443,11 @@ async fn stage_deadlines_per_helpline(backend: Backend) {
     let path = "/api/v1/helplines/family_violence/case-deadlines";
     let (status, defaults) = call(&app, &maria, "GET", path, None).await;
     assert_eq!(status, 200, "{defaults}");
-    let expected: Vec<(String, f64)> = [("open", 3.0), ("initial_assessment", 3.0), ("comprehensive_assessment", 30.0), ("intervention_plan", 7.0), ("monitoring", 90.0)]
-        .iter().map(|(s, d)| (s.to_string(), *d)).collect();
+    let expected: Vec<(String, f64)> =
+        [("open", 3.0), ("initial_assessment", 3.0), ("comprehensive_assessment", 30.0), ("intervention_plan", 7.0), ("monitoring", 90.0)]
+            .iter()
+            .map(|(s, d)| (s.to_string(), *d))
+            .collect();
     assert_eq!(days(&defaults), expected);
     assert_eq!(defaults["stages"][0]["due"], "case_file");
 
@@ -411,7 +456,11 @@ async fn stage_deadlines_per_helpline(backend: Backend) {
     for token in [&maria, &ana_token] {
         assert_eq!(call(&app, token, "PUT", path, Some(change.clone())).await.0, 403);
     }
-    for (bad, word) in [(json!({"days": {"closed": 2}}), "closed"), (json!({"days": {"planning": 2}}), "planning"), (json!({"days": {"monitoring": 0}}), "monitoring")] {
+    for (bad, word) in [
+        (json!({"days": {"closed": 2}}), "closed"),
+        (json!({"days": {"planning": 2}}), "planning"),
+        (json!({"days": {"monitoring": 0}}), "monitoring"),
+    ] {
         let (status, err) = call(&app, &admin, "PUT", path, Some(bad)).await;
         assert_eq!((status, err["code"].as_str()), (400, Some("bad_field")), "{err}");
         assert!(err["message"].as_str().unwrap().contains(word), "{err}");
@@ -425,7 +474,10 @@ async fn stage_deadlines_per_helpline(backend: Backend) {
     let (_, children) = call(&app, &admin, "GET", "/api/v1/helplines/children/case-deadlines", None).await;
     assert_eq!(days(&children), expected, "other helplines keep the defaults");
     let audit = app.store.audit_log().audit_for("family_violence").await.unwrap();
-    assert!(audit.iter().any(|(_, a)| a == "case_deadlines_set") && audit.iter().filter(|(_, a)| a == "case_deadlines_set_denied").count() == 2, "{audit:?}");
+    assert!(
+        audit.iter().any(|(_, a)| a == "case_deadlines_set") && audit.iter().filter(|(_, a)| a == "case_deadlines_set_denied").count() == 2,
+        "{audit:?}"
+    );
 
     // A case opened by hand: the case file is due in 3 days; its next stage in 5 (the new setting).
     let contact = handled_contact(&app, "family_violence", &ana).await;
@@ -437,7 +489,8 @@ async fn stage_deadlines_per_helpline(backend: Backend) {
     // (Access tokens expire by the server's clock: after time passes, everyone logs in again.)
     let maria = app.login("maria").await;
     let before = app.clock.now_ms();
-    let (status, moved) = call(&app, &maria, "POST", &format!("/api/v1/cases/{id}/stage"), Some(json!({"stage": "initial_assessment"}))).await;
+    let (status, moved) =
+        call(&app, &maria, "POST", &format!("/api/v1/cases/{id}/stage"), Some(json!({"stage": "initial_assessment"}))).await;
     assert_eq!(status, 200, "{moved}");
     let after = app.clock.now_ms();
     assert_eq!(moved["due_what"], "initial_assessment");
@@ -484,7 +537,9 @@ async fn imminent_risk_during_a_live_conversation(backend: Backend) {
     ana.expect("assigned").await;
     caller.expect("connected").await;
     let ana_id = user_id(&app, "ana").await;
-    let marked = |b: &Value| b["counsellors"].as_array().unwrap().iter().any(|c| c["urgent"].as_array().unwrap().iter().any(|u| u == contact.as_str()));
+    let marked = |b: &Value| {
+        b["counsellors"].as_array().unwrap().iter().any(|c| c["urgent"].as_array().unwrap().iter().any(|u| u == contact.as_str()))
+    };
     let board = frame(&mut maria, "dashboard", |b| b["counsellors"].as_array().is_some_and(|c| !c.is_empty())).await;
     assert!(!marked(&board), "nothing marked before");
 
@@ -509,7 +564,11 @@ async fn imminent_risk_during_a_live_conversation(backend: Backend) {
     maria.send(json!({"type": "transfer", "contact_id": contact, "helpline": "family_violence"})).await;
     frame(&mut maria, "done", |d| d["request"] == "transfer").await;
     let board = frame(&mut maria, "dashboard", |b| {
-        b["helplines"].as_array().unwrap().iter().any(|h| h["waiting"].as_array().unwrap().iter().any(|w| w["contact_id"] == contact.as_str()))
+        b["helplines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["waiting"].as_array().unwrap().iter().any(|w| w["contact_id"] == contact.as_str()))
     })
     .await;
     let fv = board["helplines"].as_array().unwrap().iter().find(|h| h["name"] == "family_violence").unwrap();
@@ -526,7 +585,8 @@ async fn open_without_a_contact(backend: Backend) {
     app.add_user("petru", Role::Supervisor, &["children"], &["ro"], 3).await;
     let vera = case_manager(&app, "vera", &["Cahul"]).await;
     let nina = case_manager(&app, "nina", &["Orhei"]).await;
-    let (vera_token, maria, petru, ana_token) = (app.login("vera").await, app.login("maria").await, app.login("petru").await, app.login("ana").await);
+    let (vera_token, maria, petru, ana_token) =
+        (app.login("vera").await, app.login("maria").await, app.login("petru").await, app.login("ana").await);
     let body = json!({"helpline": "children", "district": "Orhei", "person_label": "Child O.", "reason": "The school reports a boy left alone for days."});
 
     // A case manager opens one: she manages it (not Orhei's case manager), due in 3 days.
@@ -534,7 +594,10 @@ async fn open_without_a_contact(backend: Backend) {
     assert_eq!(status, 201, "{case}");
     let id = case["id"].as_str().unwrap().to_string();
     assert!(case["number"].as_str().unwrap().starts_with("CH-"), "{case}");
-    assert_eq!((case["case_manager_id"].as_str(), case["person_label"].as_str(), case["district"].as_str()), (Some(vera.as_str()), Some("Child O."), Some("Orhei")));
+    assert_eq!(
+        (case["case_manager_id"].as_str(), case["person_label"].as_str(), case["district"].as_str()),
+        (Some(vera.as_str()), Some("Child O."), Some("Orhei"))
+    );
     assert_eq!((case["stage"].as_str(), case["due_what"].as_str()), (Some("open"), Some("case_file")));
     assert_eq!(case["due_at_ms"].as_i64().unwrap() - case["opened_at_ms"].as_i64().unwrap(), 3 * DAY_MS);
     let (status, file) = call(&app, &vera_token, "GET", &format!("/api/v1/cases/{id}"), None).await;
@@ -581,7 +644,8 @@ async fn open_without_a_contact(backend: Backend) {
     assert_eq!((status, err["code"].as_str()), (404, Some("unknown_helpline")));
     // A case manager still does not open a case from a helpline contact; the counsellor does.
     assert_eq!(call(&app, &vera_token, "POST", "/api/v1/cases", Some(json!({"contact_id": contact}))).await.0, 403);
-    let (status, from_contact) = call(&app, &ana_token, "POST", "/api/v1/cases", Some(json!({"contact_id": contact, "reason": "safety plan"}))).await;
+    let (status, from_contact) =
+        call(&app, &ana_token, "POST", "/api/v1/cases", Some(json!({"contact_id": contact, "reason": "safety plan"}))).await;
     assert_eq!(status, 201, "{from_contact}");
     let (_, maria_list) = call(&app, &maria, "GET", "/api/v1/cases", None).await;
     assert_eq!(maria_list["cases"].as_array().unwrap().len(), 2, "the family violence cases: {maria_list}");
@@ -607,7 +671,8 @@ async fn case_entries_and_their_refusals(backend: Backend) {
     app.add_user("petru", Role::Supervisor, &["children"], &["ro"], 3).await;
     let vera = case_manager(&app, "vera", &["Cahul"]).await;
     let vera_token = app.login("vera").await;
-    let (_, case) = call(&app, &vera_token, "POST", "/api/v1/cases", Some(json!({"helpline": "family_violence", "reason": "self-referral"}))).await;
+    let (_, case) =
+        call(&app, &vera_token, "POST", "/api/v1/cases", Some(json!({"helpline": "family_violence", "reason": "self-referral"}))).await;
     let id = case["id"].as_str().unwrap().to_string();
     let path = format!("/api/v1/cases/{id}/entries");
 
@@ -623,7 +688,8 @@ async fn case_entries_and_their_refusals(backend: Backend) {
         ids.push(e["id"].as_str().unwrap().to_string());
     }
     let (_, file) = call(&app, &vera_token, "GET", &format!("/api/v1/cases/{id}"), None).await;
-    let entries: Vec<(&str, &str)> = file["entries"].as_array().unwrap().iter().map(|e| (e["kind"].as_str().unwrap(), e["id"].as_str().unwrap())).collect();
+    let entries: Vec<(&str, &str)> =
+        file["entries"].as_array().unwrap().iter().map(|e| (e["kind"].as_str().unwrap(), e["id"].as_str().unwrap())).collect();
     for (kind, eid) in ["assessment", "note", "referral"].iter().zip(&ids) {
         assert!(entries.contains(&(kind, eid.as_str())), "{entries:?}");
     }
@@ -681,7 +747,8 @@ async fn stage_forms_as_data(backend: Backend) {
 
     // Ana's case from her contact: she sees it but does not fill in its forms; Vera manages it.
     let contact = handled_contact(&app, "family_violence", &ana).await;
-    let (_, case) = call(&app, &app.login("ana").await, "POST", "/api/v1/cases", Some(json!({"contact_id": contact, "district": "Cahul"}))).await;
+    let (_, case) =
+        call(&app, &app.login("ana").await, "POST", "/api/v1/cases", Some(json!({"contact_id": contact, "district": "Cahul"}))).await;
     let id = case["id"].as_str().unwrap().to_string();
     let path = format!("/api/v1/cases/{id}/forms");
     let assessment = json!({"form": "initial_assessment", "values": {"situation": "Bruises; the husband threatens her.", "risk": "high"}});
@@ -690,7 +757,8 @@ async fn stage_forms_as_data(backend: Backend) {
     }
 
     // Every fault named at once; then filled in.
-    let (status, err) = call(&app, &vera, "POST", &path, Some(json!({"form": "initial_assessment", "values": {"risk": "extreme", "mood": "calm"}}))).await;
+    let (status, err) =
+        call(&app, &vera, "POST", &path, Some(json!({"form": "initial_assessment", "values": {"risk": "extreme", "mood": "calm"}}))).await;
     assert_eq!((status, err["code"].as_str()), (422, Some("invalid_form")), "{err}");
     assert_eq!(err["fields"], json!({"mood": "unknown field", "risk": "one of low, medium, high", "situation": "required"}));
     assert_eq!(call(&app, &vera, "POST", &path, Some(json!({"form": "horoscope", "values": {}}))).await.0, 400);
@@ -709,7 +777,10 @@ async fn stage_forms_as_data(backend: Backend) {
 
     // An admin changes the visit's form for this helpline: the next visit must say whether the children were seen.
     let mut changed = forms["forms"][3].clone();
-    changed["fields"].as_array_mut().unwrap().push(json!({"name": "children_seen", "kind": "choice", "required": true, "options": ["yes", "no"],
+    changed["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "children_seen", "kind": "choice", "required": true, "options": ["yes", "no"],
         "label": {"en": "Children seen", "ro": "Copiii văzuți", "ru": "Дети осмотрены", "uk": "Дітей оглянуто"}}));
     let form_path = "/api/v1/helplines/family_violence/stage-forms/monitoring_visit";
     assert_eq!(call(&app, &maria, "PUT", form_path, Some(changed.clone())).await.0, 403);
@@ -717,7 +788,11 @@ async fn stage_forms_as_data(backend: Backend) {
     broken["fields"][0]["kind"] = json!("colour");
     let (status, err) = call(&app, &admin, "PUT", form_path, Some(broken)).await;
     assert_eq!((status, err["code"].as_str()), (400, Some("bad_field")), "{err}");
-    assert_eq!(call(&app, &admin, "PUT", "/api/v1/helplines/family_violence/stage-forms/closure", Some(changed.clone())).await.0, 400, "the code must match");
+    assert_eq!(
+        call(&app, &admin, "PUT", "/api/v1/helplines/family_violence/stage-forms/closure", Some(changed.clone())).await.0,
+        400,
+        "the code must match"
+    );
     assert_eq!(call(&app, &admin, "PUT", form_path, Some(changed)).await.0, 204);
     let (_, now) = call(&app, &vera, "GET", "/api/v1/helplines/family_violence/stage-forms", None).await;
     assert_eq!(now["forms"][3]["fields"][3]["name"], "children_seen");
@@ -725,7 +800,8 @@ async fn stage_forms_as_data(backend: Backend) {
     assert_eq!(children["forms"][3]["fields"].as_array().unwrap().len(), 3, "other helplines keep theirs");
     let (status, err) = call(&app, &vera, "POST", &path, Some(visit)).await;
     assert_eq!((status, err["fields"]["children_seen"].as_str()), (422, Some("required")), "{err}");
-    let visit = json!({"form": "monitoring_visit", "values": {"date": "2027-02-20", "place": "School", "notes": "Fine.", "children_seen": "yes"}});
+    let visit =
+        json!({"form": "monitoring_visit", "values": {"date": "2027-02-20", "place": "School", "notes": "Fine.", "children_seen": "yes"}});
     assert_eq!(call(&app, &vera, "POST", &path, Some(visit)).await.0, 201);
     let audit = app.store.audit_log().audit_for("family_violence").await.unwrap();
     assert!(audit.iter().any(|(_, a)| a == "stage_form_set") && audit.iter().any(|(_, a)| a == "stage_form_set_denied"), "{audit:?}");
@@ -741,7 +817,8 @@ async fn tasks_with_due_dates(backend: Backend) {
     app.add_user("maria", Role::Supervisor, &["family_violence"], &["ro"], 3).await;
     let vera = case_manager(&app, "vera", &["Cahul"]).await;
     let contact = handled_contact(&app, "family_violence", &ana).await;
-    let (_, case) = call(&app, &app.login("ana").await, "POST", "/api/v1/cases", Some(json!({"contact_id": contact, "district": "Cahul"}))).await;
+    let (_, case) =
+        call(&app, &app.login("ana").await, "POST", "/api/v1/cases", Some(json!({"contact_id": contact, "district": "Cahul"}))).await;
     let id = case["id"].as_str().unwrap().to_string();
     let path = format!("/api/v1/cases/{id}/tasks");
     let (vera_token, maria) = (app.login("vera").await, app.login("maria").await);
@@ -762,16 +839,29 @@ async fn tasks_with_due_dates(backend: Backend) {
     assert_eq!(call(&app, &app.login("ion").await, "POST", &path, Some(json!({"title": "x", "due_at_ms": now + DAY_MS}))).await.0, 404);
 
     // Vera's follow-up in two days (hers: no owner); Maria gives Ana one (she opened the case) in five.
-    let (status, call_school) = call(&app, &vera_token, "POST", &path, Some(json!({"title": "Call the school about attendance", "due_at_ms": now + 2 * DAY_MS}))).await;
+    let (status, call_school) =
+        call(&app, &vera_token, "POST", &path, Some(json!({"title": "Call the school about attendance", "due_at_ms": now + 2 * DAY_MS})))
+            .await;
     assert_eq!(status, 201, "{call_school}");
-    assert_eq!((call_school["status"].as_str(), call_school["overdue"].as_bool(), call_school["owner_id"].clone()), (Some("open"), Some(false), Value::Null));
-    let (status, for_ana) = call(&app, &maria, "POST", &path, Some(json!({"title": "Send Vera the chat summary", "due_at_ms": now + 5 * DAY_MS, "owner_id": ana}))).await;
+    assert_eq!(
+        (call_school["status"].as_str(), call_school["overdue"].as_bool(), call_school["owner_id"].clone()),
+        (Some("open"), Some(false), Value::Null)
+    );
+    let (status, for_ana) = call(
+        &app,
+        &maria,
+        "POST",
+        &path,
+        Some(json!({"title": "Send Vera the chat summary", "due_at_ms": now + 5 * DAY_MS, "owner_id": ana})),
+    )
+    .await;
     assert_eq!(status, 201, "{for_ana}");
     let (_, list) = call(&app, &app.login("ana").await, "GET", &path, None).await;
     let titles: Vec<&str> = list["tasks"].as_array().unwrap().iter().map(|t| t["title"].as_str().unwrap()).collect();
     assert_eq!(titles, ["Call the school about attendance", "Send Vera the chat summary"], "soonest first");
     assert_eq!(call(&app, &app.login("ion").await, "GET", &path, None).await.0, 404);
-    let raw = crate::abuse::sql_text(&app, &format!("SELECT title FROM case_tasks WHERE id = '{}'", call_school["id"].as_str().unwrap())).await;
+    let raw =
+        crate::abuse::sql_text(&app, &format!("SELECT title FROM case_tasks WHERE id = '{}'", call_school["id"].as_str().unwrap())).await;
     assert!(raw.starts_with("hl1.") && !raw.contains("school"), "sealed: {raw}");
 
     // Nothing due yet; a day and a half later Vera's is due within 24 h; after three days it is overdue.
@@ -785,7 +875,10 @@ async fn tasks_with_due_dates(backend: Backend) {
     app.clock.advance(DAY_MS + DAY_MS / 2);
     let vera_token = app.login("vera").await;
     let (_, overdue) = call(&app, &vera_token, "GET", "/api/v1/tasks?due=overdue", None).await;
-    assert_eq!((overdue["tasks"][0]["title"].as_str(), overdue["tasks"][0]["overdue"].as_bool()), (Some("Call the school about attendance"), Some(true)));
+    assert_eq!(
+        (overdue["tasks"][0]["title"].as_str(), overdue["tasks"][0]["overdue"].as_bool()),
+        (Some("Call the school about attendance"), Some(true))
+    );
     assert_eq!(call(&app, &vera_token, "GET", "/api/v1/tasks?due=soon", None).await.0, 400);
 
     // Done: by the owner (Ana, who does not manage the case) or the case's managers; once.
@@ -818,9 +911,11 @@ async fn transfer_and_approvals(backend: Backend) {
     let vera = case_manager(&app, "vera", &["Cahul"]).await;
     let nina = case_manager(&app, "nina", &["Bălți"]).await;
     let contact = handled_contact(&app, "family_violence", &ana).await;
-    let (_, case) = call(&app, &app.login("ana").await, "POST", "/api/v1/cases", Some(json!({"contact_id": contact, "district": "Cahul"}))).await;
+    let (_, case) =
+        call(&app, &app.login("ana").await, "POST", "/api/v1/cases", Some(json!({"contact_id": contact, "district": "Cahul"}))).await;
     let id = case["id"].as_str().unwrap().to_string();
-    let (vera_token, nina_token, maria, petru) = (app.login("vera").await, app.login("nina").await, app.login("maria").await, app.login("petru").await);
+    let (vera_token, nina_token, maria, petru) =
+        (app.login("vera").await, app.login("nina").await, app.login("maria").await, app.login("petru").await);
 
     // Offering the case: the opener may not (403), another helpline's supervisor does not see it (404);
     // only to another enabled case manager.
@@ -830,17 +925,26 @@ async fn transfer_and_approvals(backend: Backend) {
     for to in [vera.clone(), ana.clone(), "nobody".to_string()] {
         assert_eq!(call(&app, &vera_token, "POST", &path, Some(json!({"to_user_id": to}))).await.0, 400, "to {to}");
     }
-    let (status, offer) = call(&app, &vera_token, "POST", &path, Some(json!({"to_user_id": nina, "note": "Moving to Bălți next week."}))).await;
-    assert_eq!((status, offer["status"].as_str(), offer["case_number"].as_str()), (201, Some("pending"), case["number"].as_str()), "{offer}");
+    let (status, offer) =
+        call(&app, &vera_token, "POST", &path, Some(json!({"to_user_id": nina, "note": "Moving to Bălți next week."}))).await;
+    assert_eq!(
+        (status, offer["status"].as_str(), offer["case_number"].as_str()),
+        (201, Some("pending"), case["number"].as_str()),
+        "{offer}"
+    );
     assert_eq!(call(&app, &vera_token, "POST", &path, Some(json!({"to_user_id": nina}))).await.0, 409, "one pending at a time");
     // Nina sees the offer (not yet the case); Vera cannot decide it for her.
     let (_, offered) = call(&app, &nina_token, "GET", "/api/v1/transfers", None).await;
-    assert_eq!((offered["transfers"][0]["id"].as_str(), offered["transfers"][0]["note"].as_str()), (offer["id"].as_str(), Some("Moving to Bălți next week.")));
+    assert_eq!(
+        (offered["transfers"][0]["id"].as_str(), offered["transfers"][0]["note"].as_str()),
+        (offer["id"].as_str(), Some("Moving to Bălți next week."))
+    );
     assert_eq!(call(&app, &nina_token, "GET", &format!("/api/v1/cases/{id}"), None).await.0, 404, "not hers until she accepts");
     let decision = format!("/api/v1/transfers/{}/decision", offer["id"].as_str().unwrap());
     assert_eq!(call(&app, &vera_token, "POST", &decision, Some(json!({"decision": "accepted"}))).await.0, 404);
     assert_eq!(call(&app, &nina_token, "POST", &decision, Some(json!({"decision": "maybe"}))).await.0, 400);
-    let (status, refused) = call(&app, &nina_token, "POST", &decision, Some(json!({"decision": "refused", "comment": "Full caseload."}))).await;
+    let (status, refused) =
+        call(&app, &nina_token, "POST", &decision, Some(json!({"decision": "refused", "comment": "Full caseload."}))).await;
     assert_eq!((status, refused["status"].as_str(), refused["comment"].as_str()), (200, Some("refused"), Some("Full caseload.")));
     assert_eq!(call(&app, &nina_token, "POST", &decision, Some(json!({"decision": "accepted"}))).await.0, 409, "decided already");
     // Offered again (by the supervisor) and accepted: the case is Nina's, no longer Vera's.
@@ -863,16 +967,22 @@ async fn transfer_and_approvals(backend: Backend) {
     let approvals = format!("/api/v1/cases/{id}/approvals");
     assert_eq!(call(&app, &nina_token, "POST", &approvals, Some(json!({"kind": "budget"}))).await.0, 400);
     assert_eq!(call(&app, &app.login("ana").await, "POST", &approvals, Some(json!({"kind": "plan"}))).await.0, 403);
-    let (status, plan) = call(&app, &nina_token, "POST", &approvals, Some(json!({"kind": "plan", "note": "Two actions agreed with her."}))).await;
+    let (status, plan) =
+        call(&app, &nina_token, "POST", &approvals, Some(json!({"kind": "plan", "note": "Two actions agreed with her."}))).await;
     assert_eq!((status, plan["status"].as_str()), (201, Some("pending")), "{plan}");
     assert_eq!(call(&app, &nina_token, "POST", &approvals, Some(json!({"kind": "plan"}))).await.0, 409);
     let plan_decision = format!("/api/v1/approvals/{}/decision", plan["id"].as_str().unwrap());
     assert_eq!(call(&app, &nina_token, "POST", &plan_decision, Some(json!({"decision": "approved"}))).await.0, 403, "not her own");
     assert_eq!(call(&app, &petru, "POST", &plan_decision, Some(json!({"decision": "approved"}))).await.0, 404);
     assert_eq!(call(&app, &maria, "POST", &plan_decision, Some(json!({"decision": "returned"}))).await.0, 400, "a comment when returned");
-    let (status, returned) = call(&app, &maria, "POST", &plan_decision, Some(json!({"decision": "returned", "comment": "Add the school."}))).await;
+    let (status, returned) =
+        call(&app, &maria, "POST", &plan_decision, Some(json!({"decision": "returned", "comment": "Add the school."}))).await;
     assert_eq!((status, returned["status"].as_str(), returned["comment"].as_str()), (200, Some("returned"), Some("Add the school.")));
-    assert_eq!(call(&app, &nina_token, "POST", &stage, Some(json!({"stage": "monitoring"}))).await.1["approval_needed"], "plan", "returned is not approved");
+    assert_eq!(
+        call(&app, &nina_token, "POST", &stage, Some(json!({"stage": "monitoring"}))).await.1["approval_needed"],
+        "plan",
+        "returned is not approved"
+    );
     let (_, plan) = call(&app, &nina_token, "POST", &approvals, Some(json!({"kind": "plan"}))).await;
     let plan_decision = format!("/api/v1/approvals/{}/decision", plan["id"].as_str().unwrap());
     assert_eq!(call(&app, &maria, "POST", &plan_decision, Some(json!({"decision": "approved"}))).await.0, 200);
@@ -881,17 +991,40 @@ async fn transfer_and_approvals(backend: Backend) {
     // Closing needs the closure approved; a supervisor closes without one.
     assert_eq!(call(&app, &nina_token, "POST", &stage, Some(json!({"stage": "closed"}))).await.1["approval_needed"], "closure");
     let (_, closure) = call(&app, &nina_token, "POST", &approvals, Some(json!({"kind": "closure"}))).await;
-    assert_eq!(call(&app, &maria, "POST", &format!("/api/v1/approvals/{}/decision", closure["id"].as_str().unwrap()), Some(json!({"decision": "approved"}))).await.0, 200);
+    assert_eq!(
+        call(
+            &app,
+            &maria,
+            "POST",
+            &format!("/api/v1/approvals/{}/decision", closure["id"].as_str().unwrap()),
+            Some(json!({"decision": "approved"}))
+        )
+        .await
+        .0,
+        200
+    );
     let (status, closed) = call(&app, &nina_token, "POST", &stage, Some(json!({"stage": "closed"}))).await;
     assert_eq!((status, closed["stage"].as_str()), (200, Some("closed")), "{closed}");
     let (_, listed) = call(&app, &nina_token, "GET", &approvals, None).await;
-    let statuses: Vec<(&str, &str)> = listed["approvals"].as_array().unwrap().iter().map(|a| (a["kind"].as_str().unwrap(), a["status"].as_str().unwrap())).collect();
+    let statuses: Vec<(&str, &str)> =
+        listed["approvals"].as_array().unwrap().iter().map(|a| (a["kind"].as_str().unwrap(), a["status"].as_str().unwrap())).collect();
     assert_eq!(statuses, [("plan", "returned"), ("plan", "approved"), ("closure", "approved")]);
     assert_eq!(listed["transfers"].as_array().unwrap().len(), 2);
-    let raw = crate::abuse::sql_text(&app, &format!("SELECT comment FROM case_approvals WHERE id = '{}'", returned["id"].as_str().unwrap())).await;
+    let raw =
+        crate::abuse::sql_text(&app, &format!("SELECT comment FROM case_approvals WHERE id = '{}'", returned["id"].as_str().unwrap()))
+            .await;
     assert!(raw.starts_with("hl1."), "sealed: {raw}");
     let audit = app.store.audit_log().audit_for(&id).await.unwrap();
-    for action in ["transfer_request", "transfer_list", "transfer_refuse", "transfer_accept", "approval_request", "approval_decide", "approval_list", "case_stage_denied"] {
+    for action in [
+        "transfer_request",
+        "transfer_list",
+        "transfer_refuse",
+        "transfer_accept",
+        "approval_request",
+        "approval_decide",
+        "approval_list",
+        "case_stage_denied",
+    ] {
         assert!(audit.iter().any(|(_, a)| a == action), "{action}: {audit:?}");
     }
     assert!(audit.iter().any(|(who, a)| who == &vera && a == "transfer_accept_denied"), "{audit:?}");
@@ -908,10 +1041,13 @@ async fn casework_report(backend: Backend) {
     let vera = case_manager(&app, "vera", &["Cahul"]).await;
     let maria = app.login("maria").await;
     for district in ["Cahul", "Cahul", "Orhei"] {
-        let (status, _) = call(&app, &maria, "POST", "/api/v1/cases", Some(json!({"helpline": "family_violence", "district": district, "reason": "r"}))).await;
+        let (status, _) =
+            call(&app, &maria, "POST", "/api/v1/cases", Some(json!({"helpline": "family_violence", "district": district, "reason": "r"})))
+                .await;
         assert_eq!(status, 201);
     }
-    let (_, child) = call(&app, &app.login("petru").await, "POST", "/api/v1/cases", Some(json!({"helpline": "children", "reason": "r"}))).await;
+    let (_, child) =
+        call(&app, &app.login("petru").await, "POST", "/api/v1/cases", Some(json!({"helpline": "children", "reason": "r"}))).await;
     assert_eq!(child["stage"], "open");
     app.clock.advance(4 * DAY_MS);
     let maria = app.login("maria").await;
@@ -920,10 +1056,27 @@ async fn casework_report(backend: Backend) {
     assert_eq!(report["helpline"], "family_violence", "her one helpline");
     // (stage, district, case manager, cases, overdue)
     type Row = (String, Option<String>, Option<String>, i64, i64);
-    let rows: Vec<Row> = report["rows"].as_array().unwrap().iter()
-        .map(|r| (r["stage"].as_str().unwrap().to_string(), r["district"].as_str().map(str::to_string), r["case_manager_id"].as_str().map(str::to_string), r["cases"].as_i64().unwrap(), r["overdue"].as_i64().unwrap()))
+    let rows: Vec<Row> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["stage"].as_str().unwrap().to_string(),
+                r["district"].as_str().map(str::to_string),
+                r["case_manager_id"].as_str().map(str::to_string),
+                r["cases"].as_i64().unwrap(),
+                r["overdue"].as_i64().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(rows, [("open".to_string(), Some("Cahul".to_string()), Some(vera.clone()), 2, 2), ("open".to_string(), Some("Orhei".to_string()), None, 1, 1)]);
+    assert_eq!(
+        rows,
+        [
+            ("open".to_string(), Some("Cahul".to_string()), Some(vera.clone()), 2, 2),
+            ("open".to_string(), Some("Orhei".to_string()), None, 1, 1)
+        ]
+    );
     let res = app.http.get(app.url("/api/v1/reports/cases?format=csv")).bearer_auth(&maria).send().await.unwrap();
     assert_eq!(res.headers()["content-type"], "text/csv; charset=utf-8");
     let csv = res.text().await.unwrap();

@@ -82,16 +82,10 @@ async fn a_channel_without_a_socket_is_routed_answered_and_ended(backend: Backen
     let mut agent = app.available_agent("ana").await;
 
     // A first text arrives at the provider's webhook: a new contact of the channel, queued.
-    let arrival = inbound::Arrival {
-        helpline: "children".into(),
-        language: "ro".into(),
-        priority: 0,
-        caller_hash: None,
-        senior_only: false,
-    };
-    let contact = inbound::start(&state.store, &state.engine, &state.relay, sms.as_ref(), arrival, state.clock.now_ms())
-        .await
-        .expect("stored");
+    let arrival =
+        inbound::Arrival { helpline: "children".into(), language: "ro".into(), priority: 0, caller_hash: None, senior_only: false };
+    let contact =
+        inbound::start(&state.store, &state.engine, &state.relay, sms.as_ref(), arrival, state.clock.now_ms()).await.expect("stored");
     let (to, queued, _) = sent(&mut outbox, "queued").await;
     assert_eq!((to.as_str(), queued["contact_id"].as_str()), (contact.as_str(), Some(contact.as_str())));
     // Its text is stored like a chat's message; the webhook hears the ack (and answers the provider).
@@ -116,7 +110,10 @@ async fn a_channel_without_a_socket_is_routed_answered_and_ended(backend: Backen
     agent.send(json!({"type": "message", "contact_id": contact, "client_id": "a1", "text": "Sunt aici."})).await;
     assert_eq!(agent.expect("ack").await["seq"], 2);
     let (_, message, ending) = sent(&mut outbox, "message").await;
-    assert_eq!((message["from"].as_str(), message["text"].as_str(), message["seq"].as_i64()), (Some("counsellor"), Some("Sunt aici."), Some(2)));
+    assert_eq!(
+        (message["from"].as_str(), message["text"].as_str(), message["seq"].as_i64()),
+        (Some("counsellor"), Some("Sunt aici."), Some(2))
+    );
     assert!(!ending);
 
     // The caller answers through the webhook's path; a provider's retry of the same text is stored once.

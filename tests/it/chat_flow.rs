@@ -109,8 +109,7 @@ async fn chat_end_to_end(backend: Backend) {
     let c = app.store.contacts().contact(&contact_id).await.unwrap().unwrap();
     assert_eq!(c.state, "ended");
     assert_eq!(c.end_reason.as_deref(), Some("caller_ended"));
-    let (queued_at, offered, answered, ended) =
-        (c.queued_at, c.first_offered_at.unwrap(), c.answered_at.unwrap(), c.ended_at.unwrap());
+    let (queued_at, offered, answered, ended) = (c.queued_at, c.first_offered_at.unwrap(), c.answered_at.unwrap(), c.ended_at.unwrap());
     assert!(queued_at <= offered && offered <= answered && answered <= ended, "{c:?}");
     let messages = app.store.messages().messages_after(&contact_id, 0).await.unwrap();
     let seqs: Vec<i64> = messages.iter().map(|m| m.seq).collect();
@@ -203,8 +202,7 @@ async fn graceful_restart_keeps_everything(backend: Backend) {
     let mut caller = app.caller().await;
     caller.send(json!({"type": "start", "helpline": "children"})).await;
     let queued = caller.expect("queued").await;
-    let (contact_id, token) =
-        (queued["contact_id"].as_str().unwrap().to_string(), queued["resume_token"].as_str().unwrap().to_string());
+    let (contact_id, token) = (queued["contact_id"].as_str().unwrap().to_string(), queued["resume_token"].as_str().unwrap().to_string());
     agent.expect("offer").await;
     agent.send(json!({"type": "accept", "contact_id": contact_id})).await;
     agent.expect("assigned").await;
@@ -297,16 +295,8 @@ async fn caller_end_by_beacon(backend: Backend) {
     assert_eq!(c.state, "abandoned");
 }
 
-
 fn caller_message(contact: &str, client_id: &str, text: &str) -> NewMessage {
-    NewMessage {
-        contact_id: contact.into(),
-        sender: "caller",
-        sender_id: None,
-        client_id: client_id.into(),
-        body: text.into(),
-        at: 3,
-    }
+    NewMessage { contact_id: contact.into(), sender: "caller", sender_id: None, client_id: client_id.into(), body: text.into(), at: 3 }
 }
 
 /// The relay's batch write (`relay::actor::store_messages`: numbered by the relay's rules with the
@@ -319,7 +309,11 @@ fn caller_message(contact: &str, client_id: &str, text: &str) -> NewMessage {
 async fn message_batches_mix_contacts_and_repeats(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else { return };
     let store = &app.store;
-    let (a, b, c) = (crate::helpers::stored_contact(store).await, crate::helpers::stored_contact(store).await, crate::helpers::stored_contact(store).await);
+    let (a, b, c) = (
+        crate::helpers::stored_contact(store).await,
+        crate::helpers::stored_contact(store).await,
+        crate::helpers::stored_contact(store).await,
+    );
     let mut next = NextSeqs::default();
 
     // A first batch: a and b interleaved, more rows than one INSERT takes (power-of-two chunks).
@@ -331,7 +325,13 @@ async fn message_batches_mix_contacts_and_repeats(backend: Backend) {
     let (mut sa, mut sb) = (0, 0);
     for (i, s) in stored.iter().enumerate() {
         assert!(!s.duplicate);
-        let expected = if i % 3 == 0 { sb += 1; sb } else { sa += 1; sa };
+        let expected = if i % 3 == 0 {
+            sb += 1;
+            sb
+        } else {
+            sa += 1;
+            sa
+        };
         assert_eq!(s.message.seq, expected, "message {i}");
         assert_eq!(s.message.client_id, format!("x{i}"));
     }

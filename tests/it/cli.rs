@@ -37,8 +37,19 @@ async fn user_commands(backend: Backend) {
     let out = tokio::task::spawn_blocking(move || {
         let m = helpline(&url, &["migrate"], None);
         assert!(m.status.success(), "{}", text(&m));
-        let add = ["user", "add", "--username", "dana", "--role", "counsellor", "--helplines", "children,disability",
-            "--languages", "ro,ru", "--password-stdin"];
+        let add = [
+            "user",
+            "add",
+            "--username",
+            "dana",
+            "--role",
+            "counsellor",
+            "--helplines",
+            "children,disability",
+            "--languages",
+            "ro,ru",
+            "--password-stdin",
+        ];
         let ok = helpline(&url, &add, Some("a long passphrase\n"));
         assert!(ok.status.success(), "{}", text(&ok));
         assert!(text(&ok).contains("created dana (counsellor)"));
@@ -51,11 +62,14 @@ async fn user_commands(backend: Backend) {
         assert!(!o.status.success() && text(&o).contains("at least 12"), "{}", text(&o));
         let o = helpline(&url, &["user", "add", "--username", "eve", "--role", "admin"], None);
         assert!(!o.status.success() && text(&o).contains("--password-stdin"), "{}", text(&o));
-        let o = helpline(&url, &["user", "add", "--username", "eve", "--role", "counsellor", "--helplines", "pizza",
-            "--password-stdin"], Some("a long passphrase\n"));
+        let o = helpline(
+            &url,
+            &["user", "add", "--username", "eve", "--role", "counsellor", "--helplines", "pizza", "--password-stdin"],
+            Some("a long passphrase\n"),
+        );
         assert!(!o.status.success() && text(&o).contains("unknown helpline"), "{}", text(&o));
-        let o = helpline(&url, &["user", "add", "--username", "Eve Smith", "--role", "admin", "--password-stdin"],
-            Some("a long passphrase\n"));
+        let o =
+            helpline(&url, &["user", "add", "--username", "Eve Smith", "--role", "admin", "--password-stdin"], Some("a long passphrase\n"));
         assert!(!o.status.success() && text(&o).contains("usernames"), "{}", text(&o));
         let o = helpline(&url, &["user", "add", "--username", "eve", "--role", "boss", "--password-stdin"], None);
         assert!(!o.status.success(), "{}", text(&o));
@@ -98,8 +112,23 @@ async fn casework_commands(backend: Backend) {
         let add = ["user", "add", "--username", "vera", "--role", "case_manager", "--districts", "Cahul,Orhei", "--password-stdin"];
         let o = helpline(&url, &add, Some("a long passphrase\n"));
         assert!(o.status.success() && text(&o).contains("created vera (case_manager)"), "{}", text(&o));
-        let service = ["service", "add", "--name", "Centrul Cahul", "--kind", "family_violence_centre", "--district", "Cahul",
-            "--capacity", "4", "--in-use", "1", "--always-open", "--helplines", "family_violence"];
+        let service = [
+            "service",
+            "add",
+            "--name",
+            "Centrul Cahul",
+            "--kind",
+            "family_violence_centre",
+            "--district",
+            "Cahul",
+            "--capacity",
+            "4",
+            "--in-use",
+            "1",
+            "--always-open",
+            "--helplines",
+            "family_violence",
+        ];
         let o = helpline(&url, &service, None);
         assert!(o.status.success() && text(&o).contains("added Centrul Cahul"), "{}", text(&o));
         let mut bad = service.to_vec();
@@ -124,8 +153,22 @@ async fn casework_commands(backend: Backend) {
 #[test]
 fn simulate_a_week_agrees_with_erlang_c() {
     let args = [
-        "simulate", "--rate-per-hour", "180", "--aht-s", "240", "--hours", "168", "--counsellors", "15",
-        "--helplines", "children", "--languages", "ro", "--answer-delay-s", "0", "--json",
+        "simulate",
+        "--rate-per-hour",
+        "180",
+        "--aht-s",
+        "240",
+        "--hours",
+        "168",
+        "--counsellors",
+        "15",
+        "--helplines",
+        "children",
+        "--languages",
+        "ro",
+        "--answer-delay-s",
+        "0",
+        "--json",
     ];
     let out = helpline("sqlite::memory:", &args, None);
     assert!(out.status.success(), "{}", text(&out));

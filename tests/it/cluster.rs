@@ -7,12 +7,12 @@
 
 use std::time::{Duration, Instant};
 
+use helpline::chat::relay::actor::store_messages;
+use helpline::chat::relay::conversations::NextSeqs;
 use helpline::cluster::lease;
 use helpline::cluster::link::Keys;
 use helpline::store::cluster::FenceToken;
 use helpline::store::contacts::Change;
-use helpline::chat::relay::actor::store_messages;
-use helpline::chat::relay::conversations::NextSeqs;
 use helpline::store::messages::NewMessage;
 use helpline::store::users::Role;
 use helpline::store::{Store, StoreError};
@@ -139,7 +139,6 @@ async fn lease_has_one_holder_rising_tokens_and_fenced_writes() {
     let _: () = redis::cmd("DEL").arg(keys.lease()).arg(keys.token()).query_async(&mut conn).await.expect("cleanup");
 }
 
-
 /// The fence at the store level, without Redis: a takeover racing the old leader's writes, then every kind of
 /// leader write (routing steps, message batches with and without repeats) of the old token refused by
 /// PostgreSQL, leaving nothing; the new token and an unfenced store write.
@@ -175,7 +174,11 @@ async fn a_stale_fence_token_refuses_every_leader_write() {
     let racing = |events: &[helpline::store::contacts::ContactEvent]| {
         events.iter().filter(|e| e.detail.as_deref().is_some_and(|d| d.starts_with("racing"))).count()
     };
-    assert_eq!(racing(&store.contacts().contact_events(&contact).await.expect("read")), went_through, "stored exactly the writes that passed");
+    assert_eq!(
+        racing(&store.contacts().contact_events(&contact).await.expect("read")),
+        went_through,
+        "stored exactly the writes that passed"
+    );
 
     let refused = old.contacts().apply_changes(&[event(&contact, "stale")]).await;
     assert!(matches!(refused, Err(StoreError::Fenced)), "stale routing write refused: {refused:?}");
@@ -189,7 +192,9 @@ async fn a_stale_fence_token_refuses_every_leader_write() {
 
     let new = store.fenced(FenceToken::new(2));
     new.contacts().apply_changes(&[event(&contact, "fresh")]).await.expect("the new leader writes");
-    store_messages(&new, &mut NextSeqs::default(), &[message(&contact, "m1"), message(&contact, "m1")]).await.expect("the new leader stores messages");
+    store_messages(&new, &mut NextSeqs::default(), &[message(&contact, "m1"), message(&contact, "m1")])
+        .await
+        .expect("the new leader stores messages");
     store.contacts().apply_changes(&[event(&contact, "unfenced")]).await.expect("a store that is not fenced checks nothing");
     assert_eq!(store.messages().messages_after(&contact, 0).await.expect("read").len(), 1);
 }
@@ -199,14 +204,7 @@ fn event(contact: &str, kind: &'static str) -> Change {
 }
 
 fn message(contact: &str, client_id: &str) -> NewMessage {
-    NewMessage {
-        contact_id: contact.into(),
-        sender: "caller",
-        sender_id: None,
-        client_id: client_id.into(),
-        body: "text".into(),
-        at: 3,
-    }
+    NewMessage { contact_id: contact.into(), sender: "caller", sender_id: None, client_id: client_id.into(), body: "text".into(), at: 3 }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -249,13 +247,7 @@ impl Node {
     /// A staff socket (`/ws/agent`, `/ws/supervisor`) of `username` on this node.
     async fn staff(&self, username: &str, path: &str) -> Ws {
         let token = self.token(username).await;
-        let res = self
-            .http
-            .post(format!("http://{}/api/v1/ws-ticket", self.addr))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("ticket");
+        let res = self.http.post(format!("http://{}/api/v1/ws-ticket", self.addr)).bearer_auth(token).send().await.expect("ticket");
         let ticket = res.json::<Value>().await.expect("json")["ticket"].as_str().expect("ticket").to_string();
         Ws::connect(&format!("ws://{}{path}?ticket={ticket}", self.addr)).await
     }
@@ -344,7 +336,11 @@ async fn settled(nodes: &[Node], admin: &str, not: Option<&str>) -> String {
             }
             leaders.push(leader);
         }
-        if leaders.len() == nodes.len() && leaders.windows(2).all(|w| w[0] == w[1]) && !leaders[0].is_empty() && not != Some(leaders[0].as_str()) {
+        if leaders.len() == nodes.len()
+            && leaders.windows(2).all(|w| w[0] == w[1])
+            && !leaders[0].is_empty()
+            && not != Some(leaders[0].as_str())
+        {
             return leaders[0].clone();
         }
         assert!(Instant::now() < deadline, "the cluster did not settle on a leader");
@@ -466,9 +462,11 @@ async fn a_command_of_another_protocol_version_is_refused_not_misread() {
     let keys = Keys { prefix: prefix.clone() };
 
     // A release before versions posts to the conversation, in its own form.
-    let post = |text: &str| json!({"Relay": {"Post": {
-        "contact": contact, "party": "caller", "sender_id": null, "client_id": text, "text": text, "outbox": 1
-    }}});
+    let post = |text: &str| {
+        json!({"Relay": {"Post": {
+            "contact": contact, "party": "caller", "sender_id": null, "client_id": text, "text": text, "outbox": 1
+        }}})
+    };
     xadd(&mut conn, &keys.commands(), &json!({"id": "old-1", "from": "n0", "cmd": post("from an older release")})).await;
     // A newer release posts in exactly this release's form, under its own version, and waits for
     // request 77 (the outer fields are the same in every version).
@@ -728,10 +726,7 @@ async fn a_message_committed_by_a_dying_leader_reaches_the_sockets_that_stayed_o
     let leader = Node::start_with(&db.url, &redis_url(), &prefix, "n1", &[("FAILPOINTS", failpoint.as_str())]).await;
     let admin = leader.token("root").await;
     assert_eq!(settled(std::slice::from_ref(&leader), &admin, None).await, "n1");
-    let followers = vec![
-        Node::start(&db.url, &redis_url(), &prefix, "n2").await,
-        Node::start(&db.url, &redis_url(), &prefix, "n3").await,
-    ];
+    let followers = vec![Node::start(&db.url, &redis_url(), &prefix, "n2").await, Node::start(&db.url, &redis_url(), &prefix, "n3").await];
     let mut all = followers;
     all.push(leader);
     assert_eq!(settled(&all, &admin, None).await, "n1");
@@ -914,10 +909,7 @@ async fn redis_restart_loses_nothing_acknowledged() {
         let mut token = 0;
         for n in nodes {
             if let Some(s) = n.status(&admin).await {
-                if s["nodes"].as_array().is_some_and(|l| l.len() == 3)
-                    && s["sees_leader"] == s["leader"]["node"]
-                    && s["redis_ok"] == true
-                {
+                if s["nodes"].as_array().is_some_and(|l| l.len() == 3) && s["sees_leader"] == s["leader"]["node"] && s["redis_ok"] == true {
                     ok += 1;
                     token = s["leader"]["token"].as_i64().unwrap_or(0);
                 }

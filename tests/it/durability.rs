@@ -79,13 +79,7 @@ impl Server {
             .await
             .expect("login");
         let token = res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string();
-        let res = self
-            .http
-            .post(format!("http://{}/api/v1/ws-ticket", self.addr))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("ticket");
+        let res = self.http.post(format!("http://{}/api/v1/ws-ticket", self.addr)).bearer_auth(token).send().await.expect("ticket");
         let ticket = res.json::<Value>().await.unwrap()["ticket"].as_str().unwrap().to_string();
         Ws::connect(&format!("ws://{}/ws/agent?ticket={ticket}", self.addr)).await
     }
@@ -229,8 +223,7 @@ async fn sigkill_loses_nothing(backend: Backend) {
 /// The waiting contacts' ids, oldest first, matched to the arrival times recorded before the kill.
 async fn waiting_ids(store: &Store, queued_at: &[i64]) -> Vec<(String, i64)> {
     let open = store.contacts().open_contacts().await.unwrap();
-    let ids: Vec<(String, i64)> =
-        open.into_iter().filter(|c| c.state == "queued").map(|c| (c.id, c.queued_at)).collect();
+    let ids: Vec<(String, i64)> = open.into_iter().filter(|c| c.state == "queued").map(|c| (c.id, c.queued_at)).collect();
     assert_eq!(ids.len(), queued_at.len(), "every waiting contact is still waiting");
     ids
 }

@@ -109,8 +109,7 @@ impl Exchange {
 
     /// A call reaches the exchange's queue.
     pub async fn offer(&mut self, call_id: &str, dialled: &str, caller: &str, at: i64) -> String {
-        self.event(json!({"type": "call_offered", "call_id": call_id, "dialled": dialled, "caller": caller, "at": at}))
-            .await
+        self.event(json!({"type": "call_offered", "call_id": call_id, "dialled": dialled, "caller": caller, "at": at})).await
     }
 
     /// The counsellor's phone leg picks up.

@@ -284,8 +284,7 @@ async fn sigkill_under_load_loses_nothing(backend: Backend) {
             sent.push((ch.contact.clone(), format!("c{j}")));
             let agent = agents[ch.counsellor];
             let text = format!("counsellor {j} to {}", ch.contact);
-            c.send(agent, json!({"type": "message", "contact_id": ch.contact, "client_id": format!("a{j}"), "text": text}))
-                .await;
+            c.send(agent, json!({"type": "message", "contact_id": ch.contact, "client_id": format!("a{j}"), "text": text})).await;
             sent.push((ch.contact.clone(), format!("a{j}")));
         }
     }
@@ -1045,7 +1044,8 @@ async fn slow_client_is_dropped_and_resumes(backend: Backend) {
     let ana_tx = tokio::time::timeout(4 * WAIT, writer).await.expect("ana's frames all written").expect("writer");
     let (acks, all_acked, told_offline, ana_rx) =
         tokio::time::timeout(4 * WAIT, watcher).await.expect("ana's acks all read").expect("watcher");
-    let dropped = told_offline.unwrap_or_else(|| panic!("the caller that stopped reading was dropped (and its counsellor told) before {FLOOD_CAP} messages"));
+    let dropped = told_offline
+        .unwrap_or_else(|| panic!("the caller that stopped reading was dropped (and its counsellor told) before {FLOOD_CAP} messages"));
     let flood = acks;
 
     // The slow caller reads at last: what the buffers held, then the end of the socket.

@@ -315,13 +315,7 @@ impl TestApp {
     }
 
     pub async fn agent_with_token(&self, token: &str) -> Ws {
-        let res = self
-            .http
-            .post(self.url("/api/v1/ws-ticket"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("ticket request");
+        let res = self.http.post(self.url("/api/v1/ws-ticket")).bearer_auth(token).send().await.expect("ticket request");
         assert_eq!(res.status(), 200);
         let body: Value = res.json().await.expect("ticket json");
         let ticket = body["ticket"].as_str().expect("ticket");
@@ -439,7 +433,10 @@ impl Ws {
             if v["type"] == kind {
                 return v;
             }
-            if v["type"] == "position" || v["type"] == "typing" || v["type"] == "caller_presence" || v["type"] == "unavailable"
+            if v["type"] == "position"
+                || v["type"] == "typing"
+                || v["type"] == "caller_presence"
+                || v["type"] == "unavailable"
                 || v["type"] == "wrap_up"
                 || v["type"] == "wrap_up_ended"
             {

@@ -35,7 +35,8 @@ async fn until(ws: &mut Ws, kind: &str, skip: &[&str]) -> Value {
 }
 
 async fn put_hours(app: &TestApp, token: &str, helpline: &str, hours: Value) -> (u16, Value) {
-    let res = app.http.put(app.url(&format!("/api/v1/helplines/{helpline}/hours"))).bearer_auth(token).json(&hours).send().await.expect("put");
+    let res =
+        app.http.put(app.url(&format!("/api/v1/helplines/{helpline}/hours"))).bearer_auth(token).json(&hours).send().await.expect("put");
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(Value::Null))
 }
@@ -230,7 +231,9 @@ async fn hours_are_set_by_admins_and_read_by_the_helplines_supervisors(backend: 
     assert_eq!(put_hours(&app, &petru, "children", hours.clone()).await.0, 403);
     let (status, body) = put_hours(&app, &root, "children", json!({"time_zone": "Mars/Olympus"})).await;
     assert_eq!((status, body["code"].as_str()), (400, Some("bad_field")), "{body}");
-    let (status, body) = put_hours(&app, &root, "children", json!({"time_zone": "UTC", "weekly": [{"day": "mon", "open": "20:00", "close": "08:00"}]})).await;
+    let (status, body) =
+        put_hours(&app, &root, "children", json!({"time_zone": "UTC", "weekly": [{"day": "mon", "open": "20:00", "close": "08:00"}]}))
+            .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(put_hours(&app, &root, "nowhere", hours.clone()).await.0, 404);
     let (status, body) = put_hours(&app, &root, "children", hours.clone()).await;

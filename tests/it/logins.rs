@@ -23,14 +23,7 @@ crate::on_both_backends!(
 
 /// A login attempt from the client address `from` (a trusted proxy on loopback forwards it).
 async fn attempt(app: &TestApp, from: &str, body: Value) -> (u16, Value) {
-    let res = app
-        .http
-        .post(app.url("/api/v1/auth/login"))
-        .header("x-forwarded-for", from)
-        .json(&body)
-        .send()
-        .await
-        .expect("login request");
+    let res = app.http.post(app.url("/api/v1/auth/login")).header("x-forwarded-for", from).json(&body).send().await.expect("login request");
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(Value::Null))
 }
@@ -42,13 +35,7 @@ async fn login_from(app: &TestApp, from: &str, username: &str, password: &str) -
 /// Every audit line as (actor, action, target, detail).
 async fn audit_lines(app: &TestApp) -> Vec<(String, String, Option<String>, Option<String>)> {
     let q = helpline::store::audit::AuditQuery { target: None, actor: None, since: None, limit: 1000 };
-    app.store
-        .audit_log().audit_lines(&q)
-        .await
-        .expect("audit")
-        .into_iter()
-        .map(|e| (e.actor, e.action, e.target, e.detail))
-        .collect()
+    app.store.audit_log().audit_lines(&q).await.expect("audit").into_iter().map(|e| (e.actor, e.action, e.target, e.detail)).collect()
 }
 
 fn helpline_cli(db: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
@@ -228,7 +215,8 @@ async fn totp_enrolment_login_and_recovery_codes(backend: Backend) {
     let with_code = |c: &str| json!({"username": "root", "password": "root-password", "totp_code": c});
     let (status, body) = attempt(&app, from, with_code("000000")).await;
     assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")), "a wrong code: {body}");
-    let (status, body) = attempt(&app, from, json!({"username": "root", "password": "wrong", "totp_code": code(&secret, "root", &app)})).await;
+    let (status, body) =
+        attempt(&app, from, json!({"username": "root", "password": "wrong", "totp_code": code(&secret, "root", &app)})).await;
     assert_eq!(status, 401, "a code does not stand in for the password: {body}");
     let first = code(&secret, "root", &app);
     let (status, body) = attempt(&app, from, with_code(&first)).await;
@@ -323,15 +311,18 @@ async fn the_password_rule_holds_on_every_path(backend: Backend) {
     for w in weak {
         // The one with the username names the account at hand.
         let add = w.replace("ANA", "DANA");
-        let (ok, out) = cli(&url, &["user", "add", "--username", "dana", "--role", "admin", "--password-stdin"], Some(&format!("{add}\n"))).await;
+        let (ok, out) =
+            cli(&url, &["user", "add", "--username", "dana", "--role", "admin", "--password-stdin"], Some(&format!("{add}\n"))).await;
         assert!(!ok && out.contains("password"), "{add:?}: {out}");
         let passwd = w.replace("ANA", "ROOT");
         let (ok, out) = cli(&url, &["user", "passwd", "--username", "root", "--password-stdin"], Some(&format!("{passwd}\n"))).await;
         assert!(!ok && out.contains("password"), "{passwd:?}: {out}");
     }
-    let (ok, out) = cli(&url, &["user", "add", "--username", "dana", "--role", "admin", "--password-stdin"], Some("my dana password\n")).await;
+    let (ok, out) =
+        cli(&url, &["user", "add", "--username", "dana", "--role", "admin", "--password-stdin"], Some("my dana password\n")).await;
     assert!(!ok && out.contains("must not contain the username"), "{out}");
-    let (ok, out) = cli(&url, &["user", "add", "--username", "dana", "--role", "admin", "--password-stdin"], Some("quiet river stones\n")).await;
+    let (ok, out) =
+        cli(&url, &["user", "add", "--username", "dana", "--role", "admin", "--password-stdin"], Some("quiet river stones\n")).await;
     assert!(ok, "{out}");
     let (ok, out) = cli(&url, &["user", "passwd", "--username", "ROOT", "--password-stdin"], Some("copper kettle dawn\n")).await;
     assert!(ok, "{out}");

@@ -132,7 +132,9 @@ async fn flood(caller: Ws) -> Flooded {
         let Ok(Some((v, read_at))) = tokio::time::timeout(Duration::from_millis(50), answers.recv()).await else { continue };
         let (id, refused) = match v["type"].as_str() {
             Some("ack") => (v["client_id"].as_str().expect("client_id").to_string(), false),
-            Some("error") if v["code"] == "overloaded" => (v["ref"].as_str().expect("an overloaded refusal names the message").to_string(), true),
+            Some("error") if v["code"] == "overloaded" => {
+                (v["ref"].as_str().expect("an overloaded refusal names the message").to_string(), true)
+            }
             // `unavailable`: told after `queued` when nobody is on shift (docs/protocol.md).
             Some("position" | "typing" | "unavailable") => continue,
             _ => panic!("unexpected frame {v}"),
@@ -233,11 +235,16 @@ async fn a_telephony_event_is_answered_in_time_when_handling_it_stalls(backend: 
     let (stream, _) = tokio_tungstenite::connect_async(request).await.expect("the exchange connects");
     let mut pbx = Ws { stream };
     let at = helpline::clock::Clock::adjustable().now_ms();
-    let offered = json!({"type": "call_offered", "event_id": "slow-1", "call_id": "k1", "dialled": "116111", "caller": "069123456", "at": at});
+    let offered =
+        json!({"type": "call_offered", "event_id": "slow-1", "call_id": "k1", "dialled": "116111", "caller": "069123456", "at": at});
     let sent = Instant::now();
     pbx.send(offered.clone()).await;
     let first = pbx.recv().await;
-    assert_eq!((first["type"].as_str(), first["code"].as_str(), first["ref"].as_str()), (Some("error"), Some("overloaded"), Some("slow-1")), "{first}");
+    assert_eq!(
+        (first["type"].as_str(), first["code"].as_str(), first["ref"].as_str()),
+        (Some("error"), Some("overloaded"), Some("slow-1")),
+        "{first}"
+    );
     assert!(first["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0), "{first}");
     assert!(sent.elapsed() < PROMISE, "answered after {:?}", sent.elapsed());
     // The stalled handling finishes: its ack comes late; sent again, the event is acknowledged again.

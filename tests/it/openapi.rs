@@ -116,10 +116,7 @@ fn routes_are_registered_only_with_their_description() {
     for h in &source.registered {
         *registered.entry(h.clone()).or_default() += 1;
     }
-    assert_eq!(
-        annotated, registered,
-        "handlers annotated with #[utoipa::path] (left) and registered with routes! (right) differ"
-    );
+    assert_eq!(annotated, registered, "handlers annotated with #[utoipa::path] (left) and registered with routes! (right) differ");
     assert!(source.elsewhere.is_empty(), "routes registered outside the OpenAPI router (not described): {:#?}", source.elsewhere);
 }
 

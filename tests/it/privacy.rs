@@ -295,7 +295,12 @@ async fn a_break_glass_reveal_shows_what_is_stored_and_is_audited(backend: Backe
     assert!(!chat_shown.to_string().contains(&network));
 
     // Audited with the reason; refusals too.
-    let lines = app.store.audit_log().audit_lines(&helpline::store::audit::AuditQuery { target: Some(second.clone()), limit: 100, ..Default::default() }).await.unwrap();
+    let lines = app
+        .store
+        .audit_log()
+        .audit_lines(&helpline::store::audit::AuditQuery { target: Some(second.clone()), limit: 100, ..Default::default() })
+        .await
+        .unwrap();
     let reveal = lines.iter().find(|l| l.action == "caller_reveal").expect("caller_reveal audited");
     assert_eq!(reveal.detail.as_deref(), Some("prosecutor's request 2026/117 (art. 7 law 45/2007)"));
     let denied = lines.iter().filter(|l| l.action == "caller_reveal_denied").count();

@@ -68,9 +68,19 @@ async fn referral_lives_with_its_provider(backend: Backend) {
 
     // Vera opens a case and gives the person's name (never sent to a provider).
     let vera_token = app.login("vera").await;
-    let (_, case) = call(&app, &vera_token, "POST", "/api/v1/cases", Some(json!({"helpline": "family_violence", "district": "Cahul", "reason": "the police called"}))).await;
+    let (_, case) = call(
+        &app,
+        &vera_token,
+        "POST",
+        "/api/v1/cases",
+        Some(json!({"helpline": "family_violence", "district": "Cahul", "reason": "the police called"})),
+    )
+    .await;
     let case_id = case["id"].as_str().unwrap().to_string();
-    assert_eq!(call(&app, &vera_token, "PUT", &format!("/api/v1/cases/{case_id}/person"), Some(json!({"full_name": "Elena Rusu"}))).await.0, 204);
+    assert_eq!(
+        call(&app, &vera_token, "PUT", &format!("/api/v1/cases/{case_id}/person"), Some(json!({"full_name": "Elena Rusu"}))).await.0,
+        204
+    );
 
     // Bad referrals: named, nothing written.
     let path = format!("/api/v1/cases/{case_id}/referrals");
@@ -91,18 +101,35 @@ async fn referral_lives_with_its_provider(backend: Backend) {
 
     // The referral: sent, and the provider told at once, without the person's name.
     let due = now + 7 * DAY_MS;
-    let (status, r) = call(&app, &vera_token, "POST", &path, Some(json!({"service_id": svc, "reason": "Shelter and counselling for a mother of two.", "due_at_ms": due}))).await;
+    let (status, r) = call(
+        &app,
+        &vera_token,
+        "POST",
+        &path,
+        Some(json!({"service_id": svc, "reason": "Shelter and counselling for a mother of two.", "due_at_ms": due})),
+    )
+    .await;
     assert_eq!(status, 201, "{r}");
     let id = r["id"].as_str().unwrap().to_string();
-    assert_eq!((r["status"].as_str(), r["due_at_ms"].as_i64(), r["allowed_next"].clone()), (Some("sent"), Some(due), json!(["accepted", "declined"])));
+    assert_eq!(
+        (r["status"].as_str(), r["due_at_ms"].as_i64(), r["allowed_next"].clone()),
+        (Some("sent"), Some(due), json!(["accepted", "declined"]))
+    );
     let told = received(&mut sink).await;
-    assert_eq!((told["type"].as_str(), told["referral_id"].as_str(), told["status"].as_str()), (Some("referral"), Some(id.as_str()), Some("sent")));
-    assert_eq!((told["case_number"].as_str(), told["reason"].as_str()), (case["number"].as_str(), Some("Shelter and counselling for a mother of two.")));
+    assert_eq!(
+        (told["type"].as_str(), told["referral_id"].as_str(), told["status"].as_str()),
+        (Some("referral"), Some(id.as_str()), Some("sent"))
+    );
+    assert_eq!(
+        (told["case_number"].as_str(), told["reason"].as_str()),
+        (case["number"].as_str(), Some("Shelter and counselling for a mother of two."))
+    );
     assert!(!told.to_string().contains("Elena"), "no identifying details to a provider: {told}");
     let token = told["respond"]["authorization"].as_str().unwrap().strip_prefix("Bearer ").unwrap().to_string();
     assert!(token.starts_with("rfp_"), "{token}");
     // A service without a webhook is not told (and nothing fails).
-    let (status, _) = call(&app, &vera_token, "POST", &path, Some(json!({"service_id": quiet, "reason": "Maternal centre place if needed."}))).await;
+    let (status, _) =
+        call(&app, &vera_token, "POST", &path, Some(json!({"service_id": quiet, "reason": "Maternal centre place if needed."}))).await;
     assert_eq!(status, 201);
 
     // The provider answers with its token: in order only; a wrong token is no referral; the due date is the case manager's.
@@ -114,16 +141,21 @@ async fn referral_lives_with_its_provider(backend: Backend) {
     assert_eq!(as_provider(&app, &token, &id, json!({})).await.0, 400);
     let (status, accepted) = as_provider(&app, &token, &id, json!({"status": "accepted", "feedback": "First session on Monday."})).await;
     assert_eq!(status, 200, "{accepted}");
-    assert_eq!((accepted["status"].as_str(), accepted["updated_by"].as_str(), accepted["allowed_next"].clone()), (Some("accepted"), Some("provider"), json!(["completed"])));
+    assert_eq!(
+        (accepted["status"].as_str(), accepted["updated_by"].as_str(), accepted["allowed_next"].clone()),
+        (Some("accepted"), Some("provider"), json!(["completed"]))
+    );
 
     // The case manager moves the due date: the provider is told of the change.
-    let (status, moved) = call(&app, &vera_token, "PATCH", &format!("/api/v1/referrals/{id}"), Some(json!({"due_at_ms": due + DAY_MS}))).await;
+    let (status, moved) =
+        call(&app, &vera_token, "PATCH", &format!("/api/v1/referrals/{id}"), Some(json!({"due_at_ms": due + DAY_MS}))).await;
     assert_eq!((status, moved["due_at_ms"].as_i64(), moved["status"].as_str()), (200, Some(due + DAY_MS), Some("accepted")), "{moved}");
     let update = received(&mut sink).await;
     assert_eq!((update["type"].as_str(), update["status"].as_str()), (Some("referral_update"), Some("accepted")));
     assert!(update.get("respond").is_none(), "the token is sent once: {update}");
 
-    let (status, done) = as_provider(&app, &token, &id, json!({"status": "completed", "feedback": "Six sessions; she found work and a flat."})).await;
+    let (status, done) =
+        as_provider(&app, &token, &id, json!({"status": "completed", "feedback": "Six sessions; she found work and a flat."})).await;
     assert_eq!((status, done["status"].as_str(), done["allowed_next"].clone()), (200, Some("completed"), json!([])));
     let (status, err) = as_provider(&app, &token, &id, json!({"status": "declined"})).await;
     assert_eq!((status, err["allowed"].clone()), (409, json!([])));
@@ -131,7 +163,10 @@ async fn referral_lives_with_its_provider(backend: Backend) {
     // The case manager sees it all; reason and feedback sealed at rest.
     let (_, list) = call(&app, &vera_token, "GET", &path, None).await;
     let first = &list["referrals"][0];
-    assert_eq!((first["id"].as_str(), first["status"].as_str(), first["feedback"].as_str()), (Some(id.as_str()), Some("completed"), Some("Six sessions; she found work and a flat.")));
+    assert_eq!(
+        (first["id"].as_str(), first["status"].as_str(), first["feedback"].as_str()),
+        (Some(id.as_str()), Some("completed"), Some("Six sessions; she found work and a flat."))
+    );
     assert_eq!(list["referrals"].as_array().unwrap().len(), 2);
     for column in ["reason", "feedback"] {
         let raw = sql_text(&app, &format!("SELECT {column} FROM referrals WHERE id = '{id}'")).await;
@@ -141,11 +176,17 @@ async fn referral_lives_with_its_provider(backend: Backend) {
     assert!(!token_hash.contains(&token), "the token is kept as a hash only");
 
     // Audited on the case: the referral, its delivery, the provider's answers and the refused one.
-    let lines = app.store.audit_log().audit_lines(&AuditQuery { target: Some(case_id.clone()), limit: 500, ..Default::default() }).await.unwrap();
+    let lines =
+        app.store.audit_log().audit_lines(&AuditQuery { target: Some(case_id.clone()), limit: 500, ..Default::default() }).await.unwrap();
     let has = |actor: &str, action: &str| lines.iter().any(|l| l.actor == actor && l.action == action);
     assert!(has(&vera, "referral_add") && has(&vera, "referral_list") && has(&vera, "referral_update"), "{lines:?}");
     assert!(has("provider", "referral_update") && has("provider", "referral_update_denied"), "{lines:?}");
-    assert!(lines.iter().any(|l| l.actor == "system" && l.action == "referral_notify" && l.detail.as_deref().is_some_and(|d| d.contains("delivered 204"))), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.actor == "system"
+            && l.action == "referral_notify"
+            && l.detail.as_deref().is_some_and(|d| d.contains("delivered 204"))),
+        "{lines:?}"
+    );
 
     // A closed case takes no new referral.
     let maria = app.login("maria").await;
@@ -168,7 +209,8 @@ async fn every_role_against_referrals(backend: Backend) {
 
     // Ana's case from her contact (she sees it but does not manage it); Vera is its case manager.
     let contact = handled_contact(&app, "family_violence", &ana).await;
-    let (status, case) = call(&app, &app.login("ana").await, "POST", "/api/v1/cases", Some(json!({"contact_id": contact, "district": "Cahul"}))).await;
+    let (status, case) =
+        call(&app, &app.login("ana").await, "POST", "/api/v1/cases", Some(json!({"contact_id": contact, "district": "Cahul"}))).await;
     assert_eq!(status, 201, "{case}");
     let case_id = case["id"].as_str().unwrap().to_string();
     let path = format!("/api/v1/cases/{case_id}/referrals");
@@ -190,24 +232,40 @@ async fn every_role_against_referrals(backend: Backend) {
         assert_eq!(status, lists[i], "{username} lists: {body}");
         // (Ana and Ion are tried below, once Vera has referred the case.)
         if let Some(rid) = referral.clone() {
-            let (status, body) = call(&app, &token, "PATCH", &format!("/api/v1/referrals/{rid}"), Some(json!({"feedback": format!("noted by {username}")}))).await;
+            let (status, body) =
+                call(&app, &token, "PATCH", &format!("/api/v1/referrals/{rid}"), Some(json!({"feedback": format!("noted by {username}")})))
+                    .await;
             assert_eq!(status, changes[i], "{username} changes: {body}");
         }
         // Every access, allowed or refused, is on the case's audit trail.
-        let lines = app.store.audit_log().audit_lines(&AuditQuery { target: Some(case_id.clone()), actor: Some(actor), since: None, limit: 100 }).await.unwrap();
+        let lines = app
+            .store
+            .audit_log()
+            .audit_lines(&AuditQuery { target: Some(case_id.clone()), actor: Some(actor), since: None, limit: 100 })
+            .await
+            .unwrap();
         let add = if adds[i] == 201 { "referral_add" } else { "referral_add_denied" };
         let list = if lists[i] == 200 { "referral_list" } else { "referral_list_denied" };
         for action in [add, list] {
-            assert!(lines.iter().any(|l| l.action == action && l.source.as_deref().is_some_and(|s| s.starts_with("http"))), "{username}: no {action} in {lines:?}");
+            assert!(
+                lines.iter().any(|l| l.action == action && l.source.as_deref().is_some_and(|s| s.starts_with("http"))),
+                "{username}: no {action} in {lines:?}"
+            );
         }
     }
     // Ana (who sees the case but does not manage it) and Ion (who does not see it).
     let rid = referral.unwrap();
     for (username, want) in [("ana", 403), ("ion", 404)] {
-        let (status, _) = call(&app, &app.login(username).await, "PATCH", &format!("/api/v1/referrals/{rid}"), Some(json!({"status": "accepted"}))).await;
+        let (status, _) =
+            call(&app, &app.login(username).await, "PATCH", &format!("/api/v1/referrals/{rid}"), Some(json!({"status": "accepted"}))).await;
         assert_eq!(status, want, "{username}");
         let actor = user_id(&app, username).await;
-        let lines = app.store.audit_log().audit_lines(&AuditQuery { target: Some(case_id.clone()), actor: Some(actor), since: None, limit: 100 }).await.unwrap();
+        let lines = app
+            .store
+            .audit_log()
+            .audit_lines(&AuditQuery { target: Some(case_id.clone()), actor: Some(actor), since: None, limit: 100 })
+            .await
+            .unwrap();
         assert!(lines.iter().any(|l| l.action == "referral_update_denied"), "{username}: {lines:?}");
     }
     // Unknown referral; no token at all.

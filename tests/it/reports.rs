@@ -2,8 +2,8 @@
 //! for the same window, CSV, and bad input. Contacts are written through the Store (as the router does).
 
 use helpline::protocol::figures::{compute, Figures, Rules};
-use helpline::store::figures;
 use helpline::store::contacts::{Change, NewContactRecord};
+use helpline::store::figures;
 use helpline::store::users::Role;
 use helpline::store::Store;
 use serde_json::Value;
@@ -92,14 +92,7 @@ fn close(v: &Value, expected: f64) -> bool {
 
 /// Checks the counts and ratios of a figures object.
 #[track_caller]
-fn check(
-    f: &Value,
-    counts: [i64; 5],
-    sl: Option<f64>,
-    asa_ms: Option<f64>,
-    abandonment: Option<f64>,
-    aht_ms: Option<f64>,
-) {
+fn check(f: &Value, counts: [i64; 5], sl: Option<f64>, asa_ms: Option<f64>, abandonment: Option<f64>, aht_ms: Option<f64>) {
     let got = ["offered", "answered", "answered_in_target", "abandoned", "abandoned_short"].map(|k| f[k].as_i64().unwrap());
     assert_eq!(got, counts, "counts in {f}");
     for (key, want) in [("service_level", sl), ("asa_ms", asa_ms), ("abandonment_rate", abandonment), ("aht_ms", aht_ms)] {
@@ -129,12 +122,12 @@ async fn scenario(app: &TestApp) -> (String, String) {
     s.abandoned("children", "ro", at(10, 10), 3 * SEC).await; // 3: short abandon
     s.abandoned("children", "ro", at(10, 20), 30 * SEC).await; // 4: abandoned
     s.answered("children", "en", "phone", at(11, 0), 15 * SEC, Some(900 * SEC)).await; // 5: exactly 15 s: in target
-    // Day 1, disability (answered by ana too).
+                                                                                       // Day 1, disability (answered by ana too).
     s.answered("disability", "ro", "chat", at(10, 30), 8 * SEC, Some(200 * SEC)).await; // 8
-    // Day 2, children.
+                                                                                        // Day 2, children.
     s.answered("children", "ro", "chat", at(24 + 9, 0), 10 * SEC, None).await; // 6: still in conversation
     s.queue("children", "uk", "chat", at(24 + 9, 30)).await; // 7: still waiting, long past the target
-    // Outside the window: the day before, and the day after.
+                                                             // Outside the window: the day before, and the day after.
     s.answered("children", "ro", "chat", T0 - HOUR, SEC, Some(60 * SEC)).await;
     s.answered("children", "ro", "chat", T0 + 2 * DAY, SEC, Some(60 * SEC)).await;
     let maria = app.login("maria").await;
@@ -214,7 +207,10 @@ async fn summary_matches_hand_computed_figures(backend: Backend) {
     assert_eq!(lines[0], helpline::supervision::reports::CSV_HEADER);
     assert_eq!(lines[1], "bucket,2026-11-02T00:00:00Z,2026-11-03T00:00:00Z,all,,5,3,2,2,1,0,0.5,13000,0.25,600000,0.158889,0,0");
     let total_line = lines.iter().find(|l| l.starts_with("total,") && l.contains(",all,")).expect("total line");
-    assert!(total_line.starts_with("total,2026-11-02T00:00:00Z,2026-11-04T00:00:00Z,all,,7,4,3,2,1,1,0.5,12250,0.2,600000,"), "{total_line}");
+    assert!(
+        total_line.starts_with("total,2026-11-02T00:00:00Z,2026-11-04T00:00:00Z,all,,7,4,3,2,1,1,0.5,12250,0.2,600000,"),
+        "{total_line}"
+    );
     assert!(lines.iter().any(|l| l.starts_with("total,") && l.contains(",language,uk,1,0,0,0,0,1,0,")), "{body}");
     let columns = lines[0].split(',').count();
     assert!(lines.iter().all(|l| l.split(',').count() == columns), "{body}");
@@ -298,7 +294,9 @@ async fn rolled_up_hours_give_the_same_reports_as_live_queries(backend: Backend)
     // Contact 1: two categories, transferred once; contact 2: one category and an escalation; contact 5: a draft only.
     store.forms().save_form(&form(1, &["violence_physical", "mental_health"])).await.unwrap();
     store.forms().save_form(&form(2, &["mental_health"])).await.unwrap();
-    store.forms().save_form(&helpline::store::forms::FormRecord { status: "draft".into(), submitted_at: None, ..form(5, &["neglect"]) })
+    store
+        .forms()
+        .save_form(&helpline::store::forms::FormRecord { status: "draft".into(), submitted_at: None, ..form(5, &["neglect"]) })
         .await
         .unwrap();
     let transfer = Change::Transferred {
@@ -359,7 +357,11 @@ async fn rolled_up_hours_give_the_same_reports_as_live_queries(backend: Backend)
     assert!(p.rolled >= 30 && p.open > 0 && p.remaining == 0 && p.days >= 4, "{p:?}");
     let again = helpline::store::rollup::roll_up(store, now, 1_000_000).await.unwrap();
     assert_eq!((again.rolled, again.days), (0, 0), "rolled-up hours and days are not rolled up again: {again:?}");
-    assert_eq!(rolled_days(&app, T0 - DAY, T0 + 6 * DAY).await, [0, 3, 4, 5].map(|d| T0 + d * DAY), "day 1, then the days after the open one");
+    assert_eq!(
+        rolled_days(&app, T0 - DAY, T0 + 6 * DAY).await,
+        [0, 3, 4, 5].map(|d| T0 + d * DAY),
+        "day 1, then the days after the open one"
+    );
     assert_eq!(reports(&app, &maria, &windows).await, live, "reports over rolled-up hours and days");
     // They are read from the roll-ups: a (deliberately wrong) change there shows in the report, in the
     // hourly layer for a report by hour, in the daily one for a report by day.
@@ -382,13 +384,18 @@ async fn rolled_up_hours_give_the_same_reports_as_live_queries(backend: Backend)
     let with_neglect = reports(&app, &maria, &windows).await;
     assert_ne!(with_neglect, live);
     assert!(with_neglect[0].contains("neglect"));
-    assert_eq!(rolled_days(&app, T0 - DAY, T0 + 6 * DAY).await, [3, 4, 5].map(|d| T0 + d * DAY), "the late form's day is dropped with its hour");
+    assert_eq!(
+        rolled_days(&app, T0 - DAY, T0 + 6 * DAY).await,
+        [3, 4, 5].map(|d| T0 + d * DAY),
+        "the late form's day is dropped with its hour"
+    );
     let p = helpline::store::rollup::roll_up(store, now, 1_000_000).await.unwrap();
     assert_eq!((p.rolled, p.days), (1, 1), "only the hour and day of the late form are recounted: {p:?}");
     assert_eq!(reports(&app, &maria, &windows).await, with_neglect);
     // So does a late escalation (contact 4, day 1, 10:20).
     store
-        .forms().create_escalation(&helpline::store::forms::EscalationRecord {
+        .forms()
+        .create_escalation(&helpline::store::forms::EscalationRecord {
             id: "00000000-0000-7000-9000-000000000002".into(),
             contact_id: nth(4),
             created_at: T0 + DAY + HOUR,
@@ -440,7 +447,8 @@ async fn six_days(app: &TestApp) -> String {
                     if i % 4 == 0 {
                         let categories: &[&str] = if i % 8 == 0 { &["mental_health", "neglect"] } else { &["bullying"] };
                         store
-                            .forms().save_form(&helpline::store::forms::FormRecord {
+                            .forms()
+                            .save_form(&helpline::store::forms::FormRecord {
                                 contact_id: nth(s.n),
                                 helpline: helpline.into(),
                                 counsellor_id: ana.clone(),
@@ -476,7 +484,11 @@ async fn local_days_from_the_daily_layer_give_the_same_reports_at_every_offset(b
         windows.push(format!("from={}&to={}&by=day&utc_offset={o}", T0 + 5 * HOUR + 17 * MIN, T0 + 5 * DAY + 3 * HOUR + 11 * MIN));
         windows.push(format!("helpline=disability&from={}&to={}&by=hour&utc_offset={o}", T0 + 2 * DAY, T0 + 3 * DAY + 7 * MIN));
         // Edges on quarters inside hours (read from the quarter layer).
-        windows.push(format!("from={}&to={}&by=day&utc_offset={o}&format=csv", T0 + 5 * HOUR + 15 * MIN, T0 + 5 * DAY + 3 * HOUR + 45 * MIN));
+        windows.push(format!(
+            "from={}&to={}&by=day&utc_offset={o}&format=csv",
+            T0 + 5 * HOUR + 15 * MIN,
+            T0 + 5 * DAY + 3 * HOUR + 45 * MIN
+        ));
         windows.push(format!("helpline=children&from={}&to={}&by=hour&utc_offset={o}", T0 + 2 * DAY + 30 * MIN, T0 + 3 * DAY + 45 * MIN));
     }
     let live = reports(&app, &maria, &windows).await;
@@ -526,7 +538,6 @@ async fn local_days_from_the_daily_layer_give_the_same_reports_at_every_offset(b
     assert_eq!(reports(&app, &maria, &windows).await, live);
 }
 
-
 /// A late form sent while a roll-up has read its day but not yet written it waits for the roll-up, then
 /// drops what it wrote: the reports from roll-ups count the form (before the fix, the roll-up's read was
 /// outside its write transaction and unlocked, the form slipped in between, and the roll-up kept a stale hour).
@@ -536,10 +547,8 @@ async fn a_roll_up_waits_for_a_late_change_in_flight(backend: Backend) {
     let (maria, _) = scenario(&app).await;
     let store = app.store.clone();
     let ana = store.accounts().users().await.unwrap().into_iter().find(|u| u.username == "ana").unwrap().id;
-    let windows = [
-        format!("helpline=children&from={}&to={}&by=day", T0, T0 + DAY),
-        format!("helpline=children&from={}&to={}&by=hour", T0, T0 + DAY),
-    ];
+    let windows =
+        [format!("helpline=children&from={}&to={}&by=day", T0, T0 + DAY), format!("helpline=children&from={}&to={}&by=hour", T0, T0 + DAY)];
     // The roll-up stops between its read and its write of day 1 (the day of the scenario's contacts).
     let pause = Arc::new(helpline::store::rollup::Pause {
         day: T0,
@@ -652,11 +661,8 @@ async fn sql_and_rust_classify_contacts_alike(backend: Backend) {
     let targets: std::collections::HashMap<String, i64> =
         app.store.directory().helplines().await.unwrap().into_iter().map(|h| (h.name, h.sla_target_ms)).collect();
     for helpline in [None, Some("children"), Some("disability")] {
-        let times: Vec<_> = rows
-            .iter()
-            .filter(|r| helpline.is_none_or(|h| r.helpline == h))
-            .map(|r| r.times(targets[&r.helpline]))
-            .collect();
+        let times: Vec<_> =
+            rows.iter().filter(|r| helpline.is_none_or(|h| r.helpline == h)).map(|r| r.times(targets[&r.helpline])).collect();
         let mut want = compute(&times, &Rules::as_of(as_of));
         let mut got = figures::figures_at(&app.store, helpline, T0, as_of + 1, as_of).await.unwrap();
         assert!(want.waiting_in_target > 0 && want.abandoned_short > 0 && want.in_conversation > 0, "{want:?}");
@@ -780,13 +786,21 @@ mod year_of_contacts {
                     let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
                     sqlx::query(sql).bind(u).bind(h).execute(&pool).await.unwrap();
                     sqlx::query("INSERT INTO status_changes (id, user_id, at, status) VALUES ($1, $1, $2, 'available')")
-                        .bind(u).bind(start).execute(&pool).await.unwrap();
+                        .bind(u)
+                        .bind(start)
+                        .execute(&pool)
+                        .await
+                        .unwrap();
                 }
                 Backend::Postgres => {
                     let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
                     sqlx::query(sql).bind(u).bind(h).execute(&pool).await.unwrap();
                     sqlx::query("INSERT INTO status_changes (id, user_id, at, status) VALUES ($1, $1, $2, 'available')")
-                        .bind(u).bind(start).execute(&pool).await.unwrap();
+                        .bind(u)
+                        .bind(start)
+                        .execute(&pool)
+                        .await
+                        .unwrap();
                 }
             }
         }
@@ -814,10 +828,8 @@ mod year_of_contacts {
             Backend::Sqlite => {
                 let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
                 let body = select("i", &|_| "'c' || substr('0' || (i % 50), -2, 2)".to_string());
-                let sql = format!(
-                    "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {}) {cols} {body} FROM n",
-                    n - 1
-                );
+                let sql =
+                    format!("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {}) {cols} {body} FROM n", n - 1);
                 sqlx::query(&sql).execute(&pool).await.unwrap();
                 sqlx::query("ANALYZE").execute(&pool).await.unwrap();
             }
@@ -869,9 +881,8 @@ mod year_of_contacts {
             format!("from={}&to={to}&by=hour", to - DAY),
         ];
         // REPORT_BENCH_ONLY=+05:30,by=hour times only the queries holding one of these strings.
-        let only: Vec<String> = std::env::var("REPORT_BENCH_ONLY")
-            .map(|s| s.split(',').map(|p| p.replace('+', "%2B")).collect())
-            .unwrap_or_default();
+        let only: Vec<String> =
+            std::env::var("REPORT_BENCH_ONLY").map(|s| s.split(',').map(|p| p.replace('+', "%2B")).collect()).unwrap_or_default();
         let queries: Vec<String> = queries.into_iter().filter(|q| only.is_empty() || only.iter().any(|o| q.contains(o.as_str()))).collect();
         let mut answers = Vec::new();
         for when in ["live", "rolled up"] {
@@ -887,14 +898,19 @@ mod year_of_contacts {
                 assert_eq!(res.status(), 200);
                 let body = res.text().await.unwrap();
                 eprintln!("{backend:?} {when}: {query}: {:.0} ms, {} bytes", t.elapsed().as_secs_f64() * 1000.0, body.len());
-                got.push(body.split(",\"as_of\":").next().unwrap_or_default().to_string() + &body[body.find(",\"short_abandon_ms\"").unwrap_or(0)..]);
+                got.push(
+                    body.split(",\"as_of\":").next().unwrap_or_default().to_string()
+                        + &body[body.find(",\"short_abandon_ms\"").unwrap_or(0)..],
+                );
             }
             answers.push(got);
         }
         assert_eq!(answers[0], answers[1], "the same reports, live and rolled up");
         // Where a rolled-up year report spends its time: reading, then building the JSON.
-        let q: std::collections::HashMap<String, String> =
-            [("from", from.to_string()), ("to", to.to_string()), ("by", "day".to_string())].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let q: std::collections::HashMap<String, String> = [("from", from.to_string()), ("to", to.to_string()), ("by", "day".to_string())]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         let known = vec!["children".to_string(), "disability".to_string(), "family_violence".to_string()];
         let req = helpline::supervision::reports::parse_request(&q, &known, to).unwrap();
         let t = Instant::now();
@@ -926,7 +942,11 @@ mod year_of_contacts {
         let p = figures::fetch_presence(&app.store, from, to).await.unwrap();
         eprintln!("{backend:?}: presence: {} conversations in {:.0} ms", p.conversations.len(), t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
-        let o = p.occupancy(None, &helpline::supervision::reports::bucket_bounds(from, to, helpline::supervision::reports::By::Day, time::UtcOffset::UTC), to);
+        let o = p.occupancy(
+            None,
+            &helpline::supervision::reports::bucket_bounds(from, to, helpline::supervision::reports::By::Day, time::UtcOffset::UTC),
+            to,
+        );
         eprintln!("{backend:?}: occupancy over {} days: {:.0} ms", o.len(), t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
         let rows = figures::fetch_contacts(&app.store, from, to).await.unwrap();
@@ -937,22 +957,48 @@ mod year_of_contacts {
             sqlx::query("SET jit = off").execute(&pool).await.unwrap();
             let hours: Vec<String> = (0..365).flat_map(|d| [22, 23].map(move |h| (from + d * DAY + h * HOUR).to_string())).collect();
             let plans = [
-                ("day layer, a year", format!(
-                    "SELECT (day - {from}) / {DAY} AS bucket, helpline, channel, language, SUM(offered) FROM report_day_tallies
-                     WHERE (day >= {from} AND day < {to}) GROUP BY 1, 2, 3, 4")),
-                ("hour layer, 730 edge hours", format!(
-                    "SELECT (hour - {from}) / {DAY} AS bucket, SUM(busy_ms), SUM(staffed_ms) FROM report_hour_occupancy
-                     WHERE hour IN ({}) GROUP BY 1", hours.join(", "))),
-                ("live tallies, one hour", figures::TALLY_SQL
-                    .replace("$1", &from.to_string()).replace("$2", &HOUR.to_string())
-                    .replace("$3", &(to - HOUR).to_string()).replace("$4", &to.to_string())
-                    .replace("$5", "5000").replace("$6", &to.to_string())),
-                ("live categories, one hour", figures::CATEGORY_TALLY_SQL_POSTGRES
-                    .replace("$1", &from.to_string()).replace("$2", &HOUR.to_string())
-                    .replace("$3", &(to - HOUR).to_string()).replace("$4", &to.to_string())
-                    .replace("$5", "5000").replace("$6", &to.to_string())),
-                ("live conversations, one hour", figures::CONVERSATIONS_SQL
-                    .replace("$1", &(to - HOUR - DAY).to_string()).replace("$2", &(to - HOUR).to_string()).replace("$3", &to.to_string())),
+                (
+                    "day layer, a year",
+                    format!(
+                        "SELECT (day - {from}) / {DAY} AS bucket, helpline, channel, language, SUM(offered) FROM report_day_tallies
+                     WHERE (day >= {from} AND day < {to}) GROUP BY 1, 2, 3, 4"
+                    ),
+                ),
+                (
+                    "hour layer, 730 edge hours",
+                    format!(
+                        "SELECT (hour - {from}) / {DAY} AS bucket, SUM(busy_ms), SUM(staffed_ms) FROM report_hour_occupancy
+                     WHERE hour IN ({}) GROUP BY 1",
+                        hours.join(", ")
+                    ),
+                ),
+                (
+                    "live tallies, one hour",
+                    figures::TALLY_SQL
+                        .replace("$1", &from.to_string())
+                        .replace("$2", &HOUR.to_string())
+                        .replace("$3", &(to - HOUR).to_string())
+                        .replace("$4", &to.to_string())
+                        .replace("$5", "5000")
+                        .replace("$6", &to.to_string()),
+                ),
+                (
+                    "live categories, one hour",
+                    figures::CATEGORY_TALLY_SQL_POSTGRES
+                        .replace("$1", &from.to_string())
+                        .replace("$2", &HOUR.to_string())
+                        .replace("$3", &(to - HOUR).to_string())
+                        .replace("$4", &to.to_string())
+                        .replace("$5", "5000")
+                        .replace("$6", &to.to_string()),
+                ),
+                (
+                    "live conversations, one hour",
+                    figures::CONVERSATIONS_SQL
+                        .replace("$1", &(to - HOUR - DAY).to_string())
+                        .replace("$2", &(to - HOUR).to_string())
+                        .replace("$3", &to.to_string()),
+                ),
             ];
             for (what, sql) in plans {
                 let rows: Vec<(String,)> = sqlx::query_as(&format!("EXPLAIN (ANALYZE, COSTS OFF) {sql}")).fetch_all(&pool).await.unwrap();
@@ -993,7 +1039,12 @@ async fn wrap_up_away_time_messages_and_callbacks_are_reported(backend: Backend)
     s.end(&two, at(11, 10) + 5 * SEC, false).await;
     store.contacts().apply_changes(&wrap(&two, at(11, 10) + 5 * SEC, at(11, 11) + 5 * SEC, at(11, 11) + 5 * SEC, "limit")).await.unwrap();
     // Ana away: training 30 min, then after two missed offers 10 min.
-    let status = |status: &'static str, reason: Option<&'static str>, t: i64| Change::CounsellorStatus { counsellor: ana.clone(), status, reason, at: t };
+    let status = |status: &'static str, reason: Option<&'static str>, t: i64| Change::CounsellorStatus {
+        counsellor: ana.clone(),
+        status,
+        reason,
+        at: t,
+    };
     store.contacts().apply_changes(&[status("available", None, at(9, 0))]).await.unwrap();
     store.contacts().apply_changes(&[Change::Away { counsellor: ana.clone(), reason: "training".into(), at: at(12, 0) }]).await.unwrap();
     store.contacts().apply_changes(&[status("available", None, at(12, 30))]).await.unwrap();
@@ -1018,8 +1069,16 @@ async fn wrap_up_away_time_messages_and_callbacks_are_reported(backend: Backend)
     let rows = w["away_by_counsellor"].as_array().unwrap();
     assert_eq!(rows.len(), 2, "{w}");
     assert!(rows.iter().all(|r| r["counsellor_id"] == ana.as_str() && r["display_name"].is_string()), "{w}");
-    assert_eq!(w["messages"], serde_json::json!({"left": 1, "answered": 1, "abandoned": 0, "waiting": 0, "mean_answer_ms": 120_000.0}), "its own answer clock, from 08:00: {w}");
-    assert_eq!((w["callbacks"]["left"].as_i64(), w["callbacks"]["waiting"].as_i64(), w["callbacks"]["answered"].as_i64()), (Some(1), Some(1), Some(0)), "{w}");
+    assert_eq!(
+        w["messages"],
+        serde_json::json!({"left": 1, "answered": 1, "abandoned": 0, "waiting": 0, "mean_answer_ms": 120_000.0}),
+        "its own answer clock, from 08:00: {w}"
+    );
+    assert_eq!(
+        (w["callbacks"]["left"].as_i64(), w["callbacks"]["waiting"].as_i64(), w["callbacks"]["answered"].as_i64()),
+        (Some(1), Some(1), Some(0)),
+        "{w}"
+    );
     // Another helpline's report: none of children's wrap-ups, nor its counsellor's time away.
     let vera = app.login("vera").await;
     let other = json(&app, &vera, &format!("helpline=family_violence&from={T0}&to={}", T0 + DAY)).await;

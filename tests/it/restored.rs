@@ -14,8 +14,6 @@ crate::on_both_backends!(
     the_estimated_wait_has_a_basis_right_after_a_restart
 );
 
-
-
 /// Ana (one slot) answers a chat and ends it: her slot is in wrap-up. Returns the contact's id.
 async fn answer_and_end(app: &TestApp, ana: &mut Ws) -> String {
     let (_caller, _) = start(app).await;

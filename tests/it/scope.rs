@@ -25,7 +25,6 @@ crate::on_both_backends!(
 
 const USERS: [&str; 6] = ["ana", "maria", "petru", "nobody", "allsup", "root"];
 
-
 async fn people(app: &TestApp) {
     app.add_user("ana", Role::Counsellor, &["family_violence"], &["ro"], 3).await;
     app.add_user("ion", Role::Counsellor, &["children"], &["ro"], 3).await;
@@ -135,53 +134,110 @@ async fn every_route_against_a_supervisor_of_another_helpline(backend: Backend) 
     // Every route is classified here: a new route must say how it is scoped.
     let (_, doc) = call(&app, &ana, "GET", "/api/v1/openapi.json", None).await;
     let scoped_here: Vec<&str> = vec![
-        "/api/v1/contacts/{id}", "/api/v1/calls/{id}", "/api/v1/contacts/{id}/form", "/api/v1/reports/summary",
-        "/api/v1/staffing", "/api/v1/contacts/{id}/export", "/api/v1/contacts/{id}/reveal", "/api/v1/contacts/{id}/flag",
-        "/api/v1/flags", "/api/v1/blocks", "/api/v1/escalations", "/api/v1/cases", "/api/v1/contact-forms/incomplete",
-        "/api/v1/contacts", "/ws/supervisor", "/ws/agent", "/api/v1/canned-responses",
+        "/api/v1/contacts/{id}",
+        "/api/v1/calls/{id}",
+        "/api/v1/contacts/{id}/form",
+        "/api/v1/reports/summary",
+        "/api/v1/staffing",
+        "/api/v1/contacts/{id}/export",
+        "/api/v1/contacts/{id}/reveal",
+        "/api/v1/contacts/{id}/flag",
+        "/api/v1/flags",
+        "/api/v1/blocks",
+        "/api/v1/escalations",
+        "/api/v1/cases",
+        "/api/v1/contact-forms/incomplete",
+        "/api/v1/contacts",
+        "/ws/supervisor",
+        "/ws/agent",
+        "/api/v1/canned-responses",
     ];
     // Tried role by role against objects of their helpline in cases.rs (`access_every_role_every_object`)
     // and privacy.rs / abuse.rs; all go through `state::access`.
     let scoped_elsewhere = [
-        "/api/v1/cases/{id}", "/api/v1/cases/{id}/person", "/api/v1/cases/{id}/stage", "/api/v1/cases/{id}/contacts",
-        "/api/v1/cases/{id}/entries", "/api/v1/cases/{id}/export", "/api/v1/cases/{id}/case-manager", "/api/v1/placements",
-        "/api/v1/placements/{id}", "/api/v1/placements/{id}/status", "/api/v1/escalations/{id}/acknowledge",
-        "/api/v1/escalations/{id}/suggestions", "/api/v1/blocks/{id}", "/api/v1/audit", "/api/v1/audit/verify",
-        "/api/v1/services", "/api/v1/services/{id}", "/api/v1/helplines/{name}/case-deadlines", "/api/v1/cluster",
+        "/api/v1/cases/{id}",
+        "/api/v1/cases/{id}/person",
+        "/api/v1/cases/{id}/stage",
+        "/api/v1/cases/{id}/contacts",
+        "/api/v1/cases/{id}/entries",
+        "/api/v1/cases/{id}/export",
+        "/api/v1/cases/{id}/case-manager",
+        "/api/v1/placements",
+        "/api/v1/placements/{id}",
+        "/api/v1/placements/{id}/status",
+        "/api/v1/escalations/{id}/acknowledge",
+        "/api/v1/escalations/{id}/suggestions",
+        "/api/v1/blocks/{id}",
+        "/api/v1/audit",
+        "/api/v1/audit/verify",
+        "/api/v1/services",
+        "/api/v1/services/{id}",
+        "/api/v1/helplines/{name}/case-deadlines",
+        "/api/v1/cluster",
         // Accounts (tests/it/logins.rs): admins only, and the lockouts list for supervisors and admins.
-        "/api/v1/users/{username}/password", "/api/v1/users/{username}/unlock", "/api/v1/users/{username}/totp",
+        "/api/v1/users/{username}/password",
+        "/api/v1/users/{username}/unlock",
+        "/api/v1/users/{username}/totp",
         "/api/v1/lockouts",
         // Hours (tests/it/hours.rs): admins set; admins and the helpline's supervisors read. A callback's
         // number: those who may see its contact (`state::access::visible_contact`), audited.
-        "/api/v1/helplines/{name}/hours", "/api/v1/contacts/{id}/callback",
+        "/api/v1/helplines/{name}/hours",
+        "/api/v1/contacts/{id}/callback",
         // Canned responses (tests/it/canned.rs): written by the helpline's supervisors and admins.
         "/api/v1/canned-responses/{id}",
         // Settings (tests/it/settings.rs): admins and the helpline's supervisors read and set, audited.
         "/api/v1/helplines/{name}/settings",
         // Referrals (tests/it/referrals.rs): through the case's access (`state::access::visible_case`,
         // `manages_case`), every role tried; a provider by its own token; webhooks: admins.
-        "/api/v1/cases/{id}/referrals", "/api/v1/referrals/{id}", "/api/v1/services/{id}/webhook",
+        "/api/v1/cases/{id}/referrals",
+        "/api/v1/referrals/{id}",
+        "/api/v1/services/{id}/webhook",
         // Stage forms (tests/it/cases.rs `stage_forms_as_data`): filled in through the case's access;
         // definitions read by any staff (no personal data), set by admins.
-        "/api/v1/cases/{id}/forms", "/api/v1/helplines/{name}/stage-forms", "/api/v1/helplines/{name}/stage-forms/{form}",
+        "/api/v1/cases/{id}/forms",
+        "/api/v1/helplines/{name}/stage-forms",
+        "/api/v1/helplines/{name}/stage-forms/{form}",
         // Tasks (tests/it/cases.rs `tasks_with_due_dates`): through the case's access; `GET /api/v1/tasks`
         // lists only one's own.
-        "/api/v1/cases/{id}/tasks", "/api/v1/tasks/{id}/done", "/api/v1/tasks",
+        "/api/v1/cases/{id}/tasks",
+        "/api/v1/tasks/{id}/done",
+        "/api/v1/tasks",
         // Transfers and approvals (tests/it/cases.rs `transfer_and_approvals`): through the case's access;
         // a transfer is decided by its receiver only; approvals by the helpline's supervisors.
-        "/api/v1/cases/{id}/transfers", "/api/v1/transfers", "/api/v1/transfers/{id}/decision", "/api/v1/cases/{id}/approvals",
+        "/api/v1/cases/{id}/transfers",
+        "/api/v1/transfers",
+        "/api/v1/transfers/{id}/decision",
+        "/api/v1/cases/{id}/approvals",
         "/api/v1/approvals/{id}/decision",
         // The casework report (tests/it/cases.rs `casework_report`): `Staff::report_helpline`, as the summary report.
         "/api/v1/reports/cases",
     ];
     // Not about any helpline's objects: public, one's own session, the exchanges' own.
     let unscoped = [
-        "/", "/healthz", "/readyz", "/metrics", "/chat", "/agent", "/supervisor", "/cases", "/assets/{path}", "/api/v1/openapi.json",
-        "/api/v1/auth/login", "/api/v1/auth/logout", "/api/v1/auth/refresh", "/api/v1/ws-ticket", "/api/v1/me",
-        "/api/v1/auth/password", "/api/v1/auth/totp/enrol",
+        "/",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/chat",
+        "/agent",
+        "/supervisor",
+        "/cases",
+        "/assets/{path}",
+        "/api/v1/openapi.json",
+        "/api/v1/auth/login",
+        "/api/v1/auth/logout",
+        "/api/v1/auth/refresh",
+        "/api/v1/ws-ticket",
+        "/api/v1/me",
+        "/api/v1/auth/password",
+        "/api/v1/auth/totp/enrol",
         // One's own account's page language (tests/it/staff_locale.rs: own account only, any role).
         "/api/v1/me/locale",
-        "/api/v1/helplines", "/api/v1/helplines/{name}/taxonomy", "/api/v1/caller/end", "/ws/caller", "/ws/telephony",
+        "/api/v1/helplines",
+        "/api/v1/helplines/{name}/taxonomy",
+        "/api/v1/caller/end",
+        "/ws/caller",
+        "/ws/telephony",
         "/api/v1/caller/survey",
         "/api/v1/telephony/events",
     ];
@@ -273,7 +329,11 @@ async fn supervisor_socket_requests_and_board_stay_in_scope(backend: Backend) {
         (json!({"type": "monitor", "contact_id": contact}), contact.clone(), "unknown_contact"),
         (json!({"type": "whisper", "contact_id": contact, "text": "psst"}), contact.clone(), "unknown_contact"),
         (json!({"type": "join", "contact_id": contact}), contact.clone(), "unknown_contact"),
-        (json!({"type": "message", "contact_id": contact, "client_id": "p1", "text": "hello from petru"}), "p1".to_string(), "unknown_contact"),
+        (
+            json!({"type": "message", "contact_id": contact, "client_id": "p1", "text": "hello from petru"}),
+            "p1".to_string(),
+            "unknown_contact",
+        ),
     ];
     for (request, reference, code) in &requests {
         petru.send(request.clone()).await;
@@ -431,13 +491,21 @@ async fn http_findings_no_store_framing_and_metrics_token(backend: Backend) {
     };
     people(&app).await;
     let token = app.login("maria").await;
-    for (path, auth) in [("/api/v1/helplines", false), ("/api/v1/me", true), ("/api/v1/me", false), ("/api/v1/contacts/nope", true), ("/readyz", false)] {
+    for (path, auth) in
+        [("/api/v1/helplines", false), ("/api/v1/me", true), ("/api/v1/me", false), ("/api/v1/contacts/nope", true), ("/readyz", false)]
+    {
         let req = app.http.get(app.url(path));
         let req = if auth { req.bearer_auth(&token) } else { req };
         let res = req.send().await.expect("request");
         assert_eq!(res.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"), "{path} ({})", res.status());
     }
-    let res = app.http.post(app.url("/api/v1/auth/login")).json(&json!({"username": "maria", "password": "maria-password"})).send().await.unwrap();
+    let res = app
+        .http
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"username": "maria", "password": "maria-password"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"), "the login answer holds tokens");
 
     let res = app.http.get(app.url("/chat")).send().await.expect("chat");

@@ -19,7 +19,6 @@ crate::on_both_backends!(
     existing_rows_are_sealed_by_the_migration,
 );
 
-
 /// The key file the test's store uses.
 fn key_file(store: &Store) -> KeyFile {
     store.keys().snapshot().expect("keys")
@@ -69,8 +68,11 @@ async fn database_bytes(app: &TestApp) -> Vec<(String, Vec<u8>)> {
                     let pool = sqlx::PgPool::connect(&app.db.url).await.expect("connect");
                     let columns: Vec<(String, String)> = sqlx::query_as(
                         "SELECT table_name::text, column_name::text FROM information_schema.columns
-                         WHERE table_schema = 'public' AND data_type IN ('text', 'character varying')")
-                        .fetch_all(&pool).await.expect("columns");
+                         WHERE table_schema = 'public' AND data_type IN ('text', 'character varying')",
+                    )
+                    .fetch_all(&pool)
+                    .await
+                    .expect("columns");
                     let mut all = Vec::new();
                     for (table, column) in columns {
                         let sql = format!("SELECT COALESCE(string_agg(\"{column}\", E'\\n'), '') FROM \"{table}\"");
@@ -158,14 +160,20 @@ async fn nothing_readable_in_the_database_its_wal_or_a_backup(backend: Backend) 
         let (status, again) = call(&app, &token, "PUT", &format!("/api/v1/contacts/{contact}/form"), Some(draft)).await;
         assert_eq!(status, 200, "{body} / {again}");
     }
-    let (status, escalation) = call(&app, &token, "POST", "/api/v1/escalations",
-        Some(json!({"contact_id": contact, "kind": "child_protection", "risk": "high", "reason": reason, "district": "Cahul"}))).await;
+    let (status, escalation) = call(
+        &app,
+        &token,
+        "POST",
+        "/api/v1/escalations",
+        Some(json!({"contact_id": contact, "kind": "child_protection", "risk": "high", "reason": reason, "district": "Cahul"})),
+    )
+    .await;
     assert!(status == 201 || status == 200, "{escalation}");
     let (status, case) = call(&app, &token, "POST", "/api/v1/cases", Some(json!({"contact_id": contact, "district": "Cahul"}))).await;
     assert_eq!(status, 201, "{case}");
     let case = case["id"].as_str().or(case["case"]["id"].as_str()).expect("case id").to_string();
-    let (status, entry) = call(&app, &token, "POST", &format!("/api/v1/cases/{case}/entries"),
-        Some(json!({"kind": "note", "body": {"text": note}}))).await;
+    let (status, entry) =
+        call(&app, &token, "POST", &format!("/api/v1/cases/{case}/entries"), Some(json!({"kind": "note", "body": {"text": note}}))).await;
     assert_eq!(status, 201, "{entry}");
     let person = json!({"full_name": name, "birth_date": "2014-03-02", "address": address, "phone": "+37369000111"});
     assert_eq!(call(&app, &token, "PUT", &format!("/api/v1/cases/{case}/person"), Some(person)).await.0, 204);
@@ -327,9 +335,24 @@ async fn the_keyed_audit_chain_resists_a_database_writer(backend: Backend) {
         for (seq, id, _, hash, at, actor, action, target, detail, source) in rows.iter().filter(|r| r.0 >= 4) {
             let _ = hash;
             let detail = if *seq == 4 { Some("nothing here".to_string()) } else { detail.clone() };
-            let new = helpline::store::audit::line_hash(forged_key.as_ref(), &prev, *seq, id, *at, actor, action, target.as_deref(), detail.as_deref(), source.as_deref());
+            let new = helpline::store::audit::line_hash(
+                forged_key.as_ref(),
+                &prev,
+                *seq,
+                id,
+                *at,
+                actor,
+                action,
+                target.as_deref(),
+                detail.as_deref(),
+                source.as_deref(),
+            );
             let detail_sql = detail.map_or("NULL".to_string(), |d| format!("'{d}'"));
-            sql_execute(&app, &format!("UPDATE audit_log SET prev_hash = '{prev}', hash = '{new}', detail = {detail_sql} WHERE seq = {seq}")).await;
+            sql_execute(
+                &app,
+                &format!("UPDATE audit_log SET prev_hash = '{prev}', hash = '{new}', detail = {detail_sql} WHERE seq = {seq}"),
+            )
+            .await;
             prev = new;
         }
         let report = log.verify_audit_chain().await.expect("verify");
@@ -390,10 +413,17 @@ async fn restore_rows(app: &TestApp, rows: &[Row]) {
     for (seq, id, hash, _, at, actor, action, target, detail, source) in rows {
         let q = |v: &Option<String>| v.as_ref().map_or("NULL".to_string(), |s| format!("'{s}'"));
         sql_execute(app, &format!("DELETE FROM audit_log WHERE id = '{id}'")).await;
-        sql_execute(app, &format!(
-            "INSERT INTO audit_log (id, at, actor, action, target, detail, source, seq, prev_hash, hash)
+        sql_execute(
+            app,
+            &format!(
+                "INSERT INTO audit_log (id, at, actor, action, target, detail, source, seq, prev_hash, hash)
              VALUES ('{id}', {at}, '{actor}', '{action}', {}, {}, {}, {seq}, '{prev}', '{hash}')",
-            q(target), q(detail), q(source))).await;
+                q(target),
+                q(detail),
+                q(source)
+            ),
+        )
+        .await;
         prev = hash.clone();
     }
 }
@@ -443,8 +473,11 @@ async fn existing_rows_are_sealed_by_the_migration(backend: Backend) {
         let rows: Vec<String> = (chunk * 300 + 1..=chunk * 300 + 300)
             .map(|seq| format!("('{contact}', {seq}, 'caller', NULL, 'c{seq}', 'clear text {seq}', {seq})"))
             .collect();
-        sql_execute(&app, &format!(
-            "INSERT INTO messages (contact_id, seq, sender, sender_id, client_id, body, at) VALUES {}", rows.join(", "))).await;
+        sql_execute(
+            &app,
+            &format!("INSERT INTO messages (contact_id, seq, sender, sender_id, client_id, body, at) VALUES {}", rows.join(", ")),
+        )
+        .await;
     }
     sql_execute(&app, &format!(
         "INSERT INTO contact_forms (contact_id, helpline, counsellor_id, data, risk, status, updated_at)

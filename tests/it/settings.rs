@@ -9,8 +9,6 @@ use crate::helpers::{call, until, Backend, TestApp, TestDb};
 
 crate::on_both_backends!(settings_are_read_and_set_by_scope_checked_audited_and_live, settings_from_the_command_line);
 
-
-
 const PATH: &str = "/api/v1/helplines/children/settings";
 
 async fn settings_are_read_and_set_by_scope_checked_audited_and_live(backend: Backend) {
@@ -51,9 +49,11 @@ async fn settings_are_read_and_set_by_scope_checked_audited_and_live(backend: Ba
         assert_eq!((status, body["code"].as_str()), (422, Some("invalid_settings")), "{bad}: {body}");
         assert!(body["message"].as_str().unwrap_or("").starts_with(field), "{bad}: {body}");
     }
-    for bad in [json!({"wrapup_limit_ms": 0}), json!({"wrapup_limit_ms": "60", "away_reasons": ["break"], "triage_priority": null}),
-        json!({"wrapup_limit_ms": 0, "away_reasons": ["break"], "triage_priority": null, "colour": "red"})]
-    {
+    for bad in [
+        json!({"wrapup_limit_ms": 0}),
+        json!({"wrapup_limit_ms": "60", "away_reasons": ["break"], "triage_priority": null}),
+        json!({"wrapup_limit_ms": 0, "away_reasons": ["break"], "triage_priority": null, "colour": "red"}),
+    ] {
         let (status, body) = call(&app, &petru, "PUT", PATH, Some(bad.clone())).await;
         assert_eq!((status, body["code"].as_str()), (400, Some("bad_field")), "{bad}: {body}");
     }
@@ -114,8 +114,23 @@ async fn settings_from_the_command_line(backend: Backend) {
         let show = helpline(&url, &["settings", "show", "children"], None);
         assert!(show.status.success(), "{}", text(&show));
         assert!(text(&show).contains("wrap-up: at most 60 s") && text(&show).contains("triage question: not asked"), "{}", text(&show));
-        let set = helpline(&url, &["settings", "set", "children", "--wrapup-limit-s", "90", "--away-reason", "break",
-            "--away-reason", "peer_support", "--triage-priority", "90"], None);
+        let set = helpline(
+            &url,
+            &[
+                "settings",
+                "set",
+                "children",
+                "--wrapup-limit-s",
+                "90",
+                "--away-reason",
+                "break",
+                "--away-reason",
+                "peer_support",
+                "--triage-priority",
+                "90",
+            ],
+            None,
+        );
         assert!(set.status.success(), "{}", text(&set));
         let shown = text(&helpline(&url, &["settings", "show", "children"], None));
         assert!(shown.contains("at most 90 s") && shown.contains("break, peer_support") && shown.contains("priority 90"), "{shown}");
@@ -129,7 +144,11 @@ async fn settings_from_the_command_line(backend: Backend) {
             args.extend_from_slice(bad);
             let o = helpline(&url, &args, None);
             assert!(!o.status.success(), "{bad:?}: {}", text(&o));
-            assert!(text(&o).contains("wrapup_limit_ms") || text(&o).contains("away_reasons") || text(&o).contains("triage_priority"), "{}", text(&o));
+            assert!(
+                text(&o).contains("wrapup_limit_ms") || text(&o).contains("away_reasons") || text(&o).contains("triage_priority"),
+                "{}",
+                text(&o)
+            );
         }
         let o = helpline(&url, &["settings", "set", "nowhere", "--no-triage"], None);
         assert!(!o.status.success() && text(&o).contains("unknown helpline"), "{}", text(&o));

@@ -33,7 +33,8 @@ pub(crate) async fn until(ws: &mut Ws, kind: &str, pred: impl Fn(&Value) -> bool
             return v;
         }
         assert!(
-            ["dashboard", "alert", "position", "typing", "caller_presence", "monitoring", "message"].contains(&v["type"].as_str().unwrap_or("")),
+            ["dashboard", "alert", "position", "typing", "caller_presence", "monitoring", "message"]
+                .contains(&v["type"].as_str().unwrap_or("")),
             "unexpected frame while waiting for {kind}: {v}"
         );
     }

@@ -298,8 +298,7 @@ async fn bad_gateway_input_is_refused_or_stored_as_an_orphan(backend: Backend) {
 
     // A revoked gateway is refused from then on.
     app.store.exchanges().revoke_gateway("pbx", 1).await.unwrap();
-    let res = app.http.post(app.url("/api/v1/telephony/events")).bearer_auth(&token)
-        .json(&json!({"type": "ping"})).send().await.unwrap();
+    let res = app.http.post(app.url("/api/v1/telephony/events")).bearer_auth(&token).json(&json!({"type": "ping"})).send().await.unwrap();
     assert_eq!(res.status(), 401);
 }
 
@@ -338,8 +337,7 @@ async fn the_webhook_takes_the_same_events(backend: Backend) {
     // Bad input: 400 with a stable code; an unknown token: 401.
     let (status, body) = post(json!({"type": "call_ended", "event_id": "w4"})).await;
     assert_eq!((status, body["code"].as_str()), (400, Some("bad_field")));
-    let res = app.http.post(app.url("/api/v1/telephony/events")).bearer_auth("wrong")
-        .json(&json!({"type": "ping"})).send().await.unwrap();
+    let res = app.http.post(app.url("/api/v1/telephony/events")).bearer_auth("wrong").json(&json!({"type": "ping"})).send().await.unwrap();
     assert_eq!(res.status(), 401);
 }
 
@@ -349,20 +347,33 @@ async fn a_counsellor_records_an_offline_call(backend: Backend) {
     let token = app.login("ana").await;
     let at = |ms: i64| helpline::protocol::rfc3339(ms);
     let t0 = now_ms() - 3_600_000;
-    let res = app.http.post(app.url("/api/v1/contacts")).bearer_auth(&token)
+    let res = app
+        .http
+        .post(app.url("/api/v1/contacts"))
+        .bearer_auth(&token)
         .json(&json!({"channel": "call", "helpline": "children", "caller": "069555444",
                       "started_at": at(t0), "answered_at": at(t0 + 10_000), "ended_at": at(t0 + 610_000)}))
-        .send().await.unwrap();
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 201);
     let call: Value = res.json().await.unwrap();
-    assert_eq!((call["outcome"].as_str(), call["talk_ms"].as_i64(), call["offline"].as_bool()), (Some("answered"), Some(600_000), Some(true)));
+    assert_eq!(
+        (call["outcome"].as_str(), call["talk_ms"].as_i64(), call["offline"].as_bool()),
+        (Some("answered"), Some(600_000), Some(true))
+    );
     assert_eq!(call["caller_last2"], "44");
     let contact = app.store.contacts().contact(call["contact_id"].as_str().unwrap()).await.unwrap().unwrap();
     assert_eq!((contact.channel.as_str(), contact.state.as_str(), contact.queued_at), ("call", "ended", t0));
     // Times out of order, an unknown helpline: 422 with every field named.
-    let res = app.http.post(app.url("/api/v1/contacts")).bearer_auth(&token)
+    let res = app
+        .http
+        .post(app.url("/api/v1/contacts"))
+        .bearer_auth(&token)
         .json(&json!({"channel": "call", "helpline": "pets", "started_at": at(t0 + 5_000), "ended_at": at(t0)}))
-        .send().await.unwrap();
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 422);
     let body: Value = res.json().await.unwrap();
     assert!(body["fields"]["helpline"].is_string() && body["fields"]["ended_at"].is_string(), "{body}");
@@ -382,16 +393,34 @@ fn form(summary: &str, category: &str) -> Value {
 /// Records an answered offline call from `caller` at `started` as the counsellor with `token` and
 /// submits its form; returns the contact id. `base` is `http://host:port`.
 #[allow(clippy::too_many_arguments)]
-async fn earlier_call(http: &reqwest::Client, base: &str, token: &str, helpline: &str, caller: &str, started: i64, summary: &str, category: &str) -> String {
+async fn earlier_call(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    helpline: &str,
+    caller: &str,
+    started: i64,
+    summary: &str,
+    category: &str,
+) -> String {
     let at = helpline::protocol::rfc3339;
-    let res = http.post(format!("{base}/api/v1/contacts")).bearer_auth(token)
+    let res = http
+        .post(format!("{base}/api/v1/contacts"))
+        .bearer_auth(token)
         .json(&json!({"channel": "call", "helpline": helpline, "language": "ro", "caller": caller,
                       "started_at": at(started), "answered_at": at(started + 5_000), "ended_at": at(started + 60_000)}))
-        .send().await.unwrap();
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 201);
     let contact = res.json::<Value>().await.unwrap()["contact_id"].as_str().unwrap().to_string();
-    let res = http.put(format!("{base}/api/v1/contacts/{contact}/form")).bearer_auth(token)
-        .json(&json!({"form": form(summary, category)})).send().await.unwrap();
+    let res = http
+        .put(format!("{base}/api/v1/contacts/{contact}/form"))
+        .bearer_auth(token)
+        .json(&json!({"form": form(summary, category)}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap_or_default());
     contact
 }
@@ -416,7 +445,17 @@ async fn a_repeat_callers_offer_shows_their_earlier_contacts_on_this_helpline_au
         let started = t0 + i as i64 * 3_600_000;
         children.push(earlier_call(&app.http, &base, &ana_token, "children", number, started, summary, "violence.bullying").await);
     }
-    let other = earlier_call(&app.http, &base, &eva_token, "family_violence", number, t0 + 4 * 3_600_000 + 60_000, "not for the children's line", "violence.family").await;
+    let other = earlier_call(
+        &app.http,
+        &base,
+        &eva_token,
+        "family_violence",
+        number,
+        t0 + 4 * 3_600_000 + 60_000,
+        "not for the children's line",
+        "violence.family",
+    )
+    .await;
 
     let mut ana = app.available_agent("ana").await;
     let token = add_gateway(&app, "pbx").await;
@@ -428,7 +467,10 @@ async fn a_repeat_callers_offer_shows_their_earlier_contacts_on_this_helpline_au
     let ids: Vec<&str> = earlier.iter().map(|e| e["contact_id"].as_str().unwrap()).collect();
     assert_eq!(ids, [children[3].as_str(), children[2].as_str(), children[1].as_str()], "the last three, newest first, this helpline only");
     let newest = &earlier[0];
-    assert_eq!((newest["helpline"].as_str(), newest["risk"].as_str(), newest["outcome"].as_str()), (Some("children"), Some("medium"), Some("counselling")));
+    assert_eq!(
+        (newest["helpline"].as_str(), newest["risk"].as_str(), newest["outcome"].as_str()),
+        (Some("children"), Some("medium"), Some("counselling"))
+    );
     assert_eq!(newest["categories"], json!(["violence.bullying"]));
     let summary = newest["summary"].as_str().unwrap();
     assert_eq!((summary.chars().count(), summary.ends_with('…')), (helpline::protocol::EARLIER_SUMMARY_CHARS, true), "a short summary");
@@ -466,8 +508,13 @@ pub(crate) async fn prepare_calls(backend: Backend) -> Option<(TestDb, helpline:
 }
 
 async fn login_at(server: &Server, username: &str) -> String {
-    let res = server.http.post(format!("http://{}/api/v1/auth/login", server.addr))
-        .json(&json!({"username": username, "password": format!("{username}-password")})).send().await.unwrap();
+    let res = server
+        .http
+        .post(format!("http://{}/api/v1/auth/login", server.addr))
+        .json(&json!({"username": username, "password": format!("{username}-password")}))
+        .send()
+        .await
+        .unwrap();
     res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string()
 }
 
@@ -499,7 +546,9 @@ async fn waiting_calls_keep_repeat_count_and_earlier_contacts_after_a_restart(ba
     let server = Server::start(&db.url).await;
     let base = format!("http://{}", server.addr);
     let ana_token = login_at(&server, "ana").await;
-    let earlier = earlier_call(&server.http, &base, &ana_token, "children", "069444333", now_ms() - 3_600_000, "earlier talk", "violence.bullying").await;
+    let earlier =
+        earlier_call(&server.http, &base, &ana_token, "children", "069444333", now_ms() - 3_600_000, "earlier talk", "violence.bullying")
+            .await;
     // The same caller calls again while nobody is on duty: the call waits.
     let mut pbx = Exchange::connect_to(&server.addr, &token, true).await;
     pbx.offer("again", "116111", "069 444 333", now_ms()).await;
@@ -673,7 +722,10 @@ async fn counsellors_hold_resume_and_hang_up_their_own_calls(backend: Backend) {
     pbx.hang_up("h1", "counsellor", t0 + 62_000).await;
     assert_eq!(ana.expect("contact_ended").await["contact_id"], call.as_str());
     let record = call_record(&app, &call).await;
-    assert_eq!((record.outcome.as_deref(), record.ended_by.as_deref(), record.talk_ms), (Some("answered"), Some("counsellor"), Some(60_000)));
+    assert_eq!(
+        (record.outcome.as_deref(), record.ended_by.as_deref(), record.talk_ms),
+        (Some("answered"), Some("counsellor"), Some(60_000))
+    );
     let kinds: Vec<String> = app.store.contacts().contact_events(&call).await.unwrap().into_iter().map(|e| e.kind).collect();
     for kind in ["call_hold", "call_resume", "call_hangup"] {
         assert!(kinds.iter().any(|k| k == kind), "{kind} logged: {kinds:?}");
@@ -681,7 +733,13 @@ async fn counsellors_hold_resume_and_hang_up_their_own_calls(backend: Backend) {
     // The call is over: no more controls.
     ana.send(json!({"type": "call_hold", "contact_id": call})).await;
     assert_eq!(ana.expect("error").await["code"], "unknown_contact");
-    commands_become(&app.store, &gateway, "h1", &[("connect", true, false), ("hold", true, false), ("unhold", true, false), ("hangup", true, false)]).await;
+    commands_become(
+        &app.store,
+        &gateway,
+        "h1",
+        &[("connect", true, false), ("hold", true, false), ("unhold", true, false), ("hangup", true, false)],
+    )
+    .await;
 }
 
 async fn webhook_answers_carry_commands_until_acknowledged(backend: Backend) {
@@ -748,7 +806,10 @@ where
     F: Fn(Value) -> Fut,
     Fut: std::future::Future<Output = (u16, Value)>,
 {
-    let (status, body) = post(json!({"type": "call_offered", "event_id": event_id, "call_id": call_id, "dialled": "116111", "caller": "069555666", "at": at})).await;
+    let (status, body) = post(
+        json!({"type": "call_offered", "event_id": event_id, "call_id": call_id, "dialled": "116111", "caller": "069555666", "at": at}),
+    )
+    .await;
     assert_eq!((status, body["frames"][0]["type"].as_str()), (200, Some("ack")));
 }
 

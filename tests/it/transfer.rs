@@ -122,7 +122,8 @@ async fn cold_transfer_to_another_helplines_queue_keeps_the_form(backend: Backen
     let (mut caller, contact) = in_conversation(&app, &mut ana).await;
     draft(&app, "ana", &contact, "Mama e lovită.").await;
 
-    ana.send(json!({"type": "transfer", "contact_id": contact, "helpline": "family_violence", "reason": "violence against the mother"})).await;
+    ana.send(json!({"type": "transfer", "contact_id": contact, "helpline": "family_violence", "reason": "violence against the mother"}))
+        .await;
     let [done, ended] = &each(&mut ana, &["handover", "contact_ended"], &[]).await[..] else { unreachable!() };
     assert_eq!((done["state"].as_str(), done["helpline"].as_str()), (Some("done"), Some("family_violence")));
     assert_eq!(ended["reason"], "transferred");
@@ -135,7 +136,10 @@ async fn cold_transfer_to_another_helplines_queue_keeps_the_form(backend: Backen
     let assigned = until(&mut dan, "assigned", &[]).await;
     assert_eq!(assigned["helpline"], "family_violence");
     assert_eq!(assigned["history"][0]["text"], "mi-e frică acasă");
-    assert_eq!((assigned["handover"]["from"].as_str(), assigned["handover"]["reason"].as_str()), (Some("ana display"), Some("violence against the mother")));
+    assert_eq!(
+        (assigned["handover"]["from"].as_str(), assigned["handover"]["reason"].as_str()),
+        (Some("ana display"), Some("violence against the mother"))
+    );
     assert_eq!(until(&mut caller, "connected", &["position"]).await["counsellor"], "dan display");
     assert_eq!(form_of(&app, "dan", &contact).await["form"]["summary"], "Mama e lovită.");
 }
@@ -150,11 +154,15 @@ async fn warm_transfer_with_a_consult_the_caller_never_sees(backend: Backend) {
     draft(&app, "ana", &contact, "Are 12 ani.").await;
     let mut ion = app.available_agent("ion").await;
 
-    ana.send(json!({"type": "transfer", "contact_id": contact, "counsellor_id": ion_id, "warm": true, "reason": "she asks for a man"})).await;
+    ana.send(json!({"type": "transfer", "contact_id": contact, "counsellor_id": ion_id, "warm": true, "reason": "she asks for a man"}))
+        .await;
     let pending = until(&mut ana, "handover", &[]).await;
     assert_eq!((pending["state"].as_str(), pending["warm"].as_bool()), (Some("pending"), Some(true)));
     let asked = until(&mut ion, "handover", &[]).await;
-    assert_eq!((asked["state"].as_str(), asked["reason"].as_str(), asked["from"].as_str()), (Some("pending"), Some("she asks for a man"), Some("ana display")));
+    assert_eq!(
+        (asked["state"].as_str(), asked["reason"].as_str(), asked["from"].as_str()),
+        (Some("pending"), Some("she asks for a man"), Some("ana display"))
+    );
     // The briefing, both ways.
     ana.send(json!({"type": "consult", "contact_id": contact, "counsellor_id": ion_id, "text": "Ea are 12 ani, tatăl e acasă."})).await;
     let c1 = until(&mut ion, "consult", &[]).await;
@@ -184,7 +192,10 @@ async fn warm_transfer_with_a_consult_the_caller_never_sees(backend: Backend) {
     assert_eq!(texts, ["mi-e frică acasă", "Te dau unui coleg."]);
     assert_eq!(form_of(&app, "ion", &contact).await["form"]["summary"], "Are 12 ani.");
     // The consult is stored, sealed.
-    assert_eq!(sql_text(&app, &format!("SELECT CAST(COUNT(*) AS TEXT) FROM consults WHERE contact_id = '{contact}' AND body LIKE 'hl1.%'")).await, "2");
+    assert_eq!(
+        sql_text(&app, &format!("SELECT CAST(COUNT(*) AS TEXT) FROM consults WHERE contact_id = '{contact}' AND body LIKE 'hl1.%'")).await,
+        "2"
+    );
     assert_eq!(sql_text(&app, "SELECT CAST(COUNT(*) AS TEXT) FROM consults WHERE body LIKE '%12 ani%'").await, "0");
     let actions = audit_actions(&app, &contact).await;
     for a in ["transfer_request", "consult", "transfer_accept"] {
@@ -202,7 +213,8 @@ async fn warm_transfer_to_another_helplines_queue(backend: Backend) {
     draft(&app, "ana", &contact, "Mama e lovită.").await;
     // Dan is briefed while away; the contact then waits in his helpline's queue.
     let (mut dan, _) = app.agent("dan").await;
-    ana.send(json!({"type": "transfer", "contact_id": contact, "counsellor_id": dan_id, "helpline": "family_violence", "warm": true})).await;
+    ana.send(json!({"type": "transfer", "contact_id": contact, "counsellor_id": dan_id, "helpline": "family_violence", "warm": true}))
+        .await;
     assert_eq!(until(&mut dan, "handover", &[]).await["helpline"], "family_violence");
     ana.send(json!({"type": "consult", "contact_id": contact, "counsellor_id": dan_id, "text": "Mama e rănită."})).await;
     until(&mut dan, "consult", &[]).await;

@@ -15,8 +15,6 @@ crate::on_both_backends!(
     a_caller_whose_socket_is_gone_keeps_her_place_but_rings_nobody_until_she_resumes
 );
 
-
-
 fn id_of(frame: &Value) -> String {
     frame["contact_id"].as_str().expect("contact id").to_string()
 }

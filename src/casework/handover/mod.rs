@@ -109,7 +109,9 @@ async fn carry_out(state: &AppState, h: &HandoverRecord) -> Result<(), AppError>
     };
     let to = match (&h.helpline, &h.to_id) {
         (Some(helpline), _) => TransferTarget::Helpline(helpline.clone()),
-        (None, Some(to)) => TransferTarget::Counsellor(counsellor_key(to).ok_or_else(|| AppError::new(ErrorCode::NotFound, "no such counsellor"))?),
+        (None, Some(to)) => {
+            TransferTarget::Counsellor(counsellor_key(to).ok_or_else(|| AppError::new(ErrorCode::NotFound, "no such counsellor"))?)
+        }
         (None, None) => return Err(refused(rules::Refusal::BadTarget)),
     };
     match intervene(state, Input::HandOver { by, contact, to }).await {
@@ -162,7 +164,8 @@ pub async fn transfer(state: &AppState, staff: &Staff, req: TransferRequest) -> 
         created_at: state.clock.now_ms(),
     };
     let h = contacts.add_handover(record).await?;
-    let detail = format!("to {}{}", h.to_id.as_deref().unwrap_or("-"), h.helpline.as_deref().map(|x| format!(" queue {x}")).unwrap_or_default());
+    let detail =
+        format!("to {}{}", h.to_id.as_deref().unwrap_or("-"), h.helpline.as_deref().map(|x| format!(" queue {x}")).unwrap_or_default());
     if warm {
         staff.audit(state, "transfer_request", &h.contact_id, Some(&detail)).await;
         tell(state, &h, State::Pending).await;
@@ -207,7 +210,8 @@ pub async fn consult(state: &AppState, staff: &Staff, contact_id: &str, to: &str
     let contacts = state.store.contacts();
     let contact = contacts.contact(contact_id).await?;
     let holder = holder(contact.as_ref());
-    let mut asked: Vec<String> = contacts.consults(contact_id).await?.into_iter().filter(|c| Some(c.from_id.as_str()) == holder).map(|c| c.to_id).collect();
+    let mut asked: Vec<String> =
+        contacts.consults(contact_id).await?.into_iter().filter(|c| Some(c.from_id.as_str()) == holder).map(|c| c.to_id).collect();
     asked.extend(contacts.handovers(contact_id).await?.into_iter().filter(|h| Some(h.from_id.as_str()) == holder).filter_map(|h| h.to_id));
     let asked: Vec<&str> = asked.iter().map(String::as_str).collect();
     if let Err(r) = rules::may_consult(staff.id(), to, holder, &asked) {

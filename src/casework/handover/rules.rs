@@ -48,7 +48,9 @@ impl Refusal {
     pub fn code(self) -> (ErrorCode, &'static str) {
         match self {
             Refusal::NotHeld => (ErrorCode::UnknownContact, "no conversation of yours with that contact"),
-            Refusal::BadTarget => (ErrorCode::BadField, "name a colleague (counsellor_id) or a helpline; a warm transfer names the colleague you brief"),
+            Refusal::BadTarget => {
+                (ErrorCode::BadField, "name a colleague (counsellor_id) or a helpline; a warm transfer names the colleague you brief")
+            }
             Refusal::ToSelf => (ErrorCode::BadField, "that is you"),
             Refusal::AlreadyPending => (ErrorCode::Conflict, "a warm transfer of this contact is already waiting for an answer"),
             Refusal::NotPending => (ErrorCode::NotAllowed, "no warm transfer of this contact is waiting for an answer"),
@@ -61,7 +63,14 @@ impl Refusal {
 /// conversation with it, None when it is not in conversation), no warm transfer of it may be
 /// pending, and the target must be clear: cold names exactly one of a colleague and a helpline; warm
 /// names the colleague she briefs, and may name a helpline whose queue it goes to.
-pub fn plan(me: &str, holder: Option<&str>, pending: bool, colleague: Option<&str>, helpline: Option<&str>, warm: bool) -> Result<Plan, Refusal> {
+pub fn plan(
+    me: &str,
+    holder: Option<&str>,
+    pending: bool,
+    colleague: Option<&str>,
+    helpline: Option<&str>,
+    warm: bool,
+) -> Result<Plan, Refusal> {
     if holder != Some(me) {
         return Err(Refusal::NotHeld);
     }

@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::Staff;
-use crate::state::AppState;
-use crate::state::error::{AppError, ErrorBody};
 use crate::protocol::rfc3339;
+use crate::state::error::{AppError, ErrorBody};
+use crate::state::AppState;
 use crate::store::audit::{AuditQuery, ChainBreak};
 
 #[derive(Deserialize, IntoParams)]
@@ -89,7 +89,8 @@ pub async fn verify(State(state): State<AppState>, staff: Staff) -> Result<Respo
     }
     let detail = if report.intact() { "intact".to_string() } else { "broken".to_string() };
     staff.audit(&state, "audit_verify", "audit_log", Some(&detail)).await;
-    Ok(Json(ChainCheck { intact: report.intact(), lines: report.lines, head: report.head, first_break: report.first_break }).into_response())
+    Ok(Json(ChainCheck { intact: report.intact(), lines: report.lines, head: report.head, first_break: report.first_break })
+        .into_response())
 }
 
 /// What walking the audit log's hash chain found.

@@ -388,7 +388,12 @@ struct FillForm {
         (status = 404, description = "no such case, or not one you may see", body = ErrorBody),
         (status = 422, description = "`invalid_form` with `fields`: each field's fault", body = ErrorBody),
     ))]
-pub async fn fill_form(State(state): State<AppState>, staff: Staff, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response, AppError> {
+pub async fn fill_form(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
     let req: FillForm = parse_body(&body)?;
     let entry = service::fill_form(&state, &staff, &id, &req.form, &req.values).await?;
     Ok((StatusCode::CREATED, Json(EntryId { id: entry })).into_response())
@@ -446,7 +451,14 @@ pub async fn report(State(state): State<AppState>, staff: Staff, Query(q): Query
     let (now, helpline, rows) = service::report(&state, &staff, q.helpline.as_deref()).await?;
     let rows: Vec<CaseReportRow> = rows
         .into_iter()
-        .map(|r| CaseReportRow { helpline: r.helpline, stage: r.stage, district: r.district, case_manager_id: r.case_manager_id, cases: r.cases, overdue: r.overdue })
+        .map(|r| CaseReportRow {
+            helpline: r.helpline,
+            stage: r.stage,
+            district: r.district,
+            case_manager_id: r.case_manager_id,
+            cases: r.cases,
+            overdue: r.overdue,
+        })
         .collect();
     if !csv {
         return Ok(Json(CaseReport { now: rfc3339(now), helpline, rows }).into_response());

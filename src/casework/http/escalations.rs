@@ -114,4 +114,3 @@ pub async fn suggestions(
     let list = suggest(&state, &e.helpline, district.as_deref()).await?;
     Ok(Json(Suggestions { suggestions: list }).into_response())
 }
-

@@ -9,7 +9,6 @@ pub mod services;
 pub mod tasks;
 pub mod transfers;
 
-
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 

@@ -12,9 +12,9 @@ use utoipa::ToSchema;
 
 use super::{parse_body, Staff};
 use crate::casework::referrals::{self as service, referral_view, Actor, Patch, ReferralView, PROVIDER_TOKEN_PREFIX};
+use crate::protocol::ErrorCode;
 use crate::state::access::bearer;
 use crate::state::error::{AppError, ErrorBody};
-use crate::protocol::ErrorCode;
 use crate::state::AppState;
 
 /// The largest body a referral change may have.
@@ -49,7 +49,12 @@ pub struct ReferralList {
         (status = 404, description = "no such case, or not one you may see", body = ErrorBody),
         (status = 409, description = "`conflict`: the case is closed", body = ErrorBody),
     ))]
-pub async fn create(State(state): State<AppState>, staff: Staff, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response, AppError> {
+pub async fn create(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
     let req: NewReferral = parse_body(&body)?;
     let r = service::create(&state, &staff, &id, &req.service_id, &req.reason, req.due_at_ms).await?;
     Ok((StatusCode::CREATED, Json(referral_view(&r))).into_response())
@@ -100,7 +105,8 @@ pub async fn change(State(state): State<AppState>, Path(id): Path<String>, reque
         Some(_) => None,
         None => Some(Staff::from_request_parts(&mut parts, &state).await?),
     };
-    let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| AppError::new(ErrorCode::TooLarge, "the body is limited to 16 KiB"))?;
+    let body =
+        axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| AppError::new(ErrorCode::TooLarge, "the body is limited to 16 KiB"))?;
     let req: ChangeReferral = parse_body(&body)?;
     let patch = Patch { status: req.status, due_at_ms: req.due_at_ms, feedback: req.feedback };
     let actor = match (&staff, &provider) {
@@ -128,7 +134,12 @@ struct SetWebhook {
         (status = 403, description = "admins only", body = ErrorBody),
         (status = 404, description = "no such service", body = ErrorBody),
     ))]
-pub async fn set_webhook(State(state): State<AppState>, staff: Staff, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response, AppError> {
+pub async fn set_webhook(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
     let req: SetWebhook = parse_body(&body)?;
     service::set_webhook(&state, &staff, &id, req.url.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())

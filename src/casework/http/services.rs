@@ -14,7 +14,6 @@ use crate::state::error::{AppError, ErrorBody};
 use crate::state::AppState;
 use crate::store::services::{PlacementRecord, ServiceRecord};
 
-
 /// The placement services registry.
 #[derive(Serialize, ToSchema)]
 pub struct Services {

@@ -40,7 +40,12 @@ pub struct TaskList {
         (status = 404, description = "no such case, or not one you may see", body = ErrorBody),
         (status = 409, description = "`conflict`: the case is closed", body = ErrorBody),
     ))]
-pub async fn add(State(state): State<AppState>, staff: Staff, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response, AppError> {
+pub async fn add(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
     let req: NewTask = parse_body(&body)?;
     let (now, task) = service::add(&state, &staff, &id, &req.title, req.due_at_ms, req.owner_id.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(task_view(&task, now))).into_response())

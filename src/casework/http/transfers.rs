@@ -34,7 +34,12 @@ struct NewTransfer {
         (status = 404, description = "no such case, or not one you may see", body = ErrorBody),
         (status = 409, description = "`conflict`: a transfer is pending already, or the case is closed", body = ErrorBody),
     ))]
-pub async fn request(State(state): State<AppState>, staff: Staff, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response, AppError> {
+pub async fn request(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
     let req: NewTransfer = parse_body(&body)?;
     let (t, case) = service::request(&state, &staff, &id, &req.to_user_id, req.note.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(transfer_view(&t, &case))).into_response())
@@ -73,7 +78,12 @@ struct TransferDecision {
         (status = 404, description = "no such transfer, or not one offered to you", body = ErrorBody),
         (status = 409, description = "`conflict`: decided already, or the case changed hands meanwhile", body = ErrorBody),
     ))]
-pub async fn decide(State(state): State<AppState>, staff: Staff, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response, AppError> {
+pub async fn decide(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
     let req: TransferDecision = parse_body(&body)?;
     let accept = match req.decision.as_str() {
         "accepted" => true,
@@ -127,7 +137,12 @@ pub async fn of_case(State(state): State<AppState>, staff: Staff, Path(id): Path
         (status = 404, description = "no such case, or not one you may see", body = ErrorBody),
         (status = 409, description = "`conflict`: a request of that kind is pending already", body = ErrorBody),
     ))]
-pub async fn request_approval(State(state): State<AppState>, staff: Staff, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response, AppError> {
+pub async fn request_approval(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
     let req: NewApproval = parse_body(&body)?;
     let a = service::request_approval(&state, &staff, &id, &req.kind, req.note.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(approval_view(&a))).into_response())
@@ -153,7 +168,12 @@ struct ApprovalDecision {
         (status = 404, description = "no such request, or not one you may see", body = ErrorBody),
         (status = 409, description = "`conflict`: decided already", body = ErrorBody),
     ))]
-pub async fn decide_approval(State(state): State<AppState>, staff: Staff, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response, AppError> {
+pub async fn decide_approval(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
     let req: ApprovalDecision = parse_body(&body)?;
     let a = service::decide_approval(&state, &staff, &id, &req.decision, req.comment.as_deref()).await?;
     Ok(Json(approval_view(&a)).into_response())

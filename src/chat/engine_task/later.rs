@@ -62,7 +62,10 @@ impl Later {
             .map(|h| OtherLine {
                 helpline: h.name.clone(),
                 name: h.display_name.clone(),
-                number: numbers.iter().find(|(n, to)| to == &h.name && n != crate::store::helplines::DEFAULT_NUMBER).map(|(n, _)| n.clone()),
+                number: numbers
+                    .iter()
+                    .find(|(n, to)| to == &h.name && n != crate::store::helplines::DEFAULT_NUMBER)
+                    .map(|(n, _)| n.clone()),
             })
             .collect();
         // The estimates' basis: the answers of the last hour, as stored (no restart without one).

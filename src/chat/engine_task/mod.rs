@@ -372,8 +372,7 @@ impl EngineTask {
             }
             EngineCommand::CallerPresence { contact, online } => {
                 let now = self.clock.now_ms();
-                let input =
-                    if online { Input::CallerConnected { contact } } else { Input::CallerDisconnected { contact } };
+                let input = if online { Input::CallerConnected { contact } } else { Input::CallerDisconnected { contact } };
                 let known = self.engine.position(contact).is_some() || self.engine.assigned_counsellor(contact).is_some();
                 let changes = if known { vec![translate::presence_event(contact, online, now)] } else { Vec::new() };
                 let outputs = self.engine.handle(now, input);
@@ -649,7 +648,9 @@ impl EngineTask {
         let reader = counsellor_str(counsellor);
         let detail = format!("shown in the offer of call {}", contact_str(contact));
         for e in &shown {
-            if let Err(err) = self.store.audit_log().audit_from(now, &reader, "form_read", Some(&e.contact_id), Some(&detail), "call offer").await {
+            if let Err(err) =
+                self.store.audit_log().audit_from(now, &reader, "form_read", Some(&e.contact_id), Some(&detail), "call offer").await
+            {
                 tracing::error!(error = %err, "auditing a repeat caller's history failed; the offer shows none");
                 return Vec::new();
             }
@@ -675,7 +676,18 @@ mod tests {
         let mut batch = Batch::default();
         // Three steps of one batch: the queue moves twice, and an offer in between.
         batch.step(0, vec![Output::Positions { positions: vec![(a, 3), (b, 4)] }], Vec::new(), Vec::new());
-        batch.step(1, vec![Output::Ended { contact: ContactId(9), helpline: "children".into(), counsellor: None, reason: crate::routing::EndReason::CallerEnded, abandoned: true }], Vec::new(), Vec::new());
+        batch.step(
+            1,
+            vec![Output::Ended {
+                contact: ContactId(9),
+                helpline: "children".into(),
+                counsellor: None,
+                reason: crate::routing::EndReason::CallerEnded,
+                abandoned: true,
+            }],
+            Vec::new(),
+            Vec::new(),
+        );
         batch.step(2, vec![Output::Positions { positions: vec![(a, 2), (b, 3)] }], Vec::new(), Vec::new());
         assert_eq!(batch.moved, BTreeSet::from([a, b]), "each moved contact once, however often it moved");
         assert_eq!(batch.after.len(), 1, "the positions are not among the step-by-step notifications");

@@ -8,14 +8,14 @@ use crate::chat::exchange::{CallInfo, REPEAT_DAYS};
 use crate::chat::hub::Audience;
 use crate::chat::relay::RelayCommand;
 use crate::protocol::{rfc3339, CounsellorStatus, EarlierContact, ErrorCode, Repeat, ServerEvent, TelephonyCommand};
+use crate::routing::away::MISSED_OFFERS;
 use crate::routing::{
-    ContactId, CounsellorId, CounsellorProfile, EndReason, EngineConfig, HelplineConfig, Input, NewContact, Output,
-    Rejection, RevokeReason, Status, StatusReason, WrapUpEnd,
+    ContactId, CounsellorId, CounsellorProfile, EndReason, EngineConfig, HelplineConfig, Input, NewContact, Output, Rejection,
+    RevokeReason, Status, StatusReason, WrapUpEnd,
 };
 use crate::store::commands::CommandChange;
 use crate::store::contacts::{Change, ContactRecord};
 use crate::store::helplines::Helpline;
-use crate::routing::away::MISSED_OFFERS;
 use crate::store::users::{AwayNow, User};
 
 /// Converts between the database's UUID strings and the engine's numeric ids.
@@ -213,17 +213,12 @@ pub fn change_of(now: i64, output: &Output) -> Option<Change> {
             outcome: if *reason == RevokeReason::Expired { "expired" } else { "revoked" },
             at: now,
         },
-        Output::OfferDeclined { contact, counsellor } => Change::OfferClosed {
-            contact: contact_str(*contact),
-            counsellor: counsellor_str(*counsellor),
-            outcome: "declined",
-            at: now,
-        },
-        Output::Assigned { contact, counsellor, answered_at } => Change::Assigned {
-            contact: contact_str(*contact),
-            counsellor: counsellor_str(*counsellor),
-            at: *answered_at,
-        },
+        Output::OfferDeclined { contact, counsellor } => {
+            Change::OfferClosed { contact: contact_str(*contact), counsellor: counsellor_str(*counsellor), outcome: "declined", at: now }
+        }
+        Output::Assigned { contact, counsellor, answered_at } => {
+            Change::Assigned { contact: contact_str(*contact), counsellor: counsellor_str(*counsellor), at: *answered_at }
+        }
         Output::StatusChanged { counsellor, status, reason } => Change::CounsellorStatus {
             counsellor: counsellor_str(*counsellor),
             status: counsellor_status(*status).as_str(),
@@ -246,19 +241,12 @@ pub fn change_of(now: i64, output: &Output) -> Option<Change> {
             counsellor: None,
             detail: Some(waited_ms.to_string()),
         },
-        Output::BackupOverflow { contact } => Change::Event {
-            contact: contact_str(*contact),
-            at: now,
-            kind: "backup_overflow",
-            counsellor: None,
-            detail: None,
-        },
-        Output::Ended { contact, reason, abandoned, .. } => Change::Ended {
-            contact: contact_str(*contact),
-            at: now,
-            reason: end_reason(*reason),
-            abandoned: *abandoned,
-        },
+        Output::BackupOverflow { contact } => {
+            Change::Event { contact: contact_str(*contact), at: now, kind: "backup_overflow", counsellor: None, detail: None }
+        }
+        Output::Ended { contact, reason, abandoned, .. } => {
+            Change::Ended { contact: contact_str(*contact), at: now, reason: end_reason(*reason), abandoned: *abandoned }
+        }
         Output::Transferred { contact, from, to, helpline } => Change::Transferred {
             contact: contact_str(*contact),
             from: counsellor_str(*from),
@@ -266,24 +254,18 @@ pub fn change_of(now: i64, output: &Output) -> Option<Change> {
             helpline: helpline.clone(),
             at: now,
         },
-        Output::WrapUp { counsellor, contact, until } => Change::WrapUp {
-            contact: contact_str(*contact),
-            counsellor: counsellor_str(*counsellor),
-            until: *until,
-            at: now,
-        },
+        Output::WrapUp { counsellor, contact, until } => {
+            Change::WrapUp { contact: contact_str(*contact), counsellor: counsellor_str(*counsellor), until: *until, at: now }
+        }
         Output::WrapUpEnded { counsellor, contact, reason } => Change::WrapUpEnded {
             contact: contact_str(*contact),
             counsellor: counsellor_str(*counsellor),
             reason: wrapup_end(*reason),
             at: now,
         },
-        Output::Triaged { contact, danger, priority, .. } => Change::Triaged {
-            contact: contact_str(*contact),
-            danger: *danger,
-            priority: i64::from(*priority),
-            at: now,
-        },
+        Output::Triaged { contact, danger, priority, .. } => {
+            Change::Triaged { contact: contact_str(*contact), danger: *danger, priority: i64::from(*priority), at: now }
+        }
         Output::Positions { .. } | Output::Rejected { .. } | Output::Refused { .. } | Output::AwayRefused { .. } => return None,
     })
 }
@@ -581,7 +563,8 @@ mod tests {
         const B: &str = "0190f5f8-7b1c-7000-8000-00000000000b";
         const ION: &str = "0190f5f8-7b1c-7000-8000-0000000000a2";
         const GIL: &str = "0190f5f8-7b1c-7000-8000-0000000000a3";
-        let wrapups = vec![(A.to_string(), ANA.to_string(), 9_000), (B.to_string(), ANA.to_string(), 4_000), ("x".into(), ANA.into(), 9_000)];
+        let wrapups =
+            vec![(A.to_string(), ANA.to_string(), 9_000), (B.to_string(), ANA.to_string(), 4_000), ("x".into(), ANA.into(), 9_000)];
         let away = |user: &str, reason: Option<&str>, away_reason: Option<&str>| AwayNow {
             user_id: user.into(),
             at: 1_000,
@@ -627,7 +610,8 @@ mod tests {
         assert!(matches!(change_of(1, &expired), Some(Change::OfferClosed { outcome: "expired", .. })));
         let moved = Output::OfferRevoked { contact, counsellor, reason: RevokeReason::Moved };
         assert!(matches!(change_of(1, &moved), Some(Change::OfferClosed { outcome: "revoked", .. })));
-        let ended = Output::Ended { contact, helpline: "children".into(), counsellor: None, reason: EndReason::CallerLost, abandoned: true };
+        let ended =
+            Output::Ended { contact, helpline: "children".into(), counsellor: None, reason: EndReason::CallerLost, abandoned: true };
         assert_eq!(change_of(5, &ended), Some(Change::Ended { contact: A.into(), at: 5, reason: "caller_lost", abandoned: true }));
         let breached = Output::SlaBreached { contact, waited_ms: 15_000 };
         assert!(matches!(change_of(5, &breached), Some(Change::Event { kind: "sla_breached", detail: Some(d), .. }) if d == "15000"));
@@ -640,11 +624,11 @@ mod tests {
         let (_, counsellor) = ids();
         let input = Input::SetStatus { counsellor, status: Status::Away };
         let (changes, frames) = status_change(Some(Status::Available), &input, Some("supervisor"), 9);
+        assert_eq!(changes, vec![Change::CounsellorStatus { counsellor: ANA.into(), status: "away", reason: Some("supervisor"), at: 9 }]);
         assert_eq!(
-            changes,
-            vec![Change::CounsellorStatus { counsellor: ANA.into(), status: "away", reason: Some("supervisor"), at: 9 }]
+            frames,
+            vec![(ANA.to_string(), ServerEvent::Status { status: CounsellorStatus::Away, reason: Some("supervisor".into()) })]
         );
-        assert_eq!(frames, vec![(ANA.to_string(), ServerEvent::Status { status: CounsellorStatus::Away, reason: Some("supervisor".into()) })]);
         let (changes, frames) = status_change(Some(Status::Away), &input, None, 9);
         assert!(changes.is_empty(), "the same status: nothing to store");
         assert_eq!(frames.len(), 1, "but confirmed");
@@ -657,18 +641,32 @@ mod tests {
         let (contact, counsellor) = ids();
         let theirs = Facts { counsellor_helplines: vec!["children".into(), "lgbt".into()], ..Facts::default() };
         let away = notices(60_000, Output::StatusChanged { counsellor, status: Status::Away, reason: StatusReason::MissedOffers }, theirs);
-        assert!(matches!(&away[0], Notice::Supervisors(Audience::Of(to), ServerEvent::Alert { kind, .. })
+        assert!(
+            matches!(&away[0], Notice::Supervisors(Audience::Of(to), ServerEvent::Alert { kind, .. })
             if kind == "counsellor_away" && to == &["children".to_string(), "lgbt".to_string()]),
-            "only the supervisors of the counsellor's helplines: {away:?}");
+            "only the supervisors of the counsellor's helplines: {away:?}"
+        );
         assert!(matches!(&away[1], Notice::Counsellor(u, ServerEvent::Status { status: CounsellorStatus::Away, .. }) if u == ANA));
         let facts = Facts { helpline: Some("children".into()), ..Facts::default() };
         let risk = notices(0, Output::SlaAtRisk { contact, waited_ms: 10_400 }, facts);
         assert!(matches!(&risk[0], Notice::Supervisors(Audience::Of(h), ServerEvent::Alert { kind, message, .. })
             if h == &["children".to_string()] && kind == "wait_10s" && message == "waiting 10 s without an answer"));
-        let ended = notices(0, Output::Ended { contact, helpline: "children".into(), counsellor: Some(counsellor), reason: EndReason::CounsellorEnded, abandoned: false }, Facts::default());
+        let ended = notices(
+            0,
+            Output::Ended {
+                contact,
+                helpline: "children".into(),
+                counsellor: Some(counsellor),
+                reason: EndReason::CounsellorEnded,
+                abandoned: false,
+            },
+            Facts::default(),
+        );
         assert!(matches!(&ended[0], Notice::Relay(RelayCommand::Ended { contact: c, reason }) if c == A && reason == "counsellor_ended"));
         let rejected = notices(0, Output::Rejected { counsellor, contact, rejection: Rejection::NotAssigned }, Facts::default());
-        assert!(matches!(&rejected[0], Notice::Counsellor(_, ServerEvent::Error { code: ErrorCode::UnknownContact, reference: Some(r), .. }) if r == A));
+        assert!(
+            matches!(&rejected[0], Notice::Counsellor(_, ServerEvent::Error { code: ErrorCode::UnknownContact, reference: Some(r), .. }) if r == A)
+        );
         assert!(notices(0, Output::BackupOverflow { contact }, Facts::default()).is_empty());
     }
 
@@ -690,7 +688,8 @@ mod tests {
             panic!("{chat:?}")
         };
         assert_eq!((channel.as_str(), *waited_ms, *expires_in_ms, repeat), ("chat", 3_000, 8_000, &None));
-        let call = CallInfo { gateway_id: "g".into(), call_id: "c".into(), caller_last2: Some("42".into()), repeat: 2, earlier: Vec::new() };
+        let call =
+            CallInfo { gateway_id: "g".into(), call_id: "c".into(), caller_last2: Some("42".into()), repeat: 2, earlier: Vec::new() };
         let shown = EarlierContact {
             contact_id: "e".into(),
             helpline: "children".into(),
@@ -700,7 +699,11 @@ mod tests {
             outcome: None,
             summary: None,
         };
-        let n = notices(4_000, offer, Facts { channel: "call", call: Some(&call), earlier: vec![shown.clone()], helpline: None, counsellor_helplines: Vec::new() });
+        let n = notices(
+            4_000,
+            offer,
+            Facts { channel: "call", call: Some(&call), earlier: vec![shown.clone()], helpline: None, counsellor_helplines: Vec::new() },
+        );
         let [Notice::Counsellor(_, ServerEvent::Offer { channel, caller_last2, repeat, earlier, .. })] = n.as_slice() else {
             panic!("{n:?}")
         };
@@ -715,7 +718,11 @@ mod tests {
         let (contact, counsellor) = ids();
         assert_eq!(call_step(&Output::Assigned { contact, counsellor, answered_at: 0 }), Some((contact, CallStep::Connect(counsellor))));
         assert_eq!(call_step(&Output::OfferDeclined { contact, counsellor }), Some((contact, CallStep::Cancel)));
-        assert_eq!(call_step(&Output::OfferRevoked { contact, counsellor, reason: RevokeReason::ContactGone }), None, "the call ended: no cancel");
+        assert_eq!(
+            call_step(&Output::OfferRevoked { contact, counsellor, reason: RevokeReason::ContactGone }),
+            None,
+            "the call ended: no cancel"
+        );
         let requeued = Output::Transferred { contact, from: counsellor, to: None, helpline: "children".into() };
         assert_eq!(call_step(&requeued), Some((contact, CallStep::Stale(&["connect"]))));
         assert_eq!(call_step(&Output::SlaAtRisk { contact, waited_ms: 1 }), None);
@@ -725,6 +732,9 @@ mod tests {
         assert_eq!((command.kind, command.call_id.as_str(), command.created_at), ("connect", "c", 7));
         assert!(command.frame.contains("\"extension\":\"201\""), "{}", command.frame);
         assert_eq!(call_command(&call, contact, 7, CallStep::Connect(counsellor), None), None, "no extension: no connect");
-        assert!(matches!(call_command(&call, contact, 7, CallStep::Stale(&["connect"]), None), Some(CommandChange::Supersede { at: 7, .. })));
+        assert!(matches!(
+            call_command(&call, contact, 7, CallStep::Stale(&["connect"]), None),
+            Some(CommandChange::Supersede { at: 7, .. })
+        ));
     }
 }

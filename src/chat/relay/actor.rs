@@ -17,8 +17,8 @@ use crate::chat::hub::{Hub, Outbox, Outgoing, Role};
 use crate::clock::Clock;
 use crate::protocol::{rfc3339, ConversationSummary, HandoverNote, ServerEvent};
 use crate::store::contacts::ContactRecord;
-use crate::store::users::User;
 use crate::store::messages::{NewMessage, Stored, StoredMessage, Written};
+use crate::store::users::User;
 use crate::store::{Store, StoreError, StoreResult};
 
 impl Socket for Outbox {
@@ -49,14 +49,8 @@ pub async fn spawn(
 ) -> Result<(RelayHandle, tokio::task::JoinHandle<()>), crate::store::StoreError> {
     let open = store.contacts().open_contacts().await?.into_iter().map(|c| (c.id, c.counsellor_id));
     let (tx, rx) = mpsc::channel(4096);
-    let relay = Relay {
-        store,
-        hub,
-        clock,
-        conversations: Conversations::new(open),
-        names: HashMap::new(),
-        refused_once: Default::default(),
-    };
+    let relay =
+        Relay { store, hub, clock, conversations: Conversations::new(open), names: HashMap::new(), refused_once: Default::default() };
     let task = tokio::spawn(relay.run(rx));
     Ok((RelayHandle::local(tx), task))
 }
@@ -361,11 +355,7 @@ impl Relay {
             Some(id) => Some(self.display_name(&id).await),
             None => None,
         };
-        outbox.send(&ServerEvent::Monitoring {
-            contact_id: contact.to_string(),
-            counsellor,
-            history: history.iter().map(view).collect(),
-        });
+        outbox.send(&ServerEvent::Monitoring { contact_id: contact.to_string(), counsellor, history: history.iter().map(view).collect() });
         true
     }
 
@@ -530,7 +520,9 @@ impl Relay {
         let mut consult = Vec::new();
         if let (true, Some(to)) = (h.warm, h.to_id.as_deref()) {
             let to_name = self.stored_name(to).await;
-            let pair = |c: &crate::store::handovers::ConsultRecord| (c.from_id == h.from_id && c.to_id == to) || (c.from_id == to && c.to_id == h.from_id);
+            let pair = |c: &crate::store::handovers::ConsultRecord| {
+                (c.from_id == h.from_id && c.to_id == to) || (c.from_id == to && c.to_id == h.from_id)
+            };
             for c in contacts.consults(contact).await.ok()?.iter().filter(|c| pair(c)) {
                 consult.push(c.view(if c.from_id == h.from_id { from.clone() } else { to_name.clone() }));
             }

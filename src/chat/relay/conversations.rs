@@ -620,10 +620,7 @@ mod tests {
 
     impl ModelStore {
         fn last_seqs(&self, contacts: &[String]) -> HashMap<String, i64> {
-            contacts
-                .iter()
-                .filter_map(|c| Some((c.clone(), self.rows.get(c)?.iter().map(|r| r.seq).max()?)))
-                .collect()
+            contacts.iter().filter_map(|c| Some((c.clone(), self.rows.get(c)?.iter().map(|r| r.seq).max()?))).collect()
         }
 
         fn write(&mut self, rows: &[&StoredMessage]) -> Option<Written> {
@@ -712,7 +709,8 @@ mod tests {
         let last = HashMap::from([("b".to_string(), 3)]);
 
         let numbered = seqs.number(&batch, &last, &[]);
-        let seqs_of = |stored: &[Stored]| stored.iter().map(|s| (s.message.contact_id.clone(), s.message.seq, s.duplicate)).collect::<Vec<_>>();
+        let seqs_of =
+            |stored: &[Stored]| stored.iter().map(|s| (s.message.contact_id.clone(), s.message.seq, s.duplicate)).collect::<Vec<_>>();
         let rows: Vec<(String, i64)> = numbered.rows().iter().map(|r| (r.contact_id.clone(), r.seq)).collect();
         let expected_rows = [("a", 6), ("b", 4), ("a", 7), ("c", 1), ("b", 5), ("a", 8)];
         assert_eq!(rows, expected_rows.map(|(c, s)| (c.to_string(), s)).to_vec(), "the same client id of another sender is new");
@@ -917,7 +915,10 @@ mod tests {
     #[test]
     fn a_join_notice_comes_from_the_system_and_reaches_everyone() {
         let notice = Conversations::<Sock>::join_notice(42, "c1", "sue", "Sue");
-        assert_eq!((notice.sender, notice.client_id.as_str(), notice.body.as_str()), ("system", "join-sue-42", "Sue joined the conversation"));
+        assert_eq!(
+            (notice.sender, notice.client_id.as_str(), notice.body.as_str()),
+            ("system", "join-sue-42", "Sue joined the conversation")
+        );
         let mut conv = Conversations::<Sock>::new([("c1".to_string(), Some("ana".to_string()))]);
         let mut store = ModelStore::default();
         let stored = store.commit(conv.seqs(), &[notice], Try::Ok).expect("stored");
@@ -955,15 +956,25 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Op {
         /// A post to conversation `conv` by its caller (false) or counsellor (true), with client id `client`.
-        Post { conv: usize, counsellor: bool, client: u8 },
+        Post {
+            conv: usize,
+            counsellor: bool,
+            client: u8,
+        },
         /// The batch is committed: first try, and a retry if the first was reported as failed.
         Flush(Try, Try),
         /// A supervisor joins (their notice is stored at once).
-        Join { conv: usize },
-        End { conv: usize },
+        Join {
+            conv: usize,
+        },
+        End {
+            conv: usize,
+        },
         /// Another writer stores a message in conversation `conv`, numbered after the store's last,
         /// behind the relay's back: the next seq the relay knows is then taken.
-        Behind { conv: usize },
+        Behind {
+            conv: usize,
+        },
     }
 
     fn op(faults: bool) -> impl Strategy<Value = Op> {
@@ -1152,6 +1163,8 @@ mod tests {
         let batch = conv.take_batch().expect("batch");
         let tells = conv.committed(batch, None);
         assert_eq!(frames_to(&tells, 1).len(), 1);
-        assert!(matches!(&frames_to(&tells, 2)[0], ServerEvent::Error { code: ErrorCode::Unavailable, reference: Some(r), .. } if r == "k2"));
+        assert!(
+            matches!(&frames_to(&tells, 2)[0], ServerEvent::Error { code: ErrorCode::Unavailable, reference: Some(r), .. } if r == "k2")
+        );
     }
 }

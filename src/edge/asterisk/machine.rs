@@ -73,10 +73,19 @@ pub struct Channel {
 /// An ARI event, reduced to what the adapter acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AriEvent {
-    StasisStart { channel: Channel, args: Vec<String>, at: i64 },
+    StasisStart {
+        channel: Channel,
+        args: Vec<String>,
+        at: i64,
+    },
     /// The channel left the app (hung up) or was destroyed.
-    Gone { channel_id: String, at: i64 },
-    PlaybackFinished { playback_id: String },
+    Gone {
+        channel_id: String,
+        at: i64,
+    },
+    PlaybackFinished {
+        playback_id: String,
+    },
     /// Anything else (ignored).
     Other,
 }
@@ -297,12 +306,8 @@ impl Machine {
                 self.calls.remove(&call_id);
                 out.push(req(Method::Delete, format!("/channels/{call_id}"), &[]));
                 out.push(req(Method::Delete, format!("/bridges/{}", bridge_id(&call_id)), &[]));
-                let event = TelephonyEvent::CallEnded {
-                    event_id: format!("{call_id}:ended"),
-                    call_id,
-                    by: CallParty::Counsellor,
-                    at: At(at),
-                };
+                let event =
+                    TelephonyEvent::CallEnded { event_id: format!("{call_id}:ended"), call_id, by: CallParty::Counsellor, at: At(at) };
                 self.send(now, event, out);
             } else {
                 // The phone stopped ringing (declined, no answer): the caller goes on waiting; the
@@ -379,13 +384,7 @@ impl Machine {
                 out.push(req(
                     Method::Post,
                     "/channels".into(),
-                    &[
-                        ("endpoint", &endpoint),
-                        ("app", &self.cfg.app),
-                        ("appArgs", &args),
-                        ("channelId", &leg),
-                        ("timeout", &timeout),
-                    ],
+                    &[("endpoint", &endpoint), ("app", &self.cfg.app), ("appArgs", &args), ("channelId", &leg), ("timeout", &timeout)],
                 ));
             }
             TelephonyCommand::Cancel { call_id, .. } => {
@@ -451,7 +450,11 @@ impl Machine {
                 call.leg = Some(Leg { channel: c.id.clone(), up });
                 if up && !call.answered {
                     call.answered = true;
-                    let event = TelephonyEvent::CallAnswered { event_id: format!("{call_id}:answered"), call_id: call_id.to_string(), at: At(c.created) };
+                    let event = TelephonyEvent::CallAnswered {
+                        event_id: format!("{call_id}:answered"),
+                        call_id: call_id.to_string(),
+                        at: At(c.created),
+                    };
                     self.send(now, event, out);
                 }
             }
@@ -481,7 +484,6 @@ impl Machine {
     }
 }
 
-
 fn event_call(event: &TelephonyEvent) -> Option<&str> {
     match event {
         TelephonyEvent::CallOffered { call_id, .. }
@@ -494,10 +496,7 @@ fn event_call(event: &TelephonyEvent) -> Option<&str> {
 
 /// ARI's time (`2026-12-07T20:15:03.123+0000`) in ms since the epoch.
 pub fn ari_time(s: &str) -> Option<i64> {
-    jiff::Timestamp::strptime("%Y-%m-%dT%H:%M:%S%.f%z", s)
-        .ok()
-        .or_else(|| s.parse::<jiff::Timestamp>().ok())
-        .map(|t| t.as_millisecond())
+    jiff::Timestamp::strptime("%Y-%m-%dT%H:%M:%S%.f%z", s).ok().or_else(|| s.parse::<jiff::Timestamp>().ok()).map(|t| t.as_millisecond())
 }
 
 fn text(v: &Value, path: &[&str]) -> String {

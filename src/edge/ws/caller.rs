@@ -9,16 +9,16 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::oneshot;
 
 use super::{limited, run_session, Handler};
-use crate::state::AppState;
-use crate::auth::{random_token, token_hash};
-use crate::state::error::AppError;
 use crate::auth::guard::SocketSlot;
+use crate::auth::{random_token, token_hash};
+use crate::chat::channel::{ContactChannel, WebChat};
 use crate::chat::engine_task::{contact_key, EngineCommand};
 use crate::chat::hub::{Outbox, Role};
-use crate::protocol::{check_message, CallerRequest, ErrorCode, Party, ServerEvent};
 use crate::chat::relay::{RelayCommand, ResumeOutcome};
-use crate::chat::channel::{ContactChannel, WebChat};
+use crate::protocol::{check_message, CallerRequest, ErrorCode, Party, ServerEvent};
 use crate::routing::{ContactId, Input, NewContact};
+use crate::state::error::AppError;
+use crate::state::AppState;
 use crate::store::contacts::{Change, NewContactRecord, QUICK_EXIT};
 
 /// `GET /ws/caller`: anyone may open a chat, from a page of an allowed origin (403 otherwise),
@@ -99,12 +99,7 @@ impl CallerSession {
         };
         let language = match language {
             Some(l) if h.languages.contains(&l) => l,
-            Some(_) => {
-                return self.error(
-                    ErrorCode::UnknownHelpline,
-                    format!("this helpline answers in {}", h.languages.join(", ")),
-                )
-            }
+            Some(_) => return self.error(ErrorCode::UnknownHelpline, format!("this helpline answers in {}", h.languages.join(", "))),
             None => h.languages.first().cloned().unwrap_or_else(|| "ro".into()),
         };
         if self.state.guard.new_contact(self.ip).is_err() {
@@ -149,8 +144,16 @@ impl CallerSession {
         let _ = opened.await;
         self.state.hub.set_role(self.me.id, Role::Caller { contact: record.id.clone() }, 0);
         self.contact = Some((record.id.clone(), key));
-        let contact =
-            NewContact { id: key, channel: WebChat.rules(), helpline: h.name.clone(), language, priority: 0, queued_at: now, caller_connected: true, senior_only };
+        let contact = NewContact {
+            id: key,
+            channel: WebChat.rules(),
+            helpline: h.name.clone(),
+            language,
+            priority: 0,
+            queued_at: now,
+            caller_connected: true,
+            senior_only,
+        };
         let (done, queued) = oneshot::channel();
         let channel = WebChat::KIND.to_string();
         self.state.engine.send(EngineCommand::StartContact { contact, resume_token, channel, done }).await;
@@ -307,7 +310,8 @@ impl Handler for CallerSession {
                 };
                 if quick_exit {
                     // Stored before the end, so the relay finds it when it tells the counsellor (`quick_exit`).
-                    let event = Change::Event { contact: id, at: self.state.clock.now_ms(), kind: QUICK_EXIT, counsellor: None, detail: None };
+                    let event =
+                        Change::Event { contact: id, at: self.state.clock.now_ms(), kind: QUICK_EXIT, counsellor: None, detail: None };
                     if let Err(err) = self.state.store.contacts().apply_changes(&[event]).await {
                         tracing::warn!(error = %err, "storing a quick exit failed; the contact ends as caller_ended");
                     }

@@ -9,16 +9,16 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::oneshot;
 
 use super::{limited, run_session, Handler};
-use crate::state::AppState;
+use crate::casework::handover::{self, rules::Answer};
 use crate::chat::engine_task::{contact_key, counsellor_key, profile_of, status_of, EngineCommand};
-use crate::state::error::AppError;
 use crate::chat::hub::{Outbox, Role};
-use crate::protocol::{check_message, CounsellorRequest, CounsellorStatus, ErrorCode, Party, ServerEvent};
 use crate::chat::relay::RelayCommand;
+use crate::protocol::{check_message, CounsellorRequest, CounsellorStatus, ErrorCode, Party, ServerEvent};
 use crate::routing::{CounsellorId, Input};
+use crate::state::error::AppError;
+use crate::state::AppState;
 use crate::store::users::User;
 use crate::telephony::CallAction;
-use crate::casework::handover::{self, rules::Answer};
 
 /// `GET /ws/agent?ticket=…` or with `Authorization: Bearer …`: refused (401) before the upgrade without valid credentials.
 #[utoipa::path(get, path = "/ws/agent", tag = "websocket",
@@ -217,12 +217,8 @@ impl Handler for CounsellorSession {
                 if !mine {
                     return self.error_about(ErrorCode::UnknownContact, "no open conversation of yours with that contact", contact_id);
                 }
-                let cmd = RelayCommand::Typing {
-                    contact: contact_id,
-                    party: Party::Counsellor,
-                    sender_id: Some(self.user.id.clone()),
-                    active,
-                };
+                let cmd =
+                    RelayCommand::Typing { contact: contact_id, party: Party::Counsellor, sender_id: Some(self.user.id.clone()), active };
                 // A hint: dropped rather than waited for when the relay is behind.
                 self.state.relay.post(cmd).await;
             }

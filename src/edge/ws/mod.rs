@@ -1,7 +1,7 @@
 //! WebSocket endpoints: the upgrade (limits, authentication) and the session loop shared by callers and counsellors.
 
-pub mod counsellor;
 pub mod caller;
+pub mod counsellor;
 pub mod supervisor;
 pub mod telephony;
 
@@ -11,12 +11,12 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use futures_util::SinkExt;
 use tokio::time::Instant;
 
-use crate::state::AppState;
 use crate::chat::hub::{Inbox, Outbox, Outgoing};
 use crate::chat::promise::Unanswered;
 use crate::chat::relay::{Posted, RelayCommand};
-use crate::state::stopping;
 use crate::protocol::{ErrorCode, ServerEvent, MAX_FRAME_BYTES};
+use crate::state::stopping;
+use crate::state::AppState;
 
 /// Largest message the WebSocket layer reads at all; bigger ones close the socket (1009).
 /// Between [`MAX_FRAME_BYTES`] and this, the session answers `too_large` and lives on.
@@ -156,13 +156,7 @@ pub trait Handler: Send {
 
 /// Runs a socket until it closes: frames in go to the handler; the outbox goes out;
 /// pings keep it alive; shutdown asks the client to reconnect.
-pub async fn run_session<H: Handler>(
-    mut socket: WebSocket,
-    me: Outbox,
-    mut inbox: Inbox,
-    handler: &mut H,
-    state: &AppState,
-) {
+pub async fn run_session<H: Handler>(mut socket: WebSocket, me: Outbox, mut inbox: Inbox, handler: &mut H, state: &AppState) {
     let _live = state.sessions.enter();
     let mut shutdown = state.shutdown.clone();
     let Keepalive { ping_every, idle_timeout, answer_within, caller_stall } = state.keepalive;
@@ -404,7 +398,6 @@ fn take_burst<H: Handler>(
         }
     }
 }
-
 
 /// Writes frames, in bursts of [`BURST`] with one flush each; gives up when the client falls too far
 /// behind meanwhile (its outbox overflows, or a burst cannot be written for `limit`), so a client that

@@ -9,14 +9,14 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::oneshot;
 
 use super::{limited, run_session, Handler};
-use crate::state::AppState;
 use crate::chat::engine_task::{contact_key, counsellor_key, status_of};
-use crate::state::error::AppError;
 use crate::chat::hub::Outbox;
-use crate::protocol::{check_message, ErrorCode, Party, ServerEvent, SupervisorRequest};
 use crate::chat::relay::RelayCommand;
+use crate::protocol::{check_message, ErrorCode, Party, ServerEvent, SupervisorRequest};
 use crate::routing::{Input, TransferTarget, PRIORITY_FRONT};
 use crate::state::access::{counsellor_in_scope, Scope};
+use crate::state::error::AppError;
+use crate::state::AppState;
 use crate::store::users::{Role, User};
 
 /// `GET /ws/supervisor?ticket=…` (or bearer header): supervisors and admins only (403 otherwise).

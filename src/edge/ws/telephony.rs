@@ -8,9 +8,9 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use super::{limited, run_session, Handler, RateLimit};
-use crate::state::AppState;
 use crate::chat::hub::{Outbox, Outgoing};
 use crate::protocol::{TelephonyCommand, TelephonyEvent};
+use crate::state::AppState;
 use crate::store::gateways::Gateway;
 
 /// An exchange sends an event per call step, far more than a person types: its own, higher limit.
@@ -72,7 +72,6 @@ struct ExchangeSession {
     /// `overloaded`; its own answer still goes out when it is done).
     behind: Option<tokio::task::JoinHandle<()>>,
 }
-
 
 impl Handler for ExchangeSession {
     type Request = TelephonyEvent;

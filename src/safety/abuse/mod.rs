@@ -166,7 +166,8 @@ pub async fn flags(state: &AppState, staff: &Staff, days: Option<i64>) -> Result
     let blocks = state.store.abuse().blocks(now, false).await?;
     let flags: Vec<serde_json::Value> = state
         .store
-        .abuse().flags_since(since)
+        .abuse()
+        .flags_since(since)
         .await?
         .iter()
         .filter(|f| staff.supervises(&f.helpline))

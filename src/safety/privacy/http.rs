@@ -14,10 +14,7 @@ use crate::state::AppState;
 
 /// The export and reveal routes, each handler with its OpenAPI description (tag `safety`).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(export_contact))
-        .routes(routes!(export_case))
-        .routes(routes!(reveal))
+    OpenApiRouter::new().routes(routes!(export_contact)).routes(routes!(export_case)).routes(routes!(reveal))
 }
 
 /// `GET /api/v1/contacts/{id}/export`: everything held on one contact, as JSON, for an access request:
@@ -68,7 +65,12 @@ struct RevealRequest {
         (status = 403, description = "a break-glass reveal is for supervisors", body = ErrorBody),
         (status = 404, description = "no such contact in your helplines", body = ErrorBody),
     ))]
-pub async fn reveal(State(state): State<AppState>, staff: Staff, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response, AppError> {
+pub async fn reveal(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
     // The role first: a counsellor is refused (and audited) whatever the body.
     super::revealer(&state, &staff, &id).await?;
     let req: RevealRequest = parse_body(&body)?;

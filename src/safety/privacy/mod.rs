@@ -51,7 +51,8 @@ async fn contact_export(state: &AppState, contact: &ContactRecord) -> Result<Val
     let purged_at = state.store.retention().purged_at(id).await?;
     let messages: Vec<Value> = state
         .store
-        .messages().messages_after(id, 0)
+        .messages()
+        .messages_after(id, 0)
         .await?
         .iter()
         .map(|m| json!({ "seq": m.seq, "sender": m.sender, "sender_id": m.sender_id, "text": m.body, "at": rfc3339(m.at) }))
@@ -66,7 +67,8 @@ async fn contact_export(state: &AppState, contact: &ContactRecord) -> Result<Val
     });
     let form = state.store.forms().form(id).await?;
     let flag = state.store.abuse().flag_of(id).await?;
-    let blocks: Vec<Value> = state.store.privacy().blocks_of_contact(id).await?.iter().map(|b| crate::safety::abuse::block_view(b, now)).collect();
+    let blocks: Vec<Value> =
+        state.store.privacy().blocks_of_contact(id).await?.iter().map(|b| crate::safety::abuse::block_view(b, now)).collect();
     let cases: Vec<Value> =
         state.store.cases().cases_of_contact(id).await?.iter().map(|c| json!({ "case_id": c.id, "number": c.number })).collect();
     Ok(json!({
@@ -175,7 +177,8 @@ pub async fn reveal(state: &AppState, staff: &Staff, id: &str, reason: &str) -> 
     let call = state.store.calls().call_record(id).await?;
     let same: Vec<_> = state
         .store
-        .privacy().contacts_with_identifier(identifier.kind, &identifier.hash)
+        .privacy()
+        .contacts_with_identifier(identifier.kind, &identifier.hash)
         .await?
         .into_iter()
         .filter(|c| c.contact_id != id && staff.supervises(&c.helpline))
@@ -193,7 +196,8 @@ pub async fn reveal(state: &AppState, staff: &Staff, id: &str, reason: &str) -> 
         .collect();
     let blocks: Vec<Value> = state
         .store
-        .privacy().blocks_on(identifier.kind, &identifier.hash)
+        .privacy()
+        .blocks_on(identifier.kind, &identifier.hash)
         .await?
         .iter()
         .filter(|b| staff.supervises(&b.helpline))

@@ -14,7 +14,15 @@ fn caller(id: &str) -> Channel {
 }
 
 fn leg(id: &str, state: &str) -> Channel {
-    Channel { id: id.into(), state: state.into(), caller_number: String::new(), language: String::new(), app_name: "Stasis".into(), app_data: String::new(), created: 5_000 }
+    Channel {
+        id: id.into(),
+        state: state.into(),
+        caller_number: String::new(),
+        language: String::new(),
+        app_name: "Stasis".into(),
+        app_data: String::new(),
+        created: 5_000,
+    }
 }
 
 fn requests(out: &[Output]) -> Vec<String> {
@@ -43,7 +51,12 @@ fn start(m: &mut Machine, id: &str, now: i64) -> Vec<Output> {
 }
 
 fn connect(command_id: &str, call_id: &str, extension: &str) -> Input {
-    Input::Hub(TelephonyCommand::Connect { command_id: command_id.into(), call_id: call_id.into(), counsellor: "c".into(), extension: extension.into() })
+    Input::Hub(TelephonyCommand::Connect {
+        command_id: command_id.into(),
+        call_id: call_id.into(),
+        counsellor: "c".into(),
+        extension: extension.into(),
+    })
 }
 
 /// A call up to a bridged conversation; returns the leg's id.
@@ -51,7 +64,10 @@ fn bridged(m: &mut Machine, id: &str) -> String {
     start(m, id, 1_000);
     m.handle(1_500, connect("k1", id, "201"));
     let leg = leg_id(id, "k1");
-    m.handle(4_000, Input::Ari(AriEvent::StasisStart { channel: self::leg(&leg, "Up"), args: vec!["counsellor".into(), id.into()], at: 4_000 }));
+    m.handle(
+        4_000,
+        Input::Ari(AriEvent::StasisStart { channel: self::leg(&leg, "Up"), args: vec!["counsellor".into(), id.into()], at: 4_000 }),
+    );
     leg
 }
 
@@ -74,10 +90,7 @@ fn connect_originates_the_leg_and_its_answer_bridges_and_reports_answered() {
     let mut m = Machine::new(Config::default());
     start(&mut m, "17.1", 1_000);
     let out = m.handle(1_500, connect("k1", "17.1", "201"));
-    assert_eq!(
-        requests(&out),
-        ["POST /channels?endpoint=PJSIP/201&app=helpline&appArgs=counsellor,17.1&channelId=17.1-leg-k1&timeout=30"]
-    );
+    assert_eq!(requests(&out), ["POST /channels?endpoint=PJSIP/201&app=helpline&appArgs=counsellor,17.1&channelId=17.1-leg-k1&timeout=30"]);
     assert_eq!(events(&out), [json!({"type": "command_ack", "command_id": "k1"})]);
     let out = m.handle(
         4_000,
@@ -124,7 +137,10 @@ fn a_caller_gone_while_waiting_abandoned_and_the_ringing_leg_hung_up() {
     m.handle(1_500, connect("k1", "17.1", "201"));
     let out = m.handle(3_000, Input::Ari(AriEvent::Gone { channel_id: "17.1".into(), at: 3_000 }));
     assert_eq!(requests(&out), ["DELETE /channels/17.1-leg-k1"]);
-    assert_eq!(events(&out), [json!({"type": "call_abandoned", "event_id": "17.1:abandoned", "call_id": "17.1", "at": "1970-01-01T00:00:03Z"})]);
+    assert_eq!(
+        events(&out),
+        [json!({"type": "call_abandoned", "event_id": "17.1:abandoned", "call_id": "17.1", "at": "1970-01-01T00:00:03Z"})]
+    );
 }
 
 #[test]
@@ -134,10 +150,7 @@ fn cancel_hangs_up_the_ringing_leg_and_a_late_answer_of_it_is_hung_up() {
     m.handle(1_500, connect("k1", "17.1", "201"));
     let out = m.handle(9_500, Input::Hub(TelephonyCommand::Cancel { command_id: "k2".into(), call_id: "17.1".into() }));
     assert_eq!(requests(&out), ["DELETE /channels/17.1-leg-k1"]);
-    let out = m.handle(
-        9_600,
-        Input::Ari(AriEvent::StasisStart { channel: leg("17.1-leg-k1", "Up"), args: vec![], at: 9_600 }),
-    );
+    let out = m.handle(9_600, Input::Ari(AriEvent::StasisStart { channel: leg("17.1-leg-k1", "Up"), args: vec![], at: 9_600 }));
     assert_eq!(requests(&out), ["DELETE /channels/17.1-leg-k1"]);
     assert!(events(&out).is_empty());
     // The next counsellor.
@@ -262,5 +275,8 @@ fn ari_json_is_read_with_asterisk_times() {
     assert_eq!(args, ["116111"]);
     assert_eq!(parse_event(&json!({"type": "StasisEnd", "channel": {}}), 0), AriEvent::Other);
     assert_eq!(parse_event(&json!("garbage"), 0), AriEvent::Other);
-    assert_eq!(parse_event(&json!({"type": "ChannelDestroyed", "channel": {"id": "x"}}), 7), AriEvent::Gone { channel_id: "x".into(), at: 7 });
+    assert_eq!(
+        parse_event(&json!({"type": "ChannelDestroyed", "channel": {"id": "x"}}), 7),
+        AriEvent::Gone { channel_id: "x".into(), at: 7 }
+    );
 }
