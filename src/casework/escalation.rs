@@ -24,11 +24,20 @@ use crate::store::Store;
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EscalateRequest {
+    #[schema(min_length = 1)]
     pub contact_id: String,
+    /// `emergency_placement`, `child_protection` or `emergency_services`.
+    #[schema(pattern = "^(emergency_placement|child_protection|emergency_services)$")]
     pub kind: String,
+    /// `none`, `low`, `medium`, `high` or `imminent`.
+    #[schema(pattern = "^(none|low|medium|high|imminent)$")]
     pub risk: String,
+    /// Why (not blank; at most 2000 characters).
+    #[schema(min_length = 1, max_length = 2000, pattern = "\\S")]
     pub reason: String,
+    /// At most 100 characters; blank: none.
     #[serde(default)]
+    #[schema(max_length = 100)]
     pub district: Option<String>,
 }
 

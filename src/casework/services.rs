@@ -20,8 +20,12 @@ use crate::store::users::Role;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewService {
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
+    /// `family_violence_centre`, `maternal_centre`, `community_home_children`, `family_type_home` or `elderly_disability_centre`.
+    #[schema(pattern = "^(family_violence_centre|maternal_centre|community_home_children|family_type_home|elderly_disability_centre)$")]
     pub kind: String,
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub district: String,
     #[serde(default)]
     pub address: String,
@@ -29,8 +33,12 @@ pub struct NewService {
     pub phone: String,
     #[serde(default)]
     pub admission_24_7: bool,
+    /// Places, 0 to 10,000.
+    #[schema(minimum = 0, maximum = 10_000)]
     pub capacity: i64,
+    /// Places taken, 0 to `capacity`.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 10_000)]
     pub in_use: i64,
     pub helplines: Vec<String>,
 }
@@ -106,6 +114,7 @@ pub async fn admin_only(state: &AppState, staff: &Staff) -> Result<(), AppError>
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reserve {
+    #[schema(min_length = 1)]
     pub service_id: String,
     #[serde(default)]
     pub escalation_id: Option<String>,

@@ -6,7 +6,8 @@
 //! a supervisor of the response's helpline or an admin, audited; a response outside one's helplines is
 //! a 404 (existence not disclosed), the refusal audited. Scope through [`crate::state::access`].
 
-use axum::extract::{Path, Query, State};
+use crate::state::access::Query;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -47,9 +48,11 @@ pub struct CannedRequest {
     helpline: String,
     /// One of the helpline's languages.
     language: String,
-    /// At most 80 characters.
+    /// Not blank; at most 80 characters.
+    #[schema(min_length = 1, max_length = 80, pattern = "\\S")]
     title: String,
-    /// At most 2000 characters.
+    /// Not blank; at most 2000 characters.
+    #[schema(min_length = 1, max_length = 2000, pattern = "\\S")]
     body: String,
 }
 

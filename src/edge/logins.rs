@@ -272,6 +272,8 @@ async fn new_password_hash(username: &str, password: String) -> Result<String, A
 #[serde(deny_unknown_fields)]
 struct PasswordChange {
     current_password: String,
+    /// At least 12 characters (the password rule: docs/security.md).
+    #[schema(min_length = 12)]
     new_password: String,
 }
 
@@ -306,6 +308,8 @@ async fn change_password(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordReset {
+    /// At least 12 characters (the password rule: docs/security.md).
+    #[schema(min_length = 12)]
     password: String,
 }
 

@@ -271,6 +271,7 @@ pub fn staff_locale(asked: &str) -> Result<&'static str, AppError> {
 #[serde(deny_unknown_fields)]
 struct LocaleRequest {
     /// `ro`, `ru`, `uk` or `en`.
+    #[schema(pattern = "^(ro|ru|uk|en)$")]
     locale: String,
 }
 
@@ -385,9 +386,11 @@ struct CallerSurvey {
     resume_token: String,
     /// "Did this chat help you?": `yes`, `somewhat` or `no` (optional).
     #[serde(default)]
+    #[schema(pattern = "^(yes|somewhat|no)$")]
     helped: Option<String>,
     /// "Would you contact us again?": `yes`, `maybe` or `no` (optional).
     #[serde(default)]
+    #[schema(pattern = "^(yes|maybe|no)$")]
     again: Option<String>,
 }
 

@@ -24,12 +24,20 @@ use super::types::Millis;
 #[serde(deny_unknown_fields)]
 pub struct Span {
     /// `mon`, `tue`, `wed`, `thu`, `fri`, `sat` or `sun`.
+    #[schema(pattern = "^(mon|tue|wed|thu|fri|sat|sun)$")]
     pub day: String,
     /// `HH:MM`, 00:00 to 23:59.
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub open: String,
     /// `HH:MM`, after `open`; `24:00` is the end of the day.
+    #[schema(pattern = "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")]
     pub close: String,
 }
+
+/// A local date, `YYYY-MM-DD` (for the OpenAPI document: [`Hours::holidays`] items).
+#[derive(utoipa::ToSchema)]
+#[schema(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
+pub struct HolidayDate(#[allow(dead_code)] String);
 
 /// A helpline's opening hours as configured (and stored, and sent over REST).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -42,6 +50,7 @@ pub struct Hours {
     pub weekly: Vec<Span>,
     /// Local days the line is closed all day, `YYYY-MM-DD`.
     #[serde(default)]
+    #[schema(value_type = Vec<HolidayDate>)]
     pub holidays: Vec<String>,
 }
 

@@ -262,8 +262,31 @@ impl Staff {
 }
 
 /// Parses a JSON body with a clear `bad_field` error.
+///
+/// A number with a zero fraction (`93.0`) is an integer to JSON Schema, and so to the OpenAPI
+/// document: it is read as one (serde alone would refuse it for an integer field).
 pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
-    serde_json::from_slice(body).map_err(|e| AppError::new(ErrorCode::BadField, format!("bad request body: {e}")))
+    let bad = |e: serde_json::Error| AppError::new(ErrorCode::BadField, format!("bad request body: {e}"));
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(bad)?;
+    integral_floats_as_integers(&mut value);
+    serde_json::from_value(value).map_err(bad)
+}
+
+/// Rewrites every float with a zero fraction that fits an `i64` as that integer, in place.
+fn integral_floats_as_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            // i64's range, exactly representable as f64: -2^63 inclusive to 2^63 exclusive.
+            if let Some(f) =
+                n.as_f64().filter(|f| f.fract() == 0.0 && *f >= -9_223_372_036_854_775_808.0 && *f < 9_223_372_036_854_775_808.0)
+            {
+                *value = serde_json::Value::from(f as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
 }
 
 /// The answer for an object that exists but is not the caller's to see: 404, so existence is not disclosed.
@@ -314,4 +337,20 @@ pub fn check_text(field: &str, value: &str, max: usize) -> Result<String, AppErr
         return Err(AppError::bad_field(format!("{field} is limited to {max} characters")));
     }
     Ok(v.to_string())
+}
+
+/// A query string parsed into `T`, refused as the other bad requests are (`400 bad_field`, a JSON
+/// body) rather than with axum's plain-text rejection: a client (and the OpenAPI document's
+/// `ErrorBody`) sees one error shape on every route.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::try_from_uri(&parts.uri)
+            .map(|axum::extract::Query(value)| Query(value))
+            .map_err(|e| AppError::new(ErrorCode::BadField, format!("bad query string: {}", e.body_text())))
+    }
 }

@@ -108,12 +108,14 @@ pub async fn set(
 #[serde(deny_unknown_fields)]
 pub struct WaitingSettings {
     /// How long a slot stays in wrap-up after a conversation at most, ms: 0 (no wrap-up) to 3,600,000.
+    #[schema(minimum = 0, maximum = 3_600_000)]
     pub wrapup_limit_ms: i64,
     /// The reasons its counsellors may give for being away: 1 to 16 codes of lowercase letters, digits
     /// and `_` (not `missed_offers`, the router's own).
     pub away_reasons: Vec<String>,
     /// The triage question ("Are you in danger right now?"): the priority a yes gives, 1 to 100
     /// (90 ranks ahead of transfers); null: not asked.
+    #[schema(minimum = 1, maximum = 100)]
     pub triage_priority: Option<i64>,
 }
 
@@ -164,8 +166,23 @@ pub async fn triage_asked(state: &AppState) -> Option<Vec<(String, bool)>> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SettingsView {
     pub helpline: String,
+    /// The settings' fields, beside `helpline` (the schema is `WaitingSettings`'s with that one more).
     #[serde(flatten)]
-    pub settings: WaitingSettings,
+    pub settings: SettingsFields,
+}
+
+/// [`WaitingSettings`] as answered: the same fields, in an object that also has `helpline`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SettingsFields {
+    pub wrapup_limit_ms: i64,
+    pub away_reasons: Vec<String>,
+    pub triage_priority: Option<i64>,
+}
+
+impl From<WaitingSettings> for SettingsFields {
+    fn from(s: WaitingSettings) -> SettingsFields {
+        SettingsFields { wrapup_limit_ms: s.wrapup_limit_ms, away_reasons: s.away_reasons, triage_priority: s.triage_priority }
+    }
 }
 
 /// `GET /api/v1/helplines/{name}/settings`: the helpline's wrap-up limit, away reasons and triage question.
@@ -186,7 +203,7 @@ pub async fn show_settings(State(state): State<AppState>, staff: Staff, Path(nam
     let Some(h) = state.store.directory().helpline(&name).await? else {
         return Err(AppError::new(ErrorCode::UnknownHelpline, "no such helpline"));
     };
-    Ok(Json(SettingsView { helpline: name, settings: settings_of(&h) }).into_response())
+    Ok(Json(SettingsView { helpline: name, settings: settings_of(&h).into() }).into_response())
 }
 
 /// `PUT /api/v1/helplines/{name}/settings`: sets the helpline's wrap-up limit, away reasons and triage
@@ -219,7 +236,7 @@ pub async fn set_settings(
     if !store_settings(&state.store, Some(&state.engine), &name, &settings).await? {
         return Err(AppError::new(ErrorCode::UnknownHelpline, "no such helpline"));
     }
-    Ok(Json(SettingsView { helpline: name, settings }).into_response())
+    Ok(Json(SettingsView { helpline: name, settings: settings.into() }).into_response())
 }
 
 #[cfg(test)]

@@ -638,9 +638,9 @@ fn line(out: &mut String, scope: &str, start: &str, end: &str, dimension: &str, 
         ("helpline" = Option<String>, Query, description = "one helpline (default: all for admins and supervisors of all; a supervisor's one helpline)"),
         ("from" = Option<String>, Query, description = "RFC 3339 or ms since the epoch (default: a day before `to`)"),
         ("to" = Option<String>, Query, description = "RFC 3339 or ms since the epoch (default: now); at most 366 days after `from` (31 by hour)"),
-        ("by" = Option<String>, Query, description = "`day` (default) or `hour`"),
-        ("format" = Option<String>, Query, description = "`json` (default) or `csv`"),
-        ("utc_offset" = Option<String>, Query, description = "buckets at this offset: `Z` or ±HH:MM (default Z)"),
+        ("by" = Option<String>, Query, pattern = "^(day|hour)?$", description = "`day` (default) or `hour`"),
+        ("format" = Option<String>, Query, pattern = "^(json|csv)?$", description = "`json` (default) or `csv`"),
+        ("utc_offset" = Option<String>, Query, pattern = "^(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?$", description = "buckets at this offset: `Z` or ±HH:MM (default Z)"),
     ),
     responses(
         (status = 200, description = "the report", content(

@@ -343,13 +343,13 @@ pub struct Week {
 #[utoipa::path(get, path = "/api/v1/staffing", tag = "supervision", security(("bearer" = [])),
     params(
         ("helpline" = Option<String>, Query, description = "one helpline (default: all for admins and supervisors of all; a supervisor's one helpline)"),
-        ("weeks" = Option<u32>, Query, description = "weeks of history, 1 to 52 (default 4)"),
+        ("weeks" = Option<u32>, Query, minimum = 1, maximum = 52, description = "weeks of history, 1 to 52 (default 4)"),
         ("target" = Option<f64>, Query, description = "service-level target, 0.9 or 90 (default: the helpline's)"),
         ("answer_s" = Option<f64>, Query, description = "answered within this many seconds (default: the helpline's target)"),
-        ("concurrency" = Option<u32>, Query, description = "chats a counsellor carries at once, 1 to 50 (default 1)"),
+        ("concurrency" = Option<u32>, Query, minimum = 1, maximum = 50, description = "chats a counsellor carries at once, 1 to 50 (default 1)"),
         ("rate_per_hour" = Option<f64>, Query, description = "compute one hour from this arrival rate instead (needs `aht_s`)"),
         ("aht_s" = Option<f64>, Query, description = "average handle time in seconds"),
-        ("utc_offset" = Option<String>, Query, description = "hours of the week at this offset: `Z` or ±HH:MM (default Z)"),
+        ("utc_offset" = Option<String>, Query, pattern = "^(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?$", description = "hours of the week at this offset: `Z` or ±HH:MM (default Z)"),
     ),
     responses(
         (status = 200, description = "the estimate", body = Staffing),

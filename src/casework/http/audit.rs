@@ -1,6 +1,7 @@
 //! `GET /api/v1/audit`: the append-only audit log, and `GET /api/v1/audit/verify`: its hash chain checked; for admins.
 
-use axum::extract::{Query, State};
+use crate::state::access::Query;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -19,7 +20,8 @@ pub struct AuditParams {
     target: Option<String>,
     /// Only lines by this account.
     actor: Option<String>,
-    /// At most this many lines (default 200).
+    /// At most this many lines, 1 to 10,000 (default 200).
+    #[param(minimum = 1, maximum = 10_000)]
     limit: Option<i64>,
 }
 
@@ -47,13 +49,18 @@ pub struct AuditLines {
 #[utoipa::path(get, path = "/api/v1/audit", tag = "casework", security(("bearer" = [])), params(AuditParams),
     responses(
         (status = 200, description = "audit lines, newest first", body = AuditLines),
+        (status = 400, description = "`bad_field`: `limit` outside 1 to 10,000", body = ErrorBody),
         (status = 403, description = "admins only", body = ErrorBody),
     ))]
 pub async fn list(State(state): State<AppState>, staff: Staff, Query(q): Query<AuditParams>) -> Result<Response, AppError> {
     if !staff.is_admin() {
         return Err(staff.refuse(&state, "audit_read", "audit_log", AppError::forbidden("admins only")).await);
     }
-    let query = AuditQuery { target: q.target, actor: q.actor, since: None, limit: q.limit.unwrap_or(200) };
+    let limit = q.limit.unwrap_or(200);
+    if !(1..=10_000).contains(&limit) {
+        return Err(AppError::bad_field("limit: from 1 to 10000"));
+    }
+    let query = AuditQuery { target: q.target, actor: q.actor, since: None, limit };
     let lines = state.store.audit_log().audit_lines(&query).await?;
     staff.audit(&state, "audit_read", "audit_log", query.target.as_deref()).await;
     let lines: Vec<AuditLine> = lines

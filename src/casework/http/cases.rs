@@ -2,7 +2,8 @@
 //! contact (or by a placement), listed by deadline, read, moved through their stages, with entries,
 //! linked contacts and identifying details kept to the case's roles.
 
-use axum::extract::{Path, Query, State};
+use crate::state::access::Query;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -24,8 +25,10 @@ pub use crate::casework::cases::{case_view, CaseFile, CaseView};
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `overdue`, or `24h` (due within a day); absent or `any`: every open case.
+    #[param(pattern = "^(overdue|24h|any)?$")]
     due: Option<String>,
     /// A case number (e.g. `FV-2026-000123`): that case alone, at any stage, if you may see it (else none).
+    #[param(min_length = 1, max_length = 64, pattern = "\\S")]
     number: Option<String>,
 }
 
@@ -70,6 +73,7 @@ struct OpenCase {
     person_label: Option<String>,
     /// Why the case is opened (required without a contact; at most 4000 characters): its first entry, kind `reason`.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 4000, pattern = "\\S")]
     reason: Option<String>,
 }
 
@@ -298,8 +302,32 @@ pub async fn deadlines(State(state): State<AppState>, _staff: Staff, Path(name):
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetDeadlines {
-    /// Stage → days (1 to 365); stages not named keep their setting.
+    /// Stage (`open`, `initial_assessment`, `comprehensive_assessment`, `intervention_plan`,
+    /// `monitoring`) → days (1 to 365); stages not named keep their setting.
+    #[schema(value_type = StageDays)]
     days: std::collections::BTreeMap<String, i64>,
+}
+
+/// [`SetDeadlines::days`] as the OpenAPI document describes it: a stage's days, 1 to 365.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct StageDays {
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 365)]
+    open: i64,
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 365)]
+    initial_assessment: i64,
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 365)]
+    comprehensive_assessment: i64,
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 365)]
+    intervention_plan: i64,
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 365)]
+    monitoring: i64,
 }
 
 /// `PUT /api/v1/helplines/{name}/case-deadlines {days: {stage: n}}` (admins): sets how many days the
@@ -405,6 +433,7 @@ pub struct ReportQuery {
     /// One helpline (default: all for admins; a supervisor's one helpline).
     helpline: Option<String>,
     /// `json` (default) or `csv`.
+    #[param(pattern = "^(json|csv)$")]
     format: Option<String>,
 }
 

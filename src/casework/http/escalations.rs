@@ -1,6 +1,7 @@
 //! `/api/v1/escalations`: the REST form of escalations (the service is [`crate::casework::escalation`]).
 
-use axum::extract::{Path, Query, State};
+use crate::state::access::Query;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;

@@ -24,8 +24,10 @@ const MAX_BODY: usize = 16 * 1024;
 #[serde(deny_unknown_fields)]
 struct NewReferral {
     /// A service of the registry (`GET /api/v1/services`).
+    #[schema(min_length = 1)]
     service_id: String,
     /// Why the case is referred: what the provider needs to know (at most 4000 characters; sent to it: no identifying details).
+    #[schema(min_length = 1, max_length = 4000, pattern = "\\S")]
     reason: String,
     /// When the service is due (ms since the epoch; in the future, within a year).
     #[serde(default)]
@@ -122,6 +124,7 @@ pub async fn change(State(state): State<AppState>, Path(id): Path<String>, reque
 #[serde(deny_unknown_fields)]
 struct SetWebhook {
     /// An `http://` URL the server POSTs each referral to (no TLS yet: a TLS-terminating proxy's address); null: none.
+    #[schema(pattern = "^(http://[^\\s/?#]+.*)?$", max_length = 2000)]
     url: Option<String>,
 }
 

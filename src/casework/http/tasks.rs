@@ -1,6 +1,7 @@
 //! The REST edge of case tasks (the service is [`crate::casework::tasks`]).
 
-use axum::extract::{Path, Query, State};
+use crate::state::access::Query;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -81,6 +82,7 @@ pub async fn done(State(state): State<AppState>, staff: Staff, Path(id): Path<St
 #[into_params(parameter_in = Query)]
 pub struct MineQuery {
     /// `overdue`, or `24h` (the default: due within a day, overdue ones included).
+    #[param(pattern = "^(overdue|24h)?$")]
     due: Option<String>,
 }
 

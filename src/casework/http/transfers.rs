@@ -63,6 +63,7 @@ pub async fn offered(State(state): State<AppState>, staff: Staff) -> Result<Resp
 #[serde(deny_unknown_fields)]
 struct TransferDecision {
     /// `accepted` or `refused`.
+    #[schema(pattern = "^(accepted|refused)$")]
     decision: String,
     #[serde(default)]
     comment: Option<String>,
@@ -152,6 +153,7 @@ pub async fn request_approval(
 #[serde(deny_unknown_fields)]
 struct ApprovalDecision {
     /// `approved` or `returned` (a returned request needs a comment).
+    #[schema(pattern = "^(approved|returned)$")]
     decision: String,
     #[serde(default)]
     comment: Option<String>,

@@ -1,7 +1,8 @@
 //! The REST edge of flags and blocks (the service is [`crate::safety::abuse`]): each handler parses,
 //! calls the service (which checks the scope through [`crate::state::access`]) and shapes the answer.
 
-use axum::extract::{Path, Query, State};
+use crate::state::access::Query;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -37,7 +38,8 @@ pub async fn flag_contact(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct FlagsQuery {
-    /// Days back (default 30).
+    /// Days back, 1 to 366 (default 30).
+    #[param(minimum = 1, maximum = 366)]
     days: Option<i64>,
 }
 
@@ -46,9 +48,13 @@ pub struct FlagsQuery {
 #[utoipa::path(get, path = "/api/v1/flags", tag = "safety", security(("bearer" = [])), params(FlagsQuery),
     responses(
         (status = 200, description = "`{flags: [{flag_id, contact_id, helpline, flagged_by, reason, at, blocked}]}`, newest first", body = Object),
+        (status = 400, description = "`bad_field`: `days` outside 1 to 366", body = ErrorBody),
         (status = 403, description = "supervisors and admins only", body = ErrorBody),
     ))]
 pub async fn list_flags(State(state): State<AppState>, staff: Staff, Query(q): Query<FlagsQuery>) -> Result<Response, AppError> {
+    if q.days.is_some_and(|d| !(1..=366).contains(&d)) {
+        return Err(AppError::bad_field("days: from 1 to 366"));
+    }
     let flags = super::flags(&state, &staff, q.days).await?;
     Ok(Json(serde_json::json!({ "flags": flags })).into_response())
 }
@@ -84,6 +90,7 @@ pub struct BlocksQuery {
 #[utoipa::path(get, path = "/api/v1/blocks", tag = "safety", security(("bearer" = [])), params(BlocksQuery),
     responses(
         (status = 200, description = "`{blocks: [...]}`, each as `POST /api/v1/blocks` answers it", body = Object),
+        (status = 400, description = "`bad_field`: `all` is not `true` or `false`", body = ErrorBody),
         (status = 403, description = "supervisors and admins only", body = ErrorBody),
     ))]
 pub async fn list_blocks(State(state): State<AppState>, staff: Staff, Query(q): Query<BlocksQuery>) -> Result<Response, AppError> {
@@ -116,7 +123,9 @@ pub async fn lift_block(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
-    let req: LiftRequest = if body.is_empty() { LiftRequest::default() } else { parse_body(&body)? };
+    // No body, `null` and `{}` all mean no reason given.
+    let req: LiftRequest =
+        if body.is_empty() { LiftRequest::default() } else { parse_body::<Option<LiftRequest>>(&body)?.unwrap_or_default() };
     let lifted = super::lift(&state, &staff, &id, req.reason.as_deref()).await?;
     Ok(Json(serde_json::json!({ "block": block_view(&lifted, state.clock.now_ms()) })).into_response())
 }

@@ -105,7 +105,8 @@ pub async fn call_door(state: &AppState, hash: Option<&str>, helpline: &str, now
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlagRequest {
-    /// Why (at most 1000 characters).
+    /// Why (not blank; at most 1000 characters).
+    #[schema(min_length = 1, max_length = 1000, pattern = "\\S")]
     pub reason: String,
 }
 
@@ -183,14 +184,38 @@ pub async fn flags(state: &AppState, staff: &Staff, days: Option<i64>) -> Result
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BlockRequest {
+    #[schema(min_length = 1)]
     pub contact_id: String,
-    /// Seconds, or a number with a unit: `"30m"`, `"12h"`, `"7d"`.
+    /// Seconds (60 to 7,776,000, 90 days), or a number with a unit: `"30m"`, `"12h"`, `"7d"`, in that range.
+    #[schema(value_type = BlockDuration)]
     pub duration: serde_json::Value,
+    /// Why (not blank; at most 1000 characters).
+    #[schema(min_length = 1, max_length = 1000, pattern = "\\S")]
     pub reason: String,
     /// `block` (refused calmly; the default) or `senior` (routed to senior counsellors only).
     #[serde(default)]
+    #[schema(pattern = "^(block|senior)$")]
     pub mode: Option<String>,
 }
+
+/// A block's duration as the OpenAPI document describes it: seconds (60 to 7,776,000, 90 days), or a
+/// number with `m`, `h` or `d` (the handler reads the JSON value with [`parse_duration`]).
+pub struct BlockDuration;
+
+impl utoipa::PartialSchema for BlockDuration {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let seconds = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(MIN_BLOCK_SECS)).maximum(Some(MAX_BLOCK_SECS));
+        let with_unit = ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[0-9]{1,7}[mhd]?$"));
+        OneOfBuilder::new()
+            .item(seconds)
+            .item(with_unit)
+            .description(Some("seconds, or a number with m, h or d (\"30m\", \"12h\", \"7d\"), from 60 s to 90 days"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for BlockDuration {}
 
 /// A duration in seconds from `3600`, `"3600"`, `"30m"`, `"12h"` or `"7d"`, within the allowed range.
 pub fn parse_duration(v: &serde_json::Value) -> Result<i64, AppError> {
