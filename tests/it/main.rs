@@ -31,6 +31,7 @@ mod referrals;
 mod reports;
 mod restored;
 mod routing_live;
+mod schemathesis;
 mod scope;
 mod secrets;
 mod settings;
