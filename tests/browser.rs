@@ -20,6 +20,9 @@ use helpline::store::Store;
 /// The helpline whose answer clock is shortened for the dashboard test (see [`tune_helplines`]).
 const FAST_HELPLINE: &str = "family_violence";
 
+/// The helpline of the transfer and consult test between two consoles (see [`tune_helplines`]).
+const TRANSFER_HELPLINE: &str = "relay";
+
 /// The helpline with wrap-up on, for `console_shift.test.mjs` (see [`tune_helplines`]).
 const SHIFT_HELPLINE: &str = "night";
 
@@ -74,6 +77,24 @@ async fn tune_helplines(database_url: &str) {
         capacity: 3,
     };
     store.accounts().create_user(&lena, 0).await.expect("the language test's counsellor");
+    // Transfer and consult between two consoles (`transfer_consult.test.mjs`): a helpline of their own,
+    // in English, without wrap-up, and its two counsellors, tara and toma (password `<name>-demo`).
+    let mut relay = helpline::store::helplines::Helpline::with_defaults(TRANSFER_HELPLINE, "Transfer line (browser test)", &["en"]);
+    relay.wrapup_limit_ms = 0;
+    store.directory().upsert_helpline(&relay).await.expect("seed the transfer test's helpline");
+    for (name, display) in [("tara", "Tara"), ("toma", "Toma")] {
+        let user = helpline::store::users::NewUser {
+            username: name.into(),
+            display_name: display.into(),
+            password_hash: helpline::auth::hash_password(&format!("{name}-demo")).expect("hash"),
+            role: helpline::store::users::Role::Counsellor,
+            helplines: vec![TRANSFER_HELPLINE.into()],
+            backup_helplines: Vec::new(),
+            languages: vec!["en".into()],
+            capacity: 2,
+        };
+        store.accounts().create_user(&user, 0).await.expect("a transfer test's counsellor");
+    }
     store.exchanges().create_gateway("browser-pbx", &helpline::auth::token_hash(GATEWAY_TOKEN), 0).await.expect("a gateway");
     // Supervisors of their own for `second_factor.test.mjs`, which sets up their second factors.
     for name in ["tess", "theo"] {

@@ -113,7 +113,7 @@ const STORE_VIEWS: &[(&str, &[&str])] = &[
     ("calls", &["calls"]),
     ("cases", &["cases", "tasks", "transfers"]),
     ("commands", &["commands"]),
-    ("contacts", &["contacts"]),
+    ("contacts", &["contacts", "continuity"]),
     ("directory", &["helplines", "defaults"]),
     ("exchanges", &["gateways"]),
     ("fencing", &["cluster"]),

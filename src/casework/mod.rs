@@ -4,6 +4,7 @@
 //! and the thin REST edge over them ([`http`]: parse, call, shape the answer).
 
 pub mod cases;
+pub mod continuity;
 pub mod escalation;
 pub mod forms;
 pub mod handover;

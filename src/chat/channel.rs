@@ -248,7 +248,13 @@ pub mod inbound {
             senior_only: arrival.senior_only,
         };
         let (done, queued) = oneshot::channel();
-        let cmd = EngineCommand::StartContact { contact, resume_token: String::new(), channel: channel.kind().to_string(), done };
+        let cmd = EngineCommand::StartContact {
+            contact,
+            resume_token: String::new(),
+            channel: channel.kind().to_string(),
+            done,
+            earlier: Vec::new(),
+        };
         engine.send(cmd).await;
         let _ = queued.await;
         Ok(id)

@@ -342,7 +342,7 @@ pub async fn caller_history(store: &crate::store::Store, contact_id: &str) -> (i
 }
 
 /// What an offer shows of an earlier contact's submitted form.
-fn earlier_contact(f: EarlierForm) -> EarlierContact {
+pub fn earlier_contact(f: EarlierForm) -> EarlierContact {
     let form: serde_json::Value = serde_json::from_str(&f.data).unwrap_or_default();
     let text = |key: &str| form.get(key).and_then(|v| v.as_str()).map(str::to_string);
     let categories = form
@@ -362,7 +362,7 @@ fn earlier_contact(f: EarlierForm) -> EarlierContact {
 }
 
 /// At most `max` characters, with `…` when cut.
-fn shorten(s: &str, max: usize) -> String {
+pub fn shorten(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_string();
     }

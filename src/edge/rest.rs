@@ -40,6 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(contact))
         .routes(routes!(caller_end))
         .routes(routes!(caller_survey))
+        .routes(routes!(caller_return_code))
         .routes(routes!(cluster_status))
         .routes(routes!(crate::edge::ws::caller::upgrade))
         .routes(routes!(crate::edge::ws::counsellor::upgrade))
@@ -421,6 +422,46 @@ async fn caller_survey(State(state): State<AppState>, body: axum::body::Bytes) -
         return Err(AppError::new(ErrorCode::Conflict, "this chat's survey was answered already"));
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ReturnCodeRequest {
+    resume_token: String,
+}
+
+/// A chat caller's new return code.
+#[derive(Serialize, ToSchema)]
+struct ReturnCodeAnswer {
+    /// `XXXX-XXXX-XXXX`: shown to her once; the server keeps only its keyed hash.
+    code: String,
+}
+
+/// `POST /api/v1/caller/return-code {resume_token}`: at the end of a chat a counsellor answered (within
+/// a day), an anonymous return code for the caller: given at the start of a later chat
+/// (`start` with `return_code`), it shows her next counsellor this chat's summary. Only a keyed hash of
+/// the code is kept, tied to this contact; nothing that identifies her (docs/security.md, "Return codes").
+#[utoipa::path(post, path = "/api/v1/caller/return-code", tag = "public", request_body = ReturnCodeRequest,
+    responses(
+        (status = 200, description = "the code, shown once", body = ReturnCodeAnswer),
+        (status = 400, description = "`bad_field`: not `{resume_token}`", body = ErrorBody),
+        (status = 401, description = "`bad_token`: no chat has that resume token", body = ErrorBody),
+        (status = 403, description = "`not_allowed`: not a chat, not ended, had no counsellor, or ended more than a day ago", body = ErrorBody),
+        (status = 409, description = "`conflict`: this chat has a return code already (given, or used at its start)", body = ErrorBody),
+    ))]
+async fn caller_return_code(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Response, AppError> {
+    let req: ReturnCodeRequest =
+        serde_json::from_slice(&body).map_err(|e| AppError::bad_field(format!("expected {{\"resume_token\": …}}: {e}")))?;
+    let Some(contact) = state.store.contacts().contact_by_token_hash(&crate::auth::token_hash(&req.resume_token)).await? else {
+        return Err(AppError::new(ErrorCode::BadToken, "no chat has that token"));
+    };
+    if contact.channel != crate::chat::channel::WebChat::KIND {
+        return Err(AppError::new(ErrorCode::NotAllowed, "return codes are for chats"));
+    }
+    crate::safety::return_code::may_give_code(contact.is_open(), contact.answered_at, contact.ended_at, state.clock.now_ms())
+        .map_err(|why| AppError::new(ErrorCode::NotAllowed, why))?;
+    let code = crate::safety::return_code::give(&state, &contact.id).await?;
+    Ok(Json(ReturnCodeAnswer { code }).into_response())
 }
 
 /// `GET /api/v1/cluster` (admins): nodes, leader, lease, fencing token, stream lag. 404 on a single node.

@@ -42,8 +42,15 @@ pub const MAX_CLIENT_ID_BYTES: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CallerRequest {
-    /// Open a new contact in a helpline's queue.
-    Start { helpline: String, language: Option<String> },
+    /// Open a new contact in a helpline's queue. `return_code`: the anonymous code she was given at the
+    /// end of an earlier chat (her next counsellor then sees that chat's summary); answered with
+    /// `return_code` (`known` or not) before `queued`.
+    Start {
+        helpline: String,
+        language: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        return_code: Option<String>,
+    },
     /// Come back after a drop: the token from `queued`, and the last seq the widget has shown.
     Resume {
         resume_token: String,
@@ -672,6 +679,11 @@ pub struct ServiceSuggestion {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent {
     // ----- to callers
+    /// The return code given with `start`: `known` when it is one we gave (her earlier chats are
+    /// shown to her counsellor), false otherwise (nothing is kept of it).
+    ReturnCode {
+        known: bool,
+    },
     /// The contact is stored and waiting. Keep `resume_token` (in memory) to resume after a drop.
     Queued {
         contact_id: String,
@@ -1138,7 +1150,7 @@ mod tests {
     #[test]
     fn caller_type_list_matches_the_enum() {
         let all = [
-            CallerRequest::Start { helpline: "children".into(), language: None },
+            CallerRequest::Start { helpline: "children".into(), language: None, return_code: None },
             CallerRequest::Resume { resume_token: "t".into(), last_seq: 0 },
             CallerRequest::Message { client_id: "c".into(), text: "x".into() },
             CallerRequest::Typing { active: true },

@@ -16,6 +16,7 @@ pub mod cases;
 pub mod cluster;
 pub mod commands;
 pub mod contacts;
+pub mod continuity;
 pub mod defaults;
 pub mod figures;
 pub mod forms;

@@ -2,7 +2,7 @@
 //! the retention period. The contact row stays (times, helpline, channel, outcome: reports and
 //! roll-ups do not change), marked `purged_at`; its form, flags and call record stay too. Its callback
 //! number and its survey mark (`survey_answered`: the contact's id, kept only to refuse a second answer)
-//! go with the conversation.
+//! go with the conversation, and so does the tie of a chat caller's return code to it.
 
 use super::{on_pool, on_writer, BeginWrite, Store, StoreResult};
 
@@ -53,6 +53,8 @@ impl Retention<'_> {
                 // The mark that the caller answered the survey (its counts hold no contact: they stay).
                 sqlx::query("DELETE FROM survey_answered WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
                 sqlx::query("DELETE FROM consults WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
+                // A return code's tie to this contact: the next counsellor no longer sees it.
+                sqlx::query("DELETE FROM return_codes WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
                 sqlx::query("UPDATE handovers SET reason = NULL WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
                 sqlx::query("UPDATE contacts SET purged_at = $1 WHERE id = $2").bind(now).bind(id).execute(&mut *tx).await?;
             }

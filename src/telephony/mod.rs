@@ -35,7 +35,7 @@ use crate::store::users::Role;
 use offline::OfflineContact;
 
 /// Name of the HMAC key for caller numbers in `server_secrets`.
-const CALLER_KEY: &str = "caller_number_hmac";
+const CALLER_KEY: &str = crate::auth::keyed::CALLER_NUMBER_KEY;
 
 /// A socket of `gateway` opened: every command it has not acknowledged goes out first, in order
 /// (those another open socket holds excepted).

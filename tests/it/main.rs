@@ -19,6 +19,7 @@ mod channel;
 mod chat_flow;
 mod cli;
 mod cluster;
+mod continuity;
 mod durability;
 mod exchange;
 mod faults;

@@ -211,6 +211,11 @@ async fn every_route_against_a_supervisor_of_another_helpline(backend: Backend) 
         "/api/v1/approvals/{id}/decision",
         // The casework report (tests/it/cases.rs `casework_report`): `Staff::report_helpline`, as the summary report.
         "/api/v1/reports/cases",
+        // Continuity (tests/it/continuity.rs): links through `state::access::visible_contact` (both contacts),
+        // every role's search (`GET /api/v1/contacts`, above) and its refusals; the colleagues list:
+        // counsellors only, about a conversation they hold.
+        "/api/v1/contacts/{id}/links",
+        "/api/v1/colleagues",
     ];
     // Not about any helpline's objects: public, one's own session, the exchanges' own.
     let unscoped = [
@@ -239,6 +244,7 @@ async fn every_route_against_a_supervisor_of_another_helpline(backend: Backend) 
         "/ws/caller",
         "/ws/telephony",
         "/api/v1/caller/survey",
+        "/api/v1/caller/return-code",
         "/api/v1/telephony/events",
     ];
     let paths: Vec<String> = doc["paths"].as_object().expect("paths").keys().cloned().collect();

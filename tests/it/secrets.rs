@@ -42,13 +42,13 @@ fn key_spellings(keys: &KeyFile) -> Vec<Vec<u8>> {
     all
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Everything an attacker with the database would read: the SQLite file and its WAL, or PostgreSQL's dump
 /// (`pg_dump`; when it cannot run, every text column of every table read with SQL).
-async fn database_bytes(app: &TestApp) -> Vec<(String, Vec<u8>)> {
+pub(crate) async fn database_bytes(app: &TestApp) -> Vec<(String, Vec<u8>)> {
     match app.store.backend() {
         helpline::store::Backend::Sqlite => {
             let path = app.db.url.trim_start_matches("sqlite:").to_string();

@@ -12,9 +12,10 @@ function when(at) {
   return formatDateTime(d);
 }
 
-/** Adds a repeat caller's earlier contacts (from the offer's `earlier`) to the offer card. */
+/** Adds a repeat caller's earlier contacts (from the offer's `earlier`: a call's number, or a chat
+ * caller's return code) to the offer card. */
 export function showEarlier(card, offer) {
-  if (offer.channel !== 'call' || !Array.isArray(offer.earlier) || !offer.earlier.length) return;
+  if (!Array.isArray(offer.earlier) || !offer.earlier.length) return;
   const headingId = `earlier-h-${offer.contact_id}`;
   const list = el('ol', { class: 'earlier-list' });
   for (const e of offer.earlier) {

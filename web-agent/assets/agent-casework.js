@@ -7,6 +7,7 @@
 
 import { $, el } from './common.js';
 import { apiCall, codeLabel, dateTime, languageName } from './staff.js';
+import { mountLinks } from './agent-links.js';
 import { t, has, formatTime } from './staff-i18n.js';
 import { setText } from './agent-text.js';
 
@@ -89,7 +90,7 @@ export function mountCasework(c) {
   };
   c.cf = contactForm(c, own);
   c.esc = escalation(c, own);
-  c.casework = el('div', { class: 'casework' }, c.esc.section, c.cf.section);
+  c.casework = el('div', { class: 'casework' }, c.esc.section, c.cf.section, mountLinks(c, ctx.token));
   (c.work || c.pane).append(c.casework);
 }
 

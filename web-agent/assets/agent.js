@@ -27,7 +27,7 @@ import { TEXT, aliasOf, awayLabel, helplineWords, setText, durationWords } from 
 // Every word through the staff catalogue (docs/web-agent.md "Translating a staff page").
 import { t, translatePage, onLocaleChange, formatTime } from './staff-i18n.js';
 import { initLocale, localeSignedIn } from './staff.js';
-import { mountTransfer, onHandover, onTransferError, showHandover } from './agent-transfer.js';
+import { initTransfer, mountTransfer, onHandover, onConsult, onTransferError, redrawTransfer, showHandover } from './agent-transfer.js';
 
 const TOKEN_KEY = 'helpline.console.token';
 const PING_EVERY_MS = 15000;
@@ -232,6 +232,9 @@ function handle(f) {
       break;
     case 'handover':
       onHandover(state.convs.get(f.contact_id), f);
+      break;
+    case 'consult':
+      onConsult(state.convs.get(f.contact_id), f);
       break;
     case 'flagged':
       onFlagged(state.convs.get(f.contact_id), f);
@@ -469,7 +472,7 @@ function conversation(id, info = {}) {
   c.infoList = el('dl', { class: 'info' });
   c.heading = el('h3', { class: 'pane-title' });
   const flag = mountFlag(c, send);
-  const transfer = mountTransfer(c, send);
+  const transfer = mountTransfer(c);
   c.chat = el(
     'div',
     { class: 'chat-col' },
@@ -479,10 +482,10 @@ function conversation(id, info = {}) {
     c.endedNote,
     c.form,
     flag,
-    transfer,
   );
-  // The contact form and escalation (agent-casework.js) go in the second column.
-  c.work = el('div', { class: 'work-col' });
+  // Transfer and consult (agent-transfer.js), then the contact form and escalation (agent-casework.js),
+  // go in the second column, which scrolls with the page (the first stays in the window).
+  c.work = el('div', { class: 'work-col' }, transfer);
   c.pane = el(
     'section',
     { class: 'pane', id: paneId, 'aria-labelledby': `${paneId}-title`, hidden: true, dataset: { contactId: id } },
@@ -665,6 +668,7 @@ function onWrapUpEnded(f) {
 
 function onAssigned(f) {
   const wasOffered = state.offers.has(f.contact_id);
+  const offered = state.offers.get(f.contact_id)?.offer;
   removeOffer(f.contact_id);
   const isNew = !state.convs.has(f.contact_id);
   const c = conversation(f.contact_id, {
@@ -687,6 +691,7 @@ function onAssigned(f) {
   flushPending(c);
   renderInfo(c);
   showHandover(c, f.handover);
+  keepEarlier(c, offered);
   if (wasOffered || (isNew && !state.active)) {
     select(c.id, wasOffered);
     if (wasOffered) announce(t('console.started', { helpline: helplineName(f.helpline), language: languageName(f.language) }));
@@ -695,6 +700,16 @@ function onAssigned(f) {
     renderInfo(c);
   }
   updateTitle();
+}
+
+/** A returning caller's earlier contacts, shown on her offer, stay above the conversation once accepted. */
+function keepEarlier(c, offer) {
+  if (!offer?.earlier?.length || c.earlierNote) return;
+  const box = el('div', { class: 'earlier-note' }, el('div', { class: 'buttons' }));
+  showEarlier(box, offer);
+  box.querySelector('.buttons').remove();
+  c.earlierNote = box;
+  c.log.before(box);
 }
 
 function messageElement(mine, from, text, at) {
@@ -1012,6 +1027,7 @@ function redraw() {
   refreshEmpty();
   updateTitle();
   caseworkRedraw();
+  redrawTransfer();
 }
 
 function init() {
@@ -1026,6 +1042,7 @@ function init() {
     openWrapup,
     conversations: () => state.convs,
   });
+  initTransfer({ send, token: () => state.token, me: () => state.me });
   $('login-form').addEventListener('submit', onLogin);
   $('signout').addEventListener('click', () => signOut(''));
   for (const r of document.querySelectorAll('input[name="status"]')) {

@@ -1,9 +1,11 @@
 // The caller's chat widget: choose a helpline and language, wait, chat, end; survive network drops; quick exit.
 //
-// Privacy: nothing is written to cookies or localStorage. The resume token (and only it, with the
-// contact's helpline and language) is kept in sessionStorage so that a reload of this tab resumes the
-// chat; it is gone when the tab closes, when the chat ends, and on quick exit. Message texts are
-// never stored in the browser: after a reload they are fetched again from the server.
+// Privacy: nothing is written to cookies. The resume token (and only it, with the contact's helpline
+// and language) is kept in sessionStorage so that a reload of this tab resumes the chat; it is gone
+// when the tab closes, when the chat ends, and on quick exit. Message texts are never stored in the
+// browser: after a reload they are fetched again from the server. localStorage holds at most one
+// entry, the caller's return code, and only when she ticks "Keep the code on this device"; quick exit
+// deletes it (docs/security.md, "Return codes").
 //
 // Caller and counsellor text is always put into the page with textContent, never as HTML.
 //
@@ -18,6 +20,8 @@ import { $, el, timeOf as clockTime, newClientId, setBanner, bannerBackOnline, p
 /** Where quick exit goes: a neutral site. `location.replace` so Back does not come back here. */
 export const EXIT_URL = 'https://weather.com/';
 const STORE_KEY = 'helpline.chat.resume';
+/** The return code she chose to keep on this device (localStorage; quick exit deletes it). */
+const CODE_KEY = 'helpline.chat.returnCode';
 const PING_EVERY_MS = 2000;
 const SILENT_LIMIT_MS = 6000;
 const TYPING_REPEAT_MS = 3000;
@@ -64,6 +68,9 @@ const chat = {
   surveyToken: null,
   /** Counsellor messages that came while the page was hidden or unfocused: "(n)" in the tab's title. */
   unseen: 0,
+  /** The return code given with `start` (as typed), and whether the server knew it. */
+  returnCode: null,
+  codeKnown: false,
 };
 
 // ----- language ---------------------------------------------------------------
@@ -219,6 +226,7 @@ function onStart(event) {
   }
   $('start-error').textContent = '';
   resetConversation();
+  chat.returnCode = $('return-code').value.trim() || null;
   chat.helpline = helpline;
   chat.language = chatLanguage();
   chat.phase = 'connecting';
@@ -334,6 +342,12 @@ function resetConversation() {
   chat.triage = null;
   chat.surveyToken = null;
   chat.unseen = 0;
+  chat.returnCode = null;
+  chat.codeKnown = false;
+  $('code-shown').hidden = true;
+  $('code-get').hidden = false;
+  $('code-error').textContent = '';
+  $('code-keep').checked = false;
   renderTitle();
   $('survey').reset();
   $('survey-error').textContent = '';
@@ -366,6 +380,7 @@ const socket = new LiveSocket({
     } else {
       const start = { type: 'start', helpline: chat.helpline };
       if (chat.language) start.language = chat.language;
+      if (chat.returnCode) start.return_code = chat.returnCode;
       ws.send(JSON.stringify(start));
     }
     // At once, not at the next beat: the server watches a socket for stalls from its first ping.
@@ -410,6 +425,10 @@ function forget() {
 
 function handle(f) {
   switch (f.type) {
+    case 'return_code':
+      chat.codeKnown = !!f.known;
+      addNote(t(f.known ? 'codeKnown' : 'codeUnknown'));
+      break;
     case 'queued':
       chat.token = f.resume_token;
       chat.contactId = f.contact_id;
@@ -709,6 +728,7 @@ function ended(reason) {
   renderStatusLine();
   renderEnded();
   $('survey').hidden = !chat.surveyToken;
+  renderCodeOffer();
   showScreen('ended');
   $('ended-heading').focus();
 }
@@ -766,6 +786,78 @@ async function onSurvey(e) {
   $('survey-done').focus();
 }
 
+// ----- the return code ----------------------------------------------------------
+
+function savedCode() {
+  try {
+    return localStorage.getItem(CODE_KEY);
+  } catch {
+    return null;
+  }
+}
+
+function keepCode(code) {
+  try {
+    if (code) localStorage.setItem(CODE_KEY, code);
+    else localStorage.removeItem(CODE_KEY);
+  } catch {
+    /* not kept */
+  }
+  renderSavedCode();
+}
+
+/** The start screen: a code kept on this device fills the field, with a way to forget it. */
+function renderSavedCode() {
+  const code = savedCode();
+  $('code-saved').hidden = !code;
+  if (code && !$('return-code').value) $('return-code').value = code;
+}
+
+/** The ended screen's offer of a return code: after a chat a counsellor answered. A chat started with a
+ * known code keeps it (shown again); otherwise she may ask for one (POST /api/v1/caller/return-code). */
+function renderCodeOffer() {
+  const offer = $('code-offer');
+  offer.hidden = !chat.surveyToken;
+  if (offer.hidden) return;
+  if (chat.codeKnown && chat.returnCode) {
+    showCode(chat.returnCode.toUpperCase(), 'codeSame');
+    $('code-keep').checked = savedCode() === chat.returnCode;
+  }
+}
+
+function showCode(code, label) {
+  $('code-get').hidden = true;
+  $('code-value').textContent = code;
+  const yours = $('code-shown').querySelector('[data-i18n]');
+  yours.dataset.i18n = label;
+  yours.textContent = t(label);
+  $('code-shown').hidden = false;
+}
+
+async function onGetCode() {
+  $('code-error').textContent = '';
+  $('code-get').disabled = true;
+  let code = null;
+  try {
+    const res = await fetch('/api/v1/caller/return-code', {
+      method: 'POST',
+      credentials: 'omit',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ resume_token: chat.surveyToken }),
+    });
+    if (res.ok) code = (await res.json()).code;
+  } catch {
+    code = null;
+  }
+  $('code-get').disabled = false;
+  if (!code) {
+    $('code-error').textContent = t('codeFailed');
+    return;
+  }
+  showCode(code, 'codeYours');
+  $('code-value').focus();
+}
+
 // ----- triage -----------------------------------------------------------------
 
 /** "Are you in danger right now?" while waiting, where the helpline asks it; asked once. */
@@ -785,6 +877,8 @@ function onTriage(answer) {
 
 function onNewChat() {
   resetConversation();
+  $('return-code').value = '';
+  renderSavedCode();
   chat.phase = 'start';
   showScreen('start');
   const first = document.querySelector('#start-form input, #start-form select');
@@ -809,6 +903,7 @@ function quickExit() {
   forget();
   try {
     sessionStorage.clear();
+    localStorage.removeItem(CODE_KEY);
   } catch {
     /* nothing stored */
   }
@@ -886,6 +981,13 @@ function init() {
   $('ua-message-form').addEventListener('submit', onLeaveMessage);
   $('ua-callback-form').addEventListener('submit', onCallback);
   $('new-chat').addEventListener('click', onNewChat);
+  $('code-get').addEventListener('click', onGetCode);
+  $('code-keep').addEventListener('change', (e) => keepCode(e.target.checked ? $('code-value').textContent : null));
+  $('code-forget').addEventListener('click', () => {
+    keepCode(null);
+    $('return-code').value = '';
+    $('return-code').focus();
+  });
   window.addEventListener('online', reconnectNow);
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'visible') {
@@ -896,6 +998,7 @@ function init() {
   setInterval(() => socket.heartbeat(), PING_EVERY_MS);
 
   applyLanguage();
+  renderSavedCode();
   const saved = restore();
   loadHelplines();
   if (saved) {

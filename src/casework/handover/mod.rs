@@ -7,7 +7,9 @@
 
 pub mod rules;
 
+use serde::Serialize;
 use tokio::sync::oneshot;
+use utoipa::ToSchema;
 
 use crate::chat::engine_task::{contact_key, counsellor_key, EngineCommand, InterveneError};
 use crate::protocol::{ErrorCode, HandoverView, ServerEvent};
@@ -232,4 +234,70 @@ pub async fn consult(state: &AppState, staff: &Staff, contact_id: &str, to: &str
     state.hub.event_to_counsellor(&c.from_id, &frame);
     state.hub.event_to_counsellor(&c.to_id, &frame);
     Ok(())
+}
+
+/// A colleague, as a counsellor's console lists her to transfer to or consult.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Colleague {
+    pub counsellor_id: String,
+    pub name: String,
+    /// `available`, `away` or `offline` (the status she chose).
+    pub status: String,
+    /// First-line helplines, then backup ones.
+    pub helplines: Vec<String>,
+    pub languages: Vec<String>,
+    /// She could take the contact named in the request now (see [`rules::could_take`]); false when
+    /// none was named.
+    pub eligible: bool,
+}
+
+/// The colleagues signed in now (a socket open, not removed), for a counsellor's transfer or
+/// consult; with `contact_id` (a conversation she holds: `unknown_contact` otherwise, audited), each
+/// one says whether she could take it. Read from the router (the leader's, in cluster mode: a
+/// follower answers `unavailable`).
+pub async fn colleagues(state: &AppState, staff: &Staff, contact_id: Option<&str>) -> Result<Vec<Colleague>, AppError> {
+    if staff.user.role != Role::Counsellor {
+        return Err(AppError::forbidden("counsellors only"));
+    }
+    let contact = match contact_id {
+        Some(id) => {
+            let contact = state.store.contacts().contact(id).await?;
+            if holder(contact.as_ref()) != Some(staff.id()) {
+                return Err(staff.refuse(state, "colleagues", id, refused(rules::Refusal::NotHeld)).await);
+            }
+            contact
+        }
+        None => None,
+    };
+    let snapshot = state
+        .engine
+        .snapshot()
+        .await
+        .ok_or_else(|| AppError::new(ErrorCode::Unavailable, "the router's view is not on this node; try again"))?;
+    let online: Vec<_> = snapshot.counsellors.into_iter().filter(|c| c.connected && !c.removed).collect();
+    let ids: Vec<String> = online.iter().map(|c| crate::chat::engine_task::counsellor_str(c.id)).collect();
+    let users = state.store.accounts().users_by_ids(&ids).await?;
+    let mut out: Vec<Colleague> = online
+        .iter()
+        .zip(ids)
+        .filter(|(_, id)| id != staff.id())
+        .filter_map(|(view, id)| {
+            let user = users.iter().find(|u| u.id == id && !u.disabled)?;
+            Some(Colleague {
+                counsellor_id: id,
+                name: user.display_name.clone(),
+                status: match view.status {
+                    crate::routing::Status::Available => "available",
+                    crate::routing::Status::Away => "away",
+                    crate::routing::Status::Offline => "offline",
+                }
+                .into(),
+                helplines: view.helplines.iter().chain(&view.backup_helplines).cloned().collect(),
+                languages: view.languages.iter().cloned().collect(),
+                eligible: contact.as_ref().is_some_and(|c| rules::could_take(view, &c.helpline, &c.language)),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.counsellor_id.cmp(&b.counsellor_id)));
+    Ok(out)
 }

@@ -3,6 +3,7 @@
 //! in a consult. The service ([`super`]) applies them with the store, the hub and the engine.
 
 use crate::protocol::ErrorCode;
+use crate::routing::{CounsellorView, Status};
 
 /// Where a handed-over contact goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,9 +155,59 @@ pub fn may_consult(me: &str, to: &str, holder: Option<&str>, asked: &[&str]) -> 
     }
 }
 
+/// Whether a colleague (as the router sees her) could take a contact of `helpline` in `language`
+/// now: connected, available, not removed, with a free slot (a slot in wrap-up counts as taken), and
+/// serving the helpline (first-line or backup) in that language. The router checks the same (and
+/// seniority) when the transfer is carried out; this only fills the console's picker.
+pub fn could_take(c: &CounsellorView, helpline: &str, language: &str) -> bool {
+    let busy = c.active.len() + c.wrapping_up.len();
+    c.connected
+        && !c.removed
+        && c.status == Status::Available
+        && busy < c.capacity as usize
+        && (c.helplines.contains(helpline) || c.backup_helplines.contains(helpline))
+        && c.languages.contains(language)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::{ContactId, CounsellorId};
+
+    fn view() -> CounsellorView {
+        CounsellorView {
+            id: CounsellorId(7),
+            status: Status::Available,
+            status_since: 0,
+            connected: true,
+            removed: false,
+            capacity: 2,
+            active: vec![ContactId(1)],
+            ringing: None,
+            idle_since: 0,
+            consecutive_misses: 0,
+            helplines: ["children".to_string()].into(),
+            backup_helplines: ["disability".to_string()].into(),
+            languages: ["ro".to_string(), "ru".to_string()].into(),
+            wrapping_up: Vec::new(),
+            away_reason: None,
+        }
+    }
+
+    #[test]
+    fn a_colleague_could_take_a_contact_of_her_helplines_and_languages_with_a_free_slot() {
+        let c = view();
+        assert!(could_take(&c, "children", "ro"));
+        assert!(could_take(&c, "disability", "ru"), "backup helplines count");
+        assert!(!could_take(&c, "family_violence", "ro"));
+        assert!(!could_take(&c, "children", "uk"));
+        assert!(!could_take(&CounsellorView { connected: false, ..view() }, "children", "ro"));
+        assert!(!could_take(&CounsellorView { removed: true, ..view() }, "children", "ro"));
+        assert!(!could_take(&CounsellorView { status: Status::Away, ..view() }, "children", "ro"));
+        assert!(could_take(&CounsellorView { ringing: Some(ContactId(2)), ..view() }, "children", "ro"), "a ringing offer takes no slot");
+        assert!(!could_take(&CounsellorView { active: vec![ContactId(1), ContactId(2)], ..view() }, "children", "ro"));
+        assert!(!could_take(&CounsellorView { wrapping_up: vec![(ContactId(3), 9)], ..view() }, "children", "ro"));
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -2,8 +2,10 @@
 
 pub mod audit;
 pub mod cases;
+pub mod contacts;
 pub mod escalations;
 pub mod forms;
+pub mod handover;
 pub mod referrals;
 pub mod services;
 pub mod tasks;
@@ -53,6 +55,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(referrals::set_webhook))
         .routes(routes!(audit::list))
         .routes(routes!(audit::verify))
+        .routes(routes!(handover::colleagues))
+        .routes(routes!(contacts::search))
+        .routes(routes!(contacts::links, contacts::link))
 }
 
 pub use crate::state::access::{check_text, hidden, parse_body, visible_case, visible_contact, Staff};

@@ -54,6 +54,10 @@ pub enum EngineCommand<S: Side = Local> {
         #[serde(default = "web_chat")]
         channel: String,
         done: S::Reply<()>,
+        /// A chat caller who gave a known return code: her earlier contacts, for her offers (audited
+        /// when shown, as a repeat phone caller's).
+        #[serde(default)]
+        earlier: Vec<EarlierContact>,
     },
     /// A caller's first socket came back or last socket dropped.
     CallerPresence { contact: ContactId, online: bool },
@@ -89,8 +93,8 @@ impl<S: Side> EngineCommand<S> {
     pub fn translate<B: Side>(self, t: &mut impl Translate<S, B>) -> Option<EngineCommand<B>> {
         Some(match self {
             EngineCommand::Input(input) => EngineCommand::Input(input),
-            EngineCommand::StartContact { contact, resume_token, channel, done } => {
-                EngineCommand::StartContact { contact, resume_token, channel, done: t.reply(done) }
+            EngineCommand::StartContact { contact, resume_token, channel, done, earlier } => {
+                EngineCommand::StartContact { contact, resume_token, channel, done: t.reply(done), earlier }
             }
             EngineCommand::CallerPresence { contact, online } => EngineCommand::CallerPresence { contact, online },
             EngineCommand::CounsellorOnline { profile, status } => EngineCommand::CounsellorOnline { profile, status },
@@ -162,6 +166,8 @@ struct EngineTask {
     offered: std::collections::HashMap<ContactId, (String, i64)>,
     /// Open calls: where their `connect` and `cancel` go.
     calls: std::collections::HashMap<ContactId, CallInfo>,
+    /// Open chats of callers who gave a known return code: their earlier contacts, for their offers.
+    returning: std::collections::HashMap<ContactId, Vec<EarlierContact>>,
     store: Store,
     hub: Arc<Hub>,
     relay: RelayHandle,
@@ -223,7 +229,18 @@ pub async fn spawn(
     }
     let later = later::Later::load(&store, helplines, &open, now, &hub.channels).await?;
     let (tx, rx) = mpsc::channel(4096);
-    let task = EngineTask { engine, offered: Default::default(), calls, store, hub, relay, clock, handles: tx.downgrade(), later };
+    let task = EngineTask {
+        engine,
+        offered: Default::default(),
+        calls,
+        returning: Default::default(),
+        store,
+        hub,
+        relay,
+        clock,
+        handles: tx.downgrade(),
+        later,
+    };
     let join = tokio::spawn(task.run(rx));
     Ok((EngineHandle { route: EngineRoute::Local(tx) }, join))
 }
@@ -342,8 +359,11 @@ impl EngineTask {
                 batch.step(now, outputs, changes, announce);
                 batch.after.push(After::Reply(reply, refused.map_or(Ok(()), Err)));
             }
-            EngineCommand::StartContact { contact, resume_token, channel, done } => {
+            EngineCommand::StartContact { contact, resume_token, channel, done, earlier } => {
                 let id = contact.id;
+                if !earlier.is_empty() {
+                    self.returning.insert(id, earlier);
+                }
                 self.hub.channels.bind(&contact_str(id), &channel);
                 let now = self.clock.now_ms();
                 let outputs = self.engine.handle(now, Input::ContactQueued(contact));
@@ -529,9 +549,12 @@ impl EngineTask {
     async fn notify(&mut self, now: i64, output: Output) {
         self.account(&output);
         let (earlier, helpline) = match &output {
-            Output::Offer { contact, counsellor, helpline, .. } => match self.calls.get(contact) {
-                Some(call) => (self.disclose_earlier(call, *contact, *counsellor, helpline, now).await, None),
-                None => (Vec::new(), None),
+            Output::Offer { contact, counsellor, helpline, .. } => match (self.calls.get(contact), self.returning.get(contact)) {
+                (Some(call), _) => (self.disclose_earlier(&call.earlier, "call", *contact, *counsellor, helpline, now).await, None),
+                (None, Some(earlier)) => {
+                    (self.disclose_earlier(earlier, "chat (return code)", *contact, *counsellor, helpline, now).await, None)
+                }
+                (None, None) => (Vec::new(), None),
             },
             Output::SlaAtRisk { contact, .. } | Output::SlaBreached { contact, .. } => {
                 (Vec::new(), self.engine.helpline_of(*contact).map(str::to_string))
@@ -576,6 +599,7 @@ impl EngineTask {
             }
             Output::Ended { contact, helpline, abandoned, .. } => {
                 self.calls.remove(contact);
+                self.returning.remove(contact);
                 self.offered.remove(contact);
                 if *abandoned {
                     METRICS.abandon(helpline);
@@ -633,23 +657,24 @@ impl EngineTask {
         }
     }
 
-    /// The earlier contacts of a repeat caller this offer may show: those of the offer's helpline,
-    /// each audited as a read of its form by the counsellor offered the call. If the audit cannot
-    /// be written, none are shown.
+    /// The earlier contacts of a repeat caller (a call's number, a chat's return code) this offer may
+    /// show: those of the offer's helpline, each audited as a read of its form by the counsellor
+    /// offered the contact. If the audit cannot be written, none are shown.
     async fn disclose_earlier(
         &self,
-        call: &CallInfo,
+        earlier: &[EarlierContact],
+        what: &str,
         contact: ContactId,
         counsellor: CounsellorId,
         helpline: &str,
         now: i64,
     ) -> Vec<EarlierContact> {
-        let shown: Vec<EarlierContact> = call.earlier.iter().filter(|e| e.helpline == helpline).cloned().collect();
+        let shown: Vec<EarlierContact> = earlier.iter().filter(|e| e.helpline == helpline).cloned().collect();
         let reader = counsellor_str(counsellor);
-        let detail = format!("shown in the offer of call {}", contact_str(contact));
+        let detail = format!("shown in the offer of {what} {}", contact_str(contact));
+        let source = if what == "call" { "call offer" } else { "chat offer" };
         for e in &shown {
-            if let Err(err) =
-                self.store.audit_log().audit_from(now, &reader, "form_read", Some(&e.contact_id), Some(&detail), "call offer").await
+            if let Err(err) = self.store.audit_log().audit_from(now, &reader, "form_read", Some(&e.contact_id), Some(&detail), source).await
             {
                 tracing::error!(error = %err, "auditing a repeat caller's history failed; the offer shows none");
                 return Vec::new();

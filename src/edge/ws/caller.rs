@@ -89,7 +89,7 @@ impl CallerSession {
         self.me.send(&ServerEvent::error(code, message));
     }
 
-    async fn start(&mut self, helpline: String, language: Option<String>) {
+    async fn start(&mut self, helpline: String, language: Option<String>, return_code: Option<String>) {
         if self.contact.is_some() {
             return self.error(ErrorCode::NotAllowed, "this connection already has a contact; end it first");
         }
@@ -138,6 +138,22 @@ impl CallerSession {
             tracing::error!(error = %err, "storing a new contact failed");
             return self.error(ErrorCode::Unavailable, "could not open the chat; try again");
         }
+        // A return code: tied to the new contact before it is routed, so its first offer already
+        // shows her earlier chats; she is told whether it was known.
+        let earlier = match return_code.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+            None => Vec::new(),
+            Some(code) => match crate::safety::return_code::use_code(&self.state, &record.id, code).await {
+                Ok(found) => {
+                    self.me.send(&ServerEvent::ReturnCode { known: found.is_some() });
+                    found.unwrap_or_default()
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "reading a return code failed; the chat goes on without it");
+                    self.me.send(&ServerEvent::ReturnCode { known: false });
+                    Vec::new()
+                }
+            },
+        };
         let key = ContactId(id.as_u128());
         let (done, opened) = oneshot::channel();
         self.state.relay.send(RelayCommand::Open { contact: record.id.clone(), outbox: Some(self.me.clone()), done }).await;
@@ -156,7 +172,7 @@ impl CallerSession {
         };
         let (done, queued) = oneshot::channel();
         let channel = WebChat::KIND.to_string();
-        self.state.engine.send(EngineCommand::StartContact { contact, resume_token, channel, done }).await;
+        self.state.engine.send(EngineCommand::StartContact { contact, resume_token, channel, done, earlier }).await;
         let _ = queued.await;
     }
 
@@ -274,7 +290,7 @@ impl Handler for CallerSession {
 
     async fn on_request(&mut self, request: CallerRequest) {
         match request {
-            CallerRequest::Start { helpline, language } => self.start(helpline, language).await,
+            CallerRequest::Start { helpline, language, return_code } => self.start(helpline, language, return_code).await,
             CallerRequest::Resume { resume_token, last_seq } => self.resume(resume_token, last_seq).await,
             CallerRequest::Message { client_id, text } => {
                 let Some((contact, _)) = &self.contact else {
