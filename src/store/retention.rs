@@ -53,6 +53,10 @@ impl Retention<'_> {
                 // The mark that the caller answered the survey (its counts hold no contact: they stay).
                 sqlx::query("DELETE FROM survey_answered WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
                 sqlx::query("DELETE FROM consults WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
+                // A messaging conversation's reply address and its outbox go with its messages.
+                sqlx::query("UPDATE channel_conversations SET address = NULL WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM channel_outbox WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM channel_inbound WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
                 sqlx::query("UPDATE handovers SET reason = NULL WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
                 sqlx::query("UPDATE contacts SET purged_at = $1 WHERE id = $2").bind(now).bind(id).execute(&mut *tx).await?;
             }
