@@ -96,6 +96,22 @@ async fn tune_helplines(database_url: &str) {
         store.accounts().create_user(&user, 0).await.expect("a transfer test's counsellor");
     }
     store.exchanges().create_gateway("browser-pbx", &helpline::auth::token_hash(GATEWAY_TOKEN), 0).await.expect("a gateway");
+    // An SMS channel for `sms_console.test.mjs`, which calls its webhook itself as Kannel would; its
+    // replies go to a Kannel that is not there, so they wait in the outbox (`retrying`).
+    let sms = helpline::store::channels::NewChannel {
+        name: "browser-sms".into(),
+        kind: "sms".into(),
+        helpline: "children".into(),
+        language: "ro".into(),
+        public_url: "http://127.0.0.1".into(),
+        api_base: "http://127.0.0.1:9".into(),
+        account: Some("helpline".into()),
+        sender: None,
+        token: "browser-sms-password".into(),
+        inbound_secret: SMS_SECRET.into(),
+        idle_limit_ms: 0,
+    };
+    store.channels().add(&sms, 0).await.expect("an SMS channel");
     // Supervisors of their own for `second_factor.test.mjs`, which sets up their second factors.
     for name in ["tess", "theo"] {
         let user = helpline::store::users::NewUser {
@@ -145,6 +161,9 @@ const REFUSED_ONCE: &str = "REFUSED-ONCE";
 
 /// The service token of the simulated telephone exchange `call_controls.test.mjs` drives over the webhook.
 const GATEWAY_TOKEN: &str = "browser-test-gateway-token-0123456789";
+
+/// The browser test's SMS channel's inbound secret (`HELPLINE_SMS_SECRET`).
+const SMS_SECRET: &str = "browser-test-sms-secret";
 
 /// The whole node run may take this long before it is killed (the files run one after another; the
 /// wall and language tests of the dashboard alone take about three minutes on a loaded machine).
@@ -215,6 +234,7 @@ async fn browser_front_ends() {
         .current_dir(browser_dir())
         .env("HELPLINE_URL", &url)
         .env("HELPLINE_GATEWAY_TOKEN", GATEWAY_TOKEN)
+        .env("HELPLINE_SMS_SECRET", SMS_SECRET)
         .env("HELPLINE_CHROMIUM", chromium())
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())

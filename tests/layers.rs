@@ -129,6 +129,7 @@ const STORE_VIEWS: &[(&str, &[&str])] = &[
     ("sessions", &["sessions"]),
     ("surveys", &["surveys"]),
     ("canned", &["canned"]),
+    ("channels", &["channels"]),
 ];
 
 /// Views without an accessor on `Store` (named only by their module's path).
@@ -137,7 +138,10 @@ const VIEWS_WITHOUT_ACCESSOR: &[&str] = &["figures"];
 /// Which of the store's views each layer below the wiring may name (`app` and the store itself name
 /// any). A layer not listed names none.
 const VIEW_RULES: &[(&str, &[&str])] = &[
-    ("edge", &["abuse", "accounts", "audit_log", "commands", "contacts", "exchanges", "secrets", "sessions", "surveys", "canned"]),
+    (
+        "edge",
+        &["abuse", "accounts", "audit_log", "commands", "contacts", "exchanges", "secrets", "sessions", "surveys", "canned", "channels"],
+    ),
     ("telephony", &["abuse", "accounts", "audit_log", "calls", "commands", "contacts", "directory", "exchanges", "secrets"]),
     (
         "safety",
@@ -177,7 +181,7 @@ const PART_RULES: &[(&str, &[&str], &str)] = &[(
 
 /// Parts held to be pure like the routing engine (no runtime, database, network or files): rules as a
 /// state machine, the time passed in.
-const PURE_PARTS: &[&str] = &["edge/asterisk/machine"];
+const PURE_PARTS: &[&str] = &["edge/asterisk/machine", "edge/channels/rules"];
 
 /// Most entries at the top of `src/`.
 const MAX_TOP_ENTRIES: usize = 16;

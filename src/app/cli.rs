@@ -55,6 +55,9 @@ pub enum Command {
     /// Manage the dialled-number map (which helpline a called number reaches).
     #[command(subcommand)]
     Number(NumberCommand),
+    /// Manage messaging channels (SMS through Kannel): which account reaches which helpline (docs/channels.md).
+    #[command(subcommand)]
+    Channel(crate::app::channel_cli::ChannelCommand),
     /// A helpline's opening hours: time zone, weekly spans, holidays (none: open 24/7).
     #[command(subcommand)]
     Hours(crate::app::hours_cli::HoursCommand),
@@ -358,6 +361,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gateway(cmd) => gateway(&cli.database, cmd).await,
         Command::Number(cmd) => number(&cli.database, cmd).await,
         Command::Hours(cmd) => crate::app::hours_cli::run(&open(&cli.database).await?, cmd).await,
+        Command::Channel(cmd) => crate::app::channel_cli::run(&open(&cli.database).await?, cmd).await,
         Command::Settings(cmd) => crate::app::hours_cli::settings(&open(&cli.database).await?, cmd).await,
         Command::Rollup => crate::store::rollup::run_to_completion(&open(&cli.database).await?).await,
         Command::Audit(AuditCommand::Verify { checkpoint }) => audit_verify(&cli.database, checkpoint.as_ref()).await,
@@ -444,6 +448,7 @@ async fn serve(database: String, key_file: Option<std::path::PathBuf>, args: Ser
         },
         // No channels beyond the core's web chat and phone yet (see `crate::chat::channel`).
         channels: Vec::new(),
+        messaging: crate::edge::channels::MessagingSettings::default(),
     };
     let app = Application::build(settings).await?;
     let addr = app.local_addr();

@@ -1,6 +1,7 @@
 //! The binary: the command line ([`cli`]), `Application::build` (open the database, restore the router,
 //! bind the listener), the background loops ([`loops`]), `run_until` (serve until shutdown).
 
+pub mod channel_cli;
 pub mod cli;
 pub mod demo;
 pub mod hours_cli;
@@ -73,6 +74,8 @@ pub struct Settings {
     /// Kinds of contact besides the core's web chat and phone (a messaging app), registered with the
     /// hub before the router is restored ([`crate::chat::channel`]).
     pub channels: Vec<Arc<dyn crate::chat::channel::ContactChannel>>,
+    /// The messaging channels' worker: its pace and the outbox's retries (docs/channels.md).
+    pub messaging: crate::edge::channels::MessagingSettings,
 }
 
 impl Settings {
@@ -99,13 +102,14 @@ impl Settings {
             cluster: None,
             keepalive: crate::state::sockets::Keepalive::default(),
             channels: Vec::new(),
+            messaging: crate::edge::channels::MessagingSettings::default(),
         }
     }
 }
 
 /// Registers the kinds of contact the settings add (before anything restores contacts of them).
-fn register_channels(hub: &Hub, settings: &Settings) {
-    for channel in &settings.channels {
+fn register_channels(hub: &Hub, settings: &Settings, messaging: &[Arc<dyn crate::chat::channel::ContactChannel>]) {
+    for channel in messaging.iter().chain(&settings.channels) {
         tracing::info!(kind = channel.kind(), "channel registered");
         hub.channels.register(channel.clone());
     }
@@ -160,10 +164,12 @@ impl Application {
             AuthKeys::new(secret.as_bytes(), settings.token_ttl).with_previous(previous.as_bytes()).with_refresh_ttl(settings.refresh_ttl),
         );
         let helplines = store.directory().helplines().await?;
+        // The messaging channels (SMS, …): registered before contacts of them are restored.
+        let (messaging, nudges) = crate::edge::channels::channels();
         let (hub, engine, relay, engine_task, relay_task, cluster) = match &settings.cluster {
             None => {
                 let hub = Arc::new(Hub::new());
-                register_channels(&hub, &settings);
+                register_channels(&hub, &settings, &messaging);
                 // The exchanges' sockets that held commands are gone with the last process.
                 store.commands().release_node_commands(crate::chat::exchange::LOCAL_NODE).await?;
                 let (relay, relay_task) = relay::spawn(store.clone(), hub.clone(), clock).await?;
@@ -173,7 +179,7 @@ impl Application {
             Some(cluster) => {
                 // Socket ids are carried between nodes: each node numbers from a random base.
                 let hub = Arc::new(Hub::with_id_base(u64::from(rand::random::<u32>()) << 24));
-                register_channels(&hub, &settings);
+                register_channels(&hub, &settings, &messaging);
                 let cluster = crate::cluster::Cluster::start(cluster.clone(), store.clone(), hub.clone(), clock, helplines.clone())
                     .await
                     .context("joining the cluster")?;
@@ -202,6 +208,7 @@ impl Application {
             keepalive: settings.keepalive,
         };
         loops::start(&state, &settings);
+        crate::edge::channels::spawn(state.clone(), nudges, settings.messaging);
         let listener = TcpListener::bind(&settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
         if let (Some(cluster), Ok(addr)) = (&state.cluster, listener.local_addr()) {
             cluster.set_address(addr.to_string());

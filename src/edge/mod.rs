@@ -14,6 +14,7 @@ pub mod assets;
 pub mod asterisk;
 pub mod callbacks;
 pub mod canned;
+pub mod channels;
 #[cfg(test)]
 mod fuzz;
 pub mod logins;
@@ -41,6 +42,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(crate::safety::abuse::router())
         .merge(crate::safety::privacy::router())
         .merge(canned::router())
+        .merge(channels::http::router())
 }
 
 /// The whole HTTP router (without the layers [`crate::app`] puts around it). Every answer that does

@@ -35,6 +35,7 @@ use utoipa::{Modify, OpenApi};
         (name = "safety", description = "Abuse flags and blocks; privacy exports and the break-glass reveal (docs/security.md)."),
         (name = "supervision", description = "Reports and staffing estimates (docs/metrics.md)."),
         (name = "telephony", description = "The gateway interface for telephone exchanges (docs/telephony.md)."),
+        (name = "channels", description = "Messaging providers' webhooks: an inbound SMS from Kannel, a reply's delivery report (docs/channels.md)."),
         (name = "websocket", description = "WebSocket upgrades: 101 Switching Protocols, then the frames of docs/protocol.md or docs/telephony.md."),
         (name = "pages", description = "The embedded browser front ends and their assets."),
         (name = "operations", description = "Health, readiness, metrics, cluster status and this document."),
@@ -64,6 +65,13 @@ impl Modify for Schemes {
             .description(Some("the metrics token, when the server is started with `--metrics-token` (docs/metrics.md)"))
             .build();
         components.add_security_scheme("metrics", SecurityScheme::Http(metrics));
+        let channel = Http::builder()
+            .scheme(HttpAuthScheme::Basic)
+            .description(Some(
+                "a messaging channel's inbound secret as the password (user `kannel`), from `helpline channel add` (docs/channels.md)",
+            ))
+            .build();
+        components.add_security_scheme("channel", SecurityScheme::Http(channel));
     }
 }
 

@@ -842,6 +842,27 @@ pub enum ServerEvent {
         text: String,
         at: String,
     },
+    /// A messaging contact's conversation (SMS, a messaging app; docs/channels.md), sent with `assigned`
+    /// and when it changes: its channel, its last activity either way, and whether the sender wrote before
+    /// (the same keyed hash of the address, on any channel or as a caller's number).
+    ChannelInfo {
+        contact_id: String,
+        channel: String,
+        /// RFC 3339.
+        last_activity: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        repeat: Option<Repeat>,
+    },
+    /// What became of your message `seq` of a messaging contact at the provider: `sent` (the
+    /// provider took it), `delivered`, `read` (where the provider reports it), `retrying` (the
+    /// provider could not be reached; sent again later) or `failed` (finally: `detail` says why).
+    Delivery {
+        contact_id: String,
+        seq: i64,
+        state: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        detail: Option<String>,
+    },
 
     // ----- to supervisors
     /// The live board: sent on connect and every second.

@@ -9,7 +9,7 @@ use super::sealed::place::MESSAGE_BODY;
 use super::{both_engines, on_pool, Store, StoreResult};
 
 /// The row id a message body is sealed for (`contact:seq`).
-fn message_row(contact: &str, seq: i64) -> String {
+pub(super) fn message_row(contact: &str, seq: i64) -> String {
     format!("{contact}:{seq}")
 }
 

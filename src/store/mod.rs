@@ -13,6 +13,7 @@ pub mod callbacks;
 pub mod calls;
 pub mod canned;
 pub mod cases;
+pub mod channels;
 pub mod cluster;
 pub mod commands;
 pub mod contacts;
@@ -545,6 +546,11 @@ impl Store {
     /// Canned responses: staff text per helpline and language, for the console.
     pub fn canned(&self) -> canned::Canned<'_> {
         canned::Canned(self)
+    }
+
+    /// Messaging channels: their settings, conversations (reply addresses sealed), inbound ids, the outbox.
+    pub fn channels(&self) -> channels::Channels<'_> {
+        channels::Channels(self)
     }
 }
 

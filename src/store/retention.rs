@@ -55,6 +55,10 @@ impl Retention<'_> {
                 sqlx::query("DELETE FROM consults WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
                 // A return code's tie to this contact: the next counsellor no longer sees it.
                 sqlx::query("DELETE FROM return_codes WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
+                // A messaging conversation's reply address and its outbox go with its messages.
+                sqlx::query("UPDATE channel_conversations SET address = NULL WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM channel_outbox WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM channel_inbound WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
                 sqlx::query("UPDATE handovers SET reason = NULL WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
                 sqlx::query("UPDATE contacts SET purged_at = $1 WHERE id = $2").bind(now).bind(id).execute(&mut *tx).await?;
             }

@@ -106,6 +106,11 @@ pub mod place {
     /// An approval request's note and the supervisor's comment.
     pub const APPROVAL_NOTE: &str = "case_approvals.note";
     pub const APPROVAL_COMMENT: &str = "case_approvals.comment";
+    /// A messaging conversation's reply address (a phone number, a chat id).
+    pub const CHANNEL_ADDRESS: &str = "channel_conversations.address";
+    /// A messaging channel's provider credential and the secret its webhook must present.
+    pub const CHANNEL_TOKEN: &str = "messaging_channels.token";
+    pub const CHANNEL_INBOUND_SECRET: &str = "messaging_channels.inbound_secret";
 }
 
 /// Every column sealed at rest (ARCHITECTURE.md lists them, with the rule that every new column of
@@ -132,6 +137,9 @@ pub const SEALED_COLUMNS: &[(&str, &[&str], bool)] = &[
     (place::TRANSFER_COMMENT, &["id"], true),
     (place::APPROVAL_NOTE, &["id"], true),
     (place::APPROVAL_COMMENT, &["id"], true),
+    (place::CHANNEL_ADDRESS, &["contact_id"], true),
+    (place::CHANNEL_TOKEN, &["id"], true),
+    (place::CHANNEL_INBOUND_SECRET, &["id"], true),
 ];
 
 /// The fields of a contact form's JSON that stay in clear (categorical: reports count them); every

@@ -46,6 +46,13 @@ pub async fn deliver_pending(state: &AppState, gateway: &str, conn: crate::chat:
 
 pub use crate::auth::keyed::{caller_hash, normalise_number};
 
+/// The keyed hash of a number's digits (the same key and hash as a caller's number): a messaging
+/// channel's sender is recognised by it, never by the number.
+pub async fn number_hash(state: &AppState, digits: &str) -> Result<String, AppError> {
+    let key = state.store.secrets().secret_or_create(CALLER_KEY, state.clock.now_ms(), crate::auth::random_secret).await?;
+    Ok(caller_hash(&key, digits))
+}
+
 /// The hash and the last two digits of a caller's number (both None when withheld).
 async fn caller_identity(state: &AppState, caller: Option<&str>) -> Result<(Option<String>, Option<String>), AppError> {
     let Some(digits) = caller.and_then(normalise_number) else {

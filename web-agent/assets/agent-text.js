@@ -14,6 +14,7 @@ export const TEXT = {
     get call() { return t('console.channel.call'); },
     get message() { return t('console.channel.message'); },
     get callback() { return t('console.channel.callback'); },
+    get sms() { return t('console.channel.sms'); },
   },
   waited: (d) => t('console.waited', { d }),
   get you() { return t('console.you'); },

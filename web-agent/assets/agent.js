@@ -218,6 +218,12 @@ function handle(f) {
     case 'whisper':
       onWhisper(f);
       break;
+    case 'delivery':
+      onDelivery(f);
+      break;
+    case 'channel_info':
+      onChannelInfo(f);
+      break;
     case 'call_control':
       onCallControl(f, state.convs);
       break;
@@ -563,6 +569,12 @@ function renderInfo(c) {
     el('dt', { text: t('console.info.started') }), el('dd', { text: i.answered_at ? timeOf(i.answered_at) : '–' }),
     el('dt', { text: t('console.info.caller') }), presence,
   );
+  if (c.repeat) {
+    c.infoList.append(
+      el('dt', { text: t('console.info.repeat') }),
+      el('dd', { class: 'repeat', text: t('console.repeatValue', { n: c.repeat.contacts, days: c.repeat.days }) }),
+    );
+  }
   renderCallControls(c);
 }
 
@@ -828,8 +840,9 @@ function onAck(f) {
   c.shown.add(f.seq);
   c.pending = c.pending.filter((x) => x !== f.client_id);
   place(c, m.el, f.seq);
-  // Stored; the relay pushed it to the caller's socket at once if one is connected.
-  setState(c, m, c.callerOnline ? 'delivered' : 'sent');
+  // Stored; the relay pushed it to the caller's socket at once if one is connected. A messaging
+  // contact's reply is only stored: the provider's `delivery` frames say what became of it.
+  setState(c, m, c.callerOnline && !isMessaging(c) ? 'delivered' : 'sent');
 }
 
 function sendReply(c) {
@@ -901,6 +914,28 @@ function showTyping(c, active) {
   clearTimeout(c.typingHide);
   c.typing.textContent = active ? t('console.typing') : '';
   if (active) c.typingHide = setTimeout(() => showTyping(c, false), 10000);
+}
+
+/** A contact whose caller writes through a provider (SMS, …) rather than a socket of ours. */
+function isMessaging(c) {
+  return !!c.channel && !['chat', 'call', 'message', 'callback'].includes(c.channel);
+}
+
+/** What became of a reply to a messaging contact at the provider (docs/protocol.md, `delivery`). */
+function onDelivery(f) {
+  const c = state.convs.get(f.contact_id);
+  if (!c) return;
+  const m = [...c.own.values()].find((x) => x.seq === f.seq);
+  if (!m || !['sent', 'delivered', 'read', 'retrying', 'failed'].includes(f.state)) return;
+  setState(c, m, f.state);
+}
+
+/** A messaging contact's conversation: a sender who wrote or called before is shown as such. */
+function onChannelInfo(f) {
+  const c = state.convs.get(f.contact_id);
+  if (!c) return;
+  c.repeat = f.repeat || null;
+  renderInfo(c);
 }
 
 function onPresence(id, online) {
