@@ -1,4 +1,4 @@
-//! The `helpline` command line: `serve`, `migrate`, `user add|list|disable|enable`, `gateway add|list|revoke`, `number set|list`, `hours set|show`, `settings set|show`, `service add|list`, `audit verify|checkpoint|prune`, `keys rotate`, `rollup`, `retention`.
+//! The `helpline` command line: `serve`, `migrate`, `user add|list|edit|reset|disable|enable`, `gateway add|list|revoke`, `number set|list`, `hours set|show`, `settings set|show`, `service add|list`, `audit verify|checkpoint|prune`, `keys rotate`, `rollup`, `retention`.
 
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
@@ -9,9 +9,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::app::telemetry::{self, LogFormat};
 use crate::app::{Application, Settings};
+use crate::auth::accounts::{self, AccountChange, Refusal};
 use crate::auth::hash_password;
 use crate::clock::Clock;
-use crate::store::users::{NewUser, Role};
+use crate::store::users::{AccountFields, NewUser, Role};
 use crate::store::{split_list, Store, StoreError};
 
 #[derive(Parser, Debug)]
@@ -248,6 +249,15 @@ pub enum UserCommand {
         /// The account (any case).
         username: String,
     },
+    /// Change an account: only the fields given change (audited). A running server's consoles of the
+    /// account take the change at their next connection.
+    Edit(UserEdit),
+    /// Make a one-time code (24 h, single use) with which the account's owner sets her own password on
+    /// the `/reset` page (audited); her password and sessions are untouched until she uses it.
+    Reset {
+        #[arg(long)]
+        username: String,
+    },
     /// Grant a supervisor every helpline (audited). Without it a supervisor sees only the helplines on
     /// their account; an empty list is none.
     GrantAllHelplines {
@@ -294,6 +304,35 @@ pub struct UserAdd {
     /// Read the password from standard input (required: passwords never go on the command line).
     #[arg(long)]
     pub password_stdin: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct UserEdit {
+    #[arg(long)]
+    pub username: String,
+    #[arg(long, value_enum)]
+    pub role: Option<Role>,
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// Helplines served first-line, comma-separated (empty: none).
+    #[arg(long)]
+    pub helplines: Option<String>,
+    /// Helplines backed up, comma-separated (empty: none).
+    #[arg(long)]
+    pub backup_helplines: Option<String>,
+    /// Languages spoken, comma-separated.
+    #[arg(long)]
+    pub languages: Option<String>,
+    #[arg(long)]
+    pub capacity: Option<i64>,
+    /// Phone extension for calls (empty: none, never offered calls).
+    #[arg(long)]
+    pub extension: Option<String>,
+    #[arg(long)]
+    pub senior: Option<bool>,
+    /// Districts a case manager covers, comma-separated (empty: none).
+    #[arg(long)]
+    pub districts: Option<String>,
 }
 
 /// Entry point of the binary.
@@ -486,10 +525,6 @@ async fn shutdown_signal() {
     }
 }
 
-fn valid_username(u: &str) -> bool {
-    !u.is_empty() && u.len() <= 64 && u.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
-}
-
 /// A new password for `username` from standard input (one line), checked against the password rule.
 fn read_password(password_stdin: bool, username: &str) -> anyhow::Result<String> {
     if !password_stdin {
@@ -520,50 +555,36 @@ async fn user(database: &str, cmd: UserCommand) -> anyhow::Result<()> {
     let now = Clock::new().now_ms();
     match cmd {
         UserCommand::Add(a) => {
-            if !valid_username(&a.username) {
-                bail!("usernames are 1-64 characters of a-z, 0-9, '.', '_' and '-'");
-            }
-            let password = read_password(a.password_stdin, &a.username)?;
-            let extension = a.extension.as_deref().map(str::trim).filter(|e| !e.is_empty());
-            if extension.is_some_and(|e| e.len() > 32 || !e.chars().all(|c| c.is_ascii_alphanumeric() || "*#+-_.".contains(c))) {
-                bail!("an extension is up to 32 characters of digits, letters and * # + - _ .");
-            }
-            if !(1..=50).contains(&a.capacity) {
-                bail!("capacity must be between 1 and 50");
-            }
-            let known: Vec<String> = store.directory().helplines().await?.into_iter().map(|h| h.name).collect();
-            let helplines = split_list(&a.helplines);
-            let backup_helplines = split_list(&a.backup_helplines);
-            for h in helplines.iter().chain(&backup_helplines) {
-                if !known.contains(h) {
-                    bail!("unknown helpline {h:?}; known: {}", known.join(", "));
-                }
-            }
+            let username = accounts::check_username(&a.username)?;
+            let password = read_password(a.password_stdin, &username)?;
+            let change = AccountChange {
+                display_name: a.display_name.clone(),
+                role: Some(a.role.as_str().to_string()),
+                helplines: Some(split_list(&a.helplines)),
+                backup_helplines: Some(split_list(&a.backup_helplines)),
+                languages: Some(split_list(&a.languages)),
+                capacity: Some(a.capacity),
+                extension: Some(a.extension.clone()),
+                senior: Some(a.senior),
+                districts: Some(split_list(&a.districts)),
+            };
+            let fields = checked_fields(&store, accounts::new_fields(&username), &change).await?;
             let password_hash = hash_password(&password).map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
             let new = NewUser {
-                display_name: a.display_name.clone().unwrap_or_else(|| a.username.clone()),
-                username: a.username.clone(),
+                display_name: fields.display_name.clone(),
+                username: username.clone(),
                 password_hash,
-                role: a.role,
-                helplines,
-                backup_helplines,
-                languages: split_list(&a.languages),
-                capacity: a.capacity,
+                role: fields.role,
+                helplines: fields.helplines.clone(),
+                backup_helplines: fields.backup_helplines.clone(),
+                languages: fields.languages.clone(),
+                capacity: fields.capacity,
             };
             let created = match store.accounts().create_user(&new, now).await {
                 Err(StoreError::Conflict(_)) => bail!("username {:?} is taken", a.username),
                 other => other?,
             };
-            if extension.is_some() {
-                store.accounts().set_user_extension(&created.id, extension).await?;
-            }
-            if a.senior {
-                store.accounts().set_user_senior(&created.id, true).await?;
-            }
-            let districts = split_list(&a.districts);
-            if !districts.is_empty() {
-                store.accounts().set_user_districts(&created.id, &districts).await?;
-            }
+            store.accounts().set_fields(&created.id, &fields).await?;
             store.audit_log().audit(now, "cli", "user_add", Some(&created.id), Some(a.role.as_str())).await?;
             println!("created {} ({}) id {}", created.username, created.role.as_str(), created.id);
         }
@@ -611,10 +632,60 @@ async fn user(database: &str, cmd: UserCommand) -> anyhow::Result<()> {
             store.audit_log().audit(now, "cli", "totp_reset", Some(&user.id), None).await?;
             println!("second factor removed for {}", user.username);
         }
+        UserCommand::Edit(e) => {
+            let user = account(&store, &e.username).await?;
+            let list = |v: &Option<String>| v.as_deref().map(split_list);
+            let change = AccountChange {
+                display_name: e.display_name.clone(),
+                role: e.role.map(|r| r.as_str().to_string()),
+                helplines: list(&e.helplines),
+                backup_helplines: list(&e.backup_helplines),
+                languages: list(&e.languages),
+                capacity: e.capacity,
+                extension: e.extension.clone().map(Some),
+                senior: e.senior,
+                districts: list(&e.districts),
+            };
+            let before = accounts::fields_of(&user, store.accounts().user_districts(&user.id).await?);
+            let after = checked_fields(&store, before, &change).await?;
+            let admins = store.accounts().enabled_admins().await?;
+            accounts::keeps_an_admin(user.role == Role::Admin, !user.disabled, after.role, !user.disabled, admins)?;
+            store.accounts().set_fields(&user.id, &after).await?;
+            store.audit_log().audit(now, "cli", "user_edit", Some(&user.id), Some(after.role.as_str())).await?;
+            println!(
+                "changed {} ({}): helplines {} (backup {}), languages {}, capacity {}, extension {}",
+                user.username,
+                after.role.as_str(),
+                after.helplines.join(","),
+                after.backup_helplines.join(","),
+                after.languages.join(","),
+                after.capacity,
+                after.extension.as_deref().unwrap_or("-")
+            );
+        }
+        UserCommand::Reset { username } => {
+            let user = account(&store, &username).await?;
+            let code = accounts::new_reset_code();
+            let expires = now + accounts::RESET_VALID_MS;
+            store.accounts().create_reset(&user.id, &accounts::reset_code_hash(&code), "cli", now, expires).await?;
+            store.audit_log().audit(now, "cli", "password_reset_code", Some(&user.id), Some(&crate::protocol::rfc3339(expires))).await?;
+            println!("one-time code for {} (shown once; works once, until {}):", user.username, crate::protocol::rfc3339(expires));
+            println!("{code}");
+            println!("she sets her password at /reset on the server (or /reset#{code})");
+        }
         UserCommand::GrantAllHelplines { username } => set_all_helplines(&store, &username, true, now).await?,
         UserCommand::RevokeAllHelplines { username } => set_all_helplines(&store, &username, false, now).await?,
     }
     Ok(())
+}
+
+/// `fields` with `change` applied, checked against the rules and the database's helplines.
+async fn checked_fields(store: &Store, fields: AccountFields, change: &AccountChange) -> anyhow::Result<AccountFields> {
+    let known: Vec<String> = store.directory().helplines().await?.into_iter().map(|h| h.name).collect();
+    match accounts::apply(fields, change, &known) {
+        Err(Refusal::UnknownHelpline(h)) => bail!("unknown helpline {h:?}; known: {}", known.join(", ")),
+        other => Ok(other?),
+    }
 }
 
 async fn gateway(database: &str, cmd: GatewayCommand) -> anyhow::Result<()> {
@@ -622,7 +693,7 @@ async fn gateway(database: &str, cmd: GatewayCommand) -> anyhow::Result<()> {
     let now = Clock::new().now_ms();
     match cmd {
         GatewayCommand::Add { name } => {
-            if !valid_username(&name) {
+            if accounts::check_username(&name).is_err() {
                 bail!("gateway names are 1-64 characters of a-z, 0-9, '.', '_' and '-'");
             }
             let token = crate::auth::random_token(32);

@@ -1,5 +1,6 @@
 //! Authentication: argon2 password hashes, short-lived HS256 access tokens (RFC 8725: algorithm pinned, explicit `typ`, `kid` with a rotation overlap, iss/aud/exp/nbf checked against the server clock), opaque refresh tokens, and single-use WebSocket tickets.
 
+pub mod accounts;
 pub mod guard;
 pub mod keyed;
 pub mod password;

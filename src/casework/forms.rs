@@ -12,11 +12,42 @@ use crate::store::forms::{FormRecord, Wrapup};
 use crate::store::users::Role;
 
 /// The form's vocabularies and categories for one helpline (`unknown_helpline` for another name).
-pub fn taxonomy(state: &AppState, helpline: &str) -> Result<serde_json::Value, AppError> {
+pub async fn taxonomy(state: &AppState, helpline: &str) -> Result<serde_json::Value, AppError> {
+    let (categories, own) = categories_of(state, helpline).await?;
+    Ok(casework::taxonomy_with(helpline, &categories, own))
+}
+
+/// A helpline's categories as they are: its own (true) or the built-in ones (false).
+pub async fn categories_of(state: &AppState, helpline: &str) -> Result<(Vec<casework::CategoryDef>, bool), AppError> {
     if !state.helplines.iter().any(|h| h.name == helpline) {
         return Err(AppError::new(ErrorCode::UnknownHelpline, "no such helpline"));
     }
-    Ok(casework::taxonomy(helpline))
+    let own =
+        state.store.directory().categories(helpline).await?.and_then(|json| serde_json::from_str::<Vec<casework::CategoryDef>>(&json).ok());
+    Ok(match own {
+        Some(list) => (list, true),
+        None => (casework::builtin_categories(helpline), false),
+    })
+}
+
+/// Sets a helpline's own categories (admins; checked, audited); forms are checked against them from
+/// then on (forms already saved keep their codes). Returns the taxonomy now.
+pub async fn set_categories(
+    state: &AppState,
+    staff: &Staff,
+    helpline: &str,
+    list: &[casework::CategoryDef],
+) -> Result<serde_json::Value, AppError> {
+    staff.admin_or_refuse(state, "taxonomy_set", helpline).await?;
+    if !state.helplines.iter().any(|h| h.name == helpline) {
+        return Err(AppError::new(ErrorCode::UnknownHelpline, "no such helpline"));
+    }
+    let checked = casework::check_categories(list).map_err(AppError::bad_field)?;
+    let json = serde_json::to_string(&checked).map_err(|_| AppError::internal())?;
+    state.store.directory().set_categories(helpline, &json, staff.id(), state.clock.now_ms()).await?;
+    let codes: Vec<&str> = checked.iter().map(|c| c.code.as_str()).collect();
+    staff.audit(state, "taxonomy_set", helpline, Some(&codes.join(","))).await;
+    Ok(casework::taxonomy_with(helpline, &checked, true))
 }
 
 /// A contact's form as it is shown: `{contact_id, status, form, counsellor_id, updated_at, submitted_at}`
@@ -58,7 +89,8 @@ pub async fn save(state: &AppState, staff: &Staff, id: &str, draft: bool, form: 
     }
     let before = state.store.forms().form(id).await?;
     let submit = !draft || before.as_ref().is_some_and(|f| f.status == "submitted");
-    if let Err(fields) = casework::validate(&contact.helpline, &form, submit) {
+    let (categories, _) = categories_of(state, &contact.helpline).await?;
+    if let Err(fields) = casework::validate_with(&categories, &form, submit) {
         return Err(invalid_form(&fields));
     }
     let now = state.clock.now_ms();

@@ -110,8 +110,60 @@ pub fn categories(helpline: &str) -> Vec<Category> {
     parts.iter().flat_map(|p| p.iter().copied()).collect()
 }
 
-/// The taxonomy document served to consoles (`GET /api/v1/helplines/{name}/taxonomy`).
+/// A category a helpline's contact form offers, as stored when an admin sets the helpline's own
+/// (`PUT /api/v1/helplines/{name}/taxonomy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryDef {
+    /// 1-64 characters of `a-z`, `0-9`, `_` and `.` (`violence.physical`); reports count by it.
+    pub code: String,
+    /// What counsellors read: 1 to 120 characters.
+    pub label: String,
+}
+
+/// The most categories a helpline may have.
+pub const CATEGORIES_MAX: usize = 200;
+
+/// The built-in categories of a helpline, as definitions.
+pub fn builtin_categories(helpline: &str) -> Vec<CategoryDef> {
+    categories(helpline).into_iter().map(|c| CategoryDef { code: c.code.into(), label: c.label.into() }).collect()
+}
+
+/// Checks a helpline's own categories: 1 to 200, each code well formed and once, each label 1-120
+/// characters (trimmed). The error names the first fault.
+pub fn check_categories(list: &[CategoryDef]) -> Result<Vec<CategoryDef>, String> {
+    if list.is_empty() || list.len() > CATEGORIES_MAX {
+        return Err(format!("categories: 1 to {CATEGORIES_MAX}"));
+    }
+    let mut out: Vec<CategoryDef> = Vec::with_capacity(list.len());
+    for c in list {
+        let code = c.code.trim();
+        let label = c.label.trim();
+        if code.is_empty()
+            || code.len() > 64
+            || !code.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '.')
+        {
+            return Err(format!("categories: the code {code:?} is not 1-64 characters of a-z, 0-9, '_' and '.'"));
+        }
+        if label.is_empty() || label.chars().count() > 120 {
+            return Err(format!("categories: the label of {code:?} is not 1 to 120 characters"));
+        }
+        if out.iter().any(|o| o.code == code) {
+            return Err(format!("categories: the code {code:?} is there twice"));
+        }
+        out.push(CategoryDef { code: code.into(), label: label.into() });
+    }
+    Ok(out)
+}
+
+/// The taxonomy document served to consoles (`GET /api/v1/helplines/{name}/taxonomy`), with the
+/// built-in categories.
 pub fn taxonomy(helpline: &str) -> serde_json::Value {
+    taxonomy_with(helpline, &builtin_categories(helpline), false)
+}
+
+/// The taxonomy document with these categories (`own`: the helpline's own, set by an admin).
+pub fn taxonomy_with(helpline: &str, categories: &[CategoryDef], own: bool) -> serde_json::Value {
     serde_json::json!({
         "helpline": helpline,
         "caller_types": CALLER_TYPES,
@@ -119,7 +171,8 @@ pub fn taxonomy(helpline: &str) -> serde_json::Value {
         "genders": GENDERS,
         "outcomes": OUTCOMES,
         "risks": RISKS,
-        "categories": categories(helpline),
+        "categories": categories,
+        "own_categories": own,
         "required": REQUIRED,
         "escalation_kinds": ESCALATION_KINDS,
     })
@@ -159,13 +212,17 @@ fn check_one(errors: &mut FieldErrors, field: &str, value: &Option<String>, allo
 /// Validates a form for `helpline`. A draft may leave fields empty; a submitted form must have every
 /// required field. Unknown values are refused either way. Returns every field's error at once.
 pub fn validate(helpline: &str, form: &ContactForm, submit: bool) -> Result<(), FieldErrors> {
+    validate_with(&builtin_categories(helpline), form, submit)
+}
+
+/// [`validate`] against a helpline's categories as they are (its own, or the built-in ones).
+pub fn validate_with(known: &[CategoryDef], form: &ContactForm, submit: bool) -> Result<(), FieldErrors> {
     let mut errors = FieldErrors::new();
     check_one(&mut errors, "caller_type", &form.caller_type, CALLER_TYPES, submit);
     check_one(&mut errors, "age_group", &form.age_group, AGE_GROUPS, submit);
     check_one(&mut errors, "gender", &form.gender, GENDERS, submit);
     check_one(&mut errors, "outcome", &form.outcome, OUTCOMES, submit);
     check_one(&mut errors, "risk", &form.risk, RISKS, submit);
-    let known = categories(helpline);
     let unknown: Vec<&str> = form.categories.iter().map(String::as_str).filter(|c| !known.iter().any(|k| k.code == *c)).collect();
     if !unknown.is_empty() {
         errors.insert("categories".into(), format!("unknown: {}", unknown.join(", ")));

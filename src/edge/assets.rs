@@ -8,6 +8,7 @@
 //! - `GET /agent`: the counsellor console.
 //! - `GET /supervisor`: the supervisors' live dashboard (also for a wall screen: `?wall=1`).
 //! - `GET /cases`: the case managers' workspace (docs/cases.md "The workspace").
+//! - `GET /admin`: the admins' page; `GET /reset`: a password set with a reset code (docs/admin.md).
 //! - `GET /assets/{path}`: scripts, styles and icons of all three.
 //!
 //! Every response carries a strict Content-Security-Policy (no inline scripts or styles,
@@ -49,6 +50,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(console_page))
         .routes(routes!(dashboard_page))
         .routes(routes!(cases_page))
+        .routes(routes!(admin_page))
+        .routes(routes!(reset_page))
         .routes(routes!(asset))
 }
 
@@ -88,6 +91,20 @@ async fn dashboard_page(headers: HeaderMap) -> Response {
     responses((status = 200, description = "the case managers' workspace (never framed)", content_type = "text/html", body = String)))]
 async fn cases_page(headers: HeaderMap) -> Response {
     page("cases.html", &headers, Framing::Nobody)
+}
+
+/// `GET /admin`: the admins' page (docs/admin.md).
+#[utoipa::path(get, path = "/admin", tag = "pages",
+    responses((status = 200, description = "the admins' page: accounts, helplines, telephony, services (never framed)", content_type = "text/html", body = String)))]
+async fn admin_page(headers: HeaderMap) -> Response {
+    page("admin.html", &headers, Framing::Nobody)
+}
+
+/// `GET /reset`: sets a password with a one-time code an admin gave (`/reset#CODE`).
+#[utoipa::path(get, path = "/reset", tag = "pages",
+    responses((status = 200, description = "the page that sets a password with a reset code (never framed)", content_type = "text/html", body = String)))]
+async fn reset_page(headers: HeaderMap) -> Response {
+    page("reset.html", &headers, Framing::Nobody)
 }
 
 /// `GET /assets/{path}`: a script, style or icon of the pages.

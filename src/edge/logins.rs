@@ -263,7 +263,7 @@ async fn totp_enrol(
 }
 
 /// Checks a new password against the rule and hashes it.
-async fn new_password_hash(username: &str, password: String) -> Result<String, AppError> {
+pub(crate) async fn new_password_hash(username: &str, password: String) -> Result<String, AppError> {
     crate::auth::password::check(username, &password).map_err(|weak| AppError::new(ErrorCode::WeakPassword, weak.to_string()))?;
     tokio::task::spawn_blocking(move || hash_password(&password)).await.ok().and_then(Result::ok).ok_or_else(AppError::internal)
 }
@@ -314,7 +314,7 @@ struct PasswordReset {
 }
 
 /// The account called `username` (any case), or 404.
-async fn account(state: &AppState, username: &str) -> Result<User, AppError> {
+pub(crate) async fn account(state: &AppState, username: &str) -> Result<User, AppError> {
     state
         .store
         .accounts()

@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 
 use crate::state::AppState;
 
+pub mod accounts;
 pub mod assets;
 pub mod asterisk;
 pub mod callbacks;
@@ -32,6 +33,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi::document))
         .merge(rest::router())
         .merge(logins::router())
+        .merge(accounts::router())
         .merge(callbacks::router())
         .merge(assets::router())
         .merge(crate::supervision::reports::router())

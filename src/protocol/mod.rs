@@ -1061,6 +1061,13 @@ pub enum ErrorCode {
     InvalidSettings,
     /// A staff page language that is not one of `ro`, `ru`, `uk`, `en` (HTTP 422).
     UnknownLocale,
+    /// An account's field out of its rule (an empty or malformed username, a bad role, capacity,
+    /// language, extension or district); `field` names it and the message says what it may be (HTTP 422).
+    InvalidAccount,
+    /// The change would leave no enabled admin: the last one may be neither disabled nor demoted (HTTP 409).
+    LastAdmin,
+    /// A password reset code that is unknown, already used or expired (HTTP 422): ask an admin for a new one.
+    InvalidResetCode,
 }
 
 /// Why a frame could not be decoded.

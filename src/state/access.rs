@@ -204,6 +204,14 @@ impl Staff {
         Err(self.refuse(state, action, helpline, err).await)
     }
 
+    /// Admins only: 403 otherwise, the refusal audited (`{action}_denied` on `target`).
+    pub async fn admin_or_refuse(&self, state: &AppState, action: &str, target: &str) -> Result<(), AppError> {
+        if self.is_admin() {
+            return Ok(());
+        }
+        Err(self.refuse(state, action, target, AppError::forbidden("admins only")).await)
+    }
+
     /// Writes an audit line; a failed write is logged (the action itself already committed or was refused).
     pub async fn audit(&self, state: &AppState, action: &str, target: &str, detail: Option<&str>) {
         let now = state.clock.now_ms();

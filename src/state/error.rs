@@ -56,12 +56,14 @@ impl AppError {
             | ErrorCode::UnknownHelpline
             | ErrorCode::NoSuchOffer
             | ErrorCode::UnknownCall => StatusCode::NOT_FOUND,
-            ErrorCode::Conflict | ErrorCode::ServiceFull | ErrorCode::StageOrder => StatusCode::CONFLICT,
+            ErrorCode::Conflict | ErrorCode::ServiceFull | ErrorCode::StageOrder | ErrorCode::LastAdmin => StatusCode::CONFLICT,
             ErrorCode::InvalidForm
             | ErrorCode::WeakPassword
             | ErrorCode::UnknownAwayReason
             | ErrorCode::InvalidSettings
-            | ErrorCode::UnknownLocale => StatusCode::UNPROCESSABLE_ENTITY,
+            | ErrorCode::UnknownLocale
+            | ErrorCode::InvalidAccount
+            | ErrorCode::InvalidResetCode => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Unavailable | ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -3,7 +3,7 @@
 use super::{new_id, on_pool, Store, StoreError, StoreResult};
 
 /// An exchange's account (the token itself is never stored).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct Gateway {
     pub id: String,
     pub name: String,

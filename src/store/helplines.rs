@@ -207,3 +207,29 @@ impl Directory<'_> {
             "SELECT number, helpline FROM dialled_numbers ORDER BY number").fetch_all(pool).await)?)
     }
 }
+
+impl Directory<'_> {
+    /// Removes a dialled number from the map; false when it was not there.
+    pub async fn remove_dialled_number(self, number: &str) -> StoreResult<bool> {
+        let n = on_pool!(self.0, pool => sqlx::query("DELETE FROM dialled_numbers WHERE number = $1")
+            .bind(number).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(n > 0)
+    }
+
+    /// A helpline's own contact-form categories (the JSON an admin set), if it has any.
+    pub async fn categories(self, helpline: &str) -> StoreResult<Option<String>> {
+        let row: Option<(String,)> = on_pool!(self.0, pool => sqlx::query_as(
+            "SELECT categories FROM helpline_categories WHERE helpline = $1").bind(helpline).fetch_optional(pool).await)?;
+        Ok(row.map(|r| r.0))
+    }
+
+    /// Sets a helpline's own contact-form categories (checked JSON), replacing earlier ones.
+    pub async fn set_categories(self, helpline: &str, categories: &str, by: &str, now: i64) -> StoreResult<()> {
+        on_pool!(self.0, pool => sqlx::query(
+            "INSERT INTO helpline_categories (helpline, categories, updated_by, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (helpline) DO UPDATE SET categories = excluded.categories,
+                 updated_by = excluded.updated_by, updated_at = excluded.updated_at")
+            .bind(helpline).bind(categories).bind(by).bind(now).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+}

@@ -523,3 +523,97 @@ pub struct NewLockout<'a> {
     pub until: i64,
     pub strikes: u32,
 }
+
+/// What an admin may set on an account (checked by [`crate`]'s account rules before it is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountFields {
+    pub display_name: String,
+    pub role: Role,
+    pub helplines: Vec<String>,
+    pub backup_helplines: Vec<String>,
+    pub languages: Vec<String>,
+    pub capacity: i64,
+    pub extension: Option<String>,
+    pub senior: bool,
+    pub districts: Vec<String>,
+}
+
+impl Accounts<'_> {
+    /// Sets every field an admin edits on an account at once; `NotFound` for an unknown id.
+    pub async fn set_fields(self, id: &str, f: &AccountFields) -> StoreResult<()> {
+        let done = on_pool!(self.0, pool => sqlx::query(
+            "UPDATE users SET display_name = $1, role = $2, helplines = $3, backup_helplines = $4, languages = $5,
+                 capacity = $6, extension = $7, senior = $8, districts = $9 WHERE id = $10")
+            .bind(&f.display_name).bind(f.role.as_str()).bind(join_list(&f.helplines)).bind(join_list(&f.backup_helplines))
+            .bind(join_list(&f.languages)).bind(f.capacity).bind(f.extension.as_deref()).bind(f.senior)
+            .bind(join_list(&f.districts)).bind(id)
+            .execute(pool).await.map(|r| r.rows_affected()))?;
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Every account's districts, by account id (accounts without any left out).
+    pub async fn all_districts(self) -> StoreResult<std::collections::HashMap<String, Vec<String>>> {
+        let rows: Vec<(String, String)> = on_pool!(self.0, pool => sqlx::query_as(
+            "SELECT id, districts FROM users WHERE districts <> ''").fetch_all(pool).await)?;
+        Ok(rows.into_iter().map(|(id, d)| (id, split_list(&d))).collect())
+    }
+
+    /// How many enabled admin accounts there are (the last one may not be disabled nor demoted).
+    pub async fn enabled_admins(self) -> StoreResult<i64> {
+        let (n,): (i64,) = on_pool!(self.0, pool => sqlx::query_as(
+            "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = FALSE").fetch_one(pool).await)?;
+        Ok(n)
+    }
+
+    /// Whether the account has a confirmed second factor.
+    pub async fn totp_enabled(self, id: &str) -> StoreResult<bool> {
+        let row: Option<(bool,)> = on_pool!(self.0, pool => sqlx::query_as(
+            "SELECT totp_enabled FROM users WHERE id = $1").bind(id).fetch_optional(pool).await)?;
+        Ok(row.is_some_and(|r| r.0))
+    }
+
+    /// Records a one-time reset code (its hash) for an account, valid until `expires_at`; the account's
+    /// earlier unused codes are void from now on.
+    pub async fn create_reset(self, user_id: &str, code_hash: &str, by: &str, now: i64, expires_at: i64) -> StoreResult<()> {
+        on_writer!(self.0, pool => async {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("DELETE FROM password_resets WHERE user_id = $1 AND used_at IS NULL")
+                .bind(user_id).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO password_resets (code_hash, user_id, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(code_hash).bind(user_id).bind(by).bind(now).bind(expires_at).execute(&mut *tx).await?;
+            tx.commit().await
+        }.await)?;
+        Ok(())
+    }
+
+    /// The account a reset code (by hash) is for, while it is unused and unexpired at `now`.
+    pub async fn reset_account(self, code_hash: &str, now: i64) -> StoreResult<Option<User>> {
+        let row: Option<(String,)> = on_pool!(self.0, pool => sqlx::query_as(
+            "SELECT user_id FROM password_resets WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2")
+            .bind(code_hash).bind(now).fetch_optional(pool).await)?;
+        match row {
+            Some((id,)) => self.user(&id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Uses up a reset code and sets the account's new password hash in one transaction: false (nothing
+    /// changed) when the code is unknown, used (also by a request racing this one) or expired at `now`.
+    pub async fn redeem_reset(self, code_hash: &str, user_id: &str, password_hash: &str, now: i64) -> StoreResult<bool> {
+        let used = on_writer!(self.0, pool => async {
+            let mut tx = pool.begin_write().await?;
+            let n = sqlx::query(
+                "UPDATE password_resets SET used_at = $1 WHERE code_hash = $2 AND user_id = $3 AND used_at IS NULL AND expires_at > $1")
+                .bind(now).bind(code_hash).bind(user_id).execute(&mut *tx).await?.rows_affected();
+            if n == 1 {
+                sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(password_hash).bind(user_id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(n == 1)
+        }.await)?;
+        Ok(used)
+    }
+}

@@ -5,6 +5,7 @@
 //! Every event is stored (once: its `event_id` is remembered) before it is acknowledged; a call
 //! becomes a contact with channel `call` and is routed by the same engine as chats.
 
+pub mod admin;
 pub mod offline;
 
 use axum::extract::{Path, State};
@@ -266,7 +267,7 @@ async fn offered(
 /// The telephony routes, each handler with its OpenAPI description (tag `telephony`; the socket is
 /// [`crate::edge::ws::telephony`]).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(webhook)).routes(routes!(record_offline)).routes(routes!(call_record))
+    OpenApiRouter::new().routes(routes!(webhook)).routes(routes!(record_offline)).routes(routes!(call_record)).merge(admin::router())
 }
 
 /// An exchange's time in the OpenAPI document: RFC 3339 or milliseconds since the epoch (sent back as RFC 3339).

@@ -8,6 +8,7 @@ mod helpers;
 
 mod abuse;
 mod accounts;
+mod admin;
 mod adversarial;
 mod alerts;
 mod ari_fake;

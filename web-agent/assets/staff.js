@@ -168,6 +168,13 @@ export async function submitLogin(event, done) {
       location.assign(CASES_PAGE);
       return;
     }
+    // Admins who sign in on the counsellor console land on the admin page (docs/admin.md): the console
+    // is not theirs. On the dashboard they stay (they supervise every helpline).
+    if (body.user?.role === 'admin' && location.pathname === CONSOLE_PAGE) {
+      saveToken(ADMIN_TOKEN_KEY, body.access_token);
+      location.assign(ADMIN_PAGE);
+      return;
+    }
     const refused = done(body);
     if (refused) error.textContent = refused;
     else if (Array.isArray(body.recovery_codes)) showRecoveryCodes(body.recovery_codes);
@@ -236,6 +243,10 @@ export function showLogin(message) {
 /** The case managers' workspace and the key its token is kept under in this tab. */
 export const CASES_PAGE = '/cases';
 export const CASES_TOKEN_KEY = 'helpline.cases.token';
+/** The admin page and the key its token is kept under in this tab; the console admins are sent away from. */
+export const ADMIN_PAGE = '/admin';
+export const ADMIN_TOKEN_KEY = 'helpline.admin.token';
+const CONSOLE_PAGE = '/agent';
 
 /** This page's session: where its tokens are kept, the refresh token, when the access token expires. */
 const session = { key: null, refresh: null, expiresAt: 0, timer: null, state: null, inflight: null, pending: null };

@@ -23,7 +23,35 @@ use crate::store::forms::Wrapup;
         (status = 404, description = "`unknown_helpline`", body = ErrorBody),
     ))]
 pub async fn taxonomy(State(state): State<AppState>, _staff: Staff, Path(name): Path<String>) -> Result<Response, AppError> {
-    Ok(Json(forms::taxonomy(&state, &name)?).into_response())
+    Ok(Json(forms::taxonomy(&state, &name).await?).into_response())
+}
+
+/// `PUT /api/v1/helplines/{name}/taxonomy {categories}`'s body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetCategories {
+    /// The categories the helpline's contact form offers from now on, in this order.
+    categories: Vec<crate::casework::CategoryDef>,
+}
+
+/// `PUT /api/v1/helplines/{name}/taxonomy`: sets the helpline's own contact-form categories (admins;
+/// audited). Forms are checked against them from then on; forms already saved keep their codes.
+#[utoipa::path(put, path = "/api/v1/helplines/{name}/taxonomy", tag = "casework", security(("bearer" = [])), request_body = SetCategories,
+    params(("name" = String, Path, description = "the helpline's name")),
+    responses(
+        (status = 200, description = "the taxonomy now (`own_categories`: true)", body = Object),
+        (status = 400, description = "`bad_field`: 1 to 200 categories, each code 1-64 of a-z, 0-9, `_`, `.` and once, each label 1-120 characters", body = ErrorBody),
+        (status = 403, description = "admins only", body = ErrorBody),
+        (status = 404, description = "`unknown_helpline`", body = ErrorBody),
+    ))]
+pub async fn set_taxonomy(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    let req: SetCategories = parse_body(&body)?;
+    Ok(Json(forms::set_categories(&state, &staff, &name, &req.categories).await?).into_response())
 }
 
 /// `GET /api/v1/contacts/{id}/form`: the form (or the draft) of a contact (audited).

@@ -19,7 +19,7 @@ use crate::state::AppState;
 /// The casework routes, each handler with its OpenAPI description (tag `casework`).
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(forms::taxonomy))
+        .routes(routes!(forms::taxonomy, forms::set_taxonomy))
         .routes(routes!(cases::deadlines, cases::set_deadlines))
         .routes(routes!(forms::read, forms::save))
         .routes(routes!(forms::incomplete))
