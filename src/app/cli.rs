@@ -1,4 +1,4 @@
-//! The `helpline` command line: `serve`, `migrate`, `user add|list|edit|reset|disable|enable`, `gateway add|list|revoke`, `number set|list`, `hours set|show`, `settings set|show`, `service add|list`, `audit verify|checkpoint|prune`, `keys rotate`, `rollup`, `retention`.
+//! The `helpline` command line: `serve`, `asterisk`, `migrate`, `user add|list|edit|reset|disable|enable`, `gateway add|list|revoke`, `number set|list`, `channel add|list|remove`, `hours set|show`, `settings set|show`, `service add|list`, `audit verify|checkpoint|prune`, `keys rotate`, `rollup`, `retention`, `backup`, `restore`, `erase`.
 
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
@@ -73,16 +73,53 @@ pub enum Command {
     /// The key file.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Delete now, with progress, the conversations of contacts without a case that ended more than
-    /// `--days` days ago (the server does it every hour with `serve --retention-days`); case data is kept.
+    /// Run retention now, with progress, for every class with each helpline's periods (`retention set`):
+    /// conversations (default `--days`), contact forms, call records, closed cases, and the audit log's
+    /// head (`--audit-days`). The server does it every hour. Open cases and what they hold are kept.
     Retention(RetentionArgs),
+    /// Back the database up while the server serves, with progress (SQLite: an online copy;
+    /// PostgreSQL: runs pg_dump). The backup holds no key: keep the key file apart.
+    Backup(crate::app::backup_cli::BackupArgs),
+    /// Restore a backup into an empty database (refuses one that holds data), with progress; then
+    /// erases again the contacts erased since (the record beside the key file). Needs the key file.
+    Restore(crate::app::backup_cli::RestoreArgs),
+    /// Erase what is held on one contact (a data subject's request), audited by a redaction record.
+    Erase(crate::app::backup_cli::EraseArgs),
 }
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct RetentionArgs {
-    /// The retention period in days (at least 1).
-    #[arg(long, env = "HELPLINE_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
-    pub days: u32,
+    /// The conversations' retention period in days (at least 1) for helplines without their own.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub days: Option<u32>,
+    /// Prune the audit log's lines older than this many days (at least 1), from the head.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub audit_days: Option<u32>,
+    #[command(subcommand)]
+    pub command: Option<RetentionCommand>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RetentionCommand {
+    /// Set a helpline's retention periods in days (0: keep that class; what is not given stays as it was).
+    Set {
+        helpline: String,
+        /// Conversations (messages) of contacts without a case.
+        #[arg(long)]
+        conversations_days: Option<u32>,
+        /// Contact forms of contacts without a case.
+        #[arg(long)]
+        forms_days: Option<u32>,
+        /// Call records (never a number) of contacts without a case.
+        #[arg(long)]
+        calls_days: Option<u32>,
+        /// Closed cases' content, from their last change (open cases are never touched).
+        #[arg(long)]
+        cases_days: Option<u32>,
+    },
+    /// Show every helpline's retention periods.
+    Show,
 }
 
 #[derive(Subcommand, Debug)]
@@ -196,6 +233,10 @@ pub struct ServeArgs {
     /// every hour); 0: keep them (the default; set your jurisdiction's period).
     #[arg(long, env = "HELPLINE_RETENTION_DAYS", default_value_t = 0)]
     pub retention_days: u32,
+    /// Prune the audit log's lines older than this many days from its head (checked every hour; the
+    /// keyed anchor keeps the chain verifiable); 0: keep them (the default).
+    #[arg(long, env = "HELPLINE_AUDIT_RETENTION_DAYS", default_value_t = 0)]
+    pub audit_retention_days: u32,
     /// Seconds between roll-ups of settled hours for reports; 0: only with `helpline rollup`.
     #[arg(long, env = "HELPLINE_REPORT_ROLLUP_EVERY_SECS", default_value_t = 300)]
     pub report_rollup_every_secs: u64,
@@ -424,7 +465,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("key file {path}: data key {data} and signing key {signing} added; restart every node with this file");
             Ok(())
         }
-        Command::Retention(args) => crate::safety::retention::run_to_completion(&open(&cli.database).await?, args.days).await,
+        Command::Backup(args) => crate::app::backup_cli::backup(&cli.database, args).await,
+        Command::Restore(args) => crate::app::backup_cli::restore(&cli.database, cli.key_file, args).await,
+        Command::Erase(args) => crate::app::backup_cli::erase(&open(&cli.database).await?, args).await,
+        Command::Retention(args) => retention(&open(&cli.database).await?, args).await,
     }
 }
 
@@ -460,6 +504,7 @@ async fn serve(database: String, key_file: Option<std::path::PathBuf>, args: Ser
         account_check_every: Duration::from_secs(1),
         report_rollup_every: (args.report_rollup_every_secs > 0).then(|| Duration::from_secs(args.report_rollup_every_secs)),
         retention_days: (args.retention_days > 0).then_some(args.retention_days),
+        audit_retention_days: (args.audit_retention_days > 0).then_some(args.audit_retention_days),
         retention_every: crate::app::RETENTION_EVERY,
         allowed_origins: split_list(&args.allowed_origins),
         metrics_token: args.metrics_token,
@@ -748,6 +793,55 @@ async fn number(database: &str, cmd: NumberCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `helpline retention [--days N] [--audit-days N]`, `retention set HELPLINE …`, `retention show`.
+async fn retention(store: &Store, args: RetentionArgs) -> anyhow::Result<()> {
+    use crate::store::retention::Periods;
+    let show = |h: &str, p: &Periods| {
+        let d = |v: Option<u32>| v.map_or_else(|| "keep".to_string(), |d| format!("{d} d"));
+        println!(
+            "{h:<20} conversations {:<8} forms {:<8} calls {:<8} closed cases {:<8}",
+            d(p.conversations_days),
+            d(p.forms_days),
+            d(p.calls_days),
+            d(p.cases_days)
+        );
+    };
+    match args.command {
+        None => {
+            let policy = crate::safety::retention::Policy { conversation_days: args.days, audit_days: args.audit_days };
+            crate::safety::retention::run_to_completion(store, policy).await
+        }
+        Some(RetentionCommand::Show) => {
+            for (h, p) in store.retention().all_periods().await? {
+                show(&h, &p);
+            }
+            Ok(())
+        }
+        Some(RetentionCommand::Set { helpline, conversations_days, forms_days, calls_days, cases_days }) => {
+            if store.directory().helpline(&helpline).await?.is_none() {
+                bail!("unknown helpline {helpline:?}");
+            }
+            let mut p = store.retention().periods(&helpline).await?;
+            let pick = |given: Option<u32>, was: Option<u32>| match given {
+                Some(0) => None,
+                Some(d) => Some(d),
+                None => was,
+            };
+            p.conversations_days = pick(conversations_days, p.conversations_days);
+            p.forms_days = pick(forms_days, p.forms_days);
+            p.calls_days = pick(calls_days, p.calls_days);
+            p.cases_days = pick(cases_days, p.cases_days);
+            crate::safety::retention::check_periods(&p).map_err(|why| anyhow::anyhow!("{why}"))?;
+            let now = Clock::new().now_ms();
+            store.retention().set_periods(&helpline, &p, now).await?;
+            let detail = serde_json::to_string(&p)?;
+            store.audit_log().audit_from(now, "cli", "retention_set", Some(&helpline), Some(&detail), "cli").await?;
+            show(&helpline, &p);
+            Ok(())
+        }
+    }
 }
 
 /// `helpline audit verify`: prints the chain's length and head, or fails (exit 1) naming the first broken line.

@@ -80,15 +80,15 @@ pub fn start(state: &AppState, settings: &Settings) {
         }
     });
 
-    // Every `retention_every` (an hour by default), when `--retention-days` is set.
-    if let Some(days) = settings.retention_days {
-        let (s, mut t) = (state.clone(), ticker(settings.retention_every));
-        tokio::spawn(async move {
-            while t.next().await {
-                crate::safety::retention::run_once(&s.store, s.clock.now_ms(), days).await;
-            }
-        });
-    }
+    // Every `retention_every` (an hour by default): every class with each helpline's periods, the
+    // conversations' default `--retention-days`, the audit log's `--audit-retention-days`.
+    let policy = crate::safety::retention::Policy { conversation_days: settings.retention_days, audit_days: settings.audit_retention_days };
+    let (s, mut t) = (state.clone(), ticker(settings.retention_every));
+    tokio::spawn(async move {
+        while t.next().await {
+            crate::safety::retention::run_once(&s.store, s.clock.now_ms(), policy).await;
+        }
+    });
 }
 
 async fn check_database(state: &AppState) {

@@ -1,6 +1,7 @@
 //! The binary: the command line ([`cli`]), `Application::build` (open the database, restore the router,
 //! bind the listener), the background loops ([`loops`]), `run_until` (serve until shutdown).
 
+pub mod backup_cli;
 pub mod channel_cli;
 pub mod cli;
 pub mod demo;
@@ -56,7 +57,10 @@ pub struct Settings {
     /// Delete the conversations of contacts without a case this many days after they ended
     /// ([`crate::safety::retention`]); None: keep them.
     pub retention_days: Option<u32>,
-    /// How often retention runs (when `retention_days` is set).
+    /// Prune the audit log's lines older than this many days, from the head (the keyed anchor keeps
+    /// the chain verifiable); None: keep them.
+    pub audit_retention_days: Option<u32>,
+    /// How often retention runs (every class, with each helpline's periods: `helpline retention set`).
     pub retention_every: Duration,
     /// Origins allowed to open the caller socket (exact, e.g. `https://www.116111.md`). Empty: only
     /// pages served by this server (Origin matching Host), and clients that send no Origin.
@@ -94,6 +98,7 @@ impl Settings {
             account_check_every: Duration::from_secs(1),
             report_rollup_every: Some(Duration::from_secs(300)),
             retention_days: None,
+            audit_retention_days: None,
             retention_every: RETENTION_EVERY,
             allowed_origins: Vec::new(),
             metrics_token: None,

@@ -9,6 +9,7 @@
 
 pub mod abuse;
 pub mod audit;
+pub mod backup;
 pub mod callbacks;
 pub mod calls;
 pub mod canned;
@@ -19,6 +20,7 @@ pub mod commands;
 pub mod contacts;
 pub mod continuity;
 pub mod defaults;
+pub mod erasures;
 pub mod figures;
 pub mod forms;
 pub mod gateways;
@@ -291,6 +293,12 @@ impl Store {
         Ok(store)
     }
 
+    /// Connects to `url` without opening any key file (none is created): for `helpline backup` and
+    /// the checks of `helpline restore`, which read no sealed value.
+    pub async fn connect_without_keys(url: &str) -> StoreResult<Store> {
+        Store::connect_pool(url).await
+    }
+
     /// SQLite: copies the WAL into the database file and empties it, so pages from before a key was
     /// deleted or a row sealed are gone from the WAL too (best effort; nothing on PostgreSQL).
     pub(crate) async fn truncate_wal(&self) {
@@ -456,6 +464,11 @@ impl Store {
     /// The audit log and its hash chain.
     pub fn audit_log(&self) -> audit::AuditLog<'_> {
         audit::AuditLog(self)
+    }
+
+    /// What the database holds (row counts) and SQLite's online copy: `helpline backup` / `restore`.
+    pub fn backup(&self) -> backup::Backup<'_> {
+        backup::Backup(self)
     }
 
     /// Phone calls: their records and events.

@@ -215,6 +215,8 @@ struct Node {
     child: Child,
     addr: String,
     http: reqwest::Client,
+    /// Its log lines, when started with [`Node::start_logged`].
+    log: crate::durability::Log,
 }
 
 impl Node {
@@ -229,7 +231,16 @@ impl Node {
         let flags = ["--redis", redis_url, "--node-id", id, "--redis-prefix", prefix, "--lease-ms", &lease];
         let secret = "cluster-test-secret-cluster-test-secret";
         let (child, addr) = crate::durability::spawn_helpline_with(db_url, &flags, env, secret, &log).await;
-        Node { id: id.to_string(), child, addr, http: reqwest::Client::new() }
+        Node { id: id.to_string(), child, addr, http: reqwest::Client::new(), log: Default::default() }
+    }
+
+    /// A node whose log lines the test reads (`self.log`), at level `warn`.
+    async fn start_logged(db_url: &str, redis_url: &str, prefix: &str, id: &str) -> Node {
+        let lease = LEASE_MS.to_string();
+        let flags = ["--redis", redis_url, "--node-id", id, "--redis-prefix", prefix, "--lease-ms", &lease];
+        let secret = "cluster-test-secret-cluster-test-secret";
+        let (child, addr, log) = crate::durability::spawn_helpline_logged(db_url, &flags, &[], secret, "warn", true).await;
+        Node { id: id.to_string(), child, addr, http: reqwest::Client::new(), log }
     }
 
     async fn token(&self, username: &str) -> String {
@@ -455,7 +466,7 @@ async fn a_command_of_another_protocol_version_is_refused_not_misread() {
     use helpline::cluster::wire::PROTOCOL;
     let Some((db, store, mut conn)) = prepare().await else { return };
     let prefix = fresh_prefix();
-    let node = Node::start(&db.url, &redis_url(), &prefix, "n1").await;
+    let node = Node::start_logged(&db.url, &redis_url(), &prefix, "n1").await;
     let admin = node.token("root").await;
     settled(std::slice::from_ref(&node), &admin, None).await;
     let (mut ana, mut caller, contact, _) = answered_chat(&node, &node).await;
@@ -475,6 +486,12 @@ async fn a_command_of_another_protocol_version_is_refused_not_misread() {
 
     let refusal = first_entry(&mut conn, &keys.node("n9")).await.expect("the newer node hears its command was refused");
     assert_eq!(refusal, json!({"v": PROTOCOL, "refused": {"replies": [77]}}));
+    // The leader says so in its log, clearly: which node, both versions, and that nothing was done.
+    let ours = format!("ours={PROTOCOL}");
+    let theirs = format!("theirs={}", PROTOCOL + 1);
+    let line = crate::durability::log_line(&node.log, &["another protocol version", "not carried out", "n9", &ours, &theirs]).await;
+    assert!(line.contains("ERROR"), "{line}");
+    crate::durability::log_line(&node.log, &["another protocol version", "theirs=1", "n0"]).await;
     // Neither was carried out: the next message is the conversation's first.
     caller.send(json!({"type": "message", "client_id": "real", "text": "hello"})).await;
     assert_eq!(caller.expect("ack").await["seq"], 1);

@@ -10,7 +10,7 @@ use tokio::process::{Child, Command};
 
 use crate::helpers::{add_user, Backend, TestDb, Ws, FRAME_TIMEOUT};
 
-crate::on_both_backends!(sigkill_loses_nothing, sigterm_tells_clients_to_reconnect);
+crate::on_both_backends!(sigkill_loses_nothing, sigterm_tells_clients_to_reconnect, an_upgrade_stop_migrate_start_resumes_every_socket);
 
 /// The `helpline` binary running as a child process (also used by the telephony restart tests and `faults`).
 pub(crate) struct Server {
@@ -33,6 +33,23 @@ pub(crate) async fn spawn_helpline_with(
     secret: &str,
     log: &str,
 ) -> (tokio::process::Child, String) {
+    let (child, addr, _) = spawn_helpline_logged(db_url, extra, env, secret, log, false).await;
+    (child, addr)
+}
+
+/// The lines a server wrote to its log (standard error), as they come.
+pub(crate) type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// [`spawn_helpline_with`], and with `capture` its log lines kept in the returned [`Log`] (and still
+/// shown on this process's standard error); without, the log goes to ours and the [`Log`] stays empty.
+pub(crate) async fn spawn_helpline_logged(
+    db_url: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    secret: &str,
+    log: &str,
+    capture: bool,
+) -> (tokio::process::Child, String, Log) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_helpline"))
         .args(["--database", db_url, "serve", "--trusted-proxies", "127.0.0.1"])
         // A random port unless `extra` names one (a restart on the same address).
@@ -43,14 +60,25 @@ pub(crate) async fn spawn_helpline_with(
         .env("HELPLINE_JWT_SECRET", secret)
         .env("RUST_LOG", log)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(if capture { Stdio::piped() } else { Stdio::inherit() })
         .kill_on_drop(true)
         .spawn()
         .expect("start helpline");
+    let lines = Log::default();
+    if let Some(stderr) = child.stderr.take() {
+        let lines = lines.clone();
+        tokio::spawn(async move {
+            let mut r = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = r.next_line().await {
+                eprintln!("{line}");
+                lines.lock().unwrap_or_else(|p| p.into_inner()).push(without_colours(&line));
+            }
+        });
+    }
     let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
+    let mut out = BufReader::new(stdout).lines();
     let addr = tokio::time::timeout(FRAME_TIMEOUT, async {
-        while let Ok(Some(line)) = lines.next_line().await {
+        while let Ok(Some(line)) = out.next_line().await {
             if let Some(rest) = line.strip_prefix("helpline is listening on http://") {
                 return rest.split_whitespace().next().map(str::to_string);
             }
@@ -60,8 +88,39 @@ pub(crate) async fn spawn_helpline_with(
     .await
     .expect("server start timed out")
     .expect("server printed its address");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
+    tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
+    (child, addr, lines)
+}
+
+/// A log line without its terminal colour codes (`ESC [ … m`).
+fn without_colours(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Waits until a line of `log` contains every one of `words`; returns it.
+pub(crate) async fn log_line(log: &Log, words: &[&str]) -> String {
+    let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
+    loop {
+        let found = log.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|l| words.iter().all(|w| l.contains(w))).cloned();
+        if let Some(line) = found {
+            return line;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no log line with {words:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 impl Server {
@@ -246,4 +305,78 @@ async fn sigterm_tells_clients_to_reconnect(backend: Backend) {
     }
     let exit = tokio::time::timeout(FRAME_TIMEOUT, server.child.wait()).await.expect("exits").expect("wait");
     assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
+}
+
+/// The single node's upgrade (docs/deployment.md, "Upgrades"): stop (SIGTERM: every socket is told to
+/// reconnect), `helpline migrate`, start: every socket resumes, no conversation loses a message, and
+/// the conversation goes on.
+async fn an_upgrade_stop_migrate_start_resumes_every_socket(backend: Backend) {
+    let Some((db, store)) = prepare(backend).await else { return };
+    let mut server = Server::start(&db.url).await;
+    let mut ana = server.login_agent("ana").await;
+    ana.expect("hello").await;
+    ana.send(json!({"type": "status", "status": "available"})).await;
+    ana.expect("status").await;
+    let mut caller = server.caller().await;
+    caller.send(json!({"type": "start", "helpline": "children"})).await;
+    let queued = caller.expect("queued").await;
+    let (chat, token) = (queued["contact_id"].as_str().unwrap().to_string(), queued["resume_token"].as_str().unwrap().to_string());
+    ana.expect("offer").await;
+    ana.send(json!({"type": "accept", "contact_id": chat})).await;
+    ana.expect("assigned").await;
+    caller.expect("connected").await;
+    let mut said = Vec::new();
+    for i in 0..3 {
+        caller.send(json!({"type": "message", "client_id": format!("c{i}"), "text": format!("caller {i}")})).await;
+        caller.expect("ack").await;
+        ana.expect("message").await;
+        ana.send(json!({"type": "message", "contact_id": chat, "client_id": format!("a{i}"), "text": format!("ana {i}")})).await;
+        ana.expect("ack").await;
+        caller.expect("message").await;
+        said.extend([format!("caller {i}"), format!("ana {i}")]);
+    }
+    // A second caller waits (Ana has one slot).
+    let mut waiting = server.caller().await;
+    waiting.send(json!({"type": "start", "helpline": "children"})).await;
+    let waiting_token = waiting.expect("queued").await["resume_token"].as_str().unwrap().to_string();
+
+    // Stop: every socket hears `reconnect` and is closed with 1012; the process exits 0.
+    let pid = server.child.id().expect("pid").to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    for ws in [&mut ana, &mut caller, &mut waiting] {
+        assert_eq!(ws.expect("reconnect").await["type"], "reconnect");
+        assert_eq!(ws.closed().await, Some(helpline::edge::ws::close::RESTART));
+    }
+    let exit = tokio::time::timeout(FRAME_TIMEOUT, server.child.wait()).await.expect("exits").expect("wait");
+    assert!(exit.success(), "{exit:?}");
+
+    // Migrate (the new release's migrations), then start.
+    let url = db.url.clone();
+    let migrated = tokio::task::spawn_blocking(move || crate::cli::helpline(&url, &["migrate"], None)).await.unwrap();
+    let out = format!("{}{}", String::from_utf8_lossy(&migrated.stdout), String::from_utf8_lossy(&migrated.stderr));
+    assert!(migrated.status.success() && out.contains("database migrated"), "{out}");
+    let server = Server::start(&db.url).await;
+
+    // Every socket resumes: the caller with every message, in order; the waiting caller still waiting;
+    // Ana with her conversation and its whole history.
+    let mut caller = server.caller().await;
+    caller.send(json!({"type": "resume", "resume_token": token, "last_seq": 0})).await;
+    assert_eq!(caller.expect("resumed").await["state"], "active");
+    let mut history = Vec::new();
+    for _ in 0..said.len() {
+        history.push(caller.expect("message").await["text"].as_str().unwrap().to_string());
+    }
+    assert_eq!(history, said);
+    let mut waiting = server.caller().await;
+    waiting.send(json!({"type": "resume", "resume_token": waiting_token, "last_seq": 0})).await;
+    assert_eq!(waiting.expect("resumed").await["state"], "queued");
+    let mut ana = server.login_agent("ana").await;
+    let hello = ana.expect("hello").await;
+    assert_eq!(hello["conversations"][0]["contact_id"], chat.as_str());
+    assert_eq!(ana.expect("assigned").await["history"].as_array().unwrap().len(), said.len());
+    // The conversation goes on where it was.
+    ana.send(json!({"type": "message", "contact_id": chat, "client_id": "after-upgrade", "text": "still here"})).await;
+    assert_eq!(ana.expect("ack").await["seq"], said.len() + 1);
+    assert_eq!(caller.expect("message").await["text"], "still here");
+    assert_eq!(store.messages().messages_after(&chat, 0).await.unwrap().len(), said.len() + 1);
 }

@@ -21,7 +21,7 @@ crate::on_both_backends!(
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
 /// A chat answered by `agent`, a message each way, ended by the counsellor. Returns the contact id.
-async fn chat_with_messages(app: &TestApp, agent: &mut Ws, caller_text: &str) -> String {
+pub(crate) async fn chat_with_messages(app: &TestApp, agent: &mut Ws, caller_text: &str) -> String {
     let (mut caller, contact) = answered_chat(app, agent, &caller_address()).await;
     caller.send(json!({"type": "message", "client_id": "c1", "text": caller_text})).await;
     caller.expect("ack").await;

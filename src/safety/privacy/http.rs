@@ -11,10 +11,16 @@ use utoipa_axum::routes;
 use crate::state::access::{parse_body, Staff};
 use crate::state::error::{AppError, ErrorBody};
 use crate::state::AppState;
+use crate::store::retention::Periods;
 
 /// The export and reveal routes, each handler with its OpenAPI description (tag `safety`).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(export_contact)).routes(routes!(export_case)).routes(routes!(reveal))
+    OpenApiRouter::new()
+        .routes(routes!(export_contact))
+        .routes(routes!(export_case))
+        .routes(routes!(reveal))
+        .routes(routes!(erase))
+        .routes(routes!(retention_periods, set_retention_periods))
 }
 
 /// `GET /api/v1/contacts/{id}/export`: everything held on one contact, as JSON, for an access request:
@@ -75,4 +81,70 @@ pub async fn reveal(
     super::revealer(&state, &staff, &id).await?;
     let req: RevealRequest = parse_body(&body)?;
     Ok(Json(super::reveal(&state, &staff, &id, &req.reason).await?).into_response())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct EraseRequest {
+    /// Why (the data subject's request, its reference): required, kept in the redaction record.
+    reason: String,
+}
+
+/// `POST /api/v1/contacts/{id}/erase {reason}`: a data subject's erasure. Admins and supervisors of the
+/// contact's helpline (counsellors 403, other helplines 404). Deletes the conversation, the form, the
+/// call record, the caller's keyed hashes, callback number, flag, blocks and case links; the contact row
+/// stays for reports, marked erased. Audited by a redaction record (`contact_erase`: who, when, why),
+/// and recorded beside the key file so a restore of an older backup erases it again.
+#[utoipa::path(post, path = "/api/v1/contacts/{id}/erase", tag = "safety", security(("bearer" = [])), request_body = EraseRequest,
+    params(("id" = String, Path, description = "the contact's id")),
+    responses(
+        (status = 200, description = "`{contact_id, erased_at, erased_by, removed: {messages, forms, calls, other}}`", body = Object),
+        (status = 400, description = "`bad_field`: a reason is required", body = ErrorBody),
+        (status = 403, description = "supervisors and admins only", body = ErrorBody),
+        (status = 404, description = "no such contact in your helplines", body = ErrorBody),
+        (status = 409, description = "`conflict`: the contact is still open", body = ErrorBody),
+    ))]
+pub async fn erase(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    let req: EraseRequest = parse_body(&body)?;
+    Ok(Json(super::erase(&state, &staff, &id, &req.reason).await?).into_response())
+}
+
+/// `GET /api/v1/helplines/{name}/retention`: the helpline's retention periods (docs/deployment.md,
+/// "Retention"). Admins and the helpline's supervisors.
+#[utoipa::path(get, path = "/api/v1/helplines/{name}/retention", tag = "safety", security(("bearer" = [])),
+    params(("name" = String, Path, description = "the helpline")),
+    responses(
+        (status = 200, description = "the periods in days (null: kept)", body = Periods),
+        (status = 403, description = "admins and the helpline's supervisors only", body = ErrorBody),
+        (status = 404, description = "no such helpline", body = ErrorBody),
+    ))]
+pub async fn retention_periods(State(state): State<AppState>, staff: Staff, Path(name): Path<String>) -> Result<Response, AppError> {
+    Ok(Json(crate::safety::retention::periods_of(&state, &staff, &name).await?).into_response())
+}
+
+/// `PUT /api/v1/helplines/{name}/retention`: replaces the helpline's retention periods (each 1 to
+/// 36500 days, or null to keep). Admins only; audited (`retention_set`); applied at the server's next
+/// hourly run.
+#[utoipa::path(put, path = "/api/v1/helplines/{name}/retention", tag = "safety", security(("bearer" = [])), request_body = Periods,
+    params(("name" = String, Path, description = "the helpline")),
+    responses(
+        (status = 200, description = "the periods stored", body = Periods),
+        (status = 400, description = "`bad_field`: not a JSON object of these fields", body = ErrorBody),
+        (status = 403, description = "admins only", body = ErrorBody),
+        (status = 404, description = "no such helpline", body = ErrorBody),
+        (status = 422, description = "`invalid_settings`: a period out of range, named", body = ErrorBody),
+    ))]
+pub async fn set_retention_periods(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    let periods: Periods = parse_body(&body)?;
+    Ok(Json(crate::safety::retention::set_periods(&state, &staff, &name, periods).await?).into_response())
 }

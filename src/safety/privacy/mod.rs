@@ -80,6 +80,7 @@ async fn contact_export(state: &AppState, contact: &ContactRecord) -> Result<Val
             "senior_only": contact.senior_only,
             "caller_identifier": "not stored in clear (a keyed hash of the number or the client network)",
         },
+        "erased_at": state.store.privacy().erased_at(id).await?.map(rfc3339),
         "conversation": {
             "deleted_by_retention_at": purged_at.map(rfc3339),
             "messages": messages,
@@ -231,4 +232,66 @@ pub async fn reveal(state: &AppState, staff: &Staff, id: &str, reason: &str) -> 
         "same_caller": same_view,
         "blocks": blocks,
     }))
+}
+
+/// Erases contact `id` for a data subject's request, as `actor` (a user's id, or `cli`), for `reason`,
+/// at `now`: first the record beside the key file (so a restore of an older backup erases it again),
+/// then the redaction record in the audit log (`contact_erase`: who, when, why; never the data), then
+/// the data ([`crate::store::erasures`]). None when there is no such contact.
+pub async fn erase_contact(
+    store: &crate::store::Store,
+    actor: &str,
+    source: &str,
+    id: &str,
+    reason: &str,
+    now: i64,
+) -> Result<Option<crate::store::erasures::Erased>, EraseError> {
+    use crate::store::erasures::{erasures_file, record_erasure, valid_id};
+    if !valid_id(id) || store.contacts().contact(id).await?.is_none() {
+        return Ok(None);
+    }
+    if let Some(key_file) = store.keys().path() {
+        let record = erasures_file(key_file);
+        record_erasure(&record, id, now).map_err(|e| EraseError::Record(format!("{}: {e}", record.display())))?;
+    }
+    store.audit_log().audit_from(now, actor, "contact_erase", Some(id), Some(reason), source).await?;
+    Ok(store.privacy().erase_contact(id, now).await?)
+}
+
+/// Why an erasure failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EraseError {
+    /// The record beside the key file could not be written: nothing was erased.
+    #[error("the record of erasures cannot be written ({0}); nothing was erased")]
+    Record(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// `POST /api/v1/contacts/{id}/erase {reason}`: admins, and supervisors of the contact's helpline
+/// (counsellors 403, other helplines 404; refusals audited). An open contact is refused (409
+/// `conflict`: end it first). Returns what was removed.
+pub async fn erase(state: &AppState, staff: &Staff, id: &str, reason: &str) -> Result<Value, AppError> {
+    if !matches!(staff.user.role, Role::Supervisor | Role::Admin) {
+        return Err(staff.refuse(state, "contact_erase", id, AppError::forbidden("supervisors and admins only")).await);
+    }
+    let reason = check_text("reason", reason, 1000)?;
+    let contact = match state.store.contacts().contact(id).await? {
+        Some(c) if staff.supervises(&c.helpline) => c,
+        _ => return Err(staff.refuse(state, "contact_erase", id, hidden("contact")).await),
+    };
+    if matches!(contact.state.as_str(), "queued" | "active") {
+        return Err(AppError::new(crate::protocol::ErrorCode::Conflict, "the contact is still open: end it before erasing it"));
+    }
+    let now = state.clock.now_ms();
+    let erased = match erase_contact(&state.store, staff.id(), &staff.source, id, &reason, now).await {
+        Ok(Some(e)) => e,
+        Ok(None) => return Err(hidden("contact")),
+        Err(EraseError::Store(e)) => return Err(e.into()),
+        Err(EraseError::Record(why)) => {
+            tracing::error!(%why, "the record of erasures cannot be written; erasure refused");
+            return Err(AppError::new(crate::protocol::ErrorCode::Unavailable, "the erasure cannot be recorded now; try again"));
+        }
+    };
+    Ok(json!({ "contact_id": id, "erased_at": rfc3339(now), "erased_by": staff.id(), "removed": erased }))
 }
