@@ -116,8 +116,10 @@ pub fn categories(helpline: &str) -> Vec<Category> {
 #[serde(deny_unknown_fields)]
 pub struct CategoryDef {
     /// 1-64 characters of `a-z`, `0-9`, `_` and `.` (`violence.physical`); reports count by it.
+    #[schema(pattern = "^\\s*[a-z0-9_.]{1,64}\\s*$")]
     pub code: String,
     /// What counsellors read: 1 to 120 characters.
+    #[schema(min_length = 1, max_length = 120, pattern = "\\S")]
     pub label: String,
 }
 

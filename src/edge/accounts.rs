@@ -87,13 +87,72 @@ pub struct ChangeAccount {
     pub fields: AccountChange,
 }
 
+/// The OpenAPI document's shape of a [`NewAccount`] (and, with `disabled`, of a [`ChangeAccount`]): their
+/// fields in one object, nothing else (the handlers refuse any other field). serde's `flatten` of
+/// [`AccountChange`] would describe them as two closed objects at once, which nothing satisfies.
+macro_rules! account_schema {
+    ($(#[$meta:meta])* $name:ident { $($own:tt)* }) => {
+        $(#[$meta])*
+        #[derive(Deserialize, ToSchema)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct $name {
+            $($own)*
+            /// Shown to callers and colleagues; at most 80 characters.
+            #[schema(max_length = 80)]
+            display_name: Option<String>,
+            /// `counsellor`, `supervisor`, `admin` or `case_manager`.
+            #[schema(pattern = "^(counsellor|supervisor|admin|case_manager)$")]
+            role: Option<String>,
+            /// Helplines served first-line.
+            helplines: Option<Vec<String>>,
+            /// Helplines backed up when a contact has waited (10 s by default).
+            backup_helplines: Option<Vec<String>>,
+            /// Languages spoken: ISO 639-1 codes (`ro`, `ru`, `uk`, `en`, …).
+            languages: Option<Vec<String>>,
+            /// Concurrent chats at most, 1 to 50.
+            #[schema(minimum = 1, maximum = 50)]
+            capacity: Option<i64>,
+            /// Phone extension for calls (null: none, never offered calls): up to 32 of digits, letters and `*#+-_.`.
+            #[schema(pattern = "^[0-9A-Za-z*#+_.-]{1,32}$")]
+            extension: Option<String>,
+            /// Takes the callers routed to senior counsellors.
+            senior: Option<bool>,
+            /// Districts a case manager covers; at most 100 characters each, no commas.
+            districts: Option<Vec<String>>,
+        }
+    };
+}
+
+account_schema!(
+    /// A new account (`POST /api/v1/users`).
+    NewAccountSchema {
+        /// 1-64 characters of `a-z`, `0-9`, `.`, `_`, `-`.
+        #[schema(pattern = "^\\s*[a-z0-9._-]{1,64}\\s*$")]
+        username: String,
+        /// At least 12 characters (the password rule); absent: the answer carries a reset code.
+        #[schema(min_length = 12)]
+        password: Option<String>,
+    }
+);
+
+account_schema!(
+    /// A change of an account (`PATCH /api/v1/users/{username}`).
+    ChangeAccountSchema {
+        /// True: the account can no longer sign in and its sockets close; false: enabled again.
+        disabled: Option<bool>,
+    }
+);
+
 /// The reset page's request.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Redeem {
     /// The code the admin gave (any case; dashes and spaces ignored).
+    #[schema(min_length = 1, max_length = 64, pattern = "[0-9A-Za-z]")]
     pub code: String,
-    /// The new password (the rule applies).
+    /// The new password (the rule applies: at least 12 characters, docs/security.md).
+    #[schema(min_length = 12)]
     pub password: String,
 }
 
@@ -172,7 +231,7 @@ async fn new_reset(state: &AppState, staff: &Staff, user: &User) -> Result<Reset
 
 /// `POST /api/v1/users`: creates an account (admins; audited). Without a password, the answer carries
 /// a one-time reset code for its owner to set her own.
-#[utoipa::path(post, path = "/api/v1/users", tag = "accounts", security(("bearer" = [])), request_body = NewAccount,
+#[utoipa::path(post, path = "/api/v1/users", tag = "accounts", security(("bearer" = [])), request_body = NewAccountSchema,
     responses(
         (status = 201, description = "the account, and its reset code when created without a password", body = Created),
         (status = 400, description = "`bad_field`: not a JSON object, a field of the wrong type or unknown", body = ErrorBody),
@@ -223,7 +282,7 @@ async fn create(State(state): State<AppState>, staff: Staff, body: axum::body::B
 /// `PATCH /api/v1/users/{username}`: changes an account's fields, disables or enables it (admins;
 /// audited). A counsellor's consoles reconnect at once with the new helplines, languages and capacity;
 /// a disabled account's sockets close.
-#[utoipa::path(patch, path = "/api/v1/users/{username}", tag = "accounts", security(("bearer" = [])), request_body = ChangeAccount,
+#[utoipa::path(patch, path = "/api/v1/users/{username}", tag = "accounts", security(("bearer" = [])), request_body = ChangeAccountSchema,
     params(("username" = String, Path, description = "the account (any case)")),
     responses(
         (status = 200, description = "the account now", body = Account),

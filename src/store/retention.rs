@@ -83,12 +83,16 @@ impl Retention<'_> {
 #[serde(deny_unknown_fields)]
 pub struct Periods {
     /// Conversations (messages); None: the server's `--retention-days`, if any.
+    #[schema(minimum = 1, maximum = 36_500)]
     pub conversations_days: Option<u32>,
     /// Contact forms.
+    #[schema(minimum = 1, maximum = 36_500)]
     pub forms_days: Option<u32>,
     /// Call records (without the number, which is never stored).
+    #[schema(minimum = 1, maximum = 36_500)]
     pub calls_days: Option<u32>,
     /// Closed cases' content, counted from the case's last change.
+    #[schema(minimum = 1, maximum = 36_500)]
     pub cases_days: Option<u32>,
 }
 

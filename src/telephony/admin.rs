@@ -128,6 +128,7 @@ pub struct Gateways {
 #[serde(deny_unknown_fields)]
 pub struct NewGateway {
     /// 1-64 characters of `a-z`, `0-9`, `.`, `_`, `-` (e.g. `asterisk-chisinau`).
+    #[schema(pattern = "^[a-z0-9._-]{1,64}$")]
     pub name: String,
 }
 

@@ -3,7 +3,8 @@
 //! inbound secret as the HTTP Basic password; an inbound message is stored once per provider id and
 //! answered only once it is committed, so the provider sends it again otherwise.
 
-use axum::extract::{Path, Query, State};
+use crate::state::access::Query;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -51,7 +52,10 @@ pub struct SmsInbound {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SmsReport {
+    /// The contact the reply belongs to (as the server wrote it into the `dlr-url`).
+    #[param(min_length = 1)]
     contact: String,
+    /// The reply's place in the conversation.
     seq: i64,
     /// Kannel's report type (`%d`): 1 delivered, 2 undelivered, 4 buffered, 8 accepted by the SMSC, 16 rejected.
     #[serde(rename = "type")]

@@ -86,7 +86,9 @@ pub async fn reveal(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EraseRequest {
-    /// Why (the data subject's request, its reference): required, kept in the redaction record.
+    /// Why (the data subject's request, its reference): required (not blank, at most 1000
+    /// characters), kept in the redaction record.
+    #[schema(min_length = 1, max_length = 1000, pattern = "\\S")]
     reason: String,
 }
 
