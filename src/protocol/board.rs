@@ -46,7 +46,7 @@ pub struct Figures {
 }
 
 /// The whole board, as one `dashboard` frame.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Dashboard {
     pub at: String,
     pub helplines: Vec<HelplineBoard>,
@@ -60,7 +60,7 @@ pub struct Dashboard {
 }
 
 /// Figures over the last 15 minutes, the last hour and today (since midnight UTC), as defined in `docs/metrics.md`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct Windows {
     pub last_15m: Figures,
     pub last_hour: Figures,
@@ -68,7 +68,7 @@ pub struct Windows {
 }
 
 /// One helpline's part of the board.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HelplineBoard {
     pub name: String,
     pub display_name: String,
@@ -98,7 +98,7 @@ pub struct HelplineBoard {
 }
 
 /// A waiting contact on the board.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WaitingBoard {
     pub contact_id: String,
     pub language: String,
@@ -111,7 +111,7 @@ pub struct WaitingBoard {
 }
 
 /// A counsellor on the board.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CounsellorBoard {
     pub user_id: String,
     pub display_name: String,

@@ -3,6 +3,7 @@
 //! `docs/protocol.md` shows each message with an example; the tests at the bottom
 //! keep the list of known `type` names in step with the enums.
 
+pub mod asyncapi;
 pub mod board;
 pub mod figures;
 
@@ -39,7 +40,7 @@ pub const MAX_TEXT_CHARS: usize = 4000;
 pub const MAX_CLIENT_ID_BYTES: usize = 64;
 
 /// Frames a caller (the chat widget) sends on `/ws/caller`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CallerRequest {
     /// Open a new contact in a helpline's queue. `return_code`: the anonymous code she was given at the
@@ -88,7 +89,7 @@ pub enum CallerRequest {
 }
 
 /// An answer to the triage question.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TriageAnswer {
     Yes,
@@ -96,7 +97,7 @@ pub enum TriageAnswer {
 }
 
 /// Frames a counsellor's console sends on `/ws/agent`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CounsellorRequest {
     /// Set one's own status: `available`, `away` or `offline`; `away` may give a `reason`, one of
@@ -206,7 +207,7 @@ fn chat() -> String {
 }
 
 /// A repeat caller: `contacts` earlier contacts from the same number in the last `days` days.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Repeat {
     pub contacts: i64,
     pub days: i64,
@@ -214,7 +215,7 @@ pub struct Repeat {
 
 /// An earlier contact of a repeat caller on the same helpline, as shown in a call's offer: from its
 /// submitted contact form (the summary shortened to [`EARLIER_SUMMARY_CHARS`] characters).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EarlierContact {
     pub contact_id: String,
     pub helpline: String,
@@ -424,7 +425,7 @@ impl TelephonyCommand {
 }
 
 /// Frames a supervisor's dashboard sends on `/ws/supervisor`. Every intervention is audited.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SupervisorRequest {
     /// Set a counsellor's status (the counsellor is told it was a supervisor).
@@ -482,7 +483,7 @@ impl KnownTypes for SupervisorRequest {
 }
 
 /// A counsellor's chosen status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CounsellorStatus {
     Available,
@@ -509,7 +510,7 @@ impl CounsellorStatus {
 }
 
 /// Who wrote a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Party {
     Caller,
@@ -535,7 +536,7 @@ impl Party {
 }
 
 /// A stored message as clients see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MessageView {
     pub contact_id: String,
     pub seq: i64,
@@ -552,7 +553,7 @@ pub struct MessageView {
 }
 
 /// What a server-made `system` message says, for the pages to put in their own words.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Notice {
     /// `joined`: a supervisor joined the conversation.
     pub kind: String,
@@ -561,7 +562,7 @@ pub struct Notice {
 }
 
 /// A counsellor's transfer of a contact, as the two counsellors it concerns see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HandoverView {
     pub contact_id: String,
     /// `pending`, `done`, `declined`, `cancelled` or `failed`.
@@ -581,7 +582,7 @@ pub struct HandoverView {
 }
 
 /// A consult message between two counsellors about a contact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConsultView {
     pub contact_id: String,
     pub from_counsellor_id: String,
@@ -593,7 +594,7 @@ pub struct ConsultView {
 }
 
 /// What the counsellor who receives a handed-over contact reads in its `assigned`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HandoverNote {
     pub from_counsellor_id: String,
     pub from: String,
@@ -606,7 +607,7 @@ pub struct HandoverNote {
 }
 
 /// An open conversation, as listed in a counsellor's `hello`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConversationSummary {
     pub contact_id: String,
     pub helpline: String,
@@ -644,7 +645,7 @@ pub struct EscalationView {
 
 /// What a caller told `unavailable` may do: `wait`, `leave_message`, `callback`, or call an
 /// `other_line` (`number`; `helpline` when it is another of the helplines, `name` to show).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CallerOption {
     pub option: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -675,7 +676,7 @@ pub struct ServiceSuggestion {
 }
 
 /// Frames the server sends, to callers, counsellors and supervisors.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent {
     // ----- to callers
