@@ -5,7 +5,7 @@
 // staff-i18n.js (keys `admin.…`). Usable on a laptop: the tables scroll sideways on a narrow screen.
 
 import { $, el } from './common.js';
-import { mountLogin, submitLogin, showLogin, saveToken, savedToken, forgetToken, revokeToken, apiCall, refreshNow, keepFresh, initLocale, localeSignedIn, ADMIN_TOKEN_KEY } from './staff.js';
+import { mountLogin, submitLogin, showLogin, savedToken, forgetToken, revokeToken, apiCall, refreshNow, initLocale, showSignedIn, ADMIN_TOKEN_KEY } from './staff.js';
 import { t, has, locale, onLocaleChange, translatePage, formatDateTime } from './staff-i18n.js';
 import { HELPLINE_NAMES } from './chat-i18n.js';
 
@@ -500,18 +500,7 @@ function onLogin(event) {
 }
 
 async function signedIn(token, user) {
-  state.token = token;
-  state.me = user;
-  saveToken(TOKEN_KEY, token);
-  keepFresh(state);
-  localeSignedIn(token, user);
-  $('me-name').textContent = user.display_name;
-  $('login-screen').hidden = true;
-  $('admin').hidden = false;
-  $('me-name').hidden = false;
-  $('signout').hidden = false;
-  const lines = await fetch('/api/v1/helplines', { cache: 'no-store' }).then((r) => (r.ok ? r.json() : [])).catch(() => []);
-  state.helplines = Array.isArray(lines) ? lines : [];
+  await showSignedIn(state, TOKEN_KEY, 'admin', token, user);
   drawHelplineChoices();
   $('service-kind').replaceChildren(...SERVICE_KINDS.map((k) => el('option', { value: k, text: has(`admin.kind.${k}`) ? t(`admin.kind.${k}`) : k })));
   checks('service-helplines', 'sv', []);

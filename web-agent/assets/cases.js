@@ -5,7 +5,7 @@
 // (keys `cases.…`). Usable on a tablet: one column below 60rem, large touch targets.
 
 import { $, el } from './common.js';
-import { mountLogin, submitLogin, showLogin, saveToken, savedToken, forgetToken, revokeToken, apiCall, refreshNow, keepFresh, initLocale, localeSignedIn, CASES_TOKEN_KEY } from './staff.js';
+import { mountLogin, submitLogin, showLogin, savedToken, forgetToken, revokeToken, apiCall, refreshNow, initLocale, showSignedIn, CASES_TOKEN_KEY } from './staff.js';
 import { t, has, locale, onLocaleChange, translatePage, formatDateTime } from './staff-i18n.js';
 import { HELPLINE_NAMES } from './chat-i18n.js';
 
@@ -742,18 +742,7 @@ function onLogin(event) {
 }
 
 async function signedIn(token, user) {
-  state.token = token;
-  state.me = user;
-  saveToken(TOKEN_KEY, token);
-  keepFresh(state);
-  localeSignedIn(token, user);
-  $('me-name').textContent = user.display_name;
-  $('login-screen').hidden = true;
-  $('workspace').hidden = false;
-  $('me-name').hidden = false;
-  $('signout').hidden = false;
-  const lines = await fetch('/api/v1/helplines', { cache: 'no-store' }).then((r) => (r.ok ? r.json() : [])).catch(() => []);
-  state.helplines = Array.isArray(lines) ? lines : [];
+  await showSignedIn(state, TOKEN_KEY, 'workspace', token, user);
   const services = await api('/api/v1/services');
   state.services = services.status === 200 ? services.body.services : [];
   await loadMine();

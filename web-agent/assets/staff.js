@@ -335,6 +335,24 @@ export function keepFresh(state) {
   plan();
 }
 
+// A staff page signed in: the session kept (its token saved under `tokenKey`, refreshed before it
+// expires), the page's language set from the account, the sign-in screen swapped for `mainId`, and
+// the helplines fetched (an empty list if they cannot be read). Used by the workspace and admin pages.
+export async function showSignedIn(state, tokenKey, mainId, token, user) {
+  state.token = token;
+  state.me = user;
+  saveToken(tokenKey, token);
+  keepFresh(state);
+  localeSignedIn(token, user);
+  document.getElementById('me-name').textContent = user.display_name;
+  document.getElementById('login-screen').hidden = true;
+  document.getElementById(mainId).hidden = false;
+  document.getElementById('me-name').hidden = false;
+  document.getElementById('signout').hidden = false;
+  const lines = await fetch('/api/v1/helplines', { cache: 'no-store' }).then((r) => (r.ok ? r.json() : [])).catch(() => []);
+  state.helplines = Array.isArray(lines) ? lines : [];
+}
+
 export function saveToken(key, token) {
   store(key, token);
   session.key = key;
