@@ -49,7 +49,10 @@ test('an SMS contact is answered in the console and the reply’s delivery state
   // The same number writes again once this one ended: a repeat sender.
   await p.getByRole('button', { name: 'End conversation' }).click();
   await agent.getByRole('dialog', { name: 'End this conversation?' }).getByRole('button', { name: 'Yes, end it' }).click();
+  // The end is committed once the console says so: a text sent before that joins the open conversation.
+  await p.getByText('You ended the conversation.').waitFor();
   const second = await sms(number, 'Iar eu');
+  assert.notEqual(second, id, 'a new conversation after the end');
   await acceptOffer(agent, second);
   await pane(agent, second).locator('dd.repeat', { hasText: '1 times in 90 days' }).waitFor();
   assert.deepEqual(agent.errors, []);
